@@ -1,0 +1,33 @@
+/**
+ * KilnError is the one error type that reaches a user. Its code is stable (tests and the Engine API
+ * map on it); its message says what went wrong and what to do, in one line, without a stack trace.
+ */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT' // a flag, option or argument a person typed is wrong
+  | 'INVALID_REFERENCE' // an image reference does not follow Docker's grammar
+  | 'INVALID_INPUT' // a file or stream from outside (tar, manifest, JSON) is malformed or hostile
+  | 'DIGEST_MISMATCH' // bytes do not hash to the digest they claim
+  | 'NOT_FOUND' // no such image, blob, layer or file
+  | 'CONFLICT' // the operation would break something that is in use
+  | 'UNSUPPORTED' // valid, but kiln does not do it (yet)
+  | 'CORRUPT' // the store itself is damaged
+  | 'INTERNAL'; // a bug in kiln
+
+export class KilnError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KilnError';
+    this.code = code;
+  }
+}
+
+export function isKilnError(err: unknown, code?: ErrorCode): err is KilnError {
+  return err instanceof KilnError && (code === undefined || err.code === code);
+}
+
+/** True for a Node system error with the given errno code (ENOENT, EEXIST, ...). */
+export function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}
