@@ -1,0 +1,125 @@
+import type { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
+import { createGunzip, createGzip } from 'node:zlib';
+import { KilnError } from '../errors.js';
+import type { Compression } from '../oci/mediatypes.js';
+
+/** Sniffs a stream's first bytes: gzip (1f 8b), zstd (28 b5 2f fd), or neither. */
+export function detectCompression(head: Uint8Array): Compression {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  return 'none';
+}
+
+interface WorkerReply {
+  type: 'out' | 'error';
+  bufs?: Uint8Array[];
+  done?: boolean;
+  message?: string;
+}
+
+/**
+ * Streams bytes through zstd in a worker thread, one chunk in flight at a time, so a slow consumer
+ * holds the producer back (no unbounded buffering) and the main thread never blocks on zstd.
+ */
+async function* zstdInWorker(source: AsyncIterable<Uint8Array>, mode: 'compress' | 'decompress', level?: number): AsyncGenerator<Buffer> {
+  const worker = new Worker(new URL('./zstd-worker.js', import.meta.url), { workerData: { mode, level } });
+  worker.unref();
+  let failure: Error | undefined;
+  let waiting: { resolve: (r: WorkerReply) => void; reject: (e: Error) => void } | undefined;
+  const fail = (err: Error): void => {
+    failure ??= err;
+    waiting?.reject(err);
+    waiting = undefined;
+  };
+  worker.on('message', (reply: WorkerReply) => {
+    if (reply.type === 'error') fail(new KilnError('INVALID_INPUT', `zstd data is corrupt: ${reply.message}`));
+    else {
+      waiting?.resolve(reply);
+      waiting = undefined;
+    }
+  });
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new KilnError('INTERNAL', `the zstd worker exited unexpectedly (code ${code})`)));
+  const ask = (message: unknown, transfer: ArrayBuffer[] = []): Promise<WorkerReply> =>
+    new Promise((resolve, reject) => {
+      if (failure) return reject(failure);
+      waiting = { resolve, reject };
+      worker.postMessage(message, transfer);
+    });
+  const out = (reply: WorkerReply): Buffer[] => (reply.bufs ?? []).map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  try {
+    for await (const chunk of source) {
+      if (chunk.length === 0) continue;
+      const copy = new Uint8Array(chunk).buffer; // the chunk may share a pooled buffer: send a copy, transferred
+      yield* out(await ask({ type: 'data', buf: copy }, [copy]));
+    }
+    yield* out(await ask({ type: 'end' }));
+  } finally {
+    worker.removeAllListeners('exit');
+    worker.on('error', () => undefined);
+    await worker.terminate();
+  }
+}
+
+/** Runs a zlib transform over a stream, mapping its errors to a KilnError about the data. */
+async function* throughZlib(source: AsyncIterable<Uint8Array>, transform: Transform, what: string): AsyncGenerator<Buffer> {
+  // Errors surface on the readable side below; the pipeline's own rejection only repeats them.
+  const feeding = pipeline(source, transform).catch(() => undefined);
+  try {
+    for await (const chunk of transform) yield chunk as Buffer;
+  } catch (err) {
+    if (err instanceof KilnError) throw err;
+    throw new KilnError('INVALID_INPUT', `${what}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    transform.destroy();
+    await feeding;
+  }
+}
+
+export function decompressStream(source: AsyncIterable<Uint8Array>, compression: Compression): AsyncIterable<Uint8Array> {
+  switch (compression) {
+    case 'none':
+      return source;
+    case 'gzip':
+      return throughZlib(source, createGunzip({ chunkSize: 1 << 20 }), 'gzip data is corrupt');
+    case 'zstd':
+      return zstdInWorker(source, 'decompress');
+  }
+}
+
+export function compressStream(source: AsyncIterable<Uint8Array>, compression: 'gzip' | 'zstd', level?: number): AsyncIterable<Uint8Array> {
+  return compression === 'gzip' ? throughZlib(source, createGzip({ level: level ?? 6, chunkSize: 1 << 20 }), 'gzip failed') : zstdInWorker(source, 'compress', level);
+}
+
+/**
+ * Sniffs the compression of a stream and returns it decompressed. The sniffed bytes are not lost: they
+ * are replayed in front of the rest.
+ */
+export async function autoDecompress(source: AsyncIterable<Uint8Array>): Promise<{ compression: Compression; stream: AsyncIterable<Uint8Array> }> {
+  const iterator = source[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let length = 0;
+  let ended = false;
+  while (length < 4) {
+    const next = await iterator.next();
+    if (next.done) {
+      ended = true;
+      break;
+    }
+    head.push(next.value);
+    length += next.value.length;
+  }
+  const compression = detectCompression(Buffer.concat(head));
+  async function* replay(): AsyncGenerator<Uint8Array> {
+    yield* head;
+    if (ended) return;
+    while (true) {
+      const next = await iterator.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  }
+  return { compression, stream: decompressStream(replay(), compression) };
+}

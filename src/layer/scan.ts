@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import { KilnError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import type { Compression } from '../oci/mediatypes.js';
+import { autoDecompress } from './compression.js';
+import { readTar } from './tar/reader.js';
+
+export interface ScannedLayer {
+  /** sha256 of the uncompressed tar: the layer's diffID. */
+  readonly diffId: Digest;
+  /**
+   * The layer's size as Docker reports it (its graph drivers' DiffSize): bytes of regular files plus the
+   * length of symlink targets, each hardlinked file once; directories and tar headers count nothing.
+   */
+  readonly diffSize: number;
+  readonly compression: Compression;
+}
+
+/**
+ * An iterator over `source` whose `return()` does not close the source, so that bytes a consumer leaves
+ * unread (a tar's zero padding after its end marker) can still be drained and hashed.
+ */
+function detachable<T>(source: AsyncIterator<T>): AsyncIterable<T> {
+  return { [Symbol.asyncIterator]: () => ({ next: () => source.next(), return: () => Promise.resolve({ done: true, value: undefined }) }) };
+}
+
+/**
+ * Reads a layer blob once: passes every byte to `sink` (the content writer), and on the way decompresses
+ * it, hashes the tar for the diffID, and walks its entries so that a truncated or malformed tar, or an
+ * entry that climbs out of the root with `..`, is refused before anything is published.
+ */
+export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => Promise<void>, what: string): Promise<ScannedLayer> {
+  async function* tapped(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of source) {
+      await sink(chunk);
+      yield chunk;
+    }
+  }
+  const { compression, stream } = await autoDecompress(tapped());
+  const hash = createHash('sha256');
+  let diffSize = 0;
+  async function* hashed(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of stream) {
+      hash.update(chunk);
+      yield chunk;
+    }
+  }
+  const iterator = hashed();
+  try {
+    for await (const { header, body } of readTar(detachable(iterator))) {
+      const path = posix.normalize(header.path);
+      if (path === '..' || path.startsWith('../')) {
+        throw new KilnError('INVALID_INPUT', `${what}: entry ${JSON.stringify(header.path)} points outside the root filesystem`);
+      }
+      if (header.type === 'file') diffSize += header.size;
+      else if (header.type === 'symlink') diffSize += Buffer.byteLength(header.linkname ?? '');
+      for await (const _ of body) {
+        // Bodies are hashed on the way through; their content is not needed here.
+      }
+    }
+    while (!(await iterator.next()).done) {
+      // Drain what follows the end-of-archive marker: it is part of the diffID.
+    }
+  } catch (err) {
+    await iterator.return(undefined);
+    if (err instanceof KilnError) throw new KilnError(err.code, err.message.startsWith(what) ? err.message : `${what}: ${err.message}`, { cause: err });
+    throw err;
+  }
+  return { diffId: `sha256:${hash.digest('hex')}` as Digest, diffSize, compression };
+}

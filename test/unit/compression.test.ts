@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { isKilnError } from '../../src/errors.js';
+import { autoDecompress, compressStream, decompressStream, detectCompression } from '../../src/layer/compression.js';
+import { repoRoot, tempDir } from '../helpers/paths.js';
+
+async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of source) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+async function* chunked(data: Buffer, size = 100_000): AsyncGenerator<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
+// Compressible but not trivial: random words repeated.
+const DATA = Buffer.concat(Array.from({ length: 3000 }, () => Buffer.from(`${randomBytes(8).toString('hex')} kiln layer data\n`.repeat(40))));
+
+describe('compression', () => {
+  for (const kind of ['gzip', 'zstd'] as const) {
+    it(`${kind}: round-trips several MB and empty input, and is detected`, async () => {
+      const packed = await collect(compressStream(chunked(DATA), kind));
+      assert.equal(detectCompression(packed), kind);
+      assert.ok(packed.length < DATA.length / 2);
+      assert.deepEqual(await collect(decompressStream(chunked(packed, 4096), kind)), DATA);
+      const { compression, stream } = await autoDecompress(chunked(packed, 3));
+      assert.equal(compression, kind);
+      assert.deepEqual(await collect(stream), DATA);
+      assert.deepEqual(await collect(decompressStream(compressStream(chunked(Buffer.alloc(0)), kind), kind)), Buffer.alloc(0));
+    });
+
+    it(`${kind}: interoperates with the ${kind} command, including concatenated members/frames`, async () => {
+      const dir = await tempDir();
+      const packed = await collect(compressStream(chunked(DATA), kind));
+      await writeFile(join(dir, 'k'), packed);
+      assert.deepEqual(execFileSync(kind, ['-dc', join(dir, 'k')], { maxBuffer: 1 << 28 }), DATA);
+      await writeFile(join(dir, 'a'), 'first part\n');
+      await writeFile(join(dir, 'b'), 'second part\n');
+      execFileSync(kind, ['-q', '-k', '-f', join(dir, 'a'), join(dir, 'b')]);
+      const ext = kind === 'gzip' ? 'gz' : 'zst';
+      const joined = Buffer.concat([await readFile(join(dir, `a.${ext}`)), await readFile(join(dir, `b.${ext}`))]);
+      assert.equal((await collect((await autoDecompress(chunked(joined, 7))).stream)).toString(), 'first part\nsecond part\n');
+    });
+
+    it(`${kind}: corrupt data is an INVALID_INPUT error, not a crash`, async () => {
+      const packed = Buffer.from(await collect(compressStream(chunked(DATA), kind)));
+      for (let i = 20; i < 400; i++) packed[i] = (packed[i] as number) ^ 0x5a;
+      await assert.rejects(collect(decompressStream(chunked(packed), kind)), (err) => isKilnError(err, 'INVALID_INPUT'));
+    });
+  }
+
+  it('treats anything else as uncompressed, replaying the sniffed bytes', async () => {
+    const { compression, stream } = await autoDecompress(chunked(Buffer.from('ab'), 1));
+    assert.equal(compression, 'none');
+    assert.equal((await collect(stream)).toString(), 'ab');
+  });
+
+  it('does not keep the process alive after zstd work', async () => {
+    const script = `import { compressStream } from ${JSON.stringify(join(repoRoot, 'dist/src/layer/compression.js'))};
+      let n = 0; for await (const c of compressStream((async function* () { yield Buffer.from('x'.repeat(1000)); })(), 'zstd')) n += c.length;
+      console.log(n > 0 ? 'done' : 'empty');`;
+    const file = join(await tempDir(), 'zstd-exit.mjs');
+    await writeFile(file, script);
+    const result = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout.trim(), 'done');
+  });
+});
