@@ -1,0 +1,247 @@
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, renameSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KilnError, isErrno } from '../errors.js';
+import { type Digest, digestHex, isDigest } from '../oci/digest.js';
+
+/** What the store knows of a committed blob. */
+export interface BlobInfo {
+  readonly digest: Digest;
+  readonly size: number;
+}
+
+/** Expectations a caller has of bytes it ingests; both are verified at commit. */
+export interface Expected {
+  readonly digest?: Digest;
+  readonly size?: number;
+}
+
+/**
+ * The content-addressed blob store: `blobs/sha256/<hex>` under the root (OCI image-layout compatible).
+ *
+ * This is the one integrity boundary of kiln. Bytes enter only through a {@link ContentWriter}, which
+ * writes to `ingest/`, verifies size and sha256 at commit, fsyncs, and renames atomically into place: a
+ * blob is visible only once its digest is proven, and a `kill -9` leaves at worst a stale ingest file.
+ * Concurrent ingests of the same digest are safe: each writes its own ingest file and the renames
+ * replace identical content.
+ */
+export class ContentStore {
+  readonly blobsDir: string;
+  readonly ingestDir: string;
+
+  constructor(readonly root: string) {
+    this.blobsDir = join(root, 'blobs', 'sha256');
+    this.ingestDir = join(root, 'ingest');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.blobsDir, { recursive: true });
+    await mkdir(this.ingestDir, { recursive: true });
+  }
+
+  blobPath(digest: Digest): string {
+    if (!digest.startsWith('sha256:')) throw new KilnError('UNSUPPORTED', `blob ${digest}: only sha256 digests are stored`);
+    return join(this.blobsDir, digestHex(digest));
+  }
+
+  /** The blob's size, or undefined when it is not in the store. */
+  async info(digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const st = await stat(this.blobPath(digest));
+      return { digest, size: st.size };
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return (await this.info(digest)) !== undefined;
+  }
+
+  /** Synchronous presence check, for use inside a database transaction. */
+  hasSync(digest: Digest): boolean {
+    return existsSync(this.blobPath(digest));
+  }
+
+  /** Streams a committed blob. */
+  async open(digest: Digest): Promise<AsyncIterable<Buffer>> {
+    const path = this.blobPath(digest);
+    const handle = await open(path, 'r').catch((err: unknown) => {
+      throw isErrno(err, 'ENOENT') ? new KilnError('NOT_FOUND', `blob ${digest} is not in the store`) : err;
+    });
+    return createReadStream('', { fd: handle, highWaterMark: 1 << 20 });
+  }
+
+  /** Reads a small blob (a manifest or config) whole. */
+  async read(digest: Digest): Promise<Buffer> {
+    try {
+      return await readFile(this.blobPath(digest));
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `blob ${digest} is not in the store`);
+      throw err;
+    }
+  }
+
+  /** Reads a small blob whole, synchronously (for queries inside one database read). */
+  readSync(digest: Digest): Buffer {
+    try {
+      return readFileSync(this.blobPath(digest));
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) throw new KilnError('CORRUPT', `blob ${digest} is missing from the store (run 'kiln system check')`);
+      throw err;
+    }
+  }
+
+  /** Starts an ingest. `ref` names what is being written (for resumption and for people reading `ingest/`). */
+  async writer(ref: string): Promise<ContentWriter> {
+    await mkdir(this.ingestDir, { recursive: true });
+    const name = `${createHash('sha256').update(ref).digest('hex').slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const path = join(this.ingestDir, name);
+    const handle = await open(path, 'wx', 0o644);
+    return new ContentWriter(this, path, handle);
+  }
+
+  /** Ingests bytes held in memory. */
+  async put(data: Uint8Array, expected: Expected = {}, ref = 'put'): Promise<BlobInfo> {
+    const writer = await this.writer(ref);
+    try {
+      await writer.write(data);
+      return await writer.commit(expected);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+
+  /** Ingests a stream; when `expected.digest` is already present the stream is still drained and verified. */
+  async ingest(source: AsyncIterable<Uint8Array>, expected: Expected = {}, ref = 'ingest'): Promise<BlobInfo> {
+    const writer = await this.writer(ref);
+    try {
+      for await (const chunk of source) await writer.write(chunk);
+      return await writer.commit(expected);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+
+  /** Removes a blob; removing one that is absent is not an error (GC may race another GC). */
+  async delete(digest: Digest): Promise<void> {
+    await rm(this.blobPath(digest), { force: true });
+  }
+
+  /** Every committed blob, unordered. Files whose name is not a digest are reported by {@link strays}. */
+  async *list(): AsyncGenerator<BlobInfo> {
+    for (const name of await readdirOrEmpty(this.blobsDir)) {
+      const digest = `sha256:${name}`;
+      if (!isDigest(digest)) continue;
+      const info = await this.info(digest);
+      if (info) yield info;
+    }
+  }
+
+  /** Files in blobs/sha256 that are not named by a digest, and ingest files: left-overs of a crash. */
+  async strays(): Promise<string[]> {
+    const blobs = (await readdirOrEmpty(this.blobsDir)).filter((n) => !isDigest(`sha256:${n}`)).map((n) => join(this.blobsDir, n));
+    const ingests = (await readdirOrEmpty(this.ingestDir)).map((n) => join(this.ingestDir, n));
+    return [...blobs, ...ingests];
+  }
+
+  /** Re-hashes a blob; false when its content no longer matches its name. */
+  async verify(digest: Digest): Promise<boolean> {
+    const hash = createHash('sha256');
+    for await (const chunk of await this.open(digest)) hash.update(chunk);
+    return `sha256:${hash.digest('hex')}` === digest;
+  }
+}
+
+/**
+ * One blob being written. Lifecycle: created by {@link ContentStore.writer} → `write`* → `commit` (verified,
+ * visible) or `abort` (nothing left behind). After either, the writer is spent.
+ */
+export class ContentWriter {
+  private readonly hash: Hash = createHash('sha256');
+  private written = 0;
+  private done = false;
+  private verified: BlobInfo | undefined;
+
+  constructor(
+    private readonly store: ContentStore,
+    private readonly path: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  get offset(): number {
+    return this.written;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.done) throw new KilnError('INTERNAL', 'write after commit or abort');
+    this.hash.update(chunk);
+    let at = 0;
+    while (at < chunk.length) {
+      const { bytesWritten } = await this.handle.write(chunk, at, chunk.length - at);
+      at += bytesWritten;
+    }
+    this.written += chunk.length;
+  }
+
+  /** Verifies size and digest, fsyncs, and makes the blob visible. A mismatch removes the ingest file. */
+  async commit(expected: Expected = {}): Promise<BlobInfo> {
+    const info = await this.verify(expected);
+    this.publish();
+    return info;
+  }
+
+  /**
+   * First half of a commit: checks size and digest and fsyncs. On a mismatch the ingest file is removed.
+   * Callers that must record the blob atomically with its appearance (a GC lease) call {@link publish}
+   * inside their own database transaction.
+   */
+  async verify(expected: Expected = {}): Promise<BlobInfo> {
+    if (this.done) throw new KilnError('INTERNAL', 'commit after commit or abort');
+    const digest = `sha256:${this.hash.digest('hex')}` as Digest;
+    const size = this.written;
+    try {
+      if (expected.size !== undefined && expected.size !== size) {
+        throw new KilnError('DIGEST_MISMATCH', `blob ${expected.digest ?? digest}: expected ${expected.size} bytes, got ${size}`);
+      }
+      if (expected.digest !== undefined && expected.digest !== digest) {
+        throw new KilnError('DIGEST_MISMATCH', `blob content does not match its digest: expected ${expected.digest}, got ${digest}`);
+      }
+      await this.handle.sync();
+      await this.handle.close();
+      this.done = true;
+      this.verified = { digest, size };
+      return this.verified;
+    } catch (err) {
+      await this.abort();
+      throw err;
+    }
+  }
+
+  /** Second half of a commit: the atomic rename that makes the verified blob visible. Synchronous on purpose. */
+  publish(): void {
+    if (!this.verified) throw new KilnError('INTERNAL', 'publish before verify');
+    renameSync(this.path, this.store.blobPath(this.verified.digest));
+  }
+
+  async abort(): Promise<void> {
+    if (!this.done) {
+      this.done = true;
+      await this.handle.close().catch(() => undefined);
+    }
+    await rm(this.path, { force: true });
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return [];
+    throw err;
+  }
+}

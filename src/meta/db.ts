@@ -1,0 +1,347 @@
+import Database from 'better-sqlite3';
+import { KilnError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+
+/**
+ * Schema migrations, applied in order inside one transaction each; `PRAGMA user_version` records how many
+ * have run. Never edit a released migration: add a new one.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  -- An image is identified by its config digest (Docker's image ID). manifest_digest is the manifest kiln
+  -- keeps for it (the original bytes when the image came with one), which save and push use.
+  CREATE TABLE images (
+    id               TEXT PRIMARY KEY,
+    manifest_digest  TEXT NOT NULL,
+    manifest_type    TEXT NOT NULL,
+    created          TEXT NOT NULL,   -- the config's created time (RFC 3339), '' when absent
+    size             INTEGER NOT NULL, -- sum of the layers' sizes, as Docker reports Size
+    parent           TEXT NOT NULL DEFAULT '',
+    labels           TEXT NOT NULL DEFAULT '{}', -- JSON object, copied from the config for filters
+    added_at         INTEGER NOT NULL, -- ms since the epoch, when this store first had it
+    last_tag_time    INTEGER           -- ms since the epoch (inspect's Metadata.LastTagTime)
+  );
+  -- The layers of an image in order (bottom first), by diffID.
+  CREATE TABLE image_layers (
+    image_id  TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    position  INTEGER NOT NULL,
+    diff_id   TEXT NOT NULL,
+    PRIMARY KEY (image_id, position)
+  );
+  CREATE INDEX image_layers_diff ON image_layers(diff_id);
+  -- Every blob an image needs (config, manifest, layer blobs): the GC's edges from images to blobs.
+  CREATE TABLE image_blobs (
+    image_id  TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest    TEXT NOT NULL,
+    PRIMARY KEY (image_id, digest)
+  );
+  CREATE INDEX image_blobs_digest ON image_blobs(digest);
+  -- A layer blob as stored (compressed or not) and the diffID and uncompressed size of its content.
+  CREATE TABLE layer_blobs (
+    digest      TEXT PRIMARY KEY,
+    diff_id     TEXT NOT NULL,
+    media_type  TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    diff_size   INTEGER NOT NULL  -- the layer's size as Docker reports it (content bytes, see scanLayer)
+  );
+  CREATE INDEX layer_blobs_diff ON layer_blobs(diff_id);
+  -- Names: a normalized reference (docker.io/library/busybox:latest or ...@sha256:...) to an image.
+  CREATE TABLE names (
+    name      TEXT PRIMARY KEY,
+    image_id  TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    kind      TEXT NOT NULL CHECK (kind IN ('tag', 'digest')),
+    added_at  INTEGER NOT NULL
+  );
+  CREATE INDEX names_image ON names(image_id);
+  -- A lease protects blobs that an operation has committed but not yet tied to an image, so a GC in
+  -- another process does not sweep them. A lease whose process is gone has expired.
+  CREATE TABLE leases (
+    id          TEXT PRIMARY KEY,
+    pid         INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL
+  );
+  CREATE TABLE lease_blobs (
+    lease_id  TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    digest    TEXT NOT NULL,
+    PRIMARY KEY (lease_id, digest)
+  );
+  `,
+];
+
+export interface ImageRow {
+  readonly id: Digest;
+  readonly manifestDigest: Digest;
+  readonly manifestType: string;
+  readonly created: string;
+  readonly size: number;
+  readonly parent: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly addedAt: number;
+  readonly lastTagTime: number | null;
+}
+
+export interface NameRow {
+  readonly name: string;
+  readonly imageId: Digest;
+  readonly kind: 'tag' | 'digest';
+  readonly addedAt: number;
+}
+
+export interface LayerBlobRow {
+  readonly digest: Digest;
+  readonly diffId: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  readonly diffSize: number;
+}
+
+/** What a new image record holds; the layers are diffIDs bottom first. */
+export interface NewImage {
+  readonly id: Digest;
+  readonly manifestDigest: Digest;
+  readonly manifestType: string;
+  readonly created: string;
+  readonly size: number;
+  readonly parent?: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly diffIds: readonly Digest[];
+  readonly blobs: readonly Digest[];
+}
+
+interface RawImage {
+  id: string;
+  manifest_digest: string;
+  manifest_type: string;
+  created: string;
+  size: number;
+  parent: string;
+  labels: string;
+  added_at: number;
+  last_tag_time: number | null;
+}
+
+function toImageRow(raw: RawImage): ImageRow {
+  return {
+    id: raw.id as Digest,
+    manifestDigest: raw.manifest_digest as Digest,
+    manifestType: raw.manifest_type,
+    created: raw.created,
+    size: raw.size,
+    parent: raw.parent,
+    labels: JSON.parse(raw.labels) as Record<string, string>,
+    addedAt: raw.added_at,
+    lastTagTime: raw.last_tag_time,
+  };
+}
+
+/**
+ * The metadata database (`kiln.db`, SQLite in WAL mode). Many kiln processes may open one store at once:
+ * SQLite serializes writers, and every multi-row change runs in one transaction.
+ */
+export class MetaDb {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    try {
+      this.db = new Database(path, { timeout: 30_000 });
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('synchronous = NORMAL');
+    } catch (err) {
+      throw new KilnError('CORRUPT', `cannot open the metadata database ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    this.migrate();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Runs `fn` in one immediate transaction (writers queue instead of failing on upgrade). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  get schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  private migrate(): void {
+    const current = this.schemaVersion;
+    if (current > MIGRATIONS.length) {
+      throw new KilnError('UNSUPPORTED', `the store's database has schema version ${current}, newer than this kiln knows (${MIGRATIONS.length}); upgrade kiln`);
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      this.transaction(() => {
+        // Another process may have migrated while this one waited for the lock.
+        if (this.schemaVersion > version) return;
+        this.db.exec(MIGRATIONS[version] ?? '');
+        this.db.pragma(`user_version = ${version + 1}`);
+      });
+    }
+  }
+
+  // ---- images ----
+
+  image(id: string): ImageRow | undefined {
+    const raw = this.db.prepare('SELECT * FROM images WHERE id = ?').get(id) as RawImage | undefined;
+    return raw && toImageRow(raw);
+  }
+
+  /** Image IDs starting with `prefix` (a short ID typed by a person), at most `limit`. */
+  imagesByIdPrefix(prefix: string, limit = 2): Digest[] {
+    return (this.db.prepare('SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id LIMIT ?').pluck().all(prefix, `${prefix}\uffff`, limit) as string[]) as Digest[];
+  }
+
+  images(): ImageRow[] {
+    return (this.db.prepare('SELECT * FROM images ORDER BY created DESC, id').all() as RawImage[]).map(toImageRow);
+  }
+
+  /** Adds an image (or refreshes nothing when it exists: an ID names one config, so the record is the same). */
+  putImage(image: NewImage, now = Date.now()): boolean {
+    const inserted = this.db
+      .prepare('INSERT OR IGNORE INTO images (id, manifest_digest, manifest_type, created, size, parent, labels, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(image.id, image.manifestDigest, image.manifestType, image.created, image.size, image.parent ?? '', JSON.stringify(image.labels), now);
+    if (inserted.changes === 0) {
+      // The same config with another manifest (e.g. other compression) still needs that manifest's blobs kept.
+      this.addImageBlobs(image.id, image.blobs);
+      return false;
+    }
+    const layer = this.db.prepare('INSERT INTO image_layers (image_id, position, diff_id) VALUES (?, ?, ?)');
+    image.diffIds.forEach((diffId, position) => layer.run(image.id, position, diffId));
+    this.addImageBlobs(image.id, image.blobs);
+    return true;
+  }
+
+  private addImageBlobs(imageId: Digest, blobs: readonly Digest[]): void {
+    const stmt = this.db.prepare('INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)');
+    for (const digest of blobs) stmt.run(imageId, digest);
+  }
+
+  deleteImage(id: Digest): void {
+    this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
+  }
+
+  imageDiffIds(id: Digest): Digest[] {
+    return this.db.prepare('SELECT diff_id FROM image_layers WHERE image_id = ? ORDER BY position').pluck().all(id) as Digest[];
+  }
+
+  imageBlobs(id: Digest): Digest[] {
+    return this.db.prepare('SELECT digest FROM image_blobs WHERE image_id = ? ORDER BY digest').pluck().all(id) as Digest[];
+  }
+
+  /** Images whose parent is `id` (children keep a parent from being deleted, as in Docker). */
+  childImages(id: Digest): Digest[] {
+    return this.db.prepare('SELECT id FROM images WHERE parent = ?').pluck().all(id) as Digest[];
+  }
+
+  setLastTagTime(id: Digest, when: number): void {
+    this.db.prepare('UPDATE images SET last_tag_time = ? WHERE id = ?').run(when, id);
+  }
+
+  // ---- names ----
+
+  name(name: string): NameRow | undefined {
+    const raw = this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names WHERE name = ?').get(name) as NameRow | undefined;
+    return raw;
+  }
+
+  names(): NameRow[] {
+    return this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names ORDER BY name').all() as NameRow[];
+  }
+
+  namesOf(imageId: Digest): NameRow[] {
+    return this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names WHERE image_id = ? ORDER BY added_at, name').all(imageId) as NameRow[];
+  }
+
+  /** Points a name at an image; returns the image the name pointed at before, if another. */
+  setName(name: string, imageId: Digest, kind: 'tag' | 'digest', now = Date.now()): Digest | undefined {
+    const before = this.name(name);
+    if (before?.imageId === imageId) return undefined;
+    this.db.prepare('INSERT INTO names (name, image_id, kind, added_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, kind = excluded.kind, added_at = excluded.added_at').run(name, imageId, kind, now);
+    if (kind === 'tag') this.setLastTagTime(imageId, now);
+    return before?.imageId;
+  }
+
+  deleteName(name: string): boolean {
+    return this.db.prepare('DELETE FROM names WHERE name = ?').run(name).changes > 0;
+  }
+
+  // ---- layers ----
+
+  putLayerBlob(row: LayerBlobRow): void {
+    this.db.prepare('INSERT OR IGNORE INTO layer_blobs (digest, diff_id, media_type, size, diff_size) VALUES (?, ?, ?, ?, ?)').run(row.digest, row.diffId, row.mediaType, row.size, row.diffSize);
+  }
+
+  layerBlob(digest: Digest): LayerBlobRow | undefined {
+    return this.db.prepare('SELECT digest, diff_id AS diffId, media_type AS mediaType, size, diff_size AS diffSize FROM layer_blobs WHERE digest = ?').get(digest) as LayerBlobRow | undefined;
+  }
+
+  /** The stored blobs that hold a diffID's content, uncompressed ones first. */
+  layerBlobsOf(diffId: Digest): LayerBlobRow[] {
+    return this.db.prepare("SELECT digest, diff_id AS diffId, media_type AS mediaType, size, diff_size AS diffSize FROM layer_blobs WHERE diff_id = ? ORDER BY digest = diff_id DESC, digest").all(diffId) as LayerBlobRow[];
+  }
+
+  layerBlobs(): LayerBlobRow[] {
+    return this.db.prepare('SELECT digest, diff_id AS diffId, media_type AS mediaType, size, diff_size AS diffSize FROM layer_blobs').all() as LayerBlobRow[];
+  }
+
+  deleteLayerBlob(digest: Digest): void {
+    this.db.prepare('DELETE FROM layer_blobs WHERE digest = ?').run(digest);
+  }
+
+  /** How many images use each diffID (for `system df` shared sizes). */
+  layerUseCounts(): Map<Digest, number> {
+    const rows = this.db.prepare('SELECT diff_id AS diffId, COUNT(DISTINCT image_id) AS n FROM image_layers GROUP BY diff_id').all() as { diffId: Digest; n: number }[];
+    return new Map(rows.map((r) => [r.diffId, r.n]));
+  }
+
+  // ---- leases ----
+
+  createLease(id: string, pid = process.pid, now = Date.now()): void {
+    this.db.prepare('INSERT INTO leases (id, pid, created_at) VALUES (?, ?, ?)').run(id, pid, now);
+  }
+
+  addLeaseBlob(leaseId: string, digest: Digest): void {
+    this.db.prepare('INSERT OR IGNORE INTO lease_blobs (lease_id, digest) VALUES (?, ?)').run(leaseId, digest);
+  }
+
+  leaseBlobs(leaseId: string): Digest[] {
+    return this.db.prepare('SELECT digest FROM lease_blobs WHERE lease_id = ?').pluck().all(leaseId) as Digest[];
+  }
+
+  deleteLease(id: string): void {
+    this.db.prepare('DELETE FROM leases WHERE id = ?').run(id);
+  }
+
+  leases(): { id: string; pid: number; createdAt: number }[] {
+    return this.db.prepare('SELECT id, pid, created_at AS createdAt FROM leases').all() as { id: string; pid: number; createdAt: number }[];
+  }
+
+  // ---- GC roots and integrity ----
+
+  /** Every blob some image or live lease holds on to. */
+  referencedBlobs(liveLeases: readonly string[]): Set<Digest> {
+    const fromImages = this.db.prepare('SELECT DISTINCT digest FROM image_blobs').pluck().all() as Digest[];
+    const set = new Set<Digest>(fromImages);
+    const lease = this.db.prepare('SELECT digest FROM lease_blobs WHERE lease_id = ?').pluck();
+    for (const id of liveLeases) for (const d of lease.all(id) as Digest[]) set.add(d);
+    return set;
+  }
+
+  /** Rows that point at something missing: the database's own consistency, for `system check`. */
+  danglingReferences(): string[] {
+    const problems: string[] = [];
+    for (const row of this.db.prepare('SELECT name, image_id FROM names WHERE image_id NOT IN (SELECT id FROM images)').all() as { name: string; image_id: string }[]) {
+      problems.push(`name ${row.name} points at missing image ${row.image_id}`);
+    }
+    for (const row of this.db.prepare('SELECT image_id, diff_id FROM image_layers WHERE diff_id NOT IN (SELECT diff_id FROM layer_blobs)').all() as { image_id: string; diff_id: string }[]) {
+      problems.push(`image ${row.image_id} has layer ${row.diff_id} with no stored blob record`);
+    }
+    const fk = this.db.pragma('foreign_key_check') as unknown[];
+    if (fk.length > 0) problems.push(`${fk.length} foreign key violations`);
+    const integrity = this.db.pragma('integrity_check', { simple: true }) as string;
+    if (integrity !== 'ok') problems.push(`sqlite integrity check: ${integrity}`);
+    return problems;
+  }
+}
