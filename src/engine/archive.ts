@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { KilnError } from '../errors.js';
+import type { NamedImage } from '../image/image.js';
+import { autoDecompress } from '../layer/compression.js';
+import { type Reference, parseReference, repositoryName } from '../reference/reference.js';
+import { type ArchiveFile, type ArchiveFormat, type SaveItem, archiveFiles } from '../transport/archive-writer.js';
+import { readImageArchive } from '../transport/docker-archive.js';
+import { DirectoryTree } from '../transport/filetree.js';
+import type { LocalStore } from '../transport/store.js';
+import { TarTree } from '../transport/tar-tree.js';
+import type { Engine } from './engine.js';
+import type { LoadEvent } from './types.js';
+
+/** Where `load` reads from: a file or directory path, or a stream (stdin, an API request body). */
+export type LoadSource = { readonly path: string } | { readonly stream: AsyncIterable<Uint8Array>; readonly description: string };
+
+/**
+ * Gives a random-access view of an archive. A plain tar file is read in place; a stream or a compressed
+ * file is first decompressed into the store's tmp/ (removed by the returned cleanup).
+ */
+async function openArchive(store: LocalStore, source: LoadSource): Promise<{ tree: DirectoryTree | TarTree; cleanup: () => Promise<void> }> {
+  const nothing = () => Promise.resolve();
+  let input: AsyncIterable<Uint8Array>;
+  let description: string;
+  if ('path' in source) {
+    const st = await stat(source.path).catch(() => {
+      throw new KilnError('NOT_FOUND', `open ${source.path}: no such file or directory`);
+    });
+    if (st.isDirectory()) return { tree: await DirectoryTree.open(source.path), cleanup: nothing };
+    const handle = await open(source.path, 'r');
+    const head = Buffer.alloc(4);
+    await handle.read(head, 0, 4, 0);
+    await handle.close();
+    const compressed = (head[0] === 0x1f && head[1] === 0x8b) || head.readUInt32LE(0) === 0xfd2fb528;
+    if (!compressed) return { tree: await TarTree.open(source.path, `archive ${source.path}`), cleanup: nothing };
+    input = (await open(source.path, 'r')).createReadStream();
+    description = `archive ${source.path}`;
+  } else {
+    input = source.stream;
+    description = source.description;
+  }
+  const dir = join(store.root, 'tmp');
+  await mkdir(dir, { recursive: true });
+  const spool = join(dir, `load-${randomUUID()}.tar`);
+  const cleanup = () => rm(spool, { force: true });
+  try {
+    const { stream } = await autoDecompress(input);
+    await pipeline(stream, createWriteStream(spool));
+    return { tree: await TarTree.open(spool, description), cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** `docker load`: stores every image of an archive or layout and points its names at it. */
+export async function loadImages(engine: Engine, source: LoadSource, emit: (event: LoadEvent) => void): Promise<void> {
+  const { store } = engine;
+  const { tree, cleanup } = await openArchive(store, source);
+  try {
+    const images: readonly NamedImage[] = await readImageArchive(tree);
+    await store.withLease(async (lease) => {
+      for (const named of images) {
+        const { id, replaced } = await store.writeImage(lease, named, tree.description);
+        for (const [name, previousId] of replaced) emit({ kind: 'renamed', name, previousId });
+        if (named.names.length === 0) emit({ kind: 'loaded-id', id });
+        for (const name of named.names) emit({ kind: 'loaded', name });
+      }
+    });
+  } finally {
+    await cleanup();
+  }
+}
+
+/**
+ * The images `docker save` writes for the names given: a tag saves that tag, an ID saves the image
+ * without names, and a bare repository name saves every tag of that repository.
+ */
+export async function saveFiles(engine: Engine, names: readonly string[], format: ArchiveFormat): Promise<Iterable<ArchiveFile>> {
+  if (names.length === 0) throw new KilnError('INVALID_ARGUMENT', 'save needs at least one image name or ID');
+  const byId = new Map<string, { names: string[] }>();
+  const add = (id: string, name?: string): void => {
+    const entry = byId.get(id) ?? { names: [] };
+    if (name && !entry.names.includes(name)) entry.names.push(name);
+    byId.set(id, entry);
+  };
+  for (const name of names) {
+    let ref: Reference | undefined;
+    try {
+      ref = parseReference(name);
+    } catch {
+      ref = undefined;
+    }
+    const repoTags = ref && !ref.tag && !ref.digest ? engine.store.db.names().filter((n) => n.kind === 'tag' && repositoryName(parseReference(n.name)) === repositoryName(ref)) : [];
+    if (repoTags.length > 0) {
+      for (const n of repoTags) add(n.imageId, n.name);
+      continue;
+    }
+    const { row, byName } = engine.resolve(name);
+    add(row.id, byName && !byName.includes('@') ? byName : undefined);
+  }
+  const items: SaveItem[] = [];
+  for (const [id, { names: itemNames }] of byId) {
+    const row = engine.store.db.image(id);
+    if (!row) throw new KilnError('NOT_FOUND', `No such image: ${id}`);
+    items.push({ image: await engine.store.image(row), names: itemNames });
+  }
+  return archiveFiles(items, format);
+}

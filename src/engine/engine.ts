@@ -1,0 +1,358 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { KilnError, isKilnError } from '../errors.js';
+import type { ImageRow } from '../meta/db.js';
+import { type Digest, sha256, shortId } from '../oci/digest.js';
+import type { HistoryEntry } from '../oci/types.js';
+import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
+import { LocalStore } from '../transport/store.js';
+import { type Filters, booleanFilter, checkFilterKeys, matchLabels, parseTimestamp } from './filters.js';
+import type { CheckReport, DeleteEvent, DiskUsage, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
+
+/** The store root when neither --root nor KILN_ROOT names one: Docker-like for root, XDG for others. */
+export function defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.KILN_ROOT) return env.KILN_ROOT;
+  if (process.getuid?.() === 0) return '/var/lib/kiln';
+  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'kiln');
+}
+
+/** How a person named an image: by one of its names, or by (a prefix of) its ID. */
+interface Resolved {
+  readonly row: ImageRow;
+  readonly byName?: string;
+}
+
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** Seconds since the epoch of an RFC 3339 time, 0 when absent or unparsable (Docker shows that as N/A). */
+function unixSeconds(created: string): number {
+  const ms = Date.parse(created);
+  return Number.isNaN(ms) ? 0 : Math.floor(ms / 1000);
+}
+
+/** Docker's chain IDs: the identity of a layer together with everything below it. */
+function chainIds(diffIds: readonly Digest[]): Digest[] {
+  const chain: Digest[] = [];
+  for (const diffId of diffIds) {
+    const below = chain.at(-1);
+    chain.push(below ? sha256(`${below} ${diffId}`) : diffId);
+  }
+  return chain;
+}
+
+/**
+ * The one service that the CLI and the Engine API both call. It holds policy (Docker's rules for naming,
+ * deleting and pruning images) and owns no format: formats live in `transport`, records in `meta`.
+ */
+export class Engine {
+  constructor(readonly store: LocalStore) {}
+
+  static async open(root = defaultRoot()): Promise<Engine> {
+    return new Engine(await LocalStore.open(root));
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  private get db() {
+    return this.store.db;
+  }
+
+  // ---- resolving what a person typed ----
+
+  /** Finds an image by name, full ID, or unique ID prefix, with Docker's precedence and messages. */
+  resolve(nameOrId: string): Resolved {
+    const full = /^(?:sha256:)?([a-f0-9]{64})$/.exec(nameOrId);
+    if (full) {
+      const row = this.db.image(`sha256:${full[1]}`);
+      if (row) return { row };
+      throw new KilnError('NOT_FOUND', `No such image: ${nameOrId}`);
+    }
+    let ref: Reference | undefined;
+    let refError: KilnError | undefined;
+    try {
+      ref = parseReference(nameOrId);
+    } catch (err) {
+      if (!(err instanceof KilnError)) throw err;
+      refError = err;
+    }
+    if (ref) {
+      const name = referenceString(withDefaultTag(ref));
+      const named = this.db.name(name);
+      const row = named && this.db.image(named.imageId);
+      if (row) return { row, byName: name };
+      if (ref.digest && !ref.tag) {
+        // name@digest may also name the image by its config digest, as Docker accepts.
+        const byId = this.db.image(ref.digest);
+        if (byId && this.db.namesOf(byId.id).some((n) => repositoryName(parseReference(n.name)) === repositoryName(ref))) return { row: byId };
+      }
+    }
+    const prefix = /^(?:sha256:)?([a-f0-9]{1,63})$/.exec(nameOrId);
+    if (prefix) {
+      const matches = this.db.imagesByIdPrefix(`sha256:${prefix[1]}`);
+      const [first] = matches;
+      if (matches.length > 1) throw new KilnError('CONFLICT', `multiple IDs found with provided prefix: ${nameOrId}`);
+      const row = first && this.db.image(first);
+      if (row) return { row };
+    }
+    if (refError) throw refError;
+    throw new KilnError('NOT_FOUND', `No such image: ${nameOrId}`);
+  }
+
+  image(nameOrId: string): ImageRow {
+    return this.resolve(nameOrId).row;
+  }
+
+  // ---- queries ----
+
+  private repoTags(id: Digest): string[] {
+    return this.db.namesOf(id).filter((n) => n.kind === 'tag').map((n) => familiarString(parseReference(n.name)));
+  }
+
+  private repoDigests(id: Digest): string[] {
+    return this.db.namesOf(id).filter((n) => n.kind === 'digest').map((n) => familiarString(parseReference(n.name)));
+  }
+
+  private summary(row: ImageRow, tags = this.repoTags(row.id), digests = this.repoDigests(row.id)): ImageSummary {
+    return {
+      Id: row.id,
+      ParentId: row.parent,
+      RepoTags: tags,
+      RepoDigests: digests,
+      Created: unixSeconds(row.created),
+      Size: row.size,
+      SharedSize: -1,
+      Labels: row.labels,
+      Containers: -1,
+    };
+  }
+
+  /**
+   * `docker images`: tagged images and top-level dangling ones (all with `all`), newest first. A
+   * `reference` filter keeps only the names that match it, as Docker does.
+   */
+  listImages(options: { all?: boolean; filters?: Filters } = {}): ImageSummary[] {
+    const filters = options.filters ?? new Map<string, string[]>();
+    checkFilterKeys(filters, ['dangling', 'label', 'before', 'since', 'reference']);
+    const dangling = booleanFilter(filters, 'dangling');
+    const createdOf = (key: string): number | undefined => {
+      const values = filters.get(key);
+      return values?.length ? Math.min(...values.map((v) => unixSeconds(this.image(v).created))) : undefined;
+    };
+    const before = createdOf('before');
+    const since = createdOf('since');
+    const patterns = filters.get('reference') ?? [];
+    const result: ImageSummary[] = [];
+    for (const row of this.db.images()) {
+      const created = unixSeconds(row.created);
+      if (before !== undefined && created >= before) continue;
+      if (since !== undefined && created <= since) continue;
+      if (!matchLabels(row.labels, filters.get('label') ?? [])) continue;
+      const names = this.db.namesOf(row.id).map((n) => ({ kind: n.kind, ref: parseReference(n.name) }));
+      const kept = patterns.length ? names.filter((n) => patterns.some((p) => referenceMatches(p, n.ref))) : names;
+      const isDangling = names.length === 0;
+      if (dangling === true && !isDangling) continue;
+      if (dangling === false && isDangling) continue;
+      if (patterns.length && kept.length === 0) continue;
+      if (isDangling && !options.all && this.db.childImages(row.id).length > 0) continue;
+      result.push(
+        this.summary(
+          row,
+          kept.filter((n) => n.kind === 'tag').map((n) => familiarString(n.ref)),
+          kept.filter((n) => n.kind === 'digest').map((n) => familiarString(n.ref)),
+        ),
+      );
+    }
+    return result.sort((a, b) => b.Created - a.Created);
+  }
+
+  inspect(nameOrId: string): ImageInspect {
+    const row = this.image(nameOrId);
+    const config = this.store.configOf(row.id);
+    return {
+      Id: row.id,
+      RepoTags: this.repoTags(row.id),
+      RepoDigests: this.repoDigests(row.id),
+      Parent: row.parent,
+      Comment: config.comment ?? '',
+      Created: config.created ?? ZERO_TIME,
+      DockerVersion: config.docker_version ?? '',
+      Author: config.author ?? '',
+      Config: config.config ?? {},
+      Architecture: config.architecture,
+      ...(config.variant ? { Variant: config.variant } : {}),
+      Os: config.os,
+      ...(config['os.version'] ? { OsVersion: config['os.version'] } : {}),
+      Size: row.size,
+      RootFS: { Type: config.rootfs.type, Layers: [...config.rootfs.diff_ids] },
+      Metadata: { LastTagTime: row.lastTagTime ? new Date(row.lastTagTime).toISOString() : ZERO_TIME },
+    };
+  }
+
+  /** `docker history`: one entry per history record, newest first; sizes from the layers they made. */
+  history(nameOrId: string): HistoryItem[] {
+    const row = this.image(nameOrId);
+    const config = this.store.configOf(row.id);
+    const diffSizes = this.db.imageDiffIds(row.id).map((d) => this.db.layerBlobsOf(d)[0]?.diffSize ?? 0);
+    const records: readonly HistoryEntry[] = config.history?.length ? config.history : diffSizes.map(() => ({ created: config.created }));
+    let layer = 0;
+    const items = records.map((h): HistoryItem => {
+      const size = h.empty_layer ? 0 : (diffSizes[layer++] ?? 0);
+      return { Id: '<missing>', Created: unixSeconds(h.created ?? ''), CreatedBy: h.created_by ?? '', Tags: null, Size: size, Comment: h.comment ?? '' };
+    });
+    items.reverse();
+    const top = items[0];
+    if (top) items[0] = { ...top, Id: row.id, Tags: this.repoTags(row.id) };
+    return items;
+  }
+
+  // ---- names ----
+
+  /** `docker tag SOURCE TARGET`. */
+  tag(source: string, target: string): void {
+    const row = this.image(source);
+    const ref = parseReference(target);
+    if (ref.digest) throw new KilnError('INVALID_ARGUMENT', `refusing to create a tag with a digest reference: ${target}`);
+    this.db.setName(referenceString(withDefaultTag(ref)), row.id, 'tag');
+  }
+
+  // ---- deleting ----
+
+  /**
+   * `docker rmi`: by name it untags, and deletes the image when that was its last name; by ID it
+   * untags everything (refusing, unless forced, when several repositories share it) and deletes.
+   */
+  removeImage(nameOrId: string, options: { force?: boolean; noPrune?: boolean } = {}): DeleteEvent[] {
+    return this.db.transaction(() => {
+      const { row, byName } = this.resolve(nameOrId);
+      const events: DeleteEvent[] = [];
+      const untag = (name: string): void => {
+        this.db.deleteName(name);
+        events.push({ Untagged: familiarString(parseReference(name)) });
+      };
+      if (byName) {
+        untag(byName);
+        const left = this.db.namesOf(row.id);
+        const repo = repositoryName(parseReference(byName));
+        // A repo digest left alone in the removed tag's repository goes with it, as in Docker.
+        if (left.every((n) => n.kind === 'digest' && repositoryName(parseReference(n.name)) === repo)) left.forEach((n) => untag(n.name));
+        else return events;
+      } else {
+        const names = this.db.namesOf(row.id);
+        const repos = new Set(names.map((n) => repositoryName(parseReference(n.name))));
+        if (repos.size > 1 && !options.force) {
+          throw new KilnError('CONFLICT', `conflict: unable to delete ${shortId(row.id)} (must be forced) - image is referenced in multiple repositories`);
+        }
+        names.forEach((n) => untag(n.name));
+      }
+      events.push(...this.deleteUnnamed(row, options.noPrune ?? false));
+      return events;
+    });
+  }
+
+  /** Deletes an image that has no names left, then (unless noPrune) its parents that are left dangling. */
+  private deleteUnnamed(row: ImageRow, noPrune: boolean): DeleteEvent[] {
+    if (this.db.childImages(row.id).length > 0) {
+      throw new KilnError('CONFLICT', `conflict: unable to delete ${shortId(row.id)} (cannot be forced) - image has dependent child images`);
+    }
+    const chain = chainIds(this.db.imageDiffIds(row.id));
+    this.db.deleteImage(row.id);
+    const stillUsed = new Set(this.db.images().flatMap((other) => chainIds(this.db.imageDiffIds(other.id))));
+    const events: DeleteEvent[] = [{ Deleted: row.id }, ...chain.reverse().filter((c) => !stillUsed.has(c)).map((c) => ({ Deleted: c }))];
+    const parent = row.parent ? this.db.image(row.parent) : undefined;
+    if (!noPrune && parent && this.db.namesOf(parent.id).length === 0 && this.db.childImages(parent.id).length === 0) {
+      events.push(...this.deleteUnnamed(parent, noPrune));
+    }
+    return events;
+  }
+
+  /** Removes several images as `docker rmi A B C` does: each independently, errors collected. */
+  removeImages(names: readonly string[], options: { force?: boolean; noPrune?: boolean } = {}): { events: DeleteEvent[]; errors: KilnError[] } {
+    const events: DeleteEvent[] = [];
+    const errors: KilnError[] = [];
+    for (const name of names) {
+      try {
+        events.push(...this.removeImage(name, options));
+      } catch (err) {
+        if (!isKilnError(err)) throw err;
+        errors.push(err);
+      }
+    }
+    if (events.length > 0) this.store.gc();
+    return { events, errors };
+  }
+
+  /** `docker image prune`: dangling images, or with `all` every image (no containers use any yet). */
+  pruneImages(options: { all?: boolean; filters?: Filters } = {}): PruneReport {
+    const filters = options.filters ?? new Map<string, string[]>();
+    checkFilterKeys(filters, ['dangling', 'until', 'label', 'label!']);
+    const all = options.all || booleanFilter(filters, 'dangling') === false;
+    const until = filters.get('until')?.map((v) => parseTimestamp(v));
+    const events = this.db.transaction(() => {
+      const deleted: DeleteEvent[] = [];
+      for (const row of this.db.images()) {
+        if (!this.db.image(row.id)) continue; // removed above as someone's dangling parent
+        const names = this.db.namesOf(row.id);
+        if (!all && names.length > 0) continue;
+        if (this.db.childImages(row.id).length > 0) continue;
+        if (until && !until.every((t) => Date.parse(row.created) < t)) continue;
+        if (!matchLabels(row.labels, filters.get('label') ?? [])) continue;
+        if (!matchLabels(row.labels, filters.get('label!') ?? [], true)) continue;
+        for (const n of names) {
+          this.db.deleteName(n.name);
+          deleted.push({ Untagged: familiarString(parseReference(n.name)) });
+        }
+        deleted.push(...this.deleteUnnamed(row, false));
+      }
+      return deleted;
+    });
+    const { reclaimedBytes } = this.store.gc();
+    return { ImagesDeleted: events, SpaceReclaimed: reclaimedBytes };
+  }
+
+  // ---- space and integrity ----
+
+  diskUsage(): DiskUsage {
+    const uses = this.db.layerUseCounts();
+    const sizeOf = (diffId: Digest): number => this.db.layerBlobsOf(diffId)[0]?.diffSize ?? 0;
+    let layersSize = 0;
+    for (const diffId of uses.keys()) layersSize += sizeOf(diffId);
+    const images = this.db.images().map((row) => {
+      const shared = this.db.imageDiffIds(row.id).reduce((sum, d) => sum + ((uses.get(d) ?? 0) > 1 ? sizeOf(d) : 0), 0);
+      return { summary: { ...this.summary(row), SharedSize: shared, Containers: 0 }, sharedSize: shared, uniqueSize: row.size - shared };
+    });
+    return { LayersSize: layersSize, Images: images, ReclaimableImagesSize: layersSize };
+  }
+
+  /** `system check`: re-hashes every blob and checks every record; never changes anything. */
+  async check(): Promise<CheckReport> {
+    const problems: string[] = [...this.db.danglingReferences()];
+    const orphans: string[] = [];
+    let blobs = 0;
+    const present = new Set<Digest>();
+    for await (const blob of this.store.content.list()) {
+      blobs++;
+      present.add(blob.digest);
+      if (!(await this.store.content.verify(blob.digest))) problems.push(`blob ${blob.digest} does not match its digest`);
+    }
+    const images = this.db.images();
+    for (const row of images) {
+      for (const digest of this.db.imageBlobs(row.id)) {
+        if (!present.has(digest)) problems.push(`image ${row.id} needs blob ${digest}, which is missing`);
+      }
+    }
+    const referenced = this.db.referencedBlobs(this.db.leases().map((l) => l.id));
+    for (const digest of present) if (!referenced.has(digest)) orphans.push(`unreferenced blob ${digest}`);
+    for (const path of await this.store.content.strays()) orphans.push(`left-over file ${path}`);
+    return { blobs, images: images.length, names: this.db.names().length, problems, orphans };
+  }
+}
+
+/** Docker's `reference=` filter: a glob over the familiar name, with or without the tag. */
+function referenceMatches(pattern: string, ref: Reference): boolean {
+  const glob = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+  const full = familiarString(ref);
+  const name = full.replace(/[:@].*$/, '');
+  return glob.test(full) || glob.test(name);
+}

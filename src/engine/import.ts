@@ -1,0 +1,102 @@
+import { stat } from 'node:fs/promises';
+import { KilnError } from '../errors.js';
+import { applyChanges } from '../dockerfile/changes.js';
+import { autoDecompress } from '../layer/compression.js';
+import { tarDirectory } from '../layer/directory.js';
+import { type Digest, sha256 } from '../oci/digest.js';
+import { MediaType } from '../oci/mediatypes.js';
+import type { ContainerConfig, ImageConfig } from '../oci/types.js';
+import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
+import { hostPlatform } from '../transport/oci-layout.js';
+import type { Engine } from './engine.js';
+
+export interface ImportOptions {
+  /** A name for the image (REPOSITORY[:TAG]). */
+  readonly reference?: string;
+  /** Dockerfile instructions applied to the config (`-c`). */
+  readonly changes?: readonly string[];
+  /** The history comment (`-m`); Docker's default is "Imported from -". */
+  readonly message?: string;
+  /** `os/arch[/variant]`; the host's by default. */
+  readonly platform?: string;
+  /** The creation time; now by default. */
+  readonly created?: Date;
+}
+
+/** Where `import` reads a root filesystem from: a tar (file or stream, maybe compressed) or a directory. */
+export type ImportSource = { readonly path: string } | { readonly stream: AsyncIterable<Uint8Array> };
+
+/** The container config Docker gives an imported image before changes: every field, empty. */
+const EMPTY_CONFIG: ContainerConfig = {
+  Hostname: '',
+  Domainname: '',
+  User: '',
+  AttachStdin: false,
+  AttachStdout: false,
+  AttachStderr: false,
+  Tty: false,
+  OpenStdin: false,
+  StdinOnce: false,
+  Env: null,
+  Cmd: null,
+  Image: '',
+  Volumes: null,
+  WorkingDir: '',
+  Entrypoint: null,
+  OnBuild: null,
+  Labels: null,
+};
+
+function parsePlatform(text: string | undefined): { os: string; architecture: string; variant?: string } {
+  if (!text) return hostPlatform();
+  const [os, architecture, variant, extra] = text.toLowerCase().split('/');
+  if (!os || !architecture || extra !== undefined) throw new KilnError('INVALID_ARGUMENT', `invalid platform ${JSON.stringify(text)}: expected os/arch[/variant], e.g. linux/amd64`);
+  return variant ? { os, architecture, variant } : { os, architecture };
+}
+
+async function rootfsStream(source: ImportSource): Promise<AsyncIterable<Uint8Array>> {
+  if ('stream' in source) return (await autoDecompress(source.stream)).stream;
+  const st = await stat(source.path).catch(() => {
+    throw new KilnError('NOT_FOUND', `open ${source.path}: no such file or directory`);
+  });
+  if (st.isDirectory()) return tarDirectory(source.path);
+  const { createReadStream } = await import('node:fs');
+  return (await autoDecompress(createReadStream(source.path, { highWaterMark: 1 << 20 }))).stream;
+}
+
+/**
+ * `docker import`: one layer from a root filesystem, a config built from `changes`, and a history entry.
+ * The layer is stored uncompressed, so its diffID is the sha256 of the tar as given (as Docker's is).
+ */
+export async function importImage(engine: Engine, source: ImportSource, options: ImportOptions = {}): Promise<Digest> {
+  const name = options.reference ? referenceString(withDefaultTag(parseReference(options.reference))) : undefined;
+  if (options.reference && parseReference(options.reference).digest) {
+    throw new KilnError('INVALID_ARGUMENT', `import takes a REPOSITORY[:TAG], not a digest: ${options.reference}`);
+  }
+  const platform = parsePlatform(options.platform);
+  const config = applyChanges(EMPTY_CONFIG, options.changes ?? []);
+  const created = (options.created ?? new Date()).toISOString();
+  const comment = options.message || 'Imported from -';
+  const { store } = engine;
+  return store.withLease(async (lease) => {
+    const layer = await store.ingestLayer(lease, await rootfsStream(source), { mediaType: MediaType.ociLayer }, 'imported root filesystem');
+    const imageConfig: ImageConfig = {
+      architecture: platform.architecture,
+      ...(platform.variant ? { variant: platform.variant } : {}),
+      comment,
+      config,
+      created,
+      history: [{ created, comment }],
+      os: platform.os,
+      rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+    };
+    const rawConfig = Buffer.from(JSON.stringify(imageConfig));
+    const id = sha256(rawConfig);
+    await store.writeImage(
+      lease,
+      { image: { id, rawConfig, config: imageConfig, layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffId: layer.diffId, open: () => store.content.open(layer.digest) }] }, names: name ? [name] : [] },
+      'import',
+    );
+    return id;
+  });
+}

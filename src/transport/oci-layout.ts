@@ -1,0 +1,113 @@
+import { KilnError } from '../errors.js';
+import type { Image, Layer, NamedImage } from '../image/image.js';
+import { type Digest, digestHex, sha256 } from '../oci/digest.js';
+import { isIndexType, isManifestType, layerCompression } from '../oci/mediatypes.js';
+import type { Descriptor, Platform } from '../oci/types.js';
+import { parseJson, validateImageConfig, validateIndex, validateLayout, validateManifest } from '../oci/validate.js';
+import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
+import type { FileTree } from './filetree.js';
+
+/** JSON documents in archives (manifests, configs, indexes) are small; a larger one is refused. */
+export const MAX_JSON_BYTES = 8 << 20;
+
+/** The path of a blob inside an OCI layout. */
+export function blobPath(digest: Digest): string {
+  return `blobs/${digest.slice(0, digest.indexOf(':'))}/${digestHex(digest)}`;
+}
+
+/** Reads a blob of a layout and proves it is what its descriptor says. */
+export async function readVerifiedBlob(tree: FileTree, descriptor: Pick<Descriptor, 'digest' | 'size'>, what: string): Promise<Buffer> {
+  const bytes = await tree.read(blobPath(descriptor.digest), MAX_JSON_BYTES);
+  const actual = sha256(bytes);
+  if (actual !== descriptor.digest || bytes.length !== descriptor.size) {
+    throw new KilnError('DIGEST_MISMATCH', `${tree.description}: ${what} ${descriptor.digest} does not match its content (got ${actual}, ${bytes.length} bytes)`);
+  }
+  return bytes;
+}
+
+/** The host's platform in OCI terms, for picking one manifest out of an index. */
+export function hostPlatform(): Platform {
+  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return { os: process.platform === 'win32' ? 'windows' : 'linux', architecture: arch[process.arch] ?? process.arch };
+}
+
+/**
+ * Reads the image a manifest descriptor points at. Layers are lazy: their bytes are read (and verified by
+ * the content store) only when a sink opens them.
+ */
+export async function readManifestImage(tree: FileTree, descriptor: Descriptor): Promise<Image> {
+  const manifestBytes = await readVerifiedBlob(tree, descriptor, 'manifest');
+  const manifest = validateManifest(parseJson(manifestBytes, `${tree.description}: manifest ${descriptor.digest}`), `${tree.description}: manifest ${descriptor.digest}`);
+  const rawConfig = await readVerifiedBlob(tree, manifest.config, 'config');
+  const what = `${tree.description}: config ${manifest.config.digest}`;
+  const config = validateImageConfig(parseJson(rawConfig, what), what);
+  const layerDescriptors = manifest.layers.filter((l) => layerCompression(l.mediaType) !== undefined);
+  if (layerDescriptors.length !== manifest.layers.length) {
+    const odd = manifest.layers.find((l) => layerCompression(l.mediaType) === undefined);
+    throw new KilnError('UNSUPPORTED', `${tree.description}: manifest ${descriptor.digest} has a layer of media type ${odd?.mediaType}, which kiln cannot unpack`);
+  }
+  if (layerDescriptors.length !== config.rootfs.diff_ids.length) {
+    throw new KilnError('INVALID_INPUT', `${tree.description}: manifest ${descriptor.digest} lists ${layerDescriptors.length} layers but its config has ${config.rootfs.diff_ids.length} diff_ids`);
+  }
+  const layers = layerDescriptors.map(
+    (l, i): Layer => ({
+      mediaType: l.mediaType,
+      digest: l.digest,
+      size: l.size,
+      diffId: config.rootfs.diff_ids[i] as Digest,
+      open: () => tree.open(blobPath(l.digest)),
+    }),
+  );
+  return { id: manifest.config.digest, rawConfig, config, layers, manifest: { bytes: manifestBytes, digest: descriptor.digest, mediaType: manifest.mediaType ?? descriptor.mediaType } };
+}
+
+/**
+ * The name an index entry gives its image: `io.containerd.image.name` (Docker ≥ 25, containerd) or an
+ * `org.opencontainers.image.ref.name` that is a whole reference (skopeo writes `name:tag`). A bare tag
+ * names nothing: the layout does not say which repository it belongs to.
+ */
+function nameOf(descriptor: Descriptor): string | undefined {
+  const full = descriptor.annotations?.['io.containerd.image.name'];
+  const refName = descriptor.annotations?.['org.opencontainers.image.ref.name'];
+  for (const candidate of [full, refName]) {
+    if (!candidate || !/[:@/]/.test(candidate)) continue;
+    try {
+      return referenceString(withDefaultTag(parseReference(candidate)));
+    } catch {
+      // Not a reference (e.g. a bare tag with dots): the image stays unnamed.
+    }
+  }
+  return undefined;
+}
+
+function platformMatches(platform: Platform | undefined, wanted: Platform): boolean {
+  return !platform || (platform.os === wanted.os && platform.architecture === wanted.architecture);
+}
+
+/** Every image of an OCI image layout (a directory or an `oci-archive` tar), for the host's platform. */
+export async function readOciLayout(tree: FileTree, platform = hostPlatform()): Promise<NamedImage[]> {
+  const layout = validateLayout(parseJson(await tree.read('oci-layout', MAX_JSON_BYTES), `${tree.description}: oci-layout`), `${tree.description}: oci-layout`);
+  if (!layout.imageLayoutVersion.startsWith('1.')) {
+    throw new KilnError('UNSUPPORTED', `${tree.description}: OCI layout version ${layout.imageLayoutVersion} is not supported (expected 1.x)`);
+  }
+  const index = validateIndex(parseJson(await tree.read('index.json', MAX_JSON_BYTES), `${tree.description}: index.json`), `${tree.description}: index.json`);
+  const byId = new Map<Digest, { image: Image; names: string[] }>();
+  const visit = async (descriptors: readonly Descriptor[], inheritedName: string | undefined, depth: number): Promise<void> => {
+    if (depth > 4) throw new KilnError('INVALID_INPUT', `${tree.description}: indexes nest deeper than 4 levels`);
+    for (const descriptor of descriptors) {
+      const name = nameOf(descriptor) ?? inheritedName;
+      if (isIndexType(descriptor.mediaType)) {
+        const nested = validateIndex(parseJson(await readVerifiedBlob(tree, descriptor, 'index'), `${tree.description}: index ${descriptor.digest}`), `${tree.description}: index ${descriptor.digest}`);
+        await visit(nested.manifests.filter((m) => platformMatches(m.platform, platform)).slice(0, 1), name, depth + 1);
+      } else if (isManifestType(descriptor.mediaType) && platformMatches(descriptor.platform, platform)) {
+        const image = await readManifestImage(tree, descriptor);
+        const entry = byId.get(image.id) ?? { image, names: [] };
+        if (name && !entry.names.includes(name)) entry.names.push(name);
+        byId.set(image.id, entry);
+      }
+    }
+  };
+  await visit(index.manifests, undefined, 0);
+  if (byId.size === 0) throw new KilnError('NOT_FOUND', `${tree.description}: no image for ${platform.os}/${platform.architecture} in index.json`);
+  return [...byId.values()];
+}

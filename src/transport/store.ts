@@ -1,0 +1,219 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ContentStore } from '../content/store.js';
+import { KilnError } from '../errors.js';
+import { collectGarbage, type GcResult } from '../gc/gc.js';
+import type { Image, Layer, NamedImage, RawManifest } from '../image/image.js';
+import { scanLayer } from '../layer/scan.js';
+import { type ImageRow, type LayerBlobRow, MetaDb } from '../meta/db.js';
+import { type Digest, sha256 } from '../oci/digest.js';
+import { MediaType, isManifestType, ociLayerType, layerCompression } from '../oci/mediatypes.js';
+import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
+import { parseJson, validateImageConfig, validateManifest } from '../oci/validate.js';
+
+/**
+ * A lease keeps the blobs an operation has committed safe from a concurrent GC until the operation ties
+ * them to an image (or gives up). Lifecycle: `LocalStore.withLease` creates it, blobs are added as they are
+ * published, and it is deleted when the operation ends; a lease of a killed process expires at the next GC.
+ */
+export interface Lease {
+  readonly id: string;
+}
+
+/**
+ * The local image store: blobs in a {@link ContentStore}, records in a {@link MetaDb}, under one root.
+ * Images enter through {@link writeImage} and leave through {@link image}; nothing else writes blobs.
+ */
+export class LocalStore {
+  private constructor(
+    readonly root: string,
+    readonly content: ContentStore,
+    readonly db: MetaDb,
+  ) {}
+
+  static async open(root: string): Promise<LocalStore> {
+    const content = new ContentStore(root);
+    try {
+      await mkdir(root, { recursive: true });
+      await content.init();
+    } catch (err) {
+      throw new KilnError('INVALID_ARGUMENT', `cannot use ${root} as kiln's store: ${(err as Error).message} (choose another with --root or KILN_ROOT)`, { cause: err });
+    }
+    return new LocalStore(root, content, new MetaDb(join(root, 'kiln.db')));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /**
+   * Runs an operation under a lease. When it fails, the blobs it committed that nothing else holds are
+   * swept, so a failed load or import leaves the store as it was.
+   */
+  async withLease<T>(fn: (lease: Lease) => Promise<T>): Promise<T> {
+    const lease = { id: randomUUID() };
+    this.db.createLease(lease.id);
+    try {
+      return await fn(lease);
+    } catch (err) {
+      this.db.deleteLease(lease.id);
+      this.gc();
+      throw err;
+    } finally {
+      this.db.deleteLease(lease.id);
+    }
+  }
+
+  gc(): GcResult {
+    return collectGarbage(this.content, this.db);
+  }
+
+  /** Publishes bytes held in memory (configs, manifests) under a lease. */
+  async putBlob(lease: Lease, data: Buffer, expected?: Digest): Promise<Digest> {
+    const digest = expected ?? sha256(data);
+    if (this.protectExisting(lease, digest)) return digest;
+    const writer = await this.content.writer(`blob-${digest}`);
+    try {
+      await writer.write(data);
+      const info = await writer.verify({ digest, size: data.length });
+      this.db.transaction(() => {
+        this.db.addLeaseBlob(lease.id, info.digest);
+        writer.publish();
+      });
+      return info.digest;
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+
+  /** Adds a blob that is already present to a lease, atomically with the presence check. */
+  private protectExisting(lease: Lease, digest: Digest): boolean {
+    return this.db.transaction(() => {
+      if (!this.content.hasSync(digest)) return false;
+      this.db.addLeaseBlob(lease.id, digest);
+      return true;
+    });
+  }
+
+  /** Stores a layer's blob (verifying its digest, diffID and tar structure) unless it is already here. */
+  private async putLayer(lease: Lease, layer: Layer, what: string): Promise<LayerBlobRow> {
+    if (layer.digest) {
+      const known = this.db.layerBlob(layer.digest);
+      if (known && this.protectExisting(lease, layer.digest)) {
+        if (known.diffId !== layer.diffId) {
+          throw new KilnError('DIGEST_MISMATCH', `${what}: blob ${layer.digest} holds layer ${known.diffId}, but the image config says ${layer.diffId}`);
+        }
+        return known;
+      }
+    }
+    return this.ingestLayer(lease, await layer.open(), layer, what);
+  }
+
+  /**
+   * Streams a layer blob into the store under a lease, checking as it goes that it is a well-formed tar
+   * (after decompression) whose content hashes to `expected.diffId` when that is given. The media type
+   * recorded is the declared one when the bytes agree with it, else the OCI type of what they really are.
+   */
+  async ingestLayer(lease: Lease, source: AsyncIterable<Uint8Array>, expected: { mediaType: string; digest?: Digest; size?: number; diffId?: Digest }, what: string): Promise<LayerBlobRow> {
+    const writer = await this.content.writer(`layer-${expected.diffId ?? expected.digest ?? 'new'}`);
+    try {
+      const scanned = await scanLayer(source, (chunk) => writer.write(chunk), what);
+      if (expected.diffId && scanned.diffId !== expected.diffId) {
+        throw new KilnError('DIGEST_MISMATCH', `${what}: the layer's content hashes to ${scanned.diffId}, but the image config says ${expected.diffId}`);
+      }
+      const info = await writer.verify({ digest: expected.digest, size: expected.size });
+      const row: LayerBlobRow = {
+        digest: info.digest,
+        diffId: scanned.diffId,
+        mediaType: layerCompression(expected.mediaType) === scanned.compression ? expected.mediaType : ociLayerType(scanned.compression),
+        size: info.size,
+        diffSize: scanned.diffSize,
+      };
+      this.db.transaction(() => {
+        this.db.addLeaseBlob(lease.id, info.digest);
+        writer.publish();
+        this.db.putLayerBlob(row);
+      });
+      return row;
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+
+  /**
+   * Writes an image: layers, config and manifest blobs, then its record and names in one transaction.
+   * Returns the image ID and, per name, the image that name pointed at before (if another).
+   */
+  async writeImage(lease: Lease, named: NamedImage, what: string): Promise<{ id: Digest; replaced: Map<string, Digest> }> {
+    const { image } = named;
+    const rows: LayerBlobRow[] = [];
+    for (const [index, layer] of image.layers.entries()) {
+      rows.push(await this.putLayer(lease, layer, `${what}: layer ${index + 1} of ${image.layers.length}`));
+    }
+    await this.putBlob(lease, image.rawConfig, image.id);
+    const manifest = this.manifestFor(image, rows);
+    await this.putBlob(lease, manifest.bytes, manifest.digest);
+    const blobs = [image.id, manifest.digest, ...rows.map((r) => r.digest)];
+    const config = image.config;
+    const replaced = new Map<string, Digest>();
+    this.db.transaction(() => {
+      this.db.putImage({
+        id: image.id,
+        manifestDigest: manifest.digest,
+        manifestType: manifest.mediaType,
+        created: config.created ?? '',
+        size: rows.reduce((sum, r) => sum + r.diffSize, 0),
+        parent: '',
+        labels: config.config?.Labels ?? {},
+        diffIds: config.rootfs.diff_ids,
+        blobs,
+      });
+      for (const name of named.names) {
+        const before = this.db.setName(name, image.id, name.includes('@') ? 'digest' : 'tag');
+        if (before) replaced.set(name, before);
+      }
+    });
+    return { id: image.id, replaced };
+  }
+
+  /** The source's manifest when it describes exactly the stored blobs, else a new OCI manifest for them. */
+  private manifestFor(image: Image, rows: readonly LayerBlobRow[]): RawManifest {
+    const original = image.manifest;
+    if (original && isManifestType(original.mediaType)) {
+      const parsed = validateManifest(parseJson(original.bytes, 'manifest'), 'manifest');
+      const same = parsed.config.digest === image.id && parsed.layers.length === rows.length && parsed.layers.every((l, i) => l.digest === rows[i]?.digest);
+      if (same) return original;
+    }
+    const manifest: Manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: image.id, size: image.rawConfig.length },
+      layers: rows.map((r): Descriptor => ({ mediaType: r.mediaType, digest: r.digest, size: r.size })),
+    };
+    const bytes = Buffer.from(JSON.stringify(manifest));
+    return { bytes, digest: sha256(bytes), mediaType: MediaType.ociManifest };
+  }
+
+  /** The parsed config of a stored image (small; read synchronously for queries). */
+  configOf(id: Digest): ImageConfig {
+    const what = `config of image ${id}`;
+    return validateImageConfig(parseJson(this.content.readSync(id), what), what);
+  }
+
+  /** Reads a stored image back as an {@link Image} whose layers stream from the content store. */
+  async image(row: ImageRow): Promise<Image> {
+    const rawConfig = await this.content.read(row.id);
+    const config: ImageConfig = validateImageConfig(parseJson(rawConfig, `config of image ${row.id}`), `config of image ${row.id}`);
+    const manifestBytes = await this.content.read(row.manifestDigest);
+    const manifest = validateManifest(parseJson(manifestBytes, `manifest ${row.manifestDigest}`), `manifest ${row.manifestDigest}`);
+    const layers = manifest.layers.map((descriptor, index): Layer => {
+      const diffId = config.rootfs.diff_ids[index];
+      if (!diffId) throw new KilnError('CORRUPT', `image ${row.id}: manifest has more layers than the config`);
+      return { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId, open: () => this.content.open(descriptor.digest) };
+    });
+    return { id: row.id, rawConfig, config, layers, manifest: { bytes: manifestBytes, digest: row.manifestDigest, mediaType: row.manifestType } };
+  }
+}

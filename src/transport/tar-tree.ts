@@ -1,0 +1,101 @@
+import { createReadStream } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { KilnError } from '../errors.js';
+import { type SeekableSource, readTar } from '../layer/tar/reader.js';
+import { type FileTree, cleanTreePath, readBounded } from './filetree.js';
+
+interface IndexEntry {
+  readonly type: 'file' | 'link';
+  readonly offset: number;
+  readonly size: number;
+  /** For links: the archive path they point to (symlinks resolved relative to their directory); checked when followed. */
+  readonly target?: string;
+}
+
+/** Reads a file from a position, able to jump over what it does not need. */
+class FileSource implements AsyncIterator<Uint8Array>, SeekableSource {
+  private position = 0;
+
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly size: number,
+  ) {}
+
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.position >= this.size) return { done: true, value: undefined };
+    const buffer = Buffer.allocUnsafe(Math.min(1 << 16, this.size - this.position));
+    const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.position);
+    if (bytesRead === 0) return { done: true, value: undefined };
+    this.position += bytesRead;
+    return { done: false, value: buffer.subarray(0, bytesRead) };
+  }
+
+  skipAhead(n: number): Promise<number> {
+    const skipped = Math.min(n, this.size - this.position);
+    this.position += skipped;
+    return Promise.resolve(skipped);
+  }
+}
+
+/**
+ * A tar file seen as a {@link FileTree}: indexed once (headers only; bodies are seeked over), then
+ * files are streamed from their offsets. Links inside the archive (Docker's legacy saves share layer
+ * tars through symlinks) resolve within the archive, never outside it.
+ */
+export class TarTree implements FileTree {
+  private constructor(
+    readonly description: string,
+    private readonly path: string,
+    private readonly index: ReadonlyMap<string, IndexEntry>,
+  ) {}
+
+  static async open(path: string, description: string): Promise<TarTree> {
+    const handle = await open(path, 'r');
+    const index = new Map<string, IndexEntry>();
+    try {
+      const { size } = await handle.stat();
+      for await (const { header, offset } of readTar(new FileSource(handle, size))) {
+        const name = cleanTreePath(header.path, description).replace(/\/$/, '');
+        if (name === '.') continue;
+        if (header.type === 'file') index.set(name, { type: 'file', offset, size: header.size });
+        else if (header.type === 'symlink' || header.type === 'hardlink') {
+          const link = header.linkname ?? '';
+          const target = header.type === 'symlink' && !link.startsWith('/') ? posix.join(posix.dirname(name), link) : link;
+          index.set(name, { type: 'link', offset, size: 0, target });
+        }
+      }
+    } catch (err) {
+      if (err instanceof KilnError && !err.message.startsWith(description)) throw new KilnError(err.code, `${description}: ${err.message}`, { cause: err });
+      throw err;
+    } finally {
+      await handle.close();
+    }
+    return new TarTree(description, path, index);
+  }
+
+  private lookup(path: string): IndexEntry | undefined {
+    let name = cleanTreePath(path, this.description);
+    for (let hops = 0; hops < 16; hops++) {
+      const entry = this.index.get(name);
+      if (!entry || entry.type === 'file') return entry;
+      name = entry.target as string;
+    }
+    throw new KilnError('INVALID_INPUT', `${this.description}: ${path} is a link loop`);
+  }
+
+  size(path: string): Promise<number | undefined> {
+    return Promise.resolve(this.lookup(path)?.size);
+  }
+
+  read(path: string, maxBytes: number): Promise<Buffer> {
+    return readBounded(this, path, maxBytes);
+  }
+
+  open(path: string): Promise<AsyncIterable<Uint8Array>> {
+    const entry = this.lookup(path);
+    if (!entry) return Promise.reject(new KilnError('INVALID_INPUT', `${this.description}: ${path} is missing`));
+    if (entry.size === 0) return Promise.resolve((async function* () {})());
+    return Promise.resolve(createReadStream(this.path, { start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: 1 << 20 }));
+  }
+}
