@@ -1,0 +1,118 @@
+import type { Command } from 'commander';
+import { parseFilterFlags } from '../../engine/filters.js';
+import type { ImageSummary } from '../../engine/types.js';
+import { parseReference, familiarName } from '../../reference/reference.js';
+import { type CommandContext, withEngine } from '../context.js';
+import { renderRows } from '../format/table.js';
+import { goTimeString, humanSize, sinceNow } from '../format/units.js';
+import { collect, print } from '../io.js';
+
+/** The columns `docker images` knows, and their titles. */
+const HEADERS = {
+  ID: 'IMAGE ID',
+  Repository: 'REPOSITORY',
+  Tag: 'TAG',
+  Digest: 'DIGEST',
+  CreatedSince: 'CREATED',
+  CreatedAt: 'CREATED AT',
+  Size: 'SIZE',
+  Containers: 'CONTAINERS',
+  SharedSize: 'SHARED SIZE',
+  UniqueSize: 'UNIQUE SIZE',
+  VirtualSize: 'SIZE',
+};
+
+/** One printed row of `docker images`: what `--format` templates see. */
+export interface ImageRowContext {
+  readonly ID: string;
+  readonly Repository: string;
+  readonly Tag: string;
+  readonly Digest: string;
+  readonly CreatedSince: string;
+  readonly CreatedAt: string;
+  readonly Size: string;
+  readonly Containers: string;
+  readonly SharedSize: string;
+  readonly UniqueSize: string;
+  readonly VirtualSize: string;
+}
+
+export function shortImageId(id: string, noTrunc: boolean): string {
+  return noTrunc ? id : id.replace(/^sha256:/, '').slice(0, 12);
+}
+
+/**
+ * Rows for an image as the docker CLI derives them: one per tag (times its repo digests with --digests),
+ * one per repository that only has digests, one `<none>` row for a dangling image. Repositories are
+ * sorted (Docker's order is a Go map's).
+ */
+export function imageRows(image: ImageSummary, options: { digests: boolean; noTrunc: boolean }): ImageRowContext[] {
+  const base = {
+    ID: shortImageId(image.Id, options.noTrunc),
+    CreatedSince: image.Created ? sinceNow(image.Created * 1000) : 'N/A',
+    CreatedAt: goTimeString(image.Created * 1000),
+    Size: humanSize(image.Size),
+    Containers: image.Containers < 0 ? 'N/A' : String(image.Containers),
+    SharedSize: image.SharedSize < 0 ? 'N/A' : humanSize(image.SharedSize),
+    UniqueSize: image.SharedSize < 0 ? 'N/A' : humanSize(image.Size - image.SharedSize),
+    VirtualSize: humanSize(image.Size),
+  };
+  if (image.RepoTags.length === 0 && image.RepoDigests.length === 0) return [{ ...base, Repository: '<none>', Tag: '<none>', Digest: '<none>' }];
+  const tags = new Map<string, string[]>();
+  for (const text of image.RepoTags) {
+    const ref = parseReference(text);
+    if (ref.tag) tags.set(familiarName(ref), [...(tags.get(familiarName(ref)) ?? []), ref.tag]);
+  }
+  const digests = new Map<string, string[]>();
+  for (const text of image.RepoDigests) {
+    const ref = parseReference(text);
+    if (ref.digest) digests.set(familiarName(ref), [...(digests.get(familiarName(ref)) ?? []), ref.digest]);
+  }
+  const rows: ImageRowContext[] = [];
+  for (const repo of [...tags.keys()].sort()) {
+    const repoDigests = options.digests ? (digests.get(repo) ?? []) : [];
+    digests.delete(repo);
+    for (const tag of tags.get(repo) ?? []) {
+      if (repoDigests.length === 0) rows.push({ ...base, Repository: repo, Tag: tag, Digest: '<none>' });
+      for (const digest of repoDigests) rows.push({ ...base, Repository: repo, Tag: tag, Digest: digest });
+    }
+  }
+  for (const repo of [...digests.keys()].sort()) {
+    if (options.digests) for (const digest of digests.get(repo) ?? []) rows.push({ ...base, Repository: repo, Tag: '<none>', Digest: digest });
+    else rows.push({ ...base, Repository: repo, Tag: '<none>', Digest: '' });
+  }
+  return rows;
+}
+
+interface ImagesOptions {
+  all?: boolean;
+  quiet?: boolean;
+  digests?: boolean;
+  trunc: boolean;
+  filter?: string[];
+  format?: string;
+}
+
+export function registerImages(parent: Command, ctx: CommandContext, name = 'images'): Command {
+  return parent
+    .command(name)
+    .description('List images')
+    .argument('[REPOSITORY[:TAG]]', 'show only images with this name')
+    .option('-a, --all', 'show all images (default hides intermediate images)')
+    .option('--digests', 'show digests')
+    .option('-f, --filter <filter>', 'filter output based on conditions provided (dangling, label, before, since, reference)', collect)
+    .option('--format <format>', "format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template")
+    .option('--no-trunc', "don't truncate output")
+    .option('-q, --quiet', 'only show image IDs')
+    .action((reference: string | undefined, options: ImagesOptions) =>
+      withEngine(ctx, (engine) => {
+        const flags = [...(options.filter ?? []), ...(reference ? [`reference=${reference}`] : [])];
+        const filters = parseFilterFlags(flags, ['dangling', 'label', 'before', 'since', 'reference']);
+        const summaries = engine.listImages({ all: options.all ?? false, filters });
+        const rows = summaries.flatMap((s) => imageRows(s, { digests: options.digests ?? false, noTrunc: !options.trunc }));
+        const columns = options.digests ? '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}' : '{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}';
+        const format = options.quiet ? '{{.ID}}' : (options.format ?? `table ${columns}`);
+        print(ctx.io, renderRows(format === 'table' ? `table ${columns}` : format, HEADERS, rows));
+      }),
+    );
+}

@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import { parseFilterFlags } from '../../engine/filters.js';
+import { type CommandContext, withEngine } from '../context.js';
+import { renderRows } from '../format/table.js';
+import { humanSize, humanSizeWithPrecision, sinceNow } from '../format/units.js';
+import { collect, confirm, print } from '../io.js';
+import { printPruneReport } from './image.js';
+import { imageRows } from './images.js';
+
+const DF_HEADERS = { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' };
+const DF_IMAGE_HEADERS = { Repository: 'REPOSITORY', Tag: 'TAG', ID: 'IMAGE ID', CreatedSince: 'CREATED', Size: 'SIZE', SharedSize: 'SHARED SIZE', UniqueSize: 'UNIQUE SIZE', Containers: 'CONTAINERS' };
+
+/** Docker's df sizes use four significant digits (units.HumanSize), unlike `images` (three). */
+function dfSize(bytes: number): string {
+  return humanSizeWithPrecision(bytes, 4);
+}
+
+function reclaimable(reclaim: number, total: number): string {
+  return total > 0 ? `${dfSize(reclaim)} (${Math.trunc((100 * reclaim) / total)}%)` : dfSize(reclaim);
+}
+
+export function registerSystem(program: Command, ctx: CommandContext): Command {
+  const system = program.command('system').description('Manage kiln');
+  system
+    .command('df')
+    .description('Show kiln disk usage')
+    .option('-v, --verbose', 'show detailed information on space usage')
+    .option('--format <format>', 'format output using a custom template')
+    .action((options: { verbose?: boolean; format?: string }) =>
+      withEngine(ctx, (engine) => {
+        const usage = engine.diskUsage();
+        if (options.verbose) {
+          const rows = usage.Images.flatMap((i) =>
+            imageRows(i.summary, { digests: false, noTrunc: false }).map((r) => ({ ...r, CreatedSince: i.summary.Created ? sinceNow(i.summary.Created * 1000) : 'N/A', Size: humanSize(i.summary.Size), SharedSize: humanSize(i.sharedSize), UniqueSize: humanSize(i.uniqueSize), Containers: '0' })),
+          );
+          print(ctx.io, 'Images space usage:\n');
+          print(ctx.io, renderRows(options.format ?? 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}', DF_IMAGE_HEADERS, rows));
+          print(ctx.io, '\nContainers space usage:\n');
+          print(ctx.io, 'CONTAINER ID   IMAGE     COMMAND   LOCAL VOLUMES   SIZE      CREATED   STATUS    NAMES');
+          print(ctx.io, '\nLocal Volumes space usage:\n');
+          print(ctx.io, 'VOLUME NAME   LINKS     SIZE');
+          print(ctx.io, '\nBuild cache usage: 0B\n');
+          print(ctx.io, 'CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED');
+          return;
+        }
+        const rows = [
+          { Type: 'Images', TotalCount: String(usage.Images.length), Active: '0', Size: dfSize(usage.LayersSize), Reclaimable: reclaimable(usage.ReclaimableImagesSize, usage.LayersSize) },
+          { Type: 'Containers', TotalCount: '0', Active: '0', Size: dfSize(0), Reclaimable: reclaimable(0, 0) },
+          { Type: 'Local Volumes', TotalCount: '0', Active: '0', Size: dfSize(0), Reclaimable: reclaimable(0, 0) },
+          { Type: 'Build Cache', TotalCount: '0', Active: '0', Size: dfSize(0), Reclaimable: reclaimable(0, 0) },
+        ];
+        print(ctx.io, renderRows(options.format ?? 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}', DF_HEADERS, rows));
+      }),
+    );
+  system
+    .command('prune')
+    .description('Remove unused data')
+    .option('-a, --all', 'remove all unused images not just dangling ones')
+    .option('-f, --force', 'do not prompt for confirmation')
+    .option('--filter <filter>', "provide filter values (e.g. 'label=<key>=<value>')", collect)
+    .action((options: { all?: boolean; force?: boolean; filter?: string[] }) =>
+      withEngine(ctx, async (engine) => {
+        const filters = parseFilterFlags(options.filter ?? [], ['until', 'label', 'label!']);
+        const images = options.all ? 'all images without at least one container associated to them' : 'all dangling images';
+        const warning = `WARNING! This will remove:\n  - all stopped containers\n  - ${images}\n  - unused build cache\n`;
+        if (!options.force && !(await confirm(ctx.io, `${warning}\nAre you sure you want to continue?`))) return;
+        printPruneReport(ctx, engine.pruneImages({ all: options.all ?? false, filters }));
+      }),
+    );
+  system
+    .command('check')
+    .description("Verify every blob's digest and every database reference; report damage and left-overs")
+    .action(() =>
+      withEngine(ctx, async (engine) => {
+        const report = await engine.check();
+        for (const problem of report.problems) print(ctx.io, `problem: ${problem}`);
+        for (const orphan of report.orphans) print(ctx.io, `reclaimable: ${orphan}`);
+        const verdict = report.problems.length === 0 ? 'clean' : `${report.problems.length} problem(s) found`;
+        print(ctx.io, `${report.blobs} blobs verified, ${report.images} images, ${report.names} names: ${verdict}`);
+        if (report.problems.length > 0) ctx.exitCode = 1;
+      }),
+    );
+  return system;
+}

@@ -1,0 +1,23 @@
+import { Engine, defaultRoot } from '../engine/engine.js';
+import type { Io } from './io.js';
+
+/** What every command needs: where the store is, the streams, and the exit code to return. */
+export interface CommandContext {
+  readonly io: Io;
+  root(): string;
+  exitCode: number;
+}
+
+export function createContext(io: Io, rootOption: () => string | undefined): CommandContext {
+  return { io, root: () => rootOption() ?? defaultRoot(), exitCode: 0 };
+}
+
+/** Opens the store for one command and closes it afterwards, whatever happens. */
+export async function withEngine<T>(ctx: CommandContext, fn: (engine: Engine) => T | Promise<T>): Promise<T> {
+  const engine = await Engine.open(ctx.root());
+  try {
+    return await fn(engine);
+  } finally {
+    engine.close();
+  }
+}

@@ -1,0 +1,40 @@
+import { createInterface } from 'node:readline';
+import { KilnError } from '../errors.js';
+
+/** The streams a command talks to: the process's own, or a test's. */
+export interface Io {
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly stderr: NodeJS.WritableStream;
+  readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+export const processIo: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+
+export function print(io: Io, text: string): void {
+  io.stdout.write(text.endsWith('\n') || text === '' ? text : `${text}\n`);
+}
+
+/** Docker's `[y/N]` prompt; anything but y/yes declines. */
+export async function confirm(io: Io, question: string): Promise<boolean> {
+  io.stdout.write(`${question} [y/N] `);
+  const rl = createInterface({ input: io.stdin });
+  try {
+    for await (const line of rl) return /^y(es)?$/i.test(line.trim());
+    return false;
+  } finally {
+    rl.close();
+  }
+}
+
+/** A boolean flag value written as `--flag=false` or `-H=0`, as Go's flag package accepts. */
+export function parseBool(value: string): boolean {
+  const v = value.toLowerCase();
+  if (['1', 't', 'true'].includes(v)) return true;
+  if (['0', 'f', 'false'].includes(v)) return false;
+  throw new KilnError('INVALID_ARGUMENT', `invalid boolean value ${JSON.stringify(value)}`);
+}
+
+/** Collects a repeatable option (`-f a -f b`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { cp, mkdir, readFile, readdir, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { newKiln, ok } from '../helpers/kiln.js';
+import { fixturesDir, tempDir } from '../helpers/paths.js';
+
+/** Makes a tar of a directory with GNU tar. */
+function tarOf(dir: string, out: string): string {
+  execFileSync('tar', ['-C', dir, '-cf', out, '.']);
+  return out;
+}
+
+/** Extracts the legacy busybox save into a directory that a case then damages. */
+async function legacyTree(): Promise<string> {
+  const dir = join(await tempDir(), 'tree');
+  await mkdir(dir);
+  execFileSync('tar', ['-C', dir, '-xf', join(fixturesDir, 'busybox-docker20-save.tar')]);
+  return dir;
+}
+
+async function ociTree(): Promise<string> {
+  const dir = join(await tempDir(), 'layout');
+  await cp(join(fixturesDir, 'whiteouts-oci-layout'), dir, { recursive: true });
+  return dir;
+}
+
+/** Loads `input`, expects a one-line error matching `message`, and a store left exactly as it was. */
+async function assertRefused(input: string, message: RegExp): Promise<void> {
+  const { root, kiln } = await newKiln();
+  const result = await kiln(['load', '-i', input]);
+  assert.equal(result.code, 1, `exit code; stderr: ${result.stderr}`);
+  assert.equal(result.stdout, '');
+  assert.match(result.stderr, /^Error: [^\n]+\n$/, 'one line, no stack trace');
+  assert.match(result.stderr, message);
+  assert.equal((await ok(kiln(['images', '-q', '-a']))).stdout, '');
+  assert.deepEqual(await readdir(join(root, 'blobs', 'sha256')), [], 'no blob stays behind');
+  assert.match((await ok(kiln(['system', 'check']))).stdout, /^0 blobs verified, 0 images, 0 names: clean\n$/);
+}
+
+describe('hostile and damaged inputs leave the store unchanged', () => {
+  it('a truncated archive', async () => {
+    const file = join(await tempDir(), 'cut.tar');
+    await cp(join(fixturesDir, 'busybox-docker20-save.tar'), file);
+    await truncate(file, 1_000_000);
+    await assertRefused(file, /unexpected end|truncated|missing/i);
+  });
+
+  it('a layer whose content does not match the diffID in its config', async () => {
+    const dir = await legacyTree();
+    const [layerDir] = (await readdir(dir)).filter((n) => /^[a-f0-9]{64}$/.test(n));
+    const layer = join(dir, layerDir as string, 'layer.tar');
+    const bytes = await readFile(layer);
+    bytes[bytes.length - 1] = 0x41; // a byte after the end-of-archive marker: still a valid tar
+    await writeFile(layer, bytes);
+    await assertRefused(tarOf(dir, join(await tempDir(), 'a.tar')), /hashes to sha256:[a-f0-9]{64}, but the image config says sha256:3d4218ba/);
+  });
+
+  it('a blob that does not match its digest in an OCI layout', async () => {
+    const dir = await ociTree();
+    const blobs = join(dir, 'blobs', 'sha256');
+    const victim = '6b67111761c31a7fc1cec2dd8cb02eaa686b527167f835a0b71f4d0c3dabf2b0';
+    const bytes = await readFile(join(blobs, victim));
+    bytes[20] = (bytes[20] ?? 0) ^ 0xff;
+    await writeFile(join(blobs, victim), bytes);
+    await assertRefused(dir, /corrupt|does not match|DIGEST|hashes to/i);
+  });
+
+  it('a manifest that points at a missing blob', async () => {
+    const dir = await ociTree();
+    await writeFile(join(dir, 'blobs', 'sha256', '438f14f50678d12e6ac168dbfc69fd9ec1690309f9e1f1af7c5776e9982f703a'), '');
+    execFileSync('rm', [join(dir, 'blobs', 'sha256', '438f14f50678d12e6ac168dbfc69fd9ec1690309f9e1f1af7c5776e9982f703a')]);
+    await assertRefused(dir, /438f14f50678.* is missing|missing/);
+  });
+
+  it('a name with .. in manifest.json', async () => {
+    const dir = await legacyTree();
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { RepoTags: string[] }[];
+    (manifest[0] as { RepoTags: string[] }).RepoTags = ['../../evil:lab'];
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+    await assertRefused(tarOf(dir, join(await tempDir(), 'a.tar')), /\.\.\/\.\.\/evil:lab/);
+  });
+
+  it('a layer path that climbs out of the archive', async () => {
+    const dir = await legacyTree();
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { Layers: string[] }[];
+    (manifest[0] as { Layers: string[] }).Layers = ['../../../etc/passwd'];
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+    await assertRefused(tarOf(dir, join(await tempDir(), 'a.tar')), /outside the archive/);
+  });
+
+  it('a 100 MB manifest.json', async () => {
+    const dir = await legacyTree();
+    await writeFile(join(dir, 'manifest.json'), Buffer.alloc(100 << 20, 0x20));
+    await assertRefused(tarOf(dir, join(await tempDir(), 'a.tar')), /manifest\.json is \d+ bytes, more than/);
+  });
+
+  it('a file that is not an image archive', async () => {
+    await assertRefused(join(fixturesDir, 'busybox-rootfs.tar'), /not an image archive.*kiln import/);
+  });
+
+  it('bytes that are not a tar at all', async () => {
+    const file = join(await tempDir(), 'junk.tar');
+    await writeFile(file, Buffer.alloc(4096, 0x5a));
+    await assertRefused(file, /tar/i);
+  });
+});
