@@ -10,8 +10,14 @@ export interface Io {
 
 export const processIo: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
 
+/** Prints a line (a newline is added unless the text ends with one). */
 export function print(io: Io, text: string): void {
-  io.stdout.write(text.endsWith('\n') || text === '' ? text : `${text}\n`);
+  io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** Prints rendered rows as they are: nothing at all when there are none. */
+export function printRows(io: Io, rendered: string): void {
+  io.stdout.write(rendered);
 }
 
 /** Docker's `[y/N]` prompt; anything but y/yes declines. */

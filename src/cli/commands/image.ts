@@ -5,7 +5,7 @@ import type { DeleteEvent, PruneReport } from '../../engine/types.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows, renderTemplate } from '../format/table.js';
 import { goTimeString, humanSize, rfc3339Local, sinceNow, truncateDisplay } from '../format/units.js';
-import { collect, confirm, parseBool, print } from '../io.js';
+import { collect, confirm, parseBool, print, printRows } from '../io.js';
 import { shortImageId } from './images.js';
 
 function deleteLine(event: DeleteEvent): string {
@@ -32,7 +32,7 @@ export function registerRmi(parent: Command, ctx: CommandContext, name = 'rmi'):
       withEngine(ctx, (engine) => {
         const { events, errors } = engine.removeImages(images, { force: options.force ?? false, noPrune: !options.prune });
         for (const event of events) print(ctx.io, deleteLine(event));
-        for (const error of errors) ctx.io.stderr.write(`Error response from kiln: ${error.message}\n`);
+        for (const error of errors) ctx.io.stderr.write(`Error: ${error.message}\n`);
         if (errors.length > 0) ctx.exitCode = 1;
       }),
     );
@@ -63,7 +63,7 @@ export function registerHistory(parent: Command, ctx: CommandContext, name = 'hi
           };
         });
         const format = options.quiet ? '{{.ID}}' : (options.format ?? 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}');
-        print(ctx.io, renderRows(format, HISTORY_HEADERS, rows));
+        printRows(ctx.io, renderRows(format, HISTORY_HEADERS, rows));
       }),
     );
 }

@@ -5,7 +5,7 @@ import { parseReference, familiarName } from '../../reference/reference.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
 import { goTimeString, humanSize, sinceNow } from '../format/units.js';
-import { collect, print } from '../io.js';
+import { collect, printRows } from '../io.js';
 
 /** The columns `docker images` knows, and their titles. */
 const HEADERS = {
@@ -112,7 +112,7 @@ export function registerImages(parent: Command, ctx: CommandContext, name = 'ima
         const rows = summaries.flatMap((s) => imageRows(s, { digests: options.digests ?? false, noTrunc: !options.trunc }));
         const columns = options.digests ? '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}' : '{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}';
         const format = options.quiet ? '{{.ID}}' : (options.format ?? `table ${columns}`);
-        print(ctx.io, renderRows(format === 'table' ? `table ${columns}` : format, HEADERS, rows));
+        printRows(ctx.io, renderRows(format === 'table' ? `table ${columns}` : format, HEADERS, rows));
       }),
     );
 }

@@ -3,7 +3,7 @@ import { parseFilterFlags } from '../../engine/filters.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
 import { humanSize, humanSizeWithPrecision, sinceNow } from '../format/units.js';
-import { collect, confirm, print } from '../io.js';
+import { collect, confirm, print, printRows } from '../io.js';
 import { printPruneReport } from './image.js';
 import { imageRows } from './images.js';
 
@@ -34,7 +34,7 @@ export function registerSystem(program: Command, ctx: CommandContext): Command {
             imageRows(i.summary, { digests: false, noTrunc: false }).map((r) => ({ ...r, CreatedSince: i.summary.Created ? sinceNow(i.summary.Created * 1000) : 'N/A', Size: humanSize(i.summary.Size), SharedSize: humanSize(i.sharedSize), UniqueSize: humanSize(i.uniqueSize), Containers: '0' })),
           );
           print(ctx.io, 'Images space usage:\n');
-          print(ctx.io, renderRows(options.format ?? 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}', DF_IMAGE_HEADERS, rows));
+          printRows(ctx.io, renderRows(options.format ?? 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}', DF_IMAGE_HEADERS, rows));
           print(ctx.io, '\nContainers space usage:\n');
           print(ctx.io, 'CONTAINER ID   IMAGE     COMMAND   LOCAL VOLUMES   SIZE      CREATED   STATUS    NAMES');
           print(ctx.io, '\nLocal Volumes space usage:\n');
@@ -49,7 +49,7 @@ export function registerSystem(program: Command, ctx: CommandContext): Command {
           { Type: 'Local Volumes', TotalCount: '0', Active: '0', Size: dfSize(0), Reclaimable: reclaimable(0, 0) },
           { Type: 'Build Cache', TotalCount: '0', Active: '0', Size: dfSize(0), Reclaimable: reclaimable(0, 0) },
         ];
-        print(ctx.io, renderRows(options.format ?? 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}', DF_HEADERS, rows));
+        printRows(ctx.io, renderRows(options.format ?? 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}', DF_HEADERS, rows));
       }),
     );
   system
