@@ -29,10 +29,13 @@ export interface Expected {
 export class ContentStore {
   readonly blobsDir: string;
   readonly ingestDir: string;
+  /** Scratch space on the store's filesystem (spooled archives); files are named by {@link scratchName}. */
+  readonly tmpDir: string;
 
   constructor(readonly root: string) {
     this.blobsDir = join(root, 'blobs', 'sha256');
     this.ingestDir = join(root, 'ingest');
+    this.tmpDir = join(root, 'tmp');
   }
 
   async init(): Promise<void> {
@@ -97,7 +100,7 @@ export class ContentStore {
   /** Starts an ingest. `ref` names what is being written (for resumption and for people reading `ingest/`). */
   async writer(ref: string): Promise<ContentWriter> {
     await mkdir(this.ingestDir, { recursive: true });
-    const name = `${createHash('sha256').update(ref).digest('hex').slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const name = scratchName(createHash('sha256').update(ref).digest('hex').slice(0, 16));
     const path = join(this.ingestDir, name);
     const handle = await open(path, 'wx', 0o644);
     return new ContentWriter(this, path, handle);
@@ -145,8 +148,8 @@ export class ContentStore {
   /** Files in blobs/sha256 that are not named by a digest, and ingest files: left-overs of a crash. */
   async strays(): Promise<string[]> {
     const blobs = (await readdirOrEmpty(this.blobsDir)).filter((n) => !isDigest(`sha256:${n}`)).map((n) => join(this.blobsDir, n));
-    const ingests = (await readdirOrEmpty(this.ingestDir)).map((n) => join(this.ingestDir, n));
-    return [...blobs, ...ingests];
+    const scratch = [this.ingestDir, this.tmpDir].map(async (dir) => (await readdirOrEmpty(dir)).map((n) => join(dir, n)));
+    return [...blobs, ...(await Promise.all(scratch)).flat()];
   }
 
   /** Re-hashes a blob; false when its content no longer matches its name. */
@@ -235,6 +238,20 @@ export class ContentWriter {
     }
     await rm(this.path, { force: true });
   }
+}
+
+/**
+ * Names an ingest or scratch file `<label>-<pid>-<random>`, so that the GC can tell the files of a
+ * process that died (kill -9) from those of one still writing.
+ */
+export function scratchName(label: string): string {
+  return `${label}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** The pid in a {@link scratchName}, if the name is one. */
+export function scratchOwner(name: string): number | undefined {
+  const match = /-(\d+)-[0-9a-f]{8}(\.[a-z]+)?$/.exec(name);
+  return match ? Number(match[1]) : undefined;
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { scratchName } from '../content/store.js';
 import { KilnError } from '../errors.js';
 import type { NamedImage } from '../image/image.js';
 import { autoDecompress } from '../layer/compression.js';
@@ -43,9 +43,8 @@ async function openArchive(store: LocalStore, source: LoadSource): Promise<{ tre
     input = source.stream;
     description = source.description;
   }
-  const dir = join(store.root, 'tmp');
-  await mkdir(dir, { recursive: true });
-  const spool = join(dir, `load-${randomUUID()}.tar`);
+  await mkdir(store.content.tmpDir, { recursive: true });
+  const spool = join(store.content.tmpDir, `${scratchName('load')}.tar`);
   const cleanup = () => rm(spool, { force: true });
   try {
     const { stream } = await autoDecompress(input);

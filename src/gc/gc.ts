@@ -1,6 +1,6 @@
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ContentStore } from '../content/store.js';
+import { type ContentStore, scratchOwner } from '../content/store.js';
 import type { MetaDb } from '../meta/db.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 
@@ -21,8 +21,8 @@ function processAlive(pid: number): boolean {
 
 /**
  * Mark and sweep over blobs. Roots are the images in the database (rmi and prune decide which images go;
- * the GC only frees what no image needs) and the leases of running operations. Leases of dead processes
- * expire here.
+ * the GC only frees what no image needs) and the leases of running operations. Leases, ingest files
+ * and scratch files of dead processes expire here.
  *
  * The whole sweep runs inside one database write transaction, and blobs are published inside the
  * transaction that leases them (see ContentWriter.publish), so a sweep never sees a blob that is visible
@@ -48,6 +48,13 @@ export function collectGarbage(content: ContentStore, db: MetaDb): GcResult {
     }
     for (const row of db.layerBlobs()) {
       if (!referenced.has(row.digest)) db.deleteLayerBlob(row.digest);
+    }
+    // Half-written ingests and spooled archives of processes that are gone (a crash, a kill -9).
+    for (const dir of [content.ingestDir, content.tmpDir]) {
+      for (const name of listDir(dir)) {
+        const owner = scratchOwner(name);
+        if (owner !== undefined && owner !== process.pid && !processAlive(owner)) rmSync(join(dir, name), { force: true });
+      }
     }
     return { deletedBlobs: deleted, reclaimedBytes: reclaimed };
   });

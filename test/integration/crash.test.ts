@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
+import { tempDir } from '../helpers/paths.js';
+
+describe('kill -9 at any moment leaves a clean store', () => {
+  it('during load and import, `system check` finds no damage and prune frees the left-overs', async () => {
+    // An archive big enough that a load takes a while: 48 MB of incompressible files in one layer.
+    const work = await tempDir();
+    const rootfs = join(work, 'rootfs');
+    await mkdir(rootfs);
+    for (let i = 0; i < 6; i++) await writeFile(join(rootfs, `f${i}`), randomBytes(8 << 20));
+    const source = await newKiln();
+    await ok(source.kiln(['import', rootfs, 'big:1']));
+    const archive = join(work, 'big.tar');
+    await ok(source.kiln(['save', '-o', archive, 'big:1']));
+
+    const { root, kiln } = await newKiln();
+    // Kill points spread over the whole operation (fault injection, not synchronisation: every
+    // point must leave the store consistent, whatever the operation had reached).
+    for (const [args, afterMs] of [
+      [['load', '-i', archive], 100],
+      [['load', '-i', archive], 180],
+      [['load', '-i', archive], 260],
+      [['import', rootfs, 'crash:1'], 120],
+      [['import', rootfs, 'crash:1'], 220],
+    ] as const) {
+      const child = spawn(process.execPath, [kilnBin, '--root', root, ...args], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      await delay(afterMs);
+      child.kill('SIGKILL');
+      await exited;
+      const check = await ok(kiln(['system', 'check']));
+      assert.match(check.stdout, /: clean\n$/, `after killing ${args.join(' ')} at ${afterMs} ms`);
+      assert.doesNotMatch(check.stdout, /^problem:/m);
+    }
+    await ok(kiln(['system', 'prune', '-a', '-f']));
+    const final = await ok(kiln(['system', 'check']));
+    assert.equal(final.stdout, '0 blobs verified, 0 images, 0 names: clean\n');
+    // And the store still works: the archive loads completely.
+    await ok(kiln(['load', '-i', archive]));
+    assert.match((await ok(kiln(['system', 'check']))).stdout, /^3 blobs verified, 1 images, 1 names: clean\n$/);
+  });
+});
