@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(skopeo umoci busybox-static)
+# skopeo, umoci and docker.io (a real dockerd) check that what kiln writes, other tools read.
+debian_packages=(skopeo umoci busybox-static docker.io)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -3,6 +3,7 @@ import { KilnError } from '../../errors.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import type { DeleteEvent, PruneReport } from '../../engine/types.js';
 import { type CommandContext, withEngine } from '../context.js';
+import { goJson, sortKeys } from '../format/gojson.js';
 import { renderRows, renderTemplate } from '../format/table.js';
 import { goTimeString, humanSize, rfc3339Local, sinceNow, truncateDisplay } from '../format/units.js';
 import { collect, confirm, parseBool, print, printRows } from '../io.js';
@@ -88,8 +89,9 @@ export function registerInspect(parent: Command, ctx: CommandContext, name = 'in
             errors.push(`Error: No such image: ${n}`);
           }
         }
-        if (options.format) for (const item of found) print(ctx.io, renderTemplate(options.format, item));
-        else print(ctx.io, JSON.stringify(found, null, 4));
+        // docker's CLI runs inspect templates over the decoded JSON, so maps come out with sorted keys.
+        if (options.format) for (const item of found) print(ctx.io, renderTemplate(options.format, sortKeys(item)));
+        else print(ctx.io, goJson(found, '    '));
         for (const e of errors) ctx.io.stderr.write(`${e}\n`);
         if (errors.length > 0) ctx.exitCode = 1;
       }),

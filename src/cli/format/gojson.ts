@@ -7,12 +7,14 @@ export function goJson(value: unknown, indent?: string): string {
   return (text ?? 'null').replace(/[<>&\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** The same with object keys sorted, as Go marshals a map. */
+/** A copy with every object's keys sorted: how a value looks once Go has decoded it into maps. */
+export function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]));
+  return value;
+}
+
+/** JSON with object keys sorted, as Go marshals a map. */
 export function goJsonSorted(value: unknown): string {
-  const sort = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(sort);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])]));
-    return v;
-  };
-  return goJson(sort(value));
+  return goJson(sortKeys(value));
 }

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Dockerd, dockerdUnavailable, startDockerd } from '../helpers/dockerd.js';
+import { newKiln, ok } from '../helpers/kiln.js';
+import { fixturesDir, tempDir } from '../helpers/paths.js';
+
+const WHITEOUTS_ID = 'sha256:0762feae08f0d91d3829c5818de04335fde708c65aecef4d5dc3863ef6e5409c';
+const unavailable = await dockerdUnavailable();
+
+describe('a real Docker daemon reads what kiln writes, and the other way round', { skip: unavailable }, () => {
+  let dockerd: Dockerd;
+  before(async () => {
+    dockerd = await startDockerd();
+  });
+  after(() => dockerd?.stop());
+
+  it('docker load takes kiln save output: same image IDs, same listing, and the image runs', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['load', '-i', join(fixturesDir, 'whiteouts-docker20-save.tar')]));
+    const imported = (await ok(kiln(['import', '-c', 'CMD ["echo", "imported"]', join(fixturesDir, 'busybox-rootfs.tar'), 'imported:1']))).stdout.trim();
+    const archive = join(await tempDir(), 'kiln.tar');
+    await ok(kiln(['save', '-o', archive, 'whiteouts:lab', 'imported:1']));
+    assert.equal(await dockerd.docker(['load', '-i', archive]), 'Loaded image: whiteouts:lab\nLoaded image: imported:1\n');
+    const format = '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}';
+    assert.equal(await dockerd.docker(['images', '--no-trunc', '--format', format]), (await ok(kiln(['images', '--no-trunc', '--format', format]))).stdout);
+    assert.equal(await dockerd.docker(['inspect', '-f', '{{.Id}}', 'imported:1']), `${imported}\n`);
+    assert.equal(await dockerd.docker(['run', '--rm', '--network', 'none', 'whiteouts:lab']), 'c\n');
+    assert.equal(await dockerd.docker(['run', '--rm', '--network', 'none', 'imported:1']), 'imported\n');
+    const historyFormat = '{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}';
+    assert.equal(await dockerd.docker(['history', '--format', historyFormat, 'whiteouts:lab']), (await ok(kiln(['history', '--format', historyFormat, 'whiteouts:lab']))).stdout);
+  });
+
+  it('kiln load takes docker save output with every tag, and inspects like Docker', async () => {
+    await dockerd.docker(['tag', 'whiteouts:lab', 'other/w:2']);
+    const archive = join(await tempDir(), 'docker.tar');
+    await dockerd.docker(['save', '-o', archive, 'whiteouts:lab', 'other/w:2']);
+    const { kiln } = await newKiln();
+    assert.equal((await ok(kiln(['load', '-i', archive]))).stdout, 'Loaded image: whiteouts:lab\nLoaded image: other/w:2\n');
+    const fields = '{{.Id}} {{json .RepoTags}} {{.Created}} {{.Size}} {{.Os}}/{{.Architecture}} {{json .RootFS}} {{json .Config}}';
+    assert.equal((await ok(kiln(['inspect', '-f', fields, 'other/w:2']))).stdout, await dockerd.docker(['inspect', '-f', fields, 'other/w:2']));
+    assert.match((await ok(kiln(['inspect', '-f', '{{.Id}}', 'whiteouts:lab']))).stdout, new RegExp(`^${WHITEOUTS_ID}\n$`));
+    const df = '{{.Type}} {{.TotalCount}} {{.Size}}';
+    const dockerDf = (await dockerd.docker(['system', 'df', '--format', df])).split('\n')[0];
+    // Docker's store also holds the imported image from the test above.
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'imported:1']));
+    assert.equal((await ok(kiln(['system', 'df', '--format', df]))).stdout.split('\n')[0], dockerDf);
+  });
+});
