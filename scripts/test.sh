@@ -7,4 +7,4 @@ bash scripts/setup.sh
 echo "lint: eslint"
 npx eslint --max-warnings=0 src test
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
-node --test --test-reporter=spec --test-concurrency=2 "${files[@]}"
+node --test --test-reporter=spec --test-concurrency=2 --test-timeout=300000 "${files[@]}"

@@ -28,6 +28,15 @@ export interface TarHeader {
 
 export const BLOCK = 512;
 
+/**
+ * PAX keys that stand for {@link TarHeader} fields, so never travel in `pax`. Access and change times
+ * are among them but have no field: they are dropped, as a layer must not change when a file is read.
+ */
+export const PAX_FIELD_KEYS: ReadonlySet<string> = new Set(['path', 'linkpath', 'size', 'uid', 'gid', 'uname', 'gname', 'mtime', 'atime', 'ctime']);
+
+/** The PAX key prefix of extended attributes (star's, which GNU tar, Go and Docker use). */
+export const XATTR_PREFIX = 'SCHILY.xattr.';
+
 export const TYPE_FLAGS: Readonly<Record<TarEntryType, string>> = {
   file: '0',
   hardlink: '1',

@@ -1,13 +1,16 @@
+import { isUtf8 } from 'node:buffer';
 import { KilnError } from '../../errors.js';
-import { BLOCK, FIELD, type TarEntryType, type TarHeader, checksum, padding } from './header.js';
+import { BLOCK, FIELD, PAX_FIELD_KEYS, type TarEntryType, type TarHeader, XATTR_PREFIX, checksum, padding } from './header.js';
 
 /** Largest PAX or GNU long-name body accepted: names and xattrs, not file contents. */
 const MAX_META_BYTES = 8 << 20;
 
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+
 const TYPES: Readonly<Record<string, TarEntryType>> = {
   '0': 'file',
   '\0': 'file',
-  '7': 'file',
+  '7': 'file', // contiguous file: a regular file everywhere but on a few old Unixes
   '1': 'hardlink',
   '2': 'symlink',
   '3': 'char',
@@ -16,9 +19,21 @@ const TYPES: Readonly<Record<string, TarEntryType>> = {
   '6': 'fifo',
 };
 
+
+/** Entries that describe the next entry (or, for 'g', the archive) rather than being one. */
+const EXTENSIONS: Readonly<Record<string, string>> = { x: 'PAX header', g: 'PAX global header', L: 'GNU long name', K: 'GNU long link name' };
+
+/** A source that can jump forward without reading (a file), so that skipped bodies cost no I/O. */
+export interface SeekableSource {
+  /** Moves `n` bytes ahead; returns how many bytes were really there. */
+  skipAhead(n: number): Promise<number>;
+}
+
+export type TarSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | (AsyncIterator<Uint8Array> & SeekableSource);
+
 /**
  * Pulls exact byte counts out of a chunked stream without copying bodies: `some` hands out slices of
- * the chunks as they came.
+ * the chunks as they came. It owns the source iterator and closes it in `close`.
  */
 class ChunkReader {
   private chunks: Buffer[] = [];
@@ -27,14 +42,13 @@ class ChunkReader {
   /** Bytes handed out so far (the offset of the next byte). */
   offset = 0;
 
-  constructor(private readonly source: AsyncIterator<Uint8Array> & Partial<SeekableSource>) {}
+  constructor(private readonly source: (AsyncIterator<Uint8Array> | Iterator<Uint8Array>) & Partial<SeekableSource>) {}
 
   /** Drops `n` bytes, seeking past them when the source can; returns how many were really there. */
   async discard(n: number): Promise<number> {
     let left = n;
     while (left > 0 && this.buffered > 0) {
-      const first = this.chunks[0] as Buffer;
-      const part = Math.min(first.length, left);
+      const part = Math.min((this.chunks[0] as Buffer).length, left);
       this.consume(part);
       left -= part;
     }
@@ -65,25 +79,23 @@ class ChunkReader {
     }
   }
 
-  /** Exactly `n` bytes, or fewer only at the end of the stream. */
+  /** Exactly `n` bytes (a view when they sit in one chunk), or fewer only at the end of the stream. */
   async exact(n: number): Promise<Buffer> {
     await this.fill(n);
     const take = Math.min(n, this.buffered);
     const first = this.chunks[0];
-    let out: Buffer;
     if (first && first.length >= take) {
-      out = first.subarray(0, take);
+      const out = first.subarray(0, take);
       this.consume(take);
-    } else {
-      out = Buffer.allocUnsafe(take);
-      let at = 0;
-      while (at < take) {
-        const chunk = this.chunks[0] as Buffer;
-        const part = Math.min(chunk.length, take - at);
-        chunk.copy(out, at, 0, part);
-        at += part;
-        this.consume(part);
-      }
+      return out;
+    }
+    const out = Buffer.allocUnsafe(take);
+    for (let at = 0; at < take; ) {
+      const chunk = this.chunks[0] as Buffer;
+      const part = Math.min(chunk.length, take - at);
+      chunk.copy(out, at, 0, part);
+      at += part;
+      this.consume(part);
     }
     return out;
   }
@@ -111,6 +123,20 @@ class ChunkReader {
     await this.fill(1);
     return this.buffered === 0;
   }
+
+  async close(): Promise<void> {
+    await this.source.return?.();
+  }
+}
+
+function iteratorOf(source: TarSource): (AsyncIterator<Uint8Array> | Iterator<Uint8Array>) & Partial<SeekableSource> {
+  if ('skipAhead' in source) return source;
+  return Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+}
+
+/** Names are UTF-8 when they decode as such; otherwise bytes from an old or non-UTF-8 system, kept as latin1. */
+function decodeName(bytes: Buffer): string {
+  return isUtf8(bytes) ? bytes.toString('utf8') : bytes.toString('latin1');
 }
 
 function field(block: Buffer, [offset, length]: readonly [number, number]): Buffer {
@@ -119,180 +145,217 @@ function field(block: Buffer, [offset, length]: readonly [number, number]): Buff
   return nul === -1 ? raw : raw.subarray(0, nul);
 }
 
-function text(block: Buffer, f: readonly [number, number]): string {
-  return field(block, f).toString('utf8');
-}
+const quote = (path: string): string => JSON.stringify(path);
 
-/** An octal field (NUL/space terminated) or GNU base-256 for values that do not fit. */
-function numeric(block: Buffer, [offset, length]: readonly [number, number], name: string, path: string): number {
-  const raw = block.subarray(offset, offset + length);
-  if ((raw[0] as number) & 0x80) {
-    if (raw[0] === 0xff) throw new KilnError('INVALID_INPUT', `tar: entry ${JSON.stringify(path)} has a negative ${name}`);
-    let value = (raw[0] as number) & 0x7f;
-    for (let i = 1; i < raw.length; i++) value = value * 256 + (raw[i] as number);
-    if (!Number.isSafeInteger(value)) throw new KilnError('INVALID_INPUT', `tar: entry ${JSON.stringify(path)} has a ${name} too large to handle`);
+/**
+ * An octal field (space or NUL padded on either side), or GNU base-256 (high bit set, two's complement)
+ * for values that do not fit. Only times may be negative. `where` names the header for errors.
+ */
+function numeric(block: Buffer, [offset, length]: readonly [number, number], name: string, where: () => string): number {
+  const end = offset + length;
+  const first = block[offset] as number;
+  if (first & 0x80) {
+    let value = (first & 0x7f) - (first & 0x40 ? 0x80 : 0);
+    for (let i = offset + 1; i < end; i++) value = value * 256 + (block[i] as number);
+    if (!Number.isSafeInteger(value) || (value < 0 && name !== 'mtime')) {
+      throw new KilnError('INVALID_INPUT', `tar: ${where()} has a ${name} out of range (the archive is corrupt)`);
+    }
     return value;
   }
-  const digits = raw.toString('latin1').replace(/[\0 ]+$/, '').replace(/^[ \0]+/, '');
-  if (digits === '') return 0;
-  if (!/^[0-7]+$/.test(digits)) throw new KilnError('INVALID_INPUT', `tar: entry ${JSON.stringify(path)} has an invalid ${name} field ${JSON.stringify(digits)}`);
-  return parseInt(digits, 8);
+  const isPad = (byte: number | undefined): boolean => byte === 0x20 || byte === 0;
+  let i = offset;
+  while (i < end && isPad(block[i])) i++;
+  let value = 0;
+  for (; i < end; i++) {
+    const byte = block[i] as number;
+    if (byte < 0x30 || byte > 0x37) break;
+    value = value * 8 + (byte - 0x30);
+  }
+  while (i < end && isPad(block[i])) i++;
+  if (i < end) {
+    const text = block.toString('latin1', offset, end).replace(/^[ \0]+|[ \0]+$/g, '');
+    throw new KilnError('INVALID_INPUT', `tar: ${where()} has an invalid ${name} field ${quote(text)} (the archive is corrupt)`);
+  }
+  return value;
 }
 
-/** Parses PAX records; values stay bytes (xattrs may be binary). */
-function parsePax(body: Buffer, path: string): Map<string, Buffer> {
-  const records = new Map<string, Buffer>();
-  let at = 0;
-  while (at < body.length) {
+/** Whether a header's stored checksum matches its bytes, summed unsigned or (as some old tars did) signed. */
+function checksumMatches(block: Buffer): boolean {
+  const stored = /^[ \0]*([0-7]{1,7})[ \0]*$/.exec(block.toString('latin1', FIELD.checksum[0], FIELD.checksum[0] + FIELD.checksum[1]))?.[1];
+  if (stored === undefined) return false;
+  const sums = checksum(block);
+  return parseInt(stored, 8) === sums.unsigned || parseInt(stored, 8) === sums.signed;
+}
+
+/** Parses PAX records (`"<len> <key>=<value>\n"`); values stay bytes, as xattrs may be binary. */
+function parsePax(body: Buffer, into: Map<string, Buffer>, where: () => string): void {
+  const malformed = (): KilnError => new KilnError('INVALID_INPUT', `tar: malformed PAX record in the extended header ${where()} (the archive is corrupt)`);
+  for (let at = 0; at < body.length; ) {
     if (body[at] === 0) break; // NUL padding some writers leave
     const space = body.indexOf(0x20, at);
-    const length = Number(body.toString('latin1', at, space));
-    if (space === -1 || !Number.isInteger(length) || length <= space - at + 1 || at + length > body.length || body[at + length - 1] !== 0x0a) {
-      throw new KilnError('INVALID_INPUT', `tar: malformed PAX header before entry ${JSON.stringify(path)}`);
-    }
+    const digits = body.toString('latin1', at, space);
+    const length = Number(digits);
+    if (space === -1 || !/^[0-9]+$/.test(digits) || length <= space - at + 1 || at + length > body.length || body[at + length - 1] !== 0x0a) throw malformed();
     const record = body.subarray(space + 1, at + length - 1);
     const eq = record.indexOf(0x3d);
-    if (eq <= 0) throw new KilnError('INVALID_INPUT', `tar: malformed PAX record before entry ${JSON.stringify(path)}`);
-    records.set(record.toString('utf8', 0, eq), record.subarray(eq + 1));
+    if (eq <= 0) throw malformed();
+    into.set(record.toString('utf8', 0, eq), record.subarray(eq + 1));
     at += length;
   }
-  return records;
 }
 
-/** A source that can jump forward without reading (a file), so that skipped bodies cost no I/O. */
-export interface SeekableSource {
-  /** Moves `n` bytes ahead; returns how many bytes were really there. */
-  skipAhead(n: number): Promise<number>;
+/** What the extension entries ('x' PAX, GNU 'L' and 'K') before a real entry said about it. */
+interface Extensions {
+  readonly pax: Map<string, Buffer>;
+  longName?: string;
+  longLink?: string;
+}
+
+/** Builds the header of a real entry from its ustar block and the extensions that preceded it. */
+function decodeHeader(block: Buffer, ext: Extensions): TarHeader {
+  const flag = String.fromCharCode(block[156] as number);
+  const magic = block.toString('latin1', 257, 263);
+  // POSIX ustar splits long names into prefix/name; old GNU keeps times in that space instead, and v7
+  // has neither the prefix nor the owner names.
+  const posix = magic === 'ustar\0';
+  const hasOwnerNames = posix || magic === 'ustar ';
+  const paxValue = (key: string): Buffer | undefined => {
+    const value = ext.pax.get(key);
+    return value && value.length > 0 ? value : undefined; // an empty record means "use the header field"
+  };
+  const paxName = (key: string): string | undefined => {
+    const value = paxValue(key);
+    return value && decodeName(value);
+  };
+  const name = decodeName(field(block, FIELD.name));
+  const prefix = posix ? decodeName(field(block, FIELD.prefix)) : '';
+  const path = paxName('path') ?? ext.longName ?? (prefix ? `${prefix}/${name}` : name);
+  const where = (): string => `entry ${quote(path)}`;
+
+  const sparse = flag === 'S' || [...ext.pax.keys()].some((key) => key.startsWith('GNU.sparse.'));
+  if (sparse) throw new KilnError('INVALID_INPUT', `tar: ${where()} is a sparse file, which kiln does not support (re-create the archive without --sparse)`);
+  // An old-style regular file whose name ends in a slash is a directory (as Go and Python read it).
+  const type = flag === '\0' && path.endsWith('/') ? 'directory' : TYPES[flag];
+  if (!type) throw new KilnError('INVALID_INPUT', `tar: ${where()} has the unsupported type ${quote(flag)}`);
+
+  const paxNumber = (key: string, fallback: number, pattern: RegExp): number => {
+    const value = paxValue(key)?.toString('latin1');
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!pattern.test(value) || !Number.isSafeInteger(Math.trunc(n))) throw new KilnError('INVALID_INPUT', `tar: ${where()} has an invalid PAX ${key} ${quote(value)}`);
+    return n;
+  };
+  const integer = /^[0-9]+$/;
+  const xattrs = new Map<string, Buffer>();
+  const others: Record<string, string> = {};
+  for (const [key, value] of ext.pax) {
+    if (key.startsWith(XATTR_PREFIX)) xattrs.set(key.slice(XATTR_PREFIX.length), value);
+    else if (!PAX_FIELD_KEYS.has(key)) others[key] = value.toString('utf8');
+  }
+  const linkname = paxName('linkpath') ?? ext.longLink ?? decodeName(field(block, FIELD.linkname));
+  const uname = paxName('uname') ?? (hasOwnerNames ? decodeName(field(block, FIELD.uname)) : '');
+  const gname = paxName('gname') ?? (hasOwnerNames ? decodeName(field(block, FIELD.gname)) : '');
+  return {
+    path,
+    type,
+    mode: numeric(block, FIELD.mode, 'mode', where) & 0o7777,
+    uid: paxNumber('uid', numeric(block, FIELD.uid, 'uid', where), integer),
+    gid: paxNumber('gid', numeric(block, FIELD.gid, 'gid', where), integer),
+    ...(uname ? { uname } : {}),
+    ...(gname ? { gname } : {}),
+    // Only regular files carry data; other types' size fields are ignored, as Go and Python do.
+    size: type === 'file' ? paxNumber('size', numeric(block, FIELD.size, 'size', where), integer) : 0,
+    mtime: paxNumber('mtime', numeric(block, FIELD.mtime, 'mtime', where), /^-?[0-9]+(\.[0-9]+)?$/),
+    ...(type === 'symlink' || type === 'hardlink' ? { linkname } : {}),
+    ...(type === 'char' || type === 'block'
+      ? { devmajor: hasOwnerNames ? numeric(block, FIELD.devmajor, 'devmajor', where) : 0, devminor: hasOwnerNames ? numeric(block, FIELD.devminor, 'devminor', where) : 0 }
+      : {}),
+    ...(xattrs.size > 0 ? { xattrs } : {}),
+    ...(Object.keys(others).length > 0 ? { pax: others } : {}),
+  };
 }
 
 export interface TarEntry {
   readonly header: TarHeader;
-  /** The entry's content; skipped automatically if the consumer moves on without reading it. */
+  /**
+   * The entry's content (regular files only; empty for other types). Read it before asking for the next
+   * entry: whatever is left unread then is skipped, and reading it later is a bug that throws.
+   */
   readonly body: AsyncIterable<Buffer>;
   /** Where the body starts in the stream (for indexing an archive file). */
   readonly offset: number;
 }
 
 /**
- * Reads a tar stream entry by entry: ustar, PAX (local and global), GNU long names and base-256
- * numbers. A stream that ends cleanly without the end-of-archive blocks is accepted, as Docker and Go
- * accept it; a stream that ends inside a header or body is an error naming the entry.
+ * Reads a tar stream entry by entry: ustar, PAX (local records applied, global ones ignored), GNU long
+ * names and base-256 numbers, old GNU and v7 headers. A stream that ends cleanly at a block boundary
+ * without the end-of-archive blocks is accepted, as Docker and Go accept it; one that ends inside a
+ * header or body is an error naming the entry. The source is pulled only as fast as the consumer reads,
+ * and closed when the archive ends or the consumer stops early.
  */
-export async function* readTar(source: AsyncIterable<Uint8Array> | (AsyncIterator<Uint8Array> & SeekableSource)): AsyncGenerator<TarEntry> {
-  const reader = new ChunkReader(Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source);
-  let pax = new Map<string, Buffer>();
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let pending = 0; // unread body bytes (plus padding) of the previous entry
-  let lastPath = '(start of archive)';
-
-  const truncated = (): KilnError => new KilnError('INVALID_INPUT', `tar: unexpected end of data at entry ${JSON.stringify(lastPath)} (the archive is truncated)`);
-
-  const skip = async (n: number): Promise<void> => {
-    if ((await reader.discard(n)) < n) throw truncated();
-  };
+export async function* readTar(source: TarSource): AsyncGenerator<TarEntry> {
+  const reader = new ChunkReader(iteratorOf(source));
+  let ext: Extensions = { pax: new Map() };
+  let pending = 0; // unread body bytes (plus padding) of the current entry
+  let entries = 0;
+  let live = 0; // the entry whose body may be read now; 0 once the reader has moved past it
+  let last: string | undefined;
+  const after = (): string => (last === undefined ? 'at the start of the archive' : `after entry ${quote(last)}`);
+  const truncated = (where: string): KilnError => new KilnError('INVALID_INPUT', `tar: unexpected end of data ${where} (the archive is truncated; fetch or export it again)`);
 
   const readMeta = async (size: number, what: string): Promise<Buffer> => {
-    if (size > MAX_META_BYTES) throw new KilnError('INVALID_INPUT', `tar: ${what} of ${size} bytes after entry ${JSON.stringify(lastPath)} is too large`);
+    if (size > MAX_META_BYTES) throw new KilnError('INVALID_INPUT', `tar: ${what} of ${size} bytes ${after()} is too large (the archive is corrupt or hostile)`);
     const body = await reader.exact(size);
-    if (body.length < size) throw truncated();
-    await skip(padding(size));
-    return Buffer.from(body);
+    if (body.length < size || (await reader.discard(padding(size))) < padding(size)) throw truncated(`in a ${what} ${after()}`);
+    return Buffer.from(body); // a copy: the view would pin the whole source chunk
   };
 
-  while (true) {
-    if (pending > 0) {
-      await skip(pending);
-      pending = 0;
-    }
-    if (await reader.atEnd()) return;
-    const block = await reader.exact(BLOCK);
-    if (block.length < BLOCK) throw truncated();
-    if (block.every((b) => b === 0)) return; // end-of-archive marker; what follows is padding
-    const sums = checksum(block);
-    const stored = numeric(block, FIELD.checksum, 'checksum', lastPath);
-    if (stored !== sums.unsigned && stored !== sums.signed) {
-      throw new KilnError('INVALID_INPUT', `tar: bad header checksum after entry ${JSON.stringify(lastPath)} (not a tar file, or corrupt)`);
-    }
-    const flag = String.fromCharCode(block[156] as number);
-    const magic = block.toString('latin1', 257, 263);
-    const ustar = magic === 'ustar\0';
-    const name = text(block, FIELD.name);
-    const prefix = ustar ? text(block, FIELD.prefix) : '';
-    const path = longName ?? (prefix ? `${prefix}/${name}` : name);
-    const size = numeric(block, FIELD.size, 'size', path);
-    switch (flag) {
-      case 'x':
-        for (const [k, v] of parsePax(await readMeta(size, 'PAX header'), path)) pax.set(k, v);
-        continue;
-      case 'g':
-        await readMeta(size, 'PAX global header');
-        continue;
-      case 'L':
-        longName = (await readMeta(size, 'GNU long name')).toString('utf8').replace(/\0+$/, '');
-        continue;
-      case 'K':
-        longLink = (await readMeta(size, 'GNU long link name')).toString('utf8').replace(/\0+$/, '');
-        continue;
-    }
-    const type = TYPES[flag];
-    const paxText = (key: string): string | undefined => pax.get(key)?.toString('utf8');
-    const finalPath = paxText('path') ?? path;
-    if (!type) {
-      const what = flag === 'S' || pax.has('GNU.sparse.major') || pax.has('GNU.sparse.size') ? 'a sparse file, which kiln does not support' : `of unknown type ${JSON.stringify(flag)}`;
-      throw new KilnError('INVALID_INPUT', `tar: entry ${JSON.stringify(finalPath)} is ${what}`);
-    }
-    const paxNumber = (key: string, fallback: number): number => {
-      const value = paxText(key);
-      if (value === undefined) return fallback;
-      const n = Number(value);
-      if (!Number.isFinite(n) || n < 0) throw new KilnError('INVALID_INPUT', `tar: entry ${JSON.stringify(finalPath)} has an invalid PAX ${key} ${JSON.stringify(value)}`);
-      return n;
-    };
-    const xattrs = new Map<string, Buffer>();
-    const others: Record<string, string> = {};
-    for (const [key, value] of pax) {
-      if (key.startsWith('SCHILY.xattr.')) xattrs.set(key.slice('SCHILY.xattr.'.length), value);
-      else if (!['path', 'linkpath', 'size', 'uid', 'gid', 'uname', 'gname', 'mtime', 'atime', 'ctime'].includes(key)) others[key] = value.toString('utf8');
-    }
-    const entrySize = type === 'file' ? paxNumber('size', size) : 0;
-    if (!Number.isSafeInteger(entrySize)) throw new KilnError('INVALID_INPUT', `tar: entry ${JSON.stringify(finalPath)} has an invalid size`);
-    const linkname = paxText('linkpath') ?? longLink ?? text(block, FIELD.linkname);
-    const uname = paxText('uname') ?? text(block, FIELD.uname);
-    const gname = paxText('gname') ?? text(block, FIELD.gname);
-    const header: TarHeader = {
-      path: finalPath,
-      type,
-      mode: numeric(block, FIELD.mode, 'mode', finalPath) & 0o7777,
-      uid: paxNumber('uid', numeric(block, FIELD.uid, 'uid', finalPath)),
-      gid: paxNumber('gid', numeric(block, FIELD.gid, 'gid', finalPath)),
-      ...(uname ? { uname } : {}),
-      ...(gname ? { gname } : {}),
-      size: entrySize,
-      mtime: paxNumber('mtime', numeric(block, FIELD.mtime, 'mtime', finalPath)),
-      ...(type === 'symlink' || type === 'hardlink' ? { linkname } : {}),
-      ...(type === 'char' || type === 'block' ? { devmajor: numeric(block, FIELD.devmajor, 'devmajor', finalPath), devminor: numeric(block, FIELD.devminor, 'devminor', finalPath) } : {}),
-      ...(xattrs.size > 0 ? { xattrs } : {}),
-      ...(Object.keys(others).length > 0 ? { pax: others } : {}),
-    };
-    pax = new Map();
-    longName = undefined;
-    longLink = undefined;
-    lastPath = finalPath;
-    // Bodies of non-files (a hardlink with a size, say) are skipped, as GNU tar does.
-    const bodyBytes = type === 'file' ? entrySize : size;
-    pending = bodyBytes + padding(bodyBytes);
-    let unread = entrySize;
-    const offset = reader.offset;
-    const body = async function* (): AsyncGenerator<Buffer> {
-      while (unread > 0) {
-        const part = await reader.some(unread);
-        if (part.length === 0) throw truncated();
-        unread -= part.length;
-        pending -= part.length;
-        yield part;
+  try {
+    while (true) {
+      live = 0;
+      if (pending > 0) {
+        if ((await reader.discard(pending)) < pending) throw truncated(`in entry ${quote(last ?? '')}`);
+        pending = 0;
       }
-    };
-    yield { header, body: body(), offset };
+      if (await reader.atEnd()) return;
+      const block = await reader.exact(BLOCK);
+      if (block.length < BLOCK) throw truncated(`in the header ${after()}`);
+      if (block.equals(ZERO_BLOCK)) return; // end-of-archive marker; what follows is padding
+      if (!checksumMatches(block)) {
+        throw new KilnError('INVALID_INPUT', `tar: bad header checksum ${after()} (not a tar file, or corrupt)`);
+      }
+      const flag = String.fromCharCode(block[156] as number);
+      const extension = EXTENSIONS[flag];
+      if (extension !== undefined) {
+        const size = numeric(block, FIELD.size, 'size', () => `the extended header ${after()}`);
+        const body = await readMeta(size, extension);
+        if (flag === 'x') parsePax(body, ext.pax, after);
+        else if (flag === 'L') ext.longName = decodeName(field(body, [0, body.length]));
+        else if (flag === 'K') ext.longLink = decodeName(field(body, [0, body.length]));
+        continue; // global PAX headers ('g') describe the archive, not its entries
+      }
+      const header = decodeHeader(block, ext);
+      ext = { pax: new Map() };
+      last = header.path;
+      const entry = (live = ++entries);
+      let unread = header.size;
+      pending = unread + padding(unread);
+      const body = async function* (): AsyncGenerator<Buffer> {
+        while (unread > 0) {
+          if (entry !== live) {
+            throw new KilnError('INTERNAL', `tar: the body of entry ${quote(header.path)} was read after the reader moved past it`);
+          }
+          const part = await reader.some(unread);
+          if (part.length === 0) throw truncated(`in entry ${quote(header.path)}`);
+          unread -= part.length;
+          pending -= part.length;
+          yield part;
+        }
+      };
+      yield { header, body: body(), offset: reader.offset };
+    }
+  } finally {
+    live = 0;
+    await reader.close();
   }
 }

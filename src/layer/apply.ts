@@ -1,0 +1,191 @@
+import { execFile } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { KilnError, isErrno } from '../errors.js';
+import type { TarHeader } from './tar/header.js';
+import { readTar } from './tar/reader.js';
+
+const run = promisify(execFile);
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const OPAQUE_MARKER = '.wh..wh..opq';
+
+/**
+ * How whiteouts become real: `overlay` leaves overlayfs whiteouts (a 0/0 character device for a deleted
+ * name, `trusted.overlay.opaque=y` on an opaque directory) for a layer that will be an overlay lower dir;
+ * `delete` removes the named files from a tree that already holds the layers below (vfs).
+ */
+export type WhiteoutMode = 'overlay' | 'delete';
+
+export interface ApplyOptions {
+  readonly whiteouts: WhiteoutMode;
+  /** Whether owners and device nodes can be set (running as root). */
+  readonly privileged?: boolean;
+  /** Names the layer in error messages. */
+  readonly what?: string;
+}
+
+export interface ApplyResult {
+  readonly entries: number;
+}
+
+/** Runs `mknod` for a device node (Node has no mknod call). */
+async function mknod(path: string, type: 'c' | 'b' | 'p', major = 0, minor = 0): Promise<void> {
+  await run('mknod', type === 'p' ? [path, 'p'] : [path, type, String(major), String(minor)]);
+}
+
+async function setOpaque(dir: string): Promise<void> {
+  await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', dir]);
+}
+
+/** Removes everything under `dir` that this layer did not write (an opaque directory in a vfs tree). */
+async function keepOnly(dir: string, written: ReadonlySet<string>): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const child = join(dir, name);
+    if (!written.has(child)) await rm(child, { recursive: true, force: true });
+    else if ((await lstat(child)).isDirectory()) await keepOnly(child, written);
+  }
+}
+
+/**
+ * Applies a layer (an uncompressed tar stream) onto `root`. Every entry is placed inside `root` and
+ * nowhere else: `..` that climbs out is refused, an absolute name is taken relative to the root, an entry
+ * is never written through a symlink (its parent directories must be real directories, or are created),
+ * a hardlink must name a file inside the root, and device nodes need privilege. A refused entry is an
+ * INVALID_INPUT error naming it; what was applied before it stays (the caller discards the snapshot).
+ */
+export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>, options: ApplyOptions): Promise<ApplyResult> {
+  const what = options.what ?? 'layer';
+  const privileged = options.privileged ?? process.getuid?.() === 0;
+  const refuse = (header: TarHeader, why: string): never => {
+    throw new KilnError('INVALID_INPUT', `${what}: entry ${JSON.stringify(header.path)} ${why}`);
+  };
+  const written = new Set<string>();
+  const dirs: { path: string; mode: number; mtime: number }[] = [];
+  const opaque: string[] = [];
+  let entries = 0;
+
+  /** The entry's path relative to the root, normalized, refusing any climb out of it. */
+  const relative = (header: TarHeader, name: string): string => {
+    const cleaned = posix.normalize(`/${name}`).slice(1).replace(/\/$/, '');
+    if (name.split('/').includes('..') && posix.normalize(name.replace(/^\/+/, '')).startsWith('..')) refuse(header, 'points outside the root filesystem');
+    return cleaned;
+  };
+
+  /** Makes sure every parent of `rel` is a real directory inside the root, creating missing ones. */
+  const parentDir = async (header: TarHeader, rel: string): Promise<string> => {
+    let current = root;
+    const parts = rel.split('/').slice(0, -1);
+    for (const part of parts) {
+      current = join(current, part);
+      const st = await lstat(current).catch((err: unknown) => {
+        if (isErrno(err, 'ENOENT')) return undefined;
+        throw err;
+      });
+      if (!st) await mkdir(current, { mode: 0o755 });
+      else if (st.isSymbolicLink()) refuse(header, `would be written through the symlink ${JSON.stringify(posix.join(...parts.slice(0, parts.indexOf(part) + 1)))}`);
+      else if (!st.isDirectory()) refuse(header, `has a parent ${JSON.stringify(part)} that is not a directory`);
+    }
+    return current;
+  };
+
+  const removeExisting = async (path: string, keepDirectory: boolean): Promise<void> => {
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) return;
+    if (keepDirectory && st.isDirectory()) return;
+    await rm(path, { recursive: true, force: true });
+  };
+
+  for await (const { header, body } of readTar(source)) {
+    entries++;
+    const rel = relative(header, header.path);
+    if (rel === '' || rel === '.') {
+      if (header.type === 'directory') dirs.push({ path: root, mode: header.mode, mtime: header.mtime });
+      continue;
+    }
+    const base = posix.basename(rel);
+    const parent = await parentDir(header, rel);
+    const target = join(parent, base);
+
+    if (base === OPAQUE_MARKER) {
+      opaque.push(parent);
+      continue;
+    }
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      const hidden = join(parent, base.slice(WHITEOUT_PREFIX.length));
+      if (base.length === WHITEOUT_PREFIX.length) refuse(header, 'is a whiteout with no name');
+      await rm(hidden, { recursive: true, force: true });
+      if (options.whiteouts === 'overlay') {
+        if (!privileged) refuse(header, 'is a whiteout, and overlay whiteouts (device 0/0) need root');
+        await mknod(hidden, 'c', 0, 0);
+      }
+      continue;
+    }
+
+    written.add(target);
+    switch (header.type) {
+      case 'directory':
+        await removeExisting(target, true);
+        await mkdir(target, { recursive: true, mode: 0o755 });
+        dirs.push({ path: target, mode: header.mode, mtime: header.mtime });
+        break;
+      case 'file': {
+        await removeExisting(target, false);
+        await pipeline(body, createWriteStream(target, { mode: 0o600 }));
+        break;
+      }
+      case 'symlink':
+        await removeExisting(target, false);
+        await symlink(header.linkname ?? '', target);
+        break;
+      case 'hardlink': {
+        const linkRel = relative(header, header.linkname ?? '');
+        if (linkRel === '') refuse(header, 'is a hardlink to the root directory');
+        const linkParent = await parentDir(header, linkRel);
+        const linkTarget = join(linkParent, posix.basename(linkRel));
+        const st = await lstat(linkTarget).catch(() => undefined);
+        if (!st) refuse(header, `is a hardlink to ${JSON.stringify(header.linkname)}, which does not exist in the layer or below`);
+        if (st?.isDirectory()) refuse(header, `is a hardlink to the directory ${JSON.stringify(header.linkname)}`);
+        await removeExisting(target, false);
+        await link(linkTarget, target);
+        continue; // a hardlink shares its target's owner, mode and times
+      }
+      case 'char':
+      case 'block':
+        if (!privileged) refuse(header, 'is a device node, which needs root to create');
+        await removeExisting(target, false);
+        await mknod(target, header.type === 'char' ? 'c' : 'b', header.devmajor, header.devminor);
+        break;
+      case 'fifo':
+        await removeExisting(target, false);
+        await mknod(target, 'p');
+        break;
+    }
+    if (privileged) await lchown(target, header.uid, header.gid);
+    if (header.type === 'symlink') await lutimes(target, header.mtime, header.mtime);
+    else if (header.type !== 'directory') {
+      await chmod(target, header.mode); // after chown, which clears setuid and setgid
+      await utimes(target, header.mtime, header.mtime);
+    }
+  }
+
+  // Opaque directories: everything the layers below put there is hidden.
+  for (const dir of opaque) {
+    if (options.whiteouts === 'overlay') {
+      if (!privileged) throw new KilnError('INVALID_INPUT', `${what}: opaque directory ${JSON.stringify(dir)} needs root for its overlay xattr`);
+      await setOpaque(dir);
+    } else {
+      await keepOnly(dir, written);
+    }
+  }
+  // Directory modes and times last: a read-only directory must still take its children, and writing
+  // inside a directory changes its mtime.
+  for (const dir of dirs.reverse()) {
+    await chmod(dir.path, dir.mode);
+    await utimes(dir.path, dir.mtime, dir.mtime);
+  }
+  return { entries };
+}

@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadImages } from '../../src/engine/archive.js';
+import { Engine } from '../../src/engine/engine.js';
+import { isKilnError } from '../../src/errors.js';
+import { applyLayer } from '../../src/layer/apply.js';
+import { decompressStream } from '../../src/layer/compression.js';
+import type { TarHeader } from '../../src/layer/tar/header.js';
+import { type TarInput, writeTar } from '../../src/layer/tar/writer.js';
+import { layerCompression } from '../../src/oci/mediatypes.js';
+import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
+import { assertTreeMatches, expectedWhiteoutsTree } from '../helpers/rootfs.js';
+
+/** The layers of a fixture image as uncompressed streams, bottom first. */
+async function fixtureLayers(fixture: string): Promise<(() => Promise<AsyncIterable<Uint8Array>>)[]> {
+  const engine = await Engine.open(await tempDir('kiln-apply-store-'));
+  await loadImages(engine, { path: join(fixturesDir, fixture) }, () => undefined);
+  const image = await engine.store.image(engine.image('whiteouts:lab'));
+  return image.layers.map((layer) => async () => decompressStream(await layer.open(), layerCompression(layer.mediaType) ?? 'none'));
+}
+
+const SKIP = ['/dev', '/proc', '/sys'];
+
+async function expected() {
+  // /etc/mtab comes from Docker's per-container init layer, not from the image.
+  return (await expectedWhiteoutsTree()).filter((e) => e.path !== '/etc/mtab');
+}
+
+describe('applying layers', () => {
+  for (const fixture of ['whiteouts-docker20-save.tar', 'whiteouts-oci-zstd']) {
+    it(`${fixture}: applied in order with deletions (vfs), gives the tree Docker exported`, { skip: !isRoot && 'owners 1000:1000 need root' }, async () => {
+      const root = join(await tempDir(), 'rootfs');
+      await mkdir(root);
+      for (const [i, open] of (await fixtureLayers(fixture)).entries()) await applyLayer(root, await open(), { whiteouts: 'delete', what: `layer ${i + 1}` });
+      await assertTreeMatches(root, await expected(), SKIP);
+    });
+
+    it(`${fixture}: each layer its own overlay lower dir, mounted, gives the same tree`, { skip: !isRoot && 'overlay mounts and whiteout devices need root' }, async () => {
+      const dir = await tempDir();
+      const lowers: string[] = [];
+      for (const [i, open] of (await fixtureLayers(fixture)).entries()) {
+        const layerDir = join(dir, `l${i}`);
+        await mkdir(layerDir);
+        await applyLayer(layerDir, await open(), { whiteouts: 'overlay', what: `layer ${i + 1}` });
+        lowers.unshift(layerDir);
+      }
+      const merged = join(dir, 'merged');
+      await mkdir(merged);
+      execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${lowers.join(':')}`, merged]);
+      try {
+        await assertTreeMatches(merged, await expected(), SKIP);
+      } finally {
+        execFileSync('umount', [merged]);
+      }
+    });
+  }
+});
+
+const h = (path: string, type: TarHeader['type'], extra: Partial<TarHeader> = {}): TarInput => {
+  const header: TarHeader = { path, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size: 0, mtime: 0, ...extra };
+  return { header, body: type === 'file' ? Buffer.alloc(header.size, 0x78) : undefined };
+};
+const file = (path: string) => h(path, 'file', { size: 4 });
+const sym = (path: string, linkname: string) => h(path, 'symlink', { linkname });
+const hard = (path: string, linkname: string) => h(path, 'hardlink', { linkname });
+
+/** Hostile layers: each must be refused with a clear error and write nothing outside the root. */
+const HOSTILE: [string, TarInput[], RegExp, { privileged?: boolean; whiteouts?: 'overlay' | 'delete' }?][] = [
+  ['a relative climb', [file('../evil')], /points outside/],
+  ['a climb after a directory', [file('a/../../evil')], /points outside/],
+  ['an absolute climb', [file('/../evil')], /points outside/],
+  ['a deep climb', [file('../../../../../../tmp/evil')], /points outside/],
+  ['exactly ..', [h('..', 'directory')], /points outside/],
+  ['a directory climb', [h('../newdir/', 'directory')], /points outside/],
+  ['a long PAX name that climbs', [file(`x/${'y'.repeat(120)}/../../../evil`)], /points outside/],
+  ['a file through an absolute symlink', [sym('link', '/outside'), file('link/evil')], /through the symlink "link"/],
+  ['a file through a relative symlink', [sym('link', '../outside'), file('link/evil')], /through the symlink/],
+  ['a file through a symlink to ..', [sym('link', '..'), file('link/outside/evil')], /through the symlink/],
+  ['a file through a symlink chain', [sym('a', 'b'), sym('b', '../outside'), file('a/evil')], /through the symlink/],
+  ['a file through a symlink to /', [sym('link', '/'), file('link/tmp/evil')], /through the symlink/],
+  ['a directory through a symlink', [sym('link', '../outside'), h('link/sub/', 'directory')], /through the symlink/],
+  ['a nested path through a symlinked directory', [h('d/', 'directory'), sym('d/link', '/'), file('d/link/etc/evil')], /through the symlink "d\/link"/],
+  ['a symlink replaced then written through', [h('x/', 'directory'), sym('x', '../outside'), file('x/evil')], /through the symlink/],
+  ['a hardlink through a symlink', [sym('link', '../outside'), hard('link/h', 'file')], /through the symlink/],
+  ['a fifo through a symlink', [sym('link', '../outside'), h('link/fifo', 'fifo')], /through the symlink/],
+  ['a hardlink that climbs out', [hard('h', '../outside/secret')], /points outside/],
+  ['a hardlink to an absolute host path', [hard('h', '/etc/passwd')], /does not exist/],
+  ['a hardlink whose target passes a symlink', [sym('link', '../outside'), hard('h', 'link/secret')], /through the symlink/],
+  ['a hardlink to a directory', [h('d/', 'directory'), hard('h', 'd')], /hardlink to the directory/],
+  ['a hardlink to nothing', [hard('h', 'missing')], /does not exist/],
+  ['a hardlink to the root', [hard('h', '.')], /root directory/],
+  ['a whiteout that climbs', [h('../.wh.outside', 'file')], /points outside/],
+  ['a whiteout through a symlink', [sym('link', '../outside'), h('link/.wh.secret', 'file')], /through the symlink/],
+  ['a whiteout with no name', [h('.wh.', 'file')], /whiteout with no name/],
+  ['an opaque marker through a symlink', [sym('link', '../outside'), h('link/.wh..wh..opq', 'file')], /through the symlink/],
+  ['a char device without privilege', [h('dev/mem', 'char', { devmajor: 1, devminor: 1 })], /device node, which needs root/, { privileged: false }],
+  ['a block device without privilege', [h('dev/sda', 'block', { devmajor: 8, devminor: 0 })], /device node, which needs root/, { privileged: false }],
+  ['an overlay whiteout without privilege', [h('.wh.gone', 'file')], /need root/, { privileged: false, whiteouts: 'overlay' }],
+  ['a file under a file', [file('f'), file('f/child')], /not a directory/],
+];
+
+async function snapshot(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (rel === '' && name.name === 'root') continue;
+      out.push(`${rel}/${name.name}`);
+      if (name.isDirectory()) await walk(join(d, name.name), `${rel}/${name.name}`);
+    }
+  };
+  await walk(dir, '');
+  return out;
+}
+
+describe('hostile layers are refused and write nothing outside the root', () => {
+  it(`has at least 30 cases (${HOSTILE.length + 3})`, () => assert.ok(HOSTILE.length + 3 >= 30));
+
+  for (const [name, entries, message, options] of HOSTILE) {
+    it(name, async () => {
+      const sandbox = await tempDir('kiln-hostile-');
+      const root = join(sandbox, 'root');
+      await mkdir(root);
+      await mkdir(join(sandbox, 'outside'));
+      await writeFile(join(sandbox, 'outside', 'secret'), 'keep me');
+      const before = await snapshot(sandbox);
+      await assert.rejects(
+        applyLayer(root, writeTar(entries), { whiteouts: options?.whiteouts ?? 'delete', privileged: options?.privileged, what: 'hostile layer' }),
+        (err) => isKilnError(err, 'INVALID_INPUT') && message.test(err.message) && err.message.startsWith('hostile layer: entry '),
+      );
+      assert.deepEqual(await snapshot(sandbox), before, 'nothing changed outside the root');
+      assert.equal(await readFile(join(sandbox, 'outside', 'secret'), 'utf8'), 'keep me');
+    });
+  }
+
+  for (const [name, mutate, message] of [
+    ['a truncated layer', (b: Buffer) => b.subarray(0, 700), /unexpected end of data/],
+    ['a corrupt header', (b: Buffer) => Buffer.concat([b.subarray(0, 100), Buffer.from('garbage!'), b.subarray(108)]), /bad header checksum/],
+    ['a sparse entry', (b: Buffer) => {
+      const copy = Buffer.from(b);
+      copy[156] = 'S'.charCodeAt(0);
+      copy.fill(0x20, 148, 156);
+      let sum = 0;
+      for (let i = 0; i < 512; i++) sum += copy[i] as number;
+      copy.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+      return copy;
+    }, /sparse/],
+  ] as const) {
+    it(name, async () => {
+      const sandbox = await tempDir('kiln-hostile-');
+      const root = join(sandbox, 'root');
+      await mkdir(root);
+      const chunks: Buffer[] = [];
+      for await (const c of writeTar([file('a'), file('b')])) chunks.push(c);
+      const bytes = mutate(Buffer.concat(chunks));
+      await assert.rejects(applyLayer(root, (async function* () { yield bytes; })(), { whiteouts: 'delete' }), (err) => isKilnError(err, 'INVALID_INPUT') && message.test(err.message));
+      assert.deepEqual(await readdir(sandbox), ['root']);
+    });
+  }
+});
