@@ -72,7 +72,7 @@ export const FIELD = {
   prefix: [345, 155],
 } as const satisfies Record<string, readonly [number, number]>;
 
-/** Unsigned sum of a header block with the checksum field counted as spaces. */
+/** Sums of a header block's bytes, unsigned and (as some old tars wrote it) signed, with the checksum field counted as spaces. */
 export function checksum(block: Buffer): { unsigned: number; signed: number } {
   let unsigned = 0;
   let signed = 0;

@@ -247,10 +247,10 @@ function decodeHeader(block: Buffer, ext: Extensions): TarHeader {
   };
   const integer = /^[0-9]+$/;
   const xattrs = new Map<string, Buffer>();
-  const others: Record<string, string> = {};
+  const others: [string, string][] = [];
   for (const [key, value] of ext.pax) {
     if (key.startsWith(XATTR_PREFIX)) xattrs.set(key.slice(XATTR_PREFIX.length), value);
-    else if (!PAX_FIELD_KEYS.has(key)) others[key] = value.toString('utf8');
+    else if (!PAX_FIELD_KEYS.has(key)) others.push([key, value.toString('utf8')]);
   }
   const linkname = paxName('linkpath') ?? ext.longLink ?? decodeName(field(block, FIELD.linkname));
   const uname = paxName('uname') ?? (hasOwnerNames ? decodeName(field(block, FIELD.uname)) : '');
@@ -271,7 +271,8 @@ function decodeHeader(block: Buffer, ext: Extensions): TarHeader {
       ? { devmajor: hasOwnerNames ? numeric(block, FIELD.devmajor, 'devmajor', where) : 0, devminor: hasOwnerNames ? numeric(block, FIELD.devminor, 'devminor', where) : 0 }
       : {}),
     ...(xattrs.size > 0 ? { xattrs } : {}),
-    ...(Object.keys(others).length > 0 ? { pax: others } : {}),
+    // fromEntries defines keys as data, so that a record named "__proto__" is kept like any other.
+    ...(others.length > 0 ? { pax: Object.fromEntries(others) } : {}),
   };
 }
 

@@ -12,7 +12,6 @@ export interface TarInput {
 const OCTAL_7 = 0o7777777;
 const OCTAL_11 = 0o77777777777;
 
-
 /** True when every character is one UTF-8 byte, i.e. ASCII. */
 function isAscii(text: string): boolean {
   return Buffer.byteLength(text) === text.length;
