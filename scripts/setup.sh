@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # skopeo, umoci and docker.io (a real dockerd) check that what kiln writes, other tools read;
-# attr gives setfattr for overlay opaque directories.
-debian_packages=(skopeo umoci busybox-static docker.io attr)
+# attr gives setfattr for overlay opaque directories; runc (default) and crun run containers.
+debian_packages=(skopeo umoci busybox-static docker.io attr runc crun)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

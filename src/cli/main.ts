@@ -3,6 +3,7 @@ import { KilnError } from '../errors.js';
 import { registerImport, registerLoad, registerSave } from './commands/archive.js';
 import { registerHistory, registerImagePrune, registerInspect, registerRmi, registerTag } from './commands/image.js';
 import { registerImages } from './commands/images.js';
+import { registerRun } from './commands/run.js';
 import { registerSystem } from './commands/system.js';
 import { type CommandContext, createContext } from './context.js';
 import { type Io, processIo } from './io.js';
@@ -18,6 +19,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
     .option('--root <dir>', 'the store directory (default: $KILN_ROOT, /var/lib/kiln as root, $XDG_DATA_HOME/kiln otherwise)')
     .configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: (s) => ctx.io.stderr.write(s) })
     .showSuggestionAfterError(true)
+    .enablePositionalOptions()
     .exitOverride();
   program.hook('preAction', () => {
     rootOption.value = program.opts<{ root?: string }>().root;
@@ -30,6 +32,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
   registerSave(program, ctx);
   registerLoad(program, ctx);
   registerImport(program, ctx);
+  registerRun(program, ctx);
 
   const image = program.command('image').description('Manage images');
   registerImages(image, ctx, 'ls').alias('list');

@@ -2,7 +2,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KilnError, isKilnError } from '../errors.js';
 import type { ImageRow } from '../meta/db.js';
-import { type Digest, sha256, shortId } from '../oci/digest.js';
+import { chainIds } from '../image/image.js';
+import { type Digest, shortId } from '../oci/digest.js';
 import type { HistoryEntry } from '../oci/types.js';
 import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { LocalStore } from '../transport/store.js';
@@ -28,16 +29,6 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 function unixSeconds(created: string): number {
   const ms = Date.parse(created);
   return Number.isNaN(ms) ? 0 : Math.floor(ms / 1000);
-}
-
-/** Docker's chain IDs: the identity of a layer together with everything below it. */
-function chainIds(diffIds: readonly Digest[]): Digest[] {
-  const chain: Digest[] = [];
-  for (const diffId of diffIds) {
-    const below = chain.at(-1);
-    chain.push(below ? sha256(`${below} ${diffId}`) : diffId);
-  }
-  return chain;
 }
 
 /**

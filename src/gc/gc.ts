@@ -1,6 +1,7 @@
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ContentStore, scratchOwner } from '../content/store.js';
+import { chainIds } from '../image/image.js';
 import type { MetaDb } from '../meta/db.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 
@@ -48,6 +49,21 @@ export function collectGarbage(content: ContentStore, db: MetaDb): GcResult {
     }
     for (const row of db.layerBlobs()) {
       if (!referenced.has(row.digest)) db.deleteLayerBlob(row.digest);
+    }
+    // Layer snapshots no image needs any more (and unpacks that a dead process left half done).
+    const chains = new Set(db.images().flatMap((image) => chainIds(db.imageDiffIds(image.id))));
+    let removed = true;
+    while (removed) {
+      removed = false;
+      for (const snapshot of db.snapshots()) {
+        const layer = /^(?:overlay|vfs):(sha256:[a-f0-9]{64})$/.exec(snapshot.key)?.[1];
+        const owner = /^extract-(\d+)-/.exec(snapshot.key)?.[1];
+        const unused = (layer !== undefined && !chains.has(layer as Digest)) || (owner !== undefined && Number(owner) !== process.pid && !processAlive(Number(owner)));
+        if (!unused || db.snapshotChildren(snapshot.key).length > 0) continue;
+        db.deleteSnapshot(snapshot.key);
+        rmSync(join(content.root, 'snapshots', String(snapshot.dir)), { recursive: true, force: true });
+        removed = true;
+      }
     }
     // Half-written ingests and spooled archives of processes that are gone (a crash, a kill -9).
     for (const dir of [content.ingestDir, content.tmpDir]) {

@@ -1,4 +1,4 @@
-import type { Digest } from '../oci/digest.js';
+import { type Digest, sha256 } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 
 /**
@@ -37,4 +37,14 @@ export interface Image {
 export interface NamedImage {
   readonly image: Image;
   readonly names: readonly string[];
+}
+
+/** Docker's chain IDs: the identity of a layer together with everything below it, bottom first. */
+export function chainIds(diffIds: readonly Digest[]): Digest[] {
+  const chain: Digest[] = [];
+  for (const diffId of diffIds) {
+    const below = chain.at(-1);
+    chain.push(below ? sha256(`${below} ${diffId}`) : diffId);
+  }
+  return chain;
 }

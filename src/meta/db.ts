@@ -66,7 +66,29 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (lease_id, digest)
   );
   `,
+  `
+  -- Snapshots (src/snapshot): a directory tree per key. Committed ones are named by what they hold
+  -- (layer chain IDs), active ones by their user (a container). dir is the short on-disk id.
+  CREATE TABLE snapshots (
+    key         TEXT PRIMARY KEY,
+    dir         INTEGER NOT NULL UNIQUE,
+    parent      TEXT REFERENCES snapshots(key),
+    kind        TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
+    driver      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+  );
+  CREATE INDEX snapshots_parent ON snapshots(parent);
+  `,
 ];
+
+export interface SnapshotRow {
+  readonly key: string;
+  readonly dir: number;
+  readonly parent: string | null;
+  readonly kind: 'active' | 'view' | 'committed';
+  readonly driver: string;
+  readonly createdAt: number;
+}
 
 export interface ImageRow {
   readonly id: Digest;
@@ -316,6 +338,35 @@ export class MetaDb {
 
   leases(): { id: string; pid: number; createdAt: number }[] {
     return this.db.prepare('SELECT id, pid, created_at AS createdAt FROM leases').all() as { id: string; pid: number; createdAt: number }[];
+  }
+
+  // ---- snapshots ----
+
+  snapshot(key: string): SnapshotRow | undefined {
+    return this.db.prepare('SELECT key, dir, parent, kind, driver, created_at AS createdAt FROM snapshots WHERE key = ?').get(key) as SnapshotRow | undefined;
+  }
+
+  snapshots(): SnapshotRow[] {
+    return this.db.prepare('SELECT key, dir, parent, kind, driver, created_at AS createdAt FROM snapshots ORDER BY dir').all() as SnapshotRow[];
+  }
+
+  /** Records a new snapshot and returns its short directory id. */
+  addSnapshot(key: string, parent: string | undefined, kind: SnapshotRow['kind'], driver: string, now = Date.now()): number {
+    const dir = (this.db.prepare('SELECT COALESCE(MAX(dir), 0) + 1 FROM snapshots').pluck().get() as number) ?? 1;
+    this.db.prepare('INSERT INTO snapshots (key, dir, parent, kind, driver, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(key, dir, parent ?? null, kind, driver, now);
+    return dir;
+  }
+
+  renameSnapshot(from: string, to: string): void {
+    this.db.prepare("UPDATE snapshots SET key = ?, kind = 'committed' WHERE key = ?").run(to, from);
+  }
+
+  deleteSnapshot(key: string): void {
+    this.db.prepare('DELETE FROM snapshots WHERE key = ?').run(key);
+  }
+
+  snapshotChildren(key: string): string[] {
+    return this.db.prepare('SELECT key FROM snapshots WHERE parent = ?').pluck().all(key) as string[];
   }
 
   // ---- GC roots and integrity ----

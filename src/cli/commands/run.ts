@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { KilnError } from '../../errors.js';
+import { runContainer } from '../../engine/run.js';
+import { type CommandContext, withEngine } from '../context.js';
+import { collect } from '../io.js';
+import { readFile } from 'node:fs/promises';
+
+interface RunFlags {
+  rm?: boolean;
+  interactive?: boolean;
+  env?: string[];
+  envFile?: string[];
+  volume?: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  network: string;
+  hostname?: string;
+  runtime: string;
+}
+
+/** Lines of an --env-file: KEY=value or KEY (taken from kiln's environment); # comments and blanks skipped. */
+async function envFile(path: string): Promise<string[]> {
+  const text = await readFile(path, 'utf8').catch((err: Error) => {
+    throw new KilnError('INVALID_ARGUMENT', `cannot read env file ${path}: ${err.message}`);
+  });
+  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+}
+
+export function registerRun(parent: Command, ctx: CommandContext): Command {
+  return parent
+    .command('run')
+    .description('Create and run a new container from an image (in the foreground; --rm)')
+    .argument('<IMAGE>')
+    .argument('[COMMAND...]')
+    .passThroughOptions()
+    .option('--rm', 'automatically remove the container when it exits (required for now)')
+    .option('-i, --interactive', 'keep STDIN open')
+    .option('-e, --env <KEY=value>', 'set environment variables', collect)
+    .option('--env-file <file>', 'read in a file of environment variables', collect)
+    .option('-v, --volume <src:dst[:ro]>', 'bind mount a volume', collect)
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <name|uid[:group|gid]>', 'username or UID')
+    .option('--entrypoint <command>', 'overwrite the default ENTRYPOINT of the image')
+    .option('--network <mode>', 'network mode: none or host', 'host')
+    .option('--hostname <name>', 'container host name')
+    .option('--runtime <name>', 'OCI runtime: runc or crun', 'runc')
+    .action((image: string, command: string[], flags: RunFlags) =>
+      withEngine(ctx, async (engine) => {
+        if (!flags.rm) throw new KilnError('INVALID_ARGUMENT', 'kiln keeps no stopped containers yet: pass --rm (ps, logs, diff and commit of containers come with container support)');
+        if (flags.network !== 'none' && flags.network !== 'host') throw new KilnError('INVALID_ARGUMENT', `network mode ${JSON.stringify(flags.network)} is not supported: use none or host`);
+        if (flags.runtime !== 'runc' && flags.runtime !== 'crun') throw new KilnError('INVALID_ARGUMENT', `unknown runtime ${JSON.stringify(flags.runtime)}: use runc or crun`);
+        const fileEnv = (await Promise.all((flags.envFile ?? []).map(envFile))).flat();
+        ctx.exitCode = await runContainer(engine, image, {
+          cmd: command,
+          env: [...fileEnv, ...(flags.env ?? [])],
+          volumes: flags.volume ?? [],
+          workdir: flags.workdir,
+          user: flags.user,
+          entrypoint: flags.entrypoint,
+          network: flags.network,
+          hostname: flags.hostname,
+          runtime: flags.runtime,
+          interactive: flags.interactive ?? false,
+          notice: (message) => ctx.io.stderr.write(`${message}\n`),
+        });
+      }),
+    );
+}

@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KilnError } from '../errors.js';
+import { chainIds } from '../image/image.js';
+import { applyLayer } from '../layer/apply.js';
+import { decompressStream } from '../layer/compression.js';
+import { layerCompression } from '../oci/mediatypes.js';
+import { type RuntimeName, runBundle } from '../runtime/runtime.js';
+import { type ProcessOptions, runtimeSpec } from '../runtime/spec.js';
+import { Snapshotter, detectDriver, mount, unmount } from '../snapshot/snapshotter.js';
+import type { Engine } from './engine.js';
+
+export interface RunOptions extends Omit<ProcessOptions, 'hostname'> {
+  readonly hostname?: string;
+  readonly runtime: RuntimeName;
+  readonly interactive: boolean;
+  /** Tells the user something kiln decided for them (a storage driver fallback). */
+  readonly notice: (message: string) => void;
+}
+
+/** The snapshotter for a store: overlay where the kernel allows it here, else vfs (and the user is told). */
+export async function openSnapshotter(engine: Engine, notice: (message: string) => void): Promise<Snapshotter> {
+  const driver = await detectDriver(engine.store.root);
+  if (driver === 'vfs') notice('kiln: overlayfs cannot be mounted here (not root, or no kernel support); using the vfs storage driver (full copies)');
+  return new Snapshotter(engine.store.root, engine.store.db, driver);
+}
+
+/**
+ * Unpacks an image into committed layer snapshots, one per chain ID, reusing those already there (two
+ * images with the same base layers share them). Returns the key of the top layer's snapshot.
+ */
+export async function unpackImage(engine: Engine, snapshots: Snapshotter, nameOrId: string): Promise<string | undefined> {
+  const image = await engine.store.image(engine.image(nameOrId));
+  const chain = chainIds(image.config.rootfs.diff_ids);
+  let parent: string | undefined;
+  for (const [i, layer] of image.layers.entries()) {
+    const key = `${snapshots.driver}:${chain[i]}`;
+    if (!snapshots.has(key)) {
+      const temporary = `extract-${process.pid}-${randomBytes(6).toString('hex')}`;
+      await snapshots.prepare(temporary, parent);
+      try {
+        const stream = decompressStream(await layer.open(), layerCompression(layer.mediaType) ?? 'none');
+        await applyLayer(snapshots.dir(temporary), stream, { whiteouts: snapshots.whiteouts, what: `layer ${i + 1} of ${nameOrId}` });
+        if (snapshots.has(key)) await snapshots.remove(temporary); // another process unpacked it meanwhile
+        else snapshots.commit(key, temporary);
+      } catch (err) {
+        await snapshots.remove(temporary);
+        throw err;
+      }
+    }
+    parent = key;
+  }
+  return parent;
+}
+
+/**
+ * `docker run --rm`: a writable snapshot on the image, the image's config turned into an OCI bundle, the
+ * process run in the foreground; then the container and its snapshot are removed.
+ */
+export async function runContainer(engine: Engine, nameOrId: string, options: RunOptions): Promise<number> {
+  if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln run needs root (rootless containers are not supported yet)');
+  const row = engine.image(nameOrId);
+  const config = engine.store.configOf(row.id).config ?? {};
+  const snapshots = await openSnapshotter(engine, options.notice);
+  const top = await unpackImage(engine, snapshots, row.id);
+  const id = randomBytes(32).toString('hex');
+  const hostname = options.hostname ?? id.slice(0, 12);
+  const key = `container:${id}`;
+  const bundle = join(engine.store.root, 'containers', id);
+  const rootfs = join(bundle, 'rootfs');
+  await mkdir(rootfs, { recursive: true });
+  let mounted = false;
+  try {
+    const [spec] = await snapshots.prepare(key, top);
+    if (!spec) throw new KilnError('INTERNAL', `snapshot ${key} has no mounts`);
+    await mount(spec, rootfs);
+    mounted = true;
+    const files = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
+    await writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+    await writeFile(files.resolvConf, options.network === 'none' ? '' : await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+    await writeFile(files.hostname, `${hostname}\n`);
+    const runtimeSpecification = await runtimeSpec(config, rootfs, files, { ...options, hostname });
+    return await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore' });
+  } finally {
+    if (mounted) await unmount(rootfs).catch(() => undefined);
+    if (snapshots.list().some((s) => s.key === key)) await snapshots.remove(key);
+    await rm(bundle, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,45 @@
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KilnError } from '../errors.js';
+
+export type RuntimeName = 'runc' | 'crun';
+
+/**
+ * Runs a bundle's process in the OCI runtime in the foreground: stdio passes through, the exit code comes
+ * back, SIGINT/SIGTERM sent to kiln reach the container's process (runc forwards what it receives).
+ * `runc run` removes the container's runtime state when the process exits.
+ */
+export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: { stdin: 'inherit' | 'ignore' }): Promise<number> {
+  await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+  const child = spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdio.stdin, 'inherit', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    process.stderr.write(chunk);
+  });
+  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.on('error', (err) =>
+        reject(new KilnError('NOT_FOUND', `cannot start the OCI runtime ${runtime}: ${err.message} (install Debian's ${runtime} package, or pick another with --runtime)`)),
+      );
+      child.on('exit', (code, signal) => {
+        if (/cgroups in hybrid mode not supported/.test(stderr)) {
+          reject(new KilnError('UNSUPPORTED', `${runtime} refuses this machine's hybrid cgroup setup; use --runtime runc, or mount the hugetlb controller: mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`));
+        } else if (/executable file not found|no such file or directory/.test(stderr) && code !== 0) {
+          resolve(127); // Docker's codes when the command cannot be found or run
+        } else if (/permission denied/.test(stderr) && code !== 0) {
+          resolve(126);
+        } else resolve(code ?? 128 + (signal ? (({ SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }) as Record<string, number>)[signal] ?? 1 : 1));
+      });
+    });
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}

@@ -1,0 +1,143 @@
+import { lstat, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KilnError } from '../errors.js';
+import type { ContainerConfig } from '../oci/types.js';
+
+/** Docker's default capability set. */
+const DEFAULT_CAPABILITIES = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
+const MASKED_PATHS = ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap'];
+const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface ProcessOptions {
+  /** `--entrypoint`: replaces the image's entrypoint ('' clears it) and drops the image's Cmd. */
+  readonly entrypoint?: string;
+  readonly cmd: readonly string[];
+  readonly env: readonly string[];
+  readonly user?: string;
+  readonly workdir?: string;
+  readonly hostname: string;
+  readonly network: 'none' | 'host';
+  /** `-v SRC:DST[:ro]` */
+  readonly volumes: readonly string[];
+}
+
+/** Docker's rules for the command: entrypoint + cmd, with --entrypoint resetting the image's Cmd. */
+export function commandLine(config: ContainerConfig, options: Pick<ProcessOptions, 'entrypoint' | 'cmd'>): string[] {
+  const entrypoint = options.entrypoint !== undefined ? (options.entrypoint === '' ? [] : [options.entrypoint]) : [...(config.Entrypoint ?? [])];
+  const cmd = options.cmd.length > 0 ? [...options.cmd] : options.entrypoint !== undefined ? [] : [...(config.Cmd ?? [])];
+  const args = [...entrypoint, ...cmd];
+  if (args.length === 0) throw new KilnError('INVALID_ARGUMENT', 'No command specified: the image has no Cmd or Entrypoint; give a command after the image name');
+  return args;
+}
+
+/** Reads /etc/passwd or /etc/group of the image, never through a symlink (it could point at the host). */
+async function imageFile(rootfs: string, path: string): Promise<string[][]> {
+  const full = join(rootfs, path);
+  const st = await lstat(full).catch(() => undefined);
+  if (!st?.isFile()) return [];
+  return (await readFile(full, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+}
+
+/** Resolves `name|uid[:group|gid]` through the image's passwd and group files, as Docker does. */
+export async function resolveUser(rootfs: string, user: string): Promise<{ uid: number; gid: number; home: string; additionalGids: number[] }> {
+  const [userPart = '', groupPart] = user.split(':', 2);
+  const passwd = await imageFile(rootfs, 'etc/passwd');
+  const groups = await imageFile(rootfs, 'etc/group');
+  let uid = 0;
+  let gid = 0;
+  let home = '/';
+  let name: string | undefined;
+  if (userPart !== '') {
+    const entry = passwd.find((p) => p[0] === userPart) ?? (/^\d+$/.test(userPart) ? passwd.find((p) => p[2] === userPart) : undefined);
+    if (entry) {
+      name = entry[0];
+      uid = Number(entry[2]);
+      gid = Number(entry[3]);
+      home = entry[5] || '/';
+    } else if (/^\d+$/.test(userPart)) {
+      uid = Number(userPart);
+    } else {
+      throw new KilnError('INVALID_ARGUMENT', `unable to find user ${userPart}: no matching entries in the image's /etc/passwd`);
+    }
+  } else {
+    home = passwd.find((p) => p[2] === '0')?.[5] ?? '/root';
+  }
+  if (groupPart !== undefined && groupPart !== '') {
+    const entry = groups.find((g) => g[0] === groupPart) ?? (/^\d+$/.test(groupPart) ? groups.find((g) => g[2] === groupPart) : undefined);
+    if (entry) gid = Number(entry[2]);
+    else if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
+    else throw new KilnError('INVALID_ARGUMENT', `unable to find group ${groupPart}: no matching entries in the image's /etc/group`);
+  }
+  const additionalGids = name ? groups.filter((g) => (g[3] ?? '').split(',').includes(name) && Number(g[2]) !== gid).map((g) => Number(g[2])) : [];
+  return { uid, gid, home, additionalGids };
+}
+
+/** Environment: the image's, then HOSTNAME/HOME/PATH defaults where missing, then `-e` overrides. */
+export function environment(config: ContainerConfig, overrides: readonly string[], hostname: string, home: string): string[] {
+  const env = new Map<string, string>();
+  const put = (entry: string): void => {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env.set(entry.slice(0, eq), entry);
+  };
+  put(DEFAULT_PATH);
+  put(`HOSTNAME=${hostname}`);
+  for (const e of config.Env ?? []) put(e);
+  if (!env.has('HOME')) put(`HOME=${home}`);
+  for (const e of overrides) {
+    if (e.includes('=')) put(e);
+    else if (process.env[e] !== undefined) put(`${e}=${process.env[e]}`); // `-e NAME` passes the caller's value
+  }
+  return [...env.values()];
+}
+
+interface Mount {
+  destination: string;
+  type: string;
+  source: string;
+  options: string[];
+}
+
+/** The OCI runtime spec (config.json) for a container, with Docker's defaults. */
+export async function runtimeSpec(config: ContainerConfig, rootfs: string, files: { hosts: string; resolvConf: string; hostname: string }, options: ProcessOptions): Promise<object> {
+  const user = await resolveUser(rootfs, options.user ?? config.User ?? '');
+  const volumes: Mount[] = options.volumes.map((v) => {
+    const [source, destination, mode, extra] = v.split(':');
+    if (!source?.startsWith('/') || !destination?.startsWith('/') || extra !== undefined || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
+      throw new KilnError('INVALID_ARGUMENT', `invalid volume ${JSON.stringify(v)}: use -v /host/path:/container/path[:ro]`);
+    }
+    return { destination, type: 'bind', source, options: ['rbind', mode === 'ro' ? 'ro' : 'rw'] };
+  });
+  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(options.network === 'none' ? [{ type: 'network' }] : [])];
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+      args: commandLine(config, options),
+      env: environment(config, options.env, options.hostname, user.home),
+      cwd: options.workdir || config.WorkingDir || '/',
+      capabilities: Object.fromEntries(['bounding', 'effective', 'permitted'].map((k) => [k, DEFAULT_CAPABILITIES])),
+      noNewPrivileges: true,
+    },
+    root: { path: rootfs, readonly: false },
+    hostname: options.hostname,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864'] },
+      { destination: '/etc/hosts', type: 'bind', source: files.hosts, options: ['rbind', 'rprivate'] },
+      { destination: '/etc/resolv.conf', type: 'bind', source: files.resolvConf, options: ['rbind', 'rprivate'] },
+      { destination: '/etc/hostname', type: 'bind', source: files.hostname, options: ['rbind', 'rprivate'] },
+      ...volumes,
+    ],
+    linux: {
+      namespaces,
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}

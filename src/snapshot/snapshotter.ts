@@ -1,0 +1,147 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { KilnError } from '../errors.js';
+import type { WhiteoutMode } from '../layer/apply.js';
+import type { MetaDb, SnapshotRow } from '../meta/db.js';
+
+const run = promisify(execFile);
+
+/**
+ * A mount *description*: the snapshotter says what to mount, the runtime mounts it. `cwd` is where the
+ * mount command must run so that relative lower directories resolve (short overlay option strings, so
+ * images with 120+ layers fit in the kernel's one-page limit).
+ */
+export interface MountSpec {
+  readonly type: 'overlay' | 'bind';
+  readonly source: string;
+  readonly options: readonly string[];
+  readonly cwd?: string;
+}
+
+export type Driver = 'overlay' | 'vfs';
+
+/**
+ * containerd-style snapshots over directories: `prepare` an active (writable) snapshot on a parent,
+ * `view` a read-only one, `commit` an active one under a name so it can be a parent, `remove` what has no
+ * children. Lifecycle of a layer: prepare(tmp, parentChain) → apply the layer into `dir(tmp)` → commit.
+ * `overlay` keeps each snapshot's own changes and stacks parents as lower dirs; `vfs` copies the parent.
+ */
+export class Snapshotter {
+  readonly root: string;
+
+  constructor(
+    storeRoot: string,
+    private readonly db: MetaDb,
+    readonly driver: Driver,
+  ) {
+    this.root = join(storeRoot, 'snapshots');
+  }
+
+  /** The whiteouts a layer applied into a snapshot of this driver must produce. */
+  get whiteouts(): WhiteoutMode {
+    return this.driver === 'overlay' ? 'overlay' : 'delete';
+  }
+
+  private row(key: string): SnapshotRow {
+    const row = this.db.snapshot(key);
+    if (!row) throw new KilnError('NOT_FOUND', `snapshot ${key} does not exist`);
+    return row;
+  }
+
+  /** The snapshot's own tree (for overlay: its upper dir). */
+  dir(key: string): string {
+    return join(this.root, String(this.row(key).dir), 'fs');
+  }
+
+  has(key: string): boolean {
+    return this.db.snapshot(key)?.kind === 'committed';
+  }
+
+  /** Parent chain of a snapshot, nearest first. */
+  private chain(key: string | undefined): SnapshotRow[] {
+    const rows: SnapshotRow[] = [];
+    for (let current = key; current; current = rows.at(-1)?.parent ?? undefined) rows.push(this.row(current));
+    return rows;
+  }
+
+  private async create(key: string, parent: string | undefined, kind: 'active' | 'view'): Promise<MountSpec[]> {
+    if (this.db.snapshot(key)) throw new KilnError('CONFLICT', `snapshot ${key} already exists`);
+    if (parent && this.row(parent).kind !== 'committed') throw new KilnError('CONFLICT', `snapshot ${parent} is not committed, so it cannot be a parent`);
+    const dir = this.db.addSnapshot(key, parent, kind, this.driver);
+    const base = join(this.root, String(dir));
+    await rm(base, { recursive: true, force: true });
+    await mkdir(join(base, 'work'), { recursive: true });
+    if (this.driver === 'vfs' && parent) {
+      await run('cp', ['-a', '--reflink=auto', this.dir(parent), join(base, 'fs')]);
+    } else {
+      await mkdir(join(base, 'fs'), { mode: 0o755 });
+    }
+    return this.mounts(key);
+  }
+
+  prepare(key: string, parent?: string): Promise<MountSpec[]> {
+    return this.create(key, parent, 'active');
+  }
+
+  view(key: string, parent?: string): Promise<MountSpec[]> {
+    return this.create(key, parent, 'view');
+  }
+
+  commit(name: string, key: string): void {
+    const row = this.row(key);
+    if (row.kind !== 'active') throw new KilnError('CONFLICT', `snapshot ${key} is ${row.kind}; only active snapshots can be committed`);
+    if (this.db.snapshot(name)) throw new KilnError('CONFLICT', `snapshot ${name} already exists`);
+    this.db.renameSnapshot(key, name);
+  }
+
+  mounts(key: string): MountSpec[] {
+    const [self, ...parents] = this.chain(key);
+    if (!self) throw new KilnError('NOT_FOUND', `snapshot ${key} does not exist`);
+    const readonly = self.kind === 'view' ? ['ro'] : [];
+    if (this.driver === 'vfs' || parents.length === 0) return [{ type: 'bind', source: join(this.root, String(self.dir), 'fs'), options: ['rbind', ...readonly] }];
+    const lowers = parents.map((p) => `${p.dir}/fs`).join(':');
+    if (self.kind === 'view') return [{ type: 'overlay', source: 'overlay', options: [`lowerdir=${self.dir}/fs:${lowers}`, 'ro'], cwd: this.root }];
+    return [{ type: 'overlay', source: 'overlay', options: [`lowerdir=${lowers}`, `upperdir=${self.dir}/fs`, `workdir=${self.dir}/work`, 'index=off'], cwd: this.root }];
+  }
+
+  /** Removes a snapshot that no other snapshot builds on. */
+  async remove(key: string): Promise<void> {
+    const row = this.row(key);
+    if (this.db.snapshotChildren(key).length > 0) throw new KilnError('CONFLICT', `snapshot ${key} has children`);
+    this.db.deleteSnapshot(key);
+    await rm(join(this.root, String(row.dir)), { recursive: true, force: true });
+  }
+
+  list(): SnapshotRow[] {
+    return this.db.snapshots();
+  }
+}
+
+/** Mounts a description at `target` (the runtime's half of the contract). */
+export async function mount(spec: MountSpec, target: string): Promise<void> {
+  const args = spec.type === 'bind' ? ['--bind', ...(spec.options.includes('ro') ? ['-o', 'ro'] : []), spec.source, target] : ['-t', spec.type, '-o', spec.options.join(','), spec.source, target];
+  await run('mount', args, { cwd: spec.cwd });
+}
+
+export async function unmount(target: string): Promise<void> {
+  await run('umount', [target]);
+}
+
+/** overlay when this kernel and filesystem can mount it here, else vfs (said to the user by the caller). */
+export async function detectDriver(storeRoot: string): Promise<Driver> {
+  if (process.getuid?.() !== 0) return 'vfs';
+  await mkdir(storeRoot, { recursive: true });
+  const dir = await mkdtemp(join(storeRoot, 'overlay-probe-'));
+  try {
+    for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d));
+    await run('mount', ['-t', 'overlay', 'overlay', '-o', 'lowerdir=l,upperdir=u,workdir=w', 'm'], { cwd: dir });
+    await unmount(join(dir, 'm'));
+    return 'overlay';
+  } catch {
+    return 'vfs';
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
