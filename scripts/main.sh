@@ -25,8 +25,9 @@ tar --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -C "$work/rootfs"
 echo "main: kiln import (base image busybox:base)"
 kiln import -c 'CMD ["sh"]' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' "$work/rootfs.tar" busybox:base
 
-# An example image derived from the base: a second root filesystem with an app file, imported with
-# its own config. (Dockerfile builds and `kiln run` arrive with the build and runtime work.)
+# An example image: the base root filesystem plus an app file, imported from a directory with its
+# own config. (Dockerfile builds arrive with the build work.)
+cp -a "$work/rootfs" "$work/app"
 mkdir -p "$work/app/srv"
 echo 'hello from kiln' > "$work/app/srv/hello.txt"
 echo "main: kiln import of an example app directory"
@@ -43,3 +44,11 @@ KILN_ROOT="$work/second-store" node bin/kiln load -i "$work/images.tar"
 KILN_ROOT="$work/second-store" node bin/kiln images
 kiln system df
 kiln system check
+
+if [ "$(id -u)" -eq 0 ]; then
+  echo "main: kiln run --rm example/hello:1.0 (runc, overlay snapshots)"
+  kiln run --rm example/hello:1.0
+  kiln run --rm busybox:base sh -c 'echo "busybox says hi from $(hostname)"; exit 3' || echo "main: the container exited with $? (passed through, as docker run does)"
+else
+  echo "main: kiln run needs root; skipped"
+fi
