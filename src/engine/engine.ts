@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KilnError, isKilnError } from '../errors.js';
@@ -336,6 +337,13 @@ export class Engine {
     const referenced = this.db.referencedBlobs(this.db.leases().map((l) => l.id));
     for (const digest of present) if (!referenced.has(digest)) orphans.push(`unreferenced blob ${digest}`);
     for (const path of await this.store.content.strays()) orphans.push(`left-over file ${path}`);
+    const snapshotsDir = join(this.store.root, 'snapshots');
+    const dirs = new Set(await readdir(snapshotsDir).catch(() => [] as string[]));
+    for (const snapshot of this.db.snapshots()) {
+      if (!dirs.delete(String(snapshot.dir))) problems.push(`snapshot ${snapshot.key} has no directory ${join(snapshotsDir, String(snapshot.dir))}`);
+      else if (/^extract-/.test(snapshot.key)) orphans.push(`unfinished layer unpack ${snapshot.key}`);
+    }
+    for (const dir of dirs) orphans.push(`left-over snapshot directory ${join(snapshotsDir, dir)}`);
     return { blobs, images: images.length, names: this.db.names().length, problems, orphans };
   }
 }

@@ -8,21 +8,28 @@ import { decompressStream } from '../layer/compression.js';
 import { layerCompression } from '../oci/mediatypes.js';
 import { type RuntimeName, runBundle } from '../runtime/runtime.js';
 import { type ProcessOptions, runtimeSpec } from '../runtime/spec.js';
-import { Snapshotter, detectDriver, mount, unmount } from '../snapshot/snapshotter.js';
+import { type Driver, Snapshotter, detectDriver, mount, unmount } from '../snapshot/snapshotter.js';
 import type { Engine } from './engine.js';
 
 export interface RunOptions extends Omit<ProcessOptions, 'hostname'> {
   readonly hostname?: string;
   readonly runtime: RuntimeName;
+  /** `--storage-driver`; detected when absent. */
+  readonly storageDriver?: Driver;
   readonly interactive: boolean;
   /** Tells the user something kiln decided for them (a storage driver fallback). */
   readonly notice: (message: string) => void;
 }
 
-/** The snapshotter for a store: overlay where the kernel allows it here, else vfs (and the user is told). */
-export async function openSnapshotter(engine: Engine, notice: (message: string) => void): Promise<Snapshotter> {
-  const driver = await detectDriver(engine.store.root);
-  if (driver === 'vfs') notice('kiln: overlayfs cannot be mounted here (not root, or no kernel support); using the vfs storage driver (full copies)');
+/**
+ * The snapshotter for a store: the driver asked for, or overlay where the kernel allows it here, else vfs
+ * (and the user is told).
+ */
+export async function openSnapshotter(engine: Engine, notice: (message: string) => void, wanted?: Driver): Promise<Snapshotter> {
+  const possible = await detectDriver(engine.store.root);
+  if (wanted === 'overlay' && possible !== 'overlay') throw new KilnError('UNSUPPORTED', 'the overlay storage driver cannot be used here (overlayfs does not mount; kiln needs root for it): use --storage-driver vfs');
+  const driver = wanted ?? possible;
+  if (!wanted && driver === 'vfs') notice('kiln: overlayfs cannot be mounted here (not root, or no kernel support); using the vfs storage driver (full copies)');
   return new Snapshotter(engine.store.root, engine.store.db, driver);
 }
 
@@ -62,7 +69,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
   if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln run needs root (rootless containers are not supported yet)');
   const row = engine.image(nameOrId);
   const config = engine.store.configOf(row.id).config ?? {};
-  const snapshots = await openSnapshotter(engine, options.notice);
+  const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
   const top = await unpackImage(engine, snapshots, row.id);
   const id = randomBytes(32).toString('hex');
   const hostname = options.hostname ?? id.slice(0, 12);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
-import { tempDir } from '../helpers/paths.js';
+import { fixturesDir, tempDir } from '../helpers/paths.js';
 
 describe('kill -9 at any moment leaves a clean store', () => {
   it('during load and import, `system check` finds no damage and prune frees the left-overs', async () => {
@@ -45,5 +45,29 @@ describe('kill -9 at any moment leaves a clean store', () => {
     // And the store still works: the archive loads completely.
     await ok(kiln(['load', '-i', archive]));
     assert.match((await ok(kiln(['system', 'check']))).stdout, /^3 blobs verified, 1 images, 1 names: clean\n$/);
+  });
+});
+
+describe('kill -9 during a layer unpack', { skip: process.getuid?.() !== 0 && 'kiln run needs root' }, () => {
+  it('leaves a store that checks clean, and the next run works', async () => {
+    const work = await tempDir();
+    const rootfs = join(work, 'rootfs');
+    await mkdir(rootfs);
+    for (let i = 0; i < 400; i++) await writeFile(join(rootfs, `f${i}`), randomBytes(100_000));
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'base:1']));
+    await ok(kiln(['import', rootfs, 'big:1']));
+    for (const afterMs of [150, 300]) {
+      const child = spawn(process.execPath, [kilnBin, '--root', root, 'run', '--rm', 'big:1', 'true'], { stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      await delay(afterMs);
+      child.kill('SIGKILL');
+      await exited;
+      const check = await ok(kiln(['system', 'check']));
+      assert.match(check.stdout, /: clean\n$/, `after killing run at ${afterMs} ms:\n${check.stdout}`);
+    }
+    assert.equal((await ok(kiln(['run', '--rm', 'base:1', 'echo', 'still works']))).stdout, 'still works\n');
+    await ok(kiln(['image', 'prune', '-a', '-f']));
+    assert.equal((await ok(kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
   });
 });

@@ -8,9 +8,12 @@ import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
 
 const cannotRun = !isRoot ? 'kiln run needs root' : spawnSync('sh', ['-c', 'command -v runc']).status !== 0 ? 'runc is not installed (scripts/setup.sh installs it as root)' : undefined;
 
-describe('kiln run in a real OCI runtime over snapshots', { skip: cannotRun }, () => {
+for (const driver of ['overlay', 'vfs']) describe(`kiln run in a real OCI runtime over ${driver} snapshots`, { skip: cannotRun }, () => {
   it('passes stdout and the exit code through, runs as the image USER, binds volumes, isolates the network', async () => {
-    const { root, kiln } = await newKiln();
+    const store = await newKiln();
+    const { root } = store;
+    // Every run goes through the driver under test.
+    const kiln = (args: readonly string[]) => store.kiln(args[0] === 'run' ? ['run', '--storage-driver', driver, ...args.slice(1)] : args);
     await ok(kiln(['import', '-c', 'CMD ["sh"]', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
     const hi = await kiln(['run', '--rm', 'busybox:x', 'sh', '-c', 'echo hi; exit 3']);
     assert.equal(hi.stdout, 'hi\n');

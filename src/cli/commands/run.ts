@@ -17,6 +17,7 @@ interface RunFlags {
   network: string;
   hostname?: string;
   runtime: string;
+  storageDriver?: string;
 }
 
 /** Lines of an --env-file: KEY=value or KEY (taken from kiln's environment); # comments and blanks skipped. */
@@ -45,11 +46,15 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
     .option('--network <mode>', 'network mode: none or host', 'host')
     .option('--hostname <name>', 'container host name')
     .option('--runtime <name>', 'OCI runtime: runc or crun', 'runc')
+    .option('--storage-driver <driver>', 'overlay or vfs (default: overlay where it works; $KILN_STORAGE_DRIVER)', process.env.KILN_STORAGE_DRIVER)
     .action((image: string, command: string[], flags: RunFlags) =>
       withEngine(ctx, async (engine) => {
         if (!flags.rm) throw new KilnError('INVALID_ARGUMENT', 'kiln keeps no stopped containers yet: pass --rm (ps, logs, diff and commit of containers come with container support)');
         if (flags.network !== 'none' && flags.network !== 'host') throw new KilnError('INVALID_ARGUMENT', `network mode ${JSON.stringify(flags.network)} is not supported: use none or host`);
         if (flags.runtime !== 'runc' && flags.runtime !== 'crun') throw new KilnError('INVALID_ARGUMENT', `unknown runtime ${JSON.stringify(flags.runtime)}: use runc or crun`);
+        if (flags.storageDriver !== undefined && flags.storageDriver !== 'overlay' && flags.storageDriver !== 'vfs') {
+          throw new KilnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(flags.storageDriver)}: use overlay or vfs`);
+        }
         const fileEnv = (await Promise.all((flags.envFile ?? []).map(envFile))).flat();
         ctx.exitCode = await runContainer(engine, image, {
           cmd: command,
@@ -61,6 +66,7 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
           network: flags.network,
           hostname: flags.hostname,
           runtime: flags.runtime,
+          storageDriver: flags.storageDriver,
           interactive: flags.interactive ?? false,
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
         });
