@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "lint: eslint"
-npx eslint --max-warnings=0 src test
+npx eslint --max-warnings=0 src test bench
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 node --test --test-reporter=spec --test-concurrency=2 --test-timeout=300000 "${files[@]}"

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -41,6 +41,15 @@ async function setOpaque(dir: string): Promise<void> {
   await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', dir]);
 }
 
+/** Files up to this size are read whole and written with one call. */
+const SMALL_FILE = 1 << 20;
+
+async function readBody(body: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+}
+
 /** Removes everything under `dir` that this layer did not write (an opaque directory in a vfs tree). */
 async function keepOnly(dir: string, written: ReadonlySet<string>): Promise<void> {
   for (const name of await readdir(dir)) {
@@ -75,28 +84,44 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     return cleaned;
   };
 
+  // Directories proven real (not symlinks) during this apply, and those this apply created: a path under
+  // a directory created here cannot exist unless this layer wrote it, which saves a stat per entry.
+  const knownDirs = new Set<string>([root]);
+  const createdDirs = new Set<string>();
+
   /** Makes sure every parent of `rel` is a real directory inside the root, creating missing ones. */
   const parentDir = async (header: TarHeader, rel: string): Promise<string> => {
     let current = root;
     const parts = rel.split('/').slice(0, -1);
-    for (const part of parts) {
+    for (const [index, part] of parts.entries()) {
       current = join(current, part);
+      if (knownDirs.has(current)) continue;
       const st = await lstat(current).catch((err: unknown) => {
         if (isErrno(err, 'ENOENT')) return undefined;
         throw err;
       });
-      if (!st) await mkdir(current, { mode: 0o755 });
-      else if (st.isSymbolicLink()) refuse(header, `would be written through the symlink ${JSON.stringify(posix.join(...parts.slice(0, parts.indexOf(part) + 1)))}`);
+      if (!st) {
+        await mkdir(current, { mode: 0o755 });
+        createdDirs.add(current);
+      } else if (st.isSymbolicLink()) refuse(header, `would be written through the symlink ${JSON.stringify(parts.slice(0, index + 1).join('/'))}`);
       else if (!st.isDirectory()) refuse(header, `has a parent ${JSON.stringify(part)} that is not a directory`);
+      knownDirs.add(current);
     }
     return current;
   };
 
-  const removeExisting = async (path: string, keepDirectory: boolean): Promise<void> => {
+  /** Clears the way for a new entry, keeping an existing directory when the entry is one. */
+  const removeExisting = async (path: string, parent: string, keepDirectory: boolean): Promise<boolean> => {
+    if (createdDirs.has(parent) && !written.has(path)) return false;
     const st = await lstat(path).catch(() => undefined);
-    if (!st) return;
-    if (keepDirectory && st.isDirectory()) return;
+    if (!st) return false;
+    if (keepDirectory && st.isDirectory()) return true;
     await rm(path, { recursive: true, force: true });
+    if (st.isDirectory()) {
+      // Forget what was proven about the replaced directory and everything under it.
+      for (const dir of knownDirs) if (dir === path || dir.startsWith(`${path}/`)) knownDirs.delete(dir);
+    }
+    return false;
   };
 
   for await (const { header, body } of readTar(source)) {
@@ -117,7 +142,7 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     if (base.startsWith(WHITEOUT_PREFIX)) {
       const hidden = join(parent, base.slice(WHITEOUT_PREFIX.length));
       if (base.length === WHITEOUT_PREFIX.length) refuse(header, 'is a whiteout with no name');
-      await rm(hidden, { recursive: true, force: true });
+      await removeExisting(hidden, parent, false);
       if (options.whiteouts === 'overlay') {
         if (!privileged) refuse(header, 'is a whiteout, and overlay whiteouts (device 0/0) need root');
         await mknod(hidden, 'c', 0, 0);
@@ -128,17 +153,21 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     written.add(target);
     switch (header.type) {
       case 'directory':
-        await removeExisting(target, true);
-        await mkdir(target, { recursive: true, mode: 0o755 });
+        if (!(await removeExisting(target, parent, true))) {
+          await mkdir(target, { mode: 0o755 });
+          createdDirs.add(target);
+        }
+        knownDirs.add(target);
         dirs.push({ path: target, mode: header.mode, mtime: header.mtime });
         break;
       case 'file': {
-        await removeExisting(target, false);
-        await pipeline(body, createWriteStream(target, { mode: 0o600 }));
+        await removeExisting(target, parent, false);
+        if (header.size <= SMALL_FILE) await writeFile(target, await readBody(body), { mode: 0o600 });
+        else await pipeline(body, createWriteStream(target, { mode: 0o600 }));
         break;
       }
       case 'symlink':
-        await removeExisting(target, false);
+        await removeExisting(target, parent, false);
         await symlink(header.linkname ?? '', target);
         break;
       case 'hardlink': {
@@ -149,22 +178,23 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
         const st = await lstat(linkTarget).catch(() => undefined);
         if (!st) refuse(header, `is a hardlink to ${JSON.stringify(header.linkname)}, which does not exist in the layer or below`);
         if (st?.isDirectory()) refuse(header, `is a hardlink to the directory ${JSON.stringify(header.linkname)}`);
-        await removeExisting(target, false);
+        await removeExisting(target, parent, false);
         await link(linkTarget, target);
         continue; // a hardlink shares its target's owner, mode and times
       }
       case 'char':
       case 'block':
         if (!privileged) refuse(header, 'is a device node, which needs root to create');
-        await removeExisting(target, false);
+        await removeExisting(target, parent, false);
         await mknod(target, header.type === 'char' ? 'c' : 'b', header.devmajor, header.devminor);
         break;
       case 'fifo':
-        await removeExisting(target, false);
+        await removeExisting(target, parent, false);
         await mknod(target, 'p');
         break;
     }
-    if (privileged) await lchown(target, header.uid, header.gid);
+    // Root creates files owned by 0:0 already; only other owners need a chown.
+    if (privileged && (header.uid !== 0 || header.gid !== 0)) await lchown(target, header.uid, header.gid);
     if (header.type === 'symlink') await lutimes(target, header.mtime, header.mtime);
     else if (header.type !== 'directory') {
       await chmod(target, header.mode); // after chown, which clears setuid and setgid
