@@ -4,6 +4,7 @@ import { registerImport, registerLoad, registerSave } from './commands/archive.j
 import { registerHistory, registerImagePrune, registerInspect, registerRmi, registerTag } from './commands/image.js';
 import { registerImages } from './commands/images.js';
 import { registerRun } from './commands/run.js';
+import { registerContainers } from './commands/containers.js';
 import { registerSystem } from './commands/system.js';
 import { type CommandContext, createContext } from './context.js';
 import { type Io, processIo } from './io.js';
@@ -33,6 +34,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
   registerLoad(program, ctx);
   registerImport(program, ctx);
   registerRun(program, ctx);
+  registerContainers(program, ctx);
 
   const image = program.command('image').description('Manage images');
   registerImages(image, ctx, 'ls').alias('list');

@@ -223,6 +223,11 @@ export class Engine {
         this.db.deleteName(name);
         events.push({ Untagged: familiarString(parseReference(name)) });
       };
+      const user = this.db.containers().find((c) => c.imageId === row.id);
+      const lastName = this.db.namesOf(row.id).length <= 1;
+      if (user && !options.force && (!byName || lastName)) {
+        throw new KilnError('CONFLICT', byName ? `conflict: unable to remove repository reference "${nameOrId}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${shortId(row.id)}` : `conflict: unable to delete ${shortId(row.id)} (must be forced) - image is being used by stopped container ${user.id.slice(0, 12)}`);
+      }
       if (byName) {
         untag(byName);
         const left = this.db.namesOf(row.id);
@@ -245,6 +250,8 @@ export class Engine {
 
   /** Deletes an image that has no names left, then (unless noPrune) its parents that are left dangling. */
   private deleteUnnamed(row: ImageRow, noPrune: boolean): DeleteEvent[] {
+    const user = this.db.containers().find((c) => c.imageId === row.id);
+    if (user) return []; // kept, dangling, for the container that uses it (rmi -f got here)
     if (this.db.childImages(row.id).length > 0) {
       throw new KilnError('CONFLICT', `conflict: unable to delete ${shortId(row.id)} (cannot be forced) - image has dependent child images`);
     }
@@ -288,6 +295,7 @@ export class Engine {
         const names = this.db.namesOf(row.id);
         if (!all && names.length > 0) continue;
         if (this.db.childImages(row.id).length > 0) continue;
+        if (this.db.containers().some((c) => c.imageId === row.id)) continue;
         if (until && !until.every((t) => Date.parse(row.created) < t)) continue;
         if (!matchLabels(row.labels, filters.get('label') ?? [])) continue;
         if (!matchLabels(row.labels, filters.get('label!') ?? [], true)) continue;
@@ -314,7 +322,10 @@ export class Engine {
       const shared = this.db.imageDiffIds(row.id).reduce((sum, d) => sum + ((uses.get(d) ?? 0) > 1 ? sizeOf(d) : 0), 0);
       return { summary: { ...this.summary(row), SharedSize: shared, Containers: 0 }, sharedSize: shared, uniqueSize: row.size - shared };
     });
-    return { LayersSize: layersSize, Images: images, ReclaimableImagesSize: layersSize };
+    const containers = this.db.containers();
+    const used = new Set(containers.map((c) => c.imageId));
+    const activeSize = images.filter((i) => used.has(i.summary.Id as Digest)).reduce((sum, i) => sum + i.summary.Size, 0);
+    return { LayersSize: layersSize, Images: images, ReclaimableImagesSize: Math.max(0, layersSize - activeSize), ActiveImages: used.size, Containers: containers.length };
   }
 
   /** `system check`: re-hashes every blob and checks every record; never changes anything. */

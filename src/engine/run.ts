@@ -13,6 +13,9 @@ import type { Engine } from './engine.js';
 
 export interface RunOptions extends Omit<ProcessOptions, 'hostname'> {
   readonly hostname?: string;
+  /** `--rm`: remove the container when it exits; otherwise it stays for ps, diff, commit and rm. */
+  readonly remove: boolean;
+  readonly name?: string;
   readonly runtime: RuntimeName;
   /** `--storage-driver`; detected when absent. */
   readonly storageDriver?: Driver;
@@ -61,20 +64,49 @@ export async function unpackImage(engine: Engine, snapshots: Snapshotter, nameOr
   return parent;
 }
 
+const ADJECTIVES = ['brave', 'calm', 'eager', 'fervent', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'nifty', 'quirky', 'serene', 'vibrant', 'zealous'];
+const NAMES = ['babbage', 'curie', 'darwin', 'euclid', 'hopper', 'kepler', 'lovelace', 'noether', 'pascal', 'ritchie', 'tesla', 'turing'];
+
+/** A Docker-style random name (adjective_scientist) that no container has yet. */
+function containerName(engine: Engine): string {
+  const taken = new Set(engine.store.db.containers().map((c) => c.name));
+  for (;;) {
+    const pick = (list: readonly string[]): string => list[randomBytes(1)[0] as number % list.length] as string;
+    const name = `${pick(ADJECTIVES)}_${pick(NAMES)}`;
+    if (!taken.has(name)) return name;
+    if (taken.size > 100) return `${name}${randomBytes(2).readUInt16BE(0)}`;
+  }
+}
+
+export function containerKey(id: string): string {
+  return `container:${id}`;
+}
+
+export function containerBundle(engine: Engine, id: string): string {
+  return join(engine.store.root, 'containers', id);
+}
+
 /**
- * `docker run --rm`: a writable snapshot on the image, the image's config turned into an OCI bundle, the
- * process run in the foreground; then the container and its snapshot are removed.
+ * `docker run`: a writable snapshot on the image, the image's config turned into an OCI bundle, the
+ * process run in the foreground. With `remove` the container and its snapshot go when it exits;
+ * otherwise they stay (exited) for ps, diff, commit and rm.
  */
 export async function runContainer(engine: Engine, nameOrId: string, options: RunOptions): Promise<number> {
   if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln run needs root (rootless containers are not supported yet)');
   const row = engine.image(nameOrId);
   const config = engine.store.configOf(row.id).config ?? {};
+  if (options.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(options.name)) {
+    throw new KilnError('INVALID_ARGUMENT', `invalid container name ${JSON.stringify(options.name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  }
+  if (options.name !== undefined && engine.store.db.containers().some((c) => c.name === options.name)) {
+    throw new KilnError('CONFLICT', `Conflict. The container name "/${options.name}" is already in use; remove that container or choose another name`);
+  }
   const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
   const top = await unpackImage(engine, snapshots, row.id);
   const id = randomBytes(32).toString('hex');
   const hostname = options.hostname ?? id.slice(0, 12);
-  const key = `container:${id}`;
-  const bundle = join(engine.store.root, 'containers', id);
+  const key = containerKey(id);
+  const bundle = containerBundle(engine, id);
   const rootfs = join(bundle, 'rootfs');
   await mkdir(rootfs, { recursive: true });
   let mounted = false;
@@ -88,10 +120,18 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
     await writeFile(files.resolvConf, options.network === 'none' ? '' : await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
     await writeFile(files.hostname, `${hostname}\n`);
     const runtimeSpecification = await runtimeSpec(config, rootfs, files, { ...options, hostname });
-    return await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore' });
+    if (!options.remove) {
+      const { args } = (runtimeSpecification as { process: { args: string[] } }).process;
+      engine.store.db.addContainer({ id, name: options.name ?? containerName(engine), imageId: row.id, imageName: nameOrId, command: args, driver: snapshots.driver, createdAt: Date.now() });
+    }
+    const exitCode = await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore' });
+    if (!options.remove) engine.store.db.finishContainer(id, exitCode);
+    return exitCode;
   } finally {
     if (mounted) await unmount(rootfs).catch(() => undefined);
-    if (snapshots.list().some((s) => s.key === key)) await snapshots.remove(key);
-    await rm(bundle, { recursive: true, force: true });
+    if (options.remove || !engine.store.db.containers().some((c) => c.id === id)) {
+      if (snapshots.list().some((s) => s.key === key)) await snapshots.remove(key);
+      await rm(bundle, { recursive: true, force: true });
+    }
   }
 }

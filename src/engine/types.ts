@@ -64,6 +64,9 @@ export interface DiskUsage {
   readonly LayersSize: number;
   readonly Images: readonly DiskUsageImage[];
   readonly ReclaimableImagesSize: number;
+  /** Images that containers use, and how many containers there are (none run in the background yet). */
+  readonly ActiveImages: number;
+  readonly Containers: number;
 }
 
 export interface CheckReport {

@@ -5,7 +5,7 @@ import type { TarHeader } from './tar/header.js';
 import { type TarInput, writeTar } from './tar/writer.js';
 
 /** Linux's major/minor split of a device number (glibc's gnu_dev_major/minor). */
-function deviceNumbers(rdev: number): { devmajor: number; devminor: number } {
+export function deviceNumbers(rdev: number): { devmajor: number; devminor: number } {
   const big = BigInt(rdev);
   return {
     devmajor: Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn)),

@@ -79,7 +79,34 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX snapshots_parent ON snapshots(parent);
   `,
+  `
+  -- Containers: a writable snapshot (key container:<id>) on an image, and what ran in it.
+  CREATE TABLE containers (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    image_id    TEXT NOT NULL,
+    image_name  TEXT NOT NULL,
+    command     TEXT NOT NULL,  -- JSON array: the process's args
+    driver      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    exit_code   INTEGER
+  );
+  CREATE INDEX containers_image ON containers(image_id);
+  `,
 ];
+
+export interface ContainerRow {
+  readonly id: string;
+  readonly name: string;
+  readonly imageId: Digest;
+  readonly imageName: string;
+  readonly command: readonly string[];
+  readonly driver: string;
+  readonly createdAt: number;
+  readonly finishedAt: number | null;
+  readonly exitCode: number | null;
+}
 
 export interface SnapshotRow {
   readonly key: string;
@@ -367,6 +394,27 @@ export class MetaDb {
 
   snapshotChildren(key: string): string[] {
     return this.db.prepare('SELECT key FROM snapshots WHERE parent = ?').pluck().all(key) as string[];
+  }
+
+  // ---- containers ----
+
+  addContainer(row: Omit<ContainerRow, 'finishedAt' | 'exitCode'>): void {
+    this.db
+      .prepare('INSERT INTO containers (id, name, image_id, image_name, command, driver, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(row.id, row.name, row.imageId, row.imageName, JSON.stringify(row.command), row.driver, row.createdAt);
+  }
+
+  finishContainer(id: string, exitCode: number, when = Date.now()): void {
+    this.db.prepare('UPDATE containers SET exit_code = ?, finished_at = ? WHERE id = ?').run(exitCode, when, id);
+  }
+
+  containers(): ContainerRow[] {
+    const rows = this.db.prepare('SELECT id, name, image_id AS imageId, image_name AS imageName, command, driver, created_at AS createdAt, finished_at AS finishedAt, exit_code AS exitCode FROM containers ORDER BY created_at DESC').all() as (Omit<ContainerRow, 'command'> & { command: string })[];
+    return rows.map((r) => ({ ...r, command: JSON.parse(r.command) as string[] }));
+  }
+
+  deleteContainer(id: string): void {
+    this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
   }
 
   // ---- GC roots and integrity ----

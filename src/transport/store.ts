@@ -147,7 +147,7 @@ export class LocalStore {
    * Writes an image: layers, config and manifest blobs, then its record and names in one transaction.
    * Returns the image ID and, per name, the image that name pointed at before (if another).
    */
-  async writeImage(lease: Lease, named: NamedImage, what: string): Promise<{ id: Digest; replaced: Map<string, Digest> }> {
+  async writeImage(lease: Lease, named: NamedImage, what: string, parent = ''): Promise<{ id: Digest; replaced: Map<string, Digest> }> {
     const { image } = named;
     const rows: LayerBlobRow[] = [];
     for (const [index, layer] of image.layers.entries()) {
@@ -166,7 +166,7 @@ export class LocalStore {
         manifestType: manifest.mediaType,
         created: config.created ?? '',
         size: rows.reduce((sum, r) => sum + r.diffSize, 0),
-        parent: '',
+        parent,
         labels: config.config?.Labels ?? {},
         diffIds: config.rootfs.diff_ids,
         blobs,

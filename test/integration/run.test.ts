@@ -43,10 +43,54 @@ for (const driver of ['overlay', 'vfs']) describe(`kiln run in a real OCI runtim
     assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
   });
 
-  it('refuses to keep containers it cannot manage yet, with a clear message', async () => {
+  it('refuses a container name that is taken, with a clear message', async () => {
     const { kiln } = await newKiln();
-    const result = await kiln(['run', 'busybox:x', 'true']);
-    assert.equal(result.code, 125);
-    assert.match(result.stderr, /^Error: kiln keeps no stopped containers yet: pass --rm/);
+    await ok(kiln(['import', '-c', 'CMD ["true"]', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
+    await ok(kiln(['run', '--storage-driver', driver, '--name', 'one', 'busybox:x']));
+    const again = await kiln(['run', '--storage-driver', driver, '--name', 'one', 'busybox:x']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^Error: Conflict. The container name "\/one" is already in use/);
+    await ok(kiln(['rm', 'one']));
+  });
+});
+
+describe('containers: run, ps, diff, commit, save, rm', { skip: cannotRun }, () => {
+  it('commits a container\'s changes as a layer with the right whiteouts, which umoci unpacks', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]));
+    const run = await kiln(['run', '--name', 'work', 'busybox:lab', 'sh', '-c', 'echo new > /new; rm /etc/passwd; echo x >> /etc/group; rm -rf /usr/sbin; exit 2']);
+    assert.equal(run.code, 2);
+    assert.match((await ok(kiln(['ps', '-a', '--format', '{{.Names}} {{.Image}} {{.Status}}']))).stdout, /^work busybox:lab Exited \(2\) .* ago\n$/);
+    assert.equal((await ok(kiln(['ps', '-q']))).stdout, '', 'nothing is running');
+    assert.equal((await ok(kiln(['diff', 'work']))).stdout, 'C /etc\nC /etc/group\nD /etc/passwd\nA /new\nC /usr\nD /usr/sbin\n');
+
+    const rmi = await kiln(['rmi', 'busybox:lab']);
+    assert.equal(rmi.code, 1, 'the image is in use by the container');
+    assert.match(rmi.stderr, /container [a-f0-9]{12} is using its referenced image 6ecc29ffc19e/);
+
+    const id = (await ok(kiln(['commit', '-m', 'made by a test', '-c', 'CMD ["cat", "/new"]', 'work', 'committed:1']))).stdout.trim();
+    assert.match(id, /^sha256:[a-f0-9]{64}$/);
+    assert.equal((await ok(kiln(['run', '--rm', 'committed:1']))).stdout, 'new\n');
+    assert.match((await ok(kiln(['history', '--format', '{{.Comment}}', 'committed:1']))).stdout, /^made by a test\n/);
+
+    const dir = await tempDir();
+    await ok(kiln(['save', '--format', 'oci-dir', '-o', join(dir, 'layout'), 'committed:1']));
+    const [item] = JSON.parse((await ok(kiln(['inspect', 'committed:1']))).stdout) as { RootFS: { Layers: string[] } }[];
+    const top = item?.RootFS.Layers.at(-1) ?? '';
+    const listing = spawnSync('tar', ['-tf', join(dir, 'layout', 'blobs', 'sha256', top.slice(7))], { encoding: 'utf8' }).stdout.split('\n');
+    for (const entry of ['etc/.wh.passwd', 'usr/.wh.sbin', 'new', 'etc/group']) assert.ok(listing.includes(entry), `${entry} in the new layer: ${listing.join(' ')}`);
+    if (spawnSync('sh', ['-c', 'command -v umoci']).status === 0) {
+      spawnSync('umoci', ['unpack', '--image', `${join(dir, 'layout')}:1`, join(dir, 'bundle')], { stdio: 'ignore' });
+      const rootfs = join(dir, 'bundle', 'rootfs');
+      assert.deepEqual(await readdir(join(rootfs, 'usr')), ['bin'], 'usr/sbin is whited out');
+      assert.ok(!(await readdir(join(rootfs, 'etc'))).includes('passwd'));
+      assert.ok((await readdir(rootfs)).includes('new'));
+    }
+
+    assert.equal((await ok(kiln(['rm', 'work']))).stdout, 'work\n');
+    assert.equal((await ok(kiln(['ps', '-a', '-q']))).stdout, '');
+    await ok(kiln(['rmi', 'committed:1']));
+    assert.match((await ok(kiln(['rmi', 'busybox:lab']))).stdout, /^Untagged: busybox:lab\nDeleted: /);
+    assert.match((await ok(kiln(['system', 'check']))).stdout, /^0 blobs verified, 0 images, 0 names: clean\n$/);
   });
 });

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 
 interface RunFlags {
   rm?: boolean;
+  name?: string;
   interactive?: boolean;
   env?: string[];
   envFile?: string[];
@@ -35,7 +36,8 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
     .argument('<IMAGE>')
     .argument('[COMMAND...]')
     .passThroughOptions()
-    .option('--rm', 'automatically remove the container when it exits (required for now)')
+    .option('--rm', 'automatically remove the container when it exits')
+    .option('--name <name>', 'assign a name to the container')
     .option('-i, --interactive', 'keep STDIN open')
     .option('-e, --env <KEY=value>', 'set environment variables', collect)
     .option('--env-file <file>', 'read in a file of environment variables', collect)
@@ -49,7 +51,6 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
     .option('--storage-driver <driver>', 'overlay or vfs (default: overlay where it works; $KILN_STORAGE_DRIVER)', process.env.KILN_STORAGE_DRIVER)
     .action((image: string, command: string[], flags: RunFlags) =>
       withEngine(ctx, async (engine) => {
-        if (!flags.rm) throw new KilnError('INVALID_ARGUMENT', 'kiln keeps no stopped containers yet: pass --rm (ps, logs, diff and commit of containers come with container support)');
         if (flags.network !== 'none' && flags.network !== 'host') throw new KilnError('INVALID_ARGUMENT', `network mode ${JSON.stringify(flags.network)} is not supported: use none or host`);
         if (flags.runtime !== 'runc' && flags.runtime !== 'crun') throw new KilnError('INVALID_ARGUMENT', `unknown runtime ${JSON.stringify(flags.runtime)}: use runc or crun`);
         if (flags.storageDriver !== undefined && flags.storageDriver !== 'overlay' && flags.storageDriver !== 'vfs') {
@@ -58,6 +59,8 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
         const fileEnv = (await Promise.all((flags.envFile ?? []).map(envFile))).flat();
         ctx.exitCode = await runContainer(engine, image, {
           cmd: command,
+          remove: flags.rm ?? false,
+          name: flags.name,
           env: [...fileEnv, ...(flags.env ?? [])],
           volumes: flags.volume ?? [],
           workdir: flags.workdir,

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { removeContainer } from '../../engine/containers.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
@@ -44,8 +45,8 @@ export function registerSystem(program: Command, ctx: CommandContext): Command {
           return;
         }
         const rows = [
-          { Type: 'Images', TotalCount: String(usage.Images.length), Active: '0', Size: dfSize(usage.LayersSize), Reclaimable: reclaimable(usage.ReclaimableImagesSize, usage.LayersSize) },
-          { Type: 'Containers', TotalCount: '0', Active: '0', Size: dfSize(0), Reclaimable: reclaimable(0, 0) },
+          { Type: 'Images', TotalCount: String(usage.Images.length), Active: String(usage.ActiveImages), Size: dfSize(usage.LayersSize), Reclaimable: reclaimable(usage.ReclaimableImagesSize, usage.LayersSize) },
+          { Type: 'Containers', TotalCount: String(usage.Containers), Active: '0', Size: dfSize(0), Reclaimable: reclaimable(0, 0) },
           { Type: 'Local Volumes', TotalCount: '0', Active: '0', Size: dfSize(0), Reclaimable: reclaimable(0, 0) },
           { Type: 'Build Cache', TotalCount: '0', Active: '0', Size: dfSize(0), Reclaimable: reclaimable(0, 0) },
         ];
@@ -64,6 +65,9 @@ export function registerSystem(program: Command, ctx: CommandContext): Command {
         const images = options.all ? 'all images without at least one container associated to them' : 'all dangling images';
         const warning = `WARNING! This will remove:\n  - all stopped containers\n  - ${images}\n  - unused build cache\n`;
         if (!options.force && !(await confirm(ctx.io, `${warning}\nAre you sure you want to continue?`))) return;
+        const stopped = engine.store.db.containers().filter((c) => c.exitCode !== null);
+        for (const container of stopped) await removeContainer(engine, container.id);
+        if (stopped.length > 0) print(ctx.io, `Deleted Containers:\n${stopped.map((c) => c.id).join('\n')}\n\n`);
         printPruneReport(ctx, engine.pruneImages({ all: options.all ?? false, filters }));
       }),
     );

@@ -1,0 +1,104 @@
+import { lstat, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KilnError } from '../errors.js';
+import { applyChanges } from '../dockerfile/changes.js';
+import { type Change, overlayChanges, overlayLayerEntries } from '../layer/diff.js';
+import { writeTar } from '../layer/tar/writer.js';
+import type { ContainerRow } from '../meta/db.js';
+import { type Digest, sha256 } from '../oci/digest.js';
+import { MediaType } from '../oci/mediatypes.js';
+import type { ImageConfig } from '../oci/types.js';
+import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
+import { Snapshotter } from '../snapshot/snapshotter.js';
+import type { Engine } from './engine.js';
+import { containerBundle, containerKey } from './run.js';
+
+/** Finds a container by name, full ID or unique ID prefix. */
+export function findContainer(engine: Engine, nameOrId: string): ContainerRow {
+  const all = engine.store.db.containers();
+  const byName = all.find((c) => c.name === nameOrId || c.name === nameOrId.replace(/^\//, ''));
+  if (byName) return byName;
+  const byId = /^[a-f0-9]+$/.test(nameOrId) ? all.filter((c) => c.id.startsWith(nameOrId)) : [];
+  if (byId.length > 1) throw new KilnError('CONFLICT', `multiple containers found with provided prefix: ${nameOrId}`);
+  if (byId[0]) return byId[0];
+  throw new KilnError('NOT_FOUND', `No such container: ${nameOrId}`);
+}
+
+function snapshotterFor(engine: Engine, container: ContainerRow): Snapshotter {
+  return new Snapshotter(engine.store.root, engine.store.db, container.driver === 'vfs' ? 'vfs' : 'overlay');
+}
+
+/** `docker rm`: the container's record, writable snapshot and bundle. */
+export async function removeContainer(engine: Engine, nameOrId: string): Promise<string> {
+  const container = findContainer(engine, nameOrId);
+  const snapshots = snapshotterFor(engine, container);
+  const key = containerKey(container.id);
+  if (snapshots.list().some((s) => s.key === key)) await snapshots.remove(key);
+  await rm(containerBundle(engine, container.id), { recursive: true, force: true });
+  engine.store.db.deleteContainer(container.id);
+  return nameOrId;
+}
+
+/** The container's writable snapshot and the image snapshots below it, nearest first. */
+function layerDirs(engine: Engine, container: ContainerRow): { upper: string; lowers: string[] } {
+  const snapshots = snapshotterFor(engine, container);
+  if (snapshots.driver !== 'overlay') throw new KilnError('UNSUPPORTED', `container ${container.name} uses the vfs storage driver; diff and commit need overlay for now`);
+  const rows = new Map(snapshots.list().map((s) => [s.key, s]));
+  const lowers: string[] = [];
+  for (let parent = rows.get(containerKey(container.id))?.parent; parent; parent = rows.get(parent)?.parent) lowers.push(snapshots.dir(parent));
+  return { upper: snapshots.dir(containerKey(container.id)), lowers };
+}
+
+/** `docker diff`: what the container added (A), changed (C) and deleted (D) against its image. */
+export async function containerChanges(engine: Engine, nameOrId: string): Promise<Change[]> {
+  const { upper, lowers } = layerDirs(engine, findContainer(engine, nameOrId));
+  const existsBelow = async (rel: string): Promise<boolean> => {
+    for (const lower of lowers) if (await lstat(join(lower, rel)).then(() => true, () => false)) return true;
+    return false;
+  };
+  return overlayChanges(upper, existsBelow);
+}
+
+export interface CommitOptions {
+  readonly reference?: string;
+  readonly changes?: readonly string[];
+  readonly message?: string;
+  readonly author?: string;
+}
+
+/**
+ * `docker commit`: the container's changes become one new layer on its image, with a history entry
+ * for the command that made them and the config changes applied.
+ */
+export async function commitContainer(engine: Engine, nameOrId: string, options: CommitOptions = {}): Promise<Digest> {
+  const container = findContainer(engine, nameOrId);
+  const { upper } = layerDirs(engine, container);
+  const name = options.reference ? referenceString(withDefaultTag(parseReference(options.reference))) : undefined;
+  const base = engine.store.configOf(container.imageId);
+  const { store } = engine;
+  return store.withLease(async (lease) => {
+    const layer = await store.ingestLayer(lease, writeTar(overlayLayerEntries(upper)), { mediaType: MediaType.ociLayer }, `changes of container ${container.name}`);
+    const created = new Date().toISOString();
+    const config: ImageConfig = {
+      ...base,
+      created,
+      ...(options.author ? { author: options.author } : {}),
+      config: applyChanges(base.config ?? {}, options.changes ?? []),
+      rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids, layer.diffId] },
+      history: [...(base.history ?? []), { created, created_by: container.command.join(' '), ...(options.author ? { author: options.author } : {}), ...(options.message ? { comment: options.message } : {}) }],
+    };
+    const rawConfig = Buffer.from(JSON.stringify(config));
+    const baseImage = await store.image(engine.image(container.imageId));
+    const id = sha256(rawConfig);
+    await store.writeImage(
+      lease,
+      {
+        image: { id, rawConfig, config, layers: [...baseImage.layers, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffId: layer.diffId, open: () => store.content.open(layer.digest) }] },
+        names: name ? [name] : [],
+      },
+      `commit of ${container.name}`,
+      container.imageId,
+    );
+    return id;
+  });
+}

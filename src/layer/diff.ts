@@ -1,0 +1,111 @@
+import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './apply.js';
+import { deviceNumbers } from './directory.js';
+import type { TarHeader } from './tar/header.js';
+import type { TarInput } from './tar/writer.js';
+
+const run = promisify(execFile);
+
+/** One change of a container against its image, as `docker diff` prints it. */
+export interface Change {
+  readonly kind: 'A' | 'C' | 'D';
+  readonly path: string;
+}
+
+/** Directories of an overlay upper dir marked opaque (`trusted.overlay.opaque=y`), as absolute paths. */
+async function opaqueDirs(upper: string): Promise<Set<string>> {
+  const { stdout } = await run('getfattr', ['-R', '--absolute-names', '-n', 'trusted.overlay.opaque', upper], { maxBuffer: 64 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+  const dirs = new Set<string>();
+  let file: string | undefined;
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith('# file: ')) file = line.slice('# file: '.length);
+    else if (file && line === 'trusted.overlay.opaque="y"') dirs.add(file);
+  }
+  return dirs;
+}
+
+interface UpperEntry {
+  readonly rel: string;
+  readonly full: string;
+  readonly whiteout: boolean;
+  readonly opaque: boolean;
+}
+
+/**
+ * Files the runtime bind-mounts over (created empty as mount points in the writable layer). They are the
+ * container's, not the image's: Docker keeps them in a separate init layer, so they never show in a diff
+ * or a commit.
+ */
+const MOUNT_POINTS = new Set(['etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
+
+/** The entries of an overlay upper dir in lexical order (parents before children), whiteouts marked. */
+async function walkUpper(upper: string): Promise<UpperEntry[]> {
+  const opaque = await opaqueDirs(upper);
+  const out: UpperEntry[] = [];
+  const visit = async (dir: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      const full = join(dir, name);
+      const path = rel ? `${rel}/${name}` : name;
+      const st = await lstat(full);
+      if (MOUNT_POINTS.has(path) && st.isFile() && st.size === 0) continue;
+      const whiteout = st.isCharacterDevice() && st.rdev === 0;
+      out.push({ rel: path, full, whiteout, opaque: st.isDirectory() && opaque.has(full) });
+      if (st.isDirectory()) await visit(full, path);
+    }
+  };
+  await visit(upper, '');
+  return out;
+}
+
+/**
+ * The changes recorded in an overlay upper dir: D for whiteouts, C for paths the image already had
+ * (`existsBelow`), A for new ones. Sorted by path, as Docker prints them.
+ */
+export async function overlayChanges(upper: string, existsBelow: (rel: string) => Promise<boolean>): Promise<Change[]> {
+  const changes: Change[] = [];
+  for (const entry of await walkUpper(upper)) {
+    if (entry.whiteout) changes.push({ kind: 'D', path: `/${entry.rel}` });
+    else changes.push({ kind: (await existsBelow(entry.rel)) ? 'C' : 'A', path: `/${entry.rel}` });
+  }
+  return changes;
+}
+
+/**
+ * An overlay upper dir as OCI layer entries: overlay whiteouts become `.wh.NAME` files, opaque
+ * directories get a `.wh..wh..opq` marker, a second name of an inode becomes a hardlink. Lexical order,
+ * whole-second times: the same upper dir always gives the same layer.
+ */
+export async function* overlayLayerEntries(upper: string): AsyncGenerator<TarInput> {
+  const inodes = new Map<number, string>();
+  for (const entry of await walkUpper(upper)) {
+    const st = await lstat(entry.full);
+    const base = { uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000), size: 0, mode: st.mode & 0o7777 };
+    const slash = entry.rel.lastIndexOf('/');
+    const dir = slash < 0 ? '' : `${entry.rel.slice(0, slash)}/`;
+    const name = entry.rel.slice(slash + 1);
+    if (entry.whiteout) {
+      yield { header: { ...base, path: `${dir}${WHITEOUT_PREFIX}${name}`, type: 'file', mode: st.mode & 0o777 } };
+      continue;
+    }
+    let header: TarHeader;
+    if (st.isDirectory()) header = { ...base, path: `${entry.rel}/`, type: 'directory' };
+    else if (st.isSymbolicLink()) header = { ...base, path: entry.rel, type: 'symlink', linkname: await readlink(entry.full) };
+    else if (st.isFile()) {
+      const first = st.nlink > 1 ? inodes.get(st.ino) : undefined;
+      if (first) {
+        yield { header: { ...base, path: entry.rel, type: 'hardlink', linkname: first } };
+        continue;
+      }
+      if (st.nlink > 1) inodes.set(st.ino, entry.rel);
+      yield { header: { ...base, path: entry.rel, type: 'file', size: st.size }, body: st.size > 0 ? createReadStream(entry.full) : new Uint8Array(0) };
+      continue;
+    } else if (st.isFIFO()) header = { ...base, path: entry.rel, type: 'fifo' };
+    else header = { ...base, path: entry.rel, type: st.isCharacterDevice() ? 'char' : 'block', ...deviceNumbers(st.rdev) };
+    yield { header };
+    if (entry.opaque) yield { header: { ...base, path: `${entry.rel}/${OPAQUE_MARKER}`, type: 'file', mode: 0o644 } };
+  }
+}
