@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { MetaDb } from '../../src/meta/db.js';
+import { Snapshotter, detectDriver, mount, unmount } from '../../src/snapshot/snapshotter.js';
+import { isRoot, tempDir } from '../helpers/paths.js';
+
+async function newSnapshotter(driver: 'overlay' | 'vfs'): Promise<Snapshotter> {
+  const root = await tempDir('kiln-snap-');
+  return new Snapshotter(root, new MetaDb(join(root, 'kiln.db')), driver);
+}
+
+describe('snapshots', { skip: !isRoot && 'mounting needs root' }, () => {
+  it('overlay is detected where it mounts', async () => {
+    assert.equal(await detectDriver(await tempDir()), 'overlay');
+  });
+
+  for (const driver of ['overlay', 'vfs'] as const) {
+    it(`${driver}: a chain of 130 layers mounts with every layer visible (overlay options stay short)`, async () => {
+      const snapshots = await newSnapshotter(driver);
+      let parent: string | undefined;
+      for (let i = 0; i < 130; i++) {
+        await snapshots.prepare(`tmp-${i}`, parent);
+        await writeFile(join(snapshots.dir(`tmp-${i}`), `layer-${String(i).padStart(3, '0')}`), String(i));
+        snapshots.commit(`layer-${i}`, `tmp-${i}`);
+        parent = `layer-${i}`;
+      }
+      const [spec] = await snapshots.prepare('container', parent);
+      assert.ok(spec);
+      if (driver === 'overlay') assert.ok(spec.options.join(',').length < 4096, 'fits in one page');
+      const target = join(await tempDir(), 'merged');
+      await mkdir(target);
+      await mount(spec, target);
+      try {
+        const names = await readdir(target);
+        assert.equal(names.length, 130);
+        await writeFile(join(target, 'written-by-container'), 'x');
+      } finally {
+        await unmount(target);
+      }
+      assert.ok((await readdir(snapshots.dir('container'))).includes('written-by-container'), 'writes land in the active snapshot');
+      await assert.rejects(snapshots.remove('layer-129'), /has children/);
+      await snapshots.remove('container');
+      await snapshots.remove('layer-129');
+      assert.equal(snapshots.list().length, 129);
+    });
+  }
+
+  it('shares committed snapshots: a view on a parent does not copy it (overlay)', async () => {
+    const snapshots = await newSnapshotter('overlay');
+    await snapshots.prepare('tmp', undefined);
+    await writeFile(join(snapshots.dir('tmp'), 'f'), 'base');
+    snapshots.commit('base', 'tmp');
+    const [a] = await snapshots.view('view-a', 'base');
+    const [b] = await snapshots.prepare('active-b', 'base');
+    assert.ok(a?.options.some((o) => o.includes('lowerdir=')));
+    assert.ok(b?.options.some((o) => o.includes('upperdir=')));
+    assert.deepEqual(await readdir(snapshots.dir('view-a')), [], 'nothing copied');
+    assert.throws(() => snapshots.commit('again', 'view-a'), /only active snapshots can be committed/);
+  });
+});
