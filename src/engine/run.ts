@@ -6,7 +6,7 @@ import { chainIds } from '../image/image.js';
 import { applyLayer } from '../layer/apply.js';
 import { decompressStream } from '../layer/compression.js';
 import { layerCompression } from '../oci/mediatypes.js';
-import { type RuntimeName, runBundle } from '../runtime/runtime.js';
+import { type RuntimeName, prepareRuntime, runBundle } from '../runtime/runtime.js';
 import { type ProcessOptions, runtimeSpec } from '../runtime/spec.js';
 import { type Driver, Snapshotter, detectDriver, mount, unmount } from '../snapshot/snapshotter.js';
 import type { Engine } from './engine.js';
@@ -124,6 +124,8 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
       const { args } = (runtimeSpecification as { process: { args: string[] } }).process;
       engine.store.db.addContainer({ id, name: options.name ?? containerName(engine), imageId: row.id, imageName: nameOrId, command: args, driver: snapshots.driver, createdAt: Date.now() });
     }
+    const prepared = await prepareRuntime(options.runtime);
+    if (prepared) options.notice(prepared);
     const exitCode = await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore' });
     if (!options.remove) engine.store.db.finishContainer(id, exitCode);
     return exitCode;

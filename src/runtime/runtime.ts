@@ -1,9 +1,33 @@
-import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 
+const run = promisify(execFile);
+
 export type RuntimeName = 'runc' | 'crun';
+
+const HUGETLB = '/sys/fs/cgroup/hugetlb';
+
+/**
+ * crun 1.8 refuses to start on a hybrid cgroup host (v1 controllers plus a v2 `unified` mount) unless the
+ * hugetlb controller is mounted as a v1 hierarchy too. kiln mounts it (root only) and says so; runc
+ * needs nothing. Returns what kiln did, for the caller to tell the user.
+ */
+export async function prepareRuntime(runtime: RuntimeName): Promise<string | undefined> {
+  if (runtime !== 'crun') return undefined;
+  const hybrid = existsSync('/sys/fs/cgroup/unified') && existsSync('/sys/fs/cgroup/memory');
+  if (!hybrid) return undefined;
+  const mounts = await readFile('/proc/self/mounts', 'utf8');
+  if (mounts.split('\n').some((line) => line.split(' ')[1] === HUGETLB)) return undefined;
+  await mkdir(HUGETLB, { recursive: true });
+  await run('mount', ['-t', 'cgroup', '-o', 'hugetlb', 'cgroup', HUGETLB]).catch((err: Error) => {
+    throw new KilnError('UNSUPPORTED', `crun needs the hugetlb cgroup controller mounted on this hybrid-cgroup host, and mounting it failed (${err.message.trim()}); use --runtime runc`);
+  });
+  return `kiln: mounted the hugetlb cgroup v1 controller at ${HUGETLB}, which crun needs on this hybrid-cgroup host (runc does not)`;
+}
 
 /**
  * Runs a bundle's process in the OCI runtime in the foreground: stdio passes through, the exit code comes

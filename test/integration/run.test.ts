@@ -34,6 +34,12 @@ for (const driver of ['overlay', 'vfs']) describe(`kiln run in a real OCI runtim
 
     assert.equal((await ok(kiln(['run', '--rm', '--network', 'none', 'busybox:x', 'ls', '/sys/class/net']))).stdout, 'lo\n');
     assert.equal((await kiln(['run', '--rm', 'busybox:x', 'no-such-command'])).code, 127);
+    if (spawnSync('sh', ['-c', 'command -v crun']).status === 0) {
+      // crun 1.8 needs the hugetlb controller on hybrid-cgroup hosts: kiln mounts it and says so.
+      const crun = await ok(kiln(['run', '--rm', '--runtime', 'crun', 'busybox:x', 'echo', 'crun too']));
+      assert.equal(crun.stdout, 'crun too\n');
+      assert.match(crun.stderr, /^(kiln: mounted the hugetlb cgroup v1 controller at \/sys\/fs\/cgroup\/hugetlb, which crun needs.*\n)?$/);
+    }
 
     // The whiteouts image and busybox:x share their base layer: three layer snapshots, not four.
     const snapshotDirs = await readdir(join(root, 'snapshots'));
