@@ -1,4 +1,7 @@
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../errors.js';
 
 /** The streams a command talks to: the process's own, or a test's. */
@@ -43,4 +46,19 @@ export function parseBool(value: string): boolean {
 /** Collects a repeatable option (`-f a -f b`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/**
+ * Writes a stream to `path` through a temporary sibling renamed into place, so a failure never leaves a
+ * half-written file under the name the user asked for.
+ */
+export async function writeFileAtomically(path: string, source: AsyncIterable<Uint8Array>): Promise<void> {
+  const temp = `${path}.kiln-tmp-${process.pid}`;
+  try {
+    await pipeline(source, createWriteStream(temp));
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
 }

@@ -1,4 +1,4 @@
-import { lstat, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { applyChanges } from '../dockerfile/changes.js';
@@ -9,7 +9,9 @@ import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
-import { Snapshotter } from '../snapshot/snapshotter.js';
+import { logPath } from '../runtime/runtime.js';
+import { Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
+import { tarDirectory } from '../layer/directory.js';
 import type { Engine } from './engine.js';
 import { containerBundle, containerKey } from './run.js';
 
@@ -101,4 +103,30 @@ export async function commitContainer(engine: Engine, nameOrId: string, options:
     );
     return id;
   });
+}
+
+/** `docker logs`: what a kept container wrote, per stream. */
+export async function containerLogs(engine: Engine, nameOrId: string): Promise<{ stdout: Buffer; stderr: Buffer }> {
+  const bundle = containerBundle(engine, findContainer(engine, nameOrId).id);
+  const read = (stream: 'stdout' | 'stderr') => readFile(logPath(bundle, stream)).catch(() => Buffer.alloc(0));
+  return { stdout: await read('stdout'), stderr: await read('stderr') };
+}
+
+/**
+ * `docker export`: the container's whole filesystem as a tar, read from its snapshot mounted (again) on
+ * a scratch directory; `consume` gets the stream while the mount is up.
+ */
+export async function exportContainer(engine: Engine, nameOrId: string, consume: (tar: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
+  const container = findContainer(engine, nameOrId);
+  const [spec] = snapshotterFor(engine, container).mounts(containerKey(container.id));
+  if (!spec) throw new KilnError('INTERNAL', `container ${container.name} has no filesystem`);
+  await mkdir(engine.store.content.tmpDir, { recursive: true });
+  const target = await mkdtemp(join(engine.store.content.tmpDir, 'export-'));
+  await mount(spec, target);
+  try {
+    await consume(tarDirectory(target));
+  } finally {
+    await unmount(target);
+    await rm(target, { recursive: true, force: true });
+  }
 }

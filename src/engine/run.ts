@@ -126,7 +126,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
     }
     const prepared = await prepareRuntime(options.runtime);
     if (prepared) options.notice(prepared);
-    const exitCode = await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore' });
+    const exitCode = await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !options.remove });
     if (!options.remove) engine.store.db.finishContainer(id, exitCode);
     return exitCode;
   } finally {

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -34,13 +34,21 @@ export async function prepareRuntime(runtime: RuntimeName): Promise<string | und
  * back, SIGINT/SIGTERM sent to kiln reach the container's process (runc forwards what it receives).
  * `runc run` removes the container's runtime state when the process exits.
  */
-export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: { stdin: 'inherit' | 'ignore' }): Promise<number> {
+export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: { stdin: 'inherit' | 'ignore'; keepLogs: boolean }): Promise<number> {
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
-  const child = spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdio.stdin, 'inherit', 'pipe'] });
+  const child = spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdio.stdin, stdio.keepLogs ? 'pipe' : 'inherit', 'pipe'] });
+  // A kept container's output is also written to its bundle, for `kiln logs`.
+  const stdoutLog = stdio.keepLogs ? createWriteStream(logPath(bundle, 'stdout')) : undefined;
+  const stderrLog = stdio.keepLogs ? createWriteStream(logPath(bundle, 'stderr')) : undefined;
+  child.stdout?.on('data', (chunk: Buffer) => {
+    process.stdout.write(chunk);
+    stdoutLog?.write(chunk);
+  });
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (stderr.length < 65536) stderr += chunk.toString();
     process.stderr.write(chunk);
+    stderrLog?.write(chunk);
   });
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
   const onInt = forward('SIGINT');
@@ -65,5 +73,11 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    for (const log of [stdoutLog, stderrLog]) if (log) await new Promise((resolve) => log.end(resolve));
   }
+}
+
+/** Where a kept container's output is logged. */
+export function logPath(bundle: string, stream: 'stdout' | 'stderr'): string {
+  return join(bundle, `${stream}.log`);
 }

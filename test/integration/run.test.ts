@@ -64,8 +64,16 @@ describe('containers: run, ps, diff, commit, save, rm', { skip: cannotRun }, () 
   it('commits a container\'s changes as a layer with the right whiteouts, which umoci unpacks', async () => {
     const { kiln } = await newKiln();
     await ok(kiln(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]));
-    const run = await kiln(['run', '--name', 'work', 'busybox:lab', 'sh', '-c', 'echo new > /new; rm /etc/passwd; echo x >> /etc/group; rm -rf /usr/sbin; exit 2']);
+    const run = await kiln(['run', '--name', 'work', 'busybox:lab', 'sh', '-c', 'echo new > /new; rm /etc/passwd; echo x >> /etc/group; rm -rf /usr/sbin; echo to-out; echo to-err >&2; exit 2']);
     assert.equal(run.code, 2);
+    assert.equal(run.stdout, 'to-out\n');
+    const logs = await ok(kiln(['logs', 'work']));
+    assert.deepEqual([logs.stdout, logs.stderr], ['to-out\n', 'to-err\n']);
+    const exported = (await ok(kiln(['export', 'work']))).stdoutBytes;
+    const exportFile = join(await tempDir(), 'export.tar');
+    await writeFile(exportFile, exported);
+    const exportedNames = spawnSync('tar', ['-tf', exportFile], { encoding: 'utf8' }).stdout.split('\n');
+    assert.ok(exportedNames.includes('new') && exportedNames.includes('bin/busybox') && !exportedNames.includes('etc/passwd'), 'export is the merged filesystem');
     assert.match((await ok(kiln(['ps', '-a', '--format', '{{.Names}} {{.Image}} {{.Status}}']))).stdout, /^work busybox:lab Exited \(2\) .* ago\n$/);
     assert.equal((await ok(kiln(['ps', '-q']))).stdout, '', 'nothing is running');
     assert.equal((await ok(kiln(['diff', 'work']))).stdout, 'C /etc\nC /etc/group\nD /etc/passwd\nA /new\nC /usr\nD /usr/sbin\n');

@@ -1,5 +1,3 @@
-import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { KilnError } from '../../errors.js';
@@ -9,7 +7,7 @@ import type { LoadEvent } from '../../engine/types.js';
 import { familiarString, parseReference } from '../../reference/reference.js';
 import { tarArchive, writeArchiveDirectory } from '../../transport/archive-writer.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { collect, print } from '../io.js';
+import { collect, print, writeFileAtomically } from '../io.js';
 
 const SAVE_FORMATS = { docker: 'docker', 'oci-archive': 'oci', 'oci-dir': 'oci' } as const;
 
@@ -35,15 +33,7 @@ export function registerSave(parent: Command, ctx: CommandContext, name = 'save'
           await pipeline(tarArchive(files), ctx.io.stdout, { end: false });
           return;
         }
-        // Written beside the target and renamed, so a failed save never leaves a half archive under its name.
-        const temp = `${options.output}.kiln-tmp-${process.pid}`;
-        try {
-          await pipeline(tarArchive(files), createWriteStream(temp));
-          await rename(temp, options.output);
-        } catch (err) {
-          await rm(temp, { force: true });
-          throw err;
-        }
+        await writeFileAtomically(options.output, tarArchive(files));
       }),
     );
 }

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { commitContainer, containerChanges, findContainer, removeContainer } from '../../engine/containers.js';
+import { pipeline } from 'node:stream/promises';
+import { commitContainer, containerChanges, containerLogs, exportContainer, findContainer, removeContainer } from '../../engine/containers.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
 import { goTimeString, humanDuration, sinceNow, truncateDisplay } from '../format/units.js';
-import { collect, print, printRows } from '../io.js';
+import { collect, print, printRows, writeFileAtomically } from '../io.js';
 
 const PS_HEADERS = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES' };
 
@@ -63,6 +64,32 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .action((name: string) =>
       withEngine(ctx, async (engine) => {
         for (const change of await containerChanges(engine, name)) print(ctx.io, `${change.kind} ${change.path}`);
+      }),
+    );
+  program
+    .command('logs')
+    .description('Fetch the logs of a container')
+    .argument('<CONTAINER>')
+    .action((name: string) =>
+      withEngine(ctx, async (engine) => {
+        const { stdout, stderr } = await containerLogs(engine, name);
+        ctx.io.stdout.write(stdout);
+        ctx.io.stderr.write(stderr);
+      }),
+    );
+  program
+    .command('export')
+    .description("Export a container's filesystem as a tar archive (to STDOUT by default)")
+    .argument('<CONTAINER>')
+    .option('-o, --output <file>', 'write to a file, instead of STDOUT')
+    .action((name: string, options: { output?: string }) =>
+      withEngine(ctx, async (engine) => {
+        if (!options.output && ctx.io.stdout.isTTY) throw new KilnError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect');
+        const output = options.output;
+        await exportContainer(engine, name, async (tar) => {
+          if (output) await writeFileAtomically(output, tar);
+          else await pipeline(tar, ctx.io.stdout, { end: false });
+        });
       }),
     );
   program
