@@ -71,3 +71,21 @@ describe('kill -9 during a layer unpack', { skip: process.getuid?.() !== 0 && 'k
     assert.equal((await ok(kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
   });
 });
+
+describe('kill -9 during a commit', { skip: process.getuid?.() !== 0 && 'kiln run needs root' }, () => {
+  it('leaves a store that checks clean, and the next commit works', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'base:1']));
+    await ok(kiln(['run', '--name', 'big', 'base:1', 'sh', '-c', 'for i in 1 2 3 4 5 6; do head -c 8000000 /dev/urandom > /f$i; done']));
+    for (const afterMs of [120, 240]) {
+      const child = spawn(process.execPath, [kilnBin, '--root', root, 'commit', 'big', 'crashed:1'], { stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      await delay(afterMs);
+      child.kill('SIGKILL');
+      await exited;
+      assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/, `after killing commit at ${afterMs} ms`);
+    }
+    await ok(kiln(['commit', 'big', 'committed:1']));
+    assert.equal((await ok(kiln(['run', '--rm', 'committed:1', 'sh', '-c', 'ls /f* | wc -l']))).stdout.trim(), '6');
+  });
+});
