@@ -37,8 +37,12 @@ async function mknod(path: string, type: 'c' | 'b' | 'p', major = 0, minor = 0):
   await run('mknod', type === 'p' ? [path, 'p'] : [path, type, String(major), String(minor)]);
 }
 
+async function setXattr(path: string, name: string, value: Buffer): Promise<void> {
+  await run('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, path]);
+}
+
 async function setOpaque(dir: string): Promise<void> {
-  await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', dir]);
+  await setXattr(dir, 'trusted.overlay.opaque', Buffer.from('y'));
 }
 
 /** Files up to this size are read whole and written with one call. */
@@ -195,6 +199,15 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     }
     // Root creates files owned by 0:0 already; only other owners need a chown.
     if (privileged && (header.uid !== 0 || header.gid !== 0)) await lchown(target, header.uid, header.gid);
+    // Extended attributes (file capabilities, SELinux labels, user.*): trusted.* and security.* need root;
+    // overlay's own trusted.overlay.* are never taken from a layer.
+    for (const [name, value] of header.xattrs ?? []) {
+      if (name.startsWith('trusted.overlay.')) continue;
+      if (!privileged && !name.startsWith('user.')) continue;
+      await setXattr(target, name, value).catch((err: Error) => {
+        throw new KilnError('UNSUPPORTED', `${what}: cannot set extended attribute ${name} on ${JSON.stringify(header.path)} (${err.message.trim()}); the filesystem under the store may not support it`);
+      });
+    }
     if (header.type === 'symlink') await lutimes(target, header.mtime, header.mtime);
     else if (header.type !== 'directory') {
       await chmod(target, header.mode); // after chown, which clears setuid and setgid

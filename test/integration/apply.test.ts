@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -159,4 +159,21 @@ describe('hostile layers are refused and write nothing outside the root', () => 
       assert.deepEqual(await readdir(sandbox), ['root']);
     });
   }
+});
+
+describe('extended attributes', { skip: !isRoot && 'security.* attributes need root' }, () => {
+  it('applies file capabilities and user attributes, never overlay\'s own', async () => {
+    const root = join(await tempDir(), 'rootfs');
+    await mkdir(root);
+    const capability = Buffer.from('0100000200200000000000000000000000000000', 'hex'); // cap_net_raw+ep
+    await applyLayer(root, writeTar([
+      h('bin/', 'directory'),
+      { header: { path: 'bin/ping', type: 'file', mode: 0o755, uid: 0, gid: 0, size: 2, mtime: 0, xattrs: new Map([['security.capability', capability], ['user.note', Buffer.from([0, 1, 0xff])]]) }, body: Buffer.from('#!') },
+      { header: { path: 'sneaky/', type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, xattrs: new Map([['trusted.overlay.opaque', Buffer.from('y')]]) } },
+    ]), { whiteouts: 'delete' });
+    const dump = (name: string, path: string) => spawnSync('getfattr', ['-h', '-e', 'hex', '-n', name, path], { encoding: 'utf8' }).stdout;
+    assert.match(dump('security.capability', join(root, 'bin/ping')), /security\.capability=0x0100000200200000000000000000000000000000/);
+    assert.match(dump('user.note', join(root, 'bin/ping')), /user\.note=0x0001ff/);
+    assert.equal(dump('trusted.overlay.opaque', join(root, 'sneaky')), '');
+  });
 });
