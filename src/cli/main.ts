@@ -3,7 +3,7 @@ import { KilnError } from '../errors.js';
 import { registerImport, registerLoad, registerSave } from './commands/archive.js';
 import { registerHistory, registerImagePrune, registerInspect, registerRmi, registerTag } from './commands/image.js';
 import { registerImages } from './commands/images.js';
-import { registerRun } from './commands/run.js';
+import { registerRun, registerSupervisor } from './commands/run.js';
 import { registerContainers } from './commands/containers.js';
 import { registerSystem } from './commands/system.js';
 import { type CommandContext, createContext } from './context.js';
@@ -34,6 +34,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
   registerLoad(program, ctx);
   registerImport(program, ctx);
   registerRun(program, ctx);
+  registerSupervisor(program, ctx);
   registerContainers(program, ctx);
 
   const image = program.command('image').description('Manage images');

@@ -1,6 +1,10 @@
+import { execFile } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
+import { processAlive } from '../gc/gc.js';
 import { applyChanges } from '../dockerfile/changes.js';
 import { type Change, overlayChanges, overlayLayerEntries } from '../layer/diff.js';
 import { writeTar } from '../layer/tar/writer.js';
@@ -13,6 +17,8 @@ import { logPath } from '../runtime/runtime.js';
 import { Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
 import { tarDirectory } from '../layer/directory.js';
 import type { Engine } from './engine.js';
+
+const run = promisify(execFile);
 import { containerBundle, containerKey } from './run.js';
 
 /** Finds a container by name, full ID or unique ID prefix. */
@@ -30,9 +36,30 @@ function snapshotterFor(engine: Engine, container: ContainerRow): Snapshotter {
   return new Snapshotter(engine.store.root, engine.store.db, container.driver === 'vfs' ? 'vfs' : 'overlay');
 }
 
-/** `docker rm`: the container's record, writable snapshot and bundle. */
-export async function removeContainer(engine: Engine, nameOrId: string): Promise<string> {
+/** True while a detached container's supervisor (and so its process) runs. */
+export function isRunning(container: ContainerRow): boolean {
+  return container.exitCode === null && container.pid !== null && processAlive(container.pid);
+}
+
+/** Kills a detached container's process and waits for its supervisor to record the exit and clean up. */
+async function kill(engine: Engine, container: ContainerRow): Promise<void> {
+  for (const runtime of ['runc', 'crun']) {
+    if (await run(runtime, ['kill', container.id, 'KILL']).then(() => true, () => false)) break;
+  }
+  const deadline = Date.now() + 30_000;
+  while (container.pid !== null && processAlive(container.pid)) {
+    if (Date.now() > deadline) throw new KilnError('INTERNAL', `container ${container.name} did not stop within 30 s of SIGKILL`);
+    await delay(50); // polling a foreign pid: there is no exit event for a process that is not our child
+  }
+}
+
+/** `docker rm`: the container's record, writable snapshot and bundle; `force` kills a running one first. */
+export async function removeContainer(engine: Engine, nameOrId: string, force = false): Promise<string> {
   const container = findContainer(engine, nameOrId);
+  if (isRunning(container)) {
+    if (!force) throw new KilnError('CONFLICT', `You cannot remove a running container ${container.id}. Stop the container before attempting removal or force remove`);
+    await kill(engine, container);
+  }
   const snapshots = snapshotterFor(engine, container);
   const key = containerKey(container.id);
   if (snapshots.list().some((s) => s.key === key)) await snapshots.remove(key);

@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { KilnError } from '../errors.js';
 import { chainIds } from '../image/image.js';
 import { applyLayer } from '../layer/apply.js';
@@ -16,6 +18,8 @@ export interface RunOptions extends Omit<ProcessOptions, 'hostname'> {
   /** `--rm`: remove the container when it exits; otherwise it stays for ps, diff, commit and rm. */
   readonly remove: boolean;
   readonly name?: string;
+  /** `-d`: a detached kiln process supervises the container; run returns at once. */
+  readonly detach?: boolean;
   readonly runtime: RuntimeName;
   /** `--storage-driver`; detected when absent. */
   readonly storageDriver?: Driver;
@@ -91,7 +95,7 @@ export function containerBundle(engine: Engine, id: string): string {
  * process run in the foreground. With `remove` the container and its snapshot go when it exits;
  * otherwise they stay (exited) for ps, diff, commit and rm.
  */
-export async function runContainer(engine: Engine, nameOrId: string, options: RunOptions): Promise<number> {
+export async function runContainer(engine: Engine, nameOrId: string, options: RunOptions): Promise<{ id: string; exitCode: number }> {
   if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln run needs root (rootless containers are not supported yet)');
   const row = engine.image(nameOrId);
   const config = engine.store.configOf(row.id).config ?? {};
@@ -110,6 +114,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
   const rootfs = join(bundle, 'rootfs');
   await mkdir(rootfs, { recursive: true });
   let mounted = false;
+  let detached = false;
   try {
     const [spec] = await snapshots.prepare(key, top);
     if (!spec) throw new KilnError('INTERNAL', `snapshot ${key} has no mounts`);
@@ -120,20 +125,58 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
     await writeFile(files.resolvConf, options.network === 'none' ? '' : await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
     await writeFile(files.hostname, `${hostname}\n`);
     const runtimeSpecification = await runtimeSpec(config, rootfs, files, { ...options, hostname });
-    if (!options.remove) {
-      const { args } = (runtimeSpecification as { process: { args: string[] } }).process;
+    const { args } = (runtimeSpecification as { process: { args: string[] } }).process;
+    if (!options.remove || options.detach) {
       engine.store.db.addContainer({ id, name: options.name ?? containerName(engine), imageId: row.id, imageName: nameOrId, command: args, driver: snapshots.driver, createdAt: Date.now() });
     }
     const prepared = await prepareRuntime(options.runtime);
     if (prepared) options.notice(prepared);
+    if (options.detach) {
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(runtimeSpecification, null, 2));
+      const supervisor = spawn(process.execPath, [KILN_BIN, '--root', engine.store.root, SUPERVISE_COMMAND, id, options.runtime, options.remove ? 'rm' : 'keep'], { detached: true, stdio: 'ignore' });
+      supervisor.unref();
+      engine.store.db.setContainerPid(id, supervisor.pid ?? null);
+      detached = true;
+      return { id, exitCode: 0 };
+    }
     const exitCode = await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !options.remove });
     if (!options.remove) engine.store.db.finishContainer(id, exitCode);
-    return exitCode;
+    return { id, exitCode };
   } finally {
-    if (mounted) await unmount(rootfs).catch(() => undefined);
-    if (options.remove || !engine.store.db.containers().some((c) => c.id === id)) {
-      if (snapshots.list().some((s) => s.key === key)) await snapshots.remove(key);
-      await rm(bundle, { recursive: true, force: true });
-    }
+    if (!detached) await cleanUp(engine, snapshots, id, mounted && rootfs, options.remove);
+  }
+}
+
+/** The hidden CLI command a detached container's supervisor runs. */
+export const SUPERVISE_COMMAND = '__supervise';
+const KILN_BIN = fileURLToPath(new URL('../../../bin/kiln', import.meta.url));
+
+/** After the process: unmount, and for --rm forget the container, its snapshot and bundle. */
+async function cleanUp(engine: Engine, snapshots: Snapshotter, id: string, mountedRootfs: string | false, remove: boolean): Promise<void> {
+  if (mountedRootfs !== false) await unmount(mountedRootfs).catch(() => undefined);
+  if (remove) engine.store.db.deleteContainer(id);
+  if (remove || !engine.store.db.containers().some((c) => c.id === id)) {
+    const key = containerKey(id);
+    if (snapshots.list().some((s) => s.key === key)) await snapshots.remove(key);
+    await rm(containerBundle(engine, id), { recursive: true, force: true });
+  }
+}
+
+/**
+ * The detached side of `run -d`: runs the prepared bundle with its output to the container's logs,
+ * records the exit code, then cleans up as a foreground run would.
+ */
+export async function superviseContainer(engine: Engine, id: string, runtime: RuntimeName, remove: boolean): Promise<void> {
+  const container = engine.store.db.containers().find((c) => c.id === id);
+  if (!container) throw new KilnError('NOT_FOUND', `No such container: ${id}`);
+  const snapshots = new Snapshotter(engine.store.root, engine.store.db, container.driver === 'vfs' ? 'vfs' : 'overlay');
+  const bundle = containerBundle(engine, id);
+  try {
+    const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as object;
+    const exitCode = await runBundle(runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: true });
+    engine.store.db.finishContainer(id, exitCode);
+  } finally {
+    engine.store.db.setContainerPid(id, null);
+    await cleanUp(engine, snapshots, id, join(bundle, 'rootfs'), remove);
   }
 }

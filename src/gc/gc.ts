@@ -11,7 +11,7 @@ export interface GcResult {
 }
 
 /** True while the process that took a lease runs. A pid that was reused keeps a lease alive a little longer; harmless. */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -94,6 +94,10 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX containers_image ON containers(image_id);
   `,
+  `
+  -- The kiln process supervising a detached container (run -d) while it runs.
+  ALTER TABLE containers ADD COLUMN pid INTEGER;
+  `,
 ];
 
 export interface ContainerRow {
@@ -106,6 +110,7 @@ export interface ContainerRow {
   readonly createdAt: number;
   readonly finishedAt: number | null;
   readonly exitCode: number | null;
+  readonly pid: number | null;
 }
 
 export interface SnapshotRow {
@@ -398,7 +403,11 @@ export class MetaDb {
 
   // ---- containers ----
 
-  addContainer(row: Omit<ContainerRow, 'finishedAt' | 'exitCode'>): void {
+  setContainerPid(id: string, pid: number | null): void {
+    this.db.prepare('UPDATE containers SET pid = ? WHERE id = ?').run(pid, id);
+  }
+
+  addContainer(row: Omit<ContainerRow, 'finishedAt' | 'exitCode' | 'pid'>): void {
     this.db
       .prepare('INSERT INTO containers (id, name, image_id, image_name, command, driver, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(row.id, row.name, row.imageId, row.imageName, JSON.stringify(row.command), row.driver, row.createdAt);
@@ -409,7 +418,7 @@ export class MetaDb {
   }
 
   containers(): ContainerRow[] {
-    const rows = this.db.prepare('SELECT id, name, image_id AS imageId, image_name AS imageName, command, driver, created_at AS createdAt, finished_at AS finishedAt, exit_code AS exitCode FROM containers ORDER BY created_at DESC').all() as (Omit<ContainerRow, 'command'> & { command: string })[];
+    const rows = this.db.prepare('SELECT id, name, image_id AS imageId, image_name AS imageName, command, driver, created_at AS createdAt, finished_at AS finishedAt, exit_code AS exitCode, pid FROM containers ORDER BY created_at DESC').all() as (Omit<ContainerRow, 'command'> & { command: string })[];
     return rows.map((r) => ({ ...r, command: JSON.parse(r.command) as string[] }));
   }
 

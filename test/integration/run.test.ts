@@ -108,3 +108,24 @@ describe('containers: run, ps, diff, commit, save, rm', { skip: cannotRun }, () 
     assert.match((await ok(kiln(['system', 'check']))).stdout, /^0 blobs verified, 0 images, 0 names: clean\n$/);
   });
 });
+
+describe('detached containers: run -d, ps, logs, rm -f', { skip: cannotRun }, () => {
+  it('runs in the background under a kiln supervisor, lists as Up, and is killed by rm -f', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]));
+    const id = (await ok(kiln(['run', '-d', '--name', 'bg', 'busybox:lab', 'sh', '-c', 'echo started; exec sleep 60']))).stdout.trim();
+    assert.match(id, /^[a-f0-9]{64}$/);
+    assert.match((await ok(kiln(['ps', '--format', '{{.Names}} {{.Status}}']))).stdout, /^bg Up /);
+    // The container writes its first line soon; wait for it with a deadline rather than a fixed sleep.
+    const deadline = Date.now() + 20_000;
+    while ((await ok(kiln(['logs', 'bg']))).stdout !== 'started\n' && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal((await ok(kiln(['logs', 'bg']))).stdout, 'started\n');
+    const refused = await kiln(['rm', 'bg']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /You cannot remove a running container [a-f0-9]{64}\. Stop the container before attempting removal or force remove/);
+    assert.equal((await ok(kiln(['rm', '-f', 'bg']))).stdout, 'bg\n');
+    assert.equal((await ok(kiln(['ps', '-a', '-q']))).stdout, '');
+    assert.deepEqual(await readdir(join(root, 'containers')), []);
+    assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
+  });
+});

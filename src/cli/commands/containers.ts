@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
-import { commitContainer, containerChanges, containerLogs, exportContainer, findContainer, removeContainer } from '../../engine/containers.js';
+import { commitContainer, containerChanges, containerLogs, exportContainer, findContainer, isRunning, removeContainer } from '../../engine/containers.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
@@ -21,7 +21,7 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
       withEngine(ctx, (engine) => {
         const rows = engine.store.db
           .containers()
-          .filter((c) => options.all || c.exitCode === null)
+          .filter((c) => options.all || isRunning(c))
           .map((c) => {
             const command = c.command.join(' ');
             return {
@@ -30,7 +30,7 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
               Command: `"${options.trunc ? truncateDisplay(command, 20) : command}"`,
               RunningFor: sinceNow(c.createdAt),
               CreatedAt: goTimeString(c.createdAt),
-              Status: c.exitCode === null ? 'Created' : `Exited (${c.exitCode}) ${humanDuration(Date.now() - (c.finishedAt ?? c.createdAt))} ago`,
+              Status: isRunning(c) ? `Up ${humanDuration(Date.now() - c.createdAt)}` : c.exitCode === null ? 'Created' : `Exited (${c.exitCode}) ${humanDuration(Date.now() - (c.finishedAt ?? c.createdAt))} ago`,
               Ports: '',
               Names: c.name,
             };
@@ -43,12 +43,12 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .command('rm')
     .description('Remove one or more containers')
     .argument('<CONTAINER...>')
-    .option('-f, --force', 'force the removal (kiln has no running containers to kill yet)')
-    .action((names: string[]) =>
+    .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
+    .action((names: string[], options: { force?: boolean }) =>
       withEngine(ctx, async (engine) => {
         for (const name of names) {
           try {
-            print(ctx.io, await removeContainer(engine, name));
+            print(ctx.io, await removeContainer(engine, name, options.force ?? false));
           } catch (err) {
             if (!(err instanceof KilnError)) throw err;
             ctx.io.stderr.write(`Error: ${err.message}\n`);

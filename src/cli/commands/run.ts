@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { KilnError } from '../../errors.js';
-import { runContainer } from '../../engine/run.js';
+import { SUPERVISE_COMMAND, runContainer, superviseContainer } from '../../engine/run.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { collect } from '../io.js';
+import { collect, print } from '../io.js';
 import { readFile } from 'node:fs/promises';
 
 interface RunFlags {
   rm?: boolean;
+  detach?: boolean;
   name?: string;
   interactive?: boolean;
   env?: string[];
@@ -37,6 +38,7 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
     .argument('[COMMAND...]')
     .passThroughOptions()
     .option('--rm', 'automatically remove the container when it exits')
+    .option('-d, --detach', 'run the container in the background and print its ID')
     .option('--name <name>', 'assign a name to the container')
     .option('-i, --interactive', 'keep STDIN open')
     .option('-e, --env <KEY=value>', 'set environment variables', collect)
@@ -57,9 +59,10 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
           throw new KilnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(flags.storageDriver)}: use overlay or vfs`);
         }
         const fileEnv = (await Promise.all((flags.envFile ?? []).map(envFile))).flat();
-        ctx.exitCode = await runContainer(engine, image, {
+        const result = await runContainer(engine, image, {
           cmd: command,
           remove: flags.rm ?? false,
+          detach: flags.detach ?? false,
           name: flags.name,
           env: [...fileEnv, ...(flags.env ?? [])],
           volumes: flags.volume ?? [],
@@ -73,6 +76,20 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
           interactive: flags.interactive ?? false,
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
         });
+        if (flags.detach) print(ctx.io, result.id);
+        else ctx.exitCode = result.exitCode;
       }),
+    );
+}
+
+/** The hidden command a detached container's supervisor process runs (see engine/run.ts). */
+export function registerSupervisor(parent: Command, ctx: CommandContext): Command {
+  return parent
+    .command(SUPERVISE_COMMAND, { hidden: true })
+    .argument('<id>')
+    .argument('<runtime>')
+    .argument('<remove>')
+    .action((id: string, runtime: string, remove: string) =>
+      withEngine(ctx, (engine) => superviseContainer(engine, id, runtime === 'crun' ? 'crun' : 'runc', remove === 'rm')),
     );
 }
