@@ -131,6 +131,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
     }
     const prepared = await prepareRuntime(options.runtime);
     if (prepared) options.notice(prepared);
+    if (options.tty && options.detach) throw new KilnError('UNSUPPORTED', '-t with -d is not supported yet: a detached container has no terminal to attach to');
     if (options.detach) {
       await writeFile(join(bundle, 'config.json'), JSON.stringify(runtimeSpecification, null, 2));
       const supervisor = spawn(process.execPath, [KILN_BIN, '--root', engine.store.root, SUPERVISE_COMMAND, id, options.runtime, options.remove ? 'rm' : 'keep'], { detached: true, stdio: 'ignore' });
@@ -139,7 +140,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
       detached = true;
       return { id, exitCode: 0 };
     }
-    const exitCode = await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !options.remove });
+    const exitCode = await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !options.remove, tty: options.tty });
     if (!options.remove) engine.store.db.finishContainer(id, exitCode);
     return { id, exitCode };
   } finally {

@@ -34,12 +34,16 @@ export async function prepareRuntime(runtime: RuntimeName): Promise<string | und
  * back, SIGINT/SIGTERM sent to kiln reach the container's process (runc forwards what it receives).
  * `runc run` removes the container's runtime state when the process exits.
  */
-export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: { stdin: 'inherit' | 'ignore'; keepLogs: boolean }): Promise<number> {
+export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: { stdin: 'inherit' | 'ignore'; keepLogs: boolean; tty?: boolean }): Promise<number> {
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
-  const child = spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdio.stdin, stdio.keepLogs ? 'pipe' : 'inherit', 'pipe'] });
+  // With a terminal, runc itself allocates the pseudo-terminal and relays it to the one kiln runs in,
+  // so every stream is inherited as it is (no logs are kept for such a run).
+  const child = stdio.tty
+    ? spawn(runtime, ['run', '--bundle', bundle, id], { stdio: 'inherit' })
+    : spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdio.stdin, stdio.keepLogs ? 'pipe' : 'inherit', 'pipe'] });
   // A kept container's output is also written to its bundle, for `kiln logs`.
-  const stdoutLog = stdio.keepLogs ? createWriteStream(logPath(bundle, 'stdout')) : undefined;
-  const stderrLog = stdio.keepLogs ? createWriteStream(logPath(bundle, 'stderr')) : undefined;
+  const stdoutLog = stdio.keepLogs && !stdio.tty ? createWriteStream(logPath(bundle, 'stdout')) : undefined;
+  const stderrLog = stdio.keepLogs && !stdio.tty ? createWriteStream(logPath(bundle, 'stderr')) : undefined;
   child.stdout?.on('data', (chunk: Buffer) => {
     process.stdout.write(chunk);
     stdoutLog?.write(chunk);

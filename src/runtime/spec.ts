@@ -20,6 +20,8 @@ export interface ProcessOptions {
   readonly network: 'none' | 'host';
   /** `-v SRC:DST[:ro]` */
   readonly volumes: readonly string[];
+  /** `-t`: the process gets a pseudo-terminal (runc relays it to kiln's own terminal). */
+  readonly tty?: boolean;
 }
 
 /** Docker's rules for the command: entrypoint + cmd, with --entrypoint resetting the image's Cmd. */
@@ -112,7 +114,7 @@ export async function runtimeSpec(config: ContainerConfig, rootfs: string, files
   return {
     ociVersion: '1.0.2',
     process: {
-      terminal: false,
+      terminal: options.tty ?? false,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       args: commandLine(config, options),
       env: environment(config, options.env, options.hostname, user.home),

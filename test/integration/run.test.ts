@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { newKiln, ok } from '../helpers/kiln.js';
+import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
 
 const cannotRun = !isRoot ? 'kiln run needs root' : spawnSync('sh', ['-c', 'command -v runc']).status !== 0 ? 'runc is not installed (scripts/setup.sh installs it as root)' : undefined;
@@ -34,6 +34,14 @@ for (const driver of ['overlay', 'vfs']) describe(`kiln run in a real OCI runtim
 
     assert.equal((await ok(kiln(['run', '--rm', '--network', 'none', 'busybox:x', 'ls', '/sys/class/net']))).stdout, 'lo\n');
     assert.equal((await kiln(['run', '--rm', 'busybox:x', 'no-such-command'])).code, 127);
+    if (spawnSync('sh', ['-c', 'command -v script']).status === 0) {
+      // -t gives the process a real pseudo-terminal; `script` supplies the terminal kiln runs in.
+      const line = [process.execPath, kilnBin, '--root', root, 'run', '--rm', '-t', '--storage-driver', driver, 'busybox:x', 'sh', '-c', 'tty; exit 5'].map((w) => `'${w}'`).join(' ');
+      const tty = spawnSync('script', ['-qec', line, '/dev/null'], { encoding: 'utf8' });
+      assert.match(tty.stdout, /\/dev\/pts\/\d+/);
+      assert.equal(tty.status, 5);
+    }
+    assert.equal((await kiln(['run', '--rm', '-t', 'busybox:x', 'tty'])).code, 125, 'no terminal to give');
     if (spawnSync('sh', ['-c', 'command -v crun']).status === 0) {
       // crun 1.8 needs the hugetlb controller on hybrid-cgroup hosts: kiln mounts it and says so.
       const crun = await ok(kiln(['run', '--rm', '--runtime', 'crun', 'busybox:x', 'echo', 'crun too']));

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 interface RunFlags {
   rm?: boolean;
   detach?: boolean;
+  tty?: boolean;
   name?: string;
   interactive?: boolean;
   env?: string[];
@@ -41,6 +42,7 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
     .option('-d, --detach', 'run the container in the background and print its ID')
     .option('--name <name>', 'assign a name to the container')
     .option('-i, --interactive', 'keep STDIN open')
+    .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('-e, --env <KEY=value>', 'set environment variables', collect)
     .option('--env-file <file>', 'read in a file of environment variables', collect)
     .option('-v, --volume <src:dst[:ro]>', 'bind mount a volume', collect)
@@ -55,6 +57,7 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
       withEngine(ctx, async (engine) => {
         if (flags.network !== 'none' && flags.network !== 'host') throw new KilnError('INVALID_ARGUMENT', `network mode ${JSON.stringify(flags.network)} is not supported: use none or host`);
         if (flags.runtime !== 'runc' && flags.runtime !== 'crun') throw new KilnError('INVALID_ARGUMENT', `unknown runtime ${JSON.stringify(flags.runtime)}: use runc or crun`);
+        if (flags.tty && !flags.detach && !ctx.io.stdin.isTTY) throw new KilnError('INVALID_ARGUMENT', 'the input device is not a TTY');
         if (flags.storageDriver !== undefined && flags.storageDriver !== 'overlay' && flags.storageDriver !== 'vfs') {
           throw new KilnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(flags.storageDriver)}: use overlay or vfs`);
         }
@@ -63,6 +66,7 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
           cmd: command,
           remove: flags.rm ?? false,
           detach: flags.detach ?? false,
+          tty: flags.tty ?? false,
           name: flags.name,
           env: [...fileEnv, ...(flags.env ?? [])],
           volumes: flags.volume ?? [],
