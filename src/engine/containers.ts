@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { processAlive } from '../gc/gc.js';
 import { applyChanges } from '../dockerfile/changes.js';
-import { type Change, overlayChanges, overlayLayerEntries } from '../layer/diff.js';
+import { type Change, overlayChanges, overlayLayerEntries, treeChanges, treeLayerEntries } from '../layer/diff.js';
 import { writeTar } from '../layer/tar/writer.js';
 import type { ContainerRow } from '../meta/db.js';
 import { type Digest, sha256 } from '../oci/digest.js';
@@ -68,19 +68,31 @@ export async function removeContainer(engine: Engine, nameOrId: string, force = 
   return nameOrId;
 }
 
-/** The container's writable snapshot and the image snapshots below it, nearest first. */
-function layerDirs(engine: Engine, container: ContainerRow): { upper: string; lowers: string[] } {
+/**
+ * The container's writable snapshot and the image snapshots below it, nearest first. For overlay the
+ * writable one holds only the changes; for vfs it is a full copy and the nearest lower is the image.
+ */
+function layerDirs(engine: Engine, container: ContainerRow): { driver: 'overlay' | 'vfs'; upper: string; lowers: string[] } {
   const snapshots = snapshotterFor(engine, container);
-  if (snapshots.driver !== 'overlay') throw new KilnError('UNSUPPORTED', `container ${container.name} uses the vfs storage driver; diff and commit need overlay for now`);
   const rows = new Map(snapshots.list().map((s) => [s.key, s]));
   const lowers: string[] = [];
   for (let parent = rows.get(containerKey(container.id))?.parent; parent; parent = rows.get(parent)?.parent) lowers.push(snapshots.dir(parent));
-  return { upper: snapshots.dir(containerKey(container.id)), lowers };
+  return { driver: snapshots.driver, upper: snapshots.dir(containerKey(container.id)), lowers };
 }
+
+/** The layer of a container's changes, for either driver. */
+function changedEntries(dirs: ReturnType<typeof layerDirs>) {
+  if (dirs.driver === 'overlay') return overlayLayerEntries(dirs.upper);
+  return treeLayerEntries(dirs.lowers[0] ?? EMPTY_TREE, dirs.upper);
+}
+
+/** A container on an image with no layers compares against nothing. */
+const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 
 /** `docker diff`: what the container added (A), changed (C) and deleted (D) against its image. */
 export async function containerChanges(engine: Engine, nameOrId: string): Promise<Change[]> {
-  const { upper, lowers } = layerDirs(engine, findContainer(engine, nameOrId));
+  const { driver, upper, lowers } = layerDirs(engine, findContainer(engine, nameOrId));
+  if (driver === 'vfs') return treeChanges(lowers[0] ?? EMPTY_TREE, upper);
   const existsBelow = async (rel: string): Promise<boolean> => {
     for (const lower of lowers) if (await lstat(join(lower, rel)).then(() => true, () => false)) return true;
     return false;
@@ -101,12 +113,12 @@ export interface CommitOptions {
  */
 export async function commitContainer(engine: Engine, nameOrId: string, options: CommitOptions = {}): Promise<Digest> {
   const container = findContainer(engine, nameOrId);
-  const { upper } = layerDirs(engine, container);
+  const dirs = layerDirs(engine, container);
   const name = options.reference ? referenceString(withDefaultTag(parseReference(options.reference))) : undefined;
   const base = engine.store.configOf(container.imageId);
   const { store } = engine;
   return store.withLease(async (lease) => {
-    const layer = await store.ingestLayer(lease, writeTar(overlayLayerEntries(upper)), { mediaType: MediaType.ociLayer }, `changes of container ${container.name}`);
+    const layer = await store.ingestLayer(lease, writeTar(changedEntries(dirs)), { mediaType: MediaType.ociLayer }, `changes of container ${container.name}`);
     const created = new Date().toISOString();
     const config: ImageConfig = {
       ...base,

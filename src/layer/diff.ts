@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
+import { type Stats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -80,17 +81,25 @@ export async function overlayChanges(upper: string, existsBelow: (rel: string) =
  * whole-second times: the same upper dir always gives the same layer.
  */
 export async function* overlayLayerEntries(upper: string): AsyncGenerator<TarInput> {
+  yield* layerEntries(await walkUpper(upper));
+}
+
+/** Layer entries for changed paths: whiteouts as `.wh.` files, opaque markers, hardlinks by inode. */
+async function* layerEntries(entries: readonly UpperEntry[]): AsyncGenerator<TarInput> {
   const inodes = new Map<number, string>();
-  for (const entry of await walkUpper(upper)) {
-    const st = await lstat(entry.full);
-    const base = { uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000), size: 0, mode: st.mode & 0o7777 };
+  for (const entry of entries) {
     const slash = entry.rel.lastIndexOf('/');
     const dir = slash < 0 ? '' : `${entry.rel.slice(0, slash)}/`;
     const name = entry.rel.slice(slash + 1);
     if (entry.whiteout) {
-      yield { header: { ...base, path: `${dir}${WHITEOUT_PREFIX}${name}`, type: 'file', mode: st.mode & 0o777 } };
+      // An overlay whiteout is a device node whose owner we keep; a vfs deletion has nothing left.
+      const device = await lstat(entry.full).catch(() => undefined);
+      const owner = { uid: device?.uid ?? 0, gid: device?.gid ?? 0, mtime: device ? Math.floor(device.mtimeMs / 1000) : 0 };
+      yield { header: { ...owner, path: `${dir}${WHITEOUT_PREFIX}${name}`, type: 'file', size: 0, mode: (device?.mode ?? 0) & 0o777 } };
       continue;
     }
+    const st = await lstat(entry.full);
+    const base = { uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000), size: 0, mode: st.mode & 0o7777 };
     let header: TarHeader;
     if (st.isDirectory()) header = { ...base, path: `${entry.rel}/`, type: 'directory' };
     else if (st.isSymbolicLink()) header = { ...base, path: entry.rel, type: 'symlink', linkname: await readlink(entry.full) };
@@ -108,4 +117,60 @@ export async function* overlayLayerEntries(upper: string): AsyncGenerator<TarInp
     yield { header };
     if (entry.opaque) yield { header: { ...base, path: `${entry.rel}/${OPAQUE_MARKER}`, type: 'file', mode: 0o644 } };
   }
+}
+
+/** Whether two stats describe the same entry, as Docker's naive (vfs) diff compares them. */
+function sameEntry(a: Stats, b: Stats): boolean {
+  const kind = (s: Stats): number => s.mode & 0o170000;
+  return kind(a) === kind(b) && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.rdev === b.rdev && (a.isDirectory() || (a.size === b.size && Math.floor(a.mtimeMs / 1000) === Math.floor(b.mtimeMs / 1000)));
+}
+
+/**
+ * Compares a container's full copy (vfs) with the image's tree: the changed paths in the same shape an
+ * overlay upper dir gives (a changed directory's parents are changed too; a deletion is a whiteout).
+ */
+async function treeDiff(lower: string, upper: string): Promise<{ entries: UpperEntry[]; changes: Change[] }> {
+  const entries: UpperEntry[] = [];
+  const changes: Change[] = [];
+  const visit = async (rel: string): Promise<boolean> => {
+    const lowerDir = join(lower, rel);
+    const upperDir = join(upper, rel);
+    const names = new Set([...(await readdir(upperDir)), ...(await readdir(lowerDir).catch(() => [] as string[]))]);
+    let changed = false;
+    for (const name of [...names].sort()) {
+      const path = rel ? `${rel}/${name}` : name;
+      if (MOUNT_POINTS.has(path)) continue;
+      const up = await lstat(join(upperDir, name)).catch(() => undefined);
+      const low = await lstat(join(lowerDir, name)).catch(() => undefined);
+      if (!up) {
+        entries.push({ rel: path, full: join(upperDir, name), whiteout: true, opaque: false });
+        changes.push({ kind: 'D', path: `/${path}` });
+        changed = true;
+        continue;
+      }
+      const at = entries.length;
+      const atChange = changes.length;
+      const entry = { rel: path, full: join(upperDir, name), whiteout: false, opaque: false };
+      const same = low !== undefined && sameEntry(up, low);
+      const below = up.isDirectory() ? await visit(path) : false;
+      if (!same || below) {
+        entries.splice(at, 0, entry);
+        changes.splice(atChange, 0, { kind: low ? 'C' : 'A', path: `/${path}` });
+        changed = true;
+      }
+    }
+    return changed;
+  };
+  await visit('');
+  return { entries, changes };
+}
+
+/** `docker diff` for a vfs container: its copy against the image's tree. */
+export async function treeChanges(lower: string, upper: string): Promise<Change[]> {
+  return (await treeDiff(lower, upper)).changes;
+}
+
+/** The layer a vfs container's changes make. */
+export async function* treeLayerEntries(lower: string, upper: string): AsyncGenerator<TarInput> {
+  yield* layerEntries((await treeDiff(lower, upper)).entries);
 }

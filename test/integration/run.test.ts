@@ -68,9 +68,10 @@ for (const driver of ['overlay', 'vfs']) describe(`kiln run in a real OCI runtim
   });
 });
 
-describe('containers: run, ps, diff, commit, save, rm', { skip: cannotRun }, () => {
+for (const driver of ['overlay', 'vfs']) describe(`containers on ${driver}: run, ps, diff, commit, save, rm`, { skip: cannotRun }, () => {
   it('commits a container\'s changes as a layer with the right whiteouts, which umoci unpacks', async () => {
-    const { kiln } = await newKiln();
+    const store = await newKiln();
+    const kiln = (args: readonly string[]) => store.kiln(args[0] === 'run' ? ['run', '--storage-driver', driver, ...args.slice(1)] : args);
     await ok(kiln(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]));
     const run = await kiln(['run', '--name', 'work', 'busybox:lab', 'sh', '-c', 'echo new > /new; rm /etc/passwd; echo x >> /etc/group; rm -rf /usr/sbin; echo to-out; echo to-err >&2; exit 2']);
     assert.equal(run.code, 2);
