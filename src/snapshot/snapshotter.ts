@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
@@ -114,8 +114,26 @@ export class Snapshotter {
     await rm(join(this.root, String(row.dir)), { recursive: true, force: true });
   }
 
+  /** Every snapshot, parents before children (containerd's walk). */
   list(): SnapshotRow[] {
     return this.db.snapshots();
+  }
+
+  /** Disk use of a snapshot's own tree: bytes of its files (each inode once) and its number of inodes. */
+  async usage(key: string): Promise<{ size: number; inodes: number }> {
+    const seen = new Set<number>();
+    let size = 0;
+    const visit = async (dir: string): Promise<void> => {
+      for (const name of await readdir(dir)) {
+        const st = await lstat(join(dir, name));
+        if (seen.has(st.ino)) continue;
+        seen.add(st.ino);
+        if (!st.isDirectory()) size += st.size;
+        else await visit(join(dir, name));
+      }
+    };
+    await visit(this.dir(key));
+    return { size, inodes: seen.size };
   }
 }
 

@@ -30,7 +30,7 @@ async function expected() {
 }
 
 describe('applying layers', () => {
-  for (const fixture of ['whiteouts-docker20-save.tar', 'whiteouts-oci-zstd']) {
+  for (const fixture of ['whiteouts-docker20-save.tar', 'whiteouts-oci-layout', 'whiteouts-oci-zstd']) {
     it(`${fixture}: applied in order with deletions (vfs), gives the tree Docker exported`, { skip: !isRoot && 'owners 1000:1000 need root' }, async () => {
       const root = join(await tempDir(), 'rootfs');
       await mkdir(root);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -136,5 +136,24 @@ describe('detached containers: run -d, ps, logs, rm -f', { skip: cannotRun }, ()
     assert.equal((await ok(kiln(['ps', '-a', '-q']))).stdout, '');
     assert.deepEqual(await readdir(join(root, 'containers')), []);
     assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
+  });
+});
+
+describe('signals', { skip: cannotRun }, () => {
+  it('SIGTERM sent to kiln reaches the container\'s process', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
+    const child = spawn(process.execPath, [kilnBin, '--root', root, 'run', '--rm', 'busybox:x', 'sh', '-c', 'trap "echo got-term; exit 7" TERM; echo ready; while true; do sleep 0.1; done'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('ready')) resolve();
+      }),
+    );
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 7);
+    assert.match(out, /ready\ngot-term\n/);
   });
 });

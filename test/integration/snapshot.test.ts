@@ -40,6 +40,7 @@ describe('snapshots', { skip: !isRoot && 'mounting needs root' }, () => {
         await unmount(target);
       }
       assert.ok((await readdir(snapshots.dir('container'))).includes('written-by-container'), 'writes land in the active snapshot');
+      assert.deepEqual(await snapshots.usage('container'), driver === 'overlay' ? { size: 1, inodes: 1 } : { size: 10 * 1 + 90 * 2 + 30 * 3 + 1, inodes: 131 });
       await assert.rejects(snapshots.remove('layer-129'), /has children/);
       await snapshots.remove('container');
       await snapshots.remove('layer-129');
