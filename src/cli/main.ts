@@ -58,6 +58,12 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
  * command line itself is wrong (as the docker CLI does). A KilnError prints as one line, never a stack.
  */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  // `kiln images | head -1`: a reader that goes away ends kiln quietly, as it ends docker. The store stays
+  // consistent whenever kiln stops (see the kill -9 tests).
+  io.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(0);
+  });
   const rootOption: { value?: string } = {};
   const ctx = createContext(io, () => rootOption.value);
   const program = buildProgram(ctx, rootOption);

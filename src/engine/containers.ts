@@ -169,3 +169,10 @@ export async function exportContainer(engine: Engine, nameOrId: string, consume:
     await rm(target, { recursive: true, force: true });
   }
 }
+
+/** `docker container prune`: removes every container that is not running; returns their IDs. */
+export async function pruneContainers(engine: Engine): Promise<string[]> {
+  const stopped = engine.store.db.containers().filter((c) => !isRunning(c));
+  for (const container of stopped) await removeContainer(engine, container.id);
+  return stopped.map((c) => c.id);
+}
