@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -14,12 +14,12 @@ import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
 import { logPath } from '../runtime/runtime.js';
-import { Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
+import { Snapshotter, mount, unmount, unmountStale } from '../snapshot/snapshotter.js';
 import { tarDirectory } from '../layer/directory.js';
 import type { Engine } from './engine.js';
 
 const run = promisify(execFile);
-import { containerBundle, containerKey } from './run.js';
+import { OWNER_FILE, containerBundle, containerKey } from './run.js';
 
 /** Finds a container by name, full ID or unique ID prefix. */
 export function findContainer(engine: Engine, nameOrId: string): ContainerRow {
@@ -60,12 +60,33 @@ export async function removeContainer(engine: Engine, nameOrId: string, force = 
     if (!force) throw new KilnError('CONFLICT', `You cannot remove a running container ${container.id}. Stop the container before attempting removal or force remove`);
     await kill(engine, container);
   }
-  const snapshots = snapshotterFor(engine, container);
-  const key = containerKey(container.id);
-  if (snapshots.list().some((s) => s.key === key)) await snapshots.remove(key);
-  await rm(containerBundle(engine, container.id), { recursive: true, force: true });
+  await forget(engine, snapshotterFor(engine, container), container.id);
   engine.store.db.deleteContainer(container.id);
   return nameOrId;
+}
+
+/** Unmounts (if a crash left it mounted) and removes a container's bundle and writable snapshot. */
+async function forget(engine: Engine, snapshots: Snapshotter, id: string): Promise<void> {
+  const bundle = containerBundle(engine, id);
+  await unmountStale(join(bundle, 'rootfs'));
+  const key = containerKey(id);
+  if (snapshots.list().some((s) => s.key === key)) await snapshots.remove(key);
+  await rm(bundle, { recursive: true, force: true });
+}
+
+/**
+ * Bundles that no container record explains and whose owning kiln process is gone: what a kill -9 of
+ * `run --rm` leaves (a mounted rootfs, a writable snapshot).
+ */
+export async function abandonedBundles(engine: Engine): Promise<string[]> {
+  const known = new Set(engine.store.db.containers().map((c) => c.id));
+  const abandoned: string[] = [];
+  for (const id of await readdir(join(engine.store.root, 'containers')).catch(() => [] as string[])) {
+    if (known.has(id)) continue;
+    const owner = Number(await readFile(join(containerBundle(engine, id), OWNER_FILE), 'utf8').catch(() => '0'));
+    if (owner !== process.pid && !(owner > 0 && processAlive(owner))) abandoned.push(id);
+  }
+  return abandoned;
 }
 
 /**
@@ -174,5 +195,7 @@ export async function exportContainer(engine: Engine, nameOrId: string, consume:
 export async function pruneContainers(engine: Engine): Promise<string[]> {
   const stopped = engine.store.db.containers().filter((c) => !isRunning(c));
   for (const container of stopped) await removeContainer(engine, container.id);
+  const snapshots = new Snapshotter(engine.store.root, engine.store.db, 'overlay');
+  for (const id of await abandonedBundles(engine)) await forget(engine, snapshots, id);
   return stopped.map((c) => c.id);
 }

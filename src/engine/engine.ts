@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { KilnError, isKilnError } from '../errors.js';
 import type { ImageRow } from '../meta/db.js';
 import { chainIds } from '../image/image.js';
+import { abandonedBundles } from './containers.js';
 import { type Digest, shortId } from '../oci/digest.js';
 import type { HistoryEntry } from '../oci/types.js';
 import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
@@ -355,6 +356,7 @@ export class Engine {
       else if (/^extract-/.test(snapshot.key)) orphans.push(`unfinished layer unpack ${snapshot.key}`);
     }
     for (const dir of dirs) orphans.push(`left-over snapshot directory ${join(snapshotsDir, dir)}`);
+    for (const id of await abandonedBundles(this)) orphans.push(`container ${id.slice(0, 12)} left by a kiln that died (system prune removes it)`);
     return { blobs, images: images.length, names: this.db.names().length, problems, orphans };
   }
 }

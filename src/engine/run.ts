@@ -113,6 +113,8 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
   const bundle = containerBundle(engine, id);
   const rootfs = join(bundle, 'rootfs');
   await mkdir(rootfs, { recursive: true });
+  // Who owns this bundle: a crash (kill -9) leaves it behind, and prune tells the dead from the running by this.
+  await writeFile(join(bundle, OWNER_FILE), String(process.pid));
   let mounted = false;
   let detached = false;
   try {
@@ -128,6 +130,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
     const { args } = (runtimeSpecification as { process: { args: string[] } }).process;
     if (!options.remove || options.detach) {
       engine.store.db.addContainer({ id, name: options.name ?? containerName(engine), imageId: row.id, imageName: nameOrId, command: args, driver: snapshots.driver, createdAt: Date.now() });
+      engine.store.db.setContainerPid(id, process.pid);
     }
     const prepared = await prepareRuntime(options.runtime);
     if (prepared) options.notice(prepared);
@@ -141,7 +144,10 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
       return { id, exitCode: 0 };
     }
     const exitCode = await runBundle(options.runtime, bundle, id, runtimeSpecification, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !options.remove, tty: options.tty });
-    if (!options.remove) engine.store.db.finishContainer(id, exitCode);
+    if (!options.remove) {
+      engine.store.db.finishContainer(id, exitCode);
+      engine.store.db.setContainerPid(id, null);
+    }
     return { id, exitCode };
   } finally {
     if (!detached) await cleanUp(engine, snapshots, id, mounted && rootfs, options.remove);
@@ -150,6 +156,8 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
 
 /** The hidden CLI command a detached container's supervisor runs. */
 export const SUPERVISE_COMMAND = '__supervise';
+/** The file in a container's bundle naming the pid of the kiln process that runs it. */
+export const OWNER_FILE = 'owner';
 const KILN_BIN = fileURLToPath(new URL('../../../bin/kiln', import.meta.url));
 
 /** After the process: unmount, and for --rm forget the container, its snapshot and bundle. */
@@ -174,6 +182,7 @@ export async function superviseContainer(engine: Engine, id: string, runtime: Ru
   const bundle = containerBundle(engine, id);
   try {
     const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as object;
+    await writeFile(join(bundle, OWNER_FILE), String(process.pid));
     const exitCode = await runBundle(runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: true });
     engine.store.db.finishContainer(id, exitCode);
   } finally {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
@@ -147,10 +147,34 @@ export async function unmount(target: string): Promise<void> {
   await run('umount', [target]);
 }
 
-/** overlay when this kernel and filesystem can mount it here, else vfs (said to the user by the caller). */
+/** Unmounts (lazily, so a busy mount cannot block) what a crash may have left mounted; errors mean "was not". */
+export async function unmountStale(target: string): Promise<void> {
+  await run('umount', ['-l', target]).catch(() => undefined);
+}
+
+/**
+ * overlay when this kernel and filesystem can mount it here, else vfs (said to the user by the caller).
+ * The answer is kept in `<root>/storage-driver`, so the probe mount happens once per store; probes a
+ * crash left behind are unmounted and removed first.
+ */
 export async function detectDriver(storeRoot: string): Promise<Driver> {
   if (process.getuid?.() !== 0) return 'vfs';
   await mkdir(storeRoot, { recursive: true });
+  const recorded = join(storeRoot, 'storage-driver');
+  const known = (await readFile(recorded, 'utf8').catch(() => '')).trim();
+  if (known === 'overlay' || known === 'vfs') return known;
+  for (const stale of (await readdir(storeRoot)).filter((n) => n.startsWith('overlay-probe-'))) {
+    await unmountStale(join(storeRoot, stale, 'm'));
+    await rm(join(storeRoot, stale), { recursive: true, force: true });
+  }
+  const driver = await probeOverlay(storeRoot);
+  const temp = `${recorded}.${process.pid}`;
+  await writeFile(temp, `${driver}\n`);
+  await rename(temp, recorded);
+  return driver;
+}
+
+async function probeOverlay(storeRoot: string): Promise<Driver> {
   const dir = await mkdtemp(join(storeRoot, 'overlay-probe-'));
   try {
     for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d));
