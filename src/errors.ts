@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'CONFLICT' // the operation would break something that is in use
   | 'UNSUPPORTED' // valid, but kiln does not do it (yet)
   | 'CORRUPT' // the store itself is damaged
+  | 'FAILED' // something the user asked to run ran and failed (a RUN step's command)
   | 'INTERNAL'; // a bug in kiln
 
 export class KilnError extends Error {

@@ -5,6 +5,7 @@ import { registerHistory, registerImagePrune, registerInspect, registerRmi, regi
 import { registerImages } from './commands/images.js';
 import { registerRun, registerSupervisor } from './commands/run.js';
 import { registerContainers } from './commands/containers.js';
+import { registerBuild } from './commands/build.js';
 import { registerSystem } from './commands/system.js';
 import { type CommandContext, createContext } from './context.js';
 import { type Io, processIo } from './io.js';
@@ -33,6 +34,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
   registerSave(program, ctx);
   registerLoad(program, ctx);
   registerImport(program, ctx);
+  registerBuild(program, ctx);
   registerRun(program, ctx);
   registerSupervisor(program, ctx);
   registerContainers(program, ctx);
@@ -47,6 +49,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
   registerLoad(image, ctx);
   registerImport(image, ctx);
   registerImagePrune(image, ctx);
+  registerBuild(image, ctx);
 
   registerSystem(program, ctx);
   for (const command of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) command.exitOverride();

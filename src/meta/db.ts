@@ -98,6 +98,22 @@ const MIGRATIONS: readonly string[] = [
   -- The kiln process supervising a detached container (run -d) while it runs.
   ALTER TABLE containers ADD COLUMN pid INTEGER;
   `,
+  `
+  -- The build cache: a build step's cache key → the image its step produced (an intermediate image,
+  -- as Docker's classic builder keeps them). Removing the image forgets the record.
+  CREATE TABLE build_cache (
+    key         TEXT PRIMARY KEY,
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL
+  );
+  CREATE INDEX build_cache_image ON build_cache(image_id);
+  -- Content digests of build-context files, trusted while the file's stat is unchanged.
+  CREATE TABLE file_digests (
+    path      TEXT PRIMARY KEY,
+    stat      TEXT NOT NULL,  -- dev:ino:size:mtime_ns:ctime_ns
+    digest    TEXT NOT NULL
+  );
+  `,
 ];
 
 export interface ContainerRow {
@@ -424,6 +440,28 @@ export class MetaDb {
 
   deleteContainer(id: string): void {
     this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
+  }
+
+  // ---- build cache ----
+
+  cachedImage(key: string): Digest | undefined {
+    return this.db.prepare('SELECT image_id FROM build_cache WHERE key = ?').pluck().get(key) as Digest | undefined;
+  }
+
+  putCacheRecord(key: string, imageId: Digest, now = Date.now()): void {
+    this.db.prepare('INSERT OR REPLACE INTO build_cache (key, image_id, created_at) VALUES (?, ?, ?)').run(key, imageId, now);
+  }
+
+  /** Looks up the digests of many files at once (one statement, reused). */
+  fileDigests(): { get(path: string, stat: string): Digest | undefined; put(path: string, stat: string, digest: Digest): void } {
+    const get = this.db.prepare('SELECT digest FROM file_digests WHERE path = ? AND stat = ?').pluck();
+    const put = this.db.prepare('INSERT OR REPLACE INTO file_digests (path, stat, digest) VALUES (?, ?, ?)');
+    return {
+      get: (path, stat) => get.get(path, stat) as Digest | undefined,
+      put: (path, stat, digest) => {
+        put.run(path, stat, digest);
+      },
+    };
   }
 
   // ---- GC roots and integrity ----

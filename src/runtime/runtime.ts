@@ -34,24 +34,33 @@ export async function prepareRuntime(runtime: RuntimeName): Promise<string | und
  * back, SIGINT/SIGTERM sent to kiln reach the container's process (runc forwards what it receives).
  * `runc run` removes the container's runtime state when the process exits.
  */
-export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: { stdin: 'inherit' | 'ignore'; keepLogs: boolean; tty?: boolean }): Promise<number> {
+export interface BundleStdio {
+  readonly stdin: 'inherit' | 'ignore';
+  readonly keepLogs: boolean;
+  readonly tty?: boolean;
+  /** Where the process's output goes instead of kiln's own stdout/stderr (a build step's log). */
+  readonly output?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
+export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): Promise<number> {
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
   // With a terminal, runc itself allocates the pseudo-terminal and relays it to the one kiln runs in,
   // so every stream is inherited as it is (no logs are kept for such a run).
   const child = stdio.tty
     ? spawn(runtime, ['run', '--bundle', bundle, id], { stdio: 'inherit' })
-    : spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdio.stdin, stdio.keepLogs ? 'pipe' : 'inherit', 'pipe'] });
+    : spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdio.stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
+  const write = stdio.output ?? ((stream: 'stdout' | 'stderr', chunk: Buffer) => process[stream].write(chunk));
   // A kept container's output is also written to its bundle, for `kiln logs`.
   const stdoutLog = stdio.keepLogs && !stdio.tty ? createWriteStream(logPath(bundle, 'stdout')) : undefined;
   const stderrLog = stdio.keepLogs && !stdio.tty ? createWriteStream(logPath(bundle, 'stderr')) : undefined;
   child.stdout?.on('data', (chunk: Buffer) => {
-    process.stdout.write(chunk);
+    write('stdout', chunk);
     stdoutLog?.write(chunk);
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     if (stderr.length < 65536) stderr += chunk.toString();
-    process.stderr.write(chunk);
+    write('stderr', chunk);
     stderrLog?.write(chunk);
   });
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);

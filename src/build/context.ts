@@ -1,0 +1,178 @@
+/**
+ * The build context: a directory as the builder sees it through `.dockerignore`. It is walked once per
+ * build (lstat only); file contents are read only when a COPY needs them or their digest, and a digest
+ * is trusted from the stat cache while the file's dev/inode/size/mtime/ctime are unchanged, so an
+ * unchanged large context is not re-read.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BigIntStats } from 'node:fs';
+import { KilnError, isErrno } from '../errors.js';
+import { PatternMatcher, cleanPath, filepathMatch, parseDockerignore } from '../dockerfile/dockerignore.js';
+import type { Digest } from '../oci/digest.js';
+
+export type EntryType = 'file' | 'directory' | 'symlink' | 'other';
+
+export interface ContextEntry {
+  /** Relative to the context root, '/'-separated; '' is the root itself. */
+  readonly path: string;
+  readonly type: EntryType;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtime: number;
+  readonly linkTarget?: string;
+  /** dev:ino:size:mtime_ns:ctime_ns, the stat cache's key. */
+  readonly stat: string;
+}
+
+/** The store's memory of file digests by path and stat. */
+export interface DigestCache {
+  get(path: string, stat: string): Digest | undefined;
+  put(path: string, stat: string, digest: Digest): void;
+}
+
+function entryType(st: BigIntStats): EntryType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symlink';
+  return 'other';
+}
+
+const hasGlob = (path: string): boolean => /[*?[]/.test(path);
+
+export class BuildContext {
+  /** Files from the context become root's in the image (unless COPY --chown says otherwise). */
+  readonly keepOwners = false;
+
+  private constructor(
+    readonly root: string,
+    /** Every visible entry by path, parents before children. */
+    private readonly entries: ReadonlyMap<string, ContextEntry>,
+    private readonly ignore: PatternMatcher,
+    private readonly ignoreFile: string | undefined,
+    private readonly cache: DigestCache,
+  ) {}
+
+  /**
+   * Walks `root`, leaving out what `.dockerignore` excludes. The ignore file is `<dockerfile>.dockerignore`
+   * beside the Dockerfile when that exists (BuildKit's rule), else `.dockerignore` at the root.
+   */
+  static async open(root: string, cache: DigestCache, dockerfilePath?: string): Promise<BuildContext> {
+    const rootStat = await lstat(root, { bigint: true }).catch((err: unknown) => {
+      if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `the build context ${root} does not exist`);
+      throw err;
+    });
+    if (!rootStat.isDirectory()) throw new KilnError('INVALID_ARGUMENT', `the build context ${root} is not a directory`);
+    let ignoreFile: string | undefined;
+    let patterns: string[] = [];
+    for (const candidate of [dockerfilePath ? `${dockerfilePath}.dockerignore` : undefined, join(root, '.dockerignore')]) {
+      if (candidate === undefined) continue;
+      const text = await readFile(candidate, 'utf8').catch(() => undefined);
+      if (text !== undefined) {
+        ignoreFile = candidate;
+        patterns = parseDockerignore(text);
+        break;
+      }
+    }
+    const ignore = new PatternMatcher(patterns);
+    const entries = new Map<string, ContextEntry>();
+    const describe = (path: string, st: BigIntStats, linkTarget?: string): ContextEntry => ({
+      path,
+      type: entryType(st),
+      mode: Number(st.mode & 0o7777n),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: Number(st.size),
+      mtime: Number(st.mtimeMs) / 1000,
+      ...(linkTarget !== undefined ? { linkTarget } : {}),
+      stat: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`,
+    });
+    entries.set('', describe('', rootStat));
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      for (const name of (await readdir(dir)).sort()) {
+        const path = prefix + name;
+        const excluded = patterns.length > 0 && ignore.matches(path);
+        const full = join(dir, name);
+        const st = await lstat(full, { bigint: true });
+        if (st.isDirectory()) {
+          if (excluded && !ignore.hasExclusions) continue;
+          if (!excluded) entries.set(path, describe(path, st));
+          await walk(full, `${path}/`);
+          continue;
+        }
+        if (excluded) continue;
+        entries.set(path, describe(path, st, st.isSymbolicLink() ? await readlink(full) : undefined));
+      }
+    };
+    await walk(root, '');
+    return new BuildContext(root, entries, ignore, ignoreFile, cache);
+  }
+
+  /** A COPY/ADD source as written → its cleaned context path ('' for the root); `..` cannot climb out. */
+  static sourcePath(source: string): string {
+    const cleaned = cleanPath(`/${source}`);
+    return cleaned === '/' ? '' : cleaned.slice(1);
+  }
+
+  /**
+   * The entries a source names: itself, or every match of a wildcard. A missing source is an error that
+   * says which .dockerignore rule hid it, when one did.
+   */
+  resolve(source: string, where: string): ContextEntry[] {
+    const path = BuildContext.sourcePath(source);
+    if (hasGlob(path)) {
+      const matches = [...this.entries.values()].filter((e) => e.path !== '' && filepathMatch(path, e.path));
+      if (matches.length === 0) throw new KilnError('NOT_FOUND', `${where}: no source files were specified: ${JSON.stringify(source)} matches nothing in the build context`);
+      return matches;
+    }
+    const entry = this.entries.get(path);
+    if (entry) return [entry];
+    const rule = this.ignore.patterns.length > 0 ? this.ignore.decidingPattern(path) : undefined;
+    const hidden = rule !== undefined && !rule.startsWith('!') ? ` (it is excluded by the rule ${JSON.stringify(rule)} in ${this.ignoreFile ?? '.dockerignore'})` : '';
+    throw new KilnError('NOT_FOUND', `${where}: ${JSON.stringify(source)} not found in the build context${hidden}`);
+  }
+
+  /** An entry and everything visible below it, parents first. */
+  tree(entry: ContextEntry): ContextEntry[] {
+    if (entry.type !== 'directory') return [entry];
+    const prefix = entry.path === '' ? '' : `${entry.path}/`;
+    const below = [...this.entries.values()].filter((e) => e.path !== '' && e.path.startsWith(prefix));
+    return [entry, ...below];
+  }
+
+  absolute(entry: ContextEntry): string {
+    return join(this.root, entry.path);
+  }
+
+  /** The sha256 of a file's content, from the stat cache when the file is unchanged. */
+  async fileDigest(entry: ContextEntry): Promise<Digest> {
+    const absolute = this.absolute(entry);
+    const cached = this.cache.get(absolute, entry.stat);
+    if (cached) return cached;
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(absolute, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    const digest = `sha256:${hash.digest('hex')}` as Digest;
+    this.cache.put(absolute, entry.stat, digest);
+    return digest;
+  }
+
+  /**
+   * The content identity of some sources for the build cache: for every entry, its path relative to the
+   * source, type, mode, owner, link target and content digest; never its mtime.
+   */
+  async checksum(entries: readonly ContextEntry[]): Promise<Digest> {
+    const hash = createHash('sha256');
+    for (const top of entries) {
+      hash.update(`source ${top.path}\0`);
+      for (const entry of this.tree(top)) {
+        const content = entry.type === 'file' ? await this.fileDigest(entry) : (entry.linkTarget ?? '');
+        hash.update(`${entry.path}\0${entry.type}\0${entry.mode}\0${entry.uid}:${entry.gid}\0${content}\n`);
+      }
+    }
+    return `sha256:${hash.digest('hex')}` as Digest;
+  }
+}

@@ -1,0 +1,356 @@
+/**
+ * The build operations, each applied to a mounted root filesystem: `exec` runs a command in the OCI
+ * runtime, `copy` places files from a source tree, `mkdir` makes a WORKDIR. The solver prepares the
+ * snapshot and turns what changed into a layer; these only change the tree.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chown, lstat, mkdir, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { request } from 'undici';
+import { KilnError, isErrno } from '../errors.js';
+import { filepathMatch } from '../dockerfile/dockerignore.js';
+import { applyLayer } from '../layer/apply.js';
+import { autoDecompress } from '../layer/compression.js';
+import type { TarInput } from '../layer/tar/writer.js';
+import { writeTar } from '../layer/tar/writer.js';
+import { type RuntimeName, runBundle } from '../runtime/runtime.js';
+import { resolveUser, runtimeSpec } from '../runtime/spec.js';
+import type { ContextEntry } from './context.js';
+import type { Operation, ResolvedMount } from './plan.js';
+
+/** A tree files are copied from: the build context, or another image's mounted root filesystem. */
+export interface SourceTree {
+  resolve(source: string, where: string): ContextEntry[] | Promise<ContextEntry[]>;
+  tree(entry: ContextEntry): ContextEntry[] | Promise<ContextEntry[]>;
+  absolute(entry: ContextEntry): string;
+  /** Whether copied files keep their owners (another image) or become root's (the context). */
+  readonly keepOwners: boolean;
+}
+
+const MAX_SYMLINKS = 40;
+
+/**
+ * Resolves `path` inside `root` the way the container would see it: symlinks are followed, absolute ones
+ * from the root, and `..` never climbs above the root. Returns the host path (which may not exist yet).
+ */
+export async function resolveInRoot(root: string, path: string): Promise<string> {
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  const resolved: string[] = [];
+  let links = 0;
+  while (parts.length > 0) {
+    const part = parts.shift() as string;
+    if (part === '..') {
+      resolved.pop();
+      continue;
+    }
+    const host = join(root, ...resolved, part);
+    const st = await lstat(host).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      if (++links > MAX_SYMLINKS) throw new KilnError('INVALID_INPUT', `too many levels of symbolic links resolving ${path}`);
+      const target = await readlink(host);
+      if (target.startsWith('/')) resolved.length = 0;
+      parts.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+      continue;
+    }
+    resolved.push(part);
+  }
+  return join(root, ...resolved);
+}
+
+/** mkdir -p inside the root (through its symlinks), new directories owned by `owner`. */
+async function makeDirectories(root: string, path: string, owner: { uid: number; gid: number }): Promise<string> {
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  let current = '/';
+  let host = root;
+  for (const part of parts) {
+    current = posix.join(current, part);
+    host = await resolveInRoot(root, current);
+    const st = await lstat(host).catch(() => undefined);
+    if (!st) {
+      await mkdir(host, { mode: 0o755 });
+      if (owner.uid !== 0 || owner.gid !== 0) await chown(host, owner.uid, owner.gid);
+    } else if (!st.isDirectory()) {
+      throw new KilnError('INVALID_INPUT', `cannot create directory ${current}: a file of that name exists in the image`);
+    }
+  }
+  return host;
+}
+
+/** `--chown=user:group` resolved through the image's own /etc/passwd and /etc/group. */
+async function owner(rootfs: string, chownSpec: string | undefined): Promise<{ uid: number; gid: number } | undefined> {
+  if (chownSpec === undefined) return undefined;
+  const [user = '', group] = chownSpec.split(':');
+  const resolved = await resolveUser(rootfs, group === undefined ? user : `${user}:${group}`);
+  // `--chown=1000` without a group: gid = uid when the user is not in passwd (Docker's rule).
+  const gid = group === undefined && /^\d+$/.test(user) && resolved.gid === 0 ? resolved.uid : resolved.gid;
+  return { uid: resolved.uid, gid };
+}
+
+/** A directory on disk as a SourceTree (another stage's or image's mounted root filesystem). */
+export class DirectorySource implements SourceTree {
+  readonly keepOwners = true;
+
+  constructor(private readonly root: string) {}
+
+  private async entry(path: string): Promise<ContextEntry | undefined> {
+    const host = path === '' ? this.root : join(this.root, path);
+    const st = await lstat(host).catch(() => undefined);
+    if (!st) return undefined;
+    const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
+    return {
+      path,
+      type,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      size: st.size,
+      mtime: st.mtimeMs / 1000,
+      ...(type === 'symlink' ? { linkTarget: await readlink(host) } : {}),
+      stat: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
+    };
+  }
+
+  async resolve(source: string, where: string): Promise<ContextEntry[]> {
+    // The source path itself follows symlinks inside the image (COPY --from=x /usr/bin/tool).
+    const cleaned = posix.normalize(`/${source}`);
+    const hasGlob = /[*?[]/.test(cleaned);
+    if (!hasGlob) {
+      const host = await resolveInRoot(this.root, cleaned);
+      const path = posix.relative('/', '/' + host.slice(this.root.length).replace(/^\/+/, ''));
+      const found = await this.entry(path);
+      if (!found) throw new KilnError('NOT_FOUND', `${where}: ${JSON.stringify(source)} not found in the source image`);
+      return [{ ...found, path }];
+    }
+    const dir = posix.dirname(cleaned);
+    const host = await resolveInRoot(this.root, dir);
+    const relDir = host.slice(this.root.length).replace(/^\/+/, '');
+    const names = (await readdir(host).catch(() => [] as string[])).sort();
+    const matches: ContextEntry[] = [];
+    for (const name of names) {
+      if (!filepathMatch(posix.basename(cleaned), name)) continue;
+      const found = await this.entry(relDir ? `${relDir}/${name}` : name);
+      if (found) matches.push(found);
+    }
+    if (matches.length === 0) throw new KilnError('NOT_FOUND', `${where}: ${JSON.stringify(source)} matches nothing in the source image`);
+    return matches;
+  }
+
+  async tree(top: ContextEntry): Promise<ContextEntry[]> {
+    const all: ContextEntry[] = [top];
+    const walk = async (path: string): Promise<void> => {
+      const host = path === '' ? this.root : join(this.root, path);
+      for (const name of (await readdir(host)).sort()) {
+        const child = await this.entry(path === '' ? name : `${path}/${name}`);
+        if (!child) continue;
+        all.push(child);
+        if (child.type === 'directory') await walk(child.path);
+      }
+    };
+    if (top.type === 'directory') await walk(top.path);
+    return all;
+  }
+
+  absolute(entry: ContextEntry): string {
+    return join(this.root, entry.path);
+  }
+}
+
+export interface CopyInput {
+  readonly rootfs: string;
+  readonly source: SourceTree;
+  readonly what: string;
+  /** Clamp file times to this (SOURCE_DATE_EPOCH), seconds. */
+  readonly epoch?: number;
+}
+
+async function isDirectoryIn(rootfs: string, path: string): Promise<boolean> {
+  const st = await lstat(await resolveInRoot(rootfs, path)).catch(() => undefined);
+  return st?.isDirectory() ?? false;
+}
+
+/** A downloaded ADD source, its bytes and name. */
+async function download(url: string, checksum: string | undefined, what: string): Promise<{ name: string; data: Buffer; mtime: number }> {
+  const response = await request(url, { maxRedirections: 10 } as Parameters<typeof request>[1]).catch((err: Error) => {
+    throw new KilnError('NOT_FOUND', `${what}: cannot download ${url}: ${err.message}`);
+  });
+  if (response.statusCode !== 200) {
+    await response.body.dump();
+    throw new KilnError('NOT_FOUND', `${what}: downloading ${url} failed: HTTP ${response.statusCode}`);
+  }
+  const data = Buffer.from(await response.body.arrayBuffer());
+  if (checksum !== undefined) {
+    const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (actual !== checksum) throw new KilnError('DIGEST_MISMATCH', `${what}: ${url} has digest ${actual}, but --checksum says ${checksum}`);
+  }
+  const modified = response.headers['last-modified'];
+  const mtime = typeof modified === 'string' && !Number.isNaN(Date.parse(modified)) ? Date.parse(modified) / 1000 : 0;
+  const name = posix.basename(new URL(url).pathname) || 'index.html';
+  return { name, data, mtime };
+}
+
+/** True when a file starts like a tar archive (compressed or not) that ADD extracts. */
+async function archiveStream(path: string): Promise<AsyncIterable<Uint8Array> | undefined> {
+  const { stream } = await autoDecompress(createReadStream(path));
+  const iterator = stream[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  const seen: Uint8Array[] = [];
+  while (head.length < 512) {
+    const next = await iterator.next();
+    if (next.done) break;
+    seen.push(next.value);
+    head = Buffer.concat([head, next.value]);
+  }
+  const isTar = head.length >= 512 && head.subarray(257, 262).toString('latin1') === 'ustar';
+  if (!isTar) {
+    await iterator.return?.();
+    return undefined;
+  }
+  return (async function* () {
+    yield* seen;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+  })();
+}
+
+/** COPY/ADD into a mounted root filesystem, with Docker's destination rules. */
+export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<void> {
+  const { rootfs, source, what } = input;
+  const ownerIds = await owner(rootfs, op.chown);
+  const rootOwner = ownerIds ?? { uid: 0, gid: 0 };
+  const isUrl = (s: string): boolean => op.add && /^https?:\/\//.test(s);
+  const tops: ContextEntry[] = [];
+  for (const name of op.sources) if (!isUrl(name)) tops.push(...(await source.resolve(name, what)));
+  const count = tops.length + op.inline.length + op.sources.filter(isUrl).length;
+  const intoDirectory = op.destinationIsDir || count > 1 || (await isDirectoryIn(rootfs, op.destination)) || (count === 1 && tops[0]?.type === 'directory');
+  const destinationDir = intoDirectory ? op.destination : posix.dirname(op.destination);
+  const hostDir = await makeDirectories(rootfs, destinationDir, rootOwner);
+  const clamp = (t: number): number => Math.floor(input.epoch !== undefined ? Math.min(t, input.epoch) : t);
+  const fileMode = (entry: { type: string; mode: number }): number => (op.chmod !== undefined ? op.chmod : entry.mode);
+  const ids = (entry: ContextEntry): { uid: number; gid: number } => ownerIds ?? (source.keepOwners ? { uid: entry.uid, gid: entry.gid } : { uid: 0, gid: 0 });
+
+  const entries: TarInput[] = [];
+  const now = clamp(Date.now() / 1000);
+  for (const file of op.inline) {
+    const name = intoDirectory ? file.name : posix.basename(op.destination);
+    const body = Buffer.from(file.content);
+    entries.push({ header: { path: name, type: 'file', mode: op.chmod ?? 0o644, ...rootOwner, size: body.length, mtime: now }, body });
+  }
+  for (const url of op.sources.filter(isUrl)) {
+    const fetched = await download(url, op.checksum, what);
+    const name = intoDirectory ? fetched.name : posix.basename(op.destination);
+    entries.push({ header: { path: name, type: 'file', mode: op.chmod ?? 0o600, ...rootOwner, size: fetched.data.length, mtime: clamp(fetched.mtime) }, body: fetched.data });
+  }
+  for (const top of tops) {
+    if (op.add && top.type === 'file') {
+      const archive = await archiveStream(source.absolute(top));
+      if (archive) {
+        await applyLayer(hostDir, archive, { whiteouts: 'delete', what: `${what}: archive ${top.path}` });
+        continue;
+      }
+    }
+    const base = top.type === 'directory' ? '' : intoDirectory ? posix.basename(top.path) : posix.basename(op.destination);
+    for (const entry of await source.tree(top)) {
+      const relative = top.type === 'directory' ? entry.path.slice(top.path === '' ? 0 : top.path.length + 1) : base;
+      if (relative === '') continue; // the source directory itself: its contents go into the destination
+      if (op.excludes.some((pattern) => filepathMatch(pattern, relative) || filepathMatch(pattern, posix.basename(relative)))) continue;
+      const header = { path: relative, mode: fileMode(entry), ...ids(entry), size: 0, mtime: clamp(entry.mtime) };
+      if (entry.type === 'directory') entries.push({ header: { ...header, path: `${relative}/`, type: 'directory' } });
+      else if (entry.type === 'symlink') entries.push({ header: { ...header, mode: 0o777, type: 'symlink', linkname: entry.linkTarget ?? '' } });
+      else if (entry.type === 'file') {
+        entries.push({ header: { ...header, type: 'file', size: entry.size }, body: entry.size > 0 ? createReadStream(source.absolute(entry), { highWaterMark: 1 << 20 }) : new Uint8Array(0) });
+      }
+    }
+  }
+  await applyLayer(hostDir, writeTar(entries), { whiteouts: 'delete', what });
+}
+
+/** WORKDIR: the directory exists afterwards (created root-owned, as Docker does). */
+export async function runMkdir(op: Extract<Operation, { kind: 'mkdir' }>, rootfs: string): Promise<void> {
+  await makeDirectories(rootfs, op.path, { uid: 0, gid: 0 });
+}
+
+export interface ExecInput {
+  readonly rootfs: string;
+  readonly bundle: string;
+  readonly runtime: RuntimeName;
+  readonly what: string;
+  /** Where a mount's files come from (context directory, another stage's mounted tree). */
+  readonly mountSource: (mount: ResolvedMount) => Promise<string>;
+  readonly cacheDir: (mount: ResolvedMount) => Promise<string>;
+  readonly secrets: ReadonlyMap<string, string>;
+  readonly output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
+/**
+ * RUN: the command in the runtime on the mounted tree, with its mounts. Mount points that the runtime
+ * had to create (for secrets, caches, binds) are removed afterwards, so they never reach the layer.
+ * A non-zero exit is a FAILED error with the code.
+ */
+export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: ExecInput): Promise<void> {
+  const { rootfs, bundle } = input;
+  await mkdir(bundle, { recursive: true });
+  const files = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
+  const hostname = 'buildkitsandbox';
+  await writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+  await writeFile(files.resolvConf, op.network === 'none' ? '' : await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+  await writeFile(files.hostname, `${hostname}\n`);
+  const extraMounts: { destination: string; type: string; source: string; options: string[] }[] = [];
+  const created: string[] = [];
+  const remember = async (target: string): Promise<void> => {
+    // The topmost missing path component is what the runtime will create; remember it for removal.
+    let path = target;
+    let missing: string | undefined;
+    while (path !== '/' && !(await lstat(await resolveInRoot(rootfs, path)).then(() => true, () => false))) {
+      missing = path;
+      path = posix.dirname(path);
+    }
+    if (missing !== undefined) created.push(missing);
+  };
+  for (const mount of op.mounts) {
+    await remember(mount.target);
+    if (mount.type === 'tmpfs') {
+      extraMounts.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] });
+    } else if (mount.type === 'secret') {
+      const id = mount.id ?? posix.basename(mount.target);
+      const file = input.secrets.get(id);
+      if (file === undefined) {
+        if (mount.required) throw new KilnError('NOT_FOUND', `${input.what}: secret ${id} is required; pass it with --secret id=${id},src=FILE`);
+        continue;
+      }
+      extraMounts.push({ destination: mount.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
+    } else if (mount.type === 'cache') {
+      extraMounts.push({ destination: mount.target, type: 'bind', source: await input.cacheDir(mount), options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
+    } else {
+      extraMounts.push({ destination: mount.target, type: 'bind', source: await input.mountSource(mount), options: ['rbind', mount.readonly === false ? 'rw' : 'ro'] });
+    }
+  }
+  for (const script of op.scripts) {
+    const file = join(bundle, `script-${randomBytes(4).toString('hex')}`);
+    await writeFile(file, script.content, { mode: 0o755 });
+    extraMounts.push({ destination: `/dev/pipes/${script.name}`, type: 'bind', source: file, options: ['rbind', 'ro'] });
+  }
+  const spec = (await runtimeSpec({ Env: op.env, User: op.user, WorkingDir: op.cwd }, rootfs, files, {
+    entrypoint: '',
+    cmd: op.args,
+    env: [],
+    user: op.user,
+    workdir: op.cwd,
+    hostname,
+    network: op.network === 'none' ? 'none' : 'host',
+    volumes: [],
+  })) as { mounts: object[] };
+  spec.mounts.push(...extraMounts);
+  const id = `kiln-build-${randomBytes(8).toString('hex')}`;
+  let exitCode: number;
+  try {
+    await makeDirectories(rootfs, op.cwd, { uid: 0, gid: 0 });
+    exitCode = await runBundle(input.runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: false, output: input.output });
+  } finally {
+    for (const path of created) {
+      await rm(await resolveInRoot(rootfs, path), { recursive: true, force: true }).catch((err: unknown) => {
+        if (!isErrno(err, 'EBUSY')) throw err;
+      });
+    }
+  }
+  if (exitCode !== 0) throw new KilnError('FAILED', `${input.what}: the command ${JSON.stringify(op.args.join(' '))} returned a non-zero code: ${exitCode}`);
+}

@@ -1,0 +1,316 @@
+/**
+ * The solver runs a build plan: stages in dependency order (independent ones at the same time), each
+ * step either found in the build cache or executed on a snapshot, its changes turned into a layer and
+ * its result stored as an intermediate image (Docker's classic builder model: the cache is a chain of
+ * images, so it survives restarts and `rmi` of the final image drops it). It knows nothing about
+ * Dockerfiles: steps come with their config, history line, operation and cache descriptor.
+ */
+import { randomBytes } from 'node:crypto';
+import { chown, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KilnError } from '../errors.js';
+import { type Layer, chainIds } from '../image/image.js';
+import { overlayLayerEntries, treeLayerEntries } from '../layer/diff.js';
+import type { TarInput } from '../layer/tar/writer.js';
+import { writeTar } from '../layer/tar/writer.js';
+import { type Digest, sha256 } from '../oci/digest.js';
+import { MediaType } from '../oci/mediatypes.js';
+import type { ImageConfig } from '../oci/types.js';
+import type { RuntimeName } from '../runtime/runtime.js';
+import { type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
+import type { Lease, LocalStore } from '../transport/store.js';
+import type { BuildContext } from './context.js';
+import { DirectorySource, type SourceTree, runCopy, runExec, runMkdir } from './ops.js';
+import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
+
+export type BuildEvent =
+  | { readonly type: 'step'; readonly id: number; readonly name: string }
+  | { readonly type: 'cached'; readonly id: number }
+  | { readonly type: 'log'; readonly id: number; readonly stream: 'stdout' | 'stderr'; readonly text: string }
+  | { readonly type: 'done'; readonly id: number; readonly seconds: number }
+  | { readonly type: 'error'; readonly id: number; readonly message: string };
+
+export interface SolveOptions {
+  readonly store: LocalStore;
+  readonly lease: Lease;
+  readonly snapshots: Snapshotter;
+  readonly runtime: RuntimeName;
+  readonly context: BuildContext;
+  readonly secrets: ReadonlyMap<string, string>;
+  /** Image IDs of the external images the plan names. */
+  readonly images: ReadonlyMap<string, Digest>;
+  /** Unpacks a stored image into layer snapshots; returns the top snapshot's key. */
+  readonly unpack: (imageId: Digest) => Promise<string | undefined>;
+  /** Stage indexes whose steps must not come from the cache (`--no-cache` is all of them). */
+  readonly noCache: (stage: number) => boolean;
+  /** SOURCE_DATE_EPOCH: every created time is this, and file times are clamped to it. */
+  readonly epoch?: number;
+  /** The network of RUN steps that do not choose one. */
+  readonly defaultNetwork: 'none' | 'host';
+  readonly events: (event: BuildEvent) => void;
+}
+
+/** Where a stage stands after a step: the image so far (none yet for a scratch stage with no step). */
+interface State {
+  readonly imageId?: Digest;
+  readonly config: ImageConfig;
+}
+
+const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
+const LOG_TAIL_LINES = 20;
+
+/** Runs `fn` with the first entry looked at: undefined when the generator is empty. */
+async function nonEmpty(entries: AsyncGenerator<TarInput>): Promise<AsyncGenerator<TarInput> | undefined> {
+  const first = await entries.next();
+  if (first.done) return undefined;
+  return (async function* () {
+    yield first.value;
+    yield* entries;
+  })();
+}
+
+async function* clampTimes(entries: AsyncIterable<TarInput>, epoch: number | undefined): AsyncGenerator<TarInput> {
+  for await (const entry of entries) {
+    yield epoch !== undefined && entry.header.mtime > epoch ? { ...entry, header: { ...entry.header, mtime: epoch } } : entry;
+  }
+}
+
+export class Solver {
+  private nextStepId = 1;
+  private readonly stageResults = new Map<number, Promise<State>>();
+
+  constructor(
+    private readonly plan: BuildPlan,
+    private readonly options: SolveOptions,
+  ) {}
+
+  /** Builds the target stage (and what it needs); returns its image ID. */
+  async solve(): Promise<Digest> {
+    const state = await this.stage(this.plan.target);
+    if (!state.imageId) throw new KilnError('INVALID_INPUT', 'No image was generated. Is your Dockerfile empty?');
+    return state.imageId;
+  }
+
+  private stage(index: number): Promise<State> {
+    let result = this.stageResults.get(index);
+    if (!result) {
+      const plan = this.plan.stages.find((s) => s.index === index);
+      if (!plan) throw new KilnError('INTERNAL', `stage ${index} is not in the plan`);
+      result = this.runStage(plan);
+      this.stageResults.set(index, result);
+    }
+    return result;
+  }
+
+  private async runStage(plan: StagePlan): Promise<State> {
+    // Start what this stage reads at once, so that independent stages build in parallel.
+    const dependencies = plan.dependsOn.map((index) => this.stage(index));
+    await Promise.all(dependencies);
+    let state: State;
+    if (plan.base.kind === 'scratch') {
+      state = { config: { architecture: plan.platform.architecture, os: plan.platform.os, ...(plan.platform.variant ? { variant: plan.platform.variant } : {}), rootfs: { type: 'layers', diff_ids: [] } } };
+    } else if (plan.base.kind === 'stage') {
+      state = await this.stage(plan.base.index);
+    } else {
+      const id = this.imageOf(plan.base.ref);
+      state = { imageId: id, config: this.options.store.configOf(id) };
+    }
+    for (const step of plan.steps) state = await this.step(plan, step, state);
+    return state;
+  }
+
+  private imageOf(ref: string): Digest {
+    const id = this.options.images.get(ref);
+    if (!id) throw new KilnError('INTERNAL', `image ${ref} was not resolved before the build`);
+    return id;
+  }
+
+  private async sourceIdentity(source: Source): Promise<string> {
+    if (source.kind === 'image') return this.imageOf(source.ref);
+    if (source.kind === 'stage') return (await this.stage(source.index)).imageId ?? 'scratch';
+    return 'context';
+  }
+
+  /** What, besides the descriptor, decides an operation's result: the content it reads. */
+  private async contentKey(operation: Operation | undefined, what: string): Promise<unknown> {
+    if (!operation || operation.kind === 'mkdir') return null;
+    if (operation.kind === 'copy') {
+      if (operation.from.kind !== 'context') return await this.sourceIdentity(operation.from);
+      const local = operation.sources.filter((s) => !(operation.add && /^https?:\/\//.test(s)));
+      const entries = local.flatMap((s) => this.options.context.resolve(s, what));
+      return await this.options.context.checksum(entries);
+    }
+    const mounts: unknown[] = [];
+    for (const mount of operation.mounts) {
+      if (mount.type !== 'bind' || !mount.fromSource) continue;
+      if (mount.fromSource.kind === 'context') mounts.push(await this.options.context.checksum(this.options.context.resolve(mount.source ?? '.', what)));
+      else mounts.push(await this.sourceIdentity(mount.fromSource));
+    }
+    return mounts;
+  }
+
+  private async step(plan: StagePlan, step: Step, state: State): Promise<State> {
+    const id = this.nextStepId++;
+    const { events, store } = this.options;
+    const what = `${step.location.file}:${step.location.startLine}: ${step.location.original}`;
+    events({ type: 'step', id, name: step.name });
+    const started = Date.now();
+    const key = sha256(JSON.stringify({ parent: state.imageId ?? `scratch ${state.config.os}/${state.config.architecture}`, step: step.cacheDescriptor, content: await this.contentKey(step.operation, what) }));
+    if (!this.options.noCache(plan.index)) {
+      const cached = store.db.cachedImage(key);
+      if (cached && store.db.image(cached)) {
+        events({ type: 'cached', id });
+        return { imageId: cached, config: store.configOf(cached) };
+      }
+    }
+    const logTail: string[] = [];
+    const output = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
+      const text = chunk.toString();
+      logTail.push(...text.split('\n').filter((l) => l !== ''));
+      if (logTail.length > LOG_TAIL_LINES * 4) logTail.splice(0, logTail.length - LOG_TAIL_LINES);
+      events({ type: 'log', id, stream, text });
+    };
+    let layer: Layer | undefined;
+    try {
+      layer = step.operation ? await this.execute(step.operation, state, what, output) : undefined;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      events({ type: 'error', id, message });
+      if (err instanceof KilnError && err.code === 'FAILED') {
+        const tail = logTail.slice(-LOG_TAIL_LINES);
+        throw new KilnError('FAILED', `${message}${tail.length > 0 ? `\nlast ${tail.length} lines of its output:\n${tail.map((l) => `  ${l}`).join('\n')}` : ''}`);
+      }
+      throw err;
+    }
+    const next = await this.commit(state, step, layer);
+    store.db.putCacheRecord(key, next.imageId as Digest);
+    events({ type: 'done', id, seconds: (Date.now() - started) / 1000 });
+    return next;
+  }
+
+  /** Stores the state after a step as an (intermediate) image whose parent is the state before. */
+  private async commit(state: State, step: Step, layer: Layer | undefined): Promise<State> {
+    const { store, lease, epoch } = this.options;
+    const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString();
+    // Docker-daemon-only fields of a base image do not carry over to a built one.
+    const { container: _c, container_config: _cc, docker_version: _dv, parent: _p, comment: _cm, ...base } = state.config;
+    const config: ImageConfig = {
+      ...base,
+      created,
+      ...(step.author !== undefined ? { author: step.author } : {}),
+      config: step.config,
+      rootfs: { type: 'layers', diff_ids: [...state.config.rootfs.diff_ids, ...(layer ? [layer.diffId] : [])] },
+      history: [...(state.config.history ?? []), { created, created_by: step.createdBy, ...(layer ? {} : { empty_layer: true }) }],
+    };
+    const rawConfig = Buffer.from(JSON.stringify(config));
+    const id = sha256(rawConfig);
+    const parentRow = state.imageId ? store.db.image(state.imageId) : undefined;
+    const below = parentRow ? (await store.image(parentRow)).layers : [];
+    await store.writeImage(lease, { image: { id, rawConfig, config, layers: [...below, ...(layer ? [layer] : [])] }, names: [] }, step.name, state.imageId ?? '');
+    return { imageId: id, config };
+  }
+
+  /** Runs an operation on a writable snapshot of the state; returns the layer of its changes, if any. */
+  private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): Promise<Layer | undefined> {
+    const { snapshots, store } = this.options;
+    const top = state.imageId ? await this.options.unpack(state.imageId) : undefined;
+    const work = join(store.root, 'builds', `${process.pid}-${randomBytes(6).toString('hex')}`);
+    const rootfs = join(work, 'rootfs');
+    const active = `build-${process.pid}-${randomBytes(6).toString('hex')}`;
+    await mkdir(rootfs, { recursive: true });
+    const [spec] = await snapshots.prepare(active, top);
+    const cleanups: (() => Promise<void>)[] = [];
+    let keep = false;
+    try {
+      if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
+      await mount(spec, rootfs);
+      try {
+        if (operation.kind === 'mkdir') await runMkdir(operation, rootfs);
+        else if (operation.kind === 'copy') {
+          const source = await this.sourceTree(operation.from, cleanups);
+          await runCopy(operation, { rootfs, source, what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) });
+        } else {
+          const network = operation.network === 'default' ? this.options.defaultNetwork : operation.network;
+          await runExec({ ...operation, network }, {
+            rootfs,
+            bundle: join(work, 'bundle'),
+            runtime: this.options.runtime,
+            what,
+            mountSource: async (m) => this.mountSource(m, cleanups),
+            cacheDir: async (m) => this.cacheDir(m),
+            secrets: this.options.secrets,
+            output,
+          });
+        }
+      } finally {
+        await unmount(rootfs);
+      }
+      const upper = snapshots.dir(active);
+      const changes = snapshots.driver === 'overlay' ? overlayLayerEntries(upper) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
+      const entries = await nonEmpty(changes);
+      if (!entries) return undefined;
+      const row = await store.ingestLayer(this.options.lease, writeTar(clampTimes(entries, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
+      const chain = chainIds([...state.config.rootfs.diff_ids, row.diffId]).at(-1) as Digest;
+      const key = `${snapshots.driver}:${chain}`;
+      if (!snapshots.has(key)) {
+        snapshots.commit(key, active);
+        keep = true;
+      }
+      return { mediaType: row.mediaType, digest: row.digest, size: row.size, diffId: row.diffId, open: () => store.content.open(row.digest) };
+    } finally {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+      if (!keep) await snapshots.remove(active);
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  /** A read-only view of a stage's or image's tree, unmounted and removed by the cleanups. */
+  private async viewOf(imageId: Digest | undefined, cleanups: (() => Promise<void>)[]): Promise<string> {
+    const { snapshots, store } = this.options;
+    const top = imageId ? await this.options.unpack(imageId) : undefined;
+    if (!top) return EMPTY_TREE;
+    if (snapshots.driver === 'vfs') return snapshots.dir(top);
+    const key = `view-${process.pid}-${randomBytes(6).toString('hex')}`;
+    const target = join(store.root, 'builds', key);
+    await mkdir(target, { recursive: true });
+    const [spec] = await snapshots.view(key, top);
+    if (!spec) throw new KilnError('INTERNAL', `snapshot ${key} has no mounts`);
+    await mount(spec, target);
+    cleanups.push(async () => {
+      await unmount(target);
+      await snapshots.remove(key);
+      await rm(target, { recursive: true, force: true });
+    });
+    return target;
+  }
+
+  private async sourceTree(source: Source, cleanups: (() => Promise<void>)[]): Promise<SourceTree> {
+    if (source.kind === 'context') return this.options.context;
+    const imageId = source.kind === 'image' ? this.imageOf(source.ref) : (await this.stage(source.index)).imageId;
+    return new DirectorySource(await this.viewOf(imageId, cleanups));
+  }
+
+  private async mountSource(mount: ResolvedMount, cleanups: (() => Promise<void>)[]): Promise<string> {
+    const source = mount.fromSource ?? { kind: 'context' };
+    if (source.kind === 'context') {
+      const [entry] = this.options.context.resolve(mount.source ?? '.', `--mount source ${mount.source ?? '.'}`);
+      if (!entry) throw new KilnError('NOT_FOUND', `bind mount source ${mount.source ?? '.'} not found in the build context`);
+      return this.options.context.absolute(entry);
+    }
+    const imageId = source.kind === 'image' ? this.imageOf(source.ref) : (await this.stage(source.index)).imageId;
+    const root = await this.viewOf(imageId, cleanups);
+    return join(root, (mount.source ?? '/').replace(/^\/+/, ''));
+  }
+
+  /**
+   * A persistent cache directory for `--mount=type=cache`, by id (default: the target path). Every sharing
+   * mode is treated as `shared`: concurrent RUNs see the same directory.
+   */
+  private async cacheDir(mount: ResolvedMount): Promise<string> {
+    const id = mount.id ?? mount.target;
+    const dir = join(this.options.store.root, 'cache-mounts', sha256(id).slice(7, 39));
+    await mkdir(dir, { recursive: true, mode: mount.mode ?? 0o755 });
+    if (mount.uid !== undefined || mount.gid !== undefined) await chown(dir, mount.uid ?? 0, mount.gid ?? 0);
+    return dir;
+  }
+}

@@ -1,0 +1,182 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { BuildEvent } from '../../build/solver.js';
+import { buildImage } from '../../engine/build.js';
+import { KilnError } from '../../errors.js';
+import { type CommandContext, withEngine } from '../context.js';
+import { type Io, collect, parseBool, print } from '../io.js';
+
+interface BuildFlags {
+  tag?: string[];
+  file?: string;
+  buildArg?: string[];
+  target?: string;
+  label?: string[];
+  cache: boolean;
+  noCacheFilter?: string[];
+  pull?: string;
+  iidfile?: string;
+  quiet?: boolean;
+  progress: string;
+  platform?: string;
+  secret?: string[];
+  network?: string;
+  squash?: boolean;
+  timestamp?: string;
+  runtime: string;
+  storageDriver?: string;
+}
+
+/** `KEY=value` → [KEY, value]; a bare `KEY` takes the value from kiln's environment, as docker does. */
+function keyValue(entry: string, flag: string): [string, string] | undefined {
+  const eq = entry.indexOf('=');
+  if (eq === 0) throw new KilnError('INVALID_ARGUMENT', `invalid ${flag} ${JSON.stringify(entry)}: use KEY=value`);
+  if (eq > 0) return [entry.slice(0, eq), entry.slice(eq + 1)];
+  const value = process.env[entry];
+  return value === undefined ? undefined : [entry, value];
+}
+
+/** `--secret id=NAME,src=FILE` (also `source=`, `env=VAR`); a secret read from the environment is spooled to a file. */
+async function secrets(specs: readonly string[]): Promise<Map<string, string>> {
+  const result = new Map<string, string>();
+  for (const spec of specs) {
+    const fields = new Map(spec.split(',').map((part) => {
+      const eq = part.indexOf('=');
+      return eq < 0 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)];
+    }));
+    const id = fields.get('id');
+    const src = fields.get('src') ?? fields.get('source');
+    if (!id) throw new KilnError('INVALID_ARGUMENT', `invalid --secret ${JSON.stringify(spec)}: use id=NAME,src=FILE`);
+    if (src !== undefined) {
+      await readFile(src).catch((err: Error) => {
+        throw new KilnError('INVALID_ARGUMENT', `--secret id=${id}: cannot read ${src}: ${err.message}`);
+      });
+      result.set(id, resolve(src));
+    } else {
+      throw new KilnError('INVALID_ARGUMENT', `--secret id=${id} needs src=FILE`);
+    }
+  }
+  return result;
+}
+
+/**
+ * BuildKit's plain progress: `#N [stage i/n] INSTRUCTION`, its output lines with the seconds since the
+ * step began, then `#N DONE 1.2s` or `#N CACHED`. Never clipped: every output line is shown.
+ */
+function plainProgress(io: Io): (event: BuildEvent) => void {
+  const started = new Map<number, number>();
+  const partial = new Map<number, string>();
+  const flush = (id: number): void => {
+    const rest = partial.get(id);
+    if (rest) io.stderr.write(`#${id} ${((Date.now() - (started.get(id) ?? Date.now())) / 1000).toFixed(3)} ${rest}\n`);
+    partial.delete(id);
+  };
+  return (event) => {
+    switch (event.type) {
+      case 'step':
+        started.set(event.id, Date.now());
+        io.stderr.write(`#${event.id} ${event.name}\n`);
+        break;
+      case 'cached':
+        io.stderr.write(`#${event.id} CACHED\n\n`);
+        break;
+      case 'log': {
+        const lines = ((partial.get(event.id) ?? '') + event.text).split('\n');
+        partial.set(event.id, lines.pop() ?? '');
+        const elapsed = ((Date.now() - (started.get(event.id) ?? Date.now())) / 1000).toFixed(3);
+        for (const line of lines) io.stderr.write(`#${event.id} ${elapsed} ${line}\n`);
+        break;
+      }
+      case 'done':
+        flush(event.id);
+        io.stderr.write(`#${event.id} DONE ${event.seconds.toFixed(1)}s\n\n`);
+        break;
+      case 'error':
+        flush(event.id);
+        io.stderr.write(`#${event.id} ERROR: ${event.message.split('\n')[0] ?? ''}\n\n`);
+        break;
+    }
+  };
+}
+
+export function registerBuild(parent: Command, ctx: CommandContext): Command {
+  return parent
+    .command('build')
+    .description('Build an image from a Dockerfile')
+    .argument('<PATH>', 'the build context directory')
+    .option('-t, --tag <name:tag>', 'name and optionally a tag (repeatable)', collect)
+    .option('-f, --file <path>', 'name of the Dockerfile (default: PATH/Dockerfile; - reads it from stdin)')
+    .option('--build-arg <KEY=value>', 'set build-time variables', collect)
+    .option('--target <stage>', 'set the target build stage to build')
+    .option('--label <KEY=value>', 'set metadata for an image', collect)
+    .option('--no-cache', 'do not use cache when building the image')
+    .option('--no-cache-filter <stage>', 'do not cache the named stages', collect)
+    .option('--pull [bool]', 'always attempt to pull a newer version of the image')
+    .option('--iidfile <file>', 'write the image ID to the file')
+    .option('-q, --quiet', 'suppress the build output and print the image ID on success')
+    .option('--progress <type>', 'progress output: auto, plain, tty, quiet', 'auto')
+    .option('--platform <os/arch>', 'target platform (only the host platform)')
+    .option('--secret <id=…,src=…>', 'secret to expose to RUN --mount=type=secret', collect)
+    .option('--network <mode>', 'networking mode for RUN: default, none, host')
+    .option('--squash', 'squash newly built layers into a single new layer (not supported yet)')
+    .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
+    .option('--runtime <name>', 'OCI runtime for RUN: runc or crun', 'runc')
+    .option('--storage-driver <driver>', 'overlay or vfs (default: overlay where it works; $KILN_STORAGE_DRIVER)', process.env.KILN_STORAGE_DRIVER)
+    .action((path: string, flags: BuildFlags) =>
+      withEngine(ctx, async (engine) => {
+        if (flags.runtime !== 'runc' && flags.runtime !== 'crun') throw new KilnError('INVALID_ARGUMENT', `unknown runtime ${JSON.stringify(flags.runtime)}: use runc or crun`);
+        if (flags.storageDriver !== undefined && flags.storageDriver !== 'overlay' && flags.storageDriver !== 'vfs') {
+          throw new KilnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(flags.storageDriver)}: use overlay or vfs`);
+        }
+        if (!['auto', 'plain', 'tty', 'quiet', 'rawjson'].includes(flags.progress)) throw new KilnError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(flags.progress)}: use auto, plain, tty or quiet`);
+        if (flags.pull !== undefined && (flags.pull === true as unknown || parseBool(flags.pull))) {
+          throw new KilnError('UNSUPPORTED', '--pull: kiln build does not pull from registries yet; the base images must be in the store (--pull=false)');
+        }
+        if (flags.squash) throw new KilnError('UNSUPPORTED', '--squash is not supported yet');
+        if (flags.network !== undefined && !['default', 'none', 'host'].includes(flags.network)) {
+          throw new KilnError('INVALID_ARGUMENT', `invalid --network ${JSON.stringify(flags.network)}: use default, none or host`);
+        }
+        const epochText = flags.timestamp ?? process.env.SOURCE_DATE_EPOCH;
+        if (epochText !== undefined && epochText !== '' && !/^\d+$/.test(epochText)) throw new KilnError('INVALID_ARGUMENT', `invalid timestamp ${JSON.stringify(epochText)}: give seconds since the Unix epoch`);
+        const buildArgs = new Map((flags.buildArg ?? []).flatMap((entry) => {
+          const pair = keyValue(entry, '--build-arg');
+          return pair ? [pair] : [];
+        }));
+        const labels = Object.fromEntries((flags.label ?? []).map((entry) => keyValue(entry, '--label') ?? [entry, '']));
+        const dockerfile = flags.file === '-' ? { text: await readStdin(ctx.io) } : flags.file !== undefined ? { path: resolve(flags.file) } : undefined;
+        const quiet = flags.quiet === true || flags.progress === 'quiet';
+        const result = await buildImage(engine, {
+          contextDir: path,
+          ...(dockerfile ? { dockerfile } : {}),
+          tags: flags.tag ?? [],
+          buildArgs,
+          ...(flags.target !== undefined ? { target: flags.target } : {}),
+          labels,
+          noCache: !flags.cache,
+          noCacheFilter: flags.noCacheFilter ?? [],
+          secrets: await secrets(flags.secret ?? []),
+          ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
+          ...(epochText ? { epoch: Number(epochText) } : {}),
+          ...(flags.network === 'none' || flags.network === 'host' ? { network: flags.network } : {}),
+          runtime: flags.runtime,
+          ...(flags.storageDriver !== undefined ? { storageDriver: flags.storageDriver } : {}),
+          notice: (message) => ctx.io.stderr.write(`${message}\n`),
+          events: quiet ? () => undefined : plainProgress(ctx.io),
+        });
+        for (const warning of result.warnings) ctx.io.stderr.write(`[Warning] ${warning}\n`);
+        if (flags.iidfile) await writeFile(flags.iidfile, result.id);
+        if (quiet) print(ctx.io, result.id);
+        else {
+          ctx.io.stderr.write(`writing image ${result.id} done\n`);
+          for (const tag of flags.tag ?? []) ctx.io.stderr.write(`naming to ${tag} done\n`);
+        }
+      }),
+    );
+}
+
+async function readStdin(io: Io): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of io.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return Buffer.concat(chunks).toString('utf8');
+}

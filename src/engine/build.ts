@@ -1,0 +1,126 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { BuildContext } from '../build/context.js';
+import { type PlanOptions, externalImages, planBuild } from '../build/plan.js';
+import { type BuildEvent, Solver } from '../build/solver.js';
+import { parseInstructions } from '../dockerfile/instructions.js';
+import { KilnError, isErrno } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import { parseReference } from '../reference/reference.js';
+import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
+import type { Driver } from '../snapshot/snapshotter.js';
+import { hostPlatform } from '../transport/oci-layout.js';
+import type { Engine } from './engine.js';
+import { openSnapshotter, unpackImage } from './run.js';
+
+export interface BuildOptions {
+  readonly contextDir: string;
+  /** `-f`: the Dockerfile's path (default `<context>/Dockerfile`), or its text when read from stdin. */
+  readonly dockerfile?: { readonly path: string } | { readonly text: string };
+  readonly tags: readonly string[];
+  readonly buildArgs: ReadonlyMap<string, string>;
+  readonly target?: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly noCache: boolean;
+  /** `--no-cache-filter`: stages (by name or index) that are rebuilt without the cache. */
+  readonly noCacheFilter: readonly string[];
+  /** `--secret id=…,src=…`: secret id → file. */
+  readonly secrets: ReadonlyMap<string, string>;
+  /** `--platform`: only the host's own is possible. */
+  readonly platform?: string;
+  /** SOURCE_DATE_EPOCH / `--timestamp`, in seconds. */
+  readonly epoch?: number;
+  /** `--network`: for RUN steps that do not say; `host` unless `none` is asked for. */
+  readonly network?: 'none' | 'host';
+  readonly runtime: RuntimeName;
+  readonly storageDriver?: Driver;
+  readonly notice: (message: string) => void;
+  readonly events: (event: BuildEvent) => void;
+}
+
+export interface BuildResult {
+  readonly id: Digest;
+  readonly warnings: readonly string[];
+}
+
+/** `docker build`: a Dockerfile and a context directory → an image in the store, tagged. */
+export async function buildImage(engine: Engine, options: BuildOptions): Promise<BuildResult> {
+  if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln build needs root (it runs RUN steps in an OCI runtime over overlay mounts; rootless builds are not supported yet)');
+  const contextDir = resolve(options.contextDir);
+  const source = options.dockerfile ?? { path: resolve(contextDir, 'Dockerfile') };
+  let text: string;
+  let file: string;
+  if ('text' in source) {
+    text = source.text;
+    file = 'Dockerfile (stdin)';
+  } else {
+    file = source.path;
+    text = await readFile(source.path, 'utf8').catch((err: unknown) => {
+      if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `cannot find the Dockerfile ${source.path}: give its path with -f, or put a Dockerfile in the build context`);
+      throw err;
+    });
+  }
+  const host = hostPlatform();
+  if (options.platform !== undefined) {
+    const wanted = options.platform.replace(/^linux\/amd64\/v\d$/, 'linux/amd64');
+    if (wanted !== `${host.os}/${host.architecture}`) {
+      throw new KilnError('UNSUPPORTED', `--platform ${options.platform}: kiln builds only for this machine's platform (${host.os}/${host.architecture}); cross-platform builds need emulation, which kiln does not do`);
+    }
+  }
+  for (const tag of options.tags) {
+    if (parseReference(tag).digest) throw new KilnError('INVALID_ARGUMENT', `invalid tag ${JSON.stringify(tag)}: a build is tagged with a name, not a digest`);
+  }
+  const dockerfile = parseInstructions(text, file);
+  const planOptions: PlanOptions = {
+    buildArgs: options.buildArgs,
+    ...(options.target !== undefined ? { target: options.target } : {}),
+    platform: host,
+    labels: options.labels,
+  };
+  const images = new Map<string, Digest>();
+  for (const ref of externalImages(dockerfile, planOptions)) {
+    try {
+      images.set(ref, engine.image(ref).id);
+    } catch (err) {
+      if (err instanceof KilnError && err.code === 'NOT_FOUND') {
+        throw new KilnError('NOT_FOUND', `${file}: the image ${ref} is not in the store, and kiln build does not pull yet: import or load it first (kiln import, kiln load)`);
+      }
+      throw err;
+    }
+  }
+  const plan = planBuild(dockerfile, planOptions, (ref) => engine.store.configOf(images.get(ref) as Digest));
+  const warnings = [...dockerfile.warnings];
+  if (plan.unusedBuildArgs.length > 0) warnings.push(`One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
+  const noCacheStages = new Set(
+    options.noCacheFilter.map((name) => {
+      const stage = dockerfile.stages.find((s) => s.name === name.toLowerCase() || String(s.index) === name);
+      if (!stage) throw new KilnError('INVALID_ARGUMENT', `--no-cache-filter ${name}: no stage of that name in ${file}`);
+      return stage.index;
+    }),
+  );
+  const context = await BuildContext.open(contextDir, engine.store.db.fileDigests(), 'path' in source ? source.path : undefined);
+  const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
+  if (plan.stages.some((s) => s.steps.some((step) => step.operation?.kind === 'exec'))) {
+    const prepared = await prepareRuntime(options.runtime);
+    if (prepared) options.notice(prepared);
+  }
+  const id = await engine.store.withLease(async (lease) => {
+    const solver = new Solver(plan, {
+      store: engine.store,
+      lease,
+      snapshots,
+      runtime: options.runtime,
+      context,
+      secrets: options.secrets,
+      images,
+      unpack: (imageId) => unpackImage(engine, snapshots, imageId),
+      noCache: (stage) => options.noCache || noCacheStages.has(stage),
+      ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
+      defaultNetwork: options.network ?? 'host',
+      events: options.events,
+    });
+    return solver.solve();
+  });
+  for (const tag of options.tags) engine.tag(id, tag);
+  return { id, warnings };
+}
