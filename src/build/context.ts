@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { KilnError, isErrno } from '../errors.js';
 import { PatternMatcher, cleanPath, filepathMatch, parseDockerignore } from '../dockerfile/dockerignore.js';
@@ -27,6 +27,8 @@ export interface ContextEntry {
   readonly linkTarget?: string;
   /** dev:ino:size:mtime_ns:ctime_ns, the stat cache's key. */
   readonly stat: string;
+  /** The name a COPY source gave it when that was a symlink to it (the copy keeps the link's name). */
+  readonly as?: string;
 }
 
 /** The store's memory of file digests by path and stat. */
@@ -127,13 +129,26 @@ export class BuildContext {
     if (hasGlob(path)) {
       const matches = [...this.entries.values()].filter((e) => e.path !== '' && filepathMatch(path, e.path));
       if (matches.length === 0) throw new KilnError('NOT_FOUND', `${where}: no source files were specified: ${JSON.stringify(source)} matches nothing in the build context`);
-      return matches;
+      return matches.map((e) => this.follow(e, where));
     }
     const entry = this.entries.get(path);
-    if (entry) return [entry];
+    if (entry) return [this.follow(entry, where)];
     const rule = this.ignore.patterns.length > 0 ? this.ignore.decidingPattern(path) : undefined;
     const hidden = rule !== undefined && !rule.startsWith('!') ? ` (it is excluded by the rule ${JSON.stringify(rule)} in ${this.ignoreFile ?? '.dockerignore'})` : '';
     throw new KilnError('NOT_FOUND', `${where}: ${JSON.stringify(source)} not found in the build context${hidden}`);
+  }
+
+  /** A source that is a symlink stands for what it points at inside the context (Docker follows it). */
+  private follow(entry: ContextEntry, where: string): ContextEntry {
+    let current = entry;
+    for (let hops = 0; current.type === 'symlink'; hops++) {
+      const target = current.linkTarget ?? '';
+      const path = BuildContext.sourcePath(target.startsWith('/') ? target : `${posix.dirname(current.path)}/${target}`);
+      const next = this.entries.get(path);
+      if (!next || hops > 40) throw new KilnError('NOT_FOUND', `${where}: the source ${JSON.stringify(entry.path)} is a symlink to ${JSON.stringify(target)}, which is not in the build context`);
+      current = next;
+    }
+    return current === entry ? entry : { ...current, as: posix.basename(entry.path) };
   }
 
   /** An entry and everything visible below it, parents first. */

@@ -248,7 +248,7 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
         continue;
       }
     }
-    const base = top.type === 'directory' ? '' : intoDirectory ? posix.basename(top.path) : posix.basename(op.destination);
+    const base = top.type === 'directory' ? '' : intoDirectory ? (top.as ?? posix.basename(top.path)) : posix.basename(op.destination);
     for (const entry of await source.tree(top)) {
       const relative = top.type === 'directory' ? entry.path.slice(top.path === '' ? 0 : top.path.length + 1) : base;
       if (relative === '') continue; // the source directory itself: its contents go into the destination

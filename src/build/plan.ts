@@ -103,6 +103,7 @@ export interface BuildPlan {
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
 function platformString(p: Platform): string {
@@ -242,10 +243,12 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
       }
     }
 
-    // ONBUILD triggers of an image base run first, then are cleared (a stage base's were already run).
-    const triggers = base.kind === 'image' ? (config.OnBuild ?? []).map((t) => parseTrigger(t, `${dockerfile.file} (ONBUILD of ${baseName})`)) : [];
+    // The base's ONBUILD triggers run first in this stage, then are cleared (they fire one level down only).
+    const triggers = base.kind === 'scratch' ? [] : (config.OnBuild ?? []).map((t) => parseTrigger(t, `${dockerfile.file} (ONBUILD of ${baseName})`));
     if (triggers.length > 0 || config.OnBuild) config = { ...config, OnBuild: null };
 
+    // Docker gives every stage a PATH when its base has none.
+    if (!(config.Env ?? []).some((e) => e.startsWith('PATH='))) config = { ...config, Env: [DEFAULT_PATH, ...(config.Env ?? [])] };
     const env = envMap(config.Env);
     const args = new Map<string, string | undefined>();
     const lookup = (name: string): string | undefined => (env.has(name) ? env.get(name) : args.get(name));

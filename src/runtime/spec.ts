@@ -71,7 +71,8 @@ export async function resolveUser(rootfs: string, user: string): Promise<{ uid: 
     else if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
     else throw new KilnError('INVALID_ARGUMENT', `unable to find group ${groupPart}: no matching entries in the image's /etc/group`);
   }
-  const additionalGids = name ? groups.filter((g) => (g[3] ?? '').split(',').includes(name) && Number(g[2]) !== gid).map((g) => Number(g[2])) : [];
+  // Docker lists the primary group among the supplementary ones too (`id` shows groups=GID(...)).
+  const additionalGids = [gid, ...(name ? groups.filter((g) => (g[3] ?? '').split(',').includes(name) && Number(g[2]) !== gid).map((g) => Number(g[2])) : [])];
   return { uid, gid, home, additionalGids };
 }
 

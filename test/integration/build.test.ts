@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { savedImageTree } from '../helpers/image-tree.js';
+import { newKiln, ok } from '../helpers/kiln.js';
+import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
+import { BUILD_CASES, type BuildCase, writeContext } from '../helpers/build-cases.js';
+
+const skip = isRoot ? false : 'kiln build runs RUN steps in an OCI runtime over overlay mounts, which needs root';
+
+/** A store with busybox:latest loaded from Docker's own save (a fixed image ID in every store). */
+async function storeWithBusybox() {
+  const store = await newKiln();
+  await ok(store.kiln(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]));
+  await ok(store.kiln(['tag', 'busybox:lab', 'busybox:latest']));
+  return store;
+}
+
+function buildCase(name: string): BuildCase {
+  const found = BUILD_CASES.find((c) => c.name === name);
+  if (!found) throw new Error(`no build case ${name}`);
+  return found;
+}
+
+/** Builds and returns the flattened tree and config, plus the build's stderr. */
+async function buildAndRead(kiln: Awaited<ReturnType<typeof newKiln>>['kiln'], context: string, tag: string, args: readonly string[] = []) {
+  const built = await ok(kiln(['build', '--progress', 'plain', '-t', tag, ...args, context]));
+  const archive = join(await tempDir(), 'image.tar');
+  await ok(kiln(['save', '-o', archive, tag]));
+  return { ...(await savedImageTree(archive)), log: built.stderr };
+}
+
+async function fileText(kiln: Awaited<ReturnType<typeof newKiln>>['kiln'], image: string, path: string): Promise<string> {
+  return (await ok(kiln(['run', '--rm', '--network', 'none', image, 'cat', path]))).stdout;
+}
+
+describe('kiln build: BuildKit syntax the classic builder lacks', { skip }, () => {
+  it('runs heredoc scripts, with and without a shebang, and an explicit interpreter', async () => {
+    const { kiln } = await storeWithBusybox();
+    await ok(kiln(['build', '-q', '-t', 'hd:1', await writeContext(buildCase('heredoc-run'))]));
+    assert.equal(await fileText(kiln, 'hd:1', '/hd1'), 'first\nsecond\n');
+    assert.equal(await fileText(kiln, 'hd:1', '/hd2'), 'sh\n');
+    await ok(kiln(['build', '-q', '-t', 'hd:2', await writeContext(buildCase('heredoc-run-shebang'))]));
+    assert.equal(await fileText(kiln, 'hd:2', '/shebang'), 'via /dev/pipes/EOF\n');
+  });
+
+  it('copies heredocs as files: expanded, literal when the delimiter is quoted, tabs chomped with <<-', async () => {
+    const { kiln } = await storeWithBusybox();
+    const { files } = await buildAndRead(kiln, await writeContext(buildCase('heredoc-copy')), 'hc:1');
+    assert.deepEqual(files.get('/greeting')?.type, 'file');
+    assert.equal(await fileText(kiln, 'hc:1', '/greeting'), 'hello world\n');
+    assert.equal(await fileText(kiln, 'hc:1', '/literal'), 'hello $WHO\n');
+    assert.equal(await fileText(kiln, 'hc:1', '/chomped'), 'indented\n');
+  });
+
+  it('applies --chmod, --link and --exclude', async () => {
+    const { kiln } = await storeWithBusybox();
+    const { files } = await buildAndRead(kiln, await writeContext(buildCase('copy-chmod-link-exclude')), 'cl:1');
+    assert.equal(files.get('/private/a.txt')?.mode, '600');
+    assert.equal(files.get('/linked/b.txt')?.type, 'file');
+    assert.ok(files.has('/nomd/one') && files.has('/nomd/sub/two'));
+    assert.equal(files.has('/nomd/sub/readme.md'), false);
+  });
+
+  it('mounts binds from the context and from a stage, tmpfs, and --network=none has only loopback; mount points leave no trace', async () => {
+    const { kiln } = await storeWithBusybox();
+    const bind = await buildAndRead(kiln, await writeContext(buildCase('run-mount-bind')), 'mb:1');
+    assert.equal(await fileText(kiln, 'mb:1', '/from-context'), '1\n');
+    assert.equal(await fileText(kiln, 'mb:1', '/from-stage'), 'tool\n');
+    assert.equal(bind.files.has('/mnt'), false);
+    assert.equal(bind.files.has('/t'), false);
+    const tmpfs = await buildAndRead(kiln, await writeContext(buildCase('run-mount-tmpfs-network-none')), 'mt:1');
+    assert.equal(await fileText(kiln, 'mt:1', '/nets'), 'lo\n');
+    assert.equal(tmpfs.files.has('/scratch'), false);
+  });
+
+  it('keeps a cache mount between builds (the cache is not in the image)', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext(buildCase('run-mount-cache'));
+    await ok(kiln(['build', '-q', '-t', 'mc:1', context]));
+    await ok(kiln(['build', '-q', '--no-cache', '-t', 'mc:2', context]));
+    assert.equal(await fileText(kiln, 'mc:1', '/seen'), 'run\n');
+    assert.equal(await fileText(kiln, 'mc:2', '/seen'), 'run\nrun\n');
+    const { files } = await buildAndRead(kiln, context, 'mc:2');
+    assert.equal(files.has('/cache/runs'), false);
+  });
+});
+
+describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
+  const project = (extra = ''): BuildCase => ({
+    name: 'project',
+    docker: false,
+    files: { 'app/main.txt': 'main\n', 'app/lib.txt': 'lib\n', 'config.txt': 'config\n' },
+    dockerfile: `FROM busybox\nRUN echo deps > /deps\nCOPY config.txt /etc/app/\nRUN cat /etc/app/config.txt > /configured\nCOPY app /app\nRUN ls /app > /listing\n${extra}`,
+  });
+
+  it('a second build of an unchanged project is all cache hits with the same image ID, and survives a new process', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext(project());
+    const first = await ok(kiln(['build', '--progress', 'plain', '--iidfile', join(context, '..', 'iid1'), '-t', 'p:1', context]));
+    assert.equal((first.stderr.match(/CACHED/g) ?? []).length, 0);
+    const second = await ok(kiln(['build', '--progress', 'plain', '-t', 'p:1', context]));
+    assert.equal((second.stderr.match(/CACHED/g) ?? []).length, 5, second.stderr);
+    assert.equal((second.stderr.match(/DONE/g) ?? []).length, 0, second.stderr);
+    const quiet = await ok(kiln(['build', '-q', context]));
+    assert.equal(quiet.stdout.trim(), (await readFile(join(context, '..', 'iid1'), 'utf8')).trim());
+  });
+
+  it('changing one context file reruns only the steps from its COPY on', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext(project());
+    await ok(kiln(['build', '-q', '-t', 'p:1', context]));
+    await writeFile(join(context, 'app', 'lib.txt'), 'lib changed\n');
+    const rebuilt = await ok(kiln(['build', '--progress', 'plain', '-t', 'p:2', context]));
+    const lines = rebuilt.stderr.split('\n');
+    const status = (step: string): string => {
+      const id = lines.find((l) => l.includes(step))?.split(' ')[0];
+      return lines.find((l) => l.startsWith(`${id} CACHED`) || l.startsWith(`${id} DONE`))?.split(' ')[1] ?? 'missing';
+    };
+    assert.deepEqual(
+      ['RUN echo deps', 'COPY config.txt', 'RUN cat', 'COPY app', 'RUN ls'].map(status),
+      ['CACHED', 'CACHED', 'CACHED', 'DONE', 'DONE'],
+    );
+    // An mtime change alone is not a change.
+    await writeFile(join(context, 'config.txt'), 'config\n');
+    const touched = await ok(kiln(['build', '--progress', 'plain', '-t', 'p:3', context]));
+    assert.equal((touched.stderr.match(/CACHED/g) ?? []).length, 5, touched.stderr);
+  });
+
+  it('two clean builds with SOURCE_DATE_EPOCH give the same image ID', async () => {
+    const ids: string[] = [];
+    for (const _ of [1, 2]) {
+      const { kiln } = await storeWithBusybox();
+      const context = await writeContext(project());
+      ids.push((await ok(kiln(['build', '-q', '--timestamp', '1700000000', context]))).stdout.trim());
+    }
+    assert.match(ids[0] ?? '', /^sha256:[a-f0-9]{64}$/);
+    assert.equal(ids[0], ids[1]);
+  });
+
+  it('a secret mounted in RUN appears in no blob of the store, no history and no cache key', async () => {
+    const { root, kiln } = await storeWithBusybox();
+    const secretValue = 'kiln-secret-value-31337';
+    const dir = await tempDir();
+    await writeFile(join(dir, 'token'), secretValue);
+    const context = await writeContext({
+      name: 'secret',
+      docker: false,
+      dockerfile: 'FROM busybox\nRUN --mount=type=secret,id=token wc -c < /run/secrets/token > /length && cp /run/secrets/token /dev/null\n',
+    });
+    await ok(kiln(['build', '-q', '--secret', `id=token,src=${join(dir, 'token')}`, '-t', 's:1', context]));
+    assert.equal((await fileText(kiln, 's:1', '/length')).trim(), String(secretValue.length));
+    const blobs = join(root, 'blobs', 'sha256');
+    for (const name of await readdir(blobs)) {
+      assert.equal((await readFile(join(blobs, name))).includes(secretValue), false, `blob ${name} holds the secret`);
+    }
+    assert.equal((await readFile(join(root, 'kiln.db'))).includes(secretValue), false);
+    const { files } = await buildAndRead(kiln, context, 's:1', ['--secret', `id=token,src=${join(dir, 'token')}`]);
+    assert.equal(files.has('/run/secrets/token'), false);
+  });
+
+  it('independent stages run at the same time', async () => {
+    const { kiln } = await storeWithBusybox();
+    // Stage a can only finish when stage b has run: one after the other, a would wait out its 60 s.
+    const context = await writeContext({
+      name: 'parallel',
+      docker: false,
+      dockerfile: [
+        'FROM busybox AS a',
+        'RUN --mount=type=cache,target=/sync,id=parallel-test i=0; while [ ! -f /sync/b ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; test -f /sync/b && echo a > /a',
+        'FROM busybox AS b',
+        'RUN --mount=type=cache,target=/sync,id=parallel-test touch /sync/b && echo b > /b',
+        'FROM busybox',
+        'COPY --from=a /a /a',
+        'COPY --from=b /b /b',
+        '',
+      ].join('\n'),
+    });
+    await ok(kiln(['build', '-q', '-t', 'par:1', context]));
+    assert.equal(await fileText(kiln, 'par:1', '/a'), 'a\n');
+  });
+
+  it('builds only the stages the target needs', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'target', docker: false, dockerfile: 'FROM busybox AS broken\nRUN exit 1\nFROM busybox AS good\nRUN echo ok > /ok\nFROM broken\n' });
+    await ok(kiln(['build', '-q', '--target', 'good', '-t', 't:1', context]));
+    assert.equal(await fileText(kiln, 't:1', '/ok'), 'ok\n');
+  });
+
+  it('reads the Dockerfile from stdin with -f -', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await tempDir();
+    await ok(kiln(['build', '-q', '-f', '-', '-t', 'stdin:1', context], 'FROM busybox\nRUN echo stdin > /stdin\n'));
+    assert.equal(await fileText(kiln, 'stdin:1', '/stdin'), 'stdin\n');
+  });
+});
+
+describe('kiln build: errors name the file and line and say what to do', { skip }, () => {
+  it('suggests the closest instruction for a typo', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'typo', docker: false, dockerfile: 'FROM busybox\nCOPPY a b\n' });
+    const result = await kiln(['build', context]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /Dockerfile:2: unknown instruction: COPPY\n {2}2 \| COPPY a b\ndid you mean COPY\?/);
+    assert.doesNotMatch(result.stderr, /\n\s+at /);
+  });
+
+  it('shows a failed RUN step with its exit code and last output lines', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'fail', docker: false, dockerfile: 'FROM busybox\nRUN echo about to fail; echo on stderr >&2; exit 3\n' });
+    const result = await kiln(['build', context]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /Dockerfile:2: RUN echo about to fail.*returned a non-zero code: 3/);
+    // stdout and stderr are separate pipes: their lines may come in either order.
+    const tail = result.stderr.split('last 2 lines of its output:\n')[1] ?? '';
+    assert.deepEqual(tail.split('\n').filter(Boolean).sort(), ['  about to fail', '  on stderr']);
+  });
+
+  it('names the .dockerignore rule that hid a missing COPY source', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'ignored', docker: false, files: { 'secret.txt': 's', '.dockerignore': '*.txt\n' }, dockerfile: 'FROM busybox\nCOPY secret.txt /\n' });
+    const result = await kiln(['build', context]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /"secret.txt" not found in the build context \(it is excluded by the rule "\*\.txt" in .*\.dockerignore\)/);
+  });
+
+  it('refuses a foreign platform and unknown flags clearly', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'platform', docker: false, dockerfile: 'FROM busybox\nCOPY --bogus=1 a b\n' });
+    const platform = await kiln(['build', '--platform', 'linux/s390x', context]);
+    assert.match(platform.stderr, /kiln builds only for this machine's platform/);
+    const flag = await kiln(['build', context]);
+    assert.match(flag.stderr, /Dockerfile:2: unknown flag: --bogus \(COPY takes --from, --chown/);
+  });
+});
