@@ -5,8 +5,8 @@
  * unchanged large context is not re-read.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstat, readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { KilnError, isErrno } from '../errors.js';
@@ -95,11 +95,12 @@ export class BuildContext {
     });
     entries.set('', describe('', rootStat));
     const walk = async (dir: string, prefix: string): Promise<void> => {
-      for (const name of (await readdir(dir)).sort()) {
+      // Synchronous calls: a context of 20,000 files is walked far faster without a thread-pool round trip each.
+      for (const name of readdirSync(dir).sort()) {
         const path = prefix + name;
         const excluded = patterns.length > 0 && ignore.matches(path);
         const full = join(dir, name);
-        const st = await lstat(full, { bigint: true });
+        const st = lstatSync(full, { bigint: true });
         if (st.isDirectory()) {
           if (excluded && !ignore.hasExclusions) continue;
           if (!excluded) entries.set(path, describe(path, st));
@@ -107,7 +108,7 @@ export class BuildContext {
           continue;
         }
         if (excluded) continue;
-        entries.set(path, describe(path, st, st.isSymbolicLink() ? await readlink(full) : undefined));
+        entries.set(path, describe(path, st, st.isSymbolicLink() ? readlinkSync(full) : undefined));
       }
     };
     await walk(root, '');
@@ -169,7 +170,8 @@ export class BuildContext {
     const cached = this.cache.get(absolute, entry.stat);
     if (cached) return cached;
     const hash = createHash('sha256');
-    for await (const chunk of createReadStream(absolute, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    if (entry.size <= 1 << 20) hash.update(readFileSync(absolute));
+    else for await (const chunk of createReadStream(absolute, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
     const digest = `sha256:${hash.digest('hex')}` as Digest;
     this.cache.put(absolute, entry.stat, digest);
     return digest;

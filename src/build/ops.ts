@@ -4,7 +4,7 @@
  * snapshot and turns what changed into a layer; these only change the tree.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { request } from 'undici';
@@ -29,6 +29,7 @@ export interface SourceTree {
 }
 
 const MAX_SYMLINKS = 40;
+const SMALL_FILE = 1 << 20;
 
 /**
  * Resolves `path` inside `root` the way the container would see it: symlinks are followed, absolute ones
@@ -212,6 +213,13 @@ async function archiveStream(path: string): Promise<AsyncIterable<Uint8Array> | 
   })();
 }
 
+/** A file's bytes, opened only when the tar writer gets to it (a 20,000-file COPY must not open them all). */
+async function* openWhenRead(path: string, size: number): AsyncGenerator<Uint8Array> {
+  // Small files in one read: a stream's 1 MiB buffer per file would cost more than the file.
+  if (size <= SMALL_FILE) yield readFileSync(path);
+  else yield* createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+}
+
 /** COPY/ADD into a mounted root filesystem, with Docker's destination rules. */
 export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<void> {
   const { rootfs, source, what } = input;
@@ -257,7 +265,7 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
       if (entry.type === 'directory') entries.push({ header: { ...header, path: `${relative}/`, type: 'directory' } });
       else if (entry.type === 'symlink') entries.push({ header: { ...header, mode: 0o777, type: 'symlink', linkname: entry.linkTarget ?? '' } });
       else if (entry.type === 'file') {
-        entries.push({ header: { ...header, type: 'file', size: entry.size }, body: entry.size > 0 ? createReadStream(source.absolute(entry), { highWaterMark: 1 << 20 }) : new Uint8Array(0) });
+        entries.push({ header: { ...header, type: 'file', size: entry.size }, body: entry.size > 0 ? openWhenRead(source.absolute(entry), entry.size) : new Uint8Array(0) });
       }
     }
   }

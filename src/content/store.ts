@@ -164,11 +164,16 @@ export class ContentStore {
  * One blob being written. Lifecycle: created by {@link ContentStore.writer} → `write`* → `commit` (verified,
  * visible) or `abort` (nothing left behind). After either, the writer is spent.
  */
+/** Writes smaller than this are gathered into one. */
+const WRITE_BATCH = 1 << 20;
+
 export class ContentWriter {
   private readonly hash: Hash = createHash('sha256');
   private written = 0;
   private done = false;
   private verified: BlobInfo | undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   constructor(
     private readonly store: ContentStore,
@@ -183,12 +188,29 @@ export class ContentWriter {
   async write(chunk: Uint8Array): Promise<void> {
     if (this.done) throw new KilnError('INTERNAL', 'write after commit or abort');
     this.hash.update(chunk);
+    this.written += chunk.length;
+    if (chunk.length >= WRITE_BATCH && this.pendingBytes === 0) return this.writeFully(chunk);
+    // Small chunks (tar headers, small files) are gathered into one write: a system call each would
+    // dominate a layer of many small files. They are copied, as the caller may reuse its buffer.
+    this.pending.push(Buffer.from(chunk));
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= WRITE_BATCH) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const batch = Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.writeFully(batch);
+  }
+
+  private async writeFully(data: Uint8Array): Promise<void> {
     let at = 0;
-    while (at < chunk.length) {
-      const { bytesWritten } = await this.handle.write(chunk, at, chunk.length - at);
+    while (at < data.length) {
+      const { bytesWritten } = await this.handle.write(data, at, data.length - at);
       at += bytesWritten;
     }
-    this.written += chunk.length;
   }
 
   /** Verifies size and digest, fsyncs, and makes the blob visible. A mismatch removes the ingest file. */
@@ -208,6 +230,7 @@ export class ContentWriter {
     const digest = `sha256:${this.hash.digest('hex')}` as Digest;
     const size = this.written;
     try {
+      await this.flush();
       if (expected.size !== undefined && expected.size !== size) {
         throw new KilnError('DIGEST_MISMATCH', `blob ${expected.digest ?? digest}: expected ${expected.size} bytes, got ${size}`);
       }

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { BuildContext } from '../build/context.js';
 import { type PlanOptions, externalImages, planBuild } from '../build/plan.js';
 import { type BuildEvent, Solver } from '../build/solver.js';
@@ -8,7 +8,8 @@ import { KilnError, isErrno } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../reference/reference.js';
 import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
-import type { Driver } from '../snapshot/snapshotter.js';
+import { type Driver, Snapshotter, unmountStale } from '../snapshot/snapshotter.js';
+import { processAlive } from '../gc/gc.js';
 import { hostPlatform } from '../transport/oci-layout.js';
 import type { Engine } from './engine.js';
 import { openSnapshotter, unpackImage } from './run.js';
@@ -123,4 +124,36 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   });
   for (const tag of options.tags) engine.tag(id, tag);
   return { id, warnings };
+}
+
+const BUILD_WORK = 'builds';
+/** The pid in the name of a build's work directory or snapshot (`<pid>-…`, `view-<pid>-…`, `build-<pid>-…`). */
+const OWNER = /^(?:build-|view-)?(\d+)-/;
+
+/** Work directories of builds whose kiln process is gone (a kill -9 mid-build), with their mounts. */
+export async function abandonedBuilds(engine: Engine): Promise<string[]> {
+  const dir = join(engine.store.root, BUILD_WORK);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.filter((name) => {
+    const owner = Number(OWNER.exec(name)?.[1] ?? 0);
+    return owner !== process.pid && !(owner > 0 && processAlive(owner));
+  });
+}
+
+/** Unmounts and removes what dead builds left: work directories and their active snapshots. */
+export async function pruneBuildLeftovers(engine: Engine): Promise<number> {
+  const abandoned = await abandonedBuilds(engine);
+  for (const name of abandoned) {
+    const dir = join(engine.store.root, BUILD_WORK, name);
+    await unmountStale(join(dir, 'rootfs'));
+    await unmountStale(dir);
+    await rm(dir, { recursive: true, force: true });
+  }
+  const snapshots = new Snapshotter(engine.store.root, engine.store.db, 'overlay');
+  for (const row of snapshots.list().reverse()) {
+    const owner = /^(?:build|view)-(\d+)-/.exec(row.key)?.[1];
+    if (owner === undefined || Number(owner) === process.pid || processAlive(Number(owner))) continue;
+    if (engine.store.db.snapshotChildren(row.key).length === 0) await snapshots.remove(row.key);
+  }
+  return abandoned.length;
 }

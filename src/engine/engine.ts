@@ -5,6 +5,7 @@ import { KilnError, isKilnError } from '../errors.js';
 import type { ImageRow } from '../meta/db.js';
 import { chainIds } from '../image/image.js';
 import { abandonedBundles } from './containers.js';
+import { abandonedBuilds } from './build.js';
 import { type Digest, shortId } from '../oci/digest.js';
 import type { HistoryEntry } from '../oci/types.js';
 import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
@@ -354,9 +355,11 @@ export class Engine {
     for (const snapshot of this.db.snapshots()) {
       if (!dirs.delete(String(snapshot.dir))) problems.push(`snapshot ${snapshot.key} has no directory ${join(snapshotsDir, String(snapshot.dir))}`);
       else if (/^extract-/.test(snapshot.key)) orphans.push(`unfinished layer unpack ${snapshot.key}`);
+      else if (/^(?:build|view)-/.test(snapshot.key)) orphans.push(`build step snapshot ${snapshot.key}`);
     }
     for (const dir of dirs) orphans.push(`left-over snapshot directory ${join(snapshotsDir, dir)}`);
     for (const id of await abandonedBundles(this)) orphans.push(`container ${id.slice(0, 12)} left by a kiln that died (system prune removes it)`);
+    for (const name of await abandonedBuilds(this)) orphans.push(`build work ${name} left by a kiln that died (system prune removes it)`);
     return { blobs, images: images.length, names: this.db.names().length, problems, orphans };
   }
 }

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmodSync, createWriteStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { KilnError, isErrno } from '../errors.js';
+import { KilnError } from '../errors.js';
 import type { TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 
@@ -94,18 +94,15 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
   const createdDirs = new Set<string>();
 
   /** Makes sure every parent of `rel` is a real directory inside the root, creating missing ones. */
-  const parentDir = async (header: TarHeader, rel: string): Promise<string> => {
+  const parentDir = (header: TarHeader, rel: string): string => {
     let current = root;
     const parts = rel.split('/').slice(0, -1);
     for (const [index, part] of parts.entries()) {
       current = join(current, part);
       if (knownDirs.has(current)) continue;
-      const st = await lstat(current).catch((err: unknown) => {
-        if (isErrno(err, 'ENOENT')) return undefined;
-        throw err;
-      });
+      const st = lstatSync(current, { throwIfNoEntry: false });
       if (!st) {
-        await mkdir(current, { mode: 0o755 });
+        mkdirSync(current, { mode: 0o755 });
         createdDirs.add(current);
       } else if (st.isSymbolicLink()) refuse(header, `would be written through the symlink ${JSON.stringify(parts.slice(0, index + 1).join('/'))}`);
       else if (!st.isDirectory()) refuse(header, `has a parent ${JSON.stringify(part)} that is not a directory`);
@@ -115,12 +112,12 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
   };
 
   /** Clears the way for a new entry, keeping an existing directory when the entry is one. */
-  const removeExisting = async (path: string, parent: string, keepDirectory: boolean): Promise<boolean> => {
+  const removeExisting = (path: string, parent: string, keepDirectory: boolean): boolean => {
     if (createdDirs.has(parent) && !written.has(path)) return false;
-    const st = await lstat(path).catch(() => undefined);
+    const st = lstatSync(path, { throwIfNoEntry: false });
     if (!st) return false;
     if (keepDirectory && st.isDirectory()) return true;
-    await rm(path, { recursive: true, force: true });
+    rmSync(path, { recursive: true, force: true });
     if (st.isDirectory()) {
       // Forget what was proven about the replaced directory and everything under it.
       for (const dir of knownDirs) if (dir === path || dir.startsWith(`${path}/`)) knownDirs.delete(dir);
@@ -136,7 +133,7 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
       continue;
     }
     const base = posix.basename(rel);
-    const parent = await parentDir(header, rel);
+    const parent = parentDir(header, rel);
     const target = join(parent, base);
 
     if (base === OPAQUE_MARKER) {
@@ -146,7 +143,7 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     if (base.startsWith(WHITEOUT_PREFIX)) {
       const hidden = join(parent, base.slice(WHITEOUT_PREFIX.length));
       if (base.length === WHITEOUT_PREFIX.length) refuse(header, 'is a whiteout with no name');
-      await removeExisting(hidden, parent, false);
+      removeExisting(hidden, parent, false);
       if (options.whiteouts === 'overlay') {
         if (!privileged) refuse(header, 'is a whiteout, and overlay whiteouts (device 0/0) need root');
         await mknod(hidden, 'c', 0, 0);
@@ -157,48 +154,49 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     written.add(target);
     switch (header.type) {
       case 'directory':
-        if (!(await removeExisting(target, parent, true))) {
-          await mkdir(target, { mode: 0o755 });
+        if (!(removeExisting(target, parent, true))) {
+          mkdirSync(target, { mode: 0o755 });
           createdDirs.add(target);
         }
         knownDirs.add(target);
         dirs.push({ path: target, mode: header.mode, mtime: header.mtime });
         break;
       case 'file': {
-        await removeExisting(target, parent, false);
-        if (header.size <= SMALL_FILE) await writeFile(target, await readBody(body), { mode: 0o600 });
+        removeExisting(target, parent, false);
+        // Small files with synchronous calls: a thread-pool round trip per call costs more than the write.
+        if (header.size <= SMALL_FILE) writeFileSync(target, await readBody(body), { mode: 0o600 });
         else await pipeline(body, createWriteStream(target, { mode: 0o600 }));
         break;
       }
       case 'symlink':
-        await removeExisting(target, parent, false);
-        await symlink(header.linkname ?? '', target);
+        removeExisting(target, parent, false);
+        symlinkSync(header.linkname ?? '', target);
         break;
       case 'hardlink': {
         const linkRel = relative(header, header.linkname ?? '');
         if (linkRel === '') refuse(header, 'is a hardlink to the root directory');
-        const linkParent = await parentDir(header, linkRel);
+        const linkParent = parentDir(header, linkRel);
         const linkTarget = join(linkParent, posix.basename(linkRel));
-        const st = await lstat(linkTarget).catch(() => undefined);
+        const st = lstatSync(linkTarget, { throwIfNoEntry: false });
         if (!st) refuse(header, `is a hardlink to ${JSON.stringify(header.linkname)}, which does not exist in the layer or below`);
         if (st?.isDirectory()) refuse(header, `is a hardlink to the directory ${JSON.stringify(header.linkname)}`);
-        await removeExisting(target, parent, false);
-        await link(linkTarget, target);
+        removeExisting(target, parent, false);
+        linkSync(linkTarget, target);
         continue; // a hardlink shares its target's owner, mode and times
       }
       case 'char':
       case 'block':
         if (!privileged) refuse(header, 'is a device node, which needs root to create');
-        await removeExisting(target, parent, false);
+        removeExisting(target, parent, false);
         await mknod(target, header.type === 'char' ? 'c' : 'b', header.devmajor, header.devminor);
         break;
       case 'fifo':
-        await removeExisting(target, parent, false);
+        removeExisting(target, parent, false);
         await mknod(target, 'p');
         break;
     }
     // Root creates files owned by 0:0 already; only other owners need a chown.
-    if (privileged && (header.uid !== 0 || header.gid !== 0)) await lchown(target, header.uid, header.gid);
+    if (privileged && (header.uid !== 0 || header.gid !== 0)) lchownSync(target, header.uid, header.gid);
     // Extended attributes (file capabilities, SELinux labels, user.*): trusted.* and security.* need root;
     // overlay's own trusted.overlay.* are never taken from a layer.
     for (const [name, value] of header.xattrs ?? []) {
@@ -208,10 +206,10 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
         throw new KilnError('UNSUPPORTED', `${what}: cannot set extended attribute ${name} on ${JSON.stringify(header.path)} (${err.message.trim()}); the filesystem under the store may not support it`);
       });
     }
-    if (header.type === 'symlink') await lutimes(target, header.mtime, header.mtime);
+    if (header.type === 'symlink') lutimesSync(target, header.mtime, header.mtime);
     else if (header.type !== 'directory') {
-      await chmod(target, header.mode); // after chown, which clears setuid and setgid
-      await utimes(target, header.mtime, header.mtime);
+      chmodSync(target, header.mode); // after chown, which clears setuid and setgid
+      utimesSync(target, header.mtime, header.mtime);
     }
   }
 
@@ -227,8 +225,8 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
   // Directory modes and times last: a read-only directory must still take its children, and writing
   // inside a directory changes its mtime.
   for (const dir of dirs.reverse()) {
-    await chmod(dir.path, dir.mode);
-    await utimes(dir.path, dir.mtime, dir.mtime);
+    chmodSync(dir.path, dir.mode);
+    utimesSync(dir.path, dir.mtime, dir.mtime);
   }
   return { entries };
 }
