@@ -320,7 +320,8 @@ export class Engine {
     const sizeOf = (diffId: Digest): number => this.db.layerBlobsOf(diffId)[0]?.diffSize ?? 0;
     let layersSize = 0;
     for (const diffId of uses.keys()) layersSize += sizeOf(diffId);
-    const images = this.db.images().map((row) => {
+    // Like `docker images` without -a: a build's intermediate images are not counted.
+    const images = this.db.images().filter((row) => this.db.namesOf(row.id).length > 0 || this.db.childImages(row.id).length === 0).map((row) => {
       const shared = this.db.imageDiffIds(row.id).reduce((sum, d) => sum + ((uses.get(d) ?? 0) > 1 ? sizeOf(d) : 0), 0);
       return { summary: { ...this.summary(row), SharedSize: shared, Containers: 0 }, sharedSize: shared, uniqueSize: row.size - shared };
     });
