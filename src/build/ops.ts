@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { request } from 'undici';
+import { Agent, interceptors, request } from 'undici';
 import { KilnError, isErrno } from '../errors.js';
 import { filepathMatch } from '../dockerfile/dockerignore.js';
 import { applyLayer } from '../layer/apply.js';
@@ -30,6 +30,8 @@ export interface SourceTree {
 
 const MAX_SYMLINKS = 40;
 const SMALL_FILE = 1 << 20;
+/** ADD's downloads follow redirects, as Docker's do. */
+const REDIRECTING = new Agent().compose(interceptors.redirect({ maxRedirections: 10 }));
 
 /**
  * Resolves `path` inside `root` the way the container would see it: symlinks are followed, absolute ones
@@ -172,7 +174,7 @@ async function isDirectoryIn(rootfs: string, path: string): Promise<boolean> {
 
 /** A downloaded ADD source, its bytes and name. */
 async function download(url: string, checksum: string | undefined, what: string): Promise<{ name: string; data: Buffer; mtime: number }> {
-  const response = await request(url, { maxRedirections: 10 } as Parameters<typeof request>[1]).catch((err: Error) => {
+  const response = await request(url, { dispatcher: REDIRECTING }).catch((err: Error) => {
     throw new KilnError('NOT_FOUND', `${what}: cannot download ${url}: ${err.message}`);
   });
   if (response.statusCode !== 200) {

@@ -6,7 +6,8 @@
  * Dockerfiles: steps come with their config, history line, operation and cache descriptor.
  */
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, rm } from 'node:fs/promises';
+import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
@@ -58,6 +59,7 @@ interface State {
 
 const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 const LOG_TAIL_LINES = 20;
+const MAX_KEPT_LOG = 64 << 20;
 
 /** Runs `fn` with the first entry looked at: undefined when the generator is empty. */
 async function nonEmpty(entries: AsyncGenerator<TarInput>): Promise<AsyncGenerator<TarInput> | undefined> {
@@ -163,12 +165,13 @@ export class Solver {
         return { imageId: cached, config: store.configOf(cached) };
       }
     }
-    const logTail: string[] = [];
+    // The step's whole output is kept (up to a bound) so that a failure can show all of it, not a clipped part.
+    const log: Buffer[] = [];
+    let logBytes = 0;
     const output = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
-      const text = chunk.toString();
-      logTail.push(...text.split('\n').filter((l) => l !== ''));
-      if (logTail.length > LOG_TAIL_LINES * 4) logTail.splice(0, logTail.length - LOG_TAIL_LINES);
-      events({ type: 'log', id, stream, text });
+      if (logBytes < MAX_KEPT_LOG) log.push(chunk);
+      logBytes += chunk.length;
+      events({ type: 'log', id, stream, text: chunk.toString() });
     };
     let layer: Layer | undefined;
     try {
@@ -177,8 +180,15 @@ export class Solver {
       const message = err instanceof Error ? err.message : String(err);
       events({ type: 'error', id, message });
       if (err instanceof KilnError && err.code === 'FAILED') {
-        const tail = logTail.slice(-LOG_TAIL_LINES);
-        throw new KilnError('FAILED', `${message}${tail.length > 0 ? `\nlast ${tail.length} lines of its output:\n${tail.map((l) => `  ${l}`).join('\n')}` : ''}`);
+        const lines = Buffer.concat(log).toString().split('\n').filter((l) => l !== '');
+        const tail = lines.slice(-LOG_TAIL_LINES);
+        let where = '';
+        if (lines.length > tail.length || logBytes > MAX_KEPT_LOG) {
+          const file = join(tmpdir(), `kiln-step-${randomBytes(6).toString('hex')}.log`);
+          await writeFile(file, Buffer.concat(log));
+          where = `; its whole output${logBytes > MAX_KEPT_LOG ? ` (the first ${MAX_KEPT_LOG >> 20} MiB)` : ''} is in ${file}`;
+        }
+        throw new KilnError('FAILED', `${message}${tail.length > 0 ? `\nlast ${tail.length} lines of its output${where}:\n${tail.map((l) => `  ${l}`).join('\n')}` : ''}`);
       }
       throw err;
     }

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { type AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { savedImageTree } from '../helpers/image-tree.js';
@@ -188,6 +191,39 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal(await fileText(kiln, 't:1', '/ok'), 'ok\n');
   });
 
+  it('ADD downloads a URL (following redirects, mode 600, Last-Modified as mtime) and checks --checksum', async () => {
+    const { kiln } = await storeWithBusybox();
+    const body = 'downloaded\n';
+    const server = createServer((req, res) => {
+      if (req.url === '/redirect') res.writeHead(302, { location: '/file.txt' }).end();
+      else res.writeHead(200, { 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+      const context = await writeContext({ name: 'add-url', docker: false, dockerfile: `FROM busybox\nADD http://127.0.0.1:${port}/file.txt /web/\nADD --checksum=${digest} http://127.0.0.1:${port}/redirect /web/checked.txt\n` });
+      const { files } = await buildAndRead(kiln, context, 'web:1');
+      assert.equal(files.get('/web/file.txt')?.mode, '600');
+      assert.equal(files.get('/web/checked.txt')?.content, createHash('sha256').update(body).digest('hex').slice(0, 12));
+      assert.match((await ok(kiln(['run', '--rm', 'web:1', 'ls', '-l', '--full-time', '/web/file.txt']))).stdout, /2015-10-21 07:28:00/);
+      const wrong = await writeContext({ name: 'add-url-bad', docker: false, dockerfile: `FROM busybox\nADD --checksum=sha256:${'0'.repeat(64)} http://127.0.0.1:${port}/file.txt /x\n` });
+      const failed = await kiln(['build', wrong]);
+      assert.equal(failed.code, 1);
+      assert.match(failed.stderr, /but --checksum says sha256:0000/);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('--no-cache-filter rebuilds only the named stage', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'filter', docker: false, dockerfile: 'FROM busybox AS deps\nRUN echo deps > /deps\nFROM busybox\nCOPY --from=deps /deps /deps\nRUN echo final > /final\n' });
+    await ok(kiln(['build', '-q', context]));
+    const again = await ok(kiln(['build', '--progress', 'plain', '--no-cache-filter', 'deps', context]));
+    assert.match(again.stderr, /\[deps 1\/1\] RUN echo deps > \/deps\n#\d+ DONE/);
+  });
+
   it('reads the Dockerfile from stdin with -f -', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await tempDir();
@@ -215,6 +251,16 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     // stdout and stderr are separate pipes: their lines may come in either order.
     const tail = result.stderr.split('last 2 lines of its output:\n')[1] ?? '';
     assert.deepEqual(tail.split('\n').filter(Boolean).sort(), ['  about to fail', '  on stderr']);
+  });
+
+  it('keeps the whole output of a failed step in a file when the message shows only its end', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'long', docker: false, dockerfile: 'FROM busybox\nRUN seq 1 100; exit 1\n' });
+    const result = await kiln(['build', '-q', context]);
+    const file = /its whole output is in (\S+):/.exec(result.stderr)?.[1];
+    assert.ok(file, result.stderr);
+    assert.equal(await readFile(file, 'utf8'), Array.from({ length: 100 }, (_v, i) => `${i + 1}\n`).join(''));
+    assert.match(result.stderr, / {2}81\n[\s\S]* {2}100\n$/);
   });
 
   it('names the .dockerignore rule that hid a missing COPY source', async () => {

@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../build/solver.js';
 import { buildImage } from '../../engine/build.js';
 import { KilnError } from '../../errors.js';
@@ -100,6 +100,12 @@ function plainProgress(io: Io): (event: BuildEvent) => void {
   };
 }
 
+/** Commander takes every `--no-…` flag for a negated boolean; `--no-cache-filter` is a flag with a value. */
+function notNegated(option: Option): Option {
+  option.negate = false;
+  return option;
+}
+
 export function registerBuild(parent: Command, ctx: CommandContext): Command {
   return parent
     .command('build')
@@ -111,7 +117,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--target <stage>', 'set the target build stage to build')
     .option('--label <KEY=value>', 'set metadata for an image', collect)
     .option('--no-cache', 'do not use cache when building the image')
-    .option('--no-cache-filter <stage>', 'do not cache the named stages', collect)
+    .addOption(notNegated(new Option('--no-cache-filter <stage>', 'do not cache the named stages (repeatable)').argParser(collect)))
     .option('--pull [bool]', 'always attempt to pull a newer version of the image')
     .option('--iidfile <file>', 'write the image ID to the file')
     .option('-q, --quiet', 'suppress the build output and print the image ID on success')
