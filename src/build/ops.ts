@@ -29,6 +29,8 @@ export interface SourceTree {
 }
 
 const MAX_SYMLINKS = 40;
+/** Runtime container IDs of RUN steps: `kiln-build-<pid>-<random>`. */
+export const BUILD_CONTAINER_PREFIX = 'kiln-build-';
 const SMALL_FILE = 1 << 20;
 /** ADD's downloads follow redirects, as Docker's do. */
 const REDIRECTING = new Agent().compose(interceptors.redirect({ maxRedirections: 10 }));
@@ -350,7 +352,8 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     volumes: [],
   })) as { mounts: object[] };
   spec.mounts.push(...extraMounts);
-  const id = `kiln-build-${randomBytes(8).toString('hex')}`;
+  // The owner's pid in the ID: after a kill -9 of kiln, prune finds the runtime containers it left.
+  const id = `${BUILD_CONTAINER_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`;
   let exitCode: number;
   try {
     await makeDirectories(rootfs, op.cwd, { uid: 0, gid: 0 });

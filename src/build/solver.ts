@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
 import { overlayLayerEntries, treeLayerEntries } from '../layer/diff.js';
@@ -21,7 +23,7 @@ import type { RuntimeName } from '../runtime/runtime.js';
 import { type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
 import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
-import { DirectorySource, type SourceTree, runCopy, runExec, runMkdir } from './ops.js';
+import { DirectorySource, type SourceTree, resolveInRoot, runCopy, runExec, runMkdir } from './ops.js';
 import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
 
 export type BuildEvent =
@@ -57,6 +59,7 @@ interface State {
   readonly config: ImageConfig;
 }
 
+const run = promisify(execFile);
 const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 const LOG_TAIL_LINES = 20;
 const MAX_KEPT_LOG = 64 << 20;
@@ -246,7 +249,7 @@ export class Solver {
             bundle: join(work, 'bundle'),
             runtime: this.options.runtime,
             what,
-            mountSource: async (m) => this.mountSource(m, cleanups),
+            mountSource: async (m) => this.mountSource(m, cleanups, work),
             cacheDir: async (m) => this.cacheDir(m),
             secrets: this.options.secrets,
             output,
@@ -300,16 +303,26 @@ export class Solver {
     return new DirectorySource(await this.viewOf(imageId, cleanups));
   }
 
-  private async mountSource(mount: ResolvedMount, cleanups: (() => Promise<void>)[]): Promise<string> {
+  /**
+   * Where a bind mount's files come from. A writable bind (`rw`) gets a copy, as in BuildKit: what the
+   * command writes there is thrown away, and never reaches the context or another stage.
+   */
+  private async mountSource(mount: ResolvedMount, cleanups: (() => Promise<void>)[], work: string): Promise<string> {
     const source = mount.fromSource ?? { kind: 'context' };
+    let path: string;
     if (source.kind === 'context') {
       const [entry] = this.options.context.resolve(mount.source ?? '.', `--mount source ${mount.source ?? '.'}`);
       if (!entry) throw new KilnError('NOT_FOUND', `bind mount source ${mount.source ?? '.'} not found in the build context`);
-      return this.options.context.absolute(entry);
+      path = this.options.context.absolute(entry);
+    } else {
+      const imageId = source.kind === 'image' ? this.imageOf(source.ref) : (await this.stage(source.index)).imageId;
+      const root = await this.viewOf(imageId, cleanups);
+      path = await resolveInRoot(root, mount.source ?? '/');
     }
-    const imageId = source.kind === 'image' ? this.imageOf(source.ref) : (await this.stage(source.index)).imageId;
-    const root = await this.viewOf(imageId, cleanups);
-    return join(root, (mount.source ?? '/').replace(/^\/+/, ''));
+    if (mount.readonly !== false) return path;
+    const copy = join(work, `bind-${randomBytes(6).toString('hex')}`);
+    await run('cp', ['-a', '--reflink=auto', path, copy]);
+    return copy;
   }
 
   /**

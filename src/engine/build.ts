@@ -11,6 +11,9 @@ import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
 import { type Driver, Snapshotter, unmountStale } from '../snapshot/snapshotter.js';
 import { processAlive } from '../gc/gc.js';
 import { hostPlatform } from '../transport/oci-layout.js';
+import { BUILD_CONTAINER_PREFIX } from '../build/ops.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { Engine } from './engine.js';
 import { openSnapshotter, unpackImage } from './run.js';
 
@@ -126,6 +129,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   return { id, warnings };
 }
 
+const run = promisify(execFile);
 const BUILD_WORK = 'builds';
 /** The pid in the name of a build's work directory or snapshot (`<pid>-…`, `view-<pid>-…`, `build-<pid>-…`). */
 const OWNER = /^(?:build-|view-)?(\d+)-/;
@@ -140,8 +144,21 @@ export async function abandonedBuilds(engine: Engine): Promise<string[]> {
   });
 }
 
-/** Unmounts and removes what dead builds left: work directories and their active snapshots. */
+/** Runtime containers of RUN steps whose kiln died: killed and deleted, in runc and crun. */
+async function removeAbandonedContainers(): Promise<void> {
+  for (const runtime of ['runc', 'crun']) {
+    const listed = await run(runtime, ['list', '-q']).catch(() => ({ stdout: '' }));
+    for (const id of listed.stdout.split('\n')) {
+      const owner = Number(new RegExp(`^${BUILD_CONTAINER_PREFIX}(\\d+)-`).exec(id)?.[1] ?? 0);
+      if (owner === 0 || owner === process.pid || processAlive(owner)) continue;
+      await run(runtime, ['delete', '--force', id]).catch(() => undefined);
+    }
+  }
+}
+
+/** Stops and removes what dead builds left: runtime containers, work directories and mounts, snapshots. */
 export async function pruneBuildLeftovers(engine: Engine): Promise<number> {
+  await removeAbandonedContainers();
   const abandoned = await abandonedBuilds(engine);
   for (const name of abandoned) {
     const dir = join(engine.store.root, BUILD_WORK, name);

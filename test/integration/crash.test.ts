@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -91,3 +91,58 @@ describe('kill -9 during a commit', { skip: process.getuid?.() !== 0 && 'kiln ru
     assert.equal((await ok(kiln(['run', '--rm', 'committed:1', 'sh', '-c', 'ls /f* | wc -l']))).stdout.trim(), '6');
   });
 });
+
+describe('kill -9 during a build', { skip: process.getuid?.() !== 0 && 'kiln build needs root' }, () => {
+  it('in the middle of a RUN step: check finds no damage, prune removes the runtime container, mount and snapshot, and the build then succeeds', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:latest']));
+    const context = await tempDir();
+    // The RUN step signals through its cache mount that it runs, then waits (for the kill).
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nCOPY Dockerfile /\nRUN --mount=type=cache,target=/signal,id=crash touch /signal/running; sleep 300\n');
+    const child = spawn(process.execPath, [kilnBin, '--root', root, 'build', '-q', context], { stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    const signal = async (): Promise<boolean> => {
+      for (const dir of await readdir(join(root, 'cache-mounts')).catch(() => [] as string[])) {
+        if ((await readdir(join(root, 'cache-mounts', dir))).includes('running')) return true;
+      }
+      return false;
+    };
+    // Waiting for a condition the step itself reports (polled), not for a guessed time.
+    for (let i = 0; i < 600 && !(await signal()); i++) await delay(50);
+    assert.ok(await signal(), 'the RUN step never started');
+    child.kill('SIGKILL');
+    await exited;
+    const check = await ok(kiln(['system', 'check']));
+    assert.doesNotMatch(check.stdout, /^problem:/m);
+    assert.match(check.stdout, /reclaimable: build work/);
+    await ok(kiln(['system', 'prune', '-f']));
+    const after = await ok(kiln(['system', 'check']));
+    assert.doesNotMatch(after.stdout, /^(problem|reclaimable): (build|unfinished)/m);
+    assert.equal((await readFile('/proc/mounts', 'utf8')).includes(join(root, 'builds')), false);
+    // The step's runtime container (owned by the killed kiln) is gone; other tests' may run meanwhile.
+    const orphaned = (await runIn('runc', ['list', '-q'])).split('\n').filter((id) => id.startsWith('kiln-build-') && !processAliveHere(Number(/^kiln-build-(\d+)-/.exec(id)?.[1] ?? 0)));
+    assert.deepEqual(orphaned, []);
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nCOPY Dockerfile /\nRUN echo done > /done\n');
+    await ok(kiln(['build', '-q', '-t', 'after:1', context]));
+    assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
+  });
+});
+
+function processAliveHere(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function runIn(command: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', () => resolve(out));
+  });
+}
