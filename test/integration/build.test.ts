@@ -224,6 +224,18 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.match(again.stderr, /\[deps 1\/1\] RUN echo deps > \/deps\n#\d+ DONE/);
   });
 
+  it('--progress tty redraws a BuildKit-style display whose last frame shows every step and FINISHED', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'tty', docker: false, dockerfile: 'FROM busybox\nRUN echo hi\nENV A=1\n' });
+    const result = await ok(kiln(['build', '--progress', 'tty', context]));
+    const frames = result.stderr.split('[+] Building');
+    const last = frames.at(-1) ?? '';
+    assert.ok(frames.length > 2, 'the display is redrawn');
+    assert.match(last, /^ \d+\.\ds \(2\/2\) FINISHED\n/);
+    assert.match(last, / => \[stage-0 1\/2\] RUN echo hi +\d+\.\ds\n/);
+    assert.match(last, / => \[stage-0 2\/2\] ENV A=1 +\d+\.\ds\n/);
+  });
+
   it('reads the Dockerfile from stdin with -f -', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await tempDir();

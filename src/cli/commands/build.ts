@@ -64,7 +64,7 @@ async function secrets(specs: readonly string[]): Promise<Map<string, string>> {
  * BuildKit's plain progress: `#N [stage i/n] INSTRUCTION`, its output lines with the seconds since the
  * step began, then `#N DONE 1.2s` or `#N CACHED`. Never clipped: every output line is shown.
  */
-function plainProgress(io: Io): (event: BuildEvent) => void {
+function plainProgress(io: Io): Progress {
   const started = new Map<number, number>();
   const partial = new Map<number, string>();
   const flush = (id: number): void => {
@@ -72,7 +72,7 @@ function plainProgress(io: Io): (event: BuildEvent) => void {
     if (rest) io.stderr.write(`#${id} ${((Date.now() - (started.get(id) ?? Date.now())) / 1000).toFixed(3)} ${rest}\n`);
     partial.delete(id);
   };
-  return (event) => {
+  const event = (event: BuildEvent): void => {
     switch (event.type) {
       case 'step':
         started.set(event.id, Date.now());
@@ -98,12 +98,71 @@ function plainProgress(io: Io): (event: BuildEvent) => void {
         break;
     }
   };
+  return { event, finish: () => undefined };
 }
 
 /** Commander takes every `--no-…` flag for a negated boolean; `--no-cache-filter` is a flag with a value. */
 function notNegated(option: Option): Option {
   option.negate = false;
   return option;
+}
+
+interface StepView {
+  readonly name: string;
+  readonly started: number;
+  ended?: number;
+  state: 'running' | 'cached' | 'done' | 'error';
+  lastLine: string;
+}
+
+/** A progress display: takes build events, and is told when the build ends. */
+interface Progress {
+  readonly event: (event: BuildEvent) => void;
+  readonly finish: (ok: boolean) => void;
+}
+
+/**
+ * BuildKit's tty progress: a `[+] Building` header and one line per step with its time, redrawn in
+ * place (10 times a second and on every event); a running step shows its latest output line under it.
+ * The last frame stays on the screen.
+ */
+function ttyProgress(io: Io): Progress {
+  const started = Date.now();
+  const steps = new Map<number, StepView>();
+  let drawn = 0;
+  const seconds = (from: number, to = Date.now()): string => `${((to - from) / 1000).toFixed(1)}s`;
+  const width = (): number => Math.max(40, ((io.stderr as { columns?: number }).columns ?? 100) - 1);
+  const clip = (line: string): string => (line.length > width() ? `${line.slice(0, width() - 1)}…` : line);
+  const draw = (finished?: boolean): void => {
+    const done = [...steps.values()].filter((s) => s.state !== 'running').length;
+    const lines = [`[+] Building ${seconds(started)} (${done}/${steps.size})${finished === undefined ? '' : finished ? ' FINISHED' : ' FAILED'}`];
+    for (const step of steps.values()) {
+      const label = `${step.state === 'cached' ? 'CACHED ' : step.state === 'error' ? 'ERROR ' : ''}${step.name}`;
+      const time = seconds(step.started, step.ended);
+      const room = width() - time.length - 5;
+      lines.push(` => ${(label.length > room ? `${label.slice(0, room - 1)}…` : label).padEnd(room)} ${time}`);
+      if (step.state === 'running' && step.lastLine) lines.push(clip(` => => # ${step.lastLine}`));
+    }
+    io.stderr.write(`${drawn > 0 ? `\x1b[${drawn}A` : ''}${lines.map((l) => `\x1b[2K${l}\n`).join('')}`);
+    drawn = lines.length;
+  };
+  const timer = setInterval(() => draw(), 100);
+  return {
+    event: (event) => {
+      const step = steps.get(event.id);
+      if (event.type === 'step') steps.set(event.id, { name: event.name, started: Date.now(), state: 'running', lastLine: '' });
+      else if (step && event.type === 'log') step.lastLine = event.text.trimEnd().split('\n').at(-1) ?? step.lastLine;
+      else if (step) {
+        step.state = event.type === 'cached' ? 'cached' : event.type === 'done' ? 'done' : 'error';
+        step.ended = Date.now();
+      }
+      draw();
+    },
+    finish: (ok) => {
+      clearInterval(timer);
+      draw(ok);
+    },
+  };
 }
 
 export function registerBuild(parent: Command, ctx: CommandContext): Command {
@@ -152,6 +211,8 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         const labels = Object.fromEntries((flags.label ?? []).map((entry) => keyValue(entry, '--label') ?? [entry, '']));
         const dockerfile = flags.file === '-' ? { text: await readStdin(ctx.io) } : flags.file !== undefined ? { path: resolve(flags.file) } : undefined;
         const quiet = flags.quiet === true || flags.progress === 'quiet';
+        const live = flags.progress === 'tty' || (flags.progress === 'auto' && (ctx.io.stderr as { isTTY?: boolean }).isTTY === true);
+        const progress: Progress = quiet ? { event: () => undefined, finish: () => undefined } : live ? ttyProgress(ctx.io) : plainProgress(ctx.io);
         const result = await buildImage(engine, {
           contextDir: path,
           ...(dockerfile ? { dockerfile } : {}),
@@ -168,8 +229,17 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           runtime: flags.runtime,
           ...(flags.storageDriver !== undefined ? { storageDriver: flags.storageDriver } : {}),
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
-          events: quiet ? () => undefined : plainProgress(ctx.io),
-        });
+          events: progress.event,
+        }).then(
+          (done) => {
+            progress.finish(true);
+            return done;
+          },
+          (err: unknown) => {
+            progress.finish(false);
+            throw err;
+          },
+        );
         for (const warning of result.warnings) ctx.io.stderr.write(`[Warning] ${warning}\n`);
         if (flags.iidfile) await writeFile(flags.iidfile, result.id);
         if (quiet) print(ctx.io, result.id);
