@@ -42,6 +42,8 @@ export interface SolveOptions {
   readonly secrets: ReadonlyMap<string, string>;
   /** Image IDs of the external images the plan names. */
   readonly images: ReadonlyMap<string, Digest>;
+  /** `--cache-from`: images whose inline build cache may stand in for steps. */
+  readonly cacheFrom: readonly Digest[];
   /** Unpacks a stored image into layer snapshots; returns the top snapshot's key. */
   readonly unpack: (imageId: Digest) => Promise<string | undefined>;
   /** Stage indexes whose steps must not come from the cache (`--no-cache` is all of them). */
@@ -53,14 +55,37 @@ export interface SolveOptions {
   readonly events: (event: BuildEvent) => void;
 }
 
-/** Where a stage stands after a step: the image so far (none yet for a scratch stage with no step). */
+/**
+ * Where a stage stands after a step: the image so far (none yet for a scratch stage with no step) and
+ * the cache key of the chain of steps that made it (the base image's ID at the start).
+ */
 interface State {
   readonly imageId?: Digest;
   readonly config: ImageConfig;
+  readonly key: string;
+}
+
+/**
+ * The build cache a kiln-built image carries in its config (like BuildKit's inline cache): per step of
+ * its chain, the step's cache key and how many layers and history entries the image had after it. With
+ * `--cache-from IMAGE` a build on another store reuses those steps without running them.
+ */
+export const INLINE_CACHE = 'kiln.cache';
+interface InlineCacheEntry {
+  readonly key: string;
+  readonly layers: number;
+  readonly history: number;
+}
+
+function inlineCache(config: ImageConfig): InlineCacheEntry[] {
+  const value = config[INLINE_CACHE];
+  if (!Array.isArray(value)) return [];
+  return value.filter((e): e is InlineCacheEntry => typeof e === 'object' && e !== null && typeof (e as InlineCacheEntry).key === 'string' && Number.isInteger((e as InlineCacheEntry).layers) && Number.isInteger((e as InlineCacheEntry).history));
 }
 
 const run = promisify(execFile);
 const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
+const platformKey = (p: { os: string; architecture: string; variant?: string }): string => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 const LOG_TAIL_LINES = 20;
 const MAX_KEPT_LOG = 64 << 20;
 
@@ -113,12 +138,12 @@ export class Solver {
     await Promise.all(dependencies);
     let state: State;
     if (plan.base.kind === 'scratch') {
-      state = { config: { architecture: plan.platform.architecture, os: plan.platform.os, ...(plan.platform.variant ? { variant: plan.platform.variant } : {}), rootfs: { type: 'layers', diff_ids: [] } } };
+      state = { key: `scratch ${platformKey(plan.platform)}`, config: { architecture: plan.platform.architecture, os: plan.platform.os, ...(plan.platform.variant ? { variant: plan.platform.variant } : {}), rootfs: { type: 'layers', diff_ids: [] } } };
     } else if (plan.base.kind === 'stage') {
       state = await this.stage(plan.base.index);
     } else {
       const id = this.imageOf(plan.base.ref);
-      state = { imageId: id, config: this.options.store.configOf(id) };
+      state = { imageId: id, config: this.options.store.configOf(id), key: id };
     }
     for (const step of plan.steps) state = await this.step(plan, step, state);
     return state;
@@ -132,7 +157,7 @@ export class Solver {
 
   private async sourceIdentity(source: Source): Promise<string> {
     if (source.kind === 'image') return this.imageOf(source.ref);
-    if (source.kind === 'stage') return (await this.stage(source.index)).imageId ?? 'scratch';
+    if (source.kind === 'stage') return (await this.stage(source.index)).key;
     return 'context';
   }
 
@@ -160,12 +185,19 @@ export class Solver {
     const what = `${step.location.file}:${step.location.startLine}: ${step.location.original}`;
     events({ type: 'step', id, name: step.name });
     const started = Date.now();
-    const key = sha256(JSON.stringify({ parent: state.imageId ?? `scratch ${state.config.os}/${state.config.architecture}`, step: step.cacheDescriptor, content: await this.contentKey(step.operation, what) }));
+    // The key chains the previous step's key, not its image ID: it stays the same when a step was taken
+    // from another image's inline cache, and does not depend on when a step ran.
+    const key = sha256(JSON.stringify({ parent: state.key, step: step.cacheDescriptor, content: await this.contentKey(step.operation, what) }));
     if (!this.options.noCache(plan.index)) {
       const cached = store.db.cachedImage(key);
       if (cached && store.db.image(cached)) {
         events({ type: 'cached', id });
-        return { imageId: cached, config: store.configOf(cached) };
+        return { imageId: cached, config: store.configOf(cached), key };
+      }
+      const reused = await this.fromInlineCache(state, step, key);
+      if (reused) {
+        events({ type: 'cached', id });
+        return reused;
       }
     }
     // The step's whole output is kept (up to a bound) so that a failure can show all of it, not a clipped part.
@@ -195,32 +227,73 @@ export class Solver {
       }
       throw err;
     }
-    const next = await this.commit(state, step, layer);
+    const next = await this.commit(state, step, key, layer);
     store.db.putCacheRecord(key, next.imageId as Digest);
     events({ type: 'done', id, seconds: (Date.now() - started) / 1000 });
     return next;
   }
 
   /** Stores the state after a step as an (intermediate) image whose parent is the state before. */
-  private async commit(state: State, step: Step, layer: Layer | undefined): Promise<State> {
-    const { store, lease, epoch } = this.options;
+  private async commit(state: State, step: Step, key: string, layer: Layer | undefined): Promise<State> {
+    const { store, epoch } = this.options;
     const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString();
+    const diffIds = [...state.config.rootfs.diff_ids, ...(layer ? [layer.diffId] : [])];
+    const history = [...(state.config.history ?? []), { created, created_by: step.createdBy, ...(layer ? {} : { empty_layer: true }) }];
+    const parentRow = state.imageId ? store.db.image(state.imageId) : undefined;
+    const below = parentRow ? (await store.image(parentRow)).layers : [];
+    return this.writeState(state, step, key, { created, diffIds, history, layers: [...below, ...(layer ? [layer] : [])] });
+  }
+
+  /** The image after a step, from its parts; its inline cache gains the step. */
+  private async writeState(state: State, step: Step, key: string, parts: { created: string; diffIds: readonly Digest[]; history: NonNullable<ImageConfig['history']>; layers: readonly Layer[] }): Promise<State> {
+    const { store, lease } = this.options;
     // Docker-daemon-only fields of a base image do not carry over to a built one.
-    const { container: _c, container_config: _cc, docker_version: _dv, parent: _p, comment: _cm, ...base } = state.config;
+    const { container: _c, container_config: _cc, docker_version: _dv, parent: _p, comment: _cm, [INLINE_CACHE]: _ic, ...base } = state.config;
     const config: ImageConfig = {
       ...base,
-      created,
+      created: parts.created,
       ...(step.author !== undefined ? { author: step.author } : {}),
       config: step.config,
-      rootfs: { type: 'layers', diff_ids: [...state.config.rootfs.diff_ids, ...(layer ? [layer.diffId] : [])] },
-      history: [...(state.config.history ?? []), { created, created_by: step.createdBy, ...(layer ? {} : { empty_layer: true }) }],
+      rootfs: { type: 'layers', diff_ids: parts.diffIds },
+      history: parts.history,
+      [INLINE_CACHE]: [...inlineCache(state.config), { key, layers: parts.diffIds.length, history: parts.history.length }],
     };
     const rawConfig = Buffer.from(JSON.stringify(config));
     const id = sha256(rawConfig);
-    const parentRow = state.imageId ? store.db.image(state.imageId) : undefined;
-    const below = parentRow ? (await store.image(parentRow)).layers : [];
-    await store.writeImage(lease, { image: { id, rawConfig, config, layers: [...below, ...(layer ? [layer] : [])] }, names: [] }, step.name, state.imageId ?? '');
-    return { imageId: id, config };
+    await store.writeImage(lease, { image: { id, rawConfig, config, layers: parts.layers }, names: [] }, step.name, state.imageId ?? '');
+    return { imageId: id, config, key };
+  }
+
+  /** Where `--cache-from` images' inline caches are, by step key (read once). */
+  private inlineIndex: Map<string, { imageId: Digest; entry: InlineCacheEntry }> | undefined;
+
+  /**
+   * A step taken from a `--cache-from` image: its layers and history up to that step, with this
+   * build's config for it. The step's key proves the same base and the same steps before it.
+   */
+  private async fromInlineCache(state: State, step: Step, key: string): Promise<State | undefined> {
+    if (!this.inlineIndex) {
+      this.inlineIndex = new Map();
+      for (const imageId of this.options.cacheFrom) {
+        for (const entry of inlineCache(this.options.store.configOf(imageId))) this.inlineIndex.set(entry.key, { imageId, entry });
+      }
+    }
+    const found = this.inlineIndex.get(key);
+    if (!found) return undefined;
+    const { store } = this.options;
+    const source = await store.image(store.db.image(found.imageId) as NonNullable<ReturnType<typeof store.db.image>>);
+    const { layers, history } = found.entry;
+    const known = state.config.rootfs.diff_ids;
+    const sourceIds = source.config.rootfs.diff_ids;
+    const sourceHistory = source.config.history ?? [];
+    // The layers below must be the ones this build has; anything else means a foreign or damaged cache.
+    if (layers < known.length || layers > sourceIds.length || history > sourceHistory.length || known.some((d, i) => sourceIds[i] !== d)) return undefined;
+    return this.writeState(state, step, key, {
+      created: sourceHistory[history - 1]?.created ?? source.config.created ?? new Date(0).toISOString(),
+      diffIds: sourceIds.slice(0, layers),
+      history: sourceHistory.slice(0, history),
+      layers: source.layers.slice(0, layers),
+    });
   }
 
   /** Runs an operation on a writable snapshot of the state; returns the layer of its changes, if any. */

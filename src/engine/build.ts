@@ -28,6 +28,8 @@ export interface BuildOptions {
   readonly noCache: boolean;
   /** `--no-cache-filter`: stages (by name or index) that are rebuilt without the cache. */
   readonly noCacheFilter: readonly string[];
+  /** `--cache-from`: images (built by kiln) whose inline build cache may stand in for steps. */
+  readonly cacheFrom: readonly string[];
   /** `--secret id=…,src=…`: secret id → file. */
   readonly secrets: ReadonlyMap<string, string>;
   /** `--platform`: only the host's own is possible. */
@@ -94,6 +96,15 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   }
   const plan = planBuild(dockerfile, planOptions, (ref) => engine.store.configOf(images.get(ref) as Digest));
   const warnings = [...dockerfile.warnings];
+  const cacheFrom: Digest[] = [];
+  for (const ref of options.cacheFrom) {
+    try {
+      cacheFrom.push(engine.image(ref).id);
+    } catch (err) {
+      if (!(err instanceof KilnError && err.code === 'NOT_FOUND')) throw err;
+      warnings.push(`--cache-from ${ref}: no such image in the store, not used`);
+    }
+  }
   if (plan.unusedBuildArgs.length > 0) warnings.push(`One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
   const noCacheStages = new Set(
     options.noCacheFilter.map((name) => {
@@ -117,6 +128,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       context,
       secrets: options.secrets,
       images,
+      cacheFrom,
       unpack: (imageId) => unpackImage(engine, snapshots, imageId),
       noCache: (stage) => options.noCache || noCacheStages.has(stage),
       ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),

@@ -131,6 +131,24 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal((touched.stderr.match(/CACHED/g) ?? []).length, 5, touched.stderr);
   });
 
+  it('--cache-from a kiln-built image loaded into another store reuses its steps: nothing runs, same image ID', async () => {
+    const first = await storeWithBusybox();
+    const context = await writeContext(project());
+    const id = (await ok(first.kiln(['build', '-q', '-t', 'p:1', context]))).stdout.trim();
+    const archive = join(await tempDir(), 'p.tar');
+    await ok(first.kiln(['save', '-o', archive, 'p:1']));
+    const second = await storeWithBusybox();
+    await ok(second.kiln(['load', '-i', archive]));
+    const rebuilt = await ok(second.kiln(['build', '--progress', 'plain', '--cache-from', 'p:1', '--iidfile', join(context, '..', 'iid'), context]));
+    assert.equal((rebuilt.stderr.match(/CACHED/g) ?? []).length, 5, rebuilt.stderr);
+    assert.equal((rebuilt.stderr.match(/DONE/g) ?? []).length, 0, rebuilt.stderr);
+    assert.equal((await readFile(join(context, '..', 'iid'), 'utf8')).trim(), id);
+    // Without it, the other store runs every step.
+    const third = await storeWithBusybox();
+    const cold = await ok(third.kiln(['build', '--progress', 'plain', context]));
+    assert.equal((cold.stderr.match(/CACHED/g) ?? []).length, 0);
+  });
+
   it('two clean builds with SOURCE_DATE_EPOCH give the same image ID', async () => {
     const ids: string[] = [];
     for (const _ of [1, 2]) {

@@ -15,6 +15,7 @@ interface BuildFlags {
   label?: string[];
   cache: boolean;
   noCacheFilter?: string[];
+  cacheFrom?: string[];
   pull?: string;
   iidfile?: string;
   quiet?: boolean;
@@ -177,6 +178,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--label <KEY=value>', 'set metadata for an image', collect)
     .option('--no-cache', 'do not use cache when building the image')
     .addOption(notNegated(new Option('--no-cache-filter <stage>', 'do not cache the named stages (repeatable)').argParser(collect)))
+    .option('--cache-from <image>', 'images to consider as cache sources (kiln-built images carry their build cache)', collect)
     .option('--pull [bool]', 'always attempt to pull a newer version of the image')
     .option('--iidfile <file>', 'write the image ID to the file')
     .option('-q, --quiet', 'suppress the build output and print the image ID on success')
@@ -222,6 +224,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           labels,
           noCache: !flags.cache,
           noCacheFilter: flags.noCacheFilter ?? [],
+          cacheFrom: flags.cacheFrom ?? [],
           secrets: await secrets(flags.secret ?? []),
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
           ...(epochText ? { epoch: Number(epochText) } : {}),
