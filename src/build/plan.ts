@@ -25,6 +25,11 @@ export interface PlanOptions {
   readonly platform: Platform;
   /** `--label`: added to the target's config. */
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * Plan the instructions as `import -c`/`commit -c` apply them to an existing config: no default PATH is
+   * added and the base's ONBUILD triggers do not run.
+   */
+  readonly changesOnly?: boolean;
 }
 
 /** Where a stage starts from. */
@@ -244,11 +249,11 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     }
 
     // The base's ONBUILD triggers run first in this stage, then are cleared (they fire one level down only).
-    const triggers = base.kind === 'scratch' ? [] : (config.OnBuild ?? []).map((t) => parseTrigger(t, `${dockerfile.file} (ONBUILD of ${baseName})`));
-    if (triggers.length > 0 || config.OnBuild) config = { ...config, OnBuild: null };
+    const triggers = base.kind === 'scratch' || options.changesOnly ? [] : (config.OnBuild ?? []).map((t) => parseTrigger(t, `${dockerfile.file} (ONBUILD of ${baseName})`));
+    if (triggers.length > 0 || (config.OnBuild && !options.changesOnly)) config = { ...config, OnBuild: null };
 
     // Docker gives every stage a PATH when its base has none.
-    if (!(config.Env ?? []).some((e) => e.startsWith('PATH='))) config = { ...config, Env: [DEFAULT_PATH, ...(config.Env ?? [])] };
+    if (!options.changesOnly && !(config.Env ?? []).some((e) => e.startsWith('PATH='))) config = { ...config, Env: [DEFAULT_PATH, ...(config.Env ?? [])] };
     const env = envMap(config.Env);
     const args = new Map<string, string | undefined>();
     const lookup = (name: string): string | undefined => (env.has(name) ? env.get(name) : args.get(name));

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { processAlive } from '../gc/gc.js';
-import { applyChanges } from '../dockerfile/changes.js';
+import { applyChanges } from '../build/changes.js';
 import { type Change, overlayChanges, overlayLayerEntries, treeChanges, treeLayerEntries } from '../layer/diff.js';
 import { writeTar } from '../layer/tar/writer.js';
 import type { ContainerRow } from '../meta/db.js';

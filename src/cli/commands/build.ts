@@ -6,8 +6,9 @@ import { buildImage } from '../../engine/build.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { type Io, collect, parseBool, print } from '../io.js';
+import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 
-interface BuildFlags {
+interface BuildFlags extends RuntimeFlags {
   tag?: string[];
   file?: string;
   buildArg?: string[];
@@ -25,8 +26,6 @@ interface BuildFlags {
   network?: string;
   squash?: boolean;
   timestamp?: string;
-  runtime: string;
-  storageDriver?: string;
 }
 
 /** `KEY=value` → [KEY, value]; a bare `KEY` takes the value from kiln's environment, as docker does. */
@@ -167,8 +166,7 @@ function ttyProgress(io: Io): Progress {
 }
 
 export function registerBuild(parent: Command, ctx: CommandContext): Command {
-  return parent
-    .command('build')
+  return addRuntimeFlags(parent.command('build'), 'RUN steps')
     .description('Build an image from a Dockerfile')
     .argument('<PATH>', 'the build context directory')
     .option('-t, --tag <name:tag>', 'name and optionally a tag (repeatable)', collect)
@@ -188,14 +186,9 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--network <mode>', 'networking mode for RUN: default, none, host')
     .option('--squash', 'squash newly built layers into a single new layer (not supported yet)')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
-    .option('--runtime <name>', 'OCI runtime for RUN: runc or crun', 'runc')
-    .option('--storage-driver <driver>', 'overlay or vfs (default: overlay where it works; $KILN_STORAGE_DRIVER)', process.env.KILN_STORAGE_DRIVER)
     .action((path: string, flags: BuildFlags) =>
       withEngine(ctx, async (engine) => {
-        if (flags.runtime !== 'runc' && flags.runtime !== 'crun') throw new KilnError('INVALID_ARGUMENT', `unknown runtime ${JSON.stringify(flags.runtime)}: use runc or crun`);
-        if (flags.storageDriver !== undefined && flags.storageDriver !== 'overlay' && flags.storageDriver !== 'vfs') {
-          throw new KilnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(flags.storageDriver)}: use overlay or vfs`);
-        }
+        const runtimeFlags = checkRuntimeFlags(flags);
         if (!['auto', 'plain', 'tty', 'quiet', 'rawjson'].includes(flags.progress)) throw new KilnError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(flags.progress)}: use auto, plain, tty or quiet`);
         if (flags.pull !== undefined && (flags.pull === true as unknown || parseBool(flags.pull))) {
           throw new KilnError('UNSUPPORTED', '--pull: kiln build does not pull from registries yet; the base images must be in the store (--pull=false)');
@@ -229,8 +222,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
           ...(epochText ? { epoch: Number(epochText) } : {}),
           ...(flags.network === 'none' || flags.network === 'host' ? { network: flags.network } : {}),
-          runtime: flags.runtime,
-          ...(flags.storageDriver !== undefined ? { storageDriver: flags.storageDriver } : {}),
+          ...runtimeFlags,
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
           events: progress.event,
         }).then(

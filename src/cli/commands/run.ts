@@ -3,9 +3,10 @@ import { KilnError } from '../../errors.js';
 import { SUPERVISE_COMMAND, runContainer, superviseContainer } from '../../engine/run.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { collect, print } from '../io.js';
+import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 import { readFile } from 'node:fs/promises';
 
-interface RunFlags {
+interface RunFlags extends RuntimeFlags {
   rm?: boolean;
   detach?: boolean;
   tty?: boolean;
@@ -19,8 +20,6 @@ interface RunFlags {
   entrypoint?: string;
   network: string;
   hostname?: string;
-  runtime: string;
-  storageDriver?: string;
 }
 
 /** Lines of an --env-file: KEY=value or KEY (taken from kiln's environment); # comments and blanks skipped. */
@@ -32,8 +31,7 @@ async function envFile(path: string): Promise<string[]> {
 }
 
 export function registerRun(parent: Command, ctx: CommandContext): Command {
-  return parent
-    .command('run')
+  return addRuntimeFlags(parent.command('run'), 'the container')
     .description('Create and run a new container from an image (in the foreground; --rm)')
     .argument('<IMAGE>')
     .argument('[COMMAND...]')
@@ -51,16 +49,11 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
     .option('--entrypoint <command>', 'overwrite the default ENTRYPOINT of the image')
     .option('--network <mode>', 'network mode: none or host', 'host')
     .option('--hostname <name>', 'container host name')
-    .option('--runtime <name>', 'OCI runtime: runc or crun', 'runc')
-    .option('--storage-driver <driver>', 'overlay or vfs (default: overlay where it works; $KILN_STORAGE_DRIVER)', process.env.KILN_STORAGE_DRIVER)
     .action((image: string, command: string[], flags: RunFlags) =>
       withEngine(ctx, async (engine) => {
         if (flags.network !== 'none' && flags.network !== 'host') throw new KilnError('INVALID_ARGUMENT', `network mode ${JSON.stringify(flags.network)} is not supported: use none or host`);
-        if (flags.runtime !== 'runc' && flags.runtime !== 'crun') throw new KilnError('INVALID_ARGUMENT', `unknown runtime ${JSON.stringify(flags.runtime)}: use runc or crun`);
         if (flags.tty && !flags.detach && !ctx.io.stdin.isTTY) throw new KilnError('INVALID_ARGUMENT', 'the input device is not a TTY');
-        if (flags.storageDriver !== undefined && flags.storageDriver !== 'overlay' && flags.storageDriver !== 'vfs') {
-          throw new KilnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(flags.storageDriver)}: use overlay or vfs`);
-        }
+        const runtimeFlags = checkRuntimeFlags(flags);
         const fileEnv = (await Promise.all((flags.envFile ?? []).map(envFile))).flat();
         const result = await runContainer(engine, image, {
           cmd: command,
@@ -75,8 +68,7 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
           entrypoint: flags.entrypoint,
           network: flags.network,
           hostname: flags.hostname,
-          runtime: flags.runtime,
-          storageDriver: flags.storageDriver,
+          ...runtimeFlags,
           interactive: flags.interactive ?? false,
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
         });
