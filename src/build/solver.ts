@@ -121,6 +121,55 @@ export class Solver {
     return state.imageId;
   }
 
+  /**
+   * `--squash`: the layers the build added on top of the target's base image become one layer. The
+   * build's history entries stay (as empty layers) and a `merge` entry carries the new layer, as
+   * Docker's classic builder records it. Returns the new image's ID (or the image as it was when it
+   * has at most one layer of its own).
+   */
+  async squash(imageId: Digest): Promise<Digest> {
+    const { store, lease, epoch } = this.options;
+    const base = await this.baseOf(this.plan.target);
+    const baseLayers = base ? store.configOf(base).rootfs.diff_ids.length : 0;
+    const config = store.configOf(imageId);
+    if (config.rootfs.diff_ids.length - baseLayers <= 1) return imageId;
+    const cleanups: (() => Promise<void>)[] = [];
+    try {
+      const lower = await this.viewOf(base, cleanups);
+      const upper = await this.viewOf(imageId, cleanups);
+      const entries = clampTimes(treeLayerEntries(lower, upper), epoch);
+      const row = await store.ingestLayer(lease, writeTar(entries), { mediaType: MediaType.ociLayer }, `squashed layer of ${imageId}`);
+      const baseHistory = base ? (store.configOf(base).history ?? []).length : 0;
+      const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString();
+      const { [INLINE_CACHE]: _cache, ...rest } = config;
+      const squashed: ImageConfig = {
+        ...rest,
+        rootfs: { type: 'layers', diff_ids: [...config.rootfs.diff_ids.slice(0, baseLayers), row.diffId] },
+        history: [
+          ...(config.history ?? []).map((h, i) => (i < baseHistory ? h : { ...h, empty_layer: true })),
+          { created, created_by: '', comment: `merge ${imageId} to ${base ?? 'scratch'}` },
+        ],
+      };
+      const rawConfig = Buffer.from(JSON.stringify(squashed));
+      const id = sha256(rawConfig);
+      const baseRow = base ? store.db.image(base) : undefined;
+      const below = baseRow ? (await store.image(baseRow)).layers.slice(0, baseLayers) : [];
+      const layer: Layer = { mediaType: row.mediaType, digest: row.digest, size: row.size, diffId: row.diffId, open: () => store.content.open(row.digest) };
+      await store.writeImage(lease, { image: { id, rawConfig, config: squashed, layers: [...below, layer] }, names: [] }, 'squashed image', base ?? '');
+      return id;
+    } finally {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+    }
+  }
+
+  /** The external image a stage's chain of bases starts from (undefined for scratch). */
+  private async baseOf(index: number): Promise<Digest | undefined> {
+    const plan = this.plan.stages.find((s) => s.index === index);
+    if (!plan || plan.base.kind === 'scratch') return undefined;
+    if (plan.base.kind === 'stage') return this.baseOf(plan.base.index);
+    return this.imageOf(plan.base.ref);
+  }
+
   private stage(index: number): Promise<State> {
     let result = this.stageResults.get(index);
     if (!result) {

@@ -32,6 +32,8 @@ export interface BuildOptions {
   readonly cacheFrom: readonly string[];
   /** `--secret id=…,src=…`: secret id → file. */
   readonly secrets: ReadonlyMap<string, string>;
+  /** `--squash`: the layers the build adds become one. */
+  readonly squash?: boolean;
   /** `--platform`: only the host's own is possible. */
   readonly platform?: string;
   /** SOURCE_DATE_EPOCH / `--timestamp`, in seconds. */
@@ -135,7 +137,8 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       defaultNetwork: options.network ?? 'host',
       events: options.events,
     });
-    return solver.solve();
+    const built = await solver.solve();
+    return options.squash ? solver.squash(built) : built;
   });
   for (const tag of options.tags) engine.tag(id, tag);
   return { id, warnings };

@@ -254,6 +254,22 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.match(last, / => \[stage-0 2\/2\] ENV A=1 +\d+\.\ds\n/);
   });
 
+  it('--squash makes the build\'s layers one, with the same root filesystem and a merge history entry', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'squash', docker: false, files: { 'a.txt': 'a\n' }, dockerfile: 'FROM busybox\nCOPY a.txt /a.txt\nRUN echo b > /b && rm /etc/group\nRUN rm /a.txt && mkdir /d && echo c > /d/c\nENV X=1\n' });
+    const plain = await buildAndRead(kiln, context, 'sq:plain');
+    const squashed = await buildAndRead(kiln, context, 'sq:squashed', ['--squash']);
+    assert.equal(plain.config.rootfs.diff_ids.length, 4);
+    assert.equal(squashed.config.rootfs.diff_ids.length, 2);
+    assert.equal(squashed.config.rootfs.diff_ids[0], plain.config.rootfs.diff_ids[0]);
+    assert.deepEqual([...squashed.files.entries()].sort(), [...plain.files.entries()].sort());
+    assert.equal(squashed.files.has('/etc/group'), false);
+    assert.deepEqual(squashed.config.config?.Env, plain.config.config?.Env);
+    const history = squashed.config.history ?? [];
+    assert.match(history.at(-1)?.comment ?? '', /^merge sha256:[a-f0-9]{64} to sha256:[a-f0-9]{64}$/);
+    assert.equal(history.filter((h) => !h.empty_layer).length, 2);
+  });
+
   it('reads the Dockerfile from stdin with -f -', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await tempDir();

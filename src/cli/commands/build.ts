@@ -184,7 +184,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--platform <os/arch>', 'target platform (only the host platform)')
     .option('--secret <id=…,src=…>', 'secret to expose to RUN --mount=type=secret', collect)
     .option('--network <mode>', 'networking mode for RUN: default, none, host')
-    .option('--squash', 'squash newly built layers into a single new layer (not supported yet)')
+    .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
     .action((path: string, flags: BuildFlags) =>
       withEngine(ctx, async (engine) => {
@@ -193,7 +193,6 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         if (flags.pull !== undefined && (flags.pull === true as unknown || parseBool(flags.pull))) {
           throw new KilnError('UNSUPPORTED', '--pull: kiln build does not pull from registries yet; the base images must be in the store (--pull=false)');
         }
-        if (flags.squash) throw new KilnError('UNSUPPORTED', '--squash is not supported yet');
         if (flags.network !== undefined && !['default', 'none', 'host'].includes(flags.network)) {
           throw new KilnError('INVALID_ARGUMENT', `invalid --network ${JSON.stringify(flags.network)}: use default, none or host`);
         }
@@ -218,6 +217,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           noCache: !flags.cache,
           noCacheFilter: flags.noCacheFilter ?? [],
           cacheFrom: flags.cacheFrom ?? [],
+          squash: flags.squash === true,
           secrets: await secrets(flags.secret ?? []),
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
           ...(epochText ? { epoch: Number(epochText) } : {}),
