@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { Agent, interceptors, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { KilnError, isErrno } from '../errors.js';
 import { filepathMatch } from '../dockerfile/dockerignore.js';
 import { applyLayer } from '../layer/apply.js';
@@ -32,8 +32,8 @@ const MAX_SYMLINKS = 40;
 /** Runtime container IDs of RUN steps: `kiln-build-<pid>-<random>`. */
 export const BUILD_CONTAINER_PREFIX = 'kiln-build-';
 const SMALL_FILE = 1 << 20;
-/** ADD's downloads follow redirects, as Docker's do. */
-const REDIRECTING = new Agent().compose(interceptors.redirect({ maxRedirections: 10 }));
+/** ADD's downloads follow redirects, as Docker's do. undici is loaded on first use: it costs every command 50 ms. */
+let redirecting: Dispatcher | undefined;
 
 /**
  * Resolves `path` inside `root` the way the container would see it: symlinks are followed, absolute ones
@@ -176,7 +176,9 @@ async function isDirectoryIn(rootfs: string, path: string): Promise<boolean> {
 
 /** A downloaded ADD source, its bytes and name. */
 async function download(url: string, checksum: string | undefined, what: string): Promise<{ name: string; data: Buffer; mtime: number }> {
-  const response = await request(url, { dispatcher: REDIRECTING }).catch((err: Error) => {
+  const { Agent, interceptors, request } = await import('undici');
+  redirecting ??= new Agent().compose(interceptors.redirect({ maxRedirections: 10 }));
+  const response = await request(url, { dispatcher: redirecting }).catch((err: Error) => {
     throw new KilnError('NOT_FOUND', `${what}: cannot download ${url}: ${err.message}`);
   });
   if (response.statusCode !== 200) {
