@@ -30,7 +30,11 @@ export function applyChanges(config: ContainerConfig, changes: readonly string[]
     return plan.stages[0]?.steps.at(-1)?.config ?? config;
   } catch (err) {
     // A change is a command-line argument: its mistakes are the user's flag, not an input file.
-    if (err instanceof KilnError && err.code === 'INVALID_INPUT') throw new KilnError('INVALID_ARGUMENT', err.message.replace(/^--change:\d+: /, ''));
+    if (err instanceof KilnError && err.code === 'INVALID_INPUT') {
+      const located = /^--change:(\d+)(?::\d+)?: ([^\n]*)/.exec(err.message);
+      const change = located ? changes[Number(located[1]) - 2] : undefined;
+      throw new KilnError('INVALID_ARGUMENT', change !== undefined && located ? `change ${JSON.stringify(change)}: ${located[2] ?? ''}` : err.message);
+    }
     throw err;
   }
 }

@@ -104,15 +104,21 @@ const KEYWORDS = ['add', 'arg', 'cmd', 'copy', 'entrypoint', 'env', 'expose', 'f
 const ALLOWED_FLAGS: Record<string, readonly string[]> = {
   from: ['platform'],
   run: ['mount', 'network', 'security'],
-  copy: ['from', 'chown', 'chmod', 'link', 'exclude', 'parents'],
-  add: ['chown', 'chmod', 'link', 'checksum', 'keep-git-dir', 'exclude'],
+  copy: ['from', 'chown', 'chmod', 'link', 'exclude'],
+  add: ['chown', 'chmod', 'link', 'checksum', 'exclude'],
   healthcheck: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
 };
 
-/** An error about one instruction: the file, line, the line itself, and what to do. */
+/**
+ * An error about one instruction: `file:line:column`, the instruction with a caret under the part the
+ * message names (a `--flag` or a quoted word found in it; else its start), and what to do.
+ */
 export function instructionError(location: Location, message: string, hint?: string): KilnError {
-  const where = `${location.file}:${location.startLine}`;
-  return new KilnError('INVALID_INPUT', `${where}: ${message}\n  ${location.startLine} | ${location.original}${hint ? `\n${hint}` : ''}`);
+  const named = [...message.matchAll(/"([^"]+)"|(--[a-z][a-z-]*)/g)].map((m) => m[1] ?? m[2] ?? '');
+  const at = named.map((needle) => location.original.indexOf(needle)).find((index) => index >= 0) ?? 0;
+  const gutter = `  ${location.startLine} | `;
+  const caret = `${' '.repeat(gutter.length - 2)}| ${' '.repeat(at)}^`;
+  return new KilnError('INVALID_INPUT', `${location.file}:${location.startLine}:${at + 1}: ${message}\n${gutter}${location.original}\n${caret}${hint ? `\n${hint}` : ''}`);
 }
 
 function levenshtein(a: string, b: string): number {

@@ -12,9 +12,9 @@ export interface RunResult {
 export const kilnBin = join(repoRoot, 'bin', 'kiln');
 
 /** Runs the real `bin/kiln` against a store root, feeding `input` to stdin. */
-export function runKiln(root: string, args: readonly string[], input?: Buffer | string): Promise<RunResult> {
+export function runKiln(root: string, args: readonly string[], input?: Buffer | string, env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kilnBin, '--root', root, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
+    const child = spawn(process.execPath, [kilnBin, '--root', root, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC', ...env } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -30,9 +30,9 @@ export function runKiln(root: string, args: readonly string[], input?: Buffer | 
 }
 
 /** A fresh store and a runner bound to it. */
-export async function newKiln(): Promise<{ root: string; kiln: (args: readonly string[], input?: Buffer | string) => Promise<RunResult> }> {
+export async function newKiln(): Promise<{ root: string; kiln: (args: readonly string[], input?: Buffer | string, env?: NodeJS.ProcessEnv) => Promise<RunResult> }> {
   const root = await tempDir('kiln-root-');
-  return { root, kiln: (args, input) => runKiln(root, args, input) };
+  return { root, kiln: (args, input, env) => runKiln(root, args, input, env) };
 }
 
 /** Runs kiln and fails with its stderr when it does not exit 0. */

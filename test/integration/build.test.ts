@@ -151,10 +151,11 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
 
   it('two clean builds with SOURCE_DATE_EPOCH give the same image ID', async () => {
     const ids: string[] = [];
-    for (const _ of [1, 2]) {
+    for (const how of ['environment', 'flag']) {
       const { kiln } = await storeWithBusybox();
       const context = await writeContext(project());
-      ids.push((await ok(kiln(['build', '-q', '--timestamp', '1700000000', context]))).stdout.trim());
+      const built = how === 'flag' ? kiln(['build', '-q', '--timestamp', '1700000000', context]) : kiln(['build', '-q', context], undefined, { SOURCE_DATE_EPOCH: '1700000000' });
+      ids.push((await ok(built)).stdout.trim());
     }
     assert.match(ids[0] ?? '', /^sha256:[a-f0-9]{64}$/);
     assert.equal(ids[0], ids[1]);
@@ -200,6 +201,17 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     });
     await ok(kiln(['build', '-q', '-t', 'par:1', context]));
     assert.equal(await fileText(kiln, 'par:1', '/a'), 'a\n');
+  });
+
+  it('gives the platform ARGs (TARGETPLATFORM & co.) and proxy args, which stay out of the history', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'platform-args', docker: false, dockerfile: 'ARG TARGETARCH\nFROM busybox\nARG TARGETPLATFORM\nARG TARGETOS\nRUN echo "$TARGETPLATFORM $TARGETOS $HTTP_PROXY" > /platform\n' });
+    await ok(kiln(['build', '-q', '-t', 'pa:1', '--build-arg', 'HTTP_PROXY=http://proxy.example:3128', context]));
+    const arch = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
+    assert.equal(await fileText(kiln, 'pa:1', '/platform'), `linux/${arch} linux http://proxy.example:3128\n`);
+    const history = (await ok(kiln(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'pa:1']))).stdout;
+    assert.doesNotMatch(history, /proxy\.example/);
+    assert.match(history, /TARGETPLATFORM=linux\//);
   });
 
   it('builds only the stages the target needs', async () => {
@@ -284,7 +296,7 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     const context = await writeContext({ name: 'typo', docker: false, dockerfile: 'FROM busybox\nCOPPY a b\n' });
     const result = await kiln(['build', context]);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /Dockerfile:2: unknown instruction: COPPY\n {2}2 \| COPPY a b\ndid you mean COPY\?/);
+    assert.match(result.stderr, /Dockerfile:2:1: unknown instruction: COPPY\n {2}2 \| COPPY a b\n {4}\| \^\ndid you mean COPY\?/);
     assert.doesNotMatch(result.stderr, /\n\s+at /);
   });
 
@@ -317,12 +329,36 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     assert.match(result.stderr, /"secret.txt" not found in the build context \(it is excluded by the rule "\*\.txt" in .*\.dockerignore\)/);
   });
 
+  it('never reads or writes outside the context and the image: `..`, symlinks out of the context, symlinks in the image', async () => {
+    const { kiln } = await storeWithBusybox();
+    const outside = await tempDir('kiln-outside-');
+    await writeFile(join(outside, 'secret'), 'host secret');
+    const context = await writeContext({
+      name: 'hostile',
+      docker: false,
+      files: { 'a.txt': 'a', 'escape': { symlink: join(outside, 'secret') }, 'climb': { symlink: '../../../../../../' } },
+      dockerfile: `FROM busybox\nRUN ln -s ${outside} /evil && ln -s ../../../../${outside} /evil2\nCOPY a.txt /evil/\nCOPY a.txt /evil2/planted\nCOPY a.txt ../../../../../../../tmp/\n`,
+    });
+    await ok(kiln(['build', '-q', '-t', 'hostile:1', context]));
+    assert.deepEqual(await readdir(outside), ['secret']);
+    const { files } = await buildAndRead(kiln, context, 'hostile:1');
+    assert.equal(files.get(`${outside}/a.txt`)?.type, 'file');
+    assert.equal(files.get(`${outside}/planted`)?.type, 'file');
+    assert.equal(files.get('/tmp/a.txt')?.type, 'file');
+    for (const source of ['escape', 'climb/etc/passwd', '../../../../etc/passwd']) {
+      await writeFile(join(context, 'Dockerfile'), `FROM busybox\nCOPY ${source} /stolen\n`);
+      const result = await kiln(['build', context]);
+      assert.equal(result.code, 1, source);
+      assert.match(result.stderr, /not (found )?in the build context/, source);
+    }
+  });
+
   it('refuses a foreign platform and unknown flags clearly', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'platform', docker: false, dockerfile: 'FROM busybox\nCOPY --bogus=1 a b\n' });
     const platform = await kiln(['build', '--platform', 'linux/s390x', context]);
     assert.match(platform.stderr, /kiln builds only for this machine's platform/);
     const flag = await kiln(['build', context]);
-    assert.match(flag.stderr, /Dockerfile:2: unknown flag: --bogus \(COPY takes --from, --chown/);
+    assert.match(flag.stderr, /Dockerfile:2:6: unknown flag: --bogus \(COPY takes --from, --chown[^\n]*\n {2}2 \| COPY --bogus=1 a b\n {4}\| {6}\^/);
   });
 });
