@@ -103,6 +103,7 @@ export const BUILD_CASES: readonly BuildCase[] = [
   { name: 'comments-and-continuations', docker: true, dockerfile: 'FROM busybox\n# a comment\nRUN echo a \\\n# inside\n    b \\\n\n    c > /joined\n' },
   { name: 'from-scratch', docker: true, files: common, dockerfile: 'FROM scratch\nCOPY a.txt /\nCOPY dir /dir\nCMD ["/a.txt"]\n' },
   { name: 'workdir-under-user', docker: true, dockerfile: 'FROM busybox\nUSER 1000\nWORKDIR /new/deep\nRUN pwd > /tmp/pwd-as-user || true\n' },
+  { name: 'copy-from-stage-owners-and-modes', docker: true, dockerfile: 'FROM busybox AS build\nRUN mkdir -p /out/sub && echo x > /out/sub/f && chown -R 1000:2000 /out && chmod 700 /out/sub && chmod 4755 /out/sub/f\nFROM busybox\nCOPY --from=build /out /copied\nCOPY --from=build --chown=5:5 /out/sub/f /owned\n', knownDifferences: { '/owned': "the classic builder sets a copied file's mode before its owner, and the chown clears setuid (4755 becomes 755); kiln keeps the mode, as BuildKit (chown, then chmod) does" } },
   { name: 'copy-chown-directory-tree', docker: true, files: common, dockerfile: 'FROM busybox\nCOPY --chown=7:7 dir /cd/\n' },
 
   // BuildKit-only syntax: the classic builder rejects these, so they are checked by assertions.
