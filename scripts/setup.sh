@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # skopeo, umoci and docker.io (a real dockerd) check that what kiln writes, other tools read;
 # attr gives setfattr for overlay opaque directories; runc (default) and crun run containers.
-debian_packages=(skopeo umoci busybox-static docker.io attr runc crun)
+debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

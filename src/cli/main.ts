@@ -6,6 +6,7 @@ import { registerImages } from './commands/images.js';
 import { registerRun, registerSupervisor } from './commands/run.js';
 import { registerContainers } from './commands/containers.js';
 import { registerBuild } from './commands/build.js';
+import { registerRegistry } from './commands/registry.js';
 import { registerSystem } from './commands/system.js';
 import { type CommandContext, createContext } from './context.js';
 import { type Io, processIo } from './io.js';
@@ -35,6 +36,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
   registerLoad(program, ctx);
   registerImport(program, ctx);
   registerBuild(program, ctx);
+  registerRegistry(program, ctx);
   registerRun(program, ctx);
   registerSupervisor(program, ctx);
   registerContainers(program, ctx);

@@ -114,6 +114,15 @@ const MIGRATIONS: readonly string[] = [
     digest    TEXT NOT NULL
   );
   `,
+  `
+  -- Where a blob is known to be in a registry (pulled from, pushed to), for cross-repository mounts.
+  CREATE TABLE blob_sources (
+    digest      TEXT NOT NULL,
+    registry    TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    PRIMARY KEY (digest, registry, repository)
+  );
+  `,
 ];
 
 export interface ContainerRow {
@@ -462,6 +471,17 @@ export class MetaDb {
         put.run(path, stat, digest);
       },
     };
+  }
+
+  // ---- registries ----
+
+  addBlobSource(digest: Digest, registry: string, repository: string): void {
+    this.db.prepare('INSERT OR IGNORE INTO blob_sources (digest, registry, repository) VALUES (?, ?, ?)').run(digest, registry, repository);
+  }
+
+  /** Repositories of a registry known to hold a blob. */
+  blobSources(digest: Digest, registry: string): string[] {
+    return this.db.prepare('SELECT repository FROM blob_sources WHERE digest = ? AND registry = ? ORDER BY repository').pluck().all(digest, registry) as string[];
   }
 
   // ---- GC roots and integrity ----

@@ -1,0 +1,272 @@
+/**
+ * Pull, push, login, logout: Docker's policies over the registry client and the store. Progress goes out
+ * as Docker's jsonmessage events (`status`, `id`, `progressDetail`), which the CLI draws and the Engine
+ * API will stream as they are.
+ */
+import { open } from 'node:fs/promises';
+import { KilnError } from '../errors.js';
+import type { Layer } from '../image/image.js';
+import { compressStream } from '../layer/compression.js';
+import { type Digest, sha256 } from '../oci/digest.js';
+import { MediaType, isIndexType, layerCompression } from '../oci/mediatypes.js';
+import type { Descriptor, Manifest, Platform } from '../oci/types.js';
+import { parseJson, validateImageConfig, validateIndex, validateManifest } from '../oci/validate.js';
+import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
+import { RegistryClient } from '../registry/client.js';
+import { credentialsFor, eraseCredentials, storeCredentials } from '../registry/credentials.js';
+import type { Lease } from '../transport/store.js';
+import { hostPlatform } from '../transport/oci-layout.js';
+import type { Engine } from './engine.js';
+
+/** One progress message, Docker's jsonmessage shape. */
+export interface ProgressEvent {
+  readonly status: string;
+  readonly id?: string;
+  readonly progressDetail?: { readonly current: number; readonly total: number };
+}
+
+export interface RegistryOptions {
+  /** `--insecure-registry` and the config's list: plain HTTP or unverified TLS allowed. */
+  readonly insecureRegistries?: readonly string[];
+  readonly events: (event: ProgressEvent) => void;
+}
+
+const shortId = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
+
+async function clientFor(ref: Reference, options: RegistryOptions): Promise<RegistryClient> {
+  const credentials = await credentialsFor(ref.domain);
+  return new RegistryClient(ref.domain, { ...(credentials ? { credentials } : {}), ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}) });
+}
+
+/** `os/arch[/variant]` → a platform; the host's when absent. */
+export function parsePlatform(text: string | undefined): Platform {
+  if (text === undefined || text === '') return hostPlatform();
+  const [os, architecture, variant, extra] = text.split('/');
+  if (!os || !architecture || extra !== undefined) throw new KilnError('INVALID_ARGUMENT', `invalid platform ${JSON.stringify(text)}: use os/arch[/variant], e.g. linux/arm64`);
+  return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
+function platformText(p: Platform): string {
+  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+}
+
+/** Docker's platform match: os and architecture equal; the variant too when both name one (arm64's is v8 by default). */
+function matches(candidate: Platform | undefined, wanted: Platform): boolean {
+  if (!candidate || candidate.os !== wanted.os || candidate.architecture !== wanted.architecture) return false;
+  const normal = (p: Platform): string | undefined => p.variant ?? (p.architecture === 'arm64' ? 'v8' : undefined);
+  return wanted.variant === undefined || normal(candidate) === normal(wanted);
+}
+
+/** A blob download that resumes with HTTP Range after a broken connection (up to 5 times). */
+async function* resumableBlob(client: RegistryClient, repository: string, digest: Digest, size: number, progress: (received: number) => void): AsyncGenerator<Uint8Array> {
+  let received = 0;
+  for (let failures = 0; ; ) {
+    try {
+      for await (const chunk of await client.blob(repository, digest, received)) {
+        received += chunk.length;
+        progress(received);
+        yield chunk;
+      }
+      if (received >= size) return;
+      throw new Error(`the connection ended after ${received} of ${size} bytes`);
+    } catch (err) {
+      if (err instanceof KilnError || ++failures > 5) throw err;
+    }
+  }
+}
+
+async function readSmallBlob(client: RegistryClient, repository: string, descriptor: Descriptor, what: string): Promise<Buffer> {
+  if (descriptor.size > 8 << 20) throw new KilnError('INVALID_INPUT', `${what}: the config is ${descriptor.size} bytes, more than a config can be`);
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of await client.blob(repository, descriptor.digest)) {
+    chunks.push(Buffer.from(chunk));
+    length += chunk.length;
+    if (length > descriptor.size) break;
+  }
+  const bytes = Buffer.concat(chunks);
+  if (bytes.length !== descriptor.size || sha256(bytes) !== descriptor.digest) throw new KilnError('DIGEST_MISMATCH', `${what}: the registry served a config that does not match ${descriptor.digest}`);
+  return bytes;
+}
+
+/** Runs `jobs` with at most `limit` at a time; results in order. */
+async function limited<T>(limit: number, jobs: readonly (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[] = new Array<T>(jobs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const index = next++;
+      results[index] = await (jobs[index] as () => Promise<T>)();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  return results;
+}
+
+export interface PullOptions extends RegistryOptions {
+  readonly platform?: string;
+  readonly maxConcurrentDownloads?: number;
+}
+
+/**
+ * `docker pull`: the manifest (the platform's, from an index), config and layers into the store, each
+ * verified by the content store; blobs already here are not downloaded. Returns the image and the
+ * digest the name resolved to.
+ */
+export async function pullImage(engine: Engine, name: string, options: PullOptions): Promise<{ id: Digest; digest: Digest; name: string; fresh: boolean }> {
+  const ref = withDefaultTag(parseReference(name));
+  const wanted = parsePlatform(options.platform);
+  const client = await clientFor(ref, options);
+  const repository = ref.path;
+  options.events({ status: `${ref.digest ?? ref.tag ?? 'latest'}: Pulling from ${ref.path}` });
+  const top = await client.manifest(repository, ref.digest ?? ref.tag ?? 'latest');
+  let chosen = top;
+  const topJson = parseJson(top.bytes, `manifest of ${familiarString(ref)}`);
+  if (isIndexType(top.mediaType) || (typeof topJson === 'object' && topJson !== null && 'manifests' in topJson)) {
+    const index = validateIndex(topJson, `index of ${familiarString(ref)}`);
+    const entry = index.manifests.find((m) => matches(m.platform, wanted));
+    if (!entry) {
+      const offered = index.manifests.flatMap((m) => (m.platform ? [platformText(m.platform)] : [])).join(', ');
+      throw new KilnError('NOT_FOUND', `no matching manifest for ${platformText(wanted)} in the manifest list entries of ${familiarString(ref)} (it has ${offered || 'none'})`);
+    }
+    chosen = await client.manifest(repository, entry.digest);
+  }
+  const what = familiarString(ref);
+  const manifest: Manifest = validateManifest(parseJson(chosen.bytes, `manifest of ${what}`), `manifest of ${what}`);
+  const rawConfig = await readSmallBlob(client, repository, manifest.config, what);
+  const config = validateImageConfig(parseJson(rawConfig, `config of ${what}`), `config of ${what}`);
+  if (config.rootfs.diff_ids.length !== manifest.layers.length) throw new KilnError('INVALID_INPUT', `${what}: the manifest has ${manifest.layers.length} layers but the config ${config.rootfs.diff_ids.length}`);
+  if (options.platform !== undefined && !matches(config, wanted)) throw new KilnError('NOT_FOUND', `${what} is for ${platformText(config)}, not ${platformText(wanted)}`);
+  const { store } = engine;
+  const id = manifest.config.digest;
+  const known = store.db.image(id) !== undefined;
+  const tagName = ref.digest ? undefined : referenceString(ref);
+  const digestName = `${repositoryName(ref)}@${top.digest}`;
+  await store.withLease(async (lease: Lease) => {
+    for (const descriptor of manifest.layers) {
+      if (!(store.db.layerBlob(descriptor.digest) && store.content.hasSync(descriptor.digest))) options.events({ status: 'Pulling fs layer', id: shortId(descriptor.digest) });
+    }
+    const layers = await limited(options.maxConcurrentDownloads ?? 3, manifest.layers.map((descriptor, index) => async (): Promise<Layer> => {
+      const diffId = config.rootfs.diff_ids[index] as Digest;
+      const short = shortId(descriptor.digest);
+      const layer: Layer = { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId, open: () => store.content.open(descriptor.digest) };
+      if (store.db.layerBlob(descriptor.digest) && store.content.hasSync(descriptor.digest)) {
+        options.events({ status: 'Already exists', id: short });
+        return layer;
+      }
+      const stream = resumableBlob(client, repository, descriptor.digest, descriptor.size, (received) => options.events({ status: 'Downloading', id: short, progressDetail: { current: received, total: descriptor.size } }));
+      await store.ingestLayer(lease, stream, { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId }, `${what}: layer ${descriptor.digest}`);
+      options.events({ status: 'Verifying Checksum', id: short });
+      options.events({ status: 'Download complete', id: short });
+      options.events({ status: 'Pull complete', id: short });
+      return layer;
+    }));
+    await store.writeImage(lease, { image: { id, rawConfig, config, layers, manifest: { bytes: chosen.bytes, digest: chosen.digest, mediaType: chosen.mediaType || manifest.mediaType || MediaType.ociManifest } }, names: [...(tagName ? [tagName] : []), digestName] }, what);
+  });
+  for (const descriptor of [manifest.config, ...manifest.layers]) store.db.addBlobSource(descriptor.digest, ref.domain, repository);
+  options.events({ status: `Digest: ${top.digest}` });
+  options.events({ status: `Status: ${known ? 'Image is up to date' : 'Downloaded newer image'} for ${familiarString(ref)}` });
+  return { id, digest: top.digest, name: referenceString(ref), fresh: !known };
+}
+
+export interface PushOptions extends RegistryOptions {
+  readonly compression?: 'gzip' | 'zstd';
+}
+
+/** The blob to push for a layer: the stored blob when compressed, else a compressed copy (made once, then remembered). */
+async function compressedLayer(engine: Engine, lease: Lease, layer: Layer, compression: 'gzip' | 'zstd', what: string): Promise<{ digest: Digest; size: number; mediaType: string }> {
+  const { store } = engine;
+  if (layerCompression(layer.mediaType) !== 'none' && layer.digest) return { digest: layer.digest, size: layer.size ?? (await store.content.info(layer.digest))?.size ?? 0, mediaType: layer.mediaType };
+  const want = compression === 'gzip' ? MediaType.dockerLayerGzip : MediaType.ociLayerZstd;
+  const existing = store.db.layerBlobsOf(layer.diffId).find((row) => layerCompression(row.mediaType) === compression && store.content.hasSync(row.digest));
+  if (existing) return { digest: existing.digest, size: existing.size, mediaType: want };
+  const row = await store.ingestLayer(lease, compressStream(await layer.open(), compression), { mediaType: want, diffId: layer.diffId }, `${what}: compressing layer ${layer.diffId}`);
+  return { digest: row.digest, size: row.size, mediaType: want };
+}
+
+/** `docker push`: every layer (compressed), the config, then the manifest under the tag. */
+export async function pushImage(engine: Engine, name: string, options: PushOptions): Promise<{ digest: Digest; size: number; tag: string }[]> {
+  const parsed = parseReference(name);
+  const { store } = engine;
+  const tags = parsed.tag !== undefined ? [parsed.tag] : ['latest'];
+  const client = await clientFor(parsed, options);
+  const repository = parsed.path;
+  options.events({ status: `The push refers to repository [${repositoryName(parsed)}]` });
+  const results: { digest: Digest; size: number; tag: string }[] = [];
+  for (const tag of tags) {
+    const ref: Reference = { domain: parsed.domain, path: parsed.path, tag };
+    const row = engine.image(referenceString(ref));
+    const image = await store.image(row);
+    const what = familiarString(ref);
+    const pushed = await store.withLease(async (lease) => {
+      const layers = await limited(3, image.layers.map((layer) => async (): Promise<Descriptor> => {
+        const blob = await compressedLayer(engine, lease, layer, options.compression ?? 'gzip', what);
+        const short = shortId(blob.digest);
+        options.events({ status: 'Preparing', id: short });
+        const path = store.content.blobPath(blob.digest);
+        const mountFrom = store.db.blobSources(blob.digest, parsed.domain).find((r) => r !== repository);
+        const result = await client.pushBlob(
+          repository,
+          {
+            digest: blob.digest,
+            size: blob.size,
+            read: async (start, end) => {
+              const handle = await open(path, 'r');
+              try {
+                const buffer = Buffer.alloc(end - start);
+                let at = 0;
+                while (at < buffer.length) {
+                  const { bytesRead } = await handle.read(buffer, at, buffer.length - at, start + at);
+                  if (bytesRead === 0) throw new KilnError('CORRUPT', `blob ${blob.digest} is shorter than recorded`);
+                  at += bytesRead;
+                }
+                return buffer;
+              } finally {
+                await handle.close();
+              }
+            },
+          },
+          mountFrom,
+          (sent) => options.events({ status: 'Pushing', id: short, progressDetail: { current: sent, total: blob.size } }),
+        );
+        options.events({ status: result === 'exists' ? 'Layer already exists' : result === 'mounted' ? `Mounted from ${mountFrom ?? ''}` : 'Pushed', id: short });
+        store.db.addBlobSource(blob.digest, parsed.domain, repository);
+        return { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
+      }));
+      await client.pushBlob(repository, { digest: image.id, size: image.rawConfig.length, read: (start, end) => Promise.resolve(image.rawConfig.subarray(start, end)) });
+      // The original manifest when it describes exactly these blobs (its digest survives); else a new one.
+      const original = image.manifest;
+      let manifest: { bytes: Buffer; mediaType: string };
+      if (original && layers.every((l, i) => l.digest === image.layers[i]?.digest)) manifest = { bytes: original.bytes, mediaType: original.mediaType };
+      else {
+        const docker = (options.compression ?? 'gzip') === 'gzip';
+        const body: Manifest = {
+          schemaVersion: 2,
+          mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
+          config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: image.id, size: image.rawConfig.length },
+          layers,
+        };
+        manifest = { bytes: Buffer.from(JSON.stringify(body, null, 3)), mediaType: body.mediaType ?? MediaType.ociManifest };
+      }
+      const digest = await client.putManifest(repository, tag, manifest);
+      return { digest, size: manifest.bytes.length };
+    });
+    store.db.setName(`${repositoryName(parsed)}@${pushed.digest}`, row.id, 'digest');
+    options.events({ status: `${tag}: digest: ${pushed.digest} size: ${pushed.size}` });
+    results.push({ ...pushed, tag });
+  }
+  return results;
+}
+
+/** `docker login`: checks the credentials against the registry, then stores them. */
+export async function login(registry: string, username: string, password: string, options: Omit<RegistryOptions, 'events'> = {}): Promise<void> {
+  const client = new RegistryClient(registry, { credentials: { username, password }, ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}) });
+  const response = await client.send('GET', '/v2/', { scope: '', what: `logging in to ${registry}`, ok: [200] });
+  await response.body.dump();
+  await storeCredentials(registry, username, password);
+}
+
+/** `docker logout`: false when there was nothing to forget. */
+export async function logout(registry: string): Promise<boolean> {
+  return eraseCredentials(registry);
+}

@@ -1,0 +1,340 @@
+/**
+ * The distribution-spec client: manifests and blobs of one registry, with Docker's authentication
+ * (a 401 challenge → Basic, or a Bearer token from the realm, cached per scope) and transport rules
+ * (TLS by default; plain HTTP for loopback and registries named insecure; a `certs.d` CA). Bytes are not
+ * trusted here: the content store verifies every digest they are stored under.
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type * as Undici_ from 'undici';
+import type { Dispatcher } from 'undici';
+import { KilnError } from '../errors.js';
+import { type Digest, sha256 } from '../oci/digest.js';
+import type { Credentials } from './credentials.js';
+
+export interface ClientOptions {
+  /** Registries where plain HTTP (and unverified TLS) is allowed, besides loopback ones. */
+  readonly insecureRegistries?: readonly string[];
+  readonly credentials?: Credentials;
+  /** Directories holding `<host>/ca.crt` (Docker's certs.d). */
+  readonly certsDirs?: readonly string[];
+}
+
+export interface FetchedManifest {
+  readonly bytes: Buffer;
+  readonly mediaType: string;
+  readonly digest: Digest;
+}
+
+interface Challenge {
+  readonly scheme: string;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+type Undici = typeof Undici_;
+type ResponseData = Dispatcher.ResponseData;
+
+const MANIFEST_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+];
+const MAX_MANIFEST = 4 << 20;
+/** Blobs up to this size go in one PUT; larger ones in PATCH chunks of UPLOAD_CHUNK, resumable. */
+const MONOLITHIC_UPLOAD = 16 << 20;
+const UPLOAD_CHUNK = 16 << 20;
+
+/** A blob to push: its identity, and a reader of any byte range of it. */
+export interface PushableBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  read(start: number, end: number): Promise<Buffer>;
+}
+
+/** `WWW-Authenticate: Bearer realm="…",service="…",scope="…"` → scheme and parameters. */
+export function parseChallenge(header: string): Challenge | undefined {
+  const match = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  if (!match) return undefined;
+  const params: Record<string, string> = {};
+  for (const param of (match[2] ?? '').matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?/g)) {
+    params[(param[1] ?? '').toLowerCase()] = (param[2] ?? param[3] ?? '').replace(/\\(.)/g, '$1');
+  }
+  return { scheme: (match[1] ?? '').toLowerCase(), params };
+}
+
+/** Loopback registries speak plain HTTP without being named insecure (Docker's rule). */
+function isLoopback(host: string): boolean {
+  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
+/** The registry's reply as a KilnError naming what was asked: `MANIFEST_UNKNOWN` etc. in one line. */
+async function registryError(response: ResponseData, what: string): Promise<KilnError> {
+  const text = await response.body.text().catch(() => '');
+  let detail = '';
+  try {
+    const parsed = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+    detail = (parsed.errors ?? []).map((e) => `${e.code ?? 'UNKNOWN'}: ${e.message ?? ''}`).join('; ');
+  } catch {
+    detail = text.slice(0, 200).trim();
+  }
+  const status = response.statusCode;
+  const code = status === 404 ? 'NOT_FOUND' : status === 401 || status === 403 ? 'CONFLICT' : status === 400 ? 'INVALID_INPUT' : 'INTERNAL';
+  const retry = response.headers['retry-after'];
+  const hint = status === 401 ? ' (log in with kiln login)' : status === 429 && retry ? ` (retry after ${String(retry)} s)` : '';
+  return new KilnError(code === 'CONFLICT' ? 'INVALID_ARGUMENT' : code, `${what}: ${status}${detail ? ` ${detail}` : ''}${hint}`);
+}
+
+export class RegistryClient {
+  private scheme: 'https' | 'http' | undefined;
+  private readonly tokens = new Map<string, { token: string; expires: number }>();
+  private basic = false;
+  private undici: Undici | undefined;
+  private dispatcher: Dispatcher | undefined;
+
+  constructor(
+    /** host[:port] as the reference names it (docker.io is reached at registry-1.docker.io). */
+    readonly host: string,
+    private readonly options: ClientOptions = {},
+  ) {}
+
+  private get endpoint(): string {
+    return this.host === 'docker.io' ? 'registry-1.docker.io' : this.host;
+  }
+
+  private get insecure(): boolean {
+    return isLoopback(this.endpoint) || (this.options.insecureRegistries ?? []).includes(this.host);
+  }
+
+  private async load(): Promise<{ undici: Undici; dispatcher: Dispatcher }> {
+    if (!this.undici || !this.dispatcher) {
+      this.undici = await import('undici');
+      const ca: string[] = [];
+      for (const dir of this.options.certsDirs ?? ['/etc/docker/certs.d', join(homedir(), '.docker', 'certs.d')]) {
+        const files = await readdir(join(dir, this.endpoint)).catch(() => [] as string[]);
+        for (const file of files.filter((f) => f.endsWith('.crt'))) ca.push(await readFile(join(dir, this.endpoint, file), 'utf8'));
+      }
+      this.dispatcher = new this.undici.Agent({ connect: { ...(ca.length > 0 ? { ca } : {}), ...(this.insecure ? { rejectUnauthorized: false } : {}) }, bodyTimeout: 120_000, headersTimeout: 60_000 });
+    }
+    return { undici: this.undici, dispatcher: this.dispatcher };
+  }
+
+  /** https, or for an insecure registry whatever answers: https first, then plain http (as Docker does). */
+  private async base(): Promise<string> {
+    if (!this.scheme) {
+      if (!this.insecure) this.scheme = 'https';
+      else {
+        const { undici, dispatcher } = await this.load();
+        try {
+          const probe = await undici.request(`https://${this.endpoint}/v2/`, { dispatcher, method: 'GET' });
+          await probe.body.dump();
+          this.scheme = 'https';
+        } catch {
+          this.scheme = 'http';
+        }
+      }
+    }
+    return `${this.scheme}://${this.endpoint}`;
+  }
+
+  private authorization(scope: string): string | undefined {
+    const token = this.tokens.get(scope);
+    if (token && token.expires > Date.now()) return `Bearer ${token.token}`;
+    const credentials = this.options.credentials;
+    if (this.basic && credentials && 'username' in credentials) return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+    return undefined;
+  }
+
+  /** Answers a 401 challenge: Basic with the credentials, or a Bearer token for the scope. */
+  private async authenticate(challenge: Challenge | undefined, scope: string, what: string): Promise<void> {
+    const credentials = this.options.credentials;
+    if (challenge?.scheme === 'basic') {
+      if (!credentials || !('username' in credentials)) throw new KilnError('INVALID_ARGUMENT', `${what}: the registry ${this.host} needs a login: kiln login ${this.host}`);
+      this.basic = true;
+      return;
+    }
+    if (challenge?.scheme !== 'bearer' || !challenge.params.realm) throw new KilnError('INVALID_ARGUMENT', `${what}: the registry ${this.host} refused access and asked for no known authentication`);
+    const { undici, dispatcher } = await this.load();
+    const url = new URL(challenge.params.realm);
+    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    for (const part of scope.split(' ')) if (part) url.searchParams.append('scope', part);
+    const headers: Record<string, string> = {};
+    let method: 'GET' | 'POST' = 'GET';
+    let body: string | undefined;
+    if (credentials && 'identityToken' in credentials) {
+      // An identity token is an OAuth2 refresh token (docker login with a token).
+      method = 'POST';
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: credentials.identityToken, service: challenge.params.service ?? '', scope, client_id: 'kiln' }).toString();
+    } else if (credentials) {
+      headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+    }
+    const response = await undici.request(url, { dispatcher, method, headers, ...(body !== undefined ? { body } : {}) }).catch((err: Error) => {
+      throw new KilnError('NOT_FOUND', `${what}: cannot reach the token service ${url.origin}: ${err.message}`);
+    });
+    if (response.statusCode === 401 || response.statusCode === 403) {
+      await response.body.dump();
+      throw new KilnError('INVALID_ARGUMENT', `${what}: ${credentials ? 'the credentials for' : 'access to'} ${this.host} ${credentials ? 'were refused' : 'needs a login'} (${response.statusCode}); kiln login ${this.host}`);
+    }
+    if (response.statusCode !== 200) throw await registryError(response, `${what}: token service`);
+    const reply = (await response.body.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const token = reply.token ?? reply.access_token;
+    if (!token) throw new KilnError('INVALID_INPUT', `${what}: the token service of ${this.host} answered without a token`);
+    this.tokens.set(scope, { token, expires: Date.now() + Math.max(30, (reply.expires_in ?? 60) - 10) * 1000 });
+  }
+
+  /**
+   * One request to the registry (a path under its origin, or an absolute URL it gave), authenticated for
+   * `scope`. Redirects are followed by hand, so credentials never go to another host. GET and HEAD are
+   * retried on 5xx, 429 and broken connections.
+   */
+  async send(method: Dispatcher.HttpMethod, path: string, options: { scope: string; what: string; headers?: Record<string, string>; body?: Dispatcher.DispatchOptions['body']; ok?: readonly number[] }): Promise<ResponseData> {
+    const { undici, dispatcher } = await this.load();
+    const origin = await this.base();
+    let url = new URL(path, origin);
+    const idempotent = method === 'GET' || method === 'HEAD';
+    for (let attempt = 1, redirects = 0, challenged = false; ; ) {
+      const headers: Record<string, string> = { 'user-agent': 'kiln', ...(options.headers ?? {}) };
+      const auth = url.host === new URL(origin).host ? this.authorization(options.scope) : undefined;
+      if (auth) headers.authorization = auth;
+      let response: ResponseData;
+      try {
+        response = await undici.request(url, { dispatcher, method, headers, ...(options.body !== undefined ? { body: options.body } : {}) });
+      } catch (err) {
+        if (idempotent && attempt < 3) {
+          await delay(200 * 2 ** attempt++);
+          continue;
+        }
+        throw new KilnError('NOT_FOUND', `${options.what}: cannot reach ${url.origin}: ${(err as Error).message}`);
+      }
+      const status = response.statusCode;
+      if (status === 401 && !challenged && url.host === new URL(origin).host) {
+        await response.body.dump();
+        challenged = true;
+        const header = response.headers['www-authenticate'];
+        await this.authenticate(parseChallenge(Array.isArray(header) ? (header[0] ?? '') : (header ?? '')), options.scope, options.what);
+        if (options.body !== undefined && typeof options.body !== 'string' && !Buffer.isBuffer(options.body)) {
+          throw new KilnError('INTERNAL', `${options.what}: authentication was asked after a streamed body was sent`);
+        }
+        continue;
+      }
+      if ([301, 302, 303, 307, 308].includes(status) && response.headers.location && redirects < 10) {
+        await response.body.dump();
+        url = new URL(String(response.headers.location), url);
+        redirects++;
+        continue;
+      }
+      if (idempotent && (status >= 500 || status === 429) && attempt < 3) {
+        const retryAfter = Number(response.headers['retry-after'] ?? 0);
+        await response.body.dump();
+        await delay(retryAfter > 0 && retryAfter < 30 ? retryAfter * 1000 : 200 * 2 ** attempt++);
+        continue;
+      }
+      if ((options.ok ?? [200]).includes(status)) return response;
+      throw await registryError(response, options.what);
+    }
+  }
+
+  /** A manifest (or index) by tag or digest, its bytes kept as served; a digest reference is verified. */
+  async manifest(repository: string, reference: string): Promise<FetchedManifest> {
+    const what = `${this.host}/${repository}:${reference}`;
+    const response = await this.send('GET', `/v2/${repository}/manifests/${reference}`, { scope: `repository:${repository}:pull`, what, headers: { accept: MANIFEST_TYPES.join(', ') } });
+    const length = Number(response.headers['content-length'] ?? 0);
+    if (length > MAX_MANIFEST) throw new KilnError('INVALID_INPUT', `${what}: the manifest is ${length} bytes, more than a manifest can be`);
+    const bytes = Buffer.from(await response.body.arrayBuffer());
+    if (bytes.length > MAX_MANIFEST) throw new KilnError('INVALID_INPUT', `${what}: the manifest is larger than ${MAX_MANIFEST} bytes`);
+    const digest = sha256(bytes);
+    if (reference.startsWith('sha256:') && digest !== reference) throw new KilnError('DIGEST_MISMATCH', `${what}: the registry served a manifest whose digest is ${digest}`);
+    const type = String(response.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+    return { bytes, mediaType: type, digest };
+  }
+
+  /** Whether the registry has a blob in this repository (HEAD). */
+  async hasBlob(repository: string, digest: Digest, scope = `repository:${repository}:pull`): Promise<boolean> {
+    const response = await this.send('HEAD', `/v2/${repository}/blobs/${digest}`, { scope, what: `${this.host}/${repository} blob ${digest}`, ok: [200, 404] });
+    await response.body.dump();
+    return response.statusCode === 200;
+  }
+
+  /** A blob's bytes from `offset` on (HTTP Range), as a stream. */
+  async blob(repository: string, digest: Digest, offset = 0): Promise<AsyncIterable<Uint8Array>> {
+    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    const response = await this.send('GET', `/v2/${repository}/blobs/${digest}`, { scope: `repository:${repository}:pull`, what: `${this.host}/${repository} blob ${digest}`, headers, ok: [200, 206] });
+    if (offset > 0 && response.statusCode !== 206) {
+      await response.body.dump();
+      throw new KilnError('UNSUPPORTED', `${this.host} does not serve byte ranges, so the download of ${digest} cannot resume`);
+    }
+    return response.body;
+  }
+
+  /**
+   * Uploads a blob unless the repository has it: a cross-repository mount first when `mountFrom` names a
+   * repository of this registry that has it, then one PUT for a small blob or PATCH chunks for a large
+   * one. An interrupted chunked upload asks the registry how far it got and goes on from there.
+   */
+  async pushBlob(repository: string, blob: PushableBlob, mountFrom?: string, progress?: (sent: number) => void): Promise<'exists' | 'mounted' | 'pushed'> {
+    const what = `pushing ${blob.digest} to ${this.host}/${repository}`;
+    const scope = `repository:${repository}:pull,push${mountFrom && mountFrom !== repository ? ` repository:${mountFrom}:pull` : ''}`;
+    if (await this.hasBlob(repository, blob.digest, scope)) return 'exists';
+    const query = mountFrom && mountFrom !== repository ? `?mount=${blob.digest}&from=${encodeURIComponent(mountFrom)}` : '';
+    const started = await this.send('POST', `/v2/${repository}/blobs/uploads/${query}`, { scope, what, headers: { 'content-length': '0' }, ok: [201, 202] });
+    await started.body.dump();
+    if (started.statusCode === 201) return 'mounted';
+    let location = String(started.headers.location ?? '');
+    if (!location) throw new KilnError('INVALID_INPUT', `${what}: the registry started an upload without a Location`);
+    const withDigest = (at: string): string => `${at}${at.includes('?') ? '&' : '?'}digest=${encodeURIComponent(blob.digest)}`;
+    if (blob.size <= MONOLITHIC_UPLOAD) {
+      const body = await blob.read(0, blob.size);
+      const done = await this.send('PUT', withDigest(location), { scope, what, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) }, body, ok: [201] });
+      await done.body.dump();
+      progress?.(blob.size);
+      return 'pushed';
+    }
+    let offset = 0;
+    let failures = 0;
+    while (offset < blob.size) {
+      const end = Math.min(offset + UPLOAD_CHUNK, blob.size);
+      try {
+        const body = await blob.read(offset, end);
+        const sent = await this.send('PATCH', location, {
+          scope,
+          what,
+          headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end - 1}`, 'content-length': String(body.length) },
+          body,
+          ok: [202],
+        });
+        await sent.body.dump();
+        location = String(sent.headers.location ?? location);
+        offset = end;
+        progress?.(offset);
+      } catch (err) {
+        if (++failures > 5) throw err;
+        // Where did the registry get to? (distribution answers 204 with `Range: 0-<last byte>`.)
+        const status = await this.send('GET', location, { scope, what: `${what}: upload status`, ok: [204] });
+        await status.body.dump();
+        const range = /^(?:bytes=)?0-(\d+)$/.exec(String(status.headers.range ?? ''));
+        offset = range ? Number(range[1]) + 1 : 0;
+        location = String(status.headers.location ?? location);
+      }
+    }
+    const done = await this.send('PUT', withDigest(location), { scope, what, headers: { 'content-length': '0' }, ok: [201] });
+    await done.body.dump();
+    return 'pushed';
+  }
+
+  /** PUTs a manifest under a tag or digest; returns the digest the registry reports (or ours). */
+  async putManifest(repository: string, reference: string, manifest: { bytes: Buffer; mediaType: string }): Promise<Digest> {
+    const response = await this.send('PUT', `/v2/${repository}/manifests/${reference}`, {
+      scope: `repository:${repository}:pull,push`,
+      what: `pushing the manifest of ${this.host}/${repository}:${reference}`,
+      headers: { 'content-type': manifest.mediaType },
+      body: manifest.bytes,
+      ok: [200, 201],
+    });
+    await response.body.dump();
+    return sha256(manifest.bytes);
+  }
+}
