@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'UNSUPPORTED' // valid, but kiln does not do it (yet)
   | 'CORRUPT' // the store itself is damaged
   | 'FAILED' // something the user asked to run ran and failed (a RUN step's command)
+  | 'UNAUTHORIZED' // a registry needs a login, or refused the credentials
   | 'INTERNAL'; // a bug in kiln
 
 export class KilnError extends Error {

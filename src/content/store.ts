@@ -185,6 +185,11 @@ export class ContentWriter {
     return this.written;
   }
 
+  /** The digest of what was written so far (the writer goes on). */
+  peekDigest(): Digest {
+    return `sha256:${this.hash.copy().digest('hex')}` as Digest;
+  }
+
   async write(chunk: Uint8Array): Promise<void> {
     if (this.done) throw new KilnError('INTERNAL', 'write after commit or abort');
     this.hash.update(chunk);

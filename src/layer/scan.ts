@@ -31,8 +31,12 @@ function detachable<T>(source: AsyncIterator<T>): AsyncIterable<T> {
  * entry that climbs out of the root with `..`, is refused before anything is published.
  */
 export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => Promise<void>, what: string): Promise<ScannedLayer> {
+  // The raw bytes are read through a detachable iterator: when the layer turns out malformed, the rest of
+  // the blob still reaches the sink, so the caller can tell bytes that are not what the digest names
+  // (DIGEST_MISMATCH) from a well-identified blob that is not a valid layer.
+  const raw = source[Symbol.asyncIterator]();
   async function* tapped(): AsyncGenerator<Uint8Array> {
-    for await (const chunk of source) {
+    for await (const chunk of detachable(raw)) {
       await sink(chunk);
       yield chunk;
     }
@@ -64,6 +68,7 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     }
   } catch (err) {
     await iterator.return(undefined);
+    for (let next = await raw.next().catch(() => ({ done: true as const, value: undefined })); !next.done; next = await raw.next()) await sink(next.value);
     if (err instanceof KilnError) throw new KilnError(err.code, err.message.startsWith(what) ? err.message : `${what}: ${err.message}`, { cause: err });
     throw err;
   }

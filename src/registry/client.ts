@@ -82,10 +82,10 @@ async function registryError(response: ResponseData, what: string): Promise<Kiln
     detail = text.slice(0, 200).trim();
   }
   const status = response.statusCode;
-  const code = status === 404 ? 'NOT_FOUND' : status === 401 || status === 403 ? 'CONFLICT' : status === 400 ? 'INVALID_INPUT' : 'INTERNAL';
+  const code = status === 404 ? 'NOT_FOUND' : status === 401 || status === 403 ? 'UNAUTHORIZED' : status === 400 ? 'INVALID_INPUT' : 'INTERNAL';
   const retry = response.headers['retry-after'];
   const hint = status === 401 ? ' (log in with kiln login)' : status === 429 && retry ? ` (retry after ${String(retry)} s)` : '';
-  return new KilnError(code === 'CONFLICT' ? 'INVALID_ARGUMENT' : code, `${what}: ${status}${detail ? ` ${detail}` : ''}${hint}`);
+  return new KilnError(code, `${what}: ${status}${detail ? ` ${detail}` : ''}${hint}`);
 }
 
 export class RegistryClient {
@@ -152,11 +152,11 @@ export class RegistryClient {
   private async authenticate(challenge: Challenge | undefined, scope: string, what: string): Promise<void> {
     const credentials = this.options.credentials;
     if (challenge?.scheme === 'basic') {
-      if (!credentials || !('username' in credentials)) throw new KilnError('INVALID_ARGUMENT', `${what}: the registry ${this.host} needs a login: kiln login ${this.host}`);
+      if (!credentials || !('username' in credentials)) throw new KilnError('UNAUTHORIZED', `${what}: the registry ${this.host} needs a login: kiln login ${this.host}`);
       this.basic = true;
       return;
     }
-    if (challenge?.scheme !== 'bearer' || !challenge.params.realm) throw new KilnError('INVALID_ARGUMENT', `${what}: the registry ${this.host} refused access and asked for no known authentication`);
+    if (challenge?.scheme !== 'bearer' || !challenge.params.realm) throw new KilnError('UNAUTHORIZED', `${what}: the registry ${this.host} refused access and asked for no known authentication`);
     const { undici, dispatcher } = await this.load();
     const url = new URL(challenge.params.realm);
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
@@ -177,7 +177,7 @@ export class RegistryClient {
     });
     if (response.statusCode === 401 || response.statusCode === 403) {
       await response.body.dump();
-      throw new KilnError('INVALID_ARGUMENT', `${what}: ${credentials ? 'the credentials for' : 'access to'} ${this.host} ${credentials ? 'were refused' : 'needs a login'} (${response.statusCode}); kiln login ${this.host}`);
+      throw new KilnError('UNAUTHORIZED', `${what}: ${credentials ? 'the credentials for' : 'access to'} ${this.host} ${credentials ? 'were refused' : 'needs a login'} (${response.statusCode}); kiln login ${this.host}`);
     }
     if (response.statusCode !== 200) throw await registryError(response, `${what}: token service`);
     const reply = (await response.body.json()) as { token?: string; access_token?: string; expires_in?: number };
@@ -311,10 +311,18 @@ export class RegistryClient {
         offset = end;
         progress?.(offset);
       } catch (err) {
-        if (++failures > 5) throw err;
-        // Where did the registry get to? (distribution answers 204 with `Range: 0-<last byte>`.)
-        const status = await this.send('GET', location, { scope, what: `${what}: upload status`, ok: [204] });
+        if (++failures > 5 || (err instanceof KilnError && err.code !== 'NOT_FOUND' && err.code !== 'INTERNAL')) throw err;
+        // Where did the registry get to? (distribution answers 204 with `Range: 0-<last byte>`; an upload
+        // it dropped, as it does when a chunk breaks off, is 404: then a new upload starts from zero.)
+        const status = await this.send('GET', location, { scope, what: `${what}: upload status`, ok: [204, 404] });
         await status.body.dump();
+        if (status.statusCode === 404) {
+          const restarted = await this.send('POST', `/v2/${repository}/blobs/uploads/`, { scope, what, headers: { 'content-length': '0' }, ok: [202] });
+          await restarted.body.dump();
+          location = String(restarted.headers.location ?? '');
+          offset = 0;
+          continue;
+        }
         const range = /^(?:bytes=)?0-(\d+)$/.exec(String(status.headers.range ?? ''));
         offset = range ? Number(range[1]) + 1 : 0;
         location = String(status.headers.location ?? location);

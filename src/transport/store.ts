@@ -119,7 +119,14 @@ export class LocalStore {
   async ingestLayer(lease: Lease, source: AsyncIterable<Uint8Array>, expected: { mediaType: string; digest?: Digest; size?: number; diffId?: Digest }, what: string): Promise<LayerBlobRow> {
     const writer = await this.content.writer(`layer-${expected.diffId ?? expected.digest ?? 'new'}`);
     try {
-      const scanned = await scanLayer(source, (chunk) => writer.write(chunk), what);
+      const scanned = await scanLayer(source, (chunk) => writer.write(chunk), what).catch((err: unknown) => {
+        // Bytes that are not the blob the digest names say so, rather than how they fail to be a layer.
+        const actual = writer.peekDigest();
+        if (expected.digest && actual !== expected.digest) {
+          throw new KilnError('DIGEST_MISMATCH', `${what}: the bytes received do not match ${expected.digest} (they hash to ${actual})`, { cause: err });
+        }
+        throw err;
+      });
       if (expected.diffId && scanned.diffId !== expected.diffId) {
         throw new KilnError('DIGEST_MISMATCH', `${what}: the layer's content hashes to ${scanned.diffId}, but the image config says ${expected.diffId}`);
       }

@@ -1,0 +1,102 @@
+import { type IncomingMessage, type ServerResponse, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Faults the proxy injects, each once. */
+export interface Faults {
+  /** Cut the connection of the first blob download after this many bytes. */
+  cutDownloadAfter?: number;
+  /** Cut the connection of the first chunk upload (PATCH) after this many bytes. */
+  cutUploadAfter?: number;
+  /** Cut the connection of the N-th chunk upload (PATCH, counted from 1) before any of it reaches the registry. */
+  dropUploadChunk?: number;
+  /** Serve this blob with one byte changed. */
+  corruptBlob?: string;
+}
+
+export interface Proxy {
+  readonly host: string;
+  /** Bytes of blob uploads (PATCH/PUT bodies) that reached the registry. */
+  uploadedBytes: number;
+  faults: Faults;
+  /** Faults that fired. */
+  readonly fired: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A reverse proxy in front of a registry, keeping the client's Host header (so the registry's upload
+ * Locations point back at the proxy), counting uploaded blob bytes, and injecting faults.
+ */
+export async function startProxy(target: string): Promise<Proxy> {
+  const [targetHost, targetPort] = target.split(':');
+  const state: Proxy = {
+    host: '',
+    uploadedBytes: 0,
+    faults: {},
+    fired: [],
+    stop: () => Promise.resolve(),
+  };
+  let patches = 0;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    if (req.method === 'PATCH' && ++patches === state.faults.dropUploadChunk) {
+      state.faults.dropUploadChunk = undefined;
+      state.fired.push('drop-chunk');
+      req.socket.destroy();
+      return;
+    }
+    const isUpload = (req.method === 'PATCH' || req.method === 'PUT') && url.includes('/blobs/uploads/');
+    const isBlobGet = req.method === 'GET' && /\/blobs\/sha256:[a-f0-9]{64}/.test(url);
+    const upstream = request({ host: targetHost, port: Number(targetPort), method: req.method, path: url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      let sent = 0;
+      const corrupt = isBlobGet && state.faults.corruptBlob !== undefined && url.includes(state.faults.corruptBlob);
+      answer.on('data', (chunk: Buffer) => {
+        let data = chunk;
+        if (corrupt && sent === 0 && data.length > 0) {
+          data = Buffer.from(data);
+          data[0] = (data[0] ?? 0) ^ 0xff;
+          state.fired.push('corrupt');
+        }
+        sent += data.length;
+        const cut = state.faults.cutDownloadAfter;
+        if (isBlobGet && cut !== undefined && sent > cut && (answer.statusCode ?? 0) < 300) {
+          state.faults.cutDownloadAfter = undefined;
+          state.fired.push('cut-download');
+          res.write(data.subarray(0, Math.max(0, data.length - (sent - cut))));
+          answer.destroy();
+          res.socket?.destroy();
+          return;
+        }
+        res.write(data);
+      });
+      answer.on('end', () => res.end());
+    });
+    upstream.on('error', () => res.socket?.destroy());
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      const cut = state.faults.cutUploadAfter;
+      if (isUpload && req.method === 'PATCH' && cut !== undefined && received + chunk.length > cut) {
+        state.faults.cutUploadAfter = undefined;
+        state.fired.push('cut-upload');
+        upstream.destroy();
+        req.socket.destroy();
+        return;
+      }
+      received += chunk.length;
+      if (isUpload) state.uploadedBytes += chunk.length;
+      upstream.write(chunk);
+    });
+    req.on('end', () => upstream.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(state, {
+    host: `127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+}

@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { newKiln, ok } from '../helpers/kiln.js';
+import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
+import { type Proxy, startProxy } from '../helpers/proxy.js';
+import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
+
+const run = promisify(execFile);
+const unavailable = registryUnavailable();
+const FIXTURE_ID = 'sha256:6ecc29ffc19e62d3521d74c3aa3a3dd53dccadb0ceb6d59fedd32486666a0c62';
+
+async function skopeo(args: readonly string[]): Promise<string> {
+  return (await run('skopeo', [...args], { maxBuffer: 16 << 20 })).stdout;
+}
+
+/** An image with one big incompressible layer (chunked uploads, resumable downloads). */
+async function bigImage(kiln: Awaited<ReturnType<typeof newKiln>>['kiln'], name: string, megabytes: number): Promise<string> {
+  const rootfs = join(await tempDir(), 'rootfs');
+  await mkdir(rootfs);
+  await writeFile(join(rootfs, 'blob.bin'), randomBytes(megabytes << 20));
+  return (await ok(kiln(['import', rootfs, name]))).stdout.trim();
+}
+
+describe('registries: push and pull against a real registry (distribution 2.8)', { skip: unavailable }, () => {
+  let registry: Registry;
+  let proxy: Proxy;
+  before(async () => {
+    registry = await startRegistry();
+    proxy = await startProxy(registry.host);
+  });
+  after(async () => {
+    await proxy?.stop();
+    await registry?.stop();
+  });
+
+  it('kiln push → skopeo sees the same config digest; a second push uploads no layer bytes', async () => {
+    const { kiln } = await newKiln();
+    const id = (await ok(kiln(['import', '-c', 'CMD ["sh"]', join(fixturesDir, 'busybox-rootfs.tar'), `${proxy.host}/kiln/busybox:1`]))).stdout.trim();
+    const first = await ok(kiln(['push', `${proxy.host}/kiln/busybox:1`]));
+    assert.match(first.stdout, new RegExp(`^The push refers to repository \\[${proxy.host}/kiln/busybox\\]\\n`));
+    assert.match(first.stdout, /: Pushed\n/);
+    const digest = /1: digest: (sha256:[a-f0-9]{64}) size: \d+\n$/.exec(first.stdout)?.[1];
+    assert.ok(digest, first.stdout);
+    const raw = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/kiln/busybox:1`])) as { config: { digest: string } };
+    assert.equal(raw.config.digest, id);
+    assert.match(await skopeo(['inspect', '--format', '{{.Digest}}', '--tls-verify=false', `docker://${registry.host}/kiln/busybox:1`]), new RegExp(digest));
+    assert.match((await ok(kiln(['inspect', '-f', '{{json .RepoDigests}}', `${proxy.host}/kiln/busybox:1`]))).stdout, new RegExp(`${proxy.host}/kiln/busybox@${digest}`));
+    const before = proxy.uploadedBytes;
+    const second = await ok(kiln(['push', `${proxy.host}/kiln/busybox:1`]));
+    assert.match(second.stdout, /Layer already exists/);
+    assert.equal(proxy.uploadedBytes - before, 0);
+    assert.match(second.stdout, new RegExp(`1: digest: ${digest}`));
+  });
+
+  it('skopeo push of a Docker save → kiln pull gives the same image ID and RepoDigest, and kiln run works', { skip: !isRoot && 'kiln run needs root' }, async () => {
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${join(fixturesDir, 'busybox-docker20-save.tar')}`, `docker://${registry.host}/lab/busybox:lab`]);
+    const { kiln } = await newKiln();
+    const pulled = await ok(kiln(['pull', `${registry.host}/lab/busybox:lab`]));
+    assert.match(pulled.stdout, /^lab: Pulling from lab\/busybox\n/);
+    assert.match(pulled.stdout, /: Pull complete\n/);
+    assert.match(pulled.stdout, new RegExp(`Status: Downloaded newer image for ${registry.host}/lab/busybox:lab\\n${registry.host}/lab/busybox:lab\\n$`));
+    assert.equal((await ok(kiln(['inspect', '-f', '{{.Id}}', `${registry.host}/lab/busybox:lab`]))).stdout.trim(), FIXTURE_ID);
+    const again = await ok(kiln(['pull', `${registry.host}/lab/busybox:lab`]));
+    assert.match(again.stdout, /Already exists/);
+    assert.match(again.stdout, /Status: Image is up to date/);
+    assert.equal((await ok(kiln(['run', '--rm', `${registry.host}/lab/busybox:lab`, 'echo', 'pulled']))).stdout, 'pulled\n');
+    const quiet = await ok(kiln(['pull', '-q', `${registry.host}/lab/busybox:lab`]));
+    assert.equal(quiet.stdout, `${registry.host}/lab/busybox:lab\n`);
+  });
+
+  it('picks the platform from a multi-platform index: the host\'s by default, --platform for another', async () => {
+    const { kiln } = await newKiln();
+    const rootfs = join(fixturesDir, 'busybox-rootfs.tar');
+    await ok(kiln(['import', '--platform', 'linux/amd64', rootfs, `${registry.host}/multi/img:amd64`]));
+    await ok(kiln(['import', '--platform', 'linux/arm64', '-c', 'LABEL arch=arm64', rootfs, `${registry.host}/multi/img:arm64`]));
+    const entries = [];
+    for (const [tag, architecture] of [['amd64', 'amd64'], ['arm64', 'arm64']] as const) {
+      const pushed = await ok(kiln(['push', `${registry.host}/multi/img:${tag}`]));
+      const [, digest, size] = /digest: (sha256:[a-f0-9]{64}) size: (\d+)/.exec(pushed.stdout) ?? [];
+      entries.push({ mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest, size: Number(size), platform: { architecture, os: 'linux', ...(architecture === 'arm64' ? { variant: 'v8' } : {}) } });
+    }
+    const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: entries });
+    const put = await fetch(`http://${registry.host}/v2/multi/img/manifests/latest`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: index });
+    assert.equal(put.status, 201);
+    const other = await newKiln();
+    if (process.arch === 'x64') {
+      await ok(other.kiln(['pull', `${registry.host}/multi/img`]));
+      assert.equal((await ok(other.kiln(['inspect', '-f', '{{.Os}}/{{.Architecture}}', `${registry.host}/multi/img`]))).stdout, 'linux/amd64\n');
+    }
+    await ok(other.kiln(['pull', '--platform', 'linux/arm64', `${registry.host}/multi/img`]));
+    assert.equal((await ok(other.kiln(['inspect', '-f', '{{.Os}}/{{.Architecture}} {{.Config.Labels.arch}}', `${registry.host}/multi/img`]))).stdout, 'linux/arm64 arm64\n');
+    const missing = await other.kiln(['pull', '--platform', 'linux/s390x', `${registry.host}/multi/img`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no matching manifest for linux\/s390x in the manifest list entries .* \(it has linux\/amd64, linux\/arm64\/v8\)/);
+  });
+
+  it('resumes a download cut in the middle of a blob and an upload whose connection breaks between chunks; restarts one that breaks inside a chunk', async () => {
+    const { kiln } = await newKiln();
+    const id = await bigImage(kiln, `${proxy.host}/big/image:1`, 40);
+    // The connection breaks as the second chunk starts: the upload goes on from the registry's offset.
+    proxy.faults = { dropUploadChunk: 2 };
+    const before = proxy.uploadedBytes;
+    const pushed = await ok(kiln(['push', `${proxy.host}/big/image:1`]));
+    assert.ok(proxy.fired.includes('drop-chunk'), 'a chunk was dropped');
+    assert.match(pushed.stdout, /Pushed/);
+    const layerSize = Number((await ok(kiln(['inspect', '-f', '{{.Size}}', `${proxy.host}/big/image:1`]))).stdout.trim());
+    assert.ok(proxy.uploadedBytes - before < layerSize * 1.05, `resumed, not restarted: ${proxy.uploadedBytes - before} bytes sent for a ${layerSize}-byte layer`);
+    // A chunk broken off in the middle: distribution drops that upload, and a new one starts.
+    await bigImage(kiln, `${proxy.host}/big/other:1`, 20);
+    proxy.faults = { cutUploadAfter: 5 << 20 };
+    await ok(kiln(['push', `${proxy.host}/big/other:1`]));
+    assert.ok(proxy.fired.includes('cut-upload'), 'the upload was cut');
+    const other = await newKiln();
+    proxy.faults = { cutDownloadAfter: 7 << 20 };
+    await ok(other.kiln(['pull', `${proxy.host}/big/image:1`]));
+    assert.ok(proxy.fired.includes('cut-download'), 'the download was cut');
+    assert.equal((await ok(other.kiln(['inspect', '-f', '{{.Id}}', `${proxy.host}/big/image:1`]))).stdout.trim(), id);
+    assert.match((await ok(other.kiln(['system', 'check']))).stdout, /: clean\n$/);
+  });
+
+  it('refuses a blob whose bytes do not match its digest, and stores nothing', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), `${proxy.host}/corrupt/image:1`]));
+    await ok(kiln(['push', `${proxy.host}/corrupt/image:1`]));
+    const layer = (await ok(kiln(['inspect', '-f', '{{index .RootFS.Layers 0}}', `${proxy.host}/corrupt/image:1`]))).stdout.trim();
+    const raw = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/corrupt/image:1`])) as { layers: { digest: string }[] };
+    assert.ok(layer);
+    proxy.faults = { corruptBlob: raw.layers[0]?.digest ?? '' };
+    const other = await newKiln();
+    const result = await other.kiln(['pull', `${proxy.host}/corrupt/image:1`]);
+    proxy.faults = {};
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /the bytes received do not match sha256:[a-f0-9]{64} \(they hash to sha256:/);
+    assert.ok(proxy.fired.includes('corrupt'));
+    assert.equal((await ok(other.kiln(['images', '-q']))).stdout, '');
+    assert.equal((await ok(other.kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
+  });
+
+  it('says what is missing in one line naming the reference', async () => {
+    const { kiln } = await newKiln();
+    const result = await kiln(['pull', `${registry.host}/nothing/here:nope`]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, new RegExp(`^Error: ${registry.host}/nothing/here:nope: 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)[^\\n]*\\n$`));
+  });
+});
+
+describe('registries: authentication (htpasswd Basic)', { skip: unavailable }, () => {
+  let registry: Registry;
+  before(async () => {
+    registry = await startRegistry({ basic: { username: 'kiln', password: 's3cret-pass' } });
+  });
+  after(() => registry?.stop());
+
+  it('fails clearly without credentials, logs in, pushes and pulls with config.json, then with a credential helper', async () => {
+    const { kiln } = await newKiln();
+    const config = await tempDir('kiln-docker-config-');
+    const env = { DOCKER_CONFIG: config };
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), `${registry.host}/private/busybox:1`]));
+    const denied = await kiln(['push', `${registry.host}/private/busybox:1`], undefined, env);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, new RegExp(`needs a login: kiln login ${registry.host}`));
+    const wrong = await kiln(['login', '-u', 'kiln', '--password-stdin', registry.host], 'wrong\n', env);
+    assert.equal(wrong.code, 1);
+    assert.doesNotMatch(wrong.stderr, /wrong/);
+    const login = await ok(kiln(['login', '-u', 'kiln', '--password-stdin', registry.host], 's3cret-pass\n', env));
+    assert.equal(login.stdout, 'Login Succeeded\n');
+    await ok(kiln(['push', `${registry.host}/private/busybox:1`], undefined, env));
+    const other = await newKiln();
+    await ok(other.kiln(['pull', `${registry.host}/private/busybox:1`], undefined, env));
+    // A credential helper instead of the file's own entry.
+    const helperDir = await tempDir('kiln-helper-');
+    const helper = join(helperDir, 'docker-credential-kilntest');
+    await writeFile(helper, `#!/bin/sh\nread server\n[ "$1" = get ] && [ "$server" = "${registry.host}" ] && echo '{"Username":"kiln","Secret":"s3cret-pass"}' && exit 0\nexit 1\n`);
+    await chmod(helper, 0o755);
+    const helperConfig = await tempDir('kiln-docker-config-');
+    await writeFile(join(helperConfig, 'config.json'), JSON.stringify({ credHelpers: { [registry.host]: 'kilntest' } }));
+    const third = await newKiln();
+    await ok(third.kiln(['pull', `${registry.host}/private/busybox:1`], undefined, { DOCKER_CONFIG: helperConfig, PATH: `${helperDir}:${process.env.PATH ?? ''}` }));
+    assert.equal((await ok(kiln(['logout', registry.host], undefined, env))).stdout, `Removing login credentials for ${registry.host}\n`);
+    assert.equal((await ok(kiln(['logout', registry.host], undefined, env))).stdout, `Not logged in to ${registry.host}\n`);
+  });
+});
