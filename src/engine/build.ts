@@ -14,6 +14,7 @@ import { hostPlatform } from '../transport/oci-layout.js';
 import { BUILD_CONTAINER_PREFIX } from '../build/ops.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Engine } from './engine.js';
 import { openSnapshotter, unpackImage } from './run.js';
 
@@ -159,14 +160,22 @@ export async function abandonedBuilds(engine: Engine): Promise<string[]> {
   });
 }
 
-/** Runtime containers of RUN steps whose kiln died: killed and deleted, in runc and crun. */
+/**
+ * Runtime containers of RUN steps whose kiln died: killed and deleted, in runc and crun. The orphaned
+ * `runc run` may be tearing the same container down at once, so deletion is retried until it is gone.
+ */
 async function removeAbandonedContainers(): Promise<void> {
   for (const runtime of ['runc', 'crun']) {
     const listed = await run(runtime, ['list', '-q']).catch(() => ({ stdout: '' }));
     for (const id of listed.stdout.split('\n')) {
       const owner = Number(new RegExp(`^${BUILD_CONTAINER_PREFIX}(\\d+)-`).exec(id)?.[1] ?? 0);
       if (owner === 0 || owner === process.pid || processAlive(owner)) continue;
-      await run(runtime, ['delete', '--force', id]).catch(() => undefined);
+      await run(runtime, ['kill', id, 'KILL']).catch(() => undefined);
+      for (let attempt = 0; attempt < 100; attempt++) {
+        await run(runtime, ['delete', '--force', id]).catch(() => undefined);
+        if (!(await run(runtime, ['state', id]).then(() => true, () => false))) break;
+        await delay(100); // polling the runtime's own state: it has no event to wait for
+      }
     }
   }
 }

@@ -82,6 +82,8 @@ async function registryError(response: ResponseData, what: string): Promise<Kiln
     detail = text.slice(0, 200).trim();
   }
   const status = response.statusCode;
+  // A HEAD answer has no body: say what the status means.
+  if (!detail) detail = ({ 401: 'UNAUTHORIZED: authentication required', 403: 'DENIED: requested access to the resource is denied', 404: 'NOT_FOUND', 429: 'TOOMANYREQUESTS' } as Record<number, string>)[status] ?? '';
   const code = status === 404 ? 'NOT_FOUND' : status === 401 || status === 403 ? 'UNAUTHORIZED' : status === 400 ? 'INVALID_INPUT' : 'INTERNAL';
   const retry = response.headers['retry-after'];
   const hint = status === 401 ? ' (log in with kiln login)' : status === 429 && retry ? ` (retry after ${String(retry)} s)` : '';

@@ -123,7 +123,7 @@ export class LocalStore {
         // Bytes that are not the blob the digest names say so, rather than how they fail to be a layer.
         const actual = writer.peekDigest();
         if (expected.digest && actual !== expected.digest) {
-          throw new KilnError('DIGEST_MISMATCH', `${what}: the bytes received do not match ${expected.digest} (they hash to ${actual})`, { cause: err });
+          throw new KilnError('DIGEST_MISMATCH', `${what}: the blob's bytes do not match ${expected.digest} (they hash to ${actual})`, { cause: err });
         }
         throw err;
       });

@@ -9,6 +9,7 @@ import { newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
 import { type Proxy, startProxy } from '../helpers/proxy.js';
 import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
+import { type TokenServer, startTokenServer } from '../helpers/token-server.js';
 
 const run = promisify(execFile);
 const unavailable = registryUnavailable();
@@ -135,7 +136,7 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     const result = await other.kiln(['pull', `${proxy.host}/corrupt/image:1`]);
     proxy.faults = {};
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /the bytes received do not match sha256:[a-f0-9]{64} \(they hash to sha256:/);
+    assert.match(result.stderr, /the blob's bytes do not match sha256:[a-f0-9]{64} \(they hash to sha256:/);
     assert.ok(proxy.fired.includes('corrupt'));
     assert.equal((await ok(other.kiln(['images', '-q']))).stdout, '');
     assert.equal((await ok(other.kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
@@ -183,5 +184,41 @@ describe('registries: authentication (htpasswd Basic)', { skip: unavailable }, (
     await ok(third.kiln(['pull', `${registry.host}/private/busybox:1`], undefined, { DOCKER_CONFIG: helperConfig, PATH: `${helperDir}:${process.env.PATH ?? ''}` }));
     assert.equal((await ok(kiln(['logout', registry.host], undefined, env))).stdout, `Removing login credentials for ${registry.host}\n`);
     assert.equal((await ok(kiln(['logout', registry.host], undefined, env))).stdout, `Not logged in to ${registry.host}\n`);
+  });
+});
+
+describe('registries: authentication (token service with a self-signed certificate)', { skip: unavailable }, () => {
+  let registry: Registry;
+  let tokens: TokenServer;
+  before(async () => {
+    tokens = await startTokenServer({ username: 'tokenuser', password: 'token-pass' });
+    registry = await startRegistry({ token: { realm: tokens.realm, issuer: tokens.issuer, service: tokens.service, rootCertBundle: tokens.certificate } });
+  });
+  after(async () => {
+    await registry?.stop();
+    await tokens?.stop();
+  });
+
+  it('gets Bearer tokens scoped per repository with the stored credentials; anonymous access is refused clearly', async () => {
+    const { kiln } = await newKiln();
+    const config = await tempDir('kiln-docker-config-');
+    const env = { DOCKER_CONFIG: config };
+    const name = `${registry.host}/team/busybox:1`;
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), name]));
+    const anonymous = await kiln(['push', name], undefined, env);
+    assert.equal(anonymous.code, 1);
+    assert.match(anonymous.stderr, /401 UNAUTHORIZED[^\n]*\(log in with kiln login\)/);
+    await ok(kiln(['login', '-u', 'tokenuser', '--password-stdin', registry.host], 'token-pass\n', env));
+    await ok(kiln(['push', name], undefined, env));
+    assert.ok(tokens.issued.some((t) => t.authenticated && t.scope === 'repository:team/busybox:pull,push'), JSON.stringify(tokens.issued));
+    const other = await newKiln();
+    await ok(other.kiln(['pull', name], undefined, env));
+    assert.equal((await ok(other.kiln(['inspect', '-f', '{{.Id}}', name]))).stdout, (await ok(kiln(['inspect', '-f', '{{.Id}}', name]))).stdout);
+    const badConfig = await tempDir('kiln-docker-config-');
+    await writeFile(join(badConfig, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('tokenuser:wrong').toString('base64') } } }));
+    const refused = await other.kiln(['pull', name], undefined, { DOCKER_CONFIG: badConfig });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /the credentials for 127\.0\.0\.1:\d+ were refused \(401\); kiln login/);
+    assert.doesNotMatch(refused.stderr, /wrong/);
   });
 });
