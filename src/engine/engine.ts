@@ -8,7 +8,7 @@ import { abandonedBundles } from './containers.js';
 import { abandonedBuilds } from './build.js';
 import { type Digest, shortId } from '../oci/digest.js';
 import type { HistoryEntry } from '../oci/types.js';
-import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
+import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { LocalStore } from '../transport/store.js';
 import { type Filters, booleanFilter, checkFilterKeys, matchLabels, parseTimestamp } from './filters.js';
 import type { CheckReport, DeleteEvent, DiskUsage, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
@@ -369,6 +369,6 @@ export class Engine {
 function referenceMatches(pattern: string, ref: Reference): boolean {
   const glob = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
   const full = familiarString(ref);
-  const name = full.replace(/[:@].*$/, '');
+  const name = familiarName(ref);
   return glob.test(full) || glob.test(name);
 }

@@ -33,9 +33,10 @@ export interface RegistryOptions {
 
 const shortId = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
 
-async function clientFor(ref: Reference, options: RegistryOptions): Promise<RegistryClient> {
-  const credentials = await credentialsFor(ref.domain);
-  return new RegistryClient(ref.domain, { ...(credentials ? { credentials } : {}), ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}) });
+/** A client for a registry with the credentials config.json (or its helper) has for it. */
+async function clientFor(registry: string, options: { readonly insecureRegistries?: readonly string[] }): Promise<RegistryClient> {
+  const credentials = await credentialsFor(registry);
+  return new RegistryClient(registry, { ...(credentials ? { credentials } : {}), ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}) });
 }
 
 /** `os/arch[/variant]` → a platform; the host's when absent. */
@@ -116,7 +117,7 @@ export interface PullOptions extends RegistryOptions {
 export async function pullImage(engine: Engine, name: string, options: PullOptions): Promise<{ id: Digest; digest: Digest; name: string; fresh: boolean }> {
   const ref = withDefaultTag(parseReference(name));
   const wanted = parsePlatform(options.platform);
-  const client = await clientFor(ref, options);
+  const client = await clientFor(ref.domain, options);
   const repository = ref.path;
   options.events({ status: `${ref.digest ?? ref.tag ?? 'latest'}: Pulling from ${ref.path}` });
   const top = await client.manifest(repository, ref.digest ?? ref.tag ?? 'latest');
@@ -189,7 +190,7 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
   const parsed = parseReference(name);
   const { store } = engine;
   const tags = parsed.tag !== undefined ? [parsed.tag] : ['latest'];
-  const client = await clientFor(parsed, options);
+  const client = await clientFor(parsed.domain, options);
   const repository = parsed.path;
   options.events({ status: `The push refers to repository [${repositoryName(parsed)}]` });
   const results: { digest: Digest; size: number; tag: string }[] = [];
@@ -269,4 +270,52 @@ export async function login(registry: string, username: string, password: string
 /** `docker logout`: false when there was nothing to forget. */
 export async function logout(registry: string): Promise<boolean> {
   return eraseCredentials(registry);
+}
+
+export interface SearchResult {
+  readonly name: string;
+  readonly description: string;
+  readonly star_count: number;
+  readonly is_official: boolean;
+  readonly is_automated: boolean;
+}
+
+/**
+ * `docker search`: Docker Hub's search API where the registry offers it, else the registry's catalog
+ * filtered by the term. `TERM` may name the registry (`localhost:5000/busy`); `registry` wins when given.
+ */
+export async function searchImages(term: string, options: { registry?: string; limit: number; insecureRegistries?: readonly string[]; filters?: { stars?: number; official?: boolean; automated?: boolean } }): Promise<SearchResult[]> {
+  let registry = options.registry;
+  let query = term;
+  const slash = term.indexOf('/');
+  if (registry === undefined && slash > 0 && /[.:]|^localhost$/.test(term.slice(0, slash))) {
+    registry = term.slice(0, slash);
+    query = term.slice(slash + 1);
+  }
+  const host = registry ?? 'docker.io';
+  const client = await clientFor(host, options);
+  const found =
+    (await client.search(query, options.limit)) ??
+    (await client.catalog(10_000)).filter((name) => name.includes(query.toLowerCase())).map((name) => ({ name: host === 'docker.io' ? name : `${host}/${name}`, description: '', star_count: 0, is_official: false, is_automated: false }));
+  const filters = options.filters ?? {};
+  return found
+    .filter((r) => (filters.stars === undefined || r.star_count >= filters.stars) && (filters.official === undefined || r.is_official === filters.official) && (filters.automated === undefined || r.is_automated === filters.automated))
+    .slice(0, options.limit);
+}
+
+/** The tags a repository has in its registry (`pull -a`). */
+export async function remoteTags(name: string, options: Omit<RegistryOptions, 'events'>): Promise<string[]> {
+  const ref = parseReference(name);
+  if (ref.tag !== undefined || ref.digest !== undefined) throw new KilnError('INVALID_ARGUMENT', `tag can't be used with --all-tags/-a: give the repository name only (${familiarString({ domain: ref.domain, path: ref.path })})`);
+  return (await clientFor(ref.domain, options)).tags(ref.path);
+}
+
+/** The tags of a repository in the store (`push -a`). */
+export function localTags(engine: Engine, name: string): string[] {
+  const ref = parseReference(name);
+  if (ref.tag !== undefined || ref.digest !== undefined) throw new KilnError('INVALID_ARGUMENT', `tag can't be used with --all-tags/-a: give the repository name only`);
+  const prefix = `${repositoryName(ref)}:`;
+  const tags = engine.store.db.names().filter((n) => n.kind === 'tag' && n.name.startsWith(prefix)).map((n) => n.name.slice(prefix.length));
+  if (tags.length === 0) throw new KilnError('NOT_FOUND', `An image does not exist locally with the tag: ${familiarString(ref)}`);
+  return tags.sort();
 }

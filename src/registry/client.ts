@@ -335,6 +335,54 @@ export class RegistryClient {
     return 'pushed';
   }
 
+  /** Follows `Link: <…>; rel="next"` pages of a JSON list (tags, catalog), collecting `field`. */
+  private async pages(path: string, field: 'tags' | 'repositories', scope: string, what: string, limit = Infinity): Promise<string[]> {
+    const items: string[] = [];
+    for (let next: string | undefined = path; next && items.length < limit; ) {
+      const response = await this.send('GET', next, { scope, what });
+      const body = (await response.body.json()) as Record<string, unknown>;
+      const list = body[field];
+      if (list !== null && list !== undefined && !(Array.isArray(list) && list.every((x) => typeof x === 'string'))) throw new KilnError('INVALID_INPUT', `${what}: the registry's ${field} list is malformed`);
+      if (Array.isArray(list)) for (const item of list) items.push(String(item));
+      const link = String(response.headers.link ?? '');
+      next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1];
+    }
+    return items.slice(0, limit === Infinity ? undefined : limit);
+  }
+
+  /** A repository's tags (`/v2/<name>/tags/list`, every page). */
+  tags(repository: string): Promise<string[]> {
+    return this.pages(`/v2/${repository}/tags/list?n=1000`, 'tags', `repository:${repository}:pull`, `tags of ${this.host}/${repository}`);
+  }
+
+  /** The registry's repositories (`/v2/_catalog`, page by page, up to `limit`). */
+  catalog(limit: number): Promise<string[]> {
+    return this.pages('/v2/_catalog?n=1000', 'repositories', 'registry:catalog:*', `the catalog of ${this.host}`, limit);
+  }
+
+  /** Docker Hub's search API (`/v1/search`), or undefined when the registry does not offer it. */
+  async search(term: string, limit: number): Promise<{ name: string; description: string; star_count: number; is_official: boolean; is_automated: boolean }[] | undefined> {
+    const host = this.host === 'docker.io' ? 'index.docker.io' : this.host;
+    const path = `${host === this.endpoint ? '' : `https://${host}`}/v1/search?q=${encodeURIComponent(term)}&n=${limit}`;
+    const response = await this.send('GET', path, { scope: '', what: `searching ${this.host}`, ok: [200, 404] }).catch((err: unknown) => {
+      if (err instanceof KilnError && err.code === 'UNAUTHORIZED') return undefined;
+      throw err;
+    });
+    if (!response || response.statusCode === 404) {
+      await response?.body.dump();
+      return undefined;
+    }
+    const body = (await response.body.json()) as { results?: unknown };
+    if (!Array.isArray(body.results)) throw new KilnError('INVALID_INPUT', `searching ${this.host}: the answer has no results list`);
+    return (body.results as Record<string, unknown>[]).map((r) => ({
+      name: typeof r.name === 'string' ? r.name : '',
+      description: typeof r.description === 'string' ? r.description : '',
+      star_count: Number(r.star_count ?? 0),
+      is_official: r.is_official === true,
+      is_automated: r.is_automated === true,
+    }));
+  }
+
   /** PUTs a manifest under a tag or digest; returns the digest the registry reports (or ours). */
   async putManifest(repository: string, reference: string, manifest: { bytes: Buffer; mediaType: string }): Promise<Digest> {
     const response = await this.send('PUT', `/v2/${repository}/manifests/${reference}`, {

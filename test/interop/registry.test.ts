@@ -142,6 +142,26 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     assert.equal((await ok(other.kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
   });
 
+  it('push -a and pull -a move every tag; search finds repositories through the catalog', async () => {
+    const { kiln } = await newKiln();
+    const repo = `${registry.host}/searchable/thing`;
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), `${repo}:one`]));
+    await ok(kiln(['tag', `${repo}:one`, `${repo}:two`]));
+    const pushed = await ok(kiln(['push', '-a', repo]));
+    assert.match(pushed.stdout, /one: digest: sha256:[a-f0-9]{64}[\s\S]*two: digest: sha256:/);
+    const tagged = await kiln(['push', '-a', `${repo}:one`]);
+    assert.equal(tagged.code, 125);
+    const other = await newKiln();
+    const pulled = await ok(other.kiln(['pull', '-a', repo]));
+    assert.match(pulled.stdout, new RegExp(`${repo}\n$`));
+    assert.equal((await ok(other.kiln(['images', '--format', '{{.Tag}}', repo]))).stdout.split('\n').filter(Boolean).sort().join(','), 'one,two');
+    const found = await ok(kiln(['search', `${registry.host}/searchable`]));
+    assert.match(found.stdout, /^NAME +DESCRIPTION +STARS +OFFICIAL\n/);
+    assert.match(found.stdout, new RegExp(`\n${repo} +0 *\n$`));
+    assert.equal((await ok(kiln(['search', '--registry', registry.host, '--format', '{{.Name}}', 'thing']))).stdout, `${repo}\n`);
+    assert.equal((await kiln(['search', '--limit', '500', 'x'])).code, 125);
+  });
+
   it('says what is missing in one line naming the reference', async () => {
     const { kiln } = await newKiln();
     const result = await kiln(['pull', `${registry.host}/nothing/here:nope`]);

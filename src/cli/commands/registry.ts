@@ -1,9 +1,12 @@
 import type { Command } from 'commander';
 import { KilnError } from '../../errors.js';
-import { login, logout, pullImage, pushImage } from '../../engine/registry.js';
+import { localTags, login, logout, pullImage, pushImage, remoteTags, searchImages } from '../../engine/registry.js';
+import { parseFilterFlags } from '../../engine/filters.js';
+import { renderRows } from '../format/table.js';
+import { truncateDisplay } from '../format/units.js';
 import { parseReference } from '../../reference/reference.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { collect, print } from '../io.js';
+import { collect, parseBool, print, printRows } from '../io.js';
 import { progressPrinter } from '../progress.js';
 
 interface RegistryFlags {
@@ -21,16 +24,24 @@ export function registerRegistry(parent: Command, ctx: CommandContext): void {
     .command('pull')
     .description('Download an image from a registry')
     .argument('<NAME[:TAG|@DIGEST]>')
+    .option('-a, --all-tags', 'download all tagged images in the repository')
     .option('-q, --quiet', 'suppress verbose output')
     .option('--platform <os/arch[/variant]>', "pull this platform's image from a multi-platform index")
     .option('--max-concurrent-downloads <n>', 'layers downloaded at once', '3')
     .option('--insecure-registry <host>', INSECURE_HELP, collect)
-    .action((name: string, flags: RegistryFlags & { quiet?: boolean; platform?: string; maxConcurrentDownloads: string }) =>
+    .action((name: string, flags: RegistryFlags & { allTags?: boolean; quiet?: boolean; platform?: string; maxConcurrentDownloads: string }) =>
       withEngine(ctx, async (engine) => {
         const concurrency = Number(flags.maxConcurrentDownloads);
         if (!Number.isInteger(concurrency) || concurrency < 1) throw new KilnError('INVALID_ARGUMENT', `invalid --max-concurrent-downloads ${JSON.stringify(flags.maxConcurrentDownloads)}: a positive integer`);
         const events = flags.quiet ? () => undefined : progressPrinter(ctx.io, ctx.io.stdout.isTTY === true);
-        const result = await pullImage(engine, name, { events, insecureRegistries: insecure(flags), maxConcurrentDownloads: concurrency, ...(flags.platform !== undefined ? { platform: flags.platform } : {}) });
+        const options = { events, insecureRegistries: insecure(flags), maxConcurrentDownloads: concurrency, ...(flags.platform !== undefined ? { platform: flags.platform } : {}) };
+        if (flags.allTags) {
+          const repository = parseReference(name);
+          for (const tag of await remoteTags(name, options)) await pullImage(engine, `${name}:${tag}`, options);
+          print(ctx.io, `${repository.domain}/${repository.path}`);
+          return;
+        }
+        const result = await pullImage(engine, name, options);
         print(ctx.io, parseReference(name).digest ? `${result.name.replace(/:[^/:@]+$/, '')}@${result.digest}` : result.name);
       }),
     );
@@ -38,16 +49,58 @@ export function registerRegistry(parent: Command, ctx: CommandContext): void {
     .command('push')
     .description('Upload an image to a registry')
     .argument('<NAME[:TAG]>')
+    .option('-a, --all-tags', 'push all tags of the repository')
     .option('-q, --quiet', 'suppress verbose output')
     .option('--compression <gzip|zstd>', 'compression for layers the store holds uncompressed', 'gzip')
     .option('--insecure-registry <host>', INSECURE_HELP, collect)
-    .action((name: string, flags: RegistryFlags & { quiet?: boolean; compression: string }) =>
+    .action((name: string, flags: RegistryFlags & { allTags?: boolean; quiet?: boolean; compression: string }) =>
       withEngine(ctx, async (engine) => {
         if (flags.compression !== 'gzip' && flags.compression !== 'zstd') throw new KilnError('INVALID_ARGUMENT', `invalid --compression ${JSON.stringify(flags.compression)}: gzip or zstd`);
         const events = flags.quiet ? () => undefined : progressPrinter(ctx.io, ctx.io.stdout.isTTY === true);
-        const results = await pushImage(engine, name, { events, compression: flags.compression, insecureRegistries: insecure(flags) });
-        if (flags.quiet) for (const result of results) print(ctx.io, `${name.replace(/:[^/:]+$/, '')}:${result.tag}`);
+        const names = flags.allTags ? localTags(engine, name).map((tag) => `${name}:${tag}`) : [name];
+        for (const each of names) {
+          const results = await pushImage(engine, each, { events, compression: flags.compression, insecureRegistries: insecure(flags) });
+          if (flags.quiet) for (const result of results) print(ctx.io, `${each.replace(/:[^/:]+$/, '')}:${result.tag}`);
+        }
       }),
+    );
+  parent
+    .command('search')
+    .description('Search for images: Docker Hub\'s search, or a registry\'s catalog')
+    .argument('<TERM>', 'a search term; REGISTRY/TERM searches that registry')
+    .option('--limit <n>', 'max number of search results', '25')
+    .option('-f, --filter <filter>', 'stars=N, is-official=true|false, is-automated=true|false', collect)
+    .option('--format <format>', 'Go template, or table')
+    .option('--no-trunc', "don't truncate output")
+    .option('--registry <host>', 'the registry to search (kiln\'s own; default docker.io or the one TERM names)')
+    .option('--insecure-registry <host>', INSECURE_HELP, collect)
+    .action((term: string, flags: RegistryFlags & { limit: string; filter?: string[]; format?: string; trunc: boolean; registry?: string }) =>
+      (async () => {
+        const limit = Number(flags.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new KilnError('INVALID_ARGUMENT', `limit ${flags.limit} is outside the range of [1, 100]`);
+        const filters = parseFilterFlags(flags.filter ?? [], ['stars', 'is-official', 'is-automated']);
+        const one = (key: string): string | undefined => filters.get(key)?.[0];
+        const stars = one('stars');
+        if (stars !== undefined && !/^\d+$/.test(stars)) throw new KilnError('INVALID_ARGUMENT', `invalid filter 'stars=${stars}'`);
+        const official = one('is-official');
+        const automated = one('is-automated');
+        const results = await searchImages(term, {
+          limit,
+          insecureRegistries: insecure(flags),
+          ...(flags.registry !== undefined ? { registry: flags.registry } : {}),
+          filters: { ...(stars !== undefined ? { stars: Number(stars) } : {}), ...(official !== undefined ? { official: parseBool(official) } : {}), ...(automated !== undefined ? { automated: parseBool(automated) } : {}) },
+        });
+        const rows = results.map((r) => ({
+          Name: r.name,
+          Description: flags.trunc ? truncateDisplay(r.description.replace(/\s+/g, ' '), 45) : r.description,
+          StarCount: String(r.star_count),
+          IsOfficial: r.is_official ? '[OK]' : '',
+          IsAutomated: r.is_automated ? '[OK]' : '',
+        }));
+        const columns = '{{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}';
+        const format = flags.format ?? `table ${columns}`;
+        printRows(ctx.io, renderRows(format === 'table' ? `table ${columns}` : format, { Name: 'NAME', Description: 'DESCRIPTION', StarCount: 'STARS', IsOfficial: 'OFFICIAL', IsAutomated: 'AUTOMATED' }, rows));
+      })(),
     );
   parent
     .command('login')
