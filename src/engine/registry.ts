@@ -175,13 +175,14 @@ export interface PushOptions extends RegistryOptions {
 }
 
 /** The blob to push for a layer: the stored blob when compressed, else a compressed copy (made once, then remembered). */
-async function compressedLayer(engine: Engine, lease: Lease, layer: Layer, compression: 'gzip' | 'zstd', what: string): Promise<{ digest: Digest; size: number; mediaType: string }> {
+async function compressedLayer(engine: Engine, lease: Lease, layer: Layer, compression: 'gzip' | 'zstd'): Promise<{ digest: Digest; size: number; mediaType: string }> {
   const { store } = engine;
   if (layerCompression(layer.mediaType) !== 'none' && layer.digest) return { digest: layer.digest, size: layer.size ?? (await store.content.info(layer.digest))?.size ?? 0, mediaType: layer.mediaType };
   const want = compression === 'gzip' ? MediaType.dockerLayerGzip : MediaType.ociLayerZstd;
   const existing = store.db.layerBlobsOf(layer.diffId).find((row) => layerCompression(row.mediaType) === compression && store.content.hasSync(row.digest));
   if (existing) return { digest: existing.digest, size: existing.size, mediaType: want };
-  const row = await store.ingestLayer(lease, compressStream(await layer.open(), compression), { mediaType: want, diffId: layer.diffId }, `${what}: compressing layer ${layer.diffId}`);
+  const diffSize = store.db.layerBlobsOf(layer.diffId)[0]?.diffSize ?? 0;
+  const row = await store.putLayerEncoding(lease, compressStream(await layer.open(), compression), { mediaType: want, diffId: layer.diffId, diffSize });
   return { digest: row.digest, size: row.size, mediaType: want };
 }
 
@@ -198,10 +199,9 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
     const ref: Reference = { domain: parsed.domain, path: parsed.path, tag };
     const row = engine.image(referenceString(ref));
     const image = await store.image(row);
-    const what = familiarString(ref);
     const pushed = await store.withLease(async (lease) => {
       const layers = await limited(3, image.layers.map((layer) => async (): Promise<Descriptor> => {
-        const blob = await compressedLayer(engine, lease, layer, options.compression ?? 'gzip', what);
+        const blob = await compressedLayer(engine, lease, layer, options.compression ?? 'gzip');
         const short = shortId(blob.digest);
         options.events({ status: 'Preparing', id: short });
         const path = store.content.blobPath(blob.digest);

@@ -1,7 +1,9 @@
 import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
-import { createGunzip, createGzip } from 'node:zlib';
+import { availableParallelism } from 'node:os';
+import { promisify } from 'node:util';
+import { createGunzip, gzip } from 'node:zlib';
 import { KilnError } from '../errors.js';
 import type { Compression } from '../oci/mediatypes.js';
 
@@ -90,7 +92,45 @@ export function decompressStream(source: AsyncIterable<Uint8Array>, compression:
 }
 
 export function compressStream(source: AsyncIterable<Uint8Array>, compression: 'gzip' | 'zstd', level?: number): AsyncIterable<Uint8Array> {
-  return compression === 'gzip' ? throughZlib(source, createGzip({ level: level ?? 6, chunkSize: 1 << 20 }), 'gzip failed') : zstdInWorker(source, 'compress', level);
+  return compression === 'gzip' ? parallelGzip(source, level ?? 6) : zstdInWorker(source, 'compress', level);
+}
+
+const gzipAsync = promisify(gzip);
+const GZIP_BLOCK = 1 << 20;
+const GZIP_PARALLEL = Math.max(1, Math.min(4, availableParallelism()));
+
+/**
+ * gzip as independent members of 1 MiB each, compressed on the thread pool several at a time (pgzip's
+ * way): a multi-member stream is one valid gzip file to every reader, and compression uses every core.
+ * Members come out in order; the output is the same for the same input.
+ */
+async function* parallelGzip(source: AsyncIterable<Uint8Array>, level: number): AsyncGenerator<Uint8Array> {
+  const pending: Promise<Buffer>[] = [];
+  let block: Uint8Array[] = [];
+  let size = 0;
+  let members = 0;
+  const flush = (): void => {
+    const data = Buffer.concat(block, size);
+    block = [];
+    size = 0;
+    members++;
+    const compressed = gzipAsync(data, { level });
+    compressed.catch(() => undefined); // awaited below in order; this only keeps an early failure from going unhandled
+    pending.push(compressed);
+  };
+  for await (const chunk of source) {
+    let rest = chunk;
+    while (rest.length > 0) {
+      const take = Math.min(GZIP_BLOCK - size, rest.length);
+      block.push(rest.subarray(0, take));
+      size += take;
+      rest = rest.subarray(take);
+      if (size === GZIP_BLOCK) flush();
+    }
+    while (pending.length >= GZIP_PARALLEL) yield await (pending.shift() as Promise<Buffer>);
+  }
+  if (size > 0 || members === 0) flush();
+  for (const member of pending) yield await member;
 }
 
 /**

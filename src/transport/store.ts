@@ -151,6 +151,29 @@ export class LocalStore {
   }
 
   /**
+   * Stores another encoding of a layer the store already has (a compressed copy made for a push): its
+   * digest is computed as it is written; its diffID and size are the known layer's, since kiln made the
+   * bytes from that layer's own verified content.
+   */
+  async putLayerEncoding(lease: Lease, source: AsyncIterable<Uint8Array>, known: { mediaType: string; diffId: Digest; diffSize: number }): Promise<LayerBlobRow> {
+    const writer = await this.content.writer(`layer-${known.diffId}`);
+    try {
+      for await (const chunk of source) await writer.write(chunk);
+      const info = await writer.verify({});
+      const row: LayerBlobRow = { digest: info.digest, diffId: known.diffId, mediaType: known.mediaType, size: info.size, diffSize: known.diffSize };
+      this.db.transaction(() => {
+        this.db.addLeaseBlob(lease.id, info.digest);
+        writer.publish();
+        this.db.putLayerBlob(row);
+      });
+      return row;
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+
+  /**
    * Writes an image: layers, config and manifest blobs, then its record and names in one transaction.
    * Returns the image ID and, per name, the image that name pointed at before (if another).
    */
