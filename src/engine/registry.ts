@@ -234,7 +234,9 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
         store.db.addBlobSource(blob.digest, parsed.domain, repository);
         return { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
       }));
-      await client.pushBlob(repository, { digest: image.id, size: image.rawConfig.length, read: (start, end) => Promise.resolve(image.rawConfig.subarray(start, end)) });
+      const configSource = store.db.blobSources(image.id, parsed.domain).find((r) => r !== repository);
+      await client.pushBlob(repository, { digest: image.id, size: image.rawConfig.length, read: (start, end) => Promise.resolve(image.rawConfig.subarray(start, end)) }, configSource);
+      store.db.addBlobSource(image.id, parsed.domain, repository);
       // The original manifest when it describes exactly these blobs (its digest survives); else a new one.
       const original = image.manifest;
       let manifest: { bytes: Buffer; mediaType: string };

@@ -162,6 +162,25 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     assert.equal((await kiln(['search', '--limit', '500', 'x'])).code, 125);
   });
 
+  it('mounts a blob from another repository of the registry instead of uploading it; --compression zstd pushes zstd layers', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), `${proxy.host}/mount/source:1`]));
+    await ok(kiln(['push', `${proxy.host}/mount/source:1`]));
+    await ok(kiln(['tag', `${proxy.host}/mount/source:1`, `${proxy.host}/mount/target:1`]));
+    const before = proxy.uploadedBytes;
+    const mounted = await ok(kiln(['push', `${proxy.host}/mount/target:1`]));
+    assert.match(mounted.stdout, /: Mounted from mount\/source\n/);
+    assert.equal(proxy.uploadedBytes - before, 0);
+    await ok(kiln(['tag', `${proxy.host}/mount/source:1`, `${registry.host}/zstd/image:1`]));
+    await ok(kiln(['push', '--compression', 'zstd', `${registry.host}/zstd/image:1`]));
+    const raw = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/zstd/image:1`])) as { mediaType: string; layers: { mediaType: string }[] };
+    assert.equal(raw.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.deepEqual(raw.layers.map((l) => l.mediaType), ['application/vnd.oci.image.layer.v1.tar+zstd']);
+    const other = await newKiln();
+    await ok(other.kiln(['pull', `${registry.host}/zstd/image:1`]));
+    assert.equal((await ok(other.kiln(['inspect', '-f', '{{.Id}}', `${registry.host}/zstd/image:1`]))).stdout, (await ok(kiln(['inspect', '-f', '{{.Id}}', `${registry.host}/zstd/image:1`]))).stdout);
+  });
+
   it('says what is missing in one line naming the reference', async () => {
     const { kiln } = await newKiln();
     const result = await kiln(['pull', `${registry.host}/nothing/here:nope`]);
