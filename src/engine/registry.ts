@@ -17,6 +17,7 @@ import { credentialsFor, eraseCredentials, storeCredentials } from '../registry/
 import type { Lease } from '../transport/store.js';
 import { hostPlatform } from '../transport/oci-layout.js';
 import type { Engine } from './engine.js';
+import { openSnapshotter, unpackLayers } from './run.js';
 
 /** One progress message, Docker's jsonmessage shape. */
 export interface ProgressEvent {
@@ -107,6 +108,8 @@ async function limited<T>(limit: number, jobs: readonly (() => Promise<T>)[]): P
 export interface PullOptions extends RegistryOptions {
   readonly platform?: string;
   readonly maxConcurrentDownloads?: number;
+  /** Unpack the layers into snapshots as they arrive (default: as root, where kiln run and build need them). */
+  readonly unpack?: boolean;
 }
 
 /**
@@ -147,21 +150,52 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
     for (const descriptor of manifest.layers) {
       if (!(store.db.layerBlob(descriptor.digest) && store.content.hasSync(descriptor.digest))) options.events({ status: 'Pulling fs layer', id: shortId(descriptor.digest) });
     }
-    const layers = await limited(options.maxConcurrentDownloads ?? 3, manifest.layers.map((descriptor, index) => async (): Promise<Layer> => {
-      const diffId = config.rootfs.diff_ids[index] as Digest;
-      const short = shortId(descriptor.digest);
-      const layer: Layer = { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId, open: () => store.content.open(descriptor.digest) };
-      if (store.db.layerBlob(descriptor.digest) && store.content.hasSync(descriptor.digest)) {
-        options.events({ status: 'Already exists', id: short });
-        return layer;
-      }
-      const stream = resumableBlob(client, repository, descriptor.digest, descriptor.size, (received) => options.events({ status: 'Downloading', id: short, progressDetail: { current: received, total: descriptor.size } }));
-      await store.ingestLayer(lease, stream, { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId }, `${what}: layer ${descriptor.digest}`);
-      options.events({ status: 'Verifying Checksum', id: short });
-      options.events({ status: 'Download complete', id: short });
-      options.events({ status: 'Pull complete', id: short });
-      return layer;
-    }));
+    const layers = manifest.layers.map((descriptor, index): Layer => ({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId: config.rootfs.diff_ids[index] as Digest, open: () => store.content.open(descriptor.digest) }));
+    const present = layers.map((layer) => layer.digest !== undefined && store.db.layerBlob(layer.digest) !== undefined && store.content.hasSync(layer.digest));
+    // Each layer is unpacked into a snapshot as soon as it and those below it are here (as root: the
+    // snapshots are what kiln run and build use); downloads go on meanwhile.
+    const arrived = layers.map(() => {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => undefined);
+      return { promise, resolve, reject };
+    });
+    const snapshots = options.unpack ?? process.getuid?.() === 0 ? await openSnapshotter(engine, (message) => options.events({ status: message })) : undefined;
+    const unpacking = snapshots
+      ? unpackLayers(snapshots, layers, what, (i) => (arrived[i] as { promise: Promise<void> }).promise, (i, state) => {
+          if (!present[i]) options.events({ status: state === 'extracting' ? 'Extracting' : 'Pull complete', id: shortId(layers[i]?.digest ?? '') });
+        })
+      : undefined;
+    unpacking?.catch(() => undefined);
+    try {
+      await limited(options.maxConcurrentDownloads ?? 3, layers.map((layer, index) => async (): Promise<void> => {
+        const short = shortId(layer.digest ?? '');
+        if (present[index]) {
+          options.events({ status: 'Already exists', id: short });
+          arrived[index]?.resolve();
+          return;
+        }
+        const size = layer.size ?? 0;
+        const digest = layer.digest as Digest;
+        const stream = resumableBlob(client, repository, digest, size, (received) => options.events({ status: 'Downloading', id: short, progressDetail: { current: received, total: size } }));
+        try {
+          await store.ingestLayer(lease, stream, { mediaType: layer.mediaType, digest, size, diffId: layer.diffId }, `${what}: layer ${digest}`);
+        } catch (err) {
+          arrived[index]?.reject(err);
+          throw err;
+        }
+        options.events({ status: 'Verifying Checksum', id: short });
+        options.events({ status: 'Download complete', id: short });
+        if (!snapshots) options.events({ status: 'Pull complete', id: short });
+        arrived[index]?.resolve();
+      }));
+      await unpacking;
+    } catch (err) {
+      for (const entry of arrived) entry.reject(err);
+      await unpacking?.catch(() => undefined);
+      throw err;
+    }
     await store.writeImage(lease, { image: { id, rawConfig, config, layers, manifest: { bytes: chosen.bytes, digest: chosen.digest, mediaType: chosen.mediaType || manifest.mediaType || MediaType.ociManifest } }, names: [...(tagName ? [tagName] : []), digestName] }, what);
   });
   for (const descriptor of [manifest.config, ...manifest.layers]) store.db.addBlobSource(descriptor.digest, ref.domain, repository);

@@ -4,7 +4,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from '../errors.js';
-import { chainIds } from '../image/image.js';
+import { type Layer, chainIds } from '../image/image.js';
 import { applyLayer } from '../layer/apply.js';
 import { decompressStream } from '../layer/compression.js';
 import { layerCompression } from '../oci/mediatypes.js';
@@ -46,16 +46,27 @@ export async function openSnapshotter(engine: Engine, notice: (message: string) 
  */
 export async function unpackImage(engine: Engine, snapshots: Snapshotter, nameOrId: string): Promise<string | undefined> {
   const image = await engine.store.image(engine.image(nameOrId));
-  const chain = chainIds(image.config.rootfs.diff_ids);
+  return unpackLayers(snapshots, image.layers, nameOrId);
+}
+
+/**
+ * Unpacks layers (bottom first) into committed snapshots keyed by chain ID, skipping those already
+ * there. `ready(i)` resolves when layer i's blob is in the store, so a pull can unpack each layer as soon
+ * as it and those below it have arrived; `progress` is told when one starts and ends. Returns the top key.
+ */
+export async function unpackLayers(snapshots: Snapshotter, layers: readonly Layer[], what: string, ready?: (index: number) => Promise<void>, progress?: (index: number, state: 'extracting' | 'done') => void): Promise<string | undefined> {
+  const chain = chainIds(layers.map((l) => l.diffId));
   let parent: string | undefined;
-  for (const [i, layer] of image.layers.entries()) {
+  for (const [i, layer] of layers.entries()) {
     const key = `${snapshots.driver}:${chain[i]}`;
     if (!snapshots.has(key)) {
+      await ready?.(i);
+      progress?.(i, 'extracting');
       const temporary = `extract-${process.pid}-${randomBytes(6).toString('hex')}`;
       await snapshots.prepare(temporary, parent);
       try {
         const stream = decompressStream(await layer.open(), layerCompression(layer.mediaType) ?? 'none');
-        await applyLayer(snapshots.dir(temporary), stream, { whiteouts: snapshots.whiteouts, what: `layer ${i + 1} of ${nameOrId}` });
+        await applyLayer(snapshots.dir(temporary), stream, { whiteouts: snapshots.whiteouts, what: `layer ${i + 1} of ${what}` });
         if (snapshots.has(key)) await snapshots.remove(temporary); // another process unpacked it meanwhile
         else snapshots.commit(key, temporary);
       } catch (err) {
@@ -63,6 +74,7 @@ export async function unpackImage(engine: Engine, snapshots: Snapshotter, nameOr
         throw err;
       }
     }
+    progress?.(i, 'done');
     parent = key;
   }
   return parent;

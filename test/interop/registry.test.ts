@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -60,8 +60,11 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
 
   it('skopeo push of a Docker save → kiln pull gives the same image ID and RepoDigest, and kiln run works', { skip: !isRoot && 'kiln run needs root' }, async () => {
     await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${join(fixturesDir, 'busybox-docker20-save.tar')}`, `docker://${registry.host}/lab/busybox:lab`]);
-    const { kiln } = await newKiln();
+    const { root, kiln } = await newKiln();
     const pulled = await ok(kiln(['pull', `${registry.host}/lab/busybox:lab`]));
+    // As root the layer was unpacked into a snapshot during the pull ("Extracting").
+    assert.match(pulled.stdout, /: Extracting\n/);
+    assert.equal((await readdir(join(root, 'snapshots'))).filter((d) => /^\d+$/.test(d)).length, 1);
     assert.match(pulled.stdout, /^lab: Pulling from lab\/busybox\n/);
     assert.match(pulled.stdout, /: Pull complete\n/);
     assert.match(pulled.stdout, new RegExp(`Status: Downloaded newer image for ${registry.host}/lab/busybox:lab\\n${registry.host}/lab/busybox:lab\\n$`));
