@@ -3,7 +3,7 @@
  * as Docker's jsonmessage events (`status`, `id`, `progressDetail`), which the CLI draws and the Engine
  * API will stream as they are.
  */
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { KilnError } from '../errors.js';
 import type { Layer } from '../image/image.js';
 import { compressStream } from '../layer/compression.js';
@@ -34,10 +34,27 @@ export interface RegistryOptions {
 
 const shortId = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
 
+/**
+ * The insecure registries Docker's own config names (`insecure-registries` in `/etc/docker/daemon.json`,
+ * or the file `$KILN_DAEMON_CONFIG` names): hosts and IPv4 networks.
+ */
+async function configuredInsecureRegistries(): Promise<string[]> {
+  const path = process.env.KILN_DAEMON_CONFIG ?? '/etc/docker/daemon.json';
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) return [];
+  try {
+    const value = (JSON.parse(text) as { 'insecure-registries'?: unknown })['insecure-registries'];
+    return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+  } catch {
+    throw new KilnError('INVALID_INPUT', `${path} is not valid JSON; fix it or point KILN_DAEMON_CONFIG elsewhere`);
+  }
+}
+
 /** A client for a registry with the credentials config.json (or its helper) has for it. */
 async function clientFor(registry: string, options: { readonly insecureRegistries?: readonly string[] }): Promise<RegistryClient> {
   const credentials = await credentialsFor(registry);
-  return new RegistryClient(registry, { ...(credentials ? { credentials } : {}), ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}) });
+  const insecureRegistries = [...(options.insecureRegistries ?? []), ...(await configuredInsecureRegistries())];
+  return new RegistryClient(registry, { ...(credentials ? { credentials } : {}), insecureRegistries });
 }
 
 /** `os/arch[/variant]` → a platform; the host's when absent. */
@@ -297,7 +314,7 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
 
 /** `docker login`: checks the credentials against the registry, then stores them. */
 export async function login(registry: string, username: string, password: string, options: Omit<RegistryOptions, 'events'> = {}): Promise<void> {
-  const client = new RegistryClient(registry, { credentials: { username, password }, ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}) });
+  const client = new RegistryClient(registry, { credentials: { username, password }, insecureRegistries: [...(options.insecureRegistries ?? []), ...(await configuredInsecureRegistries())] });
   const response = await client.send('GET', '/v2/', { scope: '', what: `logging in to ${registry}`, ok: [200] });
   await response.body.dump();
   await storeCredentials(registry, username, password);

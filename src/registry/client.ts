@@ -71,6 +71,16 @@ function isLoopback(host: string): boolean {
   return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
+/** Whether host[:port] is an IPv4 address inside `cidr` (`10.0.0.0/8`), as daemon.json lists insecure networks. */
+function inCidr(host: string, cidr: string): boolean {
+  const match = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(cidr);
+  const ip = /^(\d+\.\d+\.\d+\.\d+)(?::\d+)?$/.exec(host)?.[1];
+  if (!match || !ip) return false;
+  const number = (text: string): number => text.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+  const block = 2 ** (32 - Math.min(32, Number(match[2])));
+  return Math.floor(number(ip) / block) === Math.floor(number(match[1] ?? '') / block);
+}
+
 /** The registry's reply as a KilnError naming what was asked: `MANIFEST_UNKNOWN` etc. in one line. */
 async function registryError(response: ResponseData, what: string): Promise<KilnError> {
   const text = await response.body.text().catch(() => '');
@@ -108,7 +118,7 @@ export class RegistryClient {
   }
 
   private get insecure(): boolean {
-    return isLoopback(this.endpoint) || (this.options.insecureRegistries ?? []).includes(this.host);
+    return isLoopback(this.endpoint) || (this.options.insecureRegistries ?? []).some((entry) => entry === this.host || inCidr(this.endpoint, entry));
   }
 
   private async load(): Promise<{ undici: Undici; dispatcher: Dispatcher }> {
@@ -210,7 +220,9 @@ export class RegistryClient {
           await delay(200 * 2 ** attempt++);
           continue;
         }
-        throw new KilnError('NOT_FOUND', `${options.what}: cannot reach ${url.origin}: ${(err as Error).message}`);
+        const message = (err as Error).message;
+        const tls = /certificate|SSL|TLS|wrong version number|EPROTO/i.test(message) ? ` (for a registry with its own CA put it in /etc/docker/certs.d/${this.endpoint}/ca.crt; for one without TLS name it with --insecure-registry ${this.host})` : '';
+        throw new KilnError('NOT_FOUND', `${options.what}: cannot reach ${url.origin}: ${message}${tls}`);
       }
       const status = response.statusCode;
       if (status === 401 && !challenged && url.host === new URL(origin).host) {

@@ -22,11 +22,11 @@ export function registryUnavailable(): string | undefined {
 }
 
 /** A free TCP port on 127.0.0.1 (asked of the kernel, then released for the server to take). */
-export async function freePort(): Promise<number> {
+export async function freePort(address = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, address, () => {
       const address = server.address();
       server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
     });
@@ -44,10 +44,16 @@ export interface RegistryAuth {
  * Starts Debian's docker-registry (distribution 2.8) on 127.0.0.1:<free port> with a filesystem store in
  * a temp dir; ready when it logs that it listens. Stopped by pid.
  */
-export async function startRegistry(auth: RegistryAuth = {}): Promise<Registry> {
+export async function startRegistry(auth: RegistryAuth = {}, listen: { address?: string; tls?: { certificate: string; key: string } } = {}): Promise<Registry> {
   const dir = await mkdtemp(join(tmpdir(), 'kiln-registry-'));
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
+  const port = await freePort(listen.address);
+  const host = `${listen.address ?? '127.0.0.1'}:${port}`;
+  let tlsConfig = '';
+  if (listen.tls) {
+    await writeFile(join(dir, 'cert.pem'), listen.tls.certificate);
+    await writeFile(join(dir, 'key.pem'), listen.tls.key);
+    tlsConfig = `  tls:\n    certificate: ${join(dir, 'cert.pem')}\n    key: ${join(dir, 'key.pem')}\n`;
+  }
   let authConfig = '';
   if (auth.basic) {
     const hash = execFileSync('python3', ['-W', 'ignore', '-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))', auth.basic.password]).toString().trim();
@@ -59,7 +65,7 @@ export async function startRegistry(auth: RegistryAuth = {}): Promise<Registry> 
   }
   await writeFile(
     join(dir, 'config.yml'),
-    `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: ${host}\n${authConfig}`,
+    `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: ${host}\n${tlsConfig}${authConfig}`,
   );
   const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -262,5 +263,59 @@ describe('registries: authentication (token service with a self-signed certifica
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /the credentials for 127\.0\.0\.1:\d+ were refused \(401\); kiln login/);
     assert.doesNotMatch(refused.stderr, /wrong/);
+  });
+});
+
+/** This machine's first non-loopback IPv4 address: a registry there is not trusted for plain HTTP by default. */
+function outsideAddress(): string | undefined {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) if (address.family === 'IPv4' && !address.internal) return address.address;
+  }
+  return undefined;
+}
+
+const address = outsideAddress();
+
+describe('registries: TLS by default, a CA from certs.d, plain HTTP only for registries named insecure', { skip: unavailable ?? (address === undefined && 'this machine has no non-loopback IPv4 address') }, () => {
+  let secure: Registry;
+  let plain: Registry;
+  let certificate: string;
+  before(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kiln-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=kiln-registry', '-addext', `subjectAltName=IP:${address ?? ''}`], { stdio: 'ignore' });
+    certificate = await readFile(join(dir, 'cert.pem'), 'utf8');
+    secure = await startRegistry({}, { address: address ?? '', tls: { certificate, key: await readFile(join(dir, 'key.pem'), 'utf8') } });
+    plain = await startRegistry({}, { address: address ?? '' });
+    await rm(dir, { recursive: true, force: true });
+  });
+  after(async () => {
+    await secure?.stop();
+    await plain?.stop();
+  });
+
+  it('verifies TLS with the CA in ~/.docker/certs.d/HOST, and refuses an unknown one clearly', async () => {
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${join(fixturesDir, 'busybox-docker20-save.tar')}`, `docker://${secure.host}/tls/busybox:lab`]);
+    const { kiln } = await newKiln();
+    const home = await tempDir('kiln-home-');
+    const refused = await kiln(['pull', `${secure.host}/tls/busybox:lab`], undefined, { HOME: home });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, new RegExp(`cannot reach https://${secure.host.replace(/\./g, '\\.')}: .*certificate.*put it in /etc/docker/certs.d/`));
+    await mkdir(join(home, '.docker', 'certs.d', secure.host), { recursive: true });
+    await writeFile(join(home, '.docker', 'certs.d', secure.host, 'ca.crt'), certificate);
+    await ok(kiln(['pull', `${secure.host}/tls/busybox:lab`], undefined, { HOME: home }));
+    assert.equal((await ok(kiln(['inspect', '-f', '{{.Id}}', `${secure.host}/tls/busybox:lab`]))).stdout.trim(), FIXTURE_ID);
+  });
+
+  it('speaks plain HTTP only to a registry named insecure, on the command line or in daemon.json', async () => {
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${join(fixturesDir, 'busybox-docker20-save.tar')}`, `docker://${plain.host}/plain/busybox:lab`]);
+    const { kiln } = await newKiln();
+    const refused = await kiln(['pull', `${plain.host}/plain/busybox:lab`], undefined, { KILN_DAEMON_CONFIG: '/nonexistent' });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /name it with --insecure-registry/);
+    await ok(kiln(['pull', '--insecure-registry', plain.host, `${plain.host}/plain/busybox:lab`], undefined, { KILN_DAEMON_CONFIG: '/nonexistent' }));
+    const config = join(await tempDir(), 'daemon.json');
+    await writeFile(config, JSON.stringify({ 'insecure-registries': [`${(address ?? '').split('.').slice(0, 3).join('.')}.0/24`] }));
+    const other = await newKiln();
+    await ok(other.kiln(['pull', `${plain.host}/plain/busybox:lab`], undefined, { KILN_DAEMON_CONFIG: config }));
   });
 });
