@@ -11,6 +11,8 @@ export interface Faults {
   dropUploadChunk?: number;
   /** Serve this blob with one byte changed. */
   corruptBlob?: string;
+  /** Answer Docker Hub's search API (`/v1/search`) with these results. */
+  searchResults?: readonly object[];
 }
 
 export interface Proxy {
@@ -39,6 +41,11 @@ export async function startProxy(target: string): Promise<Proxy> {
   let patches = 0;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
+    if (url.startsWith('/v1/search') && state.faults.searchResults) {
+      const query = new URL(url, 'http://proxy').searchParams;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ query: query.get('q'), num_results: state.faults.searchResults.length, results: state.faults.searchResults }));
+      return;
+    }
     if (req.method === 'PATCH' && ++patches === state.faults.dropUploadChunk) {
       state.faults.dropUploadChunk = undefined;
       state.fired.push('drop-chunk');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { newKiln, ok } from '../helpers/kiln.js';
-import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
+import { fixturesDir, isRoot, repoRoot, tempDir } from '../helpers/paths.js';
 import { type Proxy, startProxy } from '../helpers/proxy.js';
 import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
 import { type TokenServer, startTokenServer } from '../helpers/token-server.js';
@@ -183,6 +183,40 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     const other = await newKiln();
     await ok(other.kiln(['pull', `${registry.host}/zstd/image:1`]));
     assert.equal((await ok(other.kiln(['inspect', '-f', '{{.Id}}', `${registry.host}/zstd/image:1`]))).stdout, (await ok(kiln(['inspect', '-f', '{{.Id}}', `${registry.host}/zstd/image:1`]))).stdout);
+  });
+
+  it('search uses a registry\'s search API where it has one (Docker Hub\'s), with filters and truncation', async () => {
+    const { kiln } = await newKiln();
+    proxy.faults = {
+      searchResults: [
+        { name: 'busybox', description: 'Busybox base image, a long description that Docker cuts at forty-five characters', star_count: 3200, is_official: true, is_automated: false },
+        { name: 'someone/busybox-extra', description: 'extras', star_count: 3, is_official: false, is_automated: true },
+      ],
+    };
+    try {
+      const table = await ok(kiln(['search', `${proxy.host}/busybox`]));
+      assert.equal(table.stdout.split('\n')[1], 'busybox                 Busybox base image, a long description that …   3200      [OK]');
+      const official = await ok(kiln(['search', '--filter', 'is-official=true', '--format', '{{.Name}} {{.StarCount}} {{.IsAutomated}}', `${proxy.host}/busybox`]));
+      assert.equal(official.stdout, 'busybox 3200 \n');
+      const starred = await ok(kiln(['search', '-f', 'stars=10', '--no-trunc', '--format', '{{.Description}}', `${proxy.host}/busybox`]));
+      assert.equal(starred.stdout, 'Busybox base image, a long description that Docker cuts at forty-five characters\n');
+      assert.equal((await kiln(['search', '-f', 'bogus=1', 'x'])).code, 125);
+    } finally {
+      proxy.faults = {};
+    }
+  });
+
+  it('draws progress bars in place on a terminal', async () => {
+    const { kiln } = await newKiln();
+    await bigImage(kiln, `${registry.host}/tty/image:1`, 8);
+    await ok(kiln(['push', `${registry.host}/tty/image:1`]));
+    const other = await newKiln();
+    const command = `${process.execPath} ${join(repoRoot, 'bin', 'kiln')} --root ${other.root} pull ${registry.host}/tty/image:1`;
+    const { stdout } = await run('script', ['-qec', command, '/dev/null'], { maxBuffer: 16 << 20 });
+    assert.match(stdout, /Downloading \[=*>? *\] +[\d.]+[kM]?B\/[\d.]+MB/);
+    const escape = String.fromCharCode(27);
+    assert.match(stdout, new RegExp(`${escape}\\[\\d+A${escape}\\[2K\\r[0-9a-f]{12}: `));
+    assert.match(stdout, /Pull complete/);
   });
 
   it('says what is missing in one line naming the reference', async () => {
