@@ -13,6 +13,11 @@ export interface Faults {
   corruptBlob?: string;
   /** Answer Docker Hub's search API (`/v1/search`) with these results. */
   searchResults?: readonly object[];
+  /**
+   * Answer blob downloads with a redirect to another host name (`localhost` for `127.0.0.1`), as a
+   * registry does to its blob storage; that host serves them with these credentials of its own.
+   */
+  redirectBlobs?: { readonly authorization: string };
 }
 
 export interface Proxy {
@@ -22,6 +27,8 @@ export interface Proxy {
   faults: Faults;
   /** Faults that fired. */
   readonly fired: string[];
+  /** For each redirected download: whether the client sent credentials to the other host. */
+  readonly redirectedWithCredentials: boolean[];
   stop(): Promise<void>;
 }
 
@@ -36,6 +43,7 @@ export async function startProxy(target: string): Promise<Proxy> {
     uploadedBytes: 0,
     faults: {},
     fired: [],
+    redirectedWithCredentials: [],
     stop: () => Promise.resolve(),
   };
   let patches = 0;
@@ -46,15 +54,27 @@ export async function startProxy(target: string): Promise<Proxy> {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ query: query.get('q'), num_results: state.faults.searchResults.length, results: state.faults.searchResults }));
       return;
     }
+    const redirect = state.faults.redirectBlobs;
+    if (redirect && req.method === 'GET' && /^\/v2\/.*\/blobs\/sha256:/.test(url)) {
+      res.writeHead(307, { location: `http://localhost:${(server.address() as AddressInfo).port}/redirected${url}` }).end();
+      return;
+    }
+    if (redirect && url.startsWith('/redirected/')) {
+      state.redirectedWithCredentials.push(req.headers.authorization !== undefined);
+      req.url = url.slice('/redirected'.length);
+      req.headers.authorization = redirect.authorization;
+      req.headers.host = state.host;
+    }
     if (req.method === 'PATCH' && ++patches === state.faults.dropUploadChunk) {
       state.faults.dropUploadChunk = undefined;
       state.fired.push('drop-chunk');
       req.socket.destroy();
       return;
     }
-    const isUpload = (req.method === 'PATCH' || req.method === 'PUT') && url.includes('/blobs/uploads/');
-    const isBlobGet = req.method === 'GET' && /\/blobs\/sha256:[a-f0-9]{64}/.test(url);
-    const upstream = request({ host: targetHost, port: Number(targetPort), method: req.method, path: url, headers: req.headers }, (answer) => {
+    const path = req.url ?? url;
+    const isUpload = (req.method === 'PATCH' || req.method === 'PUT') && path.includes('/blobs/uploads/');
+    const isBlobGet = req.method === 'GET' && /\/blobs\/sha256:[a-f0-9]{64}/.test(path);
+    const upstream = request({ host: targetHost, port: Number(targetPort), method: req.method, path, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       let sent = 0;
       const corrupt = isBlobGet && state.faults.corruptBlob !== undefined && url.includes(state.faults.corruptBlob);

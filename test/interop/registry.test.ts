@@ -234,7 +234,7 @@ describe('registries: authentication (htpasswd Basic)', { skip: unavailable }, (
   });
   after(() => registry?.stop());
 
-  it('fails clearly without credentials, logs in, pushes and pulls with config.json, then with a credential helper', async () => {
+  it('fails clearly without credentials, logs in, pushes and pulls with config.json, then with a credential helper; redirects get no credentials', async () => {
     const { kiln } = await newKiln();
     const config = await tempDir('kiln-docker-config-');
     const env = { DOCKER_CONFIG: config };
@@ -259,6 +259,18 @@ describe('registries: authentication (htpasswd Basic)', { skip: unavailable }, (
     await writeFile(join(helperConfig, 'config.json'), JSON.stringify({ credHelpers: { [registry.host]: 'kilntest' } }));
     const third = await newKiln();
     await ok(third.kiln(['pull', `${registry.host}/private/busybox:1`], undefined, { DOCKER_CONFIG: helperConfig, PATH: `${helperDir}:${process.env.PATH ?? ''}` }));
+    // A registry that sends downloads to blob storage elsewhere: the redirect is followed, without the credentials.
+    const proxy = await startProxy(registry.host);
+    try {
+      await ok(kiln(['login', '-u', 'kiln', '--password-stdin', proxy.host], 's3cret-pass\n', env));
+      proxy.faults = { redirectBlobs: { authorization: `Basic ${Buffer.from('kiln:s3cret-pass').toString('base64')}` } };
+      const fourth = await newKiln();
+      await ok(fourth.kiln(['pull', `${proxy.host}/private/busybox:1`], undefined, env));
+      assert.ok(proxy.redirectedWithCredentials.length >= 2, 'the config and the layer were redirected');
+      assert.deepEqual([...new Set(proxy.redirectedWithCredentials)], [false]);
+    } finally {
+      await proxy.stop();
+    }
     assert.equal((await ok(kiln(['logout', registry.host], undefined, env))).stdout, `Removing login credentials for ${registry.host}\n`);
     assert.equal((await ok(kiln(['logout', registry.host], undefined, env))).stdout, `Not logged in to ${registry.host}\n`);
   });
