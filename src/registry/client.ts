@@ -244,7 +244,8 @@ export class RegistryClient {
       if (idempotent && (status >= 500 || status === 429) && attempt < 3) {
         const retryAfter = Number(response.headers['retry-after'] ?? 0);
         await response.body.dump();
-        await delay(retryAfter > 0 && retryAfter < 30 ? retryAfter * 1000 : 200 * 2 ** attempt++);
+        await delay(retryAfter > 0 && retryAfter < 30 ? retryAfter * 1000 : 200 * 2 ** attempt);
+        attempt++;
         continue;
       }
       if ((options.ok ?? [200]).includes(status)) return response;

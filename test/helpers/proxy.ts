@@ -18,6 +18,8 @@ export interface Faults {
    * registry does to its blob storage; that host serves them with these credentials of its own.
    */
   redirectBlobs?: { readonly authorization: string };
+  /** Answer the next N manifest requests with 429 TOOMANYREQUESTS and `Retry-After: 1`. */
+  tooManyRequests?: number;
 }
 
 export interface Proxy {
@@ -52,6 +54,12 @@ export async function startProxy(target: string): Promise<Proxy> {
     if (url.startsWith('/v1/search') && state.faults.searchResults) {
       const query = new URL(url, 'http://proxy').searchParams;
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ query: query.get('q'), num_results: state.faults.searchResults.length, results: state.faults.searchResults }));
+      return;
+    }
+    if ((state.faults.tooManyRequests ?? 0) > 0 && url.includes('/manifests/')) {
+      state.faults.tooManyRequests = (state.faults.tooManyRequests ?? 0) - 1;
+      state.fired.push('429');
+      res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests"}]}');
       return;
     }
     const redirect = state.faults.redirectBlobs;

@@ -219,6 +219,21 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     assert.match(stdout, /Pull complete/);
   });
 
+  it('waits out TOOMANYREQUESTS as Retry-After says, and says so when it keeps coming', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), `${proxy.host}/limited/image:1`]));
+    await ok(kiln(['push', `${proxy.host}/limited/image:1`]));
+    const other = await newKiln();
+    proxy.faults = { tooManyRequests: 1 };
+    await ok(other.kiln(['pull', `${proxy.host}/limited/image:1`]));
+    assert.ok(proxy.fired.includes('429'));
+    proxy.faults = { tooManyRequests: 10 };
+    const refused = await other.kiln(['pull', `${proxy.host}/limited/image:1`]);
+    proxy.faults = {};
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /limited\/image:1: 429 TOOMANYREQUESTS: too many requests \(retry after 1 s\)\n$/);
+  });
+
   it('says what is missing in one line naming the reference', async () => {
     const { kiln } = await newKiln();
     const result = await kiln(['pull', `${registry.host}/nothing/here:nope`]);
