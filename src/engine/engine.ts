@@ -232,11 +232,11 @@ export class Engine {
       }
       if (byName) {
         untag(byName);
-        const left = this.db.namesOf(row.id);
         const repo = repositoryName(parseReference(byName));
-        // A repo digest left alone in the removed tag's repository goes with it, as in Docker.
-        if (left.every((n) => n.kind === 'digest' && repositoryName(parseReference(n.name)) === repo)) left.forEach((n) => untag(n.name));
-        else return events;
+        const sameRepo = this.db.namesOf(row.id).filter((n) => repositoryName(parseReference(n.name)) === repo);
+        // When no tag of the removed tag's repository is left, its repo digests go too, as in Docker.
+        if (!byName.includes('@') && sameRepo.every((n) => n.kind === 'digest')) sameRepo.forEach((n) => untag(n.name));
+        if (this.db.namesOf(row.id).length > 0) return events;
       } else {
         const names = this.db.namesOf(row.id);
         const repos = new Set(names.map((n) => repositoryName(parseReference(n.name))));

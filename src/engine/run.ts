@@ -59,19 +59,31 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
   let parent: string | undefined;
   for (const [i, layer] of layers.entries()) {
     const key = `${snapshots.driver}:${chain[i]}`;
+    // One unpack per snapshot at a time in this process (parallel build stages share base layers).
+    const lock = `${snapshots.root}\0${key}`;
+    for (let running = unpacking.get(lock); running; running = unpacking.get(lock)) await running.catch(() => undefined);
     if (!snapshots.has(key)) {
-      await ready?.(i);
-      progress?.(i, 'extracting');
-      const temporary = `extract-${process.pid}-${randomBytes(6).toString('hex')}`;
-      await snapshots.prepare(temporary, parent);
+      const below = parent;
+      const work = (async () => {
+        await ready?.(i);
+        progress?.(i, 'extracting');
+        const temporary = `extract-${process.pid}-${randomBytes(6).toString('hex')}`;
+        await snapshots.prepare(temporary, below);
+        try {
+          const stream = decompressStream(await layer.open(), layerCompression(layer.mediaType) ?? 'none');
+          await applyLayer(snapshots.dir(temporary), stream, { whiteouts: snapshots.whiteouts, what: `layer ${i + 1} of ${what}` });
+          if (snapshots.has(key)) await snapshots.remove(temporary); // another process unpacked it meanwhile
+          else snapshots.commit(key, temporary);
+        } catch (err) {
+          await snapshots.remove(temporary);
+          throw err;
+        }
+      })();
+      unpacking.set(lock, work);
       try {
-        const stream = decompressStream(await layer.open(), layerCompression(layer.mediaType) ?? 'none');
-        await applyLayer(snapshots.dir(temporary), stream, { whiteouts: snapshots.whiteouts, what: `layer ${i + 1} of ${what}` });
-        if (snapshots.has(key)) await snapshots.remove(temporary); // another process unpacked it meanwhile
-        else snapshots.commit(key, temporary);
-      } catch (err) {
-        await snapshots.remove(temporary);
-        throw err;
+        await work;
+      } finally {
+        unpacking.delete(lock);
       }
     }
     progress?.(i, 'done');
@@ -79,6 +91,9 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
   }
   return parent;
 }
+
+/** Unpacks in progress in this process, by snapshotter root and key. */
+const unpacking = new Map<string, Promise<void>>();
 
 const ADJECTIVES = ['brave', 'calm', 'eager', 'fervent', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'nifty', 'quirky', 'serene', 'vibrant', 'zealous'];
 const NAMES = ['babbage', 'curie', 'darwin', 'euclid', 'hopper', 'kepler', 'lovelace', 'noether', 'pascal', 'ritchie', 'tesla', 'turing'];

@@ -123,6 +123,15 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (digest, registry, repository)
   );
   `,
+  `
+  -- Snapshot directory numbers are never reused: a removed snapshot's directory may still be being
+  -- deleted when the next snapshot is made.
+  CREATE TABLE counters (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+  );
+  INSERT INTO counters (name, value) SELECT 'snapshot_dir', COALESCE(MAX(dir), 0) FROM snapshots;
+  `,
 ];
 
 export interface ContainerRow {
@@ -409,9 +418,12 @@ export class MetaDb {
 
   /** Records a new snapshot and returns its short directory id. */
   addSnapshot(key: string, parent: string | undefined, kind: SnapshotRow['kind'], driver: string, now = Date.now()): number {
-    const dir = (this.db.prepare('SELECT COALESCE(MAX(dir), 0) + 1 FROM snapshots').pluck().get() as number) ?? 1;
-    this.db.prepare('INSERT INTO snapshots (key, dir, parent, kind, driver, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(key, dir, parent ?? null, kind, driver, now);
-    return dir;
+    // A fresh number (never one a removed snapshot had), taken and used in one transaction.
+    return this.transaction(() => {
+      const dir = this.db.prepare("UPDATE counters SET value = value + 1 WHERE name = 'snapshot_dir' RETURNING value").pluck().get() as number;
+      this.db.prepare('INSERT INTO snapshots (key, dir, parent, kind, driver, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(key, dir, parent ?? null, kind, driver, now);
+      return dir;
+    });
   }
 
   renameSnapshot(from: string, to: string): void {
