@@ -7,6 +7,7 @@ import { registerRun, registerSupervisor } from './commands/run.js';
 import { registerContainers } from './commands/containers.js';
 import { registerBuild } from './commands/build.js';
 import { registerRegistry } from './commands/registry.js';
+import { registerServe } from './commands/serve.js';
 import { registerSystem } from './commands/system.js';
 import { type CommandContext, createContext } from './context.js';
 import { type Io, processIo } from './io.js';
@@ -37,6 +38,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
   registerImport(program, ctx);
   registerBuild(program, ctx);
   registerRegistry(program, ctx);
+  registerServe(program, ctx);
   registerRun(program, ctx);
   registerSupervisor(program, ctx);
   registerContainers(program, ctx);

@@ -13,7 +13,7 @@ import type { Descriptor, Manifest, Platform } from '../oci/types.js';
 import { parseJson, validateImageConfig, validateIndex, validateManifest } from '../oci/validate.js';
 import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
-import { credentialsFor, eraseCredentials, storeCredentials } from '../registry/credentials.js';
+import { type Credentials, credentialsFor, eraseCredentials, storeCredentials } from '../registry/credentials.js';
 import type { Lease } from '../transport/store.js';
 import { hostPlatform } from '../transport/oci-layout.js';
 import type { Engine } from './engine.js';
@@ -29,6 +29,8 @@ export interface ProgressEvent {
 export interface RegistryOptions {
   /** `--insecure-registry` and the config's list: plain HTTP or unverified TLS allowed. */
   readonly insecureRegistries?: readonly string[];
+  /** Credentials for this one operation (the Engine API's X-Registry-Auth), instead of config.json's. */
+  readonly credentials?: Credentials;
   readonly events: (event: ProgressEvent) => void;
 }
 
@@ -51,8 +53,8 @@ async function configuredInsecureRegistries(): Promise<string[]> {
 }
 
 /** A client for a registry with the credentials config.json (or its helper) has for it. */
-async function clientFor(registry: string, options: { readonly insecureRegistries?: readonly string[] }): Promise<RegistryClient> {
-  const credentials = await credentialsFor(registry);
+async function clientFor(registry: string, options: { readonly insecureRegistries?: readonly string[]; readonly credentials?: Credentials }): Promise<RegistryClient> {
+  const credentials = options.credentials ?? (await credentialsFor(registry));
   const insecureRegistries = [...(options.insecureRegistries ?? []), ...(await configuredInsecureRegistries())];
   return new RegistryClient(registry, { ...(credentials ? { credentials } : {}), insecureRegistries });
 }

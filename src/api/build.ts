@@ -1,0 +1,94 @@
+/**
+ * `POST /build`: the legacy builder's endpoint (the docker CLI uses it when `/_ping` says
+ * `Builder-Version: 1`). The request body is the context as a tar, unpacked with the same safety rules
+ * as a layer (nothing outside the directory); the build streams jsonmessage lines and ends with the
+ * image ID in `aux`, as dockerd does.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { KilnError } from '../errors.js';
+import { buildImage } from '../engine/build.js';
+import { applyLayer } from '../layer/apply.js';
+import { autoDecompress } from '../layer/compression.js';
+import type { RuntimeName } from '../runtime/runtime.js';
+import type { Driver } from '../snapshot/snapshotter.js';
+import { type Call, jsonStream } from './server.js';
+
+export interface BuildRoutes {
+  readonly runtime: RuntimeName;
+  readonly storageDriver?: Driver;
+}
+
+function jsonObject(text: string | null, what: string): Record<string, string> {
+  if (!text) return {};
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => (typeof v === 'string' ? [[k, v]] : typeof v === 'number' || typeof v === 'boolean' ? [[k, String(v)]] : [])));
+  } catch {
+    throw new KilnError('INVALID_ARGUMENT', `invalid ${what}: ${JSON.stringify(text)} is not a JSON object`);
+  }
+}
+
+export async function buildRoute(call: Call, options: BuildRoutes): Promise<void> {
+  const { query, req, res, engine } = call;
+  const remote = query.get('remote');
+  if (remote) throw new KilnError('UNSUPPORTED', `building from a remote context (${remote}) is not supported: send the context as a tar`);
+  const dockerfile = query.get('dockerfile') ?? 'Dockerfile';
+  const buildArgs = jsonObject(query.get('buildargs'), 'buildargs');
+  const labels = jsonObject(query.get('labels'), 'labels');
+  const quiet = query.get('q') === '1' || query.get('q') === 'true';
+  const truthy = (key: string): boolean => query.get(key) === '1' || query.get(key) === 'true';
+  const network = query.get('networkmode');
+  await mkdir(engine.store.content.tmpDir, { recursive: true });
+  const context = await mkdtemp(join(engine.store.content.tmpDir, 'build-context-'));
+  const stream = jsonStream(res);
+  try {
+    const { stream: tar } = await autoDecompress(req);
+    await applyLayer(context, tar, { whiteouts: 'delete', what: 'the build context', privileged: false });
+    const path = posix.normalize(`/${dockerfile}`);
+    const result = await buildImage(engine, {
+      contextDir: context,
+      dockerfile: { path: join(context, path) },
+      tags: query.getAll('t'),
+      buildArgs: new Map(Object.entries(buildArgs)),
+      ...(query.get('target') ? { target: query.get('target') ?? '' } : {}),
+      labels,
+      noCache: truthy('nocache'),
+      noCacheFilter: [],
+      cacheFrom: (() => {
+        const text = query.get('cachefrom');
+        if (!text) return [];
+        const value = JSON.parse(text) as unknown;
+        return Array.isArray(value) ? value.map(String) : [];
+      })(),
+      secrets: new Map(),
+      ...(query.get('platform') ? { platform: query.get('platform') ?? '' } : {}),
+      ...(network === 'none' || network === 'host' ? { network } : {}),
+      squash: truthy('squash'),
+      runtime: options.runtime,
+      ...(options.storageDriver ? { storageDriver: options.storageDriver } : {}),
+      notice: (message) => stream.send({ stream: `${message}\n` }),
+      events: (event) => {
+        if (quiet) return;
+        if (event.type === 'step') stream.send({ stream: `Step ${event.name}\n` });
+        else if (event.type === 'cached') stream.send({ stream: ' ---> Using cache\n' });
+        else if (event.type === 'log') stream.send({ stream: event.text });
+        else if (event.type === 'done') stream.send({ stream: ` ---> Done in ${event.seconds.toFixed(1)}s\n` });
+      },
+    });
+    for (const warning of result.warnings) stream.send({ stream: `[Warning] ${warning}\n` });
+    stream.send({ aux: { ID: result.id } });
+    // In quiet mode the docker CLI prints the stream as it came, and dockerd sends just the ID there.
+    if (quiet) stream.send({ stream: `${result.id}\n` });
+    else {
+      stream.send({ stream: `Successfully built ${result.id.slice(7, 19)}\n` });
+      for (const tag of query.getAll('t')) stream.send({ stream: `Successfully tagged ${tag.includes(':') ? tag : `${tag}:latest`}\n` });
+    }
+  } catch (err) {
+    stream.fail(err);
+  } finally {
+    res.end();
+    await rm(context, { recursive: true, force: true });
+  }
+}

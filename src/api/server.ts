@@ -1,0 +1,315 @@
+/**
+ * `kiln serve`: Docker's Engine API over a unix socket (or TLS TCP), so the docker CLI and Docker SDKs
+ * drive kiln. This module owns only HTTP: routing, parameters, JSON and jsonmessage streams, and
+ * Docker's error statuses; every operation is an `engine` call, the same the CLI makes.
+ */
+import { chmod, chown, rm } from 'node:fs/promises';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { arch, cpus, hostname, release, totalmem } from 'node:os';
+import { pipeline } from 'node:stream/promises';
+import { type ErrorCode, KilnError } from '../errors.js';
+import { loadImages, saveFiles } from '../engine/archive.js';
+import { type Engine } from '../engine/engine.js';
+import { type Filters, checkFilterKeys } from '../engine/filters.js';
+import { importImage } from '../engine/import.js';
+import { type ProgressEvent, pullImage, pushImage, searchImages } from '../engine/registry.js';
+import { tarArchive } from '../transport/archive-writer.js';
+import { familiarString, parseReference } from '../reference/reference.js';
+import { type BuildRoutes, buildRoute } from './build.js';
+
+/** The newest API version kiln speaks, and the oldest it accepts in a path prefix. */
+export const API_VERSION = '1.41';
+const MIN_API_VERSION = '1.24';
+const KILN_VERSION = '0.1.0';
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  INVALID_ARGUMENT: 400,
+  INVALID_REFERENCE: 400,
+  INVALID_INPUT: 400,
+  DIGEST_MISMATCH: 400,
+  UNAUTHORIZED: 401,
+  UNSUPPORTED: 501,
+};
+
+/** A request as a route sees it: the path's captures, the query, the raw request and response. */
+export interface Call {
+  readonly params: readonly string[];
+  readonly query: URLSearchParams;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly engine: Engine;
+}
+
+type Handler = (call: Call) => void | Promise<void>;
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Docker's `filters` parameter: `{"key":["v"]}` or the old `{"key":{"v":true}}`. */
+export function parseFilters(text: string | null, accepted: readonly string[]): Filters {
+  const filters = new Map<string, string[]>();
+  if (!text) return filters;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new KilnError('INVALID_ARGUMENT', `invalid filters: ${JSON.stringify(text)} is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new KilnError('INVALID_ARGUMENT', 'invalid filters: not a JSON object');
+  for (const [key, values] of Object.entries(value as Record<string, unknown>)) {
+    if (Array.isArray(values)) filters.set(key, values.map(String));
+    else if (typeof values === 'object' && values !== null) filters.set(key, Object.keys(values));
+    else throw new KilnError('INVALID_ARGUMENT', `invalid filters: the values of ${key} are not a list`);
+  }
+  checkFilterKeys(filters, accepted);
+  return filters;
+}
+
+const truthy = (value: string | null): boolean => value === '1' || value === 'true' || value === 'True';
+
+/**
+ * A jsonmessage stream: one JSON object per line, as Docker streams pull, push, load and build output.
+ * An error after the stream began is an `errorDetail` message (the status is already 200).
+ */
+export function jsonStream(res: ServerResponse): { send(message: object): void; fail(err: unknown): void } {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  return {
+    send: (message) => {
+      if (!res.writableEnded) res.write(`${JSON.stringify(message)}\r\n`);
+    },
+    fail: (err) => {
+      const message = err instanceof Error ? err.message : String(err);
+      if (!res.writableEnded) res.write(`${JSON.stringify({ errorDetail: { message }, error: message })}\r\n`);
+    },
+  };
+}
+
+export function progressMessage(event: ProgressEvent): object {
+  return { status: event.status, ...(event.id !== undefined ? { id: event.id } : {}), ...(event.progressDetail ? { progressDetail: event.progressDetail } : {}) };
+}
+
+/** X-Registry-Auth: base64url JSON credentials the client sends for one pull or push. */
+function registryAuth(req: IncomingMessage): { username: string; password: string } | undefined {
+  const header = req.headers['x-registry-auth'];
+  if (typeof header !== 'string' || header === '') return undefined;
+  try {
+    const value = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as { username?: string; password?: string };
+    return value.username && value.password ? { username: value.username, password: value.password } : undefined;
+  } catch {
+    throw new KilnError('INVALID_ARGUMENT', 'invalid X-Registry-Auth header: not base64 JSON');
+  }
+}
+
+async function save(call: Call, names: readonly string[]): Promise<void> {
+  const files = await saveFiles(call.engine, names, 'docker');
+  call.res.writeHead(200, { 'content-type': 'application/x-tar' });
+  await pipeline(tarArchive(files), call.res);
+}
+
+function imageRoutes(): [string, RegExp, Handler][] {
+  return [
+    ['GET', /^\/images\/json$/, ({ engine, query, res }) => json(res, 200, engine.listImages({ all: truthy(query.get('all')), filters: parseFilters(query.get('filters'), ['dangling', 'label', 'before', 'since', 'reference']) }))],
+    ['GET', /^\/images\/search$/, async ({ query, res }) => {
+      const term = query.get('term') ?? '';
+      const limit = Number(query.get('limit') ?? 25);
+      const filters = parseFilters(query.get('filters'), ['stars', 'is-official', 'is-automated']);
+      const one = (key: string): string | undefined => filters.get(key)?.[0];
+      const stars = one('stars');
+      const official = one('is-official');
+      const automated = one('is-automated');
+      json(res, 200, await searchImages(term, { limit, filters: { ...(stars !== undefined ? { stars: Number(stars) } : {}), ...(official !== undefined ? { official: truthy(official) } : {}), ...(automated !== undefined ? { automated: truthy(automated) } : {}) } }));
+    }],
+    ['GET', /^\/images\/get$/, async (call) => save(call, call.query.getAll('names'))],
+    ['GET', /^\/images\/(.+)\/get$/, async (call) => save(call, [call.params[0] ?? ''])],
+    ['GET', /^\/images\/(.+)\/json$/, ({ engine, params, res }) => json(res, 200, engine.inspect(params[0] ?? ''))],
+    ['GET', /^\/images\/(.+)\/history$/, ({ engine, params, res }) => json(res, 200, engine.history(params[0] ?? ''))],
+    ['POST', /^\/images\/(.+)\/tag$/, ({ engine, params, query, res }) => {
+      const repo = query.get('repo') ?? '';
+      const tag = query.get('tag');
+      engine.tag(params[0] ?? '', tag ? `${repo}:${tag}` : repo);
+      res.writeHead(201).end();
+    }],
+    ['DELETE', /^\/images\/(.+)$/, ({ engine, params, query, res }) => json(res, 200, engine.removeImage(params[0] ?? '', { force: truthy(query.get('force')), noPrune: truthy(query.get('noprune')) }))],
+    ['POST', /^\/images\/prune$/, ({ engine, query, res }) => {
+      const filters = parseFilters(query.get('filters'), ['dangling', 'until', 'label', 'label!']);
+      json(res, 200, engine.pruneImages({ all: filters.get('dangling')?.[0] === 'false', filters }));
+    }],
+    ['POST', /^\/images\/load$/, async ({ engine, req, query, res }) => {
+      const stream = jsonStream(res);
+      const quiet = truthy(query.get('quiet'));
+      try {
+        await loadImages(engine, { stream: req, description: 'the uploaded archive' }, (event) => {
+          if (event.kind === 'loaded') stream.send({ stream: `Loaded image: ${familiarString(parseReference(event.name))}\n` });
+          else if (event.kind === 'loaded-id') stream.send({ stream: `Loaded image ID: ${event.id}\n` });
+          else if (!quiet) stream.send({ stream: `The image ${familiarString(parseReference(event.name))} already exists, renaming the old one with ID ${event.previousId} to empty string\n` });
+        });
+      } catch (err) {
+        stream.fail(err);
+      }
+      res.end();
+    }],
+    ['POST', /^\/images\/create$/, async ({ engine, req, query, res }) => {
+      const fromImage = query.get('fromImage');
+      const fromSrc = query.get('fromSrc');
+      const stream = jsonStream(res);
+      try {
+        if (fromImage) {
+          const tag = query.get('tag');
+          const name = tag ? (tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`) : fromImage;
+          const auth = registryAuth(req);
+          const platform = query.get('platform');
+          await pullImage(engine, name, { events: (event) => stream.send(progressMessage(event)), ...(platform ? { platform } : {}), ...(auth ? { credentials: auth } : {}) });
+        } else if (fromSrc) {
+          if (fromSrc !== '-') throw new KilnError('UNSUPPORTED', 'import from a URL is not supported: send the archive in the request body (fromSrc=-)');
+          const repo = query.get('repo');
+          const tag = query.get('tag');
+          const id = await importImage(engine, { stream: req }, { ...(repo ? { reference: tag ? `${repo}:${tag}` : repo } : {}), changes: query.getAll('changes'), ...(query.get('message') ? { message: query.get('message') ?? '' } : {}), ...(query.get('platform') ? { platform: query.get('platform') ?? '' } : {}) });
+          stream.send({ status: id });
+        } else throw new KilnError('INVALID_ARGUMENT', 'images/create needs fromImage or fromSrc');
+      } catch (err) {
+        stream.fail(err);
+      }
+      res.end();
+    }],
+    ['POST', /^\/images\/(.+)\/push$/, async ({ engine, params, query, req, res }) => {
+      const stream = jsonStream(res);
+      try {
+        const tag = query.get('tag');
+        const auth = registryAuth(req);
+        const results = await pushImage(engine, tag ? `${params[0] ?? ''}:${tag}` : (params[0] ?? ''), { events: (event) => stream.send(progressMessage(event)), ...(auth ? { credentials: auth } : {}) });
+        for (const result of results) stream.send({ progressDetail: {}, aux: { Tag: result.tag, Digest: result.digest, Size: result.size } });
+      } catch (err) {
+        stream.fail(err);
+      }
+      res.end();
+    }],
+  ];
+}
+
+function systemRoutes(): [string, RegExp, Handler][] {
+  return [
+    ['GET', /^\/version$/, ({ res }) =>
+      json(res, 200, {
+        Platform: { Name: 'kiln' },
+        Components: [
+          {
+            Name: 'Engine',
+            Version: KILN_VERSION,
+            Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: arch() === 'x64' ? 'amd64' : arch(), KernelVersion: release(), GitCommit: 'kiln', GoVersion: `node${process.versions.node}`, BuildTime: '', Experimental: 'false' },
+          },
+        ],
+        Version: KILN_VERSION,
+        ApiVersion: API_VERSION,
+        MinAPIVersion: MIN_API_VERSION,
+        GitCommit: 'kiln',
+        GoVersion: `node${process.versions.node}`,
+        Os: 'linux',
+        Arch: arch() === 'x64' ? 'amd64' : arch(),
+        KernelVersion: release(),
+        BuildTime: '',
+      })],
+    ['GET', /^\/info$/, ({ engine, res }) => {
+      const containers = engine.store.db.containers();
+      json(res, 200, {
+        ID: engine.store.root,
+        Containers: containers.length,
+        ContainersRunning: containers.filter((c) => c.exitCode === null).length,
+        ContainersPaused: 0,
+        ContainersStopped: containers.filter((c) => c.exitCode !== null).length,
+        Images: engine.listImages().length,
+        Driver: 'overlay2',
+        DriverStatus: [['Backing Filesystem', 'kiln snapshots']],
+        Plugins: { Volume: [], Network: ['host', 'none'], Authorization: null, Log: [] },
+        MemoryLimit: false,
+        SwapLimit: false,
+        NCPU: cpus().length,
+        MemTotal: totalmem(),
+        DockerRootDir: engine.store.root,
+        Name: hostname(),
+        ServerVersion: KILN_VERSION,
+        OperatingSystem: 'kiln (daemonless Docker image engine)',
+        OSType: 'linux',
+        Architecture: arch() === 'x64' ? 'x86_64' : arch(),
+        KernelVersion: release(),
+        IndexServerAddress: 'https://index.docker.io/v1/',
+        RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: ['127.0.0.0/8'], Mirrors: [] },
+        SecurityOptions: [],
+        Runtimes: { runc: { path: 'runc' }, crun: { path: 'crun' } },
+        DefaultRuntime: 'runc',
+        Swarm: { LocalNodeState: 'inactive', NodeID: '', NodeAddr: '', ControlAvailable: false, Error: '', RemoteManagers: null },
+        LiveRestoreEnabled: false,
+        Isolation: '',
+        Labels: [],
+        ExperimentalBuild: false,
+        Warnings: [],
+      });
+    }],
+    ['GET', /^\/system\/df$/, ({ engine, res }) => {
+      const usage = engine.diskUsage();
+      json(res, 200, { LayersSize: usage.LayersSize, Images: usage.Images.map((i) => i.summary), Containers: [], Volumes: [], BuildCache: [] });
+    }],
+  ];
+}
+
+/** Routes by method and path (after the `/v1.NN` prefix); the first whose pattern matches serves. */
+function routes(build: BuildRoutes): [string, RegExp, Handler][] {
+  return [...systemRoutes(), ...imageRoutes(), ['POST', /^\/build$/, (call) => buildRoute(call, build)]];
+}
+
+export interface ServeOptions {
+  readonly socket: string;
+  readonly group?: number;
+  readonly build: BuildRoutes;
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * Serves the Engine API on a unix socket until the returned server closes. The socket is created with
+ * mode 0660 (and the group given), replacing a stale one a dead server left.
+ */
+export async function serveApi(engine: Engine, options: ServeOptions): Promise<Server> {
+  const table = routes(options.build);
+  const server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://kiln');
+      const version = /^\/v(\d+\.\d+)(\/.*)$/.exec(url.pathname);
+      const path = version ? (version[2] ?? '/') : url.pathname;
+      try {
+        if (version && (Number(version[1]) < Number(MIN_API_VERSION) || Number(version[1]) > Number(API_VERSION) + 0.2)) {
+          throw new KilnError('INVALID_ARGUMENT', `client version ${version[1] ?? ''} is not supported: this server speaks ${MIN_API_VERSION} to ${API_VERSION}`);
+        }
+        if (path === '/_ping') {
+          res.writeHead(200, { 'api-version': API_VERSION, 'builder-version': '1', ostype: 'linux', 'docker-experimental': 'false', 'cache-control': 'no-cache, no-store, must-revalidate', pragma: 'no-cache', 'content-type': 'text/plain; charset=utf-8' });
+          res.end(req.method === 'HEAD' ? undefined : 'OK');
+          return;
+        }
+        for (const [method, pattern, handler] of table) {
+          const match = pattern.exec(path);
+          if (!match || (method !== req.method && !(method === 'GET' && req.method === 'HEAD'))) continue;
+          await handler({ params: match.slice(1).map((p) => decodeURIComponent(p)), query: url.searchParams, req, res, engine });
+          return;
+        }
+        throw new KilnError('NOT_FOUND', `page not found: ${req.method ?? ''} ${url.pathname}`);
+      } catch (err) {
+        const status = err instanceof KilnError ? (STATUS[err.code] ?? 500) : 500;
+        const message = err instanceof Error ? err.message : String(err);
+        options.log?.(`${req.method ?? ''} ${url.pathname}: ${status} ${message}`);
+        if (!res.headersSent) json(res, status, { message });
+        else res.end();
+      }
+    })();
+  });
+  await rm(options.socket, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.socket, () => resolve());
+  });
+  await chmod(options.socket, 0o660);
+  if (options.group !== undefined) await chown(options.socket, process.getuid?.() ?? 0, options.group);
+  return server;
+}
