@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { kilnBin, ok, runKiln } from '../helpers/kiln.js';
+import { fixturesDir, isRoot } from '../helpers/paths.js';
+import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
+
+const run = promisify(execFile);
+
+async function dockerCliUnavailable(): Promise<string | undefined> {
+  try {
+    await run('sh', ['-c', 'command -v docker']);
+    return undefined;
+  } catch {
+    return 'no docker CLI (scripts/setup.sh installs Debian docker.io)';
+  }
+}
+
+const messageOf = (body: string): string => (JSON.parse(body) as { message: string }).message;
+
+/** A raw request to the API socket: status and body. */
+function raw(socket: string, method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, method, path, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip: await dockerCliUnavailable() }, () => {
+  let dir: string;
+  let socket: string;
+  let server: ChildProcess;
+  let registry: Registry | undefined;
+  const root = (): string => join(dir, 'store');
+  const docker = async (args: readonly string[], input?: string): Promise<{ stdout: string; stderr: string }> => {
+    const child = spawn('docker', [...args], { env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'docker-config') }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdin.end(input);
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
+    if (code !== 0) throw new Error(`docker ${args.join(' ')} exited ${code}: ${stderr}`);
+    return { stdout, stderr };
+  };
+  const kiln = (args: readonly string[]) => runKiln(root(), args);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kiln-api-'));
+    socket = join(dir, 'kiln.sock');
+    await mkdir(join(dir, 'docker-config'));
+    server = spawn(process.execPath, [kilnBin, '--root', root(), 'serve', '-H', `unix://${socket}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      let log = '';
+      server.stderr?.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+        if (log.includes('serving the Docker Engine API')) resolve();
+      });
+      server.on('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
+    });
+    server.removeAllListeners('exit');
+    server.stderr?.resume();
+    if (!registryUnavailable()) registry = await startRegistry();
+  });
+  after(async () => {
+    server?.kill('SIGTERM');
+    await new Promise((resolve) => server?.once('exit', resolve));
+    await registry?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('version and info negotiate and describe the server', async () => {
+    const version = (await docker(['version'])).stdout;
+    assert.match(version, /Server: kiln\n/);
+    assert.match(version, /API version: +1\.41 \(minimum version 1\.24\)/);
+    const info = (await docker(['info', '--format', '{{.ServerVersion}} {{.OSType}} {{.Images}}'])).stdout;
+    assert.match(info, /^0\.1\.0 linux \d+\n$/);
+  });
+
+  it('load, images (format, filters, -q), tag, history, inspect, save | load, rmi, image prune, system df', async () => {
+    assert.equal((await docker(['load', '-i', join(fixturesDir, 'whiteouts-docker20-save.tar')])).stdout, 'Loaded image: whiteouts:lab\n');
+    const format = '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}';
+    assert.equal((await docker(['images', '--format', format])).stdout, (await ok(kiln(['images', '--format', format]))).stdout);
+    assert.equal((await docker(['images', '-f', 'dangling=true', '-q'])).stdout, '');
+    assert.equal((await docker(['images', '-q'])).stdout, '0762feae08f0\n');
+    await docker(['tag', 'whiteouts:lab', 'my/whiteouts:2']);
+    assert.match((await ok(kiln(['images', 'my/whiteouts']))).stdout, /my\/whiteouts +2 +0762feae08f0/);
+    const history = '{{.ID}}|{{.CreatedBy}}|{{.Size}}';
+    assert.equal((await docker(['history', '--format', history, 'my/whiteouts:2'])).stdout, (await ok(kiln(['history', '--format', history, 'my/whiteouts:2']))).stdout);
+    assert.equal((await docker(['inspect', '-f', '{{.Id}} {{.Os}} {{.Config.User}}', 'my/whiteouts:2'])).stdout, 'sha256:0762feae08f0d91d3829c5818de04335fde708c65aecef4d5dc3863ef6e5409c linux 1000\n');
+    const saved = join(dir, 'saved.tar');
+    await docker(['save', '-o', saved, 'my/whiteouts:2']);
+    assert.equal((await docker(['load', '-i', saved])).stdout, 'Loaded image: my/whiteouts:2\n');
+    assert.equal((await docker(['rmi', 'my/whiteouts:2'])).stdout, 'Untagged: my/whiteouts:2\n');
+    assert.match((await docker(['system', 'df'])).stdout, /^TYPE +TOTAL +ACTIVE +SIZE +RECLAIMABLE\nImages +1 +0 +1\.986MB/);
+    const pruned = (await docker(['image', 'prune', '-af'])).stdout;
+    assert.match(pruned, /untagged: whiteouts:lab\ndeleted: sha256:0762feae08f0/);
+    assert.match(pruned, /Total reclaimed space: /);
+    assert.equal((await docker(['images', '-q'])).stdout, '');
+  });
+
+  it('builds a multi-stage Dockerfile through the legacy /build endpoint', { skip: !isRoot && 'builds need root' }, async () => {
+    await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
+    await docker(['tag', 'busybox:lab', 'busybox:latest']);
+    const context = join(dir, 'context');
+    await mkdir(context);
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox AS build\nRUN echo built > /artifact\nFROM busybox\nCOPY --from=build /artifact /artifact\nCOPY note.txt /\nCMD ["cat", "/artifact"]\n');
+    await writeFile(join(context, 'note.txt'), 'note\n');
+    const built = await docker(['build', '-t', 'api-built:1', context]);
+    assert.match(built.stdout, /Successfully built [0-9a-f]{12}\nSuccessfully tagged api-built:1\n$/);
+    const quiet = (await docker(['build', '-q', '-t', 'api-built:1', context])).stdout;
+    assert.match(quiet, /^sha256:[0-9a-f]{64}\n$/);
+    assert.equal((await ok(kiln(['run', '--rm', 'api-built:1']))).stdout, 'built\n');
+  });
+
+  it('pushes to and pulls from a registry', { skip: registryUnavailable() }, async () => {
+    const host = registry?.host ?? '';
+    await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
+    await docker(['tag', 'busybox:lab', `${host}/api/busybox:1`]);
+    const pushed = (await docker(['push', `${host}/api/busybox:1`])).stdout;
+    assert.match(pushed, /1: digest: sha256:[0-9a-f]{64} size: \d+/);
+    await docker(['rmi', `${host}/api/busybox:1`]);
+    const pulled = (await docker(['pull', `${host}/api/busybox:1`])).stdout;
+    assert.match(pulled, new RegExp(`Status: (Downloaded newer image|Image is up to date) for ${host}/api/busybox:1\\n${host}/api/busybox:1\\n$`));
+    assert.match((await docker(['images', '--digests', '--format', '{{.Digest}}', `${host}/api/busybox`])).stdout, /^sha256:[0-9a-f]{64}\n$/);
+  });
+
+  it('answers bad requests with Docker-style errors and keeps serving; the store stays consistent', async () => {
+    const malformed = await raw(socket, 'GET', '/v1.41/images/json?filters=%7Bnot-json');
+    assert.equal(malformed.status, 400);
+    assert.match(messageOf(malformed.body), /invalid filters/);
+    const unknown = await raw(socket, 'GET', `/v1.41/images/json?filters=${encodeURIComponent('{"bogus":["1"]}')}`);
+    assert.equal(unknown.status, 400);
+    assert.equal(messageOf(unknown.body), "invalid filter 'bogus'");
+    const missing = await raw(socket, 'GET', '/v1.41/images/nothing:here/json');
+    assert.equal(missing.status, 404);
+    assert.match(messageOf(missing.body), /No such image: nothing:here/);
+    const tooNew = await raw(socket, 'GET', '/v9.99/version');
+    assert.equal(tooNew.status, 400);
+    const hostile = await raw(socket, 'POST', '/v1.41/images/load', 'not a tar at all');
+    assert.equal(hostile.status, 200);
+    assert.match(hostile.body, /"errorDetail"/);
+    assert.equal((await raw(socket, 'GET', '/_ping')).body, 'OK');
+    assert.doesNotMatch((await ok(kiln(['system', 'check']))).stdout, /^problem:/m);
+  });
+});
