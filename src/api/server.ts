@@ -16,6 +16,8 @@ import { type ProgressEvent, pullImage, pushImage, searchImages } from '../engin
 import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
+import { Containers } from './containers.js';
+import type { Duplex } from 'node:stream';
 
 /** The newest API version kiln speaks, and the oldest it accepts in a path prefix. */
 export const API_VERSION = '1.41';
@@ -256,9 +258,24 @@ function systemRoutes(): [string, RegExp, Handler][] {
   ];
 }
 
+function containerRoutes(containers: Containers): [string, RegExp, Handler][] {
+  return [
+    ['POST', /^\/containers\/create$/, (call) => containers.create(call)],
+    ['GET', /^\/containers\/json$/, (call) => containers.list(call)],
+    ['POST', /^\/containers\/prune$/, (call) => containers.prune(call)],
+    ['POST', /^\/containers\/(.+)\/start$/, (call) => containers.start(call)],
+    ['POST', /^\/containers\/(.+)\/wait$/, (call) => containers.wait(call)],
+    ['POST', /^\/containers\/(.+)\/kill$/, (call) => containers.kill(call)],
+    ['POST', /^\/containers\/(.+)\/resize$/, ({ res }) => void res.writeHead(200).end()],
+    ['GET', /^\/containers\/(.+)\/logs$/, (call) => containers.logs(call)],
+    ['GET', /^\/containers\/(.+)\/json$/, (call) => containers.inspect(call)],
+    ['DELETE', /^\/containers\/(.+)$/, (call) => containers.remove(call)],
+  ];
+}
+
 /** Routes by method and path (after the `/v1.NN` prefix); the first whose pattern matches serves. */
-function routes(build: BuildRoutes): [string, RegExp, Handler][] {
-  return [...systemRoutes(), ...imageRoutes(), ['POST', /^\/build$/, (call) => buildRoute(call, build)]];
+function routes(build: BuildRoutes, containers: Containers): [string, RegExp, Handler][] {
+  return [...systemRoutes(), ...imageRoutes(), ...containerRoutes(containers), ['POST', /^\/build$/, (call) => buildRoute(call, build)]];
 }
 
 export interface ServeOptions {
@@ -273,10 +290,12 @@ export interface ServeOptions {
  * mode 0660 (and the group given), replacing a stale one a dead server left.
  */
 export async function serveApi(engine: Engine, options: ServeOptions): Promise<Server> {
-  const table = routes(options.build);
+  const containers = new Containers(options.build);
+  const table = routes(options.build, containers);
   const server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://kiln');
+      if (process.env.KILN_API_TRACE) options.log?.(`${req.method ?? ''} ${req.url ?? ''}`);
       const version = /^\/v(\d+\.\d+)(\/.*)$/.exec(url.pathname);
       const path = version ? (version[2] ?? '/') : url.pathname;
       try {
@@ -303,6 +322,19 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
         else res.end();
       }
     })();
+  });
+  // `attach` asks to upgrade the connection (Docker's hijack): the socket then carries the raw stream.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    const url = new URL(req.url ?? '/', 'http://kiln');
+    const path = url.pathname.replace(/^\/v\d+\.\d+/, '');
+    if (!/^\/containers\/.+\/attach$/.test(path)) {
+      socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n{"message":"page not found"}');
+      return;
+    }
+    containers.attach(engine, req, socket, path, url.searchParams).catch((err: unknown) => {
+      options.log?.(`attach ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      socket.destroy();
+    });
   });
   await rm(options.socket, { force: true });
   await new Promise<void>((resolve, reject) => {

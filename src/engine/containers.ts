@@ -41,6 +41,13 @@ export function isRunning(container: ContainerRow): boolean {
   return container.exitCode === null && container.pid !== null && processAlive(container.pid);
 }
 
+/** `docker kill`: SIGKILL to a running container's process; it then shows as exited. */
+export async function killContainer(engine: Engine, nameOrId: string): Promise<void> {
+  const container = findContainer(engine, nameOrId);
+  if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
+  await kill(engine, container);
+}
+
 /** Kills a detached container's process and waits for its supervisor to record the exit and clean up. */
 async function kill(engine: Engine, container: ContainerRow): Promise<void> {
   for (const runtime of ['runc', 'crun']) {

@@ -24,6 +24,8 @@ export interface RunOptions extends Omit<ProcessOptions, 'hostname'> {
   /** `--storage-driver`; detected when absent. */
   readonly storageDriver?: Driver;
   readonly interactive: boolean;
+  /** The container's ID when the caller chose it (the Engine API's create, then start). */
+  readonly id?: string;
   /** Tells the user something kiln decided for them (a storage driver fallback). */
   readonly notice: (message: string) => void;
 }
@@ -134,7 +136,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
   }
   const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
   const top = await unpackImage(engine, snapshots, row.id);
-  const id = randomBytes(32).toString('hex');
+  const id = options.id ?? randomBytes(32).toString('hex');
   const hostname = options.hostname ?? id.slice(0, 12);
   const key = containerKey(id);
   const bundle = containerBundle(engine, id);

@@ -135,6 +135,30 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.match((await docker(['images', '--digests', '--format', '{{.Digest}}', `${host}/api/busybox`])).stdout, /^sha256:[0-9a-f]{64}\n$/);
   });
 
+  it('docker run (exit code and both streams), run -d, logs, ps, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
+    await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
+    const child = spawn('docker', ['run', '--rm', 'busybox:lab', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 3);
+    assert.equal(out, 'out\n');
+    assert.equal(err, 'err\n');
+    const id = (await docker(['run', '-d', '--name', 'api-bg', 'busybox:lab', 'sh', '-c', 'echo started; sleep 60'])).stdout.trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    assert.match((await docker(['ps', '--format', '{{.Names}} {{.Image}}'])).stdout, /^api-bg busybox:lab$/m);
+    // The container writes its line as it starts: follow the logs until it is there.
+    let logs = '';
+    for (let i = 0; i < 100 && !logs.includes('started'); i++) logs = (await docker(['logs', 'api-bg'])).stdout;
+    assert.equal(logs, 'started\n');
+    assert.equal((await docker(['rm', '-f', 'api-bg'])).stdout, 'api-bg\n');
+    assert.doesNotMatch((await docker(['ps', '-a', '--format', '{{.Names}}'])).stdout, /api-bg/);
+    // As with dockerd: the CLI says the image is not here and tries to pull it (from Docker Hub, which this machine cannot reach).
+    await assert.rejects(docker(['run', '--rm', 'nothing:here']), /Unable to find image 'nothing:here' locally/);
+  });
+
   it('answers bad requests with Docker-style errors and keeps serving; the store stays consistent', async () => {
     const malformed = await raw(socket, 'GET', '/v1.41/images/json?filters=%7Bnot-json');
     assert.equal(malformed.status, 400);

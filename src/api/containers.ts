@@ -1,0 +1,297 @@
+/**
+ * The container routes `docker run`, `ps`, `logs`, `rm` need. A created container is only a request
+ * kept here until `start`, which runs it detached (a kiln supervisor process writes its output to the
+ * bundle's logs); `attach` and `logs` follow those logs as Docker's multiplexed stream, `wait` watches
+ * the record. Containers with AutoRemove are removed by this server when they exit.
+ */
+import { randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { KilnError } from '../errors.js';
+import { findContainer, isRunning, killContainer, pruneContainers, removeContainer } from '../engine/containers.js';
+import type { Engine } from '../engine/engine.js';
+import { containerBundle, runContainer } from '../engine/run.js';
+import type { ContainerRow } from '../meta/db.js';
+import { logPath } from '../runtime/runtime.js';
+import type { RuntimeName } from '../runtime/runtime.js';
+import type { Driver } from '../snapshot/snapshotter.js';
+import type { Call } from './server.js';
+
+interface CreateRequest {
+  readonly Image?: string;
+  readonly Cmd?: string[] | null;
+  readonly Entrypoint?: string[] | string | null;
+  readonly Env?: string[] | null;
+  readonly WorkingDir?: string;
+  readonly User?: string;
+  readonly Hostname?: string;
+  readonly Tty?: boolean;
+  readonly OpenStdin?: boolean;
+  readonly HostConfig?: { readonly AutoRemove?: boolean; readonly Binds?: string[] | null; readonly NetworkMode?: string };
+}
+
+interface Pending {
+  readonly name: string;
+  readonly request: CreateRequest;
+  /** Resolved once start has made the container record (attach waits for it). */
+  readonly started: Promise<void>;
+  readonly markStarted: (err?: unknown) => void;
+}
+
+export interface ContainerRoutes {
+  readonly runtime: RuntimeName;
+  readonly storageDriver?: Driver;
+}
+
+/** Polling interval while following a container (there is no event from another process to wait on). */
+const FOLLOW_MS = 50;
+
+export class Containers {
+  private readonly pending = new Map<string, Pending>();
+  /** Exit codes of AutoRemove containers this server removed, for `wait`. */
+  private readonly removedExits = new Map<string, number>();
+
+  constructor(private readonly options: ContainerRoutes) {}
+
+  private resolve(engine: Engine, nameOrId: string): { id: string; row?: ContainerRow; pending?: Pending } {
+    for (const [id, pending] of this.pending) if (id.startsWith(nameOrId) || pending.name === nameOrId.replace(/^\//, '')) return { id, pending };
+    const row = findContainer(engine, nameOrId);
+    return { id: row.id, row };
+  }
+
+  async create({ engine, req, query, res }: Call): Promise<void> {
+    const body = await readJson<CreateRequest>(req);
+    if (!body.Image) throw new KilnError('INVALID_ARGUMENT', 'config.Image is required');
+    engine.image(body.Image); // 404 now, as Docker answers create for a missing image
+    if (body.Tty) throw new KilnError('UNSUPPORTED', 'containers with a TTY are not supported through the API yet: run without -t');
+    const name = query.get('name') ?? `kiln_${randomBytes(4).toString('hex')}`;
+    if (engine.store.db.containers().some((c) => c.name === name) || [...this.pending.values()].some((p) => p.name === name)) {
+      throw new KilnError('CONFLICT', `Conflict. The container name "/${name}" is already in use`);
+    }
+    const id = randomBytes(32).toString('hex');
+    let markStarted!: (err?: unknown) => void;
+    const started = new Promise<void>((resolve, reject) => (markStarted = (err) => (err === undefined ? resolve() : reject(err instanceof Error ? err : new Error('the container did not start')))));
+    started.catch(() => undefined);
+    this.pending.set(id, { name, request: body, started, markStarted });
+    res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ Id: id, Warnings: [] }));
+  }
+
+  async start({ engine, params, res }: Call): Promise<void> {
+    const { id, pending } = this.resolve(engine, params[0] ?? '');
+    if (!pending) throw new KilnError('CONFLICT', `container ${id.slice(0, 12)} has already been started`);
+    const request = pending.request;
+    const entrypoint = Array.isArray(request.Entrypoint) ? request.Entrypoint : typeof request.Entrypoint === 'string' ? [request.Entrypoint] : undefined;
+    const network = request.HostConfig?.NetworkMode === 'none' ? 'none' : 'host';
+    try {
+      await runContainer(engine, request.Image ?? '', {
+        id,
+        name: pending.name,
+        cmd: [...(entrypoint && entrypoint.length > 1 ? entrypoint.slice(1) : []), ...(request.Cmd ?? [])],
+        ...(entrypoint !== undefined ? { entrypoint: entrypoint[0] ?? '' } : {}),
+        env: request.Env ?? [],
+        volumes: request.HostConfig?.Binds ?? [],
+        ...(request.WorkingDir ? { workdir: request.WorkingDir } : {}),
+        ...(request.User ? { user: request.User } : {}),
+        ...(request.Hostname ? { hostname: request.Hostname } : {}),
+        network,
+        remove: false,
+        detach: true,
+        interactive: false,
+        runtime: this.options.runtime,
+        ...(this.options.storageDriver ? { storageDriver: this.options.storageDriver } : {}),
+        notice: () => undefined,
+      });
+      pending.markStarted();
+    } catch (err) {
+      pending.markStarted(err);
+      throw err;
+    } finally {
+      this.pending.delete(id);
+    }
+    if (request.HostConfig?.AutoRemove) void this.removeWhenDone(engine, id);
+    res.writeHead(204).end();
+  }
+
+  private async exitCode(engine: Engine, id: string): Promise<number> {
+    for (;;) {
+      const row = engine.store.db.containers().find((c) => c.id === id);
+      if (!row) {
+        const code = this.removedExits.get(id);
+        if (code !== undefined) return code;
+        throw new KilnError('NOT_FOUND', `No such container: ${id}`);
+      }
+      if (row.exitCode !== null) return row.exitCode;
+      if (!isRunning(row) && row.pid === null) return row.exitCode ?? 0;
+      await delay(FOLLOW_MS);
+    }
+  }
+
+  private async removeWhenDone(engine: Engine, id: string): Promise<void> {
+    try {
+      const code = await this.exitCode(engine, id);
+      this.removedExits.set(id, code);
+      await removeContainer(engine, id, true);
+    } catch {
+      // Removed by someone else meanwhile: nothing left to do.
+    }
+  }
+
+  async wait({ engine, params, res }: Call): Promise<void> {
+    const { id, pending } = this.resolve(engine, params[0] ?? '');
+    // Like dockerd: the status goes out at once (the client waits for it before it starts the
+    // container), the body when the container has exited.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.flushHeaders();
+    try {
+      if (pending) await pending.started;
+      const code = await this.exitCode(engine, id);
+      res.end(JSON.stringify({ StatusCode: code, Error: null }));
+    } catch (err) {
+      res.end(JSON.stringify({ StatusCode: -1, Error: { Message: err instanceof Error ? err.message : String(err) } }));
+    }
+  }
+
+  /** Follows the container's two logs as Docker's multiplexed frames until it has exited and all is sent. */
+  private async follow(engine: Engine, id: string, write: (stream: 1 | 2, data: Buffer) => boolean, options: { follow: boolean; stdout: boolean; stderr: boolean }): Promise<void> {
+    const bundle = containerBundle(engine, id);
+    const offsets = { stdout: 0, stderr: 0 };
+    for (;;) {
+      const row = engine.store.db.containers().find((c) => c.id === id);
+      const done = !row || row.exitCode !== null || !isRunning(row);
+      for (const [stream, number] of [['stdout', 1], ['stderr', 2]] as const) {
+        if (!options[stream]) continue;
+        const handle = await open(logPath(bundle, stream), 'r').catch(() => undefined);
+        if (!handle) continue;
+        try {
+          for (;;) {
+            const buffer = Buffer.alloc(64 << 10);
+            const { bytesRead } = await handle.read(buffer, 0, buffer.length, offsets[stream]);
+            if (bytesRead === 0) break;
+            offsets[stream] += bytesRead;
+            write(number, buffer.subarray(0, bytesRead));
+          }
+        } finally {
+          await handle.close();
+        }
+      }
+      if (done || !options.follow) return;
+      await delay(FOLLOW_MS);
+    }
+  }
+
+  /** `POST /containers/{id}/attach`: the connection is hijacked and carries the container's output. */
+  async attach(engine: Engine, req: IncomingMessage, socket: Duplex, path: string, query: URLSearchParams): Promise<void> {
+    const nameOrId = /^\/containers\/(.+)\/attach$/.exec(path)?.[1] ?? '';
+    const { id, pending } = this.resolve(engine, decodeURIComponent(nameOrId));
+    socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+    try {
+      if (pending) await pending.started;
+      await this.follow(engine, id, (stream, data) => socket.write(frame(stream, data)), { follow: query.get('stream') !== '0', stdout: query.get('stdout') === '1' || query.get('stdout') === 'true', stderr: query.get('stderr') === '1' || query.get('stderr') === 'true' });
+    } finally {
+      socket.end();
+    }
+    void req;
+  }
+
+  async logs({ engine, params, query, res }: Call): Promise<void> {
+    const { id } = this.resolve(engine, params[0] ?? '');
+    res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
+    const truthy = (key: string): boolean => query.get(key) === '1' || query.get(key) === 'true';
+    await this.follow(engine, id, (stream, data) => res.write(frame(stream, data)), { follow: truthy('follow'), stdout: truthy('stdout'), stderr: truthy('stderr') });
+    res.end();
+  }
+
+  async remove({ engine, params, query, res }: Call): Promise<void> {
+    const { id, pending } = this.resolve(engine, params[0] ?? '');
+    if (pending) this.pending.delete(id);
+    else await removeContainer(engine, id, query.get('force') === '1' || query.get('force') === 'true');
+    res.writeHead(204).end();
+  }
+
+  list({ engine, query, res }: Call): void {
+    const all = query.get('all') === '1' || query.get('all') === 'true';
+    const rows = engine.store.db.containers().filter((c) => all || isRunning(c));
+    const body = rows.map((c) => ({
+      Id: c.id,
+      Names: [`/${c.name}`],
+      Image: c.imageName,
+      ImageID: c.imageId,
+      Command: c.command.join(' '),
+      Created: Math.floor(c.createdAt / 1000),
+      State: isRunning(c) ? 'running' : 'exited',
+      Status: isRunning(c) ? 'Up' : `Exited (${c.exitCode ?? 0})`,
+      Ports: [],
+      Labels: {},
+      HostConfig: { NetworkMode: 'host' },
+      NetworkSettings: { Networks: {} },
+      Mounts: [],
+    }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  }
+
+  inspect({ engine, params, res }: Call): void {
+    const { id, row, pending } = this.resolve(engine, params[0] ?? '');
+    const running = row ? isRunning(row) : false;
+    const body = {
+      Id: id,
+      Created: new Date(row?.createdAt ?? Date.now()).toISOString(),
+      Path: row?.command[0] ?? '',
+      Args: row?.command.slice(1) ?? [],
+      State: {
+        Status: pending ? 'created' : running ? 'running' : 'exited',
+        Running: running,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: running ? (row?.pid ?? 0) : 0,
+        ExitCode: row?.exitCode ?? 0,
+        Error: '',
+        StartedAt: new Date(row?.createdAt ?? 0).toISOString(),
+        FinishedAt: new Date(row?.finishedAt ?? 0).toISOString(),
+      },
+      Image: row?.imageId ?? '',
+      Name: `/${row?.name ?? pending?.name ?? ''}`,
+      Config: { Image: row?.imageName ?? pending?.request.Image ?? '', Cmd: row?.command ?? [], Tty: false, OpenStdin: false },
+      HostConfig: { AutoRemove: pending?.request.HostConfig?.AutoRemove ?? false, NetworkMode: 'host' },
+      Mounts: [],
+      NetworkSettings: { Networks: {} },
+    };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  }
+
+  async kill({ engine, params, res }: Call): Promise<void> {
+    await killContainer(engine, params[0] ?? '');
+    res.writeHead(204).end();
+  }
+
+  async prune({ engine, res }: Call): Promise<void> {
+    const removed = await pruneContainers(engine);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ContainersDeleted: removed, SpaceReclaimed: 0 }));
+  }
+}
+
+/** One frame of Docker's multiplexed stream: [stream, 0, 0, 0, length (big endian)] then the bytes. */
+function frame(stream: 1 | 2, data: Buffer): Buffer {
+  const header = Buffer.alloc(8);
+  header[0] = stream;
+  header.writeUInt32BE(data.length, 4);
+  return Buffer.concat([header, data]);
+}
+
+async function readJson<T>(req: IncomingMessage): Promise<T> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 1 << 20) throw new KilnError('INVALID_ARGUMENT', 'the request body is larger than 1 MiB');
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as T;
+  } catch {
+    throw new KilnError('INVALID_ARGUMENT', 'the request body is not valid JSON');
+  }
+}
