@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ContentStore } from '../content/store.js';
+import { type ContentWriter, ContentStore, type Expected } from '../content/store.js';
 import { KilnError } from '../errors.js';
 import { collectGarbage, type GcResult } from '../gc/gc.js';
 import type { Image, Layer, NamedImage, RawManifest } from '../image/image.js';
@@ -117,8 +117,7 @@ export class LocalStore {
    * recorded is the declared one when the bytes agree with it, else the OCI type of what they really are.
    */
   async ingestLayer(lease: Lease, source: AsyncIterable<Uint8Array>, expected: { mediaType: string; digest?: Digest; size?: number; diffId?: Digest }, what: string): Promise<LayerBlobRow> {
-    const writer = await this.content.writer(`layer-${expected.diffId ?? expected.digest ?? 'new'}`);
-    try {
+    return this.storeLayerBlob(lease, `layer-${expected.diffId ?? expected.digest ?? 'new'}`, async (writer) => {
       const scanned = await scanLayer(source, (chunk) => writer.write(chunk), what).catch((err: unknown) => {
         // Bytes that are not the blob the digest names say so, rather than how they fail to be a layer.
         const actual = writer.peekDigest();
@@ -130,24 +129,9 @@ export class LocalStore {
       if (expected.diffId && scanned.diffId !== expected.diffId) {
         throw new KilnError('DIGEST_MISMATCH', `${what}: the layer's content hashes to ${scanned.diffId}, but the image config says ${expected.diffId}`);
       }
-      const info = await writer.verify({ digest: expected.digest, size: expected.size });
-      const row: LayerBlobRow = {
-        digest: info.digest,
-        diffId: scanned.diffId,
-        mediaType: layerCompression(expected.mediaType) === scanned.compression ? expected.mediaType : ociLayerType(scanned.compression),
-        size: info.size,
-        diffSize: scanned.diffSize,
-      };
-      this.db.transaction(() => {
-        this.db.addLeaseBlob(lease.id, info.digest);
-        writer.publish();
-        this.db.putLayerBlob(row);
-      });
-      return row;
-    } catch (err) {
-      await writer.abort();
-      throw err;
-    }
+      const mediaType = layerCompression(expected.mediaType) === scanned.compression ? expected.mediaType : ociLayerType(scanned.compression);
+      return { expected: { digest: expected.digest, size: expected.size }, layer: { diffId: scanned.diffId, mediaType, diffSize: scanned.diffSize } };
+    });
   }
 
   /**
@@ -155,12 +139,24 @@ export class LocalStore {
    * digest is computed as it is written; its diffID and size are the known layer's, since kiln made the
    * bytes from that layer's own verified content.
    */
-  async putLayerEncoding(lease: Lease, source: AsyncIterable<Uint8Array>, known: { mediaType: string; diffId: Digest; diffSize: number }): Promise<LayerBlobRow> {
-    const writer = await this.content.writer(`layer-${known.diffId}`);
-    try {
+  putLayerEncoding(lease: Lease, source: AsyncIterable<Uint8Array>, known: { mediaType: string; diffId: Digest; diffSize: number }): Promise<LayerBlobRow> {
+    return this.storeLayerBlob(lease, `layer-${known.diffId}`, async (writer) => {
       for await (const chunk of source) await writer.write(chunk);
-      const info = await writer.verify({});
-      const row: LayerBlobRow = { digest: info.digest, diffId: known.diffId, mediaType: known.mediaType, size: info.size, diffSize: known.diffSize };
+      return { expected: {}, layer: known };
+    });
+  }
+
+  /**
+   * A layer blob's lifecycle: `fill` writes it (and says what it must hash to and what layer it is), the
+   * writer verifies it, then it is published, leased and recorded in one transaction; on any failure the
+   * ingest file goes and nothing is visible.
+   */
+  private async storeLayerBlob(lease: Lease, label: string, fill: (writer: ContentWriter) => Promise<{ expected: Expected; layer: Pick<LayerBlobRow, 'diffId' | 'mediaType' | 'diffSize'> }>): Promise<LayerBlobRow> {
+    const writer = await this.content.writer(label);
+    try {
+      const { expected, layer } = await fill(writer);
+      const info = await writer.verify(expected);
+      const row: LayerBlobRow = { digest: info.digest, size: info.size, ...layer };
       this.db.transaction(() => {
         this.db.addLeaseBlob(lease.id, info.digest);
         writer.publish();
