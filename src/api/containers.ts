@@ -7,7 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
 import { findContainer, isRunning, killContainer, pruneContainers, removeContainer } from '../engine/containers.js';
@@ -52,6 +51,8 @@ export class Containers {
   private readonly pending = new Map<string, Pending>();
   /** Exit codes of AutoRemove containers this server removed, for `wait`. */
   private readonly removedExits = new Map<string, number>();
+  /** How many attach/logs streams follow each container: an AutoRemove waits for them to drain. */
+  private readonly following = new Map<string, number>();
 
   constructor(private readonly options: ContainerRoutes) {}
 
@@ -132,10 +133,16 @@ export class Containers {
     try {
       const code = await this.exitCode(engine, id);
       this.removedExits.set(id, code);
+      await this.drained(id);
       await removeContainer(engine, id, true);
     } catch {
       // Removed by someone else meanwhile: nothing left to do.
     }
+  }
+
+  /** Resolves when no attach or logs stream follows the container any more. */
+  private async drained(id: string): Promise<void> {
+    while ((this.following.get(id) ?? 0) > 0) await delay(FOLLOW_MS);
   }
 
   async wait({ engine, params, res }: Call): Promise<void> {
@@ -147,6 +154,9 @@ export class Containers {
     try {
       if (pending) await pending.started;
       const code = await this.exitCode(engine, id);
+      // Attached streams send the last output first: a client that stops reading at the exit status
+      // (as dockerode's run does) must not lose it.
+      await this.drained(id);
       res.end(JSON.stringify({ StatusCode: code, Error: null }));
     } catch (err) {
       res.end(JSON.stringify({ StatusCode: -1, Error: { Message: err instanceof Error ? err.message : String(err) } }));
@@ -154,9 +164,18 @@ export class Containers {
   }
 
   /** Follows the container's two logs as Docker's multiplexed frames until it has exited and all is sent. */
-  private async follow(engine: Engine, id: string, write: (stream: 1 | 2, data: Buffer) => boolean, options: { follow: boolean; stdout: boolean; stderr: boolean }): Promise<void> {
+  private async follow(engine: Engine, id: string, write: (stream: 1 | 2, data: Buffer) => unknown, options: { follow: boolean; stdout: boolean; stderr: boolean }): Promise<void> {
     const bundle = containerBundle(engine, id);
     const offsets = { stdout: 0, stderr: 0 };
+    this.following.set(id, (this.following.get(id) ?? 0) + 1);
+    try {
+      await this.followLogs(engine, id, bundle, offsets, write, options);
+    } finally {
+      this.following.set(id, (this.following.get(id) ?? 1) - 1);
+    }
+  }
+
+  private async followLogs(engine: Engine, id: string, bundle: string, offsets: { stdout: number; stderr: number }, write: (stream: 1 | 2, data: Buffer) => unknown, options: { follow: boolean; stdout: boolean; stderr: boolean }): Promise<void> {
     for (;;) {
       const row = engine.store.db.containers().find((c) => c.id === id);
       const done = !row || row.exitCode !== null || !isRunning(row);
@@ -181,18 +200,32 @@ export class Containers {
     }
   }
 
-  /** `POST /containers/{id}/attach`: the connection is hijacked and carries the container's output. */
-  async attach(engine: Engine, req: IncomingMessage, socket: Duplex, path: string, query: URLSearchParams): Promise<void> {
-    const nameOrId = /^\/containers\/(.+)\/attach$/.exec(path)?.[1] ?? '';
-    const { id, pending } = this.resolve(engine, decodeURIComponent(nameOrId));
-    socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+  /**
+   * `POST /containers/{id}/attach`: the container's output as multiplexed frames until it exits. With
+   * `Upgrade: tcp` the connection is hijacked (101); without, the frames are the response body.
+   */
+  async attach(engine: Engine, nameOrId: string, query: URLSearchParams, out: { write(data: Buffer): unknown; end(): unknown; upgraded: boolean; head(text: string): unknown }): Promise<void> {
+    const { id, pending } = this.resolve(engine, nameOrId);
+    out.head(out.upgraded ? 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n' : '');
+    const flag = (key: string): boolean => query.get(key) === '1' || query.get(key) === 'true';
     try {
       if (pending) await pending.started;
-      await this.follow(engine, id, (stream, data) => socket.write(frame(stream, data)), { follow: query.get('stream') !== '0', stdout: query.get('stdout') === '1' || query.get('stdout') === 'true', stderr: query.get('stderr') === '1' || query.get('stderr') === 'true' });
+      await this.follow(engine, id, (stream, data) => out.write(frame(stream, data)), { follow: query.get('stream') !== '0', stdout: flag('stdout'), stderr: flag('stderr') });
     } finally {
-      socket.end();
+      out.end();
     }
-    void req;
+  }
+
+  attachPlain({ engine, params, query, res }: Call): Promise<void> {
+    return this.attach(engine, params[0] ?? '', query, {
+      upgraded: false,
+      head: () => {
+        res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
+        res.flushHeaders();
+      },
+      write: (data) => res.write(data),
+      end: () => res.end(),
+    });
   }
 
   async logs({ engine, params, query, res }: Call): Promise<void> {

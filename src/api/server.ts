@@ -265,6 +265,7 @@ function containerRoutes(containers: Containers): [string, RegExp, Handler][] {
     ['POST', /^\/containers\/prune$/, (call) => containers.prune(call)],
     ['POST', /^\/containers\/(.+)\/start$/, (call) => containers.start(call)],
     ['POST', /^\/containers\/(.+)\/wait$/, (call) => containers.wait(call)],
+    ['POST', /^\/containers\/(.+)\/attach$/, (call) => containers.attachPlain(call)],
     ['POST', /^\/containers\/(.+)\/kill$/, (call) => containers.kill(call)],
     ['POST', /^\/containers\/(.+)\/resize$/, ({ res }) => void res.writeHead(200).end()],
     ['GET', /^\/containers\/(.+)\/logs$/, (call) => containers.logs(call)],
@@ -331,7 +332,9 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n{"message":"page not found"}');
       return;
     }
-    containers.attach(engine, req, socket, path, url.searchParams).catch((err: unknown) => {
+    const nameOrId = decodeURIComponent(/^\/containers\/(.+)\/attach$/.exec(path)?.[1] ?? '');
+    const out = { upgraded: true, head: (text: string) => socket.write(text), write: (data: Buffer) => socket.write(data), end: () => socket.end() };
+    containers.attach(engine, nameOrId, url.searchParams, out).catch((err: unknown) => {
       options.log?.(`attach ${path}: ${err instanceof Error ? err.message : String(err)}`);
       socket.destroy();
     });

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import Docker from 'dockerode';
+import { kilnBin } from '../helpers/kiln.js';
+import { fixturesDir, isRoot } from '../helpers/paths.js';
+import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
+
+/** Reads a dockerode stream (jsonmessage lines) to its end; rejects on an errorDetail. */
+function finished(docker: Docker, stream: NodeJS.ReadableStream): Promise<{ stream?: string; status?: string; aux?: { ID?: string } }[]> {
+  return new Promise((resolve, reject) => {
+    docker.modem.followProgress(stream, (err: Error | null, output: { stream?: string; status?: string; aux?: { ID?: string } }[]) => (err ? reject(err) : resolve(output)));
+  });
+}
+
+describe('kiln serve: the same flow with dockerode as the client', () => {
+  let dir: string;
+  let server: ChildProcess;
+  let docker: Docker;
+  let registry: Registry | undefined;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kiln-dockerode-'));
+    const socket = join(dir, 'kiln.sock');
+    server = spawn(process.execPath, [kilnBin, '--root', join(dir, 'store'), 'serve', '-H', `unix://${socket}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      let log = '';
+      server.stderr?.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+        if (log.includes('serving the Docker Engine API')) resolve();
+      });
+      server.on('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
+    });
+    server.removeAllListeners('exit');
+    server.stderr?.resume();
+    docker = new Docker({ socketPath: socket });
+    if (!registryUnavailable()) registry = await startRegistry();
+  });
+  after(async () => {
+    server?.kill('SIGTERM');
+    await new Promise((resolve) => server?.once('exit', resolve));
+    await registry?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('ping, version, load, list, inspect, tag, history, remove, prune, df', async () => {
+    assert.equal(String(await docker.ping()), 'OK');
+    assert.equal((await docker.version()).ApiVersion, '1.41');
+    await finished(docker, await docker.loadImage(createReadStream(join(fixturesDir, 'whiteouts-docker20-save.tar'))));
+    const images = await docker.listImages();
+    assert.deepEqual(images.map((i) => i.RepoTags), [['whiteouts:lab']]);
+    const image = docker.getImage('whiteouts:lab');
+    assert.equal((await image.inspect()).Id, 'sha256:0762feae08f0d91d3829c5818de04335fde708c65aecef4d5dc3863ef6e5409c');
+    await image.tag({ repo: 'dockerode/w', tag: '1' });
+    const history = (await docker.getImage('dockerode/w:1').history()) as { CreatedBy: string }[];
+    assert.equal(history.length, 7);
+    assert.match(history[0]?.CreatedBy ?? '', /CMD \["cat" "\/d\/sub\/c"\]/);
+    assert.deepEqual(await docker.getImage('dockerode/w:1').remove(), [{ Untagged: 'dockerode/w:1' }]);
+    const df = (await docker.df()) as { Images: unknown[] };
+    assert.equal(df.Images.length, 1);
+    const pruned = await docker.pruneImages({ filters: { dangling: ['false'] } });
+    assert.ok(pruned.ImagesDeleted?.some((e) => e.Deleted === 'sha256:0762feae08f0d91d3829c5818de04335fde708c65aecef4d5dc3863ef6e5409c'));
+    assert.deepEqual(await docker.listImages(), []);
+  });
+
+  it('build (a tar context), run with output and exit code, push and pull', { skip: !isRoot && 'builds and containers need root' }, async () => {
+    await finished(docker, await docker.loadImage(createReadStream(join(fixturesDir, 'busybox-docker20-save.tar'))));
+    await docker.getImage('busybox:lab').tag({ repo: 'busybox', tag: 'latest' });
+    const context = join(dir, 'context');
+    await mkdir(context);
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox AS b\nRUN echo from-build > /f\nFROM busybox\nCOPY --from=b /f /f\nCMD ["cat", "/f"]\n');
+    const output = await finished(docker, await docker.buildImage({ context, src: ['Dockerfile'] }, { t: 'dockerode-built:1' }));
+    assert.ok(output.some((m) => m.aux?.ID?.startsWith('sha256:')), JSON.stringify(output));
+    const stdout = new PassThrough();
+    let text = '';
+    stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    const stderr = new PassThrough();
+    // Without a TTY the output is multiplexed; given two streams, dockerode demultiplexes it.
+    const [result] = (await docker.run('dockerode-built:1', [], [stdout, stderr], { Tty: false, HostConfig: { AutoRemove: true } })) as [{ StatusCode: number }];
+    assert.equal(result.StatusCode, 0);
+    assert.equal(text, 'from-build\n');
+    if (registry) {
+      const name = `${registry.host}/dockerode/built`;
+      await docker.getImage('dockerode-built:1').tag({ repo: name, tag: '1' });
+      const pushed = await finished(docker, await docker.getImage(`${name}:1`).push({}));
+      assert.ok(pushed.some((m) => /^1: digest: sha256:/.test(m.status ?? '')), JSON.stringify(pushed));
+      await docker.getImage(`${name}:1`).remove();
+      const pulled = await finished(docker, await docker.pull(`${name}:1`));
+      assert.ok(pulled.some((m) => (m.status ?? '').startsWith('Status: ')), JSON.stringify(pulled));
+    }
+  });
+});
