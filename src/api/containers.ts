@@ -314,7 +314,7 @@ function frame(stream: 1 | 2, data: Buffer): Buffer {
   return Buffer.concat([header, data]);
 }
 
-async function readJson<T>(req: IncomingMessage): Promise<T> {
+export async function readJson<T>(req: IncomingMessage): Promise<T> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {

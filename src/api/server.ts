@@ -12,11 +12,12 @@ import { loadImages, saveFiles } from '../engine/archive.js';
 import { type Engine } from '../engine/engine.js';
 import { type Filters, checkFilterKeys } from '../engine/filters.js';
 import { importImage } from '../engine/import.js';
-import { type ProgressEvent, pullImage, pushImage, searchImages } from '../engine/registry.js';
+import { type ProgressEvent, checkCredentials, pullImage, pushImage, searchImages } from '../engine/registry.js';
+import { commitContainer } from '../engine/containers.js';
 import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
-import { Containers } from './containers.js';
+import { Containers, readJson } from './containers.js';
 import type { Duplex } from 'node:stream';
 
 /** The newest API version kiln speaks, and the oldest it accepts in a path prefix. */
@@ -250,6 +251,24 @@ function systemRoutes(): [string, RegExp, Handler][] {
         ExperimentalBuild: false,
         Warnings: [],
       });
+    }],
+    ['POST', /^\/auth$/, async ({ req, res }) => {
+      const body = await readJson<{ username?: string; password?: string; serveraddress?: string }>(req);
+      if (!body.username || body.password === undefined) throw new KilnError('INVALID_ARGUMENT', 'auth needs a username and a password');
+      const server = (body.serveraddress ?? 'docker.io').replace(/^https?:\/\//, '').replace(/\/v1\/?$/, '').replace(/^index\.docker\.io$/, 'docker.io');
+      await checkCredentials(server, body.username, body.password);
+      json(res, 200, { Status: 'Login Succeeded', IdentityToken: '' });
+    }],
+    ['POST', /^\/commit$/, async ({ engine, query, res }) => {
+      const repo = query.get('repo');
+      const tag = query.get('tag');
+      const id = await commitContainer(engine, query.get('container') ?? '', {
+        ...(repo ? { reference: tag ? `${repo}:${tag}` : repo } : {}),
+        changes: query.getAll('changes').flatMap((c) => c.split('\n')).filter(Boolean),
+        ...(query.get('comment') ? { message: query.get('comment') ?? '' } : {}),
+        ...(query.get('author') ? { author: query.get('author') ?? '' } : {}),
+      });
+      json(res, 201, { Id: id });
     }],
     ['GET', /^\/system\/df$/, ({ engine, res }) => {
       const usage = engine.diskUsage();

@@ -314,11 +314,16 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
   return results;
 }
 
-/** `docker login`: checks the credentials against the registry, then stores them. */
-export async function login(registry: string, username: string, password: string, options: Omit<RegistryOptions, 'events'> = {}): Promise<void> {
+/** Checks credentials against a registry (the Engine API's `/auth`, which stores nothing). */
+export async function checkCredentials(registry: string, username: string, password: string, options: Omit<RegistryOptions, 'events'> = {}): Promise<void> {
   const client = new RegistryClient(registry, { credentials: { username, password }, insecureRegistries: [...(options.insecureRegistries ?? []), ...(await configuredInsecureRegistries())] });
   const response = await client.send('GET', '/v2/', { scope: '', what: `logging in to ${registry}`, ok: [200] });
   await response.body.dump();
+}
+
+/** `docker login`: checks the credentials against the registry, then stores them. */
+export async function login(registry: string, username: string, password: string, options: Omit<RegistryOptions, 'events'> = {}): Promise<void> {
+  await checkCredentials(registry, username, password, options);
   await storeCredentials(registry, username, password);
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,7 +59,8 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     dir = await mkdtemp(join(tmpdir(), 'kiln-api-'));
     socket = join(dir, 'kiln.sock');
     await mkdir(join(dir, 'docker-config'));
-    server = spawn(process.execPath, [kilnBin, '--root', root(), 'serve', '-H', `unix://${socket}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await mkdir(join(dir, 'server-config'));
+    server = spawn(process.execPath, [kilnBin, '--root', root(), 'serve', '-H', `unix://${socket}`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DOCKER_CONFIG: join(dir, 'server-config') } });
     await new Promise<void>((resolve, reject) => {
       let log = '';
       server.stderr?.on('data', (chunk: Buffer) => {
@@ -133,6 +134,10 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     const pulled = (await docker(['pull', `${host}/api/busybox:1`])).stdout;
     assert.match(pulled, new RegExp(`Status: (Downloaded newer image|Image is up to date) for ${host}/api/busybox:1\\n${host}/api/busybox:1\\n$`));
     assert.match((await docker(['images', '--digests', '--format', '{{.Digest}}', `${host}/api/busybox`])).stdout, /^sha256:[0-9a-f]{64}\n$/);
+    assert.match((await docker(['login', '-u', 'someone', '--password-stdin', host], 'secret\n')).stdout, /Login Succeeded/);
+    // The server only checks credentials (/auth); the client keeps them.
+    assert.deepEqual(await readdir(join(dir, 'server-config')), []);
+    assert.match(await readFile(join(dir, 'docker-config', 'config.json'), 'utf8'), new RegExp(host.replace(/\./g, '\\.')));
   });
 
   it('docker run (exit code and both streams), run -d, logs, ps, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
@@ -154,6 +159,12 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     for (let i = 0; i < 100 && !logs.includes('started'); i++) logs = (await docker(['logs', 'api-bg'])).stdout;
     assert.equal(logs, 'started\n');
     assert.equal((await docker(['rm', '-f', 'api-bg'])).stdout, 'api-bg\n');
+    await docker(['run', '--name', 'api-changed', 'busybox:lab', 'sh', '-c', 'echo changed > /changed']);
+    const committed = (await docker(['commit', '-c', 'CMD ["cat", "/changed"]', '-m', 'via the API', 'api-changed', 'api-committed:1'])).stdout.trim();
+    assert.match(committed, /^sha256:[0-9a-f]{64}$/);
+    assert.equal((await ok(kiln(['run', '--rm', 'api-committed:1']))).stdout, 'changed\n');
+    assert.match((await docker(['history', '--format', '{{.Comment}}', 'api-committed:1'])).stdout, /^via the API\n/);
+    await docker(['rm', 'api-changed']);
     assert.doesNotMatch((await docker(['ps', '-a', '--format', '{{.Names}}'])).stdout, /api-bg/);
     // As with dockerd: the CLI says the image is not here and tries to pull it (from Docker Hub, which this machine cannot reach).
     await assert.rejects(docker(['run', '--rm', 'nothing:here']), /Unable to find image 'nothing:here' locally/);
