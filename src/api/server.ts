@@ -5,6 +5,7 @@
  */
 import { chmod, chown, rm } from 'node:fs/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { arch, cpus, hostname, release, totalmem } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { type ErrorCode, KilnError } from '../errors.js';
@@ -298,9 +299,13 @@ function routes(build: BuildRoutes, containers: Containers): [string, RegExp, Ha
   return [...systemRoutes(), ...imageRoutes(), ...containerRoutes(containers), ['POST', /^\/build$/, (call) => buildRoute(call, build)]];
 }
 
+/** Where the API listens: a unix socket, or TCP (with TLS unless the caller insisted on plain). */
+export type Listen =
+  | { readonly socket: string; readonly group?: number }
+  | { readonly host: string; readonly port: number; readonly tls?: { readonly cert: string; readonly key: string; readonly ca?: string; readonly verifyClients: boolean } };
+
 export interface ServeOptions {
-  readonly socket: string;
-  readonly group?: number;
+  readonly listen: Listen;
   readonly build: BuildRoutes;
   readonly log?: (line: string) => void;
 }
@@ -312,7 +317,8 @@ export interface ServeOptions {
 export async function serveApi(engine: Engine, options: ServeOptions): Promise<Server> {
   const containers = new Containers(options.build);
   const table = routes(options.build, containers);
-  const server = createServer((req, res) => {
+  const tls = 'host' in options.listen ? options.listen.tls : undefined;
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://kiln');
       if (process.env.KILN_API_TRACE) options.log?.(`${req.method ?? ''} ${req.url ?? ''}`);
@@ -342,7 +348,11 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
         else res.end();
       }
     })();
-  });
+  };
+  // Mutual TLS as dockerd's --tlsverify: only clients with a certificate from the CA get in.
+  const server: Server = tls
+    ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.verifyClients, rejectUnauthorized: tls.verifyClients }, handler)
+    : createServer(handler);
   // `attach` asks to upgrade the connection (Docker's hijack): the socket then carries the raw stream.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
     const url = new URL(req.url ?? '/', 'http://kiln');
@@ -358,12 +368,16 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
       socket.destroy();
     });
   });
-  await rm(options.socket, { force: true });
+  const listen = options.listen;
+  if ('socket' in listen) await rm(listen.socket, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.socket, () => resolve());
+    if ('socket' in listen) server.listen(listen.socket, () => resolve());
+    else server.listen(listen.port, listen.host, () => resolve());
   });
-  await chmod(options.socket, 0o660);
-  if (options.group !== undefined) await chown(options.socket, process.getuid?.() ?? 0, options.group);
+  if ('socket' in listen) {
+    await chmod(listen.socket, 0o660);
+    if (listen.group !== undefined) await chown(listen.socket, process.getuid?.() ?? 0, listen.group);
+  }
   return server;
 }

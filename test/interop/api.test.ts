@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { kilnBin, ok, runKiln } from '../helpers/kiln.js';
 import { fixturesDir, isRoot } from '../helpers/paths.js';
-import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
+import { type Registry, freePort, registryUnavailable, startRegistry } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 
@@ -187,5 +187,47 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.match(hostile.body, /"errorDetail"/);
     assert.equal((await raw(socket, 'GET', '/_ping')).body, 'OK');
     assert.doesNotMatch((await ok(kiln(['system', 'check']))).stdout, /^problem:/m);
+  });
+});
+
+describe('kiln serve over TCP: mutual TLS, and plain TCP only when asked for', { skip: await dockerCliUnavailable() }, () => {
+  it('accepts a client with a certificate from the CA, refuses one without, and refuses plain TCP by default', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kiln-tls-api-'));
+    const ssl = (args: readonly string[]): Promise<unknown> => run('openssl', [...args], { cwd: dir });
+    try {
+      await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=kiln-ca']);
+      for (const [name, usage] of [['server', 'serverAuth\nsubjectAltName=IP:127.0.0.1'], ['client', 'clientAuth']] as const) {
+        await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+        await writeFile(join(dir, `${name}.ext`), `extendedKeyUsage=${usage}\n`);
+        await ssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`]);
+      }
+      const plain = await runKiln(join(dir, 'store'), ['serve', '-H', 'tcp://127.0.0.1:1']);
+      assert.equal(plain.code, 125);
+      assert.match(plain.stderr, /refusing to serve tcp:\/\/127\.0\.0\.1:1 without TLS/);
+      const port = await freePort();
+      const server = spawn(process.execPath, [kilnBin, '--root', join(dir, 'store'), 'serve', '-H', `tcp://127.0.0.1:${port}`, '--tlsverify', '--tlscacert', join(dir, 'ca.pem'), '--tlscert', join(dir, 'server.pem'), '--tlskey', join(dir, 'server-key.pem')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          let log = '';
+          server.stderr?.on('data', (chunk: Buffer) => {
+            log += chunk.toString();
+            if (log.includes('serving the Docker Engine API')) resolve();
+          });
+          server.on('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
+        });
+        server.removeAllListeners('exit');
+        const tlsArgs = ['--tlsverify', '--tlscacert', join(dir, 'ca.pem'), '-H', `tcp://127.0.0.1:${port}`];
+        const { DOCKER_HOST: _host, ...inherited } = process.env;
+        const env = { ...inherited, DOCKER_CONFIG: dir };
+        const version = await run('docker', [...tlsArgs, '--tlscert', join(dir, 'client.pem'), '--tlskey', join(dir, 'client-key.pem'), 'version', '--format', '{{.Server.Version}}'], { env });
+        assert.equal(version.stdout, '0.1.0\n');
+        await assert.rejects(run('docker', [...tlsArgs, 'version', '--format', '{{.Server.Version}}'], { env }), /certificate|tls|handshake|remote error/i);
+      } finally {
+        server.kill('SIGTERM');
+        await new Promise((resolve) => server.once('exit', resolve));
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { serveApi } from '../../api/server.js';
+import { type Listen, serveApi } from '../../api/server.js';
+import { readFile } from 'node:fs/promises';
 import { KilnError } from '../../errors.js';
 import { Engine } from '../../engine/engine.js';
 import type { CommandContext } from '../context.js';
@@ -27,23 +28,44 @@ function groupId(group: string): number {
 export function registerServe(parent: Command, ctx: CommandContext): void {
   addRuntimeFlags(parent.command('serve'), 'containers and RUN steps')
     .description("Serve Docker's Engine API, so the docker CLI and Docker SDKs drive kiln")
-    .option('-H, --host <unix:///path>', 'where to listen (default unix:///run/kiln.sock as root)')
+    .option('-H, --host <unix:///path|tcp://host:port>', 'where to listen (default unix:///run/kiln.sock as root)')
     .option('--group <group>', 'group that owns the socket (mode 0660)')
-    .action((flags: RuntimeFlags & { host?: string; group?: string }) =>
+    .option('--tls', 'serve TCP over TLS (--tlscert, --tlskey)')
+    .option('--tlsverify', 'serve TCP over TLS and accept only clients with a certificate from --tlscacert')
+    .option('--tlscert <file>', 'the server certificate (PEM)')
+    .option('--tlskey <file>', "the server certificate's key (PEM)")
+    .option('--tlscacert <file>', 'the CA that signs client certificates (PEM)')
+    .option('--insecure-tcp', 'serve plain TCP: anyone who reaches the port controls kiln')
+    .action((flags: RuntimeFlags & { host?: string; group?: string; tls?: boolean; tlsverify?: boolean; tlscert?: string; tlskey?: string; tlscacert?: string; insecureTcp?: boolean }) =>
       (async () => {
         const host = flags.host ?? `unix://${defaultSocket()}`;
-        if (!host.startsWith('unix://')) {
-          throw new KilnError('UNSUPPORTED', `${host}: kiln serves only on a unix socket for now (TCP would need mutual TLS, which is not there yet)`);
-        }
         const runtime = checkRuntimeFlags(flags);
+        let listen: Listen;
+        if (host.startsWith('unix://')) {
+          listen = { socket: host.slice('unix://'.length), ...(flags.group !== undefined ? { group: groupId(flags.group) } : {}) };
+        } else {
+          const match = /^tcp:\/\/([^:]+|\[[^\]]+\]):(\d+)$/.exec(host);
+          if (!match) throw new KilnError('INVALID_ARGUMENT', `invalid -H ${JSON.stringify(host)}: use unix:///path or tcp://host:port`);
+          const tls = flags.tls || flags.tlsverify;
+          if (!tls && !flags.insecureTcp) {
+            throw new KilnError('INVALID_ARGUMENT', `refusing to serve ${host} without TLS: anyone who reaches it would control kiln; use --tlsverify with --tlscert, --tlskey and --tlscacert (or --insecure-tcp if you mean it)`);
+          }
+          if (tls && (!flags.tlscert || !flags.tlskey || (flags.tlsverify && !flags.tlscacert))) {
+            throw new KilnError('INVALID_ARGUMENT', '--tls needs --tlscert and --tlskey; --tlsverify also needs --tlscacert');
+          }
+          const read = async (file: string): Promise<string> =>
+            readFile(file, 'utf8').catch((err: Error) => {
+              throw new KilnError('INVALID_ARGUMENT', `cannot read ${file}: ${err.message}`);
+            });
+          listen = {
+            host: (match[1] ?? '').replace(/^\[|\]$/g, ''),
+            port: Number(match[2]),
+            ...(tls ? { tls: { cert: await read(flags.tlscert ?? ''), key: await read(flags.tlskey ?? ''), ...(flags.tlscacert ? { ca: await read(flags.tlscacert) } : {}), verifyClients: flags.tlsverify === true } } : {}),
+          };
+          if (!tls) ctx.io.stderr.write(`kiln: WARNING: serving the API on ${host} without TLS: anyone who can reach it controls kiln and, through containers, this machine\n`);
+        }
         const engine = await Engine.open(ctx.root());
-        const socket = host.slice('unix://'.length);
-        const server = await serveApi(engine, {
-          socket,
-          ...(flags.group !== undefined ? { group: groupId(flags.group) } : {}),
-          build: runtime,
-          log: (line) => ctx.io.stderr.write(`${line}\n`),
-        });
+        const server = await serveApi(engine, { listen, build: runtime, log: (line) => ctx.io.stderr.write(`${line}\n`) });
         ctx.io.stderr.write(`kiln: serving the Docker Engine API on ${host} (store ${engine.store.root})\n`);
         await new Promise<void>((resolve) => {
           const stop = (): void => {
