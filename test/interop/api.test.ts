@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -185,8 +186,29 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     const hostile = await raw(socket, 'POST', '/v1.41/images/load', 'not a tar at all');
     assert.equal(hostile.status, 200);
     assert.match(hostile.body, /"errorDetail"/);
+    // A 2 GB body that never comes (a bogus length, then the client goes), and a client that leaves in
+    // the middle of a download: the server goes on, nothing is left half-stored.
+    await new Promise<void>((resolve) => {
+      const bogus = connect(socket, () => {
+        bogus.write('POST /v1.41/images/load HTTP/1.1\r\nHost: kiln\r\nContent-Length: 2147483648\r\nContent-Type: application/x-tar\r\n\r\n');
+        bogus.write(Buffer.alloc(1 << 20, 7), () => {
+          bogus.destroy();
+          resolve();
+        });
+      });
+    });
+    await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
+    await new Promise<void>((resolve) => {
+      const leaving = connect(socket, () => leaving.write('GET /v1.41/images/get?names=busybox:lab HTTP/1.1\r\nHost: kiln\r\n\r\n'));
+      leaving.once('data', () => {
+        leaving.destroy();
+        resolve();
+      });
+    });
     assert.equal((await raw(socket, 'GET', '/_ping')).body, 'OK');
-    assert.doesNotMatch((await ok(kiln(['system', 'check']))).stdout, /^problem:/m);
+    assert.match((await docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout, /busybox:lab/);
+    const check = (await ok(kiln(['system', 'check']))).stdout;
+    assert.doesNotMatch(check, /^problem:/m);
   });
 });
 
