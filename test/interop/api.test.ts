@@ -171,6 +171,18 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await assert.rejects(docker(['run', '--rm', 'nothing:here']), /Unable to find image 'nothing:here' locally/);
   });
 
+  it('serves many clients at once while the kiln CLI changes the same store', async () => {
+    await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
+    const listings = Array.from({ length: 8 }, () => docker(['images', '--format', '{{.ID}}']));
+    const tags = Array.from({ length: 8 }, (_v, i) => ok(kiln(['tag', 'busybox:lab', `concurrent/tag:${i}`])));
+    const inspects = Array.from({ length: 8 }, () => docker(['inspect', '-f', '{{.Id}}', 'busybox:lab']));
+    const [listed, , inspected] = await Promise.all([Promise.all(listings), Promise.all(tags), Promise.all(inspects)]);
+    for (const result of listed) assert.match(result.stdout, /6ecc29ffc19e/);
+    for (const result of inspected) assert.equal(result.stdout, 'sha256:6ecc29ffc19e62d3521d74c3aa3a3dd53dccadb0ceb6d59fedd32486666a0c62\n');
+    assert.equal((await docker(['images', '--format', '{{.Tag}}', 'concurrent/tag'])).stdout.split('\n').filter(Boolean).length, 8);
+    assert.doesNotMatch((await ok(kiln(['system', 'check']))).stdout, /^problem:/m);
+  });
+
   it('answers bad requests with Docker-style errors and keeps serving; the store stays consistent', async () => {
     const malformed = await raw(socket, 'GET', '/v1.41/images/json?filters=%7Bnot-json');
     assert.equal(malformed.status, 400);
