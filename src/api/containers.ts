@@ -9,7 +9,7 @@ import { open } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { findContainer, isRunning, killContainer, pruneContainers, removeContainer } from '../engine/containers.js';
+import { containerChanges, findContainer, isRunning, killContainer, pruneContainers, removeContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import { containerBundle, runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
@@ -298,6 +298,13 @@ export class Containers {
   async kill({ engine, params, res }: Call): Promise<void> {
     await killContainer(engine, params[0] ?? '');
     res.writeHead(204).end();
+  }
+
+  /** `docker diff`: Kind 0 changed, 1 added, 2 deleted. */
+  async changes({ engine, params, res }: Call): Promise<void> {
+    const kinds = { C: 0, A: 1, D: 2 } as const;
+    const changes = await containerChanges(engine, params[0] ?? '');
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(changes.map((c) => ({ Path: c.path, Kind: kinds[c.kind] }))));
   }
 
   async prune({ engine, res }: Call): Promise<void> {

@@ -289,6 +289,7 @@ function containerRoutes(containers: Containers): [string, RegExp, Handler][] {
     ['POST', /^\/containers\/(.+)\/kill$/, (call) => containers.kill(call)],
     ['POST', /^\/containers\/(.+)\/resize$/, ({ res }) => void res.writeHead(200).end()],
     ['GET', /^\/containers\/(.+)\/logs$/, (call) => containers.logs(call)],
+    ['GET', /^\/containers\/(.+)\/changes$/, (call) => containers.changes(call)],
     ['GET', /^\/containers\/(.+)\/json$/, (call) => containers.inspect(call)],
     ['DELETE', /^\/containers\/(.+)$/, (call) => containers.remove(call)],
   ];

@@ -50,16 +50,27 @@ async function walkUpper(upper: string): Promise<UpperEntry[]> {
   const out: UpperEntry[] = [];
   // Synchronous calls: an upper dir of tens of thousands of entries is walked far faster without a
   // thread-pool round trip per entry.
-  const visit = (dir: string, rel: string): void => {
+  /** Visits a directory; returns how many of its entries were mount-point stubs left out. */
+  const visit = (dir: string, rel: string): number => {
+    let stubs = 0;
     for (const name of readdirSync(dir).sort()) {
       const full = join(dir, name);
       const path = rel ? `${rel}/${name}` : name;
       const st = lstatSync(full);
-      if (MOUNT_POINTS.has(path) && st.isFile() && st.size === 0) continue;
+      if (MOUNT_POINTS.has(path) && st.isFile() && st.size === 0) {
+        stubs++;
+        continue;
+      }
       const whiteout = st.isCharacterDevice() && st.rdev === 0;
+      const at = out.length;
       out.push({ rel: path, full, whiteout, opaque: st.isDirectory() && opaque.has(full) });
-      if (st.isDirectory()) visit(full, path);
+      if (st.isDirectory()) {
+        const hidden = visit(full, path);
+        // A directory copied up only to hold mount points (/etc for /etc/hosts) is not a change either.
+        if (hidden > 0 && out.length === at + 1 && !opaque.has(full)) out.pop();
+      }
     }
+    return stubs;
   };
   visit(upper, '');
   return out;

@@ -165,6 +165,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.match(committed, /^sha256:[0-9a-f]{64}$/);
     assert.equal((await ok(kiln(['run', '--rm', 'api-committed:1']))).stdout, 'changed\n');
     assert.match((await docker(['history', '--format', '{{.Comment}}', 'api-committed:1'])).stdout, /^via the API\n/);
+    assert.equal((await docker(['diff', 'api-changed'])).stdout, 'A /changed\n');
     await docker(['rm', 'api-changed']);
     assert.doesNotMatch((await docker(['ps', '-a', '--format', '{{.Names}}'])).stdout, /api-bg/);
     // As with dockerd: the CLI says the image is not here and tries to pull it (from Docker Hub, which this machine cannot reach).
@@ -195,6 +196,14 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.match(messageOf(missing.body), /No such image: nothing:here/);
     const tooNew = await raw(socket, 'GET', '/v9.99/version');
     assert.equal(tooNew.status, 400);
+    // A build context whose tar climbs out with ../: refused in the stream, nothing written outside.
+    const evil = join(dir, 'evil');
+    await mkdir(evil);
+    await writeFile(join(evil, 'Dockerfile'), 'FROM scratch\n');
+    const tarball = (await run('tar', ['-C', evil, '-cf', '-', '--transform', 's,^,../../,', 'Dockerfile'], { encoding: 'buffer', maxBuffer: 1 << 20 })).stdout;
+    const climbed = await raw(socket, 'POST', '/v1.41/build?t=evil', tarball.toString('latin1'));
+    assert.equal(climbed.status, 200);
+    assert.match(climbed.body, /"errorDetail":\{"message":"the build context: entry .*points outside the root filesystem/);
     const hostile = await raw(socket, 'POST', '/v1.41/images/load', 'not a tar at all');
     assert.equal(hostile.status, 200);
     assert.match(hostile.body, /"errorDetail"/);
