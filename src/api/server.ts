@@ -119,14 +119,8 @@ function imageRoutes(): [string, RegExp, Handler][] {
   return [
     ['GET', /^\/images\/json$/, ({ engine, query, res }) => json(res, 200, engine.listImages({ all: truthy(query.get('all')), filters: parseFilters(query.get('filters'), ['dangling', 'label', 'before', 'since', 'reference']) }))],
     ['GET', /^\/images\/search$/, async ({ query, res }) => {
-      const term = query.get('term') ?? '';
-      const limit = Number(query.get('limit') ?? 25);
       const filters = parseFilters(query.get('filters'), ['stars', 'is-official', 'is-automated']);
-      const one = (key: string): string | undefined => filters.get(key)?.[0];
-      const stars = one('stars');
-      const official = one('is-official');
-      const automated = one('is-automated');
-      json(res, 200, await searchImages(term, { limit, filters: { ...(stars !== undefined ? { stars: Number(stars) } : {}), ...(official !== undefined ? { official: truthy(official) } : {}), ...(automated !== undefined ? { automated: truthy(automated) } : {}) } }));
+      json(res, 200, await searchImages(query.get('term') ?? '', { limit: Number(query.get('limit') ?? 25), filters }));
     }],
     ['GET', /^\/images\/get$/, async (call) => save(call, call.query.getAll('names'))],
     ['GET', /^\/images\/(.+)\/get$/, async (call) => save(call, [call.params[0] ?? ''])],

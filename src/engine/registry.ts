@@ -17,6 +17,7 @@ import { type Credentials, credentialsFor, eraseCredentials, storeCredentials } 
 import type { Lease } from '../transport/store.js';
 import { hostPlatform } from '../transport/oci-layout.js';
 import type { Engine } from './engine.js';
+import { type Filters, booleanFilter, checkFilterKeys } from './filters.js';
 import { openSnapshotter, unpackLayers } from './run.js';
 
 /** One progress message, Docker's jsonmessage shape. */
@@ -344,7 +345,15 @@ export interface SearchResult {
  * `docker search`: Docker Hub's search API where the registry offers it, else the registry's catalog
  * filtered by the term. `TERM` may name the registry (`localhost:5000/busy`); `registry` wins when given.
  */
-export async function searchImages(term: string, options: { registry?: string; limit: number; insecureRegistries?: readonly string[]; filters?: { stars?: number; official?: boolean; automated?: boolean } }): Promise<SearchResult[]> {
+export async function searchImages(term: string, options: { registry?: string; limit: number; insecureRegistries?: readonly string[]; filters?: Filters }): Promise<SearchResult[]> {
+  if (!Number.isInteger(options.limit) || options.limit < 1 || options.limit > 100) throw new KilnError('INVALID_ARGUMENT', `limit ${options.limit} is outside the range of [1, 100]`);
+  const filters = options.filters ?? new Map<string, string[]>();
+  checkFilterKeys(filters, ['stars', 'is-official', 'is-automated']);
+  const starsText = filters.get('stars')?.[0];
+  if (starsText !== undefined && !/^\d+$/.test(starsText)) throw new KilnError('INVALID_ARGUMENT', `invalid filter 'stars=${starsText}'`);
+  const stars = starsText !== undefined ? Number(starsText) : undefined;
+  const official = booleanFilter(filters, 'is-official');
+  const automated = booleanFilter(filters, 'is-automated');
   let registry = options.registry;
   let query = term;
   const slash = term.indexOf('/');
@@ -357,9 +366,8 @@ export async function searchImages(term: string, options: { registry?: string; l
   const found =
     (await client.search(query, options.limit)) ??
     (await client.catalog(10_000)).filter((name) => name.includes(query.toLowerCase())).map((name) => ({ name: host === 'docker.io' ? name : `${host}/${name}`, description: '', star_count: 0, is_official: false, is_automated: false }));
-  const filters = options.filters ?? {};
   return found
-    .filter((r) => (filters.stars === undefined || r.star_count >= filters.stars) && (filters.official === undefined || r.is_official === filters.official) && (filters.automated === undefined || r.is_automated === filters.automated))
+    .filter((r) => (stars === undefined || r.star_count >= stars) && (official === undefined || r.is_official === official) && (automated === undefined || r.is_automated === automated))
     .slice(0, options.limit);
 }
 

@@ -6,7 +6,7 @@ import { renderRows } from '../format/table.js';
 import { truncateDisplay } from '../format/units.js';
 import { parseReference } from '../../reference/reference.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { collect, parseBool, print, printRows } from '../io.js';
+import { collect, print, printRows } from '../io.js';
 import { progressPrinter } from '../progress.js';
 
 interface RegistryFlags {
@@ -76,19 +76,11 @@ export function registerRegistry(parent: Command, ctx: CommandContext): void {
     .option('--insecure-registry <host>', INSECURE_HELP, collect)
     .action((term: string, flags: RegistryFlags & { limit: string; filter?: string[]; format?: string; trunc: boolean; registry?: string }) =>
       (async () => {
-        const limit = Number(flags.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new KilnError('INVALID_ARGUMENT', `limit ${flags.limit} is outside the range of [1, 100]`);
-        const filters = parseFilterFlags(flags.filter ?? [], ['stars', 'is-official', 'is-automated']);
-        const one = (key: string): string | undefined => filters.get(key)?.[0];
-        const stars = one('stars');
-        if (stars !== undefined && !/^\d+$/.test(stars)) throw new KilnError('INVALID_ARGUMENT', `invalid filter 'stars=${stars}'`);
-        const official = one('is-official');
-        const automated = one('is-automated');
         const results = await searchImages(term, {
-          limit,
+          limit: Number(flags.limit),
           insecureRegistries: insecure(flags),
           ...(flags.registry !== undefined ? { registry: flags.registry } : {}),
-          filters: { ...(stars !== undefined ? { stars: Number(stars) } : {}), ...(official !== undefined ? { official: parseBool(official) } : {}), ...(automated !== undefined ? { automated: parseBool(automated) } : {}) },
+          filters: parseFilterFlags(flags.filter ?? [], ['stars', 'is-official', 'is-automated']),
         });
         const rows = results.map((r) => ({
           Name: r.name,
