@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,7 +6,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
-import { kilnBin } from '../helpers/kiln.js';
+import { type Served, startServe } from '../helpers/serve.js';
 import { fixturesDir, isRoot } from '../helpers/paths.js';
 import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
 
@@ -20,30 +19,19 @@ function finished(docker: Docker, stream: NodeJS.ReadableStream): Promise<{ stre
 
 describe('kiln serve: the same flow with dockerode as the client', () => {
   let dir: string;
-  let server: ChildProcess;
+  let server: Served | undefined;
   let docker: Docker;
   let registry: Registry | undefined;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kiln-dockerode-'));
     const socket = join(dir, 'kiln.sock');
-    server = spawn(process.execPath, [kilnBin, '--root', join(dir, 'store'), 'serve', '-H', `unix://${socket}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    await new Promise<void>((resolve, reject) => {
-      let log = '';
-      server.stderr?.on('data', (chunk: Buffer) => {
-        log += chunk.toString();
-        if (log.includes('serving the Docker Engine API')) resolve();
-      });
-      server.on('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
-    });
-    server.removeAllListeners('exit');
-    server.stderr?.resume();
+    server = await startServe(join(dir, 'store'), ['-H', `unix://${socket}`]);
     docker = new Docker({ socketPath: socket });
     if (!registryUnavailable()) registry = await startRegistry();
   });
   after(async () => {
-    server?.kill('SIGTERM');
-    await new Promise((resolve) => server?.once('exit', resolve));
+    await server?.stop();
     await registry?.stop();
     await rm(dir, { recursive: true, force: true });
   });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { kilnBin, ok, runKiln } from '../helpers/kiln.js';
+import { ok, runKiln } from '../helpers/kiln.js';
+import { type Served, startServe } from '../helpers/serve.js';
 import { fixturesDir, isRoot } from '../helpers/paths.js';
 import { type Registry, freePort, registryUnavailable, startRegistry } from '../helpers/registry.js';
 
@@ -40,7 +41,7 @@ function raw(socket: string, method: string, path: string, body?: string): Promi
 describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip: await dockerCliUnavailable() }, () => {
   let dir: string;
   let socket: string;
-  let server: ChildProcess;
+  let server: Served | undefined;
   let registry: Registry | undefined;
   const root = (): string => join(dir, 'store');
   const docker = async (args: readonly string[], input?: string): Promise<{ stdout: string; stderr: string }> => {
@@ -61,22 +62,11 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     socket = join(dir, 'kiln.sock');
     await mkdir(join(dir, 'docker-config'));
     await mkdir(join(dir, 'server-config'));
-    server = spawn(process.execPath, [kilnBin, '--root', root(), 'serve', '-H', `unix://${socket}`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DOCKER_CONFIG: join(dir, 'server-config') } });
-    await new Promise<void>((resolve, reject) => {
-      let log = '';
-      server.stderr?.on('data', (chunk: Buffer) => {
-        log += chunk.toString();
-        if (log.includes('serving the Docker Engine API')) resolve();
-      });
-      server.on('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
-    });
-    server.removeAllListeners('exit');
-    server.stderr?.resume();
+    server = await startServe(root(), ['-H', `unix://${socket}`], { ...process.env, DOCKER_CONFIG: join(dir, 'server-config') });
     if (!registryUnavailable()) registry = await startRegistry();
   });
   after(async () => {
-    server?.kill('SIGTERM');
-    await new Promise((resolve) => server?.once('exit', resolve));
+    await server?.stop();
     await registry?.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -248,17 +238,8 @@ describe('kiln serve over TCP: mutual TLS, and plain TCP only when asked for', {
       assert.equal(plain.code, 125);
       assert.match(plain.stderr, /refusing to serve tcp:\/\/127\.0\.0\.1:1 without TLS/);
       const port = await freePort();
-      const server = spawn(process.execPath, [kilnBin, '--root', join(dir, 'store'), 'serve', '-H', `tcp://127.0.0.1:${port}`, '--tlsverify', '--tlscacert', join(dir, 'ca.pem'), '--tlscert', join(dir, 'server.pem'), '--tlskey', join(dir, 'server-key.pem')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const server = await startServe(join(dir, 'store'), ['-H', `tcp://127.0.0.1:${port}`, '--tlsverify', '--tlscacert', join(dir, 'ca.pem'), '--tlscert', join(dir, 'server.pem'), '--tlskey', join(dir, 'server-key.pem')]);
       try {
-        await new Promise<void>((resolve, reject) => {
-          let log = '';
-          server.stderr?.on('data', (chunk: Buffer) => {
-            log += chunk.toString();
-            if (log.includes('serving the Docker Engine API')) resolve();
-          });
-          server.on('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
-        });
-        server.removeAllListeners('exit');
         const tlsArgs = ['--tlsverify', '--tlscacert', join(dir, 'ca.pem'), '-H', `tcp://127.0.0.1:${port}`];
         const { DOCKER_HOST: _host, ...inherited } = process.env;
         const env = { ...inherited, DOCKER_CONFIG: dir };
@@ -266,8 +247,7 @@ describe('kiln serve over TCP: mutual TLS, and plain TCP only when asked for', {
         assert.equal(version.stdout, '0.1.0\n');
         await assert.rejects(run('docker', [...tlsArgs, 'version', '--format', '{{.Server.Version}}'], { env }), /certificate|tls|handshake|remote error/i);
       } finally {
-        server.kill('SIGTERM');
-        await new Promise((resolve) => server.once('exit', resolve));
+        await server.stop();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
