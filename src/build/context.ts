@@ -152,13 +152,33 @@ export class BuildContext {
     return current === entry ? entry : { ...current, as: posix.basename(entry.path) };
   }
 
-  /** An entry and everything visible below it, parents first. */
+  /**
+   * An entry and everything visible below it, parents first. The walk stored entries depth-first, so a
+   * directory's descendants follow it in one run: no scan of the whole context per source.
+   */
   tree(entry: ContextEntry): ContextEntry[] {
     if (entry.type !== 'directory') return [entry];
-    const prefix = entry.path === '' ? '' : `${entry.path}/`;
-    const below = [...this.entries.values()].filter((e) => e.path !== '' && e.path.startsWith(prefix));
-    return [entry, ...below];
+    if (entry.path === '') return this.ordered;
+    const prefix = `${entry.path}/`;
+    const start = (this.positions.get(entry.path) ?? -1) + 1;
+    let end = start;
+    while (end < this.ordered.length && (this.ordered[end] as ContextEntry).path.startsWith(prefix)) end++;
+    return [entry, ...this.ordered.slice(start, end)];
   }
+
+  /** Entries in walk order (the root first), and each one's place in it. */
+  private get ordered(): ContextEntry[] {
+    this.order ??= [...this.entries.values()];
+    return this.order;
+  }
+
+  private get positions(): Map<string, number> {
+    this.index ??= new Map(this.ordered.map((e, i) => [e.path, i]));
+    return this.index;
+  }
+
+  private order: ContextEntry[] | undefined;
+  private index: Map<string, number> | undefined;
 
   absolute(entry: ContextEntry): string {
     return join(this.root, entry.path);
