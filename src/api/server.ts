@@ -13,7 +13,7 @@ import { loadImages, saveFiles } from '../engine/archive.js';
 import { type Engine } from '../engine/engine.js';
 import { type Filters, checkFilterKeys } from '../engine/filters.js';
 import { importImage } from '../engine/import.js';
-import { type ProgressEvent, checkCredentials, pullImage, pushImage, searchImages } from '../engine/registry.js';
+import { type ProgressEvent, checkCredentials, pullAllTags, pullImage, pushImage, searchImages } from '../engine/registry.js';
 import { commitContainer } from '../engine/containers.js';
 import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
@@ -158,10 +158,12 @@ function imageRoutes(): [string, RegExp, Handler][] {
       try {
         if (fromImage) {
           const tag = query.get('tag');
-          const name = tag ? (tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`) : fromImage;
           const auth = registryAuth(req);
           const platform = query.get('platform');
-          await pullImage(engine, name, { events: (event) => stream.send(progressMessage(event)), ...(platform ? { platform } : {}), ...(auth ? { credentials: auth } : {}) });
+          const options = { events: (event: ProgressEvent) => stream.send(progressMessage(event)), ...(platform ? { platform } : {}), ...(auth ? { credentials: auth } : {}) };
+          // An empty tag pulls every tag (the docker CLI's pull -a); a name that carries its own tag is pulled as it is.
+          if (!tag && !/[:@][^/]*$/.test(fromImage)) await pullAllTags(engine, fromImage, options);
+          else await pullImage(engine, tag ? (tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`) : fromImage, options);
         } else if (fromSrc) {
           if (fromSrc !== '-') throw new KilnError('UNSUPPORTED', 'import from a URL is not supported: send the archive in the request body (fromSrc=-)');
           const repo = query.get('repo');

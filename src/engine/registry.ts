@@ -371,11 +371,12 @@ export async function searchImages(term: string, options: { registry?: string; l
     .slice(0, options.limit);
 }
 
-/** The tags a repository has in its registry (`pull -a`). */
-export async function remoteTags(name: string, options: Omit<RegistryOptions, 'events'>): Promise<string[]> {
+/** `docker pull -a` (and the API's pull with an empty tag): every tag the registry has for a repository. Returns the repository's name. */
+export async function pullAllTags(engine: Engine, name: string, options: PullOptions): Promise<string> {
   const ref = parseReference(name);
   if (ref.tag !== undefined || ref.digest !== undefined) throw new KilnError('INVALID_ARGUMENT', `tag can't be used with --all-tags/-a: give the repository name only (${familiarString({ domain: ref.domain, path: ref.path })})`);
-  return (await clientFor(ref.domain, options)).tags(ref.path);
+  for (const tag of await (await clientFor(ref.domain, options)).tags(ref.path)) await pullImage(engine, `${name}:${tag}`, options);
+  return repositoryName(ref);
 }
 
 /** The tags of a repository in the store (`push -a`). */

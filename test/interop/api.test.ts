@@ -125,6 +125,11 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     const pulled = (await docker(['pull', `${host}/api/busybox:1`])).stdout;
     assert.match(pulled, new RegExp(`Status: (Downloaded newer image|Image is up to date) for ${host}/api/busybox:1\\n${host}/api/busybox:1\\n$`));
     assert.match((await docker(['images', '--digests', '--format', '{{.Digest}}', `${host}/api/busybox`])).stdout, /^sha256:[0-9a-f]{64}\n$/);
+    await docker(['tag', 'busybox:lab', `${host}/api/busybox:2`]);
+    await docker(['push', `${host}/api/busybox:2`]);
+    await docker(['rmi', `${host}/api/busybox:1`, `${host}/api/busybox:2`]);
+    await docker(['pull', '-a', `${host}/api/busybox`]);
+    assert.equal((await docker(['images', '--format', '{{.Tag}}', `${host}/api/busybox`])).stdout.split('\n').filter(Boolean).sort().join(','), '1,2');
     assert.match((await docker(['login', '-u', 'someone', '--password-stdin', host], 'secret\n')).stdout, /Login Succeeded/);
     // The server only checks credentials (/auth); the client keeps them.
     assert.deepEqual(await readdir(join(dir, 'server-config')), []);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { KilnError } from '../../errors.js';
-import { localTags, login, logout, pullImage, pushImage, remoteTags, searchImages } from '../../engine/registry.js';
+import { localTags, login, logout, pullAllTags, pullImage, pushImage, searchImages } from '../../engine/registry.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import { renderRows } from '../format/table.js';
 import { truncateDisplay } from '../format/units.js';
@@ -36,9 +36,7 @@ export function registerRegistry(parent: Command, ctx: CommandContext): void {
         const events = flags.quiet ? () => undefined : progressPrinter(ctx.io, ctx.io.stdout.isTTY === true);
         const options = { events, insecureRegistries: insecure(flags), maxConcurrentDownloads: concurrency, ...(flags.platform !== undefined ? { platform: flags.platform } : {}) };
         if (flags.allTags) {
-          const repository = parseReference(name);
-          for (const tag of await remoteTags(name, options)) await pullImage(engine, `${name}:${tag}`, options);
-          print(ctx.io, `${repository.domain}/${repository.path}`);
+          print(ctx.io, await pullAllTags(engine, name, options));
           return;
         }
         const result = await pullImage(engine, name, options);
