@@ -29,12 +29,12 @@ export function progressPrinter(io: Io, terminal: boolean): (event: ProgressEven
       return;
     }
     let text = `${event.id}: ${event.status}`;
-    if (event.progressDetail && event.progressDetail.total > 0) {
-      const { current, total } = event.progressDetail;
+    const { current = 0, total = 0 } = event.progressDetail ?? {};
+    if (total > 0) {
       const filled = Math.min(50, Math.floor((current / total) * 50));
       const bar = `[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? '>' : ''}${' '.repeat(50 - filled)}]`;
       text += ` ${bar} ${humanSizeWithPrecision(current, 4)}/${humanSizeWithPrecision(total, 4)}`;
-    }
+    } else if (current > 0) text += ` ${humanSizeWithPrecision(current, 4)}`; // a size not known in advance, as Docker shows it
     const at = lines.indexOf(event.id);
     if (at < 0) {
       lines.push(event.id);

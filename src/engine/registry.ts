@@ -12,7 +12,7 @@ import { MediaType, isIndexType, layerCompression } from '../oci/mediatypes.js';
 import type { Descriptor, Manifest, Platform } from '../oci/types.js';
 import { parseJson, validateImageConfig, validateIndex, validateManifest } from '../oci/validate.js';
 import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
-import { RegistryClient } from '../registry/client.js';
+import { RegistryClient, type StreamingUpload } from '../registry/client.js';
 import { type Credentials, credentialsFor, eraseCredentials, storeCredentials } from '../registry/credentials.js';
 import type { Lease } from '../transport/store.js';
 import { hostPlatform } from '../transport/oci-layout.js';
@@ -24,7 +24,7 @@ import { openSnapshotter, unpackLayers } from './run.js';
 export interface ProgressEvent {
   readonly status: string;
   readonly id?: string;
-  readonly progressDetail?: { readonly current: number; readonly total: number };
+  readonly progressDetail?: { readonly current: number; readonly total?: number };
 }
 
 export interface RegistryOptions {
@@ -228,16 +228,41 @@ export interface PushOptions extends RegistryOptions {
   readonly compression?: 'gzip' | 'zstd';
 }
 
-/** The blob to push for a layer: the stored blob when compressed, else a compressed copy (made once, then remembered). */
-async function compressedLayer(engine: Engine, lease: Lease, layer: Layer, compression: 'gzip' | 'zstd'): Promise<{ digest: Digest; size: number; mediaType: string }> {
+interface LayerBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+}
+
+/** The blob to push for a layer when the store has it compressed: the layer's own, or a copy made for an earlier push. */
+async function storedCompressed(engine: Engine, layer: Layer, compression: 'gzip' | 'zstd'): Promise<LayerBlob | undefined> {
   const { store } = engine;
   if (layerCompression(layer.mediaType) !== 'none' && layer.digest) return { digest: layer.digest, size: layer.size ?? (await store.content.info(layer.digest))?.size ?? 0, mediaType: layer.mediaType };
-  const want = compression === 'gzip' ? MediaType.dockerLayerGzip : MediaType.ociLayerZstd;
   const existing = store.db.layerBlobsOf(layer.diffId).find((row) => layerCompression(row.mediaType) === compression && store.content.hasSync(row.digest));
-  if (existing) return { digest: existing.digest, size: existing.size, mediaType: want };
-  const diffSize = store.db.layerBlobsOf(layer.diffId)[0]?.diffSize ?? 0;
-  const row = await store.putLayerEncoding(lease, compressStream(await layer.open(), compression), { mediaType: want, diffId: layer.diffId, diffSize });
-  return { digest: row.digest, size: row.size, mediaType: want };
+  return existing && { digest: existing.digest, size: existing.size, mediaType: compressedLayerType(compression) };
+}
+
+function compressedLayerType(compression: 'gzip' | 'zstd'): string {
+  return compression === 'gzip' ? MediaType.dockerLayerGzip : MediaType.ociLayerZstd;
+}
+
+/**
+ * Compresses a layer the store holds uncompressed into a copy the store keeps (a second push does not
+ * compress again) while the same bytes stream to the registry, as Docker does: compression and upload
+ * overlap. The digest is the store's, computed as the copy is written. When the streamed upload broke off
+ * for good, `streamed` is false and the caller pushes the stored copy instead.
+ */
+async function compressWhilePushing(engine: Engine, lease: Lease, layer: Layer, compression: 'gzip' | 'zstd', upload: StreamingUpload): Promise<LayerBlob & { streamed: boolean }> {
+  const diffSize = engine.store.db.layerBlobsOf(layer.diffId)[0]?.diffSize ?? 0;
+  async function* alsoUploaded(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of source) {
+      await upload.write(chunk);
+      yield chunk;
+    }
+  }
+  const mediaType = compressedLayerType(compression);
+  const row = await engine.store.putLayerEncoding(lease, alsoUploaded(compressStream(await layer.open(), compression)), { mediaType, diffId: layer.diffId, diffSize });
+  return { digest: row.digest, size: row.size, mediaType, streamed: await upload.finish(row.digest) };
 }
 
 /** `docker push`: every layer (compressed), the config, then the manifest under the tag. */
@@ -255,35 +280,22 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
     const image = await store.image(row);
     const pushed = await store.withLease(async (lease) => {
       const layers = await limited(3, image.layers.map((layer) => async (): Promise<Descriptor> => {
-        const blob = await compressedLayer(engine, lease, layer, options.compression ?? 'gzip');
-        const short = shortId(blob.digest);
+        const compression = options.compression ?? 'gzip';
+        // Docker names a layer by its diffID in push progress: its compressed digest may not exist yet.
+        const short = shortId(layer.diffId);
         options.events({ status: 'Preparing', id: short });
-        const path = store.content.blobPath(blob.digest);
-        const mountFrom = store.db.blobSources(blob.digest, parsed.domain).find((r) => r !== repository);
-        const result = await client.pushBlob(
-          repository,
-          {
-            digest: blob.digest,
-            size: blob.size,
-            read: async (start, end) => {
-              const handle = await open(path, 'r');
-              try {
-                const buffer = Buffer.alloc(end - start);
-                let at = 0;
-                while (at < buffer.length) {
-                  const { bytesRead } = await handle.read(buffer, at, buffer.length - at, start + at);
-                  if (bytesRead === 0) throw new KilnError('CORRUPT', `blob ${blob.digest} is shorter than recorded`);
-                  at += bytesRead;
-                }
-                return buffer;
-              } finally {
-                await handle.close();
-              }
-            },
-          },
-          mountFrom,
-          (sent) => options.events({ status: 'Pushing', id: short, progressDetail: { current: sent, total: blob.size } }),
-        );
+        const pushing = (total?: number) => (sent: number): void => options.events({ status: 'Pushing', id: short, progressDetail: { current: sent, ...(total ? { total } : {}) } });
+        let blob = await storedCompressed(engine, layer, compression);
+        let result: 'exists' | 'mounted' | 'pushed' | undefined;
+        if (!blob) {
+          const streamed = await compressWhilePushing(engine, lease, layer, compression, await client.streamBlob(repository, pushing()));
+          blob = streamed;
+          if (streamed.streamed) result = 'pushed';
+        }
+        const { digest, size } = blob;
+        const path = store.content.blobPath(digest);
+        const mountFrom = store.db.blobSources(digest, parsed.domain).find((r) => r !== repository);
+        result ??= await client.pushBlob(repository, { digest, size, read: (start, end) => readRange(path, start, end, digest) }, mountFrom, pushing(size));
         options.events({ status: result === 'exists' ? 'Layer already exists' : result === 'mounted' ? `Mounted from ${mountFrom ?? ''}` : 'Pushed', id: short });
         store.db.addBlobSource(blob.digest, parsed.domain, repository);
         return { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
@@ -387,4 +399,21 @@ export function localTags(engine: Engine, name: string): string[] {
   const tags = engine.store.db.names().filter((n) => n.kind === 'tag' && n.name.startsWith(prefix)).map((n) => n.name.slice(prefix.length));
   if (tags.length === 0) throw new KilnError('NOT_FOUND', `An image does not exist locally with the tag: ${familiarString(ref)}`);
   return tags.sort();
+}
+
+/** Bytes [start, end) of a stored blob. */
+async function readRange(path: string, start: number, end: number, digest: Digest): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(end - start);
+    let at = 0;
+    while (at < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, at, buffer.length - at, start + at);
+      if (bytesRead === 0) throw new KilnError('CORRUPT', `blob ${digest} is shorter than recorded`);
+      at += bytesRead;
+    }
+    return buffer;
+  } finally {
+    await handle.close();
+  }
 }

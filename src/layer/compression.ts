@@ -92,12 +92,18 @@ export function decompressStream(source: AsyncIterable<Uint8Array>, compression:
 }
 
 export function compressStream(source: AsyncIterable<Uint8Array>, compression: 'gzip' | 'zstd', level?: number): AsyncIterable<Uint8Array> {
-  return compression === 'gzip' ? parallelGzip(source, level ?? 6) : zstdInWorker(source, 'compress', level);
+  return compression === 'gzip' ? parallelGzip(source, level ?? GZIP_LEVEL) : zstdInWorker(source, 'compress', level);
 }
 
 const gzipAsync = promisify(gzip);
+/**
+ * zlib's level 4 makes output the size Docker's and skopeo's gzip (Go's default level) make, at about
+ * the speed of zlib's level 1; zlib's default, 6, is 1.4× slower for 1.7 % less.
+ */
+const GZIP_LEVEL = 4;
 const GZIP_BLOCK = 1 << 20;
-const GZIP_PARALLEL = Math.max(1, Math.min(4, availableParallelism()));
+/** Members compressed at once: one more than the cores, so a core never waits for the next block. */
+const GZIP_PARALLEL = Math.min(4, availableParallelism() + 1);
 
 /**
  * gzip as independent members of 1 MiB each, compressed on the thread pool several at a time (pgzip's
@@ -110,11 +116,12 @@ async function* parallelGzip(source: AsyncIterable<Uint8Array>, level: number): 
   let size = 0;
   let members = 0;
   const flush = (): void => {
-    const data = Buffer.concat(block, size);
+    const data = block.length === 1 ? (block[0] as Uint8Array) : Buffer.concat(block, size);
     block = [];
     size = 0;
     members++;
-    const compressed = gzipAsync(data, { level });
+    // One output chunk per member: zlib's default 16 KiB chunks cost a trip to the thread pool each.
+    const compressed = gzipAsync(data, { level, chunkSize: GZIP_BLOCK + (64 << 10) });
     compressed.catch(() => undefined); // awaited below in order; this only keeps an early failure from going unhandled
     pending.push(compressed);
   };

@@ -298,54 +298,87 @@ export class RegistryClient {
     const started = await this.send('POST', `/v2/${repository}/blobs/uploads/${query}`, { scope, what, headers: { 'content-length': '0' }, ok: [201, 202] });
     await started.body.dump();
     if (started.statusCode === 201) return 'mounted';
-    let location = String(started.headers.location ?? '');
-    if (!location) throw new KilnError('INVALID_INPUT', `${what}: the registry started an upload without a Location`);
-    const withDigest = (at: string): string => `${at}${at.includes('?') ? '&' : '?'}digest=${encodeURIComponent(blob.digest)}`;
+    const upload = this.upload(repository, scope, what, String(started.headers.location ?? ''));
     if (blob.size <= MONOLITHIC_UPLOAD) {
       const body = await blob.read(0, blob.size);
-      const done = await this.send('PUT', withDigest(location), { scope, what, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) }, body, ok: [201] });
+      const done = await this.send('PUT', withDigest(upload.location, blob.digest), { scope, what, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) }, body, ok: [201] });
       await done.body.dump();
       progress?.(blob.size);
       return 'pushed';
     }
-    let offset = 0;
-    let failures = 0;
-    while (offset < blob.size) {
-      const end = Math.min(offset + UPLOAD_CHUNK, blob.size);
+    await this.patch(upload, 0, blob.size, (start, end) => blob.read(start, end), progress);
+    await this.completeUpload(upload, blob.digest);
+    return 'pushed';
+  }
+
+  /**
+   * Starts an upload of a blob still being made (a layer compressed while it is pushed, as Docker does):
+   * its bytes go out in PATCH chunks as they come, and its digest is given at the end.
+   */
+  async streamBlob(repository: string, progress?: (sent: number) => void): Promise<StreamingUpload> {
+    const what = `pushing a layer to ${this.host}/${repository}`;
+    const scope = `repository:${repository}:pull,push`;
+    const started = await this.send('POST', `/v2/${repository}/blobs/uploads/`, { scope, what, headers: { 'content-length': '0' }, ok: [202] });
+    await started.body.dump();
+    const upload = this.upload(repository, scope, what, String(started.headers.location ?? ''));
+    return new StreamingUpload(
+      (start, end, read) => this.patch(upload, start, end, read, progress),
+      (digest) => this.completeUpload(upload, digest),
+    );
+  }
+
+  private upload(repository: string, scope: string, what: string, location: string): Upload {
+    if (!location) throw new KilnError('INVALID_INPUT', `${what}: the registry started an upload without a Location`);
+    return { repository, scope, what, location, failures: 0 };
+  }
+
+  /**
+   * PATCHes bytes [offset, end) of an upload in chunks. After a broken request it asks the registry where
+   * it got to and goes on from there; an upload the registry dropped (as distribution does when a chunk
+   * breaks off) starts again from zero, if `read` still has those bytes.
+   */
+  private async patch(upload: Upload, offset: number, end: number, read: (start: number, end: number) => Promise<Buffer>, progress?: (sent: number) => void): Promise<void> {
+    const { scope, what } = upload;
+    while (offset < end) {
+      const stop = Math.min(offset + UPLOAD_CHUNK, end);
       try {
-        const body = await blob.read(offset, end);
-        const sent = await this.send('PATCH', location, {
+        const body = await read(offset, stop);
+        const sent = await this.send('PATCH', upload.location, {
           scope,
           what,
-          headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end - 1}`, 'content-length': String(body.length) },
+          headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${stop - 1}`, 'content-length': String(body.length) },
           body,
           ok: [202],
         });
         await sent.body.dump();
-        location = String(sent.headers.location ?? location);
-        offset = end;
+        upload.location = String(sent.headers.location ?? upload.location);
+        offset = stop;
         progress?.(offset);
       } catch (err) {
-        if (++failures > 5 || (err instanceof KilnError && err.code !== 'NOT_FOUND' && err.code !== 'INTERNAL')) throw err;
-        // Where did the registry get to? (distribution answers 204 with `Range: 0-<last byte>`; an upload
-        // it dropped, as it does when a chunk breaks off, is 404: then a new upload starts from zero.)
-        const status = await this.send('GET', location, { scope, what: `${what}: upload status`, ok: [204, 404] });
+        if (err instanceof BytesGone) throw err;
+        if (++upload.failures > 5 || (err instanceof KilnError && err.code !== 'NOT_FOUND' && err.code !== 'INTERNAL')) throw err;
+        // Where did the registry get to? (distribution answers 204 with `Range: 0-<last byte>`.)
+        const status = await this.send('GET', upload.location, { scope, what: `${what}: upload status`, ok: [204, 404] });
         await status.body.dump();
         if (status.statusCode === 404) {
-          const restarted = await this.send('POST', `/v2/${repository}/blobs/uploads/`, { scope, what, headers: { 'content-length': '0' }, ok: [202] });
+          const restarted = await this.send('POST', `/v2/${upload.repository}/blobs/uploads/`, { scope, what, headers: { 'content-length': '0' }, ok: [202] });
           await restarted.body.dump();
-          location = String(restarted.headers.location ?? '');
+          upload.location = String(restarted.headers.location ?? '');
           offset = 0;
           continue;
         }
+        // distribution says `0-0` both for no bytes and for one: read as none, since a request that breaks
+        // off before its first byte is common and one that stops after exactly one byte is not.
         const range = /^(?:bytes=)?0-(\d+)$/.exec(String(status.headers.range ?? ''));
-        offset = range ? Number(range[1]) + 1 : 0;
-        location = String(status.headers.location ?? location);
+        offset = range && range[1] !== '0' ? Number(range[1]) + 1 : 0;
+        upload.location = String(status.headers.location ?? upload.location);
       }
     }
-    const done = await this.send('PUT', withDigest(location), { scope, what, headers: { 'content-length': '0' }, ok: [201] });
+  }
+
+  private async completeUpload(upload: Upload, digest: Digest): Promise<void> {
+    const done = await this.send('PUT', withDigest(upload.location, digest), { scope: upload.scope, what: upload.what, headers: { 'content-length': '0' }, ok: [201] });
     await done.body.dump();
-    return 'pushed';
   }
 
   /** Follows `Link: <…>; rel="next"` pages of a JSON list (tags, catalog), collecting `field`. */
@@ -407,5 +440,71 @@ export class RegistryClient {
     });
     await response.body.dump();
     return sha256(manifest.bytes);
+  }
+}
+
+/** An upload in progress: where it continues, and how many requests of it broke. */
+interface Upload {
+  readonly repository: string;
+  readonly scope: string;
+  readonly what: string;
+  location: string;
+  failures: number;
+}
+
+function withDigest(location: string, digest: Digest): string {
+  return `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
+}
+
+/** A resumed upload needs bytes a streaming upload no longer holds. */
+class BytesGone extends Error {}
+
+/**
+ * The sending side of `streamBlob`. Bytes are taken in order; a full chunk goes out while the next one
+ * fills (at most two in memory), so making the bytes and sending them overlap. A chunk is kept until the
+ * registry has it, so a broken request resumes from the registry's offset. When the upload cannot go on
+ * (the registry dropped it, or it refused), it stops taking bytes and `finish` says false: the caller
+ * then pushes the finished blob the ordinary way.
+ */
+export class StreamingUpload {
+  private filling: Uint8Array[] = [];
+  private fillingSize = 0;
+  private sent = 0;
+  private inFlight: Promise<void> = Promise.resolve();
+  private failed = false;
+
+  constructor(
+    private readonly patch: (start: number, end: number, read: (start: number, end: number) => Promise<Buffer>) => Promise<void>,
+    private readonly complete: (digest: Digest) => Promise<void>,
+  ) {}
+
+  /** Takes the next bytes; resolves when more may come. */
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.failed) return;
+    this.filling.push(chunk);
+    this.fillingSize += chunk.length;
+    if (this.fillingSize >= UPLOAD_CHUNK) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    await this.inFlight;
+    if (this.failed || this.fillingSize === 0) return;
+    const body = Buffer.concat(this.filling, this.fillingSize);
+    const start = this.sent;
+    this.filling = [];
+    this.fillingSize = 0;
+    this.sent += body.length;
+    const read = (from: number, to: number): Promise<Buffer> => (from >= start && to <= start + body.length ? Promise.resolve(body.subarray(from - start, to - start)) : Promise.reject(new BytesGone()));
+    this.inFlight = this.patch(start, start + body.length, read).catch(() => {
+      this.failed = true;
+    });
+  }
+
+  /** Sends the rest and completes the upload under `digest`; false when the upload broke off. */
+  async finish(digest: Digest): Promise<boolean> {
+    await this.flush();
+    await this.inFlight;
+    if (this.failed) return false;
+    return this.complete(digest).then(() => true, () => false);
   }
 }

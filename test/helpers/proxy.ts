@@ -48,9 +48,15 @@ export async function startProxy(target: string): Promise<Proxy> {
     redirectedWithCredentials: [],
     stop: () => Promise.resolve(),
   };
+  // PATCHes are counted from the moment the faults are set.
   let patches = 0;
+  let counting: Faults | undefined;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
+    if (counting !== state.faults) {
+      counting = state.faults;
+      patches = 0;
+    }
     if (url.startsWith('/v1/search') && state.faults.searchResults) {
       const query = new URL(url, 'http://proxy').searchParams;
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ query: query.get('q'), num_results: state.faults.searchResults.length, results: state.faults.searchResults }));

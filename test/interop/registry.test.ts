@@ -115,11 +115,13 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     assert.match(pushed.stdout, /Pushed/);
     const layerSize = Number((await ok(kiln(['inspect', '-f', '{{.Size}}', `${proxy.host}/big/image:1`]))).stdout.trim());
     assert.ok(proxy.uploadedBytes - before < layerSize * 1.05, `resumed, not restarted: ${proxy.uploadedBytes - before} bytes sent for a ${layerSize}-byte layer`);
-    // A chunk broken off in the middle: distribution drops that upload, and a new one starts.
+    // The first chunk lost before any byte arrives (the registry then reports `Range: 0-0`), then broken
+    // off in the middle: distribution drops that upload, and a new one starts.
     await bigImage(kiln, `${proxy.host}/big/other:1`, 20);
-    proxy.faults = { cutUploadAfter: 5 << 20 };
+    proxy.faults = { dropUploadChunk: 1, cutUploadAfter: 5 << 20 };
     await ok(kiln(['push', `${proxy.host}/big/other:1`]));
     assert.ok(proxy.fired.includes('cut-upload'), 'the upload was cut');
+    assert.equal(proxy.fired.filter((f) => f === 'drop-chunk').length, 2, 'the first chunk was dropped');
     const other = await newKiln();
     proxy.faults = { cutDownloadAfter: 7 << 20 };
     await ok(other.kiln(['pull', `${proxy.host}/big/image:1`]));
