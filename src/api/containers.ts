@@ -5,11 +5,12 @@
  * the record. Containers with AutoRemove are removed by this server when they exit.
  */
 import { randomBytes } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
+import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { containerChanges, findContainer, isRunning, killContainer, pruneContainers, removeContainer } from '../engine/containers.js';
+import { containerChanges, containerIo, containerStdin, findContainer, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import { containerBundle, runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
@@ -28,7 +29,7 @@ interface CreateRequest {
   readonly Hostname?: string;
   readonly Tty?: boolean;
   readonly OpenStdin?: boolean;
-  readonly HostConfig?: { readonly AutoRemove?: boolean; readonly Binds?: string[] | null; readonly NetworkMode?: string };
+  readonly HostConfig?: { readonly AutoRemove?: boolean; readonly Binds?: string[] | null; readonly NetworkMode?: string; readonly ConsoleSize?: readonly number[] | null };
 }
 
 interface Pending {
@@ -66,7 +67,6 @@ export class Containers {
     const body = await readJson<CreateRequest>(req);
     if (!body.Image) throw new KilnError('INVALID_ARGUMENT', 'config.Image is required');
     engine.image(body.Image); // 404 now, as Docker answers create for a missing image
-    if (body.Tty) throw new KilnError('UNSUPPORTED', 'containers with a TTY are not supported through the API yet: run without -t');
     const name = query.get('name') ?? `kiln_${randomBytes(4).toString('hex')}`;
     if (engine.store.db.containers().some((c) => c.name === name) || [...this.pending.values()].some((p) => p.name === name)) {
       throw new KilnError('CONFLICT', `Conflict. The container name "/${name}" is already in use`);
@@ -85,6 +85,8 @@ export class Containers {
     const request = pending.request;
     const entrypoint = Array.isArray(request.Entrypoint) ? request.Entrypoint : typeof request.Entrypoint === 'string' ? [request.Entrypoint] : undefined;
     const network = request.HostConfig?.NetworkMode === 'none' ? 'none' : 'host';
+    const [height, width] = request.HostConfig?.ConsoleSize ?? [];
+    const consoleSize = height && width ? { height, width } : undefined;
     try {
       await runContainer(engine, request.Image ?? '', {
         id,
@@ -99,7 +101,9 @@ export class Containers {
         network,
         remove: false,
         detach: true,
-        interactive: false,
+        tty: request.Tty ?? false,
+        ...(consoleSize ? { consoleSize } : {}),
+        interactive: request.OpenStdin ?? false,
         runtime: this.options.runtime,
         ...(this.options.storageDriver ? { storageDriver: this.options.storageDriver } : {}),
         notice: () => undefined,
@@ -164,9 +168,11 @@ export class Containers {
   }
 
   /** Follows the container's two logs as Docker's multiplexed frames until it has exited and all is sent. */
-  private async follow(engine: Engine, id: string, write: (stream: 1 | 2, data: Buffer) => unknown, options: { follow: boolean; stdout: boolean; stderr: boolean }): Promise<void> {
+  private async follow(engine: Engine, id: string, write: (stream: 1 | 2, data: Buffer) => unknown, options: { follow: boolean; stdout: boolean; stderr: boolean; onlyNew?: boolean }): Promise<void> {
     const bundle = containerBundle(engine, id);
-    const offsets = { stdout: 0, stderr: 0 };
+    // Output so far is skipped when only what comes next is asked for (attach to a running container).
+    const sizeNow = async (stream: 'stdout' | 'stderr'): Promise<number> => (options.onlyNew ? ((await stat(logPath(bundle, stream)).catch(() => undefined))?.size ?? 0) : 0);
+    const offsets = { stdout: await sizeNow('stdout'), stderr: await sizeNow('stderr') };
     this.following.set(id, (this.following.get(id) ?? 0) + 1);
     try {
       await this.followLogs(engine, id, bundle, offsets, write, options);
@@ -201,19 +207,38 @@ export class Containers {
   }
 
   /**
-   * `POST /containers/{id}/attach`: the container's output as multiplexed frames until it exits. With
-   * `Upgrade: tcp` the connection is hijacked (101); without, the frames are the response body.
+   * `POST /containers/{id}/attach`: the container's output until it exits, as multiplexed frames (raw
+   * for a terminal). With `Upgrade: tcp` the connection is hijacked (101) and, with `stdin=1`, what the
+   * client sends goes to the container's stdin until it closes its side; without, the output is the body.
    */
-  async attach(engine: Engine, nameOrId: string, query: URLSearchParams, out: { write(data: Buffer): unknown; end(): unknown; upgraded: boolean; head(text: string): unknown }): Promise<void> {
+  async attach(engine: Engine, nameOrId: string, query: URLSearchParams, out: { write(data: Buffer): unknown; end(): unknown; upgraded: boolean; head(text: string): unknown; input?: Readable }): Promise<void> {
     const { id, pending } = this.resolve(engine, nameOrId);
     out.head(out.upgraded ? 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n' : '');
     const flag = (key: string): boolean => query.get(key) === '1' || query.get(key) === 'true';
+    let stdin: Promise<Writable | undefined> | undefined;
     try {
       if (pending) await pending.started;
-      await this.follow(engine, id, (stream, data) => out.write(frame(stream, data)), { follow: query.get('stream') !== '0', stdout: flag('stdout'), stderr: flag('stderr') });
+      if (out.input && flag('stdin')) stdin = this.feedStdin(engine, id, out.input);
+      const { tty } = await containerIo(engine, id);
+      const write = tty ? (_stream: 1 | 2, data: Buffer) => out.write(data) : (stream: 1 | 2, data: Buffer) => out.write(frame(stream, data));
+      // `docker run` attaches before start and gets everything; a later attach gets what comes next, unless it asks for the logs.
+      await this.follow(engine, id, write, { follow: query.get('stream') !== '0', stdout: flag('stdout'), stderr: flag('stderr'), onlyNew: !pending && !flag('logs') });
     } finally {
+      (await stdin)?.destroy();
       out.end();
     }
+  }
+
+  /** Copies a hijacked connection's input to the container's stdin; dropped when it keeps none open. */
+  private async feedStdin(engine: Engine, id: string, input: Readable): Promise<Writable | undefined> {
+    const stdin = await containerStdin(engine, id).catch(() => undefined);
+    if (!stdin) {
+      input.resume();
+      return undefined;
+    }
+    stdin.on('error', () => input.resume()); // the container stopped reading: drop the rest
+    input.pipe(stdin);
+    return stdin;
   }
 
   attachPlain({ engine, params, query, res }: Call): Promise<void> {
@@ -228,11 +253,24 @@ export class Containers {
     });
   }
 
+  async resize({ engine, params, query, res }: Call): Promise<void> {
+    const height = Number(query.get('h') ?? '');
+    const width = Number(query.get('w') ?? '');
+    if (!Number.isInteger(height) || !Number.isInteger(width) || height < 0 || width < 0 || height > 65535 || width > 65535) {
+      throw new KilnError('INVALID_ARGUMENT', 'resize needs h and w, whole numbers from 0 to 65535');
+    }
+    const { id, pending } = this.resolve(engine, params[0] ?? '');
+    if (pending) throw new KilnError('CONFLICT', `Container ${id} is not running`);
+    await resizeContainer(engine, id, this.options.runtime, { height, width });
+    res.writeHead(200).end();
+  }
+
   async logs({ engine, params, query, res }: Call): Promise<void> {
     const { id } = this.resolve(engine, params[0] ?? '');
     res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
     const truthy = (key: string): boolean => query.get(key) === '1' || query.get(key) === 'true';
-    await this.follow(engine, id, (stream, data) => res.write(frame(stream, data)), { follow: truthy('follow'), stdout: truthy('stdout'), stderr: truthy('stderr') });
+    const { tty } = await containerIo(engine, id);
+    await this.follow(engine, id, (stream, data) => res.write(tty ? data : frame(stream, data)), { follow: truthy('follow'), stdout: truthy('stdout'), stderr: truthy('stderr') });
     res.end();
   }
 
@@ -264,9 +302,10 @@ export class Containers {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   }
 
-  inspect({ engine, params, res }: Call): void {
+  async inspect({ engine, params, res }: Call): Promise<void> {
     const { id, row, pending } = this.resolve(engine, params[0] ?? '');
     const running = row ? isRunning(row) : false;
+    const io = pending ? { tty: pending.request.Tty ?? false, openStdin: pending.request.OpenStdin ?? false } : await containerIo(engine, id);
     const body = {
       Id: id,
       Created: new Date(row?.createdAt ?? Date.now()).toISOString(),
@@ -287,7 +326,7 @@ export class Containers {
       },
       Image: row?.imageId ?? '',
       Name: `/${row?.name ?? pending?.name ?? ''}`,
-      Config: { Image: row?.imageName ?? pending?.request.Image ?? '', Cmd: row?.command ?? [], Tty: false, OpenStdin: false },
+      Config: { Image: row?.imageName ?? pending?.request.Image ?? '', Cmd: row?.command ?? [], Tty: io.tty, OpenStdin: io.openStdin },
       HostConfig: { AutoRemove: pending?.request.HostConfig?.AutoRemove ?? false, NetworkMode: 'host' },
       Mounts: [],
       NetworkSettings: { Networks: {} },

@@ -283,7 +283,7 @@ function containerRoutes(containers: Containers): [string, RegExp, Handler][] {
     ['POST', /^\/containers\/(.+)\/wait$/, (call) => containers.wait(call)],
     ['POST', /^\/containers\/(.+)\/attach$/, (call) => containers.attachPlain(call)],
     ['POST', /^\/containers\/(.+)\/kill$/, (call) => containers.kill(call)],
-    ['POST', /^\/containers\/(.+)\/resize$/, ({ res }) => void res.writeHead(200).end()],
+    ['POST', /^\/containers\/(.+)\/resize$/, (call) => containers.resize(call)],
     ['GET', /^\/containers\/(.+)\/logs$/, (call) => containers.logs(call)],
     ['GET', /^\/containers\/(.+)\/changes$/, (call) => containers.changes(call)],
     ['GET', /^\/containers\/(.+)\/json$/, (call) => containers.inspect(call)],
@@ -351,7 +351,8 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
     ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.verifyClients, rejectUnauthorized: tls.verifyClients }, handler)
     : createServer(handler);
   // `attach` asks to upgrade the connection (Docker's hijack): the socket then carries the raw stream.
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => undefined); // a client gone mid-stream; the attach ends with the socket
     const url = new URL(req.url ?? '/', 'http://kiln');
     const path = url.pathname.replace(/^\/v\d+\.\d+/, '');
     if (!/^\/containers\/.+\/attach$/.test(path)) {
@@ -359,7 +360,8 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
       return;
     }
     const nameOrId = decodeURIComponent(/^\/containers\/(.+)\/attach$/.exec(path)?.[1] ?? '');
-    const out = { upgraded: true, head: (text: string) => socket.write(text), write: (data: Buffer) => socket.write(data), end: () => socket.end() };
+    if (head.length > 0) socket.unshift(head); // stdin the client sent with its request
+    const out = { upgraded: true, head: (text: string) => socket.write(text), write: (data: Buffer) => socket.write(data), end: () => socket.end(), input: socket };
     containers.attach(engine, nameOrId, url.searchParams, out).catch((err: unknown) => {
       options.log?.(`attach ${path}: ${err instanceof Error ? err.message : String(err)}`);
       socket.destroy();

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { constants, existsSync, open as openCallback } from 'node:fs';
+import { Socket } from 'node:net';
 import { lstat, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -13,12 +15,14 @@ import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
-import { logPath } from '../runtime/runtime.js';
+import { type RuntimeName, logPath, resizeTerminal, stdinPipe } from '../runtime/runtime.js';
+import type { ConsoleSize } from '../runtime/spec.js';
 import { Snapshotter, mount, unmount, unmountStale } from '../snapshot/snapshotter.js';
 import { tarDirectory } from '../layer/directory.js';
 import type { Engine } from './engine.js';
 
 const run = promisify(execFile);
+const openFd = promisify(openCallback);
 import { OWNER_FILE, containerBundle, containerKey } from './run.js';
 
 /** Finds a container by name, full ID or unique ID prefix. */
@@ -39,6 +43,41 @@ function snapshotterFor(engine: Engine, container: ContainerRow): Snapshotter {
 /** True while a detached container's supervisor (and so its process) runs. */
 export function isRunning(container: ContainerRow): boolean {
   return container.exitCode === null && container.pid !== null && processAlive(container.pid);
+}
+
+/** How a container's process was started: with a terminal (`-t`), with stdin kept open (`-i`). */
+export async function containerIo(engine: Engine, id: string): Promise<{ tty: boolean; openStdin: boolean }> {
+  const bundle = containerBundle(engine, id);
+  const spec = await readFile(join(bundle, 'config.json'), 'utf8').then((text) => JSON.parse(text) as { process?: { terminal?: boolean } }, () => undefined);
+  return { tty: spec?.process?.terminal === true, openStdin: existsSync(stdinPipe(bundle)) };
+}
+
+/**
+ * A writer to a detached container's stdin (the named pipe its supervisor reads once the process runs);
+ * ending it ends the process's stdin. Undefined when the container keeps no stdin open or has exited.
+ */
+export async function containerStdin(engine: Engine, id: string): Promise<Socket | undefined> {
+  const fifo = stdinPipe(containerBundle(engine, id));
+  if (!existsSync(fifo)) return undefined;
+  for (;;) {
+    // Non-blocking: ENXIO until the supervisor reads (a blocking open would wait forever for one that died).
+    const fd = await openFd(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENXIO' || err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (fd !== undefined) return new Socket({ fd, readable: false, writable: true });
+    const row = engine.store.db.containers().find((c) => c.id === id);
+    if (!row || (row.exitCode !== null || (row.pid !== null && !processAlive(row.pid)))) return undefined;
+    await delay(20); // polling: the supervisor's open gives no event here
+  }
+}
+
+/** `docker resize` of a container with a terminal; nothing for one without. */
+export async function resizeContainer(engine: Engine, nameOrId: string, runtime: RuntimeName, size: ConsoleSize): Promise<void> {
+  const container = findContainer(engine, nameOrId);
+  if (!(await containerIo(engine, container.id)).tty) return;
+  if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
+  await resizeTerminal(runtime, container.id, size);
 }
 
 /** `docker kill`: SIGKILL to a running container's process; it then shows as exited. */

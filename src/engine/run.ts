@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +9,7 @@ import { type Layer, chainIds } from '../image/image.js';
 import { applyLayer } from '../layer/apply.js';
 import { decompressStream } from '../layer/compression.js';
 import { layerCompression } from '../oci/mediatypes.js';
-import { type RuntimeName, prepareRuntime, runBundle } from '../runtime/runtime.js';
+import { type RuntimeName, makeStdinPipe, prepareRuntime, runBundle, stdinPipe } from '../runtime/runtime.js';
 import { type ProcessOptions, runtimeSpec } from '../runtime/spec.js';
 import { type Driver, Snapshotter, detectDriver, mount, unmount } from '../snapshot/snapshotter.js';
 import type { Engine } from './engine.js';
@@ -23,6 +24,7 @@ export interface RunOptions extends Omit<ProcessOptions, 'hostname'> {
   readonly runtime: RuntimeName;
   /** `--storage-driver`; detected when absent. */
   readonly storageDriver?: Driver;
+  /** `-i`: keep stdin open (for a detached container: a named pipe in its bundle, which `attach` writes to). */
   readonly interactive: boolean;
   /** The container's ID when the caller chose it (the Engine API's create, then start). */
   readonly id?: string;
@@ -163,9 +165,9 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
     }
     const prepared = await prepareRuntime(options.runtime);
     if (prepared) options.notice(prepared);
-    if (options.tty && options.detach) throw new KilnError('UNSUPPORTED', '-t with -d is not supported yet: a detached container has no terminal to attach to');
     if (options.detach) {
       await writeFile(join(bundle, 'config.json'), JSON.stringify(runtimeSpecification, null, 2));
+      if (options.interactive) await makeStdinPipe(bundle);
       const supervisor = spawn(process.execPath, [KILN_BIN, '--root', engine.store.root, SUPERVISE_COMMAND, id, options.runtime, options.remove ? 'rm' : 'keep'], { detached: true, stdio: 'ignore' });
       supervisor.unref();
       engine.store.db.setContainerPid(id, supervisor.pid ?? null);
@@ -210,9 +212,11 @@ export async function superviseContainer(engine: Engine, id: string, runtime: Ru
   const snapshots = new Snapshotter(engine.store.root, engine.store.db, container.driver === 'vfs' ? 'vfs' : 'overlay');
   const bundle = containerBundle(engine, id);
   try {
-    const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as object;
+    const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process?: { terminal?: boolean } };
     await writeFile(join(bundle, OWNER_FILE), String(process.pid));
-    const exitCode = await runBundle(runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: true });
+    const fifo = stdinPipe(bundle);
+    const stdin = existsSync(fifo) ? { fifo } : 'ignore';
+    const exitCode = await runBundle(runtime, bundle, id, spec, { stdin, keepLogs: true, tty: spec.process?.terminal ?? false });
     engine.store.db.finishContainer(id, exitCode);
   } finally {
     engine.store.db.setContainerPid(id, null);

@@ -1,11 +1,16 @@
-import { execFile, spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { closeSync, constants, createWriteStream, existsSync, open as openCallback } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
+import type { ConsoleSize } from './spec.js';
 
 const run = promisify(execFile);
+const openFd = promisify(openCallback);
 
 export type RuntimeName = 'runc' | 'crun';
 
@@ -35,7 +40,8 @@ export async function prepareRuntime(runtime: RuntimeName): Promise<string | und
  * `runc run` removes the container's runtime state when the process exits.
  */
 export interface BundleStdio {
-  readonly stdin: 'inherit' | 'ignore';
+  /** `fifo`: the process's stdin is what is written to this named pipe, once the process runs. */
+  readonly stdin: 'inherit' | 'ignore' | { readonly fifo: string };
   readonly keepLogs: boolean;
   readonly tty?: boolean;
   /** Where the process's output goes instead of kiln's own stdout/stderr (a build step's log). */
@@ -44,15 +50,11 @@ export interface BundleStdio {
 
 export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): Promise<number> {
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
-  // With a terminal, runc itself allocates the pseudo-terminal and relays it to the one kiln runs in,
-  // so every stream is inherited as it is (no logs are kept for such a run).
-  const child = stdio.tty
-    ? spawn(runtime, ['run', '--bundle', bundle, id], { stdio: 'inherit' })
-    : spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdio.stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
+  const child = spawnRuntime(runtime, bundle, id, spec, stdio);
   const write = stdio.output ?? ((stream: 'stdout' | 'stderr', chunk: Buffer) => process[stream].write(chunk));
-  // A kept container's output is also written to its bundle, for `kiln logs`.
-  const stdoutLog = stdio.keepLogs && !stdio.tty ? createWriteStream(logPath(bundle, 'stdout')) : undefined;
-  const stderrLog = stdio.keepLogs && !stdio.tty ? createWriteStream(logPath(bundle, 'stderr')) : undefined;
+  // A kept container's output is also written to its bundle, for `kiln logs` (a terminal's to stdout).
+  const stdoutLog = stdio.keepLogs && child.stdout ? createWriteStream(logPath(bundle, 'stdout')) : undefined;
+  const stderrLog = stdio.keepLogs && child.stderr ? createWriteStream(logPath(bundle, 'stderr')) : undefined;
   child.stdout?.on('data', (chunk: Buffer) => {
     write('stdout', chunk);
     stdoutLog?.write(chunk);
@@ -68,26 +70,136 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
   const onTerm = forward('SIGTERM');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
+  const feeding = typeof stdio.stdin === 'object' && child.stdin ? feedStdin(runtime, id, stdio.stdin.fifo, child.stdin) : undefined;
   try {
-    return await new Promise<number>((resolve, reject) => {
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.on('error', (err) =>
-        reject(new KilnError('NOT_FOUND', `cannot start the OCI runtime ${runtime}: ${err.message} (install Debian's ${runtime} package, or pick another with --runtime)`)),
+        reject(
+          supervisedTerminal(stdio)
+            ? new KilnError('NOT_FOUND', `cannot start util-linux's script, which gives a detached container's runtime its terminal: ${err.message} (install Debian's bsdutils package)`)
+            : new KilnError('NOT_FOUND', `cannot start the OCI runtime ${runtime}: ${err.message} (install Debian's ${runtime} package, or pick another with --runtime)`),
+        ),
       );
-      child.on('exit', (code, signal) => {
-        if (/cgroups in hybrid mode not supported/.test(stderr)) {
-          reject(new KilnError('UNSUPPORTED', `${runtime} refuses this machine's hybrid cgroup setup; use --runtime runc, or mount the hugetlb controller: mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`));
-        } else if (/executable file not found|no such file or directory/.test(stderr) && code !== 0) {
-          resolve(127); // Docker's codes when the command cannot be found or run
-        } else if (/permission denied/.test(stderr) && code !== 0) {
-          resolve(126);
-        } else resolve(code ?? 128 + (signal ? (({ SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }) as Record<string, number>)[signal] ?? 1 : 1));
-      });
+      child.on('exit', (code, signal) => resolve({ code, signal }));
     });
+    if (supervisedTerminal(stdio)) {
+      // The runtime's own messages went to a file, not into the terminal's stream: the log shows them.
+      const runtimeErrors = await readFile(join(bundle, RUNTIME_ERRORS), 'utf8').catch(() => '');
+      stderr += runtimeErrors;
+      stderrLog?.write(runtimeErrors);
+    }
+    return exitCode(runtime, exit.code, exit.signal, stderr);
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    if (feeding) await feeding.stop();
     for (const log of [stdoutLog, stderrLog]) if (log) await new Promise((resolve) => log.end(resolve));
   }
+}
+
+/** The file in a bundle where a supervised terminal's runtime writes its own errors. */
+const RUNTIME_ERRORS = 'runtime.err';
+
+function supervisedTerminal(stdio: BundleStdio): boolean {
+  return (stdio.tty ?? false) && stdio.keepLogs;
+}
+
+/**
+ * The runtime's process for each kind of stdio. A terminal in the foreground: runc allocates the
+ * pseudo-terminal and relays it to the one kiln runs in, so every stream is inherited. A terminal with
+ * no one's terminal to relay to (a detached container): runc still needs one of its own, so it runs
+ * under util-linux's `script`, whose pseudo-terminal is put in raw mode at the console size first (runc
+ * would set raw mode too, but only later: input arriving before would be echoed and an EOF lost).
+ */
+function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): ChildProcess {
+  const stdin = stdio.stdin === 'inherit' ? 'inherit' : stdio.stdin === 'ignore' ? 'ignore' : 'pipe';
+  if (supervisedTerminal(stdio)) {
+    const size = (spec as { process?: { consoleSize?: ConsoleSize } }).process?.consoleSize ?? { height: 24, width: 80 };
+    const command = `stty raw -echo rows ${size.height} cols ${size.width} && exec ${runtime} run --bundle ${shellQuote(bundle)} ${shellQuote(id)} 2>${shellQuote(join(bundle, RUNTIME_ERRORS))}`;
+    return spawn('script', ['--quiet', '--return', '--echo', 'never', '--command', command, '/dev/null'], { stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } });
+  }
+  if (stdio.tty) return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: 'inherit' });
+  return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
+}
+
+function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/** Docker's exit code for how the runtime ended. */
+function exitCode(runtime: RuntimeName, code: number | null, signal: NodeJS.Signals | null, stderr: string): number {
+  if (/cgroups in hybrid mode not supported/.test(stderr)) {
+    throw new KilnError('UNSUPPORTED', `${runtime} refuses this machine's hybrid cgroup setup; use --runtime runc, or mount the hugetlb controller: mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`);
+  }
+  if (code !== 0 && /executable file not found|no such file or directory/.test(stderr)) return 127; // the command cannot be found or run
+  if (code !== 0 && /permission denied/.test(stderr)) return 126;
+  return code ?? 128 + (signal ? (({ SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }) as Record<string, number>)[signal] ?? 1 : 1);
+}
+
+/**
+ * Copies what is written to a container's stdin pipe (the named pipe in its bundle) into the process,
+ * once it runs, and ends its stdin when the writer closes (Docker's StdinOnce). Waiting for a writer is
+ * a blocking open on a thread-pool thread, which `stop` releases by opening the pipe for writing itself;
+ * the reading after that is on the event loop, so `stop` ends it at once.
+ */
+function feedStdin(runtime: RuntimeName, id: string, fifo: string, stdin: Writable): { stop(): Promise<void> } {
+  stdin.on('error', () => undefined); // the process may exit without reading all of it
+  let stopped = false;
+  let reader: Socket | undefined;
+  const opening = (async () => {
+    await runningState(runtime, id, () => stopped);
+    if (stopped) return;
+    const fd = await openFd(fifo, constants.O_RDONLY);
+    reader = new Socket({ fd, readable: true, writable: false });
+    reader.on('error', () => stdin.end());
+    if (stopped) reader.destroy();
+    else reader.pipe(stdin);
+  })().catch(() => stdin.end());
+  return {
+    async stop() {
+      stopped = true;
+      const writer = await openFd(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined); // ENXIO: no open waits
+      if (writer !== undefined) closeSync(writer);
+      await opening;
+      reader?.destroy();
+    },
+  };
+}
+
+/**
+ * Waits until the runtime reports the container running (its terminal, if any, is then in raw mode),
+ * or `cancelled` says to stop waiting. Polls: the runtime has no event for it.
+ */
+async function runningState(runtime: RuntimeName, id: string, cancelled: () => boolean): Promise<number | undefined> {
+  while (!cancelled()) {
+    const state = await run(runtime, ['state', id]).then(({ stdout }) => JSON.parse(stdout) as { status?: string; pid?: number }, () => undefined);
+    if (state?.status === 'running' && state.pid) return state.pid;
+    await delay(20);
+  }
+  return undefined;
+}
+
+/**
+ * Sets a running container's terminal size (`docker resize`, and the client's first size after start):
+ * on the process's terminal, which makes the kernel send it SIGWINCH. Waits a little for a container that
+ * is still starting.
+ */
+export async function resizeTerminal(runtime: RuntimeName, id: string, size: ConsoleSize): Promise<void> {
+  const deadline = Date.now() + 5000;
+  const pid = await runningState(runtime, id, () => Date.now() > deadline);
+  if (pid === undefined) throw new KilnError('CONFLICT', `container ${id.slice(0, 12)} is not running`);
+  await run('stty', ['-F', `/proc/${pid}/fd/0`, 'rows', String(size.height), 'cols', String(size.width)]).catch((err: Error) => {
+    throw new KilnError('CONFLICT', `cannot resize the terminal of container ${id.slice(0, 12)}: ${err.message.trim()}`);
+  });
+}
+
+/** The named pipe in a detached container's bundle that feeds its stdin (`-i`). */
+export function stdinPipe(bundle: string): string {
+  return join(bundle, 'stdin');
+}
+
+export async function makeStdinPipe(bundle: string): Promise<void> {
+  await run('mkfifo', ['-m', '0600', stdinPipe(bundle)]);
 }
 
 /** Where a kept container's output is logged. */

@@ -22,6 +22,8 @@ export interface ProcessOptions {
   readonly volumes: readonly string[];
   /** `-t`: the process gets a pseudo-terminal (runc relays it to kiln's own terminal). */
   readonly tty?: boolean;
+  /** The terminal's first size (`-t`), until a resize. */
+  readonly consoleSize?: ConsoleSize;
 }
 
 /** Docker's rules for the command: entrypoint + cmd, with --entrypoint resetting the image's Cmd. */
@@ -101,6 +103,11 @@ interface Mount {
   options: string[];
 }
 
+export interface ConsoleSize {
+  readonly height: number;
+  readonly width: number;
+}
+
 /** The OCI runtime spec (config.json) for a container, with Docker's defaults. */
 export async function runtimeSpec(config: ContainerConfig, rootfs: string, files: { hosts: string; resolvConf: string; hostname: string }, options: ProcessOptions): Promise<object> {
   const user = await resolveUser(rootfs, options.user ?? config.User ?? '');
@@ -116,6 +123,7 @@ export async function runtimeSpec(config: ContainerConfig, rootfs: string, files
     ociVersion: '1.0.2',
     process: {
       terminal: options.tty ?? false,
+      ...(options.tty ? { consoleSize: options.consoleSize ?? { height: 24, width: 80 } } : {}),
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       args: commandLine(config, options),
       env: environment(config, options.env, options.hostname, user.home),

@@ -139,6 +139,19 @@ describe('detached containers: run -d, ps, logs, rm -f', { skip: cannotRun }, ()
   });
 });
 
+describe('detached containers with a terminal: run -d -t', { skip: cannotRun }, () => {
+  it('gives the process a controlling terminal of 24x80, logged as Docker logs one (CR LF)', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]));
+    await ok(kiln(['run', '-d', '-t', '--name', 'term', 'busybox:lab', 'sh', '-c', 'tty; stty size; exit 4']));
+    const deadline = Date.now() + 20_000;
+    while (!(await ok(kiln(['ps', '-a', '--format', '{{.Status}}']))).stdout.startsWith('Exited') && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    assert.match((await ok(kiln(['ps', '-a', '--format', '{{.Names}} {{.Status}}']))).stdout, /^term Exited \(4\)/);
+    assert.equal((await ok(kiln(['logs', 'term']))).stdout, '/dev/pts/0\r\n24 80\r\n');
+    await ok(kiln(['rm', 'term']));
+  });
+});
+
 describe('signals', { skip: cannotRun }, () => {
   it('SIGTERM sent to kiln reaches the container\'s process', async () => {
     const { root, kiln } = await newKiln();

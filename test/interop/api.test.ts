@@ -167,6 +167,48 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await assert.rejects(docker(['run', '--rm', 'nothing:here']), /Unable to find image 'nothing:here' locally/);
   });
 
+  it('docker run -i, -t and -it, and attach: stdin until the client closes it, a terminal at the client\'s size, exit codes', { skip: !isRoot && 'containers need root' }, async () => {
+    await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
+    const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'docker-config') };
+    // The docker CLI on a terminal of its own (util-linux script's), fed `input`: its output and exit code.
+    const onTerminal = async (command: string, input: string): Promise<{ code: number; output: string }> => {
+      const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stdin.end(input);
+      const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
+      return { code, output: output.replace(/\r/g, '') };
+    };
+    const exitOf = (args: readonly string[], input: string): Promise<{ code: number; stdout: string }> =>
+      new Promise((resolve) => {
+        const child = spawn('docker', args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
+        let stdout = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stdin.end(input);
+        child.on('close', (code) => resolve({ code: code ?? -1, stdout }));
+      });
+    // -i: what the client pipes in reaches the process, and its end is the process's EOF.
+    assert.deepEqual(await exitOf(['run', '-i', '--rm', 'busybox:lab', 'sh', '-c', 'cat; echo "[eof]"'], 'line one\nline two\n'), { code: 0, stdout: 'line one\nline two\n[eof]\n' });
+    assert.deepEqual(await exitOf(['run', '-i', '--rm', 'busybox:lab', 'sh', '-c', 'read x; echo "got $x"; exit 3'], 'hi\n'), { code: 3, stdout: 'got hi\n' });
+    // -t: a real terminal (the process's controlling one), at the size of the client's terminal.
+    const tty = await onTerminal("stty rows 30 cols 100; docker run -t --rm busybox:lab sh -c 'tty; stty size; test -t 0 && echo interactive'", '');
+    assert.equal(tty.code, 0);
+    assert.match(tty.output, /^\/dev\/pts\/0\n30 100\ninteractive\n$/m);
+    // -it: a shell typed to; its exit code comes back.
+    const shell = await onTerminal('docker run -it --rm busybox:lab sh', 'echo $((40 + 2))\nexit 5\n');
+    assert.equal(shell.code, 5, shell.output);
+    assert.match(shell.output, /^42$/m);
+    // -dit, then attach: the container waits for input; the attach types to it and gets only what comes next.
+    const id = (await docker(['run', '-dit', '--name', 'api-tty', 'busybox:lab', 'sh'])).stdout.trim();
+    assert.equal((await docker(['inspect', '-f', '{{.Config.Tty}} {{.Config.OpenStdin}} {{.State.Running}}', id])).stdout, 'true true true\n');
+    const attached = await onTerminal('docker attach api-tty', 'echo attached-$((6 * 7))\nexit 7\n');
+    assert.equal(attached.code, 7, attached.output);
+    assert.match(attached.output, /^attached-42$/m);
+    assert.equal((await docker(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'api-tty'])).stdout, 'exited 7\n');
+    assert.match((await docker(['logs', 'api-tty'])).stdout.replace(/\r/g, ''), /^attached-42$/m);
+    await docker(['rm', 'api-tty']);
+  });
+
   it('serves many clients at once while the kiln CLI changes the same store', async () => {
     await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
     const listings = Array.from({ length: 8 }, () => docker(['images', '--format', '{{.ID}}']));
