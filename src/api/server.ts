@@ -19,7 +19,7 @@ import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
 import { Containers, readJson } from './containers.js';
-import type { Duplex } from 'node:stream';
+import { type Duplex, PassThrough, type Readable } from 'node:stream';
 
 /** The newest API version kiln speaks, and the oldest it accepts in a path prefix. */
 export const API_VERSION = '1.41';
@@ -360,8 +360,13 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
       return;
     }
     const nameOrId = decodeURIComponent(/^\/containers\/(.+)\/attach$/.exec(path)?.[1] ?? '');
-    if (head.length > 0) socket.unshift(head); // stdin the client sent with its request
-    const out = { upgraded: true, head: (text: string) => socket.write(text), write: (data: Buffer) => socket.write(data), end: () => socket.end(), input: socket };
+    // A body sent with the request (dockerode sends its options) is not stdin: skip it, as dockerd does.
+    let skip = Number(req.headers['content-length'] ?? 0) || 0;
+    const rest = head.subarray(Math.min(skip, head.length));
+    skip -= head.length - rest.length;
+    if (rest.length > 0) socket.unshift(rest);
+    const input = skip > 0 ? skipBytes(socket, skip) : socket;
+    const out = { upgraded: true, head: (text: string) => socket.write(text), write: (data: Buffer) => socket.write(data), end: () => socket.end(), input };
     containers.attach(engine, nameOrId, url.searchParams, out).catch((err: unknown) => {
       options.log?.(`attach ${path}: ${err instanceof Error ? err.message : String(err)}`);
       socket.destroy();
@@ -379,4 +384,17 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
     if (listen.group !== undefined) await chown(listen.socket, process.getuid?.() ?? 0, listen.group);
   }
   return server;
+}
+
+/** The stream after its first `count` bytes. */
+function skipBytes(source: Duplex, count: number): Readable {
+  let left = count;
+  const rest = new PassThrough();
+  source.on('data', (chunk: Buffer) => {
+    const keep = chunk.subarray(Math.min(left, chunk.length));
+    left -= chunk.length - keep.length;
+    if (keep.length > 0) rest.write(keep);
+  });
+  source.on('end', () => rest.end());
+  return rest;
 }

@@ -82,4 +82,36 @@ describe('kiln serve: the same flow with dockerode as the client', () => {
       assert.ok(pulled.some((m) => (m.status ?? '').startsWith('Status: ')), JSON.stringify(pulled));
     }
   });
+  it('attach with stdin (multiplexed output) and with a terminal (raw output, resized)', { skip: !isRoot && 'containers need root' }, async () => {
+    await finished(docker, await docker.loadImage(createReadStream(join(fixturesDir, 'busybox-docker20-save.tar'))));
+    const collect = (stream: NodeJS.ReadableStream): Promise<string> =>
+      new Promise((resolve) => {
+        let text = '';
+        stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        stream.on('end', () => resolve(text));
+      });
+    // stdin: attached before start, ended by the client; the output comes back multiplexed.
+    const piped = await docker.createContainer({ Image: 'busybox:lab', Cmd: ['sh', '-c', 'tr a-z A-Z; exit 2'], OpenStdin: true, StdinOnce: true, AttachStdin: true });
+    const stream = await piped.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
+    const stdout = new PassThrough();
+    docker.modem.demuxStream(stream, stdout, new PassThrough());
+    const upper = collect(stdout);
+    stream.on('end', () => stdout.end());
+    await piped.start();
+    stream.end('shout\n');
+    assert.equal(((await piped.wait()) as { StatusCode: number }).StatusCode, 2);
+    assert.equal(await upper, 'SHOUT\n');
+    assert.equal(((await piped.inspect()) as { Config: { OpenStdin: boolean; Tty: boolean } }).Config.OpenStdin, true);
+    await piped.remove();
+    // A terminal: raw output; a resize reaches the running process.
+    const term = await docker.createContainer({ Image: 'busybox:lab', Cmd: ['sh', '-c', 'stty size; read line; stty size'], Tty: true, OpenStdin: true, StdinOnce: true });
+    const raw = await term.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
+    const screen = collect(raw);
+    await term.start();
+    await term.resize({ h: 50, w: 132 });
+    raw.write('go\n');
+    assert.equal(((await term.wait()) as { StatusCode: number }).StatusCode, 0);
+    assert.match((await screen).replace(/\r/g, ''), /^24 80\n(go\n)?50 132\n$/);
+    await term.remove();
+  });
 });
