@@ -18,7 +18,7 @@ import type { Lease } from '../transport/store.js';
 import { hostPlatform } from '../transport/oci-layout.js';
 import type { Engine } from './engine.js';
 import { type Filters, booleanFilter, checkFilterKeys } from './filters.js';
-import { openSnapshotter, unpackLayers } from './run.js';
+import { openSnapshotter, unpackLayers, unpackWhileReading } from './run.js';
 
 /** One progress message, Docker's jsonmessage shape. */
 export interface ProgressEvent {
@@ -199,14 +199,19 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
         const size = layer.size ?? 0;
         const digest = layer.digest as Digest;
         const stream = resumableBlob(client, repository, digest, size, (received) => options.events({ status: 'Downloading', id: short, progressDetail: { current: received, total: size } }));
+        // The base layer (or one whose parent is unpacked already) is unpacked from the same bytes as they arrive.
+        const unpack = snapshots && unpackWhileReading(snapshots, layers, index, what);
         try {
-          await store.ingestLayer(lease, stream, { mediaType: layer.mediaType, digest, size, diffId: layer.diffId }, `${what}: layer ${digest}`);
+          await store.ingestLayer(lease, stream, { mediaType: layer.mediaType, digest, size, diffId: layer.diffId }, `${what}: layer ${digest}`, unpack && ((tar) => unpack.read(tar)));
+          await unpack?.settle(true);
         } catch (err) {
+          await unpack?.settle(false);
           arrived[index]?.reject(err);
           throw err;
         }
         options.events({ status: 'Verifying Checksum', id: short });
         options.events({ status: 'Download complete', id: short });
+        if (unpack) options.events({ status: 'Extracting', id: short }); // done as it downloaded
         if (!snapshots) options.events({ status: 'Pull complete', id: short });
         arrived[index]?.resolve();
       }));

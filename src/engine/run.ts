@@ -63,13 +63,14 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
   let parent: string | undefined;
   for (const [i, layer] of layers.entries()) {
     const key = `${snapshots.driver}:${chain[i]}`;
-    // One unpack per snapshot at a time in this process (parallel build stages share base layers).
+    await ready?.(i);
+    // One unpack per snapshot at a time in this process (parallel build stages share base layers; a
+    // pull may be unpacking this layer as it downloads it).
     const lock = `${snapshots.root}\0${key}`;
     for (let running = unpacking.get(lock); running; running = unpacking.get(lock)) await running.catch(() => undefined);
     if (!snapshots.has(key)) {
       const below = parent;
       const work = (async () => {
-        await ready?.(i);
         progress?.(i, 'extracting');
         const temporary = `extract-${process.pid}-${randomBytes(6).toString('hex')}`;
         await snapshots.prepare(temporary, below);
@@ -94,6 +95,42 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
     parent = key;
   }
   return parent;
+}
+
+/**
+ * Unpacks layer `index` from its tar as a pull reads it (one pass over the bytes instead of two), when
+ * the snapshot below it is already there: `read` applies the tar to a new snapshot, `settle` commits it
+ * once the blob has been verified and stored, or drops it. Undefined when the layer cannot be unpacked
+ * this way now (its parent is not unpacked yet, or it is, or is being, unpacked).
+ */
+export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Layer[], index: number, what: string): { read(tar: AsyncIterable<Uint8Array>): Promise<void>; settle(verified: boolean): Promise<void> } | undefined {
+  const chain = chainIds(layers.map((l) => l.diffId));
+  const key = `${snapshots.driver}:${chain[index]}`;
+  const parent = index > 0 ? `${snapshots.driver}:${chain[index - 1]}` : undefined;
+  const lock = `${snapshots.root}\0${key}`;
+  if (snapshots.has(key) || (parent !== undefined && !snapshots.has(parent)) || unpacking.has(lock)) return undefined;
+  const temporary = `extract-${process.pid}-${randomBytes(6).toString('hex')}`;
+  let prepared = false;
+  let applied = false;
+  let settled!: () => void;
+  unpacking.set(lock, new Promise<void>((resolve) => (settled = resolve)));
+  return {
+    async read(tar) {
+      await snapshots.prepare(temporary, parent);
+      prepared = true;
+      await applyLayer(snapshots.dir(temporary), tar, { whiteouts: snapshots.whiteouts, what: `layer ${index + 1} of ${what}` });
+      applied = true;
+    },
+    async settle(verified) {
+      try {
+        if (verified && applied && !snapshots.has(key)) snapshots.commit(key, temporary);
+        else if (prepared) await snapshots.remove(temporary);
+      } finally {
+        unpacking.delete(lock);
+        settled();
+      }
+    },
+  };
 }
 
 /** Unpacks in progress in this process, by snapshotter root and key. */

@@ -28,9 +28,11 @@ function detachable<T>(source: AsyncIterator<T>): AsyncIterable<T> {
 /**
  * Reads a layer blob once: passes every byte to `sink` (the content writer), and on the way decompresses
  * it, hashes the tar for the diffID, and walks its entries so that a truncated or malformed tar, or an
- * entry that climbs out of the root with `..`, is refused before anything is published.
+ * entry that climbs out of the root with `..`, is refused before anything is published. `alsoTar`, when
+ * given, reads the same decompressed tar at the same time (a pull unpacking as it downloads): it fails
+ * the scan if it fails, and its reading fails if the scan does.
  */
-export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => Promise<void>, what: string): Promise<ScannedLayer> {
+export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => Promise<void>, what: string, alsoTar?: (tar: AsyncIterable<Uint8Array>) => Promise<unknown>): Promise<ScannedLayer> {
   // The raw bytes are read through a detachable iterator: when the layer turns out malformed, the rest of
   // the blob still reaches the sink, so the caller can tell bytes that are not what the digest names
   // (DIGEST_MISMATCH) from a well-identified blob that is not a valid layer.
@@ -44,11 +46,16 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
   const { compression, stream } = await autoDecompress(tapped());
   const hash = createHash('sha256');
   let diffSize = 0;
+  const branch = alsoTar && new Branch();
+  const branchDone = branch && alsoTar?.(branch).finally(() => branch.leave());
+  branchDone?.catch((err: unknown) => branch?.fail(err));
   async function* hashed(): AsyncGenerator<Uint8Array> {
     for await (const chunk of stream) {
       hash.update(chunk);
+      await branch?.push(chunk);
       yield chunk;
     }
+    branch?.end();
   }
   const iterator = hashed();
   try {
@@ -66,11 +73,81 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     while (!(await iterator.next()).done) {
       // Drain what follows the end-of-archive marker: it is part of the diffID.
     }
+    await branchDone;
   } catch (err) {
+    branch?.fail(err);
+    await branchDone?.catch(() => undefined);
     await iterator.return(undefined);
     for (let next = await raw.next().catch(() => ({ done: true as const, value: undefined })); !next.done; next = await raw.next()) await sink(next.value);
     if (err instanceof KilnError) throw new KilnError(err.code, err.message.startsWith(what) ? err.message : `${what}: ${err.message}`, { cause: err });
     throw err;
   }
   return { diffId: `sha256:${hash.digest('hex')}` as Digest, diffSize, compression };
+}
+
+/**
+ * The second reader of a scanned tar: chunks wait here for it, a few at most (the scan waits when it
+ * lags). When it stops reading early (after the end-of-archive marker), later chunks are dropped; a
+ * failure on either side ends both.
+ */
+class Branch implements AsyncIterable<Uint8Array> {
+  private readonly queue: Uint8Array[] = [];
+  private ended = false;
+  private left = false;
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+  private space: (() => void) | undefined;
+  private static readonly AHEAD = 8;
+
+  async push(chunk: Uint8Array): Promise<void> {
+    this.check();
+    if (this.left) return;
+    this.queue.push(chunk);
+    this.signal();
+    while (this.queue.length >= Branch.AHEAD && !this.left && this.failure === undefined) await new Promise<void>((resolve) => (this.space = resolve));
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  end(): void {
+    this.ended = true;
+    this.signal();
+  }
+
+  fail(err: unknown): void {
+    this.failure ??= err instanceof Error ? err : new Error(String(err));
+    this.signal();
+  }
+
+  leave(): void {
+    this.left = true;
+    this.queue.length = 0;
+    this.signal();
+  }
+
+  private signal(): void {
+    this.wake?.();
+    this.space?.();
+    this.wake = this.space = undefined;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    try {
+      for (;;) {
+        this.check();
+        const chunk = this.queue.shift();
+        if (chunk) {
+          this.space?.();
+          this.space = undefined;
+          yield chunk;
+        } else if (this.ended) return;
+        else await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+    } finally {
+      this.leave();
+    }
+  }
 }

@@ -115,10 +115,11 @@ export class LocalStore {
    * Streams a layer blob into the store under a lease, checking as it goes that it is a well-formed tar
    * (after decompression) whose content hashes to `expected.diffId` when that is given. The media type
    * recorded is the declared one when the bytes agree with it, else the OCI type of what they really are.
+   * `alsoTar` reads the decompressed tar at the same time (see scanLayer).
    */
-  async ingestLayer(lease: Lease, source: AsyncIterable<Uint8Array>, expected: { mediaType: string; digest?: Digest; size?: number; diffId?: Digest }, what: string): Promise<LayerBlobRow> {
+  async ingestLayer(lease: Lease, source: AsyncIterable<Uint8Array>, expected: { mediaType: string; digest?: Digest; size?: number; diffId?: Digest }, what: string, alsoTar?: (tar: AsyncIterable<Uint8Array>) => Promise<unknown>): Promise<LayerBlobRow> {
     return this.storeLayerBlob(lease, `layer-${expected.diffId ?? expected.digest ?? 'new'}`, async (writer) => {
-      const scanned = await scanLayer(source, (chunk) => writer.write(chunk), what).catch((err: unknown) => {
+      const scanned = await scanLayer(source, (chunk) => writer.write(chunk), what, alsoTar).catch((err: unknown) => {
         // Bytes that are not the blob the digest names say so, rather than how they fail to be a layer.
         const actual = writer.peekDigest();
         if (expected.digest && actual !== expected.digest) {
