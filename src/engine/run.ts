@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
-import { applyLayer } from '../layer/apply.js';
+import { applyLayer, applyLayerOffThread } from '../layer/apply.js';
 import { decompressStream } from '../layer/compression.js';
 import { layerCompression } from '../oci/mediatypes.js';
 import { type RuntimeName, makeStdinPipe, prepareRuntime, runBundle, stdinPipe } from '../runtime/runtime.js';
@@ -118,7 +118,9 @@ export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Laye
     async read(tar) {
       await snapshots.prepare(temporary, parent);
       prepared = true;
-      await applyLayer(snapshots.dir(temporary), tar, { whiteouts: snapshots.whiteouts, what: `layer ${index + 1} of ${what}` });
+      // A worker thread runs beside the download, decompression and hashing; starting one costs ~40 ms.
+      const apply = (layers[index]?.size ?? 0) >= OFF_THREAD_LAYER ? applyLayerOffThread : applyLayer;
+      await apply(snapshots.dir(temporary), tar, { whiteouts: snapshots.whiteouts, what: `layer ${index + 1} of ${what}` });
       applied = true;
     },
     async settle(verified) {
@@ -132,6 +134,9 @@ export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Laye
     },
   };
 }
+
+/** Layers whose blob is at least this large are unpacked on a worker thread as they download. */
+const OFF_THREAD_LAYER = 8 << 20;
 
 /** Unpacks in progress in this process, by snapshotter root and key. */
 const unpacking = new Map<string, Promise<void>>();

@@ -4,7 +4,8 @@ import { lstat, readdir, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { KilnError } from '../errors.js';
+import { Worker } from 'node:worker_threads';
+import { type ErrorCode, KilnError } from '../errors.js';
 import type { TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 
@@ -30,6 +31,59 @@ export interface ApplyOptions {
 
 export interface ApplyResult {
   readonly entries: number;
+}
+
+type WorkerReply = { type: 'ack' } | { type: 'done'; result: ApplyResult } | { type: 'error'; kiln?: ErrorCode; code?: string; message: string };
+
+/**
+ * `applyLayer` on a worker thread (see apply-worker.ts): the same result and errors, with the tar's bytes
+ * copied over a few chunks ahead. A failing source stops the worker and fails with the source's error.
+ */
+export async function applyLayerOffThread(root: string, source: AsyncIterable<Uint8Array>, options: ApplyOptions): Promise<ApplyResult> {
+  const worker = new Worker(new URL('./apply-worker.js', import.meta.url), { workerData: { root, options } });
+  let unacknowledged = 0;
+  let space: (() => void) | undefined;
+  let settle!: { resolve: (result: ApplyResult) => void; reject: (err: Error) => void };
+  const finished = new Promise<ApplyResult>((resolve, reject) => (settle = { resolve, reject }));
+  finished.catch(() => undefined); // awaited below; a failure before then only stops the feeding
+  // Set when the worker has answered: the rest of the source (padding after the tar's end) is not sent.
+  let answered = false;
+  const wakeFeeder = (): void => {
+    space?.();
+    space = undefined;
+  };
+  const fail = (err: Error): void => {
+    answered = true;
+    settle.reject(err);
+    wakeFeeder();
+  };
+  worker.on('message', (reply: WorkerReply) => {
+    if (reply.type === 'ack') {
+      unacknowledged--;
+      wakeFeeder();
+    } else if (reply.type === 'done') {
+      answered = true;
+      settle.resolve(reply.result);
+      wakeFeeder();
+    } else fail(reply.kiln ? new KilnError(reply.kiln, reply.message) : Object.assign(new Error(reply.message), { code: reply.code }));
+  });
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new KilnError('INTERNAL', `the layer-apply worker exited unexpectedly (code ${code})`)));
+  try {
+    for await (const chunk of source) {
+      if (answered) break;
+      const copy = new Uint8Array(chunk).buffer; // the chunk is still read on this thread: send a copy
+      unacknowledged++;
+      worker.postMessage({ type: 'data', buf: copy }, [copy]);
+      while (unacknowledged >= 4 && !answered) await new Promise<void>((resolve) => (space = resolve));
+    }
+    if (!answered) worker.postMessage({ type: 'end' });
+    return await finished;
+  } finally {
+    worker.removeAllListeners('exit');
+    worker.on('error', () => undefined);
+    await worker.terminate();
+  }
 }
 
 /** Runs `mknod` for a device node (Node has no mknod call). */

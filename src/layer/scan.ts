@@ -38,7 +38,7 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
   // (DIGEST_MISMATCH) from a well-identified blob that is not a valid layer.
   const raw = source[Symbol.asyncIterator]();
   async function* tapped(): AsyncGenerator<Uint8Array> {
-    for await (const chunk of detachable(raw)) {
+    for await (const chunk of coalesced(detachable(raw))) {
       await sink(chunk);
       yield chunk;
     }
@@ -83,6 +83,29 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     throw err;
   }
   return { diffId: `sha256:${hash.digest('hex')}` as Digest, diffSize, compression };
+}
+
+/** Chunks of at least this size reach the decompressor: each write to it is a trip to the thread pool. */
+const SCAN_CHUNK = 1 << 20;
+
+/** Joins small chunks (a network's, of 16 to 64 KiB) into ones of SCAN_CHUNK at least. */
+async function* coalesced(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let held: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of source) {
+    if (size === 0 && chunk.length >= SCAN_CHUNK) {
+      yield chunk;
+      continue;
+    }
+    held.push(chunk);
+    size += chunk.length;
+    if (size >= SCAN_CHUNK) {
+      yield Buffer.concat(held, size);
+      held = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(held, size);
 }
 
 /**

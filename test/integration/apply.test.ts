@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { loadImages } from '../../src/engine/archive.js';
 import { Engine } from '../../src/engine/engine.js';
 import { isKilnError } from '../../src/errors.js';
-import { applyLayer } from '../../src/layer/apply.js';
+import { applyLayer, applyLayerOffThread } from '../../src/layer/apply.js';
 import { decompressStream } from '../../src/layer/compression.js';
 import type { TarHeader } from '../../src/layer/tar/header.js';
 import { type TarInput, writeTar } from '../../src/layer/tar/writer.js';
@@ -30,6 +30,13 @@ async function expected() {
 }
 
 describe('applying layers', () => {
+  it('on a worker thread, as a pull applies a large layer, gives the same tree', { skip: !isRoot && 'owners 1000:1000 need root' }, async () => {
+    const root = join(await tempDir(), 'rootfs');
+    await mkdir(root);
+    for (const [i, open] of (await fixtureLayers('whiteouts-docker20-save.tar')).entries()) await applyLayerOffThread(root, await open(), { whiteouts: 'delete', what: `layer ${i + 1}` });
+    await assertTreeMatches(root, await expected(), SKIP);
+  });
+
   for (const fixture of ['whiteouts-docker20-save.tar', 'whiteouts-oci-layout', 'whiteouts-oci-zstd']) {
     it(`${fixture}: applied in order with deletions (vfs), gives the tree Docker exported`, { skip: !isRoot && 'owners 1000:1000 need root' }, async () => {
       const root = join(await tempDir(), 'rootfs');
@@ -118,8 +125,9 @@ async function snapshot(dir: string): Promise<string[]> {
 describe('hostile layers are refused and write nothing outside the root', () => {
   it(`has at least 30 cases (${HOSTILE.length + 3})`, () => assert.ok(HOSTILE.length + 3 >= 30));
 
-  for (const [name, entries, message, options] of HOSTILE) {
-    it(name, async () => {
+  // On a worker thread (as a pull unpacks a large layer while it downloads), the same refusals.
+  for (const [[name, entries, message, options], apply, where] of HOSTILE.flatMap((c) => [[c, applyLayer, ''], [c, applyLayerOffThread, ' (on a worker thread)']] as const)) {
+    it(`${name}${where}`, async () => {
       const sandbox = await tempDir('kiln-hostile-');
       const root = join(sandbox, 'root');
       await mkdir(root);
@@ -127,7 +135,7 @@ describe('hostile layers are refused and write nothing outside the root', () => 
       await writeFile(join(sandbox, 'outside', 'secret'), 'keep me');
       const before = await snapshot(sandbox);
       await assert.rejects(
-        applyLayer(root, writeTar(entries), { whiteouts: options?.whiteouts ?? 'delete', privileged: options?.privileged, what: 'hostile layer' }),
+        apply(root, writeTar(entries), { whiteouts: options?.whiteouts ?? 'delete', privileged: options?.privileged, what: 'hostile layer' }),
         (err) => isKilnError(err, 'INVALID_INPUT') && message.test(err.message) && err.message.startsWith('hostile layer: entry '),
       );
       assert.deepEqual(await snapshot(sandbox), before, 'nothing changed outside the root');
