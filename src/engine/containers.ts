@@ -67,7 +67,7 @@ export async function containerStdin(engine: Engine, id: string): Promise<Socket
     });
     if (fd !== undefined) return new Socket({ fd, readable: false, writable: true });
     const row = engine.store.db.containers().find((c) => c.id === id);
-    if (!row || (row.exitCode !== null || (row.pid !== null && !processAlive(row.pid)))) return undefined;
+    if (!row || !isRunning(row)) return undefined;
     await delay(20); // polling: the supervisor's open gives no event here
   }
 }
