@@ -8,6 +8,7 @@ import { KilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
 import { applyLayer, applyLayerOffThread } from '../layer/apply.js';
 import { decompressStream } from '../layer/compression.js';
+import type { TarWalker } from '../layer/scan.js';
 import { layerCompression } from '../oci/mediatypes.js';
 import { type RuntimeName, makeStdinPipe, prepareRuntime, runBundle, stdinPipe } from '../runtime/runtime.js';
 import { type ProcessOptions, runtimeSpec } from '../runtime/spec.js';
@@ -103,7 +104,7 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
  * once the blob has been verified and stored, or drops it. Undefined when the layer cannot be unpacked
  * this way now (its parent is not unpacked yet, or it is, or is being, unpacked).
  */
-export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Layer[], index: number, what: string): { read(tar: AsyncIterable<Uint8Array>): Promise<void>; settle(verified: boolean): Promise<void> } | undefined {
+export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Layer[], index: number, what: string): { read: TarWalker; settle(verified: boolean): Promise<void> } | undefined {
   const chain = chainIds(layers.map((l) => l.diffId));
   const key = `${snapshots.driver}:${chain[index]}`;
   const parent = index > 0 ? `${snapshots.driver}:${chain[index - 1]}` : undefined;
@@ -120,8 +121,9 @@ export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Laye
       prepared = true;
       // A worker thread runs beside the download, decompression and hashing; starting one costs ~40 ms.
       const apply = (layers[index]?.size ?? 0) >= OFF_THREAD_LAYER ? applyLayerOffThread : applyLayer;
-      await apply(snapshots.dir(temporary), tar, { whiteouts: snapshots.whiteouts, what: `layer ${index + 1} of ${what}` });
+      const result = await apply(snapshots.dir(temporary), tar, { whiteouts: snapshots.whiteouts, what: `layer ${index + 1} of ${what}` });
       applied = true;
+      return result;
     },
     async settle(verified) {
       try {

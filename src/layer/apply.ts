@@ -31,6 +31,8 @@ export interface ApplyOptions {
 
 export interface ApplyResult {
   readonly entries: number;
+  /** The layer's size as Docker reports it: see `ScannedLayer.diffSize`. */
+  readonly diffSize: number;
 }
 
 type WorkerReply = { type: 'ack' } | { type: 'done'; result: ApplyResult } | { type: 'error'; kiln?: ErrorCode; code?: string; message: string };
@@ -130,10 +132,12 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
   const refuse = (header: TarHeader, why: string): never => {
     throw new KilnError('INVALID_INPUT', `${what}: entry ${JSON.stringify(header.path)} ${why}`);
   };
+  const umask = process.umask();
   const written = new Set<string>();
   const dirs: { path: string; mode: number; mtime: number }[] = [];
   const opaque: string[] = [];
   let entries = 0;
+  let diffSize = 0;
 
   /** The entry's path relative to the root, normalized, refusing any climb out of it. */
   const relative = (header: TarHeader, name: string): string => {
@@ -165,9 +169,11 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     return current;
   };
 
+  /** Whether `path` cannot exist yet: its directory was created by this apply, and no entry wrote it. */
+  const unseen = (path: string, parent: string): boolean => createdDirs.has(parent) && !written.has(path);
+
   /** Clears the way for a new entry, keeping an existing directory when the entry is one. */
-  const removeExisting = (path: string, parent: string, keepDirectory: boolean): boolean => {
-    if (createdDirs.has(parent) && !written.has(path)) return false;
+  const removeExisting = (path: string, keepDirectory: boolean): boolean => {
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (!st) return false;
     if (keepDirectory && st.isDirectory()) return true;
@@ -181,6 +187,8 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
 
   for await (const { header, body } of readTar(source)) {
     entries++;
+    if (header.type === 'file') diffSize += header.size;
+    else if (header.type === 'symlink') diffSize += Buffer.byteLength(header.linkname ?? '');
     const rel = relative(header, header.path);
     if (rel === '' || rel === '.') {
       if (header.type === 'directory') dirs.push({ path: root, mode: header.mode, mtime: header.mtime });
@@ -197,7 +205,7 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     if (base.startsWith(WHITEOUT_PREFIX)) {
       const hidden = join(parent, base.slice(WHITEOUT_PREFIX.length));
       if (base.length === WHITEOUT_PREFIX.length) refuse(header, 'is a whiteout with no name');
-      removeExisting(hidden, parent, false);
+      if (!unseen(hidden, parent)) removeExisting(hidden, false);
       if (options.whiteouts === 'overlay') {
         if (!privileged) refuse(header, 'is a whiteout, and overlay whiteouts (device 0/0) need root');
         await mknod(hidden, 'c', 0, 0);
@@ -205,10 +213,13 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
       continue;
     }
 
+    const mayExist = !unseen(target, parent);
     written.add(target);
+    /** Clears the way for this entry; true when it is a directory and one is already there. */
+    const clear = (keepDirectory = false): boolean => mayExist && removeExisting(target, keepDirectory);
     switch (header.type) {
       case 'directory':
-        if (!(removeExisting(target, parent, true))) {
+        if (!clear(true)) {
           mkdirSync(target, { mode: 0o755 });
           createdDirs.add(target);
         }
@@ -216,14 +227,15 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
         dirs.push({ path: target, mode: header.mode, mtime: header.mtime });
         break;
       case 'file': {
-        removeExisting(target, parent, false);
+        clear();
         // Small files with synchronous calls: a thread-pool round trip per call costs more than the write.
-        if (header.size <= SMALL_FILE) writeFileSync(target, await readBody(body), { mode: 0o600 });
-        else await pipeline(body, createWriteStream(target, { mode: 0o600 }));
+        const mode = header.mode & 0o777;
+        if (header.size <= SMALL_FILE) writeFileSync(target, await readBody(body), { mode });
+        else await pipeline(body, createWriteStream(target, { mode }));
         break;
       }
       case 'symlink':
-        removeExisting(target, parent, false);
+        clear();
         symlinkSync(header.linkname ?? '', target);
         break;
       case 'hardlink': {
@@ -234,18 +246,18 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
         const st = lstatSync(linkTarget, { throwIfNoEntry: false });
         if (!st) refuse(header, `is a hardlink to ${JSON.stringify(header.linkname)}, which does not exist in the layer or below`);
         if (st?.isDirectory()) refuse(header, `is a hardlink to the directory ${JSON.stringify(header.linkname)}`);
-        removeExisting(target, parent, false);
+        clear();
         linkSync(linkTarget, target);
         continue; // a hardlink shares its target's owner, mode and times
       }
       case 'char':
       case 'block':
         if (!privileged) refuse(header, 'is a device node, which needs root to create');
-        removeExisting(target, parent, false);
+        clear();
         await mknod(target, header.type === 'char' ? 'c' : 'b', header.devmajor, header.devminor);
         break;
       case 'fifo':
-        removeExisting(target, parent, false);
+        clear();
         await mknod(target, 'p');
         break;
     }
@@ -262,7 +274,9 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     }
     if (header.type === 'symlink') lutimesSync(target, header.mtime, header.mtime);
     else if (header.type !== 'directory') {
-      chmodSync(target, header.mode); // after chown, which clears setuid and setgid
+      // A file was created with its permission bits, which stand unless the umask took some away; special
+      // bits are set here, after chown, which clears setuid and setgid.
+      if (header.type !== 'file' || (header.mode & (0o7000 | umask)) !== 0) chmodSync(target, header.mode);
       utimesSync(target, header.mtime, header.mtime);
     }
   }
@@ -282,5 +296,5 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
     chmodSync(dir.path, dir.mode);
     utimesSync(dir.path, dir.mtime, dir.mtime);
   }
-  return { entries };
+  return { entries, diffSize };
 }

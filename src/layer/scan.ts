@@ -26,13 +26,19 @@ function detachable<T>(source: AsyncIterator<T>): AsyncIterable<T> {
 }
 
 /**
+ * A second reader of a layer's tar that walks every entry (unpacking it), refusing a malformed tar or an
+ * entry that climbs out of the root as the scan's own walk would, and counting the layer's diffSize.
+ */
+export type TarWalker = (tar: AsyncIterable<Uint8Array>) => Promise<{ readonly diffSize: number }>;
+
+/**
  * Reads a layer blob once: passes every byte to `sink` (the content writer), and on the way decompresses
  * it, hashes the tar for the diffID, and walks its entries so that a truncated or malformed tar, or an
  * entry that climbs out of the root with `..`, is refused before anything is published. `alsoTar`, when
- * given, reads the same decompressed tar at the same time (a pull unpacking as it downloads): it fails
- * the scan if it fails, and its reading fails if the scan does.
+ * given, reads the same decompressed tar at the same time (a pull unpacking as it downloads) and does
+ * that walk instead: it fails the scan if it fails, and its reading fails if the scan does.
  */
-export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => Promise<void>, what: string, alsoTar?: (tar: AsyncIterable<Uint8Array>) => Promise<unknown>): Promise<ScannedLayer> {
+export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => Promise<void>, what: string, alsoTar?: TarWalker): Promise<ScannedLayer> {
   // The raw bytes are read through a detachable iterator: when the layer turns out malformed, the rest of
   // the blob still reaches the sink, so the caller can tell bytes that are not what the digest names
   // (DIGEST_MISMATCH) from a well-identified blob that is not a valid layer.
@@ -58,7 +64,7 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     branch?.end();
   }
   const iterator = hashed();
-  try {
+  const walk = async (): Promise<void> => {
     for await (const { header, body } of readTar(detachable(iterator))) {
       const path = posix.normalize(header.path);
       if (path === '..' || path.startsWith('../')) {
@@ -73,7 +79,14 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     while (!(await iterator.next()).done) {
       // Drain what follows the end-of-archive marker: it is part of the diffID.
     }
-    await branchDone;
+  };
+  try {
+    if (branchDone) {
+      while (!(await iterator.next()).done) {
+        // Hashed here; the other reader walks the entries.
+      }
+      diffSize = (await branchDone).diffSize;
+    } else await walk();
   } catch (err) {
     branch?.fail(err);
     await branchDone?.catch(() => undefined);

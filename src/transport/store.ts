@@ -5,7 +5,7 @@ import { type ContentWriter, ContentStore, type Expected } from '../content/stor
 import { KilnError } from '../errors.js';
 import { collectGarbage, type GcResult } from '../gc/gc.js';
 import type { Image, Layer, NamedImage, RawManifest } from '../image/image.js';
-import { scanLayer } from '../layer/scan.js';
+import { scanLayer, type TarWalker } from '../layer/scan.js';
 import { type ImageRow, type LayerBlobRow, MetaDb } from '../meta/db.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType, isManifestType, ociLayerType, layerCompression } from '../oci/mediatypes.js';
@@ -117,7 +117,7 @@ export class LocalStore {
    * recorded is the declared one when the bytes agree with it, else the OCI type of what they really are.
    * `alsoTar` reads the decompressed tar at the same time (see scanLayer).
    */
-  async ingestLayer(lease: Lease, source: AsyncIterable<Uint8Array>, expected: { mediaType: string; digest?: Digest; size?: number; diffId?: Digest }, what: string, alsoTar?: (tar: AsyncIterable<Uint8Array>) => Promise<unknown>): Promise<LayerBlobRow> {
+  async ingestLayer(lease: Lease, source: AsyncIterable<Uint8Array>, expected: { mediaType: string; digest?: Digest; size?: number; diffId?: Digest }, what: string, alsoTar?: TarWalker): Promise<LayerBlobRow> {
     return this.storeLayerBlob(lease, `layer-${expected.diffId ?? expected.digest ?? 'new'}`, async (writer) => {
       const scanned = await scanLayer(source, (chunk) => writer.write(chunk), what, alsoTar).catch((err: unknown) => {
         // Bytes that are not the blob the digest names say so, rather than how they fail to be a layer.

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -121,6 +122,40 @@ async function snapshot(dir: string): Promise<string[]> {
   await walk(dir, '');
   return out;
 }
+
+describe('modes and repeated names', () => {
+  // Files are created with their permission bits, and chmod runs only when the umask or special bits need it.
+  for (const apply of [applyLayer, applyLayerOffThread]) {
+    it(`every mode survives the umask, special bits and chown, and a later entry replaces an earlier one${apply === applyLayerOffThread ? ' (on a worker thread)' : ''}`, { skip: !isRoot && 'setuid files owned by 1000 need root' }, async () => {
+      const root = join(await tempDir(), 'rootfs');
+      await mkdir(root);
+      await applyLayer(root, writeTar([h('pre/', 'directory'), file('pre/old'), h('pre/dir/', 'directory')]), { whiteouts: 'delete' });
+      await apply(root, writeTar([
+        h('d/', 'directory', { mode: 0o700 }),
+        h('d/shared', 'file', { mode: 0o666, size: 1 }),
+        h('d/readonly', 'file', { mode: 0o400, size: 1 }),
+        h('d/setuid', 'file', { mode: 0o4755, size: 1 }),
+        h('d/setgid', 'file', { mode: 0o2755, uid: 1000, gid: 1000, size: 1 }),
+        h('d/twice', 'file', { size: 1 }),
+        h('d/twice', 'file', { mode: 0o600, size: 3 }),
+        h('d/was-file', 'file', { size: 1 }),
+        h('d/was-file/', 'directory'),
+        h('pre/old', 'file', { mode: 0o640, size: 2 }),
+        h('pre/dir', 'file', { size: 1 }),
+      ]), { whiteouts: 'delete' });
+      const mode = (path: string) => (statSync(join(root, path)).mode & 0o7777).toString(8);
+      assert.deepEqual(
+        ['d', 'd/shared', 'd/readonly', 'd/setuid', 'd/setgid', 'd/twice', 'pre/old'].map((p) => `${p} ${mode(p)}`),
+        ['d 700', 'd/shared 666', 'd/readonly 400', 'd/setuid 4755', 'd/setgid 2755', 'd/twice 600', 'pre/old 640'],
+      );
+      assert.equal(statSync(join(root, 'd/setgid')).uid, 1000);
+      assert.equal(await readFile(join(root, 'd/twice'), 'utf8'), 'xxx');
+      assert.ok(statSync(join(root, 'd/was-file')).isDirectory());
+      assert.equal(await readFile(join(root, 'pre/old'), 'utf8'), 'xx');
+      assert.ok(statSync(join(root, 'pre/dir')).isFile());
+    });
+  }
+});
 
 describe('hostile layers are refused and write nothing outside the root', () => {
   it(`has at least 30 cases (${HOSTILE.length + 3})`, () => assert.ok(HOSTILE.length + 3 >= 30));
