@@ -33,7 +33,27 @@ interface Challenge {
   readonly params: Readonly<Record<string, string>>;
 }
 
-type Undici = typeof Undici_;
+/** What the client uses of undici: its connection-pooling Agent and a request through it. */
+interface Http {
+  readonly Agent: typeof Undici_.Agent;
+  request(url: URL | string, options: { dispatcher: Dispatcher } & Omit<Dispatcher.RequestOptions, 'origin' | 'path'>): Promise<ResponseData>;
+}
+
+/**
+ * undici's Agent and request, loaded without the rest of the package (fetch, caches, mocks, interceptors):
+ * 17 ms instead of 57 for every command that talks to a registry. undici 7 has no exports map, so these
+ * paths are reachable; its version is pinned.
+ */
+async function loadHttp(): Promise<Http> {
+  const [{ default: Agent }, { default: request }] = await Promise.all([import('undici/lib/dispatcher/agent.js'), import('undici/lib/api/api-request.js')]);
+  return {
+    Agent,
+    request: (url, { dispatcher, ...options }) => {
+      const { origin, pathname, search } = typeof url === 'string' ? new URL(url) : url;
+      return request.call(dispatcher, { ...options, origin, path: `${pathname}${search}` });
+    },
+  };
+}
 type ResponseData = Dispatcher.ResponseData;
 
 const MANIFEST_TYPES = [
@@ -104,7 +124,7 @@ export class RegistryClient {
   private scheme: 'https' | 'http' | undefined;
   private readonly tokens = new Map<string, { token: string; expires: number }>();
   private basic = false;
-  private undici: Undici | undefined;
+  private undici: Http | undefined;
   private dispatcher: Dispatcher | undefined;
 
   constructor(
@@ -121,9 +141,9 @@ export class RegistryClient {
     return isLoopback(this.endpoint) || (this.options.insecureRegistries ?? []).some((entry) => entry === this.host || inCidr(this.endpoint, entry));
   }
 
-  private async load(): Promise<{ undici: Undici; dispatcher: Dispatcher }> {
+  private async load(): Promise<{ undici: Http; dispatcher: Dispatcher }> {
     if (!this.undici || !this.dispatcher) {
-      this.undici = await import('undici');
+      this.undici = await loadHttp();
       const ca: string[] = [];
       for (const dir of this.options.certsDirs ?? ['/etc/docker/certs.d', join(homedir(), '.docker', 'certs.d')]) {
         const files = await readdir(join(dir, this.endpoint)).catch(() => [] as string[]);
