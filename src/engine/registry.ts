@@ -143,6 +143,9 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   const client = await clientFor(ref.domain, options);
   const repository = ref.path;
   options.events({ status: `${ref.digest ?? ref.tag ?? 'latest'}: Pulling from ${ref.path}` });
+  // Snapshots are opened while the manifest is fetched: a new store's first one tests an overlay mount.
+  const opening = options.unpack ?? process.getuid?.() === 0 ? openSnapshotter(engine, (message) => options.events({ status: message })) : undefined;
+  opening?.catch(() => undefined); // awaited below, once the image is known
   const top = await client.manifest(repository, ref.digest ?? ref.tag ?? 'latest');
   let chosen = top;
   const topJson = parseJson(top.bytes, `manifest of ${familiarString(ref)}`);
@@ -181,7 +184,7 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
       promise.catch(() => undefined);
       return { promise, resolve, reject };
     });
-    const snapshots = options.unpack ?? process.getuid?.() === 0 ? await openSnapshotter(engine, (message) => options.events({ status: message })) : undefined;
+    const snapshots = await opening;
     const unpacking = snapshots
       ? unpackLayers(snapshots, layers, what, (i) => (arrived[i] as { promise: Promise<void> }).promise, (i, state) => {
           if (!present[i]) options.events({ status: state === 'extracting' ? 'Extracting' : 'Pull complete', id: shortId(layers[i]?.digest ?? '') });

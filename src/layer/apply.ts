@@ -1,8 +1,7 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, createWriteStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, utimesSync, write, writeSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
-import { join, posix } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { join, posix, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { type ErrorCode, KilnError } from '../errors.js';
@@ -104,6 +103,12 @@ async function setOpaque(dir: string): Promise<void> {
 /** Files up to this size are read whole and written with one call. */
 const SMALL_FILE = 1 << 20;
 
+const writeAsync = promisify(write);
+
+function writeFully(fd: number, data: Uint8Array): void {
+  for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
+}
+
 async function readBody(body: AsyncIterable<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of body) chunks.push(chunk);
@@ -126,7 +131,9 @@ async function keepOnly(dir: string, written: ReadonlySet<string>): Promise<void
  * a hardlink must name a file inside the root, and device nodes need privilege. A refused entry is an
  * INVALID_INPUT error naming it; what was applied before it stays (the caller discards the snapshot).
  */
-export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>, options: ApplyOptions): Promise<ApplyResult> {
+export async function applyLayer(rootDir: string, source: AsyncIterable<Uint8Array>, options: ApplyOptions): Promise<ApplyResult> {
+  // Paths below are built by joining normalized relative names to the root with '/', without path.join.
+  const root = resolve(rootDir);
   const what = options.what ?? 'layer';
   const privileged = options.privileged ?? process.getuid?.() === 0;
   const refuse = (header: TarHeader, why: string): never => {
@@ -153,10 +160,15 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
 
   /** Makes sure every parent of `rel` is a real directory inside the root, creating missing ones. */
   const parentDir = (header: TarHeader, rel: string): string => {
+    const slash = rel.lastIndexOf('/');
+    if (slash < 0) return root;
+    // A known directory's ancestors are known too (forgetting one forgets everything under it).
+    const direct = `${root}/${rel.slice(0, slash)}`;
+    if (knownDirs.has(direct)) return direct;
     let current = root;
     const parts = rel.split('/').slice(0, -1);
     for (const [index, part] of parts.entries()) {
-      current = join(current, part);
+      current = `${current}/${part}`;
       if (knownDirs.has(current)) continue;
       const st = lstatSync(current, { throwIfNoEntry: false });
       if (!st) {
@@ -167,6 +179,25 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
       knownDirs.add(current);
     }
     return current;
+  };
+
+  /**
+   * Writes a regular file, then sets its owner, mode and times through its descriptor (a path lookup each
+   * would cost more). It is created with its permission bits, which stand unless the umask took some away;
+   * special bits are set after the chown, which clears setuid and setgid.
+   */
+  const writeRegularFile = async (path: string, header: TarHeader, body: AsyncIterable<Buffer>): Promise<void> => {
+    const fd = openSync(path, 'w', header.mode & 0o777);
+    try {
+      // Small files with synchronous calls: a thread-pool round trip per call costs more than the write.
+      if (header.size <= SMALL_FILE) writeFully(fd, await readBody(body));
+      else for await (const chunk of body) for (let at = 0; at < chunk.length; ) at += (await writeAsync(fd, chunk, at, chunk.length - at)).bytesWritten;
+      if (privileged && (header.uid !== 0 || header.gid !== 0)) fchownSync(fd, header.uid, header.gid);
+      if ((header.mode & (0o7000 | umask)) !== 0) fchmodSync(fd, header.mode);
+      futimesSync(fd, header.mtime, header.mtime);
+    } finally {
+      closeSync(fd);
+    }
   };
 
   /** Whether `path` cannot exist yet: its directory was created by this apply, and no entry wrote it. */
@@ -194,16 +225,16 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
       if (header.type === 'directory') dirs.push({ path: root, mode: header.mode, mtime: header.mtime });
       continue;
     }
-    const base = posix.basename(rel);
+    const base = rel.slice(rel.lastIndexOf('/') + 1);
     const parent = parentDir(header, rel);
-    const target = join(parent, base);
+    const target = `${parent}/${base}`;
 
     if (base === OPAQUE_MARKER) {
       opaque.push(parent);
       continue;
     }
     if (base.startsWith(WHITEOUT_PREFIX)) {
-      const hidden = join(parent, base.slice(WHITEOUT_PREFIX.length));
+      const hidden = `${parent}/${base.slice(WHITEOUT_PREFIX.length)}`;
       if (base.length === WHITEOUT_PREFIX.length) refuse(header, 'is a whiteout with no name');
       if (!unseen(hidden, parent)) removeExisting(hidden, false);
       if (options.whiteouts === 'overlay') {
@@ -226,14 +257,10 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
         knownDirs.add(target);
         dirs.push({ path: target, mode: header.mode, mtime: header.mtime });
         break;
-      case 'file': {
+      case 'file':
         clear();
-        // Small files with synchronous calls: a thread-pool round trip per call costs more than the write.
-        const mode = header.mode & 0o777;
-        if (header.size <= SMALL_FILE) writeFileSync(target, await readBody(body), { mode });
-        else await pipeline(body, createWriteStream(target, { mode }));
+        await writeRegularFile(target, header, body);
         break;
-      }
       case 'symlink':
         clear();
         symlinkSync(header.linkname ?? '', target);
@@ -242,7 +269,7 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
         const linkRel = relative(header, header.linkname ?? '');
         if (linkRel === '') refuse(header, 'is a hardlink to the root directory');
         const linkParent = parentDir(header, linkRel);
-        const linkTarget = join(linkParent, posix.basename(linkRel));
+        const linkTarget = `${linkParent}/${linkRel.slice(linkRel.lastIndexOf('/') + 1)}`;
         const st = lstatSync(linkTarget, { throwIfNoEntry: false });
         if (!st) refuse(header, `is a hardlink to ${JSON.stringify(header.linkname)}, which does not exist in the layer or below`);
         if (st?.isDirectory()) refuse(header, `is a hardlink to the directory ${JSON.stringify(header.linkname)}`);
@@ -261,8 +288,8 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
         await mknod(target, 'p');
         break;
     }
-    // Root creates files owned by 0:0 already; only other owners need a chown.
-    if (privileged && (header.uid !== 0 || header.gid !== 0)) lchownSync(target, header.uid, header.gid);
+    // Root creates files owned by 0:0 already; only other owners need a chown (a file has had its own).
+    if (privileged && header.type !== 'file' && (header.uid !== 0 || header.gid !== 0)) lchownSync(target, header.uid, header.gid);
     // Extended attributes (file capabilities, SELinux labels, user.*): trusted.* and security.* need root;
     // overlay's own trusted.overlay.* are never taken from a layer.
     for (const [name, value] of header.xattrs ?? []) {
@@ -273,10 +300,8 @@ export async function applyLayer(root: string, source: AsyncIterable<Uint8Array>
       });
     }
     if (header.type === 'symlink') lutimesSync(target, header.mtime, header.mtime);
-    else if (header.type !== 'directory') {
-      // A file was created with its permission bits, which stand unless the umask took some away; special
-      // bits are set here, after chown, which clears setuid and setgid.
-      if (header.type !== 'file' || (header.mode & (0o7000 | umask)) !== 0) chmodSync(target, header.mode);
+    else if (header.type !== 'directory' && header.type !== 'file') {
+      chmodSync(target, header.mode); // after chown, which clears setuid and setgid
       utimesSync(target, header.mtime, header.mtime);
     }
   }
