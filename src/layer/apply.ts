@@ -37,8 +37,26 @@ export interface ApplyResult {
 type WorkerReply = { type: 'ack' } | { type: 'done'; result: ApplyResult } | { type: 'error'; kiln?: ErrorCode; code?: string; message: string };
 
 /**
+ * Sends a chunk of the tar to the worker. A chunk that is the whole of its own ArrayBuffer (as zlib's and
+ * file streams' output is) is moved there, not copied, which leaves it empty here; others are copied.
+ */
+function sendChunk(worker: Worker, chunk: Uint8Array): void {
+  if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer) {
+    try {
+      worker.postMessage({ type: 'data', buf: chunk.buffer }, [chunk.buffer]);
+      return;
+    } catch {
+      // An ArrayBuffer Node marks untransferable (its Buffer pool's): copied below.
+    }
+  }
+  const copy = new Uint8Array(chunk).buffer;
+  worker.postMessage({ type: 'data', buf: copy }, [copy]);
+}
+
+/**
  * `applyLayer` on a worker thread (see apply-worker.ts): the same result and errors, with the tar's bytes
- * copied over a few chunks ahead. A failing source stops the worker and fails with the source's error.
+ * handed over a few chunks ahead. The source's chunks are taken over (see `sendChunk`): it must not use
+ * one again after yielding it. A failing source stops the worker and fails with the source's error.
  */
 export async function applyLayerOffThread(root: string, source: AsyncIterable<Uint8Array>, options: ApplyOptions): Promise<ApplyResult> {
   const worker = new Worker(new URL('./apply-worker.js', import.meta.url), { workerData: { root, options } });
@@ -73,9 +91,8 @@ export async function applyLayerOffThread(root: string, source: AsyncIterable<Ui
   try {
     for await (const chunk of source) {
       if (answered) break;
-      const copy = new Uint8Array(chunk).buffer; // the chunk is still read on this thread: send a copy
       unacknowledged++;
-      worker.postMessage({ type: 'data', buf: copy }, [copy]);
+      sendChunk(worker, chunk);
       while (unacknowledged >= 4 && !answered) await new Promise<void>((resolve) => (space = resolve));
     }
     if (!answered) worker.postMessage({ type: 'end' });

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
-import { createGunzip, gzip } from 'node:zlib';
+import { type ZlibOptions, createGunzip, gzip } from 'node:zlib';
 import { KilnError } from '../errors.js';
 import type { Compression } from '../oci/mediatypes.js';
 
@@ -85,7 +85,9 @@ export function decompressStream(source: AsyncIterable<Uint8Array>, compression:
     case 'none':
       return source;
     case 'gzip':
-      return throughZlib(source, createGunzip({ chunkSize: 1 << 20 }), 'gzip data is corrupt');
+      // A few MiB buffered on each side, so that reading (the network), inflating (the thread pool) and
+      // what reads the output go on at once: with 16 KiB each waited for the others after every chunk.
+      return throughZlib(source, createGunzip({ chunkSize: 1 << 20, writableHighWaterMark: 4 << 20, readableHighWaterMark: 4 << 20 } as ZlibOptions), 'gzip data is corrupt');
     case 'zstd':
       return zstdInWorker(source, 'decompress');
   }

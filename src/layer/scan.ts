@@ -28,6 +28,7 @@ function detachable<T>(source: AsyncIterator<T>): AsyncIterable<T> {
 /**
  * A second reader of a layer's tar that walks every entry (unpacking it), refusing a malformed tar or an
  * entry that climbs out of the root as the scan's own walk would, and counting the layer's diffSize.
+ * It owns the chunks it is given: the scan has hashed each one before and does not read it after.
  */
 export type TarWalker = (tar: AsyncIterable<Uint8Array>) => Promise<{ readonly diffSize: number }>;
 
@@ -58,7 +59,7 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
   async function* hashed(): AsyncGenerator<Uint8Array> {
     for await (const chunk of stream) {
       hash.update(chunk);
-      await branch?.push(chunk);
+      await branch?.push(chunk); // from here on the branch's reader owns the chunk
       yield chunk;
     }
     branch?.end();

@@ -157,6 +157,26 @@ describe('modes and repeated names', () => {
   }
 });
 
+describe('handing chunks to the worker', () => {
+  it('moves a chunk that owns its ArrayBuffer, copies a slice and a chunk of the Buffer pool, and applies them all', async () => {
+    const tar: Buffer[] = [];
+    for await (const c of writeTar([h('d/', 'directory'), h('d/big', 'file', { size: 20_000 }), h('d/small', 'file', { size: 3 })])) tar.push(c);
+    const bytes = Buffer.concat(tar);
+    const pooled = Buffer.from(Buffer.allocUnsafe(1).buffer); // the whole of Node's (untransferable) pool
+    bytes.copy(pooled, 0, 0, pooled.length);
+    const owned = new Uint8Array(bytes.subarray(pooled.length, pooled.length + 4096));
+    const sliced = bytes.subarray(pooled.length + 4096);
+    const root = join(await tempDir(), 'rootfs');
+    await mkdir(root);
+    await applyLayerOffThread(root, (async function* () { yield pooled; yield owned; yield sliced; })(), { whiteouts: 'delete' });
+    assert.equal(owned.length, 0, 'moved, not copied');
+    assert.equal(sliced.length, bytes.length - pooled.length - 4096, 'a slice of a larger buffer is copied');
+    assert.equal(pooled.length, 8192, 'the pool stays usable');
+    assert.equal((await readFile(join(root, 'd/big'))).toString(), 'x'.repeat(20_000));
+    assert.equal(await readFile(join(root, 'd/small'), 'utf8'), 'xxx');
+  });
+});
+
 describe('hostile layers are refused and write nothing outside the root', () => {
   it(`has at least 30 cases (${HOSTILE.length + 3})`, () => assert.ok(HOSTILE.length + 3 >= 30));
 
