@@ -157,6 +157,7 @@ export async function applyLayer(rootDir: string, source: AsyncIterable<Uint8Arr
     throw new KilnError('INVALID_INPUT', `${what}: entry ${JSON.stringify(header.path)} ${why}`);
   };
   const umask = process.umask();
+  /** Every path this layer writes, or writes under (the directories on the way). */
   const written = new Set<string>();
   const dirs: { path: string; mode: number; mtime: number }[] = [];
   const opaque: string[] = [];
@@ -194,6 +195,7 @@ export async function applyLayer(rootDir: string, source: AsyncIterable<Uint8Arr
       } else if (st.isSymbolicLink()) refuse(header, `would be written through the symlink ${JSON.stringify(parts.slice(0, index + 1).join('/'))}`);
       else if (!st.isDirectory()) refuse(header, `has a parent ${JSON.stringify(part)} that is not a directory`);
       knownDirs.add(current);
+      written.add(current); // the layer writes under it: an opaque parent keeps it, a later entry finds it
     }
     return current;
   };

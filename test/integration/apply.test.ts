@@ -129,6 +129,7 @@ describe('modes and repeated names', () => {
     it(`every mode survives the umask, special bits and chown, and a later entry replaces an earlier one${apply === applyLayerOffThread ? ' (on a worker thread)' : ''}`, { skip: !isRoot && 'setuid files owned by 1000 need root' }, async () => {
       const root = join(await tempDir(), 'rootfs');
       await mkdir(root);
+      const mode = (path: string) => (statSync(join(root, path)).mode & 0o7777).toString(8);
       await applyLayer(root, writeTar([h('pre/', 'directory'), file('pre/old'), h('pre/dir/', 'directory')]), { whiteouts: 'delete' });
       await apply(root, writeTar([
         h('d/', 'directory', { mode: 0o700 }),
@@ -142,8 +143,12 @@ describe('modes and repeated names', () => {
         h('d/was-file/', 'directory'),
         h('pre/old', 'file', { mode: 0o640, size: 2 }),
         h('pre/dir', 'file', { size: 1 }),
+        file('implicit/parent/f'), // its directories come after it, or not at all
+        h('implicit/parent/', 'directory', { mode: 0o750 }),
+        h('implicit/', 'directory', { mode: 0o751 }),
       ]), { whiteouts: 'delete' });
-      const mode = (path: string) => (statSync(join(root, path)).mode & 0o7777).toString(8);
+      assert.deepEqual(['implicit', 'implicit/parent'].map((p) => `${p} ${mode(p)}`), ['implicit 751', 'implicit/parent 750']);
+      assert.equal(await readFile(join(root, 'implicit/parent/f'), 'utf8'), 'xxxx');
       assert.deepEqual(
         ['d', 'd/shared', 'd/readonly', 'd/setuid', 'd/setgid', 'd/twice', 'pre/old'].map((p) => `${p} ${mode(p)}`),
         ['d 700', 'd/shared 666', 'd/readonly 400', 'd/setuid 4755', 'd/setgid 2755', 'd/twice 600', 'pre/old 640'],
@@ -155,6 +160,16 @@ describe('modes and repeated names', () => {
       assert.ok(statSync(join(root, 'pre/dir')).isFile());
     });
   }
+});
+
+describe('opaque directories (vfs)', () => {
+  it('keep what this layer writes under them, also under a directory it has no entry for, and nothing from below', async () => {
+    const root = join(await tempDir(), 'rootfs');
+    await mkdir(root);
+    await applyLayer(root, writeTar([h('o/', 'directory'), file('o/gone'), h('o/x/', 'directory'), file('o/x/gone'), file('o/x/kept')]), { whiteouts: 'delete' });
+    await applyLayer(root, writeTar([h('o/.wh..wh..opq', 'file'), file('o/x/kept'), file('o/new/deep/f')]), { whiteouts: 'delete' });
+    assert.deepEqual(await snapshot(join(root, 'o')), ['/new', '/new/deep', '/new/deep/f', '/x', '/x/kept']);
+  });
 });
 
 describe('handing chunks to the worker', () => {
