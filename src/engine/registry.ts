@@ -18,7 +18,7 @@ import type { Lease } from '../transport/store.js';
 import { hostPlatform } from '../transport/oci-layout.js';
 import type { Engine } from './engine.js';
 import { type Filters, booleanFilter, checkFilterKeys } from './filters.js';
-import { openSnapshotter, unpackLayers, unpackWhileReading } from './run.js';
+import { discardDetached, openSnapshotter, unpackLayers, unpackWhileReading } from './run.js';
 
 /** One progress message, Docker's jsonmessage shape. */
 export interface ProgressEvent {
@@ -111,17 +111,26 @@ async function readSmallBlob(client: RegistryClient, repository: string, descrip
   return bytes;
 }
 
-/** Runs `jobs` with at most `limit` at a time; results in order. */
+/**
+ * Runs `jobs` with at most `limit` at a time; results in order. After a failure no job starts, and the
+ * first failure is thrown once those running have ended, so that none writes on after the caller is done.
+ */
 async function limited<T>(limit: number, jobs: readonly (() => Promise<T>)[]): Promise<T[]> {
   const results: T[] = new Array<T>(jobs.length);
   let next = 0;
+  let failure: { reason: unknown } | undefined;
   const worker = async (): Promise<void> => {
-    while (next < jobs.length) {
+    while (next < jobs.length && !failure) {
       const index = next++;
-      results[index] = await (jobs[index] as () => Promise<T>)();
+      try {
+        results[index] = await (jobs[index] as () => Promise<T>)();
+      } catch (reason) {
+        failure ??= { reason };
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  if (failure) throw failure.reason;
   return results;
 }
 
@@ -202,7 +211,8 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
         const size = layer.size ?? 0;
         const digest = layer.digest as Digest;
         const stream = resumableBlob(client, repository, digest, size, (received) => options.events({ status: 'Downloading', id: short, progressDetail: { current: received, total: size } }));
-        // The base layer (or one whose parent is unpacked already) is unpacked from the same bytes as they arrive.
+        // Unpacked from the same bytes as they arrive: every layer with overlay, with vfs the base layer or
+        // one whose parent is unpacked already.
         const unpack = snapshots && unpackWhileReading(snapshots, layers, index, what);
         try {
           await store.ingestLayer(lease, stream, { mediaType: layer.mediaType, digest, size, diffId: layer.diffId }, `${what}: layer ${digest}`, unpack && ((tar) => unpack.read(tar)));
@@ -223,6 +233,8 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
       for (const entry of arrived) entry.reject(err);
       await unpacking?.catch(() => undefined);
       throw err;
+    } finally {
+      if (snapshots) await discardDetached(snapshots, layers);
     }
     await store.writeImage(lease, { image: { id, rawConfig, config, layers, manifest: { bytes: chosen.bytes, digest: chosen.digest, mediaType: chosen.mediaType || manifest.mediaType || MediaType.ociManifest } }, names: [...(tagName ? [tagName] : []), digestName] }, what);
   });

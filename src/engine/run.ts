@@ -69,7 +69,11 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
     // pull may be unpacking this layer as it downloads it).
     const lock = `${snapshots.root}\0${key}`;
     for (let running = unpacking.get(lock); running; running = unpacking.get(lock)) await running.catch(() => undefined);
-    if (!snapshots.has(key)) {
+    const early = detached.get(lock); // unpacked as it downloaded, before its parent was
+    if (early !== undefined && !snapshots.has(key)) {
+      detached.delete(lock);
+      snapshots.commit(key, early, parent);
+    } else if (!snapshots.has(key)) {
       const below = parent;
       const work = (async () => {
         progress?.(i, 'extracting');
@@ -99,17 +103,19 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
 }
 
 /**
- * Unpacks layer `index` from its tar as a pull reads it (one pass over the bytes instead of two), when
- * the snapshot below it is already there: `read` applies the tar to a new snapshot, `settle` commits it
- * once the blob has been verified and stored, or drops it. Undefined when the layer cannot be unpacked
- * this way now (its parent is not unpacked yet, or it is, or is being, unpacked).
+ * Unpacks layer `index` from its tar as a pull reads it (one pass over the bytes instead of two): `read`
+ * applies the tar to a new snapshot, `settle` commits it once the blob has been verified and stored, or
+ * drops it. With overlay, a layer whose parent is not unpacked yet is unpacked all the same, and waits
+ * (in `detached`) for `unpackLayers` to commit it on its parent, or for `discardDetached`. Undefined when
+ * the layer cannot be unpacked this way now (vfs without its parent, or it is, or is being, unpacked).
  */
 export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Layer[], index: number, what: string): { read: TarWalker; settle(verified: boolean): Promise<void> } | undefined {
   const chain = chainIds(layers.map((l) => l.diffId));
   const key = `${snapshots.driver}:${chain[index]}`;
   const parent = index > 0 ? `${snapshots.driver}:${chain[index - 1]}` : undefined;
   const lock = `${snapshots.root}\0${key}`;
-  if (snapshots.has(key) || (parent !== undefined && !snapshots.has(parent)) || unpacking.has(lock)) return undefined;
+  const parentHere = parent === undefined || snapshots.has(parent);
+  if (snapshots.has(key) || (!parentHere && snapshots.driver !== 'overlay') || unpacking.has(lock) || detached.has(lock)) return undefined;
   const temporary = `extract-${process.pid}-${randomBytes(6).toString('hex')}`;
   let prepared = false;
   let applied = false;
@@ -117,7 +123,7 @@ export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Laye
   unpacking.set(lock, new Promise<void>((resolve) => (settled = resolve)));
   return {
     async read(tar) {
-      await snapshots.prepare(temporary, parent);
+      await snapshots.prepare(temporary, parentHere ? parent : undefined);
       prepared = true;
       // A worker thread runs beside the download, decompression and hashing; starting one costs ~40 ms.
       const apply = (layers[index]?.size ?? 0) >= OFF_THREAD_LAYER ? applyLayerOffThread : applyLayer;
@@ -127,8 +133,11 @@ export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Laye
     },
     async settle(verified) {
       try {
-        if (verified && applied && !snapshots.has(key)) snapshots.commit(key, temporary);
-        else if (prepared) await snapshots.remove(temporary);
+        if (!verified || !applied || snapshots.has(key)) {
+          if (prepared) await snapshots.remove(temporary);
+        } else if (parentHere) snapshots.commit(key, temporary);
+        else if (parent !== undefined && snapshots.has(parent)) snapshots.commit(key, temporary, parent);
+        else detached.set(lock, temporary);
       } finally {
         unpacking.delete(lock);
         settled();
@@ -142,6 +151,20 @@ const OFF_THREAD_LAYER = 8 << 20;
 
 /** Unpacks in progress in this process, by snapshotter root and key. */
 const unpacking = new Map<string, Promise<void>>();
+
+/** Layers unpacked (overlay) before their parent was: the temporary snapshot, by snapshotter root and key. */
+const detached = new Map<string, string>();
+
+/** Drops what `unpackWhileReading` unpacked of these layers that no parent took (a pull that failed). */
+export async function discardDetached(snapshots: Snapshotter, layers: readonly Layer[]): Promise<void> {
+  for (const id of chainIds(layers.map((l) => l.diffId))) {
+    const lock = `${snapshots.root}\0${snapshots.driver}:${id}`;
+    const temporary = detached.get(lock);
+    if (temporary === undefined) continue;
+    detached.delete(lock);
+    await snapshots.remove(temporary);
+  }
+}
 
 const ADJECTIVES = ['brave', 'calm', 'eager', 'fervent', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'nifty', 'quirky', 'serene', 'vibrant', 'zealous'];
 const NAMES = ['babbage', 'curie', 'darwin', 'euclid', 'hopper', 'kepler', 'lovelace', 'noether', 'pascal', 'ritchie', 'tesla', 'turing'];

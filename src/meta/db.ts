@@ -426,8 +426,9 @@ export class MetaDb {
     });
   }
 
-  renameSnapshot(from: string, to: string): void {
-    this.db.prepare("UPDATE snapshots SET key = ?, kind = 'committed' WHERE key = ?").run(to, from);
+  /** Commits an active snapshot under its new key; `parent`, when given, becomes its parent too. */
+  renameSnapshot(from: string, to: string, parent?: string): void {
+    this.db.prepare("UPDATE snapshots SET key = ?, kind = 'committed', parent = coalesce(?, parent) WHERE key = ?").run(to, parent ?? null, from);
   }
 
   deleteSnapshot(key: string): void {

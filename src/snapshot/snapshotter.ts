@@ -89,11 +89,20 @@ export class Snapshotter {
     return this.create(key, parent, 'view');
   }
 
-  commit(name: string, key: string): void {
+  /**
+   * Commits an active snapshot under `name`. `parent` names the parent of one prepared without any because
+   * its parent was not there yet, which overlay allows: a snapshot's own directory holds only its changes,
+   * the same whatever lies below (Docker's overlay2 unpacks layers apart in the same way).
+   */
+  commit(name: string, key: string, parent?: string): void {
     const row = this.row(key);
     if (row.kind !== 'active') throw new KilnError('CONFLICT', `snapshot ${key} is ${row.kind}; only active snapshots can be committed`);
     if (this.db.snapshot(name)) throw new KilnError('CONFLICT', `snapshot ${name} already exists`);
-    this.db.renameSnapshot(key, name);
+    if (parent !== undefined) {
+      if (this.driver !== 'overlay' || row.parent) throw new KilnError('CONFLICT', `snapshot ${key} cannot take ${parent} as its parent now`);
+      if (this.row(parent).kind !== 'committed') throw new KilnError('CONFLICT', `snapshot ${parent} is not committed, so it cannot be a parent`);
+    }
+    this.db.renameSnapshot(key, name, parent);
   }
 
   mounts(key: string): MountSpec[] {

@@ -6,10 +6,16 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { Engine } from '../../src/engine/engine.js';
+import { pullImage } from '../../src/engine/registry.js';
+import { openSnapshotter } from '../../src/engine/run.js';
+import { chainIds } from '../../src/image/image.js';
+import { type MountSpec, mount, unmount } from '../../src/snapshot/snapshotter.js';
 import { newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, isRoot, repoRoot, tempDir } from '../helpers/paths.js';
 import { type Proxy, startProxy } from '../helpers/proxy.js';
 import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
+import { assertTreeMatches, expectedWhiteoutsTree } from '../helpers/rootfs.js';
 import { type TokenServer, startTokenServer } from '../helpers/token-server.js';
 
 const run = promisify(execFile);
@@ -83,6 +89,35 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     assert.equal(quiet.stdout, `${registry.host}/lab/busybox:lab\n`);
   });
 
+  it('as root with overlay, unpacks every layer as it downloads, each committed on its parent: Docker\'s tree, nothing read back', { skip: !isRoot && 'overlay snapshots need root' }, async () => {
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${join(fixturesDir, 'whiteouts-docker20-save.tar')}`, `docker://${registry.host}/lab/whiteouts:lab`]);
+    const engine = await Engine.open(await tempDir('kiln-pull-store-'));
+    const reads: string[] = [];
+    const open = engine.store.content.open.bind(engine.store.content);
+    engine.store.content.open = async (digest) => {
+      reads.push(digest);
+      return open(digest);
+    };
+    await pullImage(engine, `${registry.host}/lab/whiteouts:lab`, { maxConcurrentDownloads: 3, events: () => undefined });
+    const image = await engine.store.image(engine.image(`${registry.host}/lab/whiteouts:lab`));
+    assert.ok(image.layers.length >= 3, `${image.layers.length} layers`);
+    assert.deepEqual(reads.filter((digest) => image.layers.some((layer) => layer.digest === digest)), [], 'no layer was read back from the store to be unpacked');
+    const snapshots = await openSnapshotter(engine, () => undefined);
+    assert.equal(snapshots.driver, 'overlay');
+    const chain = chainIds(image.layers.map((layer) => layer.diffId)).map((id) => `overlay:${id}`);
+    const view = join(await tempDir(), 'view');
+    await mkdir(view);
+    await mount((await snapshots.view('view-check', chain.at(-1)))[0] as MountSpec, view);
+    try {
+      await assertTreeMatches(view, (await expectedWhiteoutsTree()).filter((e) => e.path !== '/etc/mtab'), ['/dev', '/proc', '/sys']);
+    } finally {
+      await unmount(view);
+      await snapshots.remove('view-check');
+    }
+    const report = await engine.check();
+    assert.deepEqual([report.problems, report.orphans], [[], []]);
+  });
+
   it('picks the platform from a multi-platform index: the host\'s by default, --platform for another', async () => {
     const { kiln } = await newKiln();
     const rootfs = join(fixturesDir, 'busybox-rootfs.tar');
@@ -153,6 +188,16 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     assert.equal((await ok(other.kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
     // As root the layer was being unpacked as it arrived: that snapshot is gone too.
     if (isRoot) assert.deepEqual(await readdir(join(other.root, 'snapshots')).catch(() => []), []);
+    // Several layers, the base one wrong: those above it (unpacked as they came, with overlay) go too.
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${join(fixturesDir, 'whiteouts-docker20-save.tar')}`, `docker://${registry.host}/corrupt/layers:1`]);
+    const layers = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/corrupt/layers:1`])) as { layers: { digest: string }[] };
+    proxy.faults = { corruptBlob: layers.layers[0]?.digest ?? '' };
+    const third = await newKiln();
+    const failed = await third.kiln(['pull', `${proxy.host}/corrupt/layers:1`]);
+    proxy.faults = {};
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.equal((await ok(third.kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
+    if (isRoot) assert.deepEqual(await readdir(join(third.root, 'snapshots')).catch(() => []), []);
   });
 
   it('push -a and pull -a move every tag; search finds repositories through the catalog', async () => {
