@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: kiln push and pull of a ~128 MB image against skopeo (and docker, when dockerd is installed)
-# on the same local registry (Debian's docker-registry on 127.0.0.1), in the same run, as ratios.
+# on the same local registry (Debian's docker-registry on 127.0.0.1), in the same run, as ratios; and the
+# pull of a three-layer image made from it against docker pull.
 # push: from the store (uncompressed layer, so gzip at push time, as for skopeo from a docker archive);
 # pull: into a fresh store (skopeo into an OCI layout; docker into its daemon). Needs root for dockerd.
 set -euo pipefail
@@ -47,8 +48,16 @@ tar -C "$work/rootfs" -xf ../shared/fixtures/images/busybox-rootfs.tar
 { tar -C / -cf - -T "$work/list" 2>/dev/null || true; } | tar -C "$work/rootfs" -xf -
 KILN_ROOT="$work/store" kiln import -c 'CMD ["sh"]' "$work/rootfs" bench/image:1 > /dev/null
 KILN_ROOT="$work/store" kiln save -o "$work/image.tar" bench/image:1
-rm -rf "$work/rootfs" "$work/store"
-echo "image: $(du -sm "$work/image.tar" | cut -f1) MB, one layer; best of $rounds rounds, the order of the tools alternating"
+# A three-layer image as images usually are: that one with two more layers (the same files split in two).
+mkdir -p "$work/context/a" "$work/context/b"
+half=$(($(wc -l < "$work/list") / 2))
+{ head -n "$half" "$work/list" | tar -C / -cf - -T - 2>/dev/null || true; } | tar -C "$work/context/a" -xf -
+{ tail -n +"$((half + 1))" "$work/list" | tar -C / -cf - -T - 2>/dev/null || true; } | tar -C "$work/context/b" -xf -
+printf 'FROM bench/image:1\nCOPY a /a\nCOPY b /b\n' > "$work/context/Dockerfile"
+KILN_ROOT="$work/store" kiln build -q -t bench/layers:1 "$work/context" > /dev/null
+KILN_ROOT="$work/store" kiln save -o "$work/layers.tar" bench/layers:1
+rm -rf "$work/rootfs" "$work/store" "$work/context"
+echo "images: $(du -sm "$work/image.tar" | cut -f1) MB in one layer, and $(du -sm "$work/layers.tar" | cut -f1) MB in three; best of $rounds rounds, the order of the tools alternating"
 
 have_docker=
 if [ "$(id -u)" -eq 0 ] && command -v dockerd > /dev/null; then
@@ -60,7 +69,7 @@ if [ "$(id -u)" -eq 0 ] && command -v dockerd > /dev/null; then
 fi
 
 best() { if [ "$1" = - ] || { [ "$2" != - ] && [ "$(echo "$2 < $1" | bc -l)" = 1 ]; }; then echo "$2"; else echo "$1"; fi; }
-k_push=-; s_push=-; k_pull=-; s_pull=-; d_pull=-; k_repush=-
+k_push=-; s_push=-; k_pull=-; s_pull=-; d_pull=-; k_repush=-; k_pull3=-; d_pull3=-
 for round in $(seq "$rounds"); do
   start_registry "$round"
   # The store holds the layer uncompressed (as loaded from a docker save), so push compresses, as skopeo does.
@@ -75,16 +84,25 @@ for round in $(seq "$rounds"); do
     docker -H "unix://$work/docker.sock" image prune -af > /dev/null # earlier rounds' layers would be found
     d_pull=$(best "$d_pull" "$(elapsed docker -H "unix://$work/docker.sock" pull "$reg/bench/skopeo:1")")
   }
+  pull3_kiln() { k_pull3=$(best "$k_pull3" "$(KILN_ROOT="$work/pull3-$round" elapsed node bin/kiln pull "$reg/bench/layers:1")"); }
+  pull3_docker() {
+    [ -n "$have_docker" ] || return 0
+    docker -H "unix://$work/docker.sock" image prune -af > /dev/null
+    d_pull3=$(best "$d_pull3" "$(elapsed docker -H "unix://$work/docker.sock" pull "$reg/bench/layers:1")")
+  }
   sync
   if [ $((round % 2)) = 1 ]; then push_kiln; push_skopeo; else push_skopeo; push_kiln; fi
+  skopeo copy -q --dest-tls-verify=false "docker-archive:$work/layers.tar" "docker://$reg/bench/layers:1"
   sync
   if [ $((round % 2)) = 1 ]; then pull_kiln; pull_skopeo; pull_docker; else pull_docker; pull_skopeo; pull_kiln; fi
+  if [ $((round % 2)) = 1 ]; then pull3_kiln; pull3_docker; else pull3_docker; pull3_kiln; fi
   k_repush=$(best "$k_repush" "$(KILN_ROOT="$work/push-$round" elapsed node bin/kiln push "$reg/bench/kiln:1")")
-  rm -rf "$work/push-$round" "$work/pull-$round" "$work/layout-$round"
+  rm -rf "$work/push-$round" "$work/pull-$round" "$work/pull3-$round" "$work/layout-$round"
 done
 
 ratio() { [ "$2" = - ] && echo - || printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 printf 'push:  kiln %.2fs, skopeo %.2fs, ratio %s\n' "$k_push" "$s_push" "$(ratio "$k_push" "$s_push")"
 printf 'pull:  kiln %.2fs, skopeo (to an OCI layout) %.2fs, ratio %s; docker pull %s, ratio %s\n' "$k_pull" "$s_pull" "$(ratio "$k_pull" "$s_pull")" "$([ "$d_pull" = - ] && echo - || printf '%.2fs' "$d_pull")" "$(ratio "$k_pull" "$d_pull")"
+printf 'pull of the three-layer image: kiln %.2fs, docker pull %s, ratio %s\n' "$k_pull3" "$([ "$d_pull3" = - ] && echo - || printf '%.2fs' "$d_pull3")" "$(ratio "$k_pull3" "$d_pull3")"
 printf 'second push of the same image (no layer bytes): kiln %.2fs\n' "$k_repush"
 echo "ratio = kiln time / peer time (below 1: kiln is faster)"
