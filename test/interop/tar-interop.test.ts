@@ -10,6 +10,7 @@ import type { TarEntryType, TarHeader } from '../../src/layer/tar/header.js';
 import { readTar } from '../../src/layer/tar/reader.js';
 import { type TarInput, writeTar } from '../../src/layer/tar/writer.js';
 import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
+import { readEntries } from '../helpers/tar.js';
 
 // What GNU tar and Python's tarfile see in an archive, against what kiln sees in it. Listings are
 // compared line by line, with times as numbers so that "22:13:20.5" and 1700000000.5 meet.
@@ -96,12 +97,6 @@ function asMember(h: TarHeader, body: Buffer): Member {
     xattrs: Object.fromEntries([...(h.xattrs ?? [])].map(([k, v]) => [k, v.toString('hex')])),
     body: body.toString('hex'),
   };
-}
-
-async function readEntries(source: AsyncIterable<Uint8Array>): Promise<{ header: TarHeader; body: Buffer }[]> {
-  const out: { header: TarHeader; body: Buffer }[] = [];
-  for await (const { header, body } of readTar(source)) out.push({ header, body: await buffer(body) });
-  return out;
 }
 
 const readFileEntries = (file: string) => readEntries(createReadStream(file, { highWaterMark: 1 << 16 }));

@@ -3,18 +3,13 @@ import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { isKilnError } from '../../src/errors.js';
 import type { TarHeader } from '../../src/layer/tar/header.js';
-import { type SeekableSource, type TarSource, readTar } from '../../src/layer/tar/reader.js';
+import { type SeekableSource, readTar } from '../../src/layer/tar/reader.js';
 import { type TarInput, writeTar } from '../../src/layer/tar/writer.js';
+import { readEntries } from '../helpers/tar.js';
 
 /** `bytes` cut into `size`-byte chunks, as a stream would deliver them. */
 function* chunked(bytes: Buffer, size: number): Generator<Buffer> {
   for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
-}
-
-async function readAll(source: TarSource): Promise<{ header: TarHeader; body: Buffer }[]> {
-  const out: { header: TarHeader; body: Buffer }[] = [];
-  for await (const { header, body } of readTar(source)) out.push({ header, body: await buffer(body) });
-  return out;
 }
 
 const write = (entries: TarInput[]): Promise<Buffer> => buffer(writeTar(entries));
@@ -69,7 +64,7 @@ describe('tar codec: round trips', () => {
     const bytes = await write(ENTRIES);
     assert.equal(bytes.length % 512, 0);
     for (const size of [5, 511, 512, 777, 65_536, bytes.length]) {
-      const read = await readAll(chunked(bytes, size));
+      const read = await readEntries(chunked(bytes, size));
       assert.deepEqual(
         read.map((r) => r.header),
         ENTRIES.map((e) => e.header),
@@ -89,10 +84,10 @@ describe('tar codec: round trips', () => {
   });
 
   it('keeps PAX records it does not interpret, and drops access and change times', async () => {
-    const [read] = await readAll([await withPaxRecords({ comment: 'made by hand', 'LIBARCHIVE.creationtime': '5', atime: '7.5', ctime: '8' })]);
+    const [read] = await readEntries([await withPaxRecords({ comment: 'made by hand', 'LIBARCHIVE.creationtime': '5', atime: '7.5', ctime: '8' })]);
     assert.ok(read);
     assert.deepEqual(read.header.pax, { comment: 'made by hand', 'LIBARCHIVE.creationtime': '5' });
-    const [again] = await readAll([await write([{ header: read.header }])]);
+    const [again] = await readEntries([await write([{ header: read.header }])]);
     assert.deepEqual(again?.header, read.header);
   });
 });
@@ -107,7 +102,7 @@ describe('tar codec: the format chosen on write', () => {
     assert.equal(flag(bytes), '6');
     assert.equal(bytes.toString('latin1', 345, 345 + 121), `${'a'.repeat(120)}\0`, 'ustar prefix');
     assert.equal(bytes.toString('latin1', 0, 100), `${'b'.repeat(99)}\0`, 'ustar name');
-    assert.deepEqual((await readAll([bytes]))[0]?.header, header);
+    assert.deepEqual((await readEntries([bytes]))[0]?.header, header);
   });
 
   const cases: [string, Partial<TarHeader>, string][] = [
@@ -128,7 +123,7 @@ describe('tar codec: the format chosen on write', () => {
       assert.equal(flag(bytes), 'x');
       const records = bytes.toString('utf8', 512, 512 + parseInt(bytes.toString('latin1', 124, 135), 8));
       assert.ok(records.includes(`${record}`), records);
-      const [read] = await readAll([bytes]);
+      const [read] = await readEntries([bytes]);
       assert.deepEqual(read?.header, { ...base, path: 'f', type: 'fifo', ...extra });
     });
   }
@@ -152,17 +147,17 @@ describe('tar codec: headers from other writers', () => {
     const bytes = await write([file('f', 'abc')]);
     Buffer.from([0x80, 0, 0, 0, 0, 0x2d, 0xc6, 0xc0]).copy(bytes, 108); // uid 3000000
     Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]).copy(bytes, 136); // mtime -2
-    const [read] = await readAll([reseal(bytes)]);
+    const [read] = await readEntries([reseal(bytes)]);
     assert.equal(read?.header.uid, 3_000_000);
     assert.equal(read?.header.mtime, -2);
     Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]).copy(bytes, 116); // gid -2
-    await assert.rejects(readAll([reseal(bytes)]), (err) => isKilnError(err, 'INVALID_INPUT') && /gid out of range/.test(err.message));
+    await assert.rejects(readEntries([reseal(bytes)]), (err) => isKilnError(err, 'INVALID_INPUT') && /gid out of range/.test(err.message));
   });
 
   it('accepts a signed checksum and reads a non-UTF-8 name as latin1', async () => {
     const bytes = await write([file('cafe', 'x')]);
     bytes[3] = 0xe9;
-    const [read] = await readAll([reseal(bytes, 0, true)]);
+    const [read] = await readEntries([reseal(bytes, 0, true)]);
     assert.equal(read?.header.path, 'café');
   });
 
@@ -170,13 +165,13 @@ describe('tar codec: headers from other writers', () => {
     const v7 = await write([{ header: { ...base, path: 'old/', type: 'file', uname: 'ignored' } }]);
     v7.fill(0, 156, 157);
     v7.fill(0, 257, 265);
-    const [dir] = await readAll([reseal(v7)]);
+    const [dir] = await readEntries([reseal(v7)]);
     assert.deepEqual(dir?.header, { ...base, path: 'old/', type: 'directory' });
 
     const gnu = await write([file('name', 'x', { uname: 'root' })]);
     gnu.write('ustar  \0', 257, 'latin1');
     gnu.write('14515614177\0', 345, 'latin1'); // old GNU keeps the access time where ustar has its prefix
-    const [read] = await readAll([reseal(gnu)]);
+    const [read] = await readEntries([reseal(gnu)]);
     assert.equal(read?.header.path, 'name');
     assert.equal(read?.header.uname, 'root');
   });
@@ -184,7 +179,7 @@ describe('tar codec: headers from other writers', () => {
   it('reads a contiguous file (type 7) as a regular file', async () => {
     const bytes = await write([file('c', 'data')]);
     bytes.write('7', 156, 'latin1');
-    const [read] = await readAll([reseal(bytes)]);
+    const [read] = await readEntries([reseal(bytes)]);
     assert.deepEqual([read?.header.type, read?.body.toString()], ['file', 'data']);
   });
 
@@ -192,7 +187,7 @@ describe('tar codec: headers from other writers', () => {
     const bytes = await write(ENTRIES);
     for (const cut of [512, 1024]) {
       assert.deepEqual(
-        (await readAll([bytes.subarray(0, bytes.length - cut)])).map((r) => r.header.path),
+        (await readEntries([bytes.subarray(0, bytes.length - cut)])).map((r) => r.header.path),
         ENTRIES.map((e) => e.header.path),
       );
     }
@@ -201,7 +196,7 @@ describe('tar codec: headers from other writers', () => {
 
 describe('tar codec: refusing bad input', () => {
   const refused = async (bytes: Buffer, message: RegExp): Promise<void> => {
-    await assert.rejects(readAll(chunked(bytes, 300)), (err) => isKilnError(err, 'INVALID_INPUT') && message.test(err.message));
+    await assert.rejects(readEntries(chunked(bytes, 300)), (err) => isKilnError(err, 'INVALID_INPUT') && message.test(err.message));
   };
 
   it('names the entry a truncated archive stops in', async () => {
@@ -248,7 +243,7 @@ describe('tar codec: refusing bad input', () => {
   });
 
   it('falls back to the ustar field when a PAX record is empty', async () => {
-    const [read] = await readAll([await withPaxRecords({ path: '', uid: '' })]);
+    const [read] = await readEntries([await withPaxRecords({ path: '', uid: '' })]);
     assert.deepEqual([read?.header.path, read?.header.uid], ['n', 0]);
   });
 });

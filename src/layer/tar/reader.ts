@@ -255,24 +255,26 @@ function decodeHeader(block: Buffer, ext: Extensions): TarHeader {
   const linkname = paxName('linkpath') ?? ext.longLink ?? decodeName(field(block, FIELD.linkname));
   const uname = paxName('uname') ?? (hasOwnerNames ? decodeName(field(block, FIELD.uname)) : '');
   const gname = paxName('gname') ?? (hasOwnerNames ? decodeName(field(block, FIELD.gname)) : '');
+  const device = type === 'char' || type === 'block';
+  // Every header has the same keys in the same order (absent ones undefined): one object shape, so that
+  // the code reading headers stays monomorphic.
   return {
     path,
     type,
     mode: numeric(block, FIELD.mode, 'mode', where) & 0o7777,
     uid: paxNumber('uid', numeric(block, FIELD.uid, 'uid', where), integer),
     gid: paxNumber('gid', numeric(block, FIELD.gid, 'gid', where), integer),
-    ...(uname ? { uname } : {}),
-    ...(gname ? { gname } : {}),
+    uname: uname || undefined,
+    gname: gname || undefined,
     // Only regular files carry data; other types' size fields are ignored, as Go and Python do.
     size: type === 'file' ? paxNumber('size', numeric(block, FIELD.size, 'size', where), integer) : 0,
     mtime: paxNumber('mtime', numeric(block, FIELD.mtime, 'mtime', where), /^-?[0-9]+(\.[0-9]+)?$/),
-    ...(type === 'symlink' || type === 'hardlink' ? { linkname } : {}),
-    ...(type === 'char' || type === 'block'
-      ? { devmajor: hasOwnerNames ? numeric(block, FIELD.devmajor, 'devmajor', where) : 0, devminor: hasOwnerNames ? numeric(block, FIELD.devminor, 'devminor', where) : 0 }
-      : {}),
-    ...(xattrs.size > 0 ? { xattrs } : {}),
+    linkname: type === 'symlink' || type === 'hardlink' ? linkname : undefined,
+    devmajor: device ? (hasOwnerNames ? numeric(block, FIELD.devmajor, 'devmajor', where) : 0) : undefined,
+    devminor: device ? (hasOwnerNames ? numeric(block, FIELD.devminor, 'devminor', where) : 0) : undefined,
+    xattrs: xattrs.size > 0 ? xattrs : undefined,
     // fromEntries defines keys as data, so that a record named "__proto__" is kept like any other.
-    ...(others.length > 0 ? { pax: Object.fromEntries(others) } : {}),
+    pax: others.length > 0 ? Object.fromEntries(others) : undefined,
   };
 }
 

@@ -1,0 +1,16 @@
+import { buffer } from 'node:stream/consumers';
+import type { TarHeader } from '../../src/layer/tar/header.js';
+import { type TarSource, readTar } from '../../src/layer/tar/reader.js';
+
+/**
+ * Every entry of an archive with its body, each header with only the fields it has: the reader gives
+ * every header the same keys, the absent ones undefined, which a deep comparison would count.
+ */
+export async function readEntries(source: TarSource): Promise<{ header: TarHeader; body: Buffer }[]> {
+  const out: { header: TarHeader; body: Buffer }[] = [];
+  for await (const { header, body } of readTar(source)) {
+    const present = Object.fromEntries(Object.entries(header).filter(([, value]) => value !== undefined)) as unknown as TarHeader;
+    out.push({ header: present, body: await buffer(body) });
+  }
+  return out;
+}
