@@ -15,6 +15,7 @@ import { type Filters, checkFilterKeys } from '../engine/filters.js';
 import { importImage } from '../engine/import.js';
 import { type ProgressEvent, checkCredentials, pullAllTags, pullImage, pushImage, searchImages } from '../engine/registry.js';
 import { commitContainer } from '../engine/containers.js';
+import { API_VERSION, KILN_VERSION, MIN_API_VERSION, versionInfo } from '../engine/version.js';
 import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
@@ -22,9 +23,6 @@ import { Containers, readJson } from './containers.js';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 
 /** The newest API version kiln speaks, and the oldest it accepts in a path prefix. */
-export const API_VERSION = '1.41';
-const MIN_API_VERSION = '1.24';
-const KILN_VERSION = '0.1.0';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_FOUND: 404,
@@ -193,26 +191,17 @@ function imageRoutes(): [string, RegExp, Handler][] {
 
 function systemRoutes(): [string, RegExp, Handler][] {
   return [
-    ['GET', /^\/version$/, ({ res }) =>
+    ['GET', /^\/version$/, ({ res }) => {
+      const { Version, ...details } = versionInfo();
       json(res, 200, {
         Platform: { Name: 'kiln' },
-        Components: [
-          {
-            Name: 'Engine',
-            Version: KILN_VERSION,
-            Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: arch() === 'x64' ? 'amd64' : arch(), KernelVersion: release(), GitCommit: 'kiln', GoVersion: `node${process.versions.node}`, BuildTime: '', Experimental: 'false' },
-          },
-        ],
-        Version: KILN_VERSION,
-        ApiVersion: API_VERSION,
-        MinAPIVersion: MIN_API_VERSION,
+        Components: [{ Name: 'Engine', Version, Details: { ...details, GitCommit: 'kiln', BuildTime: '', Experimental: 'false' } }],
+        Version,
+        ...details,
         GitCommit: 'kiln',
-        GoVersion: `node${process.versions.node}`,
-        Os: 'linux',
-        Arch: arch() === 'x64' ? 'amd64' : arch(),
-        KernelVersion: release(),
         BuildTime: '',
-      })],
+      });
+    }],
     ['GET', /^\/info$/, ({ engine, res }) => {
       const containers = engine.store.db.containers();
       json(res, 200, {

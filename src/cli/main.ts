@@ -8,7 +8,8 @@ import { registerContainers } from './commands/containers.js';
 import { registerBuild } from './commands/build.js';
 import { registerRegistry } from './commands/registry.js';
 import { registerServe } from './commands/serve.js';
-import { registerSystem } from './commands/system.js';
+import { registerSystem, registerVersion } from './commands/system.js';
+import { KILN_VERSION } from '../engine/version.js';
 import { type CommandContext, createContext } from './context.js';
 import { type Io, processIo } from './io.js';
 
@@ -22,6 +23,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
     .description('A daemonless Docker image engine')
     .option('--root <dir>', 'the store directory (default: $KILN_ROOT, /var/lib/kiln as root, $XDG_DATA_HOME/kiln otherwise)')
     .configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: (s) => ctx.io.stderr.write(s) })
+    .version(`kiln version ${KILN_VERSION}`, '-v, --version', 'print version information and quit')
     .showSuggestionAfterError(true)
     .enablePositionalOptions()
     .exitOverride();
@@ -56,6 +58,7 @@ function buildProgram(ctx: CommandContext, rootOption: { value?: string }): Comm
   registerBuild(image, ctx);
 
   registerSystem(program, ctx);
+  registerVersion(program, ctx);
   for (const command of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) command.exitOverride();
   return program;
 }

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { newKiln, ok } from '../helpers/kiln.js';
-import { fixturesDir } from '../helpers/paths.js';
+import { fixturesDir, repoRoot } from '../helpers/paths.js';
 
 const BUSYBOX = join(fixturesDir, 'busybox-docker20-save.tar');
 const WHITEOUTS = join(fixturesDir, 'whiteouts-docker20-save.tar');
@@ -95,5 +96,19 @@ describe('kiln CLI speaks Docker\'s image verbs', () => {
     assert.equal((await ok(kiln(['images', '-a', '-q']))).stdout.split('\n').length, 3);
     assert.equal((await kiln(['images', '--bogus'])).code, 125);
     assert.match((await ok(kiln(['system', 'check']))).stdout, /^\d+ blobs verified, 2 images, 2 names: clean\n$/);
+  });
+
+  it('--version and version, with a template, as docker prints them', async () => {
+    const { kiln } = await newKiln();
+    const { version } = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    assert.equal((await ok(kiln(['--version']))).stdout, `kiln version ${version}\n`);
+    assert.equal((await ok(kiln(['-v']))).stdout, `kiln version ${version}\n`);
+    const lines = (await ok(kiln(['version']))).stdout.split('\n');
+    assert.deepEqual(lines, ['Client: kiln', ` Version:           ${version}`, ' API version:       1.41 (minimum version 1.24)', ` Node version:      v${process.versions.node}`, lines[4], '']);
+    assert.match(lines[4] ?? '', /^ OS\/Arch: +linux\/(amd64|arm64)$/);
+    assert.equal((await ok(kiln(['version', '-f', '{{.Client.Version}} {{.Client.ApiVersion}}']))).stdout, `${version} 1.41\n`);
+    const broken = await kiln(['version', '--format', '{{.Client']);
+    assert.equal(broken.code, 125);
+    assert.match(broken.stderr, /^Error: template parsing error/);
   });
 });

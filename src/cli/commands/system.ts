@@ -3,7 +3,8 @@ import { pruneContainers } from '../../engine/containers.js';
 import { pruneBuildLeftovers } from '../../engine/build.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { renderRows } from '../format/table.js';
+import { versionInfo } from '../../engine/version.js';
+import { renderRows, renderTemplate } from '../format/table.js';
 import { humanSize, humanSizeWithPrecision, sinceNow } from '../format/units.js';
 import { collect, confirm, print, printRows } from '../io.js';
 import { printPruneReport } from './image.js';
@@ -19,6 +20,25 @@ function dfSize(bytes: number): string {
 
 function reclaimable(reclaim: number, total: number): string {
   return total > 0 ? `${dfSize(reclaim)} (${Math.trunc((100 * reclaim) / total)}%)` : dfSize(reclaim);
+}
+
+/** `kiln version`: docker version's client block (kiln has no server; `kiln serve` reports the same). */
+export function registerVersion(program: Command, ctx: CommandContext): Command {
+  return program
+    .command('version')
+    .description('Show the kiln version information')
+    .option('-f, --format <format>', 'format the output using the given Go template')
+    .action((options: { format?: string }) => {
+      const info = versionInfo();
+      if (options.format) return print(ctx.io, renderTemplate(options.format, { Client: info }));
+      print(ctx.io, [
+        'Client: kiln',
+        ` Version:           ${info.Version}`,
+        ` API version:       ${info.ApiVersion} (minimum version ${info.MinAPIVersion})`,
+        ` Node version:      v${process.versions.node}`,
+        ` OS/Arch:           ${info.Os}/${info.Arch}`,
+      ].join('\n'));
+    });
 }
 
 export function registerSystem(program: Command, ctx: CommandContext): Command {
