@@ -7,6 +7,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { KilnError } from '../errors.js';
+import type { Credentials } from '../registry/credentials.js';
 import { buildImage } from '../engine/build.js';
 import { applyLayer } from '../layer/apply.js';
 import { autoDecompress } from '../layer/compression.js';
@@ -28,6 +29,28 @@ function jsonObject(text: string | null, what: string): Record<string, string> {
   } catch {
     throw new KilnError('INVALID_ARGUMENT', `invalid ${what}: ${JSON.stringify(text)} is not a JSON object`);
   }
+}
+
+/**
+ * X-Registry-Config: the credentials the docker CLI sends with a build, base64 JSON by registry (Docker
+ * Hub's under its v1 URL), for pulling base images. Credentials for a host, or undefined.
+ */
+function registryConfig(header: string | string[] | undefined): (host: string) => Credentials | undefined {
+  if (typeof header !== 'string' || header === '') return () => undefined;
+  let config: Record<string, { username?: string; password?: string; identitytoken?: string } | undefined>;
+  try {
+    config = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as typeof config;
+  } catch {
+    throw new KilnError('INVALID_ARGUMENT', 'invalid X-Registry-Config header: not base64 JSON');
+  }
+  return (host) => {
+    const keys = host === 'docker.io' ? ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io'] : [host, `https://${host}`, `http://${host}`];
+    for (const entry of keys.map((key) => config[key])) {
+      if (entry?.identitytoken) return { identityToken: entry.identitytoken };
+      if (entry?.username && entry.password) return { username: entry.username, password: entry.password };
+    }
+    return undefined;
+  };
 }
 
 export async function buildRoute(call: Call, options: BuildRoutes): Promise<void> {
@@ -66,6 +89,8 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
       ...(query.get('platform') ? { platform: query.get('platform') ?? '' } : {}),
       ...(network === 'none' || network === 'host' ? { network } : {}),
       squash: truthy('squash'),
+      pull: truthy('pull'),
+      registry: { credentials: registryConfig(req.headers['x-registry-config']) },
       runtime: options.runtime,
       ...(options.storageDriver ? { storageDriver: options.storageDriver } : {}),
       notice: (message) => stream.send({ stream: `${message}\n` }),

@@ -44,6 +44,8 @@ export interface SolveOptions {
   readonly images: ReadonlyMap<string, Digest>;
   /** `--cache-from`: images whose inline build cache may stand in for steps. */
   readonly cacheFrom: readonly Digest[];
+  /** The number of the first step's progress events (those before are the build's own, such as pulls). */
+  readonly firstStepId?: number;
   /** Unpacks a stored image into layer snapshots; returns the top snapshot's key. */
   readonly unpack: (imageId: Digest) => Promise<string | undefined>;
   /** Stage indexes whose steps must not come from the cache (`--no-cache` is all of them). */
@@ -106,13 +108,15 @@ async function* clampTimes(entries: AsyncIterable<TarInput>, epoch: number | und
 }
 
 export class Solver {
-  private nextStepId = 1;
+  private nextStepId: number;
   private readonly stageResults = new Map<number, Promise<State>>();
 
   constructor(
     private readonly plan: BuildPlan,
     private readonly options: SolveOptions,
-  ) {}
+  ) {
+    this.nextStepId = options.firstStepId ?? 1;
+  }
 
   /** Builds the target stage (and what it needs); returns its image ID. */
   async solve(): Promise<Digest> {

@@ -7,6 +7,7 @@ import { parseInstructions } from '../dockerfile/instructions.js';
 import { KilnError, isErrno } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../reference/reference.js';
+import type { Credentials } from '../registry/credentials.js';
 import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
 import { type Driver, Snapshotter, unmountStale } from '../snapshot/snapshotter.js';
 import { processAlive } from '../gc/gc.js';
@@ -16,6 +17,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Engine } from './engine.js';
+import { pullImage } from './registry.js';
 import { openSnapshotter, unpackImage } from './run.js';
 
 export interface BuildOptions {
@@ -43,6 +45,14 @@ export interface BuildOptions {
   readonly network?: 'none' | 'host';
   readonly runtime: RuntimeName;
   readonly storageDriver?: Driver;
+  /** `--pull`: pull every base image, even one the store has, in case the registry has a newer one. */
+  readonly pull?: boolean;
+  /** How to reach registries for base images the store lacks (`FROM` pulls them, as Docker's does). */
+  readonly registry?: {
+    readonly insecureRegistries?: readonly string[];
+    /** Credentials for a registry host (the Engine API's X-Registry-Config), instead of config.json's. */
+    readonly credentials?: (host: string) => Credentials | undefined;
+  };
   readonly notice: (message: string) => void;
   readonly events: (event: BuildEvent) => void;
 }
@@ -50,6 +60,42 @@ export interface BuildOptions {
 export interface BuildResult {
   readonly id: Digest;
   readonly warnings: readonly string[];
+}
+
+function imageIfPresent(engine: Engine, ref: string): Digest | undefined {
+  try {
+    return engine.image(ref).id;
+  } catch (err) {
+    if (err instanceof KilnError && err.code === 'NOT_FOUND') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Pulls a base image (one the store lacks, or any with `--pull`) as a build step of its own, its
+ * progress as the step's log, and returns its ID. Names without a registry are Docker Hub's.
+ */
+async function pullBase(engine: Engine, ref: string, present: boolean, id: number, file: string, options: BuildOptions): Promise<Digest> {
+  const started = Date.now();
+  options.events({ type: 'step', id, name: `[internal] pull ${ref}` });
+  const credentials = options.registry?.credentials?.(parseReference(ref).domain);
+  try {
+    const pulled = await pullImage(engine, ref, {
+      ...(options.registry?.insecureRegistries ? { insecureRegistries: options.registry.insecureRegistries } : {}),
+      ...(credentials ? { credentials } : {}),
+      // Byte counts would flood a build log: the statuses say enough.
+      events: (event) => {
+        if (event.status !== 'Downloading') options.events({ type: 'log', id, stream: 'stdout', text: `${event.id ? `${event.id}: ` : ''}${event.status}\n` });
+      },
+    });
+    options.events({ type: 'done', id, seconds: (Date.now() - started) / 1000 });
+    return pulled.id;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    options.events({ type: 'error', id, message });
+    if (err instanceof KilnError && !present) throw new KilnError(err.code, `${file}: the image ${ref} is not in the store, and pulling it failed: ${message}`, { cause: err });
+    throw err;
+  }
 }
 
 /** `docker build`: a Dockerfile and a context directory → an image in the store, tagged. */
@@ -87,15 +133,11 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     labels: options.labels,
   };
   const images = new Map<string, Digest>();
+  let stepId = 1;
   for (const ref of externalImages(dockerfile, planOptions)) {
-    try {
-      images.set(ref, engine.image(ref).id);
-    } catch (err) {
-      if (err instanceof KilnError && err.code === 'NOT_FOUND') {
-        throw new KilnError('NOT_FOUND', `${file}: the image ${ref} is not in the store, and kiln build does not pull yet: import or load it first (kiln import, kiln load)`);
-      }
-      throw err;
-    }
+    const present = imageIfPresent(engine, ref);
+    if (present && !options.pull) images.set(ref, present);
+    else images.set(ref, await pullBase(engine, ref, present !== undefined, stepId++, file, options));
   }
   const plan = planBuild(dockerfile, planOptions, (ref) => engine.store.configOf(images.get(ref) as Digest));
   const warnings = [...dockerfile.warnings];
@@ -137,6 +179,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
       defaultNetwork: options.network ?? 'host',
       events: options.events,
+      firstStepId: stepId,
     });
     const built = await solver.solve();
     return options.squash ? solver.squash(built) : built;

@@ -134,6 +134,16 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     // The server only checks credentials (/auth); the client keeps them.
     assert.deepEqual(await readdir(join(dir, 'server-config')), []);
     assert.match(await readFile(join(dir, 'docker-config', 'config.json'), 'utf8'), new RegExp(host.replace(/\./g, '\\.')));
+    if (!isRoot) return; // builds need root
+    // A build pulls a base image the store lacks (the client sends its credentials in X-Registry-Config).
+    await docker(['rmi', `${host}/api/busybox:2`]);
+    const context = join(dir, 'pull-context');
+    await mkdir(context);
+    await writeFile(join(context, 'Dockerfile'), `FROM ${host}/api/busybox:2\nRUN echo pulled > /f\n`);
+    assert.match((await docker(['build', '-t', 'api-pulled:1', context])).stdout, /Successfully tagged api-pulled:1\n$/);
+    assert.match((await docker(['images', '--format', '{{.Repository}}:{{.Tag}}', `${host}/api/busybox`])).stdout, new RegExp(`${host.replace(/\./g, '\\.')}/api/busybox:2`));
+    assert.match((await docker(['build', '--pull', '-t', 'api-pulled:1', context])).stdout, /Image is up to date/);
+    assert.equal((await ok(kiln(['run', '--rm', 'api-pulled:1', 'cat', '/f']))).stdout, 'pulled\n');
   });
 
   it('docker run (exit code and both streams), run -d, logs, ps, rm -f', { skip: !isRoot && 'containers need root' }, async () => {

@@ -118,6 +118,25 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     assert.deepEqual([report.problems, report.orphans], [[], []]);
   });
 
+  it('kiln build pulls a base image the store lacks, and every one with --pull; one that cannot be pulled fails clearly', { skip: !isRoot && 'builds need root' }, async () => {
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${join(fixturesDir, 'busybox-docker20-save.tar')}`, `docker://${registry.host}/lab/base:1`]);
+    const { kiln } = await newKiln();
+    const context = await tempDir('kiln-context-');
+    await writeFile(join(context, 'Dockerfile'), `FROM ${registry.host}/lab/base:1\nRUN echo built > /f\n`);
+    const built = await ok(kiln(['build', '--progress', 'plain', '-t', 'pulled:1', context]));
+    assert.match(built.stderr, new RegExp(`^#1 \\[internal\\] pull ${registry.host}/lab/base:1\n(#1 [0-9.]+ .*\n)*#1 [0-9.]+ Status: Downloaded newer image for ${registry.host}/lab/base:1\n#1 DONE`, 'm'));
+    assert.match(built.stderr, /^#2 \[stage-0 1\/1\] RUN echo built/m);
+    assert.equal((await ok(kiln(['inspect', '-f', '{{.Id}}', `${registry.host}/lab/base:1`]))).stdout.trim(), FIXTURE_ID);
+    assert.equal((await ok(kiln(['run', '--rm', 'pulled:1', 'cat', '/f']))).stdout, 'built\n');
+    const again = await ok(kiln(['build', '--progress', 'plain', '-t', 'pulled:1', context]));
+    assert.doesNotMatch(again.stderr, /\[internal\] pull/);
+    assert.match((await ok(kiln(['build', '--pull', '--progress', 'plain', '-t', 'pulled:1', context]))).stderr, /Status: Image is up to date/);
+    await writeFile(join(context, 'Dockerfile'), `FROM ${registry.host}/lab/missing:1\n`);
+    const missing = await kiln(['build', context]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, new RegExp(`Error: .*Dockerfile: the image ${registry.host}/lab/missing:1 is not in the store, and pulling it failed: .*(not found|unknown)`, 'i'));
+  });
+
   it('picks the platform from a multi-platform index: the host\'s by default, --platform for another', async () => {
     const { kiln } = await newKiln();
     const rootfs = join(fixturesDir, 'busybox-rootfs.tar');

@@ -7,8 +7,9 @@ import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { type Io, collect, parseBool, print } from '../io.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
+import { INSECURE_HELP, type RegistryFlags, insecure } from './registry.js';
 
-interface BuildFlags extends RuntimeFlags {
+interface BuildFlags extends RuntimeFlags, RegistryFlags {
   tag?: string[];
   file?: string;
   buildArg?: string[];
@@ -178,6 +179,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .addOption(notNegated(new Option('--no-cache-filter <stage>', 'do not cache the named stages (repeatable)').argParser(collect)))
     .option('--cache-from <image>', 'images to consider as cache sources (kiln-built images carry their build cache)', collect)
     .option('--pull [bool]', 'always attempt to pull a newer version of the image')
+    .option('--insecure-registry <host>', INSECURE_HELP, collect)
     .option('--iidfile <file>', 'write the image ID to the file')
     .option('-q, --quiet', 'suppress the build output and print the image ID on success')
     .option('--progress <type>', 'progress output: auto, plain, tty, quiet', 'auto')
@@ -190,9 +192,6 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
       withEngine(ctx, async (engine) => {
         const runtimeFlags = checkRuntimeFlags(flags);
         if (!['auto', 'plain', 'tty', 'quiet', 'rawjson'].includes(flags.progress)) throw new KilnError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(flags.progress)}: use auto, plain, tty or quiet`);
-        if (flags.pull !== undefined && (flags.pull === true as unknown || parseBool(flags.pull))) {
-          throw new KilnError('UNSUPPORTED', '--pull: kiln build does not pull from registries yet; the base images must be in the store (--pull=false)');
-        }
         if (flags.network !== undefined && !['default', 'none', 'host'].includes(flags.network)) {
           throw new KilnError('INVALID_ARGUMENT', `invalid --network ${JSON.stringify(flags.network)}: use default, none or host`);
         }
@@ -223,6 +222,8 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           ...(epochText ? { epoch: Number(epochText) } : {}),
           ...(flags.network === 'none' || flags.network === 'host' ? { network: flags.network } : {}),
           ...runtimeFlags,
+          pull: flags.pull !== undefined && (flags.pull === (true as unknown) || parseBool(flags.pull)),
+          registry: { insecureRegistries: insecure(flags) },
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
           events: progress.event,
         }).then(

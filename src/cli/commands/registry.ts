@@ -9,15 +9,15 @@ import { type CommandContext, withEngine } from '../context.js';
 import { collect, print, printRows } from '../io.js';
 import { progressPrinter } from '../progress.js';
 
-interface RegistryFlags {
+export interface RegistryFlags {
   insecureRegistry?: string[];
 }
 
-function insecure(flags: RegistryFlags): string[] {
+export function insecure(flags: RegistryFlags): string[] {
   return [...(flags.insecureRegistry ?? []), ...(process.env.KILN_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean)];
 }
 
-const INSECURE_HELP = 'a registry reached over plain HTTP or unverified TLS (loopback ones always are; also $KILN_INSECURE_REGISTRIES)';
+export const INSECURE_HELP = 'a registry reached over plain HTTP or unverified TLS (loopback ones always are; also $KILN_INSECURE_REGISTRIES)';
 
 export function registerRegistry(parent: Command, ctx: CommandContext): void {
   parent
