@@ -185,8 +185,11 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
       const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
       let output = '';
       child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.stdin.end(input);
+      // The input is typed, and stdin left open: at its end script would type the EOF character, which
+      // the terminal echoes (as ^@) when it comes before docker has set it raw.
+      child.stdin.write(input);
       const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
+      child.stdin.destroy();
       return { code, output: output.replace(/\r/g, '') };
     };
     const exitOf = (args: readonly string[], input: string): Promise<{ code: number; stdout: string }> =>
