@@ -7,7 +7,7 @@ import { KilnError } from '../errors.js';
 /** The streams a command talks to: the process's own, or a test's. */
 export interface Io {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  readonly stderr: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
   readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
 }
 

@@ -1,15 +1,13 @@
 import type { ProgressEvent } from '../engine/registry.js';
 import { humanSizeWithPrecision } from './format/units.js';
-import type { Io } from './io.js';
 
 /**
  * Docker's jsonmessage display. On a terminal: one line per layer ID, redrawn in place, with a progress
  * bar while bytes move. Otherwise: a line per status change (no progress lines), as `docker pull | cat`
  * prints.
  */
-export function progressPrinter(io: Io, terminal: boolean): (event: ProgressEvent) => void {
-  const out = io.stdout;
-  if (!terminal) {
+export function progressPrinter(out: NodeJS.WritableStream & { isTTY?: boolean }): (event: ProgressEvent) => void {
+  if (out.isTTY !== true) {
     const last = new Map<string, string>();
     return (event) => {
       if (event.id === undefined) {

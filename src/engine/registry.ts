@@ -411,6 +411,32 @@ export async function pullAllTags(engine: Engine, name: string, options: PullOpt
   return repositoryName(ref);
 }
 
+/** `docker run --pull`: when to pull the image before running it. */
+export type PullPolicy = 'missing' | 'always' | 'never';
+
+export function parsePullPolicy(text: string): PullPolicy {
+  if (text === 'missing' || text === 'always' || text === 'never') return text;
+  throw new KilnError('INVALID_ARGUMENT', `invalid pull option: ${JSON.stringify(text)}: must be one of "always", "missing" or "never"`);
+}
+
+/**
+ * Makes sure an image is in the store before it is used, as `docker run` does: `missing` pulls a name
+ * the store lacks (saying so first, as Docker does), `always` pulls it in any case, `never` leaves it.
+ */
+export async function ensureImage(engine: Engine, name: string, policy: PullPolicy, options: PullOptions): Promise<void> {
+  if (policy === 'never') return;
+  if (policy === 'missing') {
+    try {
+      engine.image(name);
+      return;
+    } catch (err) {
+      if (!(err instanceof KilnError && err.code === 'NOT_FOUND')) throw err;
+    }
+    options.events({ status: `Unable to find image '${familiarString(withDefaultTag(parseReference(name)))}' locally` });
+  }
+  await pullImage(engine, name, options);
+}
+
 /** The tags of a repository in the store (`push -a`). */
 export function localTags(engine: Engine, name: string): string[] {
   const ref = parseReference(name);

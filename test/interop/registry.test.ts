@@ -137,6 +137,23 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     assert.match(missing.stderr, new RegExp(`Error: .*Dockerfile: the image ${registry.host}/lab/missing:1 is not in the store, and pulling it failed: .*(not found|unknown)`, 'i'));
   });
 
+  it('kiln run pulls an image the store lacks, as docker run does (--pull missing|always|never), its output on stderr', { skip: !isRoot && 'kiln run needs root' }, async () => {
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${join(fixturesDir, 'busybox-docker20-save.tar')}`, `docker://${registry.host}/lab/runme:1`]);
+    const { kiln } = await newKiln();
+    const never = await kiln(['run', '--rm', '--pull', 'never', `${registry.host}/lab/runme:1`, 'true']);
+    assert.equal(never.code, 1);
+    assert.match(never.stderr, /No such image|not in the store|does not exist/i);
+    const first = await ok(kiln(['run', '--rm', `${registry.host}/lab/runme:1`, 'echo', 'hello']));
+    assert.equal(first.stdout, 'hello\n');
+    assert.match(first.stderr, new RegExp(`^Unable to find image '${registry.host}/lab/runme:1' locally\n1: Pulling from lab/runme\n[^]*Status: Downloaded newer image for ${registry.host}/lab/runme:1\n$`));
+    const second = await ok(kiln(['run', '--rm', `${registry.host}/lab/runme:1`, 'true']));
+    assert.equal(second.stderr, '');
+    assert.match((await ok(kiln(['run', '--rm', '--pull', 'always', `${registry.host}/lab/runme:1`, 'true']))).stderr, /Status: Image is up to date/);
+    const bad = await kiln(['run', '--pull', 'sometimes', `${registry.host}/lab/runme:1`, 'true']);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /invalid pull option: "sometimes"/);
+  });
+
   it('picks the platform from a multi-platform index: the host\'s by default, --platform for another', async () => {
     const { kiln } = await newKiln();
     const rootfs = join(fixturesDir, 'busybox-rootfs.tar');

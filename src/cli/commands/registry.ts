@@ -33,7 +33,7 @@ export function registerRegistry(parent: Command, ctx: CommandContext): void {
       withEngine(ctx, async (engine) => {
         const concurrency = Number(flags.maxConcurrentDownloads);
         if (!Number.isInteger(concurrency) || concurrency < 1) throw new KilnError('INVALID_ARGUMENT', `invalid --max-concurrent-downloads ${JSON.stringify(flags.maxConcurrentDownloads)}: a positive integer`);
-        const events = flags.quiet ? () => undefined : progressPrinter(ctx.io, ctx.io.stdout.isTTY === true);
+        const events = flags.quiet ? () => undefined : progressPrinter(ctx.io.stdout);
         const options = { events, insecureRegistries: insecure(flags), maxConcurrentDownloads: concurrency, ...(flags.platform !== undefined ? { platform: flags.platform } : {}) };
         if (flags.allTags) {
           print(ctx.io, await pullAllTags(engine, name, options));
@@ -54,7 +54,7 @@ export function registerRegistry(parent: Command, ctx: CommandContext): void {
     .action((name: string, flags: RegistryFlags & { allTags?: boolean; quiet?: boolean; compression: string }) =>
       withEngine(ctx, async (engine) => {
         if (flags.compression !== 'gzip' && flags.compression !== 'zstd') throw new KilnError('INVALID_ARGUMENT', `invalid --compression ${JSON.stringify(flags.compression)}: gzip or zstd`);
-        const events = flags.quiet ? () => undefined : progressPrinter(ctx.io, ctx.io.stdout.isTTY === true);
+        const events = flags.quiet ? () => undefined : progressPrinter(ctx.io.stdout);
         const names = flags.allTags ? localTags(engine, name).map((tag) => `${name}:${tag}`) : [name];
         for (const each of names) {
           const results = await pushImage(engine, each, { events, compression: flags.compression, insecureRegistries: insecure(flags) });

@@ -1,12 +1,16 @@
 import type { Command } from 'commander';
 import { KilnError } from '../../errors.js';
+import { ensureImage, parsePullPolicy } from '../../engine/registry.js';
 import { SUPERVISE_COMMAND, runContainer, superviseContainer } from '../../engine/run.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { collect, print } from '../io.js';
+import { progressPrinter } from '../progress.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
+import { INSECURE_HELP, type RegistryFlags, insecure } from './registry.js';
 import { readFile } from 'node:fs/promises';
 
-interface RunFlags extends RuntimeFlags {
+interface RunFlags extends RuntimeFlags, RegistryFlags {
+  pull: string;
   rm?: boolean;
   detach?: boolean;
   tty?: boolean;
@@ -49,12 +53,17 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
     .option('--entrypoint <command>', 'overwrite the default ENTRYPOINT of the image')
     .option('--network <mode>', 'network mode: none or host', 'host')
     .option('--hostname <name>', 'container host name')
+    .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
+    .option('--insecure-registry <host>', INSECURE_HELP, collect)
     .action((image: string, command: string[], flags: RunFlags) =>
       withEngine(ctx, async (engine) => {
         if (flags.network !== 'none' && flags.network !== 'host') throw new KilnError('INVALID_ARGUMENT', `network mode ${JSON.stringify(flags.network)} is not supported: use none or host`);
         if (flags.tty && !flags.detach && !ctx.io.stdin.isTTY) throw new KilnError('INVALID_ARGUMENT', 'the input device is not a TTY');
         const runtimeFlags = checkRuntimeFlags(flags);
+        const pull = parsePullPolicy(flags.pull);
         const fileEnv = (await Promise.all((flags.envFile ?? []).map(envFile))).flat();
+        // As with docker run, what a pull prints goes to stderr: stdout is the container's.
+        await ensureImage(engine, image, pull, { events: progressPrinter(ctx.io.stderr), insecureRegistries: insecure(flags) });
         const result = await runContainer(engine, image, {
           cmd: command,
           remove: flags.rm ?? false,
