@@ -5,6 +5,7 @@ import { join, posix, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { type ErrorCode, KilnError } from '../errors.js';
+import { postBytes } from './handover.js';
 import type { TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 
@@ -37,25 +38,8 @@ export interface ApplyResult {
 type WorkerReply = { type: 'ack' } | { type: 'done'; result: ApplyResult } | { type: 'error'; kiln?: ErrorCode; code?: string; message: string };
 
 /**
- * Sends a chunk of the tar to the worker. A chunk that is the whole of its own ArrayBuffer (as zlib's and
- * file streams' output is) is moved there, not copied, which leaves it empty here; others are copied.
- */
-function sendChunk(worker: Worker, chunk: Uint8Array): void {
-  if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer) {
-    try {
-      worker.postMessage({ type: 'data', buf: chunk.buffer }, [chunk.buffer]);
-      return;
-    } catch {
-      // An ArrayBuffer Node marks untransferable (its Buffer pool's): copied below.
-    }
-  }
-  const copy = new Uint8Array(chunk).buffer;
-  worker.postMessage({ type: 'data', buf: copy }, [copy]);
-}
-
-/**
  * `applyLayer` on a worker thread (see apply-worker.ts): the same result and errors, with the tar's bytes
- * handed over a few chunks ahead. The source's chunks are taken over (see `sendChunk`): it must not use
+ * handed over a few chunks ahead. The source's chunks are taken over (see `postBytes`): it must not use
  * one again after yielding it. A failing source stops the worker and fails with the source's error.
  */
 export async function applyLayerOffThread(root: string, source: AsyncIterable<Uint8Array>, options: ApplyOptions): Promise<ApplyResult> {
@@ -92,7 +76,7 @@ export async function applyLayerOffThread(root: string, source: AsyncIterable<Ui
     for await (const chunk of source) {
       if (answered) break;
       unacknowledged++;
-      sendChunk(worker, chunk);
+      postBytes(worker, { type: 'data' }, chunk);
       while (unacknowledged >= 4 && !answered) await new Promise<void>((resolve) => (space = resolve));
     }
     if (!answered) worker.postMessage({ type: 'end' });

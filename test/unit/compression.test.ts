@@ -54,6 +54,19 @@ describe('compression', () => {
     });
   }
 
+  it('gzip: gives the same bytes for the same input however it is cut, takes over whole 1 MiB chunks, and fails with its source', async () => {
+    const whole = await collect(compressStream(chunked(DATA), 'gzip'));
+    const owned = new Uint8Array(DATA.subarray(0, 1 << 20)); // a chunk that is the whole of its ArrayBuffer
+    const rest = DATA.subarray(1 << 20);
+    assert.deepEqual(await collect(compressStream((async function* () { yield owned; yield* chunked(rest, 77_777); })(), 'gzip')), whole);
+    assert.equal(owned.length, 0, 'moved to a compressing thread, not copied');
+    const broken = (async function* () {
+      yield Buffer.from(DATA.subarray(0, 3 << 20));
+      throw new Error('the source broke');
+    })();
+    await assert.rejects(collect(compressStream(broken, 'gzip')), /the source broke/);
+  });
+
   it('treats anything else as uncompressed, replaying the sniffed bytes', async () => {
     const { compression, stream } = await autoDecompress(chunked(Buffer.from('ab'), 1));
     assert.equal(compression, 'none');
