@@ -354,9 +354,12 @@ export class Engine {
     const snapshotsDir = join(this.store.root, 'snapshots');
     const dirs = new Set(await readdir(snapshotsDir).catch(() => [] as string[]));
     for (const snapshot of this.db.snapshots()) {
-      if (!dirs.delete(String(snapshot.dir))) problems.push(`snapshot ${snapshot.key} has no directory ${join(snapshotsDir, String(snapshot.dir))}`);
-      else if (/^extract-/.test(snapshot.key)) orphans.push(`unfinished layer unpack ${snapshot.key}`);
+      const present = dirs.delete(String(snapshot.dir));
+      // A temporary snapshot is recorded before its directory is made: a kill in between leaves the
+      // record alone, which prune removes like the rest of it.
+      if (/^extract-/.test(snapshot.key)) orphans.push(`unfinished layer unpack ${snapshot.key}`);
       else if (/^(?:build|view)-/.test(snapshot.key)) orphans.push(`build step snapshot ${snapshot.key}`);
+      else if (!present) problems.push(`snapshot ${snapshot.key} has no directory ${join(snapshotsDir, String(snapshot.dir))}`);
     }
     for (const dir of dirs) orphans.push(`left-over snapshot directory ${join(snapshotsDir, dir)}`);
     for (const id of await abandonedBundles(this)) orphans.push(`container ${id.slice(0, 12)} left by a kiln that died (system prune removes it)`);

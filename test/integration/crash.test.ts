@@ -5,6 +5,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import { Engine } from '../../src/engine/engine.js';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, tempDir } from '../helpers/paths.js';
 
@@ -70,6 +71,23 @@ describe('kill -9 during a layer unpack', { skip: process.getuid?.() !== 0 && 'k
     // What the killed runs left (a mounted rootfs, a writable snapshot) goes with a prune.
     await ok(kiln(['system', 'prune', '-a', '-f']));
     assert.deepEqual(await readdir(join(root, 'containers')).catch(() => []), []);
+    assert.equal((await ok(kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
+  });
+});
+
+describe('kill -9 between recording a temporary snapshot and making its directory', () => {
+  it('is a left-over for prune, not damage', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['images'])); // creates the store
+    const gone = spawn(process.execPath, ['-e', '0']);
+    const pid = await new Promise<number>((resolve) => gone.on('exit', () => resolve(gone.pid ?? 0)));
+    const engine = await Engine.open(root);
+    for (const key of [`extract-${pid}-0123456789ab`, `build-${pid}-1`]) engine.store.db.addSnapshot(key, undefined, 'active', 'overlay');
+    engine.close();
+    const check = await ok(kiln(['system', 'check']));
+    assert.match(check.stdout, new RegExp(`^reclaimable: unfinished layer unpack extract-${pid}-0123456789ab$`, 'm'));
+    assert.match(check.stdout, /: clean\n$/);
+    await ok(kiln(['system', 'prune', '-f']));
     assert.equal((await ok(kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
   });
 });
