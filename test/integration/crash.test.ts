@@ -8,6 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Engine } from '../../src/engine/engine.js';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, tempDir } from '../helpers/paths.js';
+import { registryUnavailable, startRegistry } from '../helpers/registry.js';
 
 describe('kill -9 at any moment leaves a clean store', () => {
   it('during load and import, `system check` finds no damage and prune frees the left-overs', async () => {
@@ -89,6 +90,42 @@ describe('kill -9 between recording a temporary snapshot and making its director
     assert.match(check.stdout, /: clean\n$/);
     await ok(kiln(['system', 'prune', '-f']));
     assert.equal((await ok(kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
+  });
+});
+
+describe('kill -9 during a pull', { skip: registryUnavailable() ?? (process.getuid?.() !== 0 && 'builds and unpacking need root') }, () => {
+  it('at any point leaves a store that checks clean, and the next pull and run work', async () => {
+    const registry = await startRegistry();
+    try {
+      // Three layers of 16 MB each (incompressible), so that all three download and unpack at once.
+      const context = await tempDir();
+      for (const dir of ['a', 'b', 'c']) {
+        await mkdir(join(context, dir));
+        for (let i = 0; i < 4; i++) await writeFile(join(context, dir, `f${i}`), randomBytes(4 << 20));
+      }
+      await writeFile(join(context, 'Dockerfile'), 'FROM base:1\nCOPY a /a\nCOPY b /b\nCOPY c /c\n');
+      const source = await newKiln();
+      await ok(source.kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'base:1']));
+      const name = `${registry.host}/crash/layers:1`;
+      await ok(source.kiln(['build', '-q', '-t', name, context]));
+      await ok(source.kiln(['push', '-q', name]));
+      const { root, kiln } = await newKiln();
+      for (const afterMs of [120, 250, 400, 600]) {
+        const child = spawn(process.execPath, [kilnBin, '--root', root, 'pull', '-q', name], { stdio: 'ignore' });
+        const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+        await delay(afterMs);
+        child.kill('SIGKILL');
+        await exited;
+        const check = await ok(kiln(['system', 'check']));
+        assert.match(check.stdout, /: clean\n$/, `after killing pull at ${afterMs} ms:\n${check.stdout}`);
+      }
+      await ok(kiln(['pull', '-q', name]));
+      assert.equal((await ok(kiln(['run', '--rm', name, 'sh', '-c', 'ls /a /b /c | grep -c f']))).stdout, '12\n');
+      await ok(kiln(['system', 'prune', '-f']));
+      assert.match((await ok(kiln(['system', 'check']))).stdout, /^\d+ blobs verified, 1 images, 2 names: clean\n$/);
+    } finally {
+      await registry.stop();
+    }
   });
 });
 
