@@ -70,6 +70,7 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
   const onTerm = forward('SIGTERM');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
+  child.stdin?.on('error', () => undefined); // the process may exit without reading all of it
   const feeding = typeof stdio.stdin === 'object' && child.stdin ? feedStdin(runtime, id, stdio.stdin.fifo, child.stdin) : undefined;
   try {
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
@@ -93,6 +94,7 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
     if (feeding) await feeding.stop();
+    child.stdin?.destroy();
     for (const log of [stdoutLog, stderrLog]) if (log) await new Promise((resolve) => log.end(resolve));
   }
 }
@@ -116,7 +118,10 @@ function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: ob
   if (supervisedTerminal(stdio)) {
     const size = (spec as { process?: { consoleSize?: ConsoleSize } }).process?.consoleSize ?? { height: 24, width: 80 };
     const command = `stty raw -echo rows ${size.height} cols ${size.width} && exec ${runtime} run --bundle ${shellQuote(bundle)} ${shellQuote(id)} 2>${shellQuote(join(bundle, RUNTIME_ERRORS))}`;
-    return spawn('script', ['--quiet', '--return', '--echo', 'never', '--command', command, '/dev/null'], { stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } });
+    // script's input is a pipe even when nothing is typed, held open until the runtime exits: at the end
+    // of its input script types the EOF character, which the terminal would echo (as ^@ in the log) if
+    // it came before the raw mode.
+    return spawn('script', ['--quiet', '--return', '--echo', 'never', '--command', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } });
   }
   if (stdio.tty) return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: 'inherit' });
   return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
@@ -143,7 +148,6 @@ function exitCode(runtime: RuntimeName, code: number | null, signal: NodeJS.Sign
  * the reading after that is on the event loop, so `stop` ends it at once.
  */
 function feedStdin(runtime: RuntimeName, id: string, fifo: string, stdin: Writable): { stop(): Promise<void> } {
-  stdin.on('error', () => undefined); // the process may exit without reading all of it
   let stopped = false;
   let reader: Socket | undefined;
   const opening = (async () => {

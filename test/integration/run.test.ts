@@ -150,6 +150,18 @@ describe('detached containers with a terminal: run -d -t', { skip: cannotRun }, 
     assert.equal((await ok(kiln(['logs', 'term']))).stdout, '/dev/pts/0\r\n24 80\r\n');
     await ok(kiln(['rm', 'term']));
   });
+
+  it('logs nothing but the process\'s output, even when many start at once (no echoed end of input)', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]));
+    // Racing starts make a late raw mode likelier: script's end of input then came first and was echoed as ^@.
+    const ids = await Promise.all(Array.from({ length: 8 }, async () => (await ok(kiln(['run', '-d', '-t', 'busybox:lab', 'echo', 'only this']))).stdout.trim()));
+    const deadline = Date.now() + 30_000;
+    const exited = async () => (await ok(kiln(['ps', '-a', '--format', '{{.Status}}']))).stdout.split('\n').filter((s) => s.startsWith('Exited')).length;
+    while ((await exited()) < ids.length && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    for (const id of ids) assert.equal((await ok(kiln(['logs', id]))).stdout, 'only this\r\n', id);
+    await ok(kiln(['rm', ...ids]));
+  });
 });
 
 describe('signals', { skip: cannotRun }, () => {
