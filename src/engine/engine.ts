@@ -5,7 +5,6 @@ import { KilnError, isKilnError } from '../errors.js';
 import type { ImageRow } from '../meta/db.js';
 import { chainIds } from '../image/image.js';
 import { abandonedBundles } from './containers.js';
-import { abandonedBuilds } from './build.js';
 import { type Digest, shortId } from '../oci/digest.js';
 import type { HistoryEntry } from '../oci/types.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
@@ -363,6 +362,8 @@ export class Engine {
     }
     for (const dir of dirs) orphans.push(`left-over snapshot directory ${join(snapshotsDir, dir)}`);
     for (const id of await abandonedBundles(this)) orphans.push(`container ${id.slice(0, 12)} left by a kiln that died (system prune removes it)`);
+    // The builder is loaded only here: every command opens an engine, few check the store.
+    const { abandonedBuilds } = await import('./build.js');
     for (const name of await abandonedBuilds(this)) orphans.push(`build work ${name} left by a kiln that died (system prune removes it)`);
     return { blobs, images: images.length, names: this.db.names().length, problems, orphans };
   }

@@ -2,7 +2,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../build/solver.js';
-import { buildImage } from '../../engine/build.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { type Io, collect, parseBool, print } from '../io.js';
@@ -206,6 +205,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         const quiet = flags.quiet === true || flags.progress === 'quiet';
         const live = flags.progress === 'tty' || (flags.progress === 'auto' && (ctx.io.stderr as { isTTY?: boolean }).isTTY === true);
         const progress: Progress = quiet ? { event: () => undefined, finish: () => undefined } : live ? ttyProgress(ctx.io) : plainProgress(ctx.io);
+        const { buildImage } = await import('../../engine/build.js'); // the builder loads only for builds
         const result = await buildImage(engine, {
           contextDir: path,
           ...(dockerfile ? { dockerfile } : {}),

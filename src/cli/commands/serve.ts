@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { type Listen, serveApi } from '../../api/server.js';
+import type { Listen } from '../../api/server.js';
 import { readFile } from 'node:fs/promises';
 import { KilnError } from '../../errors.js';
 import { Engine } from '../../engine/engine.js';
@@ -65,6 +65,8 @@ export function registerServe(parent: Command, ctx: CommandContext): void {
           if (!tls) ctx.io.stderr.write(`kiln: WARNING: serving the API on ${host} without TLS: anyone who can reach it controls kiln and, through containers, this machine\n`);
         }
         const engine = await Engine.open(ctx.root());
+        // Loaded here: the API server is most of kiln's code, which other commands need not load.
+        const { serveApi } = await import('../../api/server.js');
         const server = await serveApi(engine, { listen, build: runtime, log: (line) => ctx.io.stderr.write(`${line}\n`) });
         ctx.io.stderr.write(`kiln: serving the Docker Engine API on ${host} (store ${engine.store.root})\n`);
         await new Promise<void>((resolve) => {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { pruneContainers } from '../../engine/containers.js';
-import { pruneBuildLeftovers } from '../../engine/build.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { versionInfo } from '../../engine/version.js';
@@ -86,6 +85,7 @@ export function registerSystem(program: Command, ctx: CommandContext): Command {
         const images = options.all ? 'all images without at least one container associated to them' : 'all dangling images';
         const warning = `WARNING! This will remove:\n  - all stopped containers\n  - ${images}\n  - unused build cache\n`;
         if (!options.force && !(await confirm(ctx.io, `${warning}\nAre you sure you want to continue?`))) return;
+        const { pruneBuildLeftovers } = await import('../../engine/build.js'); // the builder loads only when needed
         await pruneBuildLeftovers(engine);
         const removed = await pruneContainers(engine);
         if (removed.length > 0) print(ctx.io, `Deleted Containers:\n${removed.join('\n')}\n\n`);
