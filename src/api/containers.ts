@@ -5,16 +5,14 @@
  * the record. Containers with AutoRemove are removed by this server when they exit.
  */
 import { randomBytes } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { containerChanges, containerIo, containerStdin, findContainer, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer } from '../engine/containers.js';
+import { FOLLOW_MS, type FollowOptions, containerChanges, containerIo, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
-import { containerBundle, runContainer } from '../engine/run.js';
+import { runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
-import { logPath } from '../runtime/runtime.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
 import type { Call } from './server.js';
@@ -29,6 +27,7 @@ interface CreateRequest {
   readonly Hostname?: string;
   readonly Tty?: boolean;
   readonly OpenStdin?: boolean;
+  readonly StdinOnce?: boolean;
   readonly HostConfig?: { readonly AutoRemove?: boolean; readonly Binds?: string[] | null; readonly NetworkMode?: string; readonly ConsoleSize?: readonly number[] | null };
 }
 
@@ -46,7 +45,6 @@ export interface ContainerRoutes {
 }
 
 /** Polling interval while following a container (there is no event from another process to wait on). */
-const FOLLOW_MS = 50;
 
 export class Containers {
   private readonly pending = new Map<string, Pending>();
@@ -104,6 +102,7 @@ export class Containers {
         tty: request.Tty ?? false,
         ...(consoleSize ? { consoleSize } : {}),
         interactive: request.OpenStdin ?? false,
+        stdinOnce: request.StdinOnce ?? false,
         runtime: this.options.runtime,
         ...(this.options.storageDriver ? { storageDriver: this.options.storageDriver } : {}),
         notice: () => undefined,
@@ -120,17 +119,9 @@ export class Containers {
   }
 
   private async exitCode(engine: Engine, id: string): Promise<number> {
-    for (;;) {
-      const row = engine.store.db.containers().find((c) => c.id === id);
-      if (!row) {
-        const code = this.removedExits.get(id);
-        if (code !== undefined) return code;
-        throw new KilnError('NOT_FOUND', `No such container: ${id}`);
-      }
-      if (row.exitCode !== null) return row.exitCode;
-      if (!isRunning(row) && row.pid === null) return row.exitCode ?? 0;
-      await delay(FOLLOW_MS);
-    }
+    const code = (await exitCodeOf(engine, id)) ?? this.removedExits.get(id);
+    if (code === undefined) throw new KilnError('NOT_FOUND', `No such container: ${id}`);
+    return code;
   }
 
   private async removeWhenDone(engine: Engine, id: string): Promise<void> {
@@ -167,42 +158,13 @@ export class Containers {
     }
   }
 
-  /** Follows the container's two logs as Docker's multiplexed frames until it has exited and all is sent. */
-  private async follow(engine: Engine, id: string, write: (stream: 1 | 2, data: Buffer) => unknown, options: { follow: boolean; stdout: boolean; stderr: boolean; onlyNew?: boolean }): Promise<void> {
-    const bundle = containerBundle(engine, id);
-    // Output so far is skipped when only what comes next is asked for (attach to a running container).
-    const sizeNow = async (stream: 'stdout' | 'stderr'): Promise<number> => (options.onlyNew ? ((await stat(logPath(bundle, stream)).catch(() => undefined))?.size ?? 0) : 0);
-    const offsets = { stdout: await sizeNow('stdout'), stderr: await sizeNow('stderr') };
+  /** Follows the container's two logs (streams 1 and 2) until it has exited and all is sent. */
+  private async follow(engine: Engine, id: string, write: (stream: 1 | 2, data: Buffer) => unknown, options: FollowOptions): Promise<void> {
     this.following.set(id, (this.following.get(id) ?? 0) + 1);
     try {
-      await this.followLogs(engine, id, bundle, offsets, write, options);
+      await followLogs(engine, id, (stream, data) => write(stream === 'stdout' ? 1 : 2, data), options);
     } finally {
       this.following.set(id, (this.following.get(id) ?? 1) - 1);
-    }
-  }
-
-  private async followLogs(engine: Engine, id: string, bundle: string, offsets: { stdout: number; stderr: number }, write: (stream: 1 | 2, data: Buffer) => unknown, options: { follow: boolean; stdout: boolean; stderr: boolean }): Promise<void> {
-    for (;;) {
-      const row = engine.store.db.containers().find((c) => c.id === id);
-      const done = !row || row.exitCode !== null || !isRunning(row);
-      for (const [stream, number] of [['stdout', 1], ['stderr', 2]] as const) {
-        if (!options[stream]) continue;
-        const handle = await open(logPath(bundle, stream), 'r').catch(() => undefined);
-        if (!handle) continue;
-        try {
-          for (;;) {
-            const buffer = Buffer.alloc(64 << 10);
-            const { bytesRead } = await handle.read(buffer, 0, buffer.length, offsets[stream]);
-            if (bytesRead === 0) break;
-            offsets[stream] += bytesRead;
-            write(number, buffer.subarray(0, bytesRead));
-          }
-        } finally {
-          await handle.close();
-        }
-      }
-      if (done || !options.follow) return;
-      await delay(FOLLOW_MS);
     }
   }
 

@@ -6,9 +6,9 @@ import { KilnError } from '../errors.js';
 
 /** The streams a command talks to: the process's own, or a test's. */
 export interface Io {
-  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean; rows?: number; columns?: number };
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
-  readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
 }
 
 export const processIo: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };

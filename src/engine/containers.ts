@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { constants, existsSync, open as openCallback } from 'node:fs';
 import { Socket } from 'node:net';
-import { lstat, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -211,11 +211,61 @@ export async function commitContainer(engine: Engine, nameOrId: string, options:
   });
 }
 
-/** `docker logs`: what a kept container wrote, per stream. */
-export async function containerLogs(engine: Engine, nameOrId: string): Promise<{ stdout: Buffer; stderr: Buffer }> {
-  const bundle = containerBundle(engine, findContainer(engine, nameOrId).id);
-  const read = (stream: 'stdout' | 'stderr') => readFile(logPath(bundle, stream)).catch(() => Buffer.alloc(0));
-  return { stdout: await read('stdout'), stderr: await read('stderr') };
+/** How often a follower looks at a running container's logs and state (its supervisor appends to files). */
+export const FOLLOW_MS = 50;
+
+export interface FollowOptions {
+  /** Go on until the container has exited (`logs -f`, attach), or stop at what is there now. */
+  readonly follow: boolean;
+  readonly stdout: boolean;
+  readonly stderr: boolean;
+  /** Only what is written from now on (an attach to a running container). */
+  readonly onlyNew?: boolean;
+  /** Stops following (a detach): the promise then resolves. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * `docker logs` and the output side of attach: what a kept container wrote, each piece to `write` with
+ * its stream, read from the logs its supervisor keeps; with `follow`, until it has exited and all is read.
+ */
+export async function followLogs(engine: Engine, id: string, write: (stream: 'stdout' | 'stderr', data: Buffer) => unknown, options: FollowOptions): Promise<void> {
+  const bundle = containerBundle(engine, id);
+  const sizeNow = async (stream: 'stdout' | 'stderr'): Promise<number> => (options.onlyNew ? ((await stat(logPath(bundle, stream)).catch(() => undefined))?.size ?? 0) : 0);
+  const offsets = { stdout: await sizeNow('stdout'), stderr: await sizeNow('stderr') };
+  for (;;) {
+    const row = engine.store.db.containers().find((c) => c.id === id);
+    const done = !row || row.exitCode !== null || !isRunning(row);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      if (!options[stream]) continue;
+      const handle = await open(logPath(bundle, stream), 'r').catch(() => undefined);
+      if (!handle) continue;
+      try {
+        for (;;) {
+          const buffer = Buffer.alloc(64 << 10);
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, offsets[stream]);
+          if (bytesRead === 0) break;
+          offsets[stream] += bytesRead;
+          write(stream, buffer.subarray(0, bytesRead));
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    if (done || !options.follow || options.signal?.aborted) return;
+    await delay(FOLLOW_MS, undefined, { signal: options.signal }).catch(() => undefined);
+  }
+}
+
+/** A container's exit code once it has exited (waiting for that), or undefined when it is gone. */
+export async function exitCodeOf(engine: Engine, id: string): Promise<number | undefined> {
+  for (;;) {
+    const row = engine.store.db.containers().find((c) => c.id === id);
+    if (!row) return undefined;
+    if (row.exitCode !== null) return row.exitCode;
+    if (!isRunning(row) && row.pid === null) return 0;
+    await delay(FOLLOW_MS);
+  }
 }
 
 /**

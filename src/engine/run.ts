@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +9,7 @@ import { applyLayer, applyLayerOffThread } from '../layer/apply.js';
 import { decompressStream } from '../layer/compression.js';
 import type { TarWalker } from '../layer/scan.js';
 import { layerCompression } from '../oci/mediatypes.js';
-import { type RuntimeName, makeStdinPipe, prepareRuntime, runBundle, stdinPipe } from '../runtime/runtime.js';
+import { type RuntimeName, makeStdinPipe, prepareRuntime, runBundle, stdinOf } from '../runtime/runtime.js';
 import { type ProcessOptions, runtimeSpec } from '../runtime/spec.js';
 import { type Driver, Snapshotter, detectDriver, mount, unmount } from '../snapshot/snapshotter.js';
 import type { Engine } from './engine.js';
@@ -27,6 +26,8 @@ export interface RunOptions extends Omit<ProcessOptions, 'hostname'> {
   readonly storageDriver?: Driver;
   /** `-i`: keep stdin open (for a detached container: a named pipe in its bundle, which `attach` writes to). */
   readonly interactive: boolean;
+  /** With `interactive` and `detach`: the process's stdin ends when the first attach closes it (Docker's StdinOnce). */
+  readonly stdinOnce?: boolean;
   /** The container's ID when the caller chose it (the Engine API's create, then start). */
   readonly id?: string;
   /** Tells the user something kiln decided for them (a storage driver fallback). */
@@ -234,7 +235,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
     if (prepared) options.notice(prepared);
     if (options.detach) {
       await writeFile(join(bundle, 'config.json'), JSON.stringify(runtimeSpecification, null, 2));
-      if (options.interactive) await makeStdinPipe(bundle);
+      if (options.interactive) await makeStdinPipe(bundle, options.stdinOnce ?? false);
       const supervisor = spawn(process.execPath, [KILN_BIN, '--root', engine.store.root, SUPERVISE_COMMAND, id, options.runtime, options.remove ? 'rm' : 'keep'], { detached: true, stdio: 'ignore' });
       supervisor.unref();
       engine.store.db.setContainerPid(id, supervisor.pid ?? null);
@@ -281,9 +282,7 @@ export async function superviseContainer(engine: Engine, id: string, runtime: Ru
   try {
     const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process?: { terminal?: boolean } };
     await writeFile(join(bundle, OWNER_FILE), String(process.pid));
-    const fifo = stdinPipe(bundle);
-    const stdin = existsSync(fifo) ? { fifo } : 'ignore';
-    const exitCode = await runBundle(runtime, bundle, id, spec, { stdin, keepLogs: true, tty: spec.process?.terminal ?? false });
+    const exitCode = await runBundle(runtime, bundle, id, spec, { stdin: stdinOf(bundle), keepLogs: true, tty: spec.process?.terminal ?? false });
     engine.store.db.finishContainer(id, exitCode);
   } finally {
     engine.store.db.setContainerPid(id, null);

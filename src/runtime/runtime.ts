@@ -40,8 +40,11 @@ export async function prepareRuntime(runtime: RuntimeName): Promise<string | und
  * `runc run` removes the container's runtime state when the process exits.
  */
 export interface BundleStdio {
-  /** `fifo`: the process's stdin is what is written to this named pipe, once the process runs. */
-  readonly stdin: 'inherit' | 'ignore' | { readonly fifo: string };
+  /**
+   * `fifo`: the process's stdin is what is written to this named pipe, once the process runs; with `once`
+   * it ends when the first writer closes, else the pipe waits for the next writer (attach after attach).
+   */
+  readonly stdin: 'inherit' | 'ignore' | { readonly fifo: string; readonly once: boolean };
   readonly keepLogs: boolean;
   readonly tty?: boolean;
   /** Where the process's output goes instead of kiln's own stdout/stderr (a build step's log). */
@@ -71,7 +74,7 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   child.stdin?.on('error', () => undefined); // the process may exit without reading all of it
-  const feeding = typeof stdio.stdin === 'object' && child.stdin ? feedStdin(runtime, id, stdio.stdin.fifo, child.stdin) : undefined;
+  const feeding = typeof stdio.stdin === 'object' && child.stdin ? feedStdin(runtime, id, stdio.stdin, child.stdin) : undefined;
   try {
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.on('error', (err) =>
@@ -143,26 +146,39 @@ function exitCode(runtime: RuntimeName, code: number | null, signal: NodeJS.Sign
 
 /**
  * Copies what is written to a container's stdin pipe (the named pipe in its bundle) into the process,
- * once it runs, and ends its stdin when the writer closes (Docker's StdinOnce). Waiting for a writer is
- * a blocking open on a thread-pool thread, which `stop` releases by opening the pipe for writing itself;
- * the reading after that is on the event loop, so `stop` ends it at once.
+ * once it runs. When the writer closes, the process's stdin ends (`once`, Docker's StdinOnce) or the pipe
+ * is opened again for the next one. Waiting for a writer is a blocking open on a thread-pool thread,
+ * which `stop` releases by opening the pipe for writing itself; the reading after that is on the event
+ * loop, so `stop` ends it at once.
  */
-function feedStdin(runtime: RuntimeName, id: string, fifo: string, stdin: Writable): { stop(): Promise<void> } {
+function feedStdin(runtime: RuntimeName, id: string, pipe: { readonly fifo: string; readonly once: boolean }, stdin: Writable): { stop(): Promise<void> } {
   let stopped = false;
   let reader: Socket | undefined;
   const opening = (async () => {
     await runningState(runtime, id, () => stopped);
-    if (stopped) return;
-    const fd = await openFd(fifo, constants.O_RDONLY);
-    reader = new Socket({ fd, readable: true, writable: false });
-    reader.on('error', () => stdin.end());
-    if (stopped) reader.destroy();
-    else reader.pipe(stdin);
+    while (!stopped) {
+      const fd = await openFd(pipe.fifo, constants.O_RDONLY);
+      reader = new Socket({ fd, readable: true, writable: false });
+      if (stopped) break;
+      const current = reader;
+      await new Promise<void>((resolve) => {
+        current.on('end', resolve);
+        current.on('close', resolve);
+        current.on('error', () => resolve());
+        current.pipe(stdin, { end: false });
+      });
+      current.unpipe(stdin);
+      current.destroy();
+      if (pipe.once) break;
+    }
+    reader?.destroy();
+    stdin.end();
   })().catch(() => stdin.end());
   return {
     async stop() {
       stopped = true;
-      const writer = await openFd(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined); // ENXIO: no open waits
+      reader?.destroy(); // a writer may still be attached: reading stops all the same
+      const writer = await openFd(pipe.fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined); // ENXIO: no open waits
       if (writer !== undefined) closeSync(writer);
       await opening;
       reader?.destroy();
@@ -202,8 +218,18 @@ export function stdinPipe(bundle: string): string {
   return join(bundle, 'stdin');
 }
 
-export async function makeStdinPipe(bundle: string): Promise<void> {
+export async function makeStdinPipe(bundle: string, once: boolean): Promise<void> {
   await run('mkfifo', ['-m', '0600', stdinPipe(bundle)]);
+  if (once) await writeFile(join(bundle, STDIN_ONCE), '');
+}
+
+/** Marks a bundle whose process's stdin ends with the first writer's (Docker's StdinOnce). */
+const STDIN_ONCE = 'stdin-once';
+
+/** How a supervisor feeds a detached container's stdin, if it has one (see `makeStdinPipe`). */
+export function stdinOf(bundle: string): BundleStdio['stdin'] {
+  const fifo = stdinPipe(bundle);
+  return existsSync(fifo) ? { fifo, once: existsSync(join(bundle, STDIN_ONCE)) } : 'ignore';
 }
 
 /** Where a kept container's output is logged. */

@@ -164,6 +164,51 @@ describe('detached containers with a terminal: run -d -t', { skip: cannotRun }, 
   });
 });
 
+describe('logs -f and attach', { skip: cannotRun }, () => {
+  it('logs -f follows until the exit; attach sends stdin and gets the exit code; a terminal attach types, resizes and detaches with ctrl-p ctrl-q', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]));
+    // A container that waits for a line on stdin before it writes: logs -f follows it to the end.
+    const follow = (await ok(kiln(['run', '-d', '-i', 'busybox:lab', 'sh', '-c', 'echo one; read x; echo "got $x"; exit 3']))).stdout.trim();
+    const following = kiln(['logs', '-f', follow]);
+    const attached = await kiln(['attach', follow], 'hi\n');
+    assert.deepEqual([attached.code, attached.stdout], [3, 'got hi\n'], 'attach gets only what comes next, and the exit code');
+    assert.equal((await ok(following)).stdout, 'one\ngot hi\n');
+    const stopped = await kiln(['attach', follow]);
+    assert.equal(stopped.code, 1);
+    assert.match(stopped.stderr, /You cannot attach to a stopped container, start it first/);
+    // With a terminal (util-linux script's): typed to, resized to 30x100, detached from (ctrl-p ctrl-q,
+    // typed once the answer shows that the attach is reading), then attached to again: its stdin is open
+    // across attaches, as with docker run -dit.
+    const term = (await ok(kiln(['run', '-dit', 'busybox:lab', 'sh']))).stdout.trim();
+    const onTerminal = async (input: string, then?: { after: RegExp; input: string }): Promise<{ code: number; output: string }> => {
+      const command = `stty rows 30 cols 100; ${process.execPath} ${kilnBin} --root ${root} attach ${term}`;
+      const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (then && then.after.test(output)) child.stdin.write(then.input);
+        if (then && then.after.test(output)) then = undefined;
+      });
+      child.stdin.write(input); // stdin left open: script would type its end as an EOF character
+      const stuck = setTimeout(() => child.kill('SIGKILL'), 30_000); // a failure, not a hang
+      const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
+      clearTimeout(stuck);
+      child.stdin.destroy();
+      return { code, output: output.replace(/\r/g, '') };
+    };
+    const detached = await onTerminal('echo size $(stty size)\n', { after: /^size 30 100$/m, input: '\x10\x11' });
+    assert.equal(detached.code, 1, detached.output);
+    assert.match(detached.output, /^size 30 100$/m);
+    assert.match(detached.output, /read escape sequence/);
+    assert.match((await ok(kiln(['ps', '--format', '{{.Status}}']))).stdout, /^Up /, 'still running after the detach');
+    const ended = await onTerminal('echo again-$((6 * 7))\nexit 7\n');
+    assert.equal(ended.code, 7, ended.output);
+    assert.match(ended.output, /^again-42$/m);
+    await ok(kiln(['rm', follow, term]));
+  });
+});
+
 describe('signals', { skip: cannotRun }, () => {
   it('SIGTERM sent to kiln reaches the container\'s process', async () => {
     const { root, kiln } = await newKiln();

@@ -1,13 +1,72 @@
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
-import { commitContainer, containerChanges, containerLogs, exportContainer, findContainer, isRunning, removeContainer } from '../../engine/containers.js';
+import { commitContainer, containerChanges, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, removeContainer, resizeContainer } from '../../engine/containers.js';
+import type { Engine } from '../../engine/engine.js';
+import type { RuntimeName } from '../../runtime/runtime.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
 import { goTimeString, humanDuration, sinceNow, truncateDisplay } from '../format/units.js';
-import { collect, print, printRows, writeFileAtomically } from '../io.js';
+import { type Io, collect, print, printRows, writeFileAtomically } from '../io.js';
+import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 
 const PS_HEADERS = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES' };
+
+/** Docker's default detach keys, ctrl-p ctrl-q: typed on a terminal, they leave the container running. */
+const DETACH_KEYS = Buffer.from([0x10, 0x11]);
+
+/**
+ * `docker attach`: the container's output from now on, and (unless `withStdin` is false, and if it keeps
+ * one open) kiln's stdin into the container's. With a terminal, kiln's is put in raw mode and its size
+ * passed on, now and when it changes, and ctrl-p ctrl-q detaches (exit 1, as docker's). Returns the
+ * container's exit code.
+ */
+async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, withStdin: boolean): Promise<number> {
+  const { tty, openStdin } = await containerIo(engine, id);
+  const stdin = withStdin && openStdin ? io.stdin : undefined;
+  if (tty && stdin && stdin.isTTY !== true) throw new KilnError('INVALID_ARGUMENT', 'the input device is not a TTY');
+  const { stdout } = io;
+  const resize = async (): Promise<void> => {
+    if (stdout.isTTY && stdout.rows && stdout.columns) await resizeContainer(engine, id, runtime, { height: stdout.rows, width: stdout.columns }).catch(() => undefined);
+  };
+  const onResize = (): void => void resize();
+  const detach = new AbortController();
+  const input = stdin && (await containerStdin(engine, id));
+  if (tty) {
+    stdin?.setRawMode?.(true);
+    await resize(); // before any input goes in: the first command sees the right size
+    process.on('SIGWINCH', onResize);
+  }
+  let last = -1;
+  const onInput = (chunk: Buffer): void => {
+    // The detach keys are looked for only on a terminal, where they are typed (also across two reads).
+    const at = tty ? Buffer.concat([last >= 0 ? Buffer.from([last]) : Buffer.alloc(0), chunk]).indexOf(DETACH_KEYS) : -1;
+    if (at >= 0) return detach.abort();
+    last = chunk.length > 0 ? (chunk[chunk.length - 1] as number) : last;
+    input?.write(chunk);
+  };
+  if (stdin && input) {
+    input.on('error', () => undefined); // the container stopped reading
+    stdin.on('data', onInput);
+    stdin.once('end', () => input.end());
+  }
+  try {
+    await followLogs(engine, id, (stream, data) => io[stream].write(data), { follow: true, stdout: true, stderr: true, onlyNew: true, signal: detach.signal });
+    if (detach.signal.aborted) {
+      io.stderr.write(`${tty ? '\r\n' : ''}read escape sequence\n`);
+      return 1;
+    }
+    return (await exitCodeOf(engine, id)) ?? 0;
+  } finally {
+    stdin?.off('data', onInput);
+    stdin?.pause();
+    input?.destroy();
+    if (tty) {
+      process.off('SIGWINCH', onResize);
+      stdin?.setRawMode?.(false);
+    }
+  }
+}
 
 export function registerContainers(program: Command, ctx: CommandContext): void {
   program
@@ -70,11 +129,23 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .command('logs')
     .description('Fetch the logs of a container')
     .argument('<CONTAINER>')
-    .action((name: string) =>
+    .option('-f, --follow', 'follow log output (until the container exits)')
+    .action((name: string, options: { follow?: boolean }) =>
       withEngine(ctx, async (engine) => {
-        const { stdout, stderr } = await containerLogs(engine, name);
-        ctx.io.stdout.write(stdout);
-        ctx.io.stderr.write(stderr);
+        const { id } = findContainer(engine, name);
+        await followLogs(engine, id, (stream, data) => ctx.io[stream].write(data), { follow: options.follow === true, stdout: true, stderr: true });
+      }),
+    );
+  addRuntimeFlags(program.command('attach'), 'the container')
+    .description('Attach local standard input, output, and error streams to a running container')
+    .argument('<CONTAINER>')
+    .option('--no-stdin', 'do not attach STDIN')
+    .action((name: string, flags: RuntimeFlags & { stdin: boolean }) =>
+      withEngine(ctx, async (engine) => {
+        const { runtime } = checkRuntimeFlags(flags);
+        const container = findContainer(engine, name);
+        if (!isRunning(container)) throw new KilnError('CONFLICT', 'You cannot attach to a stopped container, start it first');
+        ctx.exitCode = await attach(engine, container.id, runtime, ctx.io, flags.stdin);
       }),
     );
   program
