@@ -10,6 +10,15 @@ import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, tempDir } from '../helpers/paths.js';
 import { registryUnavailable, startRegistry } from '../helpers/registry.js';
 
+/** Runs kiln on the store `root` and kills it (SIGKILL) after `afterMs`: fault injection, not synchronisation. */
+async function killAfter(root: string, args: readonly string[], afterMs: number): Promise<void> {
+  const child = spawn(process.execPath, [kilnBin, '--root', root, ...args], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await delay(afterMs);
+  child.kill('SIGKILL');
+  await exited;
+}
+
 describe('kill -9 at any moment leaves a clean store', () => {
   it('during load and import, `system check` finds no damage and prune frees the left-overs', async () => {
     // An archive big enough that a load takes a while: 48 MB of incompressible files in one layer.
@@ -32,11 +41,7 @@ describe('kill -9 at any moment leaves a clean store', () => {
       [['import', rootfs, 'crash:1'], 120],
       [['import', rootfs, 'crash:1'], 220],
     ] as const) {
-      const child = spawn(process.execPath, [kilnBin, '--root', root, ...args], { stdio: 'ignore' });
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-      await delay(afterMs);
-      child.kill('SIGKILL');
-      await exited;
+      await killAfter(root, [...args], afterMs);
       const check = await ok(kiln(['system', 'check']));
       assert.match(check.stdout, /: clean\n$/, `after killing ${args.join(' ')} at ${afterMs} ms`);
       assert.doesNotMatch(check.stdout, /^problem:/m);
@@ -60,11 +65,7 @@ describe('kill -9 during a layer unpack', { skip: process.getuid?.() !== 0 && 'k
     await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'base:1']));
     await ok(kiln(['import', rootfs, 'big:1']));
     for (const afterMs of [150, 300]) {
-      const child = spawn(process.execPath, [kilnBin, '--root', root, 'run', '--rm', 'big:1', 'true'], { stdio: 'ignore' });
-      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-      await delay(afterMs);
-      child.kill('SIGKILL');
-      await exited;
+      await killAfter(root, ['run', '--rm', 'big:1', 'true'], afterMs);
       const check = await ok(kiln(['system', 'check']));
       assert.match(check.stdout, /: clean\n$/, `after killing run at ${afterMs} ms:\n${check.stdout}`);
     }
@@ -111,11 +112,7 @@ describe('kill -9 during a pull', { skip: registryUnavailable() ?? (process.getu
       await ok(source.kiln(['push', '-q', name]));
       const { root, kiln } = await newKiln();
       for (const afterMs of [120, 250, 400, 600]) {
-        const child = spawn(process.execPath, [kilnBin, '--root', root, 'pull', '-q', name], { stdio: 'ignore' });
-        const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-        await delay(afterMs);
-        child.kill('SIGKILL');
-        await exited;
+        await killAfter(root, ['pull', '-q', name], afterMs);
         const check = await ok(kiln(['system', 'check']));
         assert.match(check.stdout, /: clean\n$/, `after killing pull at ${afterMs} ms:\n${check.stdout}`);
       }
@@ -135,11 +132,7 @@ describe('kill -9 during a commit', { skip: process.getuid?.() !== 0 && 'kiln ru
     await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'base:1']));
     await ok(kiln(['run', '--name', 'big', 'base:1', 'sh', '-c', 'for i in 1 2 3 4 5 6; do head -c 8000000 /dev/urandom > /f$i; done']));
     for (const afterMs of [120, 240]) {
-      const child = spawn(process.execPath, [kilnBin, '--root', root, 'commit', 'big', 'crashed:1'], { stdio: 'ignore' });
-      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-      await delay(afterMs);
-      child.kill('SIGKILL');
-      await exited;
+      await killAfter(root, ['commit', 'big', 'crashed:1'], afterMs);
       assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/, `after killing commit at ${afterMs} ms`);
     }
     await ok(kiln(['commit', 'big', 'committed:1']));
