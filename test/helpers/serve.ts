@@ -1,5 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { kilnBin } from './kiln.js';
+import { type Registry, registryUnavailable, startRegistry } from './registry.js';
 
 /** A `kiln serve` started for a test: ready when it says it serves; stopped by pid. */
 export interface Served {
@@ -25,6 +29,35 @@ export async function startServe(root: string, args: readonly string[], env: Nod
     stop: async () => {
       server.kill('SIGTERM');
       await exited;
+    },
+  };
+}
+
+/** A `kiln serve` on a unix socket in a fresh directory (its store in `store`), a registry beside it when one can run. */
+export interface ServeLab {
+  readonly dir: string;
+  readonly socket: string;
+  readonly root: string;
+  readonly registry: Registry | undefined;
+  stop(): Promise<void>;
+}
+
+/** Starts a ServeLab; `prepare` may make files in its directory and give the server's environment. */
+export async function startServeLab(prefix: string, prepare: (dir: string) => Promise<NodeJS.ProcessEnv> = async () => process.env): Promise<ServeLab> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const socket = join(dir, 'kiln.sock');
+  const root = join(dir, 'store');
+  const server = await startServe(root, ['-H', `unix://${socket}`], await prepare(dir));
+  const registry = registryUnavailable() ? undefined : await startRegistry();
+  return {
+    dir,
+    socket,
+    root,
+    registry,
+    stop: async () => {
+      await server.stop();
+      await registry?.stop();
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
-import { type Served, startServe } from '../helpers/serve.js';
+import { type ServeLab, startServeLab } from '../helpers/serve.js';
 import { fixturesDir, isRoot } from '../helpers/paths.js';
-import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
+import type { Registry } from '../helpers/registry.js';
 
 /** Reads a dockerode stream (jsonmessage lines) to its end; rejects on an errorDetail. */
 function finished(docker: Docker, stream: NodeJS.ReadableStream): Promise<{ stream?: string; status?: string; aux?: { ID?: string } }[]> {
@@ -18,22 +17,18 @@ function finished(docker: Docker, stream: NodeJS.ReadableStream): Promise<{ stre
 }
 
 describe('kiln serve: the same flow with dockerode as the client', () => {
+  let lab: ServeLab | undefined;
   let dir: string;
-  let server: Served | undefined;
   let docker: Docker;
   let registry: Registry | undefined;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'kiln-dockerode-'));
-    const socket = join(dir, 'kiln.sock');
-    server = await startServe(join(dir, 'store'), ['-H', `unix://${socket}`]);
-    docker = new Docker({ socketPath: socket });
-    if (!registryUnavailable()) registry = await startRegistry();
+    lab = await startServeLab('kiln-dockerode-');
+    ({ dir, registry } = lab);
+    docker = new Docker({ socketPath: lab.socket });
   });
   after(async () => {
-    await server?.stop();
-    await registry?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await lab?.stop();
   });
 
   it('ping, version, load, list, inspect, tag, history, remove, prune, df', async () => {

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { ok, runKiln } from '../helpers/kiln.js';
-import { type Served, startServe } from '../helpers/serve.js';
+import { type ServeLab, startServe, startServeLab } from '../helpers/serve.js';
 import { fixturesDir, isRoot } from '../helpers/paths.js';
-import { type Registry, freePort, registryUnavailable, startRegistry } from '../helpers/registry.js';
+import { type Registry, freePort, registryUnavailable } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 
@@ -39,9 +39,9 @@ function raw(socket: string, method: string, path: string, body?: string): Promi
 }
 
 describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip: await dockerCliUnavailable() }, () => {
+  let lab: ServeLab | undefined;
   let dir: string;
   let socket: string;
-  let server: Served | undefined;
   let registry: Registry | undefined;
   const root = (): string => join(dir, 'store');
   const docker = async (args: readonly string[], input?: string): Promise<{ stdout: string; stderr: string }> => {
@@ -58,17 +58,15 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
   const kiln = (args: readonly string[]) => runKiln(root(), args);
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'kiln-api-'));
-    socket = join(dir, 'kiln.sock');
-    await mkdir(join(dir, 'docker-config'));
-    await mkdir(join(dir, 'server-config'));
-    server = await startServe(root(), ['-H', `unix://${socket}`], { ...process.env, DOCKER_CONFIG: join(dir, 'server-config') });
-    if (!registryUnavailable()) registry = await startRegistry();
+    lab = await startServeLab('kiln-api-', async (labDir) => {
+      await mkdir(join(labDir, 'docker-config'));
+      await mkdir(join(labDir, 'server-config'));
+      return { ...process.env, DOCKER_CONFIG: join(labDir, 'server-config') };
+    });
+    ({ dir, socket, registry } = lab);
   });
   after(async () => {
-    await server?.stop();
-    await registry?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await lab?.stop();
   });
 
   it('version and info negotiate and describe the server', async () => {
