@@ -62,15 +62,6 @@ export interface BuildResult {
   readonly warnings: readonly string[];
 }
 
-function imageIfPresent(engine: Engine, ref: string): Digest | undefined {
-  try {
-    return engine.image(ref).id;
-  } catch (err) {
-    if (err instanceof KilnError && err.code === 'NOT_FOUND') return undefined;
-    throw err;
-  }
-}
-
 /**
  * Pulls a base image (one the store lacks, or any with `--pull`) as a build step of its own, its
  * progress as the step's log, and returns its ID. Names without a registry are Docker Hub's.
@@ -135,7 +126,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   const images = new Map<string, Digest>();
   let stepId = 1;
   for (const ref of externalImages(dockerfile, planOptions)) {
-    const present = imageIfPresent(engine, ref);
+    const present = engine.imageIfPresent(ref)?.id;
     if (present && !options.pull) images.set(ref, present);
     else images.set(ref, await pullBase(engine, ref, present !== undefined, stepId++, file, options));
   }
@@ -143,12 +134,9 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   const warnings = [...dockerfile.warnings];
   const cacheFrom: Digest[] = [];
   for (const ref of options.cacheFrom) {
-    try {
-      cacheFrom.push(engine.image(ref).id);
-    } catch (err) {
-      if (!(err instanceof KilnError && err.code === 'NOT_FOUND')) throw err;
-      warnings.push(`--cache-from ${ref}: no such image in the store, not used`);
-    }
+    const image = engine.imageIfPresent(ref);
+    if (image) cacheFrom.push(image.id);
+    else warnings.push(`--cache-from ${ref}: no such image in the store, not used`);
   }
   if (plan.unusedBuildArgs.length > 0) warnings.push(`One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
   const noCacheStages = new Set(

@@ -97,6 +97,16 @@ export class Engine {
     return this.resolve(nameOrId).row;
   }
 
+  /** The image, or undefined when the store has none by that name or ID (a bad name still throws). */
+  imageIfPresent(nameOrId: string): ImageRow | undefined {
+    try {
+      return this.image(nameOrId);
+    } catch (err) {
+      if (err instanceof KilnError && err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
   // ---- queries ----
 
   private repoTags(id: Digest): string[] {

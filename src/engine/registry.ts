@@ -426,12 +426,7 @@ export function parsePullPolicy(text: string): PullPolicy {
 export async function ensureImage(engine: Engine, name: string, policy: PullPolicy, options: PullOptions): Promise<void> {
   if (policy === 'never') return;
   if (policy === 'missing') {
-    try {
-      engine.image(name);
-      return;
-    } catch (err) {
-      if (!(err instanceof KilnError && err.code === 'NOT_FOUND')) throw err;
-    }
+    if (engine.imageIfPresent(name)) return;
     options.events({ status: `Unable to find image '${familiarString(withDefaultTag(parseReference(name)))}' locally` });
   }
   await pullImage(engine, name, options);
