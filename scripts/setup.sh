@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # skopeo, umoci and docker.io (a real dockerd) check that what kiln writes, other tools read;
-# attr gives setfattr for overlay opaque directories; runc (default) and crun run containers.
-debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry)
+# attr gives setfattr for overlay opaque directories; runc (default) and crun run containers;
+# libisal-dev is ISA-L, which native/ (built by npm's install step) links for fast gzip at push time.
+debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry libisal-dev)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -24,6 +25,8 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+elif [ ! -f native/build/Release/igzip.node ]; then
+  npm run --silent install
 fi
 
 echo "setup: tsc"

@@ -25,8 +25,8 @@ interface WorkerReply {
  * Streams bytes through zstd in a worker thread, one chunk in flight at a time, so a slow consumer
  * holds the producer back (no unbounded buffering) and the main thread never blocks on zstd.
  */
-async function* zstdInWorker(source: AsyncIterable<Uint8Array>, mode: 'compress' | 'decompress', level?: number): AsyncGenerator<Buffer> {
-  const worker = new Worker(new URL('./zstd-worker.js', import.meta.url), { workerData: { mode, level } });
+async function* zstdInWorker(source: AsyncIterable<Uint8Array>, mode: 'compress' | 'decompress'): AsyncGenerator<Buffer> {
+  const worker = new Worker(new URL('./zstd-worker.js', import.meta.url), { workerData: { mode } });
   worker.unref();
   let failure: Error | undefined;
   let waiting: { resolve: (r: WorkerReply) => void; reject: (e: Error) => void } | undefined;
@@ -93,15 +93,10 @@ export function decompressStream(source: AsyncIterable<Uint8Array>, compression:
   }
 }
 
-export function compressStream(source: AsyncIterable<Uint8Array>, compression: 'gzip' | 'zstd', level?: number): AsyncIterable<Uint8Array> {
-  return compression === 'gzip' ? parallelGzip(source, level ?? GZIP_LEVEL) : zstdInWorker(source, 'compress', level);
+export function compressStream(source: AsyncIterable<Uint8Array>, compression: 'gzip' | 'zstd'): AsyncIterable<Uint8Array> {
+  return compression === 'gzip' ? parallelGzip(source) : zstdInWorker(source, 'compress');
 }
 
-/**
- * zlib's level 4 makes output the size Docker's and skopeo's gzip (Go's default level) make, at about
- * the speed of zlib's level 1; zlib's default, 6, is 1.4× slower for 1.7 % less.
- */
-const GZIP_LEVEL = 4;
 const GZIP_BLOCK = 1 << 20;
 /** Threads compressing one stream: one per core (more only take turns on the same cores). */
 const GZIP_WORKERS = Math.max(1, Math.min(4, availableParallelism()));
@@ -114,9 +109,8 @@ type MemberReply = { seq: number; buf: ArrayBuffer } | { seq: number; error: str
  * this thread reads, hashes and uploads. Members come out in order; the output is the same for the same
  * input. The source's chunks are taken over (see `postBytes`).
  */
-async function* parallelGzip(source: AsyncIterable<Uint8Array>, level: number): AsyncGenerator<Uint8Array> {
-  const workerData = { level, outputSize: GZIP_BLOCK + (64 << 10) };
-  const workers = Array.from({ length: GZIP_WORKERS }, () => new Worker(new URL('./gzip-worker.js', import.meta.url), { workerData }));
+async function* parallelGzip(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const workers = Array.from({ length: GZIP_WORKERS }, () => new Worker(new URL('./gzip-worker.js', import.meta.url)));
   const done = new Map<number, Buffer>();
   let failure: Error | undefined;
   let wake: (() => void) | undefined;

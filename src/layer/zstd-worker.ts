@@ -9,8 +9,8 @@ import { CompressStream, DecompressStream } from 'zstd-napi';
 
 type Request = { type: 'data'; buf: ArrayBuffer } | { type: 'end' };
 
-const { mode, level } = workerData as { mode: 'compress' | 'decompress'; level?: number };
-const stream: Transform = mode === 'compress' ? new CompressStream({ compressionLevel: level ?? 3 }) : new DecompressStream();
+const { mode } = workerData as { mode: 'compress' | 'decompress' };
+const stream: Transform = mode === 'compress' ? new CompressStream({ compressionLevel: 3 }) : new DecompressStream();
 let produced: Buffer[] = [];
 stream.on('data', (chunk: Buffer) => produced.push(chunk));
 
