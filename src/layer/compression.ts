@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { type ZlibOptions, createGunzip } from 'node:zlib';
 import { KilnError } from '../errors.js';
 import { postBytes } from './handover.js';
+import { type IgzipAddon, igzip } from './igzip.js';
 import type { Compression } from '../oci/mediatypes.js';
 
 /** Sniffs a stream's first bytes: gzip (1f 8b), zstd (28 b5 2f fd), or neither. */
@@ -67,12 +68,22 @@ async function* zstdInWorker(source: AsyncIterable<Uint8Array>, mode: 'compress'
 
 /** Runs a zlib transform over a stream, mapping its errors to a KilnError about the data. */
 async function* throughZlib(source: AsyncIterable<Uint8Array>, transform: Transform, what: string): AsyncGenerator<Buffer> {
-  // Errors surface on the readable side below; the pipeline's own rejection only repeats them.
-  const feeding = pipeline(source, transform).catch(() => undefined);
+  // Errors surface on the readable side below; the pipeline's own rejection only repeats them. The
+  // source's own (a broken connection) are not about the data, and pass as they are.
+  let sourceFailure: unknown;
+  const tracked = (async function* () {
+    try {
+      yield* source;
+    } catch (err) {
+      sourceFailure = err;
+      throw err;
+    }
+  })();
+  const feeding = pipeline(tracked, transform).catch(() => undefined);
   try {
     for await (const chunk of transform) yield chunk as Buffer;
   } catch (err) {
-    if (err instanceof KilnError) throw err;
+    if (err instanceof KilnError || err === sourceFailure) throw err;
     throw new KilnError('INVALID_INPUT', `${what}: ${(err as Error).message}`, { cause: err });
   } finally {
     transform.destroy();
@@ -80,14 +91,40 @@ async function* throughZlib(source: AsyncIterable<Uint8Array>, transform: Transf
   }
 }
 
+/**
+ * gunzip through ISA-L on this thread, a chunk at a time as it comes (a 1 MiB chunk inflates in about
+ * 1 ms): half the CPU time of zlib's, and no hops to the thread pool. Output comes in whole 1 MiB
+ * buffers, which `postBytes` moves to a worker without a copy.
+ */
+export async function* igzipGunzip(source: AsyncIterable<Uint8Array>, addon: IgzipAddon): AsyncGenerator<Uint8Array> {
+  const gunzip = new addon.Gunzip();
+  // Only the addon's faults are about the data; the source's own (a broken connection) pass as they are.
+  const inflate = <T>(step: () => T): T => {
+    try {
+      return step();
+    } catch (err) {
+      throw new KilnError('INVALID_INPUT', `gzip data is corrupt: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  for await (const chunk of source) for (const buffer of inflate(() => gunzip.write(chunk))) yield new Uint8Array(buffer);
+  yield* inflate(() => gunzip.end());
+}
+
+/** gunzip through node:zlib, which inflates on the thread pool: what runs when native/ was not built. */
+export function zlibGunzip(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  // A few MiB buffered on each side, so that reading (the network), inflating (the thread pool) and
+  // what reads the output go on at once: with 16 KiB each waited for the others after every chunk.
+  return throughZlib(source, createGunzip({ chunkSize: 1 << 20, writableHighWaterMark: 4 << 20, readableHighWaterMark: 4 << 20 } as ZlibOptions), 'gzip data is corrupt');
+}
+
 export function decompressStream(source: AsyncIterable<Uint8Array>, compression: Compression): AsyncIterable<Uint8Array> {
   switch (compression) {
     case 'none':
       return source;
-    case 'gzip':
-      // A few MiB buffered on each side, so that reading (the network), inflating (the thread pool) and
-      // what reads the output go on at once: with 16 KiB each waited for the others after every chunk.
-      return throughZlib(source, createGunzip({ chunkSize: 1 << 20, writableHighWaterMark: 4 << 20, readableHighWaterMark: 4 << 20 } as ZlibOptions), 'gzip data is corrupt');
+    case 'gzip': {
+      const addon = igzip();
+      return addon ? igzipGunzip(source, addon) : zlibGunzip(source);
+    }
     case 'zstd':
       return zstdInWorker(source, 'decompress');
   }

@@ -1,7 +1,5 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { igzip } from './igzip.js';
 
 /** Compresses one block into one whole gzip member, in a buffer of its own exact size. */
 export type GzipMember = (block: Uint8Array) => ArrayBuffer;
@@ -19,23 +17,13 @@ export const zlibGzipMember: GzipMember = (block) => {
   return new Uint8Array(member).buffer;
 };
 
-/** The addon `npm ci` builds from native/ when ISA-L's headers are installed (Debian: libisal-dev). */
-const IGZIP_ADDON = fileURLToPath(new URL('../../../native/build/Release/igzip.node', import.meta.url));
-
-interface IgzipAddon {
-  gzipMember(block: Uint8Array, level: number): ArrayBuffer;
-}
-
 /**
  * ISA-L's level 3: some four times faster than zlib's level 4, for output 3 to 4 % larger. It is what
  * lets a push compress as fast as skopeo's parallel Go gzip on the same cores. Undefined when the addon
  * was not built.
  */
-export const igzipMember: GzipMember | undefined = ((): GzipMember | undefined => {
-  if (!existsSync(IGZIP_ADDON)) return undefined;
-  const addon = createRequire(import.meta.url)(IGZIP_ADDON) as IgzipAddon;
-  return (block) => addon.gzipMember(block, 3);
-})();
+const addon = igzip();
+export const igzipMember: GzipMember | undefined = addon ? (block) => addon.gzipMember(block, 3) : undefined;
 
 /** What compresses gzip layers at push time: ISA-L when its addon is built, else node:zlib. */
 export const gzipMember: GzipMember = igzipMember ?? zlibGzipMember;

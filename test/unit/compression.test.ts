@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isKilnError } from '../../src/errors.js';
 import { gunzipSync } from 'node:zlib';
-import { autoDecompress, compressStream, decompressStream, detectCompression } from '../../src/layer/compression.js';
+import { autoDecompress, compressStream, decompressStream, detectCompression, igzipGunzip, zlibGunzip } from '../../src/layer/compression.js';
+import { igzip } from '../../src/layer/igzip.js';
 import { gzipMember, igzipMember, zlibGzipMember } from '../../src/layer/gzip-member.js';
 import { repoRoot, tempDir } from '../helpers/paths.js';
 
@@ -87,6 +88,57 @@ describe('compression', () => {
       const ratio = (igzipMember as NonNullable<typeof igzipMember>)(DATA).byteLength / zlibGzipMember(DATA).byteLength;
       assert.ok(ratio < 1.05, `ISA-L/zlib size ${ratio}`);
     });
+  });
+
+  describe('gunzip', () => {
+    const addon = igzip();
+    const gunzips = { zlib: zlibGunzip, 'ISA-L (native/)': addon && ((source: AsyncIterable<Uint8Array>) => igzipGunzip(source, addon)) };
+    const gzip = (data: Uint8Array): Buffer => execFileSync('gzip', ['-c', '-n'], { input: data, maxBuffer: 1 << 28 });
+    for (const [name, gunzip] of Object.entries(gunzips)) {
+      const skip = gunzip ? false : 'native/ is not built (npm run install, with Debian libisal-dev)';
+      const run = (data: Uint8Array, size: number): Promise<Buffer> => collect((gunzip as NonNullable<typeof gunzip>)(chunked(Buffer.from(data), size)));
+
+      it(`${name}: reads one member or many, however the input is cut; a zero byte after a member ends the data, as in Node's zlib`, { skip }, async () => {
+        const big = Buffer.concat([DATA, randomBytes(1 << 20)]); // output past several 1 MiB buffers
+        const one = gzip(big);
+        for (const size of [1 << 20, 65_536, 4099]) assert.deepEqual(await run(one, size), big, `cut every ${size} bytes`);
+        const members = Buffer.concat([gzip(Buffer.from('first\n')), gzip(Buffer.alloc(0)), gzip(Buffer.from('second\n'))]);
+        const padded = Buffer.concat([gzip(Buffer.from('first\n')), Buffer.alloc(3), gzip(Buffer.from('second\n')), Buffer.from('anything')]);
+        for (const size of [1, 2, 7, 1000]) {
+          assert.equal((await run(members, size)).toString(), 'first\nsecond\n', `cut every ${size} bytes`);
+          assert.equal((await run(padded, size)).toString(), 'first\n', `padded, cut every ${size} bytes`);
+        }
+        assert.deepEqual(await run(await collect(compressStream(chunked(big), 'gzip')), 100_000), big, 'kiln\'s own members');
+      });
+
+      it(`${name}: refuses a stream that stops short, is empty, is corrupt, or has something else after it`, { skip }, async () => {
+        const packed = gzip(DATA);
+        const flipped = Buffer.from(packed);
+        for (let i = 1000; i < 1100; i++) flipped[i] = (flipped[i] as number) ^ 0x5a;
+        const badTrailer = Buffer.from(packed);
+        badTrailer[badTrailer.length - 6] = (badTrailer[badTrailer.length - 6] as number) ^ 1; // the CRC-32
+        const cases = {
+          truncated: packed.subarray(0, packed.length - 100),
+          'without its trailer': packed.subarray(0, packed.length - 8),
+          empty: Buffer.alloc(0),
+          corrupt: flipped,
+          'a wrong checksum': badTrailer,
+          'something else after it': Buffer.concat([packed, Buffer.from('not gzip at all')]),
+        };
+        for (const [what, data] of Object.entries(cases)) {
+          await assert.rejects(run(data, 65_536), (err) => isKilnError(err, 'INVALID_INPUT') && /gzip data is corrupt/.test((err as Error).message), what);
+        }
+      });
+
+      it(`${name}: passes the source's own failure through as it is`, { skip }, async () => {
+        const packed = gzip(DATA);
+        const broken = (async function* () {
+          yield packed.subarray(0, 10_000);
+          throw new Error('connection reset');
+        })();
+        await assert.rejects(collect((gunzip as NonNullable<typeof gunzip>)(broken)), /^Error: connection reset$/);
+      });
+    }
   });
 
   it('treats anything else as uncompressed, replaying the sniffed bytes', async () => {
