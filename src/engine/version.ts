@@ -1,4 +1,5 @@
 import { arch, release } from 'node:os';
+import { gzipLibrary } from '../layer/igzip.js';
 
 /** kiln's version (package.json's; a unit test keeps the two equal). */
 export const KILN_VERSION = '0.1.0';
@@ -15,6 +16,8 @@ export interface VersionInfo {
   readonly Os: string;
   readonly Arch: string;
   readonly KernelVersion: string;
+  /** kiln's own: the library gzip goes through (ISA-L, or node:zlib when native/ is not built). */
+  readonly Gzip: string;
 }
 
 /** What `kiln version` and the API's `/version` report, in Docker's field names. */
@@ -27,5 +30,6 @@ export function versionInfo(): VersionInfo {
     Os: 'linux',
     Arch: arch() === 'x64' ? 'amd64' : arch(),
     KernelVersion: release(),
+    Gzip: gzipLibrary(),
   };
 }

@@ -19,8 +19,22 @@ const ADDON = fileURLToPath(new URL('../../../native/build/Release/igzip.node', 
 
 let loaded: IgzipAddon | null | undefined;
 
-/** The addon, loaded on first use; undefined when it was not built (node:zlib does the work then). */
+/**
+ * The addon, loaded on first use; undefined when it was not built, or cannot load (ISA-L's library was
+ * removed since): node:zlib does the work then, and `kiln version` says which one is in use.
+ */
 export function igzip(): IgzipAddon | undefined {
-  loaded ??= existsSync(ADDON) ? (createRequire(import.meta.url)(ADDON) as IgzipAddon) : null;
+  if (loaded === undefined) {
+    try {
+      loaded = existsSync(ADDON) ? (createRequire(import.meta.url)(ADDON) as IgzipAddon) : null;
+    } catch {
+      loaded = null;
+    }
+  }
   return loaded ?? undefined;
+}
+
+/** Which library kiln's gzip goes through, for `kiln version` and the API's `/version`. */
+export function gzipLibrary(): string {
+  return igzip() ? 'ISA-L (native/igzip.node)' : 'node:zlib (native/ not built: see README)';
 }

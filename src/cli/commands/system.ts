@@ -36,6 +36,7 @@ export function registerVersion(program: Command, ctx: CommandContext): Command 
         ` API version:       ${info.ApiVersion} (minimum version ${info.MinAPIVersion})`,
         ` Node version:      v${process.versions.node}`,
         ` OS/Arch:           ${info.Os}/${info.Arch}`,
+        ` gzip:              ${info.Gzip}`,
       ].join('\n'));
     });
 }
