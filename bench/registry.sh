@@ -105,4 +105,8 @@ printf 'push:  kiln %.2fs, skopeo %.2fs, ratio %s\n' "$k_push" "$s_push" "$(rati
 printf 'pull:  kiln %.2fs, skopeo (to an OCI layout) %.2fs, ratio %s; docker pull %s, ratio %s\n' "$k_pull" "$s_pull" "$(ratio "$k_pull" "$s_pull")" "$([ "$d_pull" = - ] && echo - || printf '%.2fs' "$d_pull")" "$(ratio "$k_pull" "$d_pull")"
 printf 'pull of the three-layer image: kiln %.2fs, docker pull %s, ratio %s\n' "$k_pull3" "$([ "$d_pull3" = - ] && echo - || printf '%.2fs' "$d_pull3")" "$(ratio "$k_pull3" "$d_pull3")"
 printf 'second push of the same image (no layer bytes): kiln %.2fs\n' "$k_repush"
+# What the speed costs in bytes: the gzip layer each tool pushed (the last round's registry).
+layer_size() { curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/bench/$1/manifests/1" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).layers[0].size))'; }
+k_size=$(layer_size kiln); s_size=$(layer_size skopeo)
+printf 'pushed layer: kiln %s bytes (gzip through %s), skopeo %s bytes, ratio %s\n' "$k_size" "$(node bin/kiln version -f '{{.Client.Gzip}}')" "$s_size" "$(ratio "$k_size" "$s_size")"
 echo "ratio = kiln time / peer time (below 1: kiln is faster)"
