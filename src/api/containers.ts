@@ -296,8 +296,8 @@ export class Containers {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   }
 
-  async kill({ engine, params, res }: Call): Promise<void> {
-    await killContainer(engine, params[0] ?? '');
+  async kill({ engine, params, query, res }: Call): Promise<void> {
+    await killContainer(engine, params[0] ?? '', query.get('signal') || 'KILL');
     res.writeHead(204).end();
   }
 

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { constants, existsSync, open as openCallback } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
 import { lstat, mkdir, mkdtemp, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -80,18 +81,40 @@ export async function resizeContainer(engine: Engine, nameOrId: string, runtime:
   await resizeTerminal(runtime, container.id, size);
 }
 
-/** `docker kill`: SIGKILL to a running container's process; it then shows as exited. */
-export async function killContainer(engine: Engine, nameOrId: string): Promise<void> {
+/**
+ * A signal as `docker kill -s` takes it: a name with or without SIG, in any case, or a number from 1 to
+ * 64. Returns what runc and crun take: the name without SIG, or the number.
+ */
+export function parseSignal(value: string): string {
+  const name = value.toUpperCase().replace(/^SIG/, '');
+  if (`SIG${name}` in osConstants.signals) return name;
+  if (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 64) return String(Number(value));
+  throw new KilnError('INVALID_ARGUMENT', `Invalid signal: ${value}`);
+}
+
+/**
+ * `docker kill`: a signal (SIGKILL unless told) to a running container's process. After SIGKILL it
+ * waits until the container shows as exited; another signal is only sent, as Docker does.
+ */
+export async function killContainer(engine: Engine, nameOrId: string, signal = 'KILL'): Promise<void> {
   const container = findContainer(engine, nameOrId);
+  const runtimeSignal = parseSignal(signal);
   if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
-  await kill(engine, container);
+  if (runtimeSignal === 'KILL' || runtimeSignal === '9') await kill(container);
+  else if (!(await signalProcess(container, runtimeSignal))) throw new KilnError('INTERNAL', `cannot send SIG${runtimeSignal} to container ${container.name}: neither runc nor crun knows it`);
+}
+
+/** Sends a signal through whichever runtime runs the container; false if neither knows it. */
+async function signalProcess(container: ContainerRow, signal: string): Promise<boolean> {
+  for (const runtime of ['runc', 'crun']) {
+    if (await run(runtime, ['kill', container.id, signal]).then(() => true, () => false)) return true;
+  }
+  return false;
 }
 
 /** Kills a detached container's process and waits for its supervisor to record the exit and clean up. */
-async function kill(engine: Engine, container: ContainerRow): Promise<void> {
-  for (const runtime of ['runc', 'crun']) {
-    if (await run(runtime, ['kill', container.id, 'KILL']).then(() => true, () => false)) break;
-  }
+async function kill(container: ContainerRow): Promise<void> {
+  await signalProcess(container, 'KILL');
   const deadline = Date.now() + 30_000;
   while (container.pid !== null && processAlive(container.pid)) {
     if (Date.now() > deadline) throw new KilnError('INTERNAL', `container ${container.name} did not stop within 30 s of SIGKILL`);
@@ -104,7 +127,7 @@ export async function removeContainer(engine: Engine, nameOrId: string, force = 
   const container = findContainer(engine, nameOrId);
   if (isRunning(container)) {
     if (!force) throw new KilnError('CONFLICT', `You cannot remove a running container ${container.id}. Stop the container before attempting removal or force remove`);
-    await kill(engine, container);
+    await kill(container);
   }
   await forget(engine, snapshotterFor(engine, container), container.id);
   engine.store.db.deleteContainer(container.id);

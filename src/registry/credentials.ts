@@ -46,6 +46,12 @@ async function readConfig(path: string): Promise<ConfigFile> {
   }
 }
 
+/** config.json's `detachKeys` (the docker CLI's default for attach's --detach-keys), if set. */
+export async function configuredDetachKeys(path = configPath()): Promise<string | undefined> {
+  const keys = (await readConfig(path)).detachKeys;
+  return typeof keys === 'string' && keys !== '' ? keys : undefined;
+}
+
 /** Runs `docker-credential-<helper> <action>` with `input` on stdin; its stdout. */
 function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve, reject) => {

@@ -181,8 +181,8 @@ describe('logs -f and attach', { skip: cannotRun }, () => {
     // typed once the answer shows that the attach is reading), then attached to again: its stdin is open
     // across attaches, as with docker run -dit.
     const term = (await ok(kiln(['run', '-dit', 'busybox:lab', 'sh']))).stdout.trim();
-    const onTerminal = async (input: string, then?: { after: RegExp; input: string }): Promise<{ code: number; output: string }> => {
-      const command = `stty rows 30 cols 100; ${process.execPath} ${kilnBin} --root ${root} attach ${term}`;
+    const onTerminal = async (input: string, then?: { after: RegExp; input: string }, flags = '', env = ''): Promise<{ code: number; output: string }> => {
+      const command = `stty rows 30 cols 100; ${env} ${process.execPath} ${kilnBin} --root ${root} attach ${flags} ${term}`;
       const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
       let output = '';
       child.stdout.on('data', (chunk: Buffer) => {
@@ -202,6 +202,19 @@ describe('logs -f and attach', { skip: cannotRun }, () => {
     assert.match(detached.output, /^size 30 100$/m);
     assert.match(detached.output, /read escape sequence/);
     assert.match((await ok(kiln(['ps', '--format', '{{.Status}}']))).stdout, /^Up /, 'still running after the detach');
+    // Other keys, from --detach-keys and from config.json's detachKeys (as docker reads them); the
+    // default ones then pass through to the shell.
+    const config = await tempDir();
+    await writeFile(join(config, 'config.json'), JSON.stringify({ detachKeys: 'ctrl-a,x' }));
+    const ownKeys = await onTerminal('echo own-$((2 * 3))\n', { after: /^own-6$/m, input: '\x10\x11\x18\x00' }, '--detach-keys=ctrl-x,ctrl-@');
+    assert.equal(ownKeys.code, 1, ownKeys.output);
+    assert.match(ownKeys.output, /read escape sequence/);
+    const configKeys = await onTerminal('echo conf-$((3 * 3))\n', { after: /^conf-9$/m, input: '\x01x' }, '', `DOCKER_CONFIG=${config}`);
+    assert.equal(configKeys.code, 1, configKeys.output);
+    assert.match(configKeys.output, /read escape sequence/);
+    const wrongKeys = await kiln(['attach', '--detach-keys', 'ctrl-1', term]);
+    assert.equal(wrongKeys.code, 125, wrongKeys.stderr);
+    assert.match(wrongKeys.stderr, /Invalid detach keys \(ctrl-1\) provided: unknown key 'ctrl-1'/);
     const ended = await onTerminal('echo again-$((6 * 7))\nexit 7\n');
     assert.equal(ended.code, 7, ended.output);
     assert.match(ended.output, /^again-42$/m);
@@ -225,5 +238,48 @@ describe('signals', { skip: cannotRun }, () => {
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     assert.equal(code, 7);
     assert.match(out, /ready\ngot-term\n/);
+  });
+
+  it('kill -s sends a signal by name or number; attach passes on the signals it gets, unless --sig-proxy=false', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
+    // Each container says "ready" once its trap is set, then ticks until the signal comes.
+    const trapping = async (name: string, signal: string, code: number): Promise<void> => {
+      await ok(kiln(['run', '-d', '--name', name, 'busybox:x', 'sh', '-c', `trap "echo got-${signal}; exit ${code}" ${signal}; echo ready; while true; do echo tick; sleep 0.05; done`]));
+      while (!(await ok(kiln(['logs', name]))).stdout.includes('ready')) await new Promise((resolve) => setImmediate(resolve));
+    };
+    const lastLine = async (name: string): Promise<string> => (await ok(kiln(['logs', '-f', name]))).stdout.trim().split('\n').pop() ?? '';
+    const status = async (name: string): Promise<string> => (await ok(kiln(['ps', '-a', '--format', '{{.Names}} {{.Status}}']))).stdout.split('\n').find((line) => line.startsWith(`${name} `)) ?? '';
+    await trapping('usr1', 'USR1', 5);
+    assert.equal((await ok(kiln(['kill', '-s', 'sigusr1', 'usr1']))).stdout, 'usr1\n');
+    assert.equal(await lastLine('usr1'), 'got-USR1');
+    assert.match(await status('usr1'), /^usr1 Exited \(5\)/);
+    await trapping('hup', 'HUP', 6);
+    await ok(kiln(['kill', '--signal=1', 'hup']));
+    assert.equal(await lastLine('hup'), 'got-HUP');
+    const wrong = await kiln(['kill', '-s', 'NOPE', 'hup']);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /Invalid signal: NOPE/);
+    const stopped = await kiln(['kill', 'hup']);
+    assert.equal(stopped.code, 1);
+    assert.match(stopped.stderr, /is not running/);
+    // attach without a terminal: a signal to kiln goes to the container (docker's --sig-proxy), once
+    // attach follows its output (its first tick: its handlers are set by then).
+    const attachThenInterrupt = async (args: readonly string[]): Promise<number | null> => {
+      const child = spawn(process.execPath, [kilnBin, '--root', root, 'attach', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let interrupted = false;
+      child.stdout.on('data', () => {
+        if (!interrupted) child.kill('SIGINT');
+        interrupted = true;
+      });
+      return new Promise((resolve) => child.on('exit', resolve));
+    };
+    await trapping('int', 'INT', 4);
+    assert.equal(await attachThenInterrupt(['int']), 4);
+    assert.equal(await lastLine('int'), 'got-INT');
+    await trapping('keep', 'INT', 4);
+    await attachThenInterrupt(['--sig-proxy=false', 'keep']);
+    assert.match(await status('keep'), /^keep Up /, 'the container goes on');
+    await ok(kiln(['rm', '-f', 'usr1', 'hup', 'int', 'keep']));
   });
 });

@@ -144,7 +144,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await ok(kiln(['run', '--rm', 'api-pulled:1', 'cat', '/f']))).stdout, 'pulled\n');
   });
 
-  it('docker run (exit code and both streams), run -d, logs, ps, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
+  it('docker run (exit code and both streams), run -d, logs, ps, kill -s, wait, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
     await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
     const child = spawn('docker', ['run', '--rm', 'busybox:lab', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });
     let out = '';
@@ -155,13 +155,17 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal(code, 3);
     assert.equal(out, 'out\n');
     assert.equal(err, 'err\n');
-    const id = (await docker(['run', '-d', '--name', 'api-bg', 'busybox:lab', 'sh', '-c', 'echo started; sleep 60'])).stdout.trim();
+    const id = (await docker(['run', '-d', '--name', 'api-bg', 'busybox:lab', 'sh', '-c', 'trap "echo got-term; exit 9" TERM; echo started; while true; do sleep 0.05; done'])).stdout.trim();
     assert.match(id, /^[0-9a-f]{64}$/);
     assert.match((await docker(['ps', '--format', '{{.Names}} {{.Image}}'])).stdout, /^api-bg busybox:lab$/m);
     // The container writes its line as it starts: follow the logs until it is there.
     let logs = '';
     for (let i = 0; i < 100 && !logs.includes('started'); i++) logs = (await docker(['logs', 'api-bg'])).stdout;
     assert.equal(logs, 'started\n');
+    assert.equal((await docker(['kill', '-s', 'TERM', 'api-bg'])).stdout, 'api-bg\n');
+    assert.equal((await docker(['wait', 'api-bg'])).stdout, '9\n');
+    assert.equal((await docker(['logs', 'api-bg'])).stdout, 'started\ngot-term\n');
+    await assert.rejects(docker(['kill', '-s', 'NOPE', 'api-bg']), /Invalid signal: NOPE/);
     assert.equal((await docker(['rm', '-f', 'api-bg'])).stdout, 'api-bg\n');
     await docker(['run', '--name', 'api-changed', 'busybox:lab', 'sh', '-c', 'echo changed > /changed']);
     const committed = (await docker(['commit', '-c', 'CMD ["cat", "/changed"]', '-m', 'via the API', 'api-changed', 'api-committed:1'])).stdout.trim();

@@ -1,29 +1,54 @@
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
-import { commitContainer, containerChanges, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, removeContainer, resizeContainer } from '../../engine/containers.js';
+import { commitContainer, containerChanges, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
 import { goTimeString, humanDuration, sinceNow, truncateDisplay } from '../format/units.js';
-import { type Io, collect, print, printRows, writeFileAtomically } from '../io.js';
+import { type Io, collect, parseBool, print, printRows, writeFileAtomically } from '../io.js';
+import { configuredDetachKeys } from '../../registry/credentials.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 
 const PS_HEADERS = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES' };
 
-/** Docker's default detach keys, ctrl-p ctrl-q: typed on a terminal, they leave the container running. */
-const DETACH_KEYS = Buffer.from([0x10, 0x11]);
+/**
+ * Detach keys as docker takes them (`--detach-keys`, config.json's `detachKeys`): a comma-separated
+ * list of single characters and `ctrl-X` (X a letter or one of @ [ \\ ] ^ _). Default ctrl-p,ctrl-q.
+ */
+export function parseDetachKeys(spec = 'ctrl-p,ctrl-q'): Buffer {
+  const controls = '@abcdefghijklmnopqrstuvwxyz[\\]^_';
+  const codes = spec.split(',').map((key) => {
+    if (key.length === 1) return key.charCodeAt(0);
+    const at = key.length === 6 && key.toLowerCase().startsWith('ctrl-') ? controls.indexOf(key[5]?.toLowerCase() ?? '') : -1;
+    if (at < 0) throw new KilnError('INVALID_ARGUMENT', `Invalid detach keys (${spec}) provided: unknown key '${key}'; use characters and ctrl-a … ctrl-z, ctrl-@, ctrl-[, ctrl-\\, ctrl-], ctrl-^, ctrl-_, separated by commas`);
+    return at;
+  });
+  return Buffer.from(codes);
+}
+
+/** The signals `--sig-proxy` passes on to a container attached without a terminal, as docker does. */
+const PROXIED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+interface AttachOptions {
+  /** Kiln's stdin goes to the container's (if it keeps one open). */
+  readonly stdin: boolean;
+  /** With a terminal, these typed keys detach. */
+  readonly detachKeys: Buffer;
+  /** Without a terminal, signals kiln receives go to the container's process. */
+  readonly sigProxy: boolean;
+}
 
 /**
- * `docker attach`: the container's output from now on, and (unless `withStdin` is false, and if it keeps
- * one open) kiln's stdin into the container's. With a terminal, kiln's is put in raw mode and its size
- * passed on, now and when it changes, and ctrl-p ctrl-q detaches (exit 1, as docker's). Returns the
+ * `docker attach`: the container's output from now on, and (unless `options.stdin` is false, and if it
+ * keeps one open) kiln's stdin into the container's. With a terminal, kiln's is put in raw mode and its
+ * size passed on, now and when it changes, and the detach keys detach (exit 1, as docker's). Returns the
  * container's exit code.
  */
-async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, withStdin: boolean): Promise<number> {
+async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, options: AttachOptions): Promise<number> {
   const { tty, openStdin } = await containerIo(engine, id);
-  const stdin = withStdin && openStdin ? io.stdin : undefined;
+  const stdin = options.stdin && openStdin ? io.stdin : undefined;
   if (tty && stdin && stdin.isTTY !== true) throw new KilnError('INVALID_ARGUMENT', 'the input device is not a TTY');
   const { stdout } = io;
   const resize = async (): Promise<void> => {
@@ -37,12 +62,16 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
     await resize(); // before any input goes in: the first command sees the right size
     process.on('SIGWINCH', onResize);
   }
-  let last = -1;
+  const forward = (signal: NodeJS.Signals): void => void killContainer(engine, id, signal).catch(() => undefined);
+  const proxied = !tty && options.sigProxy ? PROXIED_SIGNALS : [];
+  for (const signal of proxied) process.on(signal, forward);
+  // The detach keys are looked for only on a terminal, where they are typed (also across reads): the
+  // last keys typed, as many as the sequence has less one, are kept to look in with the next read.
+  let recent = Buffer.alloc(0);
   const onInput = (chunk: Buffer): void => {
-    // The detach keys are looked for only on a terminal, where they are typed (also across two reads).
-    const at = tty ? Buffer.concat([last >= 0 ? Buffer.from([last]) : Buffer.alloc(0), chunk]).indexOf(DETACH_KEYS) : -1;
-    if (at >= 0) return detach.abort();
-    last = chunk.length > 0 ? (chunk[chunk.length - 1] as number) : last;
+    const typed = Buffer.concat([recent, chunk]);
+    if (tty && typed.includes(options.detachKeys)) return detach.abort();
+    recent = typed.subarray(Math.max(0, typed.length - (options.detachKeys.length - 1)));
     input?.write(chunk);
   };
   if (stdin && input) {
@@ -58,6 +87,7 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
     }
     return (await exitCodeOf(engine, id)) ?? 0;
   } finally {
+    for (const signal of proxied) process.off(signal, forward);
     stdin?.off('data', onInput);
     stdin?.pause();
     input?.destroy();
@@ -66,6 +96,24 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
       stdin?.setRawMode?.(false);
     }
   }
+}
+
+/**
+ * Runs `act` on each container named, printing what it returns; as docker does, one that fails prints
+ * its error and the others go on, and the exit code is then 1.
+ */
+function eachContainer(ctx: CommandContext, names: readonly string[], act: (engine: Engine, name: string) => Promise<string>): Promise<void> {
+  return withEngine(ctx, async (engine) => {
+    for (const name of names) {
+      try {
+        print(ctx.io, await act(engine, name));
+      } catch (err) {
+        if (!(err instanceof KilnError)) throw err;
+        ctx.io.stderr.write(`Error: ${err.message}\n`);
+        ctx.exitCode = 1;
+      }
+    }
+  });
 }
 
 export function registerContainers(program: Command, ctx: CommandContext): void {
@@ -103,17 +151,16 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .description('Remove one or more containers')
     .argument('<CONTAINER...>')
     .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
-    .action((names: string[], options: { force?: boolean }) =>
-      withEngine(ctx, async (engine) => {
-        for (const name of names) {
-          try {
-            print(ctx.io, await removeContainer(engine, name, options.force ?? false));
-          } catch (err) {
-            if (!(err instanceof KilnError)) throw err;
-            ctx.io.stderr.write(`Error: ${err.message}\n`);
-            ctx.exitCode = 1;
-          }
-        }
+    .action((names: string[], options: { force?: boolean }) => eachContainer(ctx, names, (engine, name) => removeContainer(engine, name, options.force ?? false)));
+  program
+    .command('kill')
+    .description('Kill one or more running containers')
+    .argument('<CONTAINER...>')
+    .option('-s, --signal <signal>', 'signal to send to the container', 'KILL')
+    .action((names: string[], options: { signal: string }) =>
+      eachContainer(ctx, names, async (engine, name) => {
+        await killContainer(engine, name, options.signal);
+        return name;
       }),
     );
   program
@@ -140,12 +187,15 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .description('Attach local standard input, output, and error streams to a running container')
     .argument('<CONTAINER>')
     .option('--no-stdin', 'do not attach STDIN')
-    .action((name: string, flags: RuntimeFlags & { stdin: boolean }) =>
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
+    .option('--sig-proxy [bool]', 'proxy all received signals to the process (without a terminal)', parseBool, true)
+    .action((name: string, flags: RuntimeFlags & { stdin: boolean; detachKeys?: string; sigProxy: boolean }) =>
       withEngine(ctx, async (engine) => {
         const { runtime } = checkRuntimeFlags(flags);
+        const detachKeys = parseDetachKeys(flags.detachKeys ?? (await configuredDetachKeys()));
         const container = findContainer(engine, name);
         if (!isRunning(container)) throw new KilnError('CONFLICT', 'You cannot attach to a stopped container, start it first');
-        ctx.exitCode = await attach(engine, container.id, runtime, ctx.io, flags.stdin);
+        ctx.exitCode = await attach(engine, container.id, runtime, ctx.io, { stdin: flags.stdin, detachKeys, sigProxy: flags.sigProxy });
       }),
     );
   program
