@@ -27,6 +27,8 @@ export interface ContextEntry {
   readonly linkTarget?: string;
   /** dev:ino:size:mtime_ns:ctime_ns, the stat cache's key. */
   readonly stat: string;
+  /** dev:ino of a file with more than one name: a COPY keeps such names one file, as Docker does. */
+  readonly inode?: string;
   /** The name a COPY source gave it when that was a symlink to it (the copy keeps the link's name). */
   readonly as?: string;
 }
@@ -92,6 +94,7 @@ export class BuildContext {
       mtime: Number(st.mtimeMs) / 1000,
       ...(linkTarget !== undefined ? { linkTarget } : {}),
       stat: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`,
+      ...(st.nlink > 1n && st.isFile() ? { inode: `${st.dev}:${st.ino}` } : {}),
     });
     entries.set('', describe('', rootStat));
     const walk = async (dir: string, prefix: string): Promise<void> => {

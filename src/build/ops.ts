@@ -113,6 +113,7 @@ export class DirectorySource implements SourceTree {
       mtime: st.mtimeMs / 1000,
       ...(type === 'symlink' ? { linkTarget: await readlink(host) } : {}),
       stat: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
+      ...(st.nlink > 1 && type === 'file' ? { inode: `${st.dev}:${st.ino}` } : {}),
     };
   }
 
@@ -243,6 +244,8 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
   const ids = (entry: ContextEntry): { uid: number; gid: number } => ownerIds ?? (source.keepOwners ? { uid: entry.uid, gid: entry.gid } : { uid: 0, gid: 0 });
 
   const entries: TarInput[] = [];
+  /** The first name each multiply-linked source file was copied to: its other names link to it. */
+  const copiedAs = new Map<string, string>();
   const now = clamp(Date.now() / 1000);
   for (const file of op.inline) {
     const name = intoDirectory ? file.name : posix.basename(op.destination);
@@ -271,9 +274,16 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
       if (entry.type === 'directory') entries.push({ header: { ...header, path: `${relative}/`, type: 'directory' } });
       else if (entry.type === 'symlink') entries.push({ header: { ...header, mode: 0o777, type: 'symlink', linkname: entry.linkTarget ?? '' } });
       else if (entry.type === 'file') {
-        entries.push({ header: { ...header, type: 'file', size: entry.size }, body: entry.size > 0 ? openWhenRead(source.absolute(entry), entry.size) : new Uint8Array(0) });
+        const first = entry.inode === undefined ? undefined : copiedAs.get(entry.inode);
+        if (first !== undefined) entries.push({ header: { ...header, type: 'hardlink', linkname: first } });
+        else entries.push({ header: { ...header, type: 'file', size: entry.size }, body: entry.size > 0 ? openWhenRead(source.absolute(entry), entry.size) : new Uint8Array(0) });
+        if (entry.inode !== undefined && first === undefined) copiedAs.set(entry.inode, relative);
       }
     }
+  }
+  for (const { header } of entries) {
+    // A layer cannot hold such a file: whoever unpacks the layer would take it for a whiteout.
+    if (posix.basename(header.path).startsWith('.wh.')) throw new KilnError('INVALID_INPUT', `${what}: cannot copy ${JSON.stringify(header.path)}: names that start with .wh. mark deletions in image layers (OCI image spec), so no layer can hold such a file; rename it or leave it out (.dockerignore)`);
   }
   await applyLayer(hostDir, writeTar(entries), { whiteouts: 'delete', what });
 }

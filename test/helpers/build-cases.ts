@@ -4,12 +4,13 @@
  * the others use BuildKit-only syntax (heredocs, --chmod, --link, RUN --mount, COPY --exclude), which the
  * classic builder rejects, and are checked by their own assertions.
  */
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { tempDir } from './paths.js';
 
-export type ContextFile = string | Buffer | { readonly content: string; readonly mode: number } | { readonly symlink: string };
+/** A context file: its content, with a mode, a symlink's target, or another name of a file (a hardlink). */
+export type ContextFile = string | Buffer | { readonly content: string; readonly mode: number } | { readonly symlink: string } | { readonly hardlink: string };
 
 export interface BuildCase {
   readonly name: string;
@@ -96,6 +97,13 @@ export const BUILD_CASES: readonly BuildCase[] = [
   { name: 'opaque-directory', docker: true, dockerfile: 'FROM busybox\nRUN mkdir /o && touch /o/a /o/b\nRUN rm -rf /o && mkdir /o && touch /o/c\n' },
   { name: 'symlinks', docker: true, files: { ...common, 'link-to-a': { symlink: 'a.txt' } }, dockerfile: 'FROM busybox\nRUN ln -s /etc/passwd /abs-link && ln -s ../etc /rel-link\nCOPY link-to-a a.txt /links/\n' },
   { name: 'hardlinks', docker: true, dockerfile: 'FROM busybox\nRUN echo x > /h1 && ln /h1 /h2\n' },
+  {
+    name: 'copy-hardlinks',
+    docker: true,
+    files: { ...common, 'dir/again': { hardlink: 'a.txt' }, 'dir/sub/third': { hardlink: 'a.txt' } },
+    // Whether COPY kept the names one file: the inode numbers, written where the tree comparison sees them.
+    dockerfile: 'FROM busybox\nCOPY . /dst/\nCOPY dir /only-dir/\nRUN for f in /dst/dir/again /dst/dir/sub/third /only-dir/sub/third; do [ "$(stat -c %i /dst/a.txt)" = "$(stat -c %i $f)" ] && echo "$f linked to a.txt" || echo "$f separate"; done > /links; if [ "$(stat -c %i /only-dir/again)" = "$(stat -c %i /only-dir/sub/third)" ]; then echo "only-dir linked"; else echo "only-dir separate"; fi >> /links\n',
+  },
   { name: 'modes', docker: true, files: common, dockerfile: 'FROM busybox\nCOPY script.sh /usr/local/bin/\nRUN touch /suid && chmod 4755 /suid && mkdir -m 1777 /sticky\n' },
   { name: 'copy-into-existing-dir', docker: true, files: common, dockerfile: 'FROM busybox\nCOPY a.txt /etc\n' },
   { name: 'copy-several-sources', docker: true, files: common, dockerfile: 'FROM busybox\nCOPY a.txt b.txt dir /multi/\n' },
@@ -125,6 +133,7 @@ export async function writeContext(buildCase: BuildCase): Promise<string> {
     await mkdir(dirname(full), { recursive: true });
     if (typeof file === 'string' || Buffer.isBuffer(file)) await writeFile(full, file, { mode: 0o644 });
     else if ('symlink' in file) await symlink(file.symlink, full);
+    else if ('hardlink' in file) await link(join(dir, file.hardlink), full);
     else await writeFile(full, file.content, { mode: file.mode });
   }
   return dir;

@@ -329,6 +329,17 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     assert.match(result.stderr, /"secret.txt" not found in the build context \(it is excluded by the rule "\*\.txt" in .*\.dockerignore\)/);
   });
 
+  it('refuses to COPY a file whose name starts with .wh. (a layer would take it for a whiteout), unless .dockerignore leaves it out', async () => {
+    const { kiln } = await storeWithBusybox();
+    const files = { 'keep.txt': 'k', 'dir/.wh.keep.txt': 'not a whiteout' };
+    const context = await writeContext({ name: 'wh', docker: false, files, dockerfile: 'FROM busybox\nCOPY . /copied/\n' });
+    const result = await kiln(['build', context]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /Dockerfile:2: COPY.*cannot copy "dir\/\.wh\.keep\.txt": names that start with \.wh\. mark deletions in image layers/);
+    const ignored = await writeContext({ name: 'wh-ignored', docker: false, files: { ...files, '.dockerignore': '**/.wh.*\n' }, dockerfile: 'FROM busybox\nCOPY . /copied/\n' });
+    await ok(kiln(['build', '-q', '-t', 'wh:1', ignored]));
+  });
+
   it('never reads or writes outside the context and the image: `..`, symlinks out of the context, symlinks in the image', async () => {
     const { kiln } = await storeWithBusybox();
     const outside = await tempDir('kiln-outside-');
