@@ -6,7 +6,7 @@
  * Dockerfiles: steps come with their config, history line, operation and cache descriptor.
  */
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -24,6 +24,7 @@ import { type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
 import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
 import { DirectorySource, type SourceTree, resolveInRoot, runCopy, runExec, runMkdir } from './ops.js';
+import { cacheMountsOf } from './cache-mounts.js';
 import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
 
 export type BuildEvent =
@@ -359,6 +360,7 @@ export class Solver {
     await mkdir(rootfs, { recursive: true });
     const [spec] = await snapshots.prepare(active, top);
     const cleanups: (() => Promise<void>)[] = [];
+    const cacheDirs = new Map<string, Promise<string>>();
     let keep = false;
     try {
       if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
@@ -376,7 +378,13 @@ export class Solver {
             runtime: this.options.runtime,
             what,
             mountSource: async (m) => this.mountSource(m, cleanups, work),
-            cacheDir: async (m) => this.cacheDir(m),
+            cacheDir: (m) => {
+              // One directory per cache id in a RUN: mounting the same locked cache twice must not wait for itself.
+              const id = m.id ?? m.target;
+              const dir = cacheDirs.get(id) ?? this.cacheDir(m, cleanups);
+              cacheDirs.set(id, dir);
+              return dir;
+            },
             secrets: this.options.secrets,
             output,
           });
@@ -452,14 +460,18 @@ export class Solver {
   }
 
   /**
-   * A persistent cache directory for `--mount=type=cache`, by id (default: the target path). Every sharing
-   * mode is treated as `shared`: concurrent RUNs see the same directory.
+   * A persistent cache directory for `--mount=type=cache`, by id (default: the target path), held with
+   * its sharing mode until the cleanups run (see cache-mounts.ts).
    */
-  private async cacheDir(mount: ResolvedMount): Promise<string> {
-    const id = mount.id ?? mount.target;
-    const dir = join(this.options.store.root, 'cache-mounts', sha256(id).slice(7, 39));
-    await mkdir(dir, { recursive: true, mode: mount.mode ?? 0o755 });
-    if (mount.uid !== undefined || mount.gid !== undefined) await chown(dir, mount.uid ?? 0, mount.gid ?? 0);
-    return dir;
+  private async cacheDir(mount: ResolvedMount, cleanups: (() => Promise<void>)[]): Promise<string> {
+    const held = await cacheMountsOf(this.options.store.root).acquire({
+      id: mount.id ?? mount.target,
+      sharing: mount.sharing ?? 'shared',
+      ...(mount.mode !== undefined ? { mode: mount.mode } : {}),
+      ...(mount.uid !== undefined ? { uid: mount.uid } : {}),
+      ...(mount.gid !== undefined ? { gid: mount.gid } : {}),
+    });
+    cleanups.push(() => held.release());
+    return held.dir;
   }
 }

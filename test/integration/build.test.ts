@@ -203,6 +203,34 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal(await fileText(kiln, 'par:1', '/a'), 'a\n');
   });
 
+  it('cache mounts: sharing=locked gives a RUN the cache alone, sharing=private a directory of its own, kept for later', async () => {
+    const { kiln } = await storeWithBusybox();
+    // Two stages per mode run at once; each says whether the other came into its cache in 3 s.
+    const stage = (name: string, other: string, sharing: string): string[] => [
+      `FROM busybox AS ${name}`,
+      `RUN --mount=type=cache,target=/c,id=modes-${sharing},sharing=${sharing} touch /c/in-${name}; echo run-${name} >> /c/runs; i=0; while [ ! -e /c/in-${other} ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; if [ -e /c/in-${other} ]; then echo overlap; else echo alone; fi > /seen; rm /c/in-${name}`,
+    ];
+    const context = await writeContext({
+      name: 'sharing',
+      docker: false,
+      dockerfile: [
+        ...stage('a', 'b', 'locked'),
+        ...stage('b', 'a', 'locked'),
+        ...stage('c', 'd', 'private'),
+        ...stage('d', 'c', 'private'),
+        'FROM busybox',
+        ...['a', 'b', 'c', 'd'].map((name) => `COPY --from=${name} /seen /seen-${name}`),
+        'RUN --mount=type=cache,target=/c,id=modes-locked,sharing=locked sort /c/runs > /locked-runs',
+        'RUN --mount=type=cache,target=/c,id=modes-private,sharing=private cat /c/runs > /private-runs',
+        '',
+      ].join('\n'),
+    });
+    await ok(kiln(['build', '-q', '-t', 'sharing:1', context]));
+    for (const name of ['a', 'b', 'c', 'd']) assert.equal(await fileText(kiln, 'sharing:1', `/seen-${name}`), 'alone\n', name);
+    assert.equal(await fileText(kiln, 'sharing:1', '/locked-runs'), 'run-a\nrun-b\n', 'one directory, used in turn');
+    assert.match(await fileText(kiln, 'sharing:1', '/private-runs'), /^run-[cd]\n$/, 'one of the two private directories, kept');
+  });
+
   it('gives the platform ARGs (TARGETPLATFORM & co.) and proxy args, which stay out of the history', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'platform-args', docker: false, dockerfile: 'ARG TARGETARCH\nFROM busybox\nARG TARGETPLATFORM\nARG TARGETOS\nRUN echo "$TARGETPLATFORM $TARGETOS $HTTP_PROXY" > /platform\n' });
