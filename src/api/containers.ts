@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { FOLLOW_MS, type FollowOptions, containerChanges, containerIo, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer } from '../engine/containers.js';
+import { FOLLOW_MS, type FollowOptions, containerChanges, containerIo, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, stopContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import { runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
@@ -294,6 +294,15 @@ export class Containers {
       NetworkSettings: { Networks: {} },
     };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  }
+
+  /** `docker stop`: 204 once stopped, 304 when it was not running (as dockerd answers). */
+  async stop({ engine, params, query, res }: Call): Promise<void> {
+    const timeout = query.get('t');
+    if (timeout !== null && !/^-?\d+$/.test(timeout)) throw new KilnError('INVALID_ARGUMENT', `invalid t=${JSON.stringify(timeout)}: an integer number of seconds`);
+    const signal = query.get('signal');
+    const stopped = await stopContainer(engine, params[0] ?? '', { ...(timeout !== null ? { timeout: Number(timeout) } : {}), ...(signal ? { signal } : {}) });
+    res.writeHead(stopped ? 204 : 304).end();
   }
 
   async kill({ engine, params, query, res }: Call): Promise<void> {

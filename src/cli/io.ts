@@ -43,6 +43,12 @@ export function parseBool(value: string): boolean {
   throw new KilnError('INVALID_ARGUMENT', `invalid boolean value ${JSON.stringify(value)}`);
 }
 
+/** An integer flag value (`-t 5`, `-t -1`), as Go's flag package accepts. */
+export function parseInteger(value: string): number {
+  if (!/^[+-]?\d+$/.test(value)) throw new KilnError('INVALID_ARGUMENT', `invalid argument ${JSON.stringify(value)}: an integer is needed`);
+  return Number(value);
+}
+
 /** Collects a repeatable option (`-f a -f b`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

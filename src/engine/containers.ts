@@ -104,6 +104,30 @@ export async function killContainer(engine: Engine, nameOrId: string, signal = '
   else if (!(await signalProcess(container, runtimeSignal))) throw new KilnError('INTERNAL', `cannot send SIG${runtimeSignal} to container ${container.name}: neither runc nor crun knows it`);
 }
 
+/**
+ * `docker stop`: the stop signal (`signal`, else the image's STOPSIGNAL, else SIGTERM), then SIGKILL if
+ * the container still runs after `timeout` seconds (default 10; negative: wait as long as it takes).
+ * Returns false when it was not running (Docker's 304).
+ */
+export async function stopContainer(engine: Engine, nameOrId: string, options: { readonly timeout?: number; readonly signal?: string } = {}): Promise<boolean> {
+  const container = findContainer(engine, nameOrId);
+  const signal = parseSignal(options.signal ?? stopSignalOf(engine, container));
+  if (!isRunning(container)) return false;
+  await signalProcess(container, signal);
+  const timeout = options.timeout ?? 10;
+  if (!(await exited(container, timeout < 0 ? Infinity : Date.now() + timeout * 1000))) await kill(container);
+  return true;
+}
+
+/** The container's image's STOPSIGNAL, or SIGTERM (also when the image is gone). */
+function stopSignalOf(engine: Engine, container: ContainerRow): string {
+  try {
+    return engine.store.configOf(container.imageId).config?.StopSignal || 'SIGTERM';
+  } catch {
+    return 'SIGTERM';
+  }
+}
+
 /** Sends a signal through whichever runtime runs the container; false if neither knows it. */
 async function signalProcess(container: ContainerRow, signal: string): Promise<boolean> {
   for (const runtime of ['runc', 'crun']) {
@@ -115,11 +139,16 @@ async function signalProcess(container: ContainerRow, signal: string): Promise<b
 /** Kills a detached container's process and waits for its supervisor to record the exit and clean up. */
 async function kill(container: ContainerRow): Promise<void> {
   await signalProcess(container, 'KILL');
-  const deadline = Date.now() + 30_000;
+  if (!(await exited(container, Date.now() + 30_000))) throw new KilnError('INTERNAL', `container ${container.name} did not stop within 30 s of SIGKILL`);
+}
+
+/** Waits until the container's supervisor has gone (its exit recorded), or `deadline` (ms) has passed: false then. */
+async function exited(container: ContainerRow, deadline: number): Promise<boolean> {
   while (container.pid !== null && processAlive(container.pid)) {
-    if (Date.now() > deadline) throw new KilnError('INTERNAL', `container ${container.name} did not stop within 30 s of SIGKILL`);
+    if (Date.now() > deadline) return false;
     await delay(50); // polling a foreign pid: there is no exit event for a process that is not our child
   }
+  return true;
 }
 
 /** `docker rm`: the container's record, writable snapshot and bundle; `force` kills a running one first. */

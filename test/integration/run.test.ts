@@ -240,7 +240,7 @@ describe('signals', { skip: cannotRun }, () => {
     assert.match(out, /ready\ngot-term\n/);
   });
 
-  it('kill -s sends a signal by name or number; attach passes on the signals it gets, unless --sig-proxy=false', async () => {
+  it('kill -s sends a signal by name or number; attach passes on the signals it gets, unless --sig-proxy=false; stop and wait', async () => {
     const { root, kiln } = await newKiln();
     await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
     // Each container says "ready" once its trap is set, then ticks until the signal comes.
@@ -280,6 +280,21 @@ describe('signals', { skip: cannotRun }, () => {
     await trapping('keep', 'INT', 4);
     await attachThenInterrupt(['--sig-proxy=false', 'keep']);
     assert.match(await status('keep'), /^keep Up /, 'the container goes on');
-    await ok(kiln(['rm', '-f', 'usr1', 'hup', 'int', 'keep']));
+    // stop: the image's STOPSIGNAL (else SIGTERM), then SIGKILL after -t seconds; wait prints exit codes.
+    await ok(kiln(['import', '-c', 'STOPSIGNAL SIGUSR2', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:usr2']));
+    await ok(kiln(['run', '-d', '--name', 'stopsignal', 'busybox:usr2', 'sh', '-c', 'trap "echo got-USR2; exit 8" USR2; echo ready; while true; do sleep 0.05; done']));
+    while (!(await ok(kiln(['logs', 'stopsignal']))).stdout.includes('ready')) await new Promise((resolve) => setImmediate(resolve));
+    await trapping('term', 'TERM', 10);
+    await ok(kiln(['run', '-d', '--name', 'stubborn', 'busybox:x', 'sh', '-c', 'trap "" TERM; echo ready; while true; do sleep 0.05; done']));
+    while (!(await ok(kiln(['logs', 'stubborn']))).stdout.includes('ready')) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal((await ok(kiln(['stop', 'stopsignal', 'term']))).stdout, 'stopsignal\nterm\n');
+    assert.equal((await ok(kiln(['wait', 'stopsignal', 'term']))).stdout, '8\n10\n');
+    assert.equal(await lastLine('stopsignal'), 'got-USR2');
+    const started = Date.now();
+    await ok(kiln(['stop', '-t', '1', 'stubborn']));
+    assert.ok(Date.now() - started >= 1000, 'waited the second out before SIGKILL');
+    assert.equal((await ok(kiln(['wait', 'stubborn']))).stdout, '137\n');
+    assert.equal((await ok(kiln(['stop', 'stubborn']))).stdout, 'stubborn\n', 'stopping a stopped container is no error');
+    await ok(kiln(['rm', '-f', 'usr1', 'hup', 'int', 'keep', 'stopsignal', 'term', 'stubborn']));
   });
 });

@@ -144,7 +144,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await ok(kiln(['run', '--rm', 'api-pulled:1', 'cat', '/f']))).stdout, 'pulled\n');
   });
 
-  it('docker run (exit code and both streams), run -d, logs, ps, kill -s, wait, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
+  it('docker run (exit code and both streams), run -d, logs, ps, kill -s, stop, wait, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
     await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
     const child = spawn('docker', ['run', '--rm', 'busybox:lab', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });
     let out = '';
@@ -167,6 +167,13 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await docker(['logs', 'api-bg'])).stdout, 'started\ngot-term\n');
     await assert.rejects(docker(['kill', '-s', 'NOPE', 'api-bg']), /Invalid signal: NOPE/);
     assert.equal((await docker(['rm', '-f', 'api-bg'])).stdout, 'api-bg\n');
+    await docker(['run', '-d', '--name', 'api-stop', 'busybox:lab', 'sh', '-c', 'trap "exit 11" TERM; echo started; while true; do sleep 0.05; done']);
+    logs = '';
+    for (let i = 0; i < 100 && !logs.includes('started'); i++) logs = (await docker(['logs', 'api-stop'])).stdout;
+    assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n');
+    assert.equal((await docker(['wait', 'api-stop'])).stdout, '11\n');
+    assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n', 'already stopped: 304, no error');
+    await docker(['rm', 'api-stop']);
     await docker(['run', '--name', 'api-changed', 'busybox:lab', 'sh', '-c', 'echo changed > /changed']);
     const committed = (await docker(['commit', '-c', 'CMD ["cat", "/changed"]', '-m', 'via the API', 'api-changed', 'api-committed:1'])).stdout.trim();
     assert.match(committed, /^sha256:[0-9a-f]{64}$/);

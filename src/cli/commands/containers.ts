@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
-import { commitContainer, containerChanges, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer } from '../../engine/containers.js';
+import { commitContainer, containerChanges, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, stopContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
 import { goTimeString, humanDuration, sinceNow, truncateDisplay } from '../format/units.js';
-import { type Io, collect, parseBool, print, printRows, writeFileAtomically } from '../io.js';
+import { type Io, collect, parseBool, parseInteger, print, printRows, writeFileAtomically } from '../io.js';
 import { configuredDetachKeys } from '../../registry/credentials.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 
@@ -161,6 +161,28 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
       eachContainer(ctx, names, async (engine, name) => {
         await killContainer(engine, name, options.signal);
         return name;
+      }),
+    );
+  program
+    .command('stop')
+    .description('Stop one or more running containers')
+    .argument('<CONTAINER...>')
+    .option('-s, --signal <signal>', "signal to send to the container (default: the image's STOPSIGNAL, else SIGTERM)")
+    .option('-t, --time <seconds>', 'seconds to wait before killing the container', parseInteger)
+    .action((names: string[], options: { signal?: string; time?: number }) =>
+      eachContainer(ctx, names, async (engine, name) => {
+        await stopContainer(engine, name, { ...(options.signal !== undefined ? { signal: options.signal } : {}), ...(options.time !== undefined ? { timeout: options.time } : {}) });
+        return name;
+      }),
+    );
+  program
+    .command('wait')
+    .description('Block until one or more containers stop, then print their exit codes')
+    .argument('<CONTAINER...>')
+    .action((names: string[]) =>
+      eachContainer(ctx, names, async (engine, name) => {
+        const { id } = findContainer(engine, name);
+        return String((await exitCodeOf(engine, id)) ?? 0);
       }),
     );
   program
