@@ -28,7 +28,50 @@ interface CreateRequest {
   readonly Tty?: boolean;
   readonly OpenStdin?: boolean;
   readonly StdinOnce?: boolean;
-  readonly HostConfig?: { readonly AutoRemove?: boolean; readonly Binds?: string[] | null; readonly NetworkMode?: string; readonly ConsoleSize?: readonly number[] | null };
+  readonly HostConfig?: {
+    readonly AutoRemove?: boolean;
+    readonly Binds?: string[] | null;
+    readonly NetworkMode?: string;
+    readonly ConsoleSize?: readonly number[] | null;
+    readonly ReadonlyRootfs?: boolean;
+    readonly CapAdd?: string[] | null;
+    readonly CapDrop?: string[] | null;
+    readonly Privileged?: boolean;
+    readonly ExtraHosts?: string[] | null;
+    readonly Tmpfs?: Record<string, string> | null;
+    readonly RestartPolicy?: { readonly Name?: string } | null;
+    readonly [other: string]: unknown;
+  };
+}
+
+/** HostConfig settings kiln does not apply, and why: named in create's Warnings (the docker CLI prints them). */
+const IGNORED_SETTINGS: Readonly<Record<string, string>> = {
+  PortBindings: 'containers share the host network (-p): the process listens on the host directly',
+  PublishAllPorts: 'containers share the host network (-P): the process listens on the host directly',
+  Memory: 'resource limits (--memory) are not applied',
+  MemorySwap: 'resource limits (--memory-swap) are not applied',
+  NanoCpus: 'resource limits (--cpus) are not applied',
+  CpuShares: 'resource limits (--cpu-shares) are not applied',
+  CpuQuota: 'resource limits (--cpu-quota) are not applied',
+  CpusetCpus: 'resource limits (--cpuset-cpus) are not applied',
+  PidsLimit: 'resource limits (--pids-limit) are not applied',
+  Devices: 'host devices (--device) are not passed in',
+  Dns: 'the host resolv.conf is used (--dns)',
+  DnsSearch: 'the host resolv.conf is used (--dns-search)',
+  Mounts: 'only -v HOST:CONTAINER binds are mounted (--mount)',
+  VolumesFrom: '--volumes-from is not supported',
+  SecurityOpt: 'security options (--security-opt) are not applied',
+};
+
+/** Warnings for each setting of the request kiln does not apply (a zero or empty value is no setting). */
+function ignoredSettings(request: CreateRequest): string[] {
+  const hostConfig = request.HostConfig ?? {};
+  const isSet = (value: unknown): boolean =>
+    value !== undefined && value !== null && value !== false && value !== 0 && value !== '' && !(Array.isArray(value) && value.length === 0) && !(typeof value === 'object' && Object.keys(value).length === 0);
+  const warnings = Object.entries(IGNORED_SETTINGS).filter(([key]) => isSet(hostConfig[key])).map(([key, why]) => `kiln ignores HostConfig.${key}: ${why}`);
+  const restart = hostConfig.RestartPolicy?.Name;
+  if (restart && restart !== 'no') warnings.push(`kiln ignores HostConfig.RestartPolicy ${JSON.stringify(restart)}: containers are not restarted`);
+  return warnings;
 }
 
 interface Pending {
@@ -43,8 +86,6 @@ export interface ContainerRoutes {
   readonly runtime: RuntimeName;
   readonly storageDriver?: Driver;
 }
-
-/** Polling interval while following a container (there is no event from another process to wait on). */
 
 export class Containers {
   private readonly pending = new Map<string, Pending>();
@@ -74,7 +115,7 @@ export class Containers {
     const started = new Promise<void>((resolve, reject) => (markStarted = (err) => (err === undefined ? resolve() : reject(err instanceof Error ? err : new Error('the container did not start')))));
     started.catch(() => undefined);
     this.pending.set(id, { name, request: body, started, markStarted });
-    res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ Id: id, Warnings: [] }));
+    res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ Id: id, Warnings: ignoredSettings(body) }));
   }
 
   async start({ engine, params, res }: Call): Promise<void> {
@@ -96,6 +137,12 @@ export class Containers {
         ...(request.WorkingDir ? { workdir: request.WorkingDir } : {}),
         ...(request.User ? { user: request.User } : {}),
         ...(request.Hostname ? { hostname: request.Hostname } : {}),
+        extraHosts: request.HostConfig?.ExtraHosts ?? [],
+        readOnly: request.HostConfig?.ReadonlyRootfs ?? false,
+        tmpfs: Object.entries(request.HostConfig?.Tmpfs ?? {}).map(([path, options]) => (options ? `${path}:${options}` : path)),
+        capAdd: request.HostConfig?.CapAdd ?? [],
+        capDrop: request.HostConfig?.CapDrop ?? [],
+        privileged: request.HostConfig?.Privileged ?? false,
         network,
         remove: false,
         detach: true,

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from '../errors.js';
@@ -30,8 +31,21 @@ export interface RunOptions extends Omit<ProcessOptions, 'hostname'> {
   readonly stdinOnce?: boolean;
   /** The container's ID when the caller chose it (the Engine API's create, then start). */
   readonly id?: string;
+  /** `--add-host HOST:IP`: more lines in the container's /etc/hosts. */
+  readonly extraHosts?: readonly string[];
   /** Tells the user something kiln decided for them (a storage driver fallback). */
   readonly notice: (message: string) => void;
+}
+
+/** The container's /etc/hosts, as Docker writes it with host networking, then the `--add-host` lines. */
+function hostsFile(hostname: string, extraHosts: readonly string[]): string {
+  const extra = extraHosts.map((entry) => {
+    const at = entry.search(/[:=]/);
+    const address = entry.slice(at + 1).replace(/^\[(.*)\]$/, '$1'); // [::1] as Docker takes it too
+    if (at <= 0 || isIP(address) === 0) throw new KilnError('INVALID_ARGUMENT', `invalid --add-host ${JSON.stringify(entry)}: use HOST:IP (an IPv4 or IPv6 address)`);
+    return `${address}\t${entry.slice(0, at)}\n`;
+  });
+  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n${extra.join('')}`;
 }
 
 /**
@@ -204,10 +218,11 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
   if (options.name !== undefined && engine.store.db.containers().some((c) => c.name === options.name)) {
     throw new KilnError('CONFLICT', `Conflict. The container name "/${options.name}" is already in use; remove that container or choose another name`);
   }
-  const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
-  const top = await unpackImage(engine, snapshots, row.id);
   const id = options.id ?? randomBytes(32).toString('hex');
   const hostname = options.hostname ?? id.slice(0, 12);
+  const hosts = hostsFile(hostname, options.extraHosts ?? []);
+  const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
+  const top = await unpackImage(engine, snapshots, row.id);
   const key = containerKey(id);
   const bundle = containerBundle(engine, id);
   const rootfs = join(bundle, 'rootfs');
@@ -222,7 +237,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
     await mount(spec, rootfs);
     mounted = true;
     const files = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
-    await writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+    await writeFile(files.hosts, hosts);
     await writeFile(files.resolvConf, options.network === 'none' ? '' : await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
     await writeFile(files.hostname, `${hostname}\n`);
     const runtimeSpecification = await runtimeSpec(config, rootfs, files, { ...options, hostname });

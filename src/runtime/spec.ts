@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
@@ -5,6 +6,28 @@ import type { ContainerConfig } from '../oci/types.js';
 
 /** Docker's default capability set. */
 const DEFAULT_CAPABILITIES = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
+/** Every capability of Linux 5.9 and later, by number (0 to 40). */
+const ALL_CAPABILITIES = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE', 'NET_BIND_SERVICE',
+  'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN',
+  'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE',
+  'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
+].map((name) => `CAP_${name}`);
+
+let grantable: string[] | undefined;
+
+/**
+ * What `--privileged` and `--cap-add ALL` give: every capability kiln itself may pass on (its bounding
+ * set; a sandbox may lack some), as Docker grants them.
+ */
+function allCapabilities(): string[] {
+  if (!grantable) {
+    const bounding = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    const bits = bounding === undefined ? -1n : BigInt(`0x${bounding}`);
+    grantable = ALL_CAPABILITIES.filter((_cap, bit) => ((bits >> BigInt(bit)) & 1n) === 1n);
+  }
+  return grantable;
+}
 const MASKED_PATHS = ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap'];
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -24,6 +47,42 @@ export interface ProcessOptions {
   readonly tty?: boolean;
   /** The terminal's first size (`-t`), until a resize. */
   readonly consoleSize?: ConsoleSize;
+  /** `--read-only`: the root filesystem is mounted read-only. */
+  readonly readOnly?: boolean;
+  /** `--cap-add`, `--cap-drop`: capability names, with or without CAP_, in any case, or ALL. */
+  readonly capAdd?: readonly string[];
+  readonly capDrop?: readonly string[];
+  /** `--privileged`: every capability, no masked or read-only paths, /sys writable (host devices stay out). */
+  readonly privileged?: boolean;
+  /** `--tmpfs PATH[:OPTIONS]`: a tmpfs there (Docker's options rw,noexec,nosuid,nodev unless given). */
+  readonly tmpfs?: readonly string[];
+}
+
+/**
+ * The capabilities a container gets, by Docker's rules: its default set, with `add` (ALL: every one)
+ * and without `drop` (ALL: all but those added). Unknown names are refused.
+ */
+export function capabilities(add: readonly string[] = [], drop: readonly string[] = []): string[] {
+  const normal = (flag: string) => (name: string): string => {
+    const upper = name.toUpperCase();
+    const full = upper === 'ALL' || upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
+    if (full !== 'ALL' && !ALL_CAPABILITIES.includes(full)) throw new KilnError('INVALID_ARGUMENT', `invalid ${flag}: unknown capability: ${JSON.stringify(full)}`);
+    return full;
+  };
+  const added = add.map(normal('--cap-add'));
+  const dropped = drop.map(normal('--cap-drop'));
+  const base = added.includes('ALL') ? allCapabilities() : dropped.includes('ALL') ? [] : DEFAULT_CAPABILITIES;
+  const kept = base.filter((cap) => !dropped.includes(cap));
+  return [...kept, ...added.filter((cap) => cap !== 'ALL' && !kept.includes(cap))];
+}
+
+/** `--tmpfs PATH[:OPTIONS]` as a mount, with Docker's default options unless some are given. */
+function tmpfsMount(spec: string): Mount {
+  const colon = spec.indexOf(':');
+  const destination = colon < 0 ? spec : spec.slice(0, colon);
+  if (!destination.startsWith('/')) throw new KilnError('INVALID_ARGUMENT', `invalid --tmpfs ${JSON.stringify(spec)}: use --tmpfs /path[:options], an absolute path`);
+  const given = colon < 0 ? [] : spec.slice(colon + 1).split(',').filter(Boolean);
+  return { destination, type: 'tmpfs', source: 'tmpfs', options: ['noexec', 'nosuid', 'nodev', ...given] };
 }
 
 /** Docker's rules for the command: entrypoint + cmd, with --entrypoint resetting the image's Cmd. */
@@ -128,27 +187,29 @@ export async function runtimeSpec(config: ContainerConfig, rootfs: string, files
       args: commandLine(config, options),
       env: environment(config, options.env, options.hostname, user.home),
       cwd: options.workdir || config.WorkingDir || '/',
-      capabilities: Object.fromEntries(['bounding', 'effective', 'permitted'].map((k) => [k, DEFAULT_CAPABILITIES])),
-      noNewPrivileges: true,
+      capabilities: Object.fromEntries(['bounding', 'effective', 'permitted'].map((k) => [k, options.privileged ? allCapabilities() : capabilities(options.capAdd, options.capDrop)])),
+      // As Docker's default: setuid programs (su, sudo, ping) work (--security-opt no-new-privileges is not offered).
+      noNewPrivileges: false,
     },
-    root: { path: rootfs, readonly: false },
+    root: { path: rootfs, readonly: options.readOnly ?? false },
     hostname: options.hostname,
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', options.privileged ? 'rw' : 'ro'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864'] },
       { destination: '/etc/hosts', type: 'bind', source: files.hosts, options: ['rbind', 'rprivate'] },
       { destination: '/etc/resolv.conf', type: 'bind', source: files.resolvConf, options: ['rbind', 'rprivate'] },
       { destination: '/etc/hostname', type: 'bind', source: files.hostname, options: ['rbind', 'rprivate'] },
       ...volumes,
+      ...(options.tmpfs ?? []).map(tmpfsMount),
     ],
     linux: {
       namespaces,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      maskedPaths: options.privileged ? [] : MASKED_PATHS,
+      readonlyPaths: options.privileged ? [] : READONLY_PATHS,
     },
   };
 }

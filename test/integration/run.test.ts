@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -161,6 +162,34 @@ describe('detached containers with a terminal: run -d -t', { skip: cannotRun }, 
     while ((await exited()) < ids.length && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
     for (const id of ids) assert.equal((await ok(kiln(['logs', id]))).stdout, 'only this\r\n', id);
     await ok(kiln(['rm', ...ids]));
+  });
+});
+
+describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged, --add-host', { skip: cannotRun }, () => {
+  it('applies them as Docker does, and refuses bad ones with the flag named', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
+    const run = async (args: readonly string[]): Promise<string> => (await ok(kiln(['run', '--rm', ...args]))).stdout;
+    // Docker's defaults: its 14 capabilities (CapEff a80425fb), and setuid programs allowed (NoNewPrivs 0).
+    assert.equal(await run(['busybox:x', 'sh', '-c', 'grep -E "^(CapEff|NoNewPrivs)" /proc/self/status']), 'CapEff:\t00000000a80425fb\nNoNewPrivs:\t0\n');
+    assert.equal(await run(['--cap-drop', 'ALL', '--cap-add', 'chown', '--cap-add', 'CAP_KILL', 'busybox:x', 'grep', '^CapEff', '/proc/self/status']), 'CapEff:\t0000000000000021\n');
+    assert.equal(await run(['--cap-drop', 'net_raw', 'busybox:x', 'grep', '^CapEff', '/proc/self/status']), 'CapEff:\t00000000a80405fb\n');
+    // Every capability kiln may pass on: its own bounding set (a sandbox may lack some).
+    const bounding = /^CapBnd:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    assert.equal(await run(['--privileged', 'busybox:x', 'sh', '-c', 'grep ^CapEff /proc/self/status; grep " /sys " /proc/mounts | cut -d" " -f4 | cut -d, -f1']), `CapEff:\t${bounding}\nrw\n`);
+    const readOnly = await run(['--read-only', '--tmpfs', '/scratch', '--tmpfs', '/sized:size=1m', 'busybox:x', 'sh', '-c', 'touch /x 2>/dev/null || echo root-read-only; touch /scratch/y && echo tmpfs-writable; grep -E " /(scratch|sized) " /proc/mounts | cut -d" " -f2-4']);
+    assert.match(readOnly, /^root-read-only\ntmpfs-writable\n\/scratch tmpfs rw,nosuid,nodev,noexec.*\n\/sized tmpfs rw,nosuid,nodev,noexec,.*size=1024k/);
+    assert.equal(await run(['--add-host', 'db:10.1.2.3', '--add-host', 'six=[::1]', 'busybox:x', 'tail', '-n', '2', '/etc/hosts']), '10.1.2.3\tdb\n::1\tsix\n');
+    for (const [args, message] of [
+      [['--cap-add', 'FLY'], /invalid --cap-add: unknown capability: "CAP_FLY"/],
+      [['--add-host', 'db:not-an-ip'], /invalid --add-host "db:not-an-ip": use HOST:IP/],
+      [['--tmpfs', 'relative'], /invalid --tmpfs "relative"/],
+    ] as const) {
+      const result = await kiln(['run', '--rm', ...args, 'busybox:x', 'true']);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, message);
+    }
+    assert.equal((await ok(kiln(['ps', '-a', '-q']))).stdout, '', 'nothing left behind');
   });
 });
 

@@ -144,7 +144,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await ok(kiln(['run', '--rm', 'api-pulled:1', 'cat', '/f']))).stdout, 'pulled\n');
   });
 
-  it('docker run (exit code and both streams), run -d, logs, ps, kill -s, stop, wait, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
+  it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, wait, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
     await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
     const child = spawn('docker', ['run', '--rm', 'busybox:lab', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });
     let out = '';
@@ -174,6 +174,10 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await docker(['wait', 'api-stop'])).stdout, '11\n');
     assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n', 'already stopped: 304, no error');
     await docker(['rm', 'api-stop']);
+    // Host settings kiln applies, and a warning (which the docker CLI prints) for one it does not.
+    const limited = await docker(['run', '--rm', '--read-only', '--tmpfs', '/t', '--cap-drop', 'ALL', '--cap-add', 'KILL', '--add-host', 'db:10.9.8.7', 'busybox:lab', 'sh', '-c', 'touch /x 2>/dev/null || echo ro; touch /t/y && echo tmp; grep ^CapEff /proc/self/status; tail -n 1 /etc/hosts']);
+    assert.equal(limited.stdout, 'ro\ntmp\nCapEff:\t0000000000000020\n10.9.8.7\tdb\n');
+    assert.match((await docker(['run', '--rm', '-p', '8080:80', '--memory', '64m', 'busybox:lab', 'true'])).stderr, /WARNING: kiln ignores HostConfig\.PortBindings: containers share the host network[^\n]*\n(.*\n)*WARNING: kiln ignores HostConfig\.Memory/);
     await docker(['run', '--name', 'api-changed', 'busybox:lab', 'sh', '-c', 'echo changed > /changed']);
     const committed = (await docker(['commit', '-c', 'CMD ["cat", "/changed"]', '-m', 'via the API', 'api-changed', 'api-committed:1'])).stdout.trim();
     assert.match(committed, /^sha256:[0-9a-f]{64}$/);

@@ -24,6 +24,12 @@ interface RunFlags extends RuntimeFlags, RegistryFlags {
   entrypoint?: string;
   network: string;
   hostname?: string;
+  readOnly?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  privileged?: boolean;
+  addHost?: string[];
+  tmpfs?: string[];
 }
 
 /** Lines of an --env-file: KEY=value or KEY (taken from kiln's environment); # comments and blanks skipped. */
@@ -53,6 +59,12 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
     .option('--entrypoint <command>', 'overwrite the default ENTRYPOINT of the image')
     .option('--network <mode>', 'network mode: none or host', 'host')
     .option('--hostname <name>', 'container host name')
+    .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (host:ip)', collect)
+    .option('--read-only', "mount the container's root filesystem as read only")
+    .option('--tmpfs <path[:options]>', 'mount a tmpfs directory', collect)
+    .option('--cap-add <capability>', 'add Linux capabilities', collect)
+    .option('--cap-drop <capability>', 'drop Linux capabilities', collect)
+    .option('--privileged', 'give extended privileges to this container (every capability; host devices are not passed in)')
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
     .option('--insecure-registry <host>', INSECURE_HELP, collect)
     .action((image: string, command: string[], flags: RunFlags) =>
@@ -77,6 +89,12 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
           entrypoint: flags.entrypoint,
           network: flags.network,
           hostname: flags.hostname,
+          extraHosts: flags.addHost ?? [],
+          readOnly: flags.readOnly ?? false,
+          tmpfs: flags.tmpfs ?? [],
+          capAdd: flags.capAdd ?? [],
+          capDrop: flags.capDrop ?? [],
+          privileged: flags.privileged ?? false,
           ...runtimeFlags,
           interactive: flags.interactive ?? false,
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
