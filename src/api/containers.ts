@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { FOLLOW_MS, type FollowOptions, containerChanges, containerIo, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, stopContainer } from '../engine/containers.js';
+import { FOLLOW_MS, type FollowOptions, containerChanges, containerIo, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, startContainer, stopContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import { runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
@@ -42,6 +42,14 @@ interface CreateRequest {
     readonly RestartPolicy?: { readonly Name?: string } | null;
     readonly [other: string]: unknown;
   };
+}
+
+/** stop's and restart's `t` (seconds before SIGKILL) and `signal`. */
+function stopQuery(query: URLSearchParams): { timeout?: number; signal?: string } {
+  const timeout = query.get('t');
+  if (timeout !== null && !/^-?\d+$/.test(timeout)) throw new KilnError('INVALID_ARGUMENT', `invalid t=${JSON.stringify(timeout)}: an integer number of seconds`);
+  const signal = query.get('signal');
+  return { ...(timeout !== null ? { timeout: Number(timeout) } : {}), ...(signal ? { signal } : {}) };
 }
 
 /** HostConfig settings kiln does not apply, and why: named in create's Warnings (the docker CLI prints them). */
@@ -120,7 +128,11 @@ export class Containers {
 
   async start({ engine, params, res }: Call): Promise<void> {
     const { id, pending } = this.resolve(engine, params[0] ?? '');
-    if (!pending) throw new KilnError('CONFLICT', `container ${id.slice(0, 12)} has already been started`);
+    if (!pending) {
+      // A container that ran before starts again (204), one that runs is left alone (304), as dockerd does.
+      res.writeHead((await startContainer(engine, id, this.options.runtime)) ? 204 : 304).end();
+      return;
+    }
     const request = pending.request;
     const entrypoint = Array.isArray(request.Entrypoint) ? request.Entrypoint : typeof request.Entrypoint === 'string' ? [request.Entrypoint] : undefined;
     const network = request.HostConfig?.NetworkMode === 'none' ? 'none' : 'host';
@@ -330,7 +342,7 @@ export class Containers {
         Pid: running ? (row?.pid ?? 0) : 0,
         ExitCode: row?.exitCode ?? 0,
         Error: '',
-        StartedAt: new Date(row?.createdAt ?? 0).toISOString(),
+        StartedAt: new Date(row?.startedAt ?? row?.createdAt ?? 0).toISOString(),
         FinishedAt: new Date(row?.finishedAt ?? 0).toISOString(),
       },
       Image: row?.imageId ?? '',
@@ -343,12 +355,17 @@ export class Containers {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   }
 
+  /** `docker restart`: stop (if it runs) as `stop` does, then start. */
+  async restart({ engine, params, query, res }: Call): Promise<void> {
+    const { id } = this.resolve(engine, params[0] ?? '');
+    await stopContainer(engine, id, stopQuery(query));
+    await startContainer(engine, id, this.options.runtime);
+    res.writeHead(204).end();
+  }
+
   /** `docker stop`: 204 once stopped, 304 when it was not running (as dockerd answers). */
   async stop({ engine, params, query, res }: Call): Promise<void> {
-    const timeout = query.get('t');
-    if (timeout !== null && !/^-?\d+$/.test(timeout)) throw new KilnError('INVALID_ARGUMENT', `invalid t=${JSON.stringify(timeout)}: an integer number of seconds`);
-    const signal = query.get('signal');
-    const stopped = await stopContainer(engine, params[0] ?? '', { ...(timeout !== null ? { timeout: Number(timeout) } : {}), ...(signal ? { signal } : {}) });
+    const stopped = await stopContainer(engine, params[0] ?? '', stopQuery(query));
     res.writeHead(stopped ? 204 : 304).end();
   }
 

@@ -273,6 +273,7 @@ function containerRoutes(containers: Containers): [string, RegExp, Handler][] {
     ['POST', /^\/containers\/(.+)\/attach$/, (call) => containers.attachPlain(call)],
     ['POST', /^\/containers\/(.+)\/kill$/, (call) => containers.kill(call)],
     ['POST', /^\/containers\/(.+)\/stop$/, (call) => containers.stop(call)],
+    ['POST', /^\/containers\/(.+)\/restart$/, (call) => containers.restart(call)],
     ['POST', /^\/containers\/(.+)\/resize$/, (call) => containers.resize(call)],
     ['GET', /^\/containers\/(.+)\/logs$/, (call) => containers.logs(call)],
     ['GET', /^\/containers\/(.+)\/changes$/, (call) => containers.changes(call)],

@@ -24,7 +24,7 @@ import type { Engine } from './engine.js';
 
 const run = promisify(execFile);
 const openFd = promisify(openCallback);
-import { OWNER_FILE, containerBundle, containerKey } from './run.js';
+import { OWNER_FILE, containerBundle, containerKey, spawnSupervisor } from './run.js';
 
 /** Finds a container by name, full ID or unique ID prefix. */
 export function findContainer(engine: Engine, nameOrId: string): ContainerRow {
@@ -79,6 +79,23 @@ export async function resizeContainer(engine: Engine, nameOrId: string, runtime:
   if (!(await containerIo(engine, container.id)).tty) return;
   if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
   await resizeTerminal(runtime, container.id, size);
+}
+
+/**
+ * `docker start`: runs a stopped container again, detached, on its writable layer as it was left, with
+ * the same process settings; its logs go on after the earlier runs'. Returns false when it was running
+ * (Docker's 304).
+ */
+export async function startContainer(engine: Engine, nameOrId: string, runtime: RuntimeName): Promise<boolean> {
+  const container = findContainer(engine, nameOrId);
+  if (isRunning(container)) return false;
+  const bundle = containerBundle(engine, container.id);
+  const [spec] = snapshotterFor(engine, container).mounts(containerKey(container.id));
+  if (!spec || !existsSync(join(bundle, 'config.json'))) throw new KilnError('CONFLICT', `container ${container.name} cannot start again: its snapshot or bundle is gone (remove it and run the image anew)`);
+  await mount(spec, join(bundle, 'rootfs'));
+  engine.store.db.restartContainer(container.id, process.pid); // running from now on: wait and ps see it
+  spawnSupervisor(engine, container.id, runtime, false);
+  return true;
 }
 
 /**

@@ -251,9 +251,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
     if (options.detach) {
       await writeFile(join(bundle, 'config.json'), JSON.stringify(runtimeSpecification, null, 2));
       if (options.interactive) await makeStdinPipe(bundle, options.stdinOnce ?? false);
-      const supervisor = spawn(process.execPath, [KILN_BIN, '--root', engine.store.root, SUPERVISE_COMMAND, id, options.runtime, options.remove ? 'rm' : 'keep'], { detached: true, stdio: 'ignore' });
-      supervisor.unref();
-      engine.store.db.setContainerPid(id, supervisor.pid ?? null);
+      spawnSupervisor(engine, id, options.runtime, options.remove);
       detached = true;
       return { id, exitCode: 0 };
     }
@@ -273,6 +271,16 @@ export const SUPERVISE_COMMAND = '__supervise';
 /** The file in a container's bundle naming the pid of the kiln process that runs it. */
 export const OWNER_FILE = 'owner';
 const KILN_BIN = fileURLToPath(new URL('../../../bin/kiln', import.meta.url));
+
+/**
+ * Starts the detached kiln process that runs a container's prepared bundle (its rootfs mounted), and
+ * records it as the container's supervisor.
+ */
+export function spawnSupervisor(engine: Engine, id: string, runtime: RuntimeName, remove: boolean): void {
+  const supervisor = spawn(process.execPath, [KILN_BIN, '--root', engine.store.root, SUPERVISE_COMMAND, id, runtime, remove ? 'rm' : 'keep'], { detached: true, stdio: 'ignore' });
+  supervisor.unref();
+  engine.store.db.setContainerPid(id, supervisor.pid ?? null);
+}
 
 /** After the process: unmount, and for --rm forget the container, its snapshot and bundle. */
 async function cleanUp(engine: Engine, snapshots: Snapshotter, id: string, mountedRootfs: string | false, remove: boolean): Promise<void> {

@@ -99,6 +99,10 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE containers ADD COLUMN pid INTEGER;
   `,
   `
+  -- When a container was last started (start, restart), if not when it was created.
+  ALTER TABLE containers ADD COLUMN started_at INTEGER;
+  `,
+  `
   -- The build cache: a build step's cache key → the image its step produced (an intermediate image,
   -- as Docker's classic builder keeps them). Removing the image forgets the record.
   CREATE TABLE build_cache (
@@ -142,6 +146,8 @@ export interface ContainerRow {
   readonly command: readonly string[];
   readonly driver: string;
   readonly createdAt: number;
+  /** When `start` last ran it again; null: it has run once, from its creation. */
+  readonly startedAt: number | null;
   readonly finishedAt: number | null;
   readonly exitCode: number | null;
   readonly pid: number | null;
@@ -445,7 +451,12 @@ export class MetaDb {
     this.db.prepare('UPDATE containers SET pid = ? WHERE id = ?').run(pid, id);
   }
 
-  addContainer(row: Omit<ContainerRow, 'finishedAt' | 'exitCode' | 'pid'>): void {
+  /** A stopped container runs again (start): no exit yet, started now, supervised by `pid`. */
+  restartContainer(id: string, pid: number, when = Date.now()): void {
+    this.db.prepare('UPDATE containers SET exit_code = NULL, finished_at = NULL, started_at = ?, pid = ? WHERE id = ?').run(when, pid, id);
+  }
+
+  addContainer(row: Omit<ContainerRow, 'finishedAt' | 'exitCode' | 'pid' | 'startedAt'>): void {
     this.db
       .prepare('INSERT INTO containers (id, name, image_id, image_name, command, driver, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(row.id, row.name, row.imageId, row.imageName, JSON.stringify(row.command), row.driver, row.createdAt);
@@ -456,7 +467,7 @@ export class MetaDb {
   }
 
   containers(): ContainerRow[] {
-    const rows = this.db.prepare('SELECT id, name, image_id AS imageId, image_name AS imageName, command, driver, created_at AS createdAt, finished_at AS finishedAt, exit_code AS exitCode, pid FROM containers ORDER BY created_at DESC').all() as (Omit<ContainerRow, 'command'> & { command: string })[];
+    const rows = this.db.prepare('SELECT id, name, image_id AS imageId, image_name AS imageName, command, driver, created_at AS createdAt, started_at AS startedAt, finished_at AS finishedAt, exit_code AS exitCode, pid FROM containers ORDER BY created_at DESC').all() as (Omit<ContainerRow, 'command'> & { command: string })[];
     return rows.map((r) => ({ ...r, command: JSON.parse(r.command) as string[] }));
   }
 

@@ -55,9 +55,10 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
   const child = spawnRuntime(runtime, bundle, id, spec, stdio);
   const write = stdio.output ?? ((stream: 'stdout' | 'stderr', chunk: Buffer) => process[stream].write(chunk));
-  // A kept container's output is also written to its bundle, for `kiln logs` (a terminal's to stdout).
-  const stdoutLog = stdio.keepLogs && child.stdout ? createWriteStream(logPath(bundle, 'stdout')) : undefined;
-  const stderrLog = stdio.keepLogs && child.stderr ? createWriteStream(logPath(bundle, 'stderr')) : undefined;
+  // A kept container's output is also written to its bundle, for `kiln logs` (a terminal's to stdout),
+  // after what earlier runs of it wrote (a container started again).
+  const stdoutLog = stdio.keepLogs && child.stdout ? createWriteStream(logPath(bundle, 'stdout'), { flags: 'a' }) : undefined;
+  const stderrLog = stdio.keepLogs && child.stderr ? createWriteStream(logPath(bundle, 'stderr'), { flags: 'a' }) : undefined;
   child.stdout?.on('data', (chunk: Buffer) => {
     write('stdout', chunk);
     stdoutLog?.write(chunk);

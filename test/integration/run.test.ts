@@ -193,6 +193,27 @@ describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged,
   });
 });
 
+describe('start and restart', { skip: cannotRun }, () => {
+  it('start runs a stopped container again on the layer it left, its logs going on; restart stops, then starts', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
+    assert.equal((await kiln(['run', '--name', 'again', 'busybox:x', 'sh', '-c', 'echo run >> /count; wc -l < /count; exit 3'])).stdout, '1\n');
+    assert.equal((await ok(kiln(['start', 'again']))).stdout, 'again\n');
+    assert.equal((await ok(kiln(['wait', 'again']))).stdout, '3\n');
+    assert.equal((await ok(kiln(['logs', 'again']))).stdout, '1\n2\n', 'the second run saw the first one\'s file, and its output follows');
+    await ok(kiln(['run', '-d', '--name', 'loop', 'busybox:x', 'sh', '-c', 'trap "exit 0" TERM; echo up; while true; do sleep 0.05; done']));
+    const logged = async (text: string): Promise<void> => {
+      while ((await ok(kiln(['logs', 'loop']))).stdout !== text) await new Promise((resolve) => setImmediate(resolve));
+    };
+    await logged('up\n');
+    assert.equal((await ok(kiln(['restart', 'loop']))).stdout, 'loop\n');
+    await logged('up\nup\n');
+    assert.equal((await ok(kiln(['start', 'loop']))).stdout, 'loop\n', 'starting a running container is no error');
+    assert.match((await ok(kiln(['ps', '--format', '{{.Names}} {{.Status}}']))).stdout, /^loop Up /m);
+    await ok(kiln(['rm', '-f', 'again', 'loop']));
+  });
+});
+
 describe('logs -f and attach', { skip: cannotRun }, () => {
   it('logs -f follows until the exit; attach sends stdin and gets the exit code; a terminal attach types, resizes and detaches with ctrl-p ctrl-q', async () => {
     const { root, kiln } = await newKiln();

@@ -144,7 +144,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await ok(kiln(['run', '--rm', 'api-pulled:1', 'cat', '/f']))).stdout, 'pulled\n');
   });
 
-  it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, wait, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
+  it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, start, restart, wait, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
     await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
     const child = spawn('docker', ['run', '--rm', 'busybox:lab', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });
     let out = '';
@@ -173,6 +173,14 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n');
     assert.equal((await docker(['wait', 'api-stop'])).stdout, '11\n');
     assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n', 'already stopped: 304, no error');
+    const startedTimes = async (n: number): Promise<void> => {
+      while ((await docker(['logs', 'api-stop'])).stdout !== 'started\n'.repeat(n)) await new Promise((resolve) => setImmediate(resolve));
+    };
+    assert.equal((await docker(['start', 'api-stop'])).stdout, 'api-stop\n');
+    await startedTimes(2);
+    assert.equal((await docker(['restart', 'api-stop'])).stdout, 'api-stop\n');
+    await startedTimes(3);
+    assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n');
     await docker(['rm', 'api-stop']);
     // Host settings kiln applies, and a warning (which the docker CLI prints) for one it does not.
     const limited = await docker(['run', '--rm', '--read-only', '--tmpfs', '/t', '--cap-drop', 'ALL', '--cap-add', 'KILL', '--add-host', 'db:10.9.8.7', 'busybox:lab', 'sh', '-c', 'touch /x 2>/dev/null || echo ro; touch /t/y && echo tmp; grep ^CapEff /proc/self/status; tail -n 1 /etc/hosts']);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
-import { commitContainer, containerChanges, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, stopContainer } from '../../engine/containers.js';
+import { commitContainer, containerChanges, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, startContainer, stopContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import { KilnError } from '../../errors.js';
@@ -98,6 +98,11 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
   }
 }
 
+/** stop's and restart's -s and -t as stopContainer takes them. */
+function stopOptions(flags: { signal?: string; time?: number }): { signal?: string; timeout?: number } {
+  return { ...(flags.signal !== undefined ? { signal: flags.signal } : {}), ...(flags.time !== undefined ? { timeout: flags.time } : {}) };
+}
+
 /**
  * Runs `act` on each container named, printing what it returns; as docker does, one that fails prints
  * its error and the others go on, and the exit code is then 1.
@@ -137,7 +142,7 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
               Command: `"${options.trunc ? truncateDisplay(command, 20) : command}"`,
               RunningFor: sinceNow(c.createdAt),
               CreatedAt: goTimeString(c.createdAt),
-              Status: isRunning(c) ? `Up ${humanDuration(Date.now() - c.createdAt)}` : c.exitCode === null ? 'Created' : `Exited (${c.exitCode}) ${humanDuration(Date.now() - (c.finishedAt ?? c.createdAt))} ago`,
+              Status: isRunning(c) ? `Up ${humanDuration(Date.now() - (c.startedAt ?? c.createdAt))}` : c.exitCode === null ? 'Created' : `Exited (${c.exitCode}) ${humanDuration(Date.now() - (c.finishedAt ?? c.createdAt))} ago`,
               Ports: '',
               Names: c.name,
             };
@@ -171,7 +176,28 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .option('-t, --time <seconds>', 'seconds to wait before killing the container', parseInteger)
     .action((names: string[], options: { signal?: string; time?: number }) =>
       eachContainer(ctx, names, async (engine, name) => {
-        await stopContainer(engine, name, { ...(options.signal !== undefined ? { signal: options.signal } : {}), ...(options.time !== undefined ? { timeout: options.time } : {}) });
+        await stopContainer(engine, name, stopOptions(options));
+        return name;
+      }),
+    );
+  addRuntimeFlags(program.command('start'), 'the container')
+    .description('Start one or more stopped containers (detached, on the writable layer they left)')
+    .argument('<CONTAINER...>')
+    .action((names: string[], flags: RuntimeFlags) =>
+      eachContainer(ctx, names, async (engine, name) => {
+        await startContainer(engine, name, checkRuntimeFlags(flags).runtime);
+        return name;
+      }),
+    );
+  addRuntimeFlags(program.command('restart'), 'the container')
+    .description('Restart one or more containers (stop as `stop` does, then start)')
+    .argument('<CONTAINER...>')
+    .option('-s, --signal <signal>', "signal to send to the container (default: the image's STOPSIGNAL, else SIGTERM)")
+    .option('-t, --time <seconds>', 'seconds to wait before killing the container', parseInteger)
+    .action((names: string[], flags: RuntimeFlags & { signal?: string; time?: number }) =>
+      eachContainer(ctx, names, async (engine, name) => {
+        await stopContainer(engine, name, stopOptions(flags));
+        await startContainer(engine, name, checkRuntimeFlags(flags).runtime);
         return name;
       }),
     );
