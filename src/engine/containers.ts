@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants, existsSync, open as openCallback } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
-import { lstat, mkdir, mkdtemp, open, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -16,8 +17,8 @@ import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
-import { type RuntimeName, logPath, resizeTerminal, stdinPipe } from '../runtime/runtime.js';
-import type { ConsoleSize } from '../runtime/spec.js';
+import { type RuntimeName, execProcess, logPath, resizeTerminal, stdinPipe } from '../runtime/runtime.js';
+import { type ConsoleSize, resolveUser, withOverrides } from '../runtime/spec.js';
 import { Snapshotter, mount, unmount, unmountStale } from '../snapshot/snapshotter.js';
 import { tarDirectory } from '../layer/directory.js';
 import type { Engine } from './engine.js';
@@ -79,6 +80,59 @@ export async function resizeContainer(engine: Engine, nameOrId: string, runtime:
   if (!(await containerIo(engine, container.id)).tty) return;
   if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
   await resizeTerminal(runtime, container.id, size);
+}
+
+export interface ExecOptions {
+  readonly cmd: readonly string[];
+  /** `-i`: kiln's stdin goes to the process. */
+  readonly interactive: boolean;
+  /** `-t`: the process gets a pseudo-terminal. */
+  readonly tty: boolean;
+  /** `-d`: the process is started and left running. */
+  readonly detach: boolean;
+  /** `-e`: on top of the container's environment. */
+  readonly env: readonly string[];
+  /** `-u`, `-w`: else the container's. */
+  readonly user?: string;
+  readonly workdir?: string;
+}
+
+/**
+ * `docker exec`: one more process in a running container, with the container's process settings
+ * (environment, user, capabilities) but for what `options` changes. Returns its exit code (0 when
+ * detached).
+ */
+export async function execInContainer(engine: Engine, nameOrId: string, options: ExecOptions): Promise<number> {
+  const container = findContainer(engine, nameOrId);
+  if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
+  if (options.cmd.length === 0) throw new KilnError('INVALID_ARGUMENT', 'exec needs a command to run in the container');
+  const bundle = containerBundle(engine, container.id);
+  const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: { env?: string[]; cwd?: string; user?: object; consoleSize?: object } };
+  const user = options.user === undefined ? undefined : await resolveUser(join(bundle, 'rootfs'), options.user);
+  const { consoleSize: _size, ...base } = spec.process;
+  const processSpec = {
+    ...base,
+    terminal: options.tty,
+    args: options.cmd,
+    env: withOverrides(base.env ?? [], options.env),
+    cwd: options.workdir ?? base.cwd ?? '/',
+    ...(user ? { user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } } : {}),
+  };
+  const processFile = join(bundle, `exec-${randomBytes(6).toString('hex')}.json`);
+  await writeFile(processFile, JSON.stringify(processSpec));
+  try {
+    return await execProcess(await runtimeOf(container), container.id, processFile, { stdin: options.interactive, tty: options.tty, detach: options.detach });
+  } finally {
+    await rm(processFile, { force: true });
+  }
+}
+
+/** The runtime that runs a container: the one that knows its state. */
+async function runtimeOf(container: ContainerRow): Promise<RuntimeName> {
+  for (const runtime of ['runc', 'crun'] as const) {
+    if (await run(runtime, ['state', container.id]).then(() => true, () => false)) return runtime;
+  }
+  throw new KilnError('CONFLICT', `Container ${container.id} is not running (neither runc nor crun knows it)`);
 }
 
 /**

@@ -69,11 +69,7 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
     write('stderr', chunk);
     stderrLog?.write(chunk);
   });
-  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
-  const onInt = forward('SIGINT');
-  const onTerm = forward('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
+  const stopForwarding = forwardSignals(child);
   child.stdin?.on('error', () => undefined); // the process may exit without reading all of it
   const feeding = typeof stdio.stdin === 'object' && child.stdin ? feedStdin(runtime, id, stdio.stdin, child.stdin) : undefined;
   try {
@@ -95,8 +91,7 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
     }
     return exitCode(runtime, exit.code, exit.signal, stderr);
   } finally {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
+    stopForwarding();
     if (feeding) await feeding.stop();
     child.stdin?.destroy();
     for (const log of [stdoutLog, stderrLog]) if (log) await new Promise((resolve) => log.end(resolve));
@@ -129,6 +124,45 @@ function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: ob
   }
   if (stdio.tty) return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: 'inherit' });
   return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
+}
+
+/**
+ * Runs one more process in a running container (`exec`, with its full process spec in `processFile`).
+ * In the foreground, kiln's stdio is the process's (with `terminal`, a pseudo-terminal the runtime relays
+ * at kiln's terminal's size), SIGINT/SIGTERM sent to kiln reach it, and its exit code comes back;
+ * `detach` starts it and returns 0.
+ */
+export async function execProcess(runtime: RuntimeName, id: string, processFile: string, options: { readonly stdin: boolean; readonly tty: boolean; readonly detach: boolean }): Promise<number> {
+  const args = ['exec', '--process', processFile, ...(options.detach ? ['--detach'] : []), id];
+  const child = options.tty && !options.detach ? spawn(runtime, args, { stdio: 'inherit' }) : spawn(runtime, args, { stdio: [options.stdin && !options.detach ? 'inherit' : 'ignore', options.detach ? 'ignore' : 'inherit', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (stderr.length < 65536) stderr += chunk.toString();
+    process.stderr.write(chunk);
+  });
+  const stopForwarding = forwardSignals(child);
+  try {
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.on('error', (err) => reject(new KilnError('NOT_FOUND', `cannot start the OCI runtime ${runtime}: ${err.message}`)));
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+    });
+    return exitCode(runtime, exit.code, exit.signal, stderr);
+  } finally {
+    stopForwarding();
+  }
+}
+
+/** Passes SIGINT and SIGTERM sent to kiln on to a runtime child (which passes them to its process); returns the undo. */
+function forwardSignals(child: ChildProcess): () => void {
+  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  return () => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  };
 }
 
 function shellQuote(word: string): string {

@@ -139,20 +139,23 @@ export async function resolveUser(rootfs: string, user: string): Promise<{ uid: 
 
 /** Environment: the image's, then HOSTNAME/HOME/PATH defaults where missing, then `-e` overrides. */
 export function environment(config: ContainerConfig, overrides: readonly string[], hostname: string, home: string): string[] {
-  const env = new Map<string, string>();
+  const base = [DEFAULT_PATH, `HOSTNAME=${hostname}`, ...(config.Env ?? [])];
+  return withOverrides(base.some((e) => e.startsWith('HOME=')) ? base : [...base, `HOME=${home}`], overrides);
+}
+
+/** `env` with `-e` overrides: KEY=value replaces KEY's entry, a bare KEY passes kiln's own value (if set). */
+export function withOverrides(env: readonly string[], overrides: readonly string[]): string[] {
+  const byKey = new Map<string, string>();
   const put = (entry: string): void => {
     const eq = entry.indexOf('=');
-    if (eq > 0) env.set(entry.slice(0, eq), entry);
+    if (eq > 0) byKey.set(entry.slice(0, eq), entry);
   };
-  put(DEFAULT_PATH);
-  put(`HOSTNAME=${hostname}`);
-  for (const e of config.Env ?? []) put(e);
-  if (!env.has('HOME')) put(`HOME=${home}`);
+  for (const e of env) put(e);
   for (const e of overrides) {
     if (e.includes('=')) put(e);
-    else if (process.env[e] !== undefined) put(`${e}=${process.env[e]}`); // `-e NAME` passes the caller's value
+    else if (process.env[e] !== undefined) put(`${e}=${process.env[e]}`);
   }
-  return [...env.values()];
+  return [...byKey.values()];
 }
 
 interface Mount {

@@ -214,6 +214,35 @@ describe('start and restart', { skip: cannotRun }, () => {
   });
 });
 
+describe('exec', { skip: cannotRun }, () => {
+  it('runs a command in a running container with its environment, and -e, -u, -w, -i, -t, -d; exit codes come back', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
+    await ok(kiln(['run', '-d', '--name', 'box', '-e', 'FROM_RUN=1', 'busybox:x', 'sh', '-c', 'echo ready; while true; do sleep 0.05; done']));
+    while (!(await ok(kiln(['logs', 'box']))).stdout.includes('ready')) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal((await ok(kiln(['exec', '-e', 'EXTRA=2', '-u', '1000', '-w', '/tmp', 'box', 'sh', '-c', 'echo $FROM_RUN $EXTRA $(id -u) $(pwd)']))).stdout, '1 2 1000 /tmp\n');
+    assert.equal((await ok(kiln(['exec', '-i', 'box', 'cat'], 'piped in\n'))).stdout, 'piped in\n');
+    assert.equal((await kiln(['exec', 'box', 'sh', '-c', 'echo to-stderr >&2; exit 5'])).code, 5);
+    assert.equal((await ok(kiln(['exec', '-d', 'box', 'sh', '-c', 'echo later > /tmp/detached']))).stdout, '');
+    assert.equal((await ok(kiln(['exec', 'box', 'sh', '-c', 'while [ ! -s /tmp/detached ]; do sleep 0.05; done; cat /tmp/detached']))).stdout, 'later\n');
+    // -it on a terminal (util-linux script's): the process gets one of its own (runc relays it).
+    const onTerminal = spawn('script', ['--quiet', '--return', '--command', `${process.execPath} ${kilnBin} --root ${root} exec -it box sh -c 'tty; exit 4'`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let terminalOutput = '';
+    onTerminal.stdout.on('data', (chunk: Buffer) => (terminalOutput += chunk.toString()));
+    const terminalCode = await new Promise<number | null>((resolve) => onTerminal.on('close', resolve)); // stdin left open: no EOF typed
+    onTerminal.stdin.destroy();
+    assert.equal(terminalCode, 4, terminalOutput);
+    assert.match(terminalOutput.replace(/\r/g, ''), /^\/dev\/pts\/\d+\n/m);
+    const missing = await kiln(['exec', 'box', 'no-such-command']);
+    assert.equal(missing.code, 127, missing.stderr);
+    await ok(kiln(['stop', '-t', '0', 'box']));
+    const stopped = await kiln(['exec', 'box', 'true']);
+    assert.equal(stopped.code, 1);
+    assert.match(stopped.stderr, /is not running/);
+    await ok(kiln(['rm', 'box']));
+  });
+});
+
 describe('logs -f and attach', { skip: cannotRun }, () => {
   it('logs -f follows until the exit; attach sends stdin and gets the exit code; a terminal attach types, resizes and detaches with ctrl-p ctrl-q', async () => {
     const { root, kiln } = await newKiln();

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
-import { commitContainer, containerChanges, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, startContainer, stopContainer } from '../../engine/containers.js';
+import { commitContainer, containerChanges, execInContainer, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, startContainer, stopContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import { KilnError } from '../../errors.js';
@@ -199,6 +199,32 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
         await stopContainer(engine, name, stopOptions(flags));
         await startContainer(engine, name, checkRuntimeFlags(flags).runtime);
         return name;
+      }),
+    );
+  program
+    .command('exec')
+    .description('Execute a command in a running container')
+    .argument('<CONTAINER>')
+    .argument('<COMMAND...>')
+    .passThroughOptions()
+    .option('-i, --interactive', 'keep STDIN open')
+    .option('-t, --tty', 'allocate a pseudo-TTY')
+    .option('-d, --detach', 'detached mode: run the command in the background')
+    .option('-e, --env <KEY=value>', 'set environment variables', collect)
+    .option('-u, --user <name|uid[:group|gid]>', 'username or UID')
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .action((name: string, command: string[], flags: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; user?: string; workdir?: string }) =>
+      withEngine(ctx, async (engine) => {
+        if (flags.tty && !flags.detach && !ctx.io.stdin.isTTY) throw new KilnError('INVALID_ARGUMENT', 'the input device is not a TTY');
+        ctx.exitCode = await execInContainer(engine, name, {
+          cmd: command,
+          interactive: flags.interactive ?? false,
+          tty: flags.tty ?? false,
+          detach: flags.detach ?? false,
+          env: flags.env ?? [],
+          ...(flags.user !== undefined ? { user: flags.user } : {}),
+          ...(flags.workdir !== undefined ? { workdir: flags.workdir } : {}),
+        });
       }),
     );
   program
