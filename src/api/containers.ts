@@ -388,7 +388,7 @@ export class Containers {
 }
 
 /** One frame of Docker's multiplexed stream: [stream, 0, 0, 0, length (big endian)] then the bytes. */
-function frame(stream: 1 | 2, data: Buffer): Buffer {
+export function frame(stream: 1 | 2, data: Buffer): Buffer {
   const header = Buffer.alloc(8);
   header[0] = stream;
   header.writeUInt32BE(data.length, 4);

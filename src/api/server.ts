@@ -20,6 +20,7 @@ import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
 import { Containers, readJson } from './containers.js';
+import { Execs } from './exec.js';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 
 /** The newest API version kiln speaks, and the oldest it accepts in a path prefix. */
@@ -263,8 +264,11 @@ function systemRoutes(): [string, RegExp, Handler][] {
   ];
 }
 
-function containerRoutes(containers: Containers): [string, RegExp, Handler][] {
+function containerRoutes(containers: Containers, execs: Execs): [string, RegExp, Handler][] {
   return [
+    ['POST', /^\/containers\/(.+)\/exec$/, (call) => execs.create(call)],
+    ['POST', /^\/exec\/(.+)\/start$/, (call) => execs.startPlain(call)],
+    ['GET', /^\/exec\/(.+)\/json$/, (call) => execs.inspect(call)],
     ['POST', /^\/containers\/create$/, (call) => containers.create(call)],
     ['GET', /^\/containers\/json$/, (call) => containers.list(call)],
     ['POST', /^\/containers\/prune$/, (call) => containers.prune(call)],
@@ -283,8 +287,8 @@ function containerRoutes(containers: Containers): [string, RegExp, Handler][] {
 }
 
 /** Routes by method and path (after the `/v1.NN` prefix); the first whose pattern matches serves. */
-function routes(build: BuildRoutes, containers: Containers): [string, RegExp, Handler][] {
-  return [...systemRoutes(), ...imageRoutes(), ...containerRoutes(containers), ['POST', /^\/build$/, (call) => buildRoute(call, build)]];
+function routes(build: BuildRoutes, containers: Containers, execs: Execs): [string, RegExp, Handler][] {
+  return [...systemRoutes(), ...imageRoutes(), ...containerRoutes(containers, execs), ['POST', /^\/build$/, (call) => buildRoute(call, build)]];
 }
 
 /** Where the API listens: a unix socket, or TCP (with TLS unless the caller insisted on plain). */
@@ -304,7 +308,8 @@ export interface ServeOptions {
  */
 export async function serveApi(engine: Engine, options: ServeOptions): Promise<Server> {
   const containers = new Containers(options.build);
-  const table = routes(options.build, containers);
+  const execs = new Execs();
+  const table = routes(options.build, containers, execs);
   const tls = 'host' in options.listen ? options.listen.tls : undefined;
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     void (async () => {
@@ -341,26 +346,41 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
   const server: Server = tls
     ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.verifyClients, rejectUnauthorized: tls.verifyClients }, handler)
     : createServer(handler);
-  // `attach` asks to upgrade the connection (Docker's hijack): the socket then carries the raw stream.
+  // `attach` and exec's `start` ask to upgrade the connection (Docker's hijack): the socket then carries the raw stream.
+  const upgrades: [RegExp, (id: string, query: URLSearchParams, out: { upgraded: true; head(text: string): unknown; write(data: Buffer): unknown; end(): unknown; input: Readable }) => Promise<void>][] = [
+    [/^\/containers\/(.+)\/attach$/, (id, query, out) => containers.attach(engine, id, query, out)],
+    [/^\/exec\/(.+)\/start$/, (id, _query, out) => execs.start(engine, id, out)],
+  ];
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => undefined); // a client gone mid-stream; the attach ends with the socket
+    socket.on('error', () => undefined); // a client gone mid-stream; the stream ends with the socket
     const url = new URL(req.url ?? '/', 'http://kiln');
     const path = url.pathname.replace(/^\/v\d+\.\d+/, '');
-    if (!/^\/containers\/.+\/attach$/.test(path)) {
+    const route = upgrades.find(([pattern]) => pattern.test(path));
+    if (!route) {
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n{"message":"page not found"}');
       return;
     }
-    const nameOrId = decodeURIComponent(/^\/containers\/(.+)\/attach$/.exec(path)?.[1] ?? '');
-    // A body sent with the request (dockerode sends its options) is not stdin: skip it, as dockerd does.
+    const [pattern, serve] = route;
+    const id = decodeURIComponent(pattern.exec(path)?.[1] ?? '');
+    // A body sent with the request (dockerode's options, exec's start settings) is not stdin: skip it, as dockerd does.
     let skip = Number(req.headers['content-length'] ?? 0) || 0;
     const rest = head.subarray(Math.min(skip, head.length));
     skip -= head.length - rest.length;
     if (rest.length > 0) socket.unshift(rest);
     const input = skip > 0 ? skipBytes(socket, skip) : socket;
-    const out = { upgraded: true, head: (text: string) => socket.write(text), write: (data: Buffer) => socket.write(data), end: () => socket.end(), input };
-    containers.attach(engine, nameOrId, url.searchParams, out).catch((err: unknown) => {
-      options.log?.(`attach ${path}: ${err instanceof Error ? err.message : String(err)}`);
-      socket.destroy();
+    let upgraded = false;
+    const writeHead = (text: string): void => {
+      upgraded = true;
+      socket.write(text);
+    };
+    const out = { upgraded: true as const, head: writeHead, write: (data: Buffer) => socket.write(data), end: () => socket.end(), input };
+    serve(id, url.searchParams, out).catch((err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      options.log?.(`${path}: ${message}`);
+      // Before the 101, the client still reads an HTTP answer: a Docker-style error.
+      const status = err instanceof KilnError ? (STATUS[err.code] ?? 500) : 500;
+      if (!upgraded && socket.writable) socket.end(`HTTP/1.1 ${status} Error\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ message })}`);
+      else socket.destroy();
     });
   });
   const listen = options.listen;

@@ -17,7 +17,7 @@ import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
-import { type RuntimeName, execProcess, logPath, resizeTerminal, stdinPipe } from '../runtime/runtime.js';
+import { type ExecStreams, type RuntimeName, execProcess, logPath, resizeTerminal, stdinPipe } from '../runtime/runtime.js';
 import { type ConsoleSize, resolveUser, withOverrides } from '../runtime/spec.js';
 import { Snapshotter, mount, unmount, unmountStale } from '../snapshot/snapshotter.js';
 import { tarDirectory } from '../layer/directory.js';
@@ -99,10 +99,10 @@ export interface ExecOptions {
 
 /**
  * `docker exec`: one more process in a running container, with the container's process settings
- * (environment, user, capabilities) but for what `options` changes. Returns its exit code (0 when
- * detached).
+ * (environment, user, capabilities) but for what `options` changes, on kiln's stdio or `streams`.
+ * Returns its exit code (0 when detached).
  */
-export async function execInContainer(engine: Engine, nameOrId: string, options: ExecOptions): Promise<number> {
+export async function execInContainer(engine: Engine, nameOrId: string, options: ExecOptions, streams?: ExecStreams): Promise<number> {
   const container = findContainer(engine, nameOrId);
   if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
   if (options.cmd.length === 0) throw new KilnError('INVALID_ARGUMENT', 'exec needs a command to run in the container');
@@ -121,18 +121,24 @@ export async function execInContainer(engine: Engine, nameOrId: string, options:
   const processFile = join(bundle, `exec-${randomBytes(6).toString('hex')}.json`);
   await writeFile(processFile, JSON.stringify(processSpec));
   try {
-    return await execProcess(await runtimeOf(container), container.id, processFile, { stdin: options.interactive, tty: options.tty, detach: options.detach });
+    return await execProcess(await runtimeOf(container), container.id, processFile, { stdin: options.interactive, tty: options.tty, detach: options.detach }, streams);
   } finally {
     await rm(processFile, { force: true });
   }
 }
 
-/** The runtime that runs a container: the one that knows its state. */
+/**
+ * The runtime that runs a container: the one that knows its state. Just after `run -d` its supervisor
+ * may not have started the runtime yet: that is waited for (polling: there is no event for it).
+ */
 async function runtimeOf(container: ContainerRow): Promise<RuntimeName> {
-  for (const runtime of ['runc', 'crun'] as const) {
-    if (await run(runtime, ['state', container.id]).then(() => true, () => false)) return runtime;
+  for (;;) {
+    for (const runtime of ['runc', 'crun'] as const) {
+      if (await run(runtime, ['state', container.id]).then(() => true, () => false)) return runtime;
+    }
+    if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
+    await delay(50);
   }
-  throw new KilnError('CONFLICT', `Container ${container.id} is not running (neither runc nor crun knows it)`);
 }
 
 /**

@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, constants, createWriteStream, existsSync, open as openCallback } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -126,29 +126,43 @@ function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: ob
   return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
 }
 
+/** Where an exec's process reads and writes when not kiln's own stdio (the Engine API's exec). */
+export interface ExecStreams {
+  readonly stdin?: Readable;
+  readonly output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
 /**
  * Runs one more process in a running container (`exec`, with its full process spec in `processFile`).
- * In the foreground, kiln's stdio is the process's (with `terminal`, a pseudo-terminal the runtime relays
- * at kiln's terminal's size), SIGINT/SIGTERM sent to kiln reach it, and its exit code comes back;
- * `detach` starts it and returns 0.
+ * In the foreground its stdio is kiln's (with `terminal`, a pseudo-terminal the runtime relays at kiln's
+ * terminal's size) and SIGINT/SIGTERM sent to kiln reach it, or it is `streams`; its exit code comes
+ * back. `detach` starts it and returns 0.
  */
-export async function execProcess(runtime: RuntimeName, id: string, processFile: string, options: { readonly stdin: boolean; readonly tty: boolean; readonly detach: boolean }): Promise<number> {
+export async function execProcess(runtime: RuntimeName, id: string, processFile: string, options: { readonly stdin: boolean; readonly tty: boolean; readonly detach: boolean }, streams?: ExecStreams): Promise<number> {
   const args = ['exec', '--process', processFile, ...(options.detach ? ['--detach'] : []), id];
-  const child = options.tty && !options.detach ? spawn(runtime, args, { stdio: 'inherit' }) : spawn(runtime, args, { stdio: [options.stdin && !options.detach ? 'inherit' : 'ignore', options.detach ? 'ignore' : 'inherit', 'pipe'] });
+  const stdin = options.stdin && !options.detach ? (streams ? 'pipe' : 'inherit') : 'ignore';
+  const child = options.tty && !options.detach && !streams ? spawn(runtime, args, { stdio: 'inherit' }) : spawn(runtime, args, { stdio: [stdin, options.detach ? 'ignore' : streams ? 'pipe' : 'inherit', 'pipe'] });
+  if (streams?.stdin && child.stdin) {
+    child.stdin.on('error', () => streams.stdin?.resume()); // the process stopped reading: drop the rest
+    streams.stdin.pipe(child.stdin);
+  }
+  child.stdout?.on('data', (chunk: Buffer) => streams?.output('stdout', chunk));
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     if (stderr.length < 65536) stderr += chunk.toString();
-    process.stderr.write(chunk);
+    if (streams) streams.output('stderr', chunk);
+    else process.stderr.write(chunk);
   });
-  const stopForwarding = forwardSignals(child);
+  const stopForwarding = streams ? () => undefined : forwardSignals(child);
   try {
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.on('error', (err) => reject(new KilnError('NOT_FOUND', `cannot start the OCI runtime ${runtime}: ${err.message}`)));
-      child.on('exit', (code, signal) => resolve({ code, signal }));
+      child.on('close', (code, signal) => resolve({ code, signal }));
     });
     return exitCode(runtime, exit.code, exit.signal, stderr);
   } finally {
     stopForwarding();
+    streams?.stdin?.unpipe();
   }
 }
 

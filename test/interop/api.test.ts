@@ -144,7 +144,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await ok(kiln(['run', '--rm', 'api-pulled:1', 'cat', '/f']))).stdout, 'pulled\n');
   });
 
-  it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, start, restart, wait, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
+  it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, start, restart, wait, exec, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
     await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
     const child = spawn('docker', ['run', '--rm', 'busybox:lab', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });
     let out = '';
@@ -182,6 +182,16 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await startedTimes(3);
     assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n');
     await docker(['rm', 'api-stop']);
+    // exec: create, start (hijacked, stdin with -i), inspect for the exit code; -d; no terminal yet.
+    await docker(['run', '-d', '--name', 'api-exec', 'busybox:lab', 'sh', '-c', 'while true; do sleep 0.05; done']);
+    const execd = await docker(['exec', '-e', 'X=1', '-w', '/tmp', 'api-exec', 'sh', '-c', 'echo "$X $(pwd)"; echo err >&2']);
+    assert.deepEqual([execd.stdout, execd.stderr], ['1 /tmp\n', 'err\n']);
+    assert.equal((await docker(['exec', '-i', 'api-exec', 'cat'], 'through stdin\n')).stdout, 'through stdin\n');
+    await assert.rejects(docker(['exec', 'api-exec', 'sh', '-c', 'exit 6']), /exited 6/);
+    assert.equal((await docker(['exec', '-d', 'api-exec', 'sh', '-c', 'echo d > /tmp/d'])).stdout, '');
+    assert.equal((await docker(['exec', 'api-exec', 'sh', '-c', 'while [ ! -s /tmp/d ]; do sleep 0.05; done; cat /tmp/d'])).stdout, 'd\n');
+    await assert.rejects(docker(['exec', '-t', 'api-exec', 'true']), /does not run exec with a terminal/);
+    await docker(['rm', '-f', 'api-exec']);
     // Host settings kiln applies, and a warning (which the docker CLI prints) for one it does not.
     const limited = await docker(['run', '--rm', '--read-only', '--tmpfs', '/t', '--cap-drop', 'ALL', '--cap-add', 'KILL', '--add-host', 'db:10.9.8.7', 'busybox:lab', 'sh', '-c', 'touch /x 2>/dev/null || echo ro; touch /t/y && echo tmp; grep ^CapEff /proc/self/status; tail -n 1 /etc/hosts']);
     assert.equal(limited.stdout, 'ro\ntmp\nCapEff:\t0000000000000020\n10.9.8.7\tdb\n');
