@@ -5,9 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { execInContainer, findContainer, isRunning } from '../engine/containers.js';
+import { execInContainer, findContainer, isRunning, resizeExec } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import type { ExecStreams } from '../runtime/runtime.js';
+import type { ConsoleSize } from '../runtime/spec.js';
 import { KilnError } from '../errors.js';
 import { frame, readJson } from './containers.js';
 import type { Call } from './server.js';
@@ -29,6 +30,8 @@ interface ExecInstance {
   readonly config: ExecConfig;
   running: boolean;
   exitCode: number | null;
+  /** A terminal's size asked for before the process started. */
+  size?: ConsoleSize;
 }
 
 /** The hijacked (or plain) connection an exec's streams go through. */
@@ -49,7 +52,6 @@ export class Execs {
     const container = findContainer(engine, params[0] ?? '');
     if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
     if (!Array.isArray(config.Cmd) || config.Cmd.length === 0) throw new KilnError('INVALID_ARGUMENT', 'No exec command specified');
-    if (config.Tty) throw new KilnError('UNSUPPORTED', 'kiln serve does not run exec with a terminal (-t) yet: leave out -t, or use kiln exec -t on the machine');
     const id = randomBytes(32).toString('hex');
     this.instances.set(id, { id, containerId: container.id, config, running: false, exitCode: null });
     res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ Id: id }));
@@ -74,7 +76,10 @@ export class Execs {
     res.writeHead(200).end();
   }
 
-  /** `POST /exec/{id}/start`: the process's output as multiplexed frames; with a hijack and AttachStdin, the client's input as its stdin. */
+  /**
+   * `POST /exec/{id}/start`: the process's output as multiplexed frames (raw with a terminal); with a
+   * hijack and AttachStdin, the client's input as its stdin.
+   */
   async start(engine: Engine, id: string, connection: ExecConnection): Promise<void> {
     const instance = this.unstarted(id);
     connection.head(connection.upgraded ? 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n' : '');
@@ -82,13 +87,25 @@ export class Execs {
       await this.run(engine, instance, false, {
         ...(instance.config.AttachStdin && connection.input ? { stdin: connection.input } : {}),
         output: (stream, chunk) => {
-          if (stream === 'stdout' ? instance.config.AttachStdout !== false : instance.config.AttachStderr !== false) connection.write(frame(stream === 'stdout' ? 1 : 2, chunk));
+          if (instance.config.Tty) connection.write(chunk);
+          else if (stream === 'stdout' ? instance.config.AttachStdout !== false : instance.config.AttachStderr !== false) connection.write(frame(stream === 'stdout' ? 1 : 2, chunk));
         },
+        ...(instance.size ? { consoleSize: instance.size } : {}),
       });
     } finally {
       connection.input?.resume();
       connection.end();
     }
+  }
+
+  /** `POST /exec/{id}/resize`: now if the process runs with a terminal, else from its start. */
+  async resize({ engine, params, query, res }: Call): Promise<void> {
+    const instance = this.find(params[0] ?? '');
+    const size = { height: Number(query.get('h') ?? ''), width: Number(query.get('w') ?? '') };
+    if (![size.height, size.width].every((n) => Number.isInteger(n) && n >= 0 && n <= 65535)) throw new KilnError('INVALID_ARGUMENT', 'resize needs h and w, whole numbers from 0 to 65535');
+    if (instance.running && instance.config.Tty) await resizeExec(engine, instance.containerId, instance.id, size);
+    else instance.size = size;
+    res.writeHead(200).end();
   }
 
   /** `GET /exec/{id}/json`. */
@@ -99,7 +116,7 @@ export class Execs {
       ID: instance.id,
       Running: instance.running,
       ExitCode: instance.exitCode,
-      ProcessConfig: { tty: false, entrypoint, arguments: args, privileged: false, user: instance.config.User ?? '' },
+      ProcessConfig: { tty: instance.config.Tty ?? false, entrypoint, arguments: args, privileged: false, user: instance.config.User ?? '' },
       OpenStdin: instance.config.AttachStdin ?? false,
       OpenStdout: instance.config.AttachStdout ?? true,
       OpenStderr: instance.config.AttachStderr ?? true,
@@ -138,8 +155,9 @@ export class Execs {
         {
           cmd: config.Cmd ?? [],
           interactive: config.AttachStdin ?? false,
-          tty: false,
+          tty: instance.config.Tty ?? false,
           detach,
+          id: instance.id,
           env: config.Env ?? [],
           ...(config.User ? { user: config.User } : {}),
           ...(config.WorkingDir ? { workdir: config.WorkingDir } : {}),

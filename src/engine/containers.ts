@@ -17,7 +17,7 @@ import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
-import { type ExecStreams, type RuntimeName, execProcess, logPath, resizeTerminal, stdinPipe } from '../runtime/runtime.js';
+import { type ExecStreams, type RuntimeName, execProcess, logPath, resizeExecTerminal, resizeTerminal, stdinPipe } from '../runtime/runtime.js';
 import { type ConsoleSize, resolveUser, withOverrides } from '../runtime/spec.js';
 import { Snapshotter, mount, unmount, unmountStale } from '../snapshot/snapshotter.js';
 import { tarDirectory } from '../layer/directory.js';
@@ -95,6 +95,8 @@ export interface ExecOptions {
   /** `-u`, `-w`: else the container's. */
   readonly user?: string;
   readonly workdir?: string;
+  /** Names the process's files in the bundle (the API's exec ID, for resizeExec); else a random one. */
+  readonly id?: string;
 }
 
 /**
@@ -118,13 +120,24 @@ export async function execInContainer(engine: Engine, nameOrId: string, options:
     cwd: options.workdir ?? base.cwd ?? '/',
     ...(user ? { user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } } : {}),
   };
-  const processFile = join(bundle, `exec-${randomBytes(6).toString('hex')}.json`);
-  await writeFile(processFile, JSON.stringify(processSpec));
+  const files = execFiles(bundle, options.id ?? randomBytes(6).toString('hex'));
+  await writeFile(files.process, JSON.stringify(processSpec));
   try {
-    return await execProcess(await runtimeOf(container), container.id, processFile, { stdin: options.interactive, tty: options.tty, detach: options.detach }, streams);
+    return await execProcess(await runtimeOf(container), container.id, files, { stdin: options.interactive, tty: options.tty, detach: options.detach }, streams);
   } finally {
-    await rm(processFile, { force: true });
+    await rm(files.process, { force: true });
+    if (!options.detach) await rm(files.pid, { force: true });
   }
+}
+
+/** Where an exec's process spec and pid go: in its container's bundle, removed with it. */
+function execFiles(bundle: string, id: string): { process: string; pid: string } {
+  return { process: join(bundle, `exec-${id}.json`), pid: join(bundle, `exec-${id}.pid`) };
+}
+
+/** Sets the terminal size of a running `exec` with a terminal (the API's exec resize). */
+export async function resizeExec(engine: Engine, containerId: string, execId: string, size: ConsoleSize): Promise<void> {
+  await resizeExecTerminal(execFiles(containerBundle(engine, containerId), execId).pid, size);
 }
 
 /**

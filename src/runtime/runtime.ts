@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, constants, createWriteStream, existsSync, open as openCallback } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -116,20 +116,30 @@ function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: ob
   const stdin = stdio.stdin === 'inherit' ? 'inherit' : stdio.stdin === 'ignore' ? 'ignore' : 'pipe';
   if (supervisedTerminal(stdio)) {
     const size = (spec as { process?: { consoleSize?: ConsoleSize } }).process?.consoleSize ?? { height: 24, width: 80 };
-    const command = `stty raw -echo rows ${size.height} cols ${size.width} && exec ${runtime} run --bundle ${shellQuote(bundle)} ${shellQuote(id)} 2>${shellQuote(join(bundle, RUNTIME_ERRORS))}`;
-    // script's input is a pipe even when nothing is typed, held open until the runtime exits: at the end
-    // of its input script types the EOF character, which the terminal would echo (as ^@ in the log) if
-    // it came before the raw mode.
-    return spawn('script', ['--quiet', '--return', '--echo', 'never', '--command', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } });
+    return underScript(`${runtime} run --bundle ${shellQuote(bundle)} ${shellQuote(id)}`, size, join(bundle, RUNTIME_ERRORS));
   }
   if (stdio.tty) return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: 'inherit' });
   return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
 }
 
+/**
+ * A runtime command under util-linux's `script`, for a terminal that is no one's: the pseudo-terminal is
+ * put in raw mode at `size` first; the runtime's own messages go to `errors`. script's input is a pipe,
+ * to be held open until the runtime exits: at the end of its input script types the EOF character, which
+ * the terminal would echo (as ^@) if it came before the raw mode.
+ */
+function underScript(runtimeCommand: string, size: ConsoleSize, errors: string): ChildProcess {
+  const command = `stty raw -echo rows ${size.height} cols ${size.width} && exec ${runtimeCommand} 2>${shellQuote(errors)}`;
+  return spawn('script', ['--quiet', '--return', '--echo', 'never', '--command', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } });
+}
+
 /** Where an exec's process reads and writes when not kiln's own stdio (the Engine API's exec). */
 export interface ExecStreams {
   readonly stdin?: Readable;
+  /** With a terminal, everything the process writes comes as 'stdout', raw. */
   readonly output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** With a terminal: its first size. */
+  readonly consoleSize?: ConsoleSize;
 }
 
 /**
@@ -138,10 +148,17 @@ export interface ExecStreams {
  * terminal's size) and SIGINT/SIGTERM sent to kiln reach it, or it is `streams`; its exit code comes
  * back. `detach` starts it and returns 0.
  */
-export async function execProcess(runtime: RuntimeName, id: string, processFile: string, options: { readonly stdin: boolean; readonly tty: boolean; readonly detach: boolean }, streams?: ExecStreams): Promise<number> {
-  const args = ['exec', '--process', processFile, ...(options.detach ? ['--detach'] : []), id];
+export async function execProcess(runtime: RuntimeName, id: string, files: { readonly process: string; readonly pid: string }, options: { readonly stdin: boolean; readonly tty: boolean; readonly detach: boolean }, streams?: ExecStreams): Promise<number> {
+  const args = ['exec', '--process', files.process, '--pid-file', files.pid, ...(options.detach ? ['--detach'] : []), id];
+  const errors = `${files.process}.err`;
   const stdin = options.stdin && !options.detach ? (streams ? 'pipe' : 'inherit') : 'ignore';
-  const child = options.tty && !options.detach && !streams ? spawn(runtime, args, { stdio: 'inherit' }) : spawn(runtime, args, { stdio: [stdin, options.detach ? 'ignore' : streams ? 'pipe' : 'inherit', 'pipe'] });
+  const child = options.detach
+    ? spawn(runtime, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    : options.tty && streams
+      ? underScript([runtime, ...args].map(shellQuote).join(' '), streams.consoleSize ?? { height: 24, width: 80 }, errors) // no one's terminal: script's
+      : options.tty
+        ? spawn(runtime, args, { stdio: 'inherit' }) // kiln's own terminal, relayed by the runtime
+        : spawn(runtime, args, { stdio: [stdin, streams ? 'pipe' : 'inherit', 'pipe'] });
   if (streams?.stdin && child.stdin) {
     child.stdin.on('error', () => streams.stdin?.resume()); // the process stopped reading: drop the rest
     streams.stdin.pipe(child.stdin);
@@ -159,11 +176,32 @@ export async function execProcess(runtime: RuntimeName, id: string, processFile:
       child.on('error', (err) => reject(new KilnError('NOT_FOUND', `cannot start the OCI runtime ${runtime}: ${err.message}`)));
       child.on('close', (code, signal) => resolve({ code, signal }));
     });
+    if (options.tty && streams) {
+      const runtimeErrors = await readFile(errors, 'utf8').catch(() => '');
+      stderr += runtimeErrors;
+      if (runtimeErrors) streams.output('stdout', Buffer.from(runtimeErrors.replace(/\n/g, '\r\n')));
+    }
     return exitCode(runtime, exit.code, exit.signal, stderr);
   } finally {
     stopForwarding();
     streams?.stdin?.unpipe();
+    await rm(errors, { force: true });
   }
+}
+
+/**
+ * Sets the terminal size of a process started by `exec` with a terminal (whose pid the runtime writes to
+ * `pidFile`), as resizeTerminal does for a container's.
+ */
+export async function resizeExecTerminal(pidFile: string, size: ConsoleSize): Promise<void> {
+  // Just after the start, the runtime may not have written the pid yet: polled for (no event), 5 s at most.
+  const deadline = Date.now() + 5000;
+  let pid = 0;
+  while (!(pid = Number(await readFile(pidFile, 'utf8').catch(() => ''))) && Date.now() < deadline) await delay(20);
+  if (!pid) throw new KilnError('CONFLICT', 'the exec process is not running');
+  await run('stty', ['-F', `/proc/${pid}/fd/0`, 'rows', String(size.height), 'cols', String(size.width)]).catch((err: Error) => {
+    throw new KilnError('CONFLICT', `cannot resize the exec process's terminal: ${err.message.trim()}`);
+  });
 }
 
 /** Passes SIGINT and SIGTERM sent to kiln on to a runtime child (which passes them to its process); returns the undo. */

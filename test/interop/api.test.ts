@@ -190,7 +190,6 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await assert.rejects(docker(['exec', 'api-exec', 'sh', '-c', 'exit 6']), /exited 6/);
     assert.equal((await docker(['exec', '-d', 'api-exec', 'sh', '-c', 'echo d > /tmp/d'])).stdout, '');
     assert.equal((await docker(['exec', 'api-exec', 'sh', '-c', 'while [ ! -s /tmp/d ]; do sleep 0.05; done; cat /tmp/d'])).stdout, 'd\n');
-    await assert.rejects(docker(['exec', '-t', 'api-exec', 'true']), /does not run exec with a terminal/);
     await docker(['rm', '-f', 'api-exec']);
     // Host settings kiln applies, and a warning (which the docker CLI prints) for one it does not.
     const limited = await docker(['run', '--rm', '--read-only', '--tmpfs', '/t', '--cap-drop', 'ALL', '--cap-add', 'KILL', '--add-host', 'db:10.9.8.7', 'busybox:lab', 'sh', '-c', 'touch /x 2>/dev/null || echo ro; touch /t/y && echo tmp; grep ^CapEff /proc/self/status; tail -n 1 /etc/hosts']);
@@ -208,7 +207,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await assert.rejects(docker(['run', '--rm', 'nothing:here']), /Unable to find image 'nothing:here' locally/);
   });
 
-  it('docker run -i, -t and -it, and attach: stdin until the client closes it, a terminal at the client\'s size, exit codes', { skip: !isRoot && 'containers need root' }, async () => {
+  it('docker run -i, -t and -it, attach and exec -it: stdin until the client closes it, a terminal at the client\'s size, exit codes', { skip: !isRoot && 'containers need root' }, async () => {
     await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
     const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'docker-config') };
     // The docker CLI on a terminal of its own (util-linux script's), fed `input`: its output and exit code.
@@ -251,6 +250,14 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await docker(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'api-tty'])).stdout, 'exited 7\n');
     assert.match((await docker(['logs', 'api-tty'])).stdout.replace(/\r/g, ''), /^attached-42$/m);
     await docker(['rm', 'api-tty']);
+    // exec -it: a shell with a terminal of its own in a running container, typed to; its exit code comes back.
+    await docker(['run', '-d', '--name', 'api-exec-tty', 'busybox:lab', 'sh', '-c', 'while true; do sleep 0.05; done']);
+    // The client's size arrives by a resize after the start: the shell looks until it has it (5 s at most).
+    const execShell = await onTerminal('stty rows 31 cols 101; docker exec -it api-exec-tty sh', 'tty\ni=0; while [ "$(stty size 2>/dev/null)" != "31 101" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; stty size\nexit 9\n');
+    assert.equal(execShell.code, 9, execShell.output);
+    assert.match(execShell.output, /^\/dev\/pts\/\d+$/m);
+    assert.match(execShell.output, /^31 101$/m);
+    await docker(['rm', '-f', 'api-exec-tty']);
   });
 
   it('serves many clients at once while the kiln CLI changes the same store', async () => {
