@@ -5,7 +5,7 @@
  * the record. Containers with AutoRemove are removed by this server when they exit.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
@@ -263,15 +263,7 @@ export class Containers {
   }
 
   attachPlain({ engine, params, query, res }: Call): Promise<void> {
-    return this.attach(engine, params[0] ?? '', query, {
-      upgraded: false,
-      head: () => {
-        res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
-        res.flushHeaders();
-      },
-      write: (data) => res.write(data),
-      end: () => res.end(),
-    });
+    return this.attach(engine, params[0] ?? '', query, plainStream(res));
   }
 
   async resize({ engine, params, query, res }: Call): Promise<void> {
@@ -385,6 +377,19 @@ export class Containers {
     const removed = await pruneContainers(engine);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ContainersDeleted: removed, SpaceReclaimed: 0 }));
   }
+}
+
+/** A raw stream as a plain response's body (no hijack): attach's and exec's output when not upgraded. */
+export function plainStream(res: ServerResponse): { upgraded: false; head(): void; write(data: Buffer): unknown; end(): unknown } {
+  return {
+    upgraded: false,
+    head: () => {
+      res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
+      res.flushHeaders();
+    },
+    write: (data) => res.write(data),
+    end: () => res.end(),
+  };
 }
 
 /** One frame of Docker's multiplexed stream: [stream, 0, 0, 0, length (big endian)] then the bytes. */

@@ -10,7 +10,7 @@ import type { Engine } from '../engine/engine.js';
 import type { ExecStreams } from '../runtime/runtime.js';
 import type { ConsoleSize } from '../runtime/spec.js';
 import { KilnError } from '../errors.js';
-import { frame, readJson } from './containers.js';
+import { frame, plainStream, readJson } from './containers.js';
 import type { Call } from './server.js';
 
 interface ExecConfig {
@@ -61,15 +61,7 @@ export class Execs {
   async startPlain({ engine, params, req, res }: Call): Promise<void> {
     const body = await readJson<{ Detach?: boolean }>(req);
     if (!body.Detach) {
-      await this.start(engine, params[0] ?? '', {
-        upgraded: false,
-        head: () => {
-          res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
-          res.flushHeaders();
-        },
-        write: (data) => res.write(data),
-        end: () => res.end(),
-      });
+      await this.start(engine, params[0] ?? '', plainStream(res));
       return;
     }
     await this.run(engine, this.unstarted(params[0] ?? ''), true);
