@@ -43,6 +43,9 @@ export interface ExecConnection {
   readonly input?: Readable;
 }
 
+/** Instances kept (for inspect after they end) at most: a long-running server forgets the oldest ended ones. */
+const KEPT_INSTANCES = 1000;
+
 export class Execs {
   private readonly instances = new Map<string, ExecInstance>();
 
@@ -52,6 +55,10 @@ export class Execs {
     const container = findContainer(engine, params[0] ?? '');
     if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
     if (!Array.isArray(config.Cmd) || config.Cmd.length === 0) throw new KilnError('INVALID_ARGUMENT', 'No exec command specified');
+    for (const [oldId, old] of this.instances) {
+      if (this.instances.size < KEPT_INSTANCES) break;
+      if (!old.running && old.exitCode !== null) this.instances.delete(oldId);
+    }
     const id = randomBytes(32).toString('hex');
     this.instances.set(id, { id, containerId: container.id, config, running: false, exitCode: null });
     res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ Id: id }));
