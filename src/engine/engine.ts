@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { KilnError, isKilnError } from '../errors.js';
 import type { ImageRow } from '../meta/db.js';
 import { chainIds } from '../image/image.js';
-import { abandonedBundles } from './containers.js';
 import { type Digest, shortId } from '../oci/digest.js';
 import type { HistoryEntry } from '../oci/types.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
@@ -371,9 +370,9 @@ export class Engine {
       else if (!present) problems.push(`snapshot ${snapshot.key} has no directory ${join(snapshotsDir, String(snapshot.dir))}`);
     }
     for (const dir of dirs) orphans.push(`left-over snapshot directory ${join(snapshotsDir, dir)}`);
+    // The container verbs and the builder are loaded only here: every command opens an engine, few check the store.
+    const [{ abandonedBundles }, { abandonedBuilds }] = await Promise.all([import('./containers.js'), import('./build.js')]);
     for (const id of await abandonedBundles(this)) orphans.push(`container ${id.slice(0, 12)} left by a kiln that died (system prune removes it)`);
-    // The builder is loaded only here: every command opens an engine, few check the store.
-    const { abandonedBuilds } = await import('./build.js');
     for (const name of await abandonedBuilds(this)) orphans.push(`build work ${name} left by a kiln that died (system prune removes it)`);
     return { blobs, images: images.length, names: this.db.names().length, problems, orphans };
   }
