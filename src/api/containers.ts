@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { FOLLOW_MS, type FollowOptions, containerChanges, containerIo, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, startContainer, stopContainer } from '../engine/containers.js';
+import { FOLLOW_MS, type FollowOptions, containerChanges, containerIo, containerJson, inspectContainer, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, startContainer, stopContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import { runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
@@ -316,34 +316,25 @@ export class Containers {
   }
 
   async inspect({ engine, params, res }: Call): Promise<void> {
-    const { id, row, pending } = this.resolve(engine, params[0] ?? '');
-    const running = row ? isRunning(row) : false;
-    const io = pending ? { tty: pending.request.Tty ?? false, openStdin: pending.request.OpenStdin ?? false } : await containerIo(engine, id);
-    const body = {
-      Id: id,
-      Created: new Date(row?.createdAt ?? Date.now()).toISOString(),
-      Path: row?.command[0] ?? '',
-      Args: row?.command.slice(1) ?? [],
-      State: {
-        Status: pending ? 'created' : running ? 'running' : 'exited',
-        Running: running,
-        Paused: false,
-        Restarting: false,
-        OOMKilled: false,
-        Dead: false,
-        Pid: running ? (row?.pid ?? 0) : 0,
-        ExitCode: row?.exitCode ?? 0,
-        Error: '',
-        StartedAt: new Date(row?.startedAt ?? row?.createdAt ?? 0).toISOString(),
-        FinishedAt: new Date(row?.finishedAt ?? 0).toISOString(),
-      },
-      Image: row?.imageId ?? '',
-      Name: `/${row?.name ?? pending?.name ?? ''}`,
-      Config: { Image: row?.imageName ?? pending?.request.Image ?? '', Cmd: row?.command ?? [], Tty: io.tty, OpenStdin: io.openStdin },
-      HostConfig: { AutoRemove: pending?.request.HostConfig?.AutoRemove ?? false, NetworkMode: 'host' },
-      Mounts: [],
-      NetworkSettings: { Networks: {} },
-    };
+    const { id, pending } = this.resolve(engine, params[0] ?? '');
+    const body = pending
+      ? containerJson({
+          id,
+          name: pending.name,
+          createdAt: Date.now(),
+          command: [],
+          imageId: '',
+          imageName: pending.request.Image ?? '',
+          status: 'created',
+          pid: 0,
+          exitCode: 0,
+          startedAt: 0,
+          finishedAt: 0,
+          tty: pending.request.Tty ?? false,
+          openStdin: pending.request.OpenStdin ?? false,
+          autoRemove: pending.request.HostConfig?.AutoRemove ?? false,
+        })
+      : await inspectContainer(engine, id);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   }
 

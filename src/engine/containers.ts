@@ -42,6 +42,75 @@ function snapshotterFor(engine: Engine, container: ContainerRow): Snapshotter {
   return new Snapshotter(engine.store.root, engine.store.db, container.driver === 'vfs' ? 'vfs' : 'overlay');
 }
 
+/** What kiln knows of a container, for `docker inspect`. */
+export interface ContainerFacts {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: number;
+  readonly command: readonly string[];
+  readonly imageId: string;
+  readonly imageName: string;
+  readonly status: 'created' | 'running' | 'exited';
+  readonly pid: number;
+  readonly exitCode: number;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly tty: boolean;
+  readonly openStdin: boolean;
+  readonly autoRemove: boolean;
+}
+
+/** A container as `docker inspect` (and the API's /containers/{id}/json) shows it, in Docker's field names. */
+export function containerJson(facts: ContainerFacts): object {
+  return {
+    Id: facts.id,
+    Created: new Date(facts.createdAt).toISOString(),
+    Path: facts.command[0] ?? '',
+    Args: facts.command.slice(1),
+    State: {
+      Status: facts.status,
+      Running: facts.status === 'running',
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
+      Pid: facts.pid,
+      ExitCode: facts.exitCode,
+      Error: '',
+      StartedAt: new Date(facts.startedAt).toISOString(),
+      FinishedAt: new Date(facts.finishedAt).toISOString(),
+    },
+    Image: facts.imageId,
+    Name: `/${facts.name}`,
+    Config: { Image: facts.imageName, Cmd: facts.command, Tty: facts.tty, OpenStdin: facts.openStdin },
+    HostConfig: { AutoRemove: facts.autoRemove, NetworkMode: 'host' },
+    Mounts: [],
+    NetworkSettings: { Networks: {} },
+  };
+}
+
+/** `docker inspect CONTAINER`. */
+export async function inspectContainer(engine: Engine, nameOrId: string): Promise<object> {
+  const row = findContainer(engine, nameOrId);
+  const running = isRunning(row);
+  const io = await containerIo(engine, row.id);
+  return containerJson({
+    id: row.id,
+    name: row.name,
+    createdAt: row.createdAt,
+    command: row.command,
+    imageId: row.imageId,
+    imageName: row.imageName,
+    status: running ? 'running' : 'exited',
+    pid: running ? (row.pid ?? 0) : 0,
+    exitCode: row.exitCode ?? 0,
+    startedAt: row.startedAt ?? row.createdAt,
+    finishedAt: row.finishedAt ?? 0,
+    ...io,
+    autoRemove: false,
+  });
+}
+
 /** True while a detached container's supervisor (and so its process) runs. */
 export function isRunning(container: ContainerRow): boolean {
   return container.exitCode === null && container.pid !== null && processAlive(container.pid);

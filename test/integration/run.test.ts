@@ -194,10 +194,15 @@ describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged,
 });
 
 describe('start and restart', { skip: cannotRun }, () => {
-  it('start runs a stopped container again on the layer it left, its logs going on; restart stops, then starts', async () => {
+  it('inspect shows a container; start runs a stopped container again on the layer it left, its logs going on; restart stops, then starts', async () => {
     const { kiln } = await newKiln();
     await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
     assert.equal((await kiln(['run', '--name', 'again', 'busybox:x', 'sh', '-c', 'echo run >> /count; wc -l < /count; exit 3'])).stdout, '1\n');
+    // inspect finds containers as docker's does: before an image of the same name, unless --type says.
+    assert.equal((await ok(kiln(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Config.Image}}', 'again']))).stdout, 'exited 3 /again busybox:x\n');
+    assert.match((await kiln(['inspect', '--type', 'image', 'again'])).stderr, /^Error: No such image: again\n$/);
+    assert.match((await kiln(['inspect', 'nothing'])).stderr, /^Error: No such object: nothing\n$/);
+    assert.equal((await ok(kiln(['inspect', '--type', 'image', '-f', '{{.Os}}', 'busybox:x']))).stdout, 'linux\n');
     assert.equal((await ok(kiln(['start', 'again']))).stdout, 'again\n');
     assert.equal((await ok(kiln(['wait', 'again']))).stdout, '3\n');
     assert.equal((await ok(kiln(['logs', 'again']))).stdout, '1\n2\n', 'the second run saw the first one\'s file, and its output follows');

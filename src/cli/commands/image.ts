@@ -7,6 +7,7 @@ import { goJson, sortKeys } from '../format/gojson.js';
 import { renderRows, renderTemplate } from '../format/table.js';
 import { goTimeString, humanSize, rfc3339Local, sinceNow, truncateDisplay } from '../format/units.js';
 import { collect, confirm, parseBool, print, printRows } from '../io.js';
+import { inspectContainer } from '../../engine/containers.js';
 import { shortImageId } from './images.js';
 
 function deleteLine(event: DeleteEvent): string {
@@ -70,24 +71,24 @@ export function registerHistory(parent: Command, ctx: CommandContext, name = 'hi
 }
 
 export function registerInspect(parent: Command, ctx: CommandContext, name = 'inspect'): Command {
+  const imagesOnly = parent.name() === 'image';
   return parent
     .command(name)
-    .description('Display detailed information on one or more images')
-    .argument('<IMAGE...>')
+    .description(imagesOnly ? 'Display detailed information on one or more images' : 'Return low-level information on containers and images')
+    .argument(imagesOnly ? '<IMAGE...>' : '<NAME|ID...>')
     .option('-f, --format <format>', 'format output using a custom template')
-    .option('--type <type>', 'only inspect objects of the given type (image)')
+    .option('--type <type>', 'only inspect objects of the given type (container or image)')
     .action((names: string[], options: { format?: string; type?: string }) =>
-      withEngine(ctx, (engine) => {
-        if (options.type && options.type !== 'image') throw new KilnError('INVALID_ARGUMENT', `"${options.type}" is not a valid value for --type (kiln inspects images)`);
+      withEngine(ctx, async (engine) => {
+        const type = imagesOnly ? 'image' : options.type;
+        if (type !== undefined && type !== 'image' && type !== 'container') throw new KilnError('INVALID_ARGUMENT', `"${type}" is not a valid value for --type (kiln has containers and images)`);
         const found: unknown[] = [];
         const errors: string[] = [];
         for (const n of names) {
-          try {
-            found.push(engine.inspect(n));
-          } catch (err) {
-            if (!(err instanceof KilnError) || err.code !== 'NOT_FOUND') throw err;
-            errors.push(`Error: No such image: ${n}`);
-          }
+          // As docker: a container before an image of the same name, unless --type says which.
+          const item = (type !== 'image' ? await ifFound(() => inspectContainer(engine, n)) : undefined) ?? (type !== 'container' ? await ifFound(() => engine.inspect(n)) : undefined);
+          if (item !== undefined) found.push(item);
+          else errors.push(`Error: No such ${type ?? 'object'}: ${n}`);
         }
         // docker's CLI runs inspect templates over the decoded JSON, so maps come out with sorted keys.
         if (options.format) for (const item of found) print(ctx.io, renderTemplate(options.format, sortKeys(item)));
@@ -96,6 +97,16 @@ export function registerInspect(parent: Command, ctx: CommandContext, name = 'in
         if (errors.length > 0) ctx.exitCode = 1;
       }),
     );
+}
+
+/** What `look` finds, or undefined when it finds nothing (NOT_FOUND). */
+async function ifFound<T>(look: () => T | Promise<T>): Promise<T | undefined> {
+  try {
+    return await look();
+  } catch (err) {
+    if (err instanceof KilnError && err.code === 'NOT_FOUND') return undefined;
+    throw err;
+  }
 }
 
 export function registerImagePrune(parent: Command, ctx: CommandContext): Command {
