@@ -7,9 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { FOLLOW_MS, type FollowOptions, containerChanges, containerIo, containerJson, inspectContainer, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, startContainer, stopContainer } from '../engine/containers.js';
+import { FOLLOW_MS, type ContainerPathStat, type FollowOptions, archiveContainerPath, containerChanges, extractToContainer, statContainerPath, containerIo, containerJson, inspectContainer, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, startContainer, stopContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import { runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
@@ -336,6 +337,29 @@ export class Containers {
         })
       : await inspectContainer(engine, id);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  }
+
+  /**
+   * `docker cp`'s archive routes: HEAD describes a path (in the X-Docker-Container-Path-Stat header), GET
+   * sends it as a tar, PUT unpacks a tar into a directory (owners root's unless copyUIDGID). The client
+   * renames and places what it copies itself.
+   */
+  async archive({ engine, params, query, req, res }: Call): Promise<void> {
+    const id = params[0] ?? '';
+    const path = query.get('path');
+    if (!path) throw new KilnError('INVALID_ARGUMENT', 'the archive routes need a path');
+    const statHeader = (stat: ContainerPathStat): string => Buffer.from(JSON.stringify({ name: stat.name, size: stat.size, mode: stat.mode, mtime: stat.mtime, linkTarget: stat.linkTarget })).toString('base64');
+    if (req.method === 'PUT') {
+      await extractToContainer(engine, id, path, req, query.get('copyUIDGID') === '1' || query.get('copyUIDGID') === 'true');
+      res.writeHead(200).end();
+    } else if (req.method === 'HEAD') {
+      res.writeHead(200, { 'x-docker-container-path-stat': statHeader(await statContainerPath(engine, id, path)) }).end();
+    } else {
+      await archiveContainerPath(engine, id, path, async (tar, stat) => {
+        res.writeHead(200, { 'content-type': 'application/x-tar', 'x-docker-container-path-stat': statHeader(stat) });
+        await pipeline(tar, res);
+      });
+    }
   }
 
   /** `docker restart`: stop (if it runs) as `stop` does, then start. */

@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { constants, existsSync, open as openCallback } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
-import { lstat, mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { KilnError } from '../errors.js';
 import { processAlive } from '../gc/gc.js';
 import { applyChanges } from '../build/changes.js';
@@ -20,7 +20,9 @@ import { parseReference, referenceString, withDefaultTag } from '../reference/re
 import { type ExecStreams, type RuntimeName, execProcess, logPath, resizeExecTerminal, resizeTerminal, stdinPipe } from '../runtime/runtime.js';
 import { type ConsoleSize, resolveUser, withOverrides } from '../runtime/spec.js';
 import { Snapshotter, mount, unmount, unmountStale } from '../snapshot/snapshotter.js';
-import { tarDirectory } from '../layer/directory.js';
+import { tarDirectory, tarPath } from '../layer/directory.js';
+import { applyLayer } from '../layer/apply.js';
+import { resolveInRoot } from '../build/ops.js';
 import type { Engine } from './engine.js';
 
 const run = promisify(execFile);
@@ -480,22 +482,94 @@ export async function exitCodeOf(engine: Engine, id: string): Promise<number | u
 }
 
 /**
- * `docker export`: the container's whole filesystem as a tar, read from its snapshot mounted (again) on
- * a scratch directory; `consume` gets the stream while the mount is up.
+ * `docker export`: the container's whole filesystem as a tar; `consume` gets the stream while the
+ * filesystem is mounted.
  */
 export async function exportContainer(engine: Engine, nameOrId: string, consume: (tar: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
-  const container = findContainer(engine, nameOrId);
+  await withContainerRoot(engine, findContainer(engine, nameOrId), (root) => consume(tarDirectory(root)));
+}
+
+/**
+ * Runs `use` on a container's root filesystem: a running container's where it is mounted, a stopped
+ * one's snapshot mounted on a scratch directory for the time of `use`.
+ */
+async function withContainerRoot<T>(engine: Engine, container: ContainerRow, use: (root: string) => Promise<T>): Promise<T> {
+  if (isRunning(container)) return use(join(containerBundle(engine, container.id), 'rootfs'));
   const [spec] = snapshotterFor(engine, container).mounts(containerKey(container.id));
   if (!spec) throw new KilnError('INTERNAL', `container ${container.name} has no filesystem`);
   await mkdir(engine.store.content.tmpDir, { recursive: true });
-  const target = await mkdtemp(join(engine.store.content.tmpDir, 'export-'));
+  const target = await mkdtemp(join(engine.store.content.tmpDir, 'rootfs-'));
   await mount(spec, target);
   try {
-    await consume(tarDirectory(target));
+    return await use(target);
   } finally {
     await unmount(target);
     await rm(target, { recursive: true, force: true });
   }
+}
+
+/** A path in a container as `docker cp` and the API's archive routes describe it; `mode` has Go's os.FileMode type bits. */
+export interface ContainerPathStat {
+  readonly name: string;
+  readonly size: number;
+  readonly mode: number;
+  readonly mtime: string;
+  readonly linkTarget: string;
+  readonly isDirectory: boolean;
+}
+
+/** The host path of a container's `path`: its parents resolved inside the root (symlinks too), its own name as it is. */
+async function hostPathIn(root: string, path: string): Promise<string> {
+  const normalized = posix.normalize(`/${path}`);
+  if (normalized === '/') return root;
+  return join(await resolveInRoot(root, posix.dirname(normalized)), posix.basename(normalized));
+}
+
+async function statIn(root: string, container: ContainerRow, path: string): Promise<{ host: string; stat: ContainerPathStat }> {
+  const host = await hostPathIn(root, path);
+  const st = await lstat(host).catch(() => undefined);
+  if (!st) throw new KilnError('NOT_FOUND', `Could not find the file ${path} in container ${container.name}`);
+  const typeBits = st.isDirectory() ? 2 ** 31 : st.isSymbolicLink() ? 2 ** 27 : 0;
+  const stat = {
+    name: posix.basename(posix.normalize(`/${path}`)) || '/',
+    size: st.size,
+    mode: typeBits + (st.mode & 0o777),
+    mtime: st.mtime.toISOString(),
+    linkTarget: st.isSymbolicLink() ? await readlink(host) : '',
+    isDirectory: st.isDirectory(),
+  };
+  return { host, stat };
+}
+
+/** `docker cp`'s look at a path in a container (the API's HEAD archive). */
+export async function statContainerPath(engine: Engine, nameOrId: string, path: string): Promise<ContainerPathStat> {
+  const container = findContainer(engine, nameOrId);
+  return withContainerRoot(engine, container, async (root) => (await statIn(root, container, path)).stat);
+}
+
+/**
+ * `docker cp CONTAINER:PATH`: the path as a tar whose entry is named `as` (default its own name; `.` gives
+ * a directory's contents), given to `consume` with the path's description while the filesystem is mounted.
+ */
+export async function archiveContainerPath(engine: Engine, nameOrId: string, path: string, consume: (tar: AsyncIterable<Buffer>, stat: ContainerPathStat) => Promise<void>, as?: string): Promise<void> {
+  const container = findContainer(engine, nameOrId);
+  await withContainerRoot(engine, container, async (root) => {
+    const { host, stat } = await statIn(root, container, path);
+    await consume(tarPath(host, as ?? (stat.name === '/' ? '.' : stat.name)), stat);
+  });
+}
+
+/**
+ * `docker cp … CONTAINER:DIR`: a tar unpacked into a directory of the container, every path kept inside
+ * its root; owners become root's unless `keepOwners` (`-a`).
+ */
+export async function extractToContainer(engine: Engine, nameOrId: string, dir: string, tar: AsyncIterable<Uint8Array>, keepOwners: boolean): Promise<void> {
+  const container = findContainer(engine, nameOrId);
+  await withContainerRoot(engine, container, async (root) => {
+    const host = await resolveInRoot(root, posix.normalize(`/${dir}`));
+    if (!(await stat(host).catch(() => undefined))?.isDirectory()) throw new KilnError('NOT_FOUND', `Could not find the directory ${dir} in container ${container.name} (the destination must be a directory that exists)`);
+    await applyLayer(host, tar, { whiteouts: 'delete', privileged: true, what: `the copy into ${container.name}:${dir}`, ...(keepOwners ? {} : { owner: { uid: 0, gid: 0 } }) });
+  });
 }
 
 /** `docker container prune`: removes every container that is not running; returns their IDs. */

@@ -27,6 +27,8 @@ export interface ApplyOptions {
   readonly privileged?: boolean;
   /** Names the layer in error messages. */
   readonly what?: string;
+  /** Every entry gets this owner instead of its own (`docker cp` without -a). */
+  readonly owner?: { readonly uid: number; readonly gid: number };
 }
 
 export interface ApplyResult {
@@ -219,7 +221,9 @@ export async function applyLayer(rootDir: string, source: AsyncIterable<Uint8Arr
     return false;
   };
 
-  for await (const { header, body } of readTar(source)) {
+  for await (const entry of readTar(source)) {
+    const { body } = entry;
+    const header = options.owner ? { ...entry.header, uid: options.owner.uid, gid: options.owner.gid } : entry.header;
     entries++;
     if (header.type === 'file') diffSize += header.size;
     else if (header.type === 'symlink') diffSize += Buffer.byteLength(header.linkname ?? '');

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { type Stats, createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TarHeader } from './tar/header.js';
@@ -19,34 +19,46 @@ export function deviceNumbers(rdev: number): { devmajor: number; devminor: numbe
  * are not read (Node has no xattr call); sockets are skipped, as tar does.
  */
 export async function* tarDirectory(root: string): AsyncGenerator<Buffer> {
-  const seen = new Map<string, string>();
-  async function* entries(dir: string, prefix: string): AsyncGenerator<TarInput> {
-    for (const name of (await readdir(dir)).sort()) {
-      const full = join(dir, name);
-      const path = prefix + name;
-      const st = await lstat(full);
-      const base = { path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
-      if (st.isDirectory()) {
-        yield { header: { ...base, path: `${path}/`, type: 'directory' } };
-        yield* entries(full, `${path}/`);
-      } else if (st.isSymbolicLink()) {
-        yield { header: { ...base, type: 'symlink', linkname: await readlink(full) } };
-      } else if (st.isFile()) {
-        const inode = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1 ? seen.get(inode) : undefined;
-        if (first) {
-          yield { header: { ...base, type: 'hardlink', linkname: first } };
-          continue;
-        }
-        if (st.nlink > 1) seen.set(inode, path);
-        const header: TarHeader = { ...base, type: 'file', size: st.size };
-        yield { header, body: st.size > 0 ? createReadStream(full, { highWaterMark: 1 << 20 }) : new Uint8Array(0) };
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        yield { header: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', ...deviceNumbers(st.rdev) } };
-      } else if (st.isFIFO()) {
-        yield { header: { ...base, type: 'fifo' } };
-      }
-    }
+  yield* writeTar(children(root, '', new Map()));
+}
+
+/**
+ * `path` itself as a tar (`docker cp`'s archive), its entry named `name`: a file, symlink or device as
+ * one entry, a directory with everything under it, as tarDirectory writes them.
+ */
+export async function* tarPath(path: string, name: string): AsyncGenerator<Buffer> {
+  yield* writeTar(entries(path, name, await lstat(path), new Map()));
+}
+
+/** The entries under `dir`, named under `prefix`; `seen` maps inodes to their first name (hardlinks). */
+async function* children(dir: string, prefix: string, seen: Map<string, string>): AsyncGenerator<TarInput> {
+  for (const name of (await readdir(dir)).sort()) {
+    const full = join(dir, name);
+    yield* entries(full, prefix + name, await lstat(full), seen);
   }
-  yield* writeTar(entries(root, ''));
+}
+
+/** The entry for `full` named `path`, and for a directory everything under it. */
+async function* entries(full: string, path: string, st: Stats, seen: Map<string, string>): AsyncGenerator<TarInput> {
+  const base = { path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+  if (st.isDirectory()) {
+    yield { header: { ...base, path: `${path}/`, type: 'directory' } };
+    yield* children(full, `${path}/`, seen);
+  } else if (st.isSymbolicLink()) {
+    yield { header: { ...base, type: 'symlink', linkname: await readlink(full) } };
+  } else if (st.isFile()) {
+    const inode = `${st.dev}:${st.ino}`;
+    const first = st.nlink > 1 ? seen.get(inode) : undefined;
+    if (first) {
+      yield { header: { ...base, type: 'hardlink', linkname: first } };
+      return;
+    }
+    if (st.nlink > 1) seen.set(inode, path);
+    const header: TarHeader = { ...base, type: 'file', size: st.size };
+    yield { header, body: st.size > 0 ? createReadStream(full, { highWaterMark: 1 << 20 }) : new Uint8Array(0) };
+  } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    yield { header: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', ...deviceNumbers(st.rdev) } };
+  } else if (st.isFIFO()) {
+    yield { header: { ...base, type: 'fifo' } };
+  }
 }

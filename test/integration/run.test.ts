@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
+import { readEntries } from '../helpers/tar.js';
 
 const cannotRun = !isRoot ? 'kiln run needs root' : spawnSync('sh', ['-c', 'command -v runc']).status !== 0 ? 'runc is not installed (scripts/setup.sh installs it as root)' : undefined;
 
@@ -244,6 +245,51 @@ describe('exec', { skip: cannotRun }, () => {
     const stopped = await kiln(['exec', 'box', 'true']);
     assert.equal(stopped.code, 1);
     assert.match(stopped.stderr, /is not running/);
+    await ok(kiln(['rm', 'box']));
+  });
+});
+
+describe('cp', { skip: cannotRun }, () => {
+  it('copies files and directories in and out of running and stopped containers by docker cp\'s rules', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
+    const host = await tempDir();
+    await mkdir(join(host, 'dir', 'sub'), { recursive: true });
+    await writeFile(join(host, 'dir', 'a'), 'a\n');
+    await writeFile(join(host, 'dir', 'sub', 'b'), 'b\n');
+    await writeFile(join(host, 'file'), 'f\n');
+    await ok(kiln(['run', '-d', '--name', 'box', 'busybox:x', 'sh', '-c', 'mkdir /data; echo inside > /data/in; echo ready; while true; do sleep 0.05; done']));
+    while (!(await ok(kiln(['logs', 'box']))).stdout.includes('ready')) await new Promise((resolve) => setImmediate(resolve));
+    // In: into a directory under its own name, a directory's contents with /., a new name, and owners root's.
+    assert.match((await ok(kiln(['cp', join(host, 'file'), 'box:/data/']))).stderr, /^Successfully copied \d.*B to box:\/data\/\n$/);
+    await ok(kiln(['cp', join(host, 'dir'), 'box:/data']));
+    await ok(kiln(['cp', `${join(host, 'dir')}/.`, 'box:/data/flat']));
+    await ok(kiln(['cp', '-q', join(host, 'file'), 'box:/data/renamed']));
+    const listing = (await ok(kiln(['exec', 'box', 'sh', '-c', 'cd /data && find . | sort && stat -c "%u:%g %n" renamed']))).stdout;
+    assert.equal(listing, ['.', './dir', './dir/a', './dir/sub', './dir/sub/b', './file', './flat', './flat/a', './flat/sub', './flat/sub/b', './in', './renamed', '0:0 renamed', ''].join('\n'));
+    // Out: a file to a new name, a directory into an existing one, and a tar on stdout.
+    await ok(kiln(['cp', 'box:/data/in', join(host, 'out')]));
+    assert.equal(await readFile(join(host, 'out'), 'utf8'), 'inside\n');
+    await ok(kiln(['cp', 'box:/data/dir', join(host, 'dir')]));
+    assert.equal(await readFile(join(host, 'dir', 'dir', 'sub', 'b'), 'utf8'), 'b\n');
+    const tar = await kiln(['cp', 'box:/data/in', '-']);
+    assert.equal(tar.code, 0);
+    assert.deepEqual((await readEntries([tar.stdoutBytes])).map((e) => e.header.path), ['in']);
+    // A stopped container's filesystem is mounted for the copy.
+    await ok(kiln(['stop', '-t', '0', 'box']));
+    await ok(kiln(['cp', join(host, 'file'), 'box:/data/after-stop']));
+    await ok(kiln(['cp', 'box:/data/after-stop', join(host, 'back')]));
+    assert.equal(await readFile(join(host, 'back'), 'utf8'), 'f\n');
+    for (const [args, message] of [
+      [['box:/nope', join(host, 'x')], /Could not find the file \/nope in container box/],
+      [[join(host, 'dir'), 'box:/data/in'], /cannot copy a directory to a file: \/data\/in/],
+      [[join(host, 'file'), 'box:/data/missing/'], /the destination directory \/data\/missing\/ must exist/],
+      [[join(host, 'file'), join(host, 'out')], /must specify at least one container source/],
+    ] as const) {
+      const result = await kiln(['cp', ...args]);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, message);
+    }
     await ok(kiln(['rm', 'box']));
   });
 });

@@ -144,7 +144,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await ok(kiln(['run', '--rm', 'api-pulled:1', 'cat', '/f']))).stdout, 'pulled\n');
   });
 
-  it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, start, restart, wait, exec, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
+  it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, start, restart, wait, exec, cp, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
     await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
     const child = spawn('docker', ['run', '--rm', 'busybox:lab', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });
     let out = '';
@@ -190,6 +190,13 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await assert.rejects(docker(['exec', 'api-exec', 'sh', '-c', 'exit 6']), /exited 6/);
     assert.equal((await docker(['exec', '-d', 'api-exec', 'sh', '-c', 'echo d > /tmp/d'])).stdout, '');
     assert.equal((await docker(['exec', 'api-exec', 'sh', '-c', 'while [ ! -s /tmp/d ]; do sleep 0.05; done; cat /tmp/d'])).stdout, 'd\n');
+    // cp: in and out through the archive routes (the client places and renames).
+    await writeFile(join(dir, 'cp-in.txt'), 'copied in\n');
+    await docker(['cp', join(dir, 'cp-in.txt'), 'api-exec:/tmp/']);
+    assert.equal((await docker(['exec', 'api-exec', 'cat', '/tmp/cp-in.txt'])).stdout, 'copied in\n');
+    await docker(['cp', 'api-exec:/tmp/cp-in.txt', join(dir, 'cp-out.txt')]);
+    assert.equal(await readFile(join(dir, 'cp-out.txt'), 'utf8'), 'copied in\n');
+    await assert.rejects(docker(['cp', 'api-exec:/nope', join(dir, 'x')]), /Could not find the file \/nope/);
     await docker(['rm', '-f', 'api-exec']);
     // Host settings kiln applies, and a warning (which the docker CLI prints) for one it does not.
     const limited = await docker(['run', '--rm', '--read-only', '--tmpfs', '/t', '--cap-drop', 'ALL', '--cap-add', 'KILL', '--add-host', 'db:10.9.8.7', 'busybox:lab', 'sh', '-c', 'touch /x 2>/dev/null || echo ro; touch /t/y && echo tmp; grep ^CapEff /proc/self/status; tail -n 1 /etc/hosts']);

@@ -1,12 +1,16 @@
 import type { Command } from 'commander';
+import { lstat, stat } from 'node:fs/promises';
+import { basename, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { commitContainer, containerChanges, execInContainer, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, startContainer, stopContainer } from '../../engine/containers.js';
+import { archiveContainerPath, commitContainer, containerChanges, execInContainer, extractToContainer, statContainerPath, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, startContainer, stopContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
+import { applyLayer } from '../../layer/apply.js';
+import { tarPath } from '../../layer/directory.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
-import { goTimeString, humanDuration, sinceNow, truncateDisplay } from '../format/units.js';
+import { goTimeString, humanDuration, humanSize, sinceNow, truncateDisplay } from '../format/units.js';
 import { type Io, collect, parseBool, parseInteger, print, printRows, writeFileAtomically } from '../io.js';
 import { configuredDetachKeys } from '../../registry/credentials.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
@@ -96,6 +100,78 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
       stdin?.setRawMode?.(false);
     }
   }
+}
+
+interface ContainerPath {
+  readonly container: string;
+  readonly path: string;
+}
+
+/** `CONTAINER:PATH` as docker cp reads it: a path that starts with / or . is local, whatever colons it holds. */
+function containerPath(arg: string): ContainerPath | undefined {
+  const colon = arg.indexOf(':');
+  if (arg.startsWith('/') || arg.startsWith('.') || colon <= 0) return undefined;
+  const path = arg.slice(colon + 1);
+  if (path === '') throw new KilnError('INVALID_ARGUMENT', `no path in ${JSON.stringify(arg)}: use CONTAINER:PATH`);
+  return { container: arg.slice(0, colon), path };
+}
+
+/** Counts the bytes of a stream as they pass (the size docker cp reports). */
+function counted(source: AsyncIterable<Uint8Array>, count: { bytes: number }): AsyncIterable<Uint8Array> {
+  return (async function* () {
+    for await (const chunk of source) {
+      count.bytes += chunk.length;
+      yield chunk;
+    }
+  })();
+}
+
+/**
+ * Where a copy lands by docker cp's rules, given what the source is and what the destination is now:
+ * into an existing directory under the source's name (its contents for SRC/.), over an existing file, or
+ * as a new file or directory named as the destination, whose parent must exist. Returns the directory
+ * the tar unpacks into and the name its top entry takes.
+ */
+function landing(source: { name: string; isDirectory: boolean; contentsOnly: boolean }, destination: { path: string; isDirectory?: boolean | undefined; exists: boolean }): { dir: string; as: string } {
+  if (destination.exists && destination.isDirectory) return { dir: destination.path, as: source.contentsOnly && source.isDirectory ? '.' : source.name };
+  if (destination.exists && source.isDirectory) throw new KilnError('CONFLICT', `cannot copy a directory to a file: ${destination.path}`);
+  if (!destination.exists && !source.isDirectory && destination.path.endsWith('/')) throw new KilnError('NOT_FOUND', `the destination directory ${destination.path} must exist`);
+  const path = destination.path.replace(/\/+$/, '') || '/';
+  return { dir: posix.dirname(path), as: posix.basename(path) };
+}
+
+/** docker cp CONTAINER:SRC DEST: the bytes copied. */
+async function copyOut(engine: Engine, from: ContainerPath, destination: string, archive: boolean, io: Io): Promise<number> {
+  const count = { bytes: 0 };
+  if (destination === '-') {
+    await archiveContainerPath(engine, from.container, from.path, (tar) => pipeline(counted(tar, count), io.stdout));
+    return count.bytes;
+  }
+  const source = await statContainerPath(engine, from.container, from.path);
+  const existing = await stat(destination).catch(() => undefined);
+  const { dir, as } = landing({ ...source, contentsOnly: /(^|\/)\.$/.test(from.path) }, { path: destination, isDirectory: existing?.isDirectory(), exists: existing !== undefined });
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new KilnError('NOT_FOUND', `the parent directory ${dir} of ${destination} does not exist`);
+  const owner = archive ? {} : { owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } };
+  await archiveContainerPath(engine, from.container, from.path, (tar) => applyLayer(dir, counted(tar, count), { whiteouts: 'delete', what: `the copy of ${from.container}:${from.path}`, ...owner }).then(() => undefined), as);
+  return count.bytes;
+}
+
+/** docker cp SRC CONTAINER:DEST: the bytes copied. */
+async function copyIn(engine: Engine, source: string, to: ContainerPath, archive: boolean, io: Io): Promise<number> {
+  const count = { bytes: 0 };
+  if (source === '-') {
+    await extractToContainer(engine, to.container, to.path, counted(io.stdin as AsyncIterable<Buffer>, count), archive);
+    return count.bytes;
+  }
+  const local = await lstat(source).catch(() => undefined);
+  if (!local) throw new KilnError('NOT_FOUND', `could not find the file ${source} (no such file or directory)`);
+  const existing = await statContainerPath(engine, to.container, to.path).catch((err: unknown) => {
+    if (err instanceof KilnError && err.code === 'NOT_FOUND') return undefined;
+    throw err;
+  });
+  const { dir, as } = landing({ name: basename(resolve(source)), isDirectory: local.isDirectory(), contentsOnly: /(^|\/)\.$/.test(source) }, { path: to.path, isDirectory: existing?.isDirectory, exists: existing !== undefined });
+  await extractToContainer(engine, to.container, dir, counted(tarPath(source, as), count), archive);
+  return count.bytes;
 }
 
 /** stop's and restart's -s and -t as stopContainer takes them. */
@@ -225,6 +301,23 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
           ...(flags.user !== undefined ? { user: flags.user } : {}),
           ...(flags.workdir !== undefined ? { workdir: flags.workdir } : {}),
         });
+      }),
+    );
+  program
+    .command('cp')
+    .description('Copy files/folders between a container and the local filesystem (- for a tar on stdin or stdout)')
+    .argument('<SRC>', 'CONTAINER:SRC_PATH, or a local path or -')
+    .argument('<DEST>', 'a local path or -, or CONTAINER:DEST_PATH')
+    .option('-a, --archive', 'archive mode (copy all uid/gid information)')
+    .option('-q, --quiet', 'suppress progress output during copy')
+    .action((source: string, destination: string, flags: { archive?: boolean; quiet?: boolean }) =>
+      withEngine(ctx, async (engine) => {
+        const from = containerPath(source);
+        const to = containerPath(destination);
+        if (from && to) throw new KilnError('INVALID_ARGUMENT', 'copying between containers is not supported');
+        if (!from && !to) throw new KilnError('INVALID_ARGUMENT', 'must specify at least one container source');
+        const copied = from ? await copyOut(engine, from, destination, flags.archive ?? false, ctx.io) : await copyIn(engine, source, to as ContainerPath, flags.archive ?? false, ctx.io);
+        if (!flags.quiet && (from ? destination : source) !== '-') ctx.io.stderr.write(`Successfully copied ${humanSize(copied)} to ${destination}\n`);
       }),
     );
   program
