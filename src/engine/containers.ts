@@ -525,8 +525,8 @@ async function hostPathIn(root: string, path: string): Promise<string> {
   return join(await resolveInRoot(root, posix.dirname(normalized)), posix.basename(normalized));
 }
 
-async function statIn(root: string, container: ContainerRow, path: string): Promise<{ host: string; stat: ContainerPathStat }> {
-  const host = await hostPathIn(root, path);
+async function statIn(root: string, container: ContainerRow, path: string, follow = false): Promise<{ host: string; stat: ContainerPathStat }> {
+  const host = follow ? await resolveInRoot(root, posix.normalize(`/${path}`)) : await hostPathIn(root, path);
   const st = await lstat(host).catch(() => undefined);
   if (!st) throw new KilnError('NOT_FOUND', `Could not find the file ${path} in container ${container.name}`);
   const typeBits = st.isDirectory() ? 2 ** 31 : st.isSymbolicLink() ? 2 ** 27 : 0;
@@ -541,20 +541,22 @@ async function statIn(root: string, container: ContainerRow, path: string): Prom
   return { host, stat };
 }
 
-/** `docker cp`'s look at a path in a container (the API's HEAD archive). */
-export async function statContainerPath(engine: Engine, nameOrId: string, path: string): Promise<ContainerPathStat> {
+/** `docker cp`'s look at a path in a container (the API's HEAD archive); `follow` (-L) looks through a symlink. */
+export async function statContainerPath(engine: Engine, nameOrId: string, path: string, follow = false): Promise<ContainerPathStat> {
   const container = findContainer(engine, nameOrId);
-  return withContainerRoot(engine, container, async (root) => (await statIn(root, container, path)).stat);
+  return withContainerRoot(engine, container, async (root) => (await statIn(root, container, path, follow)).stat);
 }
 
 /**
  * `docker cp CONTAINER:PATH`: the path as a tar whose entry is named `as` (default its own name; `.` gives
  * a directory's contents), given to `consume` with the path's description while the filesystem is mounted.
+ * With `follow` (-L), a symlink is copied as what it points to, under its own name.
  */
-export async function archiveContainerPath(engine: Engine, nameOrId: string, path: string, consume: (tar: AsyncIterable<Buffer>, stat: ContainerPathStat) => Promise<void>, as?: string): Promise<void> {
+export async function archiveContainerPath(engine: Engine, nameOrId: string, path: string, consume: (tar: AsyncIterable<Buffer>, stat: ContainerPathStat) => Promise<void>, options: { readonly as?: string; readonly follow?: boolean } = {}): Promise<void> {
+  const { as, follow = false } = options;
   const container = findContainer(engine, nameOrId);
   await withContainerRoot(engine, container, async (root) => {
-    const { host, stat } = await statIn(root, container, path);
+    const { host, stat } = await statIn(root, container, path, follow);
     await consume(tarPath(host, as ?? (stat.name === '/' ? '.' : stat.name)), stat);
   });
 }

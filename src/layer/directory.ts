@@ -1,5 +1,5 @@
 import { type Stats, createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TarHeader } from './tar/header.js';
 import { type TarInput, writeTar } from './tar/writer.js';
@@ -24,10 +24,11 @@ export async function* tarDirectory(root: string): AsyncGenerator<Buffer> {
 
 /**
  * `path` itself as a tar (`docker cp`'s archive), its entry named `name`: a file, symlink or device as
- * one entry, a directory with everything under it, as tarDirectory writes them.
+ * one entry, a directory with everything under it, as tarDirectory writes them. With `follow`, a symlink
+ * at `path` is taken as what it points to.
  */
-export async function* tarPath(path: string, name: string): AsyncGenerator<Buffer> {
-  yield* writeTar(entries(path, name, await lstat(path), new Map()));
+export async function* tarPath(path: string, name: string, follow = false): AsyncGenerator<Buffer> {
+  yield* writeTar(entries(path, name, await (follow ? stat : lstat)(path), new Map()));
 }
 
 /** The entries under `dir`, named under `prefix`; `seen` maps inodes to their first name (hardlinks). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
@@ -275,6 +275,14 @@ describe('cp', { skip: cannotRun }, () => {
     const tar = await kiln(['cp', 'box:/data/in', '-']);
     assert.equal(tar.code, 0);
     assert.deepEqual((await readEntries([tar.stdoutBytes])).map((e) => e.header.path), ['in']);
+    // -L copies what a symlink points to, under the link's name; without it, the link itself.
+    await symlink('file', join(host, 'link'));
+    await ok(kiln(['cp', '-L', join(host, 'link'), 'box:/data/followed']));
+    await ok(kiln(['cp', join(host, 'link'), 'box:/data/as-is']));
+    await ok(kiln(['exec', 'box', 'ln', '-s', 'in', '/data/inner-link']));
+    await ok(kiln(['cp', '-L', 'box:/data/inner-link', join(host, 'inner')]));
+    assert.equal((await ok(kiln(['exec', 'box', 'sh', '-c', 'cat /data/followed; readlink /data/as-is']))).stdout, 'f\nfile\n');
+    assert.equal(await readFile(join(host, 'inner'), 'utf8'), 'inside\n');
     // A stopped container's filesystem is mounted for the copy.
     await ok(kiln(['stop', '-t', '0', 'box']));
     await ok(kiln(['cp', join(host, 'file'), 'box:/data/after-stop']));

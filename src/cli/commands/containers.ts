@@ -102,6 +102,12 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
   }
 }
 
+interface CopyFlags {
+  readonly archive?: boolean;
+  readonly followLink?: boolean;
+  readonly quiet?: boolean;
+}
+
 interface ContainerPath {
   readonly container: string;
   readonly path: string;
@@ -141,36 +147,38 @@ function landing(source: { name: string; isDirectory: boolean; contentsOnly: boo
 }
 
 /** docker cp CONTAINER:SRC DEST: the bytes copied. */
-async function copyOut(engine: Engine, from: ContainerPath, destination: string, archive: boolean, io: Io): Promise<number> {
+async function copyOut(engine: Engine, from: ContainerPath, destination: string, flags: CopyFlags, io: Io): Promise<number> {
   const count = { bytes: 0 };
+  const follow = flags.followLink ?? false;
   if (destination === '-') {
-    await archiveContainerPath(engine, from.container, from.path, (tar) => pipeline(counted(tar, count), io.stdout));
+    await archiveContainerPath(engine, from.container, from.path, (tar) => pipeline(counted(tar, count), io.stdout), { follow });
     return count.bytes;
   }
-  const source = await statContainerPath(engine, from.container, from.path);
+  const source = await statContainerPath(engine, from.container, from.path, follow);
   const existing = await stat(destination).catch(() => undefined);
   const { dir, as } = landing({ ...source, contentsOnly: /(^|\/)\.$/.test(from.path) }, { path: destination, isDirectory: existing?.isDirectory(), exists: existing !== undefined });
   if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new KilnError('NOT_FOUND', `the parent directory ${dir} of ${destination} does not exist`);
-  const owner = archive ? {} : { owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } };
-  await archiveContainerPath(engine, from.container, from.path, (tar) => applyLayer(dir, counted(tar, count), { whiteouts: 'delete', what: `the copy of ${from.container}:${from.path}`, ...owner }).then(() => undefined), as);
+  const owner = flags.archive ? {} : { owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } };
+  await archiveContainerPath(engine, from.container, from.path, (tar) => applyLayer(dir, counted(tar, count), { whiteouts: 'delete', what: `the copy of ${from.container}:${from.path}`, ...owner }).then(() => undefined), { as, follow });
   return count.bytes;
 }
 
 /** docker cp SRC CONTAINER:DEST: the bytes copied. */
-async function copyIn(engine: Engine, source: string, to: ContainerPath, archive: boolean, io: Io): Promise<number> {
+async function copyIn(engine: Engine, source: string, to: ContainerPath, flags: CopyFlags, io: Io): Promise<number> {
   const count = { bytes: 0 };
+  const archive = flags.archive ?? false;
   if (source === '-') {
     await extractToContainer(engine, to.container, to.path, counted(io.stdin as AsyncIterable<Buffer>, count), archive);
     return count.bytes;
   }
-  const local = await lstat(source).catch(() => undefined);
+  const local = await (flags.followLink ? stat : lstat)(source).catch(() => undefined);
   if (!local) throw new KilnError('NOT_FOUND', `could not find the file ${source} (no such file or directory)`);
   const existing = await statContainerPath(engine, to.container, to.path).catch((err: unknown) => {
     if (err instanceof KilnError && err.code === 'NOT_FOUND') return undefined;
     throw err;
   });
   const { dir, as } = landing({ name: basename(resolve(source)), isDirectory: local.isDirectory(), contentsOnly: /(^|\/)\.$/.test(source) }, { path: to.path, isDirectory: existing?.isDirectory, exists: existing !== undefined });
-  await extractToContainer(engine, to.container, dir, counted(tarPath(source, as), count), archive);
+  await extractToContainer(engine, to.container, dir, counted(tarPath(source, as, flags.followLink), count), archive);
   return count.bytes;
 }
 
@@ -309,14 +317,15 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .argument('<SRC>', 'CONTAINER:SRC_PATH, or a local path or -')
     .argument('<DEST>', 'a local path or -, or CONTAINER:DEST_PATH')
     .option('-a, --archive', 'archive mode (copy all uid/gid information)')
+    .option('-L, --follow-link', 'always follow symbol link in SRC_PATH')
     .option('-q, --quiet', 'suppress progress output during copy')
-    .action((source: string, destination: string, flags: { archive?: boolean; quiet?: boolean }) =>
+    .action((source: string, destination: string, flags: CopyFlags) =>
       withEngine(ctx, async (engine) => {
         const from = containerPath(source);
         const to = containerPath(destination);
         if (from && to) throw new KilnError('INVALID_ARGUMENT', 'copying between containers is not supported');
         if (!from && !to) throw new KilnError('INVALID_ARGUMENT', 'must specify at least one container source');
-        const copied = from ? await copyOut(engine, from, destination, flags.archive ?? false, ctx.io) : await copyIn(engine, source, to as ContainerPath, flags.archive ?? false, ctx.io);
+        const copied = from ? await copyOut(engine, from, destination, flags, ctx.io) : await copyIn(engine, source, to as ContainerPath, flags, ctx.io);
         if (!flags.quiet && (from ? destination : source) !== '-') ctx.io.stderr.write(`Successfully copied ${humanSize(copied)} to ${destination}\n`);
       }),
     );
