@@ -434,8 +434,22 @@ export interface FollowOptions {
   readonly stderr: boolean;
   /** Only what is written from now on (an attach to a running container). */
   readonly onlyNew?: boolean;
+  /** Only what is written after these sizes of the logs (taken with logSizes before a start). */
+  readonly from?: LogSizes;
   /** Stops following (a detach): the promise then resolves. */
   readonly signal?: AbortSignal;
+}
+
+export interface LogSizes {
+  readonly stdout: number;
+  readonly stderr: number;
+}
+
+/** How much a container's logs hold now: `start -a` follows from there, so that it misses nothing the start writes. */
+export async function logSizes(engine: Engine, id: string): Promise<LogSizes> {
+  const bundle = containerBundle(engine, id);
+  const size = async (stream: 'stdout' | 'stderr'): Promise<number> => (await stat(logPath(bundle, stream)).catch(() => undefined))?.size ?? 0;
+  return { stdout: await size('stdout'), stderr: await size('stderr') };
 }
 
 /**
@@ -444,8 +458,7 @@ export interface FollowOptions {
  */
 export async function followLogs(engine: Engine, id: string, write: (stream: 'stdout' | 'stderr', data: Buffer) => unknown, options: FollowOptions): Promise<void> {
   const bundle = containerBundle(engine, id);
-  const sizeNow = async (stream: 'stdout' | 'stderr'): Promise<number> => (options.onlyNew ? ((await stat(logPath(bundle, stream)).catch(() => undefined))?.size ?? 0) : 0);
-  const offsets = { stdout: await sizeNow('stdout'), stderr: await sizeNow('stderr') };
+  const offsets = { ...(options.from ?? (options.onlyNew ? await logSizes(engine, id) : { stdout: 0, stderr: 0 })) };
   for (;;) {
     const row = engine.store.db.containers().find((c) => c.id === id);
     const done = !row || row.exitCode !== null || !isRunning(row);

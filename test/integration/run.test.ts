@@ -207,6 +207,8 @@ describe('start and restart', { skip: cannotRun }, () => {
     assert.equal((await ok(kiln(['start', 'again']))).stdout, 'again\n');
     assert.equal((await ok(kiln(['wait', 'again']))).stdout, '3\n');
     assert.equal((await ok(kiln(['logs', 'again']))).stdout, '1\n2\n', 'the second run saw the first one\'s file, and its output follows');
+    const attached = await kiln(['start', '-a', 'again']);
+    assert.deepEqual([attached.code, attached.stdout], [3, '3\n'], 'start -a: the output from the start on, and the exit code');
     await ok(kiln(['run', '-d', '--name', 'loop', 'busybox:x', 'sh', '-c', 'trap "exit 0" TERM; echo up; while true; do sleep 0.05; done']));
     const logged = async (text: string): Promise<void> => {
       while ((await ok(kiln(['logs', 'loop']))).stdout !== text) await new Promise((resolve) => setImmediate(resolve));

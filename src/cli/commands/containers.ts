@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { lstat, stat } from 'node:fs/promises';
 import { basename, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { archiveContainerPath, commitContainer, containerChanges, execInContainer, extractToContainer, statContainerPath, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, startContainer, stopContainer } from '../../engine/containers.js';
+import { archiveContainerPath, commitContainer, containerChanges, execInContainer, extractToContainer, statContainerPath, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, startContainer, stopContainer, logSizes, type LogSizes } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import { applyLayer } from '../../layer/apply.js';
 import { tarPath } from '../../layer/directory.js';
@@ -42,6 +42,8 @@ interface AttachOptions {
   readonly detachKeys: Buffer;
   /** Without a terminal, signals kiln receives go to the container's process. */
   readonly sigProxy: boolean;
+  /** The output from these log sizes on (`start -a`), else from now. */
+  readonly from?: LogSizes;
 }
 
 /**
@@ -84,7 +86,7 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
     stdin.once('end', () => input.end());
   }
   try {
-    await followLogs(engine, id, (stream, data) => io[stream].write(data), { follow: true, stdout: true, stderr: true, onlyNew: true, signal: detach.signal });
+    await followLogs(engine, id, (stream, data) => io[stream].write(data), { follow: true, stdout: true, stderr: true, ...(options.from ? { from: options.from } : { onlyNew: true }), signal: detach.signal });
     if (detach.signal.aborted) {
       io.stderr.write(`${tty ? '\r\n' : ''}read escape sequence\n`);
       return 1;
@@ -265,14 +267,29 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
       }),
     );
   addRuntimeFlags(program.command('start'), 'the container')
-    .description('Start one or more stopped containers (detached, on the writable layer they left)')
+    .description('Start one or more stopped containers (on the writable layer they left)')
     .argument('<CONTAINER...>')
-    .action((names: string[], flags: RuntimeFlags) =>
-      eachContainer(ctx, names, async (engine, name) => {
-        await startContainer(engine, name, checkRuntimeFlags(flags).runtime);
-        return name;
-      }),
-    );
+    .option('-a, --attach', 'attach STDOUT/STDERR and forward signals')
+    .option('-i, --interactive', "attach container's STDIN")
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
+    .action((names: string[], flags: RuntimeFlags & { attach?: boolean; interactive?: boolean; detachKeys?: string }) => {
+      if (!flags.attach && !flags.interactive) {
+        return eachContainer(ctx, names, async (engine, name) => {
+          await startContainer(engine, name, checkRuntimeFlags(flags).runtime);
+          return name;
+        });
+      }
+      return withEngine(ctx, async (engine) => {
+        if (names.length > 1) throw new KilnError('INVALID_ARGUMENT', 'you cannot start and attach multiple containers at once');
+        const { runtime } = checkRuntimeFlags(flags);
+        const detachKeys = parseDetachKeys(flags.detachKeys ?? (await configuredDetachKeys()));
+        const { id } = findContainer(engine, names[0] ?? '');
+        // The logs' sizes before the start: the attach then misses nothing the process writes at once.
+        const from = await logSizes(engine, id);
+        await startContainer(engine, id, runtime);
+        ctx.exitCode = await attach(engine, id, runtime, ctx.io, { stdin: flags.interactive ?? false, detachKeys, sigProxy: true, from });
+      });
+    });
   addRuntimeFlags(program.command('restart'), 'the container')
     .description('Restart one or more containers (stop as `stop` does, then start)')
     .argument('<CONTAINER...>')
