@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { FOLLOW_MS, type ContainerPathStat, type FollowOptions, archiveContainerPath, containerChanges, extractToContainer, statContainerPath, containerIo, containerJson, inspectContainer, containerStdin, exitCodeOf, findContainer, followLogs, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, startContainer, stopContainer } from '../engine/containers.js';
+import { type ContainerPathStat, FOLLOW_MS, type FollowOptions, archiveContainerPath, containerChanges, containerIo, containerJson, containerStdin, exitCodeOf, extractToContainer, findContainer, followLogs, inspectContainer, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, startContainer, statContainerPath, stopContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import { runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { lstat, stat } from 'node:fs/promises';
 import { basename, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { archiveContainerPath, commitContainer, containerChanges, execInContainer, extractToContainer, statContainerPath, containerIo, containerStdin, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, removeContainer, resizeContainer, startContainer, stopContainer, logSizes, type LogSizes } from '../../engine/containers.js';
+import { type LogSizes, archiveContainerPath, commitContainer, containerChanges, containerIo, containerStdin, execInContainer, exitCodeOf, exportContainer, extractToContainer, findContainer, followLogs, isRunning, killContainer, logSizes, removeContainer, resizeContainer, startContainer, statContainerPath, stopContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import { applyLayer } from '../../layer/apply.js';
 import { tarPath } from '../../layer/directory.js';
