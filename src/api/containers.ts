@@ -10,13 +10,14 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { type ContainerPathStat, FOLLOW_MS, type FollowOptions, archiveContainerPath, containerChanges, containerIo, containerJson, containerStdin, exitCodeOf, extractToContainer, findContainer, followLogs, inspectContainer, isRunning, killContainer, pruneContainers, removeContainer, resizeContainer, startContainer, statContainerPath, stopContainer } from '../engine/containers.js';
+import { CONTAINER_FILTERS, type ContainerPathStat, FOLLOW_MS, type FollowOptions, archiveContainerPath, containerChanges, containerIo, containerJson, containerStdin, exitCodeOf, extractToContainer, findContainer, followLogs, inspectContainer, isRunning, killContainer, listContainers, pruneContainers, removeContainer, resizeContainer, startContainer, statContainerPath, stopContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import { runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
 import type { Call } from './server.js';
+import { parseFilters } from '../engine/filters.js';
 
 interface CreateRequest {
   readonly Image?: string;
@@ -296,8 +297,8 @@ export class Containers {
   }
 
   list({ engine, query, res }: Call): void {
-    const all = query.get('all') === '1' || query.get('all') === 'true';
-    const rows = engine.store.db.containers().filter((c) => all || isRunning(c));
+    const limit = query.get('limit');
+    const rows = listContainers(engine, { all: query.get('all') === '1' || query.get('all') === 'true', filters: parseFilters(query.get('filters'), CONTAINER_FILTERS), ...(limit && /^\d+$/.test(limit) && Number(limit) > 0 ? { last: Number(limit) } : {}) });
     const body = rows.map((c) => ({
       Id: c.id,
       Names: [`/${c.name}`],

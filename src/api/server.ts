@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { type ErrorCode, KilnError } from '../errors.js';
 import { loadImages, saveFiles } from '../engine/archive.js';
 import { type Engine } from '../engine/engine.js';
-import { type Filters, checkFilterKeys } from '../engine/filters.js';
+import { parseFilters } from '../engine/filters.js';
 import { importImage } from '../engine/import.js';
 import { type ProgressEvent, checkCredentials, pullAllTags, pullImage, pushImage, searchImages } from '../engine/registry.js';
 import { commitContainer } from '../engine/containers.js';
@@ -53,25 +53,6 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** Docker's `filters` parameter: `{"key":["v"]}` or the old `{"key":{"v":true}}`. */
-export function parseFilters(text: string | null, accepted: readonly string[]): Filters {
-  const filters = new Map<string, string[]>();
-  if (!text) return filters;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new KilnError('INVALID_ARGUMENT', `invalid filters: ${JSON.stringify(text)} is not JSON`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new KilnError('INVALID_ARGUMENT', 'invalid filters: not a JSON object');
-  for (const [key, values] of Object.entries(value as Record<string, unknown>)) {
-    if (Array.isArray(values)) filters.set(key, values.map(String));
-    else if (typeof values === 'object' && values !== null) filters.set(key, Object.keys(values));
-    else throw new KilnError('INVALID_ARGUMENT', `invalid filters: the values of ${key} are not a list`);
-  }
-  checkFilterKeys(filters, accepted);
-  return filters;
-}
 
 const truthy = (value: string | null): boolean => value === '1' || value === 'true' || value === 'True';
 

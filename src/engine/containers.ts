@@ -24,6 +24,7 @@ import { tarDirectory, tarPath } from '../layer/directory.js';
 import { applyLayer } from '../layer/apply.js';
 import { resolveInRoot } from '../build/ops.js';
 import type { Engine } from './engine.js';
+import type { Filters } from './filters.js';
 
 const run = promisify(execFile);
 const openFd = promisify(openCallback);
@@ -111,6 +112,54 @@ export async function inspectContainer(engine: Engine, nameOrId: string): Promis
     ...io,
     autoRemove: false,
   });
+}
+
+/** The filters `docker ps` (and the API's container list) take. */
+export const CONTAINER_FILTERS = ['id', 'name', 'status', 'exited', 'ancestor', 'before', 'since'] as const;
+const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
+
+/**
+ * `docker ps`: the containers, newest first: the running ones, or `all`, narrowed by Docker's filters;
+ * `last` keeps the n newest (of all). A status or exited filter looks at every container, as Docker's.
+ */
+export function listContainers(engine: Engine, options: { readonly all: boolean; readonly filters: Filters; readonly last?: number }): ContainerRow[] {
+  const { filters } = options;
+  const values = (key: string): readonly string[] => filters.get(key) ?? [];
+  for (const status of values('status')) if (!STATUSES.includes(status)) throw new KilnError('INVALID_ARGUMENT', `invalid filter 'status=${status}'`);
+  for (const code of values('exited')) if (!/^-?\d+$/.test(code)) throw new KilnError('INVALID_ARGUMENT', `invalid filter 'exited=${code}'`);
+  const names = values('name').map((pattern) => {
+    try {
+      return new RegExp(pattern);
+    } catch {
+      throw new KilnError('INVALID_ARGUMENT', `invalid filter 'name=${pattern}': not a regular expression`);
+    }
+  });
+  const ancestors = values('ancestor').map((reference) => {
+    try {
+      return engine.image(reference).id;
+    } catch {
+      return undefined; // an image that is not here: no container has it
+    }
+  });
+  const createdOf = (key: string): number | undefined => (values(key)[0] === undefined ? undefined : findContainer(engine, values(key)[0] as string).createdAt);
+  const before = createdOf('before');
+  const since = createdOf('since');
+  const everything = options.all || options.last !== undefined || filters.has('status') || filters.has('exited');
+  const rows = engine.store.db.containers().filter((c) => {
+    const running = isRunning(c);
+    const status = running ? 'running' : c.exitCode === null && c.pid === null ? 'created' : 'exited';
+    return (
+      (everything || running) &&
+      (values('id').length === 0 || values('id').some((id) => c.id.startsWith(id))) &&
+      (names.length === 0 || names.some((pattern) => pattern.test(c.name))) &&
+      (values('status').length === 0 || values('status').includes(status)) &&
+      (values('exited').length === 0 || (status === 'exited' && values('exited').some((code) => Number(code) === (c.exitCode ?? 0)))) &&
+      (ancestors.length === 0 || ancestors.includes(c.imageId)) &&
+      (before === undefined || c.createdAt < before) &&
+      (since === undefined || c.createdAt > since)
+    );
+  });
+  return options.last !== undefined && options.last >= 0 ? rows.slice(0, options.last) : rows;
 }
 
 /** True while a detached container's supervisor (and so its process) runs. */

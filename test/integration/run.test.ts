@@ -380,7 +380,7 @@ describe('signals', { skip: cannotRun }, () => {
     assert.match(out, /ready\ngot-term\n/);
   });
 
-  it('kill -s sends a signal by name or number; attach passes on the signals it gets, unless --sig-proxy=false; stop and wait', async () => {
+  it('kill -s sends a signal by name or number; attach passes on the signals it gets, unless --sig-proxy=false; stop and wait; ps filters', async () => {
     const { root, kiln } = await newKiln();
     await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:x']));
     // Each container says "ready" once its trap is set, then ticks until the signal comes.
@@ -435,6 +435,20 @@ describe('signals', { skip: cannotRun }, () => {
     assert.ok(Date.now() - started >= 1000, 'waited the second out before SIGKILL');
     assert.equal((await ok(kiln(['wait', 'stubborn']))).stdout, '137\n');
     assert.equal((await ok(kiln(['stop', 'stubborn']))).stdout, 'stubborn\n', 'stopping a stopped container is no error');
+    // ps: Docker's filters, -n and -l (created in this order: usr1 hup int keep stopsignal term stubborn).
+    const names = async (args: readonly string[]): Promise<string[]> => (await ok(kiln(['ps', ...args, '--format', '{{.Names}}']))).stdout.split('\n').filter(Boolean).sort();
+    assert.deepEqual(await names([]), ['keep']);
+    assert.deepEqual(await names(['-f', 'status=exited', '-f', 'name=^s']), ['stopsignal', 'stubborn'], 'a status filter looks at every container');
+    assert.deepEqual(await names(['-f', 'exited=137']), ['stubborn']);
+    assert.deepEqual(await names(['-a', '-f', 'ancestor=busybox:usr2']), ['stopsignal']);
+    assert.deepEqual(await names(['-a', '-f', 'since=stopsignal', '-f', 'before=stubborn']), ['term']);
+    assert.equal((await ok(kiln(['ps', '-l', '--format', '{{.Names}}']))).stdout, 'stubborn\n');
+    assert.equal((await ok(kiln(['ps', '-n', '2', '--format', '{{.Names}}']))).stdout, 'stubborn\nterm\n');
+    for (const [filter, message] of [['status=sleeping', /invalid filter 'status=sleeping'/], ['color=red', /invalid filter 'color'/]] as const) {
+      const bad = await kiln(['ps', '-f', filter]);
+      assert.equal(bad.code, 125);
+      assert.match(bad.stderr, message);
+    }
     await ok(kiln(['rm', '-f', 'usr1', 'hup', 'int', 'keep', 'stopsignal', 'term', 'stubborn']));
   });
 });

@@ -173,6 +173,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n');
     assert.equal((await docker(['wait', 'api-stop'])).stdout, '11\n');
     assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n', 'already stopped: 304, no error');
+    assert.equal((await docker(['ps', '-a', '-f', 'name=api-stop', '-f', 'exited=11', '--format', '{{.Names}} {{.State}}'])).stdout, 'api-stop exited\n');
     const startedTimes = async (n: number): Promise<void> => {
       while ((await docker(['logs', 'api-stop'])).stdout !== 'started\n'.repeat(n)) await new Promise((resolve) => setImmediate(resolve));
     };

@@ -2,8 +2,9 @@ import type { Command } from 'commander';
 import { lstat, stat } from 'node:fs/promises';
 import { basename, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { type LogSizes, archiveContainerPath, commitContainer, containerChanges, containerIo, containerStdin, execInContainer, exitCodeOf, exportContainer, extractToContainer, findContainer, followLogs, isRunning, killContainer, logSizes, removeContainer, resizeContainer, startContainer, statContainerPath, stopContainer } from '../../engine/containers.js';
+import { CONTAINER_FILTERS, type LogSizes, archiveContainerPath, commitContainer, containerChanges, containerIo, containerStdin, execInContainer, exitCodeOf, exportContainer, extractToContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logSizes, removeContainer, resizeContainer, startContainer, statContainerPath, stopContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
+import { parseFilterFlags } from '../../engine/filters.js';
 import { applyLayer } from '../../layer/apply.js';
 import { tarPath } from '../../layer/directory.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
@@ -212,14 +213,16 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .command('ps')
     .description('List containers (kiln runs them in the foreground, so they are listed once exited with -a)')
     .option('-a, --all', 'show all containers (default shows just running)')
+    .option('-f, --filter <filter>', 'filter output based on conditions provided (id, name, status, exited, ancestor, before, since)', collect)
+    .option('-n, --last <n>', 'show n last created containers (includes all states)', parseInteger)
+    .option('-l, --latest', 'show the latest created container (includes all states)')
     .option('-q, --quiet', 'only display container IDs')
     .option('--no-trunc', "don't truncate output")
     .option('--format <format>', 'format output using a custom template')
-    .action((options: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string }) =>
+    .action((options: { all?: boolean; filter?: string[]; last?: number; latest?: boolean; quiet?: boolean; trunc: boolean; format?: string }) =>
       withEngine(ctx, (engine) => {
-        const rows = engine.store.db
-          .containers()
-          .filter((c) => options.all || isRunning(c))
+        const last = options.latest ? 1 : options.last;
+        const rows = listContainers(engine, { all: options.all ?? false, filters: parseFilterFlags(options.filter ?? [], CONTAINER_FILTERS), ...(last !== undefined ? { last } : {}) })
           .map((c) => {
             const command = c.command.join(' ');
             return {
