@@ -44,6 +44,7 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
   },
   { names: ['ps', 'rm', 'diff', 'logs', 'attach', 'export', 'commit', 'kill', 'stop', 'start', 'restart', 'exec', 'wait'], load: async () => (await import('./commands/containers.js')).registerContainers },
   { names: ['image'], load: imageCommands },
+  { names: ['container'], load: containerCommands },
   {
     names: ['system', 'version'],
     load: async () => {
@@ -68,6 +69,17 @@ async function imageCommands(): Promise<Register> {
     archive.registerImport(group, ctx);
     image.registerImagePrune(group, ctx);
     registerBuild(group, ctx);
+  };
+}
+
+/** `kiln container …`: the container verbs under Docker's management-command names (`container ls`…). */
+async function containerCommands(): Promise<Register> {
+  const [{ registerContainers }, { registerRun }, { registerInspect }] = await Promise.all([import('./commands/containers.js'), import('./commands/run.js'), import('./commands/image.js')]);
+  return (program, ctx) => {
+    const group = program.command('container').description('Manage containers');
+    registerContainers(group, ctx);
+    registerRun(group, ctx);
+    registerInspect(group, ctx);
   };
 }
 

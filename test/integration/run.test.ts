@@ -204,6 +204,10 @@ describe('start and restart', { skip: cannotRun }, () => {
     assert.match((await kiln(['inspect', '--type', 'image', 'again'])).stderr, /^Error: No such image: again\n$/);
     assert.match((await kiln(['inspect', 'nothing'])).stderr, /^Error: No such object: nothing\n$/);
     assert.equal((await ok(kiln(['inspect', '--type', 'image', '-f', '{{.Os}}', 'busybox:x']))).stdout, 'linux\n');
+    // docker's management command: container ls, container inspect (containers only).
+    assert.equal((await ok(kiln(['container', 'ls', '-a', '--format', '{{.Names}}']))).stdout, 'again\n');
+    assert.equal((await ok(kiln(['container', 'inspect', '-f', '{{.State.ExitCode}}', 'again']))).stdout, '3\n');
+    assert.match((await kiln(['container', 'inspect', 'busybox:x'])).stderr, /^Error: No such container: busybox:x\n$/);
     assert.equal((await ok(kiln(['start', 'again']))).stdout, 'again\n');
     assert.equal((await ok(kiln(['wait', 'again']))).stdout, '3\n');
     assert.equal((await ok(kiln(['logs', 'again']))).stdout, '1\n2\n', 'the second run saw the first one\'s file, and its output follows');

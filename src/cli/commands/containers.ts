@@ -208,9 +208,13 @@ function eachContainer(ctx: CommandContext, names: readonly string[], act: (engi
   });
 }
 
+/**
+ * The container verbs, on `program` (`kiln ps`, `kiln rm`…) or under `kiln container` (where ps is
+ * `ls`, as docker's management command names it).
+ */
 export function registerContainers(program: Command, ctx: CommandContext): void {
-  program
-    .command('ps')
+  const grouped = program.name() === 'container';
+  (grouped ? program.command('ls').aliases(['ps', 'list']) : program.command('ps'))
     .description('List containers (kiln runs them in the foreground, so they are listed once exited with -a)')
     .option('-a, --all', 'show all containers (default shows just running)')
     .option('-f, --filter <filter>', 'filter output based on conditions provided (id, name, status, exited, ancestor, before, since)', collect)

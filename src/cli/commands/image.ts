@@ -71,16 +71,17 @@ export function registerHistory(parent: Command, ctx: CommandContext, name = 'hi
 }
 
 export function registerInspect(parent: Command, ctx: CommandContext, name = 'inspect'): Command {
-  const imagesOnly = parent.name() === 'image';
+  // Under `image` and `container` (docker's management commands), only that kind of object.
+  const only = parent.name() === 'image' || parent.name() === 'container' ? parent.name() : undefined;
   return parent
     .command(name)
-    .description(imagesOnly ? 'Display detailed information on one or more images' : 'Return low-level information on containers and images')
-    .argument(imagesOnly ? '<IMAGE...>' : '<NAME|ID...>')
+    .description(only ? `Display detailed information on one or more ${only}s` : 'Return low-level information on containers and images')
+    .argument(only ? `<${only.toUpperCase()}...>` : '<NAME|ID...>')
     .option('-f, --format <format>', 'format output using a custom template')
     .option('--type <type>', 'only inspect objects of the given type (container or image)')
     .action((names: string[], options: { format?: string; type?: string }) =>
       withEngine(ctx, async (engine) => {
-        const type = imagesOnly ? 'image' : options.type;
+        const type = only ?? options.type;
         if (type !== undefined && type !== 'image' && type !== 'container') throw new KilnError('INVALID_ARGUMENT', `"${type}" is not a valid value for --type (kiln has containers and images)`);
         const found: unknown[] = [];
         const errors: string[] = [];
