@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Engine } from '../../src/engine/engine.js';
+import { OWNER_FILE, containerBundle, containerKey } from '../../src/engine/run.js';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, tempDir } from '../helpers/paths.js';
 import { registryUnavailable, startRegistry } from '../helpers/registry.js';
@@ -66,8 +67,8 @@ describe('kill -9 during a layer unpack', { skip: process.getuid?.() !== 0 && 'k
     await ok(kiln(['import', rootfs, 'big:1']));
     for (const afterMs of [150, 300]) {
       await killAfter(root, ['run', '--rm', 'big:1', 'true'], afterMs);
-      const check = await ok(kiln(['system', 'check']));
-      assert.match(check.stdout, /: clean\n$/, `after killing run at ${afterMs} ms:\n${check.stdout}`);
+      const check = await kiln(['system', 'check']);
+      assert.match(check.stdout, /: clean\n$/, `after killing run at ${afterMs} ms:\n${check.stdout}${check.stderr}`);
     }
     assert.equal((await ok(kiln(['run', '--rm', 'base:1', 'echo', 'still works']))).stdout, 'still works\n');
     // What the killed runs left (a mounted rootfs, a writable snapshot) goes with a prune.
@@ -85,9 +86,15 @@ describe('kill -9 between recording a temporary snapshot and making its director
     const pid = await new Promise<number>((resolve) => gone.on('exit', () => resolve(gone.pid ?? 0)));
     const engine = await Engine.open(root);
     for (const key of [`extract-${pid}-0123456789ab`, `build-${pid}-1`]) engine.store.db.addSnapshot(key, undefined, 'active', 'overlay');
+    // A run killed there: its bundle, owned by the dead process, and its container snapshot's record.
+    const id = 'ab'.repeat(32);
+    await mkdir(join(containerBundle(engine, id), 'rootfs'), { recursive: true });
+    await writeFile(join(containerBundle(engine, id), OWNER_FILE), String(pid));
+    engine.store.db.addSnapshot(containerKey(id), undefined, 'active', 'overlay');
     engine.close();
     const check = await ok(kiln(['system', 'check']));
     assert.match(check.stdout, new RegExp(`^reclaimable: unfinished layer unpack extract-${pid}-0123456789ab$`, 'm'));
+    assert.match(check.stdout, new RegExp(`^reclaimable: unfinished snapshot container:${id} \\(its directory was never made\\)$`, 'm'));
     assert.match(check.stdout, /: clean\n$/);
     await ok(kiln(['system', 'prune', '-f']));
     assert.equal((await ok(kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
