@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { CONTAINER_FILTERS, type ContainerPathStat, FOLLOW_MS, type FollowOptions, archiveContainerPath, containerChanges, containerIo, containerJson, containerStdin, exitCodeOf, extractToContainer, findContainer, followLogs, inspectContainer, isRunning, killContainer, listContainers, pruneContainers, removeContainer, resizeContainer, startContainer, statContainerPath, stopContainer } from '../engine/containers.js';
+import { CONTAINER_FILTERS, type ContainerPathStat, FOLLOW_MS, type FollowOptions, archiveContainerPath, containerChanges, containerIo, containerJson, containerStdin, exitCodeOf, extractToContainer, findContainer, followLogs, inspectContainer, isRunning, killContainer, listContainers, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import { runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
@@ -285,7 +285,8 @@ export class Containers {
     res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
     const truthy = (key: string): boolean => query.get(key) === '1' || query.get(key) === 'true';
     const { tty } = await containerIo(engine, id);
-    await this.follow(engine, id, (stream, data) => res.write(tty ? data : frame(stream, data)), { follow: truthy('follow'), stdout: truthy('stdout'), stderr: truthy('stderr') });
+    const tail = tailLines(query.get('tail') ?? 'all');
+    await this.follow(engine, id, (stream, data) => res.write(tty ? data : frame(stream, data)), { follow: truthy('follow'), stdout: truthy('stdout'), stderr: truthy('stderr'), ...(tail !== undefined ? { tail } : {}) });
     res.end();
   }
 
@@ -361,6 +362,11 @@ export class Containers {
         await pipeline(tar, res);
       });
     }
+  }
+
+  rename({ engine, params, query, res }: Call): void {
+    renameContainer(engine, this.resolve(engine, params[0] ?? '').id, query.get('name') ?? '');
+    res.writeHead(204).end();
   }
 
   /** `docker restart`: stop (if it runs) as `stop` does, then start. */

@@ -28,7 +28,7 @@ import type { Filters } from './filters.js';
 
 const run = promisify(execFile);
 const openFd = promisify(openCallback);
-import { OWNER_FILE, containerBundle, containerKey, spawnSupervisor } from './run.js';
+import { OWNER_FILE, checkNewContainerName, containerBundle, containerKey, spawnSupervisor } from './run.js';
 
 /** Finds a container by name, full ID or unique ID prefix. */
 export function findContainer(engine: Engine, nameOrId: string): ContainerRow {
@@ -485,6 +485,8 @@ export interface FollowOptions {
   readonly onlyNew?: boolean;
   /** Only what is written after these sizes of the logs (taken with logSizes before a start). */
   readonly from?: LogSizes;
+  /** Only the last lines of each stream, and what comes after (`--tail N`). */
+  readonly tail?: number;
   /** Stops following (a detach): the promise then resolves. */
   readonly signal?: AbortSignal;
 }
@@ -501,13 +503,57 @@ export async function logSizes(engine: Engine, id: string): Promise<LogSizes> {
   return { stdout: await size('stdout'), stderr: await size('stderr') };
 }
 
+/** `logs --tail` (the API's `tail`): a number of lines, or undefined for all (`all`, or a negative number, as docker takes them). */
+export function tailLines(value: string): number | undefined {
+  if (value === 'all') return undefined;
+  if (!/^-?\d+$/.test(value)) throw new KilnError('INVALID_ARGUMENT', `invalid value for "tail": ${JSON.stringify(value)} is not a number of lines or "all"`);
+  return Number(value) < 0 ? undefined : Number(value);
+}
+
+/** Where the last `lines` lines of a log start (read backwards: a log can be large). */
+async function tailOffset(path: string, lines: number): Promise<number> {
+  const handle = await open(path, 'r').catch(() => undefined);
+  if (!handle) return 0;
+  try {
+    const { size } = await handle.stat();
+    if (lines <= 0) return size;
+    const buffer = Buffer.alloc(64 << 10);
+    let newlines = 0;
+    for (let end = size; end > 0; ) {
+      const start = Math.max(0, end - buffer.length);
+      await handle.read(buffer, 0, end - start, start);
+      for (let i = end - start - 1; i >= 0; i--) {
+        // The log's final newline ends its last line; every other one starts the line after it.
+        if (buffer[i] === 0x0a && start + i !== size - 1 && ++newlines === lines) return start + i + 1;
+      }
+      end = start;
+    }
+    return 0;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `docker rename`: a container's new name, by the rules `run --name` follows. */
+export function renameContainer(engine: Engine, nameOrId: string, name: string): void {
+  const container = findContainer(engine, nameOrId);
+  const wanted = name.replace(/^\//, '');
+  if (wanted === container.name) throw new KilnError('INVALID_ARGUMENT', 'Renaming a container with the same name as its current name');
+  checkNewContainerName(engine, wanted);
+  engine.store.db.renameContainer(container.id, wanted);
+}
+
 /**
  * `docker logs` and the output side of attach: what a kept container wrote, each piece to `write` with
  * its stream, read from the logs its supervisor keeps; with `follow`, until it has exited and all is read.
  */
 export async function followLogs(engine: Engine, id: string, write: (stream: 'stdout' | 'stderr', data: Buffer) => unknown, options: FollowOptions): Promise<void> {
   const bundle = containerBundle(engine, id);
-  const offsets = { ...(options.from ?? (options.onlyNew ? await logSizes(engine, id) : { stdout: 0, stderr: 0 })) };
+  const tail = options.tail;
+  const offsets =
+    tail !== undefined
+      ? { stdout: await tailOffset(logPath(bundle, 'stdout'), tail), stderr: await tailOffset(logPath(bundle, 'stderr'), tail) }
+      : { ...(options.from ?? (options.onlyNew ? await logSizes(engine, id) : { stdout: 0, stderr: 0 })) };
   for (;;) {
     const row = engine.store.db.containers().find((c) => c.id === id);
     const done = !row || row.exitCode !== null || !isRunning(row);

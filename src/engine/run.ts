@@ -212,12 +212,7 @@ export async function runContainer(engine: Engine, nameOrId: string, options: Ru
   if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln run needs root (rootless containers are not supported yet)');
   const row = engine.image(nameOrId);
   const config = engine.store.configOf(row.id).config ?? {};
-  if (options.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(options.name)) {
-    throw new KilnError('INVALID_ARGUMENT', `invalid container name ${JSON.stringify(options.name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
-  }
-  if (options.name !== undefined && engine.store.db.containers().some((c) => c.name === options.name)) {
-    throw new KilnError('CONFLICT', `Conflict. The container name "/${options.name}" is already in use; remove that container or choose another name`);
-  }
+  if (options.name !== undefined) checkNewContainerName(engine, options.name);
   const id = options.id ?? randomBytes(32).toString('hex');
   const hostname = options.hostname ?? id.slice(0, 12);
   const hosts = hostsFile(hostname, options.extraHosts ?? []);
@@ -271,6 +266,12 @@ export const SUPERVISE_COMMAND = '__supervise';
 /** The file in a container's bundle naming the pid of the kiln process that runs it. */
 export const OWNER_FILE = 'owner';
 const KILN_BIN = fileURLToPath(new URL('../../../bin/kiln', import.meta.url));
+
+/** Refuses a name Docker would refuse for a new container: badly formed, or taken. */
+export function checkNewContainerName(engine: Engine, name: string): void {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new KilnError('INVALID_ARGUMENT', `invalid container name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  if (engine.store.db.containers().some((c) => c.name === name)) throw new KilnError('CONFLICT', `Conflict. The container name "/${name}" is already in use; remove that container or choose another name`);
+}
 
 /**
  * Starts the detached kiln process that runs a container's prepared bundle (its rootfs mounted), and

@@ -451,6 +451,10 @@ export class MetaDb {
     this.db.prepare('UPDATE containers SET pid = ? WHERE id = ?').run(pid, id);
   }
 
+  renameContainer(id: string, name: string): void {
+    this.db.prepare('UPDATE containers SET name = ? WHERE id = ?').run(name, id);
+  }
+
   /** A stopped container runs again (start): no exit yet, started now, supervised by `pid`. */
   restartContainer(id: string, pid: number, when = Date.now()): void {
     this.db.prepare('UPDATE containers SET exit_code = NULL, finished_at = NULL, started_at = ?, pid = ? WHERE id = ?').run(when, pid, id);

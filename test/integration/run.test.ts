@@ -213,6 +213,12 @@ describe('start and restart', { skip: cannotRun }, () => {
     assert.equal((await ok(kiln(['logs', 'again']))).stdout, '1\n2\n', 'the second run saw the first one\'s file, and its output follows');
     const attached = await kiln(['start', '-a', 'again']);
     assert.deepEqual([attached.code, attached.stdout], [3, '3\n'], 'start -a: the output from the start on, and the exit code');
+    assert.equal((await ok(kiln(['logs', '--tail', '2', 'again']))).stdout, '2\n3\n');
+    assert.equal((await ok(kiln(['logs', '-n', '0', 'again']))).stdout, '');
+    assert.equal((await ok(kiln(['logs', '--tail', 'all', 'again']))).stdout, '1\n2\n3\n');
+    await ok(kiln(['rename', 'again', 'renamed']));
+    assert.equal((await ok(kiln(['logs', '--tail', '1', 'renamed']))).stdout, '3\n');
+    await ok(kiln(['rename', 'renamed', 'again']));
     await ok(kiln(['run', '-d', '--name', 'loop', 'busybox:x', 'sh', '-c', 'trap "exit 0" TERM; echo up; while true; do sleep 0.05; done']));
     const logged = async (text: string): Promise<void> => {
       while ((await ok(kiln(['logs', 'loop']))).stdout !== text) await new Promise((resolve) => setImmediate(resolve));
@@ -221,6 +227,9 @@ describe('start and restart', { skip: cannotRun }, () => {
     assert.equal((await ok(kiln(['restart', 'loop']))).stdout, 'loop\n');
     await logged('up\nup\n');
     assert.equal((await ok(kiln(['start', 'loop']))).stdout, 'loop\n', 'starting a running container is no error');
+    const taken = await kiln(['rename', 'loop', 'again']);
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, /The container name "\/again" is already in use/);
     assert.match((await ok(kiln(['ps', '--format', '{{.Names}} {{.Status}}']))).stdout, /^loop Up /m);
     await ok(kiln(['rm', '-f', 'again', 'loop']));
   });

@@ -144,7 +144,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await ok(kiln(['run', '--rm', 'api-pulled:1', 'cat', '/f']))).stdout, 'pulled\n');
   });
 
-  it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, start, restart, wait, exec, cp, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
+  it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, start, restart, rename, logs --tail, wait, exec, cp, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
     await docker(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]);
     const child = spawn('docker', ['run', '--rm', 'busybox:lab', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });
     let out = '';
@@ -181,6 +181,10 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await startedTimes(2);
     assert.equal((await docker(['restart', 'api-stop'])).stdout, 'api-stop\n');
     await startedTimes(3);
+    assert.equal((await docker(['logs', '--tail', '1', 'api-stop'])).stdout, 'started\n');
+    await docker(['rename', 'api-stop', 'api-renamed']);
+    assert.equal((await docker(['ps', '-a', '-f', 'name=api-renamed', '--format', '{{.Names}}'])).stdout, 'api-renamed\n');
+    await docker(['rename', 'api-renamed', 'api-stop']);
     assert.equal((await docker(['stop', 'api-stop'])).stdout, 'api-stop\n');
     await docker(['rm', 'api-stop']);
     // exec: create, start (hijacked, stdin with -i), inspect for the exit code; -d; no terminal yet.

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { lstat, stat } from 'node:fs/promises';
 import { basename, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CONTAINER_FILTERS, type LogSizes, archiveContainerPath, commitContainer, containerChanges, containerIo, containerStdin, execInContainer, exitCodeOf, exportContainer, extractToContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logSizes, removeContainer, resizeContainer, startContainer, statContainerPath, stopContainer } from '../../engine/containers.js';
+import { CONTAINER_FILTERS, type LogSizes, archiveContainerPath, commitContainer, containerChanges, containerIo, containerStdin, execInContainer, exitCodeOf, exportContainer, extractToContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logSizes, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import { applyLayer } from '../../layer/apply.js';
@@ -377,12 +377,20 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .description('Fetch the logs of a container')
     .argument('<CONTAINER>')
     .option('-f, --follow', 'follow log output (until the container exits)')
-    .action((name: string, options: { follow?: boolean }) =>
+    .option('-n, --tail <lines>', 'number of lines to show from the end of the logs (of each stream), or "all"', 'all')
+    .action((name: string, options: { follow?: boolean; tail: string }) =>
       withEngine(ctx, async (engine) => {
         const { id } = findContainer(engine, name);
-        await followLogs(engine, id, (stream, data) => ctx.io[stream].write(data), { follow: options.follow === true, stdout: true, stderr: true });
+        const tail = tailLines(options.tail);
+        await followLogs(engine, id, (stream, data) => ctx.io[stream].write(data), { follow: options.follow === true, stdout: true, stderr: true, ...(tail !== undefined ? { tail } : {}) });
       }),
     );
+  program
+    .command('rename')
+    .description('Rename a container')
+    .argument('<CONTAINER>')
+    .argument('<NEW_NAME>')
+    .action((name: string, newName: string) => withEngine(ctx, (engine) => renameContainer(engine, name, newName)));
   addRuntimeFlags(program.command('attach'), 'the container')
     .description('Attach local standard input, output, and error streams to a running container')
     .argument('<CONTAINER>')
