@@ -6,7 +6,8 @@ import { Socket } from 'node:net';
 import { lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { join, posix } from 'node:path';
+import { join, posix, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../errors.js';
 import { processAlive } from '../gc/gc.js';
 import { applyChanges } from '../build/changes.js';
@@ -680,6 +681,77 @@ export async function extractToContainer(engine: Engine, nameOrId: string, dir: 
     if (!(await stat(host).catch(() => undefined))?.isDirectory()) throw new KilnError('NOT_FOUND', `Could not find the directory ${dir} in container ${container.name} (the destination must be a directory that exists)`);
     await applyLayer(host, tar, { whiteouts: 'delete', privileged: true, what: `the copy into ${container.name}:${dir}`, ...(keepOwners ? {} : { owner: { uid: 0, gid: 0 } }) });
   });
+}
+
+/** Counts the bytes of a stream as they pass (the size docker cp reports). */
+function counted(source: AsyncIterable<Uint8Array>, count: { bytes: number }): AsyncIterable<Uint8Array> {
+  return (async function* () {
+    for await (const chunk of source) {
+      count.bytes += chunk.length;
+      yield chunk;
+    }
+  })();
+}
+
+/**
+ * Where a copy lands by docker cp's rules, given what the source is and what the destination is now:
+ * into an existing directory under the source's name (its contents for SRC/.), over an existing file, or
+ * as a new file or directory named as the destination, whose parent must exist. Returns the directory
+ * the tar unpacks into and the name its top entry takes.
+ */
+function landing(source: { name: string; isDirectory: boolean; contentsOnly: boolean }, destination: { path: string; isDirectory?: boolean | undefined; exists: boolean }): { dir: string; as: string } {
+  if (destination.exists && destination.isDirectory) return { dir: destination.path, as: source.contentsOnly && source.isDirectory ? '.' : source.name };
+  if (destination.exists && source.isDirectory) throw new KilnError('CONFLICT', `cannot copy a directory to a file: ${destination.path}`);
+  if (!destination.exists && !source.isDirectory && destination.path.endsWith('/')) throw new KilnError('NOT_FOUND', `the destination directory ${destination.path} must exist`);
+  const path = destination.path.replace(/\/+$/, '') || '/';
+  return { dir: posix.dirname(path), as: posix.basename(path) };
+}
+
+/** docker cp's options: `archive` (-a) keeps owners, `follow` (-L) copies what a source symlink points to. */
+export interface CopyOptions {
+  readonly archive: boolean;
+  readonly follow: boolean;
+}
+
+/**
+ * `docker cp CONTAINER:PATH DEST`: to a host path by docker cp's rules (files owned by whoever runs kiln
+ * unless `archive`), or as a tar to a stream (`-`). Returns the bytes copied.
+ */
+export async function copyFromContainer(engine: Engine, nameOrId: string, path: string, destination: string | NodeJS.WritableStream, options: CopyOptions): Promise<number> {
+  const count = { bytes: 0 };
+  const { follow } = options;
+  if (typeof destination !== 'string') {
+    await archiveContainerPath(engine, nameOrId, path, (tar) => pipeline(counted(tar, count), destination), { follow });
+    return count.bytes;
+  }
+  const source = await statContainerPath(engine, nameOrId, path, follow);
+  const existing = await stat(destination).catch(() => undefined);
+  const { dir, as } = landing({ ...source, contentsOnly: /(^|\/)\.$/.test(path) }, { path: destination, isDirectory: existing?.isDirectory(), exists: existing !== undefined });
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new KilnError('NOT_FOUND', `the parent directory ${dir} of ${destination} does not exist`);
+  const owner = options.archive ? {} : { owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } };
+  await archiveContainerPath(engine, nameOrId, path, (tar) => applyLayer(dir, counted(tar, count), { whiteouts: 'delete', what: `the copy of ${nameOrId}:${path}`, ...owner }).then(() => undefined), { as, follow });
+  return count.bytes;
+}
+
+/**
+ * `docker cp SRC CONTAINER:PATH`: a host path by docker cp's rules, or a tar from a stream (`-`, into a
+ * directory). Returns the bytes copied.
+ */
+export async function copyIntoContainer(engine: Engine, source: string | AsyncIterable<Uint8Array>, nameOrId: string, path: string, options: CopyOptions): Promise<number> {
+  const count = { bytes: 0 };
+  if (typeof source !== 'string') {
+    await extractToContainer(engine, nameOrId, path, counted(source, count), options.archive);
+    return count.bytes;
+  }
+  const local = await (options.follow ? stat : lstat)(source).catch(() => undefined);
+  if (!local) throw new KilnError('NOT_FOUND', `could not find the file ${source} (no such file or directory)`);
+  const existing = await statContainerPath(engine, nameOrId, path).catch((err: unknown) => {
+    if (err instanceof KilnError && err.code === 'NOT_FOUND') return undefined;
+    throw err;
+  });
+  const { dir, as } = landing({ name: posix.basename(resolve(source)), isDirectory: local.isDirectory(), contentsOnly: /(^|\/)\.$/.test(source) }, { path, isDirectory: existing?.isDirectory, exists: existing !== undefined });
+  await extractToContainer(engine, nameOrId, dir, counted(tarPath(source, as, options.follow), count), options.archive);
+  return count.bytes;
 }
 
 /** `docker container prune`: removes every container that is not running; returns their IDs. */

@@ -1,12 +1,8 @@
 import type { Command } from 'commander';
-import { lstat, stat } from 'node:fs/promises';
-import { basename, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CONTAINER_FILTERS, type LogSizes, archiveContainerPath, commitContainer, containerChanges, containerIo, containerStdin, execInContainer, exitCodeOf, exportContainer, extractToContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logSizes, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines } from '../../engine/containers.js';
+import { CONTAINER_FILTERS, type LogSizes, commitContainer, containerChanges, containerIo, containerStdin, copyFromContainer, copyIntoContainer, execInContainer, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logSizes, removeContainer, renameContainer, resizeContainer, startContainer, stopContainer, tailLines } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import { parseFilterFlags } from '../../engine/filters.js';
-import { applyLayer } from '../../layer/apply.js';
-import { tarPath } from '../../layer/directory.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
@@ -31,6 +27,11 @@ export function parseDetachKeys(spec = 'ctrl-p,ctrl-q'): Buffer {
     return at;
   });
   return Buffer.from(codes);
+}
+
+/** The detach keys of `--detach-keys`, else config.json's `detachKeys`, else docker's default. */
+async function detachKeysFrom(flag: string | undefined): Promise<Buffer> {
+  return parseDetachKeys(flag ?? (await configuredDetachKeys()));
 }
 
 /** The signals `--sig-proxy` passes on to a container attached without a terminal, as docker does. */
@@ -105,12 +106,6 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
   }
 }
 
-interface CopyFlags {
-  readonly archive?: boolean;
-  readonly followLink?: boolean;
-  readonly quiet?: boolean;
-}
-
 interface ContainerPath {
   readonly container: string;
   readonly path: string;
@@ -123,66 +118,6 @@ function containerPath(arg: string): ContainerPath | undefined {
   const path = arg.slice(colon + 1);
   if (path === '') throw new KilnError('INVALID_ARGUMENT', `no path in ${JSON.stringify(arg)}: use CONTAINER:PATH`);
   return { container: arg.slice(0, colon), path };
-}
-
-/** Counts the bytes of a stream as they pass (the size docker cp reports). */
-function counted(source: AsyncIterable<Uint8Array>, count: { bytes: number }): AsyncIterable<Uint8Array> {
-  return (async function* () {
-    for await (const chunk of source) {
-      count.bytes += chunk.length;
-      yield chunk;
-    }
-  })();
-}
-
-/**
- * Where a copy lands by docker cp's rules, given what the source is and what the destination is now:
- * into an existing directory under the source's name (its contents for SRC/.), over an existing file, or
- * as a new file or directory named as the destination, whose parent must exist. Returns the directory
- * the tar unpacks into and the name its top entry takes.
- */
-function landing(source: { name: string; isDirectory: boolean; contentsOnly: boolean }, destination: { path: string; isDirectory?: boolean | undefined; exists: boolean }): { dir: string; as: string } {
-  if (destination.exists && destination.isDirectory) return { dir: destination.path, as: source.contentsOnly && source.isDirectory ? '.' : source.name };
-  if (destination.exists && source.isDirectory) throw new KilnError('CONFLICT', `cannot copy a directory to a file: ${destination.path}`);
-  if (!destination.exists && !source.isDirectory && destination.path.endsWith('/')) throw new KilnError('NOT_FOUND', `the destination directory ${destination.path} must exist`);
-  const path = destination.path.replace(/\/+$/, '') || '/';
-  return { dir: posix.dirname(path), as: posix.basename(path) };
-}
-
-/** docker cp CONTAINER:SRC DEST: the bytes copied. */
-async function copyOut(engine: Engine, from: ContainerPath, destination: string, flags: CopyFlags, io: Io): Promise<number> {
-  const count = { bytes: 0 };
-  const follow = flags.followLink ?? false;
-  if (destination === '-') {
-    await archiveContainerPath(engine, from.container, from.path, (tar) => pipeline(counted(tar, count), io.stdout), { follow });
-    return count.bytes;
-  }
-  const source = await statContainerPath(engine, from.container, from.path, follow);
-  const existing = await stat(destination).catch(() => undefined);
-  const { dir, as } = landing({ ...source, contentsOnly: /(^|\/)\.$/.test(from.path) }, { path: destination, isDirectory: existing?.isDirectory(), exists: existing !== undefined });
-  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new KilnError('NOT_FOUND', `the parent directory ${dir} of ${destination} does not exist`);
-  const owner = flags.archive ? {} : { owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } };
-  await archiveContainerPath(engine, from.container, from.path, (tar) => applyLayer(dir, counted(tar, count), { whiteouts: 'delete', what: `the copy of ${from.container}:${from.path}`, ...owner }).then(() => undefined), { as, follow });
-  return count.bytes;
-}
-
-/** docker cp SRC CONTAINER:DEST: the bytes copied. */
-async function copyIn(engine: Engine, source: string, to: ContainerPath, flags: CopyFlags, io: Io): Promise<number> {
-  const count = { bytes: 0 };
-  const archive = flags.archive ?? false;
-  if (source === '-') {
-    await extractToContainer(engine, to.container, to.path, counted(io.stdin as AsyncIterable<Buffer>, count), archive);
-    return count.bytes;
-  }
-  const local = await (flags.followLink ? stat : lstat)(source).catch(() => undefined);
-  if (!local) throw new KilnError('NOT_FOUND', `could not find the file ${source} (no such file or directory)`);
-  const existing = await statContainerPath(engine, to.container, to.path).catch((err: unknown) => {
-    if (err instanceof KilnError && err.code === 'NOT_FOUND') return undefined;
-    throw err;
-  });
-  const { dir, as } = landing({ name: basename(resolve(source)), isDirectory: local.isDirectory(), contentsOnly: /(^|\/)\.$/.test(source) }, { path: to.path, isDirectory: existing?.isDirectory, exists: existing !== undefined });
-  await extractToContainer(engine, to.container, dir, counted(tarPath(source, as, flags.followLink), count), archive);
-  return count.bytes;
 }
 
 /** stop's and restart's -s and -t as stopContainer takes them. */
@@ -289,7 +224,7 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
       return withEngine(ctx, async (engine) => {
         if (names.length > 1) throw new KilnError('INVALID_ARGUMENT', 'you cannot start and attach multiple containers at once');
         const { runtime } = checkRuntimeFlags(flags);
-        const detachKeys = parseDetachKeys(flags.detachKeys ?? (await configuredDetachKeys()));
+        const detachKeys = await detachKeysFrom(flags.detachKeys);
         const { id } = findContainer(engine, names[0] ?? '');
         // The logs' sizes before the start: the attach then misses nothing the process writes at once.
         const from = await logSizes(engine, id);
@@ -343,13 +278,16 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .option('-a, --archive', 'archive mode (copy all uid/gid information)')
     .option('-L, --follow-link', 'always follow symbol link in SRC_PATH')
     .option('-q, --quiet', 'suppress progress output during copy')
-    .action((source: string, destination: string, flags: CopyFlags) =>
+    .action((source: string, destination: string, flags: { archive?: boolean; followLink?: boolean; quiet?: boolean }) =>
       withEngine(ctx, async (engine) => {
         const from = containerPath(source);
         const to = containerPath(destination);
         if (from && to) throw new KilnError('INVALID_ARGUMENT', 'copying between containers is not supported');
         if (!from && !to) throw new KilnError('INVALID_ARGUMENT', 'must specify at least one container source');
-        const copied = from ? await copyOut(engine, from, destination, flags, ctx.io) : await copyIn(engine, source, to as ContainerPath, flags, ctx.io);
+        const options = { archive: flags.archive ?? false, follow: flags.followLink ?? false };
+        const copied = from
+          ? await copyFromContainer(engine, from.container, from.path, destination === '-' ? ctx.io.stdout : destination, options)
+          : await copyIntoContainer(engine, source === '-' ? (ctx.io.stdin as AsyncIterable<Buffer>) : source, (to as ContainerPath).container, (to as ContainerPath).path, options);
         if (!flags.quiet && (from ? destination : source) !== '-') ctx.io.stderr.write(`Successfully copied ${humanSize(copied)} to ${destination}\n`);
       }),
     );
@@ -400,7 +338,7 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .action((name: string, flags: RuntimeFlags & { stdin: boolean; detachKeys?: string; sigProxy: boolean }) =>
       withEngine(ctx, async (engine) => {
         const { runtime } = checkRuntimeFlags(flags);
-        const detachKeys = parseDetachKeys(flags.detachKeys ?? (await configuredDetachKeys()));
+        const detachKeys = await detachKeysFrom(flags.detachKeys);
         const container = findContainer(engine, name);
         if (!isRunning(container)) throw new KilnError('CONFLICT', 'You cannot attach to a stopped container, start it first');
         ctx.exitCode = await attach(engine, container.id, runtime, ctx.io, { stdin: flags.stdin, detachKeys, sigProxy: flags.sigProxy });
