@@ -13,6 +13,9 @@ export type ErrorCode =
   | 'CORRUPT' // the store itself is damaged
   | 'FAILED' // something the user asked to run ran and failed (a RUN step's command)
   | 'UNAUTHORIZED' // a registry needs a login, or refused the credentials
+  | 'NETWORK' // a registry or the network failed: a timeout, a dropped connection, a redirect loop
+  | 'NO_SPACE' // the disk that holds the store (or another target) is full
+  | 'BUSY' // another kiln process held what this one needs (the store's write lock) for too long
   | 'INTERNAL'; // a bug in kiln
 
 export class KilnError extends Error {
