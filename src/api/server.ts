@@ -9,7 +9,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { arch, cpus, hostname, release, totalmem } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { type ErrorCode, KilnError } from '../errors.js';
-import { loadImages, saveFiles } from '../engine/archive.js';
+import { loadImages, saveImages } from '../engine/archive.js';
 import { type Engine } from '../engine/engine.js';
 import { parseFilters } from '../engine/filters.js';
 import { importImage } from '../engine/import.js';
@@ -90,9 +90,10 @@ function registryAuth(req: IncomingMessage): { username: string; password: strin
 }
 
 async function save(call: Call, names: readonly string[]): Promise<void> {
-  const files = await saveFiles(call.engine, names, 'docker');
-  call.res.writeHead(200, { 'content-type': 'application/x-tar' });
-  await pipeline(tarArchive(files), call.res);
+  await saveImages(call.engine, names, 'docker', async (files) => {
+    call.res.writeHead(200, { 'content-type': 'application/x-tar' });
+    await pipeline(tarArchive(files), call.res);
+  });
 }
 
 function imageRoutes(): [string, RegExp, Handler][] {
@@ -112,10 +113,14 @@ function imageRoutes(): [string, RegExp, Handler][] {
       engine.tag(params[0] ?? '', tag ? `${repo}:${tag}` : repo);
       res.writeHead(201).end();
     }],
-    ['DELETE', /^\/images\/(.+)$/, ({ engine, params, query, res }) => json(res, 200, engine.removeImage(params[0] ?? '', { force: truthy(query.get('force')), noPrune: truthy(query.get('noprune')) }))],
-    ['POST', /^\/images\/prune$/, ({ engine, query, res }) => {
+    ['DELETE', /^\/images\/(.+)$/, async ({ engine, params, query, res }) => {
+      const { events, errors } = await engine.removeImages([params[0] ?? ''], { force: truthy(query.get('force')), noPrune: truthy(query.get('noprune')) });
+      if (errors[0]) throw errors[0];
+      json(res, 200, events);
+    }],
+    ['POST', /^\/images\/prune$/, async ({ engine, query, res }) => {
       const filters = parseFilters(query.get('filters'), ['dangling', 'until', 'label', 'label!']);
-      json(res, 200, engine.pruneImages({ all: filters.get('dangling')?.[0] === 'false', filters }));
+      json(res, 200, await engine.pruneImages({ all: filters.get('dangling')?.[0] === 'false', filters }));
     }],
     ['POST', /^\/images\/load$/, async ({ engine, req, query, res }) => {
       const stream = jsonStream(res);

@@ -244,7 +244,7 @@ export class Solver {
     const key = sha256(JSON.stringify({ parent: state.key, step: step.cacheDescriptor, content: await this.contentKey(step.operation, what) }));
     if (!this.options.noCache(plan.index)) {
       const cached = store.db.cachedImage(key);
-      if (cached && store.db.image(cached)) {
+      if (cached && store.holdImage(this.options.lease, cached)) {
         events({ type: 'cached', id });
         return { imageId: cached, config: store.configOf(cached), key };
       }
@@ -400,6 +400,8 @@ export class Solver {
       const chain = chainIds([...state.config.rootfs.diff_ids, row.diffId]).at(-1) as Digest;
       const key = `${snapshots.driver}:${chain}`;
       if (!snapshots.has(key)) {
+        // Held before it is committed: no image names this chain until the step's image is written.
+        store.holdSnapshots(this.options.lease, [key]);
         snapshots.commit(key, active);
         keep = true;
       }

@@ -76,37 +76,40 @@ export async function loadImages(engine: Engine, source: LoadSource, emit: (even
 }
 
 /**
- * The images `docker save` writes for the names given: a tag saves that tag, an ID saves the image
- * without names, and a bare repository name saves every tag of that repository.
+ * `docker save`: `write` gets the files of an archive of the images named — a tag saves that tag, an ID
+ * saves the image without names, and a bare repository name saves every tag of that repository. The
+ * images are held (see Lease) until `write` is done: a prune meanwhile cannot take their blobs.
  */
-export async function saveFiles(engine: Engine, names: readonly string[], format: ArchiveFormat): Promise<Iterable<ArchiveFile>> {
+export async function saveImages<T>(engine: Engine, names: readonly string[], format: ArchiveFormat, write: (files: Iterable<ArchiveFile>) => Promise<T>): Promise<T> {
   if (names.length === 0) throw new KilnError('INVALID_ARGUMENT', 'save needs at least one image name or ID');
-  const byId = new Map<string, { names: string[] }>();
-  const add = (id: string, name?: string): void => {
-    const entry = byId.get(id) ?? { names: [] };
-    if (name && !entry.names.includes(name)) entry.names.push(name);
-    byId.set(id, entry);
-  };
-  for (const name of names) {
-    let ref: Reference | undefined;
-    try {
-      ref = parseReference(name);
-    } catch {
-      ref = undefined;
+  return engine.store.withLease(async (lease) => {
+    const byId = new Map<string, { names: string[] }>();
+    const add = (id: string, name?: string): void => {
+      const entry = byId.get(id) ?? { names: [] };
+      if (name && !entry.names.includes(name)) entry.names.push(name);
+      byId.set(id, entry);
+    };
+    for (const name of names) {
+      let ref: Reference | undefined;
+      try {
+        ref = parseReference(name);
+      } catch {
+        ref = undefined;
+      }
+      const repoTags = ref && !ref.tag && !ref.digest ? engine.store.db.names().filter((n) => n.kind === 'tag' && repositoryName(parseReference(n.name)) === repositoryName(ref)) : [];
+      if (repoTags.length > 0) {
+        for (const n of repoTags) add(n.imageId, n.name);
+        continue;
+      }
+      const { row, byName } = engine.resolve(name);
+      add(row.id, byName && !byName.includes('@') ? byName : undefined);
     }
-    const repoTags = ref && !ref.tag && !ref.digest ? engine.store.db.names().filter((n) => n.kind === 'tag' && repositoryName(parseReference(n.name)) === repositoryName(ref)) : [];
-    if (repoTags.length > 0) {
-      for (const n of repoTags) add(n.imageId, n.name);
-      continue;
+    const items: SaveItem[] = [];
+    for (const [id, { names: itemNames }] of byId) {
+      const row = engine.store.db.image(id);
+      if (!row || !engine.store.holdImage(lease, row.id)) throw new KilnError('NOT_FOUND', `No such image: ${itemNames[0] ?? id}`);
+      items.push({ image: await engine.store.image(row), names: itemNames });
     }
-    const { row, byName } = engine.resolve(name);
-    add(row.id, byName && !byName.includes('@') ? byName : undefined);
-  }
-  const items: SaveItem[] = [];
-  for (const [id, { names: itemNames }] of byId) {
-    const row = engine.store.db.image(id);
-    if (!row) throw new KilnError('NOT_FOUND', `No such image: ${id}`);
-    items.push({ image: await engine.store.image(row), names: itemNames });
-  }
-  return archiveFiles(items, format);
+    return write(archiveFiles(items, format));
+  });
 }

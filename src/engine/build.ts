@@ -123,36 +123,38 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     platform: host,
     labels: options.labels,
   };
-  const images = new Map<string, Digest>();
-  let stepId = 1;
-  for (const ref of externalImages(dockerfile, planOptions)) {
-    const present = engine.imageIfPresent(ref)?.id;
-    if (present && !options.pull) images.set(ref, present);
-    else images.set(ref, await pullBase(engine, ref, present !== undefined, stepId++, file, options));
-  }
-  const plan = planBuild(dockerfile, planOptions, (ref) => engine.store.configOf(images.get(ref) as Digest));
-  const warnings = [...dockerfile.warnings];
-  const cacheFrom: Digest[] = [];
-  for (const ref of options.cacheFrom) {
-    const image = engine.imageIfPresent(ref);
-    if (image) cacheFrom.push(image.id);
-    else warnings.push(`--cache-from ${ref}: no such image in the store, not used`);
-  }
-  if (plan.unusedBuildArgs.length > 0) warnings.push(`One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
-  const noCacheStages = new Set(
-    options.noCacheFilter.map((name) => {
-      const stage = dockerfile.stages.find((s) => s.name === name.toLowerCase() || String(s.index) === name);
-      if (!stage) throw new KilnError('INVALID_ARGUMENT', `--no-cache-filter ${name}: no stage of that name in ${file}`);
-      return stage.index;
-    }),
-  );
   const context = await BuildContext.open(contextDir, engine.store.db.fileDigests(), 'path' in source ? source.path : undefined);
   const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
-  if (plan.stages.some((s) => s.steps.some((step) => step.operation?.kind === 'exec'))) {
-    const prepared = await prepareRuntime(options.runtime);
-    if (prepared) options.notice(prepared);
-  }
-  const id = await engine.store.withLease(async (lease) => {
+  // Everything the build reads or makes (its bases, cache images, the images of its steps, their layer
+  // snapshots) is held by one lease until the image is tagged: a prune or rmi meanwhile leaves it.
+  return engine.store.withLease(async (lease) => {
+    const images = new Map<string, Digest>();
+    let stepId = 1;
+    for (const ref of externalImages(dockerfile, planOptions)) {
+      const present = engine.holdImageIfPresent(lease, ref)?.id;
+      if (present && !options.pull) images.set(ref, present);
+      else images.set(ref, engine.holdImage(lease, await pullBase(engine, ref, present !== undefined, stepId++, file, options)).id);
+    }
+    const plan = planBuild(dockerfile, planOptions, (ref) => engine.store.configOf(images.get(ref) as Digest));
+    const warnings = [...dockerfile.warnings];
+    const cacheFrom: Digest[] = [];
+    for (const ref of options.cacheFrom) {
+      const image = engine.holdImageIfPresent(lease, ref);
+      if (image) cacheFrom.push(image.id);
+      else warnings.push(`--cache-from ${ref}: no such image in the store, not used`);
+    }
+    if (plan.unusedBuildArgs.length > 0) warnings.push(`One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
+    const noCacheStages = new Set(
+      options.noCacheFilter.map((name) => {
+        const stage = dockerfile.stages.find((s) => s.name === name.toLowerCase() || String(s.index) === name);
+        if (!stage) throw new KilnError('INVALID_ARGUMENT', `--no-cache-filter ${name}: no stage of that name in ${file}`);
+        return stage.index;
+      }),
+    );
+    if (plan.stages.some((s) => s.steps.some((step) => step.operation?.kind === 'exec'))) {
+      const prepared = await prepareRuntime(options.runtime);
+      if (prepared) options.notice(prepared);
+    }
     const solver = new Solver(plan, {
       store: engine.store,
       lease,
@@ -170,10 +172,10 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       firstStepId: stepId,
     });
     const built = await solver.solve();
-    return options.squash ? solver.squash(built) : built;
+    const id = options.squash ? await solver.squash(built) : built;
+    for (const tag of options.tags) engine.tag(id, tag);
+    return { id, warnings };
   });
-  for (const tag of options.tags) engine.tag(id, tag);
-  return { id, warnings };
 }
 
 const run = promisify(execFile);

@@ -3,11 +3,12 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KilnError, isKilnError } from '../errors.js';
 import type { ImageRow } from '../meta/db.js';
+import { liveLeases } from '../gc/gc.js';
 import { chainIds } from '../image/image.js';
 import { type Digest, shortId } from '../oci/digest.js';
 import type { HistoryEntry } from '../oci/types.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
-import { LocalStore } from '../transport/store.js';
+import { type Lease, LocalStore } from '../transport/store.js';
 import { type Filters, booleanFilter, checkFilterKeys, matchLabels, parseTimestamp } from './filters.js';
 import type { CheckReport, DeleteEvent, DiskUsage, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
 
@@ -104,6 +105,27 @@ export class Engine {
       if (err instanceof KilnError && err.code === 'NOT_FOUND') return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The image (by name or ID), held for the lease's operation (see Lease) in the same transaction that
+   * finds it: a prune or rmi in another process cannot take it from under the operation.
+   */
+  holdImage(lease: Lease, nameOrId: string): ImageRow {
+    return this.db.transaction(() => {
+      const row = this.image(nameOrId);
+      this.store.holdImage(lease, row.id);
+      return row;
+    });
+  }
+
+  /** {@link holdImage}, or undefined when the store has no image by that name or ID. */
+  holdImageIfPresent(lease: Lease, nameOrId: string): ImageRow | undefined {
+    return this.db.transaction(() => {
+      const row = this.imageIfPresent(nameOrId);
+      if (row) this.store.holdImage(lease, row.id);
+      return row;
+    });
   }
 
   // ---- queries ----
@@ -213,10 +235,10 @@ export class Engine {
 
   /** `docker tag SOURCE TARGET`. */
   tag(source: string, target: string): void {
-    const row = this.image(source);
     const ref = parseReference(target);
     if (ref.digest) throw new KilnError('INVALID_ARGUMENT', `refusing to create a tag with a digest reference: ${target}`);
-    this.db.setName(referenceString(withDefaultTag(ref)), row.id, 'tag');
+    // Found and named in one transaction: an rmi in another process cannot come in between.
+    this.db.transaction(() => this.db.setName(referenceString(withDefaultTag(ref)), this.image(source).id, 'tag'));
   }
 
   // ---- deleting ----
@@ -234,6 +256,10 @@ export class Engine {
         events.push({ Untagged: familiarString(parseReference(name)) });
       };
       const user = this.db.containers().find((c) => c.imageId === row.id);
+      const holder = this.heldImages().get(row.id);
+      if (holder !== undefined && !byName) {
+        throw new KilnError('CONFLICT', `conflict: unable to delete ${shortId(row.id)} (cannot be forced) - image is being used by a running kiln operation (pid ${holder}); try again when it has finished`);
+      }
       const lastName = this.db.namesOf(row.id).length <= 1;
       if (user && !options.force && (!byName || lastName)) {
         throw new KilnError('CONFLICT', byName ? `conflict: unable to remove repository reference "${nameOrId}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${shortId(row.id)}` : `conflict: unable to delete ${shortId(row.id)} (must be forced) - image is being used by stopped container ${user.id.slice(0, 12)}`);
@@ -258,10 +284,19 @@ export class Engine {
     });
   }
 
-  /** Deletes an image that has no names left, then (unless noPrune) its parents that are left dangling. */
+  /** The images running operations hold (see Lease), each with the pid of a holder. */
+  private heldImages(): Map<Digest, number> {
+    return this.db.leasedImages(liveLeases(this.db));
+  }
+
+  /**
+   * Deletes an image that has no names left, then (unless noPrune) its parents that are left dangling.
+   * One that a container uses or a running operation holds stays, dangling (rmi -f, or rmi of its last
+   * name during a build on it, got here); a later prune takes it once it is free.
+   */
   private deleteUnnamed(row: ImageRow, noPrune: boolean): DeleteEvent[] {
     const user = this.db.containers().find((c) => c.imageId === row.id);
-    if (user) return []; // kept, dangling, for the container that uses it (rmi -f got here)
+    if (user || this.heldImages().has(row.id)) return [];
     if (this.db.childImages(row.id).length > 0) {
       throw new KilnError('CONFLICT', `conflict: unable to delete ${shortId(row.id)} (cannot be forced) - image has dependent child images`);
     }
@@ -277,7 +312,7 @@ export class Engine {
   }
 
   /** Removes several images as `docker rmi A B C` does: each independently, errors collected. */
-  removeImages(names: readonly string[], options: { force?: boolean; noPrune?: boolean } = {}): { events: DeleteEvent[]; errors: KilnError[] } {
+  async removeImages(names: readonly string[], options: { force?: boolean; noPrune?: boolean } = {}): Promise<{ events: DeleteEvent[]; errors: KilnError[] }> {
     const events: DeleteEvent[] = [];
     const errors: KilnError[] = [];
     for (const name of names) {
@@ -288,24 +323,29 @@ export class Engine {
         errors.push(err);
       }
     }
-    if (events.length > 0) this.store.gc();
+    if (events.length > 0) await this.store.gc();
     return { events, errors };
   }
 
-  /** `docker image prune`: dangling images, or with `all` every image (no containers use any yet). */
-  pruneImages(options: { all?: boolean; filters?: Filters } = {}): PruneReport {
+  /**
+   * `docker image prune`: dangling images, or with `all` every image that no container uses and no
+   * running operation (a build on it, a save, a pull writing it) holds.
+   */
+  async pruneImages(options: { all?: boolean; filters?: Filters } = {}): Promise<PruneReport> {
     const filters = options.filters ?? new Map<string, string[]>();
     checkFilterKeys(filters, ['dangling', 'until', 'label', 'label!']);
     const all = options.all || booleanFilter(filters, 'dangling') === false;
     const until = filters.get('until')?.map((v) => parseTimestamp(v));
     const events = this.db.transaction(() => {
       const deleted: DeleteEvent[] = [];
+      const held = this.heldImages();
+      const used = new Set(this.db.containers().map((c) => c.imageId));
       for (const row of this.db.images()) {
         if (!this.db.image(row.id)) continue; // removed above as someone's dangling parent
         const names = this.db.namesOf(row.id);
         if (!all && names.length > 0) continue;
         if (this.db.childImages(row.id).length > 0) continue;
-        if (this.db.containers().some((c) => c.imageId === row.id)) continue;
+        if (used.has(row.id) || held.has(row.id)) continue;
         if (until && !until.every((t) => Date.parse(row.created) < t)) continue;
         if (!matchLabels(row.labels, filters.get('label') ?? [])) continue;
         if (!matchLabels(row.labels, filters.get('label!') ?? [], true)) continue;
@@ -317,7 +357,7 @@ export class Engine {
       }
       return deleted;
     });
-    const { reclaimedBytes } = this.store.gc();
+    const { reclaimedBytes } = await this.store.gc();
     return { ImagesDeleted: events, SpaceReclaimed: reclaimedBytes };
   }
 

@@ -5,7 +5,7 @@
  */
 import { open, readFile } from 'node:fs/promises';
 import { KilnError } from '../errors.js';
-import type { Layer } from '../image/image.js';
+import { type Layer, chainIds } from '../image/image.js';
 import { compressStream } from '../layer/compression.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType, isIndexType, layerCompression } from '../oci/mediatypes.js';
@@ -179,11 +179,12 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   const tagName = ref.digest ? undefined : referenceString(ref);
   const digestName = `${repositoryName(ref)}@${top.digest}`;
   await store.withLease(async (lease: Lease) => {
-    for (const descriptor of manifest.layers) {
-      if (!(store.db.layerBlob(descriptor.digest) && store.content.hasSync(descriptor.digest))) options.events({ status: 'Pulling fs layer', id: shortId(descriptor.digest) });
-    }
     const layers = manifest.layers.map((descriptor, index): Layer => ({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId: config.rootfs.diff_ids[index] as Digest, open: () => store.content.open(descriptor.digest) }));
-    const present = layers.map((layer) => layer.digest !== undefined && store.db.layerBlob(layer.digest) !== undefined && store.content.hasSync(layer.digest));
+    // A layer the store has is held at once, so that a prune meanwhile cannot take it.
+    const present = layers.map((layer) => layer.digest !== undefined && store.db.layerBlob(layer.digest) !== undefined && store.holdBlob(lease, layer.digest));
+    layers.forEach((layer, index) => {
+      if (!present[index]) options.events({ status: 'Pulling fs layer', id: shortId(layer.digest ?? '') });
+    });
     // Each layer is unpacked into a snapshot as soon as it and those below it are here (as root: the
     // snapshots are what kiln run and build use); downloads go on meanwhile.
     const arrived = layers.map(() => {
@@ -194,6 +195,8 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
       return { promise, resolve, reject };
     });
     const snapshots = await opening;
+    // The layer snapshots are committed as they unpack, before the image that names them is written.
+    if (snapshots) store.holdSnapshots(lease, chainIds(config.rootfs.diff_ids).map((chain) => `${snapshots.driver}:${chain}`));
     const unpacking = snapshots
       ? unpackLayers(snapshots, layers, what, (i) => (arrived[i] as { promise: Promise<void> }).promise, (i, state) => {
           if (!present[i]) options.events({ status: state === 'extracting' ? 'Extracting' : 'Pull complete', id: shortId(layers[i]?.digest ?? '') });
@@ -296,9 +299,8 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
   const results: { digest: Digest; size: number; tag: string }[] = [];
   for (const tag of tags) {
     const ref: Reference = { domain: parsed.domain, path: parsed.path, tag };
-    const row = engine.image(referenceString(ref));
-    const image = await store.image(row);
     const pushed = await store.withLease(async (lease) => {
+      const image = await store.image(engine.holdImage(lease, referenceString(ref)));
       const layers = await limited(3, image.layers.map((layer) => async (): Promise<Descriptor> => {
         const compression = options.compression ?? 'gzip';
         // Docker names a layer by its diffID in push progress: its compressed digest may not exist yet.
@@ -338,9 +340,9 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
         manifest = { bytes: Buffer.from(JSON.stringify(body, null, 3)), mediaType: body.mediaType ?? MediaType.ociManifest };
       }
       const digest = await client.putManifest(repository, tag, manifest);
+      store.db.setName(`${repositoryName(parsed)}@${digest}`, image.id, 'digest');
       return { digest, size: manifest.bytes.length };
     });
-    store.db.setName(`${repositoryName(parsed)}@${pushed.digest}`, row.id, 'digest');
     options.events({ status: `${tag}: digest: ${pushed.digest} size: ${pushed.size}` });
     results.push({ ...pushed, tag });
   }

@@ -13,6 +13,7 @@ import { layerCompression } from '../oci/mediatypes.js';
 import { type RuntimeName, makeStdinPipe, prepareRuntime, runBundle, stdinOf } from '../runtime/runtime.js';
 import { type ProcessOptions, runtimeSpec } from '../runtime/spec.js';
 import { type Driver, Snapshotter, detectDriver, mount, unmount } from '../snapshot/snapshotter.js';
+import type { ImageRow } from '../meta/db.js';
 import type { Engine } from './engine.js';
 
 export interface RunOptions extends Omit<ProcessOptions, 'hostname'> {
@@ -210,7 +211,12 @@ export function containerBundle(engine: Engine, id: string): string {
  */
 export async function runContainer(engine: Engine, nameOrId: string, options: RunOptions): Promise<{ id: string; exitCode: number }> {
   if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln run needs root (rootless containers are not supported yet)');
-  const row = engine.image(nameOrId);
+  // The image is held while the container runs in the foreground (a --rm one has no record that would
+  // keep it), and until a detached one's record does.
+  return engine.store.withLease((lease) => runHeld(engine, engine.holdImage(lease, nameOrId), nameOrId, options));
+}
+
+async function runHeld(engine: Engine, row: ImageRow, nameOrId: string, options: RunOptions): Promise<{ id: string; exitCode: number }> {
   const config = engine.store.configOf(row.id).config ?? {};
   if (options.name !== undefined) checkNewContainerName(engine, options.name);
   const id = options.id ?? randomBytes(32).toString('hex');

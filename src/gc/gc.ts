@@ -1,8 +1,9 @@
 import { readdirSync, rmSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ContentStore, scratchOwner } from '../content/store.js';
 import { chainIds } from '../image/image.js';
-import type { MetaDb } from '../meta/db.js';
+import type { MetaDb, SnapshotRow } from '../meta/db.js';
 import { type Digest, isDigest } from '../oci/digest.js';
 
 export interface GcResult {
@@ -20,60 +21,110 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** True when `pid` is this process or one that still runs. */
+function ownerLives(pid: number): boolean {
+  return pid === process.pid || processAlive(pid);
+}
+
+/** The leases whose process still runs. */
+export function liveLeases(db: MetaDb): string[] {
+  return db.leases().filter((lease) => ownerLives(lease.pid)).map((lease) => lease.id);
+}
+
 /**
- * Mark and sweep over blobs. Roots are the images in the database (rmi and prune decide which images go;
- * the GC only frees what no image needs) and the leases of running operations. Leases, ingest files
- * and scratch files of dead processes expire here.
- *
- * The whole sweep runs inside one database write transaction, and blobs are published inside the
- * transaction that leases them (see ContentWriter.publish), so a sweep never sees a blob that is visible
- * but not yet protected.
+ * How many records one write transaction of the GC changes at most: other kiln processes wait for the
+ * database's write lock only that long, however much there is to collect.
  */
-export function collectGarbage(content: ContentStore, db: MetaDb): GcResult {
-  return db.transaction(() => {
-    const live: string[] = [];
-    for (const lease of db.leases()) {
-      if (lease.pid === process.pid || processAlive(lease.pid)) live.push(lease.id);
-      else db.deleteLease(lease.id);
-    }
-    const referenced = db.referencedBlobs(live);
-    const deleted: Digest[] = [];
-    let reclaimed = 0;
-    for (const name of listDir(content.blobsDir)) {
-      const digest = `sha256:${name}`;
-      if (!isDigest(digest) || referenced.has(digest)) continue;
-      const path = join(content.blobsDir, name);
-      reclaimed += statSync(path, { throwIfNoEntry: false })?.size ?? 0;
-      rmSync(path, { force: true });
-      deleted.push(digest);
-    }
-    for (const row of db.layerBlobs()) {
-      if (!referenced.has(row.digest)) db.deleteLayerBlob(row.digest);
-    }
-    // Layer snapshots no image needs any more (and unpacks that a dead process left half done).
-    const chains = new Set(db.images().flatMap((image) => chainIds(db.imageDiffIds(image.id))));
-    let removed = true;
-    while (removed) {
-      removed = false;
-      for (const snapshot of db.snapshots()) {
-        const layer = /^(?:overlay|vfs):(sha256:[a-f0-9]{64})$/.exec(snapshot.key)?.[1];
-        const owner = /^extract-(\d+)-/.exec(snapshot.key)?.[1];
-        const unused = (layer !== undefined && !chains.has(layer as Digest)) || (owner !== undefined && Number(owner) !== process.pid && !processAlive(Number(owner)));
-        if (!unused || db.snapshotChildren(snapshot.key).length > 0) continue;
-        db.deleteSnapshot(snapshot.key);
-        rmSync(join(content.root, 'snapshots', String(snapshot.dir)), { recursive: true, force: true });
-        removed = true;
-      }
-    }
-    // Half-written ingests and spooled archives of processes that are gone (a crash, a kill -9).
-    for (const dir of [content.ingestDir, content.tmpDir]) {
-      for (const name of listDir(dir)) {
-        const owner = scratchOwner(name);
-        if (owner !== undefined && owner !== process.pid && !processAlive(owner)) rmSync(join(dir, name), { force: true });
-      }
-    }
-    return { deletedBlobs: deleted, reclaimedBytes: reclaimed };
+const BATCH = 500;
+
+/**
+ * Mark and sweep over blobs and layer snapshots. Roots are the images in the database (rmi and prune
+ * decide which images go; the GC only frees what no image needs) and what the leases of running
+ * operations hold. Leases, ingest files and scratch files of dead processes expire here.
+ *
+ * Blobs are judged and unlinked inside a write transaction, a batch at a time: a blob is published
+ * inside the transaction that leases it (ContentWriter.publish), and one already present is leased
+ * under the same lock (LocalStore.holdBlob), so a sweep never takes a blob that is being made safe.
+ * Snapshot records are deleted first, in their own transactions, and their directories after each
+ * commit: a `kill -9` in between leaves a directory without a record (a left-over the next GC removes),
+ * never a record without its directory.
+ */
+export async function collectGarbage(content: ContentStore, db: MetaDb): Promise<GcResult> {
+  db.transaction(() => {
+    for (const lease of db.leases()) if (!ownerLives(lease.pid)) db.deleteLease(lease.id);
   });
+  const deleted: Digest[] = [];
+  let reclaimed = 0;
+  const blobNames = listDir(content.blobsDir).filter((name) => isDigest(`sha256:${name}`));
+  for (let at = 0; at < blobNames.length; at += BATCH) {
+    db.transaction(() => {
+      const referenced = db.referencedBlobs(liveLeases(db));
+      for (const name of blobNames.slice(at, at + BATCH)) {
+        const digest = `sha256:${name}` as Digest;
+        if (referenced.has(digest)) continue;
+        const path = join(content.blobsDir, name);
+        const size = statSync(path, { throwIfNoEntry: false })?.size;
+        if (size === undefined) continue; // another GC took it
+        rmSync(path, { force: true });
+        reclaimed += size;
+        deleted.push(digest);
+      }
+    });
+  }
+  db.transaction(() => {
+    const referenced = db.referencedBlobs(liveLeases(db));
+    for (const row of db.layerBlobs()) if (!referenced.has(row.digest)) db.deleteLayerBlob(row.digest);
+  });
+  await collectSnapshots(join(content.root, 'snapshots'), db);
+  // Half-written ingests and spooled archives of processes that are gone (a crash, a kill -9).
+  for (const dir of [content.ingestDir, content.tmpDir]) {
+    for (const name of listDir(dir)) {
+      const owner = scratchOwner(name);
+      if (owner !== undefined && !ownerLives(owner)) await rm(join(dir, name), { force: true });
+    }
+  }
+  return { deletedBlobs: deleted, reclaimedBytes: reclaimed };
+}
+
+/**
+ * Layer snapshots that no image's layer chain and no lease needs, and unpacks a dead process left half
+ * done: leaves first, a batch of records per transaction, each batch's directories removed once its
+ * transaction has committed. Then directories that have no record (a kill -9 after a commit).
+ */
+async function collectSnapshots(root: string, db: MetaDb): Promise<void> {
+  // Listed before the records are read: a snapshot's record is made before its directory, so a
+  // directory listed here whose record is not there afterwards is a left-over.
+  const dirs = listDir(root);
+  for (;;) {
+    const removed = db.transaction(() => {
+      const live = liveLeases(db);
+      const needed = new Set([...db.images().flatMap((image) => chainIds(db.imageDiffIds(image.id))), ...db.leasedSnapshots(live)]);
+      const rows = db.snapshots();
+      const children = new Map<string, number>();
+      for (const row of rows) if (row.parent) children.set(row.parent, (children.get(row.parent) ?? 0) + 1);
+      const batch: SnapshotRow[] = [];
+      for (const row of rows) {
+        if (batch.length === BATCH) break;
+        if ((children.get(row.key) ?? 0) === 0 && unneeded(row, needed)) batch.push(row);
+      }
+      for (const row of batch) db.deleteSnapshot(row.key);
+      return batch;
+    });
+    if (removed.length === 0) break;
+    await Promise.all(removed.map((row) => rm(join(root, String(row.dir)), { recursive: true, force: true })));
+  }
+  const recorded = new Set(db.snapshots().map((row) => String(row.dir)));
+  for (const dir of dirs) {
+    if (/^\d+$/.test(dir) && !recorded.has(dir)) await rm(join(root, dir), { recursive: true, force: true });
+  }
+}
+
+/** A committed layer snapshot no chain or lease needs, or an unpack whose process is gone. */
+function unneeded(row: SnapshotRow, needed: ReadonlySet<string>): boolean {
+  const layer = /^(?:overlay|vfs):(sha256:[a-f0-9]{64})$/.exec(row.key)?.[1];
+  if (layer !== undefined) return !needed.has(layer) && !needed.has(row.key);
+  const owner = /^extract-(\d+)-/.exec(row.key)?.[1];
+  return owner !== undefined && !ownerLives(Number(owner));
 }
 
 function listDir(dir: string): string[] {

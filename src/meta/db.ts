@@ -136,6 +136,22 @@ const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO counters (name, value) SELECT 'snapshot_dir', COALESCE(MAX(dir), 0) FROM snapshots;
   `,
+  `
+  -- What a running operation holds besides blobs: the images it reads or makes (prune and rmi leave
+  -- them, as they leave a container's image) and the layer snapshots it unpacks or commits before an
+  -- image names them (the GC leaves them). Both go with the lease.
+  CREATE TABLE lease_images (
+    lease_id  TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    image_id  TEXT NOT NULL,
+    PRIMARY KEY (lease_id, image_id)
+  );
+  CREATE INDEX lease_images_image ON lease_images(image_id);
+  CREATE TABLE lease_snapshots (
+    lease_id  TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    key       TEXT NOT NULL,
+    PRIMARY KEY (lease_id, key)
+  );
+  `,
 ];
 
 export interface ContainerRow {
@@ -410,6 +426,28 @@ export class MetaDb {
 
   leases(): { id: string; pid: number; createdAt: number }[] {
     return this.db.prepare('SELECT id, pid, created_at AS createdAt FROM leases').all() as { id: string; pid: number; createdAt: number }[];
+  }
+
+  addLeaseImage(leaseId: string, imageId: Digest): void {
+    this.db.prepare('INSERT OR IGNORE INTO lease_images (lease_id, image_id) VALUES (?, ?)').run(leaseId, imageId);
+  }
+
+  addLeaseSnapshot(leaseId: string, key: string): void {
+    this.db.prepare('INSERT OR IGNORE INTO lease_snapshots (lease_id, key) VALUES (?, ?)').run(leaseId, key);
+  }
+
+  /** The images the given leases hold, with the pid of a holder of each. */
+  leasedImages(leaseIds: readonly string[]): Map<Digest, number> {
+    const held = new Map<Digest, number>();
+    const stmt = this.db.prepare('SELECT image_id AS imageId, pid FROM lease_images JOIN leases ON leases.id = lease_id WHERE lease_id = ?');
+    for (const id of leaseIds) for (const row of stmt.all(id) as { imageId: Digest; pid: number }[]) held.set(row.imageId, row.pid);
+    return held;
+  }
+
+  /** The snapshot keys the given leases hold. */
+  leasedSnapshots(leaseIds: readonly string[]): Set<string> {
+    const stmt = this.db.prepare('SELECT key FROM lease_snapshots WHERE lease_id = ?').pluck();
+    return new Set(leaseIds.flatMap((id) => stmt.all(id) as string[]));
   }
 
   // ---- snapshots ----

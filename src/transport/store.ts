@@ -13,9 +13,11 @@ import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
 import { parseJson, validateImageConfig, validateManifest } from '../oci/validate.js';
 
 /**
- * A lease keeps the blobs an operation has committed safe from a concurrent GC until the operation ties
- * them to an image (or gives up). Lifecycle: `LocalStore.withLease` creates it, blobs are added as they are
- * published, and it is deleted when the operation ends; a lease of a killed process expires at the next GC.
+ * A lease keeps what a running operation uses safe from a concurrent GC, prune or rmi in any kiln process:
+ * the blobs it has committed but not yet tied to an image, the images it reads or makes, and the layer
+ * snapshots it unpacks before an image names them. Lifecycle: `LocalStore.withLease` creates it, things
+ * are added as the operation takes them (atomically with checking that they are there), and it is
+ * deleted when the operation ends; a lease of a killed process expires at the next GC.
  */
 export interface Lease {
   readonly id: string;
@@ -54,25 +56,45 @@ export class LocalStore {
   async withLease<T>(fn: (lease: Lease) => Promise<T>): Promise<T> {
     const lease = { id: randomUUID() };
     this.db.createLease(lease.id);
+    let failed = false;
     try {
       return await fn(lease);
     } catch (err) {
-      this.db.deleteLease(lease.id);
-      this.gc();
+      failed = true;
       throw err;
     } finally {
       this.db.deleteLease(lease.id);
+      if (failed) await this.gc();
     }
   }
 
-  gc(): GcResult {
+  gc(): Promise<GcResult> {
     return collectGarbage(this.content, this.db);
+  }
+
+  /**
+   * Holds an image for the lease's operation, if the store still has it: prune and rmi leave an image a
+   * running operation reads or builds on, as they leave one a container uses. False when it is gone.
+   */
+  holdImage(lease: Lease, id: Digest): boolean {
+    return this.db.transaction(() => {
+      if (!this.db.image(id)) return false;
+      this.db.addLeaseImage(lease.id, id);
+      return true;
+    });
+  }
+
+  /** Holds layer snapshots (by key) that an operation unpacks or commits before an image names them. */
+  holdSnapshots(lease: Lease, keys: readonly string[]): void {
+    this.db.transaction(() => {
+      for (const key of keys) this.db.addLeaseSnapshot(lease.id, key);
+    });
   }
 
   /** Publishes bytes held in memory (configs, manifests) under a lease. */
   async putBlob(lease: Lease, data: Buffer, expected?: Digest): Promise<Digest> {
     const digest = expected ?? sha256(data);
-    if (this.protectExisting(lease, digest)) return digest;
+    if (this.holdBlob(lease, digest)) return digest;
     const writer = await this.content.writer(`blob-${digest}`);
     try {
       await writer.write(data);
@@ -88,8 +110,11 @@ export class LocalStore {
     }
   }
 
-  /** Adds a blob that is already present to a lease, atomically with the presence check. */
-  private protectExisting(lease: Lease, digest: Digest): boolean {
+  /**
+   * Adds a blob that is already present to a lease, atomically with the presence check (the GC unlinks
+   * under the same lock). False when the store does not have it.
+   */
+  holdBlob(lease: Lease, digest: Digest): boolean {
     return this.db.transaction(() => {
       if (!this.content.hasSync(digest)) return false;
       this.db.addLeaseBlob(lease.id, digest);
@@ -101,7 +126,7 @@ export class LocalStore {
   private async putLayer(lease: Lease, layer: Layer, what: string): Promise<LayerBlobRow> {
     if (layer.digest) {
       const known = this.db.layerBlob(layer.digest);
-      if (known && this.protectExisting(lease, layer.digest)) {
+      if (known && this.holdBlob(lease, layer.digest)) {
         if (known.diffId !== layer.diffId) {
           throw new KilnError('DIGEST_MISMATCH', `${what}: blob ${layer.digest} holds layer ${known.diffId}, but the image config says ${layer.diffId}`);
         }
@@ -171,8 +196,8 @@ export class LocalStore {
   }
 
   /**
-   * Writes an image: layers, config and manifest blobs, then its record and names in one transaction.
-   * Returns the image ID and, per name, the image that name pointed at before (if another).
+   * Writes an image: layers, config and manifest blobs, then its record and names in one transaction,
+   * which also holds the image for the lease's operation. Returns the image ID and, per name, the image that name pointed at before (if another).
    */
   async writeImage(lease: Lease, named: NamedImage, what: string, parent = ''): Promise<{ id: Digest; replaced: Map<string, Digest> }> {
     const { image } = named;
@@ -202,6 +227,7 @@ export class LocalStore {
         const before = this.db.setName(name, image.id, name.includes('@') ? 'digest' : 'tag');
         if (before) replaced.set(name, before);
       }
+      this.db.addLeaseImage(lease.id, image.id);
     });
     return { id: image.id, replaced };
   }
@@ -227,14 +253,32 @@ export class LocalStore {
   /** The parsed config of a stored image (small; read synchronously for queries). */
   configOf(id: Digest): ImageConfig {
     const what = `config of image ${id}`;
-    return validateImageConfig(parseJson(this.content.readSync(id), what), what);
+    let rawConfig: Buffer;
+    try {
+      rawConfig = this.content.readSync(id);
+    } catch (err) {
+      throw this.removedMeanwhile(id) ?? err;
+    }
+    return validateImageConfig(parseJson(rawConfig, what), what);
+  }
+
+  /**
+   * An image found a moment ago may have been removed since by another kiln process (rmi, prune), its
+   * blobs with it: when a blob read fails, that is what the caller is told, not that the store is damaged.
+   */
+  private removedMeanwhile(id: Digest): KilnError | undefined {
+    return this.db.image(id) ? undefined : new KilnError('NOT_FOUND', `No such image: ${id}`);
   }
 
   /** Reads a stored image back as an {@link Image} whose layers stream from the content store. */
   async image(row: ImageRow): Promise<Image> {
-    const rawConfig = await this.content.read(row.id);
+    const read = (digest: Digest): Promise<Buffer> =>
+      this.content.read(digest).catch((err: unknown) => {
+        throw this.removedMeanwhile(row.id) ?? err;
+      });
+    const rawConfig = await read(row.id);
     const config: ImageConfig = validateImageConfig(parseJson(rawConfig, `config of image ${row.id}`), `config of image ${row.id}`);
-    const manifestBytes = await this.content.read(row.manifestDigest);
+    const manifestBytes = await read(row.manifestDigest);
     const manifest = validateManifest(parseJson(manifestBytes, `manifest ${row.manifestDigest}`), `manifest ${row.manifestDigest}`);
     const layers = manifest.layers.map((descriptor, index): Layer => {
       const diffId = config.rootfs.diff_ids[index];

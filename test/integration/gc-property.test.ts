@@ -44,17 +44,17 @@ describe('GC under random load/tag/untag/prune sequences', () => {
             } else if (op === 2 && names.length > 0) {
               const name = pick(names) as string;
               steps.push(`rmi ${name}`);
-              engine.removeImages([name]);
+              await engine.removeImages([name]);
             } else if (op === 3) {
               const id = pick(ids) as string;
               steps.push(`rmi -f ${id}`);
-              engine.removeImages([id], { force: true });
+              await engine.removeImages([id], { force: true });
             } else if (op === 4) {
               steps.push('image prune');
-              engine.pruneImages();
+              await engine.pruneImages();
             } else {
               steps.push('image prune -a');
-              engine.pruneImages({ all: true });
+              await engine.pruneImages({ all: true });
             }
           } catch (err) {
             if (!isKilnError(err, 'CONFLICT')) throw err;

@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { KilnError } from '../../errors.js';
-import { loadImages, saveFiles } from '../../engine/archive.js';
+import { loadImages, saveImages } from '../../engine/archive.js';
 import { importImage } from '../../engine/import.js';
 import type { LoadEvent } from '../../engine/types.js';
 import { familiarString, parseReference } from '../../reference/reference.js';
@@ -23,17 +23,14 @@ export function registerSave(parent: Command, ctx: CommandContext, name = 'save'
         if (!(options.format in SAVE_FORMATS)) throw new KilnError('INVALID_ARGUMENT', `unknown save format ${JSON.stringify(options.format)}: use docker, oci-archive or oci-dir`);
         const format = SAVE_FORMATS[options.format as keyof typeof SAVE_FORMATS];
         if (options.format === 'oci-dir') {
-          if (!options.output) throw new KilnError('INVALID_ARGUMENT', '--format oci-dir needs -o DIRECTORY');
-          await writeArchiveDirectory(await saveFiles(engine, images, format), options.output);
+          const directory = options.output;
+          if (!directory) throw new KilnError('INVALID_ARGUMENT', '--format oci-dir needs -o DIRECTORY');
+          await saveImages(engine, images, format, (files) => writeArchiveDirectory(files, directory));
           return;
         }
         if (!options.output && ctx.io.stdout.isTTY) throw new KilnError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect');
-        const files = await saveFiles(engine, images, format);
-        if (!options.output) {
-          await pipeline(tarArchive(files), ctx.io.stdout, { end: false });
-          return;
-        }
-        await writeFileAtomically(options.output, tarArchive(files));
+        const output = options.output;
+        await saveImages(engine, images, format, (files) => (output ? writeFileAtomically(output, tarArchive(files)) : pipeline(tarArchive(files), ctx.io.stdout, { end: false })));
       }),
     );
 }

@@ -31,8 +31,8 @@ export function registerRmi(parent: Command, ctx: CommandContext, name = 'rmi'):
     .option('-f, --force', 'force removal of the image')
     .option('--no-prune', 'do not delete untagged parents')
     .action((images: string[], options: { force?: boolean; prune: boolean }) =>
-      withEngine(ctx, (engine) => {
-        const { events, errors } = engine.removeImages(images, { force: options.force ?? false, noPrune: !options.prune });
+      withEngine(ctx, async (engine) => {
+        const { events, errors } = await engine.removeImages(images, { force: options.force ?? false, noPrune: !options.prune });
         for (const event of events) print(ctx.io, deleteLine(event));
         for (const error of errors) ctx.io.stderr.write(`Error: ${error.message}\n`);
         if (errors.length > 0) ctx.exitCode = 1;
@@ -122,7 +122,7 @@ export function registerImagePrune(parent: Command, ctx: CommandContext): Comman
         const filters = parseFilterFlags(options.filter ?? [], ['dangling', 'until', 'label', 'label!']);
         const warning = options.all ? 'WARNING! This will remove all images without at least one container associated to them.' : 'WARNING! This will remove all dangling images.';
         if (!options.force && !(await confirm(ctx.io, `${warning}\nAre you sure you want to continue?`))) return;
-        printPruneReport(ctx, engine.pruneImages({ all: options.all ?? false, filters }));
+        printPruneReport(ctx, await engine.pruneImages({ all: options.all ?? false, filters }));
       }),
     );
 }

@@ -90,7 +90,7 @@ export function registerSystem(program: Command, ctx: CommandContext): Command {
         await pruneBuildLeftovers(engine);
         const removed = await pruneContainers(engine);
         if (removed.length > 0) print(ctx.io, `Deleted Containers:\n${removed.join('\n')}\n\n`);
-        printPruneReport(ctx, engine.pruneImages({ all: options.all ?? false, filters }));
+        printPruneReport(ctx, await engine.pruneImages({ all: options.all ?? false, filters }));
       }),
     );
   system
