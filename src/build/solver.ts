@@ -20,7 +20,8 @@ import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import type { RuntimeName } from '../runtime/runtime.js';
-import { type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
+import { guardUndo, shellQuote } from '../runtime/guard.js';
+import { type MountSpec, type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
 import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
 import { DirectorySource, type SourceTree, resolveInRoot, runCopy, runExec, runMkdir } from './ops.js';
@@ -106,6 +107,24 @@ async function* clampTimes(entries: AsyncIterable<TarInput>, epoch: number | und
   for await (const entry of entries) {
     yield epoch !== undefined && entry.header.mtime > epoch ? { ...entry, header: { ...entry.header, mtime: epoch } } : entry;
   }
+}
+
+/**
+ * Mounts a snapshot for a step; the returned function unmounts it. Should kiln die in between, its guard
+ * unmounts it (see guard.ts), so that no mount outlives the build.
+ */
+async function mountGuarded(spec: MountSpec, target: string): Promise<() => Promise<void>> {
+  const unguard = await guardUndo(`umount -l ${shellQuote(target)}`);
+  try {
+    await mount(spec, target);
+  } catch (err) {
+    unguard();
+    throw err;
+  }
+  return async () => {
+    await unmount(target);
+    unguard();
+  };
 }
 
 export class Solver {
@@ -364,7 +383,7 @@ export class Solver {
     let keep = false;
     try {
       if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
-      await mount(spec, rootfs);
+      const unmountRootfs = await mountGuarded(spec, rootfs);
       try {
         if (operation.kind === 'mkdir') await runMkdir(operation, rootfs);
         else if (operation.kind === 'copy') {
@@ -390,7 +409,7 @@ export class Solver {
           });
         }
       } finally {
-        await unmount(rootfs);
+        await unmountRootfs();
       }
       const upper = snapshots.dir(active);
       const changes = snapshots.driver === 'overlay' ? overlayLayerEntries(upper) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
@@ -424,9 +443,9 @@ export class Solver {
     await mkdir(target, { recursive: true });
     const [spec] = await snapshots.view(key, top);
     if (!spec) throw new KilnError('INTERNAL', `snapshot ${key} has no mounts`);
-    await mount(spec, target);
+    const unmountView = await mountGuarded(spec, target);
     cleanups.push(async () => {
-      await unmount(target);
+      await unmountView();
       await snapshots.remove(key);
       await rm(target, { recursive: true, force: true });
     });

@@ -7,6 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
+import { guardUndo, shellQuote } from './guard.js';
 import type { ConsoleSize } from './spec.js';
 
 const run = promisify(execFile);
@@ -53,6 +54,7 @@ export interface BundleStdio {
 
 export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): Promise<number> {
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+  const unguard = await guardUndo(removeContainerCommand(runtime, id));
   const child = spawnRuntime(runtime, bundle, id, spec, stdio);
   const write = stdio.output ?? ((stream: 'stdout' | 'stderr', chunk: Buffer) => process[stream].write(chunk));
   // A kept container's output is also written to its bundle, for `kiln logs` (a terminal's to stdout),
@@ -91,11 +93,22 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
     }
     return exitCode(runtime, exit.code, exit.signal, stderr);
   } finally {
+    unguard();
     stopForwarding();
     if (feeding) await feeding.stop();
     child.stdin?.destroy();
     for (const log of [stdoutLog, stderrLog]) if (log) await new Promise((resolve) => log.end(resolve));
   }
+}
+
+/**
+ * A shell command that kills and deletes a runtime container if kiln dies while it runs (see guard.ts).
+ * It tries for a second at least, and up to three while the container is there: the runtime may still
+ * be creating it when kiln dies.
+ */
+function removeContainerCommand(runtime: RuntimeName, id: string): string {
+  const [r, i] = [shellQuote(runtime), shellQuote(id)];
+  return `for n in $(seq 30); do ${r} kill ${i} KILL; ${r} delete --force ${i}; ${r} state ${i} || [ $n -lt 10 ] || break; sleep 0.1; done >/dev/null 2>&1`;
 }
 
 /** The file in a bundle where a supervised terminal's runtime writes its own errors. */
@@ -215,10 +228,6 @@ function forwardSignals(child: ChildProcess): () => void {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
   };
-}
-
-function shellQuote(word: string): string {
-  return `'${word.replace(/'/g, "'\\''")}'`;
 }
 
 /** Docker's exit code for how the runtime ended. */
