@@ -305,6 +305,11 @@ export interface ExecInput {
   readonly output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 }
 
+/** The id of a secret mount (`--mount=type=secret`): its own, else its target's file name, as BuildKit has it. */
+export function secretId(mount: ResolvedMount): string {
+  return mount.id ?? posix.basename(mount.target);
+}
+
 /**
  * RUN: the command in the runtime on the mounted tree, with its mounts. Mount points that the runtime
  * had to create (for secrets, caches, binds) are removed afterwards, so they never reach the layer.
@@ -335,7 +340,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     if (mount.type === 'tmpfs') {
       extraMounts.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] });
     } else if (mount.type === 'secret') {
-      const id = mount.id ?? posix.basename(mount.target);
+      const id = secretId(mount);
       const file = input.secrets.get(id);
       if (file === undefined) {
         if (mount.required) throw new KilnError('NOT_FOUND', `${input.what}: secret ${id} is required; pass it with --secret id=${id},src=FILE`);

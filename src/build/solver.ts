@@ -6,8 +6,7 @@
  * Dockerfiles: steps come with their config, history line, operation and cache descriptor.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -24,7 +23,8 @@ import { guardUndo, shellQuote } from '../runtime/guard.js';
 import { type MountSpec, type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
 import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
-import { DirectorySource, type SourceTree, resolveInRoot, runCopy, runExec, runMkdir } from './ops.js';
+import { DirectorySource, type SourceTree, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
+import { SecretMask } from './secret-mask.js';
 import { cacheMountsOf } from './cache-mounts.js';
 import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
 
@@ -125,6 +125,25 @@ async function mountGuarded(spec: MountSpec, target: string): Promise<() => Prom
     await unmount(target);
     unguard();
   };
+}
+
+/** Where the whole output of failed steps is kept, under the store (`system prune` empties it). */
+export const STEP_LOGS = 'step-logs';
+/** How many failed steps' logs are kept: the newest. */
+const KEPT_STEP_LOGS = 10;
+
+/**
+ * Keeps a failed step's whole output in a file only root can read (a step may print what it should not),
+ * under the store; older ones beyond the newest few go. Returns the file's path.
+ */
+async function keepStepLog(storeRoot: string, output: Buffer): Promise<string> {
+  const dir = join(storeRoot, STEP_LOGS);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '')}-${randomBytes(4).toString('hex')}.log`);
+  await writeFile(file, output, { mode: 0o600 });
+  const older = (await readdir(dir)).sort().reverse().slice(KEPT_STEP_LOGS);
+  await Promise.all(older.map((name) => rm(join(dir, name), { force: true })));
+  return file;
 }
 
 export class Solver {
@@ -273,17 +292,24 @@ export class Solver {
         return reused;
       }
     }
-    // The step's whole output is kept (up to a bound) so that a failure can show all of it, not a clipped part.
+    // The step's whole output is kept (up to a bound) so that a failure can show all of it, not a clipped
+    // part; a RUN's secrets are masked in it before it is shown or kept.
     const log: Buffer[] = [];
     let logBytes = 0;
-    const output = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
+    const shown = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
       if (logBytes < MAX_KEPT_LOG) log.push(chunk);
       logBytes += chunk.length;
       events({ type: 'log', id, stream, text: chunk.toString() });
     };
+    const mask = step.operation?.kind === 'exec' ? await SecretMask.of(step.operation.mounts.flatMap((m) => (m.type === 'secret' ? [this.options.secrets.get(secretId(m))].filter((f) => f !== undefined) : []))) : undefined;
+    const output = mask ? (stream: 'stdout' | 'stderr', chunk: Buffer) => mask.write(stream, chunk, shown) : shown;
     let layer: Layer | undefined;
     try {
-      layer = step.operation ? await this.execute(step.operation, state, what, output) : undefined;
+      try {
+        layer = step.operation ? await this.execute(step.operation, state, what, output) : undefined;
+      } finally {
+        mask?.flush(shown);
+      }
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       events({ type: 'error', id, message });
@@ -292,8 +318,7 @@ export class Solver {
         const tail = lines.slice(-LOG_TAIL_LINES);
         let where = '';
         if (lines.length > tail.length || logBytes > MAX_KEPT_LOG) {
-          const file = join(tmpdir(), `kiln-step-${randomBytes(6).toString('hex')}.log`);
-          await writeFile(file, Buffer.concat(log));
+          const file = await keepStepLog(store.root, Buffer.concat(log));
           where = `; its whole output${logBytes > MAX_KEPT_LOG ? ` (the first ${MAX_KEPT_LOG >> 20} MiB)` : ''} is in ${file}`;
         }
         throw new KilnError('FAILED', `${message}${tail.length > 0 ? `\nlast ${tail.length} lines of its output${where}:\n${tail.map((l) => `  ${l}`).join('\n')}` : ''}`);

@@ -2,7 +2,7 @@ import { readFile, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BuildContext } from '../build/context.js';
 import { type PlanOptions, externalImages, planBuild } from '../build/plan.js';
-import { type BuildEvent, Solver } from '../build/solver.js';
+import { type BuildEvent, STEP_LOGS, Solver } from '../build/solver.js';
 import { parseInstructions } from '../dockerfile/instructions.js';
 import { KilnError, isErrno } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -213,9 +213,13 @@ async function removeAbandonedContainers(): Promise<void> {
   }
 }
 
-/** Stops and removes what dead builds left: runtime containers, work directories and mounts, snapshots. */
+/**
+ * Stops and removes what dead builds left: runtime containers, work directories and mounts, snapshots;
+ * and the kept output of failed steps.
+ */
 export async function pruneBuildLeftovers(engine: Engine): Promise<number> {
   await removeAbandonedContainers();
+  await rm(join(engine.store.root, STEP_LOGS), { recursive: true, force: true });
   const abandoned = await abandonedBuilds(engine);
   for (const name of abandoned) {
     const dir = join(engine.store.root, BUILD_WORK, name);

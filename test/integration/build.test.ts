@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { type AddressInfo } from 'node:net';
 import { createServer } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { savedImageTree } from '../helpers/image-tree.js';
 import { newKiln, ok } from '../helpers/kiln.js';
@@ -339,14 +340,41 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     assert.deepEqual(tail.split('\n').filter(Boolean).sort(), ['  about to fail', '  on stderr']);
   });
 
-  it('keeps the whole output of a failed step in a file when the message shows only its end', async () => {
-    const { kiln } = await storeWithBusybox();
+  it('keeps the whole output of a failed step in a file only root reads, under the store, until system prune', async () => {
+    const { root, kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'long', docker: false, dockerfile: 'FROM busybox\nRUN seq 1 100; exit 1\n' });
     const result = await kiln(['build', '-q', context]);
     const file = /its whole output is in (\S+):/.exec(result.stderr)?.[1];
     assert.ok(file, result.stderr);
     assert.equal(await readFile(file, 'utf8'), Array.from({ length: 100 }, (_v, i) => `${i + 1}\n`).join(''));
     assert.match(result.stderr, / {2}81\n[\s\S]* {2}100\n$/);
+    assert.equal(dirname(file), join(root, 'step-logs'));
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    assert.equal((await stat(dirname(file))).mode & 0o777, 0o700);
+    await ok(kiln(['system', 'prune', '-f']));
+    assert.equal(existsSync(dirname(file)), false);
+  });
+
+  it("masks a RUN's secrets in its output: on the screen, in the error and in the kept log", async () => {
+    const { kiln } = await storeWithBusybox();
+    const dir = await tempDir();
+    const secretValue = 'hunter2-kiln-secret';
+    await writeFile(join(dir, 'token'), `${secretValue}\n`);
+    const context = await writeContext({
+      name: 'leak',
+      docker: false,
+      // The value is printed whole, inside a line, and split over two writes; then the step fails.
+      dockerfile: "FROM busybox\nRUN --mount=type=secret,id=token seq 1 30; cat /run/secrets/token; echo \"token=$(cat /run/secrets/token)!\"; printf hunter2-; sleep 0.2; printf 'kiln-secret\\n'; exit 1\n",
+    });
+    const result = await kiln(['build', '--progress', 'plain', '--secret', `id=token,src=${join(dir, 'token')}`, context]);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr.includes(secretValue), false, result.stderr);
+    assert.match(result.stderr, /token=\*\*\*\*!/);
+    const file = /its whole output is in (\S+):/.exec(result.stderr)?.[1];
+    assert.ok(file, result.stderr);
+    const kept = await readFile(file, 'utf8');
+    assert.equal(kept.includes(secretValue), false, kept);
+    assert.match(kept, /^\*\*\*\*$/m);
   });
 
   it('names the .dockerignore rule that hid a missing COPY source', async () => {
