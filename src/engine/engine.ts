@@ -409,7 +409,7 @@ export class Engine {
       if (/^extract-/.test(snapshot.key)) orphans.push(`unfinished layer unpack ${snapshot.key}`);
       else if (/^(?:build|view)-/.test(snapshot.key)) orphans.push(`build step snapshot ${snapshot.key}`);
       else if (!present && snapshot.kind !== 'committed') orphans.push(`unfinished snapshot ${snapshot.key} (its directory was never made)`);
-      else if (!present) problems.push(`snapshot ${snapshot.key} has no directory ${join(snapshotsDir, String(snapshot.dir))}`);
+      else if (!present) problems.push(`snapshot ${snapshot.key} has no directory ${join(snapshotsDir, String(snapshot.dir))} (system prune removes it; its layer is unpacked again when needed)`);
     }
     for (const dir of dirs) orphans.push(`left-over snapshot directory ${join(snapshotsDir, dir)}`);
     // The container verbs and the builder are loaded only here: every command opens an engine, few check the store.

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -65,9 +66,9 @@ export async function openSnapshotter(engine: Engine, notice: (message: string) 
  * Unpacks an image into committed layer snapshots, one per chain ID, reusing those already there (two
  * images with the same base layers share them). Returns the key of the top layer's snapshot.
  */
-export async function unpackImage(engine: Engine, snapshots: Snapshotter, nameOrId: string): Promise<string | undefined> {
+export async function unpackImage(engine: Engine, snapshots: Snapshotter, nameOrId: string, what = nameOrId): Promise<string | undefined> {
   const image = await engine.store.image(engine.image(nameOrId));
-  return unpackLayers(snapshots, image.layers, nameOrId);
+  return unpackLayers(snapshots, image.layers, what);
 }
 
 /**
@@ -86,6 +87,10 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
     const lock = `${snapshots.root}\0${key}`;
     for (let running = unpacking.get(lock); running; running = unpacking.get(lock)) await running.catch(() => undefined);
     const early = detached.get(lock); // unpacked as it downloaded, before its parent was
+    if (snapshots.has(key) && !existsSync(snapshots.dir(key))) {
+      // The operation's failure sweeps it (and what stacks on it): see collectGarbage.
+      throw new KilnError('CORRUPT', `layer ${i + 1} of ${what} was unpacked into ${snapshots.dir(key)}, which is gone (removed from outside kiln); kiln forgets that unpack now: try again, and the layer is unpacked anew`);
+    }
     if (early !== undefined && !snapshots.has(key)) {
       detached.delete(lock);
       snapshots.commit(key, early, parent);
@@ -223,7 +228,7 @@ async function runHeld(engine: Engine, row: ImageRow, nameOrId: string, options:
   const hostname = options.hostname ?? id.slice(0, 12);
   const hosts = hostsFile(hostname, options.extraHosts ?? []);
   const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
-  const top = await unpackImage(engine, snapshots, row.id);
+  const top = await unpackImage(engine, snapshots, row.id, nameOrId);
   const key = containerKey(id);
   const bundle = containerBundle(engine, id);
   const rootfs = join(bundle, 'rootfs');

@@ -1,4 +1,4 @@
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ContentStore, scratchOwner } from '../content/store.js';
@@ -102,10 +102,11 @@ async function collectSnapshots(root: string, db: MetaDb): Promise<void> {
       const rows = db.snapshots();
       const children = new Map<string, number>();
       for (const row of rows) if (row.parent) children.set(row.parent, (children.get(row.parent) ?? 0) + 1);
+      const broken = brokenLayers(root, rows);
       const batch: SnapshotRow[] = [];
       for (const row of rows) {
         if (batch.length === BATCH) break;
-        if ((children.get(row.key) ?? 0) === 0 && unneeded(row, needed)) batch.push(row);
+        if ((children.get(row.key) ?? 0) === 0 && (broken.has(row.key) || unneeded(row, needed))) batch.push(row);
       }
       for (const row of batch) db.deleteSnapshot(row.key);
       return batch;
@@ -119,9 +120,30 @@ async function collectSnapshots(root: string, db: MetaDb): Promise<void> {
   }
 }
 
+/**
+ * Layer snapshots whose directory is gone (damage from outside kiln), or that stack on one: useless to
+ * every image, so they go and the next unpack makes them again.
+ */
+function brokenLayers(root: string, rows: readonly SnapshotRow[]): Set<string> {
+  const byKey = new Map(rows.map((row) => [row.key, row]));
+  const verdicts = new Map<string, boolean>();
+  const isBroken = (row: SnapshotRow): boolean => {
+    let verdict = verdicts.get(row.key);
+    if (verdict === undefined) {
+      const parent = row.parent ? byKey.get(row.parent) : undefined;
+      verdict = row.kind === 'committed' && (!existsSync(join(root, String(row.dir))) || (parent !== undefined && isBroken(parent)));
+      verdicts.set(row.key, verdict);
+    }
+    return verdict;
+  };
+  return new Set(rows.filter((row) => LAYER_KEY.test(row.key) && isBroken(row)).map((row) => row.key));
+}
+
+const LAYER_KEY = /^(?:overlay|vfs):(sha256:[a-f0-9]{64})$/;
+
 /** A committed layer snapshot no chain or lease needs, or an unpack whose process is gone. */
 function unneeded(row: SnapshotRow, needed: ReadonlySet<string>): boolean {
-  const layer = /^(?:overlay|vfs):(sha256:[a-f0-9]{64})$/.exec(row.key)?.[1];
+  const layer = LAYER_KEY.exec(row.key)?.[1];
   if (layer !== undefined) return !needed.has(layer) && !needed.has(row.key);
   const owner = /^extract-(\d+)-/.exec(row.key)?.[1];
   return owner !== undefined && !ownerLives(Number(owner));

@@ -1,15 +1,27 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import { loadImages } from '../../src/engine/archive.js';
 import { Engine } from '../../src/engine/engine.js';
-import { OWNER_FILE, containerBundle, containerKey } from '../../src/engine/run.js';
+import { OWNER_FILE, containerBundle, containerKey, openSnapshotter, unpackImage } from '../../src/engine/run.js';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
+import { fixture } from '../helpers/fixtures.js';
 import { fixturesDir, tempDir } from '../helpers/paths.js';
 import { registryUnavailable, startRegistry } from '../helpers/registry.js';
+
+/** `system check` of a store, in this process (it is the same engine call the CLI makes). */
+async function checkStore(root: string): Promise<{ problems: readonly string[] }> {
+  const engine = await Engine.open(root);
+  try {
+    return await engine.check();
+  } finally {
+    engine.close();
+  }
+}
 
 /** Runs kiln on the store `root` and kills it (SIGKILL) after `afterMs`: fault injection, not synchronisation. */
 async function killAfter(root: string, args: readonly string[], afterMs: number): Promise<void> {
@@ -53,6 +65,68 @@ describe('kill -9 at any moment leaves a clean store', () => {
     // And the store still works: the archive loads completely.
     await ok(kiln(['load', '-i', archive]));
     assert.match((await ok(kiln(['system', 'check']))).stdout, /^3 blobs verified, 1 images, 1 names: clean\n$/);
+  });
+});
+
+describe('kill -9 during a prune', { skip: process.getuid?.() !== 0 && 'unpacking images into snapshots needs root' }, () => {
+  it('at 20 points leaves a store that checks clean, and the next prune and run work', async () => {
+    // Images whose removal is some work: five of 400 files each, unpacked into snapshots, saved once.
+    const source = await newKiln();
+    const work = await tempDir();
+    const names: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const dir = join(work, `tree${i}`);
+      await mkdir(dir);
+      for (let f = 0; f < 400; f++) await writeFile(join(dir, `f${f}`), `${i}:${f}\n`);
+      await ok(source.kiln(['import', dir, `tree:${i}`]));
+      names.push(`tree:${i}`);
+    }
+    const archive = join(work, 'trees.tar');
+    await ok(source.kiln(['save', '-o', archive, ...names]));
+    const { root, kiln } = await newKiln();
+    const base = await fixture('busybox-rootfs.tar');
+    await ok(kiln(['import', base, 'base:1']));
+    const fill = async (): Promise<void> => {
+      const engine = await Engine.open(root);
+      try {
+        await loadImages(engine, { path: archive }, () => undefined);
+        const snapshots = await openSnapshotter(engine, () => undefined);
+        for (const name of names) await unpackImage(engine, snapshots, name);
+      } finally {
+        engine.close();
+      }
+    };
+    // How long an uninterrupted prune takes here, so that the kill points spread over all of it.
+    await fill();
+    const started = Date.now();
+    await ok(kiln(['image', 'prune', '-a', '-f']));
+    const whole = Date.now() - started;
+    for (let point = 0; point < 20; point++) {
+      await fill();
+      const command = point % 2 === 0 ? ['image', 'prune', '-a', '-f'] : ['system', 'prune', '-a', '-f'];
+      const afterMs = Math.round(60 + ((whole + 60) * point) / 19);
+      await killAfter(root, command, afterMs);
+      const report = await checkStore(root);
+      assert.deepEqual(report.problems, [], `after killing ${command.join(' ')} at ${afterMs} ms (a whole prune takes ${whole} ms)`);
+    }
+    await ok(kiln(['system', 'prune', '-a', '-f']));
+    assert.equal((await ok(kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
+    assert.deepEqual(await readdir(join(root, 'snapshots')), []);
+    await ok(kiln(['import', base, 'base:1']));
+    assert.equal((await ok(kiln(['run', '--rm', 'base:1', 'echo', 'still works']))).stdout, 'still works\n');
+  });
+
+  it('a layer snapshot whose directory was removed from outside is a clear error, and forgotten so that the next run unpacks it again', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'base:1']));
+    await ok(kiln(['run', '--rm', 'base:1', 'true']));
+    const [dir] = await readdir(join(root, 'snapshots'));
+    await rm(join(root, 'snapshots', dir ?? ''), { recursive: true });
+    const failed = await kiln(['run', '--rm', 'base:1', 'true']);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /^Error: layer 1 of base:1 was unpacked into .*, which is gone \(removed from outside kiln\); kiln forgets that unpack now: try again/);
+    assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
+    assert.equal((await ok(kiln(['run', '--rm', 'base:1', 'echo', 'mended']))).stdout, 'mended\n');
   });
 });
 
@@ -148,12 +222,12 @@ describe('kill -9 during a commit', { skip: process.getuid?.() !== 0 && 'kiln ru
 });
 
 describe('kill -9 during a build', { skip: process.getuid?.() !== 0 && 'kiln build needs root' }, () => {
-  it('in the middle of a RUN step: check finds no damage, prune removes the runtime container, mount and snapshot, and the build then succeeds', async () => {
+  it('in the middle of a RUN step: no runtime container, process or mount outlives it, check finds no damage, prune removes the rest, and the build then succeeds', async () => {
     const { root, kiln } = await newKiln();
     await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:latest']));
     const context = await tempDir();
     // The RUN step signals through its cache mount that it runs, then waits (for the kill).
-    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nCOPY Dockerfile /\nRUN --mount=type=cache,target=/signal,id=crash touch /signal/running; sleep 300\n');
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nCOPY Dockerfile /\nRUN --mount=type=cache,target=/signal,id=crash touch /signal/running; exec sleep 2999\n');
     const child = spawn(process.execPath, [kilnBin, '--root', root, 'build', '-q', context], { stdio: 'ignore' });
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
     const signal = async (): Promise<boolean> => {
@@ -165,8 +239,19 @@ describe('kill -9 during a build', { skip: process.getuid?.() !== 0 && 'kiln bui
     // Waiting for a condition the step itself reports (polled), not for a guessed time.
     for (let i = 0; i < 600 && !(await signal()); i++) await delay(50);
     assert.ok(await signal(), 'the RUN step never started');
+    const pid = child.pid ?? 0;
     child.kill('SIGKILL');
     await exited;
+    // The killed kiln's guard stops its runtime container (the step's process with it) and unmounts
+    // what it mounted; it works on its own, so its result is polled for, with a bound.
+    const leftovers = async (): Promise<string[]> => [
+      ...(await runIn('runc', ['list', '-q'])).split('\n').filter((id) => id.startsWith(`kiln-build-${pid}-`)),
+      ...(await readFile('/proc/mounts', 'utf8')).split('\n').filter((line) => line.includes(root)),
+      ...(await runIn('pgrep', ['-f', '-x', 'sleep 2999'])).split('\n').filter(Boolean),
+    ];
+    for (let i = 0; i < 200 && (await leftovers()).length > 0; i++) await delay(50);
+    await ok(kiln(['images'])); // the next command
+    assert.deepEqual(await leftovers(), []);
     const check = await ok(kiln(['system', 'check']));
     assert.doesNotMatch(check.stdout, /^problem:/m);
     assert.match(check.stdout, /reclaimable: build work/);
