@@ -12,6 +12,7 @@ import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
 import { type Driver, Snapshotter, unmountStale } from '../snapshot/snapshotter.js';
 import { processAlive } from '../gc/gc.js';
 import { hostPlatform } from '../transport/oci-layout.js';
+import type { Lease } from '../transport/store.js';
 import { BUILD_CONTAINER_PREFIX } from '../build/ops.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -66,12 +67,13 @@ export interface BuildResult {
  * Pulls a base image (one the store lacks, or any with `--pull`) as a build step of its own, its
  * progress as the step's log, and returns its ID. Names without a registry are Docker Hub's.
  */
-async function pullBase(engine: Engine, ref: string, present: boolean, id: number, file: string, options: BuildOptions): Promise<Digest> {
+async function pullBase(engine: Engine, lease: Lease, ref: string, present: boolean, id: number, file: string, options: BuildOptions): Promise<Digest> {
   const started = Date.now();
   options.events({ type: 'step', id, name: `[internal] pull ${ref}` });
   const credentials = options.registry?.credentials?.(parseReference(ref).domain);
   try {
     const pulled = await pullImage(engine, ref, {
+      lease,
       ...(options.registry?.insecureRegistries ? { insecureRegistries: options.registry.insecureRegistries } : {}),
       ...(credentials ? { credentials } : {}),
       // Byte counts would flood a build log: the statuses say enough.
@@ -133,7 +135,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     for (const ref of externalImages(dockerfile, planOptions)) {
       const present = engine.holdImageIfPresent(lease, ref)?.id;
       if (present && !options.pull) images.set(ref, present);
-      else images.set(ref, engine.holdImage(lease, await pullBase(engine, ref, present !== undefined, stepId++, file, options)).id);
+      else images.set(ref, await pullBase(engine, lease, ref, present !== undefined, stepId++, file, options));
     }
     const plan = planBuild(dockerfile, planOptions, (ref) => engine.store.configOf(images.get(ref) as Digest));
     const warnings = [...dockerfile.warnings];

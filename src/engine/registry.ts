@@ -139,6 +139,8 @@ export interface PullOptions extends RegistryOptions {
   readonly maxConcurrentDownloads?: number;
   /** Unpack the layers into snapshots as they arrive (default: as root, where kiln run and build need them). */
   readonly unpack?: boolean;
+  /** The lease of the operation the pull is part of (a build's base), which then holds the image. */
+  readonly lease?: Lease;
 }
 
 /**
@@ -178,7 +180,8 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   const known = store.db.image(id) !== undefined;
   const tagName = ref.digest ? undefined : referenceString(ref);
   const digestName = `${repositoryName(ref)}@${top.digest}`;
-  await store.withLease(async (lease: Lease) => {
+  const underLease = (fn: (lease: Lease) => Promise<void>): Promise<void> => (options.lease ? fn(options.lease) : store.withLease(fn));
+  await underLease(async (lease) => {
     const layers = manifest.layers.map((descriptor, index): Layer => ({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId: config.rootfs.diff_ids[index] as Digest, open: () => store.content.open(descriptor.digest) }));
     // A layer the store has is held at once, so that a prune meanwhile cannot take it.
     const present = layers.map((layer) => layer.digest !== undefined && store.db.layerBlob(layer.digest) !== undefined && store.holdBlob(lease, layer.digest));
