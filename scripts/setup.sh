@@ -32,3 +32,11 @@ fi
 echo "setup: tsc"
 rm -rf dist
 npx tsc -p tsconfig.json
+
+# `kiln` on the PATH: a link to this checkout's bin/kiln (the last checkout set up wins).
+if [ "$(id -u)" -eq 0 ]; then
+  ln -sfn "$PWD/bin/kiln" /usr/local/bin/kiln
+  echo "setup: kiln is on the PATH: /usr/local/bin/kiln -> $PWD/bin/kiln"
+else
+  echo "setup: not root, so kiln is not linked into /usr/local/bin; run it as $PWD/bin/kiln, or add $PWD/bin to PATH"
+fi
