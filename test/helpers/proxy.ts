@@ -1,5 +1,6 @@
 import { type IncomingMessage, type ServerResponse, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './registry.js';
 
 /** Faults the proxy injects, each once. */
 export interface Faults {
@@ -130,14 +131,5 @@ export async function startProxy(target: string): Promise<Proxy> {
     });
     req.on('end', () => upstream.end());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return Object.assign(state, {
-    host: `127.0.0.1:${port}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
+  return Object.assign(state, await listenOnLoopback(server));
 }
