@@ -12,6 +12,24 @@ import { MediaType, isManifestType, ociLayerType, layerCompression } from '../oc
 import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
 import { parseJson, validateImageConfig, validateManifest } from '../oci/validate.js';
 
+/** A source passed on as it is read, noting whether it came to its end or failed (with its own error). */
+class WatchedSource implements AsyncIterable<Uint8Array> {
+  ended = false;
+  failure: { readonly error: unknown } | undefined;
+
+  constructor(private readonly source: AsyncIterable<Uint8Array>) {}
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    try {
+      yield* this.source;
+    } catch (error) {
+      this.failure = { error };
+      throw error;
+    }
+    this.ended = true;
+  }
+}
+
 /**
  * A lease keeps what a running operation uses safe from a concurrent GC, prune or rmi in any kiln process:
  * the blobs it has committed but not yet tied to an image, the images it reads or makes, and the layer
@@ -144,10 +162,21 @@ export class LocalStore {
    */
   async ingestLayer(lease: Lease, source: AsyncIterable<Uint8Array>, expected: { mediaType: string; digest?: Digest; size?: number; diffId?: Digest }, what: string, alsoTar?: TarWalker): Promise<LayerBlobRow> {
     return this.storeLayerBlob(lease, `layer-${expected.diffId ?? expected.digest ?? 'new'}`, async (writer) => {
-      const scanned = await scanLayer(source, (chunk) => writer.write(chunk), what, alsoTar).catch((err: unknown) => {
-        // Bytes that are not the blob the digest names say so, rather than how they fail to be a layer.
+      const reading = new WatchedSource(source);
+      let writeFailure: { error: unknown } | undefined;
+      const write = (chunk: Uint8Array): Promise<void> =>
+        writer.write(chunk).catch((error: unknown) => {
+          writeFailure = { error };
+          throw error;
+        });
+      const scanned = await scanLayer(reading, write, what, alsoTar).catch((err: unknown) => {
+        // A failure of the disk (a write) or of the source (a network fault, a truncated file) is the error
+        // as it is. Bytes that came whole but hash to something else are not the blob the digest names,
+        // which says more than how they fail to be a layer.
+        if (writeFailure) throw writeFailure.error;
+        if (reading.failure) throw reading.failure.error;
         const actual = writer.peekDigest();
-        if (expected.digest && actual !== expected.digest) {
+        if (reading.ended && expected.digest && actual !== expected.digest) {
           throw new KilnError('DIGEST_MISMATCH', `${what}: the blob's bytes do not match ${expected.digest} (they hash to ${actual})`, { cause: err });
         }
         throw err;
