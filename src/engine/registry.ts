@@ -8,6 +8,7 @@ import { KilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
 import { compressStream } from '../layer/compression.js';
 import { type Digest, sha256 } from '../oci/digest.js';
+import { checkImageManifest, checkIndexLimits } from '../oci/limits.js';
 import { MediaType, isIndexType, layerCompression } from '../oci/mediatypes.js';
 import type { Descriptor, Manifest, Platform } from '../oci/types.js';
 import { parseJson, validateImageConfig, validateIndex, validateManifest } from '../oci/validate.js';
@@ -97,8 +98,8 @@ async function* resumableBlob(client: RegistryClient, repository: string, digest
   }
 }
 
+/** A config (checkImageManifest bounded its size), verified against its digest. */
 async function readSmallBlob(client: RegistryClient, repository: string, descriptor: Descriptor, what: string): Promise<Buffer> {
-  if (descriptor.size > 8 << 20) throw new KilnError('INVALID_INPUT', `${what}: the config is ${descriptor.size} bytes, more than a config can be`);
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of await client.blob(repository, descriptor.digest)) {
@@ -162,6 +163,7 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   const topJson = parseJson(top.bytes, `manifest of ${familiarString(ref)}`);
   if (isIndexType(top.mediaType) || (typeof topJson === 'object' && topJson !== null && 'manifests' in topJson)) {
     const index = validateIndex(topJson, `index of ${familiarString(ref)}`);
+    checkIndexLimits(index, familiarString(ref));
     const entry = index.manifests.find((m) => matches(m.platform, wanted));
     if (!entry) {
       const offered = index.manifests.flatMap((m) => (m.platform ? [platformText(m.platform)] : [])).join(', ');
@@ -171,6 +173,7 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   }
   const what = familiarString(ref);
   const manifest: Manifest = validateManifest(parseJson(chosen.bytes, `manifest of ${what}`), `manifest of ${what}`);
+  checkImageManifest(manifest, what);
   const rawConfig = await readSmallBlob(client, repository, manifest.config, what);
   const config = validateImageConfig(parseJson(rawConfig, `config of ${what}`), `config of ${what}`);
   if (config.rootfs.diff_ids.length !== manifest.layers.length) throw new KilnError('INVALID_INPUT', `${what}: the manifest has ${manifest.layers.length} layers but the config ${config.rootfs.diff_ids.length}`);
