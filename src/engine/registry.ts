@@ -4,7 +4,8 @@
  * API will stream as they are.
  */
 import { open, readFile } from 'node:fs/promises';
-import { KilnError } from '../errors.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { KilnError, isKilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
 import { compressStream } from '../layer/compression.js';
 import { type Digest, sha256 } from '../oci/digest.js';
@@ -80,35 +81,44 @@ function matches(candidate: Platform | undefined, wanted: Platform): boolean {
   return wanted.variant === undefined || normal(candidate) === normal(wanted);
 }
 
-/** A blob download that resumes with HTTP Range after a broken connection (up to 5 times). */
-async function* resumableBlob(client: RegistryClient, repository: string, digest: Digest, size: number, progress: (received: number) => void): AsyncGenerator<Uint8Array> {
+/** Attempts at one blob download: Docker's (a first one and 5 retries). */
+const DOWNLOAD_ATTEMPTS = 6;
+
+/**
+ * A blob download (at most its `size` bytes: the client refuses more) that, when its body breaks off,
+ * stalls or ends short, goes on from where it stopped with HTTP Range, up to DOWNLOAD_ATTEMPTS in all;
+ * then it fails with the last fault and how far it got. A request that fails outright (refused, redirected
+ * in a loop, an error status) is not retried here: the client retried what can be.
+ */
+async function* resumableBlob(client: RegistryClient, repository: string, { digest, size }: { digest: Digest; size: number }, progress: (received: number) => void): AsyncGenerator<Uint8Array> {
   let received = 0;
-  for (let failures = 0; ; ) {
+  for (let attempt = 1; ; attempt++) {
+    const body = await client.blob(repository, digest, size, received);
+    let fault: KilnError;
     try {
-      for await (const chunk of await client.blob(repository, digest, received)) {
+      for await (const chunk of body) {
         received += chunk.length;
         progress(received);
         yield chunk;
       }
       if (received >= size) return;
-      throw new Error(`the connection ended after ${received} of ${size} bytes`);
+      fault = new KilnError('NETWORK', `${client.blobSubject(repository, digest)}: the registry ended its answer early`);
     } catch (err) {
-      if (err instanceof KilnError || ++failures > 5) throw err;
+      if (!isKilnError(err, 'NETWORK')) throw err;
+      fault = err;
     }
+    if (attempt === DOWNLOAD_ATTEMPTS) throw new KilnError('NETWORK', `${fault.message} (${received} of ${size} bytes received; gave up after ${attempt} attempts)`, { cause: fault });
+    await delay(250 * attempt);
   }
 }
 
-/** A config (checkImageManifest bounded its size), verified against its digest. */
-async function readSmallBlob(client: RegistryClient, repository: string, descriptor: Descriptor, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of await client.blob(repository, descriptor.digest)) {
-    chunks.push(Buffer.from(chunk));
-    length += chunk.length;
-    if (length > descriptor.size) break;
-  }
+/** A config, read whole (checkImageManifest bounded its size) and verified against its digest. */
+async function readConfig(client: RegistryClient, repository: string, descriptor: Descriptor, what: string): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of resumableBlob(client, repository, descriptor, () => undefined)) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);
-  if (bytes.length !== descriptor.size || sha256(bytes) !== descriptor.digest) throw new KilnError('DIGEST_MISMATCH', `${what}: the registry served a config that does not match ${descriptor.digest}`);
+  const actual = sha256(bytes);
+  if (actual !== descriptor.digest) throw new KilnError('DIGEST_MISMATCH', `${what}: the registry served a config that does not match ${descriptor.digest} (it hashes to ${actual})`);
   return bytes;
 }
 
@@ -174,7 +184,7 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   const what = familiarString(ref);
   const manifest: Manifest = validateManifest(parseJson(chosen.bytes, `manifest of ${what}`), `manifest of ${what}`);
   checkImageManifest(manifest, what);
-  const rawConfig = await readSmallBlob(client, repository, manifest.config, what);
+  const rawConfig = await readConfig(client, repository, manifest.config, what);
   const config = validateImageConfig(parseJson(rawConfig, `config of ${what}`), `config of ${what}`);
   if (config.rootfs.diff_ids.length !== manifest.layers.length) throw new KilnError('INVALID_INPUT', `${what}: the manifest has ${manifest.layers.length} layers but the config ${config.rootfs.diff_ids.length}`);
   if (options.platform !== undefined && !matches(config, wanted)) throw new KilnError('NOT_FOUND', `${what} is for ${platformText(config)}, not ${platformText(wanted)}`);
@@ -219,7 +229,7 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
         }
         const size = layer.size ?? 0;
         const digest = layer.digest as Digest;
-        const stream = resumableBlob(client, repository, digest, size, (received) => options.events({ status: 'Downloading', id: short, progressDetail: { current: received, total: size } }));
+        const stream = resumableBlob(client, repository, { digest, size }, (received) => options.events({ status: 'Downloading', id: short, progressDetail: { current: received, total: size } }));
         // Unpacked from the same bytes as they arrive: every layer with overlay, with vfs the base layer or
         // one whose parent is unpacked already.
         const unpack = snapshots && unpackWhileReading(snapshots, layers, index, what);

@@ -2,8 +2,11 @@
  * The distribution-spec client: manifests and blobs of one registry, with Docker's authentication
  * (a 401 challenge → Basic, or a Bearer token from the realm, cached per scope) and transport rules
  * (TLS by default; plain HTTP for loopback and registries named insecure; a `certs.d` CA). Bytes are not
- * trusted here: the content store verifies every digest they are stored under.
+ * trusted here: the content store verifies every digest they are stored under. What a registry sends is
+ * bounded as it is read (a manifest, a token, a blob's declared size), and every network fault becomes one
+ * NETWORK error that says what was being fetched: a timeout, a closed connection, a redirect loop.
  */
+import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +15,9 @@ import type * as Undici_ from 'undici';
 import type { Dispatcher } from 'undici';
 import { KilnError } from '../errors.js';
 import { type Digest, sha256 } from '../oci/digest.js';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
+import { isIndexType, isManifestType } from '../oci/mediatypes.js';
+import { parseJson } from '../oci/validate.js';
 import type { Credentials } from './credentials.js';
 
 export interface ClientOptions {
@@ -24,6 +30,7 @@ export interface ClientOptions {
 
 export interface FetchedManifest {
   readonly bytes: Buffer;
+  /** The manifest or index type it was served as (or, served as plain JSON, the one it declares); '' if neither says. */
   readonly mediaType: string;
   readonly digest: Digest;
 }
@@ -62,7 +69,17 @@ const MANIFEST_TYPES = [
   'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.docker.distribution.manifest.v2+json',
 ];
-const MAX_MANIFEST = 4 << 20;
+/** A token service's answer, a page of a tag or catalog list, a search answer: read whole, so bounded (containers/image's sizes). */
+const MAX_TOKEN_ANSWER = 1 << 20;
+const MAX_LIST_ANSWER = 4 << 20;
+/** Tags or repositories read from a registry's pages, at most. */
+const MAX_LIST_ITEMS = 100_000;
+/** Of an error answer only this much is read: its first lines are the message. */
+const MAX_ERROR_ANSWER = 64 << 10;
+/** Redirects followed for one request (Docker's and Go's limit). */
+const MAX_REDIRECTS = 10;
+/** How long a registry may send nothing before kiln gives up on a request (see registryTimeoutSeconds). */
+const DEFAULT_TIMEOUT_SECONDS = 60;
 /** Blobs up to this size go in one PUT; larger ones in PATCH chunks of UPLOAD_CHUNK, resumable. */
 const MONOLITHIC_UPLOAD = 16 << 20;
 const UPLOAD_CHUNK = 16 << 20;
@@ -101,9 +118,56 @@ function inCidr(host: string, cidr: string): boolean {
   return Math.floor(number(ip) / block) === Math.floor(number(match[1] ?? '') / block);
 }
 
+/**
+ * How long a registry may send nothing, in seconds: no answer to a request (after it was sent), or no byte
+ * of a body it is sending. `KILN_REGISTRY_TIMEOUT_SECONDS`, 60 by default. Docker and containerd wait on a
+ * silent registry for ever; a stalled blob download is retried from where it stopped (see pullImage).
+ */
+export function registryTimeoutSeconds(): number {
+  const text = process.env.KILN_REGISTRY_TIMEOUT_SECONDS;
+  if (text === undefined || text.trim() === '') return DEFAULT_TIMEOUT_SECONDS;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new KilnError('INVALID_ARGUMENT', `KILN_REGISTRY_TIMEOUT_SECONDS=${JSON.stringify(text)}: give a number of seconds greater than 0`);
+  return seconds;
+}
+
+/** The first `limit` bytes of a body (the rest is dropped), or what came before it failed. */
+async function headOf(body: ResponseData['body'], limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= limit) break;
+    }
+  } catch {
+    // A broken error answer still says what it said so far.
+  }
+  return Buffer.concat(chunks, size).subarray(0, limit);
+}
+
+/**
+ * The type a manifest was served as, held to the document as containerd holds it: a Content-Type that is a
+ * manifest or index type must be the kind the document is, and its own mediaType when it names one. Served
+ * as anything else (plain JSON), it is the type the document declares, or '' when it declares none.
+ */
+function servedType(bytes: Buffer, contentType: string, subject: string): string {
+  const served = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+  const known = (type: string): boolean => isManifestType(type) || isIndexType(type);
+  const document = parseJson(bytes, subject);
+  if (typeof document !== 'object' || document === null) return known(served) ? served : '';
+  const declared = 'mediaType' in document && typeof document.mediaType === 'string' ? document.mediaType : '';
+  if (!known(served)) return known(declared) ? declared : '';
+  const index = known(declared) ? isIndexType(declared) : 'manifests' in document;
+  if (isIndexType(served) !== index) throw new KilnError('INVALID_INPUT', `${subject}: the registry served it as ${served}, but it is ${index ? 'an index' : 'an image manifest'}`);
+  if (known(declared) && declared !== served) throw new KilnError('INVALID_INPUT', `${subject}: the registry served it as ${served}, but it says it is ${declared}`);
+  return served;
+}
+
 /** The registry's reply as a KilnError naming what was asked: `MANIFEST_UNKNOWN` etc. in one line. */
 async function registryError(response: ResponseData, what: string): Promise<KilnError> {
-  const text = await response.body.text().catch(() => '');
+  const text = (await headOf(response.body, MAX_ERROR_ANSWER)).toString('utf8');
   let detail = '';
   try {
     const parsed = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
@@ -114,7 +178,7 @@ async function registryError(response: ResponseData, what: string): Promise<Kiln
   const status = response.statusCode;
   // A HEAD answer has no body: say what the status means.
   if (!detail) detail = ({ 401: 'UNAUTHORIZED: authentication required', 403: 'DENIED: requested access to the resource is denied', 404: 'NOT_FOUND', 429: 'TOOMANYREQUESTS' } as Record<number, string>)[status] ?? '';
-  const code = status === 404 ? 'NOT_FOUND' : status === 401 || status === 403 ? 'UNAUTHORIZED' : status === 400 ? 'INVALID_INPUT' : 'INTERNAL';
+  const code = status === 404 ? 'NOT_FOUND' : status === 401 || status === 403 ? 'UNAUTHORIZED' : status === 400 ? 'INVALID_INPUT' : status >= 500 || status === 429 ? 'NETWORK' : 'INTERNAL';
   const retry = response.headers['retry-after'];
   const hint = status === 401 ? ' (log in with kiln login)' : status === 429 && retry ? ` (retry after ${String(retry)} s)` : '';
   return new KilnError(code, `${what}: ${status}${detail ? ` ${detail}` : ''}${hint}`);
@@ -126,6 +190,7 @@ export class RegistryClient {
   private basic = false;
   private undici: Http | undefined;
   private dispatcher: Dispatcher | undefined;
+  private readonly timeoutSeconds = registryTimeoutSeconds();
 
   constructor(
     /** host[:port] as the reference names it (docker.io is reached at registry-1.docker.io). */
@@ -149,7 +214,9 @@ export class RegistryClient {
         const files = await readdir(join(dir, this.endpoint)).catch(() => [] as string[]);
         for (const file of files.filter((f) => f.endsWith('.crt'))) ca.push(await readFile(join(dir, this.endpoint, file), 'utf8'));
       }
-      this.dispatcher = new this.undici.Agent({ connect: { ...(ca.length > 0 ? { ca } : {}), ...(this.insecure ? { rejectUnauthorized: false } : {}) }, bodyTimeout: 120_000, headersTimeout: 60_000 });
+      // undici's body timeout counts only while kiln reads: a body held back by a slow disk does not time out.
+      const timeout = this.timeoutSeconds * 1000;
+      this.dispatcher = new this.undici.Agent({ connect: { ...(ca.length > 0 ? { ca } : {}), ...(this.insecure ? { rejectUnauthorized: false } : {}) }, bodyTimeout: timeout, headersTimeout: timeout });
     }
     return { undici: this.undici, dispatcher: this.dispatcher };
   }
@@ -204,26 +271,30 @@ export class RegistryClient {
     } else if (credentials) {
       headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
     }
-    const response = await undici.request(url, { dispatcher, method, headers, ...(body !== undefined ? { body } : {}) }).catch((err: Error) => {
-      throw new KilnError('NOT_FOUND', `${what}: cannot reach the token service ${url.origin}: ${err.message}`);
+    const subject = `a token for ${what} from ${url.origin}`;
+    const response = await undici.request(url, { dispatcher, method, headers, ...(body !== undefined ? { body } : {}) }).catch((err: unknown) => {
+      throw this.networkError(err, subject, 'request', `the token service ${url.origin}`, what);
     });
     if (response.statusCode === 401 || response.statusCode === 403) {
       await response.body.dump();
       throw new KilnError('UNAUTHORIZED', `${what}: ${credentials ? 'the credentials for' : 'access to'} ${this.host} ${credentials ? 'were refused' : 'needs a login'} (${response.statusCode}); kiln login ${this.host}`);
     }
     if (response.statusCode !== 200) throw await registryError(response, `${what}: token service`);
-    const reply = (await response.body.json()) as { token?: string; access_token?: string; expires_in?: number };
-    const token = reply.token ?? reply.access_token;
-    if (!token) throw new KilnError('INVALID_INPUT', `${what}: the token service of ${this.host} answered without a token`);
-    this.tokens.set(scope, { token, expires: Date.now() + Math.max(30, (reply.expires_in ?? 60) - 10) * 1000 });
+    const reply = parseJson(await this.readBody(response, MAX_TOKEN_ANSWER, subject, 'a token answer'), subject) as { token?: unknown; access_token?: unknown; expires_in?: unknown } | null;
+    const token = reply?.token ?? reply?.access_token;
+    if (typeof token !== 'string' || !token) throw new KilnError('INVALID_INPUT', `${what}: the token service of ${this.host} answered without a token`);
+    const expiresIn = typeof reply?.expires_in === 'number' ? reply.expires_in : 60;
+    this.tokens.set(scope, { token, expires: Date.now() + Math.max(30, expiresIn - 10) * 1000 });
   }
 
   /**
    * One request to the registry (a path under its origin, or an absolute URL it gave), authenticated for
-   * `scope`. Redirects are followed by hand, so credentials never go to another host. GET and HEAD are
-   * retried on 5xx, 429 and broken connections.
+   * `scope`. Redirects are followed by hand (up to 10), so credentials never go to another host. GET and
+   * HEAD are retried on 5xx, 429 and broken connections. `what` prefixes a refusal (`what: 404 …`);
+   * `subject` (what is asked for, `the manifest of …`; `what` when not given) names it in a network fault.
    */
-  async send(method: Dispatcher.HttpMethod, path: string, options: { scope: string; what: string; headers?: Record<string, string>; body?: Dispatcher.DispatchOptions['body']; ok?: readonly number[] }): Promise<ResponseData> {
+  async send(method: Dispatcher.HttpMethod, path: string, options: { scope: string; what: string; subject?: string; headers?: Record<string, string>; body?: Dispatcher.DispatchOptions['body']; ok?: readonly number[] }): Promise<ResponseData> {
+    const subject = options.subject ?? options.what;
     const { undici, dispatcher } = await this.load();
     const origin = await this.base();
     let url = new URL(path, origin);
@@ -236,13 +307,12 @@ export class RegistryClient {
       try {
         response = await undici.request(url, { dispatcher, method, headers, ...(options.body !== undefined ? { body: options.body } : {}) });
       } catch (err) {
-        if (idempotent && attempt < 3) {
+        // A broken connection is tried again; a registry that did not answer for the whole timeout is not.
+        if (idempotent && attempt < 3 && (err as { code?: unknown }).code !== 'UND_ERR_HEADERS_TIMEOUT') {
           await delay(200 * 2 ** attempt++);
           continue;
         }
-        const message = (err as Error).message;
-        const tls = /certificate|SSL|TLS|wrong version number|EPROTO/i.test(message) ? ` (for a registry with its own CA put it in /etc/docker/certs.d/${this.endpoint}/ca.crt; for one without TLS name it with --insecure-registry ${this.host})` : '';
-        throw new KilnError('NOT_FOUND', `${options.what}: cannot reach ${url.origin}: ${message}${tls}`);
+        throw this.networkError(err, subject, 'request', url.origin, options.what);
       }
       const status = response.statusCode;
       if (status === 401 && !challenged && url.host === new URL(origin).host) {
@@ -255,10 +325,10 @@ export class RegistryClient {
         }
         continue;
       }
-      if ([301, 302, 303, 307, 308].includes(status) && response.headers.location && redirects < 10) {
-        await response.body.dump();
+      if ([301, 302, 303, 307, 308].includes(status) && response.headers.location) {
+        await response.body.dump().catch(() => undefined);
+        if (redirects++ >= MAX_REDIRECTS) throw new KilnError('NETWORK', `redirect loop: more than ${MAX_REDIRECTS} redirects for ${subject}`);
         url = new URL(String(response.headers.location), url);
-        redirects++;
         continue;
       }
       if (idempotent && (status >= 500 || status === 429) && attempt < 3) {
@@ -273,18 +343,25 @@ export class RegistryClient {
     }
   }
 
-  /** A manifest (or index) by tag or digest, its bytes kept as served; a digest reference is verified. */
+  /**
+   * A manifest (or index) by tag or digest, its bytes kept as served. Its digest is what they hash to: the
+   * one asked for (by digest), and the one the registry's Docker-Content-Digest names (as containerd
+   * trusts it). Its Content-Type, when a manifest or index type, must be what the document is.
+   */
   async manifest(repository: string, reference: string): Promise<FetchedManifest> {
     const what = `${this.host}/${repository}:${reference}`;
-    const response = await this.send('GET', `/v2/${repository}/manifests/${reference}`, { scope: `repository:${repository}:pull`, what, headers: { accept: MANIFEST_TYPES.join(', ') } });
-    const length = Number(response.headers['content-length'] ?? 0);
-    if (length > MAX_MANIFEST) throw new KilnError('INVALID_INPUT', `${what}: the manifest is ${length} bytes, more than a manifest can be`);
-    const bytes = Buffer.from(await response.body.arrayBuffer());
-    if (bytes.length > MAX_MANIFEST) throw new KilnError('INVALID_INPUT', `${what}: the manifest is larger than ${MAX_MANIFEST} bytes`);
+    const subject = `the manifest of ${this.host}/${repository}${reference.includes(':') ? '@' : ':'}${reference}`;
+    const response = await this.send('GET', `/v2/${repository}/manifests/${reference}`, { scope: `repository:${repository}:pull`, what, subject, headers: { accept: MANIFEST_TYPES.join(', ') } });
+    const bytes = await this.readBody(response, MAX_MANIFEST_BYTES, subject, 'a manifest');
     const digest = sha256(bytes);
-    if (reference.startsWith('sha256:') && digest !== reference) throw new KilnError('DIGEST_MISMATCH', `${what}: the registry served a manifest whose digest is ${digest}`);
-    const type = String(response.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
-    return { bytes, mediaType: type, digest };
+    if (reference.startsWith('sha256:') && digest !== reference) throw new KilnError('DIGEST_MISMATCH', `${subject}: the registry served bytes that hash to ${digest}`);
+    const claimed = String(response.headers['docker-content-digest'] ?? '').trim();
+    const claimedAlgorithm = /^(sha256|sha384|sha512):[a-f0-9]+$/.exec(claimed)?.[1];
+    if (claimed && claimedAlgorithm) {
+      const actual = claimedAlgorithm === 'sha256' ? digest : `${claimedAlgorithm}:${createHash(claimedAlgorithm).update(bytes).digest('hex')}`;
+      if (actual !== claimed) throw new KilnError('DIGEST_MISMATCH', `${subject}: the registry says its digest is ${claimed}, but its bytes hash to ${actual}`);
+    }
+    return { bytes, mediaType: servedType(bytes, String(response.headers['content-type'] ?? ''), subject), digest };
   }
 
   /** Whether the registry has a blob in this repository (HEAD). */
@@ -294,15 +371,93 @@ export class RegistryClient {
     return response.statusCode === 200;
   }
 
-  /** A blob's bytes from `offset` on (HTTP Range), as a stream. */
-  async blob(repository: string, digest: Digest, offset = 0): Promise<AsyncIterable<Uint8Array>> {
+  /** How a blob of a repository is named in errors. */
+  blobSubject(repository: string, digest: Digest): string {
+    return `blob ${digest} of ${this.host}/${repository}`;
+  }
+
+  /**
+   * A blob's bytes from `offset` on (HTTP Range), as a stream of at most the `size` the manifest gives it:
+   * more is refused (INVALID_INPUT), as soon as Content-Length announces it or the bytes pass it. A Range
+   * request answered 200 (the whole blob) has its first `offset` bytes skipped, as containerd does. A body
+   * that stalls or breaks ends the stream with a NETWORK error; one that ends short ends it quietly, early.
+   */
+  async blob(repository: string, digest: Digest, size: number, offset = 0): Promise<AsyncIterable<Uint8Array>> {
+    const subject = this.blobSubject(repository, digest);
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    const response = await this.send('GET', `/v2/${repository}/blobs/${digest}`, { scope: `repository:${repository}:pull`, what: `${this.host}/${repository} blob ${digest}`, headers, ok: [200, 206] });
-    if (offset > 0 && response.statusCode !== 206) {
-      await response.body.dump();
-      throw new KilnError('UNSUPPORTED', `${this.host} does not serve byte ranges, so the download of ${digest} cannot resume`);
+    const response = await this.send('GET', `/v2/${repository}/blobs/${digest}`, { scope: `repository:${repository}:pull`, what: `${this.host}/${repository} blob ${digest}`, subject, headers, ok: [200, 206] });
+    let start = 0;
+    if (response.statusCode === 206) {
+      const range = String(response.headers['content-range'] ?? '');
+      start = Number(/^bytes (\d+)-/.exec(range)?.[1] ?? NaN);
+      if (start !== offset) {
+        response.body.destroy();
+        throw new KilnError('INVALID_INPUT', `${subject}: the registry answered a request for the bytes from ${offset} on with ${range ? `the range ${range}` : 'a part without Content-Range'}`);
+      }
     }
-    return response.body;
+    const announced = Number(response.headers['content-length'] ?? NaN);
+    if (start + announced > size) {
+      response.body.destroy();
+      throw new KilnError('INVALID_INPUT', `${subject}: the registry announced ${announced} bytes${start > 0 ? ` from byte ${start} on` : ''}, more than the blob's ${size}`);
+    }
+    return this.bounded(response.body, start, offset, size, subject);
+  }
+
+  /** The bytes [skip, size) of a body that starts at blob position `at`; more than `size` is an error. */
+  private async *bounded(body: AsyncIterable<Uint8Array>, at: number, skip: number, size: number, subject: string): AsyncGenerator<Uint8Array> {
+    try {
+      for await (const chunk of body) {
+        const from = at;
+        at += chunk.length;
+        if (at > size) throw new KilnError('INVALID_INPUT', `${subject}: the registry sent more than its ${size} bytes`);
+        if (at > skip) yield from >= skip ? chunk : chunk.subarray(skip - from);
+      }
+    } catch (err) {
+      throw this.networkError(err, subject, 'body');
+    }
+  }
+
+  /**
+   * A body read whole into memory, refused (INVALID_INPUT) as soon as it passes `limit` bytes, whether
+   * Content-Length announces it or the bytes do; a network fault while reading is a NETWORK error.
+   */
+  private async readBody(response: ResponseData, limit: number, subject: string, kind: string): Promise<Buffer> {
+    const tooLarge = (): KilnError => new KilnError('INVALID_INPUT', `${subject}: the registry sent more than the ${limit} bytes ${kind} may have`);
+    if (Number(response.headers['content-length'] ?? 0) > limit) {
+      response.body.destroy();
+      throw tooLarge();
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > limit) throw tooLarge();
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      throw this.networkError(err, subject, 'body');
+    }
+    return Buffer.concat(chunks, size);
+  }
+
+  /**
+   * A failure of undici or the socket as one line naming what was asked for (a KilnError passes as it is):
+   * a timeout, a connection the registry closed, or (sending a request) an origin that cannot be reached.
+   */
+  private networkError(err: unknown, subject: string, phase: 'request' | 'body', origin = '', what = subject): KilnError {
+    if (err instanceof KilnError) return err;
+    const code = (err as { code?: unknown }).code;
+    const message = err instanceof Error ? err.message : String(err);
+    const seconds = this.timeoutSeconds;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') return new KilnError('NETWORK', `timeout: the registry sent no answer for ${seconds} s to the request for ${subject}`, { cause: err });
+    if (code === 'UND_ERR_BODY_TIMEOUT') return new KilnError('NETWORK', `timeout: the registry sent nothing for ${seconds} s while sending ${subject}`, { cause: err });
+    if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      return new KilnError('NETWORK', `the registry closed the connection ${phase === 'body' ? 'while sending' : 'before answering the request for'} ${subject}`, { cause: err });
+    }
+    if (phase === 'body') return new KilnError('NETWORK', `the connection broke while the registry was sending ${subject}: ${message}`, { cause: err });
+    const tls = /certificate|SSL|TLS|wrong version number|EPROTO/i.test(message) ? ` (for a registry with its own CA put it in /etc/docker/certs.d/${this.endpoint}/ca.crt; for one without TLS name it with --insecure-registry ${this.host})` : '';
+    return new KilnError('NETWORK', `${what}: cannot reach ${origin}: ${message}${tls}`, { cause: err });
   }
 
   /**
@@ -376,7 +531,7 @@ export class RegistryClient {
         progress?.(offset);
       } catch (err) {
         if (err instanceof BytesGone) throw err;
-        if (++upload.failures > 5 || (err instanceof KilnError && err.code !== 'NOT_FOUND' && err.code !== 'INTERNAL')) throw err;
+        if (++upload.failures > 5 || (err instanceof KilnError && err.code !== 'NETWORK' && err.code !== 'NOT_FOUND' && err.code !== 'INTERNAL')) throw err;
         // Where did the registry get to? (distribution answers 204 with `Range: 0-<last byte>`.)
         const status = await this.send('GET', upload.location, { scope, what: `${what}: upload status`, ok: [204, 404] });
         await status.body.dump();
@@ -401,13 +556,20 @@ export class RegistryClient {
     await done.body.dump();
   }
 
-  /** Follows `Link: <…>; rel="next"` pages of a JSON list (tags, catalog), collecting `field`. */
+  /**
+   * Follows `Link: <…>; rel="next"` pages of a JSON list (tags, catalog), collecting `field`: up to `limit`
+   * items, and at most MAX_LIST_ITEMS, so that pages linked in a circle or without end are refused.
+   */
   private async pages(path: string, field: 'tags' | 'repositories', scope: string, what: string, limit = Infinity): Promise<string[]> {
     const items: string[] = [];
+    const read = new Set<string>();
     for (let next: string | undefined = path; next && items.length < limit; ) {
+      if (read.has(next)) throw new KilnError('INVALID_INPUT', `${what}: the registry's pages link back to one already read (${next})`);
+      if (items.length > MAX_LIST_ITEMS) throw new KilnError('INVALID_INPUT', `${what}: the registry lists more than ${MAX_LIST_ITEMS} ${field}`);
+      read.add(next);
       const response = await this.send('GET', next, { scope, what });
-      const body = (await response.body.json()) as Record<string, unknown>;
-      const list = body[field];
+      const body = parseJson(await this.readBody(response, MAX_LIST_ANSWER, what, `a page of ${field}`), what) as Record<string, unknown> | null;
+      const list = body?.[field];
       if (list !== null && list !== undefined && !(Array.isArray(list) && list.every((x) => typeof x === 'string'))) throw new KilnError('INVALID_INPUT', `${what}: the registry's ${field} list is malformed`);
       if (Array.isArray(list)) for (const item of list) items.push(String(item));
       const link = String(response.headers.link ?? '');
@@ -438,8 +600,8 @@ export class RegistryClient {
       await response?.body.dump();
       return undefined;
     }
-    const body = (await response.body.json()) as { results?: unknown };
-    if (!Array.isArray(body.results)) throw new KilnError('INVALID_INPUT', `searching ${this.host}: the answer has no results list`);
+    const body = parseJson(await this.readBody(response, MAX_LIST_ANSWER, `searching ${this.host}`, 'a search answer'), `searching ${this.host}`) as { results?: unknown } | null;
+    if (!Array.isArray(body?.results)) throw new KilnError('INVALID_INPUT', `searching ${this.host}: the answer has no results list`);
     return (body.results as Record<string, unknown>[]).map((r) => ({
       name: typeof r.name === 'string' ? r.name : '',
       description: typeof r.description === 'string' ? r.description : '',
