@@ -10,7 +10,7 @@ import { lstat, readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { KilnError, isErrno } from '../errors.js';
-import { PatternMatcher, cleanPath, filepathMatch, parseDockerignore } from '../dockerfile/dockerignore.js';
+import { type IgnoreState, PatternMatcher, cleanPath, filepathMatch, parseDockerignore } from '../dockerfile/dockerignore.js';
 import type { Digest } from '../oci/digest.js';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'other';
@@ -47,6 +47,21 @@ function entryType(st: BigIntStats): EntryType {
 }
 
 const hasGlob = (path: string): boolean => /[*?[]/.test(path);
+
+/**
+ * A walk of a big context is long synchronous work; inside `kiln serve` it shares the event loop with
+ * every other request. Awaiting the returned function gives the loop a turn whenever the walk has held
+ * it for PAUSE_MS, so `/_ping` and SIGTERM are answered while a build reads its context.
+ */
+const PAUSE_MS = 20;
+function pauser(): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < PAUSE_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    since = performance.now();
+  };
+}
 
 export class BuildContext {
   /** Files from the context become root's in the image (unless COPY --chown says otherwise). */
@@ -97,24 +112,27 @@ export class BuildContext {
       ...(st.nlink > 1n && st.isFile() ? { inode: `${st.dev}:${st.ino}` } : {}),
     });
     entries.set('', describe('', rootStat));
-    const walk = async (dir: string, prefix: string): Promise<void> => {
+    const pause = pauser();
+    const walk = async (dir: string, prefix: string, above: IgnoreState | undefined): Promise<void> => {
       // Synchronous calls: a context of 20,000 files is walked far faster without a thread-pool round trip each.
       for (const name of readdirSync(dir).sort()) {
+        await pause();
         const path = prefix + name;
-        const excluded = patterns.length > 0 && ignore.matches(path);
+        const state = patterns.length > 0 ? ignore.stateOf(path, above) : undefined;
+        const excluded = state?.excluded ?? false;
         const full = join(dir, name);
         const st = lstatSync(full, { bigint: true });
         if (st.isDirectory()) {
-          if (excluded && !ignore.hasExclusions) continue;
+          if (state !== undefined && ignore.skipsBelow(path, state)) continue;
           if (!excluded) entries.set(path, describe(path, st));
-          await walk(full, `${path}/`);
+          await walk(full, `${path}/`, state);
           continue;
         }
         if (excluded) continue;
         entries.set(path, describe(path, st, st.isSymbolicLink() ? readlinkSync(full) : undefined));
       }
     };
-    await walk(root, '');
+    await walk(root, '', undefined);
     return new BuildContext(root, entries, ignore, ignoreFile, cache);
   }
 

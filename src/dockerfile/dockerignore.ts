@@ -8,13 +8,19 @@ import { KilnError } from '../errors.js';
 
 const SEP = '/';
 
-// Go's unicode.IsSpace set (strings.TrimSpace); unlike String.prototype.trim it keeps U+FEFF and
-// trims U+0085.
-const GO_SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const TRIM_RE = new RegExp(`^[${GO_SPACE}]+|[${GO_SPACE}]+$`, 'gu');
+/** Go's unicode.IsSpace (strings.TrimSpace); unlike String.prototype.trim it keeps U+FEFF and trims U+0085. */
+function isGoSpace(code: number): boolean {
+  if (code <= 0xff) return (code >= 0x09 && code <= 0x0d) || code === 0x20 || code === 0x85 || code === 0xa0;
+  return code === 0x1680 || (code >= 0x2000 && code <= 0x200a) || code === 0x2028 || code === 0x2029 || code === 0x202f || code === 0x205f || code === 0x3000;
+}
 
+/** A scan from both ends (a regular expression for trailing space takes time quadratic in a run of inner spaces). */
 function trimSpace(s: string): string {
-  return s.replace(TRIM_RE, '');
+  let start = 0;
+  let end = s.length;
+  while (start < end && isGoSpace(s.charCodeAt(start))) start++;
+  while (end > start && isGoSpace(s.charCodeAt(end - 1))) end--;
+  return start === 0 && end === s.length ? s : s.slice(start, end);
 }
 
 function badPattern(pattern: string): KilnError {
@@ -24,6 +30,8 @@ function badPattern(pattern: string): KilnError {
 /** Go's path/filepath.Clean for '/'-separated paths. */
 export function cleanPath(path: string): string {
   if (path === '') return '.';
+  // Most paths are clean already: no empty, '.' or '..' segment and no final '/'.
+  if (!path.endsWith(SEP) && !path.includes('//') && !/(?:^|\/)\.\.?(?:\/|$)/.test(path)) return path;
   const rooted = path.startsWith(SEP);
   const out: string[] = [];
   for (const seg of path.split(SEP)) {
@@ -226,9 +234,44 @@ export function filepathMatch(pattern: string, name: string): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pattern compilation (patternmatcher's compile: exact / prefix / suffix fast paths, else RegExp).
+// Pattern compilation. patternmatcher sorts each pattern into a fast path (exact, prefix, suffix) or
+// turns it into an anchored regular expression, which Go's regexp engine matches in time linear in
+// the pattern and the text. JavaScript's engine backtracks instead: `*`×60+`b` against a long name,
+// or `**/`×30+`zz` against a deep path, would take hours. So the regular expression is only described
+// here (compilePattern); the same language is matched by running its automaton (Automaton): the set
+// of live pattern positions advances one character at a time, never more than O(|pattern|) work per
+// character of the path, and never a backtrack.
 
 export type MatchType = 'exact' | 'prefix' | 'suffix' | 'regexp';
+
+// The automaton of a 'regexp' pattern is a list of states, one per element of the pattern (two for a
+// `**` inside it: its entry and its loop), ending in ACCEPT. A state is a number: a code point (≥ 0)
+// matches that code point; the constants below are the others. A state's successor is the next one,
+// so every move that reads nothing goes forward.
+/** `?`: one code point other than '/'. */
+const ANY = -1;
+/** `*`: any number of code points other than '/'. */
+const STAR = -2;
+/** A trailing `**` after a wildcard: anything at all. */
+const REST = -3;
+/** `**` (or `**` + '/') before more pattern: nothing, or (through its loop) anything that ends in '/'. */
+const DIRS = -4;
+const DIRS_LOOP = -5;
+const ACCEPT = -6;
+/** `[...]`: CLASS - k is the class classes[k]. */
+const CLASS = -16;
+const SLASH = 0x2f;
+
+/** A `[...]` class: one code point inside (or, negated, outside) the ranges, given as lo, hi pairs. */
+interface CharClass {
+  readonly negated: boolean;
+  readonly ranges: readonly number[];
+}
+
+interface Program {
+  readonly states: readonly number[];
+  readonly classes: readonly CharClass[];
+}
 
 const REGEX_SYNTAX = new Set(['^', '$', '\\', '.', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|']);
 const CLASS_SYNTAX = new Set(['\\', ']', '[', '^', '-']);
@@ -242,13 +285,15 @@ function escapeClassChar(ch: string): string {
 }
 
 /**
- * How a cleaned pattern (without its '!') is matched: the fast-path class and, for 'regexp', the
- * anchored JavaScript regular expression source (flags 'us'). Throws a bad-pattern KilnError when
- * the pattern cannot be compiled (for example an inverted class range such as `[l-O]`).
+ * A cleaned pattern's fast-path class and its automaton's program; with `describe`, also the
+ * regular expression it stands for (for 'regexp').
  */
-export function compilePattern(pattern: string): { matchType: MatchType; regexp: string | null } {
+function translate(pattern: string, describe: boolean): { matchType: MatchType; regexp: string | null; program: Program } {
   const cs = Array.from(pattern);
+  const states: number[] = [];
+  const classes: CharClass[] = [];
   let re = '^';
+  const say = describe ? (text: string): void => void (re += text) : (): void => undefined;
   let type: MatchType = 'exact';
   let k = 0;
   for (let iter = 0; k < cs.length; iter++) {
@@ -263,67 +308,212 @@ export function compilePattern(pattern: string): { matchType: MatchType; regexp:
           if (type === 'exact') {
             type = 'prefix';
           } else {
-            re += '.*';
+            say('.*');
+            states.push(REST);
             type = 'regexp';
           }
         } else {
           // Any number of whole segments, including none.
-          re += `(.*${SEP})?`;
+          say(`(.*${SEP})?`);
+          states.push(DIRS, DIRS_LOOP);
           type = 'regexp';
         }
         if (iter === 0) type = 'suffix';
       } else {
-        re += `[^${SEP}]*`;
+        say(`[^${SEP}]*`);
+        states.push(STAR);
         type = 'regexp';
       }
     } else if (ch === '?') {
-      re += `[^${SEP}]`;
+      say(`[^${SEP}]`);
+      states.push(ANY);
       type = 'regexp';
     } else if (ch === '\\') {
       const next = cs[k];
       if (next !== undefined) {
         k++;
-        re += escapeLiteral(next);
+        say(escapeLiteral(next));
+        states.push(codePoint(next));
         type = 'regexp';
       } else {
-        re += '\\\\';
+        say('\\\\');
+        states.push(codePoint('\\'));
       }
     } else if (ch === '[') {
       let body = '';
-      if (cs[k] === '^') {
+      const negated = cs[k] === '^';
+      if (negated) {
         body += '^';
         k++;
       }
-      let nrange = 0;
+      const ranges: number[] = [];
       for (;;) {
-        if (cs[k] === ']' && nrange > 0) {
+        if (cs[k] === ']' && ranges.length > 0) {
           k++;
           break;
         }
         const lo = getEsc(cs, k);
         if (lo === undefined) throw badPattern(pattern);
         k = lo.next;
-        body += escapeClassChar(lo.ch);
+        let hi = lo;
         if (cs[k] === '-') {
-          const hi = getEsc(cs, k + 1);
-          if (hi === undefined) throw badPattern(pattern);
-          k = hi.next;
-          if (codePoint(hi.ch) < codePoint(lo.ch)) throw badPattern(pattern);
-          body += '-' + escapeClassChar(hi.ch);
+          const h = getEsc(cs, k + 1);
+          if (h === undefined) throw badPattern(pattern);
+          k = h.next;
+          if (codePoint(h.ch) < codePoint(lo.ch)) throw badPattern(pattern);
+          hi = h;
         }
-        nrange++;
+        if (describe) body += hi === lo ? escapeClassChar(lo.ch) : `${escapeClassChar(lo.ch)}-${escapeClassChar(hi.ch)}`;
+        ranges.push(codePoint(lo.ch), codePoint(hi.ch));
       }
-      re += `[${body}]`;
+      say(`[${body}]`);
+      states.push(CLASS - classes.length);
+      classes.push({ negated, ranges });
       type = 'regexp';
     } else if (ch === ']') {
-      re += '\\]';
+      say('\\]');
+      states.push(codePoint(']'));
       type = 'regexp';
     } else {
-      re += escapeLiteral(ch);
+      say(escapeLiteral(ch));
+      states.push(codePoint(ch));
     }
   }
-  if (type !== 'regexp') return { matchType: type, regexp: null };
-  return { matchType: 'regexp', regexp: re + '$' };
+  states.push(ACCEPT);
+  return { matchType: type, regexp: type === 'regexp' && describe ? re + '$' : null, program: { states, classes } };
+}
+
+/**
+ * How a cleaned pattern (without its '!') is matched: the fast-path class and, for 'regexp', the
+ * anchored regular expression it stands for (as a JavaScript source, flags 'us'; kiln matches it with
+ * an automaton, never with RegExp). Throws a bad-pattern KilnError when the pattern cannot be
+ * compiled (for example an inverted class range such as `[l-O]`).
+ */
+export function compilePattern(pattern: string): { matchType: MatchType; regexp: string | null } {
+  const { matchType, regexp } = translate(pattern, true);
+  return { matchType, regexp };
+}
+
+/** Work space of the simulation, grown on demand and shared: a match never starts inside another. */
+const scratch = { marks: new Uint32Array(64), current: new Int32Array(64), next: new Int32Array(64), stamp: 0 };
+
+function freshStamp(): number {
+  scratch.stamp = (scratch.stamp + 1) >>> 0;
+  if (scratch.stamp === 0) {
+    scratch.marks.fill(0);
+    scratch.stamp = 1;
+  }
+  return scratch.stamp;
+}
+
+function inClass(cls: CharClass, c: number): boolean {
+  const { ranges, negated } = cls;
+  for (let i = 0; i < ranges.length; i += 2) {
+    if ((ranges[i] as number) <= c && c <= (ranges[i + 1] as number)) return !negated;
+  }
+  return negated;
+}
+
+/**
+ * The automaton of a 'regexp' pattern, simulated without backtracking: the set of live states
+ * advances one code point at a time.
+ */
+class Automaton {
+  readonly #states: readonly number[];
+  readonly #classes: readonly CharClass[];
+  readonly #accept: number;
+
+  constructor(program: Program) {
+    this.#states = program.states;
+    this.#classes = program.classes;
+    this.#accept = program.states.length - 1;
+  }
+
+  /** True when the pattern matches all of `text`. */
+  matches(text: string): boolean {
+    return this.#run(text, 'whole');
+  }
+
+  /** True when the pattern matches `text` up to one of its '/' or to its end (a directory above a path). */
+  matchesAPrefix(text: string): boolean {
+    return this.#run(text, 'prefixes');
+  }
+
+  /** True when some text that starts with `text` could still match. */
+  mayMatchAfter(text: string): boolean {
+    return this.#run(text, 'live');
+  }
+
+  #run(text: string, mode: 'whole' | 'prefixes' | 'live'): boolean {
+    const states = this.#states;
+    if (scratch.marks.length < states.length) {
+      const size = Math.max(states.length, scratch.marks.length * 2);
+      scratch.marks = new Uint32Array(size);
+      scratch.current = new Int32Array(size);
+      scratch.next = new Int32Array(size);
+      scratch.stamp = 0;
+    }
+    const marks = scratch.marks;
+    let current = scratch.current;
+    let next = scratch.next;
+    let stamp = freshStamp();
+    let live = this.#enter(0, current, 0, stamp);
+    for (let i = 0; i < text.length; ) {
+      const c = text.codePointAt(i) as number;
+      if (mode === 'prefixes' && c === SLASH && marks[this.#accept] === stamp) return true;
+      stamp = freshStamp();
+      let reached = 0;
+      for (let k = 0; k < live; k++) {
+        const s = current[k] as number;
+        const state = states[s] as number;
+        if (state >= 0) {
+          if (state === c) reached = this.#enter(s + 1, next, reached, stamp);
+        } else if (state <= CLASS) {
+          if (inClass(this.#classes[CLASS - state] as CharClass, c)) reached = this.#enter(s + 1, next, reached, stamp);
+        } else if (state === ANY) {
+          if (c !== SLASH) reached = this.#enter(s + 1, next, reached, stamp);
+        } else if (state === STAR) {
+          if (c !== SLASH) reached = this.#enter(s, next, reached, stamp);
+        } else if (state === REST) {
+          reached = this.#enter(s, next, reached, stamp);
+        } else if (state === DIRS_LOOP) {
+          reached = this.#enter(s, next, reached, stamp);
+          if (c === SLASH) reached = this.#enter(s + 1, next, reached, stamp);
+        }
+      }
+      // Nothing left alive: no longer text (and no longer prefix) can match.
+      if (reached === 0) return false;
+      [current, next] = [next, current];
+      live = reached;
+      i += c > 0xffff ? 2 : 1;
+    }
+    return mode === 'live' || marks[this.#accept] === stamp;
+  }
+
+  /** Puts a state in `list` (once per stamp) with every state it reaches without reading. */
+  #enter(state: number, list: Int32Array, length: number, stamp: number): number {
+    const marks = scratch.marks;
+    let s = state;
+    let n = length;
+    for (;;) {
+      if (marks[s] === stamp) return n;
+      marks[s] = stamp;
+      list[n++] = s;
+      const kind = this.#states[s];
+      if (kind === STAR || kind === REST) {
+        s++;
+      } else if (kind === DIRS) {
+        // Either into the loop over "anything that ends in '/'", or past it.
+        if (marks[s + 1] !== stamp) {
+          marks[s + 1] = stamp;
+          list[n++] = s + 1;
+        }
+        s += 2;
+      } else {
+        return n;
+      }
+    }
+  }
 }
 
 interface CompiledPattern {
@@ -335,121 +525,366 @@ interface CompiledPattern {
   /** Number of path segments in the cleaned pattern (for the legacy one-level parent check). */
   readonly depth: number;
   readonly matchType: MatchType;
-  readonly regexp: RegExp | undefined;
+  /** The literal text every match starts with ('exact': all of it; 'prefix': all but the `**`). */
+  readonly head: string;
+  /** The literal text every match ends with ('suffix': all but the leading `**`). */
+  readonly tail: string;
+  /** 'regexp': the longest literal text every match contains. */
+  readonly inner: string;
+  readonly automaton: Automaton | undefined;
   /** Set when the pattern passed validation but could not be compiled; raised on every use. */
   readonly error: KilnError | undefined;
 }
 
-function compileAll(patterns: readonly string[]): { compiled: CompiledPattern[]; hasExclusions: boolean } {
-  const compiled: CompiledPattern[] = [];
-  let hasExclusions = false;
-  for (const original of patterns) {
-    const text = trimSpace(original);
-    if (text === '') continue;
-    let p = cleanPath(text);
-    let exclusion = false;
-    if (p.startsWith('!')) {
-      if (p.length === 1) throw new KilnError('INVALID_INPUT', 'illegal exclusion pattern: "!"');
-      exclusion = true;
-      hasExclusions = true;
-      p = p.slice(1);
-    }
-    // Syntax check with Go's filepath.Match rules (throws on a malformed pattern).
-    filepathMatch(p, '.');
-    let matchType: MatchType = 'regexp';
-    let regexp: RegExp | undefined;
-    let error: KilnError | undefined;
-    try {
-      const c = compilePattern(p);
-      matchType = c.matchType;
-      if (c.regexp !== null) regexp = new RegExp(c.regexp, 'us');
-    } catch {
-      error = badPattern(text);
-    }
-    compiled.push({ text, cleaned: p, exclusion, depth: p.split(SEP).length, matchType, regexp, error });
-  }
-  return { compiled, hasExclusions };
+/** The literal text at the start (or, from the end, at the end) of a program, up to MAX_KEY code points: what every match has there. */
+function literalRun(states: readonly number[], fromEnd: boolean): string {
+  const last = states.length - 2;
+  let n = 0;
+  while (n <= last && (states[fromEnd ? last - n : n] as number) >= 0) n++;
+  const run = fromEnd ? states.slice(last + 1 - Math.min(n, MAX_KEY), last + 1) : states.slice(0, Math.min(n, MAX_KEY));
+  return String.fromCodePoint(...run);
 }
 
+/** The longest literal text anywhere in a program (its first MAX_KEY code points): every match contains it. */
+function longestRun(states: readonly number[]): string {
+  let best: readonly number[] = [];
+  for (let start = 0; start < states.length; start++) {
+    let end = start;
+    while ((states[end] as number) >= 0) end++;
+    if (end - start > best.length) best = states.slice(start, end);
+    start = end;
+  }
+  return String.fromCodePoint(...best.slice(0, MAX_KEY));
+}
+
+function compileOne(text: string): CompiledPattern {
+  let p = cleanPath(text);
+  let exclusion = false;
+  if (p.startsWith('!')) {
+    if (p.length === 1) throw new KilnError('INVALID_INPUT', 'illegal exclusion pattern: "!"');
+    exclusion = true;
+    p = p.slice(1);
+  }
+  // Syntax check with Go's filepath.Match rules (throws on a malformed pattern).
+  filepathMatch(p, '.');
+  let depth = 1;
+  for (let i = p.indexOf(SEP); i !== -1; i = p.indexOf(SEP, i + 1)) depth++;
+  const compiled = (matchType: MatchType, head: string, tail: string, inner = '', automaton?: Automaton, error?: KilnError): CompiledPattern => ({ text, cleaned: p, exclusion, depth, matchType, head, tail, inner, automaton, error });
+  let translated: ReturnType<typeof translate>;
+  try {
+    translated = translate(p, false);
+  } catch {
+    return compiled('regexp', '', '', '', undefined, badPattern(text));
+  }
+  const { matchType, program } = translated;
+  switch (matchType) {
+    case 'exact':
+      return compiled(matchType, p, '');
+    case 'prefix':
+      return compiled(matchType, p.slice(0, -2), '');
+    case 'suffix':
+      return compiled(matchType, '', p.slice(2));
+    case 'regexp':
+      return compiled(matchType, literalRun(program.states, false), literalRun(program.states, true), longestRun(program.states), new Automaton(program));
+  }
+}
+
+/** True when `prefix` is all of `path` or the part before one of its '/'. */
+function isDirectoryOf(path: string, prefix: string): boolean {
+  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === SLASH);
+}
+
+/** Whether the pattern matches `path` itself. */
 function matchOne(p: CompiledPattern, path: string): boolean {
   if (p.error !== undefined) throw p.error;
   switch (p.matchType) {
     case 'exact':
       return path === p.cleaned;
     case 'prefix':
-      return path.startsWith(p.cleaned.slice(0, -2));
-    case 'suffix': {
-      const suffix = p.cleaned.slice(2);
-      if (path.endsWith(suffix)) return true;
+      return path.startsWith(p.head);
+    case 'suffix':
       // "**/foo" matches "foo".
-      return suffix.startsWith(SEP) && path === suffix.slice(1);
-    }
+      return path.endsWith(p.tail) || (p.tail.startsWith(SEP) && path === p.tail.slice(1));
     case 'regexp':
-      return p.regexp !== undefined && p.regexp.test(path);
+      return path.startsWith(p.head) && path.endsWith(p.tail) && (p.automaton as Automaton).matches(path);
   }
 }
 
-/**
- * Runs the patterns in order over a path. `parents` 'all' checks every ancestor directory
- * (MatchesOrParentMatches); 'depth' checks only the ancestor at the pattern's own depth (the
- * deprecated Matches). Returns the final answer and the pattern that decided it.
- */
-function evaluate(
-  compiled: readonly CompiledPattern[],
-  file: string,
-  parents: 'all' | 'depth',
-): { matched: boolean; decider: CompiledPattern | undefined } {
-  let matched = false;
-  let decider: CompiledPattern | undefined;
-  const parentPath = dirName(file);
-  const parentDirs = parentPath.split(SEP);
-  for (const p of compiled) {
-    // An inclusion only matters while unmatched, an exclusion only while matched.
-    if (p.exclusion !== matched) continue;
-    let hit = matchOne(p, file);
-    if (!hit && parentPath !== '.') {
-      if (parents === 'all') {
-        for (let i = 0; i < parentDirs.length && !hit; i++) {
-          hit = matchOne(p, parentDirs.slice(0, i + 1).join(SEP));
-        }
-      } else if (p.depth <= parentDirs.length) {
-        hit = matchOne(p, parentDirs.slice(0, p.depth).join(SEP));
+/** Whether the pattern matches `dir` or one of the directories above it (its parts before a '/'). */
+function matchesDirectoryAbove(p: CompiledPattern, dir: string): boolean {
+  if (p.error !== undefined) throw p.error;
+  switch (p.matchType) {
+    case 'exact':
+      return isDirectoryOf(dir, p.cleaned);
+    case 'prefix':
+      return dir.startsWith(p.head);
+    case 'suffix': {
+      if (p.tail.startsWith(SEP) && isDirectoryOf(dir, p.tail.slice(1))) return true;
+      for (let end = dir.indexOf(SEP); ; end = dir.indexOf(SEP, end + 1)) {
+        const stop = end === -1 ? dir.length : end;
+        if (stop >= p.tail.length && dir.startsWith(p.tail, stop - p.tail.length)) return true;
+        if (end === -1) return false;
       }
     }
-    if (hit) {
-      matched = !p.exclusion;
-      decider = p;
+    case 'regexp':
+      return dir.startsWith(p.head) && (p.automaton as Automaton).matchesAPrefix(dir);
+  }
+}
+
+/** Whether the pattern could match something below the directory whose path (with a final '/') is `below`. */
+function mayMatchBelow(p: CompiledPattern, below: string): boolean {
+  switch (p.matchType) {
+    case 'exact':
+      return p.cleaned.startsWith(below);
+    case 'prefix':
+      return p.head.startsWith(below) || below.startsWith(p.head);
+    case 'suffix':
+      return true;
+    case 'regexp':
+      return p.error !== undefined || ((p.head.startsWith(below) || below.startsWith(p.head)) && (p.automaton as Automaton).mayMatchAfter(below));
+  }
+}
+
+function reversed(text: string): string {
+  let out = '';
+  for (let i = text.length - 1; i >= 0; i--) out += text[i];
+  return out;
+}
+
+/**
+ * How much of a literal a table key keeps (a prefix of a required literal is required too): bounds the
+ * cost of comparing a key with a path, so a lookup stays linear in the path however long the patterns.
+ */
+const MAX_KEY = 64;
+
+/**
+ * Pattern numbers filed under literal keys, for finding the few patterns that can match a path among
+ * many. Keys are kept sorted, each linked to the longest other key that is its prefix: the keys that
+ * are prefixes of a text are then the chain from the greatest key not above the text, so a lookup
+ * costs one binary search and that chain, however many keys there are.
+ */
+class PrefixTable {
+  readonly #keys: string[];
+  readonly #members: number[][];
+  /** For each key, the index of the longest other key that is a prefix of it, or -1. */
+  readonly #shorter: Int32Array;
+
+  constructor(entries: readonly (readonly [string, number])[]) {
+    const byKey = new Map<string, number[]>();
+    for (const [key, member] of entries) {
+      const list = byKey.get(key);
+      if (list) list.push(member);
+      else byKey.set(key, [member]);
+    }
+    // Default sort and `<` both compare UTF-16 code units, as startsWith does.
+    this.#keys = [...byKey.keys()].sort();
+    this.#members = this.#keys.map((key) => byKey.get(key) as number[]);
+    this.#shorter = new Int32Array(this.#keys.length);
+    const open: number[] = [];
+    this.#keys.forEach((key, i) => {
+      while (open.length > 0 && !key.startsWith(this.#keys[open[open.length - 1] as number] as string)) open.pop();
+      this.#shorter[i] = open.length > 0 ? (open[open.length - 1] as number) : -1;
+      open.push(i);
+    });
+  }
+
+  /** Calls `visit` with every member whose key occurs in `text`. */
+  eachInside(text: string, visit: (member: number) => void): void {
+    if (this.#keys.length === 0) return;
+    const seen = new Set<number>();
+    for (let i = 0; i < text.length; i++) {
+      this.#chain(text.slice(i), (k) => {
+        if (seen.has(k)) return;
+        seen.add(k);
+        for (const member of this.#members[k] as number[]) visit(member);
+      });
     }
   }
-  return { matched, decider };
+
+  /** Calls `visit` with every member whose key is a prefix of `text`. */
+  each(text: string, visit: (member: number) => void): void {
+    this.#chain(text, (k) => {
+      for (const member of this.#members[k] as number[]) visit(member);
+    });
+  }
+
+  /** Calls `visit` with the index of every key that is a prefix of `text`. */
+  #chain(text: string, visit: (key: number) => void): void {
+    const keys = this.#keys;
+    let lo = 0;
+    let hi = keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((keys[mid] as string) <= text) lo = mid + 1;
+      else hi = mid;
+    }
+    let k = lo - 1;
+    if (k < 0) return;
+    // Every key that is a prefix of `text` is a prefix of keys[k]: those no longer than what they share.
+    const nearest = keys[k] as string;
+    let shared = 0;
+    while (shared < nearest.length && shared < text.length && nearest.charCodeAt(shared) === text.charCodeAt(shared)) shared++;
+    for (; k >= 0; k = this.#shorter[k] as number) {
+      if ((keys[k] as string).length <= shared) visit(k);
+    }
+  }
 }
+
+/** What the patterns say about one path of a walk; the walk hands a directory's state to its entries. */
+export interface IgnoreState {
+  readonly excluded: boolean;
+  /** The index of the last pattern that matched the path or a directory above it (-1: none). */
+  readonly lastHit: number;
+}
+
+/** How many '!' patterns a walk examines before it gives up skipping an excluded directory wholesale. */
+const SKIP_CHECK_LIMIT = 256;
 
 /**
  * A compiled pattern list; patterns validated up front (bad pattern → KilnError('INVALID_INPUT',
  * message naming the pattern)).
+ *
+ * The answer for a path is decided by the last pattern that matches the path or a directory above it
+ * (moby's skipping of patterns that cannot change the answer never changes it). So the patterns are
+ * filed by the longest literal text their matches must start with, end with or contain, and a path is
+ * checked only against the patterns whose literal text it has: 100,000 patterns cost little more than
+ * ten, unless they have no literal text at all.
  */
 export class PatternMatcher {
-  /** True when some exclusion pattern could re-include something below this directory, so a walker must not skip an excluded directory wholesale. */
+  /** True when some pattern is an exclusion ('!'); with none, an excluded directory is excluded whole. */
   readonly hasExclusions: boolean;
   /** The active patterns (trimmed, empty ones dropped), in order, including any leading '!'. */
   readonly patterns: readonly string[];
   readonly #compiled: readonly CompiledPattern[];
+  /** Patterns by the literal text their matches start with. */
+  readonly #heads: PrefixTable;
+  /** Patterns by the literal text their matches end with, reversed. */
+  readonly #tails: PrefixTable;
+  /** Patterns by a literal text their matches contain. */
+  readonly #inners: PrefixTable;
+  /** The indices of '!' patterns, ascending. */
+  readonly #exclusions: readonly number[];
+  /** The indices of patterns that fail when used, ascending. */
+  readonly #failing: readonly number[];
 
   constructor(patterns: readonly string[]) {
-    const { compiled, hasExclusions } = compileAll(patterns);
+    const compiled: CompiledPattern[] = [];
+    for (const original of patterns) {
+      const text = trimSpace(original);
+      if (text !== '') compiled.push(compileOne(text));
+    }
     this.#compiled = compiled;
-    this.hasExclusions = hasExclusions;
     this.patterns = compiled.map((p) => p.text);
+    const heads: [string, number][] = [];
+    const tails: [string, number][] = [];
+    const inners: [string, number][] = [];
+    const exclusions: number[] = [];
+    const failing: number[] = [];
+    const key = (text: string): string => text.slice(0, MAX_KEY);
+    // Each pattern is filed once, under its longest literal (a match must start with, end with or
+    // contain it); a pattern with no literal at all is filed under '' and tried on every path.
+    compiled.forEach((p, i) => {
+      if (p.exclusion) exclusions.push(i);
+      if (p.error !== undefined) failing.push(i);
+      else if (p.matchType === 'suffix') {
+        tails.push([key(reversed(p.tail)), i]);
+        // "**/foo" also matches "foo" itself.
+        if (p.tail.startsWith(SEP)) heads.push([key(p.tail.slice(1)), i]);
+      } else if (p.inner.length > Math.max(p.head.length, p.tail.length)) inners.push([p.inner, i]);
+      else if (p.tail.length > p.head.length) tails.push([key(reversed(p.tail)), i]);
+      else heads.push([key(p.head), i]);
+    });
+    this.#heads = new PrefixTable(heads);
+    this.#tails = new PrefixTable(tails);
+    this.#inners = new PrefixTable(inners);
+    this.#exclusions = exclusions;
+    this.#failing = failing;
+    this.hasExclusions = exclusions.length > 0;
   }
 
   /** moby's MatchesOrParentMatches: true if the path (relative, '/'-separated) or any parent dir is excluded, with '!' exceptions applied in order. */
   matches(path: string): boolean {
-    return evaluate(this.#compiled, path, 'all').matched;
+    return this.#evaluate(path).matched;
   }
 
   /** The pattern (as written, including a leading '!') that decided the result for this path, or undefined when none matched. Used for error messages ("excluded by .dockerignore rule X"). */
   decidingPattern(path: string): string | undefined {
-    return evaluate(this.#compiled, path, 'all').decider?.text;
+    return this.#evaluate(path).decider?.text;
+  }
+
+  /**
+   * The answer for a path met in a walk, from its directory's state (undefined for the walk's top
+   * level): only the path itself is matched, as BuildKit's walker does with MatchesUsingParentResults.
+   */
+  stateOf(path: string, parent: IgnoreState | undefined): IgnoreState {
+    if (this.#failing.length > 0) return { excluded: this.#evaluate(path).matched, lastHit: -1 };
+    let last = parent?.lastHit ?? -1;
+    const consider = (i: number): void => {
+      if (i > last && matchOne(this.#compiled[i] as CompiledPattern, path)) last = i;
+    };
+    this.#heads.each(path, consider);
+    this.#tails.each(reversed(path), consider);
+    this.#inners.eachInside(path, consider);
+    return { excluded: last >= 0 && !(this.#compiled[last] as CompiledPattern).exclusion, lastHit: last };
+  }
+
+  /**
+   * True when a walk may leave out everything below an excluded directory: no '!' pattern after the
+   * one that excluded it can match anything below it (BuildKit skips only when its exceptions have no
+   * wildcards; this asks each exception, and walks on when there are too many to ask).
+   */
+  skipsBelow(dir: string, state: IgnoreState): boolean {
+    if (!state.excluded) return false;
+    if (this.#failing.length > 0) return !this.hasExclusions;
+    const below = dir + SEP;
+    let asked = 0;
+    for (const i of this.#exclusions) {
+      if (i <= state.lastHit) continue;
+      if (++asked > SKIP_CHECK_LIMIT || mayMatchBelow(this.#compiled[i] as CompiledPattern, below)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Runs the patterns in order over a path and the directories above it, as MatchesOrParentMatches:
+   * the patterns that match are found through the tables, then replayed in order with the ones that
+   * fail when used, so a failing pattern fails exactly when moby would evaluate it.
+   */
+  #evaluate(file: string): { matched: boolean; decider: CompiledPattern | undefined } {
+    const parent = dirName(file);
+    const hasParent = parent !== '.';
+    const seen = new Set<number>();
+    const hits: number[] = [];
+    const consider = (i: number): void => {
+      if (seen.has(i)) return;
+      seen.add(i);
+      const p = this.#compiled[i] as CompiledPattern;
+      if (matchOne(p, file) || (hasParent && matchesDirectoryAbove(p, parent))) hits.push(i);
+    };
+    this.#heads.each(file, consider);
+    this.#tails.each(reversed(file), consider);
+    this.#inners.eachInside(file, consider);
+    if (hasParent) {
+      this.#heads.each(parent, consider);
+      this.#inners.eachInside(parent, consider);
+      const backwards = reversed(parent);
+      for (let end = parent.indexOf(SEP); ; end = parent.indexOf(SEP, end + 1)) {
+        this.#tails.each(end === -1 ? backwards : backwards.slice(parent.length - end), consider);
+        if (end === -1) break;
+      }
+    }
+    const order = [...hits, ...this.#failing].sort((a, b) => a - b);
+    let matched = false;
+    let decider: CompiledPattern | undefined;
+    for (const i of order) {
+      const p = this.#compiled[i] as CompiledPattern;
+      // An inclusion only matters while unmatched, an exclusion only while matched.
+      if (p.exclusion !== matched) continue;
+      if (p.error !== undefined) throw p.error;
+      matched = !p.exclusion;
+      decider = p;
+    }
+    return { matched, decider };
   }
 }
 
@@ -458,8 +893,17 @@ export class PatternMatcher {
  * and only the parent directory at each pattern's own depth is considered.
  */
 export function legacyMatches(file: string, patterns: readonly string[]): boolean {
-  const { compiled } = compileAll(patterns);
+  const compiled = patterns.map(trimSpace).filter((text) => text !== '').map(compileOne);
   const cleaned = cleanPath(file);
   if (cleaned === '.') return false;
-  return evaluate(compiled, cleaned, 'depth').matched;
+  const parentDirs = dirName(cleaned).split(SEP);
+  const hasParent = dirName(cleaned) !== '.';
+  let matched = false;
+  for (const p of compiled) {
+    if (p.exclusion !== matched) continue;
+    let hit = matchOne(p, cleaned);
+    if (!hit && hasParent && p.depth <= parentDirs.length) hit = matchOne(p, parentDirs.slice(0, p.depth).join(SEP));
+    if (hit) matched = !p.exclusion;
+  }
+  return matched;
 }
