@@ -10,7 +10,7 @@ import { lstat, readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { KilnError, isErrno } from '../errors.js';
-import { type IgnoreState, PatternMatcher, cleanPath, filepathMatch, parseDockerignore } from '../dockerfile/dockerignore.js';
+import { type IgnoreState, PatternMatcher, cleanPath, dockerignorePatterns, filepathMatch } from '../dockerfile/dockerignore.js';
 import type { Digest } from '../oci/digest.js';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'other';
@@ -49,9 +49,10 @@ function entryType(st: BigIntStats): EntryType {
 const hasGlob = (path: string): boolean => /[*?[]/.test(path);
 
 /**
- * A walk of a big context is long synchronous work; inside `kiln serve` it shares the event loop with
- * every other request. Awaiting the returned function gives the loop a turn whenever the walk has held
- * it for PAUSE_MS, so `/_ping` and SIGTERM are answered while a build reads its context.
+ * Compiling a long .dockerignore, walking a big context and hashing its files are long synchronous
+ * work; inside `kiln serve` they share the event loop with every other request. Awaiting the returned
+ * function gives the loop a turn whenever the work has held it for PAUSE_MS, so `/_ping` and SIGTERM
+ * are answered while a build reads its context.
  */
 const PAUSE_MS = 20;
 function pauser(): () => Promise<void> {
@@ -86,18 +87,20 @@ export class BuildContext {
       throw err;
     });
     if (!rootStat.isDirectory()) throw new KilnError('INVALID_ARGUMENT', `the build context ${root} is not a directory`);
+    const pause = pauser();
     let ignoreFile: string | undefined;
-    let patterns: string[] = [];
+    let text = '';
     for (const candidate of [dockerfilePath ? `${dockerfilePath}.dockerignore` : undefined, join(root, '.dockerignore')]) {
       if (candidate === undefined) continue;
-      const text = await readFile(candidate, 'utf8').catch(() => undefined);
-      if (text !== undefined) {
+      const read = await readFile(candidate, 'utf8').catch(() => undefined);
+      if (read !== undefined) {
         ignoreFile = candidate;
-        patterns = parseDockerignore(text);
+        text = read;
         break;
       }
     }
-    const ignore = new PatternMatcher(patterns);
+    const ignore = await PatternMatcher.compile(dockerignorePatterns(text), pause);
+    const filtering = ignore.patterns.length > 0;
     const entries = new Map<string, ContextEntry>();
     const describe = (path: string, st: BigIntStats, linkTarget?: string): ContextEntry => ({
       path,
@@ -112,13 +115,12 @@ export class BuildContext {
       ...(st.nlink > 1n && st.isFile() ? { inode: `${st.dev}:${st.ino}` } : {}),
     });
     entries.set('', describe('', rootStat));
-    const pause = pauser();
     const walk = async (dir: string, prefix: string, above: IgnoreState | undefined): Promise<void> => {
       // Synchronous calls: a context of 20,000 files is walked far faster without a thread-pool round trip each.
       for (const name of readdirSync(dir).sort()) {
         await pause();
         const path = prefix + name;
-        const state = patterns.length > 0 ? ignore.stateOf(path, above) : undefined;
+        const state = filtering ? ignore.stateOf(path, above) : undefined;
         const excluded = state?.excluded ?? false;
         const full = join(dir, name);
         const st = lstatSync(full, { bigint: true });
@@ -224,9 +226,12 @@ export class BuildContext {
    */
   async checksum(entries: readonly ContextEntry[]): Promise<Digest> {
     const hash = createHash('sha256');
+    const pause = pauser();
     for (const top of entries) {
       hash.update(`source ${top.path}\0`);
       for (const entry of this.tree(top)) {
+        // Small files are read synchronously: a context of many of them must still let the loop turn.
+        await pause();
         const content = entry.type === 'file' ? await this.fileDigest(entry) : (entry.linkTarget ?? '');
         hash.update(`${entry.path}\0${entry.type}\0${entry.mode}\0${entry.uid}:${entry.gid}\0${content}\n`);
       }

@@ -55,29 +55,32 @@ function dirName(path: string): string {
 
 /**
  * Reads .dockerignore text into patterns like moby's ignorefile.ReadAll (comments, trimming,
- * leading '/' removal, path cleaning, '!' exclusions).
+ * leading '/' removal, path cleaning, '!' exclusions), one at a time.
  */
-export function parseDockerignore(text: string): string[] {
+export function* dockerignorePatterns(text: string): Generator<string> {
   const lines = text.split('\n');
   // bufio.ScanLines yields no empty token after a final newline.
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  const patterns: string[] = [];
-  lines.forEach((raw, index) => {
+  for (const [index, raw] of lines.entries()) {
     let line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (index === 0 && line.startsWith('\ufeff')) line = line.slice(1);
     // A comment is a '#' in column 0, checked before trimming.
-    if (line.startsWith('#')) return;
+    if (line.startsWith('#')) continue;
     let pattern = trimSpace(line);
-    if (pattern === '') return;
+    if (pattern === '') continue;
     const invert = pattern.startsWith('!');
     if (invert) pattern = trimSpace(pattern.slice(1));
     if (pattern.length > 0) {
       pattern = cleanPath(pattern);
       if (pattern.length > 1 && pattern.startsWith(SEP)) pattern = pattern.slice(1);
     }
-    patterns.push(invert ? '!' + pattern : pattern);
-  });
-  return patterns;
+    yield invert ? '!' + pattern : pattern;
+  }
+}
+
+/** All the patterns of .dockerignore text (dockerignorePatterns). */
+export function parseDockerignore(text: string): string[] {
+  return [...dockerignorePatterns(text)];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -646,9 +649,57 @@ function mayMatchBelow(p: CompiledPattern, below: string): boolean {
 }
 
 function reversed(text: string): string {
-  let out = '';
-  for (let i = text.length - 1; i >= 0; i--) out += text[i];
-  return out;
+  return text.split('').reverse().join('');
+}
+
+/**
+ * Work on a long pattern list, as a generator that yields wherever it may stop for a while: run at once
+ * (finish) or with the event loop taking turns (finishInSteps). One code path for both.
+ */
+type Steps<T> = Generator<void, T, void>;
+
+/** How many elements a step handles between yields. */
+const STEP = 4096;
+
+function finish<T>(steps: Steps<T>): T {
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+async function finishInSteps<T>(steps: Steps<T>, pause: () => Promise<void>): Promise<T> {
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+    await pause();
+  }
+}
+
+/** A stable merge sort that yields every STEP elements. */
+function* sortInSteps<T>(items: readonly T[], before: (a: T, b: T) => boolean): Steps<T[]> {
+  let runs: T[][] = [];
+  for (let i = 0; i < items.length; i += STEP) {
+    runs.push(items.slice(i, i + STEP).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0)));
+    yield;
+  }
+  while (runs.length > 1) {
+    const merged: T[][] = [];
+    for (let r = 0; r < runs.length; r += 2) {
+      const left = runs[r] as T[];
+      const right = runs[r + 1] ?? [];
+      const out: T[] = [];
+      let a = 0;
+      let b = 0;
+      while (a < left.length || b < right.length) {
+        out.push(b >= right.length || (a < left.length && !before(right[b] as T, left[a] as T)) ? (left[a++] as T) : (right[b++] as T));
+        if (out.length % STEP === 0) yield;
+      }
+      merged.push(out);
+    }
+    runs = merged;
+  }
+  return runs[0] ?? [];
 }
 
 /**
@@ -664,28 +715,39 @@ const MAX_KEY = 64;
  * costs one binary search and that chain, however many keys there are.
  */
 class PrefixTable {
-  readonly #keys: string[];
-  readonly #members: number[][];
+  readonly #keys: readonly string[];
+  readonly #members: readonly (readonly number[])[];
   /** For each key, the index of the longest other key that is a prefix of it, or -1. */
   readonly #shorter: Int32Array;
 
-  constructor(entries: readonly (readonly [string, number])[]) {
-    const byKey = new Map<string, number[]>();
-    for (const [key, member] of entries) {
-      const list = byKey.get(key);
-      if (list) list.push(member);
-      else byKey.set(key, [member]);
+  private constructor(keys: readonly string[], members: readonly (readonly number[])[], shorter: Int32Array) {
+    this.#keys = keys;
+    this.#members = members;
+    this.#shorter = shorter;
+  }
+
+  static *build(entries: readonly (readonly [string, number])[]): Steps<PrefixTable> {
+    // `<` compares UTF-16 code units, as startsWith does.
+    const sorted = yield* sortInSteps(entries, ([a], [b]) => a < b);
+    const keys: string[] = [];
+    const members: number[][] = [];
+    for (const [key, member] of sorted) {
+      if (keys[keys.length - 1] === key) (members[members.length - 1] as number[]).push(member);
+      else {
+        keys.push(key);
+        members.push([member]);
+      }
     }
-    // Default sort and `<` both compare UTF-16 code units, as startsWith does.
-    this.#keys = [...byKey.keys()].sort();
-    this.#members = this.#keys.map((key) => byKey.get(key) as number[]);
-    this.#shorter = new Int32Array(this.#keys.length);
+    yield;
+    const shorter = new Int32Array(keys.length);
     const open: number[] = [];
-    this.#keys.forEach((key, i) => {
-      while (open.length > 0 && !key.startsWith(this.#keys[open[open.length - 1] as number] as string)) open.pop();
-      this.#shorter[i] = open.length > 0 ? (open[open.length - 1] as number) : -1;
+    for (const [i, key] of keys.entries()) {
+      while (open.length > 0 && !key.startsWith(keys[open[open.length - 1] as number] as string)) open.pop();
+      shorter[i] = open.length > 0 ? (open[open.length - 1] as number) : -1;
       open.push(i);
-    });
+      if (i % STEP === 0) yield;
+    }
+    return new PrefixTable(keys, members, shorter);
   }
 
   /** Calls `visit` with every member whose key occurs in `text`. */
@@ -730,6 +792,53 @@ class PrefixTable {
   }
 }
 
+/** A compiled pattern list with its tables. */
+class Compiled {
+  constructor(
+    readonly list: readonly CompiledPattern[],
+    /** Patterns by the literal text their matches start with. */
+    readonly heads: PrefixTable,
+    /** Patterns by the literal text their matches end with, reversed. */
+    readonly tails: PrefixTable,
+    /** Patterns by a literal text their matches contain. */
+    readonly inners: PrefixTable,
+    /** The indices of '!' patterns, ascending. */
+    readonly exclusions: readonly number[],
+    /** The indices of patterns that fail when used, ascending. */
+    readonly failing: readonly number[],
+  ) {}
+}
+
+/** Compiles the non-empty patterns (trimmed), in order, and files each under its longest literal. */
+function* compileAll(patterns: Iterable<string>): Steps<Compiled> {
+  const list: CompiledPattern[] = [];
+  const heads: [string, number][] = [];
+  const tails: [string, number][] = [];
+  const inners: [string, number][] = [];
+  const exclusions: number[] = [];
+  const failing: number[] = [];
+  let read = 0;
+  for (const original of patterns) {
+    if (++read % 256 === 0) yield;
+    const text = trimSpace(original);
+    if (text === '') continue;
+    const p = compileOne(text);
+    const i = list.push(p) - 1;
+    if (p.exclusion) exclusions.push(i);
+    // A match must start with, end with or contain the literal; with none at all, the pattern is
+    // filed under '' and tried on every path.
+    if (p.error !== undefined) failing.push(i);
+    else if (p.matchType === 'suffix') {
+      tails.push([reversed(p.tail.slice(-MAX_KEY)), i]);
+      // "**/foo" also matches "foo" itself.
+      if (p.tail.startsWith(SEP)) heads.push([p.tail.slice(1, MAX_KEY + 1), i]);
+    } else if (p.inner.length > Math.max(p.head.length, p.tail.length)) inners.push([p.inner, i]);
+    else if (p.tail.length > p.head.length) tails.push([reversed(p.tail.slice(-MAX_KEY)), i]);
+    else heads.push([p.head.slice(0, MAX_KEY), i]);
+  }
+  return new Compiled(list, yield* PrefixTable.build(heads), yield* PrefixTable.build(tails), yield* PrefixTable.build(inners), exclusions, failing);
+}
+
 /** What the patterns say about one path of a walk; the walk hands a directory's state to its entries. */
 export interface IgnoreState {
   readonly excluded: boolean;
@@ -756,50 +865,31 @@ export class PatternMatcher {
   /** The active patterns (trimmed, empty ones dropped), in order, including any leading '!'. */
   readonly patterns: readonly string[];
   readonly #compiled: readonly CompiledPattern[];
-  /** Patterns by the literal text their matches start with. */
   readonly #heads: PrefixTable;
-  /** Patterns by the literal text their matches end with, reversed. */
   readonly #tails: PrefixTable;
-  /** Patterns by a literal text their matches contain. */
   readonly #inners: PrefixTable;
-  /** The indices of '!' patterns, ascending. */
   readonly #exclusions: readonly number[];
-  /** The indices of patterns that fail when used, ascending. */
   readonly #failing: readonly number[];
 
-  constructor(patterns: readonly string[]) {
-    const compiled: CompiledPattern[] = [];
-    for (const original of patterns) {
-      const text = trimSpace(original);
-      if (text !== '') compiled.push(compileOne(text));
-    }
-    this.#compiled = compiled;
-    this.patterns = compiled.map((p) => p.text);
-    const heads: [string, number][] = [];
-    const tails: [string, number][] = [];
-    const inners: [string, number][] = [];
-    const exclusions: number[] = [];
-    const failing: number[] = [];
-    const key = (text: string): string => text.slice(0, MAX_KEY);
-    // Each pattern is filed once, under its longest literal (a match must start with, end with or
-    // contain it); a pattern with no literal at all is filed under '' and tried on every path.
-    compiled.forEach((p, i) => {
-      if (p.exclusion) exclusions.push(i);
-      if (p.error !== undefined) failing.push(i);
-      else if (p.matchType === 'suffix') {
-        tails.push([key(reversed(p.tail)), i]);
-        // "**/foo" also matches "foo" itself.
-        if (p.tail.startsWith(SEP)) heads.push([key(p.tail.slice(1)), i]);
-      } else if (p.inner.length > Math.max(p.head.length, p.tail.length)) inners.push([p.inner, i]);
-      else if (p.tail.length > p.head.length) tails.push([key(reversed(p.tail)), i]);
-      else heads.push([key(p.head), i]);
-    });
-    this.#heads = new PrefixTable(heads);
-    this.#tails = new PrefixTable(tails);
-    this.#inners = new PrefixTable(inners);
-    this.#exclusions = exclusions;
-    this.#failing = failing;
-    this.hasExclusions = exclusions.length > 0;
+  /** Compiles the patterns (or takes what PatternMatcher.compile made). */
+  constructor(patterns: readonly string[] | Compiled) {
+    const compiled = patterns instanceof Compiled ? patterns : finish(compileAll(patterns));
+    this.#compiled = compiled.list;
+    this.#heads = compiled.heads;
+    this.#tails = compiled.tails;
+    this.#inners = compiled.inners;
+    this.#exclusions = compiled.exclusions;
+    this.#failing = compiled.failing;
+    this.patterns = compiled.list.map((p) => p.text);
+    this.hasExclusions = compiled.exclusions.length > 0;
+  }
+
+  /**
+   * The same matcher, made with `pause` awaited every few thousand steps: 100,000 patterns take a
+   * second to compile, and inside `kiln serve` the event loop must get its turns meanwhile.
+   */
+  static async compile(patterns: Iterable<string>, pause: () => Promise<void>): Promise<PatternMatcher> {
+    return new PatternMatcher(await finishInSteps(compileAll(patterns), pause));
   }
 
   /** moby's MatchesOrParentMatches: true if the path (relative, '/'-separated) or any parent dir is excluded, with '!' exceptions applied in order. */
@@ -893,7 +983,7 @@ export class PatternMatcher {
  * and only the parent directory at each pattern's own depth is considered.
  */
 export function legacyMatches(file: string, patterns: readonly string[]): boolean {
-  const compiled = patterns.map(trimSpace).filter((text) => text !== '').map(compileOne);
+  const compiled = finish(compileAll(patterns)).list;
   const cleaned = cleanPath(file);
   if (cleaned === '.') return false;
   const parentDirs = dirName(cleaned).split(SEP);
