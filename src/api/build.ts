@@ -10,25 +10,16 @@ import { KilnError } from '../errors.js';
 import type { Credentials } from '../registry/credentials.js';
 import { buildImage } from '../engine/build.js';
 import { applyLayer } from '../layer/apply.js';
+import { parseReference } from '../reference/reference.js';
 import { autoDecompress } from '../layer/compression.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
+import { buildArgs as buildArgsShape, flag, jsonParameter, stringList, stringMap } from './request.js';
 import { type Call, jsonStream } from './server.js';
 
 export interface BuildRoutes {
   readonly runtime: RuntimeName;
   readonly storageDriver?: Driver;
-}
-
-function jsonObject(text: string | null, what: string): Record<string, string> {
-  if (!text) return {};
-  try {
-    const value = JSON.parse(text) as unknown;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => (typeof v === 'string' ? [[k, v]] : typeof v === 'number' || typeof v === 'boolean' ? [[k, String(v)]] : [])));
-  } catch {
-    throw new KilnError('INVALID_ARGUMENT', `invalid ${what}: ${JSON.stringify(text)} is not a JSON object`);
-  }
 }
 
 /**
@@ -58,10 +49,11 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
   const remote = query.get('remote');
   if (remote) throw new KilnError('UNSUPPORTED', `building from a remote context (${remote}) is not supported: send the context as a tar`);
   const dockerfile = query.get('dockerfile') ?? 'Dockerfile';
-  const buildArgs = jsonObject(query.get('buildargs'), 'buildargs');
-  const labels = jsonObject(query.get('labels'), 'labels');
-  const quiet = query.get('q') === '1' || query.get('q') === 'true';
-  const truthy = (key: string): boolean => query.get(key) === '1' || query.get(key) === 'true';
+  const buildArgs = Object.entries(jsonParameter(query, 'buildargs', buildArgsShape, 'build args') ?? {}).flatMap(([key, value]) => (value === null ? [] : [[key, value] as const]));
+  const labels = jsonParameter(query, 'labels', stringMap, 'labels') ?? {};
+  const cacheFrom = jsonParameter(query, 'cachefrom', stringList) ?? [];
+  const quiet = flag(query, 'q');
+  for (const tag of query.getAll('t')) parseReference(tag); // a malformed tag is a 400 before the build, as dockerd answers
   const network = query.get('networkmode');
   await mkdir(engine.store.content.tmpDir, { recursive: true });
   const context = await mkdtemp(join(engine.store.content.tmpDir, 'build-context-'));
@@ -74,22 +66,17 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
       contextDir: context,
       dockerfile: { path: join(context, path) },
       tags: query.getAll('t'),
-      buildArgs: new Map(Object.entries(buildArgs)),
+      buildArgs: new Map(buildArgs),
       ...(query.get('target') ? { target: query.get('target') ?? '' } : {}),
       labels,
-      noCache: truthy('nocache'),
+      noCache: flag(query, 'nocache'),
       noCacheFilter: [],
-      cacheFrom: (() => {
-        const text = query.get('cachefrom');
-        if (!text) return [];
-        const value = JSON.parse(text) as unknown;
-        return Array.isArray(value) ? value.map(String) : [];
-      })(),
+      cacheFrom,
       secrets: new Map(),
       ...(query.get('platform') ? { platform: query.get('platform') ?? '' } : {}),
       ...(network === 'none' || network === 'host' ? { network } : {}),
-      squash: truthy('squash'),
-      pull: truthy('pull'),
+      squash: flag(query, 'squash'),
+      pull: flag(query, 'pull'),
       registry: { credentials: registryConfig(req.headers['x-registry-config']) },
       runtime: options.runtime,
       ...(options.storageDriver ? { storageDriver: options.storageDriver } : {}),

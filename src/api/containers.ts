@@ -5,53 +5,29 @@
  * the record. Containers with AutoRemove are removed by this server when they exit.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
 import { CONTAINER_FILTERS, type ContainerPathStat, FOLLOW_MS, type FollowOptions, archiveContainerPath, containerChanges, containerIo, containerJson, containerStdin, exitCodeOf, extractToContainer, findContainer, followLogs, inspectContainer, isRunning, killContainer, listContainers, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
-import { runContainer } from '../engine/run.js';
+import { checkNewContainerName, runContainer } from '../engine/run.js';
 import type { ContainerRow } from '../meta/db.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
+import type { Decoded } from './json.js';
+import { containerConfig, filtersParameter, flag, integer, readJsonBody } from './request.js';
 import type { Call } from './server.js';
-import { parseFilters } from '../engine/filters.js';
 
-interface CreateRequest {
-  readonly Image?: string;
-  readonly Cmd?: string[] | null;
-  readonly Entrypoint?: string[] | string | null;
-  readonly Env?: string[] | null;
-  readonly WorkingDir?: string;
-  readonly User?: string;
-  readonly Hostname?: string;
-  readonly Tty?: boolean;
-  readonly OpenStdin?: boolean;
-  readonly StdinOnce?: boolean;
-  readonly HostConfig?: {
-    readonly AutoRemove?: boolean;
-    readonly Binds?: string[] | null;
-    readonly NetworkMode?: string;
-    readonly ConsoleSize?: readonly number[] | null;
-    readonly ReadonlyRootfs?: boolean;
-    readonly CapAdd?: string[] | null;
-    readonly CapDrop?: string[] | null;
-    readonly Privileged?: boolean;
-    readonly ExtraHosts?: string[] | null;
-    readonly Tmpfs?: Record<string, string> | null;
-    readonly RestartPolicy?: { readonly Name?: string } | null;
-    readonly [other: string]: unknown;
-  };
-}
+/** A create request as decoded: container.Config's fields and HostConfig. */
+type CreateRequest = Decoded<typeof containerConfig>;
 
 /** stop's and restart's `t` (seconds before SIGKILL) and `signal`. */
 function stopQuery(query: URLSearchParams): { timeout?: number; signal?: string } {
-  const timeout = query.get('t');
-  if (timeout !== null && !/^-?\d+$/.test(timeout)) throw new KilnError('INVALID_ARGUMENT', `invalid t=${JSON.stringify(timeout)}: an integer number of seconds`);
+  const timeout = integer(query, 't');
   const signal = query.get('signal');
-  return { ...(timeout !== null ? { timeout: Number(timeout) } : {}), ...(signal ? { signal } : {}) };
+  return { ...(timeout !== undefined ? { timeout } : {}), ...(signal ? { signal } : {}) };
 }
 
 /** HostConfig settings kiln does not apply, and why: named in create's Warnings (the docker CLI prints them). */
@@ -75,11 +51,11 @@ const IGNORED_SETTINGS: Readonly<Record<string, string>> = {
 
 /** Warnings for each setting of the request kiln does not apply (a zero or empty value is no setting). */
 function ignoredSettings(request: CreateRequest): string[] {
-  const hostConfig = request.HostConfig ?? {};
+  const hostConfig: Readonly<Record<string, unknown>> = request.HostConfig ?? {};
   const isSet = (value: unknown): boolean =>
     value !== undefined && value !== null && value !== false && value !== 0 && value !== '' && !(Array.isArray(value) && value.length === 0) && !(typeof value === 'object' && Object.keys(value).length === 0);
   const warnings = Object.entries(IGNORED_SETTINGS).filter(([key]) => isSet(hostConfig[key])).map(([key, why]) => `kiln ignores HostConfig.${key}: ${why}`);
-  const restart = hostConfig.RestartPolicy?.Name;
+  const restart = request.HostConfig?.RestartPolicy?.Name;
   if (restart && restart !== 'no') warnings.push(`kiln ignores HostConfig.RestartPolicy ${JSON.stringify(restart)}: containers are not restarted`);
   return warnings;
 }
@@ -113,13 +89,13 @@ export class Containers {
   }
 
   async create({ engine, req, query, res }: Call): Promise<void> {
-    const body = await readJson<CreateRequest>(req);
+    const body = await readJsonBody(req, containerConfig, { contentType: true });
+    if (!body || Object.keys(body).every((key) => key === 'HostConfig')) throw new KilnError('INVALID_ARGUMENT', 'Config cannot be empty in order to create a container');
     if (!body.Image) throw new KilnError('INVALID_ARGUMENT', 'config.Image is required');
     engine.image(body.Image); // 404 now, as Docker answers create for a missing image
-    const name = query.get('name') ?? `kiln_${randomBytes(4).toString('hex')}`;
-    if (engine.store.db.containers().some((c) => c.name === name) || [...this.pending.values()].some((p) => p.name === name)) {
-      throw new KilnError('CONFLICT', `Conflict. The container name "/${name}" is already in use`);
-    }
+    const name = query.get('name') || `kiln_${randomBytes(4).toString('hex')}`;
+    checkNewContainerName(engine, name);
+    if ([...this.pending.values()].some((p) => p.name === name)) throw new KilnError('CONFLICT', `Conflict. The container name "/${name}" is already in use`);
     const id = randomBytes(32).toString('hex');
     let markStarted!: (err?: unknown) => void;
     const started = new Promise<void>((resolve, reject) => (markStarted = (err) => (err === undefined ? resolve() : reject(err instanceof Error ? err : new Error('the container did not start')))));
@@ -136,7 +112,7 @@ export class Containers {
       return;
     }
     const request = pending.request;
-    const entrypoint = Array.isArray(request.Entrypoint) ? request.Entrypoint : typeof request.Entrypoint === 'string' ? [request.Entrypoint] : undefined;
+    const entrypoint = request.Entrypoint;
     const network = request.HostConfig?.NetworkMode === 'none' ? 'none' : 'host';
     const [height, width] = request.HostConfig?.ConsoleSize ?? [];
     const consoleSize = height && width ? { height, width } : undefined;
@@ -237,15 +213,14 @@ export class Containers {
   async attach(engine: Engine, nameOrId: string, query: URLSearchParams, out: { write(data: Buffer): unknown; end(): unknown; upgraded: boolean; head(text: string): unknown; input?: Readable }): Promise<void> {
     const { id, pending } = this.resolve(engine, nameOrId);
     out.head(out.upgraded ? 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n' : '');
-    const flag = (key: string): boolean => query.get(key) === '1' || query.get(key) === 'true';
     let stdin: Promise<Writable | undefined> | undefined;
     try {
       if (pending) await pending.started;
-      if (out.input && flag('stdin')) stdin = this.feedStdin(engine, id, out.input);
+      if (out.input && flag(query, 'stdin')) stdin = this.feedStdin(engine, id, out.input);
       const { tty } = await containerIo(engine, id);
       const write = tty ? (_stream: 1 | 2, data: Buffer) => out.write(data) : (stream: 1 | 2, data: Buffer) => out.write(frame(stream, data));
       // `docker run` attaches before start and gets everything; a later attach gets what comes next, unless it asks for the logs.
-      await this.follow(engine, id, write, { follow: query.get('stream') !== '0', stdout: flag('stdout'), stderr: flag('stderr'), onlyNew: !pending && !flag('logs') });
+      await this.follow(engine, id, write, { follow: flag(query, 'stream', true), stdout: flag(query, 'stdout'), stderr: flag(query, 'stderr'), onlyNew: !pending && !flag(query, 'logs') });
     } finally {
       (await stdin)?.destroy();
       out.end();
@@ -269,37 +244,35 @@ export class Containers {
   }
 
   async resize({ engine, params, query, res }: Call): Promise<void> {
-    const height = Number(query.get('h') ?? '');
-    const width = Number(query.get('w') ?? '');
-    if (!Number.isInteger(height) || !Number.isInteger(width) || height < 0 || width < 0 || height > 65535 || width > 65535) {
-      throw new KilnError('INVALID_ARGUMENT', 'resize needs h and w, whole numbers from 0 to 65535');
-    }
+    const size = consoleSize(query);
     const { id, pending } = this.resolve(engine, params[0] ?? '');
     if (pending) throw new KilnError('CONFLICT', `Container ${id} is not running`);
-    await resizeContainer(engine, id, this.options.runtime, { height, width });
+    await resizeContainer(engine, id, this.options.runtime, size);
     res.writeHead(200).end();
   }
 
   async logs({ engine, params, query, res }: Call): Promise<void> {
-    const { id } = this.resolve(engine, params[0] ?? '');
-    res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
-    const truthy = (key: string): boolean => query.get(key) === '1' || query.get(key) === 'true';
-    const { tty } = await containerIo(engine, id);
+    const [stdout, stderr] = [flag(query, 'stdout'), flag(query, 'stderr')];
+    if (!stdout && !stderr) throw new KilnError('INVALID_ARGUMENT', 'Bad parameters: you must choose at least one stream');
     const tail = tailLines(query.get('tail') ?? 'all');
-    await this.follow(engine, id, (stream, data) => res.write(tty ? data : frame(stream, data)), { follow: truthy('follow'), stdout: truthy('stdout'), stderr: truthy('stderr'), ...(tail !== undefined ? { tail } : {}) });
+    const { id } = this.resolve(engine, params[0] ?? '');
+    const { tty } = await containerIo(engine, id);
+    res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
+    res.flushHeaders(); // as dockerd: a client following a silent container knows it is there
+    await this.follow(engine, id, (stream, data) => res.write(tty ? data : frame(stream, data)), { follow: flag(query, 'follow'), stdout, stderr, ...(tail !== undefined ? { tail } : {}) });
     res.end();
   }
 
   async remove({ engine, params, query, res }: Call): Promise<void> {
     const { id, pending } = this.resolve(engine, params[0] ?? '');
     if (pending) this.pending.delete(id);
-    else await removeContainer(engine, id, query.get('force') === '1' || query.get('force') === 'true');
+    else await removeContainer(engine, id, flag(query, 'force'));
     res.writeHead(204).end();
   }
 
   list({ engine, query, res }: Call): void {
-    const limit = query.get('limit');
-    const rows = listContainers(engine, { all: query.get('all') === '1' || query.get('all') === 'true', filters: parseFilters(query.get('filters'), CONTAINER_FILTERS), ...(limit && /^\d+$/.test(limit) && Number(limit) > 0 ? { last: Number(limit) } : {}) });
+    const limit = integer(query, 'limit') ?? 0;
+    const rows = listContainers(engine, { all: flag(query, 'all'), filters: filtersParameter(query, CONTAINER_FILTERS), ...(limit > 0 ? { last: limit } : {}) });
     const body = rows.map((c) => ({
       Id: c.id,
       Names: [`/${c.name}`],
@@ -352,7 +325,7 @@ export class Containers {
     if (!path) throw new KilnError('INVALID_ARGUMENT', 'the archive routes need a path');
     const statHeader = (stat: ContainerPathStat): string => Buffer.from(JSON.stringify({ name: stat.name, size: stat.size, mode: stat.mode, mtime: stat.mtime, linkTarget: stat.linkTarget })).toString('base64');
     if (req.method === 'PUT') {
-      await extractToContainer(engine, id, path, req, query.get('copyUIDGID') === '1' || query.get('copyUIDGID') === 'true');
+      await extractToContainer(engine, id, path, req, flag(query, 'copyUIDGID'));
       res.writeHead(200).end();
     } else if (req.method === 'HEAD') {
       res.writeHead(200, { 'x-docker-container-path-stat': statHeader(await statContainerPath(engine, id, path)) }).end();
@@ -365,14 +338,17 @@ export class Containers {
   }
 
   rename({ engine, params, query, res }: Call): void {
-    renameContainer(engine, this.resolve(engine, params[0] ?? '').id, query.get('name') ?? '');
+    const name = query.get('name') ?? '';
+    if (name === '') throw new KilnError('INVALID_ARGUMENT', 'Neither old nor new names may be empty');
+    renameContainer(engine, this.resolve(engine, params[0] ?? '').id, name);
     res.writeHead(204).end();
   }
 
   /** `docker restart`: stop (if it runs) as `stop` does, then start. */
   async restart({ engine, params, query, res }: Call): Promise<void> {
+    const stop = stopQuery(query);
     const { id } = this.resolve(engine, params[0] ?? '');
-    await stopContainer(engine, id, stopQuery(query));
+    await stopContainer(engine, id, stop);
     await startContainer(engine, id, this.options.runtime);
     res.writeHead(204).end();
   }
@@ -395,7 +371,10 @@ export class Containers {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(changes.map((c) => ({ Path: c.path, Kind: kinds[c.kind] }))));
   }
 
-  async prune({ engine, res }: Call): Promise<void> {
+  async prune({ engine, query, res }: Call): Promise<void> {
+    // dockerd's filters here; kiln prunes every stopped container, so it refuses to prune fewer than asked.
+    const filters = filtersParameter(query, ['until', 'label', 'label!']);
+    if (filters.size > 0) throw new KilnError('UNSUPPORTED', `container prune with filters (${[...filters.keys()].join(', ')}) is not supported: kiln removes every stopped container`);
     const removed = await pruneContainers(engine);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ContainersDeleted: removed, SpaceReclaimed: 0 }));
   }
@@ -422,17 +401,10 @@ export function frame(stream: 1 | 2, data: Buffer): Buffer {
   return Buffer.concat([header, data]);
 }
 
-export async function readJson<T>(req: IncomingMessage): Promise<T> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > 1 << 20) throw new KilnError('INVALID_ARGUMENT', 'the request body is larger than 1 MiB');
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as T;
-  } catch {
-    throw new KilnError('INVALID_ARGUMENT', 'the request body is not valid JSON');
-  }
+/** `h` and `w`, a terminal's size (resize of a container or an exec): dockerd's integers, within a terminal's range. */
+export function consoleSize(query: URLSearchParams): { height: number; width: number } {
+  const [height, width] = [integer(query, 'h', { required: true }) ?? 0, integer(query, 'w', { required: true }) ?? 0];
+  if (![height, width].every((n) => n >= 0 && n <= 65535)) throw new KilnError('INVALID_ARGUMENT', 'resize needs h and w, whole numbers from 0 to 65535');
+  return { height, width };
 }
+

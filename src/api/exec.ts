@@ -10,19 +10,12 @@ import type { Engine } from '../engine/engine.js';
 import type { ExecStreams } from '../runtime/runtime.js';
 import type { ConsoleSize } from '../runtime/spec.js';
 import { KilnError } from '../errors.js';
-import { frame, plainStream, readJson } from './containers.js';
+import { consoleSize, frame, plainStream } from './containers.js';
+import type { Decoded } from './json.js';
+import { execConfig, execStartCheck, readJsonBody } from './request.js';
 import type { Call } from './server.js';
 
-interface ExecConfig {
-  readonly AttachStdin?: boolean;
-  readonly AttachStdout?: boolean;
-  readonly AttachStderr?: boolean;
-  readonly Tty?: boolean;
-  readonly Env?: string[] | null;
-  readonly Cmd?: string[] | null;
-  readonly User?: string;
-  readonly WorkingDir?: string;
-}
+type ExecConfig = Decoded<typeof execConfig>;
 
 interface ExecInstance {
   readonly id: string;
@@ -43,6 +36,9 @@ export interface ExecConnection {
   readonly input?: Readable;
 }
 
+/** dockerd's answer to an exec route's request without a body. */
+export const EMPTY_BODY = 'got EOF while reading request body';
+
 /** Instances kept (for inspect after they end) at most: a long-running server forgets the oldest ended ones. */
 const KEPT_INSTANCES = 1000;
 
@@ -51,10 +47,10 @@ export class Execs {
 
   /** `POST /containers/{id}/exec`. */
   async create({ engine, params, req, res }: Call): Promise<void> {
-    const config = await readJson<ExecConfig>(req);
+    const config = (await readJsonBody(req, execConfig, { contentType: true, empty: EMPTY_BODY })) ?? {};
+    if (!config.Cmd?.length) throw new KilnError('INVALID_ARGUMENT', 'No exec command specified');
     const container = findContainer(engine, params[0] ?? '');
     if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
-    if (!Array.isArray(config.Cmd) || config.Cmd.length === 0) throw new KilnError('INVALID_ARGUMENT', 'No exec command specified');
     for (const [oldId, old] of this.instances) {
       if (this.instances.size < KEPT_INSTANCES) break;
       if (!old.running && old.exitCode !== null) this.instances.delete(oldId);
@@ -66,8 +62,8 @@ export class Execs {
 
   /** `POST /exec/{id}/start` without a hijack: with `Detach`, started and left running; else its output is the body. */
   async startPlain({ engine, params, req, res }: Call): Promise<void> {
-    const body = await readJson<{ Detach?: boolean }>(req);
-    if (!body.Detach) {
+    const body = await readJsonBody(req, execStartCheck, { contentType: true, empty: EMPTY_BODY });
+    if (!body?.Detach) {
       await this.start(engine, params[0] ?? '', plainStream(res));
       return;
     }
@@ -99,9 +95,8 @@ export class Execs {
 
   /** `POST /exec/{id}/resize`: now if the process runs with a terminal, else from its start. */
   async resize({ engine, params, query, res }: Call): Promise<void> {
+    const size = consoleSize(query);
     const instance = this.find(params[0] ?? '');
-    const size = { height: Number(query.get('h') ?? ''), width: Number(query.get('w') ?? '') };
-    if (![size.height, size.width].every((n) => Number.isInteger(n) && n >= 0 && n <= 65535)) throw new KilnError('INVALID_ARGUMENT', 'resize needs h and w, whole numbers from 0 to 65535');
     if (instance.running && instance.config.Tty) await resizeExec(engine, instance.containerId, instance.id, size);
     else instance.size = size;
     res.writeHead(200).end();

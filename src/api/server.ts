@@ -7,11 +7,11 @@ import { chmod, chown, rm } from 'node:fs/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { arch, cpus, hostname, release, totalmem } from 'node:os';
+import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ErrorCode, KilnError } from '../errors.js';
 import { loadImages, saveImages } from '../engine/archive.js';
 import { type Engine } from '../engine/engine.js';
-import { parseFilters } from '../engine/filters.js';
 import { importImage } from '../engine/import.js';
 import { type ProgressEvent, checkCredentials, pullAllTags, pullImage, pushImage, searchImages } from '../engine/registry.js';
 import { commitContainer } from '../engine/containers.js';
@@ -19,9 +19,9 @@ import { API_VERSION, KILN_VERSION, MIN_API_VERSION, versionInfo } from '../engi
 import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
-import { Containers, readJson } from './containers.js';
-import { Execs } from './exec.js';
-import { type Duplex, PassThrough, type Readable } from 'node:stream';
+import { Containers } from './containers.js';
+import { EMPTY_BODY, Execs } from './exec.js';
+import { MAX_JSON_BODY, authConfig, execStartCheck, filtersParameter, flag, integer, jsonBody, readJsonBody } from './request.js';
 
 /** The newest API version kiln speaks, and the oldest it accepts in a path prefix. */
 
@@ -53,8 +53,6 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-
-const truthy = (value: string | null): boolean => value === '1' || value === 'true' || value === 'True';
 
 /**
  * A jsonmessage stream: one JSON object per line, as Docker streams pull, push, load and build output.
@@ -98,10 +96,10 @@ async function save(call: Call, names: readonly string[]): Promise<void> {
 
 function imageRoutes(): [string, RegExp, Handler][] {
   return [
-    ['GET', /^\/images\/json$/, ({ engine, query, res }) => json(res, 200, engine.listImages({ all: truthy(query.get('all')), filters: parseFilters(query.get('filters'), ['dangling', 'label', 'before', 'since', 'reference']) }))],
+    ['GET', /^\/images\/json$/, ({ engine, query, res }) => json(res, 200, engine.listImages({ all: flag(query, 'all'), filters: filtersParameter(query, ['dangling', 'label', 'before', 'since', 'reference']) }))],
     ['GET', /^\/images\/search$/, async ({ query, res }) => {
-      const filters = parseFilters(query.get('filters'), ['stars', 'is-official', 'is-automated']);
-      json(res, 200, await searchImages(query.get('term') ?? '', { limit: Number(query.get('limit') ?? 25), filters }));
+      const filters = filtersParameter(query, ['stars', 'is-official', 'is-automated']);
+      json(res, 200, await searchImages(query.get('term') ?? '', { limit: integer(query, 'limit') ?? 25, filters }));
     }],
     ['GET', /^\/images\/get$/, async (call) => save(call, call.query.getAll('names'))],
     ['GET', /^\/images\/(.+)\/get$/, async (call) => save(call, [call.params[0] ?? ''])],
@@ -114,17 +112,17 @@ function imageRoutes(): [string, RegExp, Handler][] {
       res.writeHead(201).end();
     }],
     ['DELETE', /^\/images\/(.+)$/, async ({ engine, params, query, res }) => {
-      const { events, errors } = await engine.removeImages([params[0] ?? ''], { force: truthy(query.get('force')), noPrune: truthy(query.get('noprune')) });
+      const { events, errors } = await engine.removeImages([params[0] ?? ''], { force: flag(query, 'force'), noPrune: flag(query, 'noprune') });
       if (errors[0]) throw errors[0];
       json(res, 200, events);
     }],
     ['POST', /^\/images\/prune$/, async ({ engine, query, res }) => {
-      const filters = parseFilters(query.get('filters'), ['dangling', 'until', 'label', 'label!']);
+      const filters = filtersParameter(query, ['dangling', 'until', 'label', 'label!']);
       json(res, 200, await engine.pruneImages({ all: filters.get('dangling')?.[0] === 'false', filters }));
     }],
     ['POST', /^\/images\/load$/, async ({ engine, req, query, res }) => {
       const stream = jsonStream(res);
-      const quiet = truthy(query.get('quiet'));
+      const quiet = flag(query, 'quiet', true); // as dockerd: quiet unless told otherwise
       try {
         await loadImages(engine, { stream: req, description: 'the uploaded archive' }, (event) => {
           if (event.kind === 'loaded') stream.send({ stream: `Loaded image: ${familiarString(parseReference(event.name))}\n` });
@@ -139,23 +137,29 @@ function imageRoutes(): [string, RegExp, Handler][] {
     ['POST', /^\/images\/create$/, async ({ engine, req, query, res }) => {
       const fromImage = query.get('fromImage');
       const fromSrc = query.get('fromSrc');
+      const repo = query.get('repo');
+      const tag = query.get('tag');
+      // An empty tag pulls every tag (the docker CLI's pull -a); a name that carries its own tag is pulled as it is.
+      const pullAll = fromImage !== null && !tag && !/[:@][^/]*$/.test(fromImage);
+      const pulled = tag ? (tag.startsWith('sha256:') ? `${fromImage ?? ''}@${tag}` : `${fromImage ?? ''}:${tag}`) : (fromImage ?? '');
+      const imported = repo ? (tag ? `${repo}:${tag}` : repo) : undefined;
+      // What dockerd refuses before it streams is a 400 here too: a missing source, a malformed name.
+      if (fromImage) parseReference(pullAll ? fromImage : pulled);
+      else if (!fromSrc) throw new KilnError('INVALID_ARGUMENT', 'images/create needs fromImage or fromSrc');
+      else if (fromSrc !== '-') throw new KilnError('UNSUPPORTED', 'import from a URL is not supported: send the archive in the request body (fromSrc=-)');
+      else if (imported) parseReference(imported);
+      const auth = registryAuth(req);
       const stream = jsonStream(res);
       try {
         if (fromImage) {
-          const tag = query.get('tag');
-          const auth = registryAuth(req);
           const platform = query.get('platform');
           const options = { events: (event: ProgressEvent) => stream.send(progressMessage(event)), ...(platform ? { platform } : {}), ...(auth ? { credentials: auth } : {}) };
-          // An empty tag pulls every tag (the docker CLI's pull -a); a name that carries its own tag is pulled as it is.
-          if (!tag && !/[:@][^/]*$/.test(fromImage)) await pullAllTags(engine, fromImage, options);
-          else await pullImage(engine, tag ? (tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`) : fromImage, options);
-        } else if (fromSrc) {
-          if (fromSrc !== '-') throw new KilnError('UNSUPPORTED', 'import from a URL is not supported: send the archive in the request body (fromSrc=-)');
-          const repo = query.get('repo');
-          const tag = query.get('tag');
-          const id = await importImage(engine, { stream: req }, { ...(repo ? { reference: tag ? `${repo}:${tag}` : repo } : {}), changes: query.getAll('changes'), ...(query.get('message') ? { message: query.get('message') ?? '' } : {}), ...(query.get('platform') ? { platform: query.get('platform') ?? '' } : {}) });
+          if (pullAll) await pullAllTags(engine, fromImage, options);
+          else await pullImage(engine, pulled, options);
+        } else {
+          const id = await importImage(engine, { stream: req }, { ...(imported ? { reference: imported } : {}), changes: query.getAll('changes'), ...(query.get('message') ? { message: query.get('message') ?? '' } : {}), ...(query.get('platform') ? { platform: query.get('platform') ?? '' } : {}) });
           stream.send({ status: id });
-        } else throw new KilnError('INVALID_ARGUMENT', 'images/create needs fromImage or fromSrc');
+        }
       } catch (err) {
         stream.fail(err);
       }
@@ -226,7 +230,7 @@ function systemRoutes(): [string, RegExp, Handler][] {
       });
     }],
     ['POST', /^\/auth$/, async ({ req, res }) => {
-      const body = await readJson<{ username?: string; password?: string; serveraddress?: string }>(req);
+      const body = (await readJsonBody(req, authConfig)) ?? {};
       if (!body.username || body.password === undefined) throw new KilnError('INVALID_ARGUMENT', 'auth needs a username and a password');
       const server = (body.serveraddress ?? 'docker.io').replace(/^https?:\/\//, '').replace(/\/v1\/?$/, '').replace(/^index\.docker\.io$/, 'docker.io');
       await checkCredentials(server, body.username, body.password);
@@ -292,6 +296,15 @@ export interface ServeOptions {
   readonly log?: (line: string) => void;
 }
 
+/** What a hijacking route gets: the connection (whose request body is read already) and its output. */
+interface Hijack {
+  readonly id: string;
+  readonly query: URLSearchParams;
+  readonly req: IncomingMessage;
+  readonly body: string;
+  readonly out: { upgraded: true; head(text: string): unknown; write(data: Buffer): unknown; end(): unknown; input: Readable };
+}
+
 /**
  * Serves the Engine API on a unix socket until the returned server closes. The socket is created with
  * mode 0660 (and the group given), replacing a stale one a dead server left.
@@ -301,78 +314,76 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
   const execs = new Execs();
   const table = routes(options.build, containers, execs);
   const tls = 'host' in options.listen ? options.listen.tls : undefined;
-  const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    void (async () => {
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (process.env.KILN_API_TRACE) options.log?.(`${req.method ?? ''} ${req.url ?? ''}`);
+    let path = req.url ?? '/';
+    try {
       const url = new URL(req.url ?? '/', 'http://kiln');
-      if (process.env.KILN_API_TRACE) options.log?.(`${req.method ?? ''} ${req.url ?? ''}`);
       const version = /^\/v(\d+\.\d+)(\/.*)$/.exec(url.pathname);
-      const path = version ? (version[2] ?? '/') : url.pathname;
-      try {
-        if (version && (Number(version[1]) < Number(MIN_API_VERSION) || Number(version[1]) > Number(API_VERSION) + 0.2)) {
-          throw new KilnError('INVALID_ARGUMENT', `client version ${version[1] ?? ''} is not supported: this server speaks ${MIN_API_VERSION} to ${API_VERSION}`);
-        }
-        if (path === '/_ping') {
-          res.writeHead(200, { 'api-version': API_VERSION, 'builder-version': '1', ostype: 'linux', 'docker-experimental': 'false', 'cache-control': 'no-cache, no-store, must-revalidate', pragma: 'no-cache', 'content-type': 'text/plain; charset=utf-8' });
-          res.end(req.method === 'HEAD' ? undefined : 'OK');
-          return;
-        }
-        for (const [method, pattern, handler] of table) {
-          const match = pattern.exec(path);
-          if (!match || (method !== req.method && !(method === 'GET' && req.method === 'HEAD'))) continue;
-          await handler({ params: match.slice(1).map((p) => decodeURIComponent(p)), query: url.searchParams, req, res, engine });
-          return;
-        }
-        throw new KilnError('NOT_FOUND', `page not found: ${req.method ?? ''} ${url.pathname}`);
-      } catch (err) {
-        const status = err instanceof KilnError ? (STATUS[err.code] ?? 500) : 500;
-        const message = err instanceof Error ? err.message : String(err);
-        options.log?.(`${req.method ?? ''} ${url.pathname}: ${status} ${message}`);
-        if (!res.headersSent) json(res, status, { message });
-        else res.end();
+      path = version ? (version[2] ?? '/') : url.pathname;
+      if (version && (Number(version[1]) < Number(MIN_API_VERSION) || Number(version[1]) > Number(API_VERSION) + 0.2)) {
+        throw new KilnError('INVALID_ARGUMENT', `client version ${version[1] ?? ''} is not supported: this server speaks ${MIN_API_VERSION} to ${API_VERSION}`);
       }
-    })();
+      if (path === '/_ping') {
+        res.writeHead(200, { 'api-version': API_VERSION, 'builder-version': '1', ostype: 'linux', 'docker-experimental': 'false', 'cache-control': 'no-cache, no-store, must-revalidate', pragma: 'no-cache', 'content-type': 'text/plain; charset=utf-8' });
+        res.end(req.method === 'HEAD' ? undefined : 'OK');
+        return;
+      }
+      for (const [method, pattern, handler] of table) {
+        const match = pattern.exec(path);
+        if (!match || (method !== req.method && !(method === 'GET' && req.method === 'HEAD'))) continue;
+        await handler({ params: match.slice(1).map(pathParameter), query: url.searchParams, req, res, engine });
+        return;
+      }
+      throw new KilnError('NOT_FOUND', `page not found: ${req.method ?? ''} ${url.pathname}`);
+    } catch (err) {
+      const status = err instanceof KilnError ? (STATUS[err.code] ?? 500) : 500;
+      const message = err instanceof Error ? err.message : String(err);
+      options.log?.(`${req.method ?? ''} ${path}: ${status} ${message}`);
+      if (res.headersSent) res.end();
+      else json(res, status, { message });
+    }
   };
+  const handler = (req: IncomingMessage, res: ServerResponse): void => void serve(req, res);
   // Mutual TLS as dockerd's --tlsverify: only clients with a certificate from the CA get in.
   const server: Server = tls
     ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.verifyClients, rejectUnauthorized: tls.verifyClients }, handler)
     : createServer(handler);
   // `attach` and exec's `start` ask to upgrade the connection (Docker's hijack): the socket then carries the raw stream.
-  const upgrades: [RegExp, (id: string, query: URLSearchParams, out: { upgraded: true; head(text: string): unknown; write(data: Buffer): unknown; end(): unknown; input: Readable }) => Promise<void>][] = [
-    [/^\/containers\/(.+)\/attach$/, (id, query, out) => containers.attach(engine, id, query, out)],
-    [/^\/exec\/(.+)\/start$/, (id, _query, out) => execs.start(engine, id, out)],
+  const upgrades: [RegExp, (hijack: Hijack) => Promise<void>][] = [
+    // A body sent with attach (dockerode's options) is not stdin: it is read and left, as dockerd does.
+    [/^\/containers\/(.+)\/attach$/, ({ id, query, out }) => containers.attach(engine, id, query, out)],
+    [/^\/exec\/(.+)\/start$/, async ({ id, req, body, out }) => {
+      jsonBody(req, body, execStartCheck, { contentType: true, empty: EMPTY_BODY });
+      await execs.start(engine, id, out);
+    }],
   ];
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const hijack = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
     socket.on('error', () => undefined); // a client gone mid-stream; the stream ends with the socket
-    const url = new URL(req.url ?? '/', 'http://kiln');
-    const path = url.pathname.replace(/^\/v\d+\.\d+/, '');
-    const route = upgrades.find(([pattern]) => pattern.test(path));
-    if (!route) {
-      socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n{"message":"page not found"}');
-      return;
-    }
-    const [pattern, serve] = route;
-    const id = decodeURIComponent(pattern.exec(path)?.[1] ?? '');
-    // A body sent with the request (dockerode's options, exec's start settings) is not stdin: skip it, as dockerd does.
-    let skip = Number(req.headers['content-length'] ?? 0) || 0;
-    const rest = head.subarray(Math.min(skip, head.length));
-    skip -= head.length - rest.length;
-    if (rest.length > 0) socket.unshift(rest);
-    const input = skip > 0 ? skipBytes(socket, skip) : socket;
     let upgraded = false;
-    const writeHead = (text: string): void => {
-      upgraded = true;
-      socket.write(text);
-    };
-    const out = { upgraded: true as const, head: writeHead, write: (data: Buffer) => socket.write(data), end: () => socket.end(), input };
-    serve(id, url.searchParams, out).catch((err: unknown) => {
+    const path = (req.url ?? '/').replace(/^\/v\d+\.\d+/, '').replace(/\?.*$/, '');
+    try {
+      const url = new URL(req.url ?? '/', 'http://kiln');
+      const route = upgrades.find(([pattern]) => pattern.test(path));
+      if (!route) throw new KilnError('NOT_FOUND', 'page not found');
+      const [pattern, serveHijack] = route;
+      const body = await upgradeBody(socket, head, Number(req.headers['content-length'] ?? 0) || 0);
+      const writeHead = (text: string): void => {
+        upgraded = true;
+        socket.write(text);
+      };
+      const out = { upgraded: true as const, head: writeHead, write: (data: Buffer) => socket.write(data), end: () => socket.end(), input: socket };
+      await serveHijack({ id: pathParameter(pattern.exec(path)?.[1] ?? ''), query: url.searchParams, req, body, out });
+    } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       options.log?.(`${path}: ${message}`);
       // Before the 101, the client still reads an HTTP answer: a Docker-style error.
       const status = err instanceof KilnError ? (STATUS[err.code] ?? 500) : 500;
       if (!upgraded && socket.writable) socket.end(`HTTP/1.1 ${status} Error\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ message })}`);
       else socket.destroy();
-    });
-  });
+    }
+  };
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void hijack(req, socket, head));
   const listen = options.listen;
   if ('socket' in listen) await rm(listen.socket, { force: true });
   await new Promise<void>((resolve, reject) => {
@@ -387,15 +398,48 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
   return server;
 }
 
-/** The stream after its first `count` bytes. */
-function skipBytes(source: Duplex, count: number): Readable {
-  let left = count;
-  const rest = new PassThrough();
-  source.on('data', (chunk: Buffer) => {
-    const keep = chunk.subarray(Math.min(left, chunk.length));
-    left -= chunk.length - keep.length;
-    if (keep.length > 0) rest.write(keep);
-  });
-  source.on('end', () => rest.end());
-  return rest;
+/** A path segment as the route gets it: percent-decoded (a bad escape is the client's mistake). */
+function pathParameter(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new KilnError('INVALID_ARGUMENT', `invalid URL escape in ${JSON.stringify(segment)}`);
+  }
+}
+
+/**
+ * A hijacked request's body: its first `length` bytes (bounded as any JSON body), `head` first. The
+ * bytes after it stay in the socket, for the stream that follows.
+ */
+async function upgradeBody(socket: Duplex, head: Buffer, length: number): Promise<string> {
+  if (length > MAX_JSON_BODY) throw new KilnError('INVALID_INPUT', `the request body is larger than ${MAX_JSON_BODY >> 20} MiB, the most kiln reads for a JSON request`);
+  let bytes = head;
+  if (bytes.length < length) {
+    bytes = await new Promise<Buffer>((resolve, reject) => {
+      const chunks = [head];
+      let size = head.length;
+      const stop = (): void => {
+        socket.off('data', take);
+        socket.off('end', ended);
+        socket.off('close', ended);
+        socket.pause();
+      };
+      const take = (chunk: Buffer): void => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size < length) return;
+        stop();
+        resolve(Buffer.concat(chunks));
+      };
+      const ended = (): void => {
+        stop();
+        reject(new KilnError('INVALID_INPUT', 'the connection ended before the request body'));
+      };
+      socket.on('data', take);
+      socket.once('end', ended);
+      socket.once('close', ended);
+    });
+  }
+  if (bytes.length > length) socket.unshift(bytes.subarray(length));
+  return bytes.subarray(0, length).toString('utf8');
 }

@@ -20,26 +20,6 @@ export function parseFilterFlags(flags: readonly string[], accepted: readonly st
   return filters;
 }
 
-/** Docker's `filters` parameter: `{"key":["v"]}` or the old `{"key":{"v":true}}`. */
-export function parseFilters(text: string | null, accepted: readonly string[]): Filters {
-  const filters = new Map<string, string[]>();
-  if (!text) return filters;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new KilnError('INVALID_ARGUMENT', `invalid filters: ${JSON.stringify(text)} is not JSON`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new KilnError('INVALID_ARGUMENT', 'invalid filters: not a JSON object');
-  for (const [key, values] of Object.entries(value as Record<string, unknown>)) {
-    if (Array.isArray(values)) filters.set(key, values.map(String));
-    else if (typeof values === 'object' && values !== null) filters.set(key, Object.keys(values));
-    else throw new KilnError('INVALID_ARGUMENT', `invalid filters: the values of ${key} are not a list`);
-  }
-  checkFilterKeys(filters, accepted);
-  return filters;
-}
-
 export function checkFilterKeys(filters: Filters, accepted: readonly string[]): void {
   for (const key of filters.keys()) {
     if (!accepted.includes(key)) throw new KilnError('INVALID_ARGUMENT', `invalid filter '${key}'`);

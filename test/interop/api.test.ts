@@ -287,7 +287,7 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
   it('answers bad requests with Docker-style errors and keeps serving; the store stays consistent', async () => {
     const malformed = await raw(socket, 'GET', '/v1.41/images/json?filters=%7Bnot-json');
     assert.equal(malformed.status, 400);
-    assert.match(messageOf(malformed.body), /invalid filters/);
+    assert.equal(messageOf(malformed.body), "invalid character 'n' looking for beginning of object key string");
     const unknown = await raw(socket, 'GET', `/v1.41/images/json?filters=${encodeURIComponent('{"bogus":["1"]}')}`);
     assert.equal(unknown.status, 400);
     assert.equal(messageOf(unknown.body), "invalid filter 'bogus'");
