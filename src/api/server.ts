@@ -3,13 +3,15 @@
  * drive kiln. This module owns only HTTP: routing, parameters, JSON and jsonmessage streams, and
  * Docker's error statuses; every operation is an `engine` call, the same the CLI makes.
  */
-import { chmod, chown, rm } from 'node:fs/promises';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { existsSync } from 'node:fs';
+import { chmod, chown, lstat, rm } from 'node:fs/promises';
+import { type IncomingMessage, type Server, type ServerResponse, createServer, request } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { arch, cpus, hostname, release, totalmem } from 'node:os';
+import { dirname } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type ErrorCode, KilnError } from '../errors.js';
+import { type ErrorCode, KilnError, isErrno, isKilnError } from '../errors.js';
 import { loadImages, saveImages } from '../engine/archive.js';
 import { type Engine } from '../engine/engine.js';
 import { importImage } from '../engine/import.js';
@@ -306,8 +308,9 @@ interface Hijack {
 }
 
 /**
- * Serves the Engine API on a unix socket until the returned server closes. The socket is created with
- * mode 0660 (and the group given), replacing a stale one a dead server left.
+ * Serves the Engine API until the returned server closes. A unix socket is created with mode 0660 (and
+ * the group given); a socket file nothing answers on (a killed server's) is taken over, one another
+ * server answers on is not.
  */
 export async function serveApi(engine: Engine, options: ServeOptions): Promise<Server> {
   const containers = new Containers(options.build);
@@ -384,16 +387,10 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
     }
   };
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void hijack(req, socket, head));
-  const listen = options.listen;
-  if ('socket' in listen) await rm(listen.socket, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    if ('socket' in listen) server.listen(listen.socket, () => resolve());
-    else server.listen(listen.port, listen.host, () => resolve());
-  });
-  if ('socket' in listen) {
-    await chmod(listen.socket, 0o660);
-    if (listen.group !== undefined) await chown(listen.socket, process.getuid?.() ?? 0, listen.group);
+  await listenOn(server, options.listen);
+  if ('socket' in options.listen) {
+    await chmod(options.listen.socket, 0o660);
+    if (options.listen.group !== undefined) await chown(options.listen.socket, process.getuid?.() ?? 0, options.listen.group);
   }
   return server;
 }
@@ -442,4 +439,69 @@ async function upgradeBody(socket: Duplex, head: Buffer, length: number): Promis
   }
   if (bytes.length > length) socket.unshift(bytes.subarray(length));
   return bytes.subarray(0, length).toString('utf8');
+}
+
+/** Where the API listens, as -H names it. */
+function address(listen: Listen): string {
+  return 'socket' in listen ? `unix://${listen.socket}` : `tcp://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
+}
+
+/**
+ * Listens where asked. A unix socket's file may be there already: when a server answers on it, kiln
+ * refuses (as dockerd refuses a second daemon); when nothing does (a killed server's), it is replaced.
+ */
+async function listenOn(server: Server, listen: Listen): Promise<void> {
+  const attempt = (): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      const listening = (): void => {
+        server.off('error', reject);
+        resolve();
+      };
+      if ('socket' in listen) server.listen(listen.socket, listening);
+      else server.listen(listen.port, listen.host, listening);
+    }).catch((err: unknown) => {
+      throw listenError(err, listen);
+    });
+  try {
+    await attempt();
+  } catch (err) {
+    if (!('socket' in listen) || !isKilnError(err, 'CONFLICT')) throw err;
+    const answering = await socketServer(listen.socket);
+    if (answering) throw new KilnError('CONFLICT', answering === 'kiln' ? `another kiln serve is listening on ${listen.socket}` : `another server is listening on ${listen.socket}`);
+    const stat = await lstat(listen.socket).catch(() => undefined);
+    if (stat && !stat.isSocket()) throw new KilnError('CONFLICT', `cannot serve on ${address(listen)}: ${listen.socket} exists and is not a socket`);
+    await rm(listen.socket, { force: true });
+    await attempt();
+  }
+}
+
+/** A listen error in words a person can act on. */
+function listenError(err: unknown, listen: Listen): KilnError {
+  const where = `cannot serve on ${address(listen)}`;
+  if (isErrno(err, 'EADDRINUSE')) return new KilnError('CONFLICT', `${where}: the address is already in use${'port' in listen ? ` (another server listens on port ${listen.port})` : ''}`);
+  // libuv reports a socket's missing directory as EACCES.
+  if ((isErrno(err, 'EACCES') || isErrno(err, 'ENOENT')) && 'socket' in listen && !existsSync(dirname(listen.socket))) return new KilnError('INVALID_ARGUMENT', `${where}: the directory ${dirname(listen.socket)} does not exist`);
+  if (isErrno(err, 'EACCES')) return new KilnError('FAILED', `${where}: permission denied${'port' in listen && listen.port < 1024 ? ' (ports below 1024 need root)' : ''}`);
+  if (isErrno(err, 'EADDRNOTAVAIL') || isErrno(err, 'ENOTFOUND')) return new KilnError('INVALID_ARGUMENT', `${where}: no interface of this machine has that address`);
+  return new KilnError('FAILED', `${where}: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+/**
+ * Who answers on a unix socket: undefined when nothing does (nothing listens, or no file), `kiln` for
+ * a kiln serve, `other` for any other server.
+ */
+async function socketServer(socket: string): Promise<'kiln' | 'other' | undefined> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath: socket, path: '/version', timeout: 5000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk.slice(0, 4096)));
+      res.on('end', () => resolve(/"Platform":\{"Name":"kiln"/.test(text) ? 'kiln' : 'other'));
+      res.on('error', () => resolve('other'));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => resolve(isErrno(err, 'ECONNREFUSED') || isErrno(err, 'ENOENT') ? undefined : 'other'));
+    req.end();
+  });
 }

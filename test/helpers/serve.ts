@@ -8,24 +8,37 @@ import { type Registry, registryUnavailable, startRegistry } from './registry.js
 /** A `kiln serve` started for a test: ready when it says it serves; stopped by pid. */
 export interface Served {
   readonly process: ChildProcess;
+  /** The exit code, or the signal that ended it, once the server has exited. */
+  readonly exited: Promise<number | NodeJS.Signals>;
+  /** Resolves once the server has written `text` to its stderr (with KILN_API_TRACE it names each request). */
+  logged(text: string): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startServe(root: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Served> {
   const server = spawn(process.execPath, [kilnBin, '--root', root, 'serve', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
-  await new Promise<void>((resolve, reject) => {
-    let log = '';
-    server.stderr?.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      if (log.includes('serving the Docker Engine API')) resolve();
+  let log = '';
+  server.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  const logged = (text: string): Promise<void> =>
+    new Promise((resolve) => {
+      const look = (): void => {
+        if (!log.includes(text)) return;
+        server.stderr?.off('data', look);
+        resolve();
+      };
+      server.stderr?.on('data', look);
+      look();
     });
-    server.on('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
+  await new Promise<void>((resolve, reject) => {
+    server.once('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
+    void logged('serving the Docker Engine API').then(resolve);
   });
   server.removeAllListeners('exit');
-  server.stderr?.resume();
-  const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => server.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   return {
     process: server,
+    exited,
+    logged,
     stop: async () => {
       server.kill('SIGTERM');
       await exited;
