@@ -80,7 +80,11 @@ export class Containers {
   /** How many attach/logs streams follow each container: an AutoRemove waits for them to drain. */
   private readonly following = new Map<string, number>();
 
-  constructor(private readonly options: ContainerRoutes) {}
+  /** `stopping`: aborted when the server stops, which ends every wait and every stream that follows a container. */
+  constructor(
+    private readonly options: ContainerRoutes,
+    private readonly stopping: AbortSignal,
+  ) {}
 
   private resolve(engine: Engine, nameOrId: string): { id: string; row?: ContainerRow; pending?: Pending } {
     for (const [id, pending] of this.pending) if (id.startsWith(nameOrId) || pending.name === nameOrId.replace(/^\//, '')) return { id, pending };
@@ -185,7 +189,7 @@ export class Containers {
     res.flushHeaders();
     try {
       if (pending) await pending.started;
-      const code = await this.exitCode(engine, id);
+      const code = await untilAborted(this.exitCode(engine, id), this.stopping);
       // Attached streams send the last output first: a client that stops reading at the exit status
       // (as dockerode's run does) must not lose it.
       await this.drained(id);
@@ -199,7 +203,7 @@ export class Containers {
   private async follow(engine: Engine, id: string, write: (stream: 1 | 2, data: Buffer) => unknown, options: FollowOptions): Promise<void> {
     this.following.set(id, (this.following.get(id) ?? 0) + 1);
     try {
-      await followLogs(engine, id, (stream, data) => write(stream === 'stdout' ? 1 : 2, data), options);
+      await followLogs(engine, id, (stream, data) => write(stream === 'stdout' ? 1 : 2, data), { ...options, signal: this.stopping });
     } finally {
       this.following.set(id, (this.following.get(id) ?? 1) - 1);
     }
@@ -408,3 +412,12 @@ export function consoleSize(query: URLSearchParams): { height: number; width: nu
   return { height, width };
 }
 
+/** `work`, or a rejection as soon as `signal` aborts (the server stops): a wait must not hold it up. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const stop = (): void => reject(new KilnError('FAILED', 'the server is stopping'));
+    if (signal.aborted) stop();
+    signal.addEventListener('abort', stop, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', stop));
+  });
+}

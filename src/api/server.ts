@@ -298,6 +298,15 @@ export interface ServeOptions {
   readonly log?: (line: string) => void;
 }
 
+/** A serving Engine API. */
+export interface ApiServer {
+  /**
+   * Stops serving: the listener closes, every connection ends (waits, attaches and log streams at
+   * once), and requests still at work get up to `graceMs` to finish. True when all finished.
+   */
+  close(graceMs: number): Promise<boolean>;
+}
+
 /** What a hijacking route gets: the connection (whose request body is read already) and its output. */
 interface Hijack {
   readonly id: string;
@@ -308,15 +317,27 @@ interface Hijack {
 }
 
 /**
- * Serves the Engine API until the returned server closes. A unix socket is created with mode 0660 (and
- * the group given); a socket file nothing answers on (a killed server's) is taken over, one another
- * server answers on is not.
+ * Serves the Engine API until closed. A unix socket is created with mode 0660 (and the group given);
+ * a socket file nothing answers on (a killed server's) is taken over, one another server answers on is not.
  */
-export async function serveApi(engine: Engine, options: ServeOptions): Promise<Server> {
-  const containers = new Containers(options.build);
+export async function serveApi(engine: Engine, options: ServeOptions): Promise<ApiServer> {
+  const stopping = new AbortController();
+  const containers = new Containers(options.build, stopping.signal);
   const execs = new Execs();
   const table = routes(options.build, containers, execs);
   const tls = 'host' in options.listen ? options.listen.tls : undefined;
+  /** Requests at work and open connections, which stopping waits for and ends. */
+  const inFlight = new Set<Promise<void>>();
+  const sockets = new Set<Duplex>();
+  const track = (work: Promise<void>): void => {
+    const tracked = work.catch((err: unknown) => options.log?.(`kiln: ${err instanceof Error ? err.message : String(err)}`));
+    inFlight.add(tracked);
+    void tracked.then(() => inFlight.delete(tracked));
+  };
+  const holdSocket = (socket: Duplex): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (process.env.KILN_API_TRACE) options.log?.(`${req.method ?? ''} ${req.url ?? ''}`);
     let path = req.url ?? '/';
@@ -347,11 +368,12 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
       else json(res, status, { message });
     }
   };
-  const handler = (req: IncomingMessage, res: ServerResponse): void => void serve(req, res);
+  const handler = (req: IncomingMessage, res: ServerResponse): void => track(serve(req, res));
   // Mutual TLS as dockerd's --tlsverify: only clients with a certificate from the CA get in.
   const server: Server = tls
     ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.verifyClients, rejectUnauthorized: tls.verifyClients }, handler)
     : createServer(handler);
+  server.on('connection', holdSocket);
   // `attach` and exec's `start` ask to upgrade the connection (Docker's hijack): the socket then carries the raw stream.
   const upgrades: [RegExp, (hijack: Hijack) => Promise<void>][] = [
     // A body sent with attach (dockerode's options) is not stdin: it is read and left, as dockerd does.
@@ -362,6 +384,7 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
     }],
   ];
   const hijack = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    holdSocket(socket);
     socket.on('error', () => undefined); // a client gone mid-stream; the stream ends with the socket
     let upgraded = false;
     const path = (req.url ?? '/').replace(/^\/v\d+\.\d+/, '').replace(/\?.*$/, '');
@@ -386,13 +409,26 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<S
       else socket.destroy();
     }
   };
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void hijack(req, socket, head));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => track(hijack(req, socket, head)));
   await listenOn(server, options.listen);
   if ('socket' in options.listen) {
     await chmod(options.listen.socket, 0o660);
     if (options.listen.group !== undefined) await chown(options.listen.socket, process.getuid?.() ?? 0, options.listen.group);
   }
-  return server;
+  return {
+    close: async (graceMs) => {
+      stopping.abort();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)));
+      try {
+        return await Promise.race([Promise.all([closed, ...inFlight]).then(() => true), late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
 }
 
 /** A path segment as the route gets it: percent-decoded (a bad escape is the client's mistake). */

@@ -1,13 +1,21 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { lstat, readFile, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { type IncomingMessage, request } from 'node:http';
+import { type Socket, connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
-import { runKiln } from '../helpers/kiln.js';
-import { tempDir } from '../helpers/paths.js';
+import { fixture } from '../helpers/fixtures.js';
+import { ok, runKiln } from '../helpers/kiln.js';
+import { isRoot, tempDir } from '../helpers/paths.js';
 import { freePort } from '../helpers/registry.js';
-import { startServe } from '../helpers/serve.js';
+import { type Served, startServe } from '../helpers/serve.js';
+
+const run = promisify(execFile);
+
+/** How long kiln serve may take to exit after SIGTERM or SIGINT, with requests in flight (it gives them 3 s). */
+const STOP_BOUND_MS = 8000;
 
 /** GET /_ping's body, or the error's code when nothing answers. */
 function ping(socket: string): Promise<string> {
@@ -22,7 +30,32 @@ function ping(socket: string): Promise<string> {
   });
 }
 
-describe('kiln serve: one server per socket, listen errors in one line', () => {
+/** A request left open: its response's head once it comes, and when its connection closed. */
+function inFlight(socket: string, method: string, path: string, body?: Buffer | string, contentType = 'application/json'): { response: Promise<IncomingMessage>; closed: Promise<void> } {
+  const req = request({ socketPath: socket, method, path, headers: { 'content-type': contentType } });
+  const closed = new Promise<void>((resolve) => req.on('close', () => resolve()));
+  req.on('error', () => undefined); // the server ends it when it stops: that is the point
+  const response = new Promise<IncomingMessage>((resolve) => req.on('response', (res) => {
+    res.on('error', () => undefined);
+    res.resume();
+    resolve(res);
+  }));
+  if (body !== undefined) req.end(body);
+  else req.flushHeaders();
+  return { response, closed };
+}
+
+/** Signals the server and measures how long it takes to exit. */
+async function stopTimed(served: Served, signal: NodeJS.Signals): Promise<{ ms: number; exit: number | NodeJS.Signals }> {
+  const start = Date.now();
+  served.process.kill(signal);
+  const exit = await served.exited;
+  return { ms: Date.now() - start, exit };
+}
+
+const traced = { ...process.env, KILN_API_TRACE: '1' };
+
+describe('kiln serve: one server per socket, listen errors in one line, a prompt stop', () => {
   it('refuses a second kiln serve on a socket one answers on, and takes over the socket a killed one left', async () => {
     const dir = await tempDir('kiln-serve-');
     const socket = join(dir, 'kiln.sock');
@@ -71,5 +104,66 @@ describe('kiln serve: one server per socket, listen errors in one line', () => {
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
+  });
+
+  it('exits promptly on SIGTERM and on SIGINT while an upload is in flight, ending its connection and removing the socket', async (t) => {
+    const dir = await tempDir('kiln-serve-');
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const socket = join(dir, `${signal}.sock`);
+      const served = await startServe(join(dir, 'store'), ['-H', `unix://${socket}`], traced);
+      // An image upload that never ends: the server is reading it when the signal comes.
+      const upload: Socket = connect(socket, () => upload.write('POST /v1.41/images/load HTTP/1.1\r\nHost: kiln\r\nContent-Type: application/x-tar\r\nContent-Length: 1073741824\r\n\r\n' + '\0'.repeat(4096)));
+      upload.on('error', () => undefined);
+      const uploadClosed = new Promise<void>((resolve) => upload.on('close', () => resolve()));
+      await served.logged('POST /v1.41/images/load');
+      const { ms, exit } = await stopTimed(served, signal);
+      assert.equal(exit, 0, `${signal}: kiln serve exits 0`);
+      assert.ok(ms < STOP_BOUND_MS, `${signal}: kiln serve took ${ms} ms to stop`);
+      t.diagnostic(`${signal}: stopped in ${ms} ms`);
+      await uploadClosed;
+      await assert.rejects(lstat(socket), { code: 'ENOENT' });
+    }
+    assert.doesNotMatch((await ok(runKiln(join(dir, 'store'), ['system', 'check']))).stdout, /^problem:/m);
+  });
+
+  it('exits promptly on SIGTERM while a wait, an attach and a log stream follow a running container and a build runs a RUN that sleeps', { skip: !isRoot && 'containers and builds need root' }, async (t) => {
+    const dir = await tempDir('kiln-serve-');
+    const root = join(dir, 'store');
+    const socket = join(dir, 'kiln.sock');
+    await ok(runKiln(root, ['load', '-i', await fixture('busybox-docker20-save.tar')]));
+    const served = await startServe(root, ['-H', `unix://${socket}`], traced);
+    let id = '';
+    try {
+      const created = await new Promise<string>((resolve, reject) => {
+        const req = request({ socketPath: socket, method: 'POST', path: '/v1.41/containers/create?name=sleeper', headers: { 'content-type': 'application/json' } }, (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => (res.statusCode === 201 ? resolve(body) : reject(new Error(body))));
+        });
+        req.end(JSON.stringify({ Image: 'busybox:lab', Cmd: ['sh', '-c', 'echo up; exec sleep 300'] }));
+      });
+      id = (JSON.parse(created) as { Id: string }).Id;
+      const started = inFlight(socket, 'POST', `/v1.41/containers/${id}/start`, '');
+      assert.equal((await started.response).statusCode, 204);
+      const wait = inFlight(socket, 'POST', `/v1.41/containers/${id}/wait`, '');
+      const attach = inFlight(socket, 'POST', `/v1.41/containers/${id}/attach?stream=1&stdout=1&stderr=1&logs=1`, '');
+      const logs = inFlight(socket, 'GET', `/v1.41/containers/${id}/logs?follow=1&stdout=1`);
+      const context = (await run('sh', ['-c', `cd ${dir} && mkdir ctx && printf 'FROM busybox:lab\\nRUN echo sleeping && sleep 300\\n' > ctx/Dockerfile && tar -C ctx -cf - Dockerfile`], { encoding: 'buffer' })).stdout;
+      const build = inFlight(socket, 'POST', '/v1.41/build?t=sleepy', context, 'application/x-tar');
+      for (const req of [wait, attach, logs, build]) assert.equal((await req.response).statusCode, 200);
+      // The build's RUN is running once its step has printed.
+      await new Promise<void>((resolve) => void build.response.then((res) => res.on('data', (chunk: Buffer) => chunk.toString().includes('sleeping') && resolve())));
+      const { ms, exit } = await stopTimed(served, 'SIGTERM');
+      assert.equal(exit, 0);
+      assert.ok(ms < STOP_BOUND_MS, `kiln serve took ${ms} ms to stop`);
+      t.diagnostic(`stopped in ${ms} ms`);
+      await Promise.all([wait.closed, attach.closed, logs.closed, build.closed]);
+    } finally {
+      await served.stop();
+      // The container runs on under its own supervisor; the build's RUN step was left by a kiln that stopped.
+      if (id) await ok(runKiln(root, ['rm', '-f', id]));
+      await ok(runKiln(root, ['system', 'prune', '-f']));
+    }
+    assert.doesNotMatch((await ok(runKiln(root, ['system', 'check']))).stdout, /^problem:/m);
   });
 });

@@ -8,6 +8,9 @@ import { Engine } from '../../engine/engine.js';
 import type { CommandContext } from '../context.js';
 import { addRuntimeFlags, checkRuntimeFlags, type RuntimeFlags } from '../runtime-flags.js';
 
+/** How long requests still at work may take to finish when kiln serve is told to stop. */
+const STOP_GRACE_MS = 3000;
+
 /** Docker's default socket for kiln: /run/kiln.sock as root, $XDG_RUNTIME_DIR/kiln.sock otherwise. */
 function defaultSocket(): string {
   if (process.getuid?.() === 0) return '/run/kiln.sock';
@@ -67,17 +70,22 @@ export function registerServe(parent: Command, ctx: CommandContext): void {
         const engine = await Engine.open(ctx.root());
         // Loaded here: the API server is most of kiln's code, which other commands need not load.
         const { serveApi } = await import('../../api/server.js');
-        const server = await serveApi(engine, { listen, build: runtime, log: (line) => ctx.io.stderr.write(`${line}\n`) });
+        const api = await serveApi(engine, { listen, build: runtime, log: (line) => ctx.io.stderr.write(`${line}\n`) });
         ctx.io.stderr.write(`kiln: serving the Docker Engine API on ${host} (store ${engine.store.root})\n`);
+        // The first SIGTERM or SIGINT stops kiln; its handlers are gone then, so a second one ends it at once.
         await new Promise<void>((resolve) => {
           const stop = (): void => {
-            server.close(() => resolve());
-            server.closeAllConnections();
+            process.off('SIGTERM', stop);
+            process.off('SIGINT', stop);
+            resolve();
           };
-          process.once('SIGTERM', stop);
-          process.once('SIGINT', stop);
+          process.on('SIGTERM', stop);
+          process.on('SIGINT', stop);
         });
-        engine.close();
+        if (await api.close(STOP_GRACE_MS)) engine.close();
+        else ctx.io.stderr.write(`kiln: stopped with requests still at work after ${STOP_GRACE_MS / 1000} s; the store stays consistent, as after a kill\n`);
+        // Work no signal reaches (a RUN step's process, a pull, a container's AutoRemove watch) must not keep kiln running.
+        process.exit(0);
       })(),
     );
 }
