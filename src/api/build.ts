@@ -5,6 +5,7 @@
  * image ID in `aux`, as dockerd does.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { join, posix } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { Credentials } from '../registry/credentials.js';
@@ -14,7 +15,8 @@ import { parseReference } from '../reference/reference.js';
 import { autoDecompress } from '../layer/compression.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
-import { buildArgs as buildArgsShape, flag, jsonParameter, stringList, stringMap } from './request.js';
+import { map } from './json.js';
+import { authConfig, buildArgs as buildArgsShape, flag, headerJson, jsonParameter, stringList, stringMap } from './request.js';
 import { type Call, jsonStream } from './server.js';
 
 export interface BuildRoutes {
@@ -26,17 +28,11 @@ export interface BuildRoutes {
  * X-Registry-Config: the credentials the docker CLI sends with a build, base64 JSON by registry (Docker
  * Hub's under its v1 URL), for pulling base images. Credentials for a host, or undefined.
  */
-function registryConfig(header: string | string[] | undefined): (host: string) => Credentials | undefined {
-  if (typeof header !== 'string' || header === '') return () => undefined;
-  let config: Record<string, { username?: string; password?: string; identitytoken?: string } | undefined>;
-  try {
-    config = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as typeof config;
-  } catch {
-    throw new KilnError('INVALID_ARGUMENT', 'invalid X-Registry-Config header: not base64 JSON');
-  }
+function registryConfig(req: IncomingMessage): (host: string) => Credentials | undefined {
+  const config = headerJson(req, 'X-Registry-Config', map(authConfig)) ?? {};
   return (host) => {
     const keys = host === 'docker.io' ? ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io'] : [host, `https://${host}`, `http://${host}`];
-    for (const entry of keys.map((key) => config[key])) {
+    for (const entry of keys.map((key) => (Object.hasOwn(config, key) ? config[key] : undefined))) {
       if (entry?.identitytoken) return { identityToken: entry.identitytoken };
       if (entry?.username && entry.password) return { username: entry.username, password: entry.password };
     }
@@ -54,6 +50,7 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
   const cacheFrom = jsonParameter(query, 'cachefrom', stringList) ?? [];
   const quiet = flag(query, 'q');
   for (const tag of query.getAll('t')) parseReference(tag); // a malformed tag is a 400 before the build, as dockerd answers
+  const credentials = registryConfig(req);
   const network = query.get('networkmode');
   await mkdir(engine.store.content.tmpDir, { recursive: true });
   const context = await mkdtemp(join(engine.store.content.tmpDir, 'build-context-'));
@@ -77,7 +74,7 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
       ...(network === 'none' || network === 'host' ? { network } : {}),
       squash: flag(query, 'squash'),
       pull: flag(query, 'pull'),
-      registry: { credentials: registryConfig(req.headers['x-registry-config']) },
+      registry: { credentials },
       runtime: options.runtime,
       ...(options.storageDriver ? { storageDriver: options.storageDriver } : {}),
       notice: (message) => stream.send({ stream: `${message}\n` }),

@@ -94,6 +94,17 @@ export function jsonParameter<T>(query: URLSearchParams, key: string, shape: Sha
   }
 }
 
+/** A header that holds base64url JSON (X-Registry-Auth, X-Registry-Config) as `shape`. */
+export function headerJson<T>(req: IncomingMessage, name: string, shape: Shape<T>): T | undefined {
+  const header = req.headers[name.toLowerCase()];
+  if (typeof header !== 'string' || header === '') return undefined;
+  try {
+    return decodeJson(Buffer.from(header, 'base64url').toString('utf8'), shape, 'stream');
+  } catch (err) {
+    throw new KilnError('INVALID_ARGUMENT', `invalid ${name} header: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 const filterSets = map(map(bool));
 const filterLists = map(array(string()));
 

@@ -23,7 +23,7 @@ import { familiarString, parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
 import { Containers } from './containers.js';
 import { EMPTY_BODY, Execs } from './exec.js';
-import { MAX_JSON_BODY, authConfig, execStartCheck, filtersParameter, flag, integer, jsonBody, readJsonBody } from './request.js';
+import { MAX_JSON_BODY, authConfig, execStartCheck, filtersParameter, flag, headerJson, integer, jsonBody, readJsonBody } from './request.js';
 
 /** The newest API version kiln speaks, and the oldest it accepts in a path prefix. */
 
@@ -79,14 +79,8 @@ export function progressMessage(event: ProgressEvent): object {
 
 /** X-Registry-Auth: base64url JSON credentials the client sends for one pull or push. */
 function registryAuth(req: IncomingMessage): { username: string; password: string } | undefined {
-  const header = req.headers['x-registry-auth'];
-  if (typeof header !== 'string' || header === '') return undefined;
-  try {
-    const value = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as { username?: string; password?: string };
-    return value.username && value.password ? { username: value.username, password: value.password } : undefined;
-  } catch {
-    throw new KilnError('INVALID_ARGUMENT', 'invalid X-Registry-Auth header: not base64 JSON');
-  }
+  const value = headerJson(req, 'X-Registry-Auth', authConfig);
+  return value?.username && value.password ? { username: value.username, password: value.password } : undefined;
 }
 
 async function save(call: Call, names: readonly string[]): Promise<void> {
@@ -168,10 +162,10 @@ function imageRoutes(): [string, RegExp, Handler][] {
       res.end();
     }],
     ['POST', /^\/images\/(.+)\/push$/, async ({ engine, params, query, req, res }) => {
+      const auth = registryAuth(req);
       const stream = jsonStream(res);
       try {
         const tag = query.get('tag');
-        const auth = registryAuth(req);
         const results = await pushImage(engine, tag ? `${params[0] ?? ''}:${tag}` : (params[0] ?? ''), { events: (event) => stream.send(progressMessage(event)), ...(auth ? { credentials: auth } : {}) });
         for (const result of results) stream.send({ progressDetail: {}, aux: { Tag: result.tag, Digest: result.digest, Size: result.size } });
       } catch (err) {
