@@ -363,10 +363,13 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<A
     }
   };
   const handler = (req: IncomingMessage, res: ServerResponse): void => track(serve(req, res));
+  // An upload (load, import, a build's context) takes as long as it takes, as with dockerd: Node's
+  // default cuts (408) any request whose body takes more than 5 minutes to arrive.
+  const timeouts = { requestTimeout: 0 };
   // Mutual TLS as dockerd's --tlsverify: only clients with a certificate from the CA get in.
   const server: Server = tls
-    ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.verifyClients, rejectUnauthorized: tls.verifyClients }, handler)
-    : createServer(handler);
+    ? createHttpsServer({ ...timeouts, cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.verifyClients, rejectUnauthorized: tls.verifyClients }, handler)
+    : createServer(timeouts, handler);
   server.on('connection', holdSocket);
   // `attach` and exec's `start` ask to upgrade the connection (Docker's hijack): the socket then carries the raw stream.
   const upgrades: [RegExp, (hijack: Hijack) => Promise<void>][] = [
