@@ -364,13 +364,15 @@ export class MetaDb {
     return this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names WHERE image_id = ? ORDER BY added_at, name').all(imageId) as NameRow[];
   }
 
-  /** Points a name at an image; returns the image the name pointed at before, if another. */
+  /** Points a name at an image (in one transaction with its tag time); returns the image the name pointed at before, if another. */
   setName(name: string, imageId: Digest, kind: 'tag' | 'digest', now = Date.now()): Digest | undefined {
-    const before = this.name(name);
-    if (before?.imageId === imageId) return undefined;
-    this.db.prepare('INSERT INTO names (name, image_id, kind, added_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, kind = excluded.kind, added_at = excluded.added_at').run(name, imageId, kind, now);
-    if (kind === 'tag') this.setLastTagTime(imageId, now);
-    return before?.imageId;
+    return this.transaction(() => {
+      const before = this.name(name);
+      if (before?.imageId === imageId) return undefined;
+      this.db.prepare('INSERT INTO names (name, image_id, kind, added_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, kind = excluded.kind, added_at = excluded.added_at').run(name, imageId, kind, now);
+      if (kind === 'tag') this.setLastTagTime(imageId, now);
+      return before?.imageId;
+    });
   }
 
   deleteName(name: string): boolean {
