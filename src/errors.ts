@@ -36,3 +36,23 @@ export function isKilnError(err: unknown, code?: ErrorCode): err is KilnError {
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
 }
+
+/**
+ * True for a full disk: Node's ENOSPC; SQLite's SQLITE_FULL ("database or disk is full") or
+ * SQLITE_IOERR_SHMSIZE (its shared-memory file could not grow, which a full disk causes); or a command
+ * kiln ran (cp) that failed saying so, in the C locale's words.
+ */
+export function isNoSpace(err: unknown): boolean {
+  if (['ENOSPC', 'SQLITE_FULL', 'SQLITE_IOERR_SHMSIZE'].some((code) => isErrno(err, code))) return true;
+  const stderr = typeof err === 'object' && err !== null ? (err as { stderr?: unknown }).stderr : undefined;
+  return typeof stderr === 'string' && stderr.includes('No space left on device');
+}
+
+/**
+ * The error for a write into the store at `root` that found its disk full: one line naming the store and
+ * what was being written. Anything else passes unchanged, so that this can wrap every write's failure.
+ */
+export function storeWriteError(err: unknown, root: string, target: string): unknown {
+  if (!isNoSpace(err)) return err;
+  return new KilnError('NO_SPACE', `no space left on device: the store at ${root} is full (write to ${target}); free space or use another --root`, { cause: err });
+}

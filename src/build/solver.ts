@@ -410,10 +410,10 @@ export class Solver {
       if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
       const unmountRootfs = await mountGuarded(spec, rootfs);
       try {
-        if (operation.kind === 'mkdir') await runMkdir(operation, rootfs);
+        if (operation.kind === 'mkdir') await snapshots.writing(rootfs, () => runMkdir(operation, rootfs));
         else if (operation.kind === 'copy') {
           const source = await this.sourceTree(operation.from, cleanups);
-          await runCopy(operation, { rootfs, source, what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) });
+          await snapshots.writing(rootfs, () => runCopy(operation, { rootfs, source, what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) }));
         } else {
           const network = operation.network === 'default' ? this.options.defaultNetwork : operation.network;
           await runExec({ ...operation, network }, {

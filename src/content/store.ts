@@ -2,7 +2,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, renameSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KilnError, isErrno } from '../errors.js';
+import { KilnError, isErrno, storeWriteError } from '../errors.js';
 import { type Digest, digestHex, isDigest } from '../oci/digest.js';
 
 /** What the store knows of a committed blob. */
@@ -99,11 +99,14 @@ export class ContentStore {
 
   /** Starts an ingest. `ref` names what is being written (for resumption and for people reading `ingest/`). */
   async writer(ref: string): Promise<ContentWriter> {
-    await mkdir(this.ingestDir, { recursive: true });
     const name = scratchName(createHash('sha256').update(ref).digest('hex').slice(0, 16));
     const path = join(this.ingestDir, name);
-    const handle = await open(path, 'wx', 0o644);
-    return new ContentWriter(this, path, handle);
+    try {
+      await mkdir(this.ingestDir, { recursive: true });
+      return new ContentWriter(this, path, await open(path, 'wx', 0o644));
+    } catch (err) {
+      throw storeWriteError(err, this.root, path);
+    }
   }
 
   /** Ingests bytes held in memory. */
@@ -174,6 +177,8 @@ export class ContentWriter {
   private verified: BlobInfo | undefined;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** A write that failed leaves the file behind the hash: the writer is spent, and says so again. */
+  private failure: { readonly error: unknown } | undefined;
 
   constructor(
     private readonly store: ContentStore,
@@ -192,6 +197,7 @@ export class ContentWriter {
 
   async write(chunk: Uint8Array): Promise<void> {
     if (this.done) throw new KilnError('INTERNAL', 'write after commit or abort');
+    if (this.failure) throw this.failure.error;
     this.hash.update(chunk);
     this.written += chunk.length;
     if (chunk.length >= WRITE_BATCH && this.pendingBytes === 0) return this.writeFully(chunk);
@@ -211,10 +217,11 @@ export class ContentWriter {
   }
 
   private async writeFully(data: Uint8Array): Promise<void> {
-    let at = 0;
-    while (at < data.length) {
-      const { bytesWritten } = await this.handle.write(data, at, data.length - at);
-      at += bytesWritten;
+    try {
+      for (let at = 0; at < data.length; ) at += (await this.handle.write(data, at, data.length - at)).bytesWritten;
+    } catch (err) {
+      this.failure = { error: storeWriteError(err, this.store.root, this.path) };
+      throw this.failure.error;
     }
   }
 
@@ -235,6 +242,7 @@ export class ContentWriter {
     const digest = `sha256:${this.hash.digest('hex')}` as Digest;
     const size = this.written;
     try {
+      if (this.failure) throw this.failure.error;
       await this.flush();
       if (expected.size !== undefined && expected.size !== size) {
         throw new KilnError('DIGEST_MISMATCH', `blob ${expected.digest ?? digest}: expected ${expected.size} bytes, got ${size}`);
@@ -249,7 +257,7 @@ export class ContentWriter {
       return this.verified;
     } catch (err) {
       await this.abort();
-      throw err;
+      throw storeWriteError(err, this.store.root, this.path);
     }
   }
 

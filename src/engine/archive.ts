@@ -3,7 +3,7 @@ import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { scratchName } from '../content/store.js';
-import { KilnError } from '../errors.js';
+import { KilnError, storeWriteError } from '../errors.js';
 import type { NamedImage } from '../image/image.js';
 import { autoDecompress } from '../layer/compression.js';
 import { type Reference, parseReference, repositoryName } from '../reference/reference.js';
@@ -52,7 +52,7 @@ async function openArchive(store: LocalStore, source: LoadSource): Promise<{ tre
     return { tree: await TarTree.open(spool, description), cleanup };
   } catch (err) {
     await cleanup();
-    throw err;
+    throw storeWriteError(err, store.root, spool);
   }
 }
 

@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { join, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { KilnError } from '../errors.js';
+import { KilnError, storeWriteError } from '../errors.js';
 import { processAlive } from '../gc/gc.js';
 import { applyChanges } from '../build/changes.js';
 import { type Change, overlayChanges, overlayLayerEntries, treeChanges, treeLayerEntries } from '../layer/diff.js';
@@ -679,7 +679,9 @@ export async function extractToContainer(engine: Engine, nameOrId: string, dir: 
   await withContainerRoot(engine, container, async (root) => {
     const host = await resolveInRoot(root, posix.normalize(`/${dir}`));
     if (!(await stat(host).catch(() => undefined))?.isDirectory()) throw new KilnError('NOT_FOUND', `Could not find the directory ${dir} in container ${container.name} (the destination must be a directory that exists)`);
-    await applyLayer(host, tar, { whiteouts: 'delete', privileged: true, what: `the copy into ${container.name}:${dir}`, ...(keepOwners ? {} : { owner: { uid: 0, gid: 0 } }) });
+    await applyLayer(host, tar, { whiteouts: 'delete', privileged: true, what: `the copy into ${container.name}:${dir}`, ...(keepOwners ? {} : { owner: { uid: 0, gid: 0 } }) }).catch((err: unknown) => {
+      throw storeWriteError(err, engine.store.root, host);
+    });
   });
 }
 

@@ -102,7 +102,8 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
         await snapshots.prepare(temporary, below);
         try {
           const stream = decompressStream(await layer.open(), layerCompression(layer.mediaType) ?? 'none');
-          await applyLayer(snapshots.dir(temporary), stream, { whiteouts: snapshots.whiteouts, what: `layer ${i + 1} of ${what}` });
+          const dir = snapshots.dir(temporary);
+          await snapshots.writing(dir, () => applyLayer(dir, stream, { whiteouts: snapshots.whiteouts, what: `layer ${i + 1} of ${what}` }));
           if (snapshots.has(key)) await snapshots.remove(temporary); // another process unpacked it meanwhile
           else snapshots.commit(key, temporary);
         } catch (err) {
@@ -148,7 +149,8 @@ export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Laye
       prepared = true;
       // A worker thread runs beside the download, decompression and hashing; starting one costs ~40 ms.
       const apply = (layers[index]?.size ?? 0) >= OFF_THREAD_LAYER ? applyLayerOffThread : applyLayer;
-      const result = await apply(snapshots.dir(temporary), tar, { whiteouts: snapshots.whiteouts, what: `layer ${index + 1} of ${what}` });
+      const dir = snapshots.dir(temporary);
+      const result = await snapshots.writing(dir, () => apply(dir, tar, { whiteouts: snapshots.whiteouts, what: `layer ${index + 1} of ${what}` }));
       applied = true;
       return result;
     },

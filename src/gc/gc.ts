@@ -26,9 +26,9 @@ function ownerLives(pid: number): boolean {
   return pid === process.pid || processAlive(pid);
 }
 
-/** The leases whose process still runs. */
-export function liveLeases(db: MetaDb): string[] {
-  return db.leases().filter((lease) => ownerLives(lease.pid)).map((lease) => lease.id);
+/** The leases whose process still runs (but `ignoring`). */
+export function liveLeases(db: MetaDb, ignoring?: string): string[] {
+  return db.leases().filter((lease) => lease.id !== ignoring && ownerLives(lease.pid)).map((lease) => lease.id);
 }
 
 /**
@@ -49,7 +49,7 @@ const BATCH = 500;
  * commit: a `kill -9` in between leaves a directory without a record (a left-over the next GC removes),
  * never a record without its directory.
  */
-export async function collectGarbage(content: ContentStore, db: MetaDb): Promise<GcResult> {
+export async function collectGarbage(content: ContentStore, db: MetaDb, ignoring?: string): Promise<GcResult> {
   db.transaction(() => {
     for (const lease of db.leases()) if (!ownerLives(lease.pid)) db.deleteLease(lease.id);
   });
@@ -58,7 +58,7 @@ export async function collectGarbage(content: ContentStore, db: MetaDb): Promise
   const blobNames = listDir(content.blobsDir).filter((name) => isDigest(`sha256:${name}`));
   for (let at = 0; at < blobNames.length; at += BATCH) {
     db.transaction(() => {
-      const referenced = db.referencedBlobs(liveLeases(db));
+      const referenced = db.referencedBlobs(liveLeases(db, ignoring));
       for (const name of blobNames.slice(at, at + BATCH)) {
         const digest = `sha256:${name}` as Digest;
         if (referenced.has(digest)) continue;
@@ -72,10 +72,10 @@ export async function collectGarbage(content: ContentStore, db: MetaDb): Promise
     });
   }
   db.transaction(() => {
-    const referenced = db.referencedBlobs(liveLeases(db));
+    const referenced = db.referencedBlobs(liveLeases(db, ignoring));
     for (const row of db.layerBlobs()) if (!referenced.has(row.digest)) db.deleteLayerBlob(row.digest);
   });
-  await collectSnapshots(join(content.root, 'snapshots'), db);
+  await collectSnapshots(join(content.root, 'snapshots'), db, ignoring);
   // Half-written ingests and spooled archives of processes that are gone (a crash, a kill -9).
   for (const dir of [content.ingestDir, content.tmpDir]) {
     for (const name of listDir(dir)) {
@@ -91,13 +91,13 @@ export async function collectGarbage(content: ContentStore, db: MetaDb): Promise
  * done: leaves first, a batch of records per transaction, each batch's directories removed once its
  * transaction has committed. Then directories that have no record (a kill -9 after a commit).
  */
-async function collectSnapshots(root: string, db: MetaDb): Promise<void> {
+async function collectSnapshots(root: string, db: MetaDb, ignoring?: string): Promise<void> {
   // Listed before the records are read: a snapshot's record is made before its directory, so a
   // directory listed here whose record is not there afterwards is a left-over.
   const dirs = listDir(root);
   for (;;) {
     const removed = db.transaction(() => {
-      const live = liveLeases(db);
+      const live = liveLeases(db, ignoring);
       const needed = new Set([...db.images().flatMap((image) => chainIds(db.imageDiffIds(image.id))), ...db.leasedSnapshots(live)]);
       const rows = db.snapshots();
       const children = new Map<string, number>();

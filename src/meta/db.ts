@@ -1,5 +1,6 @@
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { KilnError } from '../errors.js';
+import { KilnError, isKilnError, storeWriteError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 
 /**
@@ -253,11 +254,12 @@ export class MetaDb {
 
   constructor(path: string) {
     try {
-      this.db = new Database(path, { timeout: 30_000 });
+      this.db = translatingErrors(new Database(path, { timeout: 30_000 }), (err) => storeWriteError(err, dirname(path), path));
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('synchronous = NORMAL');
     } catch (err) {
+      if (isKilnError(err)) throw err;
       throw new KilnError('CORRUPT', `cannot open the metadata database ${path}: ${(err as Error).message}`, { cause: err });
     }
     this.migrate();
@@ -578,4 +580,35 @@ export class MetaDb {
     if (integrity !== 'ok') problems.push(`sqlite integrity check: ${integrity}`);
     return problems;
   }
+}
+
+/**
+ * The connection with every call through it (statements it prepares, transactions, pragmas) passing its
+ * errors through `translate`: one guard for every use of the database, so that SQLite's faults a person
+ * can act on (a full disk) reach them as KilnErrors, whichever statement met them.
+ */
+function translatingErrors<T extends object>(target: T, translate: (err: unknown) => unknown): T {
+  const call = (run: () => unknown): unknown => {
+    let result: unknown;
+    try {
+      result = run();
+    } catch (err) {
+      throw translate(err);
+    }
+    // Statements (prepare, pluck) and transaction functions carry on the guard; rows and values do not need it.
+    const sqliteObject = typeof result === 'function' || (typeof result === 'object' && result !== null && 'run' in result);
+    return sqliteObject ? translatingErrors(result as object, translate) : result;
+  };
+  // The proxy stands on a stand-in, as the proxied objects have read-only properties (a transaction's
+  // `immediate`) that a proxy of them would have to return unchanged.
+  const standIn = typeof target === 'function' ? () => undefined : {};
+  return new Proxy(standIn, {
+    get(_, property) {
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === 'function' ? (...args: unknown[]) => call(() => Reflect.apply(value as (...a: unknown[]) => unknown, target, args)) : value;
+    },
+    apply(_, thisArg, args: unknown[]) {
+      return call(() => Reflect.apply(target as (...a: unknown[]) => unknown, thisArg, args));
+    },
+  }) as T;
 }

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { KilnError } from '../errors.js';
+import { KilnError, isKilnError, storeWriteError } from '../errors.js';
 import type { WhiteoutMode } from '../layer/apply.js';
 import type { MetaDb, SnapshotRow } from '../meta/db.js';
 
@@ -32,7 +32,7 @@ export class Snapshotter {
   readonly root: string;
 
   constructor(
-    storeRoot: string,
+    private readonly storeRoot: string,
     private readonly db: MetaDb,
     readonly driver: Driver,
   ) {
@@ -72,13 +72,25 @@ export class Snapshotter {
     const dir = this.db.addSnapshot(key, parent, kind, this.driver);
     const base = join(this.root, String(dir));
     await rm(base, { recursive: true, force: true });
-    await mkdir(join(base, 'work'), { recursive: true });
-    if (this.driver === 'vfs' && parent) {
-      await run('cp', ['-a', '--reflink=auto', this.dir(parent), join(base, 'fs')]);
-    } else {
-      await mkdir(join(base, 'fs'), { mode: 0o755 });
-    }
+    await this.writing(base, async () => {
+      await mkdir(join(base, 'work'), { recursive: true });
+      if (this.driver === 'vfs' && parent) {
+        // In the C locale, so that a full disk is told in the words isNoSpace knows.
+        await run('cp', ['-a', '--reflink=auto', this.dir(parent), join(base, 'fs')], { env: { ...process.env, LC_ALL: 'C' } });
+      } else {
+        await mkdir(join(base, 'fs'), { mode: 0o755 });
+      }
+    });
     return this.mounts(key);
+  }
+
+  /** Runs `work`, which writes under `target` in the store: a full disk fails it with NO_SPACE naming the store. */
+  async writing<T>(target: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw storeWriteError(err, this.storeRoot, target);
+    }
   }
 
   prepare(key: string, parent?: string): Promise<MountSpec[]> {
@@ -119,8 +131,17 @@ export class Snapshotter {
   async remove(key: string): Promise<void> {
     const row = this.row(key);
     if (this.db.snapshotChildren(key).length > 0) throw new KilnError('CONFLICT', `snapshot ${key} has children`);
-    this.db.deleteSnapshot(key);
-    await rm(join(this.root, String(row.dir)), { recursive: true, force: true });
+    const dir = join(this.root, String(row.dir));
+    try {
+      this.db.deleteSnapshot(key);
+    } catch (err) {
+      // On a full disk (an unpack that filled it), an uncommitted snapshot's files go first: they free the
+      // space that removing its record needs. A record left without them is a left-over, not damage.
+      if (!isKilnError(err, 'NO_SPACE') || row.kind === 'committed') throw err;
+      await rm(dir, { recursive: true, force: true });
+      this.db.deleteSnapshot(key);
+    }
+    await rm(dir, { recursive: true, force: true });
   }
 
   /** Every snapshot, parents before children (containerd's walk). */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ContentWriter, ContentStore, type Expected } from '../content/store.js';
-import { KilnError } from '../errors.js';
+import { KilnError, isKilnError } from '../errors.js';
 import { collectGarbage, type GcResult } from '../gc/gc.js';
 import type { Image, Layer, NamedImage, RawManifest } from '../image/image.js';
 import { scanLayer, type TarWalker } from '../layer/scan.js';
@@ -81,13 +81,33 @@ export class LocalStore {
       failed = true;
       throw err;
     } finally {
-      this.db.deleteLease(lease.id);
-      if (failed) await this.gc();
+      if (!failed) this.forgetLease(lease);
+      else if (this.forgetLease(lease)) await this.gc();
+      else {
+        // A full disk: forgetting the lease needs the space that sweeping what only it held frees.
+        await this.gc(lease.id);
+        this.forgetLease(lease);
+      }
     }
   }
 
-  gc(): Promise<GcResult> {
-    return collectGarbage(this.content, this.db);
+  /**
+   * Deletes a lease whose operation is over; false when the disk is full (the lease then stays, and
+   * expires with this process).
+   */
+  private forgetLease(lease: Lease): boolean {
+    try {
+      this.db.deleteLease(lease.id);
+      return true;
+    } catch (err) {
+      if (!isKilnError(err, 'NO_SPACE')) throw err;
+      return false;
+    }
+  }
+
+  /** Sweeps what nothing holds; `ignoring` names a lease to count as gone already. */
+  gc(ignoring?: string): Promise<GcResult> {
+    return collectGarbage(this.content, this.db, ignoring);
   }
 
   /**
