@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { posix } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { Compression } from '../oci/mediatypes.js';
 import { autoDecompress } from './compression.js';
+import { LayerEscapes } from './escapes.js';
 import { readTar } from './tar/reader.js';
 
 export interface ScannedLayer {
@@ -27,7 +27,8 @@ function detachable<T>(source: AsyncIterator<T>): AsyncIterable<T> {
 
 /**
  * A second reader of a layer's tar that walks every entry (unpacking it), refusing a malformed tar or an
- * entry that climbs out of the root as the scan's own walk would, and counting the layer's diffSize.
+ * entry that would escape the root as the scan's own walk would (see LayerEscapes), and counting the
+ * layer's diffSize.
  * It owns the chunks it is given: the scan has hashed each one before and does not read it after.
  */
 export type TarWalker = (tar: AsyncIterable<Uint8Array>) => Promise<{ readonly diffSize: number }>;
@@ -35,9 +36,10 @@ export type TarWalker = (tar: AsyncIterable<Uint8Array>) => Promise<{ readonly d
 /**
  * Reads a layer blob once: passes every byte to `sink` (the content writer), and on the way decompresses
  * it, hashes the tar for the diffID, and walks its entries so that a truncated or malformed tar, or an
- * entry that climbs out of the root with `..`, is refused before anything is published. `alsoTar`, when
- * given, reads the same decompressed tar at the same time (a pull unpacking as it downloads) and does
- * that walk instead: it fails the scan if it fails, and its reading fails if the scan does.
+ * entry that would escape the root in any unpack (see LayerEscapes), is refused before anything is
+ * published. `alsoTar`, when given, reads the same decompressed tar at the same time (a pull unpacking as
+ * it downloads) and does that walk instead (applyLayer refuses what LayerEscapes does, and more): it
+ * fails the scan if it fails, and its reading fails if the scan does.
  */
 export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => Promise<void>, what: string, alsoTar?: TarWalker): Promise<ScannedLayer> {
   // The raw bytes are read through a detachable iterator: when the layer turns out malformed, the rest of
@@ -66,11 +68,9 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
   }
   const iterator = hashed();
   const walk = async (): Promise<void> => {
+    const escapes = new LayerEscapes(what);
     for await (const { header, body } of readTar(detachable(iterator))) {
-      const path = posix.normalize(header.path);
-      if (path === '..' || path.startsWith('../')) {
-        throw new KilnError('INVALID_INPUT', `${what}: entry ${JSON.stringify(header.path)} points outside the root filesystem`);
-      }
+      escapes.check(header);
       if (header.type === 'file') diffSize += header.size;
       else if (header.type === 'symlink') diffSize += Buffer.byteLength(header.linkname ?? '');
       for await (const _ of body) {

@@ -9,10 +9,10 @@ import { Engine } from '../../src/engine/engine.js';
 import { isKilnError } from '../../src/errors.js';
 import { applyLayer, applyLayerOffThread } from '../../src/layer/apply.js';
 import { decompressStream } from '../../src/layer/compression.js';
-import type { TarHeader } from '../../src/layer/tar/header.js';
-import { type TarInput, writeTar } from '../../src/layer/tar/writer.js';
+import { writeTar } from '../../src/layer/tar/writer.js';
 import { layerCompression } from '../../src/oci/mediatypes.js';
 import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
+import { HOSTILE_LAYERS, SOUND_LAYERS, file, h } from '../helpers/hostile-layers.js';
 import { assertTreeMatches, expectedWhiteoutsTree } from '../helpers/rootfs.js';
 
 /** The layers of a fixture image as uncompressed streams, bottom first. */
@@ -66,49 +66,6 @@ describe('applying layers', () => {
     });
   }
 });
-
-const h = (path: string, type: TarHeader['type'], extra: Partial<TarHeader> = {}): TarInput => {
-  const header: TarHeader = { path, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size: 0, mtime: 0, ...extra };
-  return { header, body: type === 'file' ? Buffer.alloc(header.size, 0x78) : undefined };
-};
-const file = (path: string) => h(path, 'file', { size: 4 });
-const sym = (path: string, linkname: string) => h(path, 'symlink', { linkname });
-const hard = (path: string, linkname: string) => h(path, 'hardlink', { linkname });
-
-/** Hostile layers: each must be refused with a clear error and write nothing outside the root. */
-const HOSTILE: [string, TarInput[], RegExp, { privileged?: boolean; whiteouts?: 'overlay' | 'delete' }?][] = [
-  ['a relative climb', [file('../evil')], /points outside/],
-  ['a climb after a directory', [file('a/../../evil')], /points outside/],
-  ['an absolute climb', [file('/../evil')], /points outside/],
-  ['a deep climb', [file('../../../../../../tmp/evil')], /points outside/],
-  ['exactly ..', [h('..', 'directory')], /points outside/],
-  ['a directory climb', [h('../newdir/', 'directory')], /points outside/],
-  ['a long PAX name that climbs', [file(`x/${'y'.repeat(120)}/../../../evil`)], /points outside/],
-  ['a file through an absolute symlink', [sym('link', '/outside'), file('link/evil')], /through the symlink "link"/],
-  ['a file through a relative symlink', [sym('link', '../outside'), file('link/evil')], /through the symlink/],
-  ['a file through a symlink to ..', [sym('link', '..'), file('link/outside/evil')], /through the symlink/],
-  ['a file through a symlink chain', [sym('a', 'b'), sym('b', '../outside'), file('a/evil')], /through the symlink/],
-  ['a file through a symlink to /', [sym('link', '/'), file('link/tmp/evil')], /through the symlink/],
-  ['a directory through a symlink', [sym('link', '../outside'), h('link/sub/', 'directory')], /through the symlink/],
-  ['a nested path through a symlinked directory', [h('d/', 'directory'), sym('d/link', '/'), file('d/link/etc/evil')], /through the symlink "d\/link"/],
-  ['a symlink replaced then written through', [h('x/', 'directory'), sym('x', '../outside'), file('x/evil')], /through the symlink/],
-  ['a hardlink through a symlink', [sym('link', '../outside'), hard('link/h', 'file')], /through the symlink/],
-  ['a fifo through a symlink', [sym('link', '../outside'), h('link/fifo', 'fifo')], /through the symlink/],
-  ['a hardlink that climbs out', [hard('h', '../outside/secret')], /points outside/],
-  ['a hardlink to an absolute host path', [hard('h', '/etc/passwd')], /does not exist/],
-  ['a hardlink whose target passes a symlink', [sym('link', '../outside'), hard('h', 'link/secret')], /through the symlink/],
-  ['a hardlink to a directory', [h('d/', 'directory'), hard('h', 'd')], /hardlink to the directory/],
-  ['a hardlink to nothing', [hard('h', 'missing')], /does not exist/],
-  ['a hardlink to the root', [hard('h', '.')], /root directory/],
-  ['a whiteout that climbs', [h('../.wh.outside', 'file')], /points outside/],
-  ['a whiteout through a symlink', [sym('link', '../outside'), h('link/.wh.secret', 'file')], /through the symlink/],
-  ['a whiteout with no name', [h('.wh.', 'file')], /whiteout with no name/],
-  ['an opaque marker through a symlink', [sym('link', '../outside'), h('link/.wh..wh..opq', 'file')], /through the symlink/],
-  ['a char device without privilege', [h('dev/mem', 'char', { devmajor: 1, devminor: 1 })], /device node, which needs root/, { privileged: false }],
-  ['a block device without privilege', [h('dev/sda', 'block', { devmajor: 8, devminor: 0 })], /device node, which needs root/, { privileged: false }],
-  ['an overlay whiteout without privilege', [h('.wh.gone', 'file')], /need root/, { privileged: false, whiteouts: 'overlay' }],
-  ['a file under a file', [file('f'), file('f/child')], /not a directory/],
-];
 
 async function snapshot(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -193,10 +150,10 @@ describe('handing chunks to the worker', () => {
 });
 
 describe('hostile layers are refused and write nothing outside the root', () => {
-  it(`has at least 30 cases (${HOSTILE.length + 3})`, () => assert.ok(HOSTILE.length + 3 >= 30));
+  it(`has at least 30 cases (${HOSTILE_LAYERS.length + 3})`, () => assert.ok(HOSTILE_LAYERS.length + 3 >= 30));
 
   // On a worker thread (as a pull unpacks a large layer while it downloads), the same refusals.
-  for (const [[name, entries, message, options], apply, where] of HOSTILE.flatMap((c) => [[c, applyLayer, ''], [c, applyLayerOffThread, ' (on a worker thread)']] as const)) {
+  for (const [{ name, entries, message, options }, apply, where] of HOSTILE_LAYERS.flatMap((c) => [[c, applyLayer, ''], [c, applyLayerOffThread, ' (on a worker thread)']] as const)) {
     it(`${name}${where}`, async () => {
       const sandbox = await tempDir('kiln-hostile-');
       const root = join(sandbox, 'root');
@@ -210,6 +167,13 @@ describe('hostile layers are refused and write nothing outside the root', () => 
       );
       assert.deepEqual(await snapshot(sandbox), before, 'nothing changed outside the root');
       assert.equal(await readFile(join(sandbox, 'outside', 'secret'), 'utf8'), 'keep me');
+    });
+  }
+
+  for (const { name, entries } of SOUND_LAYERS) {
+    it(`not refused: ${name}`, async () => {
+      const sandbox = await tempDir('kiln-sound-');
+      await applyLayer(sandbox, writeTar(entries), { whiteouts: 'delete', what: 'sound layer' });
     });
   }
 

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { cp, mkdir, readFile, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
+import { writeTar } from '../../src/layer/tar/writer.js';
+import { HOSTILE_LAYERS, file, imageArchive, sym } from '../helpers/hostile-layers.js';
 import { newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, tempDir } from '../helpers/paths.js';
 
@@ -104,5 +107,28 @@ describe('hostile and damaged inputs leave the store unchanged', () => {
     const file = join(await tempDir(), 'junk.tar');
     await writeFile(file, Buffer.alloc(4096, 0x5a));
     await assertRefused(file, /tar/i);
+  });
+});
+
+describe('the store refuses at its door what no unpack could place inside the root', () => {
+  // Every case of HOSTILE_LAYERS that is unsafe whatever lies below is refused by the scan (see
+  // test/unit/layer-escapes.test.ts); here a few of them reach it through load and import.
+  for (const name of ['a file through an absolute symlink', 'a hardlink that climbs out', 'a file through a hardlink to a symlink', 'an opaque marker through a symlink']) {
+    it(`kiln load: ${name}, in an image's second layer`, async () => {
+      const hostile = HOSTILE_LAYERS.find((c) => c.name === name);
+      assert.ok(hostile?.atIngest);
+      const archive = await imageArchive(join(await tempDir(), 'hostile.tar'), 'hostile:1', [[file('fine')], hostile.entries]);
+      await assertRefused(archive, new RegExp(`: layer 2 of 2: entry "[^"]+" .*${hostile.message.source}`));
+    });
+  }
+
+  it('kiln import: a root filesystem with a symlink written through', async () => {
+    const { root, kiln } = await newKiln();
+    const rootfs = join(await tempDir(), 'rootfs.tar');
+    await writeFile(rootfs, await buffer(writeTar([sym('etc', '/etc'), file('etc/cron.d/evil')])));
+    const result = await kiln(['import', rootfs, 'hostile:1']);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, 'Error: imported root filesystem: entry "etc/cron.d/evil" would be written through the symlink "etc"\n');
+    assert.deepEqual(await readdir(join(root, 'blobs', 'sha256')), [], 'no blob stays behind');
   });
 });

@@ -7,10 +7,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
+import { isKilnError } from '../../src/errors.js';
 import { pullImage } from '../../src/engine/registry.js';
 import { openSnapshotter } from '../../src/engine/run.js';
 import { chainIds } from '../../src/image/image.js';
 import { type MountSpec, mount, unmount } from '../../src/snapshot/snapshotter.js';
+import { HOSTILE_LAYERS, file, imageArchive } from '../helpers/hostile-layers.js';
 import { newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, isRoot, repoRoot, tempDir } from '../helpers/paths.js';
 import { type Proxy, startProxy } from '../helpers/proxy.js';
@@ -329,6 +331,29 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     const result = await kiln(['pull', `${registry.host}/nothing/here:nope`]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`^Error: ${registry.host}/nothing/here:nope: 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)[^\\n]*\\n$`));
+  });
+
+  it('refuses a pulled layer that no unpack could place inside the root, naming its entry, and keeps nothing', async () => {
+    const hostile = HOSTILE_LAYERS.find((c) => c.name === 'a file through an absolute symlink');
+    assert.ok(hostile);
+    const archive = await imageArchive(join(await tempDir(), 'hostile.tar'), 'hostile:1', [[file('fine')], hostile.entries]);
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${archive}`, `docker://${registry.host}/lab/hostile:1`]);
+    const refusal = /: entry "link\/evil" would be written through the symlink "link"$/;
+    // Without unpacking (as a user who is not root pulls), the store's own scan refuses it ...
+    const engine = await Engine.open(await tempDir('kiln-hostile-pull-'));
+    try {
+      await assert.rejects(pullImage(engine, `${registry.host}/lab/hostile:1`, { unpack: false, events: () => undefined }), (err) => isKilnError(err, 'INVALID_INPUT') && refusal.test(err.message));
+      const report = await engine.check();
+      assert.deepEqual([report.blobs, report.images, report.problems, report.orphans], [0, 0, [], []]);
+    } finally {
+      engine.close();
+    }
+    // ... and the CLI (which, as root, unpacks as it downloads) all the same.
+    const { kiln } = await newKiln();
+    const result = await kiln(['pull', `${registry.host}/lab/hostile:1`]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^Error: [^\n]*: entry "link\/evil" would be written through the symlink "link"\n$/);
+    assert.equal((await ok(kiln(['system', 'check']))).stdout, '0 blobs verified, 0 images, 0 names: clean\n');
   });
 });
 
