@@ -80,6 +80,8 @@ export async function importImage(engine: Engine, source: ImportSource, options:
   const { store } = engine;
   return store.withLease(async (lease) => {
     const layer = await store.ingestLayer(lease, await rootfsStream(source), { mediaType: MediaType.ociLayer }, 'imported root filesystem');
+    // Docker makes an image of no bytes at all; an empty file is far more often a mistake (a failed download).
+    if (layer.size === 0) throw new KilnError('INVALID_INPUT', 'import: the input is empty, not a tar archive (for an image with no files, import an empty tar: tar -cf empty.tar -T /dev/null)');
     const imageConfig: ImageConfig = {
       architecture: platform.architecture,
       ...(platform.variant ? { variant: platform.variant } : {}),

@@ -131,4 +131,20 @@ describe('the store refuses at its door what no unpack could place inside the ro
     assert.equal(result.stderr, 'Error: imported root filesystem: entry "etc/cron.d/evil" would be written through the symlink "etc"\n');
     assert.deepEqual(await readdir(join(root, 'blobs', 'sha256')), [], 'no blob stays behind');
   });
+
+  it('kiln import of an empty file is refused; an empty tar is an image with no files', async () => {
+    const { root, kiln } = await newKiln();
+    const dir = await tempDir();
+    await writeFile(join(dir, 'empty'), '');
+    for (const [args, input] of [[['import', join(dir, 'empty'), 'empty:1'], undefined], [['import', '-', 'empty:1'], '']] as const) {
+      const result = await kiln(args, input);
+      assert.equal(result.code, 1, args.join(' '));
+      assert.equal(result.stderr, 'Error: import: the input is empty, not a tar archive (for an image with no files, import an empty tar: tar -cf empty.tar -T /dev/null)\n');
+    }
+    assert.equal((await ok(kiln(['images', '-q', '-a']))).stdout, '');
+    assert.deepEqual(await readdir(join(root, 'blobs', 'sha256')), [], 'no blob stays behind');
+    execFileSync('tar', ['-cf', join(dir, 'empty.tar'), '-T', '/dev/null']);
+    await ok(kiln(['import', join(dir, 'empty.tar'), 'empty:1']));
+    assert.match((await ok(kiln(['inspect', '-f', '{{.Size}} {{len .RootFS.Layers}}', 'empty:1']))).stdout, /^0 1\n$/);
+  });
 });
