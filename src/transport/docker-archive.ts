@@ -36,6 +36,8 @@ function parseArchiveManifest(value: unknown, description: string): ArchiveEntry
  */
 export async function readDockerArchive(tree: FileTree): Promise<NamedImage[]> {
   const entries = parseArchiveManifest(parseJson(await tree.read('manifest.json', MAX_JSON_BYTES), `${tree.description}: manifest.json`), tree.description);
+  // A load that loads nothing and says nothing would pass for one that worked.
+  if (entries.length === 0) throw new KilnError('INVALID_INPUT', `${tree.description}: no images found in the archive (its manifest.json lists none)`);
   const withManifests = new Map<Digest, Image>();
   if ((await tree.size('index.json')) !== undefined && (await tree.size('oci-layout')) !== undefined) {
     for (const { image } of await readOciLayout(tree)) withManifests.set(image.id, image);

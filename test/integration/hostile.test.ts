@@ -147,4 +147,10 @@ describe('the store refuses at its door what no unpack could place inside the ro
     await ok(kiln(['import', join(dir, 'empty.tar'), 'empty:1']));
     assert.match((await ok(kiln(['inspect', '-f', '{{.Size}} {{len .RootFS.Layers}}', 'empty:1']))).stdout, /^0 1\n$/);
   });
+
+  it('kiln load of an archive whose manifest.json lists no image', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'manifest.json'), '[]');
+    await assertRefused(tarOf(dir, join(await tempDir(), 'none.tar')), /: no images found in the archive \(its manifest\.json lists none\)$/m);
+  });
 });
