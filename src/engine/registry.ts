@@ -190,9 +190,11 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   if (options.platform !== undefined && !matches(config, wanted)) throw new KilnError('NOT_FOUND', `${what} is for ${platformText(config)}, not ${platformText(wanted)}`);
   const { store } = engine;
   const id = manifest.config.digest;
-  const known = store.db.image(id) !== undefined;
   const tagName = ref.digest ? undefined : referenceString(ref);
   const digestName = `${repositoryName(ref)}@${top.digest}`;
+  // Docker's rule (distribution's pullTag): up to date when the name pulled already pointed at this image,
+  // whatever else the store had; a name set or moved is a newer image, even when no layer came down.
+  const upToDate = store.db.name(tagName ?? digestName)?.imageId === id;
   const underLease = (fn: (lease: Lease) => Promise<void>): Promise<void> => (options.lease ? fn(options.lease) : store.withLease(fn));
   await underLease(async (lease) => {
     const layers = manifest.layers.map((descriptor, index): Layer => ({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId: config.rootfs.diff_ids[index] as Digest, open: () => store.content.open(descriptor.digest) }));
@@ -259,8 +261,8 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   });
   for (const descriptor of [manifest.config, ...manifest.layers]) store.db.addBlobSource(descriptor.digest, ref.domain, repository);
   options.events({ status: `Digest: ${top.digest}` });
-  options.events({ status: `Status: ${known ? 'Image is up to date' : 'Downloaded newer image'} for ${familiarString(ref)}` });
-  return { id, digest: top.digest, name: referenceString(ref), fresh: !known };
+  options.events({ status: `Status: ${upToDate ? 'Image is up to date' : 'Downloaded newer image'} for ${familiarString(ref)}` });
+  return { id, digest: top.digest, name: referenceString(ref), fresh: !upToDate };
 }
 
 export interface PushOptions extends RegistryOptions {

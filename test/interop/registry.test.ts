@@ -12,6 +12,7 @@ import { pullImage } from '../../src/engine/registry.js';
 import { openSnapshotter } from '../../src/engine/run.js';
 import { chainIds } from '../../src/image/image.js';
 import { type MountSpec, mount, unmount } from '../../src/snapshot/snapshotter.js';
+import { fixture } from '../helpers/fixtures.js';
 import { HOSTILE_LAYERS, file, imageArchive } from '../helpers/hostile-layers.js';
 import { newKiln, ok } from '../helpers/kiln.js';
 import { fixturesDir, isRoot, repoRoot, tempDir } from '../helpers/paths.js';
@@ -331,6 +332,27 @@ describe('registries: push and pull against a real registry (distribution 2.8)',
     const result = await kiln(['pull', `${registry.host}/nothing/here:nope`]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`^Error: ${registry.host}/nothing/here:nope: 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)[^\\n]*\\n$`));
+  });
+
+  it('says "Image is up to date" only when the name pulled already pointed at the image, as Docker does', async () => {
+    const source = await newKiln();
+    await ok(source.kiln(['load', '-i', await fixture('busybox-docker20-save.tar')]));
+    const repository = `${registry.host}/uptodate/busybox`;
+    for (const tag of ['a', 'b']) {
+      await ok(source.kiln(['tag', 'busybox:lab', `${repository}:${tag}`]));
+      await ok(source.kiln(['push', `${repository}:${tag}`]));
+    }
+    const { kiln } = await newKiln();
+    const status = async (name: string): Promise<string | undefined> => /^Status: (.*) for /m.exec((await ok(kiln(['pull', name]))).stdout)?.[1];
+    assert.equal(await status(`${repository}:a`), 'Downloaded newer image');
+    // The image is in the store already, but this tag never pointed at it.
+    assert.equal(await status(`${repository}:b`), 'Downloaded newer image');
+    assert.equal(await status(`${repository}:b`), 'Image is up to date');
+    const [digest] = JSON.parse((await ok(kiln(['inspect', '-f', '{{json .RepoDigests}}', `${repository}:b`]))).stdout) as string[];
+    assert.equal(await status(digest as string), 'Image is up to date');
+    // A tag that points elsewhere moves back: a newer image for it, though nothing came down.
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), `${repository}:a`]));
+    assert.equal(await status(`${repository}:a`), 'Downloaded newer image');
   });
 
   it('refuses a pulled layer that no unpack could place inside the root, naming its entry, and keeps nothing', async () => {
