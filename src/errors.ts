@@ -56,3 +56,9 @@ export function storeWriteError(err: unknown, root: string, target: string): unk
   if (!isNoSpace(err)) return err;
   return new KilnError('NO_SPACE', `no space left on device: the store at ${root} is full (write to ${target}); free space or use another --root`, { cause: err });
 }
+
+/** The error for a write to a file outside the store (`save -o`) that found its disk full; anything else passes unchanged. */
+export function fileWriteError(err: unknown, path: string): unknown {
+  if (!isNoSpace(err)) return err;
+  return new KilnError('NO_SPACE', `no space left on device: cannot write ${path}; free space on its disk or write it elsewhere`, { cause: err });
+}

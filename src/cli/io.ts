@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
-import { KilnError } from '../errors.js';
+import { KilnError, fileWriteError } from '../errors.js';
 
 /** The streams a command talks to: the process's own, or a test's. */
 export interface Io {
@@ -65,6 +65,6 @@ export async function writeFileAtomically(path: string, source: AsyncIterable<Ui
     await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });
-    throw err;
+    throw fileWriteError(err, path);
   }
 }

@@ -53,6 +53,8 @@ describe('a full disk under the store', { skip: (!isRoot && 'mounting a tmpfs ne
   let stopRegistry: (() => Promise<void>) | undefined;
   /** `docker save` of an image of 100 MB of random bytes: bigger than the disk. */
   let bigArchive = '';
+  /** kiln on a store elsewhere, which holds that image. */
+  let source: (args: readonly string[]) => Promise<RunResult>;
 
   // Hooks of this suite, not of the hook that sets it up: the disk and the inputs live until the last case.
   let base = '';
@@ -75,20 +77,20 @@ describe('a full disk under the store', { skip: (!isRoot && 'mounting a tmpfs ne
 
     const work = join(base, 'work');
     await mkdir(work);
-    const source = { kiln: (args: readonly string[]) => runKiln(join(work, 'source-store'), args) };
+    source = (args) => runKiln(join(work, 'source-store'), args);
     const big = join(work, 'big');
     await mkdir(big);
     await writeFile(join(big, 'random'), randomBytes(100 * MB));
-    await ok(source.kiln(['import', big, `${registry.host}/full/big:1`]));
+    await ok(source(['import', big, `${registry.host}/full/big:1`]));
     bigArchive = join(work, 'big.tar');
-    await ok(source.kiln(['save', '-o', bigArchive, `${registry.host}/full/big:1`]));
-    await ok(source.kiln(['push', `${registry.host}/full/big:1`]));
+    await ok(source(['save', '-o', bigArchive, `${registry.host}/full/big:1`]));
+    await ok(source(['push', `${registry.host}/full/big:1`]));
     // 100 MB of zeros: a blob of some 100 KB that fits, whose unpacked layer does not.
     const zeros = join(work, 'zeros');
     await mkdir(zeros);
     await writeFile(join(zeros, 'zeros'), Buffer.alloc(100 * MB));
-    await ok(source.kiln(['import', zeros, `${registry.host}/full/zeros:1`]));
-    await ok(source.kiln(['push', `${registry.host}/full/zeros:1`]));
+    await ok(source(['import', zeros, `${registry.host}/full/zeros:1`]));
+    await ok(source(['push', `${registry.host}/full/zeros:1`]));
     await ok(kiln(['load', '-i', await fixture('busybox-docker20-save.tar')]));
   });
 
@@ -169,6 +171,13 @@ describe('a full disk under the store', { skip: (!isRoot && 'mounting a tmpfs ne
     for (let free = enough - 8 * PAGE; free < enough; free += PAGE) await attempt(free);
     assert.ok(failures.some((m) => m.includes(`write to ${root}/kiln.db`)), `the database met the full disk at least once:\n${failures.join('\n')}`);
     await assertClean(root, kiln);
+  });
+
+  it('kiln save -o onto a full disk ends in one line naming the file, and leaves no part of it', async () => {
+    const result = await source(['save', '-o', join(disk, 'big.tar'), `${registry.host}/full/big:1`]);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, `Error: no space left on device: cannot write ${join(disk, 'big.tar')}; free space on its disk or write it elsewhere\n`);
+    assert.deepEqual(await readdir(disk), ['store']);
   });
 
   it('once the disk has grown, the image that did not fit loads and pulls', async () => {
