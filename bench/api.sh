@@ -18,9 +18,10 @@ best() {
   echo "$best"
 }
 
-kiln import ../shared/fixtures/images/busybox-rootfs.tar busybox:latest > /dev/null
+bash scripts/busybox-rootfs.sh "$work/busybox-rootfs.tar"
+kiln import "$work/busybox-rootfs.tar" busybox:latest > /dev/null
 echo "making 500 images (one layer, each its own config)..."
-for i in $(seq 1 500); do kiln import -c "LABEL n=$i" ../shared/fixtures/images/busybox-rootfs.tar "bench/img:$i" > /dev/null; done
+for i in $(seq 1 500); do kiln import -c "LABEL n=$i" "$work/busybox-rootfs.tar" "bench/img:$i" > /dev/null; done
 mkdir -p "$work/project"
 printf 'FROM busybox\nRUN echo one > /one\nCOPY a.txt /\nCMD ["cat", "/one"]\n' > "$work/project/Dockerfile"
 echo a > "$work/project/a.txt"

@@ -22,7 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-kiln import ../shared/fixtures/images/busybox-rootfs.tar busybox:latest > /dev/null
+bash scripts/busybox-rootfs.sh "$work/busybox-rootfs.tar"
+kiln import "$work/busybox-rootfs.tar" busybox:latest > /dev/null
 kiln save -o "$work/busybox.tar" busybox:latest
 
 have_docker=

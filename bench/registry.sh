@@ -42,7 +42,8 @@ start_registry() {
 
 # A real-looking ~128 MB tree (this machine's /usr/share and /usr/lib), one uncompressed layer.
 mkdir -p "$work/rootfs"
-tar -C "$work/rootfs" -xf ../shared/fixtures/images/busybox-rootfs.tar
+bash scripts/busybox-rootfs.sh "$work/busybox-rootfs.tar"
+tar -C "$work/rootfs" -xf "$work/busybox-rootfs.tar"
 (cd / && find usr/share usr/lib -xdev \( -type f -o -type l \) -printf '%s %p\n' 2>/dev/null |
   awk -v budget=$((128 << 20)) '{ sum += $1; if (sum > budget) exit; print $2 }' || true) > "$work/list"
 { tar -C / -cf - -T "$work/list" 2>/dev/null || true; } | tar -C "$work/rootfs" -xf -

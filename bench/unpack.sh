@@ -11,10 +11,11 @@ export KILN_ROOT="$work/store"
 kiln() { node bin/kiln "$@"; }
 now() { date +%s.%N; }
 
-# A real-looking tree: the busybox fixture's root filesystem plus the first ~128 MB of this machine's
+# A real-looking tree: a busybox root filesystem (scripts/busybox-rootfs.sh) plus the first ~128 MB of this machine's
 # /usr/share and /usr/lib (many small files, some large ones), as one uncompressed layer.
 mkdir -p "$work/rootfs"
-tar -C "$work/rootfs" -xf ../shared/fixtures/images/busybox-rootfs.tar
+bash scripts/busybox-rootfs.sh "$work/busybox-rootfs.tar"
+tar -C "$work/rootfs" -xf "$work/busybox-rootfs.tar"
 (cd / && find usr/share usr/lib -xdev \( -type f -o -type l \) -printf '%s %p\n' 2>/dev/null |
   awk -v budget=$((128 << 20)) '{ sum += $1; if (sum > budget) exit; print $2 }' || true) > "$work/list"
 { tar -C / -cf - -T "$work/list" 2>/dev/null || true; } | tar -C "$work/rootfs" -xf -

@@ -13,14 +13,7 @@ echo "main: store at $KILN_ROOT"
 # A root filesystem from Debian's busybox-static (no network registry needed).
 work=$(mktemp -d /tmp/kiln-rootfs.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp"
-cp /bin/busybox "$work/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-  [ "$applet" = busybox ] || ln -sf busybox "$work/rootfs/bin/$applet"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$work/rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/rootfs/etc/group"
-tar --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -C "$work/rootfs" -cf "$work/rootfs.tar" .
+bash scripts/busybox-rootfs.sh "$work/rootfs.tar"
 
 echo "main: kiln import (base image busybox:base)"
 kiln import -c 'CMD ["sh"]' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' "$work/rootfs.tar" busybox:base
