@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fixturesDir } from './paths.js';
 
-/** One path of a root filesystem as the fixtures README describes it. */
+/** One path of a root filesystem: what an unpack must get right (no times). */
 export interface TreeEntry {
   readonly path: string;
   readonly type: 'dir' | 'file' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
@@ -14,10 +13,6 @@ export interface TreeEntry {
   readonly size?: number;
   readonly sha256?: string;
   readonly linkname?: string;
-}
-
-export async function expectedWhiteoutsTree(): Promise<TreeEntry[]> {
-  return JSON.parse(await readFile(join(fixturesDir, 'whiteouts-expected-rootfs.json'), 'utf8')) as TreeEntry[];
 }
 
 /** Walks a directory into entries plus the inode of every regular file (hardlinks share one). */

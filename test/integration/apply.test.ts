@@ -11,14 +11,19 @@ import { applyLayer, applyLayerOffThread } from '../../src/layer/apply.js';
 import { decompressStream } from '../../src/layer/compression.js';
 import { writeTar } from '../../src/layer/tar/writer.js';
 import { layerCompression } from '../../src/oci/mediatypes.js';
-import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
+import { expectedWhiteoutsTree, fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { HOSTILE_LAYERS, SOUND_LAYERS, file, h } from '../helpers/hostile-layers.js';
-import { assertTreeMatches, expectedWhiteoutsTree } from '../helpers/rootfs.js';
+import { isRoot, tempDir } from '../helpers/paths.js';
+import { assertTreeMatches } from '../helpers/rootfs.js';
+
+const WHITEOUTS = ['whiteouts-docker20-save.tar', 'whiteouts-oci-layout', 'whiteouts-oci-zstd'] as const;
+// The layers Docker built, and the tree Docker exported from them (both made in this run).
+const unavailable = isRoot ? await fixturesUnavailable(...WHITEOUTS, 'whiteouts-expected-rootfs.json') : undefined;
 
 /** The layers of a fixture image as uncompressed streams, bottom first. */
-async function fixtureLayers(fixture: string): Promise<(() => Promise<AsyncIterable<Uint8Array>>)[]> {
+async function fixtureLayers(name: (typeof WHITEOUTS)[number]): Promise<(() => Promise<AsyncIterable<Uint8Array>>)[]> {
   const engine = await Engine.open(await tempDir('kiln-apply-store-'));
-  await loadImages(engine, { path: join(fixturesDir, fixture) }, () => undefined);
+  await loadImages(engine, { path: await fixture(name) }, () => undefined);
   const image = await engine.store.image(engine.image('whiteouts:lab'));
   return image.layers.map((layer) => async () => decompressStream(await layer.open(), layerCompression(layer.mediaType) ?? 'none'));
 }
@@ -30,7 +35,7 @@ async function expected() {
   return (await expectedWhiteoutsTree()).filter((e) => e.path !== '/etc/mtab');
 }
 
-describe('applying layers', () => {
+describe('applying layers', { skip: unavailable }, () => {
   it('on a worker thread, as a pull applies a large layer, gives the same tree', { skip: !isRoot && 'owners 1000:1000 need root' }, async () => {
     const root = join(await tempDir(), 'rootfs');
     await mkdir(root);
@@ -38,18 +43,18 @@ describe('applying layers', () => {
     await assertTreeMatches(root, await expected(), SKIP);
   });
 
-  for (const fixture of ['whiteouts-docker20-save.tar', 'whiteouts-oci-layout', 'whiteouts-oci-zstd']) {
-    it(`${fixture}: applied in order with deletions (vfs), gives the tree Docker exported`, { skip: !isRoot && 'owners 1000:1000 need root' }, async () => {
+  for (const name of WHITEOUTS) {
+    it(`${name}: applied in order with deletions (vfs), gives the tree Docker exported`, { skip: !isRoot && 'owners 1000:1000 need root' }, async () => {
       const root = join(await tempDir(), 'rootfs');
       await mkdir(root);
-      for (const [i, open] of (await fixtureLayers(fixture)).entries()) await applyLayer(root, await open(), { whiteouts: 'delete', what: `layer ${i + 1}` });
+      for (const [i, open] of (await fixtureLayers(name)).entries()) await applyLayer(root, await open(), { whiteouts: 'delete', what: `layer ${i + 1}` });
       await assertTreeMatches(root, await expected(), SKIP);
     });
 
-    it(`${fixture}: each layer its own overlay lower dir, mounted, gives the same tree`, { skip: !isRoot && 'overlay mounts and whiteout devices need root' }, async () => {
+    it(`${name}: each layer its own overlay lower dir, mounted, gives the same tree`, { skip: !isRoot && 'overlay mounts and whiteout devices need root' }, async () => {
       const dir = await tempDir();
       const lowers: string[] = [];
-      for (const [i, open] of (await fixtureLayers(fixture)).entries()) {
+      for (const [i, open] of (await fixtureLayers(name)).entries()) {
         const layerDir = join(dir, `l${i}`);
         await mkdir(layerDir);
         await applyLayer(layerDir, await open(), { whiteouts: 'overlay', what: `layer ${i + 1}` });

@@ -8,15 +8,16 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { savedImageTree } from '../helpers/image-tree.js';
 import { newKiln, ok } from '../helpers/kiln.js';
-import { fixturesDir, isRoot, tempDir } from '../helpers/paths.js';
+import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
+import { isRoot, tempDir } from '../helpers/paths.js';
 import { BUILD_CASES, type BuildCase, writeContext } from '../helpers/build-cases.js';
 
-const skip = isRoot ? false : 'kiln build runs RUN steps in an OCI runtime over overlay mounts, which needs root';
+const skip = isRoot ? ((await fixturesUnavailable('busybox-docker20-save.tar')) ?? false) : 'kiln build runs RUN steps in an OCI runtime over overlay mounts, which needs root';
 
-/** A store with busybox:latest loaded from Docker's own save (a fixed image ID in every store). */
+/** A store with busybox:latest loaded from Docker's own save (the same image ID in every store). */
 async function storeWithBusybox() {
   const store = await newKiln();
-  await ok(store.kiln(['load', '-i', join(fixturesDir, 'busybox-docker20-save.tar')]));
+  await ok(store.kiln(['load', '-i', await fixture('busybox-docker20-save.tar')]));
   await ok(store.kiln(['tag', 'busybox:lab', 'busybox:latest']));
   return store;
 }

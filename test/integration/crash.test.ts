@@ -9,8 +9,8 @@ import { loadImages } from '../../src/engine/archive.js';
 import { Engine } from '../../src/engine/engine.js';
 import { OWNER_FILE, containerBundle, containerKey, openSnapshotter, unpackImage } from '../../src/engine/run.js';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
-import { fixture } from '../helpers/fixtures.js';
-import { fixturesDir, tempDir } from '../helpers/paths.js';
+import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
+import { tempDir } from '../helpers/paths.js';
 import { registryUnavailable, startRegistry } from '../helpers/registry.js';
 
 /** `system check` of a store, in this process (it is the same engine call the CLI makes). */
@@ -31,6 +31,8 @@ async function killAfter(root: string, args: readonly string[], afterMs: number)
   child.kill('SIGKILL');
   await exited;
 }
+
+const noRootfs = await fixturesUnavailable('busybox-rootfs.tar');
 
 describe('kill -9 at any moment leaves a clean store', () => {
   it('during load and import, `system check` finds no damage and prune frees the left-overs', async () => {
@@ -68,7 +70,7 @@ describe('kill -9 at any moment leaves a clean store', () => {
   });
 });
 
-describe('kill -9 during a prune', { skip: process.getuid?.() !== 0 && 'unpacking images into snapshots needs root' }, () => {
+describe('kill -9 during a prune', { skip: (process.getuid?.() !== 0 && 'unpacking images into snapshots needs root') || noRootfs }, () => {
   it('at 20 points leaves a store that checks clean, and the next prune and run work', async () => {
     // Images whose removal is some work: five of 400 files each, unpacked into snapshots, saved once.
     const source = await newKiln();
@@ -130,14 +132,14 @@ describe('kill -9 during a prune', { skip: process.getuid?.() !== 0 && 'unpackin
   });
 });
 
-describe('kill -9 during a layer unpack', { skip: process.getuid?.() !== 0 && 'kiln run needs root' }, () => {
+describe('kill -9 during a layer unpack', { skip: (process.getuid?.() !== 0 && 'kiln run needs root') || noRootfs }, () => {
   it('leaves a store that checks clean, and the next run works', async () => {
     const work = await tempDir();
     const rootfs = join(work, 'rootfs');
     await mkdir(rootfs);
     for (let i = 0; i < 400; i++) await writeFile(join(rootfs, `f${i}`), randomBytes(100_000));
     const { root, kiln } = await newKiln();
-    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'base:1']));
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'base:1']));
     await ok(kiln(['import', rootfs, 'big:1']));
     for (const afterMs of [150, 300]) {
       await killAfter(root, ['run', '--rm', 'big:1', 'true'], afterMs);
@@ -175,7 +177,7 @@ describe('kill -9 between recording a temporary snapshot and making its director
   });
 });
 
-describe('kill -9 during a pull', { skip: registryUnavailable() ?? (process.getuid?.() !== 0 && 'builds and unpacking need root') }, () => {
+describe('kill -9 during a pull', { skip: registryUnavailable() ?? ((process.getuid?.() !== 0 && 'builds and unpacking need root') || noRootfs) }, () => {
   it('at any point leaves a store that checks clean, and the next pull and run work', async () => {
     const registry = await startRegistry();
     try {
@@ -187,7 +189,7 @@ describe('kill -9 during a pull', { skip: registryUnavailable() ?? (process.getu
       }
       await writeFile(join(context, 'Dockerfile'), 'FROM base:1\nCOPY a /a\nCOPY b /b\nCOPY c /c\n');
       const source = await newKiln();
-      await ok(source.kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'base:1']));
+      await ok(source.kiln(['import', await fixture('busybox-rootfs.tar'), 'base:1']));
       const name = `${registry.host}/crash/layers:1`;
       await ok(source.kiln(['build', '-q', '-t', name, context]));
       await ok(source.kiln(['push', '-q', name]));
@@ -207,10 +209,10 @@ describe('kill -9 during a pull', { skip: registryUnavailable() ?? (process.getu
   });
 });
 
-describe('kill -9 during a commit', { skip: process.getuid?.() !== 0 && 'kiln run needs root' }, () => {
+describe('kill -9 during a commit', { skip: (process.getuid?.() !== 0 && 'kiln run needs root') || noRootfs }, () => {
   it('leaves a store that checks clean, and the next commit works', async () => {
     const { root, kiln } = await newKiln();
-    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'base:1']));
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'base:1']));
     await ok(kiln(['run', '--name', 'big', 'base:1', 'sh', '-c', 'for i in 1 2 3 4 5 6; do head -c 8000000 /dev/urandom > /f$i; done']));
     for (const afterMs of [120, 240]) {
       await killAfter(root, ['commit', 'big', 'crashed:1'], afterMs);
@@ -221,10 +223,10 @@ describe('kill -9 during a commit', { skip: process.getuid?.() !== 0 && 'kiln ru
   });
 });
 
-describe('kill -9 during a build', { skip: process.getuid?.() !== 0 && 'kiln build needs root' }, () => {
+describe('kill -9 during a build', { skip: (process.getuid?.() !== 0 && 'kiln build needs root') || noRootfs }, () => {
   it('in the middle of a RUN step: no runtime container, process or mount outlives it, check finds no damage, prune removes the rest, and the build then succeeds', async () => {
     const { root, kiln } = await newKiln();
-    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:latest']));
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:latest']));
     const context = await tempDir();
     // The RUN step signals through its cache mount that it runs, then waits (for the kill).
     await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nCOPY Dockerfile /\nRUN --mount=type=cache,target=/signal,id=crash touch /signal/running; exec sleep 2999\n');

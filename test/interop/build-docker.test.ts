@@ -10,10 +10,11 @@ import { BUILD_CASES, writeContext } from '../helpers/build-cases.js';
 import { type Dockerd, dockerdUnavailable, startDockerd } from '../helpers/dockerd.js';
 import { savedImageTree } from '../helpers/image-tree.js';
 import { ok, runKiln } from '../helpers/kiln.js';
-import { fixturesDir, tempDir } from '../helpers/paths.js';
+import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
+import { tempDir } from '../helpers/paths.js';
 
 const run = promisify(execFile);
-const unavailable = await dockerdUnavailable();
+const unavailable = (await dockerdUnavailable()) ?? (await fixturesUnavailable('busybox-rootfs.tar'));
 
 /** The parts of an image config a Docker user relies on, normalized (absent, null and empty alike). */
 function configView(image: ImageConfig): Record<string, unknown> {
@@ -47,7 +48,7 @@ describe("kiln build gives Docker's result: the same root filesystem and config 
     // One store for the suite (made here: tempDir's cleanup belongs to a test, not to a hook).
     root = await mkdtemp(join(tmpdir(), 'kiln-root-'));
     // The same busybox image (same ID) on both sides.
-    await ok(kiln(['import', join(fixturesDir, 'busybox-rootfs.tar'), 'busybox:latest']));
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:latest']));
     const archive = join(root, 'busybox.tar');
     await ok(kiln(['save', '-o', archive, 'busybox:latest']));
     await dockerd.docker(['load', '-i', archive]);
