@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { expandWord, expandWords } from '../../src/dockerfile/shell.js';
 import type { VariableLookup } from '../../src/dockerfile/shell.js';
 import { isKilnError } from '../../src/errors.js';
-import { conformanceDir } from '../helpers/paths.js';
+import { conformanceCorpus } from '../helpers/paths.js';
 
-const corpus = join(conformanceDir, 'dockerfile-shell');
+// BuildKit's envVarTest and wordsTest vectors: an optional external corpus, read in place.
+const corpus = conformanceCorpus('dockerfile-shell');
 
 function lookupIn(env: ReadonlyMap<string, string>): VariableLookup {
   return (name) => env.get(name);
@@ -23,7 +23,7 @@ function outcome(run: () => string): string {
   }
 }
 
-describe('Dockerfile word expansion (BuildKit conformance)', () => {
+describe('Dockerfile word expansion (BuildKit conformance)', { skip: corpus.skip }, () => {
   it('envVarTest: expands single words', () => {
     const env = new Map([
       ['PWD', '/home'],
@@ -34,7 +34,7 @@ describe('Dockerfile word expansion (BuildKit conformance)', () => {
     const lookup = lookupIn(env);
     const failures: string[] = [];
     let passed = 0;
-    for (const [index, line] of readFileSync(join(corpus, 'envVarTest'), 'utf8').split('\n').entries()) {
+    for (const [index, line] of readFileSync(corpus.path('envVarTest'), 'utf8').split('\n').entries()) {
       if (line.trim() === '' || line.startsWith('#')) continue;
       const [platform, input, expected] = line.split('|').map((field) => field.trim());
       assert.ok(platform !== undefined && input !== undefined && expected !== undefined, `line ${index + 1}: ${line}`);
@@ -52,7 +52,7 @@ describe('Dockerfile word expansion (BuildKit conformance)', () => {
     const lookup = lookupIn(env);
     const failures: string[] = [];
     let passed = 0;
-    for (const [index, line] of readFileSync(join(corpus, 'wordsTest'), 'utf8').split('\n').entries()) {
+    for (const [index, line] of readFileSync(corpus.path('wordsTest'), 'utf8').split('\n').entries()) {
       if (line.trim() === '' || line.startsWith('#')) continue;
       if (line.startsWith('ENV ')) {
         const assignment = line.slice('ENV '.length);
@@ -70,6 +70,259 @@ describe('Dockerfile word expansion (BuildKit conformance)', () => {
     }
     assert.deepEqual(failures, [], failures.join('\n'));
     assert.equal(passed, 24);
+  });
+});
+
+/*
+ * The project's own cases, written from BuildKit's word expansion (frontend/dockerfile/shell/lex.go) and
+ * the Dockerfile reference ("Environment replacement"). Those marked "BuildKit live" were expanded by
+ * dockerd 20.10's BuildKit too (as LABEL values and EXPOSE words of a FROM scratch build) with the same
+ * results; that BuildKit predates the -, +, #, % and / modifiers, so their cases follow lex.go.
+ */
+const ENV = new Map([
+  ['NAME', 'kiln'],
+  ['EMPTY', ''],
+  ['UNICODE', '日本語'],
+  ['ÜBER', 'x'],
+  ['GREETING', 'hello world'],
+  ['SPACED', '  x  y  '],
+  ['NBSP', 'a\u00a0b'],
+  ['FILE', 'archive.tar.gz'],
+  ['EXT', '.gz'],
+  ['STARS', 'a**b'],
+  ['PATHS', '/usr/local/bin:/usr/bin'],
+]);
+const lookup = lookupIn(ENV);
+
+/** Expands each word and compares the results as one table, so a failure lists every wrong row. */
+function expectWords(cases: readonly (readonly [string, string])[], options?: { escape: '`' }): void {
+  const got = cases.map(([word]) => [word, outcome(() => expandWord(word, lookup, options).value)]);
+  assert.deepEqual(got, cases.map(([word, want]) => [word, want]));
+}
+
+describe('Dockerfile word expansion: one word', () => {
+  it('substitutes $NAME and ${NAME}: names of letters (any script), digits and _, unset is empty (BuildKit live)', () => {
+    expectWords([
+      ['plain', 'plain'],
+      ['$NAME', 'kiln'],
+      ['${NAME}', 'kiln'],
+      ['$NAME.conf', 'kiln.conf'],
+      ['${NAME}_x', 'kiln_x'],
+      ['$NAME_x', ''],
+      ['pre$NAME', 'prekiln'],
+      ['$UNSET', ''],
+      ['${UNSET}', ''],
+      ['$ÜBER', 'x'],
+      ['日本$NAME語', '日本'],
+      ['"日本${UNICODE}"', '日本日本語'],
+    ]);
+  });
+
+  it('keeps a $ that starts no name, and takes special and positional parameters as unset (BuildKit live)', () => {
+    expectWords([
+      ['$', '$'],
+      ['a$', 'a$'],
+      ['$/x', '$/x'],
+      ['$-', ''],
+      ['$@', ''],
+      ['$*', ''],
+      ['$#', ''],
+      ['$?', ''],
+      ['$$', ''],
+      ['$!', ''],
+      ['$0', ''],
+      ['$1', ''],
+      ['$12', ''],
+      ['$1x', 'x'],
+      ['${1}', ''],
+      ['${@}', ''],
+      ['$$NAME', 'NAME'],
+      ['${#}', ''],
+      ['${#:-x}', 'x'],
+      ['${@:+x}', ''],
+    ]);
+  });
+
+  it('takes the character after the escape literally, and drops an escape at the very end (BuildKit live)', () => {
+    expectWords([
+      ['\\$NAME', '$NAME'],
+      ['\\${NAME}', '${NAME}'],
+      ['a\\ b', 'a b'],
+      ['\\\\', '\\'],
+      ['\\a', 'a'],
+      ['a\\', 'a'],
+    ]);
+  });
+
+  it('removes quotes: single quotes keep everything, double quotes expand and escape only " $ and the escape (BuildKit live)', () => {
+    expectWords([
+      ['"$NAME"', 'kiln'],
+      ['"${NAME} and $NAME"', 'kiln and kiln'],
+      ["'single $NAME'", 'single $NAME'],
+      ["'$NAME'", '$NAME'],
+      ["'\\$NAME'", '\\$NAME'],
+      ['"\\$NAME"', '$NAME'],
+      ['"a\\"b"', 'a"b'],
+      ['"a\\\\b"', 'a\\b'],
+      ['"a\\b"', 'a\\b'],
+      ['"it\'s"', "it's"],
+      ['\'say "hi"\'', 'say "hi"'],
+      ['a"b"c', 'abc'],
+      ['"a \'b\' c"', "a 'b' c"],
+      ['""', ''],
+      ["''", ''],
+      ['"a  b"', 'a  b'],
+    ]);
+  });
+
+  it('${NAME:-word} and ${NAME:+word} test set and not empty; nested and quoted words expand (BuildKit live)', () => {
+    expectWords([
+      ['${NAME:-def}', 'kiln'],
+      ['${UNSET:-def}', 'def'],
+      ['${EMPTY:-def}', 'def'],
+      ['${NAME:+alt}', 'alt'],
+      ['${UNSET:+alt}', ''],
+      ['${EMPTY:+alt}', ''],
+      ['${UNSET:-${NAME:-x}}', 'kiln'],
+      ['${UNSET:-$NAME}', 'kiln'],
+      ['${NAME:+[$NAME]}', '[kiln]'],
+      ['${UNSET:-"a b"}', 'a b'],
+      ["${UNSET:-'$NAME'}", '$NAME'],
+      ['${UNICODE:+ü}', 'ü'],
+    ]);
+  });
+
+  it('${NAME-word} and ${NAME+word} test set only: an empty value counts as set', () => {
+    expectWords([
+      ['${NAME-def}', 'kiln'],
+      ['${UNSET-def}', 'def'],
+      ['${EMPTY-def}', ''],
+      ['${NAME+alt}', 'alt'],
+      ['${EMPTY+alt}', 'alt'],
+      ['${UNSET+alt}', ''],
+    ]);
+  });
+
+  it('${NAME?} and ${NAME:?message} pass a set value and refuse an unset (or, with :, empty) one with the message (BuildKit live)', () => {
+    expectWords([
+      ['${NAME?}', 'kiln'],
+      ['${NAME:?}', 'kiln'],
+      ['${EMPTY?}', ''],
+      ['${NAME:?never shown}', 'kiln'],
+    ]);
+    const message = (word: string): string => {
+      try {
+        expandWord(word, lookup);
+      } catch (err) {
+        if (isKilnError(err, 'INVALID_INPUT')) return err.message;
+        throw err;
+      }
+      return 'no error';
+    };
+    assert.deepEqual(
+      ['${UNSET?}', '${UNSET:?}', '${EMPTY:?}', '${UNSET?custom message}', '${EMPTY:?must not be empty}', '${UNSET:?$NAME is needed}'].map(message),
+      ['UNSET: is not allowed to be unset', 'UNSET: is not allowed to be unset', 'EMPTY: is not allowed to be empty', 'UNSET: custom message', 'EMPTY: must not be empty', 'UNSET: kiln is needed'],
+    );
+  });
+
+  it('${NAME#pattern} and ${NAME%pattern} cut the shortest match from the front or back, ## and %% the longest', () => {
+    expectWords([
+      ['${FILE#*.}', 'tar.gz'],
+      ['${FILE##*.}', 'gz'],
+      ['${FILE%.*}', 'archive.tar'],
+      ['${FILE%%.*}', 'archive'],
+      ['${FILE#?}', 'rchive.tar.gz'],
+      ['${FILE%??}', 'archive.tar.'],
+      ['${FILE#nomatch}', 'archive.tar.gz'],
+      ['${FILE#tar}', 'archive.tar.gz'],
+      ['${FILE%$EXT}', 'archive.tar'],
+      ['${FILE#}', 'archive.tar.gz'],
+      ['${FILE%}', 'archive.tar.gz'],
+      ['${FILE#*}', 'archive.tar.gz'],
+      ['${FILE##*}', ''],
+      ['${STARS#a\\*}', '*b'],
+      ['${STARS%\\**}', 'a*'],
+      ['${STARS%%\\**}', 'a'],
+      ['${UNSET#x}', ''],
+    ]);
+  });
+
+  it('${NAME/pattern/text} replaces the first longest match, ${NAME//pattern/text} every one', () => {
+    expectWords([
+      ['${PATHS/usr/opt}', '/opt/local/bin:/usr/bin'],
+      ['${PATHS//usr/opt}', '/opt/local/bin:/opt/bin'],
+      ['${PATHS/:*/}', '/usr/local/bin'],
+      ['${PATHS//bin/}', '/usr/local/:/usr/'],
+      ['${PATHS/?usr/X}', 'X/local/bin:/usr/bin'],
+      ['${PATHS/nomatch/x}', '/usr/local/bin:/usr/bin'],
+      ['${PATHS/usr/$NAME}', '/kiln/local/bin:/usr/bin'],
+      ['${UNSET/a/b}', ''],
+    ]);
+  });
+
+  it('refuses what it cannot expand: unterminated quotes, bad or unfinished substitutions, unsupported modifiers (BuildKit live)', () => {
+    for (const word of ['"abc', "it's", "'abc", '${}', '${:}', '${{NAME}}', '${NAME', '${NAME:-x', '${NAME:=x}', '${NAME=x}', '${NAME:x}', '${NAME!}', '${FILE:#x}', '${FILE:%x}']) {
+      assert.equal(outcome(() => expandWord(word, lookup).value), 'error', word);
+    }
+  });
+
+  it('with ` as the escape: ` escapes, \\ is plain text, also in double quotes (BuildKit live)', () => {
+    expectWords(
+      [
+        ['`$NAME', '$NAME'],
+        ['C:\\dir\\$NAME', 'C:\\dir\\kiln'],
+        ['"a`"b`$c``"', 'a"b$c`'],
+        ['a``b', 'a`b'],
+        ['"x\\y"', 'x\\y'],
+      ],
+      { escape: '`' },
+    );
+  });
+});
+
+describe('Dockerfile word expansion: a line into words', () => {
+  const words = (line: string): string[] | 'error' => {
+    try {
+      return expandWords(line, lookup).words;
+    } catch (err) {
+      if (isKilnError(err, 'INVALID_INPUT')) return 'error';
+      throw err;
+    }
+  };
+
+  it('splits unquoted text and unquoted expansions on blanks; quoted ones stay one word (BuildKit live for expansions)', () => {
+    const cases: [string, string[] | 'error'][] = [
+      ['a b  c', ['a', 'b', 'c']],
+      ['  lead trail  ', ['lead', 'trail']],
+      ['$GREETING', ['hello', 'world']],
+      ['"$GREETING"', ['hello world']],
+      ['x${GREETING}y', ['xhello', 'worldy']],
+      ['x"${GREETING}"y', ['xhello worldy']],
+      ['$SPACED', ['x', 'y']],
+      ['$NBSP', ['a', 'b']],
+      ["'a  b' c", ['a  b', 'c']],
+      ['a\\ b c', ['a b', 'c']],
+      ['a\\  b', ['a ', 'b']],
+      ['${UNSET:-one two}', ['one', 'two']],
+      ['"${UNSET:-one two}"', ['one two']],
+    ];
+    assert.deepEqual(cases.map(([line]) => [line, words(line)]), cases);
+  });
+
+  it('gives no word for an empty expansion or empty quotes', () => {
+    const cases: [string, string[] | 'error'][] = [
+      ['$EMPTY', []],
+      ['"$EMPTY"', []],
+      ['""', []],
+      ['a "" b', ['a', 'b']],
+      ['a $UNSET b', ['a', 'b']],
+      ['', []],
+    ];
+    assert.deepEqual(cases.map(([line]) => [line, words(line)]), cases);
+  });
+
+  it('refuses a line with an unterminated quote or substitution', () => {
+    assert.deepEqual(['a "b', "a 'b", 'a ${B'].map(words), ['error', 'error', 'error']);
   });
 });
 
