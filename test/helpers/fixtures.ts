@@ -55,7 +55,7 @@ interface Group {
 /** A reason a fixture cannot be made here: the tests that need it skip with it. */
 class FixtureUnavailable extends Error {}
 
-export const fixtureCache = resolve(process.env.KILN_FIXTURE_CACHE ?? join(repoRoot, '.cache', 'fixtures'));
+const fixtureCache = resolve(process.env.KILN_FIXTURE_CACHE ?? join(repoRoot, '.cache', 'fixtures'));
 const makerSource = fileURLToPath(import.meta.url);
 const rootfsScript = join(repoRoot, 'scripts', 'busybox-rootfs.sh');
 /** Debian's busybox-static, which the root filesystem holds ($BUSYBOX to use another static busybox). */
@@ -81,7 +81,7 @@ async function version(tool: string): Promise<string> {
 
 /**
  * busybox-rootfs.tar proves that kiln reads a root filesystem tar written by GNU tar (./ names, GNU
- * format, 270 symlinks) and imports it with the diffID Docker gives it: the tar is reproducible, so its
+ * format, a symlink per applet) and imports it with the diffID Docker gives it: the tar is reproducible, so its
  * sha256 is that diffID. Made by scripts/busybox-rootfs.sh, which the main job and the benches run too.
  */
 const ROOTFS: Group = {
@@ -295,8 +295,9 @@ async function makeGroup(group: Group): Promise<string> {
   if (await exists(dir)) return dir;
   return withLock(join(fixtureCache, `${group.name}.lock`), async () => {
     if (await exists(dir)) return dir; // another process made it while this one waited
+    // Under the lock, a temporary directory of the group is what a killed maker left.
+    for (const name of await readdir(fixtureCache)) if (name.startsWith(`.${group.name}-`)) await rm(join(fixtureCache, name), { recursive: true, force: true });
     const temporary = join(fixtureCache, `.${group.name}-${key}.${process.pid}`);
-    await rm(temporary, { recursive: true, force: true });
     await mkdir(temporary);
     try {
       const started = Date.now();
