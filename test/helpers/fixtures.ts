@@ -339,6 +339,17 @@ export async function fixturesUnavailable(...names: FixtureName[]): Promise<stri
   }
 }
 
+/**
+ * Makes every fixture this machine can make before the test files start (scripts/test.sh), so that no
+ * file spends its time limit waiting for them, and says which cannot be made here and why.
+ */
+export async function makeFixtures(): Promise<void> {
+  for (const group of GROUPS) {
+    const reason = await fixturesUnavailable(...group.fixtures);
+    process.stdout.write(`fixtures: ${group.fixtures.join(', ')}: ${reason ? `not made here (${reason})` : 'ready'}\n`);
+  }
+}
+
 /** What Docker printed about busybox:lab or whiteouts:lab when it made them. */
 export async function dockerFacts(image: 'busybox' | 'whiteouts'): Promise<DockerFacts> {
   return JSON.parse(await readFile(await fixture(`${image}-docker-facts.json`), 'utf8')) as DockerFacts;
