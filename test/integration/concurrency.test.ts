@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fixture } from '../helpers/fixtures.js';
+import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { type RunResult, newKiln, ok, runKiln } from '../helpers/kiln.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 import { registryUnavailable, startRegistry } from '../helpers/registry.js';
@@ -40,7 +40,7 @@ interface Outcome {
 /** The one failure a concurrent operation may meet: a name or image another operation removed. */
 const EXPECTED_FAILURE = /No such image|reference does not exist/i;
 
-const skip = !isRoot ? 'builds run RUN steps in runc over overlay mounts, which needs root' : (registryUnavailable() ?? dockerCliUnavailable() ?? false);
+const skip = !isRoot ? 'builds run RUN steps in runc over overlay mounts, which needs root' : (registryUnavailable() ?? dockerCliUnavailable() ?? (await fixturesUnavailable('busybox-rootfs.tar')) ?? false);
 
 describe('one store, many kiln processes at once', { skip }, () => {
   it('8 mixed operations × 10 rounds, the CLI and kiln serve together: only expected failures, a clean store after every round, and every image left saves and runs', async () => {

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadImages } from '../../src/engine/archive.js';
 import { Engine } from '../../src/engine/engine.js';
 import { isKilnError } from '../../src/errors.js';
-import { fixture } from '../helpers/fixtures.js';
+import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { type RunResult, ok, runKiln } from '../helpers/kiln.js';
 import { isRoot } from '../helpers/paths.js';
 import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
@@ -45,7 +45,7 @@ async function assertClean(root: string, kiln: (args: readonly string[]) => Prom
   for (const dir of ['ingest', 'tmp']) assert.deepEqual(await readdir(join(root, dir)).catch(() => []), [], `${dir}/ is empty`);
 }
 
-describe('a full disk under the store', { skip: (!isRoot && 'mounting a tmpfs needs root') || registryUnavailable() }, () => {
+describe('a full disk under the store', { skip: (!isRoot && 'mounting a tmpfs needs root') || registryUnavailable() || (await fixturesUnavailable('busybox-docker20-save.tar', 'whiteouts-docker20-save.tar')) }, () => {
   let disk = '';
   let root = '';
   let kiln: (args: readonly string[]) => Promise<RunResult>;

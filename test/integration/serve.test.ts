@@ -6,7 +6,7 @@ import { type Socket, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
-import { fixture } from '../helpers/fixtures.js';
+import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { ok, runKiln } from '../helpers/kiln.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 import { freePort } from '../helpers/registry.js';
@@ -54,6 +54,8 @@ async function stopTimed(served: Served, signal: NodeJS.Signals): Promise<{ ms: 
 }
 
 const traced = { ...process.env, KILN_API_TRACE: '1' };
+
+const noBusyboxSave = isRoot ? await fixturesUnavailable('busybox-docker20-save.tar') : undefined;
 
 describe('kiln serve: one server per socket, listen errors in one line, a prompt stop', () => {
   it('refuses a second kiln serve on a socket one answers on, and takes over the socket a killed one left', async () => {
@@ -126,7 +128,7 @@ describe('kiln serve: one server per socket, listen errors in one line, a prompt
     assert.doesNotMatch((await ok(runKiln(join(dir, 'store'), ['system', 'check']))).stdout, /^problem:/m);
   });
 
-  it('exits promptly on SIGTERM while a wait, an attach and a log stream follow a running container and a build runs a RUN that sleeps', { skip: !isRoot && 'containers and builds need root' }, async (t) => {
+  it('exits promptly on SIGTERM while a wait, an attach and a log stream follow a running container and a build runs a RUN that sleeps', { skip: (!isRoot && 'containers and builds need root') || noBusyboxSave }, async (t) => {
     const dir = await tempDir('kiln-serve-');
     const root = join(dir, 'store');
     const socket = join(dir, 'kiln.sock');

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import { pullImage } from '../../src/engine/registry.js';
 import { type ErrorCode, isKilnError } from '../../src/errors.js';
-import { fixture } from '../helpers/fixtures.js';
+import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { type HostileRegistry, type Misbehaviour, startHostileRegistry } from '../helpers/hostile-registry.js';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/paths.js';
@@ -128,7 +128,7 @@ const scenarios: readonly Scenario[] = [
   },
 ];
 
-describe('a hostile registry: each fault is one clear line, in bounded memory and time, and leaves the store clean', () => {
+describe('a hostile registry: each fault is one clear line, in bounded memory and time, and leaves the store clean', { skip: await fixturesUnavailable('busybox-rootfs.tar') }, () => {
   let registry: HostileRegistry;
   before(async () => {
     registry = await startHostileRegistry(await busyboxImage());
