@@ -1,4 +1,4 @@
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { KilnError, isKilnError, storeWriteError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -254,7 +254,8 @@ export class MetaDb {
 
   constructor(path: string) {
     try {
-      this.db = translatingErrors(new Database(path, { timeout: 30_000 }), (err) => storeWriteError(err, dirname(path), path));
+      const connection = new Database(path, { timeout: LOCK_POLL_MS });
+      this.db = translatingErrors(connection, (run) => waitingForTheLock(run, connection, dirname(path)));
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('synchronous = NORMAL');
@@ -582,22 +583,51 @@ export class MetaDb {
   }
 }
 
+/** How long SQLite itself waits for another process's write lock before kiln is told (and says so). */
+const LOCK_POLL_MS = 2000;
+
+/** How long kiln waits for the store's write lock in all: `$KILN_LOCK_TIMEOUT_SECONDS`, else 10 minutes. */
+function lockPatienceMs(): number {
+  const seconds = Number(process.env.KILN_LOCK_TIMEOUT_SECONDS ?? 600);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 600_000;
+}
+
 /**
- * The connection with every call through it (statements it prepares, transactions, pragmas) passing its
- * errors through `translate`: one guard for every use of the database, so that SQLite's faults a person
- * can act on (a full disk) reach them as KilnErrors, whichever statement met them.
+ * Runs one call on the database (a statement, a transaction, a pragma) with kiln's policy for what SQLite
+ * throws. Another kiln process holding the write lock (a long prune, a big load) is waited for: after a
+ * couple of seconds kiln says so once on stderr, and gives up with BUSY only after the patience above.
+ * A call that meets the lock inside a transaction is not retried (its transaction would be half done).
+ * A full disk is NO_SPACE naming the store.
  */
-function translatingErrors<T extends object>(target: T, translate: (err: unknown) => unknown): T {
-  const call = (run: () => unknown): unknown => {
-    let result: unknown;
+function waitingForTheLock<R>(run: () => R, connection: Database.Database, root: string): R {
+  const started = Date.now();
+  let told = false;
+  for (;;) {
     try {
-      result = run();
+      return run();
     } catch (err) {
-      throw translate(err);
+      if (!String((err as { code?: unknown } | null)?.code).startsWith('SQLITE_BUSY')) throw storeWriteError(err, root, join(root, 'kiln.db'));
+      const waited = Date.now() - started;
+      if (connection.inTransaction || waited >= lockPatienceMs()) {
+        throw new KilnError('BUSY', `the store at ${root} stayed locked by another kiln process for ${Math.round(waited / 1000)} s (a long prune, load or build?); try again when it has finished`, { cause: err });
+      }
+      if (!told) process.stderr.write(`kiln: another kiln process is writing to the store at ${root}; waiting for it\n`);
+      told = true;
     }
+  }
+}
+
+/**
+ * The connection with every call through it (statements it prepares, transactions, pragmas) run by
+ * `guard`: one place for every use of the database, so that SQLite's faults a person can act on (a full
+ * disk, another process's lock) reach them as kiln's policy says, whichever statement met them.
+ */
+function translatingErrors<T extends object>(target: T, guard: (run: () => unknown) => unknown): T {
+  const call = (run: () => unknown): unknown => {
+    const result = guard(run);
     // Statements (prepare, pluck) and transaction functions carry on the guard; rows and values do not need it.
     const sqliteObject = typeof result === 'function' || (typeof result === 'object' && result !== null && 'run' in result);
-    return sqliteObject ? translatingErrors(result as object, translate) : result;
+    return sqliteObject ? translatingErrors(result as object, guard) : result;
   };
   // The proxy stands on a stand-in, as the proxied objects have read-only properties (a transaction's
   // `immediate`) that a proxy of them would have to return unchanged.
