@@ -15,6 +15,23 @@ export interface ShellLexOptions {
 /** Lookup returns undefined for an unset variable. */
 export type VariableLookup = (name: string) => string | undefined;
 
+/**
+ * The longest word an expansion may produce, in characters. Words that kiln expands become paths, user
+ * names, image references, `--mount` options, ENV and LABEL values and COPY heredoc bodies: a process
+ * takes at most 128 KiB in one argument or environment variable (Linux's MAX_ARG_STRLEN), an image config
+ * holds at most 8 MiB in all, and a file bigger than this belongs in the build context, not the
+ * Dockerfile. So no real Dockerfile comes near 1 MiB, while a few self-doubling ARGs would reach
+ * gigabytes (2^28 characters after 28 `ARG A=${A}${A}`).
+ */
+export const MAX_EXPANDED_WORD = 1 << 20;
+
+/**
+ * The most work one `${VAR#pattern}`, `${VAR%pattern}` or `${VAR/pattern/...}` may take: the pattern's
+ * length times the value's. Matching is linear in each, so this is about a second's work at worst; real
+ * patterns (`.*`, `:`, a version prefix) are a few characters long.
+ */
+export const MAX_PATTERN_WORK = 1 << 26;
+
 /** Expands one word: quotes removed, escapes processed, variables substituted; no word splitting. Also returns the names of variables that were referenced (set or not), in first-seen order. */
 export function expandWord(
   word: string,
@@ -33,11 +50,17 @@ export function expandWords(
   options?: ShellLexOptions,
 ): { words: string[]; used: string[] } {
   const lexer = new Lexer(line, lookup, options?.escape ?? '\\');
-  const { words } = lexer.processStopOn(STOP_AT_END, false);
-  return { words, used: lexer.usedNames() };
+  const words = new Words();
+  lexer.processStopOn(STOP_AT_END, false, words);
+  return { words: words.result(), used: lexer.usedNames() };
 }
 
 const STOP_AT_END: readonly string[] = [];
+
+/** Text for an error message: a long word is cut, so that the message stays readable. */
+function shortened(text: string): string {
+  return text.length <= 200 ? text : `${text.slice(0, 200)}… (${text.length} characters)`;
+}
 
 /** Go's unicode.IsSpace: the White_Space property (which covers U+0085 and U+00A0 too). */
 function isSpace(ch: string): boolean {
@@ -139,7 +162,23 @@ class Lexer {
   }
 
   private fail(message: string): never {
-    throw new KilnError('INVALID_INPUT', `${message} in ${JSON.stringify(this.input)}`);
+    throw new KilnError('INVALID_INPUT', `${message} in ${JSON.stringify(shortened(this.input))}`);
+  }
+
+  private tooLong(): never {
+    this.fail(`the word expands to more than ${MAX_EXPANDED_WORD} characters (1 MiB, the most kiln expands a word to)`);
+  }
+
+  /** Refuses an expansion that grew past MAX_EXPANDED_WORD; returns the text otherwise. */
+  private bounded(text: string): string {
+    return text.length > MAX_EXPANDED_WORD ? this.tooLong() : text;
+  }
+
+  /** Refuses a pattern operation that would take more than MAX_PATTERN_WORK steps. */
+  private checkPatternWork(value: string, pattern: string): void {
+    if ((value.length + 1) * (pattern.length + 1) > MAX_PATTERN_WORK) {
+      this.fail(`matching a pattern of ${pattern.length} characters against a value of ${value.length} is more than kiln does for one substitution (${MAX_PATTERN_WORK} steps)`);
+    }
   }
 
   private reference(name: string): void {
@@ -156,30 +195,26 @@ class Lexer {
   /**
    * Processes text up to one of `stops` (consumed) or, with no stops, to the end of the input.
    * `rawEscapes` keeps escape characters (and escapes quoted glob characters) so that the result can be
-   * read as a pattern.
+   * read as a pattern. `words`, when given, also gets the text split into words.
    */
-  processStopOn(
-    stops: readonly string[],
-    rawEscapes: boolean,
-  ): { value: string; words: string[]; stoppedAt: string | undefined } {
+  processStopOn(stops: readonly string[], rawEscapes: boolean, words?: Words): { value: string; stoppedAt: string | undefined } {
     let result = '';
-    const words = new Words();
     for (;;) {
       const ch = this.peek();
       if (ch === undefined) break;
       if (stops.includes(ch)) {
         this.next();
-        return { value: result, words: words.result(), stoppedAt: ch };
+        return { value: result, stoppedAt: ch };
       }
       if (ch === "'" || ch === '"') {
         let text = ch === "'" ? this.processSingleQuote() : this.processDoubleQuote();
         if (rawEscapes) text = this.escapeGlob(text);
-        result += text;
-        words.addRawString(text);
+        result = this.bounded(result + text);
+        words?.addRawString(text);
       } else if (ch === '$') {
         const text = this.processDollar();
-        result += text;
-        words.addString(text);
+        result = this.bounded(result + text);
+        words?.addString(text);
       } else {
         this.next();
         if (ch === this.escape) {
@@ -187,19 +222,19 @@ class Lexer {
           const escaped = this.next();
           // An escape character at the very end is dropped.
           if (escaped === undefined) break;
-          if (rawEscapes) words.addRawChar(ch);
-          words.addRawChar(escaped);
-          result += escaped;
+          if (rawEscapes) words?.addRawChar(ch);
+          words?.addRawChar(escaped);
+          result = this.bounded(result + escaped);
         } else {
-          words.addChar(ch);
-          result += ch;
+          words?.addChar(ch);
+          result = this.bounded(result + ch);
         }
       }
     }
     if (stops.length > 0) {
       this.fail(`missing '${stops[stops.length - 1]}'`);
     }
-    return { value: result, words: words.result(), stoppedAt: undefined };
+    return { value: result, stoppedAt: undefined };
   }
 
   /** Protects the glob characters of quoted text inside a pattern: quoted text matches literally. */
@@ -236,7 +271,7 @@ class Lexer {
         return result;
       }
       if (ch === '$') {
-        result += this.processDollar();
+        result = this.bounded(result + this.processDollar());
         continue;
       }
       this.next();
@@ -311,7 +346,9 @@ class Lexer {
       // The replacement is plain text: escapes are processed, not kept.
       const replacement = pattern.stoppedAt === '/' ? this.processStopOn(['}'], false).value : '';
       const value = this.getVariable(name) ?? '';
-      return replacePattern(value, pattern.value, replacement, replaceAll, this.escape);
+      this.checkPatternWork(value, pattern.value);
+      const replaced = replacePattern(value, pattern.value, replacement, replaceAll, this.escape, MAX_EXPANDED_WORD);
+      return replaced ?? this.tooLong();
     }
 
     let modifier = op;
@@ -347,6 +384,7 @@ class Lexer {
         let pattern = word;
         const greedy = pattern.startsWith(op);
         if (greedy) pattern = pattern.slice(op.length);
+        this.checkPatternWork(value ?? '', pattern);
         return trimPattern(value ?? '', pattern, op === '#' ? 'prefix' : 'suffix', greedy, this.escape);
       }
     }
@@ -363,6 +401,7 @@ type GlobToken =
 function parseGlob(pattern: string, escape: string): GlobToken[] {
   const chars = Array.from(pattern);
   const tokens: GlobToken[] = [];
+  let unclosed = false;
   for (let i = 0; i < chars.length; i++) {
     const ch = chars[i] as string;
     if (ch === escape && i + 1 < chars.length) {
@@ -372,7 +411,10 @@ function parseGlob(pattern: string, escape: string): GlobToken[] {
     } else if (ch === '?') {
       tokens.push({ kind: 'any' });
     } else if (ch === '[') {
-      const parsed = parseClass(chars, i + 1, escape);
+      // A bracket that found no closing `]` scanned to the end: the ones after it would too (and a pattern
+      // of many would take quadratic time), so they are literal without a scan.
+      const parsed: ReturnType<typeof parseClass> = unclosed ? undefined : parseClass(chars, i + 1, escape);
+      unclosed = parsed === undefined;
       if (parsed) {
         tokens.push(parsed.token);
         i = parsed.end;
@@ -422,32 +464,56 @@ function matchesClass(token: Extract<GlobToken, { kind: 'class' }>, ch: string):
   return inside !== token.negate;
 }
 
-/** True when the whole of `text` (code points) matches the pattern. */
-function globMatch(tokens: readonly GlobToken[], text: readonly string[]): boolean {
+function tokenMatches(token: GlobToken, ch: string): boolean {
+  return token.kind === 'any' || (token.kind === 'literal' && token.ch === ch) || (token.kind === 'class' && matchesClass(token, ch));
+}
+
+/**
+ * Which prefixes of `text` (code points) the whole pattern matches: result[j] is 1 when it matches
+ * text[0..j). One pass per token over the text, so the work is tokens × text, never more.
+ */
+function matchingPrefixes(tokens: readonly GlobToken[], text: readonly string[]): Uint8Array {
   // reachable[j]: the tokens so far can match text[0..j).
-  let reachable: boolean[] = Array.from({ length: text.length + 1 }, (_, j) => j === 0);
+  let reachable = new Uint8Array(text.length + 1);
+  reachable[0] = 1;
+  let next = new Uint8Array(text.length + 1);
   for (const token of tokens) {
-    const nextReach: boolean[] = new Array<boolean>(text.length + 1).fill(false);
+    next.fill(0);
     if (token.kind === 'star') {
-      let any = false;
+      let any = 0;
       for (let j = 0; j <= text.length; j++) {
-        any = any || (reachable[j] ?? false);
-        nextReach[j] = any;
+        any |= reachable[j] ?? 0;
+        next[j] = any;
       }
     } else {
-      for (let j = 0; j < text.length; j++) {
-        if (!reachable[j]) continue;
-        const ch = text[j] as string;
-        const ok =
-          token.kind === 'any' ||
-          (token.kind === 'literal' && token.ch === ch) ||
-          (token.kind === 'class' && matchesClass(token, ch));
-        if (ok) nextReach[j + 1] = true;
-      }
+      for (let j = 0; j < text.length; j++) if (reachable[j] && tokenMatches(token, text[j] as string)) next[j + 1] = 1;
     }
-    reachable = nextReach;
+    [reachable, next] = [next, reachable];
   }
-  return reachable[text.length] ?? false;
+  return reachable;
+}
+
+/**
+ * For each start i, the end of the longest match there: ends[i] = j for the largest j such that the
+ * pattern matches text[i..j), -1 when none does. Filled from the end of the text backwards, keeping per
+ * token the furthest end reachable from it, so the work is tokens × text, never more.
+ */
+function longestMatchEnds(tokens: readonly GlobToken[], text: readonly string[]): Int32Array {
+  const ends = new Int32Array(text.length + 1);
+  // after[s]: the furthest end for tokens s.. matched from i + 1; here[s]: the same from i.
+  let after = new Int32Array(tokens.length + 1).fill(-1);
+  let here = new Int32Array(tokens.length + 1);
+  for (let i = text.length; i >= 0; i--) {
+    here[tokens.length] = i;
+    for (let s = tokens.length - 1; s >= 0; s--) {
+      const token = tokens[s] as GlobToken;
+      if (token.kind === 'star') here[s] = Math.max(here[s + 1] ?? -1, after[s] ?? -1);
+      else here[s] = i < text.length && tokenMatches(token, text[i] as string) ? (after[s + 1] ?? -1) : -1;
+    }
+    ends[i] = here[0] ?? -1;
+    [after, here] = [here, after];
+  }
+  return ends;
 }
 
 /** `${VAR#pat}`, `${VAR##pat}`, `${VAR%pat}`, `${VAR%%pat}`. */
@@ -455,42 +521,40 @@ function trimPattern(value: string, pattern: string, side: 'prefix' | 'suffix', 
   const tokens = parseGlob(pattern, escape);
   const chars = Array.from(value);
   const n = chars.length;
+  // A suffix of the value matches the pattern when its reverse matches the reversed pattern.
+  const matches = side === 'prefix' ? matchingPrefixes(tokens, chars) : matchingPrefixes([...tokens].reverse(), [...chars].reverse());
   for (let k = 0; k <= n; k++) {
     const len = greedy ? n - k : k;
-    const piece = side === 'prefix' ? chars.slice(0, len) : chars.slice(n - len);
-    if (globMatch(tokens, piece)) {
-      return (side === 'prefix' ? chars.slice(len) : chars.slice(0, n - len)).join('');
-    }
+    if (matches[len]) return (side === 'prefix' ? chars.slice(len) : chars.slice(0, n - len)).join('');
   }
   return value;
 }
 
-/** `${VAR/pat/repl}` (first, leftmost-longest match) and `${VAR//pat/repl}` (every match). */
-function replacePattern(value: string, pattern: string, replacement: string, replaceAll: boolean, escape: string): string {
+/**
+ * `${VAR/pat/repl}` (first, leftmost-longest match) and `${VAR//pat/repl}` (every match). Undefined when
+ * the result would be longer than `limit` characters.
+ */
+function replacePattern(value: string, pattern: string, replacement: string, replaceAll: boolean, escape: string, limit: number): string | undefined {
   const tokens = parseGlob(pattern, escape);
   if (tokens.length === 0) return value;
   const chars = Array.from(value);
+  const ends = longestMatchEnds(tokens, chars);
   let out = '';
   let i = 0;
-  let replaced = false;
   while (i < chars.length) {
-    let end = -1;
-    if (replaceAll || !replaced) {
-      for (let j = chars.length; j > i; j--) {
-        if (globMatch(tokens, chars.slice(i, j))) {
-          end = j;
-          break;
-        }
-      }
-    }
+    const end = ends[i] ?? -1;
     if (end > i) {
       out += replacement;
       i = end;
-      replaced = true;
+      if (!replaceAll) {
+        out += chars.slice(i).join('');
+        break;
+      }
     } else {
       out += chars[i] as string;
       i++;
     }
+    if (out.length > limit) return undefined;
   }
-  return out;
+  return out.length > limit ? undefined : out;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { expandWord, expandWords } from '../../src/dockerfile/shell.js';
+import { MAX_EXPANDED_WORD, MAX_PATTERN_WORK, expandWord, expandWords } from '../../src/dockerfile/shell.js';
 import type { VariableLookup } from '../../src/dockerfile/shell.js';
 import { isKilnError } from '../../src/errors.js';
 import { conformanceCorpus } from '../helpers/paths.js';
@@ -385,5 +385,67 @@ describe('Dockerfile word expansion', () => {
     rejects('${XXX?}', 'XXX: is not allowed to be unset');
     rejects('${EMPTY:?}', 'EMPTY: is not allowed to be empty');
     assert.equal(expandWord('${EMPTY?}', lookup).value, '');
+  });
+});
+
+describe('Dockerfile word expansion: bounded work on hostile words', () => {
+  const tooLong = (err: unknown): boolean => isKilnError(err, 'INVALID_INPUT') && err.message.includes(`more than ${MAX_EXPANDED_WORD} characters`) && err.message.length < 400;
+
+  it('stops a self-doubling variable at the word limit, at once (ARG A=${A}${A} 28 times once took 3.5 GB)', () => {
+    const started = Date.now();
+    let value = 'x';
+    let doublings = 0;
+    assert.throws(() => {
+      for (; doublings < 28; doublings++) value = expandWord('${A}${A}', (name) => (name === 'A' ? value : undefined)).value;
+    }, tooLong);
+    assert.equal(doublings, 20);
+    assert.equal(value.length, MAX_EXPANDED_WORD);
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+  });
+
+  it('bounds words and words lists alike, whatever makes them long', () => {
+    const big = 'y'.repeat(MAX_EXPANDED_WORD);
+    const lookup: VariableLookup = (name) => (name === 'BIG' ? big : name === 'SMALL' ? 'ab' : undefined);
+    assert.equal(expandWord('$BIG', lookup).value.length, MAX_EXPANDED_WORD);
+    for (const word of ['$BIG$SMALL', '"${BIG}"x', "${BIG}'x'", '${NONE:-$BIG}.', '${BIG/y/zz}', '${BIG//y/zz}', `${'z'.repeat(MAX_EXPANDED_WORD + 1)}`]) {
+      assert.throws(() => expandWord(word, lookup), tooLong, word.slice(0, 40));
+    }
+    assert.throws(() => expandWords('a $BIG$SMALL b', lookup), tooLong);
+    // The word in the message is cut short.
+    assert.throws(() => expandWord('z'.repeat(MAX_EXPANDED_WORD + 1), lookup), (err: unknown) => tooLong(err) && (err as Error).message.includes(`(${MAX_EXPANDED_WORD + 1} characters)`));
+  });
+
+  it('matches patterns in time linear in the value (replacing in 5,000 characters once took minutes)', () => {
+    const value = 'a'.repeat(200_000);
+    const lookup: VariableLookup = (name) => (name === 'A' ? value : name === 'P' ? '['.repeat(100_000) : name === 'S' ? 'short' : undefined);
+    const started = Date.now();
+    assert.equal(expandWord('${A//b/c}', lookup).value, value);
+    assert.equal(expandWord('${A/a/b}', lookup).value, `b${value.slice(1)}`);
+    assert.equal(expandWord('${A//a*b/c}', lookup).value, value);
+    assert.equal(expandWord('${A%%b*}', lookup).value, value);
+    assert.equal(expandWord('${A%a*}', lookup).value, value.slice(1));
+    assert.equal(expandWord('${A##*a}', lookup).value, '');
+    assert.equal(expandWord('${A#*b}', lookup).value, value);
+    // Thousands of unclosed brackets in a pattern are literal, not each a scan to the end.
+    assert.equal(expandWord('${S//$P/x}', lookup).value, 'short');
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+    // Leftmost-longest, as before.
+    const paths: VariableLookup = (name) => (name === 'V' ? 'ab-ab-abb' : undefined);
+    assert.equal(expandWord('${V//a*b/X}', paths).value, 'X');
+    assert.equal(expandWord('${V//a?/X}', paths).value, 'X-X-Xb');
+    assert.equal(expandWord('${V/b*/X}', paths).value, 'aX');
+    assert.equal(expandWord('${V%-*}', paths).value, 'ab-ab');
+    assert.equal(expandWord('${V%%-*}', paths).value, 'ab');
+    assert.equal(expandWord('${V#*-}', paths).value, 'ab-abb');
+    assert.equal(expandWord('${V##*-}', paths).value, 'abb');
+  });
+
+  it('refuses a pattern substitution that would be more work than a second or so', () => {
+    const value = 'a'.repeat(MAX_EXPANDED_WORD);
+    const pattern = 'a'.repeat(Math.ceil(MAX_PATTERN_WORK / MAX_EXPANDED_WORD) + 1);
+    const lookup: VariableLookup = (name) => (name === 'A' ? value : name === 'P' ? pattern : undefined);
+    for (const word of ['${A//$P/x}', '${A%%$P}', '${A#$P}']) {
+      assert.throws(() => expandWord(word, lookup), (err: unknown) => isKilnError(err, 'INVALID_INPUT') && /more than kiln does for one substitution/.test(err.message), word);
+    }
   });
 });
