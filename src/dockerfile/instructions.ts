@@ -109,16 +109,49 @@ const ALLOWED_FLAGS: Record<string, readonly string[]> = {
   healthcheck: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
 };
 
+const SHOWN_WIDTH = 160;
+const SHOWN_MESSAGE = 600;
+
+/** Control characters made visible, one character for one, so that a Dockerfile cannot drive the terminal. */
+function visible(text: string): string {
+  return text.replace(/\p{Cc}/gu, (ch) => {
+    const code = ch.charCodeAt(0);
+    if (ch === '\t') return ch;
+    return code < 0x20 ? String.fromCharCode(0x2400 + code) : code === 0x7f ? '\u2421' : '\ufffd';
+  });
+}
+
+/**
+ * An instruction (or source line) as kiln shows it in errors and progress: control characters made
+ * visible (a caret under it still lines up) and a long one cut to a window of SHOWN_WIDTH characters
+ * around `at`.
+ */
+export function shownLine(line: string, at = 0): { text: string; at: number } {
+  const text = visible(line);
+  if (text.length <= SHOWN_WIDTH) return { text, at };
+  const start = Math.max(0, Math.min(at - SHOWN_WIDTH / 4, text.length - SHOWN_WIDTH));
+  const end = start + SHOWN_WIDTH;
+  return { text: `${start > 0 ? '…' : ''}${text.slice(start, end)}${end < text.length ? `… (${text.length} characters)` : ''}`, at: at - start + (start > 0 ? 1 : 0) };
+}
+
+/** An error message that quotes the Dockerfile: made visible, and its middle cut when it is long. */
+export function shownMessage(message: string): string {
+  const text = visible(message);
+  return text.length <= SHOWN_MESSAGE ? text : `${text.slice(0, SHOWN_MESSAGE / 2)}…${text.slice(-SHOWN_MESSAGE / 4)}`;
+}
+
 /**
  * An error about one instruction: `file:line:column`, the instruction with a caret under the part the
  * message names (a `--flag` or a quoted word found in it; else its start), and what to do.
  */
 export function instructionError(location: Location, message: string, hint?: string): KilnError {
   const named = [...message.matchAll(/"([^"]+)"|(--[a-z][a-z-]*)/g)].map((m) => m[1] ?? m[2] ?? '');
-  const at = named.map((needle) => location.original.indexOf(needle)).find((index) => index >= 0) ?? 0;
+  // Short needles only: a search for a long one can take time quadratic in the line.
+  const at = named.map((needle) => (needle.length <= SHOWN_WIDTH ? location.original.indexOf(needle) : -1)).find((index) => index >= 0) ?? 0;
+  const shown = shownLine(location.original, at);
   const gutter = `  ${location.startLine} | `;
-  const caret = `${' '.repeat(gutter.length - 2)}| ${' '.repeat(at)}^`;
-  return new KilnError('INVALID_INPUT', `${location.file}:${location.startLine}:${at + 1}: ${message}\n${gutter}${location.original}\n${caret}${hint ? `\n${hint}` : ''}`);
+  const caret = `${' '.repeat(gutter.length - 2)}| ${' '.repeat(shown.at)}^`;
+  return new KilnError('INVALID_INPUT', `${location.file}:${location.startLine}:${at + 1}: ${shownMessage(message)}\n${gutter}${shown.text}\n${caret}${hint ? `\n${hint}` : ''}`);
 }
 
 function levenshtein(a: string, b: string): number {
@@ -379,8 +412,8 @@ export function parseInstructions(source: string, file = 'Dockerfile'): Dockerfi
     parsed = parseDockerfile(source);
   } catch (err) {
     if (err instanceof DockerfileSyntaxError) {
-      const line = source.split('\n')[err.startLine - 1] ?? '';
-      throw new KilnError('INVALID_INPUT', `${file}:${err.startLine}: ${err.message}${line ? `\n  ${err.startLine} | ${line}` : ''}`);
+      const line = shownLine(source.split('\n')[err.startLine - 1] ?? '').text;
+      throw new KilnError('INVALID_INPUT', `${file}:${err.startLine}: ${shownMessage(err.message)}${line ? `\n  ${err.startLine} | ${line}` : ''}`);
     }
     throw err;
   }
@@ -410,7 +443,7 @@ export function parseInstructions(source: string, file = 'Dockerfile'): Dockerfi
     else throw instructionError(location, `${node.keyword.toUpperCase()} before the first FROM: only ARG may come before FROM`, 'start the Dockerfile with FROM <image> (or ARG for values used in FROM)');
   }
   if (stages.length === 0) throw new KilnError('INVALID_INPUT', `${file}: no build stage in the Dockerfile (it needs a FROM instruction)`);
-  return { file, escape: parsed.directives.escape, globalArgs, stages, warnings: parsed.warnings.map((w) => `${file}:${w.line}: ${w.message}`) };
+  return { file, escape: parsed.directives.escape, globalArgs, stages, warnings: parsed.warnings.map((w) => `${file}:${w.line}: ${shownMessage(w.message)}`) };
 }
 
 /** Parses one ONBUILD trigger (stored in an image's config) into an instruction. */

@@ -64,7 +64,8 @@ export class DockerfileSyntaxError extends KilnError {
   }
 }
 
-const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
+// The value's trailing blanks are trimmed in code: `(.+?)\s*$` takes quadratic time on a long line of blanks.
+const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*)$/;
 const KNOWN_DIRECTIVES = new Set(['escape', 'syntax', 'check']);
 const WHITESPACE = /[\t\v\f\r ]+/;
 const HEREDOC_WORD = /^(\d*)<<(-?)([^<]*)$/;
@@ -107,14 +108,14 @@ class DirectiveReader {
     if (this.done) return;
     const match = DIRECTIVE.exec(line);
     const name = match?.[1]?.toLowerCase();
-    if (!match || name === undefined || !KNOWN_DIRECTIVES.has(name)) {
+    const value = match?.[2]?.trimEnd() ?? '';
+    if (!match || name === undefined || value === '' || !KNOWN_DIRECTIVES.has(name)) {
       this.done = true;
       return;
     }
     if (this.values.has(name)) {
       throw new DockerfileSyntaxError(`only one ${name} parser directive can be used`, lineNumber);
     }
-    const value = match[2] ?? '';
     if (name === 'escape') {
       if (value !== '\\' && value !== '`') {
         throw new DockerfileSyntaxError(`invalid escape token '${value}' does not match \` or \\`, lineNumber);
@@ -266,52 +267,59 @@ function extractFlags(line: string, escape: string): { rest: string; flags: stri
   }
 }
 
-/** Whitespace-separated words keeping quotes and escapes verbatim (BuildKit's parseWords). */
+/** Unicode white space (Go's unicode.IsSpace), quick for ASCII. */
+function isWhitespace(code: number, ch: string): boolean {
+  if (code < 0x80) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
+  return /\s/u.test(ch);
+}
+
+/**
+ * Whitespace-separated words keeping quotes and escapes verbatim (BuildKit's parseWords). A word is a
+ * slice of the text, so a long one costs no more than copying it (an escape at the very end is dropped).
+ */
 function wordsKeepingQuotes(rest: string, escape: string): string[] {
   const words: string[] = [];
-  const chars = Array.from(rest);
-  let word = '';
-  let inWord = false;
+  let start = -1;
   let quote = '';
   let blankOk = false;
-  for (let i = 0; i < chars.length; i++) {
-    const ch = chars[i] ?? '';
-    if (!inWord) {
-      if (/\s/u.test(ch)) continue;
-      inWord = true;
+  const end = (at: number): void => {
+    if (blankOk || at > start) words.push(rest.slice(start, at));
+    start = -1;
+    blankOk = false;
+  };
+  for (let i = 0; i < rest.length; i++) {
+    const ch = rest[i] as string;
+    if (start < 0) {
+      if (isWhitespace(rest.charCodeAt(i), ch)) continue;
+      start = i;
     }
     if (quote === '') {
-      if (/\s/u.test(ch)) {
-        if (blankOk || word !== '') words.push(word);
-        word = '';
-        blankOk = false;
-        inWord = false;
+      if (isWhitespace(rest.charCodeAt(i), ch)) {
+        end(i);
         continue;
       }
       if (ch === "'" || ch === '"') {
         quote = ch;
         blankOk = true;
+      } else if (ch === escape) {
+        if (i + 1 === rest.length) {
+          end(i);
+          return words;
+        }
+        i++;
       }
-      if (ch === escape) {
-        if (i + 1 === chars.length) continue;
-        word += ch + (chars[++i] ?? '');
-        continue;
-      }
-      word += ch;
       continue;
     }
     if (ch === quote) quote = '';
-    if (ch === escape && quote !== "'" && ch !== quote) {
-      if (i + 1 === chars.length) {
-        quote = '';
-        continue;
+    else if (ch === escape && quote !== "'") {
+      if (i + 1 === rest.length) {
+        end(i);
+        return words;
       }
-      word += ch + (chars[++i] ?? '');
-      continue;
+      i++;
     }
-    word += ch;
   }
-  if (inWord && (blankOk || word !== '')) words.push(word);
+  if (start >= 0) end(rest.length);
   return words;
 }
 

@@ -226,8 +226,12 @@ class Lexer {
           words?.addRawChar(escaped);
           result = this.bounded(result + escaped);
         } else {
-          words?.addChar(ch);
-          result = this.bounded(result + ch);
+          // A run of plain characters in one piece: a long word is one copy, not one per character.
+          const start = this.pos - 1;
+          while (this.pos < this.chars.length && !this.special(this.chars[this.pos] as string, stops)) this.pos++;
+          const text = this.pos - start === 1 ? ch : this.chars.slice(start, this.pos).join('');
+          if (words) words.addString(text);
+          result = this.bounded(result + text);
         }
       }
     }
@@ -235,6 +239,11 @@ class Lexer {
       this.fail(`missing '${stops[stops.length - 1]}'`);
     }
     return { value: result, stoppedAt: undefined };
+  }
+
+  /** A character that ends a run of plain text. */
+  private special(ch: string, stops: readonly string[]): boolean {
+    return ch === "'" || ch === '"' || ch === '$' || ch === this.escape || stops.includes(ch);
   }
 
   /** Protects the glob characters of quoted text inside a pattern: quoted text matches literally. */
