@@ -382,5 +382,8 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
       });
     }
   }
-  if (exitCode !== 0) throw new KilnError('FAILED', `${input.what}: the command ${JSON.stringify(op.args.join(' '))} returned a non-zero code: ${exitCode}`);
+  const command = op.args.join(' ');
+  // A long command (a script in a heredoc) is cut: the message names the step, its line shows the rest.
+  const shown = command.length > 300 ? `${command.slice(0, 300)}… (${command.length} characters)` : command;
+  if (exitCode !== 0) throw new KilnError('FAILED', `${input.what}: the command ${JSON.stringify(shown)} returned a non-zero code: ${exitCode}`);
 }

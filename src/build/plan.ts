@@ -7,10 +7,11 @@
  */
 import { posix } from 'node:path';
 import { KilnError } from '../errors.js';
-import { type Dockerfile, type Instruction, type Location, type RunMount, type Stage, instructionError, parseTrigger } from '../dockerfile/instructions.js';
+import { type Dockerfile, type Instruction, type Location, type RunMount, type Stage, instructionError, parseTrigger, shownLine } from '../dockerfile/instructions.js';
 import { chompHeredoc } from '../dockerfile/parser.js';
 import { expandWord } from '../dockerfile/shell.js';
 import type { ContainerConfig, HealthConfig, ImageConfig } from '../oci/types.js';
+import { MAX_CONFIG_BYTES } from '../oci/validate.js';
 
 export interface Platform {
   readonly os: string;
@@ -78,10 +79,26 @@ export type Operation =
     }
   | { readonly kind: 'mkdir'; readonly path: string };
 
+/** An instruction that changes only the config (ENV, LABEL, CMD, ...): a history entry, no layer. */
+export interface ConfigChange {
+  /** `[stage 2/5] LABEL a=b` style label for progress. */
+  readonly name: string;
+  readonly createdBy: string;
+}
+
+/**
+ * What the solver commits as one image: an instruction, with the config-only instructions planned just
+ * before it. Those get no image of their own (an image per LABEL would make 20,000 LABELs write 20,000
+ * configs of up to 20,000 labels each), but each keeps its history entry and its progress line. A stage's
+ * steps end with its last instruction, so every stage's result is an image.
+ */
 export interface Step {
+  /** Where the instruction is; `original` as shown to people (control characters visible, cut when long). */
   readonly location: Location;
   /** `[stage 2/5] RUN make` style label for progress. */
   readonly name: string;
+  /** The config-only instructions before this one, in order, committed with it. */
+  readonly preceding: readonly ConfigChange[];
   readonly config: ContainerConfig;
   readonly author?: string;
   readonly createdBy: string;
@@ -201,6 +218,99 @@ function exposedPorts(value: string, location: Location): string[] {
   return Array.from({ length: last - first + 1 }, (_v, i) => `${first + i}/${protocol}`);
 }
 
+/** Config fields that instructions add entries to. */
+type GrowingField = 'Labels' | 'ExposedPorts' | 'Volumes';
+
+/**
+ * The container config while one stage is planned. Instructions change it in place, in time linear in
+ * what they change, and `snapshot()` copies it out for a step that needs a config of its own: copying it
+ * for every instruction made 20,000 LABELs take minutes. Fields keep their order (a new one goes last),
+ * as object spreads of the config would keep it.
+ */
+class StageConfig {
+  private readonly fields: Map<string, unknown>;
+  private readonly growing = new Map<GrowingField, Map<string, object | string>>();
+  private onBuild: string[] | undefined;
+  /** The environment as ENVs left it (expansions read it); written to Env once an ENV changed it. */
+  readonly env: Map<string, string>;
+  private envChanged = false;
+  /** The characters of the environment's and the labels' names and values. */
+  private sizes = 0;
+
+  constructor(config: ContainerConfig) {
+    this.fields = new Map(Object.entries(config));
+    this.env = envMap(config.Env);
+    for (const [key, value] of [...this.env, ...Object.entries(config.Labels ?? {})]) this.sizes += key.length + value.length;
+  }
+
+  /** A lower bound of the config's size as JSON, in bytes: its environment and labels. */
+  get bytes(): number {
+    return this.sizes;
+  }
+
+  get<K extends 'User' | 'WorkingDir' | 'Shell'>(key: K): ContainerConfig[K] {
+    return this.fields.get(key) as ContainerConfig[K];
+  }
+
+  set<K extends Exclude<keyof ContainerConfig, GrowingField | 'Env' | 'OnBuild'>>(key: K, value: ContainerConfig[K]): void {
+    this.fields.set(key, value);
+  }
+
+  setEnv(key: string, value: string): void {
+    const before = this.env.get(key);
+    this.sizes += key.length + value.length - (before === undefined ? 0 : key.length + before.length);
+    this.env.set(key, value);
+    this.envChanged = true;
+    if (!this.fields.has('Env')) this.fields.set('Env', null);
+  }
+
+  add(field: GrowingField, entries: Iterable<readonly [string, object | string]>): void {
+    let map = this.growing.get(field);
+    if (!map) {
+      map = new Map(Object.entries((this.fields.get(field) as Record<string, object | string> | null | undefined) ?? {}));
+      this.growing.set(field, map);
+      if (!this.fields.has(field)) this.fields.set(field, null);
+    }
+    for (const [key, value] of entries) {
+      const before = map.get(key);
+      if (typeof value === 'string') this.sizes += key.length + value.length - (typeof before === 'string' ? key.length + before.length : 0);
+      map.set(key, value);
+    }
+  }
+
+  addOnBuild(trigger: string): void {
+    this.onBuild ??= [...((this.fields.get('OnBuild') as readonly string[] | null | undefined) ?? [])];
+    if (!this.fields.has('OnBuild')) this.fields.set('OnBuild', null);
+    this.onBuild.push(trigger);
+  }
+
+  snapshot(): ContainerConfig {
+    const config: Record<string, unknown> = {};
+    for (const [key, value] of this.fields) {
+      const grown = this.growing.get(key as GrowingField);
+      if (key === 'Env' && this.envChanged) config[key] = [...this.env].map(([k, v]) => `${k}=${v}`);
+      else if (key === 'OnBuild' && this.onBuild) config[key] = [...this.onBuild];
+      else config[key] = grown ? Object.fromEntries(grown) : value;
+    }
+    return config;
+  }
+}
+
+/**
+ * Refuses a value that would reach the OS with a NUL byte in it: paths, user names, command arguments
+ * and environment variables are NUL-terminated strings to the kernel, so none can hold one.
+ */
+function refuseNul(location: Location, what: string, values: Iterable<string>): void {
+  for (const value of values) {
+    if (value.includes('\0')) throw instructionError(location, `${what} contains a NUL byte, which no path, user name, command argument or environment variable can contain`);
+  }
+}
+
+/** The characters of an image config's history lines: a lower bound of their JSON's size. */
+function historyBytes(config: ImageConfig): number {
+  return (config.history ?? []).reduce((sum, entry) => sum + (entry.created_by?.length ?? 0), 0);
+}
+
 /**
  * Plans a build. `baseConfig` gives the config of an external image named by `externalImages` (the
  * engine resolves them first).
@@ -214,9 +324,10 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     const names = stages.flatMap((s) => (s.name ? [s.name] : []));
     throw new KilnError('INVALID_ARGUMENT', `target stage ${JSON.stringify(options.target)} could not be found in ${dockerfile.file}${names.length ? ` (stages: ${names.join(', ')})` : ''}`);
   }
-  const plans = new Map<number, StagePlan & { finalConfig: ContainerConfig; finalImage: { readonly author?: string } }>();
+  type PlannedStage = StagePlan & { finalConfig: ContainerConfig; finalImage: { readonly author?: string }; historyBytes: number };
+  const plans = new Map<number, PlannedStage>();
 
-  const planStage = (stage: Stage): StagePlan & { finalConfig: ContainerConfig; finalImage: { readonly author?: string } } => {
+  const planStage = (stage: Stage): PlannedStage => {
     const existing = plans.get(stage.index);
     if (existing) return existing;
     const baseName = expander(stage.location, escape, (n) => globals.get(n))(stage.base);
@@ -224,22 +335,27 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     let base: Base;
     let config: ContainerConfig;
     let image: { readonly author?: string };
+    /** What the base's history adds to the size of every config of the stage. */
+    let history: number;
     const fromStage = stageNamed(stages, baseName, stage.index);
     if (baseName.toLowerCase() === 'scratch') {
       base = { kind: 'scratch' };
       config = {};
       image = {};
+      history = 0;
     } else if (fromStage !== undefined) {
       const parent = planStage(stages[fromStage] as Stage);
       base = { kind: 'stage', index: fromStage };
       dependsOn.add(fromStage);
       config = parent.finalConfig;
       image = parent.finalImage;
+      history = parent.historyBytes;
     } else {
       base = { kind: 'image', ref: baseName };
-      const { config: baseContainerConfig, author: baseAuthor } = baseConfig(baseName);
-      config = baseContainerConfig ?? {};
-      image = baseAuthor !== undefined ? { author: baseAuthor } : {};
+      const baseImage = baseConfig(baseName);
+      config = baseImage.config ?? {};
+      image = baseImage.author !== undefined ? { author: baseImage.author } : {};
+      history = historyBytes(baseImage);
     }
     if (stage.platform !== undefined) {
       const wanted = expander(stage.location, escape, (n) => globals.get(n))(stage.platform);
@@ -254,24 +370,46 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
 
     // Docker gives every stage a PATH when its base has none.
     if (!options.changesOnly && !(config.Env ?? []).some((e) => e.startsWith('PATH='))) config = { ...config, Env: [DEFAULT_PATH, ...(config.Env ?? [])] };
-    const env = envMap(config.Env);
+    const current = new StageConfig(config);
+    const env = current.env;
     const args = new Map<string, string | undefined>();
     const lookup = (name: string): string | undefined => (env.has(name) ? env.get(name) : args.get(name));
     let shell: readonly string[] = config.Shell ?? DEFAULT_SHELL;
     let cmdSet = false;
     let author = image.author;
     const steps: Step[] = [];
+    /** Config-only instructions since the last step: they go into the next one. */
+    let preceding: (ConfigChange & { readonly location: Location })[] = [];
     const total = triggers.length + stage.instructions.length;
     const isTarget = stage.index === targetIndex;
     const instructions: Instruction[] = [...triggers, ...stage.instructions];
+    const stageLabel = stage.name ?? `stage-${stage.index}`;
+    const shown = (location: Location): Location => ({ file: location.file, startLine: location.startLine, endLine: location.endLine, original: shownLine(location.original).text });
+    /** Makes a step of an instruction and the config-only ones before it, with the config as it is now. */
+    const addStep = (location: Location, name: string, createdBy: string, operation: Operation | undefined, extra: unknown): void => {
+      const stepConfig = current.snapshot();
+      const before = preceding.map(({ name: n, createdBy: c }) => ({ name: n, createdBy: c }));
+      steps.push({
+        location: shown(location),
+        name,
+        preceding: before,
+        config: stepConfig,
+        ...(author !== undefined ? { author } : {}),
+        createdBy,
+        ...(operation ? { operation } : {}),
+        cacheDescriptor: JSON.stringify({ preceding: before.map((p) => p.createdBy), createdBy, config: stepConfig, extra: extra ?? null, author: author ?? null }),
+      });
+      preceding = [];
+    };
 
     for (const [position, instruction] of instructions.entries()) {
       const expand = expander(instruction, escape, lookup);
-      const label = `[${stage.name ?? `stage-${stage.index}`} ${position + 1}/${total}] ${instruction.original}`;
+      const label = `[${stageLabel} ${position + 1}/${total}] ${shownLine(instruction.original).text}`;
       let createdBy = instruction.original;
       let operation: Operation | undefined;
       let extra: unknown;
       const runArgs = (): string[] => [...args].flatMap(([k, v]) => (v === undefined || env.has(k) ? [] : [`${k}=${v}`]));
+      const workingDir = current.get('WorkingDir') || '/';
       switch (instruction.kind) {
         case 'arg':
           for (const arg of instruction.args) {
@@ -285,14 +423,14 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           break;
         case 'env': {
           const pairs = instruction.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
-          for (const [key, value] of pairs) env.set(key, value);
-          config = { ...config, Env: [...env].map(([k, v]) => `${k}=${v}`) };
+          refuseNul(instruction, 'an ENV name or value', pairs.flat());
+          for (const [key, value] of pairs) current.setEnv(key, value);
           createdBy = `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`;
           break;
         }
         case 'label': {
           const pairs = instruction.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
-          config = { ...config, Labels: { ...(config.Labels ?? {}), ...Object.fromEntries(pairs) } };
+          current.add('Labels', pairs);
           createdBy = `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`;
           break;
         }
@@ -301,53 +439,68 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           createdBy = `MAINTAINER ${instruction.value}`;
           break;
         case 'workdir': {
-          const path = posix.resolve(config.WorkingDir || '/', expand(instruction.value));
-          config = { ...config, WorkingDir: path };
+          const path = posix.resolve(workingDir, expand(instruction.value));
+          refuseNul(instruction, 'the WORKDIR path', [path]);
+          current.set('WorkingDir', path);
           operation = { kind: 'mkdir', path };
           createdBy = `WORKDIR ${path}`;
           break;
         }
-        case 'user':
-          config = { ...config, User: expand(instruction.value) };
-          createdBy = `USER ${config.User ?? ''}`;
+        case 'user': {
+          const user = expand(instruction.value);
+          refuseNul(instruction, 'the USER name', [user]);
+          current.set('User', user);
+          createdBy = `USER ${user}`;
           break;
-        case 'stopsignal':
-          config = { ...config, StopSignal: expand(instruction.value) };
-          createdBy = `STOPSIGNAL ${config.StopSignal ?? ''}`;
+        }
+        case 'stopsignal': {
+          const signal = expand(instruction.value);
+          current.set('StopSignal', signal);
+          createdBy = `STOPSIGNAL ${signal}`;
           break;
+        }
         case 'expose': {
           const ports = instruction.values.flatMap((v) => exposedPorts(expand(v), instruction));
-          config = { ...config, ExposedPorts: { ...(config.ExposedPorts ?? {}), ...Object.fromEntries(ports.map((p) => [p, {}])) } };
+          current.add('ExposedPorts', ports.map((p) => [p, {}] as const));
           createdBy = `EXPOSE ${ports.join(' ')}`;
           break;
         }
         case 'volume': {
           const volumes = instruction.values.map(expand);
           if (volumes.some((v) => v.trim() === '')) throw instructionError(instruction, 'VOLUME specified can not be an empty string');
-          config = { ...config, Volumes: { ...(config.Volumes ?? {}), ...Object.fromEntries(volumes.map((v) => [v, {}])) } };
+          refuseNul(instruction, 'a VOLUME path', volumes);
+          current.add('Volumes', volumes.map((v) => [v, {}] as const));
           createdBy = `VOLUME [${volumes.map((v) => JSON.stringify(v)).join(', ')}]`;
           break;
         }
         case 'shell':
           shell = instruction.args;
-          config = { ...config, Shell: [...shell] };
+          current.set('Shell', [...shell]);
           createdBy = `SHELL ${JSON.stringify(shell)}`;
           break;
-        case 'cmd':
-          config = { ...config, Cmd: shellCommand(instruction.command, shell) };
+        case 'cmd': {
+          const cmd = shellCommand(instruction.command, shell);
+          refuseNul(instruction, 'the CMD command', cmd);
+          current.set('Cmd', cmd);
           cmdSet = true;
-          createdBy = `CMD ${JSON.stringify(config.Cmd)}`;
+          createdBy = `CMD ${JSON.stringify(cmd)}`;
           break;
-        case 'entrypoint':
-          config = { ...config, Entrypoint: shellCommand(instruction.command, shell), ...(cmdSet ? {} : { Cmd: null }) };
-          createdBy = `ENTRYPOINT ${JSON.stringify(config.Entrypoint)}`;
+        }
+        case 'entrypoint': {
+          const entrypoint = shellCommand(instruction.command, shell);
+          refuseNul(instruction, 'the ENTRYPOINT command', entrypoint);
+          current.set('Entrypoint', entrypoint);
+          if (!cmdSet) current.set('Cmd', null);
+          createdBy = `ENTRYPOINT ${JSON.stringify(entrypoint)}`;
           break;
+        }
         case 'healthcheck': {
           let health: HealthConfig;
           if (instruction.none) health = { Test: ['NONE'] };
           else {
             const command = instruction.command;
             const test = command === undefined ? [] : command.form === 'exec' ? ['CMD', ...command.args] : ['CMD-SHELL', command.line];
+            refuseNul(instruction, 'the HEALTHCHECK command', test);
             health = {
               Test: test,
               ...(instruction.interval !== undefined ? { Interval: instruction.interval } : {}),
@@ -357,12 +510,12 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
               ...(instruction.retries !== undefined ? { Retries: instruction.retries } : {}),
             };
           }
-          config = { ...config, Healthcheck: health };
+          current.set('Healthcheck', health);
           createdBy = `HEALTHCHECK ${JSON.stringify(health)}`;
           break;
         }
         case 'onbuild':
-          config = { ...config, OnBuild: [...(config.OnBuild ?? []), instruction.trigger] };
+          current.addOnBuild(instruction.trigger);
           createdBy = `ONBUILD ${instruction.trigger}`;
           break;
         case 'run': {
@@ -382,7 +535,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             }
           } else argv = shellCommand(instruction.command, shell);
           const mounts: ResolvedMount[] = instruction.mounts.map((mount) => {
-            const target = mount.target !== undefined ? posix.resolve(config.WorkingDir || '/', expand(mount.target)) : `/run/secrets/${mount.id ?? posix.basename(mount.source ?? '')}`;
+            const target = mount.target !== undefined ? posix.resolve(workingDir, expand(mount.target)) : `/run/secrets/${mount.id ?? posix.basename(mount.source ?? '')}`;
             const from = mount.from !== undefined ? expand(mount.from) : undefined;
             let fromSource: Source | undefined;
             if (mount.type === 'bind' || (mount.type === 'cache' && from !== undefined)) {
@@ -399,14 +552,22 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             if (mount.type === 'secret' && mount.id === undefined && mount.source === undefined && mount.target === undefined) {
               throw instructionError(instruction, '--mount=type=secret needs an id (id=mysecret)');
             }
-            return { ...mount, target, ...(mount.source !== undefined ? { source: expand(mount.source) } : {}), ...(fromSource ? { fromSource } : {}) };
+            const source = mount.source !== undefined ? expand(mount.source) : undefined;
+            refuseNul(instruction, 'a --mount path or id', [target, ...(source !== undefined ? [source] : []), ...(mount.id !== undefined ? [mount.id] : [])]);
+            return { ...mount, target, ...(source !== undefined ? { source } : {}), ...(fromSource ? { fromSource } : {}) };
           });
           const buildArgs = runArgs();
           const network = instruction.network ?? 'default';
-          operation = { kind: 'exec', args: argv, env: [...[...env].map(([k, v]) => `${k}=${v}`), ...buildArgs], user: config.User ?? '', cwd: config.WorkingDir || '/', network, mounts, scripts };
+          const user = current.get('User') ?? '';
+          const runEnv = [...[...env].map(([k, v]) => `${k}=${v}`), ...buildArgs];
+          refuseNul(instruction, 'the RUN command', argv);
+          refuseNul(instruction, 'the environment of RUN (its ENV and ARG values)', runEnv);
+          refuseNul(instruction, 'the user or working directory of RUN', [user, workingDir]);
+          operation = { kind: 'exec', args: argv, env: runEnv, user, cwd: workingDir, network, mounts, scripts };
           createdBy = `RUN ${buildArgs.length > 0 ? `|${buildArgs.length} ${buildArgs.join(' ')} ` : ''}${argv.join(' ')}`;
           // Proxy args reach RUN's environment but neither history nor the cache key (Docker's rule).
           const proxies = PROXY_ARGS.flatMap((name) => (options.buildArgs.has(name) && !args.has(name) ? [`${name}=${options.buildArgs.get(name) ?? ''}`] : []));
+          refuseNul(instruction, 'a proxy build argument', proxies);
           if (proxies.length > 0) operation = { ...operation, env: [...operation.env, ...proxies] };
           extra = { args: argv, env: operation.env.filter((e) => !proxies.includes(e)), user: operation.user, cwd: operation.cwd, network, mounts: mounts.map((m) => ({ ...m })), scripts };
           break;
@@ -432,9 +593,13 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           const sources = instruction.sources.filter((s) => !/^\d*<<-?/.test(s) || !heredocNames.has(s.replace(/^\d*<<-?\s*["']?|["']$/g, ''))).map(expand);
           const rawDestination = expand(instruction.destination);
           const destinationIsDir = rawDestination.endsWith('/') || rawDestination === '.' || rawDestination.endsWith('/.') || sources.length + inline.length > 1;
-          const destination = posix.resolve(config.WorkingDir || '/', rawDestination);
+          const destination = posix.resolve(workingDir, rawDestination);
           const chmod = instruction.chmod !== undefined ? Number.parseInt(instruction.chmod, 8) : undefined;
           const chown = instruction.chown !== undefined ? expand(instruction.chown) : undefined;
+          const what = instruction.kind.toUpperCase();
+          refuseNul(instruction, `the ${what} destination`, [destination]);
+          refuseNul(instruction, `a ${what} source`, [...sources, ...inline.map((file) => file.name)]);
+          refuseNul(instruction, `the ${what} --chown`, chown !== undefined ? [chown] : []);
           operation = {
             kind: 'copy',
             from,
@@ -449,26 +614,27 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             excludes: instruction.excludes.map(expand),
           };
           const flags = [instruction.from !== undefined ? `--from=${expand(instruction.from)}` : '', chown !== undefined ? `--chown=${chown}` : '', instruction.chmod !== undefined ? `--chmod=${instruction.chmod}` : ''].filter(Boolean);
-          createdBy = `${instruction.kind.toUpperCase()} ${[...flags, ...instruction.sources.map((s) => (heredocNames.size > 0 ? s : expand(s))), rawDestination].join(' ')}`;
-          extra = { ...operation, user: config.User ?? '' };
+          createdBy = `${what} ${[...flags, ...instruction.sources.map((s) => (heredocNames.size > 0 ? s : expand(s))), rawDestination].join(' ')}`;
+          extra = { ...operation, user: current.get('User') ?? '' };
           break;
         }
       }
-      steps.push({
-        location: instruction,
-        name: label,
-        config,
-        ...(author !== undefined ? { author } : {}),
-        createdBy,
-        ...(operation ? { operation } : {}),
-        cacheDescriptor: JSON.stringify({ createdBy, config, extra: extra ?? null, author: author ?? null }),
-      });
+      history += createdBy.length;
+      if (history + current.bytes > MAX_CONFIG_BYTES) {
+        throw instructionError(instruction, `the image config would be more than ${MAX_CONFIG_BYTES} bytes (8 MiB), the most kiln's store reads: keep big values out of ENV, LABEL and build arguments (put files in the build context and COPY them)`);
+      }
+      if (operation) addStep(instruction, label, createdBy, operation, extra);
+      else preceding.push({ location: instruction, name: label, createdBy });
     }
     if (isTarget && Object.keys(options.labels).length > 0) {
-      config = { ...config, Labels: { ...(config.Labels ?? {}), ...options.labels } };
+      current.add('Labels', Object.entries(options.labels));
       const createdBy = `LABEL ${Object.entries(options.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`;
-      steps.push({ location: stage.location, name: `[${stage.name ?? `stage-${stage.index}`}] --label`, config, createdBy, cacheDescriptor: JSON.stringify({ createdBy, config }) });
+      history += createdBy.length;
+      preceding.push({ location: stage.location, name: `[${stageLabel}] --label`, createdBy });
     }
+    // The stage ends with its last instruction: the config-only ones at its end make its last step.
+    const last = preceding.pop();
+    if (last) addStep(last.location, last.name, last.createdBy, undefined, undefined);
     const plan = {
       index: stage.index,
       ...(stage.name ? { name: stage.name } : {}),
@@ -476,8 +642,9 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
       platform: options.platform,
       steps,
       dependsOn: [...dependsOn],
-      finalConfig: config,
+      finalConfig: current.snapshot(),
       finalImage: { ...image, ...(author !== undefined ? { author } : {}) },
+      historyBytes: history,
     };
     plans.set(stage.index, plan);
     return plan;
@@ -486,7 +653,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
   planStage(stages[targetIndex] as Stage);
   const unusedBuildArgs = [...options.buildArgs.keys()].filter((name) => !declaredArgs.has(name) && !PROXY_ARGS.includes(name));
   return {
-    stages: [...plans.values()].sort((a, b) => a.index - b.index).map(({ finalConfig: _c, finalImage: _i, ...rest }) => rest),
+    stages: [...plans.values()].sort((a, b) => a.index - b.index).map(({ finalConfig: _c, finalImage: _i, historyBytes: _h, ...rest }) => rest),
     target: targetIndex,
     unusedBuildArgs,
   };

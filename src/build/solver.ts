@@ -18,6 +18,7 @@ import { writeTar } from '../layer/tar/writer.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
+import { MAX_CONFIG_BYTES } from '../oci/validate.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import { guardUndo, shellQuote } from '../runtime/guard.js';
 import { type MountSpec, type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
@@ -272,26 +273,29 @@ export class Solver {
   }
 
   private async step(plan: StagePlan, step: Step, state: State): Promise<State> {
-    const id = this.nextStepId++;
     const { events, store } = this.options;
     const what = `${step.location.file}:${step.location.startLine}: ${step.location.original}`;
-    events({ type: 'step', id, name: step.name });
-    const started = Date.now();
     // The key chains the previous step's key, not its image ID: it stays the same when a step was taken
     // from another image's inline cache, and does not depend on when a step ran.
     const key = sha256(JSON.stringify({ parent: state.key, step: step.cacheDescriptor, content: await this.contentKey(step.operation, what) }));
+    let reused: State | undefined;
     if (!this.options.noCache(plan.index)) {
       const cached = store.db.cachedImage(key);
-      if (cached && store.holdImage(this.options.lease, cached)) {
-        events({ type: 'cached', id });
-        return { imageId: cached, config: store.configOf(cached), key };
-      }
-      const reused = await this.fromInlineCache(state, step, key);
-      if (reused) {
-        events({ type: 'cached', id });
-        return reused;
-      }
+      reused = cached && store.holdImage(this.options.lease, cached) ? { imageId: cached, config: store.configOf(cached), key } : await this.fromInlineCache(state, step, key);
     }
+    // The config-only instructions planned into this step show as steps of their own, cached when it is.
+    for (const change of step.preceding) {
+      const changeId = this.nextStepId++;
+      events({ type: 'step', id: changeId, name: change.name });
+      events(reused ? { type: 'cached', id: changeId } : { type: 'done', id: changeId, seconds: 0 });
+    }
+    const id = this.nextStepId++;
+    events({ type: 'step', id, name: step.name });
+    if (reused) {
+      events({ type: 'cached', id });
+      return reused;
+    }
+    const started = Date.now();
     // The step's whole output is kept (up to a bound) so that a failure can show all of it, not a clipped
     // part; a RUN's secrets are masked in it before it is shown or kept.
     const log: Buffer[] = [];
@@ -336,7 +340,8 @@ export class Solver {
     const { store, epoch } = this.options;
     const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString();
     const diffIds = [...state.config.rootfs.diff_ids, ...(layer ? [layer.diffId] : [])];
-    const history = [...(state.config.history ?? []), { created, created_by: step.createdBy, ...(layer ? {} : { empty_layer: true }) }];
+    const preceding = step.preceding.map((change) => ({ created, created_by: change.createdBy, empty_layer: true }));
+    const history = [...(state.config.history ?? []), ...preceding, { created, created_by: step.createdBy, ...(layer ? {} : { empty_layer: true }) }];
     const parentRow = state.imageId ? store.db.image(state.imageId) : undefined;
     const below = parentRow ? (await store.image(parentRow)).layers : [];
     return this.writeState(state, step, key, { created, diffIds, history, layers: [...below, ...(layer ? [layer] : [])] });
@@ -357,6 +362,9 @@ export class Solver {
       [INLINE_CACHE]: [...inlineCache(state.config), { key, layers: parts.diffIds.length, history: parts.history.length }],
     };
     const rawConfig = Buffer.from(JSON.stringify(config));
+    // The planner stops most configs that grow too big at the instruction that does it; this is the exact size.
+    const { file, startLine, original } = step.location;
+    if (rawConfig.length > MAX_CONFIG_BYTES) throw new KilnError('INVALID_INPUT', `${file}:${startLine}: the image config after ${original} would be ${rawConfig.length} bytes, more than the ${MAX_CONFIG_BYTES} (8 MiB) kiln's store reads`);
     const id = sha256(rawConfig);
     await store.writeImage(lease, { image: { id, rawConfig, config, layers: parts.layers }, names: [] }, step.name, state.imageId ?? '');
     return { imageId: id, config, key };

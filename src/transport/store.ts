@@ -10,7 +10,7 @@ import { type ImageRow, type LayerBlobRow, MetaDb } from '../meta/db.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType, isManifestType, ociLayerType, layerCompression } from '../oci/mediatypes.js';
 import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
-import { parseJson, validateImageConfig, validateManifest } from '../oci/validate.js';
+import { MAX_CONFIG_BYTES, parseJson, validateImageConfig, validateManifest } from '../oci/validate.js';
 
 /** A source passed on as it is read, noting whether it came to its end or failed (with its own error). */
 class WatchedSource implements AsyncIterable<Uint8Array> {
@@ -308,7 +308,7 @@ export class LocalStore {
     } catch (err) {
       throw this.removedMeanwhile(id) ?? err;
     }
-    return validateImageConfig(parseJson(rawConfig, what), what);
+    return validateImageConfig(parseJson(rawConfig, what, MAX_CONFIG_BYTES), what);
   }
 
   /**
@@ -326,7 +326,7 @@ export class LocalStore {
         throw this.removedMeanwhile(row.id) ?? err;
       });
     const rawConfig = await read(row.id);
-    const config: ImageConfig = validateImageConfig(parseJson(rawConfig, `config of image ${row.id}`), `config of image ${row.id}`);
+    const config: ImageConfig = validateImageConfig(parseJson(rawConfig, `config of image ${row.id}`, MAX_CONFIG_BYTES), `config of image ${row.id}`);
     const manifestBytes = await read(row.manifestDigest);
     const manifest = validateManifest(parseJson(manifestBytes, `manifest ${row.manifestDigest}`), `manifest ${row.manifestDigest}`);
     const layers = manifest.layers.map((descriptor, index): Layer => {
