@@ -395,6 +395,13 @@ export class Engine {
       for (const digest of this.db.imageBlobs(row.id)) {
         if (!present.has(digest)) problems.push(`image ${row.id} needs blob ${digest}, which is missing`);
       }
+      // A config kiln cannot read (too big, not an image config) breaks every command that names the image.
+      try {
+        if (present.has(row.id)) this.store.configOf(row.id);
+      } catch (err) {
+        if (!isKilnError(err)) throw err;
+        problems.push(`image ${row.id} cannot be read: ${err.message}`);
+      }
     }
     const referenced = this.db.referencedBlobs(this.db.leases().map((l) => l.id));
     for (const digest of present) if (!referenced.has(digest)) orphans.push(`unreferenced blob ${digest}`);
