@@ -5,17 +5,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { isKilnError } from '../../src/errors.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/paths.js';
-
-/** A small deterministic PRNG (mulberry32) so a failing sequence can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/prng.js';
 
 const ARCHIVES = ['busybox-docker20-save.tar', 'whiteouts-docker20-save.tar', 'whiteouts-oci-layout', 'whiteouts-oci-zstd'] as const;
 const unavailable = await fixturesUnavailable(...ARCHIVES);
