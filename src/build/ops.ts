@@ -82,11 +82,24 @@ async function makeDirectories(root: string, path: string, owner: { uid: number;
   return host;
 }
 
+/**
+ * Runs what reads the Dockerfile's USER or --chown against the image: a user it cannot resolve (an ID out
+ * of range, a passwd file that makes no sense) is an error on the step's line, not a flag's.
+ */
+async function forStep<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof KilnError && (err.code === 'INVALID_ARGUMENT' || err.code === 'INVALID_INPUT')) throw new KilnError('INVALID_INPUT', `${what}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
 /** `--chown=user:group` resolved through the image's own /etc/passwd and /etc/group. */
-async function owner(rootfs: string, chownSpec: string | undefined): Promise<{ uid: number; gid: number } | undefined> {
+async function owner(rootfs: string, chownSpec: string | undefined, what: string): Promise<{ uid: number; gid: number } | undefined> {
   if (chownSpec === undefined) return undefined;
   const [user = '', group] = chownSpec.split(':');
-  const resolved = await resolveUser(rootfs, group === undefined ? user : `${user}:${group}`);
+  const resolved = await forStep(what, () => resolveUser(rootfs, group === undefined ? user : `${user}:${group}`));
   // `--chown=1000` without a group: gid = uid when the user is not in passwd (Docker's rule).
   const gid = group === undefined && /^\d+$/.test(user) && resolved.gid === 0 ? resolved.uid : resolved.gid;
   return { uid: resolved.uid, gid };
@@ -230,7 +243,7 @@ async function* openWhenRead(path: string, size: number): AsyncGenerator<Uint8Ar
 /** COPY/ADD into a mounted root filesystem, with Docker's destination rules. */
 export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<void> {
   const { rootfs, source, what } = input;
-  const ownerIds = await owner(rootfs, op.chown);
+  const ownerIds = await owner(rootfs, op.chown, what);
   const rootOwner = ownerIds ?? { uid: 0, gid: 0 };
   const isUrl = (s: string): boolean => op.add && /^https?:\/\//.test(s);
   const tops: ContextEntry[] = [];
@@ -358,7 +371,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     await writeFile(file, script.content, { mode: 0o755 });
     extraMounts.push({ destination: `/dev/pipes/${script.name}`, type: 'bind', source: file, options: ['rbind', 'ro'] });
   }
-  const spec = (await runtimeSpec({ Env: op.env, User: op.user, WorkingDir: op.cwd }, rootfs, files, {
+  const spec = (await forStep(input.what, () => runtimeSpec({ Env: op.env, User: op.user, WorkingDir: op.cwd }, rootfs, files, {
     entrypoint: '',
     cmd: op.args,
     env: [],
@@ -367,7 +380,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     hostname,
     network: op.network === 'none' ? 'none' : 'host',
     volumes: [],
-  })) as { mounts: object[] };
+  }))) as { mounts: object[] };
   spec.mounts.push(...extraMounts);
   // The owner's pid in the ID: after a kill -9 of kiln, prune finds the runtime containers it left.
   const id = `${BUILD_CONTAINER_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`;

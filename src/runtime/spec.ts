@@ -102,6 +102,29 @@ async function imageFile(rootfs: string, path: string): Promise<string[][]> {
   return (await readFile(full, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
 }
 
+/** The largest user or group ID: a uid_t is 32 bits, and (uid_t)-1 means "no change" to the kernel. */
+const MAX_ID = 0xfffffffe;
+
+/** A user or group name as a message shows it: as it is when plain and short, else quoted and cut. */
+function quoted(name: string): string {
+  return name.length <= 64 && /^[!-~]+$/.test(name) ? name : JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+}
+
+/** A numeric ID given for a user or group, refused when no uid_t can hold it. */
+function givenId(text: string, kind: 'user' | 'group'): number {
+  const id = Number(text);
+  if (id > MAX_ID) throw new KilnError('INVALID_ARGUMENT', `${kind} ID ${quoted(text)} is out of range: IDs go from 0 to ${MAX_ID}`);
+  return id;
+}
+
+/** An ID field of the image's /etc/passwd or /etc/group, refused when it is not one. */
+function fileId(text: string | undefined, file: string, name: string): number {
+  if (text === undefined || !/^\d{1,10}$/.test(text) || Number(text) > MAX_ID) {
+    throw new KilnError('INVALID_INPUT', `the image's ${file} gives ${quoted(name)} the ID ${quoted(text ?? '')}, which is not a number from 0 to ${MAX_ID}`);
+  }
+  return Number(text);
+}
+
 /** Resolves `name|uid[:group|gid]` through the image's passwd and group files, as Docker does. */
 export async function resolveUser(rootfs: string, user: string): Promise<{ uid: number; gid: number; home: string; additionalGids: number[] }> {
   const [userPart = '', groupPart] = user.split(':', 2);
@@ -114,26 +137,27 @@ export async function resolveUser(rootfs: string, user: string): Promise<{ uid: 
   if (userPart !== '') {
     const entry = passwd.find((p) => p[0] === userPart) ?? (/^\d+$/.test(userPart) ? passwd.find((p) => p[2] === userPart) : undefined);
     if (entry) {
-      name = entry[0];
-      uid = Number(entry[2]);
-      gid = Number(entry[3]);
+      name = entry[0] ?? '';
+      uid = fileId(entry[2], '/etc/passwd', name);
+      gid = fileId(entry[3], '/etc/passwd', name);
       home = entry[5] || '/';
     } else if (/^\d+$/.test(userPart)) {
-      uid = Number(userPart);
+      uid = givenId(userPart, 'user');
     } else {
-      throw new KilnError('INVALID_ARGUMENT', `unable to find user ${userPart}: no matching entries in the image's /etc/passwd`);
+      throw new KilnError('INVALID_ARGUMENT', `unable to find user ${quoted(userPart)}: no matching entries in the image's /etc/passwd`);
     }
   } else {
     home = passwd.find((p) => p[2] === '0')?.[5] ?? '/root';
   }
   if (groupPart !== undefined && groupPart !== '') {
     const entry = groups.find((g) => g[0] === groupPart) ?? (/^\d+$/.test(groupPart) ? groups.find((g) => g[2] === groupPart) : undefined);
-    if (entry) gid = Number(entry[2]);
-    else if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
-    else throw new KilnError('INVALID_ARGUMENT', `unable to find group ${groupPart}: no matching entries in the image's /etc/group`);
+    if (entry) gid = fileId(entry[2], '/etc/group', entry[0] ?? '');
+    else if (/^\d+$/.test(groupPart)) gid = givenId(groupPart, 'group');
+    else throw new KilnError('INVALID_ARGUMENT', `unable to find group ${quoted(groupPart)}: no matching entries in the image's /etc/group`);
   }
   // Docker lists the primary group among the supplementary ones too (`id` shows groups=GID(...)).
-  const additionalGids = [gid, ...(name ? groups.filter((g) => (g[3] ?? '').split(',').includes(name) && Number(g[2]) !== gid).map((g) => Number(g[2])) : [])];
+  const member = name === undefined ? [] : groups.filter((g) => (g[3] ?? '').split(',').includes(name));
+  const additionalGids = [gid, ...member.map((g) => fileId(g[2], '/etc/group', g[0] ?? '')).filter((id) => id !== gid)];
   return { uid, gid, home, additionalGids };
 }
 

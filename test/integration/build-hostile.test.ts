@@ -113,6 +113,24 @@ describe('kiln build: hostile Dockerfiles get a clear error, in bounded time and
     await assertClean(kiln);
   });
 
+  it('refuses user IDs out of range in --chown and USER, naming the line (a huge --chown was an internal error)', async () => {
+    const { kiln } = await storeWithBusybox();
+    const cases: [string, RegExp][] = [
+      ['COPY --chown=42949676767676767676 Dockerfile /x', /COPY --chown=42949676767676767676 Dockerfile \/x: user ID 42949676767676767676 is out of range: IDs go from 0 to 4294967294/],
+      ['COPY --chown=1:4294967295 Dockerfile /x', /group ID 4294967295 is out of range/],
+      ['USER 4294967295\nRUN true', /RUN true: user ID 4294967295 is out of range/],
+    ];
+    for (const [instruction, message] of cases) {
+      const context = await contextWith(`FROM busybox\n${instruction}\n`);
+      const result = await kiln(['build', '-q', context]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.doesNotMatch(result.stderr, /internal error|\n\s+at /);
+      assert.match(result.stderr, new RegExp(`^Error: ${join(context, 'Dockerfile')}:[23]: `));
+      assert.match(result.stderr, message);
+    }
+    await assertClean(kiln);
+  });
+
   it('system check reports an image whose config kiln cannot read, and prune removes it', async () => {
     const { root, kiln } = await storeWithBusybox();
     // A kiln before the build checked config sizes could store such an image; nothing can now, so the test writes one.
