@@ -123,27 +123,35 @@ interface Progress {
 
 /**
  * BuildKit's tty progress: a `[+] Building` header and one line per step with its time, redrawn in
- * place (10 times a second and on every event); a running step shows its latest output line under it.
+ * place 10 times a second; a running step shows its latest output line under it. Only the latest steps
+ * that fit the terminal are drawn: a frame of 20,000 steps per event made 20,000 LABELs take hours.
  * The last frame stays on the screen.
  */
 function ttyProgress(io: Io): Progress {
   const started = Date.now();
   const steps = new Map<number, StepView>();
+  let finished = 0;
   let drawn = 0;
   const seconds = (from: number, to = Date.now()): string => `${((to - from) / 1000).toFixed(1)}s`;
   const width = (): number => Math.max(40, ((io.stderr as { columns?: number }).columns ?? 100) - 1);
+  const height = (): number => Math.max(4, ((io.stderr as { rows?: number }).rows ?? 24) - 2);
   const clip = (line: string): string => (line.length > width() ? `${line.slice(0, width() - 1)}…` : line);
-  const draw = (finished?: boolean): void => {
-    const done = [...steps.values()].filter((s) => s.state !== 'running').length;
-    const lines = [`[+] Building ${seconds(started)} (${done}/${steps.size})${finished === undefined ? '' : finished ? ' FINISHED' : ' FAILED'}`];
-    for (const step of steps.values()) {
+  const draw = (ok?: boolean): void => {
+    const lines = [`[+] Building ${seconds(started)} (${finished}/${steps.size})${ok === undefined ? '' : ok ? ' FINISHED' : ' FAILED'}`];
+    const shown: string[] = [];
+    // From the newest step back, as many lines as fit.
+    for (const step of [...steps.values()].slice(-height()).reverse()) {
       const label = `${step.state === 'cached' ? 'CACHED ' : step.state === 'error' ? 'ERROR ' : ''}${step.name}`;
       const time = seconds(step.started, step.ended);
       const room = width() - time.length - 5;
-      lines.push(` => ${(label.length > room ? `${label.slice(0, room - 1)}…` : label).padEnd(room)} ${time}`);
-      if (step.state === 'running' && step.lastLine) lines.push(clip(` => => # ${step.lastLine}`));
+      if (step.state === 'running' && step.lastLine) shown.push(clip(` => => # ${step.lastLine}`));
+      shown.push(` => ${(label.length > room ? `${label.slice(0, room - 1)}…` : label).padEnd(room)} ${time}`);
+      if (shown.length >= height()) break;
     }
+    lines.push(...shown.slice(0, height()).reverse());
     io.stderr.write(`${drawn > 0 ? `\x1b[${drawn}A` : ''}${lines.map((l) => `\x1b[2K${l}\n`).join('')}`);
+    // Lines of a taller frame before stay below this one: clear them.
+    if (drawn > lines.length) io.stderr.write(`${'\x1b[2K\n'.repeat(drawn - lines.length)}\x1b[${drawn - lines.length}A`);
     drawn = lines.length;
   };
   const timer = setInterval(() => draw(), 100);
@@ -153,10 +161,10 @@ function ttyProgress(io: Io): Progress {
       if (event.type === 'step') steps.set(event.id, { name: event.name, started: Date.now(), state: 'running', lastLine: '' });
       else if (step && event.type === 'log') step.lastLine = event.text.trimEnd().split('\n').at(-1) ?? step.lastLine;
       else if (step) {
+        if (step.state === 'running') finished++;
         step.state = event.type === 'cached' ? 'cached' : event.type === 'done' ? 'done' : 'error';
         step.ended = Date.now();
       }
-      draw();
     },
     finish: (ok) => {
       clearInterval(timer);
