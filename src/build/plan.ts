@@ -306,6 +306,21 @@ function refuseNul(location: Location, what: string, values: Iterable<string>): 
   }
 }
 
+/** Linux's longest file name (NAME_MAX) and longest path a system call takes (PATH_MAX, less its NUL). */
+const NAME_MAX = 255;
+const PATH_MAX = 4095;
+
+/** Refuses a path no filesystem takes: with a NUL byte, a name over NAME_MAX bytes, or over PATH_MAX in all. */
+function refusePaths(location: Location, what: string, paths: readonly string[]): void {
+  refuseNul(location, what, paths);
+  for (const path of paths) {
+    const bytes = Buffer.byteLength(path);
+    if (bytes > PATH_MAX) throw instructionError(location, `${what} is ${bytes} bytes long, more than the ${PATH_MAX} a path can have`);
+    const name = path.split('/').find((part) => Buffer.byteLength(part) > NAME_MAX);
+    if (name !== undefined) throw instructionError(location, `${what} has a name of ${Buffer.byteLength(name)} bytes, more than the ${NAME_MAX} a file name can have`);
+  }
+}
+
 /** The characters of an image config's history lines: a lower bound of their JSON's size. */
 function historyBytes(config: ImageConfig): number {
   return (config.history ?? []).reduce((sum, entry) => sum + (entry.created_by?.length ?? 0), 0);
@@ -440,7 +455,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           break;
         case 'workdir': {
           const path = posix.resolve(workingDir, expand(instruction.value));
-          refuseNul(instruction, 'the WORKDIR path', [path]);
+          refusePaths(instruction, 'the WORKDIR path', [path]);
           current.set('WorkingDir', path);
           operation = { kind: 'mkdir', path };
           createdBy = `WORKDIR ${path}`;
@@ -468,7 +483,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
         case 'volume': {
           const volumes = instruction.values.map(expand);
           if (volumes.some((v) => v.trim() === '')) throw instructionError(instruction, 'VOLUME specified can not be an empty string');
-          refuseNul(instruction, 'a VOLUME path', volumes);
+          refusePaths(instruction, 'a VOLUME path', volumes);
           current.add('Volumes', volumes.map((v) => [v, {}] as const));
           createdBy = `VOLUME [${volumes.map((v) => JSON.stringify(v)).join(', ')}]`;
           break;
@@ -553,7 +568,8 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
               throw instructionError(instruction, '--mount=type=secret needs an id (id=mysecret)');
             }
             const source = mount.source !== undefined ? expand(mount.source) : undefined;
-            refuseNul(instruction, 'a --mount path or id', [target, ...(source !== undefined ? [source] : []), ...(mount.id !== undefined ? [mount.id] : [])]);
+            refusePaths(instruction, 'a --mount target', [target]);
+            refuseNul(instruction, 'a --mount source or id', [...(source !== undefined ? [source] : []), ...(mount.id !== undefined ? [mount.id] : [])]);
             return { ...mount, target, ...(source !== undefined ? { source } : {}), ...(fromSource ? { fromSource } : {}) };
           });
           const buildArgs = runArgs();
@@ -562,7 +578,8 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           const runEnv = [...[...env].map(([k, v]) => `${k}=${v}`), ...buildArgs];
           refuseNul(instruction, 'the RUN command', argv);
           refuseNul(instruction, 'the environment of RUN (its ENV and ARG values)', runEnv);
-          refuseNul(instruction, 'the user or working directory of RUN', [user, workingDir]);
+          refuseNul(instruction, 'the user of RUN', [user]);
+          refusePaths(instruction, 'the working directory of RUN', [workingDir]);
           operation = { kind: 'exec', args: argv, env: runEnv, user, cwd: workingDir, network, mounts, scripts };
           createdBy = `RUN ${buildArgs.length > 0 ? `|${buildArgs.length} ${buildArgs.join(' ')} ` : ''}${argv.join(' ')}`;
           // Proxy args reach RUN's environment but neither history nor the cache key (Docker's rule).
@@ -597,8 +614,9 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           const chmod = instruction.chmod !== undefined ? Number.parseInt(instruction.chmod, 8) : undefined;
           const chown = instruction.chown !== undefined ? expand(instruction.chown) : undefined;
           const what = instruction.kind.toUpperCase();
-          refuseNul(instruction, `the ${what} destination`, [destination]);
-          refuseNul(instruction, `a ${what} source`, [...sources, ...inline.map((file) => file.name)]);
+          refusePaths(instruction, `the ${what} destination`, [destination]);
+          refuseNul(instruction, `a ${what} source`, sources);
+          refusePaths(instruction, `a ${what} heredoc's file name`, inline.map((file) => file.name));
           refuseNul(instruction, `the ${what} --chown`, chown !== undefined ? [chown] : []);
           operation = {
             kind: 'copy',

@@ -98,7 +98,7 @@ describe('kiln build: hostile Dockerfiles get a clear error, in bounded time and
     await assertClean(kiln);
   });
 
-  it('refuses a NUL byte in WORKDIR, a COPY destination, USER, RUN and ENV, naming the line (WORKDIR crashed the build)', async () => {
+  it('refuses a NUL byte in WORKDIR, a COPY destination, USER, RUN and ENV, and paths too long for a filesystem, naming the line (these crashed the build)', async () => {
     const { kiln } = await storeWithBusybox();
     const cases: [string, RegExp][] = [
       ['WORKDIR /a\0b', /the WORKDIR path contains a NUL byte/],
@@ -106,7 +106,11 @@ describe('kiln build: hostile Dockerfiles get a clear error, in bounded time and
       ['USER a\0b', /the USER name contains a NUL byte/],
       ['RUN ["/bin/sh", "-c", "echo\\u0000"]', /the RUN command contains a NUL byte/],
       ['ENV A=b\0c', /an ENV name or value contains a NUL byte/],
-      ['RUN --mount=type=tmpfs,target=/a\0 true', /a --mount path or id contains a NUL byte/],
+      ['RUN --mount=type=tmpfs,target=/a\0 true', /a --mount target contains a NUL byte/],
+      // Found by the build fuzz: ENAMETOOLONG from the filesystem was an internal error.
+      [`COPY Dockerfile /copi${'i'.repeat(100_000)}`, /the COPY destination is 100005 bytes long, more than the 4095 a path can have/],
+      [`COPY Dockerfile /copi${'i'.repeat(1000)}`, /the COPY destination has a name of 1004 bytes, more than the 255 a file name can have/],
+      [`WORKDIR /${'a/'.repeat(3000)}`, /the WORKDIR path is 6000 bytes long, more than the 4095 a path can have/],
     ];
     for (const [instruction, message] of cases) {
       const context = await contextWith(`FROM busybox\nRUN true\n${instruction}\nRUN true\n`);

@@ -100,7 +100,7 @@ describe('build plan: what the store would refuse, or the OS could not take', ()
       ['ARG A=\0\nRUN true', /the environment of RUN \(its ENV and ARG values\) contains a NUL byte/],
       ['RUN ["/bin/sh", "-c", "echo\\u0000hi"]', /the RUN command contains a NUL byte/],
       ['RUN echo \0', /the RUN command contains a NUL byte/],
-      ['RUN --mount=type=cache,target=/a\0 true', /a --mount path or id contains a NUL byte/],
+      ['RUN --mount=type=cache,target=/a\0 true', /a --mount target contains a NUL byte/],
       ['COPY a /b\0/', /the COPY destination contains a NUL byte/],
       ['ADD a /b\0', /the ADD destination contains a NUL byte/],
       ['COPY a\0 /b', /a COPY source contains a NUL byte/],
@@ -121,6 +121,18 @@ describe('build plan: what the store would refuse, or the OS could not take', ()
     assert.match(fromBuildArg, /^Dockerfile:3:1: the environment of RUN/);
     // A label never reaches the OS.
     assert.equal(plan('FROM base\nLABEL a=b\0c\n').stages[0]?.steps[0]?.config.Labels?.a, 'b\0c');
+  });
+
+  it('refuses a path no filesystem takes: a name over 255 bytes or a path over 4095, naming the line', () => {
+    const cases: [string, RegExp][] = [
+      [`WORKDIR /${'a'.repeat(256)}`, /^Dockerfile:2:1: the WORKDIR path has a name of 256 bytes, more than the 255 a file name can have/],
+      [`COPY a /${'ab/'.repeat(1400)}`, /^Dockerfile:2:1: the COPY destination is 4200 bytes long, more than the 4095 a path can have/],
+      [`RUN --mount=type=tmpfs,target=/${'é'.repeat(128)} true`, /^Dockerfile:2:\d+: a --mount target has a name of 256 bytes/],
+      [`VOLUME /${'v'.repeat(300)}`, /a VOLUME path has a name of 300 bytes/],
+      [`COPY <<${'N'.repeat(256)} /dir/\nbody\n${'N'.repeat(256)}`, /a COPY heredoc's file name has a name of 256 bytes/],
+    ];
+    for (const [instruction, expected] of cases) assert.match(planError(`FROM base\n${instruction}\n`), expected, instruction.slice(0, 40));
+    assert.equal(plan(`FROM base\nWORKDIR /${'a'.repeat(255)}\n`).stages[0]?.steps[0]?.config.WorkingDir, `/${'a'.repeat(255)}`);
   });
 
   it('shows a long or hostile line cut short and with its control characters visible', () => {
