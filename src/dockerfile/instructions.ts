@@ -231,11 +231,13 @@ export function parseRunMount(spec: string, location: Location): RunMount {
   const target = fields.get('target') ?? fields.get('dst') ?? fields.get('destination');
   const sharing = fields.get('sharing');
   if (sharing !== undefined && sharing !== 'shared' && sharing !== 'private' && sharing !== 'locked') throw instructionError(location, `invalid sharing ${JSON.stringify(sharing)} in --mount (use shared, private or locked)`);
-  const numeric = (key: string, radix: number): number | undefined => {
+  // A mode has 12 bits (permissions, setuid, setgid, sticky); an ID fits a uid_t, whose all-ones means "no change".
+  const numeric = (key: string, radix: number, max: number): number | undefined => {
     const raw = fields.get(key);
     if (raw === undefined) return undefined;
     const value = Number.parseInt(raw, radix);
     if (!Number.isInteger(value) || value < 0) throw instructionError(location, `invalid ${key} ${JSON.stringify(raw)} in --mount`);
+    if (value > max) throw instructionError(location, `invalid ${key} ${JSON.stringify(raw)} in --mount: it is at most ${max.toString(radix)}`);
     return value;
   };
   const bool = (key: string): boolean | undefined => {
@@ -248,9 +250,9 @@ export function parseRunMount(spec: string, location: Location): RunMount {
   const id = fields.get('id');
   const readonly = bool('readonly') ?? bool('ro') ?? (fields.has('rw') || fields.has('readwrite') ? false : undefined);
   const required = bool('required');
-  const mode = numeric('mode', 8);
-  const uid = numeric('uid', 10);
-  const gid = numeric('gid', 10);
+  const mode = numeric('mode', 8, 0o7777);
+  const uid = numeric('uid', 10, 0xfffffffe);
+  const gid = numeric('gid', 10, 0xfffffffe);
   const env = fields.get('env');
   return {
     type,

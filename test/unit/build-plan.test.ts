@@ -135,6 +135,17 @@ describe('build plan: what the store would refuse, or the OS could not take', ()
     assert.equal(plan(`FROM base\nWORKDIR /${'a'.repeat(255)}\n`).stages[0]?.steps[0]?.config.WorkingDir, `/${'a'.repeat(255)}`);
   });
 
+  it('refuses --mount IDs no uid_t holds and modes of more than 12 bits (they were internal errors, found by the build fuzz)', () => {
+    const cases: [string, RegExp][] = [
+      ['uid=99999999999', /^Dockerfile:2:38: invalid uid "99999999999" in --mount: it is at most 4294967294/],
+      ['gid=4294967295', /invalid gid "4294967295" in --mount: it is at most 4294967294/],
+      ['mode=77777777777', /invalid mode "77777777777" in --mount: it is at most 7777/],
+    ];
+    for (const [option, expected] of cases) assert.match(planError(`FROM base\nRUN --mount=type=cache,target=/c,${option} true\n`), expected, option);
+    const mount = plan('FROM base\nRUN --mount=type=cache,target=/c,mode=7777,uid=4294967294,gid=0 true\n').stages[0]?.steps[0]?.operation;
+    assert.deepEqual(mount?.kind === 'exec' ? mount.mounts.map((m) => [m.mode, m.uid, m.gid]) : [], [[0o7777, 4294967294, 0]]);
+  });
+
   it('shows a long or hostile line cut short and with its control characters visible', () => {
     const message = planError(`FROM base\nENV A=\${B:?${'y'.repeat(5000)}\x1b[2J}\n`);
     assert.ok(message.length < 1200, `a message of ${message.length} characters`);
