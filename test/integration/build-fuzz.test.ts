@@ -46,6 +46,22 @@ const SEEDS: readonly BuildCase[] = [...BUILD_CASES, ...EXTRA_SEEDS];
 const KEYWORDS = ['FROM', 'RUN', 'CMD', 'LABEL', 'MAINTAINER', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL'];
 const FLAGS = ['--from=0', '--from=busybox', '--from=nosuchstage', '--chown=1000:1000', '--chown=nobody', '--chmod=0755', '--chmod=99999', '--link', '--exclude=*.txt', '--mount=type=cache,target=/var/cache', '--mount=type=bind,source=.,target=/ctx', '--mount=type=secret,id=token', '--mount=type=tmpfs,target=/t', '--mount=type=bogus', '--network=none', '--network=host', '--platform=linux/amd64', '--interval=1s', '--retries=-1', '--checksum=sha256:00', '--bogus=1', '--', '--=', '--mount'];
 const TOKENS = [...KEYWORDS, ...FLAGS, 'AS', 'as', 'scratch', 'busybox', '$A', '${A}', '${A:-x}', '${A//a/b}', '${A%%*}', '${#A}', '${', '}', '"', "'", '\\', '`', '[', ']', '["sh", "-c", "true"]', '[]', '{}', '=', '==', 'a=b', '<<EOF', '<<-"EOF"', '.', '..', '/', '../..', '*', '**', '?', '#', '&&', ';', '|'];
+/** Instructions at the edges of what is valid, inserted whole. */
+const EDGE_LINES = [
+  'FROM scratch', 'FROM busybox AS x', 'FROM x', 'FROM --platform=linux/arm64 busybox', 'FROM busybox@sha256:0000', 'FROM 0',
+  'COPY --from=0 / /', 'COPY --from=busybox /bin/busybox /', 'COPY ../ /up/', 'COPY /etc/passwd /p', 'COPY . .', 'COPY a.txt /etc/passwd/x', 'COPY * /',
+  'COPY --chown=a:b:c a.txt /x', 'COPY --chmod=7777 a.txt /x', 'COPY <<A <<B /two/\na\nA\nb\nB', 'COPY <<EOF /dev/null\nx\nEOF', 'COPY a.txt /proc/x',
+  'ADD http://127.0.0.1:1/x /x', 'ADD --checksum=sha256:0 a.txt /x', 'ADD . /ctx', 'ADD archive.tar /../../',
+  'WORKDIR ..', 'WORKDIR /etc/passwd', 'WORKDIR /proc/self', 'WORKDIR ""', 'WORKDIR $NOPE',
+  'RUN --mount=type=bind,source=../..,target=/x true', 'RUN --mount=type=cache,target=/,sharing=locked true', 'RUN --mount=type=secret,id=x,required=true true',
+  'RUN --mount=type=bind,from=nosuch,target=/x true', 'RUN --mount=type=cache,target=/c,uid=99999999999 true', 'RUN --mount=type=cache,target=/c,mode=77777777777 true',
+  'RUN --mount=type=secret,id=s,target=/etc/passwd,uid=4294967295 true', 'RUN --mount=type=cache,target=/c,id=../../etc true', 'RUN --network=none ping -c1 127.0.0.1',
+  'RUN [""]', 'RUN ["/nonexistent"]', 'RUN exit 200', 'RUN kill -9 $$', 'RUN rm -rf /bin', 'RUN mkdir -p /a && ln -s / /a/root', 'RUN ln -sf /proc/self/root /loop',
+  'USER :', 'USER 0:0', 'USER nobody:nogroup', 'EXPOSE 0-65536', 'EXPOSE 65535/sctp', 'VOLUME []', 'VOLUME ["", "/x"]', 'SHELL []', 'SHELL ["/nonexistent"]',
+  'ENTRYPOINT []', 'CMD []', 'STOPSIGNAL 99999', 'HEALTHCHECK --interval=999999999999h CMD true', 'HEALTHCHECK --retries=99999999999999999999 CMD true',
+  'ONBUILD ONBUILD RUN true', 'ONBUILD FROM x', 'ARG A=${A:?must be set}', 'ENV A=${A/[/x}', 'ENV A=${A:1:2}', 'LABEL "a b"="c" \\\n d=e', 'MAINTAINER', 'ARG', 'ENV =x',
+];
+
 /** Characters with a meaning somewhere in a Dockerfile, and some without. */
 const CHARACTERS = ' \t\n\\`"\'$={}[]#<>-:/*?.,;&|!@%^~0123456789abcxyzAZ_';
 const CONTROL = ['\0', '\x01', '\x07', '\b', '\v', '\f', '\r', '\x1b', '\x7f', '\x1b[2J', '\x1b]0;title\x07', '\r\n', '\x85'];
@@ -168,6 +184,11 @@ const MUTATIONS: readonly (readonly [string, Mutation])[] = [
   }],
   ['control bytes', (text, r) => splice(text, at(text, r), 0, r.pick(CONTROL))],
   ['unicode', (text, r) => splice(text, at(text, r), 0, r.chance(0.2) ? INVALID_UTF8 : r.pick(UNICODE))],
+  ['edge line', (text, r) => {
+    const all = lines(text);
+    all.splice(1 + r.int(all.length), 0, r.pick(EDGE_LINES));
+    return all.join('\n');
+  }],
   ['number', (text, r) => text.replace(/\d+/, r.pick(['0', '-1', '99999999999999999999', '4294967296', '65536', '1e9', '0x10', '007']))],
 ];
 
