@@ -11,7 +11,7 @@ import { type Dockerfile, type Instruction, type Location, type RunMount, type S
 import { chompHeredoc } from '../dockerfile/parser.js';
 import { expandWord } from '../dockerfile/shell.js';
 import type { ContainerConfig, HealthConfig, ImageConfig } from '../oci/types.js';
-import { MAX_CONFIG_BYTES } from '../oci/validate.js';
+import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 
 export interface Platform {
   readonly os: string;

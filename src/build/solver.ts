@@ -18,7 +18,7 @@ import { writeTar } from '../layer/tar/writer.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
-import { MAX_CONFIG_BYTES } from '../oci/validate.js';
+import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import { guardUndo, shellQuote } from '../runtime/guard.js';
 import { type MountSpec, type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';

@@ -126,13 +126,6 @@ class Checker {
   }
 }
 
-/**
- * The largest image config kiln reads, and so the largest a build may make: a config is a few kilobytes
- * (a big base's history, its ENV and LABELs), so 8 MiB leaves room for any real image while bounding what
- * one read costs (every query of an image parses its config).
- */
-export const MAX_CONFIG_BYTES = 8 << 20;
-
 /** Parses JSON from outside, refusing documents over `maxBytes` before parsing them. */
 export function parseJson(bytes: Uint8Array | string, what: string, maxBytes = 8 << 20): unknown {
   const size = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length;

@@ -10,7 +10,8 @@ import { type ImageRow, type LayerBlobRow, MetaDb } from '../meta/db.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType, isManifestType, ociLayerType, layerCompression } from '../oci/mediatypes.js';
 import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
-import { MAX_CONFIG_BYTES, parseJson, validateImageConfig, validateManifest } from '../oci/validate.js';
+import { MAX_CONFIG_BYTES } from '../oci/limits.js';
+import { parseJson, validateImageConfig, validateManifest } from '../oci/validate.js';
 
 /** A source passed on as it is read, noting whether it came to its end or failed (with its own error). */
 class WatchedSource implements AsyncIterable<Uint8Array> {

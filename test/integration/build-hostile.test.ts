@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import { type Digest, sha256 } from '../../src/oci/digest.js';
 import type { ImageConfig } from '../../src/oci/types.js';
-import { MAX_CONFIG_BYTES } from '../../src/oci/validate.js';
+import { MAX_CONFIG_BYTES } from '../../src/oci/limits.js';
 import { fixture } from '../helpers/fixtures.js';
 import { type RunResult, newKiln, ok } from '../helpers/kiln.js';
 import { isRoot, tempDir } from '../helpers/paths.js';

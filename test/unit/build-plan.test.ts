@@ -4,7 +4,7 @@ import { type BuildPlan, type PlanOptions, planBuild } from '../../src/build/pla
 import { parseInstructions } from '../../src/dockerfile/instructions.js';
 import { isKilnError } from '../../src/errors.js';
 import type { ImageConfig } from '../../src/oci/types.js';
-import { MAX_CONFIG_BYTES } from '../../src/oci/validate.js';
+import { MAX_CONFIG_BYTES } from '../../src/oci/limits.js';
 
 const options: PlanOptions = { buildArgs: new Map(), platform: { os: 'linux', architecture: 'amd64' }, labels: {} };
 const base: ImageConfig = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: { Env: ['PATH=/bin'], Cmd: ['sh'] } };
