@@ -397,6 +397,6 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
   }
   const command = op.args.join(' ');
   // A long command (a script in a heredoc) is cut: the message names the step, its line shows the rest.
-  const shown = command.length > 300 ? `${command.slice(0, 300)}… (${command.length} characters)` : command;
+  const shown = command.length > 4000 ? `${command.slice(0, 4000)}… (${command.length} characters)` : command;
   if (exitCode !== 0) throw new KilnError('FAILED', `${input.what}: the command ${JSON.stringify(shown)} returned a non-zero code: ${exitCode}`);
 }

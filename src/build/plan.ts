@@ -7,7 +7,7 @@
  */
 import { posix } from 'node:path';
 import { KilnError } from '../errors.js';
-import { type Dockerfile, type Instruction, type Location, type RunMount, type Stage, instructionError, parseTrigger, shownLine } from '../dockerfile/instructions.js';
+import { type Dockerfile, type Instruction, type Location, type RunMount, type Stage, instructionError, parseTrigger, shownInstruction } from '../dockerfile/instructions.js';
 import { chompHeredoc } from '../dockerfile/parser.js';
 import { expandWord } from '../dockerfile/shell.js';
 import type { ContainerConfig, HealthConfig, ImageConfig } from '../oci/types.js';
@@ -399,7 +399,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     const isTarget = stage.index === targetIndex;
     const instructions: Instruction[] = [...triggers, ...stage.instructions];
     const stageLabel = stage.name ?? `stage-${stage.index}`;
-    const shown = (location: Location): Location => ({ file: location.file, startLine: location.startLine, endLine: location.endLine, original: shownLine(location.original).text });
+    const shown = (location: Location): Location => ({ file: location.file, startLine: location.startLine, endLine: location.endLine, original: shownInstruction(location.original) });
     /** Makes a step of an instruction and the config-only ones before it, with the config as it is now. */
     const addStep = (location: Location, name: string, createdBy: string, operation: Operation | undefined, extra: unknown): void => {
       const stepConfig = current.snapshot();
@@ -419,7 +419,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
 
     for (const [position, instruction] of instructions.entries()) {
       const expand = expander(instruction, escape, lookup);
-      const label = `[${stageLabel} ${position + 1}/${total}] ${shownLine(instruction.original).text}`;
+      const label = `[${stageLabel} ${position + 1}/${total}] ${shownInstruction(instruction.original)}`;
       let createdBy = instruction.original;
       let operation: Operation | undefined;
       let extra: unknown;

@@ -110,6 +110,7 @@ const ALLOWED_FLAGS: Record<string, readonly string[]> = {
 };
 
 const SHOWN_WIDTH = 160;
+const SHOWN_INSTRUCTION = 4000;
 const SHOWN_MESSAGE = 600;
 
 /** Control characters made visible, one character for one, so that a Dockerfile cannot drive the terminal. */
@@ -122,16 +123,23 @@ function visible(text: string): string {
 }
 
 /**
- * An instruction (or source line) as kiln shows it in errors and progress: control characters made
- * visible (a caret under it still lines up) and a long one cut to a window of SHOWN_WIDTH characters
- * around `at`.
+ * A source line as kiln shows it under an error: control characters made visible (a caret under it still
+ * lines up) and a long one cut to a window of `width` characters around `at`.
  */
-export function shownLine(line: string, at = 0): { text: string; at: number } {
+export function shownLine(line: string, at = 0, width = SHOWN_WIDTH): { text: string; at: number } {
   const text = visible(line);
-  if (text.length <= SHOWN_WIDTH) return { text, at };
-  const start = Math.max(0, Math.min(at - SHOWN_WIDTH / 4, text.length - SHOWN_WIDTH));
-  const end = start + SHOWN_WIDTH;
+  if (text.length <= width) return { text, at };
+  const start = Math.max(0, Math.min(at - Math.floor(width / 4), text.length - width));
+  const end = start + width;
   return { text: `${start > 0 ? '…' : ''}${text.slice(start, end)}${end < text.length ? `… (${text.length} characters)` : ''}`, at: at - start + (start > 0 ? 1 : 0) };
+}
+
+/**
+ * An instruction as progress and step messages show it: whole, up to a length no real one reaches (an
+ * apt-get line is a few hundred characters), with control characters visible.
+ */
+export function shownInstruction(original: string): string {
+  return shownLine(original, 0, SHOWN_INSTRUCTION).text;
 }
 
 /** An error message that quotes the Dockerfile: made visible, and its middle cut when it is long. */
