@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KilnError, isKilnError } from '../errors.js';
+import { KilnError, isErrno, isKilnError } from '../errors.js';
 import type { ImageRow } from '../meta/db.js';
 import { liveLeases } from '../gc/gc.js';
 import { chainIds } from '../image/image.js';
@@ -395,10 +395,12 @@ export class Engine {
       for (const digest of this.db.imageBlobs(row.id)) {
         if (!present.has(digest)) problems.push(`image ${row.id} needs blob ${digest}, which is missing`);
       }
-      // A config kiln cannot read (too big, not an image config) breaks every command that names the image.
+      // A config kiln cannot read (too big, not an image config) breaks every command that names the image;
+      // one gone since the listing was removed meanwhile (an rmi or prune of another kiln), which is no damage.
       try {
         if (present.has(row.id)) this.store.configOf(row.id);
       } catch (err) {
+        if (isErrno(err, 'ENOENT') || isKilnError(err, 'NOT_FOUND')) continue;
         if (!isKilnError(err)) throw err;
         problems.push(`image ${row.id} cannot be read: ${err.message}`);
       }
