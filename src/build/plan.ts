@@ -12,6 +12,7 @@ import { chompHeredoc } from '../dockerfile/parser.js';
 import { expandWord } from '../dockerfile/shell.js';
 import type { ContainerConfig, HealthConfig, ImageConfig } from '../oci/types.js';
 import { MAX_CONFIG_BYTES } from '../oci/limits.js';
+import { NAME_MAX, PATH_MAX } from '../layer/apply.js';
 
 export interface Platform {
   readonly os: string;
@@ -305,10 +306,6 @@ function refuseNul(location: Location, what: string, values: Iterable<string>): 
     if (value.includes('\0')) throw instructionError(location, `${what} contains a NUL byte, which no path, user name, command argument or environment variable can contain`);
   }
 }
-
-/** Linux's longest file name (NAME_MAX) and longest path a system call takes (PATH_MAX, less its NUL). */
-const NAME_MAX = 255;
-const PATH_MAX = 4095;
 
 /** Refuses a path no filesystem takes: with a NUL byte, a name over NAME_MAX bytes, or over PATH_MAX in all. */
 function refusePaths(location: Location, what: string, paths: readonly string[]): void {

@@ -118,6 +118,10 @@ async function readBody(body: AsyncIterable<Buffer>): Promise<Buffer> {
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
+/** Linux's longest file name (NAME_MAX) and longest path a system call takes (PATH_MAX, less its NUL). */
+export const NAME_MAX = 255;
+export const PATH_MAX = 4095;
+
 /** Removes everything under `dir` that this layer did not write (an opaque directory in a vfs tree). */
 async function keepOnly(dir: string, written: ReadonlySet<string>): Promise<void> {
   for (const name of await readdir(dir)) {
@@ -150,10 +154,15 @@ export async function applyLayer(rootDir: string, source: AsyncIterable<Uint8Arr
   let entries = 0;
   let diffSize = 0;
 
-  /** The entry's path relative to the root, normalized, refusing any climb out of it. */
+  /**
+   * The entry's path relative to the root, normalized, refusing any climb out of it and any name or path
+   * longer than a filesystem takes (Linux's NAME_MAX and PATH_MAX, the root's own path included).
+   */
   const relative = (header: TarHeader, name: string): string => {
     const cleaned = posix.normalize(`/${name}`).slice(1).replace(/\/$/, '');
     if (name.split('/').includes('..') && posix.normalize(name.replace(/^\/+/, '')).startsWith('..')) refuse(header, 'points outside the root filesystem');
+    if (cleaned.split('/').some((part) => Buffer.byteLength(part) > NAME_MAX)) refuse(header, `has a name longer than the ${NAME_MAX} bytes a file name can have`);
+    if (Buffer.byteLength(root) + 1 + Buffer.byteLength(cleaned) > PATH_MAX) refuse(header, `has a path longer than the ${PATH_MAX} bytes a path can have (with the ${root} it is written under)`);
     return cleaned;
   };
 
@@ -269,6 +278,7 @@ export async function applyLayer(rootDir: string, source: AsyncIterable<Uint8Arr
         await writeRegularFile(target, header, body);
         break;
       case 'symlink':
+        if (Buffer.byteLength(header.linkname ?? '') > PATH_MAX) refuse(header, `is a symlink to a path longer than the ${PATH_MAX} bytes a path can have`);
         clear();
         symlinkSync(header.linkname ?? '', target);
         break;

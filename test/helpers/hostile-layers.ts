@@ -38,6 +38,10 @@ export const HOSTILE_LAYERS: readonly HostileLayer[] = [
   hostile('exactly ..', [h('..', 'directory')], /points outside/, true),
   hostile('a directory climb', [h('../newdir/', 'directory')], /points outside/, true),
   hostile('a long PAX name that climbs', [file(`x/${'y'.repeat(120)}/../../../evil`)], /points outside/, true),
+  // No filesystem takes these: the system calls failed with ENAMETOOLONG, an internal error (ADD of such an archive).
+  hostile('a name over 255 bytes', [file(`d/${'n'.repeat(256)}`)], /has a name longer than the 255 bytes a file name can have/, false),
+  hostile('a path over 4095 bytes', [file(`${'d/'.repeat(2100)}f`)], /has a path longer than the 4095 bytes a path can have/, false),
+  hostile('a symlink to a path over 4095 bytes', [sym('link', 'x'.repeat(4096))], /is a symlink to a path longer than the 4095 bytes/, false),
   hostile('a file through an absolute symlink', [sym('link', '/outside'), file('link/evil')], /through the symlink "link"/, true),
   hostile('a file through a relative symlink', [sym('link', '../outside'), file('link/evil')], /through the symlink/, true),
   hostile('a file through a symlink to ..', [sym('link', '..'), file('link/outside/evil')], /through the symlink/, true),
