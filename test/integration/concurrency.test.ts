@@ -7,6 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { type RunResult, newKiln, ok, runKiln } from '../helpers/kiln.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
+import { prng } from '../helpers/prng.js';
 import { registryUnavailable, startRegistry } from '../helpers/registry.js';
 import { startServe } from '../helpers/serve.js';
 
@@ -17,17 +18,6 @@ function dockerCliUnavailable(): string | undefined {
   } catch {
     return 'no docker CLI (scripts/setup.sh installs Debian docker.io)';
   }
-}
-
-/** A small deterministic PRNG (mulberry32): a failing round can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** What one operation of a round did. */
