@@ -7,7 +7,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join, posix } from 'node:path';
-import { KilnError } from '../errors.js';
+import { KilnError, storeWriteError } from '../errors.js';
 import type { Credentials } from '../registry/credentials.js';
 import { buildImage } from '../engine/build.js';
 import { applyLayer } from '../layer/apply.js';
@@ -57,7 +57,9 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
   const stream = jsonStream(res);
   try {
     const { stream: tar } = await autoDecompress(req);
-    await applyLayer(context, tar, { whiteouts: 'delete', what: 'the build context', privileged: false });
+    await applyLayer(context, tar, { whiteouts: 'delete', what: 'the build context', privileged: false }).catch((err: unknown) => {
+      throw storeWriteError(err, engine.store.root, context);
+    });
     const path = posix.normalize(`/${dockerfile}`);
     const result = await buildImage(engine, {
       contextDir: context,

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { type IncomingMessage, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadImages } from '../../src/engine/archive.js';
@@ -11,6 +13,7 @@ import { isKilnError } from '../../src/errors.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { type RunResult, ok, runKiln } from '../helpers/kiln.js';
 import { isRoot } from '../helpers/paths.js';
+import { startServe } from '../helpers/serve.js';
 import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
 
 const MB = 1 << 20;
@@ -30,11 +33,15 @@ async function fill(dir: string, leave: number): Promise<string> {
   return filler;
 }
 
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 /** One line, exit 1, no stack trace: the disk is full, and the store at `root` is named. */
 function assertNoSpace(result: RunResult, root: string, target: RegExp): void {
   assert.equal(result.code, 1, `exit code; stderr: ${result.stderr}`);
   assert.match(result.stderr, /^Error: [^\n]+\n$/, 'one line, no stack trace');
-  const escaped = root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const escaped = escapeRegExp(root);
   assert.match(result.stderr, new RegExp(`no space left on device: the store at ${escaped} is full \\(write to ${escaped}/${target.source}[^)]*\\); free space or use another --root\\n$`));
 }
 
@@ -178,6 +185,27 @@ describe('a full disk under the store', { skip: (!isRoot && 'mounting a tmpfs ne
     assert.equal(result.code, 1);
     assert.equal(result.stderr, `Error: no space left on device: cannot write ${join(disk, 'big.tar')}; free space on its disk or write it elsewhere\n`);
     assert.deepEqual(await readdir(disk), ['store']);
+  });
+
+  it('a build context sent to kiln serve that does not fit ends in the same error in the build\'s stream, and leaves the store clean', async () => {
+    const socket = join(base, 'kiln.sock');
+    const served = await startServe(root, ['-H', `unix://${socket}`]);
+    try {
+      // Any tar is a context: the saved image is 100 MB of files, and unpacking it is what fills the disk.
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request({ socketPath: socket, method: 'POST', path: '/v1.41/build?t=toobig', headers: { 'content-type': 'application/x-tar' } }, resolve);
+        req.on('error', reject);
+        createReadStream(bigArchive).on('error', reject).pipe(req);
+      });
+      let body = '';
+      for await (const chunk of res) body += String(chunk);
+      const messages = body.trim().split('\n').map((line) => JSON.parse(line) as { error?: string });
+      const error = messages.at(-1)?.error ?? '';
+      assert.match(error, new RegExp(`^no space left on device: the store at ${escapeRegExp(root)} is full \\(write to .*/tmp/build-context-`), body);
+    } finally {
+      await served.stop();
+    }
+    await assertClean(root, kiln);
   });
 
   it('once the disk has grown, the image that did not fit loads and pulls', async () => {
