@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { KilnError } from '../errors.js';
+import { KilnError, fileWriteError } from '../errors.js';
 import { KILN_VERSION } from '../engine/version.js';
 import { type CommandContext, createContext } from './context.js';
 import { type Io, processIo } from './io.js';
@@ -119,9 +119,12 @@ async function buildProgram(ctx: CommandContext, rootOption: { value?: string },
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   // `kiln images | head -1`: a reader that goes away ends kiln quietly, as it ends docker. The store stays
   // consistent whenever kiln stops (see the kill -9 tests).
+  // Any other failure to write (a full disk under `kiln save > file`) ends it in one line, exit 1.
   io.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-    process.exit(0);
+    if (err.code === 'EPIPE') process.exit(0);
+    const failure = fileWriteError(err, 'standard output');
+    io.stderr.write(`Error: ${failure instanceof KilnError ? failure.message : `cannot write standard output: ${err.message}`}\n`);
+    process.exit(1);
   });
   const rootOption: { value?: string } = {};
   const ctx = createContext(io, () => rootOption.value);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, statfs, writeFile } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import { loadImages } from '../../src/engine/archive.js';
 import { Engine } from '../../src/engine/engine.js';
 import { isKilnError } from '../../src/errors.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
-import { type RunResult, ok, runKiln } from '../helpers/kiln.js';
+import { type RunResult, kilnBin, ok, runKiln } from '../helpers/kiln.js';
 import { isRoot } from '../helpers/paths.js';
 import { startServe } from '../helpers/serve.js';
 import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
@@ -180,11 +180,16 @@ describe('a full disk under the store', { skip: (!isRoot && 'mounting a tmpfs ne
     await assertClean(root, kiln);
   });
 
-  it('kiln save -o onto a full disk ends in one line naming the file, and leaves no part of it', async () => {
+  it('kiln save -o onto a full disk ends in one line naming the file, and leaves no part of it; kiln save > file in one line too', async () => {
     const result = await source(['save', '-o', join(disk, 'big.tar'), `${registry.host}/full/big:1`]);
     assert.equal(result.code, 1);
     assert.equal(result.stderr, `Error: no space left on device: cannot write ${join(disk, 'big.tar')}; free space on its disk or write it elsewhere\n`);
     assert.deepEqual(await readdir(disk), ['store']);
+    // To standard output redirected onto the full disk: one line too, not a stack.
+    const redirected = spawnSync('sh', ['-c', `"$0" "$1" --root "$2" save "$3" > "$4"`, process.execPath, kilnBin, join(base, 'work', 'source-store'), `${registry.host}/full/big:1`, join(disk, 'big.tar')], { encoding: 'utf8' });
+    assert.equal(redirected.status, 1);
+    assert.equal(redirected.stderr, 'Error: no space left on device: cannot write standard output; free space on its disk or write it elsewhere\n');
+    await rm(join(disk, 'big.tar'));
   });
 
   it('a build context sent to kiln serve that does not fit ends in the same error in the build\'s stream, and leaves the store clean', async () => {
