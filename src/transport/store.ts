@@ -10,7 +10,7 @@ import { type ImageRow, type LayerBlobRow, MetaDb } from '../meta/db.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType, isManifestType, ociLayerType, layerCompression } from '../oci/mediatypes.js';
 import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
-import { MAX_CONFIG_BYTES } from '../oci/limits.js';
+import { MAX_CONFIG_BYTES, MAX_LAYERS } from '../oci/limits.js';
 import { parseJson, validateImageConfig, validateManifest } from '../oci/validate.js';
 
 /** A source passed on as it is read, noting whether it came to its end or failed (with its own error). */
@@ -251,6 +251,8 @@ export class LocalStore {
    */
   async writeImage(lease: Lease, named: NamedImage, what: string, parent = ''): Promise<{ id: Digest; replaced: Map<string, Digest> }> {
     const { image } = named;
+    // Every way in (load, pull, import, build, commit) meets Docker's bound here, before any blob is written.
+    if (image.layers.length > MAX_LAYERS) throw new KilnError('INVALID_INPUT', `${what}: the image has ${image.layers.length} layers, more than the ${MAX_LAYERS} an image can have (max depth exceeded)`);
     const rows: LayerBlobRow[] = [];
     for (const [index, layer] of image.layers.entries()) {
       rows.push(await this.putLayer(lease, layer, `${what}: layer ${index + 1} of ${image.layers.length}`));

@@ -125,6 +125,11 @@ describe('the store refuses at its door what no unpack could place inside the ro
     });
   }
 
+  it('kiln load of an image of 126 layers, one more than Docker stacks, writes nothing', async () => {
+    const layers = Array.from({ length: 126 }, (_, i) => [file(`f${i}`)]);
+    await assertRefused(await imageArchive(join(await tempDir(), 'deep.tar'), 'deep:1', layers), /: the image has 126 layers, more than the 125 an image can have \(max depth exceeded\)$/m);
+  });
+
   it('kiln import: a root filesystem with a symlink written through', async () => {
     const { root, kiln } = await newKiln();
     const rootfs = join(await tempDir(), 'rootfs.tar');
