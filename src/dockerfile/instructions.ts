@@ -288,8 +288,8 @@ function pairs(node: Node): KeyValue[] {
   return result;
 }
 
-/** Turns one parsed node into a typed instruction (FROM is handled by the caller). */
-function instruction(node: Node, location: Location): Instruction {
+/** Turns one parsed node into a typed instruction (FROM is handled by the caller; lint types nodes one by one). */
+export function instruction(node: Node, location: Location): Instruction {
   const flags = readFlags(node, location);
   const need = (count: number, usage: string): void => {
     if (node.args.length < count) throw instructionError(location, `${node.keyword.toUpperCase()} requires ${usage}`);

@@ -1,0 +1,237 @@
+/**
+ * The state the rules see at each instruction — the stage's shell, the ARG/ENV names in scope, whether a
+ * WORKDIR is set, who the user is — worked out stage by stage as the build would (a stage based on another
+ * starts from that one's state; one based on an image starts from the image's config when the store has
+ * it). And the scripts of RUN instructions, heredocs included, with the Dockerfile line of each script line.
+ */
+import type { Instruction } from '../../dockerfile/instructions.js';
+import { chompHeredoc } from '../../dockerfile/parser.js';
+import type { ContainerConfig } from '../../oci/types.js';
+import { type LintDockerfile, type LintInstruction, type LintStage, type ResolvedBase, globalArgValues, resolveBase } from './model.js';
+import { type ParsedScript, parseScript } from './shell-words.js';
+
+/** What the store knows of a base image (kiln's image-aware rules and the build's view). */
+export interface ImageFacts {
+  readonly config: ContainerConfig;
+  readonly os?: string;
+  readonly architecture?: string;
+  /** Users in its /etc/passwd. */
+  readonly users?: readonly { readonly name: string; readonly uid: number }[];
+  /** Its size in bytes, as `kiln images` shows it. */
+  readonly size?: number;
+  /** `name:tag@sha256:…` when a registry digest of the image is known. */
+  readonly pinned?: string;
+  /** A slim or distroless variant of the same image in the store, much smaller. */
+  readonly smaller?: { readonly ref: string; readonly size: number };
+  /** Build toolchains and -dev packages its package database lists. */
+  readonly toolchains?: readonly string[];
+}
+
+export interface Platform {
+  readonly os: string;
+  readonly architecture: string;
+  readonly variant?: string;
+}
+
+export interface LintOptions {
+  readonly file: string;
+  readonly buildArgs: ReadonlyMap<string, string>;
+  readonly platform: Platform;
+  /** `--target`: the final stage (name or index); the last stage when absent. */
+  readonly target?: string;
+  /** Facts about base images by reference, as the FROM line names them after expansion. */
+  readonly images: ReadonlyMap<string, ImageFacts>;
+  readonly trustedRegistries: readonly string[];
+  /** hadolint's label-schema: label → text|url|semver|hash|rfc3339|spdx|email. */
+  readonly labelSchema: ReadonlyMap<string, string>;
+  readonly strictLabels: boolean;
+  /** Whether the context's .dockerignore excludes a path (CopyIgnoredFile); absent without a context. */
+  readonly ignored?: (path: string) => boolean;
+}
+
+export interface State {
+  readonly shell: readonly string[];
+  /** The shell was set by a SHELL instruction (here or in a stage this one builds on). */
+  readonly shellSet: boolean;
+  /** ARG and ENV names in scope. */
+  readonly names: ReadonlySet<string>;
+  readonly env: ReadonlyMap<string, string>;
+  /** Whether every name in scope is known (the base is scratch, a stage, or an image the store has). */
+  readonly complete: boolean;
+  /** A WORKDIR is in effect (the base image's included). */
+  readonly workdir: boolean;
+  /** An absolute WORKDIR was set by this Dockerfile (BuildKit's WorkdirRelativePath asks that). */
+  readonly absoluteWorkdir: boolean;
+  readonly user?: string;
+}
+
+/** A RUN's shell script and how its lines map to the Dockerfile's. */
+export interface RunScript {
+  readonly instruction: LintInstruction;
+  /** The script as the shell would get it (heredoc bodies of a plain `RUN <<EOF` are the script). */
+  readonly text: string;
+  readonly parsed: ParsedScript;
+  readonly shell: readonly string[];
+  /** The Dockerfile line of each script line (1-based index into the script's lines). */
+  readonly lineOf: (scriptLine: number) => number;
+  /** The ARG/ENV names in scope, for ShellCheck. */
+  readonly names: ReadonlySet<string>;
+}
+
+export const DEFAULT_SHELL = ['/bin/sh', '-c'];
+
+/** The automatic platform ARGs for the build's platform (TARGETPLATFORM & co.). */
+export function builtinArgs(platform: Platform): Map<string, string> {
+  const text = `${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''}`;
+  const args = new Map<string, string>();
+  for (const prefix of ['TARGET', 'BUILD']) {
+    args.set(`${prefix}PLATFORM`, text);
+    args.set(`${prefix}OS`, platform.os);
+    args.set(`${prefix}ARCH`, platform.architecture);
+    args.set(`${prefix}VARIANT`, platform.variant ?? '');
+  }
+  return args;
+}
+
+const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+
+export interface Analysis {
+  readonly dockerfile: LintDockerfile;
+  readonly options: LintOptions;
+  readonly globals: ReadonlyMap<string, string>;
+  readonly bases: readonly ResolvedBase[];
+  /** The state before each instruction. */
+  readonly before: ReadonlyMap<LintInstruction, State>;
+  /** Each stage's state after its last instruction. */
+  readonly after: readonly State[];
+  readonly scripts: ReadonlyMap<LintInstruction, RunScript>;
+  /** The stage the build ends in. */
+  readonly target: number;
+  /** Stages whose files end up in the final image: the target and the stages it is based on. */
+  readonly inFinalImage: ReadonlySet<number>;
+  /** The base image facts of a stage, through the stages it is based on; undefined for scratch or unknown. */
+  readonly imageOf: (stage: number) => ImageFacts | undefined;
+}
+
+function keyOf(entry: string): string {
+  const eq = entry.indexOf('=');
+  return eq < 0 ? entry : entry.slice(0, eq);
+}
+
+/** The shell script of a RUN (undefined for exec form), heredocs resolved. */
+function scriptOf(instruction: LintInstruction, typed: Extract<Instruction, { kind: 'run' }>, state: State): RunScript | undefined {
+  if (typed.command.form !== 'shell') return undefined;
+  const line = typed.command.line;
+  const docs = typed.heredocs;
+  if (docs.length === 0) return { instruction, text: line, parsed: parseScript(line), shell: state.shell, lineOf: () => instruction.line, names: state.names };
+  const body = (doc: (typeof docs)[number]): string => (doc.chomp ? chompHeredoc(doc.content) : doc.content);
+  const bodyLines = docs.reduce((n, doc) => n + doc.content.split('\n').length, 0);
+  const firstBodyLine = instruction.endLine - bodyLines + 1;
+  const single = /^\d*<<-?\s*["']?([^"'\s]+)["']?\s*$/.exec(line.trim());
+  const first = docs[0];
+  if (single && docs.length === 1 && first) {
+    // `RUN <<EOF`: the body is the script, run by the stage's shell or its own #! line.
+    const text = body(first);
+    const shebang = /^#!\s*(\S+)/.exec(text)?.[1];
+    return { instruction, text, parsed: parseScript(text), shell: shebang ? [shebang] : state.shell, lineOf: (n) => firstBodyLine + n - 1, names: state.names };
+  }
+  const interpreter = /^\d*<<-?\s*["']?[^"'\s]+["']?\s+(\S+)\s*$/.exec(line.trim())?.[1];
+  if (interpreter && docs.length === 1 && first && /(^|\/)(ba|da|a|z|k)?sh$/.test(interpreter)) {
+    // `RUN <<EOF bash`: the body is a script for that shell.
+    const text = body(first);
+    return { instruction, text, parsed: parseScript(text), shell: [interpreter], lineOf: (n) => firstBodyLine + n - 1, names: state.names };
+  }
+  // `RUN cat <<EOF > file` and the like: the command line with its heredocs, as the shell sees it.
+  const text = `${line}\n${docs.map((doc) => `${doc.content}${doc.name}\n`).join('')}`;
+  return { instruction, text, parsed: parseScript(text), shell: state.shell, lineOf: (n) => (n === 1 ? instruction.line : firstBodyLine + n - 2), names: state.names };
+}
+
+/** Works out the states and scripts of a Dockerfile. */
+export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analysis {
+  const globals = globalArgValues(dockerfile, options.buildArgs, builtinArgs(options.platform));
+  const bases = dockerfile.stages.map((stage) => resolveBase(dockerfile, stage, globals));
+  const before = new Map<LintInstruction, State>();
+  const after: State[] = [];
+  const scripts = new Map<LintInstruction, RunScript>();
+  const imageOf = (index: number): ImageFacts | undefined => {
+    const base = bases[index];
+    if (!base || base.kind === 'scratch') return undefined;
+    if (base.kind === 'stage') return base.index < index ? imageOf(base.index) : undefined;
+    return options.images.get(base.ref);
+  };
+
+  dockerfile.stages.forEach((stage: LintStage, index) => {
+    const base = bases[index];
+    let state: State;
+    if (base?.kind === 'stage' && after[base.index]) state = after[base.index] as State;
+    else {
+      const facts = base?.kind === 'image' ? options.images.get(base.ref) : undefined;
+      const config = facts?.config ?? {};
+      const env = new Map((config.Env ?? []).map((e) => [keyOf(e), e.slice(keyOf(e).length + 1)] as const));
+      state = {
+        shell: config.Shell ?? DEFAULT_SHELL,
+        shellSet: false,
+        names: new Set(env.keys()),
+        env,
+        complete: base?.kind === 'scratch' || facts !== undefined,
+        workdir: (config.WorkingDir ?? '') !== '',
+        absoluteWorkdir: false,
+        ...(config.User ? { user: config.User } : {}),
+      };
+    }
+    // Names of the stage's own ARGs are scoped to it: a child stage does not inherit them, ENV it does.
+    const inherited = state;
+    const argNames = new Set<string>();
+    for (const instruction of stage.instructions) {
+      before.set(instruction, state);
+      const typed = instruction.typed;
+      if (!typed) continue;
+      switch (typed.kind) {
+        case 'arg':
+          for (const arg of typed.args) argNames.add(arg.name);
+          state = { ...state, names: new Set([...state.names, ...typed.args.map((a) => a.name)]) };
+          break;
+        case 'env': {
+          const env = new Map(state.env);
+          for (const pair of typed.pairs) env.set(pair.key, pair.value);
+          state = { ...state, env, names: new Set([...state.names, ...typed.pairs.map((p) => p.key)]) };
+          break;
+        }
+        case 'shell':
+          state = { ...state, shell: typed.args, shellSet: true };
+          break;
+        case 'workdir':
+          state = { ...state, workdir: true, absoluteWorkdir: state.absoluteWorkdir || typed.value.startsWith('/') };
+          break;
+        case 'user':
+          state = { ...state, user: typed.value };
+          break;
+        case 'run': {
+          const script = scriptOf(instruction, typed, state);
+          if (script) scripts.set(instruction, script);
+          break;
+        }
+      }
+    }
+    after[index] = { ...state, names: new Set([...state.names].filter((n) => !argNames.has(n) || inherited.names.has(n) || state.env.has(n))) };
+  });
+
+  const targetWord = options.target;
+  let target = dockerfile.stages.length - 1;
+  if (targetWord !== undefined) {
+    const found = dockerfile.stages.findIndex((s) => s.name === targetWord.toLowerCase() || String(s.index) === targetWord);
+    if (found >= 0) target = found;
+  }
+  const inFinalImage = new Set<number>();
+  for (let index: number | undefined = target; index !== undefined && index >= 0 && !inFinalImage.has(index); ) {
+    inFinalImage.add(index);
+    const base: ResolvedBase | undefined = bases[index];
+    index = base?.kind === 'stage' ? base.index : undefined;
+  }
+  return { dockerfile, options, globals, bases, before, after, scripts, target, inFinalImage, imageOf };
+}
+
+/** Proxy ARGs are predefined: using them needs no ARG. */
+export function isPredefinedArg(name: string): boolean {
+  return PROXY_ARGS.includes(name) || /^(TARGET|BUILD)(PLATFORM|OS|ARCH|VARIANT)$/.test(name);
+}

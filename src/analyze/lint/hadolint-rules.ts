@@ -1,0 +1,422 @@
+/**
+ * hadolint's DL rules, written from their documented meaning, on kiln's parse. Where hadolint's users
+ * report false positives kiln knows better: a version given as a variable is pinned, `apt-get install
+ * ./local.deb` installs a file, cleanup in the same RUN by `apt-get clean` or a cache mount counts, and
+ * heredoc scripts are read as scripts.
+ */
+import { parseReference } from '../../reference/reference.js';
+import type { Analysis, RunScript, State } from './context.js';
+import type { LintInstruction } from './model.js';
+import { stageNamed } from './model.js';
+import { RULES_BY_CODE } from './rules.js';
+import { type ShellCommand, commandsOf, hasFlag, positionalArgs, programName } from './shell-words.js';
+
+export type Report = (code: string, line: number, message?: string, column?: number) => void;
+
+/** A rule's default message: its description. */
+export function describe(code: string): string {
+  return RULES_BY_CODE.get(code)?.description ?? code;
+}
+
+const APT_OPTIONS_WITH_VALUE = ['-o', '-c', '-t', '--option', '--config-file', '--target-release', '--default-release'];
+const PIP_OPTIONS_WITH_VALUE = ['-r', '--requirement', '-c', '--constraint', '-e', '--editable', '-i', '--index-url', '--extra-index-url', '-f', '--find-links', '-t', '--target', '--prefix', '--root', '--src', '--upgrade-strategy', '--progress-bar', '--platform', '--python-version', '--implementation', '--abi', '--trusted-host', '--cert', '--client-cert', '--timeout', '--retries', '--log', '--proxy', '--global-option', '--install-option', '--no-binary', '--only-binary', '--config-settings', '-C'];
+const APK_OPTIONS_WITH_VALUE = ['-t', '--virtual', '-X', '--repository', '-p', '--root', '--repositories-file', '--arch', '--keys-dir', '--cache-dir'];
+const YUM_OPTIONS_WITH_VALUE = ['-c', '--config', '--installroot', '--enablerepo', '--disablerepo', '-x', '--exclude', '--releasever', '--setopt', '--downloaddir', '--repo', '--repoid'];
+const ARCHIVE = /\.(tar|tar\.(gz|bz2|xz|lz|lzma|Z|zst)|tgz|tb2|tbz|tbz2|tpz|tlz|txz|tZ)$/;
+
+/** A word that is (or holds) a variable: its value is unknown here, so it counts as pinned. */
+const hasVariable = (word: string): boolean => word.includes('$');
+
+/** A cache or tmpfs mount of the RUN over one of the paths (its cleanup is then nothing to forget). */
+function mountsOver(instruction: LintInstruction, paths: readonly string[]): boolean {
+  const typed = instruction.typed;
+  if (typed?.kind !== 'run') return false;
+  return typed.mounts.some((m) => (m.type === 'cache' || m.type === 'tmpfs') && m.target !== undefined && paths.some((p) => m.target?.replace(/\/+$/, '') === p || p.startsWith(`${m.target?.replace(/\/+$/, '')}/`)));
+}
+
+const rmOf = (script: RunScript, path: RegExp): boolean => commandsOf(script.parsed, ['rm']).some((c) => positionalArgs(c).some((a) => path.test(a)));
+
+function aptInstalls(script: RunScript): ShellCommand[] {
+  return commandsOf(script.parsed, ['apt-get'], ['install'], APT_OPTIONS_WITH_VALUE);
+}
+
+/** The packages an install command names (its positional args after the subcommand). */
+function packages(command: ShellCommand, optionsWithValue: readonly string[]): string[] {
+  return positionalArgs(command, optionsWithValue).slice(1);
+}
+
+function forEachStage(analysis: Analysis, fn: (stage: number, instructions: readonly LintInstruction[]) => void): void {
+  analysis.dockerfile.stages.forEach((stage, i) => fn(i, stage.instructions));
+}
+
+function stateOf(analysis: Analysis, instruction: LintInstruction): State | undefined {
+  return analysis.before.get(instruction);
+}
+
+export function hadolintRules(analysis: Analysis, report: Report): void {
+  const { dockerfile } = analysis;
+
+  // DL1000: what does not parse.
+  for (const error of dockerfile.errors) report('DL1000', error.line, error.message);
+
+  // DL1001: inline ignore pragmas.
+  for (const [line, text] of dockerfile.comments) if (/^hadolint\s+ignore\s*=/.test(text)) report('DL1001', line);
+
+  // DL3061: only ARG (and comments) before the first FROM.
+  for (const instruction of dockerfile.all) {
+    if (instruction.keyword === 'from') break;
+    if (instruction.keyword !== 'arg') {
+      report('DL3061', instruction.line);
+      break;
+    }
+  }
+
+  const seenNames = new Map<string, number>();
+  for (const stage of dockerfile.stages) {
+    const line = stage.from.line;
+    // DL3024: unique stage names; DL3063: not a reserved word.
+    if (stage.name !== undefined) {
+      if (seenNames.has(stage.name)) report('DL3024', line, `Duplicate stage name "${stage.nameWritten ?? stage.name}": FROM aliases (stage names) must be unique`);
+      seenNames.set(stage.name, stage.index);
+      if (stage.name === 'scratch' || stage.name === 'context') report('DL3063', line, `Stage name "${stage.nameWritten ?? stage.name}" should not be a reserved word`);
+    }
+    // DL3029: --platform on FROM (a platform from the build's own ARGs is what multi-platform builds need).
+    if (stage.platform !== undefined && !/\$\{?(BUILD|TARGET)PLATFORM\b/.test(stage.platform)) report('DL3029', line);
+    const base = analysis.bases[stage.index];
+    if (base?.kind !== 'image' || base.variable) {
+      if (base?.kind === 'image' && base.variable) checkTrusted(analysis, base.ref, line, report);
+      continue;
+    }
+    let ref;
+    try {
+      ref = parseReference(base.ref);
+    } catch {
+      continue;
+    }
+    // DL3006 / DL3007: a tag, and not latest (a digest pins either way).
+    if (!ref.digest && !ref.tag) report('DL3006', line);
+    if (!ref.digest && ref.tag === 'latest') report('DL3007', line);
+    checkTrusted(analysis, base.ref, line, report);
+  }
+
+  forEachStage(analysis, (stage, instructions) => {
+    let healthchecks = 0;
+    let cmds = 0;
+    let entrypoints = 0;
+    let lastUser: LintInstruction | undefined;
+    let previousRun: LintInstruction | undefined;
+    const tools = new Set<string>();
+    const webTools: LintInstruction[] = [];
+    for (const instruction of instructions) {
+      const typed = instruction.typed;
+      const state = stateOf(analysis, instruction);
+      if (instruction.keyword === 'run' && typed?.kind === 'run') {
+        // DL3059: consecutive RUNs with the same flags could be one.
+        if (previousRun && previousRun.node.flags.join(' ') === instruction.node.flags.join(' ')) report('DL3059', instruction.line);
+        previousRun = instruction;
+      } else previousRun = undefined;
+      if (!typed) {
+        if (instruction.keyword === 'onbuild') report('DL3043', instruction.line);
+        continue;
+      }
+      switch (typed.kind) {
+        case 'workdir': {
+          const path = typed.value.replace(/^["']|["']$/g, '');
+          if (!path.startsWith('/') && !path.startsWith('$') && !/^[A-Za-z]:[\\/]/.test(path)) report('DL3000', instruction.line);
+          break;
+        }
+        case 'user':
+          lastUser = instruction;
+          break;
+        case 'expose':
+          for (const value of typed.values) {
+            if (hasVariable(value)) continue;
+            const ports = (value.split('/')[0] ?? '').split('-');
+            if (ports.some((p) => /^\d+$/.test(p) && Number(p) > 65535)) report('DL3011', instruction.line);
+          }
+          break;
+        case 'healthcheck':
+          if (++healthchecks > 1) report('DL3012', instruction.line);
+          break;
+        case 'cmd':
+        case 'entrypoint':
+          if (typed.command.form === 'shell') report('DL3025', instruction.line);
+          if (typed.kind === 'cmd' && ++cmds > 1) report('DL4003', instruction.line);
+          if (typed.kind === 'entrypoint' && ++entrypoints > 1) report('DL4004', instruction.line);
+          break;
+        case 'maintainer':
+          report('DL4000', instruction.line);
+          break;
+        case 'env': {
+          // DL3044: an ENV that uses a name it defines itself (unless it was defined before).
+          const defined = new Set<string>();
+          for (const pair of typed.pairs) {
+            for (const match of pair.value.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)) {
+              const name = match[1] ?? '';
+              if (defined.has(name) && !state?.names.has(name)) report('DL3044', instruction.line);
+            }
+            defined.add(pair.key);
+          }
+          break;
+        }
+        case 'copy':
+        case 'add': {
+          if (typed.kind === 'copy') {
+            if (typed.sources.length > 1 && !typed.destination.endsWith('/') && !hasVariable(typed.destination)) report('DL3021', instruction.line);
+            if (typed.from !== undefined && !hasVariable(typed.from)) {
+              const from = typed.from.toLowerCase();
+              const own = dockerfile.stages[stage]?.name;
+              if (own !== undefined && from === own) report('DL3023', instruction.line);
+              else if (stageNamed(dockerfile, typed.from, stage) === undefined && !/^\d+$/.test(from) && !/[:/@.]/.test(from)) report('DL3022', instruction.line);
+            }
+          } else if (typed.heredocs.length === 0) {
+            // DL3020: ADD for a plain file; URLs and archives are what ADD is for.
+            const plain = typed.sources.some((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) && !/^git@/.test(s) && !ARCHIVE.test(s) && !hasVariable(s));
+            if (plain) report('DL3020', instruction.line);
+          }
+          // DL3045: a relative destination with no WORKDIR set (the base image's counts).
+          const dest = typed.destination.replace(/^["']|["']$/g, '');
+          if (!dest.startsWith('/') && !hasVariable(dest) && !/^[A-Za-z]:[\\/]/.test(dest) && !state?.workdir) report('DL3045', instruction.line);
+          break;
+        }
+        case 'label':
+          for (const pair of typed.pairs) if (!validLabelKey(pair.key)) report('DL3048', instruction.line, `Invalid label key "${pair.key}".`);
+          break;
+        case 'run': {
+          const script = analysis.scripts.get(instruction);
+          if (!script) break;
+          runRules(analysis, stage, script, state, report);
+          const uses = new Set(script.parsed.commands.map(programName).filter((n) => n === 'curl' || n === 'wget'));
+          if (uses.size > 0) webTools.push(instruction);
+          for (const tool of uses) tools.add(tool);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    // DL4001: curl and wget both in one stage.
+    if (tools.size > 1) for (const instruction of webTools) report('DL4001', instruction.line);
+    // DL3002: the last USER of the final stage is root.
+    if (stage === analysis.target && lastUser?.typed?.kind === 'user' && /^(root|0)(:.*)?$/.test(lastUser.typed.value.trim())) report('DL3002', lastUser.line);
+    // DL3057: no HEALTHCHECK (off by default).
+    if (stage === analysis.target && healthchecks === 0 && !(analysis.imageOf(stage)?.config.Healthcheck)) report('DL3057', dockerfile.stages[stage]?.from.line ?? 1);
+  });
+
+  labelSchemaRules(analysis, report);
+  archiveRule(analysis, report);
+}
+
+function checkTrusted(analysis: Analysis, ref: string, line: number, report: Report): void {
+  const trusted = analysis.options.trustedRegistries;
+  if (trusted.length === 0) return;
+  let domain: string;
+  try {
+    domain = parseReference(ref).domain;
+  } catch {
+    return;
+  }
+  const ok = trusted.some((pattern) => {
+    const p = pattern === 'docker.io' ? 'docker.io' : pattern;
+    if (p.startsWith('*.')) return domain.endsWith(p.slice(1));
+    return p === domain || (p === 'docker.io' && domain === 'docker.io');
+  });
+  if (!ok) report('DL3026', line, `Use only an allowed registry in the FROM image (${domain} is not in trustedRegistries)`);
+}
+
+/** The rules about what a RUN script does. */
+function runRules(analysis: Analysis, stage: number, script: RunScript, state: State | undefined, report: Report): void {
+  const line = script.instruction.line;
+  const names = script.parsed.commands.map(programName);
+  const instruction = script.instruction;
+
+  // DL3001, DL3003, DL3004, DL3027.
+  if (names.some((n) => ['free', 'kill', 'mount', 'ps', 'service', 'shutdown', 'ssh', 'top', 'vim', 'ifconfig'].includes(n))) report('DL3001', line);
+  if (names.includes('cd')) report('DL3003', line);
+  if (names.includes('sudo')) report('DL3004', line);
+  if (names.includes('apt')) report('DL3027', line);
+
+  // apt-get: DL3008 pinning, DL3014 -y, DL3015 --no-install-recommends, DL3009 lists.
+  const installs = aptInstalls(script);
+  for (const command of installs) {
+    const unpinned = packages(command, APT_OPTIONS_WITH_VALUE).filter((p) => !p.includes('=') && !hasVariable(p) && !p.endsWith('.deb') && !p.includes('/'));
+    if (unpinned.length > 0) report('DL3008', line, `Pin versions in apt-get install. Instead of \`apt-get install ${unpinned[0] ?? '<package>'}\` use \`apt-get install ${unpinned[0] ?? '<package>'}=<version>\``);
+    if (!hasFlag(command, ['--yes', '--assume-yes'], ['y']) && !command.args.includes('-qq') && !hasFlag(command, [], ['qq'])) report('DL3014', line);
+    if (!hasFlag(command, ['--no-install-recommends']) && !command.args.some((a) => /APT::Install-Recommends=(false|0)/i.test(a))) report('DL3015', line);
+  }
+  const aptUpdates = commandsOf(script.parsed, ['apt-get'], ['update'], APT_OPTIONS_WITH_VALUE);
+  if ((installs.length > 0 || aptUpdates.length > 0) && analysis.inFinalImage.has(stage)) {
+    const cleaned = rmOf(script, /^\/var\/lib\/apt\/lists(\/\*?)?$/) || commandsOf(script.parsed, ['apt-get', 'apt'], ['clean']).length > 0 || mountsOver(instruction, ['/var/lib/apt/lists', '/var/lib/apt']);
+    if (!cleaned) report('DL3009', line);
+  }
+
+  // pip: DL3013 pinning, DL3042 --no-cache-dir.
+  const pipInstalls = script.parsed.commands.filter((c) => {
+    const name = programName(c);
+    if (/^pip[0-9.]*$/.test(name)) return positionalArgs(c, PIP_OPTIONS_WITH_VALUE)[0] === 'install';
+    if (/^python[0-9.]*$/.test(name)) return c.args[0] === '-m' && /^pip[0-9.]*$/.test(c.args[1] ?? '') && c.args.slice(2).includes('install');
+    return false;
+  });
+  for (const command of pipInstalls) {
+    const args = /^python/.test(programName(command)) ? { ...command, args: command.args.slice(2) } : command;
+    const pkgs = packages(args, PIP_OPTIONS_WITH_VALUE).filter((p) => !/[=<>~!@]/.test(p) && !hasVariable(p) && !/^[./~]/.test(p) && !/^(git\+|https?:|file:)/.test(p) && !/\.(whl|tar\.gz|zip)$/.test(p));
+    if (pkgs.length > 0) report('DL3013', line, `Pin versions in pip. Instead of \`pip install ${pkgs[0] ?? ''}\` use \`pip install ${pkgs[0] ?? ''}==<version>\` or \`pip install --requirement <requirements file>\``);
+    const noCache = hasFlag(args, ['--no-cache-dir']) || /^(1|true|on|yes)$/i.test(state?.env.get('PIP_NO_CACHE_DIR') ?? '') || mountsOver(instruction, ['/root/.cache/pip', '/root/.cache']);
+    if (!noCache) report('DL3042', line);
+  }
+
+  // npm: DL3016.
+  for (const command of commandsOf(script.parsed, ['npm'], ['install', 'i', 'add'])) {
+    const pkgs = packages(command, ['--prefix', '-w', '--workspace', '--registry', '--tag']).filter((p) => {
+      if (hasVariable(p) || /^[./~]/.test(p) || /^(git[+:]|https?:|file:|github:)/.test(p) || /\.(tgz|tar\.gz)$/.test(p) || /^[^@/]+\/[^@/]+$/.test(p)) return false;
+      const at = p.startsWith('@') ? p.indexOf('@', 1) : p.indexOf('@');
+      return at < 0;
+    });
+    if (pkgs.length > 0) report('DL3016', line, `Pin versions in npm. Instead of \`npm install ${pkgs[0] ?? ''}\` use \`npm install ${pkgs[0] ?? ''}@<version>\``);
+  }
+
+  // apk: DL3018 pinning, DL3019 --no-cache.
+  for (const command of commandsOf(script.parsed, ['apk'], ['add'], APK_OPTIONS_WITH_VALUE)) {
+    const pkgs = packages(command, APK_OPTIONS_WITH_VALUE).filter((p) => !/[=<>~]/.test(p) && !hasVariable(p) && !p.endsWith('.apk') && !p.includes('/'));
+    if (pkgs.length > 0) report('DL3018', line, `Pin versions in apk add. Instead of \`apk add ${pkgs[0] ?? ''}\` use \`apk add ${pkgs[0] ?? ''}=<version>\``);
+    if (!hasFlag(command, ['--no-cache']) && !mountsOver(instruction, ['/var/cache/apk', '/etc/apk/cache']) && !rmOf(script, /^\/var\/cache\/apk(\/\*?)?$/)) report('DL3019', line);
+  }
+
+  // gem: DL3028.
+  for (const command of commandsOf(script.parsed, ['gem'], ['install', 'i'])) {
+    if (hasFlag(command, ['--version'], ['v'])) continue;
+    const pkgs = packages(command, ['-v', '--version', '-i', '--install-dir', '-n', '--bindir', '-s', '--source', '--platform']).filter((p) => !p.includes(':') && !hasVariable(p) && !p.endsWith('.gem'));
+    if (pkgs.length > 0) report('DL3028', line);
+  }
+
+  // yum / dnf / microdnf: DL3030, DL3032, DL3033, DL3038, DL3040, DL3041.
+  for (const [tools, yes, clean, version] of [
+    [['yum'], 'DL3030', 'DL3032', 'DL3033'],
+    [['dnf', 'microdnf'], 'DL3038', 'DL3040', 'DL3041'],
+  ] as const) {
+    const used = commandsOf(script.parsed, tools, [], YUM_OPTIONS_WITH_VALUE);
+    const installs = commandsOf(script.parsed, tools, ['install', 'groupinstall', 'localinstall', 'module'], YUM_OPTIONS_WITH_VALUE);
+    for (const command of installs) {
+      if (!hasFlag(command, ['--assumeyes'], ['y'])) report(yes, line);
+      const pkgs = packages(command, YUM_OPTIONS_WITH_VALUE).filter((p) => !/-\d/.test(p) && !hasVariable(p) && !p.endsWith('.rpm') && !p.includes('/') && p !== 'install');
+      if (pkgs.length > 0) report(version, line);
+    }
+    const cleaned = commandsOf(script.parsed, tools, ['clean'], YUM_OPTIONS_WITH_VALUE).some((c) => c.args.includes('all')) || rmOf(script, /^\/var\/cache\/(yum|dnf)(\/\*?)?$/) || mountsOver(instruction, ['/var/cache/yum', '/var/cache/dnf']);
+    if (used.some((c) => !['clean'].includes(positionalArgs(c, YUM_OPTIONS_WITH_VALUE)[0] ?? '')) && installs.length > 0 && !cleaned) report(clean, line);
+  }
+
+  // zypper: DL3034, DL3035, DL3036, DL3037.
+  const zypper = commandsOf(script.parsed, ['zypper']);
+  for (const command of zypper) {
+    const sub = positionalArgs(command, ['--root', '-R', '--reposd-dir', '--cache-dir'])[0] ?? '';
+    if (['install', 'in', 'remove', 'rm', 'source-install', 'si', 'patch'].includes(sub) && !hasFlag(command, ['--non-interactive', '--no-confirm'], ['n', 'y'])) report('DL3034', line);
+    if (sub === 'dist-upgrade' || sub === 'dup') report('DL3035', line);
+    if (sub === 'install' || sub === 'in') {
+      const pkgs = positionalArgs(command, ['--root', '-R', '-t', '--type', '--from', '-r', '--repo']).slice(1).filter((p) => !/[=<>]/.test(p) && !hasVariable(p) && !p.endsWith('.rpm') && !p.includes('/'));
+      if (pkgs.length > 0) report('DL3037', line);
+    }
+  }
+  if (zypper.some((c) => ['install', 'in'].includes(positionalArgs(c)[0] ?? '')) && !zypper.some((c) => ['clean', 'cc'].includes(positionalArgs(c)[0] ?? '')) && !mountsOver(instruction, ['/var/cache/zypp'])) report('DL3036', line);
+
+  // DL3046: useradd with a high UID and without -l.
+  for (const command of commandsOf(script.parsed, ['useradd'])) {
+    const index = command.args.findIndex((a) => a === '-u' || a === '--uid' || a.startsWith('--uid='));
+    const uid = index < 0 ? undefined : command.args[index]?.startsWith('--uid=') ? command.args[index]?.slice(6) : command.args[index + 1];
+    if (uid !== undefined && /^\d{6,}$/.test(uid) && !hasFlag(command, ['--no-log-init'], ['l'])) report('DL3046', line);
+  }
+
+  // DL3047: wget without a progress setting.
+  for (const command of commandsOf(script.parsed, ['wget'])) {
+    if (!command.args.some((a) => /^--progress(=|$)/.test(a) || ['-q', '--quiet', '-nv', '--no-verbose', '-o', '--output-file', '-a', '--append-output'].includes(a.split('=')[0] ?? a) || /^-[a-zA-Z]*q[a-zA-Z]*$/.test(a))) report('DL3047', line);
+  }
+
+  // DL3060: yarn install without yarn cache clean.
+  const yarnInstalls = commandsOf(script.parsed, ['yarn']).filter((c) => ['install', 'add'].includes(positionalArgs(c)[0] ?? 'install') || positionalArgs(c).length === 0);
+  if (yarnInstalls.length > 0 && !commandsOf(script.parsed, ['yarn'], ['cache']).some((c) => c.args.includes('clean')) && !mountsOver(instruction, ['/usr/local/share/.cache/yarn', '/root/.cache/yarn', '/root/.yarn'])) report('DL3060', line);
+
+  // DL3062: go install without @version.
+  for (const command of commandsOf(script.parsed, ['go'], ['install'])) {
+    const pkgs = positionalArgs(command, ['-ldflags', '-tags', '-gcflags', '-o', '-mod']).slice(1).filter((p) => !p.includes('@') && !hasVariable(p) && !/^[./]/.test(p));
+    if (pkgs.length > 0) report('DL3062', line);
+  }
+
+  // DL4005: ln to /bin/sh.
+  if (commandsOf(script.parsed, ['ln']).some((c) => positionalArgs(c).at(-1) === '/bin/sh')) report('DL4005', line);
+
+  // DL4006: a pipe without pipefail.
+  if (script.parsed.pipes) {
+    const shell = script.shell;
+    const program = (shell[0] ?? '').replace(/^.*\//, '');
+    const posix = ['sh', 'bash', 'ash', 'dash', 'zsh', 'ksh', 'mksh'].includes(program);
+    const pipefail = shell.some((word, i) => (word === '-o' && shell[i + 1] === 'pipefail') || word === '-opipefail' || /^-[a-z]*o$/.test(word) && shell[i + 1] === 'pipefail');
+    const setInScript = script.parsed.commands.some((c) => c.name === 'set' && c.args.some((a, i) => a === 'pipefail' && /^-[a-z]*o$/.test(c.args[i - 1] ?? '')));
+    if (posix && !pipefail && !setInScript) report('DL4006', line);
+  }
+}
+
+/** DL3010: a local archive COPYed in and unpacked by a later RUN: ADD would have done it in one step. */
+function archiveRule(analysis: Analysis, report: Report): void {
+  forEachStage(analysis, (stage, instructions) => {
+    const copied = new Map<string, LintInstruction>();
+    for (const instruction of instructions) {
+      const typed = instruction.typed;
+      if (typed?.kind === 'copy' && typed.from === undefined) {
+        for (const source of typed.sources) if (ARCHIVE.test(source)) copied.set(source.slice(source.lastIndexOf('/') + 1), instruction);
+      }
+      const script = analysis.scripts.get(instruction);
+      if (!script) continue;
+      for (const command of commandsOf(script.parsed, ['tar'])) {
+        const extract = command.args.some((a) => /^-?[a-zA-Z]*x/.test(a) && !a.startsWith('--') || a === '--extract' || a === '--get');
+        const file = command.args.find((a) => copied.has(a.slice(a.lastIndexOf('/') + 1)));
+        const copy = file !== undefined ? copied.get(file.slice(file.lastIndexOf('/') + 1)) : undefined;
+        if (extract && copy) report('DL3010', copy.line);
+      }
+    }
+    void stage;
+  });
+}
+
+/** Docker's label key rules: lowercase alphanumerics and `.`/`-`, no reserved namespace. */
+function validLabelKey(key: string): boolean {
+  if (hasVariable(key)) return true;
+  if (/^(com\.docker\.|io\.docker\.|org\.dockerproject\.)/.test(key)) return false;
+  return /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(key) && !/[.-]{2}/.test(key);
+}
+
+const SPDX = new Set(['0BSD', 'AFL-3.0', 'AGPL-3.0', 'AGPL-3.0-only', 'AGPL-3.0-or-later', 'Apache-1.1', 'Apache-2.0', 'Artistic-2.0', 'BSD-1-Clause', 'BSD-2-Clause', 'BSD-3-Clause', 'BSD-4-Clause', 'BSL-1.0', 'CC-BY-4.0', 'CC-BY-SA-4.0', 'CC0-1.0', 'CDDL-1.0', 'EPL-1.0', 'EPL-2.0', 'EUPL-1.2', 'GPL-2.0', 'GPL-2.0-only', 'GPL-2.0-or-later', 'GPL-3.0', 'GPL-3.0-only', 'GPL-3.0-or-later', 'ISC', 'LGPL-2.0-only', 'LGPL-2.1', 'LGPL-2.1-only', 'LGPL-2.1-or-later', 'LGPL-3.0', 'LGPL-3.0-only', 'LGPL-3.0-or-later', 'MIT', 'MIT-0', 'MPL-1.1', 'MPL-2.0', 'MS-PL', 'NCSA', 'OFL-1.1', 'OpenSSL', 'PHP-3.01', 'PostgreSQL', 'Python-2.0', 'Ruby', 'Unlicense', 'UPL-1.0', 'Vim', 'W3C', 'WTFPL', 'X11', 'Zlib', 'ZPL-2.1']);
+
+const LABEL_FORMATS: Record<string, { code: string; ok: (value: string) => boolean }> = {
+  url: { code: 'DL3052', ok: (v) => /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+[^\s]*$/i.test(v) },
+  rfc3339: { code: 'DL3053', ok: (v) => /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(v) && !Number.isNaN(Date.parse(v)) },
+  spdx: { code: 'DL3054', ok: (v) => v.split(/\s+(?:AND|OR|WITH)\s+/).every((id) => SPDX.has(id.replace(/^\(|\)$/g, '').replace(/\+$/, ''))) },
+  hash: { code: 'DL3055', ok: (v) => /^[0-9a-f]{7,40}$/.test(v) },
+  semver: { code: 'DL3056', ok: (v) => /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/.test(v) },
+  email: { code: 'DL3058', ok: (v) => /^[^\s@<>()[\],;:"]+@[^\s@<>()[\],;:"]+\.[^\s@<>()[\],;:"]+$/.test(v) },
+};
+
+/** DL3049–DL3058: the labels hadolint's label-schema asks for, per stage. */
+function labelSchemaRules(analysis: Analysis, report: Report): void {
+  const { labelSchema, strictLabels } = analysis.options;
+  if (labelSchema.size === 0 && !strictLabels) return;
+  for (const stage of analysis.dockerfile.stages) {
+    const labels = new Map<string, { value: string; line: number }>();
+    for (const instruction of stage.instructions) {
+      if (instruction.typed?.kind !== 'label') continue;
+      for (const pair of instruction.typed.pairs) labels.set(pair.key, { value: pair.value.replace(/^"(.*)"$/s, '$1').replace(/^'(.*)'$/s, '$1'), line: instruction.line });
+    }
+    for (const [name, format] of labelSchema) {
+      const label = labels.get(name);
+      if (!label) {
+        if (stage.index === analysis.target) report('DL3049', stage.from.line, `Label \`${name}\` is missing.`);
+        continue;
+      }
+      if (label.value === '') {
+        report('DL3051', label.line, `Label \`${name}\` is empty.`);
+        continue;
+      }
+      const check = LABEL_FORMATS[format];
+      if (check && !hasVariable(label.value) && !check.ok(label.value)) report(check.code, label.line, (RULES_BY_CODE.get(check.code)?.description ?? '').replace('<label>', name));
+    }
+    if (strictLabels) for (const [name, label] of labels) if (!labelSchema.has(name)) report('DL3050', label.line, `Superfluous label(s) present: ${name}`);
+  }
+}
