@@ -33,6 +33,7 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
     },
   },
   { names: ['build'], load: async () => (await import('./commands/build.js')).registerBuild },
+  { names: ['lint'], load: async () => (await import('./commands/lint.js')).registerLint },
   { names: ['pull', 'push', 'login', 'logout', 'search'], load: async () => (await import('./commands/registry.js')).registerRegistry },
   { names: ['serve'], load: async () => (await import('./commands/serve.js')).registerServe },
   {

@@ -74,6 +74,8 @@ export interface RunScript {
   readonly shell: readonly string[];
   /** The Dockerfile line of each script line (1-based index into the script's lines). */
   readonly lineOf: (scriptLine: number) => number;
+  /** Where the script's first line starts in its Dockerfile line (0-based), when that line is the script's alone. */
+  readonly columnOffset?: number;
   /** The ARG/ENV names in scope, for ShellCheck. */
   readonly names: ReadonlySet<string>;
 }
@@ -119,11 +121,15 @@ function keyOf(entry: string): string {
 }
 
 /** The shell script of a RUN (undefined for exec form), heredocs resolved. */
-function scriptOf(instruction: LintInstruction, typed: Extract<Instruction, { kind: 'run' }>, state: State): RunScript | undefined {
+function scriptOf(instruction: LintInstruction, typed: Extract<Instruction, { kind: 'run' }>, state: State, source: string): RunScript | undefined {
   if (typed.command.form !== 'shell') return undefined;
   const line = typed.command.line;
   const docs = typed.heredocs;
-  if (docs.length === 0) return { instruction, text: line, parsed: parseScript(line), shell: state.shell, lineOf: () => instruction.line, names: state.names };
+  if (docs.length === 0) {
+    // A one-line RUN: ShellCheck's columns count from where the script starts on that line.
+    const at = instruction.line === instruction.endLine ? source.indexOf(line) : -1;
+    return { instruction, text: line, parsed: parseScript(line), shell: state.shell, lineOf: () => instruction.line, names: state.names, ...(at >= 0 ? { columnOffset: at } : {}) };
+  }
   const body = (doc: (typeof docs)[number]): string => (doc.chomp ? chompHeredoc(doc.content) : doc.content);
   const bodyLines = docs.reduce((n, doc) => n + doc.content.split('\n').length, 0);
   const firstBodyLine = instruction.endLine - bodyLines + 1;
@@ -133,13 +139,13 @@ function scriptOf(instruction: LintInstruction, typed: Extract<Instruction, { ki
     // `RUN <<EOF`: the body is the script, run by the stage's shell or its own #! line.
     const text = body(first);
     const shebang = /^#!\s*(\S+)/.exec(text)?.[1];
-    return { instruction, text, parsed: parseScript(text), shell: shebang ? [shebang] : state.shell, lineOf: (n) => firstBodyLine + n - 1, names: state.names };
+    return { instruction, text, parsed: parseScript(text), shell: shebang ? [shebang] : state.shell, lineOf: (n) => firstBodyLine + n - 1, names: state.names, columnOffset: 0 };
   }
   const interpreter = /^\d*<<-?\s*["']?[^"'\s]+["']?\s+(\S+)\s*$/.exec(line.trim())?.[1];
   if (interpreter && docs.length === 1 && first && /(^|\/)(ba|da|a|z|k)?sh$/.test(interpreter)) {
     // `RUN <<EOF bash`: the body is a script for that shell.
     const text = body(first);
-    return { instruction, text, parsed: parseScript(text), shell: [interpreter], lineOf: (n) => firstBodyLine + n - 1, names: state.names };
+    return { instruction, text, parsed: parseScript(text), shell: [interpreter], lineOf: (n) => firstBodyLine + n - 1, names: state.names, columnOffset: 0 };
   }
   // `RUN cat <<EOF > file` and the like: the command line with its heredocs, as the shell sees it.
   const text = `${line}\n${docs.map((doc) => `${doc.content}${doc.name}\n`).join('')}`;
@@ -207,7 +213,7 @@ export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analy
           state = { ...state, user: typed.value };
           break;
         case 'run': {
-          const script = scriptOf(instruction, typed, state);
+          const script = scriptOf(instruction, typed, state, dockerfile.lines[instruction.line - 1] ?? '');
           if (script) scripts.set(instruction, script);
           break;
         }

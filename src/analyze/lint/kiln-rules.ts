@@ -54,7 +54,8 @@ function installsDependencies(command: ShellCommand): boolean {
   }
 }
 
-const TOOLCHAIN = /^(gcc|g\+\+|gcc-\d+|g\+\+-\d+|clang|clang-\d+|make|cmake|build-essential|build-base|autoconf|automake|libtool|golang|golang-go|rustc|cargo|gfortran|[a-z0-9][a-z0-9.+-]*-dev|[a-z0-9][a-z0-9.+-]*-devel)(=.*)?$/;
+/** A package that builds software (a compiler, make, headers): needed to build, not to run. */
+export const TOOLCHAIN_PACKAGE = /^(gcc|g\+\+|gcc-\d+|g\+\+-\d+|clang|clang-\d+|make|cmake|build-essential|build-base|autoconf|automake|libtool|golang|golang-go|rustc|cargo|gfortran|[a-z0-9][a-z0-9.+-]*-dev|[a-z0-9][a-z0-9.+-]*-devel)(=.*)?$/;
 
 const INSTALLERS: readonly { readonly names: readonly string[]; readonly install: readonly string[]; readonly remove: readonly string[] }[] = [
   { names: ['apt-get', 'apt'], install: ['install'], remove: ['purge', 'remove', 'autoremove'] },
@@ -150,7 +151,7 @@ export function kilnRules(analysis: Analysis, report: Report): void {
       const script = analysis.scripts.get(instruction);
       if (!script) continue;
       for (const installer of INSTALLERS) {
-        const installed = commandsOf(script.parsed, installer.names, installer.install).flatMap((c) => positionalArgs(c, ['-o', '-t', '--virtual', '-X', '--repository']).slice(1)).filter((p) => TOOLCHAIN.test(p));
+        const installed = commandsOf(script.parsed, installer.names, installer.install).flatMap((c) => positionalArgs(c, ['-o', '-t', '--virtual', '-X', '--repository']).slice(1)).filter((p) => TOOLCHAIN_PACKAGE.test(p));
         if (installed.length === 0) continue;
         const removed = new Set(commandsOf(script.parsed, installer.names, installer.remove).flatMap((c) => positionalArgs(c, ['-o']).slice(1)));
         // apk add --virtual NAME … then apk del NAME removes the lot.

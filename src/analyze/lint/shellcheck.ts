@@ -60,9 +60,10 @@ export function shellcheckFindings(inputs: readonly ShellcheckInput[], names: re
     if (scriptLine < 1) continue;
     const level: Level = (['error', 'warning', 'info', 'style'] as const).find((l) => l === comment.level) ?? 'info';
     const line = input.script.lineOf(scriptLine);
-    // A joined continuation script is one line: hadolint reports it at the RUN, column 1.
-    const exact = line !== input.script.instruction.line || input.script.instruction.line === input.script.instruction.endLine;
-    findings.push({ code: `SC${comment.code}`, level, message: comment.message, file, line, column: exact ? comment.column : 1 });
+    // A script joined from continuation lines: hadolint reports it at the RUN, column 1.
+    const offset = input.script.columnOffset;
+    const exact = offset !== undefined && (scriptLine > 1 || line !== input.script.instruction.line || input.script.instruction.line === input.script.instruction.endLine);
+    findings.push({ code: `SC${comment.code}`, level, message: comment.message, file, line, column: exact ? comment.column + (scriptLine === 1 ? offset : 0) : 1 });
   }
   return findings;
 }

@@ -26,10 +26,11 @@ interface BuildFlags extends RuntimeFlags, RegistryFlags {
   network?: string;
   squash?: boolean;
   timestamp?: string;
+  check?: boolean;
 }
 
 /** `KEY=value` → [KEY, value]; a bare `KEY` takes the value from kiln's environment, as docker does. */
-function keyValue(entry: string, flag: string): [string, string] | undefined {
+export function keyValue(entry: string, flag: string): [string, string] | undefined {
   const eq = entry.indexOf('=');
   if (eq === 0) throw new KilnError('INVALID_ARGUMENT', `invalid ${flag} ${JSON.stringify(entry)}: use KEY=value`);
   if (eq > 0) return [entry.slice(0, eq), entry.slice(eq + 1)];
@@ -195,6 +196,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--network <mode>', 'networking mode for RUN: default, none, host')
     .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
+    .option('--check', 'run the lint rules on the Dockerfile the build would use (args and target resolved) and build nothing; exit 1 on findings')
     .action((path: string, flags: BuildFlags) =>
       withEngine(ctx, async (engine) => {
         const runtimeFlags = checkRuntimeFlags(flags);
@@ -211,6 +213,9 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         const labels = Object.fromEntries((flags.label ?? []).map((entry) => keyValue(entry, '--label') ?? [entry, '']));
         const dockerfile = flags.file === '-' ? { text: await readStdin(ctx.io) } : flags.file !== undefined ? { path: resolve(flags.file) } : undefined;
         const quiet = flags.quiet === true || flags.progress === 'quiet';
+        // The build checks: `--check` runs every rule and stops; a build prints BuildKit's at its start.
+        const { buildChecks } = await import('./lint.js');
+        if (!(await buildChecks(ctx, engine, { path, dockerfile, buildArgs, target: flags.target, check: flags.check === true, quiet }))) return;
         const live = flags.progress === 'tty' || (flags.progress === 'auto' && (ctx.io.stderr as { isTTY?: boolean }).isTTY === true);
         const progress: Progress = quiet ? { event: () => undefined, finish: () => undefined } : live ? ttyProgress(ctx.io) : plainProgress(ctx.io);
         const { buildImage } = await import('../../engine/build.js'); // the builder loads only for builds
@@ -255,7 +260,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     );
 }
 
-async function readStdin(io: Io): Promise<string> {
+export async function readStdin(io: Io): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of io.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
   return Buffer.concat(chunks).toString('utf8');
