@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { EMPTY_CONFIG } from '../../src/analyze/lint/config.js';
+import type { ImageFacts, LintOptions } from '../../src/analyze/lint/context.js';
+import { applyPolicy, lintDockerfile } from '../../src/analyze/lint/lint.js';
+import { RULES, RULES_BY_CODE } from '../../src/analyze/lint/rules.js';
+
+type Options = Partial<Omit<LintOptions, 'images'>> & { images?: Record<string, ImageFacts> };
+
+function options(extra: Options = {}): LintOptions {
+  return {
+    file: 'Dockerfile',
+    buildArgs: new Map(),
+    platform: { os: 'linux', architecture: 'amd64' },
+    trustedRegistries: [],
+    labelSchema: new Map(),
+    strictLabels: false,
+    ...extra,
+    images: new Map(Object.entries(extra.images ?? {})),
+  };
+}
+
+/** `line:code` of every finding, with every rule on (off-by-default ones too) and the rule's twin left out. */
+function findings(source: string, code: string, extra: Options = {}): string[] {
+  const run = lintDockerfile(source, options(extra));
+  const twin = RULES_BY_CODE.get(code)?.twin;
+  return applyPolicy(run.findings, run.dockerfile, { config: EMPTY_CONFIG, ignore: twin ? [twin] : [], enable: [code] }).map((f) => `${f.line}:${f.code}`);
+}
+
+interface Case {
+  readonly code: string;
+  /** A Dockerfile that triggers the rule, and the line it must be reported on. */
+  readonly bad: string;
+  readonly line: number;
+  /** Close variants that must not trigger it. */
+  readonly good: readonly string[];
+  readonly options?: Options;
+  readonly goodOptions?: Options;
+}
+
+const SHA = 'sha256:' + 'a'.repeat(64);
+const busybox = (config: ImageFacts['config'] = {}): ImageFacts => ({ config: { Env: ['PATH=/bin'], ...config }, os: 'linux', architecture: 'amd64' });
+
+const CASES: readonly Case[] = [
+  { code: 'DL1000', bad: 'FROM a:1\nFOO bar\n', line: 2, good: ['FROM a:1\nRUN true\n'] },
+  { code: 'DL1001', bad: '# hadolint ignore=DL3006\nFROM debian\n', line: 1, good: ['# a comment\nFROM debian:12\n'] },
+  { code: 'DL3000', bad: 'FROM a:1\nWORKDIR app\n', line: 2, good: ['FROM a:1\nWORKDIR /app\n', 'FROM a:1\nWORKDIR $HOME/app\n', 'FROM a:1\nWORKDIR "/app"\n'] },
+  { code: 'DL3001', bad: 'FROM a:1\nRUN service nginx start\n', line: 2, good: ['FROM a:1\nRUN nginx -t && echo service\n'] },
+  { code: 'DL3002', bad: 'FROM a:1\nUSER app\nUSER root\n', line: 3, good: ['FROM a:1 AS build\nUSER root\nFROM a:1\nUSER app\n', 'FROM a:1\nUSER root\nRUN make\nUSER app\n'] },
+  { code: 'DL3003', bad: 'FROM a:1\nRUN cd /tmp && make\n', line: 2, good: ['FROM a:1\nWORKDIR /tmp\nRUN make\n'] },
+  { code: 'DL3004', bad: 'FROM a:1\nRUN sudo make install\n', line: 2, good: ['FROM a:1\nRUN make install && echo sudo\n'] },
+  { code: 'DL3006', bad: 'FROM debian\n', line: 1, good: ['FROM debian:12\n', 'FROM debian:12 AS base\nFROM base\n', 'FROM scratch\n', 'ARG IMAGE=debian:12\nFROM ${IMAGE}\n', `FROM debian@${SHA}\n`] },
+  { code: 'DL3007', bad: 'FROM debian:latest\n', line: 1, good: ['FROM debian:12\n', `FROM debian:latest@${SHA}\n`] },
+  { code: 'DL3008', bad: 'FROM debian:12\nRUN apt-get install -y --no-install-recommends curl\n', line: 2, good: ['FROM debian:12\nARG CURL_VERSION\nRUN apt-get install -y --no-install-recommends curl=${CURL_VERSION} ./local.deb /tmp/other.deb\n', 'FROM debian:12\nRUN apt-get install -y -o Dpkg::Options::=--force-confnew curl=7.88.1-10\n'] },
+  {
+    code: 'DL3009',
+    bad: 'FROM debian:12\nRUN apt-get update && apt-get install -y curl=7.88.1\n',
+    line: 2,
+    good: [
+      'FROM debian:12\nRUN apt-get update && apt-get install -y curl=7.88.1 && rm -rf /var/lib/apt/lists/*\n',
+      'FROM debian:12\nRUN apt-get update && apt-get install -y curl=7.88.1 && apt-get clean\n',
+      'FROM debian:12\nRUN --mount=type=cache,target=/var/lib/apt/lists apt-get update && apt-get install -y curl=7.88.1\n',
+      'FROM debian:12 AS build\nRUN apt-get update && apt-get install -y gcc=12\nFROM scratch\nCOPY --from=build /x /x\n',
+      'FROM debian:12\nRUN <<EOF\napt-get update\napt-get install -y curl=7.88.1\nrm -rf /var/lib/apt/lists/*\nEOF\n',
+    ],
+  },
+  { code: 'DL3010', bad: 'FROM a:1\nCOPY app.tar.gz /tmp/\nRUN tar -xzf /tmp/app.tar.gz -C /opt\n', line: 2, good: ['FROM a:1\nADD app.tar.gz /opt/\n', 'FROM a:1\nCOPY app.tar.gz /srv/\n'] },
+  { code: 'DL3011', bad: 'FROM a:1\nEXPOSE 80 65536\n', line: 2, good: ['FROM a:1\nEXPOSE 80 65535/udp 8000-8002\n'] },
+  { code: 'DL3012', bad: 'FROM a:1\nHEALTHCHECK CMD a\nHEALTHCHECK CMD b\n', line: 3, good: ['FROM a:1 AS one\nHEALTHCHECK CMD a\nFROM a:1\nHEALTHCHECK CMD b\n'] },
+  { code: 'DL3013', bad: 'FROM python:3\nRUN pip install --no-cache-dir flask\n', line: 2, good: ['FROM python:3\nRUN pip install --no-cache-dir flask==3.0.0 "django>=4" -r requirements.txt . ./pkg\n', 'FROM python:3\nARG V=1\nRUN python3 -m pip install --no-cache-dir flask==$V\n'] },
+  { code: 'DL3014', bad: 'FROM debian:12\nRUN apt-get install curl=1\n', line: 2, good: ['FROM debian:12\nRUN apt-get install -qy curl=1\n', 'FROM debian:12\nRUN apt-get -qq install curl=1\n', 'FROM debian:12\nRUN apt-get install --yes curl=1\n'] },
+  { code: 'DL3015', bad: 'FROM debian:12\nRUN apt-get install -y curl=1\n', line: 2, good: ['FROM debian:12\nRUN apt-get install -y --no-install-recommends curl=1\n'] },
+  { code: 'DL3016', bad: 'FROM node:20\nRUN npm install express\n', line: 2, good: ['FROM node:20\nRUN npm install express@4.19.2 @types/node@20 ./local && npm ci && npm install\n'] },
+  { code: 'DL3018', bad: 'FROM alpine:3\nRUN apk add --no-cache curl\n', line: 2, good: ['FROM alpine:3\nRUN apk add --no-cache curl=8.5.0-r0 ./local.apk\n'] },
+  { code: 'DL3019', bad: 'FROM alpine:3\nRUN apk add curl=8.5.0-r0\n', line: 2, good: ['FROM alpine:3\nRUN apk add --no-cache curl=8.5.0-r0\n', 'FROM alpine:3\nRUN --mount=type=cache,target=/var/cache/apk apk add curl=8.5.0-r0\n'] },
+  { code: 'DL3020', bad: 'FROM a:1\nADD app.py /app/\n', line: 2, good: ['FROM a:1\nADD --checksum=sha256:0 https://example.com/a.tgz /x/\n', 'FROM a:1\nADD app.tar.gz /x/\n', 'FROM a:1\nCOPY app.py /app/\n'] },
+  { code: 'DL3021', bad: 'FROM a:1\nCOPY a b /dest\n', line: 2, good: ['FROM a:1\nCOPY a b /dest/\n', 'FROM a:1\nCOPY a /dest\n'] },
+  { code: 'DL3022', bad: 'FROM a:1\nCOPY --from=builder /a /a\n', line: 2, good: ['FROM a:1 AS builder\nFROM a:1\nCOPY --from=builder /a /a\n', 'FROM a:1\nCOPY --from=nginx:1.25 /a /a\n', 'FROM a:1\nFROM a:1\nCOPY --from=0 /a /a\n'] },
+  { code: 'DL3023', bad: 'FROM a:1 AS app\nCOPY --from=app /a /b\n', line: 2, good: ['FROM a:1 AS build\nFROM a:1 AS app\nCOPY --from=build /a /b\n'] },
+  { code: 'DL3024', bad: 'FROM a:1 AS x\nFROM a:1 AS x\n', line: 2, good: ['FROM a:1 AS x\nFROM a:1 AS y\n'] },
+  { code: 'DL3025', bad: 'FROM a:1\nCMD node server.js\n', line: 2, good: ['FROM a:1\nCMD ["node", "server.js"]\nENTRYPOINT ["tini", "--"]\n'] },
+  { code: 'DL3026', bad: 'FROM debian:12\n', line: 1, good: ['FROM my.registry:5000/debian:12\n', 'FROM eu.gcr.io/x/debian:12\n'], options: { trustedRegistries: ['my.registry:5000', '*.gcr.io'] } },
+  { code: 'DL3027', bad: 'FROM debian:12\nRUN apt install -y curl\n', line: 2, good: ['FROM debian:12\nRUN apt-get install -y curl=1\n'] },
+  { code: 'DL3028', bad: 'FROM ruby:3\nRUN gem install rails\n', line: 2, good: ['FROM ruby:3\nRUN gem install rails:7.1.0 && gem install bundler -v 2.5.0\n'] },
+  { code: 'DL3029', bad: 'FROM --platform=linux/amd64 debian:12\n', line: 1, good: ['FROM --platform=$BUILDPLATFORM debian:12\n'] },
+  { code: 'DL3030', bad: 'FROM centos:7\nRUN yum install httpd-2.4.6 && yum clean all\n', line: 2, good: ['FROM centos:7\nRUN yum install -y httpd-2.4.6 && yum clean all\n'] },
+  { code: 'DL3032', bad: 'FROM centos:7\nRUN yum install -y httpd-2.4.6\n', line: 2, good: ['FROM centos:7\nRUN yum install -y httpd-2.4.6 && yum clean all\n', 'FROM centos:7\nRUN yum install -y httpd-2.4.6 && rm -rf /var/cache/yum\n'] },
+  { code: 'DL3033', bad: 'FROM centos:7\nRUN yum install -y httpd && yum clean all\n', line: 2, good: ['FROM centos:7\nRUN yum install -y httpd-2.4.6 ./local.rpm && yum clean all\n'] },
+  { code: 'DL3034', bad: 'FROM opensuse/leap:15\nRUN zypper install httpd=2.4 && zypper clean\n', line: 2, good: ['FROM opensuse/leap:15\nRUN zypper install -y httpd=2.4 && zypper clean\n', 'FROM opensuse/leap:15\nRUN zypper --non-interactive install httpd=2.4 && zypper clean\n'] },
+  { code: 'DL3035', bad: 'FROM opensuse/leap:15\nRUN zypper dist-upgrade -y\n', line: 2, good: ['FROM opensuse/leap:15\nRUN zypper refresh\n'] },
+  { code: 'DL3036', bad: 'FROM opensuse/leap:15\nRUN zypper install -y httpd=2.4\n', line: 2, good: ['FROM opensuse/leap:15\nRUN zypper install -y httpd=2.4 && zypper clean\n'] },
+  { code: 'DL3037', bad: 'FROM opensuse/leap:15\nRUN zypper install -y httpd && zypper clean\n', line: 2, good: ['FROM opensuse/leap:15\nRUN zypper install -y httpd=2.4 "curl>=8" && zypper clean\n'] },
+  { code: 'DL3038', bad: 'FROM fedora:40\nRUN dnf install httpd-2.4 && dnf clean all\n', line: 2, good: ['FROM fedora:40\nRUN dnf install -y httpd-2.4 && dnf clean all\n'] },
+  { code: 'DL3040', bad: 'FROM fedora:40\nRUN dnf install -y httpd-2.4\n', line: 2, good: ['FROM fedora:40\nRUN dnf install -y httpd-2.4 && dnf clean all\n', 'FROM fedora:40\nRUN --mount=type=cache,target=/var/cache/dnf dnf install -y httpd-2.4\n'] },
+  { code: 'DL3041', bad: 'FROM fedora:40\nRUN dnf install -y httpd && dnf clean all\n', line: 2, good: ['FROM fedora:40\nRUN dnf install -y httpd-2.4.6 && dnf clean all\n'] },
+  { code: 'DL3042', bad: 'FROM python:3\nRUN pip install flask==3.0.0\n', line: 2, good: ['FROM python:3\nRUN pip install --no-cache-dir flask==3.0.0\n', 'FROM python:3\nENV PIP_NO_CACHE_DIR=1\nRUN pip install flask==3.0.0\n', 'FROM python:3\nRUN --mount=type=cache,target=/root/.cache/pip pip install flask==3.0.0\n'] },
+  { code: 'DL3043', bad: 'FROM a:1\nONBUILD ONBUILD RUN x\n', line: 2, good: ['FROM a:1\nONBUILD RUN x\n'] },
+  { code: 'DL3044', bad: 'FROM a:1\nENV A=1 B=$A\n', line: 2, good: ['FROM a:1\nENV A=1\nENV B=$A\n', 'FROM a:1\nENV A=0\nENV A=1 B=$A\n'] },
+  { code: 'DL3045', bad: 'FROM a:1\nCOPY app.py app/\n', line: 2, good: ['FROM a:1\nWORKDIR /srv\nCOPY app.py app/\n', 'FROM a:1 AS base\nWORKDIR /srv\nFROM base\nCOPY app.py app/\n', 'FROM b:1\nCOPY app.py app/\n'], goodOptions: { images: { 'b:1': busybox({ WorkingDir: '/srv' }) } } },
+  { code: 'DL3046', bad: 'FROM a:1\nRUN useradd -u 123456 app\n', line: 2, good: ['FROM a:1\nRUN useradd -l -u 123456 app\n', 'FROM a:1\nRUN useradd -u 1000 app\n'] },
+  { code: 'DL3047', bad: 'FROM a:1\nRUN wget https://example.com/a\n', line: 2, good: ['FROM a:1\nRUN wget -q https://example.com/a\n', 'FROM a:1\nRUN wget --progress=dot:giga https://example.com/a\n'] },
+  { code: 'DL3048', bad: 'FROM a:1\nLABEL Invalid_Key=1\n', line: 2, good: ['FROM a:1\nLABEL org.example.key=1 version=2\n'] },
+  { code: 'DL3049', bad: 'FROM a:1\nLABEL other=1\n', line: 1, good: ['FROM a:1\nLABEL version=1.0.0\n'], options: { labelSchema: new Map([['version', 'semver']]) } },
+  { code: 'DL3050', bad: 'FROM a:1\nLABEL version=1.0.0 extra=1\n', line: 2, good: ['FROM a:1\nLABEL version=1.0.0\n'], options: { labelSchema: new Map([['version', 'semver']]), strictLabels: true } },
+  { code: 'DL3051', bad: 'FROM a:1\nLABEL maintainer=""\n', line: 2, good: ['FROM a:1\nLABEL maintainer="me"\n'], options: { labelSchema: new Map([['maintainer', 'text']]) } },
+  { code: 'DL3052', bad: 'FROM a:1\nLABEL documentation=not-a-url\n', line: 2, good: ['FROM a:1\nLABEL documentation=https://example.com/docs\n'], options: { labelSchema: new Map([['documentation', 'url']]) } },
+  { code: 'DL3053', bad: 'FROM a:1\nLABEL created=yesterday\n', line: 2, good: ['FROM a:1\nLABEL created=2024-01-02T03:04:05Z\n', 'FROM a:1\nARG NOW\nLABEL created=$NOW\n'], options: { labelSchema: new Map([['created', 'rfc3339']]) } },
+  { code: 'DL3054', bad: 'FROM a:1\nLABEL license=Apache2\n', line: 2, good: ['FROM a:1\nLABEL license=Apache-2.0\n', 'FROM a:1\nLABEL license="MIT OR Apache-2.0"\n'], options: { labelSchema: new Map([['license', 'spdx']]) } },
+  { code: 'DL3055', bad: 'FROM a:1\nLABEL git-revision=xyz\n', line: 2, good: ['FROM a:1\nLABEL git-revision=abc1234\n'], options: { labelSchema: new Map([['git-revision', 'hash']]) } },
+  { code: 'DL3056', bad: 'FROM a:1\nLABEL version=1.0\n', line: 2, good: ['FROM a:1\nLABEL version=1.0.0-rc.1\n'], options: { labelSchema: new Map([['version', 'semver']]) } },
+  { code: 'DL3057', bad: 'FROM a:1\nCMD ["x"]\n', line: 1, good: ['FROM a:1\nHEALTHCHECK CMD ["x"]\n'] },
+  { code: 'DL3058', bad: 'FROM a:1\nLABEL contact=nobody\n', line: 2, good: ['FROM a:1\nLABEL contact=me@example.com\n'], options: { labelSchema: new Map([['contact', 'email']]) } },
+  { code: 'DL3059', bad: 'FROM a:1\nRUN a\nRUN b\n', line: 3, good: ['FROM a:1\nRUN a && b\n', 'FROM a:1\nRUN a\nRUN --mount=type=cache,target=/c b\n', 'FROM a:1\nRUN a\nENV X=1\nRUN b\n'] },
+  { code: 'DL3060', bad: 'FROM node:20\nRUN yarn install\n', line: 2, good: ['FROM node:20\nRUN yarn install && yarn cache clean\n'] },
+  { code: 'DL3061', bad: 'LABEL a=b\nFROM a:1\n', line: 1, good: ['ARG X=1\nFROM a:1\n'] },
+  { code: 'DL3062', bad: 'FROM golang:1.22\nRUN go install example.com/tool\n', line: 2, good: ['FROM golang:1.22\nRUN go install example.com/tool@v1.2.3 && go install ./cmd/...\n'] },
+  { code: 'DL3063', bad: 'FROM a:1 AS scratch\n', line: 1, good: ['FROM a:1 AS build\n'] },
+  { code: 'DL4000', bad: 'FROM a:1\nMAINTAINER me\n', line: 2, good: ['FROM a:1\nLABEL maintainer=me\n'] },
+  { code: 'DL4001', bad: 'FROM a:1\nRUN wget -q https://a\nRUN curl -fsS https://b\n', line: 3, good: ['FROM a:1\nRUN curl -fsS https://a\nRUN curl -fsS https://b\n', 'FROM a:1 AS one\nRUN wget -q https://a\nFROM a:1\nRUN curl -fsS https://b\n'] },
+  { code: 'DL4003', bad: 'FROM a:1\nCMD ["a"]\nCMD ["b"]\n', line: 3, good: ['FROM a:1 AS x\nCMD ["a"]\nFROM a:1\nCMD ["b"]\n'] },
+  { code: 'DL4004', bad: 'FROM a:1\nENTRYPOINT ["a"]\nENTRYPOINT ["b"]\n', line: 3, good: ['FROM a:1\nENTRYPOINT ["a"]\nCMD ["b"]\n'] },
+  { code: 'DL4005', bad: 'FROM a:1\nRUN ln -sf /bin/bash /bin/sh\n', line: 2, good: ['FROM a:1\nSHELL ["/bin/bash", "-c"]\nRUN ln -s /bin/bash /usr/local/bin/sh2\n'] },
+  { code: 'DL4006', bad: 'FROM a:1\nRUN curl -fsS https://a | tar x\n', line: 2, good: ['FROM a:1\nSHELL ["/bin/bash", "-o", "pipefail", "-c"]\nRUN curl -fsS https://a | tar x\n', 'FROM a:1\nRUN a || b 2>&1\n', 'FROM a:1\nRUN set -o pipefail && curl -fsS https://a | tar x\n'] },
+
+  { code: 'StageNameCasing', bad: 'FROM a:1 AS Build\n', line: 1, good: ['FROM a:1 AS build\n'] },
+  { code: 'FromAsCasing', bad: 'FROM a:1 as b\n', line: 1, good: ['FROM a:1 AS b\n', 'from a:1 as b\n'] },
+  { code: 'NoEmptyContinuation', bad: 'FROM a:1\nRUN echo a \\\n\n  b\n', line: 2, good: ['FROM a:1\nRUN echo a \\\n  b\n'] },
+  { code: 'ConsistentInstructionCasing', bad: 'FROM a:1\nRUN true\nrun false\n', line: 3, good: ['FROM a:1\nRUN true\n', 'from a:1\nrun true\n'] },
+  { code: 'DuplicateStageName', bad: 'FROM a:1 AS x\nFROM a:1 AS x\n', line: 2, good: ['FROM a:1 AS x\nFROM a:1 AS y\n'] },
+  { code: 'ReservedStageName', bad: 'FROM a:1 AS context\n', line: 1, good: ['FROM a:1 AS ctx\n'] },
+  { code: 'JSONArgsRecommended', bad: 'FROM a:1\nCMD echo hi\n', line: 2, good: ['FROM a:1\nCMD ["echo", "hi"]\n', 'FROM a:1\nSHELL ["/bin/sh", "-c"]\nCMD echo hi\n'] },
+  { code: 'MaintainerDeprecated', bad: 'FROM a:1\nMAINTAINER me\n', line: 2, good: ['FROM a:1\nLABEL org.opencontainers.image.authors=me\n'] },
+  { code: 'UndefinedArgInFrom', bad: 'FROM busybox:$VERSION\n', line: 1, good: ['ARG VERSION=1.36\nFROM busybox:$VERSION\n', 'FROM --platform=$BUILDPLATFORM busybox:1\n'] },
+  { code: 'WorkdirRelativePath', bad: 'FROM a:1\nWORKDIR app\n', line: 2, good: ['FROM a:1\nWORKDIR /srv\nWORKDIR app\n', 'FROM a:1 AS base\nWORKDIR /srv\nFROM base\nWORKDIR app\n'] },
+  { code: 'UndefinedVar', bad: 'FROM scratch\nCOPY $SRC /x\n', line: 2, good: ['FROM scratch\nARG SRC=a\nCOPY $SRC /x\n', 'FROM scratch\nCOPY ${SRC:-a} /x\n', 'FROM b:1\nENV P=$HOME/bin\n', 'FROM unknown:1\nENV P=$HOME/bin\n'], goodOptions: { images: { 'b:1': busybox({ Env: ['PATH=/bin', 'HOME=/root'] }) } } },
+  { code: 'MultipleInstructionsDisallowed', bad: 'FROM a:1\nCMD ["a"]\nCMD ["b"]\n', line: 2, good: ['FROM a:1\nCMD ["a"]\n'] },
+  { code: 'LegacyKeyValueFormat', bad: 'FROM a:1\nENV A 1\n', line: 2, good: ['FROM a:1\nENV A=1\n'] },
+  { code: 'InvalidBaseImagePlatform', bad: 'FROM b:1\n', line: 1, good: ['FROM c:1\n'], options: { images: { 'b:1': { config: {}, os: 'linux', architecture: 'arm64' }, 'c:1': busybox() } } },
+  { code: 'RedundantTargetPlatform', bad: 'FROM --platform=$TARGETPLATFORM a:1\n', line: 1, good: ['FROM --platform=$BUILDPLATFORM a:1\n'] },
+  { code: 'SecretsUsedInArgOrEnv', bad: 'FROM a:1\nARG API_KEY\n', line: 2, good: ['FROM a:1\nARG PUBLIC_KEY\nARG KEY_FILE\nENV MONKEY=1\n'] },
+  { code: 'InvalidDefaultArgInFrom', bad: 'ARG TAG\nFROM busybox:${TAG}\n', line: 2, good: ['ARG TAG=1.36\nFROM busybox:${TAG}\n'] },
+  { code: 'FromPlatformFlagConstDisallowed', bad: 'FROM --platform=linux/amd64 a:1\n', line: 1, good: ['FROM --platform=$BUILDPLATFORM a:1\n'] },
+  { code: 'ExposeProtoCasing', bad: 'FROM a:1\nEXPOSE 80/TCP\n', line: 2, good: ['FROM a:1\nEXPOSE 80/tcp\n'] },
+  { code: 'ExposeInvalidFormat', bad: 'FROM a:1\nEXPOSE 127.0.0.1:80:80\n', line: 2, good: ['FROM a:1\nEXPOSE 80\n'] },
+  { code: 'CopyIgnoredFile', bad: 'FROM a:1\nCOPY secret.txt /x\n', line: 2, good: ['FROM a:1\nCOPY app.txt /x\n'], options: { ignored: (path) => path === 'secret.txt' } },
+
+  { code: 'KL001', bad: 'FROM b:1\nCMD ["x"]\n', line: 1, good: ['FROM b:1\nUSER app\nCMD ["x"]\n', 'FROM c:1\nCMD ["x"]\n'], options: { images: { 'b:1': { ...busybox(), users: [{ name: 'root', uid: 0 }, { name: 'app', uid: 1000 }, { name: 'nobody', uid: 65534 }] }, 'c:1': { ...busybox(), users: [{ name: 'root', uid: 0 }, { name: 'nobody', uid: 65534 }] } } } },
+  { code: 'KL002', bad: 'FROM big:1\n', line: 1, good: ['FROM small:1\n'], options: { images: { 'big:1': { ...busybox(), size: 100e6, smaller: { ref: 'big:1-slim', size: 20e6 } }, 'small:1': { ...busybox(), size: 20e6 } } } },
+  { code: 'KL003', bad: 'FROM b:1\n', line: 1, good: [`FROM b:1@${SHA}\n`, 'FROM c:1\n'], options: { images: { 'b:1': { ...busybox(), pinned: `b:1@${SHA}` }, [`b:1@${SHA}`]: { ...busybox(), pinned: `b:1@${SHA}` }, 'c:1': busybox() } } },
+  { code: 'KL004', bad: 'FROM a:1\nENV DATABASE_URL=postgres://app:s3cret@db/app\n', line: 2, good: ['FROM a:1\nENV DATABASE_URL=postgres://db/app\nARG GREETING=hello\n'] },
+  { code: 'KL005', bad: 'FROM a:1\nADD https://example.com/a.tgz /x/\n', line: 2, good: [`FROM a:1\nADD --checksum=${SHA} https://example.com/a.tgz /x/\n`] },
+  { code: 'KL006', bad: 'FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\n', line: 3, good: ['FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\n', 'FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm run build\n'] },
+  { code: 'KL007', bad: 'FROM debian:12\nRUN apt-get install -y gcc libssl-dev\n', line: 2, good: ['FROM debian:12 AS build\nRUN apt-get install -y gcc libssl-dev\nFROM debian:12\nCOPY --from=build /out /out\n', 'FROM debian:12\nRUN apt-get install -y gcc && make && apt-get purge -y gcc\n', 'FROM alpine:3\nRUN apk add --virtual .build gcc musl-dev && make && apk del .build\n'] },
+];
+
+describe('lint rules: each triggers on its case and not on close variants', () => {
+  it('has a case for every rule kiln lint knows', () => {
+    const covered = new Set(CASES.map((c) => c.code));
+    assert.deepEqual(RULES.map((r) => r.code).filter((code) => !covered.has(code)), []);
+  });
+  for (const testCase of CASES) {
+    it(`${testCase.code}: ${RULES_BY_CODE.get(testCase.code)?.description ?? ''}`, () => {
+      assert.ok(findings(testCase.bad, testCase.code, testCase.options).includes(`${testCase.line}:${testCase.code}`), `${testCase.code} not found at line ${testCase.line} in:\n${testCase.bad}\nfound: ${findings(testCase.bad, testCase.code, testCase.options).join(' ')}`);
+      for (const good of testCase.good) {
+        const found = findings(good, testCase.code, { ...testCase.options, ...testCase.goodOptions }).filter((f) => f.endsWith(`:${testCase.code}`));
+        assert.deepEqual(found, [], `${testCase.code} fired on:\n${good}`);
+      }
+    });
+  }
+});
