@@ -168,3 +168,40 @@ describe('lint rules: each triggers on its case and not on close variants', () =
     });
   }
 });
+
+/** The DL codes and lines of a Dockerfile (ShellCheck and the other sources aside), hadolint's levels. */
+function dlFindings(source: string): string[] {
+  const run = lintDockerfile(source, options());
+  return applyPolicy(run.findings, run.dockerfile, { config: EMPTY_CONFIG, ignore: [] })
+    .filter((f) => f.code.startsWith('DL'))
+    .map((f) => `${f.line}:${f.code}`);
+}
+
+// hadolint's rule pages show a problematic Dockerfile and its correction; these restate them in kiln's words.
+const DOCUMENTED: readonly { readonly rule: string; readonly problem: string; readonly expected: readonly string[]; readonly fixed: string }[] = [
+  { rule: 'DL3000', problem: 'FROM busybox:1.36\nWORKDIR usr/src/app\n', expected: ['2:DL3000'], fixed: 'FROM busybox:1.36\nWORKDIR /usr/src/app\n' },
+  { rule: 'DL3002', problem: 'FROM busybox:1.36\nUSER root\nRUN whoami\n', expected: ['2:DL3002'], fixed: 'FROM busybox:1.36\nUSER root\nRUN whoami\nUSER guest\n' },
+  { rule: 'DL3003', problem: 'FROM busybox:1.36\nRUN cd /usr/src/app && git clone git@github.com:x/y.git\n', expected: ['2:DL3003'], fixed: 'FROM busybox:1.36\nWORKDIR /usr/src/app\nRUN git clone git@github.com:x/y.git\n' },
+  { rule: 'DL3004', problem: 'FROM debian:12\nRUN sudo apt-get install\n', expected: ['2:DL3004'], fixed: 'FROM debian:12\nRUN apt-get install -y --no-install-recommends\n' },
+  { rule: 'DL3006', problem: 'FROM debian\n', expected: ['1:DL3006'], fixed: 'FROM debian:12\n' },
+  { rule: 'DL3007', problem: 'FROM debian:latest\n', expected: ['1:DL3007'], fixed: 'FROM debian:12\n' },
+  { rule: 'DL3008', problem: 'FROM debian:12\nRUN apt-get install -y --no-install-recommends python3\n', expected: ['2:DL3008'], fixed: 'FROM debian:12\nRUN apt-get install -y --no-install-recommends python3=3.11.2-1\n' },
+  { rule: 'DL3009', problem: 'FROM debian:12\nRUN apt-get update && apt-get install -y --no-install-recommends python3=3.11.2-1\n', expected: ['2:DL3009'], fixed: 'FROM debian:12\nRUN apt-get update && apt-get install -y --no-install-recommends python3=3.11.2-1 \\\n && apt-get clean \\\n && rm -rf /var/lib/apt/lists/*\n' },
+  { rule: 'DL3013', problem: 'FROM python:3.12\nRUN pip install --no-cache-dir django\n', expected: ['2:DL3013'], fixed: 'FROM python:3.12\nRUN pip install --no-cache-dir django==5.0.1\n' },
+  { rule: 'DL3015', problem: 'FROM debian:12\nRUN apt-get install -y python3=3.11.2-1\n', expected: ['2:DL3015'], fixed: 'FROM debian:12\nRUN apt-get install -y --no-install-recommends python3=3.11.2-1\n' },
+  { rule: 'DL3020', problem: 'FROM python:3.12\nADD requirements.txt /usr/src/app/\n', expected: ['2:DL3020'], fixed: 'FROM python:3.12\nCOPY requirements.txt /usr/src/app/\n' },
+  { rule: 'DL3025', problem: 'FROM busybox:1.36\nCMD my-service server\n', expected: ['2:DL3025'], fixed: 'FROM busybox:1.36\nCMD ["my-service", "server"]\n' },
+  { rule: 'DL3059', problem: 'FROM busybox:1.36\nRUN echo one\nRUN echo two\n', expected: ['3:DL3059'], fixed: 'FROM busybox:1.36\nRUN echo one && echo two\n' },
+  { rule: 'DL4000', problem: 'FROM busybox:1.36\nMAINTAINER Lukas <me@lukasmartinelli.ch>\n', expected: ['2:DL4000'], fixed: 'FROM busybox:1.36\nLABEL maintainer="Lukas <me@lukasmartinelli.ch>"\n' },
+  { rule: 'DL4003', problem: 'FROM busybox:1.36\nCMD ["echo", "a"]\nCMD ["echo", "b"]\n', expected: ['3:DL4003'], fixed: 'FROM busybox:1.36\nCMD ["echo", "b"]\n' },
+  { rule: 'DL4006', problem: 'FROM debian:12\nRUN wget -q -O - https://some.site | wc -l > /number\n', expected: ['2:DL4006'], fixed: 'FROM debian:12\nSHELL ["/bin/bash", "-o", "pipefail", "-c"]\nRUN wget -q -O - https://some.site | wc -l > /number\n' },
+];
+
+describe("hadolint's documented examples, restated: the same DL codes on the same lines, none once fixed", () => {
+  for (const example of DOCUMENTED) {
+    it(example.rule, () => {
+      assert.deepEqual(dlFindings(example.problem), example.expected);
+      assert.deepEqual(dlFindings(example.fixed), []);
+    });
+  }
+});

@@ -245,7 +245,8 @@ function runRules(analysis: Analysis, stage: number, script: RunScript, state: S
     if (!hasFlag(command, ['--no-install-recommends']) && !command.args.some((a) => /APT::Install-Recommends=(false|0)/i.test(a))) report('DL3015', line);
   }
   const aptUpdates = commandsOf(script.parsed, ['apt-get'], ['update'], APT_OPTIONS_WITH_VALUE);
-  if ((installs.length > 0 || aptUpdates.length > 0) && analysis.inFinalImage.has(stage)) {
+  // As hadolint: what leaves the lists is `apt-get update`.
+  if (aptUpdates.length > 0 && analysis.inFinalImage.has(stage)) {
     const cleaned = rmOf(script, /^\/var\/lib\/apt\/lists(\/\*?)?$/) || commandsOf(script.parsed, ['apt-get', 'apt'], ['clean']).length > 0 || mountsOver(instruction, ['/var/lib/apt/lists', '/var/lib/apt']);
     if (!cleaned) report('DL3009', line);
   }
