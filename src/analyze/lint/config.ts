@@ -89,6 +89,7 @@ export function parseYaml(text: string, file: string): { [key: string]: YamlValu
     }
     return map;
   };
+  if (lines.length === 0) return {};
   const root = block(0);
   if (index < lines.length) throw new KilnError('INVALID_INPUT', `${file}:${lines[index]?.number ?? 0}: unexpected indentation`);
   if (typeof root !== 'object' || Array.isArray(root)) throw new KilnError('INVALID_INPUT', `${file}: expected a mapping of settings`);
