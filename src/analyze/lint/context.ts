@@ -74,8 +74,8 @@ export interface RunScript {
   readonly shell: readonly string[];
   /** The Dockerfile line of each script line (1-based index into the script's lines). */
   readonly lineOf: (scriptLine: number) => number;
-  /** Where the script's first line starts in its Dockerfile line (0-based), when that line is the script's alone. */
-  readonly columnOffset?: number;
+  /** How far into its Dockerfile line each script line starts (0-based); undefined where columns do not map. */
+  readonly columnOffset: (scriptLine: number) => number | undefined;
   /** The ARG/ENV names in scope, for ShellCheck. */
   readonly names: ReadonlySet<string>;
 }
@@ -120,16 +120,48 @@ function keyOf(entry: string): string {
   return eq < 0 ? entry : entry.slice(0, eq);
 }
 
+/**
+ * A shell-form RUN without heredocs. Its script is the lines as written, continuations kept (the shell
+ * reads `\\` + newline as Docker does), minus the comment and empty lines Docker drops — so ShellCheck sees
+ * what was written, and its lines and columns are the Dockerfile's. With the backtick escape, or flags
+ * that run over lines, the script is the joined line, reported at the RUN as hadolint does.
+ */
+function plainScript(instruction: LintInstruction, line: string, state: State, lines: readonly string[], escape: '\\' | '`'): RunScript {
+  const joined: RunScript = { instruction, text: line, parsed: parseScript(line), shell: state.shell, lineOf: () => instruction.line, names: state.names, columnOffset: () => undefined };
+  const raw = lines.slice(instruction.line - 1, instruction.endLine);
+  const first = raw[0] ?? '';
+  if (raw.length === 1) {
+    const at = first.lastIndexOf(line);
+    return at < 0 ? joined : { ...joined, columnOffset: (n) => (n === 1 ? at : undefined) };
+  }
+  if (escape !== '\\') return joined;
+  // Where the script starts on the RUN's own line: after the keyword and flags, as the parser cut them.
+  const head = first.replace(/\\[ \t]*$/, '');
+  const keyword = /^\s*\S+/.exec(head)?.[0].length ?? 0;
+  let at = -1;
+  for (let k = keyword; k < head.length; k++) {
+    if (!/\s/.test(head[k] ?? '') && (k === 0 || /\s/.test(head[k - 1] ?? '')) && line.startsWith(head.slice(k))) {
+      at = k;
+      break;
+    }
+  }
+  const kept: { text: string; line: number; offset: number }[] = [];
+  if (at >= 0) kept.push({ text: first.slice(at), line: instruction.line, offset: at });
+  else if (head.slice(keyword).replace(/(^|\s)--\S+/g, '').trim() !== '') return joined;
+  raw.slice(1).forEach((text, i) => {
+    if (text.trim() === '' || text.trimStart().startsWith('#')) return;
+    kept.push({ text, line: instruction.line + 1 + i, offset: 0 });
+  });
+  const text = kept.map((k) => k.text).join('\n');
+  return { instruction, text, parsed: parseScript(text), shell: state.shell, lineOf: (n) => kept[n - 1]?.line ?? instruction.line, names: state.names, columnOffset: (n) => kept[n - 1]?.offset };
+}
+
 /** The shell script of a RUN (undefined for exec form), heredocs resolved. */
-function scriptOf(instruction: LintInstruction, typed: Extract<Instruction, { kind: 'run' }>, state: State, source: string): RunScript | undefined {
+function scriptOf(instruction: LintInstruction, typed: Extract<Instruction, { kind: 'run' }>, state: State, lines: readonly string[], escape: '\\' | '`'): RunScript | undefined {
   if (typed.command.form !== 'shell') return undefined;
   const line = typed.command.line;
   const docs = typed.heredocs;
-  if (docs.length === 0) {
-    // A one-line RUN: ShellCheck's columns count from where the script starts on that line.
-    const at = instruction.line === instruction.endLine ? source.indexOf(line) : -1;
-    return { instruction, text: line, parsed: parseScript(line), shell: state.shell, lineOf: () => instruction.line, names: state.names, ...(at >= 0 ? { columnOffset: at } : {}) };
-  }
+  if (docs.length === 0) return plainScript(instruction, line, state, lines, escape);
   const body = (doc: (typeof docs)[number]): string => (doc.chomp ? chompHeredoc(doc.content) : doc.content);
   const bodyLines = docs.reduce((n, doc) => n + doc.content.split('\n').length, 0);
   const firstBodyLine = instruction.endLine - bodyLines + 1;
@@ -139,17 +171,17 @@ function scriptOf(instruction: LintInstruction, typed: Extract<Instruction, { ki
     // `RUN <<EOF`: the body is the script, run by the stage's shell or its own #! line.
     const text = body(first);
     const shebang = /^#!\s*(\S+)/.exec(text)?.[1];
-    return { instruction, text, parsed: parseScript(text), shell: shebang ? [shebang] : state.shell, lineOf: (n) => firstBodyLine + n - 1, names: state.names, columnOffset: 0 };
+    return { instruction, text, parsed: parseScript(text), shell: shebang ? [shebang] : state.shell, lineOf: (n) => firstBodyLine + n - 1, names: state.names, columnOffset: () => 0 };
   }
   const interpreter = /^\d*<<-?\s*["']?[^"'\s]+["']?\s+(\S+)\s*$/.exec(line.trim())?.[1];
   if (interpreter && docs.length === 1 && first && /(^|\/)(ba|da|a|z|k)?sh$/.test(interpreter)) {
     // `RUN <<EOF bash`: the body is a script for that shell.
     const text = body(first);
-    return { instruction, text, parsed: parseScript(text), shell: [interpreter], lineOf: (n) => firstBodyLine + n - 1, names: state.names, columnOffset: 0 };
+    return { instruction, text, parsed: parseScript(text), shell: [interpreter], lineOf: (n) => firstBodyLine + n - 1, names: state.names, columnOffset: () => 0 };
   }
   // `RUN cat <<EOF > file` and the like: the command line with its heredocs, as the shell sees it.
   const text = `${line}\n${docs.map((doc) => `${doc.content}${doc.name}\n`).join('')}`;
-  return { instruction, text, parsed: parseScript(text), shell: state.shell, lineOf: (n) => (n === 1 ? instruction.line : firstBodyLine + n - 2), names: state.names };
+  return { instruction, text, parsed: parseScript(text), shell: state.shell, lineOf: (n) => (n === 1 ? instruction.line : firstBodyLine + n - 2), names: state.names, columnOffset: () => undefined };
 }
 
 /** Works out the states and scripts of a Dockerfile. */
@@ -213,7 +245,7 @@ export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analy
           state = { ...state, user: typed.value };
           break;
         case 'run': {
-          const script = scriptOf(instruction, typed, state, dockerfile.lines[instruction.line - 1] ?? '');
+          const script = scriptOf(instruction, typed, state, dockerfile.lines, dockerfile.directives.escape);
           if (script) scripts.set(instruction, script);
           break;
         }

@@ -180,7 +180,10 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
           break;
         }
         case 'label':
-          for (const pair of typed.pairs) if (!validLabelKey(pair.key)) report('DL3048', instruction.line, `Invalid label key "${pair.key}".`);
+          for (const pair of typed.pairs) {
+            const key = unquote(pair.key);
+            if (!validLabelKey(key)) report('DL3048', instruction.line, `Invalid label key ${JSON.stringify(key)}.`);
+          }
           break;
         case 'run': {
           const script = analysis.scripts.get(instruction);
@@ -377,6 +380,9 @@ function archiveRule(analysis: Analysis, report: Report): void {
   });
 }
 
+/** A LABEL key or value as written, without its surrounding quotes. */
+const unquote = (word: string): string => word.replace(/^"(.*)"$/s, '$1').replace(/^'(.*)'$/s, '$1');
+
 /** Docker's label key rules: lowercase alphanumerics and `.`/`-`, no reserved namespace. */
 function validLabelKey(key: string): boolean {
   if (hasVariable(key)) return true;
@@ -403,7 +409,7 @@ function labelSchemaRules(analysis: Analysis, report: Report): void {
     const labels = new Map<string, { value: string; line: number }>();
     for (const instruction of stage.instructions) {
       if (instruction.typed?.kind !== 'label') continue;
-      for (const pair of instruction.typed.pairs) labels.set(pair.key, { value: pair.value.replace(/^"(.*)"$/s, '$1').replace(/^'(.*)'$/s, '$1'), line: instruction.line });
+      for (const pair of instruction.typed.pairs) labels.set(unquote(pair.key), { value: unquote(pair.value), line: instruction.line });
     }
     for (const [name, format] of labelSchema) {
       const label = labels.get(name);

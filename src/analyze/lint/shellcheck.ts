@@ -60,10 +60,9 @@ export function shellcheckFindings(inputs: readonly ShellcheckInput[], names: re
     if (scriptLine < 1) continue;
     const level: Level = (['error', 'warning', 'info', 'style'] as const).find((l) => l === comment.level) ?? 'info';
     const line = input.script.lineOf(scriptLine);
-    // A script joined from continuation lines: hadolint reports it at the RUN, column 1.
-    const offset = input.script.columnOffset;
-    const exact = offset !== undefined && (scriptLine > 1 || line !== input.script.instruction.line || input.script.instruction.line === input.script.instruction.endLine);
-    findings.push({ code: `SC${comment.code}`, level, message: comment.message, file, line, column: exact ? comment.column + (scriptLine === 1 ? offset : 0) : 1 });
+    // Where columns do not map (a script joined from its lines), hadolint's column 1.
+    const offset = input.script.columnOffset(scriptLine);
+    findings.push({ code: `SC${comment.code}`, level, message: comment.message, file, line, column: offset === undefined ? 1 : comment.column + offset });
   }
   return findings;
 }
