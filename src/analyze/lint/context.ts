@@ -81,6 +81,7 @@ export interface RunScript {
 }
 
 export const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** The automatic platform ARGs for the build's platform (TARGETPLATFORM & co.). */
 export function builtinArgs(platform: Platform): Map<string, string> {
@@ -206,6 +207,8 @@ export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analy
       const facts = base?.kind === 'image' ? options.images.get(base.ref) : undefined;
       const config = facts?.config ?? {};
       const env = new Map((config.Env ?? []).map((e) => [keyOf(e), e.slice(keyOf(e).length + 1)] as const));
+      // Docker gives every stage a PATH when its base has none.
+      if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
       state = {
         shell: config.Shell ?? DEFAULT_SHELL,
         shellSet: false,
