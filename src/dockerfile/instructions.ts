@@ -162,7 +162,8 @@ export function instructionError(location: Location, message: string, hint?: str
   return new KilnError('INVALID_INPUT', `${location.file}:${location.startLine}:${at + 1}: ${shownMessage(message)}\n${gutter}${shown.text}\n${caret}${hint ? `\n${hint}` : ''}`);
 }
 
-function levenshtein(a: string, b: string): number {
+/** Edit distance, for suggesting a close name (a keyword here, a variable in lint). */
+export function levenshtein(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_v, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];

@@ -9,7 +9,8 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { type LintConfig, EMPTY_CONFIG, parseLintConfig } from '../analyze/lint/config.js';
-import { type ImageFacts, type LintOptions, builtinArgs } from '../analyze/lint/context.js';
+import { type ImageFacts, type LintOptions } from '../analyze/lint/context.js';
+import { platformArgs } from '../build/plan.js';
 import { TOOLCHAIN_PACKAGE } from '../analyze/lint/kiln-rules.js';
 import { applyPolicy, failsThreshold, lintDockerfile } from '../analyze/lint/lint.js';
 import { globalArgValues, resolveBase } from '../analyze/lint/model.js';
@@ -232,7 +233,7 @@ export async function lintImage(engine: Engine, request: LintRequest): Promise<L
   const base: LintOptions = { file, buildArgs, platform, ...(request.target !== undefined ? { target: request.target } : {}), images: new Map(), trustedRegistries: config.trustedRegistries, labelSchema: config.labelSchema, strictLabels: config.strictLabels, ...(ignored ? { ignored } : {}) };
   const first = lintDockerfile(text, base);
   const images = new Map<string, ImageFacts>();
-  const globals = globalArgValues(first.dockerfile, buildArgs, builtinArgs(platform));
+  const globals = globalArgValues(first.dockerfile, buildArgs, platformArgs(platform));
   for (const stage of first.dockerfile.stages) {
     const resolved = resolveBase(first.dockerfile, stage, globals);
     if (resolved.kind !== 'image' || images.has(resolved.ref)) continue;

@@ -2,6 +2,7 @@
  * BuildKit's build checks (`docker build --check`), by their names and messages, on kiln's parse and the
  * build's view (build args, the automatic platform ARGs, base images' configs when the store has them).
  */
+import { levenshtein } from '../../dockerfile/instructions.js';
 import { parseReference } from '../../reference/reference.js';
 import { type Analysis, isPredefinedArg } from './context.js';
 import type { Report } from './hadolint-rules.js';
@@ -45,23 +46,13 @@ function suggest(name: string, options: Iterable<string>): string {
   let bestDistance = 3;
   for (const option of options) {
     if (option.toLowerCase() === name.toLowerCase()) return option;
-    const distance = editDistance(name, option);
+    const distance = levenshtein(name, option);
     if (distance < bestDistance) {
       best = option;
       bestDistance = distance;
     }
   }
   return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_v, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
 }
 
 /** The words of an instruction that BuildKit expands (RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK are left to the shell). */

@@ -4,6 +4,7 @@
  * starts from that one's state; one based on an image starts from the image's config when the store has
  * it). And the scripts of RUN instructions, heredocs included, with the Dockerfile line of each script line.
  */
+import { type Platform, platformArgs } from '../../build/plan.js';
 import type { Instruction } from '../../dockerfile/instructions.js';
 import { chompHeredoc } from '../../dockerfile/parser.js';
 import type { ContainerConfig } from '../../oci/types.js';
@@ -25,12 +26,6 @@ export interface ImageFacts {
   readonly smaller?: { readonly ref: string; readonly size: number };
   /** Build toolchains and -dev packages its package database lists. */
   readonly toolchains?: readonly string[];
-}
-
-export interface Platform {
-  readonly os: string;
-  readonly architecture: string;
-  readonly variant?: string;
 }
 
 export interface LintOptions {
@@ -82,19 +77,6 @@ export interface RunScript {
 
 export const DEFAULT_SHELL = ['/bin/sh', '-c'];
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-/** The automatic platform ARGs for the build's platform (TARGETPLATFORM & co.). */
-export function builtinArgs(platform: Platform): Map<string, string> {
-  const text = `${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''}`;
-  const args = new Map<string, string>();
-  for (const prefix of ['TARGET', 'BUILD']) {
-    args.set(`${prefix}PLATFORM`, text);
-    args.set(`${prefix}OS`, platform.os);
-    args.set(`${prefix}ARCH`, platform.architecture);
-    args.set(`${prefix}VARIANT`, platform.variant ?? '');
-  }
-  return args;
-}
 
 const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
@@ -187,7 +169,7 @@ function scriptOf(instruction: LintInstruction, typed: Extract<Instruction, { ki
 
 /** Works out the states and scripts of a Dockerfile. */
 export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analysis {
-  const globals = globalArgValues(dockerfile, options.buildArgs, builtinArgs(options.platform));
+  const globals = globalArgValues(dockerfile, options.buildArgs, platformArgs(options.platform));
   const bases = dockerfile.stages.map((stage) => resolveBase(dockerfile, stage, globals));
   const before = new Map<LintInstruction, State>();
   const after: State[] = [];
