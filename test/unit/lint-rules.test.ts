@@ -205,3 +205,23 @@ describe("hadolint's documented examples, restated: the same DL codes on the sam
     });
   }
 });
+
+describe('what the parser understands, the rules understand', () => {
+  const codesOf = (source: string): string[] => dlFindings(source).filter((c) => !c.endsWith('DL3059'));
+  it('reads a heredoc RUN as the script it is, and the body of another interpreter as data', () => {
+    assert.deepEqual(codesOf('FROM debian:12\nRUN <<EOF\nset -e\napt-get install -y --no-install-recommends curl\nEOF\n'), ['2:DL3008']);
+    assert.deepEqual(codesOf('FROM debian:12\nRUN <<EOF bash\ncd /tmp\nEOF\n'), ['2:DL3003']);
+    assert.deepEqual(codesOf('FROM python:3.12\nRUN <<EOF python3\ncd = "apt-get install curl"\nEOF\n'), []);
+    assert.deepEqual(codesOf('FROM debian:12\nRUN cat <<EOF > /etc/motd\nsudo cd vim\nEOF\n'), []);
+  });
+
+  it('follows line continuations with either escape character, and comments inside them', () => {
+    assert.deepEqual(codesOf('FROM debian:12\nRUN apt-get install -y \\\n# the tools\n    --no-install-recommends \\\n    curl\n'), ['2:DL3008']);
+    assert.deepEqual(codesOf('# escape=`\nFROM debian:12\nRUN apt-get install -y --no-install-recommends `\n    curl\n'), ['3:DL3008']);
+  });
+
+  it('takes a version or a package list given as a variable as pinned, and a local .deb as no package', () => {
+    assert.deepEqual(codesOf('FROM debian:12\nARG PACKAGES\nRUN apt-get install -y --no-install-recommends $PACKAGES "curl=${CURL_VERSION}" ./vendor/tool.deb\n'), []);
+    assert.deepEqual(codesOf('FROM alpine:3\nARG V\nRUN apk add --no-cache "curl=$V" && pip install --no-cache-dir "flask==${V}"\n'), []);
+  });
+});
