@@ -200,8 +200,8 @@ async function runShellcheck(program: string, inputs: readonly ShellcheckInput[]
   }
 }
 
-/** Lints a Dockerfile. */
-export async function lintImage(engine: Engine, request: LintRequest): Promise<LintResult> {
+/** Lints a Dockerfile; without a store (`undefined`: none made yet), the image-aware rules do not run. */
+export async function lintImage(engine: Engine | undefined, request: LintRequest): Promise<LintResult> {
   const config = await loadConfig(request);
   let text: string;
   let file: string;
@@ -235,6 +235,7 @@ export async function lintImage(engine: Engine, request: LintRequest): Promise<L
   const images = new Map<string, ImageFacts>();
   const globals = globalArgValues(first.dockerfile, buildArgs, platformArgs(platform));
   for (const stage of first.dockerfile.stages) {
+    if (!engine) break; // no store: nothing to know about the bases
     const resolved = resolveBase(first.dockerfile, stage, globals);
     if (resolved.kind !== 'image' || images.has(resolved.ref)) continue;
     if (request.pull) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,10 @@ describe('kiln lint: the command', () => {
     assert.deepEqual(codes(found.stdout), ['1:DL3006']);
     assert.equal((await kiln(['lint', '--failure-threshold', 'error', '-'], source)).code, 0);
     assert.equal((await kiln(['lint', '--ignore', 'DL3006', '-'], source)).stdout, '');
+    // Without a store, lint runs without the image-aware rules and makes none.
+    const nowhere = join(await tempDir(), 'no-store');
+    assert.deepEqual(codes((await runKiln(nowhere, ['lint', '--format', 'json', '-'], source)).stdout), ['1:DL3006']);
+    assert.equal(existsSync(nowhere), false);
   });
 
   it('reports a Dockerfile that does not parse as DL1000, and says what is wrong with the command line', async () => {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -83,7 +84,8 @@ export function registerLint(program: Command, ctx: CommandContext): Command {
         return pair ? [pair] : [];
       }));
       const colour = flags.color && (ctx.io.stdout as { isTTY?: boolean }).isTTY === true && process.env.NO_COLOR === undefined;
-      await withEngine(ctx, async (engine) => {
+      // Lint reads the store when there is one (or --pull asks for it), and never makes one just to look.
+      const lint = async (engine: Engine | undefined): Promise<void> => {
         const { lintImage } = await import('../../engine/lint.js');
         const result = await lintImage(engine, {
           dockerfile,
@@ -98,7 +100,9 @@ export function registerLint(program: Command, ctx: CommandContext): Command {
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
         });
         printLint(ctx, result, flags.format as Format, colour);
-      });
+      };
+      if (flags.pull === true || existsSync(ctx.root())) await withEngine(ctx, lint);
+      else await lint(undefined);
     });
 }
 
