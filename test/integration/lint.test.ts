@@ -139,8 +139,8 @@ describe('kiln lint: the rules that read the base image in the store', { skip: n
     await build('appbase:1', 'FROM busybox:1.36\nRUN echo app:x:1000:1000::/home/app:/bin/sh >> /etc/passwd\n');
     const found = JSON.parse(await lint('FROM appbase:1\nCMD ["sh"]\n')) as { line: number; code: string; message: string }[];
     assert.deepEqual(found.map((f) => `${f.line}:${f.code}`), ['1:KL001']);
-    assert.match(found[0]?.message ?? '', /its base image has the user app: add `USER app`/);
-    assert.deepEqual(codes(await lint('FROM appbase:1\nUSER app\nCMD ["sh"]\n')), []);
+    assert.match(found[0]?.message ?? '', /its base image has the user app: add `USER 1000`/);
+    assert.deepEqual(codes(await lint('FROM appbase:1\nUSER 1000\nCMD ["sh"]\n')), []);
     assert.deepEqual(codes(await lint('FROM busybox:1.36\nCMD ["sh"]\n')), []);
   });
 
@@ -242,12 +242,12 @@ describe('kiln build --check and the build checks of kiln build', { skip: needsR
     'multi-stage-by-name': ['1:DL3006', '3:DL3006'],
     'multi-stage-by-index': ['1:DL3006', '3:DL3006'],
     'copy-from-image': ['1:DL3006', '2:DL3006', '3:DL3022'],
+    'user-by-name': ['1:DL3006', '3:DL3066'],
     'arg-before-from': [],
     labels: ['1:DL3006', '2:DL3048'],
     'cmd-and-entrypoint-shell-form': ['1:DL3006', '2:DL3025'],
     'shell-instruction': ['1:DL3006', '4:DL3025', '5:DL3025'],
     maintainer: ['1:DL3006', '2:DL4000'],
-    'opaque-directory': ['1:DL3006', '3:DL3059'],
     'escape-directive': ['2:DL3006'],
     'comments-and-continuations': ['1:DL3006', '3:NoEmptyContinuation'],
     'from-scratch': [],

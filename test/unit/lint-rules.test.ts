@@ -46,7 +46,7 @@ const CASES: readonly Case[] = [
   { code: 'DL1001', bad: '# hadolint ignore=DL3006\nFROM debian\n', line: 1, good: ['# a comment\nFROM debian:12\n'] },
   { code: 'DL3000', bad: 'FROM a:1\nWORKDIR app\n', line: 2, good: ['FROM a:1\nWORKDIR /app\n', 'FROM a:1\nWORKDIR $HOME/app\n', 'FROM a:1\nWORKDIR "/app"\n'] },
   { code: 'DL3001', bad: 'FROM a:1\nRUN service nginx start\n', line: 2, good: ['FROM a:1\nRUN nginx -t && echo service\n'] },
-  { code: 'DL3002', bad: 'FROM a:1\nUSER app\nUSER root\n', line: 3, good: ['FROM a:1 AS build\nUSER root\nFROM a:1\nUSER app\n', 'FROM a:1\nUSER root\nRUN make\nUSER app\n'] },
+  { code: 'DL3002', bad: 'FROM a:1 AS build\nUSER root\nFROM a:1\nUSER app\n', line: 2, good: ['FROM a:1\nUSER root\nRUN make\nUSER app\n', 'FROM a:1\nUSER 0:0\nRUN make\nUSER 1000\n'] },
   { code: 'DL3003', bad: 'FROM a:1\nRUN cd /tmp && make\n', line: 2, good: ['FROM a:1\nWORKDIR /tmp\nRUN make\n'] },
   { code: 'DL3004', bad: 'FROM a:1\nRUN sudo make install\n', line: 2, good: ['FROM a:1\nRUN make install && echo sudo\n'] },
   { code: 'DL3006', bad: 'FROM debian\n', line: 1, good: ['FROM debian:12\n', 'FROM debian:12 AS base\nFROM base\n', 'FROM scratch\n', 'ARG IMAGE=debian:12\nFROM ${IMAGE}\n', `FROM debian@${SHA}\n`] },
@@ -115,6 +115,10 @@ const CASES: readonly Case[] = [
   { code: 'DL3061', bad: 'LABEL a=b\nFROM a:1\n', line: 1, good: ['ARG X=1\nFROM a:1\n'] },
   { code: 'DL3062', bad: 'FROM golang:1.22\nRUN go install example.com/tool\n', line: 2, good: ['FROM golang:1.22\nRUN go install example.com/tool@v1.2.3 && go install ./cmd/...\n'] },
   { code: 'DL3063', bad: 'FROM a:1 AS scratch\n', line: 1, good: ['FROM a:1 AS build\n'] },
+  { code: 'DL3064', bad: 'FROM a:1\nARG DB_PASSWORD\n', line: 2, good: ['FROM a:1\nARG DB_HOST\nENV KEYBOARD=us\n'] },
+  { code: 'DL3065', bad: 'FROM --platform=$TARGETPLATFORM a:1\n', line: 1, good: ['FROM --platform=$BUILDPLATFORM a:1\n'] },
+  { code: 'DL3066', bad: 'FROM a:1\nUSER app\n', line: 2, good: ['FROM a:1\nUSER 1000:1000\n', 'FROM a:1\nARG UID=1000\nUSER ${UID}:1000\n'] },
+  { code: 'DL3067', bad: 'FROM a:1 AS build\nFROM scratch\nCOPY --from=build / /\n', line: 3, good: ['FROM a:1 AS build\nFROM scratch\nCOPY --from=build /app /app\n'] },
   { code: 'DL4000', bad: 'FROM a:1\nMAINTAINER me\n', line: 2, good: ['FROM a:1\nLABEL maintainer=me\n'] },
   { code: 'DL4001', bad: 'FROM a:1\nRUN wget -q https://a\nRUN curl -fsS https://b\n', line: 3, good: ['FROM a:1\nRUN curl -fsS https://a\nRUN curl -fsS https://b\n', 'FROM a:1 AS one\nRUN wget -q https://a\nFROM a:1\nRUN curl -fsS https://b\n'] },
   { code: 'DL4003', bad: 'FROM a:1\nCMD ["a"]\nCMD ["b"]\n', line: 3, good: ['FROM a:1 AS x\nCMD ["a"]\nFROM a:1\nCMD ["b"]\n'] },
@@ -180,7 +184,7 @@ function dlFindings(source: string): string[] {
 // hadolint's rule pages show a problematic Dockerfile and its correction; these restate them in kiln's words.
 const DOCUMENTED: readonly { readonly rule: string; readonly problem: string; readonly expected: readonly string[]; readonly fixed: string }[] = [
   { rule: 'DL3000', problem: 'FROM busybox:1.36\nWORKDIR usr/src/app\n', expected: ['2:DL3000'], fixed: 'FROM busybox:1.36\nWORKDIR /usr/src/app\n' },
-  { rule: 'DL3002', problem: 'FROM busybox:1.36\nUSER root\nRUN whoami\n', expected: ['2:DL3002'], fixed: 'FROM busybox:1.36\nUSER root\nRUN whoami\nUSER guest\n' },
+  { rule: 'DL3002', problem: 'FROM busybox:1.36\nUSER root\nRUN whoami\n', expected: ['2:DL3002', '2:DL3066'], fixed: 'FROM busybox:1.36\nUSER 0\nRUN whoami\nUSER 405\n' },
   { rule: 'DL3003', problem: 'FROM busybox:1.36\nRUN cd /usr/src/app && git clone git@github.com:x/y.git\n', expected: ['2:DL3003'], fixed: 'FROM busybox:1.36\nWORKDIR /usr/src/app\nRUN git clone git@github.com:x/y.git\n' },
   { rule: 'DL3004', problem: 'FROM debian:12\nRUN sudo apt-get install\n', expected: ['2:DL3004'], fixed: 'FROM debian:12\nRUN apt-get install -y --no-install-recommends\n' },
   { rule: 'DL3006', problem: 'FROM debian\n', expected: ['1:DL3006'], fixed: 'FROM debian:12\n' },

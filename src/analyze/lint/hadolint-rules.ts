@@ -81,7 +81,9 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
       if (stage.name === 'scratch' || stage.name === 'context') report('DL3063', line, `Stage name "${stage.nameWritten ?? stage.name}" should not be a reserved word`);
     }
     // DL3029: --platform on FROM (a platform from the build's own ARGs is what multi-platform builds need).
-    if (stage.platform !== undefined && !/\$\{?(BUILD|TARGET)PLATFORM\b/.test(stage.platform)) report('DL3029', line);
+    if (stage.platform !== undefined && !/(BUILD|TARGET)PLATFORM/.test(stage.platform)) report('DL3029', line);
+    // DL3065: --platform=$TARGETPLATFORM says what a build does anyway.
+    if (stage.platform === '$TARGETPLATFORM' || stage.platform === '${TARGETPLATFORM}') report('DL3065', line);
     const base = analysis.bases[stage.index];
     if (base?.kind !== 'image' || base.variable) {
       if (base?.kind === 'image' && base.variable) checkTrusted(analysis, base.ref, line, report);
@@ -99,20 +101,23 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
     checkTrusted(analysis, base.ref, line, report);
   }
 
+  const healthchecked: boolean[] = [];
+  const userArgs = new Set<string>();
   forEachStage(analysis, (stage, instructions) => {
+    const base = analysis.bases[stage];
     let healthchecks = 0;
     let cmds = 0;
     let entrypoints = 0;
     let lastUser: LintInstruction | undefined;
     let previousRun: LintInstruction | undefined;
     const tools = new Set<string>();
-    const webTools: LintInstruction[] = [];
     for (const instruction of instructions) {
       const typed = instruction.typed;
       const state = stateOf(analysis, instruction);
       if (instruction.keyword === 'run' && typed?.kind === 'run') {
-        // DL3059: consecutive RUNs with the same flags could be one.
-        if (previousRun && previousRun.node.flags.join(' ') === instruction.node.flags.join(' ')) report('DL3059', instruction.line);
+        // DL3059: consecutive short RUNs (two commands at most each) with the same flags could be one.
+        const short = (run: LintInstruction): boolean => (analysis.scripts.get(run)?.parsed.commands.length ?? 0) <= 2;
+        if (previousRun && previousRun.node.flags.join(' ') === instruction.node.flags.join(' ') && short(previousRun) && short(instruction)) report('DL3059', instruction.line);
         previousRun = instruction;
       } else previousRun = undefined;
       if (!typed) {
@@ -125,8 +130,17 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
           if (!path.startsWith('/') && !path.startsWith('$') && !/^[A-Za-z]:[\\/]/.test(path)) report('DL3000', instruction.line);
           break;
         }
-        case 'user':
+        case 'user': {
           lastUser = instruction;
+          // DL3066: a user name (not a uid) may not resolve on the host; a uid from an ARG is fine.
+          const uid = typed.value.split(':')[0] ?? '';
+          if (!/^\d+$/.test(uid) && ![...userArgs].some((name) => uid.includes(`$${name}`) || uid.includes(`\${${name}}`))) report('DL3066', instruction.line);
+          break;
+        }
+        case 'arg':
+          for (const arg of typed.args) userArgs.add(arg.name);
+          // DL3064: an ARG named like a credential.
+          for (const arg of typed.args) if (sensitiveName(arg.name)) report('DL3064', instruction.line);
           break;
         case 'expose':
           for (const value of typed.values) {
@@ -148,6 +162,7 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
           report('DL4000', instruction.line);
           break;
         case 'env': {
+          if (typed.pairs.some((p) => sensitiveName(p.key))) report('DL3064', instruction.line);
           // DL3044: an ENV that uses a name it defines itself (unless it was defined before).
           const defined = new Set<string>();
           for (const pair of typed.pairs) {
@@ -166,8 +181,11 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
             if (typed.from !== undefined && !hasVariable(typed.from)) {
               const from = typed.from.toLowerCase();
               const own = dockerfile.stages[stage]?.name;
+              // An image named with a tag or digest is an image; any other word should be an earlier stage.
               if (own !== undefined && from === own) report('DL3023', instruction.line);
-              else if (stageNamed(dockerfile, typed.from, stage) === undefined && !/^\d+$/.test(from) && !/[:/@.]/.test(from)) report('DL3022', instruction.line);
+              else if (stageNamed(dockerfile, typed.from, stage) === undefined && !from.includes(':')) report('DL3022', instruction.line);
+              // DL3067: the whole filesystem of another stage copied over this one's.
+              if (typed.sources.some((s) => unquote(s) === '/') && unquote(typed.destination) === '/') report('DL3067', instruction.line);
             }
           } else if (typed.heredocs.length === 0) {
             // DL3020: ADD for a plain file; URLs and archives are what ADD is for.
@@ -189,21 +207,21 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
           const script = analysis.scripts.get(instruction);
           if (!script) break;
           runRules(analysis, stage, script, state, report);
-          const uses = new Set(script.parsed.commands.map(programName).filter((n) => n === 'curl' || n === 'wget'));
-          if (uses.size > 0) webTools.push(instruction);
+          // DL4001: curl and wget both in one stage, reported where the second comes and after.
+          const uses = script.parsed.commands.map(programName).filter((n) => n === 'curl' || n === 'wget');
           for (const tool of uses) tools.add(tool);
+          if (uses.length > 0 && tools.size > 1) report('DL4001', instruction.line);
           break;
         }
         default:
           break;
       }
     }
-    // DL4001: curl and wget both in one stage.
-    if (tools.size > 1) for (const instruction of webTools) report('DL4001', instruction.line);
-    // DL3002: the last USER of the final stage is root.
-    if (stage === analysis.target && lastUser?.typed?.kind === 'user' && /^(root|0)(:.*)?$/.test(lastUser.typed.value.trim())) report('DL3002', lastUser.line);
-    // DL3057: no HEALTHCHECK (off by default).
-    if (stage === analysis.target && healthchecks === 0 && !(analysis.imageOf(stage)?.config.Healthcheck)) report('DL3057', dockerfile.stages[stage]?.from.line ?? 1);
+    // DL3002: a stage's last USER is root (hadolint asks it of every stage).
+    if (lastUser?.typed?.kind === 'user' && /^(root|0)(:.*)?$/.test(lastUser.typed.value.trim())) report('DL3002', lastUser.line);
+    // DL3057: no HEALTHCHECK in the stage, the stages it builds on, or (when known) its base image. Off by default.
+    healthchecked[stage] = healthchecks > 0 || (base?.kind === 'stage' ? (healthchecked[base.index] ?? false) : Boolean(analysis.imageOf(stage)?.config.Healthcheck));
+    if (!healthchecked[stage]) report('DL3057', dockerfile.stages[stage]?.from.line ?? 1);
   });
 
   labelSchemaRules(analysis, report);
@@ -234,7 +252,7 @@ function runRules(analysis: Analysis, stage: number, script: RunScript, state: S
   const instruction = script.instruction;
 
   // DL3001, DL3003, DL3004, DL3027.
-  if (names.some((n) => ['free', 'kill', 'mount', 'ps', 'service', 'shutdown', 'ssh', 'top', 'vim', 'ifconfig'].includes(n))) report('DL3001', line);
+  if (names.some((n) => ['free', 'kill', 'mount', 'ps', 'service', 'shutdown', 'ssh', 'top', 'vim'].includes(n))) report('DL3001', line);
   if (names.includes('cd')) report('DL3003', line);
   if (names.includes('sudo')) report('DL3004', line);
   if (names.includes('apt')) report('DL3027', line);
@@ -263,9 +281,11 @@ function runRules(analysis: Analysis, stage: number, script: RunScript, state: S
   });
   for (const command of pipInstalls) {
     const args = /^python/.test(programName(command)) ? { ...command, args: command.args.slice(2) } : command;
-    const pkgs = packages(args, PIP_OPTIONS_WITH_VALUE).filter((p) => !/[=<>~!@]/.test(p) && !hasVariable(p) && !/^[./~]/.test(p) && !/^(git\+|https?:|file:)/.test(p) && !/\.(whl|tar\.gz|zip)$/.test(p));
+    // Requirements files, the local project and constraints files pin what they install.
+    const fromFiles = args.args.some((a) => ['-r', '--requirement', '.', '-c', '--constraint'].includes(a.split('=')[0] ?? a));
+    const pkgs = (fromFiles ? [] : packages(args, PIP_OPTIONS_WITH_VALUE)).filter((p) => !/[=<>~!@]/.test(p) && !hasVariable(p) && !/^[./~]/.test(p) && !/^(git\+|https?:|file:)/.test(p) && !/\.(whl|tar\.gz|zip)$/.test(p));
     if (pkgs.length > 0) report('DL3013', line, `Pin versions in pip. Instead of \`pip install ${pkgs[0] ?? ''}\` use \`pip install ${pkgs[0] ?? ''}==<version>\` or \`pip install --requirement <requirements file>\``);
-    const noCache = hasFlag(args, ['--no-cache-dir']) || /^(1|true|on|yes)$/i.test(state?.env.get('PIP_NO_CACHE_DIR') ?? '') || mountsOver(instruction, ['/root/.cache/pip', '/root/.cache']);
+    const noCache = hasFlag(args, ['--no-cache-dir']) || /^(1|true|on|yes)$/i.test(state?.env.get('PIP_NO_CACHE_DIR') ?? '') || /\bPIP_NO_CACHE_DIR=["']?(1|true|on|yes)\b/i.test(script.text) || cacheMountUnder(instruction, '.cache/pip');
     if (!noCache) report('DL3042', line);
   }
 
@@ -383,11 +403,24 @@ function archiveRule(analysis: Analysis, report: Report): void {
 /** A LABEL key or value as written, without its surrounding quotes. */
 const unquote = (word: string): string => word.replace(/^"(.*)"$/s, '$1').replace(/^'(.*)'$/s, '$1');
 
-/** Docker's label key rules: lowercase alphanumerics and `.`/`-`, no reserved namespace. */
+/** hadolint's label keys: lowercase, starting with a letter and ending in a letter or digit, no reserved namespace. */
 function validLabelKey(key: string): boolean {
   if (hasVariable(key)) return true;
   if (/^(com\.docker\.|io\.docker\.|org\.dockerproject\.)/.test(key)) return false;
-  return /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(key) && !/[.-]{2}/.test(key);
+  return /^[a-z]([a-z0-9._/-]*[a-z0-9])?$/.test(key) && !key.includes('..') && !key.includes('--');
+}
+
+/** DL3064's credentials: names holding one of these words. */
+const SENSITIVE = ['api_key', 'apikey', 'client_key', 'password', 'passwd', 'private', 'secret', 'token', 'username', 'access_key'];
+function sensitiveName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return SENSITIVE.some((word) => lower.includes(word));
+}
+
+/** A cache or tmpfs mount whose target holds the path (as `.cache/pip` is under any home). */
+function cacheMountUnder(instruction: LintInstruction, part: string): boolean {
+  const typed = instruction.typed;
+  return typed?.kind === 'run' && typed.mounts.some((m) => (m.type === 'cache' || m.type === 'tmpfs') && (m.target ?? '').includes(part));
 }
 
 const SPDX = new Set(['0BSD', 'AFL-3.0', 'AGPL-3.0', 'AGPL-3.0-only', 'AGPL-3.0-or-later', 'Apache-1.1', 'Apache-2.0', 'Artistic-2.0', 'BSD-1-Clause', 'BSD-2-Clause', 'BSD-3-Clause', 'BSD-4-Clause', 'BSL-1.0', 'CC-BY-4.0', 'CC-BY-SA-4.0', 'CC0-1.0', 'CDDL-1.0', 'EPL-1.0', 'EPL-2.0', 'EUPL-1.2', 'GPL-2.0', 'GPL-2.0-only', 'GPL-2.0-or-later', 'GPL-3.0', 'GPL-3.0-only', 'GPL-3.0-or-later', 'ISC', 'LGPL-2.0-only', 'LGPL-2.1', 'LGPL-2.1-only', 'LGPL-2.1-or-later', 'LGPL-3.0', 'LGPL-3.0-only', 'LGPL-3.0-or-later', 'MIT', 'MIT-0', 'MPL-1.1', 'MPL-2.0', 'MS-PL', 'NCSA', 'OFL-1.1', 'OpenSSL', 'PHP-3.01', 'PostgreSQL', 'Python-2.0', 'Ruby', 'Unlicense', 'UPL-1.0', 'Vim', 'W3C', 'WTFPL', 'X11', 'Zlib', 'ZPL-2.1']);

@@ -73,19 +73,24 @@ export function kilnRules(analysis: Analysis, report: Report): void {
   const user = finalState?.user?.trim() ?? '';
   if (user === '') {
     const created = [...analysis.inFinalImage].flatMap((stage) =>
-      (dockerfile.stages[stage]?.instructions ?? []).flatMap((instruction) => {
+      (dockerfile.stages[stage]?.instructions ?? []).flatMap((instruction): { name: string; uid?: string }[] => {
         const script = analysis.scripts.get(instruction);
         if (!script) return [];
-        const added = commandsOf(script.parsed, ['useradd', 'adduser']).map((c) => positionalArgs(c, ['-u', '--uid', '-g', '--gid', '-G', '--groups', '-s', '--shell', '-d', '--home', '--home-dir', '-c', '--comment', '-h', '-k', '-e', '-f', '-K']).at(-1));
+        const added = commandsOf(script.parsed, ['useradd', 'adduser']).flatMap((c) => {
+          const name = positionalArgs(c, ['-u', '--uid', '-g', '--gid', '-G', '--groups', '-s', '--shell', '-d', '--home', '--home-dir', '-c', '--comment', '-h', '-k', '-e', '-f', '-K']).at(-1);
+          const uid = c.args[c.args.findIndex((a) => a === '-u' || a === '--uid') + 1];
+          return name === undefined ? [] : [{ name, ...(uid !== undefined && /^\d+$/.test(uid) ? { uid } : {}) }];
+        });
         const echoed = /(?:^|\s)(?:echo|printf)\s+["']?([a-z_][a-z0-9_-]*):x:(\d+):/.exec(script.text);
-        return [...added.filter((n): n is string => n !== undefined), ...(echoed?.[1] && Number(echoed[2]) !== 0 ? [echoed[1]] : [])];
+        return [...added, ...(echoed?.[1] && Number(echoed[2]) !== 0 ? [{ name: echoed[1], uid: echoed[2] ?? '' }] : [])];
       }),
     );
-    const fromImage = (analysis.imageOf(analysis.target)?.users ?? []).filter((u) => u.uid >= 1000 && u.uid < 65534);
-    const candidate = created[0] ?? fromImage[0]?.name;
+    const fromImage = (analysis.imageOf(analysis.target)?.users ?? []).filter((u) => u.uid >= 1000 && u.uid < 65534).map((u) => ({ name: u.name, uid: String(u.uid) }));
+    const candidate = created[0] ?? fromImage[0];
     if (candidate !== undefined) {
       const where = created[0] !== undefined ? 'this Dockerfile creates' : 'its base image has';
-      report('KL001', target.from.line, `The final stage runs as root, but ${where} the user ${candidate}: add \`USER ${candidate}\` after the steps that need root`);
+      const user = candidate.uid !== undefined ? `${candidate.uid}` : candidate.name;
+      report('KL001', target.from.line, `The final stage runs as root, but ${where} the user ${candidate.name}: add \`USER ${user}\` after the steps that need root`);
     }
   }
 
