@@ -170,9 +170,16 @@ async function imageFacts(engine: Engine, ref: string, configOnly: boolean): Pro
   };
 }
 
+/** Scripts per ShellCheck process: its command line stays far below the kernel's limit. */
+const SHELLCHECK_BATCH = 400;
+/** ShellCheck processes at once (the machines kiln is measured on have two cores). */
+const SHELLCHECK_PROCESSES = 2;
+/** How long ShellCheck may take over one batch before its rules are given up. */
+const SHELLCHECK_TIMEOUT_MS = 120_000;
+
 /**
- * Runs ShellCheck on the scripts: written to a temporary directory and checked by two processes at once
- * (one per core here), each given half of the files in one command line.
+ * Runs ShellCheck on the scripts: written to a temporary directory and checked by two processes at once,
+ * each given a share of the files (at most 400) on one command line.
  */
 async function runShellcheck(program: string, inputs: readonly ShellcheckInput[], file: string): Promise<Finding[]> {
   if (inputs.length === 0) return [];
@@ -180,19 +187,25 @@ async function runShellcheck(program: string, inputs: readonly ShellcheckInput[]
   try {
     const names = inputs.map((_input, i) => `run${i + 1}.sh`);
     await Promise.all(inputs.map((input, i) => writeFile(join(dir, names[i] ?? ''), input.text)));
-    const half = Math.ceil(names.length / 2);
-    const batches = [names.slice(0, half), names.slice(half)].filter((b) => b.length > 0);
-    const outputs = await Promise.all(
-      batches.map((batch) =>
-        run(program, ['--format=json1', `--exclude=${SHELLCHECK_EXCLUDED.join(',')}`, '--severity=style', ...batch], { cwd: dir, maxBuffer: 64 << 20 }).then(
-          (r) => r.stdout,
-          (err: { stdout?: string; code?: unknown }) => {
-            // Exit 1 means findings; anything else (a missing program) is the caller's to report.
-            if (err.code === 1 && typeof err.stdout === 'string') return err.stdout;
-            throw err;
-          },
-        ),
-      ),
+    const size = Math.min(SHELLCHECK_BATCH, Math.ceil(names.length / SHELLCHECK_PROCESSES));
+    const batches: string[][] = [];
+    for (let i = 0; i < names.length; i += size) batches.push(names.slice(i, i + size));
+    const check = (batch: readonly string[]): Promise<string> =>
+      run(program, ['--format=json1', `--exclude=${SHELLCHECK_EXCLUDED.join(',')}`, '--severity=style', ...batch], { cwd: dir, maxBuffer: 256 << 20, timeout: SHELLCHECK_TIMEOUT_MS }).then(
+        (r) => r.stdout,
+        (err: { stdout?: string; code?: unknown; killed?: boolean }) => {
+          // Exit 1 means findings; a missing program (ENOENT) is the caller's to report.
+          if (err.code === 1 && typeof err.stdout === 'string') return err.stdout;
+          if (err.killed) throw new KilnError('FAILED', `ShellCheck did not finish within ${SHELLCHECK_TIMEOUT_MS / 1000} s on ${file}'s RUN scripts`);
+          throw err;
+        },
+      );
+    const outputs: string[] = [];
+    const queue = [...batches];
+    await Promise.all(
+      Array.from({ length: SHELLCHECK_PROCESSES }, async () => {
+        for (let batch = queue.shift(); batch; batch = queue.shift()) outputs.push(await check(batch));
+      }),
     );
     return outputs.flatMap((output) => shellcheckFindings(inputs, names, output, file));
   } finally {
@@ -259,8 +272,9 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
     try {
       findings.push(...(await runShellcheck(program, shellcheckInputs(lint.analysis), file)));
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
-      request.notice(`kiln lint: ${program} is not installed, so the ShellCheck (SC) rules were skipped (Debian: apt-get install shellcheck)`);
+      if (err instanceof KilnError) request.notice(`kiln lint: ${err.message}, so the ShellCheck (SC) rules were skipped`);
+      else if (isErrno(err, 'ENOENT')) request.notice(`kiln lint: ${program} is not installed, so the ShellCheck (SC) rules were skipped (Debian: apt-get install shellcheck)`);
+      else throw err;
     }
   }
   const wanted = request.buildkitOnly ? findings.filter((f) => RULES_BY_CODE.get(f.code)?.source === 'buildkit') : findings;
