@@ -38,6 +38,8 @@ export interface LintRequest {
   readonly configFile?: string;
   readonly cwd?: string;
   readonly ignore?: readonly string[];
+  /** `--trusted-registry`, added to the config's trustedRegistries (DL3026). */
+  readonly trustedRegistries?: readonly string[];
   readonly failureThreshold?: Level | 'none';
   /** Pull base images the store lacks (or all of them again), so the image-aware rules can run. */
   readonly pull?: boolean;
@@ -243,7 +245,7 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
   }
 
   // The bases the FROM lines name, as the build would resolve them: facts for those the store has.
-  const base: LintOptions = { file, buildArgs, platform, ...(request.target !== undefined ? { target: request.target } : {}), images: new Map(), trustedRegistries: config.trustedRegistries, labelSchema: config.labelSchema, strictLabels: config.strictLabels, ...(ignored ? { ignored } : {}) };
+  const base: LintOptions = { file, buildArgs, platform, ...(request.target !== undefined ? { target: request.target } : {}), images: new Map(), trustedRegistries: [...config.trustedRegistries, ...(request.trustedRegistries ?? [])], labelSchema: config.labelSchema, strictLabels: config.strictLabels, ...(ignored ? { ignored } : {}) };
   const first = lintDockerfile(text, base);
   const images = new Map<string, ImageFacts>();
   const globals = globalArgValues(first.dockerfile, buildArgs, platformArgs(platform));

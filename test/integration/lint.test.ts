@@ -57,6 +57,7 @@ describe('kiln lint: the command', () => {
     assert.deepEqual(codes(found.stdout), ['1:DL3006']);
     assert.equal((await kiln(['lint', '--failure-threshold', 'error', '-'], source)).code, 0);
     assert.equal((await kiln(['lint', '--ignore', 'DL3006', '-'], source)).stdout, '');
+    assert.deepEqual(codes((await kiln(['lint', '--trusted-registry', 'my.registry:5000', '--format', 'json', '-'], source)).stdout), ['1:DL3006', '1:DL3026']);
     // Without a store, lint runs without the image-aware rules and makes none.
     const nowhere = join(await tempDir(), 'no-store');
     assert.deepEqual(codes((await runKiln(nowhere, ['lint', '--format', 'json', '-'], source)).stdout), ['1:DL3006']);

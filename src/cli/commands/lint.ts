@@ -18,6 +18,7 @@ interface LintFlags extends RegistryFlags {
   file?: string;
   format: string;
   ignore?: string[];
+  trustedRegistry?: string[];
   failureThreshold?: string;
   config?: string;
   list?: boolean;
@@ -56,6 +57,7 @@ export function registerLint(program: Command, ctx: CommandContext): Command {
     .option('-f, --file <path>', 'the Dockerfile (default: PATH/Dockerfile)')
     .option('--format <format>', `output format: ${FORMATS.join(', ')}`, 'tty')
     .option('--ignore <rule>', 'a rule not to report (repeatable)', collect)
+    .option('--trusted-registry <registry>', 'a registry FROM may name (DL3026; repeatable, e.g. docker.io, *.gcr.io)', collect)
     .option('-t, --failure-threshold <level>', 'exit 1 only for findings at or above: error, warning, info, style, none (default info, or the config\'s)')
     .option('-c, --config <file>', 'the .hadolint.yaml to use (default: hadolint\'s search from the current directory)')
     .option('--list', 'print every rule with its level and a one-line description')
@@ -94,6 +96,7 @@ export function registerLint(program: Command, ctx: CommandContext): Command {
           ...(flags.target !== undefined ? { target: flags.target } : {}),
           ...(flags.config !== undefined ? { configFile: flags.config } : {}),
           ignore: flags.ignore ?? [],
+          trustedRegistries: flags.trustedRegistry ?? [],
           ...(threshold !== undefined ? { failureThreshold: threshold } : {}),
           pull: flags.pull === true,
           insecureRegistries: insecure(flags),
