@@ -229,3 +229,22 @@ describe('what the parser understands, the rules understand', () => {
     assert.deepEqual(codesOf('FROM alpine:3\nARG V\nRUN apk add --no-cache "curl=$V" && pip install --no-cache-dir "flask==${V}"\n'), []);
   });
 });
+
+describe('names in scope across stages, as the build sees them', () => {
+  const undefinedVars = (source: string): string[] => findings(source, 'UndefinedVar').filter((f) => f.endsWith(':UndefinedVar'));
+  it("passes a stage's ENV on to the stages built on it, not its ARGs", () => {
+    assert.deepEqual(undefinedVars('FROM scratch AS a\nENV X=1\nFROM a\nCOPY $X /x\n'), []);
+    assert.deepEqual(undefinedVars('FROM scratch AS a\nARG X=1\nFROM a\nCOPY $X /x\n'), ['4:UndefinedVar']);
+    assert.deepEqual(undefinedVars('FROM scratch AS a\nENV X=1\nARG X\nFROM a\nCOPY $X /x\n'), []);
+  });
+
+  it('sees a name only from the instruction after the one that defines it', () => {
+    assert.deepEqual(undefinedVars('FROM scratch\nCOPY $X /x\nENV X=1\nCOPY $X /y\n'), ['2:UndefinedVar']);
+  });
+
+  it('gives a RUN the latest value of a name (PIP_NO_CACHE_DIR set, then unset)', () => {
+    const dl3042 = (source: string): string[] => findings(source, 'DL3042').filter((f) => f.endsWith(':DL3042'));
+    assert.deepEqual(dl3042('FROM python:3\nENV PIP_NO_CACHE_DIR=1\nRUN pip install flask==3\n'), []);
+    assert.deepEqual(dl3042('FROM python:3\nENV PIP_NO_CACHE_DIR=1\nENV PIP_NO_CACHE_DIR=0\nRUN pip install flask==3\n'), ['4:DL3042']);
+  });
+});

@@ -187,7 +187,7 @@ export function buildkitChecks(analysis: Analysis, report: Report): void {
       }
       // UndefinedVar: only where every name in scope is known (scratch, or a base image the store has).
       if (state.complete) {
-        const names = typed.kind === 'env' ? new Set(state.names) : state.names;
+        const names = state.names;
         for (const word of expandedWords(instruction)) {
           for (const { name, guarded } of variablesIn(word, escape)) {
             if (guarded || names.has(name) || (isPredefinedArg(name) && !/PLATFORM|OS|ARCH|VARIANT/.test(name))) continue;

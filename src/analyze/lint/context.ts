@@ -48,9 +48,8 @@ export interface State {
   readonly shell: readonly string[];
   /** The shell was set by a SHELL instruction (here or in a stage this one builds on). */
   readonly shellSet: boolean;
-  /** ARG and ENV names in scope. */
-  readonly names: ReadonlySet<string>;
-  readonly env: ReadonlyMap<string, string>;
+  /** ARG and ENV names in scope, with their values as written. */
+  readonly names: Scope;
   /** Whether every name in scope is known (the base is scratch, a stage, or an image the store has). */
   readonly complete: boolean;
   /** A WORKDIR is in effect (the base image's included). */
@@ -72,10 +71,66 @@ export interface RunScript {
   /** How far into its Dockerfile line each script line starts (0-based); undefined where columns do not map. */
   readonly columnOffset: (scriptLine: number) => number | undefined;
   /** The ARG/ENV names in scope, for ShellCheck. */
-  readonly names: ReadonlySet<string>;
+  readonly names: Scope;
 }
 
 export const DEFAULT_SHELL = ['/bin/sh', '-c'];
+
+type Definition = 'base' | 'arg' | 'env';
+
+/**
+ * The ARG and ENV names in scope at one instruction, and their values as written. The states of one
+ * stage share a list of definitions that only grows; each sees the definitions made before it, so a
+ * stage of thousands of ENVs costs no copy per instruction.
+ */
+export class Scope implements Iterable<string> {
+  private constructor(
+    private readonly definitions: Map<string, { readonly at: number; readonly value: string | undefined; readonly kind: Definition }[]>,
+    private readonly size: number,
+  ) {}
+
+  static of(names: Iterable<readonly [string, string | undefined]>): Scope {
+    return new Scope(new Map(), 0).define(names, 'base');
+  }
+
+  /** This scope with more definitions; called on a stage's latest scope only. */
+  define(names: Iterable<readonly [string, string | undefined]>, kind: Definition): Scope {
+    let at = this.size;
+    for (const [name, value] of names) {
+      const list = this.definitions.get(name);
+      if (list) list.push({ at, value, kind });
+      else this.definitions.set(name, [{ at, value, kind }]);
+      at++;
+    }
+    return new Scope(this.definitions, at);
+  }
+
+  has(name: string): boolean {
+    return (this.definitions.get(name)?.[0]?.at ?? Infinity) < this.size;
+  }
+
+  /** The latest value given to the name in this scope. */
+  get(name: string): string | undefined {
+    const list = this.definitions.get(name) ?? [];
+    for (let i = list.length - 1; i >= 0; i--) if ((list[i]?.at ?? Infinity) < this.size) return list[i]?.value;
+    return undefined;
+  }
+
+  /** The names a stage built on this one inherits, with their values: ENV and the base's, not ARG. */
+  inherited(): [string, string | undefined][] {
+    const kept: [string, string | undefined][] = [];
+    for (const [name, list] of this.definitions) {
+      const last = list.filter((d) => d.at < this.size && d.kind !== 'arg').at(-1);
+      if (last) kept.push([name, last.value]);
+    }
+    return kept;
+  }
+
+  *[Symbol.iterator](): Iterator<string> {
+    for (const name of this.definitions.keys()) if (this.has(name)) yield name;
+  }
+}
+
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
@@ -184,8 +239,11 @@ export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analy
   dockerfile.stages.forEach((stage: LintStage, index) => {
     const base = bases[index];
     let state: State;
-    if (base?.kind === 'stage' && after[base.index]) state = after[base.index] as State;
-    else {
+    if (base?.kind === 'stage' && after[base.index]) {
+      // A stage on another starts with that one's ENV (its ARGs stay with it), in a scope of its own.
+      const parent = after[base.index] as State;
+      state = { ...parent, names: Scope.of(parent.names.inherited()) };
+    } else {
       const facts = base?.kind === 'image' ? options.images.get(base.ref) : undefined;
       const config = facts?.config ?? {};
       const env = new Map((config.Env ?? []).map((e) => [keyOf(e), e.slice(keyOf(e).length + 1)] as const));
@@ -194,32 +252,24 @@ export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analy
       state = {
         shell: config.Shell ?? DEFAULT_SHELL,
         shellSet: false,
-        names: new Set(env.keys()),
-        env,
+        names: Scope.of(env),
         complete: base?.kind === 'scratch' || facts !== undefined,
         workdir: (config.WorkingDir ?? '') !== '',
         absoluteWorkdir: false,
         ...(config.User ? { user: config.User } : {}),
       };
     }
-    // Names of the stage's own ARGs are scoped to it: a child stage does not inherit them, ENV it does.
-    const inherited = state;
-    const argNames = new Set<string>();
     for (const instruction of stage.instructions) {
       before.set(instruction, state);
       const typed = instruction.typed;
       if (!typed) continue;
       switch (typed.kind) {
         case 'arg':
-          for (const arg of typed.args) argNames.add(arg.name);
-          state = { ...state, names: new Set([...state.names, ...typed.args.map((a) => a.name)]) };
+          state = { ...state, names: state.names.define(typed.args.map((a) => [a.name, a.defaultValue] as const), 'arg') };
           break;
-        case 'env': {
-          const env = new Map(state.env);
-          for (const pair of typed.pairs) env.set(pair.key, pair.value);
-          state = { ...state, env, names: new Set([...state.names, ...typed.pairs.map((p) => p.key)]) };
+        case 'env':
+          state = { ...state, names: state.names.define(typed.pairs.map((p) => [p.key, p.value] as const), 'env') };
           break;
-        }
         case 'shell':
           state = { ...state, shell: typed.args, shellSet: true };
           break;
@@ -236,7 +286,7 @@ export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analy
         }
       }
     }
-    after[index] = { ...state, names: new Set([...state.names].filter((n) => !argNames.has(n) || inherited.names.has(n) || state.env.has(n))) };
+    after[index] = state;
   });
 
   const targetWord = options.target;

@@ -285,7 +285,7 @@ function runRules(analysis: Analysis, stage: number, script: RunScript, state: S
     const fromFiles = args.args.some((a) => ['-r', '--requirement', '.', '-c', '--constraint'].includes(a.split('=')[0] ?? a));
     const pkgs = (fromFiles ? [] : packages(args, PIP_OPTIONS_WITH_VALUE)).filter((p) => !/[=<>~!@]/.test(p) && !hasVariable(p) && !/^[./~]/.test(p) && !/^(git\+|https?:|file:)/.test(p) && !/\.(whl|tar\.gz|zip)$/.test(p));
     if (pkgs.length > 0) report('DL3013', line, `Pin versions in pip. Instead of \`pip install ${pkgs[0] ?? ''}\` use \`pip install ${pkgs[0] ?? ''}==<version>\` or \`pip install --requirement <requirements file>\``);
-    const noCache = hasFlag(args, ['--no-cache-dir']) || /^(1|true|on|yes)$/i.test(state?.env.get('PIP_NO_CACHE_DIR') ?? '') || /\bPIP_NO_CACHE_DIR=["']?(1|true|on|yes)\b/i.test(script.text) || cacheMountUnder(instruction, '.cache/pip');
+    const noCache = hasFlag(args, ['--no-cache-dir']) || /^(1|true|on|yes)$/i.test(state?.names.get('PIP_NO_CACHE_DIR') ?? '') || /\bPIP_NO_CACHE_DIR=["']?(1|true|on|yes)\b/i.test(script.text) || cacheMountUnder(instruction, '.cache/pip');
     if (!noCache) report('DL3042', line);
   }
 

@@ -17,8 +17,12 @@ export interface ParsedScript {
 
 const KEYWORDS = new Set(['if', 'then', 'else', 'elif', 'fi', 'do', 'done', 'while', 'until', '!', '{', '}', 'time', 'case', 'esac', 'in']);
 
+/** How deep `$(…)` inside `$(…)` is read for commands; deeper is taken as text (no stack to overflow). */
+const MAX_NESTING = 16;
+
 /** Reads a script into commands. */
-export function parseScript(text: string): ParsedScript {
+export function parseScript(text: string, depth = 0): ParsedScript {
+  const inner = (body: string): readonly ShellCommand[] => (depth < MAX_NESTING ? parseScript(body, depth + 1).commands : []);
   const commands: ShellCommand[] = [];
   let pipes = false;
   let words: string[] = [];
@@ -66,7 +70,7 @@ export function parseScript(text: string): ParsedScript {
         }
         if (text.startsWith('$(', j)) {
           const end = matchingParen(text, j + 1);
-          commands.push(...parseScript(text.slice(j + 2, end)).commands);
+          commands.push(...inner(text.slice(j + 2, end)));
           word += text.slice(j, end + 1);
           j = end + 1;
           continue;
@@ -80,7 +84,7 @@ export function parseScript(text: string): ParsedScript {
     }
     if (ch === '$' && text[i + 1] === '(') {
       const end = matchingParen(text, i + 1);
-      commands.push(...parseScript(text.slice(i + 2, end)).commands);
+      commands.push(...inner(text.slice(i + 2, end)));
       word += text.slice(i, end + 1);
       inWord = true;
       i = end + 1;
@@ -88,9 +92,9 @@ export function parseScript(text: string): ParsedScript {
     }
     if (ch === '`') {
       const end = text.indexOf('`', i + 1);
-      const inner = text.slice(i + 1, end < 0 ? text.length : end);
-      commands.push(...parseScript(inner).commands);
-      word += '`' + inner + '`';
+      const quoted = text.slice(i + 1, end < 0 ? text.length : end);
+      commands.push(...inner(quoted));
+      word += '`' + quoted + '`';
       inWord = true;
       i = end < 0 ? text.length : end + 1;
       continue;
