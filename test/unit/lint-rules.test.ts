@@ -248,3 +248,11 @@ describe('names in scope across stages, as the build sees them', () => {
     assert.deepEqual(dl3042('FROM python:3\nENV PIP_NO_CACHE_DIR=1\nENV PIP_NO_CACHE_DIR=0\nRUN pip install flask==3\n'), ['4:DL3042']);
   });
 });
+
+describe('hostile scripts', () => {
+  it('lints a RUN of 20000 nested $(…) without running out of stack, reading the first levels for commands', () => {
+    const nested = `FROM a:1\nRUN echo ${'$('.repeat(20000)}sudo true${')'.repeat(20000)}\n`;
+    assert.deepEqual(findings(nested, 'DL3004').filter((f) => f.endsWith(':DL3004')), []);
+    assert.deepEqual(findings('FROM a:1\nRUN echo $(echo $(sudo true))\n', 'DL3004').filter((f) => f.endsWith(':DL3004')), ['2:DL3004']);
+  });
+});
