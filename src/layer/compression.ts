@@ -236,12 +236,21 @@ export async function autoDecompress(source: AsyncIterable<Uint8Array>): Promise
   }
   const compression = detectCompression(Buffer.concat(head));
   async function* replay(): AsyncGenerator<Uint8Array> {
-    yield* head;
-    if (ended) return;
-    while (true) {
-      const next = await iterator.next();
-      if (next.done) return;
-      yield next.value;
+    // A consumer that stops early (a tar reader at its end-of-archive blocks) closes the source here,
+    // rather than leaving its file open until garbage collection.
+    try {
+      yield* head;
+      if (ended) return;
+      while (true) {
+        const next = await iterator.next();
+        if (next.done) {
+          ended = true;
+          return;
+        }
+        yield next.value;
+      }
+    } finally {
+      if (!ended) await iterator.return?.();
     }
   }
   return { compression, stream: decompressStream(replay(), compression) };

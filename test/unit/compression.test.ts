@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isKilnError } from '../../src/errors.js';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { autoDecompress, compressStream, decompressStream, detectCompression, igzipGunzip, zlibGunzip } from '../../src/layer/compression.js';
 import { igzip } from '../../src/layer/igzip.js';
 import { gzipMember, igzipMember, zlibGzipMember } from '../../src/layer/gzip-member.js';
@@ -174,6 +174,22 @@ describe('compression', () => {
     const { compression, stream } = await autoDecompress(chunked(Buffer.from('ab'), 1));
     assert.equal(compression, 'none');
     assert.equal((await collect(stream)).toString(), 'ab');
+  });
+
+  it('closes its source when the reader stops early (a file would stay open until garbage collection)', async () => {
+    for (const data of [Buffer.alloc(300_000, 1), gzipSync(Buffer.alloc(300_000, 1))]) {
+      let closed = false;
+      async function* source(): AsyncGenerator<Buffer> {
+        try {
+          yield* chunked(data, 1000);
+        } finally {
+          closed = true;
+        }
+      }
+      const { stream } = await autoDecompress(source());
+      for await (const chunk of stream) if (chunk.length > 0) break;
+      assert.equal(closed, true);
+    }
   });
 
   it('does not keep the process alive after zstd work', async () => {
