@@ -113,8 +113,11 @@ describe('kiln lint: ShellCheck on RUN scripts, as hadolint runs it', { skip: no
     const excluded = await lint('FROM busybox:1.36\nSHELL ["/bin/ash", "-c"]\nARG FILE\nRUN . "$FILE" && echo "$HOME"\n');
     assert.deepEqual(excluded.filter((c) => /SC(2187|1090)$/.test(c)), []);
   });
+});
 
-  it('says once that the SC rules were skipped when shellcheck is not there, and still lints', async () => {
+// Needs no shellcheck: it hides it.
+describe('kiln lint without shellcheck', () => {
+  it('says once that the SC rules were skipped, and still lints', async () => {
     const { kiln } = await newKiln();
     const result = await kiln(['lint', '--format', 'json', '-'], 'FROM debian\nRUN echo $a\nRUN echo $b\n', { PATH: '/nonexistent' });
     assert.deepEqual(codes(result.stdout), ['1:DL3006', '3:DL3059']);
@@ -216,7 +219,9 @@ describe('kiln build --check and the build checks of kiln build', { skip: needsR
     await writeFile(join(dir, 'Dockerfile'), 'ARG BASE\nFROM $BASE\nRUN cd /tmp\n');
     const checked = await store.kiln(['build', '--check', '--build-arg', 'BASE=busybox:latest', dir]);
     assert.equal(checked.code, 1);
-    assert.deepEqual(checked.stdout.trimEnd().split('\n').map((l) => l.replace(/^.*Dockerfile:/, '')), ['2:1 warning InvalidDefaultArgInFrom: Default value for ARG $BASE results in empty or invalid base image name', '3:1 warning DL3003: Use WORKDIR to switch to a directory.', "3:5 warning SC2164: Use 'cd ... || exit' or 'cd ... || return' in case cd fails."]);
+    const expected = ['2:1 warning InvalidDefaultArgInFrom: Default value for ARG $BASE results in empty or invalid base image name', '3:1 warning DL3003: Use WORKDIR to switch to a directory.', "3:5 warning SC2164: Use 'cd ... || exit' or 'cd ... || return' in case cd fails."];
+    // Without shellcheck (the suite runs on; its own tests skip) the SC finding is not there to see.
+    assert.deepEqual(checked.stdout.trimEnd().split('\n').map((l) => l.replace(/^.*Dockerfile:/, '')), noShellcheck ? expected.filter((l) => !l.includes(' SC')) : expected);
   });
 
   it("prints BuildKit's check warnings at the start of a build, and # check=error=true stops it", async () => {
