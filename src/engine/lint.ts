@@ -13,7 +13,7 @@ import { type ImageFacts, type LintOptions } from '../analyze/lint/context.js';
 import { platformArgs } from '../build/plan.js';
 import { TOOLCHAIN_PACKAGE } from '../analyze/lint/kiln-rules.js';
 import { applyPolicy, failsThreshold, lintDockerfile } from '../analyze/lint/lint.js';
-import { globalArgValues, resolveBase } from '../analyze/lint/model.js';
+import { globalArgValues, readDockerfile, resolveBase } from '../analyze/lint/model.js';
 import { type Finding, type Level, RULES_BY_CODE } from '../analyze/lint/rules.js';
 import { SHELLCHECK_EXCLUDED, type ShellcheckInput, shellcheckFindings, shellcheckInputs } from '../analyze/lint/shellcheck.js';
 import { PatternMatcher, parseDockerignore } from '../dockerfile/dockerignore.js';
@@ -246,12 +246,13 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
 
   // The bases the FROM lines name, as the build would resolve them: facts for those the store has.
   const base: LintOptions = { file, buildArgs, platform, ...(request.target !== undefined ? { target: request.target } : {}), images: new Map(), trustedRegistries: [...config.trustedRegistries, ...(request.trustedRegistries ?? [])], labelSchema: config.labelSchema, strictLabels: config.strictLabels, ...(ignored ? { ignored } : {}) };
-  const first = lintDockerfile(text, base);
+  // The parse alone names the bases; the rules run once, when what the store knows of them is in.
+  const parsed = readDockerfile(text, file);
   const images = new Map<string, ImageFacts>();
-  const globals = globalArgValues(first.dockerfile, buildArgs, platformArgs(platform));
-  for (const stage of first.dockerfile.stages) {
+  const globals = globalArgValues(parsed, buildArgs, platformArgs(platform));
+  for (const stage of parsed.stages) {
     if (!engine) break; // no store: nothing to know about the bases
-    const resolved = resolveBase(first.dockerfile, stage, globals);
+    const resolved = resolveBase(parsed, stage, globals);
     if (resolved.kind !== 'image' || images.has(resolved.ref)) continue;
     if (request.pull) {
       try {
@@ -266,7 +267,7 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
     const facts = await imageFacts(engine, resolved.ref, request.buildkitOnly === true);
     if (facts) images.set(resolved.ref, facts);
   }
-  const lint = images.size > 0 ? lintDockerfile(text, { ...base, images }) : first;
+  const lint = lintDockerfile(text, { ...base, images });
   const findings = [...lint.findings];
 
   if (!request.buildkitOnly && request.shellcheck !== false) {
