@@ -4,6 +4,7 @@ import { EMPTY_CONFIG } from '../../src/analyze/lint/config.js';
 import type { ImageFacts, LintOptions } from '../../src/analyze/lint/context.js';
 import { applyPolicy, lintDockerfile } from '../../src/analyze/lint/lint.js';
 import { RULES, RULES_BY_CODE } from '../../src/analyze/lint/rules.js';
+import { shellcheckInputs } from '../../src/analyze/lint/shellcheck.js';
 
 type Options = Partial<Omit<LintOptions, 'images'>> & { images?: Record<string, ImageFacts> };
 
@@ -292,5 +293,14 @@ describe('hostile scripts', () => {
     const nested = `FROM a:1\nRUN echo ${'$('.repeat(20000)}sudo true${')'.repeat(20000)}\n`;
     assert.deepEqual(findings(nested, 'DL3004').filter((f) => f.endsWith(':DL3004')), []);
     assert.deepEqual(findings('FROM a:1\nRUN echo $(echo $(sudo true))\n', 'DL3004').filter((f) => f.endsWith(':DL3004')), ['2:DL3004']);
+  });
+});
+
+describe("ShellCheck's inputs", () => {
+  it('export the ARG and ENV names in scope that the script uses, no others', () => {
+    const run = lintDockerfile('FROM scratch\nARG FOO\nENV FOOBAR=1 UNUSED=2\nRUN echo $FOOX ${FOO} "$FOOBAR"\n', options());
+    const [input] = shellcheckInputs(run.analysis);
+    assert.equal(input?.text, '#!/bin/sh\nexport FOO=1\nexport FOOBAR=1\necho $FOOX ${FOO} "$FOOBAR"\n');
+    assert.equal(input?.headerLines, 3);
   });
 });

@@ -28,7 +28,8 @@ export function shellcheckInputs(analysis: Analysis): ShellcheckInput[] {
     if (!CHECKABLE.has(program.replace(/^.*\//, ''))) continue;
     // Only the names the script uses: an export changes nothing for the others, and ShellCheck's time
     // grows with every export line.
-    const exports = [...script.names].filter((n) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(n) && new RegExp(`\\$\\{?${n}(?![A-Za-z0-9_])`).test(script.text)).sort().map((n) => `export ${n}=1\n`);
+    const used = new Set([...script.text.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1] ?? ''));
+    const exports = [...used].filter((n) => script.names.has(n)).sort().map((n) => `export ${n}=1\n`);
     // A heredoc's own #! line is the script's first line: the header replaces it, keeping the count.
     const own = script.text.startsWith('#!');
     const body = own ? script.text.slice(script.text.indexOf('\n') + 1) : script.text;
