@@ -1,8 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { KilnError } from '../errors.js';
-import { type SeekableSource, readTar } from '../layer/tar/reader.js';
+import type { BlobFile } from '../image/image.js';
+import { FileSource } from '../layer/tar/file-source.js';
+import { readTar } from '../layer/tar/reader.js';
 import { type FileTree, cleanTreePath, readBounded } from './filetree.js';
 
 interface IndexEntry {
@@ -11,31 +13,6 @@ interface IndexEntry {
   readonly size: number;
   /** For links: the archive path they point to (symlinks resolved relative to their directory); checked when followed. */
   readonly target?: string;
-}
-
-/** Reads a file from a position, able to jump over what it does not need. */
-class FileSource implements AsyncIterator<Uint8Array>, SeekableSource {
-  private position = 0;
-
-  constructor(
-    private readonly handle: FileHandle,
-    private readonly size: number,
-  ) {}
-
-  async next(): Promise<IteratorResult<Uint8Array>> {
-    if (this.position >= this.size) return { done: true, value: undefined };
-    const buffer = Buffer.allocUnsafe(Math.min(1 << 16, this.size - this.position));
-    const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.position);
-    if (bytesRead === 0) return { done: true, value: undefined };
-    this.position += bytesRead;
-    return { done: false, value: buffer.subarray(0, bytesRead) };
-  }
-
-  skipAhead(n: number): Promise<number> {
-    const skipped = Math.min(n, this.size - this.position);
-    this.position += skipped;
-    return Promise.resolve(skipped);
-  }
 }
 
 /**
@@ -97,5 +74,10 @@ export class TarTree implements FileTree {
     if (!entry) return Promise.reject(new KilnError('INVALID_INPUT', `${this.description}: ${path} is missing`));
     if (entry.size === 0) return Promise.resolve((async function* () {})());
     return Promise.resolve(createReadStream(this.path, { start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: 1 << 20 }));
+  }
+
+  locate(path: string): Promise<BlobFile | undefined> {
+    const entry = this.lookup(path);
+    return Promise.resolve(entry && { path: this.path, start: entry.offset, size: entry.size });
   }
 }

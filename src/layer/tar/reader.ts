@@ -46,12 +46,7 @@ class ChunkReader {
 
   /** Drops `n` bytes, seeking past them when the source can; returns how many were really there. */
   async discard(n: number): Promise<number> {
-    let left = n;
-    while (left > 0 && this.buffered > 0) {
-      const part = Math.min((this.chunks[0] as Buffer).length, left);
-      this.consume(part);
-      left -= part;
-    }
+    let left = n - this.dropBuffered(n);
     if (left > 0 && this.source.skipAhead && !this.ended) {
       const skipped = await this.source.skipAhead(left);
       this.offset += skipped;
@@ -82,7 +77,41 @@ class ChunkReader {
   /** Exactly `n` bytes (a view when they sit in one chunk), or fewer only at the end of the stream. */
   async exact(n: number): Promise<Buffer> {
     await this.fill(n);
-    const take = Math.min(n, this.buffered);
+    return this.take(Math.min(n, this.buffered));
+  }
+
+  /**
+   * `exact` without waiting, when the bytes are buffered already (undefined when they are not): most
+   * headers are, and a tar of many small files is read at the pace of its headers.
+   */
+  exactBuffered(n: number): Buffer | undefined {
+    return this.buffered >= n ? this.take(n) : undefined;
+  }
+
+  /** Drops `n` bytes without waiting, when they are buffered already; false (and nothing dropped) when they are not. */
+  discardBuffered(n: number): boolean {
+    if (this.buffered < n) return false;
+    this.dropBuffered(n);
+    return true;
+  }
+
+  /** Drops up to `n` of the buffered bytes; returns how many. */
+  private dropBuffered(n: number): number {
+    let left = n;
+    while (left > 0 && this.buffered > 0) {
+      const part = Math.min((this.chunks[0] as Buffer).length, left);
+      this.consume(part);
+      left -= part;
+    }
+    return n - left;
+  }
+
+  /** Whether bytes are buffered (then the stream is not at its end). */
+  get hasBuffered(): boolean {
+    return this.buffered > 0;
+  }
+
+  private take(take: number): Buffer {
     const first = this.chunks[0];
     if (first && first.length >= take) {
       const out = first.subarray(0, take);
@@ -317,11 +346,11 @@ export async function* readTar(source: TarSource): AsyncGenerator<TarEntry> {
     while (true) {
       live = 0;
       if (pending > 0) {
-        if ((await reader.discard(pending)) < pending) throw truncated(`in entry ${quote(last ?? '')}`);
+        if (!reader.discardBuffered(pending) && (await reader.discard(pending)) < pending) throw truncated(`in entry ${quote(last ?? '')}`);
         pending = 0;
       }
-      if (await reader.atEnd()) return;
-      const block = await reader.exact(BLOCK);
+      if (!reader.hasBuffered && (await reader.atEnd())) return;
+      const block = reader.exactBuffered(BLOCK) ?? (await reader.exact(BLOCK));
       if (block.length < BLOCK) throw truncated(`in the header ${after()}`);
       if (block.equals(ZERO_BLOCK)) return; // end-of-archive marker; what follows is padding
       if (!checksumMatches(block)) {
@@ -343,7 +372,7 @@ export async function* readTar(source: TarSource): AsyncGenerator<TarEntry> {
       const entry = (live = ++entries);
       let unread = header.size;
       pending = unread + padding(unread);
-      const body = async function* (): AsyncGenerator<Buffer> {
+      const read = async function* (): AsyncGenerator<Buffer> {
         while (unread > 0) {
           if (entry !== live) {
             throw new KilnError('INTERNAL', `tar: the body of entry ${quote(header.path)} was read after the reader moved past it`);
@@ -355,7 +384,8 @@ export async function* readTar(source: TarSource): AsyncGenerator<TarEntry> {
           yield part;
         }
       };
-      yield { header, body: body(), offset: reader.offset };
+      // The body's generator is made only for a consumer that reads it: most skip it.
+      yield { header, body: { [Symbol.asyncIterator]: read }, offset: reader.offset };
     }
   } finally {
     live = 0;
