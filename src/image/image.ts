@@ -1,6 +1,13 @@
 import { type Digest, sha256 } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 
+/** Where a blob's bytes lie in a local file, uncut: a reader there can seek over what it does not need. */
+export interface BlobFile {
+  readonly path: string;
+  readonly start: number;
+  readonly size: number;
+}
+
 /**
  * A layer as some place offers it: a blob (compressed or not, per its media type) whose uncompressed
  * content hashes to `diffId`. Opening is lazy; nothing is read until a sink asks for the bytes.
@@ -12,6 +19,8 @@ export interface Layer {
   readonly size?: number;
   readonly diffId: Digest;
   open(): Promise<AsyncIterable<Uint8Array>>;
+  /** The local file the blob lies in, when it does (the store, an archive or layout read in place). */
+  readonly locate?: () => Promise<BlobFile | undefined>;
 }
 
 /** A manifest's original bytes, kept so that its digest survives a round trip. */

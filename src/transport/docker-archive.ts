@@ -70,6 +70,7 @@ export async function readDockerArchive(tree: FileTree): Promise<NamedImage[]> {
             mediaType: MediaType.ociLayer,
             diffId: config.rootfs.diff_ids[i] as Digest,
             open: () => tree.open(path),
+            locate: () => tree.locate(path),
           }),
         ),
       } satisfies Image);

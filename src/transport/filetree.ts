@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
 import { join, posix, sep } from 'node:path';
 import { KilnError, isErrno } from '../errors.js';
+import type { BlobFile } from '../image/image.js';
 
 /**
  * Read access to the files of an image archive or layout, whether it is a directory or a tar file.
@@ -14,6 +15,8 @@ export interface FileTree {
   /** Reads a small file whole, refusing one larger than `maxBytes`. */
   read(path: string, maxBytes: number): Promise<Buffer>;
   open(path: string): Promise<AsyncIterable<Uint8Array>>;
+  /** Where a file's bytes lie on disk, uncut (undefined when it is missing). */
+  locate(path: string): Promise<BlobFile | undefined>;
 }
 
 /** Normalizes an archive-relative path, refusing absolute paths and `..` that climbs out. */
@@ -77,5 +80,11 @@ export class DirectoryTree implements FileTree {
     if (!real) throw new KilnError('INVALID_INPUT', `${this.description}: ${path} is missing`);
     const handle = await open(real, 'r');
     return createReadStream('', { fd: handle, highWaterMark: 1 << 20 });
+  }
+
+  async locate(path: string): Promise<BlobFile | undefined> {
+    const real = await this.resolve(path);
+    const st = real === undefined ? undefined : await lstat(real);
+    return real !== undefined && st?.isFile() ? { path: real, start: 0, size: st.size } : undefined;
   }
 }

@@ -56,6 +56,7 @@ export async function readManifestImage(tree: FileTree, descriptor: Descriptor):
       size: l.size,
       diffId: config.rootfs.diff_ids[i] as Digest,
       open: () => tree.open(blobPath(l.digest)),
+      locate: () => tree.locate(blobPath(l.digest)),
     }),
   );
   return { id: manifest.config.digest, rawConfig, config, layers, manifest: { bytes: manifestBytes, digest: descriptor.digest, mediaType: manifest.mediaType ?? descriptor.mediaType } };

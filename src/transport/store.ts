@@ -335,7 +335,14 @@ export class LocalStore {
     const layers = manifest.layers.map((descriptor, index): Layer => {
       const diffId = config.rootfs.diff_ids[index];
       if (!diffId) throw new KilnError('CORRUPT', `image ${row.id}: manifest has more layers than the config`);
-      return { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId, open: () => this.content.open(descriptor.digest) };
+      return {
+        mediaType: descriptor.mediaType,
+        digest: descriptor.digest,
+        size: descriptor.size,
+        diffId,
+        open: () => this.content.open(descriptor.digest),
+        locate: () => Promise.resolve({ path: this.content.blobPath(descriptor.digest), start: 0, size: descriptor.size }),
+      };
     });
     return { id: row.id, rawConfig, config, layers, manifest: { bytes: manifestBytes, digest: row.manifestDigest, mediaType: row.manifestType } };
   }
