@@ -1,0 +1,193 @@
+/**
+ * kiln's own figures, what dive's users ask for: the bytes a user would actually save (reclaimable: every
+ * version of a path that a later layer replaced or deleted), a score that counts the whole base image
+ * as base (not only layer 0), the wasted paths, and the largest files and directories of the final tree.
+ */
+import type { DeadVersion, LiveFile, Overlay } from './layers/overlay.js';
+
+export interface WastedPath {
+  /** With a leading slash. */
+  readonly path: string;
+  readonly bytes: number;
+  /** The layer that wrote the bytes. */
+  readonly layer: number;
+  /** The layer that replaced or deleted them. */
+  readonly endedBy: number;
+  readonly how: 'overwritten' | 'deleted';
+}
+
+export interface SizedPath {
+  readonly path: string;
+  readonly bytes: number;
+  /** For a file: the layer that wrote it. */
+  readonly layer?: number;
+}
+
+export interface LayerWaste {
+  /** Content bytes as Docker counts a layer's size. */
+  readonly contentBytes: number;
+  /** Bytes this layer wrote that a later layer replaced or deleted. */
+  readonly reclaimableBytes: number;
+  /** Bytes of earlier layers this layer replaced or deleted. */
+  readonly removedBytes: number;
+}
+
+export interface KilnFigures {
+  /** Σ content bytes of all layers: the image's size as Docker reports it. */
+  readonly sizeBytes: number;
+  readonly baseSizeBytes: number;
+  readonly userSizeBytes: number;
+  /** Bytes written that are not in the final tree: replaced (all but the surviving copy) or deleted. */
+  readonly reclaimableBytes: number;
+  /** Of those, the ones the image's own layers (not its base's) wrote. */
+  readonly userReclaimableBytes: number;
+  /** 1 − userReclaimable / userSize: the share of what the image adds to its base that it keeps; undefined with nothing added. */
+  readonly efficiencyScore: number | undefined;
+  readonly layers: readonly LayerWaste[];
+  readonly wasted: readonly WastedPath[];
+  readonly largestFiles: readonly SizedPath[];
+  readonly largestDirectories: readonly SizedPath[];
+}
+
+const TOP = 20;
+
+function byBytes<T extends { bytes: number; path: string }>(a: T, b: T): number {
+  return b.bytes - a.bytes || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+}
+
+/** The `n` largest of many, without sorting them all. */
+function largest<T extends { bytes: number; path: string }>(items: Iterable<T>, n: number): T[] {
+  const top: T[] = [];
+  for (const item of items) {
+    if (top.length === n && byBytes(item, top[n - 1] as T) >= 0) continue;
+    top.push(item);
+    top.sort(byBytes);
+    if (top.length > n) top.pop();
+  }
+  return top;
+}
+
+/** Bytes of live files summed into every directory above them (the root excluded). */
+function directorySizes(live: readonly LiveFile[]): Map<string, number> {
+  const sizes = new Map<string, number>();
+  for (const { version, bytes } of live) {
+    if (bytes === 0) continue;
+    const path = version.entry.path;
+    for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) {
+      const dir = path.slice(0, slash);
+      sizes.set(dir, (sizes.get(dir) ?? 0) + bytes);
+    }
+  }
+  return sizes;
+}
+
+export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
+  const layers = overlay.layerBytes.map((contentBytes) => ({ contentBytes, reclaimableBytes: 0, removedBytes: 0 }));
+  let reclaimable = 0;
+  let userReclaimable = 0;
+  const wasted: WastedPath[] = [];
+  for (const { version, ending, bytes } of overlay.dead as DeadVersion[]) {
+    if (bytes === 0) continue;
+    reclaimable += bytes;
+    if (version.layer >= baseLayers) userReclaimable += bytes;
+    const writer = layers[version.layer];
+    const ender = layers[ending.layer];
+    if (writer) writer.reclaimableBytes += bytes;
+    if (ender) ender.removedBytes += bytes;
+    wasted.push({ path: `/${version.entry.path}`, bytes, layer: version.layer, endedBy: ending.layer, how: ending.how });
+  }
+  wasted.sort(byBytes);
+  const sizeBytes = overlay.layerBytes.reduce((sum, n) => sum + n, 0);
+  const baseSizeBytes = overlay.layerBytes.slice(0, baseLayers).reduce((sum, n) => sum + n, 0);
+  const userSizeBytes = sizeBytes - baseSizeBytes;
+  const files = overlay.live.filter((f) => f.bytes > 0).map((f) => ({ path: `/${f.version.entry.path}`, bytes: f.bytes, layer: f.version.layer }));
+  const directories = [...directorySizes(overlay.live)].map(([path, bytes]) => ({ path: `/${path}`, bytes }));
+  return {
+    sizeBytes,
+    baseSizeBytes,
+    userSizeBytes,
+    reclaimableBytes: reclaimable,
+    userReclaimableBytes: userReclaimable,
+    efficiencyScore: userSizeBytes > 0 ? 1 - userReclaimable / userSizeBytes : undefined,
+    layers,
+    wasted,
+    largestFiles: largest(files, TOP),
+    largestDirectories: largest(directories, TOP),
+  };
+}
+
+/** A node of the final tree for a treemap: directories with children, files with the layer that wrote them. */
+export interface TreeNode {
+  readonly name: string;
+  bytes: number;
+  layer?: number;
+  children?: TreeNode[];
+}
+
+/**
+ * The final tree by size, cut to about `limit` nodes for a page to draw: in each directory, what is
+ * smaller than `total / limit` is gathered into one node, coloured by the layer that wrote most of it.
+ */
+export function sizeTree(live: readonly LiveFile[], limit = 2000): TreeNode {
+  const root: TreeNode = { name: '/', bytes: 0, children: [] };
+  const byPath = new Map<string, TreeNode>([['', root]]);
+  const dirOf = (path: string): TreeNode => {
+    const known = byPath.get(path);
+    if (known) return known;
+    const slash = path.lastIndexOf('/');
+    const parent = dirOf(slash === -1 ? '' : path.slice(0, slash));
+    const node: TreeNode = { name: path.slice(slash + 1), bytes: 0, children: [] };
+    parent.children?.push(node);
+    byPath.set(path, node);
+    return node;
+  };
+  for (const { version, bytes } of live) {
+    if (bytes === 0) continue;
+    const path = version.entry.path;
+    const slash = path.lastIndexOf('/');
+    dirOf(slash === -1 ? '' : path.slice(0, slash)).children?.push({ name: path.slice(slash + 1), bytes, layer: version.layer });
+  }
+  const total = (node: TreeNode): number => {
+    if (node.children) node.bytes = node.children.reduce((sum, child) => sum + total(child), 0);
+    return node.bytes;
+  };
+  total(root);
+  const floor = root.bytes / limit;
+  const prune = (node: TreeNode): void => {
+    if (!node.children) return;
+    const kept: TreeNode[] = [];
+    const small = new Map<number, number>();
+    let smallBytes = 0;
+    let smallCount = 0;
+    for (const child of node.children) {
+      if (child.bytes >= floor) {
+        prune(child);
+        kept.push(child);
+      } else {
+        smallBytes += child.bytes;
+        smallCount++;
+        const layer = child.layer ?? dominantLayer(child);
+        small.set(layer, (small.get(layer) ?? 0) + child.bytes);
+      }
+    }
+    if (smallCount > 0) {
+      const layer = [...small].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+      kept.push({ name: smallCount === 1 ? (node.children.find((c) => c.bytes < floor)?.name ?? '') : `(${smallCount} smaller)`, bytes: smallBytes, layer });
+    }
+    kept.sort((a, b) => b.bytes - a.bytes);
+    node.children = kept;
+  };
+  prune(root);
+  return root;
+}
+
+/** The layer that wrote most of a subtree's bytes. */
+function dominantLayer(node: TreeNode): number {
+  const bytes = new Map<number, number>();
+  const stack = [node];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    if (next.children) stack.push(...next.children);
+    else if (next.layer !== undefined) bytes.set(next.layer, (bytes.get(next.layer) ?? 0) + next.bytes);
+  }
+  return [...bytes].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+}
