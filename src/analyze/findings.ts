@@ -1,0 +1,263 @@
+/**
+ * Findings: what in an image wastes bytes, which Dockerfile line wrote them, and how to fix it. Each
+ * wasted byte is told once, by the first rule that explains it:
+ *
+ * - context-leak: what a .dockerignore would have kept out of the build context (`.git`, `node_modules`)
+ *   that a COPY or ADD put into the image;
+ * - chown-chmod: files a later layer writes again with the same content (a `chown -R`, a `chmod -R`):
+ *   `COPY --chown/--chmod` sets them once;
+ * - package-cache: package managers' lists and caches (apt, apk, dnf, pip, npm, yarn), kept in the final
+ *   image or removed by a later RUN (too late: they stay in the layer that made them);
+ * - deleted-later: files written, then deleted or replaced by a later layer;
+ * - build-toolchain: compilers, make and headers in the final image;
+ * - duplicate-content: the same content at several paths.
+ *
+ * Only what the image's own layers do is a finding: its base image's insides are another Dockerfile's.
+ */
+import type { SourceLine } from './history.js';
+import type { DeadVersion, LiveFile, Overlay, Version } from './layers/overlay.js';
+
+export type FindingRule = 'context-leak' | 'chown-chmod' | 'package-cache' | 'deleted-later' | 'build-toolchain' | 'duplicate-content';
+
+export interface Finding {
+  readonly rule: FindingRule;
+  readonly bytes: number;
+  /** With a leading slash. */
+  readonly paths: readonly string[];
+  /** The Dockerfile line of the instruction that wrote the wasted bytes (null when unknown). */
+  readonly line: number | null;
+  /** The line where the fix goes too, when another (the RUN that deletes or rewrites what `line` wrote). */
+  readonly fixLine?: number;
+  /** The layer that wrote the bytes. */
+  readonly layer: number;
+  readonly message: string;
+}
+
+export interface LayerFacts {
+  /** The instruction's keyword (RUN, COPY, ADD…), from the layer's history entry. */
+  readonly keyword: string | undefined;
+  readonly createdBy: string;
+  readonly source: SourceLine | undefined;
+}
+
+export interface FindingContext {
+  readonly layers: readonly LayerFacts[];
+  /** Layers below this index are the base image's. */
+  readonly baseLayers: number;
+  /** A file's content digest, when it was read (see contentNeeded). */
+  readonly fingerprint: (version: Version) => string | undefined;
+  /** Whether the Dockerfile has a single stage (undefined: not known). */
+  readonly singleStage: boolean | undefined;
+}
+
+/** Files smaller than this are not worth a duplicate-content finding. */
+export const DUPLICATE_MIN_BYTES = 1024;
+
+const LEAKS: readonly { readonly name: string; readonly fix: string }[] = [
+  { name: '.git', fix: 'add `.git` to .dockerignore' },
+  { name: 'node_modules', fix: 'add `node_modules` to .dockerignore and install the dependencies in the image (`npm ci`)' },
+];
+
+const PACKAGE_CACHES: readonly { readonly manager: string; readonly pattern: RegExp; readonly fix: string }[] = [
+  { manager: "apt's lists and package cache", pattern: /^var\/lib\/apt\/lists\/|^var\/cache\/apt\//, fix: 'remove them in the RUN that makes them: `apt-get update && apt-get install -y … && rm -rf /var/lib/apt/lists/* /var/cache/apt/*`' },
+  { manager: "apk's cache", pattern: /^var\/cache\/apk\/|^etc\/apk\/cache\//, fix: 'install with `apk add --no-cache …`, which keeps no index or package' },
+  { manager: "dnf's or yum's cache", pattern: /^var\/cache\/(?:dnf|yum)\//, fix: 'run `dnf clean all` (or `yum clean all`) in the RUN that installs' },
+  { manager: "pip's cache", pattern: /(?:^|\/)\.cache\/pip\//, fix: 'install with `pip install --no-cache-dir …`' },
+  { manager: "npm's cache", pattern: /(?:^|\/)\.npm\//, fix: 'run `npm cache clean --force` in the RUN that installs, or use `RUN --mount=type=cache,target=/root/.npm`' },
+  { manager: "yarn's cache", pattern: /(?:^|\/)\.cache\/yarn\/|(?:^|\/)\.yarn\/cache\//, fix: 'run `yarn cache clean` in the RUN that installs, or use a cache mount' },
+];
+
+/** Compilers, linkers, make, headers and static libraries: what builds software, not what runs it. */
+const TOOLCHAIN = /^usr\/(?:local\/)?bin\/(?:[\w.-]+-)?(?:gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+|rustc|cargo|go)(?:-[\d.]+)?$|^usr\/(?:local\/)?bin\/(?:make|gmake|ld(?:\.[\w]+)?|as|ar|cmake)$|^usr\/(?:lib|libexec)\/gcc(?:-cross)?\/|^usr\/lib\/llvm-[\d.]+\/|^usr\/(?:local\/)?include\/|^usr\/(?:local\/)?lib\/(?:[\w-]+\/)?[^/]+\.a$|^usr\/local\/go\/(?:pkg|src)\//;
+/** What makes a toolchain a toolchain (headers alone may come with a runtime package). */
+const TOOLCHAIN_MARKER = /(?:^|\/)(?:[\w.-]+-)?(?:gcc|g\+\+|cc|clang|rustc|make|gmake|go)(?:-[\d.]+)?$|^usr\/lib\/gcc\//;
+const DPKG_LIST = /^var\/lib\/dpkg\/info\/([^/:]+)(?::[\w-]+)?\.list$/;
+const BUILD_PACKAGE = /-dev$|^(?:gcc|g\+\+|cpp|make|build-essential|binutils|clang|llvm)(?:-[\d.]+)?$/;
+
+const plural = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+
+/** `12.3 MB`: sizes in messages, decimal as Docker prints them. */
+export function sizeText(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toPrecision(3)} ${units[unit]}`;
+}
+
+function leakOf(path: string): (typeof LEAKS)[number] | undefined {
+  return LEAKS.find((leak) => path === leak.name || path.startsWith(`${leak.name}/`) || path.includes(`/${leak.name}/`) || path.endsWith(`/${leak.name}`));
+}
+
+/** Files whose content an analysis needs to compare, by layer (entry indexes): see fingerprint. */
+export function contentNeeded(overlay: Overlay, baseLayers: number): Map<number, Set<number>> {
+  const needed = new Map<number, Set<number>>();
+  const need = (version: Version): void => {
+    const set = needed.get(version.layer) ?? new Set<number>();
+    set.add(version.index);
+    needed.set(version.layer, set);
+  };
+  // A file written again at the same size: the same content (a chown or chmod) or not.
+  for (const { version, ending } of overlay.dead) {
+    const by = ending.by;
+    if (ending.how === 'overwritten' && by && by.entry.path === version.entry.path && version.entry.kind === 'file' && by.entry.kind === 'file' && by.entry.size === version.entry.size && version.entry.size > 0 && (version.layer >= baseLayers || by.layer >= baseLayers)) {
+      need(version);
+      need(by);
+    }
+  }
+  // Live files of a size another live file has, where one of them is the image's own.
+  const bySize = new Map<number, LiveFile[]>();
+  for (const file of overlay.live) {
+    if (file.version.entry.kind !== 'file' || file.bytes < DUPLICATE_MIN_BYTES) continue;
+    const same = bySize.get(file.bytes);
+    if (same) same.push(file);
+    else bySize.set(file.bytes, [file]);
+  }
+  for (const files of bySize.values()) {
+    if (files.length > 1 && files.some((f) => f.version.layer >= baseLayers)) for (const file of files) need(file.version);
+  }
+  return needed;
+}
+
+/** Collects findings keyed by rule and the lines involved, summing bytes and paths. */
+class Findings {
+  private readonly groups = new Map<string, { rule: FindingRule; layer: number; fixLayer?: number; bytes: number; paths: string[]; message: (bytes: number, paths: readonly string[]) => string }>();
+
+  constructor(private readonly context: FindingContext) {}
+
+  add(rule: FindingRule, layer: number, fixLayer: number | undefined, variant: string, bytes: number, path: string, message: (bytes: number, paths: readonly string[]) => string): void {
+    const key = `${rule}:${layer}:${fixLayer ?? ''}:${variant}`;
+    const group = this.groups.get(key) ?? { rule, layer, ...(fixLayer !== undefined ? { fixLayer } : {}), bytes: 0, paths: [], message };
+    group.bytes += bytes;
+    group.paths.push(`/${path}`);
+    this.groups.set(key, group);
+  }
+
+  list(): Finding[] {
+    const lineOf = (layer: number | undefined): number | undefined => (layer === undefined ? undefined : this.context.layers[layer]?.source?.line);
+    return [...this.groups.values()]
+      .filter((g) => g.bytes > 0)
+      .map((g): Finding => {
+        const line = lineOf(g.layer) ?? null;
+        const fixLine = lineOf(g.fixLayer);
+        return { rule: g.rule, bytes: g.bytes, paths: g.paths, line, ...(fixLine !== undefined && fixLine !== line ? { fixLine } : {}), layer: g.layer, message: g.message(g.bytes, g.paths) };
+      })
+      .sort((a, b) => b.bytes - a.bytes || a.layer - b.layer || a.rule.localeCompare(b.rule));
+  }
+}
+
+/** What an image wastes, by rule and line. */
+export function findings(overlay: Overlay, context: FindingContext): Finding[] {
+  const { layers, baseLayers, fingerprint } = context;
+  const out = new Findings(context);
+  const facts = (layer: number): LayerFacts => layers[layer] ?? { keyword: undefined, createdBy: '', source: undefined };
+  /** How a message names a layer's instruction: its line, else its command. */
+  const at = (layer: number): string => {
+    const { source, createdBy } = facts(layer);
+    if (source) return `line ${source.line}`;
+    const text = createdBy.replace(/\s+/g, ' ');
+    return `layer ${layer} (${text.length > 40 ? `${text.slice(0, 40)}…` : text || 'no history'})`;
+  };
+  const copies = (layer: number): boolean => facts(layer).keyword === 'COPY' || facts(layer).keyword === 'ADD';
+  const files = (paths: readonly string[]): string => plural(paths.length, 'file');
+
+  const leak = (version: Version, bytes: number): boolean => {
+    const found = copies(version.layer) ? leakOf(version.entry.path) : undefined;
+    if (!found) return false;
+    out.add('context-leak', version.layer, undefined, found.name, bytes, version.entry.path, (total, paths) => `${facts(version.layer).keyword ?? 'COPY'} at ${at(version.layer)} puts ${found.name} into the image (${files(paths)}, ${sizeText(total)}): ${found.fix}.`);
+    return true;
+  };
+  const cacheOf = (path: string): (typeof PACKAGE_CACHES)[number] | undefined => PACKAGE_CACHES.find((c) => c.pattern.test(path));
+
+  for (const dead of overlay.dead as DeadVersion[]) {
+    const { version, ending, bytes } = dead;
+    if (bytes === 0) continue;
+    const own = version.layer >= baseLayers;
+    if (own && leak(version, bytes)) continue;
+    const by = ending.by;
+    const rewritten =
+      ending.how === 'overwritten' && by !== undefined && by.entry.path === version.entry.path && by.entry.kind === 'file' && version.entry.kind === 'file' && by.entry.size === version.entry.size && (version.entry.size === 0 || (fingerprint(version) !== undefined && fingerprint(version) === fingerprint(by)));
+    if (rewritten && (own || ending.layer >= baseLayers)) {
+      const owner = by.entry.uid !== version.entry.uid || by.entry.gid !== version.entry.gid;
+      const mode = by.entry.mode !== version.entry.mode;
+      const verb = /\bchown\b/.test(facts(ending.layer).createdBy) || (owner && !mode) ? 'chown' : /\bchmod\b/.test(facts(ending.layer).createdBy) || mode ? 'chmod' : 'rewrite';
+      const flag = verb === 'chown' ? `--chown=${by.entry.uid}:${by.entry.gid}` : `--chmod=${(by.entry.mode & 0o7777).toString(8)}`;
+      out.add('chown-chmod', version.layer, ending.layer, verb, bytes, version.entry.path, (total, paths) => {
+        const what = `${at(ending.layer)} writes ${files(paths)} (${sizeText(total)}) again with the same content${verb === 'rewrite' ? '' : ` only to ${verb} them`}: they are stored twice`;
+        if (!own) return `${what}; they come from the base image: ${verb === 'rewrite' ? 'leave them as they are' : `drop the ${verb}, or ${verb} only what needs it`}.`;
+        if (verb !== 'rewrite' && copies(version.layer)) return `${what}. Set it where they are copied: \`${facts(version.layer).keyword ?? 'COPY'} ${flag}\` at ${at(version.layer)}, and drop the ${verb} at ${at(ending.layer)}.`;
+        return `${what}. ${verb === 'rewrite' ? 'Write them once' : `Do the ${verb} in the RUN that makes them (${at(version.layer)})`}, not in a later layer.`;
+      });
+      continue;
+    }
+    if (!own) continue;
+    const cache = cacheOf(version.entry.path);
+    if (cache) {
+      out.add('package-cache', version.layer, ending.layer, cache.manager, bytes, version.entry.path, (total, paths) => `${cache.manager} (${files(paths)}, ${sizeText(total)}) written at ${at(version.layer)} ${ending.how === 'deleted' ? 'are removed' : 'are replaced'} at ${at(ending.layer)}, too late: they stay in the layer of ${at(version.layer)}. ${cache.fix[0]?.toUpperCase()}${cache.fix.slice(1)}.`);
+      continue;
+    }
+    out.add('deleted-later', version.layer, ending.layer, ending.how, bytes, version.entry.path, (total, paths) => {
+      const what = `${files(paths)} (${sizeText(total)}) written at ${at(version.layer)} ${ending.how === 'deleted' ? 'are deleted' : 'are replaced'} at ${at(ending.layer)}: they stay in the layer of ${at(version.layer)}.`;
+      if (ending.how === 'overwritten') return `${what} Write the final version once, in one instruction.`;
+      if (copies(version.layer)) return `${what} Leave them out of the COPY (or the build context, with .dockerignore), or build in another stage and COPY --from only what the image needs.`;
+      return `${what} Delete them in the RUN that makes them (move the deletion into ${at(version.layer)}), or build in another stage and COPY --from only what the image needs.`;
+    });
+  }
+
+  const toolchain = new Map<number, { packages: Set<string>; marker: boolean }>();
+  for (const file of overlay.live) {
+    const { version, bytes } = file;
+    if (version.layer < baseLayers) continue;
+    const path = version.entry.path;
+    if (bytes > 0 && leak(version, bytes)) continue;
+    const cache = cacheOf(path);
+    if (cache) {
+      if (bytes > 0) out.add('package-cache', version.layer, undefined, cache.manager, bytes, path, (total, paths) => `${cache.manager} (${files(paths)}, ${sizeText(total)}) left in the image by ${at(version.layer)}: ${cache.fix}.`);
+      continue;
+    }
+    const dpkg = DPKG_LIST.exec(path)?.[1];
+    const tool = TOOLCHAIN.test(path);
+    if (tool || (dpkg && BUILD_PACKAGE.test(dpkg))) {
+      const found = toolchain.get(version.layer) ?? { packages: new Set<string>(), marker: false };
+      if (dpkg && BUILD_PACKAGE.test(dpkg)) found.packages.add(dpkg);
+      if (dpkg || TOOLCHAIN_MARKER.test(path)) found.marker = true;
+      toolchain.set(version.layer, found);
+      if (tool && bytes > 0) {
+        out.add('build-toolchain', version.layer, undefined, '', bytes, path, (total, paths) => {
+          const { packages } = toolchain.get(version.layer) ?? { packages: new Set<string>() };
+          const named = packages.size > 0 ? ` (${[...packages].sort().slice(0, 6).join(', ')}${packages.size > 6 ? ', …' : ''})` : '';
+          const fix = context.singleStage === false ? 'install it in a build stage and COPY --from only what the final stage runs' : 'build in a first stage and COPY --from only the result into a final stage without it (a multi-stage build)';
+          return `A build toolchain${named} is in the final image: ${files(paths)}, ${sizeText(total)}, installed at ${at(version.layer)}. ${fix[0]?.toUpperCase()}${fix.slice(1)}.`;
+        });
+      }
+    }
+  }
+
+  // The same content at several paths: the first copy (lowest layer, then path) is the original.
+  const byContent = new Map<string, LiveFile[]>();
+  for (const file of overlay.live) {
+    if (file.version.entry.kind !== 'file' || file.bytes < DUPLICATE_MIN_BYTES) continue;
+    const digest = fingerprint(file.version);
+    if (digest === undefined) continue;
+    const key = `${file.bytes}:${digest}`;
+    const same = byContent.get(key);
+    if (same) same.push(file);
+    else byContent.set(key, [file]);
+  }
+  for (const same of byContent.values()) {
+    if (same.length < 2) continue;
+    same.sort((a, b) => a.version.layer - b.version.layer || (a.version.entry.path < b.version.entry.path ? -1 : 1));
+    const original = same[0] as LiveFile;
+    for (const copy of same.slice(1)) {
+      const { version, bytes } = copy;
+      if (version.layer < baseLayers || leakOf(version.entry.path) || cacheOf(version.entry.path) || TOOLCHAIN.test(version.entry.path)) continue;
+      out.add('duplicate-content', version.layer, undefined, '', bytes, version.entry.path, (total, paths) => `${at(version.layer)} writes ${files(paths)} (${sizeText(total)}) whose content is already in the image at other paths (such as /${original.version.entry.path}): keep one copy, and link to it (a symlink or a hardlink) or COPY it once.`);
+    }
+  }
+  const found = out.list();
+  // A toolchain finding needs a compiler, make or a build package, not headers alone.
+  return found.filter((f) => f.rule !== 'build-toolchain' || toolchain.get(f.layer)?.marker === true);
+}
