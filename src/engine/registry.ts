@@ -4,20 +4,18 @@
  * API will stream as they are.
  */
 import { open, readFile } from 'node:fs/promises';
-import { setTimeout as delay } from 'node:timers/promises';
-import { KilnError, isKilnError } from '../errors.js';
+import { KilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
 import { compressStream } from '../layer/compression.js';
-import { type Digest, sha256 } from '../oci/digest.js';
-import { checkImageManifest, checkIndexLimits } from '../oci/limits.js';
-import { MediaType, isIndexType, layerCompression } from '../oci/mediatypes.js';
+import type { Digest } from '../oci/digest.js';
+import { MediaType, layerCompression } from '../oci/mediatypes.js';
 import type { Descriptor, Manifest, Platform } from '../oci/types.js';
-import { parseJson, validateImageConfig, validateIndex, validateManifest } from '../oci/validate.js';
 import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { RegistryClient, type StreamingUpload } from '../registry/client.js';
 import { type Credentials, credentialsFor, eraseCredentials, storeCredentials } from '../registry/credentials.js';
 import type { Lease } from '../transport/store.js';
 import { hostPlatform } from '../transport/oci-layout.js';
+import { readRegistryImage, resumableBlob } from '../transport/registry.js';
 import type { Engine } from './engine.js';
 import { type Filters, booleanFilter, checkFilterKeys } from './filters.js';
 import { discardDetached, openSnapshotter, unpackLayers, unpackWhileReading } from './run.js';
@@ -56,7 +54,7 @@ async function configuredInsecureRegistries(): Promise<string[]> {
 }
 
 /** A client for a registry with the credentials config.json (or its helper) has for it. */
-async function clientFor(registry: string, options: { readonly insecureRegistries?: readonly string[]; readonly credentials?: Credentials }): Promise<RegistryClient> {
+export async function clientFor(registry: string, options: { readonly insecureRegistries?: readonly string[]; readonly credentials?: Credentials }): Promise<RegistryClient> {
   const credentials = options.credentials ?? (await credentialsFor(registry));
   const insecureRegistries = [...(options.insecureRegistries ?? []), ...(await configuredInsecureRegistries())];
   return new RegistryClient(registry, { ...(credentials ? { credentials } : {}), insecureRegistries });
@@ -70,63 +68,11 @@ export function parsePlatform(text: string | undefined): Platform {
   return { os, architecture, ...(variant ? { variant } : {}) };
 }
 
-function platformText(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
-}
-
-/** Docker's platform match: os and architecture equal; the variant too when both name one (arm64's is v8 by default). */
-function matches(candidate: Platform | undefined, wanted: Platform): boolean {
-  if (!candidate || candidate.os !== wanted.os || candidate.architecture !== wanted.architecture) return false;
-  const normal = (p: Platform): string | undefined => p.variant ?? (p.architecture === 'arm64' ? 'v8' : undefined);
-  return wanted.variant === undefined || normal(candidate) === normal(wanted);
-}
-
-/** Attempts at one blob download: Docker's (a first one and 5 retries). */
-const DOWNLOAD_ATTEMPTS = 6;
-
-/**
- * A blob download (at most its `size` bytes: the client refuses more) that, when its body breaks off,
- * stalls or ends short, goes on from where it stopped with HTTP Range, up to DOWNLOAD_ATTEMPTS in all;
- * then it fails with the last fault and how far it got. A request that fails outright (refused, redirected
- * in a loop, an error status) is not retried here: the client retried what can be.
- */
-async function* resumableBlob(client: RegistryClient, repository: string, { digest, size }: { digest: Digest; size: number }, progress: (received: number) => void): AsyncGenerator<Uint8Array> {
-  let received = 0;
-  for (let attempt = 1; ; attempt++) {
-    const body = await client.blob(repository, digest, size, received);
-    let fault: KilnError;
-    try {
-      for await (const chunk of body) {
-        received += chunk.length;
-        progress(received);
-        yield chunk;
-      }
-      if (received >= size) return;
-      fault = new KilnError('NETWORK', `${client.blobSubject(repository, digest)}: the registry ended its answer early`);
-    } catch (err) {
-      if (!isKilnError(err, 'NETWORK')) throw err;
-      fault = err;
-    }
-    if (attempt === DOWNLOAD_ATTEMPTS) throw new KilnError('NETWORK', `${fault.message} (${received} of ${size} bytes received; gave up after ${attempt} attempts)`, { cause: fault });
-    await delay(250 * attempt);
-  }
-}
-
-/** A config, read whole (checkImageManifest bounded its size) and verified against its digest. */
-async function readConfig(client: RegistryClient, repository: string, descriptor: Descriptor, what: string): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of resumableBlob(client, repository, descriptor, () => undefined)) chunks.push(chunk);
-  const bytes = Buffer.concat(chunks);
-  const actual = sha256(bytes);
-  if (actual !== descriptor.digest) throw new KilnError('DIGEST_MISMATCH', `${what}: the registry served a config that does not match ${descriptor.digest} (it hashes to ${actual})`);
-  return bytes;
-}
-
 /**
  * Runs `jobs` with at most `limit` at a time; results in order. After a failure no job starts, and the
  * first failure is thrown once those running have ended, so that none writes on after the caller is done.
  */
-async function limited<T>(limit: number, jobs: readonly (() => Promise<T>)[]): Promise<T[]> {
+export async function limited<T>(limit: number, jobs: readonly (() => Promise<T>)[]): Promise<T[]> {
   const results: T[] = new Array<T>(jobs.length);
   let next = 0;
   let failure: { reason: unknown } | undefined;
@@ -168,26 +114,9 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   // Snapshots are opened while the manifest is fetched: a new store's first one tests an overlay mount.
   const opening = options.unpack ?? process.getuid?.() === 0 ? openSnapshotter(engine, (message) => options.events({ status: message })) : undefined;
   opening?.catch(() => undefined); // awaited below, once the image is known
-  const top = await client.manifest(repository, ref.digest ?? ref.tag ?? 'latest');
-  let chosen = top;
-  const topJson = parseJson(top.bytes, `manifest of ${familiarString(ref)}`);
-  if (isIndexType(top.mediaType) || (typeof topJson === 'object' && topJson !== null && 'manifests' in topJson)) {
-    const index = validateIndex(topJson, `index of ${familiarString(ref)}`);
-    checkIndexLimits(index, familiarString(ref));
-    const entry = index.manifests.find((m) => matches(m.platform, wanted));
-    if (!entry) {
-      const offered = index.manifests.flatMap((m) => (m.platform ? [platformText(m.platform)] : [])).join(', ');
-      throw new KilnError('NOT_FOUND', `no matching manifest for ${platformText(wanted)} in the manifest list entries of ${familiarString(ref)} (it has ${offered || 'none'})`);
-    }
-    chosen = await client.manifest(repository, entry.digest);
-  }
+  const { image: remote, top, manifest } = await readRegistryImage(client, ref, { wanted, asked: options.platform !== undefined });
   const what = familiarString(ref);
-  const manifest: Manifest = validateManifest(parseJson(chosen.bytes, `manifest of ${what}`), `manifest of ${what}`);
-  checkImageManifest(manifest, what);
-  const rawConfig = await readConfig(client, repository, manifest.config, what);
-  const config = validateImageConfig(parseJson(rawConfig, `config of ${what}`), `config of ${what}`);
-  if (config.rootfs.diff_ids.length !== manifest.layers.length) throw new KilnError('INVALID_INPUT', `${what}: the manifest has ${manifest.layers.length} layers but the config ${config.rootfs.diff_ids.length}`);
-  if (options.platform !== undefined && !matches(config, wanted)) throw new KilnError('NOT_FOUND', `${what} is for ${platformText(config)}, not ${platformText(wanted)}`);
+  const { config } = remote;
   const { store } = engine;
   const id = manifest.config.digest;
   const tagName = ref.digest ? undefined : referenceString(ref);
@@ -257,7 +186,7 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
     } finally {
       if (snapshots) await discardDetached(snapshots, layers);
     }
-    await store.writeImage(lease, { image: { id, rawConfig, config, layers, manifest: { bytes: chosen.bytes, digest: chosen.digest, mediaType: chosen.mediaType || manifest.mediaType || MediaType.ociManifest } }, names: [...(tagName ? [tagName] : []), digestName] }, what);
+    await store.writeImage(lease, { image: { ...remote, layers }, names: [...(tagName ? [tagName] : []), digestName] }, what);
   });
   for (const descriptor of [manifest.config, ...manifest.layers]) store.db.addBlobSource(descriptor.digest, ref.domain, repository);
   options.events({ status: `Digest: ${top.digest}` });

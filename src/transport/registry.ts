@@ -1,0 +1,115 @@
+/**
+ * An image in a registry as an {@link Image}: the manifest (the platform's, from an index), the config,
+ * and layers opened lazily as resumable blob downloads. A pull stores what it reads here; an analysis
+ * reads the layers without storing them.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { KilnError, isKilnError } from '../errors.js';
+import type { Image, Layer } from '../image/image.js';
+import { type Digest, sha256 } from '../oci/digest.js';
+import { checkImageManifest, checkIndexLimits } from '../oci/limits.js';
+import { MediaType, isIndexType } from '../oci/mediatypes.js';
+import type { Descriptor, Manifest, Platform } from '../oci/types.js';
+import { parseJson, validateImageConfig, validateIndex, validateManifest } from '../oci/validate.js';
+import { type Reference, familiarString } from '../reference/reference.js';
+import type { FetchedManifest, RegistryClient } from '../registry/client.js';
+
+export function platformText(p: Platform): string {
+  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+}
+
+/** Docker's platform match: os and architecture equal; the variant too when both name one (arm64's is v8 by default). */
+export function platformMatches(candidate: Platform | undefined, wanted: Platform): boolean {
+  if (!candidate || candidate.os !== wanted.os || candidate.architecture !== wanted.architecture) return false;
+  const normal = (p: Platform): string | undefined => p.variant ?? (p.architecture === 'arm64' ? 'v8' : undefined);
+  return wanted.variant === undefined || normal(candidate) === normal(wanted);
+}
+
+/** Attempts at one blob download: Docker's (a first one and 5 retries). */
+const DOWNLOAD_ATTEMPTS = 6;
+
+/**
+ * A blob download (at most its `size` bytes: the client refuses more) that, when its body breaks off,
+ * stalls or ends short, goes on from where it stopped with HTTP Range, up to DOWNLOAD_ATTEMPTS in all;
+ * then it fails with the last fault and how far it got. A request that fails outright (refused, redirected
+ * in a loop, an error status) is not retried here: the client retried what can be.
+ */
+export async function* resumableBlob(client: RegistryClient, repository: string, { digest, size }: { digest: Digest; size: number }, progress: (received: number) => void): AsyncGenerator<Uint8Array> {
+  let received = 0;
+  for (let attempt = 1; ; attempt++) {
+    const body = await client.blob(repository, digest, size, received);
+    let fault: KilnError;
+    try {
+      for await (const chunk of body) {
+        received += chunk.length;
+        progress(received);
+        yield chunk;
+      }
+      if (received >= size) return;
+      fault = new KilnError('NETWORK', `${client.blobSubject(repository, digest)}: the registry ended its answer early`);
+    } catch (err) {
+      if (!isKilnError(err, 'NETWORK')) throw err;
+      fault = err;
+    }
+    if (attempt === DOWNLOAD_ATTEMPTS) throw new KilnError('NETWORK', `${fault.message} (${received} of ${size} bytes received; gave up after ${attempt} attempts)`, { cause: fault });
+    await delay(250 * attempt);
+  }
+}
+
+/** A config, read whole (checkImageManifest bounded its size) and verified against its digest. */
+async function readConfig(client: RegistryClient, repository: string, descriptor: Descriptor, what: string): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of resumableBlob(client, repository, descriptor, () => undefined)) chunks.push(chunk);
+  const bytes = Buffer.concat(chunks);
+  const actual = sha256(bytes);
+  if (actual !== descriptor.digest) throw new KilnError('DIGEST_MISMATCH', `${what}: the registry served a config that does not match ${descriptor.digest} (it hashes to ${actual})`);
+  return bytes;
+}
+
+export interface RegistryImage {
+  /** The image; its layers download when opened. */
+  readonly image: Image;
+  /** What the reference names: the image's manifest, or the index it was chosen from. */
+  readonly top: FetchedManifest;
+  readonly manifest: Manifest;
+}
+
+/**
+ * Reads an image from a registry: the manifest the reference names (from an index, the one for
+ * `platform.wanted`), checked against kiln's limits, and its config, verified. When `platform.asked`, an
+ * image for another platform is refused too.
+ */
+export async function readRegistryImage(client: RegistryClient, ref: Reference, platform: { readonly wanted: Platform; readonly asked: boolean }): Promise<RegistryImage> {
+  const repository = ref.path;
+  const what = familiarString(ref);
+  const top = await client.manifest(repository, ref.digest ?? ref.tag ?? 'latest');
+  let chosen = top;
+  const topJson = parseJson(top.bytes, `manifest of ${what}`);
+  if (isIndexType(top.mediaType) || (typeof topJson === 'object' && topJson !== null && 'manifests' in topJson)) {
+    const index = validateIndex(topJson, `index of ${what}`);
+    checkIndexLimits(index, what);
+    const entry = index.manifests.find((m) => platformMatches(m.platform, platform.wanted));
+    if (!entry) {
+      const offered = index.manifests.flatMap((m) => (m.platform ? [platformText(m.platform)] : [])).join(', ');
+      throw new KilnError('NOT_FOUND', `no matching manifest for ${platformText(platform.wanted)} in the manifest list entries of ${what} (it has ${offered || 'none'})`);
+    }
+    chosen = await client.manifest(repository, entry.digest);
+  }
+  const manifest: Manifest = validateManifest(parseJson(chosen.bytes, `manifest of ${what}`), `manifest of ${what}`);
+  checkImageManifest(manifest, what);
+  const rawConfig = await readConfig(client, repository, manifest.config, what);
+  const config = validateImageConfig(parseJson(rawConfig, `config of ${what}`), `config of ${what}`);
+  if (config.rootfs.diff_ids.length !== manifest.layers.length) throw new KilnError('INVALID_INPUT', `${what}: the manifest has ${manifest.layers.length} layers but the config ${config.rootfs.diff_ids.length}`);
+  if (platform.asked && !platformMatches(config, platform.wanted)) throw new KilnError('NOT_FOUND', `${what} is for ${platformText(config)}, not ${platformText(platform.wanted)}`);
+  const layers = manifest.layers.map(
+    (descriptor, index): Layer => ({
+      mediaType: descriptor.mediaType,
+      digest: descriptor.digest,
+      size: descriptor.size,
+      diffId: config.rootfs.diff_ids[index] as Digest,
+      open: () => Promise.resolve(resumableBlob(client, repository, descriptor, () => undefined)),
+    }),
+  );
+  const image: Image = { id: manifest.config.digest, rawConfig, config, layers, manifest: { bytes: chosen.bytes, digest: chosen.digest, mediaType: chosen.mediaType || manifest.mediaType || MediaType.ociManifest } };
+  return { image, top, manifest };
+}
