@@ -1,5 +1,6 @@
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { buildRecord, targetBase } from '../build/attribution.js';
 import { BuildContext } from '../build/context.js';
 import { type PlanOptions, externalImages, planBuild } from '../build/plan.js';
 import { type BuildEvent, STEP_LOGS, Solver } from '../build/solver.js';
@@ -175,6 +176,11 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     });
     const built = await solver.solve();
     const id = options.squash ? await solver.squash(built) : built;
+    // Which line made each history entry, for kiln analyze.
+    const baseRef = targetBase(plan);
+    const baseId = baseRef === undefined ? undefined : images.get(baseRef);
+    const base = baseId === undefined ? undefined : { id: baseId, config: engine.store.configOf(baseId) };
+    engine.store.db.putBuildRecord(buildRecord(plan, { id, config: engine.store.configOf(id) }, base, { file, stages: dockerfile.stages.length }));
     for (const tag of options.tags) engine.tag(id, tag);
     return { id, warnings };
   });

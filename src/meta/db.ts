@@ -153,6 +153,26 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (lease_id, key)
   );
   `,
+  `
+  -- What kiln knows of an image it built, for kiln analyze: the Dockerfile, the base image the target
+  -- stage starts from and how many layers it has, the number of stages; and for each history entry the
+  -- Dockerfile line of the instruction that made it.
+  CREATE TABLE build_records (
+    image_id     TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    dockerfile   TEXT NOT NULL,
+    base_id      TEXT NOT NULL DEFAULT '',  -- '' for a build from scratch
+    base_layers  INTEGER NOT NULL,
+    stages       INTEGER NOT NULL
+  );
+  CREATE TABLE build_lines (
+    image_id     TEXT NOT NULL REFERENCES build_records(image_id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,  -- the history entry's index in the image's config
+    line         INTEGER NOT NULL,
+    end_line     INTEGER NOT NULL,
+    instruction  TEXT NOT NULL,     -- as written, continuations joined
+    PRIMARY KEY (image_id, position)
+  );
+  `,
 ];
 
 export interface ContainerRow {
@@ -204,6 +224,18 @@ export interface LayerBlobRow {
   readonly mediaType: string;
   readonly size: number;
   readonly diffSize: number;
+}
+
+/** What kiln records of an image it built (see build_records). */
+export interface BuildRecord {
+  readonly imageId: Digest;
+  readonly dockerfile: string;
+  /** The external image the target stage starts from; '' for scratch. */
+  readonly baseId: string;
+  readonly baseLayers: number;
+  readonly stages: number;
+  /** Dockerfile lines by history entry index. */
+  readonly lines: readonly { readonly position: number; readonly line: number; readonly endLine: number; readonly instruction: string }[];
 }
 
 /** What a new image record holds; the layers are diffIDs bottom first. */
@@ -337,6 +369,17 @@ export class MetaDb {
 
   imageDiffIds(id: Digest): Digest[] {
     return this.db.prepare('SELECT diff_id FROM image_layers WHERE image_id = ? ORDER BY position').pluck().all(id) as Digest[];
+  }
+
+  /** The images whose layers are exactly these (bottom first). */
+  imagesWithLayers(diffIds: readonly Digest[]): Digest[] {
+    const top = diffIds.at(-1);
+    if (top === undefined) return [];
+    const candidates = this.db.prepare('SELECT image_id FROM image_layers WHERE diff_id = ? AND position = ?').pluck().all(top, diffIds.length - 1) as Digest[];
+    return candidates.filter((id) => {
+      const ids = this.imageDiffIds(id);
+      return ids.length === diffIds.length && ids.every((d, i) => d === diffIds[i]);
+    });
   }
 
   imageBlobs(id: Digest): Digest[] {
@@ -542,6 +585,25 @@ export class MetaDb {
         put.run(path, stat, digest);
       },
     };
+  }
+
+  // ---- what kiln built ----
+
+  /** Records (or records again, after a rebuild that made the same image) where an image's history comes from. */
+  putBuildRecord(record: BuildRecord): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM build_records WHERE image_id = ?').run(record.imageId);
+      this.db.prepare('INSERT INTO build_records (image_id, dockerfile, base_id, base_layers, stages) VALUES (?, ?, ?, ?, ?)').run(record.imageId, record.dockerfile, record.baseId, record.baseLayers, record.stages);
+      const line = this.db.prepare('INSERT INTO build_lines (image_id, position, line, end_line, instruction) VALUES (?, ?, ?, ?, ?)');
+      for (const l of record.lines) line.run(record.imageId, l.position, l.line, l.endLine, l.instruction);
+    });
+  }
+
+  buildRecord(imageId: string): BuildRecord | undefined {
+    const row = this.db.prepare('SELECT image_id AS imageId, dockerfile, base_id AS baseId, base_layers AS baseLayers, stages FROM build_records WHERE image_id = ?').get(imageId) as Omit<BuildRecord, 'lines'> | undefined;
+    if (!row) return undefined;
+    const lines = this.db.prepare('SELECT position, line, end_line AS endLine, instruction FROM build_lines WHERE image_id = ? ORDER BY position').all(imageId) as BuildRecord['lines'];
+    return { ...row, lines };
   }
 
   // ---- registries ----
