@@ -46,6 +46,7 @@ export interface KilnLayer {
   readonly base: boolean;
   readonly historyIndex: number | null;
   readonly createdBy: string;
+  readonly comment: string;
   /** Where the instruction that made the layer is written, when known. */
   readonly file: string | null;
   readonly line: number | null;
@@ -185,6 +186,7 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: A
           base: index < baseLayers,
           historyIndex: origin?.historyIndex ?? null,
           createdBy: origin?.createdBy ?? '',
+          comment: origin?.comment ?? '',
           file: source?.file ?? null,
           line: source?.line ?? null,
           endLine: source?.endLine ?? null,

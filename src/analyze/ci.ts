@@ -71,7 +71,7 @@ export function ciSettings(file: { readonly path: string; readonly rules: Partia
 }
 
 /** Evaluates the rules over dive's figures, with dive's words for each failure. */
-export function evaluateCi(figures: DiveFigures, settings: Readonly<Record<CiRuleName, string>>): CiResult[] {
+export function evaluateCi(figures: Pick<DiveFigures, 'efficiencyScore' | 'inefficientBytes' | 'userWastedRatio'>, settings: Readonly<Record<CiRuleName, string>>): CiResult[] {
   return CI_RULES.map((rule): CiResult => {
     const value = settings[rule];
     if (DISABLED.has(value.trim().toLowerCase())) return { rule, status: 'SKIP', message: 'rule disabled' };

@@ -76,18 +76,6 @@ const BUILD_PACKAGE = /-dev$|^(?:gcc|g\+\+|cpp|make|build-essential|binutils|cla
 
 const plural = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 
-/** `12.3 MB`: sizes in messages, decimal as Docker prints them. */
-export function sizeText(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toPrecision(3)} ${units[unit]}`;
-}
-
 function leakOf(path: string): (typeof LEAKS)[number] | undefined {
   return LEAKS.find((leak) => path === leak.name || path.startsWith(`${leak.name}/`) || path.includes(`/${leak.name}/`) || path.endsWith(`/${leak.name}`));
 }
@@ -124,11 +112,11 @@ export function contentNeeded(overlay: Overlay, baseLayers: number): Map<number,
 
 /** Collects findings keyed by rule and the lines involved, summing bytes and paths. */
 class Findings {
-  private readonly groups = new Map<string, { rule: FindingRule; layer: number; fixLayer?: number; bytes: number; paths: string[]; message: (bytes: number, paths: readonly string[]) => string }>();
+  private readonly groups = new Map<string, { rule: FindingRule; layer: number; fixLayer?: number; bytes: number; paths: string[]; message: (paths: readonly string[]) => string }>();
 
   constructor(private readonly context: FindingContext) {}
 
-  add(rule: FindingRule, layer: number, fixLayer: number | undefined, variant: string, bytes: number, path: string, message: (bytes: number, paths: readonly string[]) => string): void {
+  add(rule: FindingRule, layer: number, fixLayer: number | undefined, variant: string, bytes: number, path: string, message: (paths: readonly string[]) => string): void {
     const key = `${rule}:${layer}:${fixLayer ?? ''}:${variant}`;
     const group = this.groups.get(key) ?? { rule, layer, ...(fixLayer !== undefined ? { fixLayer } : {}), bytes: 0, paths: [], message };
     group.bytes += bytes;
@@ -143,7 +131,7 @@ class Findings {
       .map((g): Finding => {
         const line = lineOf(g.layer) ?? null;
         const fixLine = lineOf(g.fixLayer);
-        return { rule: g.rule, bytes: g.bytes, paths: g.paths, line, ...(fixLine !== undefined && fixLine !== line ? { fixLine } : {}), layer: g.layer, message: g.message(g.bytes, g.paths) };
+        return { rule: g.rule, bytes: g.bytes, paths: g.paths, line, ...(fixLine !== undefined && fixLine !== line ? { fixLine } : {}), layer: g.layer, message: g.message(g.paths) };
       })
       .sort((a, b) => b.bytes - a.bytes || a.layer - b.layer || a.rule.localeCompare(b.rule));
   }
@@ -167,7 +155,7 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
   const leak = (version: Version, bytes: number): boolean => {
     const found = copies(version.layer) ? leakOf(version.entry.path) : undefined;
     if (!found) return false;
-    out.add('context-leak', version.layer, undefined, found.name, bytes, version.entry.path, (total, paths) => `${facts(version.layer).keyword ?? 'COPY'} at ${at(version.layer)} puts ${found.name} into the image (${files(paths)}, ${sizeText(total)}): ${found.fix}.`);
+    out.add('context-leak', version.layer, undefined, found.name, bytes, version.entry.path, (paths) => `${facts(version.layer).keyword ?? 'COPY'} at ${at(version.layer)} puts ${found.name} into the image (${files(paths)}): ${found.fix}.`);
     return true;
   };
   const cacheOf = (path: string): (typeof PACKAGE_CACHES)[number] | undefined => PACKAGE_CACHES.find((c) => c.pattern.test(path));
@@ -185,22 +173,23 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
       const mode = by.entry.mode !== version.entry.mode;
       const verb = /\bchown\b/.test(facts(ending.layer).createdBy) || (owner && !mode) ? 'chown' : /\bchmod\b/.test(facts(ending.layer).createdBy) || mode ? 'chmod' : 'rewrite';
       const flag = verb === 'chown' ? `--chown=${by.entry.uid}:${by.entry.gid}` : `--chmod=${(by.entry.mode & 0o7777).toString(8)}`;
-      out.add('chown-chmod', version.layer, ending.layer, verb, bytes, version.entry.path, (total, paths) => {
-        const what = `${at(ending.layer)} writes ${files(paths)} (${sizeText(total)}) again with the same content${verb === 'rewrite' ? '' : ` only to ${verb} them`}: they are stored twice`;
-        if (!own) return `${what}; they come from the base image: ${verb === 'rewrite' ? 'leave them as they are' : `drop the ${verb}, or ${verb} only what needs it`}.`;
-        if (verb !== 'rewrite' && copies(version.layer)) return `${what}. Set it where they are copied: \`${facts(version.layer).keyword ?? 'COPY'} ${flag}\` at ${at(version.layer)}, and drop the ${verb} at ${at(ending.layer)}.`;
-        return `${what}. ${verb === 'rewrite' ? 'Write them once' : `Do the ${verb} in the RUN that makes them (${at(version.layer)})`}, not in a later layer.`;
+      out.add('chown-chmod', version.layer, ending.layer, verb, bytes, version.entry.path, (paths) => {
+        const them = paths.length === 1 ? 'it' : 'them';
+        const what = `${at(ending.layer)} writes ${files(paths)} again with the same content${verb === 'rewrite' ? '' : ` only to ${verb} ${them}`}: ${paths.length === 1 ? 'it is' : 'they are'} stored twice`;
+        if (!own) return `${what}; ${paths.length === 1 ? 'it comes' : 'they come'} from the base image: ${verb === 'rewrite' ? `leave ${them} as ${paths.length === 1 ? 'it is' : 'they are'}` : `drop the ${verb}, or ${verb} only what needs it`}.`;
+        if (verb !== 'rewrite' && copies(version.layer)) return `${what}. Set the ${verb === 'chown' ? 'owner' : 'mode'} where ${paths.length === 1 ? 'it is' : 'they are'} copied: \`${facts(version.layer).keyword ?? 'COPY'} ${flag}\` at ${at(version.layer)}, and drop the ${verb} at ${at(ending.layer)}.`;
+        return `${what}. ${verb === 'rewrite' ? `Write ${them} once` : `Do the ${verb} in the RUN that makes ${them} (${at(version.layer)})`}, not in a later layer.`;
       });
       continue;
     }
     if (!own) continue;
     const cache = cacheOf(version.entry.path);
     if (cache) {
-      out.add('package-cache', version.layer, ending.layer, cache.manager, bytes, version.entry.path, (total, paths) => `${cache.manager} (${files(paths)}, ${sizeText(total)}) written at ${at(version.layer)} ${ending.how === 'deleted' ? 'are removed' : 'are replaced'} at ${at(ending.layer)}, too late: they stay in the layer of ${at(version.layer)}. ${cache.fix[0]?.toUpperCase()}${cache.fix.slice(1)}.`);
+      out.add('package-cache', version.layer, ending.layer, cache.manager, bytes, version.entry.path, (paths) => `${cache.manager} (${files(paths)}) written at ${at(version.layer)} ${ending.how === 'deleted' ? 'are removed' : 'are replaced'} at ${at(ending.layer)}, too late: they stay in the layer of ${at(version.layer)}. ${cache.fix[0]?.toUpperCase()}${cache.fix.slice(1)}.`);
       continue;
     }
-    out.add('deleted-later', version.layer, ending.layer, ending.how, bytes, version.entry.path, (total, paths) => {
-      const what = `${files(paths)} (${sizeText(total)}) written at ${at(version.layer)} ${ending.how === 'deleted' ? 'are deleted' : 'are replaced'} at ${at(ending.layer)}: they stay in the layer of ${at(version.layer)}.`;
+    out.add('deleted-later', version.layer, ending.layer, ending.how, bytes, version.entry.path, (paths) => {
+      const what = `${files(paths)} written at ${at(version.layer)} ${paths.length === 1 ? 'is' : 'are'} ${ending.how === 'deleted' ? 'deleted' : 'replaced'} at ${at(ending.layer)}: ${paths.length === 1 ? 'it stays' : 'they stay'} in the layer of ${at(version.layer)}.`;
       if (ending.how === 'overwritten') return `${what} Write the final version once, in one instruction.`;
       if (copies(version.layer)) return `${what} Leave them out of the COPY (or the build context, with .dockerignore), or build in another stage and COPY --from only what the image needs.`;
       return `${what} Delete them in the RUN that makes them (move the deletion into ${at(version.layer)}), or build in another stage and COPY --from only what the image needs.`;
@@ -215,7 +204,7 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
     if (bytes > 0 && leak(version, bytes)) continue;
     const cache = cacheOf(path);
     if (cache) {
-      if (bytes > 0) out.add('package-cache', version.layer, undefined, cache.manager, bytes, path, (total, paths) => `${cache.manager} (${files(paths)}, ${sizeText(total)}) left in the image by ${at(version.layer)}: ${cache.fix}.`);
+      if (bytes > 0) out.add('package-cache', version.layer, undefined, cache.manager, bytes, path, (paths) => `${cache.manager} (${files(paths)}) left in the image by ${at(version.layer)}: ${cache.fix}.`);
       continue;
     }
     const dpkg = DPKG_LIST.exec(path)?.[1];
@@ -226,11 +215,11 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
       if (dpkg || TOOLCHAIN_MARKER.test(path)) found.marker = true;
       toolchain.set(version.layer, found);
       if (tool && bytes > 0) {
-        out.add('build-toolchain', version.layer, undefined, '', bytes, path, (total, paths) => {
+        out.add('build-toolchain', version.layer, undefined, '', bytes, path, (paths) => {
           const { packages } = toolchain.get(version.layer) ?? { packages: new Set<string>() };
           const named = packages.size > 0 ? ` (${[...packages].sort().slice(0, 6).join(', ')}${packages.size > 6 ? ', …' : ''})` : '';
           const fix = context.singleStage === false ? 'install it in a build stage and COPY --from only what the final stage runs' : 'build in a first stage and COPY --from only the result into a final stage without it (a multi-stage build)';
-          return `A build toolchain${named} is in the final image: ${files(paths)}, ${sizeText(total)}, installed at ${at(version.layer)}. ${fix[0]?.toUpperCase()}${fix.slice(1)}.`;
+          return `A build toolchain${named} is in the final image: ${files(paths)} installed at ${at(version.layer)}. ${fix[0]?.toUpperCase()}${fix.slice(1)}.`;
         });
       }
     }
@@ -254,7 +243,7 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
     for (const copy of same.slice(1)) {
       const { version, bytes } = copy;
       if (version.layer < baseLayers || leakOf(version.entry.path) || cacheOf(version.entry.path) || TOOLCHAIN.test(version.entry.path)) continue;
-      out.add('duplicate-content', version.layer, undefined, '', bytes, version.entry.path, (total, paths) => `${at(version.layer)} writes ${files(paths)} (${sizeText(total)}) whose content is already in the image at other paths (such as /${original.version.entry.path}): keep one copy, and link to it (a symlink or a hardlink) or COPY it once.`);
+      out.add('duplicate-content', version.layer, undefined, '', bytes, version.entry.path, (paths) => `${at(version.layer)} writes ${files(paths)} whose content is already in the image at other paths (such as /${original.version.entry.path}): keep one copy, and link to it (a symlink or a hardlink) or COPY it once.`);
     }
   }
   const found = out.list();

@@ -20,6 +20,8 @@ export interface LayerOrigin {
   /** The history entry that made the layer, when the history has one for it. */
   readonly historyIndex: number | undefined;
   readonly createdBy: string;
+  /** The entry's comment (an import's `Imported from -`). */
+  readonly comment: string;
 }
 
 /** Each layer's history entry: the n-th non-empty entry for the n-th layer, as dive pairs them. */
@@ -30,7 +32,7 @@ export function layerOrigins(history: readonly HistoryEntry[] | undefined, layer
   for (let layer = 0; layer < layerCount; layer++) {
     while (next < entries.length && entries[next]?.empty_layer) next++;
     const entry = entries[next];
-    origins.push(entry ? { historyIndex: next, createdBy: entry.created_by ?? '' } : { historyIndex: undefined, createdBy: '' });
+    origins.push(entry ? { historyIndex: next, createdBy: entry.created_by ?? '', comment: entry.comment ?? '' } : { historyIndex: undefined, createdBy: '', comment: '' });
     if (entry) next++;
   }
   return origins;

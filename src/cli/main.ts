@@ -34,6 +34,7 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
   },
   { names: ['build'], load: async () => (await import('./commands/build.js')).registerBuild },
   { names: ['lint'], load: async () => (await import('./commands/lint.js')).registerLint },
+  { names: ['analyze'], load: async () => (await import('./commands/analyze.js')).registerAnalyze },
   { names: ['pull', 'push', 'login', 'logout', 'search'], load: async () => (await import('./commands/registry.js')).registerRegistry },
   { names: ['serve'], load: async () => (await import('./commands/serve.js')).registerServe },
   {
@@ -57,7 +58,7 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
 
 /** `kiln image …`: the image verbs again, under Docker's management-command names. */
 async function imageCommands(): Promise<Register> {
-  const [{ registerImages }, image, archive, { registerBuild }] = await Promise.all([import('./commands/images.js'), import('./commands/image.js'), import('./commands/archive.js'), import('./commands/build.js')]);
+  const [{ registerImages }, image, archive, { registerBuild }, { registerAnalyze }] = await Promise.all([import('./commands/images.js'), import('./commands/image.js'), import('./commands/archive.js'), import('./commands/build.js'), import('./commands/analyze.js')]);
   return (program, ctx) => {
     const group = program.command('image').description('Manage images');
     registerImages(group, ctx, 'ls').alias('list');
@@ -70,6 +71,7 @@ async function imageCommands(): Promise<Register> {
     archive.registerImport(group, ctx);
     image.registerImagePrune(group, ctx);
     registerBuild(group, ctx);
+    registerAnalyze(group, ctx);
   };
 }
 

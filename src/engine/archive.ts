@@ -22,7 +22,7 @@ export type LoadSource = { readonly path: string } | { readonly stream: AsyncIte
  * Gives a random-access view of an archive. A plain tar file is read in place; a stream or a compressed
  * file is first decompressed into the store's tmp/ (removed by the returned cleanup).
  */
-async function openArchive(store: LocalStore, source: LoadSource): Promise<{ tree: DirectoryTree | TarTree; cleanup: () => Promise<void> }> {
+export async function openArchive(store: LocalStore, source: LoadSource): Promise<{ tree: DirectoryTree | TarTree; cleanup: () => Promise<void> }> {
   const nothing = () => Promise.resolve();
   let input: AsyncIterable<Uint8Array>;
   let description: string;

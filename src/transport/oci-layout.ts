@@ -10,6 +10,9 @@ import type { FileTree } from './filetree.js';
 /** JSON documents in archives (manifests, configs, indexes) are small; a larger one is refused. */
 export const MAX_JSON_BYTES = 8 << 20;
 
+/** The annotation an OCI layout's index names its images by (a tag, or with skopeo a whole reference). */
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
 /** The path of a blob inside an OCI layout. */
 export function blobPath(digest: Digest): string {
   return `blobs/${digest.slice(0, digest.indexOf(':'))}/${digestHex(digest)}`;
@@ -69,7 +72,7 @@ export async function readManifestImage(tree: FileTree, descriptor: Descriptor):
  */
 function nameOf(descriptor: Descriptor): string | undefined {
   const full = descriptor.annotations?.['io.containerd.image.name'];
-  const refName = descriptor.annotations?.['org.opencontainers.image.ref.name'];
+  const refName = descriptor.annotations?.[REF_NAME];
   for (const candidate of [full, refName]) {
     if (!candidate || !/[:@/]/.test(candidate)) continue;
     try {
@@ -85,8 +88,11 @@ function platformMatches(platform: Platform | undefined, wanted: Platform): bool
   return !platform || (platform.os === wanted.os && platform.architecture === wanted.architecture);
 }
 
-/** Every image of an OCI image layout (a directory or an `oci-archive` tar), for the host's platform. */
-export async function readOciLayout(tree: FileTree, platform = hostPlatform()): Promise<NamedImage[]> {
+/**
+ * Every image of an OCI image layout (a directory or an `oci-archive` tar), for the host's platform; with
+ * `refName`, only the index entries of that `org.opencontainers.image.ref.name` (skopeo's `oci:DIR:REF`).
+ */
+export async function readOciLayout(tree: FileTree, platform = hostPlatform(), refName?: string): Promise<NamedImage[]> {
   const layout = validateLayout(parseJson(await tree.read('oci-layout', MAX_JSON_BYTES), `${tree.description}: oci-layout`), `${tree.description}: oci-layout`);
   if (!layout.imageLayoutVersion.startsWith('1.')) {
     throw new KilnError('UNSUPPORTED', `${tree.description}: OCI layout version ${layout.imageLayoutVersion} is not supported (expected 1.x)`);
@@ -108,7 +114,12 @@ export async function readOciLayout(tree: FileTree, platform = hostPlatform()): 
       }
     }
   };
-  await visit(index.manifests, undefined, 0);
+  const named = refName === undefined ? index.manifests : index.manifests.filter((d) => d.annotations?.[REF_NAME] === refName);
+  if (named.length === 0) {
+    const refs = index.manifests.flatMap((d) => d.annotations?.[REF_NAME] ?? []);
+    throw new KilnError('NOT_FOUND', `${tree.description}: no image named ${JSON.stringify(refName)} in index.json (${refs.length > 0 ? `it has ${refs.map((r) => JSON.stringify(r)).join(', ')}` : 'its images have no ref names'})`);
+  }
+  await visit(named, undefined, 0);
   if (byId.size === 0) throw new KilnError('NOT_FOUND', `${tree.description}: no image for ${platform.os}/${platform.architecture} in index.json`);
   return [...byId.values()];
 }

@@ -1,0 +1,230 @@
+/**
+ * `kiln analyze`: where an image's bytes go, what is wasted, which Dockerfile line wasted it. The policy
+ * lives here: which source an argument names (skopeo's transport names), which layers are the base
+ * image's, where the Dockerfile lines come from. The figures are `analyze/`'s.
+ */
+import { readFile } from 'node:fs/promises';
+import { type Analysis, type AnalysisInput, type BaseSource, analyzeLayers } from '../analyze/analysis.js';
+import { type SourceLine, matchDockerfile } from '../analyze/history.js';
+import { listLayer } from '../analyze/layers/walk.js';
+import type { TreeNode } from '../analyze/waste.js';
+import { parseInstructions } from '../dockerfile/instructions.js';
+import { KilnError, isErrno } from '../errors.js';
+import type { Image, NamedImage } from '../image/image.js';
+import type { Digest } from '../oci/digest.js';
+import type { ImageConfig } from '../oci/types.js';
+import { familiarString, parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
+import { readDockerArchive, readImageArchive } from '../transport/docker-archive.js';
+import { readOciLayout } from '../transport/oci-layout.js';
+import { readRegistryImage } from '../transport/registry.js';
+import type { BuildRecord } from '../meta/db.js';
+import type { Lease } from '../transport/store.js';
+import { openArchive } from './archive.js';
+import type { Engine } from './engine.js';
+import { clientFor, limited, parsePlatform } from './registry.js';
+
+/** What `kiln analyze SOURCE` reads: a store image, or a place named as skopeo names its transports. */
+export type ImageSource =
+  | { readonly kind: 'store'; readonly name: string }
+  | { readonly kind: 'docker-archive' | 'oci-archive' | 'oci'; readonly path: string; readonly ref?: string }
+  | { readonly kind: 'docker'; readonly ref: string };
+
+const TRANSPORTS = ['docker-archive', 'oci-archive', 'oci', 'docker'] as const;
+/** skopeo's other transports, which kiln does not read. */
+const OTHER_TRANSPORTS = ['containers-storage', 'docker-daemon', 'dir', 'sif', 'tarball', 'ostree'];
+
+/**
+ * Parses a source as skopeo names it: `docker-archive:PATH[:REF]`, `oci-archive:PATH[:REF]`,
+ * `oci:DIR[:REF]` (the path ends at the first colon, as in skopeo), `docker://REF`; anything else is an
+ * image in the store (a name or an ID). A store image whose name starts with a transport's name and a
+ * colon is named in full (`docker.io/library/oci:1`) or by ID.
+ */
+export function parseImageSource(text: string): ImageSource {
+  const colon = text.indexOf(':');
+  const transport = colon === -1 ? undefined : text.slice(0, colon);
+  const rest = text.slice(colon + 1);
+  if (transport === 'docker') {
+    if (!rest.startsWith('//') || rest.length === 2) throw new KilnError('INVALID_ARGUMENT', `invalid source ${JSON.stringify(text)}: a registry image is docker://NAME[:TAG|@DIGEST]`);
+    return { kind: 'docker', ref: rest.slice(2) };
+  }
+  if (transport === 'docker-archive' || transport === 'oci-archive' || transport === 'oci') {
+    const sep = rest.indexOf(':');
+    const path = sep === -1 ? rest : rest.slice(0, sep);
+    if (path === '') throw new KilnError('INVALID_ARGUMENT', `invalid source ${JSON.stringify(text)}: give a path, as ${transport}:PATH[:REF]`);
+    return sep === -1 || rest.slice(sep + 1) === '' ? { kind: transport, path } : { kind: transport, path, ref: rest.slice(sep + 1) };
+  }
+  if (transport !== undefined && OTHER_TRANSPORTS.includes(transport)) {
+    throw new KilnError('UNSUPPORTED', `kiln analyze does not read ${transport}: sources; it reads a store image (NAME or ID), ${TRANSPORTS.map((t) => (t === 'docker' ? 'docker://REF' : `${t}:PATH`)).join(', ')}`);
+  }
+  return { kind: 'store', name: text };
+}
+
+export interface AnalyzeOptions {
+  /** `--base IMAGE`: a store image whose layers are the image's first ones. */
+  readonly base?: string;
+  /** `--dockerfile FILE`: lines for an image kiln did not build (or built elsewhere). */
+  readonly dockerfile?: string;
+  /** For a registry image or a layout with an index: the platform (default the host's). */
+  readonly platform?: string;
+  readonly insecureRegistries?: readonly string[];
+}
+
+export interface AnalyzeResult {
+  readonly analysis: Analysis;
+  /** The final tree by size, cut for a page to draw. */
+  readonly tree: TreeNode;
+}
+
+/** One image out of an archive's, by the reference or `@index` the source gives, or the only one. */
+function pickImage(images: readonly NamedImage[], ref: string | undefined, what: string): NamedImage {
+  if (ref === undefined) {
+    if (images.length === 1) return images[0] as NamedImage;
+    throw new KilnError('INVALID_ARGUMENT', `${what} holds ${images.length} images: name one, as ${what.split(' ')[0]}:PATH:NAME or :@INDEX`);
+  }
+  const index = /^@(\d+)$/.exec(ref)?.[1];
+  if (index !== undefined) {
+    const picked = images[Number(index)];
+    if (!picked) throw new KilnError('NOT_FOUND', `${what} has no image @${index} (it holds ${images.length})`);
+    return picked;
+  }
+  const wanted = referenceString(withDefaultTag(parseReference(ref)));
+  const picked = images.find((i) => i.names.includes(wanted));
+  if (!picked) throw new KilnError('NOT_FOUND', `${what} has no image named ${ref}`);
+  return picked;
+}
+
+/**
+ * Reads the image a source names and runs `fn` on it while it can be read: a store image is held (a
+ * prune meanwhile cannot take its blobs), an archive stays open (a compressed one spooled to tmp/).
+ */
+async function withSourceImage<T>(engine: Engine, source: ImageSource, options: AnalyzeOptions, lease: Lease, fn: (named: NamedImage) => Promise<T>): Promise<T> {
+  if (source.kind === 'store') {
+    const row = engine.holdImage(lease, source.name);
+    return fn({ image: await engine.store.image(row), names: engine.store.db.namesOf(row.id).filter((n) => n.kind === 'tag').map((n) => familiarString(parseReference(n.name))) });
+  }
+  if (source.kind === 'docker') {
+    const ref = withDefaultTag(parseReference(source.ref));
+    const client = await clientFor(ref.domain, options);
+    const { image } = await readRegistryImage(client, ref, { wanted: parsePlatform(options.platform), asked: options.platform !== undefined });
+    return fn({ image, names: [familiarString(ref)] });
+  }
+  const { tree, cleanup } = await openArchive(engine.store, { path: source.path });
+  try {
+    const what = `${source.kind} ${source.path}`;
+    if (source.kind === 'docker-archive') {
+      if ((await tree.size('manifest.json')) === undefined) throw new KilnError('INVALID_INPUT', `${what} is not a docker archive: it has no manifest.json (an OCI layout is read as oci:DIR or oci-archive:PATH)`);
+      return await fn(pickImage(await readDockerArchive(tree), source.ref, what));
+    }
+    const platform = parsePlatform(options.platform);
+    const images = source.ref === undefined ? await readImageArchive(tree) : await readOciLayout(tree, platform, source.ref);
+    return await fn(pickImage(images, undefined, what));
+  } finally {
+    await cleanup();
+  }
+}
+
+/**
+ * The base image's layers: recorded by the build that made the image, named by `--base`, or found among
+ * the store's named images by diffID chain (the longest whose layers are the image's first ones; images
+ * kiln built are passed over for the images they were built from); else layer 0, as dive assumes.
+ */
+function findBase(engine: Engine, image: Image, options: AnalyzeOptions, record: BuildRecord | undefined): { layers: number; how: BaseSource; image?: string; historyLength?: number } {
+  const diffIds = image.config.rootfs.diff_ids;
+  const { db } = engine.store;
+  const prefixOf = (ids: readonly Digest[]): boolean => ids.length > 0 && ids.length <= diffIds.length && ids.every((d, i) => diffIds[i] === d);
+  /** A base image's name for people (its first tag, else its ID) and history length. */
+  const describe = (id: Digest): { image: string; historyLength: number } => {
+    const tag = db.namesOf(id).find((n) => n.kind === 'tag');
+    return { image: tag ? familiarString(parseReference(tag.name)) : id, historyLength: engine.store.configOf(id).history?.length ?? 0 };
+  };
+  if (options.base !== undefined) {
+    const row = engine.image(options.base);
+    const config = engine.store.configOf(row.id);
+    if (!prefixOf(config.rootfs.diff_ids)) throw new KilnError('INVALID_ARGUMENT', `--base ${options.base}: its layers are not the first layers of the image, so it is not the image's base`);
+    return { layers: config.rootfs.diff_ids.length, how: 'flag', ...describe(row.id) };
+  }
+  if (record) {
+    const baseId = record.baseId as Digest;
+    return { layers: record.baseLayers, how: 'recorded', ...(record.baseId !== '' && db.image(baseId) ? describe(baseId) : {}) };
+  }
+  let best: { id: Digest; layers: number; built: boolean } | undefined;
+  for (const name of db.names()) {
+    const row = name.imageId === image.id ? undefined : db.image(name.imageId);
+    if (!row) continue;
+    const ids = db.imageDiffIds(row.id);
+    if (ids.length >= diffIds.length || !prefixOf(ids)) continue;
+    const built = row.parent !== '';
+    if (!best || (best.built && !built) || (best.built === built && ids.length > best.layers)) best = { id: row.id, layers: ids.length, built };
+  }
+  if (best) return { layers: best.layers, how: 'store', ...describe(best.id) };
+  return { layers: Math.min(1, diffIds.length), how: 'first-layer' };
+}
+
+/**
+ * kiln's record of the build that made the image: by its ID, or, for a copy whose config another tool
+ * rewrote (skopeo writing an OCI layout drops kiln's own config keys), by an image kiln built here with
+ * the same layers and the same history.
+ */
+function buildRecordOf(engine: Engine, image: Image): BuildRecord | undefined {
+  const { db } = engine.store;
+  const direct = db.buildRecord(image.id);
+  if (direct) return direct;
+  const history = (config: ImageConfig): string => JSON.stringify((config.history ?? []).map((h) => [h.created_by ?? '', h.empty_layer === true]));
+  const wanted = history(image.config);
+  for (const id of db.imagesWithLayers(image.config.rootfs.diff_ids)) {
+    const record = db.buildRecord(id);
+    if (record && history(engine.store.configOf(id)) === wanted) return record;
+  }
+  return undefined;
+}
+
+/** Analyzes the image a source names (see parseImageSource). */
+export async function analyzeImage(engine: Engine, sourceText: string, options: AnalyzeOptions = {}): Promise<AnalyzeResult> {
+  const source = parseImageSource(sourceText);
+  const dockerfileText =
+    options.dockerfile === undefined
+      ? undefined
+      : await readFile(options.dockerfile, 'utf8').catch((err: unknown) => {
+          if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `--dockerfile ${options.dockerfile}: no such file`);
+          throw err;
+        });
+  return engine.store.withLease((lease) =>
+    withSourceImage(engine, source, options, lease, async ({ image, names }) => {
+      const record = buildRecordOf(engine, image);
+      const base = findBase(engine, image, options, record);
+      const history = image.config.history;
+      let lines = new Map<number, SourceLine>();
+      let attribution: AnalysisInput['attribution'] = 'none';
+      let dockerfile: string | undefined;
+      let singleStage: boolean | undefined;
+      if (dockerfileText !== undefined && options.dockerfile !== undefined) {
+        const parsed = parseInstructions(dockerfileText, options.dockerfile);
+        lines = matchDockerfile(history ?? [], parsed, base.historyLength ?? 0);
+        attribution = 'dockerfile';
+        dockerfile = options.dockerfile;
+        singleStage = parsed.stages.length === 1;
+      } else if (record) {
+        lines = new Map(record.lines.map((l) => [l.position, { file: record.dockerfile, line: l.line, endLine: l.endLine, instruction: l.instruction }]));
+        attribution = 'recorded';
+        dockerfile = record.dockerfile;
+        singleStage = record.stages === 1;
+      }
+      const listings = await limited(
+        3,
+        image.layers.map((layer, index) => () => listLayer(layer, `${sourceText}: layer ${index + 1} of ${image.layers.length}`)),
+      );
+      return analyzeLayers({
+        source: sourceText,
+        imageId: image.id,
+        names,
+        history,
+        layers: image.layers.map((layer, index) => ({ diffId: layer.diffId, digest: layer.digest, listing: listings[index] as (typeof listings)[number] })),
+        base: { layers: base.layers, how: base.how, image: base.image },
+        lines,
+        attribution,
+        dockerfile,
+        singleStage,
+      });
+    }),
+  );
+}
