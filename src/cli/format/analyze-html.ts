@@ -91,7 +91,7 @@ function treemap(tree: TreeNode, baseLayers: number): string {
       out.push(`<rect class="file" data-layer="${layer}" x="${box.x.toFixed(1)}" y="${box.y.toFixed(1)}" width="${box.w.toFixed(1)}" height="${box.h.toFixed(1)}" fill="${layerColour(layer, layer < baseLayers)}"><title>${title} (layer ${layer})</title></rect>`);
       return;
     }
-    out.push(`<g class="dir" data-depth="${depth}"><rect x="${box.x.toFixed(1)}" y="${box.y.toFixed(1)}" width="${box.w.toFixed(1)}" height="${box.h.toFixed(1)}"><title>${title}</title></rect>`);
+    out.push(`<g class="dir" data-depth="${depth}"><rect class="frame" x="${box.x.toFixed(1)}" y="${box.y.toFixed(1)}" width="${box.w.toFixed(1)}" height="${box.h.toFixed(1)}"><title>${title}</title></rect>`);
     const label = box.h > LABEL * 2 && box.w > 30;
     if (label) out.push(`<text x="${(box.x + 3).toFixed(1)}" y="${(box.y + LABEL - 3).toFixed(1)}">${escape(node.name)} ${size(node.bytes)}</text>`);
     const inner = label ? { x: box.x + 1, y: box.y + LABEL, w: box.w - 2, h: box.h - LABEL - 1 } : box;
@@ -116,7 +116,7 @@ h1 { font-size: 1.3em; margin: 0 0 .2em; } h2 { font-size: 1.1em; margin: 1.4em 
 .figure { border: 1px solid #ddd; border-radius: 6px; padding: .4em .8em; min-width: 9em; }
 .figure b { display: block; font-size: 1.3em; }
 svg.treemap { width: 100%; height: auto; border: 1px solid #ccc; background: #fafafa; }
-svg.treemap .dir > rect { fill: none; stroke: #999; stroke-width: .5; }
+svg.treemap rect.frame { fill: none; stroke: #999; stroke-width: .5; }
 svg.treemap text { font-size: 10px; fill: #333; pointer-events: none; }
 svg.treemap rect.file { stroke: #fff; stroke-width: .3; }
 svg.treemap.hovering rect.file { opacity: .25; } svg.treemap.hovering rect.file.on { opacity: 1; }
