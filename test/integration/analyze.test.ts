@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { Analysis } from '../../src/analyze/analysis.js';
 import { fixture } from '../helpers/fixtures.js';
-import { type RunResult, kilnBin, newKiln, ok } from '../helpers/kiln.js';
+import { type RunResult, newKiln, ok, runKiln } from '../helpers/kiln.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 
 const skip = isRoot ? false : 'kiln build runs RUN steps in an OCI runtime over overlay mounts, which needs root';
@@ -32,19 +31,11 @@ COPY --chown=1000:1000 data /data
 const APP = 300_000;
 const DATA = [200_000, 100_000];
 
-type Kiln = Awaited<ReturnType<typeof newKiln>>['kiln'];
+type Kiln = (args: readonly string[], env?: NodeJS.ProcessEnv) => Promise<RunResult>;
 
-/** Runs kiln in a directory of the test's (where a .dive-ci is looked for). */
-function kilnIn(root: string, cwd: string, args: readonly string[]): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kilnBin, '--root', root, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '' } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), stdoutBytes: Buffer.concat(out) }));
-  });
+/** kiln on a store, with CI unset (CI=true would turn --ci on, as with dive), in `cwd` when given. */
+function kilnOn(root: string, cwd?: string): Kiln {
+  return (args, env = {}) => runKiln(root, args, undefined, { CI: '', ...env }, cwd);
 }
 
 async function analysisOf(kiln: Kiln, args: readonly string[]): Promise<Analysis> {
@@ -52,7 +43,8 @@ async function analysisOf(kiln: Kiln, args: readonly string[]): Promise<Analysis
 }
 
 // Made here, at the file's level: temporary directories live until the file's tests end.
-const { root, kiln } = await newKiln();
+const { root } = await newKiln();
+const kiln = kilnOn(root);
 const context = await tempDir('kiln-ctx-');
 
 describe('kiln analyze: an image kiln built', { skip }, () => {
@@ -135,7 +127,7 @@ describe('kiln analyze: an image kiln built', { skip }, () => {
     const bytes = await kiln(['analyze', '--ci', '--lowest-efficiency', 'off', '--highest-user-wasted-percent', 'disabled', '--highest-wasted-bytes', String(wasted - 1), 'waste:1']);
     assert.equal(bytes.code, 1);
     assert.equal(bytes.stderr, `kiln analyze: FAIL: highestWastedBytes: too many bytes wasted (wasted-bytes=${wasted} > threshold=${wasted - 1})\n`);
-    const env = await kiln(['analyze', 'waste:2'], undefined, { CI: 'true' });
+    const env = await kiln(['analyze', 'waste:2'], { CI: 'true' });
     assert.equal(env.code, 0, env.stderr);
     assert.match(env.stdout, /Result:PASS/);
     const bad = await kiln(['analyze', '--ci', '--highest-wasted-bytes', 'lots', 'waste:1']);
@@ -146,20 +138,21 @@ describe('kiln analyze: an image kiln built', { skip }, () => {
   it('--ci reads .dive-ci in the current directory or --ci-config, flags overriding it', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, '.dive-ci'), 'rules:\n  lowestEfficiency: 0.5\n  highestUserWastedPercent: 0.95 # generous\n');
-    assert.equal((await kilnIn(root, dir, ['analyze', '--ci', 'waste:1'])).code, 0);
-    const overridden = await kilnIn(root, dir, ['analyze', '--ci', '--lowest-efficiency', '0.99', 'waste:1']);
+    const here = kilnOn(root, dir);
+    assert.equal((await here(['analyze', '--ci', 'waste:1'])).code, 0);
+    const overridden = await here(['analyze', '--ci', '--lowest-efficiency', '0.99', 'waste:1']);
     assert.equal(overridden.code, 1);
     assert.match(overridden.stderr, /^kiln analyze: FAIL: lowestEfficiency: image efficiency is too low \(efficiency=0\.\d+ < threshold=0\.99\)\n$/);
     const other = join(dir, 'strict.yaml');
     await writeFile(other, "rules:\n  highestWastedBytes: '1MiB'\n  lowestEfficiency: disabled\n  highestUserWastedPercent: off\n");
-    const strict = await kilnIn(root, dir, ['analyze', '--ci', '--ci-config', other, 'waste:1']);
+    const strict = await here(['analyze', '--ci', '--ci-config', other, 'waste:1']);
     assert.equal(strict.code, 1);
     assert.match(strict.stderr, /threshold=1048576\)\n$/);
     await writeFile(join(dir, '.dive-ci'), 'rules:\n  lowestEfficency: 0.5\n');
-    const typo = await kilnIn(root, dir, ['analyze', '--ci', 'waste:1']);
+    const typo = await here(['analyze', '--ci', 'waste:1']);
     assert.equal(typo.code, 1);
     assert.equal(typo.stderr, 'Error: .dive-ci:2: unknown rule "lowestEfficency" (dive\'s rules are highestUserWastedPercent, highestWastedBytes, lowestEfficiency)\n');
-    const missing = await kilnIn(root, dir, ['analyze', '--ci', '--ci-config', join(dir, 'nope'), 'waste:1']);
+    const missing = await here(['analyze', '--ci', '--ci-config', join(dir, 'nope'), 'waste:1']);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^Error: --ci-config .*nope: no such file\n$/);
   });
@@ -177,7 +170,7 @@ describe('kiln analyze: an image kiln built', { skip }, () => {
   it('another store has no record of the build: --dockerfile gives the lines back, matched by created_by', async () => {
     const archive = join(await tempDir(), 'waste.tar');
     await ok(kiln(['save', '-o', archive, 'waste:1']));
-    const other = await newKiln();
+    const other = { kiln: kilnOn((await newKiln()).root) };
     await ok(other.kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox']));
     await ok(other.kiln(['load', '-i', archive]));
     const bare = await analysisOf(other.kiln, ['waste:1']);

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Analysis } from '../../src/analyze/analysis.js';
 import { fixture } from '../helpers/fixtures.js';
-import { newKiln, ok } from '../helpers/kiln.js';
+import { type RunResult, newKiln, ok, runKiln } from '../helpers/kiln.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -19,7 +19,9 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 
 describe('kiln analyze --html: one self-contained page, in a real browser', { skip }, () => {
   it('renders with no console error and no request, and shows the figures of the JSON', async () => {
-    const { kiln } = await newKiln();
+    const { root } = await newKiln();
+    // CI unset: CI=true would turn --ci on, as with dive.
+    const kiln = (args: readonly string[]): Promise<RunResult> => runKiln(root, args, undefined, { CI: '' });
     await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox']));
     const context = await tempDir('kiln-ctx-');
     await writeFile(join(context, 'app.bin'), randomBytes(120_000));

@@ -10,7 +10,7 @@ import { createGzip } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import type { Analysis } from '../../src/analyze/analysis.js';
 import { fixture } from '../helpers/fixtures.js';
-import { newKiln, ok } from '../helpers/kiln.js';
+import { type RunResult, newKiln, ok, runKiln } from '../helpers/kiln.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 import { type Registry, registryUnavailable, startRegistry } from '../helpers/registry.js';
 
@@ -47,7 +47,9 @@ function comparable(analysis: Analysis, configRewritten = false): unknown {
 }
 
 // Made here, at the file's level: temporary directories live until the file's tests end.
-const { kiln } = await newKiln();
+const { root } = await newKiln();
+/** CI unset: CI=true would turn --ci on, as with dive. */
+const kiln = (args: readonly string[]): Promise<RunResult> => runKiln(root, args, undefined, { CI: '' });
 const dir = await tempDir();
 const context = await tempDir('kiln-ctx-');
 

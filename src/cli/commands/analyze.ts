@@ -37,7 +37,7 @@ export function renderReport(analysis: Analysis): string {
   const name = kiln.names[0] ?? kiln.imageId.slice(7, 19);
   out.push(`Image        ${name} (${kiln.imageId.slice(0, 19)}), from ${kiln.source}`);
   const base = kiln.base.layers === 0 ? 'no base image' : `base ${humanSize(kiln.base.sizeBytes)} in ${kiln.base.layers} layer${kiln.base.layers === 1 ? '' : 's'}${kiln.base.image ? ` (${kiln.base.image})` : kiln.base.how === 'first-layer' ? ' (layer 0, as dive assumes: name it with --base)' : ''}`;
-  out.push(`Size         ${humanSize(kiln.sizeBytes)} in ${kiln.layers.length} layers: ${base}, the image's own ${humanSize(kiln.userSizeBytes)}`);
+  out.push(`Size         ${humanSize(kiln.sizeBytes)} in ${kiln.layers.length} layer${kiln.layers.length === 1 ? '' : 's'}: ${base}, the image's own ${humanSize(kiln.userSizeBytes)}`);
   out.push(`Lines        ${kiln.attribution === 'recorded' ? `from kiln's build of ${kiln.dockerfile}` : kiln.attribution === 'dockerfile' ? `matched in ${kiln.dockerfile}` : 'unknown (kiln did not build the image here: give its Dockerfile with --dockerfile)'}`);
   out.push('');
   const rows = ['LAYER\tSIZE\tWASTED\tLINE\tINSTRUCTION'];
