@@ -29,7 +29,6 @@ export type ImageSource =
   | { readonly kind: 'docker-archive' | 'oci-archive' | 'oci'; readonly path: string; readonly ref?: string }
   | { readonly kind: 'docker'; readonly ref: string };
 
-const TRANSPORTS = ['docker-archive', 'oci-archive', 'oci', 'docker'] as const;
 /** skopeo's other transports, which kiln does not read. */
 const OTHER_TRANSPORTS = ['containers-storage', 'docker-daemon', 'dir', 'sif', 'tarball', 'ostree'];
 
@@ -54,7 +53,7 @@ export function parseImageSource(text: string): ImageSource {
     return sep === -1 || rest.slice(sep + 1) === '' ? { kind: transport, path } : { kind: transport, path, ref: rest.slice(sep + 1) };
   }
   if (transport !== undefined && OTHER_TRANSPORTS.includes(transport)) {
-    throw new KilnError('UNSUPPORTED', `kiln analyze does not read ${transport}: sources; it reads a store image (NAME or ID), ${TRANSPORTS.map((t) => (t === 'docker' ? 'docker://REF' : `${t}:PATH`)).join(', ')}`);
+    throw new KilnError('UNSUPPORTED', `kiln analyze does not read ${transport}: sources; it reads a store image (NAME or ID), docker-archive:PATH[:REF], oci-archive:PATH[:REF], oci:DIR[:REF], docker://REF`);
   }
   return { kind: 'store', name: text };
 }

@@ -23,7 +23,7 @@ describe('kiln analyze: sources as skopeo names its transports', () => {
     assert.throws(() => parseImageSource('oci-archive:'), (err) => isKilnError(err, 'INVALID_ARGUMENT') && /give a path, as oci-archive:PATH\[:REF\]/.test(err.message));
     assert.throws(
       () => parseImageSource('docker-daemon:busybox:latest'),
-      (err) => isKilnError(err, 'UNSUPPORTED') && err.message === 'kiln analyze does not read docker-daemon: sources; it reads a store image (NAME or ID), docker-archive:PATH, oci-archive:PATH, oci:PATH, docker://REF',
+      (err) => isKilnError(err, 'UNSUPPORTED') && err.message === 'kiln analyze does not read docker-daemon: sources; it reads a store image (NAME or ID), docker-archive:PATH[:REF], oci-archive:PATH[:REF], oci:DIR[:REF], docker://REF',
     );
   });
 });
