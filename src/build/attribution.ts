@@ -7,7 +7,7 @@ import type { Location } from '../dockerfile/instructions.js';
 import type { BuildRecord } from '../meta/db.js';
 import type { Digest } from '../oci/digest.js';
 import type { HistoryEntry, ImageConfig } from '../oci/types.js';
-import type { BuildPlan, StagePlan, Step } from './plan.js';
+import type { BuildPlan, ConfigChange, StagePlan } from './plan.js';
 
 /** The stages whose steps make the target's image, base stage first. */
 function stageChain(plan: BuildPlan, index: number): StagePlan[] {
@@ -22,16 +22,21 @@ export function targetBase(plan: BuildPlan): string | undefined {
   return first?.base.kind === 'image' ? first.base.ref : undefined;
 }
 
+/** What writes the target's history entries, in order: each step's config-only instructions, then the step. */
+export function historyMakers(plan: BuildPlan): ConfigChange[] {
+  return stageChain(plan, plan.target).flatMap((stage) => stage.steps.flatMap((step) => [...step.preceding, step]));
+}
+
 /**
  * The Dockerfile location of each history entry of the built image (by index) that a step of the target's
  * chain made. Entries and steps pair from the end by their created_by text: entries the builder adds
  * (a squash's merge) and the base image's own stay without a line.
  */
 export function historyLocations(plan: BuildPlan, history: readonly HistoryEntry[]): Map<number, Location> {
-  const steps: Step[] = stageChain(plan, plan.target).flatMap((stage) => stage.steps);
+  const steps = historyMakers(plan);
   const located = new Map<number, Location>();
   for (let h = history.length - 1, s = steps.length - 1; h >= 0 && s >= 0; h--) {
-    const step = steps[s] as Step;
+    const step = steps[s] as ConfigChange;
     if (history[h]?.created_by !== step.createdBy) continue;
     located.set(h, step.location);
     s--;

@@ -82,6 +82,8 @@ export type Operation =
 
 /** An instruction that changes only the config (ENV, LABEL, CMD, ...): a history entry, no layer. */
 export interface ConfigChange {
+  /** Where the instruction is (a `--label` flag's: the stage's FROM). */
+  readonly location: Location;
   /** `[stage 2/5] LABEL a=b` style label for progress. */
   readonly name: string;
   readonly createdBy: string;
@@ -391,7 +393,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     let author = image.author;
     const steps: Step[] = [];
     /** Config-only instructions since the last step: they go into the next one. */
-    let preceding: (ConfigChange & { readonly location: Location })[] = [];
+    let preceding: ConfigChange[] = [];
     const total = triggers.length + stage.instructions.length;
     const isTarget = stage.index === targetIndex;
     const instructions: Instruction[] = [...triggers, ...stage.instructions];
@@ -400,7 +402,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     /** Makes a step of an instruction and the config-only ones before it, with the config as it is now. */
     const addStep = (location: Location, name: string, createdBy: string, operation: Operation | undefined, extra: unknown): void => {
       const stepConfig = current.snapshot();
-      const before = preceding.map(({ name: n, createdBy: c }) => ({ name: n, createdBy: c }));
+      const before = preceding.map((change) => ({ ...change, location: shown(change.location) }));
       steps.push({
         location: shown(location),
         name,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildRecord, historyLocations, targetBase } from '../../src/build/attribution.js';
+import { buildRecord, historyLocations, historyMakers, targetBase } from '../../src/build/attribution.js';
 import { planBuild } from '../../src/build/plan.js';
 import { parseInstructions } from '../../src/dockerfile/instructions.js';
 import type { Digest } from '../../src/oci/digest.js';
@@ -19,9 +19,8 @@ describe('build: which Dockerfile line made each history entry', () => {
     assert.equal(targetBase(built), undefined, 'the last stage is from scratch');
     const { plan: target } = plan('FROM busybox AS base\nRUN make\n\nFROM base\nENV A=1\nCOPY a \\\n  /a\n');
     assert.equal(targetBase(target), 'busybox');
-    const steps = target.stages.flatMap((s) => s.steps);
     // The base's ONBUILD trigger runs first, from no line of this Dockerfile; a squash adds a merge entry.
-    const history = [...(BASE.history ?? []), ...steps.map((s) => ({ created_by: s.createdBy })), { created_by: '', comment: 'merge' }];
+    const history = [...(BASE.history ?? []), ...historyMakers(target).map((s) => ({ created_by: s.createdBy })), { created_by: '', comment: 'merge' }];
     const lines = [...historyLocations(target, history)].sort(([a], [b]) => a - b).map(([index, location]) => [index, location.startLine, location.endLine]);
     assert.deepEqual(lines, [[1, 0, 0], [2, 2, 2], [3, 5, 5], [4, 6, 7]]);
     const record = buildRecord(target, { id: 'sha256:img' as Digest, config: { ...BASE, history } }, { id: 'sha256:base' as Digest, config: BASE }, { file: dockerfile.file, stages: 2 });
