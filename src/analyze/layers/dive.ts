@@ -7,6 +7,7 @@
  * the smallest, count = the layers it occurs in. The score is Σ min / Σ cum; the wasted bytes are Σ cum
  * over paths that occur in two layers or more (the surviving copy included).
  */
+import { type TreeNode, lookupPath } from './tree.js';
 import type { LayerEntry } from './walk.js';
 
 export interface DiveFileReference {
@@ -32,8 +33,7 @@ export interface DiveFigures {
 }
 
 /** A node of the tree of the layers below, stacked as dive stacks them: whiteouts remove, markers are ignored. */
-interface StackNode {
-  children: Map<string, StackNode> | undefined;
+interface StackNode extends TreeNode<StackNode> {
   size: number;
   dir: boolean;
 }
@@ -46,21 +46,9 @@ function parentOf(path: string): string {
 class StackedTree {
   private readonly root: StackNode = { children: undefined, size: 0, dir: true };
 
-  private find(path: string): { parent: StackNode; name: string; node: StackNode | undefined } | undefined {
-    let parent = this.root;
-    const names = path.split('/');
-    for (let i = 0; i < names.length - 1; i++) {
-      const next = parent.children?.get(names[i] as string);
-      if (!next) return undefined;
-      parent = next;
-    }
-    const name = names[names.length - 1] as string;
-    return { parent, name, node: parent.children?.get(name) };
-  }
-
   /** The total size under `path` when it is a directory here, else 0. */
   sizeUnder(path: string): number {
-    const node = this.find(path)?.node;
+    const node = lookupPath(this.root, path)?.node;
     if (!node || !(node.dir || node.children)) return 0;
     let total = 0;
     const stack = [node];
@@ -75,7 +63,7 @@ class StackedTree {
   apply(entries: readonly LayerEntry[]): void {
     for (const entry of entries) {
       if (entry.kind !== 'whiteout') continue;
-      const found = this.find(entry.path);
+      const found = lookupPath(this.root, entry.path);
       found?.parent.children?.delete(found.name);
     }
     for (const entry of entries) {

@@ -4,6 +4,7 @@
  * for every version of every path who wrote it and what became of it. This is what kiln's own figures
  * stand on: bytes that do not survive to the final tree are the ones a user could save.
  */
+import { type TreeNode, lookupPath } from './tree.js';
 import type { LayerEntry } from './walk.js';
 
 /** One entry of one layer, as a version of its path. */
@@ -44,8 +45,7 @@ export interface Overlay {
   readonly layerBytes: readonly number[];
 }
 
-interface Node {
-  children: Map<string, Node> | undefined;
+interface Node extends TreeNode<Node> {
   version: Version | undefined;
 }
 
@@ -79,18 +79,6 @@ export function stackLayers(layers: readonly (readonly LayerEntry[])[]): Overlay
   const endings = new Map<Version, Ending>();
   const versions: Version[] = [];
 
-  const lookup = (path: string): { parent: Node; name: string; node: Node } | undefined => {
-    let parent = root;
-    const names = path.split('/');
-    for (let i = 0; i < names.length - 1; i++) {
-      const next = parent.children?.get(names[i] as string);
-      if (!next) return undefined;
-      parent = next;
-    }
-    const name = names[names.length - 1] as string;
-    const node = parent.children?.get(name);
-    return node && { parent, name, node };
-  };
   /** Ends every version in a subtree (the node's own too, unless `below`). */
   const end = (node: Node, ending: Ending, below = false): void => {
     const stack: Node[] = below ? [...(node.children?.values() ?? [])] : [node];
@@ -104,12 +92,12 @@ export function stackLayers(layers: readonly (readonly LayerEntry[])[]): Overlay
     // Whiteouts and opaque markers hide what the layers below have, never what their own layer adds.
     for (const entry of entries) {
       if (entry.kind === 'whiteout') {
-        const found = lookup(entry.path);
-        if (!found) continue;
+        const found = lookupPath(root, entry.path);
+        if (!found?.node) continue;
         end(found.node, { layer, how: 'deleted' });
         found.parent.children?.delete(found.name);
       } else if (entry.kind === 'opaque') {
-        const node = entry.path === '' ? root : lookup(entry.path)?.node;
+        const node = entry.path === '' ? root : lookupPath(root, entry.path)?.node;
         if (!node) continue;
         end(node, { layer, how: 'deleted' }, true);
         node.children = undefined;
