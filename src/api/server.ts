@@ -58,15 +58,23 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 
 /**
  * A jsonmessage stream: one JSON object per line, as Docker streams pull, push, load and build output.
- * An error after the stream began is an `errorDetail` message (the status is already 200).
+ * An error after the stream began is an `errorDetail` message (the status is already 200). With
+ * `lazy`, the 200 goes out with the first message, and an error before it is thrown, for the route to
+ * answer with its status (a pull of a tag the registry lacks is a 404), as dockerd does while nothing
+ * is flushed.
  */
-export function jsonStream(res: ServerResponse): { send(message: object): void; fail(err: unknown): void } {
-  res.writeHead(200, { 'content-type': 'application/json' });
+export function jsonStream(res: ServerResponse, options: { readonly lazy?: boolean } = {}): { send(message: object): void; fail(err: unknown): void } {
+  const start = (): void => {
+    if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/json' });
+  };
+  if (!options.lazy) start();
   return {
     send: (message) => {
+      start();
       if (!res.writableEnded) res.write(`${JSON.stringify(message)}\r\n`);
     },
     fail: (err) => {
+      if (!res.headersSent) throw err;
       const message = err instanceof Error ? err.message : String(err);
       if (!res.writableEnded) res.write(`${JSON.stringify({ errorDetail: { message }, error: message })}\r\n`);
     },
@@ -145,7 +153,7 @@ function imageRoutes(): [string, RegExp, Handler][] {
       else if (fromSrc !== '-') throw new KilnError('UNSUPPORTED', 'import from a URL is not supported: send the archive in the request body (fromSrc=-)');
       else if (imported) parseReference(imported);
       const auth = registryAuth(req);
-      const stream = jsonStream(res);
+      const stream = jsonStream(res, { lazy: true });
       try {
         if (fromImage) {
           const platform = query.get('platform');
@@ -163,7 +171,7 @@ function imageRoutes(): [string, RegExp, Handler][] {
     }],
     ['POST', /^\/images\/(.+)\/push$/, async ({ engine, params, query, req, res }) => {
       const auth = registryAuth(req);
-      const stream = jsonStream(res);
+      const stream = jsonStream(res, { lazy: true });
       try {
         const tag = query.get('tag');
         const results = await pushImage(engine, tag ? `${params[0] ?? ''}:${tag}` : (params[0] ?? ''), { events: (event) => stream.send(progressMessage(event)), ...(auth ? { credentials: auth } : {}) });
