@@ -1,26 +1,22 @@
 /**
- * The container routes `docker run`, `ps`, `logs`, `rm` need. A created container is only a request
- * kept here until `start`, which runs it detached (a kiln supervisor process writes its output to the
- * bundle's logs); `attach` and `logs` follow those logs as Docker's multiplexed stream, `wait` watches
- * the record. Containers with AutoRemove are removed by this server when they exit.
+ * The container routes: create (a recorded container), start (run by a detached kiln supervisor that
+ * writes its output to the container's log), and the verbs after. `attach` and `logs` follow the log as
+ * Docker's multiplexed stream, `wait` watches the record.
  */
-import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { CONTAINER_FILTERS, type ContainerPathStat, FOLLOW_MS, type FollowOptions, archiveContainerPath, containerChanges, containerIo, containerJson, containerStdin, exitCodeOf, extractToContainer, findContainer, followLogs, inspectContainer, isRunning, killContainer, listContainers, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines } from '../engine/containers.js';
+import { CONTAINER_FILTERS, type ContainerPathStat, type ContainerRequest, FOLLOW_MS, type FollowOptions, type LogWrite, type MountRequest, type WaitCondition, archiveContainerPath, containerChanges, containerIo, containerStatus, containerStdin, createContainer, exportContainer, extractToContainer, findContainer, followLogs, inspectContainer, killContainer, listContainers, logTime, pauseContainer, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines, timestamped, unpauseContainer, waitContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
-import { checkNewContainerName, runContainer } from '../engine/run.js';
-import type { ContainerRow } from '../meta/db.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
 import type { Decoded } from './json.js';
 import { containerConfig, filtersParameter, flag, integer, readJsonBody } from './request.js';
 import type { Call } from './server.js';
 
-/** A create request as decoded: container.Config's fields and HostConfig. */
+/** A create request as decoded: container.Config's fields, HostConfig and NetworkingConfig. */
 type CreateRequest = Decoded<typeof containerConfig>;
 
 /** stop's and restart's `t` (seconds before SIGKILL) and `signal`. */
@@ -42,9 +38,6 @@ const IGNORED_SETTINGS: Readonly<Record<string, string>> = {
   CpusetCpus: 'resource limits (--cpuset-cpus) are not applied',
   PidsLimit: 'resource limits (--pids-limit) are not applied',
   Devices: 'host devices (--device) are not passed in',
-  Dns: 'the host resolv.conf is used (--dns)',
-  DnsSearch: 'the host resolv.conf is used (--dns-search)',
-  Mounts: 'only -v HOST:CONTAINER binds are mounted (--mount)',
   VolumesFrom: '--volumes-from is not supported',
   SecurityOpt: 'security options (--security-opt) are not applied',
 };
@@ -60,12 +53,56 @@ function ignoredSettings(request: CreateRequest): string[] {
   return warnings;
 }
 
-interface Pending {
-  readonly name: string;
-  readonly request: CreateRequest;
-  /** Resolved once start has made the container record (attach waits for it). */
-  readonly started: Promise<void>;
-  readonly markStarted: (err?: unknown) => void;
+/** A create request in the engine's terms. */
+function containerRequest(body: CreateRequest): ContainerRequest {
+  const host = body.HostConfig ?? {};
+  const [height, width] = host.ConsoleSize ?? [];
+  const mounts: MountRequest[] = (host.Mounts ?? []).map((m) => ({
+    type: m.Type ?? '',
+    ...(m.Source ? { source: m.Source } : {}),
+    target: m.Target ?? '',
+    readOnly: m.ReadOnly ?? false,
+    ...(m.BindOptions?.Propagation ? { propagation: m.BindOptions.Propagation } : {}),
+    ...(m.VolumeOptions?.NoCopy ? { noCopy: true } : {}),
+    ...(m.TmpfsOptions?.SizeBytes ? { tmpfsSize: m.TmpfsOptions.SizeBytes } : {}),
+    ...(m.TmpfsOptions?.Mode ? { tmpfsMode: m.TmpfsOptions.Mode } : {}),
+  }));
+  const networks = Object.fromEntries(Object.entries(body.NetworkingConfig?.EndpointsConfig ?? {}).map(([name, endpoint]) => [name, { aliases: endpoint.Aliases ?? [] }]));
+  return {
+    image: body.Image ?? '',
+    ...(body.Entrypoint !== undefined ? { entrypoint: body.Entrypoint } : {}),
+    cmd: body.Cmd ?? [],
+    env: body.Env ?? [],
+    ...(body.User ? { user: body.User } : {}),
+    ...(body.WorkingDir ? { workdir: body.WorkingDir } : {}),
+    ...(body.Hostname ? { hostname: body.Hostname } : {}),
+    ...(body.Domainname ? { domainname: body.Domainname } : {}),
+    labels: body.Labels ?? {},
+    tty: body.Tty ?? false,
+    openStdin: body.OpenStdin ?? false,
+    stdinOnce: body.StdinOnce ?? false,
+    ...(body.StopSignal ? { stopSignal: body.StopSignal } : {}),
+    exposedPorts: Object.keys(body.ExposedPorts ?? {}),
+    volumes: Object.keys(body.Volumes ?? {}),
+    binds: host.Binds ?? [],
+    mounts,
+    tmpfs: Object.entries(host.Tmpfs ?? {}).map(([path, options]) => (options ? `${path}:${options}` : path)),
+    readOnly: host.ReadonlyRootfs ?? false,
+    capAdd: host.CapAdd ?? [],
+    capDrop: host.CapDrop ?? [],
+    privileged: host.Privileged ?? false,
+    extraHosts: host.ExtraHosts ?? [],
+    dns: host.Dns ?? [],
+    dnsSearch: host.DnsSearch ?? [],
+    dnsOptions: host.DnsOptions ?? [],
+    ...(host.NetworkMode ? { networkMode: host.NetworkMode } : {}),
+    networks,
+    portBindings: Object.fromEntries(Object.entries(host.PortBindings ?? {}).map(([port, bindings]) => [port, bindings.map((b) => ({ hostIp: b.HostIp ?? '', hostPort: b.HostPort ?? '' }))])),
+    publishAllPorts: host.PublishAllPorts ?? false,
+    autoRemove: host.AutoRemove ?? false,
+    ...(height && width ? { consoleSize: { height, width } } : {}),
+    ...(host.RestartPolicy?.Name ? { restartPolicy: host.RestartPolicy.Name } : {}),
+  };
 }
 
 export interface ContainerRoutes {
@@ -74,10 +111,7 @@ export interface ContainerRoutes {
 }
 
 export class Containers {
-  private readonly pending = new Map<string, Pending>();
-  /** Exit codes of AutoRemove containers this server removed, for `wait`. */
-  private readonly removedExits = new Map<string, number>();
-  /** How many attach/logs streams follow each container: an AutoRemove waits for them to drain. */
+  /** How many attach/logs streams of this server follow each container: `wait` answers once they have sent all. */
   private readonly following = new Map<string, number>();
 
   /** `stopping`: aborted when the server stops, which ends every wait and every stream that follows a container. */
@@ -86,110 +120,37 @@ export class Containers {
     private readonly stopping: AbortSignal,
   ) {}
 
-  private resolve(engine: Engine, nameOrId: string): { id: string; row?: ContainerRow; pending?: Pending } {
-    for (const [id, pending] of this.pending) if (id.startsWith(nameOrId) || pending.name === nameOrId.replace(/^\//, '')) return { id, pending };
-    const row = findContainer(engine, nameOrId);
-    return { id: row.id, row };
-  }
-
   async create({ engine, req, query, res }: Call): Promise<void> {
     const body = await readJsonBody(req, containerConfig, { contentType: true });
-    if (!body || Object.keys(body).every((key) => key === 'HostConfig')) throw new KilnError('INVALID_ARGUMENT', 'Config cannot be empty in order to create a container');
+    if (!body || Object.keys(body).every((key) => key === 'HostConfig' || key === 'NetworkingConfig')) throw new KilnError('INVALID_ARGUMENT', 'Config cannot be empty in order to create a container');
     if (!body.Image) throw new KilnError('INVALID_ARGUMENT', 'config.Image is required');
-    engine.image(body.Image); // 404 now, as Docker answers create for a missing image
-    const name = query.get('name') || `kiln_${randomBytes(4).toString('hex')}`;
-    checkNewContainerName(engine, name);
-    if ([...this.pending.values()].some((p) => p.name === name)) throw new KilnError('CONFLICT', `Conflict. The container name "/${name}" is already in use`);
-    const id = randomBytes(32).toString('hex');
-    let markStarted!: (err?: unknown) => void;
-    const started = new Promise<void>((resolve, reject) => (markStarted = (err) => (err === undefined ? resolve() : reject(err instanceof Error ? err : new Error('the container did not start')))));
-    started.catch(() => undefined);
-    this.pending.set(id, { name, request: body, started, markStarted });
+    const name = query.get('name');
+    const { id } = await createContainer(engine, containerRequest(body), { ...(name ? { name: name.replace(/^\//, '') } : {}), runtime: this.options.runtime, ...(this.options.storageDriver ? { storageDriver: this.options.storageDriver } : {}), notice: () => undefined });
     res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ Id: id, Warnings: ignoredSettings(body) }));
   }
 
+  /** `docker start`: 204, or 304 when it runs already, as dockerd answers. */
   async start({ engine, params, res }: Call): Promise<void> {
-    const { id, pending } = this.resolve(engine, params[0] ?? '');
-    if (!pending) {
-      // A container that ran before starts again (204), one that runs is left alone (304), as dockerd does.
-      res.writeHead((await startContainer(engine, id, this.options.runtime)) ? 204 : 304).end();
-      return;
-    }
-    const request = pending.request;
-    const entrypoint = request.Entrypoint;
-    const network = request.HostConfig?.NetworkMode === 'none' ? 'none' : 'host';
-    const [height, width] = request.HostConfig?.ConsoleSize ?? [];
-    const consoleSize = height && width ? { height, width } : undefined;
-    try {
-      await runContainer(engine, request.Image ?? '', {
-        id,
-        name: pending.name,
-        cmd: [...(entrypoint && entrypoint.length > 1 ? entrypoint.slice(1) : []), ...(request.Cmd ?? [])],
-        ...(entrypoint !== undefined ? { entrypoint: entrypoint[0] ?? '' } : {}),
-        env: request.Env ?? [],
-        volumes: request.HostConfig?.Binds ?? [],
-        ...(request.WorkingDir ? { workdir: request.WorkingDir } : {}),
-        ...(request.User ? { user: request.User } : {}),
-        ...(request.Hostname ? { hostname: request.Hostname } : {}),
-        extraHosts: request.HostConfig?.ExtraHosts ?? [],
-        readOnly: request.HostConfig?.ReadonlyRootfs ?? false,
-        tmpfs: Object.entries(request.HostConfig?.Tmpfs ?? {}).map(([path, options]) => (options ? `${path}:${options}` : path)),
-        capAdd: request.HostConfig?.CapAdd ?? [],
-        capDrop: request.HostConfig?.CapDrop ?? [],
-        privileged: request.HostConfig?.Privileged ?? false,
-        network,
-        remove: false,
-        detach: true,
-        tty: request.Tty ?? false,
-        ...(consoleSize ? { consoleSize } : {}),
-        interactive: request.OpenStdin ?? false,
-        stdinOnce: request.StdinOnce ?? false,
-        runtime: this.options.runtime,
-        ...(this.options.storageDriver ? { storageDriver: this.options.storageDriver } : {}),
-        notice: () => undefined,
-      });
-      pending.markStarted();
-    } catch (err) {
-      pending.markStarted(err);
-      throw err;
-    } finally {
-      this.pending.delete(id);
-    }
-    if (request.HostConfig?.AutoRemove) void this.removeWhenDone(engine, id);
-    res.writeHead(204).end();
+    res.writeHead((await startContainer(engine, params[0] ?? '')) ? 204 : 304).end();
   }
 
-  private async exitCode(engine: Engine, id: string): Promise<number> {
-    const code = (await exitCodeOf(engine, id)) ?? this.removedExits.get(id);
-    if (code === undefined) throw new KilnError('NOT_FOUND', `No such container: ${id}`);
-    return code;
-  }
-
-  private async removeWhenDone(engine: Engine, id: string): Promise<void> {
-    try {
-      const code = await this.exitCode(engine, id);
-      this.removedExits.set(id, code);
-      await this.drained(id);
-      await removeContainer(engine, id, true);
-    } catch {
-      // Removed by someone else meanwhile: nothing left to do.
-    }
-  }
-
-  /** Resolves when no attach or logs stream follows the container any more. */
+  /** Resolves when no attach or logs stream of this server follows the container any more. */
   private async drained(id: string): Promise<void> {
     while ((this.following.get(id) ?? 0) > 0) await delay(FOLLOW_MS);
   }
 
-  async wait({ engine, params, res }: Call): Promise<void> {
-    const { id, pending } = this.resolve(engine, params[0] ?? '');
+  /** `POST /containers/{id}/wait`: the exit code once the `condition` is met (not-running, next-exit, removed). */
+  async wait({ engine, params, query, res }: Call): Promise<void> {
+    const condition = query.get('condition') || 'not-running';
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw new KilnError('INVALID_ARGUMENT', `invalid condition: ${JSON.stringify(condition)}`);
+    const { id } = findContainer(engine, params[0] ?? '');
     // Like dockerd: the status goes out at once (the client waits for it before it starts the
-    // container), the body when the container has exited.
+    // container), the body when the condition is met.
     res.writeHead(200, { 'content-type': 'application/json' });
     res.flushHeaders();
     try {
-      if (pending) await pending.started;
-      const code = await untilAborted(this.exitCode(engine, id), this.stopping);
+      const code = await waitContainer(engine, id, condition as WaitCondition, this.stopping);
+      if (code === undefined) throw new KilnError('FAILED', this.stopping.aborted ? 'the server is stopping' : `container ${id} is gone`);
       // Attached streams send the last output first: a client that stops reading at the exit status
       // (as dockerode's run does) must not lose it.
       await this.drained(id);
@@ -199,11 +160,11 @@ export class Containers {
     }
   }
 
-  /** Follows the container's two logs (streams 1 and 2) until it has exited and all is sent. */
-  private async follow(engine: Engine, id: string, write: (stream: 1 | 2, data: Buffer) => unknown, options: FollowOptions): Promise<void> {
+  /** Follows the container's log until it has exited and all is sent. */
+  private async follow(engine: Engine, id: string, write: LogWrite, options: FollowOptions): Promise<void> {
     this.following.set(id, (this.following.get(id) ?? 0) + 1);
     try {
-      await followLogs(engine, id, (stream, data) => write(stream === 'stdout' ? 1 : 2, data), { ...options, signal: this.stopping });
+      await followLogs(engine, id, write, { ...options, signal: this.stopping });
     } finally {
       this.following.set(id, (this.following.get(id) ?? 1) - 1);
     }
@@ -213,18 +174,19 @@ export class Containers {
    * `POST /containers/{id}/attach`: the container's output until it exits, as multiplexed frames (raw
    * for a terminal). With `Upgrade: tcp` the connection is hijacked (101) and, with `stdin=1`, what the
    * client sends goes to the container's stdin until it closes its side; without, the output is the body.
+   * Attached to a container that does not run (docker run attaches before start), it waits for its start.
    */
   async attach(engine: Engine, nameOrId: string, query: URLSearchParams, out: { write(data: Buffer): unknown; end(): unknown; upgraded: boolean; head(text: string): unknown; input?: Readable }): Promise<void> {
-    const { id, pending } = this.resolve(engine, nameOrId);
+    const container = findContainer(engine, nameOrId);
+    const { id } = container;
     out.head(out.upgraded ? 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n' : '');
     let stdin: Promise<Writable | undefined> | undefined;
     try {
-      if (pending) await pending.started;
       if (out.input && flag(query, 'stdin')) stdin = this.feedStdin(engine, id, out.input);
-      const { tty } = await containerIo(engine, id);
-      const write = tty ? (_stream: 1 | 2, data: Buffer) => out.write(data) : (stream: 1 | 2, data: Buffer) => out.write(frame(stream, data));
-      // `docker run` attaches before start and gets everything; a later attach gets what comes next, unless it asks for the logs.
-      await this.follow(engine, id, write, { follow: flag(query, 'stream', true), stdout: flag(query, 'stdout'), stderr: flag(query, 'stderr'), onlyNew: !pending && !flag(query, 'logs') });
+      const { tty } = containerIo(engine, id);
+      const write: LogWrite = tty ? (_stream, data) => out.write(data) : (stream, data) => out.write(frame(stream === 'stdout' ? 1 : 2, data));
+      // What comes next, unless it asks for the logs too.
+      await this.follow(engine, id, write, { follow: flag(query, 'stream', true), stdout: flag(query, 'stdout'), stderr: flag(query, 'stderr'), onlyNew: !flag(query, 'logs'), waitForStart: true });
     } finally {
       (await stdin)?.destroy();
       out.end();
@@ -249,73 +211,43 @@ export class Containers {
 
   async resize({ engine, params, query, res }: Call): Promise<void> {
     const size = consoleSize(query);
-    const { id, pending } = this.resolve(engine, params[0] ?? '');
-    if (pending) throw new KilnError('CONFLICT', `Container ${id} is not running`);
-    await resizeContainer(engine, id, this.options.runtime, size);
+    const container = findContainer(engine, params[0] ?? '');
+    if (containerStatus(container) === 'created') throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
+    await resizeContainer(engine, container.id, this.options.runtime, size);
     res.writeHead(200).end();
   }
 
+  /** `GET /containers/{id}/logs`: stdout and stderr in the order they came; `timestamps`, `since`, `until`, `tail`, `follow`. */
   async logs({ engine, params, query, res }: Call): Promise<void> {
     const [stdout, stderr] = [flag(query, 'stdout'), flag(query, 'stderr')];
     if (!stdout && !stderr) throw new KilnError('INVALID_ARGUMENT', 'Bad parameters: you must choose at least one stream');
     const tail = tailLines(query.get('tail') ?? 'all');
-    const { id } = this.resolve(engine, params[0] ?? '');
-    const { tty } = await containerIo(engine, id);
+    const since = logTime(query.get('since'));
+    const until = logTime(query.get('until'));
+    const { id } = findContainer(engine, params[0] ?? '');
+    const { tty } = containerIo(engine, id);
     res.writeHead(200, { 'content-type': 'application/vnd.docker.raw-stream' });
     res.flushHeaders(); // as dockerd: a client following a silent container knows it is there
-    await this.follow(engine, id, (stream, data) => res.write(tty ? data : frame(stream, data)), { follow: flag(query, 'follow'), stdout, stderr, ...(tail !== undefined ? { tail } : {}) });
+    const raw: LogWrite = (stream, data) => res.write(tty ? data : frame(stream === 'stdout' ? 1 : 2, data));
+    const write = flag(query, 'timestamps') ? timestamped(raw) : raw;
+    await this.follow(engine, id, write, { follow: flag(query, 'follow'), stdout, stderr, ...(tail !== undefined ? { tail } : {}), ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) });
     res.end();
   }
 
   async remove({ engine, params, query, res }: Call): Promise<void> {
-    const { id, pending } = this.resolve(engine, params[0] ?? '');
-    if (pending) this.pending.delete(id);
-    else await removeContainer(engine, id, flag(query, 'force'));
+    await removeContainer(engine, params[0] ?? '', flag(query, 'force'), flag(query, 'v'));
     res.writeHead(204).end();
   }
 
   list({ engine, query, res }: Call): void {
     const limit = integer(query, 'limit') ?? 0;
     const rows = listContainers(engine, { all: flag(query, 'all'), filters: filtersParameter(query, CONTAINER_FILTERS), ...(limit > 0 ? { last: limit } : {}) });
-    const body = rows.map((c) => ({
-      Id: c.id,
-      Names: [`/${c.name}`],
-      Image: c.imageName,
-      ImageID: c.imageId,
-      Command: c.command.join(' '),
-      Created: Math.floor(c.createdAt / 1000),
-      State: isRunning(c) ? 'running' : 'exited',
-      Status: isRunning(c) ? 'Up' : `Exited (${c.exitCode ?? 0})`,
-      Ports: [],
-      Labels: {},
-      HostConfig: { NetworkMode: 'host' },
-      NetworkSettings: { Networks: {} },
-      Mounts: [],
-    }));
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(rows));
   }
 
-  async inspect({ engine, params, res }: Call): Promise<void> {
-    const { id, pending } = this.resolve(engine, params[0] ?? '');
-    const body = pending
-      ? containerJson({
-          id,
-          name: pending.name,
-          createdAt: Date.now(),
-          command: [],
-          imageId: '',
-          imageName: pending.request.Image ?? '',
-          status: 'created',
-          pid: 0,
-          exitCode: 0,
-          startedAt: 0,
-          finishedAt: 0,
-          tty: pending.request.Tty ?? false,
-          openStdin: pending.request.OpenStdin ?? false,
-          autoRemove: pending.request.HostConfig?.AutoRemove ?? false,
-        })
-      : await inspectContainer(engine, id);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  inspect({ engine, params, res }: Call): void {
+    const body = JSON.stringify(inspectContainer(engine, params[0] ?? ''));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   }
 
   /**
@@ -341,19 +273,27 @@ export class Containers {
     }
   }
 
+  /** `GET /containers/{id}/export`: the container's filesystem as a tar. */
+  async export({ engine, params, res }: Call): Promise<void> {
+    await exportContainer(engine, params[0] ?? '', async (tar) => {
+      res.writeHead(200, { 'content-type': 'application/x-tar' });
+      await pipeline(tar, res);
+    });
+  }
+
   rename({ engine, params, query, res }: Call): void {
     const name = query.get('name') ?? '';
     if (name === '') throw new KilnError('INVALID_ARGUMENT', 'Neither old nor new names may be empty');
-    renameContainer(engine, this.resolve(engine, params[0] ?? '').id, name);
+    renameContainer(engine, params[0] ?? '', name);
     res.writeHead(204).end();
   }
 
   /** `docker restart`: stop (if it runs) as `stop` does, then start. */
   async restart({ engine, params, query, res }: Call): Promise<void> {
     const stop = stopQuery(query);
-    const { id } = this.resolve(engine, params[0] ?? '');
+    const { id } = findContainer(engine, params[0] ?? '');
     await stopContainer(engine, id, stop);
-    await startContainer(engine, id, this.options.runtime);
+    await startContainer(engine, id);
     res.writeHead(204).end();
   }
 
@@ -365,6 +305,16 @@ export class Containers {
 
   async kill({ engine, params, query, res }: Call): Promise<void> {
     await killContainer(engine, params[0] ?? '', query.get('signal') || 'KILL');
+    res.writeHead(204).end();
+  }
+
+  async pause({ engine, params, res }: Call): Promise<void> {
+    await pauseContainer(engine, params[0] ?? '');
+    res.writeHead(204).end();
+  }
+
+  async unpause({ engine, params, res }: Call): Promise<void> {
+    await unpauseContainer(engine, params[0] ?? '');
     res.writeHead(204).end();
   }
 
@@ -412,12 +362,3 @@ export function consoleSize(query: URLSearchParams): { height: number; width: nu
   return { height, width };
 }
 
-/** `work`, or a rejection as soon as `signal` aborts (the server stops): a wait must not hold it up. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const stop = (): void => reject(new KilnError('FAILED', 'the server is stopping'));
-    if (signal.aborted) stop();
-    signal.addEventListener('abort', stop, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', stop));
-  });
-}

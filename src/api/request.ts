@@ -134,6 +134,9 @@ export function filtersParameter(query: URLSearchParams, accepted: readonly stri
 export const stringList = array(string());
 export const stringMap = map(string());
 
+const emptyStruct = struct('struct {}', {});
+const portBindings = map(array(struct('nat.PortBinding', { HostIp: string(), HostPort: string() })), 'nat.PortMap');
+
 /** container.HostConfig: the settings kiln applies, and those it names in create's warnings. */
 const hostConfig = struct('container.HostConfig', {
   AutoRemove: bool,
@@ -147,7 +150,7 @@ const hostConfig = struct('container.HostConfig', {
   ExtraHosts: stringList,
   Tmpfs: stringMap,
   RestartPolicy: struct('container.RestartPolicy', { Name: string(), MaximumRetryCount: goInteger('int') }),
-  PortBindings: map(array(struct('nat.PortBinding', { HostIp: string(), HostPort: string() })), 'nat.PortMap'),
+  PortBindings: portBindings,
   PublishAllPorts: bool,
   Memory: goInteger('int64'),
   MemorySwap: goInteger('int64'),
@@ -159,12 +162,29 @@ const hostConfig = struct('container.HostConfig', {
   Devices: array(struct('container.DeviceMapping', { PathOnHost: string(), PathInContainer: string(), CgroupPermissions: string() })),
   Dns: stringList,
   DnsSearch: stringList,
-  Mounts: array(struct('mount.Mount', { Type: string('mount.Type'), Source: string(), Target: string(), ReadOnly: bool })),
+  DnsOptions: stringList,
+  Mounts: array(
+    struct('mount.Mount', {
+      Type: string('mount.Type'),
+      Source: string(),
+      Target: string(),
+      ReadOnly: bool,
+      BindOptions: struct('mount.BindOptions', { Propagation: string('mount.Propagation') }),
+      VolumeOptions: struct('mount.VolumeOptions', { NoCopy: bool }),
+      TmpfsOptions: struct('mount.TmpfsOptions', { SizeBytes: goInteger('int64'), Mode: goInteger('uint') }),
+    }),
+  ),
   VolumesFrom: stringList,
   SecurityOpt: stringList,
 });
 
-/** `POST /containers/create`: container.Config with HostConfig beside it (runconfig's ContainerConfigWrapper). */
+/** network.EndpointSettings: the parts of a container's place on a network kiln applies. */
+export const endpointSettings = struct('network.EndpointSettings', {
+  Aliases: stringList,
+  IPAMConfig: struct('network.EndpointIPAMConfig', { IPv4Address: string(), IPv6Address: string() }),
+});
+
+/** `POST /containers/create`: container.Config with HostConfig and NetworkingConfig beside it (runconfig's ContainerConfigWrapper). */
 export const containerConfig = struct('runconfig.ContainerConfigWrapper', {
   Image: string(),
   Cmd: strSlice,
@@ -173,10 +193,16 @@ export const containerConfig = struct('runconfig.ContainerConfigWrapper', {
   WorkingDir: string(),
   User: string(),
   Hostname: string(),
+  Domainname: string(),
+  Labels: stringMap,
+  ExposedPorts: map(emptyStruct, 'nat.PortSet'),
+  Volumes: map(emptyStruct),
+  StopSignal: string(),
   Tty: bool,
   OpenStdin: bool,
   StdinOnce: bool,
   HostConfig: hostConfig,
+  NetworkingConfig: struct('network.NetworkingConfig', { EndpointsConfig: map(endpointSettings) }),
 });
 
 /** `POST /containers/{id}/exec`. */

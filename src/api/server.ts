@@ -16,7 +16,7 @@ import { loadImages, saveImages } from '../engine/archive.js';
 import { type Engine } from '../engine/engine.js';
 import { importImage } from '../engine/import.js';
 import { type ProgressEvent, checkCredentials, pullAllTags, pullImage, pushImage, searchImages } from '../engine/registry.js';
-import { commitContainer } from '../engine/containers.js';
+import { commitContainer, containerStatus } from '../engine/containers.js';
 import { API_VERSION, KILN_VERSION, MIN_API_VERSION, versionInfo } from '../engine/version.js';
 import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
@@ -198,13 +198,13 @@ function systemRoutes(): [string, RegExp, Handler][] {
       });
     }],
     ['GET', /^\/info$/, ({ engine, res }) => {
-      const containers = engine.store.db.containers();
+      const states = engine.store.db.containers().map(containerStatus);
       json(res, 200, {
         ID: engine.store.root,
-        Containers: containers.length,
-        ContainersRunning: containers.filter((c) => c.exitCode === null).length,
-        ContainersPaused: 0,
-        ContainersStopped: containers.filter((c) => c.exitCode !== null).length,
+        Containers: states.length,
+        ContainersRunning: states.filter((s) => s === 'running').length,
+        ContainersPaused: states.filter((s) => s === 'paused').length,
+        ContainersStopped: states.filter((s) => s === 'exited' || s === 'created').length,
         Images: engine.listImages().length,
         Driver: 'overlay2',
         DriverStatus: [['Backing Filesystem', 'kiln snapshots']],
@@ -274,6 +274,9 @@ function containerRoutes(containers: Containers, execs: Execs): [string, RegExp,
     ['POST', /^\/containers\/(.+)\/stop$/, (call) => containers.stop(call)],
     ['POST', /^\/containers\/(.+)\/restart$/, (call) => containers.restart(call)],
     ['POST', /^\/containers\/(.+)\/rename$/, (call) => containers.rename(call)],
+    ['POST', /^\/containers\/(.+)\/pause$/, (call) => containers.pause(call)],
+    ['POST', /^\/containers\/(.+)\/unpause$/, (call) => containers.unpause(call)],
+    ['GET', /^\/containers\/(.+)\/export$/, (call) => containers.export(call)],
     ['GET', /^\/containers\/(.+)\/archive$/, (call) => containers.archive(call)],
     ['PUT', /^\/containers\/(.+)\/archive$/, (call) => containers.archive(call)],
     ['POST', /^\/containers\/(.+)\/resize$/, (call) => containers.resize(call)],

@@ -379,7 +379,6 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     workdir: op.cwd,
     hostname,
     network: op.network === 'none' ? 'none' : 'host',
-    volumes: [],
   }))) as { mounts: object[] };
   spec.mounts.push(...extraMounts);
   // The owner's pid in the ID: after a kill -9 of kiln, prune finds the runtime containers it left.

@@ -38,13 +38,13 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
   { names: ['pull', 'push', 'login', 'logout', 'search'], load: async () => (await import('./commands/registry.js')).registerRegistry },
   { names: ['serve'], load: async () => (await import('./commands/serve.js')).registerServe },
   {
-    names: ['run'], // and the detached supervisor's hidden command, which loads everything
+    names: ['run', 'create'], // and the detached supervisor's hidden command, which loads everything
     load: async () => {
-      const { registerRun, registerSupervisor } = await import('./commands/run.js');
-      return (program, ctx) => [registerRun, registerSupervisor].forEach((register) => register(program, ctx));
+      const { registerRun, registerCreate, registerSupervisor } = await import('./commands/run.js');
+      return (program, ctx) => [registerRun, registerCreate, registerSupervisor].forEach((register) => register(program, ctx));
     },
   },
-  { names: ['ps', 'rm', 'diff', 'logs', 'attach', 'export', 'commit', 'kill', 'stop', 'start', 'restart', 'exec', 'wait'], load: async () => (await import('./commands/containers.js')).registerContainers },
+  { names: ['ps', 'rm', 'diff', 'logs', 'attach', 'export', 'commit', 'kill', 'stop', 'start', 'restart', 'exec', 'wait', 'pause', 'unpause', 'rename', 'cp'], load: async () => (await import('./commands/containers.js')).registerContainers },
   { names: ['image'], load: imageCommands },
   { names: ['container'], load: containerCommands },
   {
@@ -77,11 +77,12 @@ async function imageCommands(): Promise<Register> {
 
 /** `kiln container …`: the container verbs under Docker's management-command names (`container ls`…). */
 async function containerCommands(): Promise<Register> {
-  const [{ registerContainers }, { registerRun }, { registerInspect }] = await Promise.all([import('./commands/containers.js'), import('./commands/run.js'), import('./commands/image.js')]);
+  const [{ registerContainers }, { registerRun, registerCreate }, { registerInspect }] = await Promise.all([import('./commands/containers.js'), import('./commands/run.js'), import('./commands/image.js')]);
   return (program, ctx) => {
     const group = program.command('container').description('Manage containers');
     registerContainers(group, ctx);
     registerRun(group, ctx);
+    registerCreate(group, ctx);
     registerInspect(group, ctx);
   };
 }

@@ -23,28 +23,35 @@ export async function* tarDirectory(root: string): AsyncGenerator<Buffer> {
 }
 
 /**
+ * Where a walk takes another path's content in place of one it meets (a container's mount point: the
+ * mount's source), or undefined to take the path's own.
+ */
+export type Graft = (path: string) => string | undefined;
+
+/**
  * `path` itself as a tar (`docker cp`'s archive), its entry named `name`: a file, symlink or device as
  * one entry, a directory with everything under it, as tarDirectory writes them. With `follow`, a symlink
- * at `path` is taken as what it points to.
+ * at `path` is taken as what it points to; with `graft`, what is mounted over a path below it is taken
+ * in its place.
  */
-export async function* tarPath(path: string, name: string, follow = false): AsyncGenerator<Buffer> {
-  yield* writeTar(entries(path, name, await (follow ? stat : lstat)(path), new Map()));
+export async function* tarPath(path: string, name: string, follow = false, graft?: Graft): AsyncGenerator<Buffer> {
+  yield* writeTar(entries(path, name, await (follow ? stat : lstat)(path), new Map(), graft));
 }
 
 /** The entries under `dir`, named under `prefix`; `seen` maps inodes to their first name (hardlinks). */
-async function* children(dir: string, prefix: string, seen: Map<string, string>): AsyncGenerator<TarInput> {
+async function* children(dir: string, prefix: string, seen: Map<string, string>, graft?: Graft): AsyncGenerator<TarInput> {
   for (const name of (await readdir(dir)).sort()) {
-    const full = join(dir, name);
-    yield* entries(full, prefix + name, await lstat(full), seen);
+    const full = graft?.(join(dir, name)) ?? join(dir, name);
+    yield* entries(full, prefix + name, await lstat(full), seen, graft);
   }
 }
 
 /** The entry for `full` named `path`, and for a directory everything under it. */
-async function* entries(full: string, path: string, st: Stats, seen: Map<string, string>): AsyncGenerator<TarInput> {
+async function* entries(full: string, path: string, st: Stats, seen: Map<string, string>, graft?: Graft): AsyncGenerator<TarInput> {
   const base = { path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
   if (st.isDirectory()) {
     yield { header: { ...base, path: `${path}/`, type: 'directory' } };
-    yield* children(full, `${path}/`, seen);
+    yield* children(full, `${path}/`, seen, graft);
   } else if (st.isSymbolicLink()) {
     yield { header: { ...base, type: 'symlink', linkname: await readlink(full) } };
   } else if (st.isFile()) {

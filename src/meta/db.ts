@@ -173,6 +173,39 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (image_id, position)
   );
   `,
+  `
+  -- A container is recorded when it is created (docker create), before it first runs: what it was
+  -- created with (the engine's ContainerSettings as JSON: the image's and the request's config, mounts,
+  -- networks, labels), whether its processes are frozen (pause), and why its last start failed.
+  ALTER TABLE containers ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE containers ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE containers ADD COLUMN error TEXT NOT NULL DEFAULT '';
+  `,
+  `
+  -- Volumes (docker volume): a directory under volumes/<name>/_data. A container's settings name the
+  -- volumes it mounts; those keep them from rm and prune. An anonymous one (the image's VOLUME) goes
+  -- with its container's rm -v or --rm.
+  CREATE TABLE volumes (
+    name        TEXT PRIMARY KEY,
+    driver      TEXT NOT NULL,
+    labels      TEXT,            -- JSON object, NULL when the request gave none (Docker's null)
+    options     TEXT,            -- JSON object of driver options, NULL when none
+    anonymous   INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL
+  );
+  `,
+  `
+  -- Events (docker events), from every kiln process that changes the store: the last thousand or so are
+  -- kept for events --since; a follower polls for rows after the last it saw.
+  CREATE TABLE events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_nano   TEXT NOT NULL,    -- nanoseconds since the epoch, in decimal (more than a double holds)
+    type        TEXT NOT NULL,    -- container, image, volume, network
+    action      TEXT NOT NULL,
+    actor       TEXT NOT NULL,    -- the ID (or name) of what it happened to
+    attributes  TEXT NOT NULL     -- JSON object
+  );
+  `,
 ];
 
 export interface ContainerRow {
@@ -188,6 +221,29 @@ export interface ContainerRow {
   readonly finishedAt: number | null;
   readonly exitCode: number | null;
   readonly pid: number | null;
+  /** The engine's settings as JSON (`{}` for a container recorded before kiln kept them). */
+  readonly settings: string;
+  readonly paused: boolean;
+  /** Why its last start failed, '' when it did not. */
+  readonly error: string;
+}
+
+export interface VolumeRow {
+  readonly name: string;
+  readonly driver: string;
+  readonly labels: Readonly<Record<string, string>> | null;
+  readonly options: Readonly<Record<string, string>> | null;
+  readonly anonymous: boolean;
+  readonly createdAt: number;
+}
+
+export interface EventRow {
+  readonly seq: number;
+  readonly timeNano: bigint;
+  readonly type: string;
+  readonly action: string;
+  readonly actor: string;
+  readonly attributes: Readonly<Record<string, string>>;
 }
 
 export interface SnapshotRow {
@@ -541,28 +597,102 @@ export class MetaDb {
     this.db.prepare('UPDATE containers SET name = ? WHERE id = ?').run(name, id);
   }
 
-  /** A stopped container runs again (start): no exit yet, started now, supervised by `pid`. */
+  /** A container runs (again): no exit yet, started now, by `pid` (its starter, then its supervisor). */
   restartContainer(id: string, pid: number, when = Date.now()): void {
-    this.db.prepare('UPDATE containers SET exit_code = NULL, finished_at = NULL, started_at = ?, pid = ? WHERE id = ?').run(when, pid, id);
+    this.db.prepare("UPDATE containers SET exit_code = NULL, finished_at = NULL, started_at = ?, pid = ?, paused = 0, error = '' WHERE id = ?").run(when, pid, id);
   }
 
-  addContainer(row: Omit<ContainerRow, 'finishedAt' | 'exitCode' | 'pid' | 'startedAt'>): void {
+  /** A start that failed before the process ran: the container is as it was, with the error said. */
+  failContainerStart(before: ContainerRow, error: string): void {
+    this.db.prepare('UPDATE containers SET exit_code = ?, finished_at = ?, started_at = ?, pid = NULL, paused = 0, error = ? WHERE id = ?').run(before.exitCode, before.finishedAt, before.startedAt, error, before.id);
+  }
+
+  addContainer(row: Pick<ContainerRow, 'id' | 'name' | 'imageId' | 'imageName' | 'command' | 'driver' | 'createdAt' | 'settings'>): void {
     this.db
-      .prepare('INSERT INTO containers (id, name, image_id, image_name, command, driver, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(row.id, row.name, row.imageId, row.imageName, JSON.stringify(row.command), row.driver, row.createdAt);
+      .prepare('INSERT INTO containers (id, name, image_id, image_name, command, driver, created_at, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(row.id, row.name, row.imageId, row.imageName, JSON.stringify(row.command), row.driver, row.createdAt, row.settings);
   }
 
-  finishContainer(id: string, exitCode: number, when = Date.now()): void {
-    this.db.prepare('UPDATE containers SET exit_code = ?, finished_at = ? WHERE id = ?').run(exitCode, when, id);
+  setContainerSettings(id: string, settings: string): void {
+    this.db.prepare('UPDATE containers SET settings = ? WHERE id = ?').run(settings, id);
+  }
+
+  setContainerPaused(id: string, paused: boolean): void {
+    this.db.prepare('UPDATE containers SET paused = ? WHERE id = ?').run(paused ? 1 : 0, id);
+  }
+
+  /** The container's process has exited (`error`: why it could not run at all). */
+  finishContainer(id: string, exitCode: number, when = Date.now(), error = ''): void {
+    this.db.prepare('UPDATE containers SET exit_code = ?, finished_at = ?, paused = 0, error = ? WHERE id = ?').run(exitCode, when, error, id);
   }
 
   containers(): ContainerRow[] {
-    const rows = this.db.prepare('SELECT id, name, image_id AS imageId, image_name AS imageName, command, driver, created_at AS createdAt, started_at AS startedAt, finished_at AS finishedAt, exit_code AS exitCode, pid FROM containers ORDER BY created_at DESC').all() as (Omit<ContainerRow, 'command'> & { command: string })[];
-    return rows.map((r) => ({ ...r, command: JSON.parse(r.command) as string[] }));
+    return this.containerRows('ORDER BY created_at DESC');
+  }
+
+  container(id: string): ContainerRow | undefined {
+    return this.containerRows('WHERE id = ?', id)[0];
+  }
+
+  private containerRows(where: string, ...args: unknown[]): ContainerRow[] {
+    const rows = this.db.prepare(`SELECT id, name, image_id AS imageId, image_name AS imageName, command, driver, created_at AS createdAt, started_at AS startedAt, finished_at AS finishedAt, exit_code AS exitCode, pid, settings, paused, error FROM containers ${where}`).all(...args) as (Omit<ContainerRow, 'command' | 'paused'> & { command: string; paused: number })[];
+    return rows.map((r) => ({ ...r, command: JSON.parse(r.command) as string[], paused: r.paused !== 0 }));
   }
 
   deleteContainer(id: string): void {
     this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
+  }
+
+  // ---- volumes ----
+
+  /** Records a volume unless one of that name is recorded; true when this one was added. */
+  addVolume(row: VolumeRow): boolean {
+    const labels = row.labels === null ? null : JSON.stringify(row.labels);
+    const options = row.options === null ? null : JSON.stringify(row.options);
+    return this.db.prepare('INSERT OR IGNORE INTO volumes (name, driver, labels, options, anonymous, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(row.name, row.driver, labels, options, row.anonymous ? 1 : 0, row.createdAt).changes > 0;
+  }
+
+  volume(name: string): VolumeRow | undefined {
+    return this.volumeRows('WHERE name = ?', name)[0];
+  }
+
+  volumes(): VolumeRow[] {
+    return this.volumeRows('ORDER BY name');
+  }
+
+  private volumeRows(where: string, ...args: unknown[]): VolumeRow[] {
+    const rows = this.db.prepare(`SELECT name, driver, labels, options, anonymous, created_at AS createdAt FROM volumes ${where}`).all(...args) as { name: string; driver: string; labels: string | null; options: string | null; anonymous: number; createdAt: number }[];
+    const parse = (text: string | null): Record<string, string> | null => (text === null ? null : (JSON.parse(text) as Record<string, string>));
+    return rows.map((r) => ({ ...r, labels: parse(r.labels), options: parse(r.options), anonymous: r.anonymous !== 0 }));
+  }
+
+  deleteVolume(name: string): void {
+    this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
+  }
+
+  // ---- events ----
+
+  /** Records an event; now and then, forgets all but the last `keep`. */
+  addEvent(event: Omit<EventRow, 'seq'>, keep = 1000): void {
+    const seq = Number(this.db.prepare('INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (?, ?, ?, ?, ?)').run(String(event.timeNano), event.type, event.action, event.actor, JSON.stringify(event.attributes)).lastInsertRowid);
+    if (seq % 100 === 0) this.db.prepare('DELETE FROM events WHERE seq <= ?').run(seq - keep);
+  }
+
+  /** The events after `seq`, oldest first. */
+  eventsAfter(seq: number): EventRow[] {
+    const rows = this.db.prepare('SELECT seq, time_nano AS timeNano, type, action, actor, attributes FROM events WHERE seq > ? ORDER BY seq').all(seq) as { seq: number; timeNano: string; type: string; action: string; actor: string; attributes: string }[];
+    return rows.map((r) => ({ ...r, timeNano: BigInt(r.timeNano), attributes: JSON.parse(r.attributes) as Record<string, string> }));
+  }
+
+  /** The last `action` event of `actor`, if the store still has it. */
+  lastEvent(actor: string, action: string): EventRow | undefined {
+    const row = this.db.prepare('SELECT seq, time_nano AS timeNano, type, action, actor, attributes FROM events WHERE actor = ? AND action = ? ORDER BY seq DESC LIMIT 1').get(actor, action) as { seq: number; timeNano: string; type: string; action: string; actor: string; attributes: string } | undefined;
+    return row && { ...row, timeNano: BigInt(row.timeNano), attributes: JSON.parse(row.attributes) as Record<string, string> };
+  }
+
+  /** The last event's number (0 when none): a follower from now reads after it. */
+  lastEventSeq(): number {
+    return (this.db.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck().get() as number) ?? 0;
   }
 
   // ---- build cache ----

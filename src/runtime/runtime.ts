@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, constants, createWriteStream, existsSync, open as openCallback } from 'node:fs';
+import { closeSync, constants, existsSync, open as openCallback } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { guardUndo, shellQuote } from './guard.js';
+import { LogWriter, logFile } from './logs.js';
 import type { ConsoleSize } from './spec.js';
 
 const run = promisify(execFile);
@@ -57,19 +58,18 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
   const unguard = await guardUndo(removeContainerCommand(runtime, id));
   const child = spawnRuntime(runtime, bundle, id, spec, stdio);
   const write = stdio.output ?? ((stream: 'stdout' | 'stderr', chunk: Buffer) => process[stream].write(chunk));
-  // A kept container's output is also written to its bundle, for `kiln logs` (a terminal's to stdout),
-  // after what earlier runs of it wrote (a container started again).
-  const stdoutLog = stdio.keepLogs && child.stdout ? createWriteStream(logPath(bundle, 'stdout'), { flags: 'a' }) : undefined;
-  const stderrLog = stdio.keepLogs && child.stderr ? createWriteStream(logPath(bundle, 'stderr'), { flags: 'a' }) : undefined;
+  // A kept container's output is also written to its bundle's log, for `kiln logs` and attach (a
+  // terminal's as stdout), after what earlier runs of it wrote (a container started again).
+  const log = stdio.keepLogs ? new LogWriter(logFile(bundle)) : undefined;
   child.stdout?.on('data', (chunk: Buffer) => {
     write('stdout', chunk);
-    stdoutLog?.write(chunk);
+    log?.write('stdout', chunk);
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     if (stderr.length < 65536) stderr += chunk.toString();
     write('stderr', chunk);
-    stderrLog?.write(chunk);
+    log?.write('stderr', chunk);
   });
   const stopForwarding = forwardSignals(child);
   child.stdin?.on('error', () => undefined); // the process may exit without reading all of it
@@ -89,7 +89,7 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
       // The runtime's own messages went to a file, not into the terminal's stream: the log shows them.
       const runtimeErrors = await readFile(join(bundle, RUNTIME_ERRORS), 'utf8').catch(() => '');
       stderr += runtimeErrors;
-      stderrLog?.write(runtimeErrors);
+      if (runtimeErrors) log?.write('stderr', Buffer.from(runtimeErrors));
     }
     return exitCode(runtime, exit.code, exit.signal, stderr);
   } finally {
@@ -97,7 +97,7 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
     stopForwarding();
     if (feeding) await feeding.stop();
     child.stdin?.destroy();
-    for (const log of [stdoutLog, stderrLog]) if (log) await new Promise((resolve) => log.end(resolve));
+    await log?.close();
   }
 }
 
@@ -326,9 +326,4 @@ const STDIN_ONCE = 'stdin-once';
 export function stdinOf(bundle: string): BundleStdio['stdin'] {
   const fifo = stdinPipe(bundle);
   return existsSync(fifo) ? { fifo, once: existsSync(join(bundle, STDIN_ONCE)) } : 'ignore';
-}
-
-/** Where a kept container's output is logged. */
-export function logPath(bundle: string, stream: 'stdout' | 'stderr'): string {
-  return join(bundle, `${stream}.log`);
 }

@@ -40,9 +40,10 @@ export interface ProcessOptions {
   readonly user?: string;
   readonly workdir?: string;
   readonly hostname: string;
-  readonly network: 'none' | 'host';
-  /** `-v SRC:DST[:ro]` */
-  readonly volumes: readonly string[];
+  /** The host's network, a new one of its own (loopback only), or the network namespace at `path` (a container's on a network). */
+  readonly network: 'none' | 'host' | { readonly path: string };
+  /** Binds, volumes and tmpfs mounts, resolved by the caller (see engine/containers/mounts.ts). */
+  readonly mounts?: readonly OciMount[];
   /** `-t`: the process gets a pseudo-terminal (runc relays it to kiln's own terminal). */
   readonly tty?: boolean;
   /** The terminal's first size (`-t`), until a resize. */
@@ -77,7 +78,7 @@ export function capabilities(add: readonly string[] = [], drop: readonly string[
 }
 
 /** `--tmpfs PATH[:OPTIONS]` as a mount, with Docker's default options unless some are given. */
-function tmpfsMount(spec: string): Mount {
+function tmpfsMount(spec: string): OciMount {
   const colon = spec.indexOf(':');
   const destination = colon < 0 ? spec : spec.slice(0, colon);
   if (!destination.startsWith('/')) throw new KilnError('INVALID_ARGUMENT', `invalid --tmpfs ${JSON.stringify(spec)}: use --tmpfs /path[:options], an absolute path`);
@@ -182,11 +183,12 @@ export function withOverrides(env: readonly string[], overrides: readonly string
   return [...byKey.values()];
 }
 
-interface Mount {
-  destination: string;
-  type: string;
-  source: string;
-  options: string[];
+/** A mount in an OCI runtime spec. */
+export interface OciMount {
+  readonly destination: string;
+  readonly type: string;
+  readonly source: string;
+  readonly options: readonly string[];
 }
 
 export interface ConsoleSize {
@@ -197,14 +199,8 @@ export interface ConsoleSize {
 /** The OCI runtime spec (config.json) for a container, with Docker's defaults. */
 export async function runtimeSpec(config: ContainerConfig, rootfs: string, files: { hosts: string; resolvConf: string; hostname: string }, options: ProcessOptions): Promise<object> {
   const user = await resolveUser(rootfs, options.user ?? config.User ?? '');
-  const volumes: Mount[] = options.volumes.map((v) => {
-    const [source, destination, mode, extra] = v.split(':');
-    if (!source?.startsWith('/') || !destination?.startsWith('/') || extra !== undefined || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
-      throw new KilnError('INVALID_ARGUMENT', `invalid volume ${JSON.stringify(v)}: use -v /host/path:/container/path[:ro]`);
-    }
-    return { destination, type: 'bind', source, options: ['rbind', mode === 'ro' ? 'ro' : 'rw'] };
-  });
-  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(options.network === 'none' ? [{ type: 'network' }] : [])];
+  const { network } = options;
+  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(network === 'none' ? [{ type: 'network' }] : network === 'host' ? [] : [{ type: 'network', path: network.path }])];
   return {
     ociVersion: '1.0.2',
     process: {
@@ -230,7 +226,7 @@ export async function runtimeSpec(config: ContainerConfig, rootfs: string, files
       { destination: '/etc/hosts', type: 'bind', source: files.hosts, options: ['rbind', 'rprivate'] },
       { destination: '/etc/resolv.conf', type: 'bind', source: files.resolvConf, options: ['rbind', 'rprivate'] },
       { destination: '/etc/hostname', type: 'bind', source: files.hostname, options: ['rbind', 'rprivate'] },
-      ...volumes,
+      ...(options.mounts ?? []),
       ...(options.tmpfs ?? []).map(tmpfsMount),
     ],
     linux: {

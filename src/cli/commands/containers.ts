@@ -1,18 +1,23 @@
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
-import { CONTAINER_FILTERS, type LogSizes, commitContainer, containerChanges, containerIo, containerStdin, copyFromContainer, copyIntoContainer, execInContainer, exitCodeOf, exportContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logSizes, removeContainer, renameContainer, resizeContainer, startContainer, stopContainer, tailLines } from '../../engine/containers.js';
+import { CONTAINER_FILTERS, type ContainerSummary, type LogWrite, commitContainer, containerChanges, containerIo, containerStdin, copyFromContainer, copyIntoContainer, execInContainer, exportContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logOffset, logTime, pauseContainer, removeContainer, renameContainer, resizeContainer, startContainer, stopContainer, tailLines, timestamped, unpauseContainer, waitContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
-import { goTimeString, humanDuration, humanSize, sinceNow, truncateDisplay } from '../format/units.js';
+import { goTimeString, humanSize, sinceNow, truncateDisplay } from '../format/units.js';
 import { type Io, collect, parseBool, parseInteger, print, printRows, writeFileAtomically } from '../io.js';
 import { configuredDetachKeys } from '../../registry/credentials.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 
-const PS_HEADERS = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES' };
+const PS_HEADERS = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES', Labels: 'LABELS', State: 'STATE' };
+
+/** docker ps's PORTS: `0.0.0.0:8080->80/tcp` for a published port, `80/tcp` for one only exposed. */
+function portsText(container: ContainerSummary): string {
+  return container.Ports.map((p) => (p.PublicPort ? `${p.IP?.includes(':') ? `[${p.IP}]` : (p.IP ?? '')}:${p.PublicPort}->${p.PrivatePort}/${p.Type}` : `${p.PrivatePort}/${p.Type}`)).join(', ');
+}
 
 /**
  * Detach keys as docker takes them (`--detach-keys`, config.json's `detachKeys`): a comma-separated
@@ -44,8 +49,8 @@ interface AttachOptions {
   readonly detachKeys: Buffer;
   /** Without a terminal, signals kiln receives go to the container's process. */
   readonly sigProxy: boolean;
-  /** The output from these log sizes on (`start -a`), else from now. */
-  readonly from?: LogSizes;
+  /** The output from this offset of the log on (`start -a`), else from now. */
+  readonly from?: number;
 }
 
 /**
@@ -55,7 +60,7 @@ interface AttachOptions {
  * container's exit code.
  */
 async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, options: AttachOptions): Promise<number> {
-  const { tty, openStdin } = await containerIo(engine, id);
+  const { tty, openStdin } = containerIo(engine, id);
   const stdin = options.stdin && openStdin ? io.stdin : undefined;
   if (tty && stdin && stdin.isTTY !== true) throw new KilnError('INVALID_ARGUMENT', 'the input device is not a TTY');
   const { stdout } = io;
@@ -88,12 +93,12 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
     stdin.once('end', () => input.end());
   }
   try {
-    await followLogs(engine, id, (stream, data) => io[stream].write(data), { follow: true, stdout: true, stderr: true, ...(options.from ? { from: options.from } : { onlyNew: true }), signal: detach.signal });
+    await followLogs(engine, id, (stream, data) => io[stream].write(data), { follow: true, stdout: true, stderr: true, ...(options.from !== undefined ? { from: options.from } : { onlyNew: true }), signal: detach.signal });
     if (detach.signal.aborted) {
       io.stderr.write(`${tty ? '\r\n' : ''}read escape sequence\n`);
       return 1;
     }
-    return (await exitCodeOf(engine, id)) ?? 0;
+    return (await waitContainer(engine, id)) ?? 0;
   } finally {
     for (const signal of proxied) process.off(signal, forward);
     stdin?.off('data', onInput);
@@ -150,9 +155,9 @@ function eachContainer(ctx: CommandContext, names: readonly string[], act: (engi
 export function registerContainers(program: Command, ctx: CommandContext): void {
   const grouped = program.name() === 'container';
   (grouped ? program.command('ls').aliases(['ps', 'list']) : program.command('ps'))
-    .description('List containers (kiln runs them in the foreground, so they are listed once exited with -a)')
+    .description('List containers')
     .option('-a, --all', 'show all containers (default shows just running)')
-    .option('-f, --filter <filter>', 'filter output based on conditions provided (id, name, status, exited, ancestor, before, since)', collect)
+    .option('-f, --filter <filter>', 'filter output based on conditions provided (id, name, status, exited, ancestor, before, since, label, network, volume, health, publish, expose, is-task)', collect)
     .option('-n, --last <n>', 'show n last created containers (includes all states)', parseInteger)
     .option('-l, --latest', 'show the latest created container (includes all states)')
     .option('-q, --quiet', 'only display container IDs')
@@ -161,20 +166,18 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .action((options: { all?: boolean; filter?: string[]; last?: number; latest?: boolean; quiet?: boolean; trunc: boolean; format?: string }) =>
       withEngine(ctx, (engine) => {
         const last = options.latest ? 1 : options.last;
-        const rows = listContainers(engine, { all: options.all ?? false, filters: parseFilterFlags(options.filter ?? [], CONTAINER_FILTERS), ...(last !== undefined ? { last } : {}) })
-          .map((c) => {
-            const command = c.command.join(' ');
-            return {
-              ID: options.trunc ? c.id.slice(0, 12) : c.id,
-              Image: c.imageName,
-              Command: `"${options.trunc ? truncateDisplay(command, 20) : command}"`,
-              RunningFor: sinceNow(c.createdAt),
-              CreatedAt: goTimeString(c.createdAt),
-              Status: isRunning(c) ? `Up ${humanDuration(Date.now() - (c.startedAt ?? c.createdAt))}` : c.exitCode === null ? 'Created' : `Exited (${c.exitCode}) ${humanDuration(Date.now() - (c.finishedAt ?? c.createdAt))} ago`,
-              Ports: '',
-              Names: c.name,
-            };
-          });
+        const rows = listContainers(engine, { all: options.all ?? false, filters: parseFilterFlags(options.filter ?? [], CONTAINER_FILTERS), ...(last !== undefined ? { last } : {}) }).map((c) => ({
+          ID: options.trunc ? c.Id.slice(0, 12) : c.Id,
+          Image: c.Image,
+          Command: `"${options.trunc ? truncateDisplay(c.Command, 20) : c.Command}"`,
+          RunningFor: sinceNow(c.Created * 1000),
+          CreatedAt: goTimeString(c.Created * 1000),
+          Status: c.Status,
+          Ports: portsText(c),
+          Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
+          Labels: Object.entries(c.Labels).map(([k, v]) => `${k}=${v}`).join(','),
+          State: c.State,
+        }));
         const format = options.quiet ? '{{.ID}}' : (options.format ?? 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}');
         printRows(ctx.io, renderRows(format, PS_HEADERS, rows));
       }),
@@ -184,7 +187,23 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .description('Remove one or more containers')
     .argument('<CONTAINER...>')
     .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
-    .action((names: string[], options: { force?: boolean }) => eachContainer(ctx, names, (engine, name) => removeContainer(engine, name, options.force ?? false)));
+    .option('-v, --volumes', 'remove anonymous volumes associated with the container')
+    .action((names: string[], options: { force?: boolean; volumes?: boolean }) => eachContainer(ctx, names, (engine, name) => removeContainer(engine, name, options.force ?? false, options.volumes ?? false)));
+  for (const [verb, act, description] of [
+    ['pause', pauseContainer, 'Pause all processes within one or more containers'],
+    ['unpause', unpauseContainer, 'Unpause all processes within one or more containers'],
+  ] as const) {
+    program
+      .command(verb)
+      .description(description)
+      .argument('<CONTAINER...>')
+      .action((names: string[]) =>
+        eachContainer(ctx, names, async (engine, name) => {
+          await act(engine, name);
+          return name;
+        }),
+      );
+  }
   program
     .command('kill')
     .description('Kill one or more running containers')
@@ -226,8 +245,8 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
         const { runtime } = checkRuntimeFlags(flags);
         const detachKeys = await detachKeysFrom(flags.detachKeys);
         const { id } = findContainer(engine, names[0] ?? '');
-        // The logs' sizes before the start: the attach then misses nothing the process writes at once.
-        const from = await logSizes(engine, id);
+        // Where the log ends before the start: the attach then misses nothing the process writes at once.
+        const from = await logOffset(engine, id);
         await startContainer(engine, id, runtime);
         ctx.exitCode = await attach(engine, id, runtime, ctx.io, { stdin: flags.interactive ?? false, detachKeys, sigProxy: true, from });
       });
@@ -298,7 +317,7 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .action((names: string[]) =>
       eachContainer(ctx, names, async (engine, name) => {
         const { id } = findContainer(engine, name);
-        return String((await exitCodeOf(engine, id)) ?? 0);
+        return String((await waitContainer(engine, id)) ?? 0);
       }),
     );
   program
@@ -315,12 +334,17 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .description('Fetch the logs of a container')
     .argument('<CONTAINER>')
     .option('-f, --follow', 'follow log output (until the container exits)')
-    .option('-n, --tail <lines>', 'number of lines to show from the end of the logs (of each stream), or "all"', 'all')
-    .action((name: string, options: { follow?: boolean; tail: string }) =>
+    .option('-t, --timestamps', 'show timestamps')
+    .option('--since <time>', 'show logs since a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)')
+    .option('--until <time>', 'show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)')
+    .option('-n, --tail <lines>', 'number of lines to show from the end of the logs, or "all"', 'all')
+    .action((name: string, options: { follow?: boolean; timestamps?: boolean; since?: string; until?: string; tail: string }) =>
       withEngine(ctx, async (engine) => {
         const { id } = findContainer(engine, name);
         const tail = tailLines(options.tail);
-        await followLogs(engine, id, (stream, data) => ctx.io[stream].write(data), { follow: options.follow === true, stdout: true, stderr: true, ...(tail !== undefined ? { tail } : {}) });
+        const [since, until] = [logTime(options.since), logTime(options.until)];
+        const raw: LogWrite = (stream, data) => ctx.io[stream].write(data);
+        await followLogs(engine, id, options.timestamps ? timestamped(raw) : raw, { follow: options.follow === true, stdout: true, stderr: true, ...(tail !== undefined ? { tail } : {}), ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) });
       }),
     );
   program

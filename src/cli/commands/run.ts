@@ -1,35 +1,48 @@
 import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
 import { KilnError } from '../../errors.js';
+import { type ContainerRequest, SUPERVISE_COMMAND, createContainer, superviseContainer } from '../../engine/containers.js';
+import type { Engine } from '../../engine/engine.js';
 import { ensureImage, parsePullPolicy } from '../../engine/registry.js';
-import { SUPERVISE_COMMAND, runContainer, superviseContainer } from '../../engine/run.js';
+import { runContainer } from '../../engine/run.js';
+import { portBindings, parseLabels, parseMount } from '../container-flags.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { collect, print } from '../io.js';
 import { progressPrinter } from '../progress.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 import { INSECURE_HELP, type RegistryFlags, insecure } from './registry.js';
-import { readFile } from 'node:fs/promises';
 
-interface RunFlags extends RuntimeFlags, RegistryFlags {
+interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   pull: string;
   rm?: boolean;
-  detach?: boolean;
   tty?: boolean;
   name?: string;
   interactive?: boolean;
   env?: string[];
   envFile?: string[];
   volume?: string[];
+  mount?: string[];
+  publish?: string[];
+  publishAll?: boolean;
+  expose?: string[];
+  label?: string[];
   workdir?: string;
   user?: string;
   entrypoint?: string;
-  network: string;
+  network?: string;
+  networkAlias?: string[];
   hostname?: string;
+  domainname?: string;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
   readOnly?: boolean;
   capAdd?: string[];
   capDrop?: string[];
   privileged?: boolean;
   addHost?: string[];
   tmpfs?: string[];
+  stopSignal?: string;
 }
 
 /** Lines of an --env-file: KEY=value or KEY (taken from kiln's environment); # comments and blanks skipped. */
@@ -40,62 +53,100 @@ async function envFile(path: string): Promise<string[]> {
   return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 }
 
-export function registerRun(parent: Command, ctx: CommandContext): Command {
-  return addRuntimeFlags(parent.command('run'), 'the container')
-    .description('Create and run a new container from an image (in the foreground; --rm)')
+/** The flags `create` and `run` share, as docker's. */
+function addContainerFlags(command: Command): Command {
+  return addRuntimeFlags(command, 'the container')
     .argument('<IMAGE>')
     .argument('[COMMAND...]')
     .passThroughOptions()
-    .option('--rm', 'automatically remove the container when it exits')
-    .option('-d, --detach', 'run the container in the background and print its ID')
+    .option('--rm', 'automatically remove the container (and its anonymous volumes) when it exits')
     .option('--name <name>', 'assign a name to the container')
     .option('-i, --interactive', 'keep STDIN open')
     .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('-e, --env <KEY=value>', 'set environment variables', collect)
     .option('--env-file <file>', 'read in a file of environment variables', collect)
-    .option('-v, --volume <src:dst[:ro]>', 'bind mount a volume', collect)
+    .option('-l, --label <KEY=value>', 'set meta data on a container', collect)
+    .option('-v, --volume <[src:]dst[:mode]>', 'bind mount a host path (absolute src), or mount a named (src) or anonymous volume', collect)
+    .option('--mount <type=…,source=…,target=…>', 'attach a filesystem mount: type=bind|volume|tmpfs', collect)
+    .option('-p, --publish <[ip:][hostPort:]containerPort[/proto]>', "publish a container's port(s) to the host", collect)
+    .option('-P, --publish-all', 'publish all exposed ports to random host ports')
+    .option('--expose <port[/proto]>', 'expose a port or a range of ports', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <name|uid[:group|gid]>', 'username or UID')
     .option('--entrypoint <command>', 'overwrite the default ENTRYPOINT of the image')
-    .option('--network <mode>', 'network mode: none or host', 'host')
+    .option('--network <network>', 'connect a container to a network: bridge (the default), host, none, or a network\'s name')
+    .option('--network-alias <alias>', 'add a network-scoped alias for the container', collect)
     .option('--hostname <name>', 'container host name')
+    .option('--domainname <name>', 'container NIS domain name')
     .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (host:ip)', collect)
+    .option('--dns <ip>', 'set custom DNS servers', collect)
+    .option('--dns-search <domain>', 'set custom DNS search domains', collect)
+    .option('--dns-option <option>', 'set DNS options', collect)
     .option('--read-only', "mount the container's root filesystem as read only")
     .option('--tmpfs <path[:options]>', 'mount a tmpfs directory', collect)
     .option('--cap-add <capability>', 'add Linux capabilities', collect)
     .option('--cap-drop <capability>', 'drop Linux capabilities', collect)
     .option('--privileged', 'give extended privileges to this container (every capability; host devices are not passed in)')
+    .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
-    .option('--insecure-registry <host>', INSECURE_HELP, collect)
-    .action((image: string, command: string[], flags: RunFlags) =>
+    .option('--insecure-registry <host>', INSECURE_HELP, collect);
+}
+
+/** The request `create` and `run` make of their flags. */
+async function containerRequest(image: string, command: readonly string[], flags: ContainerFlags): Promise<ContainerRequest> {
+  const fileEnv = (await Promise.all((flags.envFile ?? []).map(envFile))).flat();
+  const network = flags.network;
+  return {
+    image,
+    cmd: command,
+    ...(flags.entrypoint !== undefined ? { entrypoint: [flags.entrypoint] } : {}),
+    env: [...fileEnv, ...(flags.env ?? [])],
+    labels: parseLabels(flags.label ?? []),
+    ...(flags.workdir ? { workdir: flags.workdir } : {}),
+    ...(flags.user ? { user: flags.user } : {}),
+    ...(flags.hostname ? { hostname: flags.hostname } : {}),
+    ...(flags.domainname ? { domainname: flags.domainname } : {}),
+    tty: flags.tty ?? false,
+    openStdin: flags.interactive ?? false,
+    binds: flags.volume ?? [],
+    mounts: (flags.mount ?? []).map(parseMount),
+    portBindings: portBindings(flags.publish ?? []),
+    publishAllPorts: flags.publishAll ?? false,
+    exposedPorts: flags.expose ?? [],
+    ...(network ? { networkMode: network } : {}),
+    ...(flags.networkAlias?.length ? { networks: { [network ?? 'bridge']: { aliases: flags.networkAlias } } } : {}),
+    extraHosts: flags.addHost ?? [],
+    dns: flags.dns ?? [],
+    dnsSearch: flags.dnsSearch ?? [],
+    dnsOptions: flags.dnsOption ?? [],
+    readOnly: flags.readOnly ?? false,
+    tmpfs: flags.tmpfs ?? [],
+    capAdd: flags.capAdd ?? [],
+    capDrop: flags.capDrop ?? [],
+    privileged: flags.privileged ?? false,
+    ...(flags.stopSignal ? { stopSignal: flags.stopSignal } : {}),
+    autoRemove: flags.rm ?? false,
+  };
+}
+
+/** The image for `create` or `run`, pulled first by the --pull policy, its progress on stderr (stdout is the container's). */
+async function imageReady(ctx: CommandContext, engine: Engine, image: string, flags: ContainerFlags): Promise<void> {
+  await ensureImage(engine, image, parsePullPolicy(flags.pull), { events: progressPrinter(ctx.io.stderr), insecureRegistries: insecure(flags) });
+}
+
+export function registerRun(parent: Command, ctx: CommandContext): Command {
+  return addContainerFlags(parent.command('run'))
+    .description('Create and run a new container from an image (in the foreground, or with -d under a kiln supervisor)')
+    .option('-d, --detach', 'run the container in the background and print its ID')
+    .action((image: string, command: string[], flags: ContainerFlags & { detach?: boolean }) =>
       withEngine(ctx, async (engine) => {
-        if (flags.network !== 'none' && flags.network !== 'host') throw new KilnError('INVALID_ARGUMENT', `network mode ${JSON.stringify(flags.network)} is not supported: use none or host`);
         if (flags.tty && !flags.detach && !ctx.io.stdin.isTTY) throw new KilnError('INVALID_ARGUMENT', 'the input device is not a TTY');
         const runtimeFlags = checkRuntimeFlags(flags);
-        const pull = parsePullPolicy(flags.pull);
-        const fileEnv = (await Promise.all((flags.envFile ?? []).map(envFile))).flat();
-        // As with docker run, what a pull prints goes to stderr: stdout is the container's.
-        await ensureImage(engine, image, pull, { events: progressPrinter(ctx.io.stderr), insecureRegistries: insecure(flags) });
-        const result = await runContainer(engine, image, {
-          cmd: command,
-          remove: flags.rm ?? false,
-          detach: flags.detach ?? false,
-          tty: flags.tty ?? false,
-          name: flags.name,
-          env: [...fileEnv, ...(flags.env ?? [])],
-          volumes: flags.volume ?? [],
-          workdir: flags.workdir,
-          user: flags.user,
-          entrypoint: flags.entrypoint,
-          network: flags.network,
-          hostname: flags.hostname,
-          extraHosts: flags.addHost ?? [],
-          readOnly: flags.readOnly ?? false,
-          tmpfs: flags.tmpfs ?? [],
-          capAdd: flags.capAdd ?? [],
-          capDrop: flags.capDrop ?? [],
-          privileged: flags.privileged ?? false,
+        await imageReady(ctx, engine, image, flags);
+        const result = await runContainer(engine, await containerRequest(image, command, flags), {
+          ...(flags.name !== undefined ? { name: flags.name } : {}),
           ...runtimeFlags,
+          detach: flags.detach ?? false,
           interactive: flags.interactive ?? false,
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
         });
@@ -105,14 +156,24 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
     );
 }
 
-/** The hidden command a detached container's supervisor process runs (see engine/run.ts). */
+export function registerCreate(parent: Command, ctx: CommandContext): Command {
+  return addContainerFlags(parent.command('create'))
+    .description('Create a new container (start runs it)')
+    .action((image: string, command: string[], flags: ContainerFlags) =>
+      withEngine(ctx, async (engine) => {
+        const runtimeFlags = checkRuntimeFlags(flags);
+        await imageReady(ctx, engine, image, flags);
+        const { id } = await createContainer(engine, await containerRequest(image, command, flags), { ...(flags.name !== undefined ? { name: flags.name } : {}), ...runtimeFlags, notice: (message) => ctx.io.stderr.write(`${message}\n`) });
+        print(ctx.io, id);
+      }),
+    );
+}
+
+/** The hidden command a detached container's supervisor process runs (see engine/containers/start.ts). */
 export function registerSupervisor(parent: Command, ctx: CommandContext): Command {
   return parent
     .command(SUPERVISE_COMMAND, { hidden: true })
     .argument('<id>')
     .argument('<runtime>')
-    .argument('<remove>')
-    .action((id: string, runtime: string, remove: string) =>
-      withEngine(ctx, (engine) => superviseContainer(engine, id, runtime === 'crun' ? 'crun' : 'runc', remove === 'rm')),
-    );
+    .action((id: string, runtime: string) => withEngine(ctx, (engine) => superviseContainer(engine, id, runtime === 'crun' ? 'crun' : 'runc')));
 }

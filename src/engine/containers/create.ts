@@ -1,0 +1,168 @@
+/**
+ * `docker create`: a container recorded with everything it was asked to be, on a writable snapshot of
+ * its image, ready for `start`. What Docker refuses at create (a missing image, a bad name, bad mounts,
+ * an unknown capability, no command) is refused here, before anything is made.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KilnError } from '../../errors.js';
+import { makeStdinPipe, type RuntimeName } from '../../runtime/runtime.js';
+import { type ConsoleSize, capabilities, commandLine } from '../../runtime/spec.js';
+import type { Driver } from '../../snapshot/snapshotter.js';
+import type { Engine } from '../engine.js';
+import { recordEvent } from '../events.js';
+import { DEFAULT_NETWORK_MODE, checkNetworkMode, parseExtraHost } from '../networks.js';
+import { openSnapshotter, unpackImage } from '../run.js';
+import { recordVolume } from '../volumes.js';
+import { type MountRequest, checkMountRequest, containerMounts, parseBind } from './mounts.js';
+import { type ContainerSettings, type MountSetting, type NetworkAttachment, type PortBinding, OWNER_FILE, checkNewContainerName, containerBundle, containerKey } from './records.js';
+
+/** What `create` (and `run`) is asked for: Docker's Config and HostConfig, the parts kiln applies. */
+export interface ContainerRequest {
+  readonly image: string;
+  readonly entrypoint?: readonly string[];
+  readonly cmd?: readonly string[];
+  readonly env?: readonly string[];
+  readonly user?: string;
+  readonly workdir?: string;
+  readonly hostname?: string;
+  readonly domainname?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly tty?: boolean;
+  readonly openStdin?: boolean;
+  readonly stdinOnce?: boolean;
+  readonly stopSignal?: string;
+  readonly exposedPorts?: readonly string[];
+  /** Config.Volumes: paths that get an anonymous volume (as the image's VOLUME). */
+  readonly volumes?: readonly string[];
+  readonly binds?: readonly string[];
+  readonly mounts?: readonly MountRequest[];
+  readonly tmpfs?: readonly string[];
+  readonly readOnly?: boolean;
+  readonly capAdd?: readonly string[];
+  readonly capDrop?: readonly string[];
+  readonly privileged?: boolean;
+  readonly extraHosts?: readonly string[];
+  readonly dns?: readonly string[];
+  readonly dnsSearch?: readonly string[];
+  readonly dnsOptions?: readonly string[];
+  readonly networkMode?: string;
+  readonly networks?: Readonly<Record<string, NetworkAttachment>>;
+  readonly portBindings?: Readonly<Record<string, readonly PortBinding[]>>;
+  readonly publishAllPorts?: boolean;
+  readonly autoRemove?: boolean;
+  readonly consoleSize?: ConsoleSize;
+  readonly restartPolicy?: string;
+}
+
+export interface CreateOptions {
+  /** The container's name; else a Docker-style one. */
+  readonly name?: string;
+  readonly runtime: RuntimeName;
+  readonly storageDriver?: Driver;
+  /** Tells the user something kiln decided for them (a storage driver fallback). */
+  readonly notice: (message: string) => void;
+}
+
+/** A port as Docker writes it: `80/tcp`, `53/udp` (tcp unless said). */
+export function normalizePort(port: string): string {
+  const match = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(port);
+  if (!match || Number(match[1]) < 1 || Number(match[1]) > 65535) throw new KilnError('INVALID_ARGUMENT', `invalid port ${JSON.stringify(port)}: use PORT[/tcp|udp]`);
+  return `${Number(match[1])}/${(match[2] ?? 'tcp').toLowerCase()}`;
+}
+
+const ADJECTIVES = ['brave', 'calm', 'eager', 'fervent', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'nifty', 'quirky', 'serene', 'vibrant', 'zealous'];
+const NAMES = ['babbage', 'curie', 'darwin', 'euclid', 'hopper', 'kepler', 'lovelace', 'noether', 'pascal', 'ritchie', 'tesla', 'turing'];
+
+/** A Docker-style random name (adjective_scientist) that no container has yet. */
+function containerName(engine: Engine): string {
+  const taken = new Set(engine.store.db.containers().map((c) => c.name));
+  for (;;) {
+    const pick = (list: readonly string[]): string => list[(randomBytes(1)[0] as number) % list.length] as string;
+    const name = `${pick(ADJECTIVES)}_${pick(NAMES)}`;
+    if (!taken.has(name)) return name;
+    if (taken.size > 100) return `${name}${randomBytes(2).readUInt16BE(0)}`;
+  }
+}
+
+/**
+ * Creates a container: checks the request, unpacks the image into layer snapshots (held by a lease
+ * until the record holds it), prepares the writable snapshot and the bundle, and records the container
+ * with its volumes in one transaction. Returns its ID and name.
+ */
+export async function createContainer(engine: Engine, request: ContainerRequest, options: CreateOptions): Promise<{ id: string; name: string }> {
+  if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln runs containers as root only (rootless containers are not supported yet)');
+  if (options.name !== undefined) checkNewContainerName(engine, options.name);
+  return engine.store.withLease(async (lease) => {
+    const row = engine.holdImage(lease, request.image);
+    const config = engine.store.configOf(row.id).config ?? {};
+    const id = randomBytes(32).toString('hex');
+    const entrypoint = request.entrypoint?.length === 1 && request.entrypoint[0] === '' ? [] : request.entrypoint;
+    const cmd = request.cmd ?? [];
+    const command = commandLine(config, { ...(entrypoint !== undefined ? { entrypoint: entrypoint[0] ?? '' } : {}), cmd: [...(entrypoint?.slice(1) ?? []), ...cmd] });
+    capabilities(request.capAdd, request.capDrop); // unknown names are refused now, not at start
+    for (const entry of request.extraHosts ?? []) parseExtraHost(entry);
+    const binds = (request.binds ?? []).map(parseBind);
+    const requested: MountSetting[] = [];
+    for (const mount of request.mounts ?? []) requested.push(await checkMountRequest(mount));
+    const mounts = containerMounts(binds, requested, [...Object.keys(config.Volumes ?? {}), ...(request.volumes ?? [])]);
+    // The docker CLI names the default network `default`.
+    const networkMode = !request.networkMode || request.networkMode === 'default' ? DEFAULT_NETWORK_MODE : request.networkMode;
+    const networks = checkNetworkMode(engine, networkMode, request.networks ?? {});
+    const portBindings = Object.fromEntries(Object.entries(request.portBindings ?? {}).map(([port, bindings]) => [normalizePort(port), bindings]));
+    const settings: ContainerSettings = {
+      image: request.image,
+      ...(entrypoint !== undefined ? { entrypoint } : {}),
+      cmd,
+      env: request.env ?? [],
+      ...(request.user ? { user: request.user } : {}),
+      ...(request.workdir ? { workdir: request.workdir } : {}),
+      hostname: request.hostname || id.slice(0, 12),
+      ...(request.domainname ? { domainname: request.domainname } : {}),
+      labels: { ...(config.Labels ?? {}), ...(request.labels ?? {}) },
+      tty: request.tty ?? false,
+      openStdin: request.openStdin ?? false,
+      stdinOnce: request.stdinOnce ?? false,
+      ...(request.stopSignal || config.StopSignal ? { stopSignal: request.stopSignal || config.StopSignal } : {}),
+      exposedPorts: [...new Set([...Object.keys(config.ExposedPorts ?? {}), ...(request.exposedPorts ?? []), ...Object.keys(portBindings)].map(normalizePort))],
+      binds: request.binds ?? [],
+      mounts,
+      tmpfs: request.tmpfs ?? [],
+      readOnly: request.readOnly ?? false,
+      capAdd: request.capAdd ?? [],
+      capDrop: request.capDrop ?? [],
+      privileged: request.privileged ?? false,
+      extraHosts: request.extraHosts ?? [],
+      dns: request.dns ?? [],
+      dnsSearch: request.dnsSearch ?? [],
+      dnsOptions: request.dnsOptions ?? [],
+      networkMode,
+      networks,
+      portBindings,
+      publishAllPorts: request.publishAllPorts ?? false,
+      autoRemove: request.autoRemove ?? false,
+      runtime: options.runtime,
+      ...(request.consoleSize ? { consoleSize: request.consoleSize } : {}),
+      restartPolicy: request.restartPolicy || 'no',
+    };
+    const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
+    const top = await unpackImage(engine, snapshots, row.id, request.image);
+    const bundle = containerBundle(engine, id);
+    await mkdir(join(bundle, 'rootfs'), { recursive: true });
+    // Who made this bundle: a kill before the record is written leaves it, and prune tells the dead from the living by this.
+    await writeFile(join(bundle, OWNER_FILE), String(process.pid));
+    await snapshots.prepare(containerKey(id), top);
+    if (settings.openStdin) await makeStdinPipe(bundle, settings.stdinOnce);
+    const name = engine.store.db.transaction(() => {
+      const chosen = options.name ?? containerName(engine);
+      checkNewContainerName(engine, chosen);
+      // Anonymous volumes get their names now; named ones are made if missing: all with the record.
+      const named = settings.mounts.map((mount) => (mount.type === 'volume' ? { ...mount, source: recordVolume(engine, { name: mount.source, anonymous: mount.source === '' }).name } : mount));
+      engine.store.db.addContainer({ id, name: chosen, imageId: row.id, imageName: request.image, command, driver: snapshots.driver, createdAt: Date.now(), settings: JSON.stringify({ ...settings, mounts: named }) });
+      return chosen;
+    });
+    recordEvent(engine, 'container', 'create', id, { image: request.image, name, ...settings.labels });
+    return { id, name };
+  });
+}
