@@ -17,12 +17,14 @@ import { type Engine } from '../engine/engine.js';
 import { importImage } from '../engine/import.js';
 import { type ProgressEvent, checkCredentials, pullAllTags, pullImage, pushImage, searchImages } from '../engine/registry.js';
 import { commitContainer, containerStatus } from '../engine/containers.js';
+import { volumesDiskUsage } from '../engine/volumes.js';
 import { API_VERSION, KILN_VERSION, MIN_API_VERSION, versionInfo } from '../engine/version.js';
 import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
 import { Containers } from './containers.js';
 import { EMPTY_BODY, Execs } from './exec.js';
+import { eventsRoute, networkRoutes, volumeRoutes } from './resources.js';
 import { MAX_JSON_BODY, authConfig, execStartCheck, filtersParameter, flag, headerJson, integer, jsonBody, readJsonBody } from './request.js';
 
 /** The newest API version kiln speaks, and the oldest it accepts in a path prefix. */
@@ -251,9 +253,9 @@ function systemRoutes(): [string, RegExp, Handler][] {
       });
       json(res, 201, { Id: id });
     }],
-    ['GET', /^\/system\/df$/, ({ engine, res }) => {
+    ['GET', /^\/system\/df$/, async ({ engine, res }) => {
       const usage = engine.diskUsage();
-      json(res, 200, { LayersSize: usage.LayersSize, Images: usage.Images.map((i) => i.summary), Containers: [], Volumes: [], BuildCache: [] });
+      json(res, 200, { LayersSize: usage.LayersSize, Images: usage.Images.map((i) => i.summary), Containers: [], Volumes: await volumesDiskUsage(engine), BuildCache: [] });
     }],
   ];
 }
@@ -288,8 +290,22 @@ function containerRoutes(containers: Containers, execs: Execs): [string, RegExp,
 }
 
 /** Routes by method and path (after the `/v1.NN` prefix); the first whose pattern matches serves. */
-function routes(build: BuildRoutes, containers: Containers, execs: Execs): [string, RegExp, Handler][] {
-  return [...systemRoutes(), ...imageRoutes(), ...containerRoutes(containers, execs), ['POST', /^\/build$/, (call) => buildRoute(call, build)]];
+function routes(build: BuildRoutes, containers: Containers, execs: Execs, stopping: AbortSignal): [string, RegExp, Handler][] {
+  return [
+    ...systemRoutes(),
+    ...imageRoutes(),
+    ...containerRoutes(containers, execs),
+    ...volumeRoutes(),
+    ...networkRoutes(),
+    ['GET', /^\/events$/, (call) => eventsRoute(call, stopping)],
+    ['POST', /^\/build$/, (call) => buildRoute(call, build)],
+    // kiln's build cache is its images (a step's result is an image it finds by the step's key): image
+    // prune takes what is unused, so there is no other cache for this to delete.
+    ['POST', /^\/build\/prune$/, ({ query, res }) => {
+      filtersParameter(query, ['until', 'id', 'parent', 'type', 'description', 'inuse', 'shared', 'private']);
+      json(res, 200, { CachesDeleted: null, SpaceReclaimed: 0 });
+    }],
+  ];
 }
 
 /** Where the API listens: a unix socket, or TCP (with TLS unless the caller insisted on plain). */
@@ -329,7 +345,7 @@ export async function serveApi(engine: Engine, options: ServeOptions): Promise<A
   const stopping = new AbortController();
   const containers = new Containers(options.build, stopping.signal);
   const execs = new Execs();
-  const table = routes(options.build, containers, execs);
+  const table = routes(options.build, containers, execs, stopping.signal);
   const tls = 'host' in options.listen ? options.listen.tls : undefined;
   /** Requests at work and open connections, which stopping waits for and ends. */
   const inFlight = new Set<Promise<void>>();

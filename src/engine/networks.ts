@@ -1,12 +1,15 @@
 /**
- * Container networks: the modes a container's network can take.
+ * Container networks: the modes a container's network can take, and the predefined networks `docker
+ * network` shows for them (host and none; kiln makes no networks of its own yet).
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { KilnError } from '../errors.js';
 import type { ContainerRow } from '../meta/db.js';
 import type { Engine } from './engine.js';
-import type { ContainerSettings, NetworkAttachment } from './containers/records.js';
+import { type Filters, booleanFilter, checkFilterKeys, matchLabels } from './filters.js';
+import { type ContainerSettings, type NetworkAttachment, isRunning, settingsOf } from './containers/records.js';
 
 /** `--add-host HOST:IP` (Docker takes HOST=IP too, and [IPv6]). */
 export function parseExtraHost(entry: string): { host: string; address: string } {
@@ -92,4 +95,95 @@ export function networkSettingsJson(_engine: Engine, _container: ContainerRow, s
     summary: { Networks: networks },
     ports: exposed,
   };
+}
+
+/** A network as the Engine API shows it (types.NetworkResource). */
+export interface NetworkInfo {
+  readonly Name: string;
+  readonly Id: string;
+  readonly Created: string;
+  readonly Scope: 'local';
+  readonly Driver: string;
+  readonly EnableIPv6: boolean;
+  readonly IPAM: { readonly Driver: string; readonly Options: null; readonly Config: readonly object[] };
+  readonly Internal: boolean;
+  readonly Attachable: boolean;
+  readonly Ingress: boolean;
+  readonly ConfigFrom: { readonly Network: string };
+  readonly ConfigOnly: boolean;
+  readonly Containers: Readonly<Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }>>;
+  readonly Options: Readonly<Record<string, string>>;
+  readonly Labels: Readonly<Record<string, string>>;
+}
+
+/** The networks every kiln has: a container's network mode names one of them. */
+const PREDEFINED = ['host', 'none'] as const;
+
+export const NETWORK_LIST_FILTERS = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'];
+
+/** A predefined network's ID: the same in every store and run, as a name's digest (Docker's are random). */
+function networkId(name: string): string {
+  return createHash('sha256').update(`kiln network ${name}`).digest('hex');
+}
+
+function networkInfo(engine: Engine, name: string, withContainers: boolean): NetworkInfo {
+  const containers: Record<string, NetworkInfo['Containers'][string]> = {};
+  if (withContainers) {
+    for (const row of engine.store.db.containers()) {
+      if (settingsOf(row).networkMode === name && isRunning(row)) containers[row.id] = { Name: row.name, EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' };
+    }
+  }
+  return {
+    Name: name,
+    Id: networkId(name),
+    Created: '0001-01-01T00:00:00Z',
+    Scope: 'local',
+    Driver: name === 'none' ? 'null' : name,
+    EnableIPv6: false,
+    IPAM: { Driver: 'default', Options: null, Config: [] },
+    Internal: false,
+    Attachable: false,
+    Ingress: false,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
+    Containers: containers,
+    Options: {},
+    Labels: {},
+  };
+}
+
+/** `docker network ls` (the list has no containers, as dockerd's has none), with its filters. */
+export function listNetworks(engine: Engine, filters: Filters = new Map()): NetworkInfo[] {
+  checkFilterKeys(filters, NETWORK_LIST_FILTERS);
+  const dangling = booleanFilter(filters, 'dangling');
+  const any = (key: string, test: (value: string) => boolean): boolean => (filters.get(key) ?? []).length === 0 || (filters.get(key) ?? []).some(test);
+  return PREDEFINED.map((name) => networkInfo(engine, name, false)).filter(
+    (network) =>
+      any('name', (v) => network.Name.includes(v)) &&
+      any('id', (v) => network.Id.startsWith(v)) &&
+      any('driver', (v) => v === network.Driver) &&
+      any('scope', (v) => v === 'local') &&
+      any('type', (v) => v === 'builtin') &&
+      matchLabels(network.Labels, filters.get('label') ?? []) &&
+      // Predefined networks are never dangling.
+      dangling !== true,
+  );
+}
+
+/** `docker network inspect`: by name, full ID or an ID's prefix. */
+export function inspectNetwork(engine: Engine, nameOrId: string): NetworkInfo {
+  const name = PREDEFINED.find((n) => n === nameOrId || (nameOrId.length > 0 && networkId(n).startsWith(nameOrId)));
+  if (!name) throw new KilnError('NOT_FOUND', `network ${nameOrId} not found`);
+  return networkInfo(engine, name, true);
+}
+
+/** `docker network create`: not yet kiln's (its containers run on the host's network or none). */
+export function createNetwork(name: string): never {
+  throw new KilnError('UNSUPPORTED', `network create ${name}: kiln has only the host and none networks; run containers with --network host or none`);
+}
+
+/** `docker network rm`: the predefined networks stay, as Docker's do. */
+export function removeNetwork(engine: Engine, nameOrId: string): never {
+  const { Name } = inspectNetwork(engine, nameOrId);
+  throw new KilnError('CONFLICT', `${Name} is a pre-defined network and cannot be removed`);
 }

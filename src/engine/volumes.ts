@@ -17,6 +17,7 @@ import { KilnError } from '../errors.js';
 import type { VolumeRow } from '../meta/db.js';
 import { resolveInRoot } from '../build/ops.js';
 import type { Engine } from './engine.js';
+import { recordEvent } from './events.js';
 import { type Filters, booleanFilter, checkFilterKeys, matchLabels } from './filters.js';
 import { type MountSetting, settingsOf } from './containers/records.js';
 
@@ -92,6 +93,7 @@ export function recordVolume(engine: Engine, request: VolumeRequest & { readonly
   const row: VolumeRow = { name, driver, labels: request.labels ?? null, options: request.options && Object.keys(request.options).length ? request.options : null, anonymous: request.anonymous ?? false, createdAt: Date.now() };
   db.addVolume(row);
   mkdirSync(volumePath(engine, name), { recursive: true, mode: 0o755 });
+  recordEvent(engine, 'volume', 'create', name, { driver });
   return row;
 }
 
@@ -150,6 +152,7 @@ function forgetVolumes(engine: Engine, names: readonly string[]): string[] {
   const aside: string[] = [];
   for (const name of names) {
     engine.store.db.deleteVolume(name);
+    recordEvent(engine, 'volume', 'destroy', name);
     const moved = join(volumesDir(engine), `.removed-${randomBytes(6).toString('hex')}`);
     try {
       renameSync(join(volumesDir(engine), name), moved);
@@ -222,10 +225,18 @@ export async function deleteLeftoverVolumeDirs(engine: Engine): Promise<void> {
   await deleteAside(await leftoverVolumeDirs(engine));
 }
 
-/** The bytes under a directory (du's apparent size, in bytes), 0 when it cannot be read. */
+/**
+ * The bytes of what is under a directory, as Docker counts a volume's size: every file and symlink
+ * once (hardlinks once), directories not; 0 when it cannot be read.
+ */
 async function diskUsage(dir: string): Promise<number> {
-  const { stdout } = await run('du', ['-s', '-b', dir]).catch(() => ({ stdout: '0' }));
-  return Number(stdout.split('\t')[0]) || 0;
+  const { stdout } = await run('find', [dir, '!', '-type', 'd', '-printf', '%i %s\n'], { maxBuffer: 1 << 30 }).catch(() => ({ stdout: '' }));
+  const sizes = new Map<string, number>();
+  for (const line of stdout.split('\n')) {
+    const [inode, size] = line.split(' ');
+    if (inode && size) sizes.set(inode, Number(size));
+  }
+  return [...sizes.values()].reduce((sum, size) => sum + size, 0);
 }
 
 /** `system df`'s volumes: each with how many containers use it and its size. */
