@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type ServeLab, startServeLab } from '../helpers/serve.js';
+import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
+import { isRoot } from '../helpers/paths.js';
+
+// The clients people use beside the image verbs: the docker CLI's container, volume, network and event
+// verbs, and the Python SDK, against kiln serve, with containers that really run (root, runc).
+const cannotRun = !isRoot
+  ? 'containers need root'
+  : spawnSync('sh', ['-c', 'command -v runc && command -v docker']).status !== 0
+    ? 'runc or the docker CLI is not installed (scripts/setup.sh installs them)'
+    : await fixturesUnavailable('busybox-docker20-save.tar');
+const noSdk = spawnSync('python3', ['-c', 'import docker']).status !== 0 ? 'the Python SDK is not installed (Debian python3-docker)' : undefined;
+
+describe('kiln serve: the docker CLI and the Python SDK drive containers, volumes, networks and events', { skip: cannotRun }, () => {
+  let lab: ServeLab | undefined;
+  let dir: string;
+  let socket: string;
+  const env = (): NodeJS.ProcessEnv => ({ ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'docker-config') });
+  /** Runs the docker CLI: its output and exit code, never throwing. */
+  const attempt = async (args: readonly string[]): Promise<{ stdout: string; stderr: string; code: number }> => {
+    const child = spawn('docker', [...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
+    return { stdout, stderr, code };
+  };
+  const docker = async (args: readonly string[]): Promise<string> => {
+    const result = await attempt(args);
+    if (result.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+    return result.stdout;
+  };
+
+  before(async () => {
+    lab = await startServeLab('kiln-clients-', async (labDir) => {
+      await mkdir(join(labDir, 'docker-config'));
+      return process.env;
+    });
+    ({ dir, socket } = lab);
+    await docker(['load', '-i', await fixture('busybox-docker20-save.tar')]);
+  });
+  after(async () => {
+    await lab?.stop();
+  });
+
+  it('creates a container with its labels before it starts; ps filters by label; pause, export, cp of the generated files, logs -t', async () => {
+    const id = (await docker(['create', '--name', 'web', '-l', 'app=shop', '-l', 'tier=front', 'busybox:lab', 'sh', '-c', 'echo ready; exec sleep 600'])).trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    assert.equal(await docker(['ps', '-a', '--filter', 'label=app=shop', '--format', '{{.Names}} {{.State}} {{.Label "tier"}}']), 'web created front\n');
+    assert.equal(await docker(['ps', '-a', '--filter', 'label=app=other', '-q']), '');
+    // What the Python SDK reads after a run: HostConfig.LogConfig; an unset FinishedAt is Go's zero time.
+    assert.equal(await docker(['inspect', '-f', '{{.HostConfig.LogConfig.Type}} {{.State.FinishedAt}} {{.State.Status}}', 'web']), 'json-file 0001-01-01T00:00:00Z created\n');
+    await docker(['start', 'web']);
+    assert.equal(await docker(['ps', '--filter', 'label=tier', '--format', '{{.Names}} {{.State}}']), 'web running\n');
+
+    await docker(['pause', 'web']);
+    assert.equal(await docker(['inspect', '-f', '{{.State.Status}} {{.State.Paused}}', 'web']), 'paused true\n');
+    assert.match(await docker(['ps', '--format', '{{.Status}}']), /\(Paused\)\n$/);
+    await docker(['unpause', 'web']);
+    assert.equal(await docker(['inspect', '-f', '{{.State.Status}} {{.State.Paused}}', 'web']), 'running false\n');
+
+    const exported = spawnSync('sh', ['-c', 'docker export web | tar -t'], { env: env(), encoding: 'utf8' });
+    assert.equal(exported.status, 0, exported.stderr);
+    assert.ok(exported.stdout.split('\n').includes('bin/busybox'), 'the export holds the container\'s files');
+    for (const file of ['/etc/hostname', '/etc/hosts', '/etc/resolv.conf']) {
+      const copied = spawnSync('sh', ['-c', `docker cp web:${file} - | tar -xO`], { env: env(), encoding: 'utf8' });
+      assert.equal(copied.status, 0, copied.stderr);
+      assert.notEqual(copied.stdout, '', `docker cp of ${file} has its content`);
+    }
+    assert.equal(spawnSync('sh', ['-c', 'docker cp web:/etc/hostname - | tar -xO'], { env: env(), encoding: 'utf8' }).stdout, `${id.slice(0, 12)}\n`);
+    assert.match(await docker(['logs', '-t', 'web']), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,9}Z ready\n$/);
+    await docker(['rm', '-f', 'web']);
+    assert.equal(await docker(['ps', '-aq']), '');
+  });
+
+  it('rm -f right after run -d removes the running container at once', async () => {
+    for (let i = 0; i < 5; i++) {
+      const id = (await docker(['run', '-d', 'busybox:lab', 'sleep', '600'])).trim();
+      const start = performance.now();
+      assert.equal(await docker(['rm', '-f', id]), `${id}\n`);
+      // It used to wait for the 30 s SIGKILL limit; the bound is loose for a loaded 2-core machine.
+      assert.ok(performance.now() - start < 10_000, `rm -f took ${Math.round(performance.now() - start)} ms`);
+    }
+    assert.equal(await docker(['ps', '-aq']), '');
+  });
+
+  it('keeps named volumes across containers; --mount volume and tmpfs; volume verbs; system df and prune --volumes', async () => {
+    assert.equal(await docker(['volume', 'create', '--label', 'team=data', 'shared']), 'shared\n');
+    assert.equal(await docker(['volume', 'ls', '-f', 'label=team=data', '--format', '{{.Name}} {{.Driver}}']), 'shared local\n');
+    assert.equal(await docker(['volume', 'inspect', '-f', '{{.Name}} {{.Scope}} {{.Labels}}', 'shared']), 'shared local map[team:data]\n');
+    await docker(['run', '--rm', '-v', 'shared:/data', 'busybox:lab', 'sh', '-c', 'echo kept > /data/file']);
+    assert.equal(await docker(['run', '--rm', '--mount', 'type=volume,src=shared,dst=/x,readonly', 'busybox:lab', 'cat', '/x/file']), 'kept\n');
+    // A volume new to a run is made for it, filled from the image's content at its path.
+    assert.match(await docker(['run', '--rm', '-v', 'etcvol:/etc', 'busybox:lab', 'ls', '/etc']), /\bpasswd\n/);
+    assert.match(await docker(['run', '--rm', '--mount', 'type=tmpfs,dst=/scratch', 'busybox:lab', 'grep', ' /scratch ', '/proc/mounts']), /^tmpfs \/scratch tmpfs /);
+
+    await docker(['create', '--name', 'holder', '-v', 'shared:/data', 'busybox:lab', 'true']);
+    const inUse = await attempt(['volume', 'rm', 'shared']);
+    assert.notEqual(inUse.code, 0);
+    assert.match(inUse.stderr, /volume is in use/);
+    assert.match(await docker(['system', 'df']), /\nLocal Volumes +2 +1 /);
+
+    const pruned = await docker(['system', 'prune', '-af', '--volumes']);
+    assert.match(pruned, /Deleted Containers:\n[0-9a-f]{64}\n/);
+    assert.match(pruned, /Deleted Volumes:\n(etcvol\nshared|shared\netcvol)\n/);
+    assert.equal(await docker(['volume', 'ls', '-q']), '');
+    assert.equal(await docker(['images', '-q']), '');
+    await docker(['load', '-i', await fixture('busybox-docker20-save.tar')]);
+  });
+
+  it('lists and inspects the predefined networks, and says why it cannot create one', async () => {
+    assert.equal(await docker(['network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}']), 'host host local\nnone null local\n');
+    assert.equal(await docker(['network', 'inspect', '-f', '{{.Name}} {{.Driver}}', 'host']), 'host host\n');
+    const created = await attempt(['network', 'create', 'app_default']);
+    assert.notEqual(created.code, 0);
+    assert.match(created.stderr, /kiln has only the host and none networks/);
+    const removed = await attempt(['network', 'rm', 'none']);
+    assert.match(removed.stderr, /none is a pre-defined network and cannot be removed/);
+    const missing = await attempt(['network', 'inspect', 'nope']);
+    assert.match(missing.stderr, /network nope not found/);
+  });
+
+  it('streams events, with since, until and filters', async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    await docker(['volume', 'create', 'evented']);
+    await docker(['volume', 'rm', 'evented']);
+    await docker(['run', '--name', 'once', 'busybox:lab', 'true']);
+    await docker(['rm', 'once']);
+    const until = String(Math.ceil(Date.now() / 1000) + 1);
+    const events = async (filter: string): Promise<string> => docker(['events', '--since', String(since), '--until', until, '--filter', filter, '--format', '{{.Type}} {{.Action}} {{.Actor.ID}}']);
+    assert.equal(await events('type=volume'), 'volume create evented\nvolume destroy evented\n');
+    const containerEvents = (await events('container=once')).trim().split('\n').map((line) => line.split(' ')[1]);
+    assert.deepEqual(containerEvents.filter((action) => action !== 'attach'), ['create', 'start', 'die', 'destroy']);
+
+    // Streaming: once the follower has shown an event it is connected, so the next one reaches it live.
+    const follower = spawn('docker', ['events', '--since', String(Math.floor(Date.now() / 1000) - 1), '--filter', 'type=volume', '--format', '{{.Action}} {{.Actor.ID}}'], { env: env(), stdio: ['ignore', 'pipe', 'inherit'] });
+    let seen = '';
+    const waitFor = (text: string): Promise<void> =>
+      new Promise((resolve) => {
+        const look = (): void => {
+          if (!seen.includes(text)) return;
+          follower.stdout.off('data', look);
+          resolve();
+        };
+        follower.stdout.on('data', look);
+        look();
+      });
+    follower.stdout.on('data', (chunk: Buffer) => (seen += chunk.toString()));
+    try {
+      await docker(['volume', 'create', 'first']);
+      await waitFor('create first\n');
+      await docker(['volume', 'create', 'second']);
+      await waitFor('create second\n');
+    } finally {
+      follower.kill();
+    }
+    await docker(['volume', 'rm', 'first', 'second']);
+  });
+
+  it('the Python SDK runs, lists by label, reads an archive, removes with force=True, and uses volumes, networks and events', { skip: noSdk }, () => {
+    const script = `
+import docker, json, sys, time
+client = docker.DockerClient(base_url='unix://' + sys.argv[1], version='1.41')
+out = {}
+since = int(time.time())
+out['attached'] = client.containers.run('busybox:lab', ['sh', '-c', 'echo hi'], remove=True).decode()
+detached = client.containers.run('busybox:lab', ['sleep', '600'], detach=True, labels={'sdk': 'yes'})
+out['listed'] = [c.id for c in client.containers.list(filters={'label': 'sdk=yes'})] == [detached.id]
+bits, stat = detached.get_archive('/etc/hostname')
+out['archive'] = [stat['name'], len(b''.join(bits)) > 0]
+detached.remove(force=True)
+out['after_remove'] = len(client.containers.list(all=True))
+volume = client.volumes.create('sdkvol', labels={'a': 'b'})
+out['volumes'] = [v.name for v in client.volumes.list(filters={'label': 'a=b'})]
+volume.remove()
+out['networks'] = sorted(n.name for n in client.networks.list())
+until = int(time.time()) + 1
+out['events'] = [(e['Type'], e['Action']) for e in client.events(since=since, until=until, decode=True, filters={'type': 'volume', 'volume': 'sdkvol'})]
+print(json.dumps(out))
+`;
+    const result = spawnSync('python3', ['-c', script, socket], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), {
+      attached: 'hi\n',
+      listed: true,
+      archive: ['hostname', true],
+      after_remove: 0,
+      volumes: ['sdkvol'],
+      networks: ['host', 'none'],
+      events: [
+        ['volume', 'create'],
+        ['volume', 'destroy'],
+      ],
+    });
+  });
+});
