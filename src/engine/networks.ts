@@ -179,7 +179,7 @@ export function inspectNetwork(engine: Engine, nameOrId: string): NetworkInfo {
 
 /** `docker network create`: not yet kiln's (its containers run on the host's network or none). */
 export function createNetwork(name: string): never {
-  throw new KilnError('UNSUPPORTED', `network create ${name}: kiln has only the host and none networks; run containers with --network host or none`);
+  throw new KilnError('UNSUPPORTED', `network create ${name}: kiln has only the host and none networks; run containers with --network host or none (compose: network_mode: host)`);
 }
 
 /** `docker network rm`: the predefined networks stay, as Docker's do. */

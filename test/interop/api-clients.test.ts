@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ServeLab, startServeLab } from '../helpers/serve.js';
@@ -198,5 +198,74 @@ print(json.dumps(out))
         ['volume', 'destroy'],
       ],
     });
+  });
+});
+
+const noCompose = cannotRun ?? (spawnSync('sh', ['-c', 'command -v docker-compose']).status !== 0 ? 'docker-compose is not installed (Debian docker-compose)' : undefined);
+
+describe('kiln serve: docker-compose builds, starts, lists, logs, execs, runs and takes down a project', { skip: noCompose }, () => {
+  let lab: ServeLab | undefined;
+  let project: string;
+  const env = (): NodeJS.ProcessEnv => ({ ...process.env, DOCKER_HOST: `unix://${lab?.socket ?? ''}`, DOCKER_CONFIG: join(lab?.dir ?? '', 'docker-config') });
+  const run = (tool: 'docker' | 'docker-compose', args: readonly string[]): Promise<{ stdout: string; stderr: string; code: number }> =>
+    new Promise((resolve) => {
+      const child = spawn(tool, [...args], { env: env(), cwd: project, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('close', (code) => resolve({ stdout, stderr, code: code ?? -1 }));
+    });
+  const ok = async (tool: 'docker' | 'docker-compose', args: readonly string[]): Promise<string> => {
+    const result = await run(tool, args);
+    if (result.code !== 0) throw new Error(`${tool} ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+    return result.stdout;
+  };
+
+  before(async () => {
+    lab = await startServeLab('kiln-compose-', async (labDir) => {
+      await mkdir(join(labDir, 'docker-config'));
+      return process.env;
+    });
+    project = join(lab.dir, 'shop');
+    await mkdir(join(project, 'web'), { recursive: true });
+    await writeFile(join(project, 'web', 'Dockerfile'), 'FROM busybox:lab\nRUN echo built > /built\nCMD ["sh", "-c", "echo web up; exec sleep 600"]\n');
+    // kiln has the host's network and none: the services share the host's.
+    await writeFile(
+      join(project, 'docker-compose.yml'),
+      'version: "3"\nservices:\n  web:\n    build: ./web\n    image: shop-web:1\n    network_mode: host\n    labels:\n      tier: front\n    volumes:\n      - data:/data\n  client:\n    image: busybox:lab\n    network_mode: host\n    command: ["sh", "-c", "echo client up; exec sleep 600"]\nvolumes:\n  data:\n',
+    );
+    await ok('docker', ['load', '-i', await fixture('busybox-docker20-save.tar')]);
+  });
+  after(async () => {
+    await lab?.stop();
+  });
+
+  it('up -d, ps, logs, exec, run --rm, down keeping the named volume, down -v', async () => {
+    await ok('docker-compose', ['up', '-d']);
+    assert.equal(await ok('docker', ['exec', 'shop_web_1', 'cat', '/built']), 'built\n');
+    const ps = await ok('docker-compose', ['ps']);
+    assert.match(ps, /\nshop_client_1 .* Up /);
+    assert.match(ps, /\nshop_web_1 .* Up /);
+    assert.equal(await ok('docker', ['ps', '--filter', 'label=com.docker.compose.project=shop', '--filter', 'label=tier=front', '--format', '{{.Names}}']), 'shop_web_1\n');
+    assert.match(await ok('docker-compose', ['logs', '--no-color', 'web']), /web_1 +\| web up\n/);
+    await ok('docker-compose', ['exec', '-T', 'web', 'sh', '-c', 'echo kept > /data/file']);
+    assert.equal(await ok('docker-compose', ['run', '--rm', 'client', 'echo', 'ran']), 'ran\n');
+
+    await ok('docker-compose', ['down']);
+    assert.equal(await ok('docker', ['ps', '-aq']), '');
+    assert.equal(await ok('docker', ['volume', 'ls', '-q']), 'shop_data\n');
+    await ok('docker-compose', ['up', '-d']);
+    assert.equal(await ok('docker-compose', ['exec', '-T', 'web', 'cat', '/data/file']), 'kept\n');
+    await ok('docker-compose', ['down', '-v']);
+    assert.equal(await ok('docker', ['ps', '-aq']), '');
+    assert.equal(await ok('docker', ['volume', 'ls', '-q']), '');
+  });
+
+  it('says why a project on compose\'s default network cannot start', async () => {
+    await writeFile(join(project, 'docker-compose.yml'), 'version: "3"\nservices:\n  web:\n    image: busybox:lab\n');
+    const up = await run('docker-compose', ['up', '-d']);
+    assert.notEqual(up.code, 0);
+    assert.match(up.stderr, /kiln has only the host and none networks; .*network_mode: host/);
   });
 });
