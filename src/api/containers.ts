@@ -8,7 +8,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { CONTAINER_FILTERS, type ContainerPathStat, type ContainerRequest, FOLLOW_MS, type FollowOptions, type LogWrite, type MountRequest, type WaitCondition, archiveContainerPath, containerChanges, containerIo, containerStatus, containerStdin, createContainer, exportContainer, extractToContainer, findContainer, followLogs, inspectContainer, killContainer, listContainers, logTime, pauseContainer, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines, timestamped, unpauseContainer, waitContainer } from '../engine/containers.js';
+import { CONTAINER_FILTERS, type ContainerPathStat, type ContainerRequest, FOLLOW_MS, type FollowOptions, type LogWrite, type MountRequest, type WaitCondition, archiveContainerPath, containerChanges, containerStats, containerIo, containerStatus, containerStdin, createContainer, exportContainer, extractToContainer, findContainer, followLogs, inspectContainer, killContainer, listContainers, logTime, pauseContainer, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines, topContainer, timestamped, unpauseContainer, waitContainer } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
@@ -306,6 +306,32 @@ export class Containers {
   async kill({ engine, params, query, res }: Call): Promise<void> {
     await killContainer(engine, params[0] ?? '', query.get('signal') || 'KILL');
     res.writeHead(204).end();
+  }
+
+  /** `docker top`: `ps_args` as the host's ps takes them. */
+  async top({ engine, params, query, res }: Call): Promise<void> {
+    const top = await topContainer(engine, params[0] ?? '', query.get('ps_args') || undefined);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(top));
+  }
+
+  /** `docker stats`: one JSON document, or one a line each second until the client goes (`stream`, the default). */
+  async stats({ engine, params, query, res }: Call): Promise<void> {
+    const gone = new AbortController();
+    const end = (): void => gone.abort();
+    res.once('close', end);
+    this.stopping.addEventListener('abort', end, { once: true });
+    try {
+      await containerStats(engine, params[0] ?? '', (stats) => {
+        if (!res.headersSent) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+        }
+        res.write(`${JSON.stringify(stats)}\n`);
+      }, { stream: flag(query, 'stream', true), oneShot: flag(query, 'one-shot'), signal: gone.signal });
+      res.end();
+    } finally {
+      res.off('close', end);
+      this.stopping.removeEventListener('abort', end);
+    }
   }
 
   async pause({ engine, params, res }: Call): Promise<void> {

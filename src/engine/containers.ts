@@ -13,3 +13,5 @@ export * from './containers/exec.js';
 export * from './containers/files.js';
 export * from './containers/inspect.js';
 export * from './containers/remove.js';
+export * from './containers/top.js';
+export * from './containers/stats.js';

@@ -74,6 +74,9 @@ describe('kiln serve: the docker CLI and the Python SDK drive containers, volume
       assert.notEqual(copied.stdout, '', `docker cp of ${file} has its content`);
     }
     assert.equal(spawnSync('sh', ['-c', 'docker cp web:/etc/hostname - | tar -xO'], { env: env(), encoding: 'utf8' }).stdout, `${id.slice(0, 12)}\n`);
+    const top = await docker(['top', 'web', '-o', 'pid,args']);
+    assert.match(top, /^ *PID +COMMAND\n *\d+ +sleep 600\n$/);
+    assert.match(await docker(['stats', '--no-stream', '--format', '{{.Name}} {{.PIDs}} {{.MemUsage}}', 'web']), /^web 1 [\d.]+[KMG]?i?B \/ [\d.]+[KMG]iB\n$/);
     assert.match(await docker(['logs', '-t', 'web']), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,9}Z ready\n$/);
     await docker(['rm', '-f', 'web']);
     assert.equal(await docker(['ps', '-aq']), '');
@@ -134,7 +137,7 @@ describe('kiln serve: the docker CLI and the Python SDK drive containers, volume
     await docker(['rm', 'once']);
     const until = String(Math.ceil(Date.now() / 1000) + 1);
     const events = async (filter: string): Promise<string> => docker(['events', '--since', String(since), '--until', until, '--filter', filter, '--format', '{{.Type}} {{.Action}} {{.Actor.ID}}']);
-    assert.equal(await events('type=volume'), 'volume create evented\nvolume destroy evented\n');
+    assert.equal(await events('volume=evented'), 'volume create evented\nvolume destroy evented\n');
     const containerEvents = (await events('container=once')).trim().split('\n').map((line) => line.split(' ')[1]);
     assert.deepEqual(containerEvents.filter((action) => action !== 'attach'), ['create', 'start', 'die', 'destroy']);
 
@@ -174,6 +177,10 @@ detached = client.containers.run('busybox:lab', ['sleep', '600'], detach=True, l
 out['listed'] = [c.id for c in client.containers.list(filters={'label': 'sdk=yes'})] == [detached.id]
 bits, stat = detached.get_archive('/etc/hostname')
 out['archive'] = [stat['name'], len(b''.join(bits)) > 0]
+top = detached.top()
+out['top'] = [top['Titles'][1], [p[-1] for p in top['Processes']]]
+stats = detached.stats(stream=False)
+out['stats'] = [stats['name'] == '/' + detached.name, stats['cpu_stats']['cpu_usage']['total_usage'] > 0, stats['memory_stats']['usage'] > 0, stats['pids_stats']['current']]
 detached.remove(force=True)
 out['after_remove'] = len(client.containers.list(all=True))
 volume = client.volumes.create('sdkvol', labels={'a': 'b'})
@@ -190,6 +197,8 @@ print(json.dumps(out))
       attached: 'hi\n',
       listed: true,
       archive: ['hostname', true],
+      top: ['PID', ['sleep 600']],
+      stats: [true, true, true, 1],
       after_remove: 0,
       volumes: ['sdkvol'],
       networks: ['host', 'none'],

@@ -32,7 +32,7 @@ export function parseSignal(value: string): string {
   throw new KilnError('INVALID_ARGUMENT', `Invalid signal: ${value}`);
 }
 
-function notRunning(container: ContainerRow): KilnError {
+export function notRunning(container: ContainerRow): KilnError {
   return new KilnError('CONFLICT', `Container ${container.id} is not running`);
 }
 
