@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KilnError, isKilnError, storeWriteError } from '../errors.js';
+import { scratchName, scratchOwner } from '../content/store.js';
+import { processAlive } from '../gc/gc.js';
 import type { WhiteoutMode } from '../layer/apply.js';
 import type { MetaDb, SnapshotRow } from '../meta/db.js';
 
@@ -193,7 +195,8 @@ export async function detectDriver(storeRoot: string): Promise<Driver> {
   const recorded = join(storeRoot, 'storage-driver');
   const known = (await readFile(recorded, 'utf8').catch(() => '')).trim();
   if (known === 'overlay' || known === 'vfs') return known;
-  for (const stale of (await readdir(storeRoot)).filter((n) => n.startsWith('overlay-probe-'))) {
+  // Another kiln starting on the same new store may be probing beside us: only a dead process's probe is stale.
+  for (const stale of (await readdir(storeRoot)).filter((n) => n.startsWith('overlay-probe-') && !probeOwnerLives(n))) {
     await unmountStale(join(storeRoot, stale, 'm'));
     await rm(join(storeRoot, stale), { recursive: true, force: true });
   }
@@ -204,8 +207,15 @@ export async function detectDriver(storeRoot: string): Promise<Driver> {
   return driver;
 }
 
+/** A probe's directory names its process (see {@link scratchName}); one from before that is anyone's, so stale. */
+function probeOwnerLives(name: string): boolean {
+  const owner = scratchOwner(name);
+  return owner !== undefined && (owner === process.pid || processAlive(owner));
+}
+
 async function probeOverlay(storeRoot: string): Promise<Driver> {
-  const dir = await mkdtemp(join(storeRoot, 'overlay-probe-'));
+  const dir = join(storeRoot, scratchName('overlay-probe'));
+  await mkdir(dir);
   try {
     for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d));
     await run('mount', ['-t', 'overlay', 'overlay', '-o', 'lowerdir=l,upperdir=u,workdir=w', 'm'], { cwd: dir });

@@ -16,6 +16,17 @@ describe('snapshots', { skip: !isRoot && 'mounting needs root' }, () => {
     assert.equal(await detectDriver(await tempDir()), 'overlay');
   });
 
+  it('a probe another live kiln is making on a new store is left alone; a dead one\'s, or an unnamed one, is removed', async () => {
+    const root = await tempDir();
+    // The parent of this test process lives; pid 2^22 + 1 is beyond Linux's pid_max, so nobody's.
+    const live = `overlay-probe-${process.ppid}-0123abcd`;
+    const dead = `overlay-probe-${(1 << 22) + 1}-0123abcd`;
+    const old = 'overlay-probe-Xy12Zw';
+    for (const name of [live, dead, old]) await mkdir(join(root, name, 'm'), { recursive: true });
+    assert.equal(await detectDriver(root), 'overlay');
+    assert.deepEqual((await readdir(root)).filter((n) => n.startsWith('overlay-probe-')), [live]);
+  });
+
   for (const driver of ['overlay', 'vfs'] as const) {
     it(`${driver}: a chain of 130 layers mounts with every layer visible (overlay options stay short)`, async () => {
       const snapshots = await newSnapshotter(driver);
