@@ -15,7 +15,7 @@ import { autoDecompress } from '../layer/compression.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
 import { type RuntimeName, runBundle } from '../runtime/runtime.js';
-import { resolveUser, runtimeSpec } from '../runtime/spec.js';
+import { resolveOwner, runtimeSpec } from '../runtime/spec.js';
 import type { ContextEntry } from './context.js';
 import type { Operation, ResolvedMount } from './plan.js';
 
@@ -95,14 +95,9 @@ async function forStep<T>(what: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** `--chown=user:group` resolved through the image's own /etc/passwd and /etc/group. */
-async function owner(rootfs: string, chownSpec: string | undefined, what: string): Promise<{ uid: number; gid: number } | undefined> {
-  if (chownSpec === undefined) return undefined;
-  const [user = '', group] = chownSpec.split(':');
-  const resolved = await forStep(what, () => resolveUser(rootfs, group === undefined ? user : `${user}:${group}`));
-  // `--chown=1000` without a group: gid = uid when the user is not in passwd (Docker's rule).
-  const gid = group === undefined && /^\d+$/.test(user) && resolved.gid === 0 ? resolved.uid : resolved.gid;
-  return { uid: resolved.uid, gid };
+/** `--chown=user:group` (or WORKDIR's USER) resolved through the image's own /etc/passwd and /etc/group, as BuildKit does. */
+async function owner(rootfs: string, spec: string | undefined, what: string): Promise<{ uid: number; gid: number } | undefined> {
+  return spec === undefined ? undefined : forStep(what, () => resolveOwner(rootfs, spec));
 }
 
 /** A directory on disk as a SourceTree (another stage's or image's mounted root filesystem). */
@@ -301,9 +296,9 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
   await applyLayer(hostDir, writeTar(entries), { whiteouts: 'delete', what });
 }
 
-/** WORKDIR: the directory exists afterwards (created root-owned, as Docker does). */
-export async function runMkdir(op: Extract<Operation, { kind: 'mkdir' }>, rootfs: string): Promise<void> {
-  await makeDirectories(rootfs, op.path, { uid: 0, gid: 0 });
+/** WORKDIR: the directory exists afterwards; those it makes are the USER's, as BuildKit makes them. */
+export async function runMkdir(op: Extract<Operation, { kind: 'mkdir' }>, rootfs: string, what: string): Promise<void> {
+  await makeDirectories(rootfs, op.path, (await owner(rootfs, op.user === '' ? undefined : op.user, what)) ?? { uid: 0, gid: 0 });
 }
 
 export interface ExecInput {
@@ -379,13 +374,14 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     workdir: op.cwd,
     hostname,
     network: op.network === 'none' ? 'none' : 'host',
-  }))) as { mounts: object[] };
+  }))) as { mounts: object[]; process: { user: { uid: number; gid: number } } };
   spec.mounts.push(...extraMounts);
   // The owner's pid in the ID: after a kill -9 of kiln, prune finds the runtime containers it left.
   const id = `${BUILD_CONTAINER_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`;
   let exitCode: number;
   try {
-    await makeDirectories(rootfs, op.cwd, { uid: 0, gid: 0 });
+    // A working directory the image lacks is made for the command's user, as BuildKit's executor does.
+    await makeDirectories(rootfs, op.cwd, { uid: spec.process.user.uid, gid: spec.process.user.gid });
     exitCode = await runBundle(input.runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: false, output: input.output });
   } finally {
     for (const path of created) {

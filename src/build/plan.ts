@@ -13,6 +13,7 @@ import { expandWord } from '../dockerfile/shell.js';
 import type { ContainerConfig, HealthConfig, ImageConfig } from '../oci/types.js';
 import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 import { NAME_MAX, PATH_MAX } from '../layer/apply.js';
+import { goList, goPortSet, goQuotedList, healthcheckLine } from './history.js';
 
 export interface Platform {
   readonly os: string;
@@ -78,7 +79,8 @@ export type Operation =
       readonly checksum?: string;
       readonly excludes: readonly string[];
     }
-  | { readonly kind: 'mkdir'; readonly path: string };
+  /** WORKDIR: the directories it makes are the user's (USER, resolved in the image as BuildKit's chown is). */
+  | { readonly kind: 'mkdir'; readonly path: string; readonly user: string };
 
 /** An instruction that changes only the config (ENV, LABEL, CMD, ...): a history entry, no layer. */
 export interface ConfigChange {
@@ -86,7 +88,8 @@ export interface ConfigChange {
   readonly location: Location;
   /** `[stage 2/5] LABEL a=b` style label for progress. */
   readonly name: string;
-  readonly createdBy: string;
+  /** Its history line; none for ONBUILD, which BuildKit does not record. */
+  readonly createdBy?: string;
 }
 
 /**
@@ -104,7 +107,8 @@ export interface Step {
   readonly preceding: readonly ConfigChange[];
   readonly config: ContainerConfig;
   readonly author?: string;
-  readonly createdBy: string;
+  /** Its history line; none for ONBUILD, or for a stage of only a FROM given `--label`. */
+  readonly createdBy?: string;
   readonly operation?: Operation;
   /** Everything besides the parent image and file contents that decides this step's result. */
   readonly cacheDescriptor: string;
@@ -223,6 +227,17 @@ function exposedPorts(value: string, location: Location): string[] {
 
 /** Config fields that instructions add entries to. */
 type GrowingField = 'Labels' | 'ExposedPorts' | 'Volumes';
+const GROWING_FIELDS: ReadonlySet<string> = new Set<GrowingField>(['Labels', 'ExposedPorts', 'Volumes']);
+
+/** Strings in the order of their UTF-8 bytes, as Go sorts a map's keys when it writes JSON. */
+function byteOrder(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** An object with its keys in Go's order: BuildKit's maps (labels, ports, volumes) are written sorted. */
+function sortedKeys<T>(object: Readonly<Record<string, T>>): Record<string, T> {
+  return Object.fromEntries(Object.entries(object).sort(([a], [b]) => byteOrder(a, b)));
+}
 
 /**
  * The container config while one stage is planned. Instructions change it in place, in time linear in
@@ -293,7 +308,8 @@ class StageConfig {
       const grown = this.growing.get(key as GrowingField);
       if (key === 'Env' && this.envChanged) config[key] = [...this.env].map(([k, v]) => `${k}=${v}`);
       else if (key === 'OnBuild' && this.onBuild) config[key] = [...this.onBuild];
-      else config[key] = grown ? Object.fromEntries(grown) : value;
+      else if (grown) config[key] = sortedKeys(Object.fromEntries(grown));
+      else config[key] = GROWING_FIELDS.has(key) && value !== null && typeof value === 'object' ? sortedKeys(value as Record<string, unknown>) : value;
     }
     return config;
   }
@@ -338,7 +354,17 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     const names = stages.flatMap((s) => (s.name ? [s.name] : []));
     throw new KilnError('INVALID_ARGUMENT', `target stage ${JSON.stringify(options.target)} could not be found in ${dockerfile.file}${names.length ? ` (stages: ${names.join(', ')})` : ''}`);
   }
-  type PlannedStage = StagePlan & { finalConfig: ContainerConfig; finalImage: { readonly author?: string }; historyBytes: number };
+  /**
+   * A stage as the stages built on it see it: its config, and (as BuildKit passes a stage's state on)
+   * the environment its RUNs saw, ARG values included, and the ARGs it declared.
+   */
+  type PlannedStage = StagePlan & {
+    finalConfig: ContainerConfig;
+    finalImage: { readonly author?: string };
+    historyBytes: number;
+    finalRunEnv: ReadonlyMap<string, string>;
+    finalArgs: ReadonlyMap<string, string | undefined>;
+  };
   const plans = new Map<number, PlannedStage>();
 
   const planStage = (stage: Stage): PlannedStage => {
@@ -351,10 +377,12 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     let image: { readonly author?: string };
     /** What the base's history adds to the size of every config of the stage. */
     let history: number;
+    let parentStage: Pick<PlannedStage, 'finalRunEnv' | 'finalArgs'> | undefined;
     const fromStage = stageNamed(stages, baseName, stage.index);
     if (baseName.toLowerCase() === 'scratch') {
       base = { kind: 'scratch' };
-      config = {};
+      // BuildKit's empty image: the root as working directory, and the default PATH.
+      config = { Env: [DEFAULT_PATH], WorkingDir: '/' };
       image = {};
       history = 0;
     } else if (fromStage !== undefined) {
@@ -364,6 +392,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
       config = parent.finalConfig;
       image = parent.finalImage;
       history = parent.historyBytes;
+      parentStage = parent;
     } else {
       base = { kind: 'image', ref: baseName };
       const baseImage = baseConfig(baseName);
@@ -382,12 +411,18 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     const triggers = base.kind === 'scratch' || options.changesOnly ? [] : (config.OnBuild ?? []).map((t) => parseTrigger(t, `${dockerfile.file} (ONBUILD of ${baseName})`));
     if (triggers.length > 0 || (config.OnBuild && !options.changesOnly)) config = { ...config, OnBuild: null };
 
-    // Docker gives every stage a PATH when its base has none.
-    if (!options.changesOnly && !(config.Env ?? []).some((e) => e.startsWith('PATH='))) config = { ...config, Env: [DEFAULT_PATH, ...(config.Env ?? [])] };
+    // Docker gives every stage a PATH when its base has none (BuildKit adds it last).
+    if (!options.changesOnly && !(config.Env ?? []).some((e) => e.startsWith('PATH='))) config = { ...config, Env: [...(config.Env ?? []), DEFAULT_PATH] };
     const current = new StageConfig(config);
-    const env = current.env;
-    const args = new Map<string, string | undefined>();
-    const lookup = (name: string): string | undefined => (env.has(name) ? env.get(name) : args.get(name));
+    /**
+     * The environment RUN sees and words expand with, as BuildKit keeps it: ENV and ARG values, the later
+     * one winning (an ARG after an ENV of the same name overrides it here, not in the image's Env). A stage
+     * on another starts from that one's, with its image's Env over it.
+     */
+    const runEnv = new Map<string, string>([...(parentStage?.finalRunEnv ?? []), ...current.env]);
+    /** The ARGs in scope, in the order first declared (a stage on another inherits its), with their values. */
+    const args = new Map<string, string | undefined>(parentStage?.finalArgs ?? []);
+    const lookup = (name: string): string | undefined => runEnv.get(name);
     let shell: readonly string[] = config.Shell ?? DEFAULT_SHELL;
     let cmdSet = false;
     let author = image.author;
@@ -400,7 +435,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     const stageLabel = stage.name ?? `stage-${stage.index}`;
     const shown = (location: Location): Location => ({ file: location.file, startLine: location.startLine, endLine: location.endLine, original: shownInstruction(location.original) });
     /** Makes a step of an instruction and the config-only ones before it, with the config as it is now. */
-    const addStep = (location: Location, name: string, createdBy: string, operation: Operation | undefined, extra: unknown): void => {
+    const addStep = (location: Location, name: string, createdBy: string | undefined, operation: Operation | undefined, extra: unknown): void => {
       const stepConfig = current.snapshot();
       const before = preceding.map((change) => ({ ...change, location: shown(change.location) }));
       steps.push({
@@ -419,10 +454,9 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     for (const [position, instruction] of instructions.entries()) {
       const expand = expander(instruction, escape, lookup);
       const label = `[${stageLabel} ${position + 1}/${total}] ${shownInstruction(instruction.original)}`;
-      let createdBy = instruction.original;
+      let createdBy: string | undefined = instruction.original;
       let operation: Operation | undefined;
       let extra: unknown;
-      const runArgs = (): string[] => [...args].flatMap(([k, v]) => (v === undefined || env.has(k) ? [] : [`${k}=${v}`]));
       const workingDir = current.get('WorkingDir') || '/';
       switch (instruction.kind) {
         case 'arg':
@@ -432,13 +466,18 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             const inherited = globals.get(arg.name);
             const value = given ?? (arg.defaultValue !== undefined ? expand(arg.defaultValue) : inherited);
             args.set(arg.name, value);
+            if (value !== undefined) runEnv.set(arg.name, value);
           }
-          createdBy = `ARG ${instruction.args.map((a) => (a.defaultValue !== undefined ? `${a.name}=${a.defaultValue}` : a.name)).join(' ')}`;
+          // The ARGs as written, defaults expanded (BuildKit records neither a build argument nor a global's value).
+          createdBy = `ARG ${instruction.args.map((a) => (a.defaultValue !== undefined ? `${a.name}=${expand(a.defaultValue)}` : a.name)).join(' ')}`;
           break;
         case 'env': {
           const pairs = instruction.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
           refuseNul(instruction, 'an ENV name or value', pairs.flat());
-          for (const [key, value] of pairs) current.setEnv(key, value);
+          for (const [key, value] of pairs) {
+            current.setEnv(key, value);
+            runEnv.set(key, value);
+          }
           createdBy = `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`;
           break;
         }
@@ -456,7 +495,8 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           const path = posix.resolve(workingDir, expand(instruction.value));
           refusePaths(instruction, 'the WORKDIR path', [path]);
           current.set('WorkingDir', path);
-          operation = { kind: 'mkdir', path };
+          // BuildKit makes the directory (a layer, if an empty one) unless it is the root.
+          if (path !== '/') operation = { kind: 'mkdir', path, user: current.get('User') ?? '' };
           createdBy = `WORKDIR ${path}`;
           break;
         }
@@ -474,30 +514,31 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           break;
         }
         case 'expose': {
-          const ports = instruction.values.flatMap((v) => exposedPorts(expand(v), instruction));
+          // BuildKit sorts the words as written, before it expands them.
+          const ports = [...instruction.values].sort(byteOrder).flatMap((v) => exposedPorts(expand(v), instruction));
           current.add('ExposedPorts', ports.map((p) => [p, {}] as const));
-          createdBy = `EXPOSE ${ports.join(' ')}`;
+          createdBy = `EXPOSE ${goPortSet(ports)}`;
           break;
         }
         case 'volume': {
-          const volumes = instruction.values.map(expand);
-          if (volumes.some((v) => v.trim() === '')) throw instructionError(instruction, 'VOLUME specified can not be an empty string');
+          const volumes = instruction.values.map((v) => expand(v).trim());
+          if (volumes.some((v) => v === '')) throw instructionError(instruction, 'VOLUME specified can not be an empty string');
           refusePaths(instruction, 'a VOLUME path', volumes);
           current.add('Volumes', volumes.map((v) => [v, {}] as const));
-          createdBy = `VOLUME [${volumes.map((v) => JSON.stringify(v)).join(', ')}]`;
+          createdBy = `VOLUME ${goList(volumes)}`;
           break;
         }
         case 'shell':
           shell = instruction.args;
           current.set('Shell', [...shell]);
-          createdBy = `SHELL ${JSON.stringify(shell)}`;
+          createdBy = `SHELL ${goList(shell)}`;
           break;
         case 'cmd': {
           const cmd = shellCommand(instruction.command, shell);
           refuseNul(instruction, 'the CMD command', cmd);
           current.set('Cmd', cmd);
           cmdSet = true;
-          createdBy = `CMD ${JSON.stringify(cmd)}`;
+          createdBy = `CMD ${goQuotedList(cmd)}`;
           break;
         }
         case 'entrypoint': {
@@ -505,7 +546,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           refuseNul(instruction, 'the ENTRYPOINT command', entrypoint);
           current.set('Entrypoint', entrypoint);
           if (!cmdSet) current.set('Cmd', null);
-          createdBy = `ENTRYPOINT ${JSON.stringify(entrypoint)}`;
+          createdBy = `ENTRYPOINT ${goQuotedList(entrypoint)}`;
           break;
         }
         case 'healthcheck': {
@@ -525,12 +566,12 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             };
           }
           current.set('Healthcheck', health);
-          createdBy = `HEALTHCHECK ${JSON.stringify(health)}`;
+          createdBy = healthcheckLine(health);
           break;
         }
         case 'onbuild':
           current.addOnBuild(instruction.trigger);
-          createdBy = `ONBUILD ${instruction.trigger}`;
+          createdBy = undefined;
           break;
         case 'run': {
           const scripts: InlineFile[] = [];
@@ -571,15 +612,16 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             refuseNul(instruction, 'a --mount source or id', [...(source !== undefined ? [source] : []), ...(mount.id !== undefined ? [mount.id] : [])]);
             return { ...mount, target, ...(source !== undefined ? { source } : {}), ...(fromSource ? { fromSource } : {}) };
           });
-          const buildArgs = runArgs();
+          // BuildKit's history line names every ARG in scope, valued as the command sees it ('' when unset).
+          const buildArgs = [...args.keys()].map((k) => `${k}=${runEnv.get(k) ?? ''}`);
           const network = instruction.network ?? 'default';
           const user = current.get('User') ?? '';
-          const runEnv = [...[...env].map(([k, v]) => `${k}=${v}`), ...buildArgs];
+          const environment = [...runEnv].map(([k, v]) => `${k}=${v}`);
           refuseNul(instruction, 'the RUN command', argv);
-          refuseNul(instruction, 'the environment of RUN (its ENV and ARG values)', runEnv);
+          refuseNul(instruction, 'the environment of RUN (its ENV and ARG values)', environment);
           refuseNul(instruction, 'the user of RUN', [user]);
           refusePaths(instruction, 'the working directory of RUN', [workingDir]);
-          operation = { kind: 'exec', args: argv, env: runEnv, user, cwd: workingDir, network, mounts, scripts };
+          operation = { kind: 'exec', args: argv, env: environment, user, cwd: workingDir, network, mounts, scripts };
           createdBy = `RUN ${buildArgs.length > 0 ? `|${buildArgs.length} ${buildArgs.join(' ')} ` : ''}${argv.join(' ')}`;
           // Proxy args reach RUN's environment but neither history nor the cache key (Docker's rule).
           const proxies = PROXY_ARGS.flatMap((name) => (options.buildArgs.has(name) && !args.has(name) ? [`${name}=${options.buildArgs.get(name) ?? ''}`] : []));
@@ -630,24 +672,25 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             ...(instruction.checksum !== undefined ? { checksum: expand(instruction.checksum) } : {}),
             excludes: instruction.excludes.map(expand),
           };
-          const flags = [instruction.from !== undefined ? `--from=${expand(instruction.from)}` : '', chown !== undefined ? `--chown=${chown}` : '', instruction.chmod !== undefined ? `--chmod=${instruction.chmod}` : ''].filter(Boolean);
-          createdBy = `${what} ${[...flags, ...instruction.sources.map((s) => (heredocNames.size > 0 ? s : expand(s))), rawDestination].join(' ')}`;
+          // BuildKit's line: no flags, the sources, the heredocs by name, the destination.
+          createdBy = `${what} ${[...sources, ...instruction.heredocs.map((h) => `<<${h.name}`), rawDestination].join(' ')}`;
           extra = { ...operation, user: current.get('User') ?? '' };
           break;
         }
       }
-      history += createdBy.length;
+      history += createdBy?.length ?? 0;
+      // `--label` goes into the target's config after its last instruction, with no history line (BuildKit's way).
+      if (isTarget && position === instructions.length - 1 && Object.keys(options.labels).length > 0) current.add('Labels', Object.entries(options.labels));
       if (history + current.bytes > MAX_CONFIG_BYTES) {
         throw instructionError(instruction, `the image config would be more than ${MAX_CONFIG_BYTES} bytes (8 MiB), the most kiln's store reads: keep big values out of ENV, LABEL and build arguments (put files in the build context and COPY them)`);
       }
       if (operation) addStep(instruction, label, createdBy, operation, extra);
-      else preceding.push({ location: instruction, name: label, createdBy });
+      else preceding.push({ location: instruction, name: label, ...(createdBy !== undefined ? { createdBy } : {}) });
     }
-    if (isTarget && Object.keys(options.labels).length > 0) {
+    if (isTarget && instructions.length === 0 && Object.keys(options.labels).length > 0) {
+      // A target of only a FROM: its image is the base's with the labels, and no history line more.
       current.add('Labels', Object.entries(options.labels));
-      const createdBy = `LABEL ${Object.entries(options.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`;
-      history += createdBy.length;
-      preceding.push({ location: stage.location, name: `[${stageLabel}] --label`, createdBy });
+      preceding.push({ location: stage.location, name: `[${stageLabel}] --label` });
     }
     // The stage ends with its last instruction: the config-only ones at its end make its last step.
     const last = preceding.pop();
@@ -662,6 +705,8 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
       finalConfig: current.snapshot(),
       finalImage: { ...image, ...(author !== undefined ? { author } : {}) },
       historyBytes: history,
+      finalRunEnv: runEnv,
+      finalArgs: args,
     };
     plans.set(stage.index, plan);
     return plan;
@@ -670,7 +715,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
   planStage(stages[targetIndex] as Stage);
   const unusedBuildArgs = [...options.buildArgs.keys()].filter((name) => !declaredArgs.has(name) && !PROXY_ARGS.includes(name));
   return {
-    stages: [...plans.values()].sort((a, b) => a.index - b.index).map(({ finalConfig: _c, finalImage: _i, historyBytes: _h, ...rest }) => rest),
+    stages: [...plans.values()].sort((a, b) => a.index - b.index).map(({ finalConfig: _c, finalImage: _i, historyBytes: _h, finalRunEnv: _e, finalArgs: _a, ...rest }) => rest),
     target: targetIndex,
     unusedBuildArgs,
   };

@@ -94,16 +94,6 @@ const platformKey = (p: { os: string; architecture: string; variant?: string }):
 const LOG_TAIL_LINES = 20;
 const MAX_KEPT_LOG = 64 << 20;
 
-/** Runs `fn` with the first entry looked at: undefined when the generator is empty. */
-async function nonEmpty(entries: AsyncGenerator<TarInput>): Promise<AsyncGenerator<TarInput> | undefined> {
-  const first = await entries.next();
-  if (first.done) return undefined;
-  return (async function* () {
-    yield first.value;
-    yield* entries;
-  })();
-}
-
 async function* clampTimes(entries: AsyncIterable<TarInput>, epoch: number | undefined): AsyncGenerator<TarInput> {
   for await (const entry of entries) {
     yield epoch !== undefined && entry.header.mtime > epoch ? { ...entry, header: { ...entry.header, mtime: epoch } } : entry;
@@ -340,8 +330,10 @@ export class Solver {
     const { store, epoch } = this.options;
     const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString();
     const diffIds = [...state.config.rootfs.diff_ids, ...(layer ? [layer.diffId] : [])];
-    const preceding = step.preceding.map((change) => ({ created, created_by: change.createdBy, empty_layer: true }));
-    const history = [...(state.config.history ?? []), ...preceding, { created, created_by: step.createdBy, ...(layer ? {} : { empty_layer: true }) }];
+    // Instructions without a history line (ONBUILD) add none.
+    const preceding = step.preceding.flatMap((change) => (change.createdBy !== undefined ? [{ created, created_by: change.createdBy, empty_layer: true }] : []));
+    const own = step.createdBy !== undefined ? [{ created, created_by: step.createdBy, ...(layer ? {} : { empty_layer: true }) }] : [];
+    const history = [...(state.config.history ?? []), ...preceding, ...own];
     const parentRow = state.imageId ? store.db.image(state.imageId) : undefined;
     const below = parentRow ? (await store.image(parentRow)).layers : [];
     return this.writeState(state, step, key, { created, diffIds, history, layers: [...below, ...(layer ? [layer] : [])] });
@@ -402,8 +394,8 @@ export class Solver {
     });
   }
 
-  /** Runs an operation on a writable snapshot of the state; returns the layer of its changes, if any. */
-  private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): Promise<Layer | undefined> {
+  /** Runs an operation on a writable snapshot of the state; returns the layer of its changes. */
+  private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): Promise<Layer> {
     const { snapshots, store } = this.options;
     const top = state.imageId ? await this.options.unpack(state.imageId) : undefined;
     const work = join(store.root, 'builds', `${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -418,7 +410,7 @@ export class Solver {
       if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
       const unmountRootfs = await mountGuarded(spec, rootfs);
       try {
-        if (operation.kind === 'mkdir') await snapshots.writing(rootfs, () => runMkdir(operation, rootfs));
+        if (operation.kind === 'mkdir') await snapshots.writing(rootfs, () => runMkdir(operation, rootfs, what));
         else if (operation.kind === 'copy') {
           const source = await this.sourceTree(operation.from, cleanups);
           await snapshots.writing(rootfs, () => runCopy(operation, { rootfs, source, what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) }));
@@ -446,9 +438,8 @@ export class Solver {
       }
       const upper = snapshots.dir(active);
       const changes = snapshots.driver === 'overlay' ? overlayLayerEntries(upper) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
-      const entries = await nonEmpty(changes);
-      if (!entries) return undefined;
-      const row = await store.ingestLayer(this.options.lease, writeTar(clampTimes(entries, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
+      // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
+      const row = await store.ingestLayer(this.options.lease, writeTar(clampTimes(changes, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
       const chain = chainIds([...state.config.rootfs.diff_ids, row.diffId]).at(-1) as Digest;
       const key = `${snapshots.driver}:${chain}`;
       if (!snapshots.has(key)) {

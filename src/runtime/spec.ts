@@ -162,6 +162,32 @@ export async function resolveUser(rootfs: string, user: string): Promise<{ uid: 
   return { uid, gid, home, additionalGids };
 }
 
+/**
+ * The owner BuildKit gives what a build step writes for `user[:group]` (COPY --chown, and the directories
+ * WORKDIR makes under USER): a number is that ID, and a user number also the group's; `root` is 0; a
+ * name is looked up in the image's /etc/passwd (its primary group too) or /etc/group. A name the image
+ * lacks is no error: a user becomes 0, a group stays the user's.
+ */
+export async function resolveOwner(rootfs: string, spec: string): Promise<{ uid: number; gid: number }> {
+  const colon = spec.indexOf(':');
+  const userPart = colon < 0 ? spec : spec.slice(0, colon);
+  const groupPart = colon < 0 ? undefined : spec.slice(colon + 1);
+  const numeric = (text: string, kind: 'user' | 'group'): number | undefined => (text === 'root' ? 0 : /^\d+$/.test(text) ? givenId(text, kind) : undefined);
+  let uid = numeric(userPart, 'user');
+  let gid = uid;
+  if (uid === undefined) {
+    const entry = (await imageFile(rootfs, 'etc/passwd')).find((p) => p[0] === userPart);
+    uid = entry ? fileId(entry[2], '/etc/passwd', userPart) : 0;
+    gid = entry ? fileId(entry[3], '/etc/passwd', userPart) : 0;
+  }
+  if (groupPart !== undefined) {
+    const given = numeric(groupPart, 'group');
+    const entry = given === undefined ? (await imageFile(rootfs, 'etc/group')).find((g) => g[0] === groupPart) : undefined;
+    gid = given ?? (entry ? fileId(entry[2], '/etc/group', groupPart) : gid);
+  }
+  return { uid, gid: gid ?? 0 };
+}
+
 /** Environment: the image's, then HOSTNAME/HOME/PATH defaults where missing, then `-e` overrides. */
 export function environment(config: ContainerConfig, overrides: readonly string[], hostname: string, home: string): string[] {
   const base = [DEFAULT_PATH, `HOSTNAME=${hostname}`, ...(config.Env ?? [])];

@@ -36,10 +36,10 @@ const skip = isRoot ? false : 'kiln build runs RUN steps in an OCI runtime over 
 
 /** Seeds beyond the build suite's cases: the syntax those leave out. */
 const EXTRA_SEEDS: readonly BuildCase[] = [
-  { name: 'patterns', docker: false, dockerfile: 'FROM busybox\nARG V=1.22.3-rc1\nENV MAJOR=${V%%.*} REST=${V#*.} DASHED=${V//./-} SUFFIX=${V##*-} LEN=${#V}\nLABEL version="$V" major=$MAJOR\nRUN echo "$MAJOR $REST $DASHED $SUFFIX $LEN" > /v\n' },
-  { name: 'doubling', docker: false, dockerfile: 'FROM busybox\nARG A=ab\nARG A=${A}${A}\nARG A=${A}${A}\nLABEL a=$A b=${A:-none} c=${UNSET:+set}\nRUN test "${#A}" = 8\n' },
-  { name: 'mounts-and-heredocs', docker: false, files: { 'a.txt': 'alpha\n' }, dockerfile: 'FROM busybox AS tools\nRUN echo tool > /tool\nFROM busybox\nRUN --mount=type=bind,from=tools,target=/t --mount=type=cache,target=/c,sharing=locked --mount=type=tmpfs,target=/tmp/x cat /t/tool > /copied\nCOPY --chmod=0640 --link <<EOF /etc/conf\nname=$HOSTNAME\nEOF\nRUN <<EOT\nset -e\necho heredoc > /hd\nEOT\nCOPY --exclude=*.md . /ctx/\n' },
-  { name: 'metadata', docker: false, dockerfile: 'FROM busybox\nUSER 1000:1000\nWORKDIR /srv/app\nEXPOSE 8080/tcp 9000-9002/udp\nVOLUME ["/data"]\nSTOPSIGNAL SIGTERM\nHEALTHCHECK --interval=30s --retries=3 CMD ["true"]\nONBUILD COPY . /app\nENTRYPOINT ["sh", "-c"]\nCMD ["echo hi"]\nSHELL ["/bin/sh", "-ec"]\n' },
+  { name: 'patterns', buildkit: false, dockerfile: 'FROM busybox\nARG V=1.22.3-rc1\nENV MAJOR=${V%%.*} REST=${V#*.} DASHED=${V//./-} SUFFIX=${V##*-} LEN=${#V}\nLABEL version="$V" major=$MAJOR\nRUN echo "$MAJOR $REST $DASHED $SUFFIX $LEN" > /v\n' },
+  { name: 'doubling', buildkit: false, dockerfile: 'FROM busybox\nARG A=ab\nARG A=${A}${A}\nARG A=${A}${A}\nLABEL a=$A b=${A:-none} c=${UNSET:+set}\nRUN test "${#A}" = 8\n' },
+  { name: 'mounts-and-heredocs', buildkit: false, files: { 'a.txt': 'alpha\n' }, dockerfile: 'FROM busybox AS tools\nRUN echo tool > /tool\nFROM busybox\nRUN --mount=type=bind,from=tools,target=/t --mount=type=cache,target=/c,sharing=locked --mount=type=tmpfs,target=/tmp/x cat /t/tool > /copied\nCOPY --chmod=0640 --link <<EOF /etc/conf\nname=$HOSTNAME\nEOF\nRUN <<EOT\nset -e\necho heredoc > /hd\nEOT\nCOPY --exclude=*.md . /ctx/\n' },
+  { name: 'metadata', buildkit: false, dockerfile: 'FROM busybox\nUSER 1000:1000\nWORKDIR /srv/app\nEXPOSE 8080/tcp 9000-9002/udp\nVOLUME ["/data"]\nSTOPSIGNAL SIGTERM\nHEALTHCHECK --interval=30s --retries=3 CMD ["true"]\nONBUILD COPY . /app\nENTRYPOINT ["sh", "-c"]\nCMD ["echo hi"]\nSHELL ["/bin/sh", "-ec"]\n' },
 ];
 const SEEDS: readonly BuildCase[] = [...BUILD_CASES, ...EXTRA_SEEDS];
 

@@ -92,10 +92,27 @@ describe('kiln build: BuildKit syntax the classic builder lacks', { skip }, () =
   });
 });
 
+describe("kiln build: BuildKit's results where the classic builder's differ", { skip }, () => {
+  it('WORKDIR makes its directories for the USER, so the user can write there', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({
+      name: 'workdir-user',
+      buildkit: false,
+      // The issue's Dockerfile, with useradd -m spelled out (busybox has no useradd).
+      dockerfile: 'FROM busybox\nRUN echo appuser:x:1500:1500::/home/appuser:/bin/sh >> /etc/passwd && echo appuser:x:1500: >> /etc/group && mkdir -p /home/appuser && chown 1500:1500 /home/appuser\nUSER appuser\nWORKDIR /home/appuser/work\nRUN echo "$(id -un) $(pwd)" > note.txt\n',
+    });
+    const { files } = await buildAndRead(kiln, context, 'wu:1');
+    assert.equal(await fileText(kiln, 'wu:1', '/home/appuser/work/note.txt'), 'appuser /home/appuser/work\n');
+    assert.equal(files.get('/home/appuser/work')?.owner, '1500:1500');
+    // Only the directories WORKDIR made are the user's.
+    assert.equal(files.get('/home')?.owner, '0:0');
+  });
+});
+
 describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
   const project = (extra = ''): BuildCase => ({
     name: 'project',
-    docker: false,
+    buildkit: false,
     files: { 'app/main.txt': 'main\n', 'app/lib.txt': 'lib\n', 'config.txt': 'config\n' },
     dockerfile: `FROM busybox\nRUN echo deps > /deps\nCOPY config.txt /etc/app/\nRUN cat /etc/app/config.txt > /configured\nCOPY app /app\nRUN ls /app > /listing\n${extra}`,
   });
@@ -170,7 +187,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     await writeFile(join(dir, 'token'), secretValue);
     const context = await writeContext({
       name: 'secret',
-      docker: false,
+      buildkit: false,
       dockerfile: 'FROM busybox\nRUN --mount=type=secret,id=token wc -c < /run/secrets/token > /length && cp /run/secrets/token /dev/null\n',
     });
     await ok(kiln(['build', '-q', '--secret', `id=token,src=${join(dir, 'token')}`, '-t', 's:1', context]));
@@ -189,7 +206,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     // Stage a can only finish when stage b has run: one after the other, a would wait out its 60 s.
     const context = await writeContext({
       name: 'parallel',
-      docker: false,
+      buildkit: false,
       dockerfile: [
         'FROM busybox AS a',
         'RUN --mount=type=cache,target=/sync,id=parallel-test i=0; while [ ! -f /sync/b ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; test -f /sync/b && echo a > /a',
@@ -214,7 +231,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     ];
     const context = await writeContext({
       name: 'sharing',
-      docker: false,
+      buildkit: false,
       dockerfile: [
         ...stage('a', 'b', 'locked'),
         ...stage('b', 'a', 'locked'),
@@ -235,7 +252,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
 
   it('gives the platform ARGs (TARGETPLATFORM & co.) and proxy args, which stay out of the history', async () => {
     const { kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'platform-args', docker: false, dockerfile: 'ARG TARGETARCH\nFROM busybox\nARG TARGETPLATFORM\nARG TARGETOS\nRUN echo "$TARGETPLATFORM $TARGETOS $HTTP_PROXY" > /platform\n' });
+    const context = await writeContext({ name: 'platform-args', buildkit: false, dockerfile: 'ARG TARGETARCH\nFROM busybox\nARG TARGETPLATFORM\nARG TARGETOS\nRUN echo "$TARGETPLATFORM $TARGETOS $HTTP_PROXY" > /platform\n' });
     await ok(kiln(['build', '-q', '-t', 'pa:1', '--build-arg', 'HTTP_PROXY=http://proxy.example:3128', context]));
     const arch = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
     assert.equal(await fileText(kiln, 'pa:1', '/platform'), `linux/${arch} linux http://proxy.example:3128\n`);
@@ -246,7 +263,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
 
   it('builds only the stages the target needs', async () => {
     const { kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'target', docker: false, dockerfile: 'FROM busybox AS broken\nRUN exit 1\nFROM busybox AS good\nRUN echo ok > /ok\nFROM broken\n' });
+    const context = await writeContext({ name: 'target', buildkit: false, dockerfile: 'FROM busybox AS broken\nRUN exit 1\nFROM busybox AS good\nRUN echo ok > /ok\nFROM broken\n' });
     await ok(kiln(['build', '-q', '--target', 'good', '-t', 't:1', context]));
     assert.equal(await fileText(kiln, 't:1', '/ok'), 'ok\n');
   });
@@ -262,12 +279,12 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     try {
       const { port } = server.address() as AddressInfo;
       const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
-      const context = await writeContext({ name: 'add-url', docker: false, dockerfile: `FROM busybox\nADD http://127.0.0.1:${port}/file.txt /web/\nADD --checksum=${digest} http://127.0.0.1:${port}/redirect /web/checked.txt\n` });
+      const context = await writeContext({ name: 'add-url', buildkit: false, dockerfile: `FROM busybox\nADD http://127.0.0.1:${port}/file.txt /web/\nADD --checksum=${digest} http://127.0.0.1:${port}/redirect /web/checked.txt\n` });
       const { files } = await buildAndRead(kiln, context, 'web:1');
       assert.equal(files.get('/web/file.txt')?.mode, '600');
       assert.equal(files.get('/web/checked.txt')?.content, createHash('sha256').update(body).digest('hex').slice(0, 12));
       assert.match((await ok(kiln(['run', '--rm', 'web:1', 'ls', '-l', '--full-time', '/web/file.txt']))).stdout, /2015-10-21 07:28:00/);
-      const wrong = await writeContext({ name: 'add-url-bad', docker: false, dockerfile: `FROM busybox\nADD --checksum=sha256:${'0'.repeat(64)} http://127.0.0.1:${port}/file.txt /x\n` });
+      const wrong = await writeContext({ name: 'add-url-bad', buildkit: false, dockerfile: `FROM busybox\nADD --checksum=sha256:${'0'.repeat(64)} http://127.0.0.1:${port}/file.txt /x\n` });
       const failed = await kiln(['build', wrong]);
       assert.equal(failed.code, 1);
       assert.match(failed.stderr, /but --checksum says sha256:0000/);
@@ -278,7 +295,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
 
   it('--no-cache-filter rebuilds only the named stage', async () => {
     const { kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'filter', docker: false, dockerfile: 'FROM busybox AS deps\nRUN echo deps > /deps\nFROM busybox\nCOPY --from=deps /deps /deps\nRUN echo final > /final\n' });
+    const context = await writeContext({ name: 'filter', buildkit: false, dockerfile: 'FROM busybox AS deps\nRUN echo deps > /deps\nFROM busybox\nCOPY --from=deps /deps /deps\nRUN echo final > /final\n' });
     await ok(kiln(['build', '-q', context]));
     const again = await ok(kiln(['build', '--progress', 'plain', '--no-cache-filter', 'deps', context]));
     assert.match(again.stderr, /\[deps 1\/1\] RUN echo deps > \/deps\n#\d+ DONE/);
@@ -286,7 +303,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
 
   it('--progress tty redraws a BuildKit-style display whose last frame shows every step and FINISHED', async () => {
     const { kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'tty', docker: false, dockerfile: 'FROM busybox\nRUN echo hi\nENV A=1\n' });
+    const context = await writeContext({ name: 'tty', buildkit: false, dockerfile: 'FROM busybox\nRUN echo hi\nENV A=1\n' });
     const result = await ok(kiln(['build', '--progress', 'tty', context]));
     const frames = result.stderr.split('[+] Building');
     const last = frames.at(-1) ?? '';
@@ -298,7 +315,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
 
   it('--squash makes the build\'s layers one, with the same root filesystem and a merge history entry', async () => {
     const { kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'squash', docker: false, files: { 'a.txt': 'a\n' }, dockerfile: 'FROM busybox\nCOPY a.txt /a.txt\nRUN echo b > /b && rm /etc/group\nRUN rm /a.txt && mkdir /d && echo c > /d/c\nENV X=1\n' });
+    const context = await writeContext({ name: 'squash', buildkit: false, files: { 'a.txt': 'a\n' }, dockerfile: 'FROM busybox\nCOPY a.txt /a.txt\nRUN echo b > /b && rm /etc/group\nRUN rm /a.txt && mkdir /d && echo c > /d/c\nENV X=1\n' });
     const plain = await buildAndRead(kiln, context, 'sq:plain');
     const squashed = await buildAndRead(kiln, context, 'sq:squashed', ['--squash']);
     assert.equal(plain.config.rootfs.diff_ids.length, 4);
@@ -323,7 +340,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
 describe('kiln build: errors name the file and line and say what to do', { skip }, () => {
   it('suggests the closest instruction for a typo', async () => {
     const { kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'typo', docker: false, dockerfile: 'FROM busybox\nCOPPY a b\n' });
+    const context = await writeContext({ name: 'typo', buildkit: false, dockerfile: 'FROM busybox\nCOPPY a b\n' });
     const result = await kiln(['build', context]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /Dockerfile:2:1: unknown instruction: COPPY\n {2}2 \| COPPY a b\n {4}\| \^\ndid you mean COPY\?/);
@@ -332,7 +349,7 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
 
   it('shows a failed RUN step with its exit code and last output lines', async () => {
     const { kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'fail', docker: false, dockerfile: 'FROM busybox\nRUN echo about to fail; echo on stderr >&2; exit 3\n' });
+    const context = await writeContext({ name: 'fail', buildkit: false, dockerfile: 'FROM busybox\nRUN echo about to fail; echo on stderr >&2; exit 3\n' });
     const result = await kiln(['build', context]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /Dockerfile:2: RUN echo about to fail.*returned a non-zero code: 3/);
@@ -343,7 +360,7 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
 
   it('keeps the whole output of a failed step in a file only root reads, under the store, until system prune', async () => {
     const { root, kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'long', docker: false, dockerfile: 'FROM busybox\nRUN seq 1 100; exit 1\n' });
+    const context = await writeContext({ name: 'long', buildkit: false, dockerfile: 'FROM busybox\nRUN seq 1 100; exit 1\n' });
     const result = await kiln(['build', '-q', context]);
     const file = /its whole output is in (\S+):/.exec(result.stderr)?.[1];
     assert.ok(file, result.stderr);
@@ -363,7 +380,7 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     await writeFile(join(dir, 'token'), `${secretValue}\n`);
     const context = await writeContext({
       name: 'leak',
-      docker: false,
+      buildkit: false,
       // The value is printed whole, inside a line, and split over two writes; then the step fails.
       dockerfile: "FROM busybox\nRUN --mount=type=secret,id=token seq 1 30; cat /run/secrets/token; echo \"token=$(cat /run/secrets/token)!\"; printf hunter2-; sleep 0.2; printf 'kiln-secret\\n'; exit 1\n",
     });
@@ -380,7 +397,7 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
 
   it('names the .dockerignore rule that hid a missing COPY source', async () => {
     const { kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'ignored', docker: false, files: { 'secret.txt': 's', '.dockerignore': '*.txt\n' }, dockerfile: 'FROM busybox\nCOPY secret.txt /\n' });
+    const context = await writeContext({ name: 'ignored', buildkit: false, files: { 'secret.txt': 's', '.dockerignore': '*.txt\n' }, dockerfile: 'FROM busybox\nCOPY secret.txt /\n' });
     const result = await kiln(['build', context]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /"secret.txt" not found in the build context \(it is excluded by the rule "\*\.txt" in .*\.dockerignore\)/);
@@ -389,11 +406,11 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
   it('refuses to COPY a file whose name starts with .wh. (a layer would take it for a whiteout), unless .dockerignore leaves it out', async () => {
     const { kiln } = await storeWithBusybox();
     const files = { 'keep.txt': 'k', 'dir/.wh.keep.txt': 'not a whiteout' };
-    const context = await writeContext({ name: 'wh', docker: false, files, dockerfile: 'FROM busybox\nCOPY . /copied/\n' });
+    const context = await writeContext({ name: 'wh', buildkit: false, files, dockerfile: 'FROM busybox\nCOPY . /copied/\n' });
     const result = await kiln(['build', context]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /Dockerfile:2: COPY.*cannot copy "dir\/\.wh\.keep\.txt": names that start with \.wh\. mark deletions in image layers/);
-    const ignored = await writeContext({ name: 'wh-ignored', docker: false, files: { ...files, '.dockerignore': '**/.wh.*\n' }, dockerfile: 'FROM busybox\nCOPY . /copied/\n' });
+    const ignored = await writeContext({ name: 'wh-ignored', buildkit: false, files: { ...files, '.dockerignore': '**/.wh.*\n' }, dockerfile: 'FROM busybox\nCOPY . /copied/\n' });
     await ok(kiln(['build', '-q', '-t', 'wh:1', ignored]));
   });
 
@@ -403,7 +420,7 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     await writeFile(join(outside, 'secret'), 'host secret');
     const context = await writeContext({
       name: 'hostile',
-      docker: false,
+      buildkit: false,
       files: { 'a.txt': 'a', 'escape': { symlink: join(outside, 'secret') }, 'climb': { symlink: '../../../../../../' } },
       dockerfile: `FROM busybox\nRUN ln -s ${outside} /evil && ln -s ../../../../${outside} /evil2\nCOPY a.txt /evil/\nCOPY a.txt /evil2/planted\nCOPY a.txt ../../../../../../../tmp/\n`,
     });
@@ -423,7 +440,7 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
 
   it('refuses a foreign platform and unknown flags clearly', async () => {
     const { kiln } = await storeWithBusybox();
-    const context = await writeContext({ name: 'platform', docker: false, dockerfile: 'FROM busybox\nCOPY --bogus=1 a b\n' });
+    const context = await writeContext({ name: 'platform', buildkit: false, dockerfile: 'FROM busybox\nCOPY --bogus=1 a b\n' });
     const platform = await kiln(['build', '--platform', 'linux/s390x', context]);
     assert.match(platform.stderr, /kiln builds only for this machine's platform/);
     const flag = await kiln(['build', context]);
