@@ -358,7 +358,8 @@ export class Solver {
     const { file, startLine, original } = step.location;
     if (rawConfig.length > MAX_CONFIG_BYTES) throw new KilnError('INVALID_INPUT', `${file}:${startLine}: the image config after ${original} would be ${rawConfig.length} bytes, more than the ${MAX_CONFIG_BYTES} (8 MiB) kiln's store reads`);
     const id = sha256(rawConfig);
-    await store.writeImage(lease, { image: { id, rawConfig, config, layers: parts.layers }, names: [] }, step.name, state.imageId ?? '');
+    // A step's image is intermediate until the build gives it as its result (BuildKit makes no image of a step).
+    await store.writeImage(lease, { image: { id, rawConfig, config, layers: parts.layers }, names: [] }, step.name, state.imageId ?? '', true);
     return { imageId: id, config, key };
   }
 

@@ -181,6 +181,8 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     const baseId = baseRef === undefined ? undefined : images.get(baseRef);
     const base = baseId === undefined ? undefined : { id: baseId, config: engine.store.configOf(baseId) };
     engine.store.db.putBuildRecord(buildRecord(plan, { id, config: engine.store.configOf(id) }, base, { file, stages: dockerfile.stages.length }));
+    // The result is an image `images` lists (tagged or `<none>`); the stages' and steps' images stay intermediate.
+    engine.store.db.markResult(id);
     for (const tag of options.tags) engine.tag(id, tag);
     return { id, warnings };
   });

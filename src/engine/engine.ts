@@ -153,7 +153,8 @@ export class Engine {
   }
 
   /**
-   * `docker images`: tagged images and top-level dangling ones (all with `all`), newest first. A
+   * `docker images`: tagged images and top-level dangling ones that are not a build's intermediate
+   * images (all with `all`), newest first. A
    * `reference` filter keeps only the names that match it, as Docker does.
    */
   listImages(options: { all?: boolean; filters?: Filters } = {}): ImageSummary[] {
@@ -179,7 +180,7 @@ export class Engine {
       if (dangling === true && !isDangling) continue;
       if (dangling === false && isDangling) continue;
       if (patterns.length && kept.length === 0) continue;
-      if (isDangling && !options.all && this.db.childImages(row.id).length > 0) continue;
+      if (isDangling && !options.all && (row.intermediate || this.db.childImages(row.id).length > 0)) continue;
       result.push(
         this.summary(
           row,
@@ -369,7 +370,7 @@ export class Engine {
     let layersSize = 0;
     for (const diffId of uses.keys()) layersSize += sizeOf(diffId);
     // Like `docker images` without -a: a build's intermediate images are not counted.
-    const images = this.db.images().filter((row) => this.db.namesOf(row.id).length > 0 || this.db.childImages(row.id).length === 0).map((row) => {
+    const images = this.db.images().filter((row) => this.db.namesOf(row.id).length > 0 || (!row.intermediate && this.db.childImages(row.id).length === 0)).map((row) => {
       const shared = this.db.imageDiffIds(row.id).reduce((sum, d) => sum + ((uses.get(d) ?? 0) > 1 ? sizeOf(d) : 0), 0);
       return { summary: { ...this.summary(row), SharedSize: shared, Containers: 0 }, sharedSize: shared, uniqueSize: row.size - shared };
     });

@@ -206,6 +206,12 @@ const MIGRATIONS: readonly string[] = [
     attributes  TEXT NOT NULL     -- JSON object
   );
   `,
+  `
+  -- 1 for an image a build step made that no build has given as its result (a stage's last step, a step
+  -- inside a stage): BuildKit makes no image of those, so \`images\` lists them only with -a. A build
+  -- giving the image as its result, or a tag, makes it 0.
+  ALTER TABLE images ADD COLUMN intermediate INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export interface ContainerRow {
@@ -265,6 +271,8 @@ export interface ImageRow {
   readonly labels: Readonly<Record<string, string>>;
   readonly addedAt: number;
   readonly lastTagTime: number | null;
+  /** Made by a build step and not a build's result or tagged: hidden from `images` without -a. */
+  readonly intermediate: boolean;
 }
 
 export interface NameRow {
@@ -302,6 +310,8 @@ export interface NewImage {
   readonly created: string;
   readonly size: number;
   readonly parent?: string;
+  /** A build step's image (see ImageRow.intermediate). */
+  readonly intermediate?: boolean;
   readonly labels: Readonly<Record<string, string>>;
   readonly diffIds: readonly Digest[];
   readonly blobs: readonly Digest[];
@@ -317,6 +327,7 @@ interface RawImage {
   labels: string;
   added_at: number;
   last_tag_time: number | null;
+  intermediate: number;
 }
 
 function toImageRow(raw: RawImage): ImageRow {
@@ -330,6 +341,7 @@ function toImageRow(raw: RawImage): ImageRow {
     labels: JSON.parse(raw.labels) as Record<string, string>,
     addedAt: raw.added_at,
     lastTagTime: raw.last_tag_time,
+    intermediate: raw.intermediate === 1,
   };
 }
 
@@ -401,8 +413,8 @@ export class MetaDb {
   /** Adds an image (or refreshes nothing when it exists: an ID names one config, so the record is the same). */
   putImage(image: NewImage, now = Date.now()): boolean {
     const inserted = this.db
-      .prepare('INSERT OR IGNORE INTO images (id, manifest_digest, manifest_type, created, size, parent, labels, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(image.id, image.manifestDigest, image.manifestType, image.created, image.size, image.parent ?? '', JSON.stringify(image.labels), now);
+      .prepare('INSERT OR IGNORE INTO images (id, manifest_digest, manifest_type, created, size, parent, labels, added_at, intermediate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(image.id, image.manifestDigest, image.manifestType, image.created, image.size, image.parent ?? '', JSON.stringify(image.labels), now, image.intermediate ? 1 : 0);
     if (inserted.changes === 0) {
       // The same config with another manifest (e.g. other compression) still needs that manifest's blobs kept.
       this.addImageBlobs(image.id, image.blobs);
@@ -447,8 +459,13 @@ export class MetaDb {
     return this.db.prepare('SELECT id FROM images WHERE parent = ?').pluck().all(id) as Digest[];
   }
 
+  /** An image a build gave as its result, or a person named: no longer a build's intermediate image. */
+  markResult(id: Digest): void {
+    this.db.prepare('UPDATE images SET intermediate = 0 WHERE id = ?').run(id);
+  }
+
   setLastTagTime(id: Digest, when: number): void {
-    this.db.prepare('UPDATE images SET last_tag_time = ? WHERE id = ?').run(when, id);
+    this.db.prepare('UPDATE images SET last_tag_time = ?, intermediate = 0 WHERE id = ?').run(when, id);
   }
 
   // ---- names ----

@@ -249,7 +249,7 @@ export class LocalStore {
    * Writes an image: layers, config and manifest blobs, then its record and names in one transaction,
    * which also holds the image for the lease's operation. Returns the image ID and, per name, the image that name pointed at before (if another).
    */
-  async writeImage(lease: Lease, named: NamedImage, what: string, parent = ''): Promise<{ id: Digest; replaced: Map<string, Digest> }> {
+  async writeImage(lease: Lease, named: NamedImage, what: string, parent = '', intermediate = false): Promise<{ id: Digest; replaced: Map<string, Digest> }> {
     const { image } = named;
     // Every way in (load, pull, import, build, commit) meets Docker's bound here, before any blob is written.
     if (image.layers.length > MAX_LAYERS) throw new KilnError('INVALID_INPUT', `${what}: the image has ${image.layers.length} layers, more than the ${MAX_LAYERS} an image can have (max depth exceeded)`);
@@ -271,6 +271,7 @@ export class LocalStore {
         created: config.created ?? '',
         size: rows.reduce((sum, r) => sum + r.diffSize, 0),
         parent,
+        intermediate,
         labels: config.config?.Labels ?? {},
         diffIds: config.rootfs.diff_ids,
         blobs,

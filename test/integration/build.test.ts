@@ -107,6 +107,30 @@ describe("kiln build: BuildKit's results where the classic builder's differ", { 
     // Only the directories WORKDIR made are the user's.
     assert.equal(files.get('/home')?.owner, '0:0');
   });
+
+  it('a three-stage build lists only its result in images; images -a and the cache keep the stages', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({
+      name: 'three-stages',
+      buildkit: false,
+      dockerfile: 'FROM busybox AS one\nRUN echo 1 > /one\nFROM busybox AS two\nRUN echo 2 > /two\nFROM busybox\nCOPY --from=one /one /one\nCOPY --from=two /two /two\n',
+    });
+    const first = await ok(kiln(['build', '-q', '-t', 'three:1', context]));
+    const listed = (await ok(kiln(['images', '--format', '{{.Repository}}:{{.Tag}}']))).stdout.trim().split('\n').sort();
+    assert.deepEqual(listed, ['busybox:lab', 'busybox:latest', 'three:1']);
+    assert.equal((await ok(kiln(['images', '-q', '--filter', 'dangling=true']))).stdout, '');
+    // Both stages' RUN images and the final stage's first COPY, beside busybox and the result.
+    const all = (await ok(kiln(['images', '-a', '-q', '--no-trunc']))).stdout.trim().split('\n');
+    assert.equal(new Set(all).size, 5, all.join(' '));
+    const second = await ok(kiln(['build', '--progress', 'plain', '-t', 'three:1', context]));
+    assert.equal((second.stderr.match(/CACHED/g) ?? []).length, 4, second.stderr);
+    assert.equal((second.stderr.match(/DONE/g) ?? []).length, 0, second.stderr);
+    assert.equal((await ok(kiln(['images', '-q', '--no-trunc', 'three:1']))).stdout.trim(), first.stdout.trim());
+    // A build without a tag (here of a stage the first build made) gives a `<none>` result, which images lists, as BuildKit's.
+    const stage = (await ok(kiln(['build', '-q', '--target', 'two', context]))).stdout.trim();
+    assert.ok(all.includes(stage), stage);
+    assert.equal((await ok(kiln(['images', '-q', '--no-trunc', '--filter', 'dangling=true']))).stdout.trim(), stage);
+  });
 });
 
 describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
