@@ -3,9 +3,10 @@
  * runtime, `copy` places files from a source tree, `mkdir` makes a WORKDIR. The solver prepares the
  * snapshot and turns what changed into a layer; these only change the tree.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { chown, lstat, mkdir, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, open, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { KilnError, isErrno } from '../errors.js';
@@ -205,14 +206,58 @@ async function download(url: string, checksum: string | undefined, what: string)
   return { name, data, mtime };
 }
 
+/** Compressions ADD extracts, as Docker does, with the system's tool (Docker runs xz too): magic, tool, Debian package. */
+const TOOL_COMPRESSIONS = [
+  { magic: Buffer.from('BZh'), tool: 'bzip2', pkg: 'bzip2' },
+  { magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), tool: 'xz', pkg: 'xz-utils' },
+] as const;
+
+/** A file decompressed by `tool -dc`; the process ends with the iteration, whether read to the end or not. */
+async function* decompressedByTool(path: string, tool: string, pkg: string): AsyncGenerator<Uint8Array> {
+  const child = spawn(tool, ['-dc', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => void (stderr = (stderr + chunk).slice(-2000)));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  exited.catch(() => undefined); // read below, after the output
+  try {
+    yield* child.stdout as AsyncIterable<Buffer>;
+    const code = await exited;
+    if (code !== 0) throw new KilnError('INVALID_INPUT', `${tool} could not decompress it: ${stderr.trim() || `exit code ${code}`}`);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) throw new KilnError('UNSUPPORTED', `it is ${tool}-compressed, and extracting it needs the ${tool} command: install it (Debian package ${pkg})`);
+    throw err;
+  } finally {
+    if (child.exitCode === null) child.kill();
+  }
+}
+
+/** A file's bytes, decompressed (gzip, zstd, bzip2, xz) when it is compressed. */
+async function decompressed(path: string): Promise<AsyncIterable<Uint8Array>> {
+  const file = await open(path, 'r');
+  const magic = Buffer.alloc(6);
+  try {
+    await file.read(magic, 0, 6, 0);
+  } finally {
+    await file.close();
+  }
+  const byTool = TOOL_COMPRESSIONS.find((c) => magic.subarray(0, c.magic.length).equals(c.magic));
+  return byTool ? decompressedByTool(path, byTool.tool, byTool.pkg) : (await autoDecompress(createReadStream(path))).stream;
+}
+
 /** True when a file starts like a tar archive (compressed or not) that ADD extracts. */
 async function archiveStream(path: string): Promise<AsyncIterable<Uint8Array> | undefined> {
-  const { stream } = await autoDecompress(createReadStream(path));
-  const iterator = stream[Symbol.asyncIterator]();
+  const iterator = (await decompressed(path))[Symbol.asyncIterator]();
   let head = Buffer.alloc(0);
   const seen: Uint8Array[] = [];
   while (head.length < 512) {
-    const next = await iterator.next();
+    // Bytes that only look compressed (a text file starting "BZh") are no archive: ADD copies them.
+    const next = await iterator.next().catch((err: unknown) => {
+      if (err instanceof KilnError && err.code === 'UNSUPPORTED') throw err;
+      return { done: true as const, value: undefined };
+    });
     if (next.done) break;
     seen.push(next.value);
     head = Buffer.concat([head, next.value]);
@@ -223,8 +268,14 @@ async function archiveStream(path: string): Promise<AsyncIterable<Uint8Array> | 
     return undefined;
   }
   return (async function* () {
-    yield* seen;
-    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    // A reader that stops at the archive's end must still end the decompressor (a zstd worker, a bzip2
+    // process), or it keeps kiln from exiting.
+    try {
+      yield* seen;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    } finally {
+      await iterator.return?.();
+    }
   })();
 }
 
@@ -252,8 +303,6 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
   const ids = (entry: ContextEntry): { uid: number; gid: number } => ownerIds ?? (source.keepOwners ? { uid: entry.uid, gid: entry.gid } : { uid: 0, gid: 0 });
 
   const entries: TarInput[] = [];
-  /** The first name each multiply-linked source file was copied to: its other names link to it. */
-  const copiedAs = new Map<string, string>();
   const now = clamp(Date.now() / 1000);
   for (const file of op.inline) {
     const name = intoDirectory ? file.name : posix.basename(op.destination);
@@ -269,11 +318,15 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
     if (op.add && top.type === 'file') {
       const archive = await archiveStream(source.absolute(top));
       if (archive) {
-        await applyLayer(hostDir, archive, { whiteouts: 'delete', what: `${what}: archive ${top.path}` });
+        // An archive unpacks into the destination as a directory, slash or not (Docker's and BuildKit's rule).
+        const into = intoDirectory ? hostDir : await makeDirectories(rootfs, op.destination, rootOwner);
+        await applyLayer(into, archive, { whiteouts: 'delete', what: `${what}: archive ${top.path}` });
         continue;
       }
     }
     const base = top.type === 'directory' ? '' : intoDirectory ? (top.as ?? posix.basename(top.path)) : posix.basename(op.destination);
+    /** The first name each multiply-linked file of this source was copied to: its other names link to it (BuildKit links within a source, not across). */
+    const copiedAs = new Map<string, string>();
     for (const entry of await source.tree(top)) {
       const relative = top.type === 'directory' ? entry.path.slice(top.path === '' ? 0 : top.path.length + 1) : base;
       if (relative === '') continue; // the source directory itself: its contents go into the destination

@@ -356,14 +356,13 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
   }
   /**
    * A stage as the stages built on it see it: its config, and (as BuildKit passes a stage's state on)
-   * the environment its RUNs saw, ARG values included, and the ARGs it declared.
+   * the environment its RUNs saw, ARG values included.
    */
   type PlannedStage = StagePlan & {
     finalConfig: ContainerConfig;
     finalImage: { readonly author?: string };
     historyBytes: number;
     finalRunEnv: ReadonlyMap<string, string>;
-    finalArgs: ReadonlyMap<string, string | undefined>;
   };
   const plans = new Map<number, PlannedStage>();
 
@@ -377,7 +376,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     let image: { readonly author?: string };
     /** What the base's history adds to the size of every config of the stage. */
     let history: number;
-    let parentStage: Pick<PlannedStage, 'finalRunEnv' | 'finalArgs'> | undefined;
+    let parentStage: Pick<PlannedStage, 'finalRunEnv'> | undefined;
     const fromStage = stageNamed(stages, baseName, stage.index);
     if (baseName.toLowerCase() === 'scratch') {
       base = { kind: 'scratch' };
@@ -420,8 +419,8 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
      * on another starts from that one's, with its image's Env over it.
      */
     const runEnv = new Map<string, string>([...(parentStage?.finalRunEnv ?? []), ...current.env]);
-    /** The ARGs in scope, in the order first declared (a stage on another inherits its), with their values. */
-    const args = new Map<string, string | undefined>(parentStage?.finalArgs ?? []);
+    /** The ARGs this stage declared, in order, with their values (a stage on another sees its values in runEnv, not these). */
+    const args = new Map<string, string | undefined>();
     const lookup = (name: string): string | undefined => runEnv.get(name);
     let shell: readonly string[] = config.Shell ?? DEFAULT_SHELL;
     let cmdSet = false;
@@ -706,7 +705,6 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
       finalImage: { ...image, ...(author !== undefined ? { author } : {}) },
       historyBytes: history,
       finalRunEnv: runEnv,
-      finalArgs: args,
     };
     plans.set(stage.index, plan);
     return plan;
@@ -715,7 +713,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
   planStage(stages[targetIndex] as Stage);
   const unusedBuildArgs = [...options.buildArgs.keys()].filter((name) => !declaredArgs.has(name) && !PROXY_ARGS.includes(name));
   return {
-    stages: [...plans.values()].sort((a, b) => a.index - b.index).map(({ finalConfig: _c, finalImage: _i, historyBytes: _h, finalRunEnv: _e, finalArgs: _a, ...rest }) => rest),
+    stages: [...plans.values()].sort((a, b) => a.index - b.index).map(({ finalConfig: _c, finalImage: _i, historyBytes: _h, finalRunEnv: _e, ...rest }) => rest),
     target: targetIndex,
     unusedBuildArgs,
   };
