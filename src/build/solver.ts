@@ -446,8 +446,13 @@ export class Solver {
       if (!snapshots.has(key)) {
         // Held before it is committed: no image names this chain until the step's image is written.
         store.holdSnapshots(this.options.lease, [key]);
-        snapshots.commit(key, active);
-        keep = true;
+        try {
+          snapshots.commit(key, active);
+          keep = true;
+        } catch (err) {
+          // Another build (another kiln process) committed the same chain meanwhile: its snapshot serves, ours goes.
+          if (!(err instanceof KilnError && err.code === 'CONFLICT' && snapshots.has(key))) throw err;
+        }
       }
       return { mediaType: row.mediaType, digest: row.digest, size: row.size, diffId: row.diffId, open: () => store.content.open(row.digest) };
     } finally {
