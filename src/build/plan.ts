@@ -458,18 +458,20 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
       let extra: unknown;
       const workingDir = current.get('WorkingDir') || '/';
       switch (instruction.kind) {
-        case 'arg':
+        case 'arg': {
+          // History names the ARGs as written, defaults expanded (BuildKit records neither a build argument nor a global's value).
+          const written: string[] = [];
           for (const arg of instruction.args) {
             declaredArgs.add(arg.name);
-            const given = options.buildArgs.get(arg.name);
-            const inherited = globals.get(arg.name);
-            const value = given ?? (arg.defaultValue !== undefined ? expand(arg.defaultValue) : inherited);
+            const defaultValue = arg.defaultValue !== undefined ? expand(arg.defaultValue) : undefined;
+            const value = options.buildArgs.get(arg.name) ?? defaultValue ?? globals.get(arg.name);
             args.set(arg.name, value);
             if (value !== undefined) runEnv.set(arg.name, value);
+            written.push(defaultValue !== undefined ? `${arg.name}=${defaultValue}` : arg.name);
           }
-          // The ARGs as written, defaults expanded (BuildKit records neither a build argument nor a global's value).
-          createdBy = `ARG ${instruction.args.map((a) => (a.defaultValue !== undefined ? `${a.name}=${expand(a.defaultValue)}` : a.name)).join(' ')}`;
+          createdBy = `ARG ${written.join(' ')}`;
           break;
+        }
         case 'env': {
           const pairs = instruction.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
           refuseNul(instruction, 'an ENV name or value', pairs.flat());
