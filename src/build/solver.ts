@@ -438,7 +438,7 @@ export class Solver {
         await unmountRootfs();
       }
       const upper = snapshots.dir(active);
-      const changes = snapshots.driver === 'overlay' ? overlayLayerEntries(upper) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
+      const changes = snapshots.driver === 'overlay' ? overlayLayerEntries(upper, snapshots.lowerDirs(active)) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
       const row = await store.ingestLayer(this.options.lease, writeTar(clampTimes(changes, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
       const chain = chainIds([...state.config.rootfs.diff_ids, row.diffId]).at(-1) as Digest;

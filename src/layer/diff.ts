@@ -44,8 +44,20 @@ interface UpperEntry {
  */
 const MOUNT_POINTS = new Set(['etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
 
-/** The entries of an overlay upper dir in lexical order (parents before children), whiteouts marked. */
-async function walkUpper(upper: string): Promise<UpperEntry[]> {
+/** True when `lowers` (nearest first) show `rel` as a directory with the same mode and owner, or not at all. */
+function sameOrAbsentBelow(lowers: readonly string[], rel: string, st: Stats): boolean {
+  for (const lower of lowers) {
+    const below = lstatSync(join(lower, rel), { throwIfNoEntry: false });
+    if (below) return below.isDirectory() && below.mode === st.mode && below.uid === st.uid && below.gid === st.gid;
+  }
+  return true;
+}
+
+/**
+ * The entries of an overlay upper dir in lexical order (parents before children), whiteouts marked.
+ * `lowers` (nearest first) tell a directory copied up only to hold mount points from one also changed.
+ */
+async function walkUpper(upper: string, lowers: readonly string[]): Promise<UpperEntry[]> {
   const opaque = await opaqueDirs(upper);
   const out: UpperEntry[] = [];
   // Synchronous calls: an upper dir of tens of thousands of entries is walked far faster without a
@@ -66,8 +78,9 @@ async function walkUpper(upper: string): Promise<UpperEntry[]> {
       out.push({ rel: path, full, whiteout, opaque: st.isDirectory() && opaque.has(full) });
       if (st.isDirectory()) {
         const hidden = visit(full, path);
-        // A directory copied up only to hold mount points (/etc for /etc/hosts) is not a change either.
-        if (hidden > 0 && out.length === at + 1 && !opaque.has(full)) out.pop();
+        // A directory copied up only to hold mount points (/etc for /etc/hosts) is not a change either,
+        // unless its mode or owner changed too (a RUN chmod 700 /etc).
+        if (hidden > 0 && out.length === at + 1 && !opaque.has(full) && sameOrAbsentBelow(lowers, path, st)) out.pop();
       }
     }
     return stubs;
@@ -80,11 +93,12 @@ async function walkUpper(upper: string): Promise<UpperEntry[]> {
  * The changes recorded in an overlay upper dir: D for whiteouts, C for paths the image already had
  * (`existsBelow`), A for new ones. Sorted by path, as Docker prints them.
  */
-export async function overlayChanges(upper: string, existsBelow: (rel: string) => Promise<boolean>): Promise<Change[]> {
+export async function overlayChanges(upper: string, lowers: readonly string[]): Promise<Change[]> {
   const changes: Change[] = [];
-  for (const entry of await walkUpper(upper)) {
+  const existsBelow = (rel: string): boolean => lowers.some((lower) => lstatSync(join(lower, rel), { throwIfNoEntry: false }) !== undefined);
+  for (const entry of await walkUpper(upper, lowers)) {
     if (entry.whiteout) changes.push({ kind: 'D', path: `/${entry.rel}` });
-    else changes.push({ kind: (await existsBelow(entry.rel)) ? 'C' : 'A', path: `/${entry.rel}` });
+    else changes.push({ kind: existsBelow(entry.rel) ? 'C' : 'A', path: `/${entry.rel}` });
   }
   return changes;
 }
@@ -94,8 +108,8 @@ export async function overlayChanges(upper: string, existsBelow: (rel: string) =
  * directories get a `.wh..wh..opq` marker, a second name of an inode becomes a hardlink. Lexical order,
  * whole-second times: the same upper dir always gives the same layer.
  */
-export async function* overlayLayerEntries(upper: string): AsyncGenerator<TarInput> {
-  yield* layerEntries(await walkUpper(upper));
+export async function* overlayLayerEntries(upper: string, lowers: readonly string[]): AsyncGenerator<TarInput> {
+  yield* layerEntries(await walkUpper(upper, lowers));
 }
 
 /** Layer entries for changed paths: whiteouts as `.wh.` files, opaque markers, hardlinks by inode. */

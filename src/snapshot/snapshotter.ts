@@ -57,6 +57,11 @@ export class Snapshotter {
     return join(this.root, String(this.row(key).dir), 'fs');
   }
 
+  /** The directories below a snapshot, nearest first: what an overlay of it has as lowerdirs. */
+  lowerDirs(key: string): string[] {
+    return this.chain(key).slice(1).map((row) => join(this.root, String(row.dir), 'fs'));
+  }
+
   has(key: string): boolean {
     return this.db.snapshot(key)?.kind === 'committed';
   }

@@ -240,15 +240,13 @@ export async function copyIntoContainer(engine: Engine, source: string | AsyncIt
  */
 function layerDirs(engine: Engine, container: ContainerRow): { driver: 'overlay' | 'vfs'; upper: string; lowers: string[] } {
   const snapshots = snapshotterFor(engine, container);
-  const rows = new Map(snapshots.list().map((s) => [s.key, s]));
-  const lowers: string[] = [];
-  for (let parent = rows.get(containerKey(container.id))?.parent; parent; parent = rows.get(parent)?.parent) lowers.push(snapshots.dir(parent));
-  return { driver: snapshots.driver, upper: snapshots.dir(containerKey(container.id)), lowers };
+  const key = containerKey(container.id);
+  return { driver: snapshots.driver, upper: snapshots.dir(key), lowers: snapshots.lowerDirs(key) };
 }
 
 /** The layer of a container's changes, for either driver. */
 function changedEntries(dirs: ReturnType<typeof layerDirs>) {
-  if (dirs.driver === 'overlay') return overlayLayerEntries(dirs.upper);
+  if (dirs.driver === 'overlay') return overlayLayerEntries(dirs.upper, dirs.lowers);
   return treeLayerEntries(dirs.lowers[0] ?? EMPTY_TREE, dirs.upper);
 }
 
@@ -259,11 +257,7 @@ const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 export async function containerChanges(engine: Engine, nameOrId: string): Promise<Change[]> {
   const { driver, upper, lowers } = layerDirs(engine, findContainer(engine, nameOrId));
   if (driver === 'vfs') return treeChanges(lowers[0] ?? EMPTY_TREE, upper);
-  const existsBelow = async (rel: string): Promise<boolean> => {
-    for (const lower of lowers) if (await lstat(join(lower, rel)).then(() => true, () => false)) return true;
-    return false;
-  };
-  return overlayChanges(upper, existsBelow);
+  return overlayChanges(upper, lowers);
 }
 
 export interface CommitOptions {
