@@ -226,9 +226,16 @@ export class Engine {
       const size = h.empty_layer ? 0 : (diffSizes[layer++] ?? 0);
       return { Id: '<missing>', Created: unixSeconds(h.created ?? ''), CreatedBy: h.created_by ?? '', Tags: null, Size: size, Comment: h.comment ?? '' };
     });
+    // As Docker's classic builder shows it: each image of the parent chain still in the store (a build's
+    // steps, the base image) names the row of its own last history entry; the rest are <missing>.
+    const seen = new Set<string>();
+    for (let image: typeof row | undefined = row; image && !seen.has(image.id); image = image.parent === '' ? undefined : this.db.image(image.parent)) {
+      seen.add(image.id);
+      const at = (image === row ? items.length : (this.store.configOf(image.id).history?.length ?? 0)) - 1;
+      const item = items[at];
+      if (item && item.Id === '<missing>') items[at] = { ...item, Id: image.id, Tags: this.repoTags(image.id) };
+    }
     items.reverse();
-    const top = items[0];
-    if (top) items[0] = { ...top, Id: row.id, Tags: this.repoTags(row.id) };
     return items;
   }
 

@@ -285,6 +285,26 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.match(history, /TARGETPLATFORM=linux\//);
   });
 
+  it('history names the intermediate images a build kept, and the base image, as the classic builder does', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'history-ids', buildkit: false, dockerfile: 'FROM busybox\nRUN echo one > /one\nRUN echo two > /two\nLABEL step=three\n' });
+    await ok(kiln(['build', '-q', '-t', 'hist:1', context]));
+    const rows = (await ok(kiln(['history', '--no-trunc', '--format', '{{.ID}}|{{.CreatedBy}}', 'hist:1']))).stdout.trimEnd().split('\n');
+    const ids = rows.map((r) => r.split('|')[0] ?? '');
+    const base = (await ok(kiln(['inspect', '--format', '{{.Id}}', 'busybox']))).stdout.trim();
+    const baseRows = (await ok(kiln(['history', '-q', 'busybox']))).stdout.trimEnd().split('\n').length;
+    assert.equal(rows.length, baseRows + 3);
+    assert.equal(ids[0], (await ok(kiln(['inspect', '--format', '{{.Id}}', 'hist:1']))).stdout.trim(), 'the image itself on top');
+    // Each step's image on its own row, distinct, each the parent of the one above.
+    for (const [i, step] of [[1, 'echo two'], [2, 'echo one']] as const) {
+      assert.match(ids[i] ?? '', /^sha256:[a-f0-9]{64}$/, `the row of ${step} has its intermediate image's ID`);
+      assert.match(rows[i] ?? '', new RegExp(step));
+      assert.equal((await ok(kiln(['inspect', '--format', '{{.Parent}}', ids[i - 1] ?? '']))).stdout.trim(), ids[i]);
+    }
+    assert.equal(ids[3], base, 'the base image names the row of its last history entry');
+    assert.deepEqual(ids.slice(4), Array(baseRows - 1).fill('<missing>'), "the base's older rows stay <missing>");
+  });
+
   it('builds only the stages the target needs', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'target', buildkit: false, dockerfile: 'FROM busybox AS broken\nRUN exit 1\nFROM busybox AS good\nRUN echo ok > /ok\nFROM broken\n' });
