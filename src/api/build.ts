@@ -55,6 +55,12 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
   await mkdir(engine.store.content.tmpDir, { recursive: true });
   const context = await mkdtemp(join(engine.store.content.tmpDir, 'build-context-'));
   const stream = jsonStream(res);
+  // dockerd cancels a build whose client went away (a ctrl-c in `docker build`): so does kiln.
+  const cancel = new AbortController();
+  const cancelOnClose = (): void => {
+    if (!res.writableFinished) cancel.abort(new KilnError('FAILED', 'the build was cancelled: its client went away'));
+  };
+  res.on('close', cancelOnClose);
   try {
     const { stream: tar } = await autoDecompress(req);
     await applyLayer(context, tar, { whiteouts: 'delete', what: 'the build context', privileged: false }).catch((err: unknown) => {
@@ -80,6 +86,7 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
       runtime: options.runtime,
       ...(options.storageDriver ? { storageDriver: options.storageDriver } : {}),
       notice: (message) => stream.send({ stream: `${message}\n` }),
+      signal: cancel.signal,
       events: (event) => {
         if (quiet) return;
         if (event.type === 'step') stream.send({ stream: `Step ${event.name}\n` });

@@ -364,6 +364,8 @@ export interface ExecInput {
   readonly cacheDir: (mount: ResolvedMount) => Promise<string>;
   readonly secrets: ReadonlyMap<string, string>;
   readonly output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** Aborted when the build is cancelled: the step's container is killed. */
+  readonly signal?: AbortSignal;
 }
 
 /** The id of a secret mount (`--mount=type=secret`): its own, else its target's file name, as BuildKit has it. */
@@ -435,7 +437,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
   try {
     // A working directory the image lacks is made for the command's user, as BuildKit's executor does.
     await makeDirectories(rootfs, op.cwd, { uid: spec.process.user.uid, gid: spec.process.user.gid });
-    exitCode = await runBundle(input.runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: false, output: input.output });
+    exitCode = await runBundle(input.runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: false, output: input.output, ...(input.signal ? { signal: input.signal } : {}) });
   } finally {
     for (const path of created) {
       await rm(await resolveInRoot(rootfs, path), { recursive: true, force: true }).catch((err: unknown) => {
@@ -443,6 +445,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
       });
     }
   }
+  input.signal?.throwIfAborted();
   const command = op.args.join(' ');
   // A long command (a script in a heredoc) is cut: the message names the step, its line shows the rest.
   const shown = command.length > 4000 ? `${command.slice(0, 4000)}… (${command.length} characters)` : command;

@@ -58,6 +58,8 @@ export interface SolveOptions {
   /** The network of RUN steps that do not choose one. */
   readonly defaultNetwork: 'none' | 'host';
   readonly events: (event: BuildEvent) => void;
+  /** Cancels the build: no step starts after it is aborted, and a running RUN's container is killed. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -264,6 +266,7 @@ export class Solver {
 
   private async step(plan: StagePlan, step: Step, state: State): Promise<State> {
     const { events, store } = this.options;
+    this.options.signal?.throwIfAborted();
     const what = `${step.location.file}:${step.location.startLine}: ${step.location.original}`;
     // The key chains the previous step's key, not its image ID: it stays the same when a step was taken
     // from another image's inline cache, and does not depend on when a step ran.
@@ -432,6 +435,7 @@ export class Solver {
             },
             secrets: this.options.secrets,
             output,
+            ...(this.options.signal ? { signal: this.options.signal } : {}),
           });
         }
       } finally {

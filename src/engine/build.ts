@@ -57,6 +57,8 @@ export interface BuildOptions {
   };
   readonly notice: (message: string) => void;
   readonly events: (event: BuildEvent) => void;
+  /** Cancels the build (the API's client went away): see SolveOptions.signal. */
+  readonly signal?: AbortSignal;
 }
 
 export interface BuildResult {
@@ -173,6 +175,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       defaultNetwork: options.network ?? 'host',
       events: options.events,
       firstStepId: stepId,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     const built = await solver.solve();
     const id = options.squash ? await solver.squash(built) : built;

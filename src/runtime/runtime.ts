@@ -51,12 +51,18 @@ export interface BundleStdio {
   readonly tty?: boolean;
   /** Where the process's output goes instead of kiln's own stdout/stderr (a build step's log). */
   readonly output?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** Kills the container when aborted (a build whose client went away). */
+  readonly signal?: AbortSignal;
 }
 
 export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): Promise<number> {
+  stdio.signal?.throwIfAborted();
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
   const unguard = await guardUndo(removeContainerCommand(runtime, id));
   const child = spawnRuntime(runtime, bundle, id, spec, stdio);
+  // The guard's own command: it also kills a container the runtime is still creating.
+  const kill = (): void => void spawn('sh', ['-c', removeContainerCommand(runtime, id)], { stdio: 'ignore' }).on('error', () => undefined);
+  stdio.signal?.addEventListener('abort', kill, { once: true });
   const write = stdio.output ?? ((stream: 'stdout' | 'stderr', chunk: Buffer) => process[stream].write(chunk));
   // A kept container's output is also written to its bundle's log, for `kiln logs` and attach (a
   // terminal's as stdout), after what earlier runs of it wrote (a container started again).
@@ -93,6 +99,7 @@ export async function runBundle(runtime: RuntimeName, bundle: string, id: string
     }
     return exitCode(runtime, exit.code, exit.signal, stderr);
   } finally {
+    stdio.signal?.removeEventListener('abort', kill);
     unguard();
     stopForwarding();
     if (feeding) await feeding.stop();

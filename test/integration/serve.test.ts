@@ -128,6 +128,35 @@ describe('kiln serve: one server per socket, listen errors in one line, a prompt
     assert.doesNotMatch((await ok(runKiln(join(dir, 'store'), ['system', 'check']))).stdout, /^problem:/m);
   });
 
+  it('cancels a build whose client goes away, as dockerd does: its RUN container is killed and the server serves on', { skip: (!isRoot && 'builds need root') || noBusyboxSave }, async () => {
+    const dir = await tempDir('kiln-serve-');
+    const root = join(dir, 'store');
+    const socket = join(dir, 'kiln.sock');
+    await ok(runKiln(root, ['load', '-i', await fixture('busybox-docker20-save.tar')]));
+    const served = await startServe(root, ['-H', `unix://${socket}`]);
+    try {
+      const context = (await run('sh', ['-c', `cd ${dir} && mkdir ctx && printf 'FROM busybox:lab\\nRUN echo sleeping && sleep 300\\n' > ctx/Dockerfile && tar -C ctx -cf - Dockerfile`], { encoding: 'buffer' })).stdout;
+      const req = request({ socketPath: socket, method: 'POST', path: '/v1.41/build?t=abandoned', headers: { 'content-type': 'application/x-tar' } });
+      req.on('error', () => undefined);
+      // The build's RUN is running once its command has printed (not its step line); then the client goes, as a ctrl-c does.
+      await new Promise<void>((resolve) => {
+        req.on('response', (res) => res.on('data', (chunk: Buffer) => chunk.toString().includes('"sleeping\\n"') && resolve()));
+        req.end(context);
+      });
+      const running = async () => (await run('runc', ['list', '-q'])).stdout.split('\n').filter((id) => id.startsWith(`kiln-build-${served.process.pid}-`));
+      assert.equal((await running()).length, 1, 'the RUN step runs in a runtime container');
+      req.destroy();
+      // The container is killed at once rather than sleeping its 300 s: bounded wait for it to go.
+      const deadline = Date.now() + 15_000;
+      while ((await running()).length > 0) assert.ok(Date.now() < deadline, 'the cancelled build\'s container still runs 15 s after its client left');
+      assert.equal(await ping(socket), 'OK');
+      assert.equal((await runKiln(root, ['inspect', 'abandoned'])).code, 1, 'a cancelled build tags nothing');
+    } finally {
+      await served.stop();
+    }
+    assert.doesNotMatch((await ok(runKiln(root, ['system', 'check']))).stdout, /^problem:/m);
+  });
+
   it('exits promptly on SIGTERM while a wait, an attach and a log stream follow a running container and a build runs a RUN that sleeps', { skip: (!isRoot && 'containers and builds need root') || noBusyboxSave }, async (t) => {
     const dir = await tempDir('kiln-serve-');
     const root = join(dir, 'store');
