@@ -48,10 +48,10 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
   { names: ['image'], load: imageCommands },
   { names: ['container'], load: containerCommands },
   {
-    names: ['system', 'version'],
+    names: ['system', 'version', 'events'],
     load: async () => {
-      const { registerSystem, registerVersion } = await import('./commands/system.js');
-      return (program, ctx) => [registerSystem, registerVersion].forEach((register) => register(program, ctx));
+      const { registerEvents, registerSystem, registerVersion } = await import('./commands/system.js');
+      return (program, ctx) => [registerSystem, registerVersion, registerEvents].forEach((register) => register(program, ctx));
     },
   },
 ];

@@ -7,6 +7,7 @@ import { KilnError, storeWriteError } from '../errors.js';
 import type { NamedImage } from '../image/image.js';
 import { autoDecompress } from '../layer/compression.js';
 import { type Reference, parseReference, repositoryName } from '../reference/reference.js';
+import { recordImageEvent } from './events.js';
 import { type ArchiveFile, type ArchiveFormat, type SaveItem, archiveFiles } from '../transport/archive-writer.js';
 import { readImageArchive } from '../transport/docker-archive.js';
 import { DirectoryTree } from '../transport/filetree.js';
@@ -65,6 +66,7 @@ export async function loadImages(engine: Engine, source: LoadSource, emit: (even
     await store.withLease(async (lease) => {
       for (const named of images) {
         const { id, replaced } = await store.writeImage(lease, named, tree.description);
+        recordImageEvent(engine, 'load', id);
         for (const [name, previousId] of replaced) emit({ kind: 'renamed', name, previousId });
         if (named.names.length === 0) emit({ kind: 'loaded-id', id });
         for (const name of named.names) emit({ kind: 'loaded', name });
@@ -110,6 +112,8 @@ export async function saveImages<T>(engine: Engine, names: readonly string[], fo
       if (!row || !engine.store.holdImage(lease, row.id)) throw new KilnError('NOT_FOUND', `No such image: ${itemNames[0] ?? id}`);
       items.push({ image: await engine.store.image(row), names: itemNames });
     }
-    return write(archiveFiles(items, format));
+    const written = await write(archiveFiles(items, format));
+    for (const item of items) recordImageEvent(engine, 'save', item.image.id);
+    return written;
   });
 }

@@ -9,6 +9,7 @@ import { type Digest, shortId } from '../oci/digest.js';
 import type { HistoryEntry } from '../oci/types.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { type Lease, LocalStore } from '../transport/store.js';
+import { recordEvent, recordImageEvent } from './events.js';
 import { type Filters, booleanFilter, checkFilterKeys, matchLabels, parseTimestamp } from './filters.js';
 import type { CheckReport, DeleteEvent, DiskUsage, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
 
@@ -246,7 +247,12 @@ export class Engine {
     const ref = parseReference(target);
     if (ref.digest) throw new KilnError('INVALID_ARGUMENT', `refusing to create a tag with a digest reference: ${target}`);
     // Found and named in one transaction: an rmi in another process cannot come in between.
-    this.db.transaction(() => this.db.setName(referenceString(withDefaultTag(ref)), this.image(source).id, 'tag'));
+    const id = this.db.transaction(() => {
+      const found = this.image(source).id;
+      this.db.setName(referenceString(withDefaultTag(ref)), found, 'tag');
+      return found;
+    });
+    recordImageEvent(this, 'tag', id, familiarString(withDefaultTag(ref)));
   }
 
   // ---- deleting ----
@@ -262,6 +268,7 @@ export class Engine {
       const untag = (name: string): void => {
         this.db.deleteName(name);
         events.push({ Untagged: familiarString(parseReference(name)) });
+        recordImageEvent(this, 'untag', row.id);
       };
       const user = this.db.containers().find((c) => c.imageId === row.id);
       const holder = this.heldImages().get(row.id);
@@ -309,6 +316,7 @@ export class Engine {
       throw new KilnError('CONFLICT', `conflict: unable to delete ${shortId(row.id)} (cannot be forced) - image has dependent child images`);
     }
     const chain = chainIds(this.db.imageDiffIds(row.id));
+    recordImageEvent(this, 'delete', row.id);
     this.db.deleteImage(row.id);
     const stillUsed = new Set(this.db.images().flatMap((other) => chainIds(this.db.imageDiffIds(other.id))));
     const events: DeleteEvent[] = [{ Deleted: row.id }, ...chain.reverse().filter((c) => !stillUsed.has(c)).map((c) => ({ Deleted: c }))];
@@ -360,12 +368,14 @@ export class Engine {
         for (const n of names) {
           this.db.deleteName(n.name);
           deleted.push({ Untagged: familiarString(parseReference(n.name)) });
+          recordImageEvent(this, 'untag', row.id);
         }
         deleted.push(...this.deleteUnnamed(row, false));
       }
       return deleted;
     });
     const { reclaimedBytes } = await this.store.gc();
+    recordEvent(this, 'image', 'prune', '', { reclaimed: String(reclaimedBytes) });
     return { ImagesDeleted: events, SpaceReclaimed: reclaimedBytes };
   }
 

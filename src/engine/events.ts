@@ -38,8 +38,18 @@ export function recordEvent(engine: Engine, type: EventType, action: string, act
   }
 }
 
+/**
+ * Records an image event as dockerd does: the actor is the image's ID (a pull's and a push's, the
+ * reference), its attributes the image's labels and `name` (the new tag of a tag event, the repository
+ * of a pull or push, else the ID again).
+ */
+export function recordImageEvent(engine: Engine, action: string, actor: string, name = actor): void {
+  const labels = actor.startsWith('sha256:') ? (engine.store.db.image(actor)?.labels ?? {}) : {};
+  recordEvent(engine, 'image', action, actor, { ...labels, name });
+}
+
 function message(row: EventRow): EventMessage {
-  const legacy = row.type === 'container' || row.type === 'image' ? { status: row.action, id: row.actor, ...(row.type === 'container' && row.attributes.image ? { from: row.attributes.image } : {}) } : {};
+  const legacy = row.type === 'container' || row.type === 'image' ? { status: row.action, ...(row.actor !== '' ? { id: row.actor } : {}), ...(row.type === 'container' && row.attributes.image ? { from: row.attributes.image } : {}) } : {};
   return {
     ...legacy,
     Type: row.type,

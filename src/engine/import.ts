@@ -6,7 +6,8 @@ import { tarDirectory } from '../layer/directory.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ContainerConfig, ImageConfig } from '../oci/types.js';
-import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
+import { familiarString, parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
+import { recordImageEvent } from './events.js';
 import { hostPlatform } from '../transport/oci-layout.js';
 import type { Engine } from './engine.js';
 
@@ -99,6 +100,9 @@ export async function importImage(engine: Engine, source: ImportSource, options:
       { image: { id, rawConfig, config: imageConfig, layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffId: layer.diffId, open: () => store.content.open(layer.digest) }] }, names: name ? [name] : [] },
       'import',
     );
+    // dockerd's order: the tag, then the import.
+    if (name) recordImageEvent(engine, 'tag', id, familiarString(parseReference(name)));
+    recordImageEvent(engine, 'import', id);
     return id;
   });
 }

@@ -10,7 +10,8 @@ import { compressStream } from '../layer/compression.js';
 import type { Digest } from '../oci/digest.js';
 import { MediaType, layerCompression } from '../oci/mediatypes.js';
 import type { Descriptor, Manifest, Platform } from '../oci/types.js';
-import { type Reference, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
+import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
+import { recordImageEvent } from './events.js';
 import { RegistryClient, type StreamingUpload } from '../registry/client.js';
 import { type Credentials, credentialsFor, eraseCredentials, storeCredentials } from '../registry/credentials.js';
 import type { Lease } from '../transport/store.js';
@@ -191,6 +192,7 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   for (const descriptor of [manifest.config, ...manifest.layers]) store.db.addBlobSource(descriptor.digest, ref.domain, repository);
   options.events({ status: `Digest: ${top.digest}` });
   options.events({ status: `Status: ${upToDate ? 'Image is up to date' : 'Downloaded newer image'} for ${familiarString(ref)}` });
+  recordImageEvent(engine, 'pull', familiarString(ref), familiarName(ref));
   return { id, digest: top.digest, name: referenceString(ref), fresh: !upToDate };
 }
 
@@ -291,6 +293,7 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
       return { digest, size: manifest.bytes.length };
     });
     options.events({ status: `${tag}: digest: ${pushed.digest} size: ${pushed.size}` });
+    recordImageEvent(engine, 'push', familiarString(ref), familiarName(ref));
     results.push({ ...pushed, tag });
   }
   return results;

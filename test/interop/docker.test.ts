@@ -46,4 +46,29 @@ describe('a real Docker daemon reads what kiln writes, and the other way round',
     await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'imported:1']));
     assert.equal((await ok(kiln(['system', 'df', '--format', df]))).stdout.split('\n')[0], dockerDf);
   });
+
+  it('image events: the same actions, actors and names as dockerd for load, tag, save, import, rmi and prune', async () => {
+    const { kiln } = await newKiln();
+    const busybox = await fixture('busybox-docker20-save.tar');
+    const rootfs = await fixture('busybox-rootfs.tar');
+    const scratch = await tempDir();
+    const since = String(Math.floor(Date.now() / 1000));
+    const steps = [['load', '-i', busybox], ['tag', 'busybox:lab', 'busybox:events'], ['save', '-o', join(scratch, 'out.tar'), 'busybox:events'], ['import', rootfs, 'imported:events'], ['rmi', 'busybox:events', 'imported:events'], ['image', 'prune', '-f']];
+    for (const step of steps) {
+      await dockerd.docker(step);
+      await ok(kiln(step));
+    }
+    const until = String(Math.floor(Date.now() / 1000) + 1);
+    const format = '{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.reclaimed}}';
+    const events = ['events', '--since', since, '--until', until, '--filter', 'type=image', '--format', format];
+    // An import's image ID has its own creation time in each store; what a prune reclaims, its own sizes.
+    const normalise = (text: string) => {
+      const importedId = /^image import (\S+)/m.exec(text)?.[1] ?? 'none';
+      return text.replaceAll(importedId, 'IMPORTED').replace(/^(image prune .*) \d+$/m, '$1 N');
+    };
+    const fromDocker = await dockerd.docker(events);
+    const fromKiln = (await ok(kiln(events))).stdout;
+    assert.equal(normalise(fromKiln), normalise(fromDocker));
+    assert.match(fromKiln, /^image tag sha256:\S+ busybox:events/m);
+  });
 });

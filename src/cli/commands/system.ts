@@ -4,7 +4,7 @@ import { parseFilterFlags } from '../../engine/filters.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { versionInfo } from '../../engine/version.js';
 import { renderRows, renderTemplate } from '../format/table.js';
-import { humanSize, humanSizeWithPrecision, sinceNow } from '../format/units.js';
+import { humanSize, humanSizeWithPrecision, rfc3339NanoLocal, sinceNow } from '../format/units.js';
 import { collect, confirm, print, printRows } from '../io.js';
 import { printPruneReport } from './image.js';
 import { imageRows } from './images.js';
@@ -41,8 +41,47 @@ export function registerVersion(program: Command, ctx: CommandContext): Command 
     });
 }
 
+/**
+ * `kiln events` (`system events`): what happened to containers, images, volumes and networks, from every
+ * kiln process on the store, as `docker events` prints it; it follows until ctrl-c, or ends at --until.
+ */
+export function registerEvents(parent: Command, ctx: CommandContext): Command {
+  return parent
+    .command('events')
+    .description('Get real time events from kiln')
+    .option('--since <time>', 'show all events created since timestamp')
+    .option('--until <time>', 'stream events until this timestamp')
+    .option('-f, --filter <filter>', 'filter output based on conditions provided', collect)
+    .option('--format <format>', 'format the output using the given Go template')
+    .action((options: { since?: string; until?: string; filter?: string[]; format?: string }) =>
+      withEngine(ctx, async (engine) => {
+        const { EVENT_FILTERS, followEvents } = await import('../../engine/events.js');
+        const stop = new AbortController();
+        const interrupted = (): void => stop.abort();
+        process.once('SIGINT', interrupted);
+        process.once('SIGTERM', interrupted);
+        try {
+          await followEvents(
+            engine,
+            (event) => {
+              if (options.format !== undefined) return print(ctx.io, renderTemplate(options.format, event));
+              const attributes = Object.entries(event.Actor.Attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+              const when = rfc3339NanoLocal(event.time * 1000, event.timeNano % 1_000_000_000);
+              print(ctx.io, `${when} ${event.Type} ${event.Action} ${event.Actor.ID}${attributes.length > 0 ? ` (${attributes.map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}`);
+            },
+            { filters: parseFilterFlags(options.filter ?? [], EVENT_FILTERS), signal: stop.signal, ...(options.since !== undefined ? { since: options.since } : {}), ...(options.until !== undefined ? { until: options.until } : {}) },
+          );
+        } finally {
+          process.off('SIGINT', interrupted);
+          process.off('SIGTERM', interrupted);
+        }
+      }),
+    );
+}
+
 export function registerSystem(program: Command, ctx: CommandContext): Command {
   const system = program.command('system').description('Manage kiln');
+  registerEvents(system, ctx);
   system
     .command('df')
     .description('Show kiln disk usage')

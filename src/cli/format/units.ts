@@ -72,6 +72,13 @@ export function rfc3339Local(ms: number): string {
   return `${date}T${time}${zone}`;
 }
 
+/** Docker's jsonmessage.RFC3339NanoFixed in the local zone: "2026-11-22T10:53:39.000000123Z" or "…+01:00". */
+export function rfc3339NanoLocal(ms: number, nanos: number): string {
+  const whole = rfc3339Local(ms);
+  const at = whole.search(/(Z|[+-]\d\d:\d\d)$/);
+  return `${whole.slice(0, at)}.${String(nanos).padStart(9, '0')}${whole.slice(at)}`;
+}
+
 /** Docker's stringutils.Ellipsis: at most `width` characters, the last one "…" when cut. */
 export function truncateDisplay(text: string, width: number): string {
   const chars = [...text];
