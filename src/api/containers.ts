@@ -8,7 +8,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
-import { CONTAINER_FILTERS, type ContainerPathStat, type ContainerRequest, FOLLOW_MS, type FollowOptions, type LogWrite, type MountRequest, type WaitCondition, archiveContainerPath, containerChanges, containerStats, containerIo, containerStatus, containerStdin, createContainer, exportContainer, extractToContainer, findContainer, followLogs, inspectContainer, killContainer, listContainers, logTime, pauseContainer, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines, topContainer, timestamped, unpauseContainer, waitContainer } from '../engine/containers.js';
+import { CONTAINER_FILTERS, type ContainerPathStat, type ContainerRequest, FOLLOW_MS, type FollowOptions, type LogWrite, type MountRequest, type WaitCondition, archiveContainerPath, containerChanges, containerStats, containerIo, containerStatus, containerStdin, createContainer, exportContainer, extractToContainer, findContainer, followLogs, inspectContainer, killContainer, listContainers, logTime, pauseContainer, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines, topContainer, timestamped, unpauseContainer, waitContainer, withSizes } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
@@ -239,9 +239,10 @@ export class Containers {
     res.writeHead(204).end();
   }
 
-  list({ engine, query, res }: Call): void {
+  async list({ engine, query, res }: Call): Promise<void> {
     const limit = integer(query, 'limit') ?? 0;
-    const rows = listContainers(engine, { all: flag(query, 'all'), filters: filtersParameter(query, CONTAINER_FILTERS), ...(limit > 0 ? { last: limit } : {}) });
+    const listed = listContainers(engine, { all: flag(query, 'all'), filters: filtersParameter(query, CONTAINER_FILTERS), ...(limit > 0 ? { last: limit } : {}) });
+    const rows = flag(query, 'size') ? await withSizes(engine, listed) : listed;
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(rows));
   }
 

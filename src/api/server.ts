@@ -17,7 +17,7 @@ import { type Engine } from '../engine/engine.js';
 import { importImage } from '../engine/import.js';
 import { type ProgressEvent, checkCredentials, pullAllTags, pullImage, pushImage, searchImages } from '../engine/registry.js';
 import { commitContainer, containerStatus } from '../engine/containers.js';
-import { volumesDiskUsage } from '../engine/volumes.js';
+import { systemDiskUsage } from '../engine/df.js';
 import { API_VERSION, KILN_VERSION, MIN_API_VERSION, versionInfo } from '../engine/version.js';
 import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
@@ -254,8 +254,8 @@ function systemRoutes(): [string, RegExp, Handler][] {
       json(res, 201, { Id: id });
     }],
     ['GET', /^\/system\/df$/, async ({ engine, res }) => {
-      const usage = engine.diskUsage();
-      json(res, 200, { LayersSize: usage.LayersSize, Images: usage.Images.map((i) => i.summary), Containers: [], Volumes: await volumesDiskUsage(engine), BuildCache: [] });
+      const usage = await systemDiskUsage(engine);
+      json(res, 200, { LayersSize: usage.images.LayersSize, Images: usage.images.Images.map((i) => i.summary), Containers: usage.containers, Volumes: usage.volumes, BuildCache: [] });
     }],
   ];
 }

@@ -387,14 +387,14 @@ export class Engine {
     let layersSize = 0;
     for (const diffId of uses.keys()) layersSize += sizeOf(diffId);
     // Like `docker images` without -a: a build's intermediate images are not counted.
+    const users = new Map<string, number>();
+    for (const container of this.db.containers()) users.set(container.imageId, (users.get(container.imageId) ?? 0) + 1);
     const images = this.db.images().filter((row) => this.db.namesOf(row.id).length > 0 || (!row.intermediate && this.db.childImages(row.id).length === 0)).map((row) => {
       const shared = this.db.imageDiffIds(row.id).reduce((sum, d) => sum + ((uses.get(d) ?? 0) > 1 ? sizeOf(d) : 0), 0);
-      return { summary: { ...this.summary(row), SharedSize: shared, Containers: 0 }, sharedSize: shared, uniqueSize: row.size - shared };
+      return { summary: { ...this.summary(row), SharedSize: shared, Containers: users.get(row.id) ?? 0 }, sharedSize: shared, uniqueSize: row.size - shared };
     });
-    const containers = this.db.containers();
-    const used = new Set(containers.map((c) => c.imageId));
-    const activeSize = images.filter((i) => used.has(i.summary.Id as Digest)).reduce((sum, i) => sum + i.summary.Size, 0);
-    return { LayersSize: layersSize, Images: images, ReclaimableImagesSize: Math.max(0, layersSize - activeSize), ActiveImages: used.size, Containers: containers.length };
+    const activeSize = images.filter((i) => users.has(i.summary.Id)).reduce((sum, i) => sum + i.summary.Size, 0);
+    return { LayersSize: layersSize, Images: images, ReclaimableImagesSize: Math.max(0, layersSize - activeSize), ActiveImages: users.size };
   }
 
   /** `system check`: re-hashes every blob and checks every record; never changes anything. */

@@ -59,14 +59,13 @@ export interface DiskUsageImage {
   readonly uniqueSize: number;
 }
 
-/** `system df`: images now; containers, volumes and build cache come with later features. */
+/** `system df`'s images (see engine/df.ts for the rest). */
 export interface DiskUsage {
   readonly LayersSize: number;
   readonly Images: readonly DiskUsageImage[];
   readonly ReclaimableImagesSize: number;
-  /** Images that containers use, and how many containers there are (none run in the background yet). */
+  /** Images that containers use. */
   readonly ActiveImages: number;
-  readonly Containers: number;
 }
 
 export interface CheckReport {

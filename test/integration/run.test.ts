@@ -16,6 +16,26 @@ const cannotRun = !isRoot
     : await fixturesUnavailable('busybox-rootfs.tar', 'busybox-docker20-save.tar', 'whiteouts-docker20-save.tar');
 
 for (const driver of ['overlay', 'vfs']) describe(`kiln run in a real OCI runtime over ${driver} snapshots`, { skip: cannotRun }, () => {
+  it('sizes containers and volumes for ps -s and system df, and system prune --volumes takes the anonymous ones', async () => {
+    const store = await newKiln();
+    const kiln = (args: readonly string[]) => store.kiln(args[0] === 'run' ? ['run', '--storage-driver', driver, ...args.slice(1)] : args);
+    await ok(kiln(['load', '-i', await fixture('busybox-docker20-save.tar')]));
+    // 100,000 bytes written, one file hard-linked twice (counted once), a file of the image changed.
+    await ok(kiln(['run', '--name', 'writer', '-v', 'kept:/kept', 'busybox:lab', 'sh', '-c', 'head -c 100000 /dev/zero > /big; ln /big /big2; echo x >> /etc/hostname.new; echo 1234 > /kept/v']));
+    await ok(kiln(['run', '--name', 'anon', '-v', '/anon', 'busybox:lab', 'sh', '-c', 'echo 12345 > /anon/a']));
+    const imageSize = Number((await ok(kiln(['inspect', '-f', '{{.Size}}', 'busybox:lab']))).stdout.trim());
+    const sizes = (await ok(kiln(['ps', '-a', '--format', '{{.Names}} {{.Size}}']))).stdout;
+    assert.match(sizes, /^writer 100kB \(virtual [\d.]+MB\)$/m);
+    assert.match(sizes, /^anon 0B \(virtual [\d.]+MB\)$/m);
+    assert.ok(imageSize > 1_000_000);
+    const df = (await ok(kiln(['system', 'df', '--format', '{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}']))).stdout;
+    assert.match(df, /^Containers\|2\|0\|100kB\|100kB \(100%\)$/m, "100,002 bytes, four significant digits as Docker's df");
+    assert.match(df, /^Local Volumes\|2\|2\|11B\|0B \(0%\)$/m, 'both volumes are used by a container, 5 + 6 bytes');
+    const pruned = (await ok(kiln(['system', 'prune', '-f', '--volumes']))).stdout;
+    assert.match(pruned, /^Deleted Volumes:\n[0-9a-f]{64}\n\n/m, 'the anonymous volume goes');
+    assert.equal((await ok(kiln(['system', 'df', '--format', '{{.Type}} {{.TotalCount}}']))).stdout.split('\n')[2], 'Local Volumes 1', 'the named one stays');
+  });
+
   it('passes stdout and the exit code through, runs as the image USER, binds volumes, isolates the network', async () => {
     const store = await newKiln();
     const { root } = store;

@@ -108,6 +108,7 @@ describe('kiln serve: the docker CLI and the Python SDK drive containers, volume
     assert.notEqual(inUse.code, 0);
     assert.match(inUse.stderr, /volume is in use/);
     assert.match(await docker(['system', 'df']), /\nLocal Volumes +2 +1 /);
+    assert.match(await docker(['ps', '-a', '-s', '--format', '{{.Names}} {{.Size}}']), /^holder 0B \(virtual [\d.]+MB\)$/m, 'sizes from /containers/json?size=1');
 
     const pruned = await docker(['system', 'prune', '-af', '--volumes']);
     assert.match(pruned, /Deleted Containers:\n[0-9a-f]{64}\n/);

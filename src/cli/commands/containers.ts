@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
-import { CONTAINER_FILTERS, type ContainerSummary, type LogWrite, commitContainer, containerChanges, containerIo, containerStdin, copyFromContainer, copyIntoContainer, execInContainer, exportContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logOffset, logTime, pauseContainer, removeContainer, renameContainer, resizeContainer, startContainer, stopContainer, tailLines, timestamped, unpauseContainer, waitContainer } from '../../engine/containers.js';
+import { CONTAINER_FILTERS, type ContainerSummary, type LogWrite, commitContainer, containerChanges, containerIo, containerStdin, copyFromContainer, copyIntoContainer, execInContainer, exportContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logOffset, withSizes, logTime, pauseContainer, removeContainer, renameContainer, resizeContainer, startContainer, stopContainer, tailLines, timestamped, unpauseContainer, waitContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
@@ -12,7 +12,7 @@ import { type Io, collect, parseBool, parseInteger, print, printRows, writeFileA
 import { configuredDetachKeys } from '../../registry/credentials.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 
-const PS_HEADERS = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES', Labels: 'LABELS', State: 'STATE' };
+const PS_HEADERS = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES', Labels: 'LABELS', State: 'STATE', Size: 'SIZE' };
 
 /** docker ps's PORTS: `0.0.0.0:8080->80/tcp` for a published port, `80/tcp` for one only exposed. */
 function portsText(container: ContainerSummary): string {
@@ -161,12 +161,16 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
     .option('-n, --last <n>', 'show n last created containers (includes all states)', parseInteger)
     .option('-l, --latest', 'show the latest created container (includes all states)')
     .option('-q, --quiet', 'only display container IDs')
+    .option('-s, --size', 'display total file sizes')
     .option('--no-trunc', "don't truncate output")
     .option('--format <format>', 'format output using a custom template')
-    .action((options: { all?: boolean; filter?: string[]; last?: number; latest?: boolean; quiet?: boolean; trunc: boolean; format?: string }) =>
-      withEngine(ctx, (engine) => {
+    .action((options: { all?: boolean; filter?: string[]; last?: number; latest?: boolean; quiet?: boolean; size?: boolean; trunc: boolean; format?: string }) =>
+      withEngine(ctx, async (engine) => {
         const last = options.latest ? 1 : options.last;
-        const rows = listContainers(engine, { all: options.all ?? false, filters: parseFilterFlags(options.filter ?? [], CONTAINER_FILTERS), ...(last !== undefined ? { last } : {}) }).map((c) => ({
+        // As the docker CLI: sizes are asked for by -s, or by a format that shows them.
+        const sized = !options.quiet && (options.format === undefined ? options.size === true : /\.Size\b/.test(options.format));
+        const listed = listContainers(engine, { all: options.all ?? false, filters: parseFilterFlags(options.filter ?? [], CONTAINER_FILTERS), ...(last !== undefined ? { last } : {}) });
+        const rows = (sized ? await withSizes(engine, listed) : listed).map((c) => ({
           ID: options.trunc ? c.Id.slice(0, 12) : c.Id,
           Image: c.Image,
           Command: `"${options.trunc ? truncateDisplay(c.Command, 20) : c.Command}"`,
@@ -177,8 +181,9 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
           Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
           Labels: Object.entries(c.Labels).map(([k, v]) => `${k}=${v}`).join(','),
           State: c.State,
+          Size: c.SizeRootFs ? `${humanSize(c.SizeRw ?? 0)} (virtual ${humanSize(c.SizeRootFs)})` : humanSize(c.SizeRw ?? 0),
         }));
-        const format = options.quiet ? '{{.ID}}' : (options.format ?? 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}');
+        const format = options.quiet ? '{{.ID}}' : (options.format ?? `table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}${sized ? '\t{{.Size}}' : ''}`);
         printRows(ctx.io, renderRows(format, PS_HEADERS, rows));
       }),
     );

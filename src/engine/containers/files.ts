@@ -253,11 +253,32 @@ function changedEntries(dirs: ReturnType<typeof layerDirs>) {
 /** A container on an image with no layers compares against nothing. */
 const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 
-/** `docker diff`: what the container added (A), changed (C) and deleted (D) against its image. */
-export async function containerChanges(engine: Engine, nameOrId: string): Promise<Change[]> {
-  const { driver, upper, lowers } = layerDirs(engine, findContainer(engine, nameOrId));
+/** What the container added (A), changed (C) and deleted (D) against its image. */
+async function changesOf({ driver, upper, lowers }: ReturnType<typeof layerDirs>): Promise<Change[]> {
   if (driver === 'vfs') return treeChanges(lowers[0] ?? EMPTY_TREE, upper);
   return overlayChanges(upper, lowers);
+}
+
+/** `docker diff`: what the container added (A), changed (C) and deleted (D) against its image. */
+export async function containerChanges(engine: Engine, nameOrId: string): Promise<Change[]> {
+  return changesOf(layerDirs(engine, findContainer(engine, nameOrId)));
+}
+
+/**
+ * Docker's SizeRw: the bytes of the files the container added or changed (a file hard-linked twice
+ * counted once), for `ps -s` and `system df`.
+ */
+export async function containerSizeRw(engine: Engine, container: ContainerRow): Promise<number> {
+  const dirs = layerDirs(engine, container);
+  const sizes = new Map<number, number>();
+  for (const change of await changesOf(dirs)) {
+    if (change.kind === 'D') continue;
+    const st = await lstat(join(dirs.upper, change.path)).catch(() => undefined);
+    if (st && !st.isDirectory()) sizes.set(st.ino, st.size);
+  }
+  let total = 0;
+  for (const size of sizes.values()) total += size;
+  return total;
 }
 
 export interface CommitOptions {

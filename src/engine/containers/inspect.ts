@@ -14,6 +14,7 @@ import type { Filters } from '../filters.js';
 import { matchLabels } from '../filters.js';
 import { type PortSummary, networkSettingsJson } from '../networks.js';
 import { humanDuration } from '../time.js';
+import { containerSizeRw } from './files.js';
 import { volumePath } from '../volumes.js';
 import { type ContainerSettings, type ContainerStatus, containerBundle, containerKey, containerStatus, findContainer, settingsOf, snapshotterFor } from './records.js';
 
@@ -232,6 +233,20 @@ export interface ContainerSummary {
   readonly HostConfig: { readonly NetworkMode: string };
   readonly NetworkSettings: Record<string, unknown>;
   readonly Mounts: readonly Record<string, unknown>[];
+  /** With `size` (ps -s): the writable layer's bytes, and those plus the image's. */
+  readonly SizeRw?: number;
+  readonly SizeRootFs?: number;
+}
+
+/** Containers of a list with their sizes (`docker ps -s`, the API's `size=1`, `system df`). */
+export async function withSizes(engine: Engine, containers: readonly ContainerSummary[]): Promise<ContainerSummary[]> {
+  const sized: ContainerSummary[] = [];
+  for (const container of containers) {
+    const row = engine.store.db.container(container.Id);
+    const sizeRw = row ? await containerSizeRw(engine, row) : 0;
+    sized.push({ ...container, SizeRw: sizeRw, SizeRootFs: sizeRw + (engine.store.db.image(container.ImageID)?.size ?? 0) });
+  }
+  return sized;
 }
 
 function summary(engine: Engine, container: ContainerRow): ContainerSummary {
