@@ -2,11 +2,11 @@
  * BuildKit's build checks (`docker build --check`), by their names and messages, on kiln's parse and the
  * build's view (build args, the automatic platform ARGs, base images' configs when the store has them).
  */
-import { levenshtein } from '../../dockerfile/instructions.js';
 import { parseReference } from '../../reference/reference.js';
 import { type Analysis, isPredefinedArg } from './context.js';
 import type { Report } from './hadolint-rules.js';
 import { expandQuietly } from './model.js';
+import { suggester } from './suggest.js';
 
 const RESERVED_STAGE_NAMES = ['scratch', 'context'];
 const SECRET = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
@@ -40,21 +40,6 @@ function variablesIn(word: string, escape: string): { name: string; guarded: boo
   return found;
 }
 
-/** A close name to suggest (same letters in another case, or one or two edits away). */
-function suggest(name: string, options: Iterable<string>): string {
-  let best = '';
-  let bestDistance = 3;
-  for (const option of options) {
-    if (option.toLowerCase() === name.toLowerCase()) return option;
-    const distance = levenshtein(name, option);
-    if (distance < bestDistance) {
-      best = option;
-      bestDistance = distance;
-    }
-  }
-  return best;
-}
-
 /** The words of an instruction that BuildKit expands (RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK are left to the shell). */
 function expandedWords(instruction: Analysis['dockerfile']['all'][number]): string[] {
   const typed = instruction.typed;
@@ -83,6 +68,7 @@ function expandedWords(instruction: Analysis['dockerfile']['all'][number]): stri
 export function buildkitChecks(analysis: Analysis, report: Report): void {
   const { dockerfile, globals } = analysis;
   const escape = dockerfile.directives.escape;
+  const suggest = suggester();
 
   // ConsistentInstructionCasing: every keyword in the casing most of them use.
   const upper = dockerfile.all.filter((i) => i.written === i.written.toUpperCase()).length;

@@ -126,8 +126,14 @@ export class Scope implements Iterable<string> {
     return kept;
   }
 
+  /** The names in scope, in the order they were first defined. */
   *[Symbol.iterator](): Iterator<string> {
-    for (const name of this.definitions.keys()) if (this.has(name)) yield name;
+    // Names enter the map in the order of their first definitions, so those in scope come first: the
+    // first one out of scope ends them (a stage's later names are not read at each instruction).
+    for (const name of this.definitions.keys()) {
+      if (!this.has(name)) return;
+      yield name;
+    }
   }
 }
 
