@@ -302,8 +302,9 @@ describe('hostile scripts', () => {
     assert.ok(Date.now() - started < 10000, `took ${Date.now() - started} ms (a copy per instruction took a minute)`);
   });
 
-  it("lints 5,000 ENVs and 5,000 undefined variables in well under a second (UndefinedVar's suggestions compared every pair: 20 s)", () => {
-    const source = `FROM scratch\n${Array.from({ length: 5000 }, (_, i) => `ENV DEFINED_NAME_${i}=${i}\n`).join('')}${Array.from({ length: 5000 }, (_, i) => `COPY $UNDEFINED_NAME_${i} /x${i}\n`).join('')}`;
+  it("lints 5,000 ENV names and 5,000 undefined variables in well under a second (UndefinedVar's suggestions compared every pair: 20 s)", () => {
+    // Two instructions, so that the time is the checks' and not the parse of 10,000 lines.
+    const source = `FROM scratch\nENV ${Array.from({ length: 5000 }, (_, i) => `DEFINED_NAME_${i}=${i}`).join(' ')}\nCOPY ${Array.from({ length: 5000 }, (_, i) => `$UNDEFINED_NAME_${i}`).join(' ')} /x/\n`;
     const started = Date.now();
     const undefinedVars = lintDockerfile(source, options()).findings.filter((f) => f.code === 'UndefinedVar');
     const took = Date.now() - started;
