@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EMPTY_CONFIG } from '../../src/analyze/lint/config.js';
+import { EMPTY_CONFIG, parseLintConfig } from '../../src/analyze/lint/config.js';
 import type { ImageFacts, LintOptions } from '../../src/analyze/lint/context.js';
 import { applyPolicy, lintDockerfile } from '../../src/analyze/lint/lint.js';
 import { RULES, RULES_BY_CODE } from '../../src/analyze/lint/rules.js';
@@ -80,7 +80,7 @@ const CASES: readonly Case[] = [
   { code: 'DL3023', bad: 'FROM a:1 AS app\nCOPY --from=app /a /b\n', line: 2, good: ['FROM a:1 AS build\nFROM a:1 AS app\nCOPY --from=build /a /b\n'] },
   { code: 'DL3024', bad: 'FROM a:1 AS x\nFROM a:1 AS x\n', line: 2, good: ['FROM a:1 AS x\nFROM a:1 AS y\n'] },
   { code: 'DL3025', bad: 'FROM a:1\nCMD node server.js\n', line: 2, good: ['FROM a:1\nCMD ["node", "server.js"]\nENTRYPOINT ["tini", "--"]\n'] },
-  { code: 'DL3026', bad: 'FROM debian:12\n', line: 1, good: ['FROM my.registry:5000/debian:12\n', 'FROM eu.gcr.io/x/debian:12\n'], options: { trustedRegistries: ['my.registry:5000', '*.gcr.io'] } },
+  { code: 'DL3026', bad: 'FROM debian:12\n', line: 1, good: ['FROM my.registry:5000/debian:12\n', 'FROM eu.gcr.io/x/debian:12\nCOPY --from=eu.gcr.io/y/tools:1 /t /t\n', 'FROM mirror.example/debian:12\n', 'FROM scratch\n', 'FROM my.registry:5000/debian:12 AS base\nFROM base\nCOPY --from=base /a /a\n'], options: { trustedRegistries: ['my.registry:5000', '*.gcr.io', 'mirror.*'] } },
   { code: 'DL3027', bad: 'FROM debian:12\nRUN apt install -y curl\n', line: 2, good: ['FROM debian:12\nRUN apt-get install -y curl=1\n'] },
   { code: 'DL3028', bad: 'FROM ruby:3\nRUN gem install rails\n', line: 2, good: ['FROM ruby:3\nRUN gem install rails:7.1.0 && gem install bundler -v 2.5.0\n'] },
   { code: 'DL3029', bad: 'FROM --platform=linux/amd64 debian:12\n', line: 1, good: ['FROM --platform=$BUILDPLATFORM debian:12\n'] },
@@ -101,15 +101,15 @@ const CASES: readonly Case[] = [
   { code: 'DL3046', bad: 'FROM a:1\nRUN useradd -u 123456 app\n', line: 2, good: ['FROM a:1\nRUN useradd -l -u 123456 app\n', 'FROM a:1\nRUN useradd -u 1000 app\n'] },
   { code: 'DL3047', bad: 'FROM a:1\nRUN wget https://example.com/a\n', line: 2, good: ['FROM a:1\nRUN wget -q https://example.com/a\n', 'FROM a:1\nRUN wget --progress=dot:giga https://example.com/a\n'] },
   { code: 'DL3048', bad: 'FROM a:1\nLABEL Invalid_Key=1\n', line: 2, good: ['FROM a:1\nLABEL org.example.key=1 version=2\n'] },
-  { code: 'DL3049', bad: 'FROM a:1\nLABEL other=1\n', line: 1, good: ['FROM a:1\nLABEL version=1.0.0\n'], options: { labelSchema: new Map([['version', 'semver']]) } },
+  { code: 'DL3049', bad: 'FROM a:1\nLABEL other=1\n', line: 1, good: ['FROM a:1\nLABEL version=1.0.0\n', 'FROM a:1 AS base\nLABEL version=1.0.0\nFROM base\n', 'FROM a:1 AS base\nFROM base\nLABEL version=1.0.0\n', 'FROM a:1 AS build\nFROM b:1\nLABEL version=1.0.0\nCOPY --from=build /a /a\n'], options: { labelSchema: new Map([['version', 'semver']]) } },
   { code: 'DL3050', bad: 'FROM a:1\nLABEL version=1.0.0 extra=1\n', line: 2, good: ['FROM a:1\nLABEL version=1.0.0\n'], options: { labelSchema: new Map([['version', 'semver']]), strictLabels: true } },
   { code: 'DL3051', bad: 'FROM a:1\nLABEL maintainer=""\n', line: 2, good: ['FROM a:1\nLABEL maintainer="me"\n'], options: { labelSchema: new Map([['maintainer', 'text']]) } },
   { code: 'DL3052', bad: 'FROM a:1\nLABEL documentation=not-a-url\n', line: 2, good: ['FROM a:1\nLABEL documentation=https://example.com/docs\n'], options: { labelSchema: new Map([['documentation', 'url']]) } },
   { code: 'DL3053', bad: 'FROM a:1\nLABEL created=yesterday\n', line: 2, good: ['FROM a:1\nLABEL created=2024-01-02T03:04:05Z\n', 'FROM a:1\nARG NOW\nLABEL created=$NOW\n'], options: { labelSchema: new Map([['created', 'rfc3339']]) } },
-  { code: 'DL3054', bad: 'FROM a:1\nLABEL license=Apache2\n', line: 2, good: ['FROM a:1\nLABEL license=Apache-2.0\n', 'FROM a:1\nLABEL license="MIT OR Apache-2.0"\n'], options: { labelSchema: new Map([['license', 'spdx']]) } },
-  { code: 'DL3055', bad: 'FROM a:1\nLABEL git-revision=xyz\n', line: 2, good: ['FROM a:1\nLABEL git-revision=abc1234\n'], options: { labelSchema: new Map([['git-revision', 'hash']]) } },
+  { code: 'DL3054', bad: 'FROM a:1\nLABEL license=Apache2\n', line: 2, good: ['FROM a:1\nLABEL license=Apache-2.0\n', 'FROM a:1\nLABEL license=BSD-2-Clause-Patent\n'], options: { labelSchema: new Map([['license', 'spdx']]) } },
+  { code: 'DL3055', bad: 'FROM a:1\nLABEL git-revision=abc12345\n', line: 2, good: ['FROM a:1\nLABEL git-revision=abc1234\n', `FROM a:1\nLABEL git-revision=${'0123456789abcdef0123'.repeat(2)}\n`], options: { labelSchema: new Map([['git-revision', 'hash']]) } },
   { code: 'DL3056', bad: 'FROM a:1\nLABEL version=1.0\n', line: 2, good: ['FROM a:1\nLABEL version=1.0.0-rc.1\n'], options: { labelSchema: new Map([['version', 'semver']]) } },
-  { code: 'DL3057', bad: 'FROM a:1\nCMD ["x"]\n', line: 1, good: ['FROM a:1\nHEALTHCHECK CMD ["x"]\n'] },
+  { code: 'DL3057', bad: 'FROM a:1\nCMD ["x"]\n', line: 1, good: ['FROM a:1\nHEALTHCHECK CMD ["x"]\n', 'FROM a:1 AS base\nHEALTHCHECK CMD ["x"]\nFROM base\n', 'FROM a:1 AS base\nFROM base\nHEALTHCHECK CMD ["x"]\n'] },
   { code: 'DL3058', bad: 'FROM a:1\nLABEL contact=nobody\n', line: 2, good: ['FROM a:1\nLABEL contact=me@example.com\n'], options: { labelSchema: new Map([['contact', 'email']]) } },
   { code: 'DL3059', bad: 'FROM a:1\nRUN a\nRUN b\n', line: 3, good: ['FROM a:1\nRUN a && b\n', 'FROM a:1\nRUN a\nRUN --mount=type=cache,target=/c b\n', 'FROM a:1\nRUN a\nENV X=1\nRUN b\n'] },
   { code: 'DL3060', bad: 'FROM node:20\nRUN yarn install\n', line: 2, good: ['FROM node:20\nRUN yarn install && yarn cache clean\n'] },
@@ -117,9 +117,10 @@ const CASES: readonly Case[] = [
   { code: 'DL3062', bad: 'FROM golang:1.22\nRUN go install example.com/tool\n', line: 2, good: ['FROM golang:1.22\nRUN go install example.com/tool@v1.2.3 && go install ./cmd/...\n'] },
   { code: 'DL3063', bad: 'FROM a:1 AS scratch\n', line: 1, good: ['FROM a:1 AS build\n'] },
   { code: 'DL3064', bad: 'FROM a:1\nARG DB_PASSWORD\n', line: 2, good: ['FROM a:1\nARG DB_HOST\nENV KEYBOARD=us\n'] },
+  { code: 'DL3064', bad: 'FROM a:1\nENV PATH=/bin AWS_ACCESS_KEY_ID=x\n', line: 2, good: ['FROM a:1\nENV AWS_REGION=eu-west-1\n'] },
   { code: 'DL3065', bad: 'FROM --platform=$TARGETPLATFORM a:1\n', line: 1, good: ['FROM --platform=$BUILDPLATFORM a:1\n'] },
-  { code: 'DL3066', bad: 'FROM a:1\nUSER app\n', line: 2, good: ['FROM a:1\nUSER 1000:1000\n', 'FROM a:1\nARG UID=1000\nUSER ${UID}:1000\n'] },
-  { code: 'DL3067', bad: 'FROM a:1 AS build\nFROM scratch\nCOPY --from=build / /\n', line: 3, good: ['FROM a:1 AS build\nFROM scratch\nCOPY --from=build /app /app\n'] },
+  { code: 'DL3066', bad: 'FROM a:1\nUSER app\n', line: 2, good: ['FROM a:1\nUSER 1000:1000\n', 'FROM a:1\nARG UID=1000\nUSER ${UID}:1000\n', 'ARG UID=1000\nFROM a:1\nUSER $UID\n'] },
+  { code: 'DL3067', bad: 'FROM a:1 AS build\nFROM scratch\nCOPY --from=build / /\n', line: 3, good: ['FROM a:1 AS build\nFROM scratch\nCOPY --from=build /app /app\n', 'FROM scratch\nCOPY / /\n'] },
   { code: 'DL4000', bad: 'FROM a:1\nMAINTAINER me\n', line: 2, good: ['FROM a:1\nLABEL maintainer=me\n'] },
   { code: 'DL4001', bad: 'FROM a:1\nRUN wget -q https://a\nRUN curl -fsS https://b\n', line: 3, good: ['FROM a:1\nRUN curl -fsS https://a\nRUN curl -fsS https://b\n', 'FROM a:1 AS one\nRUN wget -q https://a\nFROM a:1\nRUN curl -fsS https://b\n'] },
   { code: 'DL4003', bad: 'FROM a:1\nCMD ["a"]\nCMD ["b"]\n', line: 3, good: ['FROM a:1 AS x\nCMD ["a"]\nFROM a:1\nCMD ["b"]\n'] },
@@ -174,16 +175,22 @@ describe('lint rules: each triggers on its case and not on close variants', () =
   }
 });
 
-/** The DL codes and lines of a Dockerfile (ShellCheck and the other sources aside), hadolint's levels. */
-function dlFindings(source: string): string[] {
-  const run = lintDockerfile(source, options());
-  return applyPolicy(run.findings, run.dockerfile, { config: EMPTY_CONFIG, ignore: [] })
+/** The DL codes and lines of a Dockerfile (ShellCheck and the other sources aside), hadolint's levels, or those a `.hadolint.yaml` sets. */
+function dlFindings(source: string, hadolintYaml?: string): string[] {
+  const config = hadolintYaml === undefined ? EMPTY_CONFIG : parseLintConfig(hadolintYaml, '.hadolint.yaml');
+  const run = lintDockerfile(source, options({ trustedRegistries: config.trustedRegistries, labelSchema: config.labelSchema, strictLabels: config.strictLabels }));
+  return applyPolicy(run.findings, run.dockerfile, { config, ignore: [] })
     .filter((f) => f.code.startsWith('DL'))
     .map((f) => `${f.line}:${f.code}`);
 }
 
 // hadolint's rule pages show a problematic Dockerfile and its correction; these restate them in kiln's words.
-const DOCUMENTED: readonly { readonly rule: string; readonly problem: string; readonly expected: readonly string[]; readonly fixed: string }[] = [
+// `config` is the .hadolint.yaml a rule needs to be on (label-schema, strict-labels, trustedRegistries, or an
+// override for the rules off by default).
+const DOCUMENTED: readonly { readonly rule: string; readonly config?: string; readonly problem: string; readonly expected: readonly string[]; readonly fixed: string }[] = [
+  { rule: 'DL1000', problem: 'FROM debian:12\nRUNN echo hi\n', expected: ['2:DL1000'], fixed: 'FROM debian:12\nRUN echo hi\n' },
+  { rule: 'DL1000', problem: 'FROM debian:12\nEXPOSE\n', expected: ['2:DL1000'], fixed: 'FROM debian:12\nEXPOSE 8080\n' },
+  { rule: 'DL1001', config: 'override:\n  warning:\n    - DL1001\n', problem: '# hadolint ignore=DL3006\nFROM debian\n', expected: ['1:DL1001'], fixed: 'FROM debian:12\n' },
   { rule: 'DL3000', problem: 'FROM busybox:1.36\nWORKDIR usr/src/app\n', expected: ['2:DL3000'], fixed: 'FROM busybox:1.36\nWORKDIR /usr/src/app\n' },
   { rule: 'DL3001', problem: 'FROM busybox:1.36\nRUN top\n', expected: ['2:DL3001'], fixed: 'FROM busybox:1.36\nRUN echo top\n' },
   { rule: 'DL3002', problem: 'FROM busybox:1.36\nUSER root\nRUN whoami\n', expected: ['2:DL3002', '2:DL3066'], fixed: 'FROM busybox:1.36\nUSER 0\nRUN whoami\nUSER 405\n' },
@@ -208,6 +215,8 @@ const DOCUMENTED: readonly { readonly rule: string; readonly problem: string; re
   { rule: 'DL3023', problem: 'FROM debian:12 AS build\nCOPY --from=build /a /b\n', expected: ['2:DL3023'], fixed: 'FROM debian:12 AS build\nFROM debian:12\nCOPY --from=build /a /b\n' },
   { rule: 'DL3024', problem: 'FROM debian:12 AS builder\nFROM debian:12 AS builder\n', expected: ['2:DL3024'], fixed: 'FROM debian:12 AS builder\nFROM debian:12 AS builder2\n' },
   { rule: 'DL3025', problem: 'FROM busybox:1.36\nCMD my-service server\n', expected: ['2:DL3025'], fixed: 'FROM busybox:1.36\nCMD ["my-service", "server"]\n' },
+  { rule: 'DL3026', config: 'trustedRegistries:\n  - my-company.com\n', problem: 'FROM randomguy/python:3.12\n', expected: ['1:DL3026'], fixed: 'FROM my-company.com/python:3.12\n' },
+  { rule: 'DL3026', config: 'trustedRegistries:\n  - docker.io\n', problem: 'FROM quay.io/prometheus/busybox:1.36\n', expected: ['1:DL3026'], fixed: 'FROM busybox:1.36 AS base\nFROM docker.io/library/busybox:1.36\nCOPY --from=base /bin/busybox /bin/\n' },
   { rule: 'DL3027', problem: 'FROM debian:12\nRUN apt install -y --no-install-recommends curl=7.88.1-10\n', expected: ['2:DL3027'], fixed: 'FROM debian:12\nRUN apt-get install -y --no-install-recommends curl=7.88.1-10\n' },
   { rule: 'DL3028', problem: 'FROM ruby:3.3\nRUN gem install bundler\n', expected: ['2:DL3028'], fixed: 'FROM ruby:3.3\nRUN gem install bundler:2.0.2\n' },
   { rule: 'DL3029', problem: 'FROM --platform=linux/amd64 debian:12\n', expected: ['1:DL3029'], fixed: 'FROM debian:12\n' },
@@ -228,10 +237,27 @@ const DOCUMENTED: readonly { readonly rule: string; readonly problem: string; re
   { rule: 'DL3046', problem: 'FROM debian:12\nRUN useradd -u 123456 foobar\n', expected: ['2:DL3046'], fixed: 'FROM debian:12\nRUN useradd -l -u 123456 foobar\n' },
   { rule: 'DL3047', problem: 'FROM debian:12\nRUN wget http://example.com/file\n', expected: ['2:DL3047'], fixed: 'FROM debian:12\nRUN wget --progress=dot:giga http://example.com/file\n' },
   { rule: 'DL3048', problem: 'FROM debian:12\nLABEL com.docker.image.key=value\n', expected: ['2:DL3048'], fixed: 'FROM debian:12\nLABEL org.example.image.key=value\n' },
+  { rule: 'DL3049', config: 'label-schema:\n  version: text\n', problem: 'FROM busybox:1.36\n', expected: ['1:DL3049'], fixed: 'FROM busybox:1.36\nLABEL version="1.0.1"\n' },
+  { rule: 'DL3049', config: 'label-schema:\n  version: text\n', problem: 'FROM golang:1.22 AS build\nFROM busybox:1.36\nCOPY --from=build /out /app\n', expected: ['2:DL3049'], fixed: 'FROM golang:1.22 AS build\nFROM busybox:1.36\nLABEL version="1.0.1"\nCOPY --from=build /out /app\n' },
+  { rule: 'DL3050', config: 'strict-labels: true\nlabel-schema:\n  version: text\n', problem: 'FROM busybox:1.36\nLABEL version="1.0.1" superfluous="this should not be here"\n', expected: ['2:DL3050'], fixed: 'FROM busybox:1.36\nLABEL version="1.0.1"\n' },
+  { rule: 'DL3051', config: 'label-schema:\n  oopsie: text\n', problem: 'FROM busybox:1.36\nLABEL oopsie=""\n', expected: ['2:DL3051'], fixed: 'FROM busybox:1.36\nLABEL oopsie="whoopsie"\n' },
+  { rule: 'DL3052', config: 'label-schema:\n  documentation: url\n', problem: 'FROM busybox:1.36\nLABEL documentation="not a url"\n', expected: ['2:DL3052'], fixed: 'FROM busybox:1.36\nLABEL documentation="https://example.com/docs"\n' },
+  { rule: 'DL3053', config: 'label-schema:\n  created: rfc3339\n', problem: 'FROM busybox:1.36\nLABEL created="10.03.2021"\n', expected: ['2:DL3053'], fixed: 'FROM busybox:1.36\nLABEL created="2021-03-10T10:26:33.564595127+01:00"\n' },
+  { rule: 'DL3054', config: 'label-schema:\n  license: spdx\n', problem: 'FROM busybox:1.36\nLABEL license="Thou shall not copyright infringe"\n', expected: ['2:DL3054'], fixed: 'FROM busybox:1.36\nLABEL license="BSD-3-Clause"\n' },
+  { rule: 'DL3055', config: 'label-schema:\n  git-revision: hash\n', problem: 'FROM busybox:1.36\nLABEL git-revision="not-a-hash"\n', expected: ['2:DL3055'], fixed: 'FROM busybox:1.36\nLABEL git-revision="2dbfae9"\n' },
+  { rule: 'DL3056', config: 'label-schema:\n  version: semver\n', problem: 'FROM busybox:1.36\nLABEL version="something-other-than-a-version-number"\n', expected: ['2:DL3056'], fixed: 'FROM busybox:1.36\nLABEL version="1.0.0-rc1"\n' },
+  { rule: 'DL3057', config: 'override:\n  warning:\n    - DL3057\n', problem: 'FROM busybox:1.36\nCMD ["httpd", "-f"]\n', expected: ['1:DL3057'], fixed: 'FROM busybox:1.36\nHEALTHCHECK CMD ["wget", "-q", "--spider", "http://localhost/"]\nCMD ["httpd", "-f"]\n' },
+  { rule: 'DL3058', config: 'label-schema:\n  maintainer: email\n', problem: 'FROM busybox:1.36\nLABEL maintainer="not an email"\n', expected: ['2:DL3058'], fixed: 'FROM busybox:1.36\nLABEL maintainer="me@example.com"\n' },
   { rule: 'DL3059', problem: 'FROM busybox:1.36\nRUN echo one\nRUN echo two\n', expected: ['3:DL3059'], fixed: 'FROM busybox:1.36\nRUN echo one && echo two\n' },
   { rule: 'DL3060', problem: 'FROM node:20\nRUN yarn install\n', expected: ['2:DL3060'], fixed: 'FROM node:20\nRUN yarn install && yarn cache clean\n' },
   { rule: 'DL3061', problem: 'LABEL foo=bar\nFROM debian:12\n', expected: ['1:DL3061'], fixed: 'FROM debian:12\nLABEL foo=bar\n' },
   { rule: 'DL3062', problem: 'FROM golang:1.22\nRUN go install example.com/tool\n', expected: ['2:DL3062'], fixed: 'FROM golang:1.22\nRUN go install example.com/tool@v1.2.3\n' },
+  { rule: 'DL3063', problem: 'FROM busybox:1.36 AS scratch\n', expected: ['1:DL3063'], fixed: 'FROM busybox:1.36 AS base\n' },
+  { rule: 'DL3064', problem: 'FROM busybox:1.36\nENV GITHUB_TOKEN=ghp_0000\n', expected: ['2:DL3064'], fixed: 'FROM busybox:1.36\nRUN --mount=type=secret,id=github_token wc -c /run/secrets/github_token\n' },
+  { rule: 'DL3064', problem: 'FROM busybox:1.36\nARG AWS_ACCESS_KEY_ID\n', expected: ['2:DL3064'], fixed: 'FROM busybox:1.36\nARG AWS_REGION\n' },
+  { rule: 'DL3065', problem: 'FROM --platform=$TARGETPLATFORM debian:12\n', expected: ['1:DL3065'], fixed: 'FROM debian:12\n' },
+  { rule: 'DL3066', problem: 'FROM busybox:1.36\nUSER nobody\n', expected: ['2:DL3066'], fixed: 'FROM busybox:1.36\nUSER 65534\n' },
+  { rule: 'DL3067', problem: 'FROM debian:12 AS build\nRUN make\nFROM busybox:1.36\nCOPY --from=build / /\n', expected: ['4:DL3067'], fixed: 'FROM debian:12 AS build\nRUN make\nFROM busybox:1.36\nCOPY --from=build /usr/src/app/out /app/\n' },
   { rule: 'DL4000', problem: 'FROM busybox:1.36\nMAINTAINER Lukas <me@lukasmartinelli.ch>\n', expected: ['2:DL4000'], fixed: 'FROM busybox:1.36\nLABEL maintainer="Lukas <me@lukasmartinelli.ch>"\n' },
   { rule: 'DL4001', problem: 'FROM debian:12\nRUN wget --progress=dot:giga http://example.com/a && curl -fsSL http://example.com/b\n', expected: ['2:DL4001'], fixed: 'FROM debian:12\nRUN curl -fsSL http://example.com/a && curl -fsSL http://example.com/b\n' },
   { rule: 'DL4003', problem: 'FROM busybox:1.36\nCMD ["echo", "a"]\nCMD ["echo", "b"]\n', expected: ['3:DL4003'], fixed: 'FROM busybox:1.36\nCMD ["echo", "b"]\n' },
@@ -241,12 +267,31 @@ const DOCUMENTED: readonly { readonly rule: string; readonly problem: string; re
 ];
 
 describe("hadolint's documented examples, restated: the same DL codes on the same lines, none once fixed", () => {
+  it('has an example for every DL rule kiln lint lists', () => {
+    const documented = new Set(DOCUMENTED.map((example) => example.rule));
+    assert.deepEqual(RULES.filter((rule) => rule.code.startsWith('DL') && !documented.has(rule.code)).map((rule) => rule.code), []);
+  });
   for (const example of DOCUMENTED) {
-    it(example.rule, () => {
-      assert.deepEqual(dlFindings(example.problem), example.expected);
-      assert.deepEqual(dlFindings(example.fixed), []);
+    it(`${example.rule}${example.config !== undefined ? ` (${example.config.trim().replace(/\n\s*/g, ' ')})` : ''}: ${example.problem.trim().split('\n').at(-1) ?? ''}`, () => {
+      assert.deepEqual(dlFindings(example.problem, example.config), example.expected);
+      assert.deepEqual(dlFindings(example.fixed, example.config), []);
     });
   }
+});
+
+describe("label-schema's rules over stages and LABEL instructions, as hadolint applies them", () => {
+  const schema = 'strict-labels: true\nlabel-schema:\n  version: semver\n';
+  it('wants the label in every stage, except one a later stage builds on or copies from while carrying it', () => {
+    assert.deepEqual(dlFindings('FROM a:1 AS base\nFROM base\n', schema), ['1:DL3049', '2:DL3049']);
+    assert.deepEqual(dlFindings('FROM a:1 AS base\nFROM base\nLABEL version=1.0.0\nFROM base\n', schema), ['4:DL3049']);
+    assert.deepEqual(dlFindings('FROM a:1 AS base\nLABEL version=1.0.0\nFROM base AS mid\nFROM mid\n', schema), []);
+    assert.deepEqual(dlFindings('FROM a:1 AS build\nFROM b:1\nLABEL version=1.0.0\nCOPY --from=build /a /a\nFROM b:1\nCOPY --from=build /a /a\n', schema), ['5:DL3049']);
+  });
+
+  it('checks every LABEL instruction as written: each one with a label outside the schema, each empty or malformed value', () => {
+    assert.deepEqual(dlFindings('FROM a:1\nLABEL version=1.0.0 a=1 b=2\nLABEL c=3\nLABEL version=""\nLABEL version=v1.0\n', schema), ['2:DL3050', '3:DL3050', '4:DL3051', '4:DL3056', '5:DL3056']);
+    assert.deepEqual(dlFindings('FROM a:1\nARG VERSION\nLABEL version=$VERSION\n', schema), []);
+  });
 });
 
 describe('what the parser understands, the rules understand', () => {

@@ -4,9 +4,11 @@
  * ./local.deb` installs a file, cleanup in the same RUN by `apt-get clean` or a cache mount counts, and
  * heredoc scripts are read as scripts.
  */
+import { createRequire } from 'node:module';
+import type * as Spdx from '@cyclonedx/cyclonedx-library/SPDX';
 import { parseReference } from '../../reference/reference.js';
 import type { Analysis, RunScript, State } from './context.js';
-import type { LintInstruction } from './model.js';
+import type { LintInstruction, LintStage } from './model.js';
 import { stageNamed } from './model.js';
 import { RULES_BY_CODE } from './rules.js';
 import { type ShellCommand, commandsOf, hasFlag, positionalArgs, programName } from './shell-words.js';
@@ -101,10 +103,9 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
     checkTrusted(analysis, base.ref, line, report);
   }
 
-  const healthchecked: boolean[] = [];
-  const userArgs = new Set<string>();
+  const userArgs = new Set(dockerfile.globalArgs.map((arg) => arg.name));
+  const healthchecked = new Set<number>();
   forEachStage(analysis, (stage, instructions) => {
-    const base = analysis.bases[stage];
     let healthchecks = 0;
     let cmds = 0;
     let entrypoints = 0;
@@ -184,9 +185,11 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
               // An image named with a tag or digest is an image; any other word should be an earlier stage.
               if (own !== undefined && from === own) report('DL3023', instruction.line);
               else if (stageNamed(dockerfile, typed.from, stage) === undefined && !from.includes(':')) report('DL3022', instruction.line);
-              // DL3067: the whole filesystem of another stage copied over this one's.
-              if (typed.sources.some((s) => unquote(s) === '/') && unquote(typed.destination) === '/') report('DL3067', instruction.line);
+              // DL3026: an image copied from comes from a trusted registry too.
+              if (stageNamed(dockerfile, typed.from, stage) === undefined && from !== own) checkTrusted(analysis, typed.from, instruction.line, report);
             }
+            // DL3067: the whole filesystem of another stage copied over this one's.
+            if (typed.from !== undefined && typed.sources.some((s) => unquote(s) === '/') && unquote(typed.destination) === '/') report('DL3067', instruction.line);
           } else if (typed.heredocs.length === 0) {
             // DL3020: ADD for a plain file; URLs and archives are what ADD is for.
             const plain = typed.sources.some((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) && !/^git@/.test(s) && !ARCHIVE.test(s) && !hasVariable(s));
@@ -204,6 +207,9 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
           }
           break;
         case 'run': {
+          for (const mount of typed.mounts) {
+            if (mount.from !== undefined && !hasVariable(mount.from) && stageNamed(dockerfile, mount.from, stage) === undefined) checkTrusted(analysis, mount.from, instruction.line, report);
+          }
           const script = analysis.scripts.get(instruction);
           if (!script) break;
           runRules(analysis, stage, script, state, report);
@@ -219,30 +225,79 @@ export function hadolintRules(analysis: Analysis, report: Report): void {
     }
     // DL3002: a stage's last USER is root (hadolint asks it of every stage).
     if (lastUser?.typed?.kind === 'user' && /^(root|0)(:.*)?$/.test(lastUser.typed.value.trim())) report('DL3002', lastUser.line);
-    // DL3057: no HEALTHCHECK in the stage, the stages it builds on, or (when known) its base image. Off by default.
-    healthchecked[stage] = healthchecks > 0 || (base?.kind === 'stage' ? (healthchecked[base.index] ?? false) : Boolean(analysis.imageOf(stage)?.config.Healthcheck));
-    if (!healthchecked[stage]) report('DL3057', dockerfile.stages[stage]?.from.line ?? 1);
+    if (healthchecks > 0) healthchecked.add(stage);
   });
+
+  // DL3057 (off by default): a stage without a HEALTHCHECK of its own, from the stages it builds on, from
+  // a stage built on it, or (when the store knows it) from its base image.
+  const ownHealthcheck = (index: number): boolean => healthchecked.has(index) || (analysis.bases[index]?.kind === 'image' && Boolean(analysis.imageOf(index)?.config.Healthcheck));
+  for (const stage of stagesLacking(analysis, ownHealthcheck, false)) {
+    report('DL3057', stage.from.line);
+  }
 
   labelSchemaRules(analysis, report);
   archiveRule(analysis, report);
 }
 
+/**
+ * The stages that lack something (a label, a HEALTHCHECK) as hadolint sees it: not in the stage itself, nor
+ * in a stage it is built on, nor in a stage built on it (that one carries it for both); with `copiedFrom`
+ * set, a stage another copies files from needs none either (a builder's image is not shipped).
+ */
+function stagesLacking(analysis: Analysis, has: (stage: number) => boolean, copiedFrom: boolean): LintStage[] {
+  const { dockerfile, bases } = analysis;
+  const parent = (index: number): number | undefined => {
+    const base = bases[index];
+    return base?.kind === 'stage' && base.index < index ? base.index : undefined;
+  };
+  // Stages that carry it, themselves or from the stages they are built on; and those a later one covers.
+  const carries = new Set<number>();
+  const covered = new Set<number>();
+  for (const stage of dockerfile.stages) {
+    const from = parent(stage.index);
+    if (!has(stage.index)) {
+      if (from !== undefined && carries.has(from)) carries.add(stage.index);
+      continue;
+    }
+    carries.add(stage.index);
+    for (let up = from; up !== undefined; up = parent(up)) covered.add(up);
+  }
+  for (const stage of carries) covered.add(stage);
+  if (copiedFrom) {
+    for (const instruction of dockerfile.all) {
+      const typed = instruction.typed;
+      const source = typed?.kind === 'copy' && typed.from !== undefined ? stageNamed(dockerfile, typed.from, instruction.stage) : undefined;
+      if (source !== undefined) covered.add(source);
+    }
+  }
+  return dockerfile.stages.filter((stage) => !covered.has(stage.index));
+}
+
+/**
+ * DL3026: an image from a registry `trustedRegistries` allows: the registry by name, `*.example.com` any
+ * registry ending so, `registry.example*` any starting so, `*` any. An image named without a registry is
+ * Docker Hub's, allowed as docker.io or hub.docker.com; scratch is no image.
+ */
 function checkTrusted(analysis: Analysis, ref: string, line: number, report: Report): void {
   const trusted = analysis.options.trustedRegistries;
-  if (trusted.length === 0) return;
+  if (trusted.length === 0 || ref.toLowerCase() === 'scratch') return;
   let domain: string;
   try {
     domain = parseReference(ref).domain;
   } catch {
     return;
   }
-  const ok = trusted.some((pattern) => {
-    const p = pattern === 'docker.io' ? 'docker.io' : pattern;
-    if (p.startsWith('*.')) return domain.endsWith(p.slice(1));
-    return p === domain || (p === 'docker.io' && domain === 'docker.io');
-  });
-  if (!ok) report('DL3026', line, `Use only an allowed registry in the FROM image (${domain} is not in trustedRegistries)`);
+  const written = ref.includes('/') && /[.:]|^localhost$/.test(ref.slice(0, ref.indexOf('/')));
+  const candidates = written ? [domain] : ['docker.io', 'hub.docker.com'];
+  const allows = (pattern: string, registry: string): boolean => {
+    if (pattern === '*') return true;
+    if (pattern.startsWith('*')) return registry.endsWith(pattern.slice(1));
+    if (pattern.endsWith('*')) return registry.startsWith(pattern.slice(0, -1));
+    return pattern === registry;
+  };
+  if (!trusted.some((pattern) => candidates.some((registry) => allows(pattern, registry)))) {
+    report('DL3026', line, `Use only an allowed registry in the FROM image (${domain} is not in trustedRegistries)`);
+  }
 }
 
 /** The rules about what a RUN script does. */
@@ -410,11 +465,13 @@ function validLabelKey(key: string): boolean {
   return /^[a-z]([a-z0-9._/-]*[a-z0-9])?$/.test(key) && !key.includes('..') && !key.includes('--');
 }
 
-/** DL3064's credentials: names holding one of these words. */
-const SENSITIVE = ['api_key', 'apikey', 'client_key', 'password', 'passwd', 'private', 'secret', 'token', 'username', 'access_key'];
+/** DL3064's credentials, as hadolint has them: names holding one of these words (any case)… */
+const SENSITIVE_WORDS = ['api_key', 'client_key', 'password', 'private', 'secret', 'token', 'username'];
+/** …and well-known credential variables that hold none of them. */
+const SENSITIVE_NAMES = new Set(['APPLICATION_KEY', 'AWS_ACCESS_KEY_ID', 'CI_DEPLOY_USER', 'DOCKER_EMAIL', 'FACEBOOK_APP_ID', 'HEROKU_API_USER', 'OKTA_AUTHN_GROUPID', 'OKTA_CLIENT_ORGURL', 'OKTA_OAUTH2_CLIENTID', 'STRIPE_DEVICE_NAME', 'TRAVIS_OS_NAME', 'TRAVIS_SECURE_ENV_VARS', 'TRAVIS_SUDO']);
 function sensitiveName(name: string): boolean {
   const lower = name.toLowerCase();
-  return SENSITIVE.some((word) => lower.includes(word));
+  return SENSITIVE_NAMES.has(name.toUpperCase()) || SENSITIVE_WORDS.some((word) => lower.includes(word));
 }
 
 /** A cache or tmpfs mount whose target holds the path (as `.cache/pip` is under any home). */
@@ -423,40 +480,52 @@ function cacheMountUnder(instruction: LintInstruction, part: string): boolean {
   return typed?.kind === 'run' && typed.mounts.some((m) => (m.type === 'cache' || m.type === 'tmpfs') && (m.target ?? '').includes(part));
 }
 
-const SPDX = new Set(['0BSD', 'AFL-3.0', 'AGPL-3.0', 'AGPL-3.0-only', 'AGPL-3.0-or-later', 'Apache-1.1', 'Apache-2.0', 'Artistic-2.0', 'BSD-1-Clause', 'BSD-2-Clause', 'BSD-3-Clause', 'BSD-4-Clause', 'BSL-1.0', 'CC-BY-4.0', 'CC-BY-SA-4.0', 'CC0-1.0', 'CDDL-1.0', 'EPL-1.0', 'EPL-2.0', 'EUPL-1.2', 'GPL-2.0', 'GPL-2.0-only', 'GPL-2.0-or-later', 'GPL-3.0', 'GPL-3.0-only', 'GPL-3.0-or-later', 'ISC', 'LGPL-2.0-only', 'LGPL-2.1', 'LGPL-2.1-only', 'LGPL-2.1-or-later', 'LGPL-3.0', 'LGPL-3.0-only', 'LGPL-3.0-or-later', 'MIT', 'MIT-0', 'MPL-1.1', 'MPL-2.0', 'MS-PL', 'NCSA', 'OFL-1.1', 'OpenSSL', 'PHP-3.01', 'PostgreSQL', 'Python-2.0', 'Ruby', 'Unlicense', 'UPL-1.0', 'Vim', 'W3C', 'WTFPL', 'X11', 'Zlib', 'ZPL-2.1']);
+/** Whether a word is an SPDX license identifier: the SPDX list the CycloneDX library ships, loaded on first use. */
+let spdxIds: ((value: string) => boolean) | undefined;
+function isSpdxId(value: string): boolean {
+  spdxIds ??= (createRequire(import.meta.url)('@cyclonedx/cyclonedx-library/SPDX') as typeof Spdx).isSupportedSpdxId;
+  return spdxIds(value);
+}
 
+/** The label-schema formats and the rule each breaks, as hadolint checks them. */
 const LABEL_FORMATS: Record<string, { code: string; ok: (value: string) => boolean }> = {
-  url: { code: 'DL3052', ok: (v) => /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+[^\s]*$/i.test(v) },
+  // An absolute URI (RFC 3986): a scheme, then no spaces, no characters URIs never hold, only whole %-escapes.
+  url: { code: 'DL3052', ok: (v) => /^[a-z][a-z0-9+.-]*:[^\s<>"{}|\\^`]*$/i.test(v) && !/%(?![0-9a-f]{2})/i.test(v) },
   rfc3339: { code: 'DL3053', ok: (v) => /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(v) && !Number.isNaN(Date.parse(v)) },
-  spdx: { code: 'DL3054', ok: (v) => v.split(/\s+(?:AND|OR|WITH)\s+/).every((id) => SPDX.has(id.replace(/^\(|\)$/g, '').replace(/\+$/, ''))) },
-  hash: { code: 'DL3055', ok: (v) => /^[0-9a-f]{7,40}$/.test(v) },
-  semver: { code: 'DL3056', ok: (v) => /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/.test(v) },
+  // One license identifier (an expression such as `MIT OR Apache-2.0` is not one).
+  spdx: { code: 'DL3054', ok: (v) => isSpdxId(v) },
+  // A short (7) or full (40) lowercase commit hash.
+  hash: { code: 'DL3055', ok: (v) => /^([0-9a-f]{7}|[0-9a-f]{40})$/.test(v) },
+  // semver.org's version: no `v` before it.
+  semver: { code: 'DL3056', ok: (v) => /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/.test(v) },
   email: { code: 'DL3058', ok: (v) => /^[^\s@<>()[\],;:"]+@[^\s@<>()[\],;:"]+\.[^\s@<>()[\],;:"]+$/.test(v) },
 };
 
-/** DL3049–DL3058: the labels hadolint's label-schema asks for, per stage. */
+/**
+ * DL3049–DL3058, hadolint's label-schema rules. A stage lacking a schema label is reported at its FROM (see
+ * stagesLacking); every LABEL instruction is checked as written: labels outside the schema (strict-labels),
+ * empty values, values not in their format. A value holding a variable is not known here and not checked.
+ */
 function labelSchemaRules(analysis: Analysis, report: Report): void {
   const { labelSchema, strictLabels } = analysis.options;
   if (labelSchema.size === 0 && !strictLabels) return;
-  for (const stage of analysis.dockerfile.stages) {
-    const labels = new Map<string, { value: string; line: number }>();
-    for (const instruction of stage.instructions) {
-      if (instruction.typed?.kind !== 'label') continue;
-      for (const pair of instruction.typed.pairs) labels.set(unquote(pair.key), { value: unquote(pair.value), line: instruction.line });
-    }
-    for (const [name, format] of labelSchema) {
-      const label = labels.get(name);
-      if (!label) {
-        if (stage.index === analysis.target) report('DL3049', stage.from.line, `Label \`${name}\` is missing.`);
-        continue;
-      }
-      if (label.value === '') {
-        report('DL3051', label.line, `Label \`${name}\` is empty.`);
-        continue;
-      }
+  const labelled = new Map<string, Set<number>>();
+  for (const instruction of analysis.dockerfile.all) {
+    if (instruction.typed?.kind !== 'label') continue;
+    const pairs = instruction.typed.pairs.map((pair) => ({ key: unquote(pair.key), value: unquote(pair.value) }));
+    const extra = pairs.filter((pair) => !labelSchema.has(pair.key)).map((pair) => pair.key);
+    if (strictLabels && extra.length > 0) report('DL3050', instruction.line, `Superfluous label(s) present: ${extra.join(', ')}`);
+    for (const { key, value } of pairs) {
+      const format = labelSchema.get(key);
+      if (format === undefined) continue;
+      const stages = labelled.get(key) ?? new Set<number>();
+      labelled.set(key, stages.add(instruction.stage));
+      if (value === '') report('DL3051', instruction.line, `Label \`${key}\` is empty.`);
       const check = LABEL_FORMATS[format];
-      if (check && !hasVariable(label.value) && !check.ok(label.value)) report(check.code, label.line, (RULES_BY_CODE.get(check.code)?.description ?? '').replace('<label>', name));
+      if (check && !hasVariable(value) && !check.ok(value)) report(check.code, instruction.line, describe(check.code).replace('<label>', key));
     }
-    if (strictLabels) for (const [name, label] of labels) if (!labelSchema.has(name)) report('DL3050', label.line, `Superfluous label(s) present: ${name}`);
+  }
+  for (const name of labelSchema.keys()) {
+    for (const stage of stagesLacking(analysis, (index) => labelled.get(name)?.has(index) ?? false, true)) report('DL3049', stage.from.line, `Label \`${name}\` is missing.`);
   }
 }
