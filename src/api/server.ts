@@ -7,7 +7,6 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, lstat, rm } from 'node:fs/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer, request } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { arch, cpus, hostname, release, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,9 +15,10 @@ import { loadImages, saveImages } from '../engine/archive.js';
 import { type Engine } from '../engine/engine.js';
 import { importImage } from '../engine/import.js';
 import { type ProgressEvent, checkCredentials, pullAllTags, pullImage, pushImage, searchImages } from '../engine/registry.js';
-import { commitContainer, containerStatus } from '../engine/containers.js';
+import { commitContainer } from '../engine/containers.js';
 import { systemDiskUsage } from '../engine/df.js';
-import { API_VERSION, KILN_VERSION, MIN_API_VERSION, versionInfo } from '../engine/version.js';
+import { systemInfo } from '../engine/info.js';
+import { API_VERSION, MIN_API_VERSION, versionInfo } from '../engine/version.js';
 import { tarArchive } from '../transport/archive-writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
@@ -199,42 +199,7 @@ function systemRoutes(): [string, RegExp, Handler][] {
         BuildTime: '',
       });
     }],
-    ['GET', /^\/info$/, ({ engine, res }) => {
-      const states = engine.store.db.containers().map(containerStatus);
-      json(res, 200, {
-        ID: engine.store.root,
-        Containers: states.length,
-        ContainersRunning: states.filter((s) => s === 'running').length,
-        ContainersPaused: states.filter((s) => s === 'paused').length,
-        ContainersStopped: states.filter((s) => s === 'exited' || s === 'created').length,
-        Images: engine.listImages().length,
-        Driver: 'overlay2',
-        DriverStatus: [['Backing Filesystem', 'kiln snapshots']],
-        Plugins: { Volume: [], Network: ['host', 'none'], Authorization: null, Log: [] },
-        MemoryLimit: false,
-        SwapLimit: false,
-        NCPU: cpus().length,
-        MemTotal: totalmem(),
-        DockerRootDir: engine.store.root,
-        Name: hostname(),
-        ServerVersion: KILN_VERSION,
-        OperatingSystem: 'kiln (daemonless Docker image engine)',
-        OSType: 'linux',
-        Architecture: arch() === 'x64' ? 'x86_64' : arch(),
-        KernelVersion: release(),
-        IndexServerAddress: 'https://index.docker.io/v1/',
-        RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: ['127.0.0.0/8'], Mirrors: [] },
-        SecurityOptions: [],
-        Runtimes: { runc: { path: 'runc' }, crun: { path: 'crun' } },
-        DefaultRuntime: 'runc',
-        Swarm: { LocalNodeState: 'inactive', NodeID: '', NodeAddr: '', ControlAvailable: false, Error: '', RemoteManagers: null },
-        LiveRestoreEnabled: false,
-        Isolation: '',
-        Labels: [],
-        ExperimentalBuild: false,
-        Warnings: [],
-      });
-    }],
+    ['GET', /^\/info$/, async ({ engine, res }) => json(res, 200, await systemInfo(engine))],
     ['POST', /^\/auth$/, async ({ req, res }) => {
       const body = (await readJsonBody(req, authConfig)) ?? {};
       if (!body.username || body.password === undefined) throw new KilnError('INVALID_ARGUMENT', 'auth needs a username and a password');
@@ -255,7 +220,7 @@ function systemRoutes(): [string, RegExp, Handler][] {
     }],
     ['GET', /^\/system\/df$/, async ({ engine, res }) => {
       const usage = await systemDiskUsage(engine);
-      json(res, 200, { LayersSize: usage.images.LayersSize, Images: usage.images.Images.map((i) => i.summary), Containers: usage.containers, Volumes: usage.volumes, BuildCache: [] });
+      json(res, 200, { LayersSize: usage.images.LayersSize, Images: usage.images.Images.map((i) => i.summary), Containers: usage.containers, Volumes: usage.volumes, BuildCache: [], BuilderSize: 0 });
     }],
   ];
 }

@@ -6,7 +6,7 @@ import type { ImageRow } from '../meta/db.js';
 import { liveLeases } from '../gc/gc.js';
 import { chainIds } from '../image/image.js';
 import { type Digest, shortId } from '../oci/digest.js';
-import type { HistoryEntry } from '../oci/types.js';
+import { EMPTY_CONTAINER_CONFIG, type HistoryEntry } from '../oci/types.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { type Lease, LocalStore } from '../transport/store.js';
 import { recordEvent, recordImageEvent } from './events.js';
@@ -147,6 +147,7 @@ export class Engine {
       RepoDigests: digests,
       Created: unixSeconds(row.created),
       Size: row.size,
+      VirtualSize: row.size,
       SharedSize: -1,
       Labels: row.labels,
       Containers: -1,
@@ -203,6 +204,8 @@ export class Engine {
       Parent: row.parent,
       Comment: config.comment ?? '',
       Created: config.created ?? ZERO_TIME,
+      Container: config.container ?? '',
+      ContainerConfig: config.container_config ?? EMPTY_CONTAINER_CONFIG,
       DockerVersion: config.docker_version ?? '',
       Author: config.author ?? '',
       Config: config.config ?? {},
@@ -211,6 +214,9 @@ export class Engine {
       Os: config.os,
       ...(config['os.version'] ? { OsVersion: config['os.version'] } : {}),
       Size: row.size,
+      VirtualSize: row.size,
+      // As /info names the driver. Where the layers are is the store's business (snapshots made on use).
+      GraphDriver: { Name: 'overlay2', Data: {} },
       RootFS: { Type: config.rootfs.type, Layers: [...config.rootfs.diff_ids] },
       Metadata: { LastTagTime: row.lastTagTime ? new Date(row.lastTagTime).toISOString() : ZERO_TIME },
     };

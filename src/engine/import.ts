@@ -5,7 +5,7 @@ import { autoDecompress } from '../layer/compression.js';
 import { tarDirectory } from '../layer/directory.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
-import type { ContainerConfig, ImageConfig } from '../oci/types.js';
+import { EMPTY_CONTAINER_CONFIG, type ImageConfig } from '../oci/types.js';
 import { familiarString, parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
 import { recordImageEvent } from './events.js';
 import { hostPlatform } from '../transport/oci-layout.js';
@@ -27,26 +27,6 @@ export interface ImportOptions {
 /** Where `import` reads a root filesystem from: a tar (file or stream, maybe compressed) or a directory. */
 export type ImportSource = { readonly path: string } | { readonly stream: AsyncIterable<Uint8Array> };
 
-/** The container config Docker gives an imported image before changes: every field, empty. */
-const EMPTY_CONFIG: ContainerConfig = {
-  Hostname: '',
-  Domainname: '',
-  User: '',
-  AttachStdin: false,
-  AttachStdout: false,
-  AttachStderr: false,
-  Tty: false,
-  OpenStdin: false,
-  StdinOnce: false,
-  Env: null,
-  Cmd: null,
-  Image: '',
-  Volumes: null,
-  WorkingDir: '',
-  Entrypoint: null,
-  OnBuild: null,
-  Labels: null,
-};
 
 function parsePlatform(text: string | undefined): { os: string; architecture: string; variant?: string } {
   if (!text) return hostPlatform();
@@ -75,7 +55,7 @@ export async function importImage(engine: Engine, source: ImportSource, options:
     throw new KilnError('INVALID_ARGUMENT', `import takes a REPOSITORY[:TAG], not a digest: ${options.reference}`);
   }
   const platform = parsePlatform(options.platform);
-  const config = applyChanges(EMPTY_CONFIG, options.changes ?? []);
+  const config = applyChanges(EMPTY_CONTAINER_CONFIG, options.changes ?? []);
   const created = (options.created ?? new Date()).toISOString();
   const comment = options.message || 'Imported from -';
   const { store } = engine;

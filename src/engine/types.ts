@@ -9,6 +9,8 @@ export interface ImageSummary {
   /** Unix seconds. */
   readonly Created: number;
   readonly Size: number;
+  /** API ≤ 1.43's copy of Size. */
+  readonly VirtualSize: number;
   readonly SharedSize: number;
   readonly Labels: Readonly<Record<string, string>>;
   readonly Containers: number;
@@ -22,6 +24,9 @@ export interface ImageInspect {
   readonly Parent: string;
   readonly Comment: string;
   readonly Created: string;
+  /** The container a classic build committed, and its config (empty for other images). */
+  readonly Container: string;
+  readonly ContainerConfig: ContainerConfig;
   readonly DockerVersion: string;
   readonly Author: string;
   readonly Config: ContainerConfig;
@@ -30,6 +35,8 @@ export interface ImageInspect {
   readonly Os: string;
   readonly OsVersion?: string;
   readonly Size: number;
+  readonly VirtualSize: number;
+  readonly GraphDriver: { readonly Name: string; readonly Data: Readonly<Record<string, string>> };
   readonly RootFS: { readonly Type: string; readonly Layers: readonly string[] };
   readonly Metadata: { readonly LastTagTime: string };
 }

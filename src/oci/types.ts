@@ -66,6 +66,27 @@ export interface ContainerConfig {
   readonly Shell?: readonly string[];
 }
 
+/** A container config with every field, empty: an imported image's before changes, an image's ContainerConfig when it has none. */
+export const EMPTY_CONTAINER_CONFIG: ContainerConfig = {
+  Hostname: '',
+  Domainname: '',
+  User: '',
+  AttachStdin: false,
+  AttachStdout: false,
+  AttachStderr: false,
+  Tty: false,
+  OpenStdin: false,
+  StdinOnce: false,
+  Env: null,
+  Cmd: null,
+  Image: '',
+  Volumes: null,
+  WorkingDir: '',
+  Entrypoint: null,
+  OnBuild: null,
+  Labels: null,
+};
+
 export interface HealthConfig {
   readonly Test?: readonly string[];
   readonly Interval?: number;

@@ -1,33 +1,12 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { type Answer, send } from '../helpers/api-request.js';
 import { type Dockerd, dockerdUnavailable, startDockerd } from '../helpers/dockerd.js';
 import { type Served, startServe } from '../helpers/serve.js';
-
-/** An answer: status and body. */
-interface Answer {
-  readonly status: number;
-  readonly body: string;
-}
-
-/** One request to an API socket (a JSON content type when a body is given, unless told otherwise). */
-function send(socket: string, method: string, path: string, body?: string, headers: Readonly<Record<string, string>> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, method, path, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, timeout: 60_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 60 s`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 const messageOf = (answer: Answer): string => {
   try {
