@@ -167,7 +167,7 @@ describe('kiln serve: the docker CLI and the Python SDK drive containers, volume
     await docker(['volume', 'rm', 'first', 'second']);
   });
 
-  it('the Python SDK runs, lists by label, reads an archive, removes with force=True, and uses volumes, networks and events', { skip: noSdk }, () => {
+  it('the Python SDK runs, lists by label, reads an archive, removes with force=True, builds with and without the cache (nocache=True), and uses volumes, networks and events', { skip: noSdk }, () => {
     const script = `
 import docker, json, sys, time
 client = docker.DockerClient(base_url='unix://' + sys.argv[1], version='1.41')
@@ -188,6 +188,14 @@ volume = client.volumes.create('sdkvol', labels={'a': 'b'})
 out['volumes'] = [v.name for v in client.volumes.list(filters={'label': 'a=b'})]
 volume.remove()
 out['networks'] = sorted(n.name for n in client.networks.list())
+import tempfile, os
+context = tempfile.mkdtemp()
+with open(os.path.join(context, 'Dockerfile'), 'w') as f:
+    f.write('FROM busybox:lab\\nRUN cat /proc/sys/kernel/random/uuid > /stamp\\n')
+first, _ = client.images.build(path=context, tag='sdk:1')
+cached, cached_log = client.images.build(path=context, tag='sdk:1')
+fresh, _ = client.images.build(path=context, tag='sdk:1', nocache=True)
+out['build'] = [first.id == cached.id, any('Using cache' in line.get('stream', '') for line in cached_log), fresh.id != first.id]
 until = int(time.time()) + 1
 out['events'] = [(e['Type'], e['Action']) for e in client.events(since=since, until=until, decode=True, filters={'type': 'volume', 'volume': 'sdkvol'})]
 print(json.dumps(out))
@@ -203,6 +211,7 @@ print(json.dumps(out))
       after_remove: 0,
       volumes: ['sdkvol'],
       networks: ['host', 'none'],
+      build: [true, true, true],
       events: [
         ['volume', 'create'],
         ['volume', 'destroy'],
