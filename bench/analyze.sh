@@ -8,7 +8,7 @@
 # Needs root (kiln build runs RUN in runc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d dist ] || npx tsc -p .
+[ -d dist ] || npm run --silent build
 [ "$(id -u)" -eq 0 ] || { echo "bench/analyze.sh needs root (kiln build)"; exit 1; }
 MB=${BENCH_MB:-256}
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)

@@ -4,7 +4,7 @@
 # run (best of 5). Needs root (builds) and the docker CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d dist ] || npx tsc -p .
+[ -d dist ] || npm run --silent build
 command -v docker > /dev/null || { echo "bench/api.sh needs the docker CLI"; exit 1; }
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 export KILN_ROOT="$work/store"

@@ -8,7 +8,7 @@
 # Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d dist ] || npx tsc -p .
+[ -d dist ] || npm run --silent build
 [ "$(id -u)" -eq 0 ] || { echo "bench/build.sh needs root"; exit 1; }
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 export KILN_ROOT="$work/store"

@@ -5,7 +5,7 @@
 # The target is under 2 s. Prints the best of 3 runs of each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d dist ] || npx tsc -p .
+[ -d dist ] || npm run --silent build
 command -v shellcheck > /dev/null || { echo "bench/lint.sh needs shellcheck (Debian: apt-get install shellcheck)"; exit 1; }
 work=$(mktemp -d /tmp/kiln-bench-lint.XXXXXX)
 trap 'rm -rf "$work"' EXIT

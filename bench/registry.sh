@@ -6,7 +6,7 @@
 # pull: into a fresh store (skopeo into an OCI layout; docker into its daemon). Needs root for dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d dist ] || npx tsc -p .
+[ -d dist ] || npm run --silent build
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 rounds=${BENCH_ROUNDS:-3}
 # BENCH_TMPFS=1: everything (stores, registry, docker) in memory, so that the disk's state does not weigh

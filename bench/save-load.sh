@@ -4,7 +4,7 @@
 # of every blob (load). Docker is timed too when a daemon answers. Prints seconds and ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d dist ] || npx tsc -p .
+[ -d dist ] || npm run --silent build
 MB=${BENCH_MB:-128}
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -3,7 +3,7 @@
 # same uncompressed tar in the same run, and the first vs second `kiln run` of that image. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d dist ] || npx tsc -p .
+[ -d dist ] || npm run --silent build
 [ "$(id -u)" -eq 0 ] || { echo "bench/unpack.sh needs root (kiln run)"; exit 1; }
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -31,9 +31,9 @@ elif [ ! -f native/build/Release/igzip.node ]; then
   npm run --silent install
 fi
 
-echo "setup: tsc"
+echo "setup: build (tsc, then the one-file CLI bin/kiln runs)"
 rm -rf dist
-npx tsc -p tsconfig.json
+npm run --silent build
 
 # `kiln` on the PATH: a link to this checkout's bin/kiln (the last checkout set up wins).
 if [ "$(id -u)" -eq 0 ]; then

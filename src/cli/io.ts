@@ -1,7 +1,5 @@
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
-import { pipeline } from 'node:stream/promises';
 import { KilnError, fileWriteError } from '../errors.js';
 
 /** The streams a command talks to: the process's own, or a test's. */
@@ -11,7 +9,18 @@ export interface Io {
   readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
 }
 
-export const processIo: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+/** The process's streams, each made when first used (standard input's costs a few ms, and few commands read it). */
+export const processIo: Io = {
+  get stdout() {
+    return process.stdout;
+  },
+  get stderr() {
+    return process.stderr;
+  },
+  get stdin() {
+    return process.stdin;
+  },
+};
 
 /** Prints a line (a newline is added unless the text ends with one). */
 export function print(io: Io, text: string): void {
@@ -26,6 +35,8 @@ export function printRows(io: Io, rendered: string): void {
 /** Docker's `[y/N]` prompt; anything but y/yes declines. */
 export async function confirm(io: Io, question: string): Promise<boolean> {
   io.stdout.write(`${question} [y/N] `);
+  // Loaded here, as `pipeline` below: every command loads this module, few prompt or write a file.
+  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: io.stdin });
   try {
     for await (const line of rl) return /^y(es)?$/i.test(line.trim());
@@ -60,6 +71,7 @@ export function collect(value: string, previous: string[] = []): string[] {
  */
 export async function writeFileAtomically(path: string, source: AsyncIterable<Uint8Array>): Promise<void> {
   const temp = `${path}.kiln-tmp-${process.pid}`;
+  const { pipeline } = await import('node:stream/promises');
   try {
     await pipeline(source, createWriteStream(temp));
     await rename(temp, path);

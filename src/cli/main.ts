@@ -3,6 +3,7 @@ import { KilnError, fileWriteError } from '../errors.js';
 import { KILN_VERSION } from '../engine/version.js';
 import { type CommandContext, createContext } from './context.js';
 import { type Io, processIo } from './io.js';
+import { withTypeScriptSources } from './stack.js';
 
 /** Go-style `-H=false` becomes `-H false`, which commander understands. */
 function splitShortAssignments(argv: readonly string[]): string[] {
@@ -48,12 +49,13 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
   { names: ['image'], load: imageCommands },
   { names: ['container'], load: containerCommands },
   {
-    names: ['system', 'version', 'events'],
+    names: ['system', 'events'],
     load: async () => {
-      const { registerEvents, registerSystem, registerVersion } = await import('./commands/system.js');
-      return (program, ctx) => [registerSystem, registerVersion, registerEvents].forEach((register) => register(program, ctx));
+      const { registerEvents, registerSystem } = await import('./commands/system.js');
+      return (program, ctx) => [registerSystem, registerEvents].forEach((register) => register(program, ctx));
     },
   },
+  { names: ['version'], load: async () => (await import('./commands/version.js')).registerVersion },
 ];
 
 /** `kiln image …`: the image verbs again, under Docker's management-command names. */
@@ -146,7 +148,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       io.stderr.write(`Error: ${err.message}\n`);
       return err.code === 'INVALID_ARGUMENT' ? 125 : 1;
     }
-    io.stderr.write(`kiln: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    io.stderr.write(`kiln: internal error (please report it): ${err instanceof Error ? withTypeScriptSources(err.stack ?? err.message) : String(err)}\n`);
     return 1;
   }
 }

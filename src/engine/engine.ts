@@ -1,5 +1,4 @@
 import { readdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KilnError, isErrno, isKilnError } from '../errors.js';
 import type { ImageRow } from '../meta/db.js';
@@ -10,15 +9,9 @@ import { EMPTY_CONTAINER_CONFIG, type HistoryEntry } from '../oci/types.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { type Lease, LocalStore } from '../transport/store.js';
 import { recordEvent, recordImageEvent } from './events.js';
+import { defaultRoot } from './root.js';
 import { type Filters, booleanFilter, checkFilterKeys, matchLabels, parseTimestamp } from './filters.js';
 import type { CheckReport, DeleteEvent, DiskUsage, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
-
-/** The store root when neither --root nor KILN_ROOT names one: Docker-like for root, XDG for others. */
-export function defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.KILN_ROOT) return env.KILN_ROOT;
-  if (process.getuid?.() === 0) return '/var/lib/kiln';
-  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'kiln');
-}
 
 /** How a person named an image: by one of its names, or by (a prefix of) its ID. */
 interface Resolved {

@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { KilnError, isKilnError, storeWriteError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 
@@ -345,6 +346,17 @@ function toImageRow(raw: RawImage): ImageRow {
   };
 }
 
+let sqlite: typeof Database | undefined;
+
+/**
+ * better-sqlite3, loaded when the first database opens (require, not import: a static import would load
+ * SQLite for every command, `kiln version` too, and the ES module wrapper of a CommonJS package costs more).
+ */
+function openSqlite(path: string, options: Database.Options): Database.Database {
+  sqlite ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+  return new sqlite(path, options);
+}
+
 /**
  * The metadata database (`kiln.db`, SQLite in WAL mode). Many kiln processes may open one store at once:
  * SQLite serializes writers, and every multi-row change runs in one transaction.
@@ -354,7 +366,7 @@ export class MetaDb {
 
   constructor(path: string) {
     try {
-      const connection = new Database(path, { timeout: LOCK_POLL_MS });
+      const connection = openSqlite(path, { timeout: LOCK_POLL_MS });
       this.db = translatingErrors(connection, (run) => waitingForTheLock(run, connection, dirname(path)));
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('foreign_keys = ON');

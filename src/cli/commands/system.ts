@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { pruneContainers } from '../../engine/containers.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { versionInfo } from '../../engine/version.js';
 import { renderRows, renderTemplate } from '../format/table.js';
 import { humanSize, humanSizeWithPrecision, rfc3339NanoLocal, sinceNow, truncateDisplay } from '../format/units.js';
 import { systemDiskUsage } from '../../engine/df.js';
@@ -23,26 +22,6 @@ function dfSize(bytes: number): string {
 
 function reclaimable(reclaim: number, total: number): string {
   return total > 0 ? `${dfSize(reclaim)} (${Math.trunc((100 * reclaim) / total)}%)` : dfSize(reclaim);
-}
-
-/** `kiln version`: docker version's client block (kiln has no server; `kiln serve` reports the same). */
-export function registerVersion(program: Command, ctx: CommandContext): Command {
-  return program
-    .command('version')
-    .description('Show the kiln version information')
-    .option('-f, --format <format>', 'format the output using the given Go template')
-    .action((options: { format?: string }) => {
-      const info = versionInfo();
-      if (options.format) return print(ctx.io, renderTemplate(options.format, { Client: info }));
-      print(ctx.io, [
-        'Client: kiln',
-        ` Version:           ${info.Version}`,
-        ` API version:       ${info.ApiVersion} (minimum version ${info.MinAPIVersion})`,
-        ` Node version:      v${process.versions.node}`,
-        ` OS/Arch:           ${info.Os}/${info.Arch}`,
-        ` gzip:              ${info.Gzip}`,
-      ].join('\n'));
-    });
 }
 
 /**

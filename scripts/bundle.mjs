@@ -1,0 +1,78 @@
+// The second half of `npm run build`, after tsc: the CLI as one ES module, dist/kiln.mjs, which bin/kiln
+// runs (compiling one file is most of what makes kiln start as fast as Node itself; sixty modules cost
+// 0.1 s to resolve and compile). tsc's output stays the reference: the tests import it, workers run
+// from it, and bin/kiln falls back to it when the bundle is missing or older.
+//
+// - Packages with native addons or heavy code (better-sqlite3, zstd-napi, undici, the SBOM libraries)
+//   stay outside, loaded from node_modules by the dynamic import that needs them; commander goes in.
+// - Node's built-ins are imported through CommonJS shims, which the bundle runs only when the module that
+//   imports them first runs: `kiln version` never loads child_process or crypto. (An ES module's `import`
+//   of a built-in is hoisted to the bundle's top and would run at start-up, whatever needs it.)
+// - `import.meta.url` in a source file is rewritten to the URL of that file's tsc output, so the paths
+//   it resolves (workers, native/, bin/kiln) are the same in the bundle as in dist/src.
+// - The source map names the TypeScript sources: an internal error's stack trace points at them.
+import { readFile } from 'node:fs/promises';
+import { dirname, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const outfile = resolve(repo, 'dist', 'kiln.mjs');
+const pkg = JSON.parse(await readFile(resolve(repo, 'package.json'), 'utf8'));
+const external = Object.keys(pkg.dependencies)
+  .filter((name) => name !== 'commander')
+  .flatMap((name) => [name, `${name}/*`]);
+
+/**
+ * Built-ins through shims. An `import` in kiln's code becomes the shim's require, run when the importing
+ * module first runs. A `require` in a bundled package (commander's child_process) gets an object that
+ * loads the built-in at the first property read: commander only spawns for external subcommands.
+ * @type {import('esbuild').Plugin}
+ */
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) => {
+      if (args.namespace.startsWith('lazy-builtin')) return { path: args.path, external: true };
+      return { path: args.path, namespace: args.kind === 'require-call' ? 'lazy-builtin-property' : 'lazy-builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin-property' }, (args) => ({
+      contents: `let loaded;
+module.exports = new Proxy({}, { get: (_, key) => (loaded ??= require(${JSON.stringify(args.path)}))[key] });`,
+      loader: 'js',
+    }));
+  },
+};
+
+/** @type {import('esbuild').Plugin} */
+const tscImportMetaUrl = {
+  name: 'tsc-import-meta-url',
+  setup(b) {
+    b.onLoad({ filter: /\/src\/.*\.ts$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      if (!source.includes('import.meta.url')) return undefined;
+      const compiled = relative(dirname(outfile), resolve(repo, 'dist', relative(repo, args.path))).replace(/\.ts$/, '.js');
+      return { contents: source.replaceAll('import.meta.url', `new URL(${JSON.stringify(`./${compiled}`)}, import.meta.url).href`), loader: 'ts' };
+    });
+  },
+};
+
+await build({
+  absWorkingDir: repo,
+  entryPoints: ['src/cli/main.ts'],
+  outfile,
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external,
+  plugins: [lazyBuiltins, tscImportMetaUrl],
+  // The CommonJS parts (commander, the shims) call require; an ES module has none of its own.
+  banner: { js: "import { createRequire as __kilnCreateRequire } from 'node:module';\nconst require = __kilnCreateRequire(import.meta.url);" },
+  minifyWhitespace: true,
+  minifySyntax: true,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  logLevel: 'warning',
+});

@@ -1,0 +1,92 @@
+/**
+ * bin/kiln runs the one-file CLI (dist/kiln.mjs, `npm run build`) when it is there and not older than
+ * tsc's output, and tsc's output (dist/src) otherwise; either way an internal error's stack trace names
+ * the TypeScript sources, through the source maps read when the trace is printed.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { copyFile, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { KILN_VERSION } from '../../src/engine/version.js';
+import { kilnBin } from '../helpers/kiln.js';
+import { repoRoot, tempDir } from '../helpers/paths.js';
+
+interface Result {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function run(nodeArgs: readonly string[]): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A checkout with bin/kiln and tsc's output (linked), and no bundle. */
+async function checkoutWithoutBundle(): Promise<{ bin: string; bundle: string }> {
+  const dir = await tempDir('kiln-entry-');
+  await mkdir(join(dir, 'bin'));
+  await mkdir(join(dir, 'dist'));
+  await copyFile(kilnBin, join(dir, 'bin', 'kiln'));
+  await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n'); // bin/kiln is an ES module, as in the repository
+  await symlink(join(repoRoot, 'dist', 'src'), join(dir, 'dist', 'src'));
+  return { bin: join(dir, 'bin', 'kiln'), bundle: join(dir, 'dist', 'kiln.mjs') };
+}
+
+/** A preload that makes os.release() throw, an internal error inside `kiln version` (versionInfo). */
+async function faultyRelease(): Promise<string> {
+  const preload = join(await tempDir('kiln-fault-'), 'fault.mjs');
+  await writeFile(preload, ["import os from 'node:os';", "import { syncBuiltinESMExports } from 'node:module';", "os.release = () => { throw new TypeError('injected fault'); };", 'syncBuiltinESMExports();', ''].join('\n'));
+  return preload;
+}
+
+/** The line of src/engine/version.ts that calls release(): where the trace must point. */
+async function releaseCallLine(): Promise<number> {
+  const lines = (await readFile(join(repoRoot, 'src', 'engine', 'version.ts'), 'utf8')).split('\n');
+  const index = lines.findIndex((line) => line.includes('release()'));
+  assert.ok(index >= 0);
+  return index + 1;
+}
+
+function assertTypeScriptTrace(result: Result, line: number): void {
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /^kiln: internal error \(please report it\): TypeError: injected fault\n/);
+  assert.match(result.stderr, new RegExp(`\\n\\s+at versionInfo \\(${repoRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/src/engine/version\\.ts:${line}:\\d+\\)\n`));
+  assert.match(result.stderr, /\/src\/cli\/commands\/version\.ts:\d+:\d+\)/);
+  assert.doesNotMatch(result.stderr, /dist\/(kiln\.mjs|src\/)/);
+}
+
+const modified = (path: string): number => statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? -1;
+const bundle = join(repoRoot, 'dist', 'kiln.mjs');
+const bundleUnavailable = modified(bundle) < modified(join(repoRoot, 'dist', 'src', 'cli', 'main.js')) ? 'dist/kiln.mjs is not built, or is older than tsc\'s output: `npm run build` makes it' : false;
+
+describe('bin/kiln', () => {
+  it('runs tsc\'s output when there is no bundle, or the bundle is older than it', async () => {
+    const { bin, bundle: fakeBundle } = await checkoutWithoutBundle();
+    const version = await run([bin, 'version', '--format', '{{.Client.Version}}']);
+    assert.deepEqual(version, { code: 0, stdout: `${KILN_VERSION}\n`, stderr: '' });
+
+    await writeFile(fakeBundle, "export async function main() { process.stdout.write('the bundle ran\\n'); return 0; }\n");
+    assert.equal((await run([bin, 'version'])).stdout, 'the bundle ran\n');
+    await utimes(fakeBundle, new Date(0), new Date(0)); // as after a `npx tsc` since the bundle was made
+    assert.equal((await run([bin, 'version', '--format', '{{.Client.Version}}'])).stdout, `${KILN_VERSION}\n`);
+  });
+
+  it('names the TypeScript sources in an internal error\'s trace, run from tsc\'s output', async () => {
+    const { bin } = await checkoutWithoutBundle();
+    assertTypeScriptTrace(await run(['--import', await faultyRelease(), bin, 'version']), await releaseCallLine());
+  });
+
+  it('names the TypeScript sources in an internal error\'s trace, run from the bundle', { skip: bundleUnavailable }, async () => {
+    assertTypeScriptTrace(await run(['--import', await faultyRelease(), kilnBin, 'version']), await releaseCallLine());
+  });
+});
