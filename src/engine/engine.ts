@@ -164,12 +164,13 @@ export class Engine {
     const since = createdOf('since');
     const patterns = filters.get('reference') ?? [];
     const result: ImageSummary[] = [];
+    const namesByImage = this.db.namesByImage();
     for (const row of this.db.images()) {
       const created = unixSeconds(row.created);
       if (before !== undefined && created >= before) continue;
       if (since !== undefined && created <= since) continue;
       if (!matchLabels(row.labels, filters.get('label') ?? [])) continue;
-      const names = this.db.namesOf(row.id).map((n) => ({ kind: n.kind, ref: parseReference(n.name) }));
+      const names = (namesByImage.get(row.id) ?? []).map((n) => ({ kind: n.kind, ref: parseReference(n.name) }));
       const kept = patterns.length ? names.filter((n) => patterns.some((p) => referenceMatches(p, n.ref))) : names;
       const isDangling = names.length === 0;
       if (dangling === true && !isDangling) continue;

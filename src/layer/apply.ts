@@ -8,11 +8,9 @@ import { type ErrorCode, KilnError } from '../errors.js';
 import { postBytes } from './handover.js';
 import type { TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout.js';
 
 const run = promisify(execFile);
-
-export const WHITEOUT_PREFIX = '.wh.';
-export const OPAQUE_MARKER = '.wh..wh..opq';
 
 /**
  * How whiteouts become real: `overlay` leaves overlayfs whiteouts (a 0/0 character device for a deleted

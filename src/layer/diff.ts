@@ -3,7 +3,7 @@ import { type Stats, createReadStream, lstatSync, readFileSync, readdirSync, rea
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './apply.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout.js';
 import { deviceNumbers } from './directory.js';
 import type { TarHeader } from './tar/header.js';
 import type { TarInput } from './tar/writer.js';

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { KilnError } from '../errors.js';
-import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './apply.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout.js';
 import type { TarHeader } from './tar/header.js';
 
 /**

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
@@ -346,15 +347,21 @@ function toImageRow(raw: RawImage): ImageRow {
   };
 }
 
-let sqlite: typeof Database | undefined;
+let sqlite: { readonly open: typeof Database; readonly addon: string | undefined } | undefined;
 
 /**
  * better-sqlite3, loaded when the first database opens (require, not import: a static import would load
  * SQLite for every command, `kiln version` too, and the ES module wrapper of a CommonJS package costs more).
+ * Its addon is named where npm builds it, which spares the search of the `bindings` package (some ms on
+ * every command that opens a store); any other layout is left to that search.
  */
 function openSqlite(path: string, options: Database.Options): Database.Database {
-  sqlite ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database;
-  return new sqlite(path, options);
+  if (!sqlite) {
+    const require = createRequire(import.meta.url);
+    const addon = join(dirname(require.resolve('better-sqlite3')), '..', 'build', 'Release', 'better_sqlite3.node');
+    sqlite = { open: require('better-sqlite3') as typeof Database, addon: existsSync(addon) ? addon : undefined };
+  }
+  return new sqlite.open(path, sqlite.addon === undefined ? options : { ...options, nativeBinding: sqlite.addon });
 }
 
 /**
@@ -489,6 +496,17 @@ export class MetaDb {
 
   names(): NameRow[] {
     return this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names ORDER BY name').all() as NameRow[];
+  }
+
+  /** Every image's names, in namesOf's order: one query where a listing would make one per image. */
+  namesByImage(): Map<Digest, NameRow[]> {
+    const byImage = new Map<Digest, NameRow[]>();
+    for (const row of this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names ORDER BY added_at, name').all() as NameRow[]) {
+      const names = byImage.get(row.imageId);
+      if (names) names.push(row);
+      else byImage.set(row.imageId, [row]);
+    }
+    return byImage;
   }
 
   namesOf(imageId: Digest): NameRow[] {

@@ -5,7 +5,7 @@ import { type ContentWriter, ContentStore, type Expected } from '../content/stor
 import { KilnError, isKilnError } from '../errors.js';
 import { collectGarbage, type GcResult } from '../gc/gc.js';
 import type { Image, Layer, NamedImage, RawManifest } from '../image/image.js';
-import { scanLayer, type TarWalker } from '../layer/scan.js';
+import type { TarWalker } from '../layer/scan.js';
 import { type ImageRow, type LayerBlobRow, MetaDb } from '../meta/db.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType, isManifestType, ociLayerType, layerCompression } from '../oci/mediatypes.js';
@@ -190,6 +190,8 @@ export class LocalStore {
           writeFailure = { error };
           throw error;
         });
+      // Loaded with the first layer: the decompressors' workers and zlib are no part of listing or inspecting.
+      const { scanLayer } = await import('../layer/scan.js');
       const scanned = await scanLayer(reading, write, what, alsoTar).catch((err: unknown) => {
         // A failure of the disk (a write) or of the source (a network fault, a truncated file) is the error
         // as it is. Bytes that came whole but hash to something else are not the blob the digest names,

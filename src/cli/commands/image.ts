@@ -7,7 +7,6 @@ import { goJson, sortKeys } from '../format/gojson.js';
 import { renderRows, renderTemplate } from '../format/table.js';
 import { goTimeString, humanSize, rfc3339Local, sinceNow, truncateDisplay } from '../format/units.js';
 import { collect, confirm, parseBool, print, printRows } from '../io.js';
-import { inspectContainer } from '../../engine/containers.js';
 import { shortImageId } from './images.js';
 
 function deleteLine(event: DeleteEvent): string {
@@ -85,9 +84,11 @@ export function registerInspect(parent: Command, ctx: CommandContext, name = 'in
         if (type !== undefined && type !== 'image' && type !== 'container') throw new KilnError('INVALID_ARGUMENT', `"${type}" is not a valid value for --type (kiln has containers and images)`);
         const found: unknown[] = [];
         const errors: string[] = [];
+        // The container verbs (the runtime, networks, volumes) load only when there is a container to inspect.
+        const containers = type !== 'image' && engine.store.db.containers().length > 0 ? await import('../../engine/containers/inspect.js') : undefined;
         for (const n of names) {
           // As docker: a container before an image of the same name, unless --type says which.
-          const item = (type !== 'image' ? await ifFound(() => inspectContainer(engine, n)) : undefined) ?? (type !== 'container' ? await ifFound(() => engine.inspect(n)) : undefined);
+          const item = (containers ? await ifFound(() => containers.inspectContainer(engine, n)) : undefined) ?? (type !== 'container' ? await ifFound(() => engine.inspect(n)) : undefined);
           if (item !== undefined) found.push(item);
           else errors.push(`Error: No such ${type ?? 'object'}: ${n}`);
         }
