@@ -25,8 +25,10 @@ const external = Object.keys(pkg.dependencies)
 
 /**
  * Built-ins through shims. An `import` in kiln's code becomes the shim's require, run when the importing
- * module first runs. A `require` in a bundled package (commander's child_process) gets an object that
- * loads the built-in at the first property read: commander only spawns for external subcommands.
+ * module first runs. commander's `require('node:child_process')` (some ms, and commander spawns only for
+ * external subcommands, which kiln has none of) gets an object that loads the module at the first
+ * property read; only there, as a method read through it is called on that object, not on the module
+ * (`spawn` does not mind).
  * @type {import('esbuild').Plugin}
  */
 const lazyBuiltins = {
@@ -34,7 +36,7 @@ const lazyBuiltins = {
   setup(b) {
     b.onResolve({ filter: /^node:/ }, (args) => {
       if (args.namespace.startsWith('lazy-builtin')) return { path: args.path, external: true };
-      return { path: args.path, namespace: args.kind === 'require-call' ? 'lazy-builtin-property' : 'lazy-builtin' };
+      return { path: args.path, namespace: args.kind === 'require-call' && args.path === 'node:child_process' ? 'lazy-builtin-property' : 'lazy-builtin' };
     });
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin-property' }, (args) => ({
