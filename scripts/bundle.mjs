@@ -5,13 +5,12 @@
 //
 // - Packages with native addons or heavy code (better-sqlite3, zstd-napi, undici, the SBOM libraries)
 //   stay outside, loaded from node_modules by the dynamic import that needs them; commander goes in.
-// - Node's built-ins are imported through CommonJS shims, which the bundle runs only when the module that
-//   imports them first runs: `kiln version` never loads child_process or crypto. (An ES module's `import`
-//   of a built-in is hoisted to the bundle's top and would run at start-up, whatever needs it.)
+// - Node's built-ins are imported through shims, which run only when the module that imports them first
+//   runs (see lazyBuiltins).
 // - `import.meta.url` in a source file is rewritten to the URL of that file's tsc output, so the paths
 //   it resolves (workers, native/, bin/kiln) are the same in the bundle as in dist/src.
 // - The source map names the TypeScript sources: an internal error's stack trace points at them.
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -24,24 +23,50 @@ const external = Object.keys(pkg.dependencies)
   .flatMap((name) => [name, `${name}/*`]);
 
 /**
- * Built-ins through shims. An `import` in kiln's code becomes the shim's require, run when the importing
- * module first runs. commander's `require('node:child_process')` (some ms, and commander spawns only for
- * external subcommands, which kiln has none of) gets an object that loads the module at the first
- * property read; only there, as a method read through it is called on that object, not on the module
- * (`spawn` does not mind).
+ * The names kiln's sources import from each built-in (`import { a, b as c } from 'node:x'`), which its
+ * shim exports: a shim that is an ES module is linked to directly, where a CommonJS one would be copied
+ * into a new object for every module that imports it (138 copies in a cached build, some ms).
+ */
+async function builtinImports() {
+  const names = new Map();
+  for (const file of await readdir(resolve(repo, 'src'), { recursive: true })) {
+    if (!file.endsWith('.ts')) continue;
+    const source = await readFile(resolve(repo, 'src', file), 'utf8');
+    for (const [, list, builtin] of source.matchAll(/^import \{([^}]*)\} from '(node:[^']+)';/gm)) {
+      const imported = names.get(builtin) ?? new Set();
+      for (const item of list.split(',').map((part) => part.trim()).filter((part) => part && !part.startsWith('type '))) imported.add(item.split(/\s+as\s+/)[0]);
+      names.set(builtin, imported);
+    }
+  }
+  return names;
+}
+
+/**
+ * Built-ins through shims, which the bundle runs only when the module that imports them first runs:
+ * `kiln version` never loads child_process or crypto (an ES module's `import` of a built-in is hoisted
+ * to the bundle's top and would run at start-up, whatever needs it). A dynamic `import('node:x')` stays
+ * one. commander's `require('node:child_process')` (some ms, and commander spawns only for external
+ * subcommands, which kiln has none of) gets an object that loads the module at the first property read;
+ * only there, as a method read through it is called on that object, not on the module (`spawn` does
+ * not mind). commander's other requires are of modules Node has loaded before any code runs.
  * @type {import('esbuild').Plugin}
  */
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
+    const importedNames = builtinImports();
     b.onResolve({ filter: /^node:/ }, (args) => {
-      if (args.namespace.startsWith('lazy-builtin')) return { path: args.path, external: true };
-      return { path: args.path, namespace: args.kind === 'require-call' && args.path === 'node:child_process' ? 'lazy-builtin-property' : 'lazy-builtin' };
+      if (args.namespace.startsWith('lazy-builtin') || args.kind === 'dynamic-import') return { path: args.path, external: true };
+      if (args.kind !== 'require-call') return { path: args.path, namespace: 'lazy-builtin' };
+      return { path: args.path, namespace: args.path === 'node:child_process' ? 'lazy-builtin-property' : 'lazy-builtin-cjs' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
+      const names = [...((await importedNames).get(args.path) ?? [])];
+      return { contents: [`const builtin = require(${JSON.stringify(args.path)});`, ...names.map((name) => `export const ${name} = builtin.${name};`)].join('\n'), loader: 'js' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin-cjs' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin-property' }, (args) => ({
-      contents: `let loaded;
-module.exports = new Proxy({}, { get: (_, key) => (loaded ??= require(${JSON.stringify(args.path)}))[key] });`,
+      contents: `let loaded;\nmodule.exports = new Proxy({}, { get: (_, key) => (loaded ??= require(${JSON.stringify(args.path)}))[key] });`,
       loader: 'js',
     }));
   },
