@@ -49,7 +49,7 @@ interface AttachOptions {
   readonly detachKeys: Buffer;
   /** Without a terminal, signals kiln receives go to the container's process. */
   readonly sigProxy: boolean;
-  /** The output from this offset of the log on (`start -a`), else from now. */
+  /** The output from this offset of the log on (`start -a`), else from now (before any input is passed on). */
   readonly from?: number;
 }
 
@@ -87,13 +87,15 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
     recent = typed.subarray(Math.max(0, typed.length - (options.detachKeys.length - 1)));
     input?.write(chunk);
   };
+  // Where the output shown begins is fixed before any input goes in: the container's answer to it is shown.
+  const from = options.from ?? (await logOffset(engine, id));
   if (stdin && input) {
     input.on('error', () => undefined); // the container stopped reading
     stdin.on('data', onInput);
     stdin.once('end', () => input.end());
   }
   try {
-    await followLogs(engine, id, (stream, data) => io[stream].write(data), { follow: true, stdout: true, stderr: true, ...(options.from !== undefined ? { from: options.from } : { onlyNew: true }), signal: detach.signal });
+    await followLogs(engine, id, (stream, data) => io[stream].write(data), { follow: true, stdout: true, stderr: true, from, signal: detach.signal });
     if (detach.signal.aborted) {
       io.stderr.write(`${tty ? '\r\n' : ''}read escape sequence\n`);
       return 1;
