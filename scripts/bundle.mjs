@@ -42,6 +42,12 @@ async function builtinImports() {
 }
 
 /**
+ * Built-ins of which kiln only calls the functions it imports: their shims export functions that load the
+ * module at the first call. crypto costs some ms to load, and listing or inspecting images hashes nothing.
+ */
+const CALLED_ONLY = new Set(['node:crypto']);
+
+/**
  * Built-ins through shims, which the bundle runs only when the module that imports them first runs:
  * `kiln version` never loads child_process or crypto (an ES module's `import` of a built-in is hoisted
  * to the bundle's top and would run at start-up, whatever needs it). A dynamic `import('node:x')` stays
@@ -62,7 +68,11 @@ const lazyBuiltins = {
     });
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
       const names = [...((await importedNames).get(args.path) ?? [])];
-      return { contents: [`const builtin = require(${JSON.stringify(args.path)});`, ...names.map((name) => `export const ${name} = builtin.${name};`)].join('\n'), loader: 'js' };
+      const builtin = JSON.stringify(args.path);
+      if (CALLED_ONLY.has(args.path)) {
+        return { contents: ['let builtin;', ...names.map((name) => `export function ${name}(...args) { return (builtin ??= require(${builtin})).${name}(...args); }`)].join('\n'), loader: 'js' };
+      }
+      return { contents: [`const builtin = require(${builtin});`, ...names.map((name) => `export const ${name} = builtin.${name};`)].join('\n'), loader: 'js' };
     });
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin-cjs' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin-property' }, (args) => ({
