@@ -1,10 +1,10 @@
 // The second half of `npm run build`, after tsc: the CLI as one ES module, dist/kiln.mjs, which bin/kiln
-// runs (compiling one file is most of what makes kiln start as fast as Node itself; sixty modules cost
-// 0.1 s to resolve and compile). tsc's output stays the reference: the tests import it, workers run
+// runs (one file to read and compile, where tsc's output is some sixty modules to resolve, read and
+// compile before a command starts). tsc's output stays the reference: the tests import it, workers run
 // from it, and bin/kiln falls back to it when the bundle is missing or older.
 //
 // - Packages with native addons or heavy code (better-sqlite3, zstd-napi, undici, the SBOM libraries)
-//   stay outside, loaded from node_modules by the dynamic import that needs them; commander goes in.
+//   stay outside, loaded from node_modules where they are used; commander goes in.
 // - Node's built-ins are imported through shims, which run only when the module that imports them first
 //   runs (see lazyBuiltins).
 // - `import.meta.url` in a source file is rewritten to the URL of that file's tsc output, so the paths
@@ -25,7 +25,8 @@ const external = Object.keys(pkg.dependencies)
 /**
  * The names kiln's sources import from each built-in (`import { a, b as c } from 'node:x'`), which its
  * shim exports: a shim that is an ES module is linked to directly, where a CommonJS one would be copied
- * into a new object for every module that imports it (138 copies in a cached build, some ms).
+ * into a new object for every module that imports it (138 copies in a cached build, some ms). Another
+ * form of import (default, namespace) finds no export here and fails the build, loudly.
  */
 async function builtinImports() {
   const names = new Map();
