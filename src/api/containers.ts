@@ -10,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
 import { CONTAINER_FILTERS, type ContainerPathStat, type ContainerRequest, FOLLOW_MS, type FollowOptions, type LogWrite, type MountRequest, type WaitCondition, archiveContainerPath, containerChanges, containerStats, containerIo, containerStatus, containerStdin, createContainer, exportContainer, extractToContainer, findContainer, followLogs, inspectContainer, killContainer, listContainers, logTime, pauseContainer, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines, topContainer, timestamped, unpauseContainer, waitContainer, withSizes } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
+import { DEFAULT_NETWORK_MODE } from '../engine/networks.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
 import type { Decoded } from './json.js';
@@ -28,8 +29,8 @@ function stopQuery(query: URLSearchParams): { timeout?: number; signal?: string 
 
 /** HostConfig settings kiln does not apply, and why: named in create's Warnings (the docker CLI prints them). */
 const IGNORED_SETTINGS: Readonly<Record<string, string>> = {
-  PortBindings: 'containers share the host network (-p): the process listens on the host directly',
-  PublishAllPorts: 'containers share the host network (-P): the process listens on the host directly',
+  PortBindings: 'containers share the host network (-p): the process listens on the host directly; publish from --network bridge or a network of yours',
+  PublishAllPorts: 'containers share the host network (-P): the process listens on the host directly; publish from --network bridge or a network of yours',
   Memory: 'resource limits (--memory) are not applied',
   MemorySwap: 'resource limits (--memory-swap) are not applied',
   NanoCpus: 'resource limits (--cpus) are not applied',
@@ -47,7 +48,10 @@ function ignoredSettings(request: CreateRequest): string[] {
   const hostConfig: Readonly<Record<string, unknown>> = request.HostConfig ?? {};
   const isSet = (value: unknown): boolean =>
     value !== undefined && value !== null && value !== false && value !== 0 && value !== '' && !(Array.isArray(value) && value.length === 0) && !(typeof value === 'object' && Object.keys(value).length === 0);
-  const warnings = Object.entries(IGNORED_SETTINGS).filter(([key]) => isSet(hostConfig[key])).map(([key, why]) => `kiln ignores HostConfig.${key}: ${why}`);
+  // Ports are published from a network namespace of the container's own; on the host's (kiln's default) they are not.
+  const mode = !request.HostConfig?.NetworkMode || request.HostConfig.NetworkMode === 'default' ? DEFAULT_NETWORK_MODE : request.HostConfig.NetworkMode;
+  const published = (key: string): boolean => (key === 'PortBindings' || key === 'PublishAllPorts') && mode !== 'host' && mode !== 'none';
+  const warnings = Object.entries(IGNORED_SETTINGS).filter(([key]) => isSet(hostConfig[key]) && !published(key)).map(([key, why]) => `kiln ignores HostConfig.${key}: ${why}`);
   const restart = request.HostConfig?.RestartPolicy?.Name;
   if (restart && restart !== 'no') warnings.push(`kiln ignores HostConfig.RestartPolicy ${JSON.stringify(restart)}: containers are not restarted`);
   return warnings;

@@ -4,10 +4,11 @@
  */
 import type { ServerResponse } from 'node:http';
 import { EVENT_FILTERS, followEvents } from '../engine/events.js';
-import { NETWORK_LIST_FILTERS, createNetwork, inspectNetwork, listNetworks, removeNetwork } from '../engine/networks.js';
+import { KilnError } from '../errors.js';
+import { NETWORK_LIST_FILTERS, NETWORK_PRUNE_FILTERS, connectNetwork, createNetwork, disconnectNetwork, inspectNetwork, listNetworks, pruneNetworks, removeNetwork } from '../engine/networks.js';
 import { VOLUME_LIST_FILTERS, VOLUME_PRUNE_FILTERS, createVolume, inspectVolume, listVolumes, pruneVolumes, removeVolume } from '../engine/volumes.js';
-import { bool, string, struct } from './json.js';
-import { filtersParameter, flag, readJsonBody, stringMap } from './request.js';
+import { array, bool, string, struct } from './json.js';
+import { endpointSettings, filtersParameter, flag, readJsonBody, stringMap } from './request.js';
 import type { Call } from './server.js';
 
 type Handler = (call: Call) => void | Promise<void>;
@@ -39,20 +40,57 @@ export function volumeRoutes(): [string, RegExp, Handler][] {
   ];
 }
 
-/** `POST /networks/create`: the name is all kiln reads before it says it cannot. */
-const networkCreate = struct('types.NetworkCreateRequest', { Name: string(), Driver: string(), Labels: stringMap, Attachable: bool, Internal: bool, CheckDuplicate: bool });
+/** `POST /networks/create`: types.NetworkCreateRequest. */
+const networkCreate = struct('types.NetworkCreateRequest', {
+  Name: string(),
+  Driver: string(),
+  Labels: stringMap,
+  Options: stringMap,
+  Attachable: bool,
+  Internal: bool,
+  EnableIPv6: bool,
+  CheckDuplicate: bool,
+  IPAM: struct('network.IPAM', { Driver: string(), Options: stringMap, Config: array(struct('network.IPAMConfig', { Subnet: string(), IPRange: string(), Gateway: string(), AuxiliaryAddresses: stringMap })) }),
+});
+
+/** `POST /networks/{id}/connect` and `…/disconnect`. */
+const networkConnect = struct('types.NetworkConnect', { Container: string(), EndpointConfig: endpointSettings, Force: bool });
 
 export function networkRoutes(): [string, RegExp, Handler][] {
   return [
-    ['GET', /^\/networks$/, ({ engine, query, res }) => reply(res, 200, listNetworks(engine, filtersParameter(query, NETWORK_LIST_FILTERS)))],
-    ['POST', /^\/networks\/create$/, async ({ req }) => createNetwork((await readJsonBody(req, networkCreate, { contentType: true }))?.Name ?? '')],
-    ['POST', /^\/networks\/prune$/, ({ query, res }) => {
-      filtersParameter(query, ['until', 'label', 'label!']); // refuses a filter dockerd would refuse
-      // Only the predefined networks are there, and prune leaves those.
-      reply(res, 200, { NetworksDeleted: null });
+    ['GET', /^\/networks$/, async ({ engine, query, res }) => reply(res, 200, await listNetworks(engine, filtersParameter(query, NETWORK_LIST_FILTERS)))],
+    ['POST', /^\/networks\/create$/, async ({ engine, req, res }) => {
+      const body = (await readJsonBody(req, networkCreate, { contentType: true })) ?? {};
+      const config = body.IPAM?.Config ?? [];
+      if (config.length > 1 || config.some((c) => c.IPRange || Object.keys(c.AuxiliaryAddresses ?? {}).length > 0)) throw new KilnError('UNSUPPORTED', 'kiln networks take one IPv4 subnet and gateway (no --ip-range, --aux-address)');
+      if (body.IPAM?.Driver && body.IPAM.Driver !== 'default') throw new KilnError('UNSUPPORTED', `IPAM driver ${JSON.stringify(body.IPAM.Driver)} is not supported: kiln has the default one`);
+      const id = await createNetwork(engine, {
+        name: body.Name ?? '',
+        ...(body.Driver ? { driver: body.Driver } : {}),
+        internal: body.Internal ?? false,
+        enableIPv6: body.EnableIPv6 ?? false,
+        labels: body.Labels ?? {},
+        options: body.Options ?? {},
+        ...(config[0]?.Subnet ? { subnet: config[0].Subnet } : {}),
+        ...(config[0]?.Gateway ? { gateway: config[0].Gateway } : {}),
+      });
+      reply(res, 201, { Id: id, Warning: '' });
     }],
-    ['GET', /^\/networks\/([^/]+)$/, ({ engine, params, res }) => reply(res, 200, inspectNetwork(engine, params[0] ?? ''))],
-    ['DELETE', /^\/networks\/([^/]+)$/, ({ engine, params }) => removeNetwork(engine, params[0] ?? '')],
+    ['POST', /^\/networks\/prune$/, async ({ engine, query, res }) => {
+      const removed = await pruneNetworks(engine, filtersParameter(query, NETWORK_PRUNE_FILTERS));
+      reply(res, 200, { NetworksDeleted: removed.length > 0 ? removed : null });
+    }],
+    ['POST', /^\/networks\/([^/]+)\/(connect|disconnect)$/, async ({ engine, params, req, res }) => {
+      const body = (await readJsonBody(req, networkConnect, { contentType: true })) ?? {};
+      if (params[1] === 'connect') await connectNetwork(engine, params[0] ?? '', body.Container ?? '', body.EndpointConfig?.Aliases ?? []);
+      else await disconnectNetwork(engine, params[0] ?? '', body.Container ?? '');
+      res.writeHead(200).end();
+    }],
+    ['GET', /^\/networks\/([^/]+)$/, async ({ engine, params, res }) => reply(res, 200, await inspectNetwork(engine, params[0] ?? ''))],
+    ['DELETE', /^\/networks\/([^/]+)$/, async ({ engine, params, res }) => {
+      await removeNetwork(engine, params[0] ?? '');
+      res.writeHead(204).end();
+    }],
   ];
 }
 

@@ -46,6 +46,13 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
     },
   },
   { names: ['ps', 'rm', 'diff', 'logs', 'attach', 'export', 'commit', 'kill', 'stop', 'start', 'restart', 'exec', 'wait', 'pause', 'unpause', 'rename', 'cp'], load: async () => (await import('./commands/containers.js')).registerContainers },
+  {
+    names: ['network', 'volume', 'port'],
+    load: async () => {
+      const { registerNetwork, registerVolume, registerPort } = await import('./commands/resources.js');
+      return (program, ctx) => [registerNetwork, registerVolume, registerPort].forEach((register) => register(program, ctx));
+    },
+  },
   { names: ['image'], load: imageCommands },
   { names: ['container'], load: containerCommands },
   {

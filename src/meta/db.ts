@@ -214,6 +214,38 @@ const MIGRATIONS: readonly string[] = [
   -- giving the image as its result, or a tag, makes it 0.
   ALTER TABLE images ADD COLUMN intermediate INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- Networks (docker network) kiln makes: a bridge on the host and a subnet, run through the CNI
+  -- plugins; \`bridge\` (Docker's default) is recorded when first used. host and none are not recorded.
+  CREATE TABLE networks (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    driver      TEXT NOT NULL,
+    subnet      TEXT NOT NULL,      -- IPv4 CIDR
+    gateway     TEXT NOT NULL,
+    bridge      TEXT NOT NULL,      -- the host interface
+    internal    INTEGER NOT NULL,
+    labels      TEXT NOT NULL,      -- JSON object
+    options     TEXT NOT NULL,      -- JSON object
+    created_at  INTEGER NOT NULL
+  );
+  -- A running container's place on a network: recorded after CNI ADD, deleted after CNI DEL. What ADD
+  -- was given and answered is kept, so that DEL undoes exactly that (also after a kill -9 of the kiln
+  -- that ran it, and after the network changed).
+  CREATE TABLE endpoints (
+    container_id TEXT NOT NULL,
+    network_id   TEXT NOT NULL,
+    ifname       TEXT NOT NULL,
+    address      TEXT NOT NULL,     -- CIDR
+    gateway      TEXT NOT NULL,
+    mac          TEXT NOT NULL,
+    aliases      TEXT NOT NULL,     -- JSON array
+    ports        TEXT NOT NULL,     -- JSON array of CNI port mappings published through it
+    config       TEXT NOT NULL,     -- the CNI network configuration list ADD ran
+    result       TEXT NOT NULL,     -- ADD's result
+    PRIMARY KEY (container_id, network_id)
+  );
+  `,
 ];
 
 export interface ContainerRow {
@@ -243,6 +275,33 @@ export interface VolumeRow {
   readonly options: Readonly<Record<string, string>> | null;
   readonly anonymous: boolean;
   readonly createdAt: number;
+}
+
+export interface NetworkRow {
+  readonly id: string;
+  readonly name: string;
+  readonly driver: string;
+  readonly subnet: string;
+  readonly gateway: string;
+  readonly bridge: string;
+  readonly internal: boolean;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly options: Readonly<Record<string, string>>;
+  readonly createdAt: number;
+}
+
+export interface EndpointRow {
+  readonly containerId: string;
+  readonly networkId: string;
+  readonly ifname: string;
+  readonly address: string;
+  readonly gateway: string;
+  readonly mac: string;
+  readonly aliases: readonly string[];
+  /** JSON, as kiln's runtime/cni reads and writes them. */
+  readonly ports: string;
+  readonly config: string;
+  readonly result: string;
 }
 
 export interface EventRow {
@@ -715,6 +774,36 @@ export class MetaDb {
 
   deleteVolume(name: string): void {
     this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
+  }
+
+  // ---- networks ----
+
+  /** Records a network; false when one of that name is recorded. */
+  addNetwork(row: NetworkRow): boolean {
+    return this.db.prepare('INSERT OR IGNORE INTO networks (id, name, driver, subnet, gateway, bridge, internal, labels, options, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(row.id, row.name, row.driver, row.subnet, row.gateway, row.bridge, row.internal ? 1 : 0, JSON.stringify(row.labels), JSON.stringify(row.options), row.createdAt).changes > 0;
+  }
+
+  networks(): NetworkRow[] {
+    const rows = this.db.prepare('SELECT id, name, driver, subnet, gateway, bridge, internal, labels, options, created_at AS createdAt FROM networks ORDER BY name').all() as (Omit<NetworkRow, 'internal' | 'labels' | 'options'> & { internal: number; labels: string; options: string })[];
+    return rows.map((r) => ({ ...r, internal: r.internal !== 0, labels: JSON.parse(r.labels) as Record<string, string>, options: JSON.parse(r.options) as Record<string, string> }));
+  }
+
+  deleteNetwork(id: string): void {
+    this.db.prepare('DELETE FROM networks WHERE id = ?').run(id);
+  }
+
+  addEndpoint(row: EndpointRow): void {
+    this.db.prepare('INSERT OR REPLACE INTO endpoints (container_id, network_id, ifname, address, gateway, mac, aliases, ports, config, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(row.containerId, row.networkId, row.ifname, row.address, row.gateway, row.mac, JSON.stringify(row.aliases), row.ports, row.config, row.result);
+  }
+
+  /** Every endpoint, in the order they were made. */
+  endpoints(): EndpointRow[] {
+    const rows = this.db.prepare('SELECT container_id AS containerId, network_id AS networkId, ifname, address, gateway, mac, aliases, ports, config, result FROM endpoints ORDER BY rowid').all() as (Omit<EndpointRow, 'aliases'> & { aliases: string })[];
+    return rows.map((r) => ({ ...r, aliases: JSON.parse(r.aliases) as string[] }));
+  }
+
+  deleteEndpoint(containerId: string, networkId: string): void {
+    this.db.prepare('DELETE FROM endpoints WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
   }
 
   // ---- events ----

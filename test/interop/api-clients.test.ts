@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +15,15 @@ const cannotRun = !isRoot
   : spawnSync('sh', ['-c', 'command -v runc && command -v docker']).status !== 0
     ? 'runc or the docker CLI is not installed (scripts/setup.sh installs them)'
     : await fixturesUnavailable('busybox-docker20-save.tar');
+/** A TCP port nothing listens on now, to publish a container's on. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 const noSdk = spawnSync('python3', ['-c', 'import docker']).status !== 0 ? 'the Python SDK is not installed (Debian python3-docker)' : undefined;
 
 describe('kiln serve: the docker CLI and the Python SDK drive containers, volumes, networks and events', { skip: cannotRun }, () => {
@@ -118,16 +128,44 @@ describe('kiln serve: the docker CLI and the Python SDK drive containers, volume
     await docker(['load', '-i', await fixture('busybox-docker20-save.tar')]);
   });
 
-  it('lists and inspects the predefined networks, and says why it cannot create one', async () => {
-    assert.equal(await docker(['network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}']), 'host host local\nnone null local\n');
+  it('network verbs: a user network whose containers reach each other by name and alias, a published port, connect, disconnect, and nothing left behind', async () => {
+    assert.equal(await docker(['network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}']), 'bridge bridge local\nhost host local\nnone null local\n');
     assert.equal(await docker(['network', 'inspect', '-f', '{{.Name}} {{.Driver}}', 'host']), 'host host\n');
-    const created = await attempt(['network', 'create', 'app_default']);
-    assert.notEqual(created.code, 0);
-    assert.match(created.stderr, /kiln has only the host and none networks/);
-    const removed = await attempt(['network', 'rm', 'none']);
-    assert.match(removed.stderr, /none is a pre-defined network and cannot be removed/);
-    const missing = await attempt(['network', 'inspect', 'nope']);
-    assert.match(missing.stderr, /network nope not found/);
+    const id = (await docker(['network', 'create', '--label', 'team=shop', 'app_net'])).trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    assert.equal(await docker(['network', 'ls', '-f', 'label=team=shop', '--format', '{{.Name}}']), 'app_net\n');
+    const bridge = (await docker(['network', 'inspect', '-f', '{{index .IPAM.Config 0 | json}}', 'app_net'])).trim();
+    assert.match(bridge, /"Subnet":"\d+\.\d+\.0\.0\/(16|20)"/);
+
+    const port = await freePort();
+    const web = (await docker(['run', '-d', '--name', 'web', '--network', 'app_net', '--network-alias', 'www', '-p', `${port}:8080`, 'busybox:lab', 'sh', '-c', 'mkdir /w && echo served > /w/index.html && exec httpd -f -p 8080 -h /w'])).trim();
+    const fetchBy = (name: string): Promise<string> => docker(['run', '--rm', '--network', 'app_net', 'busybox:lab', 'sh', '-c', `for i in $(seq 100); do wget -qO- http://${name}:8080/ && exit; sleep 0.1; done; exit 1`]);
+    assert.equal(await fetchBy('web'), 'served\n');
+    assert.equal(await fetchBy('www'), 'served\n');
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'served\n');
+    assert.equal(await docker(['port', 'web']), `8080/tcp -> 0.0.0.0:${port}\n`);
+    assert.equal(await docker(['ps', '--format', '{{.Names}} {{.Ports}}']), `web 0.0.0.0:${port}->8080/tcp\n`);
+    assert.match(await docker(['inspect', '-f', '{{.NetworkSettings.Networks.app_net.IPAddress}}', 'web']), /^\d+\.\d+\.\d+\.\d+\n$/);
+    assert.match(await docker(['network', 'inspect', '-f', '{{range .Containers}}{{.Name}}{{end}}', 'app_net']), /^web\n$/);
+
+    // A container on the default bridge joins the user network while it runs, and leaves it.
+    await docker(['run', '-d', '--name', 'late', '--network', 'bridge', 'busybox:lab', 'sleep', '600']);
+    const inUse = await attempt(['network', 'rm', 'app_net']);
+    assert.match(inUse.stderr, /has active endpoints/);
+    await docker(['network', 'connect', '--alias', 'tardy', 'app_net', 'late']);
+    assert.match(await docker(['exec', 'web', 'cat', '/etc/hosts']), /\tlate tardy [0-9a-f]{12}\n/);
+    await docker(['network', 'disconnect', 'app_net', 'late']);
+    assert.doesNotMatch(await docker(['exec', 'web', 'cat', '/etc/hosts']), /late/);
+
+    await docker(['rm', '-f', 'web', 'late']);
+    assert.equal(await docker(['network', 'rm', 'app_net']), 'app_net\n');
+    assert.match((await attempt(['network', 'rm', 'none'])).stderr, /none is a pre-defined network and cannot be removed/);
+    assert.match((await attempt(['network', 'inspect', 'nope'])).stderr, /network nope not found/);
+    await docker(['network', 'create', 'unused']);
+    assert.match(await docker(['network', 'prune', '-f']), /Deleted Networks:\nunused\n/);
+    // Nothing of theirs is left on the host: no veth, no bridge (but the default one's, as Docker's docker0), no iptables rule.
+    assert.doesNotMatch(spawnSync('iptables-save', { encoding: 'utf8' }).stdout, new RegExp(`${web.slice(0, 12)}|${id.slice(0, 12)}`));
+    assert.doesNotMatch(spawnSync('ip', ['link'], { encoding: 'utf8' }).stdout, new RegExp(`kiln-${id.slice(0, 8)}`));
   });
 
   it('streams events, with since, until and filters', async () => {
@@ -187,7 +225,9 @@ out['after_remove'] = len(client.containers.list(all=True))
 volume = client.volumes.create('sdkvol', labels={'a': 'b'})
 out['volumes'] = [v.name for v in client.volumes.list(filters={'label': 'a=b'})]
 volume.remove()
+network = client.networks.create('sdknet', labels={'a': 'b'})
 out['networks'] = sorted(n.name for n in client.networks.list())
+network.remove()
 import tempfile, os
 context = tempfile.mkdtemp()
 with open(os.path.join(context, 'Dockerfile'), 'w') as f:
@@ -210,7 +250,7 @@ print(json.dumps(out))
       stats: [true, true, true, 1],
       after_remove: 0,
       volumes: ['sdkvol'],
-      networks: ['host', 'none'],
+      networks: ['bridge', 'host', 'none', 'sdknet'],
       build: [true, true, true],
       events: [
         ['volume', 'create'],
@@ -225,6 +265,7 @@ const noCompose = cannotRun ?? (spawnSync('sh', ['-c', 'command -v docker-compos
 describe('kiln serve: docker-compose builds, starts, lists, logs, execs, runs and takes down a project', { skip: noCompose }, () => {
   let lab: ServeLab | undefined;
   let project: string;
+  let port: number;
   const env = (): NodeJS.ProcessEnv => ({ ...process.env, DOCKER_HOST: `unix://${lab?.socket ?? ''}`, DOCKER_CONFIG: join(lab?.dir ?? '', 'docker-config') });
   const run = (tool: 'docker' | 'docker-compose', args: readonly string[]): Promise<{ stdout: string; stderr: string; code: number }> =>
     new Promise((resolve) => {
@@ -247,12 +288,13 @@ describe('kiln serve: docker-compose builds, starts, lists, logs, execs, runs an
       return process.env;
     });
     project = join(lab.dir, 'shop');
+    port = await freePort();
     await mkdir(join(project, 'web'), { recursive: true });
-    await writeFile(join(project, 'web', 'Dockerfile'), 'FROM busybox:lab\nRUN echo built > /built\nCMD ["sh", "-c", "echo web up; exec sleep 600"]\n');
-    // kiln has the host's network and none: the services share the host's.
+    await writeFile(join(project, 'web', 'Dockerfile'), 'FROM busybox:lab\nRUN mkdir /www && echo built > /built && echo served > /www/index.html\nCMD ["sh", "-c", "echo web up; exec httpd -f -p 8080 -h /www"]\n');
+    // Acceptance 1: the services on compose's default network, web published on the host, a named volume.
     await writeFile(
       join(project, 'docker-compose.yml'),
-      'version: "3"\nservices:\n  web:\n    build: ./web\n    image: shop-web:1\n    network_mode: host\n    labels:\n      tier: front\n    volumes:\n      - data:/data\n  client:\n    image: busybox:lab\n    network_mode: host\n    command: ["sh", "-c", "echo client up; exec sleep 600"]\nvolumes:\n  data:\n',
+      `version: "3"\nservices:\n  web:\n    build: ./web\n    image: shop-web:1\n    ports:\n      - "${port}:8080"\n    labels:\n      tier: front\n    volumes:\n      - data:/data\n  client:\n    image: busybox:lab\n    command: ["sh", "-c", "echo client up; exec sleep 600"]\nvolumes:\n  data:\n`,
     );
     await ok('docker', ['load', '-i', await fixture('busybox-docker20-save.tar')]);
   });
@@ -260,31 +302,28 @@ describe('kiln serve: docker-compose builds, starts, lists, logs, execs, runs an
     await lab?.stop();
   });
 
-  it('up -d, ps, logs, exec, run --rm, down keeping the named volume, down -v', async () => {
+  it('up -d, ps, logs, exec, run --rm fetching web by its service name, the published port, down keeping the named volume, down -v', async () => {
     await ok('docker-compose', ['up', '-d']);
     assert.equal(await ok('docker', ['exec', 'shop_web_1', 'cat', '/built']), 'built\n');
     const ps = await ok('docker-compose', ['ps']);
     assert.match(ps, /\nshop_client_1 .* Up /);
-    assert.match(ps, /\nshop_web_1 .* Up /);
+    assert.match(ps, new RegExp(`\nshop_web_1 .* Up +0\\.0\\.0\\.0:${port}->8080/tcp`));
     assert.equal(await ok('docker', ['ps', '--filter', 'label=com.docker.compose.project=shop', '--filter', 'label=tier=front', '--format', '{{.Names}}']), 'shop_web_1\n');
     assert.match(await ok('docker-compose', ['logs', '--no-color', 'web']), /web_1 +\| web up\n/);
+    const fetchWeb = ['sh', '-c', 'for i in $(seq 100); do wget -qO- http://web:8080/ && exit; sleep 0.1; done; exit 1'];
+    assert.equal(await ok('docker-compose', ['exec', '-T', 'client', ...fetchWeb]), 'served\n');
+    assert.equal(await ok('docker-compose', ['run', '--rm', 'client', ...fetchWeb]), 'served\n');
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'served\n');
     await ok('docker-compose', ['exec', '-T', 'web', 'sh', '-c', 'echo kept > /data/file']);
-    assert.equal(await ok('docker-compose', ['run', '--rm', 'client', 'echo', 'ran']), 'ran\n');
 
     await ok('docker-compose', ['down']);
     assert.equal(await ok('docker', ['ps', '-aq']), '');
+    assert.equal(await ok('docker', ['network', 'ls', '-q', '-f', 'name=shop_default']), '');
     assert.equal(await ok('docker', ['volume', 'ls', '-q']), 'shop_data\n');
     await ok('docker-compose', ['up', '-d']);
     assert.equal(await ok('docker-compose', ['exec', '-T', 'web', 'cat', '/data/file']), 'kept\n');
     await ok('docker-compose', ['down', '-v']);
     assert.equal(await ok('docker', ['ps', '-aq']), '');
     assert.equal(await ok('docker', ['volume', 'ls', '-q']), '');
-  });
-
-  it('says why a project on compose\'s default network cannot start', async () => {
-    await writeFile(join(project, 'docker-compose.yml'), 'version: "3"\nservices:\n  web:\n    image: busybox:lab\n');
-    const up = await run('docker-compose', ['up', '-d']);
-    assert.notEqual(up.code, 0);
-    assert.match(up.stderr, /kiln has only the host and none networks; .*network_mode: host/);
   });
 });

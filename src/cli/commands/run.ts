@@ -74,7 +74,7 @@ function addContainerFlags(command: Command): Command {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <name|uid[:group|gid]>', 'username or UID')
     .option('--entrypoint <command>', 'overwrite the default ENTRYPOINT of the image')
-    .option('--network <network>', 'connect a container to a network: host (the default, the host\'s network) or none')
+    .option('--network <network>', "connect a container to a network: host (the default, the host's network), none, bridge or a network's name")
     .option('--network-alias <alias>', 'add a network-scoped alias for the container', collect)
     .option('--hostname <name>', 'container host name')
     .option('--domainname <name>', 'container NIS domain name')

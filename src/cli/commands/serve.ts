@@ -68,6 +68,8 @@ export function registerServe(parent: Command, ctx: CommandContext): void {
           if (!tls) ctx.io.stderr.write(`kiln: WARNING: serving the API on ${host} without TLS: anyone who can reach it controls kiln and, through containers, this machine\n`);
         }
         const engine = await Engine.open(ctx.root());
+        // What a kill -9 of kiln left on the host's network (namespaces, CNI endpoints) goes before anything starts.
+        await (await import('../../engine/networks.js')).releaseStaleEndpoints(engine);
         // Loaded here: the API server is most of kiln's code, which other commands need not load.
         const { serveApi } = await import('../../api/server.js');
         const api = await serveApi(engine, { listen, build: runtime, log: (line) => ctx.io.stderr.write(`${line}\n`) });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { pruneContainers } from '../../engine/containers.js';
 import { parseFilterFlags } from '../../engine/filters.js';
+import { pruneNetworks } from '../../engine/networks.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows, renderTemplate } from '../format/table.js';
 import { humanSize, humanSizeWithPrecision, rfc3339NanoLocal, sinceNow, truncateDisplay } from '../format/units.js';
@@ -123,12 +124,14 @@ export function registerSystem(program: Command, ctx: CommandContext): Command {
         const filters = parseFilterFlags(options.filter ?? [], ['until', 'label', 'label!']);
         const images = options.all ? 'all images without at least one container associated to them' : 'all dangling images';
         const volumes = options.volumes ? '  - all anonymous volumes not used by at least one container\n' : '';
-        const warning = `WARNING! This will remove:\n  - all stopped containers\n${volumes}  - ${images}\n  - unused build cache\n`;
+        const warning = `WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n${volumes}  - ${images}\n  - unused build cache\n`;
         if (!options.force && !(await confirm(ctx.io, `${warning}\nAre you sure you want to continue?`))) return;
         const { pruneBuildLeftovers } = await import('../../engine/build.js'); // the builder loads only when needed
         await pruneBuildLeftovers(engine);
         const removed = await pruneContainers(engine);
         if (removed.length > 0) print(ctx.io, `Deleted Containers:\n${removed.join('\n')}\n\n`);
+        const networks = await pruneNetworks(engine);
+        if (networks.length > 0) print(ctx.io, `Deleted Networks:\n${networks.join('\n')}\n\n`);
         // Volumes after containers, as Docker: those the removed containers used are unused now.
         const volumeReport = options.volumes ? await pruneVolumes(engine, { filters: new Map([...filters].filter(([key]) => key.startsWith('label'))), all: false }) : { VolumesDeleted: [], SpaceReclaimed: 0 };
         if (volumeReport.VolumesDeleted.length > 0) print(ctx.io, `Deleted Volumes:\n${volumeReport.VolumesDeleted.join('\n')}\n\n`);

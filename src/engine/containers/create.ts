@@ -111,6 +111,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
     const networkMode = !request.networkMode || request.networkMode === 'default' ? DEFAULT_NETWORK_MODE : request.networkMode;
     const networks = checkNetworkMode(engine, networkMode, request.networks ?? {});
     const portBindings = Object.fromEntries(Object.entries(request.portBindings ?? {}).map(([port, bindings]) => [normalizePort(port), bindings]));
+    if ((Object.keys(portBindings).length > 0 || request.publishAllPorts) && Object.keys(networks).length === 0) options.notice(`WARNING: Published ports are discarded when using ${networkMode} network mode (publish from --network bridge or a network of yours)`);
     const settings: ContainerSettings = {
       image: request.image,
       ...(entrypoint !== undefined ? { entrypoint } : {}),

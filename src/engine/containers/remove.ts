@@ -8,6 +8,7 @@ import { processAlive } from '../../gc/gc.js';
 import { Snapshotter, unmountStale } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
+import { leaveNetworks } from '../networks.js';
 import { removeAnonymousVolumes } from '../volumes.js';
 import { OWNER_FILE, containerBundle, containerKey, currentRow, isRunning, settingsOf, snapshotterFor } from './records.js';
 
@@ -28,6 +29,7 @@ export async function destroyContainer(engine: Engine, id: string, volumes: bool
   const container = currentRow(engine, id);
   if (!container) return;
   const settings = settingsOf(container);
+  await leaveNetworks(engine, id); // a killed kiln may have left its endpoints
   await forget(engine, snapshotterFor(engine, container), id);
   engine.store.db.deleteContainer(id);
   if (volumes) await removeAnonymousVolumes(engine, settings.mounts);
