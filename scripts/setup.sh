@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # attr gives setfattr for overlay opaque directories; runc (default) and crun run containers;
 # libisal-dev is ISA-L, which native/ (built by npm's install step) links for fast gzip at push time;
 # shellcheck checks RUN scripts for kiln lint; chromium, driven headless by playwright-core, opens the
-# page kiln analyze --html writes.
-debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry libisal-dev shellcheck chromium python3-packaging)
+# page kiln analyze --html writes; containernetworking-plugins (bridge, host-local, portmap, loopback,
+# firewall) and iptables make containers' bridge networks and publish their ports.
+debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry libisal-dev shellcheck chromium python3-packaging containernetworking-plugins iptables)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

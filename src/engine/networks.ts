@@ -568,9 +568,9 @@ export function networkSettingsJson(engine: Engine, container: ContainerRow, set
   const endpointOn = (name: string): EndpointRow | undefined => endpoints.find((e) => e.networkId === rows.find((n) => n.name === name)?.id);
   const names = Object.keys(settings.networks).length > 0 ? Object.keys(settings.networks) : [settings.networkMode];
   const networks = Object.fromEntries(names.map((name) => [name, endpointJson(settings.networks[name]?.aliases.length ? [...(settings.networks[name]?.aliases ?? [])] : null, endpointOn(name))]));
-  const published = endpoints.flatMap((e) => JSON.parse(e.ports) as PortMapping[]);
+  const published = endpoints.flatMap((e) => JSON.parse(e.ports) as PortMapping[]).sort((a, b) => a.containerPort - b.containerPort || a.protocol.localeCompare(b.protocol));
   const ports: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
-  for (const port of settings.exposedPorts) ports[port] = null;
+  for (const port of [...settings.exposedPorts].sort((a, b) => parseInt(a, 10) - parseInt(b, 10))) ports[port] = null;
   for (const m of published) (ports[`${m.containerPort}/${m.protocol}`] ??= []).push({ HostIp: m.hostIP ?? '0.0.0.0', HostPort: String(m.hostPort) });
   const summaries: PortSummary[] = [
     ...published.map((m) => ({ IP: m.hostIP ?? '0.0.0.0', PrivatePort: m.containerPort, PublicPort: m.hostPort, Type: m.protocol })),

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ContentStore, scratchOwner } from '../content/store.js';
@@ -15,9 +15,19 @@ export interface GcResult {
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie has exited: an init that reaps slowly (some VMs' and containers') leaves a killed kiln one for a while.
+  return !/\) Z /.test(statLine(pid));
+}
+
+/** /proc/PID/stat, or '' where there is none. */
+function statLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return '';
   }
 }
 
