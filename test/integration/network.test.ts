@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { type TestContext, describe, it } from 'node:test';
 import { newKiln, ok } from '../helpers/kiln.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { isRoot } from '../helpers/paths.js';
@@ -36,10 +36,21 @@ const HTTPD = 'mkdir /w && echo served > /w/index.html && exec httpd -f -p 8080 
 /** Fetches http://NAME:8080/ from inside a container, once the server answers. */
 const WGET = (name: string): string => `for i in $(seq 100); do wget -qO- http://${name}:8080/ && exit; sleep 0.1; done; exit 1`;
 
+/** A fresh store whose containers and networks go when the test ends, passed or not (a failure must not leave them on the host). */
+async function networkStore(t: TestContext): Promise<Awaited<ReturnType<typeof newKiln>>> {
+  const store = await newKiln();
+  t.after(async () => {
+    const ids = (await store.kiln(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+    if (ids.length > 0) await store.kiln(['rm', '-f', ...ids]);
+    await store.kiln(['network', 'prune', '-f']);
+  });
+  await ok(store.kiln(['import', '-c', 'CMD ["sh"]', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+  return store;
+}
+
 describe('kiln networks: bridge networks through the CNI plugins', { skip: cannotRun }, () => {
-  it('a container on a user network reaches another by name and alias; -p and -P publish on the host and 127.0.0.1; rm and network rm leave nothing', async () => {
-    const { kiln, root } = await newKiln();
-    await ok(kiln(['import', '-c', 'CMD ["sh"]', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+  it('a container on a user network reaches another by name and alias; -p and -P publish on the host and 127.0.0.1; rm and network rm leave nothing', async (t) => {
+    const { kiln, root } = await networkStore(t);
     const id = (await ok(kiln(['network', 'create', 'appnet']))).stdout.trim();
     const port = await freePort();
     const web = (await ok(kiln(['run', '-d', '--name', 'web', '--network', 'appnet', '--network-alias', 'www', '-p', `${port}:8080`, '--expose', '9090', '-P', 'busybox:x', 'sh', '-c', HTTPD]))).stdout.trim();
@@ -64,9 +75,8 @@ describe('kiln networks: bridge networks through the CNI plugins', { skip: canno
     assert.deepEqual(await readdir(join(root, 'netns')), []);
   });
 
-  it('the default bridge: outbound, no names, its host interface removed by prune', async () => {
-    const { kiln } = await newKiln();
-    await ok(kiln(['import', '-c', 'CMD ["sh"]', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+  it('the default bridge: outbound, no names, its host interface removed by prune', async (t) => {
+    const { kiln } = await networkStore(t);
     const routes = (await ok(kiln(['run', '--rm', '--network', 'bridge', 'busybox:x', 'sh', '-c', 'ip -4 route; cat /etc/hosts']))).stdout;
     const gateway = (await ok(kiln(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Gateway}}{{end}}', 'bridge']))).stdout.trim();
     assert.match(routes, new RegExp(`^default via ${gateway.replace(/\./g, '\\.')} dev eth0`));
@@ -77,9 +87,8 @@ describe('kiln networks: bridge networks through the CNI plugins', { skip: canno
     assert.match((await ok(kiln(['network', 'ls', '--format', '{{.Name}}']))).stdout, /^bridge\nhost\nnone\n$/);
   });
 
-  it('what a kill -9 of the kiln running a container left on the host is undone by the next network rm and system prune', async () => {
-    const { kiln, root } = await newKiln();
-    await ok(kiln(['import', '-c', 'CMD ["sh"]', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+  it('what a kill -9 of the kiln running a container left on the host is undone by the next network rm and system prune', async (t) => {
+    const { kiln, root } = await networkStore(t);
     await ok(kiln(['network', 'create', 'doomed']));
     const id = (await ok(kiln(['run', '-d', '--network', 'doomed', '-p', `${await freePort()}:80`, 'busybox:x', 'sleep', '600']))).stdout.trim();
     const supervisor = Number((await ok(kiln(['inspect', '-f', '{{.State.Pid}}', id]))).stdout);
