@@ -14,8 +14,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync } from 'node:fs';
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
@@ -80,20 +80,18 @@ function* candidateSubnets(): Generator<string> {
 }
 
 /** A pool no recorded network and no host route overlaps (the default bridge tries 172.17.0.0/16 first, as Docker's). */
-async function freeSubnet(engine: Engine): Promise<string> {
-  const taken = [...engine.store.db.networks().map((n) => n.subnet), ...(await hostRoutes())];
+function freeSubnet(engine: Engine, routes: readonly string[]): string {
+  const taken = [...engine.store.db.networks().map((n) => n.subnet), ...routes];
   for (const subnet of candidateSubnets()) if (!taken.some((t) => overlaps(t, subnet))) return subnet;
   throw new KilnError('CONFLICT', 'could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network: give one with --subnet');
 }
 
 // ---- network records ----
 
-/** The default bridge's record, made on first use with a free subnet. */
+/** The default bridge's record, made on first use with a free subnet (by whichever of two processes comes first). */
 async function defaultBridge(engine: Engine): Promise<NetworkRow> {
-  const found = engine.store.db.networks().find((n) => n.name === DEFAULT_BRIDGE);
-  if (found) return found;
-  await recordNetwork(engine, { name: DEFAULT_BRIDGE, labels: {}, options: {}, internal: false });
-  return defaultBridge(engine);
+  const find = (): NetworkRow | undefined => engine.store.db.networks().find((n) => n.name === DEFAULT_BRIDGE);
+  return find() ?? (await recordNetwork(engine, { name: DEFAULT_BRIDGE, labels: {}, options: {}, internal: false }).catch((err: unknown) => find() ?? Promise.reject(err as Error)));
 }
 
 /** A recorded network by name, full ID or ID prefix. */
@@ -115,20 +113,22 @@ export interface NetworkRequest {
 }
 
 async function recordNetwork(engine: Engine, request: NetworkRequest & { labels: Readonly<Record<string, string>>; options: Readonly<Record<string, string>>; internal: boolean }): Promise<NetworkRow> {
-  const subnet = request.subnet ?? (await freeSubnet(engine));
-  const { base, size } = parseCidr(subnet, '--subnet');
-  if (request.subnet) {
-    const clash = engine.store.db.networks().find((n) => overlaps(n.subnet, subnet));
-    if (clash) throw new KilnError('CONFLICT', `Pool overlaps with other one on this address space (network ${clash.name} has ${clash.subnet})`);
-  }
-  const gateway = request.gateway ?? numberToIp(base + 1);
-  if (isIP(gateway) !== 4 || ipToNumber(gateway) <= base || ipToNumber(gateway) >= base + size - 1) throw new KilnError('INVALID_ARGUMENT', `invalid --gateway ${JSON.stringify(gateway)}: it must be an address inside ${subnet}`);
+  const routes = request.subnet ? [] : await hostRoutes();
   const id = randomBytes(32).toString('hex');
   const bridge = request.options['com.docker.network.bridge.name'] ?? `kiln-${id.slice(0, 8)}`;
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge)) throw new KilnError('INVALID_ARGUMENT', `invalid bridge name ${JSON.stringify(bridge)}: up to 15 letters, digits, _ . -`);
-  const row: NetworkRow = { id, name: request.name, driver: 'bridge', subnet: `${numberToIp(base)}/${32 - Math.log2(size)}`, gateway, bridge, internal: request.internal, labels: request.labels, options: request.options, createdAt: Date.now() };
-  if (!engine.store.db.addNetwork(row)) throw new KilnError('CONFLICT', `network with name ${request.name} already exists`);
-  return row;
+  // The pool is chosen and recorded in one transaction: two creates at once get two pools.
+  return engine.store.db.transaction(() => {
+    const subnet = request.subnet ?? freeSubnet(engine, routes);
+    const { base, size } = parseCidr(subnet, '--subnet');
+    const clash = engine.store.db.networks().find((n) => overlaps(n.subnet, subnet));
+    if (clash) throw new KilnError('CONFLICT', `Pool overlaps with other one on this address space (network ${clash.name} has ${clash.subnet})`);
+    const gateway = request.gateway ?? numberToIp(base + 1);
+    if (isIP(gateway) !== 4 || ipToNumber(gateway) <= base || ipToNumber(gateway) >= base + size - 1) throw new KilnError('INVALID_ARGUMENT', `invalid --gateway ${JSON.stringify(gateway)}: it must be an address inside ${subnet}`);
+    const row: NetworkRow = { id, name: request.name, driver: 'bridge', subnet: `${numberToIp(base)}/${32 - Math.log2(size)}`, gateway, bridge, internal: request.internal, labels: request.labels, options: request.options, createdAt: Date.now() };
+    if (!engine.store.db.addNetwork(row)) throw new KilnError('CONFLICT', `network with name ${request.name} already exists`);
+    return row;
+  });
 }
 
 /** `docker network create`: a bridge network with its own subnet (one free unless given). Returns its ID. */
@@ -297,10 +297,13 @@ export function checkNetworkMode(engine: Engine, mode: string, networks: Readonl
   return Object.fromEntries(names.map((name) => [findRow(engine, name)?.name ?? name, { aliases: aliased(name) }]));
 }
 
-/** What a started container's network is: the namespace its process joins, and its hosts and resolv.conf. */
+/**
+ * What a started container's network is: the namespace its process joins, and its hosts and resolv.conf
+ * (hosts null: joinNetworks wrote the file, which the network's members keep current).
+ */
 export interface ContainerNetwork {
   readonly namespace: 'host' | 'none' | { readonly path: string };
-  readonly hosts: string;
+  readonly hosts: string | null;
   readonly resolvConf: string;
 }
 
@@ -423,8 +426,8 @@ export async function joinNetworks(engine: Engine, container: ContainerRow, sett
   const path = namespacePath(engine, container.id);
   await createNamespace(path, container.id);
   for (const [index, row] of rows.entries()) await attach(engine, container.id, row, `eth${index}`, settings.networks[row.name]?.aliases ?? [], index === 0 ? ports : []);
-  await refreshHosts(engine, new Set(rows.map((r) => r.id)), container.id);
-  return { namespace: { path }, hosts: hostsOf(engine, container, settings), resolvConf: await resolvConf(settings, 'bridge') };
+  refreshHosts(engine, new Set(rows.map((r) => r.id)));
+  return { namespace: { path }, hosts: null, resolvConf: await resolvConf(settings, 'bridge') };
 }
 
 /** Undoes joinNetworks once the container's process has gone (or a killed kiln left it): never fails. */
@@ -432,7 +435,7 @@ export async function leaveNetworks(engine: Engine, id: string): Promise<void> {
   const endpoints = engine.store.db.endpoints().filter((e) => e.containerId === id);
   for (const endpoint of endpoints.reverse()) await detach(engine, endpoint);
   await removeNamespace(namespacePath(engine, id)).catch(() => undefined);
-  if (endpoints.length > 0) await refreshHosts(engine, new Set(endpoints.map((e) => e.networkId)), id);
+  if (endpoints.length > 0) refreshHosts(engine, new Set(endpoints.map((e) => e.networkId)));
 }
 
 /**
@@ -463,7 +466,7 @@ export async function connectNetwork(engine: Engine, nameOrId: string, container
     await attach(engine, container.id, network, `eth${index}`, aliases, []);
   }
   engine.store.db.setContainerSettings(container.id, JSON.stringify({ ...settings, networks: { ...settings.networks, [network.name]: { aliases } } }));
-  if (isRunning(container)) await refreshHosts(engine, new Set([network.id]));
+  if (isRunning(container)) refreshHosts(engine, new Set([network.id]));
   recordEvent(engine, 'network', 'connect', network.id, { container: container.id, name: network.name, type: network.driver });
 }
 
@@ -478,7 +481,7 @@ export async function disconnectNetwork(engine: Engine, nameOrId: string, contai
   if (endpoint) await detach(engine, endpoint);
   const networks = Object.fromEntries(Object.entries(settings.networks).filter(([name]) => name !== network.name));
   engine.store.db.setContainerSettings(container.id, JSON.stringify({ ...settings, networks }));
-  if (endpoint) await refreshHosts(engine, new Set([network.id]));
+  if (endpoint) refreshHosts(engine, new Set([network.id]));
   recordEvent(engine, 'network', 'disconnect', network.id, { container: container.id, name: network.name, type: network.driver });
 }
 
@@ -513,16 +516,23 @@ function hostsOf(engine: Engine, container: ContainerRow, settings: ContainerSet
 }
 
 /**
- * Writes anew /etc/hosts of every running container on these networks (but `except`, whose start
- * writes its own): in place, as the file is bind-mounted into the container.
+ * Writes anew /etc/hosts of every running container on these networks: in place, as the file is
+ * bind-mounted into the container. In one transaction, which also holds off other kiln processes, so
+ * that of two members joining at once the later writes last, from both endpoints.
  */
-async function refreshHosts(engine: Engine, networkIds: ReadonlySet<string>, except?: string): Promise<void> {
-  const members = new Set(liveEndpoints(engine).filter((e) => networkIds.has(e.networkId) && e.containerId !== except).map((e) => e.containerId));
-  for (const id of members) {
-    const row = currentRow(engine, id);
-    const file = join(containerBundle(engine, id), 'hosts');
-    if (row && existsSync(file)) await writeFile(file, hostsOf(engine, row, settingsOf(row))).catch(() => undefined);
-  }
+function refreshHosts(engine: Engine, networkIds: ReadonlySet<string>): void {
+  engine.store.db.transaction(() => {
+    const members = new Set(liveEndpoints(engine).filter((e) => networkIds.has(e.networkId)).map((e) => e.containerId));
+    for (const id of members) {
+      const row = currentRow(engine, id);
+      const file = join(containerBundle(engine, id), 'hosts');
+      try {
+        if (row) writeFileSync(file, hostsOf(engine, row, settingsOf(row)));
+      } catch {
+        // its bundle is going (rm meanwhile): nothing to keep current
+      }
+    }
+  });
 }
 
 /**

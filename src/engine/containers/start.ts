@@ -71,7 +71,7 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
     const uses: VolumeUse[] = [];
     const mounts = await runtimeMounts(engine, settings.mounts, rootfs, uses);
     const files = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
-    await writeFile(files.hosts, network.hosts);
+    if (network.hosts !== null) await writeFile(files.hosts, network.hosts);
     await writeFile(files.resolvConf, network.resolvConf);
     await writeFile(files.hostname, `${settings.hostname ?? container.id.slice(0, 12)}\n`);
     const config = engine.store.configOf(container.imageId).config ?? {};
