@@ -324,16 +324,18 @@ function cniName(row: NetworkRow): string {
 /**
  * A network's plugin list: a bridge with host-local addresses (NAT to the outside unless internal),
  * portmap for published ports (its snat lets 127.0.0.1:PORT and other containers reach them), and the
- * firewall plugin's FORWARD rules. Without iptables only the bridge runs (said at start).
+ * firewall plugin's FORWARD rules. Without iptables only the bridge runs (-p is refused, saying why).
  */
-function configList(engine: Engine, row: NetworkRow): NetworkConfigList {
+function configList(engine: Engine, row: NetworkRow, publishes: boolean): NetworkConfigList {
   const iptables = iptablesAvailable();
   return {
     cniVersion: CNI_VERSION,
     name: cniName(row),
     plugins: [
       { type: 'bridge', bridge: row.bridge, isGateway: true, ipMasq: iptables && !row.internal, hairpinMode: true, ipam: { type: 'host-local', ranges: [[{ subnet: row.subnet, gateway: row.gateway }]], routes: row.internal ? [] : [{ dst: '0.0.0.0/0' }], dataDir: ipamDir(engine) } },
-      ...(iptables ? [{ type: 'portmap', capabilities: { portMappings: true }, snat: true }, { type: 'firewall' }] : []),
+      // portmap only where ports are published: two plugin runs fewer for each other start.
+      ...(iptables && publishes ? [{ type: 'portmap', capabilities: { portMappings: true }, snat: true }] : []),
+      ...(iptables ? [{ type: 'firewall' }] : []),
     ],
   };
 }
@@ -388,7 +390,7 @@ async function portMappings(engine: Engine, settings: ContainerSettings): Promis
 
 /** Runs CNI ADD of one network for a container whose namespace exists, and records the endpoint. */
 async function attach(engine: Engine, containerId: string, row: NetworkRow, ifname: string, aliases: readonly string[], ports: readonly PortMapping[]): Promise<EndpointRow> {
-  const list = configList(engine, row);
+  const list = configList(engine, row, ports.length > 0);
   const result: CniResult = await addNetwork(list, containerId, namespacePath(engine, containerId), ifname, ports);
   const ip = result.ips?.[0];
   const mac = result.interfaces?.find((i) => i.sandbox && i.name === ifname)?.mac ?? '';

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { type TestContext, describe, it } from 'node:test';
 import { newKiln, ok } from '../helpers/kiln.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { isRoot } from '../helpers/paths.js';
+import { freePort } from '../helpers/ports.js';
 
 // Bridge networks through the CNI plugins, with the kiln CLI: real namespaces, veths, bridges and iptables rules.
 const cannotRun = !isRoot
@@ -17,15 +17,6 @@ const cannotRun = !isRoot
     : !existsSync('/usr/lib/cni/bridge')
       ? "the CNI plugins are not installed (Debian's containernetworking-plugins)"
       : await fixturesUnavailable('busybox-rootfs.tar');
-
-/** A TCP port nothing listens on now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** What of kiln's networking the host has: interfaces, and the iptables rules of CNI's per-container chains. */
 function hostState(): { links: string; rules: string } {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ServeLab, startServeLab } from '../helpers/serve.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { isRoot } from '../helpers/paths.js';
+import { freePort } from '../helpers/ports.js';
 
 // The clients people use beside the image verbs: the docker CLI's container, volume, network and event
 // verbs, and the Python SDK, against kiln serve, with containers that really run (root, runc).
@@ -15,15 +15,6 @@ const cannotRun = !isRoot
   : spawnSync('sh', ['-c', 'command -v runc && command -v docker']).status !== 0
     ? 'runc or the docker CLI is not installed (scripts/setup.sh installs them)'
     : await fixturesUnavailable('busybox-docker20-save.tar');
-/** A TCP port nothing listens on now, to publish a container's on. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const noSdk = spawnSync('python3', ['-c', 'import docker']).status !== 0 ? 'the Python SDK is not installed (Debian python3-docker)' : undefined;
 
 describe('kiln serve: the docker CLI and the Python SDK drive containers, volumes, networks and events', { skip: cannotRun }, () => {

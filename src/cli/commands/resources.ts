@@ -44,6 +44,20 @@ async function printInspected(ctx: CommandContext, names: readonly string[], for
   else print(ctx.io, goJson(found, '    '));
 }
 
+/** Removes each named object, printing its name, or the error and on to the next (exit code 1), as docker's rm verbs do. */
+async function removeEach(ctx: CommandContext, names: readonly string[], remove: (name: string) => Promise<void>): Promise<void> {
+  for (const name of names) {
+    try {
+      await remove(name);
+      print(ctx.io, name);
+    } catch (err) {
+      if (!(err instanceof KilnError)) throw err;
+      ctx.io.stderr.write(`Error: ${err.message}\n`);
+      ctx.exitCode = 1;
+    }
+  }
+}
+
 export function registerNetwork(program: Command, ctx: CommandContext): Command {
   const network = program.command('network').description('Manage networks');
   network
@@ -89,20 +103,7 @@ export function registerNetwork(program: Command, ctx: CommandContext): Command 
     .alias('remove')
     .description('Remove one or more networks')
     .argument('<NETWORK...>')
-    .action((names: string[]) =>
-      withEngine(ctx, async (engine) => {
-        for (const name of names) {
-          try {
-            await removeNetwork(engine, name);
-            print(ctx.io, name);
-          } catch (err) {
-            if (!(err instanceof KilnError)) throw err;
-            ctx.io.stderr.write(`Error: ${err.message}\n`);
-            ctx.exitCode = 1;
-          }
-        }
-      }),
-    );
+    .action((names: string[]) => withEngine(ctx, (engine) => removeEach(ctx, names, (name) => removeNetwork(engine, name))));
   network
     .command('prune')
     .description('Remove all unused networks')
@@ -173,20 +174,7 @@ export function registerVolume(program: Command, ctx: CommandContext): Command {
     .description('Remove one or more volumes')
     .argument('<VOLUME...>')
     .option('-f, --force', 'force the removal of one or more volumes')
-    .action((names: string[], options: { force?: boolean }) =>
-      withEngine(ctx, async (engine) => {
-        for (const name of names) {
-          try {
-            await removeVolume(engine, name, options.force ?? false);
-            print(ctx.io, name);
-          } catch (err) {
-            if (!(err instanceof KilnError)) throw err;
-            ctx.io.stderr.write(`Error: ${err.message}\n`);
-            ctx.exitCode = 1;
-          }
-        }
-      }),
-    );
+    .action((names: string[], options: { force?: boolean }) => withEngine(ctx, (engine) => removeEach(ctx, names, (name) => removeVolume(engine, name, options.force ?? false))));
   volume
     .command('prune')
     .description('Remove unused local volumes')
