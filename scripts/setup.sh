@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # libisal-dev is ISA-L, which native/ (built by npm's install step) links for fast gzip at push time;
 # shellcheck checks RUN scripts for kiln lint; chromium, driven headless by playwright-core, opens the
 # page kiln analyze --html writes; containernetworking-plugins (bridge, host-local, portmap, loopback,
-# firewall) and iptables make containers' bridge networks and publish their ports.
-debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry libisal-dev shellcheck chromium python3-packaging containernetworking-plugins iptables)
+# firewall) and iptables make containers' bridge networks and publish their ports; docker-compose and
+# python3-docker are the clients the API's tests drive; python3-packaging is PEP 440's reference, which
+# kiln scan's version order is checked against.
+debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry libisal-dev shellcheck chromium containernetworking-plugins iptables docker-compose python3-docker python3-packaging)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
