@@ -8,6 +8,7 @@ import { type Finding, type LayerFacts, contentNeeded, findings } from './findin
 import { type SourceLine, diveCommand, instructionOf, layerOrigins } from './history.js';
 import { type DiveFileReference, diveFigures } from './layers/dive.js';
 import { stackLayers } from './layers/overlay.js';
+import { indexLayers } from './layers/tree.js';
 import type { LayerEntry, LayerListing } from './layers/walk.js';
 import { type SizedPath, type TreeNode, type WastedPath, kilnFigures, sizeTree } from './waste.js';
 
@@ -77,8 +78,17 @@ export interface KilnSection {
   readonly findings: readonly Finding[];
 }
 
-export interface Analysis {
+/** A layer's figures as dive exports them, without its file list (written out from the listing: see analysisJson). */
+export type DiveLayerFigures = Omit<DiveLayer, 'fileList'>;
+
+/** The JSON document: dive's export, field for field, and kiln's own under `kiln`. */
+export interface Analysis extends Omit<ImageAnalysis, 'layer'> {
   readonly layer: readonly DiveLayer[];
+}
+
+/** An analysis in memory: the JSON document without the layers' file lists, which the listings hold. */
+export interface ImageAnalysis {
+  readonly layer: readonly DiveLayerFigures[];
   readonly image: {
     readonly sizeBytes: number;
     readonly inefficientBytes: number;
@@ -102,39 +112,15 @@ export interface AnalysisInput {
   readonly singleStage: boolean | undefined;
 }
 
-const TYPE_FLAGS: Readonly<Record<string, string>> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', directory: '5', fifo: '6', whiteout: '0', opaque: '0' };
-
-/** Go's os.FileMode of a tar entry, as archive/tar's FileInfo().Mode() gives it. */
-function goFileMode(entry: LayerEntry): number {
-  let mode = entry.mode & 0o777;
-  if (entry.mode & 0o4000) mode |= 1 << 23;
-  if (entry.mode & 0o2000) mode |= 1 << 22;
-  if (entry.mode & 0o1000) mode |= 1 << 20;
-  const type: Partial<Record<string, number>> = { directory: 1 << 31, symlink: 1 << 27, block: 1 << 26, char: (1 << 26) | (1 << 21), fifo: 1 << 25 };
-  return (mode | (type[entry.kind] ?? 0)) >>> 0;
-}
-
-function fileInfo(entry: LayerEntry): DiveFileInfo {
-  return {
-    path: entry.name,
-    typeFlag: (TYPE_FLAGS[entry.kind] ?? '0').charCodeAt(0),
-    linkName: entry.link ?? '',
-    size: entry.size,
-    fileMode: goFileMode(entry),
-    uid: entry.uid,
-    gid: entry.gid,
-    isDir: entry.kind === 'directory',
-  };
-}
-
 /**
  * Analyzes an image from its layers' listings. Reads, through the listings, the content of the few files
  * whose comparison the findings need; everything else is computed from the entries.
  */
-export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: Analysis; tree: TreeNode }> {
+export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: ImageAnalysis; fileLists: readonly (readonly LayerEntry[])[]; tree: () => TreeNode }> {
   const entries = input.layers.map((l) => l.listing.entries);
-  const dive = diveFigures(entries);
-  const overlay = stackLayers(entries);
+  const indexed = indexLayers(entries);
+  const dive = diveFigures(entries, indexed);
+  const overlay = stackLayers(entries, indexed);
   const baseLayers = Math.min(input.base.layers, input.layers.length);
   await Promise.all([...contentNeeded(overlay, baseLayers)].map(([layer, indexes]) => (input.layers[layer] as (typeof input.layers)[number]).listing.fingerprint(indexes)));
   const kiln = kilnFigures(overlay, baseLayers);
@@ -150,13 +136,12 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: A
     fingerprint: (version) => input.layers[version.layer]?.listing.fingerprints.get(version.index),
     singleStage: input.singleStage,
   });
-  const analysis: Analysis = {
+  const analysis: ImageAnalysis = {
     layer: input.layers.map((layer, index) => ({
       index,
       digestId: layer.diffId,
       sizeBytes: dive.layerSizes[index] ?? 0,
       command: diveCommand(origins[index]?.createdBy ?? ''),
-      fileList: layer.listing.entries.map(fileInfo),
     })),
     image: { sizeBytes: dive.sizeBytes, inefficientBytes: dive.inefficientBytes, efficiencyScore: dive.efficiencyScore, fileReference: dive.fileReference },
     kiln: {
@@ -199,5 +184,6 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: A
       findings: found,
     },
   };
-  return { analysis, tree: sizeTree(overlay.live) };
+  // The tree for a page is drawn only when a page is asked for.
+  return { analysis, fileLists: entries, tree: () => sizeTree(overlay.live) };
 }

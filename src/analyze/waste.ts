@@ -4,6 +4,7 @@
  * as base (not only layer 0), the wasted paths, and the largest files and directories of the final tree.
  */
 import type { DeadVersion, LiveFile, Overlay } from './layers/overlay.js';
+import { ROOT } from './layers/tree.js';
 
 export interface WastedPath {
   /** With a leading slash. */
@@ -55,28 +56,26 @@ function byBytes<T extends { bytes: number; path: string }>(a: T, b: T): number 
   return b.bytes - a.bytes || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 }
 
-/** The `n` largest of many, without sorting them all. */
-function largest<T extends { bytes: number; path: string }>(items: Iterable<T>, n: number): T[] {
+/** The `n` first of many in `order`, without sorting them all: kept sorted as they come. */
+function firstOf<T>(items: Iterable<T>, n: number, order: (a: T, b: T) => number): T[] {
   const top: T[] = [];
   for (const item of items) {
-    if (top.length === n && byBytes(item, top[n - 1] as T) >= 0) continue;
-    top.push(item);
-    top.sort(byBytes);
+    if (top.length === n && order(item, top[n - 1] as T) >= 0) continue;
+    let at = top.length;
+    while (at > 0 && order(item, top[at - 1] as T) < 0) at--;
+    top.splice(at, 0, item);
     if (top.length > n) top.pop();
   }
   return top;
 }
 
-/** Bytes of live files summed into every directory above them (the root excluded). */
-function directorySizes(live: readonly LiveFile[]): Map<string, number> {
-  const sizes = new Map<string, number>();
-  for (const { version, bytes } of live) {
+/** Bytes of live files summed into every directory above them (the root excluded), by path id. */
+function directorySizes(overlay: Overlay): Float64Array {
+  const { parent } = overlay.index;
+  const sizes = new Float64Array(overlay.index.size);
+  for (const { version, bytes } of overlay.live) {
     if (bytes === 0) continue;
-    const path = version.entry.path;
-    for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) {
-      const dir = path.slice(0, slash);
-      sizes.set(dir, (sizes.get(dir) ?? 0) + bytes);
-    }
+    for (let p = parent[version.node] as number; p > ROOT; p = parent[p] as number) sizes[p] = (sizes[p] as number) + bytes;
   }
   return sizes;
 }
@@ -100,8 +99,17 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
   const sizeBytes = overlay.layerBytes.reduce((sum, n) => sum + n, 0);
   const baseSizeBytes = overlay.layerBytes.slice(0, baseLayers).reduce((sum, n) => sum + n, 0);
   const userSizeBytes = sizeBytes - baseSizeBytes;
-  const files = overlay.live.filter((f) => f.bytes > 0).map((f) => ({ path: `/${f.version.entry.path}`, bytes: f.bytes, layer: f.version.layer }));
-  const directories = [...directorySizes(overlay.live)].map(([path, bytes]) => ({ path: `/${path}`, bytes }));
+  // The paths compare as they would with their leading slash; only the few kept are written out.
+  const files = firstOf(
+    overlay.live.filter((f) => f.bytes > 0),
+    TOP,
+    (a, b) => b.bytes - a.bytes || (a.version.entry.path < b.version.entry.path ? -1 : a.version.entry.path > b.version.entry.path ? 1 : 0),
+  );
+  const sizes = directorySizes(overlay);
+  const { paths } = overlay.index;
+  const directories: number[] = [];
+  for (let id = 0; id < sizes.length; id++) if ((sizes[id] as number) > 0) directories.push(id);
+  const topDirectories = firstOf(directories, TOP, (a, b) => (sizes[b] as number) - (sizes[a] as number) || ((paths[a] as string) < (paths[b] as string) ? -1 : (paths[a] as string) > (paths[b] as string) ? 1 : 0));
   return {
     sizeBytes,
     baseSizeBytes,
@@ -111,8 +119,8 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
     efficiencyScore: userSizeBytes > 0 ? 1 - userReclaimable / userSizeBytes : undefined,
     layers,
     wasted,
-    largestFiles: largest(files, TOP),
-    largestDirectories: largest(directories, TOP),
+    largestFiles: files.map((f) => ({ path: `/${f.version.entry.path}`, bytes: f.bytes, layer: f.version.layer })),
+    largestDirectories: topDirectories.map((id) => ({ path: `/${paths[id] as string}`, bytes: sizes[id] as number })),
   };
 }
 

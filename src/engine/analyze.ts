@@ -4,7 +4,10 @@
  * image's, where the Dockerfile lines come from. The figures are `analyze/`'s.
  */
 import { readFile } from 'node:fs/promises';
-import { type Analysis, type AnalysisInput, type BaseSource, analyzeLayers } from '../analyze/analysis.js';
+import { join } from 'node:path';
+import { type AnalysisInput, type BaseSource, type ImageAnalysis, analyzeLayers } from '../analyze/analysis.js';
+import { type CiResult, type CiRuleName, ciSettings, evaluateCi, readDiveCi } from '../analyze/ci.js';
+import { analysisJson } from '../analyze/json.js';
 import { type SourceLine, matchDockerfile } from '../analyze/history.js';
 import { listLayer } from '../analyze/layers/walk.js';
 import type { TreeNode } from '../analyze/waste.js';
@@ -58,6 +61,22 @@ export function parseImageSource(text: string): ImageSource {
   return { kind: 'store', name: text };
 }
 
+/**
+ * dive's CI gate, as `--ci` asks for it: the rules' settings from a config file (`configFile`, which must
+ * exist, else `.dive-ci` in `dir` when there is one; neither when both are absent) overridden by `rules`.
+ */
+export interface CiRequest {
+  readonly configFile?: string;
+  readonly dir?: string;
+  readonly rules: Partial<Record<CiRuleName, string>>;
+}
+
+/** The gate's verdict: pass unless a rule failed, and every rule's result in dive's order. */
+export interface CiVerdict {
+  readonly pass: boolean;
+  readonly rules: readonly CiResult[];
+}
+
 export interface AnalyzeOptions {
   /** `--base IMAGE`: a store image whose layers are the image's first ones. */
   readonly base?: string;
@@ -66,12 +85,34 @@ export interface AnalyzeOptions {
   /** For a registry image or a layout with an index: the platform (default the host's). */
   readonly platform?: string;
   readonly insecureRegistries?: readonly string[];
+  /** Check dive's CI rules too (their settings are checked before the image is read: a typo fails at once). */
+  readonly ci?: CiRequest;
 }
 
 export interface AnalyzeResult {
-  readonly analysis: Analysis;
+  readonly analysis: ImageAnalysis;
+  /** The CI gate's verdict, when asked for. */
+  readonly ci: CiVerdict | undefined;
+  /** The JSON document (dive's export, kiln's figures, the CI verdict under kiln.ci), in pieces. */
+  json(): Iterable<string>;
   /** The final tree by size, cut for a page to draw. */
-  readonly tree: TreeNode;
+  tree(): TreeNode;
+}
+
+/** The settings of dive's CI rules: defaults, then the config file's, then the request's (see CiRequest). */
+async function ciSettingsOf(request: CiRequest): Promise<Record<CiRuleName, string>> {
+  const path = request.configFile ?? (request.dir === undefined ? undefined : join(request.dir, '.dive-ci'));
+  let file: { path: string; rules: Partial<Record<CiRuleName, string>> } | undefined;
+  if (path !== undefined) {
+    const shown = request.configFile ?? '.dive-ci';
+    try {
+      file = { path: shown, rules: readDiveCi(await readFile(path, 'utf8'), shown) };
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+      if (request.configFile !== undefined) throw new KilnError('NOT_FOUND', `--ci-config ${request.configFile}: no such file`);
+    }
+  }
+  return ciSettings(file, request.rules);
 }
 
 /** One image out of an archive's, by the reference or `@index` the source gives, or the only one. */
@@ -187,7 +228,8 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
           if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `--dockerfile ${options.dockerfile}: no such file`);
           throw err;
         });
-  return engine.store.withLease((lease) =>
+  const ciRules = options.ci === undefined ? undefined : await ciSettingsOf(options.ci);
+  const { analysis, fileLists, tree } = await engine.store.withLease((lease) =>
     withSourceImage(engine, source, options, lease, async ({ image, names }) => {
       const record = buildRecordOf(engine, image);
       const base = findBase(engine, image, options, record);
@@ -226,4 +268,12 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
       });
     }),
   );
+  const results = ciRules && evaluateCi({ efficiencyScore: analysis.image.efficiencyScore, inefficientBytes: analysis.image.inefficientBytes, userWastedRatio: analysis.kiln.diveUserWastedRatio ?? undefined }, ciRules);
+  const ci = results && { pass: !results.some((r) => r.status === 'FAIL'), rules: results };
+  return {
+    analysis,
+    ci,
+    json: () => analysisJson(ci ? { ...analysis, kiln: { ...analysis.kiln, ci } } : analysis, fileLists),
+    tree,
+  };
 }

@@ -28,5 +28,5 @@ export function layerTar(entries: readonly TarInput[]): Promise<Buffer> {
 
 /** Layers listed as the analysis lists a stream (every file's content hashed on the way). */
 export async function listLayers(layers: readonly (readonly TarInput[])[]): Promise<LayerListing[]> {
-  return Promise.all(layers.map(async (entries) => listTar([await layerTar(entries)], 'test layer', { hashBodies: true })));
+  return Promise.all(layers.map(async (entries) => listTar([await layerTar(entries)], 'test layer')));
 }

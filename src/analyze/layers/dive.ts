@@ -7,7 +7,7 @@
  * the smallest, count = the layers it occurs in. The score is Σ min / Σ cum; the wasted bytes are Σ cum
  * over paths that occur in two layers or more (the surviving copy included).
  */
-import { type TreeNode, lookupPath } from './tree.js';
+import { type IndexedLayers, type PathIndex, ROOT, forEachPresentBelow, indexLayers } from './tree.js';
 import type { LayerEntry } from './walk.js';
 
 export interface DiveFileReference {
@@ -32,104 +32,155 @@ export interface DiveFigures {
   readonly fileReference: readonly DiveFileReference[];
 }
 
-/** A node of the tree of the layers below, stacked as dive stacks them: whiteouts remove, markers are ignored. */
-interface StackNode extends TreeNode<StackNode> {
-  size: number;
-  dir: boolean;
-}
-
-function parentOf(path: string): string {
-  const slash = path.lastIndexOf('/');
-  return slash === -1 ? '' : path.slice(0, slash);
-}
-
+/**
+ * The tree of the layers below, stacked as dive stacks them (whiteouts remove, opaque markers are
+ * ignored), as flags and sizes by path id. `branched` is whether a node was ever given a child while it
+ * was there (dive's tree keeps a node's child map once made, emptied or not, and counts such a node as a
+ * directory).
+ */
 class StackedTree {
-  private readonly root: StackNode = { children: undefined, size: 0, dir: true };
+  private readonly present: Uint8Array;
+  private readonly dir: Uint8Array;
+  private readonly branched: Uint8Array;
+  private readonly size: Float64Array;
 
-  /** The total size under `path` when it is a directory here, else 0. */
-  sizeUnder(path: string): number {
-    const node = lookupPath(this.root, path)?.node;
-    if (!node || !(node.dir || node.children)) return 0;
-    let total = 0;
-    const stack = [node];
-    for (let next = stack.pop(); next; next = stack.pop()) {
-      total += next.size;
-      if (next.children) stack.push(...next.children.values());
-    }
+  constructor(private readonly index: PathIndex) {
+    const n = index.size;
+    this.present = new Uint8Array(n);
+    this.dir = new Uint8Array(n);
+    this.branched = new Uint8Array(n);
+    this.size = new Float64Array(n);
+    this.present[ROOT] = 1;
+    this.dir[ROOT] = 1;
+  }
+
+  /** The total size under `id` when it is a directory here, else 0. */
+  sizeUnder(id: number): number {
+    // The root is no whiteout's target: a whiteout with no name names nothing.
+    if (id === ROOT || this.present[id] === 0 || (this.dir[id] === 0 && this.branched[id] === 0)) return 0;
+    let total = this.size[id] as number;
+    forEachPresentBelow(this.index, this.present, id, (below) => {
+      total += this.size[below] as number;
+    });
     return total;
   }
 
   /** Stacks a layer on top: its whiteouts remove what they name, its other entries are added or replace. */
-  apply(entries: readonly LayerEntry[]): void {
-    for (const entry of entries) {
-      if (entry.kind !== 'whiteout') continue;
-      const found = lookupPath(this.root, entry.path);
-      found?.parent.children?.delete(found.name);
+  apply(entries: readonly LayerEntry[], ids: Int32Array): void {
+    const { present } = this;
+    for (let i = 0; i < entries.length; i++) {
+      const id = ids[i] as number;
+      if ((entries[i] as LayerEntry).kind !== 'whiteout' || id === ROOT || present[id] === 0) continue;
+      present[id] = 0;
+      forEachPresentBelow(this.index, present, id, (below) => {
+        present[below] = 0;
+      });
     }
-    for (const entry of entries) {
+    const { parent } = this.index;
+    const chain: number[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as LayerEntry;
       if (entry.kind === 'whiteout' || entry.kind === 'opaque') continue;
-      let node = this.root;
-      for (const name of entry.path.split('/')) {
-        node.children ??= new Map();
-        let child = node.children.get(name);
-        if (!child) {
-          child = { children: undefined, size: 0, dir: true };
-          node.children.set(name, child);
-        }
-        node = child;
+      const id = ids[i] as number;
+      if (id === ROOT) continue;
+      // The ancestors that are not there, or never had a child, from the nearest up.
+      chain.length = 0;
+      for (let p = parent[id] as number; p !== -1 && (present[p] === 0 || this.branched[p] === 0); p = parent[p] as number) chain.push(p);
+      for (let c = chain.length - 1; c >= 0; c--) {
+        const p = chain[c] as number;
+        if (present[p] === 0) this.add(p);
+        this.branched[p] = 1;
       }
+      if (present[id] === 0) this.add(id);
       // As dive's AddPath: the payload is replaced, the children stay.
-      node.size = entry.size;
-      node.dir = entry.kind === 'directory';
+      this.size[id] = entry.size;
+      this.dir[id] = entry.kind === 'directory' ? 1 : 0;
     }
+  }
+
+  /** A node made afresh: a directory of size 0 with no children. */
+  private add(id: number): void {
+    this.present[id] = 1;
+    this.dir[id] = 1;
+    this.branched[id] = 0;
+    this.size[id] = 0;
   }
 }
 
 /** dive's figures of an image's layers (bottom first). */
-export function diveFigures(layers: readonly (readonly LayerEntry[])[]): DiveFigures {
-  const paths = new Map<string, { cum: number; min: number; count: number }>();
-  const stacked = new StackedTree();
+export function diveFigures(layers: readonly (readonly LayerEntry[])[], indexed: IndexedLayers = indexLayers(layers)): DiveFigures {
+  const { index, pathIds, nameIds } = indexed;
+  const n = index.size;
+  // Per path over all layers: cum, min and count, and the paths in the order they were first seen.
+  const cum = new Float64Array(n);
+  const min = new Float64Array(n);
+  const count = new Int32Array(n);
+  const seen: number[] = [];
+  const stacked = new StackedTree(index);
   const layerSizes: number[] = [];
-  for (const entries of layers) {
+  // Per layer, by path id: the layer that last put the path in its own tree, and which entry (-1: an
+  // opaque marker's directory, no entry); the layer that found the path to be an ancestor.
+  const nodeLayer = new Int32Array(n).fill(-1);
+  const nodeEntry = new Int32Array(n);
+  const innerLayer = new Int32Array(n).fill(-1);
+  const { parent } = index;
+  layers.forEach((entries, layer) => {
     let layerSize = 0;
+    const names = nameIds[layer] as Int32Array;
+    const paths = pathIds[layer] as Int32Array;
     // The layer's own tree, by name: the last entry of a name wins; an opaque marker leaves its directory.
-    const nodes = new Map<string, LayerEntry | undefined>();
-    for (const entry of entries) {
+    const nodes: number[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as LayerEntry;
       layerSize += entry.size;
-      if (entry.kind !== 'opaque') nodes.set(entry.name, entry);
-      else if (entry.path !== '' && !nodes.has(entry.path)) nodes.set(entry.path, undefined);
+      if (entry.kind !== 'opaque') {
+        const id = names[i] as number;
+        if (nodeLayer[id] !== layer) nodes.push(id);
+        nodeLayer[id] = layer;
+        nodeEntry[id] = i;
+      } else if (entry.path !== '') {
+        const id = paths[i] as number;
+        if (nodeLayer[id] === layer) continue;
+        nodes.push(id);
+        nodeLayer[id] = layer;
+        nodeEntry[id] = -1;
+      }
     }
     layerSizes.push(layerSize);
     // Every proper ancestor of a node has a child, so is no leaf. A chain stops at an ancestor seen
-    // before: its own ancestors were added with it.
-    const inner = new Set<string>();
-    for (const name of nodes.keys()) {
-      for (let p = parentOf(name); p !== '' && !inner.has(p); p = parentOf(p)) inner.add(p);
+    // before: its own ancestors were marked with it.
+    for (const id of nodes) {
+      for (let p = parent[id] as number; p !== ROOT && innerLayer[p] !== layer; p = parent[p] as number) innerLayer[p] = layer;
     }
-    for (const [name, entry] of nodes) {
-      if (inner.has(name)) continue;
+    for (const id of nodes) {
+      if (innerLayer[id] === layer) continue;
+      const at = nodeEntry[id] as number;
+      const entry = at === -1 ? undefined : (entries[at] as LayerEntry);
       const whiteout = entry?.kind === 'whiteout';
-      const size = whiteout ? stacked.sizeUnder(entry.path) : (entry?.size ?? 0);
-      const key = whiteout ? entry.path : name;
-      const known = paths.get(key);
-      if (known) {
-        known.cum += size;
-        known.min = Math.min(known.min, size);
-        known.count++;
-      } else paths.set(key, { cum: size, min: size, count: 1 });
+      const key = whiteout ? (paths[at] as number) : id;
+      const size = whiteout ? stacked.sizeUnder(key) : (entry?.size ?? 0);
+      if (count[key] === 0) {
+        seen.push(key);
+        cum[key] = size;
+        min[key] = size;
+      } else {
+        cum[key] = (cum[key] as number) + size;
+        if (size < (min[key] as number)) min[key] = size;
+      }
+      count[key] = (count[key] as number) + 1;
     }
-    stacked.apply(entries);
-  }
+    stacked.apply(entries, paths);
+  });
   let sumMin = 0;
   let sumCum = 0;
   let wasted = 0;
   const fileReference: DiveFileReference[] = [];
-  for (const [path, { cum, min, count }] of paths) {
-    sumMin += min;
-    sumCum += cum;
-    if (count >= 2) {
-      wasted += cum;
-      fileReference.push({ count, sizeBytes: cum, file: `/${path}` });
+  for (const id of seen) {
+    sumMin += min[id] as number;
+    sumCum += cum[id] as number;
+    if ((count[id] as number) >= 2) {
+      wasted += cum[id] as number;
+      fileReference.push({ count: count[id] as number, sizeBytes: cum[id] as number, file: `/${index.paths[id] as string}` });
     }
   }
   fileReference.sort((a, b) => b.sizeBytes - a.sizeBytes || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));

@@ -4,7 +4,7 @@
  * for every version of every path who wrote it and what became of it. This is what kiln's own figures
  * stand on: bytes that do not survive to the final tree are the ones a user could save.
  */
-import { type TreeNode, lookupPath } from './tree.js';
+import { type IndexedLayers, type PathIndex, ROOT, forEachPresentBelow, indexLayers } from './tree.js';
 import type { LayerEntry } from './walk.js';
 
 /** One entry of one layer, as a version of its path. */
@@ -13,6 +13,8 @@ export interface Version {
   /** The entry's index in its layer's listing. */
   readonly index: number;
   readonly entry: LayerEntry;
+  /** The id of the entry's path in the overlay's path index. */
+  readonly node: number;
 }
 
 export interface Ending {
@@ -39,14 +41,12 @@ export interface LiveFile {
 }
 
 export interface Overlay {
+  /** The paths of the layers, by id. */
+  readonly index: PathIndex;
   readonly dead: readonly DeadVersion[];
   readonly live: readonly LiveFile[];
   /** Each layer's content bytes as Docker counts them: files once per inode, symlink targets. */
   readonly layerBytes: readonly number[];
-}
-
-interface Node extends TreeNode<Node> {
-  version: Version | undefined;
 }
 
 /** The bytes an entry holds as Docker counts a layer's size. */
@@ -56,108 +56,128 @@ function ownBytes(entry: LayerEntry): number {
   return 0;
 }
 
-/**
- * Hardlinks of a layer grouped with the file they name (within the layer, as tar writes them): for each
- * hardlink's index, the index of its file.
- */
-function linkTargets(entries: readonly LayerEntry[]): Map<number, number> {
-  const byName = new Map<string, number>();
-  const targets = new Map<number, number>();
-  entries.forEach((entry, index) => {
-    if (entry.kind === 'hardlink') {
-      const target = byName.get(entry.link ?? '');
-      if (target !== undefined) targets.set(index, targets.get(target) ?? target);
-    }
-    byName.set(entry.name, index);
-  });
-  return targets;
-}
-
 /** Stacks the layers (bottom first) and follows every version to its end. */
-export function stackLayers(layers: readonly (readonly LayerEntry[])[]): Overlay {
-  const root: Node = { children: undefined, version: undefined };
-  const endings = new Map<Version, Ending>();
+export function stackLayers(layers: readonly (readonly LayerEntry[])[], indexed: IndexedLayers = indexLayers(layers)): Overlay {
+  const { index, pathIds, nameIds } = indexed;
+  const n = index.size;
+  // The stacked tree, by path id: whether a path is there, and the number of its version (-1: none).
+  const present = new Uint8Array(n);
+  present[ROOT] = 1;
+  const versionAt = new Int32Array(n).fill(-1);
   const versions: Version[] = [];
+  const endings: (Ending | undefined)[] = [];
+  const { parent } = index;
 
-  /** Ends every version in a subtree (the node's own too, unless `below`). */
-  const end = (node: Node, ending: Ending, below = false): void => {
-    const stack: Node[] = below ? [...(node.children?.values() ?? [])] : [node];
-    for (let next = stack.pop(); next; next = stack.pop()) {
-      if (next.version) endings.set(next.version, ending);
-      if (next.children) stack.push(...next.children.values());
-    }
+  /** Ends every version below a path, and takes them out of the tree. */
+  const endBelow = (id: number, ending: Ending): void => {
+    forEachPresentBelow(index, present, id, (below) => {
+      const version = versionAt[below] as number;
+      if (version !== -1) endings[version] = ending;
+      present[below] = 0;
+      versionAt[below] = -1;
+    });
   };
 
+  // Each layer's version numbers by entry index (-1 for whiteouts and opaque markers), for hardlinks.
+  const numbers: Int32Array[] = [];
   layers.forEach((entries, layer) => {
+    const ids = pathIds[layer] as Int32Array;
     // Whiteouts and opaque markers hide what the layers below have, never what their own layer adds.
-    for (const entry of entries) {
-      if (entry.kind === 'whiteout') {
-        const found = lookupPath(root, entry.path);
-        if (!found?.node) continue;
-        end(found.node, { layer, how: 'deleted' });
-        found.parent.children?.delete(found.name);
-      } else if (entry.kind === 'opaque') {
-        const node = entry.path === '' ? root : lookupPath(root, entry.path)?.node;
-        if (!node) continue;
-        end(node, { layer, how: 'deleted' }, true);
-        node.children = undefined;
+    for (let i = 0; i < entries.length; i++) {
+      const kind = (entries[i] as LayerEntry).kind;
+      const id = ids[i] as number;
+      if (kind === 'whiteout') {
+        // A whiteout with no name names nothing.
+        if (id === ROOT || present[id] === 0) continue;
+        const ending: Ending = { layer, how: 'deleted' };
+        endBelow(id, ending);
+        const version = versionAt[id] as number;
+        if (version !== -1) endings[version] = ending;
+        present[id] = 0;
+        versionAt[id] = -1;
+      } else if (kind === 'opaque') {
+        if (present[id] === 0) continue;
+        endBelow(id, { layer, how: 'deleted' });
       }
     }
-    entries.forEach((entry, index) => {
-      if (entry.kind === 'whiteout' || entry.kind === 'opaque') return;
-      const version: Version = { layer, index, entry };
+    const layerNumbers = new Int32Array(entries.length).fill(-1);
+    numbers.push(layerNumbers);
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as LayerEntry;
+      if (entry.kind === 'whiteout' || entry.kind === 'opaque') continue;
+      const id = ids[i] as number;
+      const number = versions.length;
+      const version: Version = { layer, index: i, entry, node: id };
       versions.push(version);
-      let node = root;
-      for (const name of entry.path.split('/')) {
-        node.children ??= new Map();
-        let child = node.children.get(name);
-        if (!child) {
-          child = { children: undefined, version: undefined };
-          node.children.set(name, child);
-        }
-        node = child;
-      }
-      const old = node.version;
+      endings.push(undefined);
+      layerNumbers[i] = number;
+      for (let p = id; p !== -1 && present[p] === 0; p = parent[p] as number) present[p] = 1;
+      const old = versionAt[id] as number;
       const isDir = entry.kind === 'directory';
-      if (old && !(isDir && old.entry.kind === 'directory')) endings.set(old, { layer, how: 'overwritten', by: version });
-      if (!isDir && node.children) {
-        end(node, { layer, how: 'overwritten', by: version }, true);
-        node.children = undefined;
-      }
-      node.version = version;
-    });
+      if (old !== -1 && !(isDir && (versions[old] as Version).entry.kind === 'directory')) endings[old] = { layer, how: 'overwritten', by: version };
+      if (!isDir && index.firstChild[id] !== -1) endBelow(id, { layer, how: 'overwritten', by: version });
+      versionAt[id] = number;
+    }
   });
 
   // A file's bytes are spent for nothing only when no hardlink to its inode survives; a surviving link
   // whose file is gone carries the bytes in the final tree.
-  const byLayer: Version[][] = layers.map(() => []);
-  for (const version of versions) (byLayer[version.layer] as Version[])[version.index] = version;
-  const links = new Map<Version, Version[]>();
-  const linked = new Set<Version>();
+  const links = new Map<number, number[]>();
+  const linked = new Uint8Array(versions.length);
   layers.forEach((entries, layer) => {
-    for (const [link, target] of linkTargets(entries)) {
-      const file = byLayer[layer]?.[target];
-      const member = byLayer[layer]?.[link];
-      if (!file || !member) continue;
-      links.set(file, [...(links.get(file) ?? []), member]);
-      linked.add(member);
+    if (!entries.some((entry) => entry.kind === 'hardlink')) return;
+    const layerNumbers = numbers[layer] as Int32Array;
+    for (const [link, target] of linkTargets(entries, nameIds[layer] as Int32Array, index)) {
+      const file = layerNumbers[target] as number;
+      const member = layerNumbers[link] as number;
+      if (file === -1 || member === -1) continue;
+      const members = links.get(file);
+      if (members) members.push(member);
+      else links.set(file, [member]);
+      linked[member] = 1;
     }
   });
   const layerBytes = layers.map(() => 0);
   const dead: DeadVersion[] = [];
   const live: LiveFile[] = [];
-  for (const file of versions) {
-    if (file.entry.kind === 'directory' || linked.has(file)) continue;
+  const settle = (number: number, bytes: number): void => {
+    const version = versions[number] as Version;
+    const ending = endings[number];
+    if (ending) dead.push({ version, ending, bytes });
+    else live.push({ version, bytes });
+  };
+  for (let number = 0; number < versions.length; number++) {
+    const file = versions[number] as Version;
+    if (file.entry.kind === 'directory' || linked[number] === 1) continue;
     const bytes = ownBytes(file.entry);
     layerBytes[file.layer] = (layerBytes[file.layer] ?? 0) + bytes;
-    const members = [file, ...(links.get(file) ?? [])];
-    const carrier = members.find((m) => !endings.has(m)) ?? file;
-    for (const member of members) {
-      const ending = endings.get(member);
-      const share = member === carrier ? bytes : 0;
-      if (ending) dead.push({ version: member, ending, bytes: share });
-      else live.push({ version: member, bytes: share });
+    const members = links.get(number);
+    if (!members) {
+      settle(number, bytes);
+      continue;
     }
+    const group = [number, ...members];
+    const carrier = group.find((m) => endings[m] === undefined) ?? number;
+    for (const member of group) settle(member, member === carrier ? bytes : 0);
   }
-  return { dead, live, layerBytes };
+  return { index, dead, live, layerBytes };
+}
+
+/**
+ * Hardlinks of a layer grouped with the file they name (within the layer, as tar writes them): for each
+ * hardlink's index, the index of its file.
+ */
+function linkTargets(entries: readonly LayerEntry[], nameIds: Int32Array, index: PathIndex): Map<number, number> {
+  // The last entry of each name so far, by the name's id.
+  const byName = new Map<number, number>();
+  const targets = new Map<number, number>();
+  entries.forEach((entry, i) => {
+    if (entry.kind === 'hardlink') {
+      const linkId = index.find(entry.link ?? '');
+      const target = linkId === undefined ? undefined : byName.get(linkId);
+      if (target !== undefined) targets.set(i, targets.get(target) ?? target);
+    }
+    byName.set(nameIds[i] as number, i);
+  });
+  return targets;
 }

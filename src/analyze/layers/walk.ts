@@ -5,14 +5,16 @@
  * Memory is proportional to the number of entries, never to their bytes.
  */
 import { createHash, hash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { posix } from 'node:path';
 import { KilnError } from '../../errors.js';
 import type { BlobFile, Layer } from '../../image/image.js';
 import { autoDecompress, detectCompression } from '../../layer/compression.js';
-import { FileSource } from '../../layer/tar/file-source.js';
-import type { TarEntryType, TarHeader } from '../../layer/tar/header.js';
+import type { TarEntryType } from '../../layer/tar/header.js';
 import { type TarSource, readTar } from '../../layer/tar/reader.js';
+import { scanTarHeaders } from '../../layer/tar/scan.js';
 
 /** What an entry is: a tar type, or one of the two whiteout markers of the OCI layer format. */
 export type EntryKind = TarEntryType | 'whiteout' | 'opaque';
@@ -50,6 +52,9 @@ export interface LayerListing {
   fingerprint(indexes: Iterable<number>): Promise<void>;
 }
 
+/** How long reading file contents may hold the event loop before letting it turn. */
+const SYNC_SLICE_MS = 20;
+
 /** A `.` or `..` segment, or an empty one. */
 const NOT_CLEAN = /(?:^|\/)\.{1,2}(?:\/|$)|\/\//;
 
@@ -76,13 +81,13 @@ function digestOf(chunks: readonly Buffer[]): string {
   return h.digest('base64');
 }
 
-/** Turns one tar header into an entry, or undefined for what is no entry at all (the root, AUFS metadata). */
-function toEntry(header: TarHeader, offset: number, what: string): LayerEntry | undefined {
-  const name = cleanEntryPath(header.path, what);
+/** Turns one tar header's fields into an entry, or undefined for what is no entry at all (the root, AUFS metadata). */
+function toEntry(rawPath: string, type: TarEntryType, linkname: string, size: number, mode: number, uid: number, gid: number, offset: number, what: string): LayerEntry | undefined {
+  const name = cleanEntryPath(rawPath, what);
   if (name === undefined) return undefined;
   const slash = name.lastIndexOf('/');
   let path = name;
-  let kind: EntryKind = header.type;
+  let kind: EntryKind = type;
   let link: string | undefined;
   if (name.startsWith(WHITEOUT_PREFIX, slash + 1)) {
     const dir = slash === -1 ? '' : name.slice(0, slash);
@@ -95,32 +100,16 @@ function toEntry(header: TarHeader, offset: number, what: string): LayerEntry | 
       kind = 'whiteout';
     }
   } else if (kind === 'hardlink') {
-    link = cleanEntryPath(header.linkname ?? '', what) ?? '';
+    link = cleanEntryPath(linkname, what) ?? '';
   } else if (kind === 'symlink') {
-    link = header.linkname ?? '';
+    link = linkname;
   }
   // One object shape for every entry, so that the code reading entries stays monomorphic.
-  return { path, name, kind, size: kind === 'file' ? header.size : 0, mode: header.mode, uid: header.uid, gid: header.gid, link, offset };
+  return { path, name, kind, size: kind === 'file' ? size : 0, mode, uid, gid, link, offset };
 }
 
-/**
- * Lists a layer from its tar. `hashBodies` hashes every regular file's content on the way (for a stream
- * that cannot be read again); otherwise bodies are skipped, and `fingerprint` reads them later from `file`.
- */
-export async function listTar(tar: TarSource, what: string, options: { hashBodies: boolean; file?: BlobFile }): Promise<LayerListing> {
-  const entries: LayerEntry[] = [];
-  const fingerprints = new Map<number, string>();
-  for await (const { header, body, offset } of readTar(tar)) {
-    const entry = toEntry(header, offset, what);
-    if (!entry) continue;
-    if (options.hashBodies && entry.kind === 'file' && entry.size > 0) {
-      const chunks: Buffer[] = [];
-      for await (const chunk of body) chunks.push(chunk);
-      fingerprints.set(entries.length, digestOf(chunks));
-    }
-    entries.push(entry);
-  }
-  const { file } = options;
+/** A listing of `entries`, whose missing fingerprints are read from `file` on demand. */
+function listingOf(entries: readonly LayerEntry[], fingerprints: Map<number, string>, file: BlobFile | undefined, what: string): LayerListing {
   return {
     entries,
     fingerprints,
@@ -130,23 +119,48 @@ export async function listTar(tar: TarSource, what: string, options: { hashBodie
       if (!file) throw new KilnError('INTERNAL', `${what}: file contents were asked for after the layer was read`);
       const handle = await open(file.path, 'r');
       try {
+        // One buffer for every read, and a one-shot hash for what fits in it (nearly every file).
+        const buffer = Buffer.allocUnsafe(1 << 20);
+        let sliceStart = Date.now();
         for (const index of wanted) {
           const entry = entries[index] as LayerEntry;
-          const chunks: Buffer[] = [];
+          const h = entry.size > buffer.length ? createHash('sha256') : undefined;
+          let last = buffer.subarray(0, 0);
           for (let at = 0; at < entry.size; ) {
-            const buffer = Buffer.allocUnsafe(Math.min(1 << 20, entry.size - at));
-            const { bytesRead } = await handle.read(buffer, 0, buffer.length, file.start + entry.offset + at);
+            if (Date.now() - sliceStart > SYNC_SLICE_MS) {
+              await yieldTurn();
+              sliceStart = Date.now();
+            }
+            const bytesRead = readSync(handle.fd, buffer, 0, Math.min(buffer.length, entry.size - at), file.start + entry.offset + at);
             if (bytesRead === 0) throw new KilnError('INVALID_INPUT', `${what}: entry ${JSON.stringify(entry.name)} is cut short (the layer is truncated)`);
-            chunks.push(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+            last = buffer.subarray(0, bytesRead);
+            h?.update(last);
             at += bytesRead;
           }
-          fingerprints.set(index, digestOf(chunks));
+          fingerprints.set(index, h ? h.digest('base64') : hash('sha256', last, 'base64'));
         }
       } finally {
         await handle.close();
       }
     },
   };
+}
+
+/** Lists a layer from a tar stream, which cannot be read again: every regular file's content is hashed on the way. */
+export async function listTar(tar: TarSource, what: string): Promise<LayerListing> {
+  const entries: LayerEntry[] = [];
+  const fingerprints = new Map<number, string>();
+  for await (const { header, body, offset } of readTar(tar)) {
+    const entry = toEntry(header.path, header.type, header.linkname ?? '', header.size, header.mode, header.uid, header.gid, offset, what);
+    if (!entry) continue;
+    if (entry.kind === 'file' && entry.size > 0) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of body) chunks.push(chunk);
+      fingerprints.set(entries.length, digestOf(chunks));
+    }
+    entries.push(entry);
+  }
+  return listingOf(entries, fingerprints, undefined, what);
 }
 
 /**
@@ -161,12 +175,17 @@ export async function listLayer(layer: Layer, what: string): Promise<LayerListin
       const head = Buffer.alloc(4);
       await handle.read(head, 0, 4, file.start);
       if (detectCompression(head) === 'none') {
-        return await listTar(new FileSource(handle, file.start + file.size, { start: file.start, sync: true, reuse: true }), what, { hashBodies: false, file });
+        const entries: LayerEntry[] = [];
+        await scanTarHeaders(handle.fd, file.start, file.start + file.size, (path, type, linkname, size, mode, uid, gid, offset) => {
+          const entry = toEntry(path, type, linkname, size, mode, uid, gid, offset, what);
+          if (entry) entries.push(entry);
+        });
+        return listingOf(entries, new Map(), file, what);
       }
     } finally {
       await handle.close();
     }
   }
   const { stream } = await autoDecompress(await layer.open());
-  return listTar(stream, what, { hashBodies: true });
+  return listTar(stream, what);
 }

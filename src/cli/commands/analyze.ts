@@ -1,10 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import type { Analysis } from '../../analyze/analysis.js';
-import { type CiResult, type CiRuleName, ciSettings, evaluateCi, readDiveCi } from '../../analyze/ci.js';
+import type { ImageAnalysis } from '../../analyze/analysis.js';
+import type { CiResult } from '../../analyze/ci.js';
 import { analyzeImage } from '../../engine/analyze.js';
-import { KilnError, isErrno } from '../../errors.js';
+import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderHtml } from '../format/analyze-html.js';
 import { tabwrite } from '../format/table.js';
@@ -31,7 +30,7 @@ const ratio = (value: number | null | undefined): string => (value === null || v
 const TOP = 10;
 
 /** The terminal report: sizes, layers, the largest files and directories, waste, scores, findings. */
-export function renderReport(analysis: Analysis): string {
+export function renderReport(analysis: ImageAnalysis): string {
   const { kiln, image } = analysis;
   const out: string[] = [];
   const name = kiln.names[0] ?? kiln.imageId.slice(7, 19);
@@ -82,20 +81,6 @@ function renderCi(results: readonly CiResult[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The `.dive-ci` file: `--ci-config FILE` (which must exist), else `.dive-ci` here when there is one. */
-async function ciFile(path: string | undefined): Promise<{ path: string; rules: Partial<Record<CiRuleName, string>> } | undefined> {
-  const file = path ?? '.dive-ci';
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if (isErrno(err, 'ENOENT') && path === undefined) return undefined;
-    if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `--ci-config ${path}: no such file`);
-    throw err;
-  }
-  return { path: file, rules: readDiveCi(text, file) };
-}
-
 export function registerAnalyze(parent: Command, ctx: CommandContext): Command {
   return parent
     .command('analyze')
@@ -117,26 +102,30 @@ export function registerAnalyze(parent: Command, ctx: CommandContext): Command {
       withEngine(ctx, async (engine) => {
         if (flags.format !== undefined && flags.format !== 'json') throw new KilnError('INVALID_ARGUMENT', `--format ${flags.format}: kiln analyze prints a report, or 'json'`);
         const ci = flags.ci === true || process.env.CI === 'true';
-        // The rules are checked before the image is read: a typo fails at once.
-        const settings = ci
-          ? ciSettings(await ciFile(flags.ciConfig), {
-              ...(flags.lowestEfficiency !== undefined ? { lowestEfficiency: flags.lowestEfficiency } : {}),
-              ...(flags.highestWastedBytes !== undefined ? { highestWastedBytes: flags.highestWastedBytes } : {}),
-              ...(flags.highestUserWastedPercent !== undefined ? { highestUserWastedPercent: flags.highestUserWastedPercent } : {}),
-            })
-          : undefined;
-        const { analysis, tree } = await analyzeImage(engine, source, {
+        const result = await analyzeImage(engine, source, {
           ...(flags.base !== undefined ? { base: flags.base } : {}),
           ...(flags.dockerfile !== undefined ? { dockerfile: flags.dockerfile } : {}),
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
           ...(flags.insecureRegistry ? { insecureRegistries: flags.insecureRegistry } : {}),
+          ...(ci
+            ? {
+                ci: {
+                  ...(flags.ciConfig !== undefined ? { configFile: flags.ciConfig } : {}),
+                  dir: process.cwd(),
+                  rules: {
+                    ...(flags.lowestEfficiency !== undefined ? { lowestEfficiency: flags.lowestEfficiency } : {}),
+                    ...(flags.highestWastedBytes !== undefined ? { highestWastedBytes: flags.highestWastedBytes } : {}),
+                    ...(flags.highestUserWastedPercent !== undefined ? { highestUserWastedPercent: flags.highestUserWastedPercent } : {}),
+                  },
+                },
+              }
+            : {}),
         });
-        const results = settings && evaluateCi({ efficiencyScore: analysis.image.efficiencyScore, inefficientBytes: analysis.image.inefficientBytes, userWastedRatio: analysis.kiln.diveUserWastedRatio ?? undefined }, settings);
-        const withCi = results ? { ...analysis, kiln: { ...analysis.kiln, ci: { pass: !results.some((r) => r.status === 'FAIL'), rules: results } } } : analysis;
-        const json = flags.json !== undefined || flags.format === 'json' ? `${JSON.stringify(withCi, null, 2)}\n` : '';
-        if (flags.json !== undefined) await writeFileAtomically(flags.json, Readable.from([Buffer.from(json)]));
-        if (flags.html !== undefined) await writeFileAtomically(flags.html, Readable.from([Buffer.from(renderHtml(analysis, tree))]));
-        if (flags.format === 'json') ctx.io.stdout.write(json);
+        const { analysis } = result;
+        const results = result.ci?.rules;
+        if (flags.json !== undefined) await writeFileAtomically(flags.json, Readable.from(result.json(), { objectMode: false }));
+        if (flags.html !== undefined) await writeFileAtomically(flags.html, Readable.from([Buffer.from(renderHtml(analysis, result.tree()))]));
+        if (flags.format === 'json') for (const piece of result.json()) ctx.io.stdout.write(piece);
         else ctx.io.stdout.write(renderReport(analysis) + (results ? renderCi(results) : ''));
         const failed = results?.filter((r) => r.status === 'FAIL') ?? [];
         for (const r of failed) ctx.io.stderr.write(`kiln analyze: FAIL: ${r.rule}: ${r.message}\n`);

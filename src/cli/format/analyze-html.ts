@@ -5,7 +5,7 @@
  * The treemap is laid out here (squarified) and drawn as SVG, so the page shows it without its script;
  * the script only links layers and rectangles on hover.
  */
-import type { Analysis } from '../../analyze/analysis.js';
+import type { ImageAnalysis } from '../../analyze/analysis.js';
 import type { TreeNode } from '../../analyze/waste.js';
 import { humanSize as size } from './units.js';
 
@@ -145,7 +145,7 @@ for (const row of document.querySelectorAll('tr.layer')) {
 `;
 
 /** The page. Every figure shown carries its JSON value in `data-value`, under the name of its JSON field. */
-export function renderHtml(analysis: Analysis, tree: TreeNode): string {
+export function renderHtml(analysis: ImageAnalysis, tree: TreeNode): string {
   const { kiln, image } = analysis;
   const figure = (field: string, label: string, value: number | null, shown: string): string =>
     `<div class="figure" data-figure="${field}" data-value="${value === null ? 'null' : String(value)}">${escape(label)}<b>${escape(shown)}</b></div>`;

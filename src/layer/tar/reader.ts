@@ -3,7 +3,7 @@ import { KilnError } from '../../errors.js';
 import { BLOCK, FIELD, PAX_FIELD_KEYS, type TarEntryType, type TarHeader, XATTR_PREFIX, checksum, padding } from './header.js';
 
 /** Largest PAX or GNU long-name body accepted: names and xattrs, not file contents. */
-const MAX_META_BYTES = 8 << 20;
+export const MAX_META_BYTES = 8 << 20;
 
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
@@ -21,7 +21,7 @@ const TYPES: Readonly<Record<string, TarEntryType>> = {
 
 
 /** Entries that describe the next entry (or, for 'g', the archive) rather than being one. */
-const EXTENSIONS: Readonly<Record<string, string>> = { x: 'PAX header', g: 'PAX global header', L: 'GNU long name', K: 'GNU long link name' };
+export const EXTENSIONS: Readonly<Record<string, string>> = { x: 'PAX header', g: 'PAX global header', L: 'GNU long name', K: 'GNU long link name' };
 
 /** A source that can jump forward without reading (a file), so that skipped bodies cost no I/O. */
 export interface SeekableSource {
@@ -164,11 +164,11 @@ function iteratorOf(source: TarSource): (AsyncIterator<Uint8Array> | Iterator<Ui
 }
 
 /** Names are UTF-8 when they decode as such; otherwise bytes from an old or non-UTF-8 system, kept as latin1. */
-function decodeName(bytes: Buffer): string {
+export function decodeName(bytes: Buffer): string {
   return isUtf8(bytes) ? bytes.toString('utf8') : bytes.toString('latin1');
 }
 
-function field(block: Buffer, [offset, length]: readonly [number, number]): Buffer {
+export function field(block: Buffer, [offset, length]: readonly [number, number]): Buffer {
   const raw = block.subarray(offset, offset + length);
   const nul = raw.indexOf(0);
   return nul === -1 ? raw : raw.subarray(0, nul);
@@ -180,7 +180,7 @@ const quote = (path: string): string => JSON.stringify(path);
  * An octal field (space or NUL padded on either side), or GNU base-256 (high bit set, two's complement)
  * for values that do not fit. Only times may be negative. `where` names the header for errors.
  */
-function numeric(block: Buffer, [offset, length]: readonly [number, number], name: string, where: () => string): number {
+export function numeric(block: Buffer, [offset, length]: readonly [number, number], name: string, where: () => string): number {
   const end = offset + length;
   const first = block[offset] as number;
   if (first & 0x80) {
@@ -217,7 +217,7 @@ function checksumMatches(block: Buffer): boolean {
 }
 
 /** Parses PAX records (`"<len> <key>=<value>\n"`); values stay bytes, as xattrs may be binary. */
-function parsePax(body: Buffer, into: Map<string, Buffer>, where: () => string): void {
+export function parsePax(body: Buffer, into: Map<string, Buffer>, where: () => string): void {
   const malformed = (): KilnError => new KilnError('INVALID_INPUT', `tar: malformed PAX record in the extended header ${where()} (the archive is corrupt)`);
   for (let at = 0; at < body.length; ) {
     if (body[at] === 0) break; // NUL padding some writers leave
@@ -234,14 +234,14 @@ function parsePax(body: Buffer, into: Map<string, Buffer>, where: () => string):
 }
 
 /** What the extension entries ('x' PAX, GNU 'L' and 'K') before a real entry said about it. */
-interface Extensions {
+export interface Extensions {
   readonly pax: Map<string, Buffer>;
   longName?: string;
   longLink?: string;
 }
 
 /** Builds the header of a real entry from its ustar block and the extensions that preceded it. */
-function decodeHeader(block: Buffer, ext: Extensions): TarHeader {
+export function decodeHeader(block: Buffer, ext: Extensions): TarHeader {
   const flag = String.fromCharCode(block[156] as number);
   const magic = block.toString('latin1', 257, 263);
   // POSIX ustar splits long names into prefix/name; old GNU keeps times in that space instead, and v7
@@ -307,6 +307,11 @@ function decodeHeader(block: Buffer, ext: Extensions): TarHeader {
   };
 }
 
+/** The error for an archive that ends `where` (in a header, a body, an extension). */
+export function truncatedError(where: string): KilnError {
+  return new KilnError('INVALID_INPUT', `tar: unexpected end of data ${where} (the archive is truncated; fetch or export it again)`);
+}
+
 export interface TarEntry {
   readonly header: TarHeader;
   /**
@@ -333,12 +338,11 @@ export async function* readTar(source: TarSource): AsyncGenerator<TarEntry> {
   let live = 0; // the entry whose body may be read now; 0 once the reader has moved past it
   let last: string | undefined;
   const after = (): string => (last === undefined ? 'at the start of the archive' : `after entry ${quote(last)}`);
-  const truncated = (where: string): KilnError => new KilnError('INVALID_INPUT', `tar: unexpected end of data ${where} (the archive is truncated; fetch or export it again)`);
 
   const readMeta = async (size: number, what: string): Promise<Buffer> => {
     if (size > MAX_META_BYTES) throw new KilnError('INVALID_INPUT', `tar: ${what} of ${size} bytes ${after()} is too large (the archive is corrupt or hostile)`);
     const body = await reader.exact(size);
-    if (body.length < size || (await reader.discard(padding(size))) < padding(size)) throw truncated(`in a ${what} ${after()}`);
+    if (body.length < size || (await reader.discard(padding(size))) < padding(size)) throw truncatedError(`in a ${what} ${after()}`);
     return Buffer.from(body); // a copy: the view would pin the whole source chunk
   };
 
@@ -346,12 +350,12 @@ export async function* readTar(source: TarSource): AsyncGenerator<TarEntry> {
     while (true) {
       live = 0;
       if (pending > 0) {
-        if (!reader.discardBuffered(pending) && (await reader.discard(pending)) < pending) throw truncated(`in entry ${quote(last ?? '')}`);
+        if (!reader.discardBuffered(pending) && (await reader.discard(pending)) < pending) throw truncatedError(`in entry ${quote(last ?? '')}`);
         pending = 0;
       }
       if (!reader.hasBuffered && (await reader.atEnd())) return;
       const block = reader.exactBuffered(BLOCK) ?? (await reader.exact(BLOCK));
-      if (block.length < BLOCK) throw truncated(`in the header ${after()}`);
+      if (block.length < BLOCK) throw truncatedError(`in the header ${after()}`);
       if (block.equals(ZERO_BLOCK)) return; // end-of-archive marker; what follows is padding
       if (!checksumMatches(block)) {
         throw new KilnError('INVALID_INPUT', `tar: bad header checksum ${after()} (not a tar file, or corrupt)`);
@@ -378,7 +382,7 @@ export async function* readTar(source: TarSource): AsyncGenerator<TarEntry> {
             throw new KilnError('INTERNAL', `tar: the body of entry ${quote(header.path)} was read after the reader moved past it`);
           }
           const part = await reader.some(unread);
-          if (part.length === 0) throw truncated(`in entry ${quote(header.path)}`);
+          if (part.length === 0) throw truncatedError(`in entry ${quote(header.path)}`);
           unread -= part.length;
           pending -= part.length;
           yield part;

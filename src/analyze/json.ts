@@ -1,0 +1,73 @@
+/**
+ * The analysis as JSON text, in pieces: dive's export, field for field, with every layer's file list
+ * written straight from the layer's listing. A big image lists hundreds of thousands of entries; as
+ * objects, then one string, then one buffer, they cost more than reading the layers did.
+ */
+import type { DiveFileInfo, ImageAnalysis } from './analysis.js';
+import type { LayerEntry } from './layers/walk.js';
+
+const TYPE_FLAGS: Readonly<Record<string, string>> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', directory: '5', fifo: '6', whiteout: '0', opaque: '0' };
+const GO_TYPE_BITS: Readonly<Record<string, number>> = { directory: 1 << 31, symlink: 1 << 27, block: 1 << 26, char: (1 << 26) | (1 << 21), fifo: 1 << 25 };
+
+/** Go's os.FileMode of a tar entry, as archive/tar's FileInfo().Mode() gives it. */
+function goFileMode(entry: LayerEntry): number {
+  let mode = entry.mode & 0o777;
+  if (entry.mode & 0o4000) mode |= 1 << 23;
+  if (entry.mode & 0o2000) mode |= 1 << 22;
+  if (entry.mode & 0o1000) mode |= 1 << 20;
+  return (mode | (GO_TYPE_BITS[entry.kind] ?? 0)) >>> 0;
+}
+
+/** An entry as dive lists it. */
+export function fileInfo(entry: LayerEntry): DiveFileInfo {
+  return {
+    path: entry.name,
+    typeFlag: (TYPE_FLAGS[entry.kind] ?? '0').charCodeAt(0),
+    linkName: entry.link ?? '',
+    size: entry.size,
+    fileMode: goFileMode(entry),
+    uid: entry.uid,
+    gid: entry.gid,
+    isDir: entry.kind === 'directory',
+  };
+}
+
+/** Where a layer's file list goes in the rest of the document: a string no value can hold unescaped (its quotes are JSON's). */
+const slot = (layer: number): string => `"fileList": "\\u0000kiln-file-list-${layer}"`;
+const SLOT_TEXT = (layer: number): string => `\u0000kiln-file-list-${layer}`;
+const PIECE = 64 << 10;
+
+/** The file list's text, as JSON.stringify(…, null, 2) writes it at its depth, in pieces of about 64 KiB. */
+function* fileListJson(entries: readonly LayerEntry[]): Generator<string> {
+  if (entries.length === 0) {
+    yield '"fileList": []';
+    return;
+  }
+  let text = '"fileList": [\n';
+  for (let i = 0; i < entries.length; i++) {
+    const f = fileInfo(entries[i] as LayerEntry);
+    text += `        {\n          "path": ${JSON.stringify(f.path)},\n          "typeFlag": ${f.typeFlag},\n          "linkName": ${JSON.stringify(f.linkName)},\n          "size": ${f.size},\n          "fileMode": ${f.fileMode},\n          "uid": ${f.uid},\n          "gid": ${f.gid},\n          "isDir": ${f.isDir}\n        }${i === entries.length - 1 ? '\n      ]' : ',\n'}`;
+    if (text.length >= PIECE) {
+      yield text;
+      text = '';
+    }
+  }
+  if (text !== '') yield text;
+}
+
+/**
+ * The document `JSON.stringify({ layer, image, kiln }, null, 2)` of the analysis with its file lists
+ * (`document` may add fields to the analysis, such as kiln.ci), and a newline, in pieces.
+ */
+export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: readonly (readonly LayerEntry[])[]): Generator<string> {
+  const text = JSON.stringify({ ...document, layer: document.layer.map((layer) => ({ ...layer, fileList: SLOT_TEXT(layer.index) })) }, null, 2);
+  let at = 0;
+  for (const layer of document.layer) {
+    const marker = slot(layer.index);
+    const found = text.indexOf(marker, at);
+    yield text.slice(at, found);
+    yield* fileListJson(fileLists[layer.index] ?? []);
+    at = found + marker.length;
+  }
+  yield `${text.slice(at)}\n`;
+}
