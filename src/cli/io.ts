@@ -60,6 +60,9 @@ export function parseInteger(value: string): number {
   return Number(value);
 }
 
+/** The help of --insecure-registry, for every command that reaches a registry. */
+export const INSECURE_HELP = 'a registry reached over plain HTTP or unverified TLS (loopback ones always are; also $KILN_INSECURE_REGISTRIES)';
+
 /** Collects a repeatable option (`-f a -f b`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

@@ -11,20 +11,15 @@ import { analysisJson } from '../analyze/json.js';
 import { type SourceLine, matchDockerfile } from '../analyze/history.js';
 import { listLayer } from '../analyze/layers/walk.js';
 import type { TreeNode } from '../analyze/waste.js';
-import { parseInstructions } from '../dockerfile/instructions.js';
 import { KilnError, isErrno } from '../errors.js';
 import type { Image, NamedImage } from '../image/image.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { familiarString, parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
-import { readDockerArchive, readImageArchive } from '../transport/docker-archive.js';
-import { readOciLayout } from '../transport/oci-layout.js';
-import { readRegistryImage } from '../transport/registry.js';
 import type { BuildRecord } from '../meta/db.js';
 import type { Lease } from '../transport/store.js';
-import { openArchive } from './archive.js';
 import type { Engine } from './engine.js';
-import { clientFor, limited, parsePlatform } from './registry.js';
+import { limited } from './limited.js';
 
 /** What `kiln analyze SOURCE` reads: a store image, or a place named as skopeo names its transports. */
 export type ImageSource =
@@ -142,12 +137,16 @@ async function withSourceImage<T>(engine: Engine, source: ImageSource, options: 
     const row = engine.holdImage(lease, source.name);
     return fn({ image: await engine.store.image(row), names: engine.store.db.namesOf(row.id).filter((n) => n.kind === 'tag').map((n) => familiarString(parseReference(n.name))) });
   }
+  // What reads a registry or an archive is loaded only for such a source: a store image starts sooner.
+  const { parsePlatform, clientFor } = await import('./registry.js');
   if (source.kind === 'docker') {
+    const { readRegistryImage } = await import('../transport/registry.js');
     const ref = withDefaultTag(parseReference(source.ref));
     const client = await clientFor(ref.domain, options);
     const { image } = await readRegistryImage(client, ref, { wanted: parsePlatform(options.platform), asked: options.platform !== undefined });
     return fn({ image, names: [familiarString(ref)] });
   }
+  const [{ openArchive }, { readDockerArchive, readImageArchive }, { readOciLayout }] = await Promise.all([import('./archive.js'), import('../transport/docker-archive.js'), import('../transport/oci-layout.js')]);
   const { tree, cleanup } = await openArchive(engine.store, { path: source.path });
   try {
     const what = `${source.kind} ${source.path}`;
@@ -239,6 +238,7 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
       let dockerfile: string | undefined;
       let singleStage: boolean | undefined;
       if (dockerfileText !== undefined && options.dockerfile !== undefined) {
+        const { parseInstructions } = await import('../dockerfile/instructions.js');
         const parsed = parseInstructions(dockerfileText, options.dockerfile);
         lines = matchDockerfile(history ?? [], parsed, base.historyLength ?? 0);
         attribution = 'dockerfile';

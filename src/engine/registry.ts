@@ -18,6 +18,7 @@ import type { Lease } from '../transport/store.js';
 import { hostPlatform } from '../transport/oci-layout.js';
 import { readRegistryImage, resumableBlob } from '../transport/registry.js';
 import type { Engine } from './engine.js';
+import { limited } from './limited.js';
 import { type Filters, booleanFilter, checkFilterKeys } from './filters.js';
 import { discardDetached, openSnapshotter, unpackLayers, unpackWhileReading } from './run.js';
 
@@ -67,29 +68,6 @@ export function parsePlatform(text: string | undefined): Platform {
   const [os, architecture, variant, extra] = text.split('/');
   if (!os || !architecture || extra !== undefined) throw new KilnError('INVALID_ARGUMENT', `invalid platform ${JSON.stringify(text)}: use os/arch[/variant], e.g. linux/arm64`);
   return { os, architecture, ...(variant ? { variant } : {}) };
-}
-
-/**
- * Runs `jobs` with at most `limit` at a time; results in order. After a failure no job starts, and the
- * first failure is thrown once those running have ended, so that none writes on after the caller is done.
- */
-export async function limited<T>(limit: number, jobs: readonly (() => Promise<T>)[]): Promise<T[]> {
-  const results: T[] = new Array<T>(jobs.length);
-  let next = 0;
-  let failure: { reason: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (next < jobs.length && !failure) {
-      const index = next++;
-      try {
-        results[index] = await (jobs[index] as () => Promise<T>)();
-      } catch (reason) {
-        failure ??= { reason };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
-  if (failure) throw failure.reason;
-  return results;
 }
 
 export interface PullOptions extends RegistryOptions {

@@ -5,11 +5,9 @@ import type { CiResult } from '../../analyze/ci.js';
 import { analyzeImage } from '../../engine/analyze.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { renderHtml } from '../format/analyze-html.js';
 import { tabwrite } from '../format/table.js';
 import { humanSize, truncateDisplay } from '../format/units.js';
-import { collect, writeFileAtomically } from '../io.js';
-import { INSECURE_HELP } from './registry.js';
+import { INSECURE_HELP, collect, writeFileAtomically } from '../io.js';
 
 interface AnalyzeFlags {
   format?: string;
@@ -124,7 +122,10 @@ export function registerAnalyze(parent: Command, ctx: CommandContext): Command {
         const { analysis } = result;
         const results = result.ci?.rules;
         if (flags.json !== undefined) await writeFileAtomically(flags.json, Readable.from(result.json(), { objectMode: false }));
-        if (flags.html !== undefined) await writeFileAtomically(flags.html, Readable.from([Buffer.from(renderHtml(analysis, result.tree()))]));
+        if (flags.html !== undefined) {
+          const { renderHtml } = await import('../format/analyze-html.js');
+          await writeFileAtomically(flags.html, Readable.from([Buffer.from(renderHtml(analysis, result.tree()))]));
+        }
         if (flags.format === 'json') for (const piece of result.json()) ctx.io.stdout.write(piece);
         else ctx.io.stdout.write(renderReport(analysis) + (results ? renderCi(results) : ''));
         const failed = results?.filter((r) => r.status === 'FAIL') ?? [];

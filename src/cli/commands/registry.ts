@@ -6,7 +6,7 @@ import { renderRows } from '../format/table.js';
 import { truncateDisplay } from '../format/units.js';
 import { parseReference } from '../../reference/reference.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { collect, print, printRows } from '../io.js';
+import { INSECURE_HELP, collect, print, printRows } from '../io.js';
 import { progressPrinter } from '../progress.js';
 
 export interface RegistryFlags {
@@ -17,7 +17,7 @@ export function insecure(flags: RegistryFlags): string[] {
   return [...(flags.insecureRegistry ?? []), ...(process.env.KILN_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean)];
 }
 
-export const INSECURE_HELP = 'a registry reached over plain HTTP or unverified TLS (loopback ones always are; also $KILN_INSECURE_REGISTRIES)';
+export { INSECURE_HELP } from '../io.js';
 
 export function registerRegistry(parent: Command, ctx: CommandContext): void {
   parent

@@ -67,14 +67,30 @@ function nameField(block: Buffer, at: number, length: number): string {
   return ascii ? block.toString('latin1', at, end) : decodeName(block.subarray(at, end));
 }
 
-/** Whether the header's checksum matches, summed unsigned or (as some old tars did) signed. */
-function checksumOk(block: Buffer, at: number): boolean {
+/**
+ * Whether the header's checksum matches, summed unsigned or (as some old tars did) signed. The unsigned
+ * sum, which nearly every header matches, is taken four bytes at a time from `words` (the buffer as
+ * 32-bit words, when it is aligned so): a run of a few seconds is over before a per-byte loop is compiled.
+ */
+function checksumOk(block: Buffer, words: Uint32Array | undefined, at: number): boolean {
   const stored = octal(block, at + FIELD.checksum[0], FIELD.checksum[1]);
   if (stored < 0) return false;
-  let unsigned = 0;
-  for (let i = at; i < at + 148; i++) unsigned += block[i] as number;
-  for (let i = at + 156; i < at + BLOCK; i++) unsigned += block[i] as number;
-  unsigned += 8 * 0x20;
+  let unsigned = 8 * 0x20;
+  if (words) {
+    // Two 16-bit lanes of byte pairs: 128 words of at most 4 × 255 each cannot overflow a lane.
+    let lanes = 0;
+    const first = at >>> 2;
+    for (let w = first; w < first + 128; w++) {
+      if (w === first + 37) continue; // bytes 148-151: the checksum field, counted as spaces
+      if (w === first + 38) continue; // bytes 152-155: the same field
+      const word = words[w] as number;
+      lanes += (word & 0x00ff00ff) + ((word >>> 8) & 0x00ff00ff);
+    }
+    unsigned += (lanes & 0xffff) + (lanes >>> 16);
+  } else {
+    for (let i = at; i < at + 148; i++) unsigned += block[i] as number;
+    for (let i = at + 156; i < at + BLOCK; i++) unsigned += block[i] as number;
+  }
   if (stored === unsigned) return true;
   let signed = 8 * 0x20;
   for (let i = at; i < at + BLOCK; i++) {
@@ -96,6 +112,8 @@ function isZeroBlock(block: Buffer, at: number): boolean {
  */
 export async function scanTarHeaders(fd: number, start: number, end: number, visit: HeaderVisitor): Promise<void> {
   let buffer = Buffer.allocUnsafe(LARGE_READ);
+  const wordsOf = (of: Buffer): Uint32Array | undefined => (of.byteOffset % 4 === 0 ? new Uint32Array(of.buffer, of.byteOffset, of.length >>> 2) : undefined);
+  let words = wordsOf(buffer);
   /** The file range the buffer holds: [bufferStart, bufferEnd). */
   let bufferStart = 0;
   let bufferEnd = 0;
@@ -107,7 +125,10 @@ export async function scanTarHeaders(fd: number, start: number, end: number, vis
       sliceStart = Date.now();
     }
     const wanted = Math.min(Math.max(length, position - bufferEnd > LARGE_READ ? SMALL_READ : LARGE_READ), end - start - position);
-    if (wanted > buffer.length) buffer = Buffer.allocUnsafe(wanted);
+    if (wanted > buffer.length) {
+      buffer = Buffer.allocUnsafe(wanted);
+      words = wordsOf(buffer);
+    }
     let got = 0;
     while (got < wanted) {
       const n = readSync(fd, buffer, got, wanted - got, start + position + got);
@@ -133,7 +154,7 @@ export async function scanTarHeaders(fd: number, start: number, end: number, vis
     const at = typeof inBuffer === 'number' ? inBuffer : await inBuffer;
     const block = buffer;
     if (block[at] === 0 && isZeroBlock(block, at)) return; // end-of-archive marker; what follows is padding
-    if (!checksumOk(block, at)) throw new KilnError('INVALID_INPUT', `tar: bad header checksum ${after()} (not a tar file, or corrupt)`);
+    if (!checksumOk(block, words, at)) throw new KilnError('INVALID_INPUT', `tar: bad header checksum ${after()} (not a tar file, or corrupt)`);
     const flag = block[at + 156] as number;
     const extension = EXTENSIONS[String.fromCharCode(flag)];
     if (extension !== undefined) {
