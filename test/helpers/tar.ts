@@ -14,3 +14,13 @@ export async function readEntries(source: TarSource): Promise<{ header: TarHeade
   }
   return out;
 }
+
+/** Rewrites the checksum of the header block at `at` after a test changed it, as a signed sum if asked. */
+export function reseal(archive: Buffer, at = 0, signed = false): Buffer {
+  const block = archive.subarray(at, at + 512);
+  block.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of block) sum += signed && byte > 127 ? byte - 256 : byte;
+  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return archive;
+}

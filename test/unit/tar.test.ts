@@ -5,7 +5,7 @@ import { isKilnError } from '../../src/errors.js';
 import type { TarHeader } from '../../src/layer/tar/header.js';
 import { type SeekableSource, readTar } from '../../src/layer/tar/reader.js';
 import { type TarInput, writeTar } from '../../src/layer/tar/writer.js';
-import { readEntries } from '../helpers/tar.js';
+import { readEntries, reseal } from '../helpers/tar.js';
 
 /** `bytes` cut into `size`-byte chunks, as a stream would deliver them. */
 function* chunked(bytes: Buffer, size: number): Generator<Buffer> {
@@ -23,16 +23,6 @@ async function withPaxRecords(records: Record<string, string>): Promise<Buffer> 
   const bytes = await write([{ header: { ...base, path: 'n', type: 'file', pax: standIns } }]);
   for (const key of Object.keys(records)) bytes.write(key, bytes.indexOf(` ${key.toUpperCase()}=`) + 1, 'latin1');
   return bytes;
-}
-
-/** Rewrites the checksum of the header block at `at` after a test changed it, as a signed sum if asked. */
-function reseal(archive: Buffer, at = 0, signed = false): Buffer {
-  const block = archive.subarray(at, at + 512);
-  block.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const byte of block) sum += signed && byte > 127 ? byte - 256 : byte;
-  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return archive;
 }
 
 const base = { mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 } as const;
