@@ -62,8 +62,8 @@ const NOT_CLEAN = /(?:^|\/)\.{1,2}(?:\/|$)|\/\//;
 export function cleanEntryPath(path: string, what: string): string | undefined {
   let cleaned = path.startsWith('./') ? path.slice(2) : path;
   if (cleaned.endsWith('/')) cleaned = cleaned.slice(0, -1);
-  // Most names are clean already; only the others pay for normalizing.
-  if (cleaned.startsWith('/') || NOT_CLEAN.test(cleaned)) {
+  // Most names are clean already (no segment starts with a dot, no empty one); only the others pay for normalizing.
+  if (cleaned.startsWith('/') || ((cleaned.startsWith('.') || cleaned.includes('/.') || cleaned.includes('//')) && NOT_CLEAN.test(cleaned))) {
     const relative = posix.normalize(path);
     if (relative === '..' || relative.startsWith('../')) {
       throw new KilnError('INVALID_INPUT', `${what}: entry ${JSON.stringify(path)} points outside the root filesystem`);

@@ -101,6 +101,11 @@ function checksumOk(block: Buffer, words: Uint32Array | undefined, at: number): 
   return stored === signed;
 }
 
+/** Whether the magic field at `at` is POSIX's `ustar\0` (old GNU writes `ustar `, v7 nothing). */
+function isPosixMagic(block: Buffer, at: number): boolean {
+  return block[at] === 0x75 && block[at + 1] === 0x73 && block[at + 2] === 0x74 && block[at + 3] === 0x61 && block[at + 4] === 0x72 && block[at + 5] === 0;
+}
+
 function isZeroBlock(block: Buffer, at: number): boolean {
   for (let i = at; i < at + BLOCK; i++) if (block[i] !== 0) return false;
   return true;
@@ -174,7 +179,7 @@ export async function scanTarHeaders(fd: number, start: number, end: number, vis
     }
     let type = FAST_TYPES[flag];
     // POSIX ustar splits long names into prefix/name; old GNU keeps other fields where the prefix is.
-    const posix = block[at + 257] === 0x75 && block.toString('latin1', at + 257, at + 263) === 'ustar\0';
+    const posix = isPosixMagic(block, at + 257);
     const mode = octal(block, at + FIELD.mode[0], FIELD.mode[1]);
     const uid = octal(block, at + FIELD.uid[0], FIELD.uid[1]);
     const gid = octal(block, at + FIELD.gid[0], FIELD.gid[1]);
