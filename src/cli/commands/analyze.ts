@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import type { ImageAnalysis } from '../../analyze/analysis.js';
@@ -126,7 +127,10 @@ export function registerAnalyze(parent: Command, ctx: CommandContext): Command {
           const { renderHtml } = await import('../format/analyze-html.js');
           await writeFileAtomically(flags.html, Readable.from([Buffer.from(renderHtml(analysis, result.tree()))]));
         }
-        if (flags.format === 'json') for (const piece of result.json()) ctx.io.stdout.write(piece);
+        if (flags.format === 'json') {
+          // A pipe takes the pieces as fast as its reader: waiting for it keeps them from piling up in memory.
+          for (const piece of result.json()) if (!ctx.io.stdout.write(piece)) await once(ctx.io.stdout, 'drain');
+        }
         else ctx.io.stdout.write(renderReport(analysis) + (results ? renderCi(results) : ''));
         const failed = results?.filter((r) => r.status === 'FAIL') ?? [];
         for (const r of failed) ctx.io.stderr.write(`kiln analyze: FAIL: ${r.rule}: ${r.message}\n`);
