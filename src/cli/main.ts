@@ -36,6 +36,7 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
   { names: ['build'], load: async () => (await import('./commands/build.js')).registerBuild },
   { names: ['lint'], load: async () => (await import('./commands/lint.js')).registerLint },
   { names: ['analyze'], load: async () => (await import('./commands/analyze.js')).registerAnalyze },
+  { names: ['sbom'], load: async () => (await import('./commands/sbom.js')).registerSbom },
   { names: ['pull', 'push', 'login', 'logout', 'search'], load: async () => (await import('./commands/registry.js')).registerRegistry },
   { names: ['serve'], load: async () => (await import('./commands/serve.js')).registerServe },
   {

@@ -132,7 +132,7 @@ function pickImage(images: readonly NamedImage[], ref: string | undefined, what:
  * Reads the image a source names and runs `fn` on it while it can be read: a store image is held (a
  * prune meanwhile cannot take its blobs), an archive stays open (a compressed one spooled to tmp/).
  */
-async function withSourceImage<T>(engine: Engine, source: ImageSource, options: AnalyzeOptions, lease: Lease, fn: (named: NamedImage) => Promise<T>): Promise<T> {
+export async function withSourceImage<T>(engine: Engine, source: ImageSource, options: AnalyzeOptions, lease: Lease, fn: (named: NamedImage) => Promise<T>): Promise<T> {
   if (source.kind === 'store') {
     const row = engine.holdImage(lease, source.name);
     return fn({ image: await engine.store.image(row), names: engine.store.db.namesOf(row.id).filter((n) => n.kind === 'tag').map((n) => familiarString(parseReference(n.name))) });
@@ -204,7 +204,7 @@ function findBase(engine: Engine, image: Image, options: AnalyzeOptions, record:
  * rewrote (skopeo writing an OCI layout drops kiln's own config keys), by an image kiln built here with
  * the same layers and the same history.
  */
-function buildRecordOf(engine: Engine, image: Image): BuildRecord | undefined {
+export function buildRecordOf(engine: Engine, image: Image): BuildRecord | undefined {
   const { db } = engine.store;
   const direct = db.buildRecord(image.id);
   if (direct) return direct;
@@ -217,39 +217,51 @@ function buildRecordOf(engine: Engine, image: Image): BuildRecord | undefined {
   return undefined;
 }
 
+/** Where the Dockerfile lines of an image's history entries come from, and the lines by history index. */
+export interface LineAttribution {
+  readonly lines: ReadonlyMap<number, SourceLine>;
+  readonly attribution: AnalysisInput['attribution'];
+  readonly dockerfile: string | undefined;
+  readonly singleStage: boolean | undefined;
+  readonly base: ReturnType<typeof findBase>;
+}
+
+/** The text of `--dockerfile FILE`, read before the image is (a typo fails at once). */
+export async function readDockerfileOption(path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  return readFile(path, 'utf8').catch((err: unknown) => {
+    if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `--dockerfile ${path}: no such file`);
+    throw err;
+  });
+}
+
+/**
+ * Which Dockerfile line made each history entry: a `--dockerfile` matched to the history (after the base
+ * image's entries), else kiln's record of the build that made the image, else none.
+ */
+export async function lineAttribution(engine: Engine, image: Image, options: AnalyzeOptions, dockerfileText: string | undefined): Promise<LineAttribution> {
+  const record = buildRecordOf(engine, image);
+  const base = findBase(engine, image, options, record);
+  if (dockerfileText !== undefined && options.dockerfile !== undefined) {
+    const { parseInstructions } = await import('../dockerfile/instructions.js'); // the parser loads only for --dockerfile
+    const parsed = parseInstructions(dockerfileText, options.dockerfile);
+    return { lines: matchDockerfile(image.config.history ?? [], parsed, base.historyLength ?? 0), attribution: 'dockerfile', dockerfile: options.dockerfile, singleStage: parsed.stages.length === 1, base };
+  }
+  if (record) {
+    const lines = new Map(record.lines.map((l) => [l.position, { file: record.dockerfile, line: l.line, endLine: l.endLine, instruction: l.instruction }]));
+    return { lines, attribution: 'recorded', dockerfile: record.dockerfile, singleStage: record.stages === 1, base };
+  }
+  return { lines: new Map(), attribution: 'none', dockerfile: undefined, singleStage: undefined, base };
+}
+
 /** Analyzes the image a source names (see parseImageSource). */
 export async function analyzeImage(engine: Engine, sourceText: string, options: AnalyzeOptions = {}): Promise<AnalyzeResult> {
   const source = parseImageSource(sourceText);
-  const dockerfileText =
-    options.dockerfile === undefined
-      ? undefined
-      : await readFile(options.dockerfile, 'utf8').catch((err: unknown) => {
-          if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `--dockerfile ${options.dockerfile}: no such file`);
-          throw err;
-        });
+  const dockerfileText = await readDockerfileOption(options.dockerfile);
   const ciRules = options.ci === undefined ? undefined : await ciSettingsOf(options.ci);
   const { analysis, fileLists, tree } = await engine.store.withLease((lease) =>
     withSourceImage(engine, source, options, lease, async ({ image, names }) => {
-      const record = buildRecordOf(engine, image);
-      const base = findBase(engine, image, options, record);
-      const history = image.config.history;
-      let lines = new Map<number, SourceLine>();
-      let attribution: AnalysisInput['attribution'] = 'none';
-      let dockerfile: string | undefined;
-      let singleStage: boolean | undefined;
-      if (dockerfileText !== undefined && options.dockerfile !== undefined) {
-        const { parseInstructions } = await import('../dockerfile/instructions.js');
-        const parsed = parseInstructions(dockerfileText, options.dockerfile);
-        lines = matchDockerfile(history ?? [], parsed, base.historyLength ?? 0);
-        attribution = 'dockerfile';
-        dockerfile = options.dockerfile;
-        singleStage = parsed.stages.length === 1;
-      } else if (record) {
-        lines = new Map(record.lines.map((l) => [l.position, { file: record.dockerfile, line: l.line, endLine: l.endLine, instruction: l.instruction }]));
-        attribution = 'recorded';
-        dockerfile = record.dockerfile;
-        singleStage = record.stages === 1;
-      }
+      const { lines, attribution, dockerfile, singleStage, base } = await lineAttribution(engine, image, options, dockerfileText);
       const listings = await limited(
         3,
         image.layers.map((layer, index) => () => listLayer(layer, `${sourceText}: layer ${index + 1} of ${image.layers.length}`)),
@@ -258,7 +270,7 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
         source: sourceText,
         imageId: image.id,
         names,
-        history,
+        history: image.config.history,
         layers: image.layers.map((layer, index) => ({ diffId: layer.diffId, digest: layer.digest, listing: listings[index] as (typeof listings)[number] })),
         base: { layers: base.layers, how: base.how, image: base.image },
         lines,

@@ -13,6 +13,7 @@ import { KilnError } from '../../errors.js';
 import type { BlobFile, Layer } from '../../image/image.js';
 import { autoDecompress, detectCompression } from '../../layer/compression.js';
 import type { TarEntryType } from '../../layer/tar/header.js';
+import { FileSource } from '../../layer/tar/file-source.js';
 import { type TarSource, readTar } from '../../layer/tar/reader.js';
 import { scanTarHeaders } from '../../layer/tar/scan.js';
 
@@ -164,8 +165,29 @@ export async function listTar(tar: TarSource, what: string): Promise<LayerListin
 }
 
 /**
- * Lists a layer of an image: from its local file when it lies there uncompressed (bodies seeked over),
- * else from its bytes decompressed as they stream (bodies hashed as they pass).
+ * Runs `fn` on a layer's tar: from its local file when it lies there uncompressed (`file` is given, and
+ * bodies can be read by position), else its bytes decompressed as they stream. The file is open while `fn` runs.
+ * `keepsChunks`: the reader keeps body chunks past the next one (else the file's read buffers are reused).
+ */
+export async function withLayerTar<T>(layer: Layer, options: { keepsChunks: boolean }, fn: (tar: TarSource, file: BlobFile | undefined) => Promise<T>): Promise<T> {
+  const file = await layer.locate?.();
+  if (file) {
+    const handle = await open(file.path, 'r');
+    try {
+      const head = Buffer.alloc(4);
+      await handle.read(head, 0, 4, file.start);
+      if (detectCompression(head) === 'none') return await fn(new FileSource(handle, file.start + file.size, { start: file.start, sync: true, reuse: !options.keepsChunks }), file);
+    } finally {
+      await handle.close();
+    }
+  }
+  const { stream } = await autoDecompress(await layer.open());
+  return fn(stream, undefined);
+}
+
+/**
+ * Lists a layer of an image: from its local file when it lies there uncompressed (headers only, as
+ * `tar -t` reads), else from its bytes decompressed as they stream (bodies hashed as they pass).
  */
 export async function listLayer(layer: Layer, what: string): Promise<LayerListing> {
   const file = await layer.locate?.();

@@ -1,0 +1,188 @@
+/**
+ * Go binaries: the build information the Go linker embeds in every ELF executable it writes (Go ≥ 1.13
+ * modules; `go version -m` prints it): the Go version, the main module, and the modules linked in. It
+ * lies in the `.go.buildinfo` section (found by its magic where section headers are stripped): Go ≥ 1.18
+ * writes both strings inline, older Go writes pointers to them, resolved here through the program headers.
+ */
+import type { Cataloguer } from './cataloguer.js';
+import { purlOf } from './purl.js';
+
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+const BUILDINFO_MAGIC = Buffer.from('\xff Go buildinf:', 'latin1');
+
+interface Module {
+  readonly path: string;
+  readonly version: string;
+}
+
+export interface GoBuildInfo {
+  readonly goVersion: string;
+  readonly main: Module | undefined;
+  readonly deps: readonly Module[];
+}
+
+/** Reads an ELF file's fields at the widths and byte order its header says. */
+class Elf {
+  readonly wide: boolean;
+  readonly little: boolean;
+
+  constructor(readonly bytes: Buffer) {
+    this.wide = bytes[4] === 2;
+    this.little = bytes[5] === 1;
+  }
+
+  u16(at: number): number {
+    return this.little ? this.bytes.readUInt16LE(at) : this.bytes.readUInt16BE(at);
+  }
+
+  u32(at: number): number {
+    return this.little ? this.bytes.readUInt32LE(at) : this.bytes.readUInt32BE(at);
+  }
+
+  /** A 64-bit field as a number (offsets and addresses of a file in memory fit). */
+  u64(at: number): number {
+    return Number(this.little ? this.bytes.readBigUInt64LE(at) : this.bytes.readBigUInt64BE(at));
+  }
+
+  word(at: number): number {
+    return this.wide ? this.u64(at) : this.u32(at);
+  }
+
+  /** The file offset of the section named `wanted`, if the section headers are there. */
+  section(wanted: string): number | undefined {
+    const { bytes, wide } = this;
+    const shoff = this.word(wide ? 0x28 : 0x20);
+    const size = this.u16(wide ? 0x3a : 0x2e);
+    const count = this.u16(wide ? 0x3c : 0x30);
+    const names = this.u16(wide ? 0x3e : 0x32);
+    if (shoff === 0 || size < (wide ? 0x40 : 0x28) || shoff + size * count > bytes.length || names >= count) return undefined;
+    const offsetOf = (i: number): number => this.word(shoff + i * size + (wide ? 0x18 : 0x10));
+    const namesAt = offsetOf(names);
+    for (let i = 0; i < count; i++) {
+      const nameAt = namesAt + this.u32(shoff + i * size);
+      if (nameAt + wanted.length < bytes.length && bytes.toString('latin1', nameAt, nameAt + wanted.length) === wanted && bytes[nameAt + wanted.length] === 0) return offsetOf(i);
+    }
+    return undefined;
+  }
+
+  /** The file offset of a virtual address, through the PT_LOAD program headers. */
+  offsetOf(address: number): number | undefined {
+    const { wide } = this;
+    const phoff = this.word(wide ? 0x20 : 0x1c);
+    const size = this.u16(wide ? 0x36 : 0x2a);
+    const count = this.u16(wide ? 0x38 : 0x2c);
+    for (let i = 0; i < count; i++) {
+      const at = phoff + i * size;
+      if (at + size > this.bytes.length || this.u32(at) !== 1) continue;
+      const offset = this.word(at + (wide ? 0x08 : 0x04));
+      const vaddr = this.word(at + (wide ? 0x10 : 0x08));
+      const filesz = this.word(at + (wide ? 0x20 : 0x10));
+      if (address >= vaddr && address < vaddr + filesz) return offset + (address - vaddr);
+    }
+    return undefined;
+  }
+}
+
+/** An unsigned LEB128 varint, as Go's binary.Uvarint reads it. */
+function uvarint(bytes: Buffer, at: number): { value: number; next: number } | undefined {
+  let value = 0;
+  for (let shift = 0, i = at; i < bytes.length && shift < 35; shift += 7, i++) {
+    const byte = bytes[i] as number;
+    value += (byte & 0x7f) * 2 ** shift;
+    if (byte < 0x80) return { value, next: i + 1 };
+  }
+  return undefined;
+}
+
+/** The modules of the `mod`, `dep` and `=>` (replacement) lines of the module information. */
+function parseModInfo(text: string): { main: Module | undefined; deps: Module[] } {
+  let main: Module | undefined;
+  const deps: Module[] = [];
+  for (const line of text.split('\n')) {
+    const [kind, path = '', version = ''] = line.split('\t');
+    if (kind === 'mod') main = { path, version };
+    else if (kind === 'dep') deps.push({ path, version });
+    else if (kind === '=>') {
+      // A replacement stands for the module on the line before it.
+      if (deps.length > 0) deps[deps.length - 1] = { path, version };
+      else if (main) main = { path, version };
+    }
+  }
+  return { main, deps };
+}
+
+/** The build information of an ELF file, or undefined when it is no Go binary (or one without it). */
+export function goBuildInfo(bytes: Buffer): GoBuildInfo | undefined {
+  if (bytes.length < 64 || !bytes.subarray(0, 4).equals(ELF_MAGIC)) return undefined;
+  const elf = new Elf(bytes);
+  let at = elf.section('.go.buildinfo');
+  if (at === undefined || !bytes.subarray(at, at + BUILDINFO_MAGIC.length).equals(BUILDINFO_MAGIC)) {
+    at = bytes.indexOf(BUILDINFO_MAGIC);
+    while (at !== -1 && at % 16 !== 0) at = bytes.indexOf(BUILDINFO_MAGIC, at + 1);
+    if (at === -1) return undefined;
+  }
+  if (at + 32 > bytes.length) return undefined;
+  const pointerSize = bytes[at + 14] as number;
+  const flags = bytes[at + 15] as number;
+  let goVersion: string;
+  let modInfo: string;
+  if (flags & 2) {
+    const version = uvarint(bytes, at + 32);
+    if (!version) return undefined;
+    goVersion = bytes.toString('utf8', version.next, version.next + version.value);
+    const mod = uvarint(bytes, version.next + version.value);
+    if (!mod) return undefined;
+    modInfo = bytes.toString('utf8', mod.next, mod.next + mod.value);
+  } else {
+    if (pointerSize !== 4 && pointerSize !== 8) return undefined;
+    const big = (flags & 1) === 1;
+    const pointer = (offset: number): number => (pointerSize === 8 ? Number(big ? bytes.readBigUInt64BE(offset) : bytes.readBigUInt64LE(offset)) : big ? bytes.readUInt32BE(offset) : bytes.readUInt32LE(offset));
+    /** A Go string header at a virtual address: a pointer to the bytes and a length. */
+    const goString = (address: number): string | undefined => {
+      const header = elf.offsetOf(address);
+      if (header === undefined || header + 2 * pointerSize > bytes.length) return undefined;
+      const data = elf.offsetOf(pointer(header));
+      const length = pointer(header + pointerSize);
+      return data === undefined || data + length > bytes.length ? undefined : bytes.toString('utf8', data, data + length);
+    };
+    const version = goString(pointer(at + 16));
+    const mod = goString(pointer(at + 16 + pointerSize));
+    if (version === undefined || mod === undefined) return undefined;
+    goVersion = version;
+    modInfo = mod;
+  }
+  // The module information is framed by 16-byte sentinels.
+  if (modInfo.length >= 33 && modInfo[modInfo.length - 17] === '\n') modInfo = modInfo.slice(16, -16);
+  return { goVersion, ...parseModInfo(modInfo) };
+}
+
+function moduleOf(module: Module): { namespace: string | undefined; name: string } {
+  const slash = module.path.lastIndexOf('/');
+  return slash === -1 ? { namespace: undefined, name: module.path } : { namespace: module.path.slice(0, slash), name: module.path.slice(slash + 1) };
+}
+
+export const golang: Cataloguer<GoBuildInfo> = {
+  name: 'go',
+  owner: false,
+  select: (_path, mode) => ((mode & 0o111) !== 0 ? { maxBytes: 512 << 20, head: (first) => first.subarray(0, 4).equals(ELF_MAGIC), read: goBuildInfo } : undefined),
+  catalogue: (files) =>
+    files.flatMap((file) => {
+      const { goVersion, main, deps } = file.value;
+      // The standard library is versioned with the toolchain (go1.21.3: 1.21.3, as the Go vulnerability database names it).
+      const modules = [...(main && main.path !== '' ? [main] : []), ...deps, { path: 'stdlib', version: goVersion.replace(/^go/, '').replace(/ .*$/, '') }];
+      return modules.map((module) => {
+        const { namespace, name } = moduleOf(module);
+        return {
+          name: module.path,
+          version: module.version,
+          type: 'golang' as const,
+          purl: purlOf('golang', namespace, name, module.version),
+          license: null,
+          source: null,
+          foundIn: file.path,
+          files: [file.path],
+          layer: file.layer,
+        };
+      });
+    }),
+};
