@@ -1,8 +1,8 @@
 /**
  * The catalogue of a tree: every cataloguer asks for its files as the layers stream by (the first that
  * asks for a file has it), then finds its packages. A file the distribution's package manager owns (dpkg's
- * lists, apk's and rpm's file lists) is not catalogued again as a language package or a Go binary: the
- * OS package is the one to report, and to patch.
+ * lists, apk's and rpm's file lists, through the tree's symlinked directories) is not catalogued again as a
+ * language package or a Go binary: the OS package is the one to report, and to patch.
  */
 import { apk } from './apk.js';
 import type { Cataloguer, FoundPackage } from './cataloguer.js';
@@ -14,7 +14,7 @@ import { npm } from './npm.js';
 import { distroOf, osReleaseCapture } from './os-release.js';
 import { python } from './python.js';
 import { rpm } from './rpm.js';
-import { type FinalFile, type LayerWalk, readFinalTree } from './tree.js';
+import { type FinalFile, type LayerWalk, canonicalPath, readFinalTree } from './tree.js';
 
 /** In the order they are asked: a Java archive is the Java cataloguer's before the Go one looks at executables. */
 const CATALOGUERS: readonly Cataloguer<unknown>[] = [dpkg, apk, rpm, npm, python, java, golang];
@@ -27,7 +27,7 @@ export interface Catalogue {
 
 /** Catalogues the final tree of `layers` (bottom first); `origins[i]` is where layer i came from. */
 export async function catalogueLayers(layers: readonly LayerWalk[], origins: readonly PackageOrigin[]): Promise<Catalogue> {
-  const found = await readFinalTree(layers, (path, mode) => {
+  const { found, symlinks } = await readFinalTree(layers, (path, mode) => {
     const release = osReleaseCapture(path);
     if (release) return { asker: OS_RELEASE, capture: release };
     for (const [asker, cataloguer] of CATALOGUERS.entries()) {
@@ -44,7 +44,7 @@ export async function catalogueLayers(layers: readonly LayerWalk[], origins: rea
     const packages = cataloguer.catalogue(found[asker] ?? [], distro);
     if (cataloguer.owner) {
       byOwners.push(...packages);
-      for (const pkg of packages) for (const file of pkg.files) owned.add(file);
+      for (const pkg of packages) for (const file of pkg.files) owned.add(canonicalPath(file, symlinks));
     } else others.push(...packages.filter((pkg) => !pkg.files.some((file) => owned.has(file))));
   }
   const packages = [...byOwners, ...others].map(({ layer, ...pkg }): CataloguedPackage => ({ ...pkg, origin: origins[layer] as PackageOrigin }));

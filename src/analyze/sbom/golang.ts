@@ -94,13 +94,19 @@ function uvarint(bytes: Buffer, at: number): { value: number; next: number } | u
   return undefined;
 }
 
-/** The modules of the `mod`, `dep` and `=>` (replacement) lines of the module information. */
+/**
+ * The modules of the `mod`, `dep` and `=>` (replacement) lines of the module information. A binary built
+ * outside module mode (Debian builds Go in GOPATH mode) has only its main package's `path`: it stands for
+ * the main module, at Go's version for a build from a working tree, `(devel)`.
+ */
 function parseModInfo(text: string): { main: Module | undefined; deps: Module[] } {
   let main: Module | undefined;
+  let mainPackage: string | undefined;
   const deps: Module[] = [];
   for (const line of text.split('\n')) {
     const [kind, path = '', version = ''] = line.split('\t');
-    if (kind === 'mod') main = { path, version };
+    if (kind === 'path') mainPackage = path;
+    else if (kind === 'mod') main = { path, version };
     else if (kind === 'dep') deps.push({ path, version });
     else if (kind === '=>') {
       // A replacement stands for the module on the line before it.
@@ -108,7 +114,7 @@ function parseModInfo(text: string): { main: Module | undefined; deps: Module[] 
       else if (main) main = { path, version };
     }
   }
-  return { main, deps };
+  return { main: main ?? (mainPackage === undefined ? undefined : { path: mainPackage, version: '(devel)' }), deps };
 }
 
 /** The build information of an ELF file, or undefined when it is no Go binary (or one without it). */

@@ -5,8 +5,8 @@
  * wrote it; a file asked for with `history` keeps the versions lower layers wrote too, as long as no layer
  * removed it in between, so that a cataloguer can tell in which layer a record inside it first appeared.
  */
-import { lstat, open, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
 import { KilnError, isErrno } from '../../errors.js';
 import type { TarSource } from '../../layer/tar/reader.js';
 import { readTar } from '../../layer/tar/reader.js';
@@ -43,10 +43,10 @@ export type Selector = (path: string, mode: number) => { readonly asker: number;
 /** One entry of a layer, as the tree reader needs it. */
 export interface TreeEntry {
   readonly path: string;
-  readonly kind: 'file' | 'directory' | 'other' | 'hardlink' | 'whiteout' | 'opaque';
+  readonly kind: 'file' | 'directory' | 'symlink' | 'other' | 'hardlink' | 'whiteout' | 'opaque';
   readonly mode: number;
   readonly size: number;
-  /** A hardlink's target (cleaned, relative). */
+  /** A hardlink's target (cleaned, relative), a symlink's as written. */
   readonly link?: string;
   readonly body: () => AsyncIterable<Buffer>;
 }
@@ -56,6 +56,7 @@ export type LayerWalk = (visit: (entry: TreeEntry) => Promise<void>) => Promise<
 
 interface Live {
   readonly directory: boolean;
+  readonly symlink?: string;
   readonly asker?: number;
   readonly history?: boolean;
   readonly found?: FinalFile<unknown>;
@@ -97,11 +98,18 @@ function hide(live: Map<string, Live>, gone: ReadonlySet<string>, emptied: Reado
   }
 }
 
+/** What the final tree holds for the cataloguers: the wanted files by asker, and every symlink. */
+export interface FinalTree {
+  readonly found: readonly (readonly FinalFile<unknown>[] | undefined)[];
+  /** Absolute path → target as written. */
+  readonly symlinks: ReadonlyMap<string, string>;
+}
+
 /**
  * Reads layers bottom first into the final tree's wanted files, by asker. `layers` yields each layer's
  * entries; a layer's whiteouts apply to the layers below it only.
  */
-export async function readFinalTree(layers: readonly LayerWalk[], select: Selector): Promise<FinalFile<unknown>[][]> {
+export async function readFinalTree(layers: readonly LayerWalk[], select: Selector): Promise<FinalTree> {
   const live = new Map<string, Live>();
   for (const [index, walk] of layers.entries()) {
     const gone = new Set<string>();
@@ -115,7 +123,7 @@ export async function readFinalTree(layers: readonly LayerWalk[], select: Select
         const absolute = `/${entry.path}`;
         const wanted = entry.kind === 'file' || entry.kind === 'hardlink' ? select(absolute, entry.mode) : undefined;
         if (!wanted) {
-          added.set(entry.path, { directory: entry.kind === 'directory' });
+          added.set(entry.path, entry.kind === 'symlink' ? { directory: false, symlink: entry.link ?? '' } : { directory: entry.kind === 'directory' });
           return;
         }
         let value: unknown;
@@ -140,11 +148,37 @@ export async function readFinalTree(layers: readonly LayerWalk[], select: Select
     }
   }
   const byAsker: FinalFile<unknown>[][] = [];
-  for (const entry of live.values()) {
+  const symlinks = new Map<string, string>();
+  for (const [path, entry] of live) {
+    if (entry.symlink !== undefined) symlinks.set(`/${path}`, entry.symlink);
     if (entry.asker === undefined || !entry.found) continue;
     (byAsker[entry.asker] ??= []).push(entry.found);
   }
-  return byAsker;
+  return { found: byAsker, symlinks };
+}
+
+/**
+ * A path with the symlinked directories on the way resolved in the tree (Debian's merged /usr: dpkg lists
+ * `/lib/x86_64-linux-gnu/libc.so.6`, which lies at `/usr/lib/…`). The last component is not resolved.
+ */
+export function canonicalPath(path: string, symlinks: ReadonlyMap<string, string>): string {
+  if (symlinks.size === 0) return path;
+  const parts = path.split('/').filter((p) => p !== '');
+  let current = '';
+  for (let i = 0, hops = 0; i < parts.length; i++) {
+    const next = `${current}/${parts[i] as string}`;
+    const target = i < parts.length - 1 ? symlinks.get(next) : undefined;
+    if (target === undefined || hops++ > 40) {
+      current = next;
+      continue;
+    }
+    const resolved = posix.normalize(target.startsWith('/') ? target : `${current}/${target}`);
+    // The target may itself go through symlinks: resolve it again, with the rest of the path after it.
+    parts.splice(0, i + 1, ...resolved.split('/').filter((p) => p !== '' && p !== '..'));
+    current = '';
+    i = -1;
+  }
+  return current === '' ? '/' : current;
 }
 
 /** A layer's tar as tree entries. */
@@ -161,8 +195,8 @@ export function tarLayer(tar: TarSource, what: string): LayerWalk {
         else if (!base.startsWith('.wh..wh.')) await visit({ path: (dir ? `${dir}/` : '') + base.slice(4), kind: 'whiteout', mode: 0, size: 0, body: () => body });
         continue;
       }
-      const kind = header.type === 'file' || header.type === 'directory' || header.type === 'hardlink' ? header.type : 'other';
-      const link = header.type === 'hardlink' ? (cleanEntryPath(header.linkname ?? '', what) ?? '') : undefined;
+      const kind = header.type === 'file' || header.type === 'directory' || header.type === 'hardlink' || header.type === 'symlink' ? header.type : 'other';
+      const link = header.type === 'hardlink' ? (cleanEntryPath(header.linkname ?? '', what) ?? '') : header.type === 'symlink' ? (header.linkname ?? '') : undefined;
       await visit({ path: name, kind, mode: header.mode, size: header.size, ...(link !== undefined ? { link } : {}), body: () => body });
     }
   };
@@ -190,6 +224,9 @@ export function directoryLayer(root: string): LayerWalk {
           await walk(path);
         } else if (stats.isFile()) {
           await visit({ path, kind: 'file', mode: stats.mode & 0o7777, size: stats.size, body: () => fileBody(join(root, path)) });
+        } else if (stats.isSymbolicLink()) {
+          const link = await readlink(join(root, path)).catch(() => '');
+          await visit({ path, kind: 'symlink', mode: stats.mode & 0o7777, size: 0, link, body: emptyBody });
         } else await visit({ path, kind: 'other', mode: stats.mode & 0o7777, size: 0, body: emptyBody });
       }
     };
