@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # page kiln analyze --html writes; containernetworking-plugins (bridge, host-local, portmap, loopback,
 # firewall) and iptables make containers' bridge networks and publish their ports; docker-compose and
 # python3-docker are the clients the API's tests drive; python3-packaging is PEP 440's reference, which
-# kiln scan's version order is checked against.
-debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry libisal-dev shellcheck chromium containernetworking-plugins iptables docker-compose python3-docker python3-packaging)
+# kiln scan's version order is checked against; debootstrap makes the Debian image kiln sbom's test
+# catalogues, and rpm the rpm database of another.
+debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry libisal-dev shellcheck chromium containernetworking-plugins iptables docker-compose python3-docker python3-packaging debootstrap rpm)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

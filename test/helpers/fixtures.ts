@@ -38,7 +38,9 @@ export type FixtureName =
   | 'whiteouts-oci-layout'
   | 'whiteouts-oci-zstd'
   | 'whiteouts-oci-archive.tar'
-  | 'whiteouts-expected-rootfs.json';
+  | 'whiteouts-expected-rootfs.json'
+  | 'debian-bookworm-rootfs.tar'
+  | 'debian-bookworm-dpkg-query.txt';
 
 /** A group of fixtures made together, by one maker, into one directory. */
 interface Group {
@@ -249,7 +251,43 @@ const DOCKER: Group = {
   },
 };
 
-const GROUPS: readonly Group[] = [ROOTFS, DOCKER];
+/** The Debian mirror this machine's apt is configured with (deb822 sources, else sources.list): debootstrap's mirror. */
+async function debianMirror(): Promise<string | undefined> {
+  const texts = await Promise.all(['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list'].map((path) => readFile(path, 'utf8').catch(() => '')));
+  const deb822 = /^URIs:\s*(\S+)\s*$/m.exec(texts[0] ?? '')?.[1];
+  return deb822 ?? /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s/m.exec(texts[1] ?? '')?.[1];
+}
+
+/**
+ * debian-bookworm-rootfs.tar: `debootstrap --variant=minbase bookworm` from the machine's configured
+ * Debian mirror, tarred (numeric owners) for `kiln import`; debian-bookworm-dpkg-query.txt: what
+ * `dpkg-query -W` lists in that tree (`NAME VERSION` a line), which kiln sbom must list too.
+ */
+const DEBIAN: Group = {
+  name: 'debian',
+  fixtures: ['debian-bookworm-rootfs.tar', 'debian-bookworm-dpkg-query.txt'],
+  unavailable: async () => {
+    if (process.getuid?.() !== 0) return 'debootstrap needs root';
+    if (!(await installed('debootstrap'))) return 'debootstrap is not installed (scripts/setup.sh installs it as root)';
+    return (await debianMirror()) === undefined ? 'no Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list' : undefined;
+  },
+  inputs: async () => ['debootstrap --variant=minbase bookworm, tar --numeric-owner, dpkg-query -W', (await debianMirror()) ?? '', (await run('dpkg-query', ['-W', '-f', '${Version}', 'debootstrap'])).stdout],
+  make: async (dir) => {
+    const rootfs = join(dir, '.scratch', 'rootfs');
+    await mkdir(rootfs, { recursive: true });
+    try {
+      await run('debootstrap', ['--variant=minbase', 'bookworm', rootfs, (await debianMirror()) ?? ''], { maxBuffer: 64 << 20 });
+    } catch (err) {
+      throw new FixtureUnavailable(`debootstrap from the configured mirror failed here: ${String(err).split('\n').slice(0, 3).join(' ')}`);
+    }
+    const listed = await run('dpkg-query', ['-W', '-f', '${Package} ${Version}\n', `--admindir=${join(rootfs, 'var', 'lib', 'dpkg')}`], { maxBuffer: 16 << 20 });
+    await writeFile(join(dir, 'debian-bookworm-dpkg-query.txt'), listed.stdout);
+    await run('tar', ['--numeric-owner', '-C', rootfs, '-cf', join(dir, 'debian-bookworm-rootfs.tar'), '.']);
+    await rm(join(dir, '.scratch'), { recursive: true, force: true });
+  },
+};
+
+const GROUPS: readonly Group[] = [ROOTFS, DOCKER, DEBIAN];
 
 function groupOf(name: FixtureName): Group {
   const group = GROUPS.find((g) => g.fixtures.includes(name));
