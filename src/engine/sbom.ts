@@ -32,7 +32,7 @@ export async function sbomOf(engine: Engine, sourceText: string, options: SbomOp
         const line = origin.historyIndex === undefined ? undefined : lines.get(origin.historyIndex);
         return { layerIndex: index, diffId: image.layers[index]?.diffId ?? '', createdBy: origin.createdBy, file: line?.file ?? null, line: line?.line ?? null, instruction: line?.instruction ?? null };
       });
-      const walks = image.layers.map((layer, index) => (visit: Parameters<ReturnType<typeof tarLayer>>[0]) => withLayerTar(layer, { keepsChunks: true }, (tar) => tarLayer(tar, `${sourceText}: layer ${index + 1} of ${image.layers.length}`)(visit)));
+      const walks = image.layers.map((layer, index) => (visit: Parameters<ReturnType<typeof tarLayer>>[0]) => withLayerTar(layer, (tar, file) => tarLayer(tar, `${sourceText}: layer ${index + 1} of ${image.layers.length}`, file)(visit)));
       const { distro, packages } = await catalogueLayers(walks, origins);
       return { source: sourceText, imageId: image.id, names, distro, packages };
     }),

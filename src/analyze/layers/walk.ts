@@ -166,17 +166,17 @@ export async function listTar(tar: TarSource, what: string): Promise<LayerListin
 
 /**
  * Runs `fn` on a layer's tar: from its local file when it lies there uncompressed (`file` is given, and
- * bodies can be read by position), else its bytes decompressed as they stream. The file is open while `fn` runs.
- * `keepsChunks`: the reader keeps body chunks past the next one (else the file's read buffers are reused).
+ * bodies can be seeked over; the source reuses its read buffers, so a body chunk is good until the next
+ * is read), else its bytes decompressed as they stream. The file is open while `fn` runs.
  */
-export async function withLayerTar<T>(layer: Layer, options: { keepsChunks: boolean }, fn: (tar: TarSource, file: BlobFile | undefined) => Promise<T>): Promise<T> {
+export async function withLayerTar<T>(layer: Layer, fn: (tar: TarSource, file: BlobFile | undefined) => Promise<T>): Promise<T> {
   const file = await layer.locate?.();
   if (file) {
     const handle = await open(file.path, 'r');
     try {
       const head = Buffer.alloc(4);
       await handle.read(head, 0, 4, file.start);
-      if (detectCompression(head) === 'none') return await fn(new FileSource(handle, file.start + file.size, { start: file.start, sync: true, reuse: !options.keepsChunks }), file);
+      if (detectCompression(head) === 'none') return await fn(new FileSource(handle, file.start + file.size, { start: file.start, sync: true, reuse: true }), file);
     } finally {
       await handle.close();
     }

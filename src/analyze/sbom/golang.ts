@@ -5,6 +5,7 @@
  * writes both strings inline, older Go writes pointers to them, resolved here through the program headers.
  */
 import type { Cataloguer } from './cataloguer.js';
+import { READ_ALL, type ReadAt } from './tree.js';
 import { purlOf } from './purl.js';
 
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
@@ -21,14 +22,17 @@ export interface GoBuildInfo {
   readonly deps: readonly Module[];
 }
 
-/** Reads an ELF file's fields at the widths and byte order its header says. */
+/** Reads ELF fields at the widths and byte order the file's header says. */
 class Elf {
-  readonly wide: boolean;
-  readonly little: boolean;
+  constructor(
+    readonly bytes: Buffer,
+    readonly wide = bytes[4] === 2,
+    readonly little = bytes[5] === 1,
+  ) {}
 
-  constructor(readonly bytes: Buffer) {
-    this.wide = bytes[4] === 2;
-    this.little = bytes[5] === 1;
+  /** The same file's widths and order over other bytes of it. */
+  over(bytes: Buffer): Elf {
+    return new Elf(bytes, this.wide, this.little);
   }
 
   u16(at: number): number {
@@ -46,23 +50,6 @@ class Elf {
 
   word(at: number): number {
     return this.wide ? this.u64(at) : this.u32(at);
-  }
-
-  /** The file offset of the section named `wanted`, if the section headers are there. */
-  section(wanted: string): number | undefined {
-    const { bytes, wide } = this;
-    const shoff = this.word(wide ? 0x28 : 0x20);
-    const size = this.u16(wide ? 0x3a : 0x2e);
-    const count = this.u16(wide ? 0x3c : 0x30);
-    const names = this.u16(wide ? 0x3e : 0x32);
-    if (shoff === 0 || size < (wide ? 0x40 : 0x28) || shoff + size * count > bytes.length || names >= count) return undefined;
-    const offsetOf = (i: number): number => this.word(shoff + i * size + (wide ? 0x18 : 0x10));
-    const namesAt = offsetOf(names);
-    for (let i = 0; i < count; i++) {
-      const nameAt = namesAt + this.u32(shoff + i * size);
-      if (nameAt + wanted.length < bytes.length && bytes.toString('latin1', nameAt, nameAt + wanted.length) === wanted && bytes[nameAt + wanted.length] === 0) return offsetOf(i);
-    }
-    return undefined;
   }
 
   /** The file offset of a virtual address, through the PT_LOAD program headers. */
@@ -117,49 +104,85 @@ function parseModInfo(text: string): { main: Module | undefined; deps: Module[] 
   return { main: main ?? (mainPackage === undefined ? undefined : { path: mainPackage, version: '(devel)' }), deps };
 }
 
-/** The build information of an ELF file, or undefined when it is no Go binary (or one without it). */
-export function goBuildInfo(bytes: Buffer): GoBuildInfo | undefined {
-  if (bytes.length < 64 || !bytes.subarray(0, 4).equals(ELF_MAGIC)) return undefined;
-  const elf = new Elf(bytes);
-  let at = elf.section('.go.buildinfo');
-  if (at === undefined || !bytes.subarray(at, at + BUILDINFO_MAGIC.length).equals(BUILDINFO_MAGIC)) {
-    at = bytes.indexOf(BUILDINFO_MAGIC);
-    while (at !== -1 && at % 16 !== 0) at = bytes.indexOf(BUILDINFO_MAGIC, at + 1);
-    if (at === -1) return undefined;
+/** Build information written inline (Go ≥ 1.18): the Go version and the module information, each a varint-prefixed string. */
+function inlineBuildInfo(bytes: Buffer, at: number): GoBuildInfo | undefined {
+  const version = uvarint(bytes, at + 32);
+  if (!version || version.next + version.value > bytes.length) return undefined;
+  const mod = uvarint(bytes, version.next + version.value);
+  if (!mod || mod.next + mod.value > bytes.length) return undefined;
+  return buildInfo(bytes.toString('utf8', version.next, version.next + version.value), bytes.toString('utf8', mod.next, mod.next + mod.value));
+}
+
+function buildInfo(goVersion: string, modInfo: string): GoBuildInfo {
+  // The module information is framed by 16-byte sentinels.
+  const framed = modInfo.length >= 33 && modInfo[modInfo.length - 17] === '\n';
+  return { goVersion, ...parseModInfo(framed ? modInfo.slice(16, -16) : modInfo) };
+}
+
+const INLINE = 2;
+
+/**
+ * The build information from the few parts of an ELF file it needs (its header, section headers and
+ * names, the `.go.buildinfo` section): undefined for an ELF file without that section, READ_ALL when the
+ * section headers are stripped or the information is in the older pointer form.
+ */
+async function probeBuildInfo(readAt: ReadAt, size: number): Promise<GoBuildInfo | undefined | typeof READ_ALL> {
+  const head = await readAt(0, 64);
+  if (head.length < 64 || !head.subarray(0, 4).equals(ELF_MAGIC)) return undefined;
+  const elf = new Elf(head);
+  const { wide } = elf;
+  const shoff = elf.word(wide ? 0x28 : 0x20);
+  const entrySize = elf.u16(wide ? 0x3a : 0x2e);
+  const count = elf.u16(wide ? 0x3c : 0x30);
+  const namesIndex = elf.u16(wide ? 0x3e : 0x32);
+  if (shoff === 0 || entrySize < (wide ? 0x40 : 0x28) || shoff + entrySize * count > size || namesIndex >= count) return READ_ALL;
+  const table = elf.over(await readAt(shoff, entrySize * count));
+  const section = (i: number): { name: number; offset: number; size: number } => ({
+    name: table.u32(i * entrySize),
+    offset: table.word(i * entrySize + (wide ? 0x18 : 0x10)),
+    size: table.word(i * entrySize + (wide ? 0x20 : 0x14)),
+  });
+  const namesSection = section(namesIndex);
+  const names = await readAt(namesSection.offset, Math.min(namesSection.size, 1 << 20));
+  const wanted = '.go.buildinfo\0';
+  for (let i = 0; i < count; i++) {
+    const { name, offset, size: length } = section(i);
+    if (names.toString('latin1', name, name + wanted.length) !== wanted) continue;
+    const bytes = await readAt(offset, Math.min(length, 16 << 20));
+    if (bytes.length < 32 || !bytes.subarray(0, BUILDINFO_MAGIC.length).equals(BUILDINFO_MAGIC)) return READ_ALL;
+    return ((bytes[15] as number) & INLINE) !== 0 ? inlineBuildInfo(bytes, 0) : READ_ALL;
   }
-  if (at + 32 > bytes.length) return undefined;
+  return undefined;
+}
+
+/**
+ * The build information of a whole ELF file: by the section where it can be found, else by its magic
+ * (16-byte aligned); the older pointer form resolved through the program headers.
+ */
+export async function goBuildInfo(bytes: Buffer): Promise<GoBuildInfo | undefined> {
+  const probed = await probeBuildInfo((position, length) => Promise.resolve(bytes.subarray(position, position + length)), bytes.length);
+  if (probed !== READ_ALL) return probed;
+  let at = bytes.indexOf(BUILDINFO_MAGIC);
+  while (at !== -1 && at % 16 !== 0) at = bytes.indexOf(BUILDINFO_MAGIC, at + 1);
+  if (at === -1 || at + 32 > bytes.length) return undefined;
   const pointerSize = bytes[at + 14] as number;
   const flags = bytes[at + 15] as number;
-  let goVersion: string;
-  let modInfo: string;
-  if (flags & 2) {
-    const version = uvarint(bytes, at + 32);
-    if (!version) return undefined;
-    goVersion = bytes.toString('utf8', version.next, version.next + version.value);
-    const mod = uvarint(bytes, version.next + version.value);
-    if (!mod) return undefined;
-    modInfo = bytes.toString('utf8', mod.next, mod.next + mod.value);
-  } else {
-    if (pointerSize !== 4 && pointerSize !== 8) return undefined;
-    const big = (flags & 1) === 1;
-    const pointer = (offset: number): number => (pointerSize === 8 ? Number(big ? bytes.readBigUInt64BE(offset) : bytes.readBigUInt64LE(offset)) : big ? bytes.readUInt32BE(offset) : bytes.readUInt32LE(offset));
-    /** A Go string header at a virtual address: a pointer to the bytes and a length. */
-    const goString = (address: number): string | undefined => {
-      const header = elf.offsetOf(address);
-      if (header === undefined || header + 2 * pointerSize > bytes.length) return undefined;
-      const data = elf.offsetOf(pointer(header));
-      const length = pointer(header + pointerSize);
-      return data === undefined || data + length > bytes.length ? undefined : bytes.toString('utf8', data, data + length);
-    };
-    const version = goString(pointer(at + 16));
-    const mod = goString(pointer(at + 16 + pointerSize));
-    if (version === undefined || mod === undefined) return undefined;
-    goVersion = version;
-    modInfo = mod;
-  }
-  // The module information is framed by 16-byte sentinels.
-  if (modInfo.length >= 33 && modInfo[modInfo.length - 17] === '\n') modInfo = modInfo.slice(16, -16);
-  return { goVersion, ...parseModInfo(modInfo) };
+  if (flags & INLINE) return inlineBuildInfo(bytes, at);
+  if (pointerSize !== 4 && pointerSize !== 8) return undefined;
+  const elf = new Elf(bytes);
+  const big = (flags & 1) === 1;
+  const pointer = (offset: number): number => (pointerSize === 8 ? Number(big ? bytes.readBigUInt64BE(offset) : bytes.readBigUInt64LE(offset)) : big ? bytes.readUInt32BE(offset) : bytes.readUInt32LE(offset));
+  /** A Go string header at a virtual address: a pointer to the bytes and a length. */
+  const goString = (address: number): string | undefined => {
+    const header = elf.offsetOf(address);
+    if (header === undefined || header + 2 * pointerSize > bytes.length) return undefined;
+    const data = elf.offsetOf(pointer(header));
+    const length = pointer(header + pointerSize);
+    return data === undefined || data + length > bytes.length ? undefined : bytes.toString('utf8', data, data + length);
+  };
+  const version = goString(pointer(at + 16));
+  const mod = goString(pointer(at + 16 + pointerSize));
+  return version === undefined || mod === undefined ? undefined : buildInfo(version, mod);
 }
 
 function moduleOf(module: Module): { namespace: string | undefined; name: string } {
@@ -170,7 +193,7 @@ function moduleOf(module: Module): { namespace: string | undefined; name: string
 export const golang: Cataloguer<GoBuildInfo> = {
   name: 'go',
   owner: false,
-  select: (_path, mode) => ((mode & 0o111) !== 0 ? { maxBytes: 512 << 20, head: (first) => first.subarray(0, 4).equals(ELF_MAGIC), read: goBuildInfo } : undefined),
+  select: (_path, mode) => ((mode & 0o111) !== 0 ? { maxBytes: 512 << 20, head: (first) => first.subarray(0, 4).equals(ELF_MAGIC), read: goBuildInfo, probe: probeBuildInfo } : undefined),
   catalogue: (files) =>
     files.flatMap((file) => {
       const { goVersion, main, deps } = file.value;

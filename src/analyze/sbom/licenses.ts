@@ -28,8 +28,18 @@ const ALIASES: Readonly<Record<string, string>> = {
 const FAMILY = /^(a|l|)gpl|^gfdl/;
 const VERSIONED = /^(agpl|lgpl|gpl|gfdl)(?:-|v|\s)?(\d)(?:\.(\d))?(\+|-or-later|-only)?$/;
 
+/** Names seen before: the same few names recur across hundreds of packages. */
+const known = new Map<string, string | undefined>();
+
 /** The SPDX id one license name means, or undefined. */
 export function spdxId(name: string): string | undefined {
+  if (known.has(name)) return known.get(name);
+  const id = lookUp(name);
+  known.set(name, id);
+  return id;
+}
+
+function lookUp(name: string): string | undefined {
   const lower = name.trim().toLowerCase();
   const alias = ALIASES[lower];
   if (alias !== undefined) return alias === '' ? undefined : alias;

@@ -5,9 +5,10 @@
  * wrote it; a file asked for with `history` keeps the versions lower layers wrote too, as long as no layer
  * removed it in between, so that a cataloguer can tell in which layer a record inside it first appeared.
  */
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { type FileHandle, lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { KilnError, isErrno } from '../../errors.js';
+import type { BlobFile } from '../../image/image.js';
 import type { TarSource } from '../../layer/tar/reader.js';
 import { readTar } from '../../layer/tar/reader.js';
 import { cleanEntryPath } from '../layers/walk.js';
@@ -21,8 +22,19 @@ export interface Capture<T> {
   /** Decides from the file's first bytes (at least 64, or all of a smaller file) whether it is wanted. */
   readonly head?: (first: Buffer) => boolean;
   /** Turns the file's bytes into what the cataloguer keeps (undefined: nothing to keep). */
-  readonly read: (bytes: Buffer, path: string) => T | undefined;
+  readonly read: (bytes: Buffer, path: string) => T | undefined | Promise<T | undefined>;
+  /**
+   * Where the file can be read at any position (a layer lying uncompressed in a local file): finds the
+   * value from the few parts it needs, or says READ_ALL to have `read` take the whole file.
+   */
+  readonly probe?: (readAt: ReadAt, size: number) => Promise<T | undefined | typeof READ_ALL>;
 }
+
+/** Reads `length` bytes of a file at `position` (fewer at its end). */
+export type ReadAt = (position: number, length: number) => Promise<Buffer>;
+
+/** A probe's answer: it cannot tell from parts, read the whole file. */
+export const READ_ALL = Symbol('read all');
 
 /** One version of a file a cataloguer asked for. */
 export interface FoundFile<T> {
@@ -49,6 +61,8 @@ export interface TreeEntry {
   /** A hardlink's target (cleaned, relative), a symlink's as written. */
   readonly link?: string;
   readonly body: () => AsyncIterable<Buffer>;
+  /** Random access to a regular file's content, where the layer allows it. */
+  readonly readAt?: ReadAt;
 }
 
 /** A layer's entries, handed to `visit` one at a time in the layer's order. */
@@ -64,9 +78,20 @@ interface Live {
 
 const HEAD_BYTES = 64;
 
-/** Reads a body up to `capture`'s limits and turns it into the asker's value. */
+/**
+ * Reads a file up to `capture`'s limits and turns it into the asker's value: by position where the layer
+ * allows it (the tar's own reads go on past the body), else from the body as it streams by.
+ */
 async function readBody(entry: TreeEntry, capture: Capture<unknown>, path: string): Promise<unknown> {
   if (entry.size > capture.maxBytes) return undefined;
+  const { readAt } = entry;
+  if (readAt) {
+    if (capture.probe) {
+      const probed = await capture.probe(readAt, entry.size);
+      if (probed !== READ_ALL) return probed;
+    } else if (capture.head && !capture.head(await readAt(0, HEAD_BYTES))) return undefined;
+    return capture.read(await readAt(0, entry.size), path);
+  }
   const chunks: Buffer[] = [];
   let have = 0;
   let checked = capture.head === undefined;
@@ -181,25 +206,46 @@ export function canonicalPath(path: string, symlinks: ReadonlyMap<string, string
   return current === '' ? '/' : current;
 }
 
-/** A layer's tar as tree entries. */
-export function tarLayer(tar: TarSource, what: string): LayerWalk {
+/**
+ * A layer's tar as tree entries. With `file` (the tar lies uncompressed there), regular files can also be
+ * read at any position, through a handle of its own that is open while the layer is walked.
+ */
+export function tarLayer(tar: TarSource, what: string, file?: BlobFile): LayerWalk {
   return async (visit) => {
-    for await (const { header, body } of readTar(tar)) {
-      const name = cleanEntryPath(header.path, what);
-      if (name === undefined) continue;
-      const slash = name.lastIndexOf('/');
-      const base = name.slice(slash + 1);
-      const dir = slash === -1 ? '' : name.slice(0, slash);
-      if (base.startsWith('.wh.')) {
-        if (base === '.wh..wh..opq') await visit({ path: dir, kind: 'opaque', mode: 0, size: 0, body: () => body });
-        else if (!base.startsWith('.wh..wh.')) await visit({ path: (dir ? `${dir}/` : '') + base.slice(4), kind: 'whiteout', mode: 0, size: 0, body: () => body });
-        continue;
-      }
-      const kind = header.type === 'file' || header.type === 'directory' || header.type === 'hardlink' || header.type === 'symlink' ? header.type : 'other';
-      const link = header.type === 'hardlink' ? (cleanEntryPath(header.linkname ?? '', what) ?? '') : header.type === 'symlink' ? (header.linkname ?? '') : undefined;
-      await visit({ path: name, kind, mode: header.mode, size: header.size, ...(link !== undefined ? { link } : {}), body: () => body });
+    const handle = file && (await open(file.path, 'r'));
+    try {
+      await walkTar(tar, what, visit, handle && file ? { handle, start: file.start } : undefined);
+    } finally {
+      await handle?.close();
     }
   };
+}
+
+async function walkTar(tar: TarSource, what: string, visit: (entry: TreeEntry) => Promise<void>, random: { handle: FileHandle; start: number } | undefined): Promise<void> {
+  for await (const { header, body, offset } of readTar(tar)) {
+    const name = cleanEntryPath(header.path, what);
+    if (name === undefined) continue;
+    const slash = name.lastIndexOf('/');
+    const base = name.slice(slash + 1);
+    const dir = slash === -1 ? '' : name.slice(0, slash);
+    if (base.startsWith('.wh.')) {
+      if (base === '.wh..wh..opq') await visit({ path: dir, kind: 'opaque', mode: 0, size: 0, body: () => body });
+      else if (!base.startsWith('.wh..wh.')) await visit({ path: (dir ? `${dir}/` : '') + base.slice(4), kind: 'whiteout', mode: 0, size: 0, body: () => body });
+      continue;
+    }
+    const kind = header.type === 'file' || header.type === 'directory' || header.type === 'hardlink' || header.type === 'symlink' ? header.type : 'other';
+    const link = header.type === 'hardlink' ? (cleanEntryPath(header.linkname ?? '', what) ?? '') : header.type === 'symlink' ? (header.linkname ?? '') : undefined;
+    const readAt: ReadAt | undefined =
+      random && kind === 'file'
+        ? async (position, length) => {
+            const wanted = Math.max(0, Math.min(length, header.size - position));
+            const buffer = Buffer.alloc(wanted);
+            const { bytesRead } = await random.handle.read(buffer, 0, wanted, random.start + offset + position);
+            return bytesRead === wanted ? buffer : buffer.subarray(0, bytesRead);
+          }
+        : undefined;
+    await visit({ path: name, kind, mode: header.mode, size: header.size, ...(link !== undefined ? { link } : {}), ...(readAt ? { readAt } : {}), body: () => body });
+  }
 }
 
 /** A directory on this machine as one layer (`dir:PATH`): symlinks are not followed, nothing is written. */

@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { toCycloneDx } from '../../analyze/sbom/cyclonedx.js';
 import type { Sbom } from '../../analyze/sbom/model.js';
 import { toSpdx } from '../../analyze/sbom/spdx.js';
 import { sbomOf } from '../../engine/sbom.js';
@@ -34,11 +33,12 @@ function renderTable(sbom: Sbom): string {
   return `${tabwrite(rows.join('\n'))}\n${sbom.packages.length} package${sbom.packages.length === 1 ? '' : 's'}, distribution ${distro}\n`;
 }
 
-function render(sbom: Sbom, format: string): string {
+async function render(sbom: Sbom, format: string): Promise<string> {
   const info = { toolVersion: KILN_VERSION, created: new Date() };
   if (format === 'json') return `${JSON.stringify(sbom, null, 2)}\n`;
   if (format === 'spdx-json') return `${JSON.stringify(toSpdx(sbom, info), null, 2)}\n`;
-  if (format === 'cyclonedx-json') return `${toCycloneDx(sbom, info)}\n`;
+  // The CycloneDX library is large: loaded only for its format.
+  if (format === 'cyclonedx-json') return `${(await import('../../analyze/sbom/cyclonedx.js')).toCycloneDx(sbom, info)}\n`;
   return renderTable(sbom);
 }
 
@@ -60,7 +60,7 @@ export function registerSbom(parent: Command, ctx: CommandContext): Command {
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
           ...(flags.insecureRegistry ? { insecureRegistries: flags.insecureRegistry } : {}),
         });
-        const text = render(sbom, flags.format);
+        const text = await render(sbom, flags.format);
         if (flags.output !== undefined) await writeFileAtomically(flags.output, Readable.from([Buffer.from(text)]));
         else ctx.io.stdout.write(text);
       }),
