@@ -192,7 +192,7 @@ printf 'Metadata-Version: 2.1\\nName: rpmowned\\nVersion: 1.0\\n' > %{buildroot}
 /usr/lib/python3.11/site-packages/rpmowned-1.0.dist-info/METADATA
 `;
 
-/** One layer for each ecosystem; line 5 also deletes an npm package line 4 added. */
+/** One layer for each ecosystem; line 5 also deletes an npm package line 4 added; line 8 adds a package to apk's database of line 2. */
 const MIXED = `FROM busybox
 COPY apk/ /
 COPY rpm/ /
@@ -200,6 +200,7 @@ COPY app/ /app/
 RUN mkdir -p /usr/lib/python3.11/site-packages/requests-2.31.0.dist-info && printf 'Metadata-Version: 2.1\\nName: requests\\nVersion: 2.31.0\\nLicense: Apache-2.0\\n\\nHTTP for Humans.\\n' > /usr/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA && rm -r /app/node_modules/gone
 COPY gobin /usr/local/bin/umoci
 COPY app.jar /opt/app.jar
+RUN printf '\\nP:zlib\\nV:1.3-r0\\nA:x86_64\\nL:Zlib\\no:zlib\\n' >> /lib/apk/db/installed
 `;
 
 const mixedSkip = await mixedUnavailable();
@@ -253,6 +254,7 @@ describe('kiln sbom: an image kiln built with apk, rpm, npm, Python, Go and Java
     assert.deepEqual(rows.sort(), [
       'apk gotool 1.0-r0 layer 1 line 2',
       'apk musl 1.2.4_git20230717-r4 layer 1 line 2',
+      'apk zlib 1.3-r0 layer 7 line 8',
       'golang github.com/opencontainers/umoci/cmd/umoci (devel) layer 5 line 6',
       'golang stdlib 1.19.8 layer 5 line 6',
       'maven com.acme:dep 3.1 layer 6 line 7',
@@ -285,6 +287,15 @@ describe('kiln sbom: an image kiln built with apk, rpm, npm, Python, Go and Java
     assert.equal(byName.get('org.example:demo')?.foundIn, '/opt/app.jar');
   });
 
+  it('reads the same from a docker-archive the store saved, lines included', async () => {
+    const archive = join(out, 'mixed.tar');
+    await ok(kiln(['save', '-o', archive, 'mixed:1']));
+    const saved = await sbomOf(`docker-archive:${archive}`);
+    const rows = (s: Sbom): string[] => s.packages.map((p) => `${p.purl} ${p.foundIn} ${p.origin.diffId} ${p.origin.line ?? '-'}`);
+    assert.deepEqual(rows(saved), rows(sbom));
+    assert.equal(saved.imageId, sbom.imageId);
+  });
+
   it('reads a directory with dir:PATH', async () => {
     const dir = await sbomOf(`dir:${join(context, 'app')}`);
     assert.deepEqual(dir.packages.map((p) => `${p.name} ${p.version} ${p.foundIn}`).sort(), ['@scope/pkg 2.0.0 /node_modules/@scope/pkg/package.json', 'gone 1.0.0 /node_modules/gone/package.json', 'left-pad 1.3.0 /node_modules/left-pad/package.json', 'nested 0.1.0 /node_modules/left-pad/node_modules/nested/package.json']);
@@ -295,7 +306,7 @@ describe('kiln sbom: an image kiln built with apk, rpm, npm, Python, Go and Java
     const table = (await ok(kiln(['sbom', 'mixed:1']))).stdout;
     assert.match(table, /^NAME\s+VERSION\s+TYPE\s+LAYER\s+LINE\n/);
     assert.match(table, /\nrequests\s+2\.31\.0\s+pypi\s+4\s+5: RUN mkdir -p/);
-    assert.match(table, /\n11 packages, distribution Alpine Linux v3\.19\n$/);
+    assert.match(table, /\n12 packages, distribution Alpine Linux v3\.19\n$/);
     const bad = await kiln(['sbom', '--format', 'xml', 'mixed:1']);
     assert.equal(bad.code, 125);
     assert.match(bad.stderr, /--format xml: kiln sbom writes table, json, spdx-json, cyclonedx-json/);
