@@ -83,6 +83,16 @@ const HEAD_BYTES = 64;
  * allows it (the tar's own reads go on past the body), else from the body as it streams by.
  */
 async function readBody(entry: TreeEntry, capture: Capture<unknown>, path: string): Promise<unknown> {
+  try {
+    return await readCapture(entry, capture, path);
+  } catch (err) {
+    // A record or binary cut short or malformed (a read out of its bounds) holds nothing to catalogue.
+    if (err instanceof RangeError) return undefined;
+    throw err;
+  }
+}
+
+async function readCapture(entry: TreeEntry, capture: Capture<unknown>, path: string): Promise<unknown> {
   if (entry.size > capture.maxBytes) return undefined;
   const { readAt } = entry;
   if (readAt) {
