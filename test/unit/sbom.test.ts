@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { allOf, spdxExpression } from '../../src/analyze/sbom/licenses.js';
 import { type Capture, type LayerWalk, type TreeEntry, canonicalPath, readFinalTree } from '../../src/analyze/sbom/tree.js';
@@ -81,5 +82,25 @@ describe('sbom tree: the final tree of layers', () => {
     const db = tree.found[0]?.[0];
     assert.deepEqual(db && { layer: db.layer, value: db.value, versions: db.versions.map((v) => [v.layer, v.value]) }, { layer: 4, value: 'v4', versions: [[3, 'v3']] });
     assert.deepEqual((tree.found[1] ?? []).map((f) => `${f.path} ${f.layer} ${String(f.value)}`).sort(), ['/app/b.json 0 b', '/opt/e.json 1 e']);
+  });
+});
+
+describe('sbom tree: malformed files', () => {
+  it('passes over ELF files cut short or full of noise, and a Go binary read whole (no random access) still gives its build info', async () => {
+    const { golang } = await import('../../src/analyze/sbom/golang.js');
+    const goBinary = await readFile('/usr/bin/umoci').catch(() => undefined);
+    const noise = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]), Buffer.alloc(4096, 0xff)]);
+    const files: [string, Buffer][] = [['usr/bin/noise', noise], ['usr/bin/short', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1])]];
+    if (goBinary) files.push(['usr/bin/cut', goBinary.subarray(0, goBinary.length >> 1)], ['usr/bin/whole', goBinary]);
+    const walk: LayerWalk = async (visit) => {
+      for (const [path, bytes] of files) await visit({ path, kind: 'file', mode: 0o755, size: bytes.length, body: async function* () { yield bytes; } });
+    };
+    const tree = await readFinalTree([walk], (path, mode) => {
+      const capture = golang.select(path, mode);
+      return capture && { asker: 0, capture };
+    });
+    const found = (tree.found[0] ?? []).map((f) => f.path);
+    assert.ok(!found.includes('/usr/bin/noise') && !found.includes('/usr/bin/short'));
+    if (goBinary) assert.ok(found.includes('/usr/bin/whole'), 'the whole Go binary has build info');
   });
 });
