@@ -36,7 +36,7 @@ const OTHER_TRANSPORTS = ['containers-storage', 'docker-daemon', 'dir', 'sif', '
  * image in the store (a name or an ID). A store image whose name starts with a transport's name and a
  * colon is named in full (`docker.io/library/oci:1`) or by ID.
  */
-export function parseImageSource(text: string): ImageSource {
+export function parseImageSource(text: string, command = 'kiln analyze', otherSources = ''): ImageSource {
   const colon = text.indexOf(':');
   const transport = colon === -1 ? undefined : text.slice(0, colon);
   const rest = text.slice(colon + 1);
@@ -51,7 +51,7 @@ export function parseImageSource(text: string): ImageSource {
     return sep === -1 || rest.slice(sep + 1) === '' ? { kind: transport, path } : { kind: transport, path, ref: rest.slice(sep + 1) };
   }
   if (transport !== undefined && OTHER_TRANSPORTS.includes(transport)) {
-    throw new KilnError('UNSUPPORTED', `kiln analyze does not read ${transport}: sources; it reads a store image (NAME or ID), docker-archive:PATH[:REF], oci-archive:PATH[:REF], oci:DIR[:REF], docker://REF`);
+    throw new KilnError('UNSUPPORTED', `${command} does not read ${transport}: sources; it reads a store image (NAME or ID), docker-archive:PATH[:REF], oci-archive:PATH[:REF], oci:DIR[:REF], docker://REF${otherSources}`);
   }
   return { kind: 'store', name: text };
 }

@@ -23,7 +23,7 @@ export async function sbomOf(engine: Engine, sourceText: string, options: SbomOp
     const { distro, packages } = await catalogueLayers([directoryLayer(sourceText.slice(DIR.length))], [origin]);
     return { source: sourceText, imageId: '', names: [], distro, packages };
   }
-  const source = parseImageSource(sourceText);
+  const source = parseImageSource(sourceText, 'kiln sbom', `, ${DIR}PATH`);
   const dockerfileText = await readDockerfileOption(options.dockerfile);
   return engine.store.withLease((lease) =>
     withSourceImage(engine, source, options, lease, async ({ image, names }) => {

@@ -310,5 +310,9 @@ describe('kiln sbom: an image kiln built with apk, rpm, npm, Python, Go and Java
     const bad = await kiln(['sbom', '--format', 'xml', 'mixed:1']);
     assert.equal(bad.code, 125);
     assert.match(bad.stderr, /--format xml: kiln sbom writes table, json, spdx-json, cyclonedx-json/);
+    const other = await kiln(['sbom', 'containers-storage:x']);
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /kiln sbom does not read containers-storage: sources; it reads .*, dir:PATH\n/);
+    assert.doesNotMatch(other.stderr, /internal error/);
   });
 });
