@@ -37,6 +37,7 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
   { names: ['lint'], load: async () => (await import('./commands/lint.js')).registerLint },
   { names: ['analyze'], load: async () => (await import('./commands/analyze.js')).registerAnalyze },
   { names: ['sbom'], load: async () => (await import('./commands/sbom.js')).registerSbom },
+  { names: ['scan'], load: async () => (await import('./commands/scan.js')).registerScan },
   { names: ['pull', 'push', 'login', 'logout', 'search'], load: async () => (await import('./commands/registry.js')).registerRegistry },
   { names: ['serve'], load: async () => (await import('./commands/serve.js')).registerServe },
   {

@@ -1,0 +1,79 @@
+/**
+ * `kiln scan`: an image's packages (its SBOM, or a saved one with `sbom:FILE`) matched against an OSV
+ * database, indexed once into the store's cache (`cache/osv/`), with the user's policy applied.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Sbom } from '../analyze/sbom/model.js';
+import { openOsvIndex } from '../analyze/vuln/database.js';
+import { type Finding, matchSbom } from '../analyze/vuln/match.js';
+import { type SeverityName, applyPolicy, parseIgnoreFile } from '../analyze/vuln/policy.js';
+import { parseSbomJson } from '../analyze/vuln/sbom-input.js';
+import { KilnError, isErrno, storeWriteError } from '../errors.js';
+import type { Engine } from './engine.js';
+
+export interface ScanOptions {
+  /** `--db PATH`: a directory or zip of OSV JSON records. */
+  readonly db: string;
+  readonly severities?: readonly SeverityName[] | undefined;
+  readonly ignoreUnfixed?: boolean | undefined;
+  readonly ignoreFile?: string | undefined;
+  /** Today, for the ignore file's expiry dates (tests set it). */
+  readonly now?: Date | undefined;
+}
+
+/** Where the store keeps the indexes of the databases it has scanned against. */
+export const osvCacheDir = (engine: Engine): string => join(engine.store.root, 'cache', 'osv');
+
+/**
+ * The SBOM of an image source (the store, docker-archive:, oci-archive:, oci:, docker://, dir:), as `kiln
+ * sbom` makes it. Not wired yet: `kiln sbom` lands on its own branch, and this is the one place to call it.
+ */
+export function sbomForSource(_engine: Engine, sourceText: string): Promise<Sbom> {
+  return Promise.reject(new KilnError('UNSUPPORTED', `kiln scan ${sourceText}: scanning an image directly is not available yet: run kiln sbom ${sourceText} --format json -o FILE, then kiln scan sbom:FILE`));
+}
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `${what} ${path}: no such file`);
+    if (isErrno(err, 'EISDIR')) throw new KilnError('INVALID_ARGUMENT', `${what} ${path}: is a directory, not a file`);
+    if (isErrno(err, 'EACCES')) throw new KilnError('INVALID_ARGUMENT', `${what} ${path}: permission denied`);
+    throw err;
+  }
+}
+
+/** What a scan found, as plain data the front ends format. */
+export interface ScanReport {
+  readonly sbom: Sbom;
+  readonly findings: readonly Finding[];
+  readonly database: { readonly path: string; readonly hash: string; readonly records: number; readonly indexBuilt: boolean };
+  /** Findings the policy left out: ignored by ID, unfixed, at another severity. */
+  readonly omitted: { readonly ignored: number; readonly unfixed: number; readonly otherSeverity: number };
+  /** Packages no advisory could be looked up for. */
+  readonly unmatched: number;
+}
+
+export async function scanSource(engine: Engine, sourceText: string, options: ScanOptions): Promise<ScanReport> {
+  // The cheap inputs first, so a typo in the ignore file fails before a long indexing.
+  const ignore = options.ignoreFile !== undefined ? parseIgnoreFile(await readText(options.ignoreFile, '--ignore-file'), options.ignoreFile) : undefined;
+  const sbom = sourceText.startsWith('sbom:') ? parseSbomJson(await readText(sourceText.slice('sbom:'.length), 'sbom:'), sourceText.slice('sbom:'.length)) : await sbomForSource(engine, sourceText);
+  const cacheDir = osvCacheDir(engine);
+  const index = await openOsvIndex(options.db, cacheDir).catch((err: unknown) => {
+    throw storeWriteError(err, engine.store.root, cacheDir);
+  });
+  try {
+    const { findings, unmatched } = matchSbom(sbom, (key) => index.lookup(key));
+    const policy = applyPolicy(findings, { severities: options.severities, ignoreUnfixed: options.ignoreUnfixed, ignore, now: options.now ?? new Date() });
+    return {
+      sbom,
+      findings: policy.kept,
+      database: { path: options.db, hash: index.hash, records: index.records, indexBuilt: index.built },
+      omitted: { ignored: policy.ignored, unfixed: policy.unfixed, otherSeverity: policy.belowSeverity },
+      unmatched,
+    };
+  } finally {
+    index.close();
+  }
+}
