@@ -22,8 +22,8 @@ export interface ScanOptions {
   readonly now?: Date | undefined;
 }
 
-/** Where the store keeps the indexes of the databases it has scanned against. */
-export const osvCacheDir = (engine: Engine): string => join(engine.store.root, 'cache', 'osv');
+/** Where a store keeps the indexes of the databases it has scanned against. */
+export const osvCacheDir = (storeRoot: string): string => join(storeRoot, 'cache', 'osv');
 
 /**
  * The SBOM of an image source (the store, docker-archive:, oci-archive:, oci:, docker://, dir:), as `kiln
@@ -55,13 +55,21 @@ export interface ScanReport {
   readonly unmatched: number;
 }
 
-export async function scanSource(engine: Engine, sourceText: string, options: ScanOptions): Promise<ScanReport> {
+/** `sbom:FILE`: kiln's SBOM JSON, checked. */
+export async function readSbomFile(path: string): Promise<Sbom> {
+  return parseSbomJson(await readText(path, 'sbom:'), path);
+}
+
+/**
+ * Matches an SBOM against the database, indexing it into the store at `storeRoot` first when no index of
+ * it is there. Needs no open store: a scan of a saved SBOM reads only the index.
+ */
+export async function scanSbom(sbom: Sbom, storeRoot: string, options: ScanOptions): Promise<ScanReport> {
   // The cheap inputs first, so a typo in the ignore file fails before a long indexing.
   const ignore = options.ignoreFile !== undefined ? parseIgnoreFile(await readText(options.ignoreFile, '--ignore-file'), options.ignoreFile) : undefined;
-  const sbom = sourceText.startsWith('sbom:') ? parseSbomJson(await readText(sourceText.slice('sbom:'.length), 'sbom:'), sourceText.slice('sbom:'.length)) : await sbomForSource(engine, sourceText);
-  const cacheDir = osvCacheDir(engine);
+  const cacheDir = osvCacheDir(storeRoot);
   const index = await openOsvIndex(options.db, cacheDir).catch((err: unknown) => {
-    throw storeWriteError(err, engine.store.root, cacheDir);
+    throw storeWriteError(err, storeRoot, cacheDir);
   });
   try {
     const { findings, unmatched } = matchSbom(sbom, (key) => index.lookup(key));
@@ -76,4 +84,10 @@ export async function scanSource(engine: Engine, sourceText: string, options: Sc
   } finally {
     index.close();
   }
+}
+
+/** `kiln scan SOURCE`: an image's SBOM (see sbomForSource) matched against the database. */
+export async function scanSource(engine: Engine, sourceText: string, options: ScanOptions): Promise<ScanReport> {
+  const sbom = sourceText.startsWith('sbom:') ? await readSbomFile(sourceText.slice('sbom:'.length)) : await sbomForSource(engine, sourceText);
+  return scanSbom(sbom, engine.store.root, options);
 }

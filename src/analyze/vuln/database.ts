@@ -3,19 +3,22 @@
  * osv.dev exports per ecosystem). It is indexed once by (release, package name) into a SQLite file under
  * the store's cache, named by the database's hash (the zip's bytes; for a directory, its listing of names,
  * sizes and modification times), so later scans of the same database read only the rows of the packages
- * they look up. The index is written to a temporary name and renamed into place: a scan killed while
+ * they look up. So that a later scan need not even read a zip to hash it, the zip's hash is remembered by
+ * its stat (device, inode, size, modification and change times; any write changes the change time). The
+ * index is written to a temporary name and renamed into place: a scan killed while
  * indexing leaves no half index, and two scans indexing at once both end with a whole one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import type { BigIntStats } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { KilnError, isErrno } from '../../errors.js';
 import { type Advisory, type PackageKey, advisoriesOf, keyString, osvPackageKey } from './osv.js';
 import { readZip } from './zip.js';
 
 /** Bumped when the index's layout or the reduction of records changes, so old indexes are not read. */
-const INDEX_FORMAT = 1;
+const INDEX_FORMAT = 2;
 /** One record is a few KiB; this bounds a hostile one. */
 const MAX_RECORD_BYTES = 32 << 20;
 const MAX_ZIP_BYTES = 2 ** 31 - 1;
@@ -104,17 +107,23 @@ async function zipSource(path: string, size: number): Promise<RecordSource> {
   };
 }
 
-async function recordSource(path: string): Promise<RecordSource> {
-  let info;
+async function statDatabase(path: string): Promise<BigIntStats> {
   try {
-    info = await stat(path);
+    return await stat(path, { bigint: true });
   } catch (err) {
     if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) throw new KilnError('NOT_FOUND', `--db ${path}: no such file or directory`);
     if (isErrno(err, 'EACCES')) throw new KilnError('INVALID_ARGUMENT', `--db ${path}: permission denied`);
     throw err;
   }
-  return info.isDirectory() ? directorySource(path) : zipSource(path, info.size);
 }
+
+/** The name of the file that remembers a zip's hash while its stat is unchanged. */
+function hashMemo(cacheDir: string, path: string, info: BigIntStats): string {
+  const identity = [resolve(path), info.dev, info.ino, info.size, info.mtimeNs, info.ctimeNs].join('\0');
+  return join(cacheDir, `zip-${createHash('sha256').update(identity).digest('hex')}.hash`);
+}
+
+const indexPath = (cacheDir: string, kind: RecordSource['kind'], hash: string): string => join(cacheDir, `osv-${INDEX_FORMAT}-${kind}-${hash}.sqlite`);
 
 function openIndex(path: string, hash: string, built: boolean): OsvIndex {
   const db = new Database(path, { readonly: true, fileMustExist: true });
@@ -143,15 +152,17 @@ async function buildIndex(source: RecordSource, path: string): Promise<void> {
   try {
     db.pragma('journal_mode = OFF');
     db.pragma('synchronous = OFF');
-    db.exec('CREATE TABLE advisories (key TEXT NOT NULL, body TEXT NOT NULL); CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)');
-    const insert = db.prepare('INSERT INTO advisories (key, body) VALUES (?, ?)');
+    // Clustered by key: one package's advisories are on neighbouring pages, so a lookup reads few.
+    db.exec('CREATE TABLE advisories (key TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (key, seq)) WITHOUT ROWID; CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)');
+    const insert = db.prepare('INSERT INTO advisories (key, seq, body) VALUES (?, ?, ?)');
+    let seq = 0;
     let records = 0;
     let withdrawn = 0;
     let batch: Advisory[] = [];
     const flush = db.transaction((advisories: Advisory[]) => {
       for (const advisory of advisories) {
         const key = osvPackageKey(advisory.ecosystem, advisory.name);
-        if (key) insert.run(keyString(key), JSON.stringify(advisory));
+        if (key) insert.run(keyString(key), seq++, JSON.stringify(advisory));
       }
     });
     for (const record of source.records()) {
@@ -174,7 +185,6 @@ async function buildIndex(source: RecordSource, path: string): Promise<void> {
       }
     }
     flush(batch);
-    db.exec('CREATE INDEX advisories_key ON advisories (key)');
     db.prepare('INSERT INTO meta (name, value) VALUES (?, ?), (?, ?), (?, ?)').run('records', records, 'withdrawn', withdrawn, 'complete', 1);
     db.close();
     // The index is only a cache, but a power cut must not leave a torn one under the final name.
@@ -190,14 +200,33 @@ async function buildIndex(source: RecordSource, path: string): Promise<void> {
 
 /** The index of the database at `dbPath`, built into `cacheDir` unless an index of the same database is there. */
 export async function openOsvIndex(dbPath: string, cacheDir: string): Promise<OsvIndex> {
-  const source = await recordSource(dbPath);
-  const path = join(cacheDir, `osv-${INDEX_FORMAT}-${source.kind}-${source.hash}.sqlite`);
+  const info = await statDatabase(dbPath);
+  const memo = info.isDirectory() ? undefined : hashMemo(cacheDir, dbPath, info);
+  const remembered = memo !== undefined ? await readFile(memo, 'utf8').catch(() => '') : '';
+  if (/^[0-9a-f]{64}$/.test(remembered)) {
+    try {
+      return openIndex(indexPath(cacheDir, 'zip', remembered), remembered, false);
+    } catch {
+      // The index went (a cache cleaned by hand): read the zip again.
+    }
+  }
+  const source = info.isDirectory() ? await directorySource(dbPath) : await zipSource(dbPath, Number(info.size));
+  const path = indexPath(cacheDir, source.kind, source.hash);
+  let index: OsvIndex | undefined;
   try {
-    return openIndex(path, source.hash, false);
+    index = openIndex(path, source.hash, false);
   } catch {
     // No index yet, or one that cannot be read: (re)build it.
   }
-  await mkdir(cacheDir, { recursive: true });
-  await buildIndex(source, path);
-  return openIndex(path, source.hash, true);
+  if (!index) {
+    await mkdir(cacheDir, { recursive: true });
+    await buildIndex(source, path);
+    index = openIndex(path, source.hash, true);
+  }
+  if (memo !== undefined) {
+    const temporary = `${memo}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    await writeFile(temporary, source.hash);
+    await rename(temporary, memo);
+  }
+  return index;
 }

@@ -136,7 +136,8 @@ export function matchSbom(sbom: Sbom, lookup: (key: PackageKey) => Advisory[]): 
   const findings: Finding[] = [];
   let unmatched = 0;
   const orders = new Map<Ecosystem, VersionOrder>();
-  const cache = new Map<string, Advisory[]>();
+  const lookups = new Map<string, Advisory[]>();
+  const verdicts = new Map<string, { advisory: Advisory; affected: boolean; fixed: string | null }[]>();
   for (const pkg of sbom.packages) {
     const target = packageKey(pkg, sbom.distro);
     if (!target) {
@@ -145,12 +146,15 @@ export function matchSbom(sbom: Sbom, lookup: (key: PackageKey) => Advisory[]): 
     }
     const order = orders.get(target.key.ecosystem) ?? versionOrder(target.key.ecosystem);
     orders.set(target.key.ecosystem, order);
-    const cacheKey = `${target.key.release}\0${target.key.name}`;
-    const advisories = cache.get(cacheKey) ?? lookup(target.key);
-    cache.set(cacheKey, advisories);
+    // The binaries of one source share its advisories and their answers.
+    const lookupKey = `${target.key.release}\0${target.key.name}`;
+    const advisories = lookups.get(lookupKey) ?? lookup(target.key);
+    lookups.set(lookupKey, advisories);
+    const answerKey = `${lookupKey}\0${target.version}`;
+    const answers = verdicts.get(answerKey) ?? advisories.map((advisory) => ({ advisory, ...affects(advisory, target.version, order) }));
+    verdicts.set(answerKey, answers);
     const seen = new Set<string>();
-    for (const advisory of advisories) {
-      const { affected, fixed } = affects(advisory, target.version, order);
+    for (const { advisory, affected, fixed } of answers) {
       if (!affected || seen.has(advisory.id)) continue;
       seen.add(advisory.id);
       const fromBase = pkg.origin.line === null || /^FROM\b/i.test(pkg.origin.instruction ?? '');

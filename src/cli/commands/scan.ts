@@ -30,12 +30,12 @@ export function registerScan(program: Command, ctx: CommandContext): Command {
       const exitCode = flags.exitCode !== undefined ? Number(flags.exitCode) : 0;
       if (flags.exitCode !== undefined && !(/^\d+$/.test(flags.exitCode) && exitCode <= 255)) throw new KilnError('INVALID_ARGUMENT', `invalid --exit-code ${JSON.stringify(flags.exitCode)}: use a number from 0 to 255`);
       const severities = flags.severity !== undefined ? parseSeverities(flags.severity) : undefined;
-      await withEngine(ctx, async (engine) => {
-        const { scanSource } = await import('../../engine/scan.js');
-        const report = await scanSource(engine, source, { db: flags.db as string, severities, ignoreUnfixed: flags.ignoreUnfixed === true, ignoreFile: flags.ignoreFile });
-        if (report.database.indexBuilt) ctx.io.stderr.write(`kiln scan: indexed ${report.database.records} OSV records from ${report.database.path}; later scans of it reuse the index\n`);
-        ctx.io.stdout.write(formatScan(report, flags.format as ScanFormat, KILN_VERSION));
-        if (report.findings.length > 0 && exitCode !== 0) ctx.exitCode = exitCode;
-      });
+      const options = { db: flags.db as string, severities, ignoreUnfixed: flags.ignoreUnfixed === true, ignoreFile: flags.ignoreFile };
+      const { readSbomFile, scanSbom, scanSource } = await import('../../engine/scan.js');
+      // A saved SBOM needs only the store's cache, not the store opened: the scan starts sooner.
+      const report = source.startsWith('sbom:') ? await scanSbom(await readSbomFile(source.slice('sbom:'.length)), ctx.root(), options) : await withEngine(ctx, (engine) => scanSource(engine, source, options));
+      if (report.database.indexBuilt) ctx.io.stderr.write(`kiln scan: indexed ${report.database.records} OSV records from ${report.database.path}; later scans of it reuse the index\n`);
+      ctx.io.stdout.write(formatScan(report, flags.format as ScanFormat, KILN_VERSION));
+      if (report.findings.length > 0 && exitCode !== 0) ctx.exitCode = exitCode;
     });
 }

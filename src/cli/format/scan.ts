@@ -16,7 +16,8 @@ const RANK = Object.fromEntries(SEVERITIES.map((s, i) => [s, i])) as Record<Seve
 
 /** Most severe first, then by package and ID, so the output is stable. */
 export function sortFindings(findings: readonly Finding[]): Finding[] {
-  return [...findings].sort((a, b) => RANK[b.severity] - RANK[a.severity] || a.package.name.localeCompare(b.package.name) || a.id.localeCompare(b.id));
+  const text = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return [...findings].sort((a, b) => RANK[b.severity] - RANK[a.severity] || text(a.package.name, b.package.name) || text(a.id, b.id));
 }
 
 /** Where a finding came from: `layer 3, Dockerfile:7` or `layer 0 (base image)`. */

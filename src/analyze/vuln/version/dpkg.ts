@@ -5,7 +5,7 @@
  * (by value).
  */
 import { KilnError } from '../../../errors.js';
-import { compareDigits } from './numeric.js';
+import { compareDigitRuns, compareDigits } from './numeric.js';
 
 export interface DpkgVersion {
   readonly epoch: string;
@@ -55,7 +55,7 @@ function comparePart(a: string, b: string): number {
     const startB = j;
     while (isDigit(a, i)) i++;
     while (isDigit(b, j)) j++;
-    const diff = compareDigits(a.slice(startA, i), b.slice(startB, j));
+    const diff = compareDigitRuns(a, startA, i, b, startB, j);
     if (diff !== 0) return diff;
   }
   return 0;
