@@ -69,6 +69,9 @@ export async function scanSbom(sbom: Sbom, storeRoot: string, options: ScanOptio
   const ignore = options.ignoreFile !== undefined ? parseIgnoreFile(await readText(options.ignoreFile, '--ignore-file'), options.ignoreFile) : undefined;
   const cacheDir = osvCacheDir(storeRoot);
   const index = await openOsvIndex(options.db, cacheDir).catch((err: unknown) => {
+    if (['EACCES', 'EPERM', 'EROFS', 'SQLITE_CANTOPEN', 'SQLITE_READONLY'].some((code) => isErrno(err, code))) {
+      throw new KilnError('INVALID_ARGUMENT', `cannot write the database's index into ${cacheDir} (${(err as Error).message}): use a store you can write (--root)`, { cause: err });
+    }
     throw storeWriteError(err, storeRoot, cacheDir);
   });
   try {
