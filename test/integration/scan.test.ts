@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
@@ -47,6 +47,11 @@ const SBOM: Sbom = {
     pkg('bash', '5.1.8-6.el9', 'rpm', 'pkg:rpm/bash@5.1.8-6.el9', 0, null),
   ],
 };
+
+/** A zip of a directory as Python's zipfile writes one (osv.dev's exports are made the same way). */
+async function zipDirectory(from: string, to: string): Promise<void> {
+  await run('python3', ['-c', 'import os, sys, zipfile\nwith zipfile.ZipFile(sys.argv[2], "w", zipfile.ZIP_DEFLATED) as z:\n    for d, _, fs in os.walk(sys.argv[1]):\n        for f in fs: z.write(os.path.join(d, f), os.path.relpath(os.path.join(d, f), sys.argv[1]))', from, to]);
+}
 
 type Event = Record<string, string>;
 const permutations = <T>(items: readonly T[]): T[][] => (items.length <= 1 ? [[...items]] : items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest])));
@@ -130,8 +135,7 @@ describe('kiln scan against a generated OSV database', () => {
       await writeFile(join(sub, `${r.id as string}.json`), JSON.stringify(r, null, n % 3 === 0 ? 2 : undefined));
     }
     await writeFile(join(dbDir, 'README.txt'), 'not a record');
-    // The zip as Python's zipfile writes one (osv.dev's exports are made the same way).
-    await run('python3', ['-c', 'import os, sys, zipfile\nwith zipfile.ZipFile(sys.argv[2], "w", zipfile.ZIP_DEFLATED) as z:\n    for d, _, fs in os.walk(sys.argv[1]):\n        for f in fs: z.write(os.path.join(d, f), os.path.relpath(os.path.join(d, f), sys.argv[1]))', dbDir, dbZip]);
+    await zipDirectory(dbDir, dbZip);
   });
 
   it('finds exactly the expected set in a directory, and indexes it once', async () => {
@@ -177,6 +181,19 @@ describe('kiln scan against a generated OSV database', () => {
     assert.deepEqual(pairs(report), expected);
     assert.equal(report.database.records, records.length);
     assert.equal((JSON.parse((await scan(['--db', dbZip, '--format', 'json'])).stdout) as JsonReport).database.indexBuilt, false);
+    // A zip rewritten in place (its hash is remembered by its stat) is read and indexed anew.
+    const own = join(dir, 'own');
+    await mkdir(own);
+    await writeFile(join(own, 'MINE-1.json'), JSON.stringify(record('MINE-1', 'npm', 'lodash', { versions: ['4.17.20'] })));
+    const mine = join(dir, 'mine.zip');
+    await zipDirectory(own, mine);
+    assert.deepEqual(pairs(JSON.parse((await scan(['--db', mine, '--format', 'json'])).stdout) as JsonReport), ['MINE-1 lodash']);
+    await writeFile(join(own, 'MINE-2.json'), JSON.stringify(record('MINE-2', 'PyPI', 'jinja2', { versions: ['3.1.2'] })));
+    await zipDirectory(own, `${mine}.new`);
+    await rename(`${mine}.new`, mine);
+    const rewritten = JSON.parse((await scan(['--db', mine, '--format', 'json'])).stdout) as JsonReport;
+    assert.equal(rewritten.database.indexBuilt, true);
+    assert.deepEqual(pairs(rewritten), ['MINE-1 lodash', 'MINE-2 Jinja2']);
   });
 
   it('prints a table: the counts, then each finding with its layer, line and fix', async () => {
