@@ -11,6 +11,7 @@ import { type SeverityName, applyPolicy, parseIgnoreFile } from '../analyze/vuln
 import { parseSbomJson } from '../analyze/vuln/sbom-input.js';
 import { KilnError, isErrno, storeWriteError } from '../errors.js';
 import type { Engine } from './engine.js';
+import { type SbomOptions, sbomOf } from './sbom.js';
 
 export interface ScanOptions {
   /** `--db PATH`: a directory or zip of OSV JSON records. */
@@ -24,14 +25,6 @@ export interface ScanOptions {
 
 /** Where a store keeps the indexes of the databases it has scanned against. */
 export const osvCacheDir = (storeRoot: string): string => join(storeRoot, 'cache', 'osv');
-
-/**
- * The SBOM of an image source (the store, docker-archive:, oci-archive:, oci:, docker://, dir:), as `kiln
- * sbom` makes it. Not wired yet: `kiln sbom` lands on its own branch, and this is the one place to call it.
- */
-export function sbomForSource(_engine: Engine, sourceText: string): Promise<Sbom> {
-  return Promise.reject(new KilnError('UNSUPPORTED', `kiln scan ${sourceText}: scanning an image directly is not available yet: run kiln sbom ${sourceText} --format json -o FILE, then kiln scan sbom:FILE`));
-}
 
 async function readText(path: string, what: string): Promise<string> {
   try {
@@ -89,8 +82,8 @@ export async function scanSbom(sbom: Sbom, storeRoot: string, options: ScanOptio
   }
 }
 
-/** `kiln scan SOURCE`: an image's SBOM (see sbomForSource) matched against the database. */
-export async function scanSource(engine: Engine, sourceText: string, options: ScanOptions): Promise<ScanReport> {
-  const sbom = sourceText.startsWith('sbom:') ? await readSbomFile(sourceText.slice('sbom:'.length)) : await sbomForSource(engine, sourceText);
+/** `kiln scan SOURCE`: an image's SBOM, as `kiln sbom` makes it, matched against the database. */
+export async function scanSource(engine: Engine, sourceText: string, options: ScanOptions & { readonly source?: SbomOptions }): Promise<ScanReport> {
+  const sbom = sourceText.startsWith('sbom:') ? await readSbomFile(sourceText.slice('sbom:'.length)) : await sbomOf(engine, sourceText, options.source);
   return scanSbom(sbom, engine.store.root, options);
 }

@@ -137,6 +137,36 @@ describe('kiln sbom: a debootstrapped Debian image', { skip: debianSkip ?? false
     assert.equal(doc.packages.length, sbom.packages.length + 1);
     assert.equal(doc.relationships.filter((r) => r.relationshipType === 'CONTAINS' && r.spdxElementId === root?.SPDXID).length, sbom.packages.length);
   });
+
+  it('kiln scan of the image finds exactly the advisories written around its installed source versions, and no others', async () => {
+    // Four source packages of the image, each with advisories on both sides of its installed version.
+    const sources = [...new Map(sbom.packages.flatMap((p) => (p.source ? [[p.source.name, p.source.version] as const] : []))).entries()].sort().slice(0, 4);
+    assert.equal(sources.length, 4);
+    const db = join(out, 'osv-debian');
+    await mkdir(db, { recursive: true });
+    const expected = new Set<string>();
+    const record = async (id: string, name: string, events: readonly object[], affects: boolean, withdrawn?: string) => {
+      const advisory = { schema_version: '1.6.0', id, modified: '2026-01-01T00:00:00Z', ...(withdrawn ? { withdrawn } : {}), affected: [{ package: { ecosystem: 'Debian:12', name }, ranges: [{ type: 'ECOSYSTEM', events }] }] };
+      await writeFile(join(db, `${id}.json`), JSON.stringify(advisory));
+      if (affects) for (const p of sbom.packages) if (p.source?.name === name) expected.add(`${id} ${p.name}`);
+    };
+    for (const [index, [name, version]] of sources.entries()) {
+      const later = `${version}+fix1`;
+      await record(`TEST-${index}-FIXED-LATER`, name, [{ introduced: '0' }, { fixed: later }], true);
+      await record(`TEST-${index}-FIXED-LATER-REVERSED`, name, [{ fixed: later }, { introduced: '0' }], true);
+      await record(`TEST-${index}-LAST-AFFECTED`, name, [{ introduced: '0' }, { last_affected: version }], true);
+      await record(`TEST-${index}-FIXED-IN-INSTALLED`, name, [{ introduced: '0' }, { fixed: version }], false);
+      await record(`TEST-${index}-INTRODUCED-LATER`, name, [{ introduced: later }], false);
+      await record(`TEST-${index}-WITHDRAWN`, name, [{ introduced: '0' }], false, '2026-01-02T00:00:00Z');
+    }
+    const scanned = await kiln(['scan', '--format', 'json', '--db', db, 'debian:bookworm']);
+    assert.equal(scanned.code, 0, scanned.stderr);
+    const report = JSON.parse(scanned.stdout) as { imageId: string; findings: { id: string; package: { name: string }; installedVersion: string; origin: { layerIndex: number } }[] };
+    assert.equal(report.imageId, imageId);
+    assert.deepEqual(report.findings.map((f) => `${f.id} ${f.package.name}`).sort(), [...expected].sort());
+    assert.ok(report.findings.every((f) => f.origin.layerIndex === 0));
+    assert.equal((await kiln(['scan', '--db', db, '--exit-code', '3', 'debian:bookworm'])).code, 3, 'findings left: the exit code asked for');
+  });
 });
 
 /** The tools the mixed image's context is made with, and a Go binary of this machine (Debian's umoci). */
