@@ -6,7 +6,7 @@
  */
 import { createHash, hash } from 'node:crypto';
 import { readSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { posix } from 'node:path';
 import { KilnError } from '../../errors.js';
@@ -165,24 +165,36 @@ export async function listTar(tar: TarSource, what: string): Promise<LayerListin
 }
 
 /**
- * Runs `fn` on a layer's tar: from its local file when it lies there uncompressed (`file` is given, and
- * bodies can be seeked over; the source reuses its read buffers, so a body chunk is good until the next
- * is read), else its bytes decompressed as they stream. The file is open while `fn` runs.
+ * Runs `local` on a layer's file when it lies in the store uncompressed (open while `local` runs), else
+ * `streamed` on its bytes decompressed as they stream.
  */
-export async function withLayerTar<T>(layer: Layer, fn: (tar: TarSource, file: BlobFile | undefined) => Promise<T>): Promise<T> {
+async function readLayer<T>(layer: Layer, local: (handle: FileHandle, file: BlobFile) => Promise<T>, streamed: (tar: TarSource) => Promise<T>): Promise<T> {
   const file = await layer.locate?.();
   if (file) {
     const handle = await open(file.path, 'r');
     try {
       const head = Buffer.alloc(4);
       await handle.read(head, 0, 4, file.start);
-      if (detectCompression(head) === 'none') return await fn(new FileSource(handle, file.start + file.size, { start: file.start, sync: true, reuse: true }), file);
+      if (detectCompression(head) === 'none') return await local(handle, file);
     } finally {
       await handle.close();
     }
   }
   const { stream } = await autoDecompress(await layer.open());
-  return fn(stream, undefined);
+  return streamed(stream);
+}
+
+/**
+ * Runs `fn` on a layer's tar: from its local file when it lies there uncompressed (`file` is given, and
+ * bodies can be seeked over; the source reuses its read buffers, so a body chunk is good until the next
+ * is read), else its bytes decompressed as they stream. The file is open while `fn` runs.
+ */
+export async function withLayerTar<T>(layer: Layer, fn: (tar: TarSource, file: BlobFile | undefined) => Promise<T>): Promise<T> {
+  return readLayer(
+    layer,
+    (handle, file) => fn(new FileSource(handle, file.start + file.size, { start: file.start, sync: true, reuse: true }), file),
+    (tar) => fn(tar, undefined),
+  );
 }
 
 /**
@@ -190,24 +202,16 @@ export async function withLayerTar<T>(layer: Layer, fn: (tar: TarSource, file: B
  * `tar -t` reads), else from its bytes decompressed as they stream (bodies hashed as they pass).
  */
 export async function listLayer(layer: Layer, what: string): Promise<LayerListing> {
-  const file = await layer.locate?.();
-  if (file) {
-    const handle = await open(file.path, 'r');
-    try {
-      const head = Buffer.alloc(4);
-      await handle.read(head, 0, 4, file.start);
-      if (detectCompression(head) === 'none') {
-        const entries: LayerEntry[] = [];
-        await scanTarHeaders(handle.fd, file.start, file.start + file.size, (path, type, linkname, size, mode, uid, gid, offset) => {
-          const entry = toEntry(path, type, linkname, size, mode, uid, gid, offset, what);
-          if (entry) entries.push(entry);
-        });
-        return listingOf(entries, new Map(), file, what);
-      }
-    } finally {
-      await handle.close();
-    }
-  }
-  const { stream } = await autoDecompress(await layer.open());
-  return listTar(stream, what);
+  return readLayer(
+    layer,
+    async (handle, file) => {
+      const entries: LayerEntry[] = [];
+      await scanTarHeaders(handle.fd, file.start, file.start + file.size, (path, type, linkname, size, mode, uid, gid, offset) => {
+        const entry = toEntry(path, type, linkname, size, mode, uid, gid, offset, what);
+        if (entry) entries.push(entry);
+      });
+      return listingOf(entries, new Map(), file, what);
+    },
+    (tar) => listTar(tar, what),
+  );
 }
