@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ServeLab, startServeLab } from '../helpers/serve.js';
@@ -83,15 +84,36 @@ describe('kiln serve: the docker CLI and the Python SDK drive containers, volume
     assert.equal(await docker(['ps', '-aq']), '');
   });
 
-  it('rm -f right after run -d removes the running container at once', async () => {
-    for (let i = 0; i < 5; i++) {
+  it('rm -f right after run -d removes the running container at once, twenty times in a row', async (t) => {
+    const took: number[] = [];
+    for (let i = 0; i < 20; i++) {
       const id = (await docker(['run', '-d', 'busybox:lab', 'sleep', '600'])).trim();
       const start = performance.now();
       assert.equal(await docker(['rm', '-f', id]), `${id}\n`);
-      // It used to wait for the 30 s SIGKILL limit; the bound is loose for a loaded 2-core machine.
-      assert.ok(performance.now() - start < 10_000, `rm -f took ${Math.round(performance.now() - start)} ms`);
+      took.push(Math.round(performance.now() - start));
     }
+    t.diagnostic(`rm -f took ${took.join(', ')} ms`);
+    // It used to wait for the 30 s SIGKILL limit.
+    assert.ok(Math.max(...took) < 2000, `rm -f took ${took.join(', ')} ms`);
     assert.equal(await docker(['ps', '-aq']), '');
+  });
+
+  it('logs keep each stream in the order written; history names the images a build kept', async () => {
+    await docker(['run', '--name', 'order', 'busybox:lab', 'sh', '-c', 'echo 1; echo 2 >&2; echo 3; echo 4 >&2; echo 5']);
+    // Each stream in its order. Across the two, a process that writes both faster than kiln reads its two
+    // pipes can come out of order (the order between pipes is not kept yet).
+    assert.equal(spawnSync('sh', ['-c', 'docker logs order 2>/dev/null'], { env: env(), encoding: 'utf8' }).stdout, '1\n3\n5\n');
+    assert.equal(spawnSync('sh', ['-c', 'docker logs order 2>&1 >/dev/null'], { env: env(), encoding: 'utf8' }).stdout, '2\n4\n');
+    await docker(['rm', 'order']);
+    const context = await mkdtemp(join(tmpdir(), 'kiln-history-'));
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox:lab\nRUN echo one > /one\nRUN echo two > /two\n');
+    await docker(['build', '-q', '-t', 'hist:1', context]);
+    const ids = (await docker(['history', '-q', 'hist:1'])).trim().split('\n');
+    assert.match(ids[0] ?? '', /^[0-9a-f]{12}$/);
+    assert.match(ids[1] ?? '', /^[0-9a-f]{12}$/, 'the first RUN\'s image, kept by the build');
+    assert.equal(ids[2], (await docker(['inspect', '-f', '{{.Id}}', 'busybox:lab'])).trim().slice(7, 19), 'the base image on the row of its last entry');
+    await docker(['rmi', 'hist:1']);
+    await rm(context, { recursive: true, force: true });
   });
 
   it('keeps named volumes across containers; --mount volume and tmpfs; volume verbs; system df and prune --volumes', async () => {
