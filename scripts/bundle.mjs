@@ -83,6 +83,22 @@ const lazyBuiltins = {
   },
 };
 
+/**
+ * The packages left outside, through CommonJS shims: an ES module's `import` of an external package is
+ * hoisted to the bundle's top and would load it at start-up (the SBOM libraries, better-sqlite3's addon)
+ * whatever needs it; a shim is run only when the module that imports it first runs. A dynamic
+ * `import('pkg')` stays one.
+ * @type {import('esbuild').Plugin}
+ */
+const lazyPackages = {
+  name: 'lazy-packages',
+  setup(b) {
+    const outside = new RegExp(`^(${Object.keys(pkg.dependencies).filter((name) => name !== 'commander').map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})(/.*)?$`);
+    b.onResolve({ filter: outside }, (args) => (args.namespace === 'lazy-package' || args.kind !== 'import-statement' ? { path: args.path, external: true } : { path: args.path, namespace: 'lazy-package' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
+
 /** @type {import('esbuild').Plugin} */
 const tscImportMetaUrl = {
   name: 'tsc-import-meta-url',
@@ -105,7 +121,7 @@ await build({
   platform: 'node',
   target: 'node20',
   external,
-  plugins: [lazyBuiltins, tscImportMetaUrl],
+  plugins: [lazyBuiltins, lazyPackages, tscImportMetaUrl],
   // The CommonJS parts (commander, the shims) call require; an ES module has none of its own.
   banner: { js: "import { createRequire as __kilnCreateRequire } from 'node:module';\nconst require = __kilnCreateRequire(import.meta.url);" },
   minifyWhitespace: true,
@@ -114,3 +130,8 @@ await build({
   sourcesContent: false,
   logLevel: 'warning',
 });
+
+// What runs at start-up must stay Node's own: a static import in the bundle (other than the banner's)
+// would load a package or a built-in before any command needs it.
+const loadedAtStart = [...(await readFile(outfile, 'utf8')).matchAll(/(?:^|[;\n])import\s*(?:\{[^}]*\}|[\w$]+|\*\s*as\s*[\w$]+)\s*from\s*["']([^"']+)["']/g)].map((m) => m[1]).filter((name) => name !== 'node:module');
+if (loadedAtStart.length > 0) throw new Error(`dist/kiln.mjs imports ${loadedAtStart.join(', ')} at start-up: import them where they are used (see lazyPackages, lazyBuiltins)`);
