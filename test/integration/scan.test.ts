@@ -4,9 +4,11 @@ import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
+import { Ajv } from 'ajv';
 import type { CataloguedPackage, PackageType, Sbom } from '../../src/analyze/sbom/model.js';
 import { runKiln } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/paths.js';
+import { sarifSchema } from '../helpers/schemas.js';
 
 const run = promisify(execFile);
 
@@ -227,6 +229,18 @@ describe('kiln scan against a generated OSV database', () => {
     const lodash = first.results.find((r) => r.ruleId === 'GHSA-LODASH');
     assert.deepEqual(lodash?.locations[0]?.physicalLocation, { artifactLocation: { uri: 'Dockerfile' }, region: { startLine: 5 } });
     assert.equal(first.tool.driver.rules.find((r) => r.id === 'GHSA-LOG4J')?.properties['security-severity'], '10.0');
+  });
+
+  const schema = sarifSchema();
+  it('writes SARIF valid against the SARIF 2.1.0 JSON schema', 'skip' in schema ? { skip: schema.skip } : {}, async () => {
+    assert.ok('schema' in schema);
+    const validate = new Ajv({ strict: false, validateFormats: false, allErrors: true }).compile(schema.schema);
+    const result = await scan(['--db', dbZip, '--format', 'sarif']);
+    const log = JSON.parse(result.stdout) as { runs: { results: { message?: unknown }[] }[] };
+    assert.equal(validate(log), true, JSON.stringify(validate.errors?.slice(0, 5)));
+    // The schema can fail: a result without its message is refused.
+    delete log.runs[0]?.results[0]?.message;
+    assert.equal(validate(log), false);
   });
 
   it('--severity, --ignore-unfixed, --ignore-file and --exit-code', async () => {

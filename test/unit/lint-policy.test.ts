@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import { EMPTY_CONFIG, type LintConfig, parseLintConfig } from '../../src/analyze/lint/config.js';
@@ -8,6 +6,7 @@ import { formatFindings } from '../../src/analyze/lint/format.js';
 import { applyPolicy, failsThreshold, lintDockerfile } from '../../src/analyze/lint/lint.js';
 import type { Finding } from '../../src/analyze/lint/rules.js';
 import { KilnError } from '../../src/errors.js';
+import { sarifSchema } from '../helpers/schemas.js';
 
 function lint(source: string, config: LintConfig = EMPTY_CONFIG, ignore: string[] = []): Finding[] {
   const run = lintDockerfile(source, { file: 'Dockerfile', buildArgs: new Map(), platform: { os: 'linux', architecture: 'amd64' }, images: new Map(), trustedRegistries: config.trustedRegistries, labelSchema: config.labelSchema, strictLabels: config.strictLabels });
@@ -103,19 +102,6 @@ const SAMPLE: readonly Finding[] = [
   { code: 'KL004', level: 'error', message: "The value of A looks like a password in a URL: it's <kept>, & \"quoted\"", file: 'app/Dockerfile', line: 7, column: 1 },
   { code: 'FromAsCasing', level: 'warning', message: "'as' and 'FROM' keywords' casing do not match", file: 'app/Dockerfile', line: 1, column: 1 },
 ];
-
-/** The SARIF 2.1.0 schema from $KILN_CONFORMANCE_DIR/sarif, or why the schema check is skipped. */
-function sarifSchema(): { schema: Record<string, unknown> } | { skip: string } {
-  const dir = process.env.KILN_CONFORMANCE_DIR;
-  if (!dir) return { skip: 'set KILN_CONFORMANCE_DIR to a directory whose sarif/ holds sarif-schema-2.1.0.json (OASIS) to validate against the schema' };
-  const folder = join(dir, 'sarif');
-  const file = existsSync(folder) ? readdirSync(folder).find((name) => /sarif.*2\.1\.0.*\.json$/.test(name) && !name.includes('external')) : undefined;
-  // The corpus may hold other formats' data and not this one: the check is skipped, the run goes on.
-  if (!file) return { skip: `KILN_CONFORMANCE_DIR=${dir} has no sarif/sarif-schema-2.1.0.json (OASIS) to validate against` };
-  // The schema is draft-04; ajv 8 reads draft-07, which differs for it only in `id` → `$id`.
-  const { $schema: _draft, id, ...schema } = JSON.parse(readFileSync(join(folder, file), 'utf8')) as Record<string, unknown>;
-  return { schema: { ...schema, $id: id } };
-}
 
 describe('output formats', () => {
   it("json: hadolint's array of {code, column, file, level, line, message}", () => {
