@@ -7,12 +7,11 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join, posix } from 'node:path';
-import { KilnError, storeWriteError } from '../errors.js';
+import { KilnError } from '../errors.js';
 import type { Credentials } from '../registry/credentials.js';
 import { buildImage } from '../engine/build.js';
-import { applyLayer } from '../layer/apply.js';
+import { buildNetwork, credentialsByRegistry, unpackContext } from '../engine/build-inputs.js';
 import { parseReference } from '../reference/reference.js';
-import { autoDecompress } from '../layer/compression.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
 import { map } from './json.js';
@@ -24,20 +23,9 @@ export interface BuildRoutes {
   readonly storageDriver?: Driver;
 }
 
-/**
- * X-Registry-Config: the credentials the docker CLI sends with a build, base64 JSON by registry (Docker
- * Hub's under its v1 URL), for pulling base images. Credentials for a host, or undefined.
- */
+/** X-Registry-Config: the credentials the docker CLI sends with a build, base64 JSON by registry, for pulling base images. */
 function registryConfig(req: IncomingMessage): (host: string) => Credentials | undefined {
-  const config = headerJson(req, 'X-Registry-Config', map(authConfig)) ?? {};
-  return (host) => {
-    const keys = host === 'docker.io' ? ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io'] : [host, `https://${host}`, `http://${host}`];
-    for (const entry of keys.map((key) => (Object.hasOwn(config, key) ? config[key] : undefined))) {
-      if (entry?.identitytoken) return { identityToken: entry.identitytoken };
-      if (entry?.username && entry.password) return { username: entry.username, password: entry.password };
-    }
-    return undefined;
-  };
+  return credentialsByRegistry(headerJson(req, 'X-Registry-Config', map(authConfig)) ?? {});
 }
 
 export async function buildRoute(call: Call, options: BuildRoutes): Promise<void> {
@@ -51,7 +39,7 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
   const quiet = flag(query, 'q');
   for (const tag of query.getAll('t')) parseReference(tag); // a malformed tag is a 400 before the build, as dockerd answers
   const credentials = registryConfig(req);
-  const network = query.get('networkmode');
+  const network = buildNetwork(query.get('networkmode') ?? undefined, 'networkmode');
   await mkdir(engine.store.content.tmpDir, { recursive: true });
   const context = await mkdtemp(join(engine.store.content.tmpDir, 'build-context-'));
   const stream = jsonStream(res);
@@ -62,10 +50,7 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
   };
   res.on('close', cancelOnClose);
   try {
-    const { stream: tar } = await autoDecompress(req);
-    await applyLayer(context, tar, { whiteouts: 'delete', what: 'the build context', privileged: false }).catch((err: unknown) => {
-      throw storeWriteError(err, engine.store.root, context);
-    });
+    await unpackContext(engine, req, context);
     const path = posix.normalize(`/${dockerfile}`);
     const result = await buildImage(engine, {
       contextDir: context,
@@ -79,7 +64,7 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
       cacheFrom,
       secrets: new Map(),
       ...(query.get('platform') ? { platform: query.get('platform') ?? '' } : {}),
-      ...(network === 'none' || network === 'host' ? { network } : {}),
+      ...(network ? { network } : {}),
       squash: flag(query, 'squash'),
       pull: flag(query, 'pull'),
       registry: { credentials },

@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ErrorCode, KilnError, isErrno, isKilnError } from '../errors.js';
-import { loadImages, saveImages } from '../engine/archive.js';
+import { loadImages, loadMessage, saveImagesAsTar } from '../engine/archive.js';
 import { type Engine } from '../engine/engine.js';
 import { importImage } from '../engine/import.js';
 import { type ProgressEvent, checkCredentials, pullAllTags, pullImage, pushImage, searchImages } from '../engine/registry.js';
@@ -19,8 +19,7 @@ import { commitContainer } from '../engine/containers.js';
 import { systemDiskUsage } from '../engine/df.js';
 import { systemInfo } from '../engine/info.js';
 import { API_VERSION, MIN_API_VERSION, versionInfo } from '../engine/version.js';
-import { tarArchive } from '../transport/archive-writer.js';
-import { familiarString, parseReference } from '../reference/reference.js';
+import { parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
 import { Containers } from './containers.js';
 import { EMPTY_BODY, Execs } from './exec.js';
@@ -94,9 +93,9 @@ function registryAuth(req: IncomingMessage): { username: string; password: strin
 }
 
 async function save(call: Call, names: readonly string[]): Promise<void> {
-  await saveImages(call.engine, names, 'docker', async (files) => {
+  await saveImagesAsTar(call.engine, names, 'docker', async (tar) => {
     call.res.writeHead(200, { 'content-type': 'application/x-tar' });
-    await pipeline(tarArchive(files), call.res);
+    await pipeline(tar, call.res);
   });
 }
 
@@ -131,9 +130,7 @@ function imageRoutes(): [string, RegExp, Handler][] {
       const quiet = flag(query, 'quiet', true); // as dockerd: quiet unless told otherwise
       try {
         await loadImages(engine, { stream: req, description: 'the uploaded archive' }, (event) => {
-          if (event.kind === 'loaded') stream.send({ stream: `Loaded image: ${familiarString(parseReference(event.name))}\n` });
-          else if (event.kind === 'loaded-id') stream.send({ stream: `Loaded image ID: ${event.id}\n` });
-          else if (!quiet) stream.send({ stream: `The image ${familiarString(parseReference(event.name))} already exists, renaming the old one with ID ${event.previousId} to empty string\n` });
+          if (event.kind !== 'renamed' || !quiet) stream.send({ stream: `${loadMessage(event)}\n` });
         });
       } catch (err) {
         stream.fail(err);

@@ -6,9 +6,9 @@ import { scratchName } from '../content/store.js';
 import { KilnError, storeWriteError } from '../errors.js';
 import type { NamedImage } from '../image/image.js';
 import { autoDecompress } from '../layer/compression.js';
-import { type Reference, parseReference, repositoryName } from '../reference/reference.js';
+import { type Reference, familiarString, parseReference, repositoryName } from '../reference/reference.js';
 import { recordImageEvent } from './events.js';
-import { type ArchiveFile, type ArchiveFormat, type SaveItem, archiveFiles } from '../transport/archive-writer.js';
+import { type ArchiveFile, type ArchiveFormat, type SaveItem, archiveFiles, tarArchive, writeArchiveDirectory } from '../transport/archive-writer.js';
 import { readImageArchive } from '../transport/docker-archive.js';
 import { DirectoryTree } from '../transport/filetree.js';
 import type { LocalStore } from '../transport/store.js';
@@ -75,6 +75,28 @@ export async function loadImages(engine: Engine, source: LoadSource, emit: (even
   } finally {
     await cleanup();
   }
+}
+
+/** A load event as `docker load` prints it (the CLI a line, the API a jsonmessage's `stream`). */
+export function loadMessage(event: LoadEvent): string {
+  switch (event.kind) {
+    case 'loaded':
+      return `Loaded image: ${familiarString(parseReference(event.name))}`;
+    case 'loaded-id':
+      return `Loaded image ID: ${event.id}`;
+    case 'renamed':
+      return `The image ${familiarString(parseReference(event.name))} already exists, renaming the old one with ID ${event.previousId} to empty string`;
+  }
+}
+
+/** `docker save` as one tar stream: `write` gets it once the images are found and held (see saveImages). */
+export function saveImagesAsTar<T>(engine: Engine, names: readonly string[], format: ArchiveFormat, write: (tar: AsyncIterable<Buffer>) => Promise<T>): Promise<T> {
+  return saveImages(engine, names, format, (files) => write(tarArchive(files)));
+}
+
+/** `docker save` into a directory (an OCI layout). */
+export function saveImagesToDirectory(engine: Engine, names: readonly string[], format: ArchiveFormat, directory: string): Promise<void> {
+  return saveImages(engine, names, format, (files) => writeArchiveDirectory(files, directory));
 }
 
 /**

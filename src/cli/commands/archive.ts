@@ -1,11 +1,8 @@
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { KilnError } from '../../errors.js';
-import { loadImages, saveImages } from '../../engine/archive.js';
+import { loadImages, loadMessage, saveImagesAsTar, saveImagesToDirectory } from '../../engine/archive.js';
 import { importImage } from '../../engine/import.js';
-import type { LoadEvent } from '../../engine/types.js';
-import { familiarString, parseReference } from '../../reference/reference.js';
-import { tarArchive, writeArchiveDirectory } from '../../transport/archive-writer.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { collect, print, writeFileAtomically } from '../io.js';
 
@@ -25,26 +22,16 @@ export function registerSave(parent: Command, ctx: CommandContext, name = 'save'
         if (options.format === 'oci-dir') {
           const directory = options.output;
           if (!directory) throw new KilnError('INVALID_ARGUMENT', '--format oci-dir needs -o DIRECTORY');
-          await saveImages(engine, images, format, (files) => writeArchiveDirectory(files, directory));
+          await saveImagesToDirectory(engine, images, format, directory);
           return;
         }
         if (!options.output && ctx.io.stdout.isTTY) throw new KilnError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect');
         const output = options.output;
-        await saveImages(engine, images, format, (files) => (output ? writeFileAtomically(output, tarArchive(files)) : pipeline(tarArchive(files), ctx.io.stdout, { end: false })));
+        await saveImagesAsTar(engine, images, format, (tar) => (output ? writeFileAtomically(output, tar) : pipeline(tar, ctx.io.stdout, { end: false })));
       }),
     );
 }
 
-function loadLine(event: LoadEvent): string {
-  switch (event.kind) {
-    case 'loaded':
-      return `Loaded image: ${familiarString(parseReference(event.name))}`;
-    case 'loaded-id':
-      return `Loaded image ID: ${event.id}`;
-    case 'renamed':
-      return `The image ${familiarString(parseReference(event.name))} already exists, renaming the old one with ID ${event.previousId} to empty string`;
-  }
-}
 
 export function registerLoad(parent: Command, ctx: CommandContext, name = 'load'): Command {
   return parent
@@ -56,7 +43,7 @@ export function registerLoad(parent: Command, ctx: CommandContext, name = 'load'
       withEngine(ctx, async (engine) => {
         if (!options.input && ctx.io.stdin.isTTY) throw new KilnError('INVALID_ARGUMENT', 'requested load from stdin, but stdin is empty');
         const source = options.input ? { path: options.input } : { stream: ctx.io.stdin as AsyncIterable<Uint8Array>, description: 'archive on stdin' };
-        await loadImages(engine, source, (event) => print(ctx.io, loadLine(event)));
+        await loadImages(engine, source, (event) => print(ctx.io, loadMessage(event)));
       }),
     );
 }

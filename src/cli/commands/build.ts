@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../build/solver.js';
+import { buildNetwork } from '../../engine/build-inputs.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { type Io, collect, parseBool, print } from '../io.js';
@@ -201,9 +202,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
       withEngine(ctx, async (engine) => {
         const runtimeFlags = checkRuntimeFlags(flags);
         if (!['auto', 'plain', 'tty', 'quiet', 'rawjson'].includes(flags.progress)) throw new KilnError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(flags.progress)}: use auto, plain, tty or quiet`);
-        if (flags.network !== undefined && !['default', 'none', 'host'].includes(flags.network)) {
-          throw new KilnError('INVALID_ARGUMENT', `invalid --network ${JSON.stringify(flags.network)}: use default, none or host`);
-        }
+        const network = buildNetwork(flags.network, '--network');
         const epochText = flags.timestamp ?? process.env.SOURCE_DATE_EPOCH;
         if (epochText !== undefined && epochText !== '' && !/^\d+$/.test(epochText)) throw new KilnError('INVALID_ARGUMENT', `invalid timestamp ${JSON.stringify(epochText)}: give seconds since the Unix epoch`);
         const buildArgs = new Map((flags.buildArg ?? []).flatMap((entry) => {
@@ -233,7 +232,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           secrets: await secrets(flags.secret ?? []),
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
           ...(epochText ? { epoch: Number(epochText) } : {}),
-          ...(flags.network === 'none' || flags.network === 'host' ? { network: flags.network } : {}),
+          ...(network ? { network } : {}),
           ...runtimeFlags,
           pull: flags.pull !== undefined && (flags.pull === (true as unknown) || parseBool(flags.pull)),
           registry: { insecureRegistries: insecure(flags) },

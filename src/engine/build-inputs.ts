@@ -1,0 +1,53 @@
+/**
+ * A build's inputs as the front ends get them, checked and turned into BuildOptions' terms here so that
+ * `kiln build` and `POST /build` apply the same rules: the network mode, a context sent as a tar, and the
+ * credentials a client sends by registry.
+ */
+import { KilnError, storeWriteError } from '../errors.js';
+import { applyLayer } from '../layer/apply.js';
+import { autoDecompress } from '../layer/compression.js';
+import { type Credentials, serverKey } from '../registry/credentials.js';
+import type { Engine } from './engine.js';
+
+/**
+ * `--network` (`networkmode` in the API): the network of RUN steps that do not choose one. `default` (or
+ * nothing) is the host's; other modes (a bridge, a network of the user's) are refused, not taken as host.
+ * `what` names the setting in the error: the flag or the parameter.
+ */
+export function buildNetwork(mode: string | undefined, what: string): 'none' | 'host' | undefined {
+  if (mode === undefined || mode === '' || mode === 'default') return undefined;
+  if (mode === 'none' || mode === 'host') return mode;
+  throw new KilnError('INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(mode)}: use default, none or host`);
+}
+
+/** Unpacks a build context sent as a tar (compressed or not) into `directory`, with a layer's safety rules. */
+export async function unpackContext(engine: Engine, tar: AsyncIterable<Uint8Array>, directory: string): Promise<void> {
+  const { stream } = await autoDecompress(tar);
+  await applyLayer(directory, stream, { whiteouts: 'delete', what: 'the build context', privileged: false }).catch((err: unknown) => {
+    throw storeWriteError(err, engine.store.root, directory);
+  });
+}
+
+/** One registry's entry of the credentials a client sends (Docker's types.AuthConfig, the parts used). */
+export interface AuthEntry {
+  readonly username?: string;
+  readonly password?: string;
+  readonly identitytoken?: string;
+}
+
+/**
+ * The credentials for a registry host out of entries keyed by registry, as the docker CLI sends them with
+ * a build (X-Registry-Config): under the registry's config.json key (Docker Hub's v1 URL), or under its
+ * host name with or without a scheme; Docker Hub's also as index.docker.io or docker.io.
+ */
+export function credentialsByRegistry(entries: Readonly<Record<string, AuthEntry>>): (host: string) => Credentials | undefined {
+  return (host) => {
+    const key = serverKey(host);
+    const keys = key === host ? [host, `https://${host}`, `http://${host}`] : [key, 'index.docker.io', 'docker.io'];
+    for (const entry of keys.map((k) => (Object.hasOwn(entries, k) ? entries[k] : undefined))) {
+      if (entry?.identitytoken) return { identityToken: entry.identitytoken };
+      if (entry?.username && entry.password) return { username: entry.username, password: entry.password };
+    }
+    return undefined;
+  };
+}
