@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError } from '../errors.js';
 import { CONTAINER_FILTERS, type ContainerPathStat, type ContainerRequest, FOLLOW_MS, type FollowOptions, type LogWrite, type MountRequest, type WaitCondition, archiveContainerPath, containerChanges, containerStats, containerIo, containerStatus, containerStdin, createContainer, exportContainer, extractToContainer, findContainer, followLogs, inspectContainer, killContainer, listContainers, logTime, pauseContainer, pruneContainers, removeContainer, renameContainer, resizeContainer, startContainer, statContainerPath, stopContainer, tailLines, topContainer, timestamped, unpauseContainer, waitContainer, withSizes } from '../engine/containers.js';
 import type { Engine } from '../engine/engine.js';
-import { DEFAULT_NETWORK_MODE } from '../engine/networks.js';
+import { networkModeOf } from '../engine/networks.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
 import type { Decoded } from './json.js';
@@ -49,7 +49,7 @@ function ignoredSettings(request: CreateRequest): string[] {
   const isSet = (value: unknown): boolean =>
     value !== undefined && value !== null && value !== false && value !== 0 && value !== '' && !(Array.isArray(value) && value.length === 0) && !(typeof value === 'object' && Object.keys(value).length === 0);
   // Ports are published from a network namespace of the container's own; on the host's (kiln's default) they are not.
-  const mode = !request.HostConfig?.NetworkMode || request.HostConfig.NetworkMode === 'default' ? DEFAULT_NETWORK_MODE : request.HostConfig.NetworkMode;
+  const mode = networkModeOf(request.HostConfig?.NetworkMode);
   const published = (key: string): boolean => (key === 'PortBindings' || key === 'PublishAllPorts') && mode !== 'host' && mode !== 'none';
   const warnings = Object.entries(IGNORED_SETTINGS).filter(([key]) => isSet(hostConfig[key]) && !published(key)).map(([key, why]) => `kiln ignores HostConfig.${key}: ${why}`);
   const restart = request.HostConfig?.RestartPolicy?.Name;

@@ -200,8 +200,7 @@ function systemRoutes(): [string, RegExp, Handler][] {
     ['POST', /^\/auth$/, async ({ req, res }) => {
       const body = (await readJsonBody(req, authConfig)) ?? {};
       if (!body.username || body.password === undefined) throw new KilnError('INVALID_ARGUMENT', 'auth needs a username and a password');
-      const server = (body.serveraddress ?? 'docker.io').replace(/^https?:\/\//, '').replace(/\/v1\/?$/, '').replace(/^index\.docker\.io$/, 'docker.io');
-      await checkCredentials(server, body.username, body.password);
+      await checkCredentials(body.serveraddress ?? 'docker.io', body.username, body.password);
       json(res, 200, { Status: 'Login Succeeded', IdentityToken: '' });
     }],
     ['POST', /^\/commit$/, async ({ engine, query, res }) => {

@@ -35,7 +35,12 @@ export function parseExtraHost(entry: string): { host: string; address: string }
 }
 
 /** The network a container gets when none is asked for (`kiln run`, the docker CLI's `default`). */
-export const DEFAULT_NETWORK_MODE = 'host';
+const DEFAULT_NETWORK_MODE = 'host';
+
+/** A container's network mode as asked for (nothing, or the docker CLI's `default`, is kiln's default). */
+export function networkModeOf(requested: string | undefined): string {
+  return !requested || requested === 'default' ? DEFAULT_NETWORK_MODE : requested;
+}
 
 /** Docker's default bridge network: on it containers reach the outside and publish ports, not each other by name. */
 const DEFAULT_BRIDGE = 'bridge';

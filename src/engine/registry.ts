@@ -13,7 +13,7 @@ import type { Descriptor, Manifest, Platform } from '../oci/types.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { recordImageEvent } from './events.js';
 import { RegistryClient, type StreamingUpload } from '../registry/client.js';
-import { type Credentials, credentialsFor, eraseCredentials, storeCredentials } from '../registry/credentials.js';
+import { type Credentials, credentialsFor, eraseCredentials, registryHost, storeCredentials } from '../registry/credentials.js';
 import type { Lease } from '../transport/store.js';
 import { hostPlatform } from '../transport/oci-layout.js';
 import { readRegistryImage, resumableBlob } from '../transport/registry.js';
@@ -277,22 +277,23 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
   return results;
 }
 
-/** Checks credentials against a registry (the Engine API's `/auth`, which stores nothing). */
-export async function checkCredentials(registry: string, username: string, password: string, options: Omit<RegistryOptions, 'events'> = {}): Promise<void> {
+/** Checks credentials against a registry, named by a server address (see registryHost): the Engine API's `/auth`, which stores nothing. */
+export async function checkCredentials(server: string, username: string, password: string, options: Omit<RegistryOptions, 'events'> = {}): Promise<void> {
+  const registry = registryHost(server);
   const client = new RegistryClient(registry, { credentials: { username, password }, insecureRegistries: [...(options.insecureRegistries ?? []), ...(await configuredInsecureRegistries())] });
   const response = await client.send('GET', '/v2/', { scope: '', what: `logging in to ${registry}`, ok: [200] });
   await response.body.dump();
 }
 
 /** `docker login`: checks the credentials against the registry, then stores them. */
-export async function login(registry: string, username: string, password: string, options: Omit<RegistryOptions, 'events'> = {}): Promise<void> {
-  await checkCredentials(registry, username, password, options);
-  await storeCredentials(registry, username, password);
+export async function login(server: string, username: string, password: string, options: Omit<RegistryOptions, 'events'> = {}): Promise<void> {
+  await checkCredentials(server, username, password, options);
+  await storeCredentials(registryHost(server), username, password);
 }
 
 /** `docker logout`: false when there was nothing to forget. */
-export async function logout(registry: string): Promise<boolean> {
-  return eraseCredentials(registry);
+export async function logout(server: string): Promise<boolean> {
+  return eraseCredentials(registryHost(server));
 }
 
 export interface SearchResult {

@@ -31,6 +31,15 @@ export function serverKey(registry: string): string {
   return registry === 'docker.io' || registry === 'registry-1.docker.io' || registry === 'index.docker.io' ? DOCKER_HUB_KEY : registry;
 }
 
+/**
+ * The registry a server address names, as `docker login` takes it: with or without a scheme and an API
+ * path (`https://index.docker.io/v1/` is Docker Hub, `docker.io`).
+ */
+export function registryHost(serverAddress: string): string {
+  const host = serverAddress.replace(/^https?:\/\//, '').replace(/\/(v[12]\/?)?$/, '');
+  return host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
+}
+
 async function readConfig(path: string): Promise<ConfigFile> {
   const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;

@@ -12,7 +12,7 @@ import { type ConsoleSize, capabilities, commandLine } from '../../runtime/spec.
 import type { Driver } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
-import { DEFAULT_NETWORK_MODE, checkNetworkMode, parseExtraHost } from '../networks.js';
+import { checkNetworkMode, networkModeOf, parseExtraHost } from '../networks.js';
 import { openSnapshotter, unpackImage } from '../run.js';
 import { recordVolume } from '../volumes.js';
 import { type MountRequest, checkMountRequest, containerMounts, parseBind } from './mounts.js';
@@ -107,8 +107,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
     const requested: MountSetting[] = [];
     for (const mount of request.mounts ?? []) requested.push(await checkMountRequest(mount));
     const mounts = containerMounts(binds, requested, [...Object.keys(config.Volumes ?? {}), ...(request.volumes ?? [])]);
-    // The docker CLI names the default network `default`.
-    const networkMode = !request.networkMode || request.networkMode === 'default' ? DEFAULT_NETWORK_MODE : request.networkMode;
+    const networkMode = networkModeOf(request.networkMode);
     const networks = checkNetworkMode(engine, networkMode, request.networks ?? {});
     const portBindings = Object.fromEntries(Object.entries(request.portBindings ?? {}).map(([port, bindings]) => [normalizePort(port), bindings]));
     if ((Object.keys(portBindings).length > 0 || request.publishAllPorts) && Object.keys(networks).length === 0) options.notice(`WARNING: Published ports are discarded when using ${networkMode} network mode (publish from --network bridge or a network of yours)`);
