@@ -6,7 +6,7 @@
 import { KilnError, storeWriteError } from '../errors.js';
 import { applyLayer } from '../layer/apply.js';
 import { autoDecompress } from '../layer/compression.js';
-import { type Credentials, serverKey } from '../registry/credentials.js';
+import { type Credentials, registryHost, serverKey } from '../registry/credentials.js';
 import type { Engine } from './engine.js';
 
 /**
@@ -36,18 +36,17 @@ export interface AuthEntry {
 }
 
 /**
- * The credentials for a registry host out of entries keyed by registry, as the docker CLI sends them with
- * a build (X-Registry-Config): under the registry's config.json key (Docker Hub's v1 URL), or under its
- * host name with or without a scheme; Docker Hub's also as index.docker.io or docker.io.
+ * The credentials for a registry host out of entries keyed by server address, as the docker CLI sends them
+ * with a build (X-Registry-Config): the entry under the registry's config.json key, else one whose key
+ * names the same registry (see registryHost: with a scheme or without, Docker Hub by any of its names).
  */
 export function credentialsByRegistry(entries: Readonly<Record<string, AuthEntry>>): (host: string) => Credentials | undefined {
   return (host) => {
     const key = serverKey(host);
-    const keys = key === host ? [host, `https://${host}`, `http://${host}`] : [key, 'index.docker.io', 'docker.io'];
-    for (const entry of keys.map((k) => (Object.hasOwn(entries, k) ? entries[k] : undefined))) {
-      if (entry?.identitytoken) return { identityToken: entry.identitytoken };
-      if (entry?.username && entry.password) return { username: entry.username, password: entry.password };
-    }
+    const registry = registryHost(host);
+    const entry = Object.hasOwn(entries, key) ? entries[key] : Object.entries(entries).find(([k]) => registryHost(k) === registry)?.[1];
+    if (entry?.identitytoken) return { identityToken: entry.identitytoken };
+    if (entry?.username && entry.password) return { username: entry.username, password: entry.password };
     return undefined;
   };
 }
