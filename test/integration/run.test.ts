@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { dockerFacts, fixture, fixturesUnavailable } from '../helpers/fixtures.js';
+import { INTERLEAVED_MARKERS, INTERLEAVED_SCRIPT, interleavedMarkers } from '../helpers/interleave.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 import { readEntries } from '../helpers/tar.js';
 
@@ -164,6 +165,23 @@ describe('detached containers: run -d, ps, logs, rm -f', { skip: cannotRun }, ()
     assert.equal((await ok(kiln(['ps', '-a', '-q']))).stdout, '');
     assert.deepEqual(await readdir(join(root, 'containers')), []);
     assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
+  });
+});
+
+describe('logs across stdout and stderr', { skip: cannotRun }, () => {
+  it('keep the order written, for a container in the foreground and one under a supervisor', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['load', '-i', await fixture('busybox-docker20-save.tar')]));
+    await ok(kiln(['run', '--name', 'fg', 'busybox:lab', 'sh', '-c', INTERLEAVED_SCRIPT]));
+    await ok(kiln(['run', '-d', '--name', 'bg', 'busybox:lab', 'sh', '-c', INTERLEAVED_SCRIPT]));
+    assert.equal((await ok(kiln(['wait', 'bg']))).stdout, '0\n');
+    // Both streams through one pipe: kiln writes each record to its stream as it reads it (see interleave.ts).
+    const logs = (name: string, redirect: string): string =>
+      interleavedMarkers(spawnSync('sh', ['-c', `"$0" "$1" --root "$2" logs "$3" ${redirect}`, process.execPath, kilnBin, root, name], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout);
+    for (const name of ['fg', 'bg']) {
+      assert.equal(logs(name, '2>&1'), INTERLEAVED_MARKERS, name);
+      assert.equal(logs(name, '2>/dev/null'), 'ace', name);
+    }
   });
 });
 

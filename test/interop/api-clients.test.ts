@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ServeLab, startServeLab } from '../helpers/serve.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
+import { INTERLEAVED_MARKERS, INTERLEAVED_SCRIPT, interleavedMarkers } from '../helpers/interleave.js';
 import { isRoot } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -98,12 +99,13 @@ describe('kiln serve: the docker CLI and the Python SDK drive containers, volume
     assert.equal(await docker(['ps', '-aq']), '');
   });
 
-  it('logs keep each stream in the order written; history names the images a build kept', async () => {
-    await docker(['run', '--name', 'order', 'busybox:lab', 'sh', '-c', 'echo 1; echo 2 >&2; echo 3; echo 4 >&2; echo 5']);
-    // Each stream in its order. Across the two, a process that writes both faster than kiln reads its two
-    // pipes can come out of order (the order between pipes is not kept yet).
-    assert.equal(spawnSync('sh', ['-c', 'docker logs order 2>/dev/null'], { env: env(), encoding: 'utf8' }).stdout, '1\n3\n5\n');
-    assert.equal(spawnSync('sh', ['-c', 'docker logs order 2>&1 >/dev/null'], { env: env(), encoding: 'utf8' }).stdout, '2\n4\n');
+  it('logs keep the order written across stdout and stderr; history names the images a build kept', async () => {
+    await docker(['run', '--name', 'order', 'busybox:lab', 'sh', '-c', INTERLEAVED_SCRIPT]);
+    // Both streams through one pipe, as the CLI writes each frame when it comes (see interleave.ts).
+    const logs = (redirect: string): string => interleavedMarkers(spawnSync('sh', ['-c', `docker logs order ${redirect}`], { env: env(), encoding: 'utf8', maxBuffer: 64 << 20 }).stdout);
+    assert.equal(logs('2>&1'), INTERLEAVED_MARKERS);
+    assert.equal(logs('2>/dev/null'), 'ace');
+    assert.equal(logs('2>&1 >/dev/null'), 'bdf');
     await docker(['rm', 'order']);
     const context = await mkdtemp(join(tmpdir(), 'kiln-history-'));
     await writeFile(join(context, 'Dockerfile'), 'FROM busybox:lab\nRUN echo one > /one\nRUN echo two > /two\n');
