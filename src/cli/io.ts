@@ -22,6 +22,22 @@ export const processIo: Io = {
   },
 };
 
+/**
+ * Writes a container's output to stdout and stderr in the order given, also where both are one file
+ * (`2>&1`): each stream queues what the file cannot take yet on its own, so the other's next write could
+ * pass it. A write to one stream first waits until what the other was given is written; writes to the
+ * same stream go on without waiting.
+ */
+export function orderedOutput(io: Io): (stream: 'stdout' | 'stderr', data: Uint8Array) => Promise<void> {
+  let last: 'stdout' | 'stderr' | undefined;
+  let written = Promise.resolve();
+  return async (stream, data) => {
+    if (stream !== last) await written;
+    last = stream;
+    written = new Promise((resolve) => io[stream].write(data, () => resolve()));
+  };
+}
+
 /** Prints a line (a newline is added unless the text ends with one). */
 export function print(io: Io, text: string): void {
   io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);

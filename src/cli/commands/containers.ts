@@ -8,7 +8,7 @@ import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
 import { goTimeString, humanSize, sinceNow, truncateDisplay } from '../format/units.js';
-import { type Io, collect, parseBool, parseInteger, print, printRows, writeFileAtomically } from '../io.js';
+import { type Io, collect, orderedOutput, parseBool, parseInteger, print, printRows, writeFileAtomically } from '../io.js';
 import { configuredDetachKeys } from '../../registry/credentials.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 
@@ -95,7 +95,7 @@ async function attach(engine: Engine, id: string, runtime: RuntimeName, io: Io, 
     stdin.once('end', () => input.end());
   }
   try {
-    await followLogs(engine, id, (stream, data) => io[stream].write(data), { follow: true, stdout: true, stderr: true, from, signal: detach.signal });
+    await followLogs(engine, id, orderedOutput(io), { follow: true, stdout: true, stderr: true, from, signal: detach.signal });
     if (detach.signal.aborted) {
       io.stderr.write(`${tty ? '\r\n' : ''}read escape sequence\n`);
       return 1;
@@ -350,7 +350,7 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
         const { id } = findContainer(engine, name);
         const tail = tailLines(options.tail);
         const [since, until] = [logTime(options.since), logTime(options.until)];
-        const raw: LogWrite = (stream, data) => ctx.io[stream].write(data);
+        const raw: LogWrite = orderedOutput(ctx.io);
         await followLogs(engine, id, options.timestamps ? timestamped(raw) : raw, { follow: options.follow === true, stdout: true, stderr: true, ...(tail !== undefined ? { tail } : {}), ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) });
       }),
     );

@@ -29,7 +29,7 @@ export interface FollowOptions {
   readonly signal?: AbortSignal;
 }
 
-/** A piece of output as a follower gets it. */
+/** A piece of output as a follower gets it; the next is read once what it returns has settled (a promise: a writer that keeps two outputs in order). */
 export type LogWrite = (stream: LogStream, data: Buffer, time: bigint) => unknown;
 
 /** Where a container's log ends now: `start -a` follows from there, so that it misses nothing the start writes. */
@@ -77,7 +77,7 @@ export async function followLogs(engine: Engine, id: string, write: LogWrite, op
       const done = !row || status === 'exited' || (status === 'created' && !options.waitForStart);
       for await (const record of reader.records()) {
         if (options.until !== undefined && record.time > options.until) return;
-        if (streams.has(record.stream) && (options.since === undefined || record.time >= options.since)) write(record.stream, record.data, record.time);
+        if (streams.has(record.stream) && (options.since === undefined || record.time >= options.since)) await write(record.stream, record.data, record.time);
       }
       if (done || !options.follow || options.signal?.aborted || (options.until !== undefined && nowNanos() > options.until)) return;
       await delay(FOLLOW_MS, undefined, { signal: options.signal }).catch(() => undefined);
