@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
-import { type Layer, chainIds } from '../image/image.js';
+import { type Image, type Layer, chainIds } from '../image/image.js';
+import { appendLayers, historyEntry, imageOf, setConfig, squash } from '../image/mutate.js';
 import { overlayLayerEntries, treeLayerEntries } from '../layer/diff.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
@@ -167,31 +168,18 @@ export class Solver {
     const { store, lease, epoch } = this.options;
     const base = await this.baseOf(this.plan.target);
     const baseLayers = base ? store.configOf(base).rootfs.diff_ids.length : 0;
-    const config = store.configOf(imageId);
-    if (config.rootfs.diff_ids.length - baseLayers <= 1) return imageId;
+    if (store.configOf(imageId).rootfs.diff_ids.length - baseLayers <= 1) return imageId;
     const cleanups: (() => Promise<void>)[] = [];
     try {
       const lower = await this.viewOf(base, cleanups);
       const upper = await this.viewOf(imageId, cleanups);
       const entries = clampTimes(treeLayerEntries(lower, upper), epoch);
       const row = await store.ingestLayer(lease, writeTar(entries), { mediaType: MediaType.ociLayer }, `squashed layer of ${imageId}`);
-      const baseHistory = base ? (store.configOf(base).history ?? []).length : 0;
-      const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString();
-      const { [INLINE_CACHE]: _cache, ...rest } = config;
-      const squashed: ImageConfig = {
-        ...rest,
-        rootfs: { type: 'layers', diff_ids: [...config.rootfs.diff_ids.slice(0, baseLayers), row.diffId] },
-        history: [
-          ...(config.history ?? []).map((h, i) => (i < baseHistory ? h : { ...h, empty_layer: true })),
-          { created, created_by: '', comment: `merge ${imageId} to ${base ?? 'scratch'}` },
-        ],
-      };
-      const rawConfig = Buffer.from(JSON.stringify(squashed));
-      const id = sha256(rawConfig);
-      const baseRow = base ? store.db.image(base) : undefined;
-      const below = baseRow ? (await store.image(baseRow)).layers.slice(0, baseLayers) : [];
-      const layer: Layer = { mediaType: row.mediaType, digest: row.digest, size: row.size, diffId: row.diffId, open: () => store.content.open(row.digest) };
-      await store.writeImage(lease, { image: { id, rawConfig, config: squashed, layers: [...below, layer] }, names: [] }, 'squashed image', base ?? '');
+      const stored = async (id: Digest): Promise<Image> => store.image(store.db.image(id) as NonNullable<ReturnType<typeof store.db.image>>);
+      const built = setConfig(await stored(imageId), { [INLINE_CACHE]: undefined });
+      const merge = historyEntry({ created: this.created(), createdBy: '', comment: `merge ${imageId} to ${base ?? 'scratch'}` });
+      const image = squash(built, base && (await stored(base)), store.storedLayer(row), merge);
+      const { id } = await store.writeImage(lease, { image, names: [] }, 'squashed image', base ?? '');
       return id;
     } finally {
       for (const cleanup of cleanups.reverse()) await cleanup();
@@ -330,40 +318,49 @@ export class Solver {
 
   /** Stores the state after a step as an (intermediate) image whose parent is the state before. */
   private async commit(state: State, step: Step, key: string, layer: Layer | undefined): Promise<State> {
-    const { store, epoch } = this.options;
-    const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString();
-    const diffIds = [...state.config.rootfs.diff_ids, ...(layer ? [layer.diffId] : [])];
+    const { store } = this.options;
+    const created = this.created();
     // Instructions without a history line (ONBUILD) add none.
-    const preceding = step.preceding.flatMap((change) => (change.createdBy !== undefined ? [{ created, created_by: change.createdBy, empty_layer: true }] : []));
-    const own = step.createdBy !== undefined ? [{ created, created_by: step.createdBy, ...(layer ? {} : { empty_layer: true }) }] : [];
-    const history = [...(state.config.history ?? []), ...preceding, ...own];
+    const preceding = step.preceding.flatMap((change) => (change.createdBy !== undefined ? [historyEntry({ created, createdBy: change.createdBy, emptyLayer: true })] : []));
+    const own = step.createdBy !== undefined ? [historyEntry({ created, createdBy: step.createdBy, emptyLayer: !layer })] : [];
     const parentRow = state.imageId ? store.db.image(state.imageId) : undefined;
     const below = parentRow ? (await store.image(parentRow)).layers : [];
-    return this.writeState(state, step, key, { created, diffIds, history, layers: [...below, ...(layer ? [layer] : [])] });
+    return this.writeState(state, step, key, created, below, (image) => appendLayers(image, layer ? [layer] : [], [...preceding, ...own]));
   }
 
-  /** The image after a step, from its parts; its inline cache gains the step. */
-  private async writeState(state: State, step: Step, key: string, parts: { created: string; diffIds: readonly Digest[]; history: NonNullable<ImageConfig['history']>; layers: readonly Layer[] }): Promise<State> {
+  /** The time every image and history entry of the build is created at: SOURCE_DATE_EPOCH's, or now. */
+  private created(): string {
+    const { epoch } = this.options;
+    return new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString();
+  }
+
+  /**
+   * The image after a step: the state's image (over `below`, its layers) with the step's config, then
+   * `add`'s layers and history; its inline cache gains the step.
+   */
+  private async writeState(state: State, step: Step, key: string, created: string, below: readonly Layer[], add: (image: Image) => Image): Promise<State> {
     const { store, lease } = this.options;
-    // Docker-daemon-only fields of a base image do not carry over to a built one.
-    const { container: _c, container_config: _cc, docker_version: _dv, parent: _p, comment: _cm, [INLINE_CACHE]: _ic, ...base } = state.config;
-    const config: ImageConfig = {
-      ...base,
-      created: parts.created,
+    const stepConfig = setConfig(imageOf(state.config, below), {
+      // Docker-daemon-only fields of a base image do not carry over to a built one.
+      container: undefined,
+      container_config: undefined,
+      docker_version: undefined,
+      parent: undefined,
+      comment: undefined,
+      [INLINE_CACHE]: undefined,
+      created,
       ...(step.author !== undefined ? { author: step.author } : {}),
       config: step.config,
-      rootfs: { type: 'layers', diff_ids: parts.diffIds },
-      history: parts.history,
-      [INLINE_CACHE]: [...inlineCache(state.config), { key, layers: parts.diffIds.length, history: parts.history.length }],
-    };
-    const rawConfig = Buffer.from(JSON.stringify(config));
+    });
+    const added = add(stepConfig);
+    const { rootfs, history = [] } = added.config;
+    const image = setConfig(added, { [INLINE_CACHE]: [...inlineCache(state.config), { key, layers: rootfs.diff_ids.length, history: history.length }] });
     // The planner stops most configs that grow too big at the instruction that does it; this is the exact size.
     const { file, startLine, original } = step.location;
-    if (rawConfig.length > MAX_CONFIG_BYTES) throw new KilnError('INVALID_INPUT', `${file}:${startLine}: the image config after ${original} would be ${rawConfig.length} bytes, more than the ${MAX_CONFIG_BYTES} (8 MiB) kiln's store reads`);
-    const id = sha256(rawConfig);
+    if (image.rawConfig.length > MAX_CONFIG_BYTES) throw new KilnError('INVALID_INPUT', `${file}:${startLine}: the image config after ${original} would be ${image.rawConfig.length} bytes, more than the ${MAX_CONFIG_BYTES} (8 MiB) kiln's store reads`);
     // A step's image is intermediate until the build gives it as its result (BuildKit makes no image of a step).
-    await store.writeImage(lease, { image: { id, rawConfig, config, layers: parts.layers }, names: [] }, step.name, state.imageId ?? '', true);
-    return { imageId: id, config, key };
+    const { id } = await store.writeImage(lease, { image, names: [] }, step.name, state.imageId ?? '', true);
+    return { imageId: id, config: image.config, key };
   }
 
   /** Where `--cache-from` images' inline caches are, by step key (read once). */
@@ -390,12 +387,9 @@ export class Solver {
     const sourceHistory = source.config.history ?? [];
     // The layers below must be the ones this build has; anything else means a foreign or damaged cache.
     if (layers < known.length || layers > sourceIds.length || history > sourceHistory.length || known.some((d, i) => sourceIds[i] !== d)) return undefined;
-    return this.writeState(state, step, key, {
-      created: sourceHistory[history - 1]?.created ?? source.config.created ?? new Date(0).toISOString(),
-      diffIds: sourceIds.slice(0, layers),
-      history: sourceHistory.slice(0, history),
-      layers: source.layers.slice(0, layers),
-    });
+    const created = sourceHistory[history - 1]?.created ?? source.config.created ?? new Date(0).toISOString();
+    // The cache image's own blobs for every layer, those below included, and its history up to the step.
+    return this.writeState(state, step, key, created, source.layers.slice(0, known.length), (image) => setConfig(appendLayers(image, source.layers.slice(known.length, layers), []), { history: sourceHistory.slice(0, history) }));
   }
 
   /** Runs an operation on a writable snapshot of the state; returns the layer of its changes. */
@@ -458,7 +452,7 @@ export class Solver {
           if (!(err instanceof KilnError && err.code === 'CONFLICT' && snapshots.has(key))) throw err;
         }
       }
-      return { mediaType: row.mediaType, digest: row.digest, size: row.size, diffId: row.diffId, open: () => store.content.open(row.digest) };
+      return store.storedLayer(row);
     } finally {
       for (const cleanup of cleanups.reverse()) await cleanup();
       if (!keep) await snapshots.remove(active);

@@ -3,9 +3,10 @@ import { KilnError } from '../errors.js';
 import { applyChanges } from '../build/changes.js';
 import { autoDecompress } from '../layer/compression.js';
 import { tarDirectory } from '../layer/directory.js';
-import { type Digest, sha256 } from '../oci/digest.js';
+import type { Digest } from '../oci/digest.js';
+import { historyEntry, imageOf } from '../image/mutate.js';
 import { MediaType } from '../oci/mediatypes.js';
-import { EMPTY_CONTAINER_CONFIG, type ImageConfig } from '../oci/types.js';
+import { EMPTY_CONTAINER_CONFIG } from '../oci/types.js';
 import { familiarString, parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
 import { recordImageEvent } from './events.js';
 import { hostPlatform } from '../transport/oci-layout.js';
@@ -63,23 +64,20 @@ export async function importImage(engine: Engine, source: ImportSource, options:
     const layer = await store.ingestLayer(lease, await rootfsStream(source), { mediaType: MediaType.ociLayer }, 'imported root filesystem');
     // Docker makes an image of no bytes at all; an empty file is far more often a mistake (a failed download).
     if (layer.size === 0) throw new KilnError('INVALID_INPUT', 'import: the input is empty, not a tar archive (for an image with no files, import an empty tar: tar -cf empty.tar -T /dev/null)');
-    const imageConfig: ImageConfig = {
-      architecture: platform.architecture,
-      ...(platform.variant ? { variant: platform.variant } : {}),
-      comment,
-      config,
-      created,
-      history: [{ created, comment }],
-      os: platform.os,
-      rootfs: { type: 'layers', diff_ids: [layer.diffId] },
-    };
-    const rawConfig = Buffer.from(JSON.stringify(imageConfig));
-    const id = sha256(rawConfig);
-    await store.writeImage(
-      lease,
-      { image: { id, rawConfig, config: imageConfig, layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffId: layer.diffId, open: () => store.content.open(layer.digest) }] }, names: name ? [name] : [] },
-      'import',
+    const image = imageOf(
+      {
+        architecture: platform.architecture,
+        ...(platform.variant ? { variant: platform.variant } : {}),
+        comment,
+        config,
+        created,
+        history: [historyEntry({ created, comment })],
+        os: platform.os,
+        rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+      },
+      [store.storedLayer(layer)],
     );
+    const { id } = await store.writeImage(lease, { image, names: name ? [name] : [] }, 'import');
     // dockerd's order: the tag, then the import.
     if (name) recordImageEvent(engine, 'tag', id, familiarString(parseReference(name)));
     recordImageEvent(engine, 'import', id);

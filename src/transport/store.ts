@@ -325,6 +325,12 @@ export class LocalStore {
     return this.db.image(id) ? undefined : new KilnError('NOT_FOUND', `No such image: ${id}`);
   }
 
+  /** A layer whose blob the store holds, read from the content store when opened. */
+  storedLayer(blob: { readonly mediaType: string; readonly digest: Digest; readonly size: number; readonly diffId: Digest }): Layer {
+    const { mediaType, digest, size, diffId } = blob;
+    return { mediaType, digest, size, diffId, open: () => this.content.open(digest), locate: () => Promise.resolve({ path: this.content.blobPath(digest), start: 0, size }) };
+  }
+
   /** Reads a stored image back as an {@link Image} whose layers stream from the content store. */
   async image(row: ImageRow): Promise<Image> {
     const read = (digest: Digest): Promise<Buffer> =>
@@ -338,14 +344,7 @@ export class LocalStore {
     const layers = manifest.layers.map((descriptor, index): Layer => {
       const diffId = config.rootfs.diff_ids[index];
       if (!diffId) throw new KilnError('CORRUPT', `image ${row.id}: manifest has more layers than the config`);
-      return {
-        mediaType: descriptor.mediaType,
-        digest: descriptor.digest,
-        size: descriptor.size,
-        diffId,
-        open: () => this.content.open(descriptor.digest),
-        locate: () => Promise.resolve({ path: this.content.blobPath(descriptor.digest), start: 0, size: descriptor.size }),
-      };
+      return this.storedLayer({ ...descriptor, diffId });
     });
     return { id: row.id, rawConfig, config, layers, manifest: { bytes: manifestBytes, digest: row.manifestDigest, mediaType: row.manifestType } };
   }

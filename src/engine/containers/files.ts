@@ -16,9 +16,9 @@ import { applyLayer } from '../../layer/apply.js';
 import { type Graft, tarDirectory, tarPath } from '../../layer/directory.js';
 import { writeTar } from '../../layer/tar/writer.js';
 import type { ContainerRow } from '../../meta/db.js';
-import { type Digest, sha256 } from '../../oci/digest.js';
+import type { Digest } from '../../oci/digest.js';
+import { appendLayers, historyEntry, setConfig } from '../../image/mutate.js';
 import { MediaType } from '../../oci/mediatypes.js';
-import type { ImageConfig } from '../../oci/types.js';
 import { parseReference, referenceString, withDefaultTag } from '../../reference/reference.js';
 import { mount, unmount } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
@@ -296,31 +296,15 @@ export async function commitContainer(engine: Engine, nameOrId: string, options:
   const container = findContainer(engine, nameOrId);
   const dirs = layerDirs(engine, container);
   const name = options.reference ? referenceString(withDefaultTag(parseReference(options.reference))) : undefined;
-  const base = engine.store.configOf(container.imageId);
   const { store } = engine;
   const id = await store.withLease(async (lease) => {
     const layer = await store.ingestLayer(lease, writeTar(changedEntries(dirs)), { mediaType: MediaType.ociLayer }, `changes of container ${container.name}`);
     const created = new Date().toISOString();
-    const config: ImageConfig = {
-      ...base,
-      created,
-      ...(options.author ? { author: options.author } : {}),
-      config: applyChanges(base.config ?? {}, options.changes ?? []),
-      rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids, layer.diffId] },
-      history: [...(base.history ?? []), { created, created_by: container.command.join(' '), ...(options.author ? { author: options.author } : {}), ...(options.message ? { comment: options.message } : {}) }],
-    };
-    const rawConfig = Buffer.from(JSON.stringify(config));
-    const baseImage = await store.image(engine.image(container.imageId));
-    const imageId = sha256(rawConfig);
-    await store.writeImage(
-      lease,
-      {
-        image: { id: imageId, rawConfig, config, layers: [...baseImage.layers, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffId: layer.diffId, open: () => store.content.open(layer.digest) }] },
-        names: name ? [name] : [],
-      },
-      `commit of ${container.name}`,
-      container.imageId,
-    );
+    const author = options.author ? { author: options.author } : {};
+    const base = await store.image(engine.image(container.imageId));
+    const changed = setConfig(base, { created, ...author, config: applyChanges(base.config.config ?? {}, options.changes ?? []) });
+    const image = appendLayers(changed, [store.storedLayer(layer)], [historyEntry({ created, createdBy: container.command.join(' '), ...author, ...(options.message ? { comment: options.message } : {}) })]);
+    const { id: imageId } = await store.writeImage(lease, { image, names: name ? [name] : [] }, `commit of ${container.name}`, container.imageId);
     return imageId;
   });
   recordEvent(engine, 'container', 'commit', container.id, { image: settingsOf(container).image, name: container.name });
