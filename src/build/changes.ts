@@ -1,7 +1,7 @@
 import { KilnError } from '../errors.js';
 import type { ContainerConfig } from '../oci/types.js';
 import { planBuild } from './plan.js';
-import { hostPlatform } from '../transport/oci-layout.js';
+import { hostPlatform } from '../oci/platform.js';
 import { parseInstructions } from '../dockerfile/instructions.js';
 
 /**

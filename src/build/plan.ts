@@ -11,15 +11,10 @@ import { type Dockerfile, type Instruction, type Location, type RunMount, type S
 import { chompHeredoc } from '../dockerfile/parser.js';
 import { expandWord } from '../dockerfile/shell.js';
 import type { ContainerConfig, HealthConfig, ImageConfig } from '../oci/types.js';
+import { type Platform, formatPlatform, parsePlatform, platformMatches } from '../oci/platform.js';
 import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 import { NAME_MAX, PATH_MAX } from '../layer/apply.js';
 import { goList, goPortSet, goQuotedList, healthcheckLine } from './history.js';
-
-export interface Platform {
-  readonly os: string;
-  readonly architecture: string;
-  readonly variant?: string;
-}
 
 export interface PlanOptions {
   readonly buildArgs: ReadonlyMap<string, string>;
@@ -135,15 +130,20 @@ const DEFAULT_SHELL = ['/bin/sh', '-c'];
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
-function platformString(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+/** Whether a build for `platform` serves a FROM's `--platform` text (false for text that names no platform). */
+function servesPlatform(platform: Platform, wanted: string): boolean {
+  try {
+    return wanted !== '' && platformMatches(platform, parsePlatform(wanted));
+  } catch {
+    return false;
+  }
 }
 
 /** The automatic platform ARGs (TARGETPLATFORM & co.) for a native build. */
 export function platformArgs(platform: Platform): Map<string, string> {
   const args = new Map<string, string>();
   for (const prefix of ['TARGET', 'BUILD']) {
-    args.set(`${prefix}PLATFORM`, platformString(platform));
+    args.set(`${prefix}PLATFORM`, formatPlatform(platform));
     args.set(`${prefix}OS`, platform.os);
     args.set(`${prefix}ARCH`, platform.architecture);
     args.set(`${prefix}VARIANT`, platform.variant ?? '');
@@ -401,8 +401,8 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     }
     if (stage.platform !== undefined) {
       const wanted = expander(stage.location, escape, (n) => globals.get(n))(stage.platform);
-      if (wanted !== platformString(options.platform) && wanted !== `${options.platform.os}/${options.platform.architecture}`) {
-        throw instructionError(stage.location, `FROM --platform=${wanted}: kiln builds only for this machine's platform (${platformString(options.platform)})`);
+      if (!servesPlatform(options.platform, wanted)) {
+        throw instructionError(stage.location, `FROM --platform=${wanted}: kiln builds only for this machine's platform (${formatPlatform(options.platform)})`);
       }
     }
 

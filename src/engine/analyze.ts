@@ -14,6 +14,7 @@ import type { TreeNode } from '../analyze/waste.js';
 import { KilnError, isErrno } from '../errors.js';
 import type { Image, NamedImage } from '../image/image.js';
 import type { Digest } from '../oci/digest.js';
+import { parsePlatform } from '../oci/platform.js';
 import type { ImageConfig } from '../oci/types.js';
 import { familiarString, parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
 import type { BuildRecord } from '../meta/db.js';
@@ -138,7 +139,7 @@ export async function withSourceImage<T>(engine: Engine, source: ImageSource, op
     return fn({ image: await engine.store.image(row), names: engine.store.db.namesOf(row.id).filter((n) => n.kind === 'tag').map((n) => familiarString(parseReference(n.name))) });
   }
   // What reads a registry or an archive is loaded only for such a source: a store image starts sooner.
-  const { parsePlatform, clientFor } = await import('./registry.js');
+  const { clientFor } = await import('./registry.js');
   if (source.kind === 'docker') {
     const { readRegistryImage } = await import('../transport/registry.js');
     const ref = withDefaultTag(parseReference(source.ref));

@@ -12,7 +12,7 @@ import type { Credentials } from '../registry/credentials.js';
 import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
 import { type Driver, Snapshotter, unmountStale } from '../snapshot/snapshotter.js';
 import { processAlive } from '../gc/gc.js';
-import { hostPlatform } from '../transport/oci-layout.js';
+import { hostPlatform } from '../oci/platform.js';
 import type { Lease } from '../transport/store.js';
 import { BUILD_CONTAINER_PREFIX } from '../build/ops.js';
 import { execFile } from 'node:child_process';

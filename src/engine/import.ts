@@ -9,7 +9,7 @@ import { MediaType } from '../oci/mediatypes.js';
 import { EMPTY_CONTAINER_CONFIG } from '../oci/types.js';
 import { familiarString, parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
 import { recordImageEvent } from './events.js';
-import { hostPlatform } from '../transport/oci-layout.js';
+import { parsePlatform } from '../oci/platform.js';
 import type { Engine } from './engine.js';
 
 export interface ImportOptions {
@@ -27,14 +27,6 @@ export interface ImportOptions {
 
 /** Where `import` reads a root filesystem from: a tar (file or stream, maybe compressed) or a directory. */
 export type ImportSource = { readonly path: string } | { readonly stream: AsyncIterable<Uint8Array> };
-
-
-function parsePlatform(text: string | undefined): { os: string; architecture: string; variant?: string } {
-  if (!text) return hostPlatform();
-  const [os, architecture, variant, extra] = text.toLowerCase().split('/');
-  if (!os || !architecture || extra !== undefined) throw new KilnError('INVALID_ARGUMENT', `invalid platform ${JSON.stringify(text)}: expected os/arch[/variant], e.g. linux/amd64`);
-  return variant ? { os, architecture, variant } : { os, architecture };
-}
 
 async function rootfsStream(source: ImportSource): Promise<AsyncIterable<Uint8Array>> {
   if ('stream' in source) return (await autoDecompress(source.stream)).stream;

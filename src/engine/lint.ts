@@ -21,7 +21,7 @@ import { KilnError, isErrno } from '../errors.js';
 import { autoDecompress } from '../layer/compression.js';
 import { readTar } from '../layer/tar/reader.js';
 import { familiarString, parseReference, repositoryName } from '../reference/reference.js';
-import { hostPlatform } from '../transport/oci-layout.js';
+import { hostPlatform } from '../oci/platform.js';
 import type { Engine } from './engine.js';
 import { pullImage } from './registry.js';
 

@@ -9,13 +9,13 @@ import { type Layer, chainIds } from '../image/image.js';
 import { compressStream } from '../layer/compression.js';
 import type { Digest } from '../oci/digest.js';
 import { MediaType, layerCompression } from '../oci/mediatypes.js';
-import type { Descriptor, Manifest, Platform } from '../oci/types.js';
+import type { Descriptor, Manifest } from '../oci/types.js';
+import { parsePlatform } from '../oci/platform.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { recordImageEvent } from './events.js';
 import { RegistryClient, type StreamingUpload } from '../registry/client.js';
 import { type Credentials, credentialsFor, eraseCredentials, registryHost, storeCredentials } from '../registry/credentials.js';
 import type { Lease } from '../transport/store.js';
-import { hostPlatform } from '../transport/oci-layout.js';
 import { readRegistryImage, resumableBlob } from '../transport/registry.js';
 import type { Engine } from './engine.js';
 import { limited } from './limited.js';
@@ -60,14 +60,6 @@ export async function clientFor(registry: string, options: { readonly insecureRe
   const credentials = options.credentials ?? (await credentialsFor(registry));
   const insecureRegistries = [...(options.insecureRegistries ?? []), ...(await configuredInsecureRegistries())];
   return new RegistryClient(registry, { ...(credentials ? { credentials } : {}), insecureRegistries });
-}
-
-/** `os/arch[/variant]` → a platform; the host's when absent. */
-export function parsePlatform(text: string | undefined): Platform {
-  if (text === undefined || text === '') return hostPlatform();
-  const [os, architecture, variant, extra] = text.split('/');
-  if (!os || !architecture || extra !== undefined) throw new KilnError('INVALID_ARGUMENT', `invalid platform ${JSON.stringify(text)}: use os/arch[/variant], e.g. linux/arm64`);
-  return { os, architecture, ...(variant ? { variant } : {}) };
 }
 
 export interface PullOptions extends RegistryOptions {

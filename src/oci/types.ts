@@ -1,4 +1,5 @@
 import type { Digest } from './digest.js';
+import type { Platform } from './platform.js';
 
 /** A content descriptor (OCI image-spec `descriptor.md`). */
 export interface Descriptor {
@@ -9,14 +10,6 @@ export interface Descriptor {
   readonly annotations?: Readonly<Record<string, string>>;
   readonly platform?: Platform;
   readonly artifactType?: string;
-}
-
-export interface Platform {
-  readonly architecture: string;
-  readonly os: string;
-  readonly 'os.version'?: string;
-  readonly 'os.features'?: readonly string[];
-  readonly variant?: string;
 }
 
 /** An image manifest: OCI (`application/vnd.oci.image.manifest.v1+json`) or Docker v2 schema 2. */

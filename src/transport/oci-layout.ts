@@ -2,7 +2,8 @@ import { KilnError } from '../errors.js';
 import type { Image, Layer, NamedImage } from '../image/image.js';
 import { type Digest, digestHex, sha256 } from '../oci/digest.js';
 import { isIndexType, isManifestType, layerCompression } from '../oci/mediatypes.js';
-import type { Descriptor, Platform } from '../oci/types.js';
+import type { Descriptor } from '../oci/types.js';
+import { type Platform, formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
 import { parseJson, validateImageConfig, validateIndex, validateLayout, validateManifest } from '../oci/validate.js';
 import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
 import type { FileTree } from './filetree.js';
@@ -26,12 +27,6 @@ export async function readVerifiedBlob(tree: FileTree, descriptor: Pick<Descript
     throw new KilnError('DIGEST_MISMATCH', `${tree.description}: ${what} ${descriptor.digest} does not match its content (got ${actual}, ${bytes.length} bytes)`);
   }
   return bytes;
-}
-
-/** The host's platform in OCI terms, for picking one manifest out of an index. */
-export function hostPlatform(): Platform {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return { os: process.platform === 'win32' ? 'windows' : 'linux', architecture: arch[process.arch] ?? process.arch };
 }
 
 /**
@@ -84,8 +79,9 @@ function nameOf(descriptor: Descriptor): string | undefined {
   return undefined;
 }
 
-function platformMatches(platform: Platform | undefined, wanted: Platform): boolean {
-  return !platform || (platform.os === wanted.os && platform.architecture === wanted.architecture);
+/** An entry of a layout's index that names no platform is an image to take (a layout's top-level entries seldom name one). */
+function serves(candidate: Platform | undefined, wanted: Platform): boolean {
+  return candidate === undefined || platformMatches(candidate, wanted);
 }
 
 /**
@@ -105,8 +101,8 @@ export async function readOciLayout(tree: FileTree, platform = hostPlatform(), r
       const name = nameOf(descriptor) ?? inheritedName;
       if (isIndexType(descriptor.mediaType)) {
         const nested = validateIndex(parseJson(await readVerifiedBlob(tree, descriptor, 'index'), `${tree.description}: index ${descriptor.digest}`), `${tree.description}: index ${descriptor.digest}`);
-        await visit(nested.manifests.filter((m) => platformMatches(m.platform, platform)).slice(0, 1), name, depth + 1);
-      } else if (isManifestType(descriptor.mediaType) && platformMatches(descriptor.platform, platform)) {
+        await visit(nested.manifests.filter((m) => serves(m.platform, platform)).slice(0, 1), name, depth + 1);
+      } else if (isManifestType(descriptor.mediaType) && serves(descriptor.platform, platform)) {
         const image = await readManifestImage(tree, descriptor);
         const entry = byId.get(image.id) ?? { image, names: [] };
         if (name && !entry.names.includes(name)) entry.names.push(name);
@@ -120,6 +116,6 @@ export async function readOciLayout(tree: FileTree, platform = hostPlatform(), r
     throw new KilnError('NOT_FOUND', `${tree.description}: no image named ${JSON.stringify(refName)} in index.json (${refs.length > 0 ? `it has ${refs.map((r) => JSON.stringify(r)).join(', ')}` : 'its images have no ref names'})`);
   }
   await visit(named, undefined, 0);
-  if (byId.size === 0) throw new KilnError('NOT_FOUND', `${tree.description}: no image for ${platform.os}/${platform.architecture} in index.json`);
+  if (byId.size === 0) throw new KilnError('NOT_FOUND', `${tree.description}: no image for ${formatPlatform(platform)} in index.json`);
   return [...byId.values()];
 }

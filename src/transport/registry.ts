@@ -9,21 +9,11 @@ import type { Image, Layer } from '../image/image.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { checkImageManifest, checkIndexLimits } from '../oci/limits.js';
 import { MediaType, isIndexType } from '../oci/mediatypes.js';
-import type { Descriptor, Manifest, Platform } from '../oci/types.js';
+import type { Descriptor, Manifest } from '../oci/types.js';
+import { type Platform, formatPlatform, platformMatches } from '../oci/platform.js';
 import { parseJson, validateImageConfig, validateIndex, validateManifest } from '../oci/validate.js';
 import { type Reference, familiarString } from '../reference/reference.js';
 import type { FetchedManifest, RegistryClient } from '../registry/client.js';
-
-export function platformText(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
-}
-
-/** Docker's platform match: os and architecture equal; the variant too when both name one (arm64's is v8 by default). */
-export function platformMatches(candidate: Platform | undefined, wanted: Platform): boolean {
-  if (!candidate || candidate.os !== wanted.os || candidate.architecture !== wanted.architecture) return false;
-  const normal = (p: Platform): string | undefined => p.variant ?? (p.architecture === 'arm64' ? 'v8' : undefined);
-  return wanted.variant === undefined || normal(candidate) === normal(wanted);
-}
 
 /** Attempts at one blob download: Docker's (a first one and 5 retries). */
 const DOWNLOAD_ATTEMPTS = 6;
@@ -88,10 +78,10 @@ export async function readRegistryImage(client: RegistryClient, ref: Reference, 
   if (isIndexType(top.mediaType) || (typeof topJson === 'object' && topJson !== null && 'manifests' in topJson)) {
     const index = validateIndex(topJson, `index of ${what}`);
     checkIndexLimits(index, what);
-    const entry = index.manifests.find((m) => platformMatches(m.platform, platform.wanted));
+    const entry = index.manifests.find((m) => m.platform !== undefined && platformMatches(m.platform, platform.wanted));
     if (!entry) {
-      const offered = index.manifests.flatMap((m) => (m.platform ? [platformText(m.platform)] : [])).join(', ');
-      throw new KilnError('NOT_FOUND', `no matching manifest for ${platformText(platform.wanted)} in the manifest list entries of ${what} (it has ${offered || 'none'})`);
+      const offered = index.manifests.flatMap((m) => (m.platform ? [formatPlatform(m.platform)] : [])).join(', ');
+      throw new KilnError('NOT_FOUND', `no matching manifest for ${formatPlatform(platform.wanted)} in the manifest list entries of ${what} (it has ${offered || 'none'})`);
     }
     chosen = await client.manifest(repository, entry.digest);
   }
@@ -100,7 +90,7 @@ export async function readRegistryImage(client: RegistryClient, ref: Reference, 
   const rawConfig = await readConfig(client, repository, manifest.config, what);
   const config = validateImageConfig(parseJson(rawConfig, `config of ${what}`), `config of ${what}`);
   if (config.rootfs.diff_ids.length !== manifest.layers.length) throw new KilnError('INVALID_INPUT', `${what}: the manifest has ${manifest.layers.length} layers but the config ${config.rootfs.diff_ids.length}`);
-  if (platform.asked && !platformMatches(config, platform.wanted)) throw new KilnError('NOT_FOUND', `${what} is for ${platformText(config)}, not ${platformText(platform.wanted)}`);
+  if (platform.asked && !platformMatches(config, platform.wanted)) throw new KilnError('NOT_FOUND', `${what} is for ${formatPlatform(config)}, not ${formatPlatform(platform.wanted)}`);
   const layers = manifest.layers.map(
     (descriptor, index): Layer => ({
       mediaType: descriptor.mediaType,
@@ -113,3 +103,4 @@ export async function readRegistryImage(client: RegistryClient, ref: Reference, 
   const image: Image = { id: manifest.config.digest, rawConfig, config, layers, manifest: { bytes: chosen.bytes, digest: chosen.digest, mediaType: chosen.mediaType || manifest.mediaType || MediaType.ociManifest } };
   return { image, top, manifest };
 }
+
