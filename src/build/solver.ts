@@ -191,7 +191,7 @@ export class Solver {
     const plan = this.plan.stages.find((s) => s.index === index);
     if (!plan || plan.base.kind === 'scratch') return undefined;
     if (plan.base.kind === 'stage') return this.baseOf(plan.base.index);
-    return this.imageOf(plan.base.ref);
+    return this.imageIdOf(plan.base.ref);
   }
 
   private stage(index: number): Promise<State> {
@@ -215,21 +215,21 @@ export class Solver {
     } else if (plan.base.kind === 'stage') {
       state = await this.stage(plan.base.index);
     } else {
-      const id = this.imageOf(plan.base.ref);
+      const id = this.imageIdOf(plan.base.ref);
       state = { imageId: id, config: this.options.store.configOf(id), key: id };
     }
     for (const step of plan.steps) state = await this.step(plan, step, state);
     return state;
   }
 
-  private imageOf(ref: string): Digest {
+  private imageIdOf(ref: string): Digest {
     const id = this.options.images.get(ref);
     if (!id) throw new KilnError('INTERNAL', `image ${ref} was not resolved before the build`);
     return id;
   }
 
   private async sourceIdentity(source: Source): Promise<string> {
-    if (source.kind === 'image') return this.imageOf(source.ref);
+    if (source.kind === 'image') return this.imageIdOf(source.ref);
     if (source.kind === 'stage') return (await this.stage(source.index)).key;
     return 'context';
   }
@@ -482,7 +482,7 @@ export class Solver {
 
   private async sourceTree(source: Source, cleanups: (() => Promise<void>)[]): Promise<SourceTree> {
     if (source.kind === 'context') return this.options.context;
-    const imageId = source.kind === 'image' ? this.imageOf(source.ref) : (await this.stage(source.index)).imageId;
+    const imageId = source.kind === 'image' ? this.imageIdOf(source.ref) : (await this.stage(source.index)).imageId;
     return new DirectorySource(await this.viewOf(imageId, cleanups));
   }
 
@@ -498,7 +498,7 @@ export class Solver {
       if (!entry) throw new KilnError('NOT_FOUND', `bind mount source ${mount.source ?? '.'} not found in the build context`);
       path = this.options.context.absolute(entry);
     } else {
-      const imageId = source.kind === 'image' ? this.imageOf(source.ref) : (await this.stage(source.index)).imageId;
+      const imageId = source.kind === 'image' ? this.imageIdOf(source.ref) : (await this.stage(source.index)).imageId;
       const root = await this.viewOf(imageId, cleanups);
       path = await resolveInRoot(root, mount.source ?? '/');
     }
