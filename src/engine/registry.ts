@@ -9,14 +9,14 @@ import { type Layer, chainIds } from '../image/image.js';
 import { compressStream } from '../layer/compression.js';
 import type { Digest } from '../oci/digest.js';
 import { MediaType, layerCompression } from '../oci/mediatypes.js';
-import type { Descriptor, Manifest } from '../oci/types.js';
+import type { Descriptor } from '../oci/types.js';
 import { parsePlatform } from '../oci/platform.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { recordImageEvent } from './events.js';
 import { RegistryClient, type StreamingUpload } from '../registry/client.js';
 import { type Credentials, credentialsFor, eraseCredentials, registryHost, storeCredentials } from '../registry/credentials.js';
 import type { Lease } from '../transport/store.js';
-import { readRegistryImage, resumableBlob } from '../transport/registry.js';
+import { readRegistryImage, resumableBlob, writeRegistryImage } from '../transport/registry.js';
 import type { Engine } from './engine.js';
 import { limited } from './limited.js';
 import { type Filters, booleanFilter, checkFilterKeys } from './filters.js';
@@ -97,7 +97,7 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
   const upToDate = store.db.name(tagName ?? digestName)?.imageId === id;
   const underLease = (fn: (lease: Lease) => Promise<void>): Promise<void> => (options.lease ? fn(options.lease) : store.withLease(fn));
   await underLease(async (lease) => {
-    const layers = manifest.layers.map((descriptor, index): Layer => ({ mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, diffId: config.rootfs.diff_ids[index] as Digest, open: () => store.content.open(descriptor.digest) }));
+    const layers = manifest.layers.map((descriptor, index): Layer => store.storedLayer({ ...descriptor, diffId: config.rootfs.diff_ids[index] as Digest }));
     // A layer the store has is held at once, so that a prune meanwhile cannot take it.
     const present = layers.map((layer) => layer.digest !== undefined && store.db.layerBlob(layer.digest) !== undefined && store.holdBlob(lease, layer.digest));
     layers.forEach((layer, index) => {
@@ -242,25 +242,10 @@ export async function pushImage(engine: Engine, name: string, options: PushOptio
         return { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
       }));
       const configSource = store.db.blobSources(image.id, parsed.domain).find((r) => r !== repository);
-      await client.pushBlob(repository, { digest: image.id, size: image.rawConfig.length, read: (start, end) => Promise.resolve(image.rawConfig.subarray(start, end)) }, configSource);
+      const { digest, size } = await writeRegistryImage(client, repository, tag, image, layers, { docker: (options.compression ?? 'gzip') === 'gzip', ...(configSource !== undefined ? { configFrom: configSource } : {}) });
       store.db.addBlobSource(image.id, parsed.domain, repository);
-      // The original manifest when it describes exactly these blobs (its digest survives); else a new one.
-      const original = image.manifest;
-      let manifest: { bytes: Buffer; mediaType: string };
-      if (original && layers.every((l, i) => l.digest === image.layers[i]?.digest)) manifest = { bytes: original.bytes, mediaType: original.mediaType };
-      else {
-        const docker = (options.compression ?? 'gzip') === 'gzip';
-        const body: Manifest = {
-          schemaVersion: 2,
-          mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
-          config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: image.id, size: image.rawConfig.length },
-          layers,
-        };
-        manifest = { bytes: Buffer.from(JSON.stringify(body, null, 3)), mediaType: body.mediaType ?? MediaType.ociManifest };
-      }
-      const digest = await client.putManifest(repository, tag, manifest);
       store.db.setName(`${repositoryName(parsed)}@${digest}`, image.id, 'digest');
-      return { digest, size: manifest.bytes.length };
+      return { digest, size };
     });
     options.events({ status: `${tag}: digest: ${pushed.digest} size: ${pushed.size}` });
     recordImageEvent(engine, 'push', familiarString(ref), familiarName(ref));

@@ -1,7 +1,8 @@
 /**
  * An image in a registry as an {@link Image}: the manifest (the platform's, from an index), the config,
  * and layers opened lazily as resumable blob downloads. A pull stores what it reads here; an analysis
- * reads the layers without storing them.
+ * reads the layers without storing them. As a sink, the image's config and manifest go up once its
+ * layer blobs are there (a push uploads those itself: it compresses and reports progress as it goes).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { KilnError, isKilnError } from '../errors.js';
@@ -104,3 +105,28 @@ export async function readRegistryImage(client: RegistryClient, ref: Reference, 
   return { image, top, manifest };
 }
 
+/**
+ * Writes an image whose layer blobs the registry has (as `layers` describe them) under `tag`: the config
+ * blob (mounted from `configFrom` when that repository has it), then the manifest — the image's own when
+ * it names exactly these blobs, so its digest survives; else a new one, Docker's schema 2 for `docker`
+ * (gzip layers), OCI's otherwise. Returns the manifest's digest and size.
+ */
+export async function writeRegistryImage(client: RegistryClient, repository: string, tag: string, image: Image, layers: readonly Descriptor[], options: { readonly docker: boolean; readonly configFrom?: string }): Promise<{ digest: Digest; size: number }> {
+  const { rawConfig } = image;
+  await client.pushBlob(repository, { digest: image.id, size: rawConfig.length, read: (start, end) => Promise.resolve(rawConfig.subarray(start, end)) }, options.configFrom);
+  const original = image.manifest;
+  let manifest: { bytes: Buffer; mediaType: string };
+  if (original && layers.every((l, i) => l.digest === image.layers[i]?.digest)) manifest = { bytes: original.bytes, mediaType: original.mediaType };
+  else {
+    const { docker } = options;
+    const body: Manifest = {
+      schemaVersion: 2,
+      mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
+      config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: image.id, size: rawConfig.length },
+      layers,
+    };
+    manifest = { bytes: Buffer.from(JSON.stringify(body, null, 3)), mediaType: body.mediaType ?? MediaType.ociManifest };
+  }
+  const digest = await client.putManifest(repository, tag, manifest);
+  return { digest, size: manifest.bytes.length };
+}
