@@ -20,6 +20,7 @@ import { type Digest, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import { MAX_CONFIG_BYTES } from '../oci/limits.js';
+import { formatPlatform } from '../oci/platform.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import { guardUndo, shellQuote } from '../runtime/guard.js';
 import { type MountSpec, type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
@@ -93,7 +94,6 @@ function inlineCache(config: ImageConfig): InlineCacheEntry[] {
 
 const run = promisify(execFile);
 const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
-const platformKey = (p: { os: string; architecture: string; variant?: string }): string => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 const LOG_TAIL_LINES = 20;
 const MAX_KEPT_LOG = 64 << 20;
 
@@ -211,7 +211,7 @@ export class Solver {
     await Promise.all(dependencies);
     let state: State;
     if (plan.base.kind === 'scratch') {
-      state = { key: `scratch ${platformKey(plan.platform)}`, config: { architecture: plan.platform.architecture, os: plan.platform.os, ...(plan.platform.variant ? { variant: plan.platform.variant } : {}), rootfs: { type: 'layers', diff_ids: [] } } };
+      state = { key: `scratch ${formatPlatform(plan.platform)}`, config: { architecture: plan.platform.architecture, os: plan.platform.os, ...(plan.platform.variant ? { variant: plan.platform.variant } : {}), rootfs: { type: 'layers', diff_ids: [] } } };
     } else if (plan.base.kind === 'stage') {
       state = await this.stage(plan.base.index);
     } else {

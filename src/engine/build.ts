@@ -12,7 +12,7 @@ import type { Credentials } from '../registry/credentials.js';
 import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
 import { type Driver, Snapshotter, unmountStale } from '../snapshot/snapshotter.js';
 import { processAlive } from '../gc/gc.js';
-import { hostPlatform } from '../oci/platform.js';
+import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../oci/platform.js';
 import type { Lease } from '../transport/store.js';
 import { BUILD_CONTAINER_PREFIX } from '../build/ops.js';
 import { execFile } from 'node:child_process';
@@ -113,9 +113,10 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   }
   const host = hostPlatform();
   if (options.platform !== undefined) {
-    const wanted = options.platform.replace(/^linux\/amd64\/v\d$/, 'linux/amd64');
-    if (wanted !== `${host.os}/${host.architecture}`) {
-      throw new KilnError('UNSUPPORTED', `--platform ${options.platform}: kiln builds only for this machine's platform (${host.os}/${host.architecture}); cross-platform builds need emulation, which kiln does not do`);
+    const wanted = parsePlatform(options.platform);
+    // Any variant of this machine's architecture is its own (linux/amd64/v2, linux/arm64/v8).
+    if (!platformMatches(host, { os: wanted.os, architecture: wanted.architecture })) {
+      throw new KilnError('UNSUPPORTED', `--platform ${options.platform}: kiln builds only for this machine's platform (${formatPlatform(host)}); cross-platform builds need emulation, which kiln does not do`);
     }
   }
   for (const tag of options.tags) {
