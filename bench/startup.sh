@@ -10,7 +10,7 @@
 # RUNS (default 15) sets the pairs per command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -f dist/kiln.mjs ] || npm run --silent build
+[ -f dist/kiln.cjs ] || npm run --silent build
 work=$(mktemp -d /tmp/kiln-startup.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 store="$work/store"

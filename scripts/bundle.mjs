@@ -1,6 +1,7 @@
-// The second half of `npm run build`, after tsc: the CLI as one ES module, dist/kiln.mjs, which bin/kiln
-// runs (one file to read and compile, where tsc's output is some sixty modules to resolve, read and
-// compile before a command starts). tsc's output stays the reference: the tests import it, workers run
+// The second half of `npm run build`, after tsc: the CLI as one CommonJS module, dist/kiln.cjs, and V8's code
+// cache for it, which bin/kiln runs (one file to read, mostly compiled already, where tsc's output is some
+// sixty modules to resolve, read and compile before a command starts). CommonJS, as Node 20 can compile a
+// script with a code cache (vm.Script's cachedData) but not an ES module. tsc's output stays the reference: the tests import it, workers run
 // from it, and bin/kiln falls back to it when the bundle is missing or older.
 //
 // - Packages with native addons or heavy code (better-sqlite3, zstd-napi, undici, the SBOM libraries)
@@ -10,13 +11,17 @@
 // - `import.meta.url` in a source file is rewritten to the URL of that file's tsc output, so the paths
 //   it resolves (workers, native/, bin/kiln) are the same in the bundle as in dist/src.
 // - The source map names the TypeScript sources: an internal error's stack trace points at them.
-import { readFile, readdir } from 'node:fs/promises';
+// - The bundle ends with a build ID (a digest of its content), which its code cache starts with: bin/kiln
+//   uses a cache only with the bundle it was made from (V8 itself checks only the source's length).
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFile, readFile, readdir, rm } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const outfile = resolve(repo, 'dist', 'kiln.mjs');
+const outfile = resolve(repo, 'dist', 'kiln.cjs');
 const pkg = JSON.parse(await readFile(resolve(repo, 'package.json'), 'utf8'));
 const external = Object.keys(pkg.dependencies)
   .filter((name) => name !== 'commander')
@@ -63,8 +68,8 @@ const lazyBuiltins = {
   setup(b) {
     const importedNames = builtinImports();
     b.onResolve({ filter: /^node:/ }, (args) => {
-      if (args.namespace.startsWith('lazy-builtin') || args.kind === 'dynamic-import') return { path: args.path, external: true };
-      if (args.kind !== 'require-call') return { path: args.path, namespace: 'lazy-builtin' };
+      if (args.namespace.startsWith('lazy-builtin')) return { path: args.path, external: true };
+      if (args.kind !== 'require-call' && args.kind !== 'dynamic-import') return { path: args.path, namespace: 'lazy-builtin' };
       return { path: args.path, namespace: args.path === 'node:child_process' ? 'lazy-builtin-property' : 'lazy-builtin-cjs' };
     });
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
@@ -94,7 +99,7 @@ const lazyPackages = {
   name: 'lazy-packages',
   setup(b) {
     const outside = new RegExp(`^(${Object.keys(pkg.dependencies).filter((name) => name !== 'commander').map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})(/.*)?$`);
-    b.onResolve({ filter: outside }, (args) => (args.namespace === 'lazy-package' || args.kind !== 'import-statement' ? { path: args.path, external: true } : { path: args.path, namespace: 'lazy-package' }));
+    b.onResolve({ filter: outside }, (args) => (args.namespace === 'lazy-package' || (args.kind !== 'import-statement' && args.kind !== 'dynamic-import') ? { path: args.path, external: true } : { path: args.path, namespace: 'lazy-package' }));
     b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
   },
 };
@@ -107,7 +112,7 @@ const tscImportMetaUrl = {
       const source = await readFile(args.path, 'utf8');
       if (!source.includes('import.meta.url')) return undefined;
       const compiled = relative(dirname(outfile), resolve(repo, 'dist', relative(repo, args.path))).replace(/\.ts$/, '.js');
-      return { contents: source.replaceAll('import.meta.url', `new URL(${JSON.stringify(`./${compiled}`)}, import.meta.url).href`), loader: 'ts' };
+      return { contents: source.replaceAll('import.meta.url', `new URL(${JSON.stringify(`./${compiled}`)}, __kilnBundleUrl).href`), loader: 'ts' };
     });
   },
 };
@@ -117,13 +122,16 @@ await build({
   entryPoints: ['src/cli/main.ts'],
   outfile,
   bundle: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   external,
   plugins: [lazyBuiltins, lazyPackages, tscImportMetaUrl],
-  // The CommonJS parts (commander, the shims) call require; an ES module has none of its own.
-  banner: { js: "import { createRequire as __kilnCreateRequire } from 'node:module';\nconst require = __kilnCreateRequire(import.meta.url);" },
+  // The file is the CommonJS module wrapped in its function, as Node's loader wraps one: bin/kiln compiles
+  // it as it is (no copy of 900 kB with a wrapper around). import.meta.url in the ES modules becomes the
+  // bundle's URL (node:url is loaded before any code runs). Strict, as ES modules are.
+  banner: { js: "(function (exports, require, module, __filename, __dirname) {'use strict';\nconst __kilnBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  footer: { js: '})' },
   minifyWhitespace: true,
   minifySyntax: true,
   sourcemap: 'linked',
@@ -131,7 +139,14 @@ await build({
   logLevel: 'warning',
 });
 
-// What runs at start-up must stay Node's own: a static import in the bundle (other than the banner's)
-// would load a package or a built-in before any command needs it.
-const loadedAtStart = [...(await readFile(outfile, 'utf8')).matchAll(/(?:^|[;\n])import\s*(?:\{[^}]*\}|[\w$]+|\*\s*as\s*[\w$]+)\s*from\s*["']([^"']+)["']/g)].map((m) => m[1]).filter((name) => name !== 'node:module');
-if (loadedAtStart.length > 0) throw new Error(`dist/kiln.mjs imports ${loadedAtStart.join(', ')} at start-up: import them where they are used (see lazyPackages, lazyBuiltins)`);
+const buildId = createHash('sha256').update(await readFile(outfile)).digest('hex').slice(0, 32);
+await appendFile(outfile, `//# kilnBuild=${buildId}\n`);
+
+// The code cache, made by bin/kiln itself (the same compilation as at run time) running `kiln version`.
+// What runs at start-up must stay Node's own: the bundle's top level may require only what Node has
+// loaded before any code runs (a package or another built-in would load before any command needs it),
+// which the same run checks.
+const cache = `${outfile}.cache`;
+await rm(cache, { force: true });
+const checkTopLevel = resolve(repo, 'scripts', 'bundle-top-level.cjs');
+execFileSync(process.execPath, ['--require', checkTopLevel, resolve(repo, 'bin', 'kiln'), 'version'], { env: { ...process.env, KILN_CODE_CACHE_OUT: cache }, stdio: ['ignore', 'ignore', 'inherit'] });

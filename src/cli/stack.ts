@@ -3,7 +3,7 @@ import { SourceMap, type SourceMapPayload } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /**
- * An internal error's stack trace with each frame in kiln's compiled code (the bundle dist/kiln.mjs, or
+ * An internal error's stack trace with each frame in kiln's compiled code (the bundle dist/kiln.cjs, or
  * tsc's dist/src) moved to its TypeScript source, through the source map beside the file. Node maps
  * traces itself only under --enable-source-maps, which parses every map as its module loads, a cost on
  * every start (and turning it on later does not reach the modules already loaded): this reads the maps

@@ -1,7 +1,8 @@
 /**
- * bin/kiln runs the one-file CLI (dist/kiln.mjs, `npm run build`) when it is there and not older than
+ * bin/kiln runs the one-file CLI (dist/kiln.cjs, `npm run build`) when it is there and not older than
  * tsc's output, and tsc's output (dist/src) otherwise; either way an internal error's stack trace names
- * the TypeScript sources, through the source maps read when the trace is printed.
+ * the TypeScript sources, through the source maps read when the trace is printed. The bundle's code
+ * cache is used only with the bundle it was made from.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -39,7 +40,7 @@ async function checkoutWithoutBundle(): Promise<{ bin: string; bundle: string }>
   await copyFile(kilnBin, join(dir, 'bin', 'kiln'));
   await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n'); // bin/kiln is an ES module, as in the repository
   await symlink(join(repoRoot, 'dist', 'src'), join(dir, 'dist', 'src'));
-  return { bin: join(dir, 'bin', 'kiln'), bundle: join(dir, 'dist', 'kiln.mjs') };
+  return { bin: join(dir, 'bin', 'kiln'), bundle: join(dir, 'dist', 'kiln.cjs') };
 }
 
 /** A preload that makes os.release() throw, an internal error inside `kiln version` (versionInfo). */
@@ -62,12 +63,12 @@ function assertTypeScriptTrace(result: Result, line: number): void {
   assert.match(result.stderr, /^kiln: internal error \(please report it\): TypeError: injected fault\n/);
   assert.match(result.stderr, new RegExp(`\\n\\s+at versionInfo \\(${repoRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/src/engine/version\\.ts:${line}:\\d+\\)\n`));
   assert.match(result.stderr, /\/src\/cli\/commands\/version\.ts:\d+:\d+\)/);
-  assert.doesNotMatch(result.stderr, /dist\/(kiln\.mjs|src\/)/);
+  assert.doesNotMatch(result.stderr, /dist\/(kiln\.cjs|src\/)/);
 }
 
 const modified = (path: string): number => statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? -1;
-const bundle = join(repoRoot, 'dist', 'kiln.mjs');
-const bundleUnavailable = modified(bundle) < modified(join(repoRoot, 'dist', 'src', 'cli', 'main.js')) ? 'dist/kiln.mjs is not built, or is older than tsc\'s output: `npm run build` makes it' : false;
+const bundle = join(repoRoot, 'dist', 'kiln.cjs');
+const bundleUnavailable = modified(bundle) < modified(join(repoRoot, 'dist', 'src', 'cli', 'main.js')) ? 'dist/kiln.cjs is not built, or is older than tsc\'s output: `npm run build` makes it' : false;
 
 describe('bin/kiln', () => {
   it('runs tsc\'s output when there is no bundle, or the bundle is older than it', async () => {
@@ -75,10 +76,29 @@ describe('bin/kiln', () => {
     const version = await run([bin, 'version', '--format', '{{.Client.Version}}']);
     assert.deepEqual(version, { code: 0, stdout: `${KILN_VERSION}\n`, stderr: '' });
 
-    await writeFile(fakeBundle, "export async function main() { process.stdout.write('the bundle ran\\n'); return 0; }\n");
+    await writeFile(fakeBundle, "(function (exports) { exports.main = async () => { process.stdout.write('the bundle ran\\n'); return 0; }; })\n");
     assert.equal((await run([bin, 'version'])).stdout, 'the bundle ran\n');
     await utimes(fakeBundle, new Date(0), new Date(0)); // as after a `npx tsc` since the bundle was made
     assert.equal((await run([bin, 'version', '--format', '{{.Client.Version}}'])).stdout, `${KILN_VERSION}\n`);
+  });
+
+  it('uses the bundle\'s code cache only with the bundle it was made from', async () => {
+    const { bin, bundle: fakeBundle } = await checkoutWithoutBundle();
+    const printing = (word: string, buildId: string): string => `(function (exports) { exports.main = async () => { process.stdout.write('${word}\\n'); return 0; }; })\n//# kilnBuild=${buildId}\n`;
+    await writeFile(fakeBundle, printing('first', 'aaaa'));
+    const made = await new Promise<Result>((resolve, reject) => {
+      const child = spawn(process.execPath, [bin, 'version'], { env: { ...process.env, KILN_CODE_CACHE_OUT: `${fakeBundle}.cache` }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr: '' }));
+    });
+    assert.deepEqual(made, { code: 0, stdout: 'first\n', stderr: '' });
+    assert.match(await readFile(`${fakeBundle}.cache`, 'latin1'), /^aaaa\n/);
+    assert.equal((await run([bin, 'version'])).stdout, 'first\n');
+    // Another build of the same length (all V8 checks of a source): its own code runs, not the cache's.
+    await writeFile(fakeBundle, printing('other', 'bbbb'));
+    assert.equal((await run([bin, 'version'])).stdout, 'other\n');
   });
 
   it('names the TypeScript sources in an internal error\'s trace, run from tsc\'s output', async () => {
