@@ -4,8 +4,8 @@
 // script with a code cache (vm.Script's cachedData) but not an ES module. tsc's output stays the reference: the tests import it, workers run
 // from it, and bin/kiln falls back to it when the bundle is missing or older.
 //
-// - Packages with native addons or heavy code (better-sqlite3, zstd-napi, undici, the SBOM libraries)
-//   stay outside, loaded from node_modules where they are used; commander goes in.
+// - Packages with native addons or heavy code (zstd-napi, undici, the SBOM libraries) stay outside,
+//   loaded from node_modules where they are used; commander and better-sqlite3's JavaScript go in.
 // - Node's built-ins are imported through shims, which run only when the module that imports them first
 //   runs (see lazyBuiltins).
 // - `import.meta.url` in a source file is rewritten to the URL of that file's tsc output, so the paths
@@ -23,8 +23,14 @@ import { build } from 'esbuild';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outfile = resolve(repo, 'dist', 'kiln.cjs');
 const pkg = JSON.parse(await readFile(resolve(repo, 'package.json'), 'utf8'));
+/**
+ * Packages bundled: commander, and better-sqlite3's JavaScript (its addon is loaded from node_modules by
+ * path, see openSqlite in src/meta/db.ts), which would otherwise be a dozen modules to resolve and
+ * compile whenever a command opens the store.
+ */
+const BUNDLED = new Set(['commander', 'better-sqlite3']);
 const external = Object.keys(pkg.dependencies)
-  .filter((name) => name !== 'commander')
+  .filter((name) => !BUNDLED.has(name))
   .flatMap((name) => [name, `${name}/*`]);
 
 /**
@@ -90,7 +96,7 @@ const lazyBuiltins = {
 
 /**
  * The packages left outside, through CommonJS shims: an ES module's `import` of an external package is
- * hoisted to the bundle's top and would load it at start-up (the SBOM libraries, better-sqlite3's addon)
+ * hoisted to the bundle's top and would load it at start-up (the SBOM libraries, zstd-napi's addon)
  * whatever needs it; a shim is run only when the module that imports it first runs. A dynamic
  * `import('pkg')` stays one.
  * @type {import('esbuild').Plugin}
@@ -98,7 +104,7 @@ const lazyBuiltins = {
 const lazyPackages = {
   name: 'lazy-packages',
   setup(b) {
-    const outside = new RegExp(`^(${Object.keys(pkg.dependencies).filter((name) => name !== 'commander').map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})(/.*)?$`);
+    const outside = new RegExp(`^(${Object.keys(pkg.dependencies).filter((name) => !BUNDLED.has(name)).map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})(/.*)?$`);
     b.onResolve({ filter: outside }, (args) => (args.namespace === 'lazy-package' || (args.kind !== 'import-statement' && args.kind !== 'dynamic-import') ? { path: args.path, external: true } : { path: args.path, namespace: 'lazy-package' }));
     b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
   },

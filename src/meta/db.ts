@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { KilnError, isKilnError, storeWriteError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 
@@ -409,16 +409,17 @@ function toImageRow(raw: RawImage): ImageRow {
 let sqlite: { readonly open: typeof Database; readonly addon: string | undefined } | undefined;
 
 /**
- * better-sqlite3, loaded when the first database opens (require, not import: a static import would load
- * SQLite for every command, `kiln version` too, and the ES module wrapper of a CommonJS package costs more).
- * Its addon is named where npm builds it, which spares the search of the `bindings` package (some ms on
- * every command that opens a store); any other layout is left to that search.
+ * A better-sqlite3 connection, for kiln's database and the ones it reads (rpm's, the vulnerability data).
+ * The addon is named where npm builds it, which spares the search of the `bindings` package (some ms on
+ * every command that opens a store); the package's code is then the one imported here, which the bundle
+ * (dist/kiln.cjs) carries, compiled with the CLI. With any other layout the package as installed opens it
+ * (its search needs the package's own files).
  */
-function openSqlite(path: string, options: Database.Options): Database.Database {
+export function openSqlite(path: string, options: Database.Options = {}): Database.Database {
   if (!sqlite) {
     const require = createRequire(import.meta.url);
     const addon = join(dirname(require.resolve('better-sqlite3')), '..', 'build', 'Release', 'better_sqlite3.node');
-    sqlite = { open: require('better-sqlite3') as typeof Database, addon: existsSync(addon) ? addon : undefined };
+    sqlite = existsSync(addon) ? { open: Database, addon } : { open: require('better-sqlite3') as typeof Database, addon: undefined };
   }
   return new sqlite.open(path, sqlite.addon === undefined ? options : { ...options, nativeBinding: sqlite.addon });
 }

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../meta/db.js';
 import { type Cataloguer, firstLayerHolding } from './cataloguer.js';
 import { spdxExpression } from './licenses.js';
 import { distroQualifier, purlOf } from './purl.js';
@@ -90,7 +90,7 @@ function readDatabase(bytes: Buffer): RpmRecord[] | undefined {
   try {
     const path = join(dir, 'rpmdb.sqlite');
     writeFileSync(path, bytes);
-    const db = new Database(path, { readonly: true, fileMustExist: true });
+    const db = openSqlite(path, { readonly: true, fileMustExist: true });
     try {
       const rows = db.prepare('SELECT blob FROM Packages').all() as { blob: Buffer }[];
       // rpm's public keys are kept as pseudo-packages named gpg-pubkey: no software.

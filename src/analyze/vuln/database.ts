@@ -12,8 +12,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import Database from 'better-sqlite3';
 import { KilnError, isErrno } from '../../errors.js';
+import { openSqlite } from '../../meta/db.js';
 import { type Advisory, type PackageKey, advisoriesOf, keyString, osvPackageKey } from './osv.js';
 import { readZip } from './zip.js';
 
@@ -126,7 +126,7 @@ function hashMemo(cacheDir: string, path: string, info: BigIntStats): string {
 const indexPath = (cacheDir: string, kind: RecordSource['kind'], hash: string): string => join(cacheDir, `osv-${INDEX_FORMAT}-${kind}-${hash}.sqlite`);
 
 function openIndex(path: string, hash: string, built: boolean): OsvIndex {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
+  const db = openSqlite(path, { readonly: true, fileMustExist: true });
   try {
     const meta = Object.fromEntries((db.prepare('SELECT name, value FROM meta').all() as { name: string; value: number }[]).map((row) => [row.name, row.value]));
     if (meta.complete !== 1) throw new Error('incomplete index');
@@ -148,7 +148,7 @@ function openIndex(path: string, hash: string, built: boolean): OsvIndex {
 
 async function buildIndex(source: RecordSource, path: string): Promise<void> {
   const temporary = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const db = new Database(temporary);
+  const db = openSqlite(temporary);
   try {
     db.pragma('journal_mode = OFF');
     db.pragma('synchronous = OFF');
