@@ -1,7 +1,7 @@
 // Preloaded by scripts/bundle.mjs into the `kiln version` that makes the code cache: fails it when the
 // bundle's top level (the function bin/kiln compiles, until it returns) requires a package or a built-in
-// that Node had not loaded before (the shims of node:fs, node:path… only look up what is there; process,
-// os and fs/promises, which the CLI's own modules use, are small wrappers of what is loaded). Such a
+// that Node had not loaded before (the shims of node:fs, node:path… only look up what is there; process
+// and os, which the CLI's own modules use, are small). Such a
 // require would run on every command's start, whatever needs it: import it where it is used instead
 // (see lazyPackages, lazyBuiltins in bundle.mjs).
 'use strict';
@@ -10,7 +10,7 @@ const { Script } = require('node:vm');
 
 const requiredAtTopLevel = [];
 let topLevel = false;
-const small = new Set(['process', 'os', 'fs/promises']);
+const small = new Set(['process', 'os']);
 const require_ = Module.prototype.require;
 Module.prototype.require = function require(id) {
   const builtin = id.replace(/^node:/, '');

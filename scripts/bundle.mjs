@@ -55,9 +55,10 @@ async function builtinImports() {
 
 /**
  * Built-ins of which kiln only calls the functions it imports: their shims export functions that load the
- * module at the first call. crypto costs some ms to load, and listing or inspecting images hashes nothing.
+ * module at the first call. crypto costs some ms to load, and listing or inspecting images hashes nothing;
+ * fs/promises loads Node's streams and readline (some ms), and `kiln version` reads no file.
  */
-const CALLED_ONLY = new Set(['node:crypto']);
+const CALLED_ONLY = new Set(['node:crypto', 'node:fs/promises']);
 
 /**
  * Built-ins through shims, which the bundle runs only when the module that imports them first runs:

@@ -38,7 +38,8 @@ async function checkoutWithoutBundle(): Promise<{ bin: string; bundle: string }>
   await mkdir(join(dir, 'bin'));
   await mkdir(join(dir, 'dist'));
   await copyFile(kilnBin, join(dir, 'bin', 'kiln'));
-  await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n'); // bin/kiln is an ES module, as in the repository
+  await copyFile(join(repoRoot, 'bin', 'package.json'), join(dir, 'bin', 'package.json')); // bin/kiln is a CommonJS script in an ES module package, as in the repository
+  await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n');
   await symlink(join(repoRoot, 'dist', 'src'), join(dir, 'dist', 'src'));
   return { bin: join(dir, 'bin', 'kiln'), bundle: join(dir, 'dist', 'kiln.cjs') };
 }
