@@ -6,7 +6,7 @@ import { liveLeases } from '../gc/gc.js';
 import { chainIds } from '../image/image.js';
 import { type Digest, shortId } from '../oci/digest.js';
 import { EMPTY_CONTAINER_CONFIG, type HistoryEntry } from '../oci/types.js';
-import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
+import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, storedReference, withDefaultTag } from '../reference/reference.js';
 import { type Lease, LocalStore } from '../transport/store.js';
 import { recordEvent, recordImageEvent } from './events.js';
 import { defaultRoot } from './root.js';
@@ -125,11 +125,11 @@ export class Engine {
   // ---- queries ----
 
   private repoTags(id: Digest): string[] {
-    return this.db.namesOf(id).filter((n) => n.kind === 'tag').map((n) => familiarString(parseReference(n.name)));
+    return this.db.namesOf(id).filter((n) => n.kind === 'tag').map((n) => familiarString(storedReference(n.name)));
   }
 
   private repoDigests(id: Digest): string[] {
-    return this.db.namesOf(id).filter((n) => n.kind === 'digest').map((n) => familiarString(parseReference(n.name)));
+    return this.db.namesOf(id).filter((n) => n.kind === 'digest').map((n) => familiarString(storedReference(n.name)));
   }
 
   private summary(row: ImageRow, tags = this.repoTags(row.id), digests = this.repoDigests(row.id)): ImageSummary {
@@ -170,7 +170,7 @@ export class Engine {
       if (before !== undefined && created >= before) continue;
       if (since !== undefined && created <= since) continue;
       if (!matchLabels(row.labels, filters.get('label') ?? [])) continue;
-      const names = (namesByImage.get(row.id) ?? []).map((n) => ({ kind: n.kind, ref: parseReference(n.name) }));
+      const names = (namesByImage.get(row.id) ?? []).map((n) => ({ kind: n.kind, ref: storedReference(n.name) }));
       const kept = patterns.length ? names.filter((n) => patterns.some((p) => referenceMatches(p, n.ref))) : names;
       const isDangling = names.length === 0;
       if (dangling === true && !isDangling) continue;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isKilnError } from '../../src/errors.js';
-import { familiarName, familiarString, parseReference, referenceString, withDefaultTag } from '../../src/reference/reference.js';
+import { familiarName, familiarString, parseReference, referenceString, splitWrittenReference, storedReference, withDefaultTag } from '../../src/reference/reference.js';
 
 const HEX = 'a'.repeat(64);
 
@@ -31,6 +31,10 @@ describe('reference: normalization (distribution/reference ParseNormalizedNamed)
       assert.equal(referenceString(ref), normalized);
       assert.equal(familiarString(ref), familiar);
       assert.equal(referenceString(withDefaultTag(parseReference(familiar))), normalized, 'familiar form round trips');
+      // What kiln wrote itself splits without the grammar, to the same parts.
+      assert.deepEqual(storedReference(normalized), ref, 'a stored name splits to the reference');
+      const { name, ...rest } = splitWrittenReference(familiar);
+      assert.deepEqual({ name, ...rest }, { name: familiarName(ref), ...(ref.tag !== undefined ? { tag: ref.tag } : {}), ...(ref.digest !== undefined ? { digest: ref.digest } : {}) }, 'a familiar name splits to its parts');
     });
   }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parseFilterFlags } from '../../engine/filters.js';
 import type { ImageSummary } from '../../engine/types.js';
-import { parseReference, familiarName } from '../../reference/reference.js';
+import { splitWrittenReference } from '../../reference/reference.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { renderRows } from '../format/table.js';
 import { goTimeString, humanSize, sinceNow } from '../format/units.js';
@@ -59,14 +59,15 @@ export function imageRows(image: ImageSummary, options: { digests: boolean; noTr
   };
   if (image.RepoTags.length === 0 && image.RepoDigests.length === 0) return [{ ...base, Repository: '<none>', Tag: '<none>', Digest: '<none>' }];
   const tags = new Map<string, string[]>();
+  // The engine's familiar names (familiarString): split, not parsed again.
   for (const text of image.RepoTags) {
-    const ref = parseReference(text);
-    if (ref.tag) tags.set(familiarName(ref), [...(tags.get(familiarName(ref)) ?? []), ref.tag]);
+    const ref = splitWrittenReference(text);
+    if (ref.tag) tags.set(ref.name, [...(tags.get(ref.name) ?? []), ref.tag]);
   }
   const digests = new Map<string, string[]>();
   for (const text of image.RepoDigests) {
-    const ref = parseReference(text);
-    if (ref.digest) digests.set(familiarName(ref), [...(digests.get(familiarName(ref)) ?? []), ref.digest]);
+    const ref = splitWrittenReference(text);
+    if (ref.digest) digests.set(ref.name, [...(digests.get(ref.name) ?? []), ref.digest]);
   }
   const rows: ImageRowContext[] = [];
   for (const repo of [...tags.keys()].sort()) {
