@@ -1,8 +1,9 @@
-// The second half of `npm run build`, after tsc: the CLI as one CommonJS module, dist/kiln.cjs, and V8's code
-// cache for it, which bin/kiln runs (one file to read, mostly compiled already, where tsc's output is some
-// sixty modules to resolve, read and compile before a command starts). CommonJS, as Node 20 can compile a
-// script with a code cache (vm.Script's cachedData) but not an ES module. tsc's output stays the reference: the tests import it, workers run
-// from it, and bin/kiln falls back to it when the bundle is missing or older.
+// The second half of `npm run build`, after tsc: the CLI as one CommonJS module, dist/kiln.cjs, and V8's
+// code cache for it, which bin/kiln runs (one file to read, mostly compiled already, where tsc's output is
+// some sixty modules to resolve, read and compile before a command starts). CommonJS, as Node 20 compiles
+// a script with a code cache (vm.Script's cachedData), not an ES module. tsc's output stays the reference:
+// the tests import it, workers run from it, and bin/kiln falls back to it when the bundle is missing or
+// older.
 //
 // - Packages with native addons or heavy code (zstd-napi, undici, the SBOM libraries) stay outside,
 //   loaded from node_modules where they are used; commander and better-sqlite3's JavaScript go in.
@@ -63,8 +64,8 @@ const CALLED_ONLY = new Set(['node:crypto', 'node:fs/promises']);
 /**
  * Built-ins through shims, which the bundle runs only when the module that imports them first runs:
  * `kiln version` never loads child_process or crypto (an ES module's `import` of a built-in is hoisted
- * to the bundle's top and would run at start-up, whatever needs it). A dynamic `import('node:x')` stays
- * one. commander's `require('node:child_process')` (some ms, and commander spawns only for external
+ * to the bundle's top and would run at start-up, whatever needs it). A dynamic `import('node:x')` becomes
+ * a require through a shim (the bundle is a script, which has no `import()`). commander's `require('node:child_process')` (some ms, and commander spawns only for external
  * subcommands, which kiln has none of) gets an object that loads the module at the first property read;
  * only there, as a method read through it is called on that object, not on the module (`spawn` does
  * not mind). commander's other requires are of modules Node has loaded before any code runs.
@@ -99,7 +100,7 @@ const lazyBuiltins = {
  * The packages left outside, through CommonJS shims: an ES module's `import` of an external package is
  * hoisted to the bundle's top and would load it at start-up (the SBOM libraries, zstd-napi's addon)
  * whatever needs it; a shim is run only when the module that imports it first runs. A dynamic
- * `import('pkg')` stays one.
+ * `import('pkg')` becomes the shim's require too (the bundle is a script, which has no `import()`).
  * @type {import('esbuild').Plugin}
  */
 const lazyPackages = {
@@ -153,6 +154,8 @@ await appendFile(outfile, `//# kilnBuild=${buildId}\n`);
 // What runs at start-up must stay Node's own: the bundle's top level may require only what Node has
 // loaded before any code runs (a package or another built-in would load before any command needs it),
 // which the same run checks.
+// A script has no `import()` (a specifier esbuild could not resolve, e.g. one computed at run time).
+if (/(?<![\w$.])import\(/.test(await readFile(outfile, 'utf8'))) throw new Error('dist/kiln.cjs calls import(), which a script compiled by bin/kiln cannot: import a specifier esbuild can resolve');
 const cache = `${outfile}.cache`;
 await rm(cache, { force: true });
 const checkTopLevel = resolve(repo, 'scripts', 'bundle-top-level.cjs');
