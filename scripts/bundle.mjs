@@ -59,14 +59,23 @@ async function builtinImports() {
  * module at the first call. crypto costs some ms to load, and listing or inspecting images hashes nothing;
  * fs/promises loads Node's streams and readline (some ms), and `kiln version` reads no file.
  */
-const CALLED_ONLY = new Set(['node:crypto', 'node:fs/promises']);
+const CALLED_ONLY = new Set(['node:crypto', 'node:fs/promises', 'node:child_process']);
+
+/**
+ * Functions of CALLED_ONLY built-ins with their own util.promisify form (execFile's resolves to stdout and
+ * stderr): their stand-ins carry one that forwards to it, so that `promisify(execFile)` at a module's top
+ * level still loads nothing and behaves the same. child_process costs some ms to load (net, dgram, streams),
+ * and a fully cached build runs nothing.
+ */
+const PROMISIFIED = new Map([['node:child_process', ['execFile', 'exec']]]);
 
 /**
  * Built-ins through shims, which the bundle runs only when the module that imports them first runs:
  * `kiln version` never loads child_process or crypto (an ES module's `import` of a built-in is hoisted
  * to the bundle's top and would run at start-up, whatever needs it). A dynamic `import('node:x')` becomes
- * a require through a shim (the bundle is a script, which has no `import()`). commander's `require('node:child_process')` (some ms, and commander spawns only for external
- * subcommands, which kiln has none of) gets an object that loads the module at the first property read;
+ * a require through a shim (the bundle is a script, which has no `import()`). commander's
+ * `require('node:child_process')` (some ms, and commander spawns only for external subcommands, which
+ * kiln has none of) gets an object that loads the module at the first property read;
  * only there, as a method read through it is called on that object, not on the module (`spawn` does
  * not mind). commander's other requires are of modules Node has loaded before any code runs.
  * @type {import('esbuild').Plugin}
@@ -84,7 +93,16 @@ const lazyBuiltins = {
       const names = [...((await importedNames).get(args.path) ?? [])];
       const builtin = JSON.stringify(args.path);
       if (CALLED_ONLY.has(args.path)) {
-        return { contents: ['let builtin;', ...names.map((name) => `export function ${name}(...args) { return (builtin ??= require(${builtin})).${name}(...args); }`)].join('\n'), loader: 'js' };
+        const custom = "Symbol.for('nodejs.util.promisify.custom')";
+        const promisified = (PROMISIFIED.get(args.path) ?? []).filter((name) => names.includes(name));
+        return {
+          contents: [
+            'let builtin;',
+            ...names.map((name) => `export function ${name}(...args) { return (builtin ??= require(${builtin})).${name}(...args); }`),
+            ...promisified.map((name) => `${name}[${custom}] = (...args) => (builtin ??= require(${builtin})).${name}[${custom}](...args);`),
+          ].join('\n'),
+          loader: 'js',
+        };
       }
       return { contents: [`const builtin = require(${builtin});`, ...names.map((name) => `export const ${name} = builtin.${name};`)].join('\n'), loader: 'js' };
     });
