@@ -21,7 +21,7 @@ const LAYERS = {
   snapshot: ['oci', 'content', 'gc', 'layer', 'meta'],
   transport: ['oci', 'reference', 'content', 'meta', 'gc', 'image', 'layer', 'registry'],
   build: ['oci', 'dockerfile', 'gc', 'image', 'layer', 'meta', 'runtime', 'snapshot', 'transport'],
-  analyze: ['oci', 'reference', 'dockerfile', 'image', 'layer', 'build'],
+  analyze: ['oci', 'reference', 'dockerfile', 'image', 'layer', 'meta', 'build'],
   engine: ['oci', 'reference', 'dockerfile', 'content', 'meta', 'layer', 'image', 'registry', 'runtime', 'gc', 'snapshot', 'transport', 'build', 'analyze'],
   // The front ends call engine (and parse names as typed); they may name a lower folder's types, never call it.
   // The CLI starts the API server (`kiln serve`: api/server.js, nothing else of api/), prints analyze's
