@@ -14,7 +14,7 @@ import { mkdir, open, readFile, rm, chown } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { isErrno } from '../errors.js';
-import { processAlive } from '../gc/gc.js';
+import { ownerGone } from '../content/owner.js';
 import { sha256 } from '../oci/digest.js';
 
 export type Sharing = 'shared' | 'private' | 'locked';
@@ -137,7 +137,7 @@ async function takeLockFile(path: string): Promise<boolean> {
     }
     const holder = Number(await readFile(path, 'utf8').catch(() => ''));
     // An empty file is a holder between its open and its write: alive, as far as anyone can tell.
-    if (holder === 0 || holder === process.pid || processAlive(holder)) return false;
+    if (holder === 0 || !ownerGone(holder)) return false;
     await rm(path, { force: true });
   }
 }

@@ -11,7 +11,7 @@ import { parseReference } from '../reference/reference.js';
 import type { Credentials } from '../registry/credentials.js';
 import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
 import { type Driver, Snapshotter, unmountStale } from '../snapshot/snapshotter.js';
-import { processAlive } from '../gc/gc.js';
+import { ownerGone } from '../content/owner.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../oci/platform.js';
 import type { Lease } from '../transport/store.js';
 import { BUILD_CONTAINER_PREFIX } from '../build/ops.js';
@@ -203,7 +203,7 @@ export async function abandonedBuilds(engine: Engine): Promise<string[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   return names.filter((name) => {
     const owner = Number(OWNER.exec(name)?.[1] ?? 0);
-    return owner !== process.pid && !(owner > 0 && processAlive(owner));
+    return ownerGone(owner);
   });
 }
 
@@ -216,7 +216,7 @@ async function removeAbandonedContainers(): Promise<void> {
     const listed = await run(runtime, ['list', '-q']).catch(() => ({ stdout: '' }));
     for (const id of listed.stdout.split('\n')) {
       const owner = Number(new RegExp(`^${BUILD_CONTAINER_PREFIX}(\\d+)-`).exec(id)?.[1] ?? 0);
-      if (owner === 0 || owner === process.pid || processAlive(owner)) continue;
+      if (owner === 0 || !ownerGone(owner)) continue;
       await run(runtime, ['kill', id, 'KILL']).catch(() => undefined);
       for (let attempt = 0; attempt < 100; attempt++) {
         await run(runtime, ['delete', '--force', id]).catch(() => undefined);
@@ -244,7 +244,7 @@ export async function pruneBuildLeftovers(engine: Engine): Promise<number> {
   const snapshots = new Snapshotter(engine.store.root, engine.store.db, 'overlay');
   for (const row of snapshots.list().reverse()) {
     const owner = /^(?:build|view)-(\d+)-/.exec(row.key)?.[1];
-    if (owner === undefined || Number(owner) === process.pid || processAlive(Number(owner))) continue;
+    if (owner === undefined || !ownerGone(Number(owner))) continue;
     if (engine.store.db.snapshotChildren(row.key).length === 0) await snapshots.remove(row.key);
   }
   return abandoned.length;

@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ownerGone } from '../content/owner.js';
 import { type ContentStore, scratchOwner } from '../content/store.js';
 import { chainIds } from '../image/image.js';
 import type { MetaDb, SnapshotRow } from '../meta/db.js';
@@ -11,34 +12,9 @@ export interface GcResult {
   readonly reclaimedBytes: number;
 }
 
-/** True while the process that took a lease runs. A pid that was reused keeps a lease alive a little longer; harmless. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A zombie has exited: an init that reaps slowly (some VMs' and containers') leaves a killed kiln one for a while.
-  return !/\) Z /.test(statLine(pid));
-}
-
-/** /proc/PID/stat, or '' where there is none. */
-function statLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-/** True when `pid` is this process or one that still runs. */
-function ownerLives(pid: number): boolean {
-  return pid === process.pid || processAlive(pid);
-}
-
 /** The leases whose process still runs (but `ignoring`). */
 export function liveLeases(db: MetaDb, ignoring?: string): string[] {
-  return db.leases().filter((lease) => lease.id !== ignoring && ownerLives(lease.pid)).map((lease) => lease.id);
+  return db.leases().filter((lease) => lease.id !== ignoring && !ownerGone(lease.pid)).map((lease) => lease.id);
 }
 
 /**
@@ -61,7 +37,7 @@ const BATCH = 500;
  */
 export async function collectGarbage(content: ContentStore, db: MetaDb, ignoring?: string): Promise<GcResult> {
   db.transaction(() => {
-    for (const lease of db.leases()) if (!ownerLives(lease.pid)) db.deleteLease(lease.id);
+    for (const lease of db.leases()) if (ownerGone(lease.pid)) db.deleteLease(lease.id);
   });
   const deleted: Digest[] = [];
   let reclaimed = 0;
@@ -90,7 +66,7 @@ export async function collectGarbage(content: ContentStore, db: MetaDb, ignoring
   for (const dir of [content.ingestDir, content.tmpDir]) {
     for (const name of listDir(dir)) {
       const owner = scratchOwner(name);
-      if (owner !== undefined && !ownerLives(owner)) await rm(join(dir, name), { force: true });
+      if (owner !== undefined && ownerGone(owner)) await rm(join(dir, name), { force: true });
     }
   }
   return { deletedBlobs: deleted, reclaimedBytes: reclaimed };
@@ -156,7 +132,7 @@ function unneeded(row: SnapshotRow, needed: ReadonlySet<string>): boolean {
   const layer = LAYER_KEY.exec(row.key)?.[1];
   if (layer !== undefined) return !needed.has(layer) && !needed.has(row.key);
   const owner = /^extract-(\d+)-/.exec(row.key)?.[1];
-  return owner !== undefined && !ownerLives(Number(owner));
+  return owner !== undefined && ownerGone(Number(owner));
 }
 
 function listDir(dir: string): string[] {

@@ -3,8 +3,8 @@ import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KilnError, isKilnError, storeWriteError } from '../errors.js';
+import { ownerGone } from '../content/owner.js';
 import { scratchName, scratchOwner } from '../content/store.js';
-import { processAlive } from '../gc/gc.js';
 import type { WhiteoutMode } from '../layer/apply.js';
 import type { MetaDb, SnapshotRow } from '../meta/db.js';
 
@@ -215,7 +215,7 @@ export async function detectDriver(storeRoot: string): Promise<Driver> {
 /** A probe's directory names its process (see {@link scratchName}); one from before that is anyone's, so stale. */
 function probeOwnerLives(name: string): boolean {
   const owner = scratchOwner(name);
-  return owner !== undefined && (owner === process.pid || processAlive(owner));
+  return owner !== undefined && !ownerGone(owner);
 }
 
 async function probeOverlay(storeRoot: string): Promise<Driver> {

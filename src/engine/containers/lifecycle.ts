@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { KilnError } from '../../errors.js';
-import { processAlive } from '../../gc/gc.js';
+import { ownerGone } from '../../content/owner.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import type { Engine } from '../engine.js';
@@ -82,7 +82,7 @@ async function signalProcess(engine: Engine, container: ContainerRow, signal: st
 async function released(engine: Engine, id: string, deadline: number): Promise<boolean> {
   for (;;) {
     const row = currentRow(engine, id);
-    if (!row || row.pid === null || !processAlive(row.pid)) return true;
+    if (!row || row.pid === null || ownerGone(row.pid)) return true;
     if (Date.now() > deadline) return false;
     await delay(FOLLOW_MS); // polling a foreign process: there is no exit event for one that is not our child
   }

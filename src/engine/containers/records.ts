@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { KilnError } from '../../errors.js';
-import { processAlive } from '../../gc/gc.js';
+import { ownerGone } from '../../content/owner.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import type { ConsoleSize } from '../../runtime/spec.js';
@@ -153,7 +153,7 @@ export function currentRow(engine: Engine, id: string): ContainerRow | undefined
 
 /** True while a container's process runs: its starter or supervisor lives and no exit is recorded. */
 export function isRunning(container: ContainerRow): boolean {
-  return container.exitCode === null && container.pid !== null && processAlive(container.pid);
+  return container.exitCode === null && container.pid !== null && !ownerGone(container.pid);
 }
 
 /** Docker's name for the state a container is in. */

@@ -4,7 +4,7 @@
  */
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { processAlive } from '../../gc/gc.js';
+import { ownerGone } from '../../content/owner.js';
 import { Snapshotter, unmountStale } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
@@ -46,7 +46,7 @@ export async function abandonedBundles(engine: Engine): Promise<string[]> {
   for (const id of await readdir(join(engine.store.root, 'containers')).catch(() => [] as string[])) {
     if (known.has(id)) continue;
     const owner = Number(await readFile(join(containerBundle(engine, id), OWNER_FILE), 'utf8').catch(() => '0'));
-    if (owner !== process.pid && !(owner > 0 && processAlive(owner))) abandoned.push(id);
+    if (ownerGone(owner)) abandoned.push(id);
   }
   return abandoned;
 }
