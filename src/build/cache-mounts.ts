@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { isErrno } from '../errors.js';
 import { ownerGone } from '../content/owner.js';
+import { storePaths } from '../content/paths.js';
 import { sha256 } from '../oci/digest.js';
 
 export type Sharing = 'shared' | 'private' | 'locked';
@@ -43,7 +44,7 @@ const perStore = new Map<string, CacheMounts>();
 /** The cache mounts of the store at `storeRoot` (their directories are in its `cache-mounts`). */
 export function cacheMountsOf(storeRoot: string): CacheMounts {
   let mounts = perStore.get(storeRoot);
-  if (!mounts) perStore.set(storeRoot, (mounts = new CacheMounts(join(storeRoot, 'cache-mounts'))));
+  if (!mounts) perStore.set(storeRoot, (mounts = new CacheMounts(storePaths(storeRoot).cacheMounts)));
   return mounts;
 }
 

@@ -121,17 +121,14 @@ async function mountGuarded(spec: MountSpec, target: string): Promise<() => Prom
   };
 }
 
-/** Where the whole output of failed steps is kept, under the store (`system prune` empties it). */
-export const STEP_LOGS = 'step-logs';
 /** How many failed steps' logs are kept: the newest. */
 const KEPT_STEP_LOGS = 10;
 
 /**
  * Keeps a failed step's whole output in a file only root can read (a step may print what it should not),
- * under the store; older ones beyond the newest few go. Returns the file's path.
+ * in the store's `step-logs` (`system prune` empties it); older ones beyond the newest few go. Returns the file's path.
  */
-async function keepStepLog(storeRoot: string, output: Buffer): Promise<string> {
-  const dir = join(storeRoot, STEP_LOGS);
+async function keepStepLog(dir: string, output: Buffer): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '')}-${randomBytes(4).toString('hex')}.log`);
   await writeFile(file, output, { mode: 0o600 });
@@ -303,7 +300,7 @@ export class Solver {
         const tail = lines.slice(-LOG_TAIL_LINES);
         let where = '';
         if (lines.length > tail.length || logBytes > MAX_KEPT_LOG) {
-          const file = await keepStepLog(store.root, Buffer.concat(log));
+          const file = await keepStepLog(store.paths.stepLogs, Buffer.concat(log));
           where = `; its whole output${logBytes > MAX_KEPT_LOG ? ` (the first ${MAX_KEPT_LOG >> 20} MiB)` : ''} is in ${file}`;
         }
         throw new KilnError('FAILED', `${message}${tail.length > 0 ? `\nlast ${tail.length} lines of its output${where}:\n${tail.map((l) => `  ${l}`).join('\n')}` : ''}`);
@@ -396,7 +393,7 @@ export class Solver {
   private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): Promise<Layer> {
     const { snapshots, store } = this.options;
     const top = state.imageId ? await this.options.unpack(state.imageId) : undefined;
-    const work = join(store.root, 'builds', `${process.pid}-${randomBytes(6).toString('hex')}`);
+    const work = join(store.paths.builds, `${process.pid}-${randomBytes(6).toString('hex')}`);
     const rootfs = join(work, 'rootfs');
     const active = `build-${process.pid}-${randomBytes(6).toString('hex')}`;
     await mkdir(rootfs, { recursive: true });
@@ -467,7 +464,7 @@ export class Solver {
     if (!top) return EMPTY_TREE;
     if (snapshots.driver === 'vfs') return snapshots.dir(top);
     const key = `view-${process.pid}-${randomBytes(6).toString('hex')}`;
-    const target = join(store.root, 'builds', key);
+    const target = join(store.paths.builds, key);
     await mkdir(target, { recursive: true });
     const [spec] = await snapshots.view(key, top);
     if (!spec) throw new KilnError('INTERNAL', `snapshot ${key} has no mounts`);

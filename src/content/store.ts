@@ -4,6 +4,7 @@ import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:
 import { join } from 'node:path';
 import { KilnError, isErrno, storeWriteError } from '../errors.js';
 import { type Digest, digestHex, isDigest } from '../oci/digest.js';
+import { type StorePaths, storePaths } from './paths.js';
 
 /** What the store knows of a committed blob. */
 export interface BlobInfo {
@@ -32,10 +33,14 @@ export class ContentStore {
   /** Scratch space on the store's filesystem (spooled archives); files are named by {@link scratchName}. */
   readonly tmpDir: string;
 
+  /** Every path under the store root this blob store lives in. */
+  readonly paths: StorePaths;
+
   constructor(readonly root: string) {
-    this.blobsDir = join(root, 'blobs', 'sha256');
-    this.ingestDir = join(root, 'ingest');
-    this.tmpDir = join(root, 'tmp');
+    this.paths = storePaths(root);
+    this.blobsDir = this.paths.blobs;
+    this.ingestDir = this.paths.ingest;
+    this.tmpDir = this.paths.tmp;
   }
 
   async init(): Promise<void> {

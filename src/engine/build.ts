@@ -3,14 +3,14 @@ import { join, resolve } from 'node:path';
 import { buildRecord, targetBase } from '../build/attribution.js';
 import { BuildContext } from '../build/context.js';
 import { type PlanOptions, externalImages, planBuild } from '../build/plan.js';
-import { type BuildEvent, STEP_LOGS, Solver } from '../build/solver.js';
+import { type BuildEvent, Solver } from '../build/solver.js';
 import { parseInstructions } from '../dockerfile/instructions.js';
 import { KilnError, isErrno } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../reference/reference.js';
 import type { Credentials } from '../registry/credentials.js';
 import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
-import { type Driver, Snapshotter, unmountStale } from '../snapshot/snapshotter.js';
+import { type Driver, snapshotterOf, unmountStale } from '../snapshot/snapshotter.js';
 import { ownerGone } from '../content/owner.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../oci/platform.js';
 import type { Lease } from '../transport/store.js';
@@ -193,13 +193,12 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
 }
 
 const run = promisify(execFile);
-const BUILD_WORK = 'builds';
 /** The pid in the name of a build's work directory or snapshot (`<pid>-…`, `view-<pid>-…`, `build-<pid>-…`). */
 const OWNER = /^(?:build-|view-)?(\d+)-/;
 
 /** Work directories of builds whose kiln process is gone (a kill -9 mid-build), with their mounts. */
 export async function abandonedBuilds(engine: Engine): Promise<string[]> {
-  const dir = join(engine.store.root, BUILD_WORK);
+  const dir = engine.store.paths.builds;
   const names = await readdir(dir).catch(() => [] as string[]);
   return names.filter((name) => {
     const owner = Number(OWNER.exec(name)?.[1] ?? 0);
@@ -233,15 +232,15 @@ async function removeAbandonedContainers(): Promise<void> {
  */
 export async function pruneBuildLeftovers(engine: Engine): Promise<number> {
   await removeAbandonedContainers();
-  await rm(join(engine.store.root, STEP_LOGS), { recursive: true, force: true });
+  await rm(engine.store.paths.stepLogs, { recursive: true, force: true });
   const abandoned = await abandonedBuilds(engine);
   for (const name of abandoned) {
-    const dir = join(engine.store.root, BUILD_WORK, name);
+    const dir = join(engine.store.paths.builds, name);
     await unmountStale(join(dir, 'rootfs'));
     await unmountStale(dir);
     await rm(dir, { recursive: true, force: true });
   }
-  const snapshots = new Snapshotter(engine.store.root, engine.store.db, 'overlay');
+  const snapshots = snapshotterOf(engine.store, 'overlay');
   for (const row of snapshots.list().reverse()) {
     const owner = /^(?:build|view)-(\d+)-/.exec(row.key)?.[1];
     if (owner === undefined || !ownerGone(Number(owner))) continue;

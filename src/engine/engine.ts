@@ -426,7 +426,7 @@ export class Engine {
     const referenced = this.db.referencedBlobs(this.db.leases().map((l) => l.id));
     for (const digest of present) if (!referenced.has(digest)) orphans.push(`unreferenced blob ${digest}`);
     for (const path of await this.store.content.strays()) orphans.push(`left-over file ${path}`);
-    const snapshotsDir = join(this.store.root, 'snapshots');
+    const snapshotsDir = this.store.paths.snapshots;
     const dirs = new Set(await readdir(snapshotsDir).catch(() => [] as string[]));
     for (const snapshot of this.db.snapshots()) {
       const present = dirs.delete(String(snapshot.dir));

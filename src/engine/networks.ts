@@ -314,11 +314,11 @@ export interface ContainerNetwork {
 
 /** Where a container's network namespace is kept while it runs. */
 function namespacePath(engine: Engine, id: string): string {
-  return join(engine.store.root, 'netns', id);
+  return join(engine.store.paths.netns, id);
 }
 
 function ipamDir(engine: Engine): string {
-  return join(engine.store.root, 'cni', 'ipam');
+  return engine.store.paths.cniIpam;
 }
 
 /** The network's name to the plugins: host-local keeps its leases under it, iptables rules carry it. */
@@ -450,7 +450,7 @@ export async function leaveNetworks(engine: Engine, id: string): Promise<void> {
  * running them left. `kiln serve` runs it when it starts; the prunes and network rm before they look.
  */
 export async function releaseStaleEndpoints(engine: Engine): Promise<void> {
-  const ids = new Set([...engine.store.db.endpoints().map((e) => e.containerId), ...(await readdir(join(engine.store.root, 'netns')).catch(() => [] as string[]))]);
+  const ids = new Set([...engine.store.db.endpoints().map((e) => e.containerId), ...(await readdir(engine.store.paths.netns).catch(() => [] as string[]))]);
   for (const id of ids) {
     const row = currentRow(engine, id);
     if (!row || !isRunning(row)) await leaveNetworks(engine, id);

@@ -9,7 +9,7 @@ import { applyLayer, applyLayerOffThread } from '../layer/apply.js';
 import { decompressStream } from '../layer/compression.js';
 import type { TarWalker } from '../layer/scan.js';
 import { layerCompression } from '../oci/mediatypes.js';
-import { type Driver, Snapshotter, detectDriver } from '../snapshot/snapshotter.js';
+import { type Driver, type Snapshotter, detectDriver, snapshotterOf } from '../snapshot/snapshotter.js';
 import type { Engine } from './engine.js';
 import { type ContainerRequest, type CreateOptions, createContainer } from './containers/create.js';
 import { runContainerHere, startContainer } from './containers/start.js';
@@ -23,7 +23,7 @@ export async function openSnapshotter(engine: Engine, notice: (message: string) 
   if (wanted === 'overlay' && possible !== 'overlay') throw new KilnError('UNSUPPORTED', 'the overlay storage driver cannot be used here (overlayfs does not mount; kiln needs root for it): use --storage-driver vfs');
   const driver = wanted ?? possible;
   if (!wanted && driver === 'vfs') notice('kiln: overlayfs cannot be mounted here (not root, or no kernel support); using the vfs storage driver (full copies)');
-  return new Snapshotter(engine.store.root, engine.store.db, driver);
+  return snapshotterOf(engine.store, driver);
 }
 
 /**

@@ -3,7 +3,7 @@
  * database, indexed once into the store's cache (`cache/osv/`), with the user's policy applied.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { storePaths } from '../content/paths.js';
 import type { Sbom } from '../analyze/sbom/model.js';
 import { openOsvIndex } from '../analyze/vuln/database.js';
 import { type Finding, matchSbom } from '../analyze/vuln/match.js';
@@ -24,8 +24,6 @@ export interface ScanOptions {
 }
 
 /** Where a store keeps the indexes of the databases it has scanned against. */
-export const osvCacheDir = (storeRoot: string): string => join(storeRoot, 'cache', 'osv');
-
 async function readText(path: string, what: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
@@ -60,7 +58,7 @@ export async function readSbomFile(path: string): Promise<Sbom> {
 export async function scanSbom(sbom: Sbom, storeRoot: string, options: ScanOptions): Promise<ScanReport> {
   // The cheap inputs first, so a typo in the ignore file fails before a long indexing.
   const ignore = options.ignoreFile !== undefined ? parseIgnoreFile(await readText(options.ignoreFile, '--ignore-file'), options.ignoreFile) : undefined;
-  const cacheDir = osvCacheDir(storeRoot);
+  const cacheDir = storePaths(storeRoot).osvCache;
   const index = await openOsvIndex(options.db, cacheDir).catch((err: unknown) => {
     if (['EACCES', 'EPERM', 'EROFS', 'SQLITE_CANTOPEN', 'SQLITE_READONLY'].some((code) => isErrno(err, code))) {
       throw new KilnError('INVALID_ARGUMENT', `cannot write the database's index into ${cacheDir} (${(err as Error).message}): use a store you can write (--root)`, { cause: err });

@@ -53,7 +53,7 @@ export function checkVolumeName(name: string): void {
 }
 
 function volumesDir(engine: Engine): string {
-  return join(engine.store.root, 'volumes');
+  return engine.store.paths.volumes;
 }
 
 /** Where a volume's files are. */

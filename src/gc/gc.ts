@@ -61,7 +61,7 @@ export async function collectGarbage(content: ContentStore, db: MetaDb, ignoring
     const referenced = db.referencedBlobs(liveLeases(db, ignoring));
     for (const row of db.layerBlobs()) if (!referenced.has(row.digest)) db.deleteLayerBlob(row.digest);
   });
-  await collectSnapshots(join(content.root, 'snapshots'), db, ignoring);
+  await collectSnapshots(content.paths.snapshots, db, ignoring);
   // Half-written ingests and spooled archives of processes that are gone (a crash, a kill -9).
   for (const dir of [content.ingestDir, content.tmpDir]) {
     for (const name of listDir(dir)) {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KilnError, isKilnError, storeWriteError } from '../errors.js';
 import { ownerGone } from '../content/owner.js';
+import { storePaths } from '../content/paths.js';
 import { scratchName, scratchOwner } from '../content/store.js';
 import type { WhiteoutMode } from '../layer/apply.js';
 import type { MetaDb, SnapshotRow } from '../meta/db.js';
@@ -38,7 +39,7 @@ export class Snapshotter {
     private readonly db: MetaDb,
     readonly driver: Driver,
   ) {
-    this.root = join(storeRoot, 'snapshots');
+    this.root = storePaths(storeRoot).snapshots;
   }
 
   /** The whiteouts a layer applied into a snapshot of this driver must produce. */
@@ -174,6 +175,28 @@ export class Snapshotter {
   }
 }
 
+/** What {@link snapshotterOf} opens snapshotters of: an open store (`LocalStore`). */
+export interface SnapshotStore {
+  readonly root: string;
+  readonly db: MetaDb;
+}
+
+/** The snapshotters of each open store, by driver. */
+const opened = new WeakMap<SnapshotStore, Map<Driver, Snapshotter>>();
+
+/**
+ * The snapshotter of an open store for `driver`: one per store and driver in a process, made at its first
+ * use (which driver a command uses is the engine's choice). It lives here, not in the store, so that only
+ * the commands that unpack, build or run load this module.
+ */
+export function snapshotterOf(store: SnapshotStore, driver: Driver): Snapshotter {
+  let drivers = opened.get(store);
+  if (!drivers) opened.set(store, (drivers = new Map<Driver, Snapshotter>()));
+  let snapshots = drivers.get(driver);
+  if (!snapshots) drivers.set(driver, (snapshots = new Snapshotter(store.root, store.db, driver)));
+  return snapshots;
+}
+
 /** Mounts a description at `target` (the runtime's half of the contract). */
 export async function mount(spec: MountSpec, target: string): Promise<void> {
   const args = spec.type === 'bind' ? ['--bind', ...(spec.options.includes('ro') ? ['-o', 'ro'] : []), spec.source, target] : ['-t', spec.type, '-o', spec.options.join(','), spec.source, target];
@@ -197,7 +220,7 @@ export async function unmountStale(target: string): Promise<void> {
 export async function detectDriver(storeRoot: string): Promise<Driver> {
   if (process.getuid?.() !== 0) return 'vfs';
   await mkdir(storeRoot, { recursive: true });
-  const recorded = join(storeRoot, 'storage-driver');
+  const recorded = storePaths(storeRoot).storageDriver;
   const known = (await readFile(recorded, 'utf8').catch(() => '')).trim();
   if (known === 'overlay' || known === 'vfs') return known;
   // Another kiln starting on the same new store may be probing beside us: only a dead process's probe is stale.

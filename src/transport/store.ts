@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import type { StorePaths } from '../content/paths.js';
 import { type ContentWriter, ContentStore, type Expected } from '../content/store.js';
 import { KilnError, isKilnError } from '../errors.js';
 import { collectGarbage, type GcResult } from '../gc/gc.js';
@@ -61,11 +61,16 @@ export class LocalStore {
     } catch (err) {
       throw new KilnError('INVALID_ARGUMENT', `cannot use ${root} as kiln's store: ${(err as Error).message} (choose another with --root or KILN_ROOT)`, { cause: err });
     }
-    return new LocalStore(root, content, new MetaDb(join(root, 'kiln.db')));
+    return new LocalStore(root, content, new MetaDb(content.paths.db));
   }
 
   close(): void {
     this.db.close();
+  }
+
+  /** Every path under the store's root. */
+  get paths(): StorePaths {
+    return this.content.paths;
   }
 
   /**

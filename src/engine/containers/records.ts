@@ -10,7 +10,7 @@ import { ownerGone } from '../../content/owner.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import type { ConsoleSize } from '../../runtime/spec.js';
-import { Snapshotter } from '../../snapshot/snapshotter.js';
+import { type Snapshotter, snapshotterOf } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 
 /** A mount a container gets, resolved at create: a host directory, a volume (by name) or a tmpfs. */
@@ -174,14 +174,15 @@ export function containerKey(id: string): string {
 
 /** A container's bundle: its runtime spec, mounted root filesystem, log and generated files. */
 export function containerBundle(engine: Engine, id: string): string {
-  return join(engine.store.root, 'containers', id);
+  return join(engine.store.paths.containers, id);
 }
 
 /** The file in a container's bundle naming the pid of the kiln process that made it (see abandonedBundles). */
 export const OWNER_FILE = 'owner';
 
+/** The store's snapshotter of the driver a container was made with. */
 export function snapshotterFor(engine: Engine, container: Pick<ContainerRow, 'driver'>): Snapshotter {
-  return new Snapshotter(engine.store.root, engine.store.db, container.driver === 'vfs' ? 'vfs' : 'overlay');
+  return snapshotterOf(engine.store, container.driver === 'vfs' ? 'vfs' : 'overlay');
 }
 
 /** Refuses a name Docker would refuse for a new container: badly formed, or taken. */

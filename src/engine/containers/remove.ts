@@ -5,7 +5,7 @@
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ownerGone } from '../../content/owner.js';
-import { Snapshotter, unmountStale } from '../../snapshot/snapshotter.js';
+import { type Snapshotter, snapshotterOf, unmountStale } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
 import { leaveNetworks } from '../networks.js';
@@ -43,7 +43,7 @@ export async function destroyContainer(engine: Engine, id: string, volumes: bool
 export async function abandonedBundles(engine: Engine): Promise<string[]> {
   const known = new Set(engine.store.db.containers().map((c) => c.id));
   const abandoned: string[] = [];
-  for (const id of await readdir(join(engine.store.root, 'containers')).catch(() => [] as string[])) {
+  for (const id of await readdir(engine.store.paths.containers).catch(() => [] as string[])) {
     if (known.has(id)) continue;
     const owner = Number(await readFile(join(containerBundle(engine, id), OWNER_FILE), 'utf8').catch(() => '0'));
     if (ownerGone(owner)) abandoned.push(id);
@@ -55,7 +55,7 @@ export async function abandonedBundles(engine: Engine): Promise<string[]> {
 export async function pruneContainers(engine: Engine): Promise<string[]> {
   const stopped = engine.store.db.containers().filter((c) => !isRunning(c));
   for (const container of stopped) await destroyContainer(engine, container.id, false);
-  const snapshots = new Snapshotter(engine.store.root, engine.store.db, 'overlay');
+  const snapshots = snapshotterOf(engine.store, 'overlay');
   for (const id of await abandonedBundles(engine)) await forget(engine, snapshots, id);
   return stopped.map((c) => c.id);
 }
