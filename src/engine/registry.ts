@@ -20,7 +20,8 @@ import { readRegistryImage, resumableBlob, writeRegistryImage } from '../transpo
 import type { Engine } from './engine.js';
 import { limited } from './limited.js';
 import { type Filters, booleanFilter, checkFilterKeys } from './filters.js';
-import { discardDetached, openSnapshotter, unpackLayers, unpackWhileReading } from './run.js';
+import { discardDetached, unpackLayers, unpackWhileReading } from '../snapshot/unpack.js';
+import { openSnapshotter } from './run.js';
 
 /** One progress message, Docker's jsonmessage shape. */
 export interface ProgressEvent {
