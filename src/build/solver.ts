@@ -23,7 +23,7 @@ import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import { guardUndo, shellQuote } from '../runtime/guard.js';
-import { type MountSpec, type Snapshotter, mount, unmount } from '../snapshot/snapshotter.js';
+import { type MountSpec, type Snapshotter, mount, temporaryKey, unmount } from '../snapshot/snapshotter.js';
 import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
 import { DirectorySource, type SourceTree, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
@@ -395,9 +395,9 @@ export class Solver {
     const top = state.imageId ? await this.options.unpack(state.imageId) : undefined;
     const work = join(store.paths.builds, `${process.pid}-${randomBytes(6).toString('hex')}`);
     const rootfs = join(work, 'rootfs');
-    const active = `build-${process.pid}-${randomBytes(6).toString('hex')}`;
+    const active = temporaryKey('build');
     await mkdir(rootfs, { recursive: true });
-    const [spec] = await snapshots.prepare(active, top);
+    const [spec] = await snapshots.prepare(active, top, 'build');
     const cleanups: (() => Promise<void>)[] = [];
     const cacheDirs = new Map<string, Promise<string>>();
     let keep = false;
@@ -463,10 +463,10 @@ export class Solver {
     const top = imageId ? await this.options.unpack(imageId) : undefined;
     if (!top) return EMPTY_TREE;
     if (snapshots.driver === 'vfs') return snapshots.dir(top);
-    const key = `view-${process.pid}-${randomBytes(6).toString('hex')}`;
-    const target = join(store.paths.builds, key);
+    const key = temporaryKey('view');
+    const target = join(store.paths.builds, `${process.pid}-${randomBytes(6).toString('hex')}`);
     await mkdir(target, { recursive: true });
-    const [spec] = await snapshots.view(key, top);
+    const [spec] = await snapshots.view(key, top, 'view');
     if (!spec) throw new KilnError('INTERNAL', `snapshot ${key} has no mounts`);
     const unmountView = await mountGuarded(spec, target);
     cleanups.push(async () => {

@@ -10,7 +10,7 @@ import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../reference/reference.js';
 import type { Credentials } from '../registry/credentials.js';
 import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
-import { type Driver, snapshotterOf, unmountStale } from '../snapshot/snapshotter.js';
+import { type Driver, isAbandoned, snapshotterOf, unmountStale } from '../snapshot/snapshotter.js';
 import { ownerGone } from '../content/owner.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../oci/platform.js';
 import type { Lease } from '../transport/store.js';
@@ -193,7 +193,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
 }
 
 const run = promisify(execFile);
-/** The pid in the name of a build's work directory or snapshot (`<pid>-…`, `view-<pid>-…`, `build-<pid>-…`). */
+/** The pid in the name of a build's work directory or view's mount point (`<pid>-…`; `view-<pid>-…`, `build-<pid>-…` from older kilns). */
 const OWNER = /^(?:build-|view-)?(\d+)-/;
 
 /** Work directories of builds whose kiln process is gone (a kill -9 mid-build), with their mounts. */
@@ -242,8 +242,7 @@ export async function pruneBuildLeftovers(engine: Engine): Promise<number> {
   }
   const snapshots = snapshotterOf(engine.store, 'overlay');
   for (const row of snapshots.list().reverse()) {
-    const owner = /^(?:build|view)-(\d+)-/.exec(row.key)?.[1];
-    if (owner === undefined || !ownerGone(Number(owner))) continue;
+    if ((row.owner?.purpose !== 'build' && row.owner?.purpose !== 'view') || !isAbandoned(row)) continue;
     if (engine.store.db.snapshotChildren(row.key).length === 0) await snapshots.remove(row.key);
   }
   return abandoned.length;

@@ -433,8 +433,8 @@ export class Engine {
       // A snapshot is recorded before its directory is made: a kill in between leaves the record alone,
       // which prune removes like the rest of what the dead kiln left (an unpack, a build step, a container).
       // Only a committed snapshot without its directory is damage.
-      if (/^extract-/.test(snapshot.key)) orphans.push(`unfinished layer unpack ${snapshot.key}`);
-      else if (/^(?:build|view)-/.test(snapshot.key)) orphans.push(`build step snapshot ${snapshot.key}`);
+      if (snapshot.owner?.purpose === 'extract') orphans.push(`unfinished layer unpack ${snapshot.key}`);
+      else if (snapshot.owner !== null) orphans.push(`build step snapshot ${snapshot.key}`);
       else if (!present && snapshot.kind !== 'committed') orphans.push(`unfinished snapshot ${snapshot.key} (its directory was never made)`);
       else if (!present) problems.push(`snapshot ${snapshot.key} has no directory ${join(snapshotsDir, String(snapshot.dir))} (system prune removes it; its layer is unpacked again when needed)`);
     }

@@ -131,8 +131,7 @@ const LAYER_KEY = /^(?:overlay|vfs):(sha256:[a-f0-9]{64})$/;
 function unneeded(row: SnapshotRow, needed: ReadonlySet<string>): boolean {
   const layer = LAYER_KEY.exec(row.key)?.[1];
   if (layer !== undefined) return !needed.has(layer) && !needed.has(row.key);
-  const owner = /^extract-(\d+)-/.exec(row.key)?.[1];
-  return owner !== undefined && ownerGone(Number(owner));
+  return row.owner?.purpose === 'extract' && ownerGone(row.owner.pid);
 }
 
 function listDir(dir: string): string[] {

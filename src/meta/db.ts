@@ -246,6 +246,18 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (container_id, network_id)
   );
   `,
+  `
+  -- Who works on a temporary snapshot, as data (its key need not be read): owner_pid, the kiln process
+  -- that made it, and purpose, what for: 'extract' (a layer being unpacked), 'build' (a build step's
+  -- writable snapshot), 'view' (a read-only view a build step reads a tree through). Both are NULL for
+  -- the snapshots no process owns (layers, which images and leases hold; containers'); committing a
+  -- temporary snapshot clears them. Rows recorded before carried both in their key, taken from it here.
+  ALTER TABLE snapshots ADD COLUMN owner_pid INTEGER;
+  ALTER TABLE snapshots ADD COLUMN purpose TEXT CHECK (purpose IN ('extract', 'build', 'view'));
+  UPDATE snapshots SET purpose = 'extract', owner_pid = CAST(substr(key, 9) AS INTEGER) WHERE key GLOB 'extract-[0-9]*-*';
+  UPDATE snapshots SET purpose = 'build', owner_pid = CAST(substr(key, 7) AS INTEGER) WHERE key GLOB 'build-[0-9]*-*';
+  UPDATE snapshots SET purpose = 'view', owner_pid = CAST(substr(key, 6) AS INTEGER) WHERE key GLOB 'view-[0-9]*-*';
+  `,
 ];
 
 export interface ContainerRow {
@@ -313,6 +325,15 @@ export interface EventRow {
   readonly attributes: Readonly<Record<string, string>>;
 }
 
+/** What a temporary snapshot is for (see the migration that records it). */
+export type SnapshotPurpose = 'extract' | 'build' | 'view';
+
+/** The process that works on a temporary snapshot until it commits or removes it. */
+export interface SnapshotOwner {
+  readonly pid: number;
+  readonly purpose: SnapshotPurpose;
+}
+
 export interface SnapshotRow {
   readonly key: string;
   readonly dir: number;
@@ -320,6 +341,16 @@ export interface SnapshotRow {
   readonly kind: 'active' | 'view' | 'committed';
   readonly driver: string;
   readonly createdAt: number;
+  /** Null for a snapshot no process owns: a layer's (images and leases hold it), a container's. */
+  readonly owner: SnapshotOwner | null;
+}
+
+const SNAPSHOT_COLUMNS = 'key, dir, parent, kind, driver, created_at AS createdAt, owner_pid AS ownerPid, purpose';
+
+type RawSnapshotRow = Omit<SnapshotRow, 'owner'> & { readonly ownerPid: number | null; readonly purpose: SnapshotPurpose | null };
+
+function snapshotRow({ ownerPid, purpose, ...row }: RawSnapshotRow): SnapshotRow {
+  return { ...row, owner: ownerPid !== null && purpose !== null ? { pid: ownerPid, purpose } : null };
 }
 
 export interface ImageRow {
@@ -664,26 +695,30 @@ export class MetaDb {
   // ---- snapshots ----
 
   snapshot(key: string): SnapshotRow | undefined {
-    return this.db.prepare('SELECT key, dir, parent, kind, driver, created_at AS createdAt FROM snapshots WHERE key = ?').get(key) as SnapshotRow | undefined;
+    const row = this.db.prepare(`SELECT ${SNAPSHOT_COLUMNS} FROM snapshots WHERE key = ?`).get(key) as RawSnapshotRow | undefined;
+    return row && snapshotRow(row);
   }
 
   snapshots(): SnapshotRow[] {
-    return this.db.prepare('SELECT key, dir, parent, kind, driver, created_at AS createdAt FROM snapshots ORDER BY dir').all() as SnapshotRow[];
+    return (this.db.prepare(`SELECT ${SNAPSHOT_COLUMNS} FROM snapshots ORDER BY dir`).all() as RawSnapshotRow[]).map(snapshotRow);
   }
 
-  /** Records a new snapshot and returns its short directory id. */
-  addSnapshot(key: string, parent: string | undefined, kind: SnapshotRow['kind'], driver: string, now = Date.now()): number {
+  /** Records a new snapshot (`owner`: a temporary one and who works on it) and returns its short directory id. */
+  addSnapshot(key: string, parent: string | undefined, kind: SnapshotRow['kind'], driver: string, owner?: SnapshotOwner, now = Date.now()): number {
     // A fresh number (never one a removed snapshot had), taken and used in one transaction.
     return this.transaction(() => {
       const dir = this.db.prepare("UPDATE counters SET value = value + 1 WHERE name = 'snapshot_dir' RETURNING value").pluck().get() as number;
-      this.db.prepare('INSERT INTO snapshots (key, dir, parent, kind, driver, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(key, dir, parent ?? null, kind, driver, now);
+      this.db.prepare('INSERT INTO snapshots (key, dir, parent, kind, driver, created_at, owner_pid, purpose) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(key, dir, parent ?? null, kind, driver, now, owner?.pid ?? null, owner?.purpose ?? null);
       return dir;
     });
   }
 
-  /** Commits an active snapshot under its new key; `parent`, when given, becomes its parent too. */
+  /**
+   * Commits an active snapshot under its new key; `parent`, when given, becomes its parent too. Committed,
+   * it is no process's any more: images and leases hold it.
+   */
   renameSnapshot(from: string, to: string, parent?: string): void {
-    this.db.prepare("UPDATE snapshots SET key = ?, kind = 'committed', parent = coalesce(?, parent) WHERE key = ?").run(to, parent ?? null, from);
+    this.db.prepare("UPDATE snapshots SET key = ?, kind = 'committed', parent = coalesce(?, parent), owner_pid = NULL, purpose = NULL WHERE key = ?").run(to, parent ?? null, from);
   }
 
   deleteSnapshot(key: string): void {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -7,7 +8,7 @@ import { ownerGone } from '../content/owner.js';
 import { storePaths } from '../content/paths.js';
 import { scratchName, scratchOwner } from '../content/store.js';
 import type { WhiteoutMode } from '../layer/apply.js';
-import type { MetaDb, SnapshotRow } from '../meta/db.js';
+import type { MetaDb, SnapshotPurpose, SnapshotRow } from '../meta/db.js';
 
 const run = promisify(execFile);
 
@@ -74,10 +75,10 @@ export class Snapshotter {
     return rows;
   }
 
-  private async create(key: string, parent: string | undefined, kind: 'active' | 'view'): Promise<MountSpec[]> {
+  private async create(key: string, parent: string | undefined, kind: 'active' | 'view', temporary: SnapshotPurpose | undefined): Promise<MountSpec[]> {
     if (this.db.snapshot(key)) throw new KilnError('CONFLICT', `snapshot ${key} already exists`);
     if (parent && this.row(parent).kind !== 'committed') throw new KilnError('CONFLICT', `snapshot ${parent} is not committed, so it cannot be a parent`);
-    const dir = this.db.addSnapshot(key, parent, kind, this.driver);
+    const dir = this.db.addSnapshot(key, parent, kind, this.driver, temporary && { pid: process.pid, purpose: temporary });
     const base = join(this.root, String(dir));
     await rm(base, { recursive: true, force: true });
     await this.writing(base, async () => {
@@ -101,12 +102,16 @@ export class Snapshotter {
     }
   }
 
-  prepare(key: string, parent?: string): Promise<MountSpec[]> {
-    return this.create(key, parent, 'active');
+  /**
+   * An active snapshot on `parent`. `temporary`: this process works on it until it commits or removes it,
+   * and it is recorded as this process's, so that what a kill -9 leaves is known as its (see isAbandoned).
+   */
+  prepare(key: string, parent?: string, temporary?: SnapshotPurpose): Promise<MountSpec[]> {
+    return this.create(key, parent, 'active', temporary);
   }
 
-  view(key: string, parent?: string): Promise<MountSpec[]> {
-    return this.create(key, parent, 'view');
+  view(key: string, parent?: string, temporary?: SnapshotPurpose): Promise<MountSpec[]> {
+    return this.create(key, parent, 'view', temporary);
   }
 
   /**
@@ -195,6 +200,19 @@ export function snapshotterOf(store: SnapshotStore, driver: Driver): Snapshotter
   let snapshots = drivers.get(driver);
   if (!snapshots) drivers.set(driver, (snapshots = new Snapshotter(store.root, store.db, driver)));
   return snapshots;
+}
+
+/** A key for a temporary snapshot of this process: unique, and never read back (its owner is recorded apart). */
+export function temporaryKey(purpose: SnapshotPurpose): string {
+  return `${purpose}-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * True when the process that made a temporary snapshot is gone (a kill -9 mid-unpack or mid-step): what
+ * it left is anyone's to remove. A snapshot no process owns (a layer's, a container's) never is.
+ */
+export function isAbandoned(row: SnapshotRow): boolean {
+  return row.owner !== null && ownerGone(row.owner.pid);
 }
 
 /** Mounts a description at `target` (the runtime's half of the contract). */

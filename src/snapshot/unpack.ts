@@ -5,14 +5,13 @@
  * which `system check` reports and the GC reclaims once its owner is gone.
  */
 import { existsSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { KilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
 import { applyLayer, applyLayerOffThread } from '../layer/apply.js';
 import { decompressStream } from '../layer/compression.js';
 import type { TarWalker } from '../layer/scan.js';
 import { layerCompression } from '../oci/mediatypes.js';
-import type { Snapshotter } from './snapshotter.js';
+import { type Snapshotter, temporaryKey } from './snapshotter.js';
 
 /**
  * Unpacks layers (bottom first) into committed snapshots keyed by chain ID, skipping those already
@@ -41,8 +40,8 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
       const below = parent;
       const work = (async () => {
         progress?.(i, 'extracting');
-        const temporary = `extract-${process.pid}-${randomBytes(6).toString('hex')}`;
-        await snapshots.prepare(temporary, below);
+        const temporary = temporaryKey('extract');
+        await snapshots.prepare(temporary, below, 'extract');
         try {
           const stream = decompressStream(await layer.open(), layerCompression(layer.mediaType) ?? 'none');
           const dir = snapshots.dir(temporary);
@@ -81,14 +80,14 @@ export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Laye
   const lock = `${snapshots.root}\0${key}`;
   const parentHere = parent === undefined || snapshots.has(parent);
   if (snapshots.has(key) || (!parentHere && snapshots.driver !== 'overlay') || unpacking.has(lock) || detached.has(lock)) return undefined;
-  const temporary = `extract-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const temporary = temporaryKey('extract');
   let prepared = false;
   let applied = false;
   let settled!: () => void;
   unpacking.set(lock, new Promise<void>((resolve) => (settled = resolve)));
   return {
     async read(tar) {
-      await snapshots.prepare(temporary, parentHere ? parent : undefined);
+      await snapshots.prepare(temporary, parentHere ? parent : undefined, 'extract');
       prepared = true;
       // A worker thread runs beside the download, decompression and hashing; starting one costs ~40 ms.
       const apply = (layers[index]?.size ?? 0) >= OFF_THREAD_LAYER ? applyLayerOffThread : applyLayer;

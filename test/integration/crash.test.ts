@@ -162,7 +162,8 @@ describe('kill -9 between recording a temporary snapshot and making its director
     const gone = spawn(process.execPath, ['-e', '0']);
     const pid = await new Promise<number>((resolve) => gone.on('exit', () => resolve(gone.pid ?? 0)));
     const engine = await Engine.open(root);
-    for (const key of [`extract-${pid}-0123456789ab`, `build-${pid}-1`]) engine.store.db.addSnapshot(key, undefined, 'active', 'overlay');
+    engine.store.db.addSnapshot(`extract-${pid}-0123456789ab`, undefined, 'active', 'overlay', { pid, purpose: 'extract' });
+    engine.store.db.addSnapshot(`build-${pid}-1`, undefined, 'active', 'overlay', { pid, purpose: 'build' });
     // A run killed there: its bundle, owned by the dead process, and its container snapshot's record.
     const id = 'ab'.repeat(32);
     await mkdir(join(containerBundle(engine, id), 'rootfs'), { recursive: true });
