@@ -437,7 +437,7 @@ export class Solver {
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
       const row = await store.ingestLayer(this.options.lease, writeTar(clampTimes(changes, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
       const chain = chainIds([...state.config.rootfs.diff_ids, row.diffId]).at(-1) as Digest;
-      const key = `${snapshots.driver}:${chain}`;
+      const key = snapshots.layerKey(chain);
       if (!snapshots.has(key)) {
         // Held before it is committed: no image names this chain until the step's image is written.
         store.holdSnapshots(this.options.lease, [key]);

@@ -115,7 +115,7 @@ export async function pullImage(engine: Engine, name: string, options: PullOptio
     });
     const snapshots = await opening;
     // The layer snapshots are committed as they unpack, before the image that names them is written.
-    if (snapshots) store.holdSnapshots(lease, chainIds(config.rootfs.diff_ids).map((chain) => `${snapshots.driver}:${chain}`));
+    if (snapshots) store.holdSnapshots(lease, chainIds(config.rootfs.diff_ids).map((chain) => snapshots.layerKey(chain)));
     const unpacking = snapshots
       ? unpackLayers(snapshots, layers, what, (i) => (arrived[i] as { promise: Promise<void> }).promise, (i, state) => {
           if (!present[i]) options.events({ status: state === 'extracting' ? 'Extracting' : 'Pull complete', id: shortId(layers[i]?.digest ?? '') });

@@ -465,7 +465,7 @@ export class MetaDb {
   constructor(path: string) {
     try {
       const connection = openSqlite(path, { timeout: LOCK_POLL_MS });
-      this.db = translatingErrors(connection, (run) => waitingForTheLock(run, connection, dirname(path)));
+      this.db = translatingErrors(connection, (run) => waitingForTheLock(run, connection, path));
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('synchronous = NORMAL');
@@ -963,14 +963,15 @@ function lockPatienceMs(): number {
  * A call that meets the lock inside a transaction is not retried (its transaction would be half done).
  * A full disk is NO_SPACE naming the store.
  */
-function waitingForTheLock<R>(run: () => R, connection: Database.Database, root: string): R {
+function waitingForTheLock<R>(run: () => R, connection: Database.Database, path: string): R {
+  const root = dirname(path);
   const started = Date.now();
   let told = false;
   for (;;) {
     try {
       return run();
     } catch (err) {
-      if (!String((err as { code?: unknown } | null)?.code).startsWith('SQLITE_BUSY')) throw storeWriteError(err, root, join(root, 'kiln.db'));
+      if (!String((err as { code?: unknown } | null)?.code).startsWith('SQLITE_BUSY')) throw storeWriteError(err, root, path);
       const waited = Date.now() - started;
       if (connection.inTransaction || waited >= lockPatienceMs()) {
         throw new KilnError('BUSY', `the store at ${root} stayed locked by another kiln process for ${Math.round(waited / 1000)} s (a long prune, load or build?); try again when it has finished`, { cause: err });

@@ -64,6 +64,11 @@ export class Snapshotter {
     return this.chain(key).slice(1).map((row) => join(this.root, String(row.dir), 'fs'));
   }
 
+  /** The key of the committed snapshot holding a layer chain (its chain ID), shared by every image with that chain. */
+  layerKey(chainId: string): string {
+    return `${this.driver}:${chainId}`;
+  }
+
   has(key: string): boolean {
     return this.db.snapshot(key)?.kind === 'committed';
   }

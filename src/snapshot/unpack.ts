@@ -22,7 +22,7 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
   const chain = chainIds(layers.map((l) => l.diffId));
   let parent: string | undefined;
   for (const [i, layer] of layers.entries()) {
-    const key = `${snapshots.driver}:${chain[i]}`;
+    const key = snapshots.layerKey(chain[i] as string);
     await ready?.(i);
     // One unpack per snapshot at a time in this process (parallel build stages share base layers; a
     // pull may be unpacking this layer as it downloads it).
@@ -75,8 +75,8 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
  */
 export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Layer[], index: number, what: string): { read: TarWalker; settle(verified: boolean): Promise<void> } | undefined {
   const chain = chainIds(layers.map((l) => l.diffId));
-  const key = `${snapshots.driver}:${chain[index]}`;
-  const parent = index > 0 ? `${snapshots.driver}:${chain[index - 1]}` : undefined;
+  const key = snapshots.layerKey(chain[index] as string);
+  const parent = index > 0 ? snapshots.layerKey(chain[index - 1] as string) : undefined;
   const lock = `${snapshots.root}\0${key}`;
   const parentHere = parent === undefined || snapshots.has(parent);
   if (snapshots.has(key) || (!parentHere && snapshots.driver !== 'overlay') || unpacking.has(lock) || detached.has(lock)) return undefined;
@@ -123,7 +123,7 @@ const detached = new Map<string, string>();
 /** Drops what `unpackWhileReading` unpacked of these layers that no parent took (a pull that failed). */
 export async function discardDetached(snapshots: Snapshotter, layers: readonly Layer[]): Promise<void> {
   for (const id of chainIds(layers.map((l) => l.diffId))) {
-    const lock = `${snapshots.root}\0${snapshots.driver}:${id}`;
+    const lock = `${snapshots.root}\0${snapshots.layerKey(id)}`;
     const temporary = detached.get(lock);
     if (temporary === undefined) continue;
     detached.delete(lock);
