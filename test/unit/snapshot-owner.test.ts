@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { ContentStore } from '../../src/content/store.js';
+import { collectGarbage } from '../../src/gc/gc.js';
 import { MetaDb } from '../../src/meta/db.js';
 import { isAbandoned } from '../../src/snapshot/snapshotter.js';
 import { tempDir } from '../helpers/paths.js';
@@ -18,6 +20,23 @@ describe('snapshot owners', () => {
       assert.deepEqual(db.snapshots().filter(isAbandoned).map((row) => row.key), ['view-gone']);
       db.renameSnapshot('extract-mine', 'overlay:layer');
       assert.equal(db.snapshot('overlay:layer')?.owner, null, 'a committed snapshot is no process’s');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('a GC reclaims the unpacks of processes that are gone, never those of live ones, and leaves build steps to build prune', async () => {
+    const content = new ContentStore(await tempDir());
+    await content.init();
+    const db = new MetaDb(content.paths.db);
+    try {
+      const gone = 0x3fffffff; // above any pid_max
+      db.addSnapshot('extract-gone', undefined, 'active', 'overlay', { pid: gone, purpose: 'extract' });
+      db.addSnapshot('extract-this', undefined, 'active', 'overlay', { pid: process.pid, purpose: 'extract' });
+      db.addSnapshot('extract-parent', undefined, 'active', 'overlay', { pid: process.ppid, purpose: 'extract' });
+      db.addSnapshot('build-gone', undefined, 'active', 'overlay', { pid: gone, purpose: 'build' });
+      await collectGarbage(content, db);
+      assert.deepEqual(db.snapshots().map((row) => row.key), ['extract-this', 'extract-parent', 'build-gone']);
     } finally {
       db.close();
     }
