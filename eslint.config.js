@@ -18,9 +18,9 @@ const LAYERS = {
   registry: ['oci'],
   runtime: ['oci'],
   gc: ['oci', 'content', 'image', 'meta'],
-  snapshot: ['oci', 'content', 'gc', 'layer', 'meta'],
+  snapshot: ['oci', 'content', 'image', 'layer', 'meta'],
   transport: ['oci', 'reference', 'content', 'meta', 'gc', 'image', 'layer', 'registry'],
-  build: ['oci', 'dockerfile', 'gc', 'image', 'layer', 'meta', 'runtime', 'snapshot', 'transport'],
+  build: ['oci', 'dockerfile', 'content', 'image', 'layer', 'meta', 'runtime', 'snapshot', 'transport'],
   analyze: ['oci', 'reference', 'dockerfile', 'image', 'layer', 'meta', 'build'],
   engine: ['oci', 'reference', 'dockerfile', 'content', 'meta', 'layer', 'image', 'registry', 'runtime', 'gc', 'snapshot', 'transport', 'build', 'analyze'],
   // The front ends call engine (and parse names as typed); they may name a lower folder's types, never call it.
