@@ -20,9 +20,9 @@ const LAYERS = {
   gc: ['oci', 'content', 'image', 'meta'],
   snapshot: ['oci', 'content', 'image', 'layer', 'meta'],
   transport: ['oci', 'reference', 'content', 'meta', 'gc', 'image', 'layer', 'registry'],
-  build: ['oci', 'dockerfile', 'content', 'image', 'layer', 'meta', 'runtime', 'snapshot', 'transport'],
-  analyze: ['oci', 'reference', 'dockerfile', 'image', 'layer', 'meta', 'build'],
-  engine: ['oci', 'reference', 'dockerfile', 'content', 'meta', 'layer', 'image', 'registry', 'runtime', 'gc', 'snapshot', 'transport', 'build', 'analyze'],
+  builder: ['oci', 'dockerfile', 'content', 'image', 'layer', 'meta', 'runtime', 'snapshot', 'transport'],
+  analyze: ['oci', 'reference', 'dockerfile', 'image', 'layer', 'meta', 'builder'],
+  engine: ['oci', 'reference', 'dockerfile', 'content', 'meta', 'layer', 'image', 'registry', 'runtime', 'gc', 'snapshot', 'transport', 'builder', 'analyze'],
   // The front ends call engine (and parse names as typed); they may name a lower folder's types, never call it.
   // The CLI starts the API server (`kiln serve`: api/server.js, nothing else of api/), prints analyze's
   // documents in their formats and reads the docker client's config.json (registry/credentials.js: its

@@ -1,9 +1,9 @@
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { buildRecord, targetBase } from '../build/attribution.js';
-import { BuildContext } from '../build/context.js';
-import { type PlanOptions, externalImages, planBuild } from '../build/plan.js';
-import { type BuildEvent, Solver } from '../build/solver.js';
+import { buildRecord, targetBase } from '../builder/attribution.js';
+import { BuildContext } from '../builder/context.js';
+import { type PlanOptions, externalImages, planBuild } from '../builder/plan.js';
+import { type BuildEvent, Solver } from '../builder/solver.js';
 import { parseInstructions } from '../dockerfile/instructions.js';
 import { KilnError, isErrno } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -14,7 +14,7 @@ import { type Driver, isAbandoned, snapshotterOf, unmountStale } from '../snapsh
 import { ownerGone } from '../content/owner.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../oci/platform.js';
 import type { Lease } from '../transport/store.js';
-import { BUILD_CONTAINER_PREFIX } from '../build/ops.js';
+import { BUILD_CONTAINER_PREFIX } from '../builder/ops.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';

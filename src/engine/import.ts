@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { KilnError } from '../errors.js';
-import { applyChanges } from '../build/changes.js';
+import { applyChanges } from '../builder/changes.js';
 import { autoDecompress } from '../layer/compression.js';
 import { tarDirectory } from '../layer/directory.js';
 import type { Digest } from '../oci/digest.js';

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { type LintConfig, EMPTY_CONFIG, parseLintConfig } from '../analyze/lint/config.js';
 import { type ImageFacts, type LintOptions } from '../analyze/lint/context.js';
-import { platformArgs } from '../build/plan.js';
+import { platformArgs } from '../builder/plan.js';
 import { TOOLCHAIN_PACKAGE } from '../analyze/lint/kiln-rules.js';
 import { applyPolicy, failsThreshold, lintDockerfile } from '../analyze/lint/lint.js';
 import { globalArgValues, readDockerfile, resolveBase } from '../analyze/lint/model.js';

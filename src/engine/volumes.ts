@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
 import type { VolumeRow } from '../meta/db.js';
-import { resolveInRoot } from '../build/ops.js';
+import { resolveInRoot } from '../builder/ops.js';
 import type { Engine } from './engine.js';
 import { recordEvent } from './events.js';
 import { type Filters, booleanFilter, checkFilterKeys, matchLabels } from './filters.js';

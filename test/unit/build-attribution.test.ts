@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildRecord, historyLocations, historyMakers, targetBase } from '../../src/build/attribution.js';
-import { planBuild } from '../../src/build/plan.js';
+import { buildRecord, historyLocations, historyMakers, targetBase } from '../../src/builder/attribution.js';
+import { planBuild } from '../../src/builder/plan.js';
 import { parseInstructions } from '../../src/dockerfile/instructions.js';
 import type { Digest } from '../../src/oci/digest.js';
 import type { ImageConfig } from '../../src/oci/types.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type BuildPlan, type PlanOptions, planBuild } from '../../src/build/plan.js';
+import { type BuildPlan, type PlanOptions, planBuild } from '../../src/builder/plan.js';
 import { parseInstructions } from '../../src/dockerfile/instructions.js';
 import { isKilnError } from '../../src/errors.js';
 import type { ImageConfig } from '../../src/oci/types.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { applyChanges } from '../../src/build/changes.js';
+import { applyChanges } from '../../src/builder/changes.js';
 import { isKilnError } from '../../src/errors.js';
 
 describe('import/commit changes', () => {

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, it } from 'node:test';
-import { BuildContext } from '../../src/build/context.js';
+import { BuildContext } from '../../src/builder/context.js';
 import {
   type IgnoreState,
   PatternMatcher,
@@ -689,7 +689,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 function matchWithin(seconds: number, dir: string, paths: readonly string[]): Promise<{ verdicts: boolean[]; sent: string[] }> {
   const workerData = {
     dockerignore: new URL('../../src/dockerfile/dockerignore.js', import.meta.url).href,
-    context: new URL('../../src/build/context.js', import.meta.url).href,
+    context: new URL('../../src/builder/context.js', import.meta.url).href,
     dir,
     paths,
   };

@@ -4,7 +4,7 @@
  * starts from that one's state; one based on an image starts from the image's config when the store has
  * it). And the scripts of RUN instructions, heredocs included, with the Dockerfile line of each script line.
  */
-import { platformArgs } from '../../build/plan.js';
+import { platformArgs } from '../../builder/plan.js';
 import type { Platform } from '../../oci/platform.js';
 import type { Instruction } from '../../dockerfile/instructions.js';
 import { chompHeredoc } from '../../dockerfile/parser.js';

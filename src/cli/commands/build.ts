@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import type { BuildEvent } from '../../build/solver.js';
+import type { BuildEvent } from '../../builder/solver.js';
 import { buildNetwork } from '../../engine/build-inputs.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
