@@ -3,10 +3,7 @@
  * record's own: rename and rm.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { KilnError } from '../../errors.js';
@@ -17,7 +14,7 @@ import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
 import { FOLLOW_MS, checkNewContainerName, containerBundle, containerStatus, currentRow, findContainer, isRunning, settingsOf } from './records.js';
 import { destroyContainer } from './remove.js';
-import { STOP_REQUESTED } from './start.js';
+import { claimLaunch, endUnlaunched } from './start.js';
 
 const run = promisify(execFile);
 
@@ -89,14 +86,24 @@ async function released(engine: Engine, id: string, deadline: number): Promise<b
 }
 
 /**
- * Stops a running container's process for good: a stop requested in its bundle (in case its supervisor
- * has not had the runtime create it yet), a paused one thawed, then SIGKILL, and its release waited for.
+ * Ends a started container whose runtime has not been launched yet, so that it never is (see claimLaunch):
+ * true then. False when the runtime has been launched (it may still be creating the container).
+ */
+async function stopBeforeLaunch(engine: Engine, container: ContainerRow): Promise<boolean> {
+  if (!(await claimLaunch(containerBundle(engine, container.id), container, 'stop'))) return false;
+  await endUnlaunched(engine, container.id);
+  return true;
+}
+
+/**
+ * Stops a running container's process for good: before its runtime is launched (a `run -d` then `rm -f`
+ * at once), or a paused one thawed, then SIGKILL; then its release waited for.
  */
 async function kill(engine: Engine, container: ContainerRow): Promise<void> {
-  const bundle = containerBundle(engine, container.id);
-  if (existsSync(bundle)) await writeFile(join(bundle, STOP_REQUESTED), '');
-  await signalProcess(engine, container, 'KILL');
-  if (container.paused) await thaw(engine, container).catch(() => undefined);
+  if (!(await stopBeforeLaunch(engine, container))) {
+    await signalProcess(engine, container, 'KILL');
+    if (container.paused) await thaw(engine, container).catch(() => undefined);
+  }
   if (!(await released(engine, container.id, Date.now() + 30_000))) throw new KilnError('INTERNAL', `container ${container.name} did not stop within 30 s of SIGKILL`);
 }
 
@@ -122,12 +129,12 @@ export async function stopContainer(engine: Engine, nameOrId: string, options: {
   const container = findContainer(engine, nameOrId);
   const signal = parseSignal(options.signal ?? settingsOf(container).stopSignal ?? 'SIGTERM');
   if (!isRunning(container)) return false;
-  const bundle = containerBundle(engine, container.id);
-  if (existsSync(bundle)) await writeFile(join(bundle, STOP_REQUESTED), '');
-  if (container.paused) await thaw(engine, container);
-  await signalProcess(engine, container, signal);
-  const timeout = options.timeout ?? 10;
-  if (!(await released(engine, container.id, timeout < 0 ? Infinity : Date.now() + timeout * 1000))) await kill(engine, container);
+  if (!(await stopBeforeLaunch(engine, container))) {
+    if (container.paused) await thaw(engine, container);
+    await signalProcess(engine, container, signal);
+    const timeout = options.timeout ?? 10;
+    if (!(await released(engine, container.id, timeout < 0 ? Infinity : Date.now() + timeout * 1000))) await kill(engine, container);
+  }
   recordEvent(engine, 'container', 'stop', container.id, eventAttributes(container));
   return true;
 }

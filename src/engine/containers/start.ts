@@ -10,9 +10,10 @@
  * fails before the process runs puts the record back as it was, with the error (inspect's State.Error).
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from '../../errors.js';
 import type { ContainerRow } from '../../meta/db.js';
@@ -24,7 +25,7 @@ import { recordEvent } from '../events.js';
 import { joinNetworks, leaveNetworks } from '../networks.js';
 import type { VolumeUse } from '../volumes.js';
 import { runtimeMounts } from './mounts.js';
-import { type ContainerSettings, containerBundle, containerKey, currentRow, findContainer, isRunning, settingsOf, snapshotterFor } from './records.js';
+import { type ContainerSettings, FOLLOW_MS, containerBundle, containerKey, currentRow, findContainer, isRunning, settingsOf, snapshotterFor } from './records.js';
 import { destroyContainer } from './remove.js';
 
 /** The hidden CLI command a detached container's supervisor runs. */
@@ -32,12 +33,28 @@ export const SUPERVISE_COMMAND = '__supervise';
 const KILN_BIN = fileURLToPath(new URL('../../../../bin/kiln', import.meta.url));
 
 /**
- * Marks a bundle whose container was killed or stopped before its supervisor had the runtime create it:
- * the supervisor then does not start it (see killContainer). A start removes it.
+ * The file in a bundle that decides, once per run, whether the runtime runs the container: made
+ * exclusively by whichever comes first, the process about to run the runtime (a supervisor, or `kiln run`
+ * in the foreground) or a kill or stop (see `claimLaunch`). Named by the run's start time, so that a claim
+ * on one run never counts for the next; removed once the run's exit is recorded.
  */
-export const STOP_REQUESTED = 'stop-requested';
+function launchClaim(bundle: string, run: ContainerRow): string {
+  return join(bundle, `launch-claim.${run.startedAt ?? 0}`);
+}
 
-/** The exit code of a container whose start was stopped before its process ran (a SIGKILL's). */
+/**
+ * Claims the launch of a container's run (`run`: its record while it runs) for `by`: true when this call
+ * made the claim, false when the other side had (or the bundle is gone). A stop that wins knows the
+ * runtime will never run the container.
+ */
+export async function claimLaunch(bundle: string, run: ContainerRow, by: 'runtime' | 'stop'): Promise<boolean> {
+  return writeFile(launchClaim(bundle, run), by, { flag: 'wx' }).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The exit code of a container whose run was stopped before its process ran (a SIGKILL's). */
 const KILLED_EXIT = 137;
 
 /**
@@ -119,7 +136,6 @@ export async function startContainer(engine: Engine, nameOrId: string, runtime?:
   if (!before) return false;
   const settings = settingsOf(container);
   try {
-    await rm(join(containerBundle(engine, container.id), STOP_REQUESTED), { force: true });
     await prepareRuntime(runtime ?? settings.runtime);
     await prepare(engine, container, settings);
     spawnSupervisor(engine, container.id, runtime ?? settings.runtime);
@@ -145,12 +161,14 @@ export async function runContainerHere(engine: Engine, id: string, options: { re
     if (prepared) options.notice(prepared);
     const spec = await prepare(engine, container, settings);
     recordEvent(engine, 'container', 'start', id, { image: settings.image, name: container.name, ...settings.labels });
-    const exitCode = await runBundle(settings.runtime, bundle, id, spec, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !settings.autoRemove, tty: settings.tty });
+    const launched = await claimLaunch(bundle, currentRow(engine, id) ?? container, 'runtime'); // else a kill came first, and waits for this exit
+    const exitCode = launched ? await runBundle(settings.runtime, bundle, id, spec, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !settings.autoRemove, tty: settings.tty }) : KILLED_EXIT;
     engine.store.db.finishContainer(id, exitCode);
     recordEvent(engine, 'container', 'die', id, { image: settings.image, name: container.name, exitCode: String(exitCode), ...settings.labels });
     return exitCode;
   } finally {
     await release(engine, id);
+    await rm(launchClaim(bundle, currentRow(engine, id) ?? container), { force: true });
     engine.store.db.setContainerPid(id, null); // after the release: a kill waits for this (see `released`)
     if (settings.autoRemove) await destroyContainer(engine, id, true);
   }
@@ -166,30 +184,77 @@ export function spawnSupervisor(engine: Engine, id: string, runtime: RuntimeName
   engine.store.db.setContainerPid(id, supervisor.pid ?? null);
 }
 
+/** Whether `pid` is the supervisor of container `id` (and not, say, the process that is starting it). */
+export function isSupervisorOf(pid: number, id: string): boolean {
+  const args = readCmdline(pid);
+  return args.includes(SUPERVISE_COMMAND) && args.includes(id);
+}
+
+function readCmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return [];
+  }
+}
+
 /**
  * The detached side of a start: runs the prepared bundle with its output to the container's log,
  * records the exit code, then releases what the start set up (and the container, with --rm: a follower
  * of its log holds the file open and reads to its end all the same, and `wait` finds its exit code in
- * its `die` event).
+ * its `die` event). When a kill or stop claimed the launch first, it does nothing: that kill ends it
+ * and records the exit (`endUnlaunched`), not waiting for it to get here.
  */
 export async function superviseContainer(engine: Engine, id: string, runtime: RuntimeName): Promise<void> {
   const container = currentRow(engine, id);
   if (!container) throw new KilnError('NOT_FOUND', `No such container: ${id}`);
-  const settings = settingsOf(container);
   const bundle = containerBundle(engine, id);
-  let exitCode = KILLED_EXIT;
+  let exitCode = 128;
+  let stopFirst = false;
   try {
     const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process?: { terminal?: boolean } };
-    if (!existsSync(join(bundle, STOP_REQUESTED))) exitCode = await runBundle(runtime, bundle, id, spec, { stdin: stdinOf(bundle), keepLogs: true, tty: spec.process?.terminal ?? false });
+    stopFirst = !(await claimLaunch(bundle, container, 'runtime'));
+    if (stopFirst) return;
+    exitCode = await runBundle(runtime, bundle, id, spec, { stdin: stdinOf(bundle), keepLogs: true, tty: spec.process?.terminal ?? false });
     engine.store.db.finishContainer(id, exitCode);
   } catch (err) {
-    exitCode = 128;
     engine.store.db.finishContainer(id, exitCode, Date.now(), err instanceof Error ? err.message : String(err));
     throw err;
   } finally {
-    await release(engine, id);
-    engine.store.db.setContainerPid(id, null); // after the release: a kill waits for this (see `released`)
-    recordEvent(engine, 'container', 'die', id, { image: settings.image, name: container.name, exitCode: String(exitCode), ...settings.labels });
-    if (settings.autoRemove) await destroyContainer(engine, id, true);
+    if (!stopFirst) await afterExit(engine, container, exitCode);
   }
+}
+
+/**
+ * Ends a detached container whose launch a kill or stop has claimed (`claimLaunch`), so that its runtime
+ * never runs: its supervisor is killed (waited for while a start is still preparing it, or is gone already
+ * and nothing is left), the exit recorded as a SIGKILL's, as Docker's for a killed container, and what the
+ * start set up released. A container run in the foreground (`kiln run`) records its own exit instead.
+ */
+export async function endUnlaunched(engine: Engine, id: string): Promise<void> {
+  for (;;) {
+    const row = currentRow(engine, id);
+    if (!row || !isRunning(row) || row.pid === null) return;
+    if (isSupervisorOf(row.pid, id)) {
+      try {
+        process.kill(row.pid, 'SIGKILL');
+      } catch {
+        // it has found the launch claimed and gone, doing nothing
+      }
+      engine.store.db.finishContainer(id, KILLED_EXIT);
+      await afterExit(engine, row, KILLED_EXIT);
+      return;
+    }
+    await delay(FOLLOW_MS); // the start is still preparing the bundle (another process): no event for its end
+  }
+}
+
+/** What follows a detached container's recorded exit: its release, its `die` event, and with --rm the container gone. */
+async function afterExit(engine: Engine, container: ContainerRow, exitCode: number): Promise<void> {
+  const settings = settingsOf(container);
+  await release(engine, container.id);
+  await rm(launchClaim(containerBundle(engine, container.id), container), { force: true });
+  engine.store.db.setContainerPid(container.id, null); // after the release: a kill waits for this (see `released`)
+  recordEvent(engine, 'container', 'die', container.id, { image: settings.image, name: container.name, exitCode: String(exitCode), ...settings.labels });
+  if (settings.autoRemove) await destroyContainer(engine, container.id, true);
 }
