@@ -166,6 +166,30 @@ describe('detached containers: run -d, ps, logs, rm -f', { skip: cannotRun }, ()
     assert.deepEqual(await readdir(join(root, 'containers')), []);
     assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
   });
+
+  it('kill and stop right after run -d end the container as killed (137), leave nothing running or mounted, and a start runs it again', async () => {
+    const { root, kiln } = await newKiln();
+    await ok(kiln(['load', '-i', await fixture('busybox-docker20-save.tar')]));
+    const leftovers = (id: string): string[] => [
+      ...(spawnSync('runc', ['state', id]).status === 0 ? [`runc container ${id}`] : []),
+      ...readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((line) => line.includes(root)),
+      ...spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).stdout.split('\n').filter((line) => line.includes('__supervise') && line.includes(id)),
+    ];
+    for (const verb of [['kill'], ['stop', '-t', '1'], ['rm', '-f']]) {
+      const id = (await ok(kiln(['run', '-d', 'busybox:lab', 'sleep', '600']))).stdout.trim();
+      assert.equal((await ok(kiln([...verb, id]))).stdout, `${id}\n`);
+      if (verb[0] !== 'rm') assert.equal((await ok(kiln(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', id]))).stdout, 'exited 137\n', verb.join(' '));
+      assert.deepEqual(leftovers(id), [], verb.join(' '));
+      if (verb[0] === 'rm') continue;
+      // The next run is not the one the kill ended: it runs until killed.
+      await ok(kiln(['start', id]));
+      assert.equal((await ok(kiln(['inspect', '-f', '{{.State.Status}}', id]))).stdout, 'running\n');
+      await ok(kiln(['rm', '-f', id]));
+      assert.deepEqual(leftovers(id), [], `${verb.join(' ')}, then start and rm -f`);
+    }
+    assert.equal((await ok(kiln(['ps', '-a', '-q']))).stdout, '');
+    assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
+  });
 });
 
 describe('logs across stdout and stderr', { skip: cannotRun }, () => {

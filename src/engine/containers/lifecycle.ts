@@ -91,7 +91,7 @@ async function released(engine: Engine, id: string, deadline: number): Promise<b
  */
 async function stopBeforeLaunch(engine: Engine, container: ContainerRow): Promise<boolean> {
   if (!(await claimLaunch(containerBundle(engine, container.id), container, 'stop'))) return false;
-  await endUnlaunched(engine, container.id);
+  await endUnlaunched(engine, container);
   return true;
 }
 

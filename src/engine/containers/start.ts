@@ -226,15 +226,16 @@ export async function superviseContainer(engine: Engine, id: string, runtime: Ru
 }
 
 /**
- * Ends a detached container whose launch a kill or stop has claimed (`claimLaunch`), so that its runtime
+ * Ends a detached container's run whose launch a kill or stop has claimed (`claimLaunch`), so that its runtime
  * never runs: its supervisor is killed (waited for while a start is still preparing it, or is gone already
  * and nothing is left), the exit recorded as a SIGKILL's, as Docker's for a killed container, and what the
  * start set up released. A container run in the foreground (`kiln run`) records its own exit instead.
  */
-export async function endUnlaunched(engine: Engine, id: string): Promise<void> {
+export async function endUnlaunched(engine: Engine, run: ContainerRow): Promise<void> {
+  const { id } = run;
   for (;;) {
     const row = currentRow(engine, id);
-    if (!row || !isRunning(row) || row.pid === null) return;
+    if (!row || !isRunning(row) || row.pid === null || row.startedAt !== run.startedAt) return; // that run is over
     if (isSupervisorOf(row.pid, id)) {
       try {
         process.kill(row.pid, 'SIGKILL');
