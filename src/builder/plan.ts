@@ -475,6 +475,9 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
         case 'env': {
           const pairs = instruction.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
           refuseNul(instruction, 'an ENV name or value', pairs.flat());
+          // The parser refuses a blank name as written; quotes or variables can still make it empty.
+          const blank = instruction.pairs.find((_, i) => pairs[i]?.[0] === '');
+          if (blank) throw instructionError(instruction, `ENV name ${blank.key} is empty once its quotes and variables are expanded: an environment variable needs a name`);
           for (const [key, value] of pairs) {
             current.setEnv(key, value);
             runEnv.set(key, value);

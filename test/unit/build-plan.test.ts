@@ -92,6 +92,13 @@ describe('build plan: what the store would refuse, or the OS could not take', ()
     assert.match(planError(['FROM base', ...args, 'RUN true'].join('\n')), /^Dockerfile:7:1: the image config would be more/);
   });
 
+  it('refuses an ENV name that quotes or variables make empty, naming the line (an image config cannot carry it)', () => {
+    for (const instruction of ['ENV ""=x', 'ENV "" x', 'ENV $UNSET=1', 'ENV a=1 ${UNSET}=2']) {
+      assert.match(planError(`FROM base\n${instruction}\n`), /^Dockerfile:2:1: ENV name .* is empty once its quotes and variables are expanded/, instruction);
+    }
+    assert.deepEqual(plan('FROM base\nENV "a"=1\n').stages[0]?.steps[0]?.config.Env?.includes('a=1'), true);
+  });
+
   it('refuses a NUL byte in whatever reaches the OS as a path, user, argument or environment variable, naming the line', () => {
     const cases: [string, RegExp][] = [
       ['WORKDIR /a\0b', /the WORKDIR path contains a NUL byte/],
