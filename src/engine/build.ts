@@ -9,7 +9,7 @@ import { KilnError, isErrno } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../reference/reference.js';
 import type { Credentials } from '../registry/credentials.js';
-import { type RuntimeName, prepareRuntime } from '../runtime/runtime.js';
+import { type RuntimeName, prepareRuntime, runtimeContainerIds } from '../runtime/runtime.js';
 import { type Driver, isAbandoned, snapshotterOf, unmountStale } from '../snapshot/snapshotter.js';
 import { ownerGone } from '../content/owner.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../oci/platform.js';
@@ -211,9 +211,8 @@ export async function abandonedBuilds(engine: Engine): Promise<string[]> {
  * `runc run` may be tearing the same container down at once, so deletion is retried until it is gone.
  */
 async function removeAbandonedContainers(): Promise<void> {
-  for (const runtime of ['runc', 'crun']) {
-    const listed = await run(runtime, ['list', '-q']).catch(() => ({ stdout: '' }));
-    for (const id of listed.stdout.split('\n')) {
+  for (const runtime of ['runc', 'crun'] as const) {
+    for (const id of await runtimeContainerIds(runtime).catch(() => [] as string[])) {
       const owner = Number(new RegExp(`^${BUILD_CONTAINER_PREFIX}(\\d+)-`).exec(id)?.[1] ?? 0);
       if (owner === 0 || !ownerGone(owner)) continue;
       await run(runtime, ['kill', id, 'KILL']).catch(() => undefined);

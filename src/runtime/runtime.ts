@@ -12,6 +12,23 @@ import { LogWriter, logFile } from './logs.js';
 import type { ConsoleSize } from './spec.js';
 
 const run = promisify(execFile);
+
+/**
+ * The IDs of the runtime's containers on this machine (`runc list -q`). The list is read from one state
+ * directory every runtime process shares: a container that goes away between its listing and the read
+ * of its state fails the whole command ("no such file or directory"), so that failure is tried again.
+ * Rejects when the runtime is missing or fails otherwise.
+ */
+export async function runtimeContainerIds(runtime: RuntimeName): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await run(runtime, ['list', '-q'])).stdout.split('\n').filter(Boolean);
+    } catch (err) {
+      const stderr = (err as { stderr?: string }).stderr ?? '';
+      if (attempt >= 20 || !stderr.includes('no such file or directory')) throw err;
+    }
+  }
+}
 const openFd = promisify(openCallback);
 
 export type RuntimeName = 'runc' | 'crun';
