@@ -90,7 +90,7 @@ export interface AnalyzeResult {
   /** The CI gate's verdict, when asked for. */
   readonly ci: CiVerdict | undefined;
   /** The JSON document (dive's export, kiln's figures, the CI verdict under kiln.ci), in pieces. */
-  json(): Iterable<string | Uint8Array>;
+  json(): Iterable<string>;
   /** The final tree by size, cut for a page to draw. */
   tree(): TreeNode;
 }
