@@ -13,10 +13,21 @@ export class PathIndex {
   private readonly ids = new Map<string, number>([['', ROOT]]);
   /** Each id's path (slash-separated, no leading slash). */
   readonly paths: string[] = [''];
-  parent: Int32Array = new Int32Array(64).fill(-1);
+  parent: Int32Array;
   /** Children as linked lists: an id's first child, and each child's next sibling (-1 ends a list). */
-  firstChild: Int32Array = new Int32Array(64).fill(-1);
-  nextSibling: Int32Array = new Int32Array(64).fill(-1);
+  firstChild: Int32Array;
+  nextSibling: Int32Array;
+  /** The directory of the last path interned, and its id: a tar lists a directory's entries together. */
+  private lastDir = '';
+  private lastDirId = ROOT;
+
+  /** An index with room for about `paths` paths. */
+  constructor(paths = 64) {
+    const room = Math.max(64, paths);
+    this.parent = new Int32Array(room).fill(-1);
+    this.firstChild = new Int32Array(room).fill(-1);
+    this.nextSibling = new Int32Array(room).fill(-1);
+  }
 
   get size(): number {
     return this.paths.length;
@@ -32,7 +43,15 @@ export class PathIndex {
     const known = this.ids.get(path);
     if (known !== undefined) return known;
     const slash = path.lastIndexOf('/');
-    const parent = slash === -1 ? ROOT : this.intern(path.slice(0, slash));
+    let parent: number;
+    if (slash === -1) parent = ROOT;
+    else if (slash === this.lastDir.length && path.startsWith(this.lastDir)) parent = this.lastDirId;
+    else {
+      const dir = path.slice(0, slash);
+      parent = this.intern(dir);
+      this.lastDir = dir;
+      this.lastDirId = parent;
+    }
     const id = this.paths.length;
     if (id === this.parent.length) this.grow();
     this.paths.push(path);
@@ -63,7 +82,8 @@ export interface IndexedLayers {
 }
 
 export function indexLayers(layers: readonly (readonly LayerEntry[])[]): IndexedLayers {
-  const index = new PathIndex();
+  // Nearly every path is some entry's name; the few others (directories no layer lists) grow the index.
+  const index = new PathIndex(layers.reduce((sum, entries) => sum + entries.length, 1));
   const pathIds: Int32Array[] = [];
   const nameIds: Int32Array[] = [];
   for (const entries of layers) {
