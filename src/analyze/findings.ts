@@ -67,6 +67,9 @@ const PACKAGE_CACHES: readonly { readonly manager: string; readonly pattern: Reg
   { manager: "yarn's cache", pattern: /(?:^|\/)\.cache\/yarn\/|(?:^|\/)\.yarn\/cache\//, fix: 'run `yarn cache clean` in the RUN that installs, or use a cache mount' },
 ];
 
+/** Any of them, in one test: nearly no path is one, and an image has hundreds of thousands of paths. */
+const ANY_PACKAGE_CACHE = new RegExp(PACKAGE_CACHES.map((c) => `(?:${c.pattern.source})`).join('|'));
+
 /** Compilers, linkers, make, headers and static libraries: what builds software, not what runs it. */
 const TOOLCHAIN = /^usr\/(?:local\/)?bin\/(?:[\w.-]+-)?(?:gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+|rustc|cargo|go)(?:-[\d.]+)?$|^usr\/(?:local\/)?bin\/(?:make|gmake|ld(?:\.[\w]+)?|as|ar|cmake)$|^usr\/(?:lib|libexec)\/gcc(?:-cross)?\/|^usr\/lib\/llvm-[\d.]+\/|^usr\/(?:local\/)?include\/|^usr\/(?:local\/)?lib\/(?:[\w-]+\/)?[^/]+\.a$|^usr\/local\/go\/(?:pkg|src)\//;
 /** What makes a toolchain a toolchain (headers alone may come with a runtime package). */
@@ -160,7 +163,7 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
     out.add('context-leak', version.layer, undefined, found.name, bytes, version.entry.path, (paths) => `${facts(version.layer).keyword ?? 'COPY'} at ${at(version.layer)} puts ${found.name} into the image (${files(paths)}): ${found.fix}.`);
     return true;
   };
-  const cacheOf = (path: string): (typeof PACKAGE_CACHES)[number] | undefined => PACKAGE_CACHES.find((c) => c.pattern.test(path));
+  const cacheOf = (path: string): (typeof PACKAGE_CACHES)[number] | undefined => (ANY_PACKAGE_CACHE.test(path) ? PACKAGE_CACHES.find((c) => c.pattern.test(path)) : undefined);
 
   for (const dead of overlay.dead as DeadVersion[]) {
     const { version, ending, bytes } = dead;
