@@ -43,16 +43,18 @@ const slot = (list: string): string => JSON.stringify(slotText(list));
 const fileListSlot = (layer: number): string => `file-list-${layer}`;
 const PIECE = 64 << 10;
 
-/** The file list's text, as JSON.stringify(…, null, 2) writes it at its depth, in pieces of about 64 KiB. */
-function* fileListJson(entries: readonly LayerEntry[]): Generator<string> {
-  if (entries.length === 0) {
+/**
+ * A list's text, as JSON.stringify(…, null, 2) writes it at its depth (each item's text made by `item`,
+ * `close` ending the last), in pieces of about 64 KiB.
+ */
+function* listJson<T>(items: readonly T[], item: (value: T) => string, close: string): Generator<string> {
+  if (items.length === 0) {
     yield '[]';
     return;
   }
   let text = '[\n';
-  for (let i = 0; i < entries.length; i++) {
-    const f = fileInfo(entries[i] as LayerEntry);
-    text += `        {\n          "path": ${JSON.stringify(f.path)},\n          "typeFlag": ${f.typeFlag},\n          "linkName": ${JSON.stringify(f.linkName)},\n          "size": ${f.size},\n          "fileMode": ${f.fileMode},\n          "uid": ${f.uid},\n          "gid": ${f.gid},\n          "isDir": ${f.isDir}\n        }${i === entries.length - 1 ? '\n      ]' : ',\n'}`;
+  for (let i = 0; i < items.length; i++) {
+    text += `${item(items[i] as T)}${i === items.length - 1 ? close : ',\n'}`;
     if (text.length >= PIECE) {
       yield text;
       text = '';
@@ -61,22 +63,15 @@ function* fileListJson(entries: readonly LayerEntry[]): Generator<string> {
   if (text !== '') yield text;
 }
 
-/** kiln's wasted paths, as JSON.stringify(…, null, 2) writes them at their depth, in pieces of about 64 KiB. */
-function* wastedJson(wasted: readonly WastedPath[]): Generator<string> {
-  if (wasted.length === 0) {
-    yield '[]';
-    return;
-  }
-  let text = '[\n';
-  for (let i = 0; i < wasted.length; i++) {
-    const w = wasted[i] as WastedPath;
-    text += `      {\n        "path": ${JSON.stringify(w.path)},\n        "bytes": ${w.bytes},\n        "layer": ${w.layer},\n        "endedBy": ${w.endedBy},\n        "how": ${JSON.stringify(w.how)}\n      }${i === wasted.length - 1 ? '\n    ]' : ',\n'}`;
-    if (text.length >= PIECE) {
-      yield text;
-      text = '';
-    }
-  }
-  if (text !== '') yield text;
+/** A file list's entry at its depth in the document. */
+function fileListItem(entry: LayerEntry): string {
+  const f = fileInfo(entry);
+  return `        {\n          "path": ${JSON.stringify(f.path)},\n          "typeFlag": ${f.typeFlag},\n          "linkName": ${JSON.stringify(f.linkName)},\n          "size": ${f.size},\n          "fileMode": ${f.fileMode},\n          "uid": ${f.uid},\n          "gid": ${f.gid},\n          "isDir": ${f.isDir}\n        }`;
+}
+
+/** One of kiln's wasted paths at its depth in the document. */
+function wastedItem(w: WastedPath): string {
+  return `      {\n        "path": ${JSON.stringify(w.path)},\n        "bytes": ${w.bytes},\n        "layer": ${w.layer},\n        "endedBy": ${w.endedBy},\n        "how": ${JSON.stringify(w.how)}\n      }`;
 }
 
 /**
@@ -94,8 +89,8 @@ export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: r
     2,
   );
   // The lists in the document's order: the layers' file lists, then kiln's wasted paths.
-  const lists: [string, () => Iterable<string>][] = document.layer.map((layer) => [slot(fileListSlot(layer.index)), () => fileListJson(fileLists[layer.index] ?? [])]);
-  lists.push([slot('wasted'), () => wastedJson(document.kiln.wasted)]);
+  const lists: [string, () => Iterable<string>][] = document.layer.map((layer) => [slot(fileListSlot(layer.index)), () => listJson(fileLists[layer.index] ?? [], fileListItem, '\n      ]')]);
+  lists.push([slot('wasted'), () => listJson(document.kiln.wasted, wastedItem, '\n    ]')]);
   let at = 0;
   for (const [marker, write] of lists) {
     const found = text.indexOf(marker, at);
