@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { join, normalize, posix } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { KilnError, isErrno } from '../errors.js';
 import { type IgnoreState, PatternMatcher, cleanPath, dockerignorePatterns, filepathMatch } from '../dockerfile/dockerignore.js';
@@ -33,10 +33,12 @@ export interface ContextEntry {
   readonly as?: string;
 }
 
-/** The store's memory of file digests by path and stat. */
+/** The store's memory of file digests by absolute path, each with the stat it was taken at. */
 export interface DigestCache {
-  get(path: string, stat: string): Digest | undefined;
-  put(path: string, stat: string, digest: Digest): void;
+  /** Every file remembered below a directory (read once per build, in one query). */
+  under(dir: string): Map<string, { stat: string; digest: Digest }>;
+  /** Remembers many files at once (one transaction). */
+  put(files: readonly { path: string; stat: string; digest: Digest }[]): void;
 }
 
 function entryType(st: BigIntStats): EntryType {
@@ -75,7 +77,14 @@ export class BuildContext {
     private readonly ignore: PatternMatcher,
     private readonly ignoreFile: string | undefined,
     private readonly cache: DigestCache,
-  ) {}
+  ) {
+    this.prefix = `${normalize(root).replace(/\/+$/, '')}/`;
+  }
+
+  /** The root with one trailing '/': an entry's absolute path is this and its path (what join would make, without its cost per file). */
+  private readonly prefix: string;
+  /** The stat cache's digests below the root, read when a digest is first needed. */
+  private known: Map<string, { stat: string; digest: Digest }> | undefined;
 
   /**
    * Walks `root`, leaving out what `.dockerignore` excludes. The ignore file is `<dockerfile>.dockerignore`
@@ -204,19 +213,24 @@ export class BuildContext {
   private index: Map<string, number> | undefined;
 
   absolute(entry: ContextEntry): string {
-    return join(this.root, entry.path);
+    return entry.path === '' ? join(this.root, '') : this.prefix + entry.path;
   }
 
-  /** The sha256 of a file's content, from the stat cache when the file is unchanged. */
-  async fileDigest(entry: ContextEntry): Promise<Digest> {
+  /**
+   * The sha256 of a file's content, from the stat cache when the file is unchanged; a digest taken here
+   * joins `hashed`, for the caller to remember.
+   */
+  private async fileDigest(entry: ContextEntry, hashed: { path: string; stat: string; digest: Digest }[]): Promise<Digest> {
     const absolute = this.absolute(entry);
-    const cached = this.cache.get(absolute, entry.stat);
-    if (cached) return cached;
+    this.known ??= this.cache.under(this.prefix);
+    const cached = this.known.get(absolute);
+    if (cached?.stat === entry.stat) return cached.digest;
     const hash = createHash('sha256');
     if (entry.size <= 1 << 20) hash.update(readFileSync(absolute));
     else for await (const chunk of createReadStream(absolute, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
     const digest = `sha256:${hash.digest('hex')}` as Digest;
-    this.cache.put(absolute, entry.stat, digest);
+    this.known.set(absolute, { stat: entry.stat, digest });
+    hashed.push({ path: absolute, stat: entry.stat, digest });
     return digest;
   }
 
@@ -227,15 +241,17 @@ export class BuildContext {
   async checksum(entries: readonly ContextEntry[]): Promise<Digest> {
     const hash = createHash('sha256');
     const pause = pauser();
+    const hashed: { path: string; stat: string; digest: Digest }[] = [];
     for (const top of entries) {
       hash.update(`source ${top.path}\0`);
       for (const entry of this.tree(top)) {
         // Small files are read synchronously: a context of many of them must still let the loop turn.
         await pause();
-        const content = entry.type === 'file' ? await this.fileDigest(entry) : (entry.linkTarget ?? '');
+        const content = entry.type === 'file' ? await this.fileDigest(entry, hashed) : (entry.linkTarget ?? '');
         hash.update(`${entry.path}\0${entry.type}\0${entry.mode}\0${entry.uid}:${entry.gid}\0${content}\n`);
       }
     }
+    this.cache.put(hashed);
     return `sha256:${hash.digest('hex')}` as Digest;
   }
 }
