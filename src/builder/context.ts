@@ -13,6 +13,8 @@ import { KilnError, isErrno } from '../errors.js';
 import { type IgnoreState, PatternMatcher, cleanPath, dockerignorePatterns, filepathMatch } from '../dockerfile/dockerignore.js';
 import type { Digest } from '../oci/digest.js';
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 export type EntryType = 'file' | 'directory' | 'symlink' | 'other';
 
 export interface ContextEntry {
@@ -111,18 +113,22 @@ export class BuildContext {
     const ignore = await PatternMatcher.compile(dockerignorePatterns(text), pause);
     const filtering = ignore.patterns.length > 0;
     const entries = new Map<string, ContextEntry>();
-    const describe = (path: string, st: BigIntStats, linkTarget?: string): ContextEntry => ({
-      path,
-      type: entryType(st),
-      mode: Number(st.mode & 0o7777n),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: Number(st.size),
-      mtime: Number(st.mtimeMs) / 1000,
-      ...(linkTarget !== undefined ? { linkTarget } : {}),
-      stat: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`,
-      ...(st.nlink > 1n && st.isFile() ? { inode: `${st.dev}:${st.ino}` } : {}),
-    });
+    const describe = (path: string, st: BigIntStats, linkTarget?: string): ContextEntry => {
+      // Built field by field, without spreads: a context of 20,000 files makes 20,000 of these per build.
+      const entry: Mutable<ContextEntry> = {
+        path,
+        type: entryType(st),
+        mode: Number(st.mode & 0o7777n),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        size: Number(st.size),
+        mtime: Number(st.mtimeMs) / 1000,
+        stat: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`,
+      };
+      if (linkTarget !== undefined) entry.linkTarget = linkTarget;
+      if (st.nlink > 1n && st.isFile()) entry.inode = `${st.dev}:${st.ino}`;
+      return entry;
+    };
     entries.set('', describe('', rootStat));
     const walk = async (dir: string, prefix: string, above: IgnoreState | undefined): Promise<void> => {
       // Synchronous calls: a context of 20,000 files is walked far faster without a thread-pool round trip each.
@@ -131,7 +137,7 @@ export class BuildContext {
         const path = prefix + name;
         const state = filtering ? ignore.stateOf(path, above) : undefined;
         const excluded = state?.excluded ?? false;
-        const full = join(dir, name);
+        const full = `${dir}/${name}`;
         const st = lstatSync(full, { bigint: true });
         if (st.isDirectory()) {
           if (state !== undefined && ignore.skipsBelow(path, state)) continue;
@@ -143,7 +149,8 @@ export class BuildContext {
         entries.set(path, describe(path, st, st.isSymbolicLink() ? readlinkSync(full) : undefined));
       }
     };
-    await walk(root, '', undefined);
+    // Paths joined by hand below the normalized root: join's normalizing costs more than the lstat.
+    await walk(normalize(root).replace(/(.)\/+$/, '$1'), '', undefined);
     return new BuildContext(root, entries, ignore, ignoreFile, cache);
   }
 
