@@ -79,6 +79,15 @@ export function parseInteger(value: string): number {
 /** The help of --insecure-registry, for every command that reaches a registry. */
 export const INSECURE_HELP = 'a registry reached over plain HTTP or unverified TLS (loopback ones always are; also $KILN_INSECURE_REGISTRIES)';
 
+export interface RegistryFlags {
+  insecureRegistry?: string[];
+}
+
+/** The registries --insecure-registry and $KILN_INSECURE_REGISTRIES name. */
+export function insecure(flags: RegistryFlags): string[] {
+  return [...(flags.insecureRegistry ?? []), ...(process.env.KILN_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean)];
+}
+
 /** Collects a repeatable option (`-f a -f b`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

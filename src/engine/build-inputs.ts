@@ -4,8 +4,6 @@
  * credentials a client sends by registry.
  */
 import { KilnError, storeWriteError } from '../errors.js';
-import { applyLayer } from '../layer/apply.js';
-import { autoDecompress } from '../layer/compression.js';
 import { type Credentials, registryHost, serverKey } from '../registry/credentials.js';
 import type { Engine } from './engine.js';
 
@@ -22,6 +20,8 @@ export function buildNetwork(mode: string | undefined, what: string): 'none' | '
 
 /** Unpacks a build context sent as a tar (compressed or not) into `directory`, with a layer's safety rules. */
 export async function unpackContext(engine: Engine, tar: AsyncIterable<Uint8Array>, directory: string): Promise<void> {
+  // The layer code (zlib, workers) loads here: `kiln build`, which reads its context in place, does not need it.
+  const [{ autoDecompress }, { applyLayer }] = await Promise.all([import('../layer/compression.js'), import('../layer/apply.js')]);
   const { stream } = await autoDecompress(tar);
   await applyLayer(directory, stream, { whiteouts: 'delete', what: 'the build context', privileged: false }).catch((err: unknown) => {
     throw storeWriteError(err, engine.store.root, directory);

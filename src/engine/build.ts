@@ -19,8 +19,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Engine } from './engine.js';
-import { pullImage } from './registry.js';
-import { openSnapshotter, unpackImage } from './run.js';
+import { openSnapshotter, unpackImage } from './snapshots.js';
 
 export interface BuildOptions {
   readonly contextDir: string;
@@ -75,6 +74,7 @@ async function pullBase(engine: Engine, lease: Lease, ref: string, present: bool
   options.events({ type: 'step', id, name: `[internal] pull ${ref}` });
   const credentials = options.registry?.credentials?.(parseReference(ref).domain);
   try {
+    const { pullImage } = await import('./registry.js'); // the registry client loads only for a build that pulls
     const pulled = await pullImage(engine, ref, {
       lease,
       ...(options.registry?.insecureRegistries ? { insecureRegistries: options.registry.insecureRegistries } : {}),

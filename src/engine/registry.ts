@@ -21,7 +21,7 @@ import type { Engine } from './engine.js';
 import { limited } from './limited.js';
 import { type Filters, booleanFilter, checkFilterKeys } from './filters.js';
 import { discardDetached, unpackLayers, unpackWhileReading } from '../snapshot/unpack.js';
-import { openSnapshotter } from './run.js';
+import { openSnapshotter } from './snapshots.js';
 
 /** One progress message, Docker's jsonmessage shape. */
 export interface ProgressEvent {

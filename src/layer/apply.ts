@@ -3,7 +3,6 @@ import { chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, 
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { type ErrorCode, KilnError } from '../errors.js';
 import { postBytes } from './handover.js';
 import type { TarHeader } from './tar/header.js';
@@ -43,6 +42,8 @@ type WorkerReply = { type: 'ack' } | { type: 'done'; result: ApplyResult } | { t
  * one again after yielding it. A failing source stops the worker and fails with the source's error.
  */
 export async function applyLayerOffThread(root: string, source: AsyncIterable<Uint8Array>, options: ApplyOptions): Promise<ApplyResult> {
+  // Worker threads load here, not with this module: a build that runs no step imports it too.
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   const worker = new Worker(new URL('./apply-worker.js', import.meta.url), { workerData: { root, options } });
   let unacknowledged = 0;
   let space: (() => void) | undefined;

@@ -1,12 +1,14 @@
 import type { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { type ZlibOptions, createGunzip } from 'node:zlib';
+import type { ZlibOptions } from 'node:zlib';
 import { KilnError } from '../errors.js';
 import { postBytes } from './handover.js';
 import { type IgzipAddon, igzip } from './igzip.js';
 import type { Compression } from '../oci/mediatypes.js';
+
+// Streams, zlib and worker threads load at the first (de)compression (process.getBuiltinModule), not with
+// this module: a build that finds every step in its cache imports it, through the builder, and compresses nothing.
 
 /** Sniffs a stream's first bytes: gzip (1f 8b), zstd (28 b5 2f fd), or neither. */
 export function detectCompression(head: Uint8Array): Compression {
@@ -27,6 +29,7 @@ interface WorkerReply {
  * holds the producer back (no unbounded buffering) and the main thread never blocks on zstd.
  */
 async function* zstdInWorker(source: AsyncIterable<Uint8Array>, mode: 'compress' | 'decompress'): AsyncGenerator<Buffer> {
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   const worker = new Worker(new URL('./zstd-worker.js', import.meta.url), { workerData: { mode } });
   worker.unref();
   let failure: Error | undefined;
@@ -79,7 +82,7 @@ async function* throughZlib(source: AsyncIterable<Uint8Array>, transform: Transf
       throw err;
     }
   })();
-  const feeding = pipeline(tracked, transform).catch(() => undefined);
+  const feeding = process.getBuiltinModule('node:stream/promises').pipeline(tracked, transform).catch(() => undefined);
   try {
     for await (const chunk of transform) yield chunk as Buffer;
   } catch (err) {
@@ -114,7 +117,7 @@ export async function* igzipGunzip(source: AsyncIterable<Uint8Array>, addon: Igz
 export function zlibGunzip(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   // A few MiB buffered on each side, so that reading (the network), inflating (the thread pool) and
   // what reads the output go on at once: with 16 KiB each waited for the others after every chunk.
-  return throughZlib(source, createGunzip({ chunkSize: 1 << 20, writableHighWaterMark: 4 << 20, readableHighWaterMark: 4 << 20 } as ZlibOptions), 'gzip data is corrupt');
+  return throughZlib(source, process.getBuiltinModule('node:zlib').createGunzip({ chunkSize: 1 << 20, writableHighWaterMark: 4 << 20, readableHighWaterMark: 4 << 20 } as ZlibOptions), 'gzip data is corrupt');
 }
 
 export function decompressStream(source: AsyncIterable<Uint8Array>, compression: Compression): AsyncIterable<Uint8Array> {
@@ -147,6 +150,7 @@ type MemberReply = { seq: number; buf: ArrayBuffer } | { seq: number; error: str
  * input. The source's chunks are taken over (see `postBytes`).
  */
 async function* parallelGzip(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   const workers = Array.from({ length: GZIP_WORKERS }, () => new Worker(new URL('./gzip-worker.js', import.meta.url)));
   const done = new Map<number, Buffer>();
   let failure: Error | undefined;

@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, constants, existsSync, open as openCallback } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -280,6 +280,8 @@ function feedStdin(runtime: RuntimeName, id: string, pipe: { readonly fifo: stri
   let reader: Socket | undefined;
   const opening = (async () => {
     await runningState(runtime, id, () => stopped);
+    // node:net loads here, not with this module: a build that runs nothing does not need it.
+    const { Socket } = await import('node:net');
     while (!stopped) {
       const fd = await openFd(pipe.fifo, constants.O_RDONLY);
       reader = new Socket({ fd, readable: true, writable: false });

@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { loadImages } from '../../src/engine/archive.js';
 import { Engine } from '../../src/engine/engine.js';
 import { OWNER_FILE, containerBundle, containerKey } from '../../src/engine/containers.js';
-import { openSnapshotter, unpackImage } from '../../src/engine/run.js';
+import { openSnapshotter, unpackImage } from '../../src/engine/snapshots.js';
 import { runtimeContainerIds } from '../../src/runtime/runtime.js';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';

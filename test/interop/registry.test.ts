@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import { isKilnError } from '../../src/errors.js';
 import { pullImage } from '../../src/engine/registry.js';
-import { openSnapshotter } from '../../src/engine/run.js';
+import { openSnapshotter } from '../../src/engine/snapshots.js';
 import { chainIds } from '../../src/image/image.js';
 import { type MountSpec, mount, unmount } from '../../src/snapshot/snapshotter.js';
 import { HOSTILE_LAYERS, file, imageArchive } from '../helpers/hostile-layers.js';

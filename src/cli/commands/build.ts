@@ -5,9 +5,8 @@ import type { BuildEvent } from '../../builder/solver.js';
 import { buildNetwork } from '../../engine/build-inputs.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { type Io, collect, parseBool, print } from '../io.js';
+import { INSECURE_HELP, type Io, type RegistryFlags, collect, insecure, parseBool, print } from '../io.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
-import { INSECURE_HELP, type RegistryFlags, insecure } from './registry.js';
 
 interface BuildFlags extends RuntimeFlags, RegistryFlags {
   tag?: string[];

@@ -10,9 +10,8 @@ import { KILN_VERSION } from '../../engine/version.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import type { Io } from '../io.js';
-import { collect } from '../io.js';
+import { INSECURE_HELP, type RegistryFlags, collect, insecure } from '../io.js';
 import { keyValue, readStdin } from './build.js';
-import { INSECURE_HELP, type RegistryFlags, insecure } from './registry.js';
 
 interface LintFlags extends RegistryFlags {
   file?: string;

@@ -6,18 +6,8 @@ import { renderRows } from '../format/table.js';
 import { truncateDisplay } from '../format/units.js';
 import { parseReference } from '../../reference/reference.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { INSECURE_HELP, collect, print, printRows } from '../io.js';
+import { INSECURE_HELP, type RegistryFlags, collect, insecure, print, printRows } from '../io.js';
 import { progressPrinter } from '../progress.js';
-
-export interface RegistryFlags {
-  insecureRegistry?: string[];
-}
-
-export function insecure(flags: RegistryFlags): string[] {
-  return [...(flags.insecureRegistry ?? []), ...(process.env.KILN_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean)];
-}
-
-export { INSECURE_HELP } from '../io.js';
 
 export function registerRegistry(parent: Command, ctx: CommandContext): void {
   parent

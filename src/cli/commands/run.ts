@@ -7,10 +7,9 @@ import { ensureImage, parsePullPolicy } from '../../engine/registry.js';
 import { runContainer } from '../../engine/run.js';
 import { portBindings, parseLabels, parseMount } from '../container-flags.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { collect, print } from '../io.js';
+import { INSECURE_HELP, type RegistryFlags, collect, insecure, print } from '../io.js';
 import { progressPrinter } from '../progress.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
-import { INSECURE_HELP, type RegistryFlags, insecure } from './registry.js';
 
 interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   pull: string;

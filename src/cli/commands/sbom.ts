@@ -8,8 +8,7 @@ import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { tabwrite } from '../format/table.js';
 import { truncateDisplay } from '../format/units.js';
-import { collect, writeFileAtomically } from '../io.js';
-import { INSECURE_HELP } from './registry.js';
+import { INSECURE_HELP, collect, writeFileAtomically } from '../io.js';
 
 interface SbomFlags {
   format: string;

@@ -13,7 +13,7 @@ import type { Driver } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
 import { checkNetworkMode, networkModeOf, parseExtraHost } from '../networks.js';
-import { openSnapshotter, unpackImage } from '../run.js';
+import { openSnapshotter, unpackImage } from '../snapshots.js';
 import { recordVolume } from '../volumes.js';
 import { type MountRequest, checkMountRequest, containerMounts, parseBind } from './mounts.js';
 import { type ContainerSettings, type MountSetting, type NetworkAttachment, type PortBinding, OWNER_FILE, checkNewContainerName, containerBundle, containerKey } from './records.js';
