@@ -267,7 +267,7 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
     const facts = await imageFacts(engine, resolved.ref, request.buildkitOnly === true);
     if (facts) images.set(resolved.ref, facts);
   }
-  const lint = lintDockerfile(text, { ...base, images });
+  const lint = lintDockerfile(parsed, { ...base, images }, request.buildkitOnly ? 'buildkit' : 'all');
   const findings = [...lint.findings];
 
   if (!request.buildkitOnly && request.shellcheck !== false) {

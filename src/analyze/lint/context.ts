@@ -229,8 +229,11 @@ function scriptOf(instruction: LintInstruction, typed: Extract<Instruction, { ki
   return { instruction, text, parsed: parseScript(text), shell: state.shell, lineOf: (n) => (n === 1 ? instruction.line : firstBodyLine + n - 2), names: state.names, columnOffset: () => undefined };
 }
 
-/** Works out the states and scripts of a Dockerfile. */
-export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analysis {
+/**
+ * Works out the states and scripts of a Dockerfile. Without `withScripts` (BuildKit's checks alone, which
+ * read no script) RUN scripts are not parsed, and `scripts` stays empty.
+ */
+export function analyze(dockerfile: LintDockerfile, options: LintOptions, withScripts = true): Analysis {
   const globals = globalArgValues(dockerfile, options.buildArgs, platformArgs(options.platform));
   const bases = dockerfile.stages.map((stage) => resolveBase(dockerfile, stage, globals));
   const before = new Map<LintInstruction, State>();
@@ -287,6 +290,7 @@ export function analyze(dockerfile: LintDockerfile, options: LintOptions): Analy
           state = { ...state, user: typed.value };
           break;
         case 'run': {
+          if (!withScripts) break;
           const script = scriptOf(instruction, typed, state, dockerfile.lines, dockerfile.directives.escape);
           if (script) scripts.set(instruction, script);
           break;

@@ -18,19 +18,23 @@ export interface LintRun {
   readonly findings: readonly Finding[];
 }
 
-/** Runs every rule (ShellCheck aside) on a Dockerfile. */
-export function lintDockerfile(source: string, options: LintOptions): LintRun {
-  const dockerfile = readDockerfile(source, options.file);
-  const analysis = analyze(dockerfile, options);
+/**
+ * Runs every rule (ShellCheck aside) on a Dockerfile (its text, or as readDockerfile read it), or with
+ * `buildkit` only BuildKit's checks: the warnings a build prints, without the work of the other rules.
+ */
+export function lintDockerfile(source: string | LintDockerfile, options: LintOptions, rules: 'all' | 'buildkit' = 'all'): LintRun {
+  const dockerfile = typeof source === 'string' ? readDockerfile(source, options.file) : source;
+  const all = rules === 'all';
+  const analysis = analyze(dockerfile, options, all);
   const findings: Finding[] = [];
   const report = (code: string, line: number, message?: string, column = 1): void => {
     const rule = RULES_BY_CODE.get(code);
     findings.push({ code, level: rule?.level ?? 'warning', message: message ?? rule?.description ?? code, file: options.file, line, column });
   };
-  hadolintRules(analysis, report);
+  if (all) hadolintRules(analysis, report);
   if (dockerfile.stages.length > 0) {
     buildkitChecks(analysis, report);
-    kilnRules(analysis, report);
+    if (all) kilnRules(analysis, report);
   }
   return { dockerfile, analysis, findings };
 }
