@@ -86,6 +86,21 @@ interface InlineCacheEntry {
   readonly history: number;
 }
 
+/**
+ * The state of a stored image (a base, or a step found in the cache). Its config is read when first asked
+ * for: a build whose steps are all cached needs none of theirs.
+ */
+function storedState(store: LocalStore, imageId: Digest, key: string): State {
+  let config: ImageConfig | undefined;
+  return {
+    imageId,
+    key,
+    get config() {
+      return (config ??= store.configOf(imageId));
+    },
+  };
+}
+
 function inlineCache(config: ImageConfig): InlineCacheEntry[] {
   const value = config[INLINE_CACHE];
   if (!Array.isArray(value)) return [];
@@ -213,7 +228,7 @@ export class Solver {
       state = await this.stage(plan.base.index);
     } else {
       const id = this.imageIdOf(plan.base.ref);
-      state = { imageId: id, config: this.options.store.configOf(id), key: id };
+      state = storedState(this.options.store, id, id);
     }
     for (const step of plan.steps) state = await this.step(plan, step, state);
     return state;
@@ -259,7 +274,7 @@ export class Solver {
     let reused: State | undefined;
     if (!this.options.noCache(plan.index)) {
       const cached = store.db.cachedImage(key);
-      reused = cached && store.holdImage(this.options.lease, cached) ? { imageId: cached, config: store.configOf(cached), key } : await this.fromInlineCache(state, step, key);
+      reused = cached && store.holdImage(this.options.lease, cached) ? storedState(store, cached, key) : await this.fromInlineCache(state, step, key);
     }
     // The config-only instructions planned into this step show as steps of their own, cached when it is.
     for (const change of step.preceding) {

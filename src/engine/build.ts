@@ -7,6 +7,7 @@ import { type BuildEvent, Solver } from '../builder/solver.js';
 import { parseInstructions } from '../dockerfile/instructions.js';
 import { KilnError, isErrno } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
+import type { ImageConfig } from '../oci/types.js';
 import { parseReference } from '../reference/reference.js';
 import type { Credentials } from '../registry/credentials.js';
 import { type RuntimeName, prepareRuntime, runtimeContainerIds } from '../runtime/runtime.js';
@@ -141,7 +142,14 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       if (present && !options.pull) images.set(ref, present);
       else images.set(ref, await pullBase(engine, lease, ref, present !== undefined, stepId++, file, options));
     }
-    const plan = planBuild(dockerfile, planOptions, (ref) => engine.store.configOf(images.get(ref) as Digest));
+    // Base configs are read once (the plan and the build record both need them); they are held by the lease.
+    const configs = new Map<Digest, ImageConfig>();
+    const configOf = (id: Digest): ImageConfig => {
+      let config = configs.get(id);
+      if (!config) configs.set(id, (config = engine.store.configOf(id)));
+      return config;
+    };
+    const plan = planBuild(dockerfile, planOptions, (ref) => configOf(images.get(ref) as Digest));
     const warnings = [...dockerfile.warnings];
     const cacheFrom: Digest[] = [];
     for (const ref of options.cacheFrom) {
@@ -183,7 +191,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     // Which line made each history entry, for kiln analyze.
     const baseRef = targetBase(plan);
     const baseId = baseRef === undefined ? undefined : images.get(baseRef);
-    const base = baseId === undefined ? undefined : { id: baseId, config: engine.store.configOf(baseId) };
+    const base = baseId === undefined ? undefined : { id: baseId, config: configOf(baseId) };
     engine.store.db.putBuildRecord(buildRecord(plan, { id, config: engine.store.configOf(id) }, base, { file, stages: dockerfile.stages.length }));
     // The result is an image `images` lists (tagged or `<none>`); the stages' and steps' images stay intermediate.
     engine.store.db.markResult(id);
