@@ -15,7 +15,8 @@ export function goQuote(value: string): string {
   for (const char of value) {
     const code = char.codePointAt(0) as number;
     if (char === '"' || char === '\\') out += `\\${char}`;
-    else if (PRINTABLE.test(char)) out += char;
+    // Printable ASCII without PRINTABLE, whose Unicode tables take some ms to compile (every build quotes a CMD).
+    else if ((code >= 0x20 && code < 0x7f) || (code > 0x7f && PRINTABLE.test(char))) out += char;
     else if (SHORT_ESCAPES[code] !== undefined) out += SHORT_ESCAPES[code];
     else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, '0')}`;
     else if (code < 0x10000) out += `\\u${code.toString(16).padStart(4, '0')}`;

@@ -62,17 +62,20 @@ function shortened(text: string): string {
   return text.length <= 200 ? text : `${text.slice(0, 200)}… (${text.length} characters)`;
 }
 
+// ASCII is told apart without the Unicode property regexps, whose tables take some ms to compile; a
+// Dockerfile's words are nearly always ASCII.
+
 /** Go's unicode.IsSpace: the White_Space property (which covers U+0085 and U+00A0 too). */
 function isSpace(ch: string): boolean {
-  return /^\p{White_Space}$/u.test(ch);
+  return ch < '\x80' ? ch === ' ' || (ch >= '\t' && ch <= '\r') : /^\p{White_Space}$/u.test(ch);
 }
 
 function isLetter(ch: string): boolean {
-  return /^\p{L}$/u.test(ch);
+  return ch < '\x80' ? (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') : /^\p{L}$/u.test(ch);
 }
 
 function isDigit(ch: string): boolean {
-  return /^\p{Nd}$/u.test(ch);
+  return ch < '\x80' ? ch >= '0' && ch <= '9' : /^\p{Nd}$/u.test(ch);
 }
 
 /** POSIX special parameters; never set in a Dockerfile. */
