@@ -214,7 +214,7 @@ function parseDuration(text: string, flag: string, location: Location): number {
   let total = 0;
   let rest = text;
   while (rest !== '') {
-    const match = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest);
+    const match = /^(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/.exec(rest);
     if (!match) throw instructionError(location, `invalid duration for --${flag}: ${JSON.stringify(text)} (use a Go duration such as 30s or 1m30s)`);
     total += Number(match[1]) * (units[match[2] ?? 's'] ?? 1);
     rest = rest.slice(match[0].length);

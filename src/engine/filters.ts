@@ -56,11 +56,11 @@ export function matchLabels(labels: Readonly<Record<string, string>>, conditions
  * relative to now such as `24h`, `10m`, `1h30m`.
  */
 export function parseTimestamp(value: string, now = Date.now()): number {
-  const duration = /^((?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)$/.exec(value);
+  const duration = /^((?:\d+(?:\.\d+)?(?:ns|us|\u00b5s|ms|s|m|h))+)$/.exec(value);
   if (duration) {
     const unitMs: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
     let total = 0;
-    for (const [, amount, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(amount) * (unitMs[unit ?? 's'] ?? 0);
+    for (const [, amount, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/g)) total += Number(amount) * (unitMs[unit ?? 's'] ?? 0);
     return now - total;
   }
   if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
