@@ -98,6 +98,9 @@ function trimNewline(line: string): string {
 const trimLeft = (s: string): string => s.replace(/^\s+/u, '');
 const isComment = (line: string): boolean => trimLeft(trimNewline(line)).startsWith('#');
 
+/** A line that ends with the escape character (blanks after it aside); an escaped escape character (`\\` at the end) is text. */
+const CONTINUATION = { '\\': /(^|[^\\])\\[ \t]*$/, '`': /(^|[^`])`[ \t]*$/ } as const;
+
 class DirectiveReader {
   escape: '\\' | '`' = '\\';
   readonly values = new Map<string, string>();
@@ -126,9 +129,7 @@ class DirectiveReader {
   }
 
   continuation(line: string): { text: string; continues: boolean } {
-    // An escaped escape character (`\\` at the end) is text, not a continuation.
-    const escaped = this.escape === '\\' ? '\\\\' : '`';
-    const pattern = new RegExp(`(^|[^${escaped}])${escaped}[ \\t]*$`);
+    const pattern = CONTINUATION[this.escape];
     return pattern.test(line) ? { text: line.replace(pattern, '$1'), continues: true } : { text: line, continues: false };
   }
 }
