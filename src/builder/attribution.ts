@@ -56,3 +56,12 @@ export function buildRecord(plan: BuildPlan, image: { readonly id: Digest; reado
     .sort((a, b) => a.position - b.position);
   return { imageId: image.id, dockerfile: dockerfile.file, baseId: base?.id ?? '', baseLayers: base?.config.rootfs.diff_ids.length ?? 0, stages: dockerfile.stages, lines };
 }
+
+/** Whether two records say the same (a rebuild of an unchanged project makes the record it has). */
+export function sameBuildRecord(a: BuildRecord | undefined, b: BuildRecord): boolean {
+  if (a === undefined || a.imageId !== b.imageId || a.dockerfile !== b.dockerfile || a.baseId !== b.baseId || a.baseLayers !== b.baseLayers || a.stages !== b.stages || a.lines.length !== b.lines.length) return false;
+  return a.lines.every((line, i) => {
+    const other = b.lines[i];
+    return other !== undefined && line.position === other.position && line.line === other.line && line.endLine === other.endLine && line.instruction === other.instruction;
+  });
+}

@@ -1,6 +1,6 @@
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { buildRecord, targetBase } from '../builder/attribution.js';
+import { buildRecord, sameBuildRecord, targetBase } from '../builder/attribution.js';
 import { BuildContext } from '../builder/context.js';
 import { type PlanOptions, externalImages, planBuild } from '../builder/plan.js';
 import { type BuildEvent, Solver } from '../builder/solver.js';
@@ -192,9 +192,11 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     const baseRef = targetBase(plan);
     const baseId = baseRef === undefined ? undefined : images.get(baseRef);
     const base = baseId === undefined ? undefined : { id: baseId, config: configOf(baseId) };
-    engine.store.db.putBuildRecord(buildRecord(plan, { id, config: engine.store.configOf(id) }, base, { file, stages: dockerfile.stages.length }));
+    // A rebuild that made the same image the same way writes its tags alone: the record and the mark are there.
+    const record = buildRecord(plan, { id, config: engine.store.configOf(id) }, base, { file, stages: dockerfile.stages.length });
+    if (!sameBuildRecord(engine.store.db.buildRecord(id), record)) engine.store.db.putBuildRecord(record);
     // The result is an image `images` lists (tagged or `<none>`); the stages' and steps' images stay intermediate.
-    engine.store.db.markResult(id);
+    if (engine.store.db.image(id)?.intermediate !== false) engine.store.db.markResult(id);
     for (const tag of options.tags) engine.tag(id, tag);
     return { id, warnings };
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildRecord, historyLocations, historyMakers, targetBase } from '../../src/builder/attribution.js';
+import { buildRecord, historyLocations, historyMakers, sameBuildRecord, targetBase } from '../../src/builder/attribution.js';
 import { planBuild } from '../../src/builder/plan.js';
 import { parseInstructions } from '../../src/dockerfile/instructions.js';
 import type { Digest } from '../../src/oci/digest.js';
@@ -36,5 +36,11 @@ describe('build: which Dockerfile line made each history entry', () => {
         { position: 4, line: 6, endLine: 7, instruction: 'COPY a   /a' },
       ],
     });
+    // A rebuild writes the record again only when it says something else.
+    assert.ok(sameBuildRecord(structuredClone(record), record));
+    assert.ok(!sameBuildRecord(undefined, record));
+    assert.ok(!sameBuildRecord({ ...record, stages: 3 }, record));
+    assert.ok(!sameBuildRecord({ ...record, lines: record.lines.slice(1) }, record));
+    assert.ok(!sameBuildRecord({ ...record, lines: record.lines.map((l, i) => (i === 2 ? { ...l, endLine: 8 } : l)) }, record));
   });
 });
