@@ -31,7 +31,7 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
-elif [ ! -f native/build/Release/igzip.node ]; then
+elif [ ! -f native/build/Release/igzip.node ] || [ ! -f native/sys/build/Release/sys.node ]; then
   npm run --silent install
 fi
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout.js';
 import { deviceNumbers } from './directory.js';
+import { sys } from './sys.js';
 import type { TarHeader } from './tar/header.js';
 import type { TarInput } from './tar/writer.js';
 
@@ -18,16 +19,23 @@ export interface Change {
   readonly path: string;
 }
 
-/** Directories of an overlay upper dir marked opaque (`trusted.overlay.opaque=y`), as absolute paths. */
-async function opaqueDirs(upper: string): Promise<Set<string>> {
-  const { stdout } = await run('getfattr', ['-R', '--absolute-names', '-n', 'trusted.overlay.opaque', upper], { maxBuffer: 64 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+const OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+/**
+ * Tells the directories of an overlay upper dir marked opaque (`trusted.overlay.opaque=y`, absolute
+ * paths): a call per directory through native/sys, else one getfattr over the whole tree.
+ */
+async function opaqueTest(upper: string): Promise<(dir: string) => boolean> {
+  const addon = sys();
+  if (addon) return (dir) => addon.getxattr(dir, OPAQUE_XATTR) === 'y';
+  const { stdout } = await run('getfattr', ['-R', '--absolute-names', '-n', OPAQUE_XATTR, upper], { maxBuffer: 64 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
   const dirs = new Set<string>();
   let file: string | undefined;
   for (const line of stdout.split('\n')) {
     if (line.startsWith('# file: ')) file = line.slice('# file: '.length);
-    else if (file && line === 'trusted.overlay.opaque="y"') dirs.add(file);
+    else if (file && line === `${OPAQUE_XATTR}="y"`) dirs.add(file);
   }
-  return dirs;
+  return (dir) => dirs.has(dir);
 }
 
 interface UpperEntry {
@@ -58,7 +66,7 @@ function sameOrAbsentBelow(lowers: readonly string[], rel: string, st: Stats): b
  * `lowers` (nearest first) tell a directory copied up only to hold mount points from one also changed.
  */
 async function walkUpper(upper: string, lowers: readonly string[]): Promise<UpperEntry[]> {
-  const opaque = await opaqueDirs(upper);
+  const isOpaque = await opaqueTest(upper);
   const out: UpperEntry[] = [];
   // Synchronous calls: an upper dir of tens of thousands of entries is walked far faster without a
   // thread-pool round trip per entry.
@@ -75,12 +83,13 @@ async function walkUpper(upper: string, lowers: readonly string[]): Promise<Uppe
       }
       const whiteout = st.isCharacterDevice() && st.rdev === 0;
       const at = out.length;
-      out.push({ rel: path, full, whiteout, opaque: st.isDirectory() && opaque.has(full) });
+      const opaque = st.isDirectory() && isOpaque(full);
+      out.push({ rel: path, full, whiteout, opaque });
       if (st.isDirectory()) {
         const hidden = visit(full, path);
         // A directory copied up only to hold mount points (/etc for /etc/hosts) is not a change either,
         // unless its mode or owner changed too (a RUN chmod 700 /etc).
-        if (hidden > 0 && out.length === at + 1 && !opaque.has(full) && sameOrAbsentBelow(lowers, path, st)) out.pop();
+        if (hidden > 0 && out.length === at + 1 && !opaque && sameOrAbsentBelow(lowers, path, st)) out.pop();
       }
     }
     return stubs;

@@ -1,0 +1,39 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * native/sys/sys.c: mount(2), umount2(2) and lgetxattr(2) as calls, where util-linux's mount and umount
+ * and attr's getfattr cost a process each (a build step made three). Each throws an Error whose `code`
+ * is the errno's name.
+ */
+export interface SysAddon {
+  /** Relative paths in `data` (overlay's lowerdir=…) resolve from `cwd`; the process's own stays. */
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null, cwd: string | null): void;
+  umount(target: string, flags: number): void;
+  /** The attribute's value, undefined when the file has none of that name. */
+  getxattr(path: string, name: string): string | undefined;
+}
+
+/** mount(2)'s and umount2(2)'s flags, from <sys/mount.h>. */
+export const MS_RDONLY = 1;
+export const MS_REMOUNT = 32;
+export const MS_BIND = 4096;
+export const MNT_DETACH = 2;
+
+/** The addon `npm ci` builds from native/sys (it needs no library, only a C compiler and Node's headers). */
+const ADDON = fileURLToPath(new URL('../../../native/sys/build/Release/sys.node', import.meta.url));
+
+let loaded: SysAddon | null | undefined;
+
+/** The addon, loaded on first use; undefined when it was not built or cannot load: the commands run then. */
+export function sys(): SysAddon | undefined {
+  if (loaded === undefined) {
+    try {
+      loaded = existsSync(ADDON) ? (createRequire(import.meta.url)(ADDON) as SysAddon) : null;
+    } catch {
+      loaded = null;
+    }
+  }
+  return loaded ?? undefined;
+}
