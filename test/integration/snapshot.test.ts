@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { overlayLayerEntries } from '../../src/layer/diff.js';
+import { sys } from '../../src/layer/sys.js';
 import { MetaDb } from '../../src/meta/db.js';
 import { Snapshotter, detectDriver, mount, unmount } from '../../src/snapshot/snapshotter.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
@@ -70,5 +73,40 @@ describe('snapshots', { skip: !isRoot && 'mounting needs root' }, () => {
     assert.ok(b?.options.some((o) => o.includes('upperdir=')));
     assert.deepEqual(await readdir(snapshots.dir('view-a')), [], 'nothing copied');
     assert.throws(() => snapshots.commit('again', 'view-a'), /only active snapshots can be committed/);
+  });
+
+  it("a build step's snapshot mounts volatile from the store's directory (not the process's), and a directory made over a deleted one is opaque in its layer", async () => {
+    const snapshots = await newSnapshotter('overlay');
+    await snapshots.prepare('tmp', undefined);
+    await mkdir(join(snapshots.dir('tmp'), 'd'));
+    await writeFile(join(snapshots.dir('tmp'), 'd', 'old'), 'old');
+    snapshots.commit('base', 'tmp');
+    const [container] = await snapshots.prepare('container', 'base');
+    assert.ok(container && !container.options.includes('volatile'), "a container's upper is mounted again after a reboot: never volatile");
+    const [step] = await snapshots.prepare('step', 'base', 'build');
+    assert.ok(step);
+    assert.ok(step.options.includes('volatile'));
+    assert.equal(step.cwd, snapshots.root);
+    assert.ok(step.options.some((o) => o.startsWith('lowerdir=') && !o.startsWith('lowerdir=/')), 'lower dirs are relative to the store');
+    const target = join(await tempDir(), 'merged');
+    await mkdir(target);
+    const cwd = process.cwd();
+    await mount(step, target);
+    try {
+      assert.equal(process.cwd(), cwd);
+      await rm(join(target, 'd'), { recursive: true });
+      await mkdir(join(target, 'd'));
+      await writeFile(join(target, 'd', 'new'), 'new');
+    } finally {
+      await unmount(target);
+    }
+    const upper = snapshots.dir('step');
+    const paths: string[] = [];
+    for await (const entry of overlayLayerEntries(upper, snapshots.lowerDirs('step'))) paths.push(entry.header.path);
+    assert.deepEqual(paths, ['d/', 'd/.wh..wh..opq', 'd/new']);
+    // native/sys reads the mark as attr's getfattr does (the fallback when it is not built).
+    const getfattr = execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', 'trusted.overlay.opaque', join(upper, 'd')], { encoding: 'utf8' });
+    assert.equal(getfattr, 'y');
+    if (sys()) assert.equal(sys()?.getxattr(join(upper, 'd'), 'trusted.overlay.opaque'), 'y');
   });
 });
