@@ -9,9 +9,10 @@ export interface RuntimeFlags {
   storageDriver?: string;
 }
 
-export function addRuntimeFlags(command: Command, what: string): Command {
-  return command
-    .option('--runtime <name>', `OCI runtime for ${what}: runc or crun`, 'runc')
+/** `defaultRuntime` undefined (builds): the engine picks (see buildRuntime), and the help says how; see {@link checkPickedRuntimeFlags}. */
+export function addRuntimeFlags(command: Command, what: string, defaultRuntime: RuntimeName | undefined = 'runc'): Command {
+  const runtime = defaultRuntime === undefined ? command.option('--runtime <name>', `OCI runtime for ${what}: runc or crun (default: crun where it runs on this host as it is, else runc)`) : command.option('--runtime <name>', `OCI runtime for ${what}: runc or crun`, defaultRuntime);
+  return runtime
     .option('--storage-driver <driver>', 'overlay or vfs (default: overlay where it works; $KILN_STORAGE_DRIVER)', process.env.KILN_STORAGE_DRIVER);
 }
 
@@ -21,4 +22,11 @@ export function checkRuntimeFlags(flags: RuntimeFlags): { runtime: RuntimeName; 
     throw new KilnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(flags.storageDriver)}: use overlay or vfs`);
   }
   return { runtime: flags.runtime, ...(flags.storageDriver !== undefined ? { storageDriver: flags.storageDriver } : {}) };
+}
+
+/** The flags of a command whose runtime has no default (a build): without --runtime, the engine picks. */
+export function checkPickedRuntimeFlags(flags: Omit<RuntimeFlags, 'runtime'> & { runtime?: string }): { runtime?: RuntimeName; storageDriver?: Driver } {
+  if (flags.runtime !== undefined) return checkRuntimeFlags({ ...flags, runtime: flags.runtime });
+  const { storageDriver } = checkRuntimeFlags({ ...flags, runtime: 'runc' });
+  return storageDriver !== undefined ? { storageDriver } : {};
 }

@@ -10,7 +10,7 @@ import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseReference } from '../reference/reference.js';
 import type { Credentials } from '../registry/credentials.js';
-import { type RuntimeName, prepareRuntime, runtimeContainerIds } from '../runtime/runtime.js';
+import { type RuntimeName, buildRuntime, prepareRuntime, runtimeContainerIds } from '../runtime/runtime.js';
 import { type Driver, isAbandoned, snapshotterOf, unmountStale } from '../snapshot/snapshotter.js';
 import { ownerGone } from '../content/owner.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../oci/platform.js';
@@ -45,7 +45,8 @@ export interface BuildOptions {
   readonly epoch?: number;
   /** `--network`: for RUN steps that do not say; `host` unless `none` is asked for. */
   readonly network?: 'none' | 'host';
-  readonly runtime: RuntimeName;
+  /** The runtime of RUN steps; by default crun where it runs as the host is, else runc (see buildRuntime). */
+  readonly runtime?: RuntimeName;
   readonly storageDriver?: Driver;
   /** `--pull`: pull every base image, even one the store has, in case the registry has a newer one. */
   readonly pull?: boolean;
@@ -165,15 +166,17 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
         return stage.index;
       }),
     );
-    if (plan.stages.some((s) => s.steps.some((step) => step.operation?.kind === 'exec'))) {
-      const prepared = await prepareRuntime(options.runtime);
+    const runs = plan.stages.some((s) => s.steps.some((step) => step.operation?.kind === 'exec'));
+    const runtime = options.runtime ?? (runs ? await buildRuntime() : 'runc');
+    if (runs) {
+      const prepared = await prepareRuntime(runtime);
       if (prepared) options.notice(prepared);
     }
     const solver = new Solver(plan, {
       store: engine.store,
       lease,
       snapshots,
-      runtime: options.runtime,
+      runtime,
       context,
       secrets: options.secrets,
       images,

@@ -402,6 +402,17 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     assert.deepEqual(tail.split('\n').filter(Boolean).sort(), ['  about to fail', '  on stderr']);
   });
 
+  for (const runtime of ['runc', 'crun']) {
+    it(`${runtime}: a RUN whose command is missing fails with 127, one that cannot be executed with 126, as BuildKit's do`, async () => {
+      const { kiln } = await storeWithBusybox();
+      const missing = await writeContext({ name: `missing-${runtime}`, buildkit: false, dockerfile: 'FROM busybox\nRUN ["/no-such-command"]\n' });
+      const result = await kiln(['build', '-q', '--runtime', runtime, missing]);
+      assert.match(result.stderr, /returned a non-zero code: 127/);
+      const notExecutable = await writeContext({ name: `noexec-${runtime}`, buildkit: false, dockerfile: 'FROM busybox\nRUN ["/etc/passwd"]\n' });
+      assert.match((await kiln(['build', '-q', '--runtime', runtime, notExecutable])).stderr, /returned a non-zero code: 126/);
+    });
+  }
+
   it('keeps the whole output of a failed step in a file only root reads, under the store, until system prune', async () => {
     const { root, kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'long', buildkit: false, dockerfile: 'FROM busybox\nRUN seq 1 100; exit 1\n' });

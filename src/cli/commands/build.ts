@@ -6,9 +6,10 @@ import { buildNetwork } from '../../engine/build-inputs.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { INSECURE_HELP, type Io, type RegistryFlags, collect, insecure, parseBool, print } from '../io.js';
-import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
+import { type RuntimeFlags, addRuntimeFlags, checkPickedRuntimeFlags } from '../runtime-flags.js';
 
-interface BuildFlags extends RuntimeFlags, RegistryFlags {
+interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
+  runtime?: string;
   tag?: string[];
   file?: string;
   buildArg?: string[];
@@ -175,7 +176,7 @@ function ttyProgress(io: Io): Progress {
 }
 
 export function registerBuild(parent: Command, ctx: CommandContext): Command {
-  return addRuntimeFlags(parent.command('build'), 'RUN steps')
+  return addRuntimeFlags(parent.command('build'), 'RUN steps', undefined)
     .description('Build an image from a Dockerfile')
     .argument('<PATH>', 'the build context directory')
     .option('-t, --tag <name:tag>', 'name and optionally a tag (repeatable)', collect)
@@ -199,7 +200,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--check', 'run the lint rules on the Dockerfile the build would use (args and target resolved) and build nothing; exit 1 on findings')
     .action((path: string, flags: BuildFlags) =>
       withEngine(ctx, async (engine) => {
-        const runtimeFlags = checkRuntimeFlags(flags);
+        const runtimeFlags = checkPickedRuntimeFlags(flags);
         if (!['auto', 'plain', 'tty', 'quiet', 'rawjson'].includes(flags.progress)) throw new KilnError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(flags.progress)}: use auto, plain, tty or quiet`);
         const network = buildNetwork(flags.network, '--network');
         const epochText = flags.timestamp ?? process.env.SOURCE_DATE_EPOCH;
