@@ -1,6 +1,4 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { optionalAddon } from './addon.js';
 
 /** native/igzip.c: gzip through Intel's ISA-L. */
 export interface IgzipAddon {
@@ -14,25 +12,12 @@ export interface IgzipAddon {
   Gunzip: new () => { write(chunk: Uint8Array): ArrayBuffer[]; end(): Uint8Array[] };
 }
 
-/** The addon `npm ci` builds from native/ when ISA-L's headers are installed (Debian: libisal-dev). */
-const ADDON = fileURLToPath(new URL('../../../native/build/Release/igzip.node', import.meta.url));
-
-let loaded: IgzipAddon | null | undefined;
-
 /**
- * The addon, loaded on first use; undefined when it was not built, or cannot load (ISA-L's library was
- * removed since): node:zlib does the work then, and `kiln version` says which one is in use.
+ * The addon `npm ci` builds from native/ when ISA-L's headers are installed (Debian: libisal-dev);
+ * undefined when it was not built, or cannot load (ISA-L's library was removed since): node:zlib does the
+ * work then, and `kiln version` says which one is in use.
  */
-export function igzip(): IgzipAddon | undefined {
-  if (loaded === undefined) {
-    try {
-      loaded = existsSync(ADDON) ? (createRequire(import.meta.url)(ADDON) as IgzipAddon) : null;
-    } catch {
-      loaded = null;
-    }
-  }
-  return loaded ?? undefined;
-}
+export const igzip = optionalAddon<IgzipAddon>(new URL('../../../native/build/Release/igzip.node', import.meta.url));
 
 /** Which library kiln's gzip goes through, for `kiln version` and the API's `/version`. */
 export function gzipLibrary(): string {

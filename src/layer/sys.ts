@@ -1,6 +1,4 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { optionalAddon } from './addon.js';
 
 /**
  * native/sys/sys.c: mount(2), umount2(2) and lgetxattr(2) as calls, where util-linux's mount and umount
@@ -21,19 +19,8 @@ export const MS_REMOUNT = 32;
 export const MS_BIND = 4096;
 export const MNT_DETACH = 2;
 
-/** The addon `npm ci` builds from native/sys (it needs no library, only a C compiler and Node's headers). */
-const ADDON = fileURLToPath(new URL('../../../native/sys/build/Release/sys.node', import.meta.url));
-
-let loaded: SysAddon | null | undefined;
-
-/** The addon, loaded on first use; undefined when it was not built or cannot load: the commands run then. */
-export function sys(): SysAddon | undefined {
-  if (loaded === undefined) {
-    try {
-      loaded = existsSync(ADDON) ? (createRequire(import.meta.url)(ADDON) as SysAddon) : null;
-    } catch {
-      loaded = null;
-    }
-  }
-  return loaded ?? undefined;
-}
+/**
+ * The addon `npm ci` builds from native/sys (it needs no library, only a C compiler and Node's headers);
+ * undefined when it was not built or cannot load: the commands run then.
+ */
+export const sys = optionalAddon<SysAddon>(new URL('../../../native/sys/build/Release/sys.node', import.meta.url));
