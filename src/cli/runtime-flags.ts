@@ -9,9 +9,9 @@ export interface RuntimeFlags {
   storageDriver?: string;
 }
 
-/** `defaultRuntime` undefined (builds): the engine picks (see buildRuntime), and the help says how; see {@link checkPickedRuntimeFlags}. */
-export function addRuntimeFlags(command: Command, what: string, defaultRuntime: RuntimeName | undefined = 'runc'): Command {
-  const runtime = defaultRuntime === undefined ? command.option('--runtime <name>', `OCI runtime for ${what}: runc or crun (default: crun where it runs on this host as it is, else runc)`) : command.option('--runtime <name>', `OCI runtime for ${what}: runc or crun`, defaultRuntime);
+/** `defaultRuntime` null (builds): the engine picks (see buildRuntime), and the help says how; see {@link checkPickedRuntimeFlags}. */
+export function addRuntimeFlags(command: Command, what: string, defaultRuntime: RuntimeName | null = 'runc'): Command {
+  const runtime = defaultRuntime === null ? command.option('--runtime <name>', `OCI runtime for ${what}: runc or crun (default: crun where it runs on this host as it is, else runc)`) : command.option('--runtime <name>', `OCI runtime for ${what}: runc or crun`, defaultRuntime);
   return runtime
     .option('--storage-driver <driver>', 'overlay or vfs (default: overlay where it works; $KILN_STORAGE_DRIVER)', process.env.KILN_STORAGE_DRIVER);
 }

@@ -176,7 +176,7 @@ function ttyProgress(io: Io): Progress {
 }
 
 export function registerBuild(parent: Command, ctx: CommandContext): Command {
-  return addRuntimeFlags(parent.command('build'), 'RUN steps', undefined)
+  return addRuntimeFlags(parent.command('build'), 'RUN steps', null)
     .description('Build an image from a Dockerfile')
     .argument('<PATH>', 'the build context directory')
     .option('-t, --tag <name:tag>', 'name and optionally a tag (repeatable)', collect)
