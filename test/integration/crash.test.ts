@@ -250,7 +250,7 @@ describe('kill -9 during a build', { skip: (process.getuid?.() !== 0 && 'kiln bu
     // The killed kiln's guard stops its runtime container (the step's process with it) and unmounts
     // what it mounted; it works on its own, so its result is polled for, with a bound.
     const leftovers = async (): Promise<string[]> => [
-      ...(await runtimeContainerIds('runc')).filter((id) => id.startsWith(`kiln-build-${pid}-`)),
+      ...(await buildContainerIds()).filter((id) => id.startsWith(`kiln-build-${pid}-`)),
       ...(await readFile('/proc/mounts', 'utf8')).split('\n').filter((line) => line.includes(root)),
       ...(await runIn('pgrep', ['-f', '-x', 'sleep 2999'])).split('\n').filter(Boolean),
     ];
@@ -265,13 +265,18 @@ describe('kill -9 during a build', { skip: (process.getuid?.() !== 0 && 'kiln bu
     assert.doesNotMatch(after.stdout, /^(problem|reclaimable): (build|unfinished)/m);
     assert.equal((await readFile('/proc/mounts', 'utf8')).includes(join(root, 'builds')), false);
     // The step's runtime container (owned by the killed kiln) is gone; other tests' may run meanwhile.
-    const orphaned = (await runtimeContainerIds('runc')).filter((id) => id.startsWith('kiln-build-') && !processAliveHere(Number(/^kiln-build-(\d+)-/.exec(id)?.[1] ?? 0)));
+    const orphaned = (await buildContainerIds()).filter((id) => id.startsWith('kiln-build-') && !processAliveHere(Number(/^kiln-build-(\d+)-/.exec(id)?.[1] ?? 0)));
     assert.deepEqual(orphaned, []);
     await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nCOPY Dockerfile /\nRUN echo done > /done\n');
     await ok(kiln(['build', '-q', '-t', 'after:1', context]));
     assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
   });
 });
+
+/** The runtime containers of both runtimes a build may run its steps in (crun by default where it runs). */
+async function buildContainerIds(): Promise<string[]> {
+  return [...(await runtimeContainerIds('runc')), ...(await runtimeContainerIds('crun'))];
+}
 
 function processAliveHere(pid: number): boolean {
   try {
