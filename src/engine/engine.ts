@@ -142,7 +142,9 @@ export class Engine {
       Size: row.size,
       VirtualSize: row.size,
       SharedSize: -1,
-      Labels: row.labels,
+      get Labels() {
+        return row.labels;
+      },
       Containers: -1,
     };
   }
@@ -163,13 +165,14 @@ export class Engine {
     const before = createdOf('before');
     const since = createdOf('since');
     const patterns = filters.get('reference') ?? [];
+    const labelFilters = filters.get('label') ?? [];
     const result: ImageSummary[] = [];
     const namesByImage = this.db.namesByImage();
     for (const row of this.db.images()) {
       const created = unixSeconds(row.created);
       if (before !== undefined && created >= before) continue;
       if (since !== undefined && created <= since) continue;
-      if (!matchLabels(row.labels, filters.get('label') ?? [])) continue;
+      if (labelFilters.length > 0 && !matchLabels(row.labels, labelFilters)) continue;
       const names = (namesByImage.get(row.id) ?? []).map((n) => ({ kind: n.kind, ref: storedReference(n.name) }));
       const kept = patterns.length ? names.filter((n) => patterns.some((p) => referenceMatches(p, n.ref))) : names;
       const isDangling = names.length === 0;

@@ -423,6 +423,7 @@ interface RawImage {
 }
 
 function toImageRow(raw: RawImage): ImageRow {
+  let labels: Record<string, string> | undefined;
   return {
     id: raw.id as Digest,
     manifestDigest: raw.manifest_digest as Digest,
@@ -430,7 +431,10 @@ function toImageRow(raw: RawImage): ImageRow {
     created: raw.created,
     size: raw.size,
     parent: raw.parent,
-    labels: JSON.parse(raw.labels) as Record<string, string>,
+    // Parsed when read: listing images reads no label unless a filter names one.
+    get labels() {
+      return (labels ??= JSON.parse(raw.labels) as Record<string, string>);
+    },
     addedAt: raw.added_at,
     lastTagTime: raw.last_tag_time,
     intermediate: raw.intermediate === 1,
