@@ -175,8 +175,8 @@ await appendFile(outfile, `//# kilnBuild=${buildId}\n`);
 // A script has no `import()` (a specifier esbuild could not resolve, e.g. one computed at run time).
 const bundled = await readFile(outfile, 'utf8');
 if (/(?<![\w$.])import\(/.test(bundled)) throw new Error('dist/kiln.cjs calls import(), which a script compiled by bin/kiln cannot: import a specifier esbuild can resolve');
-// ASCII only: V8 keeps a source with any other character in two bytes a character, which doubles what
-// every start reads, decodes and hashes (esbuild escapes strings, not regular expressions: write \u00b5).
+// ASCII only: reading it then takes Node's fast path, without decoding UTF-8 (esbuild escapes strings,
+// not regular expressions: write \u00b5 there).
 const nonAscii = /[^\0-\x7f]/.exec(bundled);
 if (nonAscii) throw new Error(`dist/kiln.cjs has a character that is not ASCII (${JSON.stringify(bundled.slice(Math.max(0, nonAscii.index - 40), nonAscii.index + 10))}): escape it in the source`);
 const cache = `${outfile}.cache`;

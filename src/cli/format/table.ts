@@ -13,7 +13,8 @@ const PADDING = 3;
  */
 export function tabwrite(text: string, minWidth = MIN_WIDTH, padding = PADDING): string {
   const lines = text.split('\n').map((line) => line.split('\t'));
-  const widthOf = (cell: string): number => [...cell].length;
+  // In characters (code points): a string without surrogates has as many as its length.
+  const widthOf = (cell: string): number => (/[\ud800-\udfff]/.test(cell) ? [...cell].length : cell.length);
   const out: string[] = [];
   const widths: number[] = [];
   const writeLines = (from: number, to: number): void => {

@@ -561,8 +561,39 @@ export interface Template {
   execute(data: unknown): string;
 }
 
+/**
+ * The parts of a template made only of text and plain fields (`{{.Repository}}\t{{.Tag}}`, as every
+ * table docker prints by default is): a field path or a text each. Such a template runs as a
+ * concatenation, the same values as render gives, without its per-row scopes and pipelines (a third of
+ * printing 500 images).
+ */
+function plainParts(nodes: readonly Node[]): (string | readonly string[])[] | undefined {
+  const parts: (string | readonly string[])[] = [];
+  for (const node of nodes) {
+    if (node.kind === 'text') parts.push(node.text);
+    else if (node.kind !== 'action' || node.pipeline.declare.length > 0 || node.pipeline.commands.length !== 1) return undefined;
+    else {
+      const [command] = node.pipeline.commands as [readonly Operand[]];
+      const [operand] = command;
+      if (command.length !== 1 || operand?.kind !== 'field') return undefined;
+      parts.push(operand.path);
+    }
+  }
+  return parts;
+}
+
 export function parseTemplate(text: string): Template {
   const nodes = parseNodes(split(text), { i: 0 }, []).nodes;
+  const parts = plainParts(nodes);
+  if (parts) {
+    return {
+      execute(data: unknown): string {
+        let out = '';
+        for (const part of parts) out += typeof part === 'string' ? part : formatValue(field(data, part));
+        return out;
+      },
+    };
+  }
   return {
     execute(data: unknown): string {
       const out: string[] = [];
