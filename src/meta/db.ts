@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { KilnError, isKilnError, storeWriteError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -452,8 +453,11 @@ let sqlite: { readonly open: typeof Database; readonly addon: string | undefined
  */
 export function openSqlite(path: string, options: Database.Options = {}): Database.Database {
   if (!sqlite) {
+    // First where a checkout keeps it, beside dist/ (the one Node's search from here finds first), which
+    // spares that search (a third of opening the store); else where the search finds the package.
+    const beside = fileURLToPath(new URL('../../../node_modules/better-sqlite3/build/Release/better_sqlite3.node', import.meta.url));
     const require = createRequire(import.meta.url);
-    const addon = join(dirname(require.resolve('better-sqlite3')), '..', 'build', 'Release', 'better_sqlite3.node');
+    const addon = existsSync(beside) ? beside : join(dirname(require.resolve('better-sqlite3')), '..', 'build', 'Release', 'better_sqlite3.node');
     sqlite = existsSync(addon) ? { open: Database, addon } : { open: require('better-sqlite3') as typeof Database, addon: undefined };
   }
   return new sqlite.open(path, sqlite.addon === undefined ? options : { ...options, nativeBinding: sqlite.addon });
