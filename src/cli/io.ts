@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, fstatSync, writeSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { KilnError, fileWriteError } from '../errors.js';
 
@@ -9,10 +9,82 @@ export interface Io {
   readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
 }
 
+type Stdout = Io['stdout'];
+type WriteDone = (err?: Error | null) => void;
+
+/**
+ * Standard output when it is a file, a pipe or a socket: text goes straight to descriptor 1 with
+ * writeSync, as Node's own stream would write it there (synchronously, on Linux), without making that
+ * stream, which loads Node's net and stream modules (some thirty, a few ms of every command that
+ * prints). Anything else asked of it (piping into it, an event other than 'error', a property) makes the
+ * stream, which then takes every later write, after what was already written; so does a descriptor that
+ * its opener made non-blocking (EAGAIN), which the stream knows how to wait on.
+ */
+function directStdout(): Stdout {
+  let stream: NodeJS.WriteStream | undefined;
+  const errorListeners: ((err: Error) => void)[] = [];
+  const made = (): NodeJS.WriteStream => {
+    if (!stream) {
+      stream = process.stdout;
+      for (const listener of errorListeners) stream.on('error', listener);
+    }
+    return stream;
+  };
+  const write = (chunk: string | Uint8Array, encoding?: BufferEncoding | WriteDone, callback?: WriteDone): boolean => {
+    const done = typeof encoding === 'function' ? encoding : callback;
+    if (stream) return stream.write(chunk, typeof encoding === 'string' ? encoding : 'utf8', done);
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk;
+    let written = 0;
+    try {
+      while (written < data.length) written += writeSync(1, data, written);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return made().write(data.subarray(written), done);
+      // As the stream reports a failed write (EPIPE when the reader went away): to its 'error' listeners.
+      if (errorListeners.length === 0) throw err;
+      for (const listener of errorListeners) listener(err as Error);
+      return false;
+    }
+    if (done) process.nextTick(done);
+    return true;
+  };
+  const direct: Stdout = new Proxy({} as Stdout, {
+    get(_, key) {
+      if (key === 'write') return write;
+      if (key === 'on' && !stream) {
+        return (event: string, listener: (...args: unknown[]) => void) => {
+          if (event === 'error') errorListeners.push(listener);
+          else made().on(event, listener);
+          return direct;
+        };
+      }
+      const value: unknown = Reflect.get(made(), key);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(stream) : value;
+    },
+    set: (_, key, value) => Reflect.set(made(), key, value),
+    has: (_, key) => Reflect.has(made(), key),
+  });
+  return direct;
+}
+
+/** Whether descriptor 1 is a file, a pipe or a socket (a terminal, or none, gets Node's stream). */
+function writesDirectly(): boolean {
+  try {
+    const kind = fstatSync(1);
+    return kind.isFile() || kind.isFIFO() || kind.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+let stdout: Stdout | undefined;
+
 /** The process's streams, each made when first used (standard input's costs a few ms, and few commands read it). */
 export const processIo: Io = {
   get stdout() {
-    return process.stdout;
+    if (!stdout) {
+      stdout = writesDirectly() ? directStdout() : process.stdout;
+    }
+    return stdout;
   },
   get stderr() {
     return process.stderr;
