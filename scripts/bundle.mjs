@@ -57,9 +57,10 @@ async function builtinImports() {
 /**
  * Built-ins of which kiln only calls the functions it imports: their shims export functions that load the
  * module at the first call. crypto costs some ms to load, and listing or inspecting images hashes nothing;
- * fs/promises loads Node's streams and readline (some ms), and `kiln version` reads no file.
+ * fs/promises loads Node's streams and readline (some ms), and `kiln version` reads no file; timers/promises
+ * is for the waits of builds, registries and containers.
  */
-const CALLED_ONLY = new Set(['node:crypto', 'node:fs/promises', 'node:child_process']);
+const CALLED_ONLY = new Set(['node:crypto', 'node:fs/promises', 'node:child_process', 'node:timers/promises']);
 
 /**
  * Functions of CALLED_ONLY built-ins with their own util.promisify form (execFile's resolves to stdout and

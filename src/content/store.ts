@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, renameSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError, isErrno, storeWriteError } from '../errors.js';
@@ -43,9 +43,10 @@ export class ContentStore {
     this.tmpDir = this.paths.tmp;
   }
 
-  async init(): Promise<void> {
-    await mkdir(this.blobsDir, { recursive: true });
-    await mkdir(this.ingestDir, { recursive: true });
+  /** Synchronous, as every command opens the store first: fs/promises would load some ten of Node's modules before it. */
+  init(): void {
+    mkdirSync(this.blobsDir, { recursive: true });
+    mkdirSync(this.ingestDir, { recursive: true });
   }
 
   blobPath(digest: Digest): string {

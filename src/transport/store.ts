@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import type { StorePaths } from '../content/paths.js';
 import { type ContentWriter, ContentStore, type Expected } from '../content/store.js';
 import { KilnError, isKilnError } from '../errors.js';
@@ -53,15 +53,18 @@ export class LocalStore {
     readonly db: MetaDb,
   ) {}
 
-  static async open(root: string): Promise<LocalStore> {
-    const content = new ContentStore(root);
-    try {
-      await mkdir(root, { recursive: true });
-      await content.init();
-    } catch (err) {
-      throw new KilnError('INVALID_ARGUMENT', `cannot use ${root} as kiln's store: ${(err as Error).message} (choose another with --root or KILN_ROOT)`, { cause: err });
-    }
-    return new LocalStore(root, content, new MetaDb(content.paths.db));
+  /** Synchronous work (see ContentStore.init), a failure of which rejects. */
+  static open(root: string): Promise<LocalStore> {
+    return new Promise((resolve) => {
+      const content = new ContentStore(root);
+      try {
+        mkdirSync(root, { recursive: true });
+        content.init();
+      } catch (err) {
+        throw new KilnError('INVALID_ARGUMENT', `cannot use ${root} as kiln's store: ${(err as Error).message} (choose another with --root or KILN_ROOT)`, { cause: err });
+      }
+      resolve(new LocalStore(root, content, new MetaDb(content.paths.db)));
+    });
   }
 
   close(): void {

@@ -8,7 +8,7 @@ import { tempDir } from '../helpers/paths.js';
 
 async function newStore(): Promise<ContentStore> {
   const store = new ContentStore(await tempDir());
-  await store.init();
+  store.init();
   return store;
 }
 

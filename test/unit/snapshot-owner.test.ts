@@ -27,7 +27,7 @@ describe('snapshot owners', () => {
 
   it('a GC reclaims the unpacks of processes that are gone, never those of live ones, and leaves build steps to build prune', async () => {
     const content = new ContentStore(await tempDir());
-    await content.init();
+    content.init();
     const db = new MetaDb(content.paths.db);
     try {
       const gone = 0x3fffffff; // above any pid_max
