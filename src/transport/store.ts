@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { StorePaths } from '../content/paths.js';
 import { type ContentWriter, ContentStore, type Expected } from '../content/store.js';
 import { KilnError, isKilnError } from '../errors.js';
@@ -43,6 +44,23 @@ export interface Lease {
 }
 
 /**
+ * Makes a directory and its missing parents. Not mkdirSync's `recursive`, which loops for ever where a
+ * parent exists but refuses a new entry with ENOENT (`--root /proc/x`): here the second refusal is final.
+ */
+function makeDirectories(path: string): void {
+  try {
+    mkdirSync(path);
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(path) === path) throw err;
+  }
+  makeDirectories(dirname(path));
+  mkdirSync(path);
+}
+
+/**
  * The local image store: blobs in a {@link ContentStore}, records in a {@link MetaDb}, under one root.
  * Images enter through {@link writeImage} and leave through {@link image}; nothing else writes blobs.
  */
@@ -58,7 +76,7 @@ export class LocalStore {
     return new Promise((resolve) => {
       const content = new ContentStore(root);
       try {
-        mkdirSync(root, { recursive: true });
+        makeDirectories(root);
         content.init();
       } catch (err) {
         throw new KilnError('INVALID_ARGUMENT', `cannot use ${root} as kiln's store: ${(err as Error).message} (choose another with --root or KILN_ROOT)`, { cause: err });

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { type DockerFacts, dockerFacts, fixture, fixturesUnavailable, ociLayoutImage } from '../helpers/fixtures.js';
-import { newKiln, ok } from '../helpers/kiln.js';
+import { newKiln, ok, runKiln } from '../helpers/kiln.js';
 import { repoRoot } from '../helpers/paths.js';
 
 // Images Docker made in this run, and what Docker printed about them: kiln must print the same.
@@ -111,6 +111,10 @@ describe('kiln CLI speaks Docker\'s image verbs', { skip: unavailable }, () => {
     assert.match(pruned, new RegExp(`^Deleted Images:\ndeleted: ${config}\n(deleted: sha256:[a-f0-9]{64}\n)*\nTotal reclaimed space: \\S+B\n$`));
     assert.equal((await ok(kiln(['images', '-a', '-q']))).stdout.split('\n').length, 3);
     assert.equal((await kiln(['images', '--bogus'])).code, 125);
+    // A root whose parent exists but takes no new entry (Node's recursive mkdir looped for ever there).
+    const unusable = await runKiln('/proc/kiln-store', ['images']);
+    assert.equal(unusable.code, 125);
+    assert.match(unusable.stderr, /cannot use \/proc\/kiln-store as kiln's store: .*choose another with --root/);
     assert.match((await ok(kiln(['system', 'check']))).stdout, /^\d+ blobs verified, 2 images, 2 names: clean\n$/);
   });
 
