@@ -19,7 +19,8 @@ import { authConfig, buildArgs as buildArgsShape, flag, headerJson, jsonParamete
 import { type Call, jsonStream } from './server.js';
 
 export interface BuildRoutes {
-  readonly runtime: RuntimeName;
+  /** The runtime of RUN steps; left out, the engine picks (crun where it runs on the host as it is, else runc). */
+  readonly runtime?: RuntimeName;
   readonly storageDriver?: Driver;
 }
 
@@ -68,7 +69,7 @@ export async function buildRoute(call: Call, options: BuildRoutes): Promise<void
       squash: flag(query, 'squash'),
       pull: flag(query, 'pull'),
       registry: { credentials },
-      runtime: options.runtime,
+      ...(options.runtime ? { runtime: options.runtime } : {}),
       ...(options.storageDriver ? { storageDriver: options.storageDriver } : {}),
       notice: (message) => stream.send({ stream: `${message}\n` }),
       signal: cancel.signal,

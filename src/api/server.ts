@@ -21,7 +21,7 @@ import { systemInfo } from '../engine/info.js';
 import { API_VERSION, MIN_API_VERSION, versionInfo } from '../engine/version.js';
 import { parseReference } from '../reference/reference.js';
 import { type BuildRoutes, buildRoute } from './build.js';
-import { Containers } from './containers.js';
+import { type ContainerRoutes, Containers } from './containers.js';
 import { EMPTY_BODY, Execs } from './exec.js';
 import { eventsRoute, networkRoutes, volumeRoutes } from './resources.js';
 import { MAX_JSON_BODY, authConfig, execStartCheck, filtersParameter, flag, headerJson, integer, jsonBody, readJsonBody } from './request.js';
@@ -279,6 +279,7 @@ export type Listen =
 export interface ServeOptions {
   readonly listen: Listen;
   readonly build: BuildRoutes;
+  readonly containers: ContainerRoutes;
   readonly log?: (line: string) => void;
 }
 
@@ -306,7 +307,7 @@ interface Hijack {
  */
 export async function serveApi(engine: Engine, options: ServeOptions): Promise<ApiServer> {
   const stopping = new AbortController();
-  const containers = new Containers(options.build, stopping.signal);
+  const containers = new Containers(options.containers, stopping.signal);
   const execs = new Execs();
   const table = routes(options.build, containers, execs, stopping.signal);
   const tls = 'host' in options.listen ? options.listen.tls : undefined;

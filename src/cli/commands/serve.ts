@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { KilnError } from '../../errors.js';
 import { Engine } from '../../engine/engine.js';
 import type { CommandContext } from '../context.js';
-import { addRuntimeFlags, checkRuntimeFlags, type RuntimeFlags } from '../runtime-flags.js';
+import { addRuntimeFlags, checkPickedRuntimeFlags, type RuntimeFlags } from '../runtime-flags.js';
 
 /** How long requests still at work may take to finish when kiln serve is told to stop. */
 const STOP_GRACE_MS = 3000;
@@ -29,7 +29,7 @@ function groupId(group: string): number {
 }
 
 export function registerServe(parent: Command, ctx: CommandContext): void {
-  addRuntimeFlags(parent.command('serve'), 'containers and RUN steps')
+  addRuntimeFlags(parent.command('serve'), 'containers (by default runc) and RUN steps', null)
     .description("Serve Docker's Engine API, so the docker CLI and Docker SDKs drive kiln")
     .option('-H, --host <unix:///path|tcp://host:port>', 'where to listen (default unix:///run/kiln.sock as root)')
     .option('--group <group>', 'group that owns the socket (mode 0660)')
@@ -39,10 +39,12 @@ export function registerServe(parent: Command, ctx: CommandContext): void {
     .option('--tlskey <file>', "the server certificate's key (PEM)")
     .option('--tlscacert <file>', 'the CA that signs client certificates (PEM)')
     .option('--insecure-tcp', 'serve plain TCP: anyone who reaches the port controls kiln')
-    .action((flags: RuntimeFlags & { host?: string; group?: string; tls?: boolean; tlsverify?: boolean; tlscert?: string; tlskey?: string; tlscacert?: string; insecureTcp?: boolean }) =>
+    .action((flags: Omit<RuntimeFlags, 'runtime'> & { runtime?: string; host?: string; group?: string; tls?: boolean; tlsverify?: boolean; tlscert?: string; tlskey?: string; tlscacert?: string; insecureTcp?: boolean }) =>
       (async () => {
         const host = flags.host ?? `unix://${defaultSocket()}`;
-        const runtime = checkRuntimeFlags(flags);
+        // Builds' RUN steps run where the engine picks unless --runtime says; containers in runc, as kiln run's.
+        const build = checkPickedRuntimeFlags(flags);
+        const containers = { ...build, runtime: build.runtime ?? 'runc' } as const;
         let listen: Listen;
         if (host.startsWith('unix://')) {
           listen = { socket: host.slice('unix://'.length), ...(flags.group !== undefined ? { group: groupId(flags.group) } : {}) };
@@ -72,7 +74,7 @@ export function registerServe(parent: Command, ctx: CommandContext): void {
         await (await import('../../engine/networks.js')).releaseStaleEndpoints(engine);
         // Loaded here: the API server is most of kiln's code, which other commands need not load.
         const { serveApi } = await import('../../api/server.js');
-        const api = await serveApi(engine, { listen, build: runtime, log: (line) => ctx.io.stderr.write(`${line}\n`) });
+        const api = await serveApi(engine, { listen, build, containers, log: (line) => ctx.io.stderr.write(`${line}\n`) });
         ctx.io.stderr.write(`kiln: serving the Docker Engine API on ${host} (store ${engine.store.root})\n`);
         // The first SIGTERM or SIGINT stops kiln; its handlers are gone then, so a second one ends it at once.
         await new Promise<void>((resolve) => {
