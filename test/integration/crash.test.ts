@@ -9,7 +9,7 @@ import { loadImages } from '../../src/engine/archive.js';
 import { Engine } from '../../src/engine/engine.js';
 import { OWNER_FILE, containerBundle, containerKey } from '../../src/engine/containers.js';
 import { openSnapshotter, unpackImage } from '../../src/engine/snapshots.js';
-import { runtimeContainerIds } from '../../src/runtime/runtime.js';
+import { buildContainerIds } from '../helpers/runtime.js';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/paths.js';
@@ -272,11 +272,6 @@ describe('kill -9 during a build', { skip: (process.getuid?.() !== 0 && 'kiln bu
     assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean\n$/);
   });
 });
-
-/** The runtime containers of both runtimes a build may run its steps in (crun by default where it runs). */
-async function buildContainerIds(): Promise<string[]> {
-  return [...(await runtimeContainerIds('runc')), ...(await runtimeContainerIds('crun'))];
-}
 
 function processAliveHere(pid: number): boolean {
   try {

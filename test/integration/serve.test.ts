@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { ok, runKiln } from '../helpers/kiln.js';
-import { runtimeContainerIds } from '../../src/runtime/runtime.js';
+import { buildContainerIds } from '../helpers/runtime.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 import { freePort } from '../helpers/registry.js';
 import { type Served, startServe } from '../helpers/serve.js';
@@ -144,7 +144,7 @@ describe('kiln serve: one server per socket, listen errors in one line, a prompt
         req.on('response', (res) => res.on('data', (chunk: Buffer) => chunk.toString().includes('"sleeping\\n"') && resolve()));
         req.end(context);
       });
-      const running = async () => (await runtimeContainerIds('runc')).filter((id) => id.startsWith(`kiln-build-${served.process.pid}-`));
+      const running = async () => (await buildContainerIds()).filter((id) => id.startsWith(`kiln-build-${served.process.pid}-`));
       assert.equal((await running()).length, 1, 'the RUN step runs in a runtime container');
       req.destroy();
       // The container is killed at once rather than sleeping its 300 s: bounded wait for it to go.
