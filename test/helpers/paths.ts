@@ -36,7 +36,10 @@ export function conformanceCorpus(name: string): ConformanceCorpus {
   };
 }
 
-/** A fresh temporary directory, removed when the test file ends. */
+/**
+ * A fresh temporary directory, removed when the test that asked for it ends (node:test's `after`, called in a
+ * test, is that test's hook, run before any the test adds later), or the file, when asked outside a test.
+ */
 export async function tempDir(prefix = 'kiln-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   after(() => rm(dir, { recursive: true, force: true }));

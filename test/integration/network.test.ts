@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, describe, it } from 'node:test';
-import { newKiln, ok } from '../helpers/kiln.js';
+import { type RunResult, ok, runKiln } from '../helpers/kiln.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { isRoot } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
@@ -27,13 +28,19 @@ const HTTPD = 'mkdir /w && echo served > /w/index.html && exec httpd -f -p 8080 
 /** Fetches http://NAME:8080/ from inside a container, once the server answers. */
 const WGET = (name: string): string => `for i in $(seq 100); do wget -qO- http://${name}:8080/ && exit; sleep 0.1; done; exit 1`;
 
-/** A fresh store whose containers and networks go when the test ends, passed or not (a failure must not leave them on the host). */
-async function networkStore(t: TestContext): Promise<Awaited<ReturnType<typeof newKiln>>> {
-  const store = await newKiln();
+/**
+ * A fresh store whose containers and networks go when the test ends, passed or not (a failure must not leave
+ * them on the host), and then the store. Not newKiln's: its removal, a hook of the test too, would run
+ * before this one, which would then find no container and make the store again.
+ */
+async function networkStore(t: TestContext): Promise<{ root: string; kiln: (args: readonly string[]) => Promise<RunResult> }> {
+  const root = await mkdtemp(join(tmpdir(), 'kiln-root-'));
+  const store = { root, kiln: (args: readonly string[]) => runKiln(root, args) };
   t.after(async () => {
     const ids = (await store.kiln(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
     if (ids.length > 0) await store.kiln(['rm', '-f', ...ids]);
     await store.kiln(['network', 'prune', '-f']);
+    await rm(root, { recursive: true, force: true });
   });
   await ok(store.kiln(['import', '-c', 'CMD ["sh"]', await fixture('busybox-rootfs.tar'), 'busybox:x']));
   return store;
