@@ -28,6 +28,49 @@ function unixSeconds(created: string): number {
 }
 
 /**
+ * `docker images`' record of an image. Its labels are read when first asked for (a listing parses none
+ * unless a filter or the API needs them), through an own, enumerable getter as an object literal's would
+ * be; but one function for every summary, where a literal's getter is a new function for each object,
+ * which gave each summary a hidden class of its own (a kB each on a listing of hundreds).
+ */
+class Summary implements ImageSummary {
+  declare readonly Id: string;
+  declare readonly ParentId: string;
+  declare readonly RepoTags: readonly string[];
+  declare readonly RepoDigests: readonly string[];
+  declare readonly Created: number;
+  declare readonly Size: number;
+  declare readonly VirtualSize: number;
+  declare readonly SharedSize: number;
+  declare readonly Labels: Readonly<Record<string, string>>;
+  declare readonly Containers: number;
+  readonly #row: ImageRow;
+
+  static readonly #LABELS: PropertyDescriptor = {
+    get(this: Summary) {
+      return this.#row.labels;
+    },
+    enumerable: true,
+    configurable: true,
+  };
+
+  constructor(row: ImageRow, tags: readonly string[], digests: readonly string[]) {
+    this.#row = row;
+    // In the Engine API's order (the JSON of /images/json).
+    this.Id = row.id;
+    this.ParentId = row.parent;
+    this.RepoTags = tags;
+    this.RepoDigests = digests;
+    this.Created = unixSeconds(row.created);
+    this.Size = row.size;
+    this.VirtualSize = row.size;
+    this.SharedSize = -1;
+    Object.defineProperty(this, 'Labels', Summary.#LABELS);
+    this.Containers = -1;
+  }
+}
+
+/**
  * The one service that the CLI and the Engine API both call. It holds policy (Docker's rules for naming,
  * deleting and pruning images) and owns no format: formats live in `transport`, records in `meta`.
  */
@@ -133,20 +176,7 @@ export class Engine {
   }
 
   private summary(row: ImageRow, tags = this.repoTags(row.id), digests = this.repoDigests(row.id)): ImageSummary {
-    return {
-      Id: row.id,
-      ParentId: row.parent,
-      RepoTags: tags,
-      RepoDigests: digests,
-      Created: unixSeconds(row.created),
-      Size: row.size,
-      VirtualSize: row.size,
-      SharedSize: -1,
-      get Labels() {
-        return row.labels;
-      },
-      Containers: -1,
-    };
+    return new Summary(row, tags, digests);
   }
 
   /**

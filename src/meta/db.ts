@@ -423,23 +423,52 @@ interface RawImage {
   intermediate: number;
 }
 
-function toImageRow(raw: RawImage): ImageRow {
-  let labels: Record<string, string> | undefined;
-  return {
-    id: raw.id as Digest,
-    manifestDigest: raw.manifest_digest as Digest,
-    manifestType: raw.manifest_type,
-    created: raw.created,
-    size: raw.size,
-    parent: raw.parent,
-    // Parsed when read: listing images reads no label unless a filter names one.
-    get labels() {
-      return (labels ??= JSON.parse(raw.labels) as Record<string, string>);
+/**
+ * An image record as read. `labels` is parsed when first read (listing images reads no label unless a
+ * filter names one), through an own, enumerable getter as an object literal's would be; but one function
+ * for every record, where a literal's getter is a new function for each object, which gave each record a
+ * hidden class of its own (a kB each, most of the garbage of `kiln images` on a large store).
+ */
+class StoredImage implements ImageRow {
+  declare readonly id: Digest;
+  declare readonly manifestDigest: Digest;
+  declare readonly manifestType: string;
+  declare readonly created: string;
+  declare readonly size: number;
+  declare readonly parent: string;
+  declare readonly labels: Readonly<Record<string, string>>;
+  declare readonly addedAt: number;
+  declare readonly lastTagTime: number | null;
+  declare readonly intermediate: boolean;
+  #labelsJson: string;
+  #labels: Record<string, string> | undefined;
+
+  static readonly #LABELS: PropertyDescriptor = {
+    get(this: StoredImage) {
+      return (this.#labels ??= JSON.parse(this.#labelsJson) as Record<string, string>);
     },
-    addedAt: raw.added_at,
-    lastTagTime: raw.last_tag_time,
-    intermediate: raw.intermediate === 1,
+    enumerable: true,
+    configurable: true,
   };
+
+  constructor(raw: RawImage) {
+    this.#labelsJson = raw.labels;
+    // In the order a literal would have them (json shows them so).
+    this.id = raw.id as Digest;
+    this.manifestDigest = raw.manifest_digest as Digest;
+    this.manifestType = raw.manifest_type;
+    this.created = raw.created;
+    this.size = raw.size;
+    this.parent = raw.parent;
+    Object.defineProperty(this, 'labels', StoredImage.#LABELS);
+    this.addedAt = raw.added_at;
+    this.lastTagTime = raw.last_tag_time;
+    this.intermediate = raw.intermediate === 1;
+  }
+}
+
+function toImageRow(raw: RawImage): ImageRow {
+  return new StoredImage(raw);
 }
 
 let sqlite: { readonly open: typeof Database; readonly addon: string | undefined } | undefined;

@@ -97,14 +97,21 @@ export function splitWrittenReference(text: string): { readonly name: string; re
   const beforeDigest = at === -1 ? text : text.slice(0, at);
   const colon = beforeDigest.indexOf(':', beforeDigest.lastIndexOf('/') + 1);
   const name = colon === -1 ? beforeDigest : beforeDigest.slice(0, colon);
-  return { name, ...(colon !== -1 ? { tag: beforeDigest.slice(colon + 1) } : {}), ...(at !== -1 ? { digest: text.slice(at + 1) as Digest } : {}) };
+  // Built in place, not spread from parts: a listing splits every name of every image.
+  const ref: { name: string; tag?: string; digest?: Digest } = { name };
+  if (colon !== -1) ref.tag = beforeDigest.slice(colon + 1);
+  if (at !== -1) ref.digest = text.slice(at + 1) as Digest;
+  return ref;
 }
 
 /** A stored name (referenceString's form, as the metadata database keeps names) as a Reference; see splitWrittenReference. */
 export function storedReference(text: string): Reference {
-  const { name, ...rest } = splitWrittenReference(text);
+  const { name, tag, digest } = splitWrittenReference(text);
   const slash = name.indexOf('/');
-  return { domain: name.slice(0, slash), path: name.slice(slash + 1), ...rest };
+  const ref: { domain: string; path: string; tag?: string; digest?: Digest } = { domain: name.slice(0, slash), path: name.slice(slash + 1) };
+  if (tag !== undefined) ref.tag = tag;
+  if (digest !== undefined) ref.digest = digest;
+  return ref;
 }
 
 /** Adds the `latest` tag when a reference has neither tag nor digest (Docker's TagNameOnly). */

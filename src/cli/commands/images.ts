@@ -41,66 +41,99 @@ export function shortImageId(id: string, noTrunc: boolean): string {
   return noTrunc ? id : id.replace(/^sha256:/, '').slice(0, 12);
 }
 
+function byName(a: { readonly name: string }, b: { readonly name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** An image's columns, formatted once for all of its rows. */
+class ImageColumns {
+  readonly id: string;
+  readonly createdSince: string;
+  readonly size: string;
+  readonly containers: string;
+  readonly sharedSize: string;
+  readonly uniqueSize: string;
+
+  constructor(readonly image: ImageSummary, noTrunc: boolean) {
+    this.id = shortImageId(image.Id, noTrunc);
+    this.createdSince = image.Created ? sinceNow(image.Created * 1000) : 'N/A';
+    this.size = humanSize(image.Size);
+    this.containers = image.Containers < 0 ? 'N/A' : String(image.Containers);
+    this.sharedSize = image.SharedSize < 0 ? 'N/A' : humanSize(image.SharedSize);
+    this.uniqueSize = image.SharedSize < 0 ? 'N/A' : humanSize(image.Size - image.SharedSize);
+  }
+}
+
+/**
+ * One printed row. CreatedAt, a local time with its zone's name (some µs each through Intl), is a
+ * getter, made when a template reads it: own and enumerable as an object literal's would be (json and
+ * `{{.}}` still show it), but one function for every row, where a literal's getter is a new function
+ * for each object, which gave each row a hidden class of its own (a kB each on a large store).
+ */
+class ImageRowView implements ImageRowContext {
+  declare readonly ID: string;
+  declare readonly CreatedSince: string;
+  declare readonly CreatedAt: string;
+  declare readonly Size: string;
+  declare readonly Containers: string;
+  declare readonly SharedSize: string;
+  declare readonly UniqueSize: string;
+  declare readonly VirtualSize: string;
+  declare readonly Repository: string;
+  declare readonly Tag: string;
+  declare readonly Digest: string;
+  readonly #created: number;
+
+  static readonly #CREATED_AT: PropertyDescriptor = {
+    get(this: ImageRowView) {
+      return goTimeString(this.#created * 1000);
+    },
+    enumerable: true,
+    configurable: true,
+  };
+
+  constructor(columns: ImageColumns, repository: string, tag: string, digest: string) {
+    this.#created = columns.image.Created;
+    // In the docker CLI's order (json and `{{.}}` show them so).
+    this.ID = columns.id;
+    this.CreatedSince = columns.createdSince;
+    Object.defineProperty(this, 'CreatedAt', ImageRowView.#CREATED_AT);
+    this.Size = columns.size;
+    this.Containers = columns.containers;
+    this.SharedSize = columns.sharedSize;
+    this.UniqueSize = columns.uniqueSize;
+    this.VirtualSize = columns.size;
+    this.Repository = repository;
+    this.Tag = tag;
+    this.Digest = digest;
+  }
+}
+
 /**
  * Rows for an image as the docker CLI derives them: one per tag (times its repo digests with --digests),
  * one per repository that only has digests, one `<none>` row for a dangling image. Repositories are
  * sorted (Docker's order is a Go map's).
  */
 export function imageRows(image: ImageSummary, options: { digests: boolean; noTrunc: boolean }): ImageRowContext[] {
-  const id = shortImageId(image.Id, options.noTrunc);
-  const containers = image.Containers < 0 ? 'N/A' : String(image.Containers);
-  // The columns that take formatting are getters (own and enumerable, so json and `{{.}}` still show
-  // them): a table prints a few of them, and humanising every size and time of every row was a tenth
-  // of `kiln images` on a large store.
-  const row = (Repository: string, Tag: string, Digest: string): ImageRowContext => ({
-    ID: id,
-    get CreatedSince() {
-      return image.Created ? sinceNow(image.Created * 1000) : 'N/A';
-    },
-    get CreatedAt() {
-      return goTimeString(image.Created * 1000);
-    },
-    get Size() {
-      return humanSize(image.Size);
-    },
-    Containers: containers,
-    get SharedSize() {
-      return image.SharedSize < 0 ? 'N/A' : humanSize(image.SharedSize);
-    },
-    get UniqueSize() {
-      return image.SharedSize < 0 ? 'N/A' : humanSize(image.Size - image.SharedSize);
-    },
-    get VirtualSize() {
-      return humanSize(image.Size);
-    },
-    Repository,
-    Tag,
-    Digest,
-  });
+  const columns = new ImageColumns(image, options.noTrunc);
+  const row = (Repository: string, Tag: string, Digest: string): ImageRowContext => new ImageRowView(columns, Repository, Tag, Digest);
   if (image.RepoTags.length === 0 && image.RepoDigests.length === 0) return [row('<none>', '<none>', '<none>')];
-  const tags = new Map<string, string[]>();
-  // The engine's familiar names (familiarString): split, not parsed again.
-  for (const text of image.RepoTags) {
-    const ref = splitWrittenReference(text);
-    if (ref.tag) tags.set(ref.name, [...(tags.get(ref.name) ?? []), ref.tag]);
-  }
-  const digests = new Map<string, string[]>();
-  for (const text of image.RepoDigests) {
-    const ref = splitWrittenReference(text);
-    if (ref.digest) digests.set(ref.name, [...(digests.get(ref.name) ?? []), ref.digest]);
-  }
+  // The engine's familiar names (familiarString): split, not parsed again. A stable sort by repository
+  // keeps each repository's tags (and digests) in the engine's order.
+  const tagged = image.RepoTags.map(splitWrittenReference).filter((ref) => ref.tag).sort(byName);
+  const digested = image.RepoDigests.map(splitWrittenReference).filter((ref) => ref.digest).sort(byName);
   const rows: ImageRowContext[] = [];
-  for (const repo of [...tags.keys()].sort()) {
-    const repoDigests = options.digests ? (digests.get(repo) ?? []) : [];
-    digests.delete(repo);
-    for (const tag of tags.get(repo) ?? []) {
-      if (repoDigests.length === 0) rows.push(row(repo, tag, '<none>'));
-      for (const digest of repoDigests) rows.push(row(repo, tag, digest));
-    }
+  for (const { name, tag } of tagged) {
+    const repoDigests = options.digests ? digested.filter((ref) => ref.name === name) : [];
+    if (repoDigests.length === 0) rows.push(row(name, tag as string, '<none>'));
+    for (const { digest } of repoDigests) rows.push(row(name, tag as string, digest as string));
   }
-  for (const repo of [...digests.keys()].sort()) {
-    if (options.digests) for (const digest of digests.get(repo) ?? []) rows.push(row(repo, '<none>', digest));
-    else rows.push(row(repo, '<none>', ''));
+  let previous: string | undefined;
+  for (const { name, digest } of digested) {
+    if (tagged.some((ref) => ref.name === name)) continue;
+    if (options.digests) rows.push(row(name, '<none>', digest as string));
+    else if (name !== previous) rows.push(row(name, '<none>', ''));
+    previous = name;
   }
   return rows;
 }
