@@ -203,20 +203,21 @@ export class Engine {
       if (before !== undefined && created >= before) continue;
       if (since !== undefined && created <= since) continue;
       if (labelFilters.length > 0 && !matchLabels(row.labels, labelFilters)) continue;
-      const names = (namesByImage.get(row.id) ?? []).map((n) => ({ kind: n.kind, ref: storedReference(n.name) }));
-      const kept = patterns.length ? names.filter((n) => patterns.some((p) => referenceMatches(p, n.ref))) : names;
+      const names = namesByImage.get(row.id) ?? [];
       const isDangling = names.length === 0;
       if (dangling === true && !isDangling) continue;
       if (dangling === false && isDangling) continue;
-      if (patterns.length && kept.length === 0) continue;
+      // The names a reference filter keeps, in one pass (a listing goes through every name of every image).
+      const tags: string[] = [];
+      const digests: string[] = [];
+      for (const { kind, name } of names) {
+        const ref = storedReference(name);
+        if (patterns.length && !patterns.some((p) => referenceMatches(p, ref))) continue;
+        (kind === 'tag' ? tags : digests).push(familiarString(ref));
+      }
+      if (patterns.length && tags.length === 0 && digests.length === 0) continue;
       if (isDangling && !options.all && (row.intermediate || this.db.childImages(row.id).length > 0)) continue;
-      result.push(
-        this.summary(
-          row,
-          kept.filter((n) => n.kind === 'tag').map((n) => familiarString(n.ref)),
-          kept.filter((n) => n.kind === 'digest').map((n) => familiarString(n.ref)),
-        ),
-      );
+      result.push(this.summary(row, tags, digests));
     }
     return result.sort((a, b) => b.Created - a.Created);
   }

@@ -12,7 +12,12 @@ const PADDING = 3;
  * have the column); a line's last cell is never padded.
  */
 export function tabwrite(text: string, minWidth = MIN_WIDTH, padding = PADDING): string {
-  const lines = text.split('\n').map((line) => line.split('\t'));
+  return tabwriteLines(text.split('\n'), minWidth, padding);
+}
+
+/** tabwrite of lines already apart (a table's rows: not joined only to be split again). */
+function tabwriteLines(textLines: readonly string[], minWidth: number, padding: number): string {
+  const lines = textLines.map((line) => line.split('\t'));
   // In characters (code points): a string without surrogates has as many as its length.
   const widthOf = (cell: string): number => (/[\ud800-\udfff]/.test(cell) ? [...cell].length : cell.length);
   const out: string[] = [];
@@ -61,5 +66,7 @@ export function renderRows(format: string, headers: Readonly<Record<string, stri
   const lines = rows.map((row) => template.execute(row));
   if (!isTable) return lines.map((line) => `${line}\n`).join('');
   const headerData = new Proxy(headers, { get: (target, key) => (typeof key === 'string' ? (target[key] ?? '') : undefined) });
-  return `${tabwrite([template.execute(headerData), ...lines].join('\n'))}\n`;
+  const all = [template.execute(headerData), ...lines];
+  // A row's template may print several lines: each is a line of the table.
+  return `${tabwriteLines(all.some((line) => line.includes('\n')) ? all.join('\n').split('\n') : all, MIN_WIDTH, PADDING)}\n`;
 }
