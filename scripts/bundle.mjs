@@ -16,8 +16,9 @@
 //   uses a cache only with the bundle it was made from (V8 itself checks only the source's length).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFile, readFile, readdir, rm } from 'node:fs/promises';
-import { dirname, relative, resolve } from 'node:path';
+import { appendFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -181,6 +182,22 @@ if (/(?<![\w$.])import\(/.test(bundled)) throw new Error('dist/kiln.cjs calls im
 const nonAscii = /[^\0-\x7f]/.exec(bundled);
 if (nonAscii) throw new Error(`dist/kiln.cjs has a character that is not ASCII (${JSON.stringify(bundled.slice(Math.max(0, nonAscii.index - 40), nonAscii.index + 10))}): escape it in the source`);
 const cache = `${outfile}.cache`;
-await rm(cache, { force: true });
+for (const name of await readdir(dirname(outfile))) if (/^kiln\.cjs(\.\w+)?\.cache$/.test(name)) await rm(resolve(dirname(outfile), name), { force: true });
+const kiln = resolve(repo, 'bin', 'kiln');
 const checkTopLevel = resolve(repo, 'scripts', 'bundle-top-level.cjs');
-execFileSync(process.execPath, ['--require', checkTopLevel, resolve(repo, 'bin', 'kiln'), 'version'], { env: { ...process.env, KILN_CODE_CACHE_OUT: cache }, stdio: ['ignore', 'ignore', 'inherit'] });
+execFileSync(process.execPath, ['--require', checkTopLevel, kiln, 'version'], { env: { ...process.env, KILN_CODE_CACHE_OUT: cache }, stdio: ['ignore', 'ignore', 'inherit'] });
+
+// The commands with a cache of their own (see bin/kiln), each made by running it on a store of one image
+// (an empty layer, imported from an empty tar), so that V8 has compiled what it runs for every image.
+const OWN_CACHE = [['images'], ['inspect', 'cache:warm']];
+const store = await mkdtemp(join(tmpdir(), 'kiln-code-cache.'));
+try {
+  const emptyTar = join(store, 'empty.tar');
+  await writeFile(emptyTar, Buffer.alloc(1024));
+  execFileSync(process.execPath, [kiln, '--root', join(store, 'root'), 'import', emptyTar, 'cache:warm'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (const args of OWN_CACHE) {
+    execFileSync(process.execPath, [kiln, '--root', join(store, 'root'), ...args], { env: { ...process.env, KILN_CODE_CACHE_OUT: `${outfile}.${args[0]}.cache` }, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+} finally {
+  await rm(store, { recursive: true, force: true });
+}

@@ -2,7 +2,7 @@
  * bin/kiln runs the one-file CLI (dist/kiln.cjs, `npm run build`) when it is there and not older than
  * tsc's output, and tsc's output (dist/src) otherwise; either way an internal error's stack trace names
  * the TypeScript sources, through the source maps read when the trace is printed. The bundle's code
- * cache is used only with the bundle it was made from.
+ * cache is used only with the bundle it was made from; a command with a cache of its own gets that one.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -20,9 +20,9 @@ interface Result {
   readonly stderr: string;
 }
 
-function run(nodeArgs: readonly string[]): Promise<Result> {
+function run(nodeArgs: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, nodeArgs, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -87,19 +87,30 @@ describe('bin/kiln', () => {
     const { bin, bundle: fakeBundle } = await checkoutWithoutBundle();
     const printing = (word: string, buildId: string): string => `(function (exports) { exports.main = async () => { process.stdout.write('${word}\\n'); return 0; }; })\n//# kilnBuild=${buildId}\n`;
     await writeFile(fakeBundle, printing('first', 'aaaa'));
-    const made = await new Promise<Result>((resolve, reject) => {
-      const child = spawn(process.execPath, [bin, 'version'], { env: { ...process.env, KILN_CODE_CACHE_OUT: `${fakeBundle}.cache` }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr: '' }));
-    });
+    const made = await run([bin, 'version'], { ...process.env, KILN_CODE_CACHE_OUT: `${fakeBundle}.cache` });
     assert.deepEqual(made, { code: 0, stdout: 'first\n', stderr: '' });
     assert.match(await readFile(`${fakeBundle}.cache`, 'latin1'), /^aaaa\n/);
     assert.equal((await run([bin, 'version'])).stdout, 'first\n');
     // Another build of the same length (all V8 checks of a source): its own code runs, not the cache's.
     await writeFile(fakeBundle, printing('other', 'bbbb'));
     assert.equal((await run([bin, 'version'])).stdout, 'other\n');
+  });
+
+  it('uses a command\'s own code cache where the build made one, and the common one for the others', async () => {
+    const { bin, bundle: fakeBundle } = await checkoutWithoutBundle();
+    const printing = (word: string): string => `(function (exports) { exports.main = async () => { process.stdout.write('${word}\\n'); return 0; }; })\n//# kilnBuild=aaaa\n`;
+    // Two sources of one length and one build ID, each cache made from one of them: V8 runs the code
+    // of the cache it is given, which tells which one bin/kiln read.
+    await writeFile(fakeBundle, printing('common'));
+    assert.equal((await run([bin, 'version'], { ...process.env, KILN_CODE_CACHE_OUT: `${fakeBundle}.cache` })).code, 0);
+    await writeFile(fakeBundle, printing('images'));
+    assert.equal((await run([bin, '--root', '/nonexistent', 'images'], { ...process.env, KILN_CODE_CACHE_OUT: `${fakeBundle}.images.cache` })).code, 0);
+    assert.equal((await run([bin, 'images', '-q'])).stdout, 'images\n');
+    assert.equal((await run([bin, '--root', '/nonexistent', 'images'])).stdout, 'images\n');
+    assert.equal((await run([bin, '--root=/nonexistent', 'images'])).stdout, 'images\n');
+    assert.equal((await run([bin, 'version'])).stdout, 'common\n');
+    assert.equal((await run([bin, 'inspect', 'x'])).stdout, 'common\n');
+    assert.equal((await run([bin, '--root', 'images', 'version'])).stdout, 'common\n');
   });
 
   it('names the TypeScript sources in an internal error\'s trace, run from tsc\'s output', async () => {
