@@ -107,5 +107,8 @@ describe("tables as docker's formatter prints them", () => {
 
   it("implements tabwriter's column blocks", () => {
     assert.equal(tabwrite('a\tb\tc\nlonger-cell\tx\nno tabs here\nq\tr'), 'a             b         c\nlonger-cell   x\nno tabs here\nq         r');
+    // Widths in characters: nine emoji (eighteen UTF-16 units) are nine wide.
+    const emoji = '\u{1f600}'.repeat(9);
+    assert.equal(tabwrite(`${emoji}\tb\nab\tc`), `${emoji}   b\nab          c`);
   });
 });

@@ -18,14 +18,21 @@ export function tabwrite(text: string, minWidth = MIN_WIDTH, padding = PADDING):
 /** tabwrite of lines already apart (a table's rows: not joined only to be split again). */
 function tabwriteLines(textLines: readonly string[], minWidth: number, padding: number): string {
   const lines = textLines.map((line) => line.split('\t'));
-  // In characters (code points): a string without surrogates has as many as its length.
-  const widthOf = (cell: string): number => (/[\ud800-\udfff]/.test(cell) ? [...cell].length : cell.length);
+  // In characters (code points): a string without surrogates has as many as its length. Most tables have
+  // none: one look at each line then, not one at each cell.
+  const surrogates = textLines.some((line) => /[\ud800-\udfff]/.test(line));
+  const widthOf = surrogates ? (cell: string): number => [...cell].length : (cell: string): number => cell.length;
   const out: string[] = [];
   const widths: number[] = [];
   const writeLines = (from: number, to: number): void => {
     for (let i = from; i < to; i++) {
       const cells = lines[i] as string[];
-      out.push(cells.map((cell, j) => (j < widths.length && j < cells.length - 1 ? cell + ' '.repeat(Math.max(0, (widths[j] as number) - widthOf(cell))) : cell)).join(''));
+      let line = '';
+      for (let j = 0; j < cells.length; j++) {
+        const cell = cells[j] as string;
+        line += j < widths.length && j < cells.length - 1 ? cell + ' '.repeat(Math.max(0, (widths[j] as number) - widthOf(cell))) : cell;
+      }
+      out.push(line);
     }
   };
   const format = (start: number, end: number): void => {
