@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * KilnError is the one error type that reaches a user. Its code is stable (tests and the Engine API
  * map on it); its message says what went wrong and what to do, in one line, without a stack trace.
@@ -35,6 +37,19 @@ export function isKilnError(err: unknown, code?: ErrorCode): err is KilnError {
 /** True for a Node system error with the given errno code (ENOENT, EEXIST, ...). */
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}
+
+/**
+ * The text of a small optional file (a .dockerignore, a Dockerfile the build reports on itself), read at
+ * once: an asynchronous read is several thread-pool round trips, which a fully cached build, made of little
+ * else, feels. Undefined when it cannot be read (missing, a directory, not readable).
+ */
+export function readTextIfPresent(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /**

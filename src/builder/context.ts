@@ -6,10 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { lstat, readFile } from 'node:fs/promises';
 import { join, normalize, posix } from 'node:path';
 import type { BigIntStats } from 'node:fs';
-import { KilnError, isErrno } from '../errors.js';
+import { KilnError, isErrno, readTextIfPresent } from '../errors.js';
 import { type IgnoreState, PatternMatcher, cleanPath, dockerignorePatterns, filepathMatch } from '../dockerfile/dockerignore.js';
 import type { Digest } from '../oci/digest.js';
 
@@ -94,17 +93,20 @@ export class BuildContext {
    * beside the Dockerfile when that exists (BuildKit's rule), else `.dockerignore` at the root.
    */
   static async open(root: string, cache: DigestCache, dockerfilePath?: string): Promise<BuildContext> {
-    const rootStat = await lstat(root, { bigint: true }).catch((err: unknown) => {
+    let rootStat: BigIntStats;
+    try {
+      rootStat = lstatSync(root, { bigint: true });
+    } catch (err) {
       if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `the build context ${root} does not exist`);
       throw err;
-    });
+    }
     if (!rootStat.isDirectory()) throw new KilnError('INVALID_ARGUMENT', `the build context ${root} is not a directory`);
     const pause = pauser();
     let ignoreFile: string | undefined;
     let text = '';
     for (const candidate of [dockerfilePath ? `${dockerfilePath}.dockerignore` : undefined, join(root, '.dockerignore')]) {
       if (candidate === undefined) continue;
-      const read = await readFile(candidate, 'utf8').catch(() => undefined);
+      const read = readTextIfPresent(candidate);
       if (read !== undefined) {
         ignoreFile = candidate;
         text = read;

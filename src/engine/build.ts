@@ -24,8 +24,11 @@ import { openSnapshotter, unpackImage } from './snapshots.js';
 
 export interface BuildOptions {
   readonly contextDir: string;
-  /** `-f`: the Dockerfile's path (default `<context>/Dockerfile`), or its text when read from stdin. */
-  readonly dockerfile?: { readonly path: string } | { readonly text: string };
+  /**
+   * `-f`: the Dockerfile's path (default `<context>/Dockerfile`), with its text when the caller has read it
+   * already; or its text alone when read from stdin.
+   */
+  readonly dockerfile?: { readonly path: string; readonly text?: string } | { readonly text: string };
   readonly tags: readonly string[];
   readonly buildArgs: ReadonlyMap<string, string>;
   readonly target?: string;
@@ -103,12 +106,12 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   const source = options.dockerfile ?? { path: resolve(contextDir, 'Dockerfile') };
   let text: string;
   let file: string;
-  if ('text' in source) {
+  if (!('path' in source)) {
     text = source.text;
     file = 'Dockerfile (stdin)';
   } else {
     file = source.path;
-    text = await readFile(source.path, 'utf8').catch((err: unknown) => {
+    text = source.text ?? await readFile(source.path, 'utf8').catch((err: unknown) => {
       if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `cannot find the Dockerfile ${source.path}: give its path with -f, or put a Dockerfile in the build context`);
       throw err;
     });
@@ -167,8 +170,9 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       }),
     );
     const runs = plan.stages.some((s) => s.steps.some((step) => step.operation?.kind === 'exec'));
-    const runtime = options.runtime ?? (runs ? await buildRuntime() : 'runc');
-    if (runs) {
+    const runtime = options.runtime ?? (runs ? buildRuntime() : 'runc');
+    // A runtime the build picked itself runs on the host as it is (buildRuntime checked): only one asked for may need setting up.
+    if (runs && options.runtime !== undefined) {
       const prepared = await prepareRuntime(runtime);
       if (prepared) options.notice(prepared);
     }

@@ -17,7 +17,7 @@ import { globalArgValues, readDockerfile, resolveBase } from '../analyze/lint/mo
 import { type Finding, type Level, RULES_BY_CODE } from '../analyze/lint/rules.js';
 import { SHELLCHECK_EXCLUDED, type ShellcheckInput, shellcheckFindings, shellcheckInputs } from '../analyze/lint/shellcheck.js';
 import { PatternMatcher, parseDockerignore } from '../dockerfile/dockerignore.js';
-import { KilnError, isErrno } from '../errors.js';
+import { KilnError, isErrno, readTextIfPresent } from '../errors.js';
 import { autoDecompress } from '../layer/compression.js';
 import { readTar } from '../layer/tar/reader.js';
 import { familiarString, parseReference, repositoryName } from '../reference/reference.js';
@@ -217,7 +217,10 @@ async function runShellcheck(program: string, inputs: readonly ShellcheckInput[]
 
 /** Lints a Dockerfile; without a store (`undefined`: none made yet), the image-aware rules do not run. */
 export async function lintImage(engine: Engine | undefined, request: LintRequest): Promise<LintResult> {
-  const config = await loadConfig(request);
+  // BuildKit's checks read none of the config's settings: for them it only filters findings, and a build's
+  // checks (most often none) skip hadolint's search of nine places unless there is something to filter.
+  const buildkitOnly = request.buildkitOnly === true;
+  const ruleConfig = buildkitOnly ? EMPTY_CONFIG : await loadConfig(request);
   let text: string;
   let file: string;
   if ('text' in request.dockerfile) {
@@ -237,7 +240,7 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
 
   let ignored: ((path: string) => boolean) | undefined;
   if (request.contextDir !== undefined) {
-    const ignore = await readFile(join(request.contextDir, '.dockerignore'), 'utf8').catch(() => undefined);
+    const ignore = readTextIfPresent(join(request.contextDir, '.dockerignore'));
     if (ignore !== undefined) {
       const matcher = new PatternMatcher(parseDockerignore(ignore));
       ignored = (path) => matcher.matches(path.replace(/^\.?\/+/, ''));
@@ -245,7 +248,7 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
   }
 
   // The bases the FROM lines name, as the build would resolve them: facts for those the store has.
-  const base: LintOptions = { file, buildArgs, platform, ...(request.target !== undefined ? { target: request.target } : {}), images: new Map(), trustedRegistries: [...config.trustedRegistries, ...(request.trustedRegistries ?? [])], labelSchema: config.labelSchema, strictLabels: config.strictLabels, ...(ignored ? { ignored } : {}) };
+  const base: LintOptions = { file, buildArgs, platform, ...(request.target !== undefined ? { target: request.target } : {}), images: new Map(), trustedRegistries: [...ruleConfig.trustedRegistries, ...(request.trustedRegistries ?? [])], labelSchema: ruleConfig.labelSchema, strictLabels: ruleConfig.strictLabels, ...(ignored ? { ignored } : {}) };
   // The parse alone names the bases; the rules run once, when what the store knows of them is in.
   const parsed = readDockerfile(text, file);
   const images = new Map<string, ImageFacts>();
@@ -264,13 +267,13 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
         request.notice(`kiln lint: could not pull ${resolved.ref} (${err.message.split('\n')[0] ?? ''}); its image-aware rules are skipped`);
       }
     }
-    const facts = await imageFacts(engine, resolved.ref, request.buildkitOnly === true);
+    const facts = await imageFacts(engine, resolved.ref, buildkitOnly);
     if (facts) images.set(resolved.ref, facts);
   }
-  const lint = lintDockerfile(parsed, { ...base, images }, request.buildkitOnly ? 'buildkit' : 'all');
+  const lint = lintDockerfile(parsed, { ...base, images }, buildkitOnly ? 'buildkit' : 'all');
   const findings = [...lint.findings];
 
-  if (!request.buildkitOnly && request.shellcheck !== false) {
+  if (!buildkitOnly && request.shellcheck !== false) {
     const program = request.shellcheck ?? 'shellcheck';
     try {
       findings.push(...(await runShellcheck(program, shellcheckInputs(lint.analysis), file)));
@@ -280,7 +283,8 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
       else throw err;
     }
   }
-  const wanted = request.buildkitOnly ? findings.filter((f) => RULES_BY_CODE.get(f.code)?.source === 'buildkit') : findings;
+  const wanted = buildkitOnly ? findings.filter((f) => RULES_BY_CODE.get(f.code)?.source === 'buildkit') : findings;
+  const config = buildkitOnly && wanted.length > 0 ? await loadConfig(request) : ruleConfig;
   const shown = applyPolicy(wanted, lint.dockerfile, { config, ignore: request.ignore ?? [] });
   const threshold = request.failureThreshold ?? config.failureThreshold ?? 'info';
   return { findings: shown, failed: !config.noFail && failsThreshold(shown, threshold), threshold };

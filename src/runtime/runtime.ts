@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, open as openCallback } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, open as openCallback, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
@@ -39,16 +39,16 @@ const HUGETLB = '/sys/fs/cgroup/hugetlb';
  * True when crun 1.8 would refuse to start on this host as it is: a hybrid cgroup host (v1 controllers
  * plus a v2 `unified` mount) where the hugetlb controller is not mounted as a v1 hierarchy too.
  */
-async function crunNeedsHugetlb(): Promise<boolean> {
+function crunNeedsHugetlb(): boolean {
   const hybrid = existsSync('/sys/fs/cgroup/unified') && existsSync('/sys/fs/cgroup/memory');
   if (!hybrid) return false;
-  const mounts = await readFile('/proc/self/mounts', 'utf8');
+  const mounts = readFileSync('/proc/self/mounts', 'utf8'); // a few kB, and a thread-pool round trip would cost more
   return !mounts.split('\n').some((line) => line.split(' ')[1] === HUGETLB);
 }
 
 /** kiln mounts the hugetlb controller crun needs (root only) and says so; runc needs nothing. Returns what kiln did, for the caller to tell the user. */
 export async function prepareRuntime(runtime: RuntimeName): Promise<string | undefined> {
-  if (runtime !== 'crun' || !(await crunNeedsHugetlb())) return undefined;
+  if (runtime !== 'crun' || !crunNeedsHugetlb()) return undefined;
   await mkdir(HUGETLB, { recursive: true });
   await run('mount', ['-t', 'cgroup', '-o', 'hugetlb', 'cgroup', HUGETLB]).catch((err: Error) => {
     throw new KilnError('UNSUPPORTED', `crun needs the hugetlb cgroup controller mounted on this hybrid-cgroup host, and mounting it failed (${err.message.trim()}); use --runtime runc`);
@@ -62,9 +62,9 @@ export async function prepareRuntime(runtime: RuntimeName): Promise<string | und
  * about half runc's time in crun (0.12 s against 0.25 s on a busy 2-core machine), and RUN steps behave
  * the same in both: same spec, same exit codes.
  */
-export async function buildRuntime(): Promise<RuntimeName> {
+export function buildRuntime(): RuntimeName {
   const installed = (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && isExecutable(join(dir, 'crun')));
-  return installed && !(await crunNeedsHugetlb()) ? 'crun' : 'runc';
+  return installed && !crunNeedsHugetlb() ? 'crun' : 'runc';
 }
 
 function isExecutable(file: string): boolean {

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { KilnError, isKilnError, storeWriteError } from '../errors.js';
+import { KilnError, isKilnError, readTextIfPresent, storeWriteError } from '../errors.js';
 import { ownerGone } from '../content/owner.js';
 import { storePaths } from '../content/paths.js';
 import { scratchName, scratchOwner } from '../content/store.js';
@@ -281,10 +281,10 @@ export async function unmountStale(target: string): Promise<void> {
  */
 export async function detectDriver(storeRoot: string): Promise<Driver> {
   if (process.getuid?.() !== 0) return 'vfs';
-  await mkdir(storeRoot, { recursive: true });
   const recorded = storePaths(storeRoot).storageDriver;
-  const known = (await readFile(recorded, 'utf8').catch(() => '')).trim();
+  const known = readTextIfPresent(recorded)?.trim();
   if (known === 'overlay' || known === 'vfs') return known;
+  await mkdir(storeRoot, { recursive: true });
   // Another kiln starting on the same new store may be probing beside us: only a dead process's probe is stale.
   for (const stale of (await readdir(storeRoot)).filter((n) => n.startsWith('overlay-probe-') && !probeOwnerLives(n))) {
     await unmountStale(join(storeRoot, stale, 'm'));

@@ -1,9 +1,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../builder/solver.js';
 import { buildNetwork } from '../../engine/build-inputs.js';
-import { KilnError } from '../../errors.js';
+import { KilnError, readTextIfPresent } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { INSECURE_HELP, type Io, type RegistryFlags, collect, insecure, parseBool, print } from '../io.js';
 import { type RuntimeFlags, addRuntimeFlags, checkPickedRuntimeFlags } from '../runtime-flags.js';
@@ -210,7 +210,11 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           return pair ? [pair] : [];
         }));
         const labels = Object.fromEntries((flags.label ?? []).map((entry) => keyValue(entry, '--label') ?? [entry, '']));
-        const dockerfile = flags.file === '-' ? { text: await readStdin(ctx.io) } : flags.file !== undefined ? { path: resolve(flags.file) } : undefined;
+        // The Dockerfile is read once, for the checks and the build (a small file: at once, not through the
+        // thread pool); one that cannot be read is left to them to report.
+        const named = flags.file === '-' ? undefined : flags.file !== undefined ? resolve(flags.file) : join(resolve(path), 'Dockerfile');
+        const text = named === undefined ? await readStdin(ctx.io) : readTextIfPresent(named);
+        const dockerfile = named === undefined ? { text: text ?? '' } : { path: named, ...(text !== undefined ? { text } : {}) };
         const quiet = flags.quiet === true || flags.progress === 'quiet';
         // The build checks: `--check` runs every rule and stops; a build prints BuildKit's at its start.
         const { buildChecks } = await import('./lint.js');
@@ -220,7 +224,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         const { buildImage } = await import('../../engine/build.js'); // the builder loads only for builds
         const result = await buildImage(engine, {
           contextDir: path,
-          ...(dockerfile ? { dockerfile } : {}),
+          dockerfile,
           tags: flags.tag ?? [],
           buildArgs,
           ...(flags.target !== undefined ? { target: flags.target } : {}),

@@ -113,10 +113,11 @@ export function registerLint(program: Command, ctx: CommandContext): Command {
  * `kiln lint` prints them, and no build (returns false). Otherwise BuildKit's checks, printed as warnings
  * at the start of the build as BuildKit does; under `# check=error=true` a finding stops the build.
  */
-export async function buildChecks(ctx: CommandContext, engine: Engine, build: { readonly path: string; readonly dockerfile?: { readonly path: string } | { readonly text: string }; readonly buildArgs: ReadonlyMap<string, string>; readonly target?: string | undefined; readonly check: boolean; readonly quiet: boolean }): Promise<boolean> {
+export async function buildChecks(ctx: CommandContext, engine: Engine, build: { readonly path: string; readonly dockerfile: { readonly path: string; readonly text?: string } | { readonly text: string }; readonly buildArgs: ReadonlyMap<string, string>; readonly target?: string | undefined; readonly check: boolean; readonly quiet: boolean }): Promise<boolean> {
   const { lintImage } = await import('../../engine/lint.js');
   const contextDir = resolve(build.path);
-  const dockerfile = build.dockerfile === undefined ? { path: join(contextDir, 'Dockerfile') } : 'text' in build.dockerfile ? { text: build.dockerfile.text, name: 'Dockerfile (stdin)' } : build.dockerfile;
+  const given = build.dockerfile;
+  const dockerfile = !('path' in given) ? { text: given.text, name: 'Dockerfile (stdin)' } : given.text !== undefined ? { text: given.text, name: given.path } : { path: given.path };
   const request = { dockerfile, contextDir, buildArgs: build.buildArgs, ...(build.target !== undefined ? { target: build.target } : {}), notice: (message: string) => ctx.io.stderr.write(`${message}\n`) };
   if (build.check) {
     printLint(ctx, await lintImage(engine, request), 'tty', (ctx.io.stdout as { isTTY?: boolean }).isTTY === true && process.env.NO_COLOR === undefined);
