@@ -102,17 +102,28 @@ export function contentNeeded(overlay: Overlay, baseLayers: number): Map<number,
     }
   }
   // Live files of a size another live file has, where one of them is the image's own.
+  const sizes = ownSizes(overlay, baseLayers);
+  if (sizes.size === 0) return needed;
   const bySize = new Map<number, LiveFile[]>();
   for (const file of overlay.live) {
-    if (file.version.entry.kind !== 'file' || file.bytes < DUPLICATE_MIN_BYTES) continue;
+    if (!sizes.has(file.bytes) || file.version.entry.kind !== 'file') continue;
     const same = bySize.get(file.bytes);
     if (same) same.push(file);
     else bySize.set(file.bytes, [file]);
   }
-  for (const files of bySize.values()) {
-    if (files.length > 1 && files.some((f) => f.version.layer >= baseLayers)) for (const file of files) need(file.version);
-  }
+  for (const files of bySize.values()) if (files.length > 1) for (const file of files) need(file.version);
   return needed;
+}
+
+/**
+ * The sizes of the image's own live files that are big enough for a duplicate-content finding: only a
+ * file of such a size can be one (or its original), so the many files of a base image that have none
+ * are neither read nor grouped.
+ */
+function ownSizes(overlay: Overlay, baseLayers: number): Set<number> {
+  const sizes = new Set<number>();
+  for (const { version, bytes } of overlay.live) if (version.layer >= baseLayers && version.entry.kind === 'file' && bytes >= DUPLICATE_MIN_BYTES) sizes.add(bytes);
+  return sizes;
 }
 
 /** Collects findings keyed by rule and the lines involved, summing bytes and paths. */
@@ -232,8 +243,9 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
 
   // The same content at several paths: the first copy (lowest layer, then path) is the original.
   const byContent = new Map<string, LiveFile[]>();
-  for (const file of overlay.live) {
-    if (file.version.entry.kind !== 'file' || file.bytes < DUPLICATE_MIN_BYTES) continue;
+  const sizes = ownSizes(overlay, baseLayers);
+  for (const file of sizes.size === 0 ? [] : overlay.live) {
+    if (!sizes.has(file.bytes) || file.version.entry.kind !== 'file') continue;
     const digest = fingerprint(file.version);
     if (digest === undefined) continue;
     const key = `${file.bytes}:${digest}`;
