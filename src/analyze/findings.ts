@@ -122,7 +122,12 @@ export function contentNeeded(overlay: Overlay, baseLayers: number): Map<number,
  */
 function ownSizes(overlay: Overlay, baseLayers: number): Set<number> {
   const sizes = new Set<number>();
-  for (const { version, bytes } of overlay.live) if (version.layer >= baseLayers && version.entry.kind === 'file' && bytes >= DUPLICATE_MIN_BYTES) sizes.add(bytes);
+  // The live files are in layer order: the image's own come last.
+  for (let i = overlay.live.length - 1; i >= 0; i--) {
+    const { version, bytes } = overlay.live[i] as LiveFile;
+    if (version.layer < baseLayers) break;
+    if (version.entry.kind === 'file' && bytes >= DUPLICATE_MIN_BYTES) sizes.add(bytes);
+  }
   return sizes;
 }
 

@@ -147,6 +147,19 @@ describe("analyze: kiln's figures, from the layers stacked as a runtime stacks t
     assert.equal(both.kiln.reclaimableBytes, 10);
   });
 
+  it('lists the dead and the live versions in layer order, hardlinked ones included (the findings read the image\'s own files from the end)', async () => {
+    const { overlay } = await figuresOf([
+      [dir('bin'), file('bin/busybox', 1000), hardlink('bin/ls', 'bin/busybox'), file('etc', 3)],
+      [file('bin/cat', 5), hardlink('bin/ln', 'bin/cat'), file('bin/ls', 2), whiteout('etc')],
+      [file('bin/ln', 7), hardlink('bin/x', 'bin/ln'), file('bin/cat', 4)],
+    ]);
+    for (const list of [overlay.dead, overlay.live]) {
+      const layers = list.map((v) => v.version.layer);
+      assert.deepEqual(layers, [...layers].sort((a, b) => a - b));
+    }
+    assert.deepEqual(new Set(overlay.live.map((f) => f.version.layer)), new Set([0, 1, 2]));
+  });
+
   it('a path written twice in one layer wastes the first copy', async () => {
     const { kiln } = await figuresOf([[file('x', 8), file('x', 9)]], 0);
     assert.equal(kiln.reclaimableBytes, 8);

@@ -169,7 +169,8 @@ export function diveFigures(layers: readonly (readonly LayerEntry[])[], indexed:
       }
       count[key] = (count[key] as number) + 1;
     }
-    stacked.apply(entries, paths);
+    // The stacked tree weighs the whiteouts of the layers above: the top layer has none above it.
+    if (layer < layers.length - 1) stacked.apply(entries, paths);
   });
   let sumMin = 0;
   let sumCum = 0;

@@ -43,6 +43,7 @@ export interface LiveFile {
 export interface Overlay {
   /** The paths of the layers, by id. */
   readonly index: PathIndex;
+  /** In layer order (as are live): a layer's versions come after those of the layers below. */
   readonly dead: readonly DeadVersion[];
   readonly live: readonly LiveFile[];
   /** Each layer's content bytes as Docker counts them: files once per inode, symlink targets. */
