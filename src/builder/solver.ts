@@ -67,11 +67,30 @@ export interface SolveOptions {
 /**
  * Where a stage stands after a step: the image so far (none yet for a scratch stage with no step) and
  * the cache key of the chain of steps that made it (the base image's ID at the start).
+ *
+ * A step's image is written to the store while the next step runs (its ID, the config's digest, is known
+ * before): `written` settles when it is there, its cache record too. Until then the next step works from
+ * what the state carries, the image's layers and the snapshot of its tree; whatever reads the image from
+ * the store (another stage, a view of it) waits for `written` first. The writes of a stage's steps are
+ * chained, each after its parent's, as before.
  */
 interface State {
   readonly imageId?: Digest;
   readonly config: ImageConfig;
   readonly key: string;
+  /** The image's layers, when this build has them at hand (else they are read from the store). */
+  readonly layers?: readonly Layer[];
+  /** The committed snapshot of the image's tree, when this build made it (else the image is unpacked). */
+  readonly top?: string;
+  readonly written: Promise<void>;
+}
+
+const WRITTEN: Promise<void> = Promise.resolve();
+
+/** What an executed step made: its layer, and the committed snapshot of the tree after it. */
+interface Executed {
+  readonly layer: Layer;
+  readonly top: string;
 }
 
 /**
@@ -95,6 +114,7 @@ function storedState(store: LocalStore, imageId: Digest, key: string): State {
   return {
     imageId,
     key,
+    written: WRITTEN,
     get config() {
       return (config ??= store.configOf(imageId));
     },
@@ -155,6 +175,10 @@ async function keepStepLog(dir: string, output: Buffer): Promise<string> {
 export class Solver {
   private nextStepId: number;
   private readonly stageResults = new Map<number, Promise<State>>();
+  /** What runs beside the steps (their images' writes, see State; their clean-ups): the build ends after it, never before. */
+  private readonly pending = new Set<Promise<void>>();
+  /** The first failure of what ran beside the steps. */
+  private failure: { readonly error: unknown } | undefined;
 
   constructor(
     private readonly plan: BuildPlan,
@@ -165,9 +189,37 @@ export class Solver {
 
   /** Builds the target stage (and what it needs); returns its image ID. */
   async solve(): Promise<Digest> {
-    const state = await this.stage(this.plan.target);
-    if (!state.imageId) throw new KilnError('INVALID_INPUT', 'No image was generated. Is your Dockerfile empty?');
-    return state.imageId;
+    try {
+      const state = await this.stage(this.plan.target);
+      if (!state.imageId) throw new KilnError('INVALID_INPUT', 'No image was generated. Is your Dockerfile empty?');
+      await this.settled();
+      if (this.failure) throw this.failure.error;
+      return state.imageId;
+    } finally {
+      // A failed build still waits for what it started: nothing may outlive the build's lease.
+      await this.settled();
+    }
+  }
+
+  private async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /**
+   * Runs `work` once `after` has settled well (an image's write after its parent's), beside the steps;
+   * the returned promise is its outcome, and a failure is also the build's (see solve).
+   */
+  private background(after: Promise<void>, work: () => Promise<void>): Promise<void> {
+    const outcome = after.then(work);
+    const tracked = outcome.then(
+      () => undefined,
+      (error: unknown) => {
+        this.failure ??= { error };
+      },
+    );
+    this.pending.add(tracked);
+    void tracked.then(() => this.pending.delete(tracked));
+    return outcome;
   }
 
   /**
@@ -223,7 +275,7 @@ export class Solver {
     await Promise.all(dependencies);
     let state: State;
     if (plan.base.kind === 'scratch') {
-      state = { key: `scratch ${formatPlatform(plan.platform)}`, config: { architecture: plan.platform.architecture, os: plan.platform.os, ...(plan.platform.variant ? { variant: plan.platform.variant } : {}), rootfs: { type: 'layers', diff_ids: [] } } };
+      state = { key: `scratch ${formatPlatform(plan.platform)}`, written: WRITTEN, config: { architecture: plan.platform.architecture, os: plan.platform.os, ...(plan.platform.variant ? { variant: plan.platform.variant } : {}), rootfs: { type: 'layers', diff_ids: [] } } };
     } else if (plan.base.kind === 'stage') {
       state = await this.stage(plan.base.index);
     } else {
@@ -231,6 +283,8 @@ export class Solver {
       state = storedState(this.options.store, id, id);
     }
     for (const step of plan.steps) state = await this.step(plan, step, state);
+    // Another stage reads this one's image from the store.
+    await state.written;
     return state;
   }
 
@@ -300,10 +354,10 @@ export class Solver {
     };
     const mask = step.operation?.kind === 'exec' ? await SecretMask.of(step.operation.mounts.flatMap((m) => (m.type === 'secret' ? [this.options.secrets.get(secretId(m))].filter((f) => f !== undefined) : []))) : undefined;
     const output = mask ? (stream: 'stdout' | 'stderr', chunk: Buffer) => mask.write(stream, chunk, shown) : shown;
-    let layer: Layer | undefined;
+    let result: Executed | undefined;
     try {
       try {
-        layer = step.operation ? await this.execute(step.operation, state, what, output) : undefined;
+        result = step.operation ? await this.execute(step.operation, state, what, output) : undefined;
       } finally {
         mask?.flush(shown);
       }
@@ -322,22 +376,33 @@ export class Solver {
       }
       throw err;
     }
-    const next = await this.commit(state, step, key, layer);
-    store.db.putCacheRecord(key, next.imageId as Digest);
+    const next = await this.commit(state, step, key, result);
     events({ type: 'done', id, seconds: (Date.now() - started) / 1000 });
     return next;
   }
 
   /** Stores the state after a step as an (intermediate) image whose parent is the state before. */
-  private async commit(state: State, step: Step, key: string, layer: Layer | undefined): Promise<State> {
-    const { store } = this.options;
+  private async commit(state: State, step: Step, key: string, executed: Executed | undefined): Promise<State> {
     const created = this.created();
+    const layer = executed?.layer;
     // Instructions without a history line (ONBUILD) add none.
     const preceding = step.preceding.flatMap((change) => (change.createdBy !== undefined ? [historyEntry({ created, createdBy: change.createdBy, emptyLayer: true })] : []));
     const own = step.createdBy !== undefined ? [historyEntry({ created, createdBy: step.createdBy, emptyLayer: !layer })] : [];
-    const parentRow = state.imageId ? store.db.image(state.imageId) : undefined;
-    const below = parentRow ? (await store.image(parentRow)).layers : [];
-    return this.writeState(state, step, key, created, below, (image) => appendLayers(image, layer ? [layer] : [], [...preceding, ...own]));
+    const below = await this.layersOf(state);
+    const next = this.writeState(state, step, key, created, below, (image) => appendLayers(image, layer ? [layer] : [], [...preceding, ...own]));
+    // A step that changed no files (a config-only one) has its parent's tree.
+    const top = executed ? executed.top : state.top;
+    return top === undefined ? next : { ...next, top };
+  }
+
+  /** A state's image's layers: those it carries, else the stored image's. */
+  private async layersOf(state: State): Promise<readonly Layer[]> {
+    if (state.layers) return state.layers;
+    if (!state.imageId) return [];
+    await state.written;
+    const { store } = this.options;
+    const row = store.db.image(state.imageId);
+    return row ? (await store.image(row)).layers : [];
   }
 
   /** The time every image and history entry of the build is created at: SOURCE_DATE_EPOCH's, or now. */
@@ -350,7 +415,7 @@ export class Solver {
    * The image after a step: the state's image (over `below`, its layers) with the step's config, then
    * `add`'s layers and history; its inline cache gains the step.
    */
-  private async writeState(state: State, step: Step, key: string, created: string, below: readonly Layer[], add: (image: Image) => Image): Promise<State> {
+  private writeState(state: State, step: Step, key: string, created: string, below: readonly Layer[], add: (image: Image) => Image): State {
     const { store, lease } = this.options;
     const stepConfig = setConfig(imageOf(state.config, below), {
       // Docker-daemon-only fields of a base image do not carry over to a built one.
@@ -371,8 +436,11 @@ export class Solver {
     const { file, startLine, original } = step.location;
     if (image.rawConfig.length > MAX_CONFIG_BYTES) throw new KilnError('INVALID_INPUT', `${file}:${startLine}: the image config after ${original} would be ${image.rawConfig.length} bytes, more than the ${MAX_CONFIG_BYTES} (8 MiB) kiln's store reads`);
     // A step's image is intermediate until the build gives it as its result (BuildKit makes no image of a step).
-    const { id } = await store.writeImage(lease, { image, names: [] }, step.name, state.imageId ?? '', true);
-    return { imageId: id, config: image.config, key };
+    const written = this.background(state.written, async () => {
+      await store.writeImage(lease, { image, names: [] }, step.name, state.imageId ?? '', true);
+      store.db.putCacheRecord(key, image.id);
+    });
+    return { imageId: image.id, config: image.config, key, layers: image.layers, written };
   }
 
   /** Where `--cache-from` images' inline caches are, by step key (read once). */
@@ -404,10 +472,10 @@ export class Solver {
     return this.writeState(state, step, key, created, source.layers.slice(0, known.length), (image) => setConfig(appendLayers(image, source.layers.slice(known.length, layers), []), { history: sourceHistory.slice(0, history) }));
   }
 
-  /** Runs an operation on a writable snapshot of the state; returns the layer of its changes. */
-  private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): Promise<Layer> {
+  /** Runs an operation on a writable snapshot of the state; returns the layer of its changes and the snapshot of the tree after it. */
+  private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): Promise<Executed> {
     const { snapshots, store } = this.options;
-    const top = state.imageId ? await this.options.unpack(state.imageId) : undefined;
+    const top = state.top ?? (state.imageId ? await state.written.then(() => this.options.unpack(state.imageId as Digest)) : undefined);
     const work = join(store.paths.builds, `${process.pid}-${randomBytes(6).toString('hex')}`);
     const rootfs = join(work, 'rootfs');
     const active = temporaryKey('build');
@@ -416,6 +484,7 @@ export class Solver {
     const cleanups: (() => Promise<void>)[] = [];
     const cacheDirs = new Map<string, Promise<string>>();
     let keep = false;
+    let done = false;
     try {
       if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
       const unmountRootfs = await mountGuarded(spec, rootfs);
@@ -464,11 +533,17 @@ export class Solver {
           if (!(err instanceof KilnError && err.code === 'CONFLICT' && snapshots.has(key))) throw err;
         }
       }
-      return store.storedLayer(row);
+      done = true;
+      return { layer: store.storedLayer(row), top: key };
     } finally {
-      for (const cleanup of cleanups.reverse()) await cleanup();
-      if (!keep) await snapshots.remove(active);
-      await rm(work, { recursive: true, force: true });
+      const cleanUp = async (): Promise<void> => {
+        for (const cleanup of cleanups.reverse()) await cleanup();
+        if (!keep) await snapshots.remove(active);
+        await rm(work, { recursive: true, force: true });
+      };
+      // After a step that worked, its views and work directory go while the next step runs.
+      if (done) void this.background(WRITTEN, cleanUp);
+      else await cleanUp();
     }
   }
 
