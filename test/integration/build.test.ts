@@ -402,6 +402,18 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     assert.deepEqual(tail.split('\n').filter(Boolean).sort(), ['  about to fail', '  on stderr']);
   });
 
+  it('a RUN that fails while the steps before it are still being stored leaves them stored and cached, and a clean store', async () => {
+    const { kiln } = await storeWithBusybox();
+    const steps = 'FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n';
+    const failing = await writeContext({ name: 'fail-after', buildkit: false, dockerfile: `${steps}RUN exit 5\n` });
+    assert.match((await kiln(['build', '--progress', 'plain', failing])).stderr, /returned a non-zero code: 5/);
+    assert.match((await ok(kiln(['system', 'check']))).stdout, /: clean$/m);
+    const fixed = await writeContext({ name: 'fixed-after', buildkit: false, dockerfile: `${steps}RUN cat /one /two > /three\n` });
+    const built = await ok(kiln(['build', '--progress', 'plain', '-t', 'after:1', fixed]));
+    assert.equal(built.stderr.match(/CACHED/g)?.length, 2, built.stderr);
+    assert.equal(await fileText(kiln, 'after:1', '/three'), 'one\ntwo\n');
+  });
+
   for (const runtime of ['runc', 'crun']) {
     it(`${runtime}: a RUN whose command is missing fails with 127, one that cannot be executed with 126, as BuildKit's do`, async () => {
       const { kiln } = await storeWithBusybox();
