@@ -11,8 +11,10 @@ import { join, posix } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { KilnError, isErrno } from '../errors.js';
 import { filepathMatch } from '../dockerfile/dockerignore.js';
-import { applyLayer } from '../layer/apply.js';
+import { NAME_MAX, PATH_MAX, applyLayer } from '../layer/apply.js';
+import { MOUNT_POINTS } from '../layer/diff.js';
 import { autoDecompress } from '../layer/compression.js';
+import type { TarHeader } from '../layer/tar/header.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
 import { type RuntimeName, runBundle } from '../runtime/runtime.js';
@@ -286,35 +288,93 @@ async function* openWhenRead(path: string, size: number): AsyncGenerator<Uint8Ar
   else yield* createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
 }
 
+/** Where a COPY/ADD goes and what it copies, resolved against the image (both ways of copying share it). */
+interface CopyTarget {
+  /** `--chown`'s IDs, when given. */
+  readonly ownerIds: { readonly uid: number; readonly gid: number } | undefined;
+  /** The owner of the directories the copy makes. */
+  readonly rootOwner: { readonly uid: number; readonly gid: number };
+  /** The sources from the tree (not URLs). */
+  readonly tops: readonly ContextEntry[];
+  readonly intoDirectory: boolean;
+  /** The directory in the image the entries go into. */
+  readonly destinationDir: string;
+}
+
+const isUrl = (op: Extract<Operation, { kind: 'copy' }>, source: string): boolean => op.add && /^https?:\/\//.test(source);
+
+async function copyTarget(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<CopyTarget> {
+  const { rootfs, source, what } = input;
+  const ownerIds = await owner(rootfs, op.chown, what);
+  const tops: ContextEntry[] = [];
+  for (const name of op.sources) if (!isUrl(op, name)) tops.push(...(await source.resolve(name, what)));
+  const count = tops.length + op.inline.length + op.sources.filter((s) => isUrl(op, s)).length;
+  const intoDirectory = op.destinationIsDir || count > 1 || (await isDirectoryIn(rootfs, op.destination)) || (count === 1 && tops[0]?.type === 'directory');
+  return { ownerIds, rootOwner: ownerIds ?? { uid: 0, gid: 0 }, tops, intoDirectory, destinationDir: intoDirectory ? op.destination : posix.dirname(op.destination) };
+}
+
+/** A file time as a layer keeps it: whole seconds, clamped to SOURCE_DATE_EPOCH. */
+const clampTime = (input: CopyInput, t: number): number => Math.floor(input.epoch !== undefined ? Math.min(t, input.epoch) : t);
+
+/** A tar entry a COPY writes; a file's body is read from `from` when the tar is written. */
+interface CopiedEntry {
+  readonly header: TarHeader;
+  readonly from?: string;
+}
+
+const withBody = ({ header, from }: CopiedEntry): TarInput => (from === undefined ? { header } : { header, body: header.size > 0 ? openWhenRead(from, header.size) : new Uint8Array(0) });
+
+/** The entries (relative to the destination directory) that copy one source and what is below it. */
+function copiedEntries(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput, target: CopyTarget, top: ContextEntry, tree: readonly ContextEntry[]): CopiedEntry[] {
+  const { source } = input;
+  const entries: CopiedEntry[] = [];
+  const base = top.type === 'directory' ? '' : target.intoDirectory ? (top.as ?? posix.basename(top.path)) : posix.basename(op.destination);
+  /** The first name each multiply-linked file of this source was copied to: its other names link to it (BuildKit links within a source, not across). */
+  const copiedAs = new Map<string, string>();
+  for (const entry of tree) {
+    const relative = top.type === 'directory' ? entry.path.slice(top.path === '' ? 0 : top.path.length + 1) : base;
+    if (relative === '') continue; // the source directory itself: its contents go into the destination
+    if (op.excludes.some((pattern) => filepathMatch(pattern, relative) || filepathMatch(pattern, posix.basename(relative)))) continue;
+    const ids = target.ownerIds ?? (source.keepOwners ? { uid: entry.uid, gid: entry.gid } : { uid: 0, gid: 0 });
+    const header = { path: relative, mode: op.chmod !== undefined ? op.chmod : entry.mode, ...ids, size: 0, mtime: clampTime(input, entry.mtime) };
+    if (entry.type === 'directory') entries.push({ header: { ...header, path: `${relative}/`, type: 'directory' } });
+    else if (entry.type === 'symlink') entries.push({ header: { ...header, mode: 0o777, type: 'symlink', linkname: entry.linkTarget ?? '' } });
+    else if (entry.type === 'file') {
+      const first = entry.inode === undefined ? undefined : copiedAs.get(entry.inode);
+      if (first !== undefined) entries.push({ header: { ...header, type: 'hardlink', linkname: first } });
+      else entries.push({ header: { ...header, type: 'file', size: entry.size }, from: source.absolute(entry) });
+      if (entry.inode !== undefined && first === undefined) copiedAs.set(entry.inode, relative);
+    }
+  }
+  return entries;
+}
+
+/** A layer cannot hold a file named .wh.*: whoever unpacks the layer would take it for a whiteout. */
+function refuseWhiteoutNames(headers: Iterable<TarHeader>, what: string): void {
+  for (const header of headers) {
+    if (posix.basename(header.path).startsWith('.wh.')) throw new KilnError('INVALID_INPUT', `${what}: cannot copy ${JSON.stringify(header.path)}: names that start with .wh. mark deletions in image layers (OCI image spec), so no layer can hold such a file; rename it or leave it out (.dockerignore)`);
+  }
+}
+
 /** COPY/ADD into a mounted root filesystem, with Docker's destination rules. */
 export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<void> {
   const { rootfs, source, what } = input;
-  const ownerIds = await owner(rootfs, op.chown, what);
-  const rootOwner = ownerIds ?? { uid: 0, gid: 0 };
-  const isUrl = (s: string): boolean => op.add && /^https?:\/\//.test(s);
-  const tops: ContextEntry[] = [];
-  for (const name of op.sources) if (!isUrl(name)) tops.push(...(await source.resolve(name, what)));
-  const count = tops.length + op.inline.length + op.sources.filter(isUrl).length;
-  const intoDirectory = op.destinationIsDir || count > 1 || (await isDirectoryIn(rootfs, op.destination)) || (count === 1 && tops[0]?.type === 'directory');
-  const destinationDir = intoDirectory ? op.destination : posix.dirname(op.destination);
-  const hostDir = await makeDirectories(rootfs, destinationDir, rootOwner);
-  const clamp = (t: number): number => Math.floor(input.epoch !== undefined ? Math.min(t, input.epoch) : t);
-  const fileMode = (entry: { type: string; mode: number }): number => (op.chmod !== undefined ? op.chmod : entry.mode);
-  const ids = (entry: ContextEntry): { uid: number; gid: number } => ownerIds ?? (source.keepOwners ? { uid: entry.uid, gid: entry.gid } : { uid: 0, gid: 0 });
-
+  const target = await copyTarget(op, input);
+  const { rootOwner, intoDirectory } = target;
+  const hostDir = await makeDirectories(rootfs, target.destinationDir, rootOwner);
   const entries: TarInput[] = [];
-  const now = clamp(Date.now() / 1000);
+  const now = clampTime(input, Date.now() / 1000);
   for (const file of op.inline) {
     const name = intoDirectory ? file.name : posix.basename(op.destination);
     const body = Buffer.from(file.content);
     entries.push({ header: { path: name, type: 'file', mode: op.chmod ?? 0o644, ...rootOwner, size: body.length, mtime: now }, body });
   }
-  for (const url of op.sources.filter(isUrl)) {
+  for (const url of op.sources.filter((s) => isUrl(op, s))) {
     const fetched = await download(url, op.checksum, what);
     const name = intoDirectory ? fetched.name : posix.basename(op.destination);
-    entries.push({ header: { path: name, type: 'file', mode: op.chmod ?? 0o600, ...rootOwner, size: fetched.data.length, mtime: clamp(fetched.mtime) }, body: fetched.data });
+    entries.push({ header: { path: name, type: 'file', mode: op.chmod ?? 0o600, ...rootOwner, size: fetched.data.length, mtime: clampTime(input, fetched.mtime) }, body: fetched.data });
   }
-  for (const top of tops) {
+  for (const top of target.tops) {
     if (op.add && top.type === 'file') {
       const archive = await archiveStream(source.absolute(top));
       if (archive) {
@@ -324,29 +384,99 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
         continue;
       }
     }
-    const base = top.type === 'directory' ? '' : intoDirectory ? (top.as ?? posix.basename(top.path)) : posix.basename(op.destination);
-    /** The first name each multiply-linked file of this source was copied to: its other names link to it (BuildKit links within a source, not across). */
-    const copiedAs = new Map<string, string>();
-    for (const entry of await source.tree(top)) {
-      const relative = top.type === 'directory' ? entry.path.slice(top.path === '' ? 0 : top.path.length + 1) : base;
-      if (relative === '') continue; // the source directory itself: its contents go into the destination
-      if (op.excludes.some((pattern) => filepathMatch(pattern, relative) || filepathMatch(pattern, posix.basename(relative)))) continue;
-      const header = { path: relative, mode: fileMode(entry), ...ids(entry), size: 0, mtime: clamp(entry.mtime) };
-      if (entry.type === 'directory') entries.push({ header: { ...header, path: `${relative}/`, type: 'directory' } });
-      else if (entry.type === 'symlink') entries.push({ header: { ...header, mode: 0o777, type: 'symlink', linkname: entry.linkTarget ?? '' } });
-      else if (entry.type === 'file') {
-        const first = entry.inode === undefined ? undefined : copiedAs.get(entry.inode);
-        if (first !== undefined) entries.push({ header: { ...header, type: 'hardlink', linkname: first } });
-        else entries.push({ header: { ...header, type: 'file', size: entry.size }, body: entry.size > 0 ? openWhenRead(source.absolute(entry), entry.size) : new Uint8Array(0) });
-        if (entry.inode !== undefined && first === undefined) copiedAs.set(entry.inode, relative);
-      }
-    }
+    entries.push(...copiedEntries(op, input, target, top, await source.tree(top)).map(withBody));
   }
-  for (const { header } of entries) {
-    // A layer cannot hold such a file: whoever unpacks the layer would take it for a whiteout.
-    if (posix.basename(header.path).startsWith('.wh.')) throw new KilnError('INVALID_INPUT', `${what}: cannot copy ${JSON.stringify(header.path)}: names that start with .wh. mark deletions in image layers (OCI image spec), so no layer can hold such a file; rename it or leave it out (.dockerignore)`);
-  }
+  refuseWhiteoutNames(entries.map((e) => e.header), what);
   await applyLayer(hostDir, writeTar(entries), { whiteouts: 'delete', what });
+}
+
+/** True when any of the directories below an overlay (`lowers`) has something at `rel`, a whiteout included. */
+async function presentBelow(lowers: readonly string[], rel: string): Promise<boolean> {
+  for (const lower of lowers) if (await lstat(join(lower, rel)).then(() => true, () => false)) return true;
+  return false;
+}
+
+/** Orders layer paths as a walk of the tree does: each directory's names sorted, a directory before what is in it. */
+function walkOrder(a: string, b: string): number {
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const p = x[i] as string;
+    const q = y[i] as string;
+    if (p !== q) return p < q ? -1 : 1;
+  }
+  return x.length - y.length;
+}
+
+/**
+ * A COPY as the layer it makes, without writing a file: what diffing the overlay's upper directory after
+ * runCopy would give, entry for entry (so the same layer digest), made from the source and the image.
+ * That is the copied entries under the destination, and the destination's directories: those the image
+ * has as overlay copies them up (their mode, owner and time; the one new names go into gets the time of
+ * now) and those the copy makes (0755 less the umask, the copy's owner, now). `rootfs` is the step's
+ * snapshot mounted, only read here; `lowers` are its lower directories, nearest first.
+ *
+ * Returns a function making the entries (each call opens the files anew), or undefined when the copy is
+ * not that plain: ADD, heredocs, a destination through a symlink, a name that the image has already (a
+ * whiteout included) or that two sources both write, a path too long or odd. The caller copies through
+ * the mount then, and diffs.
+ */
+export async function copyAsLayer(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput, lowers: readonly string[]): Promise<(() => TarInput[]) | undefined> {
+  if (op.add || op.inline.length > 0) return undefined;
+  const { rootfs, source, what } = input;
+  const target = await copyTarget(op, input);
+  const now = Math.floor(Date.now() / 1000);
+  const directories: CopiedEntry[] = [];
+  /** The directory new names go into gets the time of now (overlay copied it up with its own). */
+  const touchLast = (): void => {
+    const last = directories.at(-1);
+    if (last) directories[directories.length - 1] = { header: { ...last.header, mtime: now } };
+  };
+  let prefix = '';
+  let made = false;
+  for (const part of posix.normalize(`/${target.destinationDir}`).split('/').filter((p) => p !== '')) {
+    prefix += `${part}/`;
+    const rel = prefix.slice(0, -1);
+    const st = made ? undefined : await lstat(join(rootfs, rel)).catch(() => undefined);
+    if (st) {
+      if (!st.isDirectory()) return undefined; // a symlink to follow, or a file in the way (runCopy's error)
+      directories.push({ header: { path: prefix, type: 'directory', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) } });
+      continue;
+    }
+    if (!made) {
+      // Overlay marks a new directory opaque where a lower directory has anything of its name (a whiteout).
+      if (await presentBelow(lowers, rel)) return undefined;
+      touchLast();
+      made = true;
+    }
+    directories.push({ header: { path: prefix, type: 'directory', mode: 0o755 & ~process.umask(), ...target.rootOwner, size: 0, mtime: now } });
+  }
+  const trees = await Promise.all(target.tops.map(async (top) => source.tree(top)));
+  const copied = target.tops.flatMap((top, i) => copiedEntries(op, input, target, top, trees[i] as ContextEntry[]));
+  if (copied.length === 0) return undefined;
+  refuseWhiteoutNames(copied.map((e) => e.header), what);
+  if (!made) touchLast();
+  const seen = new Set<string>();
+  const entries: CopiedEntry[] = [...directories];
+  for (const { header, from } of copied) {
+    const rel = header.path.replace(/\/$/, '');
+    const parts = rel.split('/');
+    if (seen.has(rel) || parts.some((p) => p === '' || p === '.' || p === '..' || Buffer.byteLength(p) > NAME_MAX)) return undefined;
+    seen.add(rel);
+    const path = prefix + rel;
+    if (MOUNT_POINTS.has(path) || Buffer.byteLength(rootfs) + 1 + Buffer.byteLength(path) > PATH_MAX) return undefined;
+    if (!made && parts.length === 1 && (await presentBelow(lowers, path))) return undefined;
+    const moved = { ...header, path: prefix + header.path, ...(header.type === 'hardlink' ? { linkname: prefix + (header.linkname ?? '') } : {}) };
+    entries.push(from === undefined ? { header: moved } : { header: moved, from });
+  }
+  entries.sort((a, b) => walkOrder(a.header.path.replace(/\/$/, ''), b.header.path.replace(/\/$/, '')));
+  // A hardlink must follow the file it names, as a walk of the upper directory finds them.
+  const files = new Set<string>();
+  for (const { header } of entries) {
+    if (header.type === 'file') files.add(header.path);
+    else if (header.type === 'hardlink' && !files.has(header.linkname ?? '')) return undefined;
+  }
+  return () => entries.map(withBody);
 }
 
 /** WORKDIR: the directory exists afterwards; those it makes are the USER's, as BuildKit makes them. */

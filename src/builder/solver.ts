@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
 import { type Image, type Layer, chainIds } from '../image/image.js';
 import { appendLayers, historyEntry, imageOf, setConfig, squash } from '../image/mutate.js';
+import { applyLayerOffThread } from '../layer/apply.js';
 import { overlayLayerEntries, treeLayerEntries } from '../layer/diff.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
@@ -26,7 +27,7 @@ import { guardUndo, shellQuote } from '../runtime/guard.js';
 import { type MountSpec, type Snapshotter, mount, temporaryKey, unmount } from '../snapshot/snapshotter.js';
 import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
-import { DirectorySource, type SourceTree, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
+import { DirectorySource, type SourceTree, copyAsLayer, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
 import { SecretMask } from './secret-mask.js';
 import { cacheMountsOf } from './cache-mounts.js';
 import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
@@ -87,10 +88,13 @@ interface State {
 
 const WRITTEN: Promise<void> = Promise.resolve();
 
-/** What an executed step made: its layer, and the committed snapshot of the tree after it. */
+/**
+ * What an executed step made: its layer, and the committed snapshot of the tree after it (none for a COPY
+ * that ends its stage, whose files are not written: see execute).
+ */
 interface Executed {
   readonly layer: Layer;
-  readonly top: string;
+  readonly top?: string;
 }
 
 /**
@@ -132,7 +136,7 @@ const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 const LOG_TAIL_LINES = 20;
 const MAX_KEPT_LOG = 64 << 20;
 
-async function* clampTimes(entries: AsyncIterable<TarInput>, epoch: number | undefined): AsyncGenerator<TarInput> {
+async function* clampTimes(entries: AsyncIterable<TarInput> | Iterable<TarInput>, epoch: number | undefined): AsyncGenerator<TarInput> {
   for await (const entry of entries) {
     yield epoch !== undefined && entry.header.mtime > epoch ? { ...entry, header: { ...entry.header, mtime: epoch } } : entry;
   }
@@ -282,7 +286,11 @@ export class Solver {
       const id = this.imageIdOf(plan.base.ref);
       state = storedState(this.options.store, id, id);
     }
-    for (const step of plan.steps) state = await this.step(plan, step, state);
+    for (const [i, step] of plan.steps.entries()) {
+      // A later step of the stage works on this one's snapshot: see execute.
+      const worked = plan.steps.slice(i + 1).some((s) => s.operation !== undefined);
+      state = await this.step(plan, step, state, worked);
+    }
     // Another stage reads this one's image from the store.
     await state.written;
     return state;
@@ -318,7 +326,7 @@ export class Solver {
     return mounts;
   }
 
-  private async step(plan: StagePlan, step: Step, state: State): Promise<State> {
+  private async step(plan: StagePlan, step: Step, state: State, worked: boolean): Promise<State> {
     const { events, store } = this.options;
     this.options.signal?.throwIfAborted();
     const what = `${step.location.file}:${step.location.startLine}: ${step.location.original}`;
@@ -357,7 +365,7 @@ export class Solver {
     let result: Executed | undefined;
     try {
       try {
-        result = step.operation ? await this.execute(step.operation, state, what, output) : undefined;
+        result = step.operation ? await this.execute(step.operation, state, what, output, worked) : undefined;
       } finally {
         mask?.flush(shown);
       }
@@ -472,8 +480,14 @@ export class Solver {
     return this.writeState(state, step, key, created, source.layers.slice(0, known.length), (image) => setConfig(appendLayers(image, source.layers.slice(known.length, layers), []), { history: sourceHistory.slice(0, history) }));
   }
 
-  /** Runs an operation on a writable snapshot of the state; returns the layer of its changes and the snapshot of the tree after it. */
-  private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): Promise<Executed> {
+  /**
+   * Runs an operation on a writable snapshot of the state; returns the layer of its changes and the
+   * snapshot of the tree after it. A plain COPY (see copyAsLayer) makes its layer from its sources and
+   * writes no file; its snapshot is made from that layer only when `worked` (a later step of the stage
+   * works on it), else when something needs it, as a pulled image's is (`unpack`): the files of a COPY
+   * that ends a stage are not written during the build.
+   */
+  private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void, worked: boolean): Promise<Executed> {
     const { snapshots, store } = this.options;
     const top = state.top ?? (state.imageId ? await state.written.then(() => this.options.unpack(state.imageId as Digest)) : undefined);
     const work = join(store.paths.builds, `${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -485,14 +499,17 @@ export class Solver {
     const cacheDirs = new Map<string, Promise<string>>();
     let keep = false;
     let done = false;
+    /** The entries of a COPY's layer, when it made them without writing files. */
+    let copied: (() => TarInput[]) | undefined;
     try {
       if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
       const unmountRootfs = await mountGuarded(spec, rootfs);
       try {
         if (operation.kind === 'mkdir') await snapshots.writing(rootfs, () => runMkdir(operation, rootfs, what));
         else if (operation.kind === 'copy') {
-          const source = await this.sourceTree(operation.from, cleanups);
-          await snapshots.writing(rootfs, () => runCopy(operation, { rootfs, source, what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) }));
+          const input = { rootfs, source: await this.sourceTree(operation.from, cleanups), what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) };
+          copied = snapshots.driver === 'overlay' ? await copyAsLayer(operation, input, snapshots.lowerDirs(active)) : undefined;
+          if (!copied) await snapshots.writing(rootfs, () => runCopy(operation, input));
         } else {
           const network = operation.network === 'default' ? this.options.defaultNetwork : operation.network;
           await runExec({ ...operation, network }, {
@@ -517,9 +534,21 @@ export class Solver {
         await unmountRootfs();
       }
       const upper = snapshots.dir(active);
-      const changes = snapshots.driver === 'overlay' ? overlayLayerEntries(upper, snapshots.lowerDirs(active)) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
+      const changes = copied ? copied() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, snapshots.lowerDirs(active)) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
-      const row = await store.ingestLayer(this.options.lease, writeTar(clampTimes(changes, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
+      const ingested = store.ingestLayer(this.options.lease, writeTar(clampTimes(changes, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
+      if (copied && !worked) {
+        const layer = store.storedLayer(await ingested);
+        done = true;
+        return { layer }; // no snapshot: it goes in the finally
+      }
+      // The copy's files go into the upper directory as an unpack puts a layer's, on a thread of their own.
+      const applied = copied && snapshots.writing(upper, () => applyLayerOffThread(upper, writeTar(clampTimes((copied as () => TarInput[])(), this.options.epoch)), { whiteouts: snapshots.whiteouts, what }));
+      // Both settle before the finally may remove the snapshot under the applying thread.
+      const [stored, written] = await Promise.allSettled([ingested, applied]);
+      if (stored.status === 'rejected') throw stored.reason;
+      if (written.status === 'rejected') throw written.reason;
+      const row = stored.value;
       const chain = chainIds([...state.config.rootfs.diff_ids, row.diffId]).at(-1) as Digest;
       const key = snapshots.layerKey(chain);
       if (!snapshots.has(key)) {

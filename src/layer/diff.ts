@@ -50,7 +50,7 @@ interface UpperEntry {
  * container's, not the image's: Docker keeps them in a separate init layer, so they never show in a diff
  * or a commit.
  */
-const MOUNT_POINTS = new Set(['etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
+export const MOUNT_POINTS: ReadonlySet<string> = new Set(['etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
 
 /** True when `lowers` (nearest first) show `rel` as a directory with the same mode and owner, or not at all. */
 function sameOrAbsentBelow(lowers: readonly string[], rel: string, st: Stats): boolean {
