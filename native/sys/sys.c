@@ -8,6 +8,12 @@
  * - umount(target, flags): umount2(2).
  * - getxattr(path, name) -> string | undefined: lgetxattr(2); undefined when the file has no such
  *   attribute (or its filesystem keeps none).
+ * - listdir(path) -> Buffer: a directory's entries, each with its lstat(2) (and readlink(2) for a
+ *   symlink), packed in one buffer: a build context of 20,000 files costs a call per directory, not a
+ *   stat promise per file. Per entry, little-endian: u32 mode, uid, gid, nlink; f64 size and mtime
+ *   (seconds, to the millisecond, as Node's Number(mtimeMs) / 1000); u16 lengths of the name, of the
+ *   stat key and of the link target; then those bytes. The stat key is Node's BigIntStats
+ *   `dev:ino:size:mtimeNs:ctimeNs` in decimal.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,7 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -129,11 +139,118 @@ static napi_value getxattr_call(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Appends the decimal digits of a time in nanoseconds (it may be negative) to `out`; returns their count. */
+static int put_nanoseconds(char *out, int64_t seconds, long nanoseconds) {
+  __int128 value = (__int128)seconds * 1000000000 + nanoseconds;
+  char digits[48];
+  int count = 0, length = 0;
+  int negative = value < 0;
+  if (negative) value = -value;
+  do {
+    digits[count++] = (char)('0' + (int)(value % 10));
+    value /= 10;
+  } while (value > 0);
+  if (negative) out[length++] = '-';
+  while (count > 0) out[length++] = digits[--count];
+  return length;
+}
+
+struct packed {
+  char *bytes;
+  size_t length, capacity;
+};
+
+static int reserve(struct packed *buffer, size_t more) {
+  if (buffer->length + more <= buffer->capacity) return 1;
+  size_t capacity = buffer->capacity * 2 > buffer->length + more ? buffer->capacity * 2 : buffer->length + more;
+  char *grown = realloc(buffer->bytes, capacity);
+  if (grown == NULL) return 0;
+  buffer->bytes = grown;
+  buffer->capacity = capacity;
+  return 1;
+}
+
+static void put_u32(char *out, uint32_t value) { memcpy(out, &value, 4); }
+static void put_u16(char *out, uint16_t value) { memcpy(out, &value, 2); }
+static void put_f64(char *out, double value) { memcpy(out, &value, 8); }
+
+/* Packs one entry of the directory open as `dirfd`; an errno on failure. */
+static int pack_entry(struct packed *buffer, int dirfd, const char *name) {
+  struct stat st;
+  char key[160], target[PATH_BYTES];
+  ssize_t target_length = 0;
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  if (S_ISLNK(st.st_mode)) {
+    target_length = readlinkat(dirfd, name, target, sizeof target);
+    if (target_length < 0) return errno;
+    if ((size_t)target_length >= sizeof target) return ENAMETOOLONG;
+  }
+  int key_length = snprintf(key, sizeof key, "%llu:%llu:%lld:", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size);
+  key_length += put_nanoseconds(key + key_length, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+  key[key_length++] = ':';
+  key_length += put_nanoseconds(key + key_length, st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+  size_t name_length = strlen(name);
+  if (!reserve(buffer, 38 + name_length + (size_t)key_length + (size_t)target_length)) return ENOMEM;
+  char *out = buffer->bytes + buffer->length;
+  /* Milliseconds truncated toward zero, as Node's BigIntStats mtimeMs is. */
+  __int128 ms = ((__int128)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec) / 1000000;
+  put_u32(out, st.st_mode);
+  put_u32(out + 4, st.st_uid);
+  put_u32(out + 8, st.st_gid);
+  put_u32(out + 12, st.st_nlink > UINT32_MAX ? UINT32_MAX : (uint32_t)st.st_nlink);
+  put_f64(out + 16, (double)st.st_size);
+  put_f64(out + 24, (double)ms / 1000);
+  put_u16(out + 32, (uint16_t)name_length);
+  put_u16(out + 34, (uint16_t)key_length);
+  put_u16(out + 36, (uint16_t)target_length);
+  memcpy(out + 38, name, name_length);
+  memcpy(out + 38 + name_length, key, (size_t)key_length);
+  memcpy(out + 38 + name_length + key_length, target, (size_t)target_length);
+  buffer->length += 38 + name_length + (size_t)key_length + (size_t)target_length;
+  return 0;
+}
+
+static napi_value listdir_call(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result = NULL;
+  static char path[PATH_BYTES];
+  int has_path;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      !string_arg(env, argv[0], path, sizeof path, 0, &has_path)) {
+    napi_throw_type_error(env, NULL, "sys: listdir(path)");
+    return NULL;
+  }
+  DIR *dir = opendir(path);
+  if (dir == NULL) {
+    throw_errno(env, errno, "scandir", path);
+    return NULL;
+  }
+  struct packed buffer = {NULL, 0, 0};
+  int error = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *entry = readdir(dir);
+    if (entry == NULL) {
+      error = errno;
+      break;
+    }
+    if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+    error = pack_entry(&buffer, dirfd(dir), entry->d_name);
+    if (error != 0) break;
+  }
+  closedir(dir);
+  if (error != 0) throw_errno(env, error, "lstat", path);
+  else napi_create_buffer_copy(env, buffer.length, buffer.length > 0 ? buffer.bytes : "", NULL, &result);
+  free(buffer.bytes);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"mount", NULL, mount_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount", NULL, umount_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getxattr", NULL, getxattr_call, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listdir", NULL, listdir_call, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
   return exports;

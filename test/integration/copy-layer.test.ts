@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmod, chown, link, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { BuildContext, type DigestCache, listDirectory } from '../../src/builder/context.js';
+import { copyAsLayer, runCopy } from '../../src/builder/ops.js';
+import type { Operation } from '../../src/builder/plan.js';
+import { overlayLayerEntries } from '../../src/layer/diff.js';
+import { sys } from '../../src/layer/sys.js';
+import type { TarInput } from '../../src/layer/tar/writer.js';
+import { MetaDb } from '../../src/meta/db.js';
+import { Snapshotter, mount, unmount } from '../../src/snapshot/snapshotter.js';
+import { isRoot, tempDir } from '../helpers/paths.js';
+
+type CopyOp = Extract<Operation, { kind: 'copy' }>;
+
+const EPOCH = Date.UTC(2010, 0, 1) / 1000;
+const BASE_TIME = Date.UTC(2001, 0, 1) / 1000;
+const CONTEXT_TIME = Date.UTC(2002, 0, 1) / 1000;
+
+const noCache: DigestCache = { under: () => new Map(), put: () => undefined };
+
+function copy(sources: string[], destination: string, extra: Partial<CopyOp> = {}): CopyOp {
+  return { kind: 'copy', from: { kind: 'context' }, sources, inline: [], destination, destinationIsDir: destination.endsWith('/'), add: false, excludes: [], ...extra };
+}
+
+/** Headers (times clamped as a SOURCE_DATE_EPOCH build clamps them) and bodies, in order. */
+async function read(entries: AsyncIterable<TarInput> | Iterable<TarInput>): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for await (const { header, body } of entries) {
+    const chunks: Uint8Array[] = [];
+    if (body instanceof Uint8Array) chunks.push(body);
+    else if (body) for await (const chunk of body) chunks.push(chunk);
+    out.push({ ...header, mtime: Math.min(header.mtime, EPOCH), body: Buffer.concat(chunks).toString() });
+  }
+  return out;
+}
+
+/**
+ * A base of two layers (the upper one deletes /gone and makes /lnk a symlink), a context of files,
+ * directories, a symlink and hardlinks, with old times, so that a clamped layer tells each time apart.
+ */
+async function setUp(): Promise<{ snapshots: Snapshotter; context: BuildContext; dir: string }> {
+  const dir = await tempDir('kiln-copy-layer-');
+  const snapshots = new Snapshotter(dir, new MetaDb(join(dir, 'kiln.db')), 'overlay');
+  await snapshots.prepare('tmp1', undefined);
+  const one = snapshots.dir('tmp1');
+  await mkdir(join(one, 'etc'), { mode: 0o750 });
+  await chown(join(one, 'etc'), 5, 6);
+  await chmod(join(one, 'etc'), 0o750);
+  await writeFile(join(one, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+  await mkdir(join(one, 'gone'));
+  await mkdir(join(one, 'usr', 'share'), { recursive: true });
+  for (const path of ['etc', 'usr/share', 'usr', 'gone']) await utimes(join(one, path), BASE_TIME, BASE_TIME);
+  snapshots.commit('one', 'tmp1');
+  await snapshots.prepare('tmp2', 'one');
+  const two = snapshots.dir('tmp2');
+  whiteout(two, 'gone');
+  await symlink('etc', join(two, 'lnk'));
+  snapshots.commit('two', 'tmp2');
+
+  const context = join(dir, 'context');
+  await mkdir(join(context, 'src', 'sub'), { recursive: true });
+  await writeFile(join(context, 'a.txt'), 'a\n');
+  await writeFile(join(context, 'src', 'z'), 'z\n');
+  await writeFile(join(context, 'src', 'sub', 'one'), 'one\n');
+  await link(join(context, 'src', 'sub', 'one'), join(context, 'src', 'sub', 'two'));
+  await symlink('sub/one', join(context, 'src', 'ln'));
+  await chmod(join(context, 'src', 'z'), 0o640);
+  for (const path of ['a.txt', 'src/z', 'src/sub/one', 'src/sub', 'src']) await utimes(join(context, path), CONTEXT_TIME, CONTEXT_TIME);
+  return { snapshots, context: await BuildContext.open(context, noCache), dir };
+}
+
+/** An overlay whiteout (a 0/0 character device), which node:fs cannot make. */
+function whiteout(dir: string, name: string): void {
+  execFileSync('mknod', [join(dir, name), 'c', '0', '0']);
+}
+
+let counter = 0;
+/** Runs `work` on a new build snapshot over `two`, mounted; the upper directory and the lowers after. */
+async function onStep<T>(setup: Awaited<ReturnType<typeof setUp>>, work: (rootfs: string, lowers: string[]) => Promise<T>): Promise<{ result: T; upper: string; lowers: string[] }> {
+  const key = `step-${counter++}`;
+  const [spec] = await setup.snapshots.prepare(key, 'two', 'build');
+  const rootfs = join(setup.dir, `${key}-rootfs`);
+  await mkdir(rootfs);
+  assert.ok(spec);
+  await mount(spec, rootfs);
+  const lowers = setup.snapshots.lowerDirs(key);
+  try {
+    return { result: await work(rootfs, lowers), upper: setup.snapshots.dir(key), lowers };
+  } finally {
+    await unmount(rootfs);
+  }
+}
+
+describe('a COPY made into its layer without writing files', { skip: !isRoot && 'mounting overlay needs root' }, () => {
+  const plain: [string, CopyOp][] = [
+    ['a directory to a new path', copy(['src'], '/data')],
+    ['a file into a directory the image has (its mode, owner, time)', copy(['a.txt'], '/etc/')],
+    ['a directory below a new one, with --chown and --chmod', copy(['src'], '/usr/share/x/y/', { chown: '7:8', chmod: 0o700 })],
+    ['two sources into the root', copy(['src/z', 'a.txt'], '/')],
+    ['the contents of a directory into a new one below an old one', copy(['src/'], '/etc/sub')],
+  ];
+  for (const [name, op] of plain) {
+    it(`gives the layer runCopy and the overlay diff give: ${name}`, async () => {
+      const setup = await setUp();
+      const input = (rootfs: string) => ({ rootfs, source: setup.context, what: 'test', epoch: EPOCH });
+      const fast = await onStep(setup, (rootfs, lowers) => copyAsLayer(op, input(rootfs), lowers));
+      assert.ok(fast.result, 'a plain COPY takes the way without files');
+      const written = await onStep(setup, (rootfs) => runCopy(op, input(rootfs)));
+      assert.deepEqual(await read(fast.result()), await read(overlayLayerEntries(written.upper, written.lowers)));
+      assert.deepEqual(await read(fast.result()), await read(fast.result()), 'each call makes the same entries anew');
+    });
+  }
+
+  const unusual: [string, CopyOp][] = [
+    ['a file the image has', copy(['a.txt'], '/etc/passwd')],
+    ['a destination through a symlink', copy(['a.txt'], '/lnk/')],
+    ['a name a lower layer deleted (overlay would make it opaque)', copy(['src'], '/gone')],
+    ['a heredoc', copy([], '/h', { inline: [{ name: 'h', content: 'x' }] })],
+  ];
+  for (const [name, op] of unusual) {
+    it(`leaves it to the mount: ${name}`, async () => {
+      const setup = await setUp();
+      const fast = await onStep(setup, (rootfs, lowers) => copyAsLayer(op, { rootfs, source: setup.context, what: 'test' }, lowers));
+      assert.equal(fast.result, undefined);
+    });
+  }
+});
+
+describe('listing a context directory', () => {
+  it('native/sys and the JS walk give the same entries', { skip: !sys() && 'native/sys is not built' }, async () => {
+    const dir = await tempDir('kiln-listdir-');
+    await mkdir(join(dir, 'd'));
+    await writeFile(join(dir, 'f'), 'x'.repeat(5000));
+    await link(join(dir, 'f'), join(dir, 'hard'));
+    await symlink('../somewhere/else', join(dir, 'ln'));
+    await writeFile(join(dir, 'é ü'), '');
+    await chmod(join(dir, 'é ü'), 0o4751);
+    await utimes(join(dir, 'd'), 1234567890.123456, -1.5);
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    const native = listDirectory(true)(dir, 'p/');
+    assert.deepEqual(native, listDirectory(false)(dir, 'p/'));
+    assert.deepEqual(native.map((e) => [e.path, e.type]), [['p/d', 'directory'], ['p/f', 'file'], ['p/fifo', 'other'], ['p/hard', 'file'], ['p/ln', 'symlink'], ['p/é ü', 'file']]);
+    assert.equal(native.find((e) => e.path === 'p/hard')?.inode, native.find((e) => e.path === 'p/f')?.inode);
+  });
+});
