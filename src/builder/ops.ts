@@ -396,10 +396,8 @@ async function presentBelow(lowers: readonly string[], rel: string): Promise<boo
   return false;
 }
 
-/** Orders layer paths as a walk of the tree does: each directory's names sorted, a directory before what is in it. */
-function walkOrder(a: string, b: string): number {
-  const x = a.split('/');
-  const y = b.split('/');
+/** Orders layer paths (as their names) as a walk of the tree does: each directory's names sorted, a directory before what is in it. */
+function walkOrder(x: readonly string[], y: readonly string[]): number {
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
     const p = x[i] as string;
     const q = y[i] as string;
@@ -457,26 +455,29 @@ export async function copyAsLayer(op: Extract<Operation, { kind: 'copy' }>, inpu
   refuseWhiteoutNames(copied.map((e) => e.header), what);
   if (!made) touchLast();
   const seen = new Set<string>();
-  const entries: CopiedEntry[] = [...directories];
+  const names = (path: string): string[] => path.replace(/\/$/, '').split('/');
+  const entries = directories.map((entry) => ({ entry, names: names(entry.header.path) }));
   for (const { header, from } of copied) {
     const rel = header.path.replace(/\/$/, '');
     const parts = rel.split('/');
-    if (seen.has(rel) || parts.some((p) => p === '' || p === '.' || p === '..' || Buffer.byteLength(p) > NAME_MAX)) return undefined;
+    if (seen.has(rel) || parts.some((p) => p === '' || p === '.' || p === '..' || (p.length > NAME_MAX / 3 && Buffer.byteLength(p) > NAME_MAX))) return undefined;
     seen.add(rel);
     const path = prefix + rel;
     if (MOUNT_POINTS.has(path) || Buffer.byteLength(rootfs) + 1 + Buffer.byteLength(path) > PATH_MAX) return undefined;
     if (!made && parts.length === 1 && (await presentBelow(lowers, path))) return undefined;
     const moved = { ...header, path: prefix + header.path, ...(header.type === 'hardlink' ? { linkname: prefix + (header.linkname ?? '') } : {}) };
-    entries.push(from === undefined ? { header: moved } : { header: moved, from });
+    entries.push({ entry: from === undefined ? { header: moved } : { header: moved, from }, names: names(moved.path) });
   }
-  entries.sort((a, b) => walkOrder(a.header.path.replace(/\/$/, ''), b.header.path.replace(/\/$/, '')));
+  // One source's entries come in walk order already; several sources' need sorting.
+  if (entries.some((e, i) => i > 0 && walkOrder((entries[i - 1] as typeof e).names, e.names) > 0)) entries.sort((a, b) => walkOrder(a.names, b.names));
   // A hardlink must follow the file it names, as a walk of the upper directory finds them.
   const files = new Set<string>();
-  for (const { header } of entries) {
+  for (const { entry: { header } } of entries) {
     if (header.type === 'file') files.add(header.path);
     else if (header.type === 'hardlink' && !files.has(header.linkname ?? '')) return undefined;
   }
-  return () => entries.map(withBody);
+  const ordered = entries.map((e) => e.entry);
+  return () => ordered.map(withBody);
 }
 
 /** WORKDIR: the directory exists afterwards; those it makes are the USER's, as BuildKit makes them. */
