@@ -14,6 +14,8 @@
 #   RUNS=5                      runs per workload (at least 5 for figures anyone should quote)
 #   WORKLOADS=small,stages      which workloads (default: all three)
 #   BASELINE=/path/to/checkout  another kiln checkout (built) timed as one more peer: before/after a change
+#   TMPDIR=/dev/shm             where the work directory goes (default /tmp): the stores, dockerd's data and
+#                               the contexts; on tmpfs, file creation costs no disk (ext4 slows it after mass deletes)
 # Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ runs=${RUNS:-5}
 workloads=${WORKLOADS:-small,copy20k,stages}
 baseline=${BASELINE:-}
 [ -z "$baseline" ] || [ -f "$baseline/bin/kiln" ] || { echo "BASELINE=$baseline: no bin/kiln there"; exit 1; }
-work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench.XXXXXX")
 kiln_bin=$PWD/bin/kiln
 now() { date +%s.%N; }
 # Seconds `"$@"` takes; its output is thrown away, a failure stops the bench.
