@@ -416,7 +416,8 @@ function walkOrder(x: readonly string[], y: readonly string[]): number {
  *
  * Returns a function making the entries (each call opens the files anew), or undefined when the copy is
  * not that plain: ADD, heredocs, a destination through a symlink, a name that the image has already (a
- * whiteout included) or that two sources both write, a path too long or odd. The caller copies through
+ * whiteout included) or that two sources both write, a name whose directory is left out, a path too long
+ * or odd. The caller copies through
  * the mount then, and diffs.
  */
 export async function copyAsLayer(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput, lowers: readonly string[]): Promise<(() => TarInput[]) | undefined> {
@@ -455,13 +456,18 @@ export async function copyAsLayer(op: Extract<Operation, { kind: 'copy' }>, inpu
   refuseWhiteoutNames(copied.map((e) => e.header), what);
   if (!made) touchLast();
   const seen = new Set<string>();
+  const copiedDirs = new Set<string>();
   const names = (path: string): string[] => path.replace(/\/$/, '').split('/');
   const entries = directories.map((entry) => ({ entry, names: names(entry.header.path) }));
   for (const { header, from } of copied) {
     const rel = header.path.replace(/\/$/, '');
     const parts = rel.split('/');
     if (seen.has(rel) || parts.some((p) => p === '' || p === '.' || p === '..' || (p.length > NAME_MAX / 3 && Buffer.byteLength(p) > NAME_MAX))) return undefined;
+    // A name whose directory is not copied (.dockerignore leaves it out, keeping what is below): the tar's
+    // apply makes that directory its own way.
+    if (parts.length > 1 && !copiedDirs.has(rel.slice(0, rel.lastIndexOf('/')))) return undefined;
     seen.add(rel);
+    if (header.type === 'directory') copiedDirs.add(rel);
     const path = prefix + rel;
     if (MOUNT_POINTS.has(path) || Buffer.byteLength(rootfs) + 1 + Buffer.byteLength(path) > PATH_MAX) return undefined;
     if (!made && parts.length === 1 && (await presentBelow(lowers, path))) return undefined;

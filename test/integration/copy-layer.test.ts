@@ -41,7 +41,7 @@ async function read(entries: AsyncIterable<TarInput> | Iterable<TarInput>): Prom
  * A base of two layers (the upper one deletes /gone and makes /lnk a symlink), a context of files,
  * directories, a symlink and hardlinks, with old times, so that a clamped layer tells each time apart.
  */
-async function setUp(): Promise<{ snapshots: Snapshotter; context: BuildContext; dir: string }> {
+async function setUp(): Promise<{ snapshots: Snapshotter; context: BuildContext; ignoring: BuildContext; dir: string }> {
   const dir = await tempDir('kiln-copy-layer-');
   const snapshots = new Snapshotter(dir, new MetaDb(join(dir, 'kiln.db')), 'overlay');
   await snapshots.prepare('tmp1', undefined);
@@ -69,7 +69,13 @@ async function setUp(): Promise<{ snapshots: Snapshotter; context: BuildContext;
   await symlink('sub/one', join(context, 'src', 'ln'));
   await chmod(join(context, 'src', 'z'), 0o640);
   for (const path of ['a.txt', 'src/z', 'src/sub/one', 'src/sub', 'src']) await utimes(join(context, path), CONTEXT_TIME, CONTEXT_TIME);
-  return { snapshots, context: await BuildContext.open(context, noCache), dir };
+  // A .dockerignore that leaves a directory out and keeps a file below it.
+  const ignoring = join(dir, 'ignoring');
+  await mkdir(join(ignoring, 'dir', 'sub'), { recursive: true });
+  await writeFile(join(ignoring, 'dir', 'sub', 'two'), '2\n');
+  await writeFile(join(ignoring, 'dir', 'one'), '1\n');
+  await writeFile(join(ignoring, '.dockerignore'), 'dir\n!dir/sub/two\n');
+  return { snapshots, context: await BuildContext.open(context, noCache), ignoring: await BuildContext.open(ignoring, noCache), dir };
 }
 
 /** An overlay whiteout (a 0/0 character device), which node:fs cannot make. */
@@ -127,6 +133,12 @@ describe('a COPY made into its layer without writing files', { skip: !isRoot && 
       assert.equal(fast.result, undefined);
     });
   }
+
+  it('leaves it to the mount: a file kept below a directory .dockerignore leaves out', async () => {
+    const setup = await setUp();
+    const fast = await onStep(setup, (rootfs, lowers) => copyAsLayer(copy(['.'], '/ctx/'), { rootfs, source: setup.ignoring, what: 'test' }, lowers));
+    assert.equal(fast.result, undefined);
+  });
 });
 
 describe('listing a context directory', () => {
