@@ -78,7 +78,7 @@ const TYPES: ReadonlyMap<number, EntryType> = new Map([[0o100000, 'file'], [0o04
  * Both give the same entries; a name that is not valid UTF-8 takes the JS way, which fails on it as before.
  */
 export function listDirectory(native: boolean): (dir: string, prefix: string) => ContextEntry[] {
-  const addon = native ? sys() : undefined;
+  const listdir = native ? sys()?.listdir : undefined;
   const byName = (a: ContextEntry, b: ContextEntry): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
   const portable = (dir: string, prefix: string): ContextEntry[] =>
     readdirSync(dir)
@@ -88,9 +88,9 @@ export function listDirectory(native: boolean): (dir: string, prefix: string) =>
         const st = lstatSync(full, { bigint: true });
         return describe(prefix + name, st, st.isSymbolicLink() ? readlinkSync(full) : undefined);
       });
-  if (!addon) return portable;
+  if (!listdir) return portable;
   return (dir, prefix) => {
-    const packed = addon.listdir(dir);
+    const packed = listdir(dir);
     const out: ContextEntry[] = [];
     for (let at = 0; at < packed.length; ) {
       const mode = packed.readUInt32LE(at);
@@ -189,7 +189,7 @@ export class BuildContext {
     const filtering = ignore.patterns.length > 0;
     const entries = new Map<string, ContextEntry>();
     entries.set('', describe('', rootStat));
-    const list = listDirectory(sys() !== undefined);
+    const list = listDirectory(true);
     const walk = async (dir: string, prefix: string, above: IgnoreState | undefined): Promise<void> => {
       for (const entry of list(dir, prefix)) {
         await pause();

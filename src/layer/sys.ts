@@ -11,8 +11,8 @@ export interface SysAddon {
   umount(target: string, flags: number): void;
   /** The attribute's value, undefined when the file has none of that name. */
   getxattr(path: string, name: string): string | undefined;
-  /** A directory's entries with their lstat, packed (see sys.c): one call for a whole directory. */
-  listdir(path: string): Buffer;
+  /** A directory's entries with their lstat, packed (see sys.c): one call for a whole directory. Absent from an addon built before it. */
+  listdir?(this: void, path: string): Buffer;
 }
 
 /** mount(2)'s and umount2(2)'s flags, from <sys/mount.h>. */
