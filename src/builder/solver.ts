@@ -13,7 +13,6 @@ import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
 import { type Image, type Layer, chainIds } from '../image/image.js';
 import { appendLayers, historyEntry, imageOf, setConfig, squash } from '../image/mutate.js';
-import { applyLayerOffThread } from '../layer/apply.js';
 import { overlayLayerEntries, treeLayerEntries } from '../layer/diff.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
@@ -482,10 +481,11 @@ export class Solver {
 
   /**
    * Runs an operation on a writable snapshot of the state; returns the layer of its changes and the
-   * snapshot of the tree after it. A plain COPY (see copyAsLayer) makes its layer from its sources and
-   * writes no file; its snapshot is made from that layer only when `worked` (a later step of the stage
-   * works on it), else when something needs it, as a pulled image's is (`unpack`): the files of a COPY
-   * that ends a stage are not written during the build.
+   * snapshot of the tree after it. A plain COPY (see copyAsLayer) that no later step of its stage works on
+   * (not `worked`) makes its layer from its sources and writes no file: its snapshot is made when something
+   * needs it, as a pulled image's is (`unpack`). A COPY that a later step works on writes its files through
+   * the mount, as any step: writing them from the layer instead costs a worker thread's start, more than a
+   * small copy takes.
    */
   private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void, worked: boolean): Promise<Executed> {
     const { snapshots, store } = this.options;
@@ -508,7 +508,7 @@ export class Solver {
         if (operation.kind === 'mkdir') await snapshots.writing(rootfs, () => runMkdir(operation, rootfs, what));
         else if (operation.kind === 'copy') {
           const input = { rootfs, source: await this.sourceTree(operation.from, cleanups), what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) };
-          copied = snapshots.driver === 'overlay' ? await copyAsLayer(operation, input, snapshots.lowerDirs(active)) : undefined;
+          copied = snapshots.driver === 'overlay' && !worked ? await copyAsLayer(operation, input, snapshots.lowerDirs(active)) : undefined;
           if (!copied) await snapshots.writing(rootfs, () => runCopy(operation, input));
         } else {
           const network = operation.network === 'default' ? this.options.defaultNetwork : operation.network;
@@ -536,19 +536,11 @@ export class Solver {
       const upper = snapshots.dir(active);
       const changes = copied ? copied() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, snapshots.lowerDirs(active)) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
-      const ingested = store.ingestLayer(this.options.lease, writeTar(clampTimes(changes, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
-      if (copied && !worked) {
-        const layer = store.storedLayer(await ingested);
+      const row = await store.ingestLayer(this.options.lease, writeTar(clampTimes(changes, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
+      if (copied) {
         done = true;
-        return { layer }; // no snapshot: it goes in the finally
+        return { layer: store.storedLayer(row) }; // no snapshot: it goes in the finally
       }
-      // The copy's files go into the upper directory as an unpack puts a layer's, on a thread of their own.
-      const applied = copied && snapshots.writing(upper, () => applyLayerOffThread(upper, writeTar(clampTimes((copied as () => TarInput[])(), this.options.epoch)), { whiteouts: snapshots.whiteouts, what }));
-      // Both settle before the finally may remove the snapshot under the applying thread.
-      const [stored, written] = await Promise.allSettled([ingested, applied]);
-      if (stored.status === 'rejected') throw stored.reason;
-      if (written.status === 'rejected') throw written.reason;
-      const row = stored.value;
       const chain = chainIds([...state.config.rootfs.diff_ids, row.diffId]).at(-1) as Digest;
       const key = snapshots.layerKey(chain);
       if (!snapshots.has(key)) {
