@@ -16,7 +16,7 @@
 //   uses a cache only with the bundle it was made from (V8 itself checks only the source's length).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,6 +187,28 @@ const kiln = resolve(repo, 'bin', 'kiln');
 const checkTopLevel = resolve(repo, 'scripts', 'bundle-top-level.cjs');
 execFileSync(process.execPath, ['--require', checkTopLevel, kiln, 'version'], { env: { ...process.env, KILN_CODE_CACHE_OUT: cache }, stdio: ['ignore', 'ignore', 'inherit'] });
 
+/**
+ * `kiln build`'s own cache, made by the second of two builds of a two-stage Dockerfile (no RUN: a build
+ * here must not need a runtime), so that V8 has compiled what a fully cached build runs, the most
+ * frequent build: its checks, plan, cache lookups and progress. A build needs root; without it the
+ * common cache serves.
+ */
+async function buildCache(store) {
+  if (process.getuid?.() !== 0) return;
+  const context = join(store, 'context');
+  await mkdir(context);
+  await writeFile(join(context, 'a.txt'), 'a\n');
+  await writeFile(join(context, 'Dockerfile'), ['FROM cache:warm AS one', 'ARG N=1', 'ENV A=$N', 'WORKDIR /app', 'COPY a.txt .', 'FROM cache:warm', 'LABEL n=1', 'COPY --from=one /app /app', 'CMD ["cat", "/app/a.txt"]', ''].join('\n'));
+  const build = [kiln, '--root', join(store, 'root'), 'build', '--network', 'none', '-t', 'cache:build', context];
+  try {
+    execFileSync(process.execPath, build, { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(process.execPath, build, { env: { ...process.env, KILN_CODE_CACHE_OUT: `${outfile}.build.cache` }, stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    // The store's file system may not take the build's snapshots: builds then start without a cache of their own.
+    process.stderr.write(`kiln: no code cache of its own for kiln build (${String(err.stderr ?? err.message).trim().split('\n').at(-1)})\n`);
+  }
+}
+
 // The commands with a cache of their own (see bin/kiln), each made by running it on a store of one image
 // (an empty layer, imported from an empty tar), so that V8 has compiled what it runs for every image.
 const OWN_CACHE = [['images'], ['inspect', 'cache:warm']];
@@ -198,6 +220,7 @@ try {
   for (const args of OWN_CACHE) {
     execFileSync(process.execPath, [kiln, '--root', join(store, 'root'), ...args], { env: { ...process.env, KILN_CODE_CACHE_OUT: `${outfile}.${args[0]}.cache` }, stdio: ['ignore', 'ignore', 'inherit'] });
   }
+  await buildCache(store);
 } finally {
   await rm(store, { recursive: true, force: true });
 }
