@@ -66,11 +66,14 @@ function directStdout(): Stdout {
   return direct;
 }
 
-/** Whether descriptor 1 is a file, a pipe or a socket (a terminal, or none, gets Node's stream). */
+/**
+ * Whether descriptor 1 is a file, a pipe, a socket or one of Linux's memory devices (`> /dev/null`, major
+ * number 1, never a terminal); a terminal, or none, gets Node's stream.
+ */
 function writesDirectly(): boolean {
   try {
     const kind = fstatSync(1);
-    return kind.isFile() || kind.isFIFO() || kind.isSocket();
+    return kind.isFile() || kind.isFIFO() || kind.isSocket() || (kind.isCharacterDevice() && (kind.rdev >> 8 & 0xfff) === 1);
   } catch {
     return false;
   }
