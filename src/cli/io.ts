@@ -13,19 +13,20 @@ type Stdout = Io['stdout'];
 type WriteDone = (err?: Error | null) => void;
 
 /**
- * Standard output when it is a file, a pipe or a socket: text goes straight to descriptor 1 with
- * writeSync, as Node's own stream would write it there (synchronously, on Linux), without making that
+ * Standard output or error when it is a file, a pipe or a socket: text goes straight to the descriptor
+ * with writeSync, as Node's own stream would write it there (synchronously, on Linux), without making that
  * stream, which loads Node's net and stream modules (some thirty, a few ms of every command that
- * prints). Anything else asked of it (piping into it, an event other than 'error', a property) makes the
- * stream, which then takes every later write, after what was already written; so does a descriptor that
- * its opener made non-blocking (EAGAIN), which the stream knows how to wait on.
+ * prints, and of every build's progress). It is no terminal (isTTY is false). Anything else asked of it
+ * (piping into it, an event other than 'error', another property) makes the stream, which then takes
+ * every later write, after what was already written; so does a descriptor that its opener made
+ * non-blocking (EAGAIN), which the stream knows how to wait on.
  */
-function directStdout(): Stdout {
+function directOutput(fd: 1 | 2, nodeStream: () => NodeJS.WriteStream): Stdout {
   let stream: NodeJS.WriteStream | undefined;
   const errorListeners: ((err: Error) => void)[] = [];
   const made = (): NodeJS.WriteStream => {
     if (!stream) {
-      stream = process.stdout;
+      stream = nodeStream();
       for (const listener of errorListeners) stream.on('error', listener);
     }
     return stream;
@@ -36,7 +37,7 @@ function directStdout(): Stdout {
     const data = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk;
     let written = 0;
     try {
-      while (written < data.length) written += writeSync(1, data, written);
+      while (written < data.length) written += writeSync(fd, data, written);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return made().write(data.subarray(written), done);
       // As the stream reports a failed write (EPIPE when the reader went away): to its 'error' listeners.
@@ -50,6 +51,7 @@ function directStdout(): Stdout {
   const direct: Stdout = new Proxy({} as Stdout, {
     get(_, key) {
       if (key === 'write') return write;
+      if (key === 'isTTY' && !stream) return false;
       if (key === 'on' && !stream) {
         return (event: string, listener: (...args: unknown[]) => void) => {
           if (event === 'error') errorListeners.push(listener);
@@ -67,12 +69,12 @@ function directStdout(): Stdout {
 }
 
 /**
- * Whether descriptor 1 is a file, a pipe, a socket or one of Linux's memory devices (`> /dev/null`, major
+ * Whether a descriptor is a file, a pipe, a socket or one of Linux's memory devices (`> /dev/null`, major
  * number 1, never a terminal); a terminal, or none, gets Node's stream.
  */
-function writesDirectly(): boolean {
+function writesDirectly(fd: 1 | 2): boolean {
   try {
-    const kind = fstatSync(1);
+    const kind = fstatSync(fd);
     return kind.isFile() || kind.isFIFO() || kind.isSocket() || (kind.isCharacterDevice() && (kind.rdev >> 8 & 0xfff) === 1);
   } catch {
     return false;
@@ -80,17 +82,19 @@ function writesDirectly(): boolean {
 }
 
 let stdout: Stdout | undefined;
+let stderr: Io['stderr'] | undefined;
 
 /** The process's streams, each made when first used (standard input's costs a few ms, and few commands read it). */
 export const processIo: Io = {
   get stdout() {
     if (!stdout) {
-      stdout = writesDirectly() ? directStdout() : process.stdout;
+      stdout = writesDirectly(1) ? directOutput(1, () => process.stdout) : process.stdout;
     }
     return stdout;
   },
   get stderr() {
-    return process.stderr;
+    stderr ??= writesDirectly(2) ? directOutput(2, () => process.stderr) : process.stderr;
+    return stderr;
   },
   get stdin() {
     return process.stdin;
