@@ -84,6 +84,39 @@ function writesDirectly(fd: 1 | 2): boolean {
 let stdout: Stdout | undefined;
 let stderr: Io['stderr'] | undefined;
 
+/**
+ * Node's process.stdout and process.stderr, once anything (kiln's Io, a runtime forwarding a container's
+ * output) has made them: such a stream to a pipe may hold bytes the pipe could not take yet, which
+ * process.exit would drop (see exitWhenWritten). Node makes each at its first read of the property,
+ * which is watched here instead of made.
+ */
+const nodeStreams: NodeJS.WriteStream[] = [];
+for (const name of ['stdout', 'stderr'] as const) {
+  const property = Object.getOwnPropertyDescriptor(process, name);
+  const make = property?.get?.bind(process);
+  if (!make || !property?.configurable) continue;
+  Object.defineProperty(process, name, {
+    ...property,
+    get() {
+      const stream = make() as NodeJS.WriteStream;
+      if (!nodeStreams.includes(stream)) nodeStreams.push(stream);
+      return stream;
+    },
+  });
+}
+
+/**
+ * Ends the process with a command's exit code once what it wrote is written: at once (process.exit)
+ * unless a stream still queues output, then as Node ends a process, when nothing is left to do. Ending
+ * at once spares Node's tear-down of the heap (some ms after every command; more after a big one). What
+ * a command started and awaited is done by then; what it left undone is what a kill at this moment
+ * would leave, which the store survives (see the kill -9 tests).
+ */
+export function exitWhenWritten(code: number): void {
+  if (nodeStreams.some((stream) => stream.writableLength > 0)) process.exitCode = code;
+  else process.exit(code);
+}
+
 /** The process's streams, each made when first used (standard input's costs a few ms, and few commands read it). */
 export const processIo: Io = {
   get stdout() {

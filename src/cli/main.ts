@@ -3,6 +3,8 @@ import { KilnError, fileWriteError } from '../errors.js';
 import { KILN_VERSION } from '../engine/version.js';
 import { type CommandContext, createContext } from './context.js';
 import { type Io, processIo } from './io.js';
+
+export { exitWhenWritten } from './io.js';
 import { withTypeScriptSources } from './stack.js';
 
 /** Go-style `-H=false` becomes `-H false`, which commander understands. */
