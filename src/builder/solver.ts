@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
@@ -507,7 +507,7 @@ export class Solver {
       try {
         if (operation.kind === 'mkdir') await snapshots.writing(rootfs, () => runMkdir(operation, rootfs, what));
         else if (operation.kind === 'copy') {
-          const input = { rootfs, source: await this.sourceTree(operation.from, cleanups), what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) };
+          const input = { rootfs, source: await this.sourceTree(operation.from, operation.sources, cleanups), what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) };
           copied = snapshots.driver === 'overlay' && !worked ? await copyAsLayer(operation, input, snapshots.lowerDirs(active)) : undefined;
           if (!copied) await snapshots.writing(rootfs, () => runCopy(operation, input));
         } else {
@@ -588,9 +588,22 @@ export class Solver {
     return target;
   }
 
-  private async sourceTree(source: Source, cleanups: (() => Promise<void>)[]): Promise<SourceTree> {
+  /**
+   * The tree a COPY reads `sources` from. From an image or a stage, when one layer snapshot alone holds
+   * every source (see soleHolder; a stage's RUN that made /out, copied by a later stage), that snapshot's
+   * directory: a view's mount, unmount and records would cost more than the copy. Else a view of the tree.
+   */
+  private async sourceTree(source: Source, sources: readonly string[], cleanups: (() => Promise<void>)[]): Promise<SourceTree> {
     if (source.kind === 'context') return this.options.context;
     const imageId = source.kind === 'image' ? this.imageIdOf(source.ref) : (await this.stage(source.index)).imageId;
+    const { snapshots } = this.options;
+    const top = snapshots.driver === 'overlay' && imageId ? await this.options.unpack(imageId) : undefined;
+    const paths = sources.map((s) => posix.normalize(`/${s}`));
+    if (top !== undefined && paths.every((p) => !/[*?[\\]/.test(p))) {
+      const holders = new Set(await Promise.all(paths.map((p) => snapshots.soleHolder(top, p))));
+      const [holder] = holders;
+      if (holders.size === 1 && holder !== undefined) return new DirectorySource(holder);
+    }
     return new DirectorySource(await this.viewOf(imageId, cleanups));
   }
 

@@ -65,6 +65,28 @@ export class Snapshotter {
     return this.chain(key).slice(1).map((row) => join(this.root, String(row.dir), 'fs'));
   }
 
+  /**
+   * The own directory of the one snapshot of `key`'s chain (itself or a parent) that holds `path` (absolute,
+   * normalized) whole, if one does: the path's first component is in that snapshot's tree and in no other
+   * of the chain (not even as a whiteout), and no component on the way is a symlink. Below that component an
+   * overlay of the chain shows that directory's tree as it is, so it can be read without mounting one
+   * (overlay only; kiln's mounts make no redirects or metacopy files, as overlayLayerEntries also relies on).
+   */
+  async soleHolder(key: string, path: string): Promise<string | undefined> {
+    const parts = path.split('/').filter((p) => p !== '');
+    const first = parts[0];
+    if (this.driver !== 'overlay' || first === undefined || parts.includes('..')) return undefined;
+    const dirs = [this.dir(key), ...this.lowerDirs(key)];
+    const holders = (await Promise.all(dirs.map(async (dir) => ((await lstat(join(dir, first)).catch(() => undefined)) ? dir : undefined)))).filter((dir) => dir !== undefined);
+    const [holder] = holders;
+    if (holder === undefined || holders.length > 1) return undefined;
+    for (let i = 1; i <= parts.length; i++) {
+      const st = await lstat(join(holder, ...parts.slice(0, i))).catch(() => undefined);
+      if (!st || st.isSymbolicLink() || (i < parts.length && !st.isDirectory()) || st.isCharacterDevice()) return undefined;
+    }
+    return holder;
+  }
+
   /** The key of the committed snapshot holding a layer chain (its chain ID), shared by every image with that chain. */
   layerKey(chainId: string): string {
     return `${this.driver}:${chainId}`;

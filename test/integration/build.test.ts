@@ -108,6 +108,31 @@ describe("kiln build: BuildKit's results where the classic builder's differ", { 
     assert.equal(files.get('/home')?.owner, '0:0');
   });
 
+  it('COPY --from reads a path one layer of the stage holds, one spread over its layers, and one through a symlink, each whole', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({
+      name: 'copy-from-layers',
+      buildkit: false,
+      dockerfile: [
+        'FROM busybox AS build',
+        'RUN mkdir /out && echo a > /out/a && ln -s /out /link',
+        'RUN echo b > /out/b && mkdir /solo && echo s > /solo/s && chown 7:8 /solo/s && chmod 640 /solo/s',
+        'FROM busybox',
+        'COPY --from=build /out /spread',
+        'COPY --from=build /solo /solo',
+        'COPY --from=build /link/a /through-link',
+        'COPY --from=build /out/a /solo /both/',
+        'COPY --from=busybox /bin/busybox /bb',
+        '',
+      ].join('\n'),
+    });
+    const { files } = await buildAndRead(kiln, context, 'layers:1');
+    for (const path of ['/spread/a', '/spread/b', '/solo/s', '/through-link', '/both/a', '/both/s', '/bb']) assert.equal(files.get(path)?.type, 'file', path);
+    assert.equal(files.get('/through-link')?.content, files.get('/spread/a')?.content);
+    assert.deepEqual([files.get('/solo/s')?.owner, files.get('/solo/s')?.mode, files.get('/both/s')?.owner], ['7:8', '640', '7:8']);
+    assert.equal(files.get('/bb')?.size, files.get('/bin/busybox')?.size);
+  });
+
   it('a three-stage build lists only its result in images; images -a and the cache keep the stages', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext({

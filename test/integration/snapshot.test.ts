@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { overlayLayerEntries } from '../../src/layer/diff.js';
@@ -61,6 +61,41 @@ describe('snapshots', { skip: !isRoot && 'mounting needs root' }, () => {
       assert.equal(snapshots.list().length, 129);
     });
   }
+
+  it('soleHolder: the one layer that holds a path whole, else none (in two layers, under a whiteout, through a symlink)', async () => {
+    const snapshots = await newSnapshotter('overlay');
+    const layer = async (name: string, parent: string | undefined, make: (dir: string) => Promise<void>): Promise<string> => {
+      await snapshots.prepare(`tmp-${name}`, parent);
+      await make(snapshots.dir(`tmp-${name}`));
+      snapshots.commit(name, `tmp-${name}`);
+      return snapshots.dir(name);
+    };
+    const base = await layer('base', undefined, async (dir) => {
+      await mkdir(join(dir, 'etc'));
+      await mkdir(join(dir, 'gone'));
+      await writeFile(join(dir, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+    });
+    const middle = await layer('middle', 'base', async (dir) => {
+      await mkdir(join(dir, 'out', 'deep'), { recursive: true });
+      await writeFile(join(dir, 'out', 'deep', 'f'), 'f');
+      await mkdir(join(dir, 'etc'));
+      await writeFile(join(dir, 'etc', 'added'), 'a');
+      await symlink('/out', join(dir, 'link'));
+    });
+    await layer('top', 'middle', async (dir) => {
+      execFileSync('mknod', [join(dir, 'gone'), 'c', '0', '0']); // the whiteout of the base's directory
+      await mkdir(join(dir, 'made'));
+    });
+    assert.equal(await snapshots.soleHolder('top', '/out'), middle);
+    assert.equal(await snapshots.soleHolder('top', '/out/deep/f'), middle);
+    assert.equal(await snapshots.soleHolder('top', '/made'), snapshots.dir('top'));
+    assert.equal(await snapshots.soleHolder('middle', '/etc/passwd'), undefined, 'etc is in two layers: only a merged view has both files');
+    assert.equal(await snapshots.soleHolder('base', '/etc/passwd'), base);
+    assert.equal(await snapshots.soleHolder('top', '/gone'), undefined, 'whited out above');
+    assert.equal(await snapshots.soleHolder('top', '/link/deep'), undefined, 'a symlink resolves in the merged tree');
+    assert.equal(await snapshots.soleHolder('top', '/out/missing'), undefined);
+    assert.equal(await snapshots.soleHolder('top', '/'), undefined);
+  });
 
   it('shares committed snapshots: a view on a parent does not copy it (overlay)', async () => {
     const snapshots = await newSnapshotter('overlay');
