@@ -2,7 +2,7 @@ import { optionalAddon } from './addon.js';
 
 /**
  * native/sys/sys.c: mount(2), umount2(2) and lgetxattr(2) as calls, where util-linux's mount and umount
- * and attr's getfattr cost a process each (a build step made three). Each throws an Error whose `code`
+ * and attr's getfattr cost a process each (a build step made three); and posix_spawn(3), cheaper than Node's fork. Each throws an Error whose `code`
  * is the errno's name.
  */
 export interface SysAddon {
@@ -13,6 +13,13 @@ export interface SysAddon {
   getxattr(path: string, name: string): string | undefined;
   /** A directory's entries with their lstat, packed (see sys.c): one call for a whole directory. Absent from an addon built before it. */
   listdir?(this: void, path: string): Buffer;
+  /**
+   * posix_spawnp(3) of `file` with `args` (args[0] included): stdin /dev/null, stdout and stderr pipes;
+   * returns the pid and the pipes' read ends. Absent from an addon built before it.
+   */
+  spawn?(this: void, file: string, args: readonly string[]): [number, number, number];
+  /** waitpid(2) without waiting: undefined while `pid` runs, else its exit code (-1 when killed) and the signal that killed it (0 when none). */
+  reap?(this: void, pid: number): [number, number] | undefined;
 }
 
 /** mount(2)'s and umount2(2)'s flags, from <sys/mount.h>. */

@@ -93,7 +93,15 @@ export interface BundleStdio {
   readonly output?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   /** Kills the container when aborted (a build whose client went away). */
   readonly signal?: AbortSignal;
+  /**
+   * Starts the runtime when stdin is 'ignore' and the output goes to `output`, in place of Node's spawn
+   * (a build step's: see builder/spawn.ts); undefined from it means Node's spawn.
+   */
+  readonly spawn?: (file: string, args: readonly string[]) => RuntimeChild | undefined;
 }
+
+/** What kiln uses of a runtime's process: Node's ChildProcess has it, and so has one of BundleStdio's `spawn`. */
+export type RuntimeChild = Pick<ChildProcess, 'stdin' | 'stdout' | 'stderr' | 'kill' | 'on'>;
 
 export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): Promise<number> {
   stdio.signal?.throwIfAborted();
@@ -176,14 +184,15 @@ function supervisedTerminal(stdio: BundleStdio): boolean {
  * under util-linux's `script`, whose pseudo-terminal is put in raw mode at the console size first (runc
  * would set raw mode too, but only later: input arriving before would be echoed and an EOF lost).
  */
-function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): ChildProcess {
+function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): RuntimeChild {
   const stdin = stdio.stdin === 'inherit' ? 'inherit' : stdio.stdin === 'ignore' ? 'ignore' : 'pipe';
   if (supervisedTerminal(stdio)) {
     const size = (spec as { process?: { consoleSize?: ConsoleSize } }).process?.consoleSize ?? { height: 24, width: 80 };
     return underScript(`${runtime} run --bundle ${shellQuote(bundle)} ${shellQuote(id)}`, size, join(bundle, RUNTIME_ERRORS));
   }
   if (stdio.tty) return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: 'inherit' });
-  return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
+  const piped = stdin === 'ignore' && stdio.output && stdio.spawn ? stdio.spawn(runtime, ['run', '--bundle', bundle, id]) : undefined;
+  return piped ?? spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
 }
 
 /**
@@ -269,7 +278,7 @@ export async function resizeExecTerminal(pidFile: string, size: ConsoleSize): Pr
 }
 
 /** Passes SIGINT and SIGTERM sent to kiln on to a runtime child (which passes them to its process); returns the undo. */
-function forwardSignals(child: ChildProcess): () => void {
+function forwardSignals(child: Pick<RuntimeChild, 'kill'>): () => void {
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
   const onInt = forward('SIGINT');
   const onTerm = forward('SIGTERM');

@@ -1,0 +1,76 @@
+import { EventEmitter } from 'node:events';
+import { Socket } from 'node:net';
+import { constants } from 'node:os';
+import { sys } from '../layer/sys.js';
+import type { RuntimeChild } from '../runtime/runtime.js';
+
+const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
+
+/**
+ * Starts `file` (searched in PATH) with `args`, its stdin /dev/null and its stdout and stderr pipes to
+ * read, through native/sys's posix_spawn: Node's spawn forks kiln, and copying the page tables of a
+ * 60-100 MB process blocks its thread 5-10 ms on a busy machine, once per RUN step; posix_spawn runs the
+ * child in kiln's memory until it execs. Undefined when the addon lacks it (one built before): Node's
+ * spawn then (runBundle's `spawn`). Behaves as Node's child for what kiln uses: a failed start is an 'error' event (ENOENT,
+ * Node's words), 'exit' comes with the code or the signal, after the output is read to its end.
+ */
+export function spawnPiped(file: string, args: readonly string[]): RuntimeChild | undefined {
+  const addon = sys();
+  if (!addon?.spawn || !addon.reap) return undefined;
+  const { spawn, reap } = addon;
+  const events = new EventEmitter();
+  let spawned: [number, number, number];
+  try {
+    spawned = spawn(file, [file, ...args]);
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? 'EIO';
+    const error = Object.assign(new Error(`spawn ${file} ${code}`), { code, syscall: `spawn ${file}`, path: file, spawnargs: [...args] });
+    process.nextTick(() => events.emit('error', error));
+    return Object.assign(events, { stdin: null, stdout: null, stderr: null, kill: () => false }) as unknown as RuntimeChild;
+  }
+  const [pid, outFd, errFd] = spawned;
+  const stdout = new Socket({ fd: outFd, readable: true, writable: false });
+  const stderr = new Socket({ fd: errFd, readable: true, writable: false });
+  let ended: [number, number] | undefined;
+  // 'exit' once the process is reaped and both pipes are read to their end.
+  let waiting = 3;
+  const settle = (): void => {
+    if (--waiting > 0 || !ended) return;
+    const [code, signal] = ended;
+    events.emit('exit', signal === 0 ? code : null, signal === 0 ? null : (SIGNAL_NAMES.get(signal) ?? null));
+  };
+  stdout.on('close', settle);
+  stderr.on('close', settle);
+  // SIGCHLD tells that some child ended; each such child reaps its own pid only (Node's reap theirs).
+  // Node's signal listeners keep no process alive: the timer does, until the reap (and looks itself, rarely).
+  const alive = setInterval(() => onChild(), 500);
+  const stop = (): void => {
+    process.off('SIGCHLD', onChild);
+    clearInterval(alive);
+  };
+  const onChild = (): void => {
+    if (ended) return;
+    try {
+      ended = reap(pid);
+    } catch (err) {
+      stop();
+      events.emit('error', err); // not kiln's child any more: nothing else reaps those
+      return;
+    }
+    if (!ended) return;
+    stop();
+    settle();
+  };
+  process.on('SIGCHLD', onChild);
+  onChild(); // it may have ended before the listener was there
+  const kill = (signal: NodeJS.Signals = 'SIGTERM'): boolean => {
+    if (ended) return false;
+    try {
+      process.kill(pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return Object.assign(events, { stdin: null, stdout, stderr, kill }) as unknown as RuntimeChild;
+}
