@@ -14,10 +14,12 @@
  *   (seconds, to the millisecond, as Node's Number(mtimeMs) / 1000); u16 lengths of the name, of the
  *   stat key and of the link target; then those bytes. The stat key is Node's BigIntStats
  *   `dev:ino:size:mtimeNs:ctimeNs` in decimal.
- * - spawn(file, args) -> [pid, stdout, stderr]: posix_spawnp(3) of `file` (searched in PATH) with `args`
- *   (args[0] included), stdin /dev/null, stdout and stderr pipes whose read ends come back, signals at
- *   their defaults. glibc's posix_spawn runs the child in the parent's memory until it execs (a vfork),
- *   where Node's spawn forks: copying the page tables of a 60-100 MB process blocks its thread 5-10 ms.
+ * - spawn(file, args, flags) -> [pid, stdin, stdout, stderr]: posix_spawnp(3) of `file` (searched in
+ *   PATH) with `args` (args[0] included), signals at their defaults. Its stdin is /dev/null, or with flag 1
+ *   a pipe whose write end comes back; its stdout and stderr /dev/null, or with flag 2 pipes whose read
+ *   ends come back (-1 for those not asked for); flag 4: in a new session (Node's `detached`). glibc's
+ *   posix_spawn runs the child in the parent's memory until it execs (a vfork), where Node's spawn forks:
+ *   copying the page tables of a 60-100 MB process blocks its thread 5-10 ms.
  * - reap(pid) -> undefined | [code, signal]: waitpid(2) without waiting: undefined while the child runs,
  *   else its exit code (-1 when killed) and the signal that killed it (0 when none).
  */
@@ -258,18 +260,24 @@ extern char **environ;
 
 #define MAX_ARGS 1024
 
+#define SPAWN_STDIN_PIPE 1
+#define SPAWN_OUTPUT_PIPES 2
+#define SPAWN_SESSION 4
+
 static napi_value spawn_call(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], result = NULL;
+  size_t argc = 3;
+  napi_value argv[3], result = NULL;
   static char file[PATH_BYTES];
   int has_file;
+  int32_t flags;
   uint32_t count = 0;
   bool is_array = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
       !string_arg(env, argv[0], file, sizeof file, 0, &has_file) ||
       napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
-      napi_get_array_length(env, argv[1], &count) != napi_ok || count == 0 || count > MAX_ARGS) {
-    napi_throw_type_error(env, NULL, "sys: spawn(file, args)");
+      napi_get_array_length(env, argv[1], &count) != napi_ok || count == 0 || count > MAX_ARGS ||
+      napi_get_value_int32(env, argv[2], &flags) != napi_ok) {
+    napi_throw_type_error(env, NULL, "sys: spawn(file, args, flags)");
     return NULL;
   }
   char **args = calloc(count + 1, sizeof *args);
@@ -282,11 +290,12 @@ static napi_value spawn_call(napi_env env, napi_callback_info info) {
          (args[i] = malloc(length + 1)) != NULL &&
          napi_get_value_string_utf8(env, item, args[i], length + 1, &length) == napi_ok;
   }
-  int out[2] = {-1, -1}, err[2] = {-1, -1}, error = 0;
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, error = 0;
   pid_t pid = 0;
   if (!ok) {
-    napi_throw_type_error(env, NULL, "sys: spawn(file, args): the arguments must be strings");
-  } else if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    napi_throw_type_error(env, NULL, "sys: spawn(file, args, flags): the arguments must be strings");
+  } else if (((flags & SPAWN_STDIN_PIPE) && pipe2(in, O_CLOEXEC) != 0) ||
+             ((flags & SPAWN_OUTPUT_PIPES) && (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0))) {
     error = errno;
   } else {
     posix_spawn_file_actions_t actions;
@@ -295,33 +304,43 @@ static napi_value spawn_call(napi_env env, napi_callback_info info) {
     sigfillset(&all);
     sigemptyset(&none);
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+    if (flags & SPAWN_STDIN_PIPE) posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+    else posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    if (flags & SPAWN_OUTPUT_PIPES) {
+      posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+      posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+    } else {
+      posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+      posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    }
     posix_spawnattr_init(&attributes);
     posix_spawnattr_setsigdefault(&attributes, &all);
     posix_spawnattr_setsigmask(&attributes, &none);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | ((flags & SPAWN_SESSION) ? POSIX_SPAWN_SETSID : 0));
     error = posix_spawnp(&pid, file, &actions, &attributes, args, environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attributes);
   }
   for (uint32_t i = 0; args != NULL && i < count; i++) free(args[i]);
   free(args);
+  /* The child's ends are the child's alone. */
+  if (in[0] >= 0) close(in[0]);
   if (out[1] >= 0) close(out[1]);
   if (err[1] >= 0) close(err[1]);
   if (!ok || error != 0) {
+    if (in[1] >= 0) close(in[1]);
     if (out[0] >= 0) close(out[0]);
     if (err[0] >= 0) close(err[0]);
     if (ok) throw_errno(env, error, "spawn", file);
     return NULL;
   }
-  napi_value values[3];
-  napi_create_array_with_length(env, 3, &result);
+  napi_value values[4];
+  napi_create_array_with_length(env, 4, &result);
   napi_create_int32(env, pid, &values[0]);
-  napi_create_int32(env, out[0], &values[1]);
-  napi_create_int32(env, err[0], &values[2]);
-  for (uint32_t i = 0; i < 3; i++) napi_set_element(env, result, i, values[i]);
+  napi_create_int32(env, in[1], &values[1]);
+  napi_create_int32(env, out[0], &values[2]);
+  napi_create_int32(env, err[0], &values[3]);
+  for (uint32_t i = 0; i < 4; i++) napi_set_element(env, result, i, values[i]);
   return result;
 }
 

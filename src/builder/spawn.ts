@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
-import { sys } from '../layer/sys.js';
+import type { Writable } from 'node:stream';
+import { SPAWN_OUTPUT_PIPES, SPAWN_SESSION, SPAWN_STDIN_PIPE, sys } from '../layer/sys.js';
 import type { RuntimeChild } from '../runtime/runtime.js';
 
 const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
@@ -19,16 +20,16 @@ export function spawnPiped(file: string, args: readonly string[]): RuntimeChild 
   if (!addon?.spawn || !addon.reap) return undefined;
   const { spawn, reap } = addon;
   const events = new EventEmitter();
-  let spawned: [number, number, number];
+  let spawned: [number, number, number, number];
   try {
-    spawned = spawn(file, [file, ...args]);
+    spawned = spawn(file, [file, ...args], SPAWN_OUTPUT_PIPES);
   } catch (err) {
     const code = (err as { code?: string }).code ?? 'EIO';
     const error = Object.assign(new Error(`spawn ${file} ${code}`), { code, syscall: `spawn ${file}`, path: file, spawnargs: [...args] });
     process.nextTick(() => events.emit('error', error));
     return Object.assign(events, { stdin: null, stdout: null, stderr: null, kill: () => false }) as unknown as RuntimeChild;
   }
-  const [pid, outFd, errFd] = spawned;
+  const [pid, , outFd, errFd] = spawned;
   const stdout = new Socket({ fd: outFd, readable: true, writable: false });
   const stderr = new Socket({ fd: errFd, readable: true, writable: false });
   let ended: [number, number] | undefined;
@@ -73,4 +74,20 @@ export function spawnPiped(file: string, args: readonly string[]): RuntimeChild 
     }
   };
   return Object.assign(events, { stdin: null, stdout, stderr, kill }) as unknown as RuntimeChild;
+}
+
+/** The guard's start (see runtime/guard.ts) through native/sys's posix_spawn, for the reason above. */
+export function startGuard(file: string, args: readonly string[]): Writable | undefined {
+  const spawn = sys()?.spawn;
+  if (!spawn) return undefined;
+  let stdinFd: number;
+  try {
+    [, stdinFd] = spawn(file, [file, ...args], SPAWN_STDIN_PIPE | SPAWN_SESSION);
+  } catch {
+    return undefined; // Node's spawn tries, and tells no one either
+  }
+  const stdin = new Socket({ fd: stdinFd, readable: false, writable: true });
+  stdin.on('error', () => undefined);
+  stdin.unref();
+  return stdin;
 }

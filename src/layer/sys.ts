@@ -14,10 +14,11 @@ export interface SysAddon {
   /** A directory's entries with their lstat, packed (see sys.c): one call for a whole directory. Absent from an addon built before it. */
   listdir?(this: void, path: string): Buffer;
   /**
-   * posix_spawnp(3) of `file` with `args` (args[0] included): stdin /dev/null, stdout and stderr pipes;
-   * returns the pid and the pipes' read ends. Absent from an addon built before it.
+   * posix_spawnp(3) of `file` with `args` (args[0] included), its stdio /dev/null but for the pipes
+   * `flags` ask for (SPAWN_*); returns the pid, stdin's write end, stdout's and stderr's read ends (-1 for
+   * those not asked for). Absent from an addon built before it.
    */
-  spawn?(this: void, file: string, args: readonly string[]): [number, number, number];
+  spawn?(this: void, file: string, args: readonly string[], flags: number): [number, number, number, number];
   /** waitpid(2) without waiting: undefined while `pid` runs, else its exit code (-1 when killed) and the signal that killed it (0 when none). */
   reap?(this: void, pid: number): [number, number] | undefined;
 }
@@ -27,6 +28,11 @@ export const MS_RDONLY = 1;
 export const MS_REMOUNT = 32;
 export const MS_BIND = 4096;
 export const MNT_DETACH = 2;
+
+/** spawn's flags (sys.c): a pipe to the child's stdin; pipes from its stdout and stderr; a new session (Node's `detached`). */
+export const SPAWN_STDIN_PIPE = 1;
+export const SPAWN_OUTPUT_PIPES = 2;
+export const SPAWN_SESSION = 4;
 
 /**
  * The addon `npm ci` builds from native/sys (it needs no library, only a C compiler and Node's headers);

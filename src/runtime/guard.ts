@@ -1,5 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 
 /**
  * What kiln sets up outside its own process — a mount, a runtime container — must not outlive it when it
@@ -21,29 +22,39 @@ done
 for id in $(printf '%s\\n' "\${!undo[@]}" | sort -rn); do eval "\${undo[$id]}"; done
 `;
 
-let guard: { readonly child: ChildProcess; next: number } | undefined;
+let guard: { readonly stdin: Writable | null; next: number } | undefined;
 
-function started(): { readonly child: ChildProcess; next: number } | undefined {
-  if (!guard) {
-    const child = spawn('bash', ['-c', SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
-    child.on('error', () => undefined); // no bash: nothing is guarded, as before there was a guard
-    child.stdin?.on('error', () => undefined);
-    // The guard must not keep kiln alive: it is waited for by no one, and it ends when kiln does.
-    child.unref();
-    (child.stdin as Socket | null)?.unref();
-    guard = { child, next: 1 };
-  }
-  return guard.child.stdin?.writable ? guard : undefined;
+/**
+ * Starts `file` with `args` in a session of its own, its stdin a pipe whose write end it returns (unref'd:
+ * it must not keep kiln alive), its output ignored; undefined to have Node's spawn do it. A build passes
+ * a cheaper one than Node's fork (see builder/spawn.ts).
+ */
+export type GuardStarter = (file: string, args: readonly string[]) => Writable | undefined;
+
+function started(start: GuardStarter | undefined): { readonly stdin: Writable | null; next: number } | undefined {
+  guard ??= { stdin: start?.('bash', ['-c', SCRIPT]) ?? spawnedByNode(), next: 1 };
+  return guard.stdin?.writable ? guard : undefined;
+}
+
+function spawnedByNode(): Writable | null {
+  const child = spawn('bash', ['-c', SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  child.on('error', () => undefined); // no bash: nothing is guarded, as before there was a guard
+  child.stdin?.on('error', () => undefined);
+  // The guard must not keep kiln alive: it is waited for by no one, and it ends when kiln does.
+  child.unref();
+  (child.stdin as Socket | null)?.unref();
+  return child.stdin;
 }
 
 /**
  * Has `command` (a shell command line) run if kiln dies before the returned function is called. Resolves
- * once the guard has it. Call the returned function when the thing is undone.
+ * once the guard has it. Call the returned function when the thing is undone. `start` starts the guard if
+ * it is not running yet.
  */
-export async function guardUndo(command: string): Promise<() => void> {
-  const current = started();
-  if (!current?.child.stdin) return () => undefined;
-  const { stdin } = current.child;
+export async function guardUndo(command: string, start?: GuardStarter): Promise<() => void> {
+  const current = started(start);
+  if (!current?.stdin) return () => undefined;
+  const { stdin } = current;
   const id = current.next++;
   await new Promise<void>((resolve) => stdin.write(`+${id} ${command.replace(/\n/g, ' ')}\n`, () => resolve()));
   return () => {
