@@ -22,6 +22,13 @@
  *   copying the page tables of a 60-100 MB process blocks its thread 5-10 ms.
  * - reap(pid) -> undefined | [code, signal]: waitpid(2) without waiting: undefined while the child runs,
  *   else its exit code (-1 when killed) and the signal that killed it (0 when none).
+ * - walk(path) -> Promise<Buffer | undefined>: every entry below a directory, as listdir packs them but
+ *   with the path from `path` ('/'-separated) for the name, depth first, a directory before what it
+ *   holds and each directory's entries in the order of their names as JavaScript strings compare
+ *   (UTF-16 code units); on libuv's thread pool, so the event loop runs meanwhile. Symlinks are not
+ *   followed. Undefined when a name is not UTF-8 (the caller walks it itself); rejects with the errno
+ *   of the first entry it cannot read. A context of 20,000 files costs one call and one buffer: no
+ *   round trip and no JavaScript object per directory.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,14 +63,19 @@ static int string_arg(napi_env env, napi_value value, char *out, size_t size, in
   return 1;
 }
 
-static void throw_errno(napi_env env, int error, const char *call, const char *path) {
-  char message[PATH_BYTES + 128];
+/* An Error `<call> <path>: <strerror>` whose code is the errno's name. */
+static napi_value errno_error(napi_env env, int error, const char *call, const char *path) {
+  char message[PATH_BYTES * 2 + 128];
   napi_value code, text, exception;
   snprintf(message, sizeof message, "%s %s: %s", call, path, strerror(error));
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
   napi_create_string_utf8(env, strerrorname_np(error) ? strerrorname_np(error) : "EIO", NAPI_AUTO_LENGTH, &code);
   napi_create_error(env, code, text, &exception);
-  napi_throw(env, exception);
+  return exception;
+}
+
+static void throw_errno(napi_env env, int error, const char *call, const char *path) {
+  napi_throw(env, errno_error(env, error, call, path));
 }
 
 struct mount_call {
@@ -185,8 +197,9 @@ static void put_u32(char *out, uint32_t value) { memcpy(out, &value, 4); }
 static void put_u16(char *out, uint16_t value) { memcpy(out, &value, 2); }
 static void put_f64(char *out, double value) { memcpy(out, &value, 8); }
 
-/* Packs one entry of the directory open as `dirfd`; an errno on failure. */
-static int pack_entry(struct packed *buffer, int dirfd, const char *name) {
+/* Packs one entry of the directory open as `dirfd` under the name `label` (its `label_length` bytes);
+ * its st_mode into `mode`. An errno on failure. */
+static int pack_entry(struct packed *buffer, int dirfd, const char *name, const char *label, size_t label_length, mode_t *mode) {
   struct stat st;
   char key[160], target[PATH_BYTES];
   ssize_t target_length = 0;
@@ -200,8 +213,8 @@ static int pack_entry(struct packed *buffer, int dirfd, const char *name) {
   key_length += put_nanoseconds(key + key_length, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
   key[key_length++] = ':';
   key_length += put_nanoseconds(key + key_length, st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
-  size_t name_length = strlen(name);
-  if (!reserve(buffer, 38 + name_length + (size_t)key_length + (size_t)target_length)) return ENOMEM;
+  if (label_length > UINT16_MAX) return ENAMETOOLONG;
+  if (!reserve(buffer, 38 + label_length + (size_t)key_length + (size_t)target_length)) return ENOMEM;
   char *out = buffer->bytes + buffer->length;
   /* Milliseconds truncated toward zero, as Node's BigIntStats mtimeMs is. */
   __int128 ms = ((__int128)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec) / 1000000;
@@ -211,13 +224,14 @@ static int pack_entry(struct packed *buffer, int dirfd, const char *name) {
   put_u32(out + 12, st.st_nlink > UINT32_MAX ? UINT32_MAX : (uint32_t)st.st_nlink);
   put_f64(out + 16, (double)st.st_size);
   put_f64(out + 24, (double)ms / 1000);
-  put_u16(out + 32, (uint16_t)name_length);
+  put_u16(out + 32, (uint16_t)label_length);
   put_u16(out + 34, (uint16_t)key_length);
   put_u16(out + 36, (uint16_t)target_length);
-  memcpy(out + 38, name, name_length);
-  memcpy(out + 38 + name_length, key, (size_t)key_length);
-  memcpy(out + 38 + name_length + key_length, target, (size_t)target_length);
-  buffer->length += 38 + name_length + (size_t)key_length + (size_t)target_length;
+  memcpy(out + 38, label, label_length);
+  memcpy(out + 38 + label_length, key, (size_t)key_length);
+  memcpy(out + 38 + label_length + key_length, target, (size_t)target_length);
+  buffer->length += 38 + label_length + (size_t)key_length + (size_t)target_length;
+  *mode = st.st_mode;
   return 0;
 }
 
@@ -246,7 +260,8 @@ static napi_value listdir_call(napi_env env, napi_callback_info info) {
       break;
     }
     if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-    error = pack_entry(&buffer, dirfd(dir), entry->d_name);
+    mode_t mode;
+    error = pack_entry(&buffer, dirfd(dir), entry->d_name, entry->d_name, strlen(entry->d_name), &mode);
     if (error != 0) break;
   }
   closedir(dir);
@@ -376,6 +391,182 @@ static napi_value reap_call(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Whether `name` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
+static int is_utf8(const unsigned char *name) {
+  while (*name) {
+    unsigned char c = *name;
+    int more;
+    unsigned int point, least;
+    if (c < 0x80) {
+      name++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) more = 1, point = c & 0x1F, least = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) more = 2, point = c & 0x0F, least = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) more = 3, point = c & 0x07, least = 0x10000;
+    else return 0;
+    for (int i = 1; i <= more; i++) {
+      if ((name[i] & 0xC0) != 0x80) return 0;
+      point = (point << 6) | (name[i] & 0x3F);
+    }
+    if (point < least || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) return 0;
+    name += more + 1;
+  }
+  return 1;
+}
+
+/* Two UTF-8 names in the order of their UTF-16 code units (JavaScript's `<` on strings): as bytes, but
+ * a code point past U+FFFF (a surrogate pair, lead byte F0-F4) before one of U+E000-U+FFFF (EE-EF). */
+static int utf16_order(const void *a, const void *b) {
+  const unsigned char *x = *(const unsigned char *const *)a, *y = *(const unsigned char *const *)b;
+  while (*x != 0 && *x == *y) x++, y++;
+  if (*x >= 0xF0 && (*y == 0xEE || *y == 0xEF)) return -1;
+  if (*y >= 0xF0 && (*x == 0xEE || *x == 0xEF)) return 1;
+  return (int)*x - (int)*y;
+}
+
+struct walk_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  char root[PATH_BYTES];
+  struct packed buffer;
+  int error, not_utf8;
+  char failed[PATH_BYTES];
+  const char *call;
+};
+
+/* Packs the entries of the directory open as `fd` (which it closes), their paths starting with
+ * `label` (`label_length` bytes, '/'-ended unless empty; PATH_BYTES long), then what each directory holds. */
+static int walk_directory(struct walk_job *job, int fd, char *label, size_t label_length) {
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    close(fd);
+    job->call = "scandir";
+    return errno;
+  }
+  char **names = NULL;
+  size_t count = 0, capacity = 0;
+  int error = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *entry = readdir(dir);
+    if (entry == NULL) {
+      error = errno;
+      job->call = "scandir";
+      break;
+    }
+    if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+    if (!is_utf8((const unsigned char *)entry->d_name)) {
+      job->not_utf8 = 1;
+      error = EILSEQ;
+      break;
+    }
+    if (count == capacity) {
+      capacity = capacity ? capacity * 2 : 64;
+      char **grown = realloc(names, capacity * sizeof *names);
+      if (grown == NULL) {
+        error = ENOMEM;
+        break;
+      }
+      names = grown;
+    }
+    if ((names[count] = strdup(entry->d_name)) == NULL) {
+      error = ENOMEM;
+      break;
+    }
+    count++;
+  }
+  if (error == 0) qsort(names, count, sizeof *names, utf16_order);
+  for (size_t i = 0; i < count && error == 0; i++) {
+    size_t name_length = strlen(names[i]);
+    if (label_length + name_length + 2 > PATH_BYTES) {
+      error = ENAMETOOLONG;
+      break;
+    }
+    memcpy(label + label_length, names[i], name_length + 1);
+    mode_t mode;
+    error = pack_entry(&job->buffer, dirfd(dir), names[i], label, label_length + name_length, &mode);
+    if (error != 0) {
+      job->call = "lstat";
+      break;
+    }
+    if (!S_ISDIR(mode)) continue;
+    int child = openat(dirfd(dir), names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (child < 0) {
+      error = errno;
+      job->call = "scandir";
+      break;
+    }
+    label[label_length + name_length] = '/';
+    error = walk_directory(job, child, label, label_length + name_length + 1);
+  }
+  /* The path of the entry that failed stays in `label` for the message. */
+  if (error != 0 && job->failed[0] == 0) {
+    memcpy(job->failed, label, label_length);
+    job->failed[label_length] = 0;
+  }
+  for (size_t i = 0; i < count; i++) free(names[i]);
+  free(names);
+  closedir(dir);
+  return error;
+}
+
+static void walk_execute(napi_env env, void *data) {
+  (void)env;
+  struct walk_job *job = data;
+  char label[PATH_BYTES];
+  label[0] = 0;
+  job->failed[0] = 0;
+  int fd = open(job->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    job->error = errno;
+    job->call = "scandir";
+    return;
+  }
+  job->error = walk_directory(job, fd, label, 0);
+}
+
+static void walk_complete(napi_env env, napi_status status, void *data) {
+  struct walk_job *job = data;
+  napi_value result;
+  if (status == napi_ok && job->not_utf8) {
+    napi_get_undefined(env, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else if (status == napi_ok && job->error == 0) {
+    napi_create_buffer_copy(env, job->buffer.length, job->buffer.length > 0 ? job->buffer.bytes : "", NULL, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else {
+    char path[PATH_BYTES * 2 + 2];
+    snprintf(path, sizeof path, "%s/%s", job->root, job->failed);
+    napi_reject_deferred(env, job->deferred, errno_error(env, status == napi_ok ? job->error : EIO, job->call ? job->call : "walk", path));
+  }
+  napi_delete_async_work(env, job->work);
+  free(job->buffer.bytes);
+  free(job);
+}
+
+static napi_value walk_call(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], promise, name;
+  int has_path;
+  struct walk_job *job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    napi_throw_error(env, "ENOMEM", "sys: walk: out of memory");
+    return NULL;
+  }
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      !string_arg(env, argv[0], job->root, sizeof job->root, 0, &has_path)) {
+    free(job);
+    napi_throw_type_error(env, NULL, "sys: walk(path)");
+    return NULL;
+  }
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "kiln:walk", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, walk_execute, walk_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"mount", NULL, mount_call, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -384,6 +575,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"listdir", NULL, listdir_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"spawn", NULL, spawn_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reap", NULL, reap_call, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"walk", NULL, walk_call, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
   return exports;

@@ -2,7 +2,10 @@
  * The build context: a directory as the builder sees it through `.dockerignore`. It is walked once per
  * build (lstat only); file contents are read only when a COPY needs them or their digest, and a digest
  * is trusted from the stat cache while the file's dev/inode/size/mtime/ctime are unchanged, so an
- * unchanged large context is not re-read.
+ * unchanged large context is not re-read. Without a .dockerignore, native/sys walks the whole context in
+ * one call into one packed listing, and a COPY's checksum is remembered with the digest of its sources'
+ * listing: while that listing is unchanged (every name, mode, owner and stat), the checksum is reused
+ * without an object, a lookup or a line hashed per file.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
@@ -41,6 +44,10 @@ export interface DigestCache {
   under(dir: string): Map<string, { stat: string; digest: Digest }>;
   /** Remembers many files at once (one transaction). */
   put(files: readonly { path: string; stat: string; digest: Digest }[]): void;
+  /** The checksum last taken of some sources (`sources` names them), with the digest of their listing then. */
+  checksumOf(sources: string): { listing: Digest; checksum: Digest } | undefined;
+  /** Remembers the checksum of some sources at a listing, in place of the one before. */
+  putChecksum(sources: string, listing: Digest, checksum: Digest): void;
 }
 
 function entryType(st: BigIntStats): EntryType {
@@ -71,6 +78,38 @@ function describe(path: string, st: BigIntStats, linkTarget?: string): ContextEn
 const S_IFMT = 0o170000;
 const TYPES: ReadonlyMap<number, EntryType> = new Map([[0o100000, 'file'], [0o040000, 'directory'], [0o120000, 'symlink']]);
 
+/** Where the packed entry (see sys.c's listdir) at `at` ends. */
+const recordEnd = (packed: Buffer, at: number): number => at + 38 + packed.readUInt16LE(at + 32) + packed.readUInt16LE(at + 34) + packed.readUInt16LE(at + 36);
+
+/** The packed entry at `at` as an entry, `prefix` before its name. */
+function unpackEntry(packed: Buffer, at: number, prefix: string): ContextEntry {
+  const mode = packed.readUInt32LE(at);
+  const nameEnd = at + 38 + packed.readUInt16LE(at + 32);
+  const statEnd = nameEnd + packed.readUInt16LE(at + 34);
+  const type = TYPES.get(mode & S_IFMT) ?? 'other';
+  const stat = packed.toString('latin1', nameEnd, statEnd);
+  const entry: Mutable<ContextEntry> = {
+    path: prefix + packed.toString('utf8', at + 38, nameEnd),
+    type,
+    mode: mode & 0o7777,
+    uid: packed.readUInt32LE(at + 4),
+    gid: packed.readUInt32LE(at + 8),
+    size: packed.readDoubleLE(at + 16),
+    mtime: packed.readDoubleLE(at + 24),
+    stat,
+  };
+  if (type === 'symlink') entry.linkTarget = packed.toString('utf8', statEnd, statEnd + packed.readUInt16LE(at + 36));
+  if (type === 'file' && packed.readUInt32LE(at + 12) > 1) entry.inode = stat.slice(0, stat.indexOf(':', stat.indexOf(':') + 1));
+  return entry;
+}
+
+/** Whether the packed entry at `at` is named `path` (as UTF-8 bytes), or lies below it when `path` ends in '/'. */
+function namedAt(packed: Buffer, at: number, path: Buffer): boolean {
+  const length = packed.readUInt16LE(at + 32);
+  const below = path[path.length - 1] === 0x2f;
+  return (below ? length > path.length : length === path.length) && packed.compare(path, 0, path.length, at + 38, at + 38 + path.length) === 0;
+}
+
 /**
  * A directory's entries (`prefix` before their names), sorted by name, each described by its lstat.
  * With native/sys (`native`), one call reads the whole directory and its stats (see sys.c's listdir);
@@ -92,33 +131,21 @@ export function listDirectory(native: boolean): (dir: string, prefix: string) =>
   return (dir, prefix) => {
     const packed = listdir(dir);
     const out: ContextEntry[] = [];
-    for (let at = 0; at < packed.length; ) {
-      const mode = packed.readUInt32LE(at);
+    for (let at = 0; at < packed.length; at = recordEnd(packed, at)) {
+      const entry = unpackEntry(packed, at, prefix);
       const nameEnd = at + 38 + packed.readUInt16LE(at + 32);
-      const statEnd = nameEnd + packed.readUInt16LE(at + 34);
-      const linkEnd = statEnd + packed.readUInt16LE(at + 36);
-      const name = packed.toString('utf8', at + 38, nameEnd);
       // U+FFFD stands in for bytes that are not UTF-8: such a name cannot be opened as decoded.
-      if (name.includes('\uFFFD') && !Buffer.from(name).equals(packed.subarray(at + 38, nameEnd))) return portable(dir, prefix);
-      const type = TYPES.get(mode & S_IFMT) ?? 'other';
-      const stat = packed.toString('latin1', nameEnd, statEnd);
-      const entry: Mutable<ContextEntry> = {
-        path: prefix + name,
-        type,
-        mode: mode & 0o7777,
-        uid: packed.readUInt32LE(at + 4),
-        gid: packed.readUInt32LE(at + 8),
-        size: packed.readDoubleLE(at + 16),
-        mtime: packed.readDoubleLE(at + 24),
-        stat,
-      };
-      if (type === 'symlink') entry.linkTarget = packed.toString('utf8', statEnd, linkEnd);
-      if (type === 'file' && packed.readUInt32LE(at + 12) > 1) entry.inode = stat.slice(0, stat.indexOf(':', stat.indexOf(':') + 1));
+      if (entry.path.includes('\uFFFD') && !Buffer.from(entry.path.slice(prefix.length)).equals(packed.subarray(at + 38, nameEnd))) return portable(dir, prefix);
       out.push(entry);
-      at = linkEnd;
     }
     return out.sort(byName);
   };
+}
+
+/** A context as native/sys's walk gives it: the root's entry and the packed entries of all below it. */
+interface Listing {
+  readonly root: ContextEntry;
+  readonly packed: Buffer;
 }
 
 const hasGlob = (path: string): boolean => /[*?[]/.test(path);
@@ -146,13 +173,54 @@ export class BuildContext {
 
   private constructor(
     readonly root: string,
-    /** Every visible entry by path, parents before children. */
-    private readonly entries: ReadonlyMap<string, ContextEntry>,
+    /** Every visible entry by path, parents before children; or the walk's listing, unpacked into them when first needed. */
+    walked: Map<string, ContextEntry> | Listing,
     private readonly ignore: PatternMatcher,
     private readonly ignoreFile: string | undefined,
     private readonly cache: DigestCache,
   ) {
     this.prefix = `${normalize(root).replace(/\/+$/, '')}/`;
+    if (walked instanceof Map) this.visible = walked;
+    else this.listing = walked;
+  }
+
+  private visible: Map<string, ContextEntry> | undefined;
+  /** The whole context as native/sys's walk packed it (there is no .dockerignore then). */
+  private readonly listing: Listing | undefined;
+  /** Where in `listing` an entry that `find` gave and all below it lie. */
+  private readonly spans = new WeakMap<ContextEntry, readonly [number, number]>();
+
+  /** Every visible entry by path, parents before children. */
+  private get entries(): ReadonlyMap<string, ContextEntry> {
+    this.visible ??= new Map([...this.unpacked()].map((e) => [e.path, e]));
+    return this.visible;
+  }
+
+  /** The listing's entries in walk order, the root first. */
+  private *unpacked(): Generator<ContextEntry> {
+    const { root, packed } = this.listing as Listing;
+    yield root;
+    for (let at = 0; at < packed.length; at = recordEnd(packed, at)) yield unpackEntry(packed, at, '');
+  }
+
+  /** The listing's entry at `path` (not unpacking the others), noting the span of it and all below it. */
+  private find(listing: Listing, path: string): ContextEntry | undefined {
+    const { root, packed } = listing;
+    if (path === '') {
+      this.spans.set(root, [0, packed.length]);
+      return root;
+    }
+    const name = Buffer.from(path);
+    const below = Buffer.from(`${path}/`);
+    for (let at = 0; at < packed.length; at = recordEnd(packed, at)) {
+      if (!namedAt(packed, at, name)) continue;
+      let end = recordEnd(packed, at);
+      while (end < packed.length && namedAt(packed, end, below)) end = recordEnd(packed, end);
+      const entry = unpackEntry(packed, at, '');
+      this.spans.set(entry, [at, end]);
+      return entry;
+    }
+    return undefined;
   }
 
   /** The root with one trailing '/': an entry's absolute path is this and its path (what join would make, without its cost per file). */
@@ -162,9 +230,10 @@ export class BuildContext {
 
   /**
    * Walks `root`, leaving out what `.dockerignore` excludes. The ignore file is `<dockerfile>.dockerignore`
-   * beside the Dockerfile when that exists (BuildKit's rule), else `.dockerignore` at the root.
+   * beside the Dockerfile when that exists (BuildKit's rule), else `.dockerignore` at the root. `native`
+   * false walks in JavaScript even where native/sys could (for tests: both walks give the same context).
    */
-  static async open(root: string, cache: DigestCache, dockerfilePath?: string): Promise<BuildContext> {
+  static async open(root: string, cache: DigestCache, dockerfilePath?: string, native = true): Promise<BuildContext> {
     let rootStat: BigIntStats;
     try {
       rootStat = lstatSync(root, { bigint: true });
@@ -187,9 +256,15 @@ export class BuildContext {
     }
     const ignore = await PatternMatcher.compile(dockerignorePatterns(text), pause);
     const filtering = ignore.patterns.length > 0;
+    // Paths joined by hand below the normalized root: join's normalizing costs more than the lstat.
+    const top = normalize(root).replace(/(.)\/+$/, '$1');
+    // What .dockerignore leaves out is decided per entry, in JavaScript, as the walk goes: natively, only without one.
+    const walkAll = native && !filtering ? sys()?.walk : undefined;
+    const packed = walkAll && (await walkAll(top));
+    if (packed) return new BuildContext(root, { root: describe('', rootStat), packed }, ignore, ignoreFile, cache);
     const entries = new Map<string, ContextEntry>();
     entries.set('', describe('', rootStat));
-    const list = listDirectory(true);
+    const list = listDirectory(native);
     const walk = async (dir: string, prefix: string, above: IgnoreState | undefined): Promise<void> => {
       for (const entry of list(dir, prefix)) {
         await pause();
@@ -205,8 +280,7 @@ export class BuildContext {
         if (!excluded) entries.set(path, entry);
       }
     };
-    // Paths joined by hand below the normalized root: join's normalizing costs more than the lstat.
-    await walk(normalize(root).replace(/(.)\/+$/, '$1'), '', undefined);
+    await walk(top, '', undefined);
     return new BuildContext(root, entries, ignore, ignoreFile, cache);
   }
 
@@ -222,6 +296,8 @@ export class BuildContext {
    */
   resolve(source: string, where: string): ContextEntry[] {
     const path = BuildContext.sourcePath(source);
+    const found = this.listing && !hasGlob(path) ? this.find(this.listing, path) : undefined;
+    if (found && found.type !== 'symlink') return [found];
     if (hasGlob(path)) {
       const matches = [...this.entries.values()].filter((e) => e.path !== '' && filepathMatch(path, e.path));
       if (matches.length === 0) throw new KilnError('NOT_FOUND', `${where}: no source files were specified: ${JSON.stringify(source)} matches nothing in the build context`);
@@ -298,12 +374,42 @@ export class BuildContext {
   }
 
   /**
+   * For sources that all came from `find`: what names them in the stat cache, and the digest of their
+   * listing (each entry's path, type, mode, owner, link target and stat: everything their checksum is
+   * taken from, with the stat standing for the content as in the stat cache); else undefined.
+   */
+  private listingOf(entries: readonly ContextEntry[]): { sources: string; listing: Digest } | undefined {
+    if (!this.listing) return undefined;
+    const hash = createHash('sha256').update('kiln context listing 1\n');
+    for (const top of entries) {
+      const span = this.spans.get(top);
+      if (!span) return undefined;
+      hash.update(`source ${top.path}\0${top.type}\0${top.mode}\0${top.uid}:${top.gid}\0${top.stat}\0${top.linkTarget ?? ''}\n`);
+      hash.update(this.listing.packed.subarray(span[0], span[1]));
+    }
+    return { sources: [this.prefix, ...entries.map((e) => e.path)].join('\0'), listing: `sha256:${hash.digest('hex')}` as Digest };
+  }
+
+  /**
    * The content identity of some sources for the build cache: for every entry, its path relative to the
-   * source, type, mode, owner, link target and content digest; never its mtime.
+   * source, type, mode, owner, link target and content digest; never its mtime. Reused from the stat
+   * cache while the sources' listing is the one it was taken at.
    */
   async checksum(entries: readonly ContextEntry[]): Promise<Digest> {
+    const listed = this.listingOf(entries);
+    const known = listed && this.cache.checksumOf(listed.sources);
+    if (known && known.listing === listed?.listing) return known.checksum;
     const hash = createHash('sha256');
     const pause = pauser();
+    if (this.listing && !this.visible) {
+      // Unpacked with pauses here rather than at once by `entries` (a large context holds the loop long).
+      const visible = new Map<string, ContextEntry>();
+      for (const entry of this.unpacked()) {
+        await pause();
+        visible.set(entry.path, entry);
+      }
+      this.visible ??= visible;
+    }
     const hashed: { path: string; stat: string; digest: Digest }[] = [];
     for (const top of entries) {
       hash.update(`source ${top.path}\0`);
@@ -315,6 +421,8 @@ export class BuildContext {
       }
     }
     this.cache.put(hashed);
-    return `sha256:${hash.digest('hex')}` as Digest;
+    const checksum = `sha256:${hash.digest('hex')}` as Digest;
+    if (listed) this.cache.putChecksum(listed.sources, listed.listing, checksum);
+    return checksum;
   }
 }

@@ -21,6 +21,12 @@ export interface SysAddon {
   spawn?(this: void, file: string, args: readonly string[], flags: number): [number, number, number, number];
   /** waitpid(2) without waiting: undefined while `pid` runs, else its exit code (-1 when killed) and the signal that killed it (0 when none). */
   reap?(this: void, pid: number): [number, number] | undefined;
+  /**
+   * Everything below a directory, packed as listdir packs it with the path from there for each name,
+   * depth first, each directory's entries by name; on the thread pool. Undefined when a name is not
+   * UTF-8. Absent from an addon built before it.
+   */
+  walk?(this: void, path: string): Promise<Buffer | undefined>;
 }
 
 /** mount(2)'s and umount2(2)'s flags, from <sys/mount.h>. */

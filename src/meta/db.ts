@@ -480,6 +480,9 @@ let sqlite: { readonly open: typeof Database; readonly addon: string | undefined
  * (dist/kiln.cjs) carries, compiled with the CLI. With any other layout the package as installed opens it
  * (its search needs the package's own files).
  */
+/** The start of a file_digests path that keeps a COPY's checksum rather than a file's digest (see fileDigests). */
+const SOURCES_ROW = 'sources:';
+
 export function openSqlite(path: string, options: Database.Options = {}): Database.Database {
   if (!sqlite) {
     // First where a checkout keeps it, beside dist/ (the one Node's search from here finds first), which
@@ -917,10 +920,25 @@ export class MetaDb {
   /**
    * The stat cache of build-context files. `under` reads every remembered file below a directory in one
    * query (a range of the primary key); `put` records many in one transaction: a context of 20,000
-   * files costs one statement each way, not one (and one commit) per file.
+   * files costs one statement each way, not one (and one commit) per file. `checksumOf` and
+   * `putChecksum` keep a COPY's whole checksum with the digest of its sources' listing (so an unchanged
+   * context of 20,000 files costs one row): in the same table, the listing's digest as the stat, under a
+   * path that is not absolute (SOURCES_ROW first), which no `under` range reaches, nor an older kiln's.
    */
-  fileDigests(): { under(dir: string): Map<string, { stat: string; digest: Digest }>; put(files: readonly { path: string; stat: string; digest: Digest }[]): void } {
+  fileDigests(): {
+    under(dir: string): Map<string, { stat: string; digest: Digest }>;
+    put(files: readonly { path: string; stat: string; digest: Digest }[]): void;
+    checksumOf(sources: string): { listing: Digest; checksum: Digest } | undefined;
+    putChecksum(sources: string, listing: Digest, checksum: Digest): void;
+  } {
     return {
+      checksumOf: (sources) => {
+        const row = this.db.prepare('SELECT stat, digest FROM file_digests WHERE path = ?').raw().get(`${SOURCES_ROW}${sources}`) as [Digest, Digest] | undefined;
+        return row && { listing: row[0], checksum: row[1] };
+      },
+      putChecksum: (sources, listing, checksum) => {
+        this.db.prepare('INSERT OR REPLACE INTO file_digests (path, stat, digest) VALUES (?, ?, ?)').run(`${SOURCES_ROW}${sources}`, listing, checksum);
+      },
       under: (dir) => {
         const prefix = dir.endsWith('/') ? dir : `${dir}/`;
         // Paths below `prefix` sort between it and the same string with its last '/' bumped to '0'.

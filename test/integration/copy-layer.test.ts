@@ -19,7 +19,7 @@ const EPOCH = Date.UTC(2010, 0, 1) / 1000;
 const BASE_TIME = Date.UTC(2001, 0, 1) / 1000;
 const CONTEXT_TIME = Date.UTC(2002, 0, 1) / 1000;
 
-const noCache: DigestCache = { under: () => new Map(), put: () => undefined };
+const noCache: DigestCache = { under: () => new Map(), put: () => undefined, checksumOf: () => undefined, putChecksum: () => undefined };
 
 function copy(sources: string[], destination: string, extra: Partial<CopyOp> = {}): CopyOp {
   return { kind: 'copy', from: { kind: 'context' }, sources, inline: [], destination, destinationIsDir: destination.endsWith('/'), add: false, excludes: [], ...extra };

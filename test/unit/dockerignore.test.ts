@@ -489,7 +489,7 @@ async function writeTree(dir: string, ignore: string): Promise<void> {
   }
 }
 
-const noDigests = { under: () => new Map(), put: () => undefined };
+const noDigests = { under: () => new Map(), put: () => undefined, checksumOf: () => undefined, putChecksum: () => undefined };
 
 /** The entries of TREE (files, and directories with a final '/') that a COPY of the whole context would see. */
 async function visibleFiles(dir: string): Promise<string[]> {
@@ -679,7 +679,7 @@ const { parentPort, workerData } = require('node:worker_threads');
   const { readFileSync } = require('node:fs');
   const matcher = new PatternMatcher(parseDockerignore(readFileSync(workerData.dir + '/.dockerignore', 'utf8')));
   const verdicts = workerData.paths.map((path) => matcher.matches(path));
-  const context = await BuildContext.open(workerData.dir, { under: () => new Map(), put: () => undefined });
+  const context = await BuildContext.open(workerData.dir, { under: () => new Map(), put: () => undefined, checksumOf: () => undefined, putChecksum: () => undefined });
   const [root] = context.resolve('.', 'test');
   parentPort.postMessage({ verdicts, sent: context.tree(root).map((e) => e.path) });
 })().catch((err) => parentPort.postMessage({ error: String(err && err.stack || err) }));
