@@ -162,20 +162,30 @@ static napi_value getxattr_call(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* Appends the decimal digits of a time in nanoseconds (it may be negative) to `out`; returns their count. */
-static int put_nanoseconds(char *out, int64_t seconds, long nanoseconds) {
-  __int128 value = (__int128)seconds * 1000000000 + nanoseconds;
+/* Appends the decimal digits of `value` (it may be negative) to `out`; returns their count. */
+static int put_decimal(char *out, __int128 value) {
   char digits[48];
   int count = 0, length = 0;
   int negative = value < 0;
   if (negative) value = -value;
-  do {
+  /* In 64 bits once it fits: 128-bit division is a library call, and a context has tens of thousands of stats. */
+  while (value > (__int128)UINT64_MAX) {
     digits[count++] = (char)('0' + (int)(value % 10));
     value /= 10;
-  } while (value > 0);
+  }
+  uint64_t rest = (uint64_t)value;
+  do {
+    digits[count++] = (char)('0' + (int)(rest % 10));
+    rest /= 10;
+  } while (rest > 0);
   if (negative) out[length++] = '-';
   while (count > 0) out[length++] = digits[--count];
   return length;
+}
+
+/* Appends the decimal digits of a time in nanoseconds (it may be negative) to `out`; returns their count. */
+static int put_nanoseconds(char *out, int64_t seconds, long nanoseconds) {
+  return put_decimal(out, (__int128)seconds * 1000000000 + nanoseconds);
 }
 
 struct packed {
@@ -209,15 +219,21 @@ static int pack_entry(struct packed *buffer, int dirfd, const char *name, const 
     if (target_length < 0) return errno;
     if ((size_t)target_length >= sizeof target) return ENAMETOOLONG;
   }
-  int key_length = snprintf(key, sizeof key, "%llu:%llu:%lld:", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size);
+  int key_length = put_decimal(key, st.st_dev);
+  key[key_length++] = ':';
+  key_length += put_decimal(key + key_length, st.st_ino);
+  key[key_length++] = ':';
+  key_length += put_decimal(key + key_length, st.st_size);
+  key[key_length++] = ':';
   key_length += put_nanoseconds(key + key_length, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
   key[key_length++] = ':';
   key_length += put_nanoseconds(key + key_length, st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
   if (label_length > UINT16_MAX) return ENAMETOOLONG;
   if (!reserve(buffer, 38 + label_length + (size_t)key_length + (size_t)target_length)) return ENOMEM;
   char *out = buffer->bytes + buffer->length;
-  /* Milliseconds truncated toward zero, as Node's BigIntStats mtimeMs is. */
-  __int128 ms = ((__int128)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec) / 1000000;
+  /* Milliseconds truncated toward zero, as Node's BigIntStats mtimeMs is (128 bits, a library call, only before 1970). */
+  int64_t ms = st.st_mtim.tv_sec >= 0 ? (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000
+                                      : (int64_t)(((__int128)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec) / 1000000);
   put_u32(out, st.st_mode);
   put_u32(out + 4, st.st_uid);
   put_u32(out + 8, st.st_gid);
@@ -435,6 +451,17 @@ struct walk_job {
   const char *call;
 };
 
+/* Grows `*bytes` (of `*room` bytes) to hold `need`; 0 when out of memory. */
+static int grow(void **bytes, size_t *room, size_t need) {
+  if (need <= *room) return 1;
+  size_t size = *room * 2 > need ? *room * 2 : need;
+  void *grown = realloc(*bytes, size);
+  if (grown == NULL) return 0;
+  *bytes = grown;
+  *room = size;
+  return 1;
+}
+
 /* Packs the entries of the directory open as `fd` (which it closes), their paths starting with
  * `label` (`label_length` bytes, '/'-ended unless empty; PATH_BYTES long), then what each directory holds. */
 static int walk_directory(struct walk_job *job, int fd, char *label, size_t label_length) {
@@ -444,8 +471,10 @@ static int walk_directory(struct walk_job *job, int fd, char *label, size_t labe
     job->call = "scandir";
     return errno;
   }
-  char **names = NULL;
-  size_t count = 0, capacity = 0;
+  /* The names one after another in `arena`, each at its offset; sorted through pointers once all are read. */
+  char *arena = NULL, **names = NULL;
+  size_t *offsets = NULL;
+  size_t used = 0, room = 0, count = 0, capacity = 0;
   int error = 0;
   for (;;) {
     errno = 0;
@@ -461,22 +490,22 @@ static int walk_directory(struct walk_job *job, int fd, char *label, size_t labe
       error = EILSEQ;
       break;
     }
-    if (count == capacity) {
-      capacity = capacity ? capacity * 2 : 64;
-      char **grown = realloc(names, capacity * sizeof *names);
-      if (grown == NULL) {
-        error = ENOMEM;
-        break;
-      }
-      names = grown;
-    }
-    if ((names[count] = strdup(entry->d_name)) == NULL) {
+    size_t size = strlen(entry->d_name) + 1;
+    size_t offsets_room = capacity * sizeof *offsets;
+    if (!grow((void **)&arena, &room, used + size) || !grow((void **)&offsets, &offsets_room, (count + 1) * sizeof *offsets)) {
       error = ENOMEM;
       break;
     }
-    count++;
+    capacity = offsets_room / sizeof *offsets;
+    memcpy(arena + used, entry->d_name, size);
+    offsets[count++] = used;
+    used += size;
   }
-  if (error == 0) qsort(names, count, sizeof *names, utf16_order);
+  if (error == 0 && count > 0 && (names = malloc(count * sizeof *names)) == NULL) error = ENOMEM;
+  if (error == 0) {
+    for (size_t i = 0; i < count; i++) names[i] = arena + offsets[i];
+    qsort(names, count, sizeof *names, utf16_order);
+  }
   for (size_t i = 0; i < count && error == 0; i++) {
     size_t name_length = strlen(names[i]);
     if (label_length + name_length + 2 > PATH_BYTES) {
@@ -505,8 +534,9 @@ static int walk_directory(struct walk_job *job, int fd, char *label, size_t labe
     memcpy(job->failed, label, label_length);
     job->failed[label_length] = 0;
   }
-  for (size_t i = 0; i < count; i++) free(names[i]);
   free(names);
+  free(offsets);
+  free(arena);
   closedir(dir);
   return error;
 }
@@ -517,6 +547,10 @@ static void walk_execute(napi_env env, void *data) {
   char label[PATH_BYTES];
   label[0] = 0;
   job->failed[0] = 0;
+  if (!reserve(&job->buffer, 1 << 16)) {
+    job->error = ENOMEM;
+    return;
+  }
   int fd = open(job->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     job->error = errno;
@@ -526,6 +560,12 @@ static void walk_execute(napi_env env, void *data) {
   job->error = walk_directory(job, fd, label, 0);
 }
 
+static void free_listing(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
 static void walk_complete(napi_env env, napi_status status, void *data) {
   struct walk_job *job = data;
   napi_value result;
@@ -533,7 +573,9 @@ static void walk_complete(napi_env env, napi_status status, void *data) {
     napi_get_undefined(env, &result);
     napi_resolve_deferred(env, job->deferred, result);
   } else if (status == napi_ok && job->error == 0) {
-    napi_create_buffer_copy(env, job->buffer.length, job->buffer.length > 0 ? job->buffer.bytes : "", NULL, &result);
+    /* The listing becomes the Buffer's memory (no copy of a few MB); freed with it. */
+    if (job->buffer.length > 0 && napi_create_external_buffer(env, job->buffer.length, job->buffer.bytes, free_listing, NULL, &result) == napi_ok) job->buffer.bytes = NULL;
+    else napi_create_buffer_copy(env, job->buffer.length, job->buffer.length > 0 ? job->buffer.bytes : "", NULL, &result);
     napi_resolve_deferred(env, job->deferred, result);
   } else {
     char path[PATH_BYTES * 2 + 2];

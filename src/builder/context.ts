@@ -78,8 +78,11 @@ function describe(path: string, st: BigIntStats, linkTarget?: string): ContextEn
 const S_IFMT = 0o170000;
 const TYPES: ReadonlyMap<number, EntryType> = new Map([[0o100000, 'file'], [0o040000, 'directory'], [0o120000, 'symlink']]);
 
+/** The little-endian u16 at `at` (indexing: Buffer's readUInt16LE checks its arguments, a cost per entry of a long listing). */
+const u16 = (packed: Buffer, at: number): number => (packed[at] as number) | ((packed[at + 1] as number) << 8);
+
 /** Where the packed entry (see sys.c's listdir) at `at` ends. */
-const recordEnd = (packed: Buffer, at: number): number => at + 38 + packed.readUInt16LE(at + 32) + packed.readUInt16LE(at + 34) + packed.readUInt16LE(at + 36);
+const recordEnd = (packed: Buffer, at: number): number => at + 38 + u16(packed, at + 32) + u16(packed, at + 34) + u16(packed, at + 36);
 
 /** The packed entry at `at` as an entry, `prefix` before its name. */
 function unpackEntry(packed: Buffer, at: number, prefix: string): ContextEntry {
@@ -105,9 +108,10 @@ function unpackEntry(packed: Buffer, at: number, prefix: string): ContextEntry {
 
 /** Whether the packed entry at `at` is named `path` (as UTF-8 bytes), or lies below it when `path` ends in '/'. */
 function namedAt(packed: Buffer, at: number, path: Buffer): boolean {
-  const length = packed.readUInt16LE(at + 32);
-  const below = path[path.length - 1] === 0x2f;
-  return (below ? length > path.length : length === path.length) && packed.compare(path, 0, path.length, at + 38, at + 38 + path.length) === 0;
+  const length = u16(packed, at + 32);
+  if (path[path.length - 1] === 0x2f ? length <= path.length : length !== path.length) return false;
+  for (let i = 0; i < path.length; i++) if (packed[at + 38 + i] !== path[i]) return false;
+  return true;
 }
 
 /**
