@@ -441,14 +441,23 @@ static int utf16_order(const void *a, const void *b) {
   return (int)*x - (int)*y;
 }
 
+/* What one thread of a walk packs, and where it failed. */
+struct walker {
+  struct packed buffer;
+  int not_utf8;
+  const char *call;
+  char failed[PATH_BYTES];
+  /* Whether it may hand half of a directory's subdirectories to a second thread (once per walk: the
+   * first directory with two or more; a context is mostly one or two trees of many). */
+  int may_share;
+};
+
 struct walk_job {
   napi_async_work work;
   napi_deferred deferred;
   char root[PATH_BYTES];
-  struct packed buffer;
-  int error, not_utf8;
-  char failed[PATH_BYTES];
-  const char *call;
+  struct walker walker;
+  int error;
 };
 
 /* Grows `*bytes` (of `*room` bytes) to hold `need`; 0 when out of memory. */
@@ -462,50 +471,103 @@ static int grow(void **bytes, size_t *room, size_t need) {
   return 1;
 }
 
+static int walk_directory(struct walker *walker, int fd, char *label, size_t label_length);
+
+/* A second thread walking the subdirectories of one directory from `from` on, each into a walker of its
+ * own; the first thread packs the directory's entries themselves and takes each subtree from here. */
+struct helper {
+  pthread_t thread;
+  int dirfd;
+  char *const *names;
+  size_t from, count;
+  const char *label;
+  size_t label_length;
+  struct walker *trees;
+  int *errors, *walked;
+};
+
+static void *helper_thread(void *arg) {
+  struct helper *helper = arg;
+  char label[PATH_BYTES];
+  memcpy(label, helper->label, helper->label_length);
+  for (size_t i = helper->from; i < helper->count; i++) {
+    size_t k = i - helper->from, name_length = strlen(helper->names[i]);
+    struct stat st;
+    /* What fails here is left to the first thread, which meets it again and says where. */
+    if (helper->label_length + name_length + 2 > PATH_BYTES) continue;
+    if (fstatat(helper->dirfd, helper->names[i], &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
+    int child = openat(helper->dirfd, helper->names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (child < 0) continue;
+    memcpy(label + helper->label_length, helper->names[i], name_length);
+    label[helper->label_length + name_length] = '/';
+    helper->errors[k] = walk_directory(&helper->trees[k], child, label, helper->label_length + name_length + 1);
+    helper->walked[k] = 1;
+    if (helper->errors[k] != 0) break;
+  }
+  return NULL;
+}
+
 /* Packs the entries of the directory open as `fd` (which it closes), their paths starting with
  * `label` (`label_length` bytes, '/'-ended unless empty; PATH_BYTES long), then what each directory holds. */
-static int walk_directory(struct walk_job *job, int fd, char *label, size_t label_length) {
+static int walk_directory(struct walker *walker, int fd, char *label, size_t label_length) {
   DIR *dir = fdopendir(fd);
   if (dir == NULL) {
     close(fd);
-    job->call = "scandir";
+    walker->call = "scandir";
     return errno;
   }
-  /* The names one after another in `arena`, each at its offset; sorted through pointers once all are read. */
+  /* The names one after another in `arena`, each after its d_type byte and at its offset; sorted
+   * through pointers once all are read. */
   char *arena = NULL, **names = NULL;
   size_t *offsets = NULL;
-  size_t used = 0, room = 0, count = 0, capacity = 0;
+  size_t used = 0, room = 0, count = 0, capacity = 0, directories = 0;
   int error = 0;
   for (;;) {
     errno = 0;
     struct dirent *entry = readdir(dir);
     if (entry == NULL) {
       error = errno;
-      job->call = "scandir";
+      walker->call = "scandir";
       break;
     }
     if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
     if (!is_utf8((const unsigned char *)entry->d_name)) {
-      job->not_utf8 = 1;
+      walker->not_utf8 = 1;
       error = EILSEQ;
       break;
     }
-    size_t size = strlen(entry->d_name) + 1;
+    size_t size = strlen(entry->d_name) + 2;
     size_t offsets_room = capacity * sizeof *offsets;
     if (!grow((void **)&arena, &room, used + size) || !grow((void **)&offsets, &offsets_room, (count + 1) * sizeof *offsets)) {
       error = ENOMEM;
       break;
     }
     capacity = offsets_room / sizeof *offsets;
-    memcpy(arena + used, entry->d_name, size);
-    offsets[count++] = used;
+    arena[used] = (char)entry->d_type;
+    memcpy(arena + used + 1, entry->d_name, size - 1);
+    offsets[count++] = used + 1;
     used += size;
+    if (entry->d_type == DT_DIR) directories++;
   }
   if (error == 0 && count > 0 && (names = malloc(count * sizeof *names)) == NULL) error = ENOMEM;
   if (error == 0) {
     for (size_t i = 0; i < count; i++) names[i] = arena + offsets[i];
     qsort(names, count, sizeof *names, utf16_order);
   }
+  /* The second half of the subdirectories (by d_type; where a file system gives none, no help) to a second thread. */
+  struct helper helper = {0};
+  int helping = 0;
+  if (error == 0 && walker->may_share && directories >= 2) {
+    walker->may_share = 0;
+    size_t seen = 0, from = 0;
+    while (from < count && (names[from][-1] != DT_DIR || seen++ < directories / 2)) from++;
+    helper = (struct helper){.dirfd = dirfd(dir), .names = names, .from = from, .count = count, .label = label, .label_length = label_length};
+    helper.trees = calloc(count - from, sizeof *helper.trees);
+    helper.errors = calloc(count - from, sizeof *helper.errors);
+    helper.walked = calloc(count - from, sizeof *helper.walked);
+    helping = helper.trees != NULL && helper.errors != NULL && helper.walked != NULL && pthread_create(&helper.thread, NULL, helper_thread, &helper) == 0;
+  }
+  int joined = 0;
   for (size_t i = 0; i < count && error == 0; i++) {
     size_t name_length = strlen(names[i]);
     if (label_length + name_length + 2 > PATH_BYTES) {
@@ -514,25 +576,49 @@ static int walk_directory(struct walk_job *job, int fd, char *label, size_t labe
     }
     memcpy(label + label_length, names[i], name_length + 1);
     mode_t mode;
-    error = pack_entry(&job->buffer, dirfd(dir), names[i], label, label_length + name_length, &mode);
+    error = pack_entry(&walker->buffer, dirfd(dir), names[i], label, label_length + name_length, &mode);
     if (error != 0) {
-      job->call = "lstat";
+      walker->call = "lstat";
       break;
     }
     if (!S_ISDIR(mode)) continue;
+    label[label_length + name_length] = '/';
+    if (helping && i >= helper.from) {
+      if (!joined) joined = pthread_join(helper.thread, NULL) == 0;
+      struct walker *tree = &helper.trees[i - helper.from];
+      if (helper.walked[i - helper.from]) {
+        if ((error = helper.errors[i - helper.from]) != 0) {
+          walker->not_utf8 |= tree->not_utf8;
+          walker->call = tree->call;
+          memcpy(walker->failed, tree->failed, sizeof walker->failed);
+        } else if (!reserve(&walker->buffer, tree->buffer.length)) {
+          error = ENOMEM;
+        } else {
+          memcpy(walker->buffer.bytes + walker->buffer.length, tree->buffer.bytes, tree->buffer.length);
+          walker->buffer.length += tree->buffer.length;
+        }
+        continue;
+      }
+    }
     int child = openat(dirfd(dir), names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (child < 0) {
       error = errno;
-      job->call = "scandir";
+      walker->call = "scandir";
       break;
     }
-    label[label_length + name_length] = '/';
-    error = walk_directory(job, child, label, label_length + name_length + 1);
+    error = walk_directory(walker, child, label, label_length + name_length + 1);
   }
+  /* The second thread reads `names` and the directory: it ends before they go. */
+  if (helping && !joined) pthread_join(helper.thread, NULL);
+  if (helper.trees != NULL)
+    for (size_t k = 0; k < count - helper.from; k++) free(helper.trees[k].buffer.bytes);
+  free(helper.trees);
+  free(helper.errors);
+  free(helper.walked);
   /* The path of the entry that failed stays in `label` for the message. */
-  if (error != 0 && job->failed[0] == 0) {
-    memcpy(job->failed, label, label_length);
-    job->failed[label_length] = 0;
+  if (error != 0 && walker->failed[0] == 0) {
+    memcpy(walker->failed, label, label_length);
+    walker->failed[label_length] = 0;
   }
   free(names);
   free(offsets);
@@ -546,18 +632,19 @@ static void walk_execute(napi_env env, void *data) {
   struct walk_job *job = data;
   char label[PATH_BYTES];
   label[0] = 0;
-  job->failed[0] = 0;
-  if (!reserve(&job->buffer, 1 << 16)) {
+  job->walker.failed[0] = 0;
+  job->walker.may_share = 1;
+  if (!reserve(&job->walker.buffer, 1 << 16)) {
     job->error = ENOMEM;
     return;
   }
   int fd = open(job->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     job->error = errno;
-    job->call = "scandir";
+    job->walker.call = "scandir";
     return;
   }
-  job->error = walk_directory(job, fd, label, 0);
+  job->error = walk_directory(&job->walker, fd, label, 0);
 }
 
 static void free_listing(napi_env env, void *data, void *hint) {
@@ -569,21 +656,22 @@ static void free_listing(napi_env env, void *data, void *hint) {
 static void walk_complete(napi_env env, napi_status status, void *data) {
   struct walk_job *job = data;
   napi_value result;
-  if (status == napi_ok && job->not_utf8) {
+  struct packed *buffer = &job->walker.buffer;
+  if (status == napi_ok && job->walker.not_utf8) {
     napi_get_undefined(env, &result);
     napi_resolve_deferred(env, job->deferred, result);
   } else if (status == napi_ok && job->error == 0) {
     /* The listing becomes the Buffer's memory (no copy of a few MB); freed with it. */
-    if (job->buffer.length > 0 && napi_create_external_buffer(env, job->buffer.length, job->buffer.bytes, free_listing, NULL, &result) == napi_ok) job->buffer.bytes = NULL;
-    else napi_create_buffer_copy(env, job->buffer.length, job->buffer.length > 0 ? job->buffer.bytes : "", NULL, &result);
+    if (buffer->length > 0 && napi_create_external_buffer(env, buffer->length, buffer->bytes, free_listing, NULL, &result) == napi_ok) buffer->bytes = NULL;
+    else napi_create_buffer_copy(env, buffer->length, buffer->length > 0 ? buffer->bytes : "", NULL, &result);
     napi_resolve_deferred(env, job->deferred, result);
   } else {
     char path[PATH_BYTES * 2 + 2];
-    snprintf(path, sizeof path, "%s/%s", job->root, job->failed);
-    napi_reject_deferred(env, job->deferred, errno_error(env, status == napi_ok ? job->error : EIO, job->call ? job->call : "walk", path));
+    snprintf(path, sizeof path, "%s/%s", job->root, job->walker.failed);
+    napi_reject_deferred(env, job->deferred, errno_error(env, status == napi_ok ? job->error : EIO, job->walker.call ? job->walker.call : "walk", path));
   }
   napi_delete_async_work(env, job->work);
-  free(job->buffer.bytes);
+  free(buffer->bytes);
   free(job);
 }
 

@@ -94,6 +94,11 @@ describe('build context checksum and its stat cache', () => {
   it('both walks give the same context and checksums: entries, their order and their fields', { skip: !sys()?.walk && 'native/sys is not built (or built before walk)' }, async () => {
     const dir = await tempDir();
     await mkdir(join(dir, 'src', 'd', 'empty'), { recursive: true });
+    // Directories beside d: the native walk hands the later ones to a second thread.
+    await mkdir(join(dir, 'src', 'e', 'x'), { recursive: true });
+    await mkdir(join(dir, 'src', 'g', 'y', 'z'), { recursive: true });
+    await writeFile(join(dir, 'src', 'g', 'y', 'file'), 'g');
+    await writeFile(join(dir, 'src', 'e', 'x', 'file'), 'e');
     await writeFile(join(dir, 'src', 'f'), 'x'.repeat(5000));
     await link(join(dir, 'src', 'f'), join(dir, 'src', 'd', 'hard'));
     await symlink('../f', join(dir, 'src', 'd', 'ln'));
@@ -105,7 +110,7 @@ describe('build context checksum and its stat cache', () => {
     execFileSync('mkfifo', [join(dir, 'src', 'fifo')]);
     const fast = await BuildContext.open(dir, memoryCache());
     const portable = await BuildContext.open(dir, memoryCache(), undefined, false);
-    for (const source of ['.', 'src', 'src/d', 'src/f', 'to-f']) {
+    for (const source of ['.', 'src', 'src/d', 'src/f', 'src/g', 'to-f']) {
       const [fromFast] = fast.resolve(source, 'test');
       const [fromPortable] = portable.resolve(source, 'test');
       assert.ok(fromFast && fromPortable);
@@ -179,8 +184,11 @@ describe('build context checksum and its stat cache', () => {
 
   it('a name that is not UTF-8 makes the native walk give way to the JS one (which fails on it as it did)', { skip: !sys()?.walk && 'native/sys is not built (or built before walk)' }, async () => {
     const dir = await tempDir();
-    await writeFile(Buffer.from(`${dir}/bad-\xff`, 'latin1'), 'bad\n');
+    // In the last of several directories: the one a second thread of the walk takes.
+    for (const sub of ['a', 'b', 'c']) await mkdir(join(dir, sub));
+    await writeFile(Buffer.from(`${dir}/c/bad-\xff`, 'latin1'), 'bad\n');
     assert.equal(await sys()?.walk?.(dir), undefined);
+    assert.equal(await sys()?.walk?.(join(dir, 'a')) instanceof Buffer, true);
     const failure = async (native: boolean): Promise<string> => BuildContext.open(dir, memoryCache(), undefined, native).then(() => 'opened', (err: NodeJS.ErrnoException) => `${err.code} ${err.message}`);
     assert.equal(await failure(true), await failure(false));
   });
