@@ -25,7 +25,10 @@
  * - walk(path) -> Promise<Buffer | undefined>: every entry below a directory, as listdir packs them but
  *   with the path from `path` ('/'-separated) for the name, depth first, a directory before what it
  *   holds and each directory's entries in the order of their names as JavaScript strings compare
- *   (UTF-16 code units); on libuv's thread pool, so the event loop runs meanwhile. Symlinks are not
+ *   (UTF-16 code units); on libuv's thread pool, so the event loop runs meanwhile, and the later half
+ *   of the subdirectories of the first directory that has two or more on a second thread. A directory's
+ *   u32 after its gid is not its link count but the length in bytes of the entries below it (which
+ *   follow it; UINT32_MAX when longer), so a reader finds a path without reading every entry. Symlinks are not
  *   followed. Undefined when a name is not UTF-8 (the caller walks it itself); rejects with the errno
  *   of the first entry it cannot read. A context of 20,000 files costs one call and one buffer: no
  *   round trip and no JavaScript object per directory.
@@ -473,6 +476,12 @@ static int grow(void **bytes, size_t *room, size_t need) {
 
 static int walk_directory(struct walker *walker, int fd, char *label, size_t label_length);
 
+/* Writes into the directory's record at `record` the length of what was packed from `below` on (see walk). */
+static void put_span(struct packed *buffer, size_t record, size_t below) {
+  size_t length = buffer->length - below;
+  put_u32(buffer->bytes + record + 12, length >= UINT32_MAX ? UINT32_MAX : (uint32_t)length);
+}
+
 /* A second thread walking the subdirectories of one directory from `from` on, each into a walker of its
  * own; the first thread packs the directory's entries themselves and takes each subtree from here. */
 struct helper {
@@ -576,12 +585,15 @@ static int walk_directory(struct walker *walker, int fd, char *label, size_t lab
     }
     memcpy(label + label_length, names[i], name_length + 1);
     mode_t mode;
+    size_t record = walker->buffer.length;
     error = pack_entry(&walker->buffer, dirfd(dir), names[i], label, label_length + name_length, &mode);
     if (error != 0) {
       walker->call = "lstat";
       break;
     }
     if (!S_ISDIR(mode)) continue;
+    /* The record's link count becomes the length of what follows below it, once that is packed. */
+    size_t below = walker->buffer.length;
     label[label_length + name_length] = '/';
     if (helping && i >= helper.from) {
       if (!joined) joined = pthread_join(helper.thread, NULL) == 0;
@@ -596,6 +608,7 @@ static int walk_directory(struct walker *walker, int fd, char *label, size_t lab
         } else {
           memcpy(walker->buffer.bytes + walker->buffer.length, tree->buffer.bytes, tree->buffer.length);
           walker->buffer.length += tree->buffer.length;
+          put_span(&walker->buffer, record, below);
         }
         continue;
       }
@@ -607,6 +620,7 @@ static int walk_directory(struct walker *walker, int fd, char *label, size_t lab
       break;
     }
     error = walk_directory(walker, child, label, label_length + name_length + 1);
+    if (error == 0) put_span(&walker->buffer, record, below);
   }
   /* The second thread reads `names` and the directory: it ends before they go. */
   if (helping && !joined) pthread_join(helper.thread, NULL);

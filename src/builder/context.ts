@@ -114,6 +114,21 @@ function namedAt(packed: Buffer, at: number, path: Buffer): boolean {
   return true;
 }
 
+/** The length of the entries below the walk's directory record at `at` (0 for any other entry); undefined when not known. */
+function belowDirectory(packed: Buffer, at: number): number | undefined {
+  if ((packed.readUInt32LE(at) & S_IFMT) !== 0o040000) return 0;
+  const length = packed.readUInt32LE(at + 12);
+  return length === 0xffffffff ? undefined : length;
+}
+
+/** Whether `path` lies below the packed entry at `at` (its name and a '/' start it). */
+function startsWithDirectory(path: Buffer, packed: Buffer, at: number): boolean {
+  const length = u16(packed, at + 32);
+  if (length >= path.length || path[length] !== 0x2f) return false;
+  for (let i = 0; i < length; i++) if (packed[at + 38 + i] !== path[i]) return false;
+  return true;
+}
+
 /**
  * A directory's entries (`prefix` before their names), sorted by name, each described by its lstat.
  * With native/sys (`native`), one call reads the whole directory and its stats (see sys.c's listdir);
@@ -207,7 +222,11 @@ export class BuildContext {
     for (let at = 0; at < packed.length; at = recordEnd(packed, at)) yield unpackEntry(packed, at, '');
   }
 
-  /** The listing's entry at `path` (not unpacking the others), noting the span of it and all below it. */
+  /**
+   * The listing's entry at `path` (not unpacking the others), noting the span of it and all below it.
+   * A directory's record gives the length of what lies below it (see sys.c's walk): the search steps
+   * over every directory that is not on the path.
+   */
   private find(listing: Listing, path: string): ContextEntry | undefined {
     const { root, packed } = listing;
     if (path === '') {
@@ -215,14 +234,22 @@ export class BuildContext {
       return root;
     }
     const name = Buffer.from(path);
-    const below = Buffer.from(`${path}/`);
-    for (let at = 0; at < packed.length; at = recordEnd(packed, at)) {
-      if (!namedAt(packed, at, name)) continue;
-      let end = recordEnd(packed, at);
-      while (end < packed.length && namedAt(packed, end, below)) end = recordEnd(packed, end);
-      const entry = unpackEntry(packed, at, '');
-      this.spans.set(entry, [at, end]);
-      return entry;
+    for (let at = 0, end = packed.length; at < end; ) {
+      const next = recordEnd(packed, at);
+      const below = belowDirectory(packed, at);
+      if (namedAt(packed, at, name)) {
+        let last = next + (below ?? 0);
+        if (below === undefined) {
+          const under = Buffer.from(`${path}/`);
+          while (last < packed.length && namedAt(packed, last, under)) last = recordEnd(packed, last);
+        }
+        const entry = unpackEntry(packed, at, '');
+        this.spans.set(entry, [at, last]);
+        return entry;
+      }
+      if (below === undefined) at = next; // through a directory whose length is not known, entry by entry
+      else if (startsWithDirectory(name, packed, at)) [at, end] = [next, next + below]; // into one the path lies in
+      else at = next + below; // over anything else
     }
     return undefined;
   }

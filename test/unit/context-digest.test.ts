@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { BuildContext, type DigestCache } from '../../src/builder/context.js';
 import { sys } from '../../src/layer/sys.js';
 import { MetaDb } from '../../src/meta/db.js';
+import { isKilnError } from '../../src/errors.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { tempDir } from '../helpers/paths.js';
 
@@ -110,7 +111,7 @@ describe('build context checksum and its stat cache', () => {
     execFileSync('mkfifo', [join(dir, 'src', 'fifo')]);
     const fast = await BuildContext.open(dir, memoryCache());
     const portable = await BuildContext.open(dir, memoryCache(), undefined, false);
-    for (const source of ['.', 'src', 'src/d', 'src/f', 'src/g', 'to-f']) {
+    for (const source of ['.', 'src', 'src/d', 'src/d/empty', 'src/f', 'src/g', 'src/g/y', 'src/g/y/file', 'src/e/x/file', 'src/\u{1F600}', 'to-f']) {
       const [fromFast] = fast.resolve(source, 'test');
       const [fromPortable] = portable.resolve(source, 'test');
       assert.ok(fromFast && fromPortable);
@@ -119,9 +120,12 @@ describe('build context checksum and its stat cache', () => {
     const [srcTree] = portable.resolve('src', 'test');
     assert.ok(srcTree);
     const names = portable.tree(srcTree).map((e) => e.path.slice(4)).filter((p) => !p.includes('/') && p !== '');
+    for (const missing of ['src/nothing', 'src/d/nothing', 'src/g/y/file/x', 'src/dd', 'src/e/x/fil']) {
+      assert.throws(() => fast.resolve(missing, 'test'), (err) => isKilnError(err, 'NOT_FOUND'), missing);
+    }
     assert.deepEqual(names, [...names].sort(), 'sorted as JS strings');
     assert.ok(names.indexOf('\u{1F600}') < names.indexOf('\uE000'));
-    for (const sources of [['.'], ['src'], ['src/d', 'to-f'], ['to-f', 'src/d'], ['src/*']]) {
+    for (const sources of [['.'], ['src'], ['src/d', 'to-f'], ['to-f', 'src/d'], ['src/*'], ['src/g/y'], ['src/e/x/file', 'src/g']]) {
       assert.equal(await checksumOf(dir, memoryCache(), sources), await checksumOf(dir, memoryCache(), sources, false), sources.join(' '));
     }
   });
@@ -167,6 +171,19 @@ describe('build context checksum and its stat cache', () => {
     const mode = await take();
     assert.equal(mode.reused, false);
     assert.notEqual(mode.sum, content.sum);
+    // The last file of the last directory (one a second thread of the walk lists): the span reaches it.
+    await mkdir(join(dir, 'src', 'zz', 'z'), { recursive: true });
+    const last = join(dir, 'src', 'zz', 'z', 'last');
+    await writeFile(last, 'one\n');
+    const withLast = await take();
+    assert.equal(withLast.reused, false);
+    assert.deepEqual(await take(), { sum: withLast.sum, reused: true });
+    await writeFile(last, 'two\n');
+    const lastChanged = await take();
+    assert.equal(lastChanged.reused, false);
+    assert.notEqual(lastChanged.sum, withLast.sum);
+    await rm(join(dir, 'src', 'zz'), { recursive: true });
+    assert.equal((await take()).sum, mode.sum);
     // Other sources are remembered apart: each is its own row, and the order of sources counts.
     const both = await take(['src/top', 'other']);
     const swapped = await take(['other', 'src/top']);
