@@ -254,6 +254,19 @@ static int pack_entry(struct packed *buffer, int dirfd, const char *name, const 
   return 0;
 }
 
+/* The directory's next entry other than . and ..; NULL at its end, or on a failure with `*error` set to its errno. */
+static struct dirent *next_entry(DIR *dir, int *error) {
+  for (;;) {
+    errno = 0;
+    struct dirent *entry = readdir(dir);
+    if (entry == NULL) {
+      *error = errno;
+      return NULL;
+    }
+    if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0) return entry;
+  }
+}
+
 static napi_value listdir_call(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result = NULL;
@@ -271,14 +284,7 @@ static napi_value listdir_call(napi_env env, napi_callback_info info) {
   }
   struct packed buffer = {NULL, 0, 0};
   int error = 0;
-  for (;;) {
-    errno = 0;
-    struct dirent *entry = readdir(dir);
-    if (entry == NULL) {
-      error = errno;
-      break;
-    }
-    if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+  for (struct dirent *entry; (entry = next_entry(dir, &error)) != NULL;) {
     mode_t mode;
     error = pack_entry(&buffer, dirfd(dir), entry->d_name, entry->d_name, strlen(entry->d_name), &mode);
     if (error != 0) break;
@@ -531,15 +537,8 @@ static int walk_directory(struct walker *walker, int fd, char *label, size_t lab
   size_t *offsets = NULL;
   size_t used = 0, room = 0, count = 0, capacity = 0, directories = 0;
   int error = 0;
-  for (;;) {
-    errno = 0;
-    struct dirent *entry = readdir(dir);
-    if (entry == NULL) {
-      error = errno;
-      walker->call = "scandir";
-      break;
-    }
-    if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+  struct dirent *entry;
+  while ((entry = next_entry(dir, &error)) != NULL) {
     if (!is_utf8((const unsigned char *)entry->d_name)) {
       walker->not_utf8 = 1;
       error = EILSEQ;
@@ -558,6 +557,7 @@ static int walk_directory(struct walker *walker, int fd, char *label, size_t lab
     used += size;
     if (entry->d_type == DT_DIR) directories++;
   }
+  if (entry == NULL && error != 0) walker->call = "scandir";
   if (error == 0 && count > 0 && (names = malloc(count * sizeof *names)) == NULL) error = ENOMEM;
   if (error == 0) {
     for (size_t i = 0; i < count; i++) names[i] = arena + offsets[i];
