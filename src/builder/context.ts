@@ -161,6 +161,34 @@ export function listDirectory(native: boolean): (dir: string, prefix: string) =>
   };
 }
 
+/**
+ * The entries below `top` (the root's entry first), leaving out what `ignore` excludes, directory by
+ * directory (see listDirectory), giving the loop a turn through `pause`.
+ */
+async function walkEntries(top: string, rootEntry: ContextEntry, ignore: PatternMatcher, native: boolean, pause: () => Promise<void>): Promise<Map<string, ContextEntry>> {
+  const filtering = ignore.patterns.length > 0;
+  const entries = new Map<string, ContextEntry>();
+  entries.set('', rootEntry);
+  const list = listDirectory(native);
+  const walk = async (dir: string, prefix: string, above: IgnoreState | undefined): Promise<void> => {
+    for (const entry of list(dir, prefix)) {
+      await pause();
+      const { path } = entry;
+      const state = filtering ? ignore.stateOf(path, above) : undefined;
+      const excluded = state?.excluded ?? false;
+      if (entry.type === 'directory') {
+        if (state !== undefined && ignore.skipsBelow(path, state)) continue;
+        if (!excluded) entries.set(path, entry);
+        await walk(`${dir}/${path.slice(prefix.length)}`, `${path}/`, state);
+        continue;
+      }
+      if (!excluded) entries.set(path, entry);
+    }
+  };
+  await walk(top, '', undefined);
+  return entries;
+}
+
 /** A context as native/sys's walk gives it: the root's entry and the packed entries of all below it. */
 interface Listing {
   readonly root: ContextEntry;
@@ -265,6 +293,15 @@ export class BuildContext {
    * false walks in JavaScript even where native/sys could (for tests: both walks give the same context).
    */
   static async open(root: string, cache: DigestCache, dockerfilePath?: string, native = true): Promise<BuildContext> {
+    return (await BuildContext.begin(root, cache, dockerfilePath, native)).walked;
+  }
+
+  /**
+   * `open` in two parts: checks the root and reads the ignore file now (their errors come first), and
+   * starts the walk, whose context (or failure) `walked` gives; the caller may prepare other work
+   * meanwhile (native/sys's walk runs on the thread pool).
+   */
+  static async begin(root: string, cache: DigestCache, dockerfilePath?: string, native = true): Promise<{ walked: Promise<BuildContext> }> {
     let rootStat: BigIntStats;
     try {
       rootStat = lstatSync(root, { bigint: true });
@@ -289,30 +326,16 @@ export class BuildContext {
     const filtering = ignore.patterns.length > 0;
     // Paths joined by hand below the normalized root: join's normalizing costs more than the lstat.
     const top = normalize(root).replace(/(.)\/+$/, '$1');
-    // What .dockerignore leaves out is decided per entry, in JavaScript, as the walk goes: natively, only without one.
-    const walkAll = native && !filtering ? sys()?.walk : undefined;
-    const packed = walkAll && (await walkAll(top));
-    if (packed) return new BuildContext(root, { root: describe('', rootStat), packed }, ignore, ignoreFile, cache);
-    const entries = new Map<string, ContextEntry>();
-    entries.set('', describe('', rootStat));
-    const list = listDirectory(native);
-    const walk = async (dir: string, prefix: string, above: IgnoreState | undefined): Promise<void> => {
-      for (const entry of list(dir, prefix)) {
-        await pause();
-        const { path } = entry;
-        const state = filtering ? ignore.stateOf(path, above) : undefined;
-        const excluded = state?.excluded ?? false;
-        if (entry.type === 'directory') {
-          if (state !== undefined && ignore.skipsBelow(path, state)) continue;
-          if (!excluded) entries.set(path, entry);
-          await walk(`${dir}/${path.slice(prefix.length)}`, `${path}/`, state);
-          continue;
-        }
-        if (!excluded) entries.set(path, entry);
-      }
-    };
-    await walk(top, '', undefined);
-    return new BuildContext(root, entries, ignore, ignoreFile, cache);
+    const walked = (async (): Promise<BuildContext> => {
+      // What .dockerignore leaves out is decided per entry, in JavaScript, as the walk goes: natively, only without one.
+      const walkAll = native && !filtering ? sys()?.walk : undefined;
+      const packed = walkAll && (await walkAll(top));
+      if (packed) return new BuildContext(root, { root: describe('', rootStat), packed }, ignore, ignoreFile, cache);
+      return new BuildContext(root, await walkEntries(top, describe('', rootStat), ignore, native, pause), ignore, ignoreFile, cache);
+    })();
+    // Its failure is the caller's, when it awaits `walked`; one that never does (it failed first) leaves no unhandled rejection.
+    walked.catch(() => undefined);
+    return { walked };
   }
 
   /** A COPY/ADD source as written → its cleaned context path ('' for the root); `..` cannot climb out. */

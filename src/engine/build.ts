@@ -134,7 +134,8 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     platform: host,
     labels: options.labels,
   };
-  const context = await BuildContext.open(contextDir, engine.store.db.fileDigests(), 'path' in source ? source.path : undefined);
+  // The context is walked while the store is made ready for the build (the lease, the bases, the plan).
+  const { walked } = await BuildContext.begin(contextDir, engine.store.db.fileDigests(), 'path' in source ? source.path : undefined);
   const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
   // Everything the build reads or makes (its bases, cache images, the images of its steps, their layer
   // snapshots) is held by one lease until the image is tagged: a prune or rmi meanwhile leaves it.
@@ -181,7 +182,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       lease,
       snapshots,
       runtime,
-      context,
+      context: await walked,
       secrets: options.secrets,
       images,
       cacheFrom,
