@@ -2,7 +2,7 @@
  * The system calls a build step makes around its container, without a process each: util-linux's mount
  * and umount and attr's getfattr cost a fork and exec apiece (several to tens of ms on a busy machine)
  * for a call of well under one. Needs no library, so it builds wherever a C compiler and Node's headers
- * are. Synchronous, and each throws an Error with the errno's name as `code` (EPERM, ENOENT, …):
+ * are. Synchronous but for walk, and each fails with an Error whose `code` is the errno's name (EPERM, ENOENT, …):
  * - mount(source, target, fstype, flags, data, cwd): mount(2), with relative paths in `data` (overlay's
  *   lowerdir=…) resolved from `cwd`; `cwd` is taken on a thread of its own, so the process's stays.
  * - umount(target, flags): umount2(2).
