@@ -19,7 +19,6 @@ import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
 import { type RuntimeName, runBundle } from '../runtime/runtime.js';
 import { resolveOwner, runtimeSpec } from '../runtime/spec.js';
-import { spawnPiped } from './spawn.js';
 import type { ContextEntry } from './context.js';
 import type { Operation, ResolvedMount } from './plan.js';
 
@@ -575,6 +574,8 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
   try {
     // A working directory the image lacks is made for the command's user, as BuildKit's executor does.
     await makeDirectories(rootfs, op.cwd, { uid: spec.process.user.uid, gid: spec.process.user.gid });
+    // Imported here: spawn.ts loads node:net (some ms), which a cached build never needs.
+    const { spawnPiped } = await import('./spawn.js');
     exitCode = await runBundle(input.runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: false, output: input.output, spawn: spawnPiped, ...(input.signal ? { signal: input.signal } : {}) });
   } finally {
     for (const path of created) {

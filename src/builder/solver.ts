@@ -28,7 +28,6 @@ import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
 import { DirectorySource, type SourceTree, copyAsLayer, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
 import { SecretMask } from './secret-mask.js';
-import { startGuard } from './spawn.js';
 import { cacheMountsOf } from './cache-mounts.js';
 import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
 
@@ -147,6 +146,7 @@ async function* clampTimes(entries: AsyncIterable<TarInput> | Iterable<TarInput>
  * unmounts it (see guard.ts), so that no mount outlives the build.
  */
 async function mountGuarded(spec: MountSpec, target: string): Promise<() => Promise<void>> {
+  const { startGuard } = await import('./spawn.js'); // loads node:net: only for a build that mounts
   const unguard = await guardUndo(`umount -l ${shellQuote(target)}`, startGuard);
   try {
     await mount(spec, target);
