@@ -195,6 +195,19 @@ interface Listing {
   readonly packed: Buffer;
 }
 
+/** The lstat of a build context's root: a KilnError when it is missing or not a directory. */
+export function contextRoot(root: string): BigIntStats {
+  let rootStat: BigIntStats;
+  try {
+    rootStat = lstatSync(root, { bigint: true });
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) throw new KilnError('NOT_FOUND', `the build context ${root} does not exist`);
+    throw err;
+  }
+  if (!rootStat.isDirectory()) throw new KilnError('INVALID_ARGUMENT', `the build context ${root} is not a directory: give the directory that holds the Dockerfile and the files it copies (unpack an archive first)`);
+  return rootStat;
+}
+
 const hasGlob = (path: string): boolean => /[*?[]/.test(path);
 
 /**
@@ -302,14 +315,7 @@ export class BuildContext {
    * meanwhile (native/sys's walk runs on the thread pool).
    */
   static async begin(root: string, cache: DigestCache, dockerfilePath?: string, native = true): Promise<{ walked: Promise<BuildContext> }> {
-    let rootStat: BigIntStats;
-    try {
-      rootStat = lstatSync(root, { bigint: true });
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `the build context ${root} does not exist`);
-      throw err;
-    }
-    if (!rootStat.isDirectory()) throw new KilnError('INVALID_ARGUMENT', `the build context ${root} is not a directory`);
+    const rootStat = contextRoot(root);
     const pause = pauser();
     let ignoreFile: string | undefined;
     let text = '';

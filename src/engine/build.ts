@@ -1,7 +1,7 @@
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildRecord, sameBuildRecord, targetBase } from '../builder/attribution.js';
-import { BuildContext } from '../builder/context.js';
+import { BuildContext, contextRoot } from '../builder/context.js';
 import { type PlanOptions, externalImages, planBuild } from '../builder/plan.js';
 import { type BuildEvent, Solver } from '../builder/solver.js';
 import { parseInstructions } from '../dockerfile/instructions.js';
@@ -103,6 +103,7 @@ async function pullBase(engine: Engine, lease: Lease, ref: string, present: bool
 export async function buildImage(engine: Engine, options: BuildOptions): Promise<BuildResult> {
   if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln build needs root (it runs RUN steps in an OCI runtime over overlay mounts; rootless builds are not supported yet)');
   const contextDir = resolve(options.contextDir);
+  contextRoot(contextDir); // a context that is no directory is the mistake to name, not its Dockerfile's absence
   const source = options.dockerfile ?? { path: resolve(contextDir, 'Dockerfile') };
   let text: string;
   let file: string;

@@ -230,7 +230,7 @@ export async function lintImage(engine: Engine | undefined, request: LintRequest
     const path = request.dockerfile.path;
     file = path;
     text = await readFile(path, 'utf8').catch((err: unknown) => {
-      if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `cannot find the Dockerfile ${path}: give its path with -f, or run kiln lint in the directory that has it`);
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) throw new KilnError('NOT_FOUND', `cannot find the Dockerfile ${path}: give its path with -f, or run kiln lint in the directory that has it`);
       if (isErrno(err, 'EISDIR')) throw new KilnError('INVALID_ARGUMENT', `${path} is a directory: give the Dockerfile's path`);
       throw err;
     });

@@ -473,6 +473,9 @@ function toImageRow(raw: RawImage): ImageRow {
 
 let sqlite: { readonly open: typeof Database; readonly addon: string | undefined } | undefined;
 
+/** The start of a file_digests path that keeps a COPY's checksum rather than a file's digest (see fileDigests). */
+const SOURCES_ROW = 'sources:';
+
 /**
  * A better-sqlite3 connection, for kiln's database and the ones it reads (rpm's, the vulnerability data).
  * The addon is named where npm builds it, which spares the search of the `bindings` package (some ms on
@@ -480,9 +483,6 @@ let sqlite: { readonly open: typeof Database; readonly addon: string | undefined
  * (dist/kiln.cjs) carries, compiled with the CLI. With any other layout the package as installed opens it
  * (its search needs the package's own files).
  */
-/** The start of a file_digests path that keeps a COPY's checksum rather than a file's digest (see fileDigests). */
-const SOURCES_ROW = 'sources:';
-
 export function openSqlite(path: string, options: Database.Options = {}): Database.Database {
   if (!sqlite) {
     // First where a checkout keeps it, beside dist/ (the one Node's search from here finds first), which

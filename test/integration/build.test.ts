@@ -537,5 +537,10 @@ describe('kiln build: errors name the file and line and say what to do', { skip 
     assert.match(platform.stderr, /kiln builds only for this machine's platform/);
     const flag = await kiln(['build', context]);
     assert.match(flag.stderr, /Dockerfile:2:6: unknown flag: --bogus \(COPY takes --from, --chown[^\n]*\n {2}2 \| COPY --bogus=1 a b\n {4}\| {6}\^/);
+    // A context that is a file, or none: that is what is wrong, not its Dockerfile (no internal error).
+    const file = await kiln(['build', join(context, 'Dockerfile')]);
+    assert.deepEqual([file.code, file.stderr], [125, `Error: the build context ${join(context, 'Dockerfile')} is not a directory: give the directory that holds the Dockerfile and the files it copies (unpack an archive first)\n`]);
+    const none = await kiln(['build', join(context, 'nothing')]);
+    assert.deepEqual([none.code, none.stderr], [1, `Error: the build context ${join(context, 'nothing')} does not exist\n`]);
   });
 });
