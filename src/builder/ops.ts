@@ -303,7 +303,22 @@ interface CopyTarget {
 
 const isUrl = (op: Extract<Operation, { kind: 'copy' }>, source: string): boolean => op.add && /^https?:\/\//.test(source);
 
-async function copyTarget(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<CopyTarget> {
+/**
+ * The targets resolved for each step's input: a COPY that copyAsLayer cannot make hands the same input to
+ * runCopy, which then resolves nothing again (the owner's lookup in the image, the sources, the destination).
+ */
+const resolvedTargets = new WeakMap<CopyInput, Promise<CopyTarget>>();
+
+function copyTarget(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<CopyTarget> {
+  let target = resolvedTargets.get(input);
+  if (!target) {
+    target = resolveCopyTarget(op, input);
+    resolvedTargets.set(input, target);
+  }
+  return target;
+}
+
+async function resolveCopyTarget(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<CopyTarget> {
   const { rootfs, source, what } = input;
   const ownerIds = await owner(rootfs, op.chown, what);
   const tops: ContextEntry[] = [];

@@ -286,11 +286,9 @@ export class Solver {
       const id = this.imageIdOf(plan.base.ref);
       state = storedState(this.options.store, id, id);
     }
-    for (const [i, step] of plan.steps.entries()) {
-      // A later step of the stage works on this one's snapshot: see execute.
-      const worked = plan.steps.slice(i + 1).some((s) => s.operation !== undefined);
-      state = await this.step(plan, step, state, worked);
-    }
+    // A step before the stage's last one with an operation has a later step that works on its snapshot: see execute.
+    const lastWorking = plan.steps.findLastIndex((s) => s.operation !== undefined);
+    for (const [i, step] of plan.steps.entries()) state = await this.step(plan, step, state, i < lastWorking);
     // Another stage reads this one's image from the store.
     await state.written;
     return state;
