@@ -13,8 +13,8 @@ import { join, normalize, posix } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { KilnError, isErrno, readTextIfPresent } from '../errors.js';
 import { type IgnoreState, PatternMatcher, cleanPath, dockerignorePatterns, filepathMatch } from '../dockerfile/dockerignore.js';
-import type { Digest } from '../oci/digest.js';
-import { sys } from '../layer/sys.js';
+import { sha256, type Digest } from '../oci/digest.js';
+import { sys } from '../sys.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -424,10 +424,13 @@ export class BuildContext {
     this.known ??= this.cache.under(this.prefix);
     const cached = this.known.get(absolute);
     if (cached?.stat === entry.stat) return cached.digest;
-    const hash = createHash('sha256');
-    if (entry.size <= 1 << 20) hash.update(readFileSync(absolute));
-    else for await (const chunk of createReadStream(absolute, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-    const digest = `sha256:${hash.digest('hex')}` as Digest;
+    let digest: Digest;
+    if (entry.size <= 1 << 20) digest = sha256(readFileSync(absolute));
+    else {
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(absolute, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+      digest = `sha256:${hash.digest('hex')}` as Digest;
+    }
     this.known.set(absolute, { stat: entry.stat, digest });
     hashed.push({ path: absolute, stat: entry.stat, digest });
     return digest;
@@ -440,14 +443,14 @@ export class BuildContext {
    */
   private listingOf(entries: readonly ContextEntry[]): { sources: string; listing: Digest } | undefined {
     if (!this.listing) return undefined;
-    const hash = createHash('sha256').update('kiln context listing 1\n');
+    const parts: (string | Buffer)[] = ['kiln context listing 1\n'];
     for (const top of entries) {
       const span = this.spans.get(top);
       if (!span) return undefined;
-      hash.update(`source ${top.path}\0${top.type}\0${top.mode}\0${top.uid}:${top.gid}\0${top.stat}\0${top.linkTarget ?? ''}\n`);
-      hash.update(this.listing.packed.subarray(span[0], span[1]));
+      parts.push(`source ${top.path}\0${top.type}\0${top.mode}\0${top.uid}:${top.gid}\0${top.stat}\0${top.linkTarget ?? ''}\n`);
+      parts.push(this.listing.packed.subarray(span[0], span[1]));
     }
-    return { sources: [this.prefix, ...entries.map((e) => e.path)].join('\0'), listing: `sha256:${hash.digest('hex')}` as Digest };
+    return { sources: [this.prefix, ...entries.map((e) => e.path)].join('\0'), listing: sha256(parts) };
   }
 
   /**
@@ -459,7 +462,7 @@ export class BuildContext {
     const listed = this.listingOf(entries);
     const known = listed && this.cache.checksumOf(listed.sources);
     if (known && known.listing === listed?.listing) return known.checksum;
-    const hash = createHash('sha256');
+    const parts: string[] = [];
     const pause = pauser();
     if (this.listing && !this.visible) {
       // Unpacked with pauses here rather than at once by `entries` (a large context holds the loop long).
@@ -472,16 +475,16 @@ export class BuildContext {
     }
     const hashed: { path: string; stat: string; digest: Digest }[] = [];
     for (const top of entries) {
-      hash.update(`source ${top.path}\0`);
+      parts.push(`source ${top.path}\0`);
       for (const entry of this.tree(top)) {
         // Small files are read synchronously: a context of many of them must still let the loop turn.
         await pause();
         const content = entry.type === 'file' ? await this.fileDigest(entry, hashed) : (entry.linkTarget ?? '');
-        hash.update(`${entry.path}\0${entry.type}\0${entry.mode}\0${entry.uid}:${entry.gid}\0${content}\n`);
+        parts.push(`${entry.path}\0${entry.type}\0${entry.mode}\0${entry.uid}:${entry.gid}\0${content}\n`);
       }
     }
     this.cache.put(hashed);
-    const checksum = `sha256:${hash.digest('hex')}` as Digest;
+    const checksum = sha256(parts);
     if (listed) this.cache.putChecksum(listed.sources, listed.listing, checksum);
     return checksum;
   }

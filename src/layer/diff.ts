@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout.js';
 import { deviceNumbers } from './directory.js';
-import { sys } from './sys.js';
+import { sys } from '../sys.js';
 import type { TarHeader } from './tar/header.js';
 import type { TarInput } from './tar/writer.js';
 

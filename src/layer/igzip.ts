@@ -1,4 +1,4 @@
-import { optionalAddon } from './addon.js';
+import { optionalAddon } from '../addon.js';
 
 /** native/igzip.c: gzip through Intel's ISA-L. */
 export interface IgzipAddon {

@@ -8,7 +8,7 @@ import { ownerGone } from '../content/owner.js';
 import { storePaths } from '../content/paths.js';
 import { scratchName, scratchOwner } from '../content/store.js';
 import type { WhiteoutMode } from '../layer/apply.js';
-import { MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, sys } from '../layer/sys.js';
+import { MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, sys } from '../sys.js';
 import type { MetaDb, SnapshotPurpose, SnapshotRow } from '../meta/db.js';
 
 const run = promisify(execFile);

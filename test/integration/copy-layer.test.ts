@@ -7,7 +7,7 @@ import { BuildContext, type DigestCache, listDirectory } from '../../src/builder
 import { copyAsLayer, runCopy } from '../../src/builder/ops.js';
 import type { Operation } from '../../src/builder/plan.js';
 import { overlayLayerEntries } from '../../src/layer/diff.js';
-import { sys } from '../../src/layer/sys.js';
+import { sys } from '../../src/sys.js';
 import type { TarInput } from '../../src/layer/tar/writer.js';
 import { MetaDb } from '../../src/meta/db.js';
 import { Snapshotter, mount, unmount } from '../../src/snapshot/snapshotter.js';

@@ -4,7 +4,7 @@ import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { overlayLayerEntries } from '../../src/layer/diff.js';
-import { sys } from '../../src/layer/sys.js';
+import { sys } from '../../src/sys.js';
 import { MetaDb } from '../../src/meta/db.js';
 import { Snapshotter, detectDriver, mount, unmount } from '../../src/snapshot/snapshotter.js';
 import { isRoot, tempDir } from '../helpers/paths.js';

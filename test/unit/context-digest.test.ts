@@ -4,7 +4,7 @@ import { chmod, link, mkdir, rename, rm, stat, symlink, utimes, writeFile } from
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BuildContext, type DigestCache } from '../../src/builder/context.js';
-import { sys } from '../../src/layer/sys.js';
+import { sys } from '../../src/sys.js';
 import { MetaDb } from '../../src/meta/db.js';
 import { isKilnError } from '../../src/errors.js';
 import type { Digest } from '../../src/oci/digest.js';

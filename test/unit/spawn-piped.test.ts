@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { spawnPiped } from '../../src/builder/spawn.js';
-import { sys } from '../../src/layer/sys.js';
+import { sys } from '../../src/sys.js';
 import type { RuntimeChild } from '../../src/runtime/runtime.js';
 
 /** The child's output and how it ended, as runBundle reads them. */

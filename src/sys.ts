@@ -27,6 +27,11 @@ export interface SysAddon {
    * UTF-8. Absent from an addon built before it.
    */
   walk?(this: void, path: string): Promise<Buffer | undefined>;
+  /**
+   * The hex SHA-256 of a string (UTF-8), bytes, or a list of those one after another, through the OpenSSL
+   * Node links. Absent from an addon built before it, and where this Node exports no SHA-256.
+   */
+  sha256?(this: void, data: string | Uint8Array | readonly (string | Uint8Array)[]): string;
 }
 
 /** mount(2)'s and umount2(2)'s flags, from <sys/mount.h>. */
@@ -44,4 +49,4 @@ export const SPAWN_SESSION = 4;
  * The addon `npm ci` builds from native/sys (it needs no library, only a C compiler and Node's headers);
  * undefined when it was not built or cannot load: the commands run then.
  */
-export const sys = optionalAddon<SysAddon>(new URL('../../../native/sys/build/Release/sys.node', import.meta.url));
+export const sys = optionalAddon<SysAddon>(new URL('../../native/sys/build/Release/sys.node', import.meta.url));
