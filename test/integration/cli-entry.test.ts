@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { copyFile, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { KILN_VERSION } from '../../src/engine/version.js';
 import { kilnBin } from '../helpers/kiln.js';
@@ -111,6 +111,18 @@ describe('bin/kiln', () => {
     assert.equal((await run([bin, 'version'])).stdout, 'common\n');
     assert.equal((await run([bin, 'inspect', 'x'])).stdout, 'common\n');
     assert.equal((await run([bin, '--root', 'images', 'version'])).stdout, 'common\n');
+  });
+
+  it('runs kiln build from the build\'s own bundle where the build made one, every other command from the whole CLI', async () => {
+    const { bin, bundle: fakeBundle } = await checkoutWithoutBundle();
+    const printing = (word: string): string => `(function (exports) { exports.main = async () => { process.stdout.write('${word}\\n'); return 0; }; })\n`;
+    await writeFile(fakeBundle, printing('whole'));
+    assert.equal((await run([bin, 'build', '.'])).stdout, 'whole\n');
+    await writeFile(join(dirname(fakeBundle), 'kiln-build.cjs'), printing('build'));
+    assert.equal((await run([bin, 'build', '.'])).stdout, 'build\n');
+    assert.equal((await run([bin, '--root', '/nonexistent', 'build', '.'])).stdout, 'build\n');
+    assert.equal((await run([bin, 'version'])).stdout, 'whole\n');
+    assert.equal((await run([bin, 'image', 'build', '.'])).stdout, 'whole\n');
   });
 
   it('names the TypeScript sources in an internal error\'s trace, run from tsc\'s output', async () => {
