@@ -42,7 +42,8 @@ export interface SolveOptions {
   readonly store: LocalStore;
   readonly lease: Lease;
   readonly snapshots: Snapshotter;
-  readonly runtime: RuntimeName;
+  /** The runtime of RUN steps, asked for when one runs (a fully cached build picks none). */
+  readonly runtime: () => RuntimeName;
   readonly context: BuildContext;
   readonly secrets: ReadonlyMap<string, string>;
   /** Image IDs of the external images the plan names. */
@@ -514,7 +515,7 @@ export class Solver {
           await runExec({ ...operation, network }, {
             rootfs,
             bundle: join(work, 'bundle'),
-            runtime: this.options.runtime,
+            runtime: this.options.runtime(),
             what,
             mountSource: async (m) => this.mountSource(m, cleanups, work),
             cacheDir: (m) => {

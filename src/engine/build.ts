@@ -172,10 +172,12 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       }),
     );
     const runs = plan.stages.some((s) => s.steps.some((step) => step.operation?.kind === 'exec'));
-    const runtime = options.runtime ?? (runs ? buildRuntime() : 'runc');
-    // A runtime the build picked itself runs on the host as it is (buildRuntime checked): only one asked for may need setting up.
+    // A runtime the build picks itself runs on the host as it is (buildRuntime checks, at the first RUN that
+    // runs: a fully cached build looks for none): only one asked for may need setting up.
+    let picked = options.runtime;
+    const runtime = (): RuntimeName => (picked ??= buildRuntime());
     if (runs && options.runtime !== undefined) {
-      const prepared = await prepareRuntime(runtime);
+      const prepared = await prepareRuntime(options.runtime);
       if (prepared) options.notice(prepared);
     }
     const solver = new Solver(plan, {
