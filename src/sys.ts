@@ -32,6 +32,10 @@ export interface SysAddon {
    * Node links. Absent from an addon built before it, and where this Node exports no SHA-256.
    */
   sha256?(this: void, data: string | Uint8Array | readonly (string | Uint8Array)[]): string;
+  /** The same piece by piece: a state (a Buffer: a copy hashes on apart), data added to it, its hex digest (which spends it). */
+  sha256Start?(this: void): Buffer;
+  sha256Add?(this: void, state: Buffer, data: string | Uint8Array): void;
+  sha256End?(this: void, state: Buffer): string;
 }
 
 /** mount(2)'s and umount2(2)'s flags, from <sys/mount.h>. */

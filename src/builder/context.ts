@@ -7,13 +7,12 @@
  * listing: while that listing is unchanged (every name, mode, owner and stat), the checksum is reused
  * without an object, a lookup or a line hashed per file.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join, normalize, posix } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { KilnError, isErrno, readTextIfPresent } from '../errors.js';
 import { type IgnoreState, PatternMatcher, cleanPath, dockerignorePatterns, filepathMatch } from '../dockerfile/dockerignore.js';
-import { sha256, type Digest } from '../oci/digest.js';
+import { sha256, sha256Stream, type Digest } from '../oci/digest.js';
 import { sys } from '../sys.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -427,9 +426,9 @@ export class BuildContext {
     let digest: Digest;
     if (entry.size <= 1 << 20) digest = sha256(readFileSync(absolute));
     else {
-      const hash = createHash('sha256');
+      const hash = sha256Stream();
       for await (const chunk of createReadStream(absolute, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-      digest = `sha256:${hash.digest('hex')}` as Digest;
+      digest = hash.digest();
     }
     this.known.set(absolute, { stat: entry.stat, digest });
     hashed.push({ path: absolute, stat: entry.stat, digest });

@@ -4,11 +4,12 @@
  * snapshot and turns what changed into a layer; these only change the tree.
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { chown, lstat, mkdir, open, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Dispatcher } from 'undici';
+import { sha256 } from '../oci/digest.js';
+import { randomHex } from '../random.js';
 import { KilnError, isErrno } from '../errors.js';
 import { filepathMatch } from '../dockerfile/dockerignore.js';
 import { NAME_MAX, PATH_MAX, applyLayer } from '../layer/apply.js';
@@ -199,7 +200,7 @@ async function download(url: string, checksum: string | undefined, what: string)
   }
   const data = Buffer.from(await response.body.arrayBuffer());
   if (checksum !== undefined) {
-    const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    const actual = sha256(data);
     if (actual !== checksum) throw new KilnError('DIGEST_MISMATCH', `${what}: ${url} has digest ${actual}, but --checksum says ${checksum}`);
   }
   const modified = response.headers['last-modified'];
@@ -569,7 +570,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     }
   }
   for (const script of op.scripts) {
-    const file = join(bundle, `script-${randomBytes(4).toString('hex')}`);
+    const file = join(bundle, `script-${randomHex(4)}`);
     await writeFile(file, script.content, { mode: 0o755 });
     extraMounts.push({ destination: `/dev/pipes/${script.name}`, type: 'bind', source: file, options: ['rbind', 'ro'] });
   }
@@ -584,7 +585,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
   }))) as { mounts: object[]; process: { user: { uid: number; gid: number } } };
   spec.mounts.push(...extraMounts);
   // The owner's pid in the ID: after a kill -9 of kiln, prune finds the runtime containers it left.
-  const id = `${BUILD_CONTAINER_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`;
+  const id = `${BUILD_CONTAINER_PREFIX}${process.pid}-${randomHex(6)}`;
   let exitCode: number;
   try {
     // A working directory the image lacks is made for the command's user, as BuildKit's executor does.

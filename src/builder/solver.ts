@@ -5,7 +5,6 @@
  * images, so it survives restarts and `rmi` of the final image drops it). It knows nothing about
  * Dockerfiles: steps come with their config, history line, operation and cache descriptor.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -17,6 +16,7 @@ import { overlayLayerEntries, treeLayerEntries } from '../layer/diff.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
 import { type Digest, sha256 } from '../oci/digest.js';
+import { randomHex } from '../random.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import { MAX_CONFIG_BYTES } from '../oci/limits.js';
@@ -170,7 +170,7 @@ const KEPT_STEP_LOGS = 10;
  */
 async function keepStepLog(dir: string, output: Buffer): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '')}-${randomBytes(4).toString('hex')}.log`);
+  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '')}-${randomHex(4)}.log`);
   await writeFile(file, output, { mode: 0o600 });
   const older = (await readdir(dir)).sort().reverse().slice(KEPT_STEP_LOGS);
   await Promise.all(older.map((name) => rm(join(dir, name), { force: true })));
@@ -490,7 +490,7 @@ export class Solver {
   private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void, worked: boolean): Promise<Executed> {
     const { snapshots, store } = this.options;
     const top = state.top ?? (state.imageId ? await state.written.then(() => this.options.unpack(state.imageId as Digest)) : undefined);
-    const work = join(store.paths.builds, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    const work = join(store.paths.builds, `${process.pid}-${randomHex(6)}`);
     const rootfs = join(work, 'rootfs');
     const active = temporaryKey('build');
     await mkdir(rootfs, { recursive: true });
@@ -575,7 +575,7 @@ export class Solver {
     if (!top) return EMPTY_TREE;
     if (snapshots.driver === 'vfs') return snapshots.dir(top);
     const key = temporaryKey('view');
-    const target = join(store.paths.builds, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    const target = join(store.paths.builds, `${process.pid}-${randomHex(6)}`);
     await mkdir(target, { recursive: true });
     const [spec] = await snapshots.view(key, top, 'view');
     if (!spec) throw new KilnError('INTERNAL', `snapshot ${key} has no mounts`);
@@ -624,7 +624,7 @@ export class Solver {
       path = await resolveInRoot(root, mount.source ?? '/');
     }
     if (mount.readonly !== false) return path;
-    const copy = join(work, `bind-${randomBytes(6).toString('hex')}`);
+    const copy = join(work, `bind-${randomHex(6)}`);
     await run('cp', ['-a', '--reflink=auto', path, copy]);
     return copy;
   }

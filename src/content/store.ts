@@ -1,9 +1,9 @@
-import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError, isErrno, storeWriteError } from '../errors.js';
-import { type Digest, digestHex, isDigest } from '../oci/digest.js';
+import { type Digest, type Sha256, digestHex, isDigest, sha256, sha256Stream } from '../oci/digest.js';
+import { randomHex } from '../random.js';
 import { type StorePaths, storePaths } from './paths.js';
 
 /** What the store knows of a committed blob. */
@@ -105,7 +105,7 @@ export class ContentStore {
 
   /** Starts an ingest. `ref` names what is being written (for resumption and for people reading `ingest/`). */
   async writer(ref: string): Promise<ContentWriter> {
-    const name = scratchName(createHash('sha256').update(ref).digest('hex').slice(0, 16));
+    const name = scratchName(digestHex(sha256(ref)).slice(0, 16));
     const path = join(this.ingestDir, name);
     try {
       await mkdir(this.ingestDir, { recursive: true });
@@ -163,9 +163,9 @@ export class ContentStore {
 
   /** Re-hashes a blob; false when its content no longer matches its name. */
   async verify(digest: Digest): Promise<boolean> {
-    const hash = createHash('sha256');
+    const hash = sha256Stream();
     for await (const chunk of await this.open(digest)) hash.update(chunk);
-    return `sha256:${hash.digest('hex')}` === digest;
+    return hash.digest() === digest;
   }
 }
 
@@ -177,7 +177,7 @@ export class ContentStore {
 const WRITE_BATCH = 1 << 20;
 
 export class ContentWriter {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Sha256 = sha256Stream();
   private written = 0;
   private done = false;
   private verified: BlobInfo | undefined;
@@ -198,7 +198,7 @@ export class ContentWriter {
 
   /** The digest of what was written so far (the writer goes on). */
   peekDigest(): Digest {
-    return `sha256:${this.hash.copy().digest('hex')}` as Digest;
+    return this.hash.peek();
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -245,7 +245,7 @@ export class ContentWriter {
    */
   async verify(expected: Expected = {}): Promise<BlobInfo> {
     if (this.done) throw new KilnError('INTERNAL', 'commit after commit or abort');
-    const digest = `sha256:${this.hash.digest('hex')}` as Digest;
+    const digest = this.hash.digest();
     const size = this.written;
     try {
       if (this.failure) throw this.failure.error;
@@ -287,7 +287,7 @@ export class ContentWriter {
  * process that died (kill -9) from those of one still writing.
  */
 export function scratchName(label: string): string {
-  return `${label}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return `${label}-${process.pid}-${randomHex(4)}`;
 }
 
 /** The pid in a {@link scratchName}, if the name is one. */

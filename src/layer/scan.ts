@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { KilnError } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
+import { type Digest, sha256Stream } from '../oci/digest.js';
 import type { Compression } from '../oci/mediatypes.js';
 import { autoDecompress } from './compression.js';
 import { LayerEscapes } from './escapes.js';
@@ -53,7 +52,7 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     }
   }
   const { compression, stream } = await autoDecompress(tapped());
-  const hash = createHash('sha256');
+  const hash = sha256Stream();
   let diffSize = 0;
   const branch = alsoTar && new Branch();
   const branchDone = branch && alsoTar?.(branch).finally(() => branch.leave());
@@ -96,7 +95,7 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     if (err instanceof KilnError) throw new KilnError(err.code, err.message.startsWith(what) ? err.message : `${what}: ${err.message}`, { cause: err });
     throw err;
   }
-  return { diffId: `sha256:${hash.digest('hex')}` as Digest, diffSize, compression };
+  return { diffId: hash.digest(), diffSize, compression };
 }
 
 /** Chunks of at least this size reach the decompressor: each write to zlib is a trip to the thread pool,

@@ -31,6 +31,35 @@ export function sha256(data: Uint8Array | string | readonly (Uint8Array | string
   return `sha256:${hash.digest('hex')}` as Digest;
 }
 
+/** A SHA-256 taken piece by piece (a blob as it is written). */
+export interface Sha256 {
+  update(data: Uint8Array | string): void;
+  /** The digest of what was added so far; the hash goes on. */
+  peek(): Digest;
+  /** The digest; the hash is spent. */
+  digest(): Digest;
+}
+
+/** Through native/sys where it was built (see {@link sha256}), else node:crypto. */
+export function sha256Stream(): Sha256 {
+  const native = sys();
+  const { sha256Start: start, sha256Add: add, sha256End: end } = native ?? {};
+  if (start && add && end) {
+    const state = start();
+    return {
+      update: (data) => add(state, data),
+      peek: () => `sha256:${end(Buffer.from(state))}` as Digest,
+      digest: () => `sha256:${end(state)}` as Digest,
+    };
+  }
+  const hash = createHash('sha256');
+  return {
+    update: (data) => void hash.update(data),
+    peek: () => `sha256:${hash.copy().digest('hex')}` as Digest,
+    digest: () => `sha256:${hash.digest('hex')}` as Digest,
+  };
+}
+
 export function digestHex(digest: Digest): string {
   return digest.slice(digest.indexOf(':') + 1);
 }

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,6 +7,7 @@ import { ownerGone } from '../content/owner.js';
 import { storePaths } from '../content/paths.js';
 import { scratchName, scratchOwner } from '../content/store.js';
 import type { WhiteoutMode } from '../layer/apply.js';
+import { randomHex } from '../random.js';
 import { MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, sys } from '../sys.js';
 import type { MetaDb, SnapshotPurpose, SnapshotRow } from '../meta/db.js';
 
@@ -233,7 +233,7 @@ export function snapshotterOf(store: SnapshotStore, driver: Driver): Snapshotter
 
 /** A key for a temporary snapshot of this process: unique, and never read back (its owner is recorded apart). */
 export function temporaryKey(purpose: SnapshotPurpose): string {
-  return `${purpose}-${process.pid}-${randomBytes(6).toString('hex')}`;
+  return `${purpose}-${process.pid}-${randomHex(6)}`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { sha256 } from '../../src/oci/digest.js';
+import { sha256, sha256Stream } from '../../src/oci/digest.js';
 import { sys } from '../../src/sys.js';
 
 /** node:crypto's digest of the parts one after another: what both paths of sha256 must give. */
@@ -33,9 +33,25 @@ describe('sha256', () => {
     }
   });
 
+  it('piece by piece: the same digest, and a peek between pieces that leaves the hash going on', () => {
+    for (const parts of CASES) {
+      const hash = sha256Stream();
+      const seen: (string | Uint8Array)[] = [];
+      for (const part of parts.slice(0, 50)) {
+        hash.update(part);
+        seen.push(part);
+        assert.equal(hash.peek(), reference(seen));
+      }
+      assert.equal(hash.digest(), reference(seen));
+    }
+  });
+
   it('native/sys hashes what node:crypto does, and refuses what is neither a string nor bytes', { skip: !sys()?.sha256 && 'native/sys is not built (or built before sha256)' }, () => {
     const native = sys()?.sha256 as (data: unknown) => string;
     for (const parts of CASES) assert.equal(`sha256:${native(parts)}`, reference(parts));
     for (const bad of [1, undefined, [1], [new Uint16Array(2)], { length: 1 }]) assert.throws(() => native(bad), /sha256 hashes a string, a Uint8Array or an array of them/);
+    const add = sys()?.sha256Add as (state: unknown, data: unknown) => void;
+    assert.throws(() => add(Buffer.alloc(12), 'x'), /not a sha256 state/);
+    assert.throws(() => add(sys()?.sha256Start?.(), 7), /sha256 hashes a string/);
   });
 });
