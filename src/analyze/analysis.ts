@@ -9,7 +9,7 @@ import { type SourceLine, diveCommand, instructionOf, layerOrigins } from './his
 import { type DiveFileReference, diveFigures } from './layers/dive.js';
 import { stackLayers } from './layers/overlay.js';
 import { indexLayers } from './layers/tree.js';
-import type { LayerEntry, LayerListing } from './layers/walk.js';
+import type { LayerEntries, LayerListing } from './layers/walk.js';
 import { type SizedPath, type TreeNode, type WastedPath, kilnFigures, sizeTree } from './waste.js';
 
 /** One entry of a layer as dive exports it (Go's tar header fields; fileMode is Go's os.FileMode). */
@@ -116,7 +116,7 @@ export interface AnalysisInput {
  * Analyzes an image from its layers' listings. Reads, through the listings, the content of the few files
  * whose comparison the findings need; everything else is computed from the entries.
  */
-export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: ImageAnalysis; fileLists: readonly (readonly LayerEntry[])[]; tree: () => TreeNode }> {
+export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: ImageAnalysis; fileLists: readonly LayerEntries[]; tree: () => TreeNode }> {
   const entries = input.layers.map((l) => l.listing.entries);
   const indexed = indexLayers(entries);
   const dive = diveFigures(entries, indexed);
@@ -133,7 +133,7 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: I
   const found = findings(overlay, {
     layers: facts,
     baseLayers,
-    fingerprint: (version) => input.layers[version.layer]?.listing.fingerprints.get(version.index),
+    fingerprint: (layer, index) => input.layers[layer]?.listing.fingerprints.get(index),
     singleStage: input.singleStage,
   });
   const analysis: ImageAnalysis = {
@@ -185,5 +185,5 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: I
     },
   };
   // The tree for a page is drawn only when a page is asked for.
-  return { analysis, fileLists: entries, tree: () => sizeTree(overlay.live) };
+  return { analysis, fileLists: entries, tree: () => sizeTree(overlay) };
 }

@@ -15,7 +15,8 @@
  * Only what the image's own layers do is a finding: its base image's insides are another Dockerfile's.
  */
 import type { SourceLine } from './history.js';
-import type { DeadVersion, LiveFile, Overlay, Version } from './layers/overlay.js';
+import { NONE, type Overlay } from './layers/overlay.js';
+import { KIND } from './layers/walk.js';
 
 export type FindingRule = 'context-leak' | 'chown-chmod' | 'package-cache' | 'deleted-later' | 'build-toolchain' | 'duplicate-content';
 
@@ -44,8 +45,8 @@ export interface FindingContext {
   readonly layers: readonly LayerFacts[];
   /** Layers below this index are the base image's. */
   readonly baseLayers: number;
-  /** A file's content digest, when it was read (see contentNeeded). */
-  readonly fingerprint: (version: Version) => string | undefined;
+  /** The content digest of a layer's file (by entry index), when it was read (see contentNeeded). */
+  readonly fingerprint: (layer: number, index: number) => string | undefined;
   /** Whether the Dockerfile has a single stage (undefined: not known). */
   readonly singleStage: boolean | undefined;
 }
@@ -85,18 +86,25 @@ function leakOf(path: string): (typeof LEAKS)[number] | undefined {
   return LEAKS.find((leak) => path === leak.name || path.startsWith(`${leak.name}/`) || path.includes(`/${leak.name}/`) || path.endsWith(`/${leak.name}`));
 }
 
+/** Whether version `by` wrote the same path as `version` again, as a file of the same size (its content may differ). */
+function rewroteSameSize(overlay: Overlay, version: number, by: number): boolean {
+  return by !== NONE && overlay.versionNode[by] === overlay.versionNode[version] && overlay.kind(version) === KIND.file && overlay.kind(by) === KIND.file && overlay.size(by) === overlay.size(version);
+}
+
 /** Files whose content an analysis needs to compare, by layer (entry indexes): see fingerprint. */
 export function contentNeeded(overlay: Overlay, baseLayers: number): Map<number, Set<number>> {
+  const { versionLayer, versionIndex, endBy, endDeleted, dead, live, liveBytes } = overlay;
   const needed = new Map<number, Set<number>>();
-  const need = (version: Version): void => {
-    const set = needed.get(version.layer) ?? new Set<number>();
-    set.add(version.index);
-    needed.set(version.layer, set);
+  const need = (version: number): void => {
+    const layer = versionLayer[version] as number;
+    const set = needed.get(layer) ?? new Set<number>();
+    set.add(versionIndex[version] as number);
+    needed.set(layer, set);
   };
   // A file written again at the same size: the same content (a chown or chmod) or not.
-  for (const { version, ending } of overlay.dead) {
-    const by = ending.by;
-    if (ending.how === 'overwritten' && by && by.entry.path === version.entry.path && version.entry.kind === 'file' && by.entry.kind === 'file' && by.entry.size === version.entry.size && version.entry.size > 0 && (version.layer >= baseLayers || by.layer >= baseLayers)) {
+  for (const version of dead) {
+    const by = endBy[version] as number;
+    if (endDeleted[version] === 0 && rewroteSameSize(overlay, version, by) && overlay.size(version) > 0 && ((versionLayer[version] as number) >= baseLayers || (versionLayer[by] as number) >= baseLayers)) {
       need(version);
       need(by);
     }
@@ -104,14 +112,15 @@ export function contentNeeded(overlay: Overlay, baseLayers: number): Map<number,
   // Live files of a size another live file has, where one of them is the image's own.
   const sizes = ownSizes(overlay, baseLayers);
   if (sizes.size === 0) return needed;
-  const bySize = new Map<number, LiveFile[]>();
-  for (const file of overlay.live) {
-    if (!sizes.has(file.bytes) || file.version.entry.kind !== 'file') continue;
-    const same = bySize.get(file.bytes);
-    if (same) same.push(file);
-    else bySize.set(file.bytes, [file]);
+  const bySize = new Map<number, number[]>();
+  for (let k = 0; k < live.length; k++) {
+    const bytes = liveBytes[k] as number;
+    if (!sizes.has(bytes) || overlay.kind(live[k] as number) !== KIND.file) continue;
+    const same = bySize.get(bytes);
+    if (same) same.push(live[k] as number);
+    else bySize.set(bytes, [live[k] as number]);
   }
-  for (const files of bySize.values()) if (files.length > 1) for (const file of files) need(file.version);
+  for (const versions of bySize.values()) if (versions.length > 1) for (const version of versions) need(version);
   return needed;
 }
 
@@ -121,12 +130,14 @@ export function contentNeeded(overlay: Overlay, baseLayers: number): Map<number,
  * are neither read nor grouped.
  */
 function ownSizes(overlay: Overlay, baseLayers: number): Set<number> {
+  const { live, liveBytes, versionLayer } = overlay;
   const sizes = new Set<number>();
   // The live files are in layer order: the image's own come last.
-  for (let i = overlay.live.length - 1; i >= 0; i--) {
-    const { version, bytes } = overlay.live[i] as LiveFile;
-    if (version.layer < baseLayers) break;
-    if (version.entry.kind === 'file' && bytes >= DUPLICATE_MIN_BYTES) sizes.add(bytes);
+  for (let k = live.length - 1; k >= 0; k--) {
+    const version = live[k] as number;
+    if ((versionLayer[version] as number) < baseLayers) break;
+    const bytes = liveBytes[k] as number;
+    if (overlay.kind(version) === KIND.file && bytes >= DUPLICATE_MIN_BYTES) sizes.add(bytes);
   }
   return sizes;
 }
@@ -173,23 +184,27 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
   const copies = (layer: number): boolean => facts(layer).keyword === 'COPY' || facts(layer).keyword === 'ADD';
   const files = (paths: readonly string[]): string => plural(paths.length, 'file');
 
-  const leak = (version: Version, bytes: number): boolean => {
-    const found = copies(version.layer) ? leakOf(version.entry.path) : undefined;
+  const leak = (layer: number, path: string, bytes: number): boolean => {
+    const found = copies(layer) ? leakOf(path) : undefined;
     if (!found) return false;
-    out.add('context-leak', version.layer, undefined, found.name, bytes, version.entry.path, (paths) => `${facts(version.layer).keyword ?? 'COPY'} at ${at(version.layer)} puts ${found.name} into the image (${files(paths)}): ${found.fix}.`);
+    out.add('context-leak', layer, undefined, found.name, bytes, path, (paths) => `${facts(layer).keyword ?? 'COPY'} at ${at(layer)} puts ${found.name} into the image (${files(paths)}): ${found.fix}.`);
     return true;
   };
   const cacheOf = (path: string): (typeof PACKAGE_CACHES)[number] | undefined => (ANY_PACKAGE_CACHE.test(path) ? PACKAGE_CACHES.find((c) => c.pattern.test(path)) : undefined);
 
-  for (const dead of overlay.dead as DeadVersion[]) {
-    const { version, ending, bytes } = dead;
+  const { dead, deadBytes, endLayer, endDeleted, endBy } = overlay;
+  for (let k = 0; k < dead.length; k++) {
+    const bytes = deadBytes[k] as number;
     if (bytes === 0) continue;
+    const number = dead[k] as number;
+    const version = overlay.version(number);
     const own = version.layer >= baseLayers;
-    if (own && leak(version, bytes)) continue;
-    const by = ending.by;
-    const rewritten =
-      ending.how === 'overwritten' && by !== undefined && by.entry.path === version.entry.path && by.entry.kind === 'file' && version.entry.kind === 'file' && by.entry.size === version.entry.size && (version.entry.size === 0 || (fingerprint(version) !== undefined && fingerprint(version) === fingerprint(by)));
+    if (own && leak(version.layer, version.entry.path, bytes)) continue;
+    const ending = { layer: endLayer[number] as number, how: endDeleted[number] === 1 ? ('deleted' as const) : ('overwritten' as const) };
+    const byNumber = endBy[number] as number;
+    const rewritten = ending.how === 'overwritten' && rewroteSameSize(overlay, number, byNumber) && (version.entry.size === 0 || (fingerprint(version.layer, version.index) !== undefined && fingerprint(version.layer, version.index) === fingerprint(overlay.versionLayer[byNumber] as number, overlay.versionIndex[byNumber] as number)));
     if (rewritten && (own || ending.layer >= baseLayers)) {
+      const by = overlay.version(byNumber);
       const owner = by.entry.uid !== version.entry.uid || by.entry.gid !== version.entry.gid;
       const mode = by.entry.mode !== version.entry.mode;
       const verb = /\bchown\b/.test(facts(ending.layer).createdBy) || (owner && !mode) ? 'chown' : /\bchmod\b/.test(facts(ending.layer).createdBy) || mode ? 'chmod' : 'rewrite';
@@ -218,54 +233,60 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
   }
 
   const toolchain = new Map<number, { packages: Set<string>; marker: boolean }>();
-  for (const file of overlay.live) {
-    const { version, bytes } = file;
-    if (version.layer < baseLayers) continue;
-    const path = version.entry.path;
-    if (bytes > 0 && leak(version, bytes)) continue;
+  const { live, liveBytes, versionLayer } = overlay;
+  for (let k = 0; k < live.length; k++) {
+    const layer = versionLayer[live[k] as number] as number;
+    if (layer < baseLayers) continue;
+    const bytes = liveBytes[k] as number;
+    const path = overlay.path(live[k] as number);
+    if (bytes > 0 && leak(layer, path, bytes)) continue;
     const cache = cacheOf(path);
     if (cache) {
-      if (bytes > 0) out.add('package-cache', version.layer, undefined, cache.manager, bytes, path, (paths) => `${cache.manager} (${files(paths)}) left in the image by ${at(version.layer)}: ${cache.fix}.`);
+      if (bytes > 0) out.add('package-cache', layer, undefined, cache.manager, bytes, path, (paths) => `${cache.manager} (${files(paths)}) left in the image by ${at(layer)}: ${cache.fix}.`);
       continue;
     }
     const dpkg = DPKG_LIST.exec(path)?.[1];
     const tool = TOOLCHAIN.test(path);
     if (tool || (dpkg && BUILD_PACKAGE.test(dpkg))) {
-      const found = toolchain.get(version.layer) ?? { packages: new Set<string>(), marker: false };
+      const found = toolchain.get(layer) ?? { packages: new Set<string>(), marker: false };
       if (dpkg && BUILD_PACKAGE.test(dpkg)) found.packages.add(dpkg);
       if (dpkg || TOOLCHAIN_MARKER.test(path)) found.marker = true;
-      toolchain.set(version.layer, found);
+      toolchain.set(layer, found);
       if (tool && bytes > 0) {
-        out.add('build-toolchain', version.layer, undefined, '', bytes, path, (paths) => {
-          const { packages } = toolchain.get(version.layer) ?? { packages: new Set<string>() };
+        out.add('build-toolchain', layer, undefined, '', bytes, path, (paths) => {
+          const { packages } = toolchain.get(layer) ?? { packages: new Set<string>() };
           const named = packages.size > 0 ? ` (${[...packages].sort().slice(0, 6).join(', ')}${packages.size > 6 ? ', …' : ''})` : '';
           const fix = context.singleStage === false ? 'install it in a build stage and COPY --from only what the final stage runs' : 'build in a first stage and COPY --from only the result into a final stage without it (a multi-stage build)';
-          return `A build toolchain${named} is in the final image: ${files(paths)} installed at ${at(version.layer)}. ${fix[0]?.toUpperCase()}${fix.slice(1)}.`;
+          return `A build toolchain${named} is in the final image: ${files(paths)} installed at ${at(layer)}. ${fix[0]?.toUpperCase()}${fix.slice(1)}.`;
         });
       }
     }
   }
 
   // The same content at several paths: the first copy (lowest layer, then path) is the original.
-  const byContent = new Map<string, LiveFile[]>();
+  const byContent = new Map<string, { layer: number; path: string; bytes: number }[]>();
   const sizes = ownSizes(overlay, baseLayers);
-  for (const file of sizes.size === 0 ? [] : overlay.live) {
-    if (!sizes.has(file.bytes) || file.version.entry.kind !== 'file') continue;
-    const digest = fingerprint(file.version);
+  for (let k = 0; sizes.size > 0 && k < live.length; k++) {
+    const number = live[k] as number;
+    const bytes = liveBytes[k] as number;
+    if (!sizes.has(bytes) || overlay.kind(number) !== KIND.file) continue;
+    const layer = versionLayer[number] as number;
+    const digest = fingerprint(layer, overlay.versionIndex[number] as number);
     if (digest === undefined) continue;
-    const key = `${file.bytes}:${digest}`;
+    const key = `${bytes}:${digest}`;
+    const file = { layer, path: overlay.path(number), bytes };
     const same = byContent.get(key);
     if (same) same.push(file);
     else byContent.set(key, [file]);
   }
   for (const same of byContent.values()) {
     if (same.length < 2) continue;
-    same.sort((a, b) => a.version.layer - b.version.layer || (a.version.entry.path < b.version.entry.path ? -1 : 1));
-    const original = same[0] as LiveFile;
+    same.sort((a, b) => a.layer - b.layer || (a.path < b.path ? -1 : 1));
+    const original = same[0] as (typeof same)[number];
     for (const copy of same.slice(1)) {
-      const { version, bytes } = copy;
-      if (version.layer < baseLayers || leakOf(version.entry.path) || cacheOf(version.entry.path) || TOOLCHAIN.test(version.entry.path)) continue;
-      out.add('duplicate-content', version.layer, undefined, '', bytes, version.entry.path, (paths) => `${at(version.layer)} writes ${files(paths)} whose content is already in the image at other paths (such as /${original.version.entry.path}): keep one copy, and link to it (a symlink or a hardlink) or COPY it once.`);
+      const { layer, path, bytes } = copy;
+      if (layer < baseLayers || leakOf(path) || cacheOf(path) || TOOLCHAIN.test(path)) continue;
+      out.add('duplicate-content', layer, undefined, '', bytes, path, (paths) => `${at(layer)} writes ${files(paths)} whose content is already in the image at other paths (such as /${original.path}): keep one copy, and link to it (a symlink or a hardlink) or COPY it once.`);
     }
   }
   const found = out.list();

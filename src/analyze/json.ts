@@ -7,32 +7,35 @@
  * process this short.)
  */
 import type { DiveFileInfo, ImageAnalysis } from './analysis.js';
-import type { LayerEntry } from './layers/walk.js';
+import { KIND, type LayerEntries } from './layers/walk.js';
 import type { WastedPath } from './waste.js';
 
-const TYPE_FLAGS: Readonly<Record<string, string>> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', directory: '5', fifo: '6', whiteout: '0', opaque: '0' };
-const GO_TYPE_BITS: Readonly<Record<string, number>> = { directory: 1 << 31, symlink: 1 << 27, block: 1 << 26, char: (1 << 26) | (1 << 21), fifo: 1 << 25 };
+/** The tar typeflag dive lists for each KIND (a whiteout and an opaque marker are regular files). */
+const TYPE_FLAGS: readonly number[] = [KIND.file, KIND.hardlink, KIND.symlink, KIND.char, KIND.block, KIND.directory, KIND.fifo, KIND.file, KIND.file].map((kind) => 0x30 + kind);
+/** Go's os.FileMode type bits for each KIND. */
+const GO_TYPE_BITS: readonly number[] = [0, 0, 1 << 27, (1 << 26) | (1 << 21), 1 << 26, 1 << 31, 1 << 25, 0, 0];
 
-/** Go's os.FileMode of a tar entry, as archive/tar's FileInfo().Mode() gives it. */
-function goFileMode(entry: LayerEntry): number {
-  let mode = entry.mode & 0o777;
-  if (entry.mode & 0o4000) mode |= 1 << 23;
-  if (entry.mode & 0o2000) mode |= 1 << 22;
-  if (entry.mode & 0o1000) mode |= 1 << 20;
-  return (mode | (GO_TYPE_BITS[entry.kind] ?? 0)) >>> 0;
+/** Go's os.FileMode of a tar entry's mode and KIND, as archive/tar's FileInfo().Mode() gives it. */
+function goFileMode(entryMode: number, kind: number): number {
+  let mode = entryMode & 0o777;
+  if (entryMode & 0o4000) mode |= 1 << 23;
+  if (entryMode & 0o2000) mode |= 1 << 22;
+  if (entryMode & 0o1000) mode |= 1 << 20;
+  return (mode | (GO_TYPE_BITS[kind] ?? 0)) >>> 0;
 }
 
-/** An entry as dive lists it. */
-export function fileInfo(entry: LayerEntry): DiveFileInfo {
+/** Entry `i` of a layer as dive lists it. */
+export function fileInfo(entries: LayerEntries, i: number): DiveFileInfo {
+  const kind = entries.kinds[i] as number;
   return {
-    path: entry.name,
-    typeFlag: (TYPE_FLAGS[entry.kind] ?? '0').charCodeAt(0),
-    linkName: entry.link ?? '',
-    size: entry.size,
-    fileMode: goFileMode(entry),
-    uid: entry.uid,
-    gid: entry.gid,
-    isDir: entry.kind === 'directory',
+    path: entries.names[i] as string,
+    typeFlag: TYPE_FLAGS[kind] as number,
+    linkName: entries.links.get(i) ?? '',
+    size: entries.sizes[i] as number,
+    fileMode: goFileMode(entries.modes[i] as number, kind),
+    uid: entries.uids[i] as number,
+    gid: entries.gids[i] as number,
+    isDir: kind === KIND.directory,
   };
 }
 
@@ -44,17 +47,17 @@ const fileListSlot = (layer: number): string => `file-list-${layer}`;
 const PIECE = 64 << 10;
 
 /**
- * A list's text, as JSON.stringify(…, null, 2) writes it at its depth (each item's text made by `item`,
- * `close` ending the last), in pieces of about 64 KiB.
+ * A list's text, as JSON.stringify(…, null, 2) writes it at its depth (the text of each of its `count`
+ * items made by `item`, `close` ending the last), in pieces of about 64 KiB.
  */
-function* listJson<T>(items: readonly T[], item: (value: T) => string, close: string): Generator<string> {
-  if (items.length === 0) {
+function* listJson(count: number, item: (i: number) => string, close: string): Generator<string> {
+  if (count === 0) {
     yield '[]';
     return;
   }
   let text = '[\n';
-  for (let i = 0; i < items.length; i++) {
-    text += `${item(items[i] as T)}${i === items.length - 1 ? close : ',\n'}`;
+  for (let i = 0; i < count; i++) {
+    text += `${item(i)}${i === count - 1 ? close : ',\n'}`;
     if (text.length >= PIECE) {
       yield text;
       text = '';
@@ -64,8 +67,8 @@ function* listJson<T>(items: readonly T[], item: (value: T) => string, close: st
 }
 
 /** A file list's entry at its depth in the document. */
-function fileListItem(entry: LayerEntry): string {
-  const f = fileInfo(entry);
+function fileListItem(entries: LayerEntries, i: number): string {
+  const f = fileInfo(entries, i);
   return `        {\n          "path": ${JSON.stringify(f.path)},\n          "typeFlag": ${f.typeFlag},\n          "linkName": ${JSON.stringify(f.linkName)},\n          "size": ${f.size},\n          "fileMode": ${f.fileMode},\n          "uid": ${f.uid},\n          "gid": ${f.gid},\n          "isDir": ${f.isDir}\n        }`;
 }
 
@@ -78,7 +81,7 @@ function wastedItem(w: WastedPath): string {
  * The document `JSON.stringify({ layer, image, kiln }, null, 2)` of the analysis with its file lists
  * (`document` may add fields to the analysis, such as kiln.ci), and a newline, in pieces.
  */
-export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: readonly (readonly LayerEntry[])[]): Generator<string> {
+export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: readonly LayerEntries[]): Generator<string> {
   const text = JSON.stringify(
     {
       ...document,
@@ -89,8 +92,12 @@ export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: r
     2,
   );
   // The lists in the document's order: the layers' file lists, then kiln's wasted paths.
-  const lists: [string, () => Iterable<string>][] = document.layer.map((layer) => [slot(fileListSlot(layer.index)), () => listJson(fileLists[layer.index] ?? [], fileListItem, '\n      ]')]);
-  lists.push([slot('wasted'), () => listJson(document.kiln.wasted, wastedItem, '\n    ]')]);
+  const lists: [string, () => Iterable<string>][] = document.layer.map((layer) => {
+    const entries = fileLists[layer.index];
+    return [slot(fileListSlot(layer.index)), () => listJson(entries?.length ?? 0, (i) => fileListItem(entries as LayerEntries, i), '\n      ]')];
+  });
+  const { wasted } = document.kiln;
+  lists.push([slot('wasted'), () => listJson(wasted.length, (i) => wastedItem(wasted[i] as WastedPath), '\n    ]')]);
   let at = 0;
   for (const [marker, write] of lists) {
     const found = text.indexOf(marker, at);

@@ -3,7 +3,7 @@
  * version of a path that a later layer replaced or deleted), a score that counts the whole base image
  * as base (not only layer 0), the wasted paths, and the largest files and directories of the final tree.
  */
-import type { DeadVersion, LiveFile, Overlay } from './layers/overlay.js';
+import type { Overlay } from './layers/overlay.js';
 import { ROOT } from './layers/tree.js';
 
 export interface WastedPath {
@@ -72,10 +72,12 @@ function firstOf<T>(items: Iterable<T>, n: number, order: (a: T, b: T) => number
 /** Bytes of live files summed into every directory above them (the root excluded), by path id. */
 function directorySizes(overlay: Overlay): Float64Array {
   const { parent } = overlay.index;
+  const { live, liveBytes, versionNode } = overlay;
   const sizes = new Float64Array(overlay.index.size);
-  for (const { version, bytes } of overlay.live) {
+  for (let k = 0; k < live.length; k++) {
+    const bytes = liveBytes[k] as number;
     if (bytes === 0) continue;
-    for (let p = parent[version.node] as number; p > ROOT; p = parent[p] as number) sizes[p] = (sizes[p] as number) + bytes;
+    for (let p = parent[versionNode[live[k] as number] as number] as number; p > ROOT; p = parent[p] as number) sizes[p] = (sizes[p] as number) + bytes;
   }
   return sizes;
 }
@@ -85,26 +87,34 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
   let reclaimable = 0;
   let userReclaimable = 0;
   const wasted: WastedPath[] = [];
-  for (const { version, ending, bytes } of overlay.dead as DeadVersion[]) {
+  const { dead, deadBytes, versionLayer, endLayer, endDeleted } = overlay;
+  for (let k = 0; k < dead.length; k++) {
+    const bytes = deadBytes[k] as number;
     if (bytes === 0) continue;
+    const version = dead[k] as number;
+    const layer = versionLayer[version] as number;
+    const endedBy = endLayer[version] as number;
     reclaimable += bytes;
-    if (version.layer >= baseLayers) userReclaimable += bytes;
-    const writer = layers[version.layer];
-    const ender = layers[ending.layer];
+    if (layer >= baseLayers) userReclaimable += bytes;
+    const writer = layers[layer];
+    const ender = layers[endedBy];
     if (writer) writer.reclaimableBytes += bytes;
     if (ender) ender.removedBytes += bytes;
-    wasted.push({ path: `/${version.entry.path}`, bytes, layer: version.layer, endedBy: ending.layer, how: ending.how });
+    wasted.push({ path: `/${overlay.path(version)}`, bytes, layer, endedBy, how: endDeleted[version] === 1 ? 'deleted' : 'overwritten' });
   }
   wasted.sort(byBytes);
   const sizeBytes = overlay.layerBytes.reduce((sum, n) => sum + n, 0);
   const baseSizeBytes = overlay.layerBytes.slice(0, baseLayers).reduce((sum, n) => sum + n, 0);
   const userSizeBytes = sizeBytes - baseSizeBytes;
   // The paths compare as they would with their leading slash; only the few kept are written out.
-  const files = firstOf(
-    overlay.live.filter((f) => f.bytes > 0),
-    TOP,
-    (a, b) => b.bytes - a.bytes || (a.version.entry.path < b.version.entry.path ? -1 : a.version.entry.path > b.version.entry.path ? 1 : 0),
-  );
+  const { live, liveBytes } = overlay;
+  const sized: number[] = [];
+  for (let k = 0; k < live.length; k++) if ((liveBytes[k] as number) > 0) sized.push(k);
+  const files = firstOf(sized, TOP, (a, b) => {
+    const pathA = overlay.path(live[a] as number);
+    const pathB = overlay.path(live[b] as number);
+    return (liveBytes[b] as number) - (liveBytes[a] as number) || (pathA < pathB ? -1 : pathA > pathB ? 1 : 0);
+  });
   const sizes = directorySizes(overlay);
   const { paths } = overlay.index;
   const directories: number[] = [];
@@ -119,7 +129,7 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
     efficiencyScore: userSizeBytes > 0 ? 1 - userReclaimable / userSizeBytes : undefined,
     layers,
     wasted,
-    largestFiles: files.map((f) => ({ path: `/${f.version.entry.path}`, bytes: f.bytes, layer: f.version.layer })),
+    largestFiles: files.map((k) => ({ path: `/${overlay.path(live[k] as number)}`, bytes: liveBytes[k] as number, layer: versionLayer[live[k] as number] as number })),
     largestDirectories: topDirectories.map((id) => ({ path: `/${paths[id] as string}`, bytes: sizes[id] as number })),
   };
 }
@@ -136,7 +146,7 @@ export interface TreeNode {
  * The final tree by size, cut to about `limit` nodes for a page to draw: in each directory, what is
  * smaller than `total / limit` is gathered into one node, coloured by the layer that wrote most of it.
  */
-export function sizeTree(live: readonly LiveFile[], limit = 2000): TreeNode {
+export function sizeTree(overlay: Overlay, limit = 2000): TreeNode {
   const root: TreeNode = { name: '/', bytes: 0, children: [] };
   const byPath = new Map<string, TreeNode>([['', root]]);
   const dirOf = (path: string): TreeNode => {
@@ -149,11 +159,13 @@ export function sizeTree(live: readonly LiveFile[], limit = 2000): TreeNode {
     byPath.set(path, node);
     return node;
   };
-  for (const { version, bytes } of live) {
+  const { live, liveBytes, versionLayer } = overlay;
+  for (let k = 0; k < live.length; k++) {
+    const bytes = liveBytes[k] as number;
     if (bytes === 0) continue;
-    const path = version.entry.path;
+    const path = overlay.path(live[k] as number);
     const slash = path.lastIndexOf('/');
-    dirOf(slash === -1 ? '' : path.slice(0, slash)).children?.push({ name: path.slice(slash + 1), bytes, layer: version.layer });
+    dirOf(slash === -1 ? '' : path.slice(0, slash)).children?.push({ name: path.slice(slash + 1), bytes, layer: versionLayer[live[k] as number] });
   }
   const total = (node: TreeNode): number => {
     if (node.children) node.bytes = node.children.reduce((sum, child) => sum + total(child), 0);

@@ -132,7 +132,7 @@ describe("analyze: kiln's figures, from the layers stacked as a runtime stacks t
 
   it("an opaque marker hides only the layers below, not its own layer's entries", async () => {
     const { overlay } = await figuresOf([[dir('o'), file('o/old', 5)], [file('o/new', 6), opaque('o')]], 0);
-    assert.deepEqual(overlay.live.map((f) => f.version.entry.path), ['o/new']);
+    assert.deepEqual([...overlay.live].map((v) => overlay.path(v)), ['o/new']);
   });
 
   it("a file's bytes are not reclaimable while a hardlink to it survives; symlinks weigh their target's length", async () => {
@@ -140,7 +140,7 @@ describe("analyze: kiln's figures, from the layers stacked as a runtime stacks t
     assert.equal(kiln.reclaimableBytes, 0);
     assert.deepEqual(kiln.layers.map((l) => l.contentBytes), [1000 + 'busybox'.length, 0]);
     assert.deepEqual(
-      overlay.live.map((f) => [f.version.entry.path, f.bytes]),
+      [...overlay.live].map((v, k) => [overlay.path(v), overlay.liveBytes[k]]),
       [['bin/ls', 1000], ['bin/sh', 7]],
     );
     const both = await figuresOf([[file('a', 10), hardlink('b', 'a')], [whiteout('a'), whiteout('b')]], 0);
@@ -154,10 +154,10 @@ describe("analyze: kiln's figures, from the layers stacked as a runtime stacks t
       [file('bin/ln', 7), hardlink('bin/x', 'bin/ln'), file('bin/cat', 4)],
     ]);
     for (const list of [overlay.dead, overlay.live]) {
-      const layers = list.map((v) => v.version.layer);
+      const layers = [...list].map((v) => overlay.versionLayer[v] as number);
       assert.deepEqual(layers, [...layers].sort((a, b) => a - b));
     }
-    assert.deepEqual(new Set(overlay.live.map((f) => f.version.layer)), new Set([0, 1, 2]));
+    assert.deepEqual(new Set([...overlay.live].map((v) => overlay.versionLayer[v])), new Set([0, 1, 2]));
   });
 
   it('a path written twice in one layer wastes the first copy', async () => {

@@ -8,7 +8,7 @@
  * over paths that occur in two layers or more (the surviving copy included).
  */
 import { type IndexedLayers, type PathIndex, ROOT, forEachPresentBelow, indexLayers } from './tree.js';
-import type { LayerEntry } from './walk.js';
+import { KIND, type LayerEntries } from './walk.js';
 
 export interface DiveFileReference {
   readonly count: number;
@@ -66,11 +66,12 @@ class StackedTree {
   }
 
   /** Stacks a layer on top: its whiteouts remove what they name, its other entries are added or replace. */
-  apply(entries: readonly LayerEntry[], ids: Int32Array): void {
+  apply(entries: LayerEntries, ids: Int32Array): void {
     const { present } = this;
+    const { kinds, sizes } = entries;
     for (let i = 0; i < entries.length; i++) {
       const id = ids[i] as number;
-      if ((entries[i] as LayerEntry).kind !== 'whiteout' || id === ROOT || present[id] === 0) continue;
+      if (kinds[i] !== KIND.whiteout || id === ROOT || present[id] === 0) continue;
       present[id] = 0;
       forEachPresentBelow(this.index, present, id, (below) => {
         present[below] = 0;
@@ -79,8 +80,8 @@ class StackedTree {
     const { parent } = this.index;
     const chain: number[] = [];
     for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i] as LayerEntry;
-      if (entry.kind === 'whiteout' || entry.kind === 'opaque') continue;
+      const kind = kinds[i] as number;
+      if (kind === KIND.whiteout || kind === KIND.opaque) continue;
       const id = ids[i] as number;
       if (id === ROOT) continue;
       // The ancestors that are not there, or never had a child, from the nearest up.
@@ -93,8 +94,8 @@ class StackedTree {
       }
       if (present[id] === 0) this.add(id);
       // As dive's AddPath: the payload is replaced, the children stay.
-      this.size[id] = entry.size;
-      this.dir[id] = entry.kind === 'directory' ? 1 : 0;
+      this.size[id] = sizes[i] as number;
+      this.dir[id] = kind === KIND.directory ? 1 : 0;
     }
   }
 
@@ -108,7 +109,7 @@ class StackedTree {
 }
 
 /** dive's figures of an image's layers (bottom first). */
-export function diveFigures(layers: readonly (readonly LayerEntry[])[], indexed: IndexedLayers = indexLayers(layers)): DiveFigures {
+export function diveFigures(layers: readonly LayerEntries[], indexed: IndexedLayers = indexLayers(layers)): DiveFigures {
   const { index, pathIds, nameIds } = indexed;
   const n = index.size;
   // Per path over all layers: cum, min and count, and the paths in the order they were first seen.
@@ -130,15 +131,15 @@ export function diveFigures(layers: readonly (readonly LayerEntry[])[], indexed:
     const paths = pathIds[layer] as Int32Array;
     // The layer's own tree, by name: the last entry of a name wins; an opaque marker leaves its directory.
     const nodes: number[] = [];
+    const { kinds, sizes } = entries;
     for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i] as LayerEntry;
-      layerSize += entry.size;
-      if (entry.kind !== 'opaque') {
+      layerSize += sizes[i] as number;
+      if (kinds[i] !== KIND.opaque) {
         const id = names[i] as number;
         if (nodeLayer[id] !== layer) nodes.push(id);
         nodeLayer[id] = layer;
         nodeEntry[id] = i;
-      } else if (entry.path !== '') {
+      } else if (paths[i] !== ROOT) {
         const id = paths[i] as number;
         if (nodeLayer[id] === layer) continue;
         nodes.push(id);
@@ -155,10 +156,9 @@ export function diveFigures(layers: readonly (readonly LayerEntry[])[], indexed:
     for (const id of nodes) {
       if (innerLayer[id] === layer) continue;
       const at = nodeEntry[id] as number;
-      const entry = at === -1 ? undefined : (entries[at] as LayerEntry);
-      const whiteout = entry?.kind === 'whiteout';
+      const whiteout = at !== -1 && kinds[at] === KIND.whiteout;
       const key = whiteout ? (paths[at] as number) : id;
-      const size = whiteout ? stacked.sizeUnder(key) : (entry?.size ?? 0);
+      const size = whiteout ? stacked.sizeUnder(key) : at === -1 ? 0 : (sizes[at] as number);
       if (count[key] === 0) {
         seen.push(key);
         cum[key] = size;

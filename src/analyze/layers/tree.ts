@@ -4,7 +4,7 @@
  * instead of a tree of objects and maps per layer: a big image has hundreds of thousands of paths, and
  * objects per path per layer made most of an analysis's time garbage collection.
  */
-import type { LayerEntry } from './walk.js';
+import type { LayerEntries } from './walk.js';
 
 /** The root's id: the path ''. */
 export const ROOT = 0;
@@ -81,7 +81,7 @@ export interface IndexedLayers {
   readonly nameIds: readonly Int32Array[];
 }
 
-export function indexLayers(layers: readonly (readonly LayerEntry[])[]): IndexedLayers {
+export function indexLayers(layers: readonly LayerEntries[]): IndexedLayers {
   // Nearly every path is some entry's name; the few others (directories no layer lists) grow the index.
   const index = new PathIndex(layers.reduce((sum, entries) => sum + entries.length, 1));
   const pathIds: Int32Array[] = [];
@@ -89,11 +89,12 @@ export function indexLayers(layers: readonly (readonly LayerEntry[])[]): Indexed
   for (const entries of layers) {
     const paths = new Int32Array(entries.length);
     const names = new Int32Array(entries.length);
+    const { targets } = entries;
     for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i] as LayerEntry;
-      const name = index.intern(entry.name);
+      const name = index.intern(entries.names[i] as string);
       names[i] = name;
-      paths[i] = entry.path === entry.name ? name : index.intern(entry.path);
+      const target = targets.size === 0 ? undefined : targets.get(i);
+      paths[i] = target === undefined ? name : index.intern(target);
     }
     pathIds.push(paths);
     nameIds.push(names);

@@ -45,9 +45,80 @@ export interface LayerEntry {
   readonly offset: number;
 }
 
+/** The kinds as the numbers LayerEntries keeps (their order is KIND_NAMES'). */
+export const KIND = { file: 0, hardlink: 1, symlink: 2, char: 3, block: 4, directory: 5, fifo: 6, whiteout: 7, opaque: 8 } as const satisfies Record<EntryKind, number>;
+export const KIND_NAMES: readonly EntryKind[] = ['file', 'hardlink', 'symlink', 'char', 'block', 'directory', 'fifo', 'whiteout', 'opaque'];
+
+/**
+ * One layer's entries in tar order, as columns by entry index rather than an object per entry: a big
+ * layer has a hundred thousand entries, and objects that live through the whole analysis made much of
+ * its time garbage collection and first touches of fresh memory.
+ */
+export class LayerEntries {
+  length = 0;
+  /** Each entry's own cleaned name (`etc/.wh.passwd`), as dive lists it. */
+  readonly names: string[] = [];
+  /** The path an entry is about where it is not its name: a whiteout's target, an opaque marker's directory. */
+  readonly targets = new Map<number, string>();
+  /** A symlink's target as written; a hardlink's target as a cleaned path. */
+  readonly links = new Map<number, string>();
+  /** KIND numbers. */
+  kinds = new Uint8Array(256);
+  /** The tar header's size: a regular file's bytes, 0 for every other kind. */
+  sizes = new Float64Array(256);
+  modes = new Float64Array(256);
+  uids = new Float64Array(256);
+  gids = new Float64Array(256);
+  /** Where a file's body starts in the uncompressed tar. */
+  offsets = new Float64Array(256);
+
+  push(name: string, path: string, kind: number, size: number, mode: number, uid: number, gid: number, link: string | undefined, offset: number): void {
+    const i = this.length;
+    if (i === this.kinds.length) this.grow();
+    this.names.push(name);
+    if (path !== name) this.targets.set(i, path);
+    if (link !== undefined) this.links.set(i, link);
+    this.kinds[i] = kind;
+    this.sizes[i] = size;
+    this.modes[i] = mode;
+    this.uids[i] = uid;
+    this.gids[i] = gid;
+    this.offsets[i] = offset;
+    this.length = i + 1;
+  }
+
+  /** The path entry `i` is about (see LayerEntry.path). */
+  path(i: number): string {
+    return this.targets.get(i) ?? (this.names[i] as string);
+  }
+
+  kind(i: number): EntryKind {
+    return KIND_NAMES[this.kinds[i] as number] as EntryKind;
+  }
+
+  /** Entry `i` as one object, for the few places that want one. */
+  entry(i: number): LayerEntry {
+    return { path: this.path(i), name: this.names[i] as string, kind: this.kind(i), size: this.sizes[i] as number, mode: this.modes[i] as number, uid: this.uids[i] as number, gid: this.gids[i] as number, link: this.links.get(i), offset: this.offsets[i] as number };
+  }
+
+  private grow(): void {
+    const room = this.kinds.length * 2;
+    const widen = <T extends Uint8Array | Float64Array>(from: T, to: T): T => {
+      to.set(from);
+      return to;
+    };
+    this.kinds = widen(this.kinds, new Uint8Array(room));
+    this.sizes = widen(this.sizes, new Float64Array(room));
+    this.modes = widen(this.modes, new Float64Array(room));
+    this.uids = widen(this.uids, new Float64Array(room));
+    this.gids = widen(this.gids, new Float64Array(room));
+    this.offsets = widen(this.offsets, new Float64Array(room));
+  }
+}
+
 /** One layer's entries in tar order, and the content digests learnt so far (by entry index). */
 export interface LayerListing {
-  readonly entries: readonly LayerEntry[];
+  readonly entries: LayerEntries;
   readonly fingerprints: Map<number, string>;
   /** Fills in the content digests of the given entries that are not known yet. */
   fingerprint(indexes: Iterable<number>): Promise<void>;
@@ -82,40 +153,44 @@ function digestOf(chunks: readonly Buffer[]): string {
   return h.digest('base64');
 }
 
-/** Turns one tar header's fields into an entry, or undefined for what is no entry at all (the root, AUFS metadata). */
-function toEntry(rawPath: string, type: TarEntryType, linkname: string, size: number, mode: number, uid: number, gid: number, offset: number, what: string): LayerEntry | undefined {
+/**
+ * Adds one tar header's fields to `entries` as an entry; false for what is no entry at all (the root,
+ * AUFS metadata).
+ */
+function addEntry(entries: LayerEntries, rawPath: string, type: TarEntryType, linkname: string, size: number, mode: number, uid: number, gid: number, offset: number, what: string): boolean {
   const name = cleanEntryPath(rawPath, what);
-  if (name === undefined) return undefined;
+  if (name === undefined) return false;
   const slash = name.lastIndexOf('/');
   let path = name;
-  let kind: EntryKind = type;
+  let kind: number = KIND[type];
   let link: string | undefined;
   if (name.startsWith(WHITEOUT_PREFIX, slash + 1)) {
     const dir = slash === -1 ? '' : name.slice(0, slash);
     if (name.startsWith(META_PREFIX, slash + 1)) {
-      if (name.length - slash - 1 !== OPAQUE_MARKER.length || !name.endsWith(OPAQUE_MARKER)) return undefined;
+      if (name.length - slash - 1 !== OPAQUE_MARKER.length || !name.endsWith(OPAQUE_MARKER)) return false;
       path = dir;
-      kind = 'opaque';
+      kind = KIND.opaque;
     } else {
       path = (dir ? `${dir}/` : '') + name.slice(slash + 1 + WHITEOUT_PREFIX.length);
-      kind = 'whiteout';
+      kind = KIND.whiteout;
     }
-  } else if (kind === 'hardlink') {
+  } else if (kind === KIND.hardlink) {
     link = cleanEntryPath(linkname, what) ?? '';
-  } else if (kind === 'symlink') {
+  } else if (kind === KIND.symlink) {
     link = linkname;
   }
-  // One object shape for every entry, so that the code reading entries stays monomorphic.
-  return { path, name, kind, size: kind === 'file' ? size : 0, mode, uid, gid, link, offset };
+  entries.push(name, path, kind, kind === KIND.file ? size : 0, mode, uid, gid, link, offset);
+  return true;
 }
 
 /** A listing of `entries`, whose missing fingerprints are read from `file` on demand. */
-function listingOf(entries: readonly LayerEntry[], fingerprints: Map<number, string>, file: BlobFile | undefined, what: string): LayerListing {
+function listingOf(entries: LayerEntries, fingerprints: Map<number, string>, file: BlobFile | undefined, what: string): LayerListing {
+  const { kinds, offsets, sizes } = entries;
   return {
     entries,
     fingerprints,
     fingerprint: async (indexes) => {
-      const wanted = [...indexes].filter((i) => !fingerprints.has(i) && entries[i]?.kind === 'file').sort((a, b) => (entries[a]?.offset ?? 0) - (entries[b]?.offset ?? 0));
+      const wanted = [...indexes].filter((i) => !fingerprints.has(i) && i < entries.length && kinds[i] === KIND.file).sort((a, b) => (offsets[a] as number) - (offsets[b] as number));
       if (wanted.length === 0) return;
       if (!file) throw new KilnError('INTERNAL', `${what}: file contents were asked for after the layer was read`);
       const handle = await open(file.path, 'r');
@@ -124,16 +199,17 @@ function listingOf(entries: readonly LayerEntry[], fingerprints: Map<number, str
         const buffer = Buffer.allocUnsafe(1 << 20);
         let sliceStart = Date.now();
         for (const index of wanted) {
-          const entry = entries[index] as LayerEntry;
-          const h = entry.size > buffer.length ? createHash('sha256') : undefined;
+          const size = sizes[index] as number;
+          const offset = offsets[index] as number;
+          const h = size > buffer.length ? createHash('sha256') : undefined;
           let last = buffer.subarray(0, 0);
-          for (let at = 0; at < entry.size; ) {
+          for (let at = 0; at < size; ) {
             if (Date.now() - sliceStart > SYNC_SLICE_MS) {
               await yieldTurn();
               sliceStart = Date.now();
             }
-            const bytesRead = readSync(handle.fd, buffer, 0, Math.min(buffer.length, entry.size - at), file.start + entry.offset + at);
-            if (bytesRead === 0) throw new KilnError('INVALID_INPUT', `${what}: entry ${JSON.stringify(entry.name)} is cut short (the layer is truncated)`);
+            const bytesRead = readSync(handle.fd, buffer, 0, Math.min(buffer.length, size - at), file.start + offset + at);
+            if (bytesRead === 0) throw new KilnError('INVALID_INPUT', `${what}: entry ${JSON.stringify(entries.names[index])} is cut short (the layer is truncated)`);
             last = buffer.subarray(0, bytesRead);
             h?.update(last);
             at += bytesRead;
@@ -149,17 +225,16 @@ function listingOf(entries: readonly LayerEntry[], fingerprints: Map<number, str
 
 /** Lists a layer from a tar stream, which cannot be read again: every regular file's content is hashed on the way. */
 export async function listTar(tar: TarSource, what: string): Promise<LayerListing> {
-  const entries: LayerEntry[] = [];
+  const entries = new LayerEntries();
   const fingerprints = new Map<number, string>();
   for await (const { header, body, offset } of readTar(tar)) {
-    const entry = toEntry(header.path, header.type, header.linkname ?? '', header.size, header.mode, header.uid, header.gid, offset, what);
-    if (!entry) continue;
-    if (entry.kind === 'file' && entry.size > 0) {
+    if (!addEntry(entries, header.path, header.type, header.linkname ?? '', header.size, header.mode, header.uid, header.gid, offset, what)) continue;
+    const last = entries.length - 1;
+    if (entries.kinds[last] === KIND.file && (entries.sizes[last] as number) > 0) {
       const chunks: Buffer[] = [];
       for await (const chunk of body) chunks.push(chunk);
-      fingerprints.set(entries.length, digestOf(chunks));
+      fingerprints.set(last, digestOf(chunks));
     }
-    entries.push(entry);
   }
   return listingOf(entries, fingerprints, undefined, what);
 }
@@ -205,10 +280,9 @@ export async function listLayer(layer: Layer, what: string): Promise<LayerListin
   return readLayer(
     layer,
     async (handle, file) => {
-      const entries: LayerEntry[] = [];
+      const entries = new LayerEntries();
       await scanTarHeaders(handle.fd, file.start, file.start + file.size, (path, type, linkname, size, mode, uid, gid, offset) => {
-        const entry = toEntry(path, type, linkname, size, mode, uid, gid, offset, what);
-        if (entry) entries.push(entry);
+        addEntry(entries, path, type, linkname, size, mode, uid, gid, offset, what);
       });
       return listingOf(entries, new Map(), file, what);
     },
