@@ -192,48 +192,54 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
   };
   const cacheOf = (path: string): (typeof PACKAGE_CACHES)[number] | undefined => (ANY_PACKAGE_CACHE.test(path) ? PACKAGE_CACHES.find((c) => c.pattern.test(path)) : undefined);
 
-  const { dead, deadBytes, endLayer, endDeleted, endBy } = overlay;
+  const { dead, deadBytes, endLayer, endDeleted, endBy, versionLayer, versionIndex } = overlay;
   for (let k = 0; k < dead.length; k++) {
     const bytes = deadBytes[k] as number;
     if (bytes === 0) continue;
     const number = dead[k] as number;
-    const version = overlay.version(number);
-    const own = version.layer >= baseLayers;
-    if (own && leak(version.layer, version.entry.path, bytes)) continue;
-    const ending = { layer: endLayer[number] as number, how: endDeleted[number] === 1 ? ('deleted' as const) : ('overwritten' as const) };
+    const layer = versionLayer[number] as number;
+    const own = layer >= baseLayers;
+    const endedBy = endLayer[number] as number;
+    // What the base image wrote and deleted itself is the base image's business.
+    if (!own && endedBy < baseLayers) continue;
+    const path = overlay.path(number);
+    if (own && leak(layer, path, bytes)) continue;
+    const how = endDeleted[number] === 1 ? 'deleted' : 'overwritten';
     const byNumber = endBy[number] as number;
-    const rewritten = ending.how === 'overwritten' && rewroteSameSize(overlay, number, byNumber) && (version.entry.size === 0 || (fingerprint(version.layer, version.index) !== undefined && fingerprint(version.layer, version.index) === fingerprint(overlay.versionLayer[byNumber] as number, overlay.versionIndex[byNumber] as number)));
-    if (rewritten && (own || ending.layer >= baseLayers)) {
+    const index = versionIndex[number] as number;
+    const rewritten = how === 'overwritten' && rewroteSameSize(overlay, number, byNumber) && (overlay.size(number) === 0 || (fingerprint(layer, index) !== undefined && fingerprint(layer, index) === fingerprint(versionLayer[byNumber] as number, versionIndex[byNumber] as number)));
+    if (rewritten) {
+      const version = overlay.version(number);
       const by = overlay.version(byNumber);
       const owner = by.entry.uid !== version.entry.uid || by.entry.gid !== version.entry.gid;
       const mode = by.entry.mode !== version.entry.mode;
-      const verb = /\bchown\b/.test(facts(ending.layer).createdBy) || (owner && !mode) ? 'chown' : /\bchmod\b/.test(facts(ending.layer).createdBy) || mode ? 'chmod' : 'rewrite';
+      const verb = /\bchown\b/.test(facts(endedBy).createdBy) || (owner && !mode) ? 'chown' : /\bchmod\b/.test(facts(endedBy).createdBy) || mode ? 'chmod' : 'rewrite';
       const flag = verb === 'chown' ? `--chown=${by.entry.uid}:${by.entry.gid}` : `--chmod=${(by.entry.mode & 0o7777).toString(8)}`;
-      out.add('chown-chmod', version.layer, ending.layer, verb, bytes, version.entry.path, (paths) => {
+      out.add('chown-chmod', layer, endedBy, verb, bytes, path, (paths) => {
         const them = paths.length === 1 ? 'it' : 'them';
-        const what = `${at(ending.layer)} writes ${files(paths)} again with the same content${verb === 'rewrite' ? '' : ` only to ${verb} ${them}`}: ${paths.length === 1 ? 'it is' : 'they are'} stored twice`;
+        const what = `${at(endedBy)} writes ${files(paths)} again with the same content${verb === 'rewrite' ? '' : ` only to ${verb} ${them}`}: ${paths.length === 1 ? 'it is' : 'they are'} stored twice`;
         if (!own) return `${what}; ${paths.length === 1 ? 'it comes' : 'they come'} from the base image: ${verb === 'rewrite' ? `leave ${them} as ${paths.length === 1 ? 'it is' : 'they are'}` : `drop the ${verb}, or ${verb} only what needs it`}.`;
-        if (verb !== 'rewrite' && copies(version.layer)) return `${what}. Set the ${verb === 'chown' ? 'owner' : 'mode'} where ${paths.length === 1 ? 'it is' : 'they are'} copied: \`${facts(version.layer).keyword ?? 'COPY'} ${flag}\` at ${at(version.layer)}, and drop the ${verb} at ${at(ending.layer)}.`;
-        return `${what}. ${verb === 'rewrite' ? `Write ${them} once` : `Do the ${verb} in the RUN that makes ${them} (${at(version.layer)})`}, not in a later layer.`;
+        if (verb !== 'rewrite' && copies(layer)) return `${what}. Set the ${verb === 'chown' ? 'owner' : 'mode'} where ${paths.length === 1 ? 'it is' : 'they are'} copied: \`${facts(layer).keyword ?? 'COPY'} ${flag}\` at ${at(layer)}, and drop the ${verb} at ${at(endedBy)}.`;
+        return `${what}. ${verb === 'rewrite' ? `Write ${them} once` : `Do the ${verb} in the RUN that makes ${them} (${at(layer)})`}, not in a later layer.`;
       });
       continue;
     }
     if (!own) continue;
-    const cache = cacheOf(version.entry.path);
+    const cache = cacheOf(path);
     if (cache) {
-      out.add('package-cache', version.layer, ending.layer, cache.manager, bytes, version.entry.path, (paths) => `${cache.manager} (${files(paths)}) written at ${at(version.layer)} ${ending.how === 'deleted' ? 'are removed' : 'are replaced'} at ${at(ending.layer)}, too late: they stay in the layer of ${at(version.layer)}. ${cache.fix[0]?.toUpperCase()}${cache.fix.slice(1)}.`);
+      out.add('package-cache', layer, endedBy, cache.manager, bytes, path, (paths) => `${cache.manager} (${files(paths)}) written at ${at(layer)} ${how === 'deleted' ? 'are removed' : 'are replaced'} at ${at(endedBy)}, too late: they stay in the layer of ${at(layer)}. ${cache.fix[0]?.toUpperCase()}${cache.fix.slice(1)}.`);
       continue;
     }
-    out.add('deleted-later', version.layer, ending.layer, ending.how, bytes, version.entry.path, (paths) => {
-      const what = `${files(paths)} written at ${at(version.layer)} ${paths.length === 1 ? 'is' : 'are'} ${ending.how === 'deleted' ? 'deleted' : 'replaced'} at ${at(ending.layer)}: ${paths.length === 1 ? 'it stays' : 'they stay'} in the layer of ${at(version.layer)}.`;
-      if (ending.how === 'overwritten') return `${what} Write the final version once, in one instruction.`;
-      if (copies(version.layer)) return `${what} Leave them out of the COPY (or the build context, with .dockerignore), or build in another stage and COPY --from only what the image needs.`;
-      return `${what} Delete them in the RUN that makes them (move the deletion into ${at(version.layer)}), or build in another stage and COPY --from only what the image needs.`;
+    out.add('deleted-later', layer, endedBy, how, bytes, path, (paths) => {
+      const what = `${files(paths)} written at ${at(layer)} ${paths.length === 1 ? 'is' : 'are'} ${how === 'deleted' ? 'deleted' : 'replaced'} at ${at(endedBy)}: ${paths.length === 1 ? 'it stays' : 'they stay'} in the layer of ${at(layer)}.`;
+      if (how === 'overwritten') return `${what} Write the final version once, in one instruction.`;
+      if (copies(layer)) return `${what} Leave them out of the COPY (or the build context, with .dockerignore), or build in another stage and COPY --from only what the image needs.`;
+      return `${what} Delete them in the RUN that makes them (move the deletion into ${at(layer)}), or build in another stage and COPY --from only what the image needs.`;
     });
   }
 
   const toolchain = new Map<number, { packages: Set<string>; marker: boolean }>();
-  const { live, liveBytes, versionLayer } = overlay;
+  const { live, liveBytes } = overlay;
   for (let k = 0; k < live.length; k++) {
     const layer = versionLayer[live[k] as number] as number;
     if (layer < baseLayers) continue;
@@ -271,7 +277,7 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
     const bytes = liveBytes[k] as number;
     if (!sizes.has(bytes) || overlay.kind(number) !== KIND.file) continue;
     const layer = versionLayer[number] as number;
-    const digest = fingerprint(layer, overlay.versionIndex[number] as number);
+    const digest = fingerprint(layer, versionIndex[number] as number);
     if (digest === undefined) continue;
     const key = `${bytes}:${digest}`;
     const file = { layer, path: overlay.path(number), bytes };

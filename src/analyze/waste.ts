@@ -52,10 +52,6 @@ export interface KilnFigures {
 
 const TOP = 20;
 
-function byBytes<T extends { bytes: number; path: string }>(a: T, b: T): number {
-  return b.bytes - a.bytes || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
-}
-
 /** The `n` first of many in `order`, without sorting them all: kept sorted as they come. */
 function firstOf<T>(items: Iterable<T>, n: number, order: (a: T, b: T) => number): T[] {
   const top: T[] = [];
@@ -86,8 +82,9 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
   const layers = overlay.layerBytes.map((contentBytes) => ({ contentBytes, reclaimableBytes: 0, removedBytes: 0 }));
   let reclaimable = 0;
   let userReclaimable = 0;
-  const wasted: WastedPath[] = [];
   const { dead, deadBytes, versionLayer, endLayer, endDeleted } = overlay;
+  // The wasted versions (by their place in dead), most bytes first, then by path.
+  const order: number[] = [];
   for (let k = 0; k < dead.length; k++) {
     const bytes = deadBytes[k] as number;
     if (bytes === 0) continue;
@@ -100,9 +97,19 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
     const ender = layers[endedBy];
     if (writer) writer.reclaimableBytes += bytes;
     if (ender) ender.removedBytes += bytes;
-    wasted.push({ path: `/${overlay.path(version)}`, bytes, layer, endedBy, how: endDeleted[version] === 1 ? 'deleted' : 'overwritten' });
+    order.push(k);
   }
-  wasted.sort(byBytes);
+  order.sort((a, b) => {
+    const more = (deadBytes[b] as number) - (deadBytes[a] as number);
+    if (more !== 0) return more;
+    const pathA = overlay.path(dead[a] as number);
+    const pathB = overlay.path(dead[b] as number);
+    return pathA < pathB ? -1 : pathA > pathB ? 1 : 0;
+  });
+  const wasted = order.map((k): WastedPath => {
+    const version = dead[k] as number;
+    return { path: `/${overlay.path(version)}`, bytes: deadBytes[k] as number, layer: versionLayer[version] as number, endedBy: endLayer[version] as number, how: endDeleted[version] === 1 ? 'deleted' : 'overwritten' };
+  });
   const sizeBytes = overlay.layerBytes.reduce((sum, n) => sum + n, 0);
   const baseSizeBytes = overlay.layerBytes.slice(0, baseLayers).reduce((sum, n) => sum + n, 0);
   const userSizeBytes = sizeBytes - baseSizeBytes;
@@ -111,9 +118,11 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
   const sized: number[] = [];
   for (let k = 0; k < live.length; k++) if ((liveBytes[k] as number) > 0) sized.push(k);
   const files = firstOf(sized, TOP, (a, b) => {
+    const more = (liveBytes[b] as number) - (liveBytes[a] as number);
+    if (more !== 0) return more;
     const pathA = overlay.path(live[a] as number);
     const pathB = overlay.path(live[b] as number);
-    return (liveBytes[b] as number) - (liveBytes[a] as number) || (pathA < pathB ? -1 : pathA > pathB ? 1 : 0);
+    return pathA < pathB ? -1 : pathA > pathB ? 1 : 0;
   });
   const sizes = directorySizes(overlay);
   const { paths } = overlay.index;
