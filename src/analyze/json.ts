@@ -6,7 +6,7 @@
  * (Text written into bytes by hand was slower still: loops over bytes run interpreted for much of a
  * process this short.)
  */
-import type { DiveFileInfo, ImageAnalysis } from './analysis.js';
+import type { ImageAnalysis } from './analysis.js';
 import { KIND, type LayerEntries } from './layers/walk.js';
 import type { WastedPath } from './waste.js';
 
@@ -22,21 +22,6 @@ function goFileMode(entryMode: number, kind: number): number {
   if (entryMode & 0o2000) mode |= 1 << 22;
   if (entryMode & 0o1000) mode |= 1 << 20;
   return (mode | (GO_TYPE_BITS[kind] ?? 0)) >>> 0;
-}
-
-/** Entry `i` of a layer as dive lists it. */
-export function fileInfo(entries: LayerEntries, i: number): DiveFileInfo {
-  const kind = entries.kinds[i] as number;
-  return {
-    path: entries.names[i] as string,
-    typeFlag: TYPE_FLAGS[kind] as number,
-    linkName: entries.links.get(i) ?? '',
-    size: entries.sizes[i] as number,
-    fileMode: goFileMode(entries.modes[i] as number, kind),
-    uid: entries.uids[i] as number,
-    gid: entries.gids[i] as number,
-    isDir: kind === KIND.directory,
-  };
 }
 
 /** Where a long list goes in the rest of the document: a string no value can hold unescaped. */
@@ -68,8 +53,10 @@ function* listJson(count: number, item: (i: number) => string, close: string): G
 
 /** A file list's entry at its depth in the document. */
 function fileListItem(entries: LayerEntries, i: number): string {
-  const f = fileInfo(entries, i);
-  return `        {\n          "path": ${JSON.stringify(f.path)},\n          "typeFlag": ${f.typeFlag},\n          "linkName": ${JSON.stringify(f.linkName)},\n          "size": ${f.size},\n          "fileMode": ${f.fileMode},\n          "uid": ${f.uid},\n          "gid": ${f.gid},\n          "isDir": ${f.isDir}\n        }`;
+  // dive's fields (DiveFileInfo), written from the columns without an object per entry.
+  const kind = entries.kinds[i] as number;
+  const link = entries.links.size === 0 ? undefined : entries.links.get(i);
+  return `        {\n          "path": ${JSON.stringify(entries.names[i])},\n          "typeFlag": ${TYPE_FLAGS[kind]},\n          "linkName": ${link === undefined ? '""' : JSON.stringify(link)},\n          "size": ${entries.sizes[i]},\n          "fileMode": ${goFileMode(entries.modes[i] as number, kind)},\n          "uid": ${entries.uids[i]},\n          "gid": ${entries.gids[i]},\n          "isDir": ${kind === KIND.directory}\n        }`;
 }
 
 /** One of kiln's wasted paths at its depth in the document. */
