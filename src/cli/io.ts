@@ -34,12 +34,23 @@ function directOutput(fd: 1 | 2, nodeStream: () => NodeJS.WriteStream): Stdout {
   const write = (chunk: string | Uint8Array, encoding?: BufferEncoding | WriteDone, callback?: WriteDone): boolean => {
     const done = typeof encoding === 'function' ? encoding : callback;
     if (stream) return stream.write(chunk, typeof encoding === 'string' ? encoding : 'utf8', done);
-    const data = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk;
+    let data: Uint8Array | undefined;
     let written = 0;
     try {
+      if (typeof chunk === 'string') {
+        // Text goes as it is: Node encodes it into a buffer it reuses, where a Buffer per write would be
+        // fresh memory (a first touch of every page costs more than the copy; big outputs write MBs).
+        const textEncoding = typeof encoding === 'string' ? encoding : 'utf8';
+        written = writeSync(fd, chunk, null, textEncoding);
+        if (written === Buffer.byteLength(chunk, textEncoding)) {
+          if (done) process.nextTick(done);
+          return true;
+        }
+        data = Buffer.from(chunk, textEncoding);
+      } else data = chunk;
       while (written < data.length) written += writeSync(fd, data, written);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return made().write(data.subarray(written), done);
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return data ? made().write(data.subarray(written), done) : made().write(chunk, typeof encoding === 'string' ? encoding : 'utf8', done);
       // As the stream reports a failed write (EPIPE when the reader went away): to its 'error' listeners.
       if (errorListeners.length === 0) throw err;
       for (const listener of errorListeners) listener(err as Error);
