@@ -52,13 +52,16 @@ export interface KilnFigures {
 
 const TOP = 20;
 
-/** The `n` first of many in `order`, without sorting them all: kept sorted as they come. */
-function firstOf<T>(items: Iterable<T>, n: number, order: (a: T, b: T) => number): T[] {
-  const top: T[] = [];
-  for (const item of items) {
-    if (top.length === n && order(item, top[n - 1] as T) >= 0) continue;
+/**
+ * The `n` first in `order` of the numbers below `count` that `counts` takes, without sorting them all:
+ * kept sorted as they come.
+ */
+function firstOf(count: number, counts: (item: number) => boolean, n: number, order: (a: number, b: number) => number): number[] {
+  const top: number[] = [];
+  for (let item = 0; item < count; item++) {
+    if (!counts(item) || (top.length === n && order(item, top[n - 1] as number) >= 0)) continue;
     let at = top.length;
-    while (at > 0 && order(item, top[at - 1] as T) < 0) at--;
+    while (at > 0 && order(item, top[at - 1] as number) < 0) at--;
     top.splice(at, 0, item);
     if (top.length > n) top.pop();
   }
@@ -115,9 +118,7 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
   const userSizeBytes = sizeBytes - baseSizeBytes;
   // The paths compare as they would with their leading slash; only the few kept are written out.
   const { live, liveBytes } = overlay;
-  const sized: number[] = [];
-  for (let k = 0; k < live.length; k++) if ((liveBytes[k] as number) > 0) sized.push(k);
-  const files = firstOf(sized, TOP, (a, b) => {
+  const files = firstOf(live.length, (k) => (liveBytes[k] as number) > 0, TOP, (a, b) => {
     const more = (liveBytes[b] as number) - (liveBytes[a] as number);
     if (more !== 0) return more;
     const pathA = overlay.path(live[a] as number);
@@ -126,9 +127,7 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
   });
   const sizes = directorySizes(overlay);
   const { paths } = overlay.index;
-  const directories: number[] = [];
-  for (let id = 0; id < sizes.length; id++) if ((sizes[id] as number) > 0) directories.push(id);
-  const topDirectories = firstOf(directories, TOP, (a, b) => (sizes[b] as number) - (sizes[a] as number) || ((paths[a] as string) < (paths[b] as string) ? -1 : (paths[a] as string) > (paths[b] as string) ? 1 : 0));
+  const topDirectories = firstOf(sizes.length, (id) => (sizes[id] as number) > 0, TOP, (a, b) => (sizes[b] as number) - (sizes[a] as number) || ((paths[a] as string) < (paths[b] as string) ? -1 : (paths[a] as string) > (paths[b] as string) ? 1 : 0));
   return {
     sizeBytes,
     baseSizeBytes,

@@ -116,8 +116,10 @@ export function diveFigures(layers: readonly LayerEntries[], indexed: IndexedLay
   const cum = new Float64Array(n);
   const min = new Float64Array(n);
   const count = new Int32Array(n);
-  const seen: number[] = [];
-  const stacked = new StackedTree(index);
+  const seen = new Int32Array(n);
+  let seenCount = 0;
+  // Only a layer below another has whiteouts to weigh: a one-layer image needs no stacked tree.
+  const stacked = layers.length > 1 ? new StackedTree(index) : undefined;
   const layerSizes: number[] = [];
   // Per layer, by path id: the layer that last put the path in its own tree, and which entry (-1: an
   // opaque marker's directory, no entry); the layer that found the path to be an ancestor.
@@ -125,24 +127,26 @@ export function diveFigures(layers: readonly LayerEntries[], indexed: IndexedLay
   const nodeEntry = new Int32Array(n);
   const innerLayer = new Int32Array(n).fill(-1);
   const { parent } = index;
+  // A layer's own tree's nodes (its names, and its opaque markers' directories), in the order first named.
+  const nodes = new Int32Array(layers.reduce((most, entries) => Math.max(most, entries.length), 0));
   layers.forEach((entries, layer) => {
     let layerSize = 0;
     const names = nameIds[layer] as Int32Array;
     const paths = pathIds[layer] as Int32Array;
     // The layer's own tree, by name: the last entry of a name wins; an opaque marker leaves its directory.
-    const nodes: number[] = [];
+    let nodeCount = 0;
     const { kinds, sizes } = entries;
     for (let i = 0; i < entries.length; i++) {
       layerSize += sizes[i] as number;
       if (kinds[i] !== KIND.opaque) {
         const id = names[i] as number;
-        if (nodeLayer[id] !== layer) nodes.push(id);
+        if (nodeLayer[id] !== layer) nodes[nodeCount++] = id;
         nodeLayer[id] = layer;
         nodeEntry[id] = i;
       } else if (paths[i] !== ROOT) {
         const id = paths[i] as number;
         if (nodeLayer[id] === layer) continue;
-        nodes.push(id);
+        nodes[nodeCount++] = id;
         nodeLayer[id] = layer;
         nodeEntry[id] = -1;
       }
@@ -150,17 +154,19 @@ export function diveFigures(layers: readonly LayerEntries[], indexed: IndexedLay
     layerSizes.push(layerSize);
     // Every proper ancestor of a node has a child, so is no leaf. A chain stops at an ancestor seen
     // before: its own ancestors were marked with it.
-    for (const id of nodes) {
+    for (let k = 0; k < nodeCount; k++) {
+      const id = nodes[k] as number;
       for (let p = parent[id] as number; p !== ROOT && innerLayer[p] !== layer; p = parent[p] as number) innerLayer[p] = layer;
     }
-    for (const id of nodes) {
+    for (let k = 0; k < nodeCount; k++) {
+      const id = nodes[k] as number;
       if (innerLayer[id] === layer) continue;
       const at = nodeEntry[id] as number;
       const whiteout = at !== -1 && kinds[at] === KIND.whiteout;
       const key = whiteout ? (paths[at] as number) : id;
-      const size = whiteout ? stacked.sizeUnder(key) : at === -1 ? 0 : (sizes[at] as number);
+      const size = whiteout ? (stacked?.sizeUnder(key) ?? 0) : at === -1 ? 0 : (sizes[at] as number);
       if (count[key] === 0) {
-        seen.push(key);
+        seen[seenCount++] = key;
         cum[key] = size;
         min[key] = size;
       } else {
@@ -170,13 +176,14 @@ export function diveFigures(layers: readonly LayerEntries[], indexed: IndexedLay
       count[key] = (count[key] as number) + 1;
     }
     // The stacked tree weighs the whiteouts of the layers above: the top layer has none above it.
-    if (layer < layers.length - 1) stacked.apply(entries, paths);
+    if (layer < layers.length - 1) stacked?.apply(entries, paths);
   });
   let sumMin = 0;
   let sumCum = 0;
   let wasted = 0;
   const fileReference: DiveFileReference[] = [];
-  for (const id of seen) {
+  for (let k = 0; k < seenCount; k++) {
+    const id = seen[k] as number;
     sumMin += min[id] as number;
     sumCum += cum[id] as number;
     if ((count[id] as number) >= 2) {
