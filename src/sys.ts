@@ -36,6 +36,11 @@ export interface SysAddon {
   sha256Start?(this: void): Buffer;
   sha256Add?(this: void, state: Buffer, data: string | Uint8Array): void;
   sha256End?(this: void, state: Buffer): string;
+  /**
+   * A copy of the file in memory, executable, sealed against any change (runc's and crun's seals) and
+   * close-on-exec; returns its descriptor. Absent from an addon built before it.
+   */
+  sealedcopy?(this: void, path: string): number;
 }
 
 /** mount(2)'s and umount2(2)'s flags, from <sys/mount.h>. */

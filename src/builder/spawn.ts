@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { SPAWN_OUTPUT_PIPES, SPAWN_SESSION, SPAWN_STDIN_PIPE, sys } from '../sys.js';
 import type { RuntimeChild } from '../runtime/runtime.js';
@@ -8,7 +10,40 @@ import type { RuntimeChild } from '../runtime/runtime.js';
 const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
 
 /**
- * Starts `file` (searched in PATH) with `args`, its stdin /dev/null and its stdout and stderr pipes to
+ * The runtimes that run from a sealed copy in memory (see sys.c's sealedcopy): crun re-executes itself
+ * from such a copy at every start (4-10 ms of a step's ~25-50) unless it already runs from one. runc 1.1
+ * gains nothing from it (measured).
+ */
+const SEALED_RUNTIMES = new Set(['crun']);
+/** The sealed copies made, by runtime name (undefined: none can be made, the runtime runs from PATH): one per kiln process. */
+const sealedCopies = new Map<string, string | undefined>();
+
+/** `/proc/self/fd/N` of a sealed copy of `file` (searched in PATH) when it is one of SEALED_RUNTIMES and the addon can make it. */
+function sealedCopy(file: string, addon: NonNullable<ReturnType<typeof sys>>): string | undefined {
+  if (!SEALED_RUNTIMES.has(file) || !addon.sealedcopy) return undefined;
+  if (!sealedCopies.has(file)) {
+    const found = (process.env.PATH ?? '').split(':').filter((dir) => dir !== '').map((dir) => join(dir, file)).find((path) => {
+      try {
+        accessSync(path, fsConstants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    let copy: string | undefined;
+    try {
+      // The child execs it by this path: the name resolves in the child, to the descriptor it inherits until the exec.
+      if (found) copy = `/proc/self/fd/${addon.sealedcopy(found)}`;
+    } catch {
+      // A kernel without memfd_create or sealing: the runtime copies itself, as it would anyway.
+    }
+    sealedCopies.set(file, copy);
+  }
+  return sealedCopies.get(file);
+}
+
+/**
+ * Starts `file` (searched in PATH; a runtime from its sealed copy, see sealedCopy) with `args`, its stdin /dev/null and its stdout and stderr pipes to
  * read, through native/sys's posix_spawn: Node's spawn forks kiln, and copying the page tables of a
  * 60-100 MB process blocks its thread 5-10 ms on a busy machine, once per RUN step; posix_spawn runs the
  * child in kiln's memory until it execs. Undefined when the addon lacks it (one built before): Node's
@@ -22,7 +57,7 @@ export function spawnPiped(file: string, args: readonly string[]): RuntimeChild 
   const events = new EventEmitter();
   let spawned: [number, number, number, number];
   try {
-    spawned = spawn(file, [file, ...args], SPAWN_OUTPUT_PIPES);
+    spawned = spawn(sealedCopy(file, addon) ?? file, [file, ...args], SPAWN_OUTPUT_PIPES);
   } catch (err) {
     const code = (err as { code?: string }).code ?? 'EIO';
     const error = Object.assign(new Error(`spawn ${file} ${code}`), { code, syscall: `spawn ${file}`, path: file, spawnargs: [...args] });

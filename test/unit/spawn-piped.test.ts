@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { closeSync, existsSync, readFileSync, writeSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { spawnPiped } from '../../src/builder/spawn.js';
 import { sys } from '../../src/sys.js';
@@ -38,5 +39,25 @@ describe('spawnPiped (native/sys posix_spawn)', { skip: !sys()?.spawn && 'native
     const child = spawnPiped('kiln-no-such-program', ['run']);
     assert.ok(child);
     await assert.rejects(ended(child), (err: Error & { code?: string }) => err.code === 'ENOENT' && err.message === 'spawn kiln-no-such-program ENOENT');
+  });
+});
+
+describe('sealedcopy (native/sys memfd)', { skip: !sys()?.sealedcopy && 'native/sys is not built with sealedcopy (npm run install)' }, () => {
+  it('is the file, read-only for good, with the seals runc and crun look for', () => {
+    const fd = (sys()?.sealedcopy as (path: string) => number)('/bin/sh');
+    try {
+      assert.deepEqual(readFileSync(`/proc/self/fd/${fd}`), readFileSync('/bin/sh'));
+      assert.throws(() => writeSync(fd, 'x', 0), (err: Error & { code?: string }) => err.code === 'EPERM');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('crun started through spawnPiped runs from it, under its own name', { skip: !['/usr/bin/crun', '/usr/local/bin/crun'].some(existsSync) && 'crun is not installed' }, async () => {
+    const child = spawnPiped('crun', ['--version']);
+    assert.ok(child);
+    const { stdout, code } = await ended(child);
+    assert.equal(code, 0);
+    assert.match(stdout, /^crun version /);
   });
 });
