@@ -4,8 +4,8 @@
  * snapshot and turns what changed into a layer; these only change the tree.
  */
 import { spawn } from 'node:child_process';
-import { createReadStream, readFileSync } from 'node:fs';
-import { chown, lstat, mkdir, open, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chown, lstat, mkdir, open, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { sha256 } from '../oci/digest.js';
@@ -526,6 +526,15 @@ export function secretId(mount: ResolvedMount): string {
   return mount.id ?? posix.basename(mount.target);
 }
 
+/** The host's /etc/resolv.conf, empty when it has none. */
+function hostResolvConf(): string {
+  try {
+    return readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * RUN: the command in the runtime on the mounted tree, with its mounts. Mount points that the runtime
  * had to create (for secrets, caches, binds) are removed afterwards, so they never reach the layer.
@@ -533,12 +542,14 @@ export function secretId(mount: ResolvedMount): string {
  */
 export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: ExecInput): Promise<void> {
   const { rootfs, bundle } = input;
-  await mkdir(bundle, { recursive: true });
+  // A few small files on the step's path to its container: synchronous calls take tens of µs where each
+  // promise's round trip through the thread pool took up to milliseconds on a busy machine.
+  mkdirSync(bundle, { recursive: true });
   const files = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
   const hostname = 'buildkitsandbox';
-  await writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
-  await writeFile(files.resolvConf, op.network === 'none' ? '' : await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
-  await writeFile(files.hostname, `${hostname}\n`);
+  writeFileSync(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+  writeFileSync(files.resolvConf, op.network === 'none' ? '' : hostResolvConf());
+  writeFileSync(files.hostname, `${hostname}\n`);
   const extraMounts: { destination: string; type: string; source: string; options: string[] }[] = [];
   const created: string[] = [];
   const remember = async (target: string): Promise<void> => {

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, open as openCallback, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, open as openCallback, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
@@ -105,7 +105,8 @@ export type RuntimeChild = Pick<ChildProcess, 'stdin' | 'stdout' | 'stderr' | 'k
 
 export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): Promise<number> {
   stdio.signal?.throwIfAborted();
-  await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+  // Synchronously: a thread-pool round trip costs more than writing a few kB.
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
   const unguard = await guardUndo(removeContainerCommand(runtime, id));
   const child = spawnRuntime(runtime, bundle, id, spec, stdio);
   // The guard's own command: it also kills a container the runtime is still creating.

@@ -129,8 +129,7 @@ function fileId(text: string | undefined, file: string, name: string): number {
 /** Resolves `name|uid[:group|gid]` through the image's passwd and group files, as Docker does. */
 export async function resolveUser(rootfs: string, user: string): Promise<{ uid: number; gid: number; home: string; additionalGids: number[] }> {
   const [userPart = '', groupPart] = user.split(':', 2);
-  const passwd = await imageFile(rootfs, 'etc/passwd');
-  const groups = await imageFile(rootfs, 'etc/group');
+  const [passwd, groups] = await Promise.all([imageFile(rootfs, 'etc/passwd'), imageFile(rootfs, 'etc/group')]);
   let uid = 0;
   let gid = 0;
   let home = '/';
