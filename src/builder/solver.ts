@@ -5,8 +5,10 @@
  * images, so it survives restarts and `rmi` of the final image drops it). It knows nothing about
  * Dockerfiles: steps come with their config, history line, operation and cache descriptor.
  */
+import { mkdirSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { Readable } from 'node:stream';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
@@ -95,6 +97,8 @@ const WRITTEN: Promise<void> = Promise.resolve();
 interface Executed {
   readonly layer: Layer;
   readonly top?: string;
+  /** Settles when the layer's blob is in the store (see stepLayer). */
+  readonly stored: Promise<void>;
 }
 
 /**
@@ -135,6 +139,8 @@ const run = promisify(execFile);
 const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 const LOG_TAIL_LINES = 20;
 const MAX_KEPT_LOG = 64 << 20;
+/** The largest layer a step hashes in memory and writes beside the next steps (see stepLayer). */
+const DEFERRED_LAYER_BYTES = 4 << 20;
 
 async function* clampTimes(entries: AsyncIterable<TarInput> | Iterable<TarInput>, epoch: number | undefined): AsyncGenerator<TarInput> {
   for await (const entry of entries) {
@@ -396,7 +402,7 @@ export class Solver {
     const preceding = step.preceding.flatMap((change) => (change.createdBy !== undefined ? [historyEntry({ created, createdBy: change.createdBy, emptyLayer: true })] : []));
     const own = step.createdBy !== undefined ? [historyEntry({ created, createdBy: step.createdBy, emptyLayer: !layer })] : [];
     const below = await this.layersOf(state);
-    const next = this.writeState(state, step, key, created, below, (image) => appendLayers(image, layer ? [layer] : [], [...preceding, ...own]));
+    const next = this.writeState(state, step, key, created, below, (image) => appendLayers(image, layer ? [layer] : [], [...preceding, ...own]), executed?.stored);
     // A step that changed no files (a config-only one) has its parent's tree.
     const top = executed ? executed.top : state.top;
     return top === undefined ? next : { ...next, top };
@@ -422,7 +428,7 @@ export class Solver {
    * The image after a step: the state's image (over `below`, its layers) with the step's config, then
    * `add`'s layers and history; its inline cache gains the step.
    */
-  private writeState(state: State, step: Step, key: string, created: string, below: readonly Layer[], add: (image: Image) => Image): State {
+  private writeState(state: State, step: Step, key: string, created: string, below: readonly Layer[], add: (image: Image) => Image, layerStored = WRITTEN): State {
     const { store, lease } = this.options;
     const stepConfig = setConfig(imageOf(state.config, below), {
       // Docker-daemon-only fields of a base image do not carry over to a built one.
@@ -443,7 +449,8 @@ export class Solver {
     const { file, startLine, original } = step.location;
     if (image.rawConfig.length > MAX_CONFIG_BYTES) throw new KilnError('INVALID_INPUT', `${file}:${startLine}: the image config after ${original} would be ${image.rawConfig.length} bytes, more than the ${MAX_CONFIG_BYTES} (8 MiB) kiln's store reads`);
     // A step's image is intermediate until the build gives it as its result (BuildKit makes no image of a step).
-    const written = this.background(state.written, async () => {
+    // After its parent's, and after its own layer's blob.
+    const written = this.background(layerStored === WRITTEN ? state.written : Promise.all([state.written, layerStored]).then(() => undefined), async () => {
       await store.writeImage(lease, { image, names: [] }, step.name, state.imageId ?? '', true);
       store.db.putCacheRecord(key, image.id);
     });
@@ -493,7 +500,7 @@ export class Solver {
     const work = join(store.paths.builds, `${process.pid}-${randomHex(6)}`);
     const rootfs = join(work, 'rootfs');
     const active = temporaryKey('build');
-    await mkdir(rootfs, { recursive: true });
+    mkdirSync(rootfs, { recursive: true }); // synchronously, as the snapshot's own directories (see Snapshotter.create)
     const [spec] = await snapshots.prepare(active, top, 'build');
     const cleanups: (() => Promise<void>)[] = [];
     const cacheDirs = new Map<string, Promise<string>>();
@@ -536,12 +543,12 @@ export class Solver {
       const upper = snapshots.dir(active);
       const changes = copied ? copied() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, snapshots.lowerDirs(active)) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
-      const row = await store.ingestLayer(this.options.lease, writeTar(clampTimes(changes, this.options.epoch)), { mediaType: MediaType.ociLayer }, what);
+      const { layer, stored } = await this.stepLayer(writeTar(clampTimes(changes, this.options.epoch)), what);
       if (copied) {
         done = true;
-        return { layer: store.storedLayer(row) }; // no snapshot: it goes in the finally
+        return { layer, stored }; // no snapshot: it goes in the finally
       }
-      const chain = chainIds([...state.config.rootfs.diff_ids, row.diffId]).at(-1) as Digest;
+      const chain = chainIds([...state.config.rootfs.diff_ids, layer.diffId]).at(-1) as Digest;
       const key = snapshots.layerKey(chain);
       if (!snapshots.has(key)) {
         // Held before it is committed: no image names this chain until the step's image is written.
@@ -555,7 +562,7 @@ export class Solver {
         }
       }
       done = true;
-      return { layer: store.storedLayer(row), top: key };
+      return { layer, top: key, stored };
     } finally {
       const cleanUp = async (): Promise<void> => {
         for (const cleanup of cleanups.reverse()) await cleanup();
@@ -566,6 +573,40 @@ export class Solver {
       if (done) void this.background(WRITTEN, cleanUp);
       else await cleanUp();
     }
+  }
+
+  /**
+   * A step's layer. A small one (most are: a RUN that writes a few files) is hashed in memory and its blob
+   * written beside the next steps, which need only its diffID: the step's image, written after the blob
+   * (see writeState), is the first thing that reads it, and the build ends after both. A larger one is
+   * written before the step ends, as it streams.
+   */
+  private async stepLayer(tar: AsyncIterable<Uint8Array>, what: string): Promise<{ layer: Layer; stored: Promise<void> }> {
+    const { store, lease } = this.options;
+    const mediaType = MediaType.ociLayer;
+    const iterator = tar[Symbol.asyncIterator]();
+    const head: Uint8Array[] = [];
+    let size = 0;
+    while (size <= DEFERRED_LAYER_BYTES) {
+      const next = await iterator.next();
+      if (next.done) {
+        const bytes = Buffer.concat(head);
+        const digest = sha256(bytes);
+        const descriptor = { mediaType, digest, size: bytes.length, diffId: digest };
+        const stored = this.background(WRITTEN, async () => {
+          await store.ingestLayer(lease, Readable.from([bytes]), descriptor, what);
+        });
+        return { layer: store.storedLayer(descriptor), stored };
+      }
+      head.push(next.value);
+      size += next.value.length;
+    }
+    async function* whole(): AsyncGenerator<Uint8Array> {
+      yield* head;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    }
+    const row = await store.ingestLayer(lease, whole(), { mediaType }, what);
+    return { layer: store.storedLayer(row), stored: WRITTEN };
   }
 
   /** A read-only view of a stage's or image's tree, unmounted and removed by the cleanups. */
