@@ -90,7 +90,7 @@ async function makeDirectories(root: string, path: string, owner: { uid: number;
  * Runs what reads the Dockerfile's USER or --chown against the image: a user it cannot resolve (an ID out
  * of range, a passwd file that makes no sense) is an error on the step's line, not a flag's.
  */
-async function forStep<T>(what: string, run: () => Promise<T>): Promise<T> {
+async function forStep<T>(what: string, run: () => T | Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {

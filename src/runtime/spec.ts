@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { lstat, readFile } from 'node:fs/promises';
+import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { ContainerConfig } from '../oci/types.js';
@@ -95,12 +94,21 @@ export function commandLine(config: ContainerConfig, options: Pick<ProcessOption
   return args;
 }
 
-/** Reads /etc/passwd or /etc/group of the image, never through a symlink (it could point at the host). */
-async function imageFile(rootfs: string, path: string): Promise<string[][]> {
+/**
+ * Reads /etc/passwd or /etc/group of the image, never through a symlink (it could point at the host).
+ * Synchronously, as what reads them: a RUN step's container waits on it, and a readFile's four thread-pool
+ * round trips (open, stat, read, close) cost more than reading a small file (up to ms each on a busy machine).
+ */
+function imageFile(rootfs: string, path: string): string[][] {
   const full = join(rootfs, path);
-  const st = await lstat(full).catch(() => undefined);
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(full);
+  } catch {
+    return []; // none there
+  }
   if (!st?.isFile()) return [];
-  return (await readFile(full, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  return readFileSync(full, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
 }
 
 /** The largest user or group ID: a uid_t is 32 bits, and (uid_t)-1 means "no change" to the kernel. */
@@ -127,9 +135,10 @@ function fileId(text: string | undefined, file: string, name: string): number {
 }
 
 /** Resolves `name|uid[:group|gid]` through the image's passwd and group files, as Docker does. */
-export async function resolveUser(rootfs: string, user: string): Promise<{ uid: number; gid: number; home: string; additionalGids: number[] }> {
+export function resolveUser(rootfs: string, user: string): { uid: number; gid: number; home: string; additionalGids: number[] } {
   const [userPart = '', groupPart] = user.split(':', 2);
-  const [passwd, groups] = await Promise.all([imageFile(rootfs, 'etc/passwd'), imageFile(rootfs, 'etc/group')]);
+  const passwd = imageFile(rootfs, 'etc/passwd');
+  const groups = imageFile(rootfs, 'etc/group');
   let uid = 0;
   let gid = 0;
   let home = '/';
@@ -167,7 +176,7 @@ export async function resolveUser(rootfs: string, user: string): Promise<{ uid: 
  * name is looked up in the image's /etc/passwd (its primary group too) or /etc/group. A name the image
  * lacks is no error: a user becomes 0, a group stays the user's.
  */
-export async function resolveOwner(rootfs: string, spec: string): Promise<{ uid: number; gid: number }> {
+export function resolveOwner(rootfs: string, spec: string): { uid: number; gid: number } {
   const colon = spec.indexOf(':');
   const userPart = colon < 0 ? spec : spec.slice(0, colon);
   const groupPart = colon < 0 ? undefined : spec.slice(colon + 1);
@@ -175,13 +184,13 @@ export async function resolveOwner(rootfs: string, spec: string): Promise<{ uid:
   let uid = numeric(userPart, 'user');
   let gid = uid;
   if (uid === undefined) {
-    const entry = (await imageFile(rootfs, 'etc/passwd')).find((p) => p[0] === userPart);
+    const entry = imageFile(rootfs, 'etc/passwd').find((p) => p[0] === userPart);
     uid = entry ? fileId(entry[2], '/etc/passwd', userPart) : 0;
     gid = entry ? fileId(entry[3], '/etc/passwd', userPart) : 0;
   }
   if (groupPart !== undefined) {
     const given = numeric(groupPart, 'group');
-    const entry = given === undefined ? (await imageFile(rootfs, 'etc/group')).find((g) => g[0] === groupPart) : undefined;
+    const entry = given === undefined ? imageFile(rootfs, 'etc/group').find((g) => g[0] === groupPart) : undefined;
     gid = given ?? (entry ? fileId(entry[2], '/etc/group', groupPart) : gid);
   }
   return { uid, gid: gid ?? 0 };
@@ -222,8 +231,8 @@ export interface ConsoleSize {
 }
 
 /** The OCI runtime spec (config.json) for a container, with Docker's defaults. */
-export async function runtimeSpec(config: ContainerConfig, rootfs: string, files: { hosts: string; resolvConf: string; hostname: string }, options: ProcessOptions): Promise<object> {
-  const user = await resolveUser(rootfs, options.user ?? config.User ?? '');
+export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { hosts: string; resolvConf: string; hostname: string }, options: ProcessOptions): object {
+  const user = resolveUser(rootfs, options.user ?? config.User ?? '');
   const { network } = options;
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(network === 'none' ? [{ type: 'network' }] : network === 'host' ? [] : [{ type: 'network', path: network.path }])];
   return {

@@ -90,7 +90,7 @@ export async function execInContainer(engine: Engine, nameOrId: string, options:
   const runtime = await runtimeOf(engine, container);
   const bundle = containerBundle(engine, container.id);
   const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: { env?: string[]; cwd?: string; user?: object; consoleSize?: object } };
-  const user = options.user === undefined ? undefined : await resolveUser(join(bundle, 'rootfs'), options.user);
+  const user = options.user === undefined ? undefined : resolveUser(join(bundle, 'rootfs'), options.user);
   const { consoleSize: _size, ...base } = spec.process;
   const processSpec = {
     ...base,

@@ -93,7 +93,7 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
     await writeFile(files.hostname, `${settings.hostname ?? container.id.slice(0, 12)}\n`);
     const config = engine.store.configOf(container.imageId).config ?? {};
     const { entrypoint } = settings;
-    const spec = await runtimeSpec(config, rootfs, files, {
+    const spec = runtimeSpec(config, rootfs, files, {
       ...(entrypoint !== undefined ? { entrypoint: entrypoint[0] ?? '' } : {}),
       cmd: [...(entrypoint?.slice(1) ?? []), ...settings.cmd],
       env: settings.env,
