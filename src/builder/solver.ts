@@ -8,7 +8,6 @@
 import { mkdirSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { Readable } from 'node:stream';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
@@ -356,6 +355,9 @@ export class Solver {
       return reused;
     }
     const started = Date.now();
+    // The image's layers below the step (a base's are read from the store) are read while the step runs.
+    const below = this.layersOf(state);
+    below.catch(() => undefined); // a failed step is the error told; commit awaits it otherwise
     // The step's whole output is kept (up to a bound) so that a failure can show all of it, not a clipped
     // part; a RUN's secrets are masked in it before it is shown or kept.
     const log: Buffer[] = [];
@@ -389,19 +391,18 @@ export class Solver {
       }
       throw err;
     }
-    const next = await this.commit(state, step, key, result);
+    const next = this.commit(state, step, key, result, await below);
     events({ type: 'done', id, seconds: (Date.now() - started) / 1000 });
     return next;
   }
 
   /** Stores the state after a step as an (intermediate) image whose parent is the state before. */
-  private async commit(state: State, step: Step, key: string, executed: Executed | undefined): Promise<State> {
+  private commit(state: State, step: Step, key: string, executed: Executed | undefined, below: readonly Layer[]): State {
     const created = this.created();
     const layer = executed?.layer;
     // Instructions without a history line (ONBUILD) add none.
     const preceding = step.preceding.flatMap((change) => (change.createdBy !== undefined ? [historyEntry({ created, createdBy: change.createdBy, emptyLayer: true })] : []));
     const own = step.createdBy !== undefined ? [historyEntry({ created, createdBy: step.createdBy, emptyLayer: !layer })] : [];
-    const below = await this.layersOf(state);
     const next = this.writeState(state, step, key, created, below, (image) => appendLayers(image, layer ? [layer] : [], [...preceding, ...own]), executed?.stored);
     // A step that changed no files (a config-only one) has its parent's tree.
     const top = executed ? executed.top : state.top;
@@ -587,26 +588,30 @@ export class Solver {
     const iterator = tar[Symbol.asyncIterator]();
     const head: Uint8Array[] = [];
     let size = 0;
-    while (size <= DEFERRED_LAYER_BYTES) {
+    let ended = false;
+    while (!ended && size <= DEFERRED_LAYER_BYTES) {
       const next = await iterator.next();
-      if (next.done) {
-        const bytes = Buffer.concat(head);
-        const digest = sha256(bytes);
-        const descriptor = { mediaType, digest, size: bytes.length, diffId: digest };
-        const stored = this.background(WRITTEN, async () => {
-          await store.ingestLayer(lease, Readable.from([bytes]), descriptor, what);
-        });
-        return { layer: store.storedLayer(descriptor), stored };
+      if (next.done) ended = true;
+      else {
+        head.push(next.value);
+        size += next.value.length;
       }
-      head.push(next.value);
-      size += next.value.length;
     }
+    // What was read, then the rest (none once it ended).
     async function* whole(): AsyncGenerator<Uint8Array> {
       yield* head;
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
     }
-    const row = await store.ingestLayer(lease, whole(), { mediaType }, what);
-    return { layer: store.storedLayer(row), stored: WRITTEN };
+    if (!ended) {
+      const row = await store.ingestLayer(lease, whole(), { mediaType }, what);
+      return { layer: store.storedLayer(row), stored: WRITTEN };
+    }
+    const digest = sha256(Buffer.concat(head));
+    const descriptor = { mediaType, digest, size, diffId: digest };
+    const stored = this.background(WRITTEN, async () => {
+      await store.ingestLayer(lease, whole(), descriptor, what);
+    });
+    return { layer: store.storedLayer(descriptor), stored };
   }
 
   /** A read-only view of a stage's or image's tree, unmounted and removed by the cleanups. */
