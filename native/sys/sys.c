@@ -791,17 +791,21 @@ static napi_value sha256_start_call(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value sha256_add_call(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  void *state;
+/* The state a call gets first, with its other `count - 1` arguments in `argv`; NULL (an exception pending) when wrong. */
+static void *state_arguments(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const char *usage) {
+  size_t argc = count;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "sys: sha256Add(state, data)");
+  if (argc < count) {
+    napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
-  if (!(state = sha256_state(env, argv[0]))) return NULL;
-  sha256_part(env, state, argv[1]);
+  return sha256_state(env, argv[0]);
+}
+
+static napi_value sha256_add_call(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  void *state = state_arguments(env, info, 2, argv, "sys: sha256Add(state, data)");
+  if (state) sha256_part(env, state, argv[1]);
   return NULL;
 }
 
@@ -820,16 +824,9 @@ static napi_value hex_digest(napi_env env, void *state) {
 }
 
 static napi_value sha256_end_call(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  void *state;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "sys: sha256End(state)");
-    return NULL;
-  }
-  if (!(state = sha256_state(env, argv[0]))) return NULL;
-  return hex_digest(env, state);
+  void *state = state_arguments(env, info, 1, argv, "sys: sha256End(state)");
+  return state ? hex_digest(env, state) : NULL;
 }
 
 static napi_value sha256_call(napi_env env, napi_callback_info info) {

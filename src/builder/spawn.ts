@@ -1,11 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
-import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { SPAWN_OUTPUT_PIPES, SPAWN_SESSION, SPAWN_STDIN_PIPE, sys } from '../sys.js';
-import type { RuntimeChild } from '../runtime/runtime.js';
+import { type RuntimeChild, onPath } from '../runtime/runtime.js';
 
 const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
 
@@ -22,14 +20,7 @@ const sealedCopies = new Map<string, string | undefined>();
 function sealedCopy(file: string, addon: NonNullable<ReturnType<typeof sys>>): string | undefined {
   if (!SEALED_RUNTIMES.has(file) || !addon.sealedcopy) return undefined;
   if (!sealedCopies.has(file)) {
-    const found = (process.env.PATH ?? '').split(':').filter((dir) => dir !== '').map((dir) => join(dir, file)).find((path) => {
-      try {
-        accessSync(path, fsConstants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    const found = onPath(file);
     let copy: string | undefined;
     try {
       // The child execs it by this path: the name resolves in the child, to the descriptor it inherits until the exec.

@@ -63,17 +63,23 @@ export async function prepareRuntime(runtime: RuntimeName): Promise<string | und
  * the same in both: same spec, same exit codes.
  */
 export function buildRuntime(): RuntimeName {
-  const installed = (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && isExecutable(join(dir, 'crun')));
-  return installed && !crunNeedsHugetlb() ? 'crun' : 'runc';
+  return onPath('crun') !== undefined && !crunNeedsHugetlb() ? 'crun' : 'runc';
 }
 
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+/** Where the shell would find the program `name`: the first executable of that name in PATH's directories. */
+export function onPath(name: string): string | undefined {
+  return (process.env.PATH ?? '')
+    .split(':')
+    .filter((dir) => dir !== '')
+    .map((dir) => join(dir, name))
+    .find((file) => {
+      try {
+        accessSync(file, constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
 }
 
 /**
