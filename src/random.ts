@@ -1,7 +1,7 @@
 /**
- * Random hex digits for the names kiln gives its scratch files, build directories, snapshots and build
- * containers, always beside its pid: they tell one process's names apart, so they must differ, not be
- * unguessable (all live under the store or the runtime's root-only state). Math.random, which V8 seeds
+ * Random hex digits for the names kiln gives its leases, scratch files, build directories, snapshots and
+ * build containers, always beside its pid: they tell one process's names apart, so they must differ, not
+ * be unguessable (all live under the store or the runtime's root-only state). Math.random, which V8 seeds
  * from the system's entropy in every process: node:crypto's randomBytes would cost a build loading
  * node:crypto (some 7 ms).
  */

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { randomHex } from '../random.js';
 import type { StorePaths } from '../content/paths.js';
 import { type ContentWriter, ContentStore, type Expected } from '../content/store.js';
 import { KilnError, isKilnError } from '../errors.js';
@@ -41,13 +42,6 @@ class WatchedSource implements AsyncIterable<Uint8Array> {
 export interface Lease {
   readonly id: string;
 }
-
-/**
- * Leases this process has taken. With its pid and the time it names a lease apart from every other (a
- * pid is taken again only after its process is gone); a random UUID costs a short command some 7 ms of
- * loading node:crypto.
- */
-let leasesTaken = 0;
 
 /**
  * Makes a directory and its missing parents. Not mkdirSync's `recursive`, which loops for ever where a
@@ -105,7 +99,7 @@ export class LocalStore {
    * swept, so a failed load or import leaves the store as it was.
    */
   async withLease<T>(fn: (lease: Lease) => Promise<T>): Promise<T> {
-    const lease = { id: `${process.pid}-${Date.now().toString(36)}-${leasesTaken++}` };
+    const lease = { id: `${process.pid}-${randomHex(8)}` }; // see random.ts: no node:crypto to load
     this.db.createLease(lease.id);
     let failed = false;
     try {
