@@ -151,14 +151,18 @@ export class Snapshotter {
    * the same whatever lies below (Docker's overlay2 unpacks layers apart in the same way).
    */
   commit(name: string, key: string, parent?: string): void {
-    const row = this.row(key);
-    if (row.kind !== 'active') throw new KilnError('CONFLICT', `snapshot ${key} is ${row.kind}; only active snapshots can be committed`);
-    if (this.db.snapshot(name)) throw new KilnError('CONFLICT', `snapshot ${name} already exists`);
-    if (parent !== undefined) {
-      if (this.driver !== 'overlay' || row.parent) throw new KilnError('CONFLICT', `snapshot ${key} cannot take ${parent} as its parent now`);
-      if (this.row(parent).kind !== 'committed') throw new KilnError('CONFLICT', `snapshot ${parent} is not committed, so it cannot be a parent`);
-    }
-    this.db.renameSnapshot(key, name, parent);
+    // In one transaction: another kiln process committing the same name between the check and the rename
+    // (two unpacks of one layer at once) gets this CONFLICT, not the table's constraint.
+    this.db.transaction(() => {
+      const row = this.row(key);
+      if (row.kind !== 'active') throw new KilnError('CONFLICT', `snapshot ${key} is ${row.kind}; only active snapshots can be committed`);
+      if (this.db.snapshot(name)) throw new KilnError('CONFLICT', `snapshot ${name} already exists`);
+      if (parent !== undefined) {
+        if (this.driver !== 'overlay' || row.parent) throw new KilnError('CONFLICT', `snapshot ${key} cannot take ${parent} as its parent now`);
+        if (this.row(parent).kind !== 'committed') throw new KilnError('CONFLICT', `snapshot ${parent} is not committed, so it cannot be a parent`);
+      }
+      this.db.renameSnapshot(key, name, parent);
+    });
   }
 
   mounts(key: string): MountSpec[] {

@@ -5,7 +5,7 @@
  * which `system check` reports and the GC reclaims once its owner is gone.
  */
 import { existsSync } from 'node:fs';
-import { KilnError } from '../errors.js';
+import { KilnError, isKilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
 import { applyLayer, applyLayerOffThread } from '../layer/apply.js';
 import { decompressStream } from '../layer/compression.js';
@@ -35,7 +35,7 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
     }
     if (early !== undefined && !snapshots.has(key)) {
       detached.delete(lock);
-      snapshots.commit(key, early, parent);
+      await commitUnpacked(snapshots, key, early, parent);
     } else if (!snapshots.has(key)) {
       const below = parent;
       const work = (async () => {
@@ -46,8 +46,7 @@ export async function unpackLayers(snapshots: Snapshotter, layers: readonly Laye
           const stream = decompressStream(await layer.open(), layerCompression(layer.mediaType) ?? 'none');
           const dir = snapshots.dir(temporary);
           await snapshots.writing(dir, () => applyLayer(dir, stream, { whiteouts: snapshots.whiteouts, what: `layer ${i + 1} of ${what}` }));
-          if (snapshots.has(key)) await snapshots.remove(temporary); // another process unpacked it meanwhile
-          else snapshots.commit(key, temporary);
+          await commitUnpacked(snapshots, key, temporary);
         } catch (err) {
           await snapshots.remove(temporary);
           throw err;
@@ -100,8 +99,8 @@ export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Laye
       try {
         if (!verified || !applied || snapshots.has(key)) {
           if (prepared) await snapshots.remove(temporary);
-        } else if (parentHere) snapshots.commit(key, temporary);
-        else if (parent !== undefined && snapshots.has(parent)) snapshots.commit(key, temporary, parent);
+        } else if (parentHere) await commitUnpacked(snapshots, key, temporary);
+        else if (parent !== undefined && snapshots.has(parent)) await commitUnpacked(snapshots, key, temporary, parent);
         else detached.set(lock, temporary);
       } finally {
         unpacking.delete(lock);
@@ -109,6 +108,19 @@ export function unpackWhileReading(snapshots: Snapshotter, layers: readonly Laye
       }
     },
   };
+}
+
+/**
+ * Commits an unpacked layer's snapshot under its key, unless another kiln process committed the same layer
+ * meanwhile (two commands unpacking one image at once): its snapshot then serves, and this one goes.
+ */
+async function commitUnpacked(snapshots: Snapshotter, key: string, unpacked: string, parent?: string): Promise<void> {
+  try {
+    snapshots.commit(key, unpacked, parent);
+  } catch (err) {
+    if (!isKilnError(err, 'CONFLICT') || !snapshots.has(key)) throw err;
+    await snapshots.remove(unpacked);
+  }
 }
 
 /** Layers whose blob is at least this large are unpacked on a worker thread as they download. */

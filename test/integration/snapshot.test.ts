@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { overlayLayerEntries } from '../../src/layer/diff.js';
 import { sys } from '../../src/sys.js';
+import { KilnError } from '../../src/errors.js';
 import { MetaDb } from '../../src/meta/db.js';
 import { Snapshotter, detectDriver, mount, unmount } from '../../src/snapshot/snapshotter.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
@@ -95,6 +96,18 @@ describe('snapshots', { skip: !isRoot && 'mounting needs root' }, () => {
     assert.equal(await snapshots.soleHolder('top', '/link/deep'), undefined, 'a symlink resolves in the merged tree');
     assert.equal(await snapshots.soleHolder('top', '/out/missing'), undefined);
     assert.equal(await snapshots.soleHolder('top', '/'), undefined);
+  });
+
+  it('a layer another kiln process committed first under the same key is a CONFLICT for the second, which then drops its copy', async () => {
+    const root = await tempDir('kiln-snap-');
+    const [first, second] = [0, 1].map(() => new Snapshotter(root, new MetaDb(join(root, 'kiln.db')), 'overlay')) as [Snapshotter, Snapshotter];
+    await first.prepare('tmp-1', undefined);
+    await second.prepare('tmp-2', undefined);
+    first.commit('layer', 'tmp-1');
+    assert.throws(() => second.commit('layer', 'tmp-2'), (err: unknown) => err instanceof KilnError && err.code === 'CONFLICT' && /snapshot layer already exists/.test(err.message));
+    await second.remove('tmp-2');
+    assert.equal(second.has('layer'), true);
+    assert.equal(second.has('tmp-2'), false);
   });
 
   it('shares committed snapshots: a view on a parent does not copy it (overlay)', async () => {
