@@ -123,13 +123,16 @@ export function imageRows(image: ImageSummary, options: { digests: boolean; noTr
   const tagged = image.RepoTags.map(splitWrittenReference).filter((ref) => ref.tag).sort(byName);
   const digested = image.RepoDigests.map(splitWrittenReference).filter((ref) => ref.digest).sort(byName);
   const rows: ImageRowContext[] = [];
-  for (const { name, tag } of tagged) {
+  // Indexed loops: run once per image, a for-of makes an iterator result at each step until optimized.
+  for (let i = 0; i < tagged.length; i++) {
+    const { name, tag } = tagged[i] as (typeof tagged)[number];
     const repoDigests = options.digests ? digested.filter((ref) => ref.name === name) : [];
     if (repoDigests.length === 0) rows.push(row(name, tag as string, '<none>'));
     for (const { digest } of repoDigests) rows.push(row(name, tag as string, digest as string));
   }
   let previous: string | undefined;
-  for (const { name, digest } of digested) {
+  for (let i = 0; i < digested.length; i++) {
+    const { name, digest } = digested[i] as (typeof digested)[number];
     if (tagged.some((ref) => ref.name === name)) continue;
     if (options.digests) rows.push(row(name, '<none>', digest as string));
     else if (name !== previous) rows.push(row(name, '<none>', ''));

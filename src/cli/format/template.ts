@@ -321,7 +321,10 @@ export function formatValue(value: unknown): string {
 
 function field(value: unknown, path: readonly string[]): unknown {
   let current = value;
-  for (const name of path) {
+  // Indexed, as the plain template's loop below: run once per row and column, a for-of makes an iterator
+  // result at each step until the function is optimized (half a MB for `kiln images` on 500 images).
+  for (let i = 0; i < path.length; i++) {
+    const name = path[i] as string;
     if (current === undefined || current === null) execFail(`nil pointer evaluating .${path.join('.')}`);
     if (typeof current !== 'object') execFail(`can't evaluate field ${name} in type ${typeof current}`);
     current = (current as Record<string, unknown>)[name];
@@ -589,7 +592,10 @@ export function parseTemplate(text: string): Template {
     return {
       execute(data: unknown): string {
         let out = '';
-        for (const part of parts) out += typeof part === 'string' ? part : formatValue(field(data, part));
+        for (let i = 0; i < parts.length; i++) {
+          const part = parts[i] as string | readonly string[];
+          out += typeof part === 'string' ? part : formatValue(field(data, part));
+        }
         return out;
       },
     };
