@@ -501,6 +501,8 @@ export function openSqlite(path: string, options: Database.Options = {}): Databa
  */
 export class MetaDb {
   private readonly db: Database.Database;
+  /** Each statement compiled once per connection: compiling one costs more than running most. */
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(path: string) {
     try {
@@ -515,6 +517,19 @@ export class MetaDb {
     }
     this.migrate();
   }
+  /** The connection's statement for `sql`; `pluck` returns a row's first column, `raw` its columns as an array. */
+  private statement(sql: string, mode?: 'pluck' | 'raw'): Database.Statement {
+    const key = mode === undefined ? sql : `${mode} ${sql}`;
+    let statement = this.statements.get(key);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      if (mode === 'pluck') statement = statement.pluck();
+      else if (mode === 'raw') statement = statement.raw();
+      this.statements.set(key, statement);
+    }
+    return statement;
+  }
+
 
   close(): void {
     this.db.close();
@@ -547,53 +562,52 @@ export class MetaDb {
   // ---- images ----
 
   image(id: string): ImageRow | undefined {
-    const raw = this.db.prepare('SELECT * FROM images WHERE id = ?').get(id) as RawImage | undefined;
+    const raw = this.statement('SELECT * FROM images WHERE id = ?').get(id) as RawImage | undefined;
     return raw && toImageRow(raw);
   }
 
   /** Image IDs starting with `prefix` (a short ID typed by a person), at most `limit`. */
   imagesByIdPrefix(prefix: string, limit = 2): Digest[] {
-    return (this.db.prepare('SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id LIMIT ?').pluck().all(prefix, `${prefix}\uffff`, limit) as string[]) as Digest[];
+    return (this.statement('SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id LIMIT ?', 'pluck').all(prefix, `${prefix}\uffff`, limit) as string[]) as Digest[];
   }
 
   images(): ImageRow[] {
-    return (this.db.prepare('SELECT * FROM images ORDER BY created DESC, id').all() as RawImage[]).map(toImageRow);
+    return (this.statement('SELECT * FROM images ORDER BY created DESC, id').all() as RawImage[]).map(toImageRow);
   }
 
   /** Adds an image (or refreshes nothing when it exists: an ID names one config, so the record is the same). */
   putImage(image: NewImage, now = Date.now()): boolean {
-    const inserted = this.db
-      .prepare('INSERT OR IGNORE INTO images (id, manifest_digest, manifest_type, created, size, parent, labels, added_at, intermediate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    const inserted = this.statement('INSERT OR IGNORE INTO images (id, manifest_digest, manifest_type, created, size, parent, labels, added_at, intermediate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(image.id, image.manifestDigest, image.manifestType, image.created, image.size, image.parent ?? '', JSON.stringify(image.labels), now, image.intermediate ? 1 : 0);
     if (inserted.changes === 0) {
       // The same config with another manifest (e.g. other compression) still needs that manifest's blobs kept.
       this.addImageBlobs(image.id, image.blobs);
       return false;
     }
-    const layer = this.db.prepare('INSERT INTO image_layers (image_id, position, diff_id) VALUES (?, ?, ?)');
+    const layer = this.statement('INSERT INTO image_layers (image_id, position, diff_id) VALUES (?, ?, ?)');
     image.diffIds.forEach((diffId, position) => layer.run(image.id, position, diffId));
     this.addImageBlobs(image.id, image.blobs);
     return true;
   }
 
   private addImageBlobs(imageId: Digest, blobs: readonly Digest[]): void {
-    const stmt = this.db.prepare('INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)');
+    const stmt = this.statement('INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)');
     for (const digest of blobs) stmt.run(imageId, digest);
   }
 
   deleteImage(id: Digest): void {
-    this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
+    this.statement('DELETE FROM images WHERE id = ?').run(id);
   }
 
   imageDiffIds(id: Digest): Digest[] {
-    return this.db.prepare('SELECT diff_id FROM image_layers WHERE image_id = ? ORDER BY position').pluck().all(id) as Digest[];
+    return this.statement('SELECT diff_id FROM image_layers WHERE image_id = ? ORDER BY position', 'pluck').all(id) as Digest[];
   }
 
   /** The images whose layers are exactly these (bottom first). */
   imagesWithLayers(diffIds: readonly Digest[]): Digest[] {
     const top = diffIds.at(-1);
     if (top === undefined) return [];
-    const candidates = this.db.prepare('SELECT image_id FROM image_layers WHERE diff_id = ? AND position = ?').pluck().all(top, diffIds.length - 1) as Digest[];
+    const candidates = this.statement('SELECT image_id FROM image_layers WHERE diff_id = ? AND position = ?', 'pluck').all(top, diffIds.length - 1) as Digest[];
     return candidates.filter((id) => {
       const ids = this.imageDiffIds(id);
       return ids.length === diffIds.length && ids.every((d, i) => d === diffIds[i]);
@@ -601,38 +615,38 @@ export class MetaDb {
   }
 
   imageBlobs(id: Digest): Digest[] {
-    return this.db.prepare('SELECT digest FROM image_blobs WHERE image_id = ? ORDER BY digest').pluck().all(id) as Digest[];
+    return this.statement('SELECT digest FROM image_blobs WHERE image_id = ? ORDER BY digest', 'pluck').all(id) as Digest[];
   }
 
   /** Images whose parent is `id` (children keep a parent from being deleted, as in Docker). */
   childImages(id: Digest): Digest[] {
-    return this.db.prepare('SELECT id FROM images WHERE parent = ?').pluck().all(id) as Digest[];
+    return this.statement('SELECT id FROM images WHERE parent = ?', 'pluck').all(id) as Digest[];
   }
 
   /** An image a build gave as its result, or a person named: no longer a build's intermediate image. */
   markResult(id: Digest): void {
-    this.db.prepare('UPDATE images SET intermediate = 0 WHERE id = ?').run(id);
+    this.statement('UPDATE images SET intermediate = 0 WHERE id = ?').run(id);
   }
 
   setLastTagTime(id: Digest, when: number): void {
-    this.db.prepare('UPDATE images SET last_tag_time = ?, intermediate = 0 WHERE id = ?').run(when, id);
+    this.statement('UPDATE images SET last_tag_time = ?, intermediate = 0 WHERE id = ?').run(when, id);
   }
 
   // ---- names ----
 
   name(name: string): NameRow | undefined {
-    const raw = this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names WHERE name = ?').get(name) as NameRow | undefined;
+    const raw = this.statement('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names WHERE name = ?').get(name) as NameRow | undefined;
     return raw;
   }
 
   names(): NameRow[] {
-    return this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names ORDER BY name').all() as NameRow[];
+    return this.statement('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names ORDER BY name').all() as NameRow[];
   }
 
   /** Every image's names, in namesOf's order: one query where a listing would make one per image. */
   namesByImage(): Map<Digest, NameRow[]> {
     const byImage = new Map<Digest, NameRow[]>();
-    for (const row of this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names ORDER BY added_at, name').all() as NameRow[]) {
+    for (const row of this.statement('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names ORDER BY added_at, name').all() as NameRow[]) {
       const names = byImage.get(row.imageId);
       if (names) names.push(row);
       else byImage.set(row.imageId, [row]);
@@ -641,7 +655,7 @@ export class MetaDb {
   }
 
   namesOf(imageId: Digest): NameRow[] {
-    return this.db.prepare('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names WHERE image_id = ? ORDER BY added_at, name').all(imageId) as NameRow[];
+    return this.statement('SELECT name, image_id AS imageId, kind, added_at AS addedAt FROM names WHERE image_id = ? ORDER BY added_at, name').all(imageId) as NameRow[];
   }
 
   /** Points a name at an image (in one transaction with its tag time); returns the image the name pointed at before, if another. */
@@ -649,106 +663,106 @@ export class MetaDb {
     return this.transaction(() => {
       const before = this.name(name);
       if (before?.imageId === imageId) return undefined;
-      this.db.prepare('INSERT INTO names (name, image_id, kind, added_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, kind = excluded.kind, added_at = excluded.added_at').run(name, imageId, kind, now);
+      this.statement('INSERT INTO names (name, image_id, kind, added_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, kind = excluded.kind, added_at = excluded.added_at').run(name, imageId, kind, now);
       if (kind === 'tag') this.setLastTagTime(imageId, now);
       return before?.imageId;
     });
   }
 
   deleteName(name: string): boolean {
-    return this.db.prepare('DELETE FROM names WHERE name = ?').run(name).changes > 0;
+    return this.statement('DELETE FROM names WHERE name = ?').run(name).changes > 0;
   }
 
   // ---- layers ----
 
   putLayerBlob(row: LayerBlobRow): void {
-    this.db.prepare('INSERT OR IGNORE INTO layer_blobs (digest, diff_id, media_type, size, diff_size) VALUES (?, ?, ?, ?, ?)').run(row.digest, row.diffId, row.mediaType, row.size, row.diffSize);
+    this.statement('INSERT OR IGNORE INTO layer_blobs (digest, diff_id, media_type, size, diff_size) VALUES (?, ?, ?, ?, ?)').run(row.digest, row.diffId, row.mediaType, row.size, row.diffSize);
   }
 
   layerBlob(digest: Digest): LayerBlobRow | undefined {
-    return this.db.prepare('SELECT digest, diff_id AS diffId, media_type AS mediaType, size, diff_size AS diffSize FROM layer_blobs WHERE digest = ?').get(digest) as LayerBlobRow | undefined;
+    return this.statement('SELECT digest, diff_id AS diffId, media_type AS mediaType, size, diff_size AS diffSize FROM layer_blobs WHERE digest = ?').get(digest) as LayerBlobRow | undefined;
   }
 
   /** The stored blobs that hold a diffID's content, uncompressed ones first. */
   layerBlobsOf(diffId: Digest): LayerBlobRow[] {
-    return this.db.prepare("SELECT digest, diff_id AS diffId, media_type AS mediaType, size, diff_size AS diffSize FROM layer_blobs WHERE diff_id = ? ORDER BY digest = diff_id DESC, digest").all(diffId) as LayerBlobRow[];
+    return this.statement("SELECT digest, diff_id AS diffId, media_type AS mediaType, size, diff_size AS diffSize FROM layer_blobs WHERE diff_id = ? ORDER BY digest = diff_id DESC, digest").all(diffId) as LayerBlobRow[];
   }
 
   layerBlobs(): LayerBlobRow[] {
-    return this.db.prepare('SELECT digest, diff_id AS diffId, media_type AS mediaType, size, diff_size AS diffSize FROM layer_blobs').all() as LayerBlobRow[];
+    return this.statement('SELECT digest, diff_id AS diffId, media_type AS mediaType, size, diff_size AS diffSize FROM layer_blobs').all() as LayerBlobRow[];
   }
 
   deleteLayerBlob(digest: Digest): void {
-    this.db.prepare('DELETE FROM layer_blobs WHERE digest = ?').run(digest);
+    this.statement('DELETE FROM layer_blobs WHERE digest = ?').run(digest);
   }
 
   /** How many images use each diffID (for `system df` shared sizes). */
   layerUseCounts(): Map<Digest, number> {
-    const rows = this.db.prepare('SELECT diff_id AS diffId, COUNT(DISTINCT image_id) AS n FROM image_layers GROUP BY diff_id').all() as { diffId: Digest; n: number }[];
+    const rows = this.statement('SELECT diff_id AS diffId, COUNT(DISTINCT image_id) AS n FROM image_layers GROUP BY diff_id').all() as { diffId: Digest; n: number }[];
     return new Map(rows.map((r) => [r.diffId, r.n]));
   }
 
   // ---- leases ----
 
   createLease(id: string, pid = process.pid, now = Date.now()): void {
-    this.db.prepare('INSERT INTO leases (id, pid, created_at) VALUES (?, ?, ?)').run(id, pid, now);
+    this.statement('INSERT INTO leases (id, pid, created_at) VALUES (?, ?, ?)').run(id, pid, now);
   }
 
   addLeaseBlob(leaseId: string, digest: Digest): void {
-    this.db.prepare('INSERT OR IGNORE INTO lease_blobs (lease_id, digest) VALUES (?, ?)').run(leaseId, digest);
+    this.statement('INSERT OR IGNORE INTO lease_blobs (lease_id, digest) VALUES (?, ?)').run(leaseId, digest);
   }
 
   leaseBlobs(leaseId: string): Digest[] {
-    return this.db.prepare('SELECT digest FROM lease_blobs WHERE lease_id = ?').pluck().all(leaseId) as Digest[];
+    return this.statement('SELECT digest FROM lease_blobs WHERE lease_id = ?', 'pluck').all(leaseId) as Digest[];
   }
 
   deleteLease(id: string): void {
-    this.db.prepare('DELETE FROM leases WHERE id = ?').run(id);
+    this.statement('DELETE FROM leases WHERE id = ?').run(id);
   }
 
   leases(): { id: string; pid: number; createdAt: number }[] {
-    return this.db.prepare('SELECT id, pid, created_at AS createdAt FROM leases').all() as { id: string; pid: number; createdAt: number }[];
+    return this.statement('SELECT id, pid, created_at AS createdAt FROM leases').all() as { id: string; pid: number; createdAt: number }[];
   }
 
   addLeaseImage(leaseId: string, imageId: Digest): void {
-    this.db.prepare('INSERT OR IGNORE INTO lease_images (lease_id, image_id) VALUES (?, ?)').run(leaseId, imageId);
+    this.statement('INSERT OR IGNORE INTO lease_images (lease_id, image_id) VALUES (?, ?)').run(leaseId, imageId);
   }
 
   addLeaseSnapshot(leaseId: string, key: string): void {
-    this.db.prepare('INSERT OR IGNORE INTO lease_snapshots (lease_id, key) VALUES (?, ?)').run(leaseId, key);
+    this.statement('INSERT OR IGNORE INTO lease_snapshots (lease_id, key) VALUES (?, ?)').run(leaseId, key);
   }
 
   /** The images the given leases hold, with the pid of a holder of each. */
   leasedImages(leaseIds: readonly string[]): Map<Digest, number> {
     const held = new Map<Digest, number>();
-    const stmt = this.db.prepare('SELECT image_id AS imageId, pid FROM lease_images JOIN leases ON leases.id = lease_id WHERE lease_id = ?');
+    const stmt = this.statement('SELECT image_id AS imageId, pid FROM lease_images JOIN leases ON leases.id = lease_id WHERE lease_id = ?');
     for (const id of leaseIds) for (const row of stmt.all(id) as { imageId: Digest; pid: number }[]) held.set(row.imageId, row.pid);
     return held;
   }
 
   /** The snapshot keys the given leases hold. */
   leasedSnapshots(leaseIds: readonly string[]): Set<string> {
-    const stmt = this.db.prepare('SELECT key FROM lease_snapshots WHERE lease_id = ?').pluck();
+    const stmt = this.statement('SELECT key FROM lease_snapshots WHERE lease_id = ?', 'pluck');
     return new Set(leaseIds.flatMap((id) => stmt.all(id) as string[]));
   }
 
   // ---- snapshots ----
 
   snapshot(key: string): SnapshotRow | undefined {
-    const row = this.db.prepare(`SELECT ${SNAPSHOT_COLUMNS} FROM snapshots WHERE key = ?`).get(key) as RawSnapshotRow | undefined;
+    const row = this.statement(`SELECT ${SNAPSHOT_COLUMNS} FROM snapshots WHERE key = ?`).get(key) as RawSnapshotRow | undefined;
     return row && snapshotRow(row);
   }
 
   snapshots(): SnapshotRow[] {
-    return (this.db.prepare(`SELECT ${SNAPSHOT_COLUMNS} FROM snapshots ORDER BY dir`).all() as RawSnapshotRow[]).map(snapshotRow);
+    return (this.statement(`SELECT ${SNAPSHOT_COLUMNS} FROM snapshots ORDER BY dir`).all() as RawSnapshotRow[]).map(snapshotRow);
   }
 
   /** Records a new snapshot (`owner`: a temporary one and who works on it) and returns its short directory id. */
   addSnapshot(key: string, parent: string | undefined, kind: SnapshotRow['kind'], driver: string, owner?: SnapshotOwner, now = Date.now()): number {
     // A fresh number (never one a removed snapshot had), taken and used in one transaction.
     return this.transaction(() => {
-      const dir = this.db.prepare("UPDATE counters SET value = value + 1 WHERE name = 'snapshot_dir' RETURNING value").pluck().get() as number;
-      this.db.prepare('INSERT INTO snapshots (key, dir, parent, kind, driver, created_at, owner_pid, purpose) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(key, dir, parent ?? null, kind, driver, now, owner?.pid ?? null, owner?.purpose ?? null);
+      const dir = this.statement("UPDATE counters SET value = value + 1 WHERE name = 'snapshot_dir' RETURNING value", 'pluck').get() as number;
+      this.statement('INSERT INTO snapshots (key, dir, parent, kind, driver, created_at, owner_pid, purpose) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(key, dir, parent ?? null, kind, driver, now, owner?.pid ?? null, owner?.purpose ?? null);
       return dir;
     });
   }
@@ -758,54 +772,53 @@ export class MetaDb {
    * it is no process's any more: images and leases hold it.
    */
   renameSnapshot(from: string, to: string, parent?: string): void {
-    this.db.prepare("UPDATE snapshots SET key = ?, kind = 'committed', parent = coalesce(?, parent), owner_pid = NULL, purpose = NULL WHERE key = ?").run(to, parent ?? null, from);
+    this.statement("UPDATE snapshots SET key = ?, kind = 'committed', parent = coalesce(?, parent), owner_pid = NULL, purpose = NULL WHERE key = ?").run(to, parent ?? null, from);
   }
 
   deleteSnapshot(key: string): void {
-    this.db.prepare('DELETE FROM snapshots WHERE key = ?').run(key);
+    this.statement('DELETE FROM snapshots WHERE key = ?').run(key);
   }
 
   snapshotChildren(key: string): string[] {
-    return this.db.prepare('SELECT key FROM snapshots WHERE parent = ?').pluck().all(key) as string[];
+    return this.statement('SELECT key FROM snapshots WHERE parent = ?', 'pluck').all(key) as string[];
   }
 
   // ---- containers ----
 
   setContainerPid(id: string, pid: number | null): void {
-    this.db.prepare('UPDATE containers SET pid = ? WHERE id = ?').run(pid, id);
+    this.statement('UPDATE containers SET pid = ? WHERE id = ?').run(pid, id);
   }
 
   renameContainer(id: string, name: string): void {
-    this.db.prepare('UPDATE containers SET name = ? WHERE id = ?').run(name, id);
+    this.statement('UPDATE containers SET name = ? WHERE id = ?').run(name, id);
   }
 
   /** A container runs (again): no exit yet, started now, by `pid` (its starter, then its supervisor). */
   restartContainer(id: string, pid: number, when = Date.now()): void {
-    this.db.prepare("UPDATE containers SET exit_code = NULL, finished_at = NULL, started_at = ?, pid = ?, paused = 0, error = '' WHERE id = ?").run(when, pid, id);
+    this.statement("UPDATE containers SET exit_code = NULL, finished_at = NULL, started_at = ?, pid = ?, paused = 0, error = '' WHERE id = ?").run(when, pid, id);
   }
 
   /** A start that failed before the process ran: the container is as it was, with the error said. */
   failContainerStart(before: ContainerRow, error: string): void {
-    this.db.prepare('UPDATE containers SET exit_code = ?, finished_at = ?, started_at = ?, pid = NULL, paused = 0, error = ? WHERE id = ?').run(before.exitCode, before.finishedAt, before.startedAt, error, before.id);
+    this.statement('UPDATE containers SET exit_code = ?, finished_at = ?, started_at = ?, pid = NULL, paused = 0, error = ? WHERE id = ?').run(before.exitCode, before.finishedAt, before.startedAt, error, before.id);
   }
 
   addContainer(row: Pick<ContainerRow, 'id' | 'name' | 'imageId' | 'imageName' | 'command' | 'driver' | 'createdAt' | 'settings'>): void {
-    this.db
-      .prepare('INSERT INTO containers (id, name, image_id, image_name, command, driver, created_at, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.statement('INSERT INTO containers (id, name, image_id, image_name, command, driver, created_at, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(row.id, row.name, row.imageId, row.imageName, JSON.stringify(row.command), row.driver, row.createdAt, row.settings);
   }
 
   setContainerSettings(id: string, settings: string): void {
-    this.db.prepare('UPDATE containers SET settings = ? WHERE id = ?').run(settings, id);
+    this.statement('UPDATE containers SET settings = ? WHERE id = ?').run(settings, id);
   }
 
   setContainerPaused(id: string, paused: boolean): void {
-    this.db.prepare('UPDATE containers SET paused = ? WHERE id = ?').run(paused ? 1 : 0, id);
+    this.statement('UPDATE containers SET paused = ? WHERE id = ?').run(paused ? 1 : 0, id);
   }
 
   /** The container's process has exited (`error`: why it could not run at all). */
   finishContainer(id: string, exitCode: number, when = Date.now(), error = ''): void {
-    this.db.prepare('UPDATE containers SET exit_code = ?, finished_at = ?, paused = 0, error = ? WHERE id = ?').run(exitCode, when, error, id);
+    this.statement('UPDATE containers SET exit_code = ?, finished_at = ?, paused = 0, error = ? WHERE id = ?').run(exitCode, when, error, id);
   }
 
   containers(): ContainerRow[] {
@@ -817,12 +830,12 @@ export class MetaDb {
   }
 
   private containerRows(where: string, ...args: unknown[]): ContainerRow[] {
-    const rows = this.db.prepare(`SELECT id, name, image_id AS imageId, image_name AS imageName, command, driver, created_at AS createdAt, started_at AS startedAt, finished_at AS finishedAt, exit_code AS exitCode, pid, settings, paused, error FROM containers ${where}`).all(...args) as (Omit<ContainerRow, 'command' | 'paused'> & { command: string; paused: number })[];
+    const rows = this.statement(`SELECT id, name, image_id AS imageId, image_name AS imageName, command, driver, created_at AS createdAt, started_at AS startedAt, finished_at AS finishedAt, exit_code AS exitCode, pid, settings, paused, error FROM containers ${where}`).all(...args) as (Omit<ContainerRow, 'command' | 'paused'> & { command: string; paused: number })[];
     return rows.map((r) => ({ ...r, command: JSON.parse(r.command) as string[], paused: r.paused !== 0 }));
   }
 
   deleteContainer(id: string): void {
-    this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
+    this.statement('DELETE FROM containers WHERE id = ?').run(id);
   }
 
   // ---- volumes ----
@@ -831,7 +844,7 @@ export class MetaDb {
   addVolume(row: VolumeRow): boolean {
     const labels = row.labels === null ? null : JSON.stringify(row.labels);
     const options = row.options === null ? null : JSON.stringify(row.options);
-    return this.db.prepare('INSERT OR IGNORE INTO volumes (name, driver, labels, options, anonymous, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(row.name, row.driver, labels, options, row.anonymous ? 1 : 0, row.createdAt).changes > 0;
+    return this.statement('INSERT OR IGNORE INTO volumes (name, driver, labels, options, anonymous, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(row.name, row.driver, labels, options, row.anonymous ? 1 : 0, row.createdAt).changes > 0;
   }
 
   volume(name: string): VolumeRow | undefined {
@@ -843,78 +856,78 @@ export class MetaDb {
   }
 
   private volumeRows(where: string, ...args: unknown[]): VolumeRow[] {
-    const rows = this.db.prepare(`SELECT name, driver, labels, options, anonymous, created_at AS createdAt FROM volumes ${where}`).all(...args) as { name: string; driver: string; labels: string | null; options: string | null; anonymous: number; createdAt: number }[];
+    const rows = this.statement(`SELECT name, driver, labels, options, anonymous, created_at AS createdAt FROM volumes ${where}`).all(...args) as { name: string; driver: string; labels: string | null; options: string | null; anonymous: number; createdAt: number }[];
     const parse = (text: string | null): Record<string, string> | null => (text === null ? null : (JSON.parse(text) as Record<string, string>));
     return rows.map((r) => ({ ...r, labels: parse(r.labels), options: parse(r.options), anonymous: r.anonymous !== 0 }));
   }
 
   deleteVolume(name: string): void {
-    this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
+    this.statement('DELETE FROM volumes WHERE name = ?').run(name);
   }
 
   // ---- networks ----
 
   /** Records a network; false when one of that name is recorded. */
   addNetwork(row: NetworkRow): boolean {
-    return this.db.prepare('INSERT OR IGNORE INTO networks (id, name, driver, subnet, gateway, bridge, internal, labels, options, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(row.id, row.name, row.driver, row.subnet, row.gateway, row.bridge, row.internal ? 1 : 0, JSON.stringify(row.labels), JSON.stringify(row.options), row.createdAt).changes > 0;
+    return this.statement('INSERT OR IGNORE INTO networks (id, name, driver, subnet, gateway, bridge, internal, labels, options, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(row.id, row.name, row.driver, row.subnet, row.gateway, row.bridge, row.internal ? 1 : 0, JSON.stringify(row.labels), JSON.stringify(row.options), row.createdAt).changes > 0;
   }
 
   networks(): NetworkRow[] {
-    const rows = this.db.prepare('SELECT id, name, driver, subnet, gateway, bridge, internal, labels, options, created_at AS createdAt FROM networks ORDER BY name').all() as (Omit<NetworkRow, 'internal' | 'labels' | 'options'> & { internal: number; labels: string; options: string })[];
+    const rows = this.statement('SELECT id, name, driver, subnet, gateway, bridge, internal, labels, options, created_at AS createdAt FROM networks ORDER BY name').all() as (Omit<NetworkRow, 'internal' | 'labels' | 'options'> & { internal: number; labels: string; options: string })[];
     return rows.map((r) => ({ ...r, internal: r.internal !== 0, labels: JSON.parse(r.labels) as Record<string, string>, options: JSON.parse(r.options) as Record<string, string> }));
   }
 
   deleteNetwork(id: string): void {
-    this.db.prepare('DELETE FROM networks WHERE id = ?').run(id);
+    this.statement('DELETE FROM networks WHERE id = ?').run(id);
   }
 
   addEndpoint(row: EndpointRow): void {
-    this.db.prepare('INSERT OR REPLACE INTO endpoints (container_id, network_id, ifname, address, gateway, mac, aliases, ports, config, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(row.containerId, row.networkId, row.ifname, row.address, row.gateway, row.mac, JSON.stringify(row.aliases), row.ports, row.config, row.result);
+    this.statement('INSERT OR REPLACE INTO endpoints (container_id, network_id, ifname, address, gateway, mac, aliases, ports, config, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(row.containerId, row.networkId, row.ifname, row.address, row.gateway, row.mac, JSON.stringify(row.aliases), row.ports, row.config, row.result);
   }
 
   /** Every endpoint, in the order they were made. */
   endpoints(): EndpointRow[] {
-    const rows = this.db.prepare('SELECT container_id AS containerId, network_id AS networkId, ifname, address, gateway, mac, aliases, ports, config, result FROM endpoints ORDER BY rowid').all() as (Omit<EndpointRow, 'aliases'> & { aliases: string })[];
+    const rows = this.statement('SELECT container_id AS containerId, network_id AS networkId, ifname, address, gateway, mac, aliases, ports, config, result FROM endpoints ORDER BY rowid').all() as (Omit<EndpointRow, 'aliases'> & { aliases: string })[];
     return rows.map((r) => ({ ...r, aliases: JSON.parse(r.aliases) as string[] }));
   }
 
   deleteEndpoint(containerId: string, networkId: string): void {
-    this.db.prepare('DELETE FROM endpoints WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
+    this.statement('DELETE FROM endpoints WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
   }
 
   // ---- events ----
 
   /** Records an event; now and then, forgets all but the last `keep`. */
   addEvent(event: Omit<EventRow, 'seq'>, keep = 1000): void {
-    const seq = Number(this.db.prepare('INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (?, ?, ?, ?, ?)').run(String(event.timeNano), event.type, event.action, event.actor, JSON.stringify(event.attributes)).lastInsertRowid);
-    if (seq % 100 === 0) this.db.prepare('DELETE FROM events WHERE seq <= ?').run(seq - keep);
+    const seq = Number(this.statement('INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (?, ?, ?, ?, ?)').run(String(event.timeNano), event.type, event.action, event.actor, JSON.stringify(event.attributes)).lastInsertRowid);
+    if (seq % 100 === 0) this.statement('DELETE FROM events WHERE seq <= ?').run(seq - keep);
   }
 
   /** The events after `seq`, oldest first. */
   eventsAfter(seq: number): EventRow[] {
-    const rows = this.db.prepare('SELECT seq, time_nano AS timeNano, type, action, actor, attributes FROM events WHERE seq > ? ORDER BY seq').all(seq) as { seq: number; timeNano: string; type: string; action: string; actor: string; attributes: string }[];
+    const rows = this.statement('SELECT seq, time_nano AS timeNano, type, action, actor, attributes FROM events WHERE seq > ? ORDER BY seq').all(seq) as { seq: number; timeNano: string; type: string; action: string; actor: string; attributes: string }[];
     return rows.map((r) => ({ ...r, timeNano: BigInt(r.timeNano), attributes: JSON.parse(r.attributes) as Record<string, string> }));
   }
 
   /** The last `action` event of `actor`, if the store still has it. */
   lastEvent(actor: string, action: string): EventRow | undefined {
-    const row = this.db.prepare('SELECT seq, time_nano AS timeNano, type, action, actor, attributes FROM events WHERE actor = ? AND action = ? ORDER BY seq DESC LIMIT 1').get(actor, action) as { seq: number; timeNano: string; type: string; action: string; actor: string; attributes: string } | undefined;
+    const row = this.statement('SELECT seq, time_nano AS timeNano, type, action, actor, attributes FROM events WHERE actor = ? AND action = ? ORDER BY seq DESC LIMIT 1').get(actor, action) as { seq: number; timeNano: string; type: string; action: string; actor: string; attributes: string } | undefined;
     return row && { ...row, timeNano: BigInt(row.timeNano), attributes: JSON.parse(row.attributes) as Record<string, string> };
   }
 
   /** The last event's number (0 when none): a follower from now reads after it. */
   lastEventSeq(): number {
-    return (this.db.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck().get() as number) ?? 0;
+    return (this.statement('SELECT COALESCE(MAX(seq), 0) FROM events', 'pluck').get() as number) ?? 0;
   }
 
   // ---- build cache ----
 
   cachedImage(key: string): Digest | undefined {
-    return this.db.prepare('SELECT image_id FROM build_cache WHERE key = ?').pluck().get(key) as Digest | undefined;
+    return this.statement('SELECT image_id FROM build_cache WHERE key = ?', 'pluck').get(key) as Digest | undefined;
   }
 
   putCacheRecord(key: string, imageId: Digest, now = Date.now()): void {
-    this.db.prepare('INSERT OR REPLACE INTO build_cache (key, image_id, created_at) VALUES (?, ?, ?)').run(key, imageId, now);
+    this.statement('INSERT OR REPLACE INTO build_cache (key, image_id, created_at) VALUES (?, ?, ?)').run(key, imageId, now);
   }
 
   /**
@@ -933,21 +946,21 @@ export class MetaDb {
   } {
     return {
       checksumOf: (sources) => {
-        const row = this.db.prepare('SELECT stat, digest FROM file_digests WHERE path = ?').raw().get(`${SOURCES_ROW}${sources}`) as [Digest, Digest] | undefined;
+        const row = this.statement('SELECT stat, digest FROM file_digests WHERE path = ?', 'raw').get(`${SOURCES_ROW}${sources}`) as [Digest, Digest] | undefined;
         return row && { listing: row[0], checksum: row[1] };
       },
       putChecksum: (sources, listing, checksum) => {
-        this.db.prepare('INSERT OR REPLACE INTO file_digests (path, stat, digest) VALUES (?, ?, ?)').run(`${SOURCES_ROW}${sources}`, listing, checksum);
+        this.statement('INSERT OR REPLACE INTO file_digests (path, stat, digest) VALUES (?, ?, ?)').run(`${SOURCES_ROW}${sources}`, listing, checksum);
       },
       under: (dir) => {
         const prefix = dir.endsWith('/') ? dir : `${dir}/`;
         // Paths below `prefix` sort between it and the same string with its last '/' bumped to '0'.
-        const rows = this.db.prepare('SELECT path, stat, digest FROM file_digests WHERE path > ? AND path < ?').raw().all(prefix, `${prefix.slice(0, -1)}0`) as [string, string, Digest][];
+        const rows = this.statement('SELECT path, stat, digest FROM file_digests WHERE path > ? AND path < ?', 'raw').all(prefix, `${prefix.slice(0, -1)}0`) as [string, string, Digest][];
         return new Map(rows.map(([path, stat, digest]) => [path, { stat, digest }]));
       },
       put: (files) => {
         if (files.length === 0) return;
-        const put = this.db.prepare('INSERT OR REPLACE INTO file_digests (path, stat, digest) VALUES (?, ?, ?)');
+        const put = this.statement('INSERT OR REPLACE INTO file_digests (path, stat, digest) VALUES (?, ?, ?)');
         this.transaction(() => {
           for (const f of files) put.run(f.path, f.stat, f.digest);
         });
@@ -960,38 +973,38 @@ export class MetaDb {
   /** Records (or records again, after a rebuild that made the same image) where an image's history comes from. */
   putBuildRecord(record: BuildRecord): void {
     this.transaction(() => {
-      this.db.prepare('DELETE FROM build_records WHERE image_id = ?').run(record.imageId);
-      this.db.prepare('INSERT INTO build_records (image_id, dockerfile, base_id, base_layers, stages) VALUES (?, ?, ?, ?, ?)').run(record.imageId, record.dockerfile, record.baseId, record.baseLayers, record.stages);
-      const line = this.db.prepare('INSERT INTO build_lines (image_id, position, line, end_line, instruction) VALUES (?, ?, ?, ?, ?)');
+      this.statement('DELETE FROM build_records WHERE image_id = ?').run(record.imageId);
+      this.statement('INSERT INTO build_records (image_id, dockerfile, base_id, base_layers, stages) VALUES (?, ?, ?, ?, ?)').run(record.imageId, record.dockerfile, record.baseId, record.baseLayers, record.stages);
+      const line = this.statement('INSERT INTO build_lines (image_id, position, line, end_line, instruction) VALUES (?, ?, ?, ?, ?)');
       for (const l of record.lines) line.run(record.imageId, l.position, l.line, l.endLine, l.instruction);
     });
   }
 
   buildRecord(imageId: string): BuildRecord | undefined {
-    const row = this.db.prepare('SELECT image_id AS imageId, dockerfile, base_id AS baseId, base_layers AS baseLayers, stages FROM build_records WHERE image_id = ?').get(imageId) as Omit<BuildRecord, 'lines'> | undefined;
+    const row = this.statement('SELECT image_id AS imageId, dockerfile, base_id AS baseId, base_layers AS baseLayers, stages FROM build_records WHERE image_id = ?').get(imageId) as Omit<BuildRecord, 'lines'> | undefined;
     if (!row) return undefined;
-    const lines = this.db.prepare('SELECT position, line, end_line AS endLine, instruction FROM build_lines WHERE image_id = ? ORDER BY position').all(imageId) as BuildRecord['lines'];
+    const lines = this.statement('SELECT position, line, end_line AS endLine, instruction FROM build_lines WHERE image_id = ? ORDER BY position').all(imageId) as BuildRecord['lines'];
     return { ...row, lines };
   }
 
   // ---- registries ----
 
   addBlobSource(digest: Digest, registry: string, repository: string): void {
-    this.db.prepare('INSERT OR IGNORE INTO blob_sources (digest, registry, repository) VALUES (?, ?, ?)').run(digest, registry, repository);
+    this.statement('INSERT OR IGNORE INTO blob_sources (digest, registry, repository) VALUES (?, ?, ?)').run(digest, registry, repository);
   }
 
   /** Repositories of a registry known to hold a blob. */
   blobSources(digest: Digest, registry: string): string[] {
-    return this.db.prepare('SELECT repository FROM blob_sources WHERE digest = ? AND registry = ? ORDER BY repository').pluck().all(digest, registry) as string[];
+    return this.statement('SELECT repository FROM blob_sources WHERE digest = ? AND registry = ? ORDER BY repository', 'pluck').all(digest, registry) as string[];
   }
 
   // ---- GC roots and integrity ----
 
   /** Every blob some image or live lease holds on to. */
   referencedBlobs(liveLeases: readonly string[]): Set<Digest> {
-    const fromImages = this.db.prepare('SELECT DISTINCT digest FROM image_blobs').pluck().all() as Digest[];
+    const fromImages = this.statement('SELECT DISTINCT digest FROM image_blobs', 'pluck').all() as Digest[];
     const set = new Set<Digest>(fromImages);
-    const lease = this.db.prepare('SELECT digest FROM lease_blobs WHERE lease_id = ?').pluck();
+    const lease = this.statement('SELECT digest FROM lease_blobs WHERE lease_id = ?', 'pluck');
     for (const id of liveLeases) for (const d of lease.all(id) as Digest[]) set.add(d);
     return set;
   }
@@ -999,10 +1012,10 @@ export class MetaDb {
   /** Rows that point at something missing: the database's own consistency, for `system check`. */
   danglingReferences(): string[] {
     const problems: string[] = [];
-    for (const row of this.db.prepare('SELECT name, image_id FROM names WHERE image_id NOT IN (SELECT id FROM images)').all() as { name: string; image_id: string }[]) {
+    for (const row of this.statement('SELECT name, image_id FROM names WHERE image_id NOT IN (SELECT id FROM images)').all() as { name: string; image_id: string }[]) {
       problems.push(`name ${row.name} points at missing image ${row.image_id}`);
     }
-    for (const row of this.db.prepare('SELECT image_id, diff_id FROM image_layers WHERE diff_id NOT IN (SELECT diff_id FROM layer_blobs)').all() as { image_id: string; diff_id: string }[]) {
+    for (const row of this.statement('SELECT image_id, diff_id FROM image_layers WHERE diff_id NOT IN (SELECT diff_id FROM layer_blobs)').all() as { image_id: string; diff_id: string }[]) {
       problems.push(`image ${row.image_id} has layer ${row.diff_id} with no stored blob record`);
     }
     const fk = this.db.pragma('foreign_key_check') as unknown[];
