@@ -236,9 +236,12 @@ function runBounded(root: string, args: readonly string[]): Promise<Outcome> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [kilnBin, '--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-    let stderr = '';
+    // Its start and its end, where the error is (after a flood of warnings, say).
+    let head = '';
+    let tail = '';
     child.stderr.on('data', (chunk: Buffer) => {
-      if (stderr.length < KEPT_OUTPUT) stderr += chunk.toString();
+      if (head.length < KEPT_OUTPUT) head += chunk.toString();
+      else tail = (tail + chunk.toString()).slice(-KEPT_OUTPUT);
     });
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -248,7 +251,7 @@ function runBounded(root: string, args: readonly string[]): Promise<Outcome> {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code: timedOut ? 'timeout' : (code ?? -1), stderr, seconds: (Date.now() - started) / 1000 });
+      resolve({ code: timedOut ? 'timeout' : (code ?? -1), stderr: tail === '' ? head : `${head}\n…\n${tail}`, seconds: (Date.now() - started) / 1000 });
     });
   });
 }
