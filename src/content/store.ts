@@ -1,5 +1,5 @@
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError, isErrno, storeWriteError } from '../errors.js';
 import { type Digest, type Sha256, digestHex, isDigest, sha256, sha256Stream } from '../oci/digest.js';
@@ -83,13 +83,15 @@ export class ContentStore {
     return createReadStream('', { fd: handle, highWaterMark: 1 << 20 });
   }
 
-  /** Reads a small blob (a manifest or config) whole. */
-  async read(digest: Digest): Promise<Buffer> {
+  /**
+   * Reads a small blob (a manifest or config) whole. Synchronously: a few kB take less than a thread-pool
+   * round trip, and fs/promises' readFile loads more of Node on its first use (some ms of a build's start).
+   */
+  read(digest: Digest): Promise<Buffer> {
     try {
-      return await readFile(this.blobPath(digest));
+      return Promise.resolve(readFileSync(this.blobPath(digest)));
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `blob ${digest} is not in the store`);
-      throw err;
+      return Promise.reject(isErrno(err, 'ENOENT') ? new KilnError('NOT_FOUND', `blob ${digest} is not in the store`) : (err as Error));
     }
   }
 
