@@ -4,7 +4,7 @@
  * snapshot and turns what changed into a layer; these only change the tree.
  */
 import { spawn } from 'node:child_process';
-import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type Stats, createReadStream, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { chown, lstat, mkdir, open, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -175,15 +175,23 @@ export class DirectorySource implements SourceTree {
 }
 
 export interface CopyInput {
+  /** The step's root filesystem: mounted, unless `unmounted` reads the image. */
   readonly rootfs: string;
+  /** Reads the image's tree when `rootfs` is not mounted: what it has at a relative path (see entryInLayers). */
+  readonly unmounted?: (path: string) => Stats | undefined | 'unsure';
   readonly source: SourceTree;
   readonly what: string;
   /** Clamp file times to this (SOURCE_DATE_EPOCH), seconds. */
   readonly epoch?: number;
 }
 
-async function isDirectoryIn(rootfs: string, path: string): Promise<boolean> {
-  const st = await lstat(await resolveInRoot(rootfs, path)).catch(() => undefined);
+/** Whether `path` is a directory in the image, its symlinks followed; undefined when only a mount can tell. */
+async function isDirectoryIn(input: CopyInput, path: string): Promise<boolean | undefined> {
+  if (input.unmounted) {
+    const st = input.unmounted(posix.normalize(`/${path}`).slice(1).replace(/\/$/, '') || '.');
+    return st === 'unsure' || st?.isSymbolicLink() ? undefined : (st?.isDirectory() ?? false);
+  }
+  const st = await lstat(await resolveInRoot(input.rootfs, path)).catch(() => undefined);
   return st?.isDirectory() ?? false;
 }
 
@@ -308,9 +316,10 @@ const isUrl = (op: Extract<Operation, { kind: 'copy' }>, source: string): boolea
  * The targets resolved for each step's input: a COPY that copyAsLayer cannot make hands the same input to
  * runCopy, which then resolves nothing again (the owner's lookup in the image, the sources, the destination).
  */
-const resolvedTargets = new WeakMap<CopyInput, Promise<CopyTarget>>();
+const resolvedTargets = new WeakMap<CopyInput, Promise<CopyTarget | undefined>>();
 
-function copyTarget(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<CopyTarget> {
+/** The copy's target; undefined when the image is not mounted and only a mount can tell (a --chown's user, a destination through a symlink). */
+function copyTarget(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<CopyTarget | undefined> {
   let target = resolvedTargets.get(input);
   if (!target) {
     target = resolveCopyTarget(op, input);
@@ -319,13 +328,15 @@ function copyTarget(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput):
   return target;
 }
 
-async function resolveCopyTarget(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<CopyTarget> {
+async function resolveCopyTarget(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<CopyTarget | undefined> {
   const { rootfs, source, what } = input;
+  if (input.unmounted && op.chown !== undefined) return undefined;
   const ownerIds = await owner(rootfs, op.chown, what);
   const tops: ContextEntry[] = [];
   for (const name of op.sources) if (!isUrl(op, name)) tops.push(...(await source.resolve(name, what)));
   const count = tops.length + op.inline.length + op.sources.filter((s) => isUrl(op, s)).length;
-  const intoDirectory = op.destinationIsDir || count > 1 || (await isDirectoryIn(rootfs, op.destination)) || (count === 1 && tops[0]?.type === 'directory');
+  const intoDirectory = op.destinationIsDir || count > 1 || (count === 1 && tops[0]?.type === 'directory') || (await isDirectoryIn(input, op.destination));
+  if (intoDirectory === undefined) return undefined;
   return { ownerIds, rootOwner: ownerIds ?? { uid: 0, gid: 0 }, tops, intoDirectory, destinationDir: intoDirectory ? op.destination : posix.dirname(op.destination) };
 }
 
@@ -376,6 +387,7 @@ function refuseWhiteoutNames(headers: Iterable<TarHeader>, what: string): void {
 export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput): Promise<void> {
   const { rootfs, source, what } = input;
   const target = await copyTarget(op, input);
+  if (!target) throw new KilnError('INTERNAL', `${what}: a copy through the mount needs the mount`);
   const { rootOwner, intoDirectory } = target;
   const hostDir = await makeDirectories(rootfs, target.destinationDir, rootOwner);
   const entries: TarInput[] = [];
@@ -406,10 +418,18 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
   await applyLayer(hostDir, writeTar(entries), { whiteouts: 'delete', what });
 }
 
-/** True when any of the directories below an overlay (`lowers`) has something at `rel`, a whiteout included. */
-async function presentBelow(lowers: readonly string[], rel: string): Promise<boolean> {
-  for (const lower of lowers) if (await lstat(join(lower, rel)).then(() => true, () => false)) return true;
-  return false;
+/**
+ * True when any of the directories below an overlay (`lowers`) has something at `rel`, a whiteout included.
+ * Synchronous: a stat or two, cheaper than a thread-pool round trip each.
+ */
+function presentBelow(lowers: readonly string[], rel: string): boolean {
+  return lowers.some((lower) => {
+    try {
+      return lstatSync(join(lower, rel), { throwIfNoEntry: false }) !== undefined;
+    } catch {
+      return false; // a file on the way (ENOTDIR): nothing there
+    }
+  });
 }
 
 /** Orders layer paths (as their names) as a walk of the tree does: each directory's names sorted, a directory before what is in it. */
@@ -422,55 +442,91 @@ function walkOrder(x: readonly string[], y: readonly string[]): number {
   return x.length - y.length;
 }
 
+/** The directories of a path made in an image, as the layer entries of its diff (see directoriesAsLayer). */
+interface MadeDirectories {
+  readonly directories: CopiedEntry[];
+  /** The path with a slash after each directory. */
+  readonly prefix: string;
+  /** Whether any directory on the path is new. */
+  readonly made: boolean;
+}
+
 /**
- * A COPY as the layer it makes, without writing a file: what diffing the overlay's upper directory after
- * runCopy would give, entry for entry (so the same layer digest), made from the source and the image.
- * That is the copied entries under the destination, and the destination's directories: those the image
+ * `dir`'s directories (mkdir -p) as what diffing the overlay's upper directory would give: those the image
  * has as overlay copies them up (their mode, owner and time; the one new names go into gets the time of
- * now) and those the copy makes (0755 less the umask, the copy's owner, now). `rootfs` is the step's
- * snapshot mounted, only read here; `lowers` are its lower directories, nearest first.
- *
- * Returns a function making the entries (each call opens the files anew), or undefined when the copy is
- * not that plain: ADD, heredocs, a destination through a symlink, a name that the image has already (a
- * whiteout included) or that two sources both write, a name whose directory is left out, a path too long
- * or odd. The caller copies through
- * the mount then, and diffs.
+ * `now`) and those made (0755 less the umask, `owner`, `now`). Undefined when it is not that plain: a
+ * symlink or a file on the way, a new name the layers below have (a whiteout), or the image not mounted and
+ * only a mount would tell. `lowers` are the snapshot's lower directories, nearest first.
  */
-export async function copyAsLayer(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput, lowers: readonly string[]): Promise<(() => TarInput[]) | undefined> {
-  if (op.add || op.inline.length > 0) return undefined;
-  const { rootfs, source, what } = input;
-  const target = await copyTarget(op, input);
-  const now = Math.floor(Date.now() / 1000);
+async function directoriesAsLayer(input: Pick<CopyInput, 'rootfs' | 'unmounted'>, dir: string, owner: { readonly uid: number; readonly gid: number }, lowers: readonly string[], now: number): Promise<MadeDirectories | undefined> {
   const directories: CopiedEntry[] = [];
-  /** The directory new names go into gets the time of now (overlay copied it up with its own). */
-  const touchLast = (): void => {
-    const last = directories.at(-1);
-    if (last) directories[directories.length - 1] = { header: { ...last.header, mtime: now } };
-  };
   let prefix = '';
   let made = false;
-  for (const part of posix.normalize(`/${target.destinationDir}`).split('/').filter((p) => p !== '')) {
+  for (const part of posix.normalize(`/${dir}`).split('/').filter((p) => p !== '')) {
     prefix += `${part}/`;
     const rel = prefix.slice(0, -1);
-    const st = made ? undefined : await lstat(join(rootfs, rel)).catch(() => undefined);
+    const st = made ? undefined : input.unmounted ? input.unmounted(rel) : await lstat(join(input.rootfs, rel)).catch(() => undefined);
+    if (st === 'unsure') return undefined;
     if (st) {
-      if (!st.isDirectory()) return undefined; // a symlink to follow, or a file in the way (runCopy's error)
+      if (!st.isDirectory()) return undefined; // a symlink to follow, or a file in the way (the mount's error)
       directories.push({ header: { path: prefix, type: 'directory', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) } });
       continue;
     }
     if (!made) {
       // Overlay marks a new directory opaque where a lower directory has anything of its name (a whiteout).
-      if (await presentBelow(lowers, rel)) return undefined;
-      touchLast();
+      if (presentBelow(lowers, rel)) return undefined;
+      touchLast(directories, now);
       made = true;
     }
-    directories.push({ header: { path: prefix, type: 'directory', mode: 0o755 & ~process.umask(), ...target.rootOwner, size: 0, mtime: now } });
+    directories.push({ header: { path: prefix, type: 'directory', mode: 0o755 & ~process.umask(), ...owner, size: 0, mtime: now } });
   }
+  return { directories, prefix, made };
+}
+
+/** The last of `directories`, which new names go into, gets the time of `now` (overlay copied it up with its own). */
+function touchLast(directories: CopiedEntry[], now: number): void {
+  const last = directories.at(-1);
+  if (last) directories[directories.length - 1] = { header: { ...last.header, mtime: now } };
+}
+
+/**
+ * WORKDIR as the layer it makes, without a mount: the directories (see directoriesAsLayer), none when the
+ * image has them all. Undefined when it is not that plain, or the USER's IDs need the image's files read.
+ */
+export async function mkdirAsLayer(op: Extract<Operation, { kind: 'mkdir' }>, input: Pick<CopyInput, 'rootfs' | 'unmounted'>, lowers: readonly string[]): Promise<(() => TarInput[]) | undefined> {
+  if (op.user !== '') return undefined;
+  const made = await directoriesAsLayer(input, op.path, { uid: 0, gid: 0 }, lowers, Math.floor(Date.now() / 1000));
+  if (!made) return undefined;
+  const entries = made.made ? made.directories.map(withBody) : [];
+  return () => entries;
+}
+
+/**
+ * A COPY as the layer it makes, without writing a file: what diffing the overlay's upper directory after
+ * runCopy would give, entry for entry (so the same layer digest), made from the source and the image.
+ * That is the copied entries under the destination, and the destination's directories (see
+ * directoriesAsLayer, with the copy's owner). `input.rootfs` is the step's snapshot mounted, only read
+ * here, or `input.unmounted` reads the image; `lowers` are its lower directories, nearest first.
+ *
+ * Returns a function making the entries (each call opens the files anew), or undefined when the copy is
+ * not that plain: ADD, heredocs, a destination through a symlink, a name that the image has already (a
+ * whiteout included) or that two sources both write, a name whose directory is left out, a path too long
+ * or odd, or (not mounted) a --chown's user to look up. The caller copies through the mount then, and diffs.
+ */
+export async function copyAsLayer(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput, lowers: readonly string[]): Promise<(() => TarInput[]) | undefined> {
+  if (op.add || op.inline.length > 0) return undefined;
+  const { rootfs, source, what } = input;
+  const target = await copyTarget(op, input);
+  if (!target) return undefined;
+  const now = Math.floor(Date.now() / 1000);
+  const destination = await directoriesAsLayer(input, target.destinationDir, target.rootOwner, lowers, now);
+  if (!destination) return undefined;
+  const { directories, prefix, made } = destination;
   const trees = await Promise.all(target.tops.map(async (top) => source.tree(top)));
   const copied = target.tops.flatMap((top, i) => copiedEntries(op, input, target, top, trees[i] as ContextEntry[]));
   if (copied.length === 0) return undefined;
   refuseWhiteoutNames(copied.map((e) => e.header), what);
-  if (!made) touchLast();
+  if (!made) touchLast(directories, now);
   const seen = new Set<string>();
   const copiedDirs = new Set<string>();
   const names = (path: string): string[] => path.replace(/\/$/, '').split('/');
@@ -486,7 +542,7 @@ export async function copyAsLayer(op: Extract<Operation, { kind: 'copy' }>, inpu
     if (header.type === 'directory') copiedDirs.add(rel);
     const path = prefix + rel;
     if (MOUNT_POINTS.has(path) || Buffer.byteLength(rootfs) + 1 + Buffer.byteLength(path) > PATH_MAX) return undefined;
-    if (!made && parts.length === 1 && (await presentBelow(lowers, path))) return undefined;
+    if (!made && parts.length === 1 && presentBelow(lowers, path)) return undefined;
     const moved = { ...header, path: prefix + header.path, ...(header.type === 'hardlink' ? { linkname: prefix + (header.linkname ?? '') } : {}) };
     entries.push({ entry: from === undefined ? { header: moved } : { header: moved, from }, names: names(moved.path) });
   }

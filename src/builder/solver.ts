@@ -5,7 +5,7 @@
  * images, so it survives restarts and `rmi` of the final image drops it). It knows nothing about
  * Dockerfiles: steps come with their config, history line, operation and cache descriptor.
  */
-import { mkdirSync } from 'node:fs';
+import { type Stats, mkdirSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
 import { type Image, type Layer, chainIds } from '../image/image.js';
 import { appendLayers, historyEntry, imageOf, setConfig, squash } from '../image/mutate.js';
+import { applyLayer } from '../layer/apply.js';
 import { overlayLayerEntries, treeLayerEntries } from '../layer/diff.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
@@ -24,10 +25,10 @@ import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import { guardUndo, shellQuote } from '../runtime/guard.js';
-import { type MountSpec, type Snapshotter, mount, temporaryKey, unmount } from '../snapshot/snapshotter.js';
+import { type MountSpec, type Snapshotter, entryInLayers, mount, temporaryKey, unmount } from '../snapshot/snapshotter.js';
 import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
-import { DirectorySource, type SourceTree, copyAsLayer, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
+import { type CopyInput, DirectorySource, type SourceTree, copyAsLayer, mkdirAsLayer, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
 import { SecretMask } from './secret-mask.js';
 import { cacheMountsOf } from './cache-mounts.js';
 import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
@@ -501,24 +502,28 @@ export class Solver {
     const work = join(store.paths.builds, `${process.pid}-${randomHex(6)}`);
     const rootfs = join(work, 'rootfs');
     const active = temporaryKey('build');
-    mkdirSync(rootfs, { recursive: true }); // synchronously, as the snapshot's own directories (see Snapshotter.create)
     const [spec] = await snapshots.prepare(active, top, 'build');
     const cleanups: (() => Promise<void>)[] = [];
     const cacheDirs = new Map<string, Promise<string>>();
     let keep = false;
     let done = false;
-    /** The entries of a COPY's layer, when it made them without writing files. */
-    let copied: (() => TarInput[]) | undefined;
+    /** The entries of the step's layer, when it made them from its inputs, not by a diff (see unmountedLayer). */
+    let made: (() => TarInput[]) | undefined;
     try {
       if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
-      const unmountRootfs = await mountGuarded(spec, rootfs);
-      try {
+      const upper = snapshots.dir(active);
+      const source = operation.kind === 'copy' ? await this.sourceTree(operation.from, operation.sources, cleanups) : undefined;
+      const copyInput = source && { rootfs, source, what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) };
+      const unmounted = await this.unmountedLayer(operation, active, copyInput ?? { rootfs });
+      // A later step works on its snapshot: its files are written there, as the layer has them.
+      if (unmounted && worked) await snapshots.writing(upper, () => applyLayer(upper, writeTar(clampTimes(unmounted(), this.options.epoch)), { whiteouts: 'overlay', what }));
+      made = unmounted;
+      if (!made) await this.throughMount(spec, rootfs, async () => {
         if (operation.kind === 'mkdir') await snapshots.writing(rootfs, () => runMkdir(operation, rootfs, what));
-        else if (operation.kind === 'copy') {
-          const input = { rootfs, source: await this.sourceTree(operation.from, operation.sources, cleanups), what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) };
-          copied = snapshots.driver === 'overlay' && !worked ? await copyAsLayer(operation, input, snapshots.lowerDirs(active)) : undefined;
-          if (!copied) await snapshots.writing(rootfs, () => runCopy(operation, input));
-        } else {
+        else if (operation.kind === 'copy' && copyInput) {
+          made = snapshots.driver === 'overlay' && !worked ? await copyAsLayer(operation, copyInput, snapshots.lowerDirs(active)) : undefined;
+          if (!made) await snapshots.writing(rootfs, () => runCopy(operation, copyInput));
+        } else if (operation.kind === 'exec') {
           const network = operation.network === 'default' ? this.options.defaultNetwork : operation.network;
           await runExec({ ...operation, network }, {
             rootfs,
@@ -538,14 +543,11 @@ export class Solver {
             ...(this.options.signal ? { signal: this.options.signal } : {}),
           });
         }
-      } finally {
-        await unmountRootfs();
-      }
-      const upper = snapshots.dir(active);
-      const changes = copied ? copied() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, snapshots.lowerDirs(active)) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
+      });
+      const changes = made ? made() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, snapshots.lowerDirs(active)) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
       const { layer, stored } = await this.stepLayer(writeTar(clampTimes(changes, this.options.epoch)), what);
-      if (copied) {
+      if (made && !worked) {
         done = true;
         return { layer, stored }; // no snapshot: it goes in the finally
       }
@@ -573,6 +575,32 @@ export class Solver {
       // After a step that worked, its views and work directory go while the next step runs.
       if (done) void this.background(WRITTEN, cleanUp);
       else await cleanUp();
+    }
+  }
+
+  /**
+   * A WORKDIR's or a plain COPY's layer made from the image's layers and the copy's sources, without a
+   * mount (overlay only: see mkdirAsLayer and copyAsLayer), or undefined: the step then works through a
+   * mount of its snapshot `active`, which this leaves as it is.
+   */
+  private async unmountedLayer(operation: Operation, active: string, input: CopyInput | Pick<CopyInput, 'rootfs'>): Promise<(() => TarInput[]) | undefined> {
+    const { snapshots } = this.options;
+    if (snapshots.driver !== 'overlay' || operation.kind === 'exec') return undefined;
+    const lowers = snapshots.lowerDirs(active);
+    const layers = [snapshots.dir(active), ...lowers];
+    const unmounted = (path: string): Stats | undefined | 'unsure' => entryInLayers(layers, path);
+    if (operation.kind === 'mkdir') return mkdirAsLayer(operation, { ...input, unmounted }, lowers);
+    return 'source' in input ? copyAsLayer(operation, { ...input, unmounted }, lowers) : undefined;
+  }
+
+  /** Runs `work` with the step's snapshot (`spec`) mounted at `rootfs`. */
+  private async throughMount(spec: MountSpec, rootfs: string, work: () => Promise<void>): Promise<void> {
+    mkdirSync(rootfs, { recursive: true }); // synchronously, as the snapshot's own directories (see Snapshotter.create)
+    const unmountRootfs = await mountGuarded(spec, rootfs);
+    try {
+      await work();
+    } finally {
+      await unmountRootfs();
     }
   }
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { type Stats, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -259,6 +259,57 @@ export function isAbandoned(row: SnapshotRow): boolean {
  * either. A snapshot mounted so cannot be an upper again (overlay refuses it): a container's is not.
  */
 const VOLATILE = 'volatile';
+
+const OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+/**
+ * What an overlay of `dirs` (its upper and lower directories, nearest first) shows at `path` (relative,
+ * normalized), no symlink followed: the entry's lstat (a directory's as the nearest directory that has it,
+ * as overlay shows it), undefined when there is none (a whiteout hides it), 'unsure' when only a mount
+ * would tell: a symlink or a file on the way, or no native/sys to read opaque directories' xattrs with.
+ * Kiln's mounts make no redirects or metacopy files (see soleHolder), so each directory holds a path's
+ * own entries. Synchronous: a few stats, each cheaper than a thread-pool round trip.
+ */
+export function entryInLayers(dirs: readonly string[], path: string): Stats | undefined | 'unsure' {
+  const addon = sys();
+  if (!addon) return 'unsure';
+  const parts = path.split('/');
+  let layers = dirs;
+  let found: Stats | undefined;
+  for (let i = 1; i <= parts.length; i++) {
+    const rel = parts.slice(0, i).join('/');
+    let index = 0;
+    for (found = undefined; index < layers.length && !found; index++) found = lstatIfAny(join(layers[index] as string, rel));
+    const holder = layers[--index] as string;
+    if (!found || (found.isCharacterDevice() && found.rdev === 0)) return undefined; // none, or a whiteout
+    if (i === parts.length) break;
+    if (!found.isDirectory()) return 'unsure';
+    // What is below the directory: its own layer's, then those of the layers below that merge with it, as
+    // overlay merges them: down to an opaque one, and not past anything else of its name (a file, a whiteout).
+    const merged = [holder];
+    let opaque = addon.getxattr(join(holder, rel), OPAQUE_XATTR) === 'y';
+    for (const below of layers.slice(index + 1)) {
+      if (opaque) break;
+      const st = lstatIfAny(join(below, rel));
+      if (!st) continue;
+      if (!st.isDirectory()) break;
+      merged.push(below);
+      opaque = addon.getxattr(join(below, rel), OPAQUE_XATTR) === 'y';
+    }
+    layers = merged;
+  }
+  return found;
+}
+
+/** A path's lstat, undefined when there is nothing there (a file on the way included). */
+function lstatIfAny(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
 
 /** Mounts a description at `target` (the runtime's half of the contract). */
 export async function mount(spec: MountSpec, target: string): Promise<void> {

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, link, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, lstat, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BuildContext, type DigestCache, listDirectory } from '../../src/builder/context.js';
-import { copyAsLayer, runCopy } from '../../src/builder/ops.js';
+import { copyAsLayer, mkdirAsLayer, runCopy, runMkdir } from '../../src/builder/ops.js';
 import type { Operation } from '../../src/builder/plan.js';
 import { overlayLayerEntries } from '../../src/layer/diff.js';
 import { sys } from '../../src/sys.js';
 import type { TarInput } from '../../src/layer/tar/writer.js';
 import { MetaDb } from '../../src/meta/db.js';
-import { Snapshotter, mount, unmount } from '../../src/snapshot/snapshotter.js';
+import { Snapshotter, entryInLayers, mount, unmount } from '../../src/snapshot/snapshotter.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 
 type CopyOp = Extract<Operation, { kind: 'copy' }>;
@@ -117,6 +117,11 @@ describe('a COPY made into its layer without writing files', { skip: !isRoot && 
       const written = await onStep(setup, (rootfs) => runCopy(op, input(rootfs)));
       assert.deepEqual(await read(fast.result()), await read(overlayLayerEntries(written.upper, written.lowers)));
       assert.deepEqual(await read(fast.result()), await read(fast.result()), 'each call makes the same entries anew');
+      // Without the mount, reading the image through its layers: the same, but for a --chown's user to look up.
+      const lowers = [setup.snapshots.dir('two'), ...setup.snapshots.lowerDirs('two')];
+      const unmounted = await copyAsLayer(op, { ...input(join(setup.dir, 'not-mounted')), unmounted: (path) => entryInLayers(lowers, path) }, lowers);
+      if (op.chown !== undefined) assert.equal(unmounted, undefined);
+      else assert.deepEqual(await read((unmounted as NonNullable<typeof unmounted>)()), await read(fast.result()));
     });
   }
 
@@ -131,6 +136,8 @@ describe('a COPY made into its layer without writing files', { skip: !isRoot && 
       const setup = await setUp();
       const fast = await onStep(setup, (rootfs, lowers) => copyAsLayer(op, { rootfs, source: setup.context, what: 'test' }, lowers));
       assert.equal(fast.result, undefined);
+      const lowers = [setup.snapshots.dir('two'), ...setup.snapshots.lowerDirs('two')];
+      assert.equal(await copyAsLayer(op, { rootfs: join(setup.dir, 'not-mounted'), source: setup.context, what: 'test', unmounted: (path) => entryInLayers(lowers, path) }, lowers), undefined);
     });
   }
 
@@ -138,6 +145,89 @@ describe('a COPY made into its layer without writing files', { skip: !isRoot && 
     const setup = await setUp();
     const fast = await onStep(setup, (rootfs, lowers) => copyAsLayer(copy(['.'], '/ctx/'), { rootfs, source: setup.ignoring, what: 'test' }, lowers));
     assert.equal(fast.result, undefined);
+  });
+});
+
+describe('a WORKDIR made into its layer without a mount', { skip: !isRoot && 'mounting overlay needs root' }, () => {
+  const mkdirOp = (path: string, user = ''): Extract<Operation, { kind: 'mkdir' }> => ({ kind: 'mkdir', path, user });
+  const cases: [string, string][] = [
+    ['a new directory in the root', '/app'],
+    ['new directories below old ones (their mode, owner, time)', '/usr/share/x/y'],
+    ['a directory the image has (no change)', '/etc'],
+  ];
+  for (const [name, path] of cases) {
+    it(`gives the layer mkdir through the mount and the overlay diff give: ${name}`, async () => {
+      const setup = await setUp();
+      const lowers = [setup.snapshots.dir('two'), ...setup.snapshots.lowerDirs('two')];
+      const fast = await mkdirAsLayer(mkdirOp(path), { rootfs: join(setup.dir, 'not-mounted'), unmounted: (p) => entryInLayers(lowers, p) }, lowers);
+      assert.ok(fast, 'a plain WORKDIR takes the way without a mount');
+      const written = await onStep(setup, (rootfs) => runMkdir(mkdirOp(path), rootfs, 'test'));
+      assert.deepEqual(await read(fast()), await read(overlayLayerEntries(written.upper, written.lowers)));
+    });
+  }
+  const unusual: [string, Extract<Operation, { kind: 'mkdir' }>][] = [
+    ['a path through a symlink', mkdirOp('/lnk/x')],
+    ['a name a lower layer deleted', mkdirOp('/gone')],
+    ['a file in the way', mkdirOp('/etc/passwd/x')],
+    ["a USER's IDs to look up", mkdirOp('/app', 'root')],
+  ];
+  for (const [name, op] of unusual) {
+    it(`leaves it to the mount: ${name}`, async () => {
+      const setup = await setUp();
+      const lowers = [setup.snapshots.dir('two'), ...setup.snapshots.lowerDirs('two')];
+      assert.equal(await mkdirAsLayer(op, { rootfs: join(setup.dir, 'not-mounted'), unmounted: (p) => entryInLayers(lowers, p) }, lowers), undefined);
+    });
+  }
+});
+
+describe('reading an overlay through its layers (entryInLayers)', { skip: !isRoot && 'mounting overlay needs root' }, () => {
+  it('shows what the mounted overlay shows, or says it is unsure', async () => {
+    const dir = await tempDir('kiln-entry-in-layers-');
+    // Three layers, nearest first: upper, middle, lower.
+    const [upper, middle, lower] = ['upper', 'middle', 'lower'].map((name) => join(dir, name)) as [string, string, string];
+    for (const layer of [upper, middle, lower]) await mkdir(layer);
+    await mkdir(join(lower, 'd', 'sub'), { recursive: true });
+    await writeFile(join(lower, 'd', 'sub', 'f'), 'lower');
+    await writeFile(join(lower, 'd', 'old'), 'lower');
+    await mkdir(join(lower, 'o', 'hidden'), { recursive: true });
+    await mkdir(join(lower, 'w'));
+    await writeFile(join(lower, 'w', 'x'), 'x');
+    await mkdir(join(lower, 'file-then-dir'));
+    await writeFile(join(lower, 'file-then-dir', 'below'), 'b');
+    await writeFile(join(lower, 'f'), 'lower');
+    await mkdir(join(middle, 'd'), { mode: 0o700 });
+    await chmod(join(middle, 'd'), 0o700);
+    await writeFile(join(middle, 'd', 'new'), 'middle');
+    whiteout(middle, 'w');
+    await writeFile(join(middle, 'file-then-dir'), 'file');
+    await mkdir(join(middle, 'o'));
+    execFileSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', join(middle, 'o')]);
+    await writeFile(join(middle, 'o', 'mine'), 'm');
+    await symlink('d', join(middle, 'ln'));
+    await mkdir(join(upper, 'file-then-dir'));
+    await mkdir(join(upper, 'd'));
+    await utimes(join(upper, 'd'), BASE_TIME, BASE_TIME);
+    whiteout(upper, 'f');
+    const merged = join(dir, 'merged');
+    const work = join(dir, 'work');
+    await mkdir(merged);
+    await mkdir(work);
+    await mount({ type: 'overlay', source: 'overlay', options: [`lowerdir=${middle}:${lower}`, `upperdir=${upper}`, `workdir=${work}`] }, merged);
+    try {
+      const paths = ['d', 'd/sub', 'd/sub/f', 'd/old', 'd/new', 'o', 'o/hidden', 'o/mine', 'w', 'w/x', 'file-then-dir', 'file-then-dir/below', 'f', 'ln', 'ln/sub', 'nothing', 'nothing/below'];
+      for (const path of paths) {
+        const seen = entryInLayers([upper, middle, lower], path);
+        const real = await lstat(join(merged, path)).catch(() => undefined);
+        if (seen === 'unsure') {
+          assert.equal(path, 'ln/sub', `${path}: only a symlink on the way is unsure here`);
+          continue;
+        }
+        const shape = (st: typeof real) => st && { type: st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'file', mode: st.mode, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000) };
+        assert.deepEqual(shape(seen), shape(real), path);
+      }
+    } finally {
+      await unmount(merged);
+    }
   });
 });
 
