@@ -490,11 +490,11 @@ export class Solver {
 
   /**
    * Runs an operation on a writable snapshot of the state; returns the layer of its changes and the
-   * snapshot of the tree after it. A plain COPY (see copyAsLayer) that no later step of its stage works on
-   * (not `worked`) makes its layer from its sources and writes no file: its snapshot is made when something
-   * needs it, as a pulled image's is (`unpack`). A COPY that a later step works on writes its files through
-   * the mount, as any step: writing them from the layer instead costs a worker thread's start, more than a
-   * small copy takes.
+   * snapshot of the tree after it. A WORKDIR or a plain COPY makes its layer without a mount, from the
+   * image's layers and its sources (see unmountedLayer). When no later step of its stage works on it (not
+   * `worked`), it writes no file: its snapshot is made when something needs it, as a pulled image's is
+   * (`unpack`); else its files are written into the snapshot's own directory from the layer, on this
+   * thread (a worker thread's start costs more than a small copy). Any other step works through a mount.
    */
   private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void, worked: boolean): Promise<Executed> {
     const { snapshots, store } = this.options;
