@@ -65,6 +65,9 @@ function makeDirectories(path: string): void {
  * Images enter through {@link writeImage} and leave through {@link image}; nothing else writes blobs.
  */
 export class LocalStore {
+  /** See heldBy. */
+  private readonly heldBlobs = new WeakMap<Lease, Set<Digest>>();
+
   private constructor(
     readonly root: string,
     readonly content: ContentStore,
@@ -160,17 +163,16 @@ export class LocalStore {
   async putBlob(lease: Lease, data: Buffer, expected?: Digest): Promise<Digest> {
     const digest = expected ?? sha256(data);
     if (this.holdBlob(lease, digest)) return digest;
-    const writer = await this.content.writer(`blob-${digest}`);
+    const blob = await this.content.written(data, { digest, size: data.length }, `blob-${digest}`);
     try {
-      await writer.write(data);
-      const info = await writer.verify({ digest, size: data.length });
       this.db.transaction(() => {
-        this.db.addLeaseBlob(lease.id, info.digest);
-        writer.publish();
+        this.db.addLeaseBlob(lease.id, digest);
+        blob.publish();
       });
-      return info.digest;
+      this.heldBy(lease).add(digest);
+      return digest;
     } catch (err) {
-      await writer.abort();
+      await blob.abort();
       throw err;
     }
   }
@@ -180,11 +182,28 @@ export class LocalStore {
    * under the same lock). False when the store does not have it.
    */
   holdBlob(lease: Lease, digest: Digest): boolean {
-    return this.db.transaction(() => {
+    const held = this.heldBy(lease);
+    if (held.has(digest)) return true;
+    const present = this.db.transaction(() => {
       if (!this.content.hasSync(digest)) return false;
       this.db.addLeaseBlob(lease.id, digest);
       return true;
     });
+    if (present) held.add(digest);
+    return present;
+  }
+
+  /**
+   * The blobs a lease is known to hold: held, a blob stays (the GC leaves it), so holding it again needs
+   * no transaction (a build's every step image holds all its layers again).
+   */
+  private heldBy(lease: Lease): Set<Digest> {
+    let held = this.heldBlobs.get(lease);
+    if (!held) {
+      held = new Set();
+      this.heldBlobs.set(lease, held);
+    }
+    return held;
   }
 
   /** Stores a layer's blob (verifying its digest, diffID and tar structure) unless it is already here. */
@@ -266,6 +285,7 @@ export class LocalStore {
         writer.publish();
         this.db.putLayerBlob(row);
       });
+      this.heldBy(lease).add(info.digest);
       return row;
     } catch (err) {
       await writer.abort();
