@@ -503,6 +503,11 @@ export class MetaDb {
   private readonly db: Database.Database;
   /** Each statement compiled once per connection: compiling one costs more than running most. */
   private readonly statements = new Map<string, Database.Statement>();
+  /**
+   * Runs the function it is given in an immediate transaction (see transaction): one for every call, as
+   * making one (better-sqlite3's `transaction`) costs more than a small transaction takes.
+   */
+  private readonly immediately: (fn: () => unknown) => unknown;
 
   constructor(path: string) {
     try {
@@ -515,8 +520,11 @@ export class MetaDb {
       if (isKilnError(err)) throw err;
       throw new KilnError('CORRUPT', `cannot open the metadata database ${path}: ${(err as Error).message}`, { cause: err });
     }
+    const inTransaction = this.db.transaction((fn: () => unknown) => fn());
+    this.immediately = (fn) => inTransaction.immediate(fn);
     this.migrate();
   }
+
   /** The connection's statement for `sql`; `pluck` returns a row's first column, `raw` its columns as an array. */
   private statement(sql: string, mode?: 'pluck' | 'raw'): Database.Statement {
     const key = mode === undefined ? sql : `${mode} ${sql}`;
@@ -530,14 +538,13 @@ export class MetaDb {
     return statement;
   }
 
-
   close(): void {
     this.db.close();
   }
 
   /** Runs `fn` in one immediate transaction (writers queue instead of failing on upgrade). */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.immediately(fn) as T;
   }
 
   get schemaVersion(): number {
