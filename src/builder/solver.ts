@@ -493,8 +493,9 @@ export class Solver {
    * snapshot of the tree after it. A WORKDIR or a plain COPY makes its layer without a mount, from the
    * image's layers and its sources (see unmountedLayer). When no later step of its stage works on it (not
    * `worked`), it writes no file: its snapshot is made when something needs it, as a pulled image's is
-   * (`unpack`); else its files are written into the snapshot's own directory from the layer, on this
-   * thread (a worker thread's start costs more than a small copy). Any other step works through a mount.
+   * (`unpack`); else its files are written into the snapshot's own directory from those entries, on this
+   * thread (a worker thread's start costs more than a small copy), and its layer is their diff, as through
+   * a mount. Any other step works through a mount.
    */
   private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void, worked: boolean): Promise<Executed> {
     const { snapshots, store } = this.options;
@@ -507,7 +508,7 @@ export class Solver {
     const cacheDirs = new Map<string, Promise<string>>();
     let keep = false;
     let done = false;
-    /** The entries of the step's layer, when it made them from its inputs, not by a diff (see unmountedLayer). */
+    /** The entries of the layer of a step that writes no file, made from its inputs (see unmountedLayer). */
     let made: (() => TarInput[]) | undefined;
     try {
       if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
@@ -515,10 +516,11 @@ export class Solver {
       const source = operation.kind === 'copy' ? await this.sourceTree(operation.from, operation.sources, cleanups) : undefined;
       const copyInput = source && { rootfs, source, what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) };
       const unmounted = await this.unmountedLayer(operation, active, copyInput ?? { rootfs });
-      // A later step works on its snapshot: its files are written there, as the layer has them.
+      // A later step works on its snapshot: its files are written there from the layer's entries, and the
+      // layer is the diff of what was written, as through a mount (the sources are read once for both).
       if (unmounted && worked) await snapshots.writing(upper, () => applyLayer(upper, writeTar(clampTimes(unmounted(), this.options.epoch)), { whiteouts: 'overlay', what }));
-      made = unmounted;
-      if (!made) await this.throughMount(spec, rootfs, async () => {
+      else made = unmounted;
+      if (!unmounted) await this.throughMount(spec, rootfs, async () => {
         if (operation.kind === 'mkdir') await snapshots.writing(rootfs, () => runMkdir(operation, rootfs, what));
         else if (operation.kind === 'copy' && copyInput) {
           made = snapshots.driver === 'overlay' && !worked ? await copyAsLayer(operation, copyInput, snapshots.lowerDirs(active)) : undefined;
@@ -547,7 +549,7 @@ export class Solver {
       const changes = made ? made() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, snapshots.lowerDirs(active)) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
       const { layer, stored } = await this.stepLayer(writeTar(clampTimes(changes, this.options.epoch)), what);
-      if (made && !worked) {
+      if (made) {
         done = true;
         return { layer, stored }; // no snapshot: it goes in the finally
       }
