@@ -676,7 +676,7 @@ export class Solver {
     const top = snapshots.driver === 'overlay' && imageId ? await this.options.unpack(imageId) : undefined;
     const paths = sources.map((s) => posix.normalize(`/${s}`));
     if (top !== undefined && paths.every((p) => !/[*?[\\]/.test(p))) {
-      const holders = new Set(await Promise.all(paths.map((p) => snapshots.soleHolder(top, p))));
+      const holders = new Set(paths.map((p) => snapshots.soleHolder(top, p)));
       const [holder] = holders;
       if (holders.size === 1 && holder !== undefined) return new DirectorySource(holder);
     }

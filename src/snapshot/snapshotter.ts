@@ -73,16 +73,16 @@ export class Snapshotter {
    * overlay of the chain shows that directory's tree as it is, so it can be read without mounting one
    * (overlay only; kiln's mounts make no redirects or metacopy files, as overlayLayerEntries also relies on).
    */
-  async soleHolder(key: string, path: string): Promise<string | undefined> {
+  soleHolder(key: string, path: string): string | undefined {
     const parts = path.split('/').filter((p) => p !== '');
     const first = parts[0];
     if (this.driver !== 'overlay' || first === undefined || parts.includes('..')) return undefined;
-    const dirs = [this.dir(key), ...this.lowerDirs(key)];
-    const holders = (await Promise.all(dirs.map(async (dir) => ((await lstat(join(dir, first)).catch(() => undefined)) ? dir : undefined)))).filter((dir) => dir !== undefined);
+    // Synchronous stats: a few, each cheaper than a thread-pool round trip.
+    const holders = [this.dir(key), ...this.lowerDirs(key)].filter((dir) => lstatIfAny(join(dir, first)) !== undefined);
     const [holder] = holders;
     if (holder === undefined || holders.length > 1) return undefined;
     for (let i = 1; i <= parts.length; i++) {
-      const st = await lstat(join(holder, ...parts.slice(0, i))).catch(() => undefined);
+      const st = lstatIfAny(join(holder, ...parts.slice(0, i)));
       if (!st || st.isSymbolicLink() || (i < parts.length && !st.isDirectory()) || st.isCharacterDevice()) return undefined;
     }
     return holder;

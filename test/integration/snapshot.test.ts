@@ -87,15 +87,15 @@ describe('snapshots', { skip: !isRoot && 'mounting needs root' }, () => {
       execFileSync('mknod', [join(dir, 'gone'), 'c', '0', '0']); // the whiteout of the base's directory
       await mkdir(join(dir, 'made'));
     });
-    assert.equal(await snapshots.soleHolder('top', '/out'), middle);
-    assert.equal(await snapshots.soleHolder('top', '/out/deep/f'), middle);
-    assert.equal(await snapshots.soleHolder('top', '/made'), snapshots.dir('top'));
-    assert.equal(await snapshots.soleHolder('middle', '/etc/passwd'), undefined, 'etc is in two layers: only a merged view has both files');
-    assert.equal(await snapshots.soleHolder('base', '/etc/passwd'), base);
-    assert.equal(await snapshots.soleHolder('top', '/gone'), undefined, 'whited out above');
-    assert.equal(await snapshots.soleHolder('top', '/link/deep'), undefined, 'a symlink resolves in the merged tree');
-    assert.equal(await snapshots.soleHolder('top', '/out/missing'), undefined);
-    assert.equal(await snapshots.soleHolder('top', '/'), undefined);
+    assert.equal(snapshots.soleHolder('top', '/out'), middle);
+    assert.equal(snapshots.soleHolder('top', '/out/deep/f'), middle);
+    assert.equal(snapshots.soleHolder('top', '/made'), snapshots.dir('top'));
+    assert.equal(snapshots.soleHolder('middle', '/etc/passwd'), undefined, 'etc is in two layers: only a merged view has both files');
+    assert.equal(snapshots.soleHolder('base', '/etc/passwd'), base);
+    assert.equal(snapshots.soleHolder('top', '/gone'), undefined, 'whited out above');
+    assert.equal(snapshots.soleHolder('top', '/link/deep'), undefined, 'a symlink resolves in the merged tree');
+    assert.equal(snapshots.soleHolder('top', '/out/missing'), undefined);
+    assert.equal(snapshots.soleHolder('top', '/'), undefined);
   });
 
   it('a layer another kiln process committed first under the same key is a CONFLICT for the second, which then drops its copy', async () => {
