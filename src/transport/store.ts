@@ -275,7 +275,7 @@ export class LocalStore {
    * ingest file goes and nothing is visible.
    */
   private async storeLayerBlob(lease: Lease, label: string, fill: (writer: ContentWriter) => Promise<{ expected: Expected; layer: Pick<LayerBlobRow, 'diffId' | 'mediaType' | 'diffSize'> }>): Promise<LayerBlobRow> {
-    const writer = await this.content.writer(label);
+    const writer = this.content.writer(label);
     try {
       const { expected, layer } = await fill(writer);
       const info = await writer.verify(expected);

@@ -62,7 +62,7 @@ describe('content store', () => {
   it('reports a missing blob as NOT_FOUND and a stray ingest file as a left-over', async () => {
     const store = await newStore();
     await assert.rejects(store.read(sha256('absent')), (err) => isKilnError(err, 'NOT_FOUND'));
-    const writer = await store.writer('abandoned');
+    const writer = store.writer('abandoned');
     await writer.write(Buffer.from('half'));
     assert.equal((await store.strays()).length, 1);
     await writer.abort();
