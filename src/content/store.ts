@@ -105,10 +105,14 @@ export class ContentStore {
     }
   }
 
+  /** A new ingest file's path; `ref` names what is written there. */
+  private ingestPath(ref: string): string {
+    return join(this.ingestDir, scratchName(digestHex(sha256(ref)).slice(0, 16)));
+  }
+
   /** Starts an ingest. `ref` names what is being written (for resumption and for people reading `ingest/`). */
   writer(ref: string): ContentWriter {
-    const name = scratchName(digestHex(sha256(ref)).slice(0, 16));
-    const path = join(this.ingestDir, name);
+    const path = this.ingestPath(ref);
     try {
       mkdirSync(this.ingestDir, { recursive: true }); // there but after a prune: one cheap call (fs/promises' mkdir loads more of Node)
       return new ContentWriter(this, path, openSync(path, 'wx', 0o644));
@@ -136,9 +140,8 @@ export class ContentStore {
    */
   async written(data: Uint8Array, expected: Expected, ref: string): Promise<VerifiedBlob> {
     const digest = sha256(data);
-    if (expected.size !== undefined && expected.size !== data.length) throw new KilnError('DIGEST_MISMATCH', `blob ${expected.digest ?? digest}: expected ${expected.size} bytes, got ${data.length}`);
-    if (expected.digest !== undefined && expected.digest !== digest) throw new KilnError('DIGEST_MISMATCH', `blob content does not match its digest: expected ${expected.digest}, got ${digest}`);
-    const path = join(this.ingestDir, scratchName(digestHex(sha256(ref)).slice(0, 16)));
+    checkExpected(expected, digest, data.length);
+    const path = this.ingestPath(ref);
     try {
       mkdirSync(this.ingestDir, { recursive: true });
       const fd = openSync(path, 'wx', 0o644);
@@ -196,6 +199,12 @@ export class ContentStore {
     for await (const chunk of await this.open(digest)) hash.update(chunk);
     return hash.digest() === digest;
   }
+}
+
+/** Throws DIGEST_MISMATCH unless the bytes written (`digest`, `size`) are what was expected. */
+function checkExpected(expected: Expected, digest: Digest, size: number): void {
+  if (expected.size !== undefined && expected.size !== size) throw new KilnError('DIGEST_MISMATCH', `blob ${expected.digest ?? digest}: expected ${expected.size} bytes, got ${size}`);
+  if (expected.digest !== undefined && expected.digest !== digest) throw new KilnError('DIGEST_MISMATCH', `blob content does not match its digest: expected ${expected.digest}, got ${digest}`);
 }
 
 /** Flushes a file to its disk, on the thread pool. */
@@ -292,12 +301,7 @@ export class ContentWriter {
     try {
       if (this.failure) throw this.failure.error;
       await this.flush();
-      if (expected.size !== undefined && expected.size !== size) {
-        throw new KilnError('DIGEST_MISMATCH', `blob ${expected.digest ?? digest}: expected ${expected.size} bytes, got ${size}`);
-      }
-      if (expected.digest !== undefined && expected.digest !== digest) {
-        throw new KilnError('DIGEST_MISMATCH', `blob content does not match its digest: expected ${expected.digest}, got ${digest}`);
-      }
+      checkExpected(expected, digest, size);
       await fsynced(this.fd);
       closeSync(this.fd);
       this.done = true;
