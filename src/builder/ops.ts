@@ -4,7 +4,7 @@
  * snapshot and turns what changed into a layer; these only change the tree.
  */
 import { spawn } from 'node:child_process';
-import { type Stats, createReadStream, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type Stats, createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { chown, lstat, mkdir, open, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -14,6 +14,7 @@ import { KilnError, isErrno } from '../errors.js';
 import { filepathMatch } from '../dockerfile/dockerignore.js';
 import { NAME_MAX, PATH_MAX, applyLayer } from '../layer/apply.js';
 import { MOUNT_POINTS } from '../layer/diff.js';
+import { lstatIfAny } from '../snapshot/snapshotter.js';
 import { autoDecompress } from '../layer/compression.js';
 import type { TarHeader } from '../layer/tar/header.js';
 import type { TarInput } from '../layer/tar/writer.js';
@@ -423,13 +424,7 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
  * Synchronous: a stat or two, cheaper than a thread-pool round trip each.
  */
 function presentBelow(lowers: readonly string[], rel: string): boolean {
-  return lowers.some((lower) => {
-    try {
-      return lstatSync(join(lower, rel), { throwIfNoEntry: false }) !== undefined;
-    } catch {
-      return false; // a file on the way (ENOTDIR): nothing there
-    }
-  });
+  return lowers.some((lower) => lstatIfAny(join(lower, rel)) !== undefined);
 }
 
 /** Orders layer paths (as their names) as a walk of the tree does: each directory's names sorted, a directory before what is in it. */

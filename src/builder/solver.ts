@@ -513,9 +513,10 @@ export class Solver {
     try {
       if (!spec) throw new KilnError('INTERNAL', `snapshot ${active} has no mounts`);
       const upper = snapshots.dir(active);
+      const lowers = snapshots.lowerDirs(active);
       const source = operation.kind === 'copy' ? await this.sourceTree(operation.from, operation.sources, cleanups) : undefined;
       const copyInput = source && { rootfs, source, what, ...(this.options.epoch !== undefined ? { epoch: this.options.epoch } : {}) };
-      const unmounted = await this.unmountedLayer(operation, active, copyInput ?? { rootfs });
+      const unmounted = await this.unmountedLayer(operation, upper, lowers, copyInput ?? { rootfs });
       // A later step works on its snapshot: its files are written there from the layer's entries, and the
       // layer is the diff of what was written, as through a mount (the sources are read once for both).
       if (unmounted && worked) await snapshots.writing(upper, () => applyLayer(upper, writeTar(clampTimes(unmounted(), this.options.epoch)), { whiteouts: 'overlay', what }));
@@ -523,7 +524,7 @@ export class Solver {
       if (!unmounted) await this.throughMount(spec, rootfs, async () => {
         if (operation.kind === 'mkdir') await snapshots.writing(rootfs, () => runMkdir(operation, rootfs, what));
         else if (operation.kind === 'copy' && copyInput) {
-          made = snapshots.driver === 'overlay' && !worked ? await copyAsLayer(operation, copyInput, snapshots.lowerDirs(active)) : undefined;
+          made = snapshots.driver === 'overlay' && !worked ? await copyAsLayer(operation, copyInput, lowers) : undefined;
           if (!made) await snapshots.writing(rootfs, () => runCopy(operation, copyInput));
         } else if (operation.kind === 'exec') {
           const network = operation.network === 'default' ? this.options.defaultNetwork : operation.network;
@@ -546,7 +547,7 @@ export class Solver {
           });
         }
       });
-      const changes = made ? made() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, snapshots.lowerDirs(active)) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
+      const changes = made ? made() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, lowers) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
       const { layer, stored } = await this.stepLayer(writeTar(clampTimes(changes, this.options.epoch)), what);
       if (made) {
@@ -583,13 +584,11 @@ export class Solver {
   /**
    * A WORKDIR's or a plain COPY's layer made from the image's layers and the copy's sources, without a
    * mount (overlay only: see mkdirAsLayer and copyAsLayer), or undefined: the step then works through a
-   * mount of its snapshot `active`, which this leaves as it is.
+   * mount of its snapshot (`upper` over `lowers`), which this leaves as it is.
    */
-  private async unmountedLayer(operation: Operation, active: string, input: CopyInput | Pick<CopyInput, 'rootfs'>): Promise<(() => TarInput[]) | undefined> {
-    const { snapshots } = this.options;
-    if (snapshots.driver !== 'overlay' || operation.kind === 'exec') return undefined;
-    const lowers = snapshots.lowerDirs(active);
-    const layers = [snapshots.dir(active), ...lowers];
+  private async unmountedLayer(operation: Operation, upper: string, lowers: readonly string[], input: CopyInput | Pick<CopyInput, 'rootfs'>): Promise<(() => TarInput[]) | undefined> {
+    if (this.options.snapshots.driver !== 'overlay' || operation.kind === 'exec') return undefined;
+    const layers = [upper, ...lowers];
     const unmounted = (path: string): Stats | undefined | 'unsure' => entryInLayers(layers, path);
     if (operation.kind === 'mkdir') return mkdirAsLayer(operation, { ...input, unmounted }, lowers);
     return 'source' in input ? copyAsLayer(operation, { ...input, unmounted }, lowers) : undefined;

@@ -302,7 +302,7 @@ export function entryInLayers(dirs: readonly string[], path: string): Stats | un
 }
 
 /** A path's lstat, undefined when there is nothing there (a file on the way included). */
-function lstatIfAny(path: string): Stats | undefined {
+export function lstatIfAny(path: string): Stats | undefined {
   try {
     return lstatSync(path, { throwIfNoEntry: false });
   } catch (err) {
