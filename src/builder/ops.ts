@@ -19,6 +19,7 @@ import { autoDecompress } from '../layer/compression.js';
 import type { TarHeader } from '../layer/tar/header.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
+import { extraCaCertificates } from '../tls-trust.js';
 import { type RuntimeName, runBundle } from '../runtime/runtime.js';
 import { resolveOwner, runtimeSpec } from '../runtime/spec.js';
 import type { ContextEntry } from './context.js';
@@ -199,7 +200,10 @@ async function isDirectoryIn(input: CopyInput, path: string): Promise<boolean | 
 /** A downloaded ADD source, its bytes and name. */
 async function download(url: string, checksum: string | undefined, what: string): Promise<{ name: string; data: Buffer; mtime: number }> {
   const { Agent, interceptors, request } = await import('undici');
-  redirecting ??= new Agent().compose(interceptors.redirect({ maxRedirections: 10 }));
+  if (!redirecting) {
+    const ca = await extraCaCertificates();
+    redirecting = new Agent(ca ? { connect: { ca: [...ca] } } : {}).compose(interceptors.redirect({ maxRedirections: 10 }));
+  }
   const response = await request(url, { dispatcher: redirecting }).catch((err: Error) => {
     throw new KilnError('NOT_FOUND', `${what}: cannot download ${url}: ${err.message}`);
   });

@@ -19,6 +19,7 @@ import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 import { isIndexType, isManifestType } from '../oci/mediatypes.js';
 import { parseJson } from '../oci/validate.js';
 import type { Credentials } from './credentials.js';
+import { extraCaCertificates } from '../tls-trust.js';
 
 export interface ClientOptions {
   /** Registries where plain HTTP (and unverified TLS) is allowed, besides loopback ones. */
@@ -214,9 +215,11 @@ export class RegistryClient {
         const files = await readdir(join(dir, this.endpoint)).catch(() => [] as string[]);
         for (const file of files.filter((f) => f.endsWith('.crt'))) ca.push(await readFile(join(dir, this.endpoint, file), 'utf8'));
       }
+      // A registry's own CAs (certs.d) replace the roots, as they always did; else the extra CAs join them.
+      const trusted = ca.length > 0 ? ca : await extraCaCertificates();
       // undici's body timeout counts only while kiln reads: a body held back by a slow disk does not time out.
       const timeout = this.timeoutSeconds * 1000;
-      this.dispatcher = new this.undici.Agent({ connect: { ...(ca.length > 0 ? { ca } : {}), ...(this.insecure ? { rejectUnauthorized: false } : {}) }, bodyTimeout: timeout, headersTimeout: timeout });
+      this.dispatcher = new this.undici.Agent({ connect: { ...(trusted ? { ca: [...trusted] } : {}), ...(this.insecure ? { rejectUnauthorized: false } : {}) }, bodyTimeout: timeout, headersTimeout: timeout });
     }
     return { undici: this.undici, dispatcher: this.dispatcher };
   }

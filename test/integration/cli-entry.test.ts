@@ -20,9 +20,11 @@ interface Result {
   readonly stderr: string;
 }
 
-function run(nodeArgs: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
+/** Runs node with `nodeArgs`; with `asProgram`, runs its first argument as a program instead (as a shell runs `kiln`). */
+function run(nodeArgs: readonly string[], env: NodeJS.ProcessEnv = process.env, asProgram = false): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, nodeArgs, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [program, args] = asProgram ? [nodeArgs[0] as string, nodeArgs.slice(1)] : [process.execPath, nodeArgs];
+    const child = spawn(program, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -123,6 +125,27 @@ describe('bin/kiln', () => {
     assert.equal((await run([bin, '--root', '/nonexistent', 'build', '.'])).stdout, 'build\n');
     assert.equal((await run([bin, 'version'])).stdout, 'whole\n');
     assert.equal((await run([bin, 'image', 'build', '.'])).stdout, 'whole\n');
+  });
+
+  it('run as a program, starts node without NODE_EXTRA_CA_CERTS and hands its file to kiln as KILN_EXTRA_CA_CERTS; `node bin/kiln` leaves it to node', async () => {
+    const { bin, bundle: fakeBundle } = await checkoutWithoutBundle();
+    await writeFile(fakeBundle, "(function (exports) { exports.main = async (argv) => { process.stdout.write(JSON.stringify([process.env.NODE_EXTRA_CA_CERTS, process.env.KILN_EXTRA_CA_CERTS, argv.slice(2)])); return 0; }; exports.exitWhenWritten = (code) => process.exit(code); })\n");
+    // On the PATH through a link, as scripts/setup.sh puts it there.
+    const linked = join(await tempDir('kiln-path-'), 'kiln');
+    await symlink(bin, linked);
+    const { NODE_EXTRA_CA_CERTS: _node, KILN_EXTRA_CA_CERTS: _kiln, ...clean } = process.env;
+    const args = ['version', 'two words', '$HOME', '', '"q"'];
+    const seen = async (env: NodeJS.ProcessEnv, asProgram = true): Promise<unknown> => {
+      const result = await run([asProgram ? linked : bin, ...args], { ...clean, ...env }, asProgram);
+      assert.equal(result.code, 0, result.stderr);
+      return JSON.parse(result.stdout);
+    };
+    // JSON writes an unset variable as null.
+    assert.deepEqual(await seen({ NODE_EXTRA_CA_CERTS: '/some/cas.pem' }), [null, '/some/cas.pem', args]);
+    assert.deepEqual(await seen({}), [null, null, args]);
+    // The user's own KILN_EXTRA_CA_CERTS stays; NODE_EXTRA_CA_CERTS is then left to node, as it is.
+    assert.deepEqual(await seen({ NODE_EXTRA_CA_CERTS: '/node.pem', KILN_EXTRA_CA_CERTS: '/kiln.pem' }), ['/node.pem', '/kiln.pem', args]);
+    assert.deepEqual(await seen({ NODE_EXTRA_CA_CERTS: '/some/cas.pem' }, false), ['/some/cas.pem', null, args]);
   });
 
   it('names the TypeScript sources in an internal error\'s trace, run from tsc\'s output', async () => {

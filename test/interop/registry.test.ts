@@ -13,7 +13,7 @@ import { openSnapshotter } from '../../src/engine/snapshots.js';
 import { chainIds } from '../../src/image/image.js';
 import { type MountSpec, mount, unmount } from '../../src/snapshot/snapshotter.js';
 import { HOSTILE_LAYERS, file, imageArchive } from '../helpers/hostile-layers.js';
-import { newKiln, ok } from '../helpers/kiln.js';
+import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
 import { dockerFacts, expectedWhiteoutsTree, fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { isRoot, repoRoot, tempDir } from '../helpers/paths.js';
 import { type Proxy, startProxy } from '../helpers/proxy.js';
@@ -508,6 +508,30 @@ describe('registries: TLS by default, a CA from certs.d, plain HTTP only for reg
     await writeFile(join(home, '.docker', 'certs.d', secure.host, 'ca.crt'), certificate);
     await ok(kiln(['pull', `${secure.host}/tls/busybox:lab`], undefined, { HOME: home }));
     assert.equal((await ok(kiln(['inspect', '-f', '{{.Id}}', `${secure.host}/tls/busybox:lab`]))).stdout.trim(), await busyboxId());
+  });
+
+  it('trusts the CAs of NODE_EXTRA_CA_CERTS, run as a program (bin/kiln hands them to kiln) and as `node bin/kiln` (node reads them)', async () => {
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${await fixture('busybox-docker20-save.tar')}`, `docker://${secure.host}/tls/busybox:extra`]);
+    const cas = join(await tempDir(), 'cas.pem');
+    await writeFile(cas, certificate);
+    const { NODE_EXTRA_CA_CERTS: _node, KILN_EXTRA_CA_CERTS: _kiln, ...env } = process.env;
+    const home = await tempDir('kiln-home-'); // no certs.d of its own
+    const pull = async (command: readonly string[], extra: NodeJS.ProcessEnv): Promise<void> => {
+      const root = await tempDir('kiln-root-');
+      await promisify(execFile)(command[0] as string, [...command.slice(1), '--root', root, 'pull', `${secure.host}/tls/busybox:extra`], { env: { ...env, HOME: home, ...extra } });
+      const id = await promisify(execFile)(process.execPath, [kilnBin, '--root', root, 'inspect', '-f', '{{.Id}}', `${secure.host}/tls/busybox:extra`], { env });
+      assert.equal(id.stdout.trim(), await busyboxId());
+    };
+    await pull([kilnBin], { NODE_EXTRA_CA_CERTS: cas });
+    await pull([process.execPath, kilnBin], { NODE_EXTRA_CA_CERTS: cas });
+    await pull([process.execPath, kilnBin], { KILN_EXTRA_CA_CERTS: cas });
+    // Without them the certificate is refused; a file that cannot be read is said so once, as node says it.
+    await assert.rejects(pull([kilnBin], {}), /certificate/);
+    await assert.rejects(pull([kilnBin], { NODE_EXTRA_CA_CERTS: join(home, 'none.pem') }), (err: Error & { stderr: string }) => {
+      assert.equal(err.stderr.match(/kiln: warning: ignoring the extra CA certificates of .*none\.pem .*ENOENT/g)?.length, 1, err.stderr);
+      assert.match(err.stderr, /certificate/);
+      return true;
+    });
   });
 
   it('speaks plain HTTP only to a registry named insecure, on the command line or in daemon.json', async () => {
