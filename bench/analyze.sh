@@ -15,7 +15,7 @@ MB=${BENCH_MB:-256}
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export KILN_ROOT="$work/store"
-kiln() { node bin/kiln "$@"; }
+kiln() { bin/kiln "$@"; }
 
 # shellcheck source=bench/measure.sh
 source bench/measure.sh
@@ -39,12 +39,12 @@ report() {
   entries=$(for l in "${layers[@]}"; do tar -tf "$l"; done | wc -l)
   echo "$name: ${#layers[@]} layers, $((bytes >> 20)) MiB, $entries entries"
   sync
-  read -r kt kc km < <(best3 node bin/kiln analyze --format json "$image")
-  read -r at ac am < <(best3 node bin/kiln analyze --format json "docker-archive:$archive")
+  read -r kt kc km < <(best3 bin/kiln analyze --format json "$image")
+  read -r at ac am < <(best3 bin/kiln analyze --format json "docker-archive:$archive")
   read -r tt tc tm < <(best3 sh -c 'for l; do tar -tf "$l"; done' sh "${layers[@]}")
   read -r vt vc vm < <(best3 sh -c 'for l; do tar -tvf "$l"; done' sh "${layers[@]}")
   read -r st sc sm < <(best3 sha256sum "${layers[@]}")
-  read -r nt nc nm < <(best3 node bin/kiln images)
+  read -r nt nc nm < <(best3 bin/kiln images)
   line() { printf '  %-36s %6ss wall %6ss cpu %8d KiB' "$@"; }
   ratio() { printf '   wall %.2f, cpu %.2f × %s\n' "$(echo "$1 / $3" | bc -l)" "$(echo "$2 / $4" | bc -l)" "$5"; }
   line "kiln analyze (store)" "$kt" "$kc" "$km"; ratio "$kt" "$kc" "$tt" "$tc" 'tar -t'

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 command -v docker > /dev/null || { echo "bench/api.sh needs the docker CLI"; exit 1; }
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 export KILN_ROOT="$work/store"
-kiln() { node bin/kiln "$@"; }
+kiln() { bin/kiln "$@"; }
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -27,14 +27,14 @@ printf 'FROM busybox\nRUN echo one > /one\nCOPY a.txt /\nCMD ["cat", "/one"]\n' 
 echo a > "$work/project/a.txt"
 kiln build -q -t bench:project "$work/project" > /dev/null
 
-node bin/kiln serve -H "unix://$work/kiln.sock" 2> "$work/serve.log" &
+bin/kiln serve -H "unix://$work/kiln.sock" 2> "$work/serve.log" &
 server_pid=$!
 for _ in $(seq 100); do grep -q 'serving the Docker Engine API' "$work/serve.log" && break; sleep 0.1; done
 export DOCKER_HOST="unix://$work/kiln.sock"
 
-k_images=$(best node bin/kiln images)
+k_images=$(best bin/kiln images)
 d_images=$(best docker images)
-k_build=$(best node bin/kiln build -q -t bench:project "$work/project")
+k_build=$(best bin/kiln build -q -t bench:project "$work/project")
 d_build=$(best docker build -q -t bench:project "$work/project")
 printf 'images (500): kiln CLI %.3fs, docker CLI via kiln serve %.3fs, ratio %.2f\n' "$k_images" "$d_images" "$(echo "$d_images / $k_images" | bc -l)"
 printf 'cached build: kiln CLI %.3fs, docker CLI via kiln serve %.3fs, ratio %.2f\n' "$k_build" "$d_build" "$(echo "$d_build / $k_build" | bc -l)"

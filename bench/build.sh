@@ -5,8 +5,9 @@
 #   small   7 instructions with 2 RUN on busybox
 #   copy20k COPY of a generated 20,000-file, ~200 MB context
 #   stages  three stages joined by COPY --from
-# Cold means no build cache, the base image unpacked as a pull leaves it: for kiln a new store into which
-# busybox is loaded and unpacked (by a `kiln run --rm busybox true`) before the timed build; for BuildKit a
+# kiln runs as users run it, bin/kiln as a program (which starts Node without NODE_EXTRA_CA_CERTS where
+# that is set: see bin/kiln's first lines). Cold means no build cache, the base image unpacked as a pull
+# leaves it: for kiln a new store into which busybox is loaded and unpacked (by a `kiln run --rm busybox true`) before the timed build; for BuildKit a
 # `docker builder prune -af` before it; --no-cache for the classic builder and buildah. Cached is the same
 # build again at once. Each workload runs RUNS times (default 5), the builders in turn within a run, so a
 # busy machine slows them alike; printed are each builder's median and, per peer, the median ratio
@@ -44,8 +45,8 @@ cleanup() {
 trap cleanup EXIT
 
 bash scripts/busybox-rootfs.sh "$work/busybox-rootfs.tar"
-node "$kiln_bin" --root "$work/store-setup" import "$work/busybox-rootfs.tar" busybox:latest > /dev/null
-node "$kiln_bin" --root "$work/store-setup" save -o "$work/busybox.tar" busybox:latest
+"$kiln_bin" --root "$work/store-setup" import "$work/busybox-rootfs.tar" busybox:latest > /dev/null
+"$kiln_bin" --root "$work/store-setup" save -o "$work/busybox.tar" busybox:latest
 
 have_docker=
 # BuildKit is built into Debian's docker.io CLI (a newer docker on the PATH may need a buildx plugin it lacks).
@@ -106,11 +107,11 @@ EOF
 kiln_pair() {
   local bin=$1 w=$2 store cold warm
   store=$(mktemp -d "$work/store-XXXXXX")
-  node "$bin" --root "$store" load -q -i "$work/busybox.tar" > /dev/null
-  node "$bin" --root "$store" run --rm --network none busybox true
+  "$bin" --root "$store" load -q -i "$work/busybox.tar" > /dev/null
+  "$bin" --root "$store" run --rm --network none busybox true
   sync
-  cold=$(elapsed node "$bin" --root "$store" build --network none -t "bench:$w" "$work/$w")
-  warm=$(elapsed node "$bin" --root "$store" build --network none -t "bench:$w" "$work/$w")
+  cold=$(elapsed "$bin" --root "$store" build --network none -t "bench:$w" "$work/$w")
+  warm=$(elapsed "$bin" --root "$store" build --network none -t "bench:$w" "$work/$w")
   rm -rf "$store"
   echo "$cold $warm"
 }

@@ -12,7 +12,7 @@ rounds=${BENCH_ROUNDS:-3}
 # BENCH_TMPFS=1: everything (stores, registry, docker) in memory, so that the disk's state does not weigh
 # (on ext4 without a journal, creating files slows down for hours after many were deleted).
 if [ "${BENCH_TMPFS:-}" = 1 ]; then mount -t tmpfs -o size=8g tmpfs "$work"; fi
-kiln() { node bin/kiln "$@"; }
+kiln() { bin/kiln "$@"; }
 now() { date +%s.%N; }
 # The seconds a command takes; a failing command stops the benchmark with its output (a time would lie).
 elapsed() {
@@ -76,16 +76,16 @@ for round in $(seq "$rounds"); do
   # The store holds the layer uncompressed (as loaded from a docker save), so push compresses, as skopeo does.
   KILN_ROOT="$work/push-$round" kiln load -q -i "$work/image.tar" > /dev/null
   KILN_ROOT="$work/push-$round" kiln tag bench/image:1 "$reg/bench/kiln:1"
-  push_kiln() { k_push=$(best "$k_push" "$(KILN_ROOT="$work/push-$round" elapsed node bin/kiln push "$reg/bench/kiln:1")"); }
+  push_kiln() { k_push=$(best "$k_push" "$(KILN_ROOT="$work/push-$round" elapsed bin/kiln push "$reg/bench/kiln:1")"); }
   push_skopeo() { s_push=$(best "$s_push" "$(elapsed skopeo copy --dest-tls-verify=false "docker-archive:$work/image.tar" "docker://$reg/bench/skopeo:1")"); }
-  pull_kiln() { k_pull=$(best "$k_pull" "$(KILN_ROOT="$work/pull-$round" elapsed node bin/kiln pull "$reg/bench/skopeo:1")"); }
+  pull_kiln() { k_pull=$(best "$k_pull" "$(KILN_ROOT="$work/pull-$round" elapsed bin/kiln pull "$reg/bench/skopeo:1")"); }
   pull_skopeo() { s_pull=$(best "$s_pull" "$(elapsed skopeo copy --src-tls-verify=false "docker://$reg/bench/skopeo:1" "oci:$work/layout-$round:1")"); }
   pull_docker() {
     [ -n "$have_docker" ] || return 0
     docker -H "unix://$work/docker.sock" image prune -af > /dev/null # earlier rounds' layers would be found
     d_pull=$(best "$d_pull" "$(elapsed docker -H "unix://$work/docker.sock" pull "$reg/bench/skopeo:1")")
   }
-  pull3_kiln() { k_pull3=$(best "$k_pull3" "$(KILN_ROOT="$work/pull3-$round" elapsed node bin/kiln pull "$reg/bench/layers:1")"); }
+  pull3_kiln() { k_pull3=$(best "$k_pull3" "$(KILN_ROOT="$work/pull3-$round" elapsed bin/kiln pull "$reg/bench/layers:1")"); }
   pull3_docker() {
     [ -n "$have_docker" ] || return 0
     docker -H "unix://$work/docker.sock" image prune -af > /dev/null
@@ -97,7 +97,7 @@ for round in $(seq "$rounds"); do
   sync
   if [ $((round % 2)) = 1 ]; then pull_kiln; pull_skopeo; pull_docker; else pull_docker; pull_skopeo; pull_kiln; fi
   if [ $((round % 2)) = 1 ]; then pull3_kiln; pull3_docker; else pull3_docker; pull3_kiln; fi
-  k_repush=$(best "$k_repush" "$(KILN_ROOT="$work/push-$round" elapsed node bin/kiln push "$reg/bench/kiln:1")")
+  k_repush=$(best "$k_repush" "$(KILN_ROOT="$work/push-$round" elapsed bin/kiln push "$reg/bench/kiln:1")")
   rm -rf "$work/push-$round" "$work/pull-$round" "$work/pull3-$round" "$work/layout-$round"
 done
 
@@ -109,5 +109,5 @@ printf 'second push of the same image (no layer bytes): kiln %.2fs\n' "$k_repush
 # What the speed costs in bytes: the gzip layer each tool pushed (the last round's registry).
 layer_size() { curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/bench/$1/manifests/1" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).layers[0].size))'; }
 k_size=$(layer_size kiln); s_size=$(layer_size skopeo)
-printf 'pushed layer: kiln %s bytes (gzip through %s), skopeo %s bytes, ratio %s\n' "$k_size" "$(node bin/kiln version -f '{{.Client.Gzip}}')" "$s_size" "$(ratio "$k_size" "$s_size")"
+printf 'pushed layer: kiln %s bytes (gzip through %s), skopeo %s bytes, ratio %s\n' "$k_size" "$(bin/kiln version -f '{{.Client.Gzip}}')" "$s_size" "$(ratio "$k_size" "$s_size")"
 echo "ratio = kiln time / peer time (below 1: kiln is faster)"

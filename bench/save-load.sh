@@ -9,7 +9,7 @@ MB=${BENCH_MB:-128}
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export KILN_ROOT="$work/store"
-kiln() { node bin/kiln "$@"; }
+kiln() { bin/kiln "$@"; }
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l | xargs printf '%.3f'; }
 
@@ -25,7 +25,7 @@ kiln_save=$(secs "$t0" "$t1")
 sync; t0=$(now); tar -C "$KILN_ROOT" -cf "$work/peer.tar" blobs; t1=$(now)
 peer_save=$(secs "$t0" "$t1")
 
-sync; t0=$(now); KILN_ROOT="$work/store2" node bin/kiln load -i "$work/kiln.tar" > /dev/null; t1=$(now)
+sync; t0=$(now); KILN_ROOT="$work/store2" bin/kiln load -i "$work/kiln.tar" > /dev/null; t1=$(now)
 kiln_load=$(secs "$t0" "$t1")
 sync; t0=$(now); mkdir -p "$work/peer" && tar -C "$work/peer" -xf "$work/kiln.tar" && sha256sum "$work"/peer/blobs/sha256/* > /dev/null; t1=$(now)
 peer_load=$(secs "$t0" "$t1")

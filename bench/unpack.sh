@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export KILN_ROOT="$work/store"
-kiln() { node bin/kiln "$@"; }
+kiln() { bin/kiln "$@"; }
 now() { date +%s.%N; }
 
 # A real-looking tree: a busybox root filesystem (scripts/busybox-rootfs.sh) plus the first ~128 MB of this machine's
