@@ -11,10 +11,13 @@ export interface RunResult {
 
 export const kilnBin = join(repoRoot, 'bin', 'kiln');
 
-/** Runs the real `bin/kiln` against a store root, feeding `input` to stdin, in `cwd` (default the test's). */
+/**
+ * Runs the real `bin/kiln` against a store root, as a program (as a user's shell runs it), feeding `input`
+ * to stdin, in `cwd` (default the test's).
+ */
 export function runKiln(root: string, args: readonly string[], input?: Buffer | string, env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kilnBin, '--root', root, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC', ...env }, ...(cwd !== undefined ? { cwd } : {}) });
+    const child = spawn(kilnBin, ['--root', root, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC', ...env }, ...(cwd !== undefined ? { cwd } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -119,7 +119,10 @@ describe('kiln lint: ShellCheck on RUN scripts, as hadolint runs it', { skip: no
 describe('kiln lint without shellcheck', () => {
   it('says once that the SC rules were skipped, and still lints', async () => {
     const { kiln } = await newKiln();
-    const result = await kiln(['lint', '--format', 'json', '-'], 'FROM debian\nRUN echo $a\nRUN echo $b\n', { PATH: '/nonexistent' });
+    // A PATH with node alone on it (bin/kiln runs the node on the PATH).
+    const path = await tempDir();
+    await symlink(process.execPath, join(path, 'node'));
+    const result = await kiln(['lint', '--format', 'json', '-'], 'FROM debian\nRUN echo $a\nRUN echo $b\n', { PATH: path });
     assert.deepEqual(codes(result.stdout), ['1:DL3006', '3:DL3059']);
     assert.equal(result.stderr.match(/shellcheck is not installed, so the ShellCheck \(SC\) rules were skipped/g)?.length, 1);
   });
