@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # skopeo, umoci and docker.io (a real dockerd) check that what kiln writes, other tools read;
 # attr gives setfattr for overlay opaque directories; runc (default) and crun run containers;
 # libisal-dev is ISA-L, which native/ (built by npm's install step) links for fast gzip at push time;
-# shellcheck checks RUN scripts for kiln lint; chromium, driven headless by playwright-core, opens the
+# ShellCheck checks RUN scripts for kiln lint; chromium, driven headless by playwright-core, opens the
 # page kiln analyze --html writes; containernetworking-plugins (bridge, host-local, portmap, loopback,
 # firewall) and iptables make containers' bridge networks and publish their ports; docker-compose and
 # python3-docker are the clients the API's tests drive; python3-packaging is PEP 440's reference, which
@@ -25,6 +25,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "setup: not root, so not installing ${missing[*]}; the tests that need them will skip" >&2
+  fi
+fi
+
+# crun starts a container in about half runc's time, and kiln build picks it where it runs on the host as
+# it is; crun 1.8 refuses a hybrid-cgroup host whose hugetlb controller is not mounted as a v1 hierarchy,
+# which systemd mounts on most hosts but these machines lack. Mounted here as `kiln build --runtime crun`
+# mounts it (src/runtime/runtime.ts); until the next boot.
+hugetlb=/sys/fs/cgroup/hugetlb
+if [ "$(id -u)" -eq 0 ] && command -v crun > /dev/null && [ -d /sys/fs/cgroup/unified ] && [ -d /sys/fs/cgroup/memory ] && ! mountpoint -q "$hugetlb"; then
+  if mkdir -p "$hugetlb" && mount -t cgroup -o hugetlb cgroup "$hugetlb"; then
+    echo "setup: mounted the hugetlb cgroup v1 controller at $hugetlb, so that crun runs on this hybrid-cgroup host"
+  else
+    echo "setup: could not mount the hugetlb cgroup controller at $hugetlb; kiln build runs its RUN steps in runc" >&2
   fi
 fi
 
