@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 export KILN_ROOT="${KILN_ROOT:-$(mktemp -d /tmp/kiln-main.XXXXXX)}"
-kiln() { node bin/kiln "$@"; }
+kiln() { bin/kiln "$@"; } # as a user runs it
 echo "main: store at $KILN_ROOT"
 
 # A root filesystem from Debian's busybox-static (no network registry needed).
@@ -38,8 +38,8 @@ kiln inspect -f '{{.Id}} {{json .Config.Cmd}} {{.Config.WorkingDir}} {{.Config.U
 
 echo "main: save → load round trip"
 kiln save -o "$work/images.tar" busybox:base example/hello:1.0
-KILN_ROOT="$work/second-store" node bin/kiln load -i "$work/images.tar"
-KILN_ROOT="$work/second-store" node bin/kiln images
+KILN_ROOT="$work/second-store" bin/kiln load -i "$work/images.tar"
+KILN_ROOT="$work/second-store" bin/kiln images
 kiln system df
 kiln system check
 
