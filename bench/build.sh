@@ -121,6 +121,8 @@ results="$work/results"
 : > "$results"
 IFS=, read -r -a chosen <<< "$workloads"
 echo "$runs runs per workload; builders in turn within a run"
+# crun starts a container in about half runc's time; kiln picks it only where it runs on the host as it is.
+echo "kiln runs RUN steps in $(node --input-type=module -e "console.log((await import('$PWD/dist/src/runtime/runtime.js')).buildRuntime())")"
 for w in "${chosen[@]}"; do
   [ -f "$work/$w/Dockerfile" ] || { echo "WORKLOADS: no workload $w (small, copy20k, stages)"; exit 1; }
   for run in $(seq "$runs"); do
