@@ -354,6 +354,9 @@ export async function unmountStale(target: string): Promise<void> {
   }
 }
 
+/** The probes under way in this process, by store: requests served at once on a new store (kiln serve) share one. */
+const probing = new Map<string, Promise<Driver>>();
+
 /**
  * overlay when this kernel and filesystem can mount it here, else vfs (said to the user by the caller).
  * The answer is kept in `<root>/storage-driver`, so the probe mount happens once per store; probes a
@@ -361,9 +364,18 @@ export async function unmountStale(target: string): Promise<void> {
  */
 export async function detectDriver(storeRoot: string): Promise<Driver> {
   if (process.getuid?.() !== 0) return 'vfs';
-  const recorded = storePaths(storeRoot).storageDriver;
-  const known = readTextIfPresent(recorded)?.trim();
+  const known = readTextIfPresent(storePaths(storeRoot).storageDriver)?.trim();
   if (known === 'overlay' || known === 'vfs') return known;
+  let probe = probing.get(storeRoot);
+  if (!probe) {
+    probe = probeAndRecord(storeRoot).finally(() => probing.delete(storeRoot));
+    probing.set(storeRoot, probe);
+  }
+  return probe;
+}
+
+async function probeAndRecord(storeRoot: string): Promise<Driver> {
+  const recorded = storePaths(storeRoot).storageDriver;
   await mkdir(storeRoot, { recursive: true });
   // Another kiln starting on the same new store may be probing beside us: only a dead process's probe is stale.
   for (const stale of (await readdir(storeRoot)).filter((n) => n.startsWith('overlay-probe-') && !probeOwnerLives(n))) {

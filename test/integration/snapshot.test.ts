@@ -20,6 +20,12 @@ describe('snapshots', { skip: !isRoot && 'mounting needs root' }, () => {
     assert.equal(await detectDriver(await tempDir()), 'overlay');
   });
 
+  it('a new store asked for its driver many times at once (requests kiln serve takes together) probes once and records it', async () => {
+    const root = await tempDir();
+    assert.deepEqual(await Promise.all(Array.from({ length: 6 }, () => detectDriver(root))), Array(6).fill('overlay'));
+    assert.deepEqual((await readdir(root)).sort(), ['storage-driver']);
+  });
+
   it('a probe another live kiln is making on a new store is left alone; a dead one\'s, or an unnamed one, is removed', async () => {
     const root = await tempDir();
     // The parent of this test process lives; pid 2^22 + 1 is beyond Linux's pid_max, so nobody's.
