@@ -152,6 +152,13 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await ok(kiln(['run', '--rm', 'api-pulled:1', 'cat', '/f']))).stdout, 'pulled\n');
   });
 
+  it('docker run --rm prints a short-lived container\'s output every time: attached before it starts, its log read to the end though --rm removes it', { skip: !isRoot && 'containers need root' }, async () => {
+    await docker(['load', '-i', await fixture('busybox-docker20-save.tar')]);
+    // Several at once, as a busy client would: each exits and is removed within a follower's poll.
+    const outputs = await Promise.all(Array.from({ length: 8 }, async (_, i) => (await docker(['run', '--rm', 'busybox:lab', 'echo', `run ${i}`])).stdout));
+    assert.deepEqual(outputs, Array.from({ length: 8 }, (_, i) => `run ${i}\n`));
+  });
+
   it('docker run (exit code and both streams, host settings), run -d, logs, ps, kill -s, stop, start, restart, rename, logs --tail, wait, exec, cp, rm -f', { skip: !isRoot && 'containers need root' }, async () => {
     await docker(['load', '-i', await fixture('busybox-docker20-save.tar')]);
     const child = spawn('docker', ['run', '--rm', 'busybox:lab', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../../errors.js';
+import { logFile } from '../../runtime/logs.js';
 import { makeStdinPipe, type RuntimeName } from '../../runtime/runtime.js';
 import { type ConsoleSize, capabilities, commandLine } from '../../runtime/spec.js';
 import type { Driver } from '../../snapshot/snapshotter.js';
@@ -152,6 +153,9 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
     await mkdir(join(bundle, 'rootfs'), { recursive: true });
     // Who made this bundle: a kill before the record is written leaves it, and prune tells the dead from the living by this.
     await writeFile(join(bundle, OWNER_FILE), String(process.pid));
+    // The log is there before the container can start: a stream attached now (docker run attaches
+    // before it starts) opens it at once and reads it to its end even if --rm removes the bundle first.
+    await writeFile(logFile(bundle), '');
     await snapshots.prepare(containerKey(id), top);
     if (settings.openStdin) await makeStdinPipe(bundle, settings.stdinOnce);
     const name = engine.store.db.transaction(() => {
