@@ -52,7 +52,8 @@ describe('a real Docker daemon reads what kiln writes, and the other way round',
     const busybox = await fixture('busybox-docker20-save.tar');
     const rootfs = await fixture('busybox-rootfs.tar');
     const scratch = await tempDir();
-    const since = String(Math.floor(Date.now() / 1000));
+    // To the millisecond: the test before this one saved an image in dockerd, maybe within the same second.
+    const since = new Date().toISOString();
     const steps = [['load', '-i', busybox], ['tag', 'busybox:lab', 'busybox:events'], ['save', '-o', join(scratch, 'out.tar'), 'busybox:events'], ['import', rootfs, 'imported:events'], ['rmi', 'busybox:events', 'imported:events'], ['image', 'prune', '-f']];
     for (const step of steps) {
       await dockerd.docker(step);
