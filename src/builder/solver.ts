@@ -8,8 +8,6 @@
 import { type Stats, mkdirSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
 import { type Image, type Layer, chainIds } from '../image/image.js';
 import { appendLayers, historyEntry, imageOf, setConfig, squash } from '../image/mutate.js';
@@ -32,6 +30,7 @@ import { type CopyInput, DirectorySource, type SourceTree, copyAsLayer, mkdirAsL
 import { SecretMask } from './secret-mask.js';
 import { cacheMountsOf } from './cache-mounts.js';
 import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
+import { execFileAsync } from '../exec-file.js';
 
 export type BuildEvent =
   | { readonly type: 'step'; readonly id: number; readonly name: string }
@@ -135,7 +134,6 @@ function inlineCache(config: ImageConfig): InlineCacheEntry[] {
   return value.filter((e): e is InlineCacheEntry => typeof e === 'object' && e !== null && typeof (e as InlineCacheEntry).key === 'string' && Number.isInteger((e as InlineCacheEntry).layers) && Number.isInteger((e as InlineCacheEntry).history));
 }
 
-const run = promisify(execFile);
 const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 const LOG_TAIL_LINES = 20;
 const MAX_KEPT_LOG = 64 << 20;
@@ -700,7 +698,7 @@ export class Solver {
     }
     if (mount.readonly !== false) return path;
     const copy = join(work, `bind-${randomHex(6)}`);
-    await run('cp', ['-a', '--reflink=auto', path, copy]);
+    await execFileAsync('cp', ['-a', '--reflink=auto', path, copy]);
     return copy;
   }
 

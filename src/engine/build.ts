@@ -16,11 +16,10 @@ import { ownerGone } from '../content/owner.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../oci/platform.js';
 import type { Lease } from '../transport/store.js';
 import { BUILD_CONTAINER_PREFIX } from '../builder/ops.js';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Engine } from './engine.js';
 import { openSnapshotter, unpackImage } from './snapshots.js';
+import { execFileAsync } from '../exec-file.js';
 
 export interface BuildOptions {
   readonly contextDir: string;
@@ -213,7 +212,6 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   });
 }
 
-const run = promisify(execFile);
 /** The pid in the name of a build's work directory or view's mount point (`<pid>-…`; `view-<pid>-…`, `build-<pid>-…` from older kilns). */
 const OWNER = /^(?:build-|view-)?(\d+)-/;
 
@@ -236,10 +234,10 @@ async function removeAbandonedContainers(): Promise<void> {
     for (const id of await runtimeContainerIds(runtime).catch(() => [] as string[])) {
       const owner = Number(new RegExp(`^${BUILD_CONTAINER_PREFIX}(\\d+)-`).exec(id)?.[1] ?? 0);
       if (owner === 0 || !ownerGone(owner)) continue;
-      await run(runtime, ['kill', id, 'KILL']).catch(() => undefined);
+      await execFileAsync(runtime, ['kill', id, 'KILL']).catch(() => undefined);
       for (let attempt = 0; attempt < 100; attempt++) {
-        await run(runtime, ['delete', '--force', id]).catch(() => undefined);
-        if (!(await run(runtime, ['state', id]).then(() => true, () => false))) break;
+        await execFileAsync(runtime, ['delete', '--force', id]).catch(() => undefined);
+        if (!(await execFileAsync(runtime, ['state', id]).then(() => true, () => false))) break;
         await delay(100); // polling the runtime's own state: it has no event to wait for
       }
     }

@@ -3,11 +3,9 @@
  * config file applies, what the store knows of each base image (its config, users, size, digest, slim
  * variants, toolchains), ShellCheck run on every RUN script in a few processes, and the threshold.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { type LintConfig, EMPTY_CONFIG, parseLintConfig } from '../analyze/lint/config.js';
 import { type ImageFacts, type LintOptions } from '../analyze/lint/context.js';
 import { platformArgs } from '../builder/plan.js';
@@ -24,8 +22,7 @@ import { familiarString, parseReference, repositoryName } from '../reference/ref
 import { hostPlatform } from '../oci/platform.js';
 import type { Engine } from './engine.js';
 import { pullImage } from './registry.js';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../exec-file.js';
 
 export interface LintRequest {
   /** The Dockerfile: a path, or its text (stdin) with the name to report it under. */
@@ -193,7 +190,7 @@ async function runShellcheck(program: string, inputs: readonly ShellcheckInput[]
     const batches: string[][] = [];
     for (let i = 0; i < names.length; i += size) batches.push(names.slice(i, i + size));
     const check = (batch: readonly string[]): Promise<string> =>
-      run(program, ['--format=json1', `--exclude=${SHELLCHECK_EXCLUDED.join(',')}`, '--severity=style', ...batch], { cwd: dir, maxBuffer: 256 << 20, timeout: SHELLCHECK_TIMEOUT_MS }).then(
+      execFileAsync(program, ['--format=json1', `--exclude=${SHELLCHECK_EXCLUDED.join(',')}`, '--severity=style', ...batch], { cwd: dir, maxBuffer: 256 << 20, timeout: SHELLCHECK_TIMEOUT_MS }).then(
         (r) => r.stdout,
         (err: { stdout?: string; code?: unknown; killed?: boolean }) => {
           // Exit 1 means findings; a missing program (ENOENT) is the caller's to report.

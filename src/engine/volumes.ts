@@ -7,12 +7,10 @@
  * directory is renamed aside inside the transaction and deleted after (a kill in between leaves
  * volumes/.removed-*, which `system prune` deletes).
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync } from 'node:fs';
 import { chmod, chown, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
 import type { VolumeRow } from '../meta/db.js';
 import { resolveInRoot } from '../builder/ops.js';
@@ -20,8 +18,7 @@ import type { Engine } from './engine.js';
 import { recordEvent } from './events.js';
 import { type Filters, booleanFilter, checkFilterKeys, matchLabels } from './filters.js';
 import { type MountSetting, settingsOf } from './containers/records.js';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../exec-file.js';
 
 /** A volume as the Engine API shows it (volume.Volume). */
 export interface VolumeInfo {
@@ -230,7 +227,7 @@ export async function deleteLeftoverVolumeDirs(engine: Engine): Promise<void> {
  * once (hardlinks once), directories not; 0 when it cannot be read.
  */
 async function diskUsage(dir: string): Promise<number> {
-  const { stdout } = await run('find', [dir, '!', '-type', 'd', '-printf', '%i %s\n'], { maxBuffer: 1 << 30 }).catch(() => ({ stdout: '' }));
+  const { stdout } = await execFileAsync('find', [dir, '!', '-type', 'd', '-printf', '%i %s\n'], { maxBuffer: 1 << 30 }).catch(() => ({ stdout: '' }));
   const sizes = new Map<string, number>();
   for (const line of stdout.split('\n')) {
     const [inode, size] = line.split(' ');
@@ -264,7 +261,7 @@ export async function volumeMount(engine: Engine, mount: MountSetting, rootfs: s
 async function fillFromImage(source: string, volume: string): Promise<void> {
   const st = await stat(source).catch(() => undefined);
   if (!st?.isDirectory() || (await readdir(volume)).length > 0) return;
-  if ((await readdir(source)).length > 0) await run('cp', ['-a', '--', `${source}/.`, volume]);
+  if ((await readdir(source)).length > 0) await execFileAsync('cp', ['-a', '--', `${source}/.`, volume]);
   await chown(volume, st.uid, st.gid);
   await chmod(volume, st.mode & 0o7777);
 }

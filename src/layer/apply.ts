@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, utimesSync, write, writeSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
@@ -8,8 +7,7 @@ import { postBytes } from './handover.js';
 import type { TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout.js';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../exec-file.js';
 
 /**
  * How whiteouts become real: `overlay` leaves overlayfs whiteouts (a 0/0 character device for a deleted
@@ -91,11 +89,11 @@ export async function applyLayerOffThread(root: string, source: AsyncIterable<Ui
 
 /** Runs `mknod` for a device node (Node has no mknod call). */
 async function mknod(path: string, type: 'c' | 'b' | 'p', major = 0, minor = 0): Promise<void> {
-  await run('mknod', type === 'p' ? [path, 'p'] : [path, type, String(major), String(minor)]);
+  await execFileAsync('mknod', type === 'p' ? [path, 'p'] : [path, type, String(major), String(minor)]);
 }
 
 async function setXattr(path: string, name: string, value: Buffer): Promise<void> {
-  await run('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, path]);
+  await execFileAsync('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, path]);
 }
 
 async function setOpaque(dir: string): Promise<void> {

@@ -1,15 +1,13 @@
-import { execFile } from 'node:child_process';
 import { type Stats, createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout.js';
 import { deviceNumbers } from './directory.js';
 import { sys } from '../sys.js';
 import type { TarHeader } from './tar/header.js';
 import type { TarInput } from './tar/writer.js';
+import { execFileAsync } from '../exec-file.js';
 
-const run = promisify(execFile);
 /** Files up to this size are read whole, at once. */
 const SMALL_FILE = 1 << 20;
 
@@ -28,7 +26,7 @@ const OPAQUE_XATTR = 'trusted.overlay.opaque';
 async function opaqueTest(upper: string): Promise<(dir: string) => boolean> {
   const addon = sys();
   if (addon) return (dir) => addon.getxattr(dir, OPAQUE_XATTR) === 'y';
-  const { stdout } = await run('getfattr', ['-R', '--absolute-names', '-n', OPAQUE_XATTR, upper], { maxBuffer: 64 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+  const { stdout } = await execFileAsync('getfattr', ['-R', '--absolute-names', '-n', OPAQUE_XATTR, upper], { maxBuffer: 64 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
   const dirs = new Set<string>();
   let file: string | undefined;
   for (const line of stdout.split('\n')) {

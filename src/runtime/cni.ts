@@ -8,14 +8,12 @@
  * A container's network namespace is a file bind-mounted by `unshare --net=FILE`: it outlives no
  * process but the mount, so kiln removes it (after DEL) when the container stops.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { KilnError } from '../errors.js';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../exec-file.js';
 
 /** Where Debian (and most distributions, then the upstream tarball) put the plugins. */
 const PLUGIN_DIRS = ['/usr/lib/cni', '/usr/libexec/cni', '/opt/cni/bin'];
@@ -130,7 +128,7 @@ export async function createNamespace(path: string, containerId: string): Promis
   await removeNamespace(path);
   await writeFile(path, '');
   try {
-    await run('unshare', [`--net=${path}`, 'true']);
+    await execFileAsync('unshare', [`--net=${path}`, 'true']);
   } catch (err) {
     await rm(path, { force: true });
     throw new KilnError('FAILED', `cannot make a network namespace at ${path}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
@@ -141,20 +139,20 @@ export async function createNamespace(path: string, containerId: string): Promis
 /** Removes a namespace createNamespace made (its interfaces go with it); nothing when there is none. */
 export async function removeNamespace(path: string): Promise<void> {
   if (!existsSync(path)) return;
-  await run('umount', [path]).catch(() => run('umount', ['-l', path]).catch(() => undefined));
+  await execFileAsync('umount', [path]).catch(() => execFileAsync('umount', ['-l', path]).catch(() => undefined));
   await rm(path, { force: true });
 }
 
 /** Deletes a bridge a network's plugin made on the host (the bridge plugin leaves it at DEL); nothing when there is none. */
 export async function removeLink(name: string): Promise<void> {
   if (!existsSync(join('/sys/class/net', name))) return;
-  await run('ip', ['link', 'del', name]).catch((err: { stderr?: string }) => {
+  await execFileAsync('ip', ['link', 'del', name]).catch((err: { stderr?: string }) => {
     throw new KilnError('FAILED', `cannot remove the bridge ${name}: ${err.stderr?.trim() ?? ''}`);
   });
 }
 
 /** The IPv4 routes of the host's main table but the default one, as CIDRs: a new network's subnet must not overlap them. */
 export async function hostRoutes(): Promise<string[]> {
-  const { stdout } = await run('ip', ['-4', '-j', 'route', 'show']).catch(() => ({ stdout: '[]' }));
+  const { stdout } = await execFileAsync('ip', ['-4', '-j', 'route', 'show']).catch(() => ({ stdout: '[]' }));
   return (JSON.parse(stdout || '[]') as { dst: string }[]).filter((route) => route.dst !== 'default').map((route) => (route.dst.includes('/') ? route.dst : `${route.dst}/32`));
 }

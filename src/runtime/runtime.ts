@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, open as openCallback, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
@@ -10,8 +10,7 @@ import { KilnError } from '../errors.js';
 import { guardUndo, shellQuote } from './guard.js';
 import { LogWriter, logFile } from './logs.js';
 import type { ConsoleSize } from './spec.js';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../exec-file.js';
 
 /**
  * The IDs of the runtime's containers on this machine (`runc list -q`). The list is read from one state
@@ -22,7 +21,7 @@ const run = promisify(execFile);
 export async function runtimeContainerIds(runtime: RuntimeName): Promise<string[]> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await run(runtime, ['list', '-q'])).stdout.split('\n').filter(Boolean);
+      return (await execFileAsync(runtime, ['list', '-q'])).stdout.split('\n').filter(Boolean);
     } catch (err) {
       const stderr = (err as { stderr?: string }).stderr ?? '';
       if (attempt >= 20 || !stderr.includes('no such file or directory')) throw err;
@@ -50,7 +49,7 @@ function crunNeedsHugetlb(): boolean {
 export async function prepareRuntime(runtime: RuntimeName): Promise<string | undefined> {
   if (runtime !== 'crun' || !crunNeedsHugetlb()) return undefined;
   await mkdir(HUGETLB, { recursive: true });
-  await run('mount', ['-t', 'cgroup', '-o', 'hugetlb', 'cgroup', HUGETLB]).catch((err: Error) => {
+  await execFileAsync('mount', ['-t', 'cgroup', '-o', 'hugetlb', 'cgroup', HUGETLB]).catch((err: Error) => {
     throw new KilnError('UNSUPPORTED', `crun needs the hugetlb cgroup controller mounted on this hybrid-cgroup host, and mounting it failed (${err.message.trim()}); use --runtime runc`);
   });
   return `kiln: mounted the hugetlb cgroup v1 controller at ${HUGETLB}, which crun needs on this hybrid-cgroup host (runc does not)`;
@@ -279,7 +278,7 @@ export async function resizeExecTerminal(pidFile: string, size: ConsoleSize): Pr
   let pid = 0;
   while (!(pid = Number(await readFile(pidFile, 'utf8').catch(() => ''))) && Date.now() < deadline) await delay(20);
   if (!pid) throw new KilnError('CONFLICT', 'the exec process is not running');
-  await run('stty', ['-F', `/proc/${pid}/fd/0`, 'rows', String(size.height), 'cols', String(size.width)]).catch((err: Error) => {
+  await execFileAsync('stty', ['-F', `/proc/${pid}/fd/0`, 'rows', String(size.height), 'cols', String(size.width)]).catch((err: Error) => {
     throw new KilnError('CONFLICT', `cannot resize the exec process's terminal: ${err.message.trim()}`);
   });
 }
@@ -358,7 +357,7 @@ function feedStdin(runtime: RuntimeName, id: string, pipe: { readonly fifo: stri
  */
 async function runningState(runtime: RuntimeName, id: string, cancelled: () => boolean): Promise<number | undefined> {
   while (!cancelled()) {
-    const state = await run(runtime, ['state', id]).then(({ stdout }) => JSON.parse(stdout) as { status?: string; pid?: number }, () => undefined);
+    const state = await execFileAsync(runtime, ['state', id]).then(({ stdout }) => JSON.parse(stdout) as { status?: string; pid?: number }, () => undefined);
     if (state?.status === 'running' && state.pid) return state.pid;
     await delay(20);
   }
@@ -374,7 +373,7 @@ export async function resizeTerminal(runtime: RuntimeName, id: string, size: Con
   const deadline = Date.now() + 5000;
   const pid = await runningState(runtime, id, () => Date.now() > deadline);
   if (pid === undefined) throw new KilnError('CONFLICT', `container ${id.slice(0, 12)} is not running`);
-  await run('stty', ['-F', `/proc/${pid}/fd/0`, 'rows', String(size.height), 'cols', String(size.width)]).catch((err: Error) => {
+  await execFileAsync('stty', ['-F', `/proc/${pid}/fd/0`, 'rows', String(size.height), 'cols', String(size.width)]).catch((err: Error) => {
     throw new KilnError('CONFLICT', `cannot resize the terminal of container ${id.slice(0, 12)}: ${err.message.trim()}`);
   });
 }
@@ -385,7 +384,7 @@ export function stdinPipe(bundle: string): string {
 }
 
 export async function makeStdinPipe(bundle: string, once: boolean): Promise<void> {
-  await run('mkfifo', ['-m', '0600', stdinPipe(bundle)]);
+  await execFileAsync('mkfifo', ['-m', '0600', stdinPipe(bundle)]);
   if (once) await writeFile(join(bundle, STDIN_ONCE), '');
 }
 

@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { type Stats, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { KilnError, isKilnError, readTextIfPresent, storeWriteError } from '../errors.js';
 import { ownerGone } from '../content/owner.js';
 import { storePaths } from '../content/paths.js';
@@ -11,8 +9,7 @@ import type { WhiteoutMode } from '../layer/apply.js';
 import { randomHex } from '../random.js';
 import { MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, sys } from '../sys.js';
 import type { MetaDb, SnapshotPurpose, SnapshotRow } from '../meta/db.js';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../exec-file.js';
 
 /**
  * A mount *description*: the snapshotter says what to mount, the runtime mounts it. `cwd` is where the
@@ -116,7 +113,7 @@ export class Snapshotter {
       mkdirSync(join(base, 'work'), { recursive: true });
       if (this.driver === 'vfs' && parent) {
         // In the C locale, so that a full disk is told in the words isNoSpace knows.
-        await run('cp', ['-a', '--reflink=auto', this.dir(parent), join(base, 'fs')], { env: { ...process.env, LC_ALL: 'C' } });
+        await execFileAsync('cp', ['-a', '--reflink=auto', this.dir(parent), join(base, 'fs')], { env: { ...process.env, LC_ALL: 'C' } });
       } else {
         mkdirSync(join(base, 'fs'), { mode: 0o755 });
       }
@@ -333,20 +330,20 @@ async function mountOnce(spec: MountSpec, target: string): Promise<void> {
     addon.mount(spec.source, target, spec.type, readonly ? MS_RDONLY : 0, spec.options.filter((option) => option !== 'ro').join(','), spec.cwd ?? null);
   } else {
     const args = spec.type === 'bind' ? ['--bind', ...(readonly ? ['-o', 'ro'] : []), spec.source, target] : ['-t', spec.type, '-o', spec.options.join(','), spec.source, target];
-    await run('mount', args, { cwd: spec.cwd });
+    await execFileAsync('mount', args, { cwd: spec.cwd });
   }
 }
 
 export async function unmount(target: string): Promise<void> {
   const addon = sys();
   if (addon) addon.umount(target, 0);
-  else await run('umount', [target]);
+  else await execFileAsync('umount', [target]);
 }
 
 /** Unmounts (lazily, so a busy mount cannot block) what a crash may have left mounted; errors mean "was not". */
 export async function unmountStale(target: string): Promise<void> {
   const addon = sys();
-  if (!addon) return void (await run('umount', ['-l', target]).catch(() => undefined));
+  if (!addon) return void (await execFileAsync('umount', ['-l', target]).catch(() => undefined));
   try {
     addon.umount(target, MNT_DETACH);
   } catch {

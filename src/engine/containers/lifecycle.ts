@@ -2,10 +2,8 @@
  * The verbs that act on a container's process from outside: kill, stop, pause, unpause, wait, and the
  * record's own: rename and rm.
  */
-import { execFile } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { KilnError } from '../../errors.js';
 import { ownerGone } from '../../content/owner.js';
 import type { ContainerRow } from '../../meta/db.js';
@@ -15,8 +13,7 @@ import { recordEvent } from '../events.js';
 import { FOLLOW_MS, checkNewContainerName, containerBundle, containerStatus, currentRow, findContainer, isRunning, settingsOf } from './records.js';
 import { destroyContainer } from './remove.js';
 import { claimLaunch, endUnlaunched } from './start.js';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../../exec-file.js';
 
 /**
  * A signal as `docker kill -s` takes it: a name with or without SIG, in any case, or a number from 1 to
@@ -46,7 +43,7 @@ function eventAttributes(container: ContainerRow, extra: Readonly<Record<string,
 export async function runtimeOf(engine: Engine, container: ContainerRow): Promise<RuntimeName> {
   for (;;) {
     for (const runtime of ['runc', 'crun'] as const) {
-      if (await run(runtime, ['state', container.id]).then(() => true, () => false)) return runtime;
+      if (await execFileAsync(runtime, ['state', container.id]).then(() => true, () => false)) return runtime;
     }
     const current = currentRow(engine, container.id);
     if (!current || !isRunning(current)) throw notRunning(container);
@@ -64,7 +61,7 @@ async function signalProcess(engine: Engine, container: ContainerRow, signal: st
   const deadline = Date.now() + patienceMs;
   for (;;) {
     for (const runtime of ['runc', 'crun']) {
-      if (await run(runtime, ['kill', container.id, signal]).then(() => true, () => false)) return true;
+      if (await execFileAsync(runtime, ['kill', container.id, signal]).then(() => true, () => false)) return true;
     }
     const current = currentRow(engine, container.id);
     if (!current || !isRunning(current) || Date.now() > deadline) return false;
@@ -140,7 +137,7 @@ export async function stopContainer(engine: Engine, nameOrId: string, options: {
 }
 
 async function thaw(engine: Engine, container: ContainerRow): Promise<void> {
-  await run(await runtimeOf(engine, container), ['resume', container.id]);
+  await execFileAsync(await runtimeOf(engine, container), ['resume', container.id]);
   engine.store.db.setContainerPaused(container.id, false);
 }
 
@@ -149,7 +146,7 @@ export async function pauseContainer(engine: Engine, nameOrId: string): Promise<
   const container = findContainer(engine, nameOrId);
   if (!isRunning(container)) throw notRunning(container);
   if (container.paused) throw new KilnError('CONFLICT', `Container ${container.id} is already paused`);
-  await run(await runtimeOf(engine, container), ['pause', container.id]).catch((err: Error & { stderr?: string }) => {
+  await execFileAsync(await runtimeOf(engine, container), ['pause', container.id]).catch((err: Error & { stderr?: string }) => {
     throw new KilnError('FAILED', `cannot pause container ${container.name}: ${(err.stderr ?? err.message).trim()}`);
   });
   engine.store.db.setContainerPaused(container.id, true);

@@ -3,18 +3,15 @@
  * (`runc events --stats`), in the Engine API's types.StatsJSON. CPU percentages are the client's sum:
  * each sample carries the one before it (precpu_stats), taken a second earlier, as dockerd's are.
  */
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { KilnError } from '../../errors.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { Engine } from '../engine.js';
 import { notRunning, runtimeOf } from './lifecycle.js';
 import { findContainer, isRunning } from './records.js';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../../exec-file.js';
 
 /** How often a stream samples, and how far apart a one-off's two samples are: dockerd's second. */
 const INTERVAL_MS = 1000;
@@ -44,7 +41,7 @@ async function sample(engine: Engine, container: ContainerRow): Promise<Sample |
   if (!current || !isRunning(current)) return undefined;
   const runtime = await runtimeOf(engine, current);
   if (runtime !== 'runc') throw new KilnError('UNSUPPORTED', `stats of container ${container.name}: its runtime ${runtime} does not report them (runc does)`);
-  const { stdout } = await run('runc', ['events', '--stats', container.id]).catch((err: Error & { stderr?: string }) => {
+  const { stdout } = await execFileAsync('runc', ['events', '--stats', container.id]).catch((err: Error & { stderr?: string }) => {
     throw new KilnError('FAILED', `cannot read the stats of container ${container.name}: ${(err.stderr ?? err.message).trim()}`);
   });
   return { read: new Date().toISOString(), system: await systemCpuNanos(), data: ((JSON.parse(stdout) as { data?: RuncStats }).data ?? {}) };

@@ -2,14 +2,11 @@
  * `docker top`: the container's processes as the host's `ps` shows them. The runtime names the
  * container's PIDs (`ps --format json`); the host's `ps` output is cut to their lines, as dockerd does.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { KilnError } from '../../errors.js';
 import type { Engine } from '../engine.js';
 import { findContainer, isRunning } from './records.js';
 import { notRunning, runtimeOf } from './lifecycle.js';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../../exec-file.js';
 
 export interface ContainerTop {
   readonly Titles: string[];
@@ -36,12 +33,12 @@ export async function topContainer(engine: Engine, nameOrId: string, psArgs = '-
   const container = findContainer(engine, nameOrId);
   if (!isRunning(container)) throw notRunning(container);
   const runtime = await runtimeOf(engine, container);
-  const { stdout: listed } = await run(runtime, ['ps', '--format', 'json', container.id]).catch((err: Error & { stderr?: string }) => {
+  const { stdout: listed } = await execFileAsync(runtime, ['ps', '--format', 'json', container.id]).catch((err: Error & { stderr?: string }) => {
     throw new KilnError('FAILED', `cannot list the processes of container ${container.name}: ${(err.stderr ?? err.message).trim()}`);
   });
   const pids = new Set((JSON.parse(listed) as number[] | null) ?? []);
   const args = psArgs.trim().split(/\s+/).filter((arg) => arg !== '');
-  const { stdout } = await run('ps', args, { maxBuffer: 64 << 20 }).catch((err: Error & { stderr?: string }) => {
+  const { stdout } = await execFileAsync('ps', args, { maxBuffer: 64 << 20 }).catch((err: Error & { stderr?: string }) => {
     throw new KilnError('INVALID_ARGUMENT', `Error running ps: ${(err.stderr ?? err.message).trim()}`);
   });
   return psLines(stdout, pids);
