@@ -311,7 +311,7 @@ export class Engine {
       }
       const lastName = this.db.namesOf(row.id).length <= 1;
       if (user && !options.force && (!byName || lastName)) {
-        throw new KilnError('CONFLICT', byName ? `conflict: unable to remove repository reference "${nameOrId}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${shortId(row.id)}` : `conflict: unable to delete ${shortId(row.id)} (must be forced) - image is being used by stopped container ${user.id.slice(0, 12)}`);
+        throw new KilnError('CONFLICT', byName ? `conflict: unable to remove repository reference "${nameOrId}" (must force) - container ${shortId(user.id)} is using its referenced image ${shortId(row.id)}` : `conflict: unable to delete ${shortId(row.id)} (must be forced) - image is being used by stopped container ${shortId(user.id)}`);
       }
       if (byName) {
         untag(byName);
@@ -475,7 +475,7 @@ export class Engine {
     for (const dir of dirs) orphans.push(`left-over snapshot directory ${join(snapshotsDir, dir)}`);
     // The container verbs and the builder are loaded only here: every command opens an engine, few check the store.
     const [{ abandonedBundles }, { abandonedBuilds }] = await Promise.all([import('./containers.js'), import('./build.js')]);
-    for (const id of await abandonedBundles(this)) orphans.push(`container ${id.slice(0, 12)} left by a kiln that died (system prune removes it)`);
+    for (const id of await abandonedBundles(this)) orphans.push(`container ${shortId(id)} left by a kiln that died (system prune removes it)`);
     for (const name of await abandonedBuilds(this)) orphans.push(`build work ${name} left by a kiln that died (system prune removes it)`);
     return { blobs, images: images.length, names: this.db.names().length, problems, orphans };
   }

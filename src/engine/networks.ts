@@ -25,6 +25,7 @@ import type { Engine } from './engine.js';
 import { recordEvent } from './events.js';
 import { type Filters, booleanFilter, checkFilterKeys, matchLabels, parseTimestamp } from './filters.js';
 import { type ContainerSettings, type NetworkAttachment, containerBundle, currentRow, findContainer, isRunning, settingsOf } from './containers/records.js';
+import { shortId } from '../oci/digest.js';
 
 /** `--add-host HOST:IP` (Docker takes HOST=IP too, and [IPv6]). */
 export function parseExtraHost(entry: string): { host: string; address: string } {
@@ -323,7 +324,7 @@ function ipamDir(engine: Engine): string {
 
 /** The network's name to the plugins: host-local keeps its leases under it, iptables rules carry it. */
 function cniName(row: NetworkRow): string {
-  return `kiln-${row.id.slice(0, 12)}`;
+  return `kiln-${shortId(row.id)}`;
 }
 
 /**
@@ -421,7 +422,7 @@ async function networkNamed(engine: Engine, name: string): Promise<NetworkRow> {
 
 /** Sets up a starting container's network (see ContainerNetwork and the top). */
 export async function joinNetworks(engine: Engine, container: ContainerRow, settings: ContainerSettings): Promise<ContainerNetwork> {
-  const hostname = settings.hostname ?? container.id.slice(0, 12);
+  const hostname = settings.hostname ?? shortId(container.id);
   if (settings.networkMode === 'host' || settings.networkMode === 'none' || Object.keys(settings.networks).length === 0) {
     // Disconnected from every network it had, a container has only its loopback, as Docker's.
     const none = settings.networkMode !== 'host';
@@ -517,9 +518,9 @@ function hostsOf(engine: Engine, container: ContainerRow, settings: ContainerSet
     .filter((e) => e.containerId !== container.id && shared.has(e.networkId))
     .map((e) => {
       const name = currentRow(engine, e.containerId)?.name ?? '';
-      return `${e.address.split('/')[0]}\t${[...new Set([name, ...e.aliases, e.containerId.slice(0, 12)])].join(' ')}\n`;
+      return `${e.address.split('/')[0]}\t${[...new Set([name, ...e.aliases, shortId(e.containerId)])].join(' ')}\n`;
     });
-  return hostsFile(settings.hostname ?? container.id.slice(0, 12), settings.extraHosts, mine.map((e) => e.address.split('/')[0] ?? ''), [...new Set(peers)]);
+  return hostsFile(settings.hostname ?? shortId(container.id), settings.extraHosts, mine.map((e) => e.address.split('/')[0] ?? ''), [...new Set(peers)]);
 }
 
 /**

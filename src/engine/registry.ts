@@ -7,7 +7,7 @@ import { open, readFile } from 'node:fs/promises';
 import { KilnError } from '../errors.js';
 import { type Layer, chainIds } from '../image/image.js';
 import { compressStream } from '../layer/compression.js';
-import type { Digest } from '../oci/digest.js';
+import { type Digest, shortId } from '../oci/digest.js';
 import { MediaType, layerCompression } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { parsePlatform } from '../oci/platform.js';
@@ -38,7 +38,6 @@ export interface RegistryOptions {
   readonly events: (event: ProgressEvent) => void;
 }
 
-const shortId = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
 
 /**
  * The insecure registries Docker's own config names (`insecure-registries` in `/etc/docker/daemon.json`,

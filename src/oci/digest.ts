@@ -68,7 +68,8 @@ export function digestAlgorithm(digest: Digest): string {
   return digest.slice(0, digest.indexOf(':'));
 }
 
-/** Docker's 12-character short id (`docker images`), without the algorithm. */
-export function shortId(digest: Digest): string {
-  return digestHex(digest).slice(0, 12);
+/** Docker's 12-character short ID (`docker images`, `docker ps`) of a digest or of a bare hex ID (a container's), without the algorithm. */
+export function shortId(id: Digest | string): string {
+  const start = id.indexOf(':') + 1;
+  return id.slice(start, start + 12);
 }

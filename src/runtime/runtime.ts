@@ -11,6 +11,7 @@ import { guardUndo, shellQuote } from './guard.js';
 import { LogWriter, logFile } from './logs.js';
 import type { ConsoleSize } from './spec.js';
 import { execFileAsync } from '../exec-file.js';
+import { shortId } from '../oci/digest.js';
 
 /**
  * The IDs of the runtime's containers on this machine (`runc list -q`). The list is read from one state
@@ -372,9 +373,9 @@ async function runningState(runtime: RuntimeName, id: string, cancelled: () => b
 export async function resizeTerminal(runtime: RuntimeName, id: string, size: ConsoleSize): Promise<void> {
   const deadline = Date.now() + 5000;
   const pid = await runningState(runtime, id, () => Date.now() > deadline);
-  if (pid === undefined) throw new KilnError('CONFLICT', `container ${id.slice(0, 12)} is not running`);
+  if (pid === undefined) throw new KilnError('CONFLICT', `container ${shortId(id)} is not running`);
   await execFileAsync('stty', ['-F', `/proc/${pid}/fd/0`, 'rows', String(size.height), 'cols', String(size.width)]).catch((err: Error) => {
-    throw new KilnError('CONFLICT', `cannot resize the terminal of container ${id.slice(0, 12)}: ${err.message.trim()}`);
+    throw new KilnError('CONFLICT', `cannot resize the terminal of container ${shortId(id)}: ${err.message.trim()}`);
   });
 }
 

@@ -18,6 +18,7 @@ import { openSnapshotter, unpackImage } from '../snapshots.js';
 import { recordVolume } from '../volumes.js';
 import { type MountRequest, checkMountRequest, containerMounts, parseBind } from './mounts.js';
 import { type ContainerSettings, type MountSetting, type NetworkAttachment, type PortBinding, OWNER_FILE, checkNewContainerName, containerBundle, containerKey } from './records.js';
+import { shortId } from '../../oci/digest.js';
 
 /** What `create` (and `run`) is asked for: Docker's Config and HostConfig, the parts kiln applies. */
 export interface ContainerRequest {
@@ -119,7 +120,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       env: request.env ?? [],
       ...(request.user ? { user: request.user } : {}),
       ...(request.workdir ? { workdir: request.workdir } : {}),
-      hostname: request.hostname || id.slice(0, 12),
+      hostname: request.hostname || shortId(id),
       ...(request.domainname ? { domainname: request.domainname } : {}),
       labels: { ...(config.Labels ?? {}), ...(request.labels ?? {}) },
       tty: request.tty ?? false,

@@ -17,6 +17,7 @@ import { humanDuration } from '../time.js';
 import { containerSizeRw } from './files.js';
 import { volumePath } from '../volumes.js';
 import { type ContainerSettings, type ContainerStatus, containerBundle, containerKey, containerStatus, findContainer, settingsOf, snapshotterFor } from './records.js';
+import { shortId } from '../../oci/digest.js';
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
@@ -40,7 +41,7 @@ function configJson(container: ContainerRow, settings: ContainerSettings, image:
   const volumes = Object.fromEntries(settings.mounts.filter((m) => m.origin === 'volumes').map((m) => [m.target, {}]));
   return containerConfigJson({
     ...image,
-    Hostname: settings.hostname ?? container.id.slice(0, 12),
+    Hostname: settings.hostname ?? shortId(container.id),
     Domainname: settings.domainname ?? '',
     User: settings.user ?? image.User ?? '',
     AttachStdin: false,

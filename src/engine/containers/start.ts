@@ -27,6 +27,7 @@ import type { VolumeUse } from '../volumes.js';
 import { runtimeMounts } from './mounts.js';
 import { type ContainerSettings, FOLLOW_MS, containerBundle, containerKey, currentRow, findContainer, isRunning, settingsOf, snapshotterFor } from './records.js';
 import { destroyContainer } from './remove.js';
+import { shortId } from '../../oci/digest.js';
 
 /** The hidden CLI command a detached container's supervisor runs. */
 export const SUPERVISE_COMMAND = '__supervise';
@@ -90,7 +91,7 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
     const files = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
     if (network.hosts !== null) await writeFile(files.hosts, network.hosts);
     await writeFile(files.resolvConf, network.resolvConf);
-    await writeFile(files.hostname, `${settings.hostname ?? container.id.slice(0, 12)}\n`);
+    await writeFile(files.hostname, `${settings.hostname ?? shortId(container.id)}\n`);
     const config = engine.store.configOf(container.imageId).config ?? {};
     const { entrypoint } = settings;
     const spec = runtimeSpec(config, rootfs, files, {
@@ -99,7 +100,7 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
       env: settings.env,
       ...(settings.user ? { user: settings.user } : {}),
       ...(settings.workdir ? { workdir: settings.workdir } : {}),
-      hostname: settings.hostname ?? container.id.slice(0, 12),
+      hostname: settings.hostname ?? shortId(container.id),
       network: network.namespace,
       mounts,
       tty: settings.tty,
