@@ -18,7 +18,7 @@ import { map } from './json.js';
 import { authConfig, buildArgs as buildArgsShape, flag, headerJson, jsonParameter, stringList, stringMap } from './request.js';
 import { type Call, jsonStream } from './server.js';
 
-export interface BuildRoutes {
+export interface BuildRouteOptions {
   /** The runtime of RUN steps; left out, the engine picks (crun where it runs on the host as it is, else runc). */
   readonly runtime?: RuntimeName;
   readonly storageDriver?: Driver;
@@ -29,7 +29,7 @@ function registryConfig(req: IncomingMessage): (host: string) => Credentials | u
   return credentialsByRegistry(headerJson(req, 'X-Registry-Config', map(authConfig)) ?? {});
 }
 
-export async function buildRoute(call: Call, options: BuildRoutes): Promise<void> {
+export async function buildRoute(call: Call, options: BuildRouteOptions): Promise<void> {
   const { query, req, res, engine } = call;
   const remote = query.get('remote');
   if (remote) throw new KilnError('UNSUPPORTED', `building from a remote context (${remote}) is not supported: send the context as a tar`);

@@ -109,7 +109,7 @@ function containerRequest(body: CreateRequest): ContainerRequest {
   };
 }
 
-export interface ContainerRoutes {
+export interface ContainerRouteOptions {
   readonly runtime: RuntimeName;
   readonly storageDriver?: Driver;
 }
@@ -120,7 +120,7 @@ export class Containers {
 
   /** `stopping`: aborted when the server stops, which ends every wait and every stream that follows a container. */
   constructor(
-    private readonly options: ContainerRoutes,
+    private readonly options: ContainerRouteOptions,
     private readonly stopping: AbortSignal,
   ) {}
 

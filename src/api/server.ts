@@ -20,8 +20,8 @@ import { systemDiskUsage } from '../engine/df.js';
 import { systemInfo } from '../engine/info.js';
 import { API_VERSION, MIN_API_VERSION, versionInfo } from '../engine/version.js';
 import { parseReference } from '../reference/reference.js';
-import { type BuildRoutes, buildRoute } from './build.js';
-import { type ContainerRoutes, Containers } from './containers.js';
+import { type BuildRouteOptions, buildRoute } from './build.js';
+import { type ContainerRouteOptions, Containers } from './containers.js';
 import { EMPTY_BODY, Execs } from './exec.js';
 import { eventsRoute, networkRoutes, volumeRoutes } from './resources.js';
 import { MAX_JSON_BODY, authConfig, execStartCheck, filtersParameter, flag, headerJson, integer, jsonBody, readJsonBody } from './request.js';
@@ -253,7 +253,7 @@ function containerRoutes(containers: Containers, execs: Execs): [string, RegExp,
 }
 
 /** Routes by method and path (after the `/v1.NN` prefix); the first whose pattern matches serves. */
-function routes(build: BuildRoutes, containers: Containers, execs: Execs, stopping: AbortSignal): [string, RegExp, Handler][] {
+function routes(build: BuildRouteOptions, containers: Containers, execs: Execs, stopping: AbortSignal): [string, RegExp, Handler][] {
   return [
     ...systemRoutes(),
     ...imageRoutes(),
@@ -278,8 +278,8 @@ export type Listen =
 
 export interface ServeOptions {
   readonly listen: Listen;
-  readonly build: BuildRoutes;
-  readonly containers: ContainerRoutes;
+  readonly build: BuildRouteOptions;
+  readonly containers: ContainerRouteOptions;
   readonly log?: (line: string) => void;
 }
 

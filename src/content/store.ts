@@ -110,7 +110,7 @@ export class ContentStore {
     return join(this.ingestDir, scratchName(digestHex(sha256(ref)).slice(0, 16)));
   }
 
-  /** Starts an ingest. `ref` names what is being written (for resumption and for people reading `ingest/`). */
+  /** Starts an ingest. `ref` names what is being written (its digest names the ingest file). */
   writer(ref: string): ContentWriter {
     const path = this.ingestPath(ref);
     try {
