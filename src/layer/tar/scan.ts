@@ -77,15 +77,22 @@ function checksumOk(block: Buffer, words: Uint32Array | undefined, at: number): 
   if (stored < 0) return false;
   let unsigned = 8 * 0x20;
   if (words) {
-    // Two 16-bit lanes of byte pairs: 128 words of at most 4 × 255 each cannot overflow a lane.
-    let lanes = 0;
+    // Two 16-bit lanes of byte pairs: 128 words add at most 128 × 2 × 255 to a lane, which cannot overflow
+    // it. Four words a turn, and the checksum field (bytes 148-155, words 37 and 38, counted as spaces)
+    // taken out after, with no test in the loop: twice as fast as a word a turn while the scan is young.
     const first = at >>> 2;
-    for (let w = first; w < first + 128; w++) {
-      if (w === first + 37) continue; // bytes 148-151: the checksum field, counted as spaces
-      if (w === first + 38) continue; // bytes 152-155: the same field
-      const word = words[w] as number;
-      lanes += (word & 0x00ff00ff) + ((word >>> 8) & 0x00ff00ff);
+    const last = first + 128;
+    let lanes = 0;
+    for (let w = first; w < last; w += 4) {
+      const a = words[w] as number;
+      const b = words[w + 1] as number;
+      const c = words[w + 2] as number;
+      const d = words[w + 3] as number;
+      lanes += (a & 0x00ff00ff) + ((a >>> 8) & 0x00ff00ff) + (b & 0x00ff00ff) + ((b >>> 8) & 0x00ff00ff) + (c & 0x00ff00ff) + ((c >>> 8) & 0x00ff00ff) + (d & 0x00ff00ff) + ((d >>> 8) & 0x00ff00ff);
     }
+    const x = words[first + 37] as number;
+    const y = words[first + 38] as number;
+    lanes -= (x & 0x00ff00ff) + ((x >>> 8) & 0x00ff00ff) + (y & 0x00ff00ff) + ((y >>> 8) & 0x00ff00ff);
     unsigned += (lanes & 0xffff) + (lanes >>> 16);
   } else {
     for (let i = at; i < at + 148; i++) unsigned += block[i] as number;
