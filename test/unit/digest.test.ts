@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { sha256, sha256Stream } from '../../src/oci/digest.js';
+import { sha256, sha256Stream, shortId } from '../../src/oci/digest.js';
 import { sys } from '../../src/sys.js';
 
 /** node:crypto's digest of the parts one after another: what both paths of sha256 must give. */
@@ -53,5 +53,15 @@ describe('sha256', () => {
     const add = sys()?.sha256Add as (state: unknown, data: unknown) => void;
     assert.throws(() => add(Buffer.alloc(12), 'x'), /not a sha256 state/);
     assert.throws(() => add(sys()?.sha256Start?.(), 7), /sha256 hashes a string/);
+  });
+});
+
+describe('shortId', () => {
+  it('is the first 12 hex digits of a digest, without its algorithm, and of a bare ID (a container\'s)', () => {
+    const hex = 'ab'.repeat(32);
+    assert.equal(shortId(`sha256:${hex}`), hex.slice(0, 12));
+    assert.equal(shortId(hex), hex.slice(0, 12));
+    assert.equal(shortId('sha512:0123'), '0123');
+    assert.equal(shortId(''), '');
   });
 });
