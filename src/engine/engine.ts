@@ -28,6 +28,18 @@ function unixSeconds(created: string): number {
 }
 
 /**
+ * An RFC 3339 time in nanoseconds since the epoch, its fraction to the nanosecond (Date keeps
+ * milliseconds): `images -f before=/since=` compare creation times whole, as Docker's time.Time does, so
+ * an image made in the same second as another is still before or after it. 0 when it is no time.
+ */
+function unixNanos(created: string): bigint {
+  const ms = Date.parse(created);
+  if (Number.isNaN(ms)) return 0n;
+  const fraction = /^[^.]*T[^.]*\.(\d+)/.exec(created)?.[1] ?? '';
+  return BigInt(Math.floor(ms / 1000)) * 1_000_000_000n + BigInt(fraction.slice(0, 9).padEnd(9, '0'));
+}
+
+/**
  * `docker images`' record of an image. Its labels are read when first asked for (a listing parses none
  * unless a filter or the API needs them), through an own, enumerable getter as an object literal's would
  * be; but one function for every summary, where a literal's getter is a new function for each object,
@@ -188,9 +200,11 @@ export class Engine {
     const filters = options.filters ?? new Map<string, string[]>();
     checkFilterKeys(filters, ['dangling', 'label', 'before', 'since', 'reference']);
     const dangling = booleanFilter(filters, 'dangling');
-    const createdOf = (key: string): number | undefined => {
+    const createdOf = (key: string): bigint | undefined => {
       const values = filters.get(key);
-      return values?.length ? Math.min(...values.map((v) => unixSeconds(this.image(v).created))) : undefined;
+      if (!values?.length) return undefined;
+      const times = values.map((v) => unixNanos(this.image(v).created));
+      return times.reduce((least, time) => (time < least ? time : least));
     };
     const before = createdOf('before');
     const since = createdOf('since');
@@ -199,9 +213,11 @@ export class Engine {
     const result: ImageSummary[] = [];
     const namesByImage = this.db.namesByImage();
     for (const row of this.db.images()) {
-      const created = unixSeconds(row.created);
-      if (before !== undefined && created >= before) continue;
-      if (since !== undefined && created <= since) continue;
+      if (before !== undefined || since !== undefined) {
+        const created = unixNanos(row.created);
+        if (before !== undefined && created >= before) continue;
+        if (since !== undefined && created <= since) continue;
+      }
       if (labelFilters.length > 0 && !matchLabels(row.labels, labelFilters)) continue;
       const names = namesByImage.get(row.id) ?? [];
       const isDangling = names.length === 0;

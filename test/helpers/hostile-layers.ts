@@ -81,12 +81,12 @@ export const SOUND_LAYERS: readonly { readonly name: string; readonly entries: r
 
 /**
  * Writes to `path` a `docker save` archive (the legacy layout) of one image named `tag`, its layers made
- * of `layers`, its config's history the given one (none when not given).
+ * of `layers`, its config's history and creation time the given ones (none when not given).
  */
-export async function imageArchive(path: string, tag: string, layers: readonly (readonly TarInput[])[], history?: readonly { readonly created_by: string; readonly empty_layer?: boolean }[]): Promise<string> {
+export async function imageArchive(path: string, tag: string, layers: readonly (readonly TarInput[])[], history?: readonly { readonly created_by: string; readonly empty_layer?: boolean }[], created?: string): Promise<string> {
   const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
   const tars = await Promise.all(layers.map((entries) => buffer(writeTar(entries))));
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: tars.map((tar) => `sha256:${sha256(tar)}`) }, ...(history ? { history } : {}) }));
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: tars.map((tar) => `sha256:${sha256(tar)}`) }, ...(history ? { history } : {}), ...(created ? { created } : {}) }));
   const files = new Map<string, Buffer>([[`${sha256(config)}.json`, config], ...tars.map((tar): [string, Buffer] => [`${sha256(tar)}/layer.tar`, tar])]);
   files.set('manifest.json', Buffer.from(JSON.stringify([{ Config: `${sha256(config)}.json`, RepoTags: [tag], Layers: tars.map((tar) => `${sha256(tar)}/layer.tar`) }])));
   await writeFile(path, await buffer(writeTar([...files].map(([name, body]) => ({ ...h(name, 'file', { size: body.length }), body })))));

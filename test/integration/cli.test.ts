@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { type DockerFacts, dockerFacts, fixture, fixturesUnavailable, ociLayoutImage } from '../helpers/fixtures.js';
 import { newKiln, ok, runKiln } from '../helpers/kiln.js';
-import { repoRoot } from '../helpers/paths.js';
+import { file, imageArchive } from '../helpers/hostile-layers.js';
+import { repoRoot, tempDir } from '../helpers/paths.js';
 
 // Images Docker made in this run, and what Docker printed about them: kiln must print the same.
 const unavailable = await fixturesUnavailable('busybox-docker20-save.tar', 'whiteouts-docker20-save.tar', 'whiteouts-oci-layout', 'busybox-rootfs.tar');
@@ -43,6 +44,20 @@ describe('kiln CLI speaks Docker\'s image verbs', { skip: unavailable }, () => {
     const bad = await kiln(['images', '-f', 'colour=red']);
     assert.equal(bad.code, 125);
     assert.equal(bad.stderr, "Error: invalid filter 'colour'\n");
+  });
+
+  it('images -f before= and since= compare creation times whole, as Docker does: within one second too', async () => {
+    const { kiln } = await newKiln();
+    const dir = await tempDir();
+    // Three images made in the same second, a tenth of a second apart (their layers differ, so their IDs do).
+    for (const [tag, created] of [['early:1', '2026-01-02T03:04:05.1Z'], ['middle:1', '2026-01-02T03:04:05.25Z'], ['late:1', '2026-01-02T03:04:05.300000001Z']] as const) {
+      await ok(kiln(['load', '-i', await imageArchive(join(dir, `${tag}.tar`), tag, [[file(tag)]], undefined, created)]));
+    }
+    const listed = async (filter: string): Promise<string> => (await ok(kiln(['images', '-f', filter, '--format', '{{.Repository}}']))).stdout;
+    assert.equal(await listed('before=middle:1'), 'early\n');
+    assert.equal(await listed('since=middle:1'), 'late\n');
+    assert.equal(await listed('before=early:1'), '');
+    assert.equal(await listed('since=late:1'), '');
   });
 
   it('rmi untags, then deletes with the layers nothing else uses, and refuses ambiguous IDs', async () => {
