@@ -209,6 +209,14 @@ describe('logs across stdout and stderr', { skip: cannotRun }, () => {
   });
 });
 
+/**
+ * A detached terminal container's log with runc's one race taken out. runc clears ONLCR on the container's
+ * terminal (the terminal it relays to, script's, turns LF into CR LF instead), but from a goroutine that may
+ * run after the process has started: output written before it comes through both terminals, CR CR LF. A
+ * terminal shows the two alike; crun sets the terminal up before the process starts and has no such race.
+ */
+const logOfTerminal = (log: string): string => log.replaceAll('\r\r\n', '\r\n');
+
 describe('detached containers with a terminal: run -d -t', { skip: cannotRun }, () => {
   it('gives the process a controlling terminal of 24x80, logged as Docker logs one (CR LF)', async () => {
     const { kiln } = await newKiln();
@@ -217,7 +225,7 @@ describe('detached containers with a terminal: run -d -t', { skip: cannotRun }, 
     const deadline = Date.now() + 20_000;
     while (!(await ok(kiln(['ps', '-a', '--format', '{{.Status}}']))).stdout.startsWith('Exited') && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
     assert.match((await ok(kiln(['ps', '-a', '--format', '{{.Names}} {{.Status}}']))).stdout, /^term Exited \(4\)/);
-    assert.equal((await ok(kiln(['logs', 'term']))).stdout, '/dev/pts/0\r\n24 80\r\n');
+    assert.equal(logOfTerminal((await ok(kiln(['logs', 'term']))).stdout), '/dev/pts/0\r\n24 80\r\n');
     await ok(kiln(['rm', 'term']));
   });
 
@@ -229,7 +237,7 @@ describe('detached containers with a terminal: run -d -t', { skip: cannotRun }, 
     const deadline = Date.now() + 30_000;
     const exited = async () => (await ok(kiln(['ps', '-a', '--format', '{{.Status}}']))).stdout.split('\n').filter((s) => s.startsWith('Exited')).length;
     while ((await exited()) < ids.length && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
-    for (const id of ids) assert.equal((await ok(kiln(['logs', id]))).stdout, 'only this\r\n', id);
+    for (const id of ids) assert.equal(logOfTerminal((await ok(kiln(['logs', id]))).stdout), 'only this\r\n', id);
     await ok(kiln(['rm', ...ids]));
   });
 });
