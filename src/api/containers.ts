@@ -40,7 +40,6 @@ const IGNORED_SETTINGS: Readonly<Record<string, string>> = {
   PidsLimit: 'resource limits (--pids-limit) are not applied',
   Devices: 'host devices (--device) are not passed in',
   VolumesFrom: '--volumes-from is not supported',
-  SecurityOpt: 'security options (--security-opt) are not applied',
 };
 
 /** Warnings for each setting of the request kiln does not apply (a zero or empty value is no setting). */
@@ -95,6 +94,7 @@ function containerRequest(body: CreateRequest): ContainerRequest {
     capAdd: host.CapAdd ?? [],
     capDrop: host.CapDrop ?? [],
     privileged: host.Privileged ?? false,
+    securityOpt: host.SecurityOpt ?? [],
     extraHosts: host.ExtraHosts ?? [],
     dns: host.Dns ?? [],
     dnsSearch: host.DnsSearch ?? [],

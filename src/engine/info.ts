@@ -79,7 +79,8 @@ export async function systemInfo(engine: Engine): Promise<Record<string, unknown
     ContainerdCommit: noCommit,
     RuncCommit: noCommit,
     InitCommit: noCommit,
-    SecurityOptions: [],
+    // Docker's words for its default seccomp profile, which every container and RUN step gets (runtime/seccomp.ts).
+    SecurityOptions: ['name=seccomp,profile=builtin'],
     Warnings: [],
   };
 }

@@ -2,6 +2,7 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { ContainerConfig } from '../oci/types.js';
+import { defaultSeccomp } from './seccomp.js';
 
 /** Docker's default capability set. */
 const DEFAULT_CAPABILITIES = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -56,6 +57,48 @@ export interface ProcessOptions {
   readonly privileged?: boolean;
   /** `--tmpfs PATH[:OPTIONS]`: a tmpfs there (Docker's options rw,noexec,nosuid,nodev unless given). */
   readonly tmpfs?: readonly string[];
+  /** `--security-opt`, read by securityOptions: Docker's seccomp filter unless turned off, and no-new-privileges. */
+  readonly security?: SecurityOptions;
+}
+
+/** What `--security-opt` asks for, of what kiln applies. */
+export interface SecurityOptions {
+  /** False for `seccomp=unconfined`: no seccomp filter (`--privileged` has none either). */
+  readonly seccomp: boolean;
+  readonly noNewPrivileges: boolean;
+}
+
+/** Go's strconv.ParseBool, which Docker reads no-new-privileges' value with. */
+const GO_BOOLEANS: Readonly<Record<string, boolean>> = { 1: true, t: true, T: true, true: true, TRUE: true, True: true, 0: false, f: false, F: false, false: false, FALSE: false, False: false };
+
+/**
+ * `--security-opt` values as Docker reads them (KEY=VALUE, or the older KEY:VALUE): `seccomp=unconfined`,
+ * `no-new-privileges[=BOOL]`, and `apparmor=unconfined` and `label=disable`, which ask for what holds
+ * anyway (kiln applies no AppArmor profile and no SELinux label). Anything else is refused, naming it.
+ */
+export function securityOptions(values: readonly string[]): SecurityOptions {
+  let seccomp = true;
+  let noNewPrivileges = false;
+  for (const value of values) {
+    const separator = value.includes('=') ? '=' : ':';
+    const at = value.indexOf(separator);
+    const key = at < 0 ? value : value.slice(0, at);
+    const setting = at < 0 ? undefined : value.slice(at + 1);
+    const refuse = (why: string): never => {
+      // A profile the docker CLI read from a file comes as its whole JSON: the start names it.
+      throw new KilnError('INVALID_ARGUMENT', `invalid --security-opt ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)}: ${why}`);
+    };
+    if (key === 'no-new-privileges') {
+      const parsed = setting === undefined ? true : GO_BOOLEANS[setting];
+      noNewPrivileges = parsed ?? refuse('no-new-privileges takes true or false');
+    } else if (key === 'seccomp') {
+      if (setting !== 'unconfined') refuse('kiln applies Docker\'s default seccomp profile or none (seccomp=unconfined); custom profiles are not supported');
+      seccomp = false;
+    } else if (!((key === 'apparmor' && setting === 'unconfined') || (key === 'label' && setting === 'disable'))) {
+      refuse(key === 'apparmor' || key === 'label' ? `kiln applies no ${key === 'apparmor' ? 'AppArmor profile' : 'SELinux label'}` : 'kiln knows seccomp=unconfined, no-new-privileges[=true|false], apparmor=unconfined and label=disable');
+    }
+  }
+  return { seccomp, noNewPrivileges };
 }
 
 /**
@@ -235,6 +278,8 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
   const user = resolveUser(rootfs, options.user ?? config.User ?? '');
   const { network } = options;
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(network === 'none' ? [{ type: 'network' }] : network === 'host' ? [] : [{ type: 'network', path: network.path }])];
+  const held = options.privileged ? allCapabilities() : capabilities(options.capAdd, options.capDrop);
+  const seccomp = !options.privileged && (options.security?.seccomp ?? true);
   return {
     ociVersion: '1.0.2',
     process: {
@@ -244,9 +289,9 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       args: commandLine(config, options),
       env: environment(config, options.env, options.hostname, user.home),
       cwd: options.workdir || config.WorkingDir || '/',
-      capabilities: Object.fromEntries(['bounding', 'effective', 'permitted'].map((k) => [k, options.privileged ? allCapabilities() : capabilities(options.capAdd, options.capDrop)])),
-      // As Docker's default: setuid programs (su, sudo, ping) work (--security-opt no-new-privileges is not offered).
-      noNewPrivileges: false,
+      capabilities: Object.fromEntries(['bounding', 'effective', 'permitted'].map((k) => [k, held])),
+      // As Docker's default: setuid programs (su, sudo, ping) work unless --security-opt no-new-privileges.
+      noNewPrivileges: options.security?.noNewPrivileges ?? false,
     },
     root: { path: rootfs, readonly: options.readOnly ?? false },
     hostname: options.hostname,
@@ -267,6 +312,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       namespaces,
       maskedPaths: options.privileged ? [] : MASKED_PATHS,
       readonlyPaths: options.privileged ? [] : READONLY_PATHS,
+      ...(seccomp ? { seccomp: defaultSeccomp(held) } : {}),
     },
   };
 }

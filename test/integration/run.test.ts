@@ -242,7 +242,7 @@ describe('detached containers with a terminal: run -d -t', { skip: cannotRun }, 
   });
 });
 
-describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged, --add-host', { skip: cannotRun }, () => {
+describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged, --security-opt, --add-host', { skip: cannotRun }, () => {
   it('applies them as Docker does, and refuses bad ones with the flag named', async () => {
     const { kiln } = await newKiln();
     await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));
@@ -254,6 +254,16 @@ describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged,
     // Every capability kiln may pass on: its own bounding set (a sandbox may lack some).
     const bounding = /^CapBnd:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
     assert.equal(await run(['--privileged', 'busybox:x', 'sh', '-c', 'grep ^CapEff /proc/self/status; grep " /sys " /proc/mounts | cut -d" " -f4 | cut -d, -f1']), `CapEff:\t${bounding}\nrw\n`);
+    // Docker's seccomp filter: unshare fails without CAP_SYS_ADMIN; the capability, seccomp=unconfined and --privileged let it through.
+    const unshare = ['busybox:x', 'sh', '-c', 'grep ^Seccomp: /proc/self/status; unshare -U true 2>&1 || echo refused'];
+    assert.equal(await run(unshare), 'Seccomp:\t2\nunshare: unshare(0x10000000): Operation not permitted\nrefused\n');
+    assert.equal(await run(['--cap-add', 'SYS_ADMIN', ...unshare]), 'Seccomp:\t2\n');
+    assert.equal(await run(['--security-opt', 'seccomp=unconfined', ...unshare]), 'Seccomp:\t0\n');
+    assert.equal(await run(['--privileged', ...unshare]), 'Seccomp:\t0\n');
+    assert.equal(await run(['--security-opt', 'no-new-privileges', 'busybox:x', 'grep', '^NoNewPrivs', '/proc/self/status']), 'NoNewPrivs:\t1\n');
+    await ok(kiln(['create', '--name', 'unconfined', '--security-opt', 'seccomp=unconfined', 'busybox:x', 'true']));
+    assert.equal((await ok(kiln(['inspect', '-f', '{{json .HostConfig.SecurityOpt}}', 'unconfined']))).stdout, '["seccomp=unconfined"]\n');
+    await ok(kiln(['rm', 'unconfined']));
     const readOnly = await run(['--read-only', '--tmpfs', '/scratch', '--tmpfs', '/sized:size=1m', 'busybox:x', 'sh', '-c', 'touch /x 2>/dev/null || echo root-read-only; touch /scratch/y && echo tmpfs-writable; grep -E " /(scratch|sized) " /proc/mounts | cut -d" " -f2-4']);
     assert.match(readOnly, /^root-read-only\ntmpfs-writable\n\/scratch tmpfs rw,nosuid,nodev,noexec.*\n\/sized tmpfs rw,nosuid,nodev,noexec,.*size=1024k/);
     assert.equal(await run(['--add-host', 'db:10.1.2.3', '--add-host', 'six=[::1]', 'busybox:x', 'tail', '-n', '2', '/etc/hosts']), '10.1.2.3\tdb\n::1\tsix\n');
@@ -261,6 +271,7 @@ describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged,
       [['--cap-add', 'FLY'], /invalid --cap-add: unknown capability: "CAP_FLY"/],
       [['--add-host', 'db:not-an-ip'], /invalid --add-host "db:not-an-ip": use HOST:IP/],
       [['--tmpfs', 'relative'], /invalid --tmpfs "relative"/],
+      [['--security-opt', 'seccomp=/etc/profile.json'], /invalid --security-opt "seccomp=\/etc\/profile.json": kiln applies Docker's default seccomp profile or none/],
     ] as const) {
       const result = await kiln(['run', '--rm', ...args, 'busybox:x', 'true']);
       assert.notEqual(result.code, 0);

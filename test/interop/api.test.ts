@@ -221,6 +221,10 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     // Host settings kiln applies, and a warning (which the docker CLI prints) for one it does not.
     const limited = await docker(['run', '--rm', '--read-only', '--tmpfs', '/t', '--cap-drop', 'ALL', '--cap-add', 'KILL', '--add-host', 'db:10.9.8.7', 'busybox:lab', 'sh', '-c', 'touch /x 2>/dev/null || echo ro; touch /t/y && echo tmp; grep ^CapEff /proc/self/status; tail -n 1 /etc/hosts']);
     assert.equal(limited.stdout, 'ro\ntmp\nCapEff:\t0000000000000020\n10.9.8.7\tdb\n');
+    // Docker's seccomp profile, as docker info names it, unless HostConfig.SecurityOpt turns it off.
+    assert.equal((await docker(['info', '--format', '{{json .SecurityOptions}}'])).stdout, '["name=seccomp,profile=builtin"]\n');
+    assert.equal((await docker(['run', '--rm', 'busybox:lab', 'grep', '^Seccomp:', '/proc/self/status'])).stdout, 'Seccomp:\t2\n');
+    assert.equal((await docker(['run', '--rm', '--security-opt', 'seccomp=unconfined', 'busybox:lab', 'grep', '^Seccomp:', '/proc/self/status'])).stdout, 'Seccomp:\t0\n');
     assert.match((await docker(['run', '--rm', '-p', '8080:80', '--memory', '64m', 'busybox:lab', 'true'])).stderr, /WARNING: kiln ignores HostConfig\.PortBindings: containers share the host network[^\n]*\n(.*\n)*WARNING: kiln ignores HostConfig\.Memory/);
     await docker(['run', '--name', 'api-changed', 'busybox:lab', 'sh', '-c', 'echo changed > /changed']);
     const committed = (await docker(['commit', '-c', 'CMD ["cat", "/changed"]', '-m', 'via the API', 'api-changed', 'api-committed:1'])).stdout.trim();

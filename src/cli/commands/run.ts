@@ -37,6 +37,7 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   dnsOption?: string[];
   readOnly?: boolean;
   capAdd?: string[];
+  securityOpt?: string[];
   capDrop?: string[];
   privileged?: boolean;
   addHost?: string[];
@@ -85,7 +86,8 @@ function addContainerFlags(command: Command): Command {
     .option('--tmpfs <path[:options]>', 'mount a tmpfs directory', collect)
     .option('--cap-add <capability>', 'add Linux capabilities', collect)
     .option('--cap-drop <capability>', 'drop Linux capabilities', collect)
-    .option('--privileged', 'give extended privileges to this container (every capability; host devices are not passed in)')
+    .option('--privileged', 'give extended privileges to this container (every capability, no seccomp filter; host devices are not passed in)')
+    .option('--security-opt <option>', 'security options: seccomp=unconfined, no-new-privileges[=true|false]', collect)
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
     .option('--insecure-registry <host>', INSECURE_HELP, collect);
@@ -123,6 +125,7 @@ async function containerRequest(image: string, command: readonly string[], flags
     capAdd: flags.capAdd ?? [],
     capDrop: flags.capDrop ?? [],
     privileged: flags.privileged ?? false,
+    securityOpt: flags.securityOpt ?? [],
     ...(flags.stopSignal ? { stopSignal: flags.stopSignal } : {}),
     autoRemove: flags.rm ?? false,
   };

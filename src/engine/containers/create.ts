@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { KilnError } from '../../errors.js';
 import { logFile } from '../../runtime/logs.js';
 import { makeStdinPipe, type RuntimeName } from '../../runtime/runtime.js';
-import { type ConsoleSize, capabilities, commandLine } from '../../runtime/spec.js';
+import { type ConsoleSize, capabilities, commandLine, securityOptions } from '../../runtime/spec.js';
 import type { Driver } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
@@ -45,6 +45,7 @@ export interface ContainerRequest {
   readonly capAdd?: readonly string[];
   readonly capDrop?: readonly string[];
   readonly privileged?: boolean;
+  readonly securityOpt?: readonly string[];
   readonly extraHosts?: readonly string[];
   readonly dns?: readonly string[];
   readonly dnsSearch?: readonly string[];
@@ -103,7 +104,9 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
     const entrypoint = request.entrypoint?.length === 1 && request.entrypoint[0] === '' ? [] : request.entrypoint;
     const cmd = request.cmd ?? [];
     const command = commandLine(config, { ...(entrypoint !== undefined ? { entrypoint: entrypoint[0] ?? '' } : {}), cmd: [...(entrypoint?.slice(1) ?? []), ...cmd] });
-    capabilities(request.capAdd, request.capDrop); // unknown names are refused now, not at start
+    // Unknown capabilities and security options are refused now, not at start.
+    capabilities(request.capAdd, request.capDrop);
+    securityOptions(request.securityOpt ?? []);
     for (const entry of request.extraHosts ?? []) parseExtraHost(entry);
     const binds = (request.binds ?? []).map(parseBind);
     const requested: MountSetting[] = [];
@@ -135,6 +138,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       capAdd: request.capAdd ?? [],
       capDrop: request.capDrop ?? [],
       privileged: request.privileged ?? false,
+      securityOpt: request.securityOpt ?? [],
       extraHosts: request.extraHosts ?? [],
       dns: request.dns ?? [],
       dnsSearch: request.dnsSearch ?? [],

@@ -101,7 +101,7 @@ function hostConfigJson(settings: ContainerSettings): Record<string, unknown> {
     Privileged: settings.privileged,
     PublishAllPorts: settings.publishAllPorts,
     ReadonlyRootfs: settings.readOnly,
-    SecurityOpt: null,
+    SecurityOpt: none(settings.securityOpt),
     ...(settings.tmpfs.length > 0 ? { Tmpfs: tmpfs } : {}),
     UTSMode: '',
     UsernsMode: '',

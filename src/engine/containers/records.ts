@@ -76,6 +76,8 @@ export interface ContainerSettings {
   readonly capAdd: readonly string[];
   readonly capDrop: readonly string[];
   readonly privileged: boolean;
+  /** `--security-opt` as given (see runtime/spec.ts's securityOptions). */
+  readonly securityOpt: readonly string[];
   readonly extraHosts: readonly string[];
   readonly dns: readonly string[];
   readonly dnsSearch: readonly string[];
@@ -112,6 +114,7 @@ function defaultSettings(row: ContainerRow): ContainerSettings {
     capAdd: [],
     capDrop: [],
     privileged: false,
+    securityOpt: [],
     extraHosts: [],
     dns: [],
     dnsSearch: [],

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { KilnError } from '../../errors.js';
 import type { ContainerRow } from '../../meta/db.js';
 import { type RuntimeName, prepareRuntime, runBundle, stdinOf } from '../../runtime/runtime.js';
-import { runtimeSpec } from '../../runtime/spec.js';
+import { runtimeSpec, securityOptions } from '../../runtime/spec.js';
 import { mount, unmount, unmountStale } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
@@ -109,6 +109,7 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
       capAdd: settings.capAdd,
       capDrop: settings.capDrop,
       privileged: settings.privileged,
+      security: securityOptions(settings.securityOpt),
       tmpfs: settings.tmpfs,
     });
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
