@@ -2,7 +2,7 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { ContainerConfig } from '../oci/types.js';
-import { defaultSeccomp } from './seccomp.js';
+import { type DockerSeccompProfile, customSeccomp, defaultSeccomp, seccompProfile } from './seccomp.js';
 
 /** Docker's default capability set. */
 const DEFAULT_CAPABILITIES = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -63,8 +63,8 @@ export interface ProcessOptions {
 
 /** What `--security-opt` asks for, of what kiln applies. */
 export interface SecurityOptions {
-  /** False for `seccomp=unconfined`: no seccomp filter (`--privileged` has none either). */
-  readonly seccomp: boolean;
+  /** Docker's default profile (runtime/seccomp.ts), none (`seccomp=unconfined`; `--privileged` has none either), or a profile in Docker's format. */
+  readonly seccomp: 'default' | 'unconfined' | DockerSeccompProfile;
   readonly noNewPrivileges: boolean;
 }
 
@@ -73,11 +73,12 @@ const GO_BOOLEANS: Readonly<Record<string, boolean>> = { 1: true, t: true, T: tr
 
 /**
  * `--security-opt` values as Docker reads them (KEY=VALUE, or the older KEY:VALUE): `seccomp=unconfined`,
- * `no-new-privileges[=BOOL]`, and `apparmor=unconfined` and `label=disable`, which ask for what holds
+ * `seccomp=builtin` (the default), `seccomp=JSON` (a profile in Docker's format, as the docker CLI sends a
+ * file's: see the run command's `securityOptFiles`), `no-new-privileges[=BOOL]`, and `apparmor=unconfined` and `label=disable`, which ask for what holds
  * anyway (kiln applies no AppArmor profile and no SELinux label). Anything else is refused, naming it.
  */
 export function securityOptions(values: readonly string[]): SecurityOptions {
-  let seccomp = true;
+  let seccomp: SecurityOptions['seccomp'] = 'default';
   let noNewPrivileges = false;
   for (const value of values) {
     const separator = value.includes('=') ? '=' : ':';
@@ -92,10 +93,16 @@ export function securityOptions(values: readonly string[]): SecurityOptions {
       const parsed = setting === undefined ? true : GO_BOOLEANS[setting];
       noNewPrivileges = parsed ?? refuse('no-new-privileges takes true or false');
     } else if (key === 'seccomp') {
-      if (setting !== 'unconfined') refuse('kiln applies Docker\'s default seccomp profile or none (seccomp=unconfined); custom profiles are not supported');
-      seccomp = false;
+      if (setting === 'unconfined' || setting === 'builtin') seccomp = setting === 'builtin' ? 'default' : setting;
+      else if (setting?.startsWith('{')) {
+        try {
+          seccomp = seccompProfile(setting);
+        } catch (err) {
+          refuse((err as Error).message);
+        }
+      } else refuse('give seccomp=unconfined, seccomp=builtin, or a profile in Docker\'s JSON format (kiln run and docker run read a FILE given there)');
     } else if (!((key === 'apparmor' && setting === 'unconfined') || (key === 'label' && setting === 'disable'))) {
-      refuse(key === 'apparmor' || key === 'label' ? `kiln applies no ${key === 'apparmor' ? 'AppArmor profile' : 'SELinux label'}` : 'kiln knows seccomp=unconfined, no-new-privileges[=true|false], apparmor=unconfined and label=disable');
+      refuse(key === 'apparmor' || key === 'label' ? `kiln applies no ${key === 'apparmor' ? 'AppArmor profile' : 'SELinux label'}` : 'kiln knows seccomp=unconfined|builtin|PROFILE, no-new-privileges[=true|false], apparmor=unconfined and label=disable');
     }
   }
   return { seccomp, noNewPrivileges };
@@ -279,7 +286,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
   const { network } = options;
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(network === 'none' ? [{ type: 'network' }] : network === 'host' ? [] : [{ type: 'network', path: network.path }])];
   const held = options.privileged ? allCapabilities() : capabilities(options.capAdd, options.capDrop);
-  const seccomp = !options.privileged && (options.security?.seccomp ?? true);
+  const seccomp = options.privileged ? 'unconfined' : (options.security?.seccomp ?? 'default');
   return {
     ociVersion: '1.0.2',
     process: {
@@ -312,7 +319,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       namespaces,
       maskedPaths: options.privileged ? [] : MASKED_PATHS,
       readonlyPaths: options.privileged ? [] : READONLY_PATHS,
-      ...(seccomp ? { seccomp: defaultSeccomp(held) } : {}),
+      ...(seccomp === 'unconfined' ? {} : { seccomp: seccomp === 'default' ? defaultSeccomp(held) : customSeccomp(seccomp, held) }),
     },
   };
 }

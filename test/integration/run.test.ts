@@ -264,6 +264,10 @@ describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged,
     await ok(kiln(['create', '--name', 'unconfined', '--security-opt', 'seccomp=unconfined', 'busybox:x', 'true']));
     assert.equal((await ok(kiln(['inspect', '-f', '{{json .HostConfig.SecurityOpt}}', 'unconfined']))).stdout, '["seccomp=unconfined"]\n');
     await ok(kiln(['rm', 'unconfined']));
+    // A profile of one's own, in Docker's format, from its file.
+    const profile = join(await tempDir(), 'no-mkdir.json');
+    await writeFile(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] }, null, 2));
+    assert.equal(await run(['--security-opt', `seccomp=${profile}`, 'busybox:x', 'sh', '-c', 'mkdir /made 2>&1 || echo refused; unshare -U true && echo unshared']), "mkdir: can't create directory '/made': Operation not permitted\nrefused\nunshared\n");
     const readOnly = await run(['--read-only', '--tmpfs', '/scratch', '--tmpfs', '/sized:size=1m', 'busybox:x', 'sh', '-c', 'touch /x 2>/dev/null || echo root-read-only; touch /scratch/y && echo tmpfs-writable; grep -E " /(scratch|sized) " /proc/mounts | cut -d" " -f2-4']);
     assert.match(readOnly, /^root-read-only\ntmpfs-writable\n\/scratch tmpfs rw,nosuid,nodev,noexec.*\n\/sized tmpfs rw,nosuid,nodev,noexec,.*size=1024k/);
     assert.equal(await run(['--add-host', 'db:10.1.2.3', '--add-host', 'six=[::1]', 'busybox:x', 'tail', '-n', '2', '/etc/hosts']), '10.1.2.3\tdb\n::1\tsix\n');
@@ -271,7 +275,8 @@ describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged,
       [['--cap-add', 'FLY'], /invalid --cap-add: unknown capability: "CAP_FLY"/],
       [['--add-host', 'db:not-an-ip'], /invalid --add-host "db:not-an-ip": use HOST:IP/],
       [['--tmpfs', 'relative'], /invalid --tmpfs "relative"/],
-      [['--security-opt', 'seccomp=/etc/profile.json'], /invalid --security-opt "seccomp=\/etc\/profile.json": kiln applies Docker's default seccomp profile or none/],
+      [['--security-opt', 'seccomp=/nonexistent/profile.json'], /opening seccomp profile \(\/nonexistent\/profile.json\) failed: ENOENT/],
+      [['--security-opt', 'seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":{}}'], /invalid --security-opt "seccomp=\{.*": the seccomp profile has syscalls that are not a list/],
     ] as const) {
       const result = await kiln(['run', '--rm', ...args, 'busybox:x', 'true']);
       assert.notEqual(result.code, 0);

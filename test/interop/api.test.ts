@@ -225,6 +225,8 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await docker(['info', '--format', '{{json .SecurityOptions}}'])).stdout, '["name=seccomp,profile=builtin"]\n');
     assert.equal((await docker(['run', '--rm', 'busybox:lab', 'grep', '^Seccomp:', '/proc/self/status'])).stdout, 'Seccomp:\t2\n');
     assert.equal((await docker(['run', '--rm', '--security-opt', 'seccomp=unconfined', 'busybox:lab', 'grep', '^Seccomp:', '/proc/self/status'])).stdout, 'Seccomp:\t0\n');
+    await writeFile(join(dir, 'no-mkdir.json'), JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] }));
+    assert.equal((await docker(['run', '--rm', '--security-opt', `seccomp=${join(dir, 'no-mkdir.json')}`, 'busybox:lab', 'sh', '-c', 'mkdir /made 2>/dev/null || echo refused'])).stdout, 'refused\n');
     assert.match((await docker(['run', '--rm', '-p', '8080:80', '--memory', '64m', 'busybox:lab', 'true'])).stderr, /WARNING: kiln ignores HostConfig\.PortBindings: containers share the host network[^\n]*\n(.*\n)*WARNING: kiln ignores HostConfig\.Memory/);
     await docker(['run', '--name', 'api-changed', 'busybox:lab', 'sh', '-c', 'echo changed > /changed']);
     const committed = (await docker(['commit', '-c', 'CMD ["cat", "/changed"]', '-m', 'via the API', 'api-changed', 'api-committed:1'])).stdout.trim();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { defaultSeccomp } from '../../src/runtime/seccomp.js';
+import { customSeccomp, defaultSeccomp, seccompProfile } from '../../src/runtime/seccomp.js';
 import { runtimeSpec, securityOptions } from '../../src/runtime/spec.js';
 
 interface Rule {
@@ -51,16 +51,54 @@ describe('seccomp: Docker\'s default profile\'s effect', () => {
     assert.ok(spec({}).linux.seccomp);
     assert.equal(spec({ privileged: true }).linux.seccomp, undefined);
     assert.equal(spec({ security: securityOptions(['seccomp=unconfined']) }).linux.seccomp, undefined);
+    assert.deepEqual(spec({ security: securityOptions(['seccomp={"defaultAction":"SCMP_ACT_LOG"}']) }).linux.seccomp, { defaultAction: 'SCMP_ACT_LOG', syscalls: [] });
+    assert.equal(spec({ privileged: true, security: securityOptions(['seccomp={"defaultAction":"SCMP_ACT_LOG"}']) }).linux.seccomp, undefined);
     assert.equal(spec({}).process.noNewPrivileges, false);
     assert.equal(spec({ security: securityOptions(['no-new-privileges']) }).process.noNewPrivileges, true);
   });
 
+  it('makes a profile in Docker\'s format into the spec\'s as dockerd does: archMap, includes and excludes', () => {
+    const arch = process.arch === 'arm64' ? ['SCMP_ARCH_AARCH64', 'arm64'] : ['SCMP_ARCH_X86_64', 'amd64'];
+    const profile = seccompProfile(
+      JSON.stringify({
+        defaultAction: 'SCMP_ACT_ERRNO',
+        defaultErrnoRet: 1,
+        archMap: [
+          { architecture: arch[0], subArchitectures: ['SCMP_ARCH_SUB'] },
+          { architecture: 'SCMP_ARCH_ELSEWHERE', subArchitectures: [] },
+        ],
+        syscalls: [
+          { names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' },
+          { name: 'old-form', action: 'SCMP_ACT_ALLOW' },
+          { names: ['mount'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] } },
+          { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 8, op: 'SCMP_CMP_EQ' }] },
+          { names: ['here'], action: 'SCMP_ACT_ALLOW', includes: { arches: [arch[1]], minKernel: '2.6' } },
+          { names: ['too-new'], action: 'SCMP_ACT_ALLOW', includes: { minKernel: '999.0' } },
+          { names: ['not-here'], action: 'SCMP_ACT_ALLOW', excludes: { arches: [arch[1]] } },
+          { names: ['not-for-admin'], action: 'SCMP_ACT_ERRNO', errnoRet: 38, excludes: { caps: ['CAP_SYS_ADMIN'] } },
+        ],
+      }),
+    );
+    const spec = (caps: readonly string[]) => customSeccomp(profile, caps) as { architectures: string[]; defaultErrnoRet: number; syscalls: Rule[] };
+    const plain = spec(DOCKER_DEFAULT_CAPS);
+    assert.deepEqual(plain.architectures, [arch[0], 'SCMP_ARCH_SUB']);
+    assert.equal(plain.defaultErrnoRet, 1);
+    assert.deepEqual(plain.syscalls.map((rule) => rule.names.join(',')), ['read,write', 'old-form', 'personality', 'here', 'not-for-admin']);
+    assert.deepEqual(plain.syscalls[2], { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 8, valueTwo: 0, op: 'SCMP_CMP_EQ' }] });
+    assert.deepEqual(spec([...DOCKER_DEFAULT_CAPS, 'CAP_SYS_ADMIN']).syscalls.map((rule) => rule.names.join(',')), ['read,write', 'old-form', 'mount', 'personality', 'here']);
+  });
+
   it('reads --security-opt as Docker does, and refuses what kiln cannot apply, naming it', () => {
-    assert.deepEqual(securityOptions([]), { seccomp: true, noNewPrivileges: false });
-    assert.deepEqual(securityOptions(['seccomp:unconfined', 'no-new-privileges=true', 'apparmor=unconfined', 'label=disable']), { seccomp: false, noNewPrivileges: true });
-    assert.deepEqual(securityOptions(['no-new-privileges', 'no-new-privileges:false']), { seccomp: true, noNewPrivileges: false });
+    assert.deepEqual(securityOptions([]), { seccomp: 'default', noNewPrivileges: false });
+    assert.deepEqual(securityOptions(['seccomp:unconfined', 'no-new-privileges=true', 'apparmor=unconfined', 'label=disable']), { seccomp: 'unconfined', noNewPrivileges: true });
+    assert.deepEqual(securityOptions(['seccomp=unconfined', 'seccomp=builtin', 'no-new-privileges', 'no-new-privileges:false']), { seccomp: 'default', noNewPrivileges: false });
+    assert.deepEqual(securityOptions(['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']).seccomp, { defaultAction: 'SCMP_ACT_ALLOW' });
     for (const [value, message] of [
-      ['seccomp=/etc/profile.json', /invalid --security-opt "seccomp=\/etc\/profile.json": .*custom profiles are not supported/],
+      ['seccomp=/etc/profile.json', /invalid --security-opt "seccomp=\/etc\/profile.json": give seccomp=unconfined, seccomp=builtin, or a profile/],
+      ['seccomp={"defaultAction":"SCMP_ACT_MAYBE"}', /the seccomp profile has defaultAction "SCMP_ACT_MAYBE", which is none of SCMP_ACT_KILL/],
+      ['seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_ABOUT"}]}]}', /syscalls\[0\] has args that are not \{index, value, valueTwo, op\}/],
+      ['seccomp={"defaultAction":', /the seccomp profile is not JSON/],
+      ['seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ALLOW","includes":{"caps":"CAP_SYS_ADMIN"}}]}', /syscalls\[0\] has includes that are not \{caps, arches, minKernel\}/],
       ['no-new-privileges=maybe', /no-new-privileges takes true or false/],
       ['apparmor=docker-default', /kiln applies no AppArmor profile/],
       ['label=type:svirt_t', /kiln applies no SELinux label/],

@@ -53,6 +53,27 @@ async function envFile(path: string): Promise<string[]> {
   return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 }
 
+/**
+ * `--security-opt` as the docker CLI sends it: a seccomp profile named by its file goes as the file's JSON,
+ * compacted (the engine, like dockerd, reads profiles, not paths).
+ */
+async function securityOptFiles(values: readonly string[]): Promise<string[]> {
+  return Promise.all(
+    values.map(async (value) => {
+      const file = /^seccomp[=:](.*)$/s.exec(value)?.[1];
+      if (file === undefined || file === 'unconfined' || file === 'builtin' || file.startsWith('{')) return value;
+      const text = await readFile(file, 'utf8').catch((err: Error) => {
+        throw new KilnError('INVALID_ARGUMENT', `opening seccomp profile (${file}) failed: ${err.message}`);
+      });
+      try {
+        return `seccomp=${JSON.stringify(JSON.parse(text))}`;
+      } catch (err) {
+        throw new KilnError('INVALID_ARGUMENT', `compacting json for seccomp profile (${file}) failed: ${(err as Error).message}`);
+      }
+    }),
+  );
+}
+
 /** The flags `create` and `run` share, as docker's. */
 function addContainerFlags(command: Command): Command {
   return addRuntimeFlags(command, 'the container')
@@ -87,7 +108,7 @@ function addContainerFlags(command: Command): Command {
     .option('--cap-add <capability>', 'add Linux capabilities', collect)
     .option('--cap-drop <capability>', 'drop Linux capabilities', collect)
     .option('--privileged', 'give extended privileges to this container (every capability, no seccomp filter; host devices are not passed in)')
-    .option('--security-opt <option>', 'security options: seccomp=unconfined, no-new-privileges[=true|false]', collect)
+    .option('--security-opt <option>', 'security options: seccomp=unconfined|builtin|PROFILE-FILE, no-new-privileges[=true|false]', collect)
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
     .option('--insecure-registry <host>', INSECURE_HELP, collect);
@@ -125,7 +146,7 @@ async function containerRequest(image: string, command: readonly string[], flags
     capAdd: flags.capAdd ?? [],
     capDrop: flags.capDrop ?? [],
     privileged: flags.privileged ?? false,
-    securityOpt: flags.securityOpt ?? [],
+    securityOpt: await securityOptFiles(flags.securityOpt ?? []),
     ...(flags.stopSignal ? { stopSignal: flags.stopSignal } : {}),
     autoRemove: flags.rm ?? false,
   };
