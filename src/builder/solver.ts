@@ -12,7 +12,7 @@ import { KilnError } from '../errors.js';
 import { type Image, type Layer, chainIds } from '../image/image.js';
 import { appendLayers, historyEntry, imageOf, setConfig, squash } from '../image/mutate.js';
 import { applyLayer } from '../layer/apply.js';
-import { overlayLayerEntries, treeLayerEntries } from '../layer/diff.js';
+import { overlayLayerEntries, removeMountStubs, treeLayerEntries } from '../layer/diff.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
 import { type Digest, sha256 } from '../oci/digest.js';
@@ -545,6 +545,7 @@ export class Solver {
           });
         }
       });
+      if (operation.kind === 'exec') removeMountStubs(upper, snapshots.driver === 'overlay' ? lowers : top ? [snapshots.dir(top)] : []);
       const changes = made ? made() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, lowers) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
       const { layer, stored } = await this.stepLayer(writeTar(clampTimes(changes, this.options.epoch)), what);

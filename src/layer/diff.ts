@@ -1,4 +1,4 @@
-import { type Stats, createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { type Stats, createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout.js';
@@ -49,6 +49,19 @@ interface UpperEntry {
  * or a commit.
  */
 export const MOUNT_POINTS: ReadonlySet<string> = new Set(['etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
+
+/**
+ * Removes from a build step's writable tree the mount points its runtime made (MOUNT_POINTS, empty files
+ * where the trees `below` had none), once the step's container is gone: the step's snapshot then holds
+ * what its layer does, for a later COPY --from or `-o` that reads it (BuildKit's hold no such files).
+ */
+export function removeMountStubs(tree: string, below: readonly string[]): void {
+  for (const path of MOUNT_POINTS) {
+    const st = lstatSync(join(tree, path), { throwIfNoEntry: false });
+    if (!st?.isFile() || st.size !== 0 || below.some((dir) => lstatSync(join(dir, path), { throwIfNoEntry: false }) !== undefined)) continue;
+    unlinkSync(join(tree, path)); // three entries at most: no round trip to the thread pool
+  }
+}
 
 /** True when `lowers` (nearest first) show `rel` as a directory with the same mode and owner, or not at all. */
 function sameOrAbsentBelow(lowers: readonly string[], rel: string, st: Stats): boolean {

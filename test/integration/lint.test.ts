@@ -278,6 +278,7 @@ describe('kiln build --check and the build checks of kiln build', { skip: needsR
     'target-arch-global': ['2:DL3006'],
     'copy-from-image-directory': ['1:DL3006', '2:DL3022'],
     'copy-from-stage-with-chown': ['1:DL3006', '3:DL3006'],
+    'copy-from-stage-after-run-etc': ['1:DL3006', '3:DL3006'],
     'multi-stage-three': ['1:DL3006', '3:DL3006', '5:DL3006'],
     'stage-name-any-case': ['1:DL3006', '1:StageNameCasing'],
     'add-gzip-not-tar': ['1:DL3006', '2:DL3020'],
