@@ -259,6 +259,16 @@ export class Solver {
     }
   }
 
+  /** Runs `consume` on `imageId`'s filesystem (a view of it, gone after; read it only): `-o/--output`. */
+  async withTree<T>(imageId: Digest, consume: (root: string) => Promise<T>): Promise<T> {
+    const cleanups: (() => Promise<void>)[] = [];
+    try {
+      return await consume(await this.viewOf(imageId, cleanups));
+    } finally {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+    }
+  }
+
   /** The external image a stage's chain of bases starts from (undefined for scratch). */
   private async baseOf(index: number): Promise<Digest | undefined> {
     const plan = this.plan.stages.find((s) => s.index === index);

@@ -1,4 +1,4 @@
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildRecord, sameBuildRecord, targetBase } from '../builder/attribution.js';
 import { BuildContext, contextRoot } from '../builder/context.js';
@@ -20,6 +20,16 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Engine } from './engine.js';
 import { openSnapshotter, unpackImage } from './snapshots.js';
 import { execFileAsync } from '../exec-file.js';
+import { applyLayer } from '../layer/apply.js';
+import { treeEntries } from '../layer/diff.js';
+import { writeTar } from '../layer/tar/writer.js';
+
+/**
+ * `-o/--output`: where the result's filesystem goes instead of a name in the store, as BuildKit's local
+ * exporter (a directory; every file the invoking user's, as the docker CLI writes them) and tar exporter
+ * (the files with their owners) give it.
+ */
+export type BuildOutput = { readonly type: 'local'; readonly dest: string } | { readonly type: 'tar'; readonly write: (tar: AsyncIterable<Uint8Array>) => Promise<void> };
 
 export interface BuildOptions {
   readonly contextDir: string;
@@ -62,6 +72,8 @@ export interface BuildOptions {
   readonly events: (event: BuildEvent) => void;
   /** Cancels the build (the API's client went away): see SolveOptions.signal. */
   readonly signal?: AbortSignal;
+  /** `-o/--output`: the result is written there, and neither tagged nor listed (its steps stay as the cache). */
+  readonly output?: BuildOutput;
 }
 
 export interface BuildResult {
@@ -198,6 +210,11 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     });
     const built = await solver.solve();
     const id = options.squash ? await solver.squash(built) : built;
+    const { output } = options;
+    if (output) {
+      await solver.withTree(id, (root) => exportTree(root, output));
+      return { id, warnings };
+    }
     // Which line made each history entry, for kiln analyze.
     const baseRef = targetBase(plan);
     const baseId = baseRef === undefined ? undefined : images.get(baseRef);
@@ -210,6 +227,14 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     for (const tag of options.tags) engine.tag(id, tag);
     return { id, warnings };
   });
+}
+
+/** Writes the filesystem at `root` to a build's output. */
+async function exportTree(root: string, output: BuildOutput): Promise<void> {
+  const tar = writeTar(treeEntries(root));
+  if (output.type === 'tar') return output.write(tar);
+  await mkdir(output.dest, { recursive: true, mode: 0o700 }); // as the docker CLI makes it; one that is there keeps its mode
+  await applyLayer(output.dest, tar, { whiteouts: 'delete', what: `the build's output ${output.dest}`, owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } });
 }
 
 /** The pid in the name of a build's work directory or view's mount point (`<pid>-…`; `view-<pid>-…`, `build-<pid>-…` from older kilns). */

@@ -222,3 +222,21 @@ export async function treeChanges(lower: string, upper: string): Promise<Change[
 export async function* treeLayerEntries(lower: string, upper: string): AsyncGenerator<TarInput> {
   yield* layerEntries((await treeDiff(lower, upper)).entries);
 }
+
+/**
+ * Every entry of the tree at `root` (not the root itself), each directory before what it holds, names in
+ * name order, hardlinks by inode: a filesystem as a tar (`kiln build -o`, as BuildKit's tar exporter).
+ */
+export async function* treeEntries(root: string): AsyncGenerator<TarInput> {
+  const entries: UpperEntry[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    for (const name of (await readdir(join(root, rel))).sort()) {
+      const path = rel ? `${rel}/${name}` : name;
+      const full = join(root, path);
+      entries.push({ rel: path, full, whiteout: false, opaque: false });
+      if ((await lstat(full)).isDirectory()) await visit(path);
+    }
+  };
+  await visit('');
+  yield* layerEntries(entries);
+}

@@ -11,6 +11,7 @@ import { newKiln, ok } from '../helpers/kiln.js';
 import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 import { BUILD_CASES, type BuildCase, writeContext } from '../helpers/build-cases.js';
+import { readEntries } from '../helpers/tar.js';
 
 const skip = isRoot ? ((await fixturesUnavailable('busybox-docker20-save.tar')) ?? false) : 'kiln build runs RUN steps in an OCI runtime over overlay mounts, which needs root';
 
@@ -403,6 +404,33 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     const context = await tempDir();
     await ok(kiln(['build', '-q', '-f', '-', '-t', 'stdin:1', context], 'FROM busybox\nRUN echo stdin > /stdin\n'));
     assert.equal(await fileText(kiln, 'stdin:1', '/stdin'), 'stdin\n');
+  });
+});
+
+describe('kiln build -o: the result\'s files instead of an image', { skip }, () => {
+  it('writes them where asked, names no image, and refuses outputs it cannot write, as the docker CLI words it', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'output', buildkit: false, dockerfile: 'FROM busybox AS build\nRUN mkdir /out && echo made > /out/made\nFROM scratch\nCOPY --from=build /out /\n' });
+    const out = await tempDir();
+    // -q prints the ID of the image named, and there is none: an empty line, as BuildKit's.
+    assert.equal((await ok(kiln(['build', '-q', '-t', 'not-named:1', '-o', join(out, 'dir'), context]))).stdout, '\n');
+    assert.equal(await readFile(join(out, 'dir', 'made'), 'utf8'), 'made\n');
+    assert.equal((await stat(join(out, 'dir'))).mode & 0o777, 0o700);
+    assert.match((await kiln(['inspect', 'not-named:1'])).stderr, /No such object: not-named:1/);
+    // `-` is a tar on stdout, and nothing else there.
+    const tar = await ok(kiln(['build', '-q', '-o', '-', context]));
+    assert.deepEqual((await readEntries([tar.stdoutBytes])).map((e) => `${e.header.path} ${e.body.toString()}`), ['made made\n']);
+    for (const [spec, message] of [
+      ['type=docker,dest=x.tar', /invalid --output "type=docker,dest=x.tar": the docker exporter is not supported/],
+      ['type=local', /dest is required for local output/],
+      ['dest=somewhere', /type is required for output/],
+      [`type=tar,dest=${out}`, /destination file is a directory/],
+    ] as const) {
+      const result = await kiln(['build', '-o', spec, context]);
+      assert.notEqual(result.code, 0, spec);
+      assert.match(result.stderr, message);
+    }
+    assert.match((await kiln(['build', '-o', join(out, 'a'), '-o', join(out, 'b'), context])).stderr, /currently only single export is supported/);
   });
 });
 

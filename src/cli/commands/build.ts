@@ -1,11 +1,12 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../builder/solver.js';
+import type { BuildOutput } from '../../engine/build.js';
 import { buildNetwork } from '../../engine/build-inputs.js';
 import { KilnError, readTextIfPresent } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { INSECURE_HELP, type Io, type RegistryFlags, collect, insecure, parseBool, print } from '../io.js';
+import { INSECURE_HELP, type Io, type RegistryFlags, collect, insecure, parseBool, print, writeFileAtomically } from '../io.js';
 import { type RuntimeFlags, addRuntimeFlags, checkPickedRuntimeFlags } from '../runtime-flags.js';
 
 interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
@@ -28,6 +29,45 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   squash?: boolean;
   timestamp?: string;
   check?: boolean;
+  output?: string[];
+}
+
+/**
+ * `-o/--output` as the docker CLI reads it: PATH (a directory), `-` (a tar on stdout), or CSV fields
+ * `type=local,dest=DIR` and `type=tar[,dest=FILE|-]`; one output at most.
+ */
+async function buildOutput(specs: readonly string[], io: Io): Promise<{ readonly output: BuildOutput; readonly toStdout: boolean } | undefined> {
+  if (specs.length > 1) throw new KilnError('INVALID_ARGUMENT', 'currently only single export is supported');
+  const spec = specs[0];
+  if (spec === undefined) return undefined;
+  const fields = new Map<string, string>();
+  if (spec.includes('=')) {
+    for (const field of spec.split(',')) {
+      const eq = field.indexOf('=');
+      if (eq < 0) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: invalid value ${field}`);
+      fields.set(field.slice(0, eq).toLowerCase(), field.slice(eq + 1));
+    }
+  } else {
+    fields.set('type', spec === '-' ? 'tar' : 'local').set('dest', spec);
+  }
+  const type = fields.get('type');
+  const dest = fields.get('dest');
+  if (!type) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: type is required for output`);
+  if (type === 'local') {
+    if (dest === undefined) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: dest is required for local output`);
+    return { output: { type, dest: resolve(dest) }, toStdout: false };
+  }
+  if (type !== 'tar') throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: the ${type} exporter is not supported: kiln build writes local (a directory) and tar outputs (for an image archive, build with -t and kiln save it)`);
+  if (dest === undefined || dest === '-') {
+    if (io.stdout.isTTY) throw new KilnError('INVALID_ARGUMENT', 'output file is required for tar exporter. refusing to write to console');
+    const write = async (tar: AsyncIterable<Uint8Array>): Promise<void> => {
+      const { pipeline } = await import('node:stream/promises'); // streams load only for this output
+      await pipeline(tar, io.stdout, { end: false });
+    };
+    return { output: { type, write }, toStdout: true };
+  }
+  if ((await stat(dest).catch(() => undefined))?.isDirectory()) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: destination file is a directory`);
+  return { output: { type, write: (tar) => writeFileAtomically(dest, tar) }, toStdout: false };
 }
 
 /** `KEY=value` → [KEY, value]; a bare `KEY` takes the value from kiln's environment, as docker does. */
@@ -197,6 +237,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--network <mode>', 'networking mode for RUN: default, none, host')
     .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
+    .option('-o, --output <spec>', 'write the result\'s files instead of an image: PATH or type=local,dest=DIR (a directory), - or type=tar[,dest=FILE] (a tar)', collect)
     .option('--check', 'run the lint rules on the Dockerfile the build would use (args and target resolved) and build nothing; exit 1 on findings')
     .action((path: string, flags: BuildFlags) =>
       withEngine(ctx, async (engine) => {
@@ -216,6 +257,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         const text = named === undefined ? await readStdin(ctx.io) : readTextIfPresent(named);
         const dockerfile = named === undefined ? { text: text ?? '' } : { path: named, ...(text !== undefined ? { text } : {}) };
         const quiet = flags.quiet === true || flags.progress === 'quiet';
+        const exported = await buildOutput(flags.output ?? [], ctx.io);
         // The build checks: `--check` runs every rule and stops; a build prints BuildKit's at its start.
         const { buildChecks } = await import('./lint.js');
         if (!(await buildChecks(ctx, engine, { path, dockerfile, buildArgs, target: flags.target, check: flags.check === true, quiet }))) return;
@@ -243,6 +285,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           registry: { insecureRegistries: insecure(flags) },
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
           events: progress.event,
+          ...(exported ? { output: exported.output } : {}),
         }).then(
           (done) => {
             progress.finish(true);
@@ -254,6 +297,11 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           },
         );
         for (const warning of result.warnings) ctx.io.stderr.write(`[Warning] ${warning}\n`);
+        if (exported) {
+          // As BuildKit: no image is named, so -q prints an empty ID (unless stdout took the tar).
+          if (quiet && !exported.toStdout) print(ctx.io, '');
+          return;
+        }
         if (flags.iidfile) await writeFile(flags.iidfile, result.id);
         if (quiet) print(ctx.io, result.id);
         else {
