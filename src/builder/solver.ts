@@ -12,7 +12,7 @@ import { KilnError } from '../errors.js';
 import { type Image, type Layer, chainIds } from '../image/image.js';
 import { appendLayers, historyEntry, imageOf, setConfig, squash } from '../image/mutate.js';
 import { applyLayer } from '../layer/apply.js';
-import { overlayLayerEntries, removeMountStubs, treeLayerEntries } from '../layer/diff.js';
+import { EMPTY_TREE, overlayLayerEntries, removeMountStubs, treeLayerEntries } from '../layer/diff.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
 import { type Digest, sha256 } from '../oci/digest.js';
@@ -134,7 +134,6 @@ function inlineCache(config: ImageConfig): InlineCacheEntry[] {
   return value.filter((e): e is InlineCacheEntry => typeof e === 'object' && e !== null && typeof (e as InlineCacheEntry).key === 'string' && Number.isInteger((e as InlineCacheEntry).layers) && Number.isInteger((e as InlineCacheEntry).history));
 }
 
-const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 const LOG_TAIL_LINES = 20;
 const MAX_KEPT_LOG = 64 << 20;
 /** The largest layer a step hashes in memory and writes beside the next steps (see stepLayer). */
@@ -655,7 +654,8 @@ export class Solver {
   /** A read-only view of a stage's or image's tree, unmounted and removed by the cleanups. */
   private async viewOf(imageId: Digest | undefined, cleanups: (() => Promise<void>)[]): Promise<string> {
     const { snapshots, store } = this.options;
-    const top = imageId ? await this.options.unpack(imageId) : undefined;
+    // An image of no layers (FROM scratch and config alone) has nothing to unpack.
+    const top = imageId && store.configOf(imageId).rootfs.diff_ids.length > 0 ? await this.options.unpack(imageId) : undefined;
     if (!top) return EMPTY_TREE;
     if (snapshots.driver === 'vfs') return snapshots.dir(top);
     const key = temporaryKey('view');

@@ -50,6 +50,9 @@ interface UpperEntry {
  */
 export const MOUNT_POINTS: ReadonlySet<string> = new Set(['etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
 
+/** The tree of an image with no layers: a path that names nothing, compared against and read as an empty tree. */
+export const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
+
 /**
  * Removes from a build step's writable tree the mount points its runtime made (MOUNT_POINTS, empty files
  * where the trees `below` had none), once the step's container is gone: the step's snapshot then holds
@@ -228,6 +231,7 @@ export async function* treeLayerEntries(lower: string, upper: string): AsyncGene
  * name order, hardlinks by inode: a filesystem as a tar (`kiln build -o`, as BuildKit's tar exporter).
  */
 export async function* treeEntries(root: string): AsyncGenerator<TarInput> {
+  if (root === EMPTY_TREE) return;
   const entries: UpperEntry[] = [];
   const visit = async (rel: string): Promise<void> => {
     for (const name of (await readdir(join(root, rel))).sort()) {

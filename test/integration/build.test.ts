@@ -417,6 +417,10 @@ describe('kiln build -o: the result\'s files instead of an image', { skip }, () 
     assert.equal(await readFile(join(out, 'dir', 'made'), 'utf8'), 'made\n');
     assert.equal((await stat(join(out, 'dir'))).mode & 0o777, 0o700);
     assert.match((await kiln(['inspect', 'not-named:1'])).stderr, /No such object: not-named:1/);
+    // An image with no layers writes an empty directory.
+    const empty = await writeContext({ name: 'output-empty', buildkit: false, dockerfile: 'FROM scratch\nLABEL nothing=here\n' });
+    await ok(kiln(['build', '-q', '-o', join(out, 'empty'), empty]));
+    assert.deepEqual(await readdir(join(out, 'empty')), []);
     // `-` is a tar on stdout, and nothing else there.
     const tar = await ok(kiln(['build', '-q', '-o', '-', context]));
     assert.deepEqual((await readEntries([tar.stdoutBytes])).map((e) => `${e.header.path} ${e.body.toString()}`), ['made made\n']);

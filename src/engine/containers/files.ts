@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { KilnError, storeWriteError } from '../../errors.js';
 import { applyChanges } from '../../builder/changes.js';
 import { resolveInRoot } from '../../builder/ops.js';
-import { type Change, overlayChanges, overlayLayerEntries, treeChanges, treeLayerEntries } from '../../layer/diff.js';
+import { type Change, EMPTY_TREE, overlayChanges, overlayLayerEntries, treeChanges, treeLayerEntries } from '../../layer/diff.js';
 import { applyLayer } from '../../layer/apply.js';
 import { type Graft, tarDirectory, tarPath } from '../../layer/directory.js';
 import { writeTar } from '../../layer/tar/writer.js';
@@ -250,8 +250,6 @@ function changedEntries(dirs: ReturnType<typeof layerDirs>) {
   return treeLayerEntries(dirs.lowers[0] ?? EMPTY_TREE, dirs.upper);
 }
 
-/** A container on an image with no layers compares against nothing. */
-const EMPTY_TREE = '/nonexistent-kiln-empty-tree';
 
 /** What the container added (A), changed (C) and deleted (D) against its image. */
 async function changesOf({ driver, upper, lowers }: ReturnType<typeof layerDirs>): Promise<Change[]> {
