@@ -66,6 +66,7 @@ export async function buildRoute(call: Call, options: BuildRouteOptions): Promis
       secrets: new Map(),
       ...(query.get('platform') ? { platform: query.get('platform') ?? '' } : {}),
       ...(network ? { network } : {}),
+      extraHosts: query.getAll('extrahosts'),
       squash: flag(query, 'squash'),
       pull: flag(query, 'pull'),
       registry: { credentials },

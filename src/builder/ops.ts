@@ -572,8 +572,16 @@ export interface ExecInput {
   readonly cacheDir: (mount: ResolvedMount) => Promise<string>;
   readonly secrets: ReadonlyMap<string, string>;
   readonly output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** `--add-host`: more lines of the step's /etc/hosts. */
+  readonly extraHosts: readonly ExtraHost[];
   /** Aborted when the build is cancelled: the step's container is killed. */
   readonly signal?: AbortSignal;
+}
+
+/** A host name and its address, for /etc/hosts (`--add-host HOST:IP`). */
+export interface ExtraHost {
+  readonly host: string;
+  readonly address: string;
 }
 
 /** The id of a secret mount (`--mount=type=secret`): its own, else its target's file name, as BuildKit has it. */
@@ -602,7 +610,8 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
   mkdirSync(bundle, { recursive: true });
   const files = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
   const hostname = 'buildkitsandbox';
-  writeFileSync(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+  // BuildKit's /etc/hosts of a RUN step, with --add-host's lines after.
+  writeFileSync(files.hosts, `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n${input.extraHosts.map((h) => `${h.address}\t${h.host}\n`).join('')}`);
   writeFileSync(files.resolvConf, op.network === 'none' ? '' : hostResolvConf());
   writeFileSync(files.hostname, `${hostname}\n`);
   const extraMounts: { destination: string; type: string; source: string; options: string[] }[] = [];

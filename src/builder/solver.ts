@@ -26,7 +26,7 @@ import { guardUndo, shellQuote } from '../runtime/guard.js';
 import { type MountSpec, type Snapshotter, entryInLayers, mount, temporaryKey, unmount } from '../snapshot/snapshotter.js';
 import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
-import { type CopyInput, DirectorySource, type SourceTree, copyAsLayer, mkdirAsLayer, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
+import { type CopyInput, DirectorySource, type ExtraHost, type SourceTree, copyAsLayer, mkdirAsLayer, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
 import { SecretMask } from './secret-mask.js';
 import { cacheMountsOf } from './cache-mounts.js';
 import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
@@ -61,6 +61,8 @@ export interface SolveOptions {
   readonly epoch?: number;
   /** The network of RUN steps that do not choose one. */
   readonly defaultNetwork: 'none' | 'host';
+  /** `--add-host`: lines of every RUN step's /etc/hosts, which its cache key counts (as BuildKit's op does). */
+  readonly extraHosts?: readonly ExtraHost[];
   readonly events: (event: BuildEvent) => void;
   /** Cancels the build: no step starts after it is aborted, and a running RUN's container is killed. */
   readonly signal?: AbortSignal;
@@ -344,7 +346,8 @@ export class Solver {
     const what = `${step.location.file}:${step.location.startLine}: ${step.location.original}`;
     // The key chains the previous step's key, not its image ID: it stays the same when a step was taken
     // from another image's inline cache, and does not depend on when a step ran.
-    const key = sha256(JSON.stringify({ parent: state.key, step: step.cacheDescriptor, content: await this.contentKey(step.operation, what) }));
+    const hosts = step.operation?.kind === 'exec' && this.options.extraHosts?.length ? { hosts: this.options.extraHosts } : {};
+    const key = sha256(JSON.stringify({ parent: state.key, step: step.cacheDescriptor, content: await this.contentKey(step.operation, what), ...hosts }));
     let reused: State | undefined;
     if (!this.options.noCache(plan.index)) {
       const cached = store.db.cachedImage(key);
@@ -549,6 +552,7 @@ export class Solver {
               return dir;
             },
             secrets: this.options.secrets,
+            extraHosts: this.options.extraHosts ?? [],
             output,
             ...(this.options.signal ? { signal: this.options.signal } : {}),
           });

@@ -55,6 +55,8 @@ export interface BuildOptions {
   readonly platform?: string;
   /** SOURCE_DATE_EPOCH / `--timestamp`, in seconds. */
   readonly epoch?: number;
+  /** `--add-host HOST:IP`: lines of every RUN step's /etc/hosts. */
+  readonly extraHosts?: readonly string[];
   /** `--network`: for RUN steps that do not say; `host` unless `none` is asked for. */
   readonly network?: 'none' | 'host';
   /** The runtime of RUN steps; by default crun where it runs as the host is, else runc (see buildRuntime). */
@@ -140,6 +142,8 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     if (parseReference(tag).digest) throw new KilnError('INVALID_ARGUMENT', `invalid tag ${JSON.stringify(tag)}: a build is tagged with a name, not a digest`);
   }
   const dockerfile = parseInstructions(text, file);
+  // Checked before any work; the parser loads only for a build that has them.
+  const extraHosts = options.extraHosts?.length ? options.extraHosts.map((await import('./networks.js')).parseExtraHost) : [];
   const planOptions: PlanOptions = {
     buildArgs: options.buildArgs,
     ...(options.target !== undefined ? { target: options.target } : {}),
@@ -204,6 +208,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       noCache: (stage) => options.noCache || noCacheStages.has(stage),
       ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
       defaultNetwork: options.network ?? 'host',
+      extraHosts,
       events: options.events,
       firstStepId: stepId,
       ...(options.signal ? { signal: options.signal } : {}),

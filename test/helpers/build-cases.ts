@@ -166,6 +166,8 @@ export const BUILD_CASES: readonly BuildCase[] = [
   { name: 'copy-under-user-makes-parents', buildkit: true, files: common, dockerfile: 'FROM busybox\nUSER 1000\nCOPY a.txt /u/v/\nCOPY dir /u/w\n' },
   // The files a RUN's runtime mounts over (/etc/hosts…) are not the stage's: a COPY --from does not take them.
   { name: 'copy-from-stage-after-run-etc', buildkit: true, files: common, dockerfile: 'FROM busybox AS a\nRUN echo x > /x\nFROM busybox\nCOPY --from=a /etc /etc2\n' },
+  // A RUN step's /etc/hosts, with --add-host's lines.
+  { name: 'run-etc-hosts-add-host', buildkit: true, files: common, args: ['--add-host', 'db.example:10.1.2.3', '--add-host', 'six:::1'], dockerfile: 'FROM busybox\nRUN cat /etc/hosts > /hosts\n' },
   // Docker's seccomp profile: a RUN without CAP_SYS_ADMIN makes no namespace.
   { name: 'run-seccomp-refuses-unshare', buildkit: true, files: common, dockerfile: 'FROM busybox\nRUN if unshare -U true 2> /unshare.err; then echo allowed; else echo refused; fi > /seccomp; grep ^Seccomp: /proc/self/status >> /seccomp\n' },
   { name: 'useradd-user-workdir-copy', buildkit: true, files: common, dockerfile: 'FROM busybox\nRUN echo bob:x:1500:1500::/home/bob:/bin/sh >> /etc/passwd && echo bob:x:1500: >> /etc/group && echo staff:x:50: >> /etc/group && mkdir -p /home/bob && chown 1500:1500 /home/bob\nUSER bob\nWORKDIR /home/bob/app\nCOPY --chown=bob:bob . .\nRUN stat -c "%A %U:%G %s %n" . .. ./* > listing.txt\n' },

@@ -218,6 +218,16 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal((cold.stderr.match(/CACHED/g) ?? []).length, 0);
   });
 
+  it('--add-host is a RUN step\'s cache key, as it is BuildKit\'s: a build without it runs the step again', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'add-host', buildkit: false, dockerfile: 'FROM busybox\nRUN grep -c db.example /etc/hosts > /count || true\n' });
+    await ok(kiln(['build', '-q', '--add-host', 'db.example:10.1.2.3', '-t', 'hosts:with', context]));
+    await ok(kiln(['build', '-q', '-t', 'hosts:without', context]));
+    assert.equal(await fileText(kiln, 'hosts:with', '/count'), '1\n');
+    assert.equal(await fileText(kiln, 'hosts:without', '/count'), '0\n');
+    assert.match((await kiln(['build', '--add-host', 'db.example:nowhere', context])).stderr, /invalid --add-host "db.example:nowhere": use HOST:IP/);
+  });
+
   it('two clean builds with SOURCE_DATE_EPOCH give the same image ID', async () => {
     const ids: string[] = [];
     for (const how of ['environment', 'flag']) {

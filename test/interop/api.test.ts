@@ -119,6 +119,10 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     const quiet = (await docker(['build', '-q', '-t', 'api-built:1', context])).stdout;
     assert.match(quiet, /^sha256:[0-9a-f]{64}\n$/);
     assert.equal((await ok(kiln(['run', '--rm', 'api-built:1']))).stdout, 'built\n');
+    // --add-host reaches the RUN steps' /etc/hosts (the query's extrahosts, one per entry).
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nRUN grep db.example /etc/hosts > /hosts-line\n');
+    await docker(['build', '-q', '--add-host', 'db.example:10.1.2.3', '-t', 'api-hosts:1', context]);
+    assert.equal((await ok(kiln(['run', '--rm', 'api-hosts:1', 'cat', '/hosts-line']))).stdout, '10.1.2.3\tdb.example\n');
   });
 
   it('pushes to and pulls from a registry', { skip: registryUnavailable() }, async () => {

@@ -30,6 +30,7 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   timestamp?: string;
   check?: boolean;
   output?: string[];
+  addHost?: string[];
 }
 
 /**
@@ -235,6 +236,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--platform <os/arch>', 'target platform (only the host platform)')
     .option('--secret <id=…,src=…>', 'secret to expose to RUN --mount=type=secret', collect)
     .option('--network <mode>', 'networking mode for RUN: default, none, host')
+    .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (host:ip) to the /etc/hosts of RUN steps', collect)
     .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
     .option('-o, --output <spec>', 'write the result\'s files instead of an image: PATH or type=local,dest=DIR (a directory), - or type=tar[,dest=FILE] (a tar)', collect)
@@ -280,6 +282,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
           ...(epochText ? { epoch: Number(epochText) } : {}),
           ...(network ? { network } : {}),
+          extraHosts: flags.addHost ?? [],
           ...runtimeFlags,
           pull: flags.pull !== undefined && (flags.pull === (true as unknown) || parseBool(flags.pull)),
           registry: { insecureRegistries: insecure(flags) },
