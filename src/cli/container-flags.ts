@@ -90,3 +90,21 @@ export function parseMount(spec: string): MountRequest {
 export function parseLabels(specs: readonly string[]): Record<string, string> {
   return Object.fromEntries(specs.map((spec) => (spec.includes('=') ? [spec.slice(0, spec.indexOf('=')), spec.slice(spec.indexOf('=') + 1)] : [spec, ''])));
 }
+
+/** Binary multiples of the units Docker's sizes take (`512m`, `1g`, `64MiB`). */
+const BINARY_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+
+/** A size in bytes as the docker CLI reads `--memory` (go-units' RAMInBytes: 1k is 1024). */
+export function parseMemoryBytes(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(text);
+  if (!match) throw new KilnError('INVALID_ARGUMENT', `invalid argument ${JSON.stringify(text)} for "${flag}" flag: invalid size: '${text}'`);
+  return Math.floor(Number.parseFloat(match[1] ?? '0') * (BINARY_UNITS[(match[2] ?? '').toLowerCase()] ?? 1));
+}
+
+/** `--cpus 1.5` as billionths of a CPU (Docker's NanoCpus), refused when finer than that. */
+export function parseCpus(text: string): number {
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text)) throw new KilnError('INVALID_ARGUMENT', `invalid argument ${JSON.stringify(text)} for "--cpus" flag: failed to parse ${text} as a rational number`);
+  const [whole = '0', fraction = ''] = text.split('.');
+  if (fraction.replace(/0+$/, '').length > 9) throw new KilnError('INVALID_ARGUMENT', `invalid argument ${JSON.stringify(text)} for "--cpus" flag: value is too precise`);
+  return Number(whole) * 1e9 + Number(fraction.padEnd(9, '0').slice(0, 9));
+}

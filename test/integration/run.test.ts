@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -283,6 +283,64 @@ describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged,
       assert.match(result.stderr, message);
     }
     assert.equal((await ok(kiln(['ps', '-a', '-q']))).stdout, '', 'nothing left behind');
+  });
+});
+
+/**
+ * A running container's cgroup files, by controller: cgroup v1's per-controller hierarchies, or v2's one
+ * (its files named as v2 names them). The container's init is found through runc, which kiln runs it in.
+ */
+async function cgroupFiles(containerId: string): Promise<(v1: string, v2: string) => string> {
+  // A detached container's supervisor starts it after run -d returns: its init is there once runc says it runs.
+  const deadline = Date.now() + 20_000;
+  let state: { status?: string; pid?: number } = {};
+  while (state.status !== 'running' && Date.now() < deadline) {
+    const runc = spawnSync('runc', ['state', containerId], { encoding: 'utf8' });
+    state = runc.status === 0 ? (JSON.parse(runc.stdout) as typeof state) : {};
+    if (state.status !== 'running') await new Promise((resolve) => setImmediate(resolve));
+  }
+  const { pid } = state;
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n').map((line) => line.split(':'));
+  const pathOf = (controller: string): string | undefined => lines.find(([, controllers]) => controllers?.split(',').includes(controller))?.[2];
+  return (v1, v2) => {
+    const [controller = '', file = ''] = v1.split('/');
+    const v1Path = pathOf(controller);
+    return readFileSync(v1Path !== undefined ? join('/sys/fs/cgroup', controller, v1Path, file) : join('/sys/fs/cgroup', lines.find(([id]) => id === '0')?.[2] ?? '/', v2), 'utf8').trim();
+  };
+}
+
+describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip: cannotRun }, () => {
+  it('sets the container\'s cgroup limits as Docker does, kills a process past its memory (137), and refuses what dockerd refuses, in its words', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+    // 64 MiB asked for past a 16 MiB limit (and as much swap again): the kernel kills it, as under Docker.
+    assert.equal((await kiln(['run', '--rm', '--memory', '16m', 'busybox:x', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1'])).code, 137);
+    await ok(kiln(['run', '-d', '--name', 'limited', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', '--cpu-shares', '512', 'busybox:x', 'sleep', '60']));
+    const id = (await ok(kiln(['inspect', '-f', '{{.Id}}', 'limited']))).stdout.trim();
+    const file = await cgroupFiles(id);
+    if (existsSync('/sys/fs/cgroup/memory')) {
+      assert.deepEqual([file('memory/memory.limit_in_bytes', ''), file('memory/memory.memsw.limit_in_bytes', '')], ['67108864', '134217728']);
+      assert.deepEqual([file('cpu/cpu.cfs_quota_us', ''), file('cpu/cpu.cfs_period_us', ''), file('cpu/cpu.shares', '')], ['50000', '100000', '512']);
+    } else {
+      assert.deepEqual([file('', 'memory.max'), file('', 'cpu.max')], ['67108864', '50000 100000']);
+    }
+    assert.equal(file('pids/pids.max', 'pids.max'), '50');
+    // As dockerd keeps them: a memory limit without a swap limit allows as much swap again.
+    assert.equal((await ok(kiln(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpuShares}}', 'limited']))).stdout, '67108864 134217728 500000000 50 512\n');
+    await ok(kiln(['rm', '-f', 'limited']));
+    for (const [args, message] of [
+      [['--memory', '1m'], /Minimum memory limit allowed is 6MB/],
+      [['--memory', 'lots'], /invalid argument "lots" for "-m, --memory" flag: invalid size: 'lots'/],
+      [['--memory-swap', '1g'], /You should always set the Memory limit when using Memoryswap limit, see usage/],
+      [['--memory', '64m', '--memory-swap', '32m'], /Minimum memoryswap limit should be larger than memory limit, see usage/],
+      [['--cpus', '0.5', '--cpu-quota', '50000'], /Conflicting options: Nano CPUs and CPU Quota cannot both be set/],
+      [['--cpus', '4096'], /Range of CPUs is from 0.01 to \d+\.00, as there are only \d+ CPUs available/],
+      [['--cpus', 'half'], /failed to parse half as a rational number/],
+    ] as const) {
+      const result = await kiln(['run', '--rm', ...args, 'busybox:x', 'true']);
+      assert.notEqual(result.code, 0, args.join(' '));
+      assert.match(result.stderr, message);
+    }
   });
 });
 

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { KilnError } from '../../errors.js';
-import { type ContainerRequest, SUPERVISE_COMMAND, createContainer, superviseContainer } from '../../engine/containers.js';
+import { type ContainerRequest, type ResourceLimits, SUPERVISE_COMMAND, createContainer, superviseContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import { ensureImage, parsePullPolicy } from '../../engine/registry.js';
 import { runContainer } from '../../engine/run.js';
-import { portBindings, parseLabels, parseMount } from '../container-flags.js';
+import { parseCpus, parseLabels, parseMemoryBytes, parseMount, portBindings } from '../container-flags.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { INSECURE_HELP, type RegistryFlags, collect, insecure, print } from '../io.js';
+import { INSECURE_HELP, type RegistryFlags, collect, insecure, parseInteger, print } from '../io.js';
 import { progressPrinter } from '../progress.js';
 import { type RuntimeFlags, addRuntimeFlags, checkRuntimeFlags } from '../runtime-flags.js';
 
@@ -38,6 +38,16 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   readOnly?: boolean;
   capAdd?: string[];
   securityOpt?: string[];
+  memory?: string;
+  memorySwap?: string;
+  memoryReservation?: string;
+  cpus?: string;
+  cpuShares?: string;
+  cpuPeriod?: string;
+  cpuQuota?: string;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  pidsLimit?: string;
   capDrop?: string[];
   privileged?: boolean;
   addHost?: string[];
@@ -108,10 +118,38 @@ function addContainerFlags(command: Command): Command {
     .option('--cap-add <capability>', 'add Linux capabilities', collect)
     .option('--cap-drop <capability>', 'drop Linux capabilities', collect)
     .option('--privileged', 'give extended privileges to this container (every capability, no seccomp filter; host devices are not passed in)')
+    .option('-m, --memory <bytes>', 'memory limit (512m, 1g…)')
+    .option('--memory-swap <bytes>', 'memory and swap together (-1: unlimited swap; default: twice --memory)')
+    .option('--memory-reservation <bytes>', 'memory soft limit')
+    .option('--cpus <number>', 'number of CPUs (1.5: one and a half)')
+    .option('-c, --cpu-shares <n>', 'CPU shares (relative weight)')
+    .option('--cpu-period <us>', 'limit the CPU CFS period')
+    .option('--cpu-quota <us>', 'limit the CPU CFS quota')
+    .option('--cpuset-cpus <list>', 'CPUs in which to allow execution (0-3, 0,1)')
+    .option('--cpuset-mems <list>', 'memory nodes in which to allow execution (0-3, 0,1)')
+    .option('--pids-limit <n>', 'tune the container pids limit (-1: unlimited)')
     .option('--security-opt <option>', 'security options: seccomp=unconfined|builtin|PROFILE-FILE, no-new-privileges[=true|false]', collect)
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
     .option('--insecure-registry <host>', INSECURE_HELP, collect);
+}
+
+/** `--memory`, `--cpus`… as the docker CLI sends them (HostConfig's units); the engine checks them as dockerd does. */
+function resourceFlags(flags: ContainerFlags): ResourceLimits {
+  const bytes = (text: string | undefined, flag: string): number => (text === undefined ? 0 : parseMemoryBytes(text, flag));
+  const integer = (text: string | undefined): number => (text === undefined ? 0 : parseInteger(text));
+  return {
+    memory: bytes(flags.memory, '-m, --memory'),
+    memorySwap: flags.memorySwap === '-1' ? -1 : bytes(flags.memorySwap, '--memory-swap'),
+    memoryReservation: bytes(flags.memoryReservation, '--memory-reservation'),
+    nanoCpus: flags.cpus === undefined ? 0 : parseCpus(flags.cpus),
+    cpuShares: integer(flags.cpuShares),
+    cpuPeriod: integer(flags.cpuPeriod),
+    cpuQuota: integer(flags.cpuQuota),
+    cpusetCpus: flags.cpusetCpus ?? '',
+    cpusetMems: flags.cpusetMems ?? '',
+    ...(flags.pidsLimit !== undefined ? { pidsLimit: parseInteger(flags.pidsLimit) } : {}),
+  };
 }
 
 /** The request `create` and `run` make of their flags. */
@@ -147,6 +185,7 @@ async function containerRequest(image: string, command: readonly string[], flags
     capDrop: flags.capDrop ?? [],
     privileged: flags.privileged ?? false,
     securityOpt: await securityOptFiles(flags.securityOpt ?? []),
+    resources: resourceFlags(flags),
     ...(flags.stopSignal ? { stopSignal: flags.stopSignal } : {}),
     autoRemove: flags.rm ?? false,
   };

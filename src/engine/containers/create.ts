@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { KilnError } from '../../errors.js';
 import { logFile } from '../../runtime/logs.js';
 import { makeStdinPipe, type RuntimeName } from '../../runtime/runtime.js';
-import { type ConsoleSize, capabilities, commandLine, securityOptions } from '../../runtime/spec.js';
+import { type ConsoleSize, type ResourceLimits, capabilities, commandLine, resourceLimits, securityOptions } from '../../runtime/spec.js';
+
+export type { ResourceLimits };
 import type { Driver } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
@@ -46,6 +48,7 @@ export interface ContainerRequest {
   readonly capDrop?: readonly string[];
   readonly privileged?: boolean;
   readonly securityOpt?: readonly string[];
+  readonly resources?: ResourceLimits;
   readonly extraHosts?: readonly string[];
   readonly dns?: readonly string[];
   readonly dnsSearch?: readonly string[];
@@ -139,6 +142,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       capDrop: request.capDrop ?? [],
       privileged: request.privileged ?? false,
       securityOpt: request.securityOpt ?? [],
+      resources: resourceLimits(request.resources ?? {}),
       extraHosts: request.extraHosts ?? [],
       dns: request.dns ?? [],
       dnsSearch: request.dnsSearch ?? [],

@@ -9,7 +9,7 @@ import { KilnError } from '../../errors.js';
 import { ownerGone } from '../../content/owner.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
-import type { ConsoleSize } from '../../runtime/spec.js';
+import type { ConsoleSize, ResourceLimits } from '../../runtime/spec.js';
 import { type Snapshotter, snapshotterOf } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 
@@ -78,6 +78,8 @@ export interface ContainerSettings {
   readonly privileged: boolean;
   /** `--security-opt` as given (see runtime/spec.ts's securityOptions). */
   readonly securityOpt: readonly string[];
+  /** `--memory`, `--cpus`…, as dockerd keeps them (see runtime/spec.ts's resourceLimits). */
+  readonly resources: ResourceLimits;
   readonly extraHosts: readonly string[];
   readonly dns: readonly string[];
   readonly dnsSearch: readonly string[];
@@ -115,6 +117,7 @@ function defaultSettings(row: ContainerRow): ContainerSettings {
     capDrop: [],
     privileged: false,
     securityOpt: [],
+    resources: {},
     extraHosts: [],
     dns: [],
     dnsSearch: [],

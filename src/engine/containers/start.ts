@@ -110,6 +110,7 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
       capDrop: settings.capDrop,
       privileged: settings.privileged,
       security: securityOptions(settings.securityOpt),
+      resources: settings.resources,
       tmpfs: settings.tmpfs,
     });
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
