@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { KilnError } from '../../errors.js';
 import { logFile } from '../../runtime/logs.js';
 import { makeStdinPipe, type RuntimeName } from '../../runtime/runtime.js';
-import { type ConsoleSize, type ResourceLimits, capabilities, commandLine, resourceLimits, securityOptions } from '../../runtime/spec.js';
-
-export type { ResourceLimits };
+import { type ResourceLimits, resourceLimits } from '../../runtime/resources.js';
+import { type ConsoleSize, capabilities, commandLine, securityOptions } from '../../runtime/spec.js';
 import type { Driver } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
@@ -21,6 +20,9 @@ import { recordVolume } from '../volumes.js';
 import { type MountRequest, checkMountRequest, containerMounts, parseBind } from './mounts.js';
 import { type ContainerSettings, type MountSetting, type NetworkAttachment, type PortBinding, OWNER_FILE, checkNewContainerName, containerBundle, containerKey } from './records.js';
 import { shortId } from '../../oci/digest.js';
+
+/** The limits a request sets (run/create's --memory, --cpus…; the API's HostConfig). */
+export type { ResourceLimits };
 
 /** What `create` (and `run`) is asked for: Docker's Config and HostConfig, the parts kiln applies. */
 export interface ContainerRequest {

@@ -9,7 +9,8 @@ import { KilnError } from '../../errors.js';
 import { ownerGone } from '../../content/owner.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
-import type { ConsoleSize, ResourceLimits } from '../../runtime/spec.js';
+import type { ResourceLimits } from '../../runtime/resources.js';
+import type { ConsoleSize } from '../../runtime/spec.js';
 import { type Snapshotter, snapshotterOf } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 
