@@ -51,6 +51,11 @@ export async function runtimeOf(engine: Engine, container: ContainerRow): Promis
   }
 }
 
+/** The runtime's word for the container's state (creating, created, running, paused, stopped), or undefined when it has none. */
+async function runtimeStatus(runtime: string, id: string): Promise<string | undefined> {
+  return execFileAsync(runtime, ['state', id]).then(({ stdout }) => (JSON.parse(stdout) as { status?: string }).status, () => undefined);
+}
+
 /**
  * Sends a signal through whichever runtime runs the container. Just after a start, its supervisor may not
  * have had the runtime create the container yet (a `run -d` then `rm -f` at once): the signal is sent
@@ -59,8 +64,13 @@ export async function runtimeOf(engine: Engine, container: ContainerRow): Promis
  */
 async function signalProcess(engine: Engine, container: ContainerRow, signal: string, patienceMs = 30_000): Promise<boolean> {
   const deadline = Date.now() + patienceMs;
+  const killing = signal === 'KILL' || signal === '9';
   for (;;) {
     for (const runtime of ['runc', 'crun']) {
+      // Until the runtime has started the process, a signal reaches the runtime's own init (which sets up
+      // the container, its seccomp filter…) and ends it as a failed start (exit 1), not as the process
+      // would take it: only SIGKILL goes then, and any other waits for the process.
+      if (!killing && (await runtimeStatus(runtime, container.id))?.startsWith('creat')) continue;
       if (await execFileAsync(runtime, ['kill', container.id, signal]).then(() => true, () => false)) return true;
     }
     const current = currentRow(engine, container.id);
