@@ -179,6 +179,8 @@ function removeContainerCommand(runtime: RuntimeName, id: string): string {
 
 /** The file in a bundle where a supervised terminal's runtime writes its own errors. */
 const RUNTIME_ERRORS = 'runtime.err';
+/** Where in its bundle the runtime writes the pid of the container's first process (inspect's State.Pid). */
+export const INIT_PID_FILE = 'init.pid';
 
 function supervisedTerminal(stdio: BundleStdio): boolean {
   return (stdio.tty ?? false) && stdio.keepLogs;
@@ -193,13 +195,14 @@ function supervisedTerminal(stdio: BundleStdio): boolean {
  */
 function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): RuntimeChild {
   const stdin = stdio.stdin === 'inherit' ? 'inherit' : stdio.stdin === 'ignore' ? 'ignore' : 'pipe';
+  const args = ['run', '--bundle', bundle, '--pid-file', join(bundle, INIT_PID_FILE), id];
   if (supervisedTerminal(stdio)) {
     const size = (spec as { process?: { consoleSize?: ConsoleSize } }).process?.consoleSize ?? { height: 24, width: 80 };
-    return underScript(`${runtime} run --bundle ${shellQuote(bundle)} ${shellQuote(id)}`, size, join(bundle, RUNTIME_ERRORS));
+    return underScript([runtime, ...args].map(shellQuote).join(' '), size, join(bundle, RUNTIME_ERRORS));
   }
-  if (stdio.tty) return spawn(runtime, ['run', '--bundle', bundle, id], { stdio: 'inherit' });
-  const piped = stdin === 'ignore' && stdio.output && stdio.spawn ? stdio.spawn(runtime, ['run', '--bundle', bundle, id]) : undefined;
-  return piped ?? spawn(runtime, ['run', '--bundle', bundle, id], { stdio: [stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
+  if (stdio.tty) return spawn(runtime, args, { stdio: 'inherit' });
+  const piped = stdin === 'ignore' && stdio.output && stdio.spawn ? stdio.spawn(runtime, args) : undefined;
+  return piped ?? spawn(runtime, args, { stdio: [stdin, stdio.keepLogs || stdio.output ? 'pipe' : 'inherit', 'pipe'] });
 }
 
 /**

@@ -89,7 +89,9 @@ describe('kiln networks: bridge networks through the CNI plugins', { skip: canno
     const { kiln, root } = await networkStore(t);
     await ok(kiln(['network', 'create', 'doomed']));
     const id = (await ok(kiln(['run', '-d', '--network', 'doomed', '-p', `${await freePort()}:80`, 'busybox:x', 'sleep', '600']))).stdout.trim();
-    const supervisor = Number((await ok(kiln(['inspect', '-f', '{{.State.Pid}}', id]))).stdout);
+    // The kiln process that supervises it (State.Pid is the container's own process, as Docker's).
+    const supervisor = Number(spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout.split('\n').find((line) => line.includes(`__supervise ${id}`))?.trim().split(' ')[0]);
+    assert.ok(supervisor > 0, 'the supervisor is found');
     process.kill(supervisor, 'SIGKILL');
     // The container's process goes too, as with a reboot; its namespace, veth and rules stay behind.
     spawnSync('runc', ['delete', '-f', id]);

@@ -317,6 +317,11 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     assert.equal((await kiln(['run', '--rm', '--memory', '16m', 'busybox:x', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1'])).code, 137);
     await ok(kiln(['run', '-d', '--name', 'limited', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', '--cpu-shares', '512', 'busybox:x', 'sleep', '60']));
     const id = (await ok(kiln(['inspect', '-f', '{{.Id}}', 'limited']))).stdout.trim();
+    // State.Pid is the container's first process, as Docker's: what nsenter -t takes.
+    const deadline = Date.now() + 20_000;
+    let pid = 0;
+    while (pid === 0 && Date.now() < deadline) pid = Number((await ok(kiln(['inspect', '-f', '{{.State.Pid}}', 'limited']))).stdout);
+    assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), 'sleep\x0060\x00');
     const file = await cgroupFiles(id);
     if (existsSync('/sys/fs/cgroup/memory')) {
       assert.deepEqual([file('memory/memory.limit_in_bytes', ''), file('memory/memory.memsw.limit_in_bytes', '')], ['67108864', '134217728']);

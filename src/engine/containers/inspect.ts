@@ -2,11 +2,13 @@
  * Containers as the Engine API shows them: `docker inspect` (ContainerJSON, every field API 1.41
  * defines, empty where kiln has no meaning for it) and `docker ps` (the list, with every filter Docker has).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../../errors.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { ContainerConfig } from '../../oci/types.js';
 import { logFile } from '../../runtime/logs.js';
+import { INIT_PID_FILE } from '../../runtime/runtime.js';
 import { withOverrides } from '../../runtime/spec.js';
 import { containerConfigJson } from '../config-json.js';
 import type { Engine } from '../engine.js';
@@ -167,6 +169,18 @@ function graphDriver(engine: Engine, container: ContainerRow): Record<string, un
 }
 
 /** `docker inspect CONTAINER` (the API's /containers/{id}/json). */
+/**
+ * The host pid of a running container's first process, as Docker's State.Pid (what `nsenter -t` takes),
+ * from the pid file its runtime writes; 0 in the moment before the runtime has started it.
+ */
+function initPid(bundle: string): number {
+  try {
+    return Number(readFileSync(join(bundle, INIT_PID_FILE), 'utf8')) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 export function inspectContainer(engine: Engine, nameOrId: string): Record<string, unknown> {
   const container = findContainer(engine, nameOrId);
   const settings = settingsOf(container);
@@ -186,7 +200,7 @@ export function inspectContainer(engine: Engine, nameOrId: string): Record<strin
       Restarting: false,
       OOMKilled: false,
       Dead: false,
-      Pid: running ? (container.pid ?? 0) : 0,
+      Pid: running ? initPid(bundle) : 0,
       ExitCode: container.exitCode ?? (container.error ? 128 : 0),
       Error: container.error,
       StartedAt: time(container.startedAt ?? (status === 'created' ? null : container.createdAt)),
