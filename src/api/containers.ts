@@ -88,6 +88,7 @@ function containerRequest(body: CreateRequest): ContainerRequest {
     capDrop: host.CapDrop ?? [],
     privileged: host.Privileged ?? false,
     securityOpt: host.SecurityOpt ?? [],
+    shmSize: host.ShmSize ?? 0,
     resources: {
       memory: host.Memory ?? 0,
       memorySwap: host.MemorySwap ?? 0,

@@ -153,6 +153,7 @@ const hostConfig = struct('container.HostConfig', {
   PortBindings: portBindings,
   PublishAllPorts: bool,
   Memory: goInteger('int64'),
+  ShmSize: goInteger('int64'),
   MemorySwap: goInteger('int64'),
   MemoryReservation: goInteger('int64'),
   NanoCpus: goInteger('int64'),

@@ -62,7 +62,12 @@ export interface ProcessOptions {
   readonly security?: SecurityOptions;
   /** `--memory`, `--cpus`, `--pids-limit`…: the container's cgroup limits. */
   readonly resources?: ResourceLimits;
+  /** `--shm-size`: the size of /dev/shm in bytes (Docker's 64 MiB when absent or 0). */
+  readonly shmSize?: number;
 }
+
+/** The size of a container's /dev/shm unless `--shm-size` says otherwise, as Docker's. */
+export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 
 /** What `--security-opt` asks for, of what kiln applies. */
 export interface SecurityOptions {
@@ -313,7 +318,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', options.privileged ? 'rw' : 'ro'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${options.shmSize || DEFAULT_SHM_SIZE}`] },
       { destination: '/etc/hosts', type: 'bind', source: files.hosts, options: ['rbind', 'rprivate'] },
       { destination: '/etc/resolv.conf', type: 'bind', source: files.resolvConf, options: ['rbind', 'rprivate'] },
       { destination: '/etc/hostname', type: 'bind', source: files.hostname, options: ['rbind', 'rprivate'] },

@@ -261,6 +261,9 @@ describe('run options: --read-only, --tmpfs, --cap-add/--cap-drop, --privileged,
     assert.equal(await run(['--security-opt', 'seccomp=unconfined', ...unshare]), 'Seccomp:\t0\n');
     assert.equal(await run(['--privileged', ...unshare]), 'Seccomp:\t0\n');
     assert.equal(await run(['--security-opt', 'no-new-privileges', 'busybox:x', 'grep', '^NoNewPrivs', '/proc/self/status']), 'NoNewPrivs:\t1\n');
+    // /dev/shm: Docker's 64 MiB, or --shm-size.
+    assert.match(await run(['busybox:x', 'grep', ' /dev/shm ', '/proc/mounts']), /size=65536k/);
+    assert.match(await run(['--shm-size', '128m', 'busybox:x', 'grep', ' /dev/shm ', '/proc/mounts']), /size=131072k/);
     await ok(kiln(['create', '--name', 'unconfined', '--security-opt', 'seccomp=unconfined', 'busybox:x', 'true']));
     assert.equal((await ok(kiln(['inspect', '-f', '{{json .HostConfig.SecurityOpt}}', 'unconfined']))).stdout, '["seccomp=unconfined"]\n');
     await ok(kiln(['rm', 'unconfined']));

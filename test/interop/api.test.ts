@@ -233,8 +233,8 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await docker(['run', '--rm', '--security-opt', `seccomp=${join(dir, 'no-mkdir.json')}`, 'busybox:lab', 'sh', '-c', 'mkdir /made 2>/dev/null || echo refused'])).stdout, 'refused\n');
     assert.match((await docker(['run', '--rm', '-p', '8080:80', '--device', '/dev/null', 'busybox:lab', 'true'])).stderr, /WARNING: kiln ignores HostConfig\.PortBindings: containers share the host network[^\n]*\n(.*\n)*WARNING: kiln ignores HostConfig\.Devices/);
     // Resource limits are applied: inspect shows them as dockerd keeps them, stats the memory limit.
-    await docker(['run', '-d', '--name', 'api-limited', '--memory', '64m', '--cpus', '0.5', 'busybox:lab', 'sleep', '60']);
-    assert.equal((await docker(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}}', 'api-limited'])).stdout, '67108864 134217728 500000000\n');
+    await docker(['run', '-d', '--name', 'api-limited', '--memory', '64m', '--cpus', '0.5', '--shm-size', '128m', 'busybox:lab', 'sleep', '60']);
+    assert.equal((await docker(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.ShmSize}}', 'api-limited'])).stdout, '67108864 134217728 500000000 134217728\n');
     assert.match((await docker(['stats', '--no-stream', '--format', '{{.MemUsage}}', 'api-limited'])).stdout, / \/ 64MiB\n$/);
     await docker(['rm', '-f', 'api-limited']);
     await docker(['run', '--name', 'api-changed', 'busybox:lab', 'sh', '-c', 'echo changed > /changed']);

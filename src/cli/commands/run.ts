@@ -48,6 +48,7 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   cpusetCpus?: string;
   cpusetMems?: string;
   pidsLimit?: string;
+  shmSize?: string;
   capDrop?: string[];
   privileged?: boolean;
   addHost?: string[];
@@ -128,6 +129,7 @@ function addContainerFlags(command: Command): Command {
     .option('--cpuset-cpus <list>', 'CPUs in which to allow execution (0-3, 0,1)')
     .option('--cpuset-mems <list>', 'memory nodes in which to allow execution (0-3, 0,1)')
     .option('--pids-limit <n>', 'tune the container pids limit (-1: unlimited)')
+    .option('--shm-size <bytes>', 'size of /dev/shm (default 64m)')
     .option('--security-opt <option>', 'security options: seccomp=unconfined|builtin|PROFILE-FILE, no-new-privileges[=true|false]', collect)
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
@@ -186,6 +188,7 @@ async function containerRequest(image: string, command: readonly string[], flags
     privileged: flags.privileged ?? false,
     securityOpt: await securityOptFiles(flags.securityOpt ?? []),
     resources: resourceFlags(flags),
+    ...(flags.shmSize !== undefined ? { shmSize: parseMemoryBytes(flags.shmSize, '--shm-size') } : {}),
     ...(flags.stopSignal ? { stopSignal: flags.stopSignal } : {}),
     autoRemove: flags.rm ?? false,
   };

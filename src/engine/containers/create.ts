@@ -51,6 +51,7 @@ export interface ContainerRequest {
   readonly privileged?: boolean;
   readonly securityOpt?: readonly string[];
   readonly resources?: ResourceLimits;
+  readonly shmSize?: number;
   readonly extraHosts?: readonly string[];
   readonly dns?: readonly string[];
   readonly dnsSearch?: readonly string[];
@@ -112,6 +113,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
     // Unknown capabilities and security options are refused now, not at start.
     capabilities(request.capAdd, request.capDrop);
     securityOptions(request.securityOpt ?? []);
+    if ((request.shmSize ?? 0) < 0) throw new KilnError('INVALID_ARGUMENT', 'SHM size can not be less than 0');
     for (const entry of request.extraHosts ?? []) parseExtraHost(entry);
     const binds = (request.binds ?? []).map(parseBind);
     const requested: MountSetting[] = [];
@@ -145,6 +147,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       privileged: request.privileged ?? false,
       securityOpt: request.securityOpt ?? [],
       resources: resourceLimits(request.resources ?? {}),
+      shmSize: request.shmSize ?? 0,
       extraHosts: request.extraHosts ?? [],
       dns: request.dns ?? [],
       dnsSearch: request.dnsSearch ?? [],

@@ -9,7 +9,7 @@ import type { ContainerRow } from '../../meta/db.js';
 import type { ContainerConfig } from '../../oci/types.js';
 import { logFile } from '../../runtime/logs.js';
 import { INIT_PID_FILE } from '../../runtime/runtime.js';
-import { withOverrides } from '../../runtime/spec.js';
+import { DEFAULT_SHM_SIZE, withOverrides } from '../../runtime/spec.js';
 import { containerConfigJson } from '../config-json.js';
 import type { Engine } from '../engine.js';
 import type { Filters } from '../filters.js';
@@ -108,7 +108,7 @@ function hostConfigJson(settings: ContainerSettings): Record<string, unknown> {
     ...(settings.tmpfs.length > 0 ? { Tmpfs: tmpfs } : {}),
     UTSMode: '',
     UsernsMode: '',
-    ShmSize: 67108864,
+    ShmSize: settings.shmSize || DEFAULT_SHM_SIZE,
     Runtime: settings.runtime,
     ConsoleSize: settings.consoleSize ? [settings.consoleSize.height, settings.consoleSize.width] : [0, 0],
     Isolation: '',

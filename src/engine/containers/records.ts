@@ -81,6 +81,8 @@ export interface ContainerSettings {
   readonly securityOpt: readonly string[];
   /** `--memory`, `--cpus`…, as dockerd keeps them (see runtime/spec.ts's resourceLimits). */
   readonly resources: ResourceLimits;
+  /** `--shm-size` in bytes; 0 is Docker's 64 MiB. */
+  readonly shmSize: number;
   readonly extraHosts: readonly string[];
   readonly dns: readonly string[];
   readonly dnsSearch: readonly string[];
@@ -119,6 +121,7 @@ function defaultSettings(row: ContainerRow): ContainerSettings {
     privileged: false,
     securityOpt: [],
     resources: {},
+    shmSize: 0,
     extraHosts: [],
     dns: [],
     dnsSearch: [],

@@ -111,6 +111,7 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
       privileged: settings.privileged,
       security: securityOptions(settings.securityOpt),
       resources: settings.resources,
+      shmSize: settings.shmSize,
       tmpfs: settings.tmpfs,
     });
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
