@@ -181,6 +181,8 @@ function removeContainerCommand(runtime: RuntimeName, id: string): string {
 const RUNTIME_ERRORS = 'runtime.err';
 /** Where in its bundle the runtime writes the pid of the container's first process (inspect's State.Pid). */
 export const INIT_PID_FILE = 'init.pid';
+/** Where in a detached terminal container's bundle the path of the terminal its runtime relays to is (script's). */
+const RELAYED_TERMINAL_FILE = 'relayed-tty';
 
 function supervisedTerminal(stdio: BundleStdio): boolean {
   return (stdio.tty ?? false) && stdio.keepLogs;
@@ -198,7 +200,7 @@ function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: ob
   const args = ['run', '--bundle', bundle, '--pid-file', join(bundle, INIT_PID_FILE), id];
   if (supervisedTerminal(stdio)) {
     const size = (spec as { process?: { consoleSize?: ConsoleSize } }).process?.consoleSize ?? { height: 24, width: 80 };
-    return underScript([runtime, ...args].map(shellQuote).join(' '), size, join(bundle, RUNTIME_ERRORS));
+    return underScript([runtime, ...args].map(shellQuote).join(' '), size, join(bundle, RUNTIME_ERRORS), join(bundle, RELAYED_TERMINAL_FILE));
   }
   if (stdio.tty) return spawn(runtime, args, { stdio: 'inherit' });
   const piped = stdin === 'ignore' && stdio.output && stdio.spawn ? stdio.spawn(runtime, args) : undefined;
@@ -211,8 +213,9 @@ function spawnRuntime(runtime: RuntimeName, bundle: string, id: string, spec: ob
  * to be held open until the runtime exits: at the end of its input script types the EOF character, which
  * the terminal would echo (as ^@) if it came before the raw mode.
  */
-function underScript(runtimeCommand: string, size: ConsoleSize, errors: string): ChildProcess {
-  const command = `stty raw -echo rows ${size.height} cols ${size.width} && exec ${runtimeCommand} 2>${shellQuote(errors)}`;
+function underScript(runtimeCommand: string, size: ConsoleSize, errors: string, terminalFile?: string): ChildProcess {
+  const named = terminalFile ? ` && { tty > ${shellQuote(terminalFile)} || true; }` : ''; // a resize without it still sizes the container's
+  const command = `stty raw -echo rows ${size.height} cols ${size.width}${named} && exec ${runtimeCommand} 2>${shellQuote(errors)}`;
   return spawn('script', ['--quiet', '--return', '--echo', 'never', '--command', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } });
 }
 
@@ -373,11 +376,17 @@ async function runningState(runtime: RuntimeName, id: string, cancelled: () => b
  * on the process's terminal, which makes the kernel send it SIGWINCH. Waits a little for a container that
  * is still starting.
  */
-export async function resizeTerminal(runtime: RuntimeName, id: string, size: ConsoleSize): Promise<void> {
+export async function resizeTerminal(runtime: RuntimeName, id: string, bundle: string, size: ConsoleSize): Promise<void> {
   const deadline = Date.now() + 5000;
   const pid = await runningState(runtime, id, () => Date.now() > deadline);
   if (pid === undefined) throw new KilnError('CONFLICT', `container ${shortId(id)} is not running`);
-  await execFileAsync('stty', ['-F', `/proc/${pid}/fd/0`, 'rows', String(size.height), 'cols', String(size.width)]).catch((err: Error) => {
+  const sizeArgs = ['rows', String(size.height), 'cols', String(size.width)];
+  // A detached container's runtime copies the size of the terminal it relays to (script's) onto the
+  // container's, once as it sets up (which may come after this resize) and at each SIGWINCH: that one
+  // is sized first, so that whatever the runtime copies is this size.
+  const relayed = await readFile(join(bundle, RELAYED_TERMINAL_FILE), 'utf8').then((path) => path.trim(), () => undefined);
+  if (relayed?.startsWith('/dev/pts/')) await execFileAsync('stty', ['-F', relayed, ...sizeArgs]).catch(() => undefined);
+  await execFileAsync('stty', ['-F', `/proc/${pid}/fd/0`, ...sizeArgs]).catch((err: Error) => {
     throw new KilnError('CONFLICT', `cannot resize the terminal of container ${shortId(id)}: ${err.message.trim()}`);
   });
 }

@@ -52,7 +52,7 @@ export async function resizeContainer(engine: Engine, nameOrId: string, runtime:
   const container = findContainer(engine, nameOrId);
   if (!settingsOf(container).tty) return;
   if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
-  await resizeTerminal(runtime, container.id, size);
+  await resizeTerminal(runtime, container.id, containerBundle(engine, container.id), size);
 }
 
 export interface ExecOptions {
