@@ -346,8 +346,7 @@ export class Solver {
     const what = `${step.location.file}:${step.location.startLine}: ${step.location.original}`;
     // The key chains the previous step's key, not its image ID: it stays the same when a step was taken
     // from another image's inline cache, and does not depend on when a step ran.
-    const hosts = step.operation?.kind === 'exec' && this.options.extraHosts?.length ? { hosts: this.options.extraHosts } : {};
-    const key = sha256(JSON.stringify({ parent: state.key, step: step.cacheDescriptor, content: await this.contentKey(step.operation, what), ...hosts }));
+    const key = sha256(JSON.stringify({ parent: state.key, step: step.cacheDescriptor, content: await this.contentKey(step.operation, what), ...this.execKey(step.operation) }));
     let reused: State | undefined;
     if (!this.options.noCache(plan.index)) {
       const cached = store.db.cachedImage(key);
@@ -405,6 +404,17 @@ export class Solver {
     const next = this.commit(state, step, key, result, await below);
     events({ type: 'done', id, seconds: (Date.now() - started) / 1000 });
     return next;
+  }
+
+  /**
+   * What a RUN step's key counts of the build's own options, as BuildKit's exec op does: its /etc/hosts
+   * lines (--add-host), and its network when the build's --network gives it one other than the host's.
+   * Nothing for a build that sets neither, whose keys stay as they were.
+   */
+  private execKey(operation: Operation | undefined): Record<string, unknown> {
+    if (operation?.kind !== 'exec') return {};
+    const { extraHosts = [], defaultNetwork } = this.options;
+    return { ...(extraHosts.length > 0 ? { hosts: extraHosts } : {}), ...(operation.network === 'default' && defaultNetwork !== 'host' ? { network: defaultNetwork } : {}) };
   }
 
   /** Stores the state after a step as an (intermediate) image whose parent is the state before. */

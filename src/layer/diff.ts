@@ -227,8 +227,8 @@ export async function* treeLayerEntries(lower: string, upper: string): AsyncGene
 }
 
 /**
- * Every entry of the tree at `root` (not the root itself), each directory before what it holds, names in
- * name order, hardlinks by inode: a filesystem as a tar (`kiln build -o`, as BuildKit's tar exporter).
+ * Every entry of the tree at `root` (not the root itself), each directory before what it holds, sorted
+ * by name, hardlinks by inode: a filesystem as a tar (`kiln build -o`, as BuildKit's tar exporter).
  */
 export async function* treeEntries(root: string): AsyncGenerator<TarInput> {
   if (root === EMPTY_TREE) return;

@@ -218,7 +218,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal((cold.stderr.match(/CACHED/g) ?? []).length, 0);
   });
 
-  it('--add-host is a RUN step\'s cache key, as it is BuildKit\'s: a build without it runs the step again', async () => {
+  it('--add-host and --network are a RUN step\'s cache key, as they are BuildKit\'s: a build without them runs the step again', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'add-host', buildkit: false, dockerfile: 'FROM busybox\nRUN grep -c db.example /etc/hosts > /count || true\n' });
     await ok(kiln(['build', '-q', '--add-host', 'db.example:10.1.2.3', '-t', 'hosts:with', context]));
@@ -226,6 +226,14 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal(await fileText(kiln, 'hosts:with', '/count'), '1\n');
     assert.equal(await fileText(kiln, 'hosts:without', '/count'), '0\n');
     assert.match((await kiln(['build', '--add-host', 'db.example:nowhere', context])).stderr, /invalid --add-host "db.example:nowhere": use HOST:IP/);
+    // So is --network: a RUN built without a network is not the one a build with the host's takes (a CI
+    // job that checks a Dockerfile builds offline must not be answered from the cache of an online build).
+    // What the step sees of the network: its resolv.conf (empty without one) and its interfaces (lo alone).
+    const network = await writeContext({ name: 'network-key', buildkit: false, dockerfile: 'FROM busybox\nRUN (wc -c < /etc/resolv.conf; wc -l < /proc/net/dev) > /seen\n' });
+    await ok(kiln(['build', '-q', '--network', 'none', '-t', 'net:none', network]));
+    await ok(kiln(['build', '-q', '-t', 'net:host', network]));
+    assert.equal(await fileText(kiln, 'net:none', '/seen'), '0\n3\n');
+    assert.notEqual(await fileText(kiln, 'net:host', '/seen'), '0\n3\n');
   });
 
   it('two clean builds with SOURCE_DATE_EPOCH give the same image ID', async () => {
