@@ -663,10 +663,13 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           refuseNul(instruction, `a ${what} source`, sources);
           refusePaths(instruction, `a ${what} heredoc's file name`, inline.map((file) => file.name));
           refuseNul(instruction, `the ${what} --chown`, chown !== undefined ? [chown] : []);
+          // A source named again is copied again over what its earlier copies wrote: its last naming alone
+          // decides the result (a COPY that named one directory 20,000 times took 20 s).
+          const lastNamed = new Map(sources.map((source, i) => [source, i]));
           operation = {
             kind: 'copy',
             from,
-            sources,
+            sources: sources.filter((source, i) => lastNamed.get(source) === i),
             inline,
             destination,
             destinationIsDir,

@@ -43,6 +43,13 @@ describe('build plan: config-only instructions', () => {
     assert.notEqual(other[0]?.cacheDescriptor, steps[0]?.cacheDescriptor);
   });
 
+  it('copies a source named again once, at its last naming (which decides the result), and keeps every naming in the history line', () => {
+    const [step] = plan(`FROM base\nCOPY dir a.txt dir${' /'.repeat(20_000)} /out/\n`).stages[0]?.steps ?? [];
+    const operation = step?.operation;
+    assert.deepEqual(operation?.kind === 'copy' ? operation.sources : undefined, ['a.txt', 'dir', '/']);
+    assert.equal(step?.createdBy, `COPY dir a.txt dir${' /'.repeat(20_000)} /out/`);
+  });
+
   it('keeps the config as the instructions leave it: order of fields, replaced values, ENTRYPOINT clearing CMD, --label last', () => {
     const text = 'FROM base\nENV X=1 Y=2\nEXPOSE 80 81/udp\nENV X=3\nLABEL k=v\nVOLUME /data\nENTRYPOINT ["run"]\nONBUILD RUN true\nWORKDIR /app\nLABEL k=w\n';
     const steps = plan(text, { ...options, labels: { extra: 'yes' } }).stages[0]?.steps ?? [];
