@@ -298,12 +298,13 @@ export function entryInLayers(dirs: readonly string[], path: string): Stats | un
   return found;
 }
 
-/** A path's lstat, undefined when there is nothing there (a file on the way included). */
+/** A path's lstat, undefined when there is nothing there (a file on the way, or a name too long to be one, included). */
 export function lstatIfAny(path: string): Stats | undefined {
   try {
     return lstatSync(path, { throwIfNoEntry: false });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    const { code } = err as NodeJS.ErrnoException;
+    if (code === 'ENOTDIR' || code === 'ENAMETOOLONG') return undefined;
     throw err;
   }
 }

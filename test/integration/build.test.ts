@@ -457,6 +457,16 @@ describe('kiln build -o: the result\'s files instead of an image', { skip }, () 
 });
 
 describe('kiln build: errors name the file and line and say what to do', { skip }, () => {
+  it('says a COPY --from source whose name is too long for a file is not there (it was an internal error)', async () => {
+    const { kiln } = await storeWithBusybox();
+    const long = `/e${'t'.repeat(300)}`;
+    const context = await writeContext({ name: 'long-source', buildkit: false, dockerfile: `FROM busybox AS a\nRUN echo x > /x\nFROM busybox\nCOPY --from=a ${long} /x\n` });
+    const result = await kiln(['build', '--network', 'none', context]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, new RegExp(`Dockerfile:4: COPY --from=a ${long} /x: "${long}" not found in the source image`));
+    assert.doesNotMatch(result.stderr, /internal error|\n\s+at /);
+  });
+
   it('suggests the closest instruction for a typo', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'typo', buildkit: false, dockerfile: 'FROM busybox\nCOPPY a b\n' });
