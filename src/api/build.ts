@@ -10,12 +10,12 @@ import { join, posix } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { Credentials } from '../registry/credentials.js';
 import { buildImage } from '../engine/build.js';
-import { buildNetwork, credentialsByRegistry, unpackContext } from '../engine/build-inputs.js';
+import { buildNetwork, checkUlimits, credentialsByRegistry, unpackContext } from '../engine/build-inputs.js';
 import { parseReference } from '../reference/reference.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
 import { map } from './json.js';
-import { authConfig, buildArgs as buildArgsShape, flag, headerJson, jsonParameter, stringList, stringMap } from './request.js';
+import { authConfig, buildArgs as buildArgsShape, flag, headerJson, jsonParameter, stringList, stringMap, ulimitList, ulimitsOf } from './request.js';
 import { type Call, jsonStream } from './server.js';
 
 export interface BuildRouteOptions {
@@ -37,6 +37,7 @@ export async function buildRoute(call: Call, options: BuildRouteOptions): Promis
   const buildArgs = Object.entries(jsonParameter(query, 'buildargs', buildArgsShape, 'build args') ?? {}).flatMap(([key, value]) => (value === null ? [] : [[key, value] as const]));
   const labels = jsonParameter(query, 'labels', stringMap, 'labels') ?? {};
   const cacheFrom = jsonParameter(query, 'cachefrom', stringList) ?? [];
+  const ulimits = checkUlimits(ulimitsOf(jsonParameter(query, 'ulimits', ulimitList, 'ulimits')));
   const quiet = flag(query, 'q');
   for (const tag of query.getAll('t')) parseReference(tag); // a malformed tag is a 400 before the build, as dockerd answers
   const credentials = registryConfig(req);
@@ -67,6 +68,7 @@ export async function buildRoute(call: Call, options: BuildRouteOptions): Promis
       ...(query.get('platform') ? { platform: query.get('platform') ?? '' } : {}),
       ...(network ? { network } : {}),
       extraHosts: query.getAll('extrahosts'),
+      ulimits,
       squash: flag(query, 'squash'),
       pull: flag(query, 'pull'),
       registry: { credentials },

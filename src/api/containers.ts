@@ -14,7 +14,7 @@ import { networkModeOf } from '../engine/networks.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
 import type { Decoded } from './json.js';
-import { containerConfig, filtersParameter, flag, integer, readJsonBody } from './request.js';
+import { containerConfig, filtersParameter, flag, integer, readJsonBody, ulimitsOf } from './request.js';
 import type { Call } from './server.js';
 
 /** A create request as decoded: container.Config's fields, HostConfig and NetworkingConfig. */
@@ -89,6 +89,7 @@ function containerRequest(body: CreateRequest): ContainerRequest {
     privileged: host.Privileged ?? false,
     securityOpt: host.SecurityOpt ?? [],
     shmSize: host.ShmSize ?? 0,
+    ulimits: ulimitsOf(host.Ulimits),
     resources: {
       memory: host.Memory ?? 0,
       memorySwap: host.MemorySwap ?? 0,

@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import { KilnError } from '../errors.js';
 import { type Filters, checkFilterKeys } from '../engine/filters.js';
+import type { Ulimit } from '../runtime/resources.js';
 import { type Shape, array, bool, decodeJson, integer as goInteger, map, pointer, strSlice, string, struct } from './json.js';
 
 /**
@@ -135,6 +136,12 @@ export const stringList = array(string());
 export const stringMap = map(string());
 
 const emptyStruct = struct('struct {}', {});
+/** []*units.Ulimit: HostConfig.Ulimits, and build's `ulimits` parameter. */
+export const ulimitList = array(struct('units.Ulimit', { Name: string(), Hard: goInteger('int64'), Soft: goInteger('int64') }));
+/** Ulimits of a request as the engine takes them. */
+export function ulimitsOf(list: readonly { Name?: string; Hard?: number; Soft?: number }[] | undefined): Ulimit[] {
+  return (list ?? []).map((u) => ({ name: u.Name ?? '', soft: u.Soft ?? 0, hard: u.Hard ?? 0 }));
+}
 const portBindings = map(array(struct('nat.PortBinding', { HostIp: string(), HostPort: string() })), 'nat.PortMap');
 
 /** container.HostConfig: the settings kiln applies, and those it names in create's warnings. */
@@ -163,6 +170,7 @@ const hostConfig = struct('container.HostConfig', {
   CpusetCpus: string(),
   CpusetMems: string(),
   PidsLimit: pointer(goInteger('int64')),
+  Ulimits: ulimitList,
   Devices: array(struct('container.DeviceMapping', { PathOnHost: string(), PathInContainer: string(), CgroupPermissions: string() })),
   Dns: stringList,
   DnsSearch: stringList,

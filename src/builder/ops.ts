@@ -21,6 +21,7 @@ import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
 import { extraCaCertificates } from '../tls-trust.js';
 import { type RuntimeName, runBundle } from '../runtime/runtime.js';
+import type { Ulimit } from '../runtime/resources.js';
 import { resolveOwner, runtimeSpec } from '../runtime/spec.js';
 import type { ContextEntry } from './context.js';
 import type { Operation, ResolvedMount } from './plan.js';
@@ -574,6 +575,8 @@ export interface ExecInput {
   readonly output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   /** `--add-host`: more lines of the step's /etc/hosts. */
   readonly extraHosts: readonly ExtraHost[];
+  /** `--ulimit`: the step's rlimits. */
+  readonly ulimits: readonly Ulimit[];
   /** Aborted when the build is cancelled: the step's container is killed. */
   readonly signal?: AbortSignal;
 }
@@ -657,6 +660,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     workdir: op.cwd,
     hostname,
     network: op.network === 'none' ? 'none' : 'host',
+    ulimits: input.ulimits,
   }))) as { mounts: object[]; process: { user: { uid: number; gid: number } } };
   spec.mounts.push(...extraMounts);
   // The owner's pid in the ID: after a kill -9 of kiln, prune finds the runtime containers it left.

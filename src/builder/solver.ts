@@ -21,6 +21,7 @@ import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
 import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 import { formatPlatform } from '../oci/platform.js';
+import type { Ulimit } from '../runtime/resources.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import { guardUndo, shellQuote } from '../runtime/guard.js';
 import { type MountSpec, type Snapshotter, entryInLayers, mount, temporaryKey, unmount } from '../snapshot/snapshotter.js';
@@ -63,6 +64,8 @@ export interface SolveOptions {
   readonly defaultNetwork: 'none' | 'host';
   /** `--add-host`: lines of every RUN step's /etc/hosts, which its cache key counts (as BuildKit's op does). */
   readonly extraHosts?: readonly ExtraHost[];
+  /** `--ulimit`: every RUN step's rlimits, which its cache key counts (as BuildKit's op does). */
+  readonly ulimits?: readonly Ulimit[];
   readonly events: (event: BuildEvent) => void;
   /** Cancels the build: no step starts after it is aborted, and a running RUN's container is killed. */
   readonly signal?: AbortSignal;
@@ -408,13 +411,17 @@ export class Solver {
 
   /**
    * What a RUN step's key counts of the build's own options, as BuildKit's exec op does: its /etc/hosts
-   * lines (--add-host), and its network when the build's --network gives it one other than the host's.
-   * Nothing for a build that sets neither, whose keys stay as they were.
+   * lines (--add-host), its rlimits (--ulimit), and its network when the build's --network gives it one
+   * other than the host's. Nothing for a build that sets none, whose keys stay as they were.
    */
   private execKey(operation: Operation | undefined): Record<string, unknown> {
     if (operation?.kind !== 'exec') return {};
-    const { extraHosts = [], defaultNetwork } = this.options;
-    return { ...(extraHosts.length > 0 ? { hosts: extraHosts } : {}), ...(operation.network === 'default' && defaultNetwork !== 'host' ? { network: defaultNetwork } : {}) };
+    const { extraHosts = [], ulimits = [], defaultNetwork } = this.options;
+    return {
+      ...(extraHosts.length > 0 ? { hosts: extraHosts } : {}),
+      ...(ulimits.length > 0 ? { ulimits } : {}),
+      ...(operation.network === 'default' && defaultNetwork !== 'host' ? { network: defaultNetwork } : {}),
+    };
   }
 
   /** Stores the state after a step as an (intermediate) image whose parent is the state before. */
@@ -563,6 +570,7 @@ export class Solver {
             },
             secrets: this.options.secrets,
             extraHosts: this.options.extraHosts ?? [],
+            ulimits: this.options.ulimits ?? [],
             output,
             ...(this.options.signal ? { signal: this.options.signal } : {}),
           });

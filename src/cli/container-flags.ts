@@ -3,7 +3,9 @@
  * parsed as the docker CLI parses them before it sends the request the Engine API gets.
  */
 import { KilnError } from '../errors.js';
+import { checkUlimits } from '../engine/build-inputs.js';
 import type { MountRequest, PortBinding } from '../engine/containers.js';
+import type { Ulimit } from '../runtime/resources.js';
 
 /** A `[A-]B` port range as a list of ports. */
 function portRange(text: string, flag: string): number[] {
@@ -107,4 +109,30 @@ export function parseCpus(text: string): number {
   const [whole = '0', fraction = ''] = text.split('.');
   if (fraction.replace(/0+$/, '').length > 9) throw new KilnError('INVALID_ARGUMENT', `invalid argument ${JSON.stringify(text)} for "--cpus" flag: value is too precise`);
   return Number(whole) * 1e9 + Number(fraction.padEnd(9, '0').slice(0, 9));
+}
+
+/**
+ * `--ulimit NAME=SOFT[:HARD]` flags (run, create, build), as the docker CLI reads them and in its words:
+ * a lone value is both limits, -1 is unlimited, the last of a name counts.
+ */
+export function parseUlimits(specs: readonly string[]): Ulimit[] {
+  return checkUlimits(
+    specs.map((spec) => {
+      const refuse = (why: string): never => {
+        throw new KilnError('INVALID_ARGUMENT', `invalid argument ${JSON.stringify(spec)} for "--ulimit" flag: ${why}`);
+      };
+      const eq = spec.indexOf('=');
+      if (eq < 0) refuse(`invalid ulimit argument: ${spec}`);
+      const values = spec.slice(eq + 1).split(':');
+      if (values.length > 2) refuse(`too many limit value arguments - ${spec.slice(eq + 1)}, can only have up to two, \`soft[:hard]\``);
+      const [soft, hard = soft] = values.map((value) => (/^[-+]?\d+$/.test(value) ? Number(value) : refuse(`strconv.ParseInt: parsing ${JSON.stringify(value)}: invalid syntax`)));
+      const ulimit = { name: spec.slice(0, eq), soft: soft ?? 0, hard: hard ?? 0 };
+      try {
+        checkUlimits([ulimit]);
+      } catch (err) {
+        refuse((err as Error).message);
+      }
+      return ulimit;
+    }),
+  );
 }

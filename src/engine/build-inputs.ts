@@ -1,11 +1,14 @@
 /**
  * A build's inputs as the front ends get them, checked and turned into BuildOptions' terms here so that
- * `kiln build` and `POST /build` apply the same rules: the network mode, a context sent as a tar, and the
- * credentials a client sends by registry.
+ * `kiln build` and `POST /build` apply the same rules: the network mode, a context sent as a tar, the
+ * credentials a client sends by registry, and ulimits (which `run` and `create` take too: checked here,
+ * a light module, so that kiln build's one-file CLI does not carry the container verbs for them).
  */
 import { KilnError, storeWriteError } from '../errors.js';
 import { type Credentials, registryHost, serverKey } from '../registry/credentials.js';
 import type { Engine } from './engine.js';
+
+export { checkUlimits } from '../runtime/resources.js';
 
 /**
  * `--network` (`networkmode` in the API): the network of RUN steps that do not choose one. `default` (or

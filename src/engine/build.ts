@@ -10,6 +10,7 @@ import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseReference } from '../reference/reference.js';
 import type { Credentials } from '../registry/credentials.js';
+import { type Ulimit, checkUlimits } from '../runtime/resources.js';
 import { type RuntimeName, buildRuntime, prepareRuntime, runtimeContainerIds } from '../runtime/runtime.js';
 import { type Driver, isAbandoned, snapshotterOf, unmountStale } from '../snapshot/snapshotter.js';
 import { ownerGone } from '../content/owner.js';
@@ -57,6 +58,8 @@ export interface BuildOptions {
   readonly epoch?: number;
   /** `--add-host HOST:IP`: lines of every RUN step's /etc/hosts. */
   readonly extraHosts?: readonly string[];
+  /** `--ulimit`: every RUN step's rlimits. */
+  readonly ulimits?: readonly Ulimit[];
   /** `--network`: for RUN steps that do not say; `host` unless `none` is asked for. */
   readonly network?: 'none' | 'host';
   /** The runtime of RUN steps; by default crun where it runs as the host is, else runc (see buildRuntime). */
@@ -209,6 +212,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
       defaultNetwork: options.network ?? 'host',
       extraHosts,
+      ulimits: checkUlimits(options.ulimits ?? []),
       events: options.events,
       firstStepId: stepId,
       ...(options.signal ? { signal: options.signal } : {}),

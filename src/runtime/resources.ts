@@ -72,3 +72,45 @@ export function linuxResources(limits: ResourceLimits): object | undefined {
   };
   return Object.keys(resources).length > 0 ? resources : undefined;
 }
+
+/** A process resource limit (`--ulimit nofile=1024:2048`), as HostConfig.Ulimits has it: -1 is unlimited. */
+export interface Ulimit {
+  readonly name: string;
+  readonly soft: number;
+  readonly hard: number;
+}
+
+/** The limits Docker names, each setrlimit(2)'s RLIMIT_ and the name in capitals. */
+const ULIMIT_NAMES = new Set(['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
+
+/**
+ * Checks ulimits as the docker CLI does, with its words (which dockerd leaves to the runtime, failing at
+ * start), and more: a value below -1 (which Docker passes on as a huge one). One per name, the last
+ * given, in name order as the docker CLI sends them.
+ */
+export function checkUlimits(ulimits: readonly Ulimit[]): Ulimit[] {
+  const byName = new Map<string, Ulimit>();
+  for (const ulimit of ulimits) {
+    const { name, soft, hard } = ulimit;
+    if (!ULIMIT_NAMES.has(name)) throw new KilnError('INVALID_ARGUMENT', `invalid ulimit type: ${name} (one of ${[...ULIMIT_NAMES].join(', ')})`);
+    for (const value of [soft, hard]) {
+      if (!Number.isSafeInteger(value) || value < -1) throw new KilnError('INVALID_ARGUMENT', `invalid ulimit ${name}: ${value} (a limit is a whole number, or -1 for unlimited)`);
+    }
+    if (soft === -1 && hard !== -1) throw new KilnError('INVALID_ARGUMENT', `ulimit soft limit must be less than or equal to hard limit: soft: -1 (unlimited), hard: ${hard}`);
+    if (hard !== -1 && soft > hard) throw new KilnError('INVALID_ARGUMENT', `ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
+    byName.set(name, ulimit);
+  }
+  return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+/**
+ * The OCI spec's `process.rlimits`. Unlimited is 2^64-1, which a JavaScript number cannot hold: it is
+ * the string RLIM_INFINITY here, and specJson writes the number.
+ */
+export function ociRlimits(ulimits: readonly Ulimit[]): { type: string; soft: number | string; hard: number | string }[] {
+  const value = (n: number): number | string => (n === -1 ? RLIM_INFINITY : n);
+  return ulimits.map(({ name, soft, hard }) => ({ type: `RLIMIT_${name.toUpperCase()}`, soft: value(soft), hard: value(hard) }));
+}
+
+/** Stands for an unlimited rlimit in a spec until specJson writes it (see ociRlimits). */
+export const RLIM_INFINITY = 'RLIM_INFINITY';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { guardUndo, shellQuote } from './guard.js';
 import { LogWriter, logFile } from './logs.js';
-import type { ConsoleSize } from './spec.js';
+import { type ConsoleSize, specJson } from './spec.js';
 import { execFileAsync } from '../exec-file.js';
 import { shortId } from '../oci/digest.js';
 
@@ -112,7 +112,7 @@ export type RuntimeChild = Pick<ChildProcess, 'stdin' | 'stdout' | 'stderr' | 'k
 export async function runBundle(runtime: RuntimeName, bundle: string, id: string, spec: object, stdio: BundleStdio): Promise<number> {
   stdio.signal?.throwIfAborted();
   // Synchronously: a thread-pool round trip costs more than writing a few kB.
-  writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+  writeFileSync(join(bundle, 'config.json'), specJson(spec));
   const unguard = await guardUndo(removeContainerCommand(runtime, id));
   const child = spawnRuntime(runtime, bundle, id, spec, stdio);
   // The guard's own command: it also kills a container the runtime is still creating.

@@ -2,7 +2,7 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { ContainerConfig } from '../oci/types.js';
-import { type ResourceLimits, linuxResources } from './resources.js';
+import { RLIM_INFINITY, type ResourceLimits, type Ulimit, linuxResources, ociRlimits } from './resources.js';
 import { type DockerSeccompProfile, customSeccomp, defaultSeccomp, seccompProfile } from './seccomp.js';
 
 /** Docker's default capability set. */
@@ -62,6 +62,8 @@ export interface ProcessOptions {
   readonly security?: SecurityOptions;
   /** `--memory`, `--cpus`, `--pids-limit`…: the container's cgroup limits. */
   readonly resources?: ResourceLimits;
+  /** `--ulimit`: the process's rlimits (the others are the runtime's own, as in Docker). */
+  readonly ulimits?: readonly Ulimit[];
   /** `--shm-size`: the size of /dev/shm in bytes (Docker's 64 MiB when absent or 0). */
   readonly shmSize?: number;
 }
@@ -289,6 +291,17 @@ export interface ConsoleSize {
   readonly width: number;
 }
 
+/** The text of config.json for a spec: JSON, with an unlimited rlimit as the number 2^64-1 (see ociRlimits). */
+export function specJson(spec: object): string {
+  return JSON.stringify(spec, null, 2).replace(new RegExp(`("(?:soft|hard)": )"${RLIM_INFINITY}"`, 'g'), '$118446744073709551615');
+}
+
+/** A spec read back from specJson's text (a detached container's supervisor runs the bundle start left). */
+export function parseSpec(text: string): object {
+  // An rlimit beyond the integers a number holds exactly can only be specJson's unlimited (checkUlimits allows no other).
+  return JSON.parse(text, (key, value: unknown) => ((key === 'soft' || key === 'hard') && typeof value === 'number' && !Number.isSafeInteger(value) ? RLIM_INFINITY : value)) as object;
+}
+
 /** The OCI runtime spec (config.json) for a container, with Docker's defaults. */
 export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { hosts: string; resolvConf: string; hostname: string }, options: ProcessOptions): object {
   const user = resolveUser(rootfs, options.user ?? config.User ?? '');
@@ -309,6 +322,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       capabilities: Object.fromEntries(['bounding', 'effective', 'permitted'].map((k) => [k, held])),
       // As Docker's default: setuid programs (su, sudo, ping) work unless --security-opt no-new-privileges.
       noNewPrivileges: options.security?.noNewPrivileges ?? false,
+      ...(options.ulimits?.length ? { rlimits: ociRlimits(options.ulimits) } : {}),
     },
     root: { path: rootfs, readonly: options.readOnly ?? false },
     hostname: options.hostname,

@@ -218,7 +218,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal((cold.stderr.match(/CACHED/g) ?? []).length, 0);
   });
 
-  it('--add-host and --network are a RUN step\'s cache key, as they are BuildKit\'s: a build without them runs the step again', async () => {
+  it('--add-host, --network and --ulimit are a RUN step\'s cache key, as they are BuildKit\'s: a build without them runs the step again', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'add-host', buildkit: false, dockerfile: 'FROM busybox\nRUN grep -c db.example /etc/hosts > /count || true\n' });
     await ok(kiln(['build', '-q', '--add-host', 'db.example:10.1.2.3', '-t', 'hosts:with', context]));
@@ -234,6 +234,13 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     await ok(kiln(['build', '-q', '-t', 'net:host', network]));
     assert.equal(await fileText(kiln, 'net:none', '/seen'), '0\n3\n');
     assert.notEqual(await fileText(kiln, 'net:host', '/seen'), '0\n3\n');
+    // And --ulimit: the step's rlimits, which BuildKit's exec op counts too.
+    const ulimit = await writeContext({ name: 'ulimit-key', buildkit: false, dockerfile: 'FROM busybox\nRUN echo $(ulimit -n) $(ulimit -Hn) > /limits\n' });
+    await ok(kiln(['build', '-q', '--ulimit', 'nofile=100:200', '-t', 'ulimit:with', ulimit]));
+    await ok(kiln(['build', '-q', '-t', 'ulimit:without', ulimit]));
+    assert.equal(await fileText(kiln, 'ulimit:with', '/limits'), '100 200\n');
+    assert.notEqual(await fileText(kiln, 'ulimit:without', '/limits'), '100 200\n');
+    assert.match((await kiln(['build', '--ulimit', 'files=1', ulimit])).stderr, /invalid argument "files=1" for "--ulimit" flag: invalid ulimit type: files/);
   });
 
   it('two clean builds with SOURCE_DATE_EPOCH give the same image ID', async () => {

@@ -350,6 +350,21 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
       assert.match(result.stderr, message);
     }
   });
+
+  it('--ulimit sets the process\'s rlimits (-1 unlimited, the others the runtime\'s own), which inspect shows as Docker does', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+    const limits = 'echo $(ulimit -n) $(ulimit -Hn) $(ulimit -c) $(ulimit -Hc) $(ulimit -Hs)';
+    const own = (await ok(kiln(['run', '--rm', 'busybox:x', 'sh', '-c', limits]))).stdout;
+    const stack = own.trim().split(' ').at(-1);
+    assert.equal((await ok(kiln(['run', '--rm', '--ulimit', 'nofile=100:200', '--ulimit', 'core=-1', 'busybox:x', 'sh', '-c', limits]))).stdout, `100 200 unlimited unlimited ${stack}\n`);
+    await ok(kiln(['create', '--name', 'ulimited', '--ulimit', 'nofile=100:200', '--ulimit', 'core=-1', '--ulimit', 'nofile=64', 'busybox:x', 'true']));
+    assert.equal((await ok(kiln(['inspect', '-f', '{{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}} {{end}}', 'ulimited']))).stdout, 'core=-1:-1 nofile=64:64 \n');
+    assert.equal((await ok(kiln(['start', '-a', 'ulimited']))).code, 0);
+    const refused = await kiln(['run', '--rm', '--ulimit', 'nofile=2:1', 'busybox:x', 'true']);
+    assert.equal(refused.code, 125);
+    assert.match(refused.stderr, /invalid argument "nofile=2:1" for "--ulimit" flag: ulimit soft limit must be less than or equal to hard limit: 2 > 1/);
+  });
 });
 
 describe('start and restart', { skip: cannotRun }, () => {

@@ -123,6 +123,10 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nRUN grep db.example /etc/hosts > /hosts-line\n');
     await docker(['build', '-q', '--add-host', 'db.example:10.1.2.3', '-t', 'api-hosts:1', context]);
     assert.equal((await ok(kiln(['run', '--rm', 'api-hosts:1', 'cat', '/hosts-line']))).stdout, '10.1.2.3\tdb.example\n');
+    // So does --ulimit (the query's ulimits, a JSON list).
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nRUN echo $(ulimit -n) $(ulimit -Hn) > /limits\n');
+    await docker(['build', '-q', '--ulimit', 'nofile=100:200', '-t', 'api-ulimit:1', context]);
+    assert.equal((await ok(kiln(['run', '--rm', 'api-ulimit:1', 'cat', '/limits']))).stdout, '100 200\n');
   });
 
   it('pushes to and pulls from a registry', { skip: registryUnavailable() }, async () => {
@@ -237,6 +241,11 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await docker(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.ShmSize}}', 'api-limited'])).stdout, '67108864 134217728 500000000 134217728\n');
     assert.match((await docker(['stats', '--no-stream', '--format', '{{.MemUsage}}', 'api-limited'])).stdout, / \/ 64MiB\n$/);
     await docker(['rm', '-f', 'api-limited']);
+    // HostConfig.Ulimits: the process's rlimits, and inspect's.
+    assert.equal((await docker(['run', '--rm', '--ulimit', 'nofile=100:200', '--ulimit', 'core=-1', 'busybox:lab', 'sh', '-c', 'echo $(ulimit -n) $(ulimit -Hn) $(ulimit -c)'])).stdout, '100 200 unlimited\n');
+    await docker(['create', '--name', 'api-ulimits', '--ulimit', 'nofile=100:200', 'busybox:lab', 'true']);
+    assert.equal((await docker(['inspect', '-f', '{{json .HostConfig.Ulimits}}', 'api-ulimits'])).stdout, '[{"Name":"nofile","Hard":200,"Soft":100}]\n');
+    await docker(['rm', 'api-ulimits']);
     await docker(['run', '--name', 'api-changed', 'busybox:lab', 'sh', '-c', 'echo changed > /changed']);
     const committed = (await docker(['commit', '-c', 'CMD ["cat", "/changed"]', '-m', 'via the API', 'api-changed', 'api-committed:1'])).stdout.trim();
     assert.match(committed, /^sha256:[0-9a-f]{64}$/);

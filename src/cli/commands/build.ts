@@ -4,6 +4,7 @@ import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../builder/solver.js';
 import type { BuildOutput } from '../../engine/build.js';
 import { buildNetwork } from '../../engine/build-inputs.js';
+import { parseUlimits } from '../container-flags.js';
 import { KilnError, readTextIfPresent } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { INSECURE_HELP, type Io, type RegistryFlags, collect, insecure, parseBool, print, writeFileAtomically } from '../io.js';
@@ -31,6 +32,7 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   check?: boolean;
   output?: string[];
   addHost?: string[];
+  ulimit?: string[];
 }
 
 /**
@@ -237,6 +239,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--secret <id=…,src=…>', 'secret to expose to RUN --mount=type=secret', collect)
     .option('--network <mode>', 'networking mode for RUN: default, none, host')
     .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (host:ip) to the /etc/hosts of RUN steps', collect)
+    .option('--ulimit <name=soft[:hard]>', 'ulimit options of RUN steps (nofile=1024:2048; -1 is unlimited)', collect)
     .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
     .option('-o, --output <spec>', 'write the result\'s files instead of an image: PATH or type=local,dest=DIR (a directory), - or type=tar[,dest=FILE] (a tar)', collect)
@@ -283,6 +286,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           ...(epochText ? { epoch: Number(epochText) } : {}),
           ...(network ? { network } : {}),
           extraHosts: flags.addHost ?? [],
+          ulimits: parseUlimits(flags.ulimit ?? []),
           ...runtimeFlags,
           pull: flags.pull !== undefined && (flags.pull === (true as unknown) || parseBool(flags.pull)),
           registry: { insecureRegistries: insecure(flags) },

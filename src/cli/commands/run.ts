@@ -5,7 +5,7 @@ import { type ContainerRequest, type ResourceLimits, SUPERVISE_COMMAND, createCo
 import type { Engine } from '../../engine/engine.js';
 import { ensureImage, parsePullPolicy } from '../../engine/registry.js';
 import { runContainer } from '../../engine/run.js';
-import { parseCpus, parseLabels, parseMemoryBytes, parseMount, portBindings } from '../container-flags.js';
+import { parseCpus, parseLabels, parseMemoryBytes, parseMount, parseUlimits, portBindings } from '../container-flags.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { INSECURE_HELP, type RegistryFlags, collect, insecure, parseInteger, print } from '../io.js';
 import { progressPrinter } from '../progress.js';
@@ -49,6 +49,7 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   cpusetMems?: string;
   pidsLimit?: string;
   shmSize?: string;
+  ulimit?: string[];
   capDrop?: string[];
   privileged?: boolean;
   addHost?: string[];
@@ -130,6 +131,7 @@ function addContainerFlags(command: Command): Command {
     .option('--cpuset-mems <list>', 'memory nodes in which to allow execution (0-3, 0,1)')
     .option('--pids-limit <n>', 'tune the container pids limit (-1: unlimited)')
     .option('--shm-size <bytes>', 'size of /dev/shm (default 64m)')
+    .option('--ulimit <name=soft[:hard]>', 'ulimit options (nofile=1024:2048; -1 is unlimited)', collect)
     .option('--security-opt <option>', 'security options: seccomp=unconfined|builtin|PROFILE-FILE, no-new-privileges[=true|false]', collect)
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
@@ -188,6 +190,7 @@ async function containerRequest(image: string, command: readonly string[], flags
     privileged: flags.privileged ?? false,
     securityOpt: await securityOptFiles(flags.securityOpt ?? []),
     resources: resourceFlags(flags),
+    ulimits: parseUlimits(flags.ulimit ?? []),
     ...(flags.shmSize !== undefined ? { shmSize: parseMemoryBytes(flags.shmSize, '--shm-size') } : {}),
     ...(flags.stopSignal ? { stopSignal: flags.stopSignal } : {}),
     autoRemove: flags.rm ?? false,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { KilnError } from '../../errors.js';
 import { logFile } from '../../runtime/logs.js';
 import { makeStdinPipe, type RuntimeName } from '../../runtime/runtime.js';
-import { type ResourceLimits, resourceLimits } from '../../runtime/resources.js';
+import { type ResourceLimits, type Ulimit, checkUlimits, resourceLimits } from '../../runtime/resources.js';
 import { type ConsoleSize, capabilities, commandLine, securityOptions } from '../../runtime/spec.js';
 import type { Driver } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
@@ -51,6 +51,7 @@ export interface ContainerRequest {
   readonly privileged?: boolean;
   readonly securityOpt?: readonly string[];
   readonly resources?: ResourceLimits;
+  readonly ulimits?: readonly Ulimit[];
   readonly shmSize?: number;
   readonly extraHosts?: readonly string[];
   readonly dns?: readonly string[];
@@ -147,6 +148,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       privileged: request.privileged ?? false,
       securityOpt: request.securityOpt ?? [],
       resources: resourceLimits(request.resources ?? {}),
+      ulimits: checkUlimits(request.ulimits ?? []),
       shmSize: request.shmSize ?? 0,
       extraHosts: request.extraHosts ?? [],
       dns: request.dns ?? [],

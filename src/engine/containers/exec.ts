@@ -11,7 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { KilnError } from '../../errors.js';
 import { type ExecStreams, type RuntimeName, execProcess, resizeExecTerminal, resizeTerminal, stdinPipe } from '../../runtime/runtime.js';
-import { type ConsoleSize, resolveUser, withOverrides } from '../../runtime/spec.js';
+import { type ConsoleSize, parseSpec, resolveUser, specJson, withOverrides } from '../../runtime/spec.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
 import { runtimeOf } from './lifecycle.js';
@@ -89,7 +89,7 @@ export async function execInContainer(engine: Engine, nameOrId: string, options:
   if (options.cmd.length === 0) throw new KilnError('INVALID_ARGUMENT', 'exec needs a command to run in the container');
   const runtime = await runtimeOf(engine, container);
   const bundle = containerBundle(engine, container.id);
-  const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: { env?: string[]; cwd?: string; user?: object; consoleSize?: object } };
+  const spec = parseSpec(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: { env?: string[]; cwd?: string; user?: object; consoleSize?: object } };
   const user = options.user === undefined ? undefined : resolveUser(join(bundle, 'rootfs'), options.user);
   const { consoleSize: _size, ...base } = spec.process;
   const processSpec = {
@@ -101,7 +101,7 @@ export async function execInContainer(engine: Engine, nameOrId: string, options:
     ...(user ? { user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } } : {}),
   };
   const files = execFiles(bundle, options.id ?? randomBytes(6).toString('hex'));
-  await writeFile(files.process, JSON.stringify(processSpec));
+  await writeFile(files.process, specJson(processSpec));
   const attributes = { image: settingsOf(container).image, name: container.name, execID: options.id ?? '' };
   recordEvent(engine, 'container', `exec_start: ${options.cmd.join(' ')}`, container.id, attributes);
   try {

@@ -138,7 +138,7 @@ function hostConfigJson(settings: ContainerSettings): Record<string, unknown> {
     MemorySwappiness: null,
     OomKillDisable: false,
     PidsLimit: limits.pidsLimit ?? null,
-    Ulimits: [],
+    Ulimits: settings.ulimits.map(({ name, hard, soft }) => ({ Name: name, Hard: hard, Soft: soft })),
     CpuCount: 0,
     CpuPercent: 0,
     IOMaximumIOps: 0,

@@ -9,7 +9,7 @@ import { KilnError } from '../../errors.js';
 import { ownerGone } from '../../content/owner.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
-import type { ResourceLimits } from '../../runtime/resources.js';
+import type { ResourceLimits, Ulimit } from '../../runtime/resources.js';
 import type { ConsoleSize } from '../../runtime/spec.js';
 import { type Snapshotter, snapshotterOf } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
@@ -81,6 +81,8 @@ export interface ContainerSettings {
   readonly securityOpt: readonly string[];
   /** `--memory`, `--cpus`…, as dockerd keeps them (see runtime/spec.ts's resourceLimits). */
   readonly resources: ResourceLimits;
+  /** `--ulimit`, checked (see runtime/resources.ts's checkUlimits). */
+  readonly ulimits: readonly Ulimit[];
   /** `--shm-size` in bytes; 0 is Docker's 64 MiB. */
   readonly shmSize: number;
   readonly extraHosts: readonly string[];
@@ -121,6 +123,7 @@ function defaultSettings(row: ContainerRow): ContainerSettings {
     privileged: false,
     securityOpt: [],
     resources: {},
+    ulimits: [],
     shmSize: 0,
     extraHosts: [],
     dns: [],

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { KilnError } from '../../errors.js';
 import type { ContainerRow } from '../../meta/db.js';
 import { type RuntimeName, prepareRuntime, runBundle, stdinOf } from '../../runtime/runtime.js';
-import { runtimeSpec, securityOptions } from '../../runtime/spec.js';
+import { parseSpec, runtimeSpec, securityOptions, specJson } from '../../runtime/spec.js';
 import { mount, unmount, unmountStale } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
@@ -111,10 +111,11 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
       privileged: settings.privileged,
       security: securityOptions(settings.securityOpt),
       resources: settings.resources,
+      ulimits: settings.ulimits,
       shmSize: settings.shmSize,
       tmpfs: settings.tmpfs,
     });
-    await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+    await writeFile(join(bundle, 'config.json'), specJson(spec));
     for (const use of uses) recordEvent(engine, 'volume', 'mount', use.name, { container: container.id, destination: use.path });
     return spec;
   } catch (err) {
@@ -216,7 +217,7 @@ export async function superviseContainer(engine: Engine, id: string, runtime: Ru
   let exitCode = 128;
   let stopFirst = false;
   try {
-    const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process?: { terminal?: boolean } };
+    const spec = parseSpec(await readFile(join(bundle, 'config.json'), 'utf8')) as { process?: { terminal?: boolean } };
     stopFirst = !(await claimLaunch(bundle, container, 'runtime'));
     if (stopFirst) return;
     exitCode = await runBundle(runtime, bundle, id, spec, { stdin: stdinOf(bundle), keepLogs: true, tty: spec.process?.terminal ?? false });
