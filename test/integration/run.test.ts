@@ -318,6 +318,15 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));
     // 64 MiB asked for past a 16 MiB limit (and as much swap again): the kernel kills it, as under Docker.
     assert.equal((await kiln(['run', '--rm', '--memory', '16m', 'busybox:x', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1'])).code, 137);
+    // State.OOMKilled, as Docker's: a process of the container was killed for memory (here not the first,
+    // which goes on to exit 0), until the container starts again; the `oom` event comes before `die`.
+    const once = 'test -f /done || { touch /done; dd if=/dev/zero of=/dev/null bs=64M count=1; }; echo went on';
+    assert.equal((await ok(kiln(['run', '--name', 'oom', '--memory', '16m', 'busybox:x', 'sh', '-c', once]))).stdout, 'went on\n');
+    assert.equal((await ok(kiln(['inspect', '-f', '{{.State.OOMKilled}} {{.State.ExitCode}}', 'oom']))).stdout, 'true 0\n');
+    assert.match((await ok(kiln(['events', '--since', '1h', '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'event=oom', '--filter', 'event=die', '--format', '{{.Action}}']))).stdout, /^oom\ndie\n/);
+    await ok(kiln(['start', '-a', 'oom']));
+    assert.equal((await ok(kiln(['inspect', '-f', '{{.State.OOMKilled}}', 'oom']))).stdout, 'false\n');
+    await ok(kiln(['rm', 'oom']));
     await ok(kiln(['run', '-d', '--name', 'limited', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', '--cpu-shares', '512', 'busybox:x', 'sleep', '60']));
     const id = (await ok(kiln(['inspect', '-f', '{{.Id}}', 'limited']))).stdout.trim();
     // State.Pid is the container's first process, as Docker's: what nsenter -t takes.

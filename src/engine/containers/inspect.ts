@@ -198,7 +198,7 @@ export function inspectContainer(engine: Engine, nameOrId: string): Record<strin
       Running: running,
       Paused: status === 'paused',
       Restarting: false,
-      OOMKilled: false,
+      OOMKilled: (engine.store.db.lastEvent(container.id, 'oom')?.seq ?? 0) > (engine.store.db.lastEvent(container.id, 'start')?.seq ?? 0),
       Dead: false,
       Pid: running ? initPid(bundle) : 0,
       ExitCode: container.exitCode ?? (container.error ? 128 : 0),

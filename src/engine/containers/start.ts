@@ -17,6 +17,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from '../../errors.js';
 import type { ContainerRow } from '../../meta/db.js';
+import { kernelLogClock, oomKilledSince } from '../../runtime/oom.js';
 import { type RuntimeName, prepareRuntime, runBundle, stdinOf } from '../../runtime/runtime.js';
 import { parseSpec, runtimeSpec, securityOptions, specJson } from '../../runtime/spec.js';
 import { mount, unmount, unmountStale } from '../../snapshot/snapshotter.js';
@@ -167,7 +168,7 @@ export async function runContainerHere(engine: Engine, id: string, options: { re
     const spec = await prepare(engine, container, settings);
     recordEvent(engine, 'container', 'start', id, { image: settings.image, name: container.name, ...settings.labels });
     const launched = await claimLaunch(bundle, currentRow(engine, id) ?? container, 'runtime'); // else a kill came first, and waits for this exit
-    const exitCode = launched ? await runBundle(settings.runtime, bundle, id, spec, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !settings.autoRemove, tty: settings.tty }) : KILLED_EXIT;
+    const exitCode = launched ? await recordingOom(engine, container, () => runBundle(settings.runtime, bundle, id, spec, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !settings.autoRemove, tty: settings.tty })) : KILLED_EXIT;
     engine.store.db.finishContainer(id, exitCode);
     recordEvent(engine, 'container', 'die', id, { image: settings.image, name: container.name, exitCode: String(exitCode), ...settings.labels });
     return exitCode;
@@ -220,7 +221,7 @@ export async function superviseContainer(engine: Engine, id: string, runtime: Ru
     const spec = parseSpec(await readFile(join(bundle, 'config.json'), 'utf8')) as { process?: { terminal?: boolean } };
     stopFirst = !(await claimLaunch(bundle, container, 'runtime'));
     if (stopFirst) return;
-    exitCode = await runBundle(runtime, bundle, id, spec, { stdin: stdinOf(bundle), keepLogs: true, tty: spec.process?.terminal ?? false });
+    exitCode = await recordingOom(engine, container, () => runBundle(runtime, bundle, id, spec, { stdin: stdinOf(bundle), keepLogs: true, tty: spec.process?.terminal ?? false }));
     engine.store.db.finishContainer(id, exitCode);
   } catch (err) {
     engine.store.db.finishContainer(id, exitCode, Date.now(), err instanceof Error ? err.message : String(err));
@@ -253,6 +254,22 @@ export async function endUnlaunched(engine: Engine, run: ContainerRow): Promise<
     }
     await delay(FOLLOW_MS); // the start is still preparing the bundle (another process): no event for its end
   }
+}
+
+/**
+ * Runs a container's process, and records Docker's `oom` event (before its `die`) when the kernel's OOM
+ * killer killed one of its processes: inspect's State.OOMKilled until the next start. The kernel log is
+ * read only after an exit by SIGKILL or from a container with a memory limit (an OOM kill elsewhere
+ * names no cgroup of the container's).
+ */
+async function recordingOom(engine: Engine, container: ContainerRow, run: () => Promise<number>): Promise<number> {
+  const since = kernelLogClock();
+  const exitCode = await run();
+  const settings = settingsOf(container);
+  if ((exitCode === KILLED_EXIT || (settings.resources.memory ?? 0) > 0) && oomKilledSince(container.id, since)) {
+    recordEvent(engine, 'container', 'oom', container.id, { image: settings.image, name: container.name, ...settings.labels });
+  }
+  return exitCode;
 }
 
 /** What follows a detached container's recorded exit: its release, its `die` event, and with --rm the container gone. */
