@@ -7,7 +7,8 @@
  * listing: while that listing is unchanged (every name, mode, owner and stat), the checksum is reused
  * without an object, a lookup or a line hashed per file.
  */
-import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { constants, createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { chmod, chown, copyFile, link, mkdir, symlink } from 'node:fs/promises';
 import { join, normalize, posix } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { KilnError, isErrno, readTextIfPresent } from '../errors.js';
@@ -162,9 +163,9 @@ export function listDirectory(native: boolean): (dir: string, prefix: string) =>
 
 /**
  * The entries below `top` (the root's entry first), leaving out what `ignore` excludes, directory by
- * directory (see listDirectory), giving the loop a turn through `pause`.
+ * directory (see listDirectory), giving the loop a turn through `pause`; what it left out goes to `hidden`.
  */
-async function walkEntries(top: string, rootEntry: ContextEntry, ignore: PatternMatcher, native: boolean, pause: () => Promise<void>): Promise<Map<string, ContextEntry>> {
+async function walkEntries(top: string, rootEntry: ContextEntry, ignore: PatternMatcher, native: boolean, pause: () => Promise<void>, hidden: string[]): Promise<Map<string, ContextEntry>> {
   const filtering = ignore.patterns.length > 0;
   const entries = new Map<string, ContextEntry>();
   entries.set('', rootEntry);
@@ -175,6 +176,7 @@ async function walkEntries(top: string, rootEntry: ContextEntry, ignore: Pattern
       const { path } = entry;
       const state = filtering ? ignore.stateOf(path, above) : undefined;
       const excluded = state?.excluded ?? false;
+      if (excluded) hidden.push(path);
       if (entry.type === 'directory') {
         if (state !== undefined && ignore.skipsBelow(path, state)) continue;
         if (!excluded) entries.set(path, entry);
@@ -237,6 +239,8 @@ export class BuildContext {
     private readonly ignore: PatternMatcher,
     private readonly ignoreFile: string | undefined,
     private readonly cache: DigestCache,
+    /** What .dockerignore left out, walk order: a bind mount below none of it can show the directory itself. */
+    private readonly hidden: readonly string[],
   ) {
     this.prefix = `${normalize(root).replace(/\/+$/, '')}/`;
     if (walked instanceof Map) this.visible = walked;
@@ -335,8 +339,9 @@ export class BuildContext {
       // What .dockerignore leaves out is decided per entry, in JavaScript, as the walk goes: natively, only without one.
       const walkAll = native && !filtering ? sys()?.walk : undefined;
       const packed = walkAll && (await walkAll(top));
-      if (packed) return new BuildContext(root, { root: describe('', rootStat), packed }, ignore, ignoreFile, cache);
-      return new BuildContext(root, await walkEntries(top, describe('', rootStat), ignore, native, pause), ignore, ignoreFile, cache);
+      if (packed) return new BuildContext(root, { root: describe('', rootStat), packed }, ignore, ignoreFile, cache, []);
+      const hidden: string[] = [];
+      return new BuildContext(root, await walkEntries(top, describe('', rootStat), ignore, native, pause, hidden), ignore, ignoreFile, cache, hidden);
     })();
     // Its failure is the caller's, when it awaits `walked`; one that never does (it failed first) leaves no unhandled rejection.
     walked.catch(() => undefined);
@@ -409,6 +414,39 @@ export class BuildContext {
 
   private order: ContextEntry[] | undefined;
   private index: Map<string, number> | undefined;
+
+  /**
+   * The directory a bind mount of `entry` (RUN --mount=type=bind) shows: the context's own when nothing
+   * below it is left out by .dockerignore; else, as BuildKit mounts only what its context sync sent, the
+   * visible entries copied under `scratch` (a new directory; files hard-linked where the filesystem allows).
+   */
+  async mountable(entry: ContextEntry, scratch: string): Promise<string> {
+    const prefix = entry.path === '' ? '' : `${entry.path}/`;
+    if (entry.type !== 'directory' || !this.hidden.some((path) => path.startsWith(prefix))) return this.absolute(entry);
+    const made: ContextEntry[] = [];
+    for (const visible of this.tree(entry)) {
+      const target = join(scratch, visible.path.slice(prefix.length));
+      const source = this.absolute(visible);
+      if (visible.type === 'directory') {
+        await mkdir(target);
+        made.push(visible);
+      } else if (visible.type === 'symlink') await symlink(visible.linkTarget ?? '', target);
+      else {
+        await link(source, target).catch(async (err: unknown) => {
+          if (!isErrno(err, 'EXDEV') && !isErrno(err, 'EPERM')) throw err;
+          await copyFile(source, target, constants.COPYFILE_FICLONE);
+          await chown(target, visible.uid, visible.gid);
+        });
+      }
+    }
+    // Directories as the context has them, once their entries are in (a read-only one could not take them).
+    for (const directory of made.reverse()) {
+      const target = join(scratch, directory.path.slice(prefix.length));
+      await chown(target, directory.uid, directory.gid);
+      await chmod(target, directory.mode & 0o7777);
+    }
+    return scratch;
+  }
 
   absolute(entry: ContextEntry): string {
     return entry.path === '' ? join(this.root, '') : this.prefix + entry.path;

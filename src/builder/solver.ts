@@ -723,7 +723,7 @@ export class Solver {
     if (source.kind === 'context') {
       const [entry] = this.options.context.resolve(mount.source ?? '.', `--mount source ${mount.source ?? '.'}`);
       if (!entry) throw new KilnError('NOT_FOUND', `bind mount source ${mount.source ?? '.'} not found in the build context`);
-      path = this.options.context.absolute(entry);
+      path = await this.options.context.mountable(entry, join(work, `context-${randomHex(6)}`));
     } else {
       const imageId = source.kind === 'image' ? this.imageIdOf(source.ref) : (await this.stage(source.index)).imageId;
       const root = await this.viewOf(imageId, cleanups);

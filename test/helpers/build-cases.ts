@@ -61,6 +61,9 @@ const common: Record<string, ContextFile> = {
   'script.sh': { content: '#!/bin/sh\necho script\n', mode: 0o755 },
 };
 
+/** Why a RUN --mount target the image lacked differs: BuildKit 0.8 leaves the directory made for it. */
+const MOUNT_STUBS = "BuildKit 0.8 leaves the directory made as a mount's target in the layer; later BuildKit removes such stubs after the step (executor's MountStubsCleaner), as kiln does";
+
 /** Why `id` in RUN differs: BuildKit 0.8 sets no supplementary groups. */
 const NO_SUPPLEMENTARY_GROUPS = 'BuildKit 0.8 gives RUN no supplementary groups, so `id` prints no groups=; BuildKit 0.11.4 (moby/buildkit#3651, and #2428 for root) adds them, as kiln and docker run do';
 /** Why HEALTHCHECK's history line differs. */
@@ -233,6 +236,14 @@ export const BUILD_CASES: readonly BuildCase[] = [
   { name: 'heredoc-run-shebang', buildkit: false, dockerfile: 'FROM busybox\nRUN <<EOF\n#!/bin/sh\necho "via $0" > /shebang\nEOF\n' },
   { name: 'heredoc-copy', buildkit: false, dockerfile: 'FROM busybox\nARG WHO=world\nCOPY <<EOF /greeting\nhello $WHO\nEOF\nCOPY <<"EOF" /literal\nhello $WHO\nEOF\nCOPY <<-EOF /chomped\n\t\tindented\n\tEOF\n' },
   { name: 'copy-chmod-link-exclude', buildkit: false, files: common, dockerfile: 'FROM busybox\nCOPY --chmod=0600 a.txt /private/\nCOPY --link b.txt /linked/\nCOPY --exclude=*.md dir /nomd/\n' },
+  // A bind mount of the context shows what .dockerignore leaves in, as a COPY of it would.
+  {
+    name: 'run-mount-bind-dockerignore',
+    buildkit: true,
+    files: { ...common, '.dockerignore': '*.md\ndir/sub/two\n' },
+    dockerfile: 'FROM busybox\nRUN --mount=target=/c ls -aR /c > /seen\nRUN --mount=type=bind,source=dir,target=/d ls -aR /d > /seen-dir\n',
+    knownDifferences: { '/c': MOUNT_STUBS, '/d': MOUNT_STUBS },
+  },
   { name: 'run-mount-bind', buildkit: false, files: common, dockerfile: 'FROM busybox AS tools\nRUN echo tool > /tool\nFROM busybox\nRUN --mount=type=bind,source=dir,target=/mnt cat /mnt/one > /from-context\nRUN --mount=type=bind,from=tools,target=/t cat /t/tool > /from-stage\n' },
   { name: 'run-mount-cache', buildkit: false, dockerfile: 'FROM busybox\nRUN --mount=type=cache,target=/cache,id=suite echo run >> /cache/runs && cp /cache/runs /seen\n' },
   { name: 'run-mount-tmpfs-network-none', buildkit: false, dockerfile: 'FROM busybox\nRUN --mount=type=tmpfs,target=/scratch --network=none touch /scratch/x && ls /sys/class/net > /nets\n' },
