@@ -28,13 +28,21 @@ export interface PlanOptions {
    * added and the base's ONBUILD triggers do not run.
    */
   readonly changesOnly?: boolean;
+  /**
+   * `--build-context NAME=…`: what a FROM, `--from` or `--mount from=` word names instead of an image or
+   * of a stage of that name, as BuildKit's named contexts (the engine matches the word as BuildKit does).
+   */
+  readonly namedContext?: (word: string) => NamedContext | undefined;
 }
+
+/** A named context's content: an image, the empty image, or a directory of the client's (walked as the context is). */
+export type NamedContext = { readonly kind: 'image'; readonly ref: string } | { readonly kind: 'scratch' } | { readonly kind: 'local'; readonly name: string };
 
 /** Where a stage starts from. */
 export type Base = { readonly kind: 'scratch' } | { readonly kind: 'image'; readonly ref: string } | { readonly kind: 'stage'; readonly index: number };
 
 /** A file source outside the current stage: the context, another stage's result, or an image. */
-export type Source = { readonly kind: 'context' } | { readonly kind: 'stage'; readonly index: number } | { readonly kind: 'image'; readonly ref: string };
+export type Source = { readonly kind: 'context'; readonly name?: string } | { readonly kind: 'stage'; readonly index: number } | { readonly kind: 'image'; readonly ref: string };
 
 export interface InlineFile {
   readonly name: string;
@@ -171,19 +179,39 @@ function stageNamed(stages: readonly Stage[], word: string, before: number): num
   return undefined;
 }
 
+/**
+ * What a FROM, `--from` or `--mount from=` word names: an earlier stage, unless a named context of that
+ * stage's name replaces it (as in BuildKit); else a named context; else an image.
+ */
+function resolveName(stages: readonly Stage[], word: string, before: number, options: PlanOptions): { readonly kind: 'stage'; readonly index: number } | NamedContext {
+  const index = stageNamed(stages, word, before);
+  const stageName = index === undefined ? undefined : stages[index]?.name;
+  const named = options.namedContext?.(stageName ?? word);
+  if (named) return named;
+  return index !== undefined ? { kind: 'stage', index } : { kind: 'image', ref: word };
+}
+
+/** A `--from` or `--mount from=` source from what its word names (resolveName). */
+function namedSource(location: Location, flag: string, named: Exclude<ReturnType<typeof resolveName>, { kind: 'stage' }>): Source {
+  if (named.kind === 'scratch') throw instructionError(location, `${flag} names an empty build context (docker-image://scratch): there is nothing to read from it`);
+  return named.kind === 'local' ? { kind: 'context', name: named.name } : named;
+}
+
 /** The image references a build needs from outside: stage bases and `--from` images, expanded. */
 export function externalImages(dockerfile: Dockerfile, options: PlanOptions): string[] {
   const globals = globalArgValues(dockerfile, options);
   const refs = new Set<string>();
   for (const stage of dockerfile.stages) {
+    const image = (word: string): void => {
+      const named = resolveName(dockerfile.stages, word, stage.index, options);
+      if (named.kind === 'image') refs.add(named.ref);
+    };
     const base = expander(stage.location, dockerfile.escape, (n) => globals.get(n))(stage.base);
-    if (base.toLowerCase() !== 'scratch' && stageNamed(dockerfile.stages, base, stage.index) === undefined) refs.add(base);
+    if (base.toLowerCase() !== 'scratch') image(base);
     for (const instruction of stage.instructions) {
-      if ((instruction.kind === 'copy' || instruction.kind === 'add') && instruction.from !== undefined && stageNamed(dockerfile.stages, instruction.from, stage.index) === undefined) {
-        refs.add(instruction.from);
-      }
+      if ((instruction.kind === 'copy' || instruction.kind === 'add') && instruction.from !== undefined) image(instruction.from);
       if (instruction.kind === 'run') {
-        for (const mount of instruction.mounts) if (mount.from !== undefined && stageNamed(dockerfile.stages, mount.from, stage.index) === undefined) refs.add(mount.from);
+        for (const mount of instruction.mounts) if (mount.from !== undefined) image(mount.from);
       }
     }
   }
@@ -377,8 +405,10 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
     /** What the base's history adds to the size of every config of the stage. */
     let history: number;
     let parentStage: Pick<PlannedStage, 'finalRunEnv'> | undefined;
-    const fromStage = stageNamed(stages, baseName, stage.index);
-    if (baseName.toLowerCase() === 'scratch') {
+    const named = baseName.toLowerCase() === 'scratch' ? ({ kind: 'scratch' } as const) : resolveName(stages, baseName, stage.index, options);
+    if (named.kind === 'local') throw instructionError(stage.location, `FROM ${baseName}: a build context of files (--build-context ${baseName}=DIR) cannot be a stage's base in kiln; read it with COPY --from=${baseName} or RUN --mount=from=${baseName}`);
+    const fromStage = named.kind === 'stage' ? named.index : undefined;
+    if (named.kind === 'scratch') {
       base = { kind: 'scratch' };
       // BuildKit's empty image: the root as working directory, and the default PATH.
       config = { Env: [DEFAULT_PATH], WorkingDir: '/' };
@@ -393,8 +423,9 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
       history = parent.historyBytes;
       parentStage = parent;
     } else {
-      base = { kind: 'image', ref: baseName };
-      const baseImage = baseConfig(baseName);
+      const ref = named.kind === 'image' ? named.ref : baseName;
+      base = { kind: 'image', ref };
+      const baseImage = baseConfig(ref);
       config = baseImage.config ?? {};
       image = baseImage.author !== undefined ? { author: baseImage.author } : {};
       history = historyBytes(baseImage);
@@ -600,12 +631,12 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             if (mount.type === 'bind' || (mount.type === 'cache' && from !== undefined)) {
               if (from === undefined) fromSource = { kind: 'context' };
               else {
-                const index = stageNamed(stages, from, stage.index);
-                if (index !== undefined) {
-                  dependsOn.add(index);
-                  planStage(stages[index] as Stage);
-                  fromSource = { kind: 'stage', index };
-                } else fromSource = { kind: 'image', ref: from };
+                const named = resolveName(stages, from, stage.index, options);
+                if (named.kind === 'stage') {
+                  dependsOn.add(named.index);
+                  planStage(stages[named.index] as Stage);
+                  fromSource = { kind: 'stage', index: named.index };
+                } else fromSource = namedSource(instruction, `--mount from=${from}`, named);
               }
             }
             if (mount.type === 'secret' && mount.id === undefined && mount.source === undefined && mount.target === undefined) {
@@ -639,13 +670,13 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           let from: Source = { kind: 'context' };
           if (instruction.from !== undefined) {
             const word = expand(instruction.from);
-            const index = stageNamed(stages, word, stage.index);
-            if (index !== undefined) {
-              if (index === stage.index) throw instructionError(instruction, `COPY --from=${word} refers to the stage it is in`);
-              dependsOn.add(index);
-              planStage(stages[index] as Stage);
-              from = { kind: 'stage', index };
-            } else from = { kind: 'image', ref: word };
+            const named = resolveName(stages, word, stage.index, options);
+            if (named.kind === 'stage') {
+              if (named.index === stage.index) throw instructionError(instruction, `COPY --from=${word} refers to the stage it is in`);
+              dependsOn.add(named.index);
+              planStage(stages[named.index] as Stage);
+              from = { kind: 'stage', index: named.index };
+            } else from = namedSource(instruction, `--from=${word}`, named);
           }
           const heredocNames = new Set(instruction.heredocs.map((h) => h.name));
           const inline: InlineFile[] = instruction.heredocs.map((doc) => {

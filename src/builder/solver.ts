@@ -47,6 +47,8 @@ export interface SolveOptions {
   /** The runtime of RUN steps, asked for when one runs (a fully cached build picks none). */
   readonly runtime: () => RuntimeName;
   readonly context: BuildContext;
+  /** `--build-context NAME=DIR`: the directories COPY --from=NAME and RUN --mount from=NAME read, by name. */
+  readonly namedContexts?: ReadonlyMap<string, BuildContext>;
   readonly secrets: ReadonlyMap<string, string>;
   /** Image IDs of the external images the plan names. */
   readonly images: ReadonlyMap<string, Digest>;
@@ -319,6 +321,14 @@ export class Solver {
     return id;
   }
 
+  /** The main context, or the named one (`--build-context`) a source names. */
+  private contextOf(source: Extract<Source, { kind: 'context' }>): BuildContext {
+    if (source.name === undefined) return this.options.context;
+    const named = this.options.namedContexts?.get(source.name);
+    if (!named) throw new KilnError('INTERNAL', `build context ${source.name} was not walked before the build`);
+    return named;
+  }
+
   private async sourceIdentity(source: Source): Promise<string> {
     if (source.kind === 'image') return this.imageIdOf(source.ref);
     if (source.kind === 'stage') return (await this.stage(source.index)).key;
@@ -330,14 +340,17 @@ export class Solver {
     if (!operation || operation.kind === 'mkdir') return null;
     if (operation.kind === 'copy') {
       if (operation.from.kind !== 'context') return await this.sourceIdentity(operation.from);
+      const context = this.contextOf(operation.from);
       const local = operation.sources.filter((s) => !(operation.add && /^https?:\/\//.test(s)));
-      const entries = local.flatMap((s) => this.options.context.resolve(s, what));
-      return await this.options.context.checksum(entries);
+      return await context.checksum(local.flatMap((s) => context.resolve(s, what)));
     }
     const mounts: unknown[] = [];
     for (const mount of operation.mounts) {
       if (mount.type !== 'bind' || !mount.fromSource) continue;
-      if (mount.fromSource.kind === 'context') mounts.push(await this.options.context.checksum(this.options.context.resolve(mount.source ?? '.', what)));
+      if (mount.fromSource.kind === 'context') {
+        const context = this.contextOf(mount.fromSource);
+        mounts.push(await context.checksum(context.resolve(mount.source ?? '.', what)));
+      }
       else mounts.push(await this.sourceIdentity(mount.fromSource));
     }
     return mounts;
@@ -700,7 +713,7 @@ export class Solver {
    * directory: a view's mount, unmount and records would cost more than the copy. Else a view of the tree.
    */
   private async sourceTree(source: Source, sources: readonly string[], cleanups: (() => Promise<void>)[]): Promise<SourceTree> {
-    if (source.kind === 'context') return this.options.context;
+    if (source.kind === 'context') return this.contextOf(source);
     const imageId = source.kind === 'image' ? this.imageIdOf(source.ref) : (await this.stage(source.index)).imageId;
     const { snapshots } = this.options;
     const top = snapshots.driver === 'overlay' && imageId ? await this.options.unpack(imageId) : undefined;
@@ -721,9 +734,10 @@ export class Solver {
     const source = mount.fromSource ?? { kind: 'context' };
     let path: string;
     if (source.kind === 'context') {
-      const [entry] = this.options.context.resolve(mount.source ?? '.', `--mount source ${mount.source ?? '.'}`);
-      if (!entry) throw new KilnError('NOT_FOUND', `bind mount source ${mount.source ?? '.'} not found in the build context`);
-      path = await this.options.context.mountable(entry, join(work, `context-${randomHex(6)}`));
+      const context = this.contextOf(source);
+      const [entry] = context.resolve(mount.source ?? '.', `--mount source ${mount.source ?? '.'}`);
+      if (!entry) throw new KilnError('NOT_FOUND', `bind mount source ${mount.source ?? '.'} not found in the build context${source.name !== undefined ? ` ${source.name}` : ''}`);
+      path = await context.mountable(entry, join(work, `context-${randomHex(6)}`));
     } else {
       const imageId = source.kind === 'image' ? this.imageIdOf(source.ref) : (await this.stage(source.index)).imageId;
       const root = await this.viewOf(imageId, cleanups);

@@ -18,6 +18,7 @@ import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '..
 import type { Lease } from '../transport/store.js';
 import { BUILD_CONTAINER_PREFIX } from '../builder/ops.js';
 import { setTimeout as delay } from 'node:timers/promises';
+import { namedContextKey, parseBuildContexts } from './build-inputs.js';
 import type { Engine } from './engine.js';
 import { openSnapshotter, unpackImage } from './snapshots.js';
 import { execFileAsync } from '../exec-file.js';
@@ -60,6 +61,8 @@ export interface BuildOptions {
   readonly extraHosts?: readonly string[];
   /** `--ulimit`: every RUN step's rlimits. */
   readonly ulimits?: readonly Ulimit[];
+  /** `--build-context NAME=DIR|docker-image://REF`, as given (see parseBuildContexts). */
+  readonly buildContexts?: readonly string[];
   /** `--network`: for RUN steps that do not say; `host` unless `none` is asked for. */
   readonly network?: 'none' | 'host';
   /** The runtime of RUN steps; by default crun where it runs as the host is, else runc (see buildRuntime). */
@@ -145,6 +148,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     if (parseReference(tag).digest) throw new KilnError('INVALID_ARGUMENT', `invalid tag ${JSON.stringify(tag)}: a build is tagged with a name, not a digest`);
   }
   const dockerfile = parseInstructions(text, file);
+  const contexts = parseBuildContexts(options.buildContexts ?? []);
   // Checked before any work; the parser loads only for a build that has them.
   const extraHosts = options.extraHosts?.length ? options.extraHosts.map((await import('./networks.js')).parseExtraHost) : [];
   const planOptions: PlanOptions = {
@@ -152,9 +156,11 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     ...(options.target !== undefined ? { target: options.target } : {}),
     platform: host,
     labels: options.labels,
+    ...(contexts.named.size > 0 ? { namedContext: (word: string) => contexts.named.get(namedContextKey(word) ?? '') } : {}),
   };
   // The context is walked while the store is made ready for the build (the lease, the bases, the plan).
   const { walked } = await BuildContext.begin(contextDir, engine.store.db.fileDigests(), 'path' in source ? source.path : undefined);
+  const namedWalks = await Promise.all([...contexts.directories].map(async ([name, dir]) => [name, (await BuildContext.begin(dir, engine.store.db.fileDigests())).walked] as const));
   const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
   // Everything the build reads or makes (its bases, cache images, the images of its steps, their layer
   // snapshots) is held by one lease until the image is tagged: a prune or rmi meanwhile leaves it.
@@ -204,6 +210,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       snapshots,
       runtime,
       context: await walked,
+      namedContexts: new Map(await Promise.all(namedWalks.map(async ([name, walk]) => [name, await walk] as const))),
       secrets: options.secrets,
       images,
       cacheFrom,

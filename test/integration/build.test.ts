@@ -430,6 +430,44 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     await ok(kiln(['build', '-q', '-f', '-', '-t', 'stdin:1', context], 'FROM busybox\nRUN echo stdin > /stdin\n'));
     assert.equal(await fileText(kiln, 'stdin:1', '/stdin'), 'stdin\n');
   });
+
+  it('--build-context: a directory COPY --from and RUN --mount from= read (its .dockerignore applied, its files in the cache key), and images that FROM and stages of that name become', async () => {
+    const { kiln } = await storeWithBusybox();
+    // (writeContext writes a Dockerfile in it too.)
+    const docs = await writeContext({ name: 'docs', buildkit: false, dockerfile: '', files: { 'a.md': 'a\n', 'sub/b.md': 'b\n', 'draft.md': 'draft\n', '.dockerignore': 'draft.md\n' } });
+    const context = await writeContext({
+      name: 'named-contexts',
+      buildkit: false,
+      files: { 'main.txt': 'main\n' },
+      // `alpine` is not in the store: the named context stands for it (FROM alpine:latest is the name alpine),
+      // and the stage `tools` is replaced by the image the context names.
+      dockerfile: 'FROM busybox AS tools\nRUN echo from the stage > /tool\nFROM alpine:latest\nCOPY --from=docs . /docs/\nRUN --mount=from=docs,target=/d ls -R /d > /mounted\nCOPY --from=tools /bin/busybox /from-tools\nCOPY main.txt /\n',
+    });
+    const contexts = ['--build-context', `docs=${docs}`, '--build-context', 'alpine=docker-image://busybox:lab', '--build-context', 'tools=docker-image://busybox'];
+    await ok(kiln(['build', '-q', '-t', 'named:1', ...contexts, context]));
+    assert.equal((await ok(kiln(['run', '--rm', 'named:1', 'sh', '-c', 'ls -R /docs; cat /mounted /main.txt; test -f /from-tools && echo tools from the image']))).stdout, '/docs:\nDockerfile\na.md\nsub\n\n/docs/sub:\nb.md\n/d:\nDockerfile\na.md\nsub\n\n/d/sub:\nb.md\nmain\ntools from the image\n');
+    // A file of the named directory is part of the cache key: unchanged, every step is cached; changed, its steps run again.
+    assert.equal(((await ok(kiln(['build', '--progress', 'plain', '-t', 'named:1', ...contexts, context]))).stderr.match(/CACHED/g) ?? []).length, 4);
+    await writeFile(join(docs, 'a.md'), 'changed\n');
+    await ok(kiln(['build', '-q', '-t', 'named:2', ...contexts, context]));
+    assert.equal(await fileText(kiln, 'named:2', '/docs/a.md'), 'changed\n');
+    // docker-image://scratch is the empty image.
+    const scratch = await writeContext({ name: 'named-scratch', buildkit: false, dockerfile: 'FROM base\nCOPY main.txt /\n', files: { 'main.txt': 'main\n' } });
+    const built = await buildAndRead(kiln, scratch, 'named:3', ['--build-context', 'base=docker-image://scratch']);
+    assert.deepEqual([...built.files.keys()], ['/main.txt']);
+    for (const [args, dockerfile, message] of [
+      [[`docs=${docs}`], 'FROM docs\n', /FROM docs: a build context of files \(--build-context docs=DIR\) cannot be a stage's base in kiln; read it with COPY --from=docs/],
+      [['empty=docker-image://scratch'], 'FROM busybox\nCOPY --from=empty / /x\n', /--from=empty names an empty build context \(docker-image:\/\/scratch\): there is nothing to read from it/],
+      [['src=https://example.com/src.tar'], 'FROM busybox\n', /--build-context src=https:\/\/example.com\/src.tar: https contexts are not supported; give a local directory or docker-image:\/\/REF/],
+      [['Bad=/tmp'], 'FROM busybox\n', /invalid --build-context "Bad=\/tmp": use NAME=DIR or NAME=docker-image:\/\/REF/],
+      [['missing=/nonexistent/dir'], 'FROM busybox\n', /the build context \/nonexistent\/dir does not exist/],
+    ] as const) {
+      const failing = await writeContext({ name: 'named-error', buildkit: false, dockerfile });
+      const result = await kiln(['build', ...args.flatMap((a) => ['--build-context', a]), failing]);
+      assert.notEqual(result.code, 0, args.join(' '));
+      assert.match(result.stderr, message);
+    }
+  });
 });
 
 describe('kiln build -o: the result\'s files instead of an image', { skip }, () => {
