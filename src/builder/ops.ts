@@ -577,6 +577,8 @@ export interface ExecInput {
   readonly extraHosts: readonly ExtraHost[];
   /** `--ulimit`: the step's rlimits. */
   readonly ulimits: readonly Ulimit[];
+  /** `--ssh`: the agents' sockets by id, for ssh mounts. */
+  readonly sshAgents: ReadonlyMap<string, string>;
   /** Aborted when the build is cancelled: the step's container is killed. */
   readonly signal?: AbortSignal;
 }
@@ -619,6 +621,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
   writeFileSync(files.hostname, `${hostname}\n`);
   const extraMounts: { destination: string; type: string; source: string; options: string[] }[] = [];
   const created: string[] = [];
+  const proxies: { close(): Promise<void> }[] = [];
   const remember = async (target: string): Promise<void> => {
     // The topmost missing path component is what the runtime will create; remember it for removal.
     let path = target;
@@ -629,50 +632,64 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     }
     if (missing !== undefined) created.push(missing);
   };
-  for (const mount of op.mounts) {
-    await remember(mount.target);
-    if (mount.type === 'tmpfs') {
-      extraMounts.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] });
-    } else if (mount.type === 'secret') {
-      const id = secretId(mount);
-      const file = input.secrets.get(id);
-      if (file === undefined) {
-        if (mount.required) throw new KilnError('NOT_FOUND', `${input.what}: secret ${id} is required; pass it with --secret id=${id},src=FILE`);
-        continue;
-      }
-      extraMounts.push({ destination: mount.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
-    } else if (mount.type === 'cache') {
-      extraMounts.push({ destination: mount.target, type: 'bind', source: await input.cacheDir(mount), options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
-    } else {
-      extraMounts.push({ destination: mount.target, type: 'bind', source: await input.mountSource(mount), options: ['rbind', mount.readonly === false ? 'rw' : 'ro'] });
-    }
-  }
-  for (const script of op.scripts) {
-    const file = join(bundle, `script-${randomHex(4)}`);
-    await writeFile(file, script.content, { mode: 0o755 });
-    extraMounts.push({ destination: `/dev/pipes/${script.name}`, type: 'bind', source: file, options: ['rbind', 'ro'] });
-  }
-  const spec = (await forStep(input.what, () => runtimeSpec({ Env: op.env, User: op.user, WorkingDir: op.cwd }, rootfs, files, {
-    entrypoint: '',
-    cmd: op.args,
-    env: [],
-    user: op.user,
-    workdir: op.cwd,
-    hostname,
-    network: op.network === 'none' ? 'none' : 'host',
-    ulimits: input.ulimits,
-  }))) as { mounts: object[]; process: { user: { uid: number; gid: number } } };
-  spec.mounts.push(...extraMounts);
-  // The owner's pid in the ID: after a kill -9 of kiln, prune finds the runtime containers it left.
-  const id = `${BUILD_CONTAINER_PREFIX}${process.pid}-${randomHex(6)}`;
   let exitCode: number;
+  // From the first ssh mount on, its agent proxies listen: they close when the step ends, however it ends.
   try {
+    for (const mount of op.mounts) {
+      await remember(mount.target);
+      if (mount.type === 'tmpfs') {
+        extraMounts.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] });
+      } else if (mount.type === 'secret') {
+        const id = secretId(mount);
+        const file = input.secrets.get(id);
+        if (file === undefined) {
+          if (mount.required) throw new KilnError('NOT_FOUND', `${input.what}: secret ${id} is required; pass it with --secret id=${id},src=FILE`);
+          continue;
+        }
+        extraMounts.push({ destination: mount.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
+      } else if (mount.type === 'ssh') {
+        const agentId = mount.id ?? 'default';
+        const agent = input.sshAgents.get(agentId);
+        if (agent === undefined) {
+          if (mount.required) throw new KilnError('NOT_FOUND', `${input.what}: ssh agent ${agentId} is required; pass it with --ssh ${agentId}[=SOCKET|KEY]`);
+          continue;
+        }
+        const socket = join(bundle, `ssh-${proxies.length}.sock`);
+        // Imported here, as spawn.ts is: it loads node:net.
+        const { agentProxy } = await import('./ssh-agent.js');
+        proxies.push(await agentProxy(agent, socket, { uid: mount.uid ?? 0, gid: mount.gid ?? 0, mode: mount.mode ?? 0o600 }));
+        extraMounts.push({ destination: mount.target, type: 'bind', source: socket, options: ['rbind', 'ro'] });
+      } else if (mount.type === 'cache') {
+        extraMounts.push({ destination: mount.target, type: 'bind', source: await input.cacheDir(mount), options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
+      } else {
+        extraMounts.push({ destination: mount.target, type: 'bind', source: await input.mountSource(mount), options: ['rbind', mount.readonly === false ? 'rw' : 'ro'] });
+      }
+    }
+    for (const script of op.scripts) {
+      const file = join(bundle, `script-${randomHex(4)}`);
+      await writeFile(file, script.content, { mode: 0o755 });
+      extraMounts.push({ destination: `/dev/pipes/${script.name}`, type: 'bind', source: file, options: ['rbind', 'ro'] });
+    }
+    const spec = (await forStep(input.what, () => runtimeSpec({ Env: op.env, User: op.user, WorkingDir: op.cwd }, rootfs, files, {
+      entrypoint: '',
+      cmd: op.args,
+      env: [],
+      user: op.user,
+      workdir: op.cwd,
+      hostname,
+      network: op.network === 'none' ? 'none' : 'host',
+      ulimits: input.ulimits,
+    }))) as { mounts: object[]; process: { user: { uid: number; gid: number } } };
+    spec.mounts.push(...extraMounts);
+    // The owner's pid in the ID: after a kill -9 of kiln, prune finds the runtime containers it left.
+    const id = `${BUILD_CONTAINER_PREFIX}${process.pid}-${randomHex(6)}`;
     // A working directory the image lacks is made for the command's user, as BuildKit's executor does.
     await makeDirectories(rootfs, op.cwd, { uid: spec.process.user.uid, gid: spec.process.user.gid });
     // Imported here: spawn.ts loads node:net (some ms), which a cached build never needs.
     const { spawnPiped } = await import('./spawn.js');
     exitCode = await runBundle(input.runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: false, output: input.output, spawn: spawnPiped, ...(input.signal ? { signal: input.signal } : {}) });
   } finally {
+    for (const proxy of proxies) await proxy.close();
     for (const path of created) {
       await rm(await resolveInRoot(rootfs, path), { recursive: true, force: true }).catch((err: unknown) => {
         if (!isErrno(err, 'EBUSY')) throw err;

@@ -624,8 +624,11 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
               argv = [...shell, instruction.command.line + instruction.heredocs.map((doc) => `\n${doc.content}${doc.name}`).join('')];
             }
           } else argv = shellCommand(instruction.command, shell);
+          let agents = 0;
           const mounts: ResolvedMount[] = instruction.mounts.map((mount) => {
-            const target = mount.target !== undefined ? posix.resolve(workingDir, expand(mount.target)) : `/run/secrets/${mount.id ?? posix.basename(mount.source ?? '')}`;
+            // An ssh mount's socket is BuildKit's /run/buildkit/ssh_agent.N unless placed, N counting the RUN's ssh mounts.
+            const socket = mount.type === 'ssh' ? `/run/buildkit/ssh_agent.${agents++}` : undefined;
+            const target = mount.target !== undefined ? posix.resolve(workingDir, expand(mount.target)) : (socket ?? `/run/secrets/${mount.id ?? posix.basename(mount.source ?? '')}`);
             const from = mount.from !== undefined ? expand(mount.from) : undefined;
             let fromSource: Source | undefined;
             if (mount.type === 'bind' || (mount.type === 'cache' && from !== undefined)) {
@@ -651,7 +654,9 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           const buildArgs = [...args.keys()].map((k) => `${k}=${runEnv.get(k) ?? ''}`);
           const network = instruction.network ?? 'default';
           const user = current.get('User') ?? '';
-          const environment = [...runEnv].map(([k, v]) => `${k}=${v}`);
+          // The first ssh mount is the command's agent, unless its environment names one (BuildKit's rule).
+          const agent = mounts.find((m) => m.type === 'ssh');
+          const environment = [...runEnv, ...(agent && !runEnv.has('SSH_AUTH_SOCK') ? [['SSH_AUTH_SOCK', agent.target] as const] : [])].map(([k, v]) => `${k}=${v}`);
           refuseNul(instruction, 'the RUN command', argv);
           refuseNul(instruction, 'the environment of RUN (its ENV and ARG values)', environment);
           refuseNul(instruction, 'the user of RUN', [user]);

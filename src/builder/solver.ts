@@ -68,6 +68,8 @@ export interface SolveOptions {
   readonly extraHosts?: readonly ExtraHost[];
   /** `--ulimit`: every RUN step's rlimits, which its cache key counts (as BuildKit's op does). */
   readonly ulimits?: readonly Ulimit[];
+  /** `--ssh`: agents' sockets by id, for RUN --mount=type=ssh (not in any key, as in BuildKit). */
+  readonly sshAgents?: ReadonlyMap<string, string>;
   readonly events: (event: BuildEvent) => void;
   /** Cancels the build: no step starts after it is aborted, and a running RUN's container is killed. */
   readonly signal?: AbortSignal;
@@ -584,6 +586,7 @@ export class Solver {
             secrets: this.options.secrets,
             extraHosts: this.options.extraHosts ?? [],
             ulimits: this.options.ulimits ?? [],
+            sshAgents: this.options.sshAgents ?? new Map(),
             output,
             ...(this.options.signal ? { signal: this.options.signal } : {}),
           });

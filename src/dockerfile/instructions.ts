@@ -30,7 +30,7 @@ export interface ArgDeclaration {
 export type Command = { readonly form: 'exec'; readonly args: readonly string[] } | { readonly form: 'shell'; readonly line: string };
 
 export interface RunMount {
-  readonly type: 'bind' | 'cache' | 'secret' | 'tmpfs';
+  readonly type: 'bind' | 'cache' | 'secret' | 'ssh' | 'tmpfs';
   readonly target?: string;
   readonly source?: string;
   readonly from?: string;
@@ -232,8 +232,8 @@ export function parseRunMount(spec: string, location: Location): RunMount {
     fields.set(key, eq < 0 ? 'true' : part.slice(eq + 1));
   }
   const type = fields.get('type') ?? 'bind';
-  if (type !== 'bind' && type !== 'cache' && type !== 'secret' && type !== 'tmpfs') {
-    throw instructionError(location, `unsupported mount type ${JSON.stringify(type)} in --mount=${spec} (kiln supports bind, cache, secret, tmpfs)`);
+  if (type !== 'bind' && type !== 'cache' && type !== 'secret' && type !== 'ssh' && type !== 'tmpfs') {
+    throw instructionError(location, `unsupported mount type ${JSON.stringify(type)} in --mount=${spec} (kiln supports bind, cache, secret, ssh, tmpfs)`);
   }
   const known = ['type', 'target', 'dst', 'destination', 'source', 'src', 'from', 'id', 'sharing', 'readonly', 'ro', 'rw', 'readwrite', 'required', 'mode', 'uid', 'gid', 'env', 'size'];
   for (const key of fields.keys()) if (!known.includes(key)) throw instructionError(location, `unknown option ${JSON.stringify(key)} in --mount=${spec}`);
@@ -253,8 +253,9 @@ export function parseRunMount(spec: string, location: Location): RunMount {
     const raw = fields.get(key);
     return raw === undefined ? undefined : raw === 'true' || raw === '1';
   };
-  if (type !== 'secret' && target === undefined) throw instructionError(location, `--mount=${spec} needs a target (target=/path)`);
+  if (type !== 'secret' && type !== 'ssh' && target === undefined) throw instructionError(location, `--mount=${spec} needs a target (target=/path)`);
   const source = fields.get('source') ?? fields.get('src');
+  if (type === 'ssh' && source !== undefined) throw instructionError(location, `ssh does not support source in --mount=${spec} (an ssh mount is an agent's socket, given to the build with --ssh)`);
   const from = fields.get('from');
   const id = fields.get('id');
   const readonly = bool('readonly') ?? bool('ro') ?? (fields.has('rw') || fields.has('readwrite') ? false : undefined);

@@ -61,6 +61,8 @@ export interface BuildOptions {
   readonly extraHosts?: readonly string[];
   /** `--ulimit`: every RUN step's rlimits. */
   readonly ulimits?: readonly Ulimit[];
+  /** `--ssh ID[=SOCKET|KEY[,KEY]]`, as given (see builder/ssh-agent.ts). */
+  readonly ssh?: readonly string[];
   /** `--build-context NAME=DIR|docker-image://REF`, as given (see parseBuildContexts). */
   readonly buildContexts?: readonly string[];
   /** `--network`: for RUN steps that do not say; `host` unless `none` is asked for. */
@@ -164,6 +166,8 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
   // Everything the build reads or makes (its bases, cache images, the images of its steps, their layer
   // snapshots) is held by one lease until the image is tagged: a prune or rmi meanwhile leaves it.
+  // The agents of --ssh run while the build does (a key file's agent is kiln's own, stopped after).
+  const agents = options.ssh?.length ? await (await import('../builder/ssh-agent.js')).sshAgents(options.ssh) : undefined;
   return engine.store.withLease(async (lease) => {
     const images = new Map<string, Digest>();
     let stepId = 1;
@@ -220,6 +224,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       defaultNetwork: options.network ?? 'host',
       extraHosts,
       ulimits: checkUlimits(options.ulimits ?? []),
+      ...(agents ? { sshAgents: agents.sockets } : {}),
       events: options.events,
       firstStepId: stepId,
       ...(options.signal ? { signal: options.signal } : {}),
@@ -242,7 +247,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     if (engine.store.db.image(id)?.intermediate !== false) engine.store.db.markResult(id);
     for (const tag of options.tags) engine.tag(id, tag);
     return { id, warnings };
-  });
+  }).finally(() => agents?.close());
 }
 
 /** Writes the filesystem at `root` to a build's output. */

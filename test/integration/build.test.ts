@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { type AddressInfo } from 'node:net';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -12,6 +13,7 @@ import { fixture, fixturesUnavailable } from '../helpers/fixtures.js';
 import { isRoot, tempDir } from '../helpers/paths.js';
 import { BUILD_CASES, type BuildCase, writeContext } from '../helpers/build-cases.js';
 import { readEntries } from '../helpers/tar.js';
+import { execFileAsync } from '../../src/exec-file.js';
 
 const skip = isRoot ? ((await fixturesUnavailable('busybox-docker20-save.tar')) ?? false) : 'kiln build runs RUN steps in an OCI runtime over overlay mounts, which needs root';
 
@@ -35,6 +37,12 @@ async function buildAndRead(kiln: Awaited<ReturnType<typeof newKiln>>['kiln'], c
   const archive = join(await tempDir(), 'image.tar');
   await ok(kiln(['save', '-o', archive, tag]));
   return { ...(await savedImageTree(archive)), log: built.stderr };
+}
+
+/** Why the --ssh test cannot run here, if it cannot: it needs OpenSSH's agent and tools. */
+function sshTools(): string | false {
+  const missing = ['ssh-agent', 'ssh-add', 'ssh-keygen', 'ldd', 'pgrep'].filter((tool) => !['/usr/bin', '/bin'].some((dir) => existsSync(join(dir, tool))));
+  return missing.length > 0 ? `needs ${missing.join(', ')} (Debian's openssh-client)` : false;
 }
 
 async function fileText(kiln: Awaited<ReturnType<typeof newKiln>>['kiln'], image: string, path: string): Promise<string> {
@@ -429,6 +437,59 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     const context = await tempDir();
     await ok(kiln(['build', '-q', '-f', '-', '-t', 'stdin:1', context], 'FROM busybox\nRUN echo stdin > /stdin\n'));
     assert.equal(await fileText(kiln, 'stdin:1', '/stdin'), 'stdin\n');
+  });
+
+  it('--ssh: RUN --mount=type=ssh reaches an agent (the caller\'s, or one of kiln\'s holding key files) through a socket of its own, as BuildKit\'s', { skip: sshTools() }, async () => {
+    const { kiln } = await storeWithBusybox();
+    const dir = await tempDir('kiln-agent-test-');
+    await execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kiln-test', '-f', join(dir, 'key')]);
+    const fingerprint = (await execFileAsync('ssh-keygen', ['-l', '-f', join(dir, 'key')])).stdout.trim().split(' ')[1] ?? '';
+    // The caller's agent, holding the key.
+    const socket = join(dir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise((resolve) => agent.stdout.once('data', resolve));
+      await execFileAsync('ssh-add', ['-q', join(dir, 'key')], { env: { ...process.env, SSH_AUTH_SOCK: socket } });
+      // ssh-add and the libraries it needs, from this machine, into the image.
+      const context = await writeContext({
+        name: 'ssh',
+        buildkit: false,
+        dockerfile: [
+          'FROM busybox',
+          'COPY root/ /',
+          'RUN --mount=type=ssh ssh-add -l > /keys; echo "$SSH_AUTH_SOCK" > /sock; stat -c \'%a %u:%g %F\' "$SSH_AUTH_SOCK" >> /sock',
+          'RUN --mount=type=ssh,id=other,target=/tmp/agent,mode=0660,uid=5,gid=6,required ssh-add -l > /other; stat -c \'%a %u:%g %F\' /tmp/agent >> /other; echo "$SSH_AUTH_SOCK" >> /other',
+          '',
+        ].join('\n'),
+      });
+      const ldd = (await execFileAsync('ldd', ['/usr/bin/ssh-add'])).stdout;
+      for (const file of ['/usr/bin/ssh-add', ...(ldd.match(/\/\S+/g) ?? [])]) {
+        await mkdir(join(context, 'root', dirname(file)), { recursive: true });
+        await copyFile(file, join(context, 'root', file));
+      }
+      await ok(kiln(['build', '-q', '-t', 'ssh:1', '--ssh', 'default', '--ssh', `other=${join(dir, 'key')}`, context], undefined, { SSH_AUTH_SOCK: socket }));
+      assert.match(await fileText(kiln, 'ssh:1', '/keys'), new RegExp(`^256 ${fingerprint.replace(/[+/]/g, '\\$&')} kiln-test \\(ED25519\\)\n$`));
+      // BuildKit's socket: /run/buildkit/ssh_agent.0, root's, 0600; SSH_AUTH_SOCK names the first ssh mount.
+      assert.equal(await fileText(kiln, 'ssh:1', '/sock'), '/run/buildkit/ssh_agent.0\n600 0:0 socket\n');
+      assert.match(await fileText(kiln, 'ssh:1', '/other'), /^256 \S+ kiln-test \(ED25519\)\n660 5:6 socket\n\/tmp\/agent\n$/);
+      // The agent kiln started for the key file is gone with the build.
+      assert.equal((await execFileAsync('pgrep', ['-f', 'ssh-agent -D -a /tmp/kiln-ssh-']).catch(() => ({ stdout: '' }))).stdout, '');
+      for (const [args, env, dockerfile, message] of [
+        [[], {}, 'FROM busybox\nRUN --mount=type=ssh,required true\n', /ssh agent default is required; pass it with --ssh default/],
+        [['--ssh', 'default'], { SSH_AUTH_SOCK: '' }, 'FROM busybox\n', /--ssh default: SSH_AUTH_SOCK is not set/],
+        [['--ssh', `default=${join(dir, 'nothing')}`], {}, 'FROM busybox\n', /is no agent socket and no key file/],
+        [[], {}, 'FROM busybox\nRUN --mount=type=ssh,source=/x true\n', /ssh does not support source/],
+      ] as const) {
+        const result = await kiln(['build', ...args, await writeContext({ name: 'ssh-error', buildkit: false, dockerfile })], undefined, env);
+        assert.notEqual(result.code, 0, dockerfile);
+        assert.match(result.stderr, message);
+      }
+      // Without --ssh, an ssh mount that is not required is left out: the command finds no agent.
+      await ok(kiln(['build', '-q', '-t', 'ssh:2', await writeContext({ name: 'ssh-none', buildkit: false, dockerfile: 'FROM busybox\nRUN --mount=type=ssh test ! -e "$SSH_AUTH_SOCK" && echo none > /none\n' })]));
+      assert.equal(await fileText(kiln, 'ssh:2', '/none'), 'none\n');
+    } finally {
+      agent.kill();
+    }
   });
 
   it('--build-context: a directory COPY --from and RUN --mount from= read (its .dockerignore applied, its files in the cache key), and images that FROM and stages of that name become', async () => {

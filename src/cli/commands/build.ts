@@ -34,6 +34,7 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   addHost?: string[];
   ulimit?: string[];
   buildContext?: string[];
+  ssh?: string[];
 }
 
 /**
@@ -241,6 +242,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--network <mode>', 'networking mode for RUN: default, none, host')
     .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (host:ip) to the /etc/hosts of RUN steps', collect)
     .option('--build-context <name=dir|docker-image://ref>', 'additional build contexts, which FROM, COPY --from and RUN --mount from= name (before a stage or image of that name)', collect)
+    .option('--ssh <default|id[=socket|key[,key]]>', 'SSH agent socket or keys for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)', collect)
     .option('--ulimit <name=soft[:hard]>', 'ulimit options of RUN steps (nofile=1024:2048; -1 is unlimited)', collect)
     .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
@@ -290,6 +292,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           extraHosts: flags.addHost ?? [],
           ulimits: parseUlimits(flags.ulimit ?? []),
           buildContexts: flags.buildContext ?? [],
+          ssh: flags.ssh ?? [],
           ...runtimeFlags,
           pull: flags.pull !== undefined && (flags.pull === (true as unknown) || parseBool(flags.pull)),
           registry: { insecureRegistries: insecure(flags) },
