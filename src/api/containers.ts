@@ -90,6 +90,8 @@ function containerRequest(body: CreateRequest): ContainerRequest {
     securityOpt: host.SecurityOpt ?? [],
     shmSize: host.ShmSize ?? 0,
     ulimits: ulimitsOf(host.Ulimits),
+    ...(host.Init ? { init: true } : {}),
+    groupAdd: host.GroupAdd ?? [],
     resources: {
       memory: host.Memory ?? 0,
       memorySwap: host.MemorySwap ?? 0,

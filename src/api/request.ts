@@ -171,6 +171,8 @@ const hostConfig = struct('container.HostConfig', {
   CpusetMems: string(),
   PidsLimit: pointer(goInteger('int64')),
   Ulimits: ulimitList,
+  Init: pointer(bool),
+  GroupAdd: stringList,
   Devices: array(struct('container.DeviceMapping', { PathOnHost: string(), PathInContainer: string(), CgroupPermissions: string() })),
   Dns: stringList,
   DnsSearch: stringList,

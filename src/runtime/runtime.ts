@@ -67,6 +67,13 @@ export function buildRuntime(): RuntimeName {
 }
 
 /** Where the shell would find the program `name`: the first executable of that name in PATH's directories. */
+/** The init of `run --init`: Docker's docker-init (a static tini), from PATH, or Debian's tini-static. */
+export function initBinary(): string {
+  const found = onPath('docker-init') ?? onPath('tini-static');
+  if (!found) throw new KilnError('NOT_FOUND', "--init needs docker-init (a static tini) on PATH: install Debian's tini package");
+  return found;
+}
+
 export function onPath(name: string): string | undefined {
   return (process.env.PATH ?? '')
     .split(':')

@@ -66,6 +66,10 @@ export interface ProcessOptions {
   readonly ulimits?: readonly Ulimit[];
   /** `--shm-size`: the size of /dev/shm in bytes (Docker's 64 MiB when absent or 0). */
   readonly shmSize?: number;
+  /** `--init`: the host's init (docker-init), run as the first process with the command under it. */
+  readonly init?: string;
+  /** `--group-add`: more groups of the process, names (the image's /etc/group) or IDs. */
+  readonly groupAdd?: readonly string[];
 }
 
 /** The size of a container's /dev/shm unless `--shm-size` says otherwise, as Docker's. */
@@ -231,6 +235,21 @@ export function resolveUser(rootfs: string, user: string): { uid: number; gid: n
   return { uid, gid, home, additionalGids };
 }
 
+/** Where `--init`'s init is in the container, as in Docker. */
+const INIT_PATH = '/sbin/docker-init';
+
+/** The group IDs of `--group-add`: a name from the image's /etc/group (Docker's words when it lacks it), or a number. */
+function addedGroups(rootfs: string, groups: readonly string[]): number[] {
+  if (groups.length === 0) return [];
+  const entries = imageFile(rootfs, 'etc/group');
+  return groups.map((group) => {
+    const entry = entries.find((g) => g[0] === group);
+    if (entry) return fileId(entry[2], '/etc/group', group);
+    if (/^\d+$/.test(group)) return givenId(group, 'group');
+    throw new KilnError('INVALID_ARGUMENT', `Unable to find group ${group}: no matching entries in group file`);
+  });
+}
+
 /**
  * The owner BuildKit gives what a build step writes for `user[:group]` (COPY --chown, and the directories
  * WORKDIR makes under USER): a number is that ID, and a user number also the group's; `root` is 0; a
@@ -315,8 +334,8 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
     process: {
       terminal: options.tty ?? false,
       ...(options.tty ? { consoleSize: options.consoleSize ?? { height: 24, width: 80 } } : {}),
-      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-      args: commandLine(config, options),
+      user: { uid: user.uid, gid: user.gid, additionalGids: [...new Set([...user.additionalGids, ...addedGroups(rootfs, options.groupAdd ?? [])])] },
+      args: options.init ? [INIT_PATH, '--', ...commandLine(config, options)] : commandLine(config, options),
       env: environment(config, options.env, options.hostname, user.home),
       cwd: options.workdir || config.WorkingDir || '/',
       capabilities: Object.fromEntries(['bounding', 'effective', 'permitted'].map((k) => [k, held])),
@@ -336,6 +355,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       { destination: '/etc/hosts', type: 'bind', source: files.hosts, options: ['rbind', 'rprivate'] },
       { destination: '/etc/resolv.conf', type: 'bind', source: files.resolvConf, options: ['rbind', 'rprivate'] },
       { destination: '/etc/hostname', type: 'bind', source: files.hostname, options: ['rbind', 'rprivate'] },
+      ...(options.init ? [{ destination: INIT_PATH, type: 'bind', source: options.init, options: ['rbind', 'ro'] }] : []),
       ...(options.mounts ?? []),
       ...(options.tmpfs ?? []).map(tmpfsMount),
     ],

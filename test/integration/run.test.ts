@@ -360,6 +360,25 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     }
   });
 
+  it('--init runs docker-init first, which passes signals on (a stop ends a sleep at once) and the exit code back; --group-add adds groups', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+    assert.equal((await ok(kiln(['run', '--rm', '--init', 'busybox:x', 'ps', '-o', 'pid,args']))).stdout, 'PID   COMMAND\n    1 /sbin/docker-init -- ps -o pid,args\n    6 ps -o pid,args\n');
+    assert.equal((await kiln(['run', '--rm', '--init', 'busybox:x', 'sh', '-c', 'exit 7'])).code, 7);
+    // A sleep as the first process ignores SIGTERM, and a stop waits its 10 s for the KILL; under the init it ends at once.
+    await ok(kiln(['run', '-d', '--name', 'initial', '--init', 'busybox:x', 'sleep', '60']));
+    const started = Date.now();
+    await ok(kiln(['stop', 'initial']));
+    assert.ok(Date.now() - started < 8000, `stop took ${Date.now() - started} ms`);
+    assert.equal((await ok(kiln(['inspect', '-f', '{{.State.ExitCode}} {{json .HostConfig.Init}} {{.Path}}', 'initial']))).stdout, '143 true sleep\n');
+    await ok(kiln(['rm', 'initial']));
+    // Groups by ID or by the image's /etc/group, after the user's own (as Docker's `id` shows them).
+    assert.equal((await ok(kiln(['run', '--rm', '--group-add', '10', '--group-add', 'nogroup', '-u', '1000', 'busybox:x', 'id']))).stdout, 'uid=1000 gid=0(root) groups=0(root),10,65534(nogroup)\n');
+    const unknown = await kiln(['run', '--rm', '--group-add', 'audio', 'busybox:x', 'id']);
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /Unable to find group audio: no matching entries in group file/);
+  });
+
   it('--ulimit sets the process\'s rlimits (-1 unlimited, the others the runtime\'s own), which inspect shows as Docker does', async () => {
     const { kiln } = await newKiln();
     await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));

@@ -241,6 +241,8 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     assert.equal((await docker(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.ShmSize}}', 'api-limited'])).stdout, '67108864 134217728 500000000 134217728\n');
     assert.match((await docker(['stats', '--no-stream', '--format', '{{.MemUsage}}', 'api-limited'])).stdout, / \/ 64MiB\n$/);
     await docker(['rm', '-f', 'api-limited']);
+    // HostConfig.Init and GroupAdd.
+    assert.equal((await docker(['run', '--rm', '--init', '--group-add', '10', 'busybox:lab', 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; id -G'])).stdout, '/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr "\\0" " "; id -G 0 10\n');
     // HostConfig.Ulimits: the process's rlimits, and inspect's.
     assert.equal((await docker(['run', '--rm', '--ulimit', 'nofile=100:200', '--ulimit', 'core=-1', 'busybox:lab', 'sh', '-c', 'echo $(ulimit -n) $(ulimit -Hn) $(ulimit -c)'])).stdout, '100 200 unlimited\n');
     await docker(['create', '--name', 'api-ulimits', '--ulimit', 'nofile=100:200', 'busybox:lab', 'true']);

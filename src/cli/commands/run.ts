@@ -50,6 +50,8 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   pidsLimit?: string;
   shmSize?: string;
   ulimit?: string[];
+  init?: boolean;
+  groupAdd?: string[];
   capDrop?: string[];
   privileged?: boolean;
   addHost?: string[];
@@ -132,6 +134,8 @@ function addContainerFlags(command: Command): Command {
     .option('--pids-limit <n>', 'tune the container pids limit (-1: unlimited)')
     .option('--shm-size <bytes>', 'size of /dev/shm (default 64m)')
     .option('--ulimit <name=soft[:hard]>', 'ulimit options (nofile=1024:2048; -1 is unlimited)', collect)
+    .option('--init', 'run an init inside the container (docker-init) that forwards signals and reaps processes')
+    .option('--group-add <group>', 'add additional groups to join (names in the image, or IDs)', collect)
     .option('--security-opt <option>', 'security options: seccomp=unconfined|builtin|PROFILE-FILE, no-new-privileges[=true|false]', collect)
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
@@ -191,6 +195,8 @@ async function containerRequest(image: string, command: readonly string[], flags
     securityOpt: await securityOptFiles(flags.securityOpt ?? []),
     resources: resourceFlags(flags),
     ulimits: parseUlimits(flags.ulimit ?? []),
+    ...(flags.init ? { init: true } : {}),
+    groupAdd: flags.groupAdd ?? [],
     ...(flags.shmSize !== undefined ? { shmSize: parseMemoryBytes(flags.shmSize, '--shm-size') } : {}),
     ...(flags.stopSignal ? { stopSignal: flags.stopSignal } : {}),
     autoRemove: flags.rm ?? false,

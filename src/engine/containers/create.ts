@@ -52,6 +52,8 @@ export interface ContainerRequest {
   readonly securityOpt?: readonly string[];
   readonly resources?: ResourceLimits;
   readonly ulimits?: readonly Ulimit[];
+  readonly init?: boolean;
+  readonly groupAdd?: readonly string[];
   readonly shmSize?: number;
   readonly extraHosts?: readonly string[];
   readonly dns?: readonly string[];
@@ -149,6 +151,8 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       securityOpt: request.securityOpt ?? [],
       resources: resourceLimits(request.resources ?? {}),
       ulimits: checkUlimits(request.ulimits ?? []),
+      init: request.init ?? false,
+      groupAdd: request.groupAdd ?? [],
       shmSize: request.shmSize ?? 0,
       extraHosts: request.extraHosts ?? [],
       dns: request.dns ?? [],

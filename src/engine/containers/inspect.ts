@@ -95,7 +95,7 @@ function hostConfigJson(settings: ContainerSettings): Record<string, unknown> {
     DnsOptions: settings.dnsOptions,
     DnsSearch: settings.dnsSearch,
     ExtraHosts: none(settings.extraHosts),
-    GroupAdd: null,
+    GroupAdd: none(settings.groupAdd),
     IpcMode: 'private',
     Cgroup: '',
     Links: null,
@@ -146,6 +146,7 @@ function hostConfigJson(settings: ContainerSettings): Record<string, unknown> {
     ...(mounts.length > 0 ? { Mounts: mounts } : {}),
     MaskedPaths: settings.privileged ? [] : ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap'],
     ReadonlyPaths: settings.privileged ? [] : ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    Init: settings.init ? true : null,
   };
 }
 

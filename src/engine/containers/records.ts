@@ -83,6 +83,10 @@ export interface ContainerSettings {
   readonly resources: ResourceLimits;
   /** `--ulimit`, checked (see runtime/resources.ts's checkUlimits). */
   readonly ulimits: readonly Ulimit[];
+  /** `--init`: docker-init runs as the first process, the command under it. */
+  readonly init: boolean;
+  /** `--group-add`: more groups, names or IDs, resolved in the container at start. */
+  readonly groupAdd: readonly string[];
   /** `--shm-size` in bytes; 0 is Docker's 64 MiB. */
   readonly shmSize: number;
   readonly extraHosts: readonly string[];
@@ -124,6 +128,8 @@ function defaultSettings(row: ContainerRow): ContainerSettings {
     securityOpt: [],
     resources: {},
     ulimits: [],
+    init: false,
+    groupAdd: [],
     shmSize: 0,
     extraHosts: [],
     dns: [],

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { KilnError } from '../../errors.js';
 import type { ContainerRow } from '../../meta/db.js';
 import { kernelLogClock, oomKilledSince } from '../../runtime/oom.js';
-import { type RuntimeName, prepareRuntime, runBundle, stdinOf } from '../../runtime/runtime.js';
+import { type RuntimeName, initBinary, prepareRuntime, runBundle, stdinOf } from '../../runtime/runtime.js';
 import { parseSpec, runtimeSpec, securityOptions, specJson } from '../../runtime/spec.js';
 import { mount, unmount, unmountStale } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
@@ -113,6 +113,8 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
       security: securityOptions(settings.securityOpt),
       resources: settings.resources,
       ulimits: settings.ulimits,
+      ...(settings.init ? { init: initBinary() } : {}),
+      groupAdd: settings.groupAdd,
       shmSize: settings.shmSize,
       tmpfs: settings.tmpfs,
     });
