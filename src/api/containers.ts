@@ -78,6 +78,7 @@ function containerRequest(body: CreateRequest): ContainerRequest {
     openStdin: body.OpenStdin ?? false,
     stdinOnce: body.StdinOnce ?? false,
     ...(body.StopSignal ? { stopSignal: body.StopSignal } : {}),
+    ...(body.StopTimeout !== undefined && body.StopTimeout !== null ? { stopTimeout: body.StopTimeout } : {}),
     exposedPorts: Object.keys(body.ExposedPorts ?? {}),
     volumes: Object.keys(body.Volumes ?? {}),
     binds: host.Binds ?? [],
@@ -92,6 +93,10 @@ function containerRequest(body: CreateRequest): ContainerRequest {
     ulimits: ulimitsOf(host.Ulimits),
     ...(host.Init ? { init: true } : {}),
     groupAdd: host.GroupAdd ?? [],
+    pidMode: host.PidMode ?? '',
+    ipcMode: host.IpcMode ?? '',
+    utsMode: host.UTSMode ?? '',
+    sysctls: host.Sysctls ?? {},
     resources: {
       memory: host.Memory ?? 0,
       memorySwap: host.MemorySwap ?? 0,

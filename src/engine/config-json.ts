@@ -29,6 +29,7 @@ export function containerConfigJson(config: ContainerConfig): Record<string, unk
     OnBuild: config.OnBuild ?? null,
     Labels: config.Labels ?? null,
     ...(config.StopSignal ? { StopSignal: config.StopSignal } : {}),
+    ...(config.StopTimeout !== undefined ? { StopTimeout: config.StopTimeout } : {}),
     ...(config.Shell?.length ? { Shell: config.Shell } : {}),
   };
 }

@@ -56,6 +56,8 @@ export interface ContainerConfig {
   readonly OnBuild?: readonly string[] | null;
   readonly Labels?: Readonly<Record<string, string>> | null;
   readonly StopSignal?: string;
+  /** Docker's container.Config only (`--stop-timeout`): images carry none. */
+  readonly StopTimeout?: number;
   readonly Shell?: readonly string[];
 }
 

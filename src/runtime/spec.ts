@@ -70,6 +70,12 @@ export interface ProcessOptions {
   readonly init?: string;
   /** `--group-add`: more groups of the process, names (the image's /etc/group) or IDs. */
   readonly groupAdd?: readonly string[];
+  /** `--pid`, `--ipc`, `--uts` host: namespaces shared with the host, not the container's own. */
+  readonly hostNamespaces?: readonly ('pid' | 'ipc' | 'uts')[];
+  /** `--ipc none`: a private IPC namespace without /dev/shm. */
+  readonly noShm?: boolean;
+  /** `--sysctl`: kernel parameters of the container's own namespaces. */
+  readonly sysctls?: Readonly<Record<string, string>>;
 }
 
 /** The size of a container's /dev/shm unless `--shm-size` says otherwise, as Docker's. */
@@ -325,7 +331,15 @@ export function parseSpec(text: string): object {
 export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { hosts: string; resolvConf: string; hostname: string }, options: ProcessOptions): object {
   const user = resolveUser(rootfs, options.user ?? config.User ?? '');
   const { network } = options;
-  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(network === 'none' ? [{ type: 'network' }] : network === 'host' ? [] : [{ type: 'network', path: network.path }])];
+  const shared = new Set<string>(options.hostNamespaces ?? []);
+  const own = ['pid', 'ipc', 'uts'].filter((type) => !shared.has(type)).map((type) => ({ type }));
+  const namespaces = [...own, { type: 'mount' }, ...(network === 'none' ? [{ type: 'network' }] : network === 'host' ? [] : [{ type: 'network', path: network.path }])];
+  // The host's /dev/shm with its IPC namespace (as Docker binds it), none with `--ipc none`, else a tmpfs of the container's.
+  const shm = shared.has('ipc')
+    ? [{ destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] }]
+    : options.noShm
+      ? []
+      : [{ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${options.shmSize || DEFAULT_SHM_SIZE}`] }];
   const held = options.privileged ? allCapabilities() : capabilities(options.capAdd, options.capDrop);
   const seccomp = options.privileged ? 'unconfined' : (options.security?.seccomp ?? 'default');
   const resources = options.resources && linuxResources(options.resources);
@@ -344,14 +358,15 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       ...(options.ulimits?.length ? { rlimits: ociRlimits(options.ulimits) } : {}),
     },
     root: { path: rootfs, readonly: options.readOnly ?? false },
-    hostname: options.hostname,
+    // In the host's UTS namespace the runtime may set no name (the container's is the host's).
+    ...(shared.has('uts') ? {} : { hostname: options.hostname }),
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', options.privileged ? 'rw' : 'ro'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${options.shmSize || DEFAULT_SHM_SIZE}`] },
+      ...shm,
       { destination: '/etc/hosts', type: 'bind', source: files.hosts, options: ['rbind', 'rprivate'] },
       { destination: '/etc/resolv.conf', type: 'bind', source: files.resolvConf, options: ['rbind', 'rprivate'] },
       { destination: '/etc/hostname', type: 'bind', source: files.hostname, options: ['rbind', 'rprivate'] },
@@ -364,6 +379,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       maskedPaths: options.privileged ? [] : MASKED_PATHS,
       readonlyPaths: options.privileged ? [] : READONLY_PATHS,
       ...(resources ? { resources } : {}),
+      ...(options.sysctls && Object.keys(options.sysctls).length > 0 ? { sysctl: options.sysctls } : {}),
       ...(seccomp === 'unconfined' ? {} : { seccomp: seccomp === 'default' ? defaultSeccomp(held) : customSeccomp(seccomp, held) }),
     },
   };

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { kilnBin, newKiln, ok } from '../helpers/kiln.js';
@@ -329,11 +330,14 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     await ok(kiln(['rm', 'oom']));
     await ok(kiln(['run', '-d', '--name', 'limited', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', '--cpu-shares', '512', 'busybox:x', 'sleep', '60']));
     const id = (await ok(kiln(['inspect', '-f', '{{.Id}}', 'limited']))).stdout.trim();
-    // State.Pid is the container's first process, as Docker's: what nsenter -t takes.
+    // State.Pid is the container's first process, as Docker's: what nsenter -t takes. The runtime names it
+    // as it creates the container, when it is still the runtime's init, which then becomes the command.
     const deadline = Date.now() + 20_000;
     let pid = 0;
     while (pid === 0 && Date.now() < deadline) pid = Number((await ok(kiln(['inspect', '-f', '{{.State.Pid}}', 'limited']))).stdout);
-    assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), 'sleep\x0060\x00');
+    const commandOf = (): string => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    while (commandOf() !== 'sleep\x0060\x00' && Date.now() < deadline);
+    assert.equal(commandOf(), 'sleep\x0060\x00');
     const file = await cgroupFiles(id);
     if (existsSync('/sys/fs/cgroup/memory')) {
       assert.deepEqual([file('memory/memory.limit_in_bytes', ''), file('memory/memory.memsw.limit_in_bytes', '')], ['67108864', '134217728']);
@@ -377,6 +381,44 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     const unknown = await kiln(['run', '--rm', '--group-add', 'audio', 'busybox:x', 'id']);
     assert.notEqual(unknown.code, 0);
     assert.match(unknown.stderr, /Unable to find group audio: no matching entries in group file/);
+  });
+
+  it('--pid, --ipc and --uts host share the host\'s namespaces; --sysctl sets the container\'s own; --stop-timeout is what a stop waits', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+    assert.equal((await ok(kiln(['run', '--rm', '--pid', 'host', 'busybox:x', 'sh', '-c', `test -d /proc/${process.pid} && echo sees the host`]))).stdout, 'sees the host\n');
+    assert.equal((await ok(kiln(['run', '--rm', 'busybox:x', 'sh', '-c', `test -d /proc/${process.pid} || echo its own`]))).stdout, 'its own\n');
+    const shared = `kiln-ipc-test-${process.pid}`;
+    await writeFile(`/dev/shm/${shared}`, 'host\n');
+    try {
+      assert.equal((await ok(kiln(['run', '--rm', '--ipc', 'host', 'busybox:x', 'cat', `/dev/shm/${shared}`]))).stdout, 'host\n');
+    } finally {
+      await rm(`/dev/shm/${shared}`, { force: true });
+    }
+    assert.equal((await kiln(['run', '--rm', '--ipc', 'none', 'busybox:x', 'grep', ' /dev/shm ', '/proc/mounts'])).code, 1);
+    assert.equal((await ok(kiln(['run', '--rm', '--uts', 'host', 'busybox:x', 'hostname']))).stdout, `${hostname()}\n`);
+    assert.equal((await ok(kiln(['run', '--rm', '--network', 'none', '--sysctl', 'kernel.shmmax=123456', '--sysctl', 'net.ipv4.ip_forward=1', 'busybox:x', 'cat', '/proc/sys/kernel/shmmax', '/proc/sys/net/ipv4/ip_forward']))).stdout, '123456\n1\n');
+    for (const [args, message] of [
+      [['--sysctl', 'vm.swappiness=1'], /invalid argument "vm.swappiness=1" for "--sysctl" flag: sysctl 'vm.swappiness=1' is not allowed/],
+      [['--sysctl', 'net.ipv4.ip_forward=1'], /sysctl "net.ipv4.ip_forward" is not allowed in the host's network namespace: run with --network bridge or none/],
+      [['--ipc', 'bogus'], /Invalid IPC mode: bogus/],
+      [['--uts', 'host', '--hostname', 'x'], /conflicting options: hostname and the UTS mode/],
+      [['--pid', 'container:other'], /--pid container:other: kiln shares no namespace of another container's/],
+    ] as const) {
+      const result = await kiln(['run', '--rm', ...args, 'busybox:x', 'true']);
+      assert.notEqual(result.code, 0, args.join(' '));
+      assert.match(result.stderr, message);
+    }
+    // A sleep as the first process ignores SIGTERM: the stop waits its --stop-timeout, then kills.
+    await ok(kiln(['run', '-d', '--name', 'patient', '--stop-timeout', '1', 'busybox:x', 'sleep', '60']));
+    const deadline = Date.now() + 20_000;
+    while ((await ok(kiln(['inspect', '-f', '{{.State.Pid}}', 'patient']))).stdout === '0\n' && Date.now() < deadline);
+    const started = Date.now();
+    await ok(kiln(['stop', 'patient']));
+    const took = Date.now() - started;
+    assert.ok(took >= 900 && took < 8000, `stop took ${took} ms`);
+    assert.equal((await ok(kiln(['inspect', '-f', '{{.State.ExitCode}} {{.Config.StopTimeout}} {{.HostConfig.IpcMode}}', 'patient']))).stdout, '137 1 private\n');
+    await ok(kiln(['rm', 'patient']));
   });
 
   it('--ulimit sets the process\'s rlimits (-1 unlimited, the others the runtime\'s own), which inspect shows as Docker does', async () => {

@@ -243,6 +243,11 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await docker(['rm', '-f', 'api-limited']);
     // HostConfig.Init and GroupAdd.
     assert.equal((await docker(['run', '--rm', '--init', '--group-add', '10', 'busybox:lab', 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; id -G'])).stdout, '/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr "\\0" " "; id -G 0 10\n');
+    // HostConfig.Sysctls, PidMode, IpcMode, UTSMode and Config.StopTimeout.
+    assert.equal((await docker(['run', '--rm', '--network', 'none', '--sysctl', 'kernel.shmmax=123456', '--pid', 'host', 'busybox:lab', 'sh', '-c', `cat /proc/sys/kernel/shmmax; test -d /proc/${process.pid} && echo host pids`])).stdout, '123456\nhost pids\n');
+    await docker(['create', '--name', 'api-modes', '--stop-timeout', '3', '--ipc', 'host', '--uts', 'host', 'busybox:lab', 'true']);
+    assert.equal((await docker(['inspect', '-f', '{{.Config.StopTimeout}} {{.HostConfig.IpcMode}} {{.HostConfig.UTSMode}} {{.HostConfig.PidMode}}', 'api-modes'])).stdout, '3 host host \n');
+    await docker(['rm', 'api-modes']);
     // HostConfig.Ulimits: the process's rlimits, and inspect's.
     assert.equal((await docker(['run', '--rm', '--ulimit', 'nofile=100:200', '--ulimit', 'core=-1', 'busybox:lab', 'sh', '-c', 'echo $(ulimit -n) $(ulimit -Hn) $(ulimit -c)'])).stdout, '100 200 unlimited\n');
     await docker(['create', '--name', 'api-ulimits', '--ulimit', 'nofile=100:200', 'busybox:lab', 'true']);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { KilnError } from '../../errors.js';
-import { type ContainerRequest, type ResourceLimits, SUPERVISE_COMMAND, createContainer, superviseContainer } from '../../engine/containers.js';
+import { type ContainerRequest, type ResourceLimits, SUPERVISE_COMMAND, createContainer, superviseContainer, sysctlAllowed } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import { ensureImage, parsePullPolicy } from '../../engine/registry.js';
 import { runContainer } from '../../engine/run.js';
@@ -57,6 +57,11 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   addHost?: string[];
   tmpfs?: string[];
   stopSignal?: string;
+  stopTimeout?: string;
+  pid?: string;
+  ipc?: string;
+  uts?: string;
+  sysctl?: string[];
 }
 
 /** Lines of an --env-file: KEY=value or KEY (taken from kiln's environment); # comments and blanks skipped. */
@@ -138,8 +143,24 @@ function addContainerFlags(command: Command): Command {
     .option('--group-add <group>', 'add additional groups to join (names in the image, or IDs)', collect)
     .option('--security-opt <option>', 'security options: seccomp=unconfined|builtin|PROFILE-FILE, no-new-privileges[=true|false]', collect)
     .option('--stop-signal <signal>', 'signal to stop the container')
+    .option('--stop-timeout <seconds>', 'timeout (in seconds) to stop a container')
+    .option('--pid <mode>', 'PID namespace to use: host, or the container\'s own')
+    .option('--ipc <mode>', 'IPC mode to use: private (the default), shareable, none or host')
+    .option('--uts <mode>', 'UTS namespace to use: host, or the container\'s own')
+    .option('--sysctl <name=value>', 'sysctl options (IPC ones, fs.mqueue.*, net.* in a network namespace of the container\'s)', collect)
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
     .option('--insecure-registry <host>', INSECURE_HELP, collect);
+}
+
+/** `--sysctl NAME=VALUE` flags as the docker CLI reads them, with its words for one it does not allow. */
+function parseSysctls(specs: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    specs.map((spec) => {
+      const eq = spec.indexOf('=');
+      if (eq < 0 || !sysctlAllowed(spec.slice(0, eq))) throw new KilnError('INVALID_ARGUMENT', `invalid argument ${JSON.stringify(spec)} for "--sysctl" flag: sysctl '${spec}' is not allowed`);
+      return [spec.slice(0, eq), spec.slice(eq + 1)];
+    }),
+  );
 }
 
 /** `--memory`, `--cpus`… as the docker CLI sends them (HostConfig's units); the engine checks them as dockerd does. */
@@ -199,6 +220,11 @@ async function containerRequest(image: string, command: readonly string[], flags
     groupAdd: flags.groupAdd ?? [],
     ...(flags.shmSize !== undefined ? { shmSize: parseMemoryBytes(flags.shmSize, '--shm-size') } : {}),
     ...(flags.stopSignal ? { stopSignal: flags.stopSignal } : {}),
+    ...(flags.stopTimeout !== undefined ? { stopTimeout: parseInteger(flags.stopTimeout) } : {}),
+    ...(flags.pid !== undefined ? { pidMode: flags.pid } : {}),
+    ...(flags.ipc !== undefined ? { ipcMode: flags.ipc } : {}),
+    ...(flags.uts !== undefined ? { utsMode: flags.uts } : {}),
+    sysctls: parseSysctls(flags.sysctl ?? []),
     autoRemove: flags.rm ?? false,
   };
 }

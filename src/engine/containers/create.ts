@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { KilnError } from '../../errors.js';
 import { logFile } from '../../runtime/logs.js';
@@ -54,6 +55,13 @@ export interface ContainerRequest {
   readonly ulimits?: readonly Ulimit[];
   readonly init?: boolean;
   readonly groupAdd?: readonly string[];
+  /** `--pid`, `--ipc`, `--uts`: '' (the container's own) or host; `--ipc` also private, shareable, none. */
+  readonly pidMode?: string;
+  readonly ipcMode?: string;
+  readonly utsMode?: string;
+  readonly sysctls?: Readonly<Record<string, string>>;
+  /** `--stop-timeout`: seconds a stop waits before the KILL, unless it says. */
+  readonly stopTimeout?: number;
   readonly shmSize?: number;
   readonly extraHosts?: readonly string[];
   readonly dns?: readonly string[];
@@ -82,6 +90,39 @@ export function normalizePort(port: string): string {
   const match = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(port);
   if (!match || Number(match[1]) < 1 || Number(match[1]) > 65535) throw new KilnError('INVALID_ARGUMENT', `invalid port ${JSON.stringify(port)}: use PORT[/tcp|udp]`);
   return `${Number(match[1])}/${(match[2] ?? 'tcp').toLowerCase()}`;
+}
+
+/**
+ * `--pid`, `--ipc`, `--uts` as dockerd takes them: the container's own namespace (''; private or
+ * shareable for IPC, or none, without /dev/shm) or the host's; another container's is not supported.
+ */
+function namespaceModes(request: ContainerRequest): Pick<ContainerSettings, 'pidMode' | 'ipcMode' | 'utsMode'> {
+  const { pidMode = '', ipcMode = '', utsMode = '' } = request;
+  const refuse = (flag: string, mode: string): never => {
+    throw new KilnError(mode.startsWith('container:') ? 'UNSUPPORTED' : 'INVALID_ARGUMENT', mode.startsWith('container:') ? `--${flag} ${mode}: kiln shares no namespace of another container's; use host, or the container's own` : `Invalid ${flag.toUpperCase()} mode: ${mode}`);
+  };
+  if (pidMode !== '' && pidMode !== 'host') refuse('pid', pidMode);
+  if (!['', 'private', 'shareable', 'none', 'host'].includes(ipcMode)) refuse('ipc', ipcMode);
+  if (utsMode !== '' && utsMode !== 'host') refuse('uts', utsMode);
+  if (utsMode === 'host' && request.hostname) throw new KilnError('INVALID_ARGUMENT', 'conflicting options: hostname and the UTS mode');
+  return { pidMode, ipcMode: ipcMode || 'private', utsMode };
+}
+
+/** The kernel parameters a container may set (in namespaces of its own), as the docker CLI allows them. */
+const SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+
+/** Whether `--sysctl` may set `name`: the IPC ones above, fs.mqueue.* and net.*. */
+export function sysctlAllowed(name: string): boolean {
+  return SYSCTLS.has(name) || name.startsWith('fs.mqueue.') || name.startsWith('net.');
+}
+
+/** `--sysctl` settings, checked; net.* only in a network namespace of the container's (runc's rule, said first). */
+function checkSysctls(sysctls: Readonly<Record<string, string>>, networkMode: string): Record<string, string> {
+  for (const [name, value] of Object.entries(sysctls)) {
+    if (!sysctlAllowed(name)) throw new KilnError('INVALID_ARGUMENT', `sysctl '${name}=${value}' is not allowed`);
+    if (name.startsWith('net.') && networkMode === 'host') throw new KilnError('INVALID_ARGUMENT', `sysctl "${name}" is not allowed in the host's network namespace: run with --network bridge or none (kiln's default network is the host's)`);
+  }
+  return { ...sysctls };
 }
 
 const ADJECTIVES = ['brave', 'calm', 'eager', 'fervent', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'nifty', 'quirky', 'serene', 'vibrant', 'zealous'];
@@ -133,7 +174,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       env: request.env ?? [],
       ...(request.user ? { user: request.user } : {}),
       ...(request.workdir ? { workdir: request.workdir } : {}),
-      hostname: request.hostname || shortId(id),
+      hostname: request.utsMode === 'host' ? hostname() : request.hostname || shortId(id),
       ...(request.domainname ? { domainname: request.domainname } : {}),
       labels: { ...(config.Labels ?? {}), ...(request.labels ?? {}) },
       tty: request.tty ?? false,
@@ -153,6 +194,9 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       ulimits: checkUlimits(request.ulimits ?? []),
       init: request.init ?? false,
       groupAdd: request.groupAdd ?? [],
+      ...namespaceModes(request),
+      sysctls: checkSysctls(request.sysctls ?? {}, networkMode),
+      ...(request.stopTimeout !== undefined ? { stopTimeout: request.stopTimeout } : {}),
       shmSize: request.shmSize ?? 0,
       extraHosts: request.extraHosts ?? [],
       dns: request.dns ?? [],

@@ -129,17 +129,19 @@ export async function killContainer(engine: Engine, nameOrId: string, signal = '
 
 /**
  * `docker stop`: the stop signal (`signal`, else the image's STOPSIGNAL, else SIGTERM), then SIGKILL if
- * the container still runs after `timeout` seconds (default 10; negative: wait as long as it takes).
+ * the container still runs after `timeout` seconds (default its --stop-timeout, else 10; negative: wait as
+ * long as it takes).
  * Returns false when it was not running (Docker's 304).
  */
 export async function stopContainer(engine: Engine, nameOrId: string, options: { readonly timeout?: number; readonly signal?: string } = {}): Promise<boolean> {
   const container = findContainer(engine, nameOrId);
-  const signal = parseSignal(options.signal ?? settingsOf(container).stopSignal ?? 'SIGTERM');
+  const settings = settingsOf(container);
+  const signal = parseSignal(options.signal ?? settings.stopSignal ?? 'SIGTERM');
   if (!isRunning(container)) return false;
   if (!(await stopBeforeLaunch(engine, container))) {
     if (container.paused) await thaw(engine, container);
     await signalProcess(engine, container, signal);
-    const timeout = options.timeout ?? 10;
+    const timeout = options.timeout ?? settings.stopTimeout ?? 10;
     if (!(await released(engine, container.id, timeout < 0 ? Infinity : Date.now() + timeout * 1000))) await kill(engine, container);
   }
   recordEvent(engine, 'container', 'stop', container.id, eventAttributes(container));

@@ -87,6 +87,14 @@ export interface ContainerSettings {
   readonly init: boolean;
   /** `--group-add`: more groups, names or IDs, resolved in the container at start. */
   readonly groupAdd: readonly string[];
+  /** `--pid` and `--uts`: '' (its own) or host; `--ipc`: private, shareable, none or host. */
+  readonly pidMode: string;
+  readonly ipcMode: string;
+  readonly utsMode: string;
+  /** `--sysctl`, checked. */
+  readonly sysctls: Readonly<Record<string, string>>;
+  /** `--stop-timeout` in seconds: what a stop waits unless it says. */
+  readonly stopTimeout?: number;
   /** `--shm-size` in bytes; 0 is Docker's 64 MiB. */
   readonly shmSize: number;
   readonly extraHosts: readonly string[];
@@ -130,6 +138,10 @@ function defaultSettings(row: ContainerRow): ContainerSettings {
     ulimits: [],
     init: false,
     groupAdd: [],
+    pidMode: '',
+    ipcMode: 'private',
+    utsMode: '',
+    sysctls: {},
     shmSize: 0,
     extraHosts: [],
     dns: [],

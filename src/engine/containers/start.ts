@@ -115,6 +115,9 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
       ulimits: settings.ulimits,
       ...(settings.init ? { init: initBinary() } : {}),
       groupAdd: settings.groupAdd,
+      hostNamespaces: (['pid', 'ipc', 'uts'] as const).filter((type) => settings[`${type}Mode`] === 'host'),
+      noShm: settings.ipcMode === 'none',
+      sysctls: settings.sysctls,
       shmSize: settings.shmSize,
       tmpfs: settings.tmpfs,
     });
