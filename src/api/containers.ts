@@ -143,7 +143,8 @@ export class Containers {
     if (!body || Object.keys(body).every((key) => key === 'HostConfig' || key === 'NetworkingConfig')) throw new KilnError('INVALID_ARGUMENT', 'Config cannot be empty in order to create a container');
     if (!body.Image) throw new KilnError('INVALID_ARGUMENT', 'config.Image is required');
     const name = query.get('name');
-    const { id } = await createContainer(engine, containerRequest(body), { ...(name ? { name: name.replace(/^\//, '') } : {}), runtime: this.options.runtime, ...(this.options.storageDriver ? { storageDriver: this.options.storageDriver } : {}), notice: () => undefined });
+    const platform = query.get('platform');
+    const { id } = await createContainer(engine, { ...containerRequest(body), ...(platform ? { platform } : {}) }, { ...(name ? { name: name.replace(/^\//, '') } : {}), runtime: this.options.runtime, ...(this.options.storageDriver ? { storageDriver: this.options.storageDriver } : {}), notice: () => undefined });
     res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ Id: id, Warnings: ignoredSettings(body) }));
   }
 

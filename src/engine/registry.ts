@@ -10,7 +10,7 @@ import { compressStream } from '../layer/compression.js';
 import { type Digest, shortId } from '../oci/digest.js';
 import { MediaType, layerCompression } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
-import { parsePlatform } from '../oci/platform.js';
+import { imagePlatform, parsePlatform, platformMatches } from '../oci/platform.js';
 import { type Reference, familiarName, familiarString, parseReference, referenceString, repositoryName, withDefaultTag } from '../reference/reference.js';
 import { recordImageEvent } from './events.js';
 import { RegistryClient, type StreamingUpload } from '../registry/client.js';
@@ -329,12 +329,14 @@ export function parsePullPolicy(text: string): PullPolicy {
 
 /**
  * Makes sure an image is in the store before it is used, as `docker run` does: `missing` pulls a name
- * the store lacks (saying so first, as Docker does), `always` pulls it in any case, `never` leaves it.
+ * the store lacks, or has of another platform than `options.platform` (saying so first, as Docker does),
+ * `always` pulls it in any case, `never` leaves it.
  */
 export async function ensureImage(engine: Engine, name: string, policy: PullPolicy, options: PullOptions): Promise<void> {
   if (policy === 'never') return;
   if (policy === 'missing') {
-    if (engine.imageIfPresent(name)) return;
+    const present = engine.imageIfPresent(name);
+    if (present && (options.platform === undefined || platformMatches(imagePlatform(engine.store.configOf(present.id)), parsePlatform(options.platform)))) return;
     options.events({ status: `Unable to find image '${familiarString(withDefaultTag(parseReference(name)))}' locally` });
   }
   await pullImage(engine, name, options);

@@ -69,6 +69,11 @@ export function platformMatches(candidate: Platform, wanted: Platform): boolean 
   return !wanted.variant || have.variant === want.variant;
 }
 
+/** The platform an image's config names. */
+export function imagePlatform(config: { readonly os: string; readonly architecture: string; readonly variant?: string }): Platform {
+  return { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+}
+
 /** Node's names of architectures in OCI's. */
 const NODE_ARCH: Readonly<Record<string, string>> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 

@@ -421,6 +421,24 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     await ok(kiln(['rm', 'patient']));
   });
 
+  it('--cidfile, --platform, -q, --label-file and --restart, as the docker CLI takes them', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+    const dir = await tempDir();
+    const cid = join(dir, 'cid');
+    const named = (await ok(kiln(['run', '--rm', '--cidfile', cid, 'busybox:x', 'hostname']))).stdout.trim();
+    assert.equal((await readFile(cid, 'utf8')).slice(0, 12), named);
+    const again = await kiln(['run', '--rm', '--cidfile', cid, 'busybox:x', 'true']);
+    assert.equal(again.code, 125);
+    assert.match(again.stderr, new RegExp(`container ID file found, make sure the other container isn't running or delete ${cid}`));
+    assert.equal((await ok(kiln(['run', '--rm', '-q', '--platform', `linux/${process.arch === 'arm64' ? 'arm64' : 'amd64'}`, 'busybox:x', 'echo', 'ok']))).stdout, 'ok\n');
+    assert.match((await kiln(['run', '--rm', '--pull', 'never', '--platform', 'linux/s390x', 'busybox:x', 'true'])).stderr, /image with reference busybox:x was found but does not match the specified platform: wanted linux\/s390x, actual: linux\//);
+    await writeFile(join(dir, 'labels'), 'a=1\n# a comment\nb=2\n');
+    await ok(kiln(['create', '--name', 'labelled', '--label-file', join(dir, 'labels'), '-l', 'b=3', '--restart', 'on-failure:3', 'busybox:x', 'true']));
+    assert.equal((await ok(kiln(['inspect', '-f', '{{json .Config.Labels}} {{.HostConfig.RestartPolicy.Name}}', 'labelled']))).stdout, '{"a":"1","b":"3"} on-failure\n');
+    assert.match((await kiln(['run', '--rm', '--restart', 'always', 'busybox:x', 'true'])).stderr, /conflicting options: cannot specify both --restart and --rm/);
+  });
+
   it('--ulimit sets the process\'s rlimits (-1 unlimited, the others the runtime\'s own), which inspect shows as Docker does', async () => {
     const { kiln } = await newKiln();
     await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));

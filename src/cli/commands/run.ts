@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { KilnError } from '../../errors.js';
 import { type ContainerRequest, type ResourceLimits, SUPERVISE_COMMAND, createContainer, superviseContainer, sysctlAllowed } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
@@ -58,6 +59,11 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   tmpfs?: string[];
   stopSignal?: string;
   stopTimeout?: string;
+  cidfile?: string;
+  platform?: string;
+  quiet?: boolean;
+  labelFile?: string[];
+  restart?: string;
   pid?: string;
   ipc?: string;
   uts?: string;
@@ -65,11 +71,31 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
 }
 
 /** Lines of an --env-file: KEY=value or KEY (taken from kiln's environment); # comments and blanks skipped. */
-async function envFile(path: string): Promise<string[]> {
+/** The lines of an `--env-file` or `--label-file` (`what`), without blank lines and comments. */
+async function linesFile(path: string, what: string): Promise<string[]> {
   const text = await readFile(path, 'utf8').catch((err: Error) => {
-    throw new KilnError('INVALID_ARGUMENT', `cannot read env file ${path}: ${err.message}`);
+    throw new KilnError('INVALID_ARGUMENT', `cannot read ${what} ${path}: ${err.message}`);
   });
   return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+}
+
+/**
+ * `--cidfile`: refused at once when the file exists (the docker CLI's words); the function returned puts
+ * the ID there once the container is created.
+ */
+function cidFile(path: string | undefined): (id: string) => Promise<void> {
+  if (path !== undefined && existsSync(path)) throw new KilnError('INVALID_ARGUMENT', `container ID file found, make sure the other container isn't running or delete ${path}`);
+  return async (id) => (path === undefined ? undefined : writeFile(path, id, { flag: 'wx' }));
+}
+
+/** `--restart`: Docker's policies, refused with --rm in the docker CLI's words; kiln records it and says it restarts nothing. */
+function restartPolicy(flags: ContainerFlags, notice: (message: string) => void): string | undefined {
+  const policy = flags.restart;
+  if (policy === undefined || policy === 'no') return policy;
+  if (!/^(always|unless-stopped|on-failure(:\d+)?)$/.test(policy)) throw new KilnError('INVALID_ARGUMENT', `invalid restart policy ${JSON.stringify(policy)}: use no, always, unless-stopped or on-failure[:MAX]`);
+  if (flags.rm) throw new KilnError('INVALID_ARGUMENT', 'conflicting options: cannot specify both --restart and --rm');
+  notice(`WARNING: kiln records --restart ${policy} but restarts no container: it has no daemon to do it`);
+  return policy.split(':')[0];
 }
 
 /**
@@ -144,6 +170,11 @@ function addContainerFlags(command: Command): Command {
     .option('--security-opt <option>', 'security options: seccomp=unconfined|builtin|PROFILE-FILE, no-new-privileges[=true|false]', collect)
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--stop-timeout <seconds>', 'timeout (in seconds) to stop a container')
+    .option('--cidfile <file>', 'write the container ID to the file')
+    .option('--platform <os/arch[/variant]>', 'the platform the image must be of (pulled so when --pull says)')
+    .option('-q, --quiet', 'suppress the pull output')
+    .option('--label-file <file>', 'read in a line delimited file of labels', collect)
+    .option('--restart <policy>', 'restart policy, recorded as Docker does (kiln restarts no container: it has no daemon)')
     .option('--pid <mode>', 'PID namespace to use: host, or the container\'s own')
     .option('--ipc <mode>', 'IPC mode to use: private (the default), shareable, none or host')
     .option('--uts <mode>', 'UTS namespace to use: host, or the container\'s own')
@@ -182,15 +213,17 @@ function resourceFlags(flags: ContainerFlags): ResourceLimits {
 }
 
 /** The request `create` and `run` make of their flags. */
-async function containerRequest(image: string, command: readonly string[], flags: ContainerFlags): Promise<ContainerRequest> {
-  const fileEnv = (await Promise.all((flags.envFile ?? []).map(envFile))).flat();
+async function containerRequest(image: string, command: readonly string[], flags: ContainerFlags, notice: (message: string) => void): Promise<ContainerRequest> {
+  const restart = restartPolicy(flags, notice);
+  const fileEnv = (await Promise.all((flags.envFile ?? []).map((file) => linesFile(file, 'env file')))).flat();
+  const fileLabels = (await Promise.all((flags.labelFile ?? []).map((file) => linesFile(file, 'label file')))).flat();
   const network = flags.network;
   return {
     image,
     cmd: command,
     ...(flags.entrypoint !== undefined ? { entrypoint: [flags.entrypoint] } : {}),
     env: [...fileEnv, ...(flags.env ?? [])],
-    labels: parseLabels(flags.label ?? []),
+    labels: parseLabels([...fileLabels, ...(flags.label ?? [])]),
     ...(flags.workdir ? { workdir: flags.workdir } : {}),
     ...(flags.user ? { user: flags.user } : {}),
     ...(flags.hostname ? { hostname: flags.hostname } : {}),
@@ -225,13 +258,16 @@ async function containerRequest(image: string, command: readonly string[], flags
     ...(flags.ipc !== undefined ? { ipcMode: flags.ipc } : {}),
     ...(flags.uts !== undefined ? { utsMode: flags.uts } : {}),
     sysctls: parseSysctls(flags.sysctl ?? []),
+    ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
+    ...(restart !== undefined ? { restartPolicy: restart } : {}),
     autoRemove: flags.rm ?? false,
   };
 }
 
 /** The image for `create` or `run`, pulled first by the --pull policy, its progress on stderr (stdout is the container's). */
 async function imageReady(ctx: CommandContext, engine: Engine, image: string, flags: ContainerFlags): Promise<void> {
-  await ensureImage(engine, image, parsePullPolicy(flags.pull), { events: progressPrinter(ctx.io.stderr), insecureRegistries: insecure(flags) });
+  const events = flags.quiet ? () => undefined : progressPrinter(ctx.io.stderr);
+  await ensureImage(engine, image, parsePullPolicy(flags.pull), { events, insecureRegistries: insecure(flags), ...(flags.platform !== undefined ? { platform: flags.platform } : {}) });
 }
 
 export function registerRun(parent: Command, ctx: CommandContext): Command {
@@ -242,13 +278,16 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
       withEngine(ctx, async (engine) => {
         if (flags.tty && !flags.detach && !ctx.io.stdin.isTTY) throw new KilnError('INVALID_ARGUMENT', 'the input device is not a TTY');
         const runtimeFlags = checkRuntimeFlags(flags);
+        const writeCid = cidFile(flags.cidfile);
         await imageReady(ctx, engine, image, flags);
-        const result = await runContainer(engine, await containerRequest(image, command, flags), {
+        const notice = (message: string): void => void ctx.io.stderr.write(`${message}\n`);
+        const result = await runContainer(engine, await containerRequest(image, command, flags, notice), {
           ...(flags.name !== undefined ? { name: flags.name } : {}),
           ...runtimeFlags,
           detach: flags.detach ?? false,
           interactive: flags.interactive ?? false,
-          notice: (message) => ctx.io.stderr.write(`${message}\n`),
+          notice,
+          created: writeCid,
         });
         if (flags.detach) print(ctx.io, result.id);
         else ctx.exitCode = result.exitCode;
@@ -262,8 +301,11 @@ export function registerCreate(parent: Command, ctx: CommandContext): Command {
     .action((image: string, command: string[], flags: ContainerFlags) =>
       withEngine(ctx, async (engine) => {
         const runtimeFlags = checkRuntimeFlags(flags);
+        const writeCid = cidFile(flags.cidfile);
         await imageReady(ctx, engine, image, flags);
-        const { id } = await createContainer(engine, await containerRequest(image, command, flags), { ...(flags.name !== undefined ? { name: flags.name } : {}), ...runtimeFlags, notice: (message) => ctx.io.stderr.write(`${message}\n`) });
+        const notice = (message: string): void => void ctx.io.stderr.write(`${message}\n`);
+        const { id } = await createContainer(engine, await containerRequest(image, command, flags, notice), { ...(flags.name !== undefined ? { name: flags.name } : {}), ...runtimeFlags, notice });
+        await writeCid(id);
         print(ctx.io, id);
       }),
     );

@@ -21,6 +21,7 @@ import { recordVolume } from '../volumes.js';
 import { type MountRequest, checkMountRequest, containerMounts, parseBind } from './mounts.js';
 import { type ContainerSettings, type MountSetting, type NetworkAttachment, type PortBinding, OWNER_FILE, checkNewContainerName, containerBundle, containerKey } from './records.js';
 import { shortId } from '../../oci/digest.js';
+import { formatPlatform, imagePlatform, parsePlatform, platformMatches } from '../../oci/platform.js';
 
 /** The limits a request sets (run/create's --memory, --cpus…; the API's HostConfig). */
 export type { ResourceLimits };
@@ -62,6 +63,8 @@ export interface ContainerRequest {
   readonly sysctls?: Readonly<Record<string, string>>;
   /** `--stop-timeout`: seconds a stop waits before the KILL, unless it says. */
   readonly stopTimeout?: number;
+  /** `--platform`: the image must be of it (the API's `platform` parameter). */
+  readonly platform?: string;
   readonly shmSize?: number;
   readonly extraHosts?: readonly string[];
   readonly dns?: readonly string[];
@@ -149,7 +152,13 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
   if (options.name !== undefined) checkNewContainerName(engine, options.name);
   return engine.store.withLease(async (lease) => {
     const row = engine.holdImage(lease, request.image);
-    const config = engine.store.configOf(row.id).config ?? {};
+    const imageConfig = engine.store.configOf(row.id);
+    if (request.platform) {
+      const wanted = parsePlatform(request.platform);
+      const actual = imagePlatform(imageConfig);
+      if (!platformMatches(actual, wanted)) throw new KilnError('NOT_FOUND', `image with reference ${request.image} was found but does not match the specified platform: wanted ${formatPlatform(wanted)}, actual: ${formatPlatform(actual)}`);
+    }
+    const config = imageConfig.config ?? {};
     const id = randomBytes(32).toString('hex');
     const entrypoint = request.entrypoint?.length === 1 && request.entrypoint[0] === '' ? [] : request.entrypoint;
     const cmd = request.cmd ?? [];
