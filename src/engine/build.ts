@@ -8,7 +8,7 @@ import { parseInstructions } from '../dockerfile/instructions.js';
 import { KilnError, isErrno } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
-import { parseReference } from '../reference/reference.js';
+import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
 import type { Credentials } from '../registry/credentials.js';
 import { type Ulimit, checkUlimits } from '../runtime/resources.js';
 import { type RuntimeName, buildRuntime, prepareRuntime, runtimeContainerIds } from '../runtime/runtime.js';
@@ -89,6 +89,23 @@ export interface BuildOptions {
 export interface BuildResult {
   readonly id: Digest;
   readonly warnings: readonly string[];
+}
+
+/**
+ * What `--metadata-file` holds of a build that made an image, as buildx writes it for an image loaded
+ * into the image store: its config digest (the image ID), its manifest's descriptor and digest, and the
+ * names it got, in full. A build without an image (`-o`) has none of these: `{}`.
+ */
+export async function buildMetadata(engine: Engine, id: Digest | undefined, tags: readonly string[]): Promise<Record<string, unknown>> {
+  const row = id && engine.store.db.image(id);
+  if (!id || !row) return {};
+  const manifest = await engine.store.content.info(row.manifestDigest);
+  return {
+    'containerimage.config.digest': id,
+    'containerimage.descriptor': { mediaType: row.manifestType, digest: row.manifestDigest, size: manifest?.size ?? 0 },
+    'containerimage.digest': row.manifestDigest,
+    ...(tags.length > 0 ? { 'image.name': tags.map((tag) => referenceString(withDefaultTag(parseReference(tag)))).join(',') } : {}),
+  };
 }
 
 /**

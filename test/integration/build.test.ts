@@ -439,6 +439,26 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal(await fileText(kiln, 'stdin:1', '/stdin'), 'stdin\n');
   });
 
+  it('--metadata-file: buildx\'s build result metadata (the config and manifest digests, the names in full); {} for a build with -o', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({ name: 'metadata', buildkit: false, dockerfile: 'FROM busybox\nRUN echo x > /x\n' });
+    const dir = await tempDir();
+    const id = (await ok(kiln(['build', '-q', '-t', 'meta:1', '-t', 'registry.example:5000/a/b', '--metadata-file', join(dir, 'meta.json'), context]))).stdout.trim();
+    const metadata = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as Record<string, unknown>;
+    const descriptor = metadata['containerimage.descriptor'] as { mediaType: string; digest: string; size: number };
+    assert.deepEqual(Object.keys(metadata), ['containerimage.config.digest', 'containerimage.descriptor', 'containerimage.digest', 'image.name']);
+    assert.equal(metadata['containerimage.config.digest'], id);
+    assert.equal(metadata['containerimage.digest'], descriptor.digest);
+    assert.equal(metadata['image.name'], 'docker.io/library/meta:1,registry.example:5000/a/b:latest');
+    // The manifest is the one save writes.
+    await ok(kiln(['save', '-o', join(dir, 'meta.tar'), 'meta:1']));
+    const index = (await readEntries([await readFile(join(dir, 'meta.tar'))])).find((entry) => entry.header.path === 'index.json');
+    const manifest = (JSON.parse(index?.body.toString() ?? '{}') as { manifests?: { digest: string; size: number; mediaType: string }[] }).manifests?.[0];
+    assert.deepEqual({ digest: manifest?.digest, size: manifest?.size, mediaType: manifest?.mediaType }, { digest: descriptor.digest, size: descriptor.size, mediaType: descriptor.mediaType });
+    await ok(kiln(['build', '-q', '-o', join(dir, 'out'), '--metadata-file', join(dir, 'none.json'), context]));
+    assert.equal(await readFile(join(dir, 'none.json'), 'utf8'), '{}\n');
+  });
+
   it('--ssh: RUN --mount=type=ssh reaches an agent (the caller\'s, or one of kiln\'s holding key files) through a socket of its own, as BuildKit\'s', { skip: sshTools() }, async () => {
     const { kiln } = await storeWithBusybox();
     const dir = await tempDir('kiln-agent-test-');

@@ -35,6 +35,7 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   ulimit?: string[];
   buildContext?: string[];
   ssh?: string[];
+  metadataFile?: string;
 }
 
 /**
@@ -242,6 +243,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--network <mode>', 'networking mode for RUN: default, none, host')
     .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (host:ip) to the /etc/hosts of RUN steps', collect)
     .option('--build-context <name=dir|docker-image://ref>', 'additional build contexts, which FROM, COPY --from and RUN --mount from= name (before a stage or image of that name)', collect)
+    .option('--metadata-file <file>', 'write build result metadata to a file (buildx\'s: the image\'s config and manifest digests, its names)')
     .option('--ssh <default|id[=socket|key[,key]]>', 'SSH agent socket or keys for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)', collect)
     .option('--ulimit <name=soft[:hard]>', 'ulimit options of RUN steps (nofile=1024:2048; -1 is unlimited)', collect)
     .option('--squash', 'squash newly built layers into a single new layer')
@@ -273,7 +275,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         // Asked only when progress is shown: making process.stderr (a pipe's loads Node's net and stream modules) costs a quiet build some ms.
         const live = !quiet && (flags.progress === 'tty' || (flags.progress === 'auto' && (ctx.io.stderr as { isTTY?: boolean }).isTTY === true));
         const progress: Progress = quiet ? { event: () => undefined, finish: () => undefined } : live ? ttyProgress(ctx.io) : plainProgress(ctx.io);
-        const { buildImage } = await import('../../engine/build.js'); // the builder loads only for builds
+        const { buildImage, buildMetadata } = await import('../../engine/build.js'); // the builder loads only for builds
         const result = await buildImage(engine, {
           contextDir: path,
           dockerfile,
@@ -310,6 +312,9 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           },
         );
         for (const warning of result.warnings) ctx.io.stderr.write(`[Warning] ${warning}\n`);
+        if (flags.metadataFile) {
+          await writeFile(flags.metadataFile, `${JSON.stringify(await buildMetadata(engine, exported ? undefined : result.id, flags.tag ?? []), null, 2)}\n`);
+        }
         if (exported) {
           // As BuildKit: no image is named, so -q prints an empty ID (unless stdout took the tar).
           if (quiet && !exported.toStdout) print(ctx.io, '');
