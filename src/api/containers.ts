@@ -31,7 +31,6 @@ function stopQuery(query: URLSearchParams): { timeout?: number; signal?: string 
 const IGNORED_SETTINGS: Readonly<Record<string, string>> = {
   PortBindings: 'containers share the host network (-p): the process listens on the host directly; publish from --network bridge or a network of yours',
   PublishAllPorts: 'containers share the host network (-P): the process listens on the host directly; publish from --network bridge or a network of yours',
-  Devices: 'host devices (--device) are not passed in',
   VolumesFrom: '--volumes-from is not supported',
 };
 
@@ -97,6 +96,7 @@ function containerRequest(body: CreateRequest): ContainerRequest {
     ipcMode: host.IpcMode ?? '',
     utsMode: host.UTSMode ?? '',
     sysctls: host.Sysctls ?? {},
+    devices: (host.Devices ?? []).map((d) => ({ pathOnHost: d.PathOnHost ?? '', pathInContainer: d.PathInContainer || (d.PathOnHost ?? ''), cgroupPermissions: d.CgroupPermissions ?? '' })),
     resources: {
       memory: host.Memory ?? 0,
       memorySwap: host.MemorySwap ?? 0,

@@ -6,6 +6,7 @@ import { KilnError } from '../errors.js';
 import { checkUlimits } from '../engine/build-inputs.js';
 import type { MountRequest, PortBinding } from '../engine/containers.js';
 import type { Ulimit } from '../runtime/resources.js';
+import type { DeviceMapping } from '../runtime/spec.js';
 
 /** A `[A-]B` port range as a list of ports. */
 function portRange(text: string, flag: string): number[] {
@@ -135,4 +136,21 @@ export function parseUlimits(specs: readonly string[]): Ulimit[] {
       return ulimit;
     }),
   );
+}
+
+/**
+ * `--device HOST[:CONTAINER][:PERMISSIONS]` as the docker CLI reads it, in its words: the container
+ * path defaults to the host's, the permissions (of r, w, m) to rwm.
+ */
+export function parseDevice(spec: string): DeviceMapping {
+  const parts = spec.split(':');
+  const mode = (text: string | undefined): boolean => text !== undefined && text !== '' && /^[rwm]+$/.test(text) && new Set(text).size === text.length;
+  const pathOnHost = parts[0] ?? '';
+  // HOST:MODE names no container path: a second part that is a mode is the mode.
+  const [pathInContainer, cgroupPermissions = 'rwm'] = parts.length === 2 && mode(parts[1]) ? [pathOnHost, parts[1]] : [parts[1], parts[2]];
+  if (parts.length > 3 || pathOnHost === '') throw new KilnError('INVALID_ARGUMENT', `bad format for path: ${spec}`);
+  if (parts.length === 3 && !mode(cgroupPermissions)) throw new KilnError('INVALID_ARGUMENT', `bad mode specified: ${cgroupPermissions}`);
+  const inside = pathInContainer || pathOnHost;
+  if (!inside.startsWith('/')) throw new KilnError('INVALID_ARGUMENT', `${inside} is not an absolute path`);
+  return { pathOnHost, pathInContainer: inside, cgroupPermissions };
 }

@@ -1,5 +1,5 @@
-import { lstatSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { type Stats, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { ContainerConfig } from '../oci/types.js';
 import { RLIM_INFINITY, type ResourceLimits, type Ulimit, linuxResources, ociRlimits } from './resources.js';
@@ -76,6 +76,8 @@ export interface ProcessOptions {
   readonly noShm?: boolean;
   /** `--sysctl`: kernel parameters of the container's own namespaces. */
   readonly sysctls?: Readonly<Record<string, string>>;
+  /** `--device`: host devices made in the container, and allowed by its device cgroup. */
+  readonly devices?: readonly DeviceMapping[];
 }
 
 /** The size of a container's /dev/shm unless `--shm-size` says otherwise, as Docker's. */
@@ -241,6 +243,51 @@ export function resolveUser(rootfs: string, user: string): { uid: number; gid: n
   return { uid, gid, home, additionalGids };
 }
 
+/**
+ * Docker's device cgroup before a container's own devices: all denied, then zero, null, urandom, random,
+ * tty and console allowed, fuse denied. (Without devices of its own a container has the runtime's
+ * defaults, which allow the same; the runtime adds none to a list given.)
+ */
+const DOCKER_DEVICE_RULES = [
+  { allow: false, access: 'rwm' },
+  ...[[1, 5], [1, 3], [1, 9], [1, 8], [5, 0], [5, 1]].map(([major, minor]) => ({ allow: true, type: 'c', major, minor, access: 'rwm' })),
+  { allow: false, type: 'c', major: 10, minor: 229, access: 'rwm' },
+];
+
+/** `--device HOST[:CONTAINER][:PERMISSIONS]`, as HostConfig.Devices has it. */
+export interface DeviceMapping {
+  readonly pathOnHost: string;
+  readonly pathInContainer: string;
+  /** Of r, w and m (mknod), as the device cgroup takes them. */
+  readonly cgroupPermissions: string;
+}
+
+/**
+ * The device nodes a mapping makes, as dockerd gathers them: a host device, or every device below a host
+ * directory (placed below the container path), with its type, numbers, mode and owner.
+ */
+function hostDevices(mapping: DeviceMapping): { path: string; type: 'c' | 'b'; major: number; minor: number; fileMode: number; uid: number; gid: number; access: string }[] {
+  const node = (path: string, st: Stats): ReturnType<typeof hostDevices> => {
+    if (!st.isCharacterDevice() && !st.isBlockDevice()) return [];
+    // Linux's dev_t: the major number in bits 8-19, the minor in bits 0-7 and 20-31.
+    const major = (st.rdev >> 8) & 0xfff;
+    const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+    return [{ path, type: st.isCharacterDevice() ? 'c' : 'b', major, minor, fileMode: st.mode & 0o777, uid: st.uid, gid: st.gid, access: mapping.cgroupPermissions }];
+  };
+  // Below a directory, symlinks are not followed (dockerd's walk); the path given is.
+  const walk = (host: string, path: string, st: Stats): ReturnType<typeof hostDevices> =>
+    st.isDirectory() ? readdirSync(host).flatMap((name) => walk(join(host, name), posix.join(path, name), lstatSync(join(host, name)))) : node(path, st);
+  let top: Stats;
+  try {
+    top = statSync(mapping.pathOnHost);
+  } catch (err) {
+    throw new KilnError('NOT_FOUND', `error gathering device information while adding custom device ${JSON.stringify(mapping.pathOnHost)}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+  }
+  const found = walk(mapping.pathOnHost, mapping.pathInContainer, top);
+  if (found.length === 0) throw new KilnError('INVALID_ARGUMENT', `error gathering device information while adding custom device ${JSON.stringify(mapping.pathOnHost)}: not a device node`);
+  return found;
+}
+
 /** Where `--init`'s init is in the container, as in Docker. */
 const INIT_PATH = '/sbin/docker-init';
 
@@ -342,7 +389,11 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       : [{ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${options.shmSize || DEFAULT_SHM_SIZE}`] }];
   const held = options.privileged ? allCapabilities() : capabilities(options.capAdd, options.capDrop);
   const seccomp = options.privileged ? 'unconfined' : (options.security?.seccomp ?? 'default');
-  const resources = options.resources && linuxResources(options.resources);
+  const devices = (options.devices ?? []).flatMap(hostDevices);
+  const limits = options.resources && linuxResources(options.resources);
+  // The device cgroup as Docker's: everything denied but its usual devices, then the devices given allowed.
+  const deviceRules = [...DOCKER_DEVICE_RULES, ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access }))];
+  const resources = devices.length > 0 ? { ...limits, devices: deviceRules } : limits;
   return {
     ociVersion: '1.0.2',
     process: {
@@ -379,6 +430,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       maskedPaths: options.privileged ? [] : MASKED_PATHS,
       readonlyPaths: options.privileged ? [] : READONLY_PATHS,
       ...(resources ? { resources } : {}),
+      ...(devices.length > 0 ? { devices: devices.map(({ access: _access, ...node }) => node) } : {}),
       ...(options.sysctls && Object.keys(options.sysctls).length > 0 ? { sysctl: options.sysctls } : {}),
       ...(seccomp === 'unconfined' ? {} : { seccomp: seccomp === 'default' ? defaultSeccomp(held) : customSeccomp(seccomp, held) }),
     },

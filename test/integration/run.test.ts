@@ -371,6 +371,11 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     assert.equal((await kiln(['run', '--rm', '--init', 'busybox:x', 'sh', '-c', 'exit 7'])).code, 7);
     // A sleep as the first process ignores SIGTERM, and a stop waits its 10 s for the KILL; under the init it ends at once.
     await ok(kiln(['run', '-d', '--name', 'initial', '--init', 'busybox:x', 'sleep', '60']));
+    // Stopped once the init runs (a stop before the runtime has started the process kills it: 137).
+    const deadline = Date.now() + 20_000;
+    let pid = 0;
+    while (pid === 0 && Date.now() < deadline) pid = Number((await ok(kiln(['inspect', '-f', '{{.State.Pid}}', 'initial']))).stdout);
+    while (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/sbin/docker-init') && Date.now() < deadline);
     const started = Date.now();
     await ok(kiln(['stop', 'initial']));
     assert.ok(Date.now() - started < 8000, `stop took ${Date.now() - started} ms`);
@@ -419,6 +424,27 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     assert.ok(took >= 900 && took < 8000, `stop took ${took} ms`);
     assert.equal((await ok(kiln(['inspect', '-f', '{{.State.ExitCode}} {{.Config.StopTimeout}} {{.HostConfig.IpcMode}}', 'patient']))).stdout, '137 1 private\n');
     await ok(kiln(['rm', 'patient']));
+  });
+
+  it('--device makes host devices in the container (a directory\'s too), as Docker does, and refuses what the docker CLI refuses, in its words', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+    assert.equal((await ok(kiln(['run', '--rm', '--device', '/dev/null:/dev/mynull', '--device', '/dev/zero:r', 'busybox:x', 'sh', '-c', 'stat -c "%F %t:%T %a" /dev/mynull /dev/zero; head -c 2 /dev/zero | od -An -c; echo x > /dev/mynull && echo written']))).stdout, 'character special file 1:3 666\ncharacter special file 1:5 666\n  \\0  \\0\nwritten\n');
+    // /dev/null given read only: the runtime's own start still opens it as Docker's does (its usual devices come first).
+    await ok(kiln(['run', '--rm', '--device', '/dev/null:r', 'busybox:x', 'true']));
+    if (existsSync('/dev/net/tun')) assert.equal((await ok(kiln(['run', '--rm', '--device', '/dev/net', 'busybox:x', 'stat', '-c', '%F %t:%T', '/dev/net/tun']))).stdout, 'character special file a:c8\n');
+    await ok(kiln(['create', '--name', 'devices', '--device', '/dev/null:/dev/mynull:rw', 'busybox:x', 'true']));
+    assert.equal((await ok(kiln(['inspect', '-f', '{{range .HostConfig.Devices}}{{.PathOnHost}} {{.PathInContainer}} {{.CgroupPermissions}}{{end}}', 'devices']))).stdout, '/dev/null /dev/mynull rw\n');
+    for (const [device, message] of [
+      ['/dev/nosuch', /error gathering device information while adding custom device "\/dev\/nosuch": no such file or directory/],
+      ['/dev/null:/dev/x:q', /bad mode specified: q/],
+      ['/dev/null:relative', /relative is not an absolute path/],
+      ['/dev/null:/dev/a:/dev/b:rw', /bad format for path: \/dev\/null:\/dev\/a:\/dev\/b:rw/],
+    ] as const) {
+      const result = await kiln(['run', '--rm', '--device', device, 'busybox:x', 'true']);
+      assert.notEqual(result.code, 0, device);
+      assert.match(result.stderr, message);
+    }
   });
 
   it('--cidfile, --platform, -q, --label-file and --restart, as the docker CLI takes them', async () => {

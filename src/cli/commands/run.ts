@@ -6,7 +6,7 @@ import { type ContainerRequest, type ResourceLimits, SUPERVISE_COMMAND, createCo
 import type { Engine } from '../../engine/engine.js';
 import { ensureImage, parsePullPolicy } from '../../engine/registry.js';
 import { runContainer } from '../../engine/run.js';
-import { parseCpus, parseLabels, parseMemoryBytes, parseMount, parseUlimits, portBindings } from '../container-flags.js';
+import { parseCpus, parseDevice, parseLabels, parseMemoryBytes, parseMount, parseUlimits, portBindings } from '../container-flags.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { INSECURE_HELP, type RegistryFlags, collect, insecure, parseInteger, print } from '../io.js';
 import { progressPrinter } from '../progress.js';
@@ -68,6 +68,7 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   ipc?: string;
   uts?: string;
   sysctl?: string[];
+  device?: string[];
 }
 
 /** Lines of an --env-file: KEY=value or KEY (taken from kiln's environment); # comments and blanks skipped. */
@@ -152,6 +153,7 @@ function addContainerFlags(command: Command): Command {
     .option('--tmpfs <path[:options]>', 'mount a tmpfs directory', collect)
     .option('--cap-add <capability>', 'add Linux capabilities', collect)
     .option('--cap-drop <capability>', 'drop Linux capabilities', collect)
+    .option('--device <host[:container][:permissions]>', 'add a host device to the container', collect)
     .option('--privileged', 'give extended privileges to this container (every capability, no seccomp filter; host devices are not passed in)')
     .option('-m, --memory <bytes>', 'memory limit (512m, 1g…)')
     .option('--memory-swap <bytes>', 'memory and swap together (-1: unlimited swap; default: twice --memory)')
@@ -258,6 +260,7 @@ async function containerRequest(image: string, command: readonly string[], flags
     ...(flags.ipc !== undefined ? { ipcMode: flags.ipc } : {}),
     ...(flags.uts !== undefined ? { utsMode: flags.uts } : {}),
     sysctls: parseSysctls(flags.sysctl ?? []),
+    devices: (flags.device ?? []).map(parseDevice),
     ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
     ...(restart !== undefined ? { restartPolicy: restart } : {}),
     autoRemove: flags.rm ?? false,

@@ -11,7 +11,7 @@ import { KilnError } from '../../errors.js';
 import { logFile } from '../../runtime/logs.js';
 import { makeStdinPipe, type RuntimeName } from '../../runtime/runtime.js';
 import { type ResourceLimits, type Ulimit, checkUlimits, resourceLimits } from '../../runtime/resources.js';
-import { type ConsoleSize, capabilities, commandLine, securityOptions } from '../../runtime/spec.js';
+import { type ConsoleSize, type DeviceMapping, capabilities, commandLine, securityOptions } from '../../runtime/spec.js';
 import type { Driver } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
 import { recordEvent } from '../events.js';
@@ -65,6 +65,7 @@ export interface ContainerRequest {
   readonly stopTimeout?: number;
   /** `--platform`: the image must be of it (the API's `platform` parameter). */
   readonly platform?: string;
+  readonly devices?: readonly DeviceMapping[];
   readonly shmSize?: number;
   readonly extraHosts?: readonly string[];
   readonly dns?: readonly string[];
@@ -109,6 +110,13 @@ function namespaceModes(request: ContainerRequest): Pick<ContainerSettings, 'pid
   if (utsMode !== '' && utsMode !== 'host') refuse('uts', utsMode);
   if (utsMode === 'host' && request.hostname) throw new KilnError('INVALID_ARGUMENT', 'conflicting options: hostname and the UTS mode');
   return { pidMode, ipcMode: ipcMode || 'private', utsMode };
+}
+
+/** A `--device` mapping, checked as dockerd checks one (the host device itself at each start). */
+function checkDevice(device: DeviceMapping): DeviceMapping {
+  if (!/^[rwm]*$/.test(device.cgroupPermissions)) throw new KilnError('INVALID_ARGUMENT', `invalid device mode: ${device.cgroupPermissions}`);
+  if (!device.pathInContainer.startsWith('/')) throw new KilnError('INVALID_ARGUMENT', `${device.pathInContainer} is not an absolute path`);
+  return { ...device, cgroupPermissions: device.cgroupPermissions || 'rwm' };
 }
 
 /** The kernel parameters a container may set (in namespaces of its own), as the docker CLI allows them. */
@@ -205,6 +213,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       groupAdd: request.groupAdd ?? [],
       ...namespaceModes(request),
       sysctls: checkSysctls(request.sysctls ?? {}, networkMode),
+      devices: (request.devices ?? []).map(checkDevice),
       ...(request.stopTimeout !== undefined ? { stopTimeout: request.stopTimeout } : {}),
       shmSize: request.shmSize ?? 0,
       extraHosts: request.extraHosts ?? [],

@@ -130,7 +130,7 @@ function hostConfigJson(settings: ContainerSettings): Record<string, unknown> {
     CpuRealtimeRuntime: 0,
     CpusetCpus: limits.cpusetCpus ?? '',
     CpusetMems: limits.cpusetMems ?? '',
-    Devices: [],
+    Devices: settings.devices.map((d) => ({ PathOnHost: d.pathOnHost, PathInContainer: d.pathInContainer, CgroupPermissions: d.cgroupPermissions })),
     DeviceCgroupRules: null,
     DeviceRequests: null,
     KernelMemory: 0,

@@ -10,6 +10,7 @@ import { ownerGone } from '../../content/owner.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import type { ResourceLimits, Ulimit } from '../../runtime/resources.js';
+import type { DeviceMapping } from '../../runtime/spec.js';
 import type { ConsoleSize } from '../../runtime/spec.js';
 import { type Snapshotter, snapshotterOf } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
@@ -93,6 +94,8 @@ export interface ContainerSettings {
   readonly utsMode: string;
   /** `--sysctl`, checked. */
   readonly sysctls: Readonly<Record<string, string>>;
+  /** `--device`: host devices, gathered at each start (see runtime/spec.ts). */
+  readonly devices: readonly DeviceMapping[];
   /** `--stop-timeout` in seconds: what a stop waits unless it says. */
   readonly stopTimeout?: number;
   /** `--shm-size` in bytes; 0 is Docker's 64 MiB. */
@@ -142,6 +145,7 @@ function defaultSettings(row: ContainerRow): ContainerSettings {
     ipcMode: 'private',
     utsMode: '',
     sysctls: {},
+    devices: [],
     shmSize: 0,
     extraHosts: [],
     dns: [],

@@ -118,6 +118,7 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
       hostNamespaces: (['pid', 'ipc', 'uts'] as const).filter((type) => settings[`${type}Mode`] === 'host'),
       noShm: settings.ipcMode === 'none',
       sysctls: settings.sysctls,
+      devices: settings.devices,
       shmSize: settings.shmSize,
       tmpfs: settings.tmpfs,
     });
