@@ -78,6 +78,7 @@ function containerRequest(body: CreateRequest): ContainerRequest {
     stdinOnce: body.StdinOnce ?? false,
     ...(body.StopSignal ? { stopSignal: body.StopSignal } : {}),
     ...(body.StopTimeout !== undefined && body.StopTimeout !== null ? { stopTimeout: body.StopTimeout } : {}),
+    ...(body.Healthcheck ? { healthcheck: body.Healthcheck } : {}),
     exposedPorts: Object.keys(body.ExposedPorts ?? {}),
     volumes: Object.keys(body.Volumes ?? {}),
     binds: host.Binds ?? [],

@@ -217,6 +217,7 @@ export const containerConfig = struct('runconfig.ContainerConfigWrapper', {
   Volumes: map(emptyStruct),
   StopSignal: string(),
   StopTimeout: pointer(goInteger('int')),
+  Healthcheck: struct('container.HealthConfig', { Test: stringList, Interval: goInteger('int64'), Timeout: goInteger('int64'), StartPeriod: goInteger('int64'), StartInterval: goInteger('int64'), Retries: goInteger('int') }),
   Tty: bool,
   OpenStdin: bool,
   StdinOnce: bool,

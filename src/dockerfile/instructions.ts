@@ -207,19 +207,26 @@ function single(flags: Map<string, string[]>, name: string, location: Location):
   return values?.[0];
 }
 
-/** Go's time.ParseDuration subset Docker accepts for HEALTHCHECK (`30s`, `1m30s`, `500ms`), in nanoseconds. */
-function parseDuration(text: string, flag: string, location: Location): number {
+/** Go's time.ParseDuration subset Docker accepts for health checks (`30s`, `1m30s`, `500ms`), in nanoseconds; undefined for other text. */
+export function goDuration(text: string): number | undefined {
   const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
   if (text === '0') return 0;
   let total = 0;
   let rest = text;
   while (rest !== '') {
     const match = /^(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/.exec(rest);
-    if (!match) throw instructionError(location, `invalid duration for --${flag}: ${JSON.stringify(text)} (use a Go duration such as 30s or 1m30s)`);
+    if (!match) return undefined;
     total += Number(match[1]) * (units[match[2] ?? 's'] ?? 1);
     rest = rest.slice(match[0].length);
   }
   return Math.round(total);
+}
+
+/** A HEALTHCHECK flag's duration, in nanoseconds. */
+function parseDuration(text: string, flag: string, location: Location): number {
+  const nanoseconds = goDuration(text);
+  if (nanoseconds === undefined) throw instructionError(location, `invalid duration for --${flag}: ${JSON.stringify(text)} (use a Go duration such as 30s or 1m30s)`);
+  return nanoseconds;
 }
 
 /** `type=cache,target=/x,id=y` → a RunMount, checked. */

@@ -15,3 +15,4 @@ export * from './containers/inspect.js';
 export * from './containers/remove.js';
 export * from './containers/top.js';
 export * from './containers/stats.js';
+export * from './containers/health.js';

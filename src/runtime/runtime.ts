@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { KilnError } from '../errors.js';
+import { KilnError, readTextIfPresent } from '../errors.js';
 import { guardUndo, shellQuote } from './guard.js';
 import { LogWriter, logFile } from './logs.js';
 import { type ConsoleSize, specJson } from './spec.js';
@@ -241,7 +241,7 @@ export interface ExecStreams {
  * terminal's size) and SIGINT/SIGTERM sent to kiln reach it, or it is `streams`; its exit code comes
  * back. `detach` starts it and returns 0.
  */
-export async function execProcess(runtime: RuntimeName, id: string, files: { readonly process: string; readonly pid: string }, options: { readonly stdin: boolean; readonly tty: boolean; readonly detach: boolean }, streams?: ExecStreams): Promise<number> {
+export async function execProcess(runtime: RuntimeName, id: string, files: { readonly process: string; readonly pid: string }, options: { readonly stdin: boolean; readonly tty: boolean; readonly detach: boolean; readonly signal?: AbortSignal }, streams?: ExecStreams): Promise<number> {
   const args = ['exec', '--process', files.process, '--pid-file', files.pid, ...(options.detach ? ['--detach'] : []), id];
   const errors = `${files.process}.err`;
   const stdin = options.stdin && !options.detach ? (streams ? 'pipe' : 'inherit') : 'ignore';
@@ -264,10 +264,25 @@ export async function execProcess(runtime: RuntimeName, id: string, files: { rea
     else process.stderr.write(chunk);
   });
   const stopForwarding = streams ? () => undefined : forwardSignals(child);
+  // Aborted (a health check past its timeout): the process is killed where it runs, and the runtime's exec ends with it.
+  const onAbort = (): void => {
+    const pid = Number(readTextIfPresent(files.pid) ?? 0); // none yet: the runtime's exec is still starting it
+    try {
+      if (pid > 0) process.kill(pid, 'SIGKILL');
+    } catch {
+      // it has ended meanwhile
+    }
+    child.kill('SIGKILL');
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.on('error', (err) => reject(new KilnError('NOT_FOUND', `cannot start the OCI runtime ${runtime}: ${err.message}`)));
       child.on('close', (code, signal) => resolve({ code, signal }));
+      // Aborted, its end is the runtime's exit: what it started in a container on its way out may hold the output open.
+      child.on('exit', (code, signal) => {
+        if (options.signal?.aborted) resolve({ code, signal });
+      });
     });
     if (options.tty && streams) {
       const runtimeErrors = await readFile(errors, 'utf8').catch(() => '');
@@ -276,6 +291,7 @@ export async function execProcess(runtime: RuntimeName, id: string, files: { rea
     }
     return exitCode(runtime, exit.code, exit.signal, stderr);
   } finally {
+    options.signal?.removeEventListener('abort', onAbort);
     stopForwarding();
     streams?.stdin?.unpipe();
     await rm(errors, { force: true });

@@ -426,6 +426,49 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     await ok(kiln(['rm', 'patient']));
   });
 
+  it('health checks, as dockerd runs them: the image\'s HEALTHCHECK or --health-*, starting, healthy, unhealthy past its retries or its timeout; --no-healthcheck', async () => {
+    const { kiln } = await newKiln();
+    await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));
+    const healthOf = async (name: string): Promise<{ Status: string; FailingStreak: number; Log: { ExitCode: number; Output: string }[] } | null> => JSON.parse((await ok(kiln(['inspect', '-f', '{{json .State.Health}}', name]))).stdout) as never;
+    /** The container's health once it has become `status` (20 s at most). */
+    const until = async (name: string, status: string) => {
+      const deadline = Date.now() + 20_000;
+      let health = await healthOf(name);
+      while (health?.Status !== status && Date.now() < deadline) health = await healthOf(name);
+      assert.equal(health?.Status, status, JSON.stringify(health));
+      return health;
+    };
+    // Healthy once the command has made /ready; before, starting (failures up to the retries), or unhealthy.
+    await ok(kiln(['run', '-d', '--name', 'probed', '--health-cmd', 'test -f /ready', '--health-interval', '100ms', '--health-retries', '1000', 'busybox:x', 'sh', '-c', 'sleep 1; touch /ready; sleep 60']));
+    assert.match((await ok(kiln(['ps', '--format', '{{.Status}}', '-f', 'name=probed']))).stdout, /^Up .* \(health: starting\)\n$/);
+    const healthy = await until('probed', 'healthy');
+    assert.equal(healthy.FailingStreak, 0);
+    assert.match((await ok(kiln(['ps', '--format', '{{.Status}}', '-f', 'health=healthy']))).stdout, /^Up .* \(healthy\)\n$/);
+    assert.equal((await ok(kiln(['inspect', '-f', '{{json .Config.Healthcheck.Test}} {{.Config.Healthcheck.Interval}}', 'probed']))).stdout, '["CMD-SHELL","test -f /ready"] 100000000\n');
+    await ok(kiln(['rm', '-f', 'probed']));
+    // A probe past its timeout is killed and fails, in dockerd's words; the image's HEALTHCHECK applies, its timeout from the flag.
+    const context = await tempDir();
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox:x\nHEALTHCHECK --interval=100ms --retries=1 CMD ["sleep", "5"]\n');
+    await ok(kiln(['build', '-q', '-t', 'busybox:probed', context]));
+    await ok(kiln(['run', '-d', '--name', 'slow', '--health-timeout', '200ms', 'busybox:probed', 'sleep', '60']));
+    const unhealthy = await until('slow', 'unhealthy');
+    assert.deepEqual(unhealthy.Log[0], { ...unhealthy.Log[0], ExitCode: -1, Output: 'Health check exceeded timeout (200ms)' });
+    assert.match((await ok(kiln(['events', '--since', '1h', '--until', String(Math.ceil(Date.now() / 1000) + 1), '-f', 'container=slow', '--format', '{{.Action}}']))).stdout, /health_status: unhealthy/);
+    await ok(kiln(['rm', '-f', 'slow']));
+    await ok(kiln(['run', '-d', '--name', 'unprobed', '--no-healthcheck', 'busybox:probed', 'sleep', '60']));
+    assert.equal((await ok(kiln(['inspect', '-f', '{{json .State.Health}} {{json .Config.Healthcheck.Test}}', 'unprobed']))).stdout, 'null ["NONE"]\n');
+    await ok(kiln(['rm', '-f', 'unprobed']));
+    for (const [args, message] of [
+      [['--no-healthcheck', '--health-cmd', 'true'], /--no-healthcheck conflicts with --health-\* options/],
+      [['--health-interval', '-1s'], /--health-interval cannot be negative/],
+      [['--health-timeout', '1x'], /invalid argument "1x" for "--health-timeout" flag: time: unknown unit "x" in duration "1x"/],
+    ] as const) {
+      const result = await kiln(['run', '--rm', ...args, 'busybox:x', 'true']);
+      assert.notEqual(result.code, 0, args.join(' '));
+      assert.match(result.stderr, message);
+    }
+  });
+
   it('--device makes host devices in the container (a directory\'s too), as Docker does, and refuses what the docker CLI refuses, in its words', async () => {
     const { kiln } = await newKiln();
     await ok(kiln(['import', await fixture('busybox-rootfs.tar'), 'busybox:x']));

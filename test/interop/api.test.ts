@@ -245,6 +245,13 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await docker(['rm', '-f', 'api-limited']);
     // HostConfig.Init and GroupAdd.
     assert.equal((await docker(['run', '--rm', '--init', '--group-add', '10', 'busybox:lab', 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; id -G'])).stdout, '/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr "\\0" " "; id -G 0 10\n');
+    // Config.Healthcheck: probed, in ps's words.
+    await docker(['run', '-d', '--name', 'api-health', '--health-cmd', 'true', '--health-interval', '100ms', '--health-retries', '2', 'busybox:lab', 'sleep', '60']);
+    assert.equal((await docker(['inspect', '-f', '{{json .Config.Healthcheck}}', 'api-health'])).stdout, '{"Test":["CMD-SHELL","true"],"Interval":100000000,"Retries":2}\n');
+    const healthDeadline = Date.now() + 20_000;
+    while (!(await docker(['ps', '--format', '{{.Status}}', '-f', 'name=api-health'])).stdout.includes('(healthy)') && Date.now() < healthDeadline);
+    assert.match((await docker(['ps', '--format', '{{.Status}}', '-f', 'name=api-health'])).stdout, /^Up .* \(healthy\)\n$/);
+    await docker(['rm', '-f', 'api-health']);
     // HostConfig.Sysctls, PidMode, IpcMode, UTSMode and Config.StopTimeout.
     assert.equal((await docker(['run', '--rm', '--network', 'none', '--sysctl', 'kernel.shmmax=123456', '--pid', 'host', 'busybox:lab', 'sh', '-c', `cat /proc/sys/kernel/shmmax; test -d /proc/${process.pid} && echo host pids`])).stdout, '123456\nhost pids\n');
     await docker(['create', '--name', 'api-modes', '--stop-timeout', '3', '--ipc', 'host', '--uts', 'host', 'busybox:lab', 'true']);

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { KilnError } from '../../errors.js';
-import { type ContainerRequest, type ResourceLimits, SUPERVISE_COMMAND, createContainer, superviseContainer, sysctlAllowed } from '../../engine/containers.js';
+import { type ContainerRequest, type ResourceLimits, SUPERVISE_COMMAND, createContainer, healthDuration, superviseContainer, sysctlAllowed } from '../../engine/containers.js';
+import type { HealthConfig } from '../../oci/types.js';
 import type { Engine } from '../../engine/engine.js';
 import { ensureImage, parsePullPolicy } from '../../engine/registry.js';
 import { runContainer } from '../../engine/run.js';
@@ -59,6 +60,14 @@ interface ContainerFlags extends RuntimeFlags, RegistryFlags {
   tmpfs?: string[];
   stopSignal?: string;
   stopTimeout?: string;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthStartPeriod?: string;
+  healthStartInterval?: string;
+  healthRetries?: string;
+  /** Commander's negation: false with --no-healthcheck. */
+  healthcheck?: boolean;
   cidfile?: string;
   platform?: string;
   quiet?: boolean;
@@ -172,6 +181,13 @@ function addContainerFlags(command: Command): Command {
     .option('--security-opt <option>', 'security options: seccomp=unconfined|builtin|PROFILE-FILE, no-new-privileges[=true|false]', collect)
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--stop-timeout <seconds>', 'timeout (in seconds) to stop a container')
+    .option('--health-cmd <command>', 'command to run to check health')
+    .option('--health-interval <duration>', 'time between running the check (ms|s|m|h) (default 30s)')
+    .option('--health-timeout <duration>', 'maximum time to allow one check to run (ms|s|m|h) (default 30s)')
+    .option('--health-start-period <duration>', 'start period for the container to initialize before counting retries towards unstable (ms|s|m|h)')
+    .option('--health-start-interval <duration>', 'time between running the check during the start period (ms|s|m|h) (default 5s)')
+    .option('--health-retries <n>', 'consecutive failures needed to report unhealthy (default 3)')
+    .option('--no-healthcheck', 'disable any container-specified HEALTHCHECK')
     .option('--cidfile <file>', 'write the container ID to the file')
     .option('--platform <os/arch[/variant]>', 'the platform the image must be of (pulled so when --pull says)')
     .option('-q, --quiet', 'suppress the pull output')
@@ -183,6 +199,31 @@ function addContainerFlags(command: Command): Command {
     .option('--sysctl <name=value>', 'sysctl options (IPC ones, fs.mqueue.*, net.* in a network namespace of the container\'s)', collect)
     .option('--pull <policy>', 'pull the image before running: "always", "missing" or "never"', 'missing')
     .option('--insecure-registry <host>', INSECURE_HELP, collect);
+}
+
+/** `--health-*` and `--no-healthcheck` as the docker CLI turns them into Config.Healthcheck, in its words. */
+function healthFlags(flags: ContainerFlags): HealthConfig | undefined {
+  const durations = [
+    ['Interval', flags.healthInterval, '--health-interval'],
+    ['Timeout', flags.healthTimeout, '--health-timeout'],
+    ['StartPeriod', flags.healthStartPeriod, '--health-start-period'],
+    ['StartInterval', flags.healthStartInterval, '--health-start-interval'],
+  ] as const;
+  const given = flags.healthCmd !== undefined || flags.healthRetries !== undefined || durations.some(([, value]) => value !== undefined);
+  if (flags.healthcheck === false) {
+    if (given) throw new KilnError('INVALID_ARGUMENT', '--no-healthcheck conflicts with --health-* options');
+    return { Test: ['NONE'] };
+  }
+  if (!given) return undefined;
+  const retries = flags.healthRetries === undefined ? 0 : parseInteger(flags.healthRetries);
+  if (retries < 0) throw new KilnError('INVALID_ARGUMENT', '--health-retries cannot be negative');
+  const health: Record<string, unknown> = { ...(flags.healthCmd ? { Test: ['CMD-SHELL', flags.healthCmd] } : {}), ...(retries ? { Retries: retries } : {}) };
+  for (const [field, value, flag] of durations) {
+    if (value === undefined) continue;
+    if (value.startsWith('-')) throw new KilnError('INVALID_ARGUMENT', `${flag} cannot be negative`);
+    health[field] = healthDuration(value, flag);
+  }
+  return health;
 }
 
 /** `--sysctl NAME=VALUE` flags as the docker CLI reads them, with its words for one it does not allow. */
@@ -217,6 +258,7 @@ function resourceFlags(flags: ContainerFlags): ResourceLimits {
 /** The request `create` and `run` make of their flags. */
 async function containerRequest(image: string, command: readonly string[], flags: ContainerFlags, notice: (message: string) => void): Promise<ContainerRequest> {
   const restart = restartPolicy(flags, notice);
+  const health = healthFlags(flags);
   const fileEnv = (await Promise.all((flags.envFile ?? []).map((file) => linesFile(file, 'env file')))).flat();
   const fileLabels = (await Promise.all((flags.labelFile ?? []).map((file) => linesFile(file, 'label file')))).flat();
   const network = flags.network;
@@ -261,6 +303,7 @@ async function containerRequest(image: string, command: readonly string[], flags
     ...(flags.uts !== undefined ? { utsMode: flags.uts } : {}),
     sysctls: parseSysctls(flags.sysctl ?? []),
     devices: (flags.device ?? []).map(parseDevice),
+    ...(health ? { healthcheck: health } : {}),
     ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
     ...(restart !== undefined ? { restartPolicy: restart } : {}),
     autoRemove: flags.rm ?? false,

@@ -21,6 +21,8 @@ import { recordVolume } from '../volumes.js';
 import { type MountRequest, checkMountRequest, containerMounts, parseBind } from './mounts.js';
 import { type ContainerSettings, type MountSetting, type NetworkAttachment, type PortBinding, OWNER_FILE, checkNewContainerName, containerBundle, containerKey } from './records.js';
 import { shortId } from '../../oci/digest.js';
+import type { HealthConfig } from '../../oci/types.js';
+import { checkHealthcheck } from './health.js';
 import { formatPlatform, imagePlatform, parsePlatform, platformMatches } from '../../oci/platform.js';
 
 /** The limits a request sets (run/create's --memory, --cpus…; the API's HostConfig). */
@@ -66,6 +68,8 @@ export interface ContainerRequest {
   /** `--platform`: the image must be of it (the API's `platform` parameter). */
   readonly platform?: string;
   readonly devices?: readonly DeviceMapping[];
+  /** Config.Healthcheck (`--health-*`, `--no-healthcheck`): over the image's. */
+  readonly healthcheck?: HealthConfig;
   readonly shmSize?: number;
   readonly extraHosts?: readonly string[];
   readonly dns?: readonly string[];
@@ -214,6 +218,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       ...namespaceModes(request),
       sysctls: checkSysctls(request.sysctls ?? {}, networkMode),
       devices: (request.devices ?? []).map(checkDevice),
+      ...(request.healthcheck ? { healthcheck: checkHealthcheck(request.healthcheck) } : {}),
       ...(request.stopTimeout !== undefined ? { stopTimeout: request.stopTimeout } : {}),
       shmSize: request.shmSize ?? 0,
       extraHosts: request.extraHosts ?? [],

@@ -70,6 +70,8 @@ export interface ExecOptions {
   readonly workdir?: string;
   /** Names the process's files in the bundle (the API's exec ID, for resizeExec); else a random one. */
   readonly id?: string;
+  /** Kills the process when aborted (a health check past its timeout). */
+  readonly signal?: AbortSignal;
 }
 
 /** Where an exec's process spec and pid go: in its container's bundle, removed with it. */
@@ -105,7 +107,7 @@ export async function execInContainer(engine: Engine, nameOrId: string, options:
   const attributes = { image: settingsOf(container).image, name: container.name, execID: options.id ?? '' };
   recordEvent(engine, 'container', `exec_start: ${options.cmd.join(' ')}`, container.id, attributes);
   try {
-    const code = await execProcess(runtime, container.id, files, { stdin: options.interactive, tty: options.tty, detach: options.detach }, streams);
+    const code = await execProcess(runtime, container.id, files, { stdin: options.interactive, tty: options.tty, detach: options.detach, ...(options.signal ? { signal: options.signal } : {}) }, streams);
     if (!options.detach) recordEvent(engine, 'container', 'exec_die', container.id, { ...attributes, exitCode: String(code) });
     return code;
   } finally {

@@ -17,6 +17,7 @@ import { matchLabels } from '../filters.js';
 import { type PortSummary, networkSettingsJson } from '../networks.js';
 import { humanDuration } from '../time.js';
 import { containerSizeRw } from './files.js';
+import { containerHealth, effectiveHealthcheck, healthSuffix } from './health.js';
 import { volumePath } from '../volumes.js';
 import { type ContainerSettings, type ContainerStatus, containerBundle, containerKey, containerStatus, findContainer, settingsOf, snapshotterFor } from './records.js';
 import { shortId } from '../../oci/digest.js';
@@ -62,6 +63,8 @@ function configJson(container: ContainerRow, settings: ContainerSettings, image:
     Labels: settings.labels,
     ...(settings.stopSignal ? { StopSignal: settings.stopSignal } : {}),
     ...(settings.stopTimeout !== undefined ? { StopTimeout: settings.stopTimeout } : {}),
+    // The request's check over the image's, as dockerd merges them at create (NONE as it is).
+    ...(settings.healthcheck ? { Healthcheck: effectiveHealthcheck(settings.healthcheck, image) ?? settings.healthcheck } : {}),
   });
 }
 
@@ -191,6 +194,7 @@ export function inspectContainer(engine: Engine, nameOrId: string): Record<strin
   const bundle = containerBundle(engine, container.id);
   const running = status === 'running' || status === 'paused';
   const network = networkSettingsJson(engine, container, settings);
+  const health = containerHealth(engine, container.id);
   return {
     Id: container.id,
     Created: time(container.createdAt),
@@ -208,6 +212,7 @@ export function inspectContainer(engine: Engine, nameOrId: string): Record<strin
       Error: container.error,
       StartedAt: time(container.startedAt ?? (status === 'created' ? null : container.createdAt)),
       FinishedAt: time(container.finishedAt),
+      ...(health ? { Health: health } : {}),
     },
     Image: container.imageId,
     ResolvConfPath: join(bundle, 'resolv.conf'),
@@ -230,11 +235,16 @@ export function inspectContainer(engine: Engine, nameOrId: string): Record<strin
   };
 }
 
-/** Docker's Status column: `Up 5 minutes`, `Up 2 hours (Paused)`, `Exited (0) 3 seconds ago`, `Created`. */
-function statusText(container: ContainerRow, status: ContainerStatus, now = Date.now()): string {
+/** The container's health as ps filters it: none without a check, or not running. */
+function healthOf(engine: Engine, container: ContainerRow, status: ContainerStatus): string {
+  return status === 'running' ? (containerHealth(engine, container.id)?.Status ?? 'none') : 'none';
+}
+
+/** Docker's Status column: `Up 5 minutes`, `Up 2 hours (Paused)`, `Up 3 seconds (healthy)`, `Exited (0) 3 seconds ago`, `Created`. */
+function statusText(engine: Engine, container: ContainerRow, status: ContainerStatus, now = Date.now()): string {
   if (status === 'created') return 'Created';
   if (status === 'exited') return `Exited (${container.exitCode ?? 0}) ${humanDuration(Math.max(0, now - (container.finishedAt ?? container.createdAt)))} ago`;
-  return `Up ${humanDuration(Math.max(0, now - (container.startedAt ?? container.createdAt)))}${status === 'paused' ? ' (Paused)' : ''}`;
+  return `Up ${humanDuration(Math.max(0, now - (container.startedAt ?? container.createdAt)))}${status === 'paused' ? ' (Paused)' : healthSuffix(containerHealth(engine, container.id))}`;
 }
 
 /** One container in `docker ps` (the API's container list: types.Container). */
@@ -282,7 +292,7 @@ function summary(engine: Engine, container: ContainerRow): ContainerSummary {
     Ports: network.ports,
     Labels: settings.labels,
     State: status,
-    Status: statusText(container, status),
+    Status: statusText(engine, container, status),
     HostConfig: { NetworkMode: settings.networkMode },
     NetworkSettings: network.summary,
     Mounts: mountPoints(engine, settings),
@@ -349,7 +359,7 @@ export function listContainers(engine: Engine, options: { readonly all: boolean;
       matchLabels(settings.labels, values('label')) &&
       (values('network').length === 0 || values('network').some((n) => networks.includes(n))) &&
       (values('volume').length === 0 || values('volume').some((v) => volumes.includes(v))) &&
-      (values('health').length === 0 || values('health').includes('none')) &&
+      (values('health').length === 0 || values('health').includes(healthOf(engine, c, status))) &&
       (values('is-task').length === 0 || values('is-task').includes('false')) &&
       (published.length === 0 || published.some((match) => Object.keys(settings.portBindings).some(match))) &&
       (exposed.length === 0 || exposed.some((match) => settings.exposedPorts.some(match)))

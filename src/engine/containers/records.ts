@@ -11,6 +11,7 @@ import type { ContainerRow } from '../../meta/db.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import type { ResourceLimits, Ulimit } from '../../runtime/resources.js';
 import type { DeviceMapping } from '../../runtime/spec.js';
+import type { HealthConfig } from '../../oci/types.js';
 import type { ConsoleSize } from '../../runtime/spec.js';
 import { type Snapshotter, snapshotterOf } from '../../snapshot/snapshotter.js';
 import type { Engine } from '../engine.js';
@@ -96,6 +97,8 @@ export interface ContainerSettings {
   readonly sysctls: Readonly<Record<string, string>>;
   /** `--device`: host devices, gathered at each start (see runtime/spec.ts). */
   readonly devices: readonly DeviceMapping[];
+  /** `--health-*`: over the image's HEALTHCHECK (see health.ts). */
+  readonly healthcheck?: HealthConfig;
   /** `--stop-timeout` in seconds: what a stop waits unless it says. */
   readonly stopTimeout?: number;
   /** `--shm-size` in bytes; 0 is Docker's 64 MiB. */

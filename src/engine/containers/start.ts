@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { KilnError } from '../../errors.js';
 import type { ContainerRow } from '../../meta/db.js';
 import { kernelLogClock, oomKilledSince } from '../../runtime/oom.js';
+import { effectiveHealthcheck, monitorHealth, startingHealth } from './health.js';
 import { type RuntimeName, initBinary, prepareRuntime, runBundle, stdinOf } from '../../runtime/runtime.js';
 import { parseSpec, runtimeSpec, securityOptions, specJson } from '../../runtime/spec.js';
 import { mount, unmount, unmountStale } from '../../snapshot/snapshotter.js';
@@ -94,6 +95,7 @@ async function prepare(engine: Engine, container: ContainerRow, settings: Contai
     await writeFile(files.resolvConf, network.resolvConf);
     await writeFile(files.hostname, `${settings.hostname ?? shortId(container.id)}\n`);
     const config = engine.store.configOf(container.imageId).config ?? {};
+    await startingHealth(engine, container, config);
     const { entrypoint } = settings;
     const spec = runtimeSpec(config, rootfs, files, {
       ...(entrypoint !== undefined ? { entrypoint: entrypoint[0] ?? '' } : {}),
@@ -174,7 +176,7 @@ export async function runContainerHere(engine: Engine, id: string, options: { re
     const spec = await prepare(engine, container, settings);
     recordEvent(engine, 'container', 'start', id, { image: settings.image, name: container.name, ...settings.labels });
     const launched = await claimLaunch(bundle, currentRow(engine, id) ?? container, 'runtime'); // else a kill came first, and waits for this exit
-    const exitCode = launched ? await recordingOom(engine, container, () => runBundle(settings.runtime, bundle, id, spec, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !settings.autoRemove, tty: settings.tty })) : KILLED_EXIT;
+    const exitCode = launched ? await watched(engine, container, () => runBundle(settings.runtime, bundle, id, spec, { stdin: options.interactive ? 'inherit' : 'ignore', keepLogs: !settings.autoRemove, tty: settings.tty })) : KILLED_EXIT;
     engine.store.db.finishContainer(id, exitCode);
     recordEvent(engine, 'container', 'die', id, { image: settings.image, name: container.name, exitCode: String(exitCode), ...settings.labels });
     return exitCode;
@@ -227,7 +229,7 @@ export async function superviseContainer(engine: Engine, id: string, runtime: Ru
     const spec = parseSpec(await readFile(join(bundle, 'config.json'), 'utf8')) as { process?: { terminal?: boolean } };
     stopFirst = !(await claimLaunch(bundle, container, 'runtime'));
     if (stopFirst) return;
-    exitCode = await recordingOom(engine, container, () => runBundle(runtime, bundle, id, spec, { stdin: stdinOf(bundle), keepLogs: true, tty: spec.process?.terminal ?? false }));
+    exitCode = await watched(engine, container, () => runBundle(runtime, bundle, id, spec, { stdin: stdinOf(bundle), keepLogs: true, tty: spec.process?.terminal ?? false }));
     engine.store.db.finishContainer(id, exitCode);
   } catch (err) {
     engine.store.db.finishContainer(id, exitCode, Date.now(), err instanceof Error ? err.message : String(err));
@@ -263,15 +265,24 @@ export async function endUnlaunched(engine: Engine, run: ContainerRow): Promise<
 }
 
 /**
- * Runs a container's process, and records Docker's `oom` event (before its `die`) when the kernel's OOM
- * killer killed one of its processes: inspect's State.OOMKilled until the next start. The kernel log is
- * read only after an exit by SIGKILL or from a container with a memory limit (an OOM kill elsewhere
- * names no cgroup of the container's).
+ * Runs a container's process, with what dockerd watches while it runs: its health check, if it has one
+ * (see health.ts), and the kernel's OOM killer: Docker's `oom` event (before its `die`) is recorded when
+ * it killed one of the container's processes, inspect's State.OOMKilled until the next start. The kernel
+ * log is read only after an exit by SIGKILL or from a container with a memory limit (an OOM kill
+ * elsewhere names no cgroup of the container's).
  */
-async function recordingOom(engine: Engine, container: ContainerRow, run: () => Promise<number>): Promise<number> {
+async function watched(engine: Engine, container: ContainerRow, run: () => Promise<number>): Promise<number> {
   const since = kernelLogClock();
-  const exitCode = await run();
   const settings = settingsOf(container);
+  const image = engine.store.configOf(container.imageId).config ?? {};
+  const check = effectiveHealthcheck(settings.healthcheck, image);
+  const health = check ? monitorHealth(engine, container, check, image.Shell) : undefined;
+  let exitCode: number;
+  try {
+    exitCode = await run();
+  } finally {
+    await health?.stop();
+  }
   if ((exitCode === KILLED_EXIT || (settings.resources.memory ?? 0) > 0) && oomKilledSince(container.id, since)) {
     recordEvent(engine, 'container', 'oom', container.id, { image: settings.image, name: container.name, ...settings.labels });
   }
