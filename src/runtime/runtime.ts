@@ -275,6 +275,7 @@ export async function execProcess(runtime: RuntimeName, id: string, files: { rea
     child.kill('SIGKILL');
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) onAbort(); // aborted on the way here: an abort event comes only once
   try {
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.on('error', (err) => reject(new KilnError('NOT_FOUND', `cannot start the OCI runtime ${runtime}: ${err.message}`)));
