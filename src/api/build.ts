@@ -15,7 +15,7 @@ import { parseReference } from '../reference/reference.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
 import { map } from './json.js';
-import { authConfig, buildArgs as buildArgsShape, flag, headerJson, jsonParameter, stringList, stringMap, ulimitList, ulimitsOf } from './request.js';
+import { authConfig, buildArgs as buildArgsShape, flag, headerJson, integer, jsonParameter, stringList, stringMap, ulimitList, ulimitsOf } from './request.js';
 import { type Call, jsonStream } from './server.js';
 
 export interface BuildRouteOptions {
@@ -38,6 +38,7 @@ export async function buildRoute(call: Call, options: BuildRouteOptions): Promis
   const labels = jsonParameter(query, 'labels', stringMap, 'labels') ?? {};
   const cacheFrom = jsonParameter(query, 'cachefrom', stringList) ?? [];
   const ulimits = checkUlimits(ulimitsOf(jsonParameter(query, 'ulimits', ulimitList, 'ulimits')));
+  const shmSize = integer(query, 'shmsize');
   const quiet = flag(query, 'q');
   for (const tag of query.getAll('t')) parseReference(tag); // a malformed tag is a 400 before the build, as dockerd answers
   const credentials = registryConfig(req);
@@ -69,6 +70,7 @@ export async function buildRoute(call: Call, options: BuildRouteOptions): Promis
       ...(network ? { network } : {}),
       extraHosts: query.getAll('extrahosts'),
       ulimits,
+      ...(shmSize ? { shmSize } : {}),
       squash: flag(query, 'squash'),
       pull: flag(query, 'pull'),
       registry: { credentials },

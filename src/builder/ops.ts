@@ -579,6 +579,8 @@ export interface ExecInput {
   readonly ulimits: readonly Ulimit[];
   /** `--ssh`: the agents' sockets by id, for ssh mounts. */
   readonly sshAgents: ReadonlyMap<string, string>;
+  /** `--shm-size`: /dev/shm's size in bytes (0: Docker's 64 MiB). */
+  readonly shmSize: number;
   /** Aborted when the build is cancelled: the step's container is killed. */
   readonly signal?: AbortSignal;
 }
@@ -679,6 +681,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
       hostname,
       network: op.network === 'none' ? 'none' : 'host',
       ulimits: input.ulimits,
+      shmSize: input.shmSize,
     }))) as { mounts: object[]; process: { user: { uid: number; gid: number } } };
     spec.mounts.push(...extraMounts);
     // The owner's pid in the ID: after a kill -9 of kiln, prune finds the runtime containers it left.

@@ -68,6 +68,8 @@ export interface SolveOptions {
   readonly extraHosts?: readonly ExtraHost[];
   /** `--ulimit`: every RUN step's rlimits, which its cache key counts (as BuildKit's op does). */
   readonly ulimits?: readonly Ulimit[];
+  /** `--shm-size`: RUN steps' /dev/shm in bytes, which its cache key counts (BuildKit mounts it as a tmpfs of that size). */
+  readonly shmSize?: number;
   /** `--ssh`: agents' sockets by id, for RUN --mount=type=ssh (not in any key, as in BuildKit). */
   readonly sshAgents?: ReadonlyMap<string, string>;
   readonly events: (event: BuildEvent) => void;
@@ -426,15 +428,17 @@ export class Solver {
 
   /**
    * What a RUN step's key counts of the build's own options, as BuildKit's exec op does: its /etc/hosts
-   * lines (--add-host), its rlimits (--ulimit), and its network when the build's --network gives it one
-   * other than the host's. Nothing for a build that sets none, whose keys stay as they were.
+   * lines (--add-host), its rlimits (--ulimit), its /dev/shm (--shm-size), and its network when the
+   * build's --network gives it one other than the host's. Nothing for a build that sets none, whose keys
+   * stay as they were.
    */
   private execKey(operation: Operation | undefined): Record<string, unknown> {
     if (operation?.kind !== 'exec') return {};
-    const { extraHosts = [], ulimits = [], defaultNetwork } = this.options;
+    const { extraHosts = [], ulimits = [], shmSize, defaultNetwork } = this.options;
     return {
       ...(extraHosts.length > 0 ? { hosts: extraHosts } : {}),
       ...(ulimits.length > 0 ? { ulimits } : {}),
+      ...(shmSize ? { shmSize } : {}),
       ...(operation.network === 'default' && defaultNetwork !== 'host' ? { network: defaultNetwork } : {}),
     };
   }
@@ -587,6 +591,7 @@ export class Solver {
             extraHosts: this.options.extraHosts ?? [],
             ulimits: this.options.ulimits ?? [],
             sshAgents: this.options.sshAgents ?? new Map(),
+            shmSize: this.options.shmSize ?? 0,
             output,
             ...(this.options.signal ? { signal: this.options.signal } : {}),
           });

@@ -61,6 +61,8 @@ export interface BuildOptions {
   readonly extraHosts?: readonly string[];
   /** `--ulimit`: every RUN step's rlimits. */
   readonly ulimits?: readonly Ulimit[];
+  /** `--shm-size`: the size of RUN steps' /dev/shm in bytes (0: Docker's 64 MiB). */
+  readonly shmSize?: number;
   /** `--ssh ID[=SOCKET|KEY[,KEY]]`, as given (see builder/ssh-agent.ts). */
   readonly ssh?: readonly string[];
   /** `--build-context NAME=DIR|docker-image://REF`, as given (see parseBuildContexts). */
@@ -135,6 +137,12 @@ async function pullBase(engine: Engine, lease: Lease, ref: string, present: bool
     if (err instanceof KilnError && !present) throw new KilnError(err.code, `${file}: the image ${ref} is not in the store, and pulling it failed: ${message}`, { cause: err });
     throw err;
   }
+}
+
+/** A build's `--shm-size`, refused below 0 in dockerd's words. */
+function checkShmSize(bytes: number): number {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new KilnError('INVALID_ARGUMENT', 'SHM size can not be less than 0');
+  return bytes;
 }
 
 /** `docker build`: a Dockerfile and a context directory → an image in the store, tagged. */
@@ -241,6 +249,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       defaultNetwork: options.network ?? 'host',
       extraHosts,
       ulimits: checkUlimits(options.ulimits ?? []),
+      ...(options.shmSize ? { shmSize: checkShmSize(options.shmSize) } : {}),
       ...(agents ? { sshAgents: agents.sockets } : {}),
       events: options.events,
       firstStepId: stepId,

@@ -226,7 +226,7 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal((cold.stderr.match(/CACHED/g) ?? []).length, 0);
   });
 
-  it('--add-host, --network and --ulimit are a RUN step\'s cache key, as they are BuildKit\'s: a build without them runs the step again', async () => {
+  it('--add-host, --network, --ulimit and --shm-size are a RUN step\'s cache key, as they are BuildKit\'s: a build without them runs the step again', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'add-host', buildkit: false, dockerfile: 'FROM busybox\nRUN grep -c db.example /etc/hosts > /count || true\n' });
     await ok(kiln(['build', '-q', '--add-host', 'db.example:10.1.2.3', '-t', 'hosts:with', context]));
@@ -249,6 +249,12 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal(await fileText(kiln, 'ulimit:with', '/limits'), '100 200\n');
     assert.notEqual(await fileText(kiln, 'ulimit:without', '/limits'), '100 200\n');
     assert.match((await kiln(['build', '--ulimit', 'files=1', ulimit])).stderr, /invalid argument "files=1" for "--ulimit" flag: invalid ulimit type: files/);
+    // And --shm-size: the size of the step's /dev/shm (a tmpfs mount of BuildKit's exec op).
+    const shm = await writeContext({ name: 'shm-size-key', buildkit: false, dockerfile: 'FROM busybox\nRUN grep " /dev/shm " /proc/mounts | grep -o "size=[0-9]*k" > /shm\n' });
+    await ok(kiln(['build', '-q', '--shm-size', '128m', '-t', 'shm:with', shm]));
+    await ok(kiln(['build', '-q', '-t', 'shm:without', shm]));
+    assert.equal(await fileText(kiln, 'shm:with', '/shm'), 'size=131072k\n');
+    assert.equal(await fileText(kiln, 'shm:without', '/shm'), 'size=65536k\n');
   });
 
   it('two clean builds with SOURCE_DATE_EPOCH give the same image ID', async () => {

@@ -123,10 +123,10 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nRUN grep db.example /etc/hosts > /hosts-line\n');
     await docker(['build', '-q', '--add-host', 'db.example:10.1.2.3', '-t', 'api-hosts:1', context]);
     assert.equal((await ok(kiln(['run', '--rm', 'api-hosts:1', 'cat', '/hosts-line']))).stdout, '10.1.2.3\tdb.example\n');
-    // So does --ulimit (the query's ulimits, a JSON list).
-    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nRUN echo $(ulimit -n) $(ulimit -Hn) > /limits\n');
-    await docker(['build', '-q', '--ulimit', 'nofile=100:200', '-t', 'api-ulimit:1', context]);
-    assert.equal((await ok(kiln(['run', '--rm', 'api-ulimit:1', 'cat', '/limits']))).stdout, '100 200\n');
+    // So do --ulimit (the query's ulimits, a JSON list) and --shm-size (shmsize).
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nRUN echo $(ulimit -n) $(ulimit -Hn) $(df -k /dev/shm | tail -n 1 | tr -s " " | cut -d " " -f 2) > /limits\n');
+    await docker(['build', '-q', '--ulimit', 'nofile=100:200', '--shm-size', '128m', '-t', 'api-ulimit:1', context]);
+    assert.equal((await ok(kiln(['run', '--rm', 'api-ulimit:1', 'cat', '/limits']))).stdout, '100 200 131072\n');
   });
 
   it('pushes to and pulls from a registry', { skip: registryUnavailable() }, async () => {

@@ -4,7 +4,7 @@ import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../builder/solver.js';
 import type { BuildOutput } from '../../engine/build.js';
 import { buildNetwork } from '../../engine/build-inputs.js';
-import { parseUlimits } from '../container-flags.js';
+import { parseMemoryBytes, parseUlimits } from '../container-flags.js';
 import { KilnError, readTextIfPresent } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
 import { INSECURE_HELP, type Io, type RegistryFlags, collect, insecure, parseBool, print, writeFileAtomically } from '../io.js';
@@ -36,6 +36,7 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   buildContext?: string[];
   ssh?: string[];
   metadataFile?: string;
+  shmSize?: string;
 }
 
 /**
@@ -245,6 +246,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--build-context <name=dir|docker-image://ref>', 'additional build contexts, which FROM, COPY --from and RUN --mount from= name (before a stage or image of that name)', collect)
     .option('--metadata-file <file>', 'write build result metadata to a file (buildx\'s: the image\'s config and manifest digests, its names)')
     .option('--ssh <default|id[=socket|key[,key]]>', 'SSH agent socket or keys for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)', collect)
+    .option('--shm-size <bytes>', 'size of /dev/shm in RUN steps (default 64m)')
     .option('--ulimit <name=soft[:hard]>', 'ulimit options of RUN steps (nofile=1024:2048; -1 is unlimited)', collect)
     .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
@@ -294,6 +296,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           extraHosts: flags.addHost ?? [],
           ulimits: parseUlimits(flags.ulimit ?? []),
           buildContexts: flags.buildContext ?? [],
+          ...(flags.shmSize !== undefined ? { shmSize: parseMemoryBytes(flags.shmSize, '--shm-size') } : {}),
           ssh: flags.ssh ?? [],
           ...runtimeFlags,
           pull: flags.pull !== undefined && (flags.pull === (true as unknown) || parseBool(flags.pull)),
