@@ -49,7 +49,7 @@ const COMMAND_GROUPS: readonly { readonly names: readonly string[]; readonly loa
       return (program, ctx) => [registerRun, registerCreate, registerSupervisor].forEach((register) => register(program, ctx));
     },
   },
-  { names: ['ps', 'rm', 'diff', 'logs', 'attach', 'export', 'commit', 'kill', 'stop', 'start', 'restart', 'exec', 'wait', 'pause', 'unpause', 'rename', 'cp'], load: async () => (await import('./commands/containers.js')).registerContainers },
+  { names: ['ps', 'rm', 'diff', 'logs', 'attach', 'export', 'commit', 'kill', 'stop', 'start', 'restart', 'exec', 'wait', 'pause', 'unpause', 'rename', 'cp', 'top'], load: async () => (await import('./commands/containers.js')).registerContainers },
   {
     names: ['network', 'volume', 'port'],
     load: async () => {

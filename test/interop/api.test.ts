@@ -242,6 +242,12 @@ describe('kiln serve: the docker CLI drives kiln through the Engine API', { skip
     await docker(['run', '-d', '--name', 'api-limited', '--memory', '64m', '--cpus', '0.5', '--shm-size', '128m', 'busybox:lab', 'sleep', '60']);
     assert.equal((await docker(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.ShmSize}}', 'api-limited'])).stdout, '67108864 134217728 500000000 134217728\n');
     assert.match((await docker(['stats', '--no-stream', '--format', '{{.MemUsage}}', 'api-limited'])).stdout, / \/ 64MiB\n$/);
+    // docker top through the API, and kiln top, print the same table (the container's one process).
+    for (const psOptions of [[], ['-o', 'pid,args']]) {
+      const table = (await docker(['top', 'api-limited', ...psOptions])).stdout;
+      assert.match(table, /sleep 60\n$/);
+      assert.equal((await ok(kiln(['top', 'api-limited', ...psOptions]))).stdout, table);
+    }
     await docker(['rm', '-f', 'api-limited']);
     // HostConfig.Init and GroupAdd.
     assert.equal((await docker(['run', '--rm', '--init', '--group-add', '10', 'busybox:lab', 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; id -G'])).stdout, '/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr "\\0" " "; id -G 0 10\n');

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
-import { CONTAINER_FILTERS, type ContainerSummary, type LogWrite, commitContainer, containerChanges, containerIo, containerStdin, copyFromContainer, copyIntoContainer, execInContainer, exportContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logOffset, withSizes, logTime, pauseContainer, removeContainer, renameContainer, resizeContainer, startContainer, stopContainer, tailLines, timestamped, unpauseContainer, waitContainer } from '../../engine/containers.js';
+import { CONTAINER_FILTERS, type ContainerSummary, type LogWrite, commitContainer, containerChanges, containerIo, containerStdin, copyFromContainer, copyIntoContainer, execInContainer, exportContainer, findContainer, followLogs, isRunning, killContainer, listContainers, logOffset, withSizes, logTime, pauseContainer, removeContainer, renameContainer, resizeContainer, startContainer, stopContainer, tailLines, timestamped, topContainer, unpauseContainer, waitContainer } from '../../engine/containers.js';
 import type { Engine } from '../../engine/engine.js';
 import { parseFilterFlags } from '../../engine/filters.js';
 import type { RuntimeName } from '../../runtime/runtime.js';
 import { KilnError } from '../../errors.js';
 import { type CommandContext, withEngine } from '../context.js';
-import { renderRows } from '../format/table.js';
+import { renderRows, tabwrite } from '../format/table.js';
 import { goTimeString, humanSize, sinceNow, truncateDisplay } from '../format/units.js';
 import { type Io, collect, orderedOutput, parseBool, parseInteger, print, printRows, writeFileAtomically } from '../io.js';
 import { configuredDetachKeys } from '../../registry/credentials.js';
@@ -373,6 +373,19 @@ export function registerContainers(program: Command, ctx: CommandContext): void 
         const container = findContainer(engine, name);
         if (!isRunning(container)) throw new KilnError('CONFLICT', 'You cannot attach to a stopped container, start it first');
         ctx.exitCode = await attach(engine, container.id, runtime, ctx.io, { stdin: flags.stdin, detachKeys, sigProxy: flags.sigProxy });
+      }),
+    );
+  program
+    .command('top')
+    .description('Display the running processes of a container')
+    .argument('<CONTAINER>')
+    .argument('[ps OPTIONS...]', "the host ps's options (default -ef)")
+    .allowUnknownOption()
+    .action((name: string, psOptions: string[]) =>
+      withEngine(ctx, async (engine) => {
+        const top = await topContainer(engine, name, psOptions.length > 0 ? psOptions.join(' ') : undefined);
+        // The docker CLI's table: its tabwriter with a minimum width of 20.
+        ctx.io.stdout.write(`${tabwrite([top.Titles, ...top.Processes].map((row) => row.join('\t')).join('\n'), 20)}\n`);
       }),
     );
   program
