@@ -89,7 +89,7 @@ export async function execInContainer(engine: Engine, nameOrId: string, options:
   if (!isRunning(container)) throw new KilnError('CONFLICT', `Container ${container.id} is not running`);
   if (container.paused) throw new KilnError('CONFLICT', `Container ${container.id} is paused, unpause the container before exec`);
   if (options.cmd.length === 0) throw new KilnError('INVALID_ARGUMENT', 'exec needs a command to run in the container');
-  const runtime = await runtimeOf(engine, container);
+  const runtime = await runtimeOf(engine, container, options.signal);
   const bundle = containerBundle(engine, container.id);
   const spec = parseSpec(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: { env?: string[]; cwd?: string; user?: object; consoleSize?: object } };
   const user = options.user === undefined ? undefined : resolveUser(join(bundle, 'rootfs'), options.user);

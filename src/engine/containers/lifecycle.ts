@@ -40,8 +40,10 @@ function eventAttributes(container: ContainerRow, extra: Readonly<Record<string,
  * The runtime that runs a container: the one that knows its state. Just after a start its supervisor
  * may not have had the runtime create it yet: that is waited for (polling: there is no event for it).
  */
-export async function runtimeOf(engine: Engine, container: ContainerRow): Promise<RuntimeName> {
+export async function runtimeOf(engine: Engine, container: ContainerRow, signal?: AbortSignal): Promise<RuntimeName> {
   for (;;) {
+    // A health probe stops asking once its container has exited: the supervisor asking records that exit only after.
+    signal?.throwIfAborted();
     for (const runtime of ['runc', 'crun'] as const) {
       if (await execFileAsync(runtime, ['state', container.id]).then(() => true, () => false)) return runtime;
     }
