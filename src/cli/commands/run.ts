@@ -98,13 +98,11 @@ function cidFile(path: string | undefined): (id: string) => Promise<void> {
   return async (id) => (path === undefined ? undefined : writeFile(path, id, { flag: 'wx' }));
 }
 
-/** `--restart`: Docker's policies, refused with --rm in the docker CLI's words; kiln records it and says it restarts nothing. */
-function restartPolicy(flags: ContainerFlags, notice: (message: string) => void): string | undefined {
+/** `--restart NAME[:MAX]` as the docker CLI sends it (the name; the engine checks it), refused with --rm in its words. */
+function restartPolicy(flags: ContainerFlags): string | undefined {
   const policy = flags.restart;
   if (policy === undefined || policy === 'no') return policy;
-  if (!/^(always|unless-stopped|on-failure(:\d+)?)$/.test(policy)) throw new KilnError('INVALID_ARGUMENT', `invalid restart policy ${JSON.stringify(policy)}: use no, always, unless-stopped or on-failure[:MAX]`);
   if (flags.rm) throw new KilnError('INVALID_ARGUMENT', 'conflicting options: cannot specify both --restart and --rm');
-  notice(`WARNING: kiln records --restart ${policy} but restarts no container: it has no daemon to do it`);
   return policy.split(':')[0];
 }
 
@@ -256,8 +254,8 @@ function resourceFlags(flags: ContainerFlags): ResourceLimits {
 }
 
 /** The request `create` and `run` make of their flags. */
-async function containerRequest(image: string, command: readonly string[], flags: ContainerFlags, notice: (message: string) => void): Promise<ContainerRequest> {
-  const restart = restartPolicy(flags, notice);
+async function containerRequest(image: string, command: readonly string[], flags: ContainerFlags): Promise<ContainerRequest> {
+  const restart = restartPolicy(flags);
   const health = healthFlags(flags);
   const fileEnv = (await Promise.all((flags.envFile ?? []).map((file) => linesFile(file, 'env file')))).flat();
   const fileLabels = (await Promise.all((flags.labelFile ?? []).map((file) => linesFile(file, 'label file')))).flat();
@@ -327,7 +325,7 @@ export function registerRun(parent: Command, ctx: CommandContext): Command {
         const writeCid = cidFile(flags.cidfile);
         await imageReady(ctx, engine, image, flags);
         const notice = (message: string): void => void ctx.io.stderr.write(`${message}\n`);
-        const result = await runContainer(engine, await containerRequest(image, command, flags, notice), {
+        const result = await runContainer(engine, await containerRequest(image, command, flags), {
           ...(flags.name !== undefined ? { name: flags.name } : {}),
           ...runtimeFlags,
           detach: flags.detach ?? false,
@@ -350,7 +348,7 @@ export function registerCreate(parent: Command, ctx: CommandContext): Command {
         const writeCid = cidFile(flags.cidfile);
         await imageReady(ctx, engine, image, flags);
         const notice = (message: string): void => void ctx.io.stderr.write(`${message}\n`);
-        const { id } = await createContainer(engine, await containerRequest(image, command, flags, notice), { ...(flags.name !== undefined ? { name: flags.name } : {}), ...runtimeFlags, notice });
+        const { id } = await createContainer(engine, await containerRequest(image, command, flags), { ...(flags.name !== undefined ? { name: flags.name } : {}), ...runtimeFlags, notice });
         await writeCid(id);
         print(ctx.io, id);
       }),

@@ -123,6 +123,14 @@ function checkDevice(device: DeviceMapping): DeviceMapping {
   return { ...device, cgroupPermissions: device.cgroupPermissions || 'rwm' };
 }
 
+/** HostConfig.RestartPolicy's name, checked as dockerd checks it; kiln records it, and says it restarts nothing. */
+function restartPolicyName(name: string | undefined, notice: (message: string) => void): string {
+  if (!name || name === 'no') return 'no';
+  if (!['always', 'unless-stopped', 'on-failure'].includes(name)) throw new KilnError('INVALID_ARGUMENT', `invalid restart policy ${JSON.stringify(name)}: use no, always, unless-stopped or on-failure[:MAX]`);
+  notice(`WARNING: kiln records the restart policy ${name} but restarts no container: it has no daemon to do it`);
+  return name;
+}
+
 /** The kernel parameters a container may set (in namespaces of its own), as the docker CLI allows them. */
 const SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
 
@@ -232,7 +240,7 @@ export async function createContainer(engine: Engine, request: ContainerRequest,
       autoRemove: request.autoRemove ?? false,
       runtime: options.runtime,
       ...(request.consoleSize ? { consoleSize: request.consoleSize } : {}),
-      restartPolicy: request.restartPolicy || 'no',
+      restartPolicy: restartPolicyName(request.restartPolicy, options.notice),
     };
     const snapshots = await openSnapshotter(engine, options.notice, options.storageDriver);
     const top = await unpackImage(engine, snapshots, row.id, request.image);
