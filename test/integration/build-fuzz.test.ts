@@ -31,6 +31,8 @@ const WORKERS = 4;
 const BOUND_MS = 30_000;
 /** What kiln prints is kept up to this much: a mutant may print a lot. */
 const KEPT_OUTPUT = 1 << 20;
+/** The longest mutant: big enough for every limit kiln has, small enough to keep 300 in memory. */
+const MAX_MUTANT = 8 << 20;
 
 const skip = isRoot ? false : 'kiln build runs RUN steps in an OCI runtime over overlay mounts, which needs root';
 
@@ -176,7 +178,9 @@ const MUTATIONS: readonly (readonly [string, Mutation])[] = [
       const all = lines(text);
       const candidates = all.map((line, i) => [line, i] as const).filter(([line]) => CONFIG_ONLY.test(line));
       const [line, index] = candidates.length > 0 ? r.pick(candidates) : [`LABEL l${r.int(10)}=v`, all.length];
-      all.splice(index, 0, ...Array<string>(100 + r.int(20_000)).fill(line));
+      // As many as fit in a mutant: the line may itself be a huge repeat (a join past V8's longest string throws).
+      const count = Math.min(100 + r.int(20_000), Math.floor(MAX_MUTANT / (line.length + 1)));
+      all.splice(index, 0, ...Array<string>(count).fill(line));
       return all.join('\n');
     }
     if (how === 2) return `${text}\n${Array<string>(20 + r.int(20)).fill('ARG A=${A}${A}').join('\n')}\nLABEL a=$A\n`;
@@ -200,9 +204,6 @@ interface Mutant {
   /** In-process through the engine, or `kiln build` with this progress display. */
   readonly how: 'engine' | 'quiet' | 'plain' | 'tty';
 }
-
-/** The longest mutant: big enough for every limit kiln has, small enough to keep 300 in memory. */
-const MAX_MUTANT = 8 << 20;
 
 /** Mutant `index` of a run: made by a PRNG of its own, so that any one can be made again alone. */
 function makeMutant(seed: number, index: number): Mutant {
