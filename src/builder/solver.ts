@@ -161,7 +161,7 @@ async function* clampTimes(entries: AsyncIterable<TarInput> | Iterable<TarInput>
  * unmounts it (see guard.ts), so that no mount outlives the build.
  */
 async function mountGuarded(spec: MountSpec, target: string): Promise<() => Promise<void>> {
-  const { startGuard } = await import('./spawn.js'); // loads node:net: only for a build that mounts
+  const { startGuard } = await import('./spawn.js');
   const unguard = await guardUndo(`umount -l ${shellQuote(target)}`, startGuard);
   try {
     await mount(spec, target);

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { Socket } from 'node:net';
+import { writeSync } from 'node:fs';
 import { constants } from 'node:os';
-import type { Writable } from 'node:stream';
 import { SPAWN_OUTPUT_PIPES, SPAWN_SESSION, SPAWN_STDIN_PIPE, sys } from '../sys.js';
+import type { GuardPipe } from '../runtime/guard.js';
 import { type RuntimeChild, onPath } from '../runtime/runtime.js';
 
 const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
@@ -56,6 +56,8 @@ export function spawnPiped(file: string, args: readonly string[]): RuntimeChild 
     return Object.assign(events, { stdin: null, stdout: null, stderr: null, kill: () => false }) as unknown as RuntimeChild;
   }
   const [pid, , outFd, errFd] = spawned;
+  // Node's net module loads here, as the runtime starts beside it, not before (some ms of a cold build).
+  const { Socket } = process.getBuiltinModule('node:net');
   const stdout = new Socket({ fd: outFd, readable: true, writable: false });
   const stderr = new Socket({ fd: errFd, readable: true, writable: false });
   let ended: [number, number] | undefined;
@@ -102,8 +104,11 @@ export function spawnPiped(file: string, args: readonly string[]): RuntimeChild 
   return Object.assign(events, { stdin: null, stdout, stderr, kill }) as unknown as RuntimeChild;
 }
 
-/** The guard's start (see runtime/guard.ts) through native/sys's posix_spawn, for the reason above. */
-export function startGuard(file: string, args: readonly string[]): Writable | undefined {
+/**
+ * The guard's start (see runtime/guard.ts) through native/sys's posix_spawn, for the reason above; its
+ * lines are written straight into the pipe (a blocking one), without Node's stream and net modules.
+ */
+export function startGuard(file: string, args: readonly string[]): GuardPipe | undefined {
   const spawn = sys()?.spawn;
   if (!spawn) return undefined;
   let stdinFd: number;
@@ -112,8 +117,15 @@ export function startGuard(file: string, args: readonly string[]): Writable | un
   } catch {
     return undefined; // Node's spawn tries, and tells no one either
   }
-  const stdin = new Socket({ fd: stdinFd, readable: false, writable: true });
-  stdin.on('error', () => undefined);
-  stdin.unref();
-  return stdin;
+  let open = true;
+  return (line) => {
+    if (!open) return false;
+    try {
+      const bytes = Buffer.from(line);
+      for (let at = 0; at < bytes.length; ) at += writeSync(stdinFd, bytes, at);
+    } catch {
+      open = false; // EPIPE: the guard is gone (the descriptor closes as kiln ends, which is the guard's signal)
+    }
+    return open;
+  };
 }

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
-import type { Writable } from 'node:stream';
 
 /**
  * What kiln sets up outside its own process — a mount, a runtime container — must not outlive it when it
@@ -22,28 +21,31 @@ done
 for id in $(printf '%s\\n' "\${!undo[@]}" | sort -rn); do eval "\${undo[$id]}"; done
 `;
 
-let guard: { readonly stdin: Writable | null; next: number } | undefined;
+/**
+ * Sends one line to the guard; false when the guard is gone and took nothing. A promise where the line is
+ * still on its way (Node's stream), else the line is in the pipe on return.
+ */
+export type GuardPipe = (line: string) => Promise<boolean> | boolean;
+
+let guard: { readonly send: GuardPipe | undefined; next: number } | undefined;
 
 /**
- * Starts `file` with `args` in a session of its own, its stdin a pipe whose write end it returns (unref'd:
- * it must not keep kiln alive), its output ignored; undefined to have Node's spawn do it. A build passes
- * a cheaper one than Node's fork (see builder/spawn.ts).
+ * Starts `file` with `args` in a session of its own, its stdin a pipe it returns the sending end of (which
+ * must not keep kiln alive), its output ignored; undefined to have Node's spawn do it. A build passes a
+ * cheaper one than Node's fork (see builder/spawn.ts).
  */
-export type GuardStarter = (file: string, args: readonly string[]) => Writable | undefined;
+export type GuardStarter = (file: string, args: readonly string[]) => GuardPipe | undefined;
 
-function started(start: GuardStarter | undefined): { readonly stdin: Writable | null; next: number } | undefined {
-  guard ??= { stdin: start?.('bash', ['-c', SCRIPT]) ?? spawnedByNode(), next: 1 };
-  return guard.stdin?.writable ? guard : undefined;
-}
-
-function spawnedByNode(): Writable | null {
+function spawnedByNode(): GuardPipe | undefined {
   const child = spawn('bash', ['-c', SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   child.on('error', () => undefined); // no bash: nothing is guarded, as before there was a guard
-  child.stdin?.on('error', () => undefined);
+  const { stdin } = child;
+  if (!stdin) return undefined;
+  stdin.on('error', () => undefined);
   // The guard must not keep kiln alive: it is waited for by no one, and it ends when kiln does.
   child.unref();
-  (child.stdin as Socket | null)?.unref();
-  return child.stdin;
+  (stdin as Socket).unref();
+  return (line) => stdin.writable && new Promise<boolean>((resolve) => stdin.write(line, (err) => resolve(!err)));
 }
 
 /**
@@ -52,13 +54,12 @@ function spawnedByNode(): Writable | null {
  * it is not running yet.
  */
 export async function guardUndo(command: string, start?: GuardStarter): Promise<() => void> {
-  const current = started(start);
-  if (!current?.stdin) return () => undefined;
-  const { stdin } = current;
-  const id = current.next++;
-  await new Promise<void>((resolve) => stdin.write(`+${id} ${command.replace(/\n/g, ' ')}\n`, () => resolve()));
+  guard ??= { send: start?.('bash', ['-c', SCRIPT]) ?? spawnedByNode(), next: 1 };
+  const { send } = guard;
+  const id = guard.next++;
+  if (!send || !(await send(`+${id} ${command.replace(/\n/g, ' ')}\n`))) return () => undefined;
   return () => {
-    if (stdin.writable) stdin.write(`-${id}\n`);
+    void send(`-${id}\n`);
   };
 }
 
