@@ -657,7 +657,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
           continue;
         }
         const socket = join(bundle, `ssh-${proxies.length}.sock`);
-        // Imported here, as spawn.ts is: it loads node:net.
+        // Imported here: it loads node:net, which only a step with an ssh mount needs.
         const { agentProxy } = await import('./ssh-agent.js');
         proxies.push(await agentProxy(agent, socket, { uid: mount.uid ?? 0, gid: mount.gid ?? 0, mode: mount.mode ?? 0o600 }));
         extraMounts.push({ destination: mount.target, type: 'bind', source: socket, options: ['rbind', 'ro'] });
@@ -688,7 +688,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     const id = `${BUILD_CONTAINER_PREFIX}${process.pid}-${randomHex(6)}`;
     // A working directory the image lacks is made for the command's user, as BuildKit's executor does.
     await makeDirectories(rootfs, op.cwd, { uid: spec.process.user.uid, gid: spec.process.user.gid });
-    // Imported here: spawn.ts loads node:net (some ms), which a cached build never needs.
+    // Imported here: a cached build never starts a runtime (and spawnPiped loads node:net, some ms, as the runtime starts).
     const { spawnPiped } = await import('./spawn.js');
     exitCode = await runBundle(input.runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: false, output: input.output, spawn: spawnPiped, ...(input.signal ? { signal: input.signal } : {}) });
   } finally {
