@@ -53,7 +53,7 @@ export interface SolveOptions {
   /** Image IDs of the external images the plan names. */
   readonly images: ReadonlyMap<string, Digest>;
   /** `--cache-from`: images whose inline build cache may stand in for steps. */
-  readonly cacheFrom: readonly Digest[];
+  readonly cacheFrom: readonly CacheImage[];
   /** The number of the first step's progress events (those before are the build's own, such as pulls). */
   readonly firstStepId?: number;
   /** Unpacks a stored image into layer snapshots; returns the top snapshot's key. */
@@ -117,6 +117,15 @@ interface Executed {
  * `--cache-from IMAGE` a build on another store reuses those steps without running them.
  */
 export const INLINE_CACHE = 'kiln.cache';
+
+/**
+ * An image `--cache-from` offers: its config (whose inline cache is read at once), and the image itself,
+ * brought into the store (held by the build's lease) only when one of its steps is taken; its ID then.
+ */
+export interface CacheImage {
+  readonly config: ImageConfig;
+  stored(): Promise<Digest>;
+}
 interface InlineCacheEntry {
   readonly key: string;
   readonly layers: number;
@@ -218,6 +227,17 @@ export class Solver {
       // A failed build still waits for what it started: nothing may outlive the build's lease.
       await this.settled();
     }
+  }
+
+  /** The number the next progress step would take (steps after the build's, such as a cache export, go on from it). */
+  get nextStep(): number {
+    return this.nextStepId;
+  }
+
+  /** The images of the stages the build ran (each stage's last), once solve has settled. */
+  async stageImages(): Promise<Digest[]> {
+    const states = await Promise.all(this.stageResults.values());
+    return states.flatMap((state) => (state.imageId ? [state.imageId] : []));
   }
 
   private async settled(): Promise<void> {
@@ -506,7 +526,7 @@ export class Solver {
   }
 
   /** Where `--cache-from` images' inline caches are, by step key (read once). */
-  private inlineIndex: Map<string, { imageId: Digest; entry: InlineCacheEntry }> | undefined;
+  private inlineIndex: Map<string, { source: CacheImage; entry: InlineCacheEntry }> | undefined;
 
   /**
    * A step taken from a `--cache-from` image: its layers and history up to that step, with this
@@ -515,14 +535,14 @@ export class Solver {
   private async fromInlineCache(state: State, step: Step, key: string): Promise<State | undefined> {
     if (!this.inlineIndex) {
       this.inlineIndex = new Map();
-      for (const imageId of this.options.cacheFrom) {
-        for (const entry of inlineCache(this.options.store.configOf(imageId))) this.inlineIndex.set(entry.key, { imageId, entry });
+      for (const source of this.options.cacheFrom) {
+        for (const entry of inlineCache(source.config)) this.inlineIndex.set(entry.key, { source, entry });
       }
     }
     const found = this.inlineIndex.get(key);
     if (!found) return undefined;
     const { store } = this.options;
-    const source = await store.image(store.db.image(found.imageId) as NonNullable<ReturnType<typeof store.db.image>>);
+    const source = await store.image(store.db.image(await found.source.stored()) as NonNullable<ReturnType<typeof store.db.image>>);
     const { layers, history } = found.entry;
     const known = state.config.rootfs.diff_ids;
     const sourceIds = source.config.rootfs.diff_ids;

@@ -18,6 +18,7 @@ import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '..
 import type { Lease } from '../transport/store.js';
 import { BUILD_CONTAINER_PREFIX } from '../builder/ops.js';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { CacheSpec } from './build-cache.js';
 import { namedContextKey, parseBuildContexts } from './build-inputs.js';
 import type { Engine } from './engine.js';
 import { openSnapshotter, unpackImage } from './snapshots.js';
@@ -47,8 +48,13 @@ export interface BuildOptions {
   readonly noCache: boolean;
   /** `--no-cache-filter`: stages (by name or index) that are rebuilt without the cache. */
   readonly noCacheFilter: readonly string[];
-  /** `--cache-from`: images (built by kiln) whose inline build cache may stand in for steps. */
+  /**
+   * `--cache-from`: images (built by kiln) whose inline build cache may stand in for steps: in the store or
+   * a registry (`REF`, `type=registry,ref=REF`), or in an OCI layout (`type=local,src=DIR`); see build-cache.ts.
+   */
   readonly cacheFrom: readonly string[];
+  /** `--cache-to`: where the build's cache is exported (`type=registry,ref=REF`, `type=local,dest=DIR`, `mode=min|max`). */
+  readonly cacheTo?: readonly string[];
   /** `--secret id=…,src=…`: secret id → file. */
   readonly secrets: ReadonlyMap<string, string>;
   /** `--squash`: the layers the build adds become one. */
@@ -146,6 +152,14 @@ function checkShmSize(bytes: number): number {
 }
 
 /** `docker build`: a Dockerfile and a context directory → an image in the store, tagged. */
+/** The build's `--cache-from` and `--cache-to`, checked before any work. */
+async function cacheSpecsOf(options: BuildOptions): Promise<{ from: readonly CacheSpec[]; to: readonly CacheSpec[] }> {
+  const cacheTo = options.cacheTo ?? [];
+  if (options.cacheFrom.length + cacheTo.length === 0) return { from: [], to: [] };
+  const { parseCacheSpec } = await import('./build-cache.js');
+  return { from: options.cacheFrom.map((value) => parseCacheSpec('--cache-from', value)), to: cacheTo.map((value) => parseCacheSpec('--cache-to', value)) };
+}
+
 export async function buildImage(engine: Engine, options: BuildOptions): Promise<BuildResult> {
   if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln build needs root (it runs RUN steps in an OCI runtime over overlay mounts; rootless builds are not supported yet)');
   const contextDir = resolve(options.contextDir);
@@ -175,6 +189,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     if (parseReference(tag).digest) throw new KilnError('INVALID_ARGUMENT', `invalid tag ${JSON.stringify(tag)}: a build is tagged with a name, not a digest`);
   }
   const dockerfile = parseInstructions(text, file);
+  const cacheSpecs = await cacheSpecsOf(options);
   const contexts = parseBuildContexts(options.buildContexts ?? []);
   // Checked before any work; the parser loads only for a build that has them.
   const extraHosts = options.extraHosts?.length ? options.extraHosts.map((await import('./networks.js')).parseExtraHost) : [];
@@ -210,12 +225,10 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     };
     const plan = planBuild(dockerfile, planOptions, (ref) => configOf(images.get(ref) as Digest));
     const warnings = [...dockerfile.warnings];
-    const cacheFrom: Digest[] = [];
-    for (const ref of options.cacheFrom) {
-      const image = engine.holdImageIfPresent(lease, ref);
-      if (image) cacheFrom.push(image.id);
-      else warnings.push(`--cache-from ${ref}: no such image in the store, not used`);
-    }
+    // The cache's code loads only for a build that names one.
+    const cacheModule = cacheSpecs.from.length + cacheSpecs.to.length > 0 ? await import('./build-cache.js') : undefined;
+    const cacheProgress = { events: options.events, warnings, nextStep: () => stepId++, ...options.registry };
+    const cacheFrom = cacheModule ? await cacheModule.importCaches(engine, lease, cacheSpecs.from, cacheProgress) : [];
     if (plan.unusedBuildArgs.length > 0) warnings.push(`One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
     const noCacheStages = new Set(
       options.noCacheFilter.map((name) => {
@@ -257,6 +270,8 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     });
     const built = await solver.solve();
     const id = options.squash ? await solver.squash(built) : built;
+    stepId = solver.nextStep;
+    if (cacheModule && cacheSpecs.to.length > 0) await cacheModule.exportCaches(engine, lease, cacheSpecs.to, { result: built, stages: await solver.stageImages() }, cacheProgress);
     const { output } = options;
     if (output) {
       await solver.withTree(id, (root) => exportTree(root, output));

@@ -5,7 +5,7 @@
  */
 import { open, readFile } from 'node:fs/promises';
 import { KilnError } from '../errors.js';
-import { type Layer, chainIds } from '../image/image.js';
+import { type Image, type Layer, chainIds } from '../image/image.js';
 import { compressStream } from '../layer/compression.js';
 import { type Digest, shortId } from '../oci/digest.js';
 import { MediaType, layerCompression } from '../oci/mediatypes.js';
@@ -207,43 +207,63 @@ async function compressWhilePushing(engine: Engine, lease: Lease, layer: Layer, 
   return { digest: row.digest, size: row.size, mediaType, streamed: await upload.finish(row.digest) };
 }
 
+/**
+ * Pushes an image's layers to a repository, compressed (each layer the store holds uncompressed is
+ * compressed once, into a copy the store keeps, while it streams), with Docker's progress; returns their
+ * descriptors, for the manifest.
+ */
+export async function pushLayers(engine: Engine, lease: Lease, client: RegistryClient, ref: Reference, image: Image, options: PushOptions): Promise<Descriptor[]> {
+  const { store } = engine;
+  const repository = ref.path;
+  return limited(3, image.layers.map((layer) => async (): Promise<Descriptor> => {
+    const compression = options.compression ?? 'gzip';
+    // Docker names a layer by its diffID in push progress: its compressed digest may not exist yet.
+    const short = shortId(layer.diffId);
+    options.events({ status: 'Preparing', id: short });
+    const pushing = (total?: number) => (sent: number): void => options.events({ status: 'Pushing', id: short, progressDetail: { current: sent, ...(total ? { total } : {}) } });
+    let blob = await storedCompressed(engine, layer, compression);
+    let result: 'exists' | 'mounted' | 'pushed' | undefined;
+    if (!blob) {
+      const streamed = await compressWhilePushing(engine, lease, layer, compression, await client.streamBlob(repository, pushing()));
+      blob = streamed;
+      if (streamed.streamed) result = 'pushed';
+    }
+    const { digest, size } = blob;
+    const path = store.content.blobPath(digest);
+    const mountFrom = store.db.blobSources(digest, ref.domain).find((r) => r !== repository);
+    result ??= await client.pushBlob(repository, { digest, size, read: (start, end) => readRange(path, start, end, digest) }, mountFrom, pushing(size));
+    options.events({ status: result === 'exists' ? 'Layer already exists' : result === 'mounted' ? `Mounted from ${mountFrom ?? ''}` : 'Pushed', id: short });
+    store.db.addBlobSource(blob.digest, ref.domain, repository);
+    return { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
+  }));
+}
+
+/**
+ * Pushes a stored image to a repository: its layers (see pushLayers), its config, then its manifest
+ * under `tag`, or by its digest alone when no tag is given. Returns the manifest's digest and size.
+ */
+export async function pushStoredImage(engine: Engine, lease: Lease, client: RegistryClient, ref: Reference, image: Image, tag: string | undefined, options: PushOptions): Promise<{ digest: Digest; size: number; mediaType: string }> {
+  const { store } = engine;
+  const layers = await pushLayers(engine, lease, client, ref, image, options);
+  const configSource = store.db.blobSources(image.id, ref.domain).find((r) => r !== ref.path);
+  const pushed = await writeRegistryImage(client, ref.path, tag, image, layers, { docker: (options.compression ?? 'gzip') === 'gzip', ...(configSource !== undefined ? { configFrom: configSource } : {}) });
+  store.db.addBlobSource(image.id, ref.domain, ref.path);
+  return pushed;
+}
+
 /** `docker push`: every layer (compressed), the config, then the manifest under the tag. */
 export async function pushImage(engine: Engine, name: string, options: PushOptions): Promise<{ digest: Digest; size: number; tag: string }[]> {
   const parsed = parseReference(name);
   const { store } = engine;
   const tags = parsed.tag !== undefined ? [parsed.tag] : ['latest'];
   const client = await clientFor(parsed.domain, options);
-  const repository = parsed.path;
   options.events({ status: `The push refers to repository [${repositoryName(parsed)}]` });
   const results: { digest: Digest; size: number; tag: string }[] = [];
   for (const tag of tags) {
     const ref: Reference = { domain: parsed.domain, path: parsed.path, tag };
     const pushed = await store.withLease(async (lease) => {
       const image = await store.image(engine.holdImage(lease, referenceString(ref)));
-      const layers = await limited(3, image.layers.map((layer) => async (): Promise<Descriptor> => {
-        const compression = options.compression ?? 'gzip';
-        // Docker names a layer by its diffID in push progress: its compressed digest may not exist yet.
-        const short = shortId(layer.diffId);
-        options.events({ status: 'Preparing', id: short });
-        const pushing = (total?: number) => (sent: number): void => options.events({ status: 'Pushing', id: short, progressDetail: { current: sent, ...(total ? { total } : {}) } });
-        let blob = await storedCompressed(engine, layer, compression);
-        let result: 'exists' | 'mounted' | 'pushed' | undefined;
-        if (!blob) {
-          const streamed = await compressWhilePushing(engine, lease, layer, compression, await client.streamBlob(repository, pushing()));
-          blob = streamed;
-          if (streamed.streamed) result = 'pushed';
-        }
-        const { digest, size } = blob;
-        const path = store.content.blobPath(digest);
-        const mountFrom = store.db.blobSources(digest, parsed.domain).find((r) => r !== repository);
-        result ??= await client.pushBlob(repository, { digest, size, read: (start, end) => readRange(path, start, end, digest) }, mountFrom, pushing(size));
-        options.events({ status: result === 'exists' ? 'Layer already exists' : result === 'mounted' ? `Mounted from ${mountFrom ?? ''}` : 'Pushed', id: short });
-        store.db.addBlobSource(blob.digest, parsed.domain, repository);
-        return { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
-      }));
-      const configSource = store.db.blobSources(image.id, parsed.domain).find((r) => r !== repository);
-      const { digest, size } = await writeRegistryImage(client, repository, tag, image, layers, { docker: (options.compression ?? 'gzip') === 'gzip', ...(configSource !== undefined ? { configFrom: configSource } : {}) });
-      store.db.addBlobSource(image.id, parsed.domain, repository);
+      const { digest, size } = await pushStoredImage(engine, lease, client, ref, image, tag, options);
       store.db.setName(`${repositoryName(parsed)}@${digest}`, image.id, 'digest');
       return { digest, size };
     });

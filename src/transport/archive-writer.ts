@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { KilnError, isErrno } from '../errors.js';
@@ -9,7 +9,9 @@ import { MediaType } from '../oci/mediatypes.js';
 import type { Descriptor, Index } from '../oci/types.js';
 import { writeTar } from '../layer/tar/writer.js';
 import { familiarString, parseReference } from '../reference/reference.js';
-import { blobPath } from './oci-layout.js';
+import { parseJson, validateIndex } from '../oci/validate.js';
+import { randomHex } from '../random.js';
+import { REF_NAME, blobPath } from './oci-layout.js';
 
 /** A file of an archive being written; blob bodies stream from their source when the sink reaches them. */
 export interface ArchiveFile {
@@ -127,4 +129,45 @@ export async function writeArchiveDirectory(files: Iterable<ArchiveFile> | Async
     await rm(temp, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** Writes `body` to `path` through a temporary sibling renamed over it: a reader sees the old file or the whole new one. */
+async function replaceFile(path: string, body: ArchiveFile['body']): Promise<void> {
+  const temp = `${path}.kiln-tmp-${process.pid}-${randomHex(4)}`;
+  try {
+    if (Buffer.isBuffer(body)) await writeFile(temp, body);
+    else await pipeline(await body(), createWriteStream(temp));
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Adds images to an OCI layout directory (made when missing), all under one ref name (as BuildKit's local
+ * cache does with its tag): blobs the layout lacks are written, each renamed into place whole, then
+ * index.json is replaced in one rename, its entries of other ref names kept. A reader never sees an index
+ * naming a blob that is not there.
+ */
+export async function addToOciLayout(target: string, images: readonly Image[], refName: string): Promise<void> {
+  await mkdir(join(target, 'blobs', 'sha256'), { recursive: true });
+  for (const file of archiveFiles(images.map((image) => ({ image, names: [] })), 'oci')) {
+    if (!file.path.startsWith('blobs/')) continue;
+    const path = join(target, file.path);
+    if (!(await access(path).then(() => true, () => false))) await replaceFile(path, file.body);
+  }
+  const indexPath = join(target, 'index.json');
+  const existing = await readFile(indexPath).catch((err: unknown) => {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  });
+  const kept = existing ? validateIndex(parseJson(existing, `${indexPath}`), indexPath).manifests.filter((d) => d.annotations?.[REF_NAME] !== refName) : [];
+  const added = images.map((image): Descriptor => {
+    const manifest = image.manifest as NonNullable<Image['manifest']>;
+    return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, annotations: { [REF_NAME]: refName } };
+  });
+  const index: Index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...kept, ...added] };
+  await replaceFile(join(target, 'oci-layout'), json({ imageLayoutVersion: '1.0.0' }));
+  await replaceFile(indexPath, json(index));
 }

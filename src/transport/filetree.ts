@@ -46,7 +46,12 @@ export class DirectoryTree implements FileTree {
   }
 
   static async open(root: string): Promise<DirectoryTree> {
-    return new DirectoryTree(await realpath(root));
+    return new DirectoryTree(
+      await realpath(root).catch((err: unknown) => {
+        if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `no such directory: ${root}`);
+        throw err;
+      }),
+    );
   }
 
   private async resolve(path: string): Promise<string | undefined> {

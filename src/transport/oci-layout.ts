@@ -12,7 +12,7 @@ import type { FileTree } from './filetree.js';
 export const MAX_JSON_BYTES = 8 << 20;
 
 /** The annotation an OCI layout's index names its images by (a tag, or with skopeo a whole reference). */
-const REF_NAME = 'org.opencontainers.image.ref.name';
+export const REF_NAME = 'org.opencontainers.image.ref.name';
 
 /** The path of a blob inside an OCI layout. */
 export function blobPath(digest: Digest): string {

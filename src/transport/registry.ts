@@ -106,12 +106,13 @@ export async function readRegistryImage(client: RegistryClient, ref: Reference, 
 }
 
 /**
- * Writes an image whose layer blobs the registry has (as `layers` describe them) under `tag`: the config
- * blob (mounted from `configFrom` when that repository has it), then the manifest — the image's own when
- * it names exactly these blobs, so its digest survives; else a new one, Docker's schema 2 for `docker`
- * (gzip layers), OCI's otherwise. Returns the manifest's digest and size.
+ * Writes an image whose layer blobs the registry has (as `layers` describe them) under `tag` (or by its
+ * digest alone, without one): the config blob (mounted from `configFrom` when that repository has it),
+ * then the manifest — the image's own when it names exactly these blobs, so its digest survives; else a
+ * new one, Docker's schema 2 for `docker` (gzip layers), OCI's otherwise. Returns the manifest's digest,
+ * size and media type.
  */
-export async function writeRegistryImage(client: RegistryClient, repository: string, tag: string, image: Image, layers: readonly Descriptor[], options: { readonly docker: boolean; readonly configFrom?: string }): Promise<{ digest: Digest; size: number }> {
+export async function writeRegistryImage(client: RegistryClient, repository: string, tag: string | undefined, image: Image, layers: readonly Descriptor[], options: { readonly docker: boolean; readonly configFrom?: string }): Promise<{ digest: Digest; size: number; mediaType: string }> {
   const { rawConfig } = image;
   await client.pushBlob(repository, { digest: image.id, size: rawConfig.length, read: (start, end) => Promise.resolve(rawConfig.subarray(start, end)) }, options.configFrom);
   const original = image.manifest;
@@ -127,6 +128,6 @@ export async function writeRegistryImage(client: RegistryClient, repository: str
     };
     manifest = { bytes: Buffer.from(JSON.stringify(body, null, 3)), mediaType: body.mediaType ?? MediaType.ociManifest };
   }
-  const digest = await client.putManifest(repository, tag, manifest);
-  return { digest, size: manifest.bytes.length };
+  const digest = await client.putManifest(repository, tag ?? sha256(manifest.bytes), manifest);
+  return { digest, size: manifest.bytes.length, mediaType: manifest.mediaType };
 }

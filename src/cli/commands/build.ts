@@ -20,6 +20,7 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   cache: boolean;
   noCacheFilter?: string[];
   cacheFrom?: string[];
+  cacheTo?: string[];
   pull?: string;
   iidfile?: string;
   quiet?: boolean;
@@ -233,7 +234,8 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--label <KEY=value>', 'set metadata for an image', collect)
     .option('--no-cache', 'do not use cache when building the image')
     .addOption(notNegated(new Option('--no-cache-filter <stage>', 'do not cache the named stages (repeatable)').argParser(collect)))
-    .option('--cache-from <image>', 'images to consider as cache sources (kiln-built images carry their build cache)', collect)
+    .option('--cache-from <source>', 'cache sources: an image (kiln-built images carry their build cache), "type=registry,ref=REF" or "type=local,src=DIR"', collect)
+    .option('--cache-to <dest>', 'cache export destinations: "type=registry,ref=REF[,mode=min|max]" or "type=local,dest=DIR[,mode=min|max]"', collect)
     .option('--pull [bool]', 'always attempt to pull a newer version of the image')
     .option('--insecure-registry <host>', INSECURE_HELP, collect)
     .option('--iidfile <file>', 'write the image ID to the file')
@@ -288,6 +290,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           noCache: !flags.cache,
           noCacheFilter: flags.noCacheFilter ?? [],
           cacheFrom: flags.cacheFrom ?? [],
+          ...(flags.cacheTo ? { cacheTo: flags.cacheTo } : {}),
           squash: flags.squash === true,
           secrets: await secrets(flags.secret ?? []),
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
