@@ -63,7 +63,7 @@ export function parseCacheSpec(flag: '--cache-from' | '--cache-to', value: strin
   if (mode !== 'min' && mode !== 'max') throw new KilnError('INVALID_ARGUMENT', `${flag} ${value}: mode must be min or max, not ${JSON.stringify(mode)}`);
   const ignoreError = attrs.get('ignore-error') ?? 'false';
   if (ignoreError !== 'true' && ignoreError !== 'false') throw new KilnError('INVALID_ARGUMENT', `${flag} ${value}: ignore-error must be true or false`);
-  const known = new Set(['type', 'mode', 'ignore-error', ...IGNORED, ...(type === 'registry' ? ['ref'] : type === 'local' ? ['src', 'dest', 'tag'] : [])]);
+  const known = new Set(['type', 'mode', 'ignore-error', ...IGNORED, ...(type === 'registry' ? ['ref'] : type === 'local' ? [flag === '--cache-from' ? 'src' : 'dest', 'tag'] : [])]);
   const unknown = [...attrs.keys()].find((key) => !known.has(key));
   if (unknown !== undefined) throw new KilnError('INVALID_ARGUMENT', `${flag} ${value}: type=${type} takes no ${unknown}`);
   const required = (key: string): string => {
