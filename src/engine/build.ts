@@ -28,11 +28,17 @@ import { treeEntries } from '../layer/diff.js';
 import { writeTar } from '../layer/tar/writer.js';
 
 /**
- * `-o/--output`: where the result's filesystem goes instead of a name in the store, as BuildKit's local
+ * `-o/--output`: where the result goes instead of a name in the store. Its filesystem, as BuildKit's local
  * exporter (a directory; every file the invoking user's, as the docker CLI writes them) and tar exporter
- * (the files with their owners) give it.
+ * (the files with their owners) give it; or the image, as its docker and oci exporters write it: an
+ * archive `docker load` and OCI tools read (see archiveFiles), or an OCI layout directory (oci, tar=false),
+ * under the build's names.
  */
-export type BuildOutput = { readonly type: 'local'; readonly dest: string } | { readonly type: 'tar'; readonly write: (tar: AsyncIterable<Uint8Array>) => Promise<void> };
+export type BuildOutput =
+  | { readonly type: 'local'; readonly dest: string }
+  | { readonly type: 'tar'; readonly write: (tar: AsyncIterable<Uint8Array>) => Promise<void> }
+  | { readonly type: 'archive'; readonly format: 'docker' | 'oci'; readonly names: readonly string[]; readonly write: (tar: AsyncIterable<Uint8Array>) => Promise<void> }
+  | { readonly type: 'layout'; readonly names: readonly string[]; readonly dest: string };
 
 export interface BuildOptions {
   readonly contextDir: string;
@@ -92,6 +98,8 @@ export interface BuildOptions {
   readonly signal?: AbortSignal;
   /** `-o/--output`: the result is written there, and neither tagged nor listed (its steps stay as the cache). */
   readonly output?: BuildOutput;
+  /** `--push` (buildx's; `-o type=registry`): every tag is pushed to its registry once the build has tagged it. */
+  readonly push?: boolean;
 }
 
 export interface BuildResult {
@@ -188,6 +196,8 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   for (const tag of options.tags) {
     if (parseReference(tag).digest) throw new KilnError('INVALID_ARGUMENT', `invalid tag ${JSON.stringify(tag)}: a build is tagged with a name, not a digest`);
   }
+  if (options.push && options.tags.length === 0) throw new KilnError('INVALID_ARGUMENT', 'tag is needed when pushing to registry: name the image with -t REGISTRY/REPOSITORY:TAG');
+  if (options.push && options.output) throw new KilnError('INVALID_ARGUMENT', '--push writes the image to its registry: it cannot go with -o/--output');
   const dockerfile = parseInstructions(text, file);
   const cacheSpecs = await cacheSpecsOf(options);
   const contexts = parseBuildContexts(options.buildContexts ?? []);
@@ -273,8 +283,12 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     stepId = solver.nextStep;
     if (cacheModule && cacheSpecs.to.length > 0) await cacheModule.exportCaches(engine, lease, cacheSpecs.to, { result: built, stages: await solver.stageImages() }, cacheProgress);
     const { output } = options;
-    if (output) {
+    if (output?.type === 'local' || output?.type === 'tar') {
       await solver.withTree(id, (root) => exportTree(root, output));
+      return { id, warnings };
+    }
+    if (output) {
+      await exportImage(engine, id, output, options.tags);
       return { id, warnings };
     }
     // Which line made each history entry, for kiln analyze.
@@ -287,12 +301,49 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     // The result is an image `images` lists (tagged or `<none>`); the stages' and steps' images stay intermediate.
     if (engine.store.db.image(id)?.intermediate !== false) engine.store.db.markResult(id);
     for (const tag of options.tags) engine.tag(id, tag);
+    if (options.push) await pushTags(engine, options, stepId);
     return { id, warnings };
   }).finally(() => agents?.close());
 }
 
+/** Writes the built image as an archive or an OCI layout, named by the build's tags and the output's names. */
+async function exportImage(engine: Engine, id: Digest, output: Extract<BuildOutput, { names: readonly string[] }>, tags: readonly string[]): Promise<void> {
+  const { archiveFiles, tarArchive, writeArchiveDirectory } = await import('../transport/archive-writer.js');
+  const image = await engine.store.image(engine.image(id));
+  const names = new Set([...tags, ...output.names].map((name) => referenceString(withDefaultTag(parseReference(name)))));
+  const items = [{ image, names: [...names] }];
+  if (output.type === 'layout') await writeArchiveDirectory(archiveFiles(items, 'oci'), output.dest);
+  else await output.write(tarArchive(archiveFiles(items, output.format)));
+}
+
+/** `--push`: each tag pushed, a step of the build's progress with the push's statuses as its lines (as BuildKit shows them). */
+async function pushTags(engine: Engine, options: BuildOptions, firstId: number): Promise<void> {
+  const { pushImage } = await import('./registry.js');
+  let id = firstId;
+  for (const tag of options.tags) {
+    const step = id++;
+    const started = Date.now();
+    const name = referenceString(withDefaultTag(parseReference(tag)));
+    options.events({ type: 'step', id: step, name: `pushing ${name}` });
+    const credentials = options.registry?.credentials?.(parseReference(tag).domain);
+    try {
+      await pushImage(engine, tag, {
+        ...(options.registry?.insecureRegistries ? { insecureRegistries: options.registry.insecureRegistries } : {}),
+        ...(credentials ? { credentials } : {}),
+        events: (event) => {
+          if (event.status !== 'Pushing') options.events({ type: 'log', id: step, stream: 'stdout', text: `${event.id ? `${event.id}: ` : ''}${event.status}\n` });
+        },
+      });
+    } catch (err) {
+      options.events({ type: 'error', id: step, message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
+    options.events({ type: 'done', id: step, seconds: (Date.now() - started) / 1000 });
+  }
+}
+
 /** Writes the filesystem at `root` to a build's output. */
-async function exportTree(root: string, output: BuildOutput): Promise<void> {
+async function exportTree(root: string, output: Extract<BuildOutput, { type: 'local' | 'tar' }>): Promise<void> {
   const tar = writeTar(treeEntries(root));
   if (output.type === 'tar') return output.write(tar);
   await mkdir(output.dest, { recursive: true, mode: 0o700 }); // as the docker CLI makes it; one that is there keeps its mode

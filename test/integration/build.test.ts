@@ -575,7 +575,7 @@ describe('kiln build -o: the result\'s files instead of an image', { skip }, () 
     const tar = await ok(kiln(['build', '-q', '-o', '-', context]));
     assert.deepEqual((await readEntries([tar.stdoutBytes])).map((e) => `${e.header.path} ${e.body.toString()}`), ['made made\n']);
     for (const [spec, message] of [
-      ['type=docker,dest=x.tar', /invalid --output "type=docker,dest=x.tar": the docker exporter is not supported/],
+      ['type=cacheonly', /invalid --output "type=cacheonly": the cacheonly exporter is not supported/],
       ['type=local', /dest is required for local output/],
       ['dest=somewhere', /type is required for output/],
       [`type=tar,dest=${out}`, /destination file is a directory/],

@@ -21,6 +21,8 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   noCacheFilter?: string[];
   cacheFrom?: string[];
   cacheTo?: string[];
+  push?: boolean;
+  load?: boolean;
   pull?: string;
   iidfile?: string;
   quiet?: boolean;
@@ -40,14 +42,45 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   shmSize?: string;
 }
 
+/** What `-o/--output` (and `--push`, `--load`) ask of a build. */
+interface BuildExport {
+  /** Where the result goes instead of the store's names; none for an image in the store. */
+  readonly output?: BuildOutput;
+  /** The output goes to stdout (so -q prints no ID there). */
+  readonly toStdout: boolean;
+  /** Names the output adds to -t's (`name=`). */
+  readonly names: readonly string[];
+  /** The image is pushed once tagged. */
+  readonly push: boolean;
+}
+
+/** A tar written to a file (atomically) or, for no dest or `-`, to stdout, which must not be a terminal. */
+async function tarDestination(dest: string | undefined, spec: string, exporter: string, io: Io): Promise<{ write: (tar: AsyncIterable<Uint8Array>) => Promise<void>; toStdout: boolean }> {
+  if (dest === undefined || dest === '-') {
+    if (io.stdout.isTTY) throw new KilnError('INVALID_ARGUMENT', `output file is required for ${exporter} exporter. refusing to write to console`);
+    const write = async (tar: AsyncIterable<Uint8Array>): Promise<void> => {
+      const { pipeline } = await import('node:stream/promises'); // streams load only for this output
+      await pipeline(tar, io.stdout, { end: false });
+    };
+    return { write, toStdout: true };
+  }
+  if ((await stat(dest).catch(() => undefined))?.isDirectory()) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: destination file is a directory`);
+  return { write: (tar) => writeFileAtomically(dest, tar), toStdout: false };
+}
+
 /**
- * `-o/--output` as the docker CLI reads it: PATH (a directory), `-` (a tar on stdout), or CSV fields
- * `type=local,dest=DIR` and `type=tar[,dest=FILE|-]`; one output at most.
+ * `-o/--output` as the docker CLI (buildx) reads it: PATH (a directory), `-` (a tar on stdout), or CSV
+ * fields: `type=local,dest=DIR`, `type=tar[,dest=FILE|-]`, `type=docker[,dest=FILE|-]` (an image archive;
+ * without dest, the image into the store, as `--load`), `type=oci[,dest=FILE|-][,tar=false]`,
+ * `type=image[,name=N][,push=true]` and `type=registry[,name=N]` (`--push`); one output at most.
  */
-async function buildOutput(specs: readonly string[], io: Io): Promise<{ readonly output: BuildOutput; readonly toStdout: boolean } | undefined> {
-  if (specs.length > 1) throw new KilnError('INVALID_ARGUMENT', 'currently only single export is supported');
+async function buildExport(specs: readonly string[], flags: { push?: boolean; load?: boolean }, io: Io): Promise<BuildExport> {
+  const image = { toStdout: false, names: [], push: flags.push === true };
+  if (specs.length + (flags.push ? 1 : 0) + (flags.load ? 1 : 0) > 1 && !(specs.length === 0 && flags.push && flags.load)) {
+    throw new KilnError('INVALID_ARGUMENT', 'currently only single export is supported (--push and --load are outputs too)');
+  }
   const spec = specs[0];
-  if (spec === undefined) return undefined;
+  if (spec === undefined) return image;
   const fields = new Map<string, string>();
   if (spec.includes('=')) {
     for (const field of spec.split(',')) {
@@ -60,22 +93,33 @@ async function buildOutput(specs: readonly string[], io: Io): Promise<{ readonly
   }
   const type = fields.get('type');
   const dest = fields.get('dest');
+  const names = fields.get('name') ? [fields.get('name') as string] : [];
   if (!type) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: type is required for output`);
-  if (type === 'local') {
-    if (dest === undefined) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: dest is required for local output`);
-    return { output: { type, dest: resolve(dest) }, toStdout: false };
+  switch (type) {
+    case 'local':
+      if (dest === undefined) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: dest is required for local output`);
+      return { output: { type, dest: resolve(dest) }, toStdout: false, names: [], push: false };
+    case 'tar': {
+      const { write, toStdout } = await tarDestination(dest, spec, type, io);
+      return { output: { type, write }, toStdout, names: [], push: false };
+    }
+    case 'image':
+    case 'registry':
+      return { toStdout: false, names, push: type === 'registry' || parseBool(fields.get('push') ?? 'false') };
+    case 'docker':
+    case 'oci': {
+      // docker without a dest loads the image, into kiln's store here.
+      if (type === 'docker' && dest === undefined) return { ...image, names };
+      if (type === 'oci' && fields.get('tar') !== undefined && !parseBool(fields.get('tar') as string)) {
+        if (dest === undefined) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: dest is required for an OCI layout directory (tar=false)`);
+        return { output: { type: 'layout', names, dest: resolve(dest) }, toStdout: false, names: [], push: false };
+      }
+      const { write, toStdout } = await tarDestination(dest, spec, type, io);
+      return { output: { type: 'archive', format: type, names, write }, toStdout, names: [], push: false };
+    }
+    default:
+      throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: the ${type} exporter is not supported: kiln build writes local, tar, docker, oci, image and registry outputs`);
   }
-  if (type !== 'tar') throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: the ${type} exporter is not supported: kiln build writes local (a directory) and tar outputs (for an image archive, build with -t and kiln save it)`);
-  if (dest === undefined || dest === '-') {
-    if (io.stdout.isTTY) throw new KilnError('INVALID_ARGUMENT', 'output file is required for tar exporter. refusing to write to console');
-    const write = async (tar: AsyncIterable<Uint8Array>): Promise<void> => {
-      const { pipeline } = await import('node:stream/promises'); // streams load only for this output
-      await pipeline(tar, io.stdout, { end: false });
-    };
-    return { output: { type, write }, toStdout: true };
-  }
-  if ((await stat(dest).catch(() => undefined))?.isDirectory()) throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: destination file is a directory`);
-  return { output: { type, write: (tar) => writeFileAtomically(dest, tar) }, toStdout: false };
 }
 
 /** `KEY=value` → [KEY, value]; a bare `KEY` takes the value from kiln's environment, as docker does. */
@@ -252,7 +296,9 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--ulimit <name=soft[:hard]>', 'ulimit options of RUN steps (nofile=1024:2048; -1 is unlimited)', collect)
     .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
-    .option('-o, --output <spec>', 'write the result\'s files instead of an image: PATH or type=local,dest=DIR (a directory), - or type=tar[,dest=FILE] (a tar)', collect)
+    .option('-o, --output <spec>', 'where the result goes: PATH or type=local,dest=DIR (its files), - or type=tar[,dest=FILE] (a tar of them), type=docker|oci[,dest=FILE] (an image archive), type=oci,dest=DIR,tar=false (an OCI layout), type=image[,name=N][,push=true], type=registry[,name=N]', collect)
+    .option('--push', 'push the image to its registry once built (shorthand for --output=type=registry; needs -t)')
+    .option('--load', 'put the image in kiln\'s store (what a build does anyway; shorthand for --output=type=docker)')
     .option('--check', 'run the lint rules on the Dockerfile the build would use (args and target resolved) and build nothing; exit 1 on findings')
     .action((path: string, flags: BuildFlags) =>
       withEngine(ctx, async (engine) => {
@@ -272,7 +318,10 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         const text = named === undefined ? await readStdin(ctx.io) : readTextIfPresent(named);
         const dockerfile = named === undefined ? { text: text ?? '' } : { path: named, ...(text !== undefined ? { text } : {}) };
         const quiet = flags.quiet === true || flags.progress === 'quiet';
-        const exported = await buildOutput(flags.output ?? [], ctx.io);
+        const exported = await buildExport(flags.output ?? [], flags, ctx.io);
+        const tags = [...(flags.tag ?? []), ...exported.names];
+        // -o local and tar write the result's files: no image is its result.
+        const filesOnly = exported.output?.type === 'local' || exported.output?.type === 'tar';
         // The build checks: `--check` runs every rule and stops; a build prints BuildKit's at its start.
         const { buildChecks } = await import('./lint.js');
         if (!(await buildChecks(ctx, engine, { path, dockerfile, buildArgs, target: flags.target, check: flags.check === true, quiet }))) return;
@@ -283,7 +332,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         const result = await buildImage(engine, {
           contextDir: path,
           dockerfile,
-          tags: flags.tag ?? [],
+          tags,
           buildArgs,
           ...(flags.target !== undefined ? { target: flags.target } : {}),
           labels,
@@ -306,7 +355,8 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           registry: { insecureRegistries: insecure(flags) },
           notice: (message) => ctx.io.stderr.write(`${message}\n`),
           events: progress.event,
-          ...(exported ? { output: exported.output } : {}),
+          ...(exported.output ? { output: exported.output } : {}),
+          ...(exported.push ? { push: true } : {}),
         }).then(
           (done) => {
             progress.finish(true);
@@ -319,18 +369,19 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         );
         for (const warning of result.warnings) ctx.io.stderr.write(`[Warning] ${warning}\n`);
         if (flags.metadataFile) {
-          await writeFile(flags.metadataFile, `${JSON.stringify(await buildMetadata(engine, exported ? undefined : result.id, flags.tag ?? []), null, 2)}\n`);
+          await writeFile(flags.metadataFile, `${JSON.stringify(await buildMetadata(engine, filesOnly ? undefined : result.id, exported.output ? [] : tags), null, 2)}\n`);
         }
-        if (exported) {
+        if (filesOnly) {
           // As BuildKit: no image is named, so -q prints an empty ID (unless stdout took the tar).
           if (quiet && !exported.toStdout) print(ctx.io, '');
           return;
         }
         if (flags.iidfile) await writeFile(flags.iidfile, result.id);
-        if (quiet) print(ctx.io, result.id);
-        else {
+        if (quiet) {
+          if (!exported.toStdout) print(ctx.io, result.id);
+        } else if (!exported.output) {
           ctx.io.stderr.write(`writing image ${result.id} done\n`);
-          for (const tag of flags.tag ?? []) ctx.io.stderr.write(`naming to ${tag} done\n`);
+          for (const tag of tags) ctx.io.stderr.write(`naming to ${tag} done\n`);
         }
       }),
     );

@@ -1,7 +1,9 @@
 /**
- * `--cache-to` and `--cache-from` as buildx takes them: a build's cache exported to a real registry
- * (Debian's docker-registry) or a directory, then imported by a build on a fresh store with the same base
- * (as CI machines have it): which steps run again, the image ID, and what the store takes in.
+ * What a build sends out of the store, as buildx does: `--cache-to` and `--cache-from`, a build's cache
+ * exported to a real registry (Debian's docker-registry) or a directory, then imported by a build on a
+ * fresh store with the same base (as CI machines have it): which steps run again, the image ID, and what
+ * the store takes in; and the image itself: `--push`, `-o type=registry|image|docker|oci`, read back by
+ * pull and load on a fresh store.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -37,7 +39,7 @@ function statuses(result: RunResult): Record<string, string> {
 
 const ALL_CACHED = { 'RUN echo built > /out.txt': 'CACHED', 'COPY --from=builder /out.txt /': 'CACHED', 'RUN cat /out.txt > /copy.txt': 'CACHED' };
 
-describe('kiln build --cache-to/--cache-from', { skip }, () => {
+describe('kiln build: caches and images out of the store', { skip }, () => {
   let registry: Registry;
   let work: string;
   let context: string;
@@ -119,6 +121,39 @@ describe('kiln build --cache-to/--cache-from', { skip }, () => {
     const stored = (await ok(other.kiln(['images', '-a', '-q', '--no-trunc']))).stdout.trim().split('\n');
     assert.equal(stored.length, 2, stored.join(' ')); // busybox and the result
     assert.ok(!stored.includes(builtId));
+  });
+
+  it('--push and -o type=registry push the image under its names; a fresh store pulls the same image', async () => {
+    const pushed = await ok(first.kiln(['build', '--progress', 'plain', '--push', '-t', `${registry.host}/app:pushed`, context]));
+    assert.match(pushed.stderr, new RegExp(`#\\d+ pushing ${registry.host}/app:pushed\n(#\\d+ [\\d.]+ .*\n)*#\\d+ DONE`), pushed.stderr);
+    await ok(first.kiln(['build', '-q', '-o', `type=registry,name=${registry.host}/app:output`, context]));
+    const { kiln } = await freshStore();
+    for (const tag of ['pushed', 'output']) {
+      await ok(kiln(['pull', '-q', `${registry.host}/app:${tag}`]));
+      assert.equal((await ok(kiln(['images', '-q', '--no-trunc', `${registry.host}/app:${tag}`]))).stdout.trim(), builtId);
+    }
+    const untagged = await kiln(['build', '--push', context]);
+    assert.equal(untagged.code, 125);
+    assert.match(untagged.stderr, /^Error: tag is needed when pushing to registry/);
+    const twice = await kiln(['build', '--push', '-t', `${registry.host}/app:x`, '-o', `type=local,dest=${join(work, 'never')}`, context]);
+    assert.match(twice.stderr, /^Error: currently only single export is supported/);
+  });
+
+  it('-o type=docker and type=oci write the image as an archive (not named in the store) that load reads; oci with tar=false, a layout', async () => {
+    const docker = join(work, 'docker.tar');
+    const oci = join(work, 'oci.tar');
+    assert.equal((await ok(first.kiln(['build', '-q', '-o', `type=docker,dest=${docker}`, '-t', 'exported/app:docker', context]))).stdout.trim(), builtId);
+    await ok(first.kiln(['build', '-q', '-o', `type=oci,dest=${oci}`, '-t', 'exported/app:oci', context]));
+    await ok(first.kiln(['build', '-q', '-o', `type=oci,dest=${join(work, 'oci-layout')},tar=false,name=exported/app:layout`, context]));
+    assert.equal((await ok(first.kiln(['images', '-q', 'exported/app']))).stdout, '', 'an exported image is not named in the store');
+    const { kiln } = await freshStore();
+    assert.match((await ok(kiln(['load', '-i', docker]))).stdout, /Loaded image: exported\/app:docker/);
+    assert.match((await ok(kiln(['load', '-i', oci]))).stdout, /Loaded image: exported\/app:oci/);
+    for (const tag of ['docker', 'oci']) assert.equal((await ok(kiln(['images', '-q', '--no-trunc', `exported/app:${tag}`]))).stdout.trim(), builtId);
+    const layout = JSON.parse(await readFile(join(work, 'oci-layout', 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+    assert.equal(layout.manifests[0]?.annotations?.['org.opencontainers.image.ref.name'], 'layout');
+    const manifest = JSON.parse(await readFile(join(work, 'oci-layout', 'blobs', 'sha256', (layout.manifests[0]?.digest ?? '').slice(7)), 'utf8')) as { config: { digest: string } };
+    assert.equal(manifest.config.digest, builtId);
   });
 
   it('bad cache flags: an unknown type and a missing ref are refused before any work; a missing cache is a warning', async () => {
