@@ -1,4 +1,6 @@
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildRecord, sameBuildRecord, targetBase } from '../builder/attribution.js';
 import { BuildContext, contextRoot } from '../builder/context.js';
@@ -63,6 +65,11 @@ export interface BuildOptions {
   readonly cacheTo?: readonly string[];
   /** `--secret id=…,src=…`: secret id → file. */
   readonly secrets: ReadonlyMap<string, string>;
+  /**
+   * `--secret id=…,env=…`: secret id → value (an environment variable's). Each is a file only while the
+   * build runs, in a directory only root reads on tmpfs (see withSecretFiles), never in the store.
+   */
+  readonly secretValues?: ReadonlyMap<string, string>;
   /** `--squash`: the layers the build adds become one. */
   readonly squash?: boolean;
   /** `--platform`: only the host's own is possible. */
@@ -218,7 +225,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   // snapshots) is held by one lease until the image is tagged: a prune or rmi meanwhile leaves it.
   // The agents of --ssh run while the build does (a key file's agent is kiln's own, stopped after).
   const agents = options.ssh?.length ? await (await import('../builder/ssh-agent.js')).sshAgents(options.ssh) : undefined;
-  return engine.store.withLease(async (lease) => {
+  return withSecretFiles(options.secretValues, (valueFiles) => engine.store.withLease(async (lease) => {
     const images = new Map<string, Digest>();
     let stepId = 1;
     for (const ref of externalImages(dockerfile, planOptions)) {
@@ -263,7 +270,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       runtime,
       context: await walked,
       namedContexts: new Map(await Promise.all(namedWalks.map(async ([name, walk]) => [name, await walk] as const))),
-      secrets: options.secrets,
+      secrets: valueFiles.size > 0 ? new Map([...options.secrets, ...valueFiles]) : options.secrets,
       images,
       cacheFrom,
       unpack: (imageId) => unpackImage(engine, snapshots, imageId),
@@ -303,7 +310,35 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     for (const tag of options.tags) engine.tag(id, tag);
     if (options.push) await pushTags(engine, options, stepId);
     return { id, warnings };
-  }).finally(() => agents?.close());
+  })).finally(() => agents?.close());
+}
+
+/** Where secrets given as values are written while a build runs: tmpfs where the machine has it, so they never reach a disk. */
+function secretsParent(): string {
+  return existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+}
+
+/** The directory of a build's secret values: its kiln's pid, so a later prune knows a dead build's (see pruneBuildLeftovers). */
+const SECRETS_DIR = /^kiln-secrets-(\d+)-/;
+
+/**
+ * Runs `work` with each secret value in a file of its own (0600, in a 0700 directory of tmpfs), given
+ * to it as id → file; the directory goes when it ends, however it ends.
+ */
+async function withSecretFiles<T>(values: ReadonlyMap<string, string> | undefined, work: (files: ReadonlyMap<string, string>) => Promise<T>): Promise<T> {
+  if (!values?.size) return work(new Map());
+  const dir = await mkdtemp(join(secretsParent(), `kiln-secrets-${process.pid}-`));
+  try {
+    const files = new Map<string, string>();
+    for (const [index, [id, value]] of [...values].entries()) {
+      const file = join(dir, String(index));
+      await writeFile(file, value, { mode: 0o600 });
+      files.set(id, file);
+    }
+    return await work(files);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Writes the built image as an archive or an OCI layout, named by the build's tags and the output's names. */
@@ -395,6 +430,11 @@ export async function pruneBuildLeftovers(engine: Engine): Promise<number> {
     await unmountStale(join(dir, 'rootfs'));
     await unmountStale(dir);
     await rm(dir, { recursive: true, force: true });
+  }
+  // Secret values a killed build left on tmpfs.
+  for (const name of await readdir(secretsParent()).catch(() => [] as string[])) {
+    const owner = Number(SECRETS_DIR.exec(name)?.[1] ?? 0);
+    if (owner !== 0 && ownerGone(owner)) await rm(join(secretsParent(), name), { recursive: true, force: true });
   }
   const snapshots = snapshotterOf(engine.store, 'overlay');
   for (const row of snapshots.list().reverse()) {

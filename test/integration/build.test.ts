@@ -290,6 +290,29 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.equal(files.has('/run/secrets/token'), false);
   });
 
+  it('--secret from the environment (env=, type=env, or an id naming a set variable): the RUN reads it, no blob, record or file outlives the build', async () => {
+    const { root, kiln } = await storeWithBusybox();
+    const secretValue = 'kiln-env-secret-4711';
+    const context = await writeContext({
+      name: 'env-secret',
+      buildkit: false,
+      dockerfile: 'FROM busybox\nRUN --mount=type=secret,id=token --mount=type=secret,id=KILN_TEST_TOKEN,target=/t2 --mount=type=secret,id=typed,target=/t3 cat /run/secrets/token /t2 /t3 | wc -c > /length\n',
+    });
+    const env = { KILN_TEST_TOKEN: secretValue, KILN_OTHER: secretValue };
+    const spooled = async (): Promise<string[]> => (await readdir('/dev/shm').catch(() => [] as string[])).filter((n) => n.startsWith('kiln-secrets-'));
+    const before = await spooled();
+    await ok(kiln(['build', '-q', '--secret', 'id=token,env=KILN_OTHER', '--secret', 'id=KILN_TEST_TOKEN', '--secret', 'id=typed,type=env,src=KILN_OTHER', '-t', 'es:1', context], undefined, env));
+    assert.equal((await fileText(kiln, 'es:1', '/length')).trim(), String(secretValue.length * 3));
+    assert.deepEqual(await spooled(), before, 'the secrets\' files are gone after the build');
+    const blobs = join(root, 'blobs', 'sha256');
+    for (const name of await readdir(blobs)) assert.equal((await readFile(join(blobs, name))).includes(secretValue), false, `blob ${name} holds the secret`);
+    assert.equal((await readFile(join(root, 'kiln.db'))).includes(secretValue), false);
+    const unset = await kiln(['build', '--secret', 'id=token,env=KILN_UNSET_VARIABLE', context]);
+    assert.equal(unset.code, 125);
+    assert.match(unset.stderr, /^Error: --secret id=token: the environment variable KILN_UNSET_VARIABLE is not set/);
+    assert.match((await kiln(['build', '--secret', 'id=token,mode=0400', context])).stderr, /unexpected key 'mode'/);
+  });
+
   it('independent stages run at the same time', async () => {
     const { kiln } = await storeWithBusybox();
     // Stage a can only finish when stage b has run: one after the other, a would wait out its 60 s.

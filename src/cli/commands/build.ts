@@ -1,4 +1,4 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../builder/solver.js';
@@ -131,27 +131,56 @@ export function keyValue(entry: string, flag: string): [string, string] | undefi
   return value === undefined ? undefined : [entry, value];
 }
 
-/** `--secret id=NAME,src=FILE` (also `source=`, `env=VAR`); a secret read from the environment is spooled to a file. */
-async function secrets(specs: readonly string[]): Promise<Map<string, string>> {
-  const result = new Map<string, string>();
+/** BuildKit's bound on a secret (500 KB): a bigger one is refused before the build, as buildx refuses it. */
+const MAX_SECRET_BYTES = 500 * 1024;
+
+/**
+ * `--secret` as buildx parses it: `id=ID` with `src=FILE` (or `source=`), `env=VAR`, or `type=file|env`
+ * (for env, src names the variable); with neither, the variable named ID when it is set, else the file ID.
+ * Returns the files and the values (of environment variables) by ID.
+ */
+async function secrets(specs: readonly string[]): Promise<{ files: Map<string, string>; values: Map<string, string> }> {
+  const files = new Map<string, string>();
+  const values = new Map<string, string>();
   for (const spec of specs) {
-    const fields = new Map(spec.split(',').map((part) => {
-      const eq = part.indexOf('=');
-      return eq < 0 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)];
-    }));
-    const id = fields.get('id');
-    const src = fields.get('src') ?? fields.get('source');
-    if (!id) throw new KilnError('INVALID_ARGUMENT', `invalid --secret ${JSON.stringify(spec)}: use id=NAME,src=FILE`);
-    if (src !== undefined) {
-      await readFile(src).catch((err: Error) => {
-        throw new KilnError('INVALID_ARGUMENT', `--secret id=${id}: cannot read ${src}: ${err.message}`);
-      });
-      result.set(id, resolve(src));
-    } else {
-      throw new KilnError('INVALID_ARGUMENT', `--secret id=${id} needs src=FILE`);
+    let type: string | undefined;
+    let id: string | undefined;
+    let src: string | undefined;
+    let env: string | undefined;
+    for (const field of spec.split(',')) {
+      const eq = field.indexOf('=');
+      const key = eq < 0 ? field : field.slice(0, eq);
+      const value = eq < 0 ? '' : field.slice(eq + 1);
+      if (key === 'type') {
+        if (value !== 'file' && value !== 'env') throw new KilnError('INVALID_ARGUMENT', `invalid --secret ${JSON.stringify(spec)}: unsupported secret type ${JSON.stringify(value)} (file or env)`);
+        type = value;
+      } else if (key === 'id') id = value;
+      else if (key === 'src' || key === 'source') src = value;
+      else if (key === 'env') env = value;
+      else throw new KilnError('INVALID_ARGUMENT', `invalid --secret ${JSON.stringify(spec)}: unexpected key '${key}' in '${field}' (id, type, src, env)`);
     }
+    if (!id) throw new KilnError('INVALID_ARGUMENT', `invalid --secret ${JSON.stringify(spec)}: secret ID missing: use id=NAME,src=FILE or id=NAME,env=VARIABLE`);
+    if (type === 'env' && env === undefined) [env, src] = [src ?? id, undefined];
+    if (src === undefined && env === undefined) {
+      if (type !== 'file' && process.env[id] !== undefined) env = id;
+      else src = id;
+    }
+    if (env !== undefined && src === undefined) {
+      const value = process.env[env];
+      if (value === undefined) throw new KilnError('INVALID_ARGUMENT', `--secret id=${id}: the environment variable ${env} is not set`);
+      if (Buffer.byteLength(value) > MAX_SECRET_BYTES) throw new KilnError('INVALID_ARGUMENT', `--secret id=${id}: secret too big (max size 500KB)`);
+      values.set(id, value);
+      continue;
+    }
+    const file = resolve(src as string);
+    const found = await stat(file).catch((err: Error) => {
+      throw new KilnError('INVALID_ARGUMENT', `--secret id=${id}: cannot read ${src}: ${err.message}`);
+    });
+    if (!found.isFile()) throw new KilnError('INVALID_ARGUMENT', `--secret id=${id}: ${src} is not a file`);
+    if (found.size > MAX_SECRET_BYTES) throw new KilnError('INVALID_ARGUMENT', `--secret id=${id}: ${src} is too big for a secret (max size 500KB)`);
+    files.set(id, file);
   }
-  return result;
+  return { files, values };
 }
 
 /**
@@ -286,7 +315,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('-q, --quiet', 'suppress the build output and print the image ID on success')
     .option('--progress <type>', 'progress output: auto, plain, tty, quiet', 'auto')
     .option('--platform <os/arch>', 'target platform (only the host platform)')
-    .option('--secret <id=…,src=…>', 'secret to expose to RUN --mount=type=secret', collect)
+    .option('--secret <id=…,src=…|env=…>', 'secret to expose to RUN --mount=type=secret: a file (src=) or an environment variable (env=); id alone is the variable of that name if set, else the file', collect)
     .option('--network <mode>', 'networking mode for RUN: default, none, host')
     .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (host:ip) to the /etc/hosts of RUN steps', collect)
     .option('--build-context <name=dir|docker-image://ref>', 'additional build contexts, which FROM, COPY --from and RUN --mount from= name (before a stage or image of that name)', collect)
@@ -341,7 +370,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           cacheFrom: flags.cacheFrom ?? [],
           ...(flags.cacheTo ? { cacheTo: flags.cacheTo } : {}),
           squash: flags.squash === true,
-          secrets: await secrets(flags.secret ?? []),
+          ...(await secrets(flags.secret ?? []).then(({ files, values }) => ({ secrets: files, ...(values.size > 0 ? { secretValues: values } : {}) }))),
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
           ...(epochText ? { epoch: Number(epochText) } : {}),
           ...(network ? { network } : {}),
