@@ -11,6 +11,7 @@
 import { KilnError } from '../errors.js';
 import type { Image } from '../image/image.js';
 import type { Digest } from '../oci/digest.js';
+import { checkIndexLimits } from '../oci/limits.js';
 import { MediaType, isIndexType } from '../oci/mediatypes.js';
 import { hostPlatform } from '../oci/platform.js';
 import type { Index } from '../oci/types.js';
@@ -23,6 +24,7 @@ import { DirectoryTree } from '../transport/filetree.js';
 import { readOciLayout } from '../transport/oci-layout.js';
 import type { Lease } from '../transport/store.js';
 import type { Engine } from './engine.js';
+import { limited } from './limited.js';
 
 /** The annotation that marks an index in a registry as a kiln build cache (its images are all to be read). */
 export const CACHE_INDEX = 'dev.kiln.build-cache';
@@ -112,8 +114,9 @@ async function registryCache(engine: Engine, lease: Lease, name: string, options
   const json = parseJson(top.bytes, `manifest of ${what}`);
   if (isIndexType(top.mediaType) && typeof json === 'object' && json !== null && 'annotations' in json) {
     const index = validateIndex(json, `index of ${what}`);
+    checkIndexLimits(index, what);
     if (index.annotations?.[CACHE_INDEX] !== undefined) {
-      return Promise.all(index.manifests.map(async (entry) => cacheImage(engine, lease, (await readRegistryImage(client, { domain: ref.domain, path: ref.path, digest: entry.digest }, wanted)).image, `cache ${what}`)));
+      return limited(4, index.manifests.map((entry) => async () => cacheImage(engine, lease, (await readRegistryImage(client, { domain: ref.domain, path: ref.path, digest: entry.digest }, wanted)).image, `cache ${what}`)));
     }
   }
   return [cacheImage(engine, lease, (await readRegistryImage(client, ref, wanted)).image, `cache ${what}`)];
