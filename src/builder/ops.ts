@@ -680,6 +680,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
       workdir: op.cwd,
       hostname,
       network: op.network === 'none' ? 'none' : 'host',
+      ...(op.security === 'insecure' ? { privileged: true } : {}),
       ulimits: input.ulimits,
       shmSize: input.shmSize,
     }))) as { mounts: object[]; process: { user: { uid: number; gid: number } } };

@@ -33,6 +33,8 @@ export interface PlanOptions {
    * of a stage of that name, as BuildKit's named contexts (the engine matches the word as BuildKit does).
    */
   readonly namedContext?: (word: string) => NamedContext | undefined;
+  /** `--allow`: the entitlements the build grants (`security.insecure` lets `RUN --security=insecure` run). */
+  readonly allow?: ReadonlySet<string>;
 }
 
 /** A named context's content: an image, the empty image, or a directory of the client's (walked as the context is). */
@@ -63,6 +65,8 @@ export type Operation =
       readonly user: string;
       readonly cwd: string;
       readonly network: 'none' | 'host' | 'default';
+      /** `RUN --security=insecure`: the command runs privileged (every capability, no seccomp, /sys writable). */
+      readonly security?: 'insecure';
       readonly mounts: readonly ResolvedMount[];
       /** A heredoc script run as a file (`RUN <<EOF` with a #! line): placed read-only at /dev/pipes/<name>. */
       readonly scripts: readonly InlineFile[];
@@ -661,13 +665,17 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           refuseNul(instruction, 'the environment of RUN (its ENV and ARG values)', environment);
           refuseNul(instruction, 'the user of RUN', [user]);
           refusePaths(instruction, 'the working directory of RUN', [workingDir]);
-          operation = { kind: 'exec', args: argv, env: environment, user, cwd: workingDir, network, mounts, scripts };
+          const { security } = instruction;
+          if (security && !options.allow?.has('security.insecure')) {
+            throw instructionError(instruction, 'RUN --security=insecure runs its command privileged (every capability, no seccomp), which the build must grant: add --allow security.insecure');
+          }
+          operation = { kind: 'exec', args: argv, env: environment, user, cwd: workingDir, network, ...(security ? { security } : {}), mounts, scripts };
           createdBy = `RUN ${buildArgs.length > 0 ? `|${buildArgs.length} ${buildArgs.join(' ')} ` : ''}${argv.join(' ')}`;
           // Proxy args reach RUN's environment but neither history nor the cache key (Docker's rule).
           const proxies = PROXY_ARGS.flatMap((name) => (options.buildArgs.has(name) && !args.has(name) ? [`${name}=${options.buildArgs.get(name) ?? ''}`] : []));
           refuseNul(instruction, 'a proxy build argument', proxies);
           if (proxies.length > 0) operation = { ...operation, env: [...operation.env, ...proxies] };
-          extra = { args: argv, env: operation.env.filter((e) => !proxies.includes(e)), user: operation.user, cwd: operation.cwd, network, mounts: mounts.map((m) => ({ ...m })), scripts };
+          extra = { args: argv, env: operation.env.filter((e) => !proxies.includes(e)), user: operation.user, cwd: operation.cwd, network, ...(security ? { security } : {}), mounts: mounts.map((m) => ({ ...m })), scripts };
           break;
         }
         case 'copy':

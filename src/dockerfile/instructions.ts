@@ -48,7 +48,7 @@ export type Instruction = Location &
   (
     | { readonly kind: 'arg'; readonly args: readonly ArgDeclaration[] }
     | { readonly kind: 'env' | 'label'; readonly pairs: readonly KeyValue[] }
-    | { readonly kind: 'run'; readonly command: Command; readonly mounts: readonly RunMount[]; readonly network?: 'none' | 'host' | 'default'; readonly heredocs: readonly Heredoc[] }
+    | { readonly kind: 'run'; readonly command: Command; readonly mounts: readonly RunMount[]; readonly network?: 'none' | 'host' | 'default'; readonly security?: 'insecure'; readonly heredocs: readonly Heredoc[] }
     | { readonly kind: 'cmd' | 'entrypoint'; readonly command: Command }
     | { readonly kind: 'shell'; readonly args: readonly string[] }
     | {
@@ -328,13 +328,14 @@ export function instruction(node: Node, location: Location): Instruction {
         throw instructionError(location, `invalid --network=${network} (use none, host or default)`);
       }
       const security = single(flags, 'security', location);
-      if (security !== undefined && security !== 'sandbox') throw instructionError(location, `--security=${security} is not supported (only sandbox)`);
+      if (security !== undefined && security !== 'sandbox' && security !== 'insecure') throw instructionError(location, `invalid --security=${security} (use sandbox or insecure)`);
       return {
         ...location,
         kind: 'run',
         command: command(node),
         mounts: (flags.get('mount') ?? []).map((spec) => parseRunMount(spec, location)),
         ...(network !== undefined ? { network } : {}),
+        ...(security === 'insecure' ? { security } : {}),
         heredocs: node.heredocs,
       };
     }

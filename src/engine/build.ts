@@ -105,6 +105,8 @@ export interface BuildOptions {
   readonly signal?: AbortSignal;
   /** `-o/--output`: the result is written there, and neither tagged nor listed (its steps stay as the cache). */
   readonly output?: BuildOutput;
+  /** `--allow`: entitlements granted to the build, buildx's `network.host` (always granted, as dockerd's builder does) and `security.insecure`. */
+  readonly allow?: readonly string[];
   /** `--push` (buildx's; `-o type=registry`): every tag is pushed to its registry once the build has tagged it. */
   readonly push?: boolean;
 }
@@ -167,6 +169,15 @@ function checkShmSize(bytes: number): number {
 }
 
 /** `docker build`: a Dockerfile and a context directory → an image in the store, tagged. */
+/** `--allow`'s entitlements, checked (each value may list several, comma-separated, as buildx takes them). */
+function entitlements(values: readonly string[]): ReadonlySet<string> {
+  const granted = new Set(values.flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value !== ''));
+  for (const value of granted) {
+    if (value !== 'network.host' && value !== 'security.insecure') throw new KilnError('INVALID_ARGUMENT', `invalid --allow ${JSON.stringify(value)}: the entitlements are network.host and security.insecure`);
+  }
+  return granted;
+}
+
 /** The build's `--cache-from` and `--cache-to`, checked before any work. */
 async function cacheSpecsOf(options: BuildOptions): Promise<{ from: readonly CacheSpec[]; to: readonly CacheSpec[] }> {
   const cacheTo = options.cacheTo ?? [];
@@ -212,6 +223,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
   const extraHosts = options.extraHosts?.length ? options.extraHosts.map((await import('./networks.js')).parseExtraHost) : [];
   const planOptions: PlanOptions = {
     buildArgs: options.buildArgs,
+    allow: entitlements(options.allow ?? []),
     ...(options.target !== undefined ? { target: options.target } : {}),
     platform: host,
     labels: options.labels,

@@ -313,6 +313,32 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     assert.match((await kiln(['build', '--secret', 'id=token,mode=0400', context])).stderr, /unexpected key 'mode'/);
   });
 
+  it('RUN --security=insecure runs privileged once --allow security.insecure grants it, and is its own cache key; attestation flags are accepted', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({
+      name: 'insecure',
+      buildkit: false,
+      dockerfile: 'FROM busybox\nRUN --security=insecure mkdir /m && mount -t tmpfs none /m && grep CapEff /proc/self/status > /caps\nRUN grep CapEff /proc/self/status >> /caps\n',
+    });
+    const refused = await kiln(['build', context]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /Dockerfile:2:\d+: RUN --security=insecure runs its command privileged .* add --allow security\.insecure/);
+    const built = await ok(kiln(['build', '-q', '--allow', 'security.insecure', '--provenance=false', '--sbom=false', '-t', 'insecure:1', context]));
+    assert.equal(built.stderr, '', 'turning attestations off is no warning');
+    const [privileged, sandboxed] = (await fileText(kiln, 'insecure:1', '/caps')).trim().split('\n');
+    assert.match(privileged ?? '', /^CapEff:\s+0*1?f{2,}[0-9a-f]*$/);
+    assert.equal(sandboxed, 'CapEff:\t00000000a80425fb', 'the next RUN has Docker\'s default capabilities');
+    const again = await ok(kiln(['build', '--progress', 'plain', '--allow', 'security.insecure', '--attest', 'type=provenance,mode=max', context]));
+    assert.equal((again.stderr.match(/CACHED/g) ?? []).length, 2, again.stderr);
+    assert.match(again.stderr, /\[Warning\] --attest type=provenance,mode=max: kiln attaches no attestations/);
+    // The same command without --security=insecure is another step, which runs (and cannot mount) in the sandbox.
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nRUN mkdir /m && mount -t tmpfs none /m && grep CapEff /proc/self/status > /caps\n');
+    const sandboxed2 = await kiln(['build', '--progress', 'plain', '--allow', 'security.insecure', context]);
+    assert.equal(sandboxed2.code, 1);
+    assert.doesNotMatch(sandboxed2.stderr, /CACHED/);
+    assert.match((await kiln(['build', '--allow', 'device', context])).stderr, /invalid --allow "device"/);
+  });
+
   it('independent stages run at the same time', async () => {
     const { kiln } = await storeWithBusybox();
     // Stage a can only finish when stage b has run: one after the other, a would wait out its 60 s.

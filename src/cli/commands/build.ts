@@ -23,6 +23,10 @@ interface BuildFlags extends Omit<RuntimeFlags, 'runtime'>, RegistryFlags {
   cacheTo?: string[];
   push?: boolean;
   load?: boolean;
+  allow?: string[];
+  provenance?: string;
+  sbom?: string;
+  attest?: string[];
   pull?: string;
   iidfile?: string;
   quiet?: boolean;
@@ -129,6 +133,23 @@ export function keyValue(entry: string, flag: string): [string, string] | undefi
   if (eq > 0) return [entry.slice(0, eq), entry.slice(eq + 1)];
   const value = process.env[entry];
   return value === undefined ? undefined : [entry, value];
+}
+
+/**
+ * buildx's attestation flags: kiln attaches no attestation manifests, so turning them off is what it does
+ * anyway; asking for one is said once, not refused (CI scripts pass them for buildx).
+ */
+function attestationWarnings(flags: BuildFlags): string[] {
+  const off = (value: string): boolean => {
+    const fields = new Map(value.split(',').map((field) => [field.split('=')[0] ?? '', field.slice(field.indexOf('=') + 1)] as const));
+    return value === 'false' || value === '0' || fields.get('disabled') === 'true' || fields.get('mode') === 'false';
+  };
+  const asked = [
+    ...(flags.provenance !== undefined && !off(flags.provenance) ? [`--provenance=${flags.provenance}`] : []),
+    ...(flags.sbom !== undefined && !off(flags.sbom) ? [`--sbom=${flags.sbom}`] : []),
+    ...(flags.attest ?? []).filter((spec) => !off(spec)).map((spec) => `--attest ${spec}`),
+  ];
+  return asked.length === 0 ? [] : [`${asked.join(', ')}: kiln attaches no attestations to the images it builds (kiln sbom IMAGE writes an SBOM); the image was built without them`];
 }
 
 /** BuildKit's bound on a secret (500 KB): a bigger one is refused before the build, as buildx refuses it. */
@@ -326,6 +347,10 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
     .option('-o, --output <spec>', 'where the result goes: PATH or type=local,dest=DIR (its files), - or type=tar[,dest=FILE] (a tar of them), type=docker|oci[,dest=FILE] (an image archive), type=oci,dest=DIR,tar=false (an OCI layout), type=image[,name=N][,push=true], type=registry[,name=N]', collect)
+    .option('--allow <entitlement>', 'grant an entitlement: security.insecure (RUN --security=insecure runs privileged) or network.host (always granted)', collect)
+    .option('--provenance <value>', 'buildx\'s provenance attestation: kiln attaches none (false is accepted; anything else is a warning)')
+    .option('--sbom <value>', 'buildx\'s SBOM attestation: kiln attaches none (false is accepted; anything else is a warning; kiln sbom IMAGE writes one)')
+    .option('--attest <spec>', 'buildx\'s attestations (type=provenance|sbom): kiln attaches none (disabled=true is accepted; anything else is a warning)', collect)
     .option('--push', 'push the image to its registry once built (shorthand for --output=type=registry; needs -t)')
     .option('--load', 'put the image in kiln\'s store (what a build does anyway; shorthand for --output=type=docker)')
     .option('--check', 'run the lint rules on the Dockerfile the build would use (args and target resolved) and build nothing; exit 1 on findings')
@@ -386,6 +411,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           events: progress.event,
           ...(exported.output ? { output: exported.output } : {}),
           ...(exported.push ? { push: true } : {}),
+          ...(flags.allow ? { allow: flags.allow } : {}),
         }).then(
           (done) => {
             progress.finish(true);
@@ -396,7 +422,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
             throw err;
           },
         );
-        for (const warning of result.warnings) ctx.io.stderr.write(`[Warning] ${warning}\n`);
+        for (const warning of [...attestationWarnings(flags), ...result.warnings]) ctx.io.stderr.write(`[Warning] ${warning}\n`);
         if (flags.metadataFile) {
           await writeFile(flags.metadataFile, `${JSON.stringify(await buildMetadata(engine, filesOnly ? undefined : result.id, exported.output ? [] : tags), null, 2)}\n`);
         }
