@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 # kiln scan's version order is checked against; debootstrap makes the Debian image kiln sbom's test
 # catalogues, and rpm the rpm database of another; build-essential compiles native/sys and native/;
 # openssh-client's ssh-agent holds the key files kiln build --ssh is given (and its tests' agent); tini's
-# static build is the docker-init of run --init.
-debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry libisal-dev shellcheck chromium containernetworking-plugins iptables docker-compose python3-docker python3-packaging debootstrap rpm build-essential openssh-client tini)
+# static build is the docker-init of run --init; git fetches the git repositories kiln build takes as a
+# context, and zstd makes the zstd context archive its tests send.
+debian_packages=(skopeo umoci busybox-static docker.io attr runc crun docker-registry libisal-dev shellcheck chromium containernetworking-plugins iptables docker-compose python3-docker python3-packaging debootstrap rpm build-essential openssh-client tini git zstd)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

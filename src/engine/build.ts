@@ -46,9 +46,10 @@ export interface BuildOptions {
   readonly contextDir: string;
   /**
    * `-f`: the Dockerfile's path (default `<context>/Dockerfile`), with its text when the caller has read it
-   * already; or its text alone when read from stdin.
+   * already, and the name messages give it when its path is kiln's (a context from stdin, git or a URL:
+   * its path inside the context); or its text alone when read from stdin.
    */
-  readonly dockerfile?: { readonly path: string; readonly text?: string } | { readonly text: string };
+  readonly dockerfile?: { readonly path: string; readonly text?: string; readonly display?: string } | { readonly text: string };
   readonly tags: readonly string[];
   readonly buildArgs: ReadonlyMap<string, string>;
   readonly target?: string;
@@ -197,7 +198,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     text = source.text;
     file = 'Dockerfile (stdin)';
   } else {
-    file = source.path;
+    file = source.display ?? source.path;
     text = source.text ?? await readFile(source.path, 'utf8').catch((err: unknown) => {
       if (isErrno(err, 'ENOENT')) throw new KilnError('NOT_FOUND', `cannot find the Dockerfile ${source.path}: give its path with -f, or put a Dockerfile in the build context`);
       throw err;

@@ -221,15 +221,15 @@ async function* parallelGzip(source: AsyncIterable<Uint8Array>): AsyncGenerator<
 }
 
 /**
- * Sniffs the compression of a stream and returns it decompressed. The sniffed bytes are not lost: they
- * are replayed in front of the rest.
+ * The first bytes of a stream (at least `count` unless it ends first), and the whole stream again: the
+ * peeked bytes are replayed in front of the rest.
  */
-export async function autoDecompress(source: AsyncIterable<Uint8Array>): Promise<{ compression: Compression; stream: AsyncIterable<Uint8Array> }> {
+export async function peek(source: AsyncIterable<Uint8Array>, count: number): Promise<{ head: Buffer; stream: AsyncIterable<Uint8Array> }> {
   const iterator = source[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let length = 0;
   let ended = false;
-  while (length < 4) {
+  while (length < count) {
     const next = await iterator.next();
     if (next.done) {
       ended = true;
@@ -238,7 +238,6 @@ export async function autoDecompress(source: AsyncIterable<Uint8Array>): Promise
     head.push(next.value);
     length += next.value.length;
   }
-  const compression = detectCompression(Buffer.concat(head));
   async function* replay(): AsyncGenerator<Uint8Array> {
     // A consumer that stops early (a tar reader at its end-of-archive blocks) closes the source here,
     // rather than leaving its file open until garbage collection.
@@ -257,5 +256,12 @@ export async function autoDecompress(source: AsyncIterable<Uint8Array>): Promise
       if (!ended) await iterator.return?.();
     }
   }
-  return { compression, stream: decompressStream(replay(), compression) };
+  return { head: Buffer.concat(head), stream: replay() };
+}
+
+/** Sniffs the compression of a stream and returns it decompressed (see peek: no byte is lost). */
+export async function autoDecompress(source: AsyncIterable<Uint8Array>): Promise<{ compression: Compression; stream: AsyncIterable<Uint8Array> }> {
+  const { head, stream } = await peek(source, 4);
+  const compression = detectCompression(head);
+  return { compression, stream: decompressStream(stream, compression) };
 }

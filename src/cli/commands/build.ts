@@ -1,5 +1,5 @@
 import { stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../builder/solver.js';
 import type { BuildOutput } from '../../engine/build.js';
@@ -354,7 +354,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--push', 'push the image to its registry once built (shorthand for --output=type=registry; needs -t)')
     .option('--load', 'put the image in kiln\'s store (what a build does anyway; shorthand for --output=type=docker)')
     .option('--check', 'run the lint rules on the Dockerfile the build would use (args and target resolved) and build nothing; exit 1 on findings')
-    .action((path: string, flags: BuildFlags) =>
+    .action((argument: string, flags: BuildFlags) =>
       withEngine(ctx, async (engine) => {
         const runtimeFlags = checkPickedRuntimeFlags(flags);
         if (!['auto', 'plain', 'tty', 'quiet', 'rawjson'].includes(flags.progress)) throw new KilnError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(flags.progress)}: use auto, plain, tty or quiet`);
@@ -366,78 +366,86 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           return pair ? [pair] : [];
         }));
         const labels = Object.fromEntries((flags.label ?? []).map((entry) => keyValue(entry, '--label') ?? [entry, '']));
-        // The Dockerfile is read once, for the checks and the build (a small file: at once, not through the
-        // thread pool); one that cannot be read is left to them to report.
-        const named = flags.file === '-' ? undefined : flags.file !== undefined ? resolve(flags.file) : join(resolve(path), 'Dockerfile');
-        const text = named === undefined ? await readStdin(ctx.io) : readTextIfPresent(named);
-        const dockerfile = named === undefined ? { text: text ?? '' } : { path: named, ...(text !== undefined ? { text } : {}) };
-        const quiet = flags.quiet === true || flags.progress === 'quiet';
-        const exported = await buildExport(flags.output ?? [], flags, ctx.io);
-        const tags = [...(flags.tag ?? []), ...exported.names];
-        // -o local and tar write the result's files: no image is its result.
-        const filesOnly = exported.output?.type === 'local' || exported.output?.type === 'tar';
-        // The build checks: `--check` runs every rule and stops; a build prints BuildKit's at its start.
-        const { buildChecks } = await import('./lint.js');
-        if (!(await buildChecks(ctx, engine, { path, dockerfile, buildArgs, target: flags.target, check: flags.check === true, quiet }))) return;
-        // Asked only when progress is shown: making process.stderr (a pipe's loads Node's net and stream modules) costs a quiet build some ms.
-        const live = !quiet && (flags.progress === 'tty' || (flags.progress === 'auto' && (ctx.io.stderr as { isTTY?: boolean }).isTTY === true));
-        const progress: Progress = quiet ? { event: () => undefined, finish: () => undefined } : live ? ttyProgress(ctx.io) : plainProgress(ctx.io);
-        const { buildImage, buildMetadata } = await import('../../engine/build.js'); // the builder loads only for builds
-        const result = await buildImage(engine, {
-          contextDir: path,
-          dockerfile,
-          tags,
-          buildArgs,
-          ...(flags.target !== undefined ? { target: flags.target } : {}),
-          labels,
-          noCache: !flags.cache,
-          noCacheFilter: flags.noCacheFilter ?? [],
-          cacheFrom: flags.cacheFrom ?? [],
-          ...(flags.cacheTo ? { cacheTo: flags.cacheTo } : {}),
-          squash: flags.squash === true,
-          ...(await secrets(flags.secret ?? []).then(({ files, values }) => ({ secrets: files, ...(values.size > 0 ? { secretValues: values } : {}) }))),
-          ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
-          ...(epochText ? { epoch: Number(epochText) } : {}),
-          ...(network ? { network } : {}),
-          extraHosts: flags.addHost ?? [],
-          ulimits: parseUlimits(flags.ulimit ?? []),
-          buildContexts: flags.buildContext ?? [],
-          ...(flags.shmSize !== undefined ? { shmSize: parseMemoryBytes(flags.shmSize, '--shm-size') } : {}),
-          ssh: flags.ssh ?? [],
-          ...runtimeFlags,
-          pull: flags.pull !== undefined && (flags.pull === (true as unknown) || parseBool(flags.pull)),
-          registry: { insecureRegistries: insecure(flags) },
-          notice: (message) => ctx.io.stderr.write(`${message}\n`),
-          events: progress.event,
-          ...(exported.output ? { output: exported.output } : {}),
-          ...(exported.push ? { push: true } : {}),
-          ...(flags.allow ? { allow: flags.allow } : {}),
-        }).then(
-          (done) => {
-            progress.finish(true);
-            return done;
-          },
-          (err: unknown) => {
-            progress.finish(false);
-            throw err;
-          },
-        );
-        for (const warning of [...attestationWarnings(flags), ...result.warnings]) ctx.io.stderr.write(`[Warning] ${warning}\n`);
-        if (flags.metadataFile) {
-          await writeFile(flags.metadataFile, `${JSON.stringify(await buildMetadata(engine, filesOnly ? undefined : result.id, exported.output ? [] : tags), null, 2)}\n`);
-        }
-        if (filesOnly) {
-          // As BuildKit: no image is named, so -q prints an empty ID (unless stdout took the tar).
-          if (quiet && !exported.toStdout) print(ctx.io, '');
-          return;
-        }
-        if (flags.iidfile) await writeFile(flags.iidfile, result.id);
-        if (quiet) {
-          if (!exported.toStdout) print(ctx.io, result.id);
-        } else if (!exported.output) {
-          ctx.io.stderr.write(`writing image ${result.id} done\n`);
-          for (const tag of tags) ctx.io.stderr.write(`naming to ${tag} done\n`);
-        }
+        // The context: a directory as it is, or what stdin, a git repository or a URL holds, made into one for the build.
+        const { contextSource, withBuildContext } = await import('../../engine/context-source.js');
+        const source = contextSource(argument, () => ctx.io.stdin as AsyncIterable<Uint8Array>);
+        if (source.kind === 'stream' && flags.file === '-') throw new KilnError('INVALID_ARGUMENT', 'the build context and the Dockerfile cannot both be read from stdin (PATH - with -f -)');
+        await withBuildContext(engine, source, async (context) => {
+          const path = context.dir;
+          // The Dockerfile is read once, for the checks and the build (a small file: at once, not through the
+          // thread pool); one that cannot be read is left to them to report.
+          // A context kiln made (from stdin, git or a URL) holds the Dockerfile -f names, as Docker reads it there.
+          const named = context.dockerfileText !== undefined || flags.file === '-' ? undefined : context.copied ? join(path, posix.normalize(`/${flags.file ?? 'Dockerfile'}`)) : flags.file !== undefined ? resolve(flags.file) : join(path, 'Dockerfile');
+          const text = context.dockerfileText ?? (named === undefined ? await readStdin(ctx.io) : readTextIfPresent(named));
+          const dockerfile = named === undefined ? { text: text ?? '' } : { path: named, ...(text !== undefined ? { text } : {}), ...(context.copied ? { display: posix.normalize(flags.file ?? 'Dockerfile') } : {}) };
+          const quiet = flags.quiet === true || flags.progress === 'quiet';
+          const exported = await buildExport(flags.output ?? [], flags, ctx.io);
+          const tags = [...(flags.tag ?? []), ...exported.names];
+          // -o local and tar write the result's files: no image is its result.
+          const filesOnly = exported.output?.type === 'local' || exported.output?.type === 'tar';
+          // The build checks: `--check` runs every rule and stops; a build prints BuildKit's at its start.
+          const { buildChecks } = await import('./lint.js');
+          if (!(await buildChecks(ctx, engine, { path, dockerfile, buildArgs, target: flags.target, check: flags.check === true, quiet }))) return;
+          // Asked only when progress is shown: making process.stderr (a pipe's loads Node's net and stream modules) costs a quiet build some ms.
+          const live = !quiet && (flags.progress === 'tty' || (flags.progress === 'auto' && (ctx.io.stderr as { isTTY?: boolean }).isTTY === true));
+          const progress: Progress = quiet ? { event: () => undefined, finish: () => undefined } : live ? ttyProgress(ctx.io) : plainProgress(ctx.io);
+          const { buildImage, buildMetadata } = await import('../../engine/build.js'); // the builder loads only for builds
+          const result = await buildImage(engine, {
+            contextDir: path,
+            dockerfile,
+            tags,
+            buildArgs,
+            ...(flags.target !== undefined ? { target: flags.target } : {}),
+            labels,
+            noCache: !flags.cache,
+            noCacheFilter: flags.noCacheFilter ?? [],
+            cacheFrom: flags.cacheFrom ?? [],
+            ...(flags.cacheTo ? { cacheTo: flags.cacheTo } : {}),
+            squash: flags.squash === true,
+            ...(await secrets(flags.secret ?? []).then(({ files, values }) => ({ secrets: files, ...(values.size > 0 ? { secretValues: values } : {}) }))),
+            ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
+            ...(epochText ? { epoch: Number(epochText) } : {}),
+            ...(network ? { network } : {}),
+            extraHosts: flags.addHost ?? [],
+            ulimits: parseUlimits(flags.ulimit ?? []),
+            buildContexts: flags.buildContext ?? [],
+            ...(flags.shmSize !== undefined ? { shmSize: parseMemoryBytes(flags.shmSize, '--shm-size') } : {}),
+            ssh: flags.ssh ?? [],
+            ...runtimeFlags,
+            pull: flags.pull !== undefined && (flags.pull === (true as unknown) || parseBool(flags.pull)),
+            registry: { insecureRegistries: insecure(flags) },
+            notice: (message) => ctx.io.stderr.write(`${message}\n`),
+            events: progress.event,
+            ...(exported.output ? { output: exported.output } : {}),
+            ...(exported.push ? { push: true } : {}),
+            ...(flags.allow ? { allow: flags.allow } : {}),
+          }).then(
+            (done) => {
+              progress.finish(true);
+              return done;
+            },
+            (err: unknown) => {
+              progress.finish(false);
+              throw err;
+            },
+          );
+          for (const warning of [...attestationWarnings(flags), ...result.warnings]) ctx.io.stderr.write(`[Warning] ${warning}\n`);
+          if (flags.metadataFile) {
+            await writeFile(flags.metadataFile, `${JSON.stringify(await buildMetadata(engine, filesOnly ? undefined : result.id, exported.output ? [] : tags), null, 2)}\n`);
+          }
+          if (filesOnly) {
+            // As BuildKit: no image is named, so -q prints an empty ID (unless stdout took the tar).
+            if (quiet && !exported.toStdout) print(ctx.io, '');
+            return;
+          }
+          if (flags.iidfile) await writeFile(flags.iidfile, result.id);
+          if (quiet) {
+            if (!exported.toStdout) print(ctx.io, result.id);
+          } else if (!exported.output) {
+            ctx.io.stderr.write(`writing image ${result.id} done\n`);
+            for (const tag of tags) ctx.io.stderr.write(`naming to ${tag} done\n`);
+          }
+        });
       }),
     );
 }

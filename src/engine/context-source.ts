@@ -1,0 +1,137 @@
+/**
+ * Where a build's context comes from, as `docker build` takes it: a directory; `-`, stdin holding either a
+ * context archive (tar, gzip or zstd) or a Dockerfile alone (an empty context); a git repository
+ * (`https://…/repo.git#ref:dir`, `git@…`, `git://…`, `github.com/…`), fetched at the ref and read from
+ * the directory; or an HTTP(S) URL of a context archive or of a Dockerfile alone. Anything but a directory
+ * is made into a temporary directory of the store that lives as long as the build (see withBuildContext).
+ * `kiln build PATH|-|URL` and `POST /build` (its body, or `remote=URL`) both come through here.
+ */
+import { realpath, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import { KilnError } from '../errors.js';
+import { execFileAsync } from '../exec-file.js';
+import { unpackContext } from './build-inputs.js';
+import type { Engine } from './engine.js';
+
+export type ContextSource =
+  | { readonly kind: 'directory'; readonly path: string }
+  | { readonly kind: 'stream'; readonly body: AsyncIterable<Uint8Array>; readonly what: string }
+  | { readonly kind: 'url'; readonly url: string };
+
+/** A build's context on disk, and the Dockerfile's text when the source was a Dockerfile alone. */
+export interface BuildContextDir {
+  readonly dir: string;
+  /** The context is kiln's copy (not the user's directory): a Dockerfile path given with it is inside it. */
+  readonly copied: boolean;
+  readonly dockerfileText?: string;
+}
+
+/** A Dockerfile sent alone is small; more than this is not one. */
+const MAX_DOCKERFILE_BYTES = 16 << 20;
+
+/** Docker's rule (urlutil.IsGitURL): a git transport, or an HTTP(S) URL whose path ends in .git (before a #fragment). */
+export function isGitUrl(value: string): boolean {
+  return /^(git:\/\/|git@|github\.com\/)/.test(value) || (/^https?:\/\//.test(value) && /\.git(?:#.+)?$/.test(value));
+}
+
+/** The source `docker build`'s PATH argument names: `-`, a URL, or a directory. */
+export function contextSource(argument: string, stdin: () => AsyncIterable<Uint8Array>): ContextSource {
+  if (argument === '-') return { kind: 'stream', body: stdin(), what: 'stdin' };
+  if (isGitUrl(argument) || /^https?:\/\//.test(argument)) return { kind: 'url', url: argument };
+  return { kind: 'directory', path: argument };
+}
+
+/** Runs `build` with the context on disk; a context kiln made is removed when it ends, however it ends. */
+export async function withBuildContext<T>(engine: Engine, source: ContextSource, build: (context: BuildContextDir) => Promise<T>): Promise<T> {
+  if (source.kind === 'directory') return build({ dir: resolve(source.path), copied: false });
+  await mkdir(engine.store.content.tmpDir, { recursive: true });
+  const work = await mkdtemp(join(engine.store.content.tmpDir, 'build-context-'));
+  try {
+    const context = join(work, 'context');
+    await mkdir(context);
+    if (source.kind === 'stream') return await build({ ...(await fromStream(engine, source.body, context, source.what)), copied: true });
+    if (isGitUrl(source.url)) return await build({ dir: await fromGit(source.url, join(work, 'repo')), copied: true });
+    return await build({ ...(await fromStream(engine, await download(source.url), context, source.url)), copied: true });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** A context archive (unpacked into `dir`) or a Dockerfile alone (its text; the context stays empty), told apart by their first bytes as Docker does. */
+async function fromStream(engine: Engine, body: AsyncIterable<Uint8Array>, dir: string, what: string): Promise<{ dir: string; dockerfileText?: string }> {
+  const { peek } = await import('../layer/compression.js'); // loaded only for a context that is not a directory
+  const { head, stream } = await peek(body, 512);
+  const gzip = head[0] === 0x1f && head[1] === 0x8b;
+  const zstd = head.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]));
+  const tar = head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
+  if (head.subarray(0, 3).toString('latin1') === 'BZh' || head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
+    throw new KilnError('UNSUPPORTED', `the build context from ${what} is compressed with bzip2 or xz: kiln reads tar, gzip and zstd contexts (decompress it first, e.g. xz -dc ctx.tar.xz | kiln build -)`);
+  }
+  if (gzip || zstd || tar) {
+    await unpackContext(engine, stream, dir);
+    return { dir };
+  }
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of stream) {
+    length += chunk.length;
+    if (length > MAX_DOCKERFILE_BYTES) throw new KilnError('INVALID_INPUT', `${what} is neither a context archive (tar, gzip, zstd) nor a Dockerfile (more than ${MAX_DOCKERFILE_BYTES >> 20} MiB of text)`);
+    chunks.push(chunk);
+  }
+  return { dir, dockerfileText: Buffer.concat(chunks).toString('utf8') };
+}
+
+/** An HTTP(S) URL's body, following redirects; a failure names the URL and the status. */
+async function download(url: string): Promise<AsyncIterable<Uint8Array>> {
+  const { Agent, interceptors, request } = await import('undici');
+  const { extraCaCertificates } = await import('../tls-trust.js');
+  const ca = await extraCaCertificates();
+  const dispatcher = new Agent(ca ? { connect: { ca: [...ca] } } : {}).compose(interceptors.redirect({ maxRedirections: 10 }));
+  const response = await request(url, { dispatcher }).catch((err: Error) => {
+    throw new KilnError('NOT_FOUND', `cannot download the build context ${url}: ${err.message}`);
+  });
+  if (response.statusCode !== 200) {
+    await response.body.dump();
+    throw new KilnError('NOT_FOUND', `downloading the build context ${url} failed: HTTP ${response.statusCode}`);
+  }
+  return response.body;
+}
+
+/** Runs git in `dir` without prompts; a failure says what git said. */
+async function git(dir: string, args: readonly string[], what: string): Promise<void> {
+  await execFileAsync('git', ['-C', dir, ...args], { env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true' }, maxBuffer: 16 << 20 }).catch((err: Error & { stderr?: string; code?: string }) => {
+    if (err.code === 'ENOENT') throw new KilnError('UNSUPPORTED', `${what}: git is not installed (Debian's git package)`);
+    const said = (err.stderr ?? err.message).trim().split('\n').filter(Boolean).at(-1) ?? err.message;
+    throw new KilnError('NOT_FOUND', `${what}: ${said}`);
+  });
+}
+
+/**
+ * A git repository at a ref (`#ref`, default the remote's HEAD), its submodules too, and the directory
+ * `#ref:dir` names in it (which must stay inside it), as Docker fetches one: shallow where the server
+ * allows it. Its `.git` is left out, as BuildKit leaves it out.
+ */
+async function fromGit(url: string, repo: string): Promise<string> {
+  const hash = url.indexOf('#');
+  const remote = url.startsWith('github.com/') ? `https://${hash < 0 ? url : url.slice(0, hash)}` : hash < 0 ? url : url.slice(0, hash);
+  const fragment = hash < 0 ? '' : url.slice(hash + 1);
+  const colon = fragment.indexOf(':');
+  const ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || 'HEAD';
+  const subdir = colon < 0 ? '' : fragment.slice(colon + 1);
+  const what = `the build context ${url}`;
+  if (ref.startsWith('-')) throw new KilnError('INVALID_ARGUMENT', `${what}: invalid ref ${JSON.stringify(ref)}`);
+  await mkdir(repo);
+  await git(repo, ['init', '-q'], what);
+  await git(repo, ['remote', 'add', 'origin', remote], what);
+  // A dumb HTTP server cannot serve a shallow fetch: the whole history then.
+  await git(repo, ['fetch', '-q', '--depth', '1', 'origin', ref], what).catch(() => git(repo, ['fetch', '-q', 'origin', ref], what));
+  await git(repo, ['checkout', '-q', 'FETCH_HEAD'], what);
+  await git(repo, ['submodule', 'update', '-q', '--init', '--recursive'], what);
+  await rm(join(repo, '.git'), { recursive: true, force: true });
+  const root = await realpath(repo);
+  const dir = await realpath(join(repo, subdir)).catch(() => {
+    throw new KilnError('NOT_FOUND', `${what}: the repository has no directory ${JSON.stringify(subdir)}`);
+  });
+  if (dir !== root && !dir.startsWith(root + sep)) throw new KilnError('INVALID_INPUT', `${what}: ${JSON.stringify(subdir)} leads outside the repository`);
+  return dir;
+}
