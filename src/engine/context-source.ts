@@ -51,7 +51,7 @@ export async function withBuildContext<T>(engine: Engine, source: ContextSource,
     await mkdir(context);
     if (source.kind === 'stream') return await build({ ...(await fromStream(engine, source.body, context, source.what)), copied: true });
     if (isGitUrl(source.url)) return await build({ dir: await fromGit(source.url, join(work, 'repo')), copied: true });
-    return await build({ ...(await fromStream(engine, await download(source.url), context, source.url)), copied: true });
+    return await build({ ...(await fromStream(engine, await download(source.url), context, withoutCredentials(source.url))), copied: true });
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -88,21 +88,28 @@ async function download(url: string): Promise<AsyncIterable<Uint8Array>> {
   const ca = await extraCaCertificates();
   const dispatcher = new Agent(ca ? { connect: { ca: [...ca] } } : {}).compose(interceptors.redirect({ maxRedirections: 10 }));
   const response = await request(url, { dispatcher }).catch((err: Error) => {
-    throw new KilnError('NOT_FOUND', `cannot download the build context ${url}: ${err.message}`);
+    throw new KilnError('NOT_FOUND', `cannot download the build context ${withoutCredentials(url)}: ${err.message}`);
   });
   if (response.statusCode !== 200) {
     await response.body.dump();
-    throw new KilnError('NOT_FOUND', `downloading the build context ${url} failed: HTTP ${response.statusCode}`);
+    throw new KilnError('NOT_FOUND', `downloading the build context ${withoutCredentials(url)} failed: HTTP ${response.statusCode}`);
   }
   return response.body;
 }
 
+/** Text (a URL, git's messages) as messages show it: a user and password in a URL (a token, often) are not shown. */
+export function withoutCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@#\s'"]*@/gi, '$1***@');
+}
+
 /** Runs git in `dir` without prompts; a failure says what git said. */
 async function git(dir: string, args: readonly string[], what: string): Promise<void> {
-  await execFileAsync('git', ['-C', dir, ...args], { env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true' }, maxBuffer: 16 << 20 }).catch((err: Error & { stderr?: string; code?: string }) => {
+  // No prompt may wait on a build: not for a password, not for an unknown ssh host key.
+  const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes' };
+  await execFileAsync('git', ['-C', dir, ...args], { env, maxBuffer: 16 << 20 }).catch((err: Error & { stderr?: string; code?: string }) => {
     if (err.code === 'ENOENT') throw new KilnError('UNSUPPORTED', `${what}: git is not installed (Debian's git package)`);
     const said = (err.stderr ?? err.message).trim().split('\n').filter(Boolean).at(-1) ?? err.message;
-    throw new KilnError('NOT_FOUND', `${what}: ${said}`);
+    throw new KilnError('NOT_FOUND', `${what}: ${withoutCredentials(said)}`);
   });
 }
 
@@ -118,7 +125,7 @@ async function fromGit(url: string, repo: string): Promise<string> {
   const colon = fragment.indexOf(':');
   const ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || 'HEAD';
   const subdir = colon < 0 ? '' : fragment.slice(colon + 1);
-  const what = `the build context ${url}`;
+  const what = `the build context ${withoutCredentials(url)}`;
   if (ref.startsWith('-')) throw new KilnError('INVALID_ARGUMENT', `${what}: invalid ref ${JSON.stringify(ref)}`);
   await mkdir(repo);
   await git(repo, ['init', '-q'], what);
