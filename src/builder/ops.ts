@@ -314,6 +314,37 @@ interface CopyTarget {
   readonly intoDirectory: boolean;
   /** The directory in the image the entries go into. */
   readonly destinationDir: string;
+  /** COPY --parents: the path each source keeps under the destination, with the directories above it. */
+  readonly kept?: ReadonlyMap<ContextEntry, KeptPath>;
+}
+
+/** A COPY --parents source's path under the destination, and its parent directories in the source (their metadata is copied too). */
+interface KeptPath {
+  readonly path: string;
+  readonly parents: readonly ContextEntry[];
+}
+
+/**
+ * Where a COPY --parents source's kept path starts: after a `/./` in it (BuildKit's pivot), else at the
+ * source's root. Returns the cleaned part before the pivot ('' for none).
+ */
+function pivotOf(name: string): string {
+  const at = name.replace(/^(\.\/)+/, '').indexOf('/./');
+  if (at < 0) return '';
+  return posix.normalize(name.replace(/^(\.\/)+/, '').slice(0, at)).replace(/^\/+/, '').replace(/^\.$/, '');
+}
+
+/** The path a COPY --parents source keeps, and the source's directories above it (below the pivot). */
+async function keptPath(source: SourceTree, top: ContextEntry, pivot: string, what: string): Promise<KeptPath> {
+  const path = pivot !== '' && top.path.startsWith(`${pivot}/`) ? top.path.slice(pivot.length + 1) : top.path;
+  const parents: ContextEntry[] = [];
+  const names = path.split('/').slice(0, -1);
+  for (let i = 1; i <= names.length; i++) {
+    const relative = names.slice(0, i).join('/');
+    const [dir] = await source.resolve(pivot === '' ? relative : `${pivot}/${relative}`, what);
+    if (dir?.type === 'directory') parents.push({ ...dir, path: relative });
+  }
+  return { path, parents };
 }
 
 const isUrl = (op: Extract<Operation, { kind: 'copy' }>, source: string): boolean => op.add && /^https?:\/\//.test(source);
@@ -339,11 +370,17 @@ async function resolveCopyTarget(op: Extract<Operation, { kind: 'copy' }>, input
   if (input.unmounted && op.chown !== undefined) return undefined;
   const ownerIds = await owner(rootfs, op.chown, what);
   const tops: ContextEntry[] = [];
-  for (const name of op.sources) if (!isUrl(op, name)) tops.push(...(await source.resolve(name, what)));
+  const kept = op.parents ? new Map<ContextEntry, KeptPath>() : undefined;
+  for (const name of op.sources) {
+    if (isUrl(op, name)) continue;
+    const found = await source.resolve(name, what);
+    tops.push(...found);
+    if (kept) for (const top of found) kept.set(top, await keptPath(source, top, pivotOf(name), what));
+  }
   const count = tops.length + op.inline.length + op.sources.filter((s) => isUrl(op, s)).length;
   const intoDirectory = op.destinationIsDir || count > 1 || (count === 1 && tops[0]?.type === 'directory') || (await isDirectoryIn(input, op.destination));
   if (intoDirectory === undefined) return undefined;
-  return { ownerIds, rootOwner: ownerIds ?? { uid: 0, gid: 0 }, tops, intoDirectory, destinationDir: intoDirectory ? op.destination : posix.dirname(op.destination) };
+  return { ownerIds, rootOwner: ownerIds ?? { uid: 0, gid: 0 }, tops, intoDirectory, destinationDir: intoDirectory ? op.destination : posix.dirname(op.destination), ...(kept ? { kept } : {}) };
 }
 
 /** A file time as a layer keeps it: whole seconds, clamped to SOURCE_DATE_EPOCH. */
@@ -361,14 +398,20 @@ const withBody = ({ header, from }: CopiedEntry): TarInput => (from === undefine
 function copiedEntries(op: Extract<Operation, { kind: 'copy' }>, input: CopyInput, target: CopyTarget, top: ContextEntry, tree: readonly ContextEntry[]): CopiedEntry[] {
   const { source } = input;
   const entries: CopiedEntry[] = [];
-  const base = top.type === 'directory' ? '' : target.intoDirectory ? (top.as ?? posix.basename(top.path)) : posix.basename(op.destination);
+  const keep = target.kept?.get(top);
+  const base = keep ? keep.path : top.type === 'directory' ? '' : target.intoDirectory ? (top.as ?? posix.basename(top.path)) : posix.basename(op.destination);
+  const ownerOf = (entry: ContextEntry) => target.ownerIds ?? (source.keepOwners ? { uid: entry.uid, gid: entry.gid } : { uid: 0, gid: 0 });
+  // COPY --parents: the directories above the source come along, as they are in the source.
+  for (const dir of keep?.parents ?? []) entries.push({ header: { path: `${dir.path}/`, type: 'directory', mode: dir.mode, ...ownerOf(dir), size: 0, mtime: clampTime(input, dir.mtime) } });
   /** The first name each multiply-linked file of this source was copied to: its other names link to it (BuildKit links within a source, not across). */
   const copiedAs = new Map<string, string>();
   for (const entry of tree) {
-    const relative = top.type === 'directory' ? entry.path.slice(top.path === '' ? 0 : top.path.length + 1) : base;
-    if (relative === '') continue; // the source directory itself: its contents go into the destination
+    const within = top.type === 'directory' ? entry.path.slice(top.path === '' ? 0 : top.path.length + 1) : base;
+    // The source directory itself: its contents go into the destination (with --parents, into its kept path).
+    const relative = keep && top.type === 'directory' ? [keep.path, within].filter((part) => part !== '').join('/') : within;
+    if (relative === '') continue;
     if (op.excludes.some((pattern) => filepathMatch(pattern, relative) || filepathMatch(pattern, posix.basename(relative)))) continue;
-    const ids = target.ownerIds ?? (source.keepOwners ? { uid: entry.uid, gid: entry.gid } : { uid: 0, gid: 0 });
+    const ids = ownerOf(entry);
     const header = { path: relative, mode: op.chmod !== undefined ? op.chmod : entry.mode, ...ids, size: 0, mtime: clampTime(input, entry.mtime) };
     if (entry.type === 'directory') entries.push({ header: { ...header, path: `${relative}/`, type: 'directory' } });
     else if (entry.type === 'symlink') entries.push({ header: { ...header, mode: 0o777, type: 'symlink', linkname: entry.linkTarget ?? '' } });

@@ -85,6 +85,8 @@ export type Operation =
       readonly add: boolean;
       readonly checksum?: string;
       readonly excludes: readonly string[];
+      /** COPY --parents: a source keeps its path from the source's root (or from a `/./` in it) under the destination, a directory. */
+      readonly parents?: true;
     }
   /** WORKDIR: the directories it makes are the user's (USER, resolved in the image as BuildKit's chown is). */
   | { readonly kind: 'mkdir'; readonly path: string; readonly user: string };
@@ -698,7 +700,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           });
           const sources = instruction.sources.filter((s) => !/^\d*<<-?/.test(s) || !heredocNames.has(s.replace(/^\d*<<-?\s*["']?|["']$/g, ''))).map(expand);
           const rawDestination = expand(instruction.destination);
-          const destinationIsDir = rawDestination.endsWith('/') || rawDestination === '.' || rawDestination.endsWith('/.') || sources.length + inline.length > 1;
+          const destinationIsDir = rawDestination.endsWith('/') || rawDestination === '.' || rawDestination.endsWith('/.') || sources.length + inline.length > 1 || instruction.parents === true;
           const destination = posix.resolve(workingDir, rawDestination);
           const chmod = instruction.chmod !== undefined ? Number.parseInt(instruction.chmod, 8) : undefined;
           const chown = instruction.chown !== undefined ? expand(instruction.chown) : undefined;
@@ -722,6 +724,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             add: instruction.kind === 'add',
             ...(instruction.checksum !== undefined ? { checksum: expand(instruction.checksum) } : {}),
             excludes: instruction.excludes.map(expand),
+            ...(instruction.parents ? { parents: true as const } : {}),
           };
           // BuildKit's line: no flags, the sources, the heredocs by name, the destination.
           createdBy = `${what} ${[...sources, ...instruction.heredocs.map((h) => `<<${h.name}`), rawDestination].join(' ')}`;

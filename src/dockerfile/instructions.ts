@@ -61,6 +61,8 @@ export type Instruction = Location &
         readonly link: boolean;
         readonly checksum?: string;
         readonly excludes: readonly string[];
+        /** COPY --parents: each source keeps its path (below a `/./` in it, if any) under the destination. */
+        readonly parents?: boolean;
         readonly heredocs: readonly Heredoc[];
       }
     | { readonly kind: 'workdir' | 'user' | 'stopsignal' | 'maintainer'; readonly value: string }
@@ -104,7 +106,7 @@ const KEYWORDS = ['add', 'arg', 'cmd', 'copy', 'entrypoint', 'env', 'expose', 'f
 const ALLOWED_FLAGS: Record<string, readonly string[]> = {
   from: ['platform'],
   run: ['mount', 'network', 'security'],
-  copy: ['from', 'chown', 'chmod', 'link', 'exclude'],
+  copy: ['from', 'chown', 'chmod', 'link', 'exclude', 'parents'],
   add: ['chown', 'chmod', 'link', 'checksum', 'exclude'],
   healthcheck: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
 };
@@ -354,6 +356,8 @@ export function instruction(node: Node, location: Location): Instruction {
       const chown = single(flags, 'chown', location);
       const chmod = single(flags, 'chmod', location);
       const checksum = single(flags, 'checksum', location);
+      const parents = single(flags, 'parents', location);
+      if (parents !== undefined && parents !== 'true' && parents !== 'false') throw instructionError(location, `invalid --parents=${parents} (true or false)`);
       if (chmod !== undefined && !/^[0-7]{3,4}$/.test(chmod)) throw instructionError(location, `invalid --chmod=${chmod}: kiln takes an octal mode such as 0755`);
       return {
         ...location,
@@ -366,6 +370,7 @@ export function instruction(node: Node, location: Location): Instruction {
         ...(checksum !== undefined ? { checksum } : {}),
         link: link === 'true',
         excludes: flags.get('exclude') ?? [],
+        ...(parents === 'true' ? { parents: true } : {}),
         heredocs: node.heredocs,
       };
     }

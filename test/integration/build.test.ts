@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { type AddressInfo } from 'node:net';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -75,6 +75,35 @@ describe('kiln build: BuildKit syntax the classic builder lacks', { skip }, () =
     assert.equal(files.get('/linked/b.txt')?.type, 'file');
     assert.ok(files.has('/nomd/one') && files.has('/nomd/sub/two'));
     assert.equal(files.has('/nomd/sub/readme.md'), false);
+  });
+
+  it('COPY --parents keeps each source\'s path (below a /./ pivot) with its parent directories, from the context and from a stage', async () => {
+    const { kiln } = await storeWithBusybox();
+    const context = await writeContext({
+      name: 'copy-parents',
+      buildkit: false,
+      files: { 'packages/a/package.json': 'a', 'packages/b/package.json': 'b', 'packages/a/src/i.js': 'i', 'apps/x/package.json': 'x' },
+      dockerfile: [
+        'FROM busybox AS stage',
+        'RUN mkdir -p /out/deep/er && echo s > /out/deep/er/s.txt',
+        'FROM busybox',
+        'COPY --parents packages/*/package.json apps/x/package.json /app/',
+        'COPY --parents packages/a/src /tree/',
+        'COPY --parents ./packages/./a/src/i.js /pivot/',
+        'COPY --parents --from=stage /out/deep/er/s.txt /staged/',
+        'COPY packages/a/src/i.js /flat/',
+        '',
+      ].join('\n'),
+    });
+    await chmod(join(context, 'packages', 'b'), 0o700);
+    const { files } = await buildAndRead(kiln, context, 'parents:1');
+    const under = (dir: string): string[] => [...files.keys()].filter((path) => path.startsWith(`${dir}/`)).sort();
+    assert.deepEqual(under('/app'), ['/app/apps', '/app/apps/x', '/app/apps/x/package.json', '/app/packages', '/app/packages/a', '/app/packages/a/package.json', '/app/packages/b', '/app/packages/b/package.json']);
+    assert.equal(files.get('/app/packages/b')?.mode, '700', 'a parent directory keeps its mode');
+    assert.deepEqual(under('/tree'), ['/tree/packages', '/tree/packages/a', '/tree/packages/a/src', '/tree/packages/a/src/i.js']);
+    assert.deepEqual(under('/pivot'), ['/pivot/a', '/pivot/a/src', '/pivot/a/src/i.js']);
+    assert.deepEqual(under('/staged'), ['/staged/out', '/staged/out/deep', '/staged/out/deep/er', '/staged/out/deep/er/s.txt']);
+    assert.deepEqual(under('/flat'), ['/flat/i.js'], 'without --parents, the base name alone');
   });
 
   it('mounts binds from the context and from a stage, tmpfs, and --network=none has only loopback; mount points leave no trace', async () => {
