@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { type Stats, createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { chown, lstat, mkdir, open, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, mkdtemp, open, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { sha256 } from '../oci/digest.js';
@@ -13,7 +14,7 @@ import { randomHex } from '../random.js';
 import { KilnError, isErrno } from '../errors.js';
 import { filepathMatch } from '../dockerfile/dockerignore.js';
 import { NAME_MAX, PATH_MAX, applyLayer } from '../layer/apply.js';
-import { MOUNT_POINTS } from '../layer/diff.js';
+import { MOUNT_POINTS, treeEntries } from '../layer/diff.js';
 import { lstatIfAny } from '../snapshot/snapshotter.js';
 import { autoDecompress } from '../layer/compression.js';
 import type { TarHeader } from '../layer/tar/header.js';
@@ -24,6 +25,7 @@ import { type RuntimeName, runBundle } from '../runtime/runtime.js';
 import type { Ulimit } from '../runtime/resources.js';
 import { resolveOwner, runtimeSpec } from '../runtime/spec.js';
 import type { ContextEntry } from './context.js';
+import { fetchGit, isGitUrl, parseGitUrl, withoutCredentials } from './git.js';
 import type { Operation, ResolvedMount } from './plan.js';
 
 /** A tree files are copied from: the build context, or another image's mounted root filesystem. */
@@ -347,7 +349,9 @@ async function keptPath(source: SourceTree, top: ContextEntry, pivot: string, wh
   return { path, parents };
 }
 
-const isUrl = (op: Extract<Operation, { kind: 'copy' }>, source: string): boolean => op.add && /^https?:\/\//.test(source);
+/** ADD's sources from the network: a git repository (see builder/git.ts), or any other HTTP(S) URL, a file to download. */
+const isGit = (op: Extract<Operation, { kind: 'copy' }>, source: string): boolean => op.add && isGitUrl(source);
+const isUrl = (op: Extract<Operation, { kind: 'copy' }>, source: string): boolean => op.add && /^https?:\/\//.test(source) && !isGitUrl(source);
 
 /**
  * The targets resolved for each step's input: a COPY that copyAsLayer cannot make hands the same input to
@@ -372,12 +376,12 @@ async function resolveCopyTarget(op: Extract<Operation, { kind: 'copy' }>, input
   const tops: ContextEntry[] = [];
   const kept = op.parents ? new Map<ContextEntry, KeptPath>() : undefined;
   for (const name of op.sources) {
-    if (isUrl(op, name)) continue;
+    if (isUrl(op, name) || isGit(op, name)) continue;
     const found = await source.resolve(name, what);
     tops.push(...found);
     if (kept) for (const top of found) kept.set(top, await keptPath(source, top, pivotOf(name), what));
   }
-  const count = tops.length + op.inline.length + op.sources.filter((s) => isUrl(op, s)).length;
+  const count = tops.length + op.inline.length + op.sources.filter((s) => isUrl(op, s) || isGit(op, s)).length;
   const intoDirectory = op.destinationIsDir || count > 1 || (count === 1 && tops[0]?.type === 'directory') || (await isDirectoryIn(input, op.destination));
   if (intoDirectory === undefined) return undefined;
   return { ownerIds, rootOwner: ownerIds ?? { uid: 0, gid: 0 }, tops, intoDirectory, destinationDir: intoDirectory ? op.destination : posix.dirname(op.destination), ...(kept ? { kept } : {}) };
@@ -445,6 +449,17 @@ export async function runCopy(op: Extract<Operation, { kind: 'copy' }>, input: C
     const name = intoDirectory ? file.name : posix.basename(op.destination);
     const body = Buffer.from(file.content);
     entries.push({ header: { path: name, type: 'file', mode: op.chmod ?? 0o644, ...rootOwner, size: body.length, mtime: now }, body });
+  }
+  // A git repository is fetched, its tree copied into the destination directory (root's, or --chown's).
+  for (const url of op.sources.filter((s) => isGit(op, s))) {
+    if (op.checksum !== undefined) throw new KilnError('UNSUPPORTED', `${what}: ADD --checksum of a git repository is not supported (name the commit in the URL: #<commit>)`);
+    const work = await mkdtemp(join(tmpdir(), 'kiln-add-git-'));
+    try {
+      const tree = await fetchGit(parseGitUrl(url), join(work, 'repo'), `${what}: fetching`, op.keepGitDir === true);
+      await applyLayer(hostDir, writeTar(treeEntries(tree)), { whiteouts: 'delete', what: `${what}: ${withoutCredentials(url)}`, owner: rootOwner });
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   }
   for (const url of op.sources.filter((s) => isUrl(op, s))) {
     const fetched = await download(url, op.checksum, what);

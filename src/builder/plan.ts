@@ -15,6 +15,7 @@ import { type Platform, formatPlatform, parsePlatform, platformMatches } from '.
 import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 import { NAME_MAX, PATH_MAX } from '../layer/apply.js';
 import { goList, goPortSet, goQuotedList, healthcheckLine } from './history.js';
+import { isGitUrl } from './git.js';
 
 export interface PlanOptions {
   readonly buildArgs: ReadonlyMap<string, string>;
@@ -87,6 +88,8 @@ export type Operation =
       readonly excludes: readonly string[];
       /** COPY --parents: a source keeps its path from the source's root (or from a `/./` in it) under the destination, a directory. */
       readonly parents?: true;
+      /** ADD --keep-git-dir: a git source keeps its `.git`. */
+      readonly keepGitDir?: true;
     }
   /** WORKDIR: the directories it makes are the user's (USER, resolved in the image as BuildKit's chown is). */
   | { readonly kind: 'mkdir'; readonly path: string; readonly user: string };
@@ -700,7 +703,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
           });
           const sources = instruction.sources.filter((s) => !/^\d*<<-?/.test(s) || !heredocNames.has(s.replace(/^\d*<<-?\s*["']?|["']$/g, ''))).map(expand);
           const rawDestination = expand(instruction.destination);
-          const destinationIsDir = rawDestination.endsWith('/') || rawDestination === '.' || rawDestination.endsWith('/.') || sources.length + inline.length > 1 || instruction.parents === true;
+          const destinationIsDir = rawDestination.endsWith('/') || rawDestination === '.' || rawDestination.endsWith('/.') || sources.length + inline.length > 1 || instruction.parents === true || (instruction.kind === 'add' && sources.some(isGitUrl));
           const destination = posix.resolve(workingDir, rawDestination);
           const chmod = instruction.chmod !== undefined ? Number.parseInt(instruction.chmod, 8) : undefined;
           const chown = instruction.chown !== undefined ? expand(instruction.chown) : undefined;
@@ -725,6 +728,7 @@ export function planBuild(dockerfile: Dockerfile, options: PlanOptions, baseConf
             ...(instruction.checksum !== undefined ? { checksum: expand(instruction.checksum) } : {}),
             excludes: instruction.excludes.map(expand),
             ...(instruction.parents ? { parents: true as const } : {}),
+            ...(instruction.keepGitDir ? { keepGitDir: true as const } : {}),
           };
           // BuildKit's line: no flags, the sources, the heredocs by name, the destination.
           createdBy = `${what} ${[...sources, ...instruction.heredocs.map((h) => `<<${h.name}`), rawDestination].join(' ')}`;

@@ -32,6 +32,7 @@ import { SecretMask } from './secret-mask.js';
 import { cacheMountsOf } from './cache-mounts.js';
 import type { BuildPlan, Operation, ResolvedMount, Source, StagePlan, Step } from './plan.js';
 import { execFileAsync } from '../exec-file.js';
+import { gitCommit, isGitUrl, parseGitUrl } from './git.js';
 
 export type BuildEvent =
   | { readonly type: 'step'; readonly id: number; readonly name: string }
@@ -365,8 +366,11 @@ export class Solver {
     if (operation.kind === 'copy') {
       if (operation.from.kind !== 'context') return await this.sourceIdentity(operation.from);
       const context = this.contextOf(operation.from);
-      const local = operation.sources.filter((s) => !(operation.add && /^https?:\/\//.test(s)));
-      return await context.checksum(local.flatMap((s) => context.resolve(s, what)));
+      const remote = (s: string): boolean => operation.add && (/^https?:\/\//.test(s) || isGitUrl(s));
+      const sum = await context.checksum(operation.sources.filter((s) => !remote(s)).flatMap((s) => context.resolve(s, what)));
+      // ADD <git URL>: the commit its ref names now (a branch that moved is fetched again).
+      const git = operation.add ? operation.sources.filter(isGitUrl) : [];
+      return git.length === 0 ? sum : { sum, commits: await Promise.all(git.map((url) => gitCommit(parseGitUrl(url), what))) };
     }
     const mounts: unknown[] = [];
     for (const mount of operation.mounts) {

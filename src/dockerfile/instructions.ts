@@ -63,6 +63,8 @@ export type Instruction = Location &
         readonly excludes: readonly string[];
         /** COPY --parents: each source keeps its path (below a `/./` in it, if any) under the destination. */
         readonly parents?: boolean;
+        /** ADD --keep-git-dir: a git source keeps its `.git` directory. */
+        readonly keepGitDir?: boolean;
         readonly heredocs: readonly Heredoc[];
       }
     | { readonly kind: 'workdir' | 'user' | 'stopsignal' | 'maintainer'; readonly value: string }
@@ -107,7 +109,7 @@ const ALLOWED_FLAGS: Record<string, readonly string[]> = {
   from: ['platform'],
   run: ['mount', 'network', 'security'],
   copy: ['from', 'chown', 'chmod', 'link', 'exclude', 'parents'],
-  add: ['chown', 'chmod', 'link', 'checksum', 'exclude'],
+  add: ['chown', 'chmod', 'link', 'checksum', 'exclude', 'keep-git-dir'],
   healthcheck: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
 };
 
@@ -357,7 +359,10 @@ export function instruction(node: Node, location: Location): Instruction {
       const chmod = single(flags, 'chmod', location);
       const checksum = single(flags, 'checksum', location);
       const parents = single(flags, 'parents', location);
-      if (parents !== undefined && parents !== 'true' && parents !== 'false') throw instructionError(location, `invalid --parents=${parents} (true or false)`);
+      const keepGitDir = single(flags, 'keep-git-dir', location);
+      for (const [name, value] of [['parents', parents], ['keep-git-dir', keepGitDir]] as const) {
+        if (value !== undefined && value !== 'true' && value !== 'false') throw instructionError(location, `invalid --${name}=${value} (true or false)`);
+      }
       if (chmod !== undefined && !/^[0-7]{3,4}$/.test(chmod)) throw instructionError(location, `invalid --chmod=${chmod}: kiln takes an octal mode such as 0755`);
       return {
         ...location,
@@ -371,6 +376,7 @@ export function instruction(node: Node, location: Location): Instruction {
         link: link === 'true',
         excludes: flags.get('exclude') ?? [],
         ...(parents === 'true' ? { parents: true } : {}),
+        ...(keepGitDir === 'true' ? { keepGitDir: true } : {}),
         heredocs: node.heredocs,
       };
     }

@@ -6,10 +6,10 @@
  * is made into a temporary directory of the store that lives as long as the build (see withBuildContext).
  * `kiln build PATH|-|URL` and `POST /build` (its body, or `remote=URL`) both come through here.
  */
-import { realpath, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fetchGit, isGitUrl, parseGitUrl, withoutCredentials } from '../builder/git.js';
 import { KilnError } from '../errors.js';
-import { execFileAsync } from '../exec-file.js';
 import { unpackContext } from './build-inputs.js';
 import type { Engine } from './engine.js';
 
@@ -29,11 +29,6 @@ export interface BuildContextDir {
 /** A Dockerfile sent alone is small; more than this is not one. */
 const MAX_DOCKERFILE_BYTES = 16 << 20;
 
-/** Docker's rule (urlutil.IsGitURL): a git transport, or an HTTP(S) URL whose path ends in .git (before a #fragment). */
-export function isGitUrl(value: string): boolean {
-  return /^(git:\/\/|git@|github\.com\/)/.test(value) || (/^https?:\/\//.test(value) && /\.git(?:#.+)?$/.test(value));
-}
-
 /** The source `docker build`'s PATH argument names: `-`, a URL, or a directory. */
 export function contextSource(argument: string, stdin: () => AsyncIterable<Uint8Array>): ContextSource {
   if (argument === '-') return { kind: 'stream', body: stdin(), what: 'stdin' };
@@ -50,7 +45,7 @@ export async function withBuildContext<T>(engine: Engine, source: ContextSource,
     const context = join(work, 'context');
     await mkdir(context);
     if (source.kind === 'stream') return await build({ ...(await fromStream(engine, source.body, context, source.what)), copied: true });
-    if (isGitUrl(source.url)) return await build({ dir: await fromGit(source.url, join(work, 'repo')), copied: true });
+    if (isGitUrl(source.url)) return await build({ dir: await fetchGit(parseGitUrl(source.url), join(work, 'repo'), 'the build context'), copied: true });
     return await build({ ...(await fromStream(engine, await download(source.url), context, withoutCredentials(source.url))), copied: true });
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -97,48 +92,3 @@ async function download(url: string): Promise<AsyncIterable<Uint8Array>> {
   return response.body;
 }
 
-/** Text (a URL, git's messages) as messages show it: a user and password in a URL (a token, often) are not shown. */
-export function withoutCredentials(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@#\s'"]*@/gi, '$1***@');
-}
-
-/** Runs git in `dir` without prompts; a failure says what git said. */
-async function git(dir: string, args: readonly string[], what: string): Promise<void> {
-  // No prompt may wait on a build: not for a password, not for an unknown ssh host key.
-  const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes' };
-  await execFileAsync('git', ['-C', dir, ...args], { env, maxBuffer: 16 << 20 }).catch((err: Error & { stderr?: string; code?: string }) => {
-    if (err.code === 'ENOENT') throw new KilnError('UNSUPPORTED', `${what}: git is not installed (Debian's git package)`);
-    const said = (err.stderr ?? err.message).trim().split('\n').filter(Boolean).at(-1) ?? err.message;
-    throw new KilnError('NOT_FOUND', `${what}: ${withoutCredentials(said)}`);
-  });
-}
-
-/**
- * A git repository at a ref (`#ref`, default the remote's HEAD), its submodules too, and the directory
- * `#ref:dir` names in it (which must stay inside it), as Docker fetches one: shallow where the server
- * allows it. Its `.git` is left out, as BuildKit leaves it out.
- */
-async function fromGit(url: string, repo: string): Promise<string> {
-  const hash = url.indexOf('#');
-  const remote = url.startsWith('github.com/') ? `https://${hash < 0 ? url : url.slice(0, hash)}` : hash < 0 ? url : url.slice(0, hash);
-  const fragment = hash < 0 ? '' : url.slice(hash + 1);
-  const colon = fragment.indexOf(':');
-  const ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || 'HEAD';
-  const subdir = colon < 0 ? '' : fragment.slice(colon + 1);
-  const what = `the build context ${withoutCredentials(url)}`;
-  if (ref.startsWith('-')) throw new KilnError('INVALID_ARGUMENT', `${what}: invalid ref ${JSON.stringify(ref)}`);
-  await mkdir(repo);
-  await git(repo, ['init', '-q'], what);
-  await git(repo, ['remote', 'add', 'origin', remote], what);
-  // A dumb HTTP server cannot serve a shallow fetch: the whole history then.
-  await git(repo, ['fetch', '-q', '--depth', '1', 'origin', ref], what).catch(() => git(repo, ['fetch', '-q', 'origin', ref], what));
-  await git(repo, ['checkout', '-q', 'FETCH_HEAD'], what);
-  await git(repo, ['submodule', 'update', '-q', '--init', '--recursive'], what);
-  await rm(join(repo, '.git'), { recursive: true, force: true });
-  const root = await realpath(repo);
-  const dir = await realpath(join(repo, subdir)).catch(() => {
-    throw new KilnError('NOT_FOUND', `${what}: the repository has no directory ${JSON.stringify(subdir)}`);
-  });
-  if (dir !== root && !dir.startsWith(root + sep)) throw new KilnError('INVALID_INPUT', `${what}: ${JSON.stringify(subdir)} leads outside the repository`);
-  return dir;
-}

@@ -2,7 +2,7 @@
  * Build contexts that are not a directory, as `docker build` takes them: `-` (stdin holding a Dockerfile
  * alone, or a context archive: tar, gzip, zstd), a git repository (a real one, made with git and served
  * over HTTP here, fetched at a tag and a directory), and an HTTP URL of an archive or of a Dockerfile;
- * `POST /build?remote=URL` through `kiln serve` too.
+ * `POST /build?remote=URL` through `kiln serve` too; and `ADD <git URL>`, which fetches the same way.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -137,5 +137,28 @@ describe('kiln build: contexts from stdin, git and URLs', { skip }, () => {
     } finally {
       await served.stop();
     }
+  });
+  it('ADD <git URL> copies the repository at its ref (without .git unless --keep-git-dir), cached until the ref moves', async () => {
+    const context = join(work, 'add-git');
+    await mkdir(context);
+    await writeFile(join(context, 'Dockerfile'), `FROM busybox\nADD ${files.url}/repo.git#v1:sub /tagged\nADD --keep-git-dir=true ${files.url}/repo.git /head\n`);
+    const built = await ok(kiln(['build', '--progress', 'plain', '-t', 'add:git', context]));
+    assert.equal(await fileText('add:git', '/tagged/f.txt'), 'first\n');
+    assert.equal(await fileText('add:git', '/head/sub/f.txt'), 'second\n');
+    const listing = (await ok(kiln(['run', '--rm', '--network', 'none', 'add:git', 'ls', '-a', '/tagged', '/head']))).stdout;
+    assert.match(listing, /\/head:\n(.*\n)*\.git\n/, listing);
+    assert.doesNotMatch(listing.split('/head:')[0] ?? '', /\.git/);
+    assert.doesNotMatch(built.stderr, /CACHED/);
+    const again = await ok(kiln(['build', '--progress', 'plain', '-t', 'add:git', context]));
+    assert.equal((again.stderr.match(/CACHED/g) ?? []).length, 2, again.stderr);
+    // A new commit on the branch HEAD names: that ADD runs again, the tag's stays cached.
+    const ctx = join(work, 'ctx');
+    await writeFile(join(ctx, 'sub', 'f.txt'), 'third\n');
+    await run('git', ['-C', ctx, '-c', 'user.email=k@example.com', '-c', 'user.name=kiln', 'commit', '-qam', 'third']);
+    await run('git', ['-C', ctx, 'push', '-q', join(work, 'served', 'repo.git'), 'HEAD']);
+    await run('git', ['-C', join(work, 'served', 'repo.git'), 'update-server-info']);
+    const moved = await ok(kiln(['build', '--progress', 'plain', '-t', 'add:git', context]));
+    assert.equal((moved.stderr.match(/CACHED/g) ?? []).length, 1, moved.stderr);
+    assert.equal(await fileText('add:git', '/head/sub/f.txt'), 'third\n');
   });
 });

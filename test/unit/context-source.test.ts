@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { contextSource, isGitUrl, withoutCredentials } from '../../src/engine/context-source.js';
+import { isGitUrl, withoutCredentials } from '../../src/builder/git.js';
+import { contextSource } from '../../src/engine/context-source.js';
 
 describe('build context sources, as docker build tells them apart', () => {
   it('git URLs by Docker\'s rule: a git transport, github.com/, or an HTTP(S) path ending in .git before the fragment', () => {
