@@ -169,7 +169,6 @@ function checkShmSize(bytes: number): number {
   return bytes;
 }
 
-/** `docker build`: a Dockerfile and a context directory → an image in the store, tagged. */
 /** `--allow`'s entitlements, checked (each value may list several, comma-separated, as buildx takes them). */
 function entitlements(values: readonly string[]): ReadonlySet<string> {
   const granted = new Set(values.flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value !== ''));
@@ -187,6 +186,7 @@ async function cacheSpecsOf(options: BuildOptions): Promise<{ from: readonly Cac
   return { from: options.cacheFrom.map((value) => parseCacheSpec('--cache-from', value)), to: cacheTo.map((value) => parseCacheSpec('--cache-to', value)) };
 }
 
+/** `docker build`: a Dockerfile and a context directory → an image in the store, tagged. */
 export async function buildImage(engine: Engine, options: BuildOptions): Promise<BuildResult> {
   if (process.getuid?.() !== 0) throw new KilnError('UNSUPPORTED', 'kiln build needs root (it runs RUN steps in an OCI runtime over overlay mounts; rootless builds are not supported yet)');
   const contextDir = resolve(options.contextDir);
