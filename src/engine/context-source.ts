@@ -3,13 +3,14 @@
  * context archive (tar, gzip or zstd) or a Dockerfile alone (an empty context); a git repository
  * (`https://…/repo.git#ref:dir`, `git@…`, `git://…`, `github.com/…`), fetched at the ref and read from
  * the directory; or an HTTP(S) URL of a context archive or of a Dockerfile alone. Anything but a directory
- * is made into a temporary directory of the store that lives as long as the build (see withBuildContext).
+ * is made into a work directory of the store that lives as long as the build (see withBuildContext).
  * `kiln build PATH|-|URL` and `POST /build` (its body, or `remote=URL`) both come through here.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fetchGit, isGitUrl, parseGitUrl, withoutCredentials } from '../builder/git.js';
 import { KilnError } from '../errors.js';
+import { randomHex } from '../random.js';
 import { unpackContext } from './build-inputs.js';
 import type { Engine } from './engine.js';
 
@@ -39,8 +40,9 @@ export function contextSource(argument: string, stdin: () => AsyncIterable<Uint8
 /** Runs `build` with the context on disk; a context kiln made is removed when it ends, however it ends. */
 export async function withBuildContext<T>(engine: Engine, source: ContextSource, build: (context: BuildContextDir) => Promise<T>): Promise<T> {
   if (source.kind === 'directory') return build({ dir: resolve(source.path), copied: false });
-  await mkdir(engine.store.content.tmpDir, { recursive: true });
-  const work = await mkdtemp(join(engine.store.content.tmpDir, 'build-context-'));
+  // A build's work directory (its pid first): after a kill -9, system check names it and system prune removes it.
+  const work = join(engine.store.paths.builds, `${process.pid}-context-${randomHex(6)}`);
+  await mkdir(work, { recursive: true, mode: 0o700 });
   try {
     const context = join(work, 'context');
     await mkdir(context);

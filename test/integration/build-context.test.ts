@@ -44,7 +44,7 @@ describe('kiln build: contexts from stdin, git and URLs', { skip }, () => {
   let files: { server: Server; url: string };
   const kiln = (args: readonly string[], input?: Buffer | string): Promise<RunResult> => runKiln(join(work, 'store'), args, input);
   const fileText = async (image: string, path: string): Promise<string> => (await ok(kiln(['run', '--rm', '--network', 'none', image, 'cat', path]))).stdout;
-  const tmpEntries = async (): Promise<string[]> => (await readdir(join(work, 'store', 'tmp')).catch(() => [] as string[])).filter((n) => n.startsWith('build-context-'));
+  const tmpEntries = async (): Promise<string[]> => (await readdir(join(work, 'store', 'builds')).catch(() => [] as string[])).filter((n) => /^\d+-context-/.test(n));
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'kiln-context-'));
