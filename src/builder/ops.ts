@@ -49,22 +49,30 @@ let redirecting: Dispatcher | undefined;
  * from the root, and `..` never climbs above the root. Returns the host path (which may not exist yet).
  */
 export async function resolveInRoot(root: string, path: string): Promise<string> {
-  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.').reverse();
   const resolved: string[] = [];
+  /** Where the first name that does not exist is in `resolved`: below it nothing exists, so nothing is looked up (a path of 30,000 names took 27 s). */
+  let missingAt: number | undefined;
   let links = 0;
   while (parts.length > 0) {
-    const part = parts.shift() as string;
+    const part = parts.pop() as string;
     if (part === '..') {
       resolved.pop();
+      if (missingAt !== undefined && resolved.length <= missingAt) missingAt = undefined;
+      continue;
+    }
+    if (missingAt !== undefined) {
+      resolved.push(part);
       continue;
     }
     const host = join(root, ...resolved, part);
     const st = await lstat(host).catch(() => undefined);
+    if (!st) missingAt = resolved.length;
     if (st?.isSymbolicLink()) {
       if (++links > MAX_SYMLINKS) throw new KilnError('INVALID_INPUT', `too many levels of symbolic links resolving ${path}`);
       const target = await readlink(host);
       if (target.startsWith('/')) resolved.length = 0;
-      parts.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+      parts.push(...target.split('/').filter((p) => p !== '' && p !== '.').reverse());
       continue;
     }
     resolved.push(part);
