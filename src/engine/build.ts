@@ -40,7 +40,9 @@ export type BuildOutput =
   | { readonly type: 'local'; readonly dest: string }
   | { readonly type: 'tar'; readonly write: (tar: AsyncIterable<Uint8Array>) => Promise<void> }
   | { readonly type: 'archive'; readonly format: 'docker' | 'oci'; readonly names: readonly string[]; readonly write: (tar: AsyncIterable<Uint8Array>) => Promise<void> }
-  | { readonly type: 'layout'; readonly names: readonly string[]; readonly dest: string };
+  | { readonly type: 'layout'; readonly names: readonly string[]; readonly dest: string }
+  /** buildx's cacheonly: the build runs and its cache stays (and goes where --cache-to says); nothing else is written. */
+  | { readonly type: 'cacheonly' };
 
 export interface BuildOptions {
   readonly contextDir: string;
@@ -308,7 +310,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
       return { id, warnings };
     }
     if (output) {
-      await exportImage(engine, id, output, options.tags);
+      if (output.type !== 'cacheonly') await exportImage(engine, id, output, options.tags);
       return { id, warnings };
     }
     // Which line made each history entry, for kiln analyze.

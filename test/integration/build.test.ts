@@ -653,7 +653,7 @@ describe('kiln build -o: the result\'s files instead of an image', { skip }, () 
     const tar = await ok(kiln(['build', '-q', '-o', '-', context]));
     assert.deepEqual((await readEntries([tar.stdoutBytes])).map((e) => `${e.header.path} ${e.body.toString()}`), ['made made\n']);
     for (const [spec, message] of [
-      ['type=cacheonly', /invalid --output "type=cacheonly": the cacheonly exporter is not supported/],
+      ['type=wasm', /invalid --output "type=wasm": the wasm exporter is not supported/],
       ['type=local', /dest is required for local output/],
       ['dest=somewhere', /type is required for output/],
       [`type=tar,dest=${out}`, /destination file is a directory/],
@@ -663,6 +663,12 @@ describe('kiln build -o: the result\'s files instead of an image', { skip }, () 
       assert.match(result.stderr, message);
     }
     assert.match((await kiln(['build', '-o', join(out, 'a'), '-o', join(out, 'b'), context])).stderr, /currently only single export is supported/);
+    // cacheonly: the build runs and leaves its cache, names nothing and writes nothing.
+    const cacheOnly = await writeContext({ name: 'output-cacheonly', buildkit: false, dockerfile: 'FROM busybox\nRUN echo cached-only > /c\n' });
+    const before = (await ok(kiln(['images', '-q']))).stdout;
+    assert.equal((await ok(kiln(['build', '-q', '-o', 'type=cacheonly', cacheOnly]))).stdout, '\n');
+    assert.equal((await ok(kiln(['images', '-q']))).stdout, before);
+    assert.match((await ok(kiln(['build', '--progress', 'plain', cacheOnly]))).stderr, /#\d+ CACHED/);
   });
 });
 

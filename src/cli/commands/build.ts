@@ -107,6 +107,8 @@ async function buildExport(specs: readonly string[], flags: { push?: boolean; lo
       const { write, toStdout } = await tarDestination(dest, spec, type, io);
       return { output: { type, write }, toStdout, names: [], push: false };
     }
+    case 'cacheonly':
+      return { output: { type }, toStdout: false, names: [], push: false };
     case 'image':
     case 'registry':
       return { toStdout: false, names, push: type === 'registry' || parseBool(fields.get('push') ?? 'false') };
@@ -122,7 +124,7 @@ async function buildExport(specs: readonly string[], flags: { push?: boolean; lo
       return { output: { type: 'archive', format: type, names, write }, toStdout, names: [], push: false };
     }
     default:
-      throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: the ${type} exporter is not supported: kiln build writes local, tar, docker, oci, image and registry outputs`);
+      throw new KilnError('INVALID_ARGUMENT', `invalid --output ${JSON.stringify(spec)}: the ${type} exporter is not supported: kiln build writes local, tar, docker, oci, image, registry and cacheonly outputs`);
   }
 }
 
@@ -346,7 +348,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
     .option('--ulimit <name=soft[:hard]>', 'ulimit options of RUN steps (nofile=1024:2048; -1 is unlimited)', collect)
     .option('--squash', 'squash newly built layers into a single new layer')
     .option('--timestamp <seconds>', 'set every created time to this Unix time (like SOURCE_DATE_EPOCH)')
-    .option('-o, --output <spec>', 'where the result goes: PATH or type=local,dest=DIR (its files), - or type=tar[,dest=FILE] (a tar of them), type=docker|oci[,dest=FILE] (an image archive), type=oci,dest=DIR,tar=false (an OCI layout), type=image[,name=N][,push=true], type=registry[,name=N]', collect)
+    .option('-o, --output <spec>', 'where the result goes: PATH or type=local,dest=DIR (its files), - or type=tar[,dest=FILE] (a tar of them), type=docker|oci[,dest=FILE] (an image archive), type=oci,dest=DIR,tar=false (an OCI layout), type=image[,name=N][,push=true], type=registry[,name=N], type=cacheonly', collect)
     .option('--allow <entitlement>', 'grant an entitlement: security.insecure (RUN --security=insecure runs privileged) or network.host (always granted)', collect)
     .option('--provenance <value>', 'buildx\'s provenance attestation: kiln attaches none (false is accepted; anything else is a warning)')
     .option('--sbom <value>', 'buildx\'s SBOM attestation: kiln attaches none (false is accepted; anything else is a warning; kiln sbom IMAGE writes one)')
@@ -381,8 +383,8 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           const quiet = flags.quiet === true || flags.progress === 'quiet';
           const exported = await buildExport(flags.output ?? [], flags, ctx.io);
           const tags = [...(flags.tag ?? []), ...exported.names];
-          // -o local and tar write the result's files: no image is its result.
-          const filesOnly = exported.output?.type === 'local' || exported.output?.type === 'tar';
+          // -o local and tar write the result's files, cacheonly nothing: no image is its result.
+          const filesOnly = exported.output?.type === 'local' || exported.output?.type === 'tar' || exported.output?.type === 'cacheonly';
           // The build checks: `--check` runs every rule and stops; a build prints BuildKit's at its start.
           const { buildChecks } = await import('./lint.js');
           if (!(await buildChecks(ctx, engine, { path, dockerfile, buildArgs, target: flags.target, check: flags.check === true, quiet }))) return;
