@@ -6,12 +6,11 @@
  * ID in `aux`, as dockerd does.
  */
 import type { IncomingMessage } from 'node:http';
-import { join, posix } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { Credentials } from '../registry/credentials.js';
 import { buildImage } from '../engine/build.js';
 import { buildNetwork, checkUlimits, credentialsByRegistry } from '../engine/build-inputs.js';
-import { type ContextSource, withBuildContext } from '../engine/context-source.js';
+import { type ContextSource, dockerfileInContext, withBuildContext } from '../engine/context-source.js';
 import { parseReference } from '../reference/reference.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import type { Driver } from '../snapshot/snapshotter.js';
@@ -54,10 +53,9 @@ export async function buildRoute(call: Call, options: BuildRouteOptions): Promis
     // dockerd's sources: the body (a context archive, or a Dockerfile alone), or `remote` (a git repository or a URL).
     const source: ContextSource = remote ? { kind: 'url', url: remote } : { kind: 'stream', body: req, what: 'the request body' };
     await withBuildContext(engine, source, async (context) => {
-      const path = posix.normalize(`/${dockerfile}`);
       const result = await buildImage(engine, {
         contextDir: context.dir,
-        dockerfile: context.dockerfileText !== undefined ? { text: context.dockerfileText } : { path: join(context.dir, path), display: path.slice(1) },
+        dockerfile: dockerfileInContext(context, dockerfile),
         tags: query.getAll('t'),
         buildArgs: new Map(buildArgs),
         ...(query.get('target') ? { target: query.get('target') ?? '' } : {}),

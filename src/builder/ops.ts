@@ -8,7 +8,6 @@ import { type Stats, createReadStream, mkdirSync, readFileSync, writeFileSync } 
 import { chown, lstat, mkdir, mkdtemp, open, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import type { Dispatcher } from 'undici';
 import { sha256 } from '../oci/digest.js';
 import { randomHex } from '../random.js';
 import { KilnError, isErrno } from '../errors.js';
@@ -20,12 +19,12 @@ import { autoDecompress } from '../layer/compression.js';
 import type { TarHeader } from '../layer/tar/header.js';
 import type { TarInput } from '../layer/tar/writer.js';
 import { writeTar } from '../layer/tar/writer.js';
-import { extraCaCertificates } from '../tls-trust.js';
 import { type RuntimeName, runBundle } from '../runtime/runtime.js';
 import type { Ulimit } from '../runtime/resources.js';
 import { resolveOwner, runtimeSpec } from '../runtime/spec.js';
 import type { ContextEntry } from './context.js';
 import { fetchGit, isGitUrl, parseGitUrl, withoutCredentials } from './git.js';
+import { getUrl } from './http.js';
 import type { Operation, ResolvedMount } from './plan.js';
 
 /** A tree files are copied from: the build context, or another image's mounted root filesystem. */
@@ -41,8 +40,6 @@ const MAX_SYMLINKS = 40;
 /** Runtime container IDs of RUN steps: `kiln-build-<pid>-<random>`. */
 export const BUILD_CONTAINER_PREFIX = 'kiln-build-';
 const SMALL_FILE = 1 << 20;
-/** ADD's downloads follow redirects, as Docker's do. undici is loaded on first use: it costs every command 50 ms. */
-let redirecting: Dispatcher | undefined;
 
 /**
  * Resolves `path` inside `root` the way the container would see it: symlinks are followed, absolute ones
@@ -210,18 +207,7 @@ async function isDirectoryIn(input: CopyInput, path: string): Promise<boolean | 
 
 /** A downloaded ADD source, its bytes and name. */
 async function download(url: string, checksum: string | undefined, what: string): Promise<{ name: string; data: Buffer; mtime: number }> {
-  const { Agent, interceptors, request } = await import('undici');
-  if (!redirecting) {
-    const ca = await extraCaCertificates();
-    redirecting = new Agent(ca ? { connect: { ca: [...ca] } } : {}).compose(interceptors.redirect({ maxRedirections: 10 }));
-  }
-  const response = await request(url, { dispatcher: redirecting }).catch((err: Error) => {
-    throw new KilnError('NOT_FOUND', `${what}: cannot download ${url}: ${err.message}`);
-  });
-  if (response.statusCode !== 200) {
-    await response.body.dump();
-    throw new KilnError('NOT_FOUND', `${what}: downloading ${url} failed: HTTP ${response.statusCode}`);
-  }
+  const response = await getUrl(url, what);
   const data = Buffer.from(await response.body.arrayBuffer());
   if (checksum !== undefined) {
     const actual = sha256(data);
@@ -339,9 +325,9 @@ interface KeptPath {
  * source's root. Returns the cleaned part before the pivot ('' for none).
  */
 function pivotOf(name: string): string {
-  const at = name.replace(/^(\.\/)+/, '').indexOf('/./');
-  if (at < 0) return '';
-  return posix.normalize(name.replace(/^(\.\/)+/, '').slice(0, at)).replace(/^\/+/, '').replace(/^\.$/, '');
+  const path = name.replace(/^(\.\/)+/, '');
+  const at = path.indexOf('/./');
+  return at < 0 ? '' : posix.normalize(`/${path.slice(0, at)}`).slice(1);
 }
 
 /** The path a COPY --parents source keeps, and the source's directories above it (below the pivot). */

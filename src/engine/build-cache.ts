@@ -17,12 +17,12 @@ import { hostPlatform } from '../oci/platform.js';
 import type { Index } from '../oci/types.js';
 import { parseJson, validateIndex } from '../oci/validate.js';
 import { type Reference, familiarString, parseReference } from '../reference/reference.js';
-import type { Credentials } from '../registry/credentials.js';
 import type { BuildEvent, CacheImage } from '../builder/solver.js';
 import { addToOciLayout } from '../transport/archive-writer.js';
 import { DirectoryTree } from '../transport/filetree.js';
 import { readOciLayout } from '../transport/oci-layout.js';
 import type { Lease } from '../transport/store.js';
+import { type BuildRegistry, ownStep, registryAccess } from './build-progress.js';
 import type { Engine } from './engine.js';
 import { limited } from './limited.js';
 
@@ -38,12 +38,6 @@ export type CacheSpec =
   | { readonly type: 'inline' }
   /** A bare reference given to --cache-from: an image of the store, else of its registry. */
   | { readonly type: 'image'; readonly ref: string };
-
-/** How the cache's registries are reached (a build's own registry options). */
-export interface CacheRegistryOptions {
-  readonly insecureRegistries?: readonly string[];
-  readonly credentials?: (host: string) => Credentials | undefined;
-}
 
 /** Attributes BuildKit's exporters take that change nothing in kiln's cache (it keeps the layers as they are). */
 const IGNORED = new Set(['compression', 'compression-level', 'force-compression', 'oci-mediatypes', 'image-manifest']);
@@ -97,17 +91,16 @@ function cacheImage(engine: Engine, lease: Lease, image: Image, what: string): C
   };
 }
 
-async function registryClient(ref: Reference, options: CacheRegistryOptions) {
+async function registryClient(ref: Reference, registry: BuildRegistry | undefined) {
   const { clientFor } = await import('./registry.js');
-  const credentials = options.credentials?.(ref.domain);
-  return clientFor(ref.domain, { ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}), ...(credentials ? { credentials } : {}) });
+  return clientFor(ref.domain, registryAccess(registry, ref.domain));
 }
 
 /** The images of a cache in a registry: those of a kiln cache index, or the one image the reference names. */
-async function registryCache(engine: Engine, lease: Lease, name: string, options: CacheRegistryOptions): Promise<CacheImage[]> {
+async function registryCache(engine: Engine, lease: Lease, name: string, registry: BuildRegistry | undefined): Promise<CacheImage[]> {
   const { readRegistryImage } = await import('../transport/registry.js');
   const ref = parseReference(name);
-  const client = await registryClient(ref, options);
+  const client = await registryClient(ref, registry);
   const what = familiarString(ref);
   const top = await client.manifest(ref.path, ref.digest ?? ref.tag ?? 'latest');
   const wanted = { wanted: hostPlatform(), asked: false };
@@ -126,7 +119,7 @@ async function registryCache(engine: Engine, lease: Lease, name: string, options
  * The images of every `--cache-from`, in order. A cache that cannot be read is a warning, as with
  * BuildKit: the build goes on without it. Each source is a step of the build's progress.
  */
-export async function importCaches(engine: Engine, lease: Lease, specs: readonly CacheSpec[], options: CacheRegistryOptions & CacheProgress): Promise<CacheImage[]> {
+export async function importCaches(engine: Engine, lease: Lease, specs: readonly CacheSpec[], options: CacheProgress): Promise<CacheImage[]> {
   const images: CacheImage[] = [];
   for (const spec of specs) {
     if (spec.type === 'inline') continue;
@@ -138,12 +131,12 @@ export async function importCaches(engine: Engine, lease: Lease, specs: readonly
       }
     }
     const source = spec.type === 'local' ? `${spec.dir} (${spec.tag})` : spec.ref;
-    await step(options, `importing cache manifest from ${source}`, async () => {
+    await ownStep(options.events, options.nextStep(), `importing cache manifest from ${source}`, async () => {
       try {
         if (spec.type === 'local') {
           const tree = await DirectoryTree.open(spec.dir);
           for (const { image } of await readOciLayout(tree, hostPlatform(), spec.tag)) images.push(cacheImage(engine, lease, image, `cache ${spec.dir}`));
-        } else images.push(...(await registryCache(engine, lease, spec.ref, options)));
+        } else images.push(...(await registryCache(engine, lease, spec.ref, options.registry)));
       } catch (err) {
         if (!(err instanceof KilnError)) throw err;
         options.warnings.push(`--cache-from: ${err.message}; not used`);
@@ -153,24 +146,12 @@ export async function importCaches(engine: Engine, lease: Lease, specs: readonly
   return images;
 }
 
-/** Where a cache's progress goes: numbered steps of the build's events, and its warnings. */
+/** What a cache's import or export needs of the build: its registries, the number of its next step, its events and its warnings. */
 export interface CacheProgress {
+  readonly registry?: BuildRegistry;
   readonly nextStep: () => number;
   readonly events: (event: BuildEvent) => void;
   readonly warnings: string[];
-}
-
-async function step(progress: CacheProgress, name: string, work: () => Promise<void>): Promise<void> {
-  const id = progress.nextStep();
-  const started = Date.now();
-  progress.events({ type: 'step', id, name });
-  try {
-    await work();
-  } catch (err) {
-    progress.events({ type: 'error', id, message: err instanceof Error ? err.message : String(err) });
-    throw err;
-  }
-  progress.events({ type: 'done', id, seconds: (Date.now() - started) / 1000 });
 }
 
 /** What a build leaves to export: its result, and the last image of every stage it ran (for mode=max). */
@@ -180,14 +161,14 @@ export interface BuiltImages {
 }
 
 /** Writes the build's cache to every `--cache-to`; a failure fails the build, as BuildKit's does, unless `ignore-error=true` makes it a warning. */
-export async function exportCaches(engine: Engine, lease: Lease, specs: readonly CacheSpec[], built: BuiltImages, options: CacheRegistryOptions & CacheProgress): Promise<void> {
+export async function exportCaches(engine: Engine, lease: Lease, specs: readonly CacheSpec[], built: BuiltImages, options: CacheProgress): Promise<void> {
   for (const spec of specs) {
     if (spec.type === 'inline' || spec.type === 'image') continue;
     const ids = spec.mode === 'max' ? [...new Set([...built.stages, built.result])] : [built.result];
     const images = await Promise.all(ids.map(async (id) => engine.store.image(engine.holdImage(lease, id))));
     const exporting = spec.type === 'local'
-      ? step(options, `exporting cache to client directory ${spec.dir}`, () => addToOciLayout(spec.dir, images, spec.tag))
-      : step(options, `exporting cache to registry ${spec.ref}`, () => pushCache(engine, lease, spec.ref, images, options));
+      ? ownStep(options.events, options.nextStep(), `exporting cache to client directory ${spec.dir}`, () => addToOciLayout(spec.dir, images, spec.tag))
+      : ownStep(options.events, options.nextStep(), `exporting cache to registry ${spec.ref}`, () => pushCache(engine, lease, spec.ref, images, options.registry));
     await exporting.catch((err: unknown) => {
       if (!spec.ignoreError || !(err instanceof KilnError)) throw err;
       options.warnings.push(`--cache-to ${spec.type === 'local' ? spec.dir : spec.ref}: ${err.message}; the cache was not exported`);
@@ -196,12 +177,12 @@ export async function exportCaches(engine: Engine, lease: Lease, specs: readonly
 }
 
 /** Pushes the images of a cache to a registry by digest, then the index that lists them under the reference's tag. */
-async function pushCache(engine: Engine, lease: Lease, name: string, images: readonly Image[], options: CacheRegistryOptions): Promise<void> {
+async function pushCache(engine: Engine, lease: Lease, name: string, images: readonly Image[], registry: BuildRegistry | undefined): Promise<void> {
     const { pushStoredImage } = await import('./registry.js');
     const parsed = parseReference(name);
     const ref: Reference = { domain: parsed.domain, path: parsed.path, tag: parsed.tag ?? 'latest' };
-    const client = await registryClient(ref, options);
-    const pushOptions = { events: () => undefined, ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}) };
+    const client = await registryClient(ref, registry);
+    const pushOptions = { events: () => undefined, ...registryAccess(registry, ref.domain) };
     const manifests = [];
     for (const image of images) manifests.push(await pushStoredImage(engine, lease, client, ref, image, undefined, pushOptions));
     const index: Index = {

@@ -11,7 +11,6 @@ import { KilnError, isErrno } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { parseReference, referenceString, withDefaultTag } from '../reference/reference.js';
-import type { Credentials } from '../registry/credentials.js';
 import { type Ulimit, checkUlimits } from '../runtime/resources.js';
 import { type RuntimeName, buildRuntime, prepareRuntime, runtimeContainerIds } from '../runtime/runtime.js';
 import { type Driver, isAbandoned, snapshotterOf, unmountStale } from '../snapshot/snapshotter.js';
@@ -21,6 +20,7 @@ import type { Lease } from '../transport/store.js';
 import { BUILD_CONTAINER_PREFIX } from '../builder/ops.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CacheSpec } from './build-cache.js';
+import { type BuildRegistry, ownStep, registryAccess, statusLines } from './build-progress.js';
 import { namedContextKey, parseBuildContexts } from './build-inputs.js';
 import type { Engine } from './engine.js';
 import { openSnapshotter, unpackImage } from './snapshots.js';
@@ -96,12 +96,8 @@ export interface BuildOptions {
   readonly storageDriver?: Driver;
   /** `--pull`: pull every base image, even one the store has, in case the registry has a newer one. */
   readonly pull?: boolean;
-  /** How to reach registries for base images the store lacks (`FROM` pulls them, as Docker's does). */
-  readonly registry?: {
-    readonly insecureRegistries?: readonly string[];
-    /** Credentials for a registry host (the Engine API's X-Registry-Config), instead of config.json's. */
-    readonly credentials?: (host: string) => Credentials | undefined;
-  };
+  /** How to reach registries: for base images the store lacks (`FROM` pulls them, as Docker's does), caches, pushes. */
+  readonly registry?: BuildRegistry;
   readonly notice: (message: string) => void;
   readonly events: (event: BuildEvent) => void;
   /** Cancels the build (the API's client went away): see SolveOptions.signal. */
@@ -141,28 +137,14 @@ export async function buildMetadata(engine: Engine, id: Digest | undefined, tags
  * progress as the step's log, and returns its ID. Names without a registry are Docker Hub's.
  */
 async function pullBase(engine: Engine, lease: Lease, ref: string, present: boolean, id: number, file: string, options: BuildOptions): Promise<Digest> {
-  const started = Date.now();
-  options.events({ type: 'step', id, name: `[internal] pull ${ref}` });
-  const credentials = options.registry?.credentials?.(parseReference(ref).domain);
-  try {
+  const pulled = ownStep(options.events, id, `[internal] pull ${ref}`, async () => {
     const { pullImage } = await import('./registry.js'); // the registry client loads only for a build that pulls
-    const pulled = await pullImage(engine, ref, {
-      lease,
-      ...(options.registry?.insecureRegistries ? { insecureRegistries: options.registry.insecureRegistries } : {}),
-      ...(credentials ? { credentials } : {}),
-      // Byte counts would flood a build log: the statuses say enough.
-      events: (event) => {
-        if (event.status !== 'Downloading') options.events({ type: 'log', id, stream: 'stdout', text: `${event.id ? `${event.id}: ` : ''}${event.status}\n` });
-      },
-    });
-    options.events({ type: 'done', id, seconds: (Date.now() - started) / 1000 });
-    return pulled.id;
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    options.events({ type: 'error', id, message });
-    if (err instanceof KilnError && !present) throw new KilnError(err.code, `${file}: the image ${ref} is not in the store, and pulling it failed: ${message}`, { cause: err });
+    return (await pullImage(engine, ref, { lease, ...registryAccess(options.registry, parseReference(ref).domain), events: statusLines(options.events, id, 'Downloading') })).id;
+  });
+  return pulled.catch((err: unknown) => {
+    if (err instanceof KilnError && !present) throw new KilnError(err.code, `${file}: the image ${ref} is not in the store, and pulling it failed: ${err.message}`, { cause: err });
     throw err;
-  }
+  });
 }
 
 /** A build's `--shm-size`, refused below 0 in dockerd's words. */
@@ -259,7 +241,7 @@ export async function buildImage(engine: Engine, options: BuildOptions): Promise
     const warnings = [...dockerfile.warnings];
     // The cache's code loads only for a build that names one.
     const cacheModule = cacheSpecs.from.length + cacheSpecs.to.length > 0 ? await import('./build-cache.js') : undefined;
-    const cacheProgress = { events: options.events, warnings, nextStep: () => stepId++, ...options.registry };
+    const cacheProgress = { events: options.events, warnings, nextStep: () => stepId++, ...(options.registry ? { registry: options.registry } : {}) };
     const cacheFrom = cacheModule ? await cacheModule.importCaches(engine, lease, cacheSpecs.from, cacheProgress) : [];
     if (plan.unusedBuildArgs.length > 0) warnings.push(`One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
     const noCacheStages = new Set(
@@ -369,26 +351,11 @@ async function exportImage(engine: Engine, id: Digest, output: Extract<BuildOutp
 /** `--push`: each tag pushed, a step of the build's progress with the push's statuses as its lines (as BuildKit shows them). */
 async function pushTags(engine: Engine, options: BuildOptions, firstId: number): Promise<void> {
   const { pushImage } = await import('./registry.js');
-  let id = firstId;
-  for (const tag of options.tags) {
-    const step = id++;
-    const started = Date.now();
-    const name = referenceString(withDefaultTag(parseReference(tag)));
-    options.events({ type: 'step', id: step, name: `pushing ${name}` });
-    const credentials = options.registry?.credentials?.(parseReference(tag).domain);
-    try {
-      await pushImage(engine, tag, {
-        ...(options.registry?.insecureRegistries ? { insecureRegistries: options.registry.insecureRegistries } : {}),
-        ...(credentials ? { credentials } : {}),
-        events: (event) => {
-          if (event.status !== 'Pushing') options.events({ type: 'log', id: step, stream: 'stdout', text: `${event.id ? `${event.id}: ` : ''}${event.status}\n` });
-        },
-      });
-    } catch (err) {
-      options.events({ type: 'error', id: step, message: err instanceof Error ? err.message : String(err) });
-      throw err;
-    }
-    options.events({ type: 'done', id: step, seconds: (Date.now() - started) / 1000 });
+  for (const [index, tag] of options.tags.entries()) {
+    const id = firstId + index;
+    await ownStep(options.events, id, `pushing ${referenceString(withDefaultTag(parseReference(tag)))}`, () =>
+      pushImage(engine, tag, { ...registryAccess(options.registry, parseReference(tag).domain), events: statusLines(options.events, id, 'Pushing') }),
+    );
   }
 }
 

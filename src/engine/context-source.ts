@@ -7,8 +7,9 @@
  * `kiln build PATH|-|URL` and `POST /build` (its body, or `remote=URL`) both come through here.
  */
 import { mkdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import { fetchGit, isGitUrl, parseGitUrl, withoutCredentials } from '../builder/git.js';
+import { getUrl } from '../builder/http.js';
 import { KilnError } from '../errors.js';
 import { randomHex } from '../random.js';
 import { unpackContext } from './build-inputs.js';
@@ -37,6 +38,16 @@ export function contextSource(argument: string, stdin: () => AsyncIterable<Uint8
   return { kind: 'directory', path: argument };
 }
 
+/**
+ * The Dockerfile of a context kiln made: its text when the source was a Dockerfile alone, else the file
+ * `name` names inside the context (never outside it), shown in messages by that name, as Docker reads it.
+ */
+export function dockerfileInContext(context: BuildContextDir, name = 'Dockerfile'): { readonly text: string } | { readonly path: string; readonly display: string } {
+  if (context.dockerfileText !== undefined) return { text: context.dockerfileText };
+  const inside = posix.normalize(`/${name}`);
+  return { path: join(context.dir, inside), display: inside.slice(1) };
+}
+
 /** Runs `build` with the context on disk; a context kiln made is removed when it ends, however it ends. */
 export async function withBuildContext<T>(engine: Engine, source: ContextSource, build: (context: BuildContextDir) => Promise<T>): Promise<T> {
   if (source.kind === 'directory') return build({ dir: resolve(source.path), copied: false });
@@ -48,7 +59,7 @@ export async function withBuildContext<T>(engine: Engine, source: ContextSource,
     await mkdir(context);
     if (source.kind === 'stream') return await build({ ...(await fromStream(engine, source.body, context, source.what)), copied: true });
     if (isGitUrl(source.url)) return await build({ dir: await fetchGit(parseGitUrl(source.url), join(work, 'repo'), 'the build context'), copied: true });
-    return await build({ ...(await fromStream(engine, await download(source.url), context, withoutCredentials(source.url))), copied: true });
+    return await build({ ...(await fromStream(engine, (await getUrl(source.url, undefined, `the build context ${withoutCredentials(source.url)}`)).body, context, withoutCredentials(source.url))), copied: true });
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -78,19 +89,4 @@ async function fromStream(engine: Engine, body: AsyncIterable<Uint8Array>, dir: 
   return { dir, dockerfileText: Buffer.concat(chunks).toString('utf8') };
 }
 
-/** An HTTP(S) URL's body, following redirects; a failure names the URL and the status. */
-async function download(url: string): Promise<AsyncIterable<Uint8Array>> {
-  const { Agent, interceptors, request } = await import('undici');
-  const { extraCaCertificates } = await import('../tls-trust.js');
-  const ca = await extraCaCertificates();
-  const dispatcher = new Agent(ca ? { connect: { ca: [...ca] } } : {}).compose(interceptors.redirect({ maxRedirections: 10 }));
-  const response = await request(url, { dispatcher }).catch((err: Error) => {
-    throw new KilnError('NOT_FOUND', `cannot download the build context ${withoutCredentials(url)}: ${err.message}`);
-  });
-  if (response.statusCode !== 200) {
-    await response.body.dump();
-    throw new KilnError('NOT_FOUND', `downloading the build context ${withoutCredentials(url)} failed: HTTP ${response.statusCode}`);
-  }
-  return response.body;
-}
 

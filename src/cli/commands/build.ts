@@ -1,5 +1,5 @@
 import { stat, writeFile } from 'node:fs/promises';
-import { join, posix, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BuildEvent } from '../../builder/solver.js';
 import type { BuildOutput } from '../../engine/build.js';
@@ -369,7 +369,7 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
         }));
         const labels = Object.fromEntries((flags.label ?? []).map((entry) => keyValue(entry, '--label') ?? [entry, '']));
         // The context: a directory as it is, or what stdin, a git repository or a URL holds, made into one for the build.
-        const { contextSource, withBuildContext } = await import('../../engine/context-source.js');
+        const { contextSource, dockerfileInContext, withBuildContext } = await import('../../engine/context-source.js');
         const source = contextSource(argument, () => ctx.io.stdin as AsyncIterable<Uint8Array>);
         if (source.kind === 'stream' && flags.file === '-') throw new KilnError('INVALID_ARGUMENT', 'the build context and the Dockerfile cannot both be read from stdin (PATH - with -f -)');
         await withBuildContext(engine, source, async (context) => {
@@ -377,9 +377,10 @@ export function registerBuild(parent: Command, ctx: CommandContext): Command {
           // The Dockerfile is read once, for the checks and the build (a small file: at once, not through the
           // thread pool); one that cannot be read is left to them to report.
           // A context kiln made (from stdin, git or a URL) holds the Dockerfile -f names, as Docker reads it there.
-          const named = context.dockerfileText !== undefined || flags.file === '-' ? undefined : context.copied ? join(path, posix.normalize(`/${flags.file ?? 'Dockerfile'}`)) : flags.file !== undefined ? resolve(flags.file) : join(path, 'Dockerfile');
-          const text = context.dockerfileText ?? (named === undefined ? await readStdin(ctx.io) : readTextIfPresent(named));
-          const dockerfile = named === undefined ? { text: text ?? '' } : { path: named, ...(text !== undefined ? { text } : {}), ...(context.copied ? { display: posix.normalize(flags.file ?? 'Dockerfile') } : {}) };
+          const inContext = context.copied && flags.file !== '-' ? dockerfileInContext(context, flags.file) : undefined;
+          const named = inContext ? ('path' in inContext ? inContext.path : undefined) : flags.file === '-' ? undefined : flags.file !== undefined ? resolve(flags.file) : join(path, 'Dockerfile');
+          const text = inContext && 'text' in inContext ? inContext.text : named === undefined ? await readStdin(ctx.io) : readTextIfPresent(named);
+          const dockerfile = named === undefined ? { text: text ?? '' } : { path: named, ...(text !== undefined ? { text } : {}), ...(inContext && 'display' in inContext ? { display: inContext.display } : {}) };
           const quiet = flags.quiet === true || flags.progress === 'quiet';
           const exported = await buildExport(flags.output ?? [], flags, ctx.io);
           const tags = [...(flags.tag ?? []), ...exported.names];
