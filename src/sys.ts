@@ -19,8 +19,13 @@ export interface SysAddon {
    * those not asked for). Absent from an addon built before it.
    */
   spawn?(this: void, file: string, args: readonly string[], flags: number): [number, number, number, number];
-  /** waitpid(2) without waiting: undefined while `pid` runs, else its exit code (-1 when killed) and the signal that killed it (0 when none). */
-  reap?(this: void, pid: number): [number, number] | undefined;
+  /**
+   * Reads a spawned child's stdout and stderr (read ends from spawn, -1 for none; they are the call's to
+   * close) to their end on a thread of its own, then reaps the child. `onEvent` gets (1 or 2, chunk) per
+   * chunk in the order read, then once (0, exit code or -1 when killed, the killing signal or 0), or (-1,
+   * errno) when the child cannot be waited for. Absent from an addon built before it.
+   */
+  watch?(this: void, pid: number, stdout: number, stderr: number, onEvent: WatchListener): void;
   /**
    * Everything below a directory, packed as listdir packs it with the path from there for each name,
    * depth first, each directory's entries by name; on the thread pool. Undefined when a name is not
@@ -42,6 +47,9 @@ export interface SysAddon {
    */
   sealedcopy?(this: void, path: string): number;
 }
+
+/** What watch tells: a chunk of output (stream 1 or 2, the chunk), the exit (0, code, signal), or a failed wait (-1, errno). */
+export type WatchListener = (stream: number, chunkOrCode: Buffer | number, signal: number) => void;
 
 /** mount(2)'s and umount2(2)'s flags, from <sys/mount.h>. */
 export const MS_RDONLY = 1;

@@ -20,8 +20,12 @@
  *   ends come back (-1 for those not asked for); flag 4: in a new session (Node's `detached`). glibc's
  *   posix_spawn runs the child in the parent's memory until it execs (a vfork), where Node's spawn forks:
  *   copying the page tables of a 60-100 MB process blocks its thread 5-10 ms.
- * - reap(pid) -> undefined | [code, signal]: waitpid(2) without waiting: undefined while the child runs,
- *   else its exit code (-1 when killed) and the signal that killed it (0 when none).
+ * - watch(pid, stdout, stderr, onEvent): reads a spawned child's output pipes to their end and then
+ *   reaps it, on a thread of its own; the event loop gets onEvent(1 or 2, Buffer) for each chunk read from
+ *   stdout or stderr, in the order read, then onEvent(0, code, signal) once: the exit code (-1 when
+ *   killed) and the signal that killed it (0 when none), or onEvent(-1, errno) when waitpid(2) fails.
+ *   Until then the loop stays alive. Reading the pipes through Node's net.Socket loads Node's net and
+ *   stream modules (some 5 ms of a cold build's first RUN) and a socket per pipe.
  * - walk(path) -> Promise<Buffer | undefined>: every entry below a directory, as listdir packs them but
  *   with the path from `path` ('/'-separated) for the name, depth first, a directory before what it
  *   holds and each directory's entries in the order of their names as JavaScript strings compare
@@ -51,6 +55,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <node_api.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -401,36 +406,135 @@ static napi_value spawn_call(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value reap_call(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result = NULL;
-  int32_t pid;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_int32(env, argv[0], &pid) != napi_ok || pid <= 0) {
-    napi_throw_type_error(env, NULL, "sys: reap(pid)");
-    return NULL;
+/* A child that watch_call's thread reads the output of and reaps. */
+struct watched {
+  pid_t pid;
+  int fds[2];
+  napi_threadsafe_function deliver;
+};
+
+/* What the thread hands the event loop: a chunk read from stream 1 or 2, the exit (stream 0), or
+ * waitpid's failure (stream -1, its errno in code). */
+struct watch_event {
+  int stream;
+  int code;
+  int signal;
+  size_t length;
+  char bytes[];
+};
+
+#define WATCH_CHUNK 65536
+
+static void watch_deliver(napi_env env, napi_value callback, void *context, void *data) {
+  (void)context;
+  struct watch_event *event = data;
+  if (env != NULL && callback != NULL) {
+    napi_value args[3], recv;
+    void *copy;
+    napi_get_undefined(env, &recv);
+    napi_create_int32(env, event->stream, &args[0]);
+    if (event->stream > 0) napi_create_buffer_copy(env, event->length, event->bytes, &copy, &args[1]);
+    else napi_create_int32(env, event->code, &args[1]);
+    napi_create_int32(env, event->signal, &args[2]);
+    napi_call_function(env, recv, callback, 3, args, NULL);
   }
-  int status;
+  free(event);
+}
+
+static void watch_post(struct watched *watched, struct watch_event *event) {
+  if (napi_call_threadsafe_function(watched->deliver, event, napi_tsfn_blocking) != napi_ok) free(event);
+}
+
+static void *watch_thread(void *arg) {
+  struct watched *watched = arg;
+  struct pollfd polls[2] = {{watched->fds[0], POLLIN, 0}, {watched->fds[1], POLLIN, 0}};
+  int open = (polls[0].fd >= 0) + (polls[1].fd >= 0);
+  while (open > 0) {
+    if (poll(polls, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (polls[i].fd < 0 || polls[i].revents == 0) continue;
+      struct watch_event *event = malloc(sizeof *event + WATCH_CHUNK);
+      ssize_t got = event != NULL ? read(polls[i].fd, event->bytes, WATCH_CHUNK) : -1;
+      if (got > 0) {
+        event->stream = i + 1, event->code = 0, event->signal = 0, event->length = (size_t)got;
+        watch_post(watched, event);
+        continue;
+      }
+      int error = got < 0 ? errno : 0;
+      free(event);
+      if (got < 0 && (error == EINTR || error == EAGAIN)) continue;
+      close(polls[i].fd); /* the end, or a pipe that cannot be read: either way nothing more comes */
+      polls[i].fd = -1;
+      open--;
+    }
+  }
+  for (int i = 0; i < 2; i++)
+    if (polls[i].fd >= 0) close(polls[i].fd);
+  int status = 0;
   pid_t done;
-  do done = waitpid(pid, &status, WNOHANG);
+  do done = waitpid(watched->pid, &status, 0);
   while (done < 0 && errno == EINTR);
-  if (done < 0) {
-    char name[32];
-    snprintf(name, sizeof name, "%d", pid);
-    throw_errno(env, errno, "waitpid", name);
+  struct watch_event *end = malloc(sizeof *end);
+  if (end != NULL) {
+    end->length = 0;
+    if (done < 0) end->stream = -1, end->code = errno, end->signal = 0;
+    else end->stream = 0, end->code = WIFEXITED(status) ? WEXITSTATUS(status) : -1, end->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    watch_post(watched, end);
+  }
+  napi_release_threadsafe_function(watched->deliver, napi_tsfn_release);
+  free(watched);
+  return NULL;
+}
+
+static napi_value watch_call(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], name;
+  int32_t pid, out, err;
+  napi_valuetype type;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      napi_get_value_int32(env, argv[0], &pid) != napi_ok || pid <= 0 ||
+      napi_get_value_int32(env, argv[1], &out) != napi_ok || napi_get_value_int32(env, argv[2], &err) != napi_ok ||
+      napi_typeof(env, argv[3], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "sys: watch(pid, stdout, stderr, onEvent)");
     return NULL;
   }
-  if (done == 0) {
-    napi_get_undefined(env, &result);
-    return result;
+  /* The descriptors are the thread's from here: closed as it ends, or here when it cannot start. */
+  struct watched *watched = malloc(sizeof *watched);
+  if (watched == NULL) {
+    if (out >= 0) close(out);
+    if (err >= 0) close(err);
+    throw_errno(env, ENOMEM, "watch", "");
+    return NULL;
   }
-  napi_value code, signal;
-  napi_create_int32(env, WIFEXITED(status) ? WEXITSTATUS(status) : -1, &code);
-  napi_create_int32(env, WIFSIGNALED(status) ? WTERMSIG(status) : 0, &signal);
-  napi_create_array_with_length(env, 2, &result);
-  napi_set_element(env, result, 0, code);
-  napi_set_element(env, result, 1, signal);
-  return result;
+  watched->pid = pid, watched->fds[0] = out, watched->fds[1] = err;
+  napi_create_string_utf8(env, "kiln:watch", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, NULL, NULL, NULL, watch_deliver, &watched->deliver) != napi_ok) {
+    if (out >= 0) close(out);
+    if (err >= 0) close(err);
+    free(watched);
+    napi_throw_error(env, NULL, "sys: watch: cannot make its threadsafe function");
+    return NULL;
+  }
+  /* The thread takes no signal: they go to Node's own threads, as before it. */
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &before);
+  pthread_t thread;
+  int started = pthread_create(&thread, NULL, watch_thread, watched);
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
+  if (started != 0) {
+    napi_release_threadsafe_function(watched->deliver, napi_tsfn_abort);
+    if (out >= 0) close(out);
+    if (err >= 0) close(err);
+    free(watched);
+    throw_errno(env, started, "pthread_create", "watch");
+    return NULL;
+  }
+  pthread_detach(thread);
+  return NULL;
 }
 
 /* Whether `name` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
@@ -976,7 +1080,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"getxattr", NULL, getxattr_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listdir", NULL, listdir_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"spawn", NULL, spawn_call, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"reap", NULL, reap_call, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watch", NULL, watch_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"walk", NULL, walk_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sealedcopy", NULL, sealedcopy_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readfile", NULL, readfile_call, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -741,7 +741,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
     const id = `${BUILD_CONTAINER_PREFIX}${process.pid}-${randomHex(6)}`;
     // A working directory the image lacks is made for the command's user, as BuildKit's executor does.
     await makeDirectories(rootfs, op.cwd, { uid: spec.process.user.uid, gid: spec.process.user.gid });
-    // Imported here: a cached build never starts a runtime (and spawnPiped loads node:net, some ms, as the runtime starts).
+    // Imported here: a cached build never starts a runtime.
     const { spawnPiped } = await import('./spawn.js');
     exitCode = await runBundle(input.runtime, bundle, id, spec, { stdin: 'ignore', keepLogs: false, output: input.output, spawn: spawnPiped, ...(input.signal ? { signal: input.signal } : {}) });
   } finally {

@@ -43,55 +43,31 @@ function sealedCopy(file: string, addon: NonNullable<ReturnType<typeof sys>>): s
  */
 export function spawnPiped(file: string, args: readonly string[]): RuntimeChild | undefined {
   const addon = sys();
-  if (!addon?.spawn || !addon.reap) return undefined;
-  const { spawn, reap } = addon;
+  if (!addon?.spawn || !addon.watch) return undefined;
   const events = new EventEmitter();
   let spawned: [number, number, number, number];
   try {
-    spawned = spawn(sealedCopy(file, addon) ?? file, [file, ...args], SPAWN_OUTPUT_PIPES);
+    spawned = addon.spawn(sealedCopy(file, addon) ?? file, [file, ...args], SPAWN_OUTPUT_PIPES);
   } catch (err) {
     const code = (err as { code?: string }).code ?? 'EIO';
-    const error = Object.assign(new Error(`spawn ${file} ${code}`), { code, syscall: `spawn ${file}`, path: file, spawnargs: [...args] });
-    process.nextTick(() => events.emit('error', error));
+    process.nextTick(() => events.emit('error', spawnError(file, args, code)));
     return Object.assign(events, { stdin: null, stdout: null, stderr: null, kill: () => false }) as unknown as RuntimeChild;
   }
   const [pid, , outFd, errFd] = spawned;
-  // Node's net module loads here, as the runtime starts beside it, not before (some ms of a cold build).
-  const { Socket } = process.getBuiltinModule('node:net');
-  const stdout = new Socket({ fd: outFd, readable: true, writable: false });
-  const stderr = new Socket({ fd: errFd, readable: true, writable: false });
-  let ended: [number, number] | undefined;
-  // 'exit' once the process is reaped and both pipes are read to their end.
-  let waiting = 3;
-  const settle = (): void => {
-    if (--waiting > 0 || !ended) return;
-    const [code, signal] = ended;
-    events.emit('exit', signal === 0 ? code : null, signal === 0 ? null : (SIGNAL_NAMES.get(signal) ?? null));
-  };
-  stdout.on('close', settle);
-  stderr.on('close', settle);
-  // SIGCHLD tells that some child ended; each such child reaps its own pid only (Node's reap theirs).
-  // Node's signal listeners keep no process alive: the timer does, until the reap (and looks itself, rarely).
-  const alive = setInterval(() => onChild(), 500);
-  const stop = (): void => {
-    process.off('SIGCHLD', onChild);
-    clearInterval(alive);
-  };
-  const onChild = (): void => {
-    if (ended) return;
-    try {
-      ended = reap(pid);
-    } catch (err) {
-      stop();
-      events.emit('error', err); // not kiln's child any more: nothing else reaps those
-      return;
+  // The output comes through native/sys's thread, which reaps the child after it: Node's net and stream
+  // modules, which a socket per pipe needs, would load as the first RUN starts (some ms of a cold build).
+  const stdout = new EventEmitter();
+  const stderr = new EventEmitter();
+  let ended = false;
+  addon.watch(pid, outFd, errFd, (stream, chunkOrCode, signal) => {
+    if (stream === 1) stdout.emit('data', chunkOrCode);
+    else if (stream === 2) stderr.emit('data', chunkOrCode);
+    else {
+      ended = true;
+      if (stream === 0) events.emit('exit', signal === 0 ? chunkOrCode : null, signal === 0 ? null : (SIGNAL_NAMES.get(signal) ?? null));
+      else events.emit('error', spawnError(file, args, errnoName(chunkOrCode as number), 'waitpid')); // not kiln's child any more: nothing else reaps those
     }
-    if (!ended) return;
-    stop();
-    settle();
-  };
-  process.on('SIGCHLD', onChild);
-  onChild(); // it may have ended before the listener was there
+  });
   const kill = (signal: NodeJS.Signals = 'SIGTERM'): boolean => {
     if (ended) return false;
     try {
@@ -102,6 +78,16 @@ export function spawnPiped(file: string, args: readonly string[]): RuntimeChild 
     }
   };
   return Object.assign(events, { stdin: null, stdout, stderr, kill }) as unknown as RuntimeChild;
+}
+
+/** The name of an errno (ECHILD). */
+function errnoName(errno: number): string {
+  return Object.entries(constants.errno).find(([, value]) => value === errno)?.[0] ?? 'EIO';
+}
+
+/** An Error as Node's spawn makes it (`spawn FILE ENOENT`, with code, syscall, path and spawnargs). */
+function spawnError(file: string, args: readonly string[], code: string, call = 'spawn'): Error {
+  return Object.assign(new Error(`${call} ${file} ${code}`), { code, syscall: `${call} ${file}`, path: file, spawnargs: [...args] });
 }
 
 /**
