@@ -13,8 +13,7 @@ import { type Image, type Layer, chainIds } from '../image/image.js';
 import { appendLayers, historyEntry, imageOf, setConfig, squash } from '../image/mutate.js';
 import { applyLayer } from '../layer/apply.js';
 import { EMPTY_TREE, overlayLayerEntries, removeMountStubs, treeLayerEntries } from '../layer/diff.js';
-import type { TarInput } from '../layer/tar/writer.js';
-import { writeTar } from '../layer/tar/writer.js';
+import { type EncodedLayer, type TarInput, encodeLayer, writeTar } from '../layer/tar/writer.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { randomHex } from '../random.js';
 import { MediaType } from '../oci/mediatypes.js';
@@ -278,7 +277,8 @@ export class Solver {
       const lower = await this.viewOf(base, cleanups);
       const upper = await this.viewOf(imageId, cleanups);
       const entries = clampTimes(treeLayerEntries(lower, upper), epoch);
-      const row = await store.ingestLayer(lease, writeTar(entries), { mediaType: MediaType.ociLayer }, `squashed layer of ${imageId}`);
+      const encoded = encodeLayer(entries);
+      const row = await store.putEncodedLayer(lease, encoded.tar, () => ({ mediaType: MediaType.ociLayer, diffSize: encoded.diffSize() }));
       const stored = async (id: Digest): Promise<Image> => store.image(store.db.image(id) as NonNullable<ReturnType<typeof store.db.image>>);
       const built = setConfig(await stored(imageId), { [INLINE_CACHE]: undefined });
       const merge = historyEntry({ created: this.created(), createdBy: '', comment: `merge ${imageId} to ${base ?? 'scratch'}` });
@@ -624,7 +624,7 @@ export class Solver {
       if (operation.kind === 'exec') removeMountStubs(upper, snapshots.driver === 'overlay' ? lowers : top ? [snapshots.dir(top)] : []);
       const changes = made ? made() : snapshots.driver === 'overlay' ? overlayLayerEntries(upper, lowers) : treeLayerEntries(top ? snapshots.dir(top) : EMPTY_TREE, upper);
       // A step that changed nothing still makes a layer, an empty tar, as BuildKit's do.
-      const { layer, stored } = await this.stepLayer(writeTar(clampTimes(changes, this.options.epoch)), what);
+      const { layer, stored } = await this.stepLayer(encodeLayer(clampTimes(changes, this.options.epoch)));
       if (made) {
         done = true;
         return { layer, stored }; // no snapshot: it goes in the finally
@@ -684,12 +684,14 @@ export class Solver {
    * A step's layer. A small one (most are: a RUN that writes a few files) is hashed in memory and its blob
    * written beside the next steps, which need only its diffID: the step's image, written after the blob
    * (see writeState), is the first thing that reads it, and the build ends after both. A larger one is
-   * written before the step ends, as it streams.
+   * written before the step ends, as it streams. Either is hashed once, as it is written, and not read
+   * back: kiln encoded it.
    */
-  private async stepLayer(tar: AsyncIterable<Uint8Array>, what: string): Promise<{ layer: Layer; stored: Promise<void> }> {
+  private async stepLayer(encoded: EncodedLayer): Promise<{ layer: Layer; stored: Promise<void> }> {
     const { store, lease } = this.options;
     const mediaType = MediaType.ociLayer;
-    const iterator = tar[Symbol.asyncIterator]();
+    const described = (): { mediaType: string; diffSize: number } => ({ mediaType, diffSize: encoded.diffSize() });
+    const iterator = encoded.tar[Symbol.asyncIterator]();
     const head: Uint8Array[] = [];
     let size = 0;
     let ended = false;
@@ -707,15 +709,14 @@ export class Solver {
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
     }
     if (!ended) {
-      const row = await store.ingestLayer(lease, whole(), { mediaType }, what);
+      const row = await store.putEncodedLayer(lease, whole(), described);
       return { layer: store.storedLayer(row), stored: WRITTEN };
     }
     const digest = sha256(Buffer.concat(head));
-    const descriptor = { mediaType, digest, size, diffId: digest };
     const stored = this.background(WRITTEN, async () => {
-      await store.ingestLayer(lease, whole(), descriptor, what);
+      await store.putEncodedLayer(lease, whole(), described, { digest, size });
     });
-    return { layer: store.storedLayer(descriptor), stored };
+    return { layer: store.storedLayer({ mediaType, digest, size, diffId: digest }), stored };
   }
 
   /** A read-only view of a stage's or image's tree, unmounted and removed by the cleanups. */

@@ -203,7 +203,7 @@ async function compressWhilePushing(engine: Engine, lease: Lease, layer: Layer, 
     }
   }
   const mediaType = compressedLayerType(compression);
-  const row = await engine.store.putLayerEncoding(lease, alsoUploaded(compressStream(await layer.open(), compression)), { mediaType, diffId: layer.diffId, diffSize });
+  const row = await engine.store.putEncodedLayer(lease, alsoUploaded(compressStream(await layer.open(), compression)), () => ({ mediaType, diffId: layer.diffId, diffSize }));
   return { digest: row.digest, size: row.size, mediaType, streamed: await upload.finish(row.digest) };
 }
 

@@ -4,7 +4,7 @@ import { join, posix, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { type ErrorCode, KilnError } from '../errors.js';
 import { postBytes } from './handover.js';
-import type { TarHeader } from './tar/header.js';
+import { type TarHeader, diffBytes } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout.js';
 import { execFileAsync } from '../exec-file.js';
@@ -231,8 +231,7 @@ export async function applyLayer(rootDir: string, source: AsyncIterable<Uint8Arr
     const { body } = entry;
     const header = options.owner ? { ...entry.header, uid: options.owner.uid, gid: options.owner.gid } : entry.header;
     entries++;
-    if (header.type === 'file') diffSize += header.size;
-    else if (header.type === 'symlink') diffSize += Buffer.byteLength(header.linkname ?? '');
+    diffSize += diffBytes(header);
     const rel = relative(header, header.path);
     if (rel === '' || rel === '.') {
       if (header.type === 'directory') dirs.push({ path: root, mode: header.mode, mtime: header.mtime });

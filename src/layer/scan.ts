@@ -3,6 +3,7 @@ import { type Digest, sha256Stream } from '../oci/digest.js';
 import type { Compression } from '../oci/mediatypes.js';
 import { autoDecompress } from './compression.js';
 import { LayerEscapes } from './escapes.js';
+import { diffBytes } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 
 export interface ScannedLayer {
@@ -70,8 +71,7 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     const escapes = new LayerEscapes(what);
     for await (const { header, body } of readTar(detachable(iterator))) {
       escapes.check(header);
-      if (header.type === 'file') diffSize += header.size;
-      else if (header.type === 'symlink') diffSize += Buffer.byteLength(header.linkname ?? '');
+      diffSize += diffBytes(header);
       for await (const _ of body) {
         // Bodies are hashed on the way through; their content is not needed here.
       }

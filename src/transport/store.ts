@@ -258,14 +258,17 @@ export class LocalStore {
   }
 
   /**
-   * Stores another encoding of a layer the store already has (a compressed copy made for a push): its
-   * digest is computed as it is written; its diffID and size are the known layer's, since kiln made the
-   * bytes from that layer's own verified content.
+   * Stores a layer blob whose bytes kiln encoded itself, so they need no scan (ingestLayer's): a build
+   * step's or a commit's changes, written as an uncompressed tar from a tree kiln read (`diffId` left
+   * out: it is the blob's digest), or a compressed copy of a layer the store has, made for a push (its
+   * diffID). The digest is computed as the bytes are written and checked against `expected`; `layer` is
+   * asked for after the last byte (a diffSize counted as the tar was encoded: see encodeLayer).
    */
-  putLayerEncoding(lease: Lease, source: AsyncIterable<Uint8Array>, known: { mediaType: string; diffId: Digest; diffSize: number }): Promise<LayerBlobRow> {
-    return this.storeLayerBlob(lease, `layer-${known.diffId}`, async (writer) => {
+  putEncodedLayer(lease: Lease, source: AsyncIterable<Uint8Array>, layer: () => { mediaType: string; diffId?: Digest; diffSize: number }, expected: Expected = {}): Promise<LayerBlobRow> {
+    return this.storeLayerBlob(lease, `layer-${expected.digest ?? 'new'}`, async (writer) => {
       for await (const chunk of source) await writer.write(chunk);
-      return { expected: {}, layer: known };
+      const { mediaType, diffId, diffSize } = layer();
+      return { expected, layer: { mediaType, diffId: diffId ?? writer.peekDigest(), diffSize } };
     });
   }
 

@@ -14,7 +14,7 @@ import { resolveInRoot } from '../../builder/ops.js';
 import { type Change, EMPTY_TREE, overlayChanges, overlayLayerEntries, treeChanges, treeLayerEntries } from '../../layer/diff.js';
 import { applyLayer } from '../../layer/apply.js';
 import { type Graft, tarDirectory, tarPath } from '../../layer/directory.js';
-import { writeTar } from '../../layer/tar/writer.js';
+import { encodeLayer } from '../../layer/tar/writer.js';
 import type { ContainerRow } from '../../meta/db.js';
 import type { Digest } from '../../oci/digest.js';
 import { appendLayers, historyEntry, setConfig } from '../../image/mutate.js';
@@ -296,7 +296,8 @@ export async function commitContainer(engine: Engine, nameOrId: string, options:
   const name = options.reference ? referenceString(withDefaultTag(parseReference(options.reference))) : undefined;
   const { store } = engine;
   const id = await store.withLease(async (lease) => {
-    const layer = await store.ingestLayer(lease, writeTar(changedEntries(dirs)), { mediaType: MediaType.ociLayer }, `changes of container ${container.name}`);
+    const encoded = encodeLayer(changedEntries(dirs));
+    const layer = await store.putEncodedLayer(lease, encoded.tar, () => ({ mediaType: MediaType.ociLayer, diffSize: encoded.diffSize() }));
     const created = new Date().toISOString();
     const author = options.author ? { author: options.author } : {};
     const base = await store.image(engine.image(container.imageId));

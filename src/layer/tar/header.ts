@@ -29,6 +29,16 @@ export interface TarHeader {
 export const BLOCK = 512;
 
 /**
+ * What an entry adds to its layer's size as Docker reports it (its graph drivers' DiffSize): a regular
+ * file's bytes, a symlink's target's length; nothing for the rest (a hardlink's file counts once, as
+ * the file it links to).
+ */
+export function diffBytes(header: Pick<TarHeader, 'type' | 'size' | 'linkname'>): number {
+  if (header.type === 'file') return header.size;
+  return header.type === 'symlink' ? Buffer.byteLength(header.linkname ?? '') : 0;
+}
+
+/**
  * PAX keys that stand for {@link TarHeader} fields, so never travel in `pax`. Access and change times
  * are among them but have no field: they are dropped, as a layer must not change when a file is read.
  */

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { KilnError } from '../../errors.js';
-import { BLOCK, FIELD, PAX_FIELD_KEYS, type TarHeader, TYPE_FLAGS, XATTR_PREFIX, checksum, padding, paxRecord } from './header.js';
+import { BLOCK, FIELD, PAX_FIELD_KEYS, type TarHeader, TYPE_FLAGS, XATTR_PREFIX, checksum, diffBytes, padding, paxRecord } from './header.js';
 
 /** What the writer needs of an entry; the body is required for files with a size. */
 export interface TarInput {
@@ -172,4 +172,25 @@ export async function* writeTar(entries: AsyncIterable<TarInput> | Iterable<TarI
     if (header.type === 'file') yield* fileBody(header, body);
   }
   yield Buffer.alloc(BLOCK * 2);
+}
+
+/** A layer's tar as kiln encodes it, and its diffSize (see diffBytes), known once the tar is read to its end. */
+export interface EncodedLayer {
+  readonly tar: AsyncIterable<Buffer>;
+  diffSize(): number;
+}
+
+/**
+ * Encodes entries as a layer's tar, counting its diffSize on the way: what a scan of the tar would find,
+ * without reading the tar back (see TransportStore.putEncodedLayer).
+ */
+export function encodeLayer(entries: AsyncIterable<TarInput> | Iterable<TarInput>): EncodedLayer {
+  let diffSize = 0;
+  async function* counted(): AsyncGenerator<TarInput> {
+    for await (const entry of entries) {
+      diffSize += diffBytes(entry.header);
+      yield entry;
+    }
+  }
+  return { tar: writeTar(counted()), diffSize: () => diffSize };
 }
