@@ -39,9 +39,11 @@ export type TarWalker = (tar: AsyncIterable<Uint8Array>) => Promise<{ readonly d
  * entry that would escape the root in any unpack (see LayerEscapes), is refused before anything is
  * published. `alsoTar`, when given, reads the same decompressed tar at the same time (a pull unpacking as
  * it downloads) and does that walk instead (applyLayer refuses what LayerEscapes does, and more): it
- * fails the scan if it fails, and its reading fails if the scan does.
+ * fails the scan if it fails, and its reading fails if the scan does. `sinkDigest`, when given, is the
+ * digest of what the sink was given (the writer's): an uncompressed layer's diffID, so its bytes are not
+ * hashed twice.
  */
-export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => Promise<void>, what: string, alsoTar?: TarWalker): Promise<ScannedLayer> {
+export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => Promise<void>, what: string, alsoTar?: TarWalker, sinkDigest?: () => Digest): Promise<ScannedLayer> {
   // The raw bytes are read through a detachable iterator: when the layer turns out malformed, the rest of
   // the blob still reaches the sink, so the caller can tell bytes that are not what the digest names
   // (DIGEST_MISMATCH) from a well-identified blob that is not a valid layer.
@@ -53,14 +55,14 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     }
   }
   const { compression, stream } = await autoDecompress(tapped());
-  const hash = sha256Stream();
+  const hash = compression === 'none' && sinkDigest ? undefined : sha256Stream();
   let diffSize = 0;
   const branch = alsoTar && new Branch();
   const branchDone = branch && alsoTar?.(branch).finally(() => branch.leave());
   branchDone?.catch((err: unknown) => branch?.fail(err));
   async function* hashed(): AsyncGenerator<Uint8Array> {
     for await (const chunk of stream) {
-      hash.update(chunk);
+      hash?.update(chunk);
       await branch?.push(chunk); // from here on the branch's reader owns the chunk
       yield chunk;
     }
@@ -95,7 +97,7 @@ export async function scanLayer(source: AsyncIterable<Uint8Array>, sink: (chunk:
     if (err instanceof KilnError) throw new KilnError(err.code, err.message.startsWith(what) ? err.message : `${what}: ${err.message}`, { cause: err });
     throw err;
   }
-  return { diffId: hash.digest(), diffSize, compression };
+  return { diffId: hash ? hash.digest() : (sinkDigest as () => Digest)(), diffSize, compression };
 }
 
 /** Chunks of at least this size reach the decompressor: each write to zlib is a trip to the thread pool,

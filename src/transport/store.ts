@@ -237,7 +237,7 @@ export class LocalStore {
         });
       // Loaded with the first layer: the decompressors' workers and zlib are no part of listing or inspecting.
       const { scanLayer } = await import('../layer/scan.js');
-      const scanned = await scanLayer(reading, write, what, alsoTar).catch((err: unknown) => {
+      const scanned = await scanLayer(reading, write, what, alsoTar, () => writer.peekDigest()).catch((err: unknown) => {
         // A failure of the disk (a write) or of the source (a network fault, a truncated file) is the error
         // as it is. Bytes that came whole but hash to something else are not the blob the digest names,
         // which says more than how they fail to be a layer.
