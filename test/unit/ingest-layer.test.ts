@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { KilnError, isKilnError } from '../../src/errors.js';
+import { scanLayer } from '../../src/layer/scan.js';
+import type { TarHeader } from '../../src/layer/tar/header.js';
+import { type TarInput, encodeLayer, writeTar } from '../../src/layer/tar/writer.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { LocalStore } from '../../src/transport/store.js';
@@ -47,5 +51,50 @@ describe('ingestLayer names the real cause of a failed layer', { skip: await fix
     const flipped = Buffer.from(layer);
     flipped[flipped.length - 1] = 0x41;
     assert.ok(isKilnError(await ingestError(source(flipped), layer), 'DIGEST_MISMATCH'));
+  });
+});
+
+describe('putEncodedLayer stores a layer kiln encoded as a scan of it would record it', () => {
+  const header = (path: string, type: TarHeader['type'], extra: Partial<TarHeader> = {}): TarHeader => ({ path, type, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, ...extra });
+  const entries = (): TarInput[] => [
+    { header: header('app/', 'directory') },
+    { header: header('app/data.bin', 'file', { size: 5 }), body: Buffer.from('hello') },
+    { header: header('app/link', 'symlink', { linkname: 'dätä.bin' }) },
+    { header: header('app/again', 'hardlink', { linkname: 'app/data.bin' }) },
+    { header: header(`app/${'long-name/'.repeat(20)}file`, 'file', { size: 3 }), body: Buffer.from('abc') },
+    { header: header('app/pipe', 'fifo') },
+  ];
+
+  it('with the digest as its diffID and the diffSize the scan counts', async () => {
+    const bytes = await buffer(writeTar(entries()));
+    const digest = sha256(bytes);
+    const root = await tempDir('kiln-encoded-');
+    const store = await LocalStore.open(root);
+    try {
+      const encoded = encodeLayer(entries());
+      const row = await store.withLease((lease) => store.putEncodedLayer(lease, encoded.tar, () => ({ mediaType: MediaType.ociLayer, diffSize: encoded.diffSize() }), { digest, size: bytes.length }));
+      const scanned = await scanLayer(source(bytes), () => Promise.resolve(), 'layer');
+      assert.deepEqual({ digest: row.digest, size: row.size, diffId: row.diffId, diffSize: row.diffSize }, { digest, size: bytes.length, diffId: scanned.diffId, diffSize: scanned.diffSize });
+      assert.equal(row.diffSize, 5 + 3 + Buffer.byteLength('dätä.bin'), 'files once, symlinks by their target, nothing for the rest');
+      assert.deepEqual(await readFile(join(root, 'blobs', 'sha256', digest.slice('sha256:'.length))), bytes);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('refuses bytes that are not the digest it was told, leaving nothing behind', async () => {
+    const root = await tempDir('kiln-encoded-');
+    const store = await LocalStore.open(root);
+    try {
+      const encoded = encodeLayer(entries());
+      const wrong = sha256(Buffer.from('not this layer'));
+      await assert.rejects(
+        store.withLease((lease) => store.putEncodedLayer(lease, encoded.tar, () => ({ mediaType: MediaType.ociLayer, diffSize: encoded.diffSize() }), { digest: wrong })),
+        (err: unknown) => isKilnError(err, 'DIGEST_MISMATCH'),
+      );
+      assert.deepEqual([await readdir(join(root, 'ingest')), await readdir(join(root, 'blobs', 'sha256'))], [[], []]);
+    } finally {
+      store.close();
+    }
   });
 });
