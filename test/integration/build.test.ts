@@ -475,6 +475,12 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
       const failed = await kiln(['build', wrong]);
       assert.equal(failed.code, 1);
       assert.match(failed.stderr, /but --checksum says sha256:0000/);
+      // A URL that is none (a port that is no number) is the Dockerfile's error, on its line.
+      const invalid = await writeContext({ name: 'add-url-invalid', buildkit: false, dockerfile: 'FROM busybox\nADD http://127.0.0.1:x/file.txt /x\n' });
+      const refused = await kiln(['build', invalid]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /Dockerfile:2: ADD http:\/\/127\.0\.0\.1:x\/file\.txt \/x: http:\/\/127\.0\.0\.1:x\/file\.txt is not a valid URL\n/);
+      assert.doesNotMatch(refused.stderr, /internal error|\n\s+at /);
     } finally {
       server.close();
     }
