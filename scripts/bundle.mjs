@@ -212,33 +212,37 @@ execFileSync(process.execPath, ['--require', checkTopLevel, kiln, 'version'], { 
 
 /**
  * `kiln build`'s own bundle's cache, made by two builds of a two-stage Dockerfile, the second fully
- * cached, the second adding to the first's cache (see bin/kiln), so that V8 has compiled what both run:
- * a cold build's RUN steps (the runtime's spec and start, the layer of its changes) and a cached build's
+ * cached, the second adding to the first's cache (see bin/kiln), so that V8 has compiled what both run: a
+ * cold build's RUN steps (the runtime's spec and start, the layer of its changes) and a cached build's
  * checks, plan, cache lookups and progress. Without these a cold build of two RUN steps compiled some
  * 8 ms of functions as it went (a tenth of its time); a cached build starts some 1 ms later for the
- * larger cache. The RUN steps need busybox-static (the image) and a runtime; without them the builds are
- * of COPY and metadata alone. A build needs root; without it (or when it fails) the build bundle goes,
- * and builds run the whole CLI with the common cache.
+ * larger cache. The RUN steps need busybox-static (the image) and a runtime; without them (or when those
+ * builds fail) the builds are of COPY and metadata alone. A build needs root; without it (or when it
+ * fails) the build bundle goes, and builds run the whole CLI with the common cache.
  */
 async function buildCache(store) {
   if (process.getuid?.() === 0) {
     const context = join(store, 'context');
     await mkdir(context);
     await writeFile(join(context, 'a.txt'), 'a\n');
-    const runs = busyboxImage(store);
-    const run = (command) => (runs ? [`RUN ${command}`] : []);
-    const base = runs ? 'cache:busybox' : 'cache:warm';
-    await writeFile(join(context, 'Dockerfile'), [`FROM ${base} AS one`, 'ARG N=1', 'ENV A=$N', 'WORKDIR /app', 'COPY a.txt .', ...run('mkdir -p /out && echo $A > /out/one'), `FROM ${base}`, 'LABEL n=1', ...run('echo two > /two'), 'COPY --from=one /app /app', 'CMD ["cat", "/app/a.txt"]', ''].join('\n'));
-    const build = [kiln, '--root', join(store, 'root'), 'build', '--network', 'none', '-t', 'cache:build', context];
-    const env = { ...process.env, KILN_CODE_CACHE_OUT: `${buildOutfile}.build.cache` };
-    try {
-      execFileSync(process.execPath, build, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-      execFileSync(process.execPath, build, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-      return;
-    } catch (err) {
-      // The store's file system may not take the build's snapshots, or no runtime may run.
-      process.stderr.write(`kiln: no code cache of its own for kiln build (${String(err.stderr ?? err.message).trim().split('\n').at(-1)})\n`);
+    const cache = `${buildOutfile}.build.cache`;
+    let failure;
+    for (const runs of busyboxImage(store) ? [true, false] : [false]) {
+      const run = (command) => (runs ? [`RUN ${command}`] : []);
+      const base = runs ? 'cache:busybox' : 'cache:warm';
+      await writeFile(join(context, 'Dockerfile'), [`FROM ${base} AS one`, 'ARG N=1', 'ENV A=$N', 'WORKDIR /app', 'COPY a.txt .', ...run('mkdir -p /out && echo $A > /out/one'), `FROM ${base}`, 'LABEL n=1', ...run('echo two > /two'), 'COPY --from=one /app /app', 'CMD ["cat", "/app/a.txt"]', ''].join('\n'));
+      const build = [kiln, '--root', join(store, 'root'), 'build', '--network', 'none', '-t', 'cache:build', context];
+      const env = { ...process.env, KILN_CODE_CACHE_OUT: cache };
+      await rm(cache, { force: true }); // what a failed try left
+      try {
+        execFileSync(process.execPath, build, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+        execFileSync(process.execPath, build, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+        return;
+      } catch (err) {
+        failure = err; // no runtime may run; the store's file system may not take the build's snapshots
+      }
     }
+    process.stderr.write(`kiln: no code cache of its own for kiln build (${String(failure.stderr ?? failure.message).trim().split('\n').at(-1)})\n`);
   }
   await rm(buildOutfile, { force: true });
   await rm(`${buildOutfile}.map`, { force: true });
