@@ -311,6 +311,9 @@ function ttyProgress(io: Io): Progress {
         step.state = event.type === 'cached' ? 'cached' : event.type === 'done' ? 'done' : 'error';
         step.ended = Date.now();
       }
+      // The first step shows at once; the timer redraws from there (a build shorter than its period is
+      // still drawn, then redrawn finished).
+      if (drawn === 0 && event.type === 'step') draw();
     },
     finish: (ok) => {
       clearInterval(timer);
