@@ -18,7 +18,7 @@ import { type Digest, sha256 } from '../oci/digest.js';
 import { randomHex } from '../random.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageConfig } from '../oci/types.js';
-import { MAX_CONFIG_BYTES } from '../oci/limits.js';
+import { MAX_CONFIG_BYTES, MAX_LAYERS } from '../oci/limits.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { Ulimit } from '../runtime/resources.js';
 import type { RuntimeName } from '../runtime/runtime.js';
@@ -569,6 +569,10 @@ export class Solver {
    */
   private async execute(operation: Operation, state: State, what: string, output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void, worked: boolean): Promise<Executed> {
     const { snapshots, store } = this.options;
+    // Refused before it runs: the image could not be written, and a snapshot of some 500 layers cannot
+    // even be mounted (overlayfs's limit, an EINVAL).
+    const depth = state.config.rootfs.diff_ids.length;
+    if (depth >= MAX_LAYERS) throw new KilnError('INVALID_INPUT', `${what}: the image would have ${depth + 1} layers, more than the ${MAX_LAYERS} an image can have (max depth exceeded)`);
     const top = state.top ?? (state.imageId ? await state.written.then(() => this.options.unpack(state.imageId as Digest)) : undefined);
     const work = join(store.paths.builds, `${process.pid}-${randomHex(6)}`);
     const rootfs = join(work, 'rootfs');

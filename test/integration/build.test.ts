@@ -486,6 +486,17 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     }
   });
 
+  it('refuses the step that would give the image a 126th layer, on its line, before it runs (overlayfs cannot mount some 500)', async () => {
+    const { kiln } = await storeWithBusybox();
+    const steps = Array.from({ length: 130 }, (_, i) => `WORKDIR /w${i + 1}`);
+    const context = await writeContext({ name: 'deep', buildkit: false, dockerfile: ['FROM busybox', ...steps, 'RUN touch /never', ''].join('\n') });
+    const result = await kiln(['build', '--progress', 'plain', context]);
+    assert.equal(result.code, 1);
+    // busybox has one layer: the 125th WORKDIR (line 126) would make the 126th.
+    assert.match(result.stderr, /\nError: \S*Dockerfile:126: WORKDIR \/w125: the image would have 126 layers, more than the 125 an image can have \(max depth exceeded\)\n$/);
+    assert.doesNotMatch(result.stderr, /RUN touch \/never|internal error/);
+  });
+
   it('--no-cache-filter rebuilds only the named stage', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext({ name: 'filter', buildkit: false, dockerfile: 'FROM busybox AS deps\nRUN echo deps > /deps\nFROM busybox\nCOPY --from=deps /deps /deps\nRUN echo final > /final\n' });
