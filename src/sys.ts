@@ -42,6 +42,19 @@ export interface SysAddon {
   sha256Add?(this: void, state: Buffer, data: string | Uint8Array): void;
   sha256End?(this: void, state: Buffer): string;
   /**
+   * The entries of a tar lying uncompressed at [start, end) of an open file, as kiln analyze lists a
+   * layer, read on the thread pool; as columns, names and links (tarscan.c), or undefined for a tar it leaves to the
+   * JavaScript scan (anything but the usual headers and clean names). Absent from an addon built before it.
+   */
+  tarscan?(this: void, fd: number, start: number, end: number): Promise<[columns: Buffer, names: Buffer, links: Buffer] | undefined>;
+  /** A tarscan's file list as kiln analyze's JSON has it (src/analyze/json.ts), made on the thread pool. Absent from an addon built before it. */
+  tarjson?(this: void, columns: Buffer, names: Buffer, links: Buffer): Promise<Buffer>;
+  /**
+   * The SHA-256 of each range of a file (offset, length pairs), 32 bytes each one after another, on the
+   * thread pool; undefined when a range runs past the file's end. Absent with sha256.
+   */
+  hashranges?(this: void, path: string, ranges: Float64Array): Promise<Buffer | undefined>;
+  /**
    * A copy of the file in memory, executable, sealed against any change (runc's and crun's seals) and
    * close-on-exec; returns its descriptor. Absent from an addon built before it.
    */

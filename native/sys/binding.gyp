@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "sys",
-      "sources": ["sys.c"],
+      "sources": ["sys.c", "tarscan.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

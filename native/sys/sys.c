@@ -42,6 +42,11 @@
  *   with it); a call here costs what hashing the bytes does.
  * - sha256Start() -> state, sha256Add(state, data), sha256End(state) -> string: the same, piece by piece
  *   (a blob as it is written); the state is a Buffer, so a copy of it (Buffer.from) hashes on apart.
+ * - hashranges(path, ranges) -> Promise<Buffer | undefined>: the SHA-256 of each range of a file (a
+ *   Float64Array of offset, length pairs), 32 bytes each one after another, on the thread pool (kiln
+ *   analyze compares the contents of a few files while it computes its figures); undefined when a range
+ *   runs past the file's end. Absent with sha256.
+ * - tarscan(fd, start, end), tarjson(columns, names, links): see tarscan.c.
  * - readfile(path, latin1) -> Buffer | string: a whole file, read into memory mapped and populated in one
  *   call; as a string (latin1) that memory backs it, not a copy. On this kind of machine each first touch
  *   of a page costs some 10 us: reading the CLI's bundle (0.6-0.9 MB) and its code cache through
@@ -958,6 +963,104 @@ static napi_value sha256_call(napi_env env, napi_callback_info info) {
   return hex_digest(env, state);
 }
 
+/* A hashranges call: the file, its ranges (offset, length pairs), and the digests made. */
+struct hash_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  char path[PATH_BYTES];
+  size_t count;
+  double *ranges;
+  unsigned char *digests;
+  /* 0: hashed; -1: a range runs past the file's end; else the errno. */
+  int outcome;
+};
+
+static void hash_execute(napi_env env, void *data) {
+  (void)env;
+  struct hash_job *job = data;
+  size_t room = 1 << 20;
+  unsigned char *buffer = malloc(room);
+  int fd = buffer ? open(job->path, O_RDONLY | O_CLOEXEC) : -1;
+  if (fd < 0) {
+    job->outcome = buffer ? errno : ENOMEM;
+    free(buffer);
+    return;
+  }
+  uint64_t state[SHA256_STATE_BYTES / 8];
+  for (size_t i = 0; i < job->count && job->outcome == 0; i++) {
+    off_t offset = (off_t)job->ranges[2 * i];
+    size_t left = (size_t)job->ranges[2 * i + 1];
+    SHA256_Init(state);
+    while (left > 0) {
+      ssize_t n = pread(fd, buffer, left < room ? left : room, offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        job->outcome = n == 0 ? -1 : errno;
+        break;
+      }
+      SHA256_Update(state, buffer, (size_t)n);
+      offset += n;
+      left -= (size_t)n;
+    }
+    SHA256_Final(job->digests + 32 * i, state);
+  }
+  close(fd);
+  free(buffer);
+}
+
+static void hash_complete(napi_env env, napi_status status, void *data) {
+  struct hash_job *job = data;
+  napi_value result;
+  if (status == napi_ok && job->outcome == 0 && napi_create_external_buffer(env, 32 * job->count, job->digests, free_listing, NULL, &result) == napi_ok) {
+    job->digests = NULL;
+    napi_resolve_deferred(env, job->deferred, result);
+  } else if (status == napi_ok && job->outcome == -1) {
+    napi_get_undefined(env, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else napi_reject_deferred(env, job->deferred, errno_error(env, status == napi_ok && job->outcome > 0 ? job->outcome : ENOMEM, "read", job->path));
+  napi_delete_async_work(env, job->work);
+  free(job->ranges);
+  free(job->digests);
+  free(job);
+}
+
+static napi_value hashranges_call(napi_env env, napi_callback_info info) {
+  size_t argc = 2, length = 0;
+  napi_value argv[2], promise, name;
+  napi_typedarray_type kind;
+  void *ranges = NULL;
+  int has_path;
+  bool is_array = false;
+  struct hash_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    napi_throw_error(env, "ENOMEM", "sys: hashranges: out of memory");
+    return NULL;
+  }
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !string_arg(env, argv[0], job->path, sizeof job->path, 0, &has_path) ||
+      napi_is_typedarray(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_typedarray_info(env, argv[1], &kind, &length, &ranges, NULL, NULL) != napi_ok ||
+      kind != napi_float64_array || length % 2 != 0) {
+    free(job);
+    napi_throw_type_error(env, NULL, "sys: hashranges(path, Float64Array of offset, length pairs)");
+    return NULL;
+  }
+  job->count = length / 2;
+  job->ranges = malloc(length * sizeof(double) + 1);
+  job->digests = malloc(32 * job->count + 1);
+  if (!job->ranges || !job->digests) {
+    free(job->ranges);
+    free(job->digests);
+    free(job);
+    napi_throw_error(env, "ENOMEM", "sys: hashranges: out of memory");
+    return NULL;
+  }
+  memcpy(job->ranges, ranges, length * sizeof(double));
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "kiln:hashranges", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, hash_execute, hash_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
 /*
  * Node's external latin1 strings (Node 20.4 and later); weak, so the addon loads on an older Node, where
  * readfile copies its string.
@@ -1073,6 +1176,10 @@ static napi_value sealedcopy_call(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* tarscan.c */
+napi_value tarscan_call(napi_env env, napi_callback_info info);
+napi_value tarjson_call(napi_env env, napi_callback_info info);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"mount", NULL, mount_call, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1084,14 +1191,17 @@ static napi_value init(napi_env env, napi_value exports) {
       {"walk", NULL, walk_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sealedcopy", NULL, sealedcopy_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readfile", NULL, readfile_call, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tarscan", NULL, tarscan_call, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tarjson", NULL, tarjson_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256", NULL, sha256_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256Start", NULL, sha256_start_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256Add", NULL, sha256_add_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256End", NULL, sha256_end_call, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"hashranges", NULL, hashranges_call, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   size_t count = sizeof properties / sizeof properties[0];
-  /* The sha256 calls are last: left out when this Node exports no SHA-256. */
-  if (!SHA256_Init || !SHA256_Update || !SHA256_Final) count -= 4;
+  /* The sha256 calls and hashranges are last: left out when this Node exports no SHA-256. */
+  if (!SHA256_Init || !SHA256_Update || !SHA256_Final) count -= 5;
   napi_define_properties(env, exports, count, properties);
   return exports;
 }

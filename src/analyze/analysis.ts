@@ -122,8 +122,10 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: I
   const dive = diveFigures(entries, indexed);
   const overlay = stackLayers(entries, indexed);
   const baseLayers = Math.min(input.base.layers, input.layers.length);
-  await Promise.all([...contentNeeded(overlay, baseLayers)].map(([layer, indexes]) => (input.layers[layer] as (typeof input.layers)[number]).listing.fingerprint(indexes)));
+  // The contents the findings compare are read (on the thread pool, where native/sys can) while kiln's figures are computed.
+  const fingerprinting = Promise.all([...contentNeeded(overlay, baseLayers)].map(([layer, indexes]) => (input.layers[layer] as (typeof input.layers)[number]).listing.fingerprint(indexes)));
   const kiln = kilnFigures(overlay, baseLayers);
+  await fingerprinting;
   const origins = layerOrigins(input.history, input.layers.length);
   const facts: LayerFacts[] = origins.map((origin) => ({
     keyword: instructionOf(origin.createdBy).keyword,

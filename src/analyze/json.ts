@@ -66,9 +66,10 @@ function wastedItem(w: WastedPath): string {
 
 /**
  * The document `JSON.stringify({ layer, image, kiln }, null, 2)` of the analysis with its file lists
- * (`document` may add fields to the analysis, such as kiln.ci), and a newline, in pieces.
+ * (`document` may add fields to the analysis, such as kiln.ci), and a newline, in pieces. A layer's list
+ * already `rendered` as its text (by native/sys) is written as it is.
  */
-export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: readonly LayerEntries[]): Generator<string> {
+export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: readonly LayerEntries[], rendered: readonly (Buffer | undefined)[] = []): Generator<string | Buffer> {
   const text = JSON.stringify(
     {
       ...document,
@@ -79,9 +80,10 @@ export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: r
     2,
   );
   // The lists in the document's order: the layers' file lists, then kiln's wasted paths.
-  const lists: [string, () => Iterable<string>][] = document.layer.map((layer) => {
+  const lists: [string, () => Iterable<string | Buffer>][] = document.layer.map((layer) => {
     const entries = fileLists[layer.index];
-    return [slot(fileListSlot(layer.index)), () => listJson(entries?.length ?? 0, (i) => fileListItem(entries as LayerEntries, i), '\n      ]')];
+    const text = rendered[layer.index];
+    return [slot(fileListSlot(layer.index)), () => (text ? [text] : listJson(entries?.length ?? 0, (i) => fileListItem(entries as LayerEntries, i), '\n      ]'))];
   });
   const { wasted } = document.kiln;
   lists.push([slot('wasted'), () => listJson(wasted.length, (i) => wastedItem(wasted[i] as WastedPath), '\n    ]')]);

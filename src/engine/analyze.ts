@@ -83,6 +83,8 @@ export interface AnalyzeOptions {
   readonly insecureRegistries?: readonly string[];
   /** Check dive's CI rules too (their settings are checked before the image is read: a typo fails at once). */
   readonly ci?: CiRequest;
+  /** The JSON document will be asked for: its layers' file lists are made on the thread pool while the figures are computed. */
+  readonly json?: boolean;
 }
 
 export interface AnalyzeResult {
@@ -90,7 +92,7 @@ export interface AnalyzeResult {
   /** The CI gate's verdict, when asked for. */
   readonly ci: CiVerdict | undefined;
   /** The JSON document (dive's export, kiln's figures, the CI verdict under kiln.ci), in pieces. */
-  json(): Iterable<string>;
+  json(): Iterable<string | Buffer>;
   /** The final tree by size, cut for a page to draw. */
   tree(): TreeNode;
 }
@@ -260,14 +262,15 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
   const source = parseImageSource(sourceText);
   const dockerfileText = await readDockerfileOption(options.dockerfile);
   const ciRules = options.ci === undefined ? undefined : await ciSettingsOf(options.ci);
-  const { analysis, fileLists, tree } = await engine.store.withLease((lease) =>
+  const { analysis, fileLists, tree, rendered } = await engine.store.withLease((lease) =>
     withSourceImage(engine, source, options, lease, async ({ image, names }) => {
       const { lines, attribution, dockerfile, singleStage, base } = await lineAttribution(engine, image, options, dockerfileText);
       const listings = await limited(
         3,
         image.layers.map((layer, index) => () => listLayer(layer, `${sourceText}: layer ${index + 1} of ${image.layers.length}`)),
       );
-      return analyzeLayers({
+      const rendering = options.json ? Promise.all(listings.map(async (listing) => listing.entries.fileListJson())) : undefined;
+      const analyzed = await analyzeLayers({
         source: sourceText,
         imageId: image.id,
         names,
@@ -279,6 +282,7 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
         dockerfile,
         singleStage,
       });
+      return { ...analyzed, rendered: (await rendering) ?? [] };
     }),
   );
   const results = ciRules && evaluateCi({ efficiencyScore: analysis.image.efficiencyScore, inefficientBytes: analysis.image.inefficientBytes, userWastedRatio: analysis.kiln.diveUserWastedRatio ?? undefined }, ciRules);
@@ -286,7 +290,7 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
   return {
     analysis,
     ci,
-    json: () => analysisJson(ci ? { ...analysis, kiln: { ...analysis.kiln, ci } } : analysis, fileLists),
+    json: () => analysisJson(ci ? { ...analysis, kiln: { ...analysis.kiln, ci } } : analysis, fileLists, rendered),
     tree,
   };
 }

@@ -16,6 +16,7 @@ import type { TarEntryType } from '../../layer/tar/header.js';
 import { FileSource } from '../../layer/tar/file-source.js';
 import { type TarSource, readTar } from '../../layer/tar/reader.js';
 import { scanTarHeaders } from '../../layer/tar/scan.js';
+import { sys } from '../../sys.js';
 
 /** What an entry is: a tar type, or one of the two whiteout markers of the OCI layer format. */
 export type EntryKind = TarEntryType | 'whiteout' | 'opaque';
@@ -57,20 +58,20 @@ export const KIND_NAMES: readonly EntryKind[] = ['file', 'hardlink', 'symlink', 
 export class LayerEntries {
   length = 0;
   /** Each entry's own cleaned name (`etc/.wh.passwd`), as dive lists it. */
-  readonly names: string[] = [];
+  names: string[] = [];
   /** The path an entry is about where it is not its name: a whiteout's target, an opaque marker's directory. */
   readonly targets = new Map<number, string>();
   /** A symlink's target as written; a hardlink's target as a cleaned path. */
   readonly links = new Map<number, string>();
   /** KIND numbers. */
-  kinds = new Uint8Array(256);
+  kinds: Uint8Array = new Uint8Array(256);
   /** The tar header's size: a regular file's bytes, 0 for every other kind. */
-  sizes = new Float64Array(256);
-  modes = new Float64Array(256);
-  uids = new Float64Array(256);
-  gids = new Float64Array(256);
+  sizes: Float64Array = new Float64Array(256);
+  modes: Float64Array = new Float64Array(256);
+  uids: Float64Array = new Float64Array(256);
+  gids: Float64Array = new Float64Array(256);
   /** Where a file's body starts in the uncompressed tar. */
-  offsets = new Float64Array(256);
+  offsets: Float64Array = new Float64Array(256);
 
   push(name: string, path: string, kind: number, size: number, mode: number, uid: number, gid: number, link: string | undefined, offset: number): void {
     const i = this.length;
@@ -87,6 +88,19 @@ export class LayerEntries {
     this.length = i + 1;
   }
 
+  /** What native/sys's tarscan gave, when it read the layer (see unpack). */
+  private scanned: readonly [Buffer, Buffer, Buffer] | undefined;
+
+  /**
+   * dive's `fileList` of these entries as the JSON document has it (see json.ts), made by native/sys on
+   * the thread pool while the caller goes on; undefined when tarscan did not read the layer, or the
+   * rendering failed (json.ts writes the list then).
+   */
+  fileListJson(): Promise<Buffer | undefined> | undefined {
+    const render = sys()?.tarjson;
+    return this.scanned && render?.(...this.scanned).catch(() => undefined);
+  }
+
   /** The path entry `i` is about (see LayerEntry.path). */
   path(i: number): string {
     return this.targets.get(i) ?? (this.names[i] as string);
@@ -99,6 +113,37 @@ export class LayerEntries {
   /** Entry `i` as one object, for the few places that want one. */
   entry(i: number): LayerEntry {
     return { path: this.path(i), name: this.names[i] as string, kind: this.kind(i), size: this.sizes[i] as number, mode: this.modes[i] as number, uid: this.uids[i] as number, gid: this.gids[i] as number, link: this.links.get(i), offset: this.offsets[i] as number };
+  }
+
+  /**
+   * The entries native/sys's tarscan read (its packed layout is in tarscan.c): the columns are views of
+   * its buffer, the names and links one string each, split.
+   */
+  static unpack(scanned: readonly [columns: Buffer, names: Buffer, links: Buffer]): LayerEntries {
+    const [columns, names, links] = scanned;
+    const entries = new LayerEntries();
+    entries.scanned = scanned;
+    const count = columns.readUInt32LE(0);
+    const encoding = columns.readUInt32LE(4) === 0 ? 'latin1' : 'utf8';
+    const column = (c: number): Float64Array => new Float64Array(columns.buffer, columns.byteOffset + 16 + c * count * 8, count);
+    entries.sizes = column(0);
+    entries.modes = column(1);
+    entries.uids = column(2);
+    entries.gids = column(3);
+    entries.offsets = column(4);
+    entries.kinds = new Uint8Array(columns.buffer, columns.byteOffset + 16 + count * 40, count);
+    entries.length = count;
+    if (count === 0) return entries;
+    entries.names = names.toString(encoding, 0, names.length - 1).split('\0');
+    const targets = links.length === 0 ? [] : links.toString(encoding, 0, links.length - 1).split('\0');
+    const { kinds } = entries;
+    let link = 0;
+    for (let i = 0; i < count; i++) {
+      const kind = kinds[i] as number;
+      if (kind === KIND.hardlink || kind === KIND.symlink) entries.links.set(i, targets[link++] as string);
+      else if (kind === KIND.whiteout || kind === KIND.opaque) entries.targets.set(i, targetOf(entries.names[i] as string, kind));
+    }
+    return entries;
   }
 
   private grow(): void {
@@ -153,6 +198,13 @@ function digestOf(chunks: readonly Buffer[]): string {
   return h.digest('base64');
 }
 
+/** The path a whiteout (KIND.whiteout) or an opaque marker (KIND.opaque) named `name` is about. */
+function targetOf(name: string, kind: number): string {
+  const slash = name.lastIndexOf('/');
+  const dir = slash === -1 ? '' : name.slice(0, slash);
+  return kind === KIND.opaque ? dir : (dir ? `${dir}/` : '') + name.slice(slash + 1 + WHITEOUT_PREFIX.length);
+}
+
 /**
  * Adds one tar header's fields to `entries` as an entry; false for what is no entry at all (the root,
  * AUFS metadata).
@@ -165,15 +217,9 @@ function addEntry(entries: LayerEntries, rawPath: string, type: TarEntryType, li
   let kind: number = KIND[type];
   let link: string | undefined;
   if (name.startsWith(WHITEOUT_PREFIX, slash + 1)) {
-    const dir = slash === -1 ? '' : name.slice(0, slash);
-    if (name.startsWith(META_PREFIX, slash + 1)) {
-      if (name.length - slash - 1 !== OPAQUE_MARKER.length || !name.endsWith(OPAQUE_MARKER)) return false;
-      path = dir;
-      kind = KIND.opaque;
-    } else {
-      path = (dir ? `${dir}/` : '') + name.slice(slash + 1 + WHITEOUT_PREFIX.length);
-      kind = KIND.whiteout;
-    }
+    if (name.startsWith(META_PREFIX, slash + 1) && (name.length - slash - 1 !== OPAQUE_MARKER.length || !name.endsWith(OPAQUE_MARKER))) return false;
+    kind = name.startsWith(META_PREFIX, slash + 1) ? KIND.opaque : KIND.whiteout;
+    path = targetOf(name, kind);
   } else if (kind === KIND.hardlink) {
     link = cleanEntryPath(linkname, what) ?? '';
   } else if (kind === KIND.symlink) {
@@ -193,6 +239,20 @@ function listingOf(entries: LayerEntries, fingerprints: Map<number, string>, fil
       const wanted = [...indexes].filter((i) => !fingerprints.has(i) && i < entries.length && kinds[i] === KIND.file).sort((a, b) => (offsets[a] as number) - (offsets[b] as number));
       if (wanted.length === 0) return;
       if (!file) throw new KilnError('INTERNAL', `${what}: file contents were asked for after the layer was read`);
+      // native/sys hashes on the thread pool, while the caller computes on; a layer cut short is left to the reading below, which says so.
+      const hashRanges = sys()?.hashranges;
+      if (hashRanges) {
+        const ranges = new Float64Array(wanted.length * 2);
+        wanted.forEach((index, k) => {
+          ranges[2 * k] = file.start + (offsets[index] as number);
+          ranges[2 * k + 1] = sizes[index] as number;
+        });
+        const digests = await hashRanges(file.path, ranges);
+        if (digests) {
+          wanted.forEach((index, k) => fingerprints.set(index, digests.toString('base64', 32 * k, 32 * k + 32)));
+          return;
+        }
+      }
       const handle = await open(file.path, 'r');
       try {
         // One buffer for every read, and a one-shot hash for what fits in it (nearly every file).
@@ -273,6 +333,21 @@ export async function withLayerTar<T>(layer: Layer, fn: (tar: TarSource, file: B
 }
 
 /**
+ * The entries of a layer tar lying uncompressed at [start, end) of the open file `fd`, headers only:
+ * native/sys's tarscan reads the usual tars on the thread pool (unless `native` is false) and leaves the
+ * others to the scan here, which knows every rule and error.
+ */
+export async function scanLayerFile(fd: number, start: number, end: number, what: string, native = true): Promise<LayerEntries> {
+  const scanned = native ? await sys()?.tarscan?.(fd, start, end) : undefined;
+  if (scanned) return LayerEntries.unpack(scanned);
+  const entries = new LayerEntries();
+  await scanTarHeaders(fd, start, end, (path, type, linkname, size, mode, uid, gid, offset) => {
+    addEntry(entries, path, type, linkname, size, mode, uid, gid, offset, what);
+  });
+  return entries;
+}
+
+/**
  * Lists a layer of an image: from its local file when it lies there uncompressed (headers only, as
  * `tar -t` reads), else from its bytes decompressed as they stream (bodies hashed as they pass).
  */
@@ -280,10 +355,7 @@ export async function listLayer(layer: Layer, what: string): Promise<LayerListin
   return readLayer(
     layer,
     async (handle, file) => {
-      const entries = new LayerEntries();
-      await scanTarHeaders(handle.fd, file.start, file.start + file.size, (path, type, linkname, size, mode, uid, gid, offset) => {
-        addEntry(entries, path, type, linkname, size, mode, uid, gid, offset, what);
-      });
+      const entries = await scanLayerFile(handle.fd, file.start, file.start + file.size, what);
       return listingOf(entries, new Map(), file, what);
     },
     (tar) => listTar(tar, what),

@@ -106,6 +106,7 @@ export function registerAnalyze(parent: Command, ctx: CommandContext): Command {
           ...(flags.dockerfile !== undefined ? { dockerfile: flags.dockerfile } : {}),
           ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
           ...(flags.insecureRegistry ? { insecureRegistries: flags.insecureRegistry } : {}),
+          json: flags.format === 'json' || flags.json !== undefined,
           ...(ci
             ? {
                 ci: {
