@@ -47,6 +47,11 @@ export interface SysAddon {
    * JavaScript scan (anything but the usual headers and clean names). Absent from an addon built before it.
    */
   tarscan?(this: void, fd: number, start: number, end: number): Promise<[columns: Buffer, names: Buffer, links: Buffer] | undefined>;
+  /**
+   * kiln analyze's index of paths, dive's figures and the stacked layers over the layers tarscan read
+   * (figures.c); undefined when out of memory. Absent from an addon built before it.
+   */
+  figures?(this: void, layers: readonly (readonly [Buffer, Buffer, Buffer])[], json: boolean): NativeFigures | undefined;
   /** A tarscan's file list as kiln analyze's JSON has it (src/analyze/json.ts), made on the thread pool. Absent from an addon built before it. */
   tarjson?(this: void, columns: Buffer, names: Buffer, links: Buffer): Promise<Buffer>;
   /**
@@ -59,6 +64,32 @@ export interface SysAddon {
    * close-on-exec; returns its descriptor. Absent from an addon built before it.
    */
   sealedcopy?(this: void, path: string): number;
+}
+
+/** What figures computes (figures.c says what each array holds). */
+export interface NativeFigures {
+  readonly parent: Int32Array;
+  readonly firstChild: Int32Array;
+  readonly nextSibling: Int32Array;
+  readonly sources: Int32Array;
+  readonly layerSizes: Float64Array;
+  readonly dive: Float64Array;
+  readonly references: Float64Array;
+  readonly versionLayer: Int32Array;
+  readonly versionIndex: Int32Array;
+  readonly versionNode: Int32Array;
+  readonly endLayer: Int32Array;
+  readonly endDeleted: Uint8Array;
+  readonly endBy: Int32Array;
+  readonly dead: Int32Array;
+  readonly deadBytes: Float64Array;
+  readonly live: Int32Array;
+  readonly liveBytes: Float64Array;
+  readonly layerBytes: Float64Array;
+  readonly wasted: Int32Array;
+  readonly reclaimable: Float64Array;
+  readonly removed: Float64Array;
+  readonly wastedJson?: Buffer;
 }
 
 /** What watch tells: a chunk of output (stream 1 or 2, the chunk), the exit (0, code, signal), or a failed wait (-1, errno). */

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "sys",
-      "sources": ["sys.c", "tarscan.c"],
+      "sources": ["sys.c", "tarscan.c", "figures.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

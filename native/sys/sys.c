@@ -46,7 +46,7 @@
  *   Float64Array of offset, length pairs), 32 bytes each one after another, on the thread pool (kiln
  *   analyze compares the contents of a few files while it computes its figures); undefined when a range
  *   runs past the file's end. Absent with sha256.
- * - tarscan(fd, start, end), tarjson(columns, names, links): see tarscan.c.
+ * - tarscan(fd, start, end), tarjson(columns, names, links): see tarscan.c; figures(layers): figures.c.
  * - readfile(path, latin1) -> Buffer | string: a whole file, read into memory mapped and populated in one
  *   call; as a string (latin1) that memory backs it, not a copy. On this kind of machine each first touch
  *   of a page costs some 10 us: reading the CLI's bundle (0.6-0.9 MB) and its code cache through
@@ -1179,6 +1179,8 @@ static napi_value sealedcopy_call(napi_env env, napi_callback_info info) {
 /* tarscan.c */
 napi_value tarscan_call(napi_env env, napi_callback_info info);
 napi_value tarjson_call(napi_env env, napi_callback_info info);
+/* figures.c */
+napi_value figures_call(napi_env env, napi_callback_info info);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
@@ -1193,6 +1195,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"readfile", NULL, readfile_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tarscan", NULL, tarscan_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tarjson", NULL, tarjson_call, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"figures", NULL, figures_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256", NULL, sha256_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256Start", NULL, sha256_start_call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256Add", NULL, sha256_add_call, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <errno.h>
+#include "text.h"
 
 #define BLOCK 512
 /* A read after a jump: the next header and what follows it (a run of small files' headers). */
@@ -33,25 +34,6 @@
 #define NAME_BYTES 4096
 
 enum kind { FILE_KIND, HARDLINK, SYMLINK, CHAR, BLOCK_KIND, DIRECTORY, FIFO, WHITEOUT, OPAQUE };
-
-struct bytes {
-  unsigned char *data;
-  size_t length, room;
-};
-
-static int put(struct bytes *to, const void *data, size_t length) {
-  if (to->length + length > to->room) {
-    size_t room = to->room ? to->room * 2 : 1 << 16;
-    while (room < to->length + length) room *= 2;
-    unsigned char *grown = realloc(to->data, room);
-    if (!grown) return 0;
-    to->data = grown;
-    to->room = room;
-  }
-  memcpy(to->data + to->length, data, length);
-  to->length += length;
-  return 1;
-}
 
 struct scan {
   napi_async_work work;
@@ -500,43 +482,6 @@ struct render {
   int failed;
 };
 
-static int put_text(struct bytes *out, const char *text) { return put(out, text, strlen(text)); }
-
-static int put_number(struct bytes *out, double value) {
-  char digits[32];
-  int length = 0;
-  uint64_t n = (uint64_t)(value < 0 ? -value : value);
-  do digits[sizeof digits - 1 - length++] = (char)('0' + n % 10), n /= 10;
-  while (n);
-  if (value < 0) digits[sizeof digits - 1 - length++] = '-';
-  return put(out, digits + sizeof digits - length, (size_t)length);
-}
-
-/* A NUL-ended string as JSON.stringify writes it (the escapes below 0x20, quote and backslash; UTF-8 as it is). */
-static const unsigned char *put_string(struct bytes *out, const unsigned char *text, int *ok) {
-  static const char hex[] = "0123456789abcdef";
-  *ok = put(out, "\"", 1);
-  const unsigned char *run = text;
-  for (; *text; text++) {
-    unsigned char c = *text;
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    *ok = *ok && put(out, run, (size_t)(text - run));
-    char escape[6] = {'\\', 0};
-    size_t length = 2;
-    if (c == '"' || c == '\\') escape[1] = (char)c;
-    else if (c == '\b') escape[1] = 'b';
-    else if (c == '\t') escape[1] = 't';
-    else if (c == '\n') escape[1] = 'n';
-    else if (c == '\f') escape[1] = 'f';
-    else if (c == '\r') escape[1] = 'r';
-    else escape[1] = 'u', escape[2] = '0', escape[3] = '0', escape[4] = hex[c >> 4], escape[5] = hex[c & 15], length = 6;
-    *ok = *ok && put(out, escape, length);
-    run = text + 1;
-  }
-  *ok = *ok && put(out, run, (size_t)(text - run)) && put(out, "\"", 1);
-  return text + 1;
-}
-
 static void render_execute(napi_env env, void *data) {
   (void)env;
   struct render *render = data;
@@ -556,10 +501,15 @@ static void render_execute(napi_env env, void *data) {
     if (bits & 02000) file_mode |= 1u << 22;
     if (bits & 01000) file_mode |= 1u << 20;
     ok = put_text(out, "        {\n          \"path\": ");
-    name = put_string(out, name, &ok);
+    size_t name_length = strlen((const char *)name);
+    ok = ok && put_string(out, name, name_length);
+    name += name_length + 1;
     ok = ok && put_text(out, ",\n          \"typeFlag\": ") && put_number(out, TYPE_FLAGS[kind]) && put_text(out, ",\n          \"linkName\": ");
-    if (kind == HARDLINK || kind == SYMLINK) link = put_string(out, link, &ok);
-    else ok = ok && put_text(out, "\"\"");
+    if (kind == HARDLINK || kind == SYMLINK) {
+      size_t link_length = strlen((const char *)link);
+      ok = ok && put_string(out, link, link_length);
+      link += link_length + 1;
+    } else ok = ok && put_text(out, "\"\"");
     ok = ok && put_text(out, ",\n          \"size\": ") && put_number(out, size) && put_text(out, ",\n          \"fileMode\": ") && put_number(out, file_mode) &&
          put_text(out, ",\n          \"uid\": ") && put_number(out, uid) && put_text(out, ",\n          \"gid\": ") && put_number(out, gid) &&
          put_text(out, kind == DIRECTORY ? ",\n          \"isDir\": true\n        }" : ",\n          \"isDir\": false\n        }") &&

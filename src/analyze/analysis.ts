@@ -7,6 +7,7 @@ import type { HistoryEntry } from '../oci/types.js';
 import { type Finding, type LayerFacts, contentNeeded, findings } from './findings.js';
 import { type SourceLine, diveCommand, instructionOf, layerOrigins } from './history.js';
 import { type DiveFileReference, diveFigures } from './layers/dive.js';
+import { nativeFigures } from './layers/native.js';
 import { stackLayers } from './layers/overlay.js';
 import { indexLayers } from './layers/tree.js';
 import type { LayerEntries, LayerListing } from './layers/walk.js';
@@ -110,21 +111,25 @@ export interface AnalysisInput {
   readonly attribution: KilnSection['attribution'];
   readonly dockerfile?: string | undefined;
   readonly singleStage: boolean | undefined;
+  /** The JSON document will be written: its wasted list is made as text with the figures, where native/sys computes them. */
+  readonly json?: boolean | undefined;
 }
 
 /**
  * Analyzes an image from its layers' listings. Reads, through the listings, the content of the few files
  * whose comparison the findings need; everything else is computed from the entries.
  */
-export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: ImageAnalysis; fileLists: readonly LayerEntries[]; tree: () => TreeNode }> {
+export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: ImageAnalysis; fileLists: readonly LayerEntries[]; wastedJson: Buffer | undefined; tree: () => TreeNode }> {
   const entries = input.layers.map((l) => l.listing.entries);
-  const indexed = indexLayers(entries);
-  const dive = diveFigures(entries, indexed);
-  const overlay = stackLayers(entries, indexed);
+  // native/sys computes them where it read every layer; else they are computed here.
+  const native = nativeFigures(entries, input.json === true);
+  const indexed = native ? undefined : indexLayers(entries);
+  const dive = native?.dive ?? diveFigures(entries, indexed);
+  const overlay = native?.overlay ?? stackLayers(entries, indexed);
   const baseLayers = Math.min(input.base.layers, input.layers.length);
   // The contents the findings compare are read (on the thread pool, where native/sys can) while kiln's figures are computed.
   const fingerprinting = Promise.all([...contentNeeded(overlay, baseLayers)].map(([layer, indexes]) => (input.layers[layer] as (typeof input.layers)[number]).listing.fingerprint(indexes)));
-  const kiln = kilnFigures(overlay, baseLayers);
+  const kiln = kilnFigures(overlay, baseLayers, native?.waste);
   await fingerprinting;
   const origins = layerOrigins(input.history, input.layers.length);
   const facts: LayerFacts[] = origins.map((origin) => ({
@@ -182,10 +187,12 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: I
       }),
       largestFiles: kiln.largestFiles,
       largestDirectories: kiln.largestDirectories,
-      wasted: kiln.wasted,
+      get wasted() {
+        return kiln.wasted;
+      },
       findings: found,
     },
   };
   // The tree for a page is drawn only when a page is asked for.
-  return { analysis, fileLists: entries, tree: () => sizeTree(overlay) };
+  return { analysis, fileLists: entries, wastedJson: native?.wastedJson, tree: () => sizeTree(overlay) };
 }

@@ -67,14 +67,16 @@ function wastedItem(w: WastedPath): string {
 /**
  * The document `JSON.stringify({ layer, image, kiln }, null, 2)` of the analysis with its file lists
  * (`document` may add fields to the analysis, such as kiln.ci), and a newline, in pieces. A layer's list
- * already `rendered` as its text (by native/sys) is written as it is.
+ * already `rendered` as its text (by native/sys) is written as it is, and so is the wasted list's
+ * `wastedText` when given (it must be the text of document.kiln.wasted).
  */
-export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: readonly LayerEntries[], rendered: readonly (Buffer | undefined)[] = []): Generator<string | Buffer> {
+export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: readonly LayerEntries[], rendered: readonly (Buffer | undefined)[] = [], wastedText?: Buffer): Generator<string | Buffer> {
   const text = JSON.stringify(
     {
       ...document,
       layer: document.layer.map((layer) => ({ ...layer, fileList: slotText(fileListSlot(layer.index)) })),
-      kiln: { ...document.kiln, wasted: slotText('wasted') },
+      // Its fields in their order, the wasted list's slot for the list (read only if written below: it is made when first read).
+      kiln: Object.fromEntries(Object.keys(document.kiln).map((key) => [key, key === 'wasted' ? slotText('wasted') : document.kiln[key as keyof typeof document.kiln]])),
     },
     null,
     2,
@@ -85,8 +87,14 @@ export function* analysisJson<D extends ImageAnalysis>(document: D, fileLists: r
     const text = rendered[layer.index];
     return [slot(fileListSlot(layer.index)), () => (text ? [text] : listJson(entries?.length ?? 0, (i) => fileListItem(entries as LayerEntries, i), '\n      ]'))];
   });
-  const { wasted } = document.kiln;
-  lists.push([slot('wasted'), () => listJson(wasted.length, (i) => wastedItem(wasted[i] as WastedPath), '\n    ]')]);
+  lists.push([
+    slot('wasted'),
+    () => {
+      if (wastedText) return [wastedText];
+      const { wasted } = document.kiln;
+      return listJson(wasted.length, (i) => wastedItem(wasted[i] as WastedPath), '\n    ]');
+    },
+  ]);
   let at = 0;
   for (const [marker, write] of lists) {
     const found = text.indexOf(marker, at);

@@ -45,7 +45,10 @@ export interface KilnFigures {
   /** 1 − userReclaimable / userSize: the share of what the image adds to its base that it keeps; undefined with nothing added. */
   readonly efficiencyScore: number | undefined;
   readonly layers: readonly LayerWaste[];
+  /** Made when first read (see wastedOrder). */
   readonly wasted: readonly WastedPath[];
+  /** The wasted versions' places in the overlay's dead, in the order of `wasted`. */
+  readonly wastedOrder: ArrayLike<number>;
   readonly largestFiles: readonly SizedPath[];
   readonly largestDirectories: readonly SizedPath[];
 }
@@ -81,38 +84,62 @@ function directorySizes(overlay: Overlay): Float64Array {
   return sizes;
 }
 
-export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
-  const layers = overlay.layerBytes.map((contentBytes) => ({ contentBytes, reclaimableBytes: 0, removedBytes: 0 }));
+/**
+ * The wasted versions of an overlay as native/sys's figures gives them: their places in dead in the
+ * wasted list's order, and the bytes each layer wrote that were wasted and removed of the layers below.
+ */
+export interface SortedWaste {
+  readonly order: Int32Array;
+  readonly reclaimable: Float64Array;
+  readonly removed: Float64Array;
+}
+
+/** kiln's figures of the stacked layers; `sorted`, when given, are their wasted versions, then not sorted and summed here. */
+export function kilnFigures(overlay: Overlay, baseLayers: number, sorted?: SortedWaste): KilnFigures {
+  const layers = overlay.layerBytes.map((contentBytes, layer) => ({ contentBytes, reclaimableBytes: sorted?.reclaimable[layer] ?? 0, removedBytes: sorted?.removed[layer] ?? 0 }));
   let reclaimable = 0;
   let userReclaimable = 0;
   const { dead, deadBytes, versionLayer, endLayer, endDeleted } = overlay;
   // The wasted versions (by their place in dead), most bytes first, then by path.
-  const order: number[] = [];
-  for (let k = 0; k < dead.length; k++) {
-    const bytes = deadBytes[k] as number;
-    if (bytes === 0) continue;
-    const version = dead[k] as number;
-    const layer = versionLayer[version] as number;
-    const endedBy = endLayer[version] as number;
-    reclaimable += bytes;
-    if (layer >= baseLayers) userReclaimable += bytes;
-    const writer = layers[layer];
-    const ender = layers[endedBy];
-    if (writer) writer.reclaimableBytes += bytes;
-    if (ender) ender.removedBytes += bytes;
-    order.push(k);
+  let order: ArrayLike<number>;
+  if (sorted) {
+    order = sorted.order;
+    // Sums of whole numbers of bytes: the same in any order.
+    layers.forEach((layer, index) => {
+      reclaimable += layer.reclaimableBytes;
+      if (index >= baseLayers) userReclaimable += layer.reclaimableBytes;
+    });
+  } else {
+    const wastedVersions: number[] = [];
+    for (let k = 0; k < dead.length; k++) {
+      const bytes = deadBytes[k] as number;
+      if (bytes === 0) continue;
+      const version = dead[k] as number;
+      const layer = versionLayer[version] as number;
+      const endedBy = endLayer[version] as number;
+      reclaimable += bytes;
+      if (layer >= baseLayers) userReclaimable += bytes;
+      const writer = layers[layer];
+      const ender = layers[endedBy];
+      if (writer) writer.reclaimableBytes += bytes;
+      if (ender) ender.removedBytes += bytes;
+      wastedVersions.push(k);
+    }
+    order = wastedVersions.sort((a, b) => {
+      const more = (deadBytes[b] as number) - (deadBytes[a] as number);
+      if (more !== 0) return more;
+      const pathA = overlay.path(dead[a] as number);
+      const pathB = overlay.path(dead[b] as number);
+      return pathA < pathB ? -1 : pathA > pathB ? 1 : 0;
+    });
   }
-  order.sort((a, b) => {
-    const more = (deadBytes[b] as number) - (deadBytes[a] as number);
-    if (more !== 0) return more;
-    const pathA = overlay.path(dead[a] as number);
-    const pathB = overlay.path(dead[b] as number);
-    return pathA < pathB ? -1 : pathA > pathB ? 1 : 0;
-  });
-  const wasted = order.map((k): WastedPath => {
-    const version = dead[k] as number;
-    return { path: `/${overlay.path(version)}`, bytes: deadBytes[k] as number, layer: versionLayer[version] as number, endedBy: endLayer[version] as number, how: endDeleted[version] === 1 ? 'deleted' : 'overwritten' };
-  });
+  // Made when first read: a big image wastes tens of thousands of paths, and its JSON document is written from the order.
+  let wasted: WastedPath[] | undefined;
+  const wastedPaths = (): WastedPath[] =>
+    (wasted ??= Array.from(order, (k): WastedPath => {
+      const version = dead[k] as number;
+      return { path: `/${overlay.path(version)}`, bytes: deadBytes[k] as number, layer: versionLayer[version] as number, endedBy: endLayer[version] as number, how: endDeleted[version] === 1 ? 'deleted' : 'overwritten' };
+    }));
   const sizeBytes = overlay.layerBytes.reduce((sum, n) => sum + n, 0);
   const baseSizeBytes = overlay.layerBytes.slice(0, baseLayers).reduce((sum, n) => sum + n, 0);
   const userSizeBytes = sizeBytes - baseSizeBytes;
@@ -136,7 +163,10 @@ export function kilnFigures(overlay: Overlay, baseLayers: number): KilnFigures {
     userReclaimableBytes: userReclaimable,
     efficiencyScore: userSizeBytes > 0 ? 1 - userReclaimable / userSizeBytes : undefined,
     layers,
-    wasted,
+    get wasted() {
+      return wastedPaths();
+    },
+    wastedOrder: order,
     largestFiles: files.map((k) => ({ path: `/${overlay.path(live[k] as number)}`, bytes: liveBytes[k] as number, layer: versionLayer[live[k] as number] as number })),
     largestDirectories: topDirectories.map((id) => ({ path: `/${paths[id] as string}`, bytes: sizes[id] as number })),
   };

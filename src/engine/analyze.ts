@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type AnalysisInput, type BaseSource, type ImageAnalysis, analyzeLayers } from '../analyze/analysis.js';
+import { type AnalysisInput, type BaseSource, type ImageAnalysis, type KilnSection, analyzeLayers } from '../analyze/analysis.js';
 import { type CiResult, type CiRuleName, ciSettings, evaluateCi, readDiveCi } from '../analyze/ci.js';
 import { analysisJson } from '../analyze/json.js';
 import { type SourceLine, matchDockerfile } from '../analyze/history.js';
@@ -262,7 +262,7 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
   const source = parseImageSource(sourceText);
   const dockerfileText = await readDockerfileOption(options.dockerfile);
   const ciRules = options.ci === undefined ? undefined : await ciSettingsOf(options.ci);
-  const { analysis, fileLists, tree, rendered } = await engine.store.withLease((lease) =>
+  const { analysis, fileLists, tree, rendered, wastedJson } = await engine.store.withLease((lease) =>
     withSourceImage(engine, source, options, lease, async ({ image, names }) => {
       const { lines, attribution, dockerfile, singleStage, base } = await lineAttribution(engine, image, options, dockerfileText);
       const listings = await limited(
@@ -281,6 +281,7 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
         attribution,
         dockerfile,
         singleStage,
+        json: options.json,
       });
       return { ...analyzed, rendered: (await rendering) ?? [] };
     }),
@@ -290,7 +291,8 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
   return {
     analysis,
     ci,
-    json: () => analysisJson(ci ? { ...analysis, kiln: { ...analysis.kiln, ci } } : analysis, fileLists, rendered),
+    // kiln.ci goes last; the section's other fields are kept as they are (its wasted list is made when first read).
+    json: () => analysisJson(ci ? { ...analysis, kiln: Object.defineProperty(Object.defineProperties({}, Object.getOwnPropertyDescriptors(analysis.kiln)), 'ci', { value: ci, enumerable: true }) as KilnSection & { ci: CiVerdict } } : analysis, fileLists, rendered, wastedJson),
     tree,
   };
 }

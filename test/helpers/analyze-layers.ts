@@ -1,7 +1,21 @@
+import assert from 'node:assert/strict';
 import { buffer } from 'node:stream/consumers';
 import type { TarHeader } from '../../src/layer/tar/header.js';
 import { type TarInput, writeTar } from '../../src/layer/tar/writer.js';
-import { type LayerListing, listTar } from '../../src/analyze/layers/walk.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ImageAnalysis } from '../../src/analyze/analysis.js';
+import { analysisJson } from '../../src/analyze/json.js';
+import { type DiveFigures, diveFigures } from '../../src/analyze/layers/dive.js';
+import { nativeFigures } from '../../src/analyze/layers/native.js';
+import { type Overlay, stackLayers } from '../../src/analyze/layers/overlay.js';
+import { KIND, type LayerListing, listLayer, listTar } from '../../src/analyze/layers/walk.js';
+import { type KilnFigures, kilnFigures } from '../../src/analyze/waste.js';
+import { sys } from '../../src/sys.js';
+import type { Digest } from '../../src/oci/digest.js';
+import { tempDir } from './paths.js';
+
+const NO_DIFF_ID = `sha256:${'0'.repeat(64)}` as Digest;
 
 /** Entries of a layer tar for the analysis tests, written by kiln's own tar writer. */
 const base = { mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 } as const;
@@ -29,4 +43,59 @@ export function layerTar(entries: readonly TarInput[]): Promise<Buffer> {
 /** Layers listed as the analysis lists a stream (every file's content hashed on the way). */
 export async function listLayers(layers: readonly (readonly TarInput[])[]): Promise<LayerListing[]> {
   return Promise.all(layers.map(async (entries) => listTar([await layerTar(entries)], 'test layer')));
+}
+
+/** Layers listed as the analysis lists a layer lying uncompressed in a file: through native/sys's tarscan, where it is built. */
+export async function listLayersInPlace(layers: readonly (readonly TarInput[])[]): Promise<LayerListing[]> {
+  const dir = await tempDir();
+  return Promise.all(
+    layers.map(async (entries, i) => {
+      const bytes = await layerTar(entries);
+      const path = join(dir, `layer-${i}.tar`);
+      await writeFile(path, bytes);
+      return listLayer({ mediaType: 'application/vnd.oci.image.layer.v1.tar', diffId: NO_DIFF_ID, open: () => Promise.reject(new Error('read in place')), locate: () => Promise.resolve({ path, start: 0, size: bytes.length }) }, 'test layer');
+    }),
+  );
+}
+
+/** An overlay's columns and index, as plain values to compare (JavaScript's keep room beyond the paths and versions there are). */
+function overlayColumns(overlay: Overlay): Record<string, unknown> {
+  const { index } = overlay;
+  const versions = overlay.layers.reduce((sum, entries) => sum + Array.from(entries.kinds.subarray(0, entries.length)).filter((kind) => kind !== KIND.whiteout && kind !== KIND.opaque).length, 0);
+  const plain = (array: ArrayLike<number>, length = array.length): number[] => Array.from(array).slice(0, length);
+  const columnsOf = overlay as unknown as Record<string, ArrayLike<number>>;
+  return {
+    paths: index.paths,
+    parent: plain(index.parent, index.size),
+    firstChild: plain(index.firstChild, index.size),
+    nextSibling: plain(index.nextSibling, index.size),
+    ...Object.fromEntries(['versionLayer', 'versionIndex', 'versionNode', 'endLayer', 'endDeleted', 'endBy'].map((key) => [key, plain(columnsOf[key] as ArrayLike<number>, versions)])),
+    ...Object.fromEntries(['dead', 'deadBytes', 'live', 'liveBytes', 'layerBytes'].map((key) => [key, plain(columnsOf[key] as ArrayLike<number>)])),
+  };
+}
+
+/** The wasted list's text in the JSON document, as json.ts writes it from the list, or as given. */
+function wastedText(wasted: ImageAnalysis['kiln']['wasted'], given?: Buffer): string {
+  const document = { layer: [], image: { sizeBytes: 0, inefficientBytes: 0, efficiencyScore: 1, fileReference: [] }, kiln: { wasted } } as unknown as ImageAnalysis;
+  return Buffer.concat([...analysisJson(document, [], [], given)].map((piece) => (typeof piece === 'string' ? Buffer.from(piece) : piece))).toString();
+}
+
+/**
+ * dive's and kiln's figures of layers built here (bottom first; `baseLayers` for kiln's), computed in
+ * JavaScript from the layers streamed; where native/sys is built, its figures of the same layers read in
+ * place must be the same, to the order of every list and the text of the wasted list.
+ */
+export async function checkedFigures(layers: readonly (readonly TarInput[])[], baseLayers = 1): Promise<{ dive: DiveFigures; kiln: KilnFigures; overlay: Overlay }> {
+  const entries = (await listLayers(layers)).map((l) => l.entries);
+  const overlay = stackLayers(entries);
+  const figures = { dive: diveFigures(entries), kiln: kilnFigures(overlay, baseLayers), overlay };
+  if (!sys()?.figures) return figures;
+  const native = nativeFigures((await listLayersInPlace(layers)).map((l) => l.entries), true);
+  assert.ok(native, 'native/sys computed the figures');
+  assert.deepEqual(native.dive, figures.dive);
+  assert.deepEqual(overlayColumns(native.overlay), overlayColumns(overlay));
+  const kiln = kilnFigures(native.overlay, baseLayers, native.waste);
+  assert.deepEqual({ ...kiln, wastedOrder: Array.from(kiln.wastedOrder) }, { ...figures.kiln, wastedOrder: Array.from(figures.kiln.wastedOrder) });
+  assert.equal(wastedText(kiln.wasted, native.wastedJson), wastedText(figures.kiln.wasted));
+  return figures;
 }

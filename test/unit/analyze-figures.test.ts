@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { diveFigures } from '../../src/analyze/layers/dive.js';
-import { stackLayers } from '../../src/analyze/layers/overlay.js';
-import { kilnFigures } from '../../src/analyze/waste.js';
 import type { TarInput } from '../../src/layer/tar/writer.js';
-import { dir, file, hardlink, listLayers, opaque, symlink, whiteout } from '../helpers/analyze-layers.js';
+import { diveFigures } from '../../src/analyze/layers/dive.js';
+import { checkedFigures, dir, file, hardlink, opaque, symlink, whiteout } from '../helpers/analyze-layers.js';
 
-/** dive's and kiln's figures of layers built here (bottom first); `baseLayers` for kiln's. */
-async function figuresOf(layers: TarInput[][], baseLayers = 1) {
-  const entries = (await listLayers(layers)).map((l) => l.entries);
-  const overlay = stackLayers(entries);
-  return { dive: diveFigures(entries), kiln: kilnFigures(overlay, baseLayers), overlay };
-}
+/** dive's and kiln's figures of layers built here (bottom first); `baseLayers` for kiln's (checked to be native/sys's too: see figuresOf). */
+const figuresOf = (layers: TarInput[][], baseLayers = 1) => checkedFigures(layers, baseLayers);
 
 describe('analyze: dive figures, as dive computes them', () => {
   it('an overwritten file and a deleted file count in every layer they occur in, the surviving copy included', async () => {

@@ -10,18 +10,19 @@ import { LayerEntries, listLayer, scanLayerFile } from '../../src/analyze/layers
 import type { TarInput } from '../../src/layer/tar/writer.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { sys } from '../../src/sys.js';
-import { dir, file, hardlink, layerTar, opaque, symlink as symlinkEntry, whiteout } from '../helpers/analyze-layers.js';
+import { checkedFigures, dir, file, hardlink, layerTar, opaque, symlink as symlinkEntry, whiteout } from '../helpers/analyze-layers.js';
 import { tempDir } from '../helpers/paths.js';
 import { reseal } from '../helpers/tar.js';
 
 /**
- * native/sys's tarscan, tarjson and hashranges do, faster, what walk.ts and json.ts do: on every tar
+ * native/sys's tarscan, tarjson, figures and hashranges do, faster, what walk.ts, json.ts, tree.ts,
+ * dive.ts, overlay.ts and waste.ts do: on every tar
  * tarscan reads, its entries must be the JavaScript scan's, field for field; tarjson's text must be
  * json.ts's; what it leaves (undefined) the JavaScript scan reads.
  */
 const addon = sys();
 const NO_DIFF_ID = `sha256:${'0'.repeat(64)}` as Digest;
-const skip = addon?.tarscan && addon.tarjson && addon.hashranges ? false : 'native/sys is not built with tarscan (npm run install)';
+const skip = addon?.tarscan && addon.tarjson && addon.hashranges && addon.figures ? false : 'native/sys is not built with tarscan (npm run install)';
 
 /** A tar behind a few bytes of something else, as a layer lies in an archive: [path, start, end]. */
 async function placed(bytes: Buffer): Promise<[string, number, number]> {
@@ -81,7 +82,7 @@ const usual: TarInput[] = [
   ...Array.from({ length: 300 }, (_, i) => file(`many/f${i}`, (i * 37) % 1500)),
 ];
 
-describe('native analysis: tarscan, tarjson, hashranges', { skip }, () => {
+describe('native analysis: tarscan, tarjson, figures, hashranges', { skip }, () => {
   it('tarscan reads the usual tars as the JavaScript scan does, and tarjson writes their list as json.ts does', async () => {
     const { native, js } = await bothScans(await layerTar(usual));
     assert.ok(native, 'tarscan read the tar (PAX and long names, UTF-8, whiteouts are usual)');
@@ -152,6 +153,46 @@ describe('native analysis: tarscan, tarjson, hashranges', { skip }, () => {
       await assert.rejects(scanLayerFile(handle.fd, start, end, 'test layer'), /bad header checksum after entry "a"/);
     } finally {
       await handle.close();
+    }
+  });
+
+  it('figures: the same index, dive figures, stacked layers and wasted list as JavaScript computes, on 200 random images', async () => {
+    // Names with ASCII, two-, three- and four-byte UTF-8 (surrogate pairs and U+E000 order differently in
+    // UTF-16 than in UTF-8), quotes and spaces; deep paths whose directories no entry names.
+    const SEGMENTS = ['a', 'b', 'é', '名', '😀', '\ue000', 'x y', 'q"', 'deep'];
+    let seed = 12345;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const pick = <T>(list: readonly T[]): T => list[random(list.length)] as T;
+    const pathOf = (): string => Array.from({ length: 1 + random(3) }, () => pick(SEGMENTS)).join('/');
+    // Wasted paths of equal size sort by path as JavaScript compares strings: U+1F600 (a surrogate pair) before U+E000.
+    const ties = ['\ue000', '😀', 'z', 'é', 'a/😀', 'a/\ue000'];
+    const { kiln } = await checkedFigures([ties.map((path) => file(path, 5)), ties.map((path) => whiteout(path))], 0);
+    assert.deepEqual(
+      kiln.wasted.map((w) => w.path),
+      ['/a/😀', '/a/\ue000', '/z', '/é', '/😀', '/\ue000'],
+    );
+    for (let image = 0; image < 200; image++) {
+      const layers: TarInput[][] = Array.from({ length: 1 + random(4) }, () => {
+        const entries: TarInput[] = [];
+        const files: string[] = [];
+        for (let n = 2 + random(14); n > 0; n--) {
+          const path = pathOf();
+          const what = random(10);
+          if (what < 4) {
+            entries.push(file(path, pick([0, 1, 5, 5, 100, 4096])));
+            files.push(path);
+          } else if (what < 5) entries.push(dir(path));
+          else if (what < 6) entries.push(symlinkEntry(path, pathOf()));
+          else if (what < 7) entries.push(hardlink(path, files.length > 0 && random(4) > 0 ? pick(files) : pathOf()));
+          else if (what < 9) entries.push(whiteout(path));
+          else entries.push(opaque(path));
+        }
+        return entries;
+      });
+      await checkedFigures(layers, random(layers.length + 1));
     }
   });
 

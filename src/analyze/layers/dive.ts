@@ -181,16 +181,26 @@ export function diveFigures(layers: readonly LayerEntries[], indexed: IndexedLay
   let sumMin = 0;
   let sumCum = 0;
   let wasted = 0;
-  const fileReference: DiveFileReference[] = [];
+  const references: number[] = [];
   for (let k = 0; k < seenCount; k++) {
     const id = seen[k] as number;
     sumMin += min[id] as number;
     sumCum += cum[id] as number;
     if ((count[id] as number) >= 2) {
       wasted += cum[id] as number;
-      fileReference.push({ count: count[id] as number, sizeBytes: cum[id] as number, file: `/${index.paths[id] as string}` });
+      references.push(id, count[id] as number, cum[id] as number);
     }
   }
+  return diveResult(layerSizes, sumMin, sumCum, wasted, references, index.paths);
+}
+
+/**
+ * dive's figures from their sums: each layer's size, Σ min, Σ cum and the wasted bytes, and for each path in
+ * two layers or more (in the order first seen) its id, count and cum, three numbers after another.
+ */
+export function diveResult(layerSizes: readonly number[], sumMin: number, sumCum: number, wasted: number, references: ArrayLike<number>, paths: readonly string[]): DiveFigures {
+  const fileReference: DiveFileReference[] = [];
+  for (let k = 0; k < references.length; k += 3) fileReference.push({ count: references[k + 1] as number, sizeBytes: references[k + 2] as number, file: `/${paths[references[k] as number] as string}` });
   fileReference.sort((a, b) => b.sizeBytes - a.sizeBytes || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   const sizeBytes = layerSizes.reduce((sum, size) => sum + size, 0);
   const userSizeBytes = sizeBytes - (layerSizes[0] ?? 0);

@@ -10,9 +10,10 @@ import type { LayerEntries } from './walk.js';
 export const ROOT = 0;
 
 export class PathIndex {
-  private readonly ids = new Map<string, number>([['', ROOT]]);
+  /** Ids by path: made as paths are interned, or on the first find of an index made whole (see of). */
+  private ids: Map<string, number> | undefined = new Map<string, number>([['', ROOT]]);
   /** Each id's path (slash-separated, no leading slash). */
-  readonly paths: string[] = [''];
+  paths: string[] = [''];
   parent: Int32Array;
   /** Children as linked lists: an id's first child, and each child's next sibling (-1 ends a list). */
   firstChild: Int32Array;
@@ -33,13 +34,26 @@ export class PathIndex {
     return this.paths.length;
   }
 
+  /** An index made whole elsewhere (native/sys's figures): its paths and links by id, as intern would have made them. */
+  static of(paths: string[], parent: Int32Array, firstChild: Int32Array, nextSibling: Int32Array): PathIndex {
+    const index = new PathIndex(0);
+    index.ids = undefined;
+    index.paths = paths;
+    index.parent = parent;
+    index.firstChild = firstChild;
+    index.nextSibling = nextSibling;
+    return index;
+  }
+
   /** The id of a path, when some layer names it or a path under it. */
   find(path: string): number | undefined {
+    this.ids ??= new Map(this.paths.map((p, id) => [p, id]));
     return this.ids.get(path);
   }
 
   /** The id of a path, interning it and its ancestors when they are new. */
   intern(path: string): number {
+    this.ids ??= new Map(this.paths.map((p, id) => [p, id]));
     const known = this.ids.get(path);
     if (known !== undefined) return known;
     const slash = path.lastIndexOf('/');

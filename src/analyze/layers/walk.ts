@@ -89,7 +89,7 @@ export class LayerEntries {
   }
 
   /** What native/sys's tarscan gave, when it read the layer (see unpack). */
-  private scanned: readonly [Buffer, Buffer, Buffer] | undefined;
+  scanned: readonly [columns: Buffer, names: Buffer, links: Buffer] | undefined;
 
   /**
    * dive's `fileList` of these entries as the JSON document has it (see json.ts), made by native/sys on
