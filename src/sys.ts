@@ -51,7 +51,7 @@ export interface SysAddon {
    * kiln analyze's index of paths, dive's figures and the stacked layers over the layers tarscan read
    * (figures.c); undefined when out of memory. Absent from an addon built before it.
    */
-  figures?(this: void, layers: readonly (readonly [Buffer, Buffer, Buffer])[], json: boolean): NativeFigures | undefined;
+  figures?(this: void, layers: readonly (readonly [Buffer, Buffer, Buffer])[], json: boolean, baseLayers: number): NativeFigures | undefined;
   /** A tarscan's file list as kiln analyze's JSON has it (src/analyze/json.ts), made on the thread pool. Absent from an addon built before it. */
   tarjson?(this: void, columns: Buffer, names: Buffer, links: Buffer): Promise<Buffer>;
   /**
@@ -86,10 +86,13 @@ export interface NativeFigures {
   readonly live: Int32Array;
   readonly liveBytes: Float64Array;
   readonly layerBytes: Float64Array;
-  readonly wasted: Int32Array;
+  readonly wasted: Promise<{ readonly order: Int32Array; readonly json?: Buffer }>;
   readonly reclaimable: Float64Array;
   readonly removed: Float64Array;
-  readonly wastedJson?: Buffer;
+  readonly largestFiles: Int32Array;
+  readonly largestDirectories: Int32Array;
+  readonly largestDirectoryBytes: Float64Array;
+  readonly needed: Int32Array;
 }
 
 /** What watch tells: a chunk of output (stream 1 or 2, the chunk), the exit (0, code, signal), or a failed wait (-1, errno). */

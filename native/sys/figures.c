@@ -1,8 +1,9 @@
 /*
- * figures(layers, json) -> object | undefined: kiln analyze's core over the layers tarscan read (each a
- * [columns, names, links] triple, bottom first), as src/analyze/layers/tree.ts, dive.ts and overlay.ts
- * compute it in JavaScript: every path interned once (ids in the order tree.ts gives them), dive's
- * figures, and the layers stacked as a runtime stacks them, every version followed to its end. In
+ * figures(layers, json, baseLayers) -> object | undefined: kiln analyze's core over the layers tarscan
+ * read (each a [columns, names, links] triple, bottom first), as src/analyze/layers/tree.ts, dive.ts,
+ * overlay.ts and waste.ts compute it in JavaScript: every path interned once (ids in the order tree.ts
+ * gives them), dive's figures, the layers stacked as a runtime stacks them, every version followed to its
+ * end, and kiln's figures of what they waste. In
  * JavaScript each of these passes over a big image's entries ran before V8 had optimized it, and together
  * they took most of an analysis; the results are the same numbers, in the same order.
  *
@@ -15,11 +16,15 @@
  *   references: Float64Array, (path id, count, cum) for each path in two layers or more, in first-seen order;
  * - versionLayer, versionIndex, versionNode, endLayer, endBy: Int32Array, endDeleted: Uint8Array,
  *   dead, live: Int32Array, deadBytes, liveBytes: Float64Array, layerBytes: Float64Array (overlay.ts's Overlay);
- * - wasted: Int32Array, the places in dead of the versions that wasted bytes, in the order of the
- *   document's wasted list (most bytes first, then by path, as JavaScript compares strings);
- *   reclaimable, removed: Float64Array by layer, the bytes it wrote that were wasted, and that it
- *   replaced or deleted of the layers below (waste.ts's LayerWaste); with `json`,
- *   wastedJson: that list's text as json.ts writes it (a Buffer).
+ * - wasted: a Promise of { order: Int32Array, json?: Buffer }, made on the thread pool: the places in
+ *   dead of the versions that wasted bytes, in the order of the document's wasted list (most bytes
+ *   first, then by path, as JavaScript compares strings), and with `json` that list's text as json.ts
+ *   writes it;
+ * - reclaimable, removed: Float64Array by layer, the bytes it wrote that were wasted, and that it
+ *   replaced or deleted of the layers below (waste.ts's LayerWaste); largestFiles (places in live),
+ *   largestDirectories (path ids) and largestDirectoryBytes, waste.ts's largest of each; needed, the
+ *   (layer, entry) pairs of the files findings.ts's contentNeeded names (`baseLayers` below the image's
+ *   own).
  * Undefined when out of memory (the caller computes in JavaScript).
  */
 #define _GNU_SOURCE
@@ -31,6 +36,9 @@
 
 #define ROOT 0
 #define NONE (-1)
+/* waste.ts's TOP and findings.ts's DUPLICATE_MIN_BYTES. */
+#define TOP 20
+#define DUPLICATE_MIN_BYTES 1024
 enum kind { FILE_KIND, HARDLINK, SYMLINK, CHAR, BLOCK_KIND, DIRECTORY, FIFO, WHITEOUT, OPAQUE };
 
 /* One layer as tarscan packed it, with each entry's name and link found. */
@@ -175,20 +183,120 @@ static int utf16_compare(const unsigned char *x, uint32_t x_length, const unsign
   return x[i] < y[i] ? -1 : 1;
 }
 
-/* What waste.ts's kilnFigures orders the wasted versions by: most bytes first, then by path. */
-struct wasted_order {
-  const struct index *index;
-  const int32_t *dead, *version_node;
-  const double *dead_bytes;
+static void free_array(napi_env env, void *data, void *hint);
+
+/* A wasted version as the sort and the list need it; its path's bytes are in the job's own memory. */
+struct wasted_record {
+  double bytes;
+  size_t path_at;
+  uint32_t path_length;
+  int32_t k, layer, ended_by;
+  int deleted;
+};
+
+/*
+ * Sorting the wasted versions and writing their list, on the thread pool while the analysis goes on:
+ * most bytes first, then by path (waste.ts's kilnFigures); resolves to { order, json? }.
+ */
+struct sort_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  struct wasted_record *records;
+  size_t count;
+  unsigned char *paths;
+  int json, failed;
+  int32_t *order;
+  struct bytes text;
 };
 
 static int by_most_bytes(const void *a, const void *b, void *context) {
-  const struct wasted_order *order = context;
-  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-  double more = order->dead_bytes[y] - order->dead_bytes[x];
+  const struct wasted_record *x = a, *y = b;
+  const unsigned char *paths = context;
+  if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
+  return utf16_compare(paths + x->path_at, x->path_length, paths + y->path_at, y->path_length);
+}
+
+static void sort_execute(napi_env env, void *data) {
+  (void)env;
+  struct sort_job *job = data;
+  qsort_r(job->records, job->count, sizeof *job->records, by_most_bytes, job->paths);
+  for (size_t w = 0; w < job->count; w++) job->order[w] = job->records[w].k;
+  if (!job->json) return;
+  struct bytes *out = &job->text;
+  int ok = put_text(out, job->count ? "[\n" : "[]");
+  for (size_t w = 0; w < job->count && ok; w++) {
+    const struct wasted_record *r = &job->records[w];
+    /* The path with its leading slash, which the job's memory keeps before each path. */
+    ok = put_text(out, "      {\n        \"path\": ") && put_string(out, job->paths + r->path_at - 1, r->path_length + 1) && put_text(out, ",\n        \"bytes\": ") &&
+         put_number(out, r->bytes) && put_text(out, ",\n        \"layer\": ") && put_number(out, r->layer) && put_text(out, ",\n        \"endedBy\": ") &&
+         put_number(out, r->ended_by) && put_text(out, r->deleted ? ",\n        \"how\": \"deleted\"\n      }" : ",\n        \"how\": \"overwritten\"\n      }") &&
+         put_text(out, w + 1 < job->count ? ",\n" : "\n    ]");
+  }
+  job->failed = !ok;
+}
+
+static void free_sort_job(struct sort_job *job) {
+  free(job->records);
+  free(job->paths);
+  free(job->order);
+  free(job->text.data);
+  free(job);
+}
+
+static void sort_complete(napi_env env, napi_status status, void *data) {
+  struct sort_job *job = data;
+  napi_value result = NULL, order, buffer, text;
+  int ok = status == napi_ok && !job->failed && napi_create_object(env, &result) == napi_ok &&
+           napi_create_external_arraybuffer(env, job->order, job->count * 4, free_array, NULL, &buffer) == napi_ok;
+  if (ok) job->order = NULL;
+  ok = ok && napi_create_typedarray(env, napi_int32_array, job->count, buffer, 0, &order) == napi_ok && napi_set_named_property(env, result, "order", order) == napi_ok;
+  if (ok && job->json) {
+    ok = napi_create_external_buffer(env, job->text.length, job->text.data, free_array, NULL, &text) == napi_ok && napi_set_named_property(env, result, "json", text) == napi_ok;
+    if (ok) job->text.data = NULL;
+  }
+  if (ok) napi_resolve_deferred(env, job->deferred, result);
+  else {
+    napi_value message;
+    napi_create_string_utf8(env, "sys: figures: out of memory sorting the wasted paths", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &result);
+    napi_reject_deferred(env, job->deferred, result);
+  }
+  napi_delete_async_work(env, job->work);
+  free_sort_job(job);
+}
+
+/* waste.ts's order of largest files (places in live) or directories (path ids): most bytes first, then by path. */
+struct largest_order {
+  const struct index *index;
+  const double *bytes;
+  /* The path id of an item: live[item]'s node, or the item itself (NULL). */
+  const int32_t *live, *version_node;
+};
+
+static int before(const struct largest_order *order, int32_t a, int32_t b) {
+  double more = order->bytes[b] - order->bytes[a];
   if (more != 0) return more < 0 ? -1 : 1;
-  int32_t px = order->version_node[order->dead[x]], py = order->version_node[order->dead[y]];
-  return utf16_compare(order->index->key[px], order->index->key_length[px], order->index->key[py], order->index->key_length[py]);
+  int32_t pa = order->live ? order->version_node[order->live[a]] : a, pb = order->live ? order->version_node[order->live[b]] : b;
+  return utf16_compare(order->index->key[pa], order->index->key_length[pa], order->index->key[pb], order->index->key_length[pb]);
+}
+
+/* waste.ts's firstOf: the `n` first of the items below `count` with bytes, in order, kept sorted as they come. */
+static size_t first_of(int32_t *top, size_t n, size_t count, const struct largest_order *order) {
+  size_t length = 0;
+  for (size_t item = 0; item < count; item++) {
+    if (order->bytes[item] <= 0 || (length == n && before(order, (int32_t)item, top[n - 1]) >= 0)) continue;
+    size_t at = length;
+    while (at > 0 && before(order, (int32_t)item, top[at - 1]) < 0) at--;
+    if (length < n) length++;
+    memmove(top + at + 1, top + at, (length - 1 - at) * sizeof *top);
+    top[at] = (int32_t)item;
+  }
+  return length;
+}
+
+static int by_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
 }
 
 /* A growable stack of ids, for the walks below a path. */
@@ -339,8 +447,9 @@ static void free_layers(struct layer *layers, uint32_t count) {
 }
 
 napi_value figures_call(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], result = NULL;
+  size_t argc = 3;
+  napi_value argv[3], result = NULL;
+  int32_t base_layers = 0;
   uint32_t count = 0;
   bool is_array = false, json = false;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
@@ -349,6 +458,7 @@ napi_value figures_call(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (argc > 1) napi_get_value_bool(env, argv[1], &json);
+  if (argc > 2) napi_get_value_int32(env, argv[2], &base_layers);
   struct layer *layers = calloc(count ? count : 1, sizeof *layers);
   if (!layers) return NULL;
   if (!read_layers(env, argv[0], layers, count)) {
@@ -624,42 +734,97 @@ napi_value figures_call(napi_env env, napi_callback_info info) {
     }
   }
   /*
-   * The wasted versions, as places in dead (those of no bytes left out), in kilnFigures' order; with
-   * `json`, also as the document's `kiln.wasted` list (json.ts's wastedItem).
+   * The wasted versions (places in dead; those of no bytes left out) summed by layer here, and sorted,
+   * with `json` written as the document's `kiln.wasted` list (json.ts's wastedItem), by a job on the
+   * thread pool that has its own copy of what it needs.
    */
-  int32_t *wasted = array_of(dead_count, 4);
   double *reclaimable = array_of(count, 8), *removed = array_of(count, 8);
-  size_t wasted_count = 0;
-  struct bytes wasted_json = {0};
-  ok = ok && wasted && reclaimable && removed;
+  struct sort_job *job = calloc(1, sizeof *job);
+  ok = ok && reclaimable && removed && job;
   if (ok) {
+    size_t wasted_count = 0, path_bytes = 0;
     for (uint32_t l = 0; l < count; l++) reclaimable[l] = 0, removed[l] = 0;
     for (size_t k = 0; k < dead_count; k++)
       if (dead_bytes[k] != 0) {
-        wasted[wasted_count++] = (int32_t)k;
+        wasted_count++;
+        path_bytes += index.key_length[version_node[dead[k]]] + 1;
         reclaimable[version_layer[dead[k]]] += dead_bytes[k];
-        if (end_layer[dead[k]] != NONE) removed[end_layer[dead[k]]] += dead_bytes[k];
+        removed[end_layer[dead[k]]] += dead_bytes[k];
       }
-    struct wasted_order order = {&index, dead, version_node, dead_bytes};
-    qsort_r(wasted, wasted_count, sizeof *wasted, by_most_bytes, &order);
-    if (json) {
-      ok = put_text(&wasted_json, wasted_count ? "[\n" : "[]");
-      for (size_t w = 0; w < wasted_count && ok; w++) {
-        int32_t version = dead[wasted[w]], node = version_node[version];
-        unsigned char *path = malloc(index.key_length[node] + 1);
-        ok = path != NULL;
-        if (!ok) break;
-        path[0] = '/';
-        memcpy(path + 1, index.key[node], index.key_length[node]);
-        ok = put_text(&wasted_json, "      {\n        \"path\": ") && put_string(&wasted_json, path, index.key_length[node] + 1) &&
-             put_text(&wasted_json, ",\n        \"bytes\": ") && put_number(&wasted_json, dead_bytes[wasted[w]]) &&
-             put_text(&wasted_json, ",\n        \"layer\": ") && put_number(&wasted_json, version_layer[version]) &&
-             put_text(&wasted_json, ",\n        \"endedBy\": ") && put_number(&wasted_json, end_layer[version]) &&
-             put_text(&wasted_json, end_deleted[version] ? ",\n        \"how\": \"deleted\"\n      }" : ",\n        \"how\": \"overwritten\"\n      }") &&
-             put_text(&wasted_json, w + 1 < wasted_count ? ",\n" : "\n    ]");
-        free(path);
+    job->json = json;
+    job->records = array_of(wasted_count, sizeof *job->records);
+    job->order = array_of(wasted_count, 4);
+    job->paths = malloc(path_bytes + 1);
+    ok = job->records && job->order && job->paths;
+    size_t at = 0;
+    for (size_t k = 0; k < dead_count && ok; k++) {
+      if (dead_bytes[k] == 0) continue;
+      int32_t version = dead[k], node = version_node[version];
+      struct wasted_record *r = &job->records[job->count++];
+      job->paths[at++] = '/';
+      memcpy(job->paths + at, index.key[node], index.key_length[node]);
+      *r = (struct wasted_record){dead_bytes[k], at, index.key_length[node], (int32_t)k, version_layer[version], end_layer[version], end_deleted[version]};
+      at += index.key_length[node];
+    }
+  }
+  /* waste.ts's largest files and directories (TOP of each), with the bytes of each directory. */
+  int32_t *largest_files = array_of(TOP, 4), *largest_directories = array_of(TOP, 4);
+  double *directory_bytes = calloc(n + 1, 8), *largest_directory_bytes = array_of(TOP, 8);
+  size_t file_count = 0, directory_count = 0;
+  ok = ok && largest_files && largest_directories && directory_bytes && largest_directory_bytes;
+  if (ok) {
+    struct largest_order files = {&index, live_bytes, live, version_node};
+    file_count = first_of(largest_files, TOP, live_count, &files);
+    for (size_t k = 0; k < live_count; k++)
+      if (live_bytes[k] != 0)
+        for (int32_t p = index.parent[version_node[live[k]]]; p > ROOT; p = index.parent[p]) directory_bytes[p] += live_bytes[k];
+    struct largest_order directories = {&index, directory_bytes, NULL, NULL};
+    directory_count = first_of(largest_directories, TOP, n, &directories);
+    for (size_t d = 0; d < directory_count; d++) largest_directory_bytes[d] = directory_bytes[largest_directories[d]];
+  }
+  /*
+   * findings.ts's contentNeeded: the files whose contents the findings compare, as (layer, entry) pairs
+   * (perhaps twice): a file written again at its size, in the image's own layers or over them, and the
+   * image's own live files of at least DUPLICATE_MIN_BYTES whose size another live file has.
+   */
+  struct bytes needed = {0};
+  double *own_sizes = array_of(live_count, 8), *by_size = array_of(2 * live_count, 8);
+  ok = ok && own_sizes && by_size;
+  if (ok) {
+#define KIND_OF(v) (layers[version_layer[v]].kind[version_index[v]])
+#define SIZE_OF(v) (layers[version_layer[v]].size[version_index[v]])
+#define NEED(v) (put(&needed, &version_layer[v], 4) && put(&needed, &version_index[v], 4))
+    for (size_t k = 0; k < dead_count && ok; k++) {
+      int32_t version = dead[k], by = end_by[version];
+      if (end_deleted[version] == 0 && by != NONE && version_node[by] == version_node[version] && KIND_OF(version) == FILE_KIND && KIND_OF(by) == FILE_KIND &&
+          SIZE_OF(by) == SIZE_OF(version) && SIZE_OF(version) > 0 && (version_layer[version] >= base_layers || version_layer[by] >= base_layers))
+        ok = NEED(version) && NEED(by);
+    }
+    size_t sizes = 0;
+    for (size_t k = live_count; k-- > 0;) {
+      int32_t version = live[k];
+      if (version_layer[version] < base_layers) break;
+      if (KIND_OF(version) == FILE_KIND && live_bytes[k] >= DUPLICATE_MIN_BYTES) own_sizes[sizes++] = live_bytes[k];
+    }
+    if (sizes > 0) {
+      qsort(own_sizes, sizes, sizeof *own_sizes, by_double);
+      /* (bytes, version) of the live files of such a size, grouped by bytes: a group of two or more is needed. */
+      size_t pairs = 0;
+      for (size_t k = 0; k < live_count; k++)
+        if (KIND_OF(live[k]) == FILE_KIND && bsearch(&live_bytes[k], own_sizes, sizes, sizeof *own_sizes, by_double)) {
+          by_size[2 * pairs] = live_bytes[k];
+          by_size[2 * pairs + 1] = live[k];
+          pairs++;
+        }
+      qsort(by_size, pairs, 2 * sizeof *by_size, by_double);
+      for (size_t start = 0, end; start < pairs && ok; start = end) {
+        for (end = start + 1; end < pairs && by_size[2 * end] == by_size[2 * start]; end++) continue;
+        for (size_t p = start; end - start > 1 && p < end && ok; p++) ok = NEED((int32_t)by_size[2 * p + 1]);
       }
     }
+#undef KIND_OF
+#undef SIZE_OF
+#undef NEED
   }
   if (ok && napi_create_object(env, &result) == napi_ok) {
     ok = give(env, result, "parent", napi_int32_array, index.parent, n, 4) && give(env, result, "firstChild", napi_int32_array, index.first_child, n, 4) &&
@@ -671,24 +836,32 @@ napi_value figures_call(napi_env env, napi_callback_info info) {
          give(env, result, "endDeleted", napi_uint8_array, end_deleted, versions, 1) && give(env, result, "endBy", napi_int32_array, end_by, versions, 4) &&
          give(env, result, "dead", napi_int32_array, dead, dead_count, 4) && give(env, result, "deadBytes", napi_float64_array, dead_bytes, dead_count, 8) &&
          give(env, result, "live", napi_int32_array, live, live_count, 4) && give(env, result, "liveBytes", napi_float64_array, live_bytes, live_count, 8) &&
-         give(env, result, "layerBytes", napi_float64_array, layer_bytes, count, 8) && give(env, result, "wasted", napi_int32_array, wasted, wasted_count, 4) &&
-         give(env, result, "reclaimable", napi_float64_array, reclaimable, count, 8) && give(env, result, "removed", napi_float64_array, removed, count, 8);
-    if (ok && json) {
-      napi_value text;
-      ok = napi_create_external_buffer(env, wasted_json.length, wasted_json.data, free_array, NULL, &text) == napi_ok && napi_set_named_property(env, result, "wastedJson", text) == napi_ok;
-      if (ok) wasted_json.data = NULL;
-    }
+         give(env, result, "layerBytes", napi_float64_array, layer_bytes, count, 8) &&
+         give(env, result, "reclaimable", napi_float64_array, reclaimable, count, 8) && give(env, result, "removed", napi_float64_array, removed, count, 8) &&
+         give(env, result, "largestFiles", napi_int32_array, largest_files, file_count, 4) && give(env, result, "largestDirectories", napi_int32_array, largest_directories, directory_count, 4) &&
+         give(env, result, "largestDirectoryBytes", napi_float64_array, largest_directory_bytes, directory_count, 8) &&
+         give(env, result, "needed", napi_int32_array, needed.data ? needed.data : array_of(0, 4), needed.length / 4, 4);
+    needed.data = NULL;
+    napi_value promise, name;
+    ok = ok && napi_create_promise(env, &job->deferred, &promise) == napi_ok && napi_set_named_property(env, result, "wasted", promise) == napi_ok &&
+         napi_create_string_utf8(env, "kiln:figures", NAPI_AUTO_LENGTH, &name) == napi_ok &&
+         napi_create_async_work(env, NULL, name, sort_execute, sort_complete, job, &job->work) == napi_ok && napi_queue_async_work(env, job->work) == napi_ok;
+    /* Queued, the job frees itself when done. */
+    if (ok) job = NULL;
     /* give took every array, given or freed. */
     index.parent = index.first_child = index.next_sibling = index.source = NULL;
     layer_sizes = dive = references = dead_bytes = live_bytes = layer_bytes = NULL;
-    version_layer = version_index = version_node = end_layer = end_by = dead = live = wasted = NULL;
-    reclaimable = removed = NULL;
+    version_layer = version_index = version_node = end_layer = end_by = dead = live = NULL;
+    reclaimable = removed = largest_directory_bytes = NULL;
+    largest_files = largest_directories = NULL;
     end_deleted = NULL;
     if (!ok) napi_get_undefined(env, &result);
   } else napi_get_undefined(env, &result);
   free(index.parent), free(index.first_child), free(index.next_sibling), free(index.source), free(index.key), free(index.key_length), free(index.slots);
   free(layer_sizes), free(dive), free(references), free(version_layer), free(version_index), free(version_node), free(end_layer), free(end_by);
-  free(wasted), free(reclaimable), free(removed), free(wasted_json.data);
+  if (job) free_sort_job(job);
+  free(reclaimable), free(removed);
+  free(largest_files), free(largest_directories), free(directory_bytes), free(largest_directory_bytes), free(needed.data), free(own_sizes), free(by_size);
   free(dead), free(live), free(end_deleted), free(dead_bytes), free(live_bytes), free(layer_bytes);
   free(cum), free(min), free(stacked_size), free(seen_count), free(seen), free(node_layer), free(node_entry), free(inner_layer), free(nodes);
   free(version_at), free(numbers), free(layer_start), free(by_name), free(by_name_layer), free(link_target), free(first_member), free(last_member);

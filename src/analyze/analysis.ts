@@ -122,27 +122,29 @@ export interface AnalysisInput {
 export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: ImageAnalysis; fileLists: readonly LayerEntries[]; wastedJson: Buffer | undefined; tree: () => TreeNode }> {
   const entries = input.layers.map((l) => l.listing.entries);
   // native/sys computes them where it read every layer; else they are computed here.
-  const native = nativeFigures(entries, input.json === true);
+  const baseLayers = Math.min(input.base.layers, input.layers.length);
+  const native = nativeFigures(entries, input.json === true, baseLayers);
   const indexed = native ? undefined : indexLayers(entries);
   const dive = native?.dive ?? diveFigures(entries, indexed);
   const overlay = native?.overlay ?? stackLayers(entries, indexed);
-  const baseLayers = Math.min(input.base.layers, input.layers.length);
   // The contents the findings compare are read (on the thread pool, where native/sys can) while kiln's figures are computed.
-  const fingerprinting = Promise.all([...contentNeeded(overlay, baseLayers)].map(([layer, indexes]) => (input.layers[layer] as (typeof input.layers)[number]).listing.fingerprint(indexes)));
-  const kiln = kilnFigures(overlay, baseLayers, native?.waste);
-  await fingerprinting;
+  const fingerprinting = Promise.all([...(native?.contentNeeded ?? contentNeeded(overlay, baseLayers))].map(([layer, indexes]) => (input.layers[layer] as (typeof input.layers)[number]).listing.fingerprint(indexes)));
   const origins = layerOrigins(input.history, input.layers.length);
   const facts: LayerFacts[] = origins.map((origin) => ({
     keyword: instructionOf(origin.createdBy).keyword,
     createdBy: origin.createdBy,
     source: origin.historyIndex === undefined ? undefined : input.lines.get(origin.historyIndex),
   }));
+  await fingerprinting;
   const found = findings(overlay, {
     layers: facts,
     baseLayers,
     fingerprint: (layer, index) => input.layers[layer]?.listing.fingerprints.get(index),
     singleStage: input.singleStage,
   });
+  // native/sys sorts the wasted versions on the thread pool meanwhile.
+  const sorted = await native?.sorted;
+  const kiln = kilnFigures(overlay, baseLayers, native && sorted && { ...native.waste, order: sorted.order });
   const analysis: ImageAnalysis = {
     layer: input.layers.map((layer, index) => ({
       index,
@@ -194,5 +196,5 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: I
     },
   };
   // The tree for a page is drawn only when a page is asked for.
-  return { analysis, fileLists: entries, wastedJson: native?.wastedJson, tree: () => sizeTree(overlay) };
+  return { analysis, fileLists: entries, wastedJson: sorted?.json, tree: () => sizeTree(overlay) };
 }

@@ -85,13 +85,17 @@ function directorySizes(overlay: Overlay): Float64Array {
 }
 
 /**
- * The wasted versions of an overlay as native/sys's figures gives them: their places in dead in the
- * wasted list's order, and the bytes each layer wrote that were wasted and removed of the layers below.
+ * What native/sys's figures computes of kiln's figures: the wasted versions' places in dead in the
+ * wasted list's order, the bytes each layer wrote that were wasted and removed of the layers below, the
+ * largest files (places in live) and directories (path ids, with their bytes).
  */
 export interface SortedWaste {
   readonly order: Int32Array;
   readonly reclaimable: Float64Array;
   readonly removed: Float64Array;
+  readonly largestFiles: Int32Array;
+  readonly largestDirectories: Int32Array;
+  readonly largestDirectoryBytes: Float64Array;
 }
 
 /** kiln's figures of the stacked layers; `sorted`, when given, are their wasted versions, then not sorted and summed here. */
@@ -145,16 +149,24 @@ export function kilnFigures(overlay: Overlay, baseLayers: number, sorted?: Sorte
   const userSizeBytes = sizeBytes - baseSizeBytes;
   // The paths compare as they would with their leading slash; only the few kept are written out.
   const { live, liveBytes } = overlay;
-  const files = firstOf(live.length, (k) => (liveBytes[k] as number) > 0, TOP, (a, b) => {
-    const more = (liveBytes[b] as number) - (liveBytes[a] as number);
-    if (more !== 0) return more;
-    const pathA = overlay.path(live[a] as number);
-    const pathB = overlay.path(live[b] as number);
-    return pathA < pathB ? -1 : pathA > pathB ? 1 : 0;
-  });
-  const sizes = directorySizes(overlay);
   const { paths } = overlay.index;
-  const topDirectories = firstOf(sizes.length, (id) => (sizes[id] as number) > 0, TOP, (a, b) => (sizes[b] as number) - (sizes[a] as number) || ((paths[a] as string) < (paths[b] as string) ? -1 : (paths[a] as string) > (paths[b] as string) ? 1 : 0));
+  let files: ArrayLike<number>;
+  let directories: { id: number; bytes: number }[];
+  if (sorted) {
+    files = sorted.largestFiles;
+    directories = Array.from(sorted.largestDirectories, (id, d) => ({ id, bytes: sorted.largestDirectoryBytes[d] as number }));
+  } else {
+    files = firstOf(live.length, (k) => (liveBytes[k] as number) > 0, TOP, (a, b) => {
+      const more = (liveBytes[b] as number) - (liveBytes[a] as number);
+      if (more !== 0) return more;
+      const pathA = overlay.path(live[a] as number);
+      const pathB = overlay.path(live[b] as number);
+      return pathA < pathB ? -1 : pathA > pathB ? 1 : 0;
+    });
+    const sizes = directorySizes(overlay);
+    const top = firstOf(sizes.length, (id) => (sizes[id] as number) > 0, TOP, (a, b) => (sizes[b] as number) - (sizes[a] as number) || ((paths[a] as string) < (paths[b] as string) ? -1 : (paths[a] as string) > (paths[b] as string) ? 1 : 0));
+    directories = top.map((id) => ({ id, bytes: sizes[id] as number }));
+  }
   return {
     sizeBytes,
     baseSizeBytes,
@@ -167,8 +179,8 @@ export function kilnFigures(overlay: Overlay, baseLayers: number, sorted?: Sorte
       return wastedPaths();
     },
     wastedOrder: order,
-    largestFiles: files.map((k) => ({ path: `/${overlay.path(live[k] as number)}`, bytes: liveBytes[k] as number, layer: versionLayer[live[k] as number] as number })),
-    largestDirectories: topDirectories.map((id) => ({ path: `/${paths[id] as string}`, bytes: sizes[id] as number })),
+    largestFiles: Array.from(files, (k) => ({ path: `/${overlay.path(live[k] as number)}`, bytes: liveBytes[k] as number, layer: versionLayer[live[k] as number] as number })),
+    largestDirectories: directories.map(({ id, bytes }) => ({ path: `/${paths[id] as string}`, bytes })),
   };
 }
 

@@ -5,6 +5,7 @@ import { type TarInput, writeTar } from '../../src/layer/tar/writer.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageAnalysis } from '../../src/analyze/analysis.js';
+import { contentNeeded } from '../../src/analyze/findings.js';
 import { analysisJson } from '../../src/analyze/json.js';
 import { type DiveFigures, diveFigures } from '../../src/analyze/layers/dive.js';
 import { nativeFigures } from '../../src/analyze/layers/native.js';
@@ -90,12 +91,14 @@ export async function checkedFigures(layers: readonly (readonly TarInput[])[], b
   const overlay = stackLayers(entries);
   const figures = { dive: diveFigures(entries), kiln: kilnFigures(overlay, baseLayers), overlay };
   if (!sys()?.figures) return figures;
-  const native = nativeFigures((await listLayersInPlace(layers)).map((l) => l.entries), true);
+  const native = nativeFigures((await listLayersInPlace(layers)).map((l) => l.entries), true, baseLayers);
   assert.ok(native, 'native/sys computed the figures');
   assert.deepEqual(native.dive, figures.dive);
   assert.deepEqual(overlayColumns(native.overlay), overlayColumns(overlay));
-  const kiln = kilnFigures(native.overlay, baseLayers, native.waste);
+  const sorted = await native.sorted;
+  const kiln = kilnFigures(native.overlay, baseLayers, { ...native.waste, order: sorted.order });
   assert.deepEqual({ ...kiln, wastedOrder: Array.from(kiln.wastedOrder) }, { ...figures.kiln, wastedOrder: Array.from(figures.kiln.wastedOrder) });
-  assert.equal(wastedText(kiln.wasted, native.wastedJson), wastedText(figures.kiln.wasted));
+  assert.equal(wastedText(kiln.wasted, sorted.json), wastedText(figures.kiln.wasted));
+  assert.deepEqual(native.contentNeeded, contentNeeded(overlay, baseLayers));
   return figures;
 }

@@ -15,17 +15,31 @@ export interface LayerFigures {
   readonly index: PathIndex;
   readonly dive: DiveFigures;
   readonly overlay: Overlay;
-  /** The wasted versions, sorted and summed (see kilnFigures). */
-  readonly waste: SortedWaste;
-  /** With `json`: that list's text as json.ts writes it. */
-  readonly wastedJson: Buffer | undefined;
+  /** The wasted versions, summed and (when `sorted` is) sorted, and the largest files and directories (see kilnFigures). */
+  readonly waste: Omit<SortedWaste, 'order'>;
+  /** The wasted versions' order, and with `json` their list's text as json.ts writes it: made on the thread pool. */
+  readonly sorted: Promise<{ readonly order: Int32Array; readonly json?: Buffer }>;
+  /** The files whose content the findings compare (findings.ts's contentNeeded, with the base layers given). */
+  readonly contentNeeded: Map<number, Set<number>>;
 }
 
-export function nativeFigures(layers: readonly LayerEntries[], json: boolean): LayerFigures | undefined {
+/** (layer, entry) pairs, by layer. */
+function contentByLayer(pairs: Int32Array): Map<number, Set<number>> {
+  const byLayer = new Map<number, Set<number>>();
+  for (let k = 0; k < pairs.length; k += 2) {
+    const layer = pairs[k] as number;
+    const set = byLayer.get(layer) ?? new Set<number>();
+    set.add(pairs[k + 1] as number);
+    byLayer.set(layer, set);
+  }
+  return byLayer;
+}
+
+export function nativeFigures(layers: readonly LayerEntries[], json: boolean, baseLayers = 0): LayerFigures | undefined {
   const figures = sys()?.figures;
   const scanned = layers.map((entries) => entries.scanned);
   if (!figures || !scanned.every((triple) => triple !== undefined)) return undefined;
-  const made = figures(scanned, json);
+  const made = figures(scanned, json, baseLayers);
   if (!made) return undefined;
   // Each path is its source entry's name or target, or a directory above it: a prefix of that string.
   const { sources } = made;
@@ -44,7 +58,8 @@ export function nativeFigures(layers: readonly LayerEntries[], json: boolean): L
     index,
     dive: diveResult(Array.from(made.layerSizes), sumMin, sumCum, wasted, made.references, paths),
     overlay: new Overlay(index, layers, made.versionLayer, made.versionIndex, made.versionNode, made.endLayer, made.endDeleted, made.endBy, made.dead, made.deadBytes, made.live, made.liveBytes, Array.from(made.layerBytes)),
-    waste: { order: made.wasted, reclaimable: made.reclaimable, removed: made.removed },
-    wastedJson: made.wastedJson,
+    waste: { reclaimable: made.reclaimable, removed: made.removed, largestFiles: made.largestFiles, largestDirectories: made.largestDirectories, largestDirectoryBytes: made.largestDirectoryBytes },
+    contentNeeded: contentByLayer(made.needed),
+    sorted: made.wasted,
   };
 }
