@@ -6,6 +6,8 @@
  * big image (a header is some twenty small steps: the checksum, six numbers, three names, cleaning).
  *
  * It reads what nearly every layer holds: ustar and GNU headers, GNU long names and links, PAX records.
+ * A tar of 32 MB or more is read in pieces by two threads (see scan_in_pieces).
+ *
  * Anything else (base-256 numbers, devices, sparse files, names that need cleaning, names that are not
  * UTF-8, a bad checksum, a tar cut short) resolves to undefined, and the caller reads that layer with the
  * JavaScript scan, which has every rule and every error message: one reader of the odd cases, this one
@@ -13,8 +15,8 @@
  *
  * It resolves to three Buffers. The columns, little-endian: u32 count, u32 1 when some name or link is
  * not ASCII (decode them as UTF-8, else latin1), 8 bytes of 0; then f64 columns of `count` each (size,
- * mode, uid, gid, body offset from `start`) and u8 kinds (walk.ts's KIND). The names each ended by a NUL. The link targets of the hardlinks and symlinks in entry
- * order, each ended by a NUL.
+ * mode, uid, gid, body offset from `start`) and u8 kinds (walk.ts's KIND). The names, each ended by a
+ * NUL. The link targets of the hardlinks and symlinks in entry order, each ended by a NUL.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -23,6 +25,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include "text.h"
 
 #define BLOCK 512
@@ -55,6 +60,12 @@ struct scan {
   unsigned char *buffer;
   size_t buffer_room;
   int64_t buffer_start, buffer_end;
+  /* A piece's (see scan_in_pieces): where its scan started (-1: no header in its part). */
+  int64_t from;
+  /* Where the scan stopped: the first entry boundary at or past where it was asked to stop, or the end. */
+  int64_t stopped;
+  /* 1 when it reached the end of the archive (its marker or the file's end) rather than a stop. */
+  int ended;
 };
 
 /* The `length` bytes at `position` of the tar, read when the buffer does not hold them; NULL at a read error or past the end. */
@@ -250,20 +261,23 @@ static int read_pax(struct extensions *ext, const unsigned char *body, size_t si
 }
 
 /* Scans the whole tar; scan->outcome says how it ended. */
-static void scan_tar(struct scan *scan) {
-  int64_t size = scan->end - scan->start, position = 0;
+/*
+ * Scans the tar from `position` (an entry boundary: where an entry's first header starts) until the
+ * first entry boundary at or past `stop`, or the end of the archive; scan->outcome says how it ended,
+ * scan->stopped where.
+ */
+static void scan_range(struct scan *scan, int64_t position, int64_t stop) {
+  int64_t size = scan->end - scan->start;
   struct extensions ext;
   memset(&ext, 0, sizeof ext);
   reset(&ext);
   scan->outcome = 1;
-  if (size / BLOCK >= UINT32_MAX) return;
-  scan->capacity = (uint32_t)(size / BLOCK) + 1;
-  scan->columns = malloc(16 + 41 * (size_t)scan->capacity);
-  if (!scan->columns) {
-    scan->outcome = -1;
-    return;
-  }
+  scan->ended = 1;
   while (position < size) {
+    if (!ext.any && position >= stop) {
+      scan->ended = 0;
+      break;
+    }
     const unsigned char *header = position + BLOCK <= size ? at(scan, position, BLOCK) : NULL;
     if (!header) goto done;
     if (header[0] == 0) {
@@ -371,21 +385,156 @@ static void scan_tar(struct scan *scan) {
     column[4 * (size_t)capacity + i] = (double)body;
     scan->columns[16 + 40 * (size_t)capacity + i] = (unsigned char)kind;
   }
-  /* The end-of-archive marker, or the end of the file: read. The columns close up to `count` each. */
+  /* The end-of-archive marker, the end of the file, or the stop: read. */
   scan->outcome = 0;
-  {
-    double *column = (double *)(void *)(scan->columns + 16);
-    size_t count = scan->count, capacity = scan->capacity;
-    for (int c = 1; c < 5; c++) memmove(column + c * count, column + c * capacity, count * 8);
-    memmove(scan->columns + 16 + 40 * count, scan->columns + 16 + 40 * capacity, count);
-    unsigned char *shrunk = realloc(scan->columns, 16 + 41 * count);
-    if (shrunk) scan->columns = shrunk;
-  }
+  scan->stopped = position;
 done:
   free(ext.path.data);
   free(ext.link.data);
   free(ext.long_name.data);
   free(ext.long_link.data);
+}
+
+/* Columns for as many entries as a tar of `size` bytes could hold (see struct scan); 0 when out of memory or too big. */
+static int make_columns(struct scan *scan, int64_t size) {
+  if (size / BLOCK >= UINT32_MAX) return 0;
+  scan->capacity = (uint32_t)(size / BLOCK) + 1;
+  scan->columns = malloc(16 + 41 * (size_t)scan->capacity);
+  return scan->columns != NULL;
+}
+
+/* Appends `piece`'s entries to the scan's; 0 when out of memory. */
+static int append(struct scan *scan, const struct scan *piece) {
+  if (!put(&scan->names, piece->names.data, piece->names.length) || !put(&scan->links, piece->links.data, piece->links.length)) return 0;
+  double *to = (double *)(void *)(scan->columns + 16), *in = (double *)(void *)(piece->columns + 16);
+  for (int c = 0; c < 5; c++) memcpy(to + (size_t)c * scan->capacity + scan->count, in + (size_t)c * piece->capacity, (size_t)piece->count * 8);
+  memcpy(scan->columns + 16 + 40 * (size_t)scan->capacity + scan->count, piece->columns + 16 + 40 * (size_t)piece->capacity, piece->count);
+  scan->count += piece->count;
+  scan->not_ascii |= piece->not_ascii;
+  return 1;
+}
+
+/*
+ * A big tar is scanned in pieces by two threads. Each piece of the file, but the first, starts at the
+ * first header it finds past its start (a checksum, ustar's magic and a type: `plausible`), and each
+ * stops at the first entry boundary past its end; then the pieces are chained: where a piece started
+ * where the one before it stopped, its entries follow (a boundary determines all that comes after it);
+ * where it did not (it started inside a file's body, or not at a boundary), its part is scanned again
+ * from where the one before stopped. Tars smaller than this are scanned in one piece.
+ */
+#define PIECE_BYTES ((int64_t)16 << 20)
+#define MOST_PIECES 32
+
+struct pieces {
+  struct scan *scan;
+  struct scan *piece;
+  int64_t *bounds;
+  size_t count;
+  _Atomic size_t next;
+};
+
+static void free_scan_parts(struct scan *scan) {
+  free(scan->columns);
+  free(scan->names.data);
+  free(scan->links.data);
+  free(scan->buffer);
+}
+
+static int plausible(const unsigned char *header) {
+  if (memcmp(header + 257, "ustar", 5) != 0 || (header[156] != 0 && !strchr("01234567xgLK", header[156]))) return 0;
+  return checksum_ok(header);
+}
+
+/* Scans the pieces not yet taken; `piece->from` is where its scan started (-1: no header in its part). */
+static void *scan_pieces(void *arg) {
+  struct pieces *pieces = arg;
+  for (size_t k; (k = atomic_fetch_add(&pieces->next, 1)) < pieces->count;) {
+    struct scan *piece = &pieces->piece[k];
+    int64_t from = pieces->bounds[k], to = pieces->bounds[k + 1];
+    piece->from = -1;
+    piece->outcome = 1;
+    for (int64_t position = from; k > 0 && position < to && position + BLOCK <= piece->end - piece->start; position += BLOCK) {
+      const unsigned char *header = at(piece, position, BLOCK);
+      if (!header) break;
+      if (plausible(header)) {
+        piece->from = position;
+        break;
+      }
+    }
+    if (k == 0) piece->from = 0;
+    if (piece->from >= 0 && make_columns(piece, to - piece->from + BLOCK)) scan_range(piece, piece->from, to);
+  }
+  return NULL;
+}
+
+/* Scans a big tar in pieces (see PIECE_BYTES); 0 when it could not start them (the caller scans it whole). */
+static int scan_in_pieces(struct scan *scan, int64_t size) {
+  size_t count = (size_t)(size / PIECE_BYTES);
+  if (count > MOST_PIECES) count = MOST_PIECES;
+  struct pieces pieces = {scan, calloc(count, sizeof(struct scan)), malloc((count + 1) * sizeof(int64_t)), count, 0};
+  pthread_t thread;
+  int started = pieces.piece && pieces.bounds;
+  if (started) {
+    for (size_t k = 0; k <= count; k++) pieces.bounds[k] = k == count ? size : (int64_t)((size / (int64_t)count * (int64_t)k) & ~(int64_t)(BLOCK - 1));
+    for (size_t k = 0; k < count; k++) {
+      pieces.piece[k].fd = scan->fd;
+      pieces.piece[k].start = scan->start;
+      pieces.piece[k].end = scan->end;
+      pieces.piece[k].buffer_start = pieces.piece[k].buffer_end = -1;
+    }
+    started = pthread_create(&thread, NULL, scan_pieces, &pieces) == 0;
+  }
+  if (started) {
+    scan_pieces(&pieces);
+    pthread_join(thread, NULL);
+    /* The chain: where the pieces before stopped, and the entries from there. */
+    int64_t position = 0;
+    scan->outcome = 0;
+    for (size_t k = 0; k < count && scan->outcome == 0; k++) {
+      struct scan *piece = &pieces.piece[k];
+      if (position >= pieces.bounds[k + 1]) continue;
+      if (piece->from != position) {
+        /* Scanned again from the boundary the chain reached (in the piece's memory; its read buffer kept). */
+        free(piece->columns);
+        free(piece->names.data);
+        free(piece->links.data);
+        memset(&piece->names, 0, sizeof piece->names);
+        memset(&piece->links, 0, sizeof piece->links);
+        piece->columns = NULL;
+        piece->buffer_start = piece->buffer_end = -1;
+        piece->count = 0;
+        piece->not_ascii = 0;
+        piece->outcome = -1;
+        if (make_columns(piece, pieces.bounds[k + 1] - position + BLOCK)) scan_range(piece, position, pieces.bounds[k + 1]);
+      }
+      if (piece->outcome != 0) scan->outcome = piece->outcome;
+      else if (!append(scan, piece)) scan->outcome = -1;
+      else if (piece->ended) break;
+      else position = piece->stopped;
+    }
+  }
+  for (size_t k = 0; pieces.piece && k < count; k++) free_scan_parts(&pieces.piece[k]);
+  free(pieces.piece);
+  free(pieces.bounds);
+  return started;
+}
+
+static void scan_tar(struct scan *scan) {
+  int64_t size = scan->end - scan->start;
+  scan->outcome = 1;
+  if (!make_columns(scan, size)) {
+    scan->outcome = size / BLOCK >= UINT32_MAX ? 1 : -1;
+    return;
+  }
+  if (size < 2 * PIECE_BYTES || !scan_in_pieces(scan, size)) scan_range(scan, 0, INT64_MAX);
+  if (scan->outcome != 0) return;
+  /* The columns close up to `count` each. */
+  double *column = (double *)(void *)(scan->columns + 16);
+  size_t count = scan->count, capacity = scan->capacity;
+  for (int c = 1; c < 5; c++) memmove(column + c * count, column + c * capacity, count * 8);
+  memmove(scan->columns + 16 + 40 * count, scan->columns + 16 + 40 * capacity, count);
+  unsigned char *shrunk = realloc(scan->columns, 16 + 41 * count);
+  if (shrunk) scan->columns = shrunk;
 }
 
 static void scan_execute(napi_env env, void *data) {

@@ -196,6 +196,40 @@ describe('native analysis: tarscan, tarjson, figures, hashranges', { skip }, () 
     }
   });
 
+  it('a big tar is read in pieces as it is read whole, also where a piece starts inside a file that holds a tar, or in a run of PAX headers', async () => {
+    // Regions of a 36 MB tar in five orders, so that the middle, where tarscan's second piece starts,
+    // falls in each: a big file, a file whose body is itself a tar (whose headers look real), entries with
+    // PAX headers (long names), another big file, small files.
+    const inner = await layerTar(Array.from({ length: 4000 }, (_, i) => file(`inner/f${i}`, 1000)));
+    const regions: TarInput[][] = [
+      [file('big/one', 14 << 20)],
+      [{ header: { mode: 0o644, uid: 0, gid: 0, mtime: 0, path: 'nested/inner.tar', type: 'file', size: inner.length }, body: inner }],
+      Array.from({ length: 2500 }, (_, i) => file(`pax/${'long-name-'.repeat(12)}${i}`, 700)),
+      [file('big/two', 12 << 20)],
+      Array.from({ length: 1500 }, (_, i) => file(`small/f${i}`, (i * 97) % 700)),
+    ];
+    for (let turn = 0; turn < regions.length; turn++) {
+      const entries = [...regions.slice(turn), ...regions.slice(0, turn)].flat();
+      const { native, js } = await bothScans(await layerTar(entries));
+      assert.ok(native, `order ${turn}: tarscan read the tar`);
+      assert.equal(native.length, js.length);
+      assert.deepEqual(columns(native), columns(js), `order ${turn}`);
+    }
+    // A header spoilt in the second piece: the whole tar goes to the JavaScript scan, which says where.
+    const bytes = await layerTar(regions.flat());
+    const { js } = await bothScans(bytes);
+    const last = (js.offsets[js.length - 1] as number) - 512;
+    bytes.writeUInt8((bytes.readUInt8(last + 10) ^ 0xff) & 0xff, last + 10);
+    const [path, start, end] = await placed(bytes);
+    const handle = await open(path, 'r');
+    try {
+      assert.equal(await addon?.tarscan?.(handle.fd, start, end), undefined);
+      await assert.rejects(scanLayerFile(handle.fd, start, end, 'test layer'), /bad header checksum after entry "small\/f1498"/);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('hashranges: the SHA-256 of each range, and undefined for a range past the end', async () => {
     const bytes = Buffer.from('0123456789'.repeat(300_000));
     const [path] = await placed(bytes);
