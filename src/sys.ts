@@ -49,9 +49,9 @@ export interface SysAddon {
   tarscan?(this: void, fd: number, start: number, end: number): Promise<[columns: Buffer, names: Buffer, links: Buffer] | undefined>;
   /**
    * kiln analyze's index of paths, dive's figures and the stacked layers over the layers tarscan read
-   * (figures.c); undefined when out of memory. Absent from an addon built before it.
+   * (figures.c), computed on the thread pool; undefined when out of memory. Absent from an addon built before it.
    */
-  figures?(this: void, layers: readonly (readonly [Buffer, Buffer, Buffer])[], json: boolean, baseLayers: number): NativeFigures | undefined;
+  figures?(this: void, layers: readonly (readonly [Buffer, Buffer, Buffer])[], json: boolean, baseLayers: number): Promise<NativeFigures | undefined>;
   /** A tarscan's file list as kiln analyze's JSON has it (src/analyze/json.ts), made on the thread pool. Absent from an addon built before it. */
   tarjson?(this: void, columns: Buffer, names: Buffer, links: Buffer): Promise<Buffer>;
   /**

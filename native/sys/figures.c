@@ -1,11 +1,12 @@
 /*
- * figures(layers, json, baseLayers) -> object | undefined: kiln analyze's core over the layers tarscan
- * read (each a [columns, names, links] triple, bottom first), as src/analyze/layers/tree.ts, dive.ts,
- * overlay.ts and waste.ts compute it in JavaScript: every path interned once (ids in the order tree.ts
- * gives them), dive's figures, the layers stacked as a runtime stacks them, every version followed to its
- * end, and kiln's figures of what they waste. In
- * JavaScript each of these passes over a big image's entries ran before V8 had optimized it, and together
- * they took most of an analysis; the results are the same numbers, in the same order.
+ * figures(layers, json, baseLayers) -> Promise<object | undefined>: kiln analyze's core over the layers
+ * tarscan read (each a [columns, names, links] triple, bottom first), as src/analyze/layers/tree.ts,
+ * dive.ts, overlay.ts and waste.ts compute it in JavaScript: every path interned once (ids in the order
+ * tree.ts gives them), dive's figures, the layers stacked as a runtime stacks them, every version
+ * followed to its end, and kiln's figures of what they waste; on the thread pool, while the caller makes
+ * the strings of the layers' names. In JavaScript each of these passes over a big image's entries ran
+ * before V8 had optimized it, and together they took most of an analysis; the results are the same
+ * numbers, in the same order.
  *
  * The object (typed arrays over memory the addon allocated; ids as tree.ts's PathIndex numbers them):
  * - parent, firstChild, nextSibling: Int32Array by path id (tree.ts's PathIndex);
@@ -446,26 +447,41 @@ static void free_layers(struct layer *layers, uint32_t count) {
   free(layers);
 }
 
-napi_value figures_call(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], result = NULL;
-  int32_t base_layers = 0;
-  uint32_t count = 0;
-  bool is_array = false, json = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
-      napi_get_array_length(env, argv[0], &count) != napi_ok) {
-    napi_throw_type_error(env, NULL, "sys: figures(layers): tarscan's [columns, names, links] of each layer");
-    return NULL;
-  }
-  if (argc > 1) napi_get_value_bool(env, argv[1], &json);
-  if (argc > 2) napi_get_value_int32(env, argv[2], &base_layers);
-  struct layer *layers = calloc(count ? count : 1, sizeof *layers);
-  if (!layers) return NULL;
-  if (!read_layers(env, argv[0], layers, count)) {
-    free_layers(layers, count);
-    napi_throw_type_error(env, NULL, "sys: figures(layers): tarscan's [columns, names, links] of each layer");
-    return NULL;
-  }
+/* A typed array figures_execute made, for figures_complete to hand over. */
+struct out_array {
+  const char *name;
+  napi_typedarray_type type;
+  void *data;
+  size_t count, item;
+};
+
+/* figures_call's job: its input, and what figures_execute made of it. */
+struct figures_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref layers_ref;
+  struct layer *layers;
+  uint32_t count;
+  bool json;
+  int32_t base_layers;
+  struct out_array out[24];
+  size_t outs;
+  struct sort_job *sort;
+  int ok;
+};
+
+static void keep(struct figures_job *figures, const char *name, napi_typedarray_type type, void *data, size_t count, size_t item) {
+  figures->out[figures->outs++] = (struct out_array){name, type, data, count, item};
+}
+
+/* Computes the figures on the thread pool (figures_call's job). */
+static void figures_execute(napi_env env, void *data) {
+  (void)env;
+  struct figures_job *figures = data;
+  struct layer *layers = figures->layers;
+  uint32_t count = figures->count;
+  bool json = figures->json;
+  int32_t base_layers = figures->base_layers;
   size_t entries = 0;
   for (uint32_t l = 0; l < count; l++) entries += layers[l].count;
   /* About a path per entry (their names), a few more for the directories no entry names; grown when short. */
@@ -826,37 +842,43 @@ napi_value figures_call(napi_env env, napi_callback_info info) {
 #undef SIZE_OF
 #undef NEED
   }
-  if (ok && napi_create_object(env, &result) == napi_ok) {
-    ok = give(env, result, "parent", napi_int32_array, index.parent, n, 4) && give(env, result, "firstChild", napi_int32_array, index.first_child, n, 4) &&
-         give(env, result, "nextSibling", napi_int32_array, index.next_sibling, n, 4) && give(env, result, "sources", napi_int32_array, index.source, 3 * (size_t)n, 4) &&
-         give(env, result, "layerSizes", napi_float64_array, layer_sizes, count, 8) && give(env, result, "dive", napi_float64_array, dive, 3, 8) &&
-         give(env, result, "references", napi_float64_array, references, 3 * reference_count, 8) &&
-         give(env, result, "versionLayer", napi_int32_array, version_layer, versions, 4) && give(env, result, "versionIndex", napi_int32_array, version_index, versions, 4) &&
-         give(env, result, "versionNode", napi_int32_array, version_node, versions, 4) && give(env, result, "endLayer", napi_int32_array, end_layer, versions, 4) &&
-         give(env, result, "endDeleted", napi_uint8_array, end_deleted, versions, 1) && give(env, result, "endBy", napi_int32_array, end_by, versions, 4) &&
-         give(env, result, "dead", napi_int32_array, dead, dead_count, 4) && give(env, result, "deadBytes", napi_float64_array, dead_bytes, dead_count, 8) &&
-         give(env, result, "live", napi_int32_array, live, live_count, 4) && give(env, result, "liveBytes", napi_float64_array, live_bytes, live_count, 8) &&
-         give(env, result, "layerBytes", napi_float64_array, layer_bytes, count, 8) &&
-         give(env, result, "reclaimable", napi_float64_array, reclaimable, count, 8) && give(env, result, "removed", napi_float64_array, removed, count, 8) &&
-         give(env, result, "largestFiles", napi_int32_array, largest_files, file_count, 4) && give(env, result, "largestDirectories", napi_int32_array, largest_directories, directory_count, 4) &&
-         give(env, result, "largestDirectoryBytes", napi_float64_array, largest_directory_bytes, directory_count, 8) &&
-         give(env, result, "needed", napi_int32_array, needed.data ? needed.data : array_of(0, 4), needed.length / 4, 4);
+  if (ok) {
+    keep(figures, "parent", napi_int32_array, index.parent, n, 4);
+    keep(figures, "firstChild", napi_int32_array, index.first_child, n, 4);
+    keep(figures, "nextSibling", napi_int32_array, index.next_sibling, n, 4);
+    keep(figures, "sources", napi_int32_array, index.source, 3 * (size_t)n, 4);
+    keep(figures, "layerSizes", napi_float64_array, layer_sizes, count, 8);
+    keep(figures, "dive", napi_float64_array, dive, 3, 8);
+    keep(figures, "references", napi_float64_array, references, 3 * reference_count, 8);
+    keep(figures, "versionLayer", napi_int32_array, version_layer, versions, 4);
+    keep(figures, "versionIndex", napi_int32_array, version_index, versions, 4);
+    keep(figures, "versionNode", napi_int32_array, version_node, versions, 4);
+    keep(figures, "endLayer", napi_int32_array, end_layer, versions, 4);
+    keep(figures, "endDeleted", napi_uint8_array, end_deleted, versions, 1);
+    keep(figures, "endBy", napi_int32_array, end_by, versions, 4);
+    keep(figures, "dead", napi_int32_array, dead, dead_count, 4);
+    keep(figures, "deadBytes", napi_float64_array, dead_bytes, dead_count, 8);
+    keep(figures, "live", napi_int32_array, live, live_count, 4);
+    keep(figures, "liveBytes", napi_float64_array, live_bytes, live_count, 8);
+    keep(figures, "layerBytes", napi_float64_array, layer_bytes, count, 8);
+    keep(figures, "reclaimable", napi_float64_array, reclaimable, count, 8);
+    keep(figures, "removed", napi_float64_array, removed, count, 8);
+    keep(figures, "largestFiles", napi_int32_array, largest_files, file_count, 4);
+    keep(figures, "largestDirectories", napi_int32_array, largest_directories, directory_count, 4);
+    keep(figures, "largestDirectoryBytes", napi_float64_array, largest_directory_bytes, directory_count, 8);
+    keep(figures, "needed", napi_int32_array, needed.data ? needed.data : array_of(0, 4), needed.length / 4, 4);
     needed.data = NULL;
-    napi_value promise, name;
-    ok = ok && napi_create_promise(env, &job->deferred, &promise) == napi_ok && napi_set_named_property(env, result, "wasted", promise) == napi_ok &&
-         napi_create_string_utf8(env, "kiln:figures", NAPI_AUTO_LENGTH, &name) == napi_ok &&
-         napi_create_async_work(env, NULL, name, sort_execute, sort_complete, job, &job->work) == napi_ok && napi_queue_async_work(env, job->work) == napi_ok;
-    /* Queued, the job frees itself when done. */
-    if (ok) job = NULL;
-    /* give took every array, given or freed. */
+    figures->sort = job;
+    job = NULL;
+    /* keep took every array. */
     index.parent = index.first_child = index.next_sibling = index.source = NULL;
     layer_sizes = dive = references = dead_bytes = live_bytes = layer_bytes = NULL;
     version_layer = version_index = version_node = end_layer = end_by = dead = live = NULL;
     reclaimable = removed = largest_directory_bytes = NULL;
     largest_files = largest_directories = NULL;
     end_deleted = NULL;
-    if (!ok) napi_get_undefined(env, &result);
-  } else napi_get_undefined(env, &result);
+  }
+  figures->ok = ok;
   free(index.parent), free(index.first_child), free(index.next_sibling), free(index.source), free(index.key), free(index.key_length), free(index.slots);
   free(layer_sizes), free(dive), free(references), free(version_layer), free(version_index), free(version_node), free(end_layer), free(end_by);
   if (job) free_sort_job(job);
@@ -867,5 +889,74 @@ napi_value figures_call(napi_env env, napi_callback_info info) {
   free(version_at), free(numbers), free(layer_start), free(by_name), free(by_name_layer), free(link_target), free(first_member), free(last_member);
   free(next_member), free(present), free(dir), free(branched), free(linked), free(stack.items);
   free_layers(layers, count);
-  return result;
+  figures->layers = NULL;
 }
+
+/* Hands the figures to JavaScript, and queues the wasted versions' sort (figures_call's job done). */
+static void figures_complete(napi_env env, napi_status status, void *data) {
+  struct figures_job *figures = data;
+  napi_value result = NULL;
+  int ok = status == napi_ok && figures->ok && napi_create_object(env, &result) == napi_ok;
+  /* give takes each array (a typed array's, or freed); those after a failure are freed here. */
+  for (size_t k = 0; k < figures->outs; k++) {
+    struct out_array *out = &figures->out[k];
+    if (ok) ok = give(env, result, out->name, out->type, out->data, out->count, out->item);
+    else free(out->data);
+  }
+  struct sort_job *job = figures->sort;
+  napi_value promise, name;
+  ok = ok && job && napi_create_promise(env, &job->deferred, &promise) == napi_ok && napi_set_named_property(env, result, "wasted", promise) == napi_ok &&
+       napi_create_string_utf8(env, "kiln:figures", NAPI_AUTO_LENGTH, &name) == napi_ok &&
+       napi_create_async_work(env, NULL, name, sort_execute, sort_complete, job, &job->work) == napi_ok && napi_queue_async_work(env, job->work) == napi_ok;
+  /* Queued, the sort job frees itself when done. */
+  if (ok) job = NULL;
+  if (job) free_sort_job(job);
+  if (!ok) napi_get_undefined(env, &result);
+  napi_resolve_deferred(env, figures->deferred, result);
+  napi_delete_reference(env, figures->layers_ref);
+  napi_delete_async_work(env, figures->work);
+  if (figures->layers) free_layers(figures->layers, figures->count);
+  free(figures);
+}
+
+napi_value figures_call(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t base_layers = 0;
+  uint32_t count = 0;
+  bool is_array = false, json = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "sys: figures(layers): tarscan's [columns, names, links] of each layer");
+    return NULL;
+  }
+  if (argc > 1) napi_get_value_bool(env, argv[1], &json);
+  if (argc > 2) napi_get_value_int32(env, argv[2], &base_layers);
+  struct layer *layers = calloc(count ? count : 1, sizeof *layers);
+  struct figures_job *figures = calloc(1, sizeof *figures);
+  if (!layers || !figures) {
+    free(layers);
+    free(figures);
+    napi_throw_error(env, "ENOMEM", "sys: figures: out of memory");
+    return NULL;
+  }
+  if (!read_layers(env, argv[0], layers, count)) {
+    free_layers(layers, count);
+    free(figures);
+    napi_throw_type_error(env, NULL, "sys: figures(layers): tarscan's [columns, names, links] of each layer");
+    return NULL;
+  }
+  /* The layers' Buffers stay alive (the list is referenced) while the job reads them. */
+  napi_value promise, name;
+  figures->layers = layers;
+  figures->count = count;
+  figures->json = json;
+  figures->base_layers = base_layers;
+  napi_create_reference(env, argv[0], 1, &figures->layers_ref);
+  napi_create_promise(env, &figures->deferred, &promise);
+  napi_create_string_utf8(env, "kiln:figures", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, figures_execute, figures_complete, figures, &figures->work);
+  napi_queue_async_work(env, figures->work);
+  return promise;
+}
+

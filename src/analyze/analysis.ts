@@ -111,7 +111,7 @@ export interface AnalysisInput {
   readonly attribution: KilnSection['attribution'];
   readonly dockerfile?: string | undefined;
   readonly singleStage: boolean | undefined;
-  /** The JSON document will be written: its wasted list is made as text with the figures, where native/sys computes them. */
+  /** The JSON document will be written: its file lists and wasted list are made as text with the figures, where native/sys computes them. */
   readonly json?: boolean | undefined;
 }
 
@@ -119,11 +119,11 @@ export interface AnalysisInput {
  * Analyzes an image from its layers' listings. Reads, through the listings, the content of the few files
  * whose comparison the findings need; everything else is computed from the entries.
  */
-export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: ImageAnalysis; fileLists: readonly LayerEntries[]; wastedJson: Buffer | undefined; tree: () => TreeNode }> {
+export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: ImageAnalysis; fileLists: readonly LayerEntries[]; rendered: readonly (Buffer | undefined)[]; wastedJson: Buffer | undefined; tree: () => TreeNode }> {
   const entries = input.layers.map((l) => l.listing.entries);
   // native/sys computes them where it read every layer; else they are computed here.
   const baseLayers = Math.min(input.base.layers, input.layers.length);
-  const native = nativeFigures(entries, input.json === true, baseLayers);
+  const native = await nativeFigures(entries, input.json === true, baseLayers);
   const indexed = native ? undefined : indexLayers(entries);
   const dive = native?.dive ?? diveFigures(entries, indexed);
   const overlay = native?.overlay ?? stackLayers(entries, indexed);
@@ -136,6 +136,9 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: I
     source: origin.historyIndex === undefined ? undefined : input.lines.get(origin.historyIndex),
   }));
   await fingerprinting;
+  // The layers' file lists for the JSON are made on the thread pool from here, while the findings are
+  // computed (before, they would have held up the figures and the hashing).
+  const rendering = input.json ? Promise.all(entries.map(async (layer) => layer.fileListJson())) : undefined;
   const found = findings(overlay, {
     layers: facts,
     baseLayers,
@@ -196,5 +199,5 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: I
     },
   };
   // The tree for a page is drawn only when a page is asked for.
-  return { analysis, fileLists: entries, wastedJson: sorted?.json, tree: () => sizeTree(overlay) };
+  return { analysis, fileLists: entries, rendered: (await rendering) ?? [], wastedJson: sorted?.json, tree: () => sizeTree(overlay) };
 }

@@ -269,7 +269,6 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
         3,
         image.layers.map((layer, index) => () => listLayer(layer, `${sourceText}: layer ${index + 1} of ${image.layers.length}`)),
       );
-      const rendering = options.json ? Promise.all(listings.map(async (listing) => listing.entries.fileListJson())) : undefined;
       const analyzed = await analyzeLayers({
         source: sourceText,
         imageId: image.id,
@@ -283,7 +282,7 @@ export async function analyzeImage(engine: Engine, sourceText: string, options: 
         singleStage,
         json: options.json,
       });
-      return { ...analyzed, rendered: (await rendering) ?? [] };
+      return analyzed;
     }),
   );
   const results = ciRules && evaluateCi({ efficiencyScore: analysis.image.efficiencyScore, inefficientBytes: analysis.image.inefficientBytes, userWastedRatio: analysis.kiln.diveUserWastedRatio ?? undefined }, ciRules);

@@ -91,7 +91,7 @@ export async function checkedFigures(layers: readonly (readonly TarInput[])[], b
   const overlay = stackLayers(entries);
   const figures = { dive: diveFigures(entries), kiln: kilnFigures(overlay, baseLayers), overlay };
   if (!sys()?.figures) return figures;
-  const native = nativeFigures((await listLayersInPlace(layers)).map((l) => l.entries), true, baseLayers);
+  const native = await nativeFigures((await listLayersInPlace(layers)).map((l) => l.entries), true, baseLayers);
   assert.ok(native, 'native/sys computed the figures');
   assert.deepEqual(native.dive, figures.dive);
   assert.deepEqual(overlayColumns(native.overlay), overlayColumns(overlay));

@@ -35,11 +35,14 @@ function contentByLayer(pairs: Int32Array): Map<number, Set<number>> {
   return byLayer;
 }
 
-export function nativeFigures(layers: readonly LayerEntries[], json: boolean, baseLayers = 0): LayerFigures | undefined {
+export async function nativeFigures(layers: readonly LayerEntries[], json: boolean, baseLayers = 0): Promise<LayerFigures | undefined> {
   const figures = sys()?.figures;
   const scanned = layers.map((entries) => entries.scanned);
   if (!figures || !scanned.every((triple) => triple !== undefined)) return undefined;
-  const made = figures(scanned, json, baseLayers);
+  const computing = figures(scanned, json, baseLayers);
+  // The layers' strings are made while native/sys computes (the paths below are made of them).
+  for (const entries of layers) entries.makeStrings();
+  const made = await computing;
   if (!made) return undefined;
   // Each path is its source entry's name or target, or a directory above it: a prefix of that string.
   const { sources } = made;

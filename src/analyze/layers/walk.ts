@@ -57,12 +57,34 @@ export const KIND_NAMES: readonly EntryKind[] = ['file', 'hardlink', 'symlink', 
  */
 export class LayerEntries {
   length = 0;
+  private nameList: string[] = [];
+  private readonly targetMap = new Map<number, string>();
+  private readonly linkMap = new Map<number, string>();
+  /** Makes the strings of entries tarscan read (see unpack), when first asked for. */
+  private strings: (() => void) | undefined;
+
+  /** Makes the names', targets' and links' strings now, if they are still to be made (see unpack). */
+  makeStrings(): void {
+    this.strings?.();
+  }
+
   /** Each entry's own cleaned name (`etc/.wh.passwd`), as dive lists it. */
-  names: string[] = [];
+  get names(): string[] {
+    this.strings?.();
+    return this.nameList;
+  }
+
   /** The path an entry is about where it is not its name: a whiteout's target, an opaque marker's directory. */
-  readonly targets = new Map<number, string>();
+  get targets(): Map<number, string> {
+    this.strings?.();
+    return this.targetMap;
+  }
+
   /** A symlink's target as written; a hardlink's target as a cleaned path. */
-  readonly links = new Map<number, string>();
+  get links(): Map<number, string> {
+    this.strings?.();
+    return this.linkMap;
+  }
   /** KIND numbers. */
   kinds: Uint8Array = new Uint8Array(256);
   /** The tar header's size: a regular file's bytes, 0 for every other kind. */
@@ -117,7 +139,8 @@ export class LayerEntries {
 
   /**
    * The entries native/sys's tarscan read (its packed layout is in tarscan.c): the columns are views of
-   * its buffer, the names and links one string each, split.
+   * its buffers; the names and links, one string each split, are made when first read (native/sys's
+   * figures, which reads them from the buffers, runs meanwhile).
    */
   static unpack(scanned: readonly [columns: Buffer, names: Buffer, links: Buffer]): LayerEntries {
     const [columns, names, links] = scanned;
@@ -134,15 +157,19 @@ export class LayerEntries {
     entries.kinds = new Uint8Array(columns.buffer, columns.byteOffset + 16 + count * 40, count);
     entries.length = count;
     if (count === 0) return entries;
-    entries.names = names.toString(encoding, 0, names.length - 1).split('\0');
-    const targets = links.length === 0 ? [] : links.toString(encoding, 0, links.length - 1).split('\0');
-    const { kinds } = entries;
-    let link = 0;
-    for (let i = 0; i < count; i++) {
-      const kind = kinds[i] as number;
-      if (kind === KIND.hardlink || kind === KIND.symlink) entries.links.set(i, targets[link++] as string);
-      else if (kind === KIND.whiteout || kind === KIND.opaque) entries.targets.set(i, targetOf(entries.names[i] as string, kind));
-    }
+    entries.strings = () => {
+      entries.strings = undefined;
+      const list = names.toString(encoding, 0, names.length - 1).split('\0');
+      entries.nameList = list;
+      const targets = links.length === 0 ? [] : links.toString(encoding, 0, links.length - 1).split('\0');
+      const { kinds, linkMap, targetMap } = entries;
+      let link = 0;
+      for (let i = 0; i < count; i++) {
+        const kind = kinds[i] as number;
+        if (kind === KIND.hardlink || kind === KIND.symlink) linkMap.set(i, targets[link++] as string);
+        else if (kind === KIND.whiteout || kind === KIND.opaque) targetMap.set(i, targetOf(list[i] as string, kind));
+      }
+    };
     return entries;
   }
 
