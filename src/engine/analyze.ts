@@ -140,10 +140,9 @@ export async function withSourceImage<T>(engine: Engine, source: ImageSource, op
     const row = engine.holdImage(lease, source.name);
     return fn({ image: await engine.store.image(row), names: engine.store.db.namesOf(row.id).filter((n) => n.kind === 'tag').map((n) => familiarString(parseReference(n.name))) });
   }
-  // What reads a registry or an archive is loaded only for such a source: a store image starts sooner.
-  const { clientFor } = await import('./registry.js');
+  // What reads a registry or an archive is loaded only for such a source: a store image starts sooner (and an archive than a registry image).
   if (source.kind === 'docker') {
-    const { readRegistryImage } = await import('../transport/registry.js');
+    const [{ clientFor }, { readRegistryImage }] = await Promise.all([import('./registry.js'), import('../transport/registry.js')]);
     const ref = withDefaultTag(parseReference(source.ref));
     const client = await clientFor(ref.domain, options);
     const { image } = await readRegistryImage(client, ref, { wanted: parsePlatform(options.platform), asked: options.platform !== undefined });

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { KilnError } from '../errors.js';
@@ -31,8 +31,9 @@ export class TarTree implements FileTree {
     const handle = await open(path, 'r');
     const index = new Map<string, IndexEntry>();
     try {
-      const { size } = await handle.stat();
-      for await (const { header, offset } of readTar(new FileSource(handle, size))) {
+      const { size } = fstatSync(handle.fd);
+      // Read in this thread (only headers: bodies are seeked over), where the pool took a round trip per header.
+      for await (const { header, offset } of readTar(new FileSource(handle, size, { sync: true }))) {
         const name = cleanTreePath(header.path, description).replace(/\/$/, '');
         if (name === '.') continue;
         if (header.type === 'file') index.set(name, { type: 'file', offset, size: header.size });
@@ -66,7 +67,18 @@ export class TarTree implements FileTree {
   }
 
   read(path: string, maxBytes: number): Promise<Buffer> {
-    return readBounded(this, path, maxBytes);
+    const entry = this.lookup(path);
+    if (!entry || entry.size > maxBytes) return readBounded(this, path, maxBytes); // its errors
+    // A small file (a manifest, a config) in one read in this thread, where a stream took a round trip through the pool per step.
+    const bytes = Buffer.allocUnsafe(entry.size);
+    const fd = openSync(this.path, 'r');
+    try {
+      let got = 0;
+      for (let n = 1; got < entry.size && n > 0; got += n) n = readSync(fd, bytes, got, entry.size - got, entry.offset + got);
+      return Promise.resolve(bytes.subarray(0, got));
+    } finally {
+      closeSync(fd);
+    }
   }
 
   open(path: string): Promise<AsyncIterable<Uint8Array>> {
