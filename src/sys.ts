@@ -93,6 +93,7 @@ export interface NativeFigures {
   readonly largestDirectories: Int32Array;
   readonly largestDirectoryBytes: Float64Array;
   readonly needed: Int32Array;
+  readonly findable: Int32Array;
 }
 
 /** What watch tells: a chunk of output (stream 1 or 2, the chunk), the exit (0, code, signal), or a failed wait (-1, errno). */

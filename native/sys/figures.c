@@ -25,7 +25,7 @@
  *   replaced or deleted of the layers below (waste.ts's LayerWaste); largestFiles (places in live),
  *   largestDirectories (path ids) and largestDirectoryBytes, waste.ts's largest of each; needed, the
  *   (layer, entry) pairs of the files findings.ts's contentNeeded names (`baseLayers` below the image's
- *   own).
+ *   own); findable, the places in dead of the wasted versions findings.ts's findings reads.
  * Undefined when out of memory (the caller computes in JavaScript).
  */
 #define _GNU_SOURCE
@@ -464,13 +464,19 @@ struct figures_job {
   uint32_t count;
   bool json;
   int32_t base_layers;
-  struct out_array out[24];
+  struct out_array out[32];
   size_t outs;
   struct sort_job *sort;
-  int ok;
+  int ok, overflow;
 };
 
 static void keep(struct figures_job *figures, const char *name, napi_typedarray_type type, void *data, size_t count, size_t item) {
+  /* More outputs than `out` has room for would be this file's mistake: the caller then computes in JavaScript. */
+  if (figures->outs == sizeof figures->out / sizeof figures->out[0]) {
+    free(data);
+    figures->overflow = 1;
+    return;
+  }
   figures->out[figures->outs++] = (struct out_array){name, type, data, count, item};
 }
 
@@ -803,7 +809,7 @@ static void figures_execute(napi_env env, void *data) {
    * (perhaps twice): a file written again at its size, in the image's own layers or over them, and the
    * image's own live files of at least DUPLICATE_MIN_BYTES whose size another live file has.
    */
-  struct bytes needed = {0};
+  struct bytes needed = {0}, findable = {0};
   double *own_sizes = array_of(live_count, 8), *by_size = array_of(2 * live_count, 8);
   ok = ok && own_sizes && by_size;
   if (ok) {
@@ -812,9 +818,12 @@ static void figures_execute(napi_env env, void *data) {
 #define NEED(v) (put(&needed, &version_layer[v], 4) && put(&needed, &version_index[v], 4))
     for (size_t k = 0; k < dead_count && ok; k++) {
       int32_t version = dead[k], by = end_by[version];
-      if (end_deleted[version] == 0 && by != NONE && version_node[by] == version_node[version] && KIND_OF(version) == FILE_KIND && KIND_OF(by) == FILE_KIND &&
-          SIZE_OF(by) == SIZE_OF(version) && SIZE_OF(version) > 0 && (version_layer[version] >= base_layers || version_layer[by] >= base_layers))
-        ok = NEED(version) && NEED(by);
+      int rewrote = end_deleted[version] == 0 && by != NONE && version_node[by] == version_node[version] && KIND_OF(version) == FILE_KIND && KIND_OF(by) == FILE_KIND &&
+                    SIZE_OF(by) == SIZE_OF(version);
+      if (rewrote && SIZE_OF(version) > 0 && (version_layer[version] >= base_layers || version_layer[by] >= base_layers)) ok = NEED(version) && NEED(by);
+      /* findings.ts's findings reads only these wasted versions: the image's own, and the base's it rewrote at their size. */
+      int32_t place = (int32_t)k;
+      if (ok && dead_bytes[k] != 0 && (version_layer[version] >= base_layers || (end_layer[version] >= base_layers && rewrote))) ok = put(&findable, &place, 4);
     }
     size_t sizes = 0;
     for (size_t k = live_count; k-- > 0;) {
@@ -867,7 +876,8 @@ static void figures_execute(napi_env env, void *data) {
     keep(figures, "largestDirectories", napi_int32_array, largest_directories, directory_count, 4);
     keep(figures, "largestDirectoryBytes", napi_float64_array, largest_directory_bytes, directory_count, 8);
     keep(figures, "needed", napi_int32_array, needed.data ? needed.data : array_of(0, 4), needed.length / 4, 4);
-    needed.data = NULL;
+    keep(figures, "findable", napi_int32_array, findable.data ? findable.data : array_of(0, 4), findable.length / 4, 4);
+    needed.data = findable.data = NULL;
     figures->sort = job;
     job = NULL;
     /* keep took every array. */
@@ -883,7 +893,7 @@ static void figures_execute(napi_env env, void *data) {
   free(layer_sizes), free(dive), free(references), free(version_layer), free(version_index), free(version_node), free(end_layer), free(end_by);
   if (job) free_sort_job(job);
   free(reclaimable), free(removed);
-  free(largest_files), free(largest_directories), free(directory_bytes), free(largest_directory_bytes), free(needed.data), free(own_sizes), free(by_size);
+  free(largest_files), free(largest_directories), free(directory_bytes), free(largest_directory_bytes), free(needed.data), free(findable.data), free(own_sizes), free(by_size);
   free(dead), free(live), free(end_deleted), free(dead_bytes), free(live_bytes), free(layer_bytes);
   free(cum), free(min), free(stacked_size), free(seen_count), free(seen), free(node_layer), free(node_entry), free(inner_layer), free(nodes);
   free(version_at), free(numbers), free(layer_start), free(by_name), free(by_name_layer), free(link_target), free(first_member), free(last_member);
@@ -896,7 +906,7 @@ static void figures_execute(napi_env env, void *data) {
 static void figures_complete(napi_env env, napi_status status, void *data) {
   struct figures_job *figures = data;
   napi_value result = NULL;
-  int ok = status == napi_ok && figures->ok && napi_create_object(env, &result) == napi_ok;
+  int ok = status == napi_ok && figures->ok && !figures->overflow && napi_create_object(env, &result) == napi_ok;
   /* give takes each array (a typed array's, or freed); those after a failure are freed here. */
   for (size_t k = 0; k < figures->outs; k++) {
     struct out_array *out = &figures->out[k];

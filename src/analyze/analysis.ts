@@ -144,6 +144,7 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: I
     baseLayers,
     fingerprint: (layer, index) => input.layers[layer]?.listing.fingerprints.get(index),
     singleStage: input.singleStage,
+    findable: native?.findable,
   });
   // native/sys sorts the wasted versions on the thread pool meanwhile.
   const sorted = await native?.sorted;

@@ -49,6 +49,11 @@ export interface FindingContext {
   readonly fingerprint: (layer: number, index: number) => string | undefined;
   /** Whether the Dockerfile has a single stage (undefined: not known). */
   readonly singleStage: boolean | undefined;
+  /**
+   * The places in the overlay's dead of the wasted versions the findings read (the image's own, and the
+   * base's it rewrote at their size), in order, where native/sys named them; else every place is looked at.
+   */
+  readonly findable?: ArrayLike<number> | undefined;
 }
 
 /** Files smaller than this are not worth a duplicate-content finding. */
@@ -193,7 +198,9 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
   const cacheOf = (path: string): (typeof PACKAGE_CACHES)[number] | undefined => (ANY_PACKAGE_CACHE.test(path) ? PACKAGE_CACHES.find((c) => c.pattern.test(path)) : undefined);
 
   const { dead, deadBytes, endLayer, endDeleted, endBy, versionLayer, versionIndex } = overlay;
-  for (let k = 0; k < dead.length; k++) {
+  const { findable } = context;
+  for (let j = 0; j < (findable ?? dead).length; j++) {
+    const k = findable ? (findable[j] as number) : j;
     const bytes = deadBytes[k] as number;
     if (bytes === 0) continue;
     const number = dead[k] as number;
@@ -240,9 +247,11 @@ export function findings(overlay: Overlay, context: FindingContext): Finding[] {
 
   const toolchain = new Map<number, { packages: Set<string>; marker: boolean }>();
   const { live, liveBytes } = overlay;
-  for (let k = 0; k < live.length; k++) {
+  // The live versions are in layer order: the image's own come last.
+  let own = live.length;
+  while (own > 0 && (versionLayer[live[own - 1] as number] as number) >= baseLayers) own--;
+  for (let k = own; k < live.length; k++) {
     const layer = versionLayer[live[k] as number] as number;
-    if (layer < baseLayers) continue;
     const bytes = liveBytes[k] as number;
     const path = overlay.path(live[k] as number);
     if (bytes > 0 && leak(layer, path, bytes)) continue;

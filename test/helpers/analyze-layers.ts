@@ -5,7 +5,7 @@ import { type TarInput, writeTar } from '../../src/layer/tar/writer.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageAnalysis } from '../../src/analyze/analysis.js';
-import { contentNeeded } from '../../src/analyze/findings.js';
+import { contentNeeded, findings } from '../../src/analyze/findings.js';
 import { analysisJson } from '../../src/analyze/json.js';
 import { type DiveFigures, diveFigures } from '../../src/analyze/layers/dive.js';
 import { nativeFigures } from '../../src/analyze/layers/native.js';
@@ -87,7 +87,8 @@ function wastedText(wasted: ImageAnalysis['kiln']['wasted'], given?: Buffer): st
  * place must be the same, to the order of every list and the text of the wasted list.
  */
 export async function checkedFigures(layers: readonly (readonly TarInput[])[], baseLayers = 1): Promise<{ dive: DiveFigures; kiln: KilnFigures; overlay: Overlay }> {
-  const entries = (await listLayers(layers)).map((l) => l.entries);
+  const listings = await listLayers(layers);
+  const entries = listings.map((l) => l.entries);
   const overlay = stackLayers(entries);
   const figures = { dive: diveFigures(entries), kiln: kilnFigures(overlay, baseLayers), overlay };
   if (!sys()?.figures) return figures;
@@ -100,5 +101,8 @@ export async function checkedFigures(layers: readonly (readonly TarInput[])[], b
   assert.deepEqual({ ...kiln, wastedOrder: Array.from(kiln.wastedOrder) }, { ...figures.kiln, wastedOrder: Array.from(figures.kiln.wastedOrder) });
   assert.equal(wastedText(kiln.wasted, sorted.json), wastedText(figures.kiln.wasted));
   assert.deepEqual(native.contentNeeded, contentNeeded(overlay, baseLayers));
+  // The findings read only the wasted versions native/sys names: the same findings.
+  const context = { layers: [], baseLayers, singleStage: undefined, fingerprint: (layer: number, index: number) => listings[layer]?.fingerprints.get(index) };
+  assert.deepEqual(findings(native.overlay, { ...context, findable: native.findable }), findings(overlay, context));
   return figures;
 }

@@ -21,6 +21,8 @@ export interface LayerFigures {
   readonly sorted: Promise<{ readonly order: Int32Array; readonly json?: Buffer }>;
   /** The files whose content the findings compare (findings.ts's contentNeeded, with the base layers given). */
   readonly contentNeeded: Map<number, Set<number>>;
+  /** The wasted versions the findings read (see FindingContext.findable). */
+  readonly findable: Int32Array;
 }
 
 /** (layer, entry) pairs, by layer. */
@@ -63,6 +65,7 @@ export async function nativeFigures(layers: readonly LayerEntries[], json: boole
     overlay: new Overlay(index, layers, made.versionLayer, made.versionIndex, made.versionNode, made.endLayer, made.endDeleted, made.endBy, made.dead, made.deadBytes, made.live, made.liveBytes, Array.from(made.layerBytes)),
     waste: { reclaimable: made.reclaimable, removed: made.removed, largestFiles: made.largestFiles, largestDirectories: made.largestDirectories, largestDirectoryBytes: made.largestDirectoryBytes },
     contentNeeded: contentByLayer(made.needed),
+    findable: made.findable,
     sorted: made.wasted,
   };
 }
