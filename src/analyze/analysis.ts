@@ -127,7 +127,7 @@ export async function analyzeLayers(input: AnalysisInput): Promise<{ analysis: I
   const indexed = native ? undefined : indexLayers(entries);
   const dive = native?.dive ?? diveFigures(entries, indexed);
   const overlay = native?.overlay ?? stackLayers(entries, indexed);
-  // The contents the findings compare are read (on the thread pool, where native/sys can) while kiln's figures are computed.
+  // The contents the findings compare are read (on the thread pool, where native/sys can) meanwhile.
   const fingerprinting = Promise.all([...(native?.contentNeeded ?? contentNeeded(overlay, baseLayers))].map(([layer, indexes]) => (input.layers[layer] as (typeof input.layers)[number]).listing.fingerprint(indexes)));
   const origins = layerOrigins(input.history, input.layers.length);
   const facts: LayerFacts[] = origins.map((origin) => ({

@@ -83,7 +83,7 @@ export interface AnalyzeOptions {
   readonly insecureRegistries?: readonly string[];
   /** Check dive's CI rules too (their settings are checked before the image is read: a typo fails at once). */
   readonly ci?: CiRequest;
-  /** The JSON document will be asked for: its layers' file lists are made on the thread pool while the figures are computed. */
+  /** The JSON document will be asked for: its lists are made as text on the thread pool while the rest is computed (see analyzeLayers). */
   readonly json?: boolean;
 }
 

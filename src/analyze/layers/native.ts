@@ -1,8 +1,9 @@
 /**
- * The index of paths, dive's figures and the stacked layers, computed by native/sys's figures (figures.c)
- * where every layer came through its tarscan: the same numbers as tree.ts, dive.ts and overlay.ts give,
- * in a fraction of the time (in JavaScript each pass over a big image's entries ran before V8 had
- * optimized it). Undefined where a layer did not, or the addon lacks it: the caller computes them itself.
+ * The index of paths, dive's figures, the stacked layers and most of kiln's figures, computed by
+ * native/sys's figures (figures.c) where every layer came through its tarscan: the same numbers as
+ * tree.ts, dive.ts, overlay.ts, waste.ts and findings.ts's contentNeeded give, in a fraction of the time
+ * (in JavaScript each pass over a big image's entries ran before V8 had optimized it). Undefined where a
+ * layer did not, or the addon lacks it: the caller computes them itself.
  */
 import { sys } from '../../sys.js';
 import { type DiveFigures, diveResult } from './dive.js';
