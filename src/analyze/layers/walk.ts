@@ -365,7 +365,8 @@ export async function withLayerTar<T>(layer: Layer, fn: (tar: TarSource, file: B
  * others to the scan here, which knows every rule and error.
  */
 export async function scanLayerFile(fd: number, start: number, end: number, what: string, native = true): Promise<LayerEntries> {
-  const scanned = native ? await sys()?.tarscan?.(fd, start, end) : undefined;
+  // Out of memory for its columns (a layer of tens of GB), it leaves the layer to the scan here too.
+  const scanned = native ? await sys()?.tarscan?.(fd, start, end).catch(() => undefined) : undefined;
   if (scanned) return LayerEntries.unpack(scanned);
   const entries = new LayerEntries();
   await scanTarHeaders(fd, start, end, (path, type, linkname, size, mode, uid, gid, offset) => {
