@@ -174,16 +174,6 @@ static int32_t intern(struct index *index, const struct layer *layers, const uns
   return id;
 }
 
-/* Two paths in the order of their UTF-16 code units (JavaScript's `<` on strings; sys.c's utf16_order). */
-static int utf16_compare(const unsigned char *x, uint32_t x_length, const unsigned char *y, uint32_t y_length) {
-  uint32_t i = 0, least = x_length < y_length ? x_length : y_length;
-  while (i < least && x[i] == y[i]) i++;
-  if (i == least) return x_length < y_length ? -1 : x_length > y_length;
-  if (x[i] >= 0xF0 && (y[i] == 0xEE || y[i] == 0xEF)) return -1;
-  if (y[i] >= 0xF0 && (x[i] == 0xEE || x[i] == 0xEF)) return 1;
-  return x[i] < y[i] ? -1 : 1;
-}
-
 static void free_array(napi_env env, void *data, void *hint);
 
 /* A wasted version as the sort and the list need it; its path's bytes are in the job's own memory. */

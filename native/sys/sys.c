@@ -78,6 +78,7 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include "text.h"
 
 #define PATH_BYTES 8192
 
@@ -542,38 +543,16 @@ static napi_value watch_call(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Whether `name` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
+/* Whether `name` is well-formed UTF-8. */
 static int is_utf8(const unsigned char *name) {
-  while (*name) {
-    unsigned char c = *name;
-    int more;
-    unsigned int point, least;
-    if (c < 0x80) {
-      name++;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) more = 1, point = c & 0x1F, least = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) more = 2, point = c & 0x0F, least = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) more = 3, point = c & 0x07, least = 0x10000;
-    else return 0;
-    for (int i = 1; i <= more; i++) {
-      if ((name[i] & 0xC0) != 0x80) return 0;
-      point = (point << 6) | (name[i] & 0x3F);
-    }
-    if (point < least || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) return 0;
-    name += more + 1;
-  }
-  return 1;
+  int ascii;
+  return utf8_ok(name, strlen((const char *)name), &ascii);
 }
 
-/* Two UTF-8 names in the order of their UTF-16 code units (JavaScript's `<` on strings): as bytes, but
- * a code point past U+FFFF (a surrogate pair, lead byte F0-F4) before one of U+E000-U+FFFF (EE-EF). */
+/* Two names as JavaScript's `<` orders them (qsort's comparison of pointers to them). */
 static int utf16_order(const void *a, const void *b) {
   const unsigned char *x = *(const unsigned char *const *)a, *y = *(const unsigned char *const *)b;
-  while (*x != 0 && *x == *y) x++, y++;
-  if (*x >= 0xF0 && (*y == 0xEE || *y == 0xEF)) return -1;
-  if (*y >= 0xF0 && (*x == 0xEE || *x == 0xEF)) return 1;
-  return (int)*x - (int)*y;
+  return utf16_compare(x, (uint32_t)strlen((const char *)x), y, (uint32_t)strlen((const char *)y));
 }
 
 /* What one thread of a walk packs, and where it failed. */

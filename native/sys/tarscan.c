@@ -122,33 +122,6 @@ static size_t field_length(const unsigned char *field, size_t length) {
   return nul ? (size_t)(nul - field) : length;
 }
 
-/* 1 when well-formed UTF-8 (sys.c's is_utf8, over a length); sets *ascii to whether every byte is below 0x80. */
-static int utf8_ok(const unsigned char *text, size_t length, int *ascii) {
-  *ascii = 1;
-  for (size_t i = 0; i < length;) {
-    unsigned char c = text[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    *ascii = 0;
-    int more;
-    unsigned int point, least;
-    if (c >= 0xC2 && c <= 0xDF) more = 1, point = c & 0x1F, least = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) more = 2, point = c & 0x0F, least = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) more = 3, point = c & 0x07, least = 0x10000;
-    else return 0;
-    if (i + (size_t)more >= length) return 0;
-    for (int k = 1; k <= more; k++) {
-      if ((text[i + k] & 0xC0) != 0x80) return 0;
-      point = (point << 6) | (text[i + k] & 0x3F);
-    }
-    if (point < least || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) return 0;
-    i += (size_t)more + 1;
-  }
-  return 1;
-}
-
 /*
  * A tar path cleaned as walk.ts's cleanEntryPath cleans the paths that need no normalizing: one leading
  * "./" and one trailing "/" dropped. Returns its length (0: the root), or -1 when it needs more (an

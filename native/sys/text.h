@@ -1,6 +1,7 @@
 /*
- * Growable bytes, and text put into them as JSON.stringify writes it: what tarscan.c and figures.c
- * write kiln analyze's JSON with. Static, so each file has its own copy.
+ * UTF-8 checked and ordered as JavaScript orders strings (sys.c's walk, tarscan.c, figures.c), and
+ * growable bytes with text put into them as JSON.stringify writes it (kiln analyze's JSON). Static, so
+ * each file has its own copy.
  */
 #ifndef KILN_TEXT_H
 #define KILN_TEXT_H
@@ -62,6 +63,49 @@ static inline int put_string(struct bytes *out, const unsigned char *text, size_
     run = text + 1;
   }
   return ok && put(out, run, (size_t)(text - run)) && put(out, "\"", 1);
+}
+
+/*
+ * 1 when well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF); sets *ascii to
+ * whether every byte is below 0x80.
+ */
+static inline int utf8_ok(const unsigned char *text, size_t length, int *ascii) {
+  *ascii = 1;
+  for (size_t i = 0; i < length;) {
+    unsigned char c = text[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    *ascii = 0;
+    int more;
+    unsigned int point, least;
+    if (c >= 0xC2 && c <= 0xDF) more = 1, point = c & 0x1F, least = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) more = 2, point = c & 0x0F, least = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) more = 3, point = c & 0x07, least = 0x10000;
+    else return 0;
+    if (i + (size_t)more >= length) return 0;
+    for (int k = 1; k <= more; k++) {
+      if ((text[i + k] & 0xC0) != 0x80) return 0;
+      point = (point << 6) | (text[i + k] & 0x3F);
+    }
+    if (point < least || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) return 0;
+    i += (size_t)more + 1;
+  }
+  return 1;
+}
+
+/*
+ * Two UTF-8 strings in the order of their UTF-16 code units (JavaScript's `<` on strings): as bytes,
+ * but a code point past U+FFFF (a surrogate pair, lead byte F0-F4) before one of U+E000-U+FFFF (EE-EF).
+ */
+static inline int utf16_compare(const unsigned char *x, uint32_t x_length, const unsigned char *y, uint32_t y_length) {
+  uint32_t i = 0, least = x_length < y_length ? x_length : y_length;
+  while (i < least && x[i] == y[i]) i++;
+  if (i == least) return x_length < y_length ? -1 : x_length > y_length;
+  if (x[i] >= 0xF0 && (y[i] == 0xEE || y[i] == 0xEF)) return -1;
+  if (y[i] >= 0xF0 && (x[i] == 0xEE || x[i] == 0xEF)) return 1;
+  return x[i] < y[i] ? -1 : 1;
 }
 
 #endif
