@@ -4,8 +4,8 @@
  * snapshot and turns what changed into a layer; these only change the tree.
  */
 import { spawn } from 'node:child_process';
-import { type Stats, createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { chown, lstat, mkdir, mkdtemp, open, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { type Stats, createReadStream, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chown, lstat, mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { sha256 } from '../oci/digest.js';
@@ -44,8 +44,10 @@ const SMALL_FILE = 1 << 20;
 /**
  * Resolves `path` inside `root` the way the container would see it: symlinks are followed, absolute ones
  * from the root, and `..` never climbs above the root. Returns the host path (which may not exist yet).
+ * Synchronous: an lstat per name takes microseconds, where each promise's round trip through the thread
+ * pool took up to a millisecond on a busy machine (a COPY --from resolves several paths).
  */
-export async function resolveInRoot(root: string, path: string): Promise<string> {
+export function resolveInRoot(root: string, path: string): string {
   const parts = path.split('/').filter((p) => p !== '' && p !== '.').reverse();
   const resolved: string[] = [];
   /** Where the first name that does not exist is in `resolved`: below it nothing exists, so nothing is looked up (a path of 30,000 names took 27 s). */
@@ -63,11 +65,11 @@ export async function resolveInRoot(root: string, path: string): Promise<string>
       continue;
     }
     const host = join(root, ...resolved, part);
-    const st = await lstat(host).catch(() => undefined);
+    const st = lstatIfAny(host);
     if (!st) missingAt = resolved.length;
     if (st?.isSymbolicLink()) {
       if (++links > MAX_SYMLINKS) throw new KilnError('INVALID_INPUT', `too many levels of symbolic links resolving ${path}`);
-      const target = await readlink(host);
+      const target = readlinkSync(host);
       if (target.startsWith('/')) resolved.length = 0;
       parts.push(...target.split('/').filter((p) => p !== '' && p !== '.').reverse());
       continue;
@@ -84,7 +86,7 @@ async function makeDirectories(root: string, path: string, owner: { uid: number;
   let host = root;
   for (const part of parts) {
     current = posix.join(current, part);
-    host = await resolveInRoot(root, current);
+    host = resolveInRoot(root, current);
     const st = await lstat(host).catch(() => undefined);
     if (!st) {
       await mkdir(host, { mode: 0o755 });
@@ -114,15 +116,19 @@ async function owner(rootfs: string, spec: string | undefined, what: string): Pr
   return spec === undefined ? undefined : forStep(what, () => resolveOwner(rootfs, spec));
 }
 
-/** A directory on disk as a SourceTree (another stage's or image's mounted root filesystem). */
+/**
+ * A directory on disk as a SourceTree (another stage's or image's root filesystem). Read with synchronous
+ * calls, as the build context is (see context.ts's listDirectory): a promise per lstat made a COPY --from
+ * of one small directory wait milliseconds on the thread pool.
+ */
 export class DirectorySource implements SourceTree {
   readonly keepOwners = true;
 
   constructor(private readonly root: string) {}
 
-  private async entry(path: string): Promise<ContextEntry | undefined> {
+  private entry(path: string): ContextEntry | undefined {
     const host = path === '' ? this.root : join(this.root, path);
-    const st = await lstat(host).catch(() => undefined);
+    const st = lstatIfAny(host);
     if (!st) return undefined;
     const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
     return {
@@ -133,49 +139,54 @@ export class DirectorySource implements SourceTree {
       gid: st.gid,
       size: st.size,
       mtime: st.mtimeMs / 1000,
-      ...(type === 'symlink' ? { linkTarget: await readlink(host) } : {}),
+      ...(type === 'symlink' ? { linkTarget: readlinkSync(host) } : {}),
       stat: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
       ...(st.nlink > 1 && type === 'file' ? { inode: `${st.dev}:${st.ino}` } : {}),
     };
   }
 
-  async resolve(source: string, where: string): Promise<ContextEntry[]> {
+  resolve(source: string, where: string): ContextEntry[] {
     // The source path itself follows symlinks inside the image (COPY --from=x /usr/bin/tool).
     const cleaned = posix.normalize(`/${source}`);
     const hasGlob = /[*?[]/.test(cleaned);
     if (!hasGlob) {
-      const host = await resolveInRoot(this.root, cleaned);
+      const host = resolveInRoot(this.root, cleaned);
       const path = posix.relative('/', '/' + host.slice(this.root.length).replace(/^\/+/, ''));
-      const found = await this.entry(path);
+      const found = this.entry(path);
       if (!found) throw new KilnError('NOT_FOUND', `${where}: ${JSON.stringify(source)} not found in the source image`);
       return [{ ...found, path }];
     }
     const dir = posix.dirname(cleaned);
-    const host = await resolveInRoot(this.root, dir);
+    const host = resolveInRoot(this.root, dir);
     const relDir = host.slice(this.root.length).replace(/^\/+/, '');
-    const names = (await readdir(host).catch(() => [] as string[])).sort();
+    let names: string[];
+    try {
+      names = readdirSync(host).sort();
+    } catch {
+      names = []; // no directory there: nothing matches
+    }
     const matches: ContextEntry[] = [];
     for (const name of names) {
       if (!filepathMatch(posix.basename(cleaned), name)) continue;
-      const found = await this.entry(relDir ? `${relDir}/${name}` : name);
+      const found = this.entry(relDir ? `${relDir}/${name}` : name);
       if (found) matches.push(found);
     }
     if (matches.length === 0) throw new KilnError('NOT_FOUND', `${where}: ${JSON.stringify(source)} matches nothing in the source image`);
     return matches;
   }
 
-  async tree(top: ContextEntry): Promise<ContextEntry[]> {
+  tree(top: ContextEntry): ContextEntry[] {
     const all: ContextEntry[] = [top];
-    const walk = async (path: string): Promise<void> => {
+    const walk = (path: string): void => {
       const host = path === '' ? this.root : join(this.root, path);
-      for (const name of (await readdir(host)).sort()) {
-        const child = await this.entry(path === '' ? name : `${path}/${name}`);
+      for (const name of readdirSync(host).sort()) {
+        const child = this.entry(path === '' ? name : `${path}/${name}`);
         if (!child) continue;
         all.push(child);
-        if (child.type === 'directory') await walk(child.path);
+        if (child.type === 'directory') walk(child.path);
       }
     };
-    if (top.type === 'directory') await walk(top.path);
+    if (top.type === 'directory') walk(top.path);
     return all;
   }
 
@@ -196,13 +207,12 @@ export interface CopyInput {
 }
 
 /** Whether `path` is a directory in the image, its symlinks followed; undefined when only a mount can tell. */
-async function isDirectoryIn(input: CopyInput, path: string): Promise<boolean | undefined> {
+function isDirectoryIn(input: CopyInput, path: string): boolean | undefined {
   if (input.unmounted) {
     const st = input.unmounted(posix.normalize(`/${path}`).slice(1).replace(/\/$/, '') || '.');
     return st === 'unsure' || st?.isSymbolicLink() ? undefined : (st?.isDirectory() ?? false);
   }
-  const st = await lstat(await resolveInRoot(input.rootfs, path)).catch(() => undefined);
-  return st?.isDirectory() ?? false;
+  return lstatIfAny(resolveInRoot(input.rootfs, path))?.isDirectory() ?? false;
 }
 
 /** A downloaded ADD source, its bytes and name. */
@@ -376,7 +386,7 @@ async function resolveCopyTarget(op: Extract<Operation, { kind: 'copy' }>, input
     if (kept) for (const top of found) kept.set(top, await keptPath(source, top, pivotOf(name), what));
   }
   const count = tops.length + op.inline.length + op.sources.filter((s) => isUrl(op, s) || isGit(op, s)).length;
-  const intoDirectory = op.destinationIsDir || count > 1 || (count === 1 && tops[0]?.type === 'directory') || (await isDirectoryIn(input, op.destination));
+  const intoDirectory = op.destinationIsDir || count > 1 || (count === 1 && tops[0]?.type === 'directory') || isDirectoryIn(input, op.destination);
   if (intoDirectory === undefined) return undefined;
   return { ownerIds, rootOwner: ownerIds ?? { uid: 0, gid: 0 }, tops, intoDirectory, destinationDir: intoDirectory ? op.destination : posix.dirname(op.destination), ...(kept ? { kept } : {}) };
 }
@@ -676,11 +686,11 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
   const extraMounts: { destination: string; type: string; source: string; options: string[] }[] = [];
   const created: string[] = [];
   const proxies: { close(): Promise<void> }[] = [];
-  const remember = async (target: string): Promise<void> => {
+  const remember = (target: string): void => {
     // The topmost missing path component is what the runtime will create; remember it for removal.
     let path = target;
     let missing: string | undefined;
-    while (path !== '/' && !(await lstat(await resolveInRoot(rootfs, path)).then(() => true, () => false))) {
+    while (path !== '/' && !lstatIfAny(resolveInRoot(rootfs, path))) {
       missing = path;
       path = posix.dirname(path);
     }
@@ -690,7 +700,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
   // From the first ssh mount on, its agent proxies listen: they close when the step ends, however it ends.
   try {
     for (const mount of op.mounts) {
-      await remember(mount.target);
+      remember(mount.target);
       if (mount.type === 'tmpfs') {
         extraMounts.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] });
       } else if (mount.type === 'secret') {
@@ -747,7 +757,7 @@ export async function runExec(op: Extract<Operation, { kind: 'exec' }>, input: E
   } finally {
     for (const proxy of proxies) await proxy.close();
     for (const path of created) {
-      await rm(await resolveInRoot(rootfs, path), { recursive: true, force: true }).catch((err: unknown) => {
+      await rm(resolveInRoot(rootfs, path), { recursive: true, force: true }).catch((err: unknown) => {
         if (!isErrno(err, 'EBUSY')) throw err;
       });
     }

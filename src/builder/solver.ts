@@ -778,7 +778,7 @@ export class Solver {
     } else {
       const imageId = source.kind === 'image' ? this.imageIdOf(source.ref) : (await this.stage(source.index)).imageId;
       const root = await this.viewOf(imageId, cleanups);
-      path = await resolveInRoot(root, mount.source ?? '/');
+      path = resolveInRoot(root, mount.source ?? '/');
     }
     if (mount.readonly !== false) return path;
     const copy = join(work, `bind-${randomHex(6)}`);

@@ -254,7 +254,7 @@ export async function volumesDiskUsage(engine: Engine): Promise<VolumeInfo[]> {
 export async function volumeMount(engine: Engine, mount: MountSetting, rootfs: string): Promise<VolumeUse> {
   const row = volumeRow(engine, mount.source);
   const path = volumePath(engine, row.name);
-  if (!mount.noCopy) await fillFromImage(await resolveInRoot(rootfs, mount.target), path);
+  if (!mount.noCopy) await fillFromImage(resolveInRoot(rootfs, mount.target), path);
   return { name: row.name, path };
 }
 

@@ -73,13 +73,13 @@ interface View {
  * The host path of a container's `path` through its overlays: its parents resolved inside the root or
  * the mount that holds them (symlinks too), its own name as it is (followed too with `follow`).
  */
-async function hostPath(view: View, path: string, follow: boolean): Promise<string> {
+function hostPath(view: View, path: string, follow: boolean): string {
   const normalized = posix.normalize(`/${path}`);
   const overlay = view.overlays.find((o) => normalized === o.target || normalized.startsWith(`${o.target}/`));
   const root = overlay?.source ?? view.root;
   const rest = overlay ? normalized.slice(overlay.target.length) || '/' : normalized;
   if (rest === '/' || follow) return resolveInRoot(root, rest);
-  return join(await resolveInRoot(root, posix.dirname(rest)), posix.basename(rest));
+  return join(resolveInRoot(root, posix.dirname(rest)), posix.basename(rest));
 }
 
 /** A walk's graft for a view: a mount point under its root is taken as the mount's source. */
@@ -113,7 +113,7 @@ export interface ContainerPathStat {
 }
 
 async function statIn(view: View, container: ContainerRow, path: string, follow = false): Promise<{ host: string; stat: ContainerPathStat }> {
-  const host = await hostPath(view, path, follow);
+  const host = hostPath(view, path, follow);
   const st = await lstat(host).catch(() => undefined);
   if (!st) throw new KilnError('NOT_FOUND', `Could not find the file ${path} in container ${container.name}`);
   const typeBits = st.isDirectory() ? 2 ** 31 : st.isSymbolicLink() ? 2 ** 27 : 0;
@@ -155,7 +155,7 @@ export async function archiveContainerPath(engine: Engine, nameOrId: string, pat
 export async function extractToContainer(engine: Engine, nameOrId: string, dir: string, tar: AsyncIterable<Uint8Array>, keepOwners: boolean): Promise<void> {
   const container = findContainer(engine, nameOrId);
   await withView(engine, container, async (view) => {
-    const host = await hostPath(view, dir, true);
+    const host = hostPath(view, dir, true);
     if (!(await stat(host).catch(() => undefined))?.isDirectory()) throw new KilnError('NOT_FOUND', `Could not find the directory ${dir} in container ${container.name} (the destination must be a directory that exists)`);
     await applyLayer(host, tar, { whiteouts: 'delete', privileged: true, what: `the copy into ${container.name}:${dir}`, ...(keepOwners ? {} : { owner: { uid: 0, gid: 0 } }) }).catch((err: unknown) => {
       throw storeWriteError(err, engine.store.root, host);
