@@ -60,6 +60,10 @@ function makeDirectories(path: string): void {
   mkdirSync(path);
 }
 
+/** How many parsed configs a store keeps (see configOf), and at most how many bytes of JSON they were. */
+const KEPT_CONFIGS = 64;
+const KEPT_CONFIG_BYTES = 16 << 20;
+
 /**
  * The local image store: blobs in a {@link ContentStore}, records in a {@link MetaDb}, under one root.
  * Images enter through {@link writeImage} and leave through {@link image}; nothing else writes blobs.
@@ -67,6 +71,9 @@ function makeDirectories(path: string): void {
 export class LocalStore {
   /** See heldBy. */
   private readonly heldBlobs = new WeakMap<Lease, Set<Digest>>();
+  /** See configOf: parsed configs by image ID, oldest first, and the bytes they were parsed from. */
+  private readonly configs = new Map<Digest, { readonly config: ImageConfig; readonly bytes: number }>();
+  private configBytes = 0;
 
   private constructor(
     readonly root: string,
@@ -354,8 +361,14 @@ export class LocalStore {
     return { bytes, digest: sha256(bytes), mediaType: MediaType.ociManifest };
   }
 
-  /** The parsed config of a stored image (small; read synchronously for queries). */
+  /**
+   * The parsed config of a stored image (small; read synchronously for queries). A config is its ID's
+   * content, so the last few read are kept: a build asks for its base's several times (its checks, its
+   * plan, each stage on it), and each read and check of it took a few hundred microseconds.
+   */
   configOf(id: Digest): ImageConfig {
+    const kept = this.configs.get(id);
+    if (kept) return kept.config;
     const what = `config of image ${id}`;
     let rawConfig: Buffer;
     try {
@@ -363,7 +376,15 @@ export class LocalStore {
     } catch (err) {
       throw this.removedMeanwhile(id) ?? err;
     }
-    return validateImageConfig(parseJson(rawConfig, what, MAX_CONFIG_BYTES), what);
+    const config = validateImageConfig(parseJson(rawConfig, what, MAX_CONFIG_BYTES), what);
+    this.configs.set(id, { config, bytes: rawConfig.length });
+    this.configBytes += rawConfig.length;
+    for (const [oldest, { bytes }] of this.configs) {
+      if (this.configs.size <= KEPT_CONFIGS && this.configBytes <= KEPT_CONFIG_BYTES) break;
+      this.configs.delete(oldest);
+      this.configBytes -= bytes;
+    }
+    return config;
   }
 
   /**
