@@ -324,7 +324,7 @@ describe('resource limits: --memory, --cpus, --pids-limit, --cpu-shares', { skip
     const once = 'test -f /done || { touch /done; dd if=/dev/zero of=/dev/null bs=64M count=1; }; echo went on';
     assert.equal((await ok(kiln(['run', '--name', 'oom', '--memory', '16m', 'busybox:x', 'sh', '-c', once]))).stdout, 'went on\n');
     assert.equal((await ok(kiln(['inspect', '-f', '{{.State.OOMKilled}} {{.State.ExitCode}}', 'oom']))).stdout, 'true 0\n');
-    assert.match((await ok(kiln(['events', '--since', '1h', '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'event=oom', '--filter', 'event=die', '--format', '{{.Action}}']))).stdout, /^oom\ndie\n/);
+    assert.match((await ok(kiln(['events', '--since', '1h', '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'container=oom', '--filter', 'event=oom', '--filter', 'event=die', '--format', '{{.Action}}']))).stdout, /^oom\ndie\n/);
     await ok(kiln(['start', '-a', 'oom']));
     assert.equal((await ok(kiln(['inspect', '-f', '{{.State.OOMKilled}}', 'oom']))).stdout, 'false\n');
     await ok(kiln(['rm', 'oom']));
