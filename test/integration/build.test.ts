@@ -207,13 +207,15 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
   it('a second build of an unchanged project is all cache hits with the same image ID, and survives a new process', async () => {
     const { kiln } = await storeWithBusybox();
     const context = await writeContext(project());
-    const first = await ok(kiln(['build', '--progress', 'plain', '--iidfile', join(context, '..', 'iid1'), '-t', 'p:1', context]));
+    // Outside the context, which it would change.
+    const iidfile = join(await tempDir(), 'iid');
+    const first = await ok(kiln(['build', '--progress', 'plain', '--iidfile', iidfile, '-t', 'p:1', context]));
     assert.equal((first.stderr.match(/CACHED/g) ?? []).length, 0);
     const second = await ok(kiln(['build', '--progress', 'plain', '-t', 'p:1', context]));
     assert.equal((second.stderr.match(/CACHED/g) ?? []).length, 5, second.stderr);
     assert.equal((second.stderr.match(/DONE/g) ?? []).length, 0, second.stderr);
     const quiet = await ok(kiln(['build', '-q', context]));
-    assert.equal(quiet.stdout.trim(), (await readFile(join(context, '..', 'iid1'), 'utf8')).trim());
+    assert.equal(quiet.stdout.trim(), (await readFile(iidfile, 'utf8')).trim());
   });
 
   it('changing one context file reruns only the steps from its COPY on', async () => {
@@ -245,10 +247,11 @@ describe('kiln build: cache, reproducibility, secrets', { skip }, () => {
     await ok(first.kiln(['save', '-o', archive, 'p:1']));
     const second = await storeWithBusybox();
     await ok(second.kiln(['load', '-i', archive]));
-    const rebuilt = await ok(second.kiln(['build', '--progress', 'plain', '--cache-from', 'p:1', '--iidfile', join(context, '..', 'iid'), context]));
+    const iidfile = join(await tempDir(), 'iid');
+    const rebuilt = await ok(second.kiln(['build', '--progress', 'plain', '--cache-from', 'p:1', '--iidfile', iidfile, context]));
     assert.equal((rebuilt.stderr.match(/CACHED/g) ?? []).length, 5, rebuilt.stderr);
     assert.equal((rebuilt.stderr.match(/DONE/g) ?? []).length, 0, rebuilt.stderr);
-    assert.equal((await readFile(join(context, '..', 'iid'), 'utf8')).trim(), id);
+    assert.equal((await readFile(iidfile, 'utf8')).trim(), id);
     // Without it, the other store runs every step.
     const third = await storeWithBusybox();
     const cold = await ok(third.kiln(['build', '--progress', 'plain', context]));

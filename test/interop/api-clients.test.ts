@@ -244,12 +244,12 @@ network = client.networks.create('sdknet', labels={'a': 'b'})
 out['networks'] = sorted(n.name for n in client.networks.list())
 network.remove()
 import tempfile, os
-context = tempfile.mkdtemp()
-with open(os.path.join(context, 'Dockerfile'), 'w') as f:
-    f.write('FROM busybox:lab\\nRUN cat /proc/sys/kernel/random/uuid > /stamp\\n')
-first, _ = client.images.build(path=context, tag='sdk:1')
-cached, cached_log = client.images.build(path=context, tag='sdk:1')
-fresh, _ = client.images.build(path=context, tag='sdk:1', nocache=True)
+with tempfile.TemporaryDirectory() as context:
+    with open(os.path.join(context, 'Dockerfile'), 'w') as f:
+        f.write('FROM busybox:lab\\nRUN cat /proc/sys/kernel/random/uuid > /stamp\\n')
+    first, _ = client.images.build(path=context, tag='sdk:1')
+    cached, cached_log = client.images.build(path=context, tag='sdk:1')
+    fresh, _ = client.images.build(path=context, tag='sdk:1', nocache=True)
 out['build'] = [first.id == cached.id, any('Using cache' in line.get('stream', '') for line in cached_log), fresh.id != first.id]
 until = int(time.time()) + 1
 out['events'] = [(e['Type'], e['Action']) for e in client.events(since=since, until=until, decode=True, filters={'type': 'volume', 'volume': 'sdkvol'})]
