@@ -64,6 +64,11 @@ export interface SysAddon {
    * close-on-exec; returns its descriptor. Absent from an addon built before it.
    */
   sealedcopy?(this: void, path: string): number;
+  /**
+   * The kernel log (/dev/kmsg) opened for reading without blocking, positioned after its last record:
+   * reads return what the kernel logs from now on. Absent from an addon built before it.
+   */
+  kmsgend?(this: void): number;
 }
 
 /** What figures computes (figures.c says what each array holds). */

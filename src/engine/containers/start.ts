@@ -17,7 +17,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from '../../errors.js';
 import type { ContainerRow } from '../../meta/db.js';
-import { kernelLogClock, oomKilledSince } from '../../runtime/oom.js';
+import { watchOomKills } from '../../runtime/oom.js';
 import { type RuntimeName, initBinary, prepareRuntime, runBundle, stdinOf } from '../../runtime/runtime.js';
 import { parseSpec, runtimeSpec, securityOptions, specJson } from '../../runtime/spec.js';
 import { mount, unmount, unmountStale } from '../../snapshot/snapshotter.js';
@@ -272,21 +272,25 @@ export async function endUnlaunched(engine: Engine, run: ContainerRow): Promise<
  * elsewhere names no cgroup of the container's).
  */
 async function watched(engine: Engine, container: ContainerRow, run: () => Promise<number>): Promise<number> {
-  const since = kernelLogClock();
-  const settings = settingsOf(container);
-  const image = engine.store.configOf(container.imageId).config ?? {};
-  const check = effectiveHealthcheck(settings.healthcheck, image);
-  const health = check ? monitorHealth(engine, container, check, image.Shell) : undefined;
-  let exitCode: number;
+  const oom = watchOomKills();
   try {
-    exitCode = await run();
+    const settings = settingsOf(container);
+    const image = engine.store.configOf(container.imageId).config ?? {};
+    const check = effectiveHealthcheck(settings.healthcheck, image);
+    const health = check ? monitorHealth(engine, container, check, image.Shell) : undefined;
+    let exitCode: number;
+    try {
+      exitCode = await run();
+    } finally {
+      await health?.stop();
+    }
+    if ((exitCode === KILLED_EXIT || (settings.resources.memory ?? 0) > 0) && oom.killed(container.id)) {
+      recordEvent(engine, 'container', 'oom', container.id, { image: settings.image, name: container.name, ...settings.labels });
+    }
+    return exitCode;
   } finally {
-    await health?.stop();
+    oom.close();
   }
-  if ((exitCode === KILLED_EXIT || (settings.resources.memory ?? 0) > 0) && oomKilledSince(container.id, since)) {
-    recordEvent(engine, 'container', 'oom', container.id, { image: settings.image, name: container.name, ...settings.labels });
-  }
-  return exitCode;
 }
 
 /** What follows a detached container's recorded exit: its release, its `die` event, and with --rm the container gone. */
