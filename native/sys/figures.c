@@ -174,7 +174,6 @@ static int32_t intern(struct index *index, const struct layer *layers, const uns
   return id;
 }
 
-static void free_array(napi_env env, void *data, void *hint);
 
 /* A wasted version as the sort and the list need it; its path's bytes are in the job's own memory. */
 struct wasted_record {
@@ -238,11 +237,11 @@ static void sort_complete(napi_env env, napi_status status, void *data) {
   struct sort_job *job = data;
   napi_value result = NULL, order, buffer, text;
   int ok = status == napi_ok && !job->failed && napi_create_object(env, &result) == napi_ok &&
-           napi_create_external_arraybuffer(env, job->order, job->count * 4, free_array, NULL, &buffer) == napi_ok;
+           napi_create_external_arraybuffer(env, job->order, job->count * 4, free_external, NULL, &buffer) == napi_ok;
   if (ok) job->order = NULL;
   ok = ok && napi_create_typedarray(env, napi_int32_array, job->count, buffer, 0, &order) == napi_ok && napi_set_named_property(env, result, "order", order) == napi_ok;
   if (ok && job->json) {
-    ok = napi_create_external_buffer(env, job->text.length, job->text.data, free_array, NULL, &text) == napi_ok && napi_set_named_property(env, result, "json", text) == napi_ok;
+    ok = napi_create_external_buffer(env, job->text.length, job->text.data, free_external, NULL, &text) == napi_ok && napi_set_named_property(env, result, "json", text) == napi_ok;
     if (ok) job->text.data = NULL;
   }
   if (ok) napi_resolve_deferred(env, job->deferred, result);
@@ -328,16 +327,11 @@ static int push(struct stack *stack, int32_t id) {
   } while (0)
 
 /* Memory for a result array, freed with the typed array that views it. */
-static void free_array(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
 
 /* Sets `name` on `object` to a typed array of `count` items over `data`, which it takes (freed with it, or now on failure). */
 static int give(napi_env env, napi_value object, const char *name, napi_typedarray_type type, void *data, size_t count, size_t item) {
   napi_value buffer, array;
-  if (!data || napi_create_external_arraybuffer(env, data, count * item, free_array, NULL, &buffer) != napi_ok) {
+  if (!data || napi_create_external_arraybuffer(env, data, count * item, free_external, NULL, &buffer) != napi_ok) {
     free(data);
     return 0;
   }

@@ -770,11 +770,6 @@ static void walk_execute(napi_env env, void *data) {
   job->error = walk_directory(&job->walker, fd, label, 0);
 }
 
-static void free_listing(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
 
 static void walk_complete(napi_env env, napi_status status, void *data) {
   struct walk_job *job = data;
@@ -785,7 +780,7 @@ static void walk_complete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, job->deferred, result);
   } else if (status == napi_ok && job->error == 0) {
     /* The listing becomes the Buffer's memory (no copy of a few MB); freed with it. */
-    if (buffer->length > 0 && napi_create_external_buffer(env, buffer->length, buffer->bytes, free_listing, NULL, &result) == napi_ok) buffer->bytes = NULL;
+    if (buffer->length > 0 && napi_create_external_buffer(env, buffer->length, buffer->bytes, free_external, NULL, &result) == napi_ok) buffer->bytes = NULL;
     else napi_create_buffer_copy(env, buffer->length, buffer->length > 0 ? buffer->bytes : "", NULL, &result);
     napi_resolve_deferred(env, job->deferred, result);
   } else {
@@ -994,7 +989,7 @@ static void hash_execute(napi_env env, void *data) {
 static void hash_complete(napi_env env, napi_status status, void *data) {
   struct hash_job *job = data;
   napi_value result;
-  if (status == napi_ok && job->outcome == 0 && napi_create_external_buffer(env, 32 * job->count, job->digests, free_listing, NULL, &result) == napi_ok) {
+  if (status == napi_ok && job->outcome == 0 && napi_create_external_buffer(env, 32 * job->count, job->digests, free_external, NULL, &result) == napi_ok) {
     job->digests = NULL;
     napi_resolve_deferred(env, job->deferred, result);
   } else if (status == napi_ok && job->outcome == -1) {

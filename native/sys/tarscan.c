@@ -515,11 +515,6 @@ static void scan_execute(napi_env env, void *data) {
   scan_tar(data);
 }
 
-static void free_packed(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
 
 static void scan_complete(napi_env env, napi_status status, void *data) {
   struct scan *scan = data;
@@ -541,7 +536,7 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
     napi_create_array_with_length(env, 3, &result);
     for (uint32_t k = 0; k < 3; k++) {
       napi_value part;
-      if (parts[k].length == 0 || napi_create_external_buffer(env, parts[k].length, parts[k].data, free_packed, NULL, &part) != napi_ok) {
+      if (parts[k].length == 0 || napi_create_external_buffer(env, parts[k].length, parts[k].data, free_external, NULL, &part) != napi_ok) {
         napi_create_buffer(env, 0, NULL, &part);
         free(parts[k].data);
       }
@@ -643,7 +638,7 @@ static void render_execute(napi_env env, void *data) {
 static void render_complete(napi_env env, napi_status status, void *data) {
   struct render *render = data;
   napi_value result;
-  if (status == napi_ok && !render->failed && napi_create_external_buffer(env, render->out.length, render->out.data, free_packed, NULL, &result) == napi_ok) {
+  if (status == napi_ok && !render->failed && napi_create_external_buffer(env, render->out.length, render->out.data, free_external, NULL, &result) == napi_ok) {
     render->out.data = NULL;
     napi_resolve_deferred(env, render->deferred, result);
   } else {

@@ -1,13 +1,21 @@
 /*
- * UTF-8 checked and ordered as JavaScript orders strings (sys.c's walk, tarscan.c, figures.c), and
- * growable bytes with text put into them as JSON.stringify writes it (kiln analyze's JSON). Static, so
- * each file has its own copy.
+ * UTF-8 checked and ordered as JavaScript orders strings (sys.c's walk, tarscan.c, figures.c); growable
+ * bytes with text put into them as JSON.stringify writes it (kiln analyze's JSON); and the finalizer of
+ * the Buffers handed to JavaScript over malloc'd memory. Static, so each file has its own copy.
  */
 #ifndef KILN_TEXT_H
 #define KILN_TEXT_H
+#include <node_api.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The finalizer of a Buffer or ArrayBuffer made over memory from malloc: frees it. */
+static inline void free_external(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
 
 struct bytes {
   unsigned char *data;
