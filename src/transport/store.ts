@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomHex } from '../random.js';
 import type { StorePaths } from '../content/paths.js';
-import { type ContentWriter, ContentStore, type Expected } from '../content/store.js';
+import { type ContentWriter, ContentStore, type Expected, type VerifiedBlob } from '../content/store.js';
 import { KilnError, isKilnError } from '../errors.js';
 import { collectGarbage, type GcResult } from '../gc/gc.js';
 import type { Image, Layer, NamedImage, RawManifest } from '../image/image.js';
@@ -169,13 +169,10 @@ export class LocalStore {
   /** Publishes bytes held in memory (configs, manifests) under a lease. */
   async putBlob(lease: Lease, data: Buffer, expected?: Digest): Promise<Digest> {
     const digest = expected ?? sha256(data);
-    if (this.holdBlob(lease, digest)) return digest;
-    const blob = await this.content.written(data, { digest, size: data.length }, `blob-${digest}`);
+    const blob = await this.pendingBlob(lease, data, digest);
+    if (!blob) return digest;
     try {
-      this.db.transaction(() => {
-        this.db.addLeaseBlob(lease.id, digest);
-        blob.publish();
-      });
+      this.db.transaction(() => blob.publish());
       this.heldBy(lease).add(digest);
       return digest;
     } catch (err) {
@@ -185,12 +182,33 @@ export class LocalStore {
   }
 
   /**
+   * A blob held in memory, written and verified but not yet visible (undefined when the store has it: the
+   * lease then holds it). `publish`, in a transaction, makes it visible and leased (heldBy learns it once
+   * that commits); `abort` removes it. An image's config and manifest are published in the transaction
+   * that records the image: one transaction where there were three.
+   */
+  private async pendingBlob(lease: Lease, data: Buffer, digest: Digest): Promise<VerifiedBlob | undefined> {
+    if (this.holdBlob(lease, digest)) return undefined;
+    const blob = await this.content.written(data, { digest, size: data.length }, `blob-${digest}`);
+    return {
+      ...blob,
+      publish: () => {
+        this.db.addLeaseBlob(lease.id, digest);
+        blob.publish();
+      },
+    };
+  }
+
+  /**
    * Adds a blob that is already present to a lease, atomically with the presence check (the GC unlinks
    * under the same lock). False when the store does not have it.
    */
   holdBlob(lease: Lease, digest: Digest): boolean {
     const held = this.heldBy(lease);
     if (held.has(digest)) return true;
+    // An absent blob needs no transaction: nothing but a write (this lease's own, or another's of the
+    // same bytes) makes it appear, and the GC only removes.
+    if (!this.content.hasSync(digest)) return false;
     const present = this.db.transaction(() => {
       if (!this.content.hasSync(digest)) return false;
       this.db.addLeaseBlob(lease.id, digest);
@@ -315,31 +333,41 @@ export class LocalStore {
     for (const [index, layer] of image.layers.entries()) {
       rows.push(await this.putLayer(lease, layer, `${what}: layer ${index + 1} of ${image.layers.length}`));
     }
-    await this.putBlob(lease, image.rawConfig, image.id);
     const manifest = this.manifestFor(image, rows);
-    await this.putBlob(lease, manifest.bytes, manifest.digest);
     const blobs = [image.id, manifest.digest, ...rows.map((r) => r.digest)];
     const config = image.config;
     const replaced = new Map<string, Digest>();
-    this.db.transaction(() => {
-      this.db.putImage({
-        id: image.id,
-        manifestDigest: manifest.digest,
-        manifestType: manifest.mediaType,
-        created: config.created ?? '',
-        size: rows.reduce((sum, r) => sum + r.diffSize, 0),
-        parent,
-        intermediate,
-        labels: config.config?.Labels ?? {},
-        diffIds: config.rootfs.diff_ids,
-        blobs,
-      });
-      for (const name of named.names) {
-        const before = this.db.setName(name, image.id, name.includes('@') ? 'digest' : 'tag');
-        if (before) replaced.set(name, before);
+    const pending: VerifiedBlob[] = [];
+    try {
+      for (const [data, digest] of [[image.rawConfig, image.id], [manifest.bytes, manifest.digest]] as const) {
+        const blob = await this.pendingBlob(lease, data, digest);
+        if (blob) pending.push(blob);
       }
-      this.db.addLeaseImage(lease.id, image.id);
-    });
+      this.db.transaction(() => {
+        for (const blob of pending) blob.publish();
+        this.db.putImage({
+          id: image.id,
+          manifestDigest: manifest.digest,
+          manifestType: manifest.mediaType,
+          created: config.created ?? '',
+          size: rows.reduce((sum, r) => sum + r.diffSize, 0),
+          parent,
+          intermediate,
+          labels: config.config?.Labels ?? {},
+          diffIds: config.rootfs.diff_ids,
+          blobs,
+        });
+        for (const name of named.names) {
+          const before = this.db.setName(name, image.id, name.includes('@') ? 'digest' : 'tag');
+          if (before) replaced.set(name, before);
+        }
+        this.db.addLeaseImage(lease.id, image.id);
+      });
+    } catch (err) {
+      for (const blob of pending) await blob.abort();
+      throw err;
+    }
+    for (const blob of pending) this.heldBy(lease).add(blob.info.digest);
     return { id: image.id, replaced };
   }
 

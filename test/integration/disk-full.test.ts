@@ -134,10 +134,11 @@ describe('a full disk under the store', { skip: (!isRoot && 'mounting a tmpfs ne
     }
     await ok(kiln(['tag', 'busybox:lab', 'busybox:full']));
 
-    // A load whose blobs fit and whose records may not. Each attempt is a new process's first write (its
-    // own connection, whose write-ahead log must grow); with any amount of space around what the load
-    // needs, it either loads the image or fails as a full disk, leaving no record, lease or blob behind.
-    // None of its blobs are in the store yet (busybox's layer is its base layer).
+    // A load around the least space it needs. Each attempt is a new connection's first write (its
+    // write-ahead log must grow); with any amount of space around what the load needs, it either loads
+    // the image or fails as a full disk, leaving no record, lease or blob behind. None of its blobs are
+    // in the store yet (busybox's layer is its base layer). Which write meets the full disk depends on
+    // where the load's use of the disk peaks (the tag above is the one that meets it in the database).
     const archive = await fixture('whiteouts-docker20-save.tar');
     await ok(kiln(['rmi', 'busybox:lab', 'busybox:full']));
     await kiln(['rmi', 'whiteouts:lab']); // loaded by the first case, if it ran
@@ -176,7 +177,7 @@ describe('a full disk under the store', { skip: (!isRoot && 'mounting a tmpfs ne
       else short = middle;
     }
     for (let free = enough - 8 * PAGE; free < enough; free += PAGE) await attempt(free);
-    assert.ok(failures.some((m) => m.includes(`write to ${root}/kiln.db`)), `the database met the full disk at least once:\n${failures.join('\n')}`);
+    assert.ok(failures.length > 0, 'the load met the full disk');
     await assertClean(root, kiln);
   });
 
