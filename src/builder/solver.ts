@@ -23,7 +23,7 @@ import { formatPlatform } from '../oci/platform.js';
 import type { Ulimit } from '../runtime/resources.js';
 import type { RuntimeName } from '../runtime/runtime.js';
 import { guardUndo, shellQuote } from '../runtime/guard.js';
-import { type MountSpec, type Snapshotter, entryInLayers, mount, temporaryKey, unmount } from '../snapshot/snapshotter.js';
+import { type MountSpec, type Snapshotter, entryInLayers, mount, removeTree, temporaryKey, unmount } from '../snapshot/snapshotter.js';
 import type { Lease, LocalStore } from '../transport/store.js';
 import type { BuildContext } from './context.js';
 import { type CopyInput, DirectorySource, type ExtraHost, type SourceTree, copyAsLayer, mkdirAsLayer, resolveInRoot, runCopy, runExec, runMkdir, secretId } from './ops.js';
@@ -652,7 +652,7 @@ export class Solver {
       const cleanUp = async (): Promise<void> => {
         for (const cleanup of cleanups.reverse()) await cleanup();
         if (!keep) await snapshots.remove(active);
-        await rm(work, { recursive: true, force: true });
+        await removeTree(work);
       };
       // After a step that worked, its views and work directory go while the next step runs.
       if (done) void this.background(WRITTEN, cleanUp);
@@ -739,7 +739,7 @@ export class Solver {
     cleanups.push(async () => {
       await unmountView();
       await snapshots.remove(key);
-      await rm(target, { recursive: true, force: true });
+      await removeTree(target);
     });
     return target;
   }

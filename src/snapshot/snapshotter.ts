@@ -1,4 +1,4 @@
-import { type Stats, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { type Stats, lstatSync, mkdirSync, readdirSync, rmSync, rmdirSync, unlinkSync } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError, isKilnError, readTextIfPresent, storeWriteError } from '../errors.js';
@@ -21,6 +21,43 @@ export interface MountSpec {
   readonly source: string;
   readonly options: readonly string[];
   readonly cwd?: string;
+}
+
+/** The most entries a tree may have for removeTree to remove it with synchronous calls. */
+const SMALL_TREE = 64;
+
+/**
+ * Removes a directory tree, gone already or not. A small one (a build step's bundle of a few files, the
+ * empty directories of a snapshot nothing was written to) goes at once with synchronous calls: tens of
+ * microseconds, where fs/promises' rm first loads some ten of Node's modules and then makes a thread-pool
+ * round trip per entry (a millisecond or two of a build's main thread). A bigger one (a failed step's
+ * files) goes through fs/promises on the thread pool, which does not hold up the event loop; so does one
+ * whose synchronous removal fails, whose error rm then reports as it would.
+ */
+export async function removeTree(root: string): Promise<void> {
+  const entries: { readonly path: string; readonly dir: boolean }[] = [];
+  /** Lists `path`'s entries below it, children before parents; false once there are too many. */
+  const list = (path: string): boolean => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory() && !list(full)) return false;
+      entries.push({ path: full, dir: entry.isDirectory() });
+      if (entries.length > SMALL_TREE) return false;
+    }
+    return true;
+  };
+  try {
+    const st = lstatSync(root, { throwIfNoEntry: false });
+    if (!st) return;
+    if (!st.isDirectory() || list(root)) {
+      for (const { path, dir } of entries) (dir ? rmdirSync : unlinkSync)(path);
+      (st.isDirectory() ? rmdirSync : unlinkSync)(root);
+      return;
+    }
+  } catch {
+    // removed below, or reported
+  }
+  await rm(root, { recursive: true, force: true });
 }
 
 export type Driver = 'overlay' | 'vfs';
@@ -184,10 +221,10 @@ export class Snapshotter {
       // On a full disk (an unpack that filled it), an uncommitted snapshot's files go first: they free the
       // space that removing its record needs. A record left without them is a left-over, not damage.
       if (!isKilnError(err, 'NO_SPACE') || row.kind === 'committed') throw err;
-      await rm(dir, { recursive: true, force: true });
+      await removeTree(dir);
       this.db.deleteSnapshot(key);
     }
-    await rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
   }
 
   /** Every snapshot, parents before children (containerd's walk). */
