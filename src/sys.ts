@@ -69,6 +69,8 @@ export interface SysAddon {
    * reads return what the kernel logs from now on. Absent from an addon built before it.
    */
   kmsgend?(this: void): number;
+  /** Ends the process with `code` at once (_exit): no exit handler runs, no stream is flushed. Absent from an addon built before it. */
+  exitnow?(this: void, code: number): never;
 }
 
 /** What figures computes (figures.c says what each array holds). */

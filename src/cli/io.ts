@@ -1,6 +1,7 @@
 import { createWriteStream, fstatSync, writeSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { KilnError, fileWriteError } from '../errors.js';
+import { sys } from '../sys.js';
 
 /** The streams a command talks to: the process's own, or a test's. */
 export interface Io {
@@ -98,34 +99,51 @@ let stderr: Io['stderr'] | undefined;
 /**
  * Node's process.stdout and process.stderr, once anything (kiln's Io, a runtime forwarding a container's
  * output) has made them: such a stream to a pipe may hold bytes the pipe could not take yet, which
- * process.exit would drop (see exitWhenWritten). Node makes each at its first read of the property,
- * which is watched here instead of made.
+ * process.exit would drop (see exitWhenWritten). Node makes each (and stdin) at its first read of the
+ * property, which is watched here instead of made.
  */
 const nodeStreams: NodeJS.WriteStream[] = [];
-for (const name of ['stdout', 'stderr'] as const) {
+/** Whether Node has made process.stdin, stdout or stderr: as it ends it puts their descriptors back as it found them (see exitWhenWritten). */
+let stdioMade = false;
+for (const name of ['stdin', 'stdout', 'stderr'] as const) {
   const property = Object.getOwnPropertyDescriptor(process, name);
   const make = property?.get?.bind(process);
   if (!make || !property?.configurable) continue;
   Object.defineProperty(process, name, {
     ...property,
     get() {
+      stdioMade = true;
       const stream = make() as NodeJS.WriteStream;
-      if (!nodeStreams.includes(stream)) nodeStreams.push(stream);
+      if (name !== 'stdin' && !nodeStreams.includes(stream)) nodeStreams.push(stream);
       return stream;
     },
   });
 }
 
 /**
- * Ends the process with a command's exit code once what it wrote is written: at once (process.exit)
- * unless a stream still queues output, then as Node ends a process, when nothing is left to do. Ending
- * at once spares Node's tear-down of the heap (some ms after every command; more after a big one). What
- * a command started and awaited is done by then; what it left undone is what a kill at this moment
- * would leave, which the store survives (see the kill -9 tests).
+ * Ends the process with a command's exit code once what it wrote is written: at once unless a stream
+ * still queues output, then as Node ends a process, when nothing is left to do. Ending at once spares
+ * Node's tear-down of the heap (some ms after every command; more after a big one). What a command
+ * started and awaited is done by then; what it left undone is what a kill at this moment would leave,
+ * which the store survives (see the kill -9 tests). At once is native/sys's _exit after the 'exit'
+ * event, which spares Node's own ending too (about a millisecond: it frees the environment and joins
+ * its threads). Not when Node has made a stdio stream (stdin, a terminal's): as it ends it puts their
+ * descriptors' modes back (raw, non-blocking), which the shell shares; nor when Node was asked to write
+ * something as it ends (a CPU profile, coverage: flags or NODE_OPTIONS, NODE_V8_COVERAGE). Then
+ * process.exit.
  */
 export function exitWhenWritten(code: number): void {
-  if (nodeStreams.some((stream) => stream.writableLength > 0)) process.exitCode = code;
-  else process.exit(code);
+  if (nodeStreams.some((stream) => stream.writableLength > 0)) {
+    process.exitCode = code;
+    return;
+  }
+  const exitNow = !stdioMade && process.execArgv.length === 0 && !process.env.NODE_OPTIONS && !process.env.NODE_V8_COVERAGE ? sys()?.exitnow : undefined;
+  if (exitNow) {
+    process.exitCode = code;
+    process.emit('exit', code);
+    exitNow(code);
+  }
+  process.exit(code);
 }
 
 /** The process's streams, each made when first used (standard input's costs a few ms, and few commands read it). */
