@@ -60,9 +60,35 @@ function makeDirectories(path: string): void {
   mkdirSync(path);
 }
 
-/** How many parsed configs a store keeps (see configOf), and at most how many bytes of JSON they were. */
+/** How many parsed configs and images a store keeps (see configOf and image), and at most how many bytes of JSON each kind was. */
 const KEPT_CONFIGS = 64;
 const KEPT_CONFIG_BYTES = 16 << 20;
+
+/**
+ * The values last read and parsed, by key, up to a number of them and of the bytes they were read from;
+ * the oldest go first. For what is immutable once stored: a config is its ID's content, an image its
+ * config's and its manifest's.
+ */
+class Kept<V> {
+  private readonly values = new Map<string, { readonly value: V; readonly bytes: number }>();
+  private bytes = 0;
+
+  get(key: string): V | undefined {
+    return this.values.get(key)?.value;
+  }
+
+  /** Keeps `value` (read from `bytes` bytes) and returns it. */
+  keep(key: string, value: V, bytes: number): V {
+    this.values.set(key, { value, bytes });
+    this.bytes += bytes;
+    for (const [oldest, kept] of this.values) {
+      if (this.values.size <= KEPT_CONFIGS && this.bytes <= KEPT_CONFIG_BYTES) break;
+      this.values.delete(oldest);
+      this.bytes -= kept.bytes;
+    }
+    return value;
+  }
+}
 
 /**
  * The local image store: blobs in a {@link ContentStore}, records in a {@link MetaDb}, under one root.
@@ -71,9 +97,10 @@ const KEPT_CONFIG_BYTES = 16 << 20;
 export class LocalStore {
   /** See heldBy. */
   private readonly heldBlobs = new WeakMap<Lease, Set<Digest>>();
-  /** See configOf: parsed configs by image ID, oldest first, and the bytes they were parsed from. */
-  private readonly configs = new Map<Digest, { readonly config: ImageConfig; readonly bytes: number }>();
-  private configBytes = 0;
+  /** See configOf: parsed configs by image ID. */
+  private readonly configs = new Kept<ImageConfig>();
+  /** See image: images by their config's and manifest's digests. */
+  private readonly images = new Kept<Image>();
 
   private constructor(
     readonly root: string,
@@ -395,24 +422,21 @@ export class LocalStore {
    * plan, each stage on it), and each read and check of it took a few hundred microseconds.
    */
   configOf(id: Digest): ImageConfig {
-    const kept = this.configs.get(id);
-    if (kept) return kept.config;
+    return this.configs.get(id) ?? this.parsedConfig(id, this.readSync(id, id));
+  }
+
+  private parsedConfig(id: Digest, rawConfig: Buffer): ImageConfig {
     const what = `config of image ${id}`;
-    let rawConfig: Buffer;
+    return this.configs.keep(id, validateImageConfig(parseJson(rawConfig, what, MAX_CONFIG_BYTES), what), rawConfig.length);
+  }
+
+  /** A blob of image `imageId` (its config, its manifest), read synchronously (see removedMeanwhile). */
+  private readSync(digest: Digest, imageId: Digest): Buffer {
     try {
-      rawConfig = this.content.readSync(id);
+      return this.content.readSync(digest);
     } catch (err) {
-      throw this.removedMeanwhile(id) ?? err;
+      throw this.removedMeanwhile(imageId) ?? err;
     }
-    const config = validateImageConfig(parseJson(rawConfig, what, MAX_CONFIG_BYTES), what);
-    this.configs.set(id, { config, bytes: rawConfig.length });
-    this.configBytes += rawConfig.length;
-    for (const [oldest, { bytes }] of this.configs) {
-      if (this.configs.size <= KEPT_CONFIGS && this.configBytes <= KEPT_CONFIG_BYTES) break;
-      this.configs.delete(oldest);
-      this.configBytes -= bytes;
-    }
-    return config;
   }
 
   /**
@@ -429,21 +453,28 @@ export class LocalStore {
     return { mediaType, digest, size, diffId, open: () => this.content.open(digest), locate: () => Promise.resolve({ path: this.content.blobPath(digest), start: 0, size }) };
   }
 
-  /** Reads a stored image back as an {@link Image} whose layers stream from the content store. */
-  async image(row: ImageRow): Promise<Image> {
-    const read = (digest: Digest): Promise<Buffer> =>
-      this.content.read(digest).catch((err: unknown) => {
-        throw this.removedMeanwhile(row.id) ?? err;
-      });
-    const rawConfig = await read(row.id);
-    const config: ImageConfig = validateImageConfig(parseJson(rawConfig, `config of image ${row.id}`, MAX_CONFIG_BYTES), `config of image ${row.id}`);
-    const manifestBytes = await read(row.manifestDigest);
+  /**
+   * Reads a stored image back as an {@link Image} whose layers stream from the content store. Its config
+   * and manifest are small and read synchronously, and the last few images read are kept (see Kept): a
+   * build reads its base's for each step on it, as several start at once.
+   */
+  image(row: ImageRow): Promise<Image> {
+    return new Promise((resolve) => resolve(this.imageSync(row))); // what imageSync throws rejects it
+  }
+
+  private imageSync(row: ImageRow): Image {
+    const key = `${row.id} ${row.manifestDigest}`;
+    const kept = this.images.get(key);
+    if (kept) return kept;
+    const rawConfig = this.readSync(row.id, row.id);
+    const config = this.configs.get(row.id) ?? this.parsedConfig(row.id, rawConfig);
+    const manifestBytes = this.readSync(row.manifestDigest, row.id);
     const manifest = validateManifest(parseJson(manifestBytes, `manifest ${row.manifestDigest}`), `manifest ${row.manifestDigest}`);
     const layers = manifest.layers.map((descriptor, index): Layer => {
       const diffId = config.rootfs.diff_ids[index];
       if (!diffId) throw new KilnError('CORRUPT', `image ${row.id}: manifest has more layers than the config`);
       return this.storedLayer({ ...descriptor, diffId });
     });
-    return { id: row.id, rawConfig, config, layers, manifest: { bytes: manifestBytes, digest: row.manifestDigest, mediaType: row.manifestType } };
+    return this.images.keep(key, { id: row.id, rawConfig, config, layers, manifest: { bytes: manifestBytes, digest: row.manifestDigest, mediaType: row.manifestType } }, rawConfig.length + manifestBytes.length);
   }
 }
