@@ -751,9 +751,11 @@ export class Solver {
    */
   private async sourceTree(source: Source, sources: readonly string[], cleanups: (() => Promise<void>)[]): Promise<SourceTree> {
     if (source.kind === 'context') return this.contextOf(source);
-    const imageId = source.kind === 'image' ? this.imageIdOf(source.ref) : (await this.stage(source.index)).imageId;
+    const stage = source.kind === 'stage' ? await this.stage(source.index) : undefined;
+    const imageId = source.kind === 'image' ? this.imageIdOf(source.ref) : stage?.imageId;
     const { snapshots } = this.options;
-    const top = snapshots.driver === 'overlay' && imageId ? await this.options.unpack(imageId) : undefined;
+    // A stage this build ran has its tree's snapshot at hand; another image's is found (or made) by unpacking it.
+    const top = snapshots.driver === 'overlay' && imageId ? (stage?.top ?? (await this.options.unpack(imageId))) : undefined;
     const paths = sources.map((s) => posix.normalize(`/${s}`));
     if (top !== undefined && paths.every((p) => !/[*?[\\]/.test(p))) {
       const holders = new Set(paths.map((p) => snapshots.soleHolder(top, p)));
