@@ -349,8 +349,9 @@ export class LocalStore {
   }
 
   /**
-   * Writes an image: layers, config and manifest blobs, then its record and names in one transaction,
-   * which also holds the image for the lease's operation. Returns the image ID and, per name, the image that name pointed at before (if another).
+   * Writes an image: its layers' blobs, then its config and manifest blobs published with its record and
+   * names in one transaction, which also holds the image for the lease's operation. Returns the image ID
+   * and, per name, the image that name pointed at before (if another).
    */
   async writeImage(lease: Lease, named: NamedImage, what: string, parent = '', intermediate = false): Promise<{ id: Digest; replaced: Map<string, Digest> }> {
     const { image } = named;
