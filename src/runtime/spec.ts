@@ -244,14 +244,19 @@ export function resolveUser(rootfs: string, user: string): { uid: number; gid: n
 }
 
 /**
- * Docker's device cgroup before a container's own devices: all denied, then zero, null, urandom, random,
- * tty and console allowed, fuse denied. (Without devices of its own a container has the runtime's
- * defaults, which allow the same; the runtime adds none to a list given.)
+ * Docker's device cgroup before a container's own devices, as runc applies it: all denied; making any
+ * node allowed; zero, null, urandom, random, full, tty, console, ptmx and the pseudo-terminals allowed;
+ * fuse denied. Given whole: a runtime adds none of its defaults to a list given (crun), and given none
+ * at all, some runtimes set no device rules (a RUN step could make a node of a host disk and read it).
  */
 const DOCKER_DEVICE_RULES = [
   { allow: false, access: 'rwm' },
-  ...[[1, 5], [1, 3], [1, 9], [1, 8], [5, 0], [5, 1]].map(([major, minor]) => ({ allow: true, type: 'c', major, minor, access: 'rwm' })),
+  ...[[1, 5], [1, 3], [1, 9], [1, 8], [1, 7], [5, 0], [5, 1], [5, 2]].map(([major, minor]) => ({ allow: true, type: 'c', major, minor, access: 'rwm' })),
+  { allow: true, type: 'c', major: 136, access: 'rwm' },
   { allow: false, type: 'c', major: 10, minor: 229, access: 'rwm' },
+  // After the denials: runc cannot apply one inside a wildcard allowed before it (cgroup v1).
+  { allow: true, type: 'c', access: 'm' },
+  { allow: true, type: 'b', access: 'm' },
 ];
 
 /** `--device HOST[:CONTAINER][:PERMISSIONS]`, as HostConfig.Devices has it. */
@@ -391,9 +396,10 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
   const seccomp = options.privileged ? 'unconfined' : (options.security?.seccomp ?? 'default');
   const devices = (options.devices ?? []).flatMap(hostDevices);
   const limits = options.resources && linuxResources(options.resources);
-  // The device cgroup as Docker's: everything denied but its usual devices, then the devices given allowed.
-  const deviceRules = [...DOCKER_DEVICE_RULES, ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access }))];
-  const resources = devices.length > 0 ? { ...limits, devices: deviceRules } : limits;
+  // The device cgroup as Docker's (see DOCKER_DEVICE_RULES), then the devices given allowed; every
+  // device for a privileged container.
+  const deviceRules = options.privileged ? [{ allow: true, access: 'rwm' }] : [...DOCKER_DEVICE_RULES, ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access }))];
+  const resources = { ...limits, devices: deviceRules };
   return {
     ociVersion: '1.0.2',
     process: {
@@ -429,7 +435,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, files: { ho
       namespaces,
       maskedPaths: options.privileged ? [] : MASKED_PATHS,
       readonlyPaths: options.privileged ? [] : READONLY_PATHS,
-      ...(resources ? { resources } : {}),
+      resources,
       ...(devices.length > 0 ? { devices: devices.map(({ access: _access, ...node }) => node) } : {}),
       ...(options.sysctls && Object.keys(options.sysctls).length > 0 ? { sysctl: options.sysctls } : {}),
       ...(seccomp === 'unconfined' ? {} : { seccomp: seccomp === 'default' ? defaultSeccomp(held) : customSeccomp(seccomp, held) }),

@@ -137,6 +137,17 @@ describe('kiln build: hostile Dockerfiles get a clear error, in bounded time and
     await assertClean(kiln);
   });
 
+  it("a RUN step may make a device node but not open a host device through it (the device cgroup as Docker's); RUN --security=insecure, as --privileged, may", async () => {
+    const { kiln } = await storeWithBusybox();
+    // /dev/kmsg's numbers: every kernel has it, and opening it for writing (no byte written) needs no capability.
+    const probe = 'mknod /probe c 1 11 && if (: > /probe) 2> /dev/null; then echo OPENED; else echo REFUSED; fi; rm /probe';
+    const context = await contextWith(`FROM busybox\nRUN ${probe}\nRUN --security=insecure ${probe}\n`);
+    const built = await ok(kiln(['build', '--no-cache', '--progress', 'plain', '--allow', 'security.insecure', context]));
+    assert.deepEqual(built.stderr.match(/\b(OPENED|REFUSED)$/gm), ['REFUSED', 'OPENED'], built.stderr);
+    assert.match((await ok(kiln(['run', '--rm', 'busybox', 'sh', '-c', probe]))).stdout, /^REFUSED$/m);
+    assert.match((await ok(kiln(['run', '--rm', '--privileged', 'busybox', 'sh', '-c', probe]))).stdout, /^OPENED$/m);
+  });
+
   it('system check reports an image whose config kiln cannot read, and prune removes it', async () => {
     const { root, kiln } = await storeWithBusybox();
     // A kiln before the build checked config sizes could store such an image; nothing can now, so the test writes one.
