@@ -1,21 +1,27 @@
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /**
  * One of kiln's own native addons (`native/`, built by `npm ci`), loaded at the first call of the
  * returned function; that returns undefined when the addon was not built or cannot load (a library it
- * links was removed since), and the caller does the work without it.
+ * links was removed since), and the caller does the work without it. Loaded with process.dlopen, as
+ * require loads a .node file, without require's resolving of the path (its realpath, its package.json
+ * lookups: some tenths of a millisecond of every command's start).
  */
 export function optionalAddon<T>(file: URL): () => T | undefined {
   let loaded: T | null | undefined;
   return () => {
     if (loaded === undefined) {
       const path = fileURLToPath(file);
+      loaded = null;
       try {
-        loaded = existsSync(path) ? (createRequire(import.meta.url)(path) as T) : null;
+        if (existsSync(path)) {
+          const module = { exports: {} as T };
+          process.dlopen(module, path);
+          loaded = module.exports;
+        }
       } catch {
-        loaded = null;
+        // not loaded: the caller goes without it
       }
     }
     return loaded ?? undefined;
